@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs the Debian packages weft's tests and demo need, only when missing, so a fresh
+# machine works from the README's commands alone. Needs root (or passwordless sudo).
+set -euo pipefail
+# command name -> Debian package
+declare -A wanted=(
+  [iptables]=iptables
+  [ip]=iproute2
+  [openssl]=openssl
+  [lua5.4]=lua5.4
+  [wrk]=wrk
+  [nginx]=nginx-light
+)
+missing=()
+for cmd in "${!wanted[@]}"; do
+  command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || missing+=("${wanted[$cmd]}")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+echo "ensure-deps: installing ${missing[*]}" >&2
+sudo_cmd=()
+[ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo -n)
+export DEBIAN_FRONTEND=noninteractive
+"${sudo_cmd[@]}" apt-get update -qq
+"${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# `npm test`: every test — unit first (fast, no cluster), then integration (a real
+# kube-apiserver, etcd and kube-controller-manager started once for the run) and e2e.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+echo "node $(node --version) ($(command -v node))"
+npx tsc -p tsconfig.json --noEmit
+mocha 'test/unit/**/*.test.ts'
+if compgen -G 'test/integration/**/*.test.ts' > /dev/null || compgen -G 'test/integration/*.test.ts' > /dev/null; then
+  mocha --timeout 180000 --require test/support/cluster-hooks.ts 'test/integration/**/*.test.ts'
+fi

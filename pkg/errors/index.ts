@@ -1,0 +1,55 @@
+/**
+ * The one catalogue of weft's coded errors. Every error a user can see carries a stable code
+ * (grep-able in docs and logs) and a message that says what to do about it.
+ *
+ * Add new codes here, grouped by area; never reuse or renumber a code.
+ */
+export const ErrorCodes = {
+  // input and configuration files
+  WEFT_INPUT_UNREADABLE: 'input cannot be read',
+  WEFT_INPUT_TOO_LARGE: 'input is larger than the limit',
+  WEFT_YAML_SYNTAX: 'YAML syntax error',
+  WEFT_NOT_AN_OBJECT: 'document is not a Kubernetes object',
+  WEFT_UNKNOWN_KIND: 'kind is not one weft knows',
+  WEFT_INVALID_OBJECT: 'object is invalid',
+  // local cluster and tooling
+  WEFT_CLUSTER_START_FAILED: 'local cluster failed to start',
+  WEFT_BINARY_MISSING: 'a required binary is missing',
+  // admission
+  WEFT_ADMISSION_MALFORMED: 'AdmissionReview is malformed',
+  // operator
+  WEFT_RECONCILE_FAILED: 'reconcile failed',
+  WEFT_MESH_INVALID: 'Mesh spec is invalid',
+  // proxy
+  WEFT_PROXY_CONFIG_INVALID: 'proxy configuration is invalid',
+} as const;
+
+export type ErrorCode = keyof typeof ErrorCodes;
+
+export class WeftError extends Error {
+  readonly code: ErrorCode;
+  readonly details: Record<string, unknown> | undefined;
+
+  constructor(code: ErrorCode, message?: string, options?: { cause?: unknown; details?: Record<string, unknown> }) {
+    super(message ?? ErrorCodes[code], options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'WeftError';
+    this.code = code;
+    this.details = options?.details;
+  }
+
+  /** `WEFT_YAML_SYNTAX: bad indentation at line 3` — the form used in CLI output and logs. */
+  override toString(): string {
+    return `${this.code}: ${this.message}`;
+  }
+}
+
+export function isWeftError(err: unknown, code?: ErrorCode): err is WeftError {
+  return err instanceof WeftError && (code === undefined || err.code === code);
+}
+
+/** A message for any thrown value, without a stack trace. */
+export function errorMessage(err: unknown): string {
+  if (err instanceof WeftError) return err.toString();
+  if (err instanceof Error) return err.message;
+  return String(err);
+}
