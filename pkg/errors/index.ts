@@ -30,7 +30,11 @@ export class WeftError extends Error {
   readonly code: ErrorCode;
   readonly details: Record<string, unknown> | undefined;
 
-  constructor(code: ErrorCode, message?: string, options?: { cause?: unknown; details?: Record<string, unknown> }) {
+  constructor(
+    code: ErrorCode,
+    message?: string,
+    options?: { cause?: unknown; details?: Record<string, unknown> },
+  ) {
     super(message ?? ErrorCodes[code], options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'WeftError';
     this.code = code;
