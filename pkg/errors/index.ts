@@ -17,6 +17,9 @@ export const ErrorCodes = {
   WEFT_BINARY_MISSING: 'a required binary is missing',
   // admission
   WEFT_ADMISSION_MALFORMED: 'AdmissionReview is malformed',
+  WEFT_INJECTION_ANNOTATION_INVALID: 'a sidecar injection annotation on the pod is invalid',
+  WEFT_INJECTION_INPUT_INVALID: 'the object to inject is not a pod or workload with a pod template',
+  WEFT_TLS_UNREADABLE: 'TLS certificate or key cannot be read',
   // operator
   WEFT_RECONCILE_FAILED: 'reconcile failed',
   WEFT_MESH_INVALID: 'Mesh spec is invalid',
