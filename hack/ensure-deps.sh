@@ -10,11 +10,19 @@ declare -A wanted=(
   [lua5.4]=lua5.4
   [wrk]=wrk
   [nginx]=nginx-light
+  # the local node (hack/node): container runtime, image builder, static busybox for images
+  [containerd]=containerd
+  [runc]=runc
+  [buildah]=buildah
+  [conntrack]=conntrack
 )
 missing=()
 for cmd in "${!wanted[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/sbin/$cmd" ] || missing+=("${wanted[$cmd]}")
 done
+# files rather than commands: CNI plugins live in /usr/lib/cni; images need a *static* busybox
+[ -x /usr/lib/cni/bridge ] || missing+=(containernetworking-plugins)
+[ -x /bin/busybox ] && ! ldd /bin/busybox >/dev/null 2>&1 || missing+=(busybox-static)
 [ ${#missing[@]} -eq 0 ] && exit 0
 echo "ensure-deps: installing ${missing[*]}" >&2
 sudo_cmd=()
