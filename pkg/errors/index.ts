@@ -23,6 +23,9 @@ export const ErrorCodes = {
   // operator
   WEFT_RECONCILE_FAILED: 'reconcile failed',
   WEFT_MESH_INVALID: 'Mesh spec is invalid',
+  WEFT_CERT_INVALID: 'certificate or key is invalid',
+  WEFT_MESH_CONFLICT: 'another Mesh is already active in this cluster',
+  WEFT_OPERATOR_CONFIG: 'operator flags or environment are invalid',
   // proxy
   WEFT_PROXY_CONFIG_INVALID: 'proxy configuration is invalid',
 } as const;
