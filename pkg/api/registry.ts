@@ -1,0 +1,47 @@
+/**
+ * Every kind weft serves, in one list. The CRD generator, the validator and the webhook
+ * configuration all read it, so adding a kind here is the only step that makes it "known".
+ */
+import type { KindDefinition } from './kind.js';
+import { virtualServiceKind } from './virtualservice.js';
+import { destinationRuleKind } from './destinationrule.js';
+import { gatewayKind } from './gateway.js';
+import { serviceEntryKind } from './serviceentry.js';
+import { sidecarKind } from './sidecar.js';
+import { peerAuthenticationKind } from './peerauthentication.js';
+import { authorizationPolicyKind } from './authorizationpolicy.js';
+import { requestAuthenticationKind } from './requestauthentication.js';
+import { meshKind } from './mesh.js';
+
+/** The Istio kinds the validating webhook covers (same groups, kinds and versions as Istio). */
+export const meshKinds: readonly KindDefinition[] = [
+  virtualServiceKind,
+  destinationRuleKind,
+  gatewayKind,
+  serviceEntryKind,
+  sidecarKind,
+  peerAuthenticationKind,
+  authorizationPolicyKind,
+  requestAuthenticationKind,
+];
+
+/** All kinds: the Istio ones plus weft's own `Mesh`. */
+export const kindDefinitions: KindDefinition[] = [...meshKinds, meshKind];
+
+const byGroupKind = new Map(kindDefinitions.map((d) => [`${d.group}/${d.kind}`, d]));
+
+/**
+ * The definition for an object's apiVersion and kind, or undefined when weft does not serve
+ * that exact version (e.g. `security.istio.io/v1alpha3`) or kind.
+ */
+export function findKind(apiVersion: string, kind: string): KindDefinition | undefined {
+  const slash = apiVersion.lastIndexOf('/');
+  if (slash <= 0) return undefined;
+  const def = byGroupKind.get(`${apiVersion.slice(0, slash)}/${kind}`);
+  return def && def.versions.includes(apiVersion.slice(slash + 1)) ? def : undefined;
+}
+
+/** The definition for a group and kind regardless of version (Istio ignores the version). */
+export function findGroupKind(group: string, kind: string): KindDefinition | undefined {
+  return byGroupKind.get(`${group}/${kind}`);
+}
