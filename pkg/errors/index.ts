@@ -15,6 +15,10 @@ export const ErrorCodes = {
   // local cluster and tooling
   WEFT_CLUSTER_START_FAILED: 'local cluster failed to start',
   WEFT_BINARY_MISSING: 'a required binary is missing',
+  WEFT_CLUSTER_STATE_INVALID: 'local cluster state is unreadable or of another kind',
+  WEFT_CLUSTER_NOT_RUNNING: 'local cluster is not running',
+  WEFT_CLUSTER_TIMEOUT: 'local cluster did not reach the expected state in time',
+  WEFT_CLUSTER_USAGE: 'local cluster or test helper used incorrectly',
   // admission
   WEFT_ADMISSION_MALFORMED: 'AdmissionReview is malformed',
   WEFT_INJECTION_ANNOTATION_INVALID: 'a sidecar injection annotation on the pod is invalid',
