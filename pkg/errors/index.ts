@@ -19,6 +19,9 @@ export const ErrorCodes = {
   WEFT_CLUSTER_NOT_RUNNING: 'local cluster is not running',
   WEFT_CLUSTER_TIMEOUT: 'local cluster did not reach the expected state in time',
   WEFT_CLUSTER_USAGE: 'local cluster or test helper used incorrectly',
+  WEFT_NODE_PRECONDITION: 'the local node cannot start on this machine',
+  WEFT_NODE_CLEANUP_INCOMPLETE: 'local node teardown left something behind',
+  WEFT_IMAGE_BUILD_FAILED: 'container image build or import failed',
   // admission
   WEFT_ADMISSION_MALFORMED: 'AdmissionReview is malformed',
   WEFT_INJECTION_ANNOTATION_INVALID: 'a sidecar injection annotation on the pod is invalid',
