@@ -1,0 +1,192 @@
+/**
+ * render(mesh) → the full list of objects a Mesh stands for. Pure: the same Mesh (and options)
+ * always gives the same objects in the same order, with no I/O and no clock. The operator
+ * applies the result with server-side apply; `weftctl render` prints it so a GitOps user can
+ * commit it instead of running the operator.
+ *
+ * Certificates are not rendered (they are state, not a function of the spec): the operator
+ * issues them into Secrets and passes the CA in as `caBundle`.
+ */
+import { stringify } from 'yaml';
+import type { Mesh } from '../api/mesh.js';
+import { WeftError } from '../errors/index.js';
+import { settingsFromMesh, DEFAULT_INJECTION_SETTINGS } from '../inject/settings.js';
+import type { KubeObject, OwnerReference } from '../kube/types.js';
+import { formatFinding } from '../validation/types.js';
+import { mutatingWebhook, validatingWebhook, webhookRbac, weftdRbac, WEBHOOK_SERVICE } from './cluster.js';
+import { SERVING_SECRET, standardLabels } from './labels.js';
+import { effectiveSpec, MESH_NAMESPACE, semanticFindings, type EffectiveGateway, type EffectiveSpec } from './spec.js';
+import { deployment, podDisruptionBudget, service, serviceAccount } from './workloads.js';
+
+export * from './labels.js';
+export { effectiveSpec, semanticFindings, parseDuration, MESH_NAMESPACE } from './spec.js';
+export type { EffectiveSpec } from './spec.js';
+
+export interface RenderOptions {
+  /** Base64 of the CA certificate PEM for the webhook configurations (operator only). */
+  caBundle?: string;
+  /** Emit the weft-system Namespace too (`weftctl render`; the operator's install owns it). */
+  includeNamespace?: boolean;
+  /** Image of the admission webhook (not part of the Mesh spec). */
+  webhookImage?: string;
+}
+
+export const DEFAULT_WEBHOOK_IMAGE = 'weft/webhook:latest';
+export const MESH_CONFIGMAP = 'weft-mesh-config';
+
+/** Apply order: what others depend on first (kubectl's and Argo CD's ordering, roughly). */
+const KIND_ORDER = [
+  'Namespace',
+  'ServiceAccount',
+  'ClusterRole',
+  'ClusterRoleBinding',
+  'ConfigMap',
+  'Secret',
+  'Service',
+  'Deployment',
+  'PodDisruptionBudget',
+  'ValidatingWebhookConfiguration',
+  'MutatingWebhookConfiguration',
+];
+
+export function render(mesh: Mesh, opts: RenderOptions = {}): KubeObject[] {
+  const name = mesh.metadata.name;
+  if (!name) throw new WeftError('WEFT_MESH_INVALID', 'metadata.name: a Mesh needs a name');
+  const findings = semanticFindings(mesh.spec);
+  if (findings.length > 0) {
+    const ref = { apiVersion: mesh.apiVersion, kind: 'Mesh', name };
+    throw new WeftError('WEFT_MESH_INVALID', findings.map((f) => formatFinding(ref, f)).join('; '), { details: { findings } });
+  }
+  const spec = effectiveSpec(mesh.spec);
+  const objects = [
+    ...(opts.includeNamespace ? [namespaceObject(name)] : []),
+    ...controlPlane(name, spec),
+    ...webhook(name, spec, opts),
+    ...spec.gateways.flatMap((gw) => gateway(name, spec, gw)),
+  ];
+  const owner = ownerRef(mesh);
+  if (owner) for (const o of objects) o.metadata.ownerReferences = [owner];
+  return sortObjects(objects);
+}
+
+export function sortObjects(objects: KubeObject[]): KubeObject[] {
+  const rank = (k: string): number => (KIND_ORDER.includes(k) ? KIND_ORDER.indexOf(k) : KIND_ORDER.length);
+  return [...objects].sort(
+    (a, b) =>
+      rank(a.kind) - rank(b.kind) ||
+      (a.metadata.namespace ?? '').localeCompare(b.metadata.namespace ?? '') ||
+      a.metadata.name.localeCompare(b.metadata.name),
+  );
+}
+
+/** A controller reference to the Mesh, only when it has a uid (i.e. came from the API server). */
+function ownerRef(mesh: Mesh): OwnerReference | null {
+  if (!mesh.metadata.uid) return null;
+  return { apiVersion: mesh.apiVersion, kind: 'Mesh', name: mesh.metadata.name!, uid: mesh.metadata.uid, controller: true, blockOwnerDeletion: true };
+}
+
+function namespaceObject(mesh: string): KubeObject {
+  return { apiVersion: 'v1', kind: 'Namespace', metadata: { name: MESH_NAMESPACE, labels: standardLabels(mesh, MESH_NAMESPACE, 'namespace') } };
+}
+
+function meshConfig(mesh: string, spec: EffectiveSpec): KubeObject {
+  const injection = settingsFromMesh(spec.injection as Parameters<typeof settingsFromMesh>[0], {
+    ...DEFAULT_INJECTION_SETTINGS,
+    meshNamespace: MESH_NAMESPACE,
+    discoveryAddress: `weftd.${MESH_NAMESPACE}.svc:15012`,
+  });
+  const meshYaml = {
+    trustDomain: spec.trustDomain,
+    mtls: { mode: spec.mtlsMode },
+    workloadCertTTL: spec.certificates.workloadCertTTL,
+    telemetry: spec.telemetry,
+  };
+  return {
+    apiVersion: 'v1',
+    kind: 'ConfigMap',
+    metadata: { name: MESH_CONFIGMAP, namespace: MESH_NAMESPACE, labels: standardLabels(mesh, MESH_CONFIGMAP, 'control-plane') },
+    data: { 'mesh.yaml': stringify(meshYaml), 'injection.yaml': stringify(injection) },
+  };
+}
+
+function controlPlane(mesh: string, spec: EffectiveSpec): KubeObject[] {
+  const cp = spec.controlPlane;
+  return [
+    serviceAccount(mesh, 'weftd', MESH_NAMESPACE, 'control-plane'),
+    ...weftdRbac(mesh),
+    meshConfig(mesh, spec),
+    deployment({
+      mesh,
+      name: 'weftd',
+      namespace: MESH_NAMESPACE,
+      component: 'control-plane',
+      image: cp.image,
+      replicas: cp.replicas,
+      args: ['--config=/etc/weft/config/mesh.yaml', '--tls-dir=/etc/weft/tls'],
+      ports: [
+        { name: 'grpc-xds', containerPort: 15012 },
+        { name: 'http-monitoring', containerPort: 15014 },
+      ],
+      resources: cp.resources,
+      readiness: { path: '/ready', port: 15014 },
+      secretName: SERVING_SECRET.weftd,
+      configMapName: MESH_CONFIGMAP,
+    }),
+    service(mesh, 'weftd', MESH_NAMESPACE, 'control-plane', [
+      { name: 'grpc-xds', port: 15012, targetPort: 15012, protocol: 'TCP' },
+      { name: 'http-monitoring', port: 15014, targetPort: 15014, protocol: 'TCP' },
+    ]),
+    ...podDisruptionBudget(mesh, 'weftd', MESH_NAMESPACE, 'control-plane', cp.replicas),
+  ];
+}
+
+function webhook(mesh: string, spec: EffectiveSpec, opts: RenderOptions): KubeObject[] {
+  // Admission must stay up through a rolling update once the mesh runs more than one weftd.
+  const replicas = Math.max(1, Math.min(spec.controlPlane.replicas, 3));
+  return [
+    serviceAccount(mesh, WEBHOOK_SERVICE.name, MESH_NAMESPACE, 'webhook'),
+    ...webhookRbac(mesh),
+    deployment({
+      mesh,
+      name: WEBHOOK_SERVICE.name,
+      namespace: MESH_NAMESPACE,
+      component: 'webhook',
+      image: opts.webhookImage ?? DEFAULT_WEBHOOK_IMAGE,
+      replicas,
+      args: ['--tls-dir=/etc/weft/tls', '--port=9443'],
+      ports: [{ name: 'https-webhook', containerPort: 9443 }],
+      resources: { requests: { cpu: '50m', memory: '64Mi' } },
+      readiness: { path: '/readyz', port: 9443 },
+      secretName: SERVING_SECRET.webhook,
+      configMapName: MESH_CONFIGMAP,
+    }),
+    service(mesh, WEBHOOK_SERVICE.name, MESH_NAMESPACE, 'webhook', [
+      { name: 'https-webhook', port: WEBHOOK_SERVICE.port, targetPort: 9443, protocol: 'TCP' },
+    ]),
+    ...podDisruptionBudget(mesh, WEBHOOK_SERVICE.name, MESH_NAMESPACE, 'webhook', replicas),
+    validatingWebhook(mesh, opts.caBundle),
+    mutatingWebhook(mesh, opts.caBundle),
+  ];
+}
+
+function gateway(mesh: string, spec: EffectiveSpec, gw: EffectiveGateway): KubeObject[] {
+  const image = spec.injection.proxyImage ?? 'weft/proxy:latest';
+  return [
+    serviceAccount(mesh, gw.name, gw.namespace, 'gateway'),
+    deployment({
+      mesh,
+      name: gw.name,
+      namespace: gw.namespace,
+      component: 'gateway',
+      image,
+      replicas: gw.replicas,
+      args: ['gateway', `--discovery-address=weftd.${MESH_NAMESPACE}.svc:15012`],
+      ports: gw.ports.map((p) => ({ name: p.name, containerPort: p.targetPort, protocol: p.protocol })),
+      resources: { requests: { cpu: '100m', memory: '128Mi' } },
+      readiness: { path: '/healthz/ready', port: 15021 },
+      extraPodLabels: { ...gw.labels, 'weft.dev/gateway': gw.name },
+    }),
+    service(mesh, gw.name, gw.namespace, 'gateway', gw.ports, gw.serviceType),
+    ...podDisruptionBudget(mesh, gw.name, gw.namespace, 'gateway', gw.replicas),
+  ];
+}
