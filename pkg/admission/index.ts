@@ -1,0 +1,3 @@
+/** Admission plumbing shared by the webhook server and the operator's render (webhook configurations). */
+export * from './review.js';
+export * from './webhook-config.js';
