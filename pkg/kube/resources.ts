@@ -5,6 +5,7 @@
  */
 import { WeftError } from '../errors/index.js';
 import type { ObjectKey, ResourceType } from './types.js';
+import { findKind } from '../api/registry.js';
 
 const TABLE: ResourceType[] = [
   { apiVersion: 'v1', kind: 'Namespace', plural: 'namespaces', namespaced: false },
@@ -50,11 +51,17 @@ const TABLE: ResourceType[] = [
 const byKind = new Map(TABLE.map((r) => [`${r.apiVersion}/${r.kind}`, r]));
 
 export function resourceFor(apiVersion: string, kind: string): ResourceType {
-  const found = byKind.get(`${apiVersion}/${kind}`);
+  const found = byKind.get(`${apiVersion}/${kind}`) ?? fromKindDefinitions(apiVersion, kind);
   if (!found) {
     throw new WeftError('WEFT_UNKNOWN_KIND', `${kind} (${apiVersion}) is not in weft's resource table (pkg/kube/resources.ts)`);
   }
   return found;
+}
+
+/** The Istio kinds (every served version) come from pkg/api's registry, so they are never listed twice. */
+function fromKindDefinitions(apiVersion: string, kind: string): ResourceType | undefined {
+  const def = findKind(apiVersion, kind);
+  return def ? { apiVersion, kind, plural: def.plural, namespaced: def.scope === 'Namespaced' } : undefined;
 }
 
 export function isNamespaced(apiVersion: string, kind: string): boolean {
