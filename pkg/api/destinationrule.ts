@@ -40,10 +40,22 @@ export interface WarmupConfiguration {
 
 export type SimpleLB = 'UNSPECIFIED' | 'LEAST_CONN' | 'RANDOM' | 'PASSTHROUGH' | 'ROUND_ROBIN' | 'LEAST_REQUEST';
 
+/** Zone-aware routing settings (newer Istio); mutually exclusive with localityLbSetting. */
+export interface ZoneAwareLoadBalancerSetting {
+  failoverPriority?: string[];
+  failover?: { from?: string; to?: string }[];
+  enabled?: boolean | null;
+  minClusterSize?: number;
+  forceLocalZone?: boolean;
+}
+
 export interface LoadBalancerSettings {
   simple?: SimpleLB;
   consistentHash?: ConsistentHashLB;
+  /** Weighted least-request by backend-reported utilisation (newer Istio); settings kept opaque. */
+  backendUtilization?: Record<string, unknown>;
   localityLbSetting?: LocalityLoadBalancerSetting;
+  zoneAwareLbSetting?: ZoneAwareLoadBalancerSetting;
   /** Deprecated: use warmup. */
   warmupDurationSecs?: Duration;
   warmup?: WarmupConfiguration;
@@ -181,6 +193,14 @@ const loadBalancerSchema = (): JSONSchema =>
         failoverPriority: strArr(),
         enabled: { type: 'boolean', nullable: true },
       }),
+      zoneAwareLbSetting: obj({
+        failoverPriority: strArr(),
+        failover: arr(obj({ from: str(), to: str() })),
+        enabled: { type: 'boolean', nullable: true },
+        minClusterSize: uint32(),
+        forceLocalZone: bool(),
+      }),
+      backendUtilization: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true },
       warmupDurationSecs: duration(),
       warmup: obj(
         {
@@ -191,7 +211,7 @@ const loadBalancerSchema = (): JSONSchema =>
         { required: ['duration'] },
       ),
     },
-    { oneOf: [['simple', 'consistentHash']] },
+    { oneOf: [['simple', 'consistentHash', 'backendUtilization']] },
   );
 
 const connectionPoolSchema = (): JSONSchema =>

@@ -60,6 +60,8 @@ export interface RouteDestination {
 
 export interface HTTPRedirect {
   uri?: string;
+  /** Replaces the matched prefix of the path (every `match.uri` must then be a prefix match). */
+  prefixRewrite?: string;
   authority?: string;
   port?: number;
   derivePort?: 'FROM_PROTOCOL_DEFAULT' | 'FROM_REQUEST_PORT';
@@ -238,6 +240,7 @@ const httpRouteSchema = (): JSONSchema =>
     redirect: obj(
       {
         uri: str(),
+        prefixRewrite: str(),
         authority: str(),
         port: uint32(),
         derivePort: enumOf('FROM_PROTOCOL_DEFAULT', 'FROM_REQUEST_PORT'),
