@@ -1,0 +1,135 @@
+/**
+ * Keeps the mesh's certificates: the root CA (self-signed and stored by the operator, or the
+ * user's from `spec.certificates.caSecretRef`) and serving certificates for weftd and the
+ * webhook. Given the Secrets as they are now, decides what to (re)issue — missing, past two
+ * thirds of the lifetime, SANs changed, or signed by a CA that is no longer current — and
+ * returns the Secrets to apply plus the caBundle for the webhook configurations.
+ *
+ * Private keys only ever travel inside Secret objects; nothing here logs or reports them.
+ */
+import type { MeshCertificateStatus } from '../pkg/api/mesh.js';
+import { caNeedsRenewal, certInfo, checkCA, createCA, issueServing, renewAt, renewalReason, type KeyPairPem } from '../pkg/certs/index.js';
+import type { KubeObject } from '../pkg/kube/types.js';
+import { CA_SECRET, SERVING_SECRET, standardLabels, type EffectiveSpec } from '../pkg/render/index.js';
+import { MESH_NAMESPACE } from '../pkg/render/index.js';
+
+export type SecretReader = (namespace: string, name: string) => Promise<KubeObject | null>;
+
+export interface IssuedCert {
+  secret: string;
+  reason: string;
+}
+
+export interface CertPlan {
+  secrets: KubeObject[];
+  caBundle: string;
+  status: MeshCertificateStatus;
+  /** When the earliest certificate is due for renewal (the reconciler requeues for it). */
+  nextRenewal: Date;
+  issued: IssuedCert[];
+}
+
+export type CertResult = { ok: true; plan: CertPlan } | { ok: false; reason: string; message: string };
+
+export function servingDnsNames(service: string, namespace = MESH_NAMESPACE): string[] {
+  return [service, `${service}.${namespace}`, `${service}.${namespace}.svc`, `${service}.${namespace}.svc.cluster.local`];
+}
+
+const b64 = (s: string): string => Buffer.from(s, 'utf8').toString('base64');
+
+function decode(secret: KubeObject | null, key: string): string | undefined {
+  const data = (secret as { data?: Record<string, string> } | null)?.data;
+  const v = data?.[key];
+  return v === undefined ? undefined : Buffer.from(v, 'base64').toString('utf8');
+}
+
+function pairFrom(secret: KubeObject | null): KeyPairPem | null {
+  const certPem = decode(secret, 'tls.crt');
+  const keyPem = decode(secret, 'tls.key');
+  return certPem && keyPem ? { certPem, keyPem } : null;
+}
+
+function tlsSecret(mesh: string, name: string, pair: KeyPairPem, caPem: string): KubeObject {
+  return {
+    apiVersion: 'v1',
+    kind: 'Secret',
+    metadata: { name, namespace: MESH_NAMESPACE, labels: standardLabels(mesh, name, 'certificates') },
+    type: 'kubernetes.io/tls',
+    data: { 'tls.crt': b64(pair.certPem), 'tls.key': b64(pair.keyPem), 'ca.crt': b64(caPem) },
+  };
+}
+
+interface Signer {
+  pair: KeyPairPem;
+  /** What clients trust (the root): goes into caBundle and ca.crt. */
+  bundlePem: string;
+  secrets: KubeObject[];
+  issued: IssuedCert[];
+}
+
+async function selfSignedSigner(mesh: string, spec: EffectiveSpec, read: SecretReader, now: Date): Promise<Signer> {
+  const existing = pairFrom(await read(MESH_NAMESPACE, CA_SECRET));
+  const renew = caNeedsRenewal(existing, now);
+  const pair = !renew && existing ? existing : createCA({ commonName: `weft-root-ca.${spec.trustDomain}`, ttlMs: spec.certificates.rootCertTTLms, now });
+  return {
+    pair,
+    bundlePem: pair.certPem,
+    secrets: [tlsSecret(mesh, CA_SECRET, pair, pair.certPem)],
+    issued: renew ? [{ secret: CA_SECRET, reason: existing ? 'Expiring' : 'Missing' }] : [],
+  };
+}
+
+async function userSigner(spec: EffectiveSpec, read: SecretReader, now: Date): Promise<Signer | { reason: string; message: string }> {
+  const ref = spec.certificates.caSecretRef!;
+  const where = `spec.certificates.caSecretRef: Secret ${ref.namespace}/${ref.name}`;
+  const secret = await read(ref.namespace, ref.name);
+  if (!secret) return { reason: 'CASecretNotFound', message: `${where} not found` };
+  const pair = pairFrom(secret);
+  if (!pair) return { reason: 'InvalidCASecret', message: `${where} lacks tls.crt or tls.key` };
+  const problem = checkCA(pair, now);
+  if (problem) return { reason: 'InvalidCASecret', message: `${where}: ${problem}` };
+  return { pair, bundlePem: decode(secret, 'ca.crt') ?? pair.certPem, secrets: [], issued: [] };
+}
+
+/** Decides and issues; network reads go through `read` (the reconciler passes the API). */
+export async function planCertificates(mesh: string, spec: EffectiveSpec, read: SecretReader, now: Date): Promise<CertResult> {
+  const signer = spec.certificates.mode === 'caSecret' ? await userSigner(spec, read, now) : await selfSignedSigner(mesh, spec, read, now);
+  if (!('pair' in signer)) return { ok: false, ...signer };
+  const secrets = [...signer.secrets];
+  const issued = [...signer.issued];
+  const expiries: Date[] = [];
+  const renewals: Date[] = [renewAt(certInfo(signer.pair.certPem))];
+  for (const [service, secretName] of [['weftd', SERVING_SECRET.weftd], ['weft-webhook', SERVING_SECRET.webhook]] as const) {
+    const dnsNames = servingDnsNames(service);
+    let pair = pairFrom(await read(MESH_NAMESPACE, secretName));
+    const reason = renewalReason(pair, { dnsNames, caPem: signer.pair.certPem, now });
+    if (reason !== null || !pair) {
+      const leaf = issueServing(signer.pair, { commonName: dnsNames[2]!, dnsNames, ttlMs: spec.certificates.servingCertTTLms, now });
+      // With an intermediate CA, serve the chain so clients trusting only the root verify it.
+      pair = signer.bundlePem === signer.pair.certPem ? leaf : { certPem: leaf.certPem + signer.pair.certPem, keyPem: leaf.keyPem };
+      issued.push({ secret: secretName, reason: reason ?? 'Missing' });
+    }
+    const info = certInfo(pair.certPem);
+    expiries.push(info.notAfter);
+    renewals.push(renewAt(info));
+    secrets.push(tlsSecret(mesh, secretName, pair, signer.bundlePem));
+  }
+  const earliest = (ds: Date[]): Date => new Date(Math.min(...ds.map((d) => d.getTime())));
+  const rootInfo = certInfo(signer.bundlePem);
+  return {
+    ok: true,
+    plan: {
+      secrets,
+      caBundle: b64(signer.bundlePem),
+      issued,
+      nextRenewal: earliest(renewals),
+      status: {
+        rootCertExpiresAt: iso(rootInfo.notAfter),
+        servingCertExpiresAt: iso(earliest(expiries)),
+        servingCertRenewAt: iso(earliest(renewals.slice(1))),
+      },
+    },
+  };
+}
+
+const iso = (d: Date): string => d.toISOString().replace(/\.\d{3}Z$/, 'Z');

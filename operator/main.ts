@@ -1,0 +1,183 @@
+/**
+ * weft-operator: reconciles the cluster-scoped Mesh into a running mesh.
+ *
+ *   npm run operator -- [--kubeconfig FILE] [--leader-elect=false] [--health-probe-bind-address :8081]
+ *                       [--metrics-bind-address :8080] [--webhook-image IMG] [--resync-period 10h]
+ *
+ * Every replica watches (warm caches, probes, metrics); only the Lease holder reconciles.
+ */
+import { hostname } from 'node:os';
+import { KubeConfig } from '@kubernetes/client-node';
+import { errorMessage, WeftError } from '../pkg/errors/index.js';
+import { KubeClient } from '../pkg/kube/client.js';
+import { LeaderElector } from '../pkg/kube/leader.js';
+import { createLogger } from '../pkg/log/index.js';
+import { parseDuration } from '../pkg/render/index.js';
+import { MeshController } from './controller.js';
+import { OperatorMetrics } from './metrics.js';
+import { parseBindAddress, startServers } from './server.js';
+
+export interface OperatorFlags {
+  kubeconfig?: string;
+  leaderElect: boolean;
+  leaseNamespace: string;
+  leaseName: string;
+  identity: string;
+  probeAddr: { host: string; port: number };
+  metricsAddr: { host: string; port: number };
+  webhookImage?: string;
+  resyncMs: number;
+  leaseDurationSeconds: number;
+  renewDeadlineMs: number;
+  retryPeriodMs: number;
+  eventsNamespace: string;
+}
+
+const USAGE = 'see operator/main.ts for the flags';
+
+function durationFlag(name: string, v: string): number {
+  const ms = parseDuration(v);
+  if (ms === null || ms <= 0) throw new WeftError('WEFT_OPERATOR_CONFIG', `${name}: "${v}" is not a positive duration like 10s`);
+  return ms;
+}
+
+function bindFlag(name: string, v: string): { host: string; port: number } {
+  const a = parseBindAddress(v);
+  if (!a) throw new WeftError('WEFT_OPERATOR_CONFIG', `${name}: "${v}" is not an address like :8081 or 127.0.0.1:8081`);
+  return a;
+}
+
+/** Parses argv (and env defaults); bad flags are a coded error naming the flag. */
+export function parseFlags(argv: string[], env: NodeJS.ProcessEnv = process.env): OperatorFlags {
+  const f: OperatorFlags = {
+    leaderElect: true,
+    leaseNamespace: env.POD_NAMESPACE ?? 'weft-system',
+    leaseName: 'weft-operator',
+    identity: `${hostname()}_${process.pid}`,
+    probeAddr: { host: '0.0.0.0', port: 8081 },
+    metricsAddr: { host: '0.0.0.0', port: 8080 },
+    resyncMs: 10 * 3600_000,
+    leaseDurationSeconds: 15,
+    renewDeadlineMs: 10_000,
+    retryPeriodMs: 2_000,
+    eventsNamespace: 'default',
+  };
+  if (env.KUBECONFIG) f.kubeconfig = env.KUBECONFIG;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    const eq = arg.indexOf('=');
+    const flag = eq > 0 ? arg.slice(0, eq) : arg;
+    const take = (): string => {
+      const v = eq > 0 ? arg.slice(eq + 1) : argv[++i];
+      if (v === undefined || v === '') throw new WeftError('WEFT_OPERATOR_CONFIG', `${flag} needs a value`);
+      return v;
+    };
+    switch (flag) {
+      case '--kubeconfig': f.kubeconfig = take(); break;
+      case '--leader-elect': f.leaderElect = eq > 0 ? arg.slice(eq + 1) !== 'false' : true; break;
+      case '--leader-election-namespace': f.leaseNamespace = take(); break;
+      case '--leader-election-id': f.leaseName = take(); break;
+      case '--identity': f.identity = take(); break;
+      case '--health-probe-bind-address': f.probeAddr = bindFlag(flag, take()); break;
+      case '--metrics-bind-address': f.metricsAddr = bindFlag(flag, take()); break;
+      case '--webhook-image': f.webhookImage = take(); break;
+      case '--resync-period': f.resyncMs = durationFlag(flag, take()); break;
+      case '--lease-duration': f.leaseDurationSeconds = Math.ceil(durationFlag(flag, take()) / 1000); break;
+      case '--renew-deadline': f.renewDeadlineMs = durationFlag(flag, take()); break;
+      case '--retry-period': f.retryPeriodMs = durationFlag(flag, take()); break;
+      case '--events-namespace': f.eventsNamespace = take(); break;
+      default: throw new WeftError('WEFT_OPERATOR_CONFIG', `unknown flag ${arg} (${USAGE})`);
+    }
+  }
+  return f;
+}
+
+function kubeClient(flags: OperatorFlags): KubeClient {
+  const kc = new KubeConfig();
+  try {
+    if (flags.kubeconfig) kc.loadFromFile(flags.kubeconfig);
+    else kc.loadFromDefault();
+    return new KubeClient(kc);
+  } catch (err) {
+    throw new WeftError('WEFT_OPERATOR_CONFIG', `cannot load kubeconfig${flags.kubeconfig ? ` ${flags.kubeconfig}` : ''}: ${errorMessage(err)}`);
+  }
+}
+
+export async function runOperator(flags: OperatorFlags): Promise<() => Promise<void>> {
+  const log = createLogger('operator');
+  const client = kubeClient(flags);
+  const metrics = new OperatorMetrics('mesh', 'mesh');
+  const controller = new MeshController({
+    client,
+    log,
+    metrics,
+    resyncMs: flags.resyncMs,
+    eventsNamespace: flags.eventsNamespace,
+    ...(flags.webhookImage ? { webhookImage: flags.webhookImage } : {}),
+  });
+  controller.startInformers();
+  const servers = await startServers(flags.probeAddr, flags.metricsAddr, { ready: () => controller.synced, healthy: () => true }, metrics.registry);
+  log.info('Operator started', { identity: flags.identity, probes: flags.probeAddr.port, metrics: flags.metricsAddr.port, leaderElect: flags.leaderElect });
+  let elector: LeaderElector | undefined;
+  if (flags.leaderElect) {
+    elector = new LeaderElector(
+      client,
+      {
+        namespace: flags.leaseNamespace,
+        name: flags.leaseName,
+        identity: flags.identity,
+        leaseDurationSeconds: flags.leaseDurationSeconds,
+        renewDeadlineMs: flags.renewDeadlineMs,
+        retryPeriodMs: flags.retryPeriodMs,
+        onStartedLeading: () => {
+          metrics.leader.set({ name: flags.leaseName }, 1);
+          void controller.startWorker();
+        },
+        // Losing the lease means another replica may be writing: stop at once, as client-go
+        // does (it exits); the process manager restarts us as a fresh candidate.
+        onStoppedLeading: () => {
+          metrics.leader.set({ name: flags.leaseName }, 0);
+          if (stopping) return;
+          log.error('Leadership lost; exiting so a fresh process campaigns again');
+          void shutdown().finally(() => process.exit(1));
+        },
+      },
+      log,
+    );
+    elector.start();
+  } else {
+    void controller.startWorker();
+  }
+  let stopping = false;
+  async function shutdown(): Promise<void> {
+    if (stopping) return;
+    stopping = true;
+    await elector?.stop();
+    await controller.stop();
+    for (const s of servers) s.close();
+  }
+  return shutdown;
+}
+
+async function main(): Promise<void> {
+  let flags: OperatorFlags;
+  try {
+    flags = parseFlags(process.argv.slice(2));
+  } catch (err) {
+    process.stderr.write(`${errorMessage(err)}\n`);
+    process.exit(2);
+  }
+  try {
+    const shutdown = await runOperator(flags);
+    for (const sig of ['SIGTERM', 'SIGINT'] as const) {
+      process.once(sig, () => {
+        void shutdown().then(() => process.exit(process.exitCode ?? 0));
+      });
+    }
+  } catch (err) {
+    process.stderr.write(`${errorMessage(err)}\n`);
+    process.exit(1);
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) void main();

@@ -1,0 +1,318 @@
+/**
+ * Reconciles one Mesh, level-based: whatever event woke us, compare the whole desired state
+ * (render + certificates) with the world and converge. Every step is idempotent, so a crash or
+ * an API error at any point is repaired by the next pass.
+ *
+ * Steps: finalizer → first status (Reconciling=True at once) → one-active-Mesh check →
+ * semantic validation → certificates → server-side apply of every desired object → prune what
+ * the inventory label says we applied before but no longer want → child readiness → status.
+ */
+import { createHash } from 'node:crypto';
+import type { Mesh, MeshComponentStatus, MeshStatus } from '../pkg/api/mesh.js';
+import { errorMessage } from '../pkg/errors/index.js';
+import type { EventRecorder } from '../pkg/kube/events.js';
+import { isApiError, type KubeClient } from '../pkg/kube/client.js';
+import type { Informer } from '../pkg/kube/informer.js';
+import { describeKey, idOf, keyOf, type KubeObject } from '../pkg/kube/types.js';
+import type { Logger } from '../pkg/log/index.js';
+import { effectiveSpec, FIELD_MANAGER, FINALIZER, INVENTORY_LABEL, render, semanticFindings, type EffectiveSpec } from '../pkg/render/index.js';
+import { MUTATING_WEBHOOK_NAME, VALIDATING_WEBHOOK_NAME, WEBHOOK_SERVICE } from '../pkg/render/cluster.js';
+import { formatFinding } from '../pkg/validation/types.js';
+import { planCertificates, type CertPlan } from './certificates.js';
+import { desiredConditions, findCondition, mergeConditions, startingConditions, type ComponentReadiness, type Outcome } from './conditions.js';
+import { deploymentStatus, webhookConfigStatus } from './readiness.js';
+
+export const MESH_API_VERSION = 'mesh.weft.dev/v1alpha1';
+/** A Mesh being deleted gets this long to clean up before its finalizer is dropped anyway. */
+export const FINALIZE_TIMEOUT_MS = 60_000;
+const STALLED_RETRY_MS = 60_000;
+
+export interface ReconcileOutcome {
+  /** Visit again after this long even if nothing changes (renewal, cleanup polling). */
+  requeueAfterMs?: number;
+  /** A terminal error (Stalled): counted apart from transient ones. */
+  stalled?: boolean;
+  /** Waiting on something in progress (cleanup), not a scheduled resync. */
+  poll?: boolean;
+}
+
+/** Thrown for transient failures: the queue retries with backoff. */
+export class TransientError extends Error {}
+
+export interface ReconcilerDeps {
+  client: KubeClient;
+  meshes: Informer<Mesh & KubeObject>;
+  /** Informers of owned kinds, keyed by kind. */
+  children: Map<string, Informer>;
+  events: EventRecorder;
+  log: Logger;
+  webhookImage?: string;
+  now?: () => Date;
+  resyncMs: number;
+}
+
+interface AppliedRecord {
+  hash: string;
+  resourceVersion: string;
+}
+
+/** JSON with sorted keys: the API server returns custom resources with keys sorted. */
+export function stableStringify(value: unknown): string {
+  return JSON.stringify(value, (_k, v: unknown) =>
+    v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => a.localeCompare(b))) : v,
+  );
+}
+
+const rvNum = (o: { metadata: { resourceVersion?: string } } | undefined): number => Number(o?.metadata.resourceVersion ?? 0) || 0;
+
+/** The active Mesh: the oldest (then by name). Deleting Meshes still count until they are gone. */
+export function activeMeshName(meshes: { metadata: { name?: string; creationTimestamp?: string } }[]): string | undefined {
+  const sorted = [...meshes].sort(
+    (a, b) => (a.metadata.creationTimestamp ?? '').localeCompare(b.metadata.creationTimestamp ?? '') || (a.metadata.name ?? '').localeCompare(b.metadata.name ?? ''),
+  );
+  return sorted[0]?.metadata.name;
+}
+
+export class MeshReconciler {
+  /** What we applied last, per object, to skip no-op applies and to recognise drift. */
+  private readonly applied = new Map<string, AppliedRecord>();
+  /** The Mesh as our own last status write returned it (the cache may lag behind it). */
+  private readonly written = new Map<string, Mesh & KubeObject>();
+  private readonly now: () => Date;
+
+  constructor(private readonly d: ReconcilerDeps) {
+    this.now = d.now ?? (() => new Date());
+  }
+
+  async reconcile(name: string): Promise<ReconcileOutcome> {
+    const log = this.d.log.child({ mesh: name });
+    const mesh = this.current(name);
+    if (!mesh) {
+      this.written.delete(name);
+      return {};
+    }
+    if (mesh.metadata.deletionTimestamp) return this.finalize(mesh, log);
+    await this.ensureFinalizer(mesh);
+    const generation = mesh.metadata.generation ?? 1;
+    if (mesh.status?.observedGeneration !== generation) {
+      await this.writeStatus(mesh, { ...mesh.status, observedGeneration: generation, conditions: startingConditions(mesh.status?.conditions, generation, this.now()) }, log);
+    }
+    const active = activeMeshName(this.d.meshes.list());
+    if (active !== undefined && active !== name) {
+      return this.stall(name, 'AnotherMeshActive', `Mesh ${active} is already active; a cluster runs one Mesh, so this one is not reconciled`, log);
+    }
+    const findings = semanticFindings(mesh.spec);
+    if (findings.length > 0) {
+      const ref = { apiVersion: MESH_API_VERSION, kind: 'Mesh', name };
+      return this.stall(name, 'InvalidSpec', findings.map((f) => formatFinding(ref, f)).join('; '), log);
+    }
+    return this.converge(mesh, effectiveSpec(mesh.spec), log);
+  }
+
+  /** The freshest view of the Mesh: the informer's, or our own last write if that is newer. */
+  private current(name: string): (Mesh & KubeObject) | undefined {
+    const cached = this.d.meshes.get(name);
+    const mine = this.written.get(name);
+    if (!cached) return undefined;
+    return mine && mine.metadata.uid === cached.metadata.uid && rvNum(mine) > rvNum(cached) ? mine : cached;
+  }
+
+  private async converge(mesh: Mesh & KubeObject, spec: EffectiveSpec, log: Logger): Promise<ReconcileOutcome> {
+    const name = mesh.metadata.name!;
+    const certs = await planCertificates(name, spec, (ns, n) => this.d.client.get({ apiVersion: 'v1', kind: 'Secret', namespace: ns, name: n }), this.now());
+    if (!certs.ok) return this.stall(name, certs.reason, certs.message, log, STALLED_RETRY_MS / 4);
+    for (const i of certs.plan.issued) {
+      log.info('Issued certificate', { secret: i.secret, reason: i.reason });
+      void this.d.events.record(mesh, 'Normal', 'CertificateIssued', `Issued ${i.secret} (${i.reason})`);
+    }
+    const desired = this.desiredObjects(mesh, certs.plan);
+    try {
+      await this.applyAll(mesh, desired, log);
+      await this.prune(mesh, desired, log);
+    } catch (err) {
+      if (isApiError(err) && !err.retryable) {
+        return this.stall(name, 'ApplyRejected', `the API server refused an object: ${err.message}`, log, STALLED_RETRY_MS);
+      }
+      await this.setOutcome(name, { kind: 'error', reason: 'ApplyFailed', message: errorMessage(err) }, log).catch(() => undefined);
+      throw new TransientError(errorMessage(err), { cause: err });
+    }
+    const readiness = this.readiness(spec, certs.plan);
+    await this.setOutcome(name, { kind: 'applied', readiness }, log, { components: [...readiness.controlPlane, ...readiness.webhook, ...readiness.gateways], certificates: certs.plan.status });
+    const untilRenewal = certs.plan.nextRenewal.getTime() - this.now().getTime();
+    return { requeueAfterMs: Math.max(1000, Math.min(untilRenewal, this.d.resyncMs)) };
+  }
+
+  private desiredObjects(mesh: Mesh & KubeObject, certs: CertPlan): KubeObject[] {
+    const opts = { caBundle: certs.caBundle, ...(this.d.webhookImage ? { webhookImage: this.d.webhookImage } : {}) };
+    const owner = { apiVersion: MESH_API_VERSION, kind: 'Mesh', name: mesh.metadata.name!, uid: mesh.metadata.uid!, controller: true, blockOwnerDeletion: true };
+    const secrets = certs.secrets.map((s) => ({ ...s, metadata: { ...s.metadata, ownerReferences: [owner] } }));
+    return [...secrets, ...render(mesh, opts)];
+  }
+
+  /** Server-side apply of each object, skipping those unchanged since our last apply. */
+  private async applyAll(mesh: Mesh & KubeObject, desired: KubeObject[], log: Logger): Promise<void> {
+    for (const obj of desired) {
+      const id = idOf(keyOf(obj));
+      const hash = createHash('sha256').update(JSON.stringify(obj)).digest('hex');
+      const live = this.d.children.get(obj.kind)?.get(obj.metadata.name, obj.metadata.namespace);
+      const last = this.applied.get(id);
+      if (live && last && last.hash === hash && rvNum(live) <= Number(last.resourceVersion)) continue;
+      const result = await this.d.client.apply(obj, FIELD_MANAGER, true);
+      const rv = result.metadata.resourceVersion ?? '';
+      this.applied.set(id, { hash, resourceVersion: rv });
+      this.reportApply(mesh, obj, { live, last, hash, rv }, log);
+    }
+  }
+
+  /** Events for what an apply changed: a restored child, corrected drift, a first creation. */
+  private reportApply(mesh: KubeObject, obj: KubeObject, a: { live: KubeObject | undefined; last: AppliedRecord | undefined; hash: string; rv: string }, log: Logger): void {
+    const what = describeKey(keyOf(obj));
+    if (!a.live && a.last) {
+      log.info('Restored deleted child', { object: what });
+      void this.d.events.record(mesh, 'Normal', 'Restored', `${what} was deleted; recreated it`);
+    } else if (a.live && a.last?.hash === a.hash && a.rv !== a.live.metadata.resourceVersion) {
+      log.info('Corrected drift', { object: what });
+      void this.d.events.record(mesh, 'Normal', 'DriftCorrected', `${what} was changed outside the operator; restored the desired fields`);
+    } else if (!a.live && !a.last) {
+      log.debug('Applied child', { object: what });
+    }
+  }
+
+  /** Deletes children this Mesh applied earlier (inventory label) that are no longer desired. */
+  private async prune(mesh: Mesh & KubeObject, desired: KubeObject[], log: Logger): Promise<void> {
+    const want = new Set(desired.map((o) => idOf(keyOf(o))));
+    for (const obj of this.inventory(mesh.metadata.name!)) {
+      const id = idOf(keyOf(obj));
+      if (want.has(id)) continue;
+      const what = describeKey(keyOf(obj));
+      if (await this.d.client.delete(keyOf(obj))) {
+        log.info('Pruned child', { object: what });
+        void this.d.events.record(mesh, 'Normal', 'Pruned', `${what} is no longer in the Mesh spec; deleted it`);
+      }
+      this.applied.delete(id);
+    }
+  }
+
+  /** Every cached child carrying this Mesh's inventory label. */
+  private inventory(meshName: string): KubeObject[] {
+    const out: KubeObject[] = [];
+    for (const inf of this.d.children.values()) {
+      for (const o of inf.list()) if (o.metadata.labels?.[INVENTORY_LABEL] === meshName && !o.metadata.deletionTimestamp) out.push(o);
+    }
+    return out;
+  }
+
+  private readiness(spec: EffectiveSpec, certs: CertPlan): ComponentReadiness {
+    const dep = (ns: string, n: string): KubeObject | undefined => this.d.children.get('Deployment')?.get(n, ns);
+    const cfg = (kind: string, n: string): KubeObject | undefined => this.d.children.get(kind)?.get(n);
+    const webhook: MeshComponentStatus[] = [
+      deploymentStatus('webhook', dep(WEBHOOK_SERVICE.namespace, WEBHOOK_SERVICE.name)),
+      webhookConfigStatus('validating-webhook', cfg('ValidatingWebhookConfiguration', VALIDATING_WEBHOOK_NAME), certs.caBundle),
+      webhookConfigStatus('mutating-webhook', cfg('MutatingWebhookConfiguration', MUTATING_WEBHOOK_NAME), certs.caBundle),
+    ];
+    return {
+      controlPlane: [deploymentStatus('weftd', dep(WEBHOOK_SERVICE.namespace, 'weftd'))],
+      gateways: spec.gateways.map((g) => deploymentStatus(`gateway/${g.name}`, dep(g.namespace, g.name))),
+      webhook,
+      certificates: { ready: true, message: `serving certificates valid until ${certs.status.servingCertExpiresAt ?? '?'}` },
+    };
+  }
+
+  private async stall(name: string, reason: string, message: string, log: Logger, retryMs = STALLED_RETRY_MS): Promise<ReconcileOutcome> {
+    log.warn('Mesh stalled', { reason, message });
+    await this.setOutcome(name, { kind: 'stalled', reason, message }, log);
+    return { stalled: true, requeueAfterMs: retryMs };
+  }
+
+  /** Writes conditions (and extra status fields) for an outcome, with an Event on transitions. */
+  private async setOutcome(name: string, outcome: Outcome, log: Logger, extra: Partial<MeshStatus> = {}): Promise<void> {
+    const mesh = this.current(name);
+    if (!mesh) return;
+    const generation = mesh.metadata.generation ?? 1;
+    const before = mesh.status?.conditions;
+    const conditions = mergeConditions(before, desiredConditions(outcome), generation, this.now());
+    await this.writeStatus(mesh, { ...mesh.status, ...extra, observedGeneration: generation, conditions }, log);
+    this.transitionEvents(mesh, before, conditions);
+  }
+
+  private transitionEvents(mesh: Mesh & KubeObject, before: MeshStatus['conditions'], after: MeshStatus['conditions']): void {
+    for (const type of ['Ready', 'Stalled']) {
+      const was = findCondition(before, type);
+      const now = findCondition(after, type);
+      if (!now || (was?.status === now.status && was.reason === now.reason)) continue;
+      const warning = (type === 'Ready' && now.status === 'False' && was?.status === 'True') || (type === 'Stalled' && now.status === 'True');
+      if (type === 'Stalled' && now.status !== 'True' && was?.status !== 'True') continue;
+      void this.d.events.record(mesh, warning ? 'Warning' : 'Normal', now.reason, `${type}=${now.status}: ${now.message}`.slice(0, 1000));
+    }
+  }
+
+  /** Status through the status subresource, only when it differs from what is stored. */
+  private async writeStatus(mesh: Mesh & KubeObject, status: MeshStatus, log: Logger): Promise<void> {
+    if (stableStringify(status) === stableStringify(mesh.status ?? {})) return;
+    const body = { apiVersion: MESH_API_VERSION, kind: 'Mesh', metadata: { name: mesh.metadata.name! }, status };
+    try {
+      const result = await this.d.client.applyStatus<Mesh & KubeObject>(body as unknown as KubeObject, FIELD_MANAGER);
+      this.written.set(mesh.metadata.name!, result);
+    } catch (err) {
+      if (isApiError(err, 404)) return;
+      log.warn('Status write failed', { error: errorMessage(err) });
+      throw new TransientError(`status write failed: ${errorMessage(err)}`, { cause: err });
+    }
+  }
+
+  private async ensureFinalizer(mesh: Mesh & KubeObject): Promise<void> {
+    const finalizers = mesh.metadata.finalizers ?? [];
+    if (finalizers.includes(FINALIZER)) return;
+    const ops = [
+      { op: 'test', path: '/metadata/resourceVersion', value: mesh.metadata.resourceVersion },
+      finalizers.length === 0 ? { op: 'add', path: '/metadata/finalizers', value: [FINALIZER] } : { op: 'add', path: '/metadata/finalizers/-', value: FINALIZER },
+    ];
+    const result = await this.d.client.jsonPatch<Mesh & KubeObject>({ apiVersion: MESH_API_VERSION, kind: 'Mesh', name: mesh.metadata.name! }, ops);
+    this.written.set(mesh.metadata.name!, result);
+  }
+
+  /**
+   * Deletion: delete every child (cluster-scoped ones have no namespace to vanish with), wait
+   * until they are gone, then drop the finalizer. Bounded: after FINALIZE_TIMEOUT_MS the
+   * finalizer goes regardless, with a Warning naming what was left, so deleting a Mesh (or an
+   * Argo CD app) never hangs on us.
+   */
+  private async finalize(mesh: Mesh & KubeObject, log: Logger): Promise<ReconcileOutcome> {
+    const name = mesh.metadata.name!;
+    if (!(mesh.metadata.finalizers ?? []).includes(FINALIZER)) return {};
+    const left = this.inventory(name);
+    const errors: string[] = [];
+    for (const obj of left) {
+      await this.d.client.delete(keyOf(obj)).catch((err: unknown) => errors.push(`${describeKey(keyOf(obj))}: ${errorMessage(err)}`));
+      this.applied.delete(idOf(keyOf(obj)));
+    }
+    const deadline = Date.parse(mesh.metadata.deletionTimestamp!) + FINALIZE_TIMEOUT_MS;
+    if (left.length > 0 && this.now().getTime() < deadline) {
+      log.info('Cleaning up children', { remaining: left.length });
+      return { requeueAfterMs: 1000, poll: true };
+    }
+    if (left.length > 0) {
+      const names = left.map((o) => describeKey(keyOf(o))).join(', ');
+      log.warn('Cleanup timed out; removing the finalizer anyway', { remaining: names, errors });
+      void this.d.events.record(mesh, 'Warning', 'CleanupTimedOut', `gave up waiting for: ${names}`);
+    }
+    await this.removeFinalizer(mesh);
+    log.info('Mesh deleted; children removed');
+    return {};
+  }
+
+  private async removeFinalizer(mesh: Mesh & KubeObject): Promise<void> {
+    const finalizers = mesh.metadata.finalizers ?? [];
+    const idx = finalizers.indexOf(FINALIZER);
+    if (idx < 0) return;
+    const key = { apiVersion: MESH_API_VERSION, kind: 'Mesh', name: mesh.metadata.name! };
+    try {
+      await this.d.client.jsonPatch(key, [
+        { op: 'test', path: `/metadata/finalizers/${idx}`, value: FINALIZER },
+        { op: 'remove', path: `/metadata/finalizers/${idx}` },
+      ]);
+    } catch (err) {
+      if (!isApiError(err, 404)) throw err;
+    }
+  }
+}
