@@ -1,0 +1,89 @@
+import { expect } from 'chai';
+import { writeFileSync, renameSync } from 'node:fs';
+import { connect } from 'node:tls';
+import { join } from 'node:path';
+import { X509Certificate } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { makeServingCert } from '../../support/certs.js';
+import { reviewOf, startTestServer, type TestServer } from './helpers.js';
+
+const vs = {
+  apiVersion: 'networking.istio.io/v1',
+  kind: 'VirtualService',
+  metadata: { name: 'r', namespace: 'default' },
+  spec: { hosts: ['r'], http: [{ route: [{ destination: { host: 'r' } }] }] },
+};
+
+/** The serial number of the certificate the server presents on a new connection. */
+function servedSerial(port: number, ca: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const sock = connect({ host: '127.0.0.1', port, ca, servername: undefined as unknown as string }, () => {
+      const serial = sock.getPeerX509Certificate()?.serialNumber ?? '';
+      sock.end();
+      resolve(serial);
+    });
+    sock.on('error', reject);
+  });
+}
+
+describe('webhook server robustness', () => {
+  let srv: TestServer;
+  before(async () => (srv = await startTestServer()));
+  after(async () => srv.close());
+
+  it('keeps answering others while a client trickles its body', async () => {
+    const sock = connect({ host: '127.0.0.1', port: srv.port, ca: srv.ca });
+    await new Promise((r) => sock.once('secureConnect', r));
+    sock.write('POST /validate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{"apiVersion":');
+    const started = Date.now();
+    const results = await Promise.all(Array.from({ length: 20 }, () => srv.post('/validate', reviewOf(vs))));
+    expect(results.every((r) => r.json.response.allowed === true)).to.equal(true);
+    expect(Date.now() - started).to.be.below(2000);
+    sock.destroy();
+  });
+
+  it('answers many concurrent requests, each with its own uid', async () => {
+    const bodies = Array.from({ length: 200 }, () => reviewOf(vs) as { request: { uid: string } });
+    const results = await Promise.all(bodies.map((b) => srv.post('/validate', b)));
+    expect(results.map((r) => r.json.response.uid)).to.deep.equal(bodies.map((b) => b.request.uid));
+  });
+
+  it('reloads a rotated certificate without a restart, and ignores a broken one', async () => {
+    const before = await servedSerial(srv.port, srv.ca);
+    expect(before).to.equal(new X509Certificate(srv.cert.certPem).serialNumber);
+    // Rotate to a certificate from a new CA, written as the kubelet does (new files, then rename).
+    const next = makeServingCert(['127.0.0.1']);
+    writeFileSync(join(srv.dir, 'tls.key.new'), next.keyPem);
+    writeFileSync(join(srv.dir, 'tls.crt.new'), next.certPem);
+    renameSync(join(srv.dir, 'tls.key.new'), join(srv.dir, 'tls.key'));
+    renameSync(join(srv.dir, 'tls.crt.new'), join(srv.dir, 'tls.crt'));
+    const want = new X509Certificate(next.certPem).serialNumber;
+    let served = before;
+    for (let i = 0; i < 50 && served !== want; i++) {
+      await sleep(50);
+      served = await servedSerial(srv.port, next.caPem).catch(() => served);
+    }
+    expect(served).to.equal(want);
+    // A cert whose key does not match is refused; the good pair stays in service.
+    writeFileSync(join(srv.dir, 'tls.crt'), makeServingCert(['127.0.0.1']).certPem);
+    await sleep(300);
+    expect(await servedSerial(srv.port, next.caPem)).to.equal(want);
+    expect(srv.tls.reloads).to.equal(1);
+  });
+});
+
+describe('webhook handler budget', () => {
+  let srv: TestServer;
+  before(async () => (srv = await startTestServer({ handlerTimeoutMs: 300 })));
+  after(async () => srv.close());
+
+  it('a verdict that never comes is a 504 for that request, and others still get answers', async () => {
+    const pod = { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p', namespace: 'hang' }, spec: { containers: [{ name: 'a', image: 'a' }] } };
+    const started = Date.now();
+    const [stuck, other] = await Promise.all([srv.post('/inject', reviewOf(pod)), srv.post('/validate', reviewOf(vs))]);
+    expect(stuck.status).to.equal(504);
+    expect(stuck.json.message).to.match(/no verdict within 300 ms/);
+    expect(Date.now() - started).to.be.within(250, 2000);
+    expect(other.json.response.allowed).to.equal(true);
+  });
+});

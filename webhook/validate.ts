@@ -1,0 +1,97 @@
+/**
+ * The validating webhook's handler: a pure function of the request and the mesh index. No
+ * express types here; the server only parses, times and writes.
+ */
+import { isDeepStrictEqual } from 'node:util';
+import { findKind } from '../pkg/api/registry.js';
+import { allowed, denied, type AdmissionRequest, type AdmissionResponse } from '../pkg/admission/index.js';
+import { WeftError } from '../pkg/errors/index.js';
+import { analyzeObjects, validateObject, type Finding, type ObjectFinding, type ObjectRef } from '../pkg/validation/index.js';
+import { MeshIndex } from './mesh-index.js';
+
+export interface ValidateDeps {
+  index: MeshIndex;
+  /** Cross-object errors deny (`deny`) or only warn (`warn`, the default; see docs/webhook.md). */
+  crossObject: 'warn' | 'deny';
+}
+
+export interface ValidateOutcome {
+  response: AdmissionResponse;
+  /** For logs and metrics. */
+  verdict: 'allowed' | 'denied';
+  reason: string;
+}
+
+type Obj = Record<string, unknown>;
+const isObj = (v: unknown): v is Obj => v !== null && typeof v === 'object' && !Array.isArray(v);
+
+/** A denial message stays readable in a terminal and well inside what the API server relays. */
+const MAX_MESSAGE = 32 * 1024;
+
+function refOf(obj: Obj, req: AdmissionRequest): ObjectRef {
+  const meta = isObj(obj.metadata) ? obj.metadata : {};
+  const ref: ObjectRef = {
+    apiVersion: typeof obj.apiVersion === 'string' ? obj.apiVersion : '',
+    kind: typeof obj.kind === 'string' ? obj.kind : req.kind.kind,
+    name: typeof meta.name === 'string' && meta.name !== '' ? meta.name : (req.name ?? '<generated>'),
+  };
+  const ns = typeof meta.namespace === 'string' && meta.namespace !== '' ? meta.namespace : req.namespace;
+  if (ns) ref.namespace = ns;
+  return ref;
+}
+
+/** `VirtualService default/reviews: spec.http[0].weight: must not be negative; spec.hosts: required` */
+export function denialMessage(ref: ObjectRef, errors: readonly Finding[]): string {
+  const where = ref.namespace ? `${ref.namespace}/${ref.name}` : ref.name;
+  const msg = `${ref.kind} ${where}: ${errors.map((e) => `${e.path}: ${e.message}`).join('; ')}`;
+  return msg.length <= MAX_MESSAGE ? msg : `${msg.slice(0, MAX_MESSAGE)}... (truncated; run weftctl validate for the full list)`;
+}
+
+const warningText = (f: Finding): string => `${f.path}: ${f.message}`;
+
+function involves(f: ObjectFinding, key: string | undefined): boolean {
+  const k = (r: ObjectRef): string | undefined =>
+    MeshIndex.key({ apiVersion: r.apiVersion, kind: r.kind, metadata: { name: r.name, namespace: r.namespace } });
+  return k(f.object) === key || (f.related ?? []).some((r) => k(r) === key);
+}
+
+/** Cross-object findings that concern this object; empty when the index is not synced yet. */
+function crossObjectFindings(obj: Obj, deps: ValidateDeps): ObjectFinding[] {
+  if (!deps.index.ready) return [];
+  const key = MeshIndex.key(obj);
+  return analyzeObjects(deps.index.withCandidate(obj)).filter((f) => involves(f, key));
+}
+
+function specUnchanged(req: AdmissionRequest, obj: Obj): boolean {
+  return req.operation === 'UPDATE' && isObj(req.oldObject) && isDeepStrictEqual(req.oldObject.spec, obj.spec);
+}
+
+export function handleValidate(req: AdmissionRequest, deps: ValidateDeps): ValidateOutcome {
+  if (req.operation !== 'CREATE' && req.operation !== 'UPDATE') {
+    return { response: allowed(req.uid), verdict: 'allowed', reason: `${req.operation} not validated` };
+  }
+  const obj = req.object;
+  if (!isObj(obj)) throw new WeftError('WEFT_ADMISSION_MALFORMED', `request.object: required for ${req.operation}`);
+  const kind = typeof obj.kind === 'string' ? obj.kind : '';
+  if (!findKind(typeof obj.apiVersion === 'string' ? obj.apiVersion : '', kind)) {
+    // The webhook configuration only sends weft's kinds; anything else is a misconfiguration, and
+    // blocking unrelated objects would be worse than letting them through with a note.
+    const warning = `weft does not validate ${kind || 'objects without a kind'} (${String(obj.apiVersion)}); allowed unchecked`;
+    return { response: allowed(req.uid, [warning]), verdict: 'allowed', reason: 'unknown kind' };
+  }
+  const result = validateObject(obj, req.namespace ? { defaultNamespace: req.namespace } : {});
+  const cross = crossObjectFindings(obj, deps);
+  const crossErrors = deps.crossObject === 'deny' ? cross.filter((f) => f.severity === 'error') : [];
+  const crossWarnings = cross.filter((f) => !crossErrors.includes(f));
+  const errors: Finding[] = [...result.errors, ...crossErrors];
+  const warnings = [...result.warnings, ...crossWarnings].map(warningText);
+  if (errors.length === 0) return { response: allowed(req.uid, warnings), verdict: 'allowed', reason: 'valid' };
+  if (specUnchanged(req, obj)) {
+    // An object stored before the webhook existed must stay deletable: metadata-only updates
+    // (finalizers, labels) pass, and the problems come back as warnings.
+    const stale = errors.map((e) => `existing spec is invalid: ${warningText(e)}`);
+    return { response: allowed(req.uid, [...stale, ...warnings]), verdict: 'allowed', reason: 'spec unchanged' };
+  }
+  const response = denied(req.uid, denialMessage(refOf(obj, req), errors), warnings);
+  return { response, verdict: 'denied', reason: `${errors.length} error(s)` };
+}
