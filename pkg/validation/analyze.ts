@@ -1,10 +1,182 @@
 /**
- * Cross-object checks: problems no single object shows, that break Istio users in production.
+ * Cross-object checks: problems no single object shows, which break Istio users in production
+ * (Istio admits each object on its own). Objects that are not VirtualServices or
+ * DestinationRules, or are too broken to read, are skipped here: per-object validation reports
+ * them.
+ *
+ *   analyze.subset.undefined   a VS routes to a subset no DestinationRule defines (→ 503 NR);
+ *                              a warning, because GitOps tools apply objects in any order
+ *   analyze.vs.hostConflict    two mesh-bound VirtualServices claim the same host; Istio uses
+ *                              only one of them for sidecars, silently
+ *   analyze.dr.hostConflict    two DestinationRules for the same host visible in one namespace
  */
-import type { ObjectFinding } from './types.js';
+import type { DestinationRuleSpec } from '../api/destinationrule.js';
+import type { Destination, VirtualServiceSpec } from '../api/virtualservice.js';
+import { formatPath, type PathSegment } from './report.js';
+import { isObject } from './schema.js';
+import type { ObjectFinding, ObjectRef } from './types.js';
+
+const DOMAIN_SUFFIX = 'svc.cluster.local';
+
+interface Loaded<Spec> {
+  ref: ObjectRef;
+  namespace: string;
+  spec: Spec;
+}
 
 export function analyze(objs: unknown[], defaultNamespace: string): ObjectFinding[] {
-  void objs;
-  void defaultNamespace;
-  return [];
+  const vss: Loaded<VirtualServiceSpec>[] = [];
+  const drs: Loaded<DestinationRuleSpec>[] = [];
+  for (const obj of objs) {
+    const loaded = load(obj, defaultNamespace);
+    if (!loaded) continue;
+    if (loaded.ref.kind === 'VirtualService') vss.push(loaded as Loaded<VirtualServiceSpec>);
+    if (loaded.ref.kind === 'DestinationRule' && typeof (loaded.spec as DestinationRuleSpec).host === 'string') drs.push(loaded as Loaded<DestinationRuleSpec>);
+  }
+  return [...undefinedSubsets(vss, drs), ...vsHostConflicts(vss), ...drHostConflicts(drs)];
+}
+
+function load(obj: unknown, defaultNamespace: string): Loaded<unknown> | undefined {
+  if (!isObject(obj) || !isObject(obj.metadata) || !isObject(obj.spec)) return undefined;
+  const { apiVersion, kind } = obj;
+  const { name, namespace } = obj.metadata;
+  if (typeof apiVersion !== 'string' || typeof kind !== 'string' || typeof name !== 'string') return undefined;
+  if (!apiVersion.startsWith('networking.istio.io/')) return undefined;
+  const ns = typeof namespace === 'string' && namespace !== '' ? namespace : defaultNamespace;
+  return { ref: { apiVersion, kind, namespace: ns, name }, namespace: ns, spec: obj.spec };
+}
+
+/** Istio resolves a short name (no dot) in the object's namespace; dotted names are taken as-is. */
+export function resolveHost(host: string, namespace: string): string {
+  return host.includes('.') || host.startsWith('*') ? host : `${host}.${namespace}.${DOMAIN_SUFFIX}`;
+}
+
+/** Namespaces an object is visible in (`undefined` = all). */
+function visibleIn(exportTo: unknown, namespace: string): Set<string> | undefined {
+  if (!Array.isArray(exportTo) || exportTo.length === 0 || exportTo.includes('*')) return undefined;
+  return new Set(exportTo.filter((e): e is string => typeof e === 'string').map((e) => (e === '.' ? namespace : e)));
+}
+
+function canSee(viewerNamespace: string, exportTo: unknown, ownerNamespace: string): boolean {
+  const set = visibleIn(exportTo, ownerNamespace);
+  return set === undefined || set.has(viewerNamespace);
+}
+
+function overlaps(a: Set<string> | undefined, b: Set<string> | undefined): boolean {
+  if (a === undefined || b === undefined) return (a?.size ?? 1) > 0 && (b?.size ?? 1) > 0;
+  for (const x of a) if (b.has(x)) return true;
+  return false;
+}
+
+/** DestinationRule host (maybe wildcard) covers a resolved destination host. */
+function drCovers(drHost: string, host: string): boolean {
+  if (drHost.startsWith('*')) return host.endsWith(drHost.slice(1));
+  return drHost === host;
+}
+
+// ---- subsets ------------------------------------------------------------------------------
+
+interface DestinationUse {
+  destination: Destination;
+  path: PathSegment[];
+}
+
+function destinationsOf(spec: VirtualServiceSpec): DestinationUse[] {
+  const out: DestinationUse[] = [];
+  const add = (d: unknown, path: PathSegment[]): void => {
+    if (isObject(d) && typeof d.host === 'string') out.push({ destination: d as unknown as Destination, path });
+  };
+  const list = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
+  for (const kind of ['http', 'tcp', 'tls'] as const) {
+    list(spec[kind]).forEach((route, i) => {
+      if (!isObject(route)) return;
+      list(route.route).forEach((rd, j) => isObject(rd) && add(rd.destination, ['spec', kind, i, 'route', j, 'destination']));
+      if (kind === 'http') {
+        add(route.mirror, ['spec', kind, i, 'mirror']);
+        list(route.mirrors).forEach((m, j) => isObject(m) && add(m.destination, ['spec', kind, i, 'mirrors', j, 'destination']));
+      }
+    });
+  }
+  return out;
+}
+
+function undefinedSubsets(vss: Loaded<VirtualServiceSpec>[], drs: Loaded<DestinationRuleSpec>[]): ObjectFinding[] {
+  const out: ObjectFinding[] = [];
+  for (const vs of vss) {
+    for (const use of destinationsOf(vs.spec)) {
+      const subset = use.destination.subset;
+      if (typeof subset !== 'string' || subset === '') continue;
+      const host = resolveHost(use.destination.host, vs.namespace);
+      const candidates = drs.filter((dr) => drCovers(resolveHost(dr.spec.host, dr.namespace), host) && canSee(vs.namespace, dr.spec.exportTo, dr.namespace));
+      const defining = candidates.filter((dr) => Array.isArray(dr.spec.subsets) && dr.spec.subsets.some((s) => isObject(s) && s.name === subset));
+      if (defining.length > 0) continue;
+      const message =
+        candidates.length === 0
+          ? `subset "${subset}" of host ${host} is not defined: no DestinationRule for that host (requests to it fail with 503 NR until one exists)`
+          : `subset "${subset}" of host ${host} is not defined by ${candidates.map(refText).join(', ')} (requests to it fail with 503 NR)`;
+      const finding: ObjectFinding = { severity: 'warning', object: vs.ref, path: formatPath(use.path.concat('subset')), message, rule: 'analyze.subset.undefined' };
+      if (candidates.length > 0) finding.related = candidates.map((c) => c.ref);
+      out.push(finding);
+    }
+  }
+  return out;
+}
+
+// ---- host conflicts -----------------------------------------------------------------------
+
+function vsHostConflicts(vss: Loaded<VirtualServiceSpec>[]): ObjectFinding[] {
+  const out: ObjectFinding[] = [];
+  const claims = new Map<string, { vs: Loaded<VirtualServiceSpec>; index: number }[]>();
+  for (const vs of vss) {
+    const gateways = Array.isArray(vs.spec.gateways) ? vs.spec.gateways : [];
+    if (gateways.length > 0 && !gateways.includes('mesh')) continue;
+    const hosts = Array.isArray(vs.spec.hosts) ? vs.spec.hosts : [];
+    hosts.forEach((h, index) => {
+      if (typeof h !== 'string') return;
+      const host = resolveHost(h, vs.namespace);
+      claims.set(host, [...(claims.get(host) ?? []), { vs, index }]);
+    });
+  }
+  for (const [host, list] of claims) {
+    for (let i = 1; i < list.length; i++) {
+      const cur = list[i];
+      if (!cur) continue;
+      const others = list.slice(0, i).filter((o) => o.vs !== cur.vs && overlaps(visibleIn(o.vs.spec.exportTo, o.vs.namespace), visibleIn(cur.vs.spec.exportTo, cur.vs.namespace)));
+      if (others.length === 0) continue;
+      out.push({
+        severity: 'error',
+        object: cur.vs.ref,
+        related: others.map((o) => o.vs.ref),
+        path: formatPath(['spec', 'hosts', cur.index]),
+        message: `host ${host} is also claimed for the mesh by ${others.map((o) => refText(o.vs)).join(', ')}; sidecars use only one VirtualService per host, so the other's routes are silently ignored (merge them into one)`,
+        rule: 'analyze.vs.hostConflict',
+      });
+    }
+  }
+  return out;
+}
+
+function drHostConflicts(drs: Loaded<DestinationRuleSpec>[]): ObjectFinding[] {
+  const out: ObjectFinding[] = [];
+  drs.forEach((dr, i) => {
+    if (dr.spec.workloadSelector) return;
+    const host = resolveHost(dr.spec.host, dr.namespace);
+    const others = drs
+      .slice(0, i)
+      .filter((o) => !o.spec.workloadSelector && o.namespace === dr.namespace && resolveHost(o.spec.host, o.namespace) === host);
+    if (others.length === 0) return;
+    out.push({
+      severity: 'warning',
+      object: dr.ref,
+      related: others.map((o) => o.ref),
+      path: 'spec.host',
+      message: `host ${host} already has a DestinationRule in namespace ${dr.namespace} (${others.map(refText).join(', ')}); Istio merges them in creation order and drops conflicting settings`,
+      rule: 'analyze.dr.hostConflict',
+    });
+  });
+  return out;
+}
+
+function refText(l: { ref: ObjectRef }): string {
+  return `${l.ref.kind} ${l.ref.namespace ?? ''}/${l.ref.name}`;
 }
