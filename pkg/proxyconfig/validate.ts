@@ -1,0 +1,172 @@
+/**
+ * Structural validation of a ProxyConfig read from JSON/YAML. It reports every problem with a
+ * JSON path (never first-only) so a user fixing a hand-written file sees all mistakes at once.
+ * Semantic checks that need compilation (regex syntax) are done by the proxy's compiler.
+ */
+import { PROXY_CONFIG_API_VERSION, type ProxyConfig } from './types.js';
+
+export interface ConfigProblem {
+  path: string;
+  message: string;
+}
+
+type Obj = Record<string, unknown>;
+const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
+const isPort = (v: unknown): boolean => Number.isInteger(v) && (v as number) >= 0 && (v as number) <= 65535;
+const isNonNegInt = (v: unknown): boolean => Number.isInteger(v) && (v as number) >= 0;
+
+class Checker {
+  readonly problems: ConfigProblem[] = [];
+  fail(path: string, message: string): void {
+    this.problems.push({ path, message });
+  }
+  /** Checks an optional non-negative integer field. */
+  optInt(o: Obj, key: string, path: string): void {
+    if (o[key] !== undefined && !isNonNegInt(o[key])) this.fail(`${path}.${key}`, 'must be a non-negative integer');
+  }
+  array(v: unknown, path: string): unknown[] {
+    if (!Array.isArray(v)) {
+      this.fail(path, 'must be a list');
+      return [];
+    }
+    return v;
+  }
+}
+
+const STRING_MATCH_KEYS = ['exact', 'prefix', 'regex'];
+
+function checkStringMatch(c: Checker, v: unknown, path: string, allowPresent: boolean): void {
+  if (!isObj(v)) return c.fail(path, 'must be an object with one of exact, prefix, regex');
+  const keys = Object.keys(v);
+  if (allowPresent && keys.length === 1 && v.present === true) return;
+  if (keys.length !== 1 || !STRING_MATCH_KEYS.includes(keys[0]!)) {
+    return c.fail(path, `must have exactly one of ${STRING_MATCH_KEYS.join(', ')}${allowPresent ? ' (or present: true)' : ''}`);
+  }
+  if (typeof v[keys[0]!] !== 'string') c.fail(`${path}.${keys[0]!}`, 'must be a string');
+}
+
+function checkMatchMap(c: Checker, v: unknown, path: string): void {
+  if (v === undefined) return;
+  if (!isObj(v)) return c.fail(path, 'must be a map of name to match');
+  for (const [k, m] of Object.entries(v)) checkStringMatch(c, m, `${path}.${k}`, true);
+}
+
+function checkMatch(c: Checker, m: unknown, path: string): void {
+  if (!isObj(m)) return c.fail(path, 'must be an object');
+  for (const key of ['uri', 'scheme', 'method', 'authority']) {
+    if (m[key] !== undefined) checkStringMatch(c, m[key], `${path}.${key}`, false);
+  }
+  checkMatchMap(c, m.headers, `${path}.headers`);
+  checkMatchMap(c, m.withoutHeaders, `${path}.withoutHeaders`);
+  checkMatchMap(c, m.queryParams, `${path}.queryParams`);
+  if (m.port !== undefined && !isPort(m.port)) c.fail(`${path}.port`, 'must be a port number');
+}
+
+function checkAction(c: Checker, a: unknown, path: string): void {
+  if (!isObj(a)) return c.fail(path, 'must be an object');
+  if (a.type === 'route') {
+    const dests = c.array(a.destinations, `${path}.destinations`);
+    if (dests.length === 0) c.fail(`${path}.destinations`, 'must not be empty');
+    let total = 0;
+    dests.forEach((d, i) => {
+      const p = `${path}.destinations[${i}]`;
+      if (!isObj(d)) return c.fail(p, 'must be an object');
+      if (typeof d.cluster !== 'string' || d.cluster === '') c.fail(`${p}.cluster`, 'must be a non-empty string');
+      if (typeof d.weight !== 'number' || d.weight < 0 || !Number.isFinite(d.weight)) {
+        c.fail(`${p}.weight`, 'must be a non-negative number');
+      } else total += d.weight;
+    });
+    if (dests.length > 1 && total === 0) c.fail(`${path}.destinations`, 'weights sum to 0: no destination would get traffic');
+  } else if (a.type === 'redirect') {
+    if (!isObj(a.redirect)) c.fail(`${path}.redirect`, 'must be an object');
+  } else if (a.type === 'directResponse') {
+    if (!Number.isInteger(a.status) || (a.status as number) < 100 || (a.status as number) > 599) {
+      c.fail(`${path}.status`, 'must be an HTTP status between 100 and 599');
+    }
+  } else {
+    c.fail(`${path}.type`, 'must be one of route, redirect, directResponse');
+  }
+}
+
+function checkRoute(c: Checker, r: unknown, path: string): void {
+  if (!isObj(r)) return c.fail(path, 'must be an object');
+  if (r.match !== undefined) c.array(r.match, `${path}.match`).forEach((m, i) => checkMatch(c, m, `${path}.match[${i}]`));
+  checkAction(c, r.action, `${path}.action`);
+  c.optInt(r, 'timeoutMs', path);
+  if (r.retries !== undefined) {
+    const rt = r.retries;
+    if (!isObj(rt)) c.fail(`${path}.retries`, 'must be an object');
+    else {
+      c.optInt(rt, 'attempts', `${path}.retries`);
+      c.optInt(rt, 'perTryTimeoutMs', `${path}.retries`);
+      c.array(rt.retryOn, `${path}.retries.retryOn`);
+      c.array(rt.retriableStatusCodes, `${path}.retries.retriableStatusCodes`);
+    }
+  }
+  if (r.mirrors !== undefined) {
+    c.array(r.mirrors, `${path}.mirrors`).forEach((m, i) => {
+      if (!isObj(m) || typeof m.cluster !== 'string') c.fail(`${path}.mirrors[${i}].cluster`, 'must be a string');
+    });
+  }
+}
+
+function checkListener(c: Checker, l: unknown, path: string, ports: Set<number>): void {
+  if (!isObj(l)) return c.fail(path, 'must be an object');
+  if (typeof l.name !== 'string' || l.name === '') c.fail(`${path}.name`, 'must be a non-empty string');
+  if (!isPort(l.port)) c.fail(`${path}.port`, 'must be a port number');
+  else if (l.port !== 0 && ports.has(l.port as number)) c.fail(`${path}.port`, `port ${String(l.port)} is used twice`);
+  else ports.add(l.port as number);
+  if (l.protocol === 'TCP') {
+    if (typeof l.cluster !== 'string') c.fail(`${path}.cluster`, 'must name a cluster');
+    return;
+  }
+  if (l.protocol !== 'HTTP') return c.fail(`${path}.protocol`, 'must be HTTP or TCP');
+  c.array(l.virtualHosts, `${path}.virtualHosts`).forEach((vh, i) => {
+    const p = `${path}.virtualHosts[${i}]`;
+    if (!isObj(vh)) return c.fail(p, 'must be an object');
+    c.array(vh.domains, `${p}.domains`).forEach((d, j) => {
+      if (typeof d !== 'string' || d === '') c.fail(`${p}.domains[${j}]`, 'must be a non-empty string');
+    });
+    c.array(vh.routes, `${p}.routes`).forEach((r, j) => checkRoute(c, r, `${p}.routes[${j}]`));
+  });
+}
+
+function checkCluster(c: Checker, cl: unknown, path: string, names: Set<string>): void {
+  if (!isObj(cl)) return c.fail(path, 'must be an object');
+  if (typeof cl.name !== 'string' || cl.name === '') c.fail(`${path}.name`, 'must be a non-empty string');
+  else if (names.has(cl.name)) c.fail(`${path}.name`, `cluster ${cl.name} is defined twice`);
+  else names.add(cl.name);
+  c.array(cl.endpoints, `${path}.endpoints`).forEach((e, i) => {
+    const p = `${path}.endpoints[${i}]`;
+    if (!isObj(e)) return c.fail(p, 'must be an object');
+    if (typeof e.address !== 'string' || e.address === '') c.fail(`${p}.address`, 'must be a non-empty string');
+    if (!isPort(e.port) || e.port === 0) c.fail(`${p}.port`, 'must be a port number 1-65535');
+  });
+  for (const key of ['connectionPool', 'outlierDetection']) {
+    const v = cl[key];
+    if (v === undefined) continue;
+    if (!isObj(v)) c.fail(`${path}.${key}`, 'must be an object');
+    else for (const k of Object.keys(v)) c.optInt(v, k, `${path}.${key}`);
+  }
+}
+
+/** Returns every structural problem; an empty list means `cfg` is a ProxyConfig. */
+export function validateProxyConfig(cfg: unknown): ConfigProblem[] {
+  const c = new Checker();
+  if (!isObj(cfg)) {
+    c.fail('', 'must be an object');
+    return c.problems;
+  }
+  if (cfg.apiVersion !== PROXY_CONFIG_API_VERSION) c.fail('apiVersion', `must be ${PROXY_CONFIG_API_VERSION}`);
+  if (cfg.kind !== 'ProxyConfig') c.fail('kind', 'must be ProxyConfig');
+  if (typeof cfg.version !== 'string' || cfg.version === '') c.fail('version', 'must be a non-empty string');
+  const ports = new Set<number>();
+  c.array(cfg.listeners, 'listeners').forEach((l, i) => checkListener(c, l, `listeners[${i}]`, ports));
+  const names = new Set<string>();
+  c.array(cfg.clusters, 'clusters').forEach((cl, i) => checkCluster(c, cl, `clusters[${i}]`, names));
+  return c.problems;
+}
+
+export function isProxyConfig(cfg: unknown): cfg is ProxyConfig {
+  return validateProxyConfig(cfg).length === 0;
+}

@@ -1,0 +1,490 @@
+/**
+ * Translator: Istio VirtualService / DestinationRule / ServiceEntry objects plus a service
+ * registry → the proxy's config model (pkg/proxyconfig). Shared by standalone `weft-proxy run`
+ * and the control plane, so both produce byte-identical config for the same input.
+ *
+ * Semantics (reference §2): one virtual host per service port, answering to the FQDN, short
+ * name, `name.namespace` and each with `:port`; without a VirtualService a host gets Istio's
+ * implicit default route (one destination, default retries); with one, its `http[]` rules in
+ * order and no implicit catch-all (404 NR). Destinations become Envoy-style clusters
+ * `outbound|port|subset|host`; a subset named by a route but defined in no DestinationRule has
+ * no cluster (503 NC at run time), one selecting no endpoint has an empty cluster (503 UH).
+ * Inputs are expected to be validated (pkg/validation); the translator still never throws on
+ * odd input, it skips and reports in `warnings`.
+ */
+import { createHash } from 'node:crypto';
+import type {
+  ConnectionPoolSettings,
+  Destination,
+  DestinationRule,
+  HTTPMatchRequest,
+  HTTPRoute,
+  HTTPRetry,
+  LoadBalancerSettings,
+  OutlierDetection as IstioOutlier,
+  Percent,
+  ServiceEntry,
+  StringMatch as IstioStringMatch,
+  TrafficPolicy,
+  VirtualService,
+} from '../api/index.js';
+import {
+  PROXY_CONFIG_API_VERSION,
+  type Cluster,
+  type ConnectionPool,
+  type Endpoint,
+  type HeaderMatch,
+  type LoadBalancer,
+  type Mirror,
+  type OutlierDetection,
+  type ProxyConfig,
+  type RetryPolicy,
+  type Route,
+  type RouteAction,
+  type RouteMatch,
+  type StringMatch,
+  type VirtualHost,
+} from '../proxyconfig/types.js';
+import { parseDurationMs } from './duration.js';
+
+/** A service as the registry knows it (from ServiceEntry here; from Kubernetes Services later). */
+export interface ServiceRecord {
+  /** Fully qualified host, e.g. `reviews.default.svc.cluster.local` or `api.example.com`. */
+  host: string;
+  namespace: string;
+  /** Cluster IPs / ServiceEntry addresses: also accepted as authorities. */
+  addresses: string[];
+  ports: { number: number; name: string; protocol: string; targetPort?: number }[];
+  endpoints: { address: string; ports?: Record<string, number>; labels: Record<string, string>; weight?: number }[];
+}
+
+export interface TranslateInput {
+  virtualServices?: VirtualService[];
+  destinationRules?: DestinationRule[];
+  serviceEntries?: ServiceEntry[];
+  /** Extra services (the control plane passes Kubernetes Services here). */
+  services?: ServiceRecord[];
+  listener?: { name?: string; address?: string; port?: number };
+  telemetry?: ProxyConfig['telemetry'];
+  domainSuffix?: string;
+}
+
+export interface TranslateResult {
+  config: ProxyConfig;
+  warnings: string[];
+}
+
+const DEFAULT_SUFFIX = 'svc.cluster.local';
+const DEFAULT_OUTBOUND_PORT = 15001;
+
+/** `reviews` in namespace `default` → `reviews.default.svc.cluster.local`; dotted hosts unchanged. */
+export function fqdn(host: string, namespace: string, suffix = DEFAULT_SUFFIX): string {
+  const h = host.toLowerCase();
+  if (h.includes('.') || h.includes('*')) return h;
+  return `${h}.${namespace}.${suffix}`;
+}
+
+export function clusterName(port: number, subset: string | undefined, host: string): string {
+  return `outbound|${port}|${subset ?? ''}|${host}`;
+}
+
+const nsOf = (o: { metadata: { namespace?: string } }): string => o.metadata.namespace ?? 'default';
+
+/** Registry from ServiceEntry objects: one ServiceRecord per host (resolution STATIC/NONE/DNS). */
+export function servicesFromServiceEntries(ses: ServiceEntry[], suffix = DEFAULT_SUFFIX): ServiceRecord[] {
+  const out: ServiceRecord[] = [];
+  for (const se of ses) {
+    const ns = nsOf(se);
+    const ports = (se.spec.ports ?? []).map((p) => ({
+      number: p.number,
+      name: p.name,
+      protocol: (p.protocol ?? 'HTTP').toUpperCase(),
+      ...(p.targetPort !== undefined ? { targetPort: p.targetPort } : {}),
+    }));
+    const endpoints = (se.spec.endpoints ?? [])
+      .filter((e) => typeof e.address === 'string' && e.address !== '')
+      .map((e) => ({
+        address: e.address!,
+        labels: e.labels ?? {},
+        ...(e.ports ? { ports: e.ports } : {}),
+        ...(e.weight !== undefined ? { weight: e.weight } : {}),
+      }));
+    for (const host of se.spec.hosts ?? []) {
+      out.push({ host: fqdn(host, ns, suffix), namespace: ns, addresses: se.spec.addresses ?? [], ports, endpoints });
+    }
+  }
+  return out;
+}
+
+/** Authorities a service port answers to. */
+function domainsFor(svc: ServiceRecord, port: number, bare: boolean, suffix: string): string[] {
+  const names = new Set<string>([svc.host, ...svc.addresses]);
+  const k8sSuffix = `.${svc.namespace}.${suffix}`;
+  if (svc.host.endsWith(k8sSuffix)) {
+    const short = svc.host.slice(0, -k8sSuffix.length);
+    names.add(short);
+    names.add(`${short}.${svc.namespace}`);
+    names.add(`${short}.${svc.namespace}.svc`);
+  }
+  const out: string[] = [];
+  for (const n of names) {
+    out.push(`${n}:${port}`);
+    if (bare) out.push(n);
+  }
+  return out;
+}
+
+function percent(p: Percent | undefined, deprecatedInt: number | undefined, absent: number): number {
+  if (p !== undefined) return p.value ?? 0;
+  if (deprecatedInt !== undefined) return deprecatedInt;
+  return absent;
+}
+
+class Translator {
+  readonly warnings: string[] = [];
+  readonly clusters = new Map<string, Cluster>();
+  private readonly services = new Map<string, ServiceRecord>();
+  private readonly drs = new Map<string, DestinationRule>();
+  private readonly suffix: string;
+
+  constructor(private readonly input: TranslateInput) {
+    this.suffix = input.domainSuffix ?? DEFAULT_SUFFIX;
+    const svcs = [...servicesFromServiceEntries(input.serviceEntries ?? [], this.suffix), ...(input.services ?? [])];
+    for (const s of svcs) {
+      if (this.services.has(s.host)) this.warnings.push(`service ${s.host} is defined more than once; the first definition wins`);
+      else this.services.set(s.host, s);
+    }
+    for (const dr of input.destinationRules ?? []) {
+      const host = fqdn(dr.spec.host, nsOf(dr), this.suffix);
+      if (this.drs.has(host)) this.warnings.push(`DestinationRule ${nsOf(dr)}/${dr.metadata.name ?? ''}: another DestinationRule for ${host} came first; ignored`);
+      else this.drs.set(host, dr);
+    }
+  }
+
+  /** DR policy for a port: port-level settings replace the top level whole (dr.proto:240-246). */
+  private policyFor(tp: TrafficPolicy | undefined, port: number): TrafficPolicy | undefined {
+    const pl = tp?.portLevelSettings?.find((p) => p.port?.number === port);
+    return pl ? { ...pl } : tp;
+  }
+
+  /** Subset policy overrides the destination-level policy field by field. */
+  private mergedPolicy(host: string, port: number, subset: string | undefined): TrafficPolicy | undefined {
+    const dr = this.drs.get(host);
+    const base = this.policyFor(dr?.spec.trafficPolicy, port);
+    if (subset === undefined) return base;
+    const sub = dr?.spec.subsets?.find((s) => s.name === subset);
+    const sp = this.policyFor(sub?.trafficPolicy, port);
+    return sp ? { ...base, ...sp } : base;
+  }
+
+  /** Creates (once) the cluster for host/port/subset; returns its name, or the name of a missing one. */
+  ensureCluster(host: string, port: number, subset: string | undefined): string {
+    const name = clusterName(port, subset, host);
+    if (this.clusters.has(name)) return name;
+    const svc = this.services.get(host);
+    if (!svc) return name; // unknown host: no cluster → 503 NC, explained at run time
+    const sp = svc.ports.find((p) => p.number === port);
+    let selector: Record<string, string> = {};
+    if (subset !== undefined) {
+      const def = this.drs.get(host)?.spec.subsets?.find((s) => s.name === subset);
+      if (!def) return name; // subset defined in no DestinationRule → NC
+      selector = def.labels ?? {};
+    }
+    const endpoints: Endpoint[] = svc.endpoints
+      .filter((e) => Object.entries(selector).every(([k, v]) => e.labels[k] === v))
+      .map((e) => ({
+        address: e.address,
+        port: (sp && e.ports?.[sp.name]) ?? sp?.targetPort ?? port,
+        labels: e.labels,
+        ...(e.weight !== undefined ? { weight: e.weight } : {}),
+      }));
+    const policy = this.mergedPolicy(host, port, subset);
+    const cluster: Cluster = { name, service: host, port, endpoints };
+    if (subset !== undefined) cluster.subset = subset;
+    const lb = convertLb(policy?.loadBalancer);
+    if (lb) cluster.loadBalancer = lb;
+    const cp = convertPool(policy?.connectionPool);
+    if (cp) cluster.connectionPool = cp;
+    const od = convertOutlier(policy?.outlierDetection);
+    if (od) cluster.outlierDetection = od;
+    this.clusters.set(name, cluster);
+    return name;
+  }
+
+  private destCluster(d: Destination, ns: string, vhostPort: number): { cluster: string; host: string } {
+    const host = fqdn(d.host, ns, this.suffix);
+    const svc = this.services.get(host);
+    const port = d.port?.number ?? (svc && svc.ports.length === 1 ? svc.ports[0]!.number : vhostPort);
+    return { cluster: this.ensureCluster(host, port, d.subset), host };
+  }
+
+  /** Istio's implicit route for a service port with no VirtualService. */
+  defaultRoute(svc: ServiceRecord, port: number): Route {
+    return {
+      name: 'default',
+      action: { type: 'route', destinations: [{ cluster: this.ensureCluster(svc.host, port, undefined), weight: 100, host: svc.host }] },
+    };
+  }
+
+  httpRoute(vs: VirtualService, rule: HTTPRoute, index: number, vhostPort: number): Route | null {
+    const ns = nsOf(vs);
+    const where = `VirtualService ${ns}/${vs.metadata.name ?? ''} http[${index}]`;
+    if (rule.delegate) {
+      this.warnings.push(`${where}: delegate is not supported yet; rule skipped`);
+      return null;
+    }
+    const action = this.action(rule, ns, vhostPort, where);
+    if (action === null) return null;
+    const route: Route = { action, source: { kind: 'VirtualService', namespace: ns, name: vs.metadata.name ?? '', rule: index } };
+    if (rule.name !== undefined) route.name = rule.name;
+    if (rule.match && rule.match.length > 0) route.match = rule.match.map(convertMatch);
+    if (rule.rewrite) {
+      route.rewrite = {};
+      if (rule.rewrite.uri !== undefined) route.rewrite.uri = rule.rewrite.uri;
+      if (rule.rewrite.authority !== undefined) route.rewrite.authority = rule.rewrite.authority;
+      const rr = rule.rewrite.uriRegexRewrite;
+      if (rr?.match !== undefined) route.rewrite.uriRegex = { match: rr.match, rewrite: rr.rewrite ?? '' };
+    }
+    if (rule.headers) route.headers = rule.headers;
+    if (rule.timeout !== undefined) {
+      const t = parseDurationMs(rule.timeout);
+      if (t === null) this.warnings.push(`${where}: timeout ${rule.timeout} is not a duration; ignored`);
+      else route.timeoutMs = t;
+    }
+    const retries = convertRetries(rule.retries);
+    if (retries) route.retries = retries;
+    this.fault(rule, route);
+    const mirrors = this.mirrors(rule, ns, vhostPort);
+    if (mirrors.length > 0) route.mirrors = mirrors;
+    if (rule.corsPolicy) this.warnings.push(`${where}: corsPolicy is not supported yet; ignored`);
+    return route;
+  }
+
+  private action(rule: HTTPRoute, ns: string, vhostPort: number, where: string): RouteAction | null {
+    if (rule.directResponse) {
+      const b = rule.directResponse.body;
+      return {
+        type: 'directResponse',
+        status: rule.directResponse.status,
+        ...(b?.string !== undefined ? { body: b.string } : b?.bytes !== undefined ? { bodyBase64: b.bytes } : {}),
+      };
+    }
+    if (rule.redirect) {
+      const r = rule.redirect;
+      const redirect: Record<string, unknown> = {};
+      for (const k of ['uri', 'authority', 'scheme', 'port', 'derivePort'] as const) if (r[k] !== undefined) redirect[k] = r[k];
+      if (r.redirectCode !== undefined) redirect.code = r.redirectCode;
+      return { type: 'redirect', redirect };
+    }
+    const dests = rule.route ?? [];
+    if (dests.length === 0) {
+      this.warnings.push(`${where}: no route, redirect or directResponse; rule skipped`);
+      return null;
+    }
+    return {
+      type: 'route',
+      destinations: dests.map((d) => {
+        const { cluster, host } = this.destCluster(d.destination, ns, vhostPort);
+        return {
+          cluster,
+          host,
+          // a lone destination gets 100% whatever its weight; omitted weights among several are 0
+          weight: d.weight ?? (dests.length === 1 ? 100 : 0),
+          ...(d.headers ? { headers: d.headers } : {}),
+        };
+      }),
+    };
+  }
+
+  private fault(rule: HTTPRoute, route: Route): void {
+    const f = rule.fault;
+    if (!f) return;
+    route.fault = {};
+    if (f.delay?.fixedDelay !== undefined) {
+      route.fault.delay = { fixedDelayMs: parseDurationMs(f.delay.fixedDelay) ?? 0, percentage: percent(f.delay.percentage, f.delay.percent, 0) };
+    }
+    if (f.abort?.httpStatus !== undefined) {
+      route.fault.abort = { httpStatus: f.abort.httpStatus, percentage: percent(f.abort.percentage, undefined, 0) };
+    }
+  }
+
+  private mirrors(rule: HTTPRoute, ns: string, vhostPort: number): Mirror[] {
+    const out: Mirror[] = [];
+    if (rule.mirror) {
+      const { cluster, host } = this.destCluster(rule.mirror, ns, vhostPort);
+      // mirrorPercentage absent = 100% (reference §2.6); the deprecated integer still counts
+      out.push({ cluster, host, percentage: percent(rule.mirrorPercentage, rule.mirrorPercent, 100) });
+    }
+    for (const m of rule.mirrors ?? []) {
+      const { cluster, host } = this.destCluster(m.destination, ns, vhostPort);
+      out.push({ cluster, host, percentage: percent(m.percentage, undefined, 100) });
+    }
+    return out;
+  }
+
+  build(): TranslateResult {
+    const vsByHost = new Map<string, VirtualService>();
+    for (const vs of this.input.virtualServices ?? []) {
+      if ((vs.spec.gateways ?? ['mesh']).every((g) => g !== 'mesh')) continue; // gateway-only VS
+      for (const h of vs.spec.hosts ?? []) {
+        const host = fqdn(h, nsOf(vs), this.suffix);
+        if (vsByHost.has(host)) this.warnings.push(`VirtualService ${nsOf(vs)}/${vs.metadata.name ?? ''}: host ${host} is already routed by another VirtualService; ignored for this host (Istio: undefined)`);
+        else vsByHost.set(host, vs);
+      }
+    }
+    const vhosts: VirtualHost[] = [];
+    for (const svc of this.services.values()) {
+      const httpPorts = svc.ports.filter((p) => !['TCP', 'TLS', 'MONGO', 'MYSQL', 'REDIS'].includes(p.protocol));
+      const bareDefault = httpPorts.find((p) => p.number === 80) ?? httpPorts[0];
+      for (const p of httpPorts) {
+        const vs = vsByHost.get(svc.host);
+        const routes = vs ? (vs.spec.http ?? []).map((r, i) => this.httpRoute(vs, r, i, p.number)).filter((r): r is Route => r !== null) : [this.defaultRoute(svc, p.number)];
+        vhosts.push({ name: `${svc.host}:${p.number}`, domains: domainsFor(svc, p.number, p === bareDefault, this.suffix), routes });
+      }
+    }
+    // VirtualServices for hosts outside the registry (e.g. a wildcard or an external name)
+    for (const [host, vs] of vsByHost) {
+      if (this.services.has(host)) continue;
+      const routes = (vs.spec.http ?? []).map((r, i) => this.httpRoute(vs, r, i, 80)).filter((r): r is Route => r !== null);
+      vhosts.push({ name: host, domains: [host, `${host}:80`], routes });
+    }
+    const l = this.input.listener ?? {};
+    const config: ProxyConfig = {
+      apiVersion: PROXY_CONFIG_API_VERSION,
+      kind: 'ProxyConfig',
+      version: '',
+      listeners: [
+        {
+          name: l.name ?? 'outbound',
+          protocol: 'HTTP',
+          ...(l.address !== undefined ? { address: l.address } : {}),
+          port: l.port ?? DEFAULT_OUTBOUND_PORT,
+          virtualHosts: vhosts,
+        },
+      ],
+      clusters: [...this.clusters.values()].sort((a, b) => a.name.localeCompare(b.name)),
+    };
+    if (this.input.telemetry) config.telemetry = this.input.telemetry;
+    config.version = createHash('sha256').update(JSON.stringify(config)).digest('hex').slice(0, 12);
+    return { config, warnings: this.warnings };
+  }
+}
+
+function convertStringMatch(m: IstioStringMatch): StringMatch | null {
+  if (m.exact !== undefined) return { exact: m.exact };
+  if (m.prefix !== undefined) return { prefix: m.prefix };
+  if (m.regex !== undefined) return { regex: m.regex };
+  return null;
+}
+
+function convertMatchMap(m: Record<string, IstioStringMatch>): Record<string, HeaderMatch> {
+  const out: Record<string, HeaderMatch> = {};
+  // `{}` (no operator) means "present" (reference §2.5)
+  for (const [k, v] of Object.entries(m)) out[k.toLowerCase()] = convertStringMatch(v) ?? { present: true };
+  return out;
+}
+
+export function convertMatch(m: HTTPMatchRequest): RouteMatch {
+  const out: RouteMatch = {};
+  if (m.name !== undefined) out.name = m.name;
+  for (const key of ['uri', 'scheme', 'method', 'authority'] as const) {
+    const sm = m[key] ? convertStringMatch(m[key]) : null;
+    if (sm) out[key] = sm;
+  }
+  if (m.ignoreUriCase) out.ignoreUriCase = true;
+  if (m.headers) out.headers = convertMatchMap(m.headers);
+  if (m.withoutHeaders) out.withoutHeaders = convertMatchMap(m.withoutHeaders);
+  if (m.queryParams) {
+    const q: Record<string, HeaderMatch> = {};
+    for (const [k, v] of Object.entries(m.queryParams)) q[k] = convertStringMatch(v) ?? { present: true };
+    out.queryParams = q;
+  }
+  if (m.port !== undefined) out.port = m.port;
+  return out;
+}
+
+/** Istio's ConvertPolicy (reference §2.3): nil → default (proxy side), attempts ≤ 0 → disabled. */
+export function convertRetries(r: HTTPRetry | undefined): RetryPolicy | undefined {
+  if (r === undefined) return undefined;
+  if ((r.attempts ?? 0) <= 0) return { attempts: 0, retryOn: [], retriableStatusCodes: [] };
+  const policy: RetryPolicy = {
+    attempts: r.attempts!,
+    retryOn: ['connect-failure', 'refused-stream', 'unavailable', 'cancelled', 'retriable-status-codes'],
+    retriableStatusCodes: [503],
+  };
+  if (r.retryOn !== undefined && r.retryOn !== '') {
+    const tokens = r.retryOn.split(',').map((t) => t.trim()).filter((t) => t !== '');
+    policy.retriableStatusCodes = tokens.filter((t) => /^\d{3}$/.test(t)).map(Number);
+    policy.retryOn = tokens.filter((t) => !/^\d{3}$/.test(t));
+    if (policy.retriableStatusCodes.length > 0 && !policy.retryOn.includes('retriable-status-codes')) policy.retryOn.push('retriable-status-codes');
+  }
+  const ptt = r.perTryTimeout !== undefined ? parseDurationMs(r.perTryTimeout) : null;
+  if (ptt !== null) policy.perTryTimeoutMs = ptt;
+  const bo = r.backoff !== undefined ? parseDurationMs(r.backoff) : null;
+  if (bo !== null) policy.backoffBaseMs = bo;
+  return policy;
+}
+
+export function convertLb(lb: LoadBalancerSettings | undefined): LoadBalancer | undefined {
+  if (!lb) return undefined;
+  const ch = lb.consistentHash;
+  if (ch) {
+    if (ch.httpHeaderName) return { consistentHash: { httpHeaderName: ch.httpHeaderName } };
+    if (ch.httpCookie) return { consistentHash: { httpCookie: { name: ch.httpCookie.name } } };
+    if (ch.httpQueryParameterName) return { consistentHash: { httpQueryParameterName: ch.httpQueryParameterName } };
+    if (ch.useSourceIp) return { consistentHash: { useSourceIp: true } };
+  }
+  switch (lb.simple) {
+    case 'ROUND_ROBIN':
+    case 'RANDOM':
+    case 'PASSTHROUGH':
+    case 'LEAST_REQUEST':
+      return { simple: lb.simple };
+    case 'LEAST_CONN':
+      return { simple: 'LEAST_REQUEST' };
+    default:
+      return undefined;
+  }
+}
+
+function ms(d: string | undefined): number | undefined {
+  if (d === undefined) return undefined;
+  return parseDurationMs(d) ?? undefined;
+}
+
+export function convertPool(cp: ConnectionPoolSettings | undefined): ConnectionPool | undefined {
+  if (!cp) return undefined;
+  const out: ConnectionPool = {};
+  const set = <K extends keyof ConnectionPool>(k: K, v: ConnectionPool[K] | undefined): void => {
+    if (v !== undefined && v !== null) out[k] = v;
+  };
+  set('maxConnections', cp.tcp?.maxConnections);
+  set('connectTimeoutMs', ms(cp.tcp?.connectTimeout));
+  set('http1MaxPendingRequests', cp.http?.http1MaxPendingRequests);
+  set('http2MaxRequests', cp.http?.http2MaxRequests);
+  set('maxRequestsPerConnection', cp.http?.maxRequestsPerConnection);
+  set('maxRetries', cp.http?.maxRetries);
+  set('idleTimeoutMs', ms(cp.http?.idleTimeout) ?? ms(cp.tcp?.idleTimeout));
+  return Object.keys(out).length > 0 ? out : undefined;
+}
+
+export function convertOutlier(od: IstioOutlier | undefined): OutlierDetection | undefined {
+  if (!od) return undefined;
+  const out: OutlierDetection = {};
+  const c5 = od.consecutive5xxErrors;
+  if (c5 !== undefined && c5 !== null) out.consecutive5xxErrors = c5;
+  // the deprecated consecutiveErrors maps to gateway errors, as in Istio
+  const gw = od.consecutiveGatewayErrors ?? od.consecutiveErrors;
+  if (gw !== undefined && gw !== null) out.consecutiveGatewayErrors = gw;
+  const i = ms(od.interval);
+  if (i !== undefined) out.intervalMs = i;
+  const b = ms(od.baseEjectionTime);
+  if (b !== undefined) out.baseEjectionTimeMs = b;
+  if (od.maxEjectionPercent !== undefined) out.maxEjectionPercent = od.maxEjectionPercent;
+  if (od.minHealthPercent !== undefined) out.minHealthPercent = od.minHealthPercent;
+  return out;
+}
+
+export function translate(input: TranslateInput): TranslateResult {
+  return new Translator(input).build();
+}

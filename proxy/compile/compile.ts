@@ -1,0 +1,369 @@
+/**
+ * Compiles a ProxyConfig once per version into what the request path runs: host lookup maps,
+ * route arrays with precompiled predicates, cumulative weight tables, header-op functions,
+ * retry policies and live cluster runtimes. Nothing here runs per request.
+ *
+ * Clusters whose definition is byte-identical to the previous version are carried over (their
+ * pools, in-flight counts and ejections survive a reload); the rest are returned as `retired`
+ * for a graceful close once in-flight requests finish.
+ */
+import type { Cluster, ProxyConfig, Redirect, Route, RouteMatch, RouteSource, VirtualHost } from '../../pkg/proxyconfig/types.js';
+import { WeftError } from '../../pkg/errors/index.js';
+import { ClusterRuntime } from '../upstream/cluster.js';
+import { compileRouteMatch, type Predicate } from './match.js';
+import { compileRegexRewrite } from './regex.js';
+import { chainOps, compileHeaderOps, type HeaderOpFn } from '../router/headers.js';
+import { compileRetry, NO_RETRY, type CompiledRetry } from '../router/retry.js';
+import type { MetricGroup, MetricsRegistry, TcpGroup, DestinationLabels } from '../telemetry/metrics.js';
+
+export interface CompiledDest {
+  clusterName: string;
+  /** null: the cluster is not defined → 503 NC. */
+  cluster: ClusterRuntime | null;
+  weight: number;
+  subset: string;
+  /** Authority sent upstream unless a rewrite sets one. */
+  host: string | null;
+  reqOps: HeaderOpFn | null;
+  respOps: HeaderOpFn | null;
+  metrics: MetricGroup;
+}
+
+export interface CompiledMirror {
+  dest: CompiledDest;
+  /** 0–1. */
+  fraction: number;
+}
+
+export interface CompiledFault {
+  delayMs: number;
+  delayFraction: number;
+  abortStatus: number;
+  abortFraction: number;
+}
+
+export const enum ActionType {
+  Route = 0,
+  Redirect = 1,
+  Direct = 2,
+}
+
+export interface CompiledRoute {
+  index: number;
+  name: string | undefined;
+  source: RouteSource | undefined;
+  /** Match blocks (ORed); empty = match everything. */
+  blocks: Predicate[];
+  matches: RouteMatch[];
+  /** Per block: length of the uri prefix matched, for prefix rewrite; -1 if not a prefix match. */
+  prefixLens: number[];
+  type: ActionType;
+  dests: CompiledDest[];
+  cumWeights: number[];
+  totalWeight: number;
+  redirect: Redirect | null;
+  directStatus: number;
+  directBody: Buffer | null;
+  rewriteUri: string | null;
+  rewriteRegex: ((path: string) => string) | null;
+  rewriteAuthority: string | null;
+  reqOps: HeaderOpFn | null;
+  respOps: HeaderOpFn | null;
+  timeoutMs: number;
+  retry: CompiledRetry;
+  fault: CompiledFault | null;
+  mirrors: CompiledMirror[] | null;
+}
+
+export interface CompiledVHost {
+  name: string;
+  domains: string[];
+  routes: CompiledRoute[];
+}
+
+export interface CompiledHttpListener {
+  protocol: 'HTTP';
+  name: string;
+  address: string;
+  port: number;
+  exact: Map<string, CompiledVHost>;
+  suffixes: [string, CompiledVHost][];
+  wildcard: CompiledVHost | null;
+}
+
+export interface CompiledTcpListener {
+  protocol: 'TCP';
+  name: string;
+  address: string;
+  port: number;
+  clusterName: string;
+  cluster: ClusterRuntime | null;
+  metrics: TcpGroup;
+}
+
+export type CompiledListener = CompiledHttpListener | CompiledTcpListener;
+
+export interface CompiledConfig {
+  version: string;
+  source: ProxyConfig;
+  listeners: CompiledListener[];
+  clusters: Map<string, ClusterRuntime>;
+  accessLog: boolean;
+  explainHeader: boolean;
+  /** Metrics for requests that never reached a destination (NR). */
+  unknownMetrics: MetricGroup;
+}
+
+export interface CompileResult {
+  config: CompiledConfig;
+  retired: ClusterRuntime[];
+}
+
+export interface CompileOptions {
+  metrics: MetricsRegistry;
+  previous?: Map<string, ClusterRuntime> | undefined;
+  defaultAddress?: string;
+  rand?: () => number;
+}
+
+function fail(path: string, message: string): never {
+  throw new WeftError('WEFT_PROXY_CONFIG_INVALID', `${path}: ${message}`);
+}
+
+function destLabels(cluster: Cluster | undefined, clusterName: string, subset: string): DestinationLabels {
+  const service = cluster?.service ?? clusterName;
+  const parts = service.split('.');
+  const versions = new Set((cluster?.endpoints ?? []).map((e) => e.labels?.version));
+  const only = versions.size === 1 ? [...versions][0] : undefined;
+  return {
+    destinationService: service,
+    destinationServiceName: parts[0] ?? service,
+    destinationServiceNamespace: parts.length > 2 && parts[2] === 'svc' ? parts[1]! : 'unknown',
+    destinationVersion: only ?? (subset !== '' ? subset : 'unknown'),
+  };
+}
+
+class Compiler {
+  readonly clusters = new Map<string, ClusterRuntime>();
+  private readonly defs = new Map<string, Cluster>();
+
+  constructor(
+    private readonly cfg: ProxyConfig,
+    private readonly opts: CompileOptions,
+    private readonly reused: Set<ClusterRuntime>,
+  ) {
+    for (const c of cfg.clusters) this.defs.set(c.name, c);
+  }
+
+  buildClusters(): void {
+    this.cfg.clusters.forEach((c) => {
+      const key = JSON.stringify(c);
+      const prev = this.opts.previous?.get(c.name);
+      if (prev !== undefined && prev.defKey === key) {
+        this.reused.add(prev);
+        this.clusters.set(c.name, prev);
+      } else {
+        this.clusters.set(c.name, new ClusterRuntime(c, key, Date.now, this.opts.rand));
+      }
+    });
+  }
+
+  dest(clusterName: string, weight: number, host: string | undefined, path: string, ops?: { request?: unknown; response?: unknown } | undefined): CompiledDest {
+    const def = this.defs.get(clusterName);
+    const subset = def?.subset ?? clusterName.split('|')[2] ?? '';
+    void path;
+    return {
+      clusterName,
+      cluster: this.clusters.get(clusterName) ?? null,
+      weight,
+      subset,
+      host: host ?? def?.service ?? null,
+      reqOps: compileHeaderOps((ops as { request?: never } | undefined)?.request),
+      respOps: compileHeaderOps((ops as { response?: never } | undefined)?.response),
+      metrics: this.opts.metrics.group(destLabels(def, clusterName, subset)),
+    };
+  }
+
+  route(r: Route, index: number, path: string): CompiledRoute {
+    const matches = r.match ?? [];
+    const blocks = matches.map((m, i) => {
+      try {
+        return compileRouteMatch(m);
+      } catch (err) {
+        return fail(`${path}.match[${i}]`, (err as Error).message);
+      }
+    });
+    const prefixLens = matches.map((m) => (m.uri && 'prefix' in m.uri ? m.uri.prefix.length : -1));
+    const out: CompiledRoute = {
+      index,
+      name: r.name,
+      source: r.source,
+      blocks,
+      matches,
+      prefixLens,
+      type: ActionType.Route,
+      dests: [],
+      cumWeights: [],
+      totalWeight: 0,
+      redirect: null,
+      directStatus: 0,
+      directBody: null,
+      rewriteUri: r.rewrite?.uri ?? null,
+      rewriteRegex: null,
+      rewriteAuthority: r.rewrite?.authority ?? null,
+      reqOps: compileHeaderOps(r.headers?.request),
+      respOps: compileHeaderOps(r.headers?.response),
+      timeoutMs: r.timeoutMs ?? 0,
+      retry: compileRetry(r.retries, r.timeoutMs ?? 0),
+      fault: null,
+      mirrors: null,
+    };
+    if (r.rewrite?.uriRegex) {
+      try {
+        out.rewriteRegex = compileRegexRewrite(r.rewrite.uriRegex.match, r.rewrite.uriRegex.rewrite);
+      } catch (err) {
+        fail(`${path}.rewrite.uriRegex`, (err as Error).message);
+      }
+    }
+    this.action(r, out, path);
+    if (r.fault && (r.fault.delay || r.fault.abort)) {
+      out.fault = {
+        delayMs: r.fault.delay?.fixedDelayMs ?? 0,
+        delayFraction: (r.fault.delay?.percentage ?? 0) / 100,
+        abortStatus: r.fault.abort?.httpStatus ?? 0,
+        abortFraction: (r.fault.abort?.percentage ?? 0) / 100,
+      };
+      // Istio: a client-side fault turns off retries and timeouts on the route (vs.proto:458-462)
+      out.retry = NO_RETRY;
+      out.timeoutMs = 0;
+    }
+    if (r.mirrors && r.mirrors.length > 0) {
+      out.mirrors = r.mirrors.map((m, i) => ({
+        dest: this.dest(m.cluster, 0, m.host, `${path}.mirrors[${i}]`),
+        fraction: Math.min(Math.max(m.percentage, 0), 100) / 100,
+      }));
+    }
+    return out;
+  }
+
+  private action(r: Route, out: CompiledRoute, path: string): void {
+    const a = r.action;
+    if (a.type === 'redirect') {
+      out.type = ActionType.Redirect;
+      out.redirect = a.redirect;
+    } else if (a.type === 'directResponse') {
+      out.type = ActionType.Direct;
+      out.directStatus = a.status;
+      out.directBody = a.bodyBase64 !== undefined ? Buffer.from(a.bodyBase64, 'base64') : a.body !== undefined ? Buffer.from(a.body) : null;
+    } else {
+      if (a.destinations.length === 0) fail(`${path}.action.destinations`, 'must not be empty');
+      const single = a.destinations.length === 1;
+      let total = 0;
+      a.destinations.forEach((d, i) => {
+        // a single destination gets all traffic whatever its weight (Istio)
+        const w = single ? 1 : d.weight;
+        total += w;
+        out.dests.push(this.dest(d.cluster, w, d.host, `${path}.action.destinations[${i}]`, d.headers));
+        out.cumWeights.push(total);
+      });
+      if (total <= 0) fail(`${path}.action.destinations`, 'weights sum to 0');
+      out.totalWeight = total;
+    }
+  }
+
+  vhost(vh: VirtualHost, path: string): CompiledVHost {
+    return { name: vh.name, domains: vh.domains, routes: vh.routes.map((r, i) => this.route(r, i, `${path}.routes[${i}]`)) };
+  }
+}
+
+/** Compiles `cfg`; throws WEFT_PROXY_CONFIG_INVALID (with a path) if it cannot run. */
+export function compileConfig(cfg: ProxyConfig, opts: CompileOptions): CompileResult {
+  const reused = new Set<ClusterRuntime>();
+  const c = new Compiler(cfg, opts, reused);
+  c.buildClusters();
+  const listeners: CompiledListener[] = [];
+  try {
+    cfg.listeners.forEach((l, li) => {
+      const address = l.address ?? opts.defaultAddress ?? '127.0.0.1';
+      const path = `listeners[${li}]`;
+      if (l.protocol === 'TCP') {
+        const def = cfg.clusters.find((x) => x.name === l.cluster);
+        listeners.push({
+          protocol: 'TCP',
+          name: l.name,
+          address,
+          port: l.port,
+          clusterName: l.cluster,
+          cluster: c.clusters.get(l.cluster) ?? null,
+          metrics: opts.metrics.tcpGroup(destLabels(def, l.cluster, def?.subset ?? '')),
+        });
+        return;
+      }
+      const out: CompiledHttpListener = { protocol: 'HTTP', name: l.name, address, port: l.port, exact: new Map(), suffixes: [], wildcard: null };
+      l.virtualHosts.forEach((vh, vi) => {
+        const cv = c.vhost(vh, `${path}.virtualHosts[${vi}]`);
+        for (const d of vh.domains) {
+          const dom = d.toLowerCase();
+          if (dom === '*') out.wildcard ??= cv;
+          else if (dom.startsWith('*')) out.suffixes.push([dom.slice(1), cv]);
+          else if (!out.exact.has(dom)) out.exact.set(dom, cv);
+        }
+      });
+      // longest suffix first, so *.ns.svc.cluster.local beats *.cluster.local
+      out.suffixes.sort((a, b) => b[0].length - a[0].length);
+      listeners.push(out);
+    });
+  } catch (err) {
+    // do not leak the interval timers of clusters created for a config we reject
+    for (const cl of c.clusters.values()) if (!reused.has(cl)) void cl.destroy();
+    throw err;
+  }
+  const retired: ClusterRuntime[] = [];
+  for (const prev of opts.previous?.values() ?? []) if (!reused.has(prev)) retired.push(prev);
+  return {
+    config: {
+      version: cfg.version,
+      source: cfg,
+      listeners,
+      clusters: c.clusters,
+      accessLog: cfg.telemetry?.accessLog === true,
+      explainHeader: cfg.telemetry?.explainHeader === true,
+      unknownMetrics: opts.metrics.group({
+        destinationService: 'unknown',
+        destinationServiceName: 'unknown',
+        destinationServiceNamespace: 'unknown',
+        destinationVersion: 'unknown',
+      }),
+    },
+    retired,
+  };
+}
+
+/** Host lookup: exact authority, then without port, then wildcard suffixes, then `*`. */
+export function findVHost(l: CompiledHttpListener, authority: string): CompiledVHost | null {
+  let vh = l.exact.get(authority);
+  if (vh !== undefined) return vh;
+  const lower = authority.toLowerCase();
+  if (lower !== authority) {
+    vh = l.exact.get(lower);
+    if (vh !== undefined) return vh;
+  }
+  const colon = lower.lastIndexOf(':');
+  const host = colon > 0 && !lower.endsWith(']') ? lower.slice(0, colon) : lower;
+  if (host !== lower) {
+    vh = l.exact.get(host);
+    if (vh !== undefined) return vh;
+  }
+  for (const [suffix, v] of l.suffixes) if (host.endsWith(suffix)) return v;
+  return l.wildcard;
+}
+
+/** Weighted pick over a route's cumulative weights; `r` in [0,1). */
+export function pickDest(route: CompiledRoute, r: number): CompiledDest {
+  const d = route.dests;
+  if (d.length === 1) return d[0]!;
+  const x = r * route.totalWeight;
+  const cum = route.cumWeights;
+  for (let i = 0; i < cum.length; i++) if (x < cum[i]!) return d[i]!;
+  return d[d.length - 1]!;
+}

@@ -1,0 +1,168 @@
+/**
+ * weft-proxy: `weft-proxy run --config FILE [--listen HOST:PORT] [options]`.
+ * Standalone mode: config from a file (proxy model or Istio YAML), watched for hot reload; an
+ * invalid edit is rejected with a message and the last good config stays in force.
+ * Prints one JSON line `{"msg":"Proxy ready","ports":{...}}` on stderr (via the logger) once
+ * serving, so scripts and tests can use ephemeral ports (`--admin-port 0`).
+ */
+import { createLogger } from '../pkg/log/index.js';
+import { errorMessage } from '../pkg/errors/index.js';
+import { ProxyServer, type ProxyOptions } from './server.js';
+import { loadConfigFile } from './config/load.js';
+import { watchFile } from './config/watch.js';
+import type { ProxyConfig } from '../pkg/proxyconfig/types.js';
+
+const USAGE = `usage: weft-proxy run --config FILE [--listen HOST:PORT] [--admin-port N] [--metrics-port N]
+                      [--health-port N] [--admin-address ADDR] [--drain-seconds N]
+                      [--access-log] [--explain-header] [--no-watch]
+Ports default to Istio's (admin 15000, Prometheus 15090, health 15021); 0 picks a free port.`;
+
+export interface CliArgs {
+  config: string;
+  listen?: { host: string; port: number };
+  adminPort?: number;
+  metricsPort?: number;
+  healthPort?: number;
+  adminAddress?: string;
+  drainMs?: number;
+  accessLog: boolean;
+  explainHeader: boolean;
+  watch: boolean;
+}
+
+class UsageError extends Error {}
+
+function port(v: string | undefined, flag: string): number {
+  const n = Number(v);
+  if (v === undefined || !Number.isInteger(n) || n < 0 || n > 65535) throw new UsageError(`${flag} needs a port number 0-65535, got ${JSON.stringify(v)}`);
+  return n;
+}
+
+export function parseArgs(argv: string[]): CliArgs {
+  if (argv[0] !== 'run') throw new UsageError(argv[0] === undefined ? 'missing command' : `unknown command ${JSON.stringify(argv[0])}`);
+  const a: Partial<CliArgs> & { accessLog: boolean; explainHeader: boolean; watch: boolean } = { accessLog: false, explainHeader: false, watch: true };
+  for (let i = 1; i < argv.length; i++) {
+    const flag = argv[i]!;
+    const next = (): string => {
+      const v = argv[++i];
+      if (v === undefined) throw new UsageError(`${flag} needs a value`);
+      return v;
+    };
+    switch (flag) {
+      case '--config':
+        a.config = next();
+        break;
+      case '--listen': {
+        const v = next();
+        const colon = v.lastIndexOf(':');
+        if (colon <= 0) throw new UsageError(`--listen needs HOST:PORT, got ${JSON.stringify(v)}`);
+        a.listen = { host: v.slice(0, colon).replace(/^\[|\]$/g, ''), port: port(v.slice(colon + 1), '--listen') };
+        break;
+      }
+      case '--admin-port':
+        a.adminPort = port(next(), flag);
+        break;
+      case '--metrics-port':
+        a.metricsPort = port(next(), flag);
+        break;
+      case '--health-port':
+        a.healthPort = port(next(), flag);
+        break;
+      case '--admin-address':
+        a.adminAddress = next();
+        break;
+      case '--drain-seconds': {
+        const v = Number(next());
+        if (!Number.isFinite(v) || v < 0) throw new UsageError('--drain-seconds needs a non-negative number');
+        a.drainMs = v * 1000;
+        break;
+      }
+      case '--access-log':
+        a.accessLog = true;
+        break;
+      case '--explain-header':
+        a.explainHeader = true;
+        break;
+      case '--no-watch':
+        a.watch = false;
+        break;
+      default:
+        throw new UsageError(`unknown flag ${JSON.stringify(flag)}`);
+    }
+  }
+  if (a.config === undefined) throw new UsageError('--config FILE is required');
+  return a as CliArgs;
+}
+
+function withFlags(cfg: ProxyConfig, args: CliArgs): ProxyConfig {
+  if (!args.accessLog && !args.explainHeader) return cfg;
+  const telemetry = { ...cfg.telemetry };
+  if (args.accessLog) telemetry.accessLog = true;
+  if (args.explainHeader) telemetry.explainHeader = true;
+  return { ...cfg, telemetry };
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const log = createLogger('proxy');
+  let args: CliArgs;
+  try {
+    args = parseArgs(argv);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`weft-proxy: ${err.message}\n${USAGE}\n`);
+      return 2;
+    }
+    throw err;
+  }
+  const opts: ProxyOptions = { logger: log };
+  if (args.listen) opts.listen = args.listen;
+  if (args.adminPort !== undefined) opts.adminPort = args.adminPort;
+  if (args.metricsPort !== undefined) opts.metricsPort = args.metricsPort;
+  if (args.healthPort !== undefined) opts.healthPort = args.healthPort;
+  if (args.adminAddress !== undefined) opts.adminAddress = args.adminAddress;
+  if (args.drainMs !== undefined) opts.drainMs = args.drainMs;
+  const proxy = new ProxyServer(opts);
+  try {
+    const loaded = await loadConfigFile(args.config);
+    for (const w of loaded.warnings) log.warn('Config warning', { warning: w });
+    await proxy.apply(withFlags(loaded.config, args));
+    await proxy.startAux();
+  } catch (err) {
+    log.error('Proxy failed to start', { error: errorMessage(err) });
+    await proxy.shutdown();
+    return 1;
+  }
+  const reload = async (): Promise<void> => {
+    try {
+      const loaded = await loadConfigFile(args.config);
+      for (const w of loaded.warnings) log.warn('Config warning', { warning: w });
+      await proxy.apply(withFlags(loaded.config, args));
+    } catch (err) {
+      proxy.rejected(err);
+    }
+  };
+  const watcher = args.watch ? watchFile(args.config, () => void reload()) : null;
+  process.on('SIGHUP', () => void reload());
+  const stop = (signal: string): void => {
+    log.info('Received signal; draining', { signal });
+    watcher?.close();
+    void proxy.shutdown().then(() => process.exit(0));
+  };
+  process.once('SIGTERM', () => stop('SIGTERM'));
+  process.once('SIGINT', () => stop('SIGINT'));
+  log.info('Proxy ready', { version: proxy.current?.version, ports: proxy.ports() });
+  return 0;
+}
+
+const isMain = process.argv[1] !== undefined && import.meta.url === new URL(`file://${process.argv[1]}`).href;
+if (isMain) {
+  run(process.argv.slice(2)).then(
+    (code) => {
+      if (code !== 0) process.exit(code);
+    },
+    (err: unknown) => {
+      process.stderr.write(`weft-proxy: ${errorMessage(err)}\n`);
+      process.exit(1);
+    },
+  );
+}

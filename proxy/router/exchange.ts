@@ -1,0 +1,539 @@
+/**
+ * One HTTP request through the proxy: the terminal "router" stage in Envoy's terms. It picks the
+ * virtual host and route (precompiled), applies fault injection, picks a weighted destination,
+ * checks the circuit breaker, load-balances to an endpoint and dispatches on that endpoint's
+ * keep-alive pool. It alone owns timeouts, retries (with Istio's defaults) and the stale
+ * pooled-connection retry, and it writes every local reply with its response flag.
+ *
+ * Lifecycle: run() → [fault delay] → forward() → attempt()… → finish() exactly once. Every exit
+ * path goes through finish(), which releases the circuit-breaker slot and records telemetry.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Dispatcher } from 'undici';
+import { ActionType, findVHost, pickDest, type CompiledConfig, type CompiledDest, type CompiledHttpListener, type CompiledRoute, type CompiledVHost } from '../compile/compile.js';
+import type { RequestView } from '../compile/match.js';
+import type { EndpointRuntime } from '../upstream/cluster.js';
+import type { MetricsRegistry } from '../telemetry/metrics.js';
+import type { AccessLog } from '../telemetry/accesslog.js';
+import { propagate } from '../telemetry/trace.js';
+import { forwardableHeaders, type HeaderMap } from './headers.js';
+import { addFlag, FLAG_TEXT, Flags, type Flag } from './flags.js';
+import { backoffMs, isRetriable, type AttemptOutcome } from './retry.js';
+import { buildExplain } from './explain.js';
+
+/** Response headers as undici's handler API parses them. */
+type UpstreamHeaders = Record<string, string | string[] | undefined>;
+
+export interface RouterEnv {
+  metrics: MetricsRegistry;
+  accessLog: AccessLog | null;
+  rand: () => number;
+}
+
+/** Bodies up to this size are buffered so the request can be retried; larger ones stream, unretried. */
+export const MAX_REPLAYABLE_BODY = 64 * 1024;
+const IDEMPOTENT: Readonly<Record<string, true>> = { GET: true, HEAD: true, OPTIONS: true, PUT: true, DELETE: true, TRACE: true };
+const CONNECT_FAILURE_CODES: Readonly<Record<string, true>> = {
+  ECONNREFUSED: true,
+  UND_ERR_CONNECT_TIMEOUT: true,
+  EHOSTUNREACH: true,
+  ENETUNREACH: true,
+  ENOTFOUND: true,
+  EAI_AGAIN: true,
+  EADDRNOTAVAIL: true,
+};
+const RESPONSE_HOP: Readonly<Record<string, true>> = { connection: true, 'keep-alive': true, 'transfer-encoding': true, 'proxy-connection': true, upgrade: true, trailer: true };
+
+/** Builds the matching view of a request: no parsing beyond splitting path and query. */
+export function requestView(req: IncomingMessage, listenerPort: number): RequestView {
+  const url = req.url ?? '/';
+  const q = url.indexOf('?');
+  const authority = req.headers.host ?? '';
+  return {
+    method: req.method ?? 'GET',
+    path: q < 0 ? url : url.slice(0, q),
+    query: q < 0 ? '' : url.slice(q + 1),
+    authority,
+    scheme: 'http',
+    port: authorityPort(authority, listenerPort),
+    headers: req.headers,
+  };
+}
+
+function authorityPort(authority: string, fallback: number): number {
+  const colon = authority.lastIndexOf(':');
+  if (colon < 0 || authority.endsWith(']')) return authority === '' ? fallback : 80;
+  const p = Number(authority.slice(colon + 1));
+  return Number.isInteger(p) && p > 0 && p < 65536 ? p : 80;
+}
+
+/** First matching route (list order) and which match block matched; null = 404 NR. */
+export function selectRoute(vh: CompiledVHost, v: RequestView): { route: CompiledRoute; block: number } | null {
+  const routes = vh.routes;
+  for (let i = 0; i < routes.length; i++) {
+    const r = routes[i]!;
+    const blocks = r.blocks;
+    if (blocks.length === 0) return { route: r, block: -1 };
+    for (let b = 0; b < blocks.length; b++) if (blocks[b]!(v)) return { route: r, block: b };
+  }
+  return null;
+}
+
+/** One dispatch to one endpoint; callbacks of a superseded attempt are ignored. */
+class Attempt implements Dispatcher.DispatchHandler {
+  controller: Dispatcher.DispatchController | null = null;
+  constructor(
+    private readonly ex: Exchange,
+    readonly n: number,
+    readonly endpoint: EndpointRuntime,
+  ) {}
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.controller = controller;
+    if (this.ex.current !== this) controller.abort(new Error('superseded'));
+  }
+  onResponseStart(controller: Dispatcher.DispatchController, status: number, headers: UpstreamHeaders): void {
+    if (this.ex.current === this) this.ex.onResponseStart(controller, status, headers);
+  }
+  onResponseData(_c: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.ex.current === this) this.ex.onData(chunk);
+  }
+  onResponseEnd(): void {
+    if (this.ex.current === this) this.ex.onEnd();
+  }
+  onResponseError(_c: Dispatcher.DispatchController, err: Error): void {
+    if (this.ex.current === this) this.ex.onError(err);
+  }
+}
+
+export class Exchange {
+  flags = '-';
+  status = 0;
+  reqBytes = 0;
+  respBytes = 0;
+  route: CompiledRoute | null = null;
+  block = -1;
+  vhost: CompiledVHost | null = null;
+  dest: CompiledDest | null = null;
+  current: Attempt | null = null;
+  /** Endpoint of the latest attempt (retries avoid it: Envoy's previous_hosts predicate). */
+  lastEndpoint: EndpointRuntime | null = null;
+  attempts = 0;
+  requestId = '';
+  private readonly start = performance.now();
+  private view!: RequestView;
+  private out: HeaderMap | null = null;
+  private path = '/';
+  private body: Buffer | IncomingMessage | null = null;
+  private replayable = true;
+  private staleRetryUsed = false;
+  private discard = false;
+  private done = false;
+  private holdsSlot = false;
+  private lastOutcome: AttemptOutcome | null = null;
+  private tryTimer: NodeJS.Timeout | null = null;
+  private routeTimer: NodeJS.Timeout | null = null;
+
+  constructor(
+    private readonly env: RouterEnv,
+    readonly cfg: CompiledConfig,
+    private readonly listener: CompiledHttpListener,
+    private readonly req: IncomingMessage,
+    private readonly res: ServerResponse,
+  ) {}
+
+  run(): void {
+    this.res.once('close', () => this.onDownstreamClose());
+    const v = (this.view = requestView(this.req, this.listener.port));
+    const vh = (this.vhost = findVHost(this.listener, v.authority));
+    const sel = vh === null ? null : selectRoute(vh, v);
+    if (sel === null) return this.localReply(404, Flags.NoRoute, vh === null ? `no virtual host for authority "${v.authority}"` : `no rule of ${vh.name} matched`);
+    const route = (this.route = sel.route);
+    this.block = sel.block;
+    if (route.type === ActionType.Direct) return this.directResponse(route);
+    if (route.type === ActionType.Redirect) return this.redirect(route);
+    const fault = route.fault;
+    if (fault !== null) {
+      if (fault.delayMs > 0 && this.env.rand() < fault.delayFraction) {
+        this.flags = addFlag(this.flags, Flags.FaultDelay);
+        setTimeout(() => this.afterDelay(), fault.delayMs);
+        return;
+      }
+      return this.afterDelay();
+    }
+    this.forward();
+  }
+
+  private afterDelay(): void {
+    if (this.done) return;
+    const fault = this.route!.fault!;
+    if (fault.abortStatus > 0 && this.env.rand() < fault.abortFraction) {
+      return this.localReply(fault.abortStatus, Flags.FaultAbort, 'fault injection abort');
+    }
+    this.forward();
+  }
+
+  private forward(): void {
+    const route = this.route!;
+    const dest = (this.dest = pickDest(route, route.dests.length === 1 ? 0 : this.env.rand()));
+    const cluster = dest.cluster;
+    if (cluster === null) return this.localReply(503, Flags.NoCluster, `cluster ${dest.clusterName} is not defined`);
+    if (cluster.overflow()) return this.localReply(503, Flags.Overflow, `cluster ${dest.clusterName}: ${cluster.stats.rqActive} requests active, limits ${cluster.limits.maxConnections} connections + ${cluster.limits.maxPending} pending`);
+    cluster.stats.rqActive++;
+    cluster.stats.rqTotal++;
+    this.holdsSlot = true;
+    this.prepareRequest(route, dest);
+    if (route.timeoutMs > 0) this.routeTimer = setTimeout(() => this.onRouteTimeout(), route.timeoutMs);
+    this.readBodyThen(() => {
+      if (route.mirrors !== null) this.mirror(route);
+      this.attempt();
+    });
+  }
+
+  private prepareRequest(route: CompiledRoute, dest: CompiledDest): void {
+    const h = (this.out = forwardableHeaders(this.req.headers));
+    h.host = route.rewriteAuthority ?? this.view.authority;
+    h['x-forwarded-proto'] = 'http';
+    this.requestId = propagate(h);
+    if (route.reqOps !== null) route.reqOps(h);
+    if (dest.reqOps !== null) dest.reqOps(h);
+    this.path = this.rewritePath(route);
+  }
+
+  private rewritePath(route: CompiledRoute): string {
+    const url = this.req.url ?? '/';
+    if (route.rewriteUri === null && route.rewriteRegex === null) return url;
+    const v = this.view;
+    let p = v.path;
+    if (route.rewriteRegex !== null) p = route.rewriteRegex(p);
+    else {
+      const plen = this.block >= 0 ? route.prefixLens[this.block]! : -1;
+      // a prefix match replaces only the matched prefix; exact/regex/no match replace the whole path
+      p = plen >= 0 ? route.rewriteUri! + p.slice(plen) : route.rewriteUri!;
+      if (p === '') p = '/';
+    }
+    return v.query === '' ? p : `${p}?${v.query}`;
+  }
+
+  /** Small bodies are buffered (retriable); big or chunked ones stream and disable retries. */
+  private readBodyThen(next: () => void): void {
+    const h = this.req.headers;
+    const cl = h['content-length'];
+    if (cl === undefined && h['transfer-encoding'] === undefined) {
+      this.req.resume();
+      return next();
+    }
+    const len = cl === undefined ? -1 : Number(cl);
+    if (len === 0) return next();
+    if (len < 0 || len > MAX_REPLAYABLE_BODY) {
+      this.body = this.req;
+      this.replayable = false;
+      this.reqBytes = len > 0 ? len : 0;
+      return next();
+    }
+    const chunks: Buffer[] = [];
+    this.req.on('data', (c: Buffer) => chunks.push(c));
+    this.req.once('end', () => {
+      this.body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+      this.reqBytes = this.body.length;
+      if (!this.done) next();
+    });
+  }
+
+  private attempt(): void {
+    const dest = this.dest!;
+    const cluster = dest.cluster!;
+    const ep = cluster.pick({ view: this.view, sourceIp: this.req.socket.remoteAddress ?? '' }, this.lastEndpoint);
+    if (ep === null) return this.localReply(503, Flags.NoHealthyUpstream, `cluster ${dest.clusterName} has no healthy endpoint (${cluster.endpoints.length} total)`);
+    this.attempts++;
+    this.lastEndpoint = ep;
+    const a = new Attempt(this, this.attempts, ep);
+    this.current = a;
+    this.discard = false;
+    ep.active++;
+    const perTry = this.route!.retry.perTryTimeoutMs;
+    if (perTry > 0) this.tryTimer = setTimeout(() => this.onTryTimeout(a), perTry);
+    cluster.poolFor(ep).dispatch(
+      {
+        path: this.path,
+        method: this.view.method as Dispatcher.HttpMethod,
+        headers: this.out as Record<string, string>,
+        body: this.body,
+      } as unknown as Dispatcher.DispatchOptions,
+      a,
+    );
+  }
+
+  /** Ends the current attempt's bookkeeping (endpoint in-flight count, per-try timer). */
+  private endAttempt(): void {
+    const a = this.current;
+    if (a !== null && a.endpoint.active > 0) a.endpoint.active--;
+    if (this.tryTimer !== null) {
+      clearTimeout(this.tryTimer);
+      this.tryTimer = null;
+    }
+  }
+
+  onResponseStart(controller: Dispatcher.DispatchController, status: number, headers: UpstreamHeaders): void {
+    const dest = this.dest!;
+    dest.cluster!.record(this.current!.endpoint, status);
+    const grpc = headers['grpc-status'];
+    const outcome: AttemptOutcome = { kind: 'response', status, grpcStatus: typeof grpc === 'string' ? grpc : undefined } as AttemptOutcome;
+    if (this.canRetry(outcome)) {
+      // drain this response (keeps the pooled connection) and retry when it ends
+      this.discard = true;
+      this.lastOutcome = outcome;
+      return;
+    }
+    if (this.lastOutcome !== null && isRetriable(this.route!.retry, outcome)) this.flags = addFlag(this.flags, Flags.RetryLimitExceeded);
+    this.status = status;
+    const out: Record<string, string | string[]> = {};
+    for (const k in headers) if (RESPONSE_HOP[k] !== true) out[k] = headers[k]!;
+    if (this.route!.respOps !== null) this.route!.respOps(out);
+    if (dest.respOps !== null) dest.respOps(out);
+    this.explainHeader(out);
+    try {
+      this.res.writeHead(status, out);
+    } catch (err) {
+      controller.abort(err as Error);
+      return;
+    }
+    this.res.on('drain', () => controller.resume());
+  }
+
+  onData(chunk: Buffer): void {
+    if (this.discard) return;
+    this.respBytes += chunk.length;
+    if (!this.res.write(chunk)) this.current?.controller?.pause();
+  }
+
+  onEnd(): void {
+    this.endAttempt();
+    if (this.discard) return this.retryLater();
+    this.res.end();
+    this.finish();
+  }
+
+  onError(err: Error): void {
+    const code = (err as { code?: string }).code ?? '';
+    const cluster = this.dest!.cluster!;
+    const ep = this.current!.endpoint;
+    this.endAttempt();
+    if (this.done) return;
+    if (this.res.headersSent && !this.discard) {
+      // the response already started: nothing to retry, cut the downstream connection
+      this.flags = addFlag(this.flags, Flags.UpstreamReset);
+      cluster.record(ep, 0);
+      this.res.destroy();
+      return this.finish();
+    }
+    const connectFailure = CONNECT_FAILURE_CODES[code] === true;
+    if (connectFailure) cluster.stats.cxConnectFail++;
+    cluster.record(ep, 0);
+    const outcome: AttemptOutcome = connectFailure ? { kind: 'connect-failure' } : { kind: 'reset' };
+    // a pooled keep-alive connection closed by the upstream as we reused it: one free retry
+    if (!connectFailure && !this.staleRetryUsed && this.replayable && IDEMPOTENT[this.view.method] === true) {
+      this.staleRetryUsed = true;
+      this.attempts--; // not counted against the route's retry policy
+      return this.attempt();
+    }
+    if (this.canRetry(outcome)) {
+      this.lastOutcome = outcome;
+      return this.retryLater();
+    }
+    const flag = connectFailure ? Flags.ConnectFailure : Flags.ConnectionTermination;
+    if (this.lastOutcome !== null) this.flags = addFlag(this.flags, Flags.RetryLimitExceeded);
+    this.localReply(503, flag, `${FLAG_TEXT[flag]!} (${code || err.message}) from ${ep.key}`);
+  }
+
+  private canRetry(o: AttemptOutcome): boolean {
+    const r = this.route!.retry;
+    if (this.attempts > r.attempts || !this.replayable || !isRetriable(r, o)) return false;
+    const cluster = this.dest!.cluster!;
+    if (cluster.activeRetries >= cluster.limits.maxRetries) {
+      cluster.stats.rqRetryOverflow++;
+      return false;
+    }
+    return true;
+  }
+
+  private retryLater(): void {
+    const cluster = this.dest!.cluster!;
+    cluster.stats.rqRetry++;
+    cluster.activeRetries++;
+    const wait = backoffMs(this.route!.retry, this.attempts, this.env.rand);
+    setTimeout(() => {
+      cluster.activeRetries--;
+      if (!this.done) this.attempt();
+    }, wait);
+  }
+
+  private onTryTimeout(a: Attempt): void {
+    this.tryTimer = null;
+    if (this.current !== a || this.done) return;
+    const cluster = this.dest!.cluster!;
+    cluster.record(a.endpoint, 0);
+    if (a.endpoint.active > 0) a.endpoint.active--;
+    this.current = null;
+    a.controller?.abort(new Error('per-try timeout'));
+    if (!this.res.headersSent && this.canRetry({ kind: 'per-try-timeout' })) {
+      this.lastOutcome = { kind: 'per-try-timeout' };
+      return this.retryLater();
+    }
+    this.timeoutReply();
+  }
+
+  private onRouteTimeout(): void {
+    this.routeTimer = null;
+    if (this.done) return;
+    const a = this.current;
+    this.endAttempt();
+    this.current = null;
+    a?.controller?.abort(new Error('route timeout'));
+    this.timeoutReply();
+  }
+
+  private timeoutReply(): void {
+    if (this.res.headersSent) {
+      this.flags = addFlag(this.flags, Flags.UpstreamTimeout);
+      this.res.destroy();
+      return this.finish();
+    }
+    this.localReply(504, Flags.UpstreamTimeout, FLAG_TEXT.UT!);
+  }
+
+  private onDownstreamClose(): void {
+    if (this.done) return;
+    if (this.res.writableFinished) return;
+    this.flags = addFlag(this.flags, Flags.DownstreamDisconnect);
+    const a = this.current;
+    this.endAttempt();
+    this.current = null;
+    // propagate the client's disconnect, or the pooled connection stays busy with a dead request
+    a?.controller?.abort(new Error('downstream disconnected'));
+    this.finish();
+  }
+
+  private mirror(route: CompiledRoute): void {
+    for (const m of route.mirrors!) {
+      if (m.fraction < 1 && this.env.rand() >= m.fraction) continue;
+      const cl = m.dest.cluster;
+      const ep = cl?.pick(null, null);
+      if (!cl || !ep) continue;
+      const h = { ...this.out };
+      const host = String(h.host ?? '');
+      const colon = host.lastIndexOf(':');
+      h.host = colon > 0 ? `${host.slice(0, colon)}-shadow${host.slice(colon)}` : `${host}-shadow`;
+      cl.poolFor(ep).dispatch(
+        { path: this.path, method: this.view.method, headers: h, body: this.replayable ? this.body : null } as Dispatcher.DispatchOptions,
+        DISCARD,
+      );
+    }
+  }
+
+  private directResponse(route: CompiledRoute): void {
+    this.status = route.directStatus;
+    const body = route.directBody;
+    const h: Record<string, string | string[]> = { 'content-length': String(body?.length ?? 0) };
+    if (body !== null) h['content-type'] = 'text/plain';
+    if (route.respOps !== null) route.respOps(h);
+    this.explainHeader(h);
+    this.respBytes = body?.length ?? 0;
+    this.res.writeHead(route.directStatus, h);
+    this.res.end(body);
+    this.finish();
+  }
+
+  private redirect(route: CompiledRoute): void {
+    const r = route.redirect!;
+    const v = this.view;
+    const scheme = r.scheme ?? v.scheme;
+    const colon = v.authority.lastIndexOf(':');
+    let host = r.authority ?? (colon > 0 ? v.authority.slice(0, colon) : v.authority);
+    let port: number | undefined = r.port;
+    if (port === undefined && r.derivePort === 'FROM_REQUEST_PORT') port = v.port;
+    else if (port === undefined && r.authority === undefined && r.derivePort === undefined && colon > 0) port = v.port;
+    if (port !== undefined && !((scheme === 'http' && port === 80) || (scheme === 'https' && port === 443))) host += `:${port}`;
+    const path = r.uri ?? v.path;
+    const location = `${scheme}://${host}${path}${v.query === '' ? '' : `?${v.query}`}`;
+    this.status = r.code ?? 301;
+    const h: Record<string, string | string[]> = { location, 'content-length': '0' };
+    this.explainHeader(h);
+    this.res.writeHead(this.status, h);
+    this.res.end();
+    this.finish();
+  }
+
+  /** A response the proxy makes itself: status, flag, and a body saying what happened. */
+  localReply(status: number, flag: Flag, detail: string): void {
+    if (this.done) return;
+    this.flags = addFlag(this.flags, flag);
+    this.status = status;
+    const text = `${FLAG_TEXT[flag] ?? 'local reply'}: ${detail} [flag ${this.flags}]\n`;
+    if (!this.res.headersSent && !this.res.destroyed) {
+      const h: Record<string, string> = {
+        'content-type': 'text/plain; charset=utf-8',
+        'content-length': String(Buffer.byteLength(text)),
+        'x-weft-response-flags': this.flags,
+      };
+      this.explainHeader(h);
+      this.respBytes = Buffer.byteLength(text);
+      this.res.writeHead(status, h);
+      this.res.end(text);
+    }
+    this.finish();
+  }
+
+  private explainHeader(h: Record<string, string | string[]>): void {
+    if (this.cfg.explainHeader && this.req.headers['x-weft-explain'] !== undefined) {
+      h['x-weft-explain'] = JSON.stringify(buildExplain(this));
+    }
+  }
+
+  private finish(): void {
+    if (this.done) return;
+    this.done = true;
+    if (this.tryTimer !== null) clearTimeout(this.tryTimer);
+    if (this.routeTimer !== null) clearTimeout(this.routeTimer);
+    const cluster = this.dest?.cluster;
+    if (this.holdsSlot && cluster) cluster.stats.rqActive--;
+    const ms = performance.now() - this.start;
+    const group = this.dest?.metrics ?? this.cfg.unknownMetrics;
+    group.record(this.status, this.flags, ms, this.reqBytes, this.respBytes);
+    if (this.env.accessLog !== null && this.cfg.accessLog) this.env.accessLog.write(this.logEntry(ms));
+  }
+
+  private logEntry(ms: number): Record<string, unknown> {
+    const h = this.req.headers;
+    return {
+      start_time: new Date(Date.now() - ms).toISOString(),
+      method: this.req.method,
+      path: this.req.url,
+      protocol: `HTTP/${this.req.httpVersion}`,
+      response_code: this.status,
+      response_flags: this.flags,
+      bytes_received: this.reqBytes,
+      bytes_sent: this.respBytes,
+      duration: Math.round(ms),
+      authority: h.host,
+      user_agent: h['user-agent'],
+      request_id: this.requestId || h['x-request-id'],
+      upstream_host: this.lastEndpoint?.key,
+      upstream_cluster: this.dest?.clusterName,
+      route_name: this.route?.name,
+      explain: buildExplain(this),
+    };
+  }
+
+  /** The endpoint of the last attempt, for Explain. */
+  get endpointKey(): string | undefined {
+    return this.lastEndpoint?.key;
+  }
+}
+
+const DISCARD: Dispatcher.DispatchHandler = {
+  onRequestStart() {},
+  onResponseStart() {},
+  onResponseData() {},
+  onResponseEnd() {},
+  onResponseError() {},
+};

@@ -1,0 +1,122 @@
+/**
+ * Explain records: why a request went where it went (reference §5.1). The same shape comes
+ * from a live request (access log, `x-weft-explain` response header) and from a synthetic one
+ * evaluated against the live config without sending anything (admin `POST /explain`).
+ */
+import type { IncomingHttpHeaders } from 'node:http';
+import { ActionType, findVHost, type CompiledConfig, type CompiledDest, type CompiledHttpListener, type CompiledRoute, type CompiledVHost } from '../compile/compile.js';
+import type { RequestView } from '../compile/match.js';
+import type { CompiledRetry } from './retry.js';
+
+/** What an Exchange exposes to Explain (kept structural to avoid an import cycle). */
+export interface ExplainSource {
+  cfg: CompiledConfig;
+  vhost: CompiledVHost | null;
+  route: CompiledRoute | null;
+  block: number;
+  dest: CompiledDest | null;
+  attempts: number;
+  flags: string;
+  status: number;
+  endpointKey: string | undefined;
+}
+
+function routeRef(r: CompiledRoute, block: number): Record<string, unknown> {
+  const src = r.source;
+  return {
+    index: r.index,
+    name: r.name,
+    source: src ? `${src.kind} ${src.namespace ? `${src.namespace}/` : ''}${src.name}${src.rule !== undefined ? ` http[${src.rule}]` : ''}` : undefined,
+    match: block < 0 ? 'any (no match conditions)' : { index: block, name: r.matches[block]?.name, conditions: r.matches[block] },
+  };
+}
+
+export function buildExplain(ex: ExplainSource): Record<string, unknown> {
+  const r = ex.route;
+  const d = ex.dest;
+  return {
+    version: ex.cfg.version,
+    virtualHost: ex.vhost?.name,
+    route: r ? routeRef(r, ex.block) : undefined,
+    destination: d
+      ? { cluster: d.clusterName, subset: d.subset || undefined, weight: r && r.dests.length > 1 ? `${d.weight}/${r.totalWeight}` : undefined }
+      : undefined,
+    endpoint: ex.endpointKey,
+    attempts: ex.attempts,
+    retries: ex.attempts > 1 ? ex.attempts - 1 : 0,
+    status: ex.status,
+    flags: ex.flags,
+  };
+}
+
+function retrySummary(r: CompiledRetry): Record<string, unknown> {
+  const on: string[] = [];
+  if (r.on5xx) on.push('5xx');
+  if (r.onGatewayError) on.push('gateway-error');
+  if (r.onReset) on.push('reset');
+  if (r.onConnectFailure) on.push('connect-failure');
+  if (r.onRefusedStream) on.push('refused-stream');
+  if (r.onRetriable4xx) on.push('retriable-4xx');
+  return { attempts: r.attempts, perTryTimeoutMs: r.perTryTimeoutMs || undefined, retryOn: on, statusCodes: [...r.statusCodes] };
+}
+
+function destSummary(r: CompiledRoute, d: CompiledDest): Record<string, unknown> {
+  const c = d.cluster;
+  return {
+    cluster: d.clusterName,
+    subset: d.subset || undefined,
+    probability: `${((d.weight / r.totalWeight) * 100).toFixed(2)}%`,
+    exists: c !== null,
+    endpoints: c?.endpoints.map((e) => ({ address: e.key, healthy: !e.health.ejected })) ?? [],
+    loadBalancer: c?.balancer.kind,
+    outcomeIfChosen: c === null ? '503 NC (cluster not found)' : c.healthyCount() === 0 ? '503 UH (no healthy upstream)' : 'forwarded',
+  };
+}
+
+export interface SyntheticRequest {
+  method?: string;
+  path?: string;
+  authority?: string;
+  headers?: Record<string, string>;
+  port?: number;
+  listener?: string;
+}
+
+/** Evaluates a synthetic request against the live config; sends nothing. */
+export function explainSynthetic(cfg: CompiledConfig, input: SyntheticRequest, select: (vh: CompiledVHost, v: RequestView) => { route: CompiledRoute; block: number } | null): Record<string, unknown> {
+  const listener = cfg.listeners.find((l): l is CompiledHttpListener => l.protocol === 'HTTP' && (input.listener === undefined || l.name === input.listener));
+  if (!listener) return { version: cfg.version, error: `no HTTP listener${input.listener ? ` named ${input.listener}` : ''}` };
+  const url = input.path ?? '/';
+  const q = url.indexOf('?');
+  const headers: IncomingHttpHeaders = {};
+  for (const [k, v] of Object.entries(input.headers ?? {})) headers[k.toLowerCase()] = v;
+  const authority = input.authority ?? headers.host ?? '';
+  const v: RequestView = {
+    method: input.method ?? 'GET',
+    path: q < 0 ? url : url.slice(0, q),
+    query: q < 0 ? '' : url.slice(q + 1),
+    authority,
+    scheme: 'http',
+    port: input.port ?? listener.port,
+    headers,
+  };
+  const base = { version: cfg.version, listener: listener.name, request: { method: v.method, path: url, authority } };
+  const vh = findVHost(listener, authority);
+  if (vh === null) return { ...base, outcome: `404 NR: no virtual host for authority "${authority}"` };
+  const sel = select(vh, v);
+  if (sel === null) return { ...base, virtualHost: vh.name, outcome: `404 NR: none of the ${vh.routes.length} rules of ${vh.name} matched` };
+  const r = sel.route;
+  const out: Record<string, unknown> = { ...base, virtualHost: vh.name, route: routeRef(r, sel.block) };
+  if (r.type === ActionType.Direct) return { ...out, outcome: `direct response ${r.directStatus}` };
+  if (r.type === ActionType.Redirect) return { ...out, outcome: `redirect ${r.redirect?.code ?? 301}`, redirect: r.redirect };
+  return {
+    ...out,
+    destinations: r.dests.map((d) => destSummary(r, d)),
+    timeoutMs: r.timeoutMs || 'none',
+    retries: retrySummary(r.retry),
+    fault: r.fault ?? undefined,
+    mirrors: r.mirrors?.map((m) => ({ cluster: m.dest.clusterName, percentage: m.fraction * 100 })),
+    rewrite: r.rewriteUri !== null || r.rewriteAuthority !== null || r.rewriteRegex !== null ? { uri: r.rewriteUri, authority: r.rewriteAuthority, regex: r.rewriteRegex !== null } : undefined,
+    outcome: 'forwarded to one destination by weight',
+  };
+}

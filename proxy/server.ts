@@ -1,0 +1,296 @@
+/**
+ * The proxy process: traffic listeners (HTTP and TCP), the admin (15000), Prometheus (15090) and
+ * health (15021) servers, config application (compile → atomic swap) and the lifecycle
+ * (drain on SIGTERM / POST /drain, exit on /quitquitquit).
+ *
+ * Hot reload: a new config is compiled first; only if that succeeds is it swapped in. Requests in
+ * flight keep the route and cluster objects they already hold; listeners whose address and port
+ * did not change keep their sockets (and so their idle keep-alive connections); clusters whose
+ * definition did not change keep their pools.
+ */
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import net from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { ProxyConfig } from '../pkg/proxyconfig/types.js';
+import { createLogger, type Logger } from '../pkg/log/index.js';
+import { errorMessage } from '../pkg/errors/index.js';
+import { compileConfig, findVHost, type CompiledConfig, type CompiledHttpListener, type CompiledListener, type CompiledTcpListener } from './compile/compile.js';
+import type { ClusterRuntime } from './upstream/cluster.js';
+import { MetricsRegistry } from './telemetry/metrics.js';
+import { AccessLog } from './telemetry/accesslog.js';
+import { Exchange, requestView, selectRoute, type RouterEnv } from './router/exchange.js';
+import { handleAdmin } from './admin.js';
+import { proxyUpgrade } from './upgrade.js';
+import { pipeTcp } from './tcp.js';
+
+export interface ProxyOptions {
+  /** Overrides the address/port of the first HTTP listener (`--listen`). */
+  listen?: { host: string; port: number };
+  adminAddress?: string;
+  /** 0 = ephemeral; null = do not start. Defaults 15000 / 15090 / 15021. */
+  adminPort?: number | null;
+  metricsPort?: number | null;
+  healthPort?: number | null;
+  /** How long SIGTERM / drain waits for in-flight requests (Istio terminationDrainDuration: 5 s). */
+  drainMs?: number;
+  rand?: () => number;
+  accessLogSink?: NodeJS.WritableStream;
+  logger?: Logger;
+  /** Downstream limits (bad-input protection). */
+  maxHeaderBytes?: number;
+  headersTimeoutMs?: number;
+  idleTimeoutMs?: number;
+  /** Called after /quitquitquit or a finished drain-and-exit; default process.exit(0). */
+  onExit?: () => void;
+}
+
+interface LiveListener {
+  key: string;
+  name: string;
+  server: net.Server;
+  compiled: CompiledListener;
+  sockets: Set<net.Socket>;
+}
+
+const DEFAULT_DRAIN_MS = 5000;
+
+export class ProxyServer {
+  current: CompiledConfig | null = null;
+  readonly metrics: MetricsRegistry;
+  readonly log: Logger;
+  readonly env: RouterEnv;
+  draining = false;
+  lastReload: { at: string; ok: boolean; version?: string; error?: string } | null = null;
+  private readonly listeners = new Map<string, LiveListener>();
+  private readonly aux: http.Server[] = [];
+  private readonly auxPorts: Record<string, number> = {};
+  private inflight = 0;
+
+  constructor(readonly opts: ProxyOptions = {}) {
+    this.metrics = new MetricsRegistry({ workload: 'unknown', namespace: 'unknown', app: 'unknown', version: 'unknown' });
+    this.log = opts.logger ?? createLogger('proxy');
+    this.env = {
+      metrics: this.metrics,
+      accessLog: new AccessLog((opts.accessLogSink ?? process.stdout) as never),
+      rand: opts.rand ?? Math.random,
+    };
+  }
+
+  /** Compiles and swaps in `cfg`; throws (leaving the current config in force) if it cannot. */
+  async apply(cfg: ProxyConfig): Promise<void> {
+    const withListen = this.applyListen(cfg);
+    const { config, retired } = compileConfig(withListen, { metrics: this.metrics, previous: this.current?.clusters, rand: this.env.rand });
+    const w = cfg.telemetry?.workload;
+    if (w) this.metrics.setSource({ workload: w.name ?? 'unknown', namespace: w.namespace ?? 'unknown', app: w.app ?? 'unknown', version: w.version ?? 'unknown' });
+    try {
+      await this.reconcileListeners(config);
+    } catch (err) {
+      for (const c of config.clusters.values()) if (!this.current?.clusters.has(c.name) || this.current.clusters.get(c.name) !== c) void c.destroy();
+      throw err;
+    }
+    this.current = config;
+    this.metrics.inc('weft_proxy_config_applied_total');
+    this.lastReload = { at: new Date().toISOString(), ok: true, version: config.version };
+    this.retire(retired);
+    this.log.info('Applied proxy config', { version: config.version, listeners: config.listeners.length, clusters: config.clusters.size });
+  }
+
+  /** Records a rejected config (the current one stays). */
+  rejected(err: unknown): void {
+    this.metrics.inc('weft_proxy_config_rejected_total');
+    this.lastReload = { at: new Date().toISOString(), ok: false, error: errorMessage(err) };
+    this.log.error('Rejected proxy config; last good config stays in force', { error: errorMessage(err), version: this.current?.version });
+  }
+
+  private applyListen(cfg: ProxyConfig): ProxyConfig {
+    const l = this.opts.listen;
+    if (!l) return cfg;
+    let done = false;
+    const listeners = cfg.listeners.map((x) => {
+      if (done || x.protocol !== 'HTTP') return x;
+      done = true;
+      return { ...x, address: l.host, port: l.port };
+    });
+    return { ...cfg, listeners };
+  }
+
+  private retire(clusters: ClusterRuntime[]): void {
+    // close pools once in-flight requests on them are done (undici close() waits for them)
+    for (const c of clusters) void c.close();
+  }
+
+  private async reconcileListeners(cfg: CompiledConfig): Promise<void> {
+    const wanted = new Map<string, CompiledListener>();
+    for (const l of cfg.listeners) wanted.set(`${l.protocol}|${l.address}|${l.port}`, l);
+    const opened: LiveListener[] = [];
+    try {
+      for (const [key, l] of wanted) {
+        const live = [...this.listeners.values()].find((x) => x.key === key);
+        if (!live) opened.push(await this.open(key, l));
+      }
+    } catch (err) {
+      for (const o of opened) o.server.close();
+      throw err;
+    }
+    for (const [name, live] of this.listeners) {
+      const next = wanted.get(live.key);
+      if (next && !opened.some((o) => o.key === live.key)) live.compiled = next;
+      else if (!next) {
+        this.listeners.delete(name);
+        this.closeListener(live);
+      }
+    }
+    for (const o of opened) this.listeners.set(o.key, o);
+  }
+
+  private async open(key: string, l: CompiledListener): Promise<LiveListener> {
+    const live: LiveListener = { key, name: l.name, server: null as unknown as net.Server, compiled: l, sockets: new Set() };
+    live.server = l.protocol === 'HTTP' ? this.httpServer(live) : net.createServer((s) => this.onTcp(live, s));
+    live.server.on('connection', (s: net.Socket) => {
+      live.sockets.add(s);
+      s.once('close', () => live.sockets.delete(s));
+    });
+    await listen(live.server, l.port, l.address);
+    this.log.info('Listening', { listener: l.name, protocol: l.protocol, address: l.address, port: (live.server.address() as net.AddressInfo).port });
+    return live;
+  }
+
+  private httpServer(live: LiveListener): http.Server {
+    const o = this.opts;
+    const server = http.createServer(
+      {
+        // Envoy's default header limit is 60 KiB; larger requests get 431
+        maxHeaderSize: o.maxHeaderBytes ?? 60 * 1024,
+        headersTimeout: o.headersTimeoutMs ?? 10_000,
+        requestTimeout: 0,
+        keepAliveTimeout: o.idleTimeoutMs ?? 60_000,
+        noDelay: true,
+      },
+      (req, res) => this.onRequest(live, req, res),
+    );
+    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.onUpgrade(live, req, socket, head));
+    server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => this.onClientError(err, socket));
+    return server;
+  }
+
+  private onRequest(live: LiveListener, req: IncomingMessage, res: ServerResponse): void {
+    const cfg = this.current!;
+    this.inflight++;
+    res.once('close', () => this.inflight--);
+    if (this.draining) res.shouldKeepAlive = false;
+    new Exchange(this.env, cfg, live.compiled as CompiledHttpListener, req, res).run();
+  }
+
+  private onUpgrade(live: LiveListener, req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const cfg = this.current!;
+    const l = live.compiled as CompiledHttpListener;
+    const v = requestView(req, l.port);
+    const vh = findVHost(l, v.authority);
+    const sel = vh === null ? null : selectRoute(vh, v);
+    proxyUpgrade(req, socket, head, sel?.route ?? null, this.env.rand, this.metrics, cfg);
+  }
+
+  /** Malformed request, oversized headers, CL/TE conflicts, header timeout: a status and a flag. */
+  private onClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
+    const code = err.code ?? '';
+    const status = code === 'HPE_HEADER_OVERFLOW' ? 431 : code === 'ERR_HTTP_REQUEST_TIMEOUT' || code === 'ERR_HTTP_HEADERS_TIMEOUT' ? 408 : 400;
+    if (code === 'ECONNRESET' || !socket.writable) {
+      // the client went away mid-request (e.g. a load generator stopping): nothing to answer
+      socket.destroy();
+      return;
+    }
+    this.current?.unknownMetrics.record(status, 'DPE', 0, 0, 0);
+    this.metrics.inc('weft_proxy_downstream_protocol_errors_total');
+    const body = `downstream protocol error: ${code || err.message} [flag DPE]\n`;
+    socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nconnection: close\r\ncontent-type: text/plain\r\nx-weft-response-flags: DPE\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+  }
+
+  private onTcp(live: LiveListener, socket: net.Socket): void {
+    const l = live.compiled as CompiledTcpListener;
+    if (this.draining) return void socket.destroy();
+    pipeTcp(socket, l, this.log);
+  }
+
+  private closeListener(live: LiveListener): void {
+    live.server.close();
+    if (live.server instanceof http.Server) live.server.closeIdleConnections();
+  }
+
+  /** Starts admin, Prometheus and health servers (each may be disabled with null). */
+  async startAux(): Promise<void> {
+    const o = this.opts;
+    const addr = o.adminAddress ?? '127.0.0.1';
+    const specs: [string, number | null | undefined, number][] = [
+      ['admin', o.adminPort, 15000],
+      ['metrics', o.metricsPort, 15090],
+      ['health', o.healthPort, 15021],
+    ];
+    for (const [name, port, dflt] of specs) {
+      if (port === null) continue;
+      const s = http.createServer((req, res) => {
+        handleAdmin(this, name as 'admin' | 'metrics' | 'health', req, res).catch((err: unknown) => {
+          if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
+          res.end(`${errorMessage(err)}\n`);
+        });
+      });
+      await listen(s, port ?? dflt, addr);
+      this.aux.push(s);
+      this.auxPorts[name] = (s.address() as net.AddressInfo).port;
+    }
+  }
+
+  ports(): Record<string, number> {
+    const out: Record<string, number> = { ...this.auxPorts };
+    for (const l of this.listeners.values()) out[l.name] = (l.server.address() as net.AddressInfo).port;
+    return out;
+  }
+
+  inFlight(): number {
+    return this.inflight;
+  }
+
+  /** Stops accepting new connections and tells keep-alive clients to go away; readiness fails. */
+  drain(): void {
+    if (this.draining) return;
+    this.draining = true;
+    this.log.info('Draining', { inflight: this.inflight });
+    for (const l of this.listeners.values()) this.closeListener(l);
+  }
+
+  /** Drain, wait up to drainMs for in-flight requests, then close everything. */
+  async shutdown(): Promise<void> {
+    this.drain();
+    const deadline = Date.now() + (this.opts.drainMs ?? DEFAULT_DRAIN_MS);
+    while (this.inflight > 0 && Date.now() < deadline) {
+      for (const l of this.listeners.values()) if (l.server instanceof http.Server) l.server.closeIdleConnections();
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    for (const l of this.listeners.values()) {
+      if (l.server instanceof http.Server) l.server.closeAllConnections();
+      for (const s of l.sockets) s.destroy();
+    }
+    this.listeners.clear();
+    for (const s of this.aux) {
+      s.close();
+      s.closeAllConnections();
+    }
+    this.env.accessLog?.flush();
+    await Promise.all([...(this.current?.clusters.values() ?? [])].map((c) => c.destroy()));
+    this.log.info('Proxy stopped', { abandoned: this.inflight });
+  }
+
+  exit(): void {
+    (this.opts.onExit ?? (() => process.exit(0)))();
+  }
+}
+
+function listen(server: net.Server, port: number, host: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: Error): void => reject(err);
+    server.once('error', onError);
+    server.listen(port, host, () => {
+      server.off('error', onError);
+      resolve();
+    });
+  });
+}

@@ -1,0 +1,217 @@
+/**
+ * A cluster at run time: its endpoints with keep-alive undici pools, the load balancer, the
+ * circuit breakers (connection-pool limits → 503 UO) and outlier detection.
+ *
+ * A ClusterRuntime is kept across config versions while its definition is unchanged, so hot
+ * reload neither drops idle upstream connections nor resets ejections.
+ */
+import { Pool } from 'undici';
+import type { Cluster, ConnectionPool } from '../../pkg/proxyconfig/types.js';
+import { inPanic, newHostHealth, outlierSettings, recordOutcome, tick, type HostHealth, type OutlierSettings } from './outlier.js';
+import { createBalancer, type Balancer, type HashInput } from './lb.js';
+
+/** Istio's DestinationRule defaults (dr.proto): "unlimited" is 2^32-1. */
+const UNLIMITED = 2 ** 32 - 1;
+const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
+/**
+ * Upstream idle keep-alive. Istio's default is 1h, but a pooled socket must be closed before
+ * the upstream closes it, or requests race with the close (503 UC). Node servers close idle
+ * sockets after 5 s, so pools default to 4 s unless the DR sets a shorter idleTimeout;
+ * undici also honours the upstream's `Keep-Alive: timeout=` hint.
+ */
+const DEFAULT_IDLE_MS = 4_000;
+
+export interface EndpointRuntime {
+  readonly address: string;
+  readonly port: number;
+  readonly key: string;
+  readonly labels: Record<string, string>;
+  readonly weight: number;
+  readonly health: HostHealth;
+  /** Requests in flight to this endpoint (LEAST_REQUEST reads it). */
+  active: number;
+  pool: Pool | null;
+}
+
+export interface Limits {
+  maxConnections: number;
+  maxPending: number;
+  maxRequests: number;
+  maxRetries: number;
+  connectTimeoutMs: number;
+  idleTimeoutMs: number;
+  maxRequestsPerConnection: number;
+}
+
+export function resolveLimits(cp: ConnectionPool | undefined): Limits {
+  return {
+    maxConnections: cp?.maxConnections ?? UNLIMITED,
+    maxPending: cp?.http1MaxPendingRequests ?? UNLIMITED,
+    maxRequests: cp?.http2MaxRequests ?? UNLIMITED,
+    maxRetries: cp?.maxRetries ?? UNLIMITED,
+    connectTimeoutMs: cp?.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
+    idleTimeoutMs: Math.min(cp?.idleTimeoutMs ?? DEFAULT_IDLE_MS, DEFAULT_IDLE_MS),
+    maxRequestsPerConnection: cp?.maxRequestsPerConnection ?? 0,
+  };
+}
+
+export interface ClusterStats {
+  rqTotal: number;
+  rqActive: number;
+  rqPendingOverflow: number;
+  rqRetry: number;
+  rqRetryOverflow: number;
+  cxConnectFail: number;
+  ejectionsTotal: number;
+}
+
+export class ClusterRuntime {
+  readonly name: string;
+  readonly defKey: string;
+  readonly endpoints: EndpointRuntime[];
+  readonly limits: Limits;
+  readonly outlier: OutlierSettings | null;
+  readonly balancer: Balancer;
+  readonly stats: ClusterStats = { rqTotal: 0, rqActive: 0, rqPendingOverflow: 0, rqRetry: 0, rqRetryOverflow: 0, cxConnectFail: 0, ejectionsTotal: 0 };
+  activeRetries = 0;
+  private ejected = 0;
+  private timer: NodeJS.Timeout | null = null;
+  private readonly healthy: EndpointRuntime[] = [];
+
+  constructor(
+    readonly def: Cluster,
+    defKey: string,
+    private readonly now: () => number = Date.now,
+    rand: () => number = Math.random,
+  ) {
+    this.name = def.name;
+    this.defKey = defKey;
+    this.limits = resolveLimits(def.connectionPool);
+    this.outlier = outlierSettings(def.outlierDetection);
+    this.endpoints = def.endpoints.map((e) => ({
+      address: e.address,
+      port: e.port,
+      key: `${e.address}:${e.port}`,
+      labels: e.labels ?? {},
+      weight: e.weight ?? 1,
+      health: newHostHealth(),
+      active: 0,
+      pool: null,
+    }));
+    this.healthy.push(...this.endpoints);
+    this.balancer = createBalancer(def.loadBalancer, rand);
+    this.balancer.rebuild(this.healthy);
+    if (this.outlier) {
+      this.timer = setInterval(() => this.onInterval(), this.outlier.intervalMs);
+      this.timer.unref();
+    }
+  }
+
+  /** Circuit breaker check before a request is queued: true = overflow (503 UO). */
+  overflow(): boolean {
+    const l = this.limits;
+    const a = this.stats.rqActive;
+    if (a >= l.maxRequests || a >= l.maxConnections + l.maxPending) {
+      this.stats.rqPendingOverflow++;
+      return true;
+    }
+    return false;
+  }
+
+  /** Picks an endpoint, skipping ejected ones (unless in panic), or null (503 UH). */
+  pick(input: HashInput | null, exclude: EndpointRuntime | null): EndpointRuntime | null {
+    if (this.healthy.length === 0) {
+      if (this.outlier && this.endpoints.length > 0 && inPanic(this.outlier, 0, this.endpoints.length)) {
+        return this.endpoints[Math.floor(Math.random() * this.endpoints.length)] ?? null;
+      }
+      return null;
+    }
+    return this.balancer.pick(input, exclude);
+  }
+
+  poolFor(ep: EndpointRuntime): Pool {
+    if (ep.pool === null) {
+      const l = this.limits;
+      ep.pool = new Pool(`http://${ep.address.includes(':') ? `[${ep.address}]` : ep.address}:${ep.port}`, {
+        connections: l.maxConnections >= UNLIMITED ? null : l.maxConnections,
+        pipelining: 1,
+        connectTimeout: l.connectTimeoutMs,
+        keepAliveTimeout: l.idleTimeoutMs,
+        keepAliveMaxTimeout: l.idleTimeoutMs,
+        keepAliveTimeoutThreshold: 1000,
+        // the router owns timeouts; undici's own 300 s defaults must not fire first
+        headersTimeout: 0,
+        bodyTimeout: 0,
+        maxRequestsPerClient: l.maxRequestsPerConnection > 0 ? l.maxRequestsPerConnection : undefined,
+        strictContentLength: true,
+      } as Pool.Options);
+    }
+    return ep.pool;
+  }
+
+  /** Feeds outlier detection; status 0 = local-origin failure. */
+  record(ep: EndpointRuntime, status: number): void {
+    if (this.outlier === null) return;
+    if (status > 0 && status < 500 && ep.health.consecutive5xx === 0 && ep.health.consecutiveGateway === 0) return;
+    const size = this.endpoints.length;
+    if (recordOutcome(this.outlier, ep.health, status, { ejectedCount: this.ejected, size }, this.now())) {
+      this.ejected++;
+      this.stats.ejectionsTotal++;
+      this.refreshHealthy();
+    }
+  }
+
+  onInterval(): void {
+    if (this.ejected === 0) return;
+    const back = tick(
+      this.endpoints.map((e) => e.health),
+      this.now(),
+    );
+    if (back > 0) {
+      this.ejected -= back;
+      this.refreshHealthy();
+    }
+  }
+
+  private refreshHealthy(): void {
+    this.healthy.length = 0;
+    for (const e of this.endpoints) if (!e.health.ejected) this.healthy.push(e);
+    this.balancer.rebuild(this.healthy);
+  }
+
+  healthyCount(): number {
+    return this.healthy.length;
+  }
+
+  /** Closes pools after their in-flight requests finish (graceful). */
+  async close(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    await Promise.all(this.endpoints.map((e) => e.pool?.close().catch(() => undefined)));
+  }
+
+  /** Destroys pools immediately (shutdown after the drain period). */
+  async destroy(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    await Promise.all(this.endpoints.map((e) => e.pool?.destroy().catch(() => undefined)));
+  }
+
+  /** For /clusters and /explain. */
+  describe(): Record<string, unknown> {
+    return {
+      name: this.name,
+      loadBalancer: this.balancer.kind,
+      limits: this.limits,
+      outlierDetection: this.outlier,
+      stats: { ...this.stats },
+      endpoints: this.endpoints.map((e) => ({
+        address: e.key,
+        labels: e.labels,
+        active: e.active,
+        healthy: !e.health.ejected,
+        ejectedUntil: e.health.ejected ? new Date(e.health.ejectedUntil).toISOString() : undefined,
+        timesEjected: e.health.timesEjected,
+        consecutive5xx: e.health.consecutive5xx,
+      })),
+    };
+  }
+}
