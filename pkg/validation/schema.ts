@@ -113,6 +113,8 @@ function describe(err: ErrorObject, root: unknown): { path: PathSegment[]; messa
       return { path, message: `must match ${pattern} (got ${got})` };
     }
     case 'oneOf': {
+      // On a non-object the type error already says it; "only one of" would be noise.
+      if (!isObject(err.data)) return undefined;
       const fields = exclusiveFields(err.schema);
       const set = fields.filter((f) => isObject(err.data) && f in err.data);
       return { path, message: `only one of ${fields.join(', ')} may be set (found ${set.join(', ')})` };
