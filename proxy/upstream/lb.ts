@@ -2,7 +2,7 @@
  * Load balancers over a cluster's healthy endpoints, as DestinationRule `loadBalancer` names
  * them. Unset means LEAST_REQUEST (what Istio picks in practice). LEAST_REQUEST is Envoy's
  * power-of-two-choices on in-flight counts. Consistent hash is a ring (64 points per endpoint,
- * FNV-1a) rebuilt only when the healthy set changes; `exclude` lets retries avoid the previous
+ * FNV-1a + murmur finaliser) rebuilt only when the healthy set changes; `exclude` lets retries avoid the previous
  * host (Envoy's previous_hosts predicate), except for consistent hash as in Istio.
  */
 import type { LoadBalancer } from '../../pkg/proxyconfig/types.js';
@@ -81,6 +81,12 @@ export function fnv1a(s: string): number {
     h ^= s.charCodeAt(i);
     h = Math.imul(h, 0x01000193);
   }
+  // murmur3 finaliser: FNV alone clusters badly on short, similar keys (u1, u2, 10.0.0.1:80_3)
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
   return h >>> 0;
 }
 

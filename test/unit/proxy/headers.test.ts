@@ -1,0 +1,44 @@
+import { expect } from 'chai';
+import { chainOps, compileHeaderOps, forwardableHeaders } from '../../../proxy/router/headers.js';
+
+describe('proxy header operations', () => {
+  const TABLE: [string, Parameters<typeof compileHeaderOps>[0], Record<string, string | string[]>, Record<string, string | string[]>][] = [
+    ['set replaces', { set: { 'x-a': '2' } }, { 'x-a': '1' }, { 'x-a': '2' }],
+    ['set creates', { set: { 'X-New': 'v' } }, {}, { 'x-new': 'v' }],
+    ['add appends to existing', { add: { 'x-a': '2' } }, { 'x-a': '1' }, { 'x-a': ['1', '2'] }],
+    ['add appends to a list', { add: { 'x-a': '3' } }, { 'x-a': ['1', '2'] }, { 'x-a': ['1', '2', '3'] }],
+    ['add creates', { add: { 'x-a': '1' } }, {}, { 'x-a': '1' }],
+    ['remove', { remove: ['X-A'] }, { 'x-a': '1', 'x-b': '2' }, { 'x-b': '2' }],
+    ['remove then set (Envoy order)', { remove: ['x-a'], set: { 'x-a': 'new' } }, { 'x-a': 'old' }, { 'x-a': 'new' }],
+  ];
+  for (const [name, ops, input, want] of TABLE) {
+    it(name, () => {
+      const h = { ...input };
+      compileHeaderOps(ops)!(h);
+      expect(h).to.deep.equal(want);
+    });
+  }
+  it('empty ops compile to null (skipped on the hot path)', () => {
+    expect(compileHeaderOps(undefined)).to.equal(null);
+    expect(compileHeaderOps({})).to.equal(null);
+  });
+  it('route ops run before destination ops', () => {
+    const h: Record<string, string> = {};
+    chainOps(compileHeaderOps({ set: { x: 'route' } }), compileHeaderOps({ set: { x: 'dest' } }))!(h);
+    expect(h.x).to.equal('dest');
+  });
+  it('strips hop-by-hop headers, host, and headers named by Connection', () => {
+    const out = forwardableHeaders({
+      host: 'a',
+      connection: 'keep-alive, x-secret',
+      'keep-alive': 'timeout=5',
+      'transfer-encoding': 'chunked',
+      te: 'trailers',
+      upgrade: 'h2c',
+      'proxy-authorization': 'x',
+      'x-secret': 's',
+      'x-keep': 'k',
+    });
+    expect(out).to.deep.equal({ 'x-keep': 'k' });
+  });
+});
