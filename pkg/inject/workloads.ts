@@ -46,6 +46,17 @@ function setPath(obj: Obj, path: string[], value: unknown): void {
   cur[path[path.length - 1] as string] = value;
 }
 
+/** Errors name the object and the template path, so a message about one of many documents can be acted on. */
+function withObjectName<T>(what: string, path: string[], fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    if (!(err instanceof WeftError)) throw err;
+    const prefix = path.length > 0 ? `${path.join('.')}.` : '';
+    throw new WeftError(err.code, `${what}: ${prefix}${err.message}`, { cause: err });
+  }
+}
+
 function injectOne(obj: Obj, settings: InjectionSettings): { obj: Obj; result: KubeInjectResult } | undefined {
   const kind = typeof obj.kind === 'string' ? obj.kind : '';
   const meta = isObj(obj.metadata) ? obj.metadata : {};
@@ -65,7 +76,9 @@ function injectOne(obj: Obj, settings: InjectionSettings): { obj: Obj; result: K
   if (!decision.inject || present) {
     return { obj, result: { ...base, injected: false, reason: present ? `container ${present} already present` : decision.reason } };
   }
-  const injected = injectTemplate(template as PodTemplate, settings, name || 'unknown');
+  const injected = withObjectName(`${kind} ${namespace ? `${namespace}/` : ''}${name}`, path, () =>
+    injectTemplate(template as PodTemplate, settings, name || 'unknown'),
+  );
   const out = structuredClone(obj);
   if (path.length === 0) return { obj: injected as Obj, result: { ...base, injected: true, reason: 'injected' } };
   setPath(out, path, injected);
