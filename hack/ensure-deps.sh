@@ -15,6 +15,7 @@ declare -A wanted=(
   [runc]=runc
   [buildah]=buildah
   [conntrack]=conntrack
+  [nft]=nftables
 )
 missing=()
 for cmd in "${!wanted[@]}"; do

@@ -38,6 +38,7 @@ import {
   readHostBefore,
   recordHostBefore,
   removeCgroups,
+  removeCreatedNftTables,
   removeCreatedPaths,
   removeLinks,
   removeOwnedRules,
@@ -159,6 +160,7 @@ export const containerd: Component = {
     left.push(...removeCgroups(before));
     if (before !== undefined) {
       left.push(...restoreSysctls(before));
+      left.push(...removeCreatedNftTables(before));
       left.push(...removeCreatedPaths(before));
     }
     if (left.length > 0) {

@@ -34,6 +34,8 @@ export const KUBEPODS = 'kubepods';
 
 export interface HostBefore {
   sysctls: Record<string, string>;
+  /** `nft list tables` lines (e.g. `table ip filter`), when nft is installed. */
+  nftTables?: string[];
   existed: Record<string, boolean>;
   /** cgroup hierarchies in which /kubepods already existed. */
   kubepodsExisted: string[];
@@ -95,6 +97,8 @@ export function recordHostBefore(file: string): HostBefore {
     existed: Object.fromEntries(HARDCODED_PATHS.map((p) => [p, existsSync(p)])),
     kubepodsExisted: cgroupHierarchies().filter((h) => existsSync(join(h, KUBEPODS))),
   };
+  const tables = nftTables();
+  if (tables !== undefined) before.nftTables = tables;
   writeFileSync(file, `${JSON.stringify(before, null, 2)}\n`);
   return before;
 }
@@ -156,6 +160,43 @@ export function removeOwnedRules(log: Logger): string[] {
       if (r.status !== 0) log.warn('iptables cleanup pass failed; retrying', { family: f, err: r.stderr.trim() });
     }
     left.push(...ownedLeftovers(iptablesSave(f)).map((l) => `ipv${f} ${l}`));
+  }
+  return left;
+}
+
+/** `nft list tables` lines, or undefined without nft. */
+export function nftTables(): string[] | undefined {
+  const r = run('nft', ['list', 'tables']);
+  if (r.status !== 0) return undefined;
+  return r.stdout.split('\n').map((l) => l.trim()).filter((l) => l.startsWith('table '));
+}
+
+/** True when an `nft list table` listing holds only base chains with accept policies, no rules. */
+export function nftTableEmpty(listing: string): boolean {
+  const lines = listing.split('\n').map((l) => l.trim());
+  const chains = lines.filter((l) => /^chain \S+ \{$/.test(l)).length;
+  const baseChains = lines.filter((l) => /^type \S+ hook \S+ priority [^;]+; policy accept;$/.test(l)).length;
+  const other = lines.filter(
+    (l) => !(l === '' || l === '}' || /^table \S+ \S+ \{$/.test(l) || /^chain \S+ \{$/.test(l) || /^type .*policy accept;$/.test(l)),
+  );
+  // Every chain must be a base chain (a user chain, even empty, is someone's) and hold no rule.
+  return other.length === 0 && chains === baseChains;
+}
+
+/**
+ * iptables-nft creates the nf_tables tables (ip filter, ip6 nat, ...) on first use and never
+ * deletes them. Those the node's `up` created are removed again once they are empty.
+ */
+export function removeCreatedNftTables(before: HostBefore): string[] {
+  if (before.nftTables === undefined) return [];
+  const left: string[] = [];
+  for (const t of nftTables() ?? []) {
+    if (before.nftTables.includes(t)) continue;
+    const [, family, name] = t.split(/\s+/);
+    if (family === undefined || name === undefined) continue;
+    const listing = run('nft', ['list', 'table', family, name]);
+    if (listing.status !== 0 || !nftTableEmpty(listing.stdout)) continue; // someone else's rules: keep
+    if (run('nft', ['delete', 'table', family, name]).status !== 0) left.push(`nft ${t}`);
   }
   return left;
 }

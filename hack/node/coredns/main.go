@@ -8,6 +8,7 @@ import (
 	"github.com/coredns/coredns/core/dnsserver"
 	"github.com/coredns/coredns/coremain"
 
+	_ "github.com/coredns/coredns/plugin/bind"
 	_ "github.com/coredns/coredns/plugin/cache"
 	_ "github.com/coredns/coredns/plugin/errors"
 	_ "github.com/coredns/coredns/plugin/health"
@@ -25,7 +26,7 @@ import (
 // directives keeps CoreDNS's plugin.cfg order (the order plugins see a query), restricted
 // to the plugins imported above.
 var directives = []string{
-	"reload", "ready", "health", "prometheus", "errors", "log",
+	"reload", "bind", "ready", "health", "prometheus", "errors", "log",
 	"loadbalance", "cache", "hosts", "kubernetes", "loop", "whoami",
 }
 

@@ -1,0 +1,93 @@
+/**
+ * The node's promise that pod traffic never leaves the pod bridge for another interface (eth0
+ * above all). Tested without sending anything off the machine: a network namespace of our own
+ * plays the uplink (a veth with TEST-NET-2, 198.51.100.0/24, routed into it), a listener
+ * there answers the host, and a pod's connection to the same address must be dropped by the
+ * FORWARD guard — the listener sees nothing and the guard's counter moves.
+ */
+import { expect } from 'chai';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { apply, clientPod, freshNamespace, kubectlRun, waitForServiceAccount, waitPodReady } from './support/kube.js';
+
+const NETNS = 'weft-e2e-uplink';
+const HOST_IF = 'wefte2e0';
+const PEER_IF = 'wefte2e1';
+const UPLINK_IP = '198.51.100.1';
+
+function ip(args: string[]): { ok: boolean; out: string } {
+  const r = spawnSync('ip', args, { encoding: 'utf8', timeout: 10_000 });
+  return { ok: r.status === 0, out: `${r.stdout ?? ''}${r.stderr ?? ''}` };
+}
+
+function must(args: string[]): void {
+  const r = ip(args);
+  if (!r.ok) throw new Error(`ip ${args.join(' ')}: ${r.out.trim()}`);
+}
+
+/** Packets the guard's "from the bridge to elsewhere" rule has dropped so far. */
+function guardDrops(): number {
+  const r = spawnSync('iptables', ['-t', 'mangle', '-L', 'WEFT-NODE-GUARD', '-v', '-x', '-n'], { encoding: 'utf8' });
+  const line = (r.stdout ?? '').split('\n').find((l) => /DROP/.test(l) && /weftcni0\s+\*/.test(l));
+  return Number(line?.trim().split(/\s+/)[0] ?? Number.NaN);
+}
+
+function teardownUplink(): void {
+  ip(['link', 'del', HOST_IF]);
+  ip(['netns', 'del', NETNS]);
+}
+
+describe('e2e: FORWARD guard keeps pod traffic on the bridge', function () {
+  this.timeout(120_000);
+  let ns = '';
+  let cleanup = (): void => undefined;
+  let listener: ChildProcess | undefined;
+
+  before(async () => {
+    teardownUplink(); // leftovers of an interrupted run
+    must(['netns', 'add', NETNS]);
+    must(['link', 'add', HOST_IF, 'type', 'veth', 'peer', 'name', PEER_IF, 'netns', NETNS]);
+    spawnSync('sysctl', ['-qw', `net.ipv6.conf.${HOST_IF}.disable_ipv6=1`]);
+    must(['link', 'set', HOST_IF, 'up']);
+    must(['-n', NETNS, 'addr', 'add', `${UPLINK_IP}/24`, 'dev', PEER_IF]);
+    must(['-n', NETNS, 'link', 'set', PEER_IF, 'up']);
+    must(['-n', NETNS, 'link', 'set', 'lo', 'up']);
+    must(['route', 'add', `${UPLINK_IP}/32`, 'dev', HOST_IF]);
+    listener = spawn('ip', ['netns', 'exec', NETNS, 'busybox', 'nc', '-ll', '-p', '8080', '-e', '/bin/echo', 'reached-uplink'], {
+      stdio: 'ignore',
+    });
+    ({ ns, cleanup } = freshNamespace('e2e-guard'));
+    await waitForServiceAccount(ns);
+    apply(ns, [clientPod('client')]);
+    await waitPodReady(ns, 'client');
+  });
+
+  after(() => {
+    cleanup();
+    listener?.kill('SIGKILL');
+    teardownUplink();
+  });
+
+  it('the test uplink is routed into our own namespace, not eth0', () => {
+    const route = ip(['route', 'get', UPLINK_IP]).out;
+    expect(route).to.include(`dev ${HOST_IF}`);
+  });
+
+  it('the host reaches the uplink listener (so only the guard can stop a pod)', async () => {
+    let out = '';
+    for (let i = 0; i < 20 && !out.includes('reached-uplink'); i++) {
+      out = spawnSync('busybox', ['nc', '-w', '2', UPLINK_IP, '8080'], { input: 'x\n', encoding: 'utf8', timeout: 5000 }).stdout ?? '';
+      if (!out.includes('reached-uplink')) await sleep(250);
+    }
+    expect(out).to.include('reached-uplink');
+  });
+
+  it('a pod connecting to the same address gets nothing, and the guard counts the drop', () => {
+    // Refuse to send unless the address is still routed into our namespace.
+    expect(ip(['route', 'get', UPLINK_IP]).out).to.include(`dev ${HOST_IF}`);
+    const before = guardDrops();
+    const r = kubectlRun(['exec', '-n', ns, 'client', '--', 'sh', '-c', `echo x | nc -w 2 ${UPLINK_IP} 8080; echo rc=$?`], undefined, 30_000);
+    expect(r.stdout).not.to.include('reached-uplink');
+    expect(guardDrops()).to.be.greaterThan(before);
+  });
+});
