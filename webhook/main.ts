@@ -21,6 +21,7 @@ const HELP = `weft-webhook: validating webhook for mesh config, and sidecar inje
   --host ADDR              listen address (default 0.0.0.0)
   --tls-cert-file FILE     serving certificate (default /etc/weft/webhook-tls/tls.crt); reloaded on change
   --tls-key-file FILE      its key (default /etc/weft/webhook-tls/tls.key)
+  --tls-dir DIR            shorthand for DIR/tls.crt and DIR/tls.key (a mounted kubernetes.io/tls Secret)
   --kubeconfig FILE        cluster to watch (default: $KUBECONFIG, ~/.kube/config or in-cluster)
   --no-cluster             watch nothing: validate objects alone, namespaces carry no labels (benchmarks)
   --mesh-namespace NS      the mesh's own namespace, never injected (default weft-system, env WEFT_MESH_NAMESPACE)
@@ -35,6 +36,7 @@ function options() {
       host: { type: 'string', default: '0.0.0.0' },
       'tls-cert-file': { type: 'string', default: '/etc/weft/webhook-tls/tls.crt' },
       'tls-key-file': { type: 'string', default: '/etc/weft/webhook-tls/tls.key' },
+      'tls-dir': { type: 'string' },
       kubeconfig: { type: 'string' },
       'no-cluster': { type: 'boolean', default: false },
       'mesh-namespace': { type: 'string', default: process.env.WEFT_MESH_NAMESPACE ?? 'weft-system' },
@@ -47,7 +49,10 @@ function options() {
   const port = Number(values.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--port: ${values.port} is not a port number`);
   if (values['cross-object'] !== 'warn' && values['cross-object'] !== 'deny') throw new Error('--cross-object: must be warn or deny');
-  return { ...values, port, crossObject: values['cross-object'] as 'warn' | 'deny' };
+  const dir = values['tls-dir'];
+  const certFile = dir ? `${dir.replace(/\/+$/, '')}/tls.crt` : values['tls-cert-file'];
+  const keyFile = dir ? `${dir.replace(/\/+$/, '')}/tls.key` : values['tls-key-file'];
+  return { ...values, port, certFile, keyFile, crossObject: values['cross-object'] as 'warn' | 'deny' };
 }
 
 function baseSettings(meshNamespace: string, proxyImage: string | undefined): InjectionSettings {
@@ -73,7 +78,7 @@ async function main(): Promise<void> {
   }
   const log = createLogger('webhook');
   const base = baseSettings(opts['mesh-namespace'], opts['proxy-image']);
-  const tls = new CertReloader(opts['tls-cert-file'], opts['tls-key-file'], log);
+  const tls = new CertReloader(opts.certFile, opts.keyFile, log);
   tls.load();
   const cluster = opts['no-cluster'] ? undefined : new ClusterState(clusterClient(opts.kubeconfig), base, log);
   cluster?.start();

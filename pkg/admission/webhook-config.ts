@@ -130,8 +130,10 @@ export function buildValidatingWebhookConfiguration(opts: WebhookConfigOptions):
 function injectionSelectors(opts: WebhookConfigOptions): { suffix: string; ns: V1LabelSelectorRequirement[]; pod: V1LabelSelector }[] {
   const never = [...SYSTEM_NAMESPACES, opts.meshNamespace, ...(opts.webhookNamespace ? [opts.webhookNamespace] : [])];
   const base = [notIn('kubernetes.io/metadata.name', [...new Set(never)]), notIn(OPT_OUT_LABEL, ['disabled'])];
-  const podNotOptedOut: V1LabelSelector = { matchExpressions: [notIn('sidecar.istio.io/inject', ['false'])] };
-  const podOptedIn: V1LabelSelector = { matchExpressions: [{ key: 'sidecar.istio.io/inject', operator: 'In', values: ['true'] }] };
+  // weft's own pods (gateways already run the proxy) are never sent to the injector.
+  const notWeft = notIn('app.kubernetes.io/part-of', ['weft']);
+  const podNotOptedOut: V1LabelSelector = { matchExpressions: [notIn('sidecar.istio.io/inject', ['false']), notWeft] };
+  const podOptedIn: V1LabelSelector = { matchExpressions: [{ key: 'sidecar.istio.io/inject', operator: 'In', values: ['true'] }, notWeft] };
   return [
     {
       suffix: 'namespace',
