@@ -3,6 +3,7 @@
 // whatever Node the machine has: from dist/ when built (`npm run build`), else from the
 // TypeScript sources through tsx. Exit status and signals pass through unchanged.
 import { spawnSync } from 'node:child_process';
+import process from 'node:process';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';

@@ -14,7 +14,13 @@ export interface ManifestArgs {
 }
 
 export function parseManifestArgs(argv: string[], usage: string): ManifestArgs {
-  const args: ManifestArgs = { files: [], output: 'text', namespace: 'default', ignoreUnknownKinds: false, help: false };
+  const args: ManifestArgs = {
+    files: [],
+    output: 'text',
+    namespace: 'default',
+    ignoreUnknownKinds: false,
+    help: false,
+  };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i] ?? '';
     const eq = arg.startsWith('--') ? arg.indexOf('=') : -1;
@@ -22,7 +28,8 @@ export function parseManifestArgs(argv: string[], usage: string): ManifestArgs {
     const inline = eq > 0 ? arg.slice(eq + 1) : undefined;
     const value = (): string => {
       const v = inline ?? argv[++i];
-      if (v === undefined || v === '') throw new WeftError('WEFT_INPUT_UNREADABLE', `${flag} needs a value\n\n${usage}`);
+      if (v === undefined || v === '')
+        throw new WeftError('WEFT_INPUT_UNREADABLE', `${flag} needs a value\n\n${usage}`);
       return v;
     };
     switch (flag) {
@@ -33,7 +40,11 @@ export function parseManifestArgs(argv: string[], usage: string): ManifestArgs {
       case '-o':
       case '--output': {
         const v = value();
-        if (v !== 'text' && v !== 'json') throw new WeftError('WEFT_INPUT_UNREADABLE', `--output must be text or json (got ${JSON.stringify(v)})`);
+        if (v !== 'text' && v !== 'json')
+          throw new WeftError(
+            'WEFT_INPUT_UNREADABLE',
+            `--output must be text or json (got ${JSON.stringify(v)})`,
+          );
         args.output = v;
         break;
       }
@@ -52,6 +63,7 @@ export function parseManifestArgs(argv: string[], usage: string): ManifestArgs {
         throw new WeftError('WEFT_INPUT_UNREADABLE', `unknown argument ${JSON.stringify(arg)}\n\n${usage}`);
     }
   }
-  if (!args.help && args.files.length === 0) throw new WeftError('WEFT_INPUT_UNREADABLE', `-f FILE|DIR|- is required\n\n${usage}`);
+  if (!args.help && args.files.length === 0)
+    throw new WeftError('WEFT_INPUT_UNREADABLE', `-f FILE|DIR|- is required\n\n${usage}`);
   return args;
 }

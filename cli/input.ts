@@ -54,7 +54,11 @@ function readPath(path: string, out: Inputs, explicit: boolean): void {
   try {
     stat = statSync(path);
   } catch (err) {
-    out.problems.push({ source: path, code: 'WEFT_INPUT_UNREADABLE', message: `cannot read: ${describeFsError(err)}` });
+    out.problems.push({
+      source: path,
+      code: 'WEFT_INPUT_UNREADABLE',
+      message: `cannot read: ${describeFsError(err)}`,
+    });
     return;
   }
   if (stat.isDirectory()) {
@@ -62,28 +66,41 @@ function readPath(path: string, out: Inputs, explicit: boolean): void {
     try {
       entries = readdirSync(path).sort();
     } catch (err) {
-      out.problems.push({ source: path, code: 'WEFT_INPUT_UNREADABLE', message: `cannot list directory: ${describeFsError(err)}` });
+      out.problems.push({
+        source: path,
+        code: 'WEFT_INPUT_UNREADABLE',
+        message: `cannot list directory: ${describeFsError(err)}`,
+      });
       return;
     }
     const before = out.documents.length + out.problems.length;
     for (const entry of entries) {
       const child = join(path, entry);
-      let isDir = false;
+      let isDir: boolean;
       try {
         isDir = statSync(child).isDirectory();
       } catch {
         // A dangling link in a directory is not worth failing the run for; it is skipped.
         continue;
       }
-      if (isDir ? !entry.startsWith('.') : MANIFEST_EXTENSIONS.has(extname(entry).toLowerCase())) readPath(child, out, false);
+      if (isDir ? !entry.startsWith('.') : MANIFEST_EXTENSIONS.has(extname(entry).toLowerCase()))
+        readPath(child, out, false);
     }
     if (explicit && out.documents.length + out.problems.length === before) {
-      out.problems.push({ source: path, code: 'WEFT_INPUT_UNREADABLE', message: 'directory holds no .yaml, .yml or .json files' });
+      out.problems.push({
+        source: path,
+        code: 'WEFT_INPUT_UNREADABLE',
+        message: 'directory holds no .yaml, .yml or .json files',
+      });
     }
     return;
   }
   if (stat.size > MAX_INPUT_BYTES) {
-    out.problems.push({ source: path, code: 'WEFT_INPUT_TOO_LARGE', message: `file is ${stat.size} bytes; the limit is ${MAX_INPUT_BYTES} bytes (no Kubernetes object is this large)` });
+    out.problems.push({
+      source: path,
+      code: 'WEFT_INPUT_TOO_LARGE',
+      message: `file is ${stat.size} bytes; the limit is ${MAX_INPUT_BYTES} bytes (no Kubernetes object is this large)`,
+    });
     return;
   }
   readText(path, () => readFileSync(path, 'utf8'), out);
@@ -94,11 +111,19 @@ function readText(source: string, read: () => string, out: Inputs): void {
   try {
     text = read();
   } catch (err) {
-    out.problems.push({ source, code: 'WEFT_INPUT_UNREADABLE', message: `cannot read: ${describeFsError(err)}` });
+    out.problems.push({
+      source,
+      code: 'WEFT_INPUT_UNREADABLE',
+      message: `cannot read: ${describeFsError(err)}`,
+    });
     return;
   }
   if (Buffer.byteLength(text) > MAX_INPUT_BYTES) {
-    out.problems.push({ source, code: 'WEFT_INPUT_TOO_LARGE', message: `input is larger than the limit of ${MAX_INPUT_BYTES} bytes` });
+    out.problems.push({
+      source,
+      code: 'WEFT_INPUT_TOO_LARGE',
+      message: `input is larger than the limit of ${MAX_INPUT_BYTES} bytes`,
+    });
     return;
   }
   parseDocuments(source, text, out);
@@ -116,11 +141,23 @@ export function parseDocuments(source: string, text: string, out: Inputs): void 
       return;
     } catch (err) {
       if (err instanceof RangeError) {
-        out.problems.push({ source, code: 'WEFT_INPUT_UNREADABLE', message: 'document is nested too deeply to read' });
+        out.problems.push({
+          source,
+          code: 'WEFT_INPUT_UNREADABLE',
+          message: 'document is nested too deeply to read',
+        });
         return;
       }
       // Not JSON after all: YAML is a superset, let the YAML parser say what is wrong.
     }
+  }
+  if (flowDepth(text) > MAX_FLOW_DEPTH) {
+    out.problems.push({
+      source,
+      code: 'WEFT_INPUT_UNREADABLE',
+      message: `document nests [ ] / { } more than ${MAX_FLOW_DEPTH} deep; refusing to parse it`,
+    });
+    return;
   }
   let docs;
   try {
@@ -139,15 +176,32 @@ export function parseDocuments(source: string, text: string, out: Inputs): void 
     if (err) {
       const pos = err.linePos?.[0];
       const where = pos ? `line ${pos.line}, column ${pos.col}` : `document ${i + 1}`;
-      out.problems.push({ source, code: 'WEFT_YAML_SYNTAX', message: `${where}: ${firstLine(err.message)}` });
+      // The parser recurses per nesting level; it reports its own stack overflow as an error.
+      if (err.message.includes('Maximum call stack'))
+        out.problems.push({
+          source,
+          code: 'WEFT_INPUT_UNREADABLE',
+          message: `${where}: document is nested too deeply to read`,
+        });
+      else
+        out.problems.push({
+          source,
+          code: 'WEFT_YAML_SYNTAX',
+          message: `${where}: ${firstLine(err.message)}`,
+        });
       continue;
     }
     let value: unknown;
     try {
       value = doc.toJS({ maxAliasCount: MAX_ALIASES });
     } catch (e) {
-      const message = e instanceof RangeError ? 'document is nested too deeply to read' : firstLine(errorMessage(e));
-      out.problems.push({ source, code: e instanceof RangeError ? 'WEFT_INPUT_UNREADABLE' : 'WEFT_YAML_SYNTAX', message: `document ${i + 1} (line ${line}): ${message}` });
+      const message =
+        e instanceof RangeError ? 'document is nested too deeply to read' : firstLine(errorMessage(e));
+      out.problems.push({
+        source,
+        code: e instanceof RangeError ? 'WEFT_INPUT_UNREADABLE' : 'WEFT_YAML_SYNTAX',
+        message: `document ${i + 1} (line ${line}): ${message}`,
+      });
       continue;
     }
     pushValue(source, i + 1, line, value, out);
@@ -162,6 +216,48 @@ function pushValue(source: string, index: number, line: number, value: unknown, 
     return;
   }
   out.documents.push({ source, index, line, value });
+}
+
+const MAX_FLOW_DEPTH = 256;
+
+/**
+ * Deepest `[`/`{` nesting outside quotes and comments: one linear pass, so a hostile file of
+ * brackets is refused before the (recursive, slower) YAML parser sees it.
+ */
+function flowDepth(text: string): number {
+  let depth = 0;
+  let max = 0;
+  let quote = '';
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (quote !== '') {
+      if (c === '\\' && quote === '"') i++;
+      else if (c === quote) quote = '';
+      continue;
+    }
+    if (c === '"' || c === "'") {
+      // A quote only opens a string at the start of a scalar; in `it's` it is just a character.
+      const prev = text[i - 1];
+      if (prev === undefined || ' \t\n[{,:-'.includes(prev)) quote = c;
+    } else if (c === '#' && (i === 0 || ' \t\n'.includes(text[i - 1] ?? ''))) {
+      const nl = text.indexOf('\n', i);
+      i = nl < 0 ? text.length : nl;
+    } else if (c === '[' || c === '{') max = Math.max(max, ++depth);
+    else if ((c === ']' || c === '}') && depth > 0) depth--;
+    else if (
+      c === '\n' &&
+      text[i + 1] !== ' ' &&
+      text[i + 1] !== '\t' &&
+      depth > 0 &&
+      text[i + 1] !== ']' &&
+      text[i + 1] !== '}'
+    ) {
+      // Flow collections cannot span a line that starts at column 0 in valid YAML; reset so a
+      // stray bracket in a plain scalar does not accumulate across the whole file.
+      depth = 0;
+    }
+  }
+  return max;
 }
 
 /** Line numbers for increasing offsets, in one pass over the text overall. */

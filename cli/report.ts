@@ -3,7 +3,13 @@
  * `file: Kind namespace/name: path: message` and one JSON document.
  */
 import { findKind } from '../pkg/api/registry.js';
-import { type Finding, formatFinding, objectRef, type ObjectRef, validateObject } from '../pkg/validation/index.js';
+import {
+  type Finding,
+  formatFinding,
+  objectRef,
+  type ObjectRef,
+  validateObject,
+} from '../pkg/validation/index.js';
 import type { InputDocument, InputProblem } from './input.js';
 
 /** Exit codes: the contract of validate and analyze. */
@@ -22,11 +28,16 @@ export interface DocumentReport {
   warnings: Finding[];
 }
 
-export function validateDocuments(docs: InputDocument[], namespace: string, ignoreUnknownKinds: boolean): DocumentReport[] {
+export function validateDocuments(
+  docs: InputDocument[],
+  namespace: string,
+  ignoreUnknownKinds: boolean,
+): DocumentReport[] {
   return docs.map((doc) => {
     const object = objectRef(doc.value);
     const base = { source: doc.source, document: doc.index, line: doc.line, object };
-    if (ignoreUnknownKinds && !findKind(object.apiVersion, object.kind)) return { ...base, valid: true, skipped: true, errors: [], warnings: [] };
+    if (ignoreUnknownKinds && !findKind(object.apiVersion, object.kind))
+      return { ...base, valid: true, skipped: true, errors: [], warnings: [] };
     const result = validateObject(doc.value, { defaultNamespace: namespace });
     return { ...base, valid: result.errors.length === 0, errors: result.errors, warnings: result.warnings };
   });
@@ -39,7 +50,9 @@ export function problemLine(p: InputProblem): string {
 export function findingLines(r: DocumentReport): string[] {
   return [
     ...r.errors.map((f) => `${r.source}: ${formatFinding(r.object, f)}`),
-    ...r.warnings.map((f) => `${r.source}: ${formatFinding(r.object, { ...f, message: `warning: ${f.message}` })}`),
+    ...r.warnings.map(
+      (f) => `${r.source}: ${formatFinding(r.object, { ...f, message: `warning: ${f.message}` })}`,
+    ),
   ];
 }
 

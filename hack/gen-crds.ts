@@ -15,7 +15,9 @@ for (const def of kindDefinitions) {
   const file = crdFileName(def);
   const text = renderCRDYaml(def);
   if (Buffer.byteLength(text) >= MAX_BYTES) {
-    console.error(`${file}: ${Buffer.byteLength(text)} bytes, over the ${MAX_BYTES}-byte client-side apply limit`);
+    console.error(
+      `${file}: ${Buffer.byteLength(text)} bytes, over the ${MAX_BYTES}-byte client-side apply limit`,
+    );
     process.exit(1);
   }
   writeFileSync(join(dir, file), text);
@@ -23,7 +25,11 @@ for (const def of kindDefinitions) {
   console.log(`wrote crds/${file} (${Buffer.byteLength(text)} bytes)`);
 }
 for (const file of readdirSync(dir)) {
-  if (file.endsWith('.yaml') && !wanted.has(file) && readFileSync(join(dir, file), 'utf8').startsWith(CRD_HEADER)) {
+  if (
+    file.endsWith('.yaml') &&
+    !wanted.has(file) &&
+    readFileSync(join(dir, file), 'utf8').startsWith(CRD_HEADER)
+  ) {
     unlinkSync(join(dir, file));
     console.log(`removed stale crds/${file}`);
   }

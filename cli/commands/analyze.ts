@@ -10,7 +10,15 @@ import { analyzeObjects, formatFinding, type ObjectFinding } from '../../pkg/val
 import { parseManifestArgs } from '../args.js';
 import type { CommandIO } from '../command.js';
 import { readInputs, type InputDocument } from '../input.js';
-import { EXIT_INPUT, EXIT_INVALID, EXIT_OK, findingLines, plural, problemLine, validateDocuments } from '../report.js';
+import {
+  EXIT_INPUT,
+  EXIT_INVALID,
+  EXIT_OK,
+  findingLines,
+  plural,
+  problemLine,
+  validateDocuments,
+} from '../report.js';
 
 export const analyzeUsage = `Usage: weftctl analyze -f FILE|DIR|- [-f ...] [-o text|json] [-n NAMESPACE] [--ignore-unknown-kinds]
 
@@ -36,8 +44,13 @@ export function runAnalyze(argv: string[], io: CommandIO): number {
   const inputs = readInputs(args.files, readStdin ? { readStdin } : {});
   const reports = validateDocuments(inputs.documents, args.namespace, args.ignoreUnknownKinds);
   // Cross-object checks only see objects that are valid on their own: broken ones are already reported.
-  const validDocs = inputs.documents.filter((_, i) => reports[i]?.valid === true && reports[i]?.skipped !== true);
-  const findings = analyzeObjects(validDocs.map((d) => d.value), { defaultNamespace: args.namespace });
+  const validDocs = inputs.documents.filter(
+    (_, i) => reports[i]?.valid === true && reports[i]?.skipped !== true,
+  );
+  const findings = analyzeObjects(
+    validDocs.map((d) => d.value),
+    { defaultNamespace: args.namespace },
+  );
   const sourceOf = sourceIndex(validDocs, args.namespace);
   const invalid = reports.filter((r) => !r.valid).length;
   const crossErrors = findings.filter((f) => f.severity === 'error').length;
@@ -45,7 +58,9 @@ export function runAnalyze(argv: string[], io: CommandIO): number {
 
   if (args.output === 'json') {
     const cross = findings.map((f) => ({ source: sourceOf(f), ...f }));
-    io.stdout(`${JSON.stringify({ exitCode: code, inputErrors: inputs.problems, objects: reports, findings: cross }, null, 2)}\n`);
+    io.stdout(
+      `${JSON.stringify({ exitCode: code, inputErrors: inputs.problems, objects: reports, findings: cross }, null, 2)}\n`,
+    );
     return code;
   }
   for (const p of inputs.problems) io.stdout(`${problemLine(p)}\n`);
@@ -55,7 +70,9 @@ export function runAnalyze(argv: string[], io: CommandIO): number {
     io.stdout(`${sourceOf(f)}: ${formatFinding(f.object, { ...f, message })}\n`);
   }
   const warnings = findings.length - crossErrors;
-  io.stderr(`${plural(reports.filter((r) => !r.skipped).length, 'object')} analyzed: ${invalid} invalid, ${plural(crossErrors, 'cross-object error')}, ${plural(warnings, 'cross-object warning')}\n`);
+  io.stderr(
+    `${plural(reports.filter((r) => !r.skipped).length, 'object')} analyzed: ${invalid} invalid, ${plural(crossErrors, 'cross-object error')}, ${plural(warnings, 'cross-object warning')}\n`,
+  );
   return code;
 }
 

@@ -9,8 +9,20 @@ import { runRender } from './render.js';
 import { runKubeInject } from './kube-inject.js';
 
 export const commands: Command[] = [
-  { name: 'validate', summary: 'validate Istio and weft objects in files, as the admission webhook would', run: runValidate },
-  { name: 'analyze', summary: 'validate a set of files and check them across objects (GitOps CI)', run: runAnalyze },
+  {
+    name: 'validate',
+    summary: 'validate Istio and weft objects in files, as the admission webhook would',
+    run: runValidate,
+  },
+  {
+    name: 'analyze',
+    summary: 'validate a set of files and check them across objects (GitOps CI)',
+    run: runAnalyze,
+  },
   { name: 'render', summary: 'print the objects the operator would apply for a Mesh', run: runRender },
-  { name: 'kube-inject', summary: 'print manifests with the sidecar injected, as the mutating webhook would', run: runKubeInject },
+  {
+    name: 'kube-inject',
+    summary: 'print manifests with the sidecar injected, as the mutating webhook would',
+    run: runKubeInject,
+  },
 ];

@@ -8,7 +8,15 @@ import { errorMessage } from '../../pkg/errors/index.js';
 import { parseManifestArgs } from '../args.js';
 import type { CommandIO } from '../command.js';
 import { readInputs } from '../input.js';
-import { EXIT_INPUT, EXIT_INVALID, EXIT_OK, findingLines, plural, problemLine, validateDocuments } from '../report.js';
+import {
+  EXIT_INPUT,
+  EXIT_INVALID,
+  EXIT_OK,
+  findingLines,
+  plural,
+  problemLine,
+  validateDocuments,
+} from '../report.js';
 
 export const validateUsage = `Usage: weftctl validate -f FILE|DIR|- [-f ...] [-o text|json] [-n NAMESPACE] [--ignore-unknown-kinds]
 
@@ -41,14 +49,17 @@ export function runValidate(argv: string[], io: CommandIO): number {
   const code = inputs.problems.length > 0 ? EXIT_INPUT : invalid > 0 ? EXIT_INVALID : EXIT_OK;
 
   if (args.output === 'json') {
-    io.stdout(`${JSON.stringify({ exitCode: code, inputErrors: inputs.problems, objects: reports }, null, 2)}\n`);
+    io.stdout(
+      `${JSON.stringify({ exitCode: code, inputErrors: inputs.problems, objects: reports }, null, 2)}\n`,
+    );
     return code;
   }
   for (const p of inputs.problems) io.stdout(`${problemLine(p)}\n`);
   for (const r of reports) for (const line of findingLines(r)) io.stdout(`${line}\n`);
   const checked = reports.filter((r) => !r.skipped).length;
   const summary = [`${plural(checked, 'object')} checked: ${checked - invalid} valid, ${invalid} invalid`];
-  if (inputs.problems.length > 0) summary.push(`${plural(inputs.problems.length, 'input')} could not be read`);
+  if (inputs.problems.length > 0)
+    summary.push(`${plural(inputs.problems.length, 'input')} could not be read`);
   io.stderr(`${summary.join('; ')}\n`);
   return code;
 }

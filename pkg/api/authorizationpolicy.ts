@@ -72,9 +72,19 @@ const sourceFields = [
   'serviceAccounts',
   'notServiceAccounts',
 ];
-const operationFields = ['hosts', 'notHosts', 'ports', 'notPorts', 'methods', 'notMethods', 'paths', 'notPaths'];
+const operationFields = [
+  'hosts',
+  'notHosts',
+  'ports',
+  'notPorts',
+  'methods',
+  'notMethods',
+  'paths',
+  'notPaths',
+];
 
-const listOf = (fields: string[]): Record<string, JSONSchema> => Object.fromEntries(fields.map((f) => [f, strArr()]));
+const listOf = (fields: string[]): Record<string, JSONSchema> =>
+  Object.fromEntries(fields.map((f) => [f, strArr()]));
 
 export const authorizationPolicySpecSchema = (): JSONSchema =>
   obj(

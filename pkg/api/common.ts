@@ -71,4 +71,7 @@ export const stringMatchMapSchema = (): JSONSchema => map(stringMatchSchema());
 export const labelsSchema = strMap;
 
 /** Istio's CRDs keep status open; weft writes conditions and validation messages into it. */
-export const istioStatusSchema = (): JSONSchema => ({ type: 'object', 'x-kubernetes-preserve-unknown-fields': true });
+export const istioStatusSchema = (): JSONSchema => ({
+  type: 'object',
+  'x-kubernetes-preserve-unknown-fields': true,
+});

@@ -17,7 +17,12 @@ export function crdFileName(def: KindDefinition): string {
 }
 
 export function renderCRD(def: KindDefinition): JSONSchema {
-  const names: JSONSchema = { kind: def.kind, listKind: def.listKind, plural: def.plural, singular: def.singular };
+  const names: JSONSchema = {
+    kind: def.kind,
+    listKind: def.listKind,
+    plural: def.plural,
+    singular: def.singular,
+  };
   if (def.shortNames.length > 0) names.shortNames = def.shortNames;
   if (def.categories.length > 0) names.categories = def.categories;
   return {
@@ -63,11 +68,14 @@ export function renderCRDYaml(def: KindDefinition): string {
   const doc = new Document(renderCRD(def), { aliasDuplicateObjects: false });
   visit(doc, {
     Map(_, node) {
-      const leaf = node.items.every((pair) => isScalar(pair.value) || (isSeq(pair.value) && pair.value.items.every((i) => isScalar(i))));
+      const leaf = node.items.every(
+        (pair) => isScalar(pair.value) || (isSeq(pair.value) && pair.value.items.every((i) => isScalar(i))),
+      );
       if (leaf && node.items.length > 0 && node.items.length <= 4) node.flow = true;
     },
     Seq(_, node) {
-      if (node.items.length > 0 && node.items.every((i) => isScalar(i) || (isMap(i) && i.flow === true))) node.flow = node.items.every((i) => isScalar(i));
+      if (node.items.length > 0 && node.items.every((i) => isScalar(i) || (isMap(i) && i.flow === true)))
+        node.flow = node.items.every((i) => isScalar(i));
     },
   });
   return CRD_HEADER + doc.toString({ lineWidth: 0 });

@@ -5,7 +5,20 @@
 import type { JSONSchema, KindDefinition } from './kind.js';
 import type { Duration, KubeObject, Percent, PortSelector } from './common.js';
 import { istioStatusSchema, percentSchema, portSelectorSchema } from './common.js';
-import { arr, bool, double, duration, enumOf, int32, map, obj, str, strArr, strMap, uint32 } from './schema.js';
+import {
+  arr,
+  bool,
+  double,
+  duration,
+  enumOf,
+  int32,
+  map,
+  obj,
+  str,
+  strArr,
+  strMap,
+  uint32,
+} from './schema.js';
 
 export interface HTTPCookie {
   name: string;
@@ -38,7 +51,8 @@ export interface WarmupConfiguration {
   aggression?: number;
 }
 
-export type SimpleLB = 'UNSPECIFIED' | 'LEAST_CONN' | 'RANDOM' | 'PASSTHROUGH' | 'ROUND_ROBIN' | 'LEAST_REQUEST';
+export type SimpleLB =
+  'UNSPECIFIED' | 'LEAST_CONN' | 'RANDOM' | 'PASSTHROUGH' | 'ROUND_ROBIN' | 'LEAST_REQUEST';
 
 /** Zone-aware routing settings (newer Istio); mutually exclusive with localityLbSetting. */
 export interface ZoneAwareLoadBalancerSetting {
@@ -278,7 +292,10 @@ const trafficPolicySchema = (): JSONSchema =>
       }),
       { maxItems: 4096 },
     ),
-    tunnel: obj({ protocol: str(), targetHost: str(), targetPort: uint32() }, { required: ['targetHost', 'targetPort'] }),
+    tunnel: obj(
+      { protocol: str(), targetHost: str(), targetPort: uint32() },
+      { required: ['targetHost', 'targetPort'] },
+    ),
     proxyProtocol: obj({ version: enumOf('V1', 'V2') }),
     retryBudget: obj({ percent: percentSchema(), minRetryConcurrency: uint32() }),
   });
@@ -288,7 +305,9 @@ export const destinationRuleSpecSchema = (): JSONSchema =>
     {
       host: str(),
       trafficPolicy: trafficPolicySchema(),
-      subsets: arr(obj({ name: str(), labels: strMap(), trafficPolicy: trafficPolicySchema() }, { required: ['name'] })),
+      subsets: arr(
+        obj({ name: str(), labels: strMap(), trafficPolicy: trafficPolicySchema() }, { required: ['name'] }),
+      ),
       exportTo: strArr(),
       workloadSelector: obj({ matchLabels: strMap() }),
     },
@@ -307,7 +326,12 @@ export const destinationRuleKind: KindDefinition = {
   versions: ['v1', 'v1beta1', 'v1alpha3'],
   storageVersion: 'v1',
   printerColumns: [
-    { name: 'Host', type: 'string', jsonPath: '.spec.host', description: 'The name of a service from the service registry' },
+    {
+      name: 'Host',
+      type: 'string',
+      jsonPath: '.spec.host',
+      description: 'The name of a service from the service registry',
+    },
     { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
   ],
   specSchema: destinationRuleSpecSchema(),

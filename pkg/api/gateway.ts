@@ -14,7 +14,8 @@ export interface Port {
   targetPort?: number;
 }
 
-export type ServerTLSMode = 'PASSTHROUGH' | 'SIMPLE' | 'MUTUAL' | 'AUTO_PASSTHROUGH' | 'ISTIO_MUTUAL' | 'OPTIONAL_MUTUAL';
+export type ServerTLSMode =
+  'PASSTHROUGH' | 'SIMPLE' | 'MUTUAL' | 'AUTO_PASSTHROUGH' | 'ISTIO_MUTUAL' | 'OPTIONAL_MUTUAL';
 export type TLSProtocol = 'TLS_AUTO' | 'TLSV1_0' | 'TLSV1_1' | 'TLSV1_2' | 'TLSV1_3';
 
 export interface ServerTLSSettings {
@@ -63,7 +64,10 @@ export const serverTLSSchema = (): JSONSchema =>
     caCrl: str(),
     credentialName: str(),
     credentialNames: arr(str(), { maxItems: 2, minItems: 1 }),
-    tlsCertificates: arr(obj({ serverCertificate: str(), privateKey: str(), caCertificates: str() }), { maxItems: 2, minItems: 1 }),
+    tlsCertificates: arr(obj({ serverCertificate: str(), privateKey: str(), caCertificates: str() }), {
+      maxItems: 2,
+      minItems: 1,
+    }),
     subjectAltNames: strArr(),
     verifyCertificateSpki: strArr(),
     verifyCertificateHash: strArr(),
@@ -73,13 +77,23 @@ export const serverTLSSchema = (): JSONSchema =>
   });
 
 export const portSchema = (): JSONSchema =>
-  obj({ number: uint32(), protocol: str(), name: str(), targetPort: uint32() }, { required: ['number', 'protocol', 'name'] });
+  obj(
+    { number: uint32(), protocol: str(), name: str(), targetPort: uint32() },
+    { required: ['number', 'protocol', 'name'] },
+  );
 
 export const gatewaySpecSchema = (): JSONSchema =>
   obj({
     servers: arr(
       obj(
-        { port: portSchema(), bind: str(), hosts: strArr(), tls: serverTLSSchema(), defaultEndpoint: str(), name: str() },
+        {
+          port: portSchema(),
+          bind: str(),
+          hosts: strArr(),
+          tls: serverTLSSchema(),
+          defaultEndpoint: str(),
+          name: str(),
+        },
         { required: ['port', 'hosts'] },
       ),
     ),

@@ -143,7 +143,8 @@ export const MeshConditionTypes = ['Ready', 'Reconciling', 'Stalled'] as const;
 const quantity = (): JSONSchema => ({
   'x-kubernetes-int-or-string': true,
   anyOf: [{ type: 'integer' }, { type: 'string' }],
-  pattern: '^(\\+|-)?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\\+|-)?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))))?$',
+  pattern:
+    '^(\\+|-)?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\\+|-)?(([0-9]+(\\.[0-9]*)?)|(\\.[0-9]+))))?$',
 });
 
 const resourcesSchema = (): JSONSchema => obj({ requests: map(quantity()), limits: map(quantity()) });
@@ -207,7 +208,10 @@ export const meshSpecSchema = (): JSONSchema =>
       },
       { extra: { default: {} } },
     ),
-    mtls: obj({ mode: { ...enumOf('STRICT', 'PERMISSIVE', 'DISABLE'), default: 'PERMISSIVE' } }, { extra: { default: {} } }),
+    mtls: obj(
+      { mode: { ...enumOf('STRICT', 'PERMISSIVE', 'DISABLE'), default: 'PERMISSIVE' } },
+      { extra: { default: {} } },
+    ),
     telemetry: obj(
       {
         metrics: obj({ enabled: { ...bool(), default: true } }, { extra: { default: {} } }),

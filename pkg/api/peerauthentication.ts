@@ -24,7 +24,11 @@ export type PeerAuthentication = KubeObject<PeerAuthenticationSpec>;
 const mtlsSchema = (): JSONSchema => obj({ mode: enumOf('UNSET', 'DISABLE', 'PERMISSIVE', 'STRICT') });
 
 export const peerAuthenticationSpecSchema = (): JSONSchema =>
-  obj({ selector: workloadSelector(), mtls: mtlsSchema(), portLevelMtls: { ...map(mtlsSchema()), minProperties: 1 } });
+  obj({
+    selector: workloadSelector(),
+    mtls: mtlsSchema(),
+    portLevelMtls: { ...map(mtlsSchema()), minProperties: 1 },
+  });
 
 export const peerAuthenticationKind: KindDefinition = {
   group: 'security.istio.io',
@@ -38,7 +42,12 @@ export const peerAuthenticationKind: KindDefinition = {
   versions: ['v1', 'v1beta1'],
   storageVersion: 'v1',
   printerColumns: [
-    { name: 'Mode', type: 'string', jsonPath: '.spec.mtls.mode', description: 'Defines the mTLS mode used for peer authentication.' },
+    {
+      name: 'Mode',
+      type: 'string',
+      jsonPath: '.spec.mtls.mode',
+      description: 'Defines the mTLS mode used for peer authentication.',
+    },
     { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
   ],
   specSchema: peerAuthenticationSpecSchema(),

@@ -59,7 +59,9 @@ export const requestAuthenticationSpecSchema = (): JSONSchema =>
             fromCookies: strArr(),
             outputPayloadToHeader: str(),
             forwardOriginalToken: bool(),
-            outputClaimToHeaders: arr(obj({ header: str(), claim: str() }, { required: ['header', 'claim'] })),
+            outputClaimToHeaders: arr(
+              obj({ header: str(), claim: str() }, { required: ['header', 'claim'] }),
+            ),
             timeout: duration(),
           },
           { required: ['issuer'] },

@@ -14,7 +14,11 @@ export const int32 = (extra: JSONSchema = {}): JSONSchema => ({ type: 'integer',
 export const int64 = (): JSONSchema => ({ type: 'integer', format: 'int64' });
 /** protobuf uint32: Istio's CRDs bound it like this rather than with a format. */
 export const uint32 = (): JSONSchema => ({ type: 'integer', minimum: 0, maximum: 4294967295 });
-export const double = (extra: JSONSchema = {}): JSONSchema => ({ type: 'number', format: 'double', ...extra });
+export const double = (extra: JSONSchema = {}): JSONSchema => ({
+  type: 'number',
+  format: 'double',
+  ...extra,
+});
 
 /**
  * A Go `time.ParseDuration` string (`10s`, `1.5s`, `500ms`, `1h2m`). The pattern is only the
@@ -27,7 +31,11 @@ export const duration = (): JSONSchema => ({
 });
 
 export const enumOf = (...values: string[]): JSONSchema => ({ type: 'string', enum: values });
-export const arr = (items: JSONSchema, extra: JSONSchema = {}): JSONSchema => ({ type: 'array', items, ...extra });
+export const arr = (items: JSONSchema, extra: JSONSchema = {}): JSONSchema => ({
+  type: 'array',
+  items,
+  ...extra,
+});
 export const strArr = (): JSONSchema => arr(str());
 export const map = (values: JSONSchema): JSONSchema => ({ type: 'object', additionalProperties: values });
 export const strMap = (): JSONSchema => map(str());
@@ -53,11 +61,17 @@ export function obj(properties: Record<string, JSONSchema>, options: ObjOptions 
  * the first branch matches when none is set, each other branch when exactly that one is.
  */
 function exclusive(fields: string[]): JSONSchema[] {
-  return [{ not: { anyOf: fields.map((f) => ({ required: [f] })) } }, ...fields.map((f) => ({ required: [f] }))];
+  return [
+    { not: { anyOf: fields.map((f) => ({ required: [f] })) } },
+    ...fields.map((f) => ({ required: [f] })),
+  ];
 }
 
 /** Open object: kept as-is by the API server (used for `status`, as Istio does). */
-export const openObject = (): JSONSchema => ({ type: 'object', 'x-kubernetes-preserve-unknown-fields': true });
+export const openObject = (): JSONSchema => ({
+  type: 'object',
+  'x-kubernetes-preserve-unknown-fields': true,
+});
 
 /** metav1.Condition, the standard condition shape. */
 export const conditionSchema = (): JSONSchema =>
@@ -78,6 +92,14 @@ export const workloadSelector = (): JSONSchema => obj({ matchLabels: strMap() })
 
 /** Gateway API PolicyTargetReference (security kinds' `targetRef`). */
 export const policyTargetRef = (): JSONSchema =>
-  obj({ group: str({ maxLength: 253 }), kind: str({ maxLength: 63 }), name: str({ maxLength: 253 }), namespace: str() }, {
-    required: ['kind', 'name'],
-  });
+  obj(
+    {
+      group: str({ maxLength: 253 }),
+      kind: str({ maxLength: 63 }),
+      name: str({ maxLength: 253 }),
+      namespace: str(),
+    },
+    {
+      required: ['kind', 'name'],
+    },
+  );

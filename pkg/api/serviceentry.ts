@@ -54,7 +54,12 @@ export const serviceEntrySpecSchema = (): JSONSchema =>
     {
       hosts: strArr(),
       addresses: strArr(),
-      ports: arr(obj({ number: uint32(), protocol: str(), name: str(), targetPort: uint32() }, { required: ['number', 'name'] })),
+      ports: arr(
+        obj(
+          { number: uint32(), protocol: str(), name: str(), targetPort: uint32() },
+          { required: ['number', 'name'] },
+        ),
+      ),
       location: enumOf('MESH_EXTERNAL', 'MESH_INTERNAL'),
       resolution: enumOf('NONE', 'STATIC', 'DNS', 'DNS_ROUND_ROBIN', 'DYNAMIC_DNS'),
       endpoints: arr(workloadEntrySchema()),
@@ -77,12 +82,18 @@ export const serviceEntryKind: KindDefinition = {
   versions: ['v1', 'v1beta1', 'v1alpha3'],
   storageVersion: 'v1',
   printerColumns: [
-    { name: 'Hosts', type: 'string', jsonPath: '.spec.hosts', description: 'The hosts associated with the ServiceEntry' },
+    {
+      name: 'Hosts',
+      type: 'string',
+      jsonPath: '.spec.hosts',
+      description: 'The hosts associated with the ServiceEntry',
+    },
     {
       name: 'Location',
       type: 'string',
       jsonPath: '.spec.location',
-      description: 'Whether the service is external to the mesh or part of the mesh (MESH_EXTERNAL or MESH_INTERNAL)',
+      description:
+        'Whether the service is external to the mesh or part of the mesh (MESH_EXTERNAL or MESH_INTERNAL)',
     },
     {
       name: 'Resolution',

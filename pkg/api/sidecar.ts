@@ -52,7 +52,8 @@ export interface SidecarSpec {
 
 export type Sidecar = KubeObject<SidecarSpec>;
 
-const sidecarPortSchema = (): JSONSchema => obj({ number: uint32(), protocol: str(), name: str(), targetPort: uint32() });
+const sidecarPortSchema = (): JSONSchema =>
+  obj({ number: uint32(), protocol: str(), name: str(), targetPort: uint32() });
 const captureMode = (): JSONSchema => enumOf('DEFAULT', 'IPTABLES', 'NONE');
 /** Sidecar reuses DestinationRule's connection pool message; kept small (no keepalive detail needed here). */
 const connectionPoolSchema = (): JSONSchema =>
@@ -93,9 +94,17 @@ export const sidecarSpecSchema = (): JSONSchema =>
         { required: ['port'] },
       ),
     ),
-    egress: arr(obj({ port: sidecarPortSchema(), bind: str(), captureMode: captureMode(), hosts: strArr() }, { required: ['hosts'] })),
+    egress: arr(
+      obj(
+        { port: sidecarPortSchema(), bind: str(), captureMode: captureMode(), hosts: strArr() },
+        { required: ['hosts'] },
+      ),
+    ),
     inboundConnectionPool: connectionPoolSchema(),
-    outboundTrafficPolicy: obj({ mode: enumOf('REGISTRY_ONLY', 'ALLOW_ANY'), egressProxy: destinationSchema() }),
+    outboundTrafficPolicy: obj({
+      mode: enumOf('REGISTRY_ONLY', 'ALLOW_ANY'),
+      egressProxy: destinationSchema(),
+    }),
   });
 
 export const sidecarKind: KindDefinition = {

@@ -206,7 +206,8 @@ export const destinationSchema = (): JSONSchema =>
   obj({ host: str(), subset: str(), port: portSelectorSchema() }, { required: ['host'] });
 
 const headerOpsSchema = (): JSONSchema => obj({ set: strMap(), add: strMap(), remove: strArr() });
-export const headersSchema = (): JSONSchema => obj({ request: headerOpsSchema(), response: headerOpsSchema() });
+export const headersSchema = (): JSONSchema =>
+  obj({ request: headerOpsSchema(), response: headerOpsSchema() });
 
 const httpMatchSchema = (): JSONSchema =>
   obj({
@@ -228,7 +229,11 @@ const httpMatchSchema = (): JSONSchema =>
 
 const routeDestinationSchema = (withHeaders: boolean): JSONSchema =>
   obj(
-    { destination: destinationSchema(), weight: int32(), ...(withHeaders ? { headers: headersSchema() } : {}) },
+    {
+      destination: destinationSchema(),
+      weight: int32(),
+      ...(withHeaders ? { headers: headersSchema() } : {}),
+    },
     { required: ['destination'] },
   );
 
@@ -250,7 +255,10 @@ const httpRouteSchema = (): JSONSchema =>
       { oneOf: [['port', 'derivePort']] },
     ),
     directResponse: obj(
-      { status: uint32(), body: obj({ string: str(), bytes: str({ format: 'binary' }) }, { oneOf: [['string', 'bytes']] }) },
+      {
+        status: uint32(),
+        body: obj({ string: str(), bytes: str({ format: 'binary' }) }, { oneOf: [['string', 'bytes']] }),
+      },
       { required: ['status'] },
     ),
     delegate: obj({ name: str(), namespace: str() }),
@@ -265,7 +273,12 @@ const httpRouteSchema = (): JSONSchema =>
     }),
     fault: obj({
       delay: obj(
-        { fixedDelay: duration(), exponentialDelay: duration(), percentage: percentSchema(), percent: int32() },
+        {
+          fixedDelay: duration(),
+          exponentialDelay: duration(),
+          percentage: percentSchema(),
+          percent: int32(),
+        },
         { oneOf: [['fixedDelay', 'exponentialDelay']] },
       ),
       abort: obj(
@@ -274,7 +287,9 @@ const httpRouteSchema = (): JSONSchema =>
       ),
     }),
     mirror: destinationSchema(),
-    mirrors: arr(obj({ destination: destinationSchema(), percentage: percentSchema() }, { required: ['destination'] })),
+    mirrors: arr(
+      obj({ destination: destinationSchema(), percentage: percentSchema() }, { required: ['destination'] }),
+    ),
     mirrorPercent: { type: 'integer', minimum: 0, maximum: 4294967295, nullable: true },
     mirrorPercentage: percentSchema(),
     corsPolicy: obj({

@@ -31,7 +31,11 @@ export function analyze(objs: unknown[], defaultNamespace: string): ObjectFindin
     const loaded = load(obj, defaultNamespace);
     if (!loaded) continue;
     if (loaded.ref.kind === 'VirtualService') vss.push(loaded as Loaded<VirtualServiceSpec>);
-    if (loaded.ref.kind === 'DestinationRule' && typeof (loaded.spec as DestinationRuleSpec).host === 'string') drs.push(loaded as Loaded<DestinationRuleSpec>);
+    if (
+      loaded.ref.kind === 'DestinationRule' &&
+      typeof (loaded.spec as DestinationRuleSpec).host === 'string'
+    )
+      drs.push(loaded as Loaded<DestinationRuleSpec>);
   }
   return [...undefinedSubsets(vss, drs), ...vsHostConflicts(vss), ...drHostConflicts(drs)];
 }
@@ -40,7 +44,8 @@ function load(obj: unknown, defaultNamespace: string): Loaded<unknown> | undefin
   if (!isObject(obj) || !isObject(obj.metadata) || !isObject(obj.spec)) return undefined;
   const { apiVersion, kind } = obj;
   const { name, namespace } = obj.metadata;
-  if (typeof apiVersion !== 'string' || typeof kind !== 'string' || typeof name !== 'string') return undefined;
+  if (typeof apiVersion !== 'string' || typeof kind !== 'string' || typeof name !== 'string')
+    return undefined;
   if (!apiVersion.startsWith('networking.istio.io/')) return undefined;
   const ns = typeof namespace === 'string' && namespace !== '' ? namespace : defaultNamespace;
   return { ref: { apiVersion, kind, namespace: ns, name }, namespace: ns, spec: obj.spec };
@@ -54,7 +59,9 @@ export function resolveHost(host: string, namespace: string): string {
 /** Namespaces an object is visible in (`undefined` = all). */
 function visibleIn(exportTo: unknown, namespace: string): Set<string> | undefined {
   if (!Array.isArray(exportTo) || exportTo.length === 0 || exportTo.includes('*')) return undefined;
-  return new Set(exportTo.filter((e): e is string => typeof e === 'string').map((e) => (e === '.' ? namespace : e)));
+  return new Set(
+    exportTo.filter((e): e is string => typeof e === 'string').map((e) => (e === '.' ? namespace : e)),
+  );
 }
 
 function canSee(viewerNamespace: string, exportTo: unknown, ownerNamespace: string): boolean {
@@ -84,37 +91,58 @@ interface DestinationUse {
 function destinationsOf(spec: VirtualServiceSpec): DestinationUse[] {
   const out: DestinationUse[] = [];
   const add = (d: unknown, path: PathSegment[]): void => {
-    if (isObject(d) && typeof d.host === 'string') out.push({ destination: d as unknown as Destination, path });
+    if (isObject(d) && typeof d.host === 'string')
+      out.push({ destination: d as unknown as Destination, path });
   };
   const list = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
   for (const kind of ['http', 'tcp', 'tls'] as const) {
     list(spec[kind]).forEach((route, i) => {
       if (!isObject(route)) return;
-      list(route.route).forEach((rd, j) => isObject(rd) && add(rd.destination, ['spec', kind, i, 'route', j, 'destination']));
+      list(route.route).forEach(
+        (rd, j) => isObject(rd) && add(rd.destination, ['spec', kind, i, 'route', j, 'destination']),
+      );
       if (kind === 'http') {
         add(route.mirror, ['spec', kind, i, 'mirror']);
-        list(route.mirrors).forEach((m, j) => isObject(m) && add(m.destination, ['spec', kind, i, 'mirrors', j, 'destination']));
+        list(route.mirrors).forEach(
+          (m, j) => isObject(m) && add(m.destination, ['spec', kind, i, 'mirrors', j, 'destination']),
+        );
       }
     });
   }
   return out;
 }
 
-function undefinedSubsets(vss: Loaded<VirtualServiceSpec>[], drs: Loaded<DestinationRuleSpec>[]): ObjectFinding[] {
+function undefinedSubsets(
+  vss: Loaded<VirtualServiceSpec>[],
+  drs: Loaded<DestinationRuleSpec>[],
+): ObjectFinding[] {
   const out: ObjectFinding[] = [];
   for (const vs of vss) {
     for (const use of destinationsOf(vs.spec)) {
       const subset = use.destination.subset;
       if (typeof subset !== 'string' || subset === '') continue;
       const host = resolveHost(use.destination.host, vs.namespace);
-      const candidates = drs.filter((dr) => drCovers(resolveHost(dr.spec.host, dr.namespace), host) && canSee(vs.namespace, dr.spec.exportTo, dr.namespace));
-      const defining = candidates.filter((dr) => Array.isArray(dr.spec.subsets) && dr.spec.subsets.some((s) => isObject(s) && s.name === subset));
+      const candidates = drs.filter(
+        (dr) =>
+          drCovers(resolveHost(dr.spec.host, dr.namespace), host) &&
+          canSee(vs.namespace, dr.spec.exportTo, dr.namespace),
+      );
+      const defining = candidates.filter(
+        (dr) =>
+          Array.isArray(dr.spec.subsets) && dr.spec.subsets.some((s) => isObject(s) && s.name === subset),
+      );
       if (defining.length > 0) continue;
       const message =
         candidates.length === 0
           ? `subset "${subset}" of host ${host} is not defined: no DestinationRule for that host (requests to it fail with 503 NR until one exists)`
           : `subset "${subset}" of host ${host} is not defined by ${candidates.map(refText).join(', ')} (requests to it fail with 503 NR)`;
-      const finding: ObjectFinding = { severity: 'warning', object: vs.ref, path: formatPath(use.path.concat('subset')), message, rule: 'analyze.subset.undefined' };
+      const finding: ObjectFinding = {
+        severity: 'warning',
+        object: vs.ref,
+        path: formatPath(use.path.concat('subset')),
+        message,
+        rule: 'analyze.subset.undefined',
+      };
       if (candidates.length > 0) finding.related = candidates.map((c) => c.ref);
       out.push(finding);
     }
@@ -141,7 +169,16 @@ function vsHostConflicts(vss: Loaded<VirtualServiceSpec>[]): ObjectFinding[] {
     for (let i = 1; i < list.length; i++) {
       const cur = list[i];
       if (!cur) continue;
-      const others = list.slice(0, i).filter((o) => o.vs !== cur.vs && overlaps(visibleIn(o.vs.spec.exportTo, o.vs.namespace), visibleIn(cur.vs.spec.exportTo, cur.vs.namespace)));
+      const others = list
+        .slice(0, i)
+        .filter(
+          (o) =>
+            o.vs !== cur.vs &&
+            overlaps(
+              visibleIn(o.vs.spec.exportTo, o.vs.namespace),
+              visibleIn(cur.vs.spec.exportTo, cur.vs.namespace),
+            ),
+        );
       if (others.length === 0) continue;
       out.push({
         severity: 'error',
@@ -163,7 +200,12 @@ function drHostConflicts(drs: Loaded<DestinationRuleSpec>[]): ObjectFinding[] {
     const host = resolveHost(dr.spec.host, dr.namespace);
     const others = drs
       .slice(0, i)
-      .filter((o) => !o.spec.workloadSelector && o.namespace === dr.namespace && resolveHost(o.spec.host, o.namespace) === host);
+      .filter(
+        (o) =>
+          !o.spec.workloadSelector &&
+          o.namespace === dr.namespace &&
+          resolveHost(o.spec.host, o.namespace) === host,
+      );
     if (others.length === 0) return;
     out.push({
       severity: 'warning',

@@ -38,7 +38,10 @@ export function validateObject(obj: unknown, options: ValidateOptions = {}): Val
   unknownFields(def.specSchema, obj.spec, ['spec'], report);
   const meta = isObject(obj.metadata) ? obj.metadata : {};
   const ctx: RuleContext = {
-    namespace: typeof meta.namespace === 'string' && meta.namespace !== '' ? meta.namespace : (options.defaultNamespace ?? 'default'),
+    namespace:
+      typeof meta.namespace === 'string' && meta.namespace !== ''
+        ? meta.namespace
+        : (options.defaultNamespace ?? 'default'),
     annotations: stringMap(meta.annotations),
     kind: def.kind,
     report,
@@ -47,7 +50,11 @@ export function validateObject(obj: unknown, options: ValidateOptions = {}): Val
   // Istio checks the top-level keys after the spec, and reports them as errors.
   for (const key of Object.keys(obj)) {
     if (!TOP_LEVEL_KEYS.has(key)) {
-      report.error([key], `unknown field "${key}" on ${def.kind} resource (only apiVersion, kind, metadata, spec, status)`, 'object.field.unknown');
+      report.error(
+        [key],
+        `unknown field "${key}" on ${def.kind} resource (only apiVersion, kind, metadata, spec, status)`,
+        'object.field.unknown',
+      );
     }
   }
   return result(report);
@@ -78,19 +85,28 @@ function result(report: Report): ValidationResult {
 /** Is this a Kubernetes object of a kind weft serves, of a sane size, with a usable name? */
 function checkEnvelope(obj: unknown, report: Report): KindDefinition | undefined {
   if (!isObject(obj)) {
-    report.error(['(document)'], `not a Kubernetes object: expected a mapping with apiVersion and kind, got ${describeValue(obj)}`, 'object.notObject');
+    report.error(
+      ['(document)'],
+      `not a Kubernetes object: expected a mapping with apiVersion and kind, got ${describeValue(obj)}`,
+      'object.notObject',
+    );
     return undefined;
   }
   const shape = checkShape(obj);
   if (shape) {
-    const what = shape.kind === 'depth' ? `nested deeper than ${shape.limit} levels` : `has more than ${shape.limit} values`;
+    const what =
+      shape.kind === 'depth'
+        ? `nested deeper than ${shape.limit} levels`
+        : `has more than ${shape.limit} values`;
     report.error(['(document)'], `object ${what}; refusing to validate it`, `object.limit.${shape.kind}`);
     return undefined;
   }
   const { apiVersion, kind } = obj;
-  if (typeof apiVersion !== 'string' || apiVersion === '') report.error(['apiVersion'], 'required', 'object.apiVersion.required');
+  if (typeof apiVersion !== 'string' || apiVersion === '')
+    report.error(['apiVersion'], 'required', 'object.apiVersion.required');
   if (typeof kind !== 'string' || kind === '') report.error(['kind'], 'required', 'object.kind.required');
-  if (typeof apiVersion !== 'string' || typeof kind !== 'string' || report.errors.length > 0) return undefined;
+  if (typeof apiVersion !== 'string' || typeof kind !== 'string' || report.errors.length > 0)
+    return undefined;
   const def = findKind(apiVersion, kind);
   if (!def) {
     reportUnknownKind(apiVersion, kind, report);
@@ -104,9 +120,17 @@ function reportUnknownKind(apiVersion: string, kind: string, report: Report): vo
   const group = apiVersion.includes('/') ? apiVersion.slice(0, apiVersion.lastIndexOf('/')) : '';
   const known = findGroupKind(group, kind);
   if (known) {
-    report.error(['apiVersion'], `${kind} is not served as ${apiVersion} (served versions: ${known.versions.map((v) => `${known.group}/${v}`).join(', ')})`, 'object.version.unserved');
+    report.error(
+      ['apiVersion'],
+      `${kind} is not served as ${apiVersion} (served versions: ${known.versions.map((v) => `${known.group}/${v}`).join(', ')})`,
+      'object.version.unserved',
+    );
   } else {
-    report.error(['kind'], `unknown kind ${kind} (${apiVersion}); weft validates VirtualService, DestinationRule, Gateway, ServiceEntry, Sidecar, PeerAuthentication, AuthorizationPolicy, RequestAuthentication and Mesh`, 'object.kind.unknown');
+    report.error(
+      ['kind'],
+      `unknown kind ${kind} (${apiVersion}); weft validates VirtualService, DestinationRule, Gateway, ServiceEntry, Sidecar, PeerAuthentication, AuthorizationPolicy, RequestAuthentication and Mesh`,
+      'object.kind.unknown',
+    );
   }
 }
 
@@ -121,24 +145,51 @@ function checkMetadata(metadata: unknown, def: KindDefinition, report: Report): 
   }
   const { name, generateName, namespace } = metadata;
   if (name === undefined || name === '') {
-    if (typeof generateName !== 'string' || generateName === '') report.error(['metadata', 'name'], 'required', 'object.name.required');
+    if (typeof generateName !== 'string' || generateName === '')
+      report.error(['metadata', 'name'], 'required', 'object.name.required');
   } else if (typeof name !== 'string') {
-    report.error(['metadata', 'name'], `must be a string (got ${describeValue(name)})`, 'object.name.invalid');
+    report.error(
+      ['metadata', 'name'],
+      `must be a string (got ${describeValue(name)})`,
+      'object.name.invalid',
+    );
   } else if (name.length > 253 || !OBJECT_NAME.test(name)) {
-    report.error(['metadata', 'name'], `invalid name ${describeValue(name)}: must be lower case letters, digits, '-' and '.', starting and ending with a letter or digit (max 253)`, 'object.name.invalid');
+    report.error(
+      ['metadata', 'name'],
+      `invalid name ${describeValue(name)}: must be lower case letters, digits, '-' and '.', starting and ending with a letter or digit (max 253)`,
+      'object.name.invalid',
+    );
   }
   if (namespace !== undefined && typeof namespace !== 'string') {
-    report.error(['metadata', 'namespace'], `must be a string (got ${describeValue(namespace)})`, 'object.namespace.invalid');
+    report.error(
+      ['metadata', 'namespace'],
+      `must be a string (got ${describeValue(namespace)})`,
+      'object.namespace.invalid',
+    );
   } else if (def.scope === 'Cluster' && typeof namespace === 'string' && namespace !== '') {
-    report.warn(['metadata', 'namespace'], `${def.kind} is cluster-scoped; the namespace is ignored`, 'object.namespace.ignored');
+    report.warn(
+      ['metadata', 'namespace'],
+      `${def.kind} is cluster-scoped; the namespace is ignored`,
+      'object.namespace.ignored',
+    );
   }
   for (const field of ['labels', 'annotations'] as const) {
     const m = metadata[field];
     if (m === undefined || m === null) continue;
-    if (!isObject(m)) report.error(['metadata', field], `must be a mapping of strings (got ${describeValue(m)})`, `object.${field}.type`);
+    if (!isObject(m))
+      report.error(
+        ['metadata', field],
+        `must be a mapping of strings (got ${describeValue(m)})`,
+        `object.${field}.type`,
+      );
     else
       for (const [k, v] of Object.entries(m))
-        if (typeof v !== 'string') report.error(['metadata', field, k], `must be a string (got ${describeValue(v)})`, `object.${field}.type`);
+        if (typeof v !== 'string')
+          report.error(
+            ['metadata', field, k],
+            `must be a string (got ${describeValue(v)})`,
+            `object.${field}.type`,
+          );
   }
 }
 

@@ -11,7 +11,11 @@ export const MAX_NODES = 200_000;
 export type ShapeProblem = { kind: 'depth'; limit: number } | { kind: 'nodes'; limit: number };
 
 /** Iterative walk (no recursion, so no stack overflow however deep the input is). */
-export function checkShape(value: unknown, maxDepth = MAX_DEPTH, maxNodes = MAX_NODES): ShapeProblem | undefined {
+export function checkShape(
+  value: unknown,
+  maxDepth = MAX_DEPTH,
+  maxNodes = MAX_NODES,
+): ShapeProblem | undefined {
   const stack: { v: unknown; depth: number }[] = [{ v: value, depth: 0 }];
   let nodes = 0;
   while (stack.length > 0) {

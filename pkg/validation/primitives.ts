@@ -11,8 +11,8 @@ import { RE2JS } from 're2js';
 const UNIT_NS: Record<string, number> = {
   ns: 1,
   us: 1e3,
-  'µs': 1e3,
-  'μs': 1e3,
+  µs: 1e3,
+  μs: 1e3,
   ms: 1e6,
   s: 1e9,
   m: 60e9,
@@ -52,7 +52,9 @@ export function checkDuration(text: string): string | undefined {
 // ---- ports and names ----------------------------------------------------------------------
 
 export function checkPort(port: number): string | undefined {
-  return Number.isInteger(port) && port >= 1 && port <= 65535 ? undefined : `port number ${port} must be in the range 1..65535`;
+  return Number.isInteger(port) && port >= 1 && port <= 65535
+    ? undefined
+    : `port number ${port} must be in the range 1..65535`;
 }
 
 const DNS1123_LABEL = /^[a-zA-Z0-9]([-a-zA-Z0-9]*[a-zA-Z0-9])?$/;
@@ -86,7 +88,8 @@ function checkLabels(domain: string, rest: string): string | undefined {
   for (let i = 0; i < parts.length; i++) {
     const label = parts[i] ?? '';
     if (i === parts.length - 1 && label === '') return undefined; // trailing dot: `istio.io.`
-    if (!isDNS1123Label(label)) return `domain name ${JSON.stringify(domain)} invalid (label ${JSON.stringify(label)} invalid)`;
+    if (!isDNS1123Label(label))
+      return `domain name ${JSON.stringify(domain)} invalid (label ${JSON.stringify(label)} invalid)`;
   }
   return undefined;
 }
@@ -97,7 +100,8 @@ export function checkWildcardDomain(domain: string): string | undefined {
   if (pre) return pre;
   const dot = domain.indexOf('.');
   const first = dot < 0 ? domain : domain.slice(0, dot);
-  if (!isWildcardLabel(first)) return `domain name ${JSON.stringify(domain)} invalid (label ${JSON.stringify(first)} invalid)`;
+  if (!isWildcardLabel(first))
+    return `domain name ${JSON.stringify(domain)} invalid (label ${JSON.stringify(first)} invalid)`;
   return dot < 0 ? undefined : checkLabels(domain, domain.slice(dot + 1));
 }
 
@@ -115,9 +119,11 @@ export function checkGatewayHost(sni: boolean, domain: string): string | undefin
   if (pre) return pre;
   if (sni && domain.startsWith('outbound_')) {
     const parts = domain.split('_.');
-    if (parts.length < 4) return `domain name ${JSON.stringify(domain)} invalid (expected outbound_.<port>_.<subset>_.<hostname>)`;
+    if (parts.length < 4)
+      return `domain name ${JSON.stringify(domain)} invalid (expected outbound_.<port>_.<subset>_.<hostname>)`;
     const port = Number(parts[1]);
-    if (!Number.isInteger(port) || port <= 0) return `domain name ${JSON.stringify(domain)} invalid (port is not a valid number)`;
+    if (!Number.isInteger(port) || port <= 0)
+      return `domain name ${JSON.stringify(domain)} invalid (port is not a valid number)`;
     return checkWildcardDomain(parts.slice(3).join('_.'));
   }
   return checkWildcardDomain(domain);
@@ -181,7 +187,9 @@ export function checkExportTo(exportTo: string[], namespace: string): string[] {
       continue;
     }
     if (entry !== '.' && entry !== '*' && !isDNS1123Label(entry)) {
-      out.push(`only .,*, or a valid DNS 1123 label is allowed as exportTo entry (got ${JSON.stringify(entry)})`);
+      out.push(
+        `only .,*, or a valid DNS 1123 label is allowed as exportTo entry (got ${JSON.stringify(entry)})`,
+      );
       continue;
     }
     const effective = entry === '.' ? namespace : entry;
@@ -190,7 +198,8 @@ export function checkExportTo(exportTo: string[], namespace: string): string[] {
     if (entry === '*') hasPublic = true;
     else hasOther = true;
   }
-  if (hasPublic && hasOther) out.push('cannot have both public (*) and non-public exportTo values for a resource');
+  if (hasPublic && hasOther)
+    out.push('cannot have both public (*) and non-public exportTo values for a resource');
   return out;
 }
 
@@ -246,7 +255,8 @@ export function checkRequestHeaderSetName(name: string): string | undefined {
   if (name.startsWith(':') && name.toLowerCase() !== ':authority') {
     return `invalid header ${JSON.stringify(name)}: header cannot have ":" prefix`;
   }
-  if (!isToken(name.replace(/^:/, ''))) return `invalid header ${JSON.stringify(name)}: not a valid header name`;
+  if (!isToken(name.replace(/^:/, '')))
+    return `invalid header ${JSON.stringify(name)}: not a valid header name`;
   return undefined;
 }
 
@@ -271,13 +281,22 @@ export function isAuthorityHeader(name: string): boolean {
 export function checkHeaderValue(value: string): string | undefined {
   for (let i = 0; i < value.length; i++) {
     const c = value.charCodeAt(i);
-    if ((c < 0x20 && c !== 0x09) || c === 0x7f) return `header value configuration: invalid character 0x${c.toString(16).padStart(2, '0')} in header value`;
+    if ((c < 0x20 && c !== 0x09) || c === 0x7f)
+      return `header value configuration: invalid character 0x${c.toString(16).padStart(2, '0')} in header value`;
   }
   const problem = envoyFormatProblem(value);
   return problem ? `header value configuration: invalid header configuration. ${problem}` : undefined;
 }
 
-type ParseState = 'literal' | 'name' | 'expectArray' | 'expectString' | 'string' | 'expectDelimOrEnd' | 'expectArgsEnd' | 'expectVarEnd';
+type ParseState =
+  | 'literal'
+  | 'name'
+  | 'expectArray'
+  | 'expectString'
+  | 'string'
+  | 'expectDelimOrEnd'
+  | 'expectArgsEnd'
+  | 'expectVarEnd';
 
 function envoyFormatProblem(value: string): string | undefined {
   let state: ParseState = 'literal';
@@ -334,7 +353,8 @@ function envoyFormatProblem(value: string): string | undefined {
 export function hostsOverlap(a: string, b: string): boolean {
   const aw = a.startsWith('*');
   const bw = b.startsWith('*');
-  if (aw && bw) return a.length < b.length ? b.slice(1).endsWith(a.slice(1)) : a.slice(1).endsWith(b.slice(1));
+  if (aw && bw)
+    return a.length < b.length ? b.slice(1).endsWith(a.slice(1)) : a.slice(1).endsWith(b.slice(1));
   if (aw) return b.endsWith(a.slice(1));
   if (bw) return a.endsWith(b.slice(1));
   return a === b;

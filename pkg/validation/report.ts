@@ -14,7 +14,8 @@ export function formatPath(segments: readonly PathSegment[]): string {
   let out = '';
   for (const seg of segments) {
     if (typeof seg === 'number') out += `[${seg}]`;
-    else if (out === '' && /^\([a-z]+\)$/.test(seg)) out = seg; // pseudo-path for the whole document: `(document)`
+    else if (out === '' && /^\([a-z]+\)$/.test(seg))
+      out = seg; // pseudo-path for the whole document: `(document)`
     else if (IDENT.test(seg)) out += out === '' ? seg : `.${seg}`;
     else out += `[${JSON.stringify(seg)}]`;
   }

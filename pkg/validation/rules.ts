@@ -15,7 +15,11 @@ import type { MeshSpec } from '../api/mesh.js';
 import { validateVirtualService } from './virtualservice.js';
 import { validateDestinationRule } from './destinationrule.js';
 import { validateGateway, validateServiceEntry, validateSidecar } from './networking.js';
-import { validateAuthorizationPolicy, validatePeerAuthentication, validateRequestAuthentication } from './security.js';
+import {
+  validateAuthorizationPolicy,
+  validatePeerAuthentication,
+  validateRequestAuthentication,
+} from './security.js';
 import { validateMesh } from './mesh.js';
 
 export interface RuleContext {
@@ -49,16 +53,29 @@ export const semanticRules: Record<string, SpecRules> = {
   Mesh: (spec, ctx) => validateMesh(spec as MeshSpec, ctx),
 };
 
-const INTERNAL_ANNOTATIONS = ['internal.istio.io/webhook-always-reject', 'internal.istio.io/parents', 'internal.istio.io/parent-namespace'];
+const INTERNAL_ANNOTATIONS = [
+  'internal.istio.io/webhook-always-reject',
+  'internal.istio.io/parents',
+  'internal.istio.io/parent-namespace',
+];
 const DRY_RUN = 'istio.io/dry-run';
 
 /** RULES.md §0.4: annotations Istio refuses on user objects. */
 function checkAnnotations(ctx: RuleContext): void {
   const path = ['metadata', 'annotations'];
   if (DRY_RUN in ctx.annotations && (ctx.kind === 'VirtualService' || ctx.kind === 'DestinationRule')) {
-    ctx.report.error([...path, DRY_RUN], `${ctx.kind} has unsupported annotation ${DRY_RUN}, please remove the annotation`, 'object.annotation.dryRun');
+    ctx.report.error(
+      [...path, DRY_RUN],
+      `${ctx.kind} has unsupported annotation ${DRY_RUN}, please remove the annotation`,
+      'object.annotation.dryRun',
+    );
   }
   for (const a of INTERNAL_ANNOTATIONS) {
-    if (a in ctx.annotations) ctx.report.error([...path, a], `"${a}" annotation found, this is an internal annotation and cannot be set by users`, 'object.annotation.internal');
+    if (a in ctx.annotations)
+      ctx.report.error(
+        [...path, a],
+        `"${a}" annotation found, this is an internal annotation and cannot be set by users`,
+        'object.annotation.internal',
+      );
   }
 }

@@ -95,7 +95,10 @@ function describe(err: ErrorObject, root: unknown): { path: PathSegment[]; messa
   const got = describeValue(err.data);
   switch (err.keyword) {
     case 'required':
-      return { path: [...path, String((err.params as { missingProperty: string }).missingProperty)], message: 'required' };
+      return {
+        path: [...path, String((err.params as { missingProperty: string }).missingProperty)],
+        message: 'required',
+      };
     case 'type': {
       const want = String((err.params as { type: string }).type);
       return { path, message: `must be ${article(want)} (got ${got})` };
@@ -109,7 +112,8 @@ function describe(err: ErrorObject, root: unknown): { path: PathSegment[]; messa
       if (pattern === DURATION_PATTERN) {
         return { path, message: `invalid duration ${got}: use Go syntax such as 10s, 1.5s, 500ms or 1h2m` };
       }
-      if (pattern.includes('[KMGTPE]i')) return { path, message: `invalid quantity ${got} (examples: 100m, 128Mi, 2)` };
+      if (pattern.includes('[KMGTPE]i'))
+        return { path, message: `invalid quantity ${got} (examples: 100m, 128Mi, 2)` };
       return { path, message: `must match ${pattern} (got ${got})` };
     }
     case 'oneOf': {
@@ -122,7 +126,10 @@ function describe(err: ErrorObject, root: unknown): { path: PathSegment[]; messa
     case 'anyOf':
       return { path, message: `must be an integer or a string (got ${got})` };
     default:
-      return { path, message: `${err.message ?? 'is invalid'}${err.data === undefined ? '' : ` (got ${got})`}` };
+      return {
+        path,
+        message: `${err.message ?? 'is invalid'}${err.data === undefined ? '' : ` (got ${got})`}`,
+      };
   }
 }
 

@@ -24,7 +24,11 @@ export function validatePeerAuthentication(spec: PeerAuthenticationSpec, ctx: Ru
   selector(spec.selector, r);
   const ports = Object.keys(spec.portLevelMtls ?? {});
   if (ports.length > 0 && Object.keys(spec.selector?.matchLabels ?? {}).length === 0) {
-    r.error(['spec', 'portLevelMtls'], 'mesh/namespace-wide policy cannot have port level mTLS (add a workload selector)', 'pa.portLevel.needsSelector');
+    r.error(
+      ['spec', 'portLevelMtls'],
+      'mesh/namespace-wide policy cannot have port level mTLS (add a workload selector)',
+      'pa.portLevel.needsSelector',
+    );
   }
   for (const p of ports) {
     const n = Number(p);
@@ -56,25 +60,40 @@ export function validateAuthorizationPolicy(spec: AuthorizationPolicySpec, ctx: 
   const r = ctx.report;
   selector(spec.selector, r);
   const action = spec.action ?? 'ALLOW';
-  if (action === 'CUSTOM' && !spec.provider?.name) r.error(['spec', 'provider'], 'authorization policy with CUSTOM action must specify a provider', 'ap.custom.provider');
-  if (action !== 'CUSTOM' && spec.provider) r.error(['spec', 'provider'], 'provider must only be used with the CUSTOM action', 'ap.provider.action');
+  if (action === 'CUSTOM' && !spec.provider?.name)
+    r.error(
+      ['spec', 'provider'],
+      'authorization policy with CUSTOM action must specify a provider',
+      'ap.custom.provider',
+    );
+  if (action !== 'CUSTOM' && spec.provider)
+    r.error(['spec', 'provider'], 'provider must only be used with the CUSTOM action', 'ap.provider.action');
   if (action === 'AUDIT' || action === 'DENY' || action === 'CUSTOM') {
-    if (spec.rules === undefined) r.warn(['spec', 'rules'], `${action} policy without rules matches nothing`, 'ap.rules.none');
+    if (spec.rules === undefined)
+      r.warn(['spec', 'rules'], `${action} policy without rules matches nothing`, 'ap.rules.none');
   }
   (spec.rules ?? []).forEach((rule, i) => {
     const at = ['spec', 'rules', i];
-    if (rule.from !== undefined && rule.from.length === 0) r.error([...at, 'from'], '`from` must not be empty', 'ap.rule.emptyFrom');
-    if (rule.to !== undefined && rule.to.length === 0) r.error([...at, 'to'], '`to` must not be empty', 'ap.rule.emptyTo');
+    if (rule.from !== undefined && rule.from.length === 0)
+      r.error([...at, 'from'], '`from` must not be empty', 'ap.rule.emptyFrom');
+    if (rule.to !== undefined && rule.to.length === 0)
+      r.error([...at, 'to'], '`to` must not be empty', 'ap.rule.emptyTo');
     (rule.from ?? []).forEach((f, j) => checkSource(f.source, [...at, 'from', j, 'source'], r));
     (rule.to ?? []).forEach((t, j) => checkOperation(t.operation, [...at, 'to', j, 'operation'], r));
     (rule.when ?? []).forEach((c, j) => {
       const cat = [...at, 'when', j];
-      if (!CONDITION_KEYS.has(c.key) && !BRACKETED_KEYS.test(c.key) && !c.key.startsWith('experimental.envoy.filters.')) {
+      if (
+        !CONDITION_KEYS.has(c.key) &&
+        !BRACKETED_KEYS.test(c.key) &&
+        !c.key.startsWith('experimental.envoy.filters.')
+      ) {
         r.error([...cat, 'key'], `unknown attribute ${JSON.stringify(c.key)}`, 'ap.when.key');
       }
-      if ((c.values ?? []).length === 0 && (c.notValues ?? []).length === 0) r.error(cat, 'condition must have at least one value or notValue', 'ap.when.values');
+      if ((c.values ?? []).length === 0 && (c.notValues ?? []).length === 0)
+        r.error(cat, 'condition must have at least one value or notValue', 'ap.when.values');
       if (IP_KEYS.has(c.key)) ipList([...(c.values ?? []), ...(c.notValues ?? [])], [...cat, 'values'], r);
-      if (c.key === 'destination.port') portList([...(c.values ?? []), ...(c.notValues ?? [])], [...cat, 'values'], r);
+      if (c.key === 'destination.port')
+        portList([...(c.values ?? []), ...(c.notValues ?? [])], [...cat, 'values'], r);
     });
   });
 }
@@ -89,7 +108,8 @@ function checkSource(s: Source | undefined, path: Path, r: Report): void {
       if (v === '') r.error([...path, field, i], 'empty value is not allowed', 'ap.source.emptyValue');
     });
   }
-  for (const f of ['ipBlocks', 'notIpBlocks', 'remoteIpBlocks', 'notRemoteIpBlocks'] as const) ipList(s[f] ?? [], [...path, f], r);
+  for (const f of ['ipBlocks', 'notIpBlocks', 'remoteIpBlocks', 'notRemoteIpBlocks'] as const)
+    ipList(s[f] ?? [], [...path, f], r);
 }
 
 function checkOperation(o: Operation | undefined, path: Path, r: Report): void {
@@ -105,7 +125,12 @@ function checkOperation(o: Operation | undefined, path: Path, r: Report): void {
   portList([...(o.ports ?? []), ...(o.notPorts ?? [])], [...path, 'ports'], r);
   for (const f of ['paths', 'notPaths'] as const) {
     (o[f] ?? []).forEach((p, i) => {
-      if (!validPathPattern(p)) r.error([...path, f, i], `invalid path ${JSON.stringify(p)}: '*' is only allowed as a prefix, a suffix, alone, or in {*} / {**} path templates`, 'ap.operation.path');
+      if (!validPathPattern(p))
+        r.error(
+          [...path, f, i],
+          `invalid path ${JSON.stringify(p)}: '*' is only allowed as a prefix, a suffix, alone, or in {*} / {**} path templates`,
+          'ap.operation.path',
+        );
     });
   }
 }
@@ -141,24 +166,33 @@ export function validateRequestAuthentication(spec: RequestAuthenticationSpec, c
   (spec.jwtRules ?? []).forEach((rule, i) => {
     const at = ['spec', 'jwtRules', i];
     if (rule.issuer === '') r.error([...at, 'issuer'], 'issuer must be set', 'ra.issuer');
-    else if (issuers.has(rule.issuer)) r.warn([...at, 'issuer'], `issuer ${rule.issuer} is used by more than one rule`, 'ra.issuerDuplicate');
+    else if (issuers.has(rule.issuer))
+      r.warn([...at, 'issuer'], `issuer ${rule.issuer} is used by more than one rule`, 'ra.issuerDuplicate');
     issuers.add(rule.issuer);
     if (rule.jwks && rule.jwksUri) r.error(at, 'only one of jwks or jwksUri can be set', 'ra.jwksAndUri');
     if (rule.jwksUri !== undefined && rule.jwksUri !== '') {
       const err = checkJwksUri(rule.jwksUri);
       if (err) r.error([...at, 'jwksUri'], err, 'ra.jwksUri');
     }
-    if (rule.jwks !== undefined && rule.jwks !== '' && !isJson(rule.jwks)) r.error([...at, 'jwks'], 'jwks is not valid JSON (a JSON Web Key Set)', 'ra.jwks');
+    if (rule.jwks !== undefined && rule.jwks !== '' && !isJson(rule.jwks))
+      r.error([...at, 'jwks'], 'jwks is not valid JSON (a JSON Web Key Set)', 'ra.jwks');
     (rule.fromHeaders ?? []).forEach((h, j) => {
-      if (h.name === '') r.error([...at, 'fromHeaders', j, 'name'], 'location header name must be set', 'ra.fromHeaders');
+      if (h.name === '')
+        r.error([...at, 'fromHeaders', j, 'name'], 'location header name must be set', 'ra.fromHeaders');
     });
     (rule.fromParams ?? []).forEach((p, j) => {
       if (p === '') r.error([...at, 'fromParams', j], 'location query must be set', 'ra.fromParams');
     });
     (rule.outputClaimToHeaders ?? []).forEach((o, j) => {
       const cat = [...at, 'outputClaimToHeaders', j];
-      if (o.header === '' || !isToken(o.header)) r.error([...cat, 'header'], `outputClaimToHeaders header ${JSON.stringify(o.header)} is not a valid header name`, 'ra.claimHeader');
-      if (o.claim === '') r.error([...cat, 'claim'], 'outputClaimToHeaders claim must be set', 'ra.claimHeader');
+      if (o.header === '' || !isToken(o.header))
+        r.error(
+          [...cat, 'header'],
+          `outputClaimToHeaders header ${JSON.stringify(o.header)} is not a valid header name`,
+          'ra.claimHeader',
+        );
+      if (o.claim === '')
+        r.error([...cat, 'claim'], 'outputClaimToHeaders claim must be set', 'ra.claimHeader');
     });
     if (rule.timeout !== undefined) {
       const err = checkDuration(rule.timeout);
@@ -174,7 +208,8 @@ function checkJwksUri(uri: string): string | undefined {
   } catch {
     return `invalid jwksUri ${JSON.stringify(uri)}: not a URL`;
   }
-  if (u.protocol !== 'http:' && u.protocol !== 'https:') return `invalid jwksUri ${JSON.stringify(uri)}: scheme must be http or https`;
+  if (u.protocol !== 'http:' && u.protocol !== 'https:')
+    return `invalid jwksUri ${JSON.stringify(uri)}: scheme must be http or https`;
   if (u.port !== '' && checkPort(Number(u.port))) return `invalid jwksUri ${JSON.stringify(uri)}: bad port`;
   return undefined;
 }

@@ -66,9 +66,24 @@ export function validateVirtualService(spec: VirtualServiceSpec, ctx: RuleContex
   const isDelegate = hosts.length === 0;
 
   if (isDelegate) {
-    if (gateways.length > 0) r.error(['spec', 'gateways'], 'delegate virtual service must have no gateways specified', 'vs.delegate.gateways');
-    if ((spec.tls ?? []).length > 0) r.error(['spec', 'tls'], 'delegate virtual service must have no tls route specified', 'vs.delegate.tls');
-    if ((spec.tcp ?? []).length > 0) r.error(['spec', 'tcp'], 'delegate virtual service must have no tcp route specified', 'vs.delegate.tcp');
+    if (gateways.length > 0)
+      r.error(
+        ['spec', 'gateways'],
+        'delegate virtual service must have no gateways specified',
+        'vs.delegate.gateways',
+      );
+    if ((spec.tls ?? []).length > 0)
+      r.error(
+        ['spec', 'tls'],
+        'delegate virtual service must have no tls route specified',
+        'vs.delegate.tls',
+      );
+    if ((spec.tcp ?? []).length > 0)
+      r.error(
+        ['spec', 'tcp'],
+        'delegate virtual service must have no tcp route specified',
+        'vs.delegate.tcp',
+      );
   }
 
   // Bound to gateways unless the list is empty or names `mesh`.
@@ -86,7 +101,8 @@ export function validateVirtualService(spec: VirtualServiceSpec, ctx: RuleContex
   (spec.tls ?? []).forEach((route, i) => validateTLSRoute(route, spec, ['spec', 'tls', i], vs));
   (spec.tcp ?? []).forEach((route, i) => validateTCPRoute(route, ['spec', 'tcp', i], vs));
 
-  for (const msg of checkExportTo(spec.exportTo ?? [], ctx.namespace)) r.error(['spec', 'exportTo'], msg, 'vs.exportTo');
+  for (const msg of checkExportTo(spec.exportTo ?? [], ctx.namespace))
+    r.error(['spec', 'exportTo'], msg, 'vs.exportTo');
 
   analyzeUnreachable(spec.http ?? [], 'http', r);
   analyzeUnreachable(spec.tcp ?? [], 'tcp', r);
@@ -95,7 +111,13 @@ export function validateVirtualService(spec: VirtualServiceSpec, ctx: RuleContex
 
 // ---- hosts and gateways -------------------------------------------------------------------
 
-function checkHosts(spec: VirtualServiceSpec, hosts: string[], appliesToGateway: boolean, appliesToMesh: boolean, r: Report): void {
+function checkHosts(
+  spec: VirtualServiceSpec,
+  hosts: string[],
+  appliesToGateway: boolean,
+  appliesToMesh: boolean,
+  r: Report,
+): void {
   const sni = (spec.tls ?? []).some((t) => (t.match ?? []).some((m) => (m.sniHosts ?? []).length > 0));
   let allValid = true;
   hosts.forEach((host, i) => {
@@ -106,7 +128,11 @@ function checkHosts(spec: VirtualServiceSpec, hosts: string[], appliesToGateway:
         allValid = false;
       }
     } else if (appliesToMesh && host === '*') {
-      r.error(['spec', 'hosts', i], 'wildcard host * is not allowed for virtual services bound to the mesh gateway', 'vs.hosts.meshWildcard');
+      r.error(
+        ['spec', 'hosts', i],
+        'wildcard host * is not allowed for virtual services bound to the mesh gateway',
+        'vs.hosts.meshWildcard',
+      );
       allValid = false;
     }
   });
@@ -115,7 +141,12 @@ function checkHosts(spec: VirtualServiceSpec, hosts: string[], appliesToGateway:
     for (let j = i + 1; j < hosts.length; j++) {
       const a = hosts[i] ?? '';
       const b = hosts[j] ?? '';
-      if (hostsOverlap(a, b)) r.error(['spec', 'hosts', j], `duplicate hosts in virtual service: ${a} & ${b}`, 'vs.hosts.duplicate');
+      if (hostsOverlap(a, b))
+        r.error(
+          ['spec', 'hosts', j],
+          `duplicate hosts in virtual service: ${a} & ${b}`,
+          'vs.hosts.duplicate',
+        );
     }
   }
 }
@@ -133,7 +164,11 @@ export function checkGatewayNames(names: string[], path: Path, vs: VSContext): v
     if (slash < 0) {
       if (name.includes('.')) {
         const parts = name.split('.');
-        r.warn(at, `using legacy gatewayName format ${JSON.stringify(name)}; prefer the <namespace>/<name> format: ${JSON.stringify(`${parts[1]}/${parts[0]}`)}`, 'vs.gateways.legacyName');
+        r.warn(
+          at,
+          `using legacy gatewayName format ${JSON.stringify(name)}; prefer the <namespace>/<name> format: ${JSON.stringify(`${parts[1]}/${parts[0]}`)}`,
+          'vs.gateways.legacyName',
+        );
       }
       const err = checkFQDN(name);
       if (err) r.error(at, err, 'vs.gateways.name');
@@ -141,9 +176,12 @@ export function checkGatewayNames(names: string[], path: Path, vs: VSContext): v
     }
     const ns = name.slice(0, slash);
     const gw = name.slice(slash + 1);
-    if (ns === '' || gw === '') r.error(at, 'config namespace and gateway name cannot be empty', 'vs.gateways.name');
-    if (!isDNS1123Label(ns)) r.error(at, `invalid value for namespace: ${JSON.stringify(ns)}`, 'vs.gateways.namespace');
-    if (!isDNS1123Label(gw) && !vs.gatewaySemantics) r.error(at, `invalid value for gateway name: ${JSON.stringify(gw)}`, 'vs.gateways.name');
+    if (ns === '' || gw === '')
+      r.error(at, 'config namespace and gateway name cannot be empty', 'vs.gateways.name');
+    if (!isDNS1123Label(ns))
+      r.error(at, `invalid value for namespace: ${JSON.stringify(ns)}`, 'vs.gateways.namespace');
+    if (!isDNS1123Label(gw) && !vs.gatewaySemantics)
+      r.error(at, `invalid value for gateway name: ${JSON.stringify(gw)}`, 'vs.gateways.name');
   }
 }
 
@@ -153,7 +191,11 @@ function checkJwtClaimRouting(spec: VirtualServiceSpec, gateways: string[], r: R
       for (const field of ['headers', 'withoutHeaders'] as const) {
         for (const key of Object.keys(m[field] ?? {})) {
           if (isJwtClaimKey(key)) {
-            r.error(['spec', 'http', i, 'match', j, field, key], `JWT claim based routing (key: ${key}) is only supported for gateway, found no gateways: [${gateways.join(' ')}]`, 'vs.match.jwtClaimNeedsGateway');
+            r.error(
+              ['spec', 'http', i, 'match', j, field, key],
+              `JWT claim based routing (key: ${key}) is only supported for gateway, found no gateways: [${gateways.join(' ')}]`,
+              'vs.match.jwtClaimNeedsGateway',
+            );
           }
         }
       }
@@ -182,28 +224,77 @@ function validateHTTPRoute(http: HTTPRoute, inDelegateVS: boolean, path: Path, v
   checkRetriesFitTimeout(http, path, r);
 }
 
-function checkRouteConflicts(http: HTTPRoute, inDelegateVS: boolean, isRoot: boolean, path: Path, r: Report): void {
+function checkRouteConflicts(
+  http: HTTPRoute,
+  inDelegateVS: boolean,
+  isRoot: boolean,
+  path: Path,
+  r: Report,
+): void {
   const name = http.name ?? '';
   if (isRoot) {
-    if (http.redirect) r.error([...path, 'redirect'], `root HTTP route ${name} must not specify redirect`, 'vs.http.rootRedirect');
-    if (http.route) r.error([...path, 'route'], `root HTTP route ${name} must not specify route`, 'vs.http.rootRoute');
+    if (http.redirect)
+      r.error(
+        [...path, 'redirect'],
+        `root HTTP route ${name} must not specify redirect`,
+        'vs.http.rootRedirect',
+      );
+    if (http.route)
+      r.error([...path, 'route'], `root HTTP route ${name} must not specify route`, 'vs.http.rootRoute');
   } else {
-    if (inDelegateVS && http.delegate) r.error([...path, 'delegate'], 'delegate HTTP route cannot contain delegate', 'vs.http.delegateInDelegate');
+    if (inDelegateVS && http.delegate)
+      r.error(
+        [...path, 'delegate'],
+        'delegate HTTP route cannot contain delegate',
+        'vs.http.delegateInDelegate',
+      );
     const hasRoute = (http.route ?? []).length > 0;
     if (http.redirect) {
-      if (hasRoute) r.error(path, 'HTTP route cannot contain both route and redirect', 'vs.http.routeAndRedirect');
-      if (http.fault) r.error(path, 'HTTP route cannot contain both fault and redirect', 'vs.http.faultAndRedirect');
-      if (http.rewrite) r.error(path, 'HTTP route rule cannot contain both rewrite and redirect', 'vs.http.rewriteAndRedirect');
-      if (http.directResponse) r.error(path, 'HTTP route cannot contain both direct_response and redirect', 'vs.http.directResponseAndRedirect');
+      if (hasRoute)
+        r.error(path, 'HTTP route cannot contain both route and redirect', 'vs.http.routeAndRedirect');
+      if (http.fault)
+        r.error(path, 'HTTP route cannot contain both fault and redirect', 'vs.http.faultAndRedirect');
+      if (http.rewrite)
+        r.error(
+          path,
+          'HTTP route rule cannot contain both rewrite and redirect',
+          'vs.http.rewriteAndRedirect',
+        );
+      if (http.directResponse)
+        r.error(
+          path,
+          'HTTP route cannot contain both direct_response and redirect',
+          'vs.http.directResponseAndRedirect',
+        );
     } else if (http.directResponse) {
-      if (hasRoute) r.error(path, 'HTTP route cannot contain both route and direct_response', 'vs.http.routeAndDirectResponse');
-      if (http.fault) r.error(path, 'HTTP route cannot contain both fault and direct_response', 'vs.http.faultAndDirectResponse');
-      if (http.rewrite) r.error(path, 'HTTP route rule cannot contain both rewrite and direct_response', 'vs.http.rewriteAndDirectResponse');
+      if (hasRoute)
+        r.error(
+          path,
+          'HTTP route cannot contain both route and direct_response',
+          'vs.http.routeAndDirectResponse',
+        );
+      if (http.fault)
+        r.error(
+          path,
+          'HTTP route cannot contain both fault and direct_response',
+          'vs.http.faultAndDirectResponse',
+        );
+      if (http.rewrite)
+        r.error(
+          path,
+          'HTTP route rule cannot contain both rewrite and direct_response',
+          'vs.http.rewriteAndDirectResponse',
+        );
     } else if (!hasRoute) {
-      r.error([...path, 'route'], 'HTTP route, redirect or direct_response is required', 'vs.http.actionRequired');
+      r.error(
+        [...path, 'route'],
+        'HTTP route, redirect or direct_response is required',
+        'vs.http.actionRequired',
+      );
     }
   }
-  if (http.mirror && http.mirrors) r.error(path, 'HTTP route cannot contain both mirror and mirrors', 'vs.http.mirrorAndMirrors');
+  if (http.mirror && http.mirrors)
+    r.error(path, 'HTTP route cannot contain both mirror and mirrors', 'vs.http.mirrorAndMirrors');
 }
 
 function validateHTTPMatch(m: HTTPMatchRequest, path: Path, vs: VSContext): void {
@@ -224,21 +315,41 @@ function validateHTTPMatch(m: HTTPMatchRequest, path: Path, vs: VSContext): void
     const sm = m[field];
     if (sm) checkStringMatch(sm, field, false, [...path, field], r);
   }
-  for (const [name, sm] of Object.entries(m.queryParams ?? {})) checkStringMatch(sm, 'queryParams', false, [...path, 'queryParams', name], r);
+  for (const [name, sm] of Object.entries(m.queryParams ?? {}))
+    checkStringMatch(sm, 'queryParams', false, [...path, 'queryParams', name], r);
   if (m.port !== undefined && m.port !== 0) portCheck(m.port, [...path, 'port'], r);
   labels(m.sourceLabels, [...path, 'sourceLabels'], r);
   if (m.gateways) checkGatewayNames(m.gateways, [...path, 'gateways'], vs);
   if (m.sourceNamespace && !isDNS1123Label(m.sourceNamespace)) {
-    r.error([...path, 'sourceNamespace'], `sourceNamespace match ${m.sourceNamespace} is invalid`, 'vs.match.sourceNamespace');
+    r.error(
+      [...path, 'sourceNamespace'],
+      `sourceNamespace match ${m.sourceNamespace} is invalid`,
+      'vs.match.sourceNamespace',
+    );
   }
 }
 
 /** Empty prefix is fine for `uri` only; empty regex never; regexes must be RE2. */
-function checkStringMatch(sm: StringMatch, what: string, allowEmptyPrefix: boolean, path: Path, r: Report): void {
-  if (sm.prefix === '' && !allowEmptyPrefix) r.error([...path, 'prefix'], `${JSON.stringify(what)}: prefix string match should not be empty`, 'vs.match.emptyPrefix');
+function checkStringMatch(
+  sm: StringMatch,
+  what: string,
+  allowEmptyPrefix: boolean,
+  path: Path,
+  r: Report,
+): void {
+  if (sm.prefix === '' && !allowEmptyPrefix)
+    r.error(
+      [...path, 'prefix'],
+      `${JSON.stringify(what)}: prefix string match should not be empty`,
+      'vs.match.emptyPrefix',
+    );
   if (sm.regex === undefined) return;
   if (sm.regex === '') {
-    r.error([...path, 'regex'], `${JSON.stringify(what)}: regex string match should not be empty`, 'vs.match.emptyRegex');
+    r.error(
+      [...path, 'regex'],
+      `${JSON.stringify(what)}: regex string match should not be empty`,
+      'vs.match.emptyRegex',
+    );
     return;
   }
   const err = checkRegex(sm.regex);
@@ -247,7 +358,12 @@ function checkStringMatch(sm: StringMatch, what: string, allowEmptyPrefix: boole
 
 // ---- destinations -------------------------------------------------------------------------
 
-function validateRouteDestinations(routes: (RouteDestination & { headers?: Headers })[], path: Path, vs: VSContext, http: boolean): void {
+function validateRouteDestinations(
+  routes: (RouteDestination & { headers?: Headers })[],
+  path: Path,
+  vs: VSContext,
+  http: boolean,
+): void {
   const r = vs.report;
   let total = 0;
   routes.forEach((rd, i) => {
@@ -259,7 +375,11 @@ function validateRouteDestinations(routes: (RouteDestination & { headers?: Heade
     total += weight;
   });
   if (routes.length > 1 && total === 0) {
-    r.error(path, 'total destination weight = 0 (every destination has weight 0, so no traffic can be sent)', 'vs.route.weight.zeroTotal');
+    r.error(
+      path,
+      'total destination weight = 0 (every destination has weight 0, so no traffic can be sent)',
+      'vs.route.weight.zeroTotal',
+    );
   }
 }
 
@@ -278,20 +398,43 @@ export function validateDestination(d: Destination, path: Path, r: Report): void
 function checkMirrors(http: HTTPRoute, path: Path, vs: VSContext): void {
   const r = vs.report;
   if (http.mirrorPercent !== undefined && http.mirrorPercent !== null) {
-    if (http.mirrorPercent > 100) r.error([...path, 'mirrorPercent'], `mirror_percent must have a max value of 100 (it has ${http.mirrorPercent})`, 'vs.mirror.percent');
-    r.warn([...path, 'mirrorPercent'], 'using deprecated setting "mirrorPercent", use "mirrorPercentage" instead', 'vs.mirror.percentDeprecated');
+    if (http.mirrorPercent > 100)
+      r.error(
+        [...path, 'mirrorPercent'],
+        `mirror_percent must have a max value of 100 (it has ${http.mirrorPercent})`,
+        'vs.mirror.percent',
+      );
+    r.warn(
+      [...path, 'mirrorPercent'],
+      'using deprecated setting "mirrorPercent", use "mirrorPercentage" instead',
+      'vs.mirror.percentDeprecated',
+    );
   }
-  if (http.mirrorPercentage) percent0to100(http.mirrorPercentage.value ?? 0, 'mirror_percentage', [...path, 'mirrorPercentage', 'value'], r);
+  if (http.mirrorPercentage)
+    percent0to100(
+      http.mirrorPercentage.value ?? 0,
+      'mirror_percentage',
+      [...path, 'mirrorPercentage', 'value'],
+      r,
+    );
   if (http.mirror) validateDestination(http.mirror, [...path, 'mirror'], r);
   (http.mirrors ?? []).forEach((m, i) => {
     validateDestination(m.destination, [...path, 'mirrors', i, 'destination'], r);
-    if (m.percentage) percent0to100(m.percentage.value ?? 0, 'mirror_percentage', [...path, 'mirrors', i, 'percentage', 'value'], r);
+    if (m.percentage)
+      percent0to100(
+        m.percentage.value ?? 0,
+        'mirror_percentage',
+        [...path, 'mirrors', i, 'percentage', 'value'],
+        r,
+      );
   });
 }
 
 function percent0to100(value: number, what: string, path: Path, r: Report): void {
-  if (value > 100) r.error(path, `${what} must have a max value of 100 (it has ${value.toFixed(6)})`, 'vs.percentage.range');
-  if (value < 0) r.error(path, `${what} must have a min value of 0 (it has ${value.toFixed(6)})`, 'vs.percentage.range');
+  if (value > 100)
+    r.error(path, `${what} must have a max value of 100 (it has ${value.toFixed(6)})`, 'vs.percentage.range');
+  if (value < 0)
+    r.error(path, `${what} must have a min value of 0 (it has ${value.toFixed(6)})`, 'vs.percentage.range');
 }
 
 // ---- headers ------------------------------------------------------------------------------
@@ -303,7 +446,12 @@ function checkHeaders(headers: Headers | undefined, path: Path, r: Report): void
   for (const op of ['add', 'set'] as const) {
     for (const [name, value] of Object.entries(req[op] ?? {})) {
       const at = [...path, 'request', op, name];
-      const err = name === '' ? 'header name cannot be empty' : name.startsWith(':') && !isAuthorityHeader(name) ? `invalid header ${JSON.stringify(name)}: header cannot have ":" prefix` : undefined;
+      const err =
+        name === ''
+          ? 'header name cannot be empty'
+          : name.startsWith(':') && !isAuthorityHeader(name)
+            ? `invalid header ${JSON.stringify(name)}: header cannot have ":" prefix`
+            : undefined;
       if (err) r.error(at, err, 'vs.headers.name');
       headerValue(value, at, r);
     }
@@ -314,7 +462,10 @@ function checkHeaders(headers: Headers | undefined, path: Path, r: Report): void
       headerValue(value, at, r);
     }
   }
-  for (const [dir, ops] of [['request', req], ['response', res]] as const) {
+  for (const [dir, ops] of [
+    ['request', req],
+    ['response', res],
+  ] as const) {
     (ops.remove ?? []).forEach((name, i) => {
       const err = checkHeaderOperationName(name);
       if (err) r.error([...path, dir, 'remove', i], err, 'vs.headers.name');
@@ -328,13 +479,22 @@ function headerValue(value: string, path: Path, r: Report): void {
 }
 
 /** The authority may be rewritten in one place only (rewrite.authority, or one Host/:authority header). */
-function checkAuthorityOnce(rewrite: HTTPRewrite | undefined, headers: Headers | undefined, path: Path, r: Report): void {
+function checkAuthorityOnce(
+  rewrite: HTTPRewrite | undefined,
+  headers: Headers | undefined,
+  path: Path,
+  r: Report,
+): void {
   let current = rewrite?.authority ?? '';
   for (const op of ['set', 'add'] as const) {
     for (const [k, v] of Object.entries(headers?.request?.[op] ?? {})) {
       if (!isAuthorityHeader(k)) continue;
       if (current !== '') {
-        r.error([...path, 'headers', 'request', op, k], `authority header cannot be set multiple times: have ${JSON.stringify(current)}, attempting to set ${JSON.stringify(v)}`, 'vs.headers.authorityTwice');
+        r.error(
+          [...path, 'headers', 'request', op, k],
+          `authority header cannot be set multiple times: have ${JSON.stringify(current)}, attempting to set ${JSON.stringify(v)}`,
+          'vs.headers.authorityTwice',
+        );
         return;
       }
       current = v;
@@ -351,13 +511,21 @@ function validateRewrite(rw: HTTPRewrite, path: Path, r: Report): void {
     return;
   }
   if (!hasUri && !rw.uriRegexRewrite && !rw.authority) {
-    r.error(path, 'rewrite must specify at least one of URI, UriRegexRewrite, or authority. Only one of URI or UriRegexRewrite may be specified', 'vs.rewrite.empty');
+    r.error(
+      path,
+      'rewrite must specify at least one of URI, UriRegexRewrite, or authority. Only one of URI or UriRegexRewrite may be specified',
+      'vs.rewrite.empty',
+    );
     return;
   }
   const rx = rw.uriRegexRewrite;
   if (rx) {
     if (!rx.match || rx.rewrite === undefined || rx.rewrite === '') {
-      r.error([...path, 'uriRegexRewrite'], 'UriRegexRewrite requires both Rewrite and Match fields to be specified', 'vs.rewrite.regexIncomplete');
+      r.error(
+        [...path, 'uriRegexRewrite'],
+        'UriRegexRewrite requires both Rewrite and Match fields to be specified',
+        'vs.rewrite.regexIncomplete',
+      );
       return;
     }
     const err = checkRegex(rx.match);
@@ -376,7 +544,11 @@ function validateRedirect(rd: HTTPRedirect, matches: HTTPMatchRequest[], path: P
   if (hasPrefix) {
     const i = matches.findIndex((m) => !m.uri || m.uri.prefix === undefined);
     if (i >= 0) {
-      r.error([...path, 'prefixRewrite'], 'prefix_rewrite requires every match to be a uri prefix match', 'vs.redirect.prefixNeedsPrefixMatch');
+      r.error(
+        [...path, 'prefixRewrite'],
+        'prefix_rewrite requires every match to be a uri prefix match',
+        'vs.redirect.prefixNeedsPrefixMatch',
+      );
       return;
     }
   }
@@ -387,11 +559,19 @@ function validateRedirect(rd: HTTPRedirect, matches: HTTPMatchRequest[], path: P
   }
   const code = rd.redirectCode ?? 0;
   if (code !== 0 && (code < 300 || code > 399)) {
-    r.error([...path, 'redirectCode'], `${code} is not a valid redirect code, must be 3xx`, 'vs.redirect.code');
+    r.error(
+      [...path, 'redirectCode'],
+      `${code} is not a valid redirect code, must be 3xx`,
+      'vs.redirect.code',
+    );
     return;
   }
   if (rd.scheme !== undefined && rd.scheme !== '' && rd.scheme !== 'http' && rd.scheme !== 'https') {
-    r.error([...path, 'scheme'], `redirect scheme must be http or https (got ${JSON.stringify(rd.scheme)})`, 'vs.redirect.scheme');
+    r.error(
+      [...path, 'scheme'],
+      `redirect scheme must be http or https (got ${JSON.stringify(rd.scheme)})`,
+      'vs.redirect.scheme',
+    );
     return;
   }
   if ((rd.port ?? 0) > 0) portCheck(rd.port ?? 0, [...path, 'port'], r);
@@ -403,9 +583,24 @@ function validateDirectResponse(dr: HTTPDirectResponse, path: Path, r: Report): 
   httpStatus(dr.status, [...path, 'status'], r, 'vs.directResponse.status');
   const body = dr.body;
   if (!body) return;
-  const size = body.string !== undefined ? Buffer.byteLength(body.string) : body.bytes !== undefined ? Buffer.from(body.bytes, 'base64').length : 0;
-  if (size > 1024 * KIB) r.error([...path, 'body'], 'large direct_responses may impact control plane performance, must be less than 1MB', 'vs.directResponse.bodyTooLarge');
-  else if (size > 100 * KIB) r.warn([...path, 'body'], 'large direct_responses may impact control plane performance, use with caution', 'vs.directResponse.bodyLarge');
+  const size =
+    body.string !== undefined
+      ? Buffer.byteLength(body.string)
+      : body.bytes !== undefined
+        ? Buffer.from(body.bytes, 'base64').length
+        : 0;
+  if (size > 1024 * KIB)
+    r.error(
+      [...path, 'body'],
+      'large direct_responses may impact control plane performance, must be less than 1MB',
+      'vs.directResponse.bodyTooLarge',
+    );
+  else if (size > 100 * KIB)
+    r.warn(
+      [...path, 'body'],
+      'large direct_responses may impact control plane performance, use with caution',
+      'vs.directResponse.bodyLarge',
+    );
 }
 
 function httpStatus(status: number, path: Path, r: Report, rule: string): void {
@@ -443,23 +638,41 @@ function validateFault(f: HTTPFaultInjection, path: Path, r: Report): void {
   if (f.abort) {
     const at = [...path, 'abort'];
     faultPercentage(f.abort.percentage?.value, [...at, 'percentage', 'value'], r);
-    if (f.abort.httpStatus !== undefined) httpStatus(f.abort.httpStatus, [...at, 'httpStatus'], r, 'vs.fault.abort.httpStatus');
+    if (f.abort.httpStatus !== undefined)
+      httpStatus(f.abort.httpStatus, [...at, 'httpStatus'], r, 'vs.fault.abort.httpStatus');
     else if (f.abort.grpcStatus !== undefined) {
-      if (!GRPC_CODES.has(f.abort.grpcStatus)) r.error([...at, 'grpcStatus'], `${JSON.stringify(f.abort.grpcStatus)} is not a valid gRPC code (one of ${[...GRPC_CODES].join(', ')})`, 'vs.fault.abort.grpcStatus');
-    } else if (f.abort.http2Error !== undefined) r.error([...at, 'http2Error'], 'HTTP/2 abort fault injection not supported yet', 'vs.fault.abort.http2Error');
+      if (!GRPC_CODES.has(f.abort.grpcStatus))
+        r.error(
+          [...at, 'grpcStatus'],
+          `${JSON.stringify(f.abort.grpcStatus)} is not a valid gRPC code (one of ${[...GRPC_CODES].join(', ')})`,
+          'vs.fault.abort.grpcStatus',
+        );
+    } else if (f.abort.http2Error !== undefined)
+      r.error(
+        [...at, 'http2Error'],
+        'HTTP/2 abort fault injection not supported yet',
+        'vs.fault.abort.http2Error',
+      );
     else r.warn(at, 'abort configured, but error type not set', 'vs.fault.abort.noErrorType');
   }
   if (f.delay) {
     const at = [...path, 'delay'];
     faultPercentage(f.delay.percentage?.value, [...at, 'percentage', 'value'], r);
-    if (f.delay.fixedDelay !== undefined) duration(f.delay.fixedDelay, [...at, 'fixedDelay'], r, 'vs.fault.delay.duration');
-    else if (f.delay.exponentialDelay !== undefined) r.error([...at, 'exponentialDelay'], 'exponentialDelay not supported yet', 'vs.fault.delay.exponential');
+    if (f.delay.fixedDelay !== undefined)
+      duration(f.delay.fixedDelay, [...at, 'fixedDelay'], r, 'vs.fault.delay.duration');
+    else if (f.delay.exponentialDelay !== undefined)
+      r.error(
+        [...at, 'exponentialDelay'],
+        'exponentialDelay not supported yet',
+        'vs.fault.delay.exponential',
+      );
   }
 }
 
 function faultPercentage(value: number | undefined, path: Path, r: Report): void {
   if (value === undefined || value === 0) return;
-  if (value < 0.0001 || value > 100) r.error(path, `percentage ${value} is neither 0.0, nor in range [0.0001, 100.0]`, 'vs.fault.percentage');
+  if (value < 0.0001 || value > 100)
+    r.error(path, `percentage ${value} is neither 0.0, nor in range [0.0001, 100.0]`, 'vs.fault.percentage');
 }
 
 const RETRY_POLICIES = new Set([
@@ -483,25 +696,39 @@ const RETRY_POLICIES = new Set([
 
 /** HTTP status codes Go's net/http has a text for (what Istio's retryOn check accepts). */
 const GO_STATUS_CODES = new Set([
-  100, 101, 102, 103, 200, 201, 202, 203, 204, 205, 206, 207, 208, 226, 300, 301, 302, 303, 304, 305, 307, 308, 400, 401, 402, 403, 404, 405, 406, 407,
-  408, 409, 410, 411, 412, 413, 414, 415, 416, 417, 418, 421, 422, 423, 424, 425, 426, 428, 429, 431, 451, 500, 501, 502, 503, 504, 505, 506, 507,
-  508, 510, 511,
+  100, 101, 102, 103, 200, 201, 202, 203, 204, 205, 206, 207, 208, 226, 300, 301, 302, 303, 304, 305, 307,
+  308, 400, 401, 402, 403, 404, 405, 406, 407, 408, 409, 410, 411, 412, 413, 414, 415, 416, 417, 418, 421,
+  422, 423, 424, 425, 426, 428, 429, 431, 451, 500, 501, 502, 503, 504, 505, 506, 507, 508, 510, 511,
 ]);
 
 function validateRetries(rt: HTTPRetry, path: Path, r: Report): void {
   const attempts = rt.attempts ?? 0;
   if (attempts < 0) r.error([...path, 'attempts'], 'attempts cannot be negative', 'vs.retries.attempts');
-  if (attempts === 0 && (rt.perTryTimeout !== undefined || (rt.retryOn ?? '') !== '' || (rt.retryRemoteLocalities !== undefined && rt.retryRemoteLocalities !== null))) {
-    r.error(path, 'http retry policy configured when attempts are set to 0 (disabled)', 'vs.retries.zeroAttempts');
+  if (
+    attempts === 0 &&
+    (rt.perTryTimeout !== undefined ||
+      (rt.retryOn ?? '') !== '' ||
+      (rt.retryRemoteLocalities !== undefined && rt.retryRemoteLocalities !== null))
+  ) {
+    r.error(
+      path,
+      'http retry policy configured when attempts are set to 0 (disabled)',
+      'vs.retries.zeroAttempts',
+    );
   }
-  if (rt.perTryTimeout !== undefined) duration(rt.perTryTimeout, [...path, 'perTryTimeout'], r, 'vs.retries.perTryTimeout');
+  if (rt.perTryTimeout !== undefined)
+    duration(rt.perTryTimeout, [...path, 'perTryTimeout'], r, 'vs.retries.perTryTimeout');
   if (rt.backoff !== undefined) duration(rt.backoff, [...path, 'backoff'], r, 'vs.retries.backoff');
   if (rt.retryOn !== undefined && rt.retryOn !== '') {
     for (const policy of rt.retryOn.split(',')) {
       // Istio does not trim whitespace, so `5xx, reset` is invalid too.
       const code = /^[0-9]+$/.test(policy) ? Number(policy) : NaN;
       if (!RETRY_POLICIES.has(policy) && !GO_STATUS_CODES.has(code)) {
-        r.error([...path, 'retryOn'], `${JSON.stringify(policy)} is not a valid retryOn policy`, 'vs.retries.retryOn');
+        r.error(
+          [...path, 'retryOn'],
+          `${JSON.stringify(policy)} is not a valid retryOn policy`,
+          'vs.retries.retryOn',
+        );
       }
     }
   }
@@ -510,38 +737,66 @@ function validateRetries(rt: HTTPRetry, path: Path, r: Report): void {
 /** weft extra: retries that cannot all run inside the route timeout are cut short silently. */
 function checkRetriesFitTimeout(http: HTTPRoute, path: Path, r: Report): void {
   const attempts = http.retries?.attempts ?? 0;
-  const perTry = http.retries?.perTryTimeout === undefined ? undefined : parseGoDuration(http.retries.perTryTimeout);
+  const perTry =
+    http.retries?.perTryTimeout === undefined ? undefined : parseGoDuration(http.retries.perTryTimeout);
   const timeout = http.timeout === undefined ? undefined : parseGoDuration(http.timeout);
   if (attempts <= 0 || perTry === undefined || timeout === undefined || timeout <= 0 || perTry <= 0) return;
   if (attempts * perTry > timeout) {
-    r.warn([...path, 'retries'], `retries cannot complete within the route timeout: ${attempts} attempts × ${http.retries?.perTryTimeout} perTryTimeout exceeds timeout ${http.timeout}, so later attempts are cut off`, 'vs.retries.exceedTimeout');
+    r.warn(
+      [...path, 'retries'],
+      `retries cannot complete within the route timeout: ${attempts} attempts × ${http.retries?.perTryTimeout} perTryTimeout exceeds timeout ${http.timeout}, so later attempts are cut off`,
+      'vs.retries.exceedTimeout',
+    );
   }
 }
 
-const CORS_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'CONNECT', 'OPTIONS', 'TRACE', '*']);
+const CORS_METHODS = new Set([
+  'GET',
+  'HEAD',
+  'POST',
+  'PUT',
+  'PATCH',
+  'DELETE',
+  'CONNECT',
+  'OPTIONS',
+  'TRACE',
+  '*',
+]);
 
 function validateCors(c: CorsPolicy, path: Path, r: Report): void {
   (c.allowOrigins ?? []).forEach((o, i) => {
     const at = [...path, 'allowOrigins', i];
     const value = o.exact ?? o.prefix ?? o.regex;
-    if (value === undefined || value === '') r.error(at, "'' is not a valid match type for CORS allow origins", 'vs.cors.origin');
+    if (value === undefined || value === '')
+      r.error(at, "'' is not a valid match type for CORS allow origins", 'vs.cors.origin');
     else if (o.regex !== undefined) {
       const err = checkRegex(o.regex);
       if (err) r.error([...at, 'regex'], err, 'vs.cors.origin');
     }
   });
   (c.allowMethods ?? []).forEach((m, i) => {
-    if (!CORS_METHODS.has(m)) r.error([...path, 'allowMethods', i], `${JSON.stringify(m)} is not a supported HTTP method`, 'vs.cors.method');
+    if (!CORS_METHODS.has(m))
+      r.error(
+        [...path, 'allowMethods', i],
+        `${JSON.stringify(m)} is not a supported HTTP method`,
+        'vs.cors.method',
+      );
   });
   for (const field of ['allowHeaders', 'exposeHeaders'] as const) {
     (c[field] ?? []).forEach((h, i) => {
-      if (h !== '*' && !isToken(h)) r.error([...path, field, i], `${JSON.stringify(h)} is not a valid header name`, 'vs.cors.header');
+      if (h !== '*' && !isToken(h))
+        r.error([...path, field, i], `${JSON.stringify(h)} is not a valid header name`, 'vs.cors.header');
     });
   }
   if (c.maxAge !== undefined) {
     if (duration(c.maxAge, [...path, 'maxAge'], r, 'vs.cors.maxAge')) {
       const ns = parseGoDuration(c.maxAge) ?? 0;
-      if (ns % 1e9 !== 0) r.error([...path, 'maxAge'], 'max_age duration is accurate only to seconds precision', 'vs.cors.maxAge');
+      if (ns % 1e9 !== 0)
+        r.error(
+          [...path, 'maxAge'],
+          'max_age duration is accurate only to seconds precision',
+          'vs.cors.maxAge',
+        );
     }
   }
 }
@@ -551,30 +806,42 @@ function validateCors(c: CorsPolicy, path: Path, r: Report): void {
 function validateTLSRoute(tls: TLSRoute, spec: VirtualServiceSpec, path: Path, vs: VSContext): void {
   const r = vs.report;
   const matches = tls.match ?? [];
-  if (matches.length === 0) r.error([...path, 'match'], 'TLS route must have at least one match condition', 'vs.tls.matchRequired');
+  if (matches.length === 0)
+    r.error([...path, 'match'], 'TLS route must have at least one match condition', 'vs.tls.matchRequired');
   matches.forEach((m, i) => validateTLSMatch(m, spec, [...path, 'match', i], vs));
-  if ((tls.route ?? []).length === 0) r.error([...path, 'route'], 'TLS route is required', 'vs.tls.routeRequired');
+  if ((tls.route ?? []).length === 0)
+    r.error([...path, 'route'], 'TLS route is required', 'vs.tls.routeRequired');
   validateRouteDestinations(tls.route ?? [], [...path, 'route'], vs, false);
 }
 
 function validateTLSMatch(m: TLSMatchAttributes, spec: VirtualServiceSpec, path: Path, vs: VSContext): void {
   const r = vs.report;
   const sniHosts = m.sniHosts ?? [];
-  if (sniHosts.length === 0) r.error([...path, 'sniHosts'], 'TLS match must have at least one SNI host', 'vs.tls.sniRequired');
+  if (sniHosts.length === 0)
+    r.error([...path, 'sniHosts'], 'TLS match must have at least one SNI host', 'vs.tls.sniRequired');
   const plain = (spec.gateways ?? []).includes(MESH);
   const hosts = spec.hosts ?? [];
   sniHosts.forEach((sni, i) => {
     const at = [...path, 'sniHosts', i];
     const err = plain ? checkWildcardDomain(sni) : checkGatewayHost(true, sni);
     if (err) {
-      if (isIPAddress(sni)) r.warn(at, `using an IP address (${JSON.stringify(sni)}) goes against SNI spec and most clients do not support this`, 'vs.tls.sniIP');
+      if (isIPAddress(sni))
+        r.warn(
+          at,
+          `using an IP address (${JSON.stringify(sni)}) goes against SNI spec and most clients do not support this`,
+          'vs.tls.sniIP',
+        );
       else {
         r.error(at, err, 'vs.tls.sniHost');
         return;
       }
     }
     if (!hosts.some((h) => hostSubsetOf(sni, h))) {
-      r.error(at, `SNI host ${JSON.stringify(sni)} is not a compatible subset of any of the virtual service hosts: [${hosts.join(', ')}]`, 'vs.tls.sniNotInHosts');
+      r.error(
+        at,
+        `SNI host ${JSON.stringify(sni)} is not a compatible subset of any of the virtual service hosts: [${hosts.join(', ')}]`,
+        'vs.tls.sniNotInHosts',
+      );
     }
   });
   l4Match(m, path, vs);
@@ -582,7 +849,8 @@ function validateTLSMatch(m: TLSMatchAttributes, spec: VirtualServiceSpec, path:
 
 function validateTCPRoute(tcp: TCPRoute, path: Path, vs: VSContext): void {
   (tcp.match ?? []).forEach((m, i) => l4Match(m, [...path, 'match', i], vs));
-  if ((tcp.route ?? []).length === 0) vs.report.error([...path, 'route'], 'TCP route is required', 'vs.tcp.routeRequired');
+  if ((tcp.route ?? []).length === 0)
+    vs.report.error([...path, 'route'], 'TCP route is required', 'vs.tcp.routeRequired');
   validateRouteDestinations(tcp.route ?? [], [...path, 'route'], vs, false);
 }
 
@@ -618,7 +886,12 @@ function analyzeUnreachable(routes: AnyRoute[], kind: 'http' | 'tcp' | 'tls', r:
     const name = route.name ? JSON.stringify(route.name) : `#${i}`;
     const matches = route.match ?? [];
     if (matches.length === 0) {
-      if (catchAll >= 0) r.warn(path, `virtualService rule ${name} not used (only the last rule can have no matches)`, 'vs.unreachable.rule');
+      if (catchAll >= 0)
+        r.warn(
+          path,
+          `virtualService rule ${name} not used (only the last rule can have no matches)`,
+          'vs.unreachable.rule',
+        );
       catchAll = i;
       catchAllReason = 'route without matches defined before';
       return;
@@ -634,11 +907,20 @@ function analyzeUnreachable(routes: AnyRoute[], kind: 'http' | 'tcp' | 'tls', r:
       if (prior !== undefined) {
         const match = (m as { name?: string }).name ? JSON.stringify((m as { name?: string }).name) : `#${j}`;
         const priorName = routes[prior]?.name ? JSON.stringify(routes[prior]?.name) : `#${prior}`;
-        r.warn([...path, 'match', j], `virtualService rule ${name} match ${match} is not used (duplicate/overlapping match in rule ${priorName})`, 'vs.unreachable.match');
+        r.warn(
+          [...path, 'match', j],
+          `virtualService rule ${name} match ${match} is not used (duplicate/overlapping match in rule ${priorName})`,
+          'vs.unreachable.match',
+        );
         duplicates++;
       } else seen.set(key, i);
     });
-    if (duplicates === matches.length) r.warn(path, `virtualService rule ${name} not used (all matches used by prior rules)`, 'vs.unreachable.rule');
+    if (duplicates === matches.length)
+      r.warn(
+        path,
+        `virtualService rule ${name} not used (all matches used by prior rules)`,
+        'vs.unreachable.rule',
+      );
     if (kind === 'http' && matches.some((m) => isCatchAll(m as HTTPMatchRequest))) {
       catchAll = i;
       catchAllReason = `rule ${name} before it matches every request`;

@@ -16,15 +16,30 @@ const CRDS = join(import.meta.dirname, '../../../crds');
 function structuralProblems(schema: JSONSchema, path: string, inJunctor = false): string[] {
   const out: string[] = [];
   const intOrString = schema['x-kubernetes-int-or-string'] === true;
-  if (!inJunctor && schema.type === undefined && !intOrString && schema['x-kubernetes-preserve-unknown-fields'] !== true) out.push(`${path}: no type`);
-  if (inJunctor && (schema.type !== undefined || schema.properties !== undefined || schema.items !== undefined)) out.push(`${path}: junctor carries a type/properties`);
-  if (schema.properties !== undefined && schema.additionalProperties !== undefined) out.push(`${path}: both properties and additionalProperties`);
-  for (const [k, v] of Object.entries((schema.properties ?? {}) as Record<string, JSONSchema>)) out.push(...structuralProblems(v, `${path}.${k}`, inJunctor));
-  if (schema.items && typeof schema.items === 'object') out.push(...structuralProblems(schema.items as JSONSchema, `${path}[]`, inJunctor));
-  if (schema.additionalProperties && typeof schema.additionalProperties === 'object') out.push(...structuralProblems(schema.additionalProperties as JSONSchema, `${path}{}`, inJunctor));
+  if (
+    !inJunctor &&
+    schema.type === undefined &&
+    !intOrString &&
+    schema['x-kubernetes-preserve-unknown-fields'] !== true
+  )
+    out.push(`${path}: no type`);
+  if (
+    inJunctor &&
+    (schema.type !== undefined || schema.properties !== undefined || schema.items !== undefined)
+  )
+    out.push(`${path}: junctor carries a type/properties`);
+  if (schema.properties !== undefined && schema.additionalProperties !== undefined)
+    out.push(`${path}: both properties and additionalProperties`);
+  for (const [k, v] of Object.entries((schema.properties ?? {}) as Record<string, JSONSchema>))
+    out.push(...structuralProblems(v, `${path}.${k}`, inJunctor));
+  if (schema.items && typeof schema.items === 'object')
+    out.push(...structuralProblems(schema.items as JSONSchema, `${path}[]`, inJunctor));
+  if (schema.additionalProperties && typeof schema.additionalProperties === 'object')
+    out.push(...structuralProblems(schema.additionalProperties as JSONSchema, `${path}{}`, inJunctor));
   for (const j of ['oneOf', 'anyOf', 'allOf'] as const) {
     const list = schema[j];
-    if (Array.isArray(list) && !intOrString) list.forEach((b: JSONSchema, i) => out.push(...structuralProblems(b, `${path}.${j}[${i}]`, true)));
+    if (Array.isArray(list) && !intOrString)
+      list.forEach((b: JSONSchema, i) => out.push(...structuralProblems(b, `${path}.${j}[${i}]`, true)));
   }
   if (schema.not) out.push(...structuralProblems(schema.not as JSONSchema, `${path}.not`, true));
   return out;
@@ -46,18 +61,25 @@ describe('crds/', () => {
       });
 
       it('parses back to the rendered object (no YAML aliases or flow-style surprises)', () => {
-        expect(parse(readFileSync(file, 'utf8'), { maxAliasCount: 0 })).to.deep.equal(JSON.parse(JSON.stringify(renderCRD(def))));
+        expect(parse(readFileSync(file, 'utf8'), { maxAliasCount: 0 })).to.deep.equal(
+          JSON.parse(JSON.stringify(renderCRD(def))),
+        );
       });
 
       it('has a structural schema in every version', () => {
         const crd = renderCRD(def) as { spec: { versions: { schema: { openAPIV3Schema: JSONSchema } }[] } };
-        for (const v of crd.spec.versions) expect(structuralProblems(v.schema.openAPIV3Schema, def.kind)).to.deep.equal([]);
+        for (const v of crd.spec.versions)
+          expect(structuralProblems(v.schema.openAPIV3Schema, def.kind)).to.deep.equal([]);
       });
 
       it('serves each version with the status subresource and exactly one storage version', () => {
-        const crd = renderCRD(def) as { spec: { versions: { name: string; storage: boolean; served: boolean; subresources: unknown }[] } };
+        const crd = renderCRD(def) as {
+          spec: { versions: { name: string; storage: boolean; served: boolean; subresources: unknown }[] };
+        };
         expect(crd.spec.versions.map((v) => v.name)).to.deep.equal(def.versions);
-        expect(crd.spec.versions.filter((v) => v.storage).map((v) => v.name)).to.deep.equal([def.storageVersion]);
+        expect(crd.spec.versions.filter((v) => v.storage).map((v) => v.name)).to.deep.equal([
+          def.storageVersion,
+        ]);
         for (const v of crd.spec.versions) {
           expect(v.served).to.equal(true);
           expect(v.subresources).to.deep.equal({ status: {} });
@@ -68,7 +90,11 @@ describe('crds/', () => {
 
   it('has no stray generated files', () => {
     const expected = kindDefinitions.map(crdFileName).sort();
-    expect(readdirSync(CRDS).filter((f) => f.endsWith('.yaml')).sort()).to.deep.equal(expected);
+    expect(
+      readdirSync(CRDS)
+        .filter((f) => f.endsWith('.yaml'))
+        .sort(),
+    ).to.deep.equal(expected);
   });
 });
 
@@ -112,6 +138,8 @@ describe('kind registry', () => {
   });
 
   it('VirtualService prints GATEWAYS, HOSTS, AGE like Istio', () => {
-    expect(findKind('networking.istio.io/v1', 'VirtualService')?.printerColumns.map((c) => c.name.toUpperCase())).to.deep.equal(['GATEWAYS', 'HOSTS', 'AGE']);
+    expect(
+      findKind('networking.istio.io/v1', 'VirtualService')?.printerColumns.map((c) => c.name.toUpperCase()),
+    ).to.deep.equal(['GATEWAYS', 'HOSTS', 'AGE']);
   });
 });
