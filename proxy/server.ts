@@ -164,6 +164,8 @@ export class ProxyServer {
         headersTimeout: o.headersTimeoutMs ?? 10_000,
         requestTimeout: 0,
         keepAliveTimeout: o.idleTimeoutMs ?? 60_000,
+        // how often header/request timeouts are enforced (Node's default is 30 s)
+        connectionsCheckingInterval: Math.min(o.headersTimeoutMs ?? 10_000, 1000),
         noDelay: true,
       },
       (req, res) => this.onRequest(live, req, res),

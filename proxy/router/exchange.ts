@@ -341,6 +341,7 @@ export class Exchange {
       return this.retryLater();
     }
     const flag = connectFailure ? Flags.ConnectFailure : Flags.ConnectionTermination;
+    this.flags = addFlag(this.flags, flag); // Envoy order: the cause, then URX
     if (this.lastOutcome !== null) this.flags = addFlag(this.flags, Flags.RetryLimitExceeded);
     this.localReply(503, flag, `${FLAG_TEXT[flag]!} (${code || err.message}) from ${ep.key}`);
   }
