@@ -19,7 +19,9 @@ describe('proxy bad input, admin, telemetry, upgrades and TCP', function () {
   });
   after(() => v1.close());
 
-  const alive = async (): Promise<void> => expect((await request(p!.port)).body).to.equal('v1');
+  const alive = async (): Promise<void> => {
+    expect((await request(p!.port)).body).to.equal('v1');
+  };
 
   it('malformed request line → 400 DPE, and the proxy keeps serving', async () => {
     p = await startProxy(reviewsEntry([v1]));
