@@ -257,7 +257,7 @@ const httpRouteSchema = (): JSONSchema =>
     directResponse: obj(
       {
         status: uint32(),
-        body: obj({ string: str(), bytes: str({ format: 'binary' }) }, { oneOf: [['string', 'bytes']] }),
+        body: obj({ string: str(), bytes: str() }, { oneOf: [['string', 'bytes']] }),
       },
       { required: ['status'] },
     ),

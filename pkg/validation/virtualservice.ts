@@ -881,6 +881,7 @@ function analyzeUnreachable(routes: AnyRoute[], kind: 'http' | 'tcp' | 'tls', r:
   const seen = new Map<string, number>();
   let catchAll = -1;
   let catchAllReason = '';
+  let catchAllRule = 'vs.unreachable.rule';
   routes.forEach((route, i) => {
     const path = ['spec', kind, i];
     const name = route.name ? JSON.stringify(route.name) : `#${i}`;
@@ -894,10 +895,11 @@ function analyzeUnreachable(routes: AnyRoute[], kind: 'http' | 'tcp' | 'tls', r:
         );
       catchAll = i;
       catchAllReason = 'route without matches defined before';
+      catchAllRule = 'vs.unreachable.rule';
       return;
     }
     if (catchAll >= 0) {
-      r.warn(path, `virtualService rule ${name} not used (${catchAllReason})`, 'vs.unreachable.rule');
+      r.warn(path, `virtualService rule ${name} not used (${catchAllReason})`, catchAllRule);
       return;
     }
     let duplicates = 0;
@@ -924,6 +926,7 @@ function analyzeUnreachable(routes: AnyRoute[], kind: 'http' | 'tcp' | 'tls', r:
     if (kind === 'http' && matches.some((m) => isCatchAll(m as HTTPMatchRequest))) {
       catchAll = i;
       catchAllReason = `rule ${name} before it matches every request`;
+      catchAllRule = 'vs.unreachable.afterCatchAll';
     }
   });
 }
