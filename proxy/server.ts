@@ -115,7 +115,7 @@ export class ProxyServer {
   }
 
   private retire(clusters: ClusterRuntime[]): void {
-    // close pools once in-flight requests on them are done (undici close() waits for them)
+    // close pools once in-flight requests on them are done (pool close() waits for them)
     for (const c of clusters) void c.close();
   }
 

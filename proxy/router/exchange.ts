@@ -2,14 +2,14 @@
  * One HTTP request through the proxy: the terminal "router" stage in Envoy's terms. It picks the
  * virtual host and route (precompiled), applies fault injection, picks a weighted destination,
  * checks the circuit breaker, load-balances to an endpoint and dispatches on that endpoint's
- * keep-alive pool. It alone owns timeouts, retries (with Istio's defaults) and the stale
+ * keep-alive pool (h1client.ts). It alone owns timeouts, retries (with Istio's defaults) and the stale
  * pooled-connection retry, and it writes every local reply with its response flag.
  *
  * Lifecycle: run() → [fault delay] → forward() → attempt()… → finish() exactly once. Every exit
  * path goes through finish(), which releases the circuit-breaker slot and records telemetry.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Dispatcher } from 'undici';
+import type { Controller, ResponseHandler, UpstreamError } from '../upstream/h1client.js';
 import { ActionType, findVHost, pickDest, type CompiledConfig, type CompiledDest, type CompiledHttpListener, type CompiledRoute, type CompiledVHost } from '../compile/compile.js';
 import type { RequestView } from '../compile/match.js';
 import type { EndpointRuntime } from '../upstream/cluster.js';
@@ -21,7 +21,6 @@ import { addFlag, FLAG_TEXT, Flags, type Flag } from './flags.js';
 import { backoffMs, isRetriable, type AttemptOutcome } from './retry.js';
 import { buildExplain } from './explain.js';
 
-/** Response headers as undici's handler API parses them. */
 type UpstreamHeaders = Record<string, string | string[] | undefined>;
 
 export interface RouterEnv {
@@ -35,7 +34,7 @@ export const MAX_REPLAYABLE_BODY = 64 * 1024;
 const IDEMPOTENT: Readonly<Record<string, true>> = { GET: true, HEAD: true, OPTIONS: true, PUT: true, DELETE: true, TRACE: true };
 const CONNECT_FAILURE_CODES: Readonly<Record<string, true>> = {
   ECONNREFUSED: true,
-  UND_ERR_CONNECT_TIMEOUT: true,
+  ETIMEDOUT_CONNECT: true,
   EHOSTUNREACH: true,
   ENETUNREACH: true,
   ENOTFOUND: true,
@@ -80,27 +79,27 @@ export function selectRoute(vh: CompiledVHost, v: RequestView): { route: Compile
 }
 
 /** One dispatch to one endpoint; callbacks of a superseded attempt are ignored. */
-class Attempt implements Dispatcher.DispatchHandler {
-  controller: Dispatcher.DispatchController | null = null;
+class Attempt implements ResponseHandler {
+  controller: Controller | null = null;
   constructor(
     private readonly ex: Exchange,
     readonly n: number,
     readonly endpoint: EndpointRuntime,
   ) {}
-  onRequestStart(controller: Dispatcher.DispatchController): void {
+  onRequestStart(controller: Controller): void {
     this.controller = controller;
     if (this.ex.current !== this) controller.abort(new Error('superseded'));
   }
-  onResponseStart(controller: Dispatcher.DispatchController, status: number, headers: UpstreamHeaders): void {
+  onResponseStart(controller: Controller, status: number, headers: UpstreamHeaders): void {
     if (this.ex.current === this) this.ex.onResponseStart(controller, status, headers);
   }
-  onResponseData(_c: Dispatcher.DispatchController, chunk: Buffer): void {
+  onResponseData(_c: Controller, chunk: Buffer): void {
     if (this.ex.current === this) this.ex.onData(chunk);
   }
   onResponseEnd(): void {
     if (this.ex.current === this) this.ex.onEnd();
   }
-  onResponseError(_c: Dispatcher.DispatchController, err: Error): void {
+  onResponseError(_c: Controller, err: Error): void {
     if (this.ex.current === this) this.ex.onError(err);
   }
 }
@@ -252,15 +251,7 @@ export class Exchange {
     ep.active++;
     const perTry = this.route!.retry.perTryTimeoutMs;
     if (perTry > 0) this.tryTimer = setTimeout(() => this.onTryTimeout(a), perTry);
-    cluster.poolFor(ep).dispatch(
-      {
-        path: this.path,
-        method: this.view.method as Dispatcher.HttpMethod,
-        headers: this.out as Record<string, string>,
-        body: this.body,
-      } as unknown as Dispatcher.DispatchOptions,
-      a,
-    );
+    cluster.poolFor(ep).dispatch({ path: this.path, method: this.view.method, headers: this.out!, body: this.body }, a);
   }
 
   /** Ends the current attempt's bookkeeping (endpoint in-flight count, per-try timer). */
@@ -273,7 +264,7 @@ export class Exchange {
     }
   }
 
-  onResponseStart(controller: Dispatcher.DispatchController, status: number, headers: UpstreamHeaders): void {
+  onResponseStart(controller: Controller, status: number, headers: UpstreamHeaders): void {
     const dest = this.dest!;
     dest.cluster!.record(this.current!.endpoint, status);
     const grpc = headers['grpc-status'];
@@ -330,8 +321,10 @@ export class Exchange {
     if (connectFailure) cluster.stats.cxConnectFail++;
     cluster.record(ep, 0);
     const outcome: AttemptOutcome = connectFailure ? { kind: 'connect-failure' } : { kind: 'reset' };
-    // a pooled keep-alive connection closed by the upstream as we reused it: one free retry
-    if (!connectFailure && !this.staleRetryUsed && this.replayable && IDEMPOTENT[this.view.method] === true) {
+    // a pooled keep-alive connection the upstream closed as we reused it, before any response
+    // byte: the request may not have been processed; one free retry on a fresh connection
+    const ue = err as Partial<UpstreamError>;
+    if (ue.reused === true && ue.beforeResponse === true && !this.staleRetryUsed && this.replayable && IDEMPOTENT[this.view.method] === true) {
       this.staleRetryUsed = true;
       this.attempts--; // not counted against the route's retry policy
       return this.attempt();
@@ -424,10 +417,7 @@ export class Exchange {
       const host = String(h.host ?? '');
       const colon = host.lastIndexOf(':');
       h.host = colon > 0 ? `${host.slice(0, colon)}-shadow${host.slice(colon)}` : `${host}-shadow`;
-      cl.poolFor(ep).dispatch(
-        { path: this.path, method: this.view.method, headers: h, body: this.replayable ? this.body : null } as Dispatcher.DispatchOptions,
-        DISCARD,
-      );
+      cl.poolFor(ep).dispatch({ path: this.path, method: this.view.method, headers: h, body: this.replayable ? this.body : null }, DISCARD);
     }
   }
 
@@ -531,7 +521,7 @@ export class Exchange {
   }
 }
 
-const DISCARD: Dispatcher.DispatchHandler = {
+const DISCARD: ResponseHandler = {
   onRequestStart() {},
   onResponseStart() {},
   onResponseData() {},

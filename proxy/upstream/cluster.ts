@@ -1,11 +1,11 @@
 /**
- * A cluster at run time: its endpoints with keep-alive undici pools, the load balancer, the
+ * A cluster at run time: its endpoints with keep-alive pools (h1client.ts), the load balancer, the
  * circuit breakers (connection-pool limits → 503 UO) and outlier detection.
  *
  * A ClusterRuntime is kept across config versions while its definition is unchanged, so hot
  * reload neither drops idle upstream connections nor resets ejections.
  */
-import { Pool } from 'undici';
+import { H1Pool } from './h1client.js';
 import type { Cluster, ConnectionPool } from '../../pkg/proxyconfig/types.js';
 import { inPanic, newHostHealth, outlierSettings, recordOutcome, tick, type HostHealth, type OutlierSettings } from './outlier.js';
 import { createBalancer, type Balancer, type HashInput } from './lb.js';
@@ -16,8 +16,8 @@ const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 /**
  * Upstream idle keep-alive. Istio's default is 1h, but a pooled socket must be closed before
  * the upstream closes it, or requests race with the close (503 UC). Node servers close idle
- * sockets after 5 s, so pools default to 4 s unless the DR sets a shorter idleTimeout;
- * undici also honours the upstream's `Keep-Alive: timeout=` hint.
+ * sockets after 5 s, so pools default to 4 s unless the DR sets a shorter idleTimeout; the
+ * client also honours the upstream's `Keep-Alive: timeout=` hint.
  */
 const DEFAULT_IDLE_MS = 4_000;
 
@@ -30,7 +30,7 @@ export interface EndpointRuntime {
   readonly health: HostHealth;
   /** Requests in flight to this endpoint (LEAST_REQUEST reads it). */
   active: number;
-  pool: Pool | null;
+  pool: H1Pool | null;
 }
 
 export interface Limits {
@@ -129,22 +129,15 @@ export class ClusterRuntime {
     return this.balancer.pick(input, exclude);
   }
 
-  poolFor(ep: EndpointRuntime): Pool {
+  poolFor(ep: EndpointRuntime): H1Pool {
     if (ep.pool === null) {
       const l = this.limits;
-      ep.pool = new Pool(`http://${ep.address.includes(':') ? `[${ep.address}]` : ep.address}:${ep.port}`, {
-        connections: l.maxConnections >= UNLIMITED ? null : l.maxConnections,
-        pipelining: 1,
-        connectTimeout: l.connectTimeoutMs,
-        keepAliveTimeout: l.idleTimeoutMs,
-        keepAliveMaxTimeout: l.idleTimeoutMs,
-        keepAliveTimeoutThreshold: 1000,
-        // the router owns timeouts; undici's own 300 s defaults must not fire first
-        headersTimeout: 0,
-        bodyTimeout: 0,
-        maxRequestsPerClient: l.maxRequestsPerConnection > 0 ? l.maxRequestsPerConnection : undefined,
-        strictContentLength: true,
-      } as Pool.Options);
+      ep.pool = new H1Pool(ep.address, ep.port, {
+        maxConnections: l.maxConnections >= UNLIMITED ? Infinity : l.maxConnections,
+        connectTimeoutMs: l.connectTimeoutMs,
+        idleTimeoutMs: l.idleTimeoutMs,
+        maxRequestsPerConnection: l.maxRequestsPerConnection,
+      });
     }
     return ep.pool;
   }
