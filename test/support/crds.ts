@@ -1,0 +1,75 @@
+/** Installs the project's CRDs (`crds/*.yaml`) into the test cluster with real kubectl. */
+import { readdirSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseAllDocuments } from 'yaml';
+import { readFileSync } from 'node:fs';
+import { WeftError } from '../../pkg/errors/index.js';
+import { crdsDir } from '../../hack/cluster/paths.js';
+import { testCluster } from './cluster.js';
+
+export function crdFiles(dir = crdsDir): string[] {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir)
+    .filter((f) => /\.ya?ml$/.test(f))
+    .sort()
+    .map((f) => join(dir, f));
+}
+
+/** Names (`plural.group`) of the CustomResourceDefinitions in `files`. */
+export function crdNames(files: string[]): string[] {
+  const names: string[] = [];
+  for (const file of files) {
+    for (const doc of parseAllDocuments(readFileSync(file, 'utf8'))) {
+      const obj = doc.toJS() as { kind?: unknown; metadata?: { name?: unknown } } | null;
+      if (obj?.kind === 'CustomResourceDefinition' && typeof obj.metadata?.name === 'string')
+        names.push(obj.metadata.name);
+    }
+  }
+  return names;
+}
+
+let installed: Promise<string[]> | undefined;
+
+/**
+ * Server-side applies every CRD in `crds/` and waits until each is Established (served).
+ * Returns the CRD names; [] when `crds/` is empty. Runs once per process; later calls share
+ * the result.
+ */
+export function installCRDs(): Promise<string[]> {
+  installed ??= doInstall().catch((err: unknown) => {
+    installed = undefined;
+    throw err;
+  });
+  return installed;
+}
+
+async function doInstall(): Promise<string[]> {
+  const files = crdFiles();
+  if (files.length === 0) return [];
+  const { kubectl } = testCluster();
+  const fileArgs = files.flatMap((f) => ['-f', f]);
+  const apply = await kubectl([
+    'apply',
+    '--server-side',
+    '--force-conflicts',
+    '--field-manager=weft-tests',
+    ...fileArgs,
+  ]);
+  if (apply.code !== 0) {
+    throw new WeftError('WEFT_INVALID_OBJECT', `kubectl apply of crds/ failed: ${apply.stderr.trim()}`);
+  }
+  const names = crdNames(files);
+  const wait = await kubectl(
+    ['wait', '--for=condition=Established', '--timeout=60s', ...names.map((n) => `crd/${n}`)],
+    {
+      timeoutMs: 70_000,
+    },
+  );
+  if (wait.code !== 0) {
+    throw new WeftError(
+      'WEFT_CLUSTER_TIMEOUT',
+      `CRDs not Established: ${wait.stderr.trim() || wait.stdout.trim()}`,
+    );
+  }
+  return names;
+}
