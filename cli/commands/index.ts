@@ -7,7 +7,6 @@ import { runValidate } from './validate.js';
 import { runAnalyze } from './analyze.js';
 import { runRender } from './render.js';
 import { runKubeInject } from './kube-inject.js';
-import { runKubeInject } from './kube-inject.js';
 
 export const commands: Command[] = [
   {
@@ -21,7 +20,6 @@ export const commands: Command[] = [
     run: runAnalyze,
   },
   { name: 'render', summary: 'print the objects the operator would apply for a Mesh', run: runRender },
-  { name: 'kube-inject', summary: 'inject the sidecar into workload manifests, as the webhook would', run: runKubeInject },
   {
     name: 'kube-inject',
     summary: 'print manifests with the sidecar injected, as the mutating webhook would',
