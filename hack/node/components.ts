@@ -11,7 +11,8 @@
  * `up` cleans up as well.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { WeftError } from '../../pkg/errors/index.js';
@@ -151,9 +152,10 @@ export const containerd: Component = {
     const stateDir = ctx.stateDir;
     const sock = join(stateDir, 'containerd', 'containerd.sock');
     const left: string[] = [];
+    const t0 = Date.now();
     left.push(...(await killPodProcesses()).map((pid) => `pod process ${pid}`));
     left.push(...(await killShims(sock)).map((pid) => `shim ${pid}`));
-    left.push(...unmountOwned([stateDir]));
+    left.push(...unmountOwned([stateDir], true));
     left.push(...removeLinks());
     left.push(...removeOwnedRules(ctx.log));
     const before = readHostBefore(join(stateDir, 'node', 'host-before.json'));
@@ -163,6 +165,7 @@ export const containerd: Component = {
       left.push(...removeCreatedNftTables(before));
       left.push(...removeCreatedPaths(before));
     }
+    ctx.log.info(`node host state restored in ${Date.now() - t0} ms`);
     if (left.length > 0) {
       // A mount left under the state dir would be descended into by the state dir's removal.
       const dangerous = left.filter((l) => l.startsWith(`mount ${stateDir}`));
@@ -180,8 +183,6 @@ export const kubelet: Component = {
   profiles: ['demo'],
   binaries: ['kubelet'],
   ports: { healthz: 10248 },
-  // Logs and exec go apiserver→kubelet; the node name does not resolve, its InternalIP does.
-  apiserverFlags: () => ['--kubelet-preferred-address-types=InternalIP'],
   prepare: (ctx) => {
     const p = nodePaths(ctx);
     // Images first: the kubelet starts static work at once and must never reach for a registry.
@@ -215,7 +216,8 @@ export const kubelet: Component = {
     // containerd still runs: it sees the tasks exit and deletes them, so their shims go too.
     const left = await killPodProcesses();
     if (left.length > 0) ctx.log.warn('pod processes survived SIGKILL', { pids: left });
-    unmountOwned([join(ctx.stateDir, 'kubelet')]);
+    const mounts = unmountOwned([join(ctx.stateDir, 'kubelet')]);
+    if (mounts.length > 0) ctx.log.warn('kubelet mounts stay (containerd teardown retries)', { mounts });
   },
 };
 
@@ -299,7 +301,39 @@ export const coredns: Component = {
     return { ok: served, detail: served ? `${SMOKE_HOST} -> ${smoke[0]} served` : `GET http://${SMOKE_HOST}/: ${r.status}` };
   },
   startTimeoutMs: 120_000,
+  // The first hook `down` runs, while the kubelet still runs: drain the node so every pod is
+  // torn down the proper way (CRI StopPodSandbox: CNI DEL, netns and IPAM released) before
+  // the kill-based fallback of the later hooks.
+  afterStop: (ctx) => drainNode(ctx),
 };
+
+/** Cordons the node, deletes all pods, and waits (bounded) until no pod sandbox runs. */
+async function drainNode(ctx: ClusterContext): Promise<void> {
+  const sock = join(ctx.stateDir, 'containerd', 'containerd.sock');
+  if (!existsSync(sock) || !existsSync(ctx.bin('kubectl'))) return;
+  const k = (args: string[]): void => {
+    const r = spawnSync(ctx.bin('kubectl'), ['--kubeconfig', ctx.adminKubeconfig, '--request-timeout=5s', ...args], {
+      encoding: 'utf8',
+      timeout: 20_000,
+    });
+    if (r.status !== 0) ctx.log.debug('drain step failed', { args, err: (r.stderr ?? '').trim() });
+  };
+  k(['cordon', NODE_NAME]);
+  k(['delete', 'pods', '--all', '--all-namespaces', '--grace-period=1', '--wait=false']);
+  const t0 = Date.now();
+  const deadline = t0 + 20_000;
+  while (Date.now() < deadline) {
+    const tasks = run('ctr', ['--address', sock, '--namespace', 'k8s.io', 'tasks', 'ls'], { timeoutMs: 5000 });
+    const running = tasks.stdout.split('\n').filter((l) => /\bRUNNING\b/.test(l)).length;
+    const netns = existsSync('/run/netns') ? readdirSync('/run/netns').filter((f) => f.startsWith('cni-')).length : 0;
+    if (tasks.status !== 0 || (running === 0 && netns === 0)) {
+      ctx.log.info(`node drained in ${Date.now() - t0} ms`);
+      return;
+    }
+    await sleep(250);
+  }
+  ctx.log.warn('pods still running 20 s after the drain; the node teardown kills them');
+}
 
 function corednsBinaryPath(ctx: ClusterContext): string {
   const recorded = join(ctx.dir('coredns'), 'binary');

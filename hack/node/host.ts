@@ -251,15 +251,32 @@ export function ownedMounts(prefixes: string[]): string[] {
   );
 }
 
-/** Unmounts deepest first; a busy mount is detached lazily so `down` never hangs on it. */
-export function unmountOwned(prefixes: string[]): string[] {
+/**
+ * Unmounts deepest first; a busy mount is detached lazily so `down` never hangs on it. With
+ * `netns`, also CRI's pod network namespaces (/run/netns/cni-*), which only the last step of
+ * teardown may touch (containerd must be gone). Never throws: what stays is returned.
+ */
+export function unmountOwned(prefixes: string[], netns = false): string[] {
+  const mine = (): string[] =>
+    ownedMounts(prefixes).filter((m) => netns || !m.startsWith('/run/netns/'));
   for (let pass = 0; pass < 3; pass++) {
-    const mounts = [...new Set(ownedMounts(prefixes))].sort((a, b) => b.length - a.length);
+    const mounts = [...new Set(mine())].sort((a, b) => b.length - a.length);
     if (mounts.length === 0) break;
     for (const m of mounts) if (run('umount', [m]).status !== 0) run('umount', ['-l', m]);
   }
-  for (const f of safeReaddir('/run/netns')) if (/^cni-[0-9a-f-]+$/.test(f)) rmSync(join('/run/netns', f), { force: true });
-  return ownedMounts(prefixes).map((m) => `mount ${m}`);
+  const left = mine().map((m) => `mount ${m}`);
+  if (netns) {
+    for (const f of safeReaddir('/run/netns')) {
+      if (!/^cni-[0-9a-f-]+$/.test(f)) continue;
+      try {
+        rmSync(join('/run/netns', f), { force: true });
+      } catch {
+        // Still a mount point underneath a later mount of /run/netns (e.g. `ip netns add`).
+        left.push(`netns /run/netns/${f}`);
+      }
+    }
+  }
+  return left;
 }
 
 function safeReaddir(dir: string): string[] {

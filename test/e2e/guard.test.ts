@@ -7,10 +7,10 @@
  */
 import { expect } from 'chai';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { readlinkSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { apply, clientPod, freshNamespace, kubectlRun, waitForServiceAccount, waitPodReady } from './support/kube.js';
 
-const NETNS = 'weft-e2e-uplink';
 const HOST_IF = 'wefte2e0';
 const PEER_IF = 'wefte2e1';
 const UPLINK_IP = '198.51.100.1';
@@ -32,9 +32,48 @@ function guardDrops(): number {
   return Number(line?.trim().split(/\s+/)[0] ?? Number.NaN);
 }
 
-function teardownUplink(): void {
-  ip(['link', 'del', HOST_IF]);
-  ip(['netns', 'del', NETNS]);
+function readNs(pid: string): string | undefined {
+  try {
+    return readlinkSync(`/proc/${pid}/ns/net`);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The uplink namespace is held by a process of ours (`unshare -n`), not named under
+ * /run/netns: `ip netns add` would bind-mount /run/netns over the pods' netns files.
+ * Killing the holder destroys the namespace and with it the veth pair and the route.
+ */
+async function startUplink(): Promise<ChildProcess> {
+  ip(['link', 'del', HOST_IF]); // leftover of an interrupted run
+  const holder = spawn('unshare', ['--net', 'busybox', 'nc', '-ll', '-p', '8080', '-e', '/bin/echo', 'reached-uplink'], {
+    stdio: 'ignore',
+  });
+  const pid = String(holder.pid);
+  // Configure nothing until the holder really is in a new namespace: before that,
+  // "its" namespace is the host's.
+  const hostNs = readlinkSync('/proc/self/ns/net');
+  for (let i = 0; i < 50 && readNs(pid) === hostNs; i++) await sleep(100);
+  const ns = readNs(pid);
+  if (ns === undefined || ns === hostNs) {
+    holder.kill('SIGKILL');
+    throw new Error('the uplink namespace holder did not start');
+  }
+  const inNs = (args: string[]): void => {
+    const r = spawnSync('nsenter', ['-t', pid, '-n', 'ip', ...args], { encoding: 'utf8', timeout: 10_000 });
+    if (r.status !== 0) throw new Error(`ip ${args.join(' ')} in the uplink netns: ${r.stderr}`);
+  };
+  must(['link', 'add', HOST_IF, 'type', 'veth', 'peer', 'name', PEER_IF, 'netns', pid]);
+  spawnSync('sysctl', ['-qw', `net.ipv6.conf.${HOST_IF}.disable_ipv6=1`]);
+  must(['link', 'set', HOST_IF, 'up']);
+  inNs(['addr', 'add', `${UPLINK_IP}/24`, 'dev', PEER_IF]);
+  inNs(['link', 'set', PEER_IF, 'up']);
+  inNs(['link', 'set', 'lo', 'up']);
+  // Replies from the uplink go back over the veth, whatever the asker's address.
+  inNs(['route', 'add', 'default', 'dev', PEER_IF]);
+  must(['route', 'add', `${UPLINK_IP}/32`, 'dev', HOST_IF]);
+  return holder;
 }
 
 describe('e2e: FORWARD guard keeps pod traffic on the bridge', function () {
@@ -44,18 +83,7 @@ describe('e2e: FORWARD guard keeps pod traffic on the bridge', function () {
   let listener: ChildProcess | undefined;
 
   before(async () => {
-    teardownUplink(); // leftovers of an interrupted run
-    must(['netns', 'add', NETNS]);
-    must(['link', 'add', HOST_IF, 'type', 'veth', 'peer', 'name', PEER_IF, 'netns', NETNS]);
-    spawnSync('sysctl', ['-qw', `net.ipv6.conf.${HOST_IF}.disable_ipv6=1`]);
-    must(['link', 'set', HOST_IF, 'up']);
-    must(['-n', NETNS, 'addr', 'add', `${UPLINK_IP}/24`, 'dev', PEER_IF]);
-    must(['-n', NETNS, 'link', 'set', PEER_IF, 'up']);
-    must(['-n', NETNS, 'link', 'set', 'lo', 'up']);
-    must(['route', 'add', `${UPLINK_IP}/32`, 'dev', HOST_IF]);
-    listener = spawn('ip', ['netns', 'exec', NETNS, 'busybox', 'nc', '-ll', '-p', '8080', '-e', '/bin/echo', 'reached-uplink'], {
-      stdio: 'ignore',
-    });
+    listener = await startUplink();
     ({ ns, cleanup } = freshNamespace('e2e-guard'));
     await waitForServiceAccount(ns);
     apply(ns, [clientPod('client')]);
@@ -65,7 +93,7 @@ describe('e2e: FORWARD guard keeps pod traffic on the bridge', function () {
   after(() => {
     cleanup();
     listener?.kill('SIGKILL');
-    teardownUplink();
+    ip(['link', 'del', HOST_IF]);
   });
 
   it('the test uplink is routed into our own namespace, not eth0', () => {

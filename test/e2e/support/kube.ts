@@ -4,12 +4,12 @@
  * has a deadline and reports what it last saw, so a broken cluster fails a test, never hangs it.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readlinkSync } from 'node:fs';
+import { existsSync, readFileSync, readlinkSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { stringify } from 'yaml';
-import { demoKubeconfig, localBinDir, repoRoot } from '../../../hack/cluster/paths.js';
+import { demoKubeconfig, demoStateDir, localBinDir, repoRoot } from '../../../hack/cluster/paths.js';
 
 export { repoRoot };
 export const kubeconfig = process.env.WEFT_E2E_KUBECONFIG ?? demoKubeconfig;
@@ -18,6 +18,14 @@ function kubectlPath(): string {
   if (process.env.WEFT_E2E_KUBECTL !== undefined) return process.env.WEFT_E2E_KUBECTL;
   const link = join(localBinDir, 'kubectl');
   if (existsSync(link)) return readlinkSync(link);
+  // The link is rewritten by every up/down; the cluster's state names the bin dir too.
+  try {
+    const state = JSON.parse(readFileSync(join(demoStateDir, 'state.json'), 'utf8')) as { binDir?: string };
+    const bin = join(state.binDir ?? '', 'kubectl');
+    if (state.binDir !== undefined && existsSync(bin)) return bin;
+  } catch {
+    // no state: fall through
+  }
   throw new Error(`${link} is missing: run hack/local-cluster up (or hack/test-e2e.sh) first`);
 }
 
