@@ -20,7 +20,7 @@ import { randomBytes } from 'node:crypto';
 import { WeftError, errorMessage } from '../../pkg/errors/index.js';
 import { createLogger } from '../../pkg/log/index.js';
 import { ensureBinaries } from '../../hack/cluster/binaries.js';
-import { down, fmtMs, up, type ClusterOptions } from '../../hack/cluster/cluster.js';
+import { down, fmtMs, status, up, type ClusterOptions } from '../../hack/cluster/cluster.js';
 import { ENV } from './cluster.js';
 import { enterTest, markHooksLoaded, runCleanups } from './scope.js';
 
@@ -86,9 +86,13 @@ export async function mochaGlobalTeardown(): Promise<void> {
   const opts = started;
   started = undefined;
   if (opts === undefined) return;
+  // Peak RSS per component over the whole run: the figure to watch on a 2-core, shared box.
+  const peaks = ((await status(opts).catch(() => undefined)) ?? [])
+    .map((c) => `${c.name} ${Math.round((c.peakRssBytes ?? 0) / 1024 / 1024)} MB`)
+    .join(', ');
   const t0 = Date.now();
   await down(opts);
-  process.stderr.write(`test cluster: down in ${fmtMs(Date.now() - t0)}\n`);
+  process.stderr.write(`test cluster: down in ${fmtMs(Date.now() - t0)} (peak RSS: ${peaks})\n`);
 }
 
 async function cleanup(scope: 'test' | 'suite'): Promise<void> {
