@@ -85,7 +85,7 @@ describe('local cluster: the CRDs in crds/', function () {
       const [header = '', row = ''] = get.stdout.trim().split('\n');
       const storage = vs?.spec?.versions?.find((v) => v.storage === true);
       const columns = (storage?.additionalPrinterColumns ?? []).map((c) => c.name.toUpperCase());
-      expect(columns, 'the CRD declares printer columns').to.not.be.empty;
+      expect(columns.length, 'the CRD declares printer columns').to.be.above(0);
       expect(header.split(/\s{2,}/)).to.deep.equal(['NAME', ...columns]);
       expect(row).to.match(/^reviews\s+\["mesh"\]\s+\["reviews"\]\s+\d+s$/);
     });
