@@ -59,7 +59,14 @@ function stats(p: ProxyServer): string {
     );
   }
   for (const [k, v] of p.metrics.counters) lines.push(`${k}: ${v}`);
-  lines.push(`server.downstream_rq_active: ${p.inFlight()}`, `server.state: ${p.draining ? 'DRAINING' : 'LIVE'}`);
+  const mem = process.memoryUsage();
+  lines.push(
+    `server.downstream_rq_active: ${p.inFlight()}`,
+    `server.state: ${p.draining ? 'DRAINING' : 'LIVE'}`,
+    `server.memory_rss_bytes: ${mem.rss}`,
+    `server.memory_heap_used_bytes: ${mem.heapUsed}`,
+    `server.memory_heap_total_bytes: ${mem.heapTotal}`,
+  );
   return lines.join('\n') + '\n';
 }
 

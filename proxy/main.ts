@@ -8,7 +8,7 @@
 import { createLogger } from '../pkg/log/index.js';
 import { errorMessage } from '../pkg/errors/index.js';
 import { ProxyServer, type ProxyOptions } from './server.js';
-import { loadConfigFile } from './config/load.js';
+import { childMain, LOAD_SUBCOMMAND, loadConfigInChild } from './config/child.js';
 import { watchFile } from './config/watch.js';
 import type { ProxyConfig } from '../pkg/proxyconfig/types.js';
 
@@ -102,7 +102,14 @@ function withFlags(cfg: ProxyConfig, args: CliArgs): ProxyConfig {
   return { ...cfg, telemetry };
 }
 
+/** This module's own file: the config loader child re-runs it with LOAD_SUBCOMMAND. */
+const entry = process.argv[1] ?? '';
+
 export async function run(argv: string[]): Promise<number> {
+  if (argv[0] === LOAD_SUBCOMMAND && argv[1] !== undefined) {
+    await childMain(argv[1]);
+    return 0;
+  }
   const log = createLogger('proxy');
   let args: CliArgs;
   try {
@@ -123,7 +130,7 @@ export async function run(argv: string[]): Promise<number> {
   if (args.drainMs !== undefined) opts.drainMs = args.drainMs;
   const proxy = new ProxyServer(opts);
   try {
-    const loaded = await loadConfigFile(args.config);
+    const loaded = await loadConfigInChild(args.config, entry);
     for (const w of loaded.warnings) log.warn('Config warning', { warning: w });
     await proxy.apply(withFlags(loaded.config, args));
     await proxy.startAux();
@@ -134,7 +141,7 @@ export async function run(argv: string[]): Promise<number> {
   }
   const reload = async (): Promise<void> => {
     try {
-      const loaded = await loadConfigFile(args.config);
+      const loaded = await loadConfigInChild(args.config, entry);
       for (const w of loaded.warnings) log.warn('Config warning', { warning: w });
       await proxy.apply(withFlags(loaded.config, args));
     } catch (err) {

@@ -1,0 +1,92 @@
+// Fixed-rate (open-loop) HTTP/1.1 load generator, the part of wrk2 we need (wrk2 is not in
+// Debian). Requests are scheduled at exact intervals over C keep-alive connections; latency is
+// measured from the *scheduled* send time, so a stalled proxy cannot hide queueing delay
+// (coordinated omission corrected, as wrk2 does).
+//
+//   node loadgen.mjs URL HOST RATE CONNECTIONS SECONDS  → one JSON line on stdout
+import net from 'node:net';
+
+const [url, host, rateArg, connsArg, secsArg] = process.argv.slice(2);
+const { hostname, port, pathname } = new URL(url);
+const rate = Number(rateArg);
+const conns = Number(connsArg);
+const seconds = Number(secsArg);
+const request = Buffer.from(`GET ${pathname} HTTP/1.1\r\nHost: ${host}\r\nUser-Agent: weft-loadgen\r\n\r\n`);
+const latencies = [];
+let errors = 0;
+let non2xx = 0;
+const idle = [];
+const backlog = []; // scheduled times waiting for a free connection
+
+function connect() {
+  const s = net.connect({ host: hostname, port: Number(port), noDelay: true });
+  const c = { s, buf: Buffer.alloc(0), sentAt: 0, need: -1 };
+  s.on('connect', () => release(c));
+  s.on('data', (d) => {
+    c.buf = c.buf.length ? Buffer.concat([c.buf, d]) : d;
+    for (;;) {
+      if (c.need < 0) {
+        const end = c.buf.indexOf('\r\n\r\n');
+        if (end < 0) return;
+        const head = c.buf.toString('latin1', 0, end);
+        const m = /content-length:\s*(\d+)/i.exec(head);
+        if (!/^HTTP\/1\.1 2/.test(head)) non2xx++;
+        c.need = end + 4 + (m ? Number(m[1]) : 0);
+      }
+      if (c.buf.length < c.need) return;
+      c.buf = c.buf.subarray(c.need);
+      c.need = -1;
+      latencies.push(performance.now() - c.sentAt);
+      release(c);
+    }
+  });
+  s.on('error', () => errors++);
+  s.on('close', () => {
+    if (!stopped) connect();
+  });
+}
+
+function send(c, scheduled) {
+  c.sentAt = scheduled;
+  c.s.write(request);
+}
+
+function release(c) {
+  const next = backlog.shift();
+  if (next !== undefined) send(c, next);
+  else idle.push(c);
+}
+
+let stopped = false;
+for (let i = 0; i < conns; i++) connect();
+await new Promise((r) => setTimeout(r, 300));
+const start = performance.now();
+const interval = 1000 / rate;
+let sent = 0;
+const total = Math.floor(rate * seconds);
+await new Promise((resolve) => {
+  const tick = () => {
+    const now = performance.now();
+    while (sent < total && start + sent * interval <= now) {
+      const scheduled = start + sent * interval;
+      sent++;
+      const c = idle.pop();
+      if (c) send(c, scheduled);
+      else backlog.push(scheduled);
+    }
+    if (sent >= total) return resolve();
+    setTimeout(tick, 1);
+  };
+  tick();
+});
+// let the last responses arrive
+const deadline = performance.now() + 2000;
+while (latencies.length + errors < total && performance.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+stopped = true;
+const elapsed = (performance.now() - start) / 1000;
+latencies.sort((a, b) => a - b);
+const pct = (p) => latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))] ?? NaN;
+process.stdout.write(
+  JSON.stringify({ sent: total, completed: latencies.length, rps: latencies.length / elapsed, p50: pct(50), p90: pct(90), p99: pct(99), p999: pct(99.9), max: latencies.at(-1), errors, non2xx }) + '\n',
+);
+process.exit(0);
