@@ -882,6 +882,7 @@ function analyzeUnreachable(routes: AnyRoute[], kind: 'http' | 'tcp' | 'tls', r:
   let catchAll = -1;
   let catchAllReason = '';
   let catchAllRule = 'vs.unreachable.rule';
+  const prefixMatches: PrefixMatch[] = [];
   routes.forEach((route, i) => {
     const path = ['spec', kind, i];
     const name = route.name ? JSON.stringify(route.name) : `#${i}`;
@@ -915,7 +916,13 @@ function analyzeUnreachable(routes: AnyRoute[], kind: 'http' | 'tcp' | 'tls', r:
           'vs.unreachable.match',
         );
         duplicates++;
-      } else seen.set(key, i);
+      } else {
+        seen.set(key, i);
+        if (kind === 'http') {
+          const pm = prefixMatch(m as HTTPMatchRequest, name, j, i);
+          if (pm) prefixMatches.push(pm);
+        }
+      }
     });
     if (duplicates === matches.length)
       r.warn(
@@ -929,6 +936,85 @@ function analyzeUnreachable(routes: AnyRoute[], kind: 'http' | 'tcp' | 'tls', r:
       catchAllRule = 'vs.unreachable.afterCatchAll';
     }
   });
+  reportCoveredPrefixes(prefixMatches, r);
+}
+
+/** A prefix match reduced to what Istio compares for overlap (exact/prefix values only). */
+interface PrefixMatch {
+  rule: string;
+  match: string;
+  path: PathSegment[];
+  prefix: string;
+  port: number;
+  method: string;
+  authority: string;
+  headers: Map<string, string>;
+  queryParams: Map<string, string>;
+  withoutHeaders: Map<string, string>;
+}
+
+function exactOrPrefix(sm: StringMatch | undefined): string {
+  if (sm?.exact) return `exact:${sm.exact}`;
+  if (sm?.prefix) return `prefix:${sm.prefix}`;
+  return '';
+}
+
+function prefixMatch(m: HTTPMatchRequest, rule: string, j: number, i: number): PrefixMatch | undefined {
+  const prefix = m.uri?.prefix;
+  if (!prefix) return undefined;
+  const toMap = (x: Record<string, StringMatch> | undefined): Map<string, string> =>
+    new Map(Object.entries(x ?? {}).map(([k, v]) => [k, exactOrPrefix(v)]));
+  return {
+    rule,
+    match: m.name ? JSON.stringify(m.name) : `#${j}`,
+    path: ['spec', 'http', i, 'match', j],
+    prefix,
+    port: m.port ?? 0,
+    // Istio assumes GET when a match names no method.
+    method: exactOrPrefix(m.method) || 'exact:GET',
+    authority: exactOrPrefix(m.authority),
+    headers: toMap(m.headers),
+    queryParams: toMap(m.queryParams),
+    withoutHeaders: toMap(m.withoutHeaders),
+  };
+}
+
+/** Every value of `a` equals or starts with the value of `b` for the same key (Istio's test, kept as is). */
+function mapCovered(a: Map<string, string>, b: Map<string, string>): boolean {
+  if (a.size !== b.size) return false;
+  for (const [k, v] of a) {
+    const w = b.get(k);
+    if (w === undefined || (v !== w && !v.startsWith(w))) return false;
+  }
+  return true;
+}
+
+/** An earlier prefix match `a` that covers a later, longer prefix `b` with the same conditions. */
+function covers(a: PrefixMatch, b: PrefixMatch): boolean {
+  if (!b.prefix.startsWith(a.prefix) || a.port !== b.port) return false;
+  if (a.method !== b.method && !a.method.startsWith(b.method)) return false;
+  if (a.authority !== b.authority && !a.authority.startsWith(b.authority)) return false;
+  return (
+    mapCovered(a.headers, b.headers) &&
+    mapCovered(a.queryParams, b.queryParams) &&
+    mapCovered(a.withoutHeaders, b.withoutHeaders)
+  );
+}
+
+/** Istio's overlapping-prefix warning: `/debug` before `/debugs` makes the second unreachable. */
+function reportCoveredPrefixes(list: PrefixMatch[], r: Report): void {
+  for (let i = 0; i < list.length; i++) {
+    for (let j = i + 1; j < list.length; j++) {
+      const a = list[i];
+      const b = list[j];
+      if (!a || !b || a.prefix === b.prefix || !covers(a, b)) continue;
+      r.warn(
+        b.path,
+        `virtualService rule ${b.rule} match ${b.match} of prefix ${b.prefix} is not used (duplicate/overlapping match in rule ${a.match} of prefix ${a.prefix} on ${a.rule})`,
+        'vs.unreachable.match',
+      );
+    }
+  }
 }
 
 /** Match equality ignoring the match name and key order. */

@@ -445,6 +445,24 @@ const vsTop: Case[] = [
     ],
   },
   {
+    name: 'unreachable: a longer prefix after a shorter one with the same conditions (warning)',
+    obj: vs({
+      hosts: ['r'],
+      http: [
+        { name: 'a', match: [{ uri: { prefix: '/debug' } }], route: [{ destination: { host: 'r' } }] },
+        { name: 'b', match: [{ uri: { prefix: '/debugs' } }], route: [{ destination: { host: 'r' } }] },
+        {
+          name: 'c',
+          match: [{ uri: { prefix: '/debugz' }, headers: { x: { exact: '1' } } }],
+          route: [{ destination: { host: 'r' } }],
+        },
+      ],
+    }),
+    warnings: [
+      'spec.http[1].match[0]: virtualService rule "b" match #0 of prefix /debugs is not used (duplicate/overlapping match in rule #0 of prefix /debug on "a")',
+    ],
+  },
+  {
     name: 'weft: rule behind a catch-all prefix / (warning)',
     obj: vs({
       hosts: ['r'],
