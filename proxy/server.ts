@@ -70,6 +70,7 @@ export class ProxyServer {
     this.metrics = new MetricsRegistry({ workload: 'unknown', namespace: 'unknown', app: 'unknown', version: 'unknown' });
     this.log = opts.logger ?? createLogger('proxy');
     this.env = {
+      onClosed: () => this.inflight--,
       metrics: this.metrics,
       accessLog: new AccessLog((opts.accessLogSink ?? process.stdout) as never),
       rand: opts.rand ?? Math.random,
@@ -177,8 +178,7 @@ export class ProxyServer {
 
   private onRequest(live: LiveListener, req: IncomingMessage, res: ServerResponse): void {
     const cfg = this.current!;
-    this.inflight++;
-    res.once('close', () => this.inflight--);
+    this.inflight++; // decremented by the Exchange when the response closes
     if (this.draining) res.shouldKeepAlive = false;
     new Exchange(this.env, cfg, live.compiled as CompiledHttpListener, req, res).run();
   }

@@ -24,6 +24,8 @@ import { buildExplain } from './explain.js';
 type UpstreamHeaders = Record<string, string | string[] | undefined>;
 
 export interface RouterEnv {
+  /** Called once per request when its downstream response is closed (drain accounting). */
+  onClosed: () => void;
   metrics: MetricsRegistry;
   accessLog: AccessLog | null;
   rand: () => number;
@@ -141,7 +143,10 @@ export class Exchange {
   ) {}
 
   run(): void {
-    this.res.once('close', () => this.onDownstreamClose());
+    this.res.once('close', () => {
+      this.env.onClosed();
+      this.onDownstreamClose();
+    });
     const v = (this.view = requestView(this.req, this.listener.port));
     const vh = (this.vhost = findVHost(this.listener, v.authority));
     const sel = vh === null ? null : selectRoute(vh, v);
@@ -286,15 +291,20 @@ export class Exchange {
       this.res.writeHead(status, out);
     } catch (err) {
       controller.abort(err as Error);
-      return;
     }
-    this.res.on('drain', () => controller.resume());
   }
 
   onData(chunk: Buffer): void {
     if (this.discard) return;
     this.respBytes += chunk.length;
-    if (!this.res.write(chunk)) this.current?.controller?.pause();
+    if (!this.res.write(chunk)) {
+      // back-pressure from a slow client: stop reading the upstream until the client drains
+      const c = this.current?.controller;
+      if (c) {
+        c.pause();
+        this.res.once('drain', () => c.resume());
+      }
+    }
   }
 
   onEnd(): void {
