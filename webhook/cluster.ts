@@ -32,7 +32,11 @@ export class ClusterState {
     this.meshes = new Informer(client, { apiVersion: 'mesh.weft.dev/v1alpha1', kind: 'Mesh' }, log);
     this.index = new MeshIndex(meshKinds.length);
     this.kinds = meshKinds.map((def) => {
-      const inf = new Informer(client, { apiVersion: `${def.group}/${def.storageVersion}`, kind: def.kind }, log);
+      const inf = new Informer(
+        client,
+        { apiVersion: `${def.group}/${def.storageVersion}`, kind: def.kind },
+        log,
+      );
       inf.on((type, obj) => (type === 'delete' ? this.index.remove(obj) : this.index.upsert(obj)));
       void inf.hasSynced.then(() => this.index.markSynced());
       return inf;
@@ -53,7 +57,11 @@ export class ClusterState {
 
   /** Settings of the oldest Mesh (the operator keeps one active), or the defaults when there is none. */
   settings(): InjectionSettings {
-    const meshes = this.meshes.list().sort((a, b) => String(a.metadata.creationTimestamp).localeCompare(String(b.metadata.creationTimestamp)));
+    const meshes = this.meshes
+      .list()
+      .sort((a, b) =>
+        String(a.metadata.creationTimestamp).localeCompare(String(b.metadata.creationTimestamp)),
+      );
     const spec = meshes[0]?.spec as { injection?: MeshInjection } | undefined;
     return settingsFromMesh(spec?.injection, this.base);
   }
@@ -63,10 +71,16 @@ export class ClusterState {
     if (cached) return cached as unknown as Pick<V1Namespace, 'metadata'>;
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`no answer within ${NAMESPACE_GET_TIMEOUT_MS} ms`)), NAMESPACE_GET_TIMEOUT_MS);
+      timer = setTimeout(
+        () => reject(new Error(`no answer within ${NAMESPACE_GET_TIMEOUT_MS} ms`)),
+        NAMESPACE_GET_TIMEOUT_MS,
+      );
     });
     try {
-      const ns = await Promise.race([this.client.get<KubeObject>({ apiVersion: 'v1', kind: 'Namespace', name }), timeout]);
+      const ns = await Promise.race([
+        this.client.get<KubeObject>({ apiVersion: 'v1', kind: 'Namespace', name }),
+        timeout,
+      ]);
       return (ns ?? undefined) as Pick<V1Namespace, 'metadata'> | undefined;
     } catch (err) {
       // Failing the request (failurePolicy decides) beats silently skipping injection in a mesh namespace.

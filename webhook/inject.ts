@@ -3,7 +3,13 @@
  * the current mesh settings, runs the shared injector, and answers with the JSON Patch.
  */
 import type { V1Namespace, V1Pod } from '@kubernetes/client-node';
-import { allowed, denied, patched, type AdmissionRequest, type AdmissionResponse } from '../pkg/admission/index.js';
+import {
+  allowed,
+  denied,
+  patched,
+  type AdmissionRequest,
+  type AdmissionResponse,
+} from '../pkg/admission/index.js';
 import { isWeftError, WeftError } from '../pkg/errors/index.js';
 import { injectPod, type InjectionSettings } from '../pkg/inject/index.js';
 
@@ -20,7 +26,8 @@ export interface InjectHandlerOutcome {
   reason: string;
 }
 
-const isObj = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
+const isObj = (v: unknown): v is Record<string, unknown> =>
+  v !== null && typeof v === 'object' && !Array.isArray(v);
 
 function skipped(req: AdmissionRequest, reason: string): InjectHandlerOutcome {
   return { response: allowed(req.uid), verdict: 'allowed', result: 'skipped', reason };
@@ -32,7 +39,10 @@ export async function handleInject(req: AdmissionRequest, deps: InjectDeps): Pro
   if (req.subResource) return skipped(req, `subresource ${req.subResource}`);
   const obj = req.object;
   if (!isObj(obj) || !isObj(obj.spec) || !Array.isArray(obj.spec.containers)) {
-    throw new WeftError('WEFT_ADMISSION_MALFORMED', 'request.object: a Pod with spec.containers is required for CREATE');
+    throw new WeftError(
+      'WEFT_ADMISSION_MALFORMED',
+      'request.object: a Pod with spec.containers is required for CREATE',
+    );
   }
   const pod = obj as V1Pod;
   const nsName = req.namespace ?? pod.metadata?.namespace ?? 'default';
@@ -40,7 +50,12 @@ export async function handleInject(req: AdmissionRequest, deps: InjectDeps): Pro
   try {
     const out = injectPod(pod, namespace, deps.settings());
     if (!out.injected) return skipped(req, out.reason);
-    return { response: patched(req.uid, out.patch), verdict: 'patched', result: 'injected', reason: out.reason };
+    return {
+      response: patched(req.uid, out.patch),
+      verdict: 'patched',
+      result: 'injected',
+      reason: out.reason,
+    };
   } catch (err) {
     // A bad annotation is the user's to fix: say exactly which, and refuse the pod rather than
     // start it without the proxy they asked for.

@@ -36,7 +36,12 @@ function ensureCert(): string {
   }
   const now = new Date();
   const ca = createCA({ commonName: 'weft-local-webhook-ca', ttlMs: 365 * DAY, now });
-  const leaf = issueServing(ca, { commonName: '127.0.0.1', dnsNames: ['127.0.0.1', 'localhost'], ttlMs: 90 * DAY, now });
+  const leaf = issueServing(ca, {
+    commonName: '127.0.0.1',
+    dnsNames: ['127.0.0.1', 'localhost'],
+    ttlMs: 90 * DAY,
+    now,
+  });
   writeFileSync(file('ca.crt'), ca.certPem);
   writeFileSync(file('tls.key'), leaf.keyPem, { mode: 0o600 });
   writeFileSync(file('tls.crt'), leaf.certPem);
@@ -71,9 +76,22 @@ async function ensureProcess(ca: string): Promise<void> {
   const log = openSync(file('webhook.log'), 'a');
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', join(ROOT, 'webhook/main.ts'), `--port=${PORT}`, '--host=127.0.0.1', `--kubeconfig=${KUBECONFIG}`,
-      `--tls-dir=${STATE}`, '--mesh-namespace=weft-system'],
-    { cwd: ROOT, detached: true, stdio: ['ignore', 'ignore', log], env: { ...process.env, WEFT_LOG_FORMAT: 'text' } },
+    [
+      '--import',
+      'tsx',
+      join(ROOT, 'webhook/main.ts'),
+      `--port=${PORT}`,
+      '--host=127.0.0.1',
+      `--kubeconfig=${KUBECONFIG}`,
+      `--tls-dir=${STATE}`,
+      '--mesh-namespace=weft-system',
+    ],
+    {
+      cwd: ROOT,
+      detached: true,
+      stdio: ['ignore', 'ignore', log],
+      env: { ...process.env, WEFT_LOG_FORMAT: 'text' },
+    },
   );
   child.unref();
   writeFileSync(file('webhook.pid'), String(child.pid));
@@ -96,9 +114,15 @@ async function up(): Promise<void> {
     ...NAMES,
   });
   for (const cfg of configs) await client.apply(cfg as unknown as KubeObject, 'weft-start');
-  const demo = { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'demo', labels: { 'istio-injection': 'enabled' } } };
+  const demo = {
+    apiVersion: 'v1',
+    kind: 'Namespace',
+    metadata: { name: 'demo', labels: { 'istio-injection': 'enabled' } },
+  };
   await client.apply(demo as KubeObject, 'weft-start');
-  console.log(`webhook: serving on https://127.0.0.1:${PORT} (pid ${runningPid()}, log ${file('webhook.log')}); namespace demo is labelled istio-injection=enabled`);
+  console.log(
+    `webhook: serving on https://127.0.0.1:${PORT} (pid ${runningPid()}, log ${file('webhook.log')}); namespace demo is labelled istio-injection=enabled`,
+  );
 }
 
 async function down(): Promise<void> {
@@ -111,8 +135,16 @@ async function down(): Promise<void> {
   if (!existsSync(KUBECONFIG)) return;
   try {
     const client = KubeClient.fromFile(KUBECONFIG);
-    await client.delete({ apiVersion: 'admissionregistration.k8s.io/v1', kind: 'ValidatingWebhookConfiguration', name: NAMES.validatingName });
-    await client.delete({ apiVersion: 'admissionregistration.k8s.io/v1', kind: 'MutatingWebhookConfiguration', name: NAMES.mutatingName });
+    await client.delete({
+      apiVersion: 'admissionregistration.k8s.io/v1',
+      kind: 'ValidatingWebhookConfiguration',
+      name: NAMES.validatingName,
+    });
+    await client.delete({
+      apiVersion: 'admissionregistration.k8s.io/v1',
+      kind: 'MutatingWebhookConfiguration',
+      name: NAMES.mutatingName,
+    });
   } catch (err) {
     // The cluster may already be gone; its configurations went with it.
     console.log(`webhook: configurations not removed (${errorMessage(err)})`);

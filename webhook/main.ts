@@ -47,8 +47,10 @@ function options() {
     strict: true,
   });
   const port = Number(values.port);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--port: ${values.port} is not a port number`);
-  if (values['cross-object'] !== 'warn' && values['cross-object'] !== 'deny') throw new Error('--cross-object: must be warn or deny');
+  if (!Number.isInteger(port) || port < 0 || port > 65535)
+    throw new Error(`--port: ${values.port} is not a port number`);
+  if (values['cross-object'] !== 'warn' && values['cross-object'] !== 'deny')
+    throw new Error('--cross-object: must be warn or deny');
   const dir = values['tls-dir'];
   const certFile = dir ? `${dir.replace(/\/+$/, '')}/tls.crt` : values['tls-cert-file'];
   const keyFile = dir ? `${dir.replace(/\/+$/, '')}/tls.key` : values['tls-key-file'];
@@ -80,7 +82,9 @@ async function main(): Promise<void> {
   const base = baseSettings(opts['mesh-namespace'], opts['proxy-image']);
   const tls = new CertReloader(opts.certFile, opts.keyFile, log);
   tls.load();
-  const cluster = opts['no-cluster'] ? undefined : new ClusterState(clusterClient(opts.kubeconfig), base, log);
+  const cluster = opts['no-cluster']
+    ? undefined
+    : new ClusterState(clusterClient(opts.kubeconfig), base, log);
   cluster?.start();
   const index = cluster?.index ?? new MeshIndex(1);
   const app = createWebhookApp({
@@ -94,12 +98,20 @@ async function main(): Promise<void> {
     readiness: () => {
       const synced = cluster?.synced ?? { namespaces: true, mesh: true, index: false };
       // Injection needs namespace labels; validation works without the index (objects alone).
-      return { ready: tls.pair !== undefined && synced.namespaces, certificateNotAfter: tls.notAfter, ...synced };
+      return {
+        ready: tls.pair !== undefined && synced.namespaces,
+        certificateNotAfter: tls.notAfter,
+        ...synced,
+      };
     },
   });
   log.info('Compiled validation schemas', { ms: warmUpValidation() });
   const { server, port } = await listenHttps(app, { host: opts.host, port: opts.port, tls });
-  log.info('Serving admission webhooks', { address: `https://${opts.host}:${port}`, meshNamespace: base.meshNamespace, cluster: cluster !== undefined });
+  log.info('Serving admission webhooks', {
+    address: `https://${opts.host}:${port}`,
+    meshNamespace: base.meshNamespace,
+    cluster: cluster !== undefined,
+  });
   // Machine-readable line for scripts and tests that start us with --port 0.
   process.stdout.write(`listening ${port}\n`);
   const shutdown = (signal: string): void => {

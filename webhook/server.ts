@@ -7,7 +7,13 @@
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { describeRequest, parseAdmissionReview, review, type AdmissionRequest, type AdmissionResponse } from '../pkg/admission/index.js';
+import {
+  describeRequest,
+  parseAdmissionReview,
+  review,
+  type AdmissionRequest,
+  type AdmissionResponse,
+} from '../pkg/admission/index.js';
 import { ErrorCodes, errorMessage, isWeftError, type ErrorCode } from '../pkg/errors/index.js';
 import type { Logger } from '../pkg/log/index.js';
 import { handleInject, type InjectDeps } from './inject.js';
@@ -54,7 +60,10 @@ function sendError(res: Response, status: number, code: ErrorCode, message: stri
 function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new HttpError(504, 'WEFT_ADMISSION_TIMEOUT', `no verdict within ${ms} ms`)), ms);
+    timer = setTimeout(
+      () => reject(new HttpError(504, 'WEFT_ADMISSION_TIMEOUT', `no verdict within ${ms} ms`)),
+      ms,
+    );
   });
   return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
 }
@@ -90,13 +99,23 @@ function admit(opts: WebhookAppOptions, webhook: Webhook, run: (ar: AdmissionReq
       res.json(review(out.response));
       metrics.requests.inc({ webhook, kind: ar.kind.kind, operation: ar.operation, result: out.verdict });
       if (out.verdict === 'denied' && webhook === 'validate') metrics.denials.inc({ kind: ar.kind.kind });
-      if (webhook === 'inject') metrics.injections.inc({ result: out.result ?? 'skipped', reason: out.reason });
-      rlog.info('Admission reviewed', { verdict: out.verdict, reason: out.reason, durationMs: Math.round(stop() * 1e4) / 10 });
+      if (webhook === 'inject')
+        metrics.injections.inc({ result: out.result ?? 'skipped', reason: out.reason });
+      rlog.info('Admission reviewed', {
+        verdict: out.verdict,
+        reason: out.reason,
+        durationMs: Math.round(stop() * 1e4) / 10,
+      });
     } catch (err) {
       stop();
       metrics.requests.inc({ webhook, kind: ar.kind.kind, operation: ar.operation, result: 'error' });
-      const status = err instanceof HttpError ? err.status : isWeftError(err, 'WEFT_ADMISSION_MALFORMED') ? 400 : 500;
-      const code: ErrorCode = isWeftError(err) ? err.code : err instanceof HttpError ? err.code : 'WEFT_ADMISSION_MALFORMED';
+      const status =
+        err instanceof HttpError ? err.status : isWeftError(err, 'WEFT_ADMISSION_MALFORMED') ? 400 : 500;
+      const code: ErrorCode = isWeftError(err)
+        ? err.code
+        : err instanceof HttpError
+          ? err.code
+          : 'WEFT_ADMISSION_MALFORMED';
       rlog.warn('Admission failed', { status, error: errorMessage(err) });
       sendError(res, status, code, isWeftError(err) ? err.message : errorMessage(err));
     }
@@ -122,8 +141,14 @@ export function createWebhookApp(opts: WebhookAppOptions): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.use(express.json({ limit: opts.bodyLimitBytes ?? 3 * 1024 * 1024 }));
-  app.post('/validate', admit(opts, 'validate', async (ar) => handleValidate(ar, opts.validate)));
-  app.post('/inject', admit(opts, 'inject', (ar) => handleInject(ar, opts.inject)));
+  app.post(
+    '/validate',
+    admit(opts, 'validate', async (ar) => handleValidate(ar, opts.validate)),
+  );
+  app.post(
+    '/inject',
+    admit(opts, 'inject', (ar) => handleInject(ar, opts.inject)),
+  );
   app.get('/healthz', (_req, res) => {
     res.type('text/plain').send('ok\n');
   });
@@ -134,7 +159,14 @@ export function createWebhookApp(opts: WebhookAppOptions): express.Express {
   app.get('/metrics', async (_req, res) => {
     res.type(opts.metrics.registry.contentType).send(await opts.metrics.registry.metrics());
   });
-  app.use((_req: Request, res: Response) => sendError(res, 404, 'WEFT_ADMISSION_MALFORMED', 'no such endpoint (POST /validate, POST /inject, GET /healthz, /readyz, /metrics)'));
+  app.use((_req: Request, res: Response) =>
+    sendError(
+      res,
+      404,
+      'WEFT_ADMISSION_MALFORMED',
+      'no such endpoint (POST /validate, POST /inject, GET /healthz, /readyz, /metrics)',
+    ),
+  );
   app.use(errorHandler(opts.log));
   return app;
 }
@@ -146,7 +178,10 @@ export interface ListenOptions {
 }
 
 /** Starts HTTPS with the current key pair and swaps in new pairs as the files change. */
-export async function listenHttps(app: express.Express, opts: ListenOptions): Promise<{ server: Server; port: number }> {
+export async function listenHttps(
+  app: express.Express,
+  opts: ListenOptions,
+): Promise<{ server: Server; port: number }> {
   const pair = opts.tls.pair ?? opts.tls.load();
   const server = createServer({ ...pair, minVersion: 'TLSv1.2' }, app);
   // Slow or stuck clients are cut off instead of holding sockets forever; others are unaffected.

@@ -45,7 +45,9 @@ export class CertReloader {
       createSecureContext(pair);
       this.notAfter = new X509Certificate(pair.cert).validTo;
     } catch (err) {
-      throw new WeftError('WEFT_TLS_UNREADABLE', `${this.certFile} / ${this.keyFile}: ${errorMessage(err)}`, { cause: err });
+      throw new WeftError('WEFT_TLS_UNREADABLE', `${this.certFile} / ${this.keyFile}: ${errorMessage(err)}`, {
+        cause: err,
+      });
     }
     this.current = pair;
     return pair;
@@ -62,9 +64,14 @@ export class CertReloader {
         if (fingerprint(pair.cert) === before) return;
         this.reloads++;
         onChange(pair);
-        this.log.info('Reloaded serving certificate', { fingerprint: fingerprint(pair.cert), notAfter: this.notAfter });
+        this.log.info('Reloaded serving certificate', {
+          fingerprint: fingerprint(pair.cert),
+          notAfter: this.notAfter,
+        });
       } catch (err) {
-        this.log.warn('Serving certificate not reloaded; keeping the previous one', { error: errorMessage(err) });
+        this.log.warn('Serving certificate not reloaded; keeping the previous one', {
+          error: errorMessage(err),
+        });
       }
     };
     watchFile(this.certFile, { interval: this.intervalMs, persistent: false }, reload);

@@ -6,7 +6,13 @@ import { isDeepStrictEqual } from 'node:util';
 import { findKind } from '../pkg/api/registry.js';
 import { allowed, denied, type AdmissionRequest, type AdmissionResponse } from '../pkg/admission/index.js';
 import { WeftError } from '../pkg/errors/index.js';
-import { analyzeObjects, validateObject, type Finding, type ObjectFinding, type ObjectRef } from '../pkg/validation/index.js';
+import {
+  analyzeObjects,
+  validateObject,
+  type Finding,
+  type ObjectFinding,
+  type ObjectRef,
+} from '../pkg/validation/index.js';
 import { MeshIndex } from './mesh-index.js';
 
 export interface ValidateDeps {
@@ -44,14 +50,20 @@ function refOf(obj: Obj, req: AdmissionRequest): ObjectRef {
 export function denialMessage(ref: ObjectRef, errors: readonly Finding[]): string {
   const where = ref.namespace ? `${ref.namespace}/${ref.name}` : ref.name;
   const msg = `${ref.kind} ${where}: ${errors.map((e) => `${e.path}: ${e.message}`).join('; ')}`;
-  return msg.length <= MAX_MESSAGE ? msg : `${msg.slice(0, MAX_MESSAGE)}... (truncated; run weftctl validate for the full list)`;
+  return msg.length <= MAX_MESSAGE
+    ? msg
+    : `${msg.slice(0, MAX_MESSAGE)}... (truncated; run weftctl validate for the full list)`;
 }
 
 const warningText = (f: Finding): string => `${f.path}: ${f.message}`;
 
 function involves(f: ObjectFinding, key: string | undefined): boolean {
   const k = (r: ObjectRef): string | undefined =>
-    MeshIndex.key({ apiVersion: r.apiVersion, kind: r.kind, metadata: { name: r.name, namespace: r.namespace } });
+    MeshIndex.key({
+      apiVersion: r.apiVersion,
+      kind: r.kind,
+      metadata: { name: r.name, namespace: r.namespace },
+    });
   return k(f.object) === key || (f.related ?? []).some((r) => k(r) === key);
 }
 
@@ -63,7 +75,9 @@ function crossObjectFindings(obj: Obj, deps: ValidateDeps): ObjectFinding[] {
 }
 
 function specUnchanged(req: AdmissionRequest, obj: Obj): boolean {
-  return req.operation === 'UPDATE' && isObj(req.oldObject) && isDeepStrictEqual(req.oldObject.spec, obj.spec);
+  return (
+    req.operation === 'UPDATE' && isObj(req.oldObject) && isDeepStrictEqual(req.oldObject.spec, obj.spec)
+  );
 }
 
 export function handleValidate(req: AdmissionRequest, deps: ValidateDeps): ValidateOutcome {
@@ -71,7 +85,8 @@ export function handleValidate(req: AdmissionRequest, deps: ValidateDeps): Valid
     return { response: allowed(req.uid), verdict: 'allowed', reason: `${req.operation} not validated` };
   }
   const obj = req.object;
-  if (!isObj(obj)) throw new WeftError('WEFT_ADMISSION_MALFORMED', `request.object: required for ${req.operation}`);
+  if (!isObj(obj))
+    throw new WeftError('WEFT_ADMISSION_MALFORMED', `request.object: required for ${req.operation}`);
   const kind = typeof obj.kind === 'string' ? obj.kind : '';
   if (!findKind(typeof obj.apiVersion === 'string' ? obj.apiVersion : '', kind)) {
     // The webhook configuration only sends weft's kinds; anything else is a misconfiguration, and
@@ -85,12 +100,17 @@ export function handleValidate(req: AdmissionRequest, deps: ValidateDeps): Valid
   const crossWarnings = cross.filter((f) => !crossErrors.includes(f));
   const errors: Finding[] = [...result.errors, ...crossErrors];
   const warnings = [...result.warnings, ...crossWarnings].map(warningText);
-  if (errors.length === 0) return { response: allowed(req.uid, warnings), verdict: 'allowed', reason: 'valid' };
+  if (errors.length === 0)
+    return { response: allowed(req.uid, warnings), verdict: 'allowed', reason: 'valid' };
   if (specUnchanged(req, obj)) {
     // An object stored before the webhook existed must stay deletable: metadata-only updates
     // (finalizers, labels) pass, and the problems come back as warnings.
     const stale = errors.map((e) => `existing spec is invalid: ${warningText(e)}`);
-    return { response: allowed(req.uid, [...stale, ...warnings]), verdict: 'allowed', reason: 'spec unchanged' };
+    return {
+      response: allowed(req.uid, [...stale, ...warnings]),
+      verdict: 'allowed',
+      reason: 'spec unchanged',
+    };
   }
   const response = denied(req.uid, denialMessage(refOf(obj, req), errors), warnings);
   return { response, verdict: 'denied', reason: `${errors.length} error(s)` };

@@ -21,16 +21,26 @@ const DURATION = Number(process.env.DURATION ?? 30);
 const WARMUP = Number(process.env.WARMUP ?? 3);
 const BURST_SECONDS = 5;
 const BURST_CONCURRENCY = 16;
-if (!(RATE > 0 && RATE <= 2000 && DURATION > 0 && DURATION <= 300)) throw new Error('RATE must be 1..2000 and DURATION 1..300');
+if (!(RATE > 0 && RATE <= 2000 && DURATION > 0 && DURATION <= 300))
+  throw new Error('RATE must be 1..2000 and DURATION 1..300');
 
 let uid = 0;
 function review(object: Record<string, unknown>): string {
-  const [group, version] = String(object.apiVersion).includes('/') ? String(object.apiVersion).split('/') : ['', String(object.apiVersion)];
+  const [group, version] = String(object.apiVersion).includes('/')
+    ? String(object.apiVersion).split('/')
+    : ['', String(object.apiVersion)];
   const meta = object.metadata as { name: string; namespace: string };
   return JSON.stringify({
     apiVersion: 'admission.k8s.io/v1',
     kind: 'AdmissionReview',
-    request: { uid: `bench-${++uid}`, kind: { group, version, kind: object.kind }, operation: 'CREATE', name: meta.name, namespace: meta.namespace, object },
+    request: {
+      uid: `bench-${++uid}`,
+      kind: { group, version, kind: object.kind },
+      operation: 'CREATE',
+      name: meta.name,
+      namespace: meta.namespace,
+      object,
+    },
   });
 }
 
@@ -42,9 +52,22 @@ const virtualService = {
   spec: {
     hosts: ['reviews'],
     http: [
-      { match: [{ headers: { 'end-user': { exact: 'jason' } } }], route: [{ destination: { host: 'reviews', subset: 'v2' } }] },
-      { match: [{ uri: { prefix: '/api/v1' } }], timeout: '5s', retries: { attempts: 3, perTryTimeout: '1s' }, route: [{ destination: { host: 'reviews', subset: 'v3' } }] },
-      { route: [{ destination: { host: 'reviews', subset: 'v1' }, weight: 90 }, { destination: { host: 'reviews', subset: 'v3' }, weight: 10 }] },
+      {
+        match: [{ headers: { 'end-user': { exact: 'jason' } } }],
+        route: [{ destination: { host: 'reviews', subset: 'v2' } }],
+      },
+      {
+        match: [{ uri: { prefix: '/api/v1' } }],
+        timeout: '5s',
+        retries: { attempts: 3, perTryTimeout: '1s' },
+        route: [{ destination: { host: 'reviews', subset: 'v3' } }],
+      },
+      {
+        route: [
+          { destination: { host: 'reviews', subset: 'v1' }, weight: 90 },
+          { destination: { host: 'reviews', subset: 'v3' }, weight: 10 },
+        ],
+      },
     ],
   },
 };
@@ -56,7 +79,12 @@ const pod = {
   metadata: {
     generateName: 'reviews-v1-7d9f8c6b5-',
     namespace: 'bookinfo',
-    labels: { app: 'reviews', version: 'v1', 'pod-template-hash': '7d9f8c6b5', 'sidecar.istio.io/inject': 'true' },
+    labels: {
+      app: 'reviews',
+      version: 'v1',
+      'pod-template-hash': '7d9f8c6b5',
+      'sidecar.istio.io/inject': 'true',
+    },
     annotations: { 'traffic.sidecar.istio.io/excludeOutboundPorts': '5432' },
   },
   spec: {
@@ -87,13 +115,28 @@ async function startServer(dir: string): Promise<Server> {
   writeFileSync(join(dir, 'tls.crt'), leaf.certPem);
   writeFileSync(join(dir, 'tls.key'), leaf.keyPem);
   const log = openSync(join(dir, 'webhook.log'), 'w');
-  const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'webhook/main.ts'), '--no-cluster', '--port=0', '--host=127.0.0.1', `--tls-dir=${dir}`], {
-    cwd: ROOT,
-    stdio: ['ignore', 'pipe', log],
-  });
+  const child = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      join(ROOT, 'webhook/main.ts'),
+      '--no-cluster',
+      '--port=0',
+      '--host=127.0.0.1',
+      `--tls-dir=${dir}`,
+    ],
+    {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', log],
+    },
+  );
   const port = await new Promise<number>((ok, fail) => {
     let out = '';
-    const timer = setTimeout(() => fail(new Error(`webhook did not start; see ${join(dir, 'webhook.log')}`)), 30_000);
+    const timer = setTimeout(
+      () => fail(new Error(`webhook did not start; see ${join(dir, 'webhook.log')}`)),
+      30_000,
+    );
     child.stdout!.setEncoding('utf8').on('data', (c: string) => {
       out += c;
       const m = /listening (\d+)/.exec(out);
@@ -117,10 +160,22 @@ async function startServer(dir: string): Promise<Server> {
 
 function post(agent: Agent, port: number, path: string, body: string): Promise<number> {
   return new Promise((ok, fail) => {
-    const req = request({ host: '127.0.0.1', port, path, method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } }, (res) => {
-      res.resume();
-      res.on('end', () => (res.statusCode === 200 ? ok(res.statusCode) : fail(new Error(`HTTP ${res.statusCode}`))));
-    });
+    const req = request(
+      {
+        host: '127.0.0.1',
+        port,
+        path,
+        method: 'POST',
+        agent,
+        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+      },
+      (res) => {
+        res.resume();
+        res.on('end', () =>
+          res.statusCode === 200 ? ok(res.statusCode) : fail(new Error(`HTTP ${res.statusCode}`)),
+        );
+      },
+    );
     req.setTimeout(10_000, () => req.destroy(new Error('timeout')));
     req.on('error', fail);
     req.end(body);
@@ -132,7 +187,14 @@ function percentile(sorted: number[], p: number): number {
 }
 
 /** Open loop at `rate` for `seconds`; latency from each request's scheduled start. */
-async function fixedRate(agent: Agent, port: number, path: string, make: () => string, rate: number, seconds: number): Promise<{ lat: number[]; errors: number }> {
+async function fixedRate(
+  agent: Agent,
+  port: number,
+  path: string,
+  make: () => string,
+  rate: number,
+  seconds: number,
+): Promise<{ lat: number[]; errors: number }> {
   const total = Math.round(rate * seconds);
   const interval = 1000 / rate;
   const start = performance.now();
@@ -204,15 +266,24 @@ async function main(): Promise<void> {
     rmSync(dir, { recursive: true, force: true });
   }
   const loadAfter = loadavg()[0]!.toFixed(2);
-  console.log(`\nadmission latency at ${RATE} req/s over ${DURATION} s, HTTPS keep-alive on loopback, ${cpus().length} cores, node ${process.version}, logs at info`);
-  console.log(`1-min load average: ${loadBefore} before, ${loadAfter} after (above ~1 means other processes competed for the CPUs)`);
+  console.log(
+    `\nadmission latency at ${RATE} req/s over ${DURATION} s, HTTPS keep-alive on loopback, ${cpus().length} cores, node ${process.version}, logs at info`,
+  );
+  console.log(
+    `1-min load average: ${loadBefore} before, ${loadAfter} after (above ~1 means other processes competed for the CPUs)`,
+  );
   console.log('webhook   p50 ms   p90 ms   p99 ms   max ms   errors   ceiling req/s (16 in flight)');
   for (const r of results) {
-    console.log(`${String(r.webhook).padEnd(9)} ${String(r.p50_ms).padStart(6)}   ${String(r.p90_ms).padStart(6)}   ${String(r.p99_ms).padStart(6)}   ${String(r.max_ms).padStart(6)}   ${String(r.errors).padStart(6)}   ${r.closed_loop_req_per_s}`);
+    console.log(
+      `${String(r.webhook).padEnd(9)} ${String(r.p50_ms).padStart(6)}   ${String(r.p90_ms).padStart(6)}   ${String(r.p99_ms).padStart(6)}   ${String(r.max_ms).padStart(6)}   ${String(r.errors).padStart(6)}   ${r.closed_loop_req_per_s}`,
+    );
   }
   const target = results.every((r) => (r.p99_ms as number) < 10);
   console.log(`target p99 < 10 ms: ${target ? 'met' : 'MISSED'}`);
-  writeFileSync(join(ROOT, 'bench/admission/last-run.json'), `${JSON.stringify({ date: new Date().toISOString(), rate: RATE, duration: DURATION, loadBefore, loadAfter, results }, null, 2)}\n`);
+  writeFileSync(
+    join(ROOT, 'bench/admission/last-run.json'),
+    `${JSON.stringify({ date: new Date().toISOString(), rate: RATE, duration: DURATION, loadBefore, loadAfter, results }, null, 2)}\n`,
+  );
 }
 
 main().catch((err: unknown) => {

@@ -10,7 +10,12 @@ import { readFileSync } from 'node:fs';
 import { parseAllDocuments, stringify } from 'yaml';
 import type { Mesh } from '../../pkg/api/mesh.js';
 import { errorMessage, WeftError } from '../../pkg/errors/index.js';
-import { DEFAULT_INJECTION_SETTINGS, injectManifests, settingsFromMesh, type InjectionSettings } from '../../pkg/inject/index.js';
+import {
+  DEFAULT_INJECTION_SETTINGS,
+  injectManifests,
+  settingsFromMesh,
+  type InjectionSettings,
+} from '../../pkg/inject/index.js';
 import type { CommandIO } from '../command.js';
 import { readInputs } from '../input.js';
 import { EXIT_INPUT, EXIT_INVALID, EXIT_OK } from '../report.js';
@@ -47,7 +52,8 @@ function parse(argv: string[]): KubeInjectArgs {
     const inline = eq > 0 ? arg.slice(eq + 1) : undefined;
     const value = (): string => {
       const v = inline ?? argv[++i];
-      if (v === undefined || v === '') throw new WeftError('WEFT_INPUT_UNREADABLE', `${flag} needs a value\n\n${kubeInjectUsage}`);
+      if (v === undefined || v === '')
+        throw new WeftError('WEFT_INPUT_UNREADABLE', `${flag} needs a value\n\n${kubeInjectUsage}`);
       return v;
     };
     if (flag === '-f' || flag === '--filename') args.files.push(value());
@@ -56,17 +62,28 @@ function parse(argv: string[]): KubeInjectArgs {
     else if (flag === '--proxy-image') args.proxyImage = value();
     else if (flag === '--native-sidecar') {
       const v = value();
-      if (v !== 'true' && v !== 'false') throw new WeftError('WEFT_INPUT_UNREADABLE', `--native-sidecar must be true or false (got ${JSON.stringify(v)})`);
+      if (v !== 'true' && v !== 'false')
+        throw new WeftError(
+          'WEFT_INPUT_UNREADABLE',
+          `--native-sidecar must be true or false (got ${JSON.stringify(v)})`,
+        );
       args.nativeSidecar = v === 'true';
     } else if (flag === '-h' || flag === '--help') args.help = true;
-    else throw new WeftError('WEFT_INPUT_UNREADABLE', `unknown argument ${JSON.stringify(arg)}\n\n${kubeInjectUsage}`);
+    else
+      throw new WeftError(
+        'WEFT_INPUT_UNREADABLE',
+        `unknown argument ${JSON.stringify(arg)}\n\n${kubeInjectUsage}`,
+      );
   }
-  if (!args.help && args.files.length === 0) throw new WeftError('WEFT_INPUT_UNREADABLE', `-f FILE|DIR|- is required\n\n${kubeInjectUsage}`);
+  if (!args.help && args.files.length === 0)
+    throw new WeftError('WEFT_INPUT_UNREADABLE', `-f FILE|DIR|- is required\n\n${kubeInjectUsage}`);
   return args;
 }
 
 function meshFrom(file: string): Mesh {
-  const docs = parseAllDocuments(readFileSync(file, 'utf8')).map((d) => d.toJS({ maxAliasCount: 100 }) as unknown);
+  const docs = parseAllDocuments(readFileSync(file, 'utf8')).map(
+    (d) => d.toJS({ maxAliasCount: 100 }) as unknown,
+  );
   const mesh = docs.find((d): d is Mesh => (d as { kind?: unknown } | null)?.kind === 'Mesh');
   if (!mesh) throw new WeftError('WEFT_NOT_AN_OBJECT', `${file} holds no Mesh`);
   return mesh;
@@ -100,9 +117,13 @@ export function runKubeInject(argv: string[], io: CommandIO): number {
   for (const p of inputs.problems) io.stderr(`${p.source}: ${p.code}: ${p.message}\n`);
   if (inputs.problems.length > 0) return EXIT_INPUT;
   try {
-    const { objects, results } = injectManifests(inputs.documents.map((d) => d.value), settings);
+    const { objects, results } = injectManifests(
+      inputs.documents.map((d) => d.value),
+      settings,
+    );
     for (const r of results) {
-      if (!r.injected) io.stderr(`${r.kind} ${r.namespace ? `${r.namespace}/` : ''}${r.name}: not injected (${r.reason})\n`);
+      if (!r.injected)
+        io.stderr(`${r.kind} ${r.namespace ? `${r.namespace}/` : ''}${r.name}: not injected (${r.reason})\n`);
     }
     io.stdout(objects.map((o) => stringify(o, { lineWidth: 0 })).join('---\n'));
     return EXIT_OK;

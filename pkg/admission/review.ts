@@ -87,8 +87,13 @@ export function parseAdmissionReview(body: unknown): AdmissionRequest {
   if (typeof req.operation !== 'string' || !OPERATIONS.has(req.operation)) {
     throw malformed('request.operation', 'must be CREATE, UPDATE, DELETE or CONNECT');
   }
-  if (req.dryRun !== undefined && typeof req.dryRun !== 'boolean') throw malformed('request.dryRun', 'must be a boolean');
-  const out: AdmissionRequest = { uid: req.uid, kind: parseKind(req.kind), operation: req.operation as AdmissionRequest['operation'] };
+  if (req.dryRun !== undefined && typeof req.dryRun !== 'boolean')
+    throw malformed('request.dryRun', 'must be a boolean');
+  const out: AdmissionRequest = {
+    uid: req.uid,
+    kind: parseKind(req.kind),
+    operation: req.operation as AdmissionRequest['operation'],
+  };
   const name = optionalString(req, 'name');
   const namespace = optionalString(req, 'namespace');
   const subResource = optionalString(req, 'subResource');
@@ -132,12 +137,21 @@ export function allowed(uid: string, warnings?: readonly string[]): AdmissionRes
 }
 
 /** 403 Forbidden: kubectl prints `Error from server (Forbidden): ... denied the request: <message>`. */
-export function denied(uid: string, message: string, warnings?: readonly string[], code = 403): AdmissionResponse {
+export function denied(
+  uid: string,
+  message: string,
+  warnings?: readonly string[],
+  code = 403,
+): AdmissionResponse {
   const reason = code === 400 ? 'BadRequest' : 'Forbidden';
   return withWarnings({ uid, allowed: false, status: { code, message, reason } }, warnings);
 }
 
-export function patched(uid: string, patch: readonly Operation[], warnings?: readonly string[]): AdmissionResponse {
+export function patched(
+  uid: string,
+  patch: readonly Operation[],
+  warnings?: readonly string[],
+): AdmissionResponse {
   if (patch.length === 0) return allowed(uid, warnings);
   const resp: AdmissionResponse = {
     uid,
@@ -155,6 +169,12 @@ export function review(response: AdmissionResponse): AdmissionReview {
 /** `VirtualService default/reviews` (or `Mesh default` when cluster-scoped), for messages and logs. */
 export function describeRequest(req: AdmissionRequest): string {
   const meta = isObj(req.object) && isObj(req.object.metadata) ? req.object.metadata : {};
-  const name = req.name ?? (typeof meta.name === 'string' ? meta.name : typeof meta.generateName === 'string' ? `${meta.generateName}*` : '');
+  const name =
+    req.name ??
+    (typeof meta.name === 'string'
+      ? meta.name
+      : typeof meta.generateName === 'string'
+        ? `${meta.generateName}*`
+        : '');
   return `${req.kind.kind} ${req.namespace ? `${req.namespace}/` : ''}${name}`;
 }

@@ -57,11 +57,22 @@ export interface WebhookConfigOptions {
   kinds?: readonly KindDefinition[];
 }
 
-function clientConfig(target: WebhookTarget, path: string, caBundle: string | undefined): AdmissionregistrationV1WebhookClientConfig {
+function clientConfig(
+  target: WebhookTarget,
+  path: string,
+  caBundle: string | undefined,
+): AdmissionregistrationV1WebhookClientConfig {
   const cfg: AdmissionregistrationV1WebhookClientConfig =
     'url' in target
       ? { url: `${target.url.replace(/\/+$/, '')}${path}` }
-      : { service: { namespace: target.service.namespace, name: target.service.name, path, port: target.service.port ?? 443 } };
+      : {
+          service: {
+            namespace: target.service.namespace,
+            name: target.service.name,
+            path,
+            port: target.service.port ?? 443,
+          },
+        };
   if (caBundle !== undefined) cfg.caBundle = caBundle;
   return cfg;
 }
@@ -72,9 +83,17 @@ function notIn(key: string, values: string[]): V1LabelSelectorRequirement {
 
 /** One rule per API group, covering every served version of that group's kinds. */
 export function validationRules(kinds: readonly KindDefinition[]): V1RuleWithOperations[] {
-  const groups = new Map<string, { versions: Set<string>; resources: Set<string>; clusterScoped: boolean; namespaced: boolean }>();
+  const groups = new Map<
+    string,
+    { versions: Set<string>; resources: Set<string>; clusterScoped: boolean; namespaced: boolean }
+  >();
   for (const def of kinds) {
-    const g = groups.get(def.group) ?? { versions: new Set(), resources: new Set(), clusterScoped: false, namespaced: false };
+    const g = groups.get(def.group) ?? {
+      versions: new Set(),
+      resources: new Set(),
+      clusterScoped: false,
+      namespaced: false,
+    };
     for (const v of def.versions) g.versions.add(v);
     g.resources.add(def.plural);
     if (def.scope === 'Cluster') g.clusterScoped = true;
@@ -90,14 +109,24 @@ export function validationRules(kinds: readonly KindDefinition[]): V1RuleWithOpe
   }));
 }
 
-function metadata(name: string, labels: Record<string, string> | undefined): { name: string; labels: Record<string, string> } {
+function metadata(
+  name: string,
+  labels: Record<string, string> | undefined,
+): { name: string; labels: Record<string, string> } {
   return {
     name,
-    labels: { 'app.kubernetes.io/name': 'weft', 'app.kubernetes.io/component': 'webhook', 'app.kubernetes.io/part-of': 'weft', ...labels },
+    labels: {
+      'app.kubernetes.io/name': 'weft',
+      'app.kubernetes.io/component': 'webhook',
+      'app.kubernetes.io/part-of': 'weft',
+      ...labels,
+    },
   };
 }
 
-export function buildValidatingWebhookConfiguration(opts: WebhookConfigOptions): V1ValidatingWebhookConfiguration {
+export function buildValidatingWebhookConfiguration(
+  opts: WebhookConfigOptions,
+): V1ValidatingWebhookConfiguration {
   const webhook: V1ValidatingWebhook = {
     name: VALIDATING_WEBHOOK_NAME,
     admissionReviewVersions: ['v1'],
@@ -105,7 +134,12 @@ export function buildValidatingWebhookConfiguration(opts: WebhookConfigOptions):
     failurePolicy: 'Fail',
     matchPolicy: 'Equivalent',
     // System namespaces never hold mesh config; skipping them keeps a broken webhook from blocking them.
-    namespaceSelector: { matchExpressions: [notIn('kubernetes.io/metadata.name', [...SYSTEM_NAMESPACES]), notIn(OPT_OUT_LABEL, ['disabled'])] },
+    namespaceSelector: {
+      matchExpressions: [
+        notIn('kubernetes.io/metadata.name', [...SYSTEM_NAMESPACES]),
+        notIn(OPT_OUT_LABEL, ['disabled']),
+      ],
+    },
     objectSelector: {},
     rules: validationRules(opts.kinds ?? kindDefinitions),
     sideEffects: 'None',
@@ -127,33 +161,60 @@ export function buildValidatingWebhookConfiguration(opts: WebhookConfigOptions):
  *   - namespace `weft.dev/inject=enabled|true` (unless istio-injection is set), pod not opted out
  *   - namespace with neither label, pod label `sidecar.istio.io/inject=true`
  */
-function injectionSelectors(opts: WebhookConfigOptions): { suffix: string; ns: V1LabelSelectorRequirement[]; pod: V1LabelSelector }[] {
-  const never = [...SYSTEM_NAMESPACES, opts.meshNamespace, ...(opts.webhookNamespace ? [opts.webhookNamespace] : [])];
-  const base = [notIn('kubernetes.io/metadata.name', [...new Set(never)]), notIn(OPT_OUT_LABEL, ['disabled'])];
+function injectionSelectors(
+  opts: WebhookConfigOptions,
+): { suffix: string; ns: V1LabelSelectorRequirement[]; pod: V1LabelSelector }[] {
+  const never = [
+    ...SYSTEM_NAMESPACES,
+    opts.meshNamespace,
+    ...(opts.webhookNamespace ? [opts.webhookNamespace] : []),
+  ];
+  const base = [
+    notIn('kubernetes.io/metadata.name', [...new Set(never)]),
+    notIn(OPT_OUT_LABEL, ['disabled']),
+  ];
   // weft's own pods (gateways already run the proxy) are never sent to the injector.
   const notWeft = notIn('app.kubernetes.io/part-of', ['weft']);
-  const podNotOptedOut: V1LabelSelector = { matchExpressions: [notIn('sidecar.istio.io/inject', ['false']), notWeft] };
-  const podOptedIn: V1LabelSelector = { matchExpressions: [{ key: 'sidecar.istio.io/inject', operator: 'In', values: ['true'] }, notWeft] };
+  const podNotOptedOut: V1LabelSelector = {
+    matchExpressions: [notIn('sidecar.istio.io/inject', ['false']), notWeft],
+  };
+  const podOptedIn: V1LabelSelector = {
+    matchExpressions: [{ key: 'sidecar.istio.io/inject', operator: 'In', values: ['true'] }, notWeft],
+  };
   return [
     {
       suffix: 'namespace',
-      ns: [...base, { key: 'istio-injection', operator: 'In', values: ['enabled'] }, notIn('weft.dev/inject', ['disabled', 'false'])],
+      ns: [
+        ...base,
+        { key: 'istio-injection', operator: 'In', values: ['enabled'] },
+        notIn('weft.dev/inject', ['disabled', 'false']),
+      ],
       pod: podNotOptedOut,
     },
     {
       suffix: 'weft-namespace',
-      ns: [...base, { key: 'weft.dev/inject', operator: 'In', values: ['enabled', 'true'] }, notIn('istio-injection', ['enabled', 'disabled'])],
+      ns: [
+        ...base,
+        { key: 'weft.dev/inject', operator: 'In', values: ['enabled', 'true'] },
+        notIn('istio-injection', ['enabled', 'disabled']),
+      ],
       pod: podNotOptedOut,
     },
     {
       suffix: 'object',
-      ns: [...base, notIn('istio-injection', ['enabled', 'disabled']), notIn('weft.dev/inject', ['enabled', 'true', 'disabled', 'false'])],
+      ns: [
+        ...base,
+        notIn('istio-injection', ['enabled', 'disabled']),
+        notIn('weft.dev/inject', ['enabled', 'true', 'disabled', 'false']),
+      ],
       pod: opts.enableNamespacesByDefault ? podNotOptedOut : podOptedIn,
     },
   ];
 }
 
-export function buildMutatingWebhookConfiguration(opts: WebhookConfigOptions): V1MutatingWebhookConfiguration {
+export function buildMutatingWebhookConfiguration(
+  opts: WebhookConfigOptions,
+): V1MutatingWebhookConfiguration {
   const webhooks: V1MutatingWebhook[] = injectionSelectors(opts).map((sel) => ({
     name: `${sel.suffix}.sidecar-injector.weft.dev`,
     admissionReviewVersions: ['v1'],
@@ -163,7 +224,8 @@ export function buildMutatingWebhookConfiguration(opts: WebhookConfigOptions): V
     matchConditions: [
       {
         name: 'not-already-injected',
-        expression: "!has(object.metadata.annotations) || !('sidecar.istio.io/status' in object.metadata.annotations)",
+        expression:
+          "!has(object.metadata.annotations) || !('sidecar.istio.io/status' in object.metadata.annotations)",
       },
     ],
     matchPolicy: 'Equivalent',
@@ -171,7 +233,15 @@ export function buildMutatingWebhookConfiguration(opts: WebhookConfigOptions): V
     objectSelector: sel.pod,
     // Another mutator may add containers after us; IfNeeded lets us see the final pod (idempotent by the status annotation).
     reinvocationPolicy: 'IfNeeded',
-    rules: [{ apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE'], resources: ['pods'], scope: 'Namespaced' }],
+    rules: [
+      {
+        apiGroups: [''],
+        apiVersions: ['v1'],
+        operations: ['CREATE'],
+        resources: ['pods'],
+        scope: 'Namespaced',
+      },
+    ],
     sideEffects: 'None',
     timeoutSeconds: opts.injectionTimeoutSeconds ?? 10,
   }));

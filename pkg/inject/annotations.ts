@@ -69,10 +69,18 @@ function isCidr(s: string): boolean {
 export function parseCidrList(ann: Annotations, key: string): string | undefined {
   const raw = ann[key];
   if (raw === undefined) return undefined;
-  const items = raw.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  const items = raw
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
   if (items.length === 1 && items[0] === '*') return '*';
   for (const item of items) {
-    if (!isCidr(item)) throw invalid(key, raw, `has ${JSON.stringify(item)}, which is not a CIDR like 10.0.0.0/8 (or use "*")`);
+    if (!isCidr(item))
+      throw invalid(
+        key,
+        raw,
+        `has ${JSON.stringify(item)}, which is not a CIDR like 10.0.0.0/8 (or use "*")`,
+      );
   }
   return items.join(',');
 }
@@ -81,11 +89,15 @@ export function parseCidrList(ann: Annotations, key: string): string | undefined
 export function parsePortList(ann: Annotations, key: string, allowStar: boolean): string | undefined {
   const raw = ann[key];
   if (raw === undefined) return undefined;
-  const items = raw.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  const items = raw
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
   if (allowStar && items.length === 1 && items[0] === '*') return '*';
   for (const item of items) {
     const n = /^\d{1,5}$/.test(item) ? Number(item) : NaN;
-    if (!(n >= 1 && n <= 65535)) throw invalid(key, raw, `has ${JSON.stringify(item)}, which is not a port number 1-65535`);
+    if (!(n >= 1 && n <= 65535))
+      throw invalid(key, raw, `has ${JSON.stringify(item)}, which is not a port number 1-65535`);
   }
   return items.join(',');
 }
@@ -94,7 +106,8 @@ function quantityAnnotation(ann: Annotations, key: string): string | undefined {
   const raw = ann[key];
   if (raw === undefined) return undefined;
   const v = raw.trim();
-  if (parseQuantity(v) === undefined) throw invalid(key, raw, 'is not a Kubernetes quantity (e.g. 100m, 0.5, 128Mi)');
+  if (parseQuantity(v) === undefined)
+    throw invalid(key, raw, 'is not a Kubernetes quantity (e.g. 100m, 0.5, 128Mi)');
   return v;
 }
 
@@ -120,7 +133,8 @@ function holdFromProxyConfig(ann: Annotations): boolean | undefined {
   const m = /(^|[\s{,"])holdApplicationUntilProxyStarts"?\s*:\s*"?(\w+)"?/.exec(raw);
   if (!m?.[2]) return undefined;
   const b = parseBool(m[2]);
-  if (b === undefined) throw invalid(ANNOTATION.proxyConfig, raw, 'sets holdApplicationUntilProxyStarts to a non-boolean');
+  if (b === undefined)
+    throw invalid(ANNOTATION.proxyConfig, raw, 'sets holdApplicationUntilProxyStarts to a non-boolean');
   return b;
 }
 
@@ -133,7 +147,8 @@ export function readOverrides(ann: Annotations): PodOverrides {
   const o: PodOverrides = { requests: {}, limits: {} };
   const image = ann[ANNOTATION.proxyImage]?.trim();
   if (image !== undefined) {
-    if (image === '' || /\s/.test(image)) throw invalid(ANNOTATION.proxyImage, image, 'is not an image reference');
+    if (image === '' || /\s/.test(image))
+      throw invalid(ANNOTATION.proxyImage, image, 'is not an image reference');
     o.proxyImage = image;
   }
   setIfDefined(o.requests, 'cpu', quantityAnnotation(ann, ANNOTATION.proxyCPU));

@@ -25,8 +25,7 @@ export interface PodTemplate {
 }
 
 export type InjectOutcome =
-  | { injected: true; reason: string; pod: V1Pod; patch: Operation[] }
-  | { injected: false; reason: string };
+  { injected: true; reason: string; pod: V1Pod; patch: Operation[] } | { injected: false; reason: string };
 
 const LIMIT_ANNOTATION = {
   cpu: [ANNOTATION.proxyCPU, ANNOTATION.proxyCPULimit],
@@ -82,7 +81,16 @@ function statusAnnotation(native: boolean, volumes: string[], revision: string):
   });
 }
 
-function podMetadata(meta: V1ObjectMeta, opts: { native: boolean; volumes: string[]; settings: InjectionSettings; firstApp: string | undefined; workloadName: string }): V1ObjectMeta {
+function podMetadata(
+  meta: V1ObjectMeta,
+  opts: {
+    native: boolean;
+    volumes: string[];
+    settings: InjectionSettings;
+    firstApp: string | undefined;
+    workloadName: string;
+  },
+): V1ObjectMeta {
   const annotations: Record<string, string> = { ...meta.annotations };
   annotations[ANNOTATION.status] = statusAnnotation(opts.native, opts.volumes, opts.settings.revision);
   if (opts.firstApp !== undefined) {
@@ -104,7 +112,11 @@ function podMetadata(meta: V1ObjectMeta, opts: { native: boolean; volumes: strin
 }
 
 /** Probe rewriting opts out per pod with `sidecar.istio.io/rewriteAppHTTPProbers: "false"`. */
-function rewriteIfWanted(containers: V1Container[], settings: InjectionSettings, o: PodOverrides): Record<string, AppProber> {
+function rewriteIfWanted(
+  containers: V1Container[],
+  settings: InjectionSettings,
+  o: PodOverrides,
+): Record<string, AppProber> {
   return (o.rewriteAppProbes ?? settings.rewriteAppProbes) ? rewriteProbes(containers) : {};
 }
 
@@ -117,9 +129,16 @@ function alreadyHasOurs(spec: V1PodSpec): string | undefined {
  * Injects a pod or pod template (no policy check: callers decide). Returns a new object; the
  * input is not modified. Throws WEFT_INJECTION_ANNOTATION_INVALID for bad annotations.
  */
-export function injectTemplate<T extends PodTemplate>(template: T, settings: InjectionSettings, workloadName: string): T {
+export function injectTemplate<T extends PodTemplate>(
+  template: T,
+  settings: InjectionSettings,
+  workloadName: string,
+): T {
   if (!template.spec || !Array.isArray(template.spec.containers)) {
-    throw new WeftError('WEFT_INJECTION_INPUT_INVALID', 'spec.containers: required (the object has no pod spec)');
+    throw new WeftError(
+      'WEFT_INJECTION_INPUT_INVALID',
+      'spec.containers: required (the object has no pod spec)',
+    );
   }
   const out = structuredClone(template);
   const spec = out.spec as V1PodSpec;

@@ -64,7 +64,8 @@ export function settingsFromMesh(
 ): InjectionSettings {
   const out: InjectionSettings = structuredClone(base) as InjectionSettings;
   if (!injection) return out;
-  if (typeof injection.proxyImage === 'string' && injection.proxyImage !== '') out.proxyImage = injection.proxyImage;
+  if (typeof injection.proxyImage === 'string' && injection.proxyImage !== '')
+    out.proxyImage = injection.proxyImage;
   if (typeof injection.nativeSidecar === 'boolean') out.nativeSidecar = injection.nativeSidecar;
   if (typeof injection.holdApplicationUntilProxyStarts === 'boolean') {
     out.holdApplicationUntilProxyStarts = injection.holdApplicationUntilProxyStarts;

@@ -2,7 +2,13 @@
  * The objects the injector adds: the proxy container, the `proxy init` container and the
  * volumes the proxy mounts. Each is a small pure builder; `inject.ts` decides where they go.
  */
-import type { V1Container, V1EnvVar, V1Probe, V1ResourceRequirements, V1Volume } from '@kubernetes/client-node';
+import type {
+  V1Container,
+  V1EnvVar,
+  V1Probe,
+  V1ResourceRequirements,
+  V1Volume,
+} from '@kubernetes/client-node';
 import type { PodOverrides } from './annotations.js';
 import { proxyInitArgs } from './iptables.js';
 import {

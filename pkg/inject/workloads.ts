@@ -57,7 +57,10 @@ function withObjectName<T>(what: string, path: string[], fn: () => T): T {
   }
 }
 
-function injectOne(obj: Obj, settings: InjectionSettings): { obj: Obj; result: KubeInjectResult } | undefined {
+function injectOne(
+  obj: Obj,
+  settings: InjectionSettings,
+): { obj: Obj; result: KubeInjectResult } | undefined {
   const kind = typeof obj.kind === 'string' ? obj.kind : '';
   const meta = isObj(obj.metadata) ? obj.metadata : {};
   const name = typeof meta.name === 'string' ? meta.name : '';
@@ -67,26 +70,47 @@ function injectOne(obj: Obj, settings: InjectionSettings): { obj: Obj; result: K
   const template = path.length === 0 ? obj : getPath(obj, path);
   const base = { kind, name, ...(namespace === undefined ? {} : { namespace }) };
   if (!isObj(template) || !isObj(template.spec) || !Array.isArray(template.spec.containers)) {
-    throw new WeftError('WEFT_INJECTION_INPUT_INVALID', `${kind} ${name}: ${[...path, 'spec', 'containers'].join('.')}: required`);
+    throw new WeftError(
+      'WEFT_INJECTION_INPUT_INVALID',
+      `${kind} ${name}: ${[...path, 'spec', 'containers'].join('.')}: required`,
+    );
   }
-  const pod = { ...template, metadata: { ...(isObj(template.metadata) ? template.metadata : {}), namespace } } as V1Pod;
+  const pod = {
+    ...template,
+    metadata: { ...(isObj(template.metadata) ? template.metadata : {}), namespace },
+  } as V1Pod;
   // Injection was asked for explicitly: the namespace votes "enabled", so only hard exclusions and the pod's own opt-out remain.
-  const decision = decideInjection(pod, { metadata: { name: namespace ?? 'default', labels: { 'istio-injection': 'enabled' } } }, settings);
+  const decision = decideInjection(
+    pod,
+    { metadata: { name: namespace ?? 'default', labels: { 'istio-injection': 'enabled' } } },
+    settings,
+  );
   const present = alreadyHasOurs(pod.spec as NonNullable<V1Pod['spec']>);
   if (!decision.inject || present) {
-    return { obj, result: { ...base, injected: false, reason: present ? `container ${present} already present` : decision.reason } };
+    return {
+      obj,
+      result: {
+        ...base,
+        injected: false,
+        reason: present ? `container ${present} already present` : decision.reason,
+      },
+    };
   }
   const injected = withObjectName(`${kind} ${namespace ? `${namespace}/` : ''}${name}`, path, () =>
     injectTemplate(template as PodTemplate, settings, name || 'unknown'),
   );
   const out = structuredClone(obj);
-  if (path.length === 0) return { obj: injected as Obj, result: { ...base, injected: true, reason: 'injected' } };
+  if (path.length === 0)
+    return { obj: injected as Obj, result: { ...base, injected: true, reason: 'injected' } };
   setPath(out, path, injected);
   return { obj: out, result: { ...base, injected: true, reason: 'injected' } };
 }
 
 /** Injects every Pod and workload in `docs`; other objects pass through unchanged, in order. */
-export function injectManifests(docs: unknown[], settings: InjectionSettings): { objects: unknown[]; results: KubeInjectResult[] } {
+export function injectManifests(
+  docs: unknown[],
+  settings: InjectionSettings,
+): { objects: unknown[]; results: KubeInjectResult[] } {
   const objects: unknown[] = [];
   const results: KubeInjectResult[] = [];
   for (const doc of docs) {

@@ -24,17 +24,38 @@ export interface RunningWebhook {
   stop(): Promise<void>;
 }
 
-async function startProcess(dir: string, kubeconfig: string): Promise<{ child: ChildProcess; port: number; logs: () => string }> {
+async function startProcess(
+  dir: string,
+  kubeconfig: string,
+): Promise<{ child: ChildProcess; port: number; logs: () => string }> {
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', join(ROOT, 'webhook/main.ts'), '--port', '0', '--host', '127.0.0.1', '--kubeconfig', kubeconfig,
-      '--tls-cert-file', join(dir, 'tls.crt'), '--tls-key-file', join(dir, 'tls.key'), '--mesh-namespace', 'weft-system'],
+    [
+      '--import',
+      'tsx',
+      join(ROOT, 'webhook/main.ts'),
+      '--port',
+      '0',
+      '--host',
+      '127.0.0.1',
+      '--kubeconfig',
+      kubeconfig,
+      '--tls-cert-file',
+      join(dir, 'tls.crt'),
+      '--tls-key-file',
+      join(dir, 'tls.key'),
+      '--mesh-namespace',
+      'weft-system',
+    ],
     { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, WEFT_LOG_LEVEL: 'info' } },
   );
   let stderr = '';
   child.stderr!.setEncoding('utf8').on('data', (c: string) => (stderr = (stderr + c).slice(-200_000)));
   const port = await new Promise<number>((ok, fail) => {
-    const timer = setTimeout(() => fail(new Error(`webhook did not start within 30 s:\n${stderr.slice(-3000)}`)), 30_000);
+    const timer = setTimeout(
+      () => fail(new Error(`webhook did not start within 30 s:\n${stderr.slice(-3000)}`)),
+      30_000,
+    );
     let out = '';
     child.stdout!.setEncoding('utf8').on('data', (c: string) => {
       out += c;
@@ -83,7 +104,9 @@ export async function startWebhook(): Promise<RunningWebhook> {
       wh.namespaceSelector?.matchExpressions?.push({ key: SCOPE_LABEL, operator: 'In', values: [scope] });
     }
   }
-  const applied = await kubectl(['apply', '-f', '-'], { input: configs.map((c) => JSON.stringify(c)).join('\n') });
+  const applied = await kubectl(['apply', '-f', '-'], {
+    input: configs.map((c) => JSON.stringify(c)).join('\n'),
+  });
   if (applied.code !== 0) throw new Error(`registering webhooks failed: ${applied.stderr}`);
   return {
     port: proc.port,

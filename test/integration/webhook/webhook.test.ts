@@ -11,34 +11,127 @@ import { stringify } from 'yaml';
 import type { V1Pod } from '@kubernetes/client-node';
 import { injectManifests, DEFAULT_INJECTION_SETTINGS } from '../../../pkg/inject/index.js';
 import { freshNamespace, installCRDs, testCluster } from '../../support/index.js';
-import { SCOPE_LABEL, startWebhook, waitForInjection, waitForValidation, type RunningWebhook } from './harness.js';
+import {
+  SCOPE_LABEL,
+  startWebhook,
+  waitForInjection,
+  waitForValidation,
+  type RunningWebhook,
+} from './harness.js';
 
 const WEBHOOK = 'validation.mesh.weft.dev';
 
-function obj(apiVersion: string, kind: string, name: string, ns: string, spec: unknown): Record<string, unknown> {
+function obj(
+  apiVersion: string,
+  kind: string,
+  name: string,
+  ns: string,
+  spec: unknown,
+): Record<string, unknown> {
   return { apiVersion, kind, metadata: { name, namespace: ns }, spec };
 }
-const vs = (name: string, ns: string, spec: unknown) => obj('networking.istio.io/v1', 'VirtualService', name, ns, spec);
+const vs = (name: string, ns: string, spec: unknown) =>
+  obj('networking.istio.io/v1', 'VirtualService', name, ns, spec);
 const route = (host: string) => [{ destination: { host } }];
 
 /** [title, object, expected path: message (after "Kind ns/name: ")] */
 function invalidTable(ns: string): [string, Record<string, unknown>, string][] {
   return [
-    ['VirtualService with all-zero weights', vs('zero', ns, { hosts: ['reviews'], http: [{ route: [{ destination: { host: 'reviews', subset: 'v1' }, weight: 0 }, { destination: { host: 'reviews', subset: 'v2' }, weight: 0 }] }] }), 'spec.http[0].route: total destination weight = 0'],
-    ['VirtualService with an empty destination host', vs('empty-host', ns, { hosts: ['reviews'], http: [{ route: route('') }] }), 'spec.http[0].route[0].destination.host: empty domain name not allowed'],
-    ['VirtualService with a broken regex', vs('regex', ns, { hosts: ['reviews'], http: [{ match: [{ uri: { regex: '(' } }], route: route('reviews') }] }), 'spec.http[0].match[0].uri.regex: "(": error parsing regexp'],
-    ['DestinationRule with duplicate subsets', obj('networking.istio.io/v1', 'DestinationRule', 'dup', ns, { host: 'reviews', subsets: [{ name: 'v1' }, { name: 'v1' }] }), 'spec.subsets[1].name: duplicate subset names: v1'],
-    ['Gateway server without hosts', obj('networking.istio.io/v1', 'Gateway', 'gw', ns, { selector: { istio: 'ingressgateway' }, servers: [{ port: { number: 80, name: 'http', protocol: 'HTTP' }, hosts: [] }] }), 'spec.servers[0].hosts: server config must contain at least one host'],
-    ['ServiceEntry with DNS on a wildcard host', obj('networking.istio.io/v1', 'ServiceEntry', 'se', ns, { hosts: ['*.example.com'], resolution: 'DNS', ports: [{ number: 80, name: 'http', protocol: 'HTTP' }] }), 'spec.hosts[0]: DNS resolution cannot be used with wildcard host'],
-    ['namespace-wide PeerAuthentication with port-level mTLS', obj('security.istio.io/v1', 'PeerAuthentication', 'pa', ns, { portLevelMtls: { '8080': { mode: 'DISABLE' } } }), 'spec.portLevelMtls: mesh/namespace-wide policy cannot have port level mTLS'],
-    ['AuthorizationPolicy with an unknown condition key', obj('security.istio.io/v1', 'AuthorizationPolicy', 'ap', ns, { action: 'ALLOW', rules: [{ when: [{ key: 'foo', values: ['x'] }] }] }), 'spec.rules[0].when[0].key: unknown attribute "foo"'],
+    [
+      'VirtualService with all-zero weights',
+      vs('zero', ns, {
+        hosts: ['reviews'],
+        http: [
+          {
+            route: [
+              { destination: { host: 'reviews', subset: 'v1' }, weight: 0 },
+              { destination: { host: 'reviews', subset: 'v2' }, weight: 0 },
+            ],
+          },
+        ],
+      }),
+      'spec.http[0].route: total destination weight = 0',
+    ],
+    [
+      'VirtualService with an empty destination host',
+      vs('empty-host', ns, { hosts: ['reviews'], http: [{ route: route('') }] }),
+      'spec.http[0].route[0].destination.host: empty domain name not allowed',
+    ],
+    [
+      'VirtualService with a broken regex',
+      vs('regex', ns, {
+        hosts: ['reviews'],
+        http: [{ match: [{ uri: { regex: '(' } }], route: route('reviews') }],
+      }),
+      'spec.http[0].match[0].uri.regex: "(": error parsing regexp',
+    ],
+    [
+      'DestinationRule with duplicate subsets',
+      obj('networking.istio.io/v1', 'DestinationRule', 'dup', ns, {
+        host: 'reviews',
+        subsets: [{ name: 'v1' }, { name: 'v1' }],
+      }),
+      'spec.subsets[1].name: duplicate subset names: v1',
+    ],
+    [
+      'Gateway server without hosts',
+      obj('networking.istio.io/v1', 'Gateway', 'gw', ns, {
+        selector: { istio: 'ingressgateway' },
+        servers: [{ port: { number: 80, name: 'http', protocol: 'HTTP' }, hosts: [] }],
+      }),
+      'spec.servers[0].hosts: server config must contain at least one host',
+    ],
+    [
+      'ServiceEntry with DNS on a wildcard host',
+      obj('networking.istio.io/v1', 'ServiceEntry', 'se', ns, {
+        hosts: ['*.example.com'],
+        resolution: 'DNS',
+        ports: [{ number: 80, name: 'http', protocol: 'HTTP' }],
+      }),
+      'spec.hosts[0]: DNS resolution cannot be used with wildcard host',
+    ],
+    [
+      'namespace-wide PeerAuthentication with port-level mTLS',
+      obj('security.istio.io/v1', 'PeerAuthentication', 'pa', ns, {
+        portLevelMtls: { '8080': { mode: 'DISABLE' } },
+      }),
+      'spec.portLevelMtls: mesh/namespace-wide policy cannot have port level mTLS',
+    ],
+    [
+      'AuthorizationPolicy with an unknown condition key',
+      obj('security.istio.io/v1', 'AuthorizationPolicy', 'ap', ns, {
+        action: 'ALLOW',
+        rules: [{ when: [{ key: 'foo', values: ['x'] }] }],
+      }),
+      'spec.rules[0].when[0].key: unknown attribute "foo"',
+    ],
   ];
 }
 
 function validTable(ns: string): Record<string, unknown>[] {
   return [
-    vs('reviews', ns, { hosts: ['reviews'], http: [{ match: [{ headers: { 'end-user': { exact: 'jason' } } }], route: [{ destination: { host: 'reviews', subset: 'v2' } }] }, { route: [{ destination: { host: 'reviews', subset: 'v1' }, weight: 90 }, { destination: { host: 'reviews', subset: 'v3' }, weight: 10 }] }] }),
-    obj('networking.istio.io/v1', 'DestinationRule', 'reviews', ns, { host: 'reviews', subsets: [{ name: 'v1', labels: { version: 'v1' } }, { name: 'v2', labels: { version: 'v2' } }] }),
+    vs('reviews', ns, {
+      hosts: ['reviews'],
+      http: [
+        {
+          match: [{ headers: { 'end-user': { exact: 'jason' } } }],
+          route: [{ destination: { host: 'reviews', subset: 'v2' } }],
+        },
+        {
+          route: [
+            { destination: { host: 'reviews', subset: 'v1' }, weight: 90 },
+            { destination: { host: 'reviews', subset: 'v3' }, weight: 10 },
+          ],
+        },
+      ],
+    }),
+    obj('networking.istio.io/v1', 'DestinationRule', 'reviews', ns, {
+      host: 'reviews',
+      subsets: [
+        { name: 'v1', labels: { version: 'v1' } },
+        { name: 'v2', labels: { version: 'v2' } },
+      ],
+    }),
     obj('security.istio.io/v1', 'PeerAuthentication', 'default', ns, { mtls: { mode: 'STRICT' } }),
   ];
 }
@@ -81,9 +174,20 @@ describe('admission webhooks on a real API server (kubectl)', function () {
           expect(r.code, r.stderr).to.equal(1);
           // Cross-object warnings (e.g. subsets no DestinationRule defines yet) may come first.
           const line = r.stderr.split('\n').find((l) => l.startsWith('Error from server'));
-          expect(line, `stderr was:\n${r.stderr}`).to.satisfy((l: string | undefined) => l?.startsWith(prefix));
+          expect(line, `stderr was:\n${r.stderr}`).to.satisfy((l: string | undefined) =>
+            l?.startsWith(prefix),
+          );
         }
-        const get = await kubectl(['get', String(o.kind).toLowerCase(), meta.name, '-n', ns, '--ignore-not-found', '-o', 'name']);
+        const get = await kubectl([
+          'get',
+          String(o.kind).toLowerCase(),
+          meta.name,
+          '-n',
+          ns,
+          '--ignore-not-found',
+          '-o',
+          'name',
+        ]);
         expect(get.stdout.trim(), 'a denied object must not be stored').to.equal('');
       });
     }
@@ -101,18 +205,31 @@ describe('admission webhooks on a real API server (kubectl)', function () {
     });
 
     it('prints warnings on stderr and still applies', async () => {
-      const o = vs('shadowed', ns, { hosts: ['ratings'], http: [{ route: route('ratings') }, { route: route('ratings') }] });
+      const o = vs('shadowed', ns, {
+        hosts: ['ratings'],
+        http: [{ route: route('ratings') }, { route: route('ratings') }],
+      });
       const r = await kubectl(['apply', '-f', file('warn.yaml', o)]);
       expect(r.code, r.stderr).to.equal(0);
-      expect(r.stderr).to.include('Warning: spec.http[1]: virtualService rule #1 not used (only the last rule can have no matches)');
+      expect(r.stderr).to.include(
+        'Warning: spec.http[1]: virtualService rule #1 not used (only the last rule can have no matches)',
+      );
     });
 
     it('checks across objects with the watched index: a missing subset warns until its DestinationRule exists', async () => {
-      const canary = vs('canary', ns, { hosts: ['canary'], http: [{ route: [{ destination: { host: 'canary', subset: 'v2' } }] }] });
+      const canary = vs('canary', ns, {
+        hosts: ['canary'],
+        http: [{ route: [{ destination: { host: 'canary', subset: 'v2' } }] }],
+      });
       const first = await kubectl(['apply', '--dry-run=server', '-f', file('canary.yaml', canary)]);
       expect(first.code, first.stderr).to.equal(0);
-      expect(first.stderr).to.match(/Warning: spec\.http\[0\]\.route\[0\]\.destination\.subset: subset "v2" of host canary\.[^ ]+ is not defined/);
-      const rule = obj('networking.istio.io/v1', 'DestinationRule', 'canary', ns, { host: 'canary', subsets: [{ name: 'v2', labels: { version: 'v2' } }] });
+      expect(first.stderr).to.match(
+        /Warning: spec\.http\[0\]\.route\[0\]\.destination\.subset: subset "v2" of host canary\.[^ ]+ is not defined/,
+      );
+      const rule = obj('networking.istio.io/v1', 'DestinationRule', 'canary', ns, {
+        host: 'canary',
+        subsets: [{ name: 'v2', labels: { version: 'v2' } }],
+      });
       expect((await kubectl(['apply', '-f', file('canary-dr.yaml', rule)])).code).to.equal(0);
       // The webhook learns about the DestinationRule through its informer, not through this request.
       let stderr = first.stderr;
@@ -129,14 +246,29 @@ describe('admission webhooks on a real API server (kubectl)', function () {
       const bad = vs('upd', ns, { hosts: ['upd'], http: [{ route: route('') }] });
       const r = await kubectl(['apply', '-f', file('upd.yaml', bad)]);
       expect(r.code).to.equal(1);
-      expect(r.stderr).to.include(`admission webhook "${WEBHOOK}" denied the request: VirtualService ${ns}/upd: spec.http[0].route[0].destination.host: empty domain name not allowed`);
-      const stored = await kubectl(['get', 'virtualservice', 'upd', '-n', ns, '-o', 'jsonpath={.spec.http[0].route[0].destination.host}']);
+      expect(r.stderr).to.include(
+        `admission webhook "${WEBHOOK}" denied the request: VirtualService ${ns}/upd: spec.http[0].route[0].destination.host: empty domain name not allowed`,
+      );
+      const stored = await kubectl([
+        'get',
+        'virtualservice',
+        'upd',
+        '-n',
+        ns,
+        '-o',
+        'jsonpath={.spec.http[0].route[0].destination.host}',
+      ]);
       expect(stored.stdout).to.equal('upd');
     });
 
     it('logs each request with uid, kind, object and verdict', () => {
-      const lines = hook.logs().split('\n').filter((l) => l.includes('"Admission reviewed"'));
-      const denied = lines.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.verdict === 'denied' && String(l.object).includes(`${ns}/zero`));
+      const lines = hook
+        .logs()
+        .split('\n')
+        .filter((l) => l.includes('"Admission reviewed"'));
+      const denied = lines
+        .map((l) => JSON.parse(l) as Record<string, unknown>)
+        .find((l) => l.verdict === 'denied' && String(l.object).includes(`${ns}/zero`));
       expect(denied).to.include({ webhook: 'validate', kind: 'VirtualService', operation: 'CREATE' });
       expect(denied?.uid).to.be.a('string');
     });
@@ -166,7 +298,10 @@ describe('admission webhooks on a real API server (kubectl)', function () {
     ];
 
     before(async () => {
-      for (const k of kinds) nsFor[k] = await freshNamespace(`inj-${k}`, { labels: { ...nsLabels[k], [SCOPE_LABEL]: hook.scope } });
+      for (const k of kinds)
+        nsFor[k] = await freshNamespace(`inj-${k}`, {
+          labels: { ...nsLabels[k], [SCOPE_LABEL]: hook.scope },
+        });
       await waitForInjection(nsFor['istio-enabled']!);
     });
 
@@ -182,7 +317,16 @@ describe('admission webhooks on a real API server (kubectl)', function () {
     for (const [nsKind, podLabel, expected] of matrix) {
       it(`namespace ${nsKind}, pod label ${podLabel ?? 'unset'} → ${expected ? 'injected' : 'not injected'}`, async () => {
         const name = `p-${podLabel ?? 'none'}`;
-        const pod = { apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace: nsFor[nsKind], labels: podLabel ? { 'sidecar.istio.io/inject': podLabel } : {} }, spec: { containers: [{ name: 'app', image: 'busybox:1.36', command: ['sleep', '3600'] }] } };
+        const pod = {
+          apiVersion: 'v1',
+          kind: 'Pod',
+          metadata: {
+            name,
+            namespace: nsFor[nsKind],
+            labels: podLabel ? { 'sidecar.istio.io/inject': podLabel } : {},
+          },
+          spec: { containers: [{ name: 'app', image: 'busybox:1.36', command: ['sleep', '3600'] }] },
+        };
         const r = await kubectl(['apply', '-f', file(`${nsKind}-${name}.yaml`, pod)]);
         expect(r.code, r.stderr).to.equal(0);
         const stored = await storedPod(nsFor[nsKind]!, name);
@@ -201,7 +345,9 @@ describe('admission webhooks on a real API server (kubectl)', function () {
       expect(inits[0]!.securityContext?.capabilities?.add).to.deep.equal(['NET_ADMIN', 'NET_RAW']);
       const token = stored.spec!.volumes!.find((v) => v.name === 'weft-token');
       expect(token?.projected?.sources?.[0]?.serviceAccountToken?.audience).to.equal('weft-ca');
-      expect(JSON.parse(stored.metadata!.annotations!['sidecar.istio.io/status']!)).to.include({ revision: 'default' });
+      expect(JSON.parse(stored.metadata!.annotations!['sidecar.istio.io/status']!)).to.include({
+        revision: 'default',
+      });
     });
 
     it('a Deployment in an enabled namespace gets injected pods; its own spec is left as written', async function () {
@@ -209,42 +355,90 @@ describe('admission webhooks on a real API server (kubectl)', function () {
         apiVersion: 'apps/v1',
         kind: 'Deployment',
         metadata: { name: 'web', namespace: nsFor['istio-enabled'] },
-        spec: { replicas: 1, selector: { matchLabels: { app: 'web' } }, template: { metadata: { labels: { app: 'web' } }, spec: { containers: [{ name: 'web', image: 'nginx:1.27' }] } } },
+        spec: {
+          replicas: 1,
+          selector: { matchLabels: { app: 'web' } },
+          template: {
+            metadata: { labels: { app: 'web' } },
+            spec: { containers: [{ name: 'web', image: 'nginx:1.27' }] },
+          },
+        },
       };
       const r = await kubectl(['apply', '-f', file('deploy.yaml', deploy)]);
       expect(r.code, r.stderr).to.equal(0);
       let pods: V1Pod[] = [];
       for (let i = 0; i < 120 && pods.length === 0; i++) {
-        const got = await kubectl(['get', 'pods', '-n', nsFor['istio-enabled']!, '-l', 'app=web', '-o', 'json']);
+        const got = await kubectl([
+          'get',
+          'pods',
+          '-n',
+          nsFor['istio-enabled']!,
+          '-l',
+          'app=web',
+          '-o',
+          'json',
+        ]);
         pods = (JSON.parse(got.stdout) as { items: V1Pod[] }).items;
         if (pods.length === 0) await sleep(500);
       }
       expect(pods, 'kube-controller-manager should have created the pod').to.have.length(1);
       expect(isInjected(pods[0]!)).to.equal(true);
       expect(pods[0]!.metadata?.labels?.['service.istio.io/canonical-name']).to.equal('web');
-      const live = await kubectl(['get', 'deployment', 'web', '-n', nsFor['istio-enabled']!, '-o', 'jsonpath={.spec.template.spec.containers[*].name}']);
+      const live = await kubectl([
+        'get',
+        'deployment',
+        'web',
+        '-n',
+        nsFor['istio-enabled']!,
+        '-o',
+        'jsonpath={.spec.template.spec.containers[*].name}',
+      ]);
       expect(live.stdout).to.equal('web');
     });
 
     it('re-injection changes nothing: a kube-injected pod is stored exactly as kube-inject printed it', async () => {
-      const pod = { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'pre-injected', namespace: nsFor['istio-enabled'] }, spec: { containers: [{ name: 'app', image: 'busybox:1.36' }] } };
-      const settings = { ...structuredClone(DEFAULT_INJECTION_SETTINGS), meshNamespace: 'weft-system', discoveryAddress: 'weftd.weft-system.svc:15012' };
+      const pod = {
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: { name: 'pre-injected', namespace: nsFor['istio-enabled'] },
+        spec: { containers: [{ name: 'app', image: 'busybox:1.36' }] },
+      };
+      const settings = {
+        ...structuredClone(DEFAULT_INJECTION_SETTINGS),
+        meshNamespace: 'weft-system',
+        discoveryAddress: 'weftd.weft-system.svc:15012',
+      };
       const [injected] = injectManifests([pod], settings).objects as V1Pod[];
       const r = await kubectl(['apply', '-f', file('pre-injected.yaml', injected)]);
       expect(r.code, r.stderr).to.equal(0);
       const stored = await storedPod(nsFor['istio-enabled']!, 'pre-injected');
-      expect(stored.spec!.initContainers!.map((c) => c.name)).to.deep.equal(injected!.spec!.initContainers!.map((c) => c.name));
+      expect(stored.spec!.initContainers!.map((c) => c.name)).to.deep.equal(
+        injected!.spec!.initContainers!.map((c) => c.name),
+      );
       expect(stored.spec!.containers.map((c) => c.name)).to.deep.equal(['app']);
-      expect(stored.metadata!.annotations!['sidecar.istio.io/status']).to.equal(injected!.metadata!.annotations!['sidecar.istio.io/status']);
+      expect(stored.metadata!.annotations!['sidecar.istio.io/status']).to.equal(
+        injected!.metadata!.annotations!['sidecar.istio.io/status'],
+      );
       // Stored proxy args are exactly what kube-inject printed (the webhook did not touch them).
       expect(stored.spec!.initContainers![0]!.args).to.deep.equal(injected!.spec!.initContainers![0]!.args);
     });
 
     it('a pod with an invalid sidecar annotation is refused with the annotation named', async () => {
-      const pod = { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'bad-annotation', namespace: nsFor['istio-enabled'], annotations: { 'sidecar.istio.io/proxyCPU': 'lots' } }, spec: { containers: [{ name: 'app', image: 'busybox:1.36' }] } };
+      const pod = {
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: {
+          name: 'bad-annotation',
+          namespace: nsFor['istio-enabled'],
+          annotations: { 'sidecar.istio.io/proxyCPU': 'lots' },
+        },
+        spec: { containers: [{ name: 'app', image: 'busybox:1.36' }] },
+      };
       const r = await kubectl(['apply', '-f', file('bad-annotation.yaml', pod)]);
       expect(r.code).to.equal(1);
-      expect(r.stderr).to.match(/admission webhook "namespace\.sidecar-injector\.weft\.dev" denied the request: sidecar injection failed: metadata\.annotations\[sidecar\.istio\.io\/proxyCPU\]: "lots" is not a Kubernetes quantity/);
+      expect(r.stderr).to.match(
+        /admission webhook "namespace\.sidecar-injector\.weft\.dev" denied the request: sidecar injection failed: metadata\.annotations\[sidecar\.istio\.io\/proxyCPU\]: "lots" is not a Kubernetes quantity/,
+      );
     });
   });
 });

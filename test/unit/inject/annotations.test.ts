@@ -5,21 +5,73 @@ import { isWeftError } from '../../../pkg/errors/index.js';
 
 describe('injection annotations', () => {
   const valid: [string, Record<string, string>, object][] = [
-    ['cpu + memory requests', { 'sidecar.istio.io/proxyCPU': '200m', 'sidecar.istio.io/proxyMemory': '256Mi' }, { requests: { cpu: '200m', memory: '256Mi' } }],
-    ['limits', { 'sidecar.istio.io/proxyCPULimit': '1', 'sidecar.istio.io/proxyMemoryLimit': '512Mi' }, { limits: { cpu: '1', memory: '512Mi' } }],
-    ['image', { 'sidecar.istio.io/proxyImage': 'registry.local/weft/proxy:dev' }, { proxyImage: 'registry.local/weft/proxy:dev' }],
-    ['include ranges', { 'traffic.sidecar.istio.io/includeOutboundIPRanges': '10.0.0.0/8, 172.16.0.0/12' }, { includeOutboundIPRanges: '10.0.0.0/8,172.16.0.0/12' }],
-    ['include all', { 'traffic.sidecar.istio.io/includeOutboundIPRanges': '*' }, { includeOutboundIPRanges: '*' }],
-    ['exclude ranges (ipv6)', { 'traffic.sidecar.istio.io/excludeOutboundIPRanges': 'fd00::/8' }, { excludeOutboundIPRanges: 'fd00::/8' }],
-    ['empty exclude', { 'traffic.sidecar.istio.io/excludeOutboundIPRanges': '' }, { excludeOutboundIPRanges: '' }],
-    ['inbound ports', { 'traffic.sidecar.istio.io/includeInboundPorts': '8080,9090' }, { includeInboundPorts: '8080,9090' }],
-    ['inbound ports *', { 'traffic.sidecar.istio.io/includeInboundPorts': '*' }, { includeInboundPorts: '*' }],
-    ['exclude inbound', { 'traffic.sidecar.istio.io/excludeInboundPorts': '9000' }, { excludeInboundPorts: '9000' }],
-    ['exclude outbound', { 'traffic.sidecar.istio.io/excludeOutboundPorts': '5432, 6379' }, { excludeOutboundPorts: '5432,6379' }],
+    [
+      'cpu + memory requests',
+      { 'sidecar.istio.io/proxyCPU': '200m', 'sidecar.istio.io/proxyMemory': '256Mi' },
+      { requests: { cpu: '200m', memory: '256Mi' } },
+    ],
+    [
+      'limits',
+      { 'sidecar.istio.io/proxyCPULimit': '1', 'sidecar.istio.io/proxyMemoryLimit': '512Mi' },
+      { limits: { cpu: '1', memory: '512Mi' } },
+    ],
+    [
+      'image',
+      { 'sidecar.istio.io/proxyImage': 'registry.local/weft/proxy:dev' },
+      { proxyImage: 'registry.local/weft/proxy:dev' },
+    ],
+    [
+      'include ranges',
+      { 'traffic.sidecar.istio.io/includeOutboundIPRanges': '10.0.0.0/8, 172.16.0.0/12' },
+      { includeOutboundIPRanges: '10.0.0.0/8,172.16.0.0/12' },
+    ],
+    [
+      'include all',
+      { 'traffic.sidecar.istio.io/includeOutboundIPRanges': '*' },
+      { includeOutboundIPRanges: '*' },
+    ],
+    [
+      'exclude ranges (ipv6)',
+      { 'traffic.sidecar.istio.io/excludeOutboundIPRanges': 'fd00::/8' },
+      { excludeOutboundIPRanges: 'fd00::/8' },
+    ],
+    [
+      'empty exclude',
+      { 'traffic.sidecar.istio.io/excludeOutboundIPRanges': '' },
+      { excludeOutboundIPRanges: '' },
+    ],
+    [
+      'inbound ports',
+      { 'traffic.sidecar.istio.io/includeInboundPorts': '8080,9090' },
+      { includeInboundPorts: '8080,9090' },
+    ],
+    [
+      'inbound ports *',
+      { 'traffic.sidecar.istio.io/includeInboundPorts': '*' },
+      { includeInboundPorts: '*' },
+    ],
+    [
+      'exclude inbound',
+      { 'traffic.sidecar.istio.io/excludeInboundPorts': '9000' },
+      { excludeInboundPorts: '9000' },
+    ],
+    [
+      'exclude outbound',
+      { 'traffic.sidecar.istio.io/excludeOutboundPorts': '5432, 6379' },
+      { excludeOutboundPorts: '5432,6379' },
+    ],
     ['native on', { 'sidecar.istio.io/nativeSidecar': 'true' }, { nativeSidecar: true }],
     ['probe rewrite off', { 'sidecar.istio.io/rewriteAppHTTPProbers': 'false' }, { rewriteAppProbes: false }],
-    ['hold via proxy config yaml', { 'proxy.istio.io/config': 'holdApplicationUntilProxyStarts: true\n' }, { holdApplicationUntilProxyStarts: true }],
-    ['hold via proxy config json', { 'proxy.istio.io/config': '{ "holdApplicationUntilProxyStarts": false }' }, { holdApplicationUntilProxyStarts: false }],
+    [
+      'hold via proxy config yaml',
+      { 'proxy.istio.io/config': 'holdApplicationUntilProxyStarts: true\n' },
+      { holdApplicationUntilProxyStarts: true },
+    ],
+    [
+      'hold via proxy config json',
+      { 'proxy.istio.io/config': '{ "holdApplicationUntilProxyStarts": false }' },
+      { holdApplicationUntilProxyStarts: false },
+    ],
     ['unrelated proxy config', { 'proxy.istio.io/config': 'concurrency: 2' }, {}],
   ];
   for (const [title, ann, expected] of valid) {

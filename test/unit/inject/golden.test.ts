@@ -13,7 +13,12 @@ import { join } from 'node:path';
 import fastJsonPatch from 'fast-json-patch';
 import { parseAllDocuments, stringify } from 'yaml';
 import type { V1Namespace, V1Pod } from '@kubernetes/client-node';
-import { DEFAULT_INJECTION_SETTINGS, injectManifests, injectPod, type InjectionSettings } from '../../../pkg/inject/index.js';
+import {
+  DEFAULT_INJECTION_SETTINGS,
+  injectManifests,
+  injectPod,
+  type InjectionSettings,
+} from '../../../pkg/inject/index.js';
 
 const ROOT = join(import.meta.dirname, '../../golden/inject');
 const UPDATE = process.env.WEFT_UPDATE_GOLDEN === '1';
@@ -24,7 +29,9 @@ function readDocs(file: string): unknown[] {
 
 function settingsFor(dir: string): InjectionSettings {
   const file = join(dir, 'settings.json');
-  const overrides = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as Partial<InjectionSettings>) : {};
+  const overrides = existsSync(file)
+    ? (JSON.parse(readFileSync(file, 'utf8')) as Partial<InjectionSettings>)
+    : {};
   return { ...structuredClone(DEFAULT_INJECTION_SETTINGS), ...overrides };
 }
 

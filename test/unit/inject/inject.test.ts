@@ -53,7 +53,12 @@ describe('injector', () => {
       const init = byName(spec.initContainers, 'weft-init');
 
       it('runs the proxy as uid 1337, non-root, read-only root, no capabilities', () => {
-        expect(proxy.securityContext).to.include({ runAsUser: 1337, runAsGroup: 1337, runAsNonRoot: true, readOnlyRootFilesystem: true });
+        expect(proxy.securityContext).to.include({
+          runAsUser: 1337,
+          runAsGroup: 1337,
+          runAsNonRoot: true,
+          readOnlyRootFilesystem: true,
+        });
         expect(proxy.securityContext?.capabilities).to.deep.equal({ drop: ['ALL'] });
         expect(proxy.securityContext?.allowPrivilegeEscalation).to.equal(false);
       });
@@ -61,7 +66,9 @@ describe('injector', () => {
         expect(proxy.ports?.map((p) => p.containerPort)).to.deep.equal([15001, 15006, 15021, 15090]);
       });
       it('passes pod name, namespace, IP and service account by the downward API', () => {
-        const env = Object.fromEntries((proxy.env ?? []).map((e) => [e.name, e.valueFrom?.fieldRef?.fieldPath ?? e.value]));
+        const env = Object.fromEntries(
+          (proxy.env ?? []).map((e) => [e.name, e.valueFrom?.fieldRef?.fieldPath ?? e.value]),
+        );
         expect(env).to.include({
           POD_NAME: 'metadata.name',
           POD_NAMESPACE: 'metadata.namespace',
@@ -71,16 +78,31 @@ describe('injector', () => {
       });
       it('mounts a projected token with the mesh audience', () => {
         const vol = spec.volumes?.find((v) => v.name === 'weft-token');
-        expect(vol?.projected?.sources?.[0]?.serviceAccountToken).to.deep.include({ audience: 'weft-ca', path: 'weft-token' });
+        expect(vol?.projected?.sources?.[0]?.serviceAccountToken).to.deep.include({
+          audience: 'weft-ca',
+          path: 'weft-token',
+        });
         expect(proxy.volumeMounts?.find((m) => m.name === 'weft-token')).to.include({ readOnly: true });
       });
       it('is ready on 15021', () => {
-        expect(proxy.readinessProbe?.httpGet).to.deep.equal({ path: '/healthz/ready', port: 15021, scheme: 'HTTP' });
+        expect(proxy.readinessProbe?.httpGet).to.deep.equal({
+          path: '/healthz/ready',
+          port: 15021,
+          scheme: 'HTTP',
+        });
       });
       it('runs proxy init as root with NET_ADMIN and NET_RAW only', () => {
         expect(init.args?.slice(0, 2)).to.deep.equal(['proxy', 'init']);
-        expect(init.securityContext).to.include({ runAsUser: 0, runAsNonRoot: false, privileged: false, allowPrivilegeEscalation: false });
-        expect(init.securityContext?.capabilities).to.deep.equal({ add: ['NET_ADMIN', 'NET_RAW'], drop: ['ALL'] });
+        expect(init.securityContext).to.include({
+          runAsUser: 0,
+          runAsNonRoot: false,
+          privileged: false,
+          allowPrivilegeEscalation: false,
+        });
+        expect(init.securityContext?.capabilities).to.deep.equal({
+          add: ['NET_ADMIN', 'NET_RAW'],
+          drop: ['ALL'],
+        });
       });
       it('orders containers as the mode requires', () => {
         const inits = spec.initContainers!.map((c) => c.name);
@@ -93,7 +115,9 @@ describe('injector', () => {
           expect(proxy.lifecycle).to.equal(undefined);
         } else {
           expect(inits).to.deep.equal(['setup', 'weft-init']);
-          expect(containers).to.deep.equal(over.holdApplicationUntilProxyStarts ? ['weft-proxy', 'web'] : ['web', 'weft-proxy']);
+          expect(containers).to.deep.equal(
+            over.holdApplicationUntilProxyStarts ? ['weft-proxy', 'web'] : ['web', 'weft-proxy'],
+          );
           expect(proxy.restartPolicy).to.equal(undefined);
           expect(proxy.lifecycle?.postStart?.exec?.command).to.deep.equal(
             over.holdApplicationUntilProxyStarts ? ['proxy', 'wait'] : undefined,
@@ -101,7 +125,10 @@ describe('injector', () => {
         }
       });
       it('records what it added in sidecar.istio.io/status', () => {
-        const status = JSON.parse(out.metadata!.annotations!['sidecar.istio.io/status']!) as Record<string, unknown>;
+        const status = JSON.parse(out.metadata!.annotations!['sidecar.istio.io/status']!) as Record<
+          string,
+          unknown
+        >;
         expect(status.volumes).to.deep.equal(['weft-data', 'weft-podinfo', 'weft-token']);
         expect(status.containers).to.deep.equal(over.nativeSidecar ? [] : ['weft-proxy']);
       });
@@ -117,7 +144,9 @@ describe('injector', () => {
     if (!out.injected) throw new Error('expected injection');
     const applied = fastJsonPatch.applyPatch(structuredClone(p), out.patch, true, false).newDocument;
     expect(applied).to.deep.equal(out.pod);
-    expect(out.patch.every((op) => op.path.startsWith('/metadata') || op.path.startsWith('/spec'))).to.equal(true);
+    expect(out.patch.every((op) => op.path.startsWith('/metadata') || op.path.startsWith('/spec'))).to.equal(
+      true,
+    );
   });
 
   it('takes resources from the mesh, then from annotations', () => {
@@ -136,7 +165,10 @@ describe('injector', () => {
   });
 
   it('per-pod nativeSidecar annotation overrides the mesh', () => {
-    const out = injected(pod({ 'sidecar.istio.io/nativeSidecar': 'true' }), settings({ nativeSidecar: false }));
+    const out = injected(
+      pod({ 'sidecar.istio.io/nativeSidecar': 'true' }),
+      settings({ nativeSidecar: false }),
+    );
     expect(out.spec!.initContainers!.map((c) => c.name)).to.deep.equal(['weft-init', 'weft-proxy']);
   });
 
@@ -164,28 +196,41 @@ describe('injector', () => {
   });
 
   it('rewrites HTTP probes through 15021 and hands the original to the proxy', () => {
-    const p = pod({}, {
-      containers: [
-        {
-          name: 'web',
-          image: 'web:1',
-          ports: [{ name: 'http', containerPort: 8080 }],
-          livenessProbe: { httpGet: { path: '/live', port: 'http' }, periodSeconds: 7 },
-          readinessProbe: { exec: { command: ['true'] } },
-        },
-      ],
-    });
+    const p = pod(
+      {},
+      {
+        containers: [
+          {
+            name: 'web',
+            image: 'web:1',
+            ports: [{ name: 'http', containerPort: 8080 }],
+            livenessProbe: { httpGet: { path: '/live', port: 'http' }, periodSeconds: 7 },
+            readinessProbe: { exec: { command: ['true'] } },
+          },
+        ],
+      },
+    );
     const out = injected(p, settings({ nativeSidecar: false }));
     const web = byName(out.spec!.containers, 'web');
-    expect(web.livenessProbe).to.deep.equal({ periodSeconds: 7, httpGet: { path: '/app-health/web/livez', port: 15021, scheme: 'HTTP' } });
+    expect(web.livenessProbe).to.deep.equal({
+      periodSeconds: 7,
+      httpGet: { path: '/app-health/web/livez', port: 15021, scheme: 'HTTP' },
+    });
     expect(web.readinessProbe).to.deep.equal({ exec: { command: ['true'] } });
-    const env = byName(out.spec!.containers, 'weft-proxy').env!.find((e) => e.name === 'ISTIO_KUBE_APP_PROBERS');
-    expect(JSON.parse(env!.value!)).to.deep.equal({ '/app-health/web/livez': { httpGet: { path: '/live', port: 8080 } } });
+    const env = byName(out.spec!.containers, 'weft-proxy').env!.find(
+      (e) => e.name === 'ISTIO_KUBE_APP_PROBERS',
+    );
+    expect(JSON.parse(env!.value!)).to.deep.equal({
+      '/app-health/web/livez': { httpGet: { path: '/live', port: 8080 } },
+    });
   });
 
   it('skips pods that already carry a container named like ours', () => {
     const p = pod({}, { containers: [{ name: 'weft-proxy', image: 'x' }] });
-    expect(injectPod(p, enabledNs, settings())).to.deep.equal({ injected: false, reason: 'container weft-proxy already present' });
+    expect(injectPod(p, enabledNs, settings())).to.deep.equal({
+      injected: false,
+      reason: 'container weft-proxy already present',
+    });
   });
 
   it('reports a pod without containers as invalid input, not a crash', () => {

@@ -22,16 +22,24 @@ describe('weftctl kube-inject', () => {
     const r = run(['-f', join(GOLDEN, 'input.yaml')]);
     expect(r.code).to.equal(0);
     expect(r.stdout).to.equal(readFileSync(join(GOLDEN, 'expected.yaml'), 'utf8'));
-    expect(r.stderr).to.equal('DaemonSet bookinfo/node-agent: not injected (hostNetwork)\nJob bookinfo/migrate: not injected (pod disabled)\n');
+    expect(r.stderr).to.equal(
+      'DaemonSet bookinfo/node-agent: not injected (hostNetwork)\nJob bookinfo/migrate: not injected (pod disabled)\n',
+    );
   });
 
   it('reads stdin and honours --native-sidecar=false and --proxy-image', () => {
-    const pod = 'apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: app}\nspec: {containers: [{name: a, image: a}]}\n';
+    const pod =
+      'apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: app}\nspec: {containers: [{name: a, image: a}]}\n';
     const r = run(['-f', '-', '--native-sidecar=false', '--proxy-image', 'reg/proxy:dev'], pod);
     expect(r.code).to.equal(0);
-    const out = parse(r.stdout) as { spec: { containers: { name: string; image: string }[]; initContainers: { name: string }[] } };
+    const out = parse(r.stdout) as {
+      spec: { containers: { name: string; image: string }[]; initContainers: { name: string }[] };
+    };
     // Classic mode with the Mesh default holdApplicationUntilProxyStarts: the proxy goes first.
-    expect(out.spec.containers.map((c) => `${c.name}=${c.image}`)).to.deep.equal(['weft-proxy=reg/proxy:dev', 'a=a']);
+    expect(out.spec.containers.map((c) => `${c.name}=${c.image}`)).to.deep.equal([
+      'weft-proxy=reg/proxy:dev',
+      'a=a',
+    ]);
     expect(out.spec.initContainers.map((c) => c.name)).to.deep.equal(['weft-init']);
   });
 
@@ -43,10 +51,22 @@ describe('weftctl kube-inject', () => {
 
   const failures: [string, string[], string | undefined, number, RegExp][] = [
     ['no -f', [], undefined, 2, /-f FILE\|DIR\|- is required/],
-    ['a missing file', ['-f', '/nonexistent/deploy.yaml'], undefined, 2, /\/nonexistent\/deploy.yaml: WEFT_INPUT_UNREADABLE/],
+    [
+      'a missing file',
+      ['-f', '/nonexistent/deploy.yaml'],
+      undefined,
+      2,
+      /\/nonexistent\/deploy.yaml: WEFT_INPUT_UNREADABLE/,
+    ],
     ['bad YAML', ['-f', '-'], 'kind: Pod\n  bad: [', 2, /WEFT_YAML_SYNTAX/],
     ['an unknown flag', ['--frobnicate'], undefined, 2, /unknown argument "--frobnicate"/],
-    ['a bad --native-sidecar', ['-f', '-', '--native-sidecar=maybe'], '', 2, /--native-sidecar must be true or false/],
+    [
+      'a bad --native-sidecar',
+      ['-f', '-', '--native-sidecar=maybe'],
+      '',
+      2,
+      /--native-sidecar must be true or false/,
+    ],
     [
       'an invalid annotation',
       ['-f', '-'],

@@ -1,10 +1,16 @@
 import { expect } from 'chai';
 import type { V1Pod } from '@kubernetes/client-node';
-import { decideInjection, DEFAULT_INJECTION_SETTINGS, type InjectionSettings } from '../../../pkg/inject/index.js';
+import {
+  decideInjection,
+  DEFAULT_INJECTION_SETTINGS,
+  type InjectionSettings,
+} from '../../../pkg/inject/index.js';
 
 const settings: InjectionSettings = { ...DEFAULT_INJECTION_SETTINGS };
 
-function pod(opts: { label?: string; annotation?: string; hostNetwork?: boolean; status?: boolean } = {}): V1Pod {
+function pod(
+  opts: { label?: string; annotation?: string; hostNetwork?: boolean; status?: boolean } = {},
+): V1Pod {
   const labels: Record<string, string> = {};
   const annotations: Record<string, string> = {};
   if (opts.label !== undefined) labels['sidecar.istio.io/inject'] = opts.label;
@@ -34,27 +40,53 @@ describe('injection policy (Istio precedence)', () => {
     ['ns unset, pod false', {}, 'false', false, 'pod disabled'],
     ['weft label enabled', { 'weft.dev/inject': 'enabled' }, undefined, true, 'namespace enabled'],
     ['weft label true', { 'weft.dev/inject': 'true' }, undefined, true, 'namespace enabled'],
-    ['weft label disabled beats istio enabled', { 'istio-injection': 'enabled', 'weft.dev/inject': 'disabled' }, undefined, false, 'namespace disabled'],
-    ['istio disabled beats weft enabled', { 'istio-injection': 'disabled', 'weft.dev/inject': 'enabled' }, 'true', false, 'namespace disabled'],
+    [
+      'weft label disabled beats istio enabled',
+      { 'istio-injection': 'enabled', 'weft.dev/inject': 'disabled' },
+      undefined,
+      false,
+      'namespace disabled',
+    ],
+    [
+      'istio disabled beats weft enabled',
+      { 'istio-injection': 'disabled', 'weft.dev/inject': 'enabled' },
+      'true',
+      false,
+      'namespace disabled',
+    ],
     ['unknown ns value does not vote', { 'istio-injection': 'yes-please' }, undefined, false, 'not enabled'],
     ['pod "yes" spelling', {}, 'yes', true, 'pod enabled'],
     ['pod "False" spelling', { 'istio-injection': 'enabled' }, 'False', false, 'pod disabled'],
   ];
   for (const [title, nsLabels, podLabel, inject, reason] of matrix) {
     it(title, () => {
-      const d = decideInjection(pod(podLabel === undefined ? {} : { label: podLabel }), ns('app', nsLabels), settings);
+      const d = decideInjection(
+        pod(podLabel === undefined ? {} : { label: podLabel }),
+        ns('app', nsLabels),
+        settings,
+      );
       expect(d).to.deep.equal({ inject, reason });
     });
   }
 
   it('the pod label wins over the pod annotation', () => {
-    const d = decideInjection(pod({ label: 'false', annotation: 'true' }), ns('app', { 'istio-injection': 'enabled' }), settings);
+    const d = decideInjection(
+      pod({ label: 'false', annotation: 'true' }),
+      ns('app', { 'istio-injection': 'enabled' }),
+      settings,
+    );
     expect(d.inject).to.equal(false);
   });
 
   it('the pod annotation votes when there is no label', () => {
-    expect(decideInjection(pod({ annotation: 'true' }), ns('app'), settings)).to.deep.equal({ inject: true, reason: 'pod enabled' });
-    expect(decideInjection(pod({ annotation: 'false' }), ns('app', { 'istio-injection': 'enabled' }), settings).inject).to.equal(false);
+    expect(decideInjection(pod({ annotation: 'true' }), ns('app'), settings)).to.deep.equal({
+      inject: true,
+      reason: 'pod enabled',
+    });
+    expect(
+      decideInjection(pod({ annotation: 'false' }), ns('app', { 'istio-injection': 'enabled' }), settings)
+        .inject,
+    ).to.equal(false);
   });
 
   for (const name of ['kube-system', 'kube-public', 'kube-node-lease', 'weft-system']) {
@@ -66,19 +98,30 @@ describe('injection policy (Istio precedence)', () => {
   }
 
   it('honours a custom mesh namespace', () => {
-    const d = decideInjection(pod(), ns('mesh-a', { 'istio-injection': 'enabled' }), { ...settings, meshNamespace: 'mesh-a' });
+    const d = decideInjection(pod(), ns('mesh-a', { 'istio-injection': 'enabled' }), {
+      ...settings,
+      meshNamespace: 'mesh-a',
+    });
     expect(d).to.deep.equal({ inject: false, reason: 'mesh namespace' });
   });
 
   it('never injects hostNetwork pods', () => {
-    expect(decideInjection(pod({ hostNetwork: true, label: 'true' }), ns('app', { 'istio-injection': 'enabled' }), settings)).to.deep.equal({
+    expect(
+      decideInjection(
+        pod({ hostNetwork: true, label: 'true' }),
+        ns('app', { 'istio-injection': 'enabled' }),
+        settings,
+      ),
+    ).to.deep.equal({
       inject: false,
       reason: 'hostNetwork',
     });
   });
 
   it('never injects twice', () => {
-    expect(decideInjection(pod({ status: true }), ns('app', { 'istio-injection': 'enabled' }), settings).reason).to.equal('already injected');
+    expect(
+      decideInjection(pod({ status: true }), ns('app', { 'istio-injection': 'enabled' }), settings).reason,
+    ).to.equal('already injected');
   });
 
   it('enableNamespacesByDefault injects unlabelled namespaces but still honours opt-outs', () => {

@@ -7,7 +7,11 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import type { V1LabelSelector, V1MutatingWebhook, V1ValidatingWebhook } from '@kubernetes/client-node';
-import { buildWebhookConfigurations, VALIDATING_WEBHOOK_NAME, validationRules } from '../../../pkg/admission/index.js';
+import {
+  buildWebhookConfigurations,
+  VALIDATING_WEBHOOK_NAME,
+  validationRules,
+} from '../../../pkg/admission/index.js';
 import { kindDefinitions } from '../../../pkg/api/registry.js';
 
 const FILE = join(import.meta.dirname, '../../../config/webhook/webhooks.yaml');
@@ -28,12 +32,26 @@ function matches(sel: V1LabelSelector | undefined, labels: Record<string, string
 }
 
 describe('webhook configurations', () => {
-  const [validating, mutating] = buildWebhookConfigurations({ target: serviceTarget, meshNamespace: 'weft-system', webhookNamespace: 'weft-webhook' });
+  const [validating, mutating] = buildWebhookConfigurations({
+    target: serviceTarget,
+    meshNamespace: 'weft-system',
+    webhookNamespace: 'weft-webhook',
+  });
   const all: (V1ValidatingWebhook | V1MutatingWebhook)[] = [...validating.webhooks!, ...mutating.webhooks!];
 
   it('writes out every field the API server would default', () => {
     for (const wh of all) {
-      expect(wh, wh.name).to.include.all.keys('admissionReviewVersions', 'clientConfig', 'failurePolicy', 'matchPolicy', 'namespaceSelector', 'objectSelector', 'rules', 'sideEffects', 'timeoutSeconds');
+      expect(wh, wh.name).to.include.all.keys(
+        'admissionReviewVersions',
+        'clientConfig',
+        'failurePolicy',
+        'matchPolicy',
+        'namespaceSelector',
+        'objectSelector',
+        'rules',
+        'sideEffects',
+        'timeoutSeconds',
+      );
       expect(wh.admissionReviewVersions).to.deep.equal(['v1']);
       expect(wh.sideEffects).to.equal('None');
       expect(wh.matchPolicy).to.equal('Equivalent');
@@ -46,14 +64,28 @@ describe('webhook configurations', () => {
     const wh = validating.webhooks![0]!;
     expect(wh.name).to.equal(VALIDATING_WEBHOOK_NAME);
     expect(wh).to.include({ failurePolicy: 'Fail', timeoutSeconds: 5 });
-    const covered = new Set(wh.rules!.flatMap((r) => r.resources!.flatMap((res) => r.apiVersions!.map((v) => `${r.apiGroups![0]}/${v}/${res}`))));
-    for (const def of kindDefinitions) for (const v of def.versions) expect(covered.has(`${def.group}/${v}/${def.plural}`), `${def.kind} ${v}`).to.equal(true);
+    const covered = new Set(
+      wh.rules!.flatMap((r) =>
+        r.resources!.flatMap((res) => r.apiVersions!.map((v) => `${r.apiGroups![0]}/${v}/${res}`)),
+      ),
+    );
+    for (const def of kindDefinitions)
+      for (const v of def.versions)
+        expect(covered.has(`${def.group}/${v}/${def.plural}`), `${def.kind} ${v}`).to.equal(true);
   });
 
   it('injection: Fail (documented), 10 s, pods at CREATE only', () => {
     for (const wh of mutating.webhooks!) {
       expect(wh).to.include({ failurePolicy: 'Fail', timeoutSeconds: 10 });
-      expect(wh.rules).to.deep.equal([{ apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE'], resources: ['pods'], scope: 'Namespaced' }]);
+      expect(wh.rules).to.deep.equal([
+        {
+          apiGroups: [''],
+          apiVersions: ['v1'],
+          operations: ['CREATE'],
+          resources: ['pods'],
+          scope: 'Namespaced',
+        },
+      ]);
     }
   });
 
@@ -73,11 +105,17 @@ describe('webhook configurations', () => {
     ['istio disabled, weft enabled', { 'istio-injection': 'disabled', 'weft.dev/inject': 'enabled' }, 0],
     ['istio-injection=disabled', { 'istio-injection': 'disabled' }, 0],
     ['unlabelled (object webhook only)', {}, 1],
-    ['opted out of all weft webhooks', { 'istio-injection': 'enabled', 'weft.dev/admission-webhooks': 'disabled' }, 0],
+    [
+      'opted out of all weft webhooks',
+      { 'istio-injection': 'enabled', 'weft.dev/admission-webhooks': 'disabled' },
+      0,
+    ],
   ];
   for (const [title, labels, count] of nsCases) {
     it(`namespace ${title} → ${count} injection webhook(s)`, () => {
-      const selected = mutating.webhooks!.filter((wh) => matches(wh.namespaceSelector, { ...labels, 'kubernetes.io/metadata.name': 'app' }));
+      const selected = mutating.webhooks!.filter((wh) =>
+        matches(wh.namespaceSelector, { ...labels, 'kubernetes.io/metadata.name': 'app' }),
+      );
       expect(selected.map((w) => w.name)).to.have.length(count);
     });
   }
@@ -86,27 +124,50 @@ describe('webhook configurations', () => {
     it(`never sends pods of ${ns} to the injector, whatever its labels`, () => {
       const labels = { 'kubernetes.io/metadata.name': ns, 'istio-injection': 'enabled' };
       expect(mutating.webhooks!.filter((wh) => matches(wh.namespaceSelector, labels))).to.have.length(0);
-      expect(mutating.webhooks!.filter((wh) => matches(wh.namespaceSelector, { 'kubernetes.io/metadata.name': ns }))).to.have.length(0);
+      expect(
+        mutating.webhooks!.filter((wh) =>
+          matches(wh.namespaceSelector, { 'kubernetes.io/metadata.name': ns }),
+        ),
+      ).to.have.length(0);
     });
   }
 
   it("never sends weft's own pods, and honours the pod opt-out in selectors", () => {
     for (const wh of mutating.webhooks!) {
-      expect(matches(wh.objectSelector, { 'app.kubernetes.io/part-of': 'weft', 'sidecar.istio.io/inject': 'true' })).to.equal(false);
+      expect(
+        matches(wh.objectSelector, {
+          'app.kubernetes.io/part-of': 'weft',
+          'sidecar.istio.io/inject': 'true',
+        }),
+      ).to.equal(false);
       expect(matches(wh.objectSelector, { 'sidecar.istio.io/inject': 'false' })).to.equal(false);
     }
   });
 
   it('targets a URL with a caBundle for a webhook outside the cluster', () => {
-    const [v, m] = buildWebhookConfigurations({ target: { url: 'https://127.0.0.1:9443/' }, caBundle: 'Q0E=', meshNamespace: 'weft-system' });
-    expect(v.webhooks![0]!.clientConfig).to.deep.equal({ url: 'https://127.0.0.1:9443/validate', caBundle: 'Q0E=' });
-    expect(m.webhooks![0]!.clientConfig).to.deep.equal({ url: 'https://127.0.0.1:9443/inject', caBundle: 'Q0E=' });
+    const [v, m] = buildWebhookConfigurations({
+      target: { url: 'https://127.0.0.1:9443/' },
+      caBundle: 'Q0E=',
+      meshNamespace: 'weft-system',
+    });
+    expect(v.webhooks![0]!.clientConfig).to.deep.equal({
+      url: 'https://127.0.0.1:9443/validate',
+      caBundle: 'Q0E=',
+    });
+    expect(m.webhooks![0]!.clientConfig).to.deep.equal({
+      url: 'https://127.0.0.1:9443/inject',
+      caBundle: 'Q0E=',
+    });
   });
 
   it('config/webhook/webhooks.yaml is what pkg/admission builds', () => {
     const [v, m] = buildWebhookConfigurations({ target: serviceTarget, meshNamespace: 'weft-system' });
     // cert-manager's CA injector fills caBundle (kubebuilder's convention; no CA in git).
-    for (const cfg of [v, m]) cfg.metadata = { ...cfg.metadata, annotations: { 'cert-manager.io/inject-ca-from': 'weft-system/weft-webhook-tls' } };
+    for (const cfg of [v, m])
+      cfg.metadata = {
+        ...cfg.metadata,
+        annotations: { 'cert-manager.io/inject-ca-from': 'weft-system/weft-webhook-tls' },
+      };
     const text = `# Generated from pkg/admission (buildWebhookConfigurations); test/unit/webhook/config.test.ts\n# keeps it in step: WEFT_UPDATE_GOLDEN=1 npx mocha test/unit/webhook/config.test.ts\n${[v, m].map((o) => stringify(o, { lineWidth: 0 })).join('---\n')}`;
     if (process.env.WEFT_UPDATE_GOLDEN === '1') writeFileSync(FILE, text);
     expect(existsSync(FILE), `${FILE} missing: WEFT_UPDATE_GOLDEN=1 creates it`).to.equal(true);

@@ -12,6 +12,20 @@ import { createMetrics, type WebhookMetrics } from '../../../webhook/metrics.js'
 import { createWebhookApp, listenHttps } from '../../../webhook/server.js';
 import { CertReloader } from '../../../webhook/tls.js';
 
+/** The answer as the tests read it: an AdmissionReview, or a coded HTTP error. Fields may be absent at run time. */
+export interface AnswerJson {
+  response: {
+    uid: string;
+    allowed: boolean;
+    status: { code: number; message: string; reason?: string };
+    patchType?: string;
+    patch: string;
+    warnings: string[];
+  };
+  code: string;
+  message: string;
+}
+
 export interface TestServer {
   port: number;
   ca: string;
@@ -21,12 +35,18 @@ export interface TestServer {
   metrics: WebhookMetrics;
   tls: CertReloader;
   namespaces: Map<string, Record<string, string>>;
-  post(path: string, body: unknown, raw?: boolean): Promise<{ status: number; json: any; text: string }>;
+  post(
+    path: string,
+    body: unknown,
+    raw?: boolean,
+  ): Promise<{ status: number; json: AnswerJson; text: string }>;
   get(path: string): Promise<{ status: number; text: string }>;
   close(): Promise<void>;
 }
 
-export async function startTestServer(opts: { settings?: Partial<InjectionSettings>; handlerTimeoutMs?: number; bodyLimitBytes?: number } = {}): Promise<TestServer> {
+export async function startTestServer(
+  opts: { settings?: Partial<InjectionSettings>; handlerTimeoutMs?: number; bodyLimitBytes?: number } = {},
+): Promise<TestServer> {
   const dir = mkdtempSync(join(tmpdir(), 'weft-webhook-test-'));
   const cert = makeServingCert(['127.0.0.1']);
   writeFileSync(join(dir, 'tls.crt'), cert.certPem);
@@ -46,7 +66,9 @@ export async function startTestServer(opts: { settings?: Partial<InjectionSettin
       namespace: (name) =>
         name === 'hang'
           ? new Promise(() => {})
-          : Promise.resolve(namespaces.has(name) ? { metadata: { name, labels: namespaces.get(name)! } } : undefined),
+          : Promise.resolve(
+              namespaces.has(name) ? { metadata: { name, labels: namespaces.get(name)! } } : undefined,
+            ),
       settings: () => settings,
     },
     readiness: () => ({ ready: tls.pair !== undefined }),
@@ -57,12 +79,22 @@ export async function startTestServer(opts: { settings?: Partial<InjectionSettin
   const agent = new Agent({ ca: cert.caPem, keepAlive: true });
   const call = (method: string, path: string, payload?: string) =>
     new Promise<{ status: number; text: string }>((resolve, reject) => {
-      const req = request({ host: '127.0.0.1', port, path, method, agent, headers: payload === undefined ? {} : { 'content-type': 'application/json' } }, (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (c: string) => (text += c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
-      });
+      const req = request(
+        {
+          host: '127.0.0.1',
+          port,
+          path,
+          method,
+          agent,
+          headers: payload === undefined ? {} : { 'content-type': 'application/json' },
+        },
+        (res) => {
+          let text = '';
+          res.setEncoding('utf8');
+          res.on('data', (c: string) => (text += c));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+        },
+      );
       req.on('error', reject);
       req.end(payload);
     });
@@ -77,11 +109,11 @@ export async function startTestServer(opts: { settings?: Partial<InjectionSettin
     namespaces,
     async post(path, body, raw = false) {
       const r = await call('POST', path, raw ? String(body) : JSON.stringify(body));
-      let json: unknown;
+      let json = {} as AnswerJson;
       try {
-        json = JSON.parse(r.text);
+        json = JSON.parse(r.text) as AnswerJson;
       } catch {
-        json = undefined;
+        // Not JSON: the tests that expect JSON fail on the missing fields.
       }
       return { ...r, json };
     },
@@ -101,8 +133,14 @@ async function closeServer(server: Server, agent: Agent, tls: CertReloader, dir:
 let uidCounter = 0;
 
 export function reviewOf(object: unknown, over: Record<string, unknown> = {}): unknown {
-  const o = (object ?? {}) as { apiVersion?: string; kind?: string; metadata?: { name?: string; namespace?: string } };
-  const [group, version] = (o.apiVersion ?? 'v1').includes('/') ? (o.apiVersion ?? '').split('/') : ['', o.apiVersion ?? 'v1'];
+  const o = (object ?? {}) as {
+    apiVersion?: string;
+    kind?: string;
+    metadata?: { name?: string; namespace?: string };
+  };
+  const [group, version] = (o.apiVersion ?? 'v1').includes('/')
+    ? (o.apiVersion ?? '').split('/')
+    : ['', o.apiVersion ?? 'v1'];
   return {
     apiVersion: 'admission.k8s.io/v1',
     kind: 'AdmissionReview',

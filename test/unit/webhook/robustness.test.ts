@@ -34,7 +34,9 @@ describe('webhook server robustness', () => {
   it('keeps answering others while a client trickles its body', async () => {
     const sock = connect({ host: '127.0.0.1', port: srv.port, ca: srv.ca });
     await new Promise((r) => sock.once('secureConnect', r));
-    sock.write('POST /validate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{"apiVersion":');
+    sock.write(
+      'POST /validate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{"apiVersion":',
+    );
     const started = Date.now();
     const results = await Promise.all(Array.from({ length: 20 }, () => srv.post('/validate', reviewOf(vs))));
     expect(results.every((r) => r.json.response.allowed === true)).to.equal(true);
@@ -78,9 +80,17 @@ describe('webhook handler budget', () => {
   after(async () => srv.close());
 
   it('a verdict that never comes is a 504 for that request, and others still get answers', async () => {
-    const pod = { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p', namespace: 'hang' }, spec: { containers: [{ name: 'a', image: 'a' }] } };
+    const pod = {
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: 'p', namespace: 'hang' },
+      spec: { containers: [{ name: 'a', image: 'a' }] },
+    };
     const started = Date.now();
-    const [stuck, other] = await Promise.all([srv.post('/inject', reviewOf(pod)), srv.post('/validate', reviewOf(vs))]);
+    const [stuck, other] = await Promise.all([
+      srv.post('/inject', reviewOf(pod)),
+      srv.post('/validate', reviewOf(vs)),
+    ]);
     expect(stuck.status).to.equal(504);
     expect(stuck.json.message).to.match(/no verdict within 300 ms/);
     expect(Date.now() - started).to.be.within(250, 2000);
