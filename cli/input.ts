@@ -13,6 +13,8 @@ export const MAX_INPUT_BYTES = 4 * 1024 * 1024;
 /** YAML alias expansions allowed per document (stops "billion laughs"). */
 const MAX_ALIASES = 100;
 const MANIFEST_EXTENSIONS = new Set(['.yaml', '.yml', '.json']);
+/** kustomize's own file in a directory is build input, not an object (named files are still read). */
+const KUSTOMIZATION_FILES = new Set(['kustomization.yaml', 'kustomization.yml']);
 
 export interface InputDocument {
   /** The file name as the user gave it (or `<stdin>`). */
@@ -83,8 +85,10 @@ function readPath(path: string, out: Inputs, explicit: boolean): void {
         // A dangling link in a directory is not worth failing the run for; it is skipped.
         continue;
       }
-      if (isDir ? !entry.startsWith('.') : MANIFEST_EXTENSIONS.has(extname(entry).toLowerCase()))
-        readPath(child, out, false);
+      const manifest =
+        MANIFEST_EXTENSIONS.has(extname(entry).toLowerCase()) &&
+        !KUSTOMIZATION_FILES.has(entry.toLowerCase());
+      if (isDir ? !entry.startsWith('.') : manifest) readPath(child, out, false);
     }
     if (explicit && out.documents.length + out.problems.length === before) {
       out.problems.push({

@@ -109,6 +109,7 @@ describe('weftctl (spawned)', function () {
     writeFileSync(join(dir, 'repo', 'vs.yaml'), VALID_VS);
     writeFileSync(join(dir, 'repo', 'nested', 'bad.yml'), INVALID_VS);
     writeFileSync(join(dir, 'repo', 'README.md'), '# not a manifest\n');
+    writeFileSync(join(dir, 'repo', 'kustomization.yaml'), 'resources: [vs.yaml]\n');
   });
 
   after(() => rmSync(dir, { recursive: true, force: true }));
@@ -140,7 +141,7 @@ describe('weftctl (spawned)', function () {
       );
     });
 
-    it('reads directories recursively (only .yaml/.yml/.json) and repeated -f', () => {
+    it('reads directories recursively (.yaml/.yml/.json, not kustomization.yaml) and repeated -f', () => {
       const r = weftctl(['validate', '-f', join(dir, 'repo'), '-f', join(dir, 'dr.yaml')]);
       expect(r.code).to.equal(1);
       expect(r.stdout).to.contain(
