@@ -92,7 +92,14 @@ async function userSigner(spec: EffectiveSpec, read: SecretReader, now: Date): P
 }
 
 /** Decides and issues; network reads go through `read` (the reconciler passes the API). */
-export async function planCertificates(mesh: string, spec: EffectiveSpec, read: SecretReader, now: Date): Promise<CertResult> {
+export async function planCertificates(
+  mesh: string,
+  spec: EffectiveSpec,
+  read: SecretReader,
+  now: Date,
+  /** Extra SANs for the webhook certificate (the host of --webhook-url). */
+  webhookExtraSans: string[] = [],
+): Promise<CertResult> {
   const signer = spec.certificates.mode === 'caSecret' ? await userSigner(spec, read, now) : await selfSignedSigner(mesh, spec, read, now);
   if (!('pair' in signer)) return { ok: false, ...signer };
   const secrets = [...signer.secrets];
@@ -100,7 +107,7 @@ export async function planCertificates(mesh: string, spec: EffectiveSpec, read: 
   const expiries: Date[] = [];
   const renewals: Date[] = [renewAt(certInfo(signer.pair.certPem))];
   for (const [service, secretName] of [['weftd', SERVING_SECRET.weftd], ['weft-webhook', SERVING_SECRET.webhook]] as const) {
-    const dnsNames = servingDnsNames(service);
+    const dnsNames = service === 'weft-webhook' ? [...servingDnsNames(service), ...webhookExtraSans] : servingDnsNames(service);
     let pair = pairFrom(await read(MESH_NAMESPACE, secretName));
     const reason = renewalReason(pair, { dnsNames, caPem: signer.pair.certPem, now });
     if (reason !== null || !pair) {

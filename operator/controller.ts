@@ -34,6 +34,7 @@ export interface ControllerOptions {
   log: Logger;
   metrics: OperatorMetrics;
   webhookImage?: string;
+  webhookUrl?: string;
   /** Periodic resync of every Mesh (controller-runtime's SyncPeriod; default 10 h). */
   resyncMs?: number;
   /** Namespace for Events about the cluster-scoped Mesh. */
@@ -70,6 +71,7 @@ export class MeshController {
       log: o.log,
       resyncMs: this.resyncMs,
       ...(o.webhookImage ? { webhookImage: o.webhookImage } : {}),
+      ...(o.webhookUrl ? { webhookUrl: o.webhookUrl } : {}),
     });
   }
 

@@ -3,6 +3,7 @@
  *
  *   npm run operator -- [--kubeconfig FILE] [--leader-elect=false] [--health-probe-bind-address :8081]
  *                       [--metrics-bind-address :8080] [--webhook-image IMG] [--resync-period 10h]
+ *                       [--webhook-url https://127.0.0.1:9443]   (a webhook run outside the cluster)
  *
  * Every replica watches (warm caches, probes, metrics); only the Lease holder reconciles.
  */
@@ -26,6 +27,7 @@ export interface OperatorFlags {
   probeAddr: { host: string; port: number };
   metricsAddr: { host: string; port: number };
   webhookImage?: string;
+  webhookUrl?: string;
   resyncMs: number;
   leaseDurationSeconds: number;
   renewDeadlineMs: number;
@@ -39,6 +41,17 @@ function durationFlag(name: string, v: string): number {
   const ms = parseDuration(v);
   if (ms === null || ms <= 0) throw new WeftError('WEFT_OPERATOR_CONFIG', `${name}: "${v}" is not a positive duration like 10s`);
   return ms;
+}
+
+function urlFlag(name: string, v: string): string {
+  let u: URL;
+  try {
+    u = new URL(v);
+  } catch {
+    throw new WeftError('WEFT_OPERATOR_CONFIG', `${name}: "${v}" is not a URL like https://127.0.0.1:9443`);
+  }
+  if (u.protocol !== 'https:') throw new WeftError('WEFT_OPERATOR_CONFIG', `${name}: the API server only calls webhooks over https`);
+  return v.replace(/\/$/, '');
 }
 
 function bindFlag(name: string, v: string): { host: string; port: number } {
@@ -81,6 +94,7 @@ export function parseFlags(argv: string[], env: NodeJS.ProcessEnv = process.env)
       case '--health-probe-bind-address': f.probeAddr = bindFlag(flag, take()); break;
       case '--metrics-bind-address': f.metricsAddr = bindFlag(flag, take()); break;
       case '--webhook-image': f.webhookImage = take(); break;
+      case '--webhook-url': f.webhookUrl = urlFlag(flag, take()); break;
       case '--resync-period': f.resyncMs = durationFlag(flag, take()); break;
       case '--lease-duration': f.leaseDurationSeconds = Math.ceil(durationFlag(flag, take()) / 1000); break;
       case '--renew-deadline': f.renewDeadlineMs = durationFlag(flag, take()); break;
@@ -114,6 +128,7 @@ export async function runOperator(flags: OperatorFlags): Promise<() => Promise<v
     resyncMs: flags.resyncMs,
     eventsNamespace: flags.eventsNamespace,
     ...(flags.webhookImage ? { webhookImage: flags.webhookImage } : {}),
+    ...(flags.webhookUrl ? { webhookUrl: flags.webhookUrl } : {}),
   });
   controller.startInformers();
   const servers = await startServers(flags.probeAddr, flags.metricsAddr, { ready: () => controller.synced, healthy: () => true }, metrics.registry);

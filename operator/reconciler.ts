@@ -47,6 +47,8 @@ export interface ReconcilerDeps {
   events: EventRecorder;
   log: Logger;
   webhookImage?: string;
+  /** Base URL of a webhook running outside the cluster (see RenderOptions.webhookUrl). */
+  webhookUrl?: string;
   now?: () => Date;
   resyncMs: number;
 }
@@ -119,7 +121,9 @@ export class MeshReconciler {
 
   private async converge(mesh: Mesh & KubeObject, spec: EffectiveSpec, log: Logger): Promise<ReconcileOutcome> {
     const name = mesh.metadata.name!;
-    const certs = await planCertificates(name, spec, (ns, n) => this.d.client.get({ apiVersion: 'v1', kind: 'Secret', namespace: ns, name: n }), this.now());
+    const read = (ns: string, n: string): Promise<KubeObject | null> => this.d.client.get({ apiVersion: 'v1', kind: 'Secret', namespace: ns, name: n });
+    const extraSans = this.d.webhookUrl ? [new URL(this.d.webhookUrl).hostname.replace(/^\[|\]$/g, '')] : [];
+    const certs = await planCertificates(name, spec, read, this.now(), extraSans);
     if (!certs.ok) return this.stall(name, certs.reason, certs.message, log, STALLED_RETRY_MS / 4);
     for (const i of certs.plan.issued) {
       log.info('Issued certificate', { secret: i.secret, reason: i.reason });
@@ -143,7 +147,11 @@ export class MeshReconciler {
   }
 
   private desiredObjects(mesh: Mesh & KubeObject, certs: CertPlan): KubeObject[] {
-    const opts = { caBundle: certs.caBundle, ...(this.d.webhookImage ? { webhookImage: this.d.webhookImage } : {}) };
+    const opts = {
+      caBundle: certs.caBundle,
+      ...(this.d.webhookImage ? { webhookImage: this.d.webhookImage } : {}),
+      ...(this.d.webhookUrl ? { webhookUrl: this.d.webhookUrl } : {}),
+    };
     const owner = { apiVersion: MESH_API_VERSION, kind: 'Mesh', name: mesh.metadata.name!, uid: mesh.metadata.uid!, controller: true, blockOwnerDeletion: true };
     const secrets = certs.secrets.map((s) => ({ ...s, metadata: { ...s.metadata, ownerReferences: [owner] } }));
     return [...secrets, ...render(mesh, opts)];

@@ -12,6 +12,7 @@
  * Private keys are returned as PEM strings for storing in Secrets; nothing here logs them.
  */
 import { generateKeyPairSync, randomBytes, X509Certificate } from 'node:crypto';
+import { isIP } from 'node:net';
 import forge from 'node-forge';
 import { WeftError } from '../errors/index.js';
 
@@ -99,11 +100,16 @@ export function issueServing(ca: KeyPairPem, opts: IssueOptions): KeyPairPem {
     { name: 'basicConstraints', cA: false, critical: true },
     { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
     { name: 'extKeyUsage', serverAuth: true },
-    { name: 'subjectAltName', altNames: opts.dnsNames.map((value) => ({ type: 2, value })) },
+    { name: 'subjectAltName', altNames: opts.dnsNames.map(altName) },
     { name: 'authorityKeyIdentifier', keyIdentifier: caCert.generateSubjectKeyIdentifier().getBytes() },
   ]);
   cert.sign(caKey, md.sha256.create());
   return { certPem: pki.certificateToPem(cert), keyPem: pki.privateKeyToPem(keys.privateKey) };
+}
+
+/** IP literals become iPAddress SANs (type 7), everything else dNSName (type 2). */
+function altName(value: string): { type: number; value?: string; ip?: string } {
+  return isIP(value) ? { type: 7, ip: value } : { type: 2, value };
 }
 
 function parseCert(pem: string): forge.pki.Certificate {
@@ -136,8 +142,8 @@ export function certInfo(pem: string): CertInfo {
   const cn = (dn: string): string => /(?:^|\n)CN=([^\n]*)/.exec(dn)?.[1] ?? '';
   const dnsNames = (x509.subjectAltName ?? '')
     .split(', ')
-    .filter((s) => s.startsWith('DNS:'))
-    .map((s) => s.slice(4));
+    .filter((s) => s.startsWith('DNS:') || s.startsWith('IP Address:'))
+    .map((s) => s.slice(s.indexOf(':') + 1));
   return {
     subjectCN: cn(x509.subject),
     issuerCN: cn(x509.issuer),

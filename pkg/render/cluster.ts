@@ -62,18 +62,28 @@ export function webhookRbac(mesh: string): KubeObject[] {
 /** Namespaces no weft webhook may ever act in: the cluster's own and the mesh's. */
 const EXCLUDED_NAMESPACES = ['kube-system', 'kube-node-lease', MESH_NAMESPACE];
 
-function clientConfig(path: string, caBundle: string | undefined): Record<string, unknown> {
-  return {
-    service: { name: WEBHOOK_SERVICE.name, namespace: WEBHOOK_SERVICE.namespace, path, port: WEBHOOK_SERVICE.port },
-    ...(caBundle ? { caBundle } : {}),
-  };
+/**
+ * Normally the in-cluster Service. With `url` (a webhook running outside the cluster, as in
+ * `npm start` and the integration tests, where the API server cannot reach Services) the
+ * configurations call `<url><path>` instead, as envtest does.
+ */
+function clientConfig(path: string, caBundle: string | undefined, url: string | undefined): Record<string, unknown> {
+  const target = url
+    ? { url: `${url.replace(/\/$/, '')}${path}` }
+    : { service: { name: WEBHOOK_SERVICE.name, namespace: WEBHOOK_SERVICE.namespace, path, port: WEBHOOK_SERVICE.port } };
+  return { ...target, ...(caBundle ? { caBundle } : {}) };
+}
+
+export interface WebhookTarget {
+  caBundle?: string | undefined;
+  url?: string | undefined;
 }
 
 const namespaceSelector = {
   matchExpressions: [{ key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: EXCLUDED_NAMESPACES }],
 };
 
-export function validatingWebhook(mesh: string, caBundle?: string): KubeObject {
+export function validatingWebhook(mesh: string, target: WebhookTarget = {}): KubeObject {
   const rules = [
     ...Object.entries(ISTIO_KINDS).map(([group, resources]) => ({
       apiGroups: [group],
@@ -92,7 +102,7 @@ export function validatingWebhook(mesh: string, caBundle?: string): KubeObject {
       {
         name: 'validate.mesh.weft.dev',
         admissionReviewVersions: ['v1'],
-        clientConfig: clientConfig(WEBHOOK_PATHS.validate, caBundle),
+        clientConfig: clientConfig(WEBHOOK_PATHS.validate, target.caBundle, target.url),
         rules,
         failurePolicy: 'Fail',
         matchPolicy: 'Equivalent',
@@ -105,7 +115,7 @@ export function validatingWebhook(mesh: string, caBundle?: string): KubeObject {
   };
 }
 
-export function mutatingWebhook(mesh: string, caBundle?: string): KubeObject {
+export function mutatingWebhook(mesh: string, target: WebhookTarget = {}): KubeObject {
   return {
     apiVersion: 'admissionregistration.k8s.io/v1',
     kind: 'MutatingWebhookConfiguration',
@@ -114,7 +124,7 @@ export function mutatingWebhook(mesh: string, caBundle?: string): KubeObject {
       {
         name: 'inject.mesh.weft.dev',
         admissionReviewVersions: ['v1'],
-        clientConfig: clientConfig(WEBHOOK_PATHS.inject, caBundle),
+        clientConfig: clientConfig(WEBHOOK_PATHS.inject, target.caBundle, target.url),
         rules: [{ apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE'], resources: ['pods'], scope: 'Namespaced' }],
         failurePolicy: 'Fail',
         matchPolicy: 'Equivalent',

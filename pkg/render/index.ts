@@ -29,6 +29,8 @@ export interface RenderOptions {
   includeNamespace?: boolean;
   /** Image of the admission webhook (not part of the Mesh spec). */
   webhookImage?: string;
+  /** Call the webhook at this base URL instead of its Service (a webhook run outside the cluster). */
+  webhookUrl?: string;
 }
 
 export const DEFAULT_WEBHOOK_IMAGE = 'weft/webhook:latest';
@@ -164,8 +166,8 @@ function webhook(mesh: string, spec: EffectiveSpec, opts: RenderOptions): KubeOb
       { name: 'https-webhook', port: WEBHOOK_SERVICE.port, targetPort: 9443, protocol: 'TCP' },
     ]),
     ...podDisruptionBudget(mesh, WEBHOOK_SERVICE.name, MESH_NAMESPACE, 'webhook', replicas),
-    validatingWebhook(mesh, opts.caBundle),
-    mutatingWebhook(mesh, opts.caBundle),
+    validatingWebhook(mesh, { caBundle: opts.caBundle, url: opts.webhookUrl }),
+    mutatingWebhook(mesh, { caBundle: opts.caBundle, url: opts.webhookUrl }),
   ];
 }
 
