@@ -18,7 +18,8 @@ out=${WEFT_IMAGES_DIR:-$repo/.local/images}
 store=$out/storage
 die() { echo "images: $*" >&2; exit 1; }
 log() { echo "[images] $*" >&2; }
-command -v buildah >/dev/null || die "buildah is missing (apt-get install buildah)"
+if [ "${WEFT_IMAGE_BUILDER:-buildah}" = docker ]; then command -v docker >/dev/null || die "WEFT_IMAGE_BUILDER=docker but docker is missing"
+else command -v buildah >/dev/null || die "buildah is missing (apt-get install buildah)"; fi
 mkdir -p "$out"
 
 # The names below are what manifests use. node-base carries the public Node image's name so
@@ -96,9 +97,16 @@ build_rootfs_image() {
 # Image from a Dockerfile, exactly as `docker build` would take it (no RUN needed, no pulls).
 build_dockerfile_image() {
   local id=$1 dockerfile=$2 context=$3 img=${NAME[$1]} key archive base_archive
-  base_archive=$(build_rootfs_image node-base node-base | cut -f2)
+  if [ "${WEFT_IMAGE_BUILDER:-buildah}" = docker ]; then base_archive=docker
+  else base_archive=$(build_rootfs_image node-base node-base | cut -f2); fi
   key=$(input_key "$dockerfile" "$context" "$base_archive")
   archive=$(archive_for "$id" "$key")
+  if [ "${WEFT_IMAGE_BUILDER:-buildah}" = docker ]; then
+    # A machine with Docker: the same Dockerfile and context; its base comes from Docker Hub.
+    docker build -q -f "$dockerfile" -t "$img" "$context" >&2
+    printf '%s\t%s\n' "$img" docker
+    return 0
+  fi
   if [ ! -f "$archive" ]; then
     log "building $img from $(realpath --relative-to="$repo" "$dockerfile")"
     # No RUN allowed: a RUN would execute in a container with the host's network.
@@ -129,9 +137,10 @@ build_one() {
 build_weft() {
   [ -d "$repo/dist" ] || die "dist/ is missing: run \`npm run build\` first"
   bash "$here/stage-weft.sh" "$out/weft-context" >&2
-  build_dockerfile_image weft "$repo/Dockerfile" "$out/weft-context" | while IFS=$'\t' read -r img archive; do
-    printf '%s\t%s\n' "$img" "$archive"
-  done
+  build_dockerfile_image weft "$repo/Dockerfile" "$out/weft-context"
+  if [ "${WEFT_IMAGE_BUILDER:-buildah}" = docker ]; then
+    for a in "${WEFT_ALIASES[@]}"; do docker tag "${NAME[weft]}" "$a"; done
+  fi
 }
 
 targets=("$@")

@@ -17,14 +17,6 @@ export interface BuiltImage {
 /** Images the node imports on every `up`; node-base is only a build input (echo contains it). */
 export const NODE_IMAGES = ['pause', 'toolbox', 'echo'];
 
-/** Other names under which the weft image is imported (ADR 0004: one image, many entry points). */
-export const WEFT_IMAGE_ALIASES = [
-  'ghcr.io/weft-mesh/weft-proxy:0.1.0',
-  'ghcr.io/weft-mesh/weft-operator:0.1.0',
-  'ghcr.io/weft-mesh/weftd:0.1.0',
-  'ghcr.io/weft-mesh/weft-webhook:0.1.0',
-];
-
 /** Parses build.sh's "NAME<TAB>ARCHIVE" lines. */
 export function parseBuildOutput(text: string): BuiltImage[] {
   const out: BuiltImage[] = [];

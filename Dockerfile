@@ -1,0 +1,17 @@
+# weft: one image, one entry point per component (docs/adr/0004-images.md):
+#   weft proxy init|sidecar|gateway ... | weft operator | weft weftd | weft webhook | weft weftctl
+#
+# The build context is staged by hack/images/build.sh weft (compiled dist/, production
+# node_modules, the entry point), so nothing here runs a command or reaches a network.
+# Here it builds with buildah against a locally made base image of the same name; with Docker:
+#   WEFT_IMAGE_BUILDER=docker hack/images/build.sh weft
+FROM docker.io/library/node:26-bookworm-slim
+WORKDIR /opt/weft
+ENV NODE_ENV=production
+COPY package.json ./
+COPY node_modules/ ./node_modules/
+COPY dist/ ./dist/
+COPY entrypoint.mjs ./entrypoint.mjs
+# Non-root by default; `proxy init` runs as root by its pod's securityContext (NET_ADMIN).
+USER 65532:65532
+ENTRYPOINT ["node", "/opt/weft/entrypoint.mjs"]
