@@ -2,7 +2,7 @@
  * Istio's verdict for every object of the shared conformance corpus, replayed under each API
  * version Istio serves (Istio ignores the version, so the verdict must not change).
  */
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { parse } from 'yaml';
@@ -41,6 +41,14 @@ describe('conformance: Istio validation corpus', () => {
   it('has a manifest with both verdicts', () => {
     expect(rows.length).to.be.greaterThan(200);
     expect(rows.some((r) => r.expected === 'invalid')).to.equal(true);
+  });
+
+  it('lists every file of valid/ and invalid/ exactly once, in the directory of its verdict', () => {
+    const onDisk = ['valid', 'invalid']
+      .flatMap((d) => readdirSync(join(CORPUS, d)).map((f) => `${d}/${f}`))
+      .sort();
+    expect(rows.map((r) => r.file).sort()).to.deep.equal(onDisk);
+    for (const r of rows) expect(r.file.startsWith(`${r.expected}/`), r.file).to.equal(true);
   });
 
   for (const row of rows) {
