@@ -86,7 +86,9 @@ describe('validation never throws (seeded fuzz over the corpus)', function () {
         try {
           result = validateObject(obj);
         } catch (err) {
-          throw new Error(`validateObject threw on ${JSON.stringify(obj).slice(0, 400)}: ${String(err)}`);
+          throw new Error(`validateObject threw on ${JSON.stringify(obj).slice(0, 400)}: ${String(err)}`, {
+            cause: err,
+          });
         }
         expect(result.errors).to.be.an('array');
         expect(result.warnings).to.be.an('array');
