@@ -18,7 +18,10 @@ const MAX_BODY = 64 * 1024;
 
 function send(res: ServerResponse, status: number, body: unknown): void {
   const text = typeof body === 'string' ? body : JSON.stringify(body, null, 2) + '\n';
-  res.writeHead(status, { 'content-type': typeof body === 'string' ? 'text/plain; charset=utf-8' : 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.writeHead(status, {
+    'content-type': typeof body === 'string' ? 'text/plain; charset=utf-8' : 'application/json',
+    'content-length': Buffer.byteLength(text),
+  });
   res.end(text);
 }
 
@@ -75,9 +78,12 @@ async function explain(p: ProxyServer, req: IncomingMessage, res: ServerResponse
   try {
     body = await readJson(req);
   } catch (err) {
-    return send(res, 400, { error: `explain: body must be JSON {method, path, authority, headers, port}: ${(err as Error).message}` });
+    return send(res, 400, {
+      error: `explain: body must be JSON {method, path, authority, headers, port}: ${(err as Error).message}`,
+    });
   }
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) return send(res, 400, { error: 'explain: body must be a JSON object' });
+  if (typeof body !== 'object' || body === null || Array.isArray(body))
+    return send(res, 400, { error: 'explain: body must be a JSON object' });
   const b = body as Record<string, unknown>;
   const input: SyntheticRequest = {};
   if (typeof b.method === 'string') input.method = b.method;
@@ -87,13 +93,20 @@ async function explain(p: ProxyServer, req: IncomingMessage, res: ServerResponse
   if (typeof b.port === 'number') input.port = b.port;
   if (typeof b.listener === 'string') input.listener = b.listener;
   if (typeof b.headers === 'object' && b.headers !== null) {
-    input.headers = Object.fromEntries(Object.entries(b.headers as Record<string, unknown>).map(([k, v]) => [k, String(v)]));
+    input.headers = Object.fromEntries(
+      Object.entries(b.headers as Record<string, unknown>).map(([k, v]) => [k, String(v)]),
+    );
   }
   if (p.current === null) return send(res, 503, { error: 'no config applied yet' });
   send(res, 200, explainSynthetic(p.current, input, selectRoute));
 }
 
-export async function handleAdmin(p: ProxyServer, role: 'admin' | 'metrics' | 'health', req: IncomingMessage, res: ServerResponse): Promise<void> {
+export async function handleAdmin(
+  p: ProxyServer,
+  role: 'admin' | 'metrics' | 'health',
+  req: IncomingMessage,
+  res: ServerResponse,
+): Promise<void> {
   const path = (req.url ?? '/').split('?')[0]!;
   const method = req.method ?? 'GET';
   if (role === 'health') {
@@ -105,13 +118,20 @@ export async function handleAdmin(p: ProxyServer, role: 'admin' | 'metrics' | 'h
   }
   if (path === '/stats/prometheus' || path === '/metrics') {
     const text = p.metrics.render();
-    res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4', 'content-length': Buffer.byteLength(text) });
+    res.writeHead(200, {
+      'content-type': 'text/plain; version=0.0.4',
+      'content-length': Buffer.byteLength(text),
+    });
     return void res.end(text);
   }
   if (role === 'metrics') return send(res, 404, 'not found: try /stats/prometheus\n');
   switch (`${method} ${path}`) {
     case 'GET /config_dump':
-      return send(res, 200, { version: p.current?.version, lastReload: p.lastReload, config: p.current?.source });
+      return send(res, 200, {
+        version: p.current?.version,
+        lastReload: p.lastReload,
+        config: p.current?.source,
+      });
     case 'GET /ready': {
       const [code, text] = readiness(p);
       return send(res, code, text);
@@ -119,7 +139,10 @@ export async function handleAdmin(p: ProxyServer, role: 'admin' | 'metrics' | 'h
     case 'GET /stats':
       return send(res, 200, stats(p));
     case 'GET /clusters':
-      return send(res, 200, { version: p.current?.version, clusters: [...(p.current?.clusters.values() ?? [])].map((c) => c.describe()) });
+      return send(res, 200, {
+        version: p.current?.version,
+        clusters: [...(p.current?.clusters.values() ?? [])].map((c) => c.describe()),
+      });
     case 'POST /explain':
       return explain(p, req, res);
     case 'POST /drain':
@@ -131,6 +154,10 @@ export async function handleAdmin(p: ProxyServer, role: 'admin' | 'metrics' | 'h
       void p.shutdown().then(() => p.exit());
       return;
     default:
-      return send(res, 404, 'not found: /config_dump /ready /stats /stats/prometheus /clusters POST /explain /drain /quitquitquit\n');
+      return send(
+        res,
+        404,
+        'not found: /config_dump /ready /stats /stats/prometheus /clusters POST /explain /drain /quitquitquit\n',
+      );
   }
 }

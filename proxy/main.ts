@@ -34,13 +34,21 @@ class UsageError extends Error {}
 
 function port(v: string | undefined, flag: string): number {
   const n = Number(v);
-  if (v === undefined || !Number.isInteger(n) || n < 0 || n > 65535) throw new UsageError(`${flag} needs a port number 0-65535, got ${JSON.stringify(v)}`);
+  if (v === undefined || !Number.isInteger(n) || n < 0 || n > 65535)
+    throw new UsageError(`${flag} needs a port number 0-65535, got ${JSON.stringify(v)}`);
   return n;
 }
 
 export function parseArgs(argv: string[]): CliArgs {
-  if (argv[0] !== 'run') throw new UsageError(argv[0] === undefined ? 'missing command' : `unknown command ${JSON.stringify(argv[0])}`);
-  const a: Partial<CliArgs> & { accessLog: boolean; explainHeader: boolean; watch: boolean } = { accessLog: false, explainHeader: false, watch: true };
+  if (argv[0] !== 'run')
+    throw new UsageError(
+      argv[0] === undefined ? 'missing command' : `unknown command ${JSON.stringify(argv[0])}`,
+    );
+  const a: Partial<CliArgs> & { accessLog: boolean; explainHeader: boolean; watch: boolean } = {
+    accessLog: false,
+    explainHeader: false,
+    watch: true,
+  };
   for (let i = 1; i < argv.length; i++) {
     const flag = argv[i]!;
     const next = (): string => {
@@ -56,7 +64,10 @@ export function parseArgs(argv: string[]): CliArgs {
         const v = next();
         const colon = v.lastIndexOf(':');
         if (colon <= 0) throw new UsageError(`--listen needs HOST:PORT, got ${JSON.stringify(v)}`);
-        a.listen = { host: v.slice(0, colon).replace(/^\[|\]$/g, ''), port: port(v.slice(colon + 1), '--listen') };
+        a.listen = {
+          host: v.slice(0, colon).replace(/^\[|\]$/g, ''),
+          port: port(v.slice(colon + 1), '--listen'),
+        };
         break;
       }
       case '--admin-port':

@@ -14,7 +14,14 @@ import type { Duplex } from 'node:stream';
 import type { ProxyConfig } from '../pkg/proxyconfig/types.js';
 import { createLogger, type Logger } from '../pkg/log/index.js';
 import { errorMessage } from '../pkg/errors/index.js';
-import { compileConfig, findVHost, type CompiledConfig, type CompiledHttpListener, type CompiledListener, type CompiledTcpListener } from './compile/compile.js';
+import {
+  compileConfig,
+  findVHost,
+  type CompiledConfig,
+  type CompiledHttpListener,
+  type CompiledListener,
+  type CompiledTcpListener,
+} from './compile/compile.js';
 import type { ClusterRuntime } from './upstream/cluster.js';
 import { MetricsRegistry } from './telemetry/metrics.js';
 import { AccessLog } from './telemetry/accesslog.js';
@@ -67,7 +74,12 @@ export class ProxyServer {
   private inflight = 0;
 
   constructor(readonly opts: ProxyOptions = {}) {
-    this.metrics = new MetricsRegistry({ workload: 'unknown', namespace: 'unknown', app: 'unknown', version: 'unknown' });
+    this.metrics = new MetricsRegistry({
+      workload: 'unknown',
+      namespace: 'unknown',
+      app: 'unknown',
+      version: 'unknown',
+    });
     this.log = opts.logger ?? createLogger('proxy');
     this.env = {
       onClosed: () => this.inflight--,
@@ -80,27 +92,45 @@ export class ProxyServer {
   /** Compiles and swaps in `cfg`; throws (leaving the current config in force) if it cannot. */
   async apply(cfg: ProxyConfig): Promise<void> {
     const withListen = this.applyListen(cfg);
-    const { config, retired } = compileConfig(withListen, { metrics: this.metrics, previous: this.current?.clusters, rand: this.env.rand });
+    const { config, retired } = compileConfig(withListen, {
+      metrics: this.metrics,
+      previous: this.current?.clusters,
+      rand: this.env.rand,
+    });
     const w = cfg.telemetry?.workload;
-    if (w) this.metrics.setSource({ workload: w.name ?? 'unknown', namespace: w.namespace ?? 'unknown', app: w.app ?? 'unknown', version: w.version ?? 'unknown' });
+    if (w)
+      this.metrics.setSource({
+        workload: w.name ?? 'unknown',
+        namespace: w.namespace ?? 'unknown',
+        app: w.app ?? 'unknown',
+        version: w.version ?? 'unknown',
+      });
     try {
       await this.reconcileListeners(config);
     } catch (err) {
-      for (const c of config.clusters.values()) if (!this.current?.clusters.has(c.name) || this.current.clusters.get(c.name) !== c) void c.destroy();
+      for (const c of config.clusters.values())
+        if (!this.current?.clusters.has(c.name) || this.current.clusters.get(c.name) !== c) void c.destroy();
       throw err;
     }
     this.current = config;
     this.metrics.inc('weft_proxy_config_applied_total');
     this.lastReload = { at: new Date().toISOString(), ok: true, version: config.version };
     this.retire(retired);
-    this.log.info('Applied proxy config', { version: config.version, listeners: config.listeners.length, clusters: config.clusters.size });
+    this.log.info('Applied proxy config', {
+      version: config.version,
+      listeners: config.listeners.length,
+      clusters: config.clusters.size,
+    });
   }
 
   /** Records a rejected config (the current one stays). */
   rejected(err: unknown): void {
     this.metrics.inc('weft_proxy_config_rejected_total');
     this.lastReload = { at: new Date().toISOString(), ok: false, error: errorMessage(err) };
-    this.log.error('Rejected proxy config; last good config stays in force', { error: errorMessage(err), version: this.current?.version });
+    this.log.error('Rejected proxy config; last good config stays in force', {
+      error: errorMessage(err),
+      version: this.current?.version,
+    });
   }
 
   private applyListen(cfg: ProxyConfig): ProxyConfig {
@@ -145,14 +175,26 @@ export class ProxyServer {
   }
 
   private async open(key: string, l: CompiledListener): Promise<LiveListener> {
-    const live: LiveListener = { key, name: l.name, server: null as unknown as net.Server, compiled: l, sockets: new Set() };
-    live.server = l.protocol === 'HTTP' ? this.httpServer(live) : net.createServer((s) => this.onTcp(live, s));
+    const live: LiveListener = {
+      key,
+      name: l.name,
+      server: null as unknown as net.Server,
+      compiled: l,
+      sockets: new Set(),
+    };
+    live.server =
+      l.protocol === 'HTTP' ? this.httpServer(live) : net.createServer((s) => this.onTcp(live, s));
     live.server.on('connection', (s: net.Socket) => {
       live.sockets.add(s);
       s.once('close', () => live.sockets.delete(s));
     });
     await listen(live.server, l.port, l.address);
-    this.log.info('Listening', { listener: l.name, protocol: l.protocol, address: l.address, port: (live.server.address() as net.AddressInfo).port });
+    this.log.info('Listening', {
+      listener: l.name,
+      protocol: l.protocol,
+      address: l.address,
+      port: (live.server.address() as net.AddressInfo).port,
+    });
     return live;
   }
 
@@ -171,7 +213,9 @@ export class ProxyServer {
       },
       (req, res) => this.onRequest(live, req, res),
     );
-    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.onUpgrade(live, req, socket, head));
+    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) =>
+      this.onUpgrade(live, req, socket, head),
+    );
     server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => this.onClientError(err, socket));
     return server;
   }
@@ -195,7 +239,12 @@ export class ProxyServer {
   /** Malformed request, oversized headers, CL/TE conflicts, header timeout: a status and a flag. */
   private onClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
     const code = err.code ?? '';
-    const status = code === 'HPE_HEADER_OVERFLOW' ? 431 : code === 'ERR_HTTP_REQUEST_TIMEOUT' || code === 'ERR_HTTP_HEADERS_TIMEOUT' ? 408 : 400;
+    const status =
+      code === 'HPE_HEADER_OVERFLOW'
+        ? 431
+        : code === 'ERR_HTTP_REQUEST_TIMEOUT' || code === 'ERR_HTTP_HEADERS_TIMEOUT'
+          ? 408
+          : 400;
     if (code === 'ECONNRESET' || !socket.writable) {
       // the client went away mid-request (e.g. a load generator stopping): nothing to answer
       socket.destroy();
@@ -204,7 +253,9 @@ export class ProxyServer {
     this.current?.unknownMetrics.record(status, 'DPE', 0, 0, 0);
     this.metrics.inc('weft_proxy_downstream_protocol_errors_total');
     const body = `downstream protocol error: ${code || err.message} [flag DPE]\n`;
-    socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nconnection: close\r\ncontent-type: text/plain\r\nx-weft-response-flags: DPE\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+    socket.end(
+      `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nconnection: close\r\ncontent-type: text/plain\r\nx-weft-response-flags: DPE\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+    );
   }
 
   private onTcp(live: LiveListener, socket: net.Socket): void {
@@ -264,7 +315,8 @@ export class ProxyServer {
     this.drain();
     const deadline = Date.now() + (this.opts.drainMs ?? DEFAULT_DRAIN_MS);
     while (this.inflight > 0 && Date.now() < deadline) {
-      for (const l of this.listeners.values()) if (l.server instanceof http.Server) l.server.closeIdleConnections();
+      for (const l of this.listeners.values())
+        if (l.server instanceof http.Server) l.server.closeIdleConnections();
       await new Promise((r) => setTimeout(r, 50));
     }
     for (const l of this.listeners.values()) {

@@ -11,7 +11,11 @@ export function pipeTcp(client: net.Socket, l: CompiledTcpListener, log: Logger)
   const cluster = l.cluster;
   const ep = cluster?.pick(null, null) ?? null;
   if (cluster === null || ep === null) {
-    log.warn('TCP connection refused', { listener: l.name, cluster: l.clusterName, flag: cluster === null ? 'NC' : 'UH' });
+    log.warn('TCP connection refused', {
+      listener: l.name,
+      cluster: l.clusterName,
+      flag: cluster === null ? 'NC' : 'UH',
+    });
     client.destroy();
     return;
   }
@@ -42,7 +46,12 @@ export function pipeTcp(client: net.Socket, l: CompiledTcpListener, log: Logger)
     m.closed++;
     if (!connected) {
       cluster.record(ep, 0);
-      log.warn('TCP upstream connect failed', { listener: l.name, endpoint: ep.key, flag: 'UF', error: err?.message });
+      log.warn('TCP upstream connect failed', {
+        listener: l.name,
+        endpoint: ep.key,
+        flag: 'UF',
+        error: err?.message,
+      });
     }
     client.destroy();
     upstream.destroy();

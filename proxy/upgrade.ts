@@ -12,16 +12,27 @@ import type { MetricsRegistry } from './telemetry/metrics.js';
 
 function refuse(socket: Duplex, status: number, flag: string, detail: string): void {
   const body = `${detail} [flag ${flag}]\n`;
-  socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nconnection: close\r\nx-weft-response-flags: ${flag}\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+  socket.end(
+    `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nconnection: close\r\nx-weft-response-flags: ${flag}\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+  );
 }
 
-export function proxyUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer, route: CompiledRoute | null, rand: () => number, metrics: MetricsRegistry, cfg: CompiledConfig): void {
+export function proxyUpgrade(
+  req: IncomingMessage,
+  socket: Duplex,
+  head: Buffer,
+  route: CompiledRoute | null,
+  rand: () => number,
+  metrics: MetricsRegistry,
+  cfg: CompiledConfig,
+): void {
   socket.on('error', () => socket.destroy());
   if (route === null) {
     cfg.unknownMetrics.record(404, 'NR', 0, 0, 0);
     return refuse(socket, 404, 'NR', 'no route matched the upgrade request');
   }
-  if (route.type !== ActionType.Route) return refuse(socket, 404, 'NR', 'the matched route has no destination for an upgrade');
+  if (route.type !== ActionType.Route)
+    return refuse(socket, 404, 'NR', 'the matched route has no destination for an upgrade');
   const dest = pickDest(route, route.dests.length === 1 ? 0 : rand());
   const cluster = dest.cluster;
   if (cluster === null) return refuse(socket, 503, 'NC', `cluster ${dest.clusterName} is not defined`);
@@ -31,7 +42,8 @@ export function proxyUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer,
   let lines = `${req.method} ${req.url} HTTP/1.1\r\n`;
   const raw = req.rawHeaders;
   for (let i = 0; i < raw.length; i += 2) {
-    if (route.rewriteAuthority !== null && raw[i]!.toLowerCase() === 'host') lines += `Host: ${route.rewriteAuthority}\r\n`;
+    if (route.rewriteAuthority !== null && raw[i]!.toLowerCase() === 'host')
+      lines += `Host: ${route.rewriteAuthority}\r\n`;
     else lines += `${raw[i]}: ${raw[i + 1]}\r\n`;
   }
   upstream.once('connect', () => {

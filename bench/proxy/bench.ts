@@ -110,9 +110,30 @@ interface WrkResult {
 }
 
 async function fixedRate(node: string, url: string, seconds: number): Promise<WrkResult> {
-  const { stdout } = await execFileP(node, [path.join(HERE, 'loadgen.mjs'), url, HOST, '1000', '16', String(seconds)], { encoding: 'utf8', timeout: (seconds + 30) * 1000 });
-  const r = JSON.parse(stdout) as { rps: number; p50: number; p90: number; p99: number; p999: number; max: number; errors: number; non2xx: number };
-  return { rps: r.rps, p50: r.p50, p90: r.p90, p99: r.p99, p999: r.p999, max: r.max, errors: r.errors + r.non2xx };
+  const { stdout } = await execFileP(
+    node,
+    [path.join(HERE, 'loadgen.mjs'), url, HOST, '1000', '16', String(seconds)],
+    { encoding: 'utf8', timeout: (seconds + 30) * 1000 },
+  );
+  const r = JSON.parse(stdout) as {
+    rps: number;
+    p50: number;
+    p90: number;
+    p99: number;
+    p999: number;
+    max: number;
+    errors: number;
+    non2xx: number;
+  };
+  return {
+    rps: r.rps,
+    p50: r.p50,
+    p90: r.p90,
+    p99: r.p99,
+    p999: r.p999,
+    max: r.max,
+    errors: r.errors + r.non2xx,
+  };
 }
 
 const execFileP = promisify(execFile);
@@ -204,10 +225,25 @@ http {
 
 /** Bundles proxy/main.ts; code splitting keeps the config loader (yaml, ajv) out of the serving process. */
 function buildProxy(): string {
-  const outdir = path.join(HERE, '.build', 'weft-proxy');
+  // under node_modules/.cache: package imports resolve from there, and linters skip it
+  const outdir = path.join(ROOT, 'node_modules', '.cache', 'weft-bench', 'weft-proxy');
   rmSync(outdir, { recursive: true, force: true });
   mkdirSync(outdir, { recursive: true });
-  execFileSync(path.join(ROOT, 'node_modules/.bin/esbuild'), ['proxy/main.ts', '--bundle', '--splitting', '--platform=node', '--format=esm', '--target=node22', '--packages=external', `--outdir=${outdir}`, '--log-level=warning'], { cwd: ROOT });
+  execFileSync(
+    path.join(ROOT, 'node_modules/.bin/esbuild'),
+    [
+      'proxy/main.ts',
+      '--bundle',
+      '--splitting',
+      '--platform=node',
+      '--format=esm',
+      '--target=node22',
+      '--packages=external',
+      `--outdir=${outdir}`,
+      '--log-level=warning',
+    ],
+    { cwd: ROOT },
+  );
   return path.join(outdir, 'main.js');
 }
 
@@ -219,9 +255,27 @@ async function main(): Promise<void> {
 
   const cfg = path.join(work, 'istio.yaml');
   writeFileSync(cfg, istioYaml(upstreamPort));
-  const weftArgs = [...NODE_FLAGS, ...(PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${work}`] : []), bundle, 'run', '--config', cfg, '--listen', '127.0.0.1:0', '--admin-port', '0', '--metrics-port', '0', '--health-port', '0', '--no-watch'];
+  const weftArgs = [
+    ...NODE_FLAGS,
+    ...(PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${work}`] : []),
+    bundle,
+    'run',
+    '--config',
+    cfg,
+    '--listen',
+    '127.0.0.1:0',
+    '--admin-port',
+    '0',
+    '--metrics-port',
+    '0',
+    '--health-port',
+    '0',
+    '--no-watch',
+  ];
   const weft = start(node, weftArgs);
-  const ready = JSON.parse(await waitLine(weft, 'stderr', /Proxy ready/)) as { ports: Record<string, number> };
+  const ready = JSON.parse(await waitLine(weft, 'stderr', /Proxy ready/)) as {
+    ports: Record<string, number>;
+  };
   const weftUrl = `http://127.0.0.1:${ready.ports.outbound}/`;
 
   const ngDir = path.join(work, 'nginx');
@@ -231,7 +285,13 @@ async function main(): Promise<void> {
   const ng = start('/usr/sbin/nginx', ['-p', ngDir, '-c', path.join(ngDir, 'nginx.conf')]);
   await new Promise((r) => setTimeout(r, 500));
   const ngMaster = Number(readFileSync(path.join(ngDir, 'nginx.pid'), 'utf8').trim());
-  const ngPids = [ngMaster, ...execFileSync('ps', ['--ppid', String(ngMaster), '-o', 'pid='], { encoding: 'utf8' }).trim().split(/\s+/).map(Number)];
+  const ngPids = [
+    ngMaster,
+    ...execFileSync('ps', ['--ppid', String(ngMaster), '-o', 'pid='], { encoding: 'utf8' })
+      .trim()
+      .split(/\s+/)
+      .map(Number),
+  ];
   const ngUrl = `http://127.0.0.1:${ngPort}/`;
   const directUrl = `http://127.0.0.1:${upstreamPort}/`;
   void ng;
@@ -245,7 +305,10 @@ async function main(): Promise<void> {
   const maxRuns: Record<string, WrkResult[]> = { weft: [], nginx: [] };
   const cpuAtMax: Record<string, number[]> = { weft: [], nginx: [] };
   for (let i = 0; i < REPS; i++) {
-    for (const [name, url, pids] of [['nginx', ngUrl, ngPids], ['weft', weftUrl, [weft.pid!]]] as const) {
+    for (const [name, url, pids] of [
+      ['nginx', ngUrl, ngPids],
+      ['weft', weftUrl, [weft.pid!]],
+    ] as const) {
       const c0 = cpuSeconds([...pids]);
       const r = await wrk(url, ['-t1', '-c64', `-d${MAX_SECONDS}s`, ...hostArgs, '--', HOST]);
       cpuAtMax[name]!.push(((cpuSeconds([...pids]) - c0) / (r.rps * MAX_SECONDS)) * 1e6);
@@ -258,7 +321,11 @@ async function main(): Promise<void> {
   const cpuFixed: Record<string, number[]> = { weft: [], nginx: [] };
   const rssLoad: Record<string, number[]> = { weft: [], nginx: [] };
   for (let i = 0; i < REPS; i++) {
-    for (const [name, url, pids] of [['direct', directUrl, [up.pid!]], ['nginx', ngUrl, ngPids], ['weft', weftUrl, [weft.pid!]]] as const) {
+    for (const [name, url, pids] of [
+      ['direct', directUrl, [up.pid!]],
+      ['nginx', ngUrl, ngPids],
+      ['weft', weftUrl, [weft.pid!]],
+    ] as const) {
       const c0 = cpuSeconds([...pids]);
       const t0 = performance.now();
       const samples: number[] = [];
@@ -272,7 +339,9 @@ async function main(): Promise<void> {
         cpuFixed[name]!.push(((cpuSeconds([...pids]) - c0) / secs) * (1000 / r.rps));
         rssLoad[name]!.push(Math.max(...samples));
       }
-      process.stderr.write(`fixed ${name} rep ${i + 1}: ${r.rps.toFixed(0)} req/s p50 ${r.p50.toFixed(2)} p90 ${r.p90.toFixed(2)} p99 ${r.p99.toFixed(2)} p99.9 ${r.p999?.toFixed(2)} max ${r.max?.toFixed(1)} ms, errors ${r.errors}\n`);
+      process.stderr.write(
+        `fixed ${name} rep ${i + 1}: ${r.rps.toFixed(0)} req/s p50 ${r.p50.toFixed(2)} p90 ${r.p90.toFixed(2)} p99 ${r.p99.toFixed(2)} p99.9 ${r.p999?.toFixed(2)} max ${r.max?.toFixed(1)} ms, errors ${r.errors}\n`,
+      );
     }
   }
 
@@ -282,21 +351,39 @@ async function main(): Promise<void> {
     .filter((l) => l.startsWith('istio_requests_total') && l.includes(`destination_service="${HOST}"`))
     .reduce((a, l) => a + Number(l.split(' ').pop()), 0);
 
-  const med = (name: string, runs: Record<string, WrkResult[]>, k: keyof WrkResult): number => median(runs[name]!.map((r) => r[k] ?? NaN));
+  const med = (name: string, runs: Record<string, WrkResult[]>, k: keyof WrkResult): number =>
+    median(runs[name]!.map((r) => r[k] ?? NaN));
   const result = {
     when: new Date().toISOString(),
-    settings: { REPS, MAX_SECONDS, FIXED_SECONDS, SERVICES, nodeFlags: NODE_FLAGS, load: 'max: wrk -t1 -c64; fixed: loadgen.mjs 1,000 req/s open-loop over 16 connections' },
+    settings: {
+      REPS,
+      MAX_SECONDS,
+      FIXED_SECONDS,
+      SERVICES,
+      nodeFlags: NODE_FLAGS,
+      load: 'max: wrk -t1 -c64; fixed: loadgen.mjs 1,000 req/s open-loop over 16 connections',
+    },
     max: {
       nginx_rps: med('nginx', maxRuns, 'rps'),
       weft_rps: med('weft', maxRuns, 'rps'),
       ratio: med('weft', maxRuns, 'rps') / med('nginx', maxRuns, 'rps'),
       cpu_us_per_request: { nginx: median(cpuAtMax.nginx!), weft: median(cpuAtMax.weft!) },
-      errors: { nginx: maxRuns.nginx!.reduce((a, r) => a + r.errors, 0), weft: maxRuns.weft!.reduce((a, r) => a + r.errors, 0) },
+      errors: {
+        nginx: maxRuns.nginx!.reduce((a, r) => a + r.errors, 0),
+        weft: maxRuns.weft!.reduce((a, r) => a + r.errors, 0),
+      },
     },
     fixed: Object.fromEntries(
       ['direct', 'nginx', 'weft'].map((n) => [
         n,
-        { rps: med(n, fixedRuns, 'rps'), p50_ms: med(n, fixedRuns, 'p50'), p90_ms: med(n, fixedRuns, 'p90'), p99_ms: med(n, fixedRuns, 'p99'), p999_ms: med(n, fixedRuns, 'p999'), max_ms: med(n, fixedRuns, 'max') },
+        {
+          rps: med(n, fixedRuns, 'rps'),
+          p50_ms: med(n, fixedRuns, 'p50'),
+          p90_ms: med(n, fixedRuns, 'p90'),
+          p99_ms: med(n, fixedRuns, 'p99'),
+          p999_ms: med(n, fixedRuns, 'p999'),
+          max_ms: med(n, fixedRuns, 'max'),
+        },
       ]),
     ),
     p99_ratio: med('weft', fixedRuns, 'p99') / med('nginx', fixedRuns, 'p99'),
@@ -306,7 +393,10 @@ async function main(): Promise<void> {
   };
   writeFileSync(path.join(HERE, 'last-run.json'), JSON.stringify(result, null, 2) + '\n');
   const f = (n: number, d = 2): string => n.toFixed(d);
-  const fx = result.fixed as Record<string, { rps: number; p50_ms: number; p90_ms: number; p99_ms: number; p999_ms: number; max_ms: number }>;
+  const fx = result.fixed as Record<
+    string,
+    { rps: number; p50_ms: number; p90_ms: number; p99_ms: number; p999_ms: number; max_ms: number }
+  >;
   const lines = [
     `| measure | nginx | weft | weft/nginx | target |`,
     `|---|---|---|---|---|`,
@@ -318,7 +408,10 @@ async function main(): Promise<void> {
     `| RSS MB idle (weft: ${SERVICES + 1} services) | ${f(idle.nginx, 1)} | ${f(idle.weft, 1)} | | weft ≤ 50 |`,
     `| RSS MB at 1,000 req/s | ${f(result.rss_mb.at_1000_rps.nginx, 1)} | ${f(result.rss_mb.at_1000_rps.weft, 1)} | | weft ≤ 70 |`,
   ];
-  process.stdout.write(lines.join('\n') + `\n\nerrors at max: nginx ${result.max.errors.nginx}, weft ${result.max.errors.weft}; weft requests counted in istio_requests_total: ${counted}\nfixed-rate achieved: direct ${f(fx.direct!.rps, 0)}, nginx ${f(fx.nginx!.rps, 0)}, weft ${f(fx.weft!.rps, 0)} req/s\nfull results: bench/proxy/last-run.json\n`);
+  process.stdout.write(
+    lines.join('\n') +
+      `\n\nerrors at max: nginx ${result.max.errors.nginx}, weft ${result.max.errors.weft}; weft requests counted in istio_requests_total: ${counted}\nfixed-rate achieved: direct ${f(fx.direct!.rps, 0)}, nginx ${f(fx.nginx!.rps, 0)}, weft ${f(fx.weft!.rps, 0)} req/s\nfull results: bench/proxy/last-run.json\n`,
+  );
 }
 
 function cleanup(): void {

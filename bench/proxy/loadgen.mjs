@@ -1,3 +1,4 @@
+/* global process, Buffer, performance, setTimeout, URL */
 // Fixed-rate (open-loop) HTTP/1.1 load generator, the part of wrk2 we need (wrk2 is not in
 // Debian). Requests are scheduled at exact intervals over C keep-alive connections; latency is
 // measured from the *scheduled* send time, so a stalled proxy cannot hide queueing delay
@@ -81,12 +82,24 @@ await new Promise((resolve) => {
 });
 // let the last responses arrive
 const deadline = performance.now() + 2000;
-while (latencies.length + errors < total && performance.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+while (latencies.length + errors < total && performance.now() < deadline)
+  await new Promise((r) => setTimeout(r, 10));
 stopped = true;
 const elapsed = (performance.now() - start) / 1000;
 latencies.sort((a, b) => a - b);
 const pct = (p) => latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))] ?? NaN;
 process.stdout.write(
-  JSON.stringify({ sent: total, completed: latencies.length, rps: latencies.length / elapsed, p50: pct(50), p90: pct(90), p99: pct(99), p999: pct(99.9), max: latencies.at(-1), errors, non2xx }) + '\n',
+  JSON.stringify({
+    sent: total,
+    completed: latencies.length,
+    rps: latencies.length / elapsed,
+    p50: pct(50),
+    p90: pct(90),
+    p99: pct(99),
+    p999: pct(99.9),
+    max: latencies.at(-1),
+    errors,
+    non2xx,
+  }) + '\n',
 );
 process.exit(0);

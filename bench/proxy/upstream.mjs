@@ -1,3 +1,4 @@
+/* global Buffer, console */
 // Benchmark upstream: 1 KiB body, keep-alive, nothing else. Prints its port on stdout.
 import http from 'node:http';
 const body = Buffer.alloc(1024, 'x');

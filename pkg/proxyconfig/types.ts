@@ -169,8 +169,7 @@ export interface Mirror {
 }
 
 export type LoadBalancer =
-  | { simple: 'ROUND_ROBIN' | 'LEAST_REQUEST' | 'RANDOM' | 'PASSTHROUGH' }
-  | { consistentHash: ConsistentHash };
+  { simple: 'ROUND_ROBIN' | 'LEAST_REQUEST' | 'RANDOM' | 'PASSTHROUGH' } | { consistentHash: ConsistentHash };
 
 export type ConsistentHash =
   | { httpHeaderName: string }

@@ -22,7 +22,8 @@ class Checker {
   }
   /** Checks an optional non-negative integer field. */
   optInt(o: Obj, key: string, path: string): void {
-    if (o[key] !== undefined && !isNonNegInt(o[key])) this.fail(`${path}.${key}`, 'must be a non-negative integer');
+    if (o[key] !== undefined && !isNonNegInt(o[key]))
+      this.fail(`${path}.${key}`, 'must be a non-negative integer');
   }
   array(v: unknown, path: string): unknown[] {
     if (!Array.isArray(v)) {
@@ -40,7 +41,10 @@ function checkStringMatch(c: Checker, v: unknown, path: string, allowPresent: bo
   const keys = Object.keys(v);
   if (allowPresent && keys.length === 1 && v.present === true) return;
   if (keys.length !== 1 || !STRING_MATCH_KEYS.includes(keys[0]!)) {
-    return c.fail(path, `must have exactly one of ${STRING_MATCH_KEYS.join(', ')}${allowPresent ? ' (or present: true)' : ''}`);
+    return c.fail(
+      path,
+      `must have exactly one of ${STRING_MATCH_KEYS.join(', ')}${allowPresent ? ' (or present: true)' : ''}`,
+    );
   }
   if (typeof v[keys[0]!] !== 'string') c.fail(`${path}.${keys[0]!}`, 'must be a string');
 }
@@ -71,12 +75,14 @@ function checkAction(c: Checker, a: unknown, path: string): void {
     dests.forEach((d, i) => {
       const p = `${path}.destinations[${i}]`;
       if (!isObj(d)) return c.fail(p, 'must be an object');
-      if (typeof d.cluster !== 'string' || d.cluster === '') c.fail(`${p}.cluster`, 'must be a non-empty string');
+      if (typeof d.cluster !== 'string' || d.cluster === '')
+        c.fail(`${p}.cluster`, 'must be a non-empty string');
       if (typeof d.weight !== 'number' || d.weight < 0 || !Number.isFinite(d.weight)) {
         c.fail(`${p}.weight`, 'must be a non-negative number');
       } else total += d.weight;
     });
-    if (dests.length > 1 && total === 0) c.fail(`${path}.destinations`, 'weights sum to 0: no destination would get traffic');
+    if (dests.length > 1 && total === 0)
+      c.fail(`${path}.destinations`, 'weights sum to 0: no destination would get traffic');
   } else if (a.type === 'redirect') {
     if (!isObj(a.redirect)) c.fail(`${path}.redirect`, 'must be an object');
   } else if (a.type === 'directResponse') {
@@ -90,7 +96,8 @@ function checkAction(c: Checker, a: unknown, path: string): void {
 
 function checkRoute(c: Checker, r: unknown, path: string): void {
   if (!isObj(r)) return c.fail(path, 'must be an object');
-  if (r.match !== undefined) c.array(r.match, `${path}.match`).forEach((m, i) => checkMatch(c, m, `${path}.match[${i}]`));
+  if (r.match !== undefined)
+    c.array(r.match, `${path}.match`).forEach((m, i) => checkMatch(c, m, `${path}.match[${i}]`));
   checkAction(c, r.action, `${path}.action`);
   c.optInt(r, 'timeoutMs', path);
   if (r.retries !== undefined) {
@@ -105,7 +112,8 @@ function checkRoute(c: Checker, r: unknown, path: string): void {
   }
   if (r.mirrors !== undefined) {
     c.array(r.mirrors, `${path}.mirrors`).forEach((m, i) => {
-      if (!isObj(m) || typeof m.cluster !== 'string') c.fail(`${path}.mirrors[${i}].cluster`, 'must be a string');
+      if (!isObj(m) || typeof m.cluster !== 'string')
+        c.fail(`${path}.mirrors[${i}].cluster`, 'must be a string');
     });
   }
 }
@@ -114,7 +122,8 @@ function checkListener(c: Checker, l: unknown, path: string, ports: Set<number>)
   if (!isObj(l)) return c.fail(path, 'must be an object');
   if (typeof l.name !== 'string' || l.name === '') c.fail(`${path}.name`, 'must be a non-empty string');
   if (!isPort(l.port)) c.fail(`${path}.port`, 'must be a port number');
-  else if (l.port !== 0 && ports.has(l.port as number)) c.fail(`${path}.port`, `port ${String(l.port)} is used twice`);
+  else if (l.port !== 0 && ports.has(l.port as number))
+    c.fail(`${path}.port`, `port ${String(l.port)} is used twice`);
   else ports.add(l.port as number);
   if (l.protocol === 'TCP') {
     if (typeof l.cluster !== 'string') c.fail(`${path}.cluster`, 'must name a cluster');
@@ -139,7 +148,8 @@ function checkCluster(c: Checker, cl: unknown, path: string, names: Set<string>)
   c.array(cl.endpoints, `${path}.endpoints`).forEach((e, i) => {
     const p = `${path}.endpoints[${i}]`;
     if (!isObj(e)) return c.fail(p, 'must be an object');
-    if (typeof e.address !== 'string' || e.address === '') c.fail(`${p}.address`, 'must be a non-empty string');
+    if (typeof e.address !== 'string' || e.address === '')
+      c.fail(`${p}.address`, 'must be a non-empty string');
     if (!isPort(e.port) || e.port === 0) c.fail(`${p}.port`, 'must be a port number 1-65535');
   });
   for (const key of ['connectionPool', 'outlierDetection']) {
@@ -157,7 +167,8 @@ export function validateProxyConfig(cfg: unknown): ConfigProblem[] {
     c.fail('', 'must be an object');
     return c.problems;
   }
-  if (cfg.apiVersion !== PROXY_CONFIG_API_VERSION) c.fail('apiVersion', `must be ${PROXY_CONFIG_API_VERSION}`);
+  if (cfg.apiVersion !== PROXY_CONFIG_API_VERSION)
+    c.fail('apiVersion', `must be ${PROXY_CONFIG_API_VERSION}`);
   if (cfg.kind !== 'ProxyConfig') c.fail('kind', 'must be ProxyConfig');
   if (typeof cfg.version !== 'string' || cfg.version === '') c.fail('version', 'must be a non-empty string');
   const ports = new Set<number>();

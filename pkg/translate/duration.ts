@@ -2,7 +2,15 @@
  * Go/protobuf duration strings as Istio accepts them (`10s`, `1.5s`, `300ms`, `1m30s`) →
  * milliseconds. Returns null for anything else so callers can report the field.
  */
-const UNIT_MS: Record<string, number> = { h: 3_600_000, m: 60_000, s: 1000, ms: 1, us: 0.001, µs: 0.001, ns: 0.000001 };
+const UNIT_MS: Record<string, number> = {
+  h: 3_600_000,
+  m: 60_000,
+  s: 1000,
+  ms: 1,
+  us: 0.001,
+  µs: 0.001,
+  ns: 0.000001,
+};
 const PART = /(\d+(?:\.\d+)?)(h|ms|m|s|us|µs|ns)/y;
 
 export function parseDurationMs(d: string): number | null {

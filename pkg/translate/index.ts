@@ -55,7 +55,12 @@ export interface ServiceRecord {
   /** Cluster IPs / ServiceEntry addresses: also accepted as authorities. */
   addresses: string[];
   ports: { number: number; name: string; protocol: string; targetPort?: number }[];
-  endpoints: { address: string; ports?: Record<string, number>; labels: Record<string, string>; weight?: number }[];
+  endpoints: {
+    address: string;
+    ports?: Record<string, number>;
+    labels: Record<string, string>;
+    weight?: number;
+  }[];
 }
 
 export interface TranslateInput {
@@ -110,7 +115,13 @@ export function servicesFromServiceEntries(ses: ServiceEntry[], suffix = DEFAULT
         ...(e.weight !== undefined ? { weight: e.weight } : {}),
       }));
     for (const host of se.spec.hosts ?? []) {
-      out.push({ host: fqdn(host, ns, suffix), namespace: ns, addresses: se.spec.addresses ?? [], ports, endpoints });
+      out.push({
+        host: fqdn(host, ns, suffix),
+        namespace: ns,
+        addresses: se.spec.addresses ?? [],
+        ports,
+        endpoints,
+      });
     }
   }
   return out;
@@ -149,14 +160,21 @@ class Translator {
 
   constructor(private readonly input: TranslateInput) {
     this.suffix = input.domainSuffix ?? DEFAULT_SUFFIX;
-    const svcs = [...servicesFromServiceEntries(input.serviceEntries ?? [], this.suffix), ...(input.services ?? [])];
+    const svcs = [
+      ...servicesFromServiceEntries(input.serviceEntries ?? [], this.suffix),
+      ...(input.services ?? []),
+    ];
     for (const s of svcs) {
-      if (this.services.has(s.host)) this.warnings.push(`service ${s.host} is defined more than once; the first definition wins`);
+      if (this.services.has(s.host))
+        this.warnings.push(`service ${s.host} is defined more than once; the first definition wins`);
       else this.services.set(s.host, s);
     }
     for (const dr of input.destinationRules ?? []) {
       const host = fqdn(dr.spec.host, nsOf(dr), this.suffix);
-      if (this.drs.has(host)) this.warnings.push(`DestinationRule ${nsOf(dr)}/${dr.metadata.name ?? ''}: another DestinationRule for ${host} came first; ignored`);
+      if (this.drs.has(host))
+        this.warnings.push(
+          `DestinationRule ${nsOf(dr)}/${dr.metadata.name ?? ''}: another DestinationRule for ${host} came first; ignored`,
+        );
       else this.drs.set(host, dr);
     }
   }
@@ -222,7 +240,12 @@ class Translator {
   defaultRoute(svc: ServiceRecord, port: number): Route {
     return {
       name: 'default',
-      action: { type: 'route', destinations: [{ cluster: this.ensureCluster(svc.host, port, undefined), weight: 100, host: svc.host }] },
+      action: {
+        type: 'route',
+        destinations: [
+          { cluster: this.ensureCluster(svc.host, port, undefined), weight: 100, host: svc.host },
+        ],
+      },
     };
   }
 
@@ -235,7 +258,10 @@ class Translator {
     }
     const action = this.action(rule, ns, vhostPort, where);
     if (action === null) return null;
-    const route: Route = { action, source: { kind: 'VirtualService', namespace: ns, name: vs.metadata.name ?? '', rule: index } };
+    const route: Route = {
+      action,
+      source: { kind: 'VirtualService', namespace: ns, name: vs.metadata.name ?? '', rule: index },
+    };
     if (rule.name !== undefined) route.name = rule.name;
     if (rule.match && rule.match.length > 0) route.match = rule.match.map(convertMatch);
     if (rule.rewrite) {
@@ -266,13 +292,18 @@ class Translator {
       return {
         type: 'directResponse',
         status: rule.directResponse.status,
-        ...(b?.string !== undefined ? { body: b.string } : b?.bytes !== undefined ? { bodyBase64: b.bytes } : {}),
+        ...(b?.string !== undefined
+          ? { body: b.string }
+          : b?.bytes !== undefined
+            ? { bodyBase64: b.bytes }
+            : {}),
       };
     }
     if (rule.redirect) {
       const r = rule.redirect;
       const redirect: Record<string, unknown> = {};
-      for (const k of ['uri', 'authority', 'scheme', 'port', 'derivePort'] as const) if (r[k] !== undefined) redirect[k] = r[k];
+      for (const k of ['uri', 'authority', 'scheme', 'port', 'derivePort'] as const)
+        if (r[k] !== undefined) redirect[k] = r[k];
       if (r.redirectCode !== undefined) redirect.code = r.redirectCode;
       return { type: 'redirect', redirect };
     }
@@ -301,10 +332,16 @@ class Translator {
     if (!f) return;
     route.fault = {};
     if (f.delay?.fixedDelay !== undefined) {
-      route.fault.delay = { fixedDelayMs: parseDurationMs(f.delay.fixedDelay) ?? 0, percentage: percent(f.delay.percentage, f.delay.percent, 0) };
+      route.fault.delay = {
+        fixedDelayMs: parseDurationMs(f.delay.fixedDelay) ?? 0,
+        percentage: percent(f.delay.percentage, f.delay.percent, 0),
+      };
     }
     if (f.abort?.httpStatus !== undefined) {
-      route.fault.abort = { httpStatus: f.abort.httpStatus, percentage: percent(f.abort.percentage, undefined, 0) };
+      route.fault.abort = {
+        httpStatus: f.abort.httpStatus,
+        percentage: percent(f.abort.percentage, undefined, 0),
+      };
     }
   }
 
@@ -328,24 +365,39 @@ class Translator {
       if ((vs.spec.gateways ?? ['mesh']).every((g) => g !== 'mesh')) continue; // gateway-only VS
       for (const h of vs.spec.hosts ?? []) {
         const host = fqdn(h, nsOf(vs), this.suffix);
-        if (vsByHost.has(host)) this.warnings.push(`VirtualService ${nsOf(vs)}/${vs.metadata.name ?? ''}: host ${host} is already routed by another VirtualService; ignored for this host (Istio: undefined)`);
+        if (vsByHost.has(host))
+          this.warnings.push(
+            `VirtualService ${nsOf(vs)}/${vs.metadata.name ?? ''}: host ${host} is already routed by another VirtualService; ignored for this host (Istio: undefined)`,
+          );
         else vsByHost.set(host, vs);
       }
     }
     const vhosts: VirtualHost[] = [];
     for (const svc of this.services.values()) {
-      const httpPorts = svc.ports.filter((p) => !['TCP', 'TLS', 'MONGO', 'MYSQL', 'REDIS'].includes(p.protocol));
+      const httpPorts = svc.ports.filter(
+        (p) => !['TCP', 'TLS', 'MONGO', 'MYSQL', 'REDIS'].includes(p.protocol),
+      );
       const bareDefault = httpPorts.find((p) => p.number === 80) ?? httpPorts[0];
       for (const p of httpPorts) {
         const vs = vsByHost.get(svc.host);
-        const routes = vs ? (vs.spec.http ?? []).map((r, i) => this.httpRoute(vs, r, i, p.number)).filter((r): r is Route => r !== null) : [this.defaultRoute(svc, p.number)];
-        vhosts.push({ name: `${svc.host}:${p.number}`, domains: domainsFor(svc, p.number, p === bareDefault, this.suffix), routes });
+        const routes = vs
+          ? (vs.spec.http ?? [])
+              .map((r, i) => this.httpRoute(vs, r, i, p.number))
+              .filter((r): r is Route => r !== null)
+          : [this.defaultRoute(svc, p.number)];
+        vhosts.push({
+          name: `${svc.host}:${p.number}`,
+          domains: domainsFor(svc, p.number, p === bareDefault, this.suffix),
+          routes,
+        });
       }
     }
     // VirtualServices for hosts outside the registry (e.g. a wildcard or an external name)
     for (const [host, vs] of vsByHost) {
       if (this.services.has(host)) continue;
-      const routes = (vs.spec.http ?? []).map((r, i) => this.httpRoute(vs, r, i, 80)).filter((r): r is Route => r !== null);
+      const routes = (vs.spec.http ?? [])
+        .map((r, i) => this.httpRoute(vs, r, i, 80))
+        .filter((r): r is Route => r !== null);
       vhosts.push({ name: host, domains: [host, `${host}:80`], routes });
     }
     const l = this.input.listener ?? {};
@@ -413,10 +465,14 @@ export function convertRetries(r: HTTPRetry | undefined): RetryPolicy | undefine
     retriableStatusCodes: [503],
   };
   if (r.retryOn !== undefined && r.retryOn !== '') {
-    const tokens = r.retryOn.split(',').map((t) => t.trim()).filter((t) => t !== '');
+    const tokens = r.retryOn
+      .split(',')
+      .map((t) => t.trim())
+      .filter((t) => t !== '');
     policy.retriableStatusCodes = tokens.filter((t) => /^\d{3}$/.test(t)).map(Number);
     policy.retryOn = tokens.filter((t) => !/^\d{3}$/.test(t));
-    if (policy.retriableStatusCodes.length > 0 && !policy.retryOn.includes('retriable-status-codes')) policy.retryOn.push('retriable-status-codes');
+    if (policy.retriableStatusCodes.length > 0 && !policy.retryOn.includes('retriable-status-codes'))
+      policy.retryOn.push('retriable-status-codes');
   }
   const ptt = r.perTryTimeout !== undefined ? parseDurationMs(r.perTryTimeout) : null;
   if (ptt !== null) policy.perTryTimeoutMs = ptt;
@@ -431,7 +487,8 @@ export function convertLb(lb: LoadBalancerSettings | undefined): LoadBalancer | 
   if (ch) {
     if (ch.httpHeaderName) return { consistentHash: { httpHeaderName: ch.httpHeaderName } };
     if (ch.httpCookie) return { consistentHash: { httpCookie: { name: ch.httpCookie.name } } };
-    if (ch.httpQueryParameterName) return { consistentHash: { httpQueryParameterName: ch.httpQueryParameterName } };
+    if (ch.httpQueryParameterName)
+      return { consistentHash: { httpQueryParameterName: ch.httpQueryParameterName } };
     if (ch.useSourceIp) return { consistentHash: { useSourceIp: true } };
   }
   switch (lb.simple) {

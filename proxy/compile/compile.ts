@@ -7,12 +7,20 @@
  * pools, in-flight counts and ejections survive a reload); the rest are returned as `retired`
  * for a graceful close once in-flight requests finish.
  */
-import type { Cluster, ProxyConfig, Redirect, Route, RouteMatch, RouteSource, VirtualHost } from '../../pkg/proxyconfig/types.js';
+import type {
+  Cluster,
+  ProxyConfig,
+  Redirect,
+  Route,
+  RouteMatch,
+  RouteSource,
+  VirtualHost,
+} from '../../pkg/proxyconfig/types.js';
 import { WeftError } from '../../pkg/errors/index.js';
 import { ClusterRuntime } from '../upstream/cluster.js';
 import { compileRouteMatch, type Predicate } from './match.js';
 import { compileRegexRewrite } from './regex.js';
-import { chainOps, compileHeaderOps, type HeaderOpFn } from '../router/headers.js';
+import { compileHeaderOps, type HeaderOpFn } from '../router/headers.js';
 import { compileRetry, NO_RETRY, type CompiledRetry } from '../router/retry.js';
 import type { MetricGroup, MetricsRegistry, TcpGroup, DestinationLabels } from '../telemetry/metrics.js';
 
@@ -168,7 +176,13 @@ class Compiler {
     });
   }
 
-  dest(clusterName: string, weight: number, host: string | undefined, path: string, ops?: { request?: unknown; response?: unknown } | undefined): CompiledDest {
+  dest(
+    clusterName: string,
+    weight: number,
+    host: string | undefined,
+    path: string,
+    ops?: { request?: unknown; response?: unknown } | undefined,
+  ): CompiledDest {
     const def = this.defs.get(clusterName);
     const subset = def?.subset ?? clusterName.split('|')[2] ?? '';
     void path;
@@ -254,7 +268,12 @@ class Compiler {
     } else if (a.type === 'directResponse') {
       out.type = ActionType.Direct;
       out.directStatus = a.status;
-      out.directBody = a.bodyBase64 !== undefined ? Buffer.from(a.bodyBase64, 'base64') : a.body !== undefined ? Buffer.from(a.body) : null;
+      out.directBody =
+        a.bodyBase64 !== undefined
+          ? Buffer.from(a.bodyBase64, 'base64')
+          : a.body !== undefined
+            ? Buffer.from(a.body)
+            : null;
     } else {
       if (a.destinations.length === 0) fail(`${path}.action.destinations`, 'must not be empty');
       const single = a.destinations.length === 1;
@@ -272,7 +291,11 @@ class Compiler {
   }
 
   vhost(vh: VirtualHost, path: string): CompiledVHost {
-    return { name: vh.name, domains: vh.domains, routes: vh.routes.map((r, i) => this.route(r, i, `${path}.routes[${i}]`)) };
+    return {
+      name: vh.name,
+      domains: vh.domains,
+      routes: vh.routes.map((r, i) => this.route(r, i, `${path}.routes[${i}]`)),
+    };
   }
 }
 
@@ -299,7 +322,15 @@ export function compileConfig(cfg: ProxyConfig, opts: CompileOptions): CompileRe
         });
         return;
       }
-      const out: CompiledHttpListener = { protocol: 'HTTP', name: l.name, address, port: l.port, exact: new Map(), suffixes: [], wildcard: null };
+      const out: CompiledHttpListener = {
+        protocol: 'HTTP',
+        name: l.name,
+        address,
+        port: l.port,
+        exact: new Map(),
+        suffixes: [],
+        wildcard: null,
+      };
       l.virtualHosts.forEach((vh, vi) => {
         const cv = c.vhost(vh, `${path}.virtualHosts[${vi}]`);
         for (const d of vh.domains) {

@@ -158,7 +158,10 @@ function all(preds: Predicate[]): Predicate {
 }
 
 /** ORs match blocks; `null` means the route matches every request (no per-request call at all). */
-export function compileMatches(matches: RouteMatch[] | undefined): { pred: Predicate | null; names: (string | undefined)[] } {
+export function compileMatches(matches: RouteMatch[] | undefined): {
+  pred: Predicate | null;
+  names: (string | undefined)[];
+} {
   if (!matches || matches.length === 0) return { pred: null, names: [] };
   const preds = matches.map(compileRouteMatch);
   const names = matches.map((m) => m.name);

@@ -19,7 +19,14 @@ const MAX_BOUNDED_PRODUCT = 1024;
 /** Escapes whose meaning is the same in RE2 and JS (ASCII classes and escaped metacharacters). */
 const SAFE_ESCAPES = new Set([...'dDwWbB.\\/-_^$*+?()[]{}|:=!#&~@%,;\'"<> '.split('')]);
 /** RE2's `\s` is [\t\n\f\r ]; JS's includes \v and Unicode spaces. */
-const ESCAPE_TRANSLATIONS: Record<string, string> = { s: '[\\t\\n\\f\\r ]', S: '[^\\t\\n\\f\\r ]', t: '\\t', n: '\\n', r: '\\r', f: '\\f' };
+const ESCAPE_TRANSLATIONS: Record<string, string> = {
+  s: '[\\t\\n\\f\\r ]',
+  S: '[^\\t\\n\\f\\r ]',
+  t: '\\t',
+  n: '\\n',
+  r: '\\r',
+  f: '\\f',
+};
 
 interface Scan {
   out: string;
@@ -59,12 +66,11 @@ function scanClass(p: string, i: number, s: Scan): number {
 
 /** Translates `p` into an equivalent, backtracking-bounded JS pattern, or returns null. */
 export function toSafeJs(p: string): string | null {
-  // eslint-disable-next-line no-control-regex
   if (/[^\x20-\x7e]/.test(p)) return null;
   const s: Scan = { out: '', unbounded: 0, boundedProduct: 1 };
   let lastWasGroup = false;
   let haveAtom = false;
-  for (let i = 0; i < p.length; ) {
+  for (let i = 0; i < p.length;) {
     const ch = p[i]!;
     if (ch === '*' || ch === '+' || ch === '?' || ch === '{') {
       let max: number;
@@ -149,16 +155,25 @@ class JsMatcher implements FullMatcher {
 
 /** Splits a leading `(?i)` (the only flag form we translate) from the pattern. */
 function splitFlags(pattern: string): { body: string; ignoreCase: boolean } {
-  return pattern.startsWith('(?i)') ? { body: pattern.slice(4), ignoreCase: true } : { body: pattern, ignoreCase: false };
+  return pattern.startsWith('(?i)')
+    ? { body: pattern.slice(4), ignoreCase: true }
+    : { body: pattern, ignoreCase: false };
 }
 
 /** Compiles an RE2 pattern for full-string matching; throws WEFT_PROXY_CONFIG_INVALID on bad syntax. */
-export function compileFullMatch(pattern: string, opts: { ignoreCase?: boolean; forceEngine?: 'js' | 're2' } = {}): FullMatcher {
+export function compileFullMatch(
+  pattern: string,
+  opts: { ignoreCase?: boolean; forceEngine?: 'js' | 're2' } = {},
+): FullMatcher {
   let re2: RE2JS;
   try {
     re2 = RE2JS.compile(pattern, opts.ignoreCase ? RE2JS.CASE_INSENSITIVE : 0);
   } catch (err) {
-    throw new WeftError('WEFT_PROXY_CONFIG_INVALID', `invalid RE2 regex ${JSON.stringify(pattern)}: ${(err as Error).message}`, { cause: err });
+    throw new WeftError(
+      'WEFT_PROXY_CONFIG_INVALID',
+      `invalid RE2 regex ${JSON.stringify(pattern)}: ${(err as Error).message}`,
+      { cause: err },
+    );
   }
   if (opts.forceEngine === 're2') return new Re2Matcher(re2);
   const { body, ignoreCase } = splitFlags(pattern);
@@ -182,7 +197,11 @@ export function compileRegexRewrite(match: string, rewrite: string): (input: str
   try {
     re2 = RE2JS.compile(match);
   } catch (err) {
-    throw new WeftError('WEFT_PROXY_CONFIG_INVALID', `invalid RE2 regex ${JSON.stringify(match)}: ${(err as Error).message}`, { cause: err });
+    throw new WeftError(
+      'WEFT_PROXY_CONFIG_INVALID',
+      `invalid RE2 regex ${JSON.stringify(match)}: ${(err as Error).message}`,
+      { cause: err },
+    );
   }
   const replacement = rewrite.replace(/\$/g, '$$$$').replace(/\\(\d)/g, '$$$1');
   return (input: string) => re2.matcher(input).replaceAll(replacement);

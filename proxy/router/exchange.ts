@@ -10,7 +10,16 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Controller, ResponseHandler, UpstreamError } from '../upstream/h1client.js';
-import { ActionType, findVHost, pickDest, type CompiledConfig, type CompiledDest, type CompiledHttpListener, type CompiledRoute, type CompiledVHost } from '../compile/compile.js';
+import {
+  ActionType,
+  findVHost,
+  pickDest,
+  type CompiledConfig,
+  type CompiledDest,
+  type CompiledHttpListener,
+  type CompiledRoute,
+  type CompiledVHost,
+} from '../compile/compile.js';
 import type { RequestView } from '../compile/match.js';
 import type { EndpointRuntime } from '../upstream/cluster.js';
 import type { MetricsRegistry } from '../telemetry/metrics.js';
@@ -33,7 +42,14 @@ export interface RouterEnv {
 
 /** Bodies up to this size are buffered so the request can be retried; larger ones stream, unretried. */
 export const MAX_REPLAYABLE_BODY = 64 * 1024;
-const IDEMPOTENT: Readonly<Record<string, true>> = { GET: true, HEAD: true, OPTIONS: true, PUT: true, DELETE: true, TRACE: true };
+const IDEMPOTENT: Readonly<Record<string, true>> = {
+  GET: true,
+  HEAD: true,
+  OPTIONS: true,
+  PUT: true,
+  DELETE: true,
+  TRACE: true,
+};
 const CONNECT_FAILURE_CODES: Readonly<Record<string, true>> = {
   ECONNREFUSED: true,
   ETIMEDOUT_CONNECT: true,
@@ -43,7 +59,14 @@ const CONNECT_FAILURE_CODES: Readonly<Record<string, true>> = {
   EAI_AGAIN: true,
   EADDRNOTAVAIL: true,
 };
-const RESPONSE_HOP: Readonly<Record<string, true>> = { connection: true, 'keep-alive': true, 'transfer-encoding': true, 'proxy-connection': true, upgrade: true, trailer: true };
+const RESPONSE_HOP: Readonly<Record<string, true>> = {
+  connection: true,
+  'keep-alive': true,
+  'transfer-encoding': true,
+  'proxy-connection': true,
+  upgrade: true,
+  trailer: true,
+};
 
 /** Builds the matching view of a request: no parsing beyond splitting path and query. */
 export function requestView(req: IncomingMessage, listenerPort: number): RequestView {
@@ -69,7 +92,10 @@ function authorityPort(authority: string, fallback: number): number {
 }
 
 /** First matching route (list order) and which match block matched; null = 404 NR. */
-export function selectRoute(vh: CompiledVHost, v: RequestView): { route: CompiledRoute; block: number } | null {
+export function selectRoute(
+  vh: CompiledVHost,
+  v: RequestView,
+): { route: CompiledRoute; block: number } | null {
   const routes = vh.routes;
   for (let i = 0; i < routes.length; i++) {
     const r = routes[i]!;
@@ -150,7 +176,12 @@ export class Exchange {
     const v = (this.view = requestView(this.req, this.listener.port));
     const vh = (this.vhost = findVHost(this.listener, v.authority));
     const sel = vh === null ? null : selectRoute(vh, v);
-    if (sel === null) return this.localReply(404, Flags.NoRoute, vh === null ? `no virtual host for authority "${v.authority}"` : `no rule of ${vh.name} matched`);
+    if (sel === null)
+      return this.localReply(
+        404,
+        Flags.NoRoute,
+        vh === null ? `no virtual host for authority "${v.authority}"` : `no rule of ${vh.name} matched`,
+      );
     const route = (this.route = sel.route);
     this.block = sel.block;
     if (route.type === ActionType.Direct) return this.directResponse(route);
@@ -180,8 +211,14 @@ export class Exchange {
     const route = this.route!;
     const dest = (this.dest = pickDest(route, route.dests.length === 1 ? 0 : this.env.rand()));
     const cluster = dest.cluster;
-    if (cluster === null) return this.localReply(503, Flags.NoCluster, `cluster ${dest.clusterName} is not defined`);
-    if (cluster.overflow()) return this.localReply(503, Flags.Overflow, `cluster ${dest.clusterName}: ${cluster.stats.rqActive} requests active, limits ${cluster.limits.maxConnections} connections + ${cluster.limits.maxPending} pending`);
+    if (cluster === null)
+      return this.localReply(503, Flags.NoCluster, `cluster ${dest.clusterName} is not defined`);
+    if (cluster.overflow())
+      return this.localReply(
+        503,
+        Flags.Overflow,
+        `cluster ${dest.clusterName}: ${cluster.stats.rqActive} requests active, limits ${cluster.limits.maxConnections} connections + ${cluster.limits.maxPending} pending`,
+      );
     cluster.stats.rqActive++;
     cluster.stats.rqTotal++;
     this.holdsSlot = true;
@@ -246,8 +283,16 @@ export class Exchange {
   private attempt(): void {
     const dest = this.dest!;
     const cluster = dest.cluster!;
-    const ep = cluster.pick({ view: this.view, sourceIp: this.req.socket.remoteAddress ?? '' }, this.lastEndpoint);
-    if (ep === null) return this.localReply(503, Flags.NoHealthyUpstream, `cluster ${dest.clusterName} has no healthy endpoint (${cluster.endpoints.length} total)`);
+    const ep = cluster.pick(
+      { view: this.view, sourceIp: this.req.socket.remoteAddress ?? '' },
+      this.lastEndpoint,
+    );
+    if (ep === null)
+      return this.localReply(
+        503,
+        Flags.NoHealthyUpstream,
+        `cluster ${dest.clusterName} has no healthy endpoint (${cluster.endpoints.length} total)`,
+      );
     this.attempts++;
     this.lastEndpoint = ep;
     const a = new Attempt(this, this.attempts, ep);
@@ -256,7 +301,9 @@ export class Exchange {
     ep.active++;
     const perTry = this.route!.retry.perTryTimeoutMs;
     if (perTry > 0) this.tryTimer = setTimeout(() => this.onTryTimeout(a), perTry);
-    cluster.poolFor(ep).dispatch({ path: this.path, method: this.view.method, headers: this.out!, body: this.body }, a);
+    cluster
+      .poolFor(ep)
+      .dispatch({ path: this.path, method: this.view.method, headers: this.out!, body: this.body }, a);
   }
 
   /** Ends the current attempt's bookkeeping (endpoint in-flight count, per-try timer). */
@@ -273,14 +320,19 @@ export class Exchange {
     const dest = this.dest!;
     dest.cluster!.record(this.current!.endpoint, status);
     const grpc = headers['grpc-status'];
-    const outcome: AttemptOutcome = { kind: 'response', status, grpcStatus: typeof grpc === 'string' ? grpc : undefined } as AttemptOutcome;
+    const outcome: AttemptOutcome = {
+      kind: 'response',
+      status,
+      grpcStatus: typeof grpc === 'string' ? grpc : undefined,
+    } as AttemptOutcome;
     if (this.canRetry(outcome)) {
       // drain this response (keeps the pooled connection) and retry when it ends
       this.discard = true;
       this.lastOutcome = outcome;
       return;
     }
-    if (this.lastOutcome !== null && isRetriable(this.route!.retry, outcome)) this.flags = addFlag(this.flags, Flags.RetryLimitExceeded);
+    if (this.lastOutcome !== null && isRetriable(this.route!.retry, outcome))
+      this.flags = addFlag(this.flags, Flags.RetryLimitExceeded);
     this.status = status;
     const out: Record<string, string | string[]> = {};
     for (const k in headers) if (RESPONSE_HOP[k] !== true) out[k] = headers[k]!;
@@ -334,7 +386,13 @@ export class Exchange {
     // a pooled keep-alive connection the upstream closed as we reused it, before any response
     // byte: the request may not have been processed; one free retry on a fresh connection
     const ue = err as Partial<UpstreamError>;
-    if (ue.reused === true && ue.beforeResponse === true && !this.staleRetryUsed && this.replayable && IDEMPOTENT[this.view.method] === true) {
+    if (
+      ue.reused === true &&
+      ue.beforeResponse === true &&
+      !this.staleRetryUsed &&
+      this.replayable &&
+      IDEMPOTENT[this.view.method] === true
+    ) {
       this.staleRetryUsed = true;
       this.attempts--; // not counted against the route's retry policy
       return this.attempt();
@@ -427,7 +485,10 @@ export class Exchange {
       const host = String(h.host ?? '');
       const colon = host.lastIndexOf(':');
       h.host = colon > 0 ? `${host.slice(0, colon)}-shadow${host.slice(colon)}` : `${host}-shadow`;
-      cl.poolFor(ep).dispatch({ path: this.path, method: this.view.method, headers: h, body: this.replayable ? this.body : null }, DISCARD);
+      cl.poolFor(ep).dispatch(
+        { path: this.path, method: this.view.method, headers: h, body: this.replayable ? this.body : null },
+        DISCARD,
+      );
     }
   }
 
@@ -452,8 +513,10 @@ export class Exchange {
     let host = r.authority ?? (colon > 0 ? v.authority.slice(0, colon) : v.authority);
     let port: number | undefined = r.port;
     if (port === undefined && r.derivePort === 'FROM_REQUEST_PORT') port = v.port;
-    else if (port === undefined && r.authority === undefined && r.derivePort === undefined && colon > 0) port = v.port;
-    if (port !== undefined && !((scheme === 'http' && port === 80) || (scheme === 'https' && port === 443))) host += `:${port}`;
+    else if (port === undefined && r.authority === undefined && r.derivePort === undefined && colon > 0)
+      port = v.port;
+    if (port !== undefined && !((scheme === 'http' && port === 80) || (scheme === 'https' && port === 443)))
+      host += `:${port}`;
     const path = r.uri ?? v.path;
     const location = `${scheme}://${host}${path}${v.query === '' ? '' : `?${v.query}`}`;
     this.status = r.code ?? 301;

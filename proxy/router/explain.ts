@@ -4,7 +4,15 @@
  * evaluated against the live config without sending anything (admin `POST /explain`).
  */
 import type { IncomingHttpHeaders } from 'node:http';
-import { ActionType, findVHost, type CompiledConfig, type CompiledDest, type CompiledHttpListener, type CompiledRoute, type CompiledVHost } from '../compile/compile.js';
+import {
+  ActionType,
+  findVHost,
+  type CompiledConfig,
+  type CompiledDest,
+  type CompiledHttpListener,
+  type CompiledRoute,
+  type CompiledVHost,
+} from '../compile/compile.js';
 import type { RequestView } from '../compile/match.js';
 import type { CompiledRetry } from './retry.js';
 
@@ -26,8 +34,13 @@ function routeRef(r: CompiledRoute, block: number): Record<string, unknown> {
   return {
     index: r.index,
     name: r.name,
-    source: src ? `${src.kind} ${src.namespace ? `${src.namespace}/` : ''}${src.name}${src.rule !== undefined ? ` http[${src.rule}]` : ''}` : undefined,
-    match: block < 0 ? 'any (no match conditions)' : { index: block, name: r.matches[block]?.name, conditions: r.matches[block] },
+    source: src
+      ? `${src.kind} ${src.namespace ? `${src.namespace}/` : ''}${src.name}${src.rule !== undefined ? ` http[${src.rule}]` : ''}`
+      : undefined,
+    match:
+      block < 0
+        ? 'any (no match conditions)'
+        : { index: block, name: r.matches[block]?.name, conditions: r.matches[block] },
   };
 }
 
@@ -39,7 +52,11 @@ export function buildExplain(ex: ExplainSource): Record<string, unknown> {
     virtualHost: ex.vhost?.name,
     route: r ? routeRef(r, ex.block) : undefined,
     destination: d
-      ? { cluster: d.clusterName, subset: d.subset || undefined, weight: r && r.dests.length > 1 ? `${d.weight}/${r.totalWeight}` : undefined }
+      ? {
+          cluster: d.clusterName,
+          subset: d.subset || undefined,
+          weight: r && r.dests.length > 1 ? `${d.weight}/${r.totalWeight}` : undefined,
+        }
       : undefined,
     endpoint: ex.endpointKey,
     attempts: ex.attempts,
@@ -57,7 +74,12 @@ function retrySummary(r: CompiledRetry): Record<string, unknown> {
   if (r.onConnectFailure) on.push('connect-failure');
   if (r.onRefusedStream) on.push('refused-stream');
   if (r.onRetriable4xx) on.push('retriable-4xx');
-  return { attempts: r.attempts, perTryTimeoutMs: r.perTryTimeoutMs || undefined, retryOn: on, statusCodes: [...r.statusCodes] };
+  return {
+    attempts: r.attempts,
+    perTryTimeoutMs: r.perTryTimeoutMs || undefined,
+    retryOn: on,
+    statusCodes: [...r.statusCodes],
+  };
 }
 
 function destSummary(r: CompiledRoute, d: CompiledDest): Record<string, unknown> {
@@ -69,7 +91,12 @@ function destSummary(r: CompiledRoute, d: CompiledDest): Record<string, unknown>
     exists: c !== null,
     endpoints: c?.endpoints.map((e) => ({ address: e.key, healthy: !e.health.ejected })) ?? [],
     loadBalancer: c?.balancer.kind,
-    outcomeIfChosen: c === null ? '503 NC (cluster not found)' : c.healthyCount() === 0 ? '503 UH (no healthy upstream)' : 'forwarded',
+    outcomeIfChosen:
+      c === null
+        ? '503 NC (cluster not found)'
+        : c.healthyCount() === 0
+          ? '503 UH (no healthy upstream)'
+          : 'forwarded',
   };
 }
 
@@ -83,9 +110,20 @@ export interface SyntheticRequest {
 }
 
 /** Evaluates a synthetic request against the live config; sends nothing. */
-export function explainSynthetic(cfg: CompiledConfig, input: SyntheticRequest, select: (vh: CompiledVHost, v: RequestView) => { route: CompiledRoute; block: number } | null): Record<string, unknown> {
-  const listener = cfg.listeners.find((l): l is CompiledHttpListener => l.protocol === 'HTTP' && (input.listener === undefined || l.name === input.listener));
-  if (!listener) return { version: cfg.version, error: `no HTTP listener${input.listener ? ` named ${input.listener}` : ''}` };
+export function explainSynthetic(
+  cfg: CompiledConfig,
+  input: SyntheticRequest,
+  select: (vh: CompiledVHost, v: RequestView) => { route: CompiledRoute; block: number } | null,
+): Record<string, unknown> {
+  const listener = cfg.listeners.find(
+    (l): l is CompiledHttpListener =>
+      l.protocol === 'HTTP' && (input.listener === undefined || l.name === input.listener),
+  );
+  if (!listener)
+    return {
+      version: cfg.version,
+      error: `no HTTP listener${input.listener ? ` named ${input.listener}` : ''}`,
+    };
   const url = input.path ?? '/';
   const q = url.indexOf('?');
   const headers: IncomingHttpHeaders = {};
@@ -100,15 +138,25 @@ export function explainSynthetic(cfg: CompiledConfig, input: SyntheticRequest, s
     port: input.port ?? listener.port,
     headers,
   };
-  const base = { version: cfg.version, listener: listener.name, request: { method: v.method, path: url, authority } };
+  const base = {
+    version: cfg.version,
+    listener: listener.name,
+    request: { method: v.method, path: url, authority },
+  };
   const vh = findVHost(listener, authority);
   if (vh === null) return { ...base, outcome: `404 NR: no virtual host for authority "${authority}"` };
   const sel = select(vh, v);
-  if (sel === null) return { ...base, virtualHost: vh.name, outcome: `404 NR: none of the ${vh.routes.length} rules of ${vh.name} matched` };
+  if (sel === null)
+    return {
+      ...base,
+      virtualHost: vh.name,
+      outcome: `404 NR: none of the ${vh.routes.length} rules of ${vh.name} matched`,
+    };
   const r = sel.route;
   const out: Record<string, unknown> = { ...base, virtualHost: vh.name, route: routeRef(r, sel.block) };
   if (r.type === ActionType.Direct) return { ...out, outcome: `direct response ${r.directStatus}` };
-  if (r.type === ActionType.Redirect) return { ...out, outcome: `redirect ${r.redirect?.code ?? 301}`, redirect: r.redirect };
+  if (r.type === ActionType.Redirect)
+    return { ...out, outcome: `redirect ${r.redirect?.code ?? 301}`, redirect: r.redirect };
   return {
     ...out,
     destinations: r.dests.map((d) => destSummary(r, d)),
@@ -116,7 +164,10 @@ export function explainSynthetic(cfg: CompiledConfig, input: SyntheticRequest, s
     retries: retrySummary(r.retry),
     fault: r.fault ?? undefined,
     mirrors: r.mirrors?.map((m) => ({ cluster: m.dest.clusterName, percentage: m.fraction * 100 })),
-    rewrite: r.rewriteUri !== null || r.rewriteAuthority !== null || r.rewriteRegex !== null ? { uri: r.rewriteUri, authority: r.rewriteAuthority, regex: r.rewriteRegex !== null } : undefined,
+    rewrite:
+      r.rewriteUri !== null || r.rewriteAuthority !== null || r.rewriteRegex !== null
+        ? { uri: r.rewriteUri, authority: r.rewriteAuthority, regex: r.rewriteRegex !== null }
+        : undefined,
     outcome: 'forwarded to one destination by weight',
   };
 }

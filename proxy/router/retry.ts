@@ -69,7 +69,10 @@ export function compileRetry(p: RetryPolicy | undefined, routeTimeoutMs: number)
   };
 }
 
-export const NO_RETRY: CompiledRetry = compileRetry({ attempts: 0, retryOn: [], retriableStatusCodes: [] }, 0);
+export const NO_RETRY: CompiledRetry = compileRetry(
+  { attempts: 0, retryOn: [], retriableStatusCodes: [] },
+  0,
+);
 
 /** Whether the policy's conditions cover this outcome (not counting remaining attempts). */
 export function isRetriable(r: CompiledRetry, o: AttemptOutcome): boolean {

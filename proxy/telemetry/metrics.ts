@@ -8,7 +8,10 @@
  */
 
 /** Istio's default duration buckets (ms). */
-export const DURATION_BUCKETS = [0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000, 600000, 1800000, 3600000];
+export const DURATION_BUCKETS = [
+  0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 300000, 600000, 1800000,
+  3600000,
+];
 /** Istio's default size buckets (bytes). */
 export const SIZE_BUCKETS = [1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000, 1000000000];
 
@@ -167,11 +170,32 @@ export class MetricsRegistry {
     section('istio_request_duration_milliseconds', 'histogram', 'Request duration.', out.dur);
     section('istio_request_bytes', 'histogram', 'Request body sizes.', out.rqb);
     section('istio_response_bytes', 'histogram', 'Response body sizes.', out.rsb);
-    const tcpLines = (pick: (g: TcpGroup) => number): string[] => [...this.tcp.values()].map((g) => `{${g.labels}} ${pick(g)}`);
-    section('istio_tcp_connections_opened_total', 'counter', 'TCP connections opened.', tcpLines((g) => g.opened).map((l) => 'istio_tcp_connections_opened_total' + l));
-    section('istio_tcp_connections_closed_total', 'counter', 'TCP connections closed.', tcpLines((g) => g.closed).map((l) => 'istio_tcp_connections_closed_total' + l));
-    section('istio_tcp_sent_bytes_total', 'counter', 'Bytes sent to the destination.', tcpLines((g) => g.sent).map((l) => 'istio_tcp_sent_bytes_total' + l));
-    section('istio_tcp_received_bytes_total', 'counter', 'Bytes received from the destination.', tcpLines((g) => g.received).map((l) => 'istio_tcp_received_bytes_total' + l));
+    const tcpLines = (pick: (g: TcpGroup) => number): string[] =>
+      [...this.tcp.values()].map((g) => `{${g.labels}} ${pick(g)}`);
+    section(
+      'istio_tcp_connections_opened_total',
+      'counter',
+      'TCP connections opened.',
+      tcpLines((g) => g.opened).map((l) => 'istio_tcp_connections_opened_total' + l),
+    );
+    section(
+      'istio_tcp_connections_closed_total',
+      'counter',
+      'TCP connections closed.',
+      tcpLines((g) => g.closed).map((l) => 'istio_tcp_connections_closed_total' + l),
+    );
+    section(
+      'istio_tcp_sent_bytes_total',
+      'counter',
+      'Bytes sent to the destination.',
+      tcpLines((g) => g.sent).map((l) => 'istio_tcp_sent_bytes_total' + l),
+    );
+    section(
+      'istio_tcp_received_bytes_total',
+      'counter',
+      'Bytes received from the destination.',
+      tcpLines((g) => g.received).map((l) => 'istio_tcp_received_bytes_total' + l),
+    );
     for (const [name, v] of this.counters) lines.push(`# TYPE ${name} counter`, `${name} ${v}`);
     return lines.join('\n') + '\n';
   }

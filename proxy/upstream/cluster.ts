@@ -7,7 +7,15 @@
  */
 import { H1Pool } from './h1client.js';
 import type { Cluster, ConnectionPool } from '../../pkg/proxyconfig/types.js';
-import { inPanic, newHostHealth, outlierSettings, recordOutcome, tick, type HostHealth, type OutlierSettings } from './outlier.js';
+import {
+  inPanic,
+  newHostHealth,
+  outlierSettings,
+  recordOutcome,
+  tick,
+  type HostHealth,
+  type OutlierSettings,
+} from './outlier.js';
 import { createBalancer, type Balancer, type HashInput } from './lb.js';
 
 /** Istio's DestinationRule defaults (dr.proto): "unlimited" is 2^32-1. */
@@ -72,7 +80,15 @@ export class ClusterRuntime {
   readonly limits: Limits;
   readonly outlier: OutlierSettings | null;
   readonly balancer: Balancer;
-  readonly stats: ClusterStats = { rqTotal: 0, rqActive: 0, rqPendingOverflow: 0, rqRetry: 0, rqRetryOverflow: 0, cxConnectFail: 0, ejectionsTotal: 0 };
+  readonly stats: ClusterStats = {
+    rqTotal: 0,
+    rqActive: 0,
+    rqPendingOverflow: 0,
+    rqRetry: 0,
+    rqRetryOverflow: 0,
+    cxConnectFail: 0,
+    ejectionsTotal: 0,
+  };
   activeRetries = 0;
   private ejected = 0;
   private timer: NodeJS.Timeout | null = null;
@@ -145,7 +161,8 @@ export class ClusterRuntime {
   /** Feeds outlier detection; status 0 = local-origin failure. */
   record(ep: EndpointRuntime, status: number): void {
     if (this.outlier === null) return;
-    if (status > 0 && status < 500 && ep.health.consecutive5xx === 0 && ep.health.consecutiveGateway === 0) return;
+    if (status > 0 && status < 500 && ep.health.consecutive5xx === 0 && ep.health.consecutiveGateway === 0)
+      return;
     const size = this.endpoints.length;
     if (recordOutcome(this.outlier, ep.health, status, { ejectedCount: this.ejected, size }, this.now())) {
       this.ejected++;

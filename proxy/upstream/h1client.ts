@@ -110,10 +110,14 @@ class Conn implements Controller {
       this.socket.setTimeout(0);
       this.pool.onConnect(this);
     });
-    this.socket.on('timeout', () => this.fail(new UpstreamError(`connect timeout after ${o.connectTimeoutMs} ms`, 'ETIMEDOUT_CONNECT')));
+    this.socket.on('timeout', () =>
+      this.fail(new UpstreamError(`connect timeout after ${o.connectTimeoutMs} ms`, 'ETIMEDOUT_CONNECT')),
+    );
     this.socket.on('data', (d: Buffer) => this.onData(d));
     this.socket.on('end', () => this.onEnd());
-    this.socket.on('error', (e: NodeJS.ErrnoException) => this.fail(new UpstreamError(e.message, e.code ?? 'ESOCKET', this.served > 0, !this.gotBytes)));
+    this.socket.on('error', (e: NodeJS.ErrnoException) =>
+      this.fail(new UpstreamError(e.message, e.code ?? 'ESOCKET', this.served > 0, !this.gotBytes)),
+    );
     this.socket.on('close', () => this.onClose());
   }
 
@@ -174,7 +178,9 @@ class Conn implements Controller {
     const s = this.socket;
     const onData = (c: Buffer): void => {
       if (this.job !== job) return;
-      const ok = chunked ? s.write(`${c.length.toString(16)}\r\n`) && s.write(c) && s.write('\r\n') : s.write(c);
+      const ok = chunked
+        ? s.write(`${c.length.toString(16)}\r\n`) && s.write(c) && s.write('\r\n')
+        : s.write(c);
       if (!ok) {
         body.pause();
         s.once('drain', () => body.resume());
@@ -184,7 +190,9 @@ class Conn implements Controller {
     body.once('end', () => {
       if (this.job === job && chunked) s.write('0\r\n\r\n');
     });
-    body.once('error', (e) => this.fail(new UpstreamError(`request body: ${e.message}`, 'EBODY', this.served > 0, !this.gotBytes)));
+    body.once('error', (e) =>
+      this.fail(new UpstreamError(`request body: ${e.message}`, 'EBODY', this.served > 0, !this.gotBytes)),
+    );
   }
 
   // --- response parsing ---------------------------------------------------------------------
@@ -234,11 +242,13 @@ class Conn implements Controller {
     for (let i = 1; i < lines.length; i++) {
       const line = lines[i]!;
       const colon = line.indexOf(':');
-      if (colon <= 0 || line.charCodeAt(0) === 32 || line.charCodeAt(0) === 9) return this.protocolError('malformed header line');
+      if (colon <= 0 || line.charCodeAt(0) === 32 || line.charCodeAt(0) === 9)
+        return this.protocolError('malformed header line');
       const name = line.slice(0, colon).toLowerCase();
       const value = line.slice(colon + 1).trim();
       if (name === 'content-length') {
-        if (!/^\d{1,15}$/.test(value) || (cl !== undefined && cl !== value)) return this.protocolError('invalid or conflicting content-length');
+        if (!/^\d{1,15}$/.test(value) || (cl !== undefined && cl !== value))
+          return this.protocolError('invalid or conflicting content-length');
         cl = value;
       } else if (name === 'transfer-encoding') te = te === undefined ? value : `${te}, ${value}`;
       else if (name === 'connection' && /(^|,)\s*close\s*(,|$)/i.test(value)) this.keepAlive = false;
@@ -356,7 +366,9 @@ class Conn implements Controller {
   }
 
   private protocolError(msg: string): false {
-    this.fail(new UpstreamError(`upstream protocol error: ${msg}`, 'EPROTO_UPSTREAM', this.served > 0, false));
+    this.fail(
+      new UpstreamError(`upstream protocol error: ${msg}`, 'EPROTO_UPSTREAM', this.served > 0, false),
+    );
     return false;
   }
 
@@ -381,7 +393,14 @@ class Conn implements Controller {
   private onClose(): void {
     if (this.job !== null) {
       const code = this.connected ? 'ECONNRESET' : 'ECONNREFUSED';
-      this.fail(new UpstreamError(this.connected ? 'upstream closed the connection' : 'connection failed', code, this.served > 0, !this.gotBytes));
+      this.fail(
+        new UpstreamError(
+          this.connected ? 'upstream closed the connection' : 'connection failed',
+          code,
+          this.served > 0,
+          !this.gotBytes,
+        ),
+      );
     }
     this.pool.forget(this);
   }
@@ -460,13 +479,15 @@ export class H1Pool {
     const i = this.idle.indexOf(c);
     if (i >= 0) this.idle.splice(i, 1);
     // a slot freed up: open a connection for the next queued request
-    if (this.queue.length > 0 && this.total < this.opts.maxConnections && this.closing === null) this.open(this.queue.shift()!);
+    if (this.queue.length > 0 && this.total < this.opts.maxConnections && this.closing === null)
+      this.open(this.queue.shift()!);
     if (this.closing !== null && this.total === 0) this.closing();
   }
 
   private sweep(): void {
     const cutoff = Date.now() - this.opts.idleTimeoutMs;
-    for (const c of [...this.idle]) if (c.idleSince < cutoff || Date.now() >= c.reuseUntil) c.socket.destroy();
+    for (const c of [...this.idle])
+      if (c.idleSince < cutoff || Date.now() >= c.reuseUntil) c.socket.destroy();
   }
 
   /** Graceful: in-flight requests finish, idle connections close. */
@@ -481,7 +502,8 @@ export class H1Pool {
 
   destroy(): Promise<void> {
     clearInterval(this.sweeper);
-    for (const j of this.queue.splice(0)) j.handler.onResponseError(NOOP_CONTROLLER, new UpstreamError('pool destroyed', 'EDESTROYED'));
+    for (const j of this.queue.splice(0))
+      j.handler.onResponseError(NOOP_CONTROLLER, new UpstreamError('pool destroyed', 'EDESTROYED'));
     const done = this.close();
     for (const c of [...this.all]) c.socket.destroy();
     return done;

@@ -102,7 +102,8 @@ class RingHash implements Balancer {
   ) {}
   rebuild(healthy: LbEndpoint[]): void {
     const entries: [number, LbEndpoint][] = [];
-    for (const h of healthy) for (let i = 0; i < RING_POINTS_PER_HOST; i++) entries.push([fnv1a(`${h.key}_${i}`), h]);
+    for (const h of healthy)
+      for (let i = 0; i < RING_POINTS_PER_HOST; i++) entries.push([fnv1a(`${h.key}_${i}`), h]);
     entries.sort((a, b) => a[0] - b[0]);
     this.points = Uint32Array.from(entries.map((e) => e[0]));
     this.owners = entries.map((e) => e[1]);

@@ -70,7 +70,8 @@ export function recordOutcome(
   if (!tripped || !mayEject(s, pool)) return false;
   host.ejected = true;
   host.timesEjected++;
-  host.ejectedUntil = now + Math.min(s.baseEjectionMs * host.timesEjected, Math.max(MAX_EJECTION_MS, s.baseEjectionMs));
+  host.ejectedUntil =
+    now + Math.min(s.baseEjectionMs * host.timesEjected, Math.max(MAX_EJECTION_MS, s.baseEjectionMs));
   host.consecutive5xx = 0;
   host.consecutiveGateway = 0;
   return true;

@@ -14,7 +14,10 @@ interface Proc {
 }
 
 function spawnProxy(args: string[]): { child: ChildProcess; stderr: () => string; exited: Promise<number> } {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'proxy/main.ts', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', 'proxy/main.ts', ...args], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let err = '';
   child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
   const exited = new Promise<number>((r) => child.once('exit', (code) => r(code ?? -1)));
@@ -22,10 +25,32 @@ function spawnProxy(args: string[]): { child: ChildProcess; stderr: () => string
 }
 
 async function runProxy(file: string): Promise<Proc> {
-  const s = spawnProxy(['run', '--config', file, '--listen', '127.0.0.1:0', '--admin-port', '0', '--metrics-port', '0', '--health-port', '0', '--drain-seconds', '3']);
+  const s = spawnProxy([
+    'run',
+    '--config',
+    file,
+    '--listen',
+    '127.0.0.1:0',
+    '--admin-port',
+    '0',
+    '--metrics-port',
+    '0',
+    '--health-port',
+    '0',
+    '--drain-seconds',
+    '3',
+  ]);
   for (let i = 0; i < 200; i++) {
-    const line = s.stderr().split('\n').find((l) => l.includes('"Proxy ready"'));
-    if (line) return { child: s.child, stderr: s.stderr, ports: (JSON.parse(line) as { ports: Record<string, number> }).ports };
+    const line = s
+      .stderr()
+      .split('\n')
+      .find((l) => l.includes('"Proxy ready"'));
+    if (line)
+      return {
+        child: s.child,
+        stderr: s.stderr,
+        ports: (JSON.parse(line) as { ports: Record<string, number> }).ports,
+      };
     await sleep(50);
   }
   s.child.kill('SIGKILL');
@@ -57,28 +82,54 @@ describe('weft-proxy CLI (separate process): hot reload, invalid config, SIGTERM
   it('usage errors exit 2 with a message, no stack trace', async () => {
     const s = spawnProxy(['run', '--listen', 'nope']);
     expect(await s.exited).to.equal(2);
-    expect(s.stderr()).to.match(/--listen needs HOST:PORT/).and.not.match(/at .*\.ts:\d+/);
+    expect(s.stderr())
+      .to.match(/--listen needs HOST:PORT/)
+      .and.not.match(/at .*\.ts:\d+/);
   });
 
   it('an invalid config at start exits 1 with every problem listed', async () => {
     const file = path.join(dir, 'bad.yaml');
-    writeFileSync(file, reviewsEntry([v1]) + vs(`
+    writeFileSync(
+      file,
+      reviewsEntry([v1]) +
+        vs(`
   - route: [{destination: {host: reviews, subset: v1}, weight: -1}]
-    timeout: soon`));
-    const s = spawnProxy(['run', '--config', file, '--admin-port', '0', '--metrics-port', '0', '--health-port', '0']);
+    timeout: soon`),
+    );
+    const s = spawnProxy([
+      'run',
+      '--config',
+      file,
+      '--admin-port',
+      '0',
+      '--metrics-port',
+      '0',
+      '--health-port',
+      '0',
+    ]);
     expect(await s.exited).to.equal(1);
-    expect(s.stderr()).to.match(/WEFT_PROXY_CONFIG_INVALID/).and.match(/spec\.http\[0\]\.timeout: invalid duration \\"soon\\"/);
+    expect(s.stderr())
+      .to.match(/WEFT_PROXY_CONFIG_INVALID/)
+      .and.match(/spec\.http\[0\]\.timeout: invalid duration \\"soon\\"/);
   });
 
   it('watches the file: a valid edit is applied, an invalid one rejected (last good stays), SIGTERM drains', async () => {
     const file = path.join(dir, 'mesh.yaml');
-    writeFileSync(file, reviewsEntry([v1, v2]) + vs(`
-  - route: [{destination: {host: reviews, subset: v1}}]`));
+    writeFileSync(
+      file,
+      reviewsEntry([v1, v2]) +
+        vs(`
+  - route: [{destination: {host: reviews, subset: v1}}]`),
+    );
     const p = await runProxy(file);
     try {
       expect((await request(p.ports.outbound!)).body).to.equal('v1');
-      replaceFile(file, reviewsEntry([v1, v2]) + vs(`
-  - route: [{destination: {host: reviews, subset: v2}}]`));
+      replaceFile(
+        file,
+        reviewsEntry([v1, v2]) +
+          vs(`
+  - route: [{destination: {host: reviews, subset: v2}}]`),
+      );
       let body = '';
       for (let i = 0; i < 60 && body !== 'v2'; i++) {
         await sleep(50);
@@ -87,10 +138,15 @@ describe('weft-proxy CLI (separate process): hot reload, invalid config, SIGTERM
       expect(body).to.equal('v2');
       replaceFile(file, 'kind: [unclosed');
       for (let i = 0; i < 60 && !p.stderr().includes('Rejected proxy config'); i++) await sleep(50);
-      const rejected = p.stderr().split('\n').find((l) => l.includes('Rejected proxy config'))!;
+      const rejected = p
+        .stderr()
+        .split('\n')
+        .find((l) => l.includes('Rejected proxy config'))!;
       expect(rejected).to.include('WEFT_YAML_SYNTAX');
       expect((await request(p.ports.outbound!)).body).to.equal('v2');
-      const dump = JSON.parse((await request(p.ports.admin!, { path: '/config_dump' })).body) as { lastReload: { ok: boolean; error: string } };
+      const dump = JSON.parse((await request(p.ports.admin!, { path: '/config_dump' })).body) as {
+        lastReload: { ok: boolean; error: string };
+      };
       expect(dump.lastReload.ok).to.equal(false);
 
       // SIGTERM with a request in flight: it completes, then the process exits 0

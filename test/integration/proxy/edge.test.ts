@@ -1,7 +1,17 @@
 import { expect } from 'chai';
 import http from 'node:http';
 import net from 'node:net';
-import { raw, request, reviewsEntry, sleep, startProxy, upstream, vs, type Started, type Upstream } from './helpers.js';
+import {
+  raw,
+  request,
+  reviewsEntry,
+  sleep,
+  startProxy,
+  upstream,
+  vs,
+  type Started,
+  type Upstream,
+} from './helpers.js';
 import type { ProxyConfig } from '../../../pkg/proxyconfig/types.js';
 
 describe('proxy bad input, admin, telemetry, upgrades and TCP', function () {
@@ -33,17 +43,26 @@ describe('proxy bad input, admin, telemetry, upgrades and TCP', function () {
 
   it('oversized headers → 431', async () => {
     p = await startProxy(reviewsEntry([v1]), { maxHeaderBytes: 8 * 1024 });
-    const out = await raw(p.port, `GET / HTTP/1.1\r\nHost: reviews:9080\r\nx-big: ${'a'.repeat(16 * 1024)}\r\n\r\n`);
+    const out = await raw(
+      p.port,
+      `GET / HTTP/1.1\r\nHost: reviews:9080\r\nx-big: ${'a'.repeat(16 * 1024)}\r\n\r\n`,
+    );
     expect(out).to.match(/^HTTP\/1\.1 431 /);
     await alive();
   });
 
   it('request smuggling: Content-Length with Transfer-Encoding → 400, nothing forwarded', async () => {
     p = await startProxy(reviewsEntry([v1]));
-    const out = await raw(p.port, 'POST / HTTP/1.1\r\nHost: reviews:9080\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: reviews:9080\r\n\r\n');
+    const out = await raw(
+      p.port,
+      'POST / HTTP/1.1\r\nHost: reviews:9080\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: reviews:9080\r\n\r\n',
+    );
     expect(out).to.match(/^HTTP\/1\.1 400 /);
     expect(v1.seen.map((s) => s.url)).to.not.include('/smuggled');
-    const dup = await raw(p.port, 'POST / HTTP/1.1\r\nHost: reviews:9080\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab');
+    const dup = await raw(
+      p.port,
+      'POST / HTTP/1.1\r\nHost: reviews:9080\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab',
+    );
     expect(dup).to.match(/^HTTP\/1\.1 400 /);
     await alive();
   });
@@ -58,8 +77,13 @@ describe('proxy bad input, admin, telemetry, upgrades and TCP', function () {
   });
 
   it('a client that disconnects mid-response frees the pooled connection (pool of 1)', async () => {
-    p = await startProxy(reviewsEntry([v1], `  trafficPolicy:
-    connectionPool: {tcp: {maxConnections: 1}}`));
+    p = await startProxy(
+      reviewsEntry(
+        [v1],
+        `  trafficPolicy:
+    connectionPool: {tcp: {maxConnections: 1}}`,
+      ),
+    );
     v1.handler = (_q, res) => {
       res.writeHead(200, { 'x-upstream': 'v1' });
       res.write('partial');
@@ -77,28 +101,62 @@ describe('proxy bad input, admin, telemetry, upgrades and TCP', function () {
   });
 
   it('admin: config_dump, ready, stats, clusters, explain; health; Istio metrics', async () => {
-    p = await startProxy(reviewsEntry([v1]) + vs(`
+    p = await startProxy(
+      reviewsEntry([v1]) +
+        vs(`
   - name: jason-rule
     match: [{headers: {end-user: {exact: jason}}}]
-    route: [{destination: {host: reviews, subset: v1}}]`));
+    route: [{destination: {host: reviews, subset: v1}}]`),
+    );
     await request(p.port, { headers: { 'end-user': 'jason' } });
-    const dump = JSON.parse((await request(p.admin, { path: '/config_dump' })).body) as { version: string; config: ProxyConfig };
+    const dump = JSON.parse((await request(p.admin, { path: '/config_dump' })).body) as {
+      version: string;
+      config: ProxyConfig;
+    };
     expect(dump.config.kind).to.equal('ProxyConfig');
     expect(dump.version).to.equal(p.proxy.current!.version);
     expect((await request(p.admin, { path: '/ready' })).body).to.equal('LIVE\n');
     expect((await request(p.health, { path: '/healthz/ready' })).status).to.equal(200);
-    expect((await request(p.admin, { path: '/stats' })).body).to.match(/cluster\.outbound\|9080\|v1\|reviews\.default\.svc\.cluster\.local\.upstream_rq_total: 1/);
-    const explain = JSON.parse((await request(p.admin, { path: '/explain', method: 'POST', body: JSON.stringify({ authority: 'reviews:9080', path: '/x', headers: { 'end-user': 'jason' } }) })).body) as Record<string, unknown>;
-    expect(explain.route).to.deep.include({ index: 0, name: 'jason-rule', source: 'VirtualService default/reviews http[0]' });
-    expect((explain.destinations as { cluster: string; outcomeIfChosen: string }[])[0]).to.deep.include({ cluster: 'outbound|9080|v1|reviews.default.svc.cluster.local', outcomeIfChosen: 'forwarded' });
-    const miss = JSON.parse((await request(p.admin, { path: '/explain', method: 'POST', body: '{"authority":"reviews:9080"}' })).body) as { outcome: string };
+    expect((await request(p.admin, { path: '/stats' })).body).to.match(
+      /cluster\.outbound\|9080\|v1\|reviews\.default\.svc\.cluster\.local\.upstream_rq_total: 1/,
+    );
+    const explain = JSON.parse(
+      (
+        await request(p.admin, {
+          path: '/explain',
+          method: 'POST',
+          body: JSON.stringify({ authority: 'reviews:9080', path: '/x', headers: { 'end-user': 'jason' } }),
+        })
+      ).body,
+    ) as Record<string, unknown>;
+    expect(explain.route).to.deep.include({
+      index: 0,
+      name: 'jason-rule',
+      source: 'VirtualService default/reviews http[0]',
+    });
+    expect((explain.destinations as { cluster: string; outcomeIfChosen: string }[])[0]).to.deep.include({
+      cluster: 'outbound|9080|v1|reviews.default.svc.cluster.local',
+      outcomeIfChosen: 'forwarded',
+    });
+    const miss = JSON.parse(
+      (await request(p.admin, { path: '/explain', method: 'POST', body: '{"authority":"reviews:9080"}' }))
+        .body,
+    ) as { outcome: string };
     expect(miss.outcome).to.match(/^404 NR/);
     expect(v1.seen).to.have.length(1); // explain sent nothing
     const bad = await request(p.admin, { path: '/explain', method: 'POST', body: '{not json' });
     expect(bad.status).to.equal(400);
     const prom = (await request(p.metrics, { path: '/stats/prometheus' })).body;
-    for (const name of ['istio_requests_total', 'istio_request_duration_milliseconds_bucket', 'istio_request_bytes_bucket', 'istio_response_bytes_bucket']) expect(prom).to.include(name);
-    expect(prom).to.match(/istio_requests_total\{reporter="source",.*destination_service="reviews\.default\.svc\.cluster\.local".*response_code="200",response_flags="-"\} 1/);
+    for (const name of [
+      'istio_requests_total',
+      'istio_request_duration_milliseconds_bucket',
+      'istio_request_bytes_bucket',
+      'istio_response_bytes_bucket',
+    ])
+      expect(prom).to.include(name);
+    expect(prom).to.match(
+      /istio_requests_total\{reporter="source",.*destination_service="reviews\.default\.svc\.cluster\.local".*response_code="200",response_flags="-"\} 1/,
+    );
   });
 
   it('explain header (opt-in) and JSON access log', async () => {
@@ -112,33 +170,59 @@ describe('proxy bad input, admin, telemetry, upgrades and TCP', function () {
     const yaml = reviewsEntry([v1]);
     const { configFromText } = await import('../../../proxy/config/load.js');
     const cfg = configFromText(yaml).config;
-    p = await startProxy({ ...cfg, telemetry: { accessLog: true, explainHeader: true } }, { accessLogSink: sink });
+    p = await startProxy(
+      { ...cfg, telemetry: { accessLog: true, explainHeader: true } },
+      { accessLogSink: sink },
+    );
     const r = await request(p.port, { headers: { 'x-weft-explain': '1' } });
     const ex = JSON.parse(String(r.headers['x-weft-explain'])) as Record<string, unknown>;
-    expect(ex).to.deep.include({ virtualHost: 'reviews.default.svc.cluster.local:9080', endpoint: `127.0.0.1:${v1.port}`, attempts: 1 });
+    expect(ex).to.deep.include({
+      virtualHost: 'reviews.default.svc.cluster.local:9080',
+      endpoint: `127.0.0.1:${v1.port}`,
+      attempts: 1,
+    });
     expect((await request(p.port)).headers['x-weft-explain']).to.equal(undefined);
     await sleep(50);
     const entry = JSON.parse(lines[0]!) as Record<string, unknown>;
-    expect(entry).to.deep.include({ method: 'GET', response_code: 200, response_flags: '-', upstream_cluster: 'outbound|9080||reviews.default.svc.cluster.local' });
+    expect(entry).to.deep.include({
+      method: 'GET',
+      response_code: 200,
+      response_flags: '-',
+      upstream_cluster: 'outbound|9080||reviews.default.svc.cluster.local',
+    });
   });
 
   it('hot reload swaps routes without dropping in-flight requests; an invalid config is rejected', async () => {
     const v2 = await upstream('v2');
     const { configFromText } = await import('../../../proxy/config/load.js');
-    p = await startProxy(reviewsEntry([v1, v2]) + vs(`
-  - route: [{destination: {host: reviews, subset: v1}}]`));
+    p = await startProxy(
+      reviewsEntry([v1, v2]) +
+        vs(`
+  - route: [{destination: {host: reviews, subset: v1}}]`),
+    );
     v1.handler = (_q, res) => setTimeout(() => res.writeHead(200, { 'x-upstream': 'v1' }).end('v1'), 300);
     const inflight = request(p.port);
     await sleep(50);
-    await p.proxy.apply(configFromText(reviewsEntry([v1, v2]) + vs(`
-  - route: [{destination: {host: reviews, subset: v2}}]`)).config);
+    await p.proxy.apply(
+      configFromText(
+        reviewsEntry([v1, v2]) +
+          vs(`
+  - route: [{destination: {host: reviews, subset: v2}}]`),
+      ).config,
+    );
     expect((await request(p.port)).body).to.equal('v2');
     expect((await inflight).body).to.equal('v1');
     const before = p.proxy.current!.version;
-    expect(() => configFromText(reviewsEntry([v1]) + vs(`
-  - route: [{destination: {host: reviews, subset: v1}, weight: -5}]`))).to.throw(/WEFT_PROXY_CONFIG_INVALID|weight/);
+    expect(() =>
+      configFromText(
+        reviewsEntry([v1]) +
+          vs(`
+  - route: [{destination: {host: reviews, subset: v1}, weight: -5}]`),
+      ),
+    ).to.throw(/WEFT_PROXY_CONFIG_INVALID|weight/);
     const badRegex = configFromText(reviewsEntry([v1, v2])).config;
-    const vh = (badRegex.listeners[0] as { virtualHosts: { routes: { match?: unknown[] }[] }[] }).virtualHosts[0]!;
+    const vh = (badRegex.listeners[0] as { virtualHosts: { routes: { match?: unknown[] }[] }[] })
+      .virtualHosts[0]!;
     vh.routes[0]!.match = [{ uri: { regex: '(unclosed' } }];
     let err: unknown;
     try {
@@ -170,7 +254,9 @@ describe('proxy bad input, admin, telemetry, upgrades and TCP', function () {
   it('WebSocket upgrade is routed and piped both ways', async () => {
     p = await startProxy(reviewsEntry([v1]));
     const s = net.connect(p.port, '127.0.0.1');
-    s.write('GET /ws HTTP/1.1\r\nHost: reviews:9080\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: x\r\nSec-WebSocket-Version: 13\r\n\r\n');
+    s.write(
+      'GET /ws HTTP/1.1\r\nHost: reviews:9080\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: x\r\nSec-WebSocket-Version: 13\r\n\r\n',
+    );
     let got = '';
     s.on('data', (d: Buffer) => {
       got += d.toString();
@@ -198,8 +284,12 @@ describe('proxy bad input, admin, telemetry, upgrades and TCP', function () {
       apiVersion: 'proxy.weft.dev/v1',
       kind: 'ProxyConfig',
       version: 'tcp-1',
-      listeners: [{ name: 'db', protocol: 'TCP', address: '127.0.0.1', port: 0, cluster: 'outbound|5432||db' }],
-      clusters: [{ name: 'outbound|5432||db', service: 'db', endpoints: [{ address: '127.0.0.1', port: echoPort }] }],
+      listeners: [
+        { name: 'db', protocol: 'TCP', address: '127.0.0.1', port: 0, cluster: 'outbound|5432||db' },
+      ],
+      clusters: [
+        { name: 'outbound|5432||db', service: 'db', endpoints: [{ address: '127.0.0.1', port: echoPort }] },
+      ],
     };
     p = await startProxy(cfg, { listen: undefined as never });
     const port = p.proxy.ports().db!;
@@ -210,7 +300,9 @@ describe('proxy bad input, admin, telemetry, upgrades and TCP', function () {
     s.destroy();
     echo.close();
     await sleep(50);
-    expect((await request(p.metrics, { path: '/stats/prometheus' })).body).to.match(/istio_tcp_connections_opened_total\{.*destination_service="db".*\} 1/);
+    expect((await request(p.metrics, { path: '/stats/prometheus' })).body).to.match(
+      /istio_tcp_connections_opened_total\{.*destination_service="db".*\} 1/,
+    );
   });
 
   it('an HTTP client can still use plain http.get through the proxy (keep-alive reuse)', async () => {

@@ -11,7 +11,9 @@ interface Result {
 }
 
 /** A raw upstream that answers each request with the next canned response (or a function). */
-async function rawServer(responses: (string | ((s: net.Socket) => void))[]): Promise<{ port: number; requests: string[]; conns: () => number; close(): void }> {
+async function rawServer(
+  responses: (string | ((s: net.Socket) => void))[],
+): Promise<{ port: number; requests: string[]; conns: () => number; close(): void }> {
   const requests: string[] = [];
   let conns = 0;
   let i = 0;
@@ -26,10 +28,20 @@ async function rawServer(responses: (string | ((s: net.Socket) => void))[]): Pro
     s.on('error', () => undefined);
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  return { port: (server.address() as net.AddressInfo).port, requests, conns: () => conns, close: () => server.close() };
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    requests,
+    conns: () => conns,
+    close: () => server.close(),
+  };
 }
 
-function call(pool: H1Pool, method = 'GET', body: Buffer | Readable | null = null, headers: Headers = { host: 'x' }): Promise<Result> {
+function call(
+  pool: H1Pool,
+  method = 'GET',
+  body: Buffer | Readable | null = null,
+  headers: Headers = { host: 'x' },
+): Promise<Result> {
   return new Promise((resolve) => {
     const out: Result = { body: '' };
     const h: ResponseHandler = {
@@ -54,7 +66,12 @@ function call(pool: H1Pool, method = 'GET', body: Buffer | Readable | null = nul
   });
 }
 
-const opts = { maxConnections: Infinity, connectTimeoutMs: 1000, idleTimeoutMs: 4000, maxRequestsPerConnection: 0 };
+const opts = {
+  maxConnections: Infinity,
+  connectTimeoutMs: 1000,
+  idleTimeoutMs: 4000,
+  maxRequestsPerConnection: 0,
+};
 
 describe('proxy upstream HTTP/1.1 client', function () {
   this.timeout(10_000);
@@ -62,14 +79,50 @@ describe('proxy upstream HTTP/1.1 client', function () {
   // [name, canned response, expected status, expected body, expected error code]
   const FRAMING: [string, string, number | undefined, string, string | undefined][] = [
     ['content-length', 'HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello', 200, 'hello', undefined],
-    ['chunked with extensions and trailers', 'HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nx-trailer: t\r\n\r\n', 200, 'hello world', undefined],
-    ['interim 100 Continue is skipped', 'HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\ncontent-length: 2\r\n\r\nok', 201, 'ok', undefined],
+    [
+      'chunked with extensions and trailers',
+      'HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nx-trailer: t\r\n\r\n',
+      200,
+      'hello world',
+      undefined,
+    ],
+    [
+      'interim 100 Continue is skipped',
+      'HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 201 Created\r\ncontent-length: 2\r\n\r\nok',
+      201,
+      'ok',
+      undefined,
+    ],
     ['204 has no body', 'HTTP/1.1 204 No Content\r\n\r\n', 204, '', undefined],
-    ['TE + CL is rejected (smuggling)', 'HTTP/1.1 200 OK\r\ncontent-length: 3\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n', undefined, '', 'EPROTO_UPSTREAM'],
-    ['conflicting content-length is rejected', 'HTTP/1.1 200 OK\r\ncontent-length: 3\r\ncontent-length: 4\r\n\r\nabcd', undefined, '', 'EPROTO_UPSTREAM'],
-    ['non-numeric content-length is rejected', 'HTTP/1.1 200 OK\r\ncontent-length: 1x\r\n\r\nabcd', undefined, '', 'EPROTO_UPSTREAM'],
+    [
+      'TE + CL is rejected (smuggling)',
+      'HTTP/1.1 200 OK\r\ncontent-length: 3\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n',
+      undefined,
+      '',
+      'EPROTO_UPSTREAM',
+    ],
+    [
+      'conflicting content-length is rejected',
+      'HTTP/1.1 200 OK\r\ncontent-length: 3\r\ncontent-length: 4\r\n\r\nabcd',
+      undefined,
+      '',
+      'EPROTO_UPSTREAM',
+    ],
+    [
+      'non-numeric content-length is rejected',
+      'HTTP/1.1 200 OK\r\ncontent-length: 1x\r\n\r\nabcd',
+      undefined,
+      '',
+      'EPROTO_UPSTREAM',
+    ],
     ['bad status line', 'SMTP ready\r\n\r\n', undefined, '', 'EPROTO_UPSTREAM'],
-    ['bad chunk size', 'HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n', 200, '', 'EPROTO_UPSTREAM'],
+    [
+      'bad chunk size',
+      'HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n',
+      200,
+      '',
+      'EPROTO_UPSTREAM',
+    ],
   ];
   for (const [name, resp, status, body, code] of FRAMING) {
     it(name, async () => {
@@ -134,7 +187,9 @@ describe('proxy upstream HTTP/1.1 client', function () {
     expect(s.requests[0]).to.match(/^POST \/p HTTP\/1\.1\r\nhost: x\r\ncontent-length: 3\r\n\r\nabc$/);
     await call(pool, 'POST', Readable.from([Buffer.from('hello')]));
     await new Promise((r) => setTimeout(r, 50));
-    expect(s.requests.slice(1).join('')).to.include('transfer-encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n');
+    expect(s.requests.slice(1).join('')).to.include(
+      'transfer-encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n',
+    );
     await pool.destroy();
     s.close();
   });

@@ -70,14 +70,33 @@ export interface Started {
 
 const quiet = createLogger('proxy-test', { silent: true });
 
-export async function startProxy(config: ProxyConfig | string, opts: Partial<ProxyOptions> = {}): Promise<Started> {
+export async function startProxy(
+  config: ProxyConfig | string,
+  opts: Partial<ProxyOptions> = {},
+): Promise<Started> {
   const cfg = typeof config === 'string' ? configFromText(config, 'test.yaml').config : config;
-  const proxy = new ProxyServer({ listen: { host: '127.0.0.1', port: 0 }, adminPort: 0, metricsPort: 0, healthPort: 0, logger: quiet, drainMs: 2000, onExit: () => undefined, ...opts });
+  const proxy = new ProxyServer({
+    listen: { host: '127.0.0.1', port: 0 },
+    adminPort: 0,
+    metricsPort: 0,
+    healthPort: 0,
+    logger: quiet,
+    drainMs: 2000,
+    onExit: () => undefined,
+    ...opts,
+  });
   await proxy.apply(cfg);
   await proxy.startAux();
   const p = proxy.ports();
   const listenerName = Object.keys(p).find((k) => !['admin', 'metrics', 'health'].includes(k))!;
-  return { proxy, port: p[listenerName]!, admin: p.admin!, metrics: p.metrics!, health: p.health!, stop: () => proxy.shutdown() };
+  return {
+    proxy,
+    port: p[listenerName]!,
+    admin: p.admin!,
+    metrics: p.metrics!,
+    health: p.health!,
+    stop: () => proxy.shutdown(),
+  };
 }
 
 export interface Reply {
@@ -88,14 +107,37 @@ export interface Reply {
 
 const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
 
-export function request(port: number, opts: { host?: string; path?: string; method?: string; headers?: Record<string, string>; body?: string; agent?: http.Agent | false } = {}): Promise<Reply> {
+export function request(
+  port: number,
+  opts: {
+    host?: string;
+    path?: string;
+    method?: string;
+    headers?: Record<string, string>;
+    body?: string;
+    agent?: http.Agent | false;
+  } = {},
+): Promise<Reply> {
   return new Promise((resolve, reject) => {
     const r = http.request(
-      { host: '127.0.0.1', port, path: opts.path ?? '/', method: opts.method ?? 'GET', headers: { host: opts.host ?? 'reviews:9080', ...opts.headers }, agent: opts.agent ?? agent },
+      {
+        host: '127.0.0.1',
+        port,
+        path: opts.path ?? '/',
+        method: opts.method ?? 'GET',
+        headers: { host: opts.host ?? 'reviews:9080', ...opts.headers },
+        agent: opts.agent ?? agent,
+      },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString() }));
+        res.on('end', () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            headers: res.headers,
+            body: Buffer.concat(chunks).toString(),
+          }),
+        );
         res.on('error', reject);
       },
     );
@@ -156,7 +198,11 @@ ${http}
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Counts responses by `x-upstream` over n sequential-ish requests (16 at a time). */
-export async function distribution(port: number, n: number, opts: Parameters<typeof request>[1] = {}): Promise<Record<string, number>> {
+export async function distribution(
+  port: number,
+  n: number,
+  opts: Parameters<typeof request>[1] = {},
+): Promise<Record<string, number>> {
   const counts: Record<string, number> = {};
   for (let i = 0; i < n; i += 16) {
     const batch = await Promise.all(Array.from({ length: Math.min(16, n - i) }, () => request(port, opts)));

@@ -1,5 +1,14 @@
 import { expect } from 'chai';
-import { distribution, request, reviewsEntry, startProxy, upstream, vs, type Started, type Upstream } from './helpers.js';
+import {
+  distribution,
+  request,
+  reviewsEntry,
+  startProxy,
+  upstream,
+  vs,
+  type Started,
+  type Upstream,
+} from './helpers.js';
 
 describe('proxy HTTP routing (real upstreams on loopback)', function () {
   this.timeout(30_000);
@@ -22,21 +31,30 @@ describe('proxy HTTP routing (real upstreams on loopback)', function () {
   });
 
   it('end-user: jason → v2, everyone else → v1', async () => {
-    p = await startProxy(reviewsEntry([v1, v2]) + vs(`
+    p = await startProxy(
+      reviewsEntry([v1, v2]) +
+        vs(`
   - match: [{headers: {end-user: {exact: jason}}}]
     route: [{destination: {host: reviews, subset: v2}}]
-  - route: [{destination: {host: reviews, subset: v1}}]`));
+  - route: [{destination: {host: reviews, subset: v1}}]`),
+    );
     expect((await request(p.port, { headers: { 'end-user': 'jason' } })).body).to.equal('v2');
     expect((await request(p.port, { headers: { 'end-user': 'maria' } })).body).to.equal('v1');
     expect((await request(p.port)).body).to.equal('v1');
   });
 
-  for (const [a, b] of [[90, 10], [50, 50]] as const) {
+  for (const [a, b] of [
+    [90, 10],
+    [50, 50],
+  ] as const) {
     it(`${a}/${b} split lands within tolerance over 2,000 requests`, async () => {
-      p = await startProxy(reviewsEntry([v1, v2]) + vs(`
+      p = await startProxy(
+        reviewsEntry([v1, v2]) +
+          vs(`
   - route:
     - {destination: {host: reviews, subset: v1}, weight: ${a}}
-    - {destination: {host: reviews, subset: v2}, weight: ${b}}`));
+    - {destination: {host: reviews, subset: v2}, weight: ${b}}`),
+      );
       const d = await distribution(p.port, 2000);
       expect(d.v1! + d.v2!).to.equal(2000);
       // ±3 percentage points: > 4 standard deviations for n = 2000
@@ -46,7 +64,13 @@ describe('proxy HTTP routing (real upstreams on loopback)', function () {
 
   it('routes by host, short name, name.namespace and host:port; unknown host → 404 NR', async () => {
     p = await startProxy(reviewsEntry([v1]));
-    for (const host of ['reviews', 'reviews:9080', 'reviews.default', 'reviews.default.svc.cluster.local:9080', 'REVIEWS:9080']) {
+    for (const host of [
+      'reviews',
+      'reviews:9080',
+      'reviews.default',
+      'reviews.default.svc.cluster.local:9080',
+      'REVIEWS:9080',
+    ]) {
       expect((await request(p.port, { host })).body, host).to.equal('v1');
     }
     const r = await request(p.port, { host: 'ratings:9080' });
@@ -56,9 +80,12 @@ describe('proxy HTTP routing (real upstreams on loopback)', function () {
   });
 
   it('no matching rule → 404 NR (no implicit catch-all)', async () => {
-    p = await startProxy(reviewsEntry([v1]) + vs(`
+    p = await startProxy(
+      reviewsEntry([v1]) +
+        vs(`
   - match: [{uri: {prefix: /api}}]
-    route: [{destination: {host: reviews, subset: v1}}]`));
+    route: [{destination: {host: reviews, subset: v1}}]`),
+    );
     expect((await request(p.port, { path: '/api/x' })).status).to.equal(200);
     const r = await request(p.port, { path: '/other' });
     expect(r.status).to.equal(404);
@@ -66,12 +93,15 @@ describe('proxy HTTP routing (real upstreams on loopback)', function () {
   });
 
   it('first match wins; match blocks ORed; method, query, regex and withoutHeaders', async () => {
-    p = await startProxy(reviewsEntry([v1, v2]) + vs(`
+    p = await startProxy(
+      reviewsEntry([v1, v2]) +
+        vs(`
   - match: [{method: {exact: POST}, queryParams: {v: {exact: "2"}}}, {uri: {regex: "/re/[0-9]+"}}]
     route: [{destination: {host: reviews, subset: v2}}]
   - match: [{withoutHeaders: {x-old: {}}, uri: {prefix: /new}}]
     route: [{destination: {host: reviews, subset: v2}}]
-  - route: [{destination: {host: reviews, subset: v1}}]`));
+  - route: [{destination: {host: reviews, subset: v1}}]`),
+    );
     expect((await request(p.port, { method: 'POST', path: '/?v=2', body: 'x' })).body).to.equal('v2');
     expect((await request(p.port, { method: 'GET', path: '/?v=2' })).body).to.equal('v1');
     expect((await request(p.port, { path: '/re/123' })).body).to.equal('v2');
@@ -98,13 +128,16 @@ describe('proxy HTTP routing (real upstreams on loopback)', function () {
   });
 
   it('direct response and redirect', async () => {
-    p = await startProxy(reviewsEntry([v1]) + vs(`
+    p = await startProxy(
+      reviewsEntry([v1]) +
+        vs(`
   - match: [{uri: {exact: /direct}}]
     directResponse: {status: 418, body: {string: "short and stout"}}
   - match: [{uri: {prefix: /old}}]
     redirect: {uri: /new, authority: other.example.com, redirectCode: 302}
   - match: [{uri: {prefix: /moved}}]
-    redirect: {uri: /there}`));
+    redirect: {uri: /there}`),
+    );
     const d = await request(p.port, { path: '/direct' });
     expect([d.status, d.body]).to.deep.equal([418, 'short and stout']);
     const r = await request(p.port, { path: '/old/x?q=1' });
@@ -117,7 +150,9 @@ describe('proxy HTTP routing (real upstreams on loopback)', function () {
   });
 
   it('rewrite: prefix, whole path, regex, authority', async () => {
-    p = await startProxy(reviewsEntry([v1]) + vs(`
+    p = await startProxy(
+      reviewsEntry([v1]) +
+        vs(`
   - match: [{uri: {prefix: /v1/api}}]
     rewrite: {uri: /api}
     route: [{destination: {host: reviews, subset: v1}}]
@@ -126,7 +161,8 @@ describe('proxy HTTP routing (real upstreams on loopback)', function () {
     route: [{destination: {host: reviews, subset: v1}}]
   - match: [{uri: {prefix: /service}}]
     rewrite: {uriRegexRewrite: {match: "^/service/([^/]+)(/.*)$", rewrite: "\\\\2/instance/\\\\1"}}
-    route: [{destination: {host: reviews, subset: v1}}]`));
+    route: [{destination: {host: reviews, subset: v1}}]`),
+    );
     await request(p.port, { path: '/v1/api/users?x=1' });
     await request(p.port, { path: '/exact' });
     await request(p.port, { path: '/service/foo/v1/api' });
@@ -136,7 +172,9 @@ describe('proxy HTTP routing (real upstreams on loopback)', function () {
   });
 
   it('header operations at route and destination level, request and response', async () => {
-    p = await startProxy(reviewsEntry([v1]) + vs(`
+    p = await startProxy(
+      reviewsEntry([v1]) +
+        vs(`
   - headers:
       request: {set: {x-route: r}, remove: [x-drop]}
       response: {add: {x-resp: route}}
@@ -144,7 +182,8 @@ describe('proxy HTTP routing (real upstreams on loopback)', function () {
     - destination: {host: reviews, subset: v1}
       headers:
         request: {add: {x-dest: d}, set: {x-route: overridden}}
-        response: {set: {x-upstream: hidden}, remove: [content-type]}`));
+        response: {set: {x-upstream: hidden}, remove: [content-type]}`),
+    );
     const r = await request(p.port, { headers: { 'x-drop': '1', connection: 'keep-alive' } });
     const seen = v1.seen[0]!.headers;
     expect(seen['x-route']).to.equal('overridden');
@@ -161,21 +200,32 @@ describe('proxy HTTP routing (real upstreams on loopback)', function () {
     p = await startProxy(reviewsEntry([v1]));
     const tp = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
     await request(p.port, { headers: { 'x-request-id': 'abc', traceparent: tp } });
-    await request(p.port, { headers: { 'x-b3-traceid': '80f198ee56343ba864fe8b2a57d3eff7', 'x-b3-spanid': 'e457b5a2e4d86bd1', 'x-b3-sampled': '1' } });
+    await request(p.port, {
+      headers: {
+        'x-b3-traceid': '80f198ee56343ba864fe8b2a57d3eff7',
+        'x-b3-spanid': 'e457b5a2e4d86bd1',
+        'x-b3-sampled': '1',
+      },
+    });
     expect(v1.seen[0]!.headers['x-request-id']).to.equal('abc');
     expect(v1.seen[0]!.headers.traceparent).to.equal(tp);
-    expect(v1.seen[1]!.headers.traceparent).to.equal('00-80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1-01');
+    expect(v1.seen[1]!.headers.traceparent).to.equal(
+      '00-80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1-01',
+    );
     expect(v1.seen[1]!.headers['x-b3-traceid']).to.equal('80f198ee56343ba864fe8b2a57d3eff7');
   });
 
   it('mirrors fire-and-forget with a -shadow host; mirrorPercentage 0 sends none', async () => {
-    p = await startProxy(reviewsEntry([v1, v2]) + vs(`
+    p = await startProxy(
+      reviewsEntry([v1, v2]) +
+        vs(`
   - match: [{uri: {prefix: /none}}]
     route: [{destination: {host: reviews, subset: v1}}]
     mirror: {host: reviews, subset: v2}
     mirrorPercentage: {value: 0}
   - route: [{destination: {host: reviews, subset: v1}}]
-    mirror: {host: reviews, subset: v2}`));
+    mirror: {host: reviews, subset: v2}`),
+    );
     v2.handler = () => undefined; // a mirror that never answers must not delay the response
     const r = await request(p.port, { method: 'POST', path: '/m', body: 'payload' });
     expect(r.body).to.equal('v1');

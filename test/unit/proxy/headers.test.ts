@@ -2,14 +2,24 @@ import { expect } from 'chai';
 import { chainOps, compileHeaderOps, forwardableHeaders } from '../../../proxy/router/headers.js';
 
 describe('proxy header operations', () => {
-  const TABLE: [string, Parameters<typeof compileHeaderOps>[0], Record<string, string | string[]>, Record<string, string | string[]>][] = [
+  const TABLE: [
+    string,
+    Parameters<typeof compileHeaderOps>[0],
+    Record<string, string | string[]>,
+    Record<string, string | string[]>,
+  ][] = [
     ['set replaces', { set: { 'x-a': '2' } }, { 'x-a': '1' }, { 'x-a': '2' }],
     ['set creates', { set: { 'X-New': 'v' } }, {}, { 'x-new': 'v' }],
     ['add appends to existing', { add: { 'x-a': '2' } }, { 'x-a': '1' }, { 'x-a': ['1', '2'] }],
     ['add appends to a list', { add: { 'x-a': '3' } }, { 'x-a': ['1', '2'] }, { 'x-a': ['1', '2', '3'] }],
     ['add creates', { add: { 'x-a': '1' } }, {}, { 'x-a': '1' }],
     ['remove', { remove: ['X-A'] }, { 'x-a': '1', 'x-b': '2' }, { 'x-b': '2' }],
-    ['remove then set (Envoy order)', { remove: ['x-a'], set: { 'x-a': 'new' } }, { 'x-a': 'old' }, { 'x-a': 'new' }],
+    [
+      'remove then set (Envoy order)',
+      { remove: ['x-a'], set: { 'x-a': 'new' } },
+      { 'x-a': 'old' },
+      { 'x-a': 'new' },
+    ],
   ];
   for (const [name, ops, input, want] of TABLE) {
     it(name, () => {

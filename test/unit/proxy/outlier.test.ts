@@ -1,10 +1,23 @@
 import { expect } from 'chai';
-import { inPanic, newHostHealth, outlierSettings, recordOutcome, tick } from '../../../proxy/upstream/outlier.js';
+import {
+  inPanic,
+  newHostHealth,
+  outlierSettings,
+  recordOutcome,
+  tick,
+} from '../../../proxy/upstream/outlier.js';
 
 describe('proxy outlier detection state machine', () => {
   const s = outlierSettings({})!;
   it('Istio defaults', () => {
-    expect(s).to.deep.equal({ consecutive5xx: 5, consecutiveGateway: 0, intervalMs: 10_000, baseEjectionMs: 30_000, maxEjectionPercent: 10, minHealthPercent: 0 });
+    expect(s).to.deep.equal({
+      consecutive5xx: 5,
+      consecutiveGateway: 0,
+      intervalMs: 10_000,
+      baseEjectionMs: 30_000,
+      maxEjectionPercent: 10,
+      minHealthPercent: 0,
+    });
     expect(outlierSettings(undefined)).to.equal(null);
   });
 
@@ -40,7 +53,8 @@ describe('proxy outlier detection state machine', () => {
   it('consecutive5xxErrors 0 disables', () => {
     const d = outlierSettings({ consecutive5xxErrors: 0 })!;
     const h = newHostHealth();
-    for (let i = 0; i < 20; i++) expect(recordOutcome(d, h, 500, { ejectedCount: 0, size: 2 }, 0)).to.equal(false);
+    for (let i = 0; i < 20; i++)
+      expect(recordOutcome(d, h, 500, { ejectedCount: 0, size: 2 }, 0)).to.equal(false);
   });
 
   it('ejection time = base × times ejected, then the host returns on tick', () => {

@@ -35,7 +35,18 @@ describe('proxy regex (RE2 full-match)', () => {
     });
   }
 
-  const UNSAFE = ['(a+)+', '(ab)*', 'a*b*', '.*.*x', '(?=a)', '\\1', 'é', '\\pL', '[[:alpha:]]', 'a{1,100}b{1,100}'];
+  const UNSAFE = [
+    '(a+)+',
+    '(ab)*',
+    'a*b*',
+    '.*.*x',
+    '(?=a)',
+    '\\1',
+    'é',
+    '\\pL',
+    '[[:alpha:]]',
+    'a{1,100}b{1,100}',
+  ];
   for (const p of UNSAFE) {
     it(`keeps ${JSON.stringify(p)} off the backtracking engine`, () => expect(toSafeJs(p)).to.equal(null));
   }

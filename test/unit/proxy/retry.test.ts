@@ -1,8 +1,16 @@
 import { expect } from 'chai';
-import { backoffMs, compileRetry, isRetriable, NO_RETRY, DEFAULT_RETRY_POLICY, type AttemptOutcome } from '../../../proxy/router/retry.js';
+import {
+  backoffMs,
+  compileRetry,
+  isRetriable,
+  NO_RETRY,
+  DEFAULT_RETRY_POLICY,
+  type AttemptOutcome,
+} from '../../../proxy/router/retry.js';
 import { convertRetries } from '../../../pkg/translate/index.js';
 
-const resp = (status: number, grpcStatus?: string): AttemptOutcome => (grpcStatus === undefined ? { kind: 'response', status } : { kind: 'response', status, grpcStatus });
+const resp = (status: number, grpcStatus?: string): AttemptOutcome =>
+  grpcStatus === undefined ? { kind: 'response', status } : { kind: 'response', status, grpcStatus };
 
 describe('proxy retry decisions', () => {
   const dflt = compileRetry(undefined, 0);
@@ -43,7 +51,12 @@ describe('proxy retry decisions', () => {
     expect(dflt.attempts).to.equal(2);
     expect(dflt.backoffBaseMs).to.equal(25);
     expect([...dflt.statusCodes]).to.deep.equal([503]);
-    expect(DEFAULT_RETRY_POLICY.retryOn).to.include.members(['connect-failure', 'refused-stream', 'unavailable', 'cancelled']);
+    expect(DEFAULT_RETRY_POLICY.retryOn).to.include.members([
+      'connect-failure',
+      'refused-stream',
+      'unavailable',
+      'cancelled',
+    ]);
   });
   it('retries: nil → default; attempts 0 → disabled; attempts unset with retryOn → disabled (ConvertPolicy)', () => {
     expect(convertRetries(undefined)).to.equal(undefined);
@@ -57,7 +70,9 @@ describe('proxy retry decisions', () => {
   });
   it('perTryTimeout defaults to the route timeout', () => {
     expect(compileRetry(convertRetries({ attempts: 2 }), 3000).perTryTimeoutMs).to.equal(3000);
-    expect(compileRetry(convertRetries({ attempts: 2, perTryTimeout: '500ms' }), 3000).perTryTimeoutMs).to.equal(500);
+    expect(
+      compileRetry(convertRetries({ attempts: 2, perTryTimeout: '500ms' }), 3000).perTryTimeoutMs,
+    ).to.equal(500);
   });
   it('backoff is jittered in [0, base*(2^n-1)] capped at 10×base', () => {
     expect(backoffMs(dflt, 1, () => 0.999)).to.be.at.most(25);

@@ -1,6 +1,13 @@
 import { expect } from 'chai';
 import { parse } from 'yaml';
-import { translate, fqdn, convertPool, convertOutlier, convertLb, convertMatch } from '../../../pkg/translate/index.js';
+import {
+  translate,
+  fqdn,
+  convertPool,
+  convertOutlier,
+  convertLb,
+  convertMatch,
+} from '../../../pkg/translate/index.js';
 import { parseDurationMs } from '../../../pkg/translate/duration.js';
 import { validateProxyConfig } from '../../../pkg/proxyconfig/validate.js';
 import type { DestinationRule, ServiceEntry, VirtualService } from '../../../pkg/api/index.js';
@@ -62,7 +69,11 @@ spec:
 `) as VirtualService;
 
 describe('translate: Istio objects → proxy config', () => {
-  const { config, warnings } = translate({ serviceEntries: [SE], destinationRules: [DR], virtualServices: [VS] });
+  const { config, warnings } = translate({
+    serviceEntries: [SE],
+    destinationRules: [DR],
+    virtualServices: [VS],
+  });
   const listener = config.listeners[0] as HttpListener;
   const vh = listener.virtualHosts.find((v) => v.name === 'reviews.default.svc.cluster.local:9080')!;
   const clusters = new Map(config.clusters.map((c) => [c.name, c]));
@@ -73,20 +84,34 @@ describe('translate: Istio objects → proxy config', () => {
     expect(warnings).to.deep.equal([]);
   });
   it('is deterministic (same input, same version)', () => {
-    expect(translate({ serviceEntries: [SE], destinationRules: [DR], virtualServices: [VS] }).config.version).to.equal(config.version);
+    expect(
+      translate({ serviceEntries: [SE], destinationRules: [DR], virtualServices: [VS] }).config.version,
+    ).to.equal(config.version);
   });
   it('one virtual host per HTTP port (TCP ports get none)', () => {
-    expect(listener.virtualHosts.map((v) => v.name).sort()).to.deep.equal(['reviews.default.svc.cluster.local:9080', 'reviews.default.svc.cluster.local:9090']);
+    expect(listener.virtualHosts.map((v) => v.name).sort()).to.deep.equal([
+      'reviews.default.svc.cluster.local:9080',
+      'reviews.default.svc.cluster.local:9090',
+    ]);
   });
   it('domains: FQDN, short name, name.namespace, with and without port on the default port', () => {
-    expect(vh.domains).to.include.members(['reviews', 'reviews:9080', 'reviews.default', 'reviews.default.svc.cluster.local', 'reviews.default.svc.cluster.local:9080']);
+    expect(vh.domains).to.include.members([
+      'reviews',
+      'reviews:9080',
+      'reviews.default',
+      'reviews.default.svc.cluster.local',
+      'reviews.default.svc.cluster.local:9080',
+    ]);
     const other = listener.virtualHosts.find((v) => v.name.endsWith(':9090'))!;
     expect(other.domains).to.include('reviews:9090').and.not.include('reviews');
   });
   it('rules keep list order and their source for Explain', () => {
     expect(vh.routes.map((r) => r.source?.rule)).to.deep.equal([0, 1, 2, 3]);
     expect(vh.routes[0]!.name).to.equal('jason');
-    expect(vh.routes[0]!.match![0]!.headers).to.deep.equal({ 'end-user': { exact: 'jason' }, 'x-canary': { present: true } });
+    expect(vh.routes[0]!.match![0]!.headers).to.deep.equal({
+      'end-user': { exact: 'jason' },
+      'x-canary': { present: true },
+    });
   });
   it('subset clusters select endpoints by label and use the endpoint port mapping', () => {
     const v1 = clusters.get('outbound|9080|v1|reviews.default.svc.cluster.local')!;
@@ -101,9 +126,19 @@ describe('translate: Istio objects → proxy config', () => {
   it('subset policy overrides the destination level field by field', () => {
     const v2 = clusters.get('outbound|9080|v2|reviews.default.svc.cluster.local')!;
     expect(v2.loadBalancer).to.deep.equal({ simple: 'ROUND_ROBIN' });
-    expect(v2.connectionPool).to.deep.equal({ maxConnections: 10, connectTimeoutMs: 250, http1MaxPendingRequests: 5 });
-    expect(v2.outlierDetection).to.deep.equal({ consecutive5xxErrors: 3, intervalMs: 1000, baseEjectionTimeMs: 2000 });
-    expect(clusters.get('outbound|9080|v1|reviews.default.svc.cluster.local')!.outlierDetection).to.equal(undefined);
+    expect(v2.connectionPool).to.deep.equal({
+      maxConnections: 10,
+      connectTimeoutMs: 250,
+      http1MaxPendingRequests: 5,
+    });
+    expect(v2.outlierDetection).to.deep.equal({
+      consecutive5xxErrors: 3,
+      intervalMs: 1000,
+      baseEjectionTimeMs: 2000,
+    });
+    expect(clusters.get('outbound|9080|v1|reviews.default.svc.cluster.local')!.outlierDetection).to.equal(
+      undefined,
+    );
   });
   it('port-level settings replace the top level whole (no inheritance)', () => {
     const r = translate({ serviceEntries: [SE], destinationRules: [DR], virtualServices: [] }).config;
@@ -114,10 +149,23 @@ describe('translate: Istio objects → proxy config', () => {
   it('weights, timeout, retries, fault, mirror', () => {
     const last = vh.routes[3]!;
     expect(last.action).to.deep.include({ type: 'route' });
-    expect((last.action as { destinations: { weight: number }[] }).destinations.map((d) => d.weight)).to.deep.equal([90, 10]);
+    expect(
+      (last.action as { destinations: { weight: number }[] }).destinations.map((d) => d.weight),
+    ).to.deep.equal([90, 10]);
     expect(last.timeoutMs).to.equal(10_000);
-    expect(last.retries).to.deep.equal({ attempts: 2, retryOn: ['5xx'], retriableStatusCodes: [], perTryTimeoutMs: 5000 });
-    expect(last.mirrors).to.deep.equal([{ cluster: 'outbound|9080|v1|reviews.default.svc.cluster.local', host: 'reviews.default.svc.cluster.local', percentage: 100 }]);
+    expect(last.retries).to.deep.equal({
+      attempts: 2,
+      retryOn: ['5xx'],
+      retriableStatusCodes: [],
+      perTryTimeoutMs: 5000,
+    });
+    expect(last.mirrors).to.deep.equal([
+      {
+        cluster: 'outbound|9080|v1|reviews.default.svc.cluster.local',
+        host: 'reviews.default.svc.cluster.local',
+        percentage: 100,
+      },
+    ]);
     expect(vh.routes[0]!.fault).to.deep.equal({ delay: { fixedDelayMs: 7000, percentage: 100 } });
   });
   it('no VirtualService → Istio default route (all traffic, default retries)', () => {
@@ -134,7 +182,10 @@ describe('translate: Istio objects → proxy config', () => {
     expect(v.routes[0]!.name).to.equal('default');
   });
   it('a second VirtualService for the same host is reported, not merged', () => {
-    const r = translate({ serviceEntries: [SE], virtualServices: [VS, { ...VS, metadata: { name: 'dup', namespace: 'default' } }] });
+    const r = translate({
+      serviceEntries: [SE],
+      virtualServices: [VS, { ...VS, metadata: { name: 'dup', namespace: 'default' } }],
+    });
     expect(r.warnings.join('\n')).to.match(/already routed by another VirtualService/);
   });
   it('delegate and corsPolicy produce warnings, not crashes', () => {
@@ -150,13 +201,26 @@ spec:
     corsPolicy: {allowOrigins: [{exact: a}]}
 `) as VirtualService;
     const r = translate({ serviceEntries: [SE], virtualServices: [vs] });
-    expect(r.warnings.join('\n')).to.match(/delegate is not supported/).and.match(/corsPolicy/);
+    expect(r.warnings.join('\n'))
+      .to.match(/delegate is not supported/)
+      .and.match(/corsPolicy/);
   });
 
   const DURATIONS: [string, number | null][] = [
-    ['10s', 10_000], ['1.5s', 1500], ['300ms', 300], ['1m30s', 90_000], ['1h', 3_600_000], ['0', 0], ['500us', 1], ['', null], ['10', null], ['5x', null], ['s', null],
+    ['10s', 10_000],
+    ['1.5s', 1500],
+    ['300ms', 300],
+    ['1m30s', 90_000],
+    ['1h', 3_600_000],
+    ['0', 0],
+    ['500us', 1],
+    ['', null],
+    ['10', null],
+    ['5x', null],
+    ['s', null],
   ];
-  for (const [d, want] of DURATIONS) it(`duration ${JSON.stringify(d)} → ${want}`, () => expect(parseDurationMs(d)).to.equal(want));
+  for (const [d, want] of DURATIONS)
+    it(`duration ${JSON.stringify(d)} → ${want}`, () => expect(parseDurationMs(d)).to.equal(want));
 
   it('fqdn resolves short names in the object namespace', () => {
     expect(fqdn('reviews', 'ns1')).to.equal('reviews.ns1.svc.cluster.local');
@@ -166,28 +230,148 @@ spec:
   it('policy converters', () => {
     expect(convertLb({ simple: 'LEAST_CONN' })).to.deep.equal({ simple: 'LEAST_REQUEST' });
     expect(convertLb({ simple: 'UNSPECIFIED' })).to.equal(undefined);
-    expect(convertLb({ consistentHash: { httpCookie: { name: 'u', ttl: '0s' } } })).to.deep.equal({ consistentHash: { httpCookie: { name: 'u' } } });
-    expect(convertPool({ http: { maxRetries: 3, idleTimeout: '30s' } })).to.deep.equal({ maxRetries: 3, idleTimeoutMs: 30_000 });
+    expect(convertLb({ consistentHash: { httpCookie: { name: 'u', ttl: '0s' } } })).to.deep.equal({
+      consistentHash: { httpCookie: { name: 'u' } },
+    });
+    expect(convertPool({ http: { maxRetries: 3, idleTimeout: '30s' } })).to.deep.equal({
+      maxRetries: 3,
+      idleTimeoutMs: 30_000,
+    });
     expect(convertOutlier({ consecutiveErrors: 4 })).to.deep.equal({ consecutiveGatewayErrors: 4 });
     expect(convertOutlier({ consecutive5xxErrors: 0 })).to.deep.equal({ consecutive5xxErrors: 0 });
-    expect(convertMatch({ uri: {}, queryParams: { a: {} } })).to.deep.equal({ queryParams: { a: { present: true } } });
+    expect(convertMatch({ uri: {}, queryParams: { a: {} } })).to.deep.equal({
+      queryParams: { a: { present: true } },
+    });
   });
 });
 
 describe('proxy config structural validation', () => {
   const TABLE: [string, unknown, RegExp][] = [
     ['not an object', 42, /must be an object/],
-    ['wrong apiVersion', { apiVersion: 'x', kind: 'ProxyConfig', version: '1', listeners: [], clusters: [] }, /apiVersion/],
-    ['listener port out of range', { apiVersion: 'proxy.weft.dev/v1', kind: 'ProxyConfig', version: '1', listeners: [{ name: 'a', protocol: 'HTTP', port: 70000, virtualHosts: [] }], clusters: [] }, /listeners\[0\]\.port/],
-    ['duplicate cluster', { apiVersion: 'proxy.weft.dev/v1', kind: 'ProxyConfig', version: '1', listeners: [], clusters: [{ name: 'c', endpoints: [] }, { name: 'c', endpoints: [] }] }, /defined twice/],
-    ['bad string match', { apiVersion: 'proxy.weft.dev/v1', kind: 'ProxyConfig', version: '1', listeners: [{ name: 'a', protocol: 'HTTP', port: 1, virtualHosts: [{ name: 'v', domains: ['*'], routes: [{ match: [{ uri: { exact: '/', prefix: '/' } }], action: { type: 'directResponse', status: 200 } }] }] }], clusters: [] }, /exactly one of/],
-    ['zero-sum weights', { apiVersion: 'proxy.weft.dev/v1', kind: 'ProxyConfig', version: '1', listeners: [{ name: 'a', protocol: 'HTTP', port: 1, virtualHosts: [{ name: 'v', domains: ['*'], routes: [{ action: { type: 'route', destinations: [{ cluster: 'a', weight: 0 }, { cluster: 'b', weight: 0 }] } }] }] }], clusters: [] }, /sum to 0/],
-    ['unknown action', { apiVersion: 'proxy.weft.dev/v1', kind: 'ProxyConfig', version: '1', listeners: [{ name: 'a', protocol: 'HTTP', port: 1, virtualHosts: [{ name: 'v', domains: ['*'], routes: [{ action: { type: 'teleport' } }] }] }], clusters: [] }, /must be one of route/],
+    [
+      'wrong apiVersion',
+      { apiVersion: 'x', kind: 'ProxyConfig', version: '1', listeners: [], clusters: [] },
+      /apiVersion/,
+    ],
+    [
+      'listener port out of range',
+      {
+        apiVersion: 'proxy.weft.dev/v1',
+        kind: 'ProxyConfig',
+        version: '1',
+        listeners: [{ name: 'a', protocol: 'HTTP', port: 70000, virtualHosts: [] }],
+        clusters: [],
+      },
+      /listeners\[0\]\.port/,
+    ],
+    [
+      'duplicate cluster',
+      {
+        apiVersion: 'proxy.weft.dev/v1',
+        kind: 'ProxyConfig',
+        version: '1',
+        listeners: [],
+        clusters: [
+          { name: 'c', endpoints: [] },
+          { name: 'c', endpoints: [] },
+        ],
+      },
+      /defined twice/,
+    ],
+    [
+      'bad string match',
+      {
+        apiVersion: 'proxy.weft.dev/v1',
+        kind: 'ProxyConfig',
+        version: '1',
+        listeners: [
+          {
+            name: 'a',
+            protocol: 'HTTP',
+            port: 1,
+            virtualHosts: [
+              {
+                name: 'v',
+                domains: ['*'],
+                routes: [
+                  {
+                    match: [{ uri: { exact: '/', prefix: '/' } }],
+                    action: { type: 'directResponse', status: 200 },
+                  },
+                ],
+              },
+            ],
+          },
+        ],
+        clusters: [],
+      },
+      /exactly one of/,
+    ],
+    [
+      'zero-sum weights',
+      {
+        apiVersion: 'proxy.weft.dev/v1',
+        kind: 'ProxyConfig',
+        version: '1',
+        listeners: [
+          {
+            name: 'a',
+            protocol: 'HTTP',
+            port: 1,
+            virtualHosts: [
+              {
+                name: 'v',
+                domains: ['*'],
+                routes: [
+                  {
+                    action: {
+                      type: 'route',
+                      destinations: [
+                        { cluster: 'a', weight: 0 },
+                        { cluster: 'b', weight: 0 },
+                      ],
+                    },
+                  },
+                ],
+              },
+            ],
+          },
+        ],
+        clusters: [],
+      },
+      /sum to 0/,
+    ],
+    [
+      'unknown action',
+      {
+        apiVersion: 'proxy.weft.dev/v1',
+        kind: 'ProxyConfig',
+        version: '1',
+        listeners: [
+          {
+            name: 'a',
+            protocol: 'HTTP',
+            port: 1,
+            virtualHosts: [{ name: 'v', domains: ['*'], routes: [{ action: { type: 'teleport' } }] }],
+          },
+        ],
+        clusters: [],
+      },
+      /must be one of route/,
+    ],
   ];
   for (const [name, cfg, re] of TABLE) {
-    it(name, () => expect(validateProxyConfig(cfg).map((p) => `${p.path}: ${p.message}`).join('\n')).to.match(re));
+    it(name, () =>
+      expect(
+        validateProxyConfig(cfg)
+          .map((p) => `${p.path}: ${p.message}`)
+          .join('\n'),
+      ).to.match(re),
+    );
   }
   it('reports every problem, not the first', () => {
-    expect(validateProxyConfig({ apiVersion: 'x', kind: 'y', version: '', listeners: 1, clusters: 2 })).to.have.length(5);
+    expect(
+      validateProxyConfig({ apiVersion: 'x', kind: 'y', version: '', listeners: 1, clusters: 2 }),
+    ).to.have.length(5);
   });
 });
