@@ -46,7 +46,9 @@ export function proxyUpgrade(
       lines += `Host: ${route.rewriteAuthority}\r\n`;
     else lines += `${raw[i]}: ${raw[i + 1]}\r\n`;
   }
+  let connected = false;
   upstream.once('connect', () => {
+    connected = true;
     upstream.write(lines + '\r\n');
     if (head.length > 0) upstream.write(head);
     upstream.pipe(socket);
@@ -54,6 +56,7 @@ export function proxyUpgrade(
     dest.metrics.record(101, '-', 0, 0, 0);
   });
   upstream.once('error', (err) => {
+    if (connected) return socket.destroy(); // mid-stream: bytes already flowed, just cut
     cluster.record(ep, 0);
     if (socket.writable) refuse(socket, 503, 'UF', `upstream connect error: ${err.message}`);
     metrics.inc('weft_proxy_upgrade_failures_total');

@@ -401,10 +401,19 @@ export class Exchange {
       this.lastOutcome = outcome;
       return this.retryLater();
     }
-    const flag = connectFailure ? Flags.ConnectFailure : Flags.ConnectionTermination;
+    const protocol = code === 'EPROTO_UPSTREAM';
+    const flag = connectFailure
+      ? Flags.ConnectFailure
+      : protocol
+        ? Flags.UpstreamProtocolError
+        : Flags.ConnectionTermination;
     this.flags = addFlag(this.flags, flag); // Envoy order: the cause, then URX
     if (this.lastOutcome !== null) this.flags = addFlag(this.flags, Flags.RetryLimitExceeded);
-    this.localReply(503, flag, `${FLAG_TEXT[flag]!} (${code || err.message}) from ${ep.key}`);
+    this.localReply(
+      protocol ? 502 : 503,
+      flag,
+      `${FLAG_TEXT[flag]!} (${protocol ? err.message : code || err.message}) from ${ep.key}`,
+    );
   }
 
   private canRetry(o: AttemptOutcome): boolean {

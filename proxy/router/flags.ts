@@ -19,6 +19,7 @@ export const Flags = {
   DownstreamProtocolError: 'DPE',
   /** Upstream reset after the response started (Envoy: UR). */
   UpstreamReset: 'UR',
+  UpstreamProtocolError: 'UPE',
 } as const;
 
 export type Flag = (typeof Flags)[keyof typeof Flags];
@@ -38,4 +39,5 @@ export const FLAG_TEXT: Record<string, string> = {
   UC: 'upstream connect error or disconnect/reset before headers. reset reason: connection termination',
   UT: 'upstream request timeout',
   FI: 'fault filter abort',
+  UPE: 'upstream protocol error: the upstream sent an invalid HTTP/1.1 response',
 };

@@ -226,6 +226,20 @@ describe('proxy resilience (timeouts, retries, faults, circuit breaking, outlier
     server.close();
   });
 
+  it('an upstream response with smuggling-style framing → 502 UPE, connection not reused', async () => {
+    const bad = net.createServer((s) =>
+      s.on('data', () =>
+        s.write('HTTP/1.1 200 OK\r\ncontent-length: 3\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n'),
+      ),
+    );
+    await new Promise<void>((r) => bad.listen(0, '127.0.0.1', () => r()));
+    p = await startProxy(reviewsEntry([{ ...v1, port: (bad.address() as net.AddressInfo).port }]));
+    const r = await request(p.port);
+    expect(r.status).to.equal(502);
+    expect(r.headers['x-weft-response-flags']).to.equal('UPE');
+    bad.close();
+  });
+
   it('connection refused → 503 UF after default retries; reset before headers → 503 UC', async () => {
     const dead = net.createServer();
     await new Promise<void>((r) => dead.listen(0, '127.0.0.1', () => r()));
