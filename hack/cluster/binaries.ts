@@ -27,15 +27,19 @@ export function ensureBinaries(names: string[]): Promise<string> {
 function runBuildScript(names: string[]): Promise<string> {
   const script = join(repoRoot, 'hack', 'build-binaries.sh');
   // stdout goes to a file, not a pipe: the script's progress ticker (a background `sleep 60`)
-  // inherits stdout and would hold a pipe open for up to a minute after the script exits.
+  // inherits it and would hold a pipe open for up to a minute after the script exits.
   const outFile = join(mkdtempSync(join(tmpdir(), 'weft-bin-')), 'stdout');
   const fd = openSync(outFile, 'w');
   return new Promise<string>((resolve, reject) => {
-    const child = spawn('bash', [script, ...names], { stdio: ['ignore', fd, 'inherit'] });
+    // stderr (progress) is relayed rather than inherited: an inherited stderr would let the
+    // orphaned ticker hold the caller's stdout pipe (`npm start | tee`) open for a minute.
+    const child = spawn('bash', [script, ...names], { stdio: ['ignore', fd, 'pipe'] });
+    child.stderr?.on('data', (chunk: Buffer) => process.stderr.write(chunk));
     child.on('error', (err) =>
       reject(new WeftError('WEFT_BINARY_MISSING', `cannot run ${script}: ${err.message}`, { cause: err })),
     );
     child.on('exit', (code) => {
+      child.stderr?.destroy();
       const binDir = readFileSync(outFile, 'utf8').trim().split('\n').pop() ?? '';
       const missing = names.filter((n) => !existsSync(join(binDir, n)));
       if (code !== 0 || binDir === '' || missing.length > 0) {
