@@ -124,6 +124,8 @@ export const containerd: Component = {
   // The apiserver reaches kubelets by InternalIP (the bridge address), and needs it as a SAN
   // to be reachable from pods later (in-cluster clients) — harmless until then.
   apiserverSANs: () => [NODE_IP],
+  // The `kubernetes` Service's endpoint: pods reach it through apiserver-forward below.
+  apiserverFlags: () => [`--advertise-address=${NODE_IP}`],
   prepare: (ctx) => {
     checkPreconditions();
     recordHostBefore(hostBeforeFile(ctx));
@@ -174,6 +176,29 @@ export const containerd: Component = {
       ctx.log.warn(msg);
     }
   },
+};
+
+// ---------------------------------------------------------------- apiserver-forward
+
+/** NODE_IP:<apiserver port> → 127.0.0.1:<apiserver port>, for in-cluster API clients. */
+export const apiserverForward: Component = {
+  name: 'apiserver-forward',
+  profiles: ['demo'],
+  binaries: [],
+  command: (ctx) => {
+    const port = ctx.port('kube-apiserver', 'secure');
+    return {
+      // The project's pinned Node runs `up`; the forwarder is plain JS for it.
+      bin: process.execPath,
+      args: [join(repoRoot, 'hack', 'node', 'apiserver-forward.mjs'), `${NODE_IP}:${port}`, `127.0.0.1:${port}`, ctx.stateDir],
+    };
+  },
+  health: async (ctx) => {
+    const r = await get(`https://${NODE_IP}:${ctx.port('kube-apiserver', 'secure')}/livez`, { rejectUnauthorized: false });
+    // 200, or 401/403 without credentials: either way kube-apiserver answered through us.
+    return { ok: r.status > 0, detail: `GET https://${NODE_IP}/livez through the forward: ${r.status}` };
+  },
+  startTimeoutMs: 15_000,
 };
 
 // ---------------------------------------------------------------- kubelet
@@ -342,4 +367,4 @@ function corednsBinaryPath(ctx: ClusterContext): string {
 }
 
 /** The node's components, in start order (after the control plane). */
-export const nodeComponents: Component[] = [kubeScheduler, containerd, kubelet, kubeProxy, coredns];
+export const nodeComponents: Component[] = [kubeScheduler, containerd, apiserverForward, kubelet, kubeProxy, coredns];
