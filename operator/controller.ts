@@ -50,6 +50,9 @@ export class MeshController {
   private readonly reconciler: MeshReconciler;
   private readonly resyncMs: number;
   private running = false;
+  /** Whether this replica currently holds the Lease; the worker idles while it does not. */
+  private leading = false;
+  private resume: (() => void) | undefined;
   private workerDone: Promise<void> = Promise.resolve();
   private resyncTimer: NodeJS.Timeout | undefined;
 
@@ -90,9 +93,16 @@ export class MeshController {
     await Promise.all([this.meshes.hasSynced, ...[...this.children.values()].map((i) => i.hasSynced)]);
   }
 
-  /** Starts reconciling (the leader only). */
+  /** Starts (or resumes) reconciling: the leader only. */
   async startWorker(): Promise<void> {
-    if (this.running) return;
+    this.leading = true;
+    this.resume?.();
+    this.resume = undefined;
+    if (this.running) {
+      // Regained leadership: the world may have moved while we were not writing.
+      for (const m of this.meshes.list()) this.queue.add(m.metadata.name);
+      return;
+    }
     this.running = true;
     await this.waitForSync();
     for (const m of this.meshes.list()) this.queue.add(m.metadata.name);
@@ -103,8 +113,19 @@ export class MeshController {
     this.workerDone = this.work();
   }
 
+  /**
+   * Pauses reconciling after losing the Lease (e.g. the API server was unreachable past the
+   * renew deadline). Informers keep running, so when this replica wins the Lease again it
+   * resumes with warm caches instead of restarting the process.
+   */
+  pauseWorker(): void {
+    this.leading = false;
+  }
+
   async stop(): Promise<void> {
     this.running = false;
+    this.leading = false;
+    this.resume?.();
     if (this.resyncTimer) clearInterval(this.resyncTimer);
     this.queue.shutDown();
     await this.workerDone;
@@ -125,8 +146,16 @@ export class MeshController {
 
   private async work(): Promise<void> {
     for (;;) {
+      if (!this.leading) await new Promise<void>((r) => (this.resume = r));
+      if (!this.running) return;
       const key = await this.queue.get();
       if (key === null) return;
+      if (!this.leading) {
+        // Lost the Lease while waiting: hand the key back for whoever leads next (maybe us).
+        this.queue.done(key, performance.now());
+        this.queue.add(key);
+        continue;
+      }
       const started = performance.now();
       this.o.metrics.workers(1);
       try {

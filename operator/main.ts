@@ -148,13 +148,14 @@ export async function runOperator(flags: OperatorFlags): Promise<() => Promise<v
           metrics.leader.set({ name: flags.leaseName }, 1);
           void controller.startWorker();
         },
-        // Losing the lease means another replica may be writing: stop at once, as client-go
-        // does (it exits); the process manager restarts us as a fresh candidate.
+        // Losing the Lease means another replica may be writing: stop writing at once. Unlike
+        // client-go we do not exit: when the API server itself was away (the usual cause on a
+        // small cluster), nobody else could lead either, and we resume with warm caches.
         onStoppedLeading: () => {
           metrics.leader.set({ name: flags.leaseName }, 0);
           if (stopping) return;
-          log.error('Leadership lost; exiting so a fresh process campaigns again');
-          void shutdown().finally(() => process.exit(1));
+          log.warn('Leadership lost; reconciling paused until the Lease is won again');
+          controller.pauseWorker();
         },
       },
       log,

@@ -6,6 +6,7 @@
  * against the live object is empty. `caBundle` is the one field the operator fills in at run
  * time; `weftctl render` leaves it out (see docs/operator.md for the Argo CD ignoreDifferences).
  */
+import { buildWebhookConfigurations } from '../admission/webhook-config.js';
 import type { KubeObject } from '../kube/types.js';
 import { standardLabels } from './labels.js';
 import { MESH_NAMESPACE } from './spec.js';
@@ -16,7 +17,6 @@ const ISTIO_KINDS: Record<string, string[]> = {
 };
 
 export const WEBHOOK_SERVICE = { name: 'weft-webhook', namespace: MESH_NAMESPACE, port: 443 } as const;
-export const WEBHOOK_PATHS = { validate: '/validate', inject: '/inject' } as const;
 export const VALIDATING_WEBHOOK_NAME = 'weft-validator';
 export const MUTATING_WEBHOOK_NAME = 'weft-sidecar-injector';
 
@@ -59,82 +59,40 @@ export function webhookRbac(mesh: string): KubeObject[] {
   return [clusterRole(mesh, 'weft-webhook', 'webhook', rules), clusterRoleBinding(mesh, 'weft-webhook', 'webhook', MESH_NAMESPACE)];
 }
 
-/** Namespaces no weft webhook may ever act in: the cluster's own and the mesh's. */
-const EXCLUDED_NAMESPACES = ['kube-system', 'kube-node-lease', MESH_NAMESPACE];
-
-/**
- * Normally the in-cluster Service. With `url` (a webhook running outside the cluster, as in
- * `npm start` and the integration tests, where the API server cannot reach Services) the
- * configurations call `<url><path>` instead, as envtest does.
- */
-function clientConfig(path: string, caBundle: string | undefined, url: string | undefined): Record<string, unknown> {
-  const target = url
-    ? { url: `${url.replace(/\/$/, '')}${path}` }
-    : { service: { name: WEBHOOK_SERVICE.name, namespace: WEBHOOK_SERVICE.namespace, path, port: WEBHOOK_SERVICE.port } };
-  return { ...target, ...(caBundle ? { caBundle } : {}) };
-}
-
 export interface WebhookTarget {
   caBundle?: string | undefined;
+  /**
+   * Normally the in-cluster Service. With `url` (a webhook running outside the cluster, as in
+   * `npm start` and the integration tests, where the API server cannot reach Services) the
+   * configurations call `<url><path>` instead, as envtest does.
+   */
   url?: string | undefined;
 }
 
-const namespaceSelector = {
-  matchExpressions: [{ key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: EXCLUDED_NAMESPACES }],
-};
+/**
+ * The two webhook configurations, built by the webhook's own builder (pkg/admission) so their
+ * safe defaults exist once; render adds the target, the caBundle and the standard labels.
+ */
+function webhookConfigurations(mesh: string, target: WebhookTarget): [KubeObject, KubeObject] {
+  const [validating, mutating] = buildWebhookConfigurations({
+    target: target.url ? { url: target.url } : { service: { namespace: WEBHOOK_SERVICE.namespace, name: WEBHOOK_SERVICE.name, port: WEBHOOK_SERVICE.port } },
+    ...(target.caBundle ? { caBundle: target.caBundle } : {}),
+    meshNamespace: MESH_NAMESPACE,
+    validatingName: VALIDATING_WEBHOOK_NAME,
+    mutatingName: MUTATING_WEBHOOK_NAME,
+  });
+  const withLabels = (o: object, name: string): KubeObject => {
+    const obj = structuredClone(o) as KubeObject;
+    obj.metadata = { ...obj.metadata, name, labels: { ...obj.metadata.labels, ...standardLabels(mesh, name, 'webhook') } };
+    return obj;
+  };
+  return [withLabels(validating, VALIDATING_WEBHOOK_NAME), withLabels(mutating, MUTATING_WEBHOOK_NAME)];
+}
 
 export function validatingWebhook(mesh: string, target: WebhookTarget = {}): KubeObject {
-  const rules = [
-    ...Object.entries(ISTIO_KINDS).map(([group, resources]) => ({
-      apiGroups: [group],
-      apiVersions: ['*'],
-      operations: ['CREATE', 'UPDATE'],
-      resources,
-      scope: '*',
-    })),
-    { apiGroups: ['mesh.weft.dev'], apiVersions: ['*'], operations: ['CREATE', 'UPDATE'], resources: ['meshes'], scope: 'Cluster' },
-  ];
-  return {
-    apiVersion: 'admissionregistration.k8s.io/v1',
-    kind: 'ValidatingWebhookConfiguration',
-    metadata: { name: VALIDATING_WEBHOOK_NAME, labels: standardLabels(mesh, VALIDATING_WEBHOOK_NAME, 'webhook') },
-    webhooks: [
-      {
-        name: 'validate.mesh.weft.dev',
-        admissionReviewVersions: ['v1'],
-        clientConfig: clientConfig(WEBHOOK_PATHS.validate, target.caBundle, target.url),
-        rules,
-        failurePolicy: 'Fail',
-        matchPolicy: 'Equivalent',
-        sideEffects: 'None',
-        timeoutSeconds: 5,
-        namespaceSelector,
-        objectSelector: {},
-      },
-    ],
-  };
+  return webhookConfigurations(mesh, target)[0];
 }
 
 export function mutatingWebhook(mesh: string, target: WebhookTarget = {}): KubeObject {
-  return {
-    apiVersion: 'admissionregistration.k8s.io/v1',
-    kind: 'MutatingWebhookConfiguration',
-    metadata: { name: MUTATING_WEBHOOK_NAME, labels: standardLabels(mesh, MUTATING_WEBHOOK_NAME, 'webhook') },
-    webhooks: [
-      {
-        name: 'inject.mesh.weft.dev',
-        admissionReviewVersions: ['v1'],
-        clientConfig: clientConfig(WEBHOOK_PATHS.inject, target.caBundle, target.url),
-        rules: [{ apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE'], resources: ['pods'], scope: 'Namespaced' }],
-        failurePolicy: 'Fail',
-        matchPolicy: 'Equivalent',
-        sideEffects: 'None',
-        timeoutSeconds: 10,
-        reinvocationPolicy: 'IfNeeded',
-        namespaceSelector,
-        // Never weft's own pods (gateways run the proxy already).
-        objectSelector: { matchExpressions: [{ key: 'app.kubernetes.io/part-of', operator: 'NotIn', values: ['weft'] }] },
-      },
-    ],
-  };
+  return webhookConfigurations(mesh, target)[1];
 }
