@@ -5,6 +5,7 @@
  */
 import { isIP } from 'node:net';
 import { RE2JS } from 're2js';
+import { nestedRepetition } from './regex-shape.js';
 
 // ---- durations ----------------------------------------------------------------------------
 
@@ -222,6 +223,13 @@ export function checkRegex(regex: string): string | undefined {
     const why = err instanceof Error ? err.message : String(err);
     return `${JSON.stringify(regex)}: ${why}; Istio uses RE2 style regex-based match (https://github.com/google/re2/wiki/Syntax)`;
   }
+}
+
+/** weft extra: nested unbounded repetition (ReDoS shape), see regex-shape.ts. Call after checkRegex. */
+export function checkRegexBacktracking(regex: string): string | undefined {
+  const group = nestedRepetition(regex);
+  if (group === undefined) return undefined;
+  return `${JSON.stringify(truncate(regex))}: ${JSON.stringify(truncate(group))} repeats a group that itself repeats without bound; it matches the same as the group without the outer repetition, and backtracking engines (where such patterns get copied) take exponential time on it. Remove the nesting`;
 }
 
 function truncate(s: string): string {

@@ -36,6 +36,7 @@ import {
   checkMatchHeaderName,
   checkPort,
   checkRegex,
+  checkRegexBacktracking,
   checkWildcardDomain,
   hostSubsetOf,
   hostsOverlap,
@@ -352,8 +353,18 @@ function checkStringMatch(
     );
     return;
   }
-  const err = checkRegex(sm.regex);
-  if (err) r.error([...path, 'regex'], err, 'vs.match.regex');
+  regex(sm.regex, [...path, 'regex'], r, 'vs.match.regex');
+}
+
+/** RE2 syntax (Istio), then weft's catastrophic-backtracking shape check. */
+function regex(value: string, path: Path, r: Report, rule: string): void {
+  const err = checkRegex(value);
+  if (err) {
+    r.error(path, err, rule);
+    return;
+  }
+  const shape = checkRegexBacktracking(value);
+  if (shape) r.error(path, shape, 'regex.nestedRepetition');
 }
 
 // ---- destinations -------------------------------------------------------------------------
@@ -528,8 +539,7 @@ function validateRewrite(rw: HTTPRewrite, path: Path, r: Report): void {
       );
       return;
     }
-    const err = checkRegex(rx.match);
-    if (err) r.error([...path, 'uriRegexRewrite', 'match'], err, 'vs.rewrite.regex');
+    regex(rx.match, [...path, 'uriRegexRewrite', 'match'], r, 'vs.rewrite.regex');
   }
 }
 
@@ -770,8 +780,7 @@ function validateCors(c: CorsPolicy, path: Path, r: Report): void {
     if (value === undefined || value === '')
       r.error(at, "'' is not a valid match type for CORS allow origins", 'vs.cors.origin');
     else if (o.regex !== undefined) {
-      const err = checkRegex(o.regex);
-      if (err) r.error([...at, 'regex'], err, 'vs.cors.origin');
+      regex(o.regex, [...at, 'regex'], r, 'vs.cors.origin');
     }
   });
   (c.allowMethods ?? []).forEach((m, i) => {

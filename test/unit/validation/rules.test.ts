@@ -241,8 +241,23 @@ const conventions: Case[] = [
     errors: [`${M}.headers.x.regex: invalid escape sequence`],
   },
   {
-    name: '§0.7 catastrophic-backtracking regex is fine in RE2 (linear time)',
-    obj: match({ uri: { regex: '(a+)+$' } }),
+    name: 'weft: catastrophic-backtracking shape is rejected (RE2-valid, but (a+)+ means a+)',
+    obj: match({ uri: { regex: '^/(a+)+$' }, headers: { x: { regex: '(\\w+,?)*' } } }),
+    errors: [
+      `${M}.uri.regex: "(a+)+" repeats a group that itself repeats without bound`,
+      `${M}.headers.x.regex: repeats a group that itself repeats`,
+    ],
+  },
+  {
+    name: 'weft: the nesting check also covers CORS origins and regex rewrites',
+    obj: http({
+      corsPolicy: { allowOrigins: [{ regex: '(https?://[a-z]+\\.)*example\\.com' }] },
+      rewrite: { uriRegexRewrite: { match: '^/(x*y)*', rewrite: '/' } },
+    }),
+    errors: [
+      `${R}.corsPolicy.allowOrigins[0].regex: repeats a group`,
+      `${R}.rewrite.uriRegexRewrite.match: repeats a group`,
+    ],
   },
 ];
 
