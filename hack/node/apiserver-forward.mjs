@@ -1,3 +1,4 @@
+/* global process */
 // Makes kube-apiserver (bound to 127.0.0.1 only) reachable from pods at the node IP, which
 // kube-apiserver advertises as the `kubernetes` Service endpoint: in-cluster clients (the
 // operator, weftd, the webhook's watches) reach https://kubernetes.default.svc through

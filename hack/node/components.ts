@@ -71,7 +71,11 @@ const hostBeforeFile = (ctx: ClusterContext): string => join(ctx.dir('node'), 'h
 /** Applies objects with the cluster's kubectl as admin (server-side, one field manager). */
 export function kubectlApply(ctx: ClusterContext, objects: object[]): void {
   const yaml = objects.map((o) => stringify(o)).join('---\n');
-  kubectl(ctx, ['apply', '--server-side', '--force-conflicts', '--field-manager=weft-local-node', '-f', '-'], yaml);
+  kubectl(
+    ctx,
+    ['apply', '--server-side', '--force-conflicts', '--field-manager=weft-local-node', '-f', '-'],
+    yaml,
+  );
 }
 
 export function kubectl(ctx: ClusterContext, args: string[], input?: string): string {
@@ -81,7 +85,10 @@ export function kubectl(ctx: ClusterContext, args: string[], input?: string): st
     timeout: 60_000,
   });
   if (r.status !== 0) {
-    throw new WeftError('WEFT_CLUSTER_START_FAILED', `kubectl ${args.join(' ')} failed: ${(r.stderr ?? r.error?.message ?? '').trim()}`);
+    throw new WeftError(
+      'WEFT_CLUSTER_START_FAILED',
+      `kubectl ${args.join(' ')} failed: ${(r.stderr ?? r.error?.message ?? '').trim()}`,
+    );
   }
   return r.stdout;
 }
@@ -110,7 +117,9 @@ export const kubeScheduler: Component = {
     };
   },
   health: async (ctx) => {
-    const r = await get(`https://127.0.0.1:${ctx.port('kube-scheduler', 'secure')}/healthz`, { rejectUnauthorized: false });
+    const r = await get(`https://127.0.0.1:${ctx.port('kube-scheduler', 'secure')}/healthz`, {
+      rejectUnauthorized: false,
+    });
     return { ok: r.status === 200, detail: `GET /healthz: ${r.status} ${r.body.trim().slice(0, 200)}` };
   },
 };
@@ -138,7 +147,10 @@ export const containerd: Component = {
     mkdirSync(p.containerdRoot, { recursive: true });
     mkdirSync(p.containerdState, { recursive: true });
     rmSync(p.containerdSocket, { force: true });
-    writeFileSync(join(ctx.dir('containerd'), 'config.toml'), renderContainerdConfig(p, ctx.dir('containerd', 'opt')));
+    writeFileSync(
+      join(ctx.dir('containerd'), 'config.toml'),
+      renderContainerdConfig(p, ctx.dir('containerd', 'opt')),
+    );
   },
   command: (ctx) => ({
     bin: '/usr/bin/containerd',
@@ -147,7 +159,10 @@ export const containerd: Component = {
   health: (ctx) => {
     const sock = join(ctx.dir('containerd'), 'containerd.sock');
     const r = run('ctr', ['--address', sock, 'version'], { timeoutMs: 3000 });
-    return Promise.resolve({ ok: r.status === 0, detail: r.status === 0 ? 'ctr version ok' : r.stderr.trim().slice(-300) });
+    return Promise.resolve({
+      ok: r.status === 0,
+      detail: r.status === 0 ? 'ctr version ok' : r.stderr.trim().slice(-300),
+    });
   },
   startTimeoutMs: 30_000,
   afterStop: async (ctx) => {
@@ -190,11 +205,18 @@ export const apiserverForward: Component = {
     return {
       // The project's pinned Node runs `up`; the forwarder is plain JS for it.
       bin: process.execPath,
-      args: [join(repoRoot, 'hack', 'node', 'apiserver-forward.mjs'), `${NODE_IP}:${port}`, `127.0.0.1:${port}`, ctx.stateDir],
+      args: [
+        join(repoRoot, 'hack', 'node', 'apiserver-forward.mjs'),
+        `${NODE_IP}:${port}`,
+        `127.0.0.1:${port}`,
+        ctx.stateDir,
+      ],
     };
   },
   health: async (ctx) => {
-    const r = await get(`https://${NODE_IP}:${ctx.port('kube-apiserver', 'secure')}/livez`, { rejectUnauthorized: false });
+    const r = await get(`https://${NODE_IP}:${ctx.port('kube-apiserver', 'secure')}/livez`, {
+      rejectUnauthorized: false,
+    });
     // 200, or 401/403 without credentials: either way kube-apiserver answered through us.
     return { ok: r.status > 0, detail: `GET https://${NODE_IP}/livez through the forward: ${r.status}` };
   },
@@ -211,7 +233,9 @@ export const kubelet: Component = {
   prepare: (ctx) => {
     const p = nodePaths(ctx);
     // Images first: the kubelet starts static work at once and must never reach for a registry.
-    const images = buildImages(['infra']).filter((i) => NODE_IMAGES.some((n) => i.archive.includes(`/${n}-`)));
+    const images = buildImages(['infra']).filter((i) =>
+      NODE_IMAGES.some((n) => i.archive.includes(`/${n}-`)),
+    );
     importImages(p.containerdSocket, images);
     const cfg = join(ctx.dir('kubelet'), 'config.yaml');
     writeFileSync(cfg, renderKubeletConfig(p, { healthz: ctx.port('kubelet', 'healthz') }));
@@ -261,16 +285,25 @@ export const kubeProxy: Component = {
     });
     writeFileSync(join(ctx.dir('kube-proxy'), 'config.yaml'), cfg);
   },
-  command: (ctx) => ({ bin: 'kube-proxy', args: [`--config=${join(ctx.dir('kube-proxy'), 'config.yaml')}`, '--v=1'] }),
+  command: (ctx) => ({
+    bin: 'kube-proxy',
+    args: [`--config=${join(ctx.dir('kube-proxy'), 'config.yaml')}`, '--v=1'],
+  }),
   health: async (ctx) => {
     const r = await get(`http://127.0.0.1:${ctx.port('kube-proxy', 'healthz')}/healthz`);
-    return { ok: r.status === 200, detail: `kube-proxy /healthz: ${r.status} ${r.body.trim().slice(0, 200)}` };
+    return {
+      ok: r.status === 200,
+      detail: `kube-proxy /healthz: ${r.status} ${r.body.trim().slice(0, 200)}`,
+    };
   },
   afterStop: (ctx) => {
     const bin = ctx.bin('kube-proxy');
     if (!existsSync(bin)) return;
     const r = run(bin, ['--cleanup', '--v=0'], { timeoutMs: 30_000 });
-    if (r.status !== 0) ctx.log.warn('kube-proxy --cleanup failed; the node teardown removes its chains', { err: r.stderr.slice(-300) });
+    if (r.status !== 0)
+      ctx.log.warn('kube-proxy --cleanup failed; the node teardown removes its chains', {
+        err: r.stderr.slice(-300),
+      });
   },
 };
 
@@ -281,10 +314,17 @@ export const SMOKE_HOST = `smoke.${SMOKE_NAMESPACE}.svc.${CLUSTER_DOMAIN}`;
 
 function corednsBinary(): string {
   const script = join(repoRoot, 'hack', 'node', 'build-coredns.sh');
-  const r = spawnSync('bash', [script], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], timeout: 20 * 60_000 });
+  const r = spawnSync('bash', [script], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+    timeout: 20 * 60_000,
+  });
   const bin = (r.stdout ?? '').trim().split('\n').pop() ?? '';
   if (r.status !== 0 || !existsSync(bin)) {
-    throw new WeftError('WEFT_BINARY_MISSING', `hack/node/build-coredns.sh failed (exit ${r.status ?? 'signal'}); see its output above`);
+    throw new WeftError(
+      'WEFT_BINARY_MISSING',
+      `hack/node/build-coredns.sh failed (exit ${r.status ?? 'signal'}); see its output above`,
+    );
   }
   return bin;
 }
@@ -304,7 +344,13 @@ export const coredns: Component = {
       metricsPort: ctx.port('coredns', 'metrics'),
     });
     writeFileSync(join(ctx.dir('coredns'), 'Corefile'), corefile);
-    kubectl(ctx, ['apply', '--server-side', '--field-manager=weft-local-node', '-f', join(repoRoot, 'hack', 'node', 'manifests')]);
+    kubectl(ctx, [
+      'apply',
+      '--server-side',
+      '--field-manager=weft-local-node',
+      '-f',
+      join(repoRoot, 'hack', 'node', 'manifests'),
+    ]);
     kubectlApply(ctx, renderClusterDnsObjects());
   },
   command: (ctx) => ({
@@ -317,13 +363,17 @@ export const coredns: Component = {
     const ready = await get(`http://127.0.0.1:${ctx.port('coredns', 'ready')}/ready`);
     if (ready.status !== 200) return { ok: false, detail: `coredns /ready: ${ready.status}` };
     const api = await lookup4(NODE_IP, `kubernetes.default.svc.${CLUSTER_DOMAIN}`);
-    if (!api.includes('10.0.0.1')) return { ok: false, detail: `kubernetes.default resolved to ${api.join(',')}` };
+    if (!api.includes('10.0.0.1'))
+      return { ok: false, detail: `kubernetes.default resolved to ${api.join(',')}` };
     const smoke = await lookup4(NODE_IP, SMOKE_HOST).catch((err: unknown) => {
       throw new Error(`${SMOKE_HOST}: ${err instanceof Error ? err.message : String(err)}`);
     });
     const r = await get(`http://${smoke[0] ?? ''}/`);
     const served = r.status === 200 && r.body.includes('"service":"smoke"');
-    return { ok: served, detail: served ? `${SMOKE_HOST} -> ${smoke[0]} served` : `GET http://${SMOKE_HOST}/: ${r.status}` };
+    return {
+      ok: served,
+      detail: served ? `${SMOKE_HOST} -> ${smoke[0]} served` : `GET http://${SMOKE_HOST}/: ${r.status}`,
+    };
   },
   startTimeoutMs: 120_000,
   // The first hook `down` runs, while the kubelet still runs: drain the node so every pod is
@@ -337,10 +387,14 @@ async function drainNode(ctx: ClusterContext): Promise<void> {
   const sock = join(ctx.stateDir, 'containerd', 'containerd.sock');
   if (!existsSync(sock) || !existsSync(ctx.bin('kubectl'))) return;
   const k = (args: string[]): void => {
-    const r = spawnSync(ctx.bin('kubectl'), ['--kubeconfig', ctx.adminKubeconfig, '--request-timeout=5s', ...args], {
-      encoding: 'utf8',
-      timeout: 20_000,
-    });
+    const r = spawnSync(
+      ctx.bin('kubectl'),
+      ['--kubeconfig', ctx.adminKubeconfig, '--request-timeout=5s', ...args],
+      {
+        encoding: 'utf8',
+        timeout: 20_000,
+      },
+    );
     if (r.status !== 0) ctx.log.debug('drain step failed', { args, err: (r.stderr ?? '').trim() });
   };
   k(['cordon', NODE_NAME]);
@@ -348,9 +402,13 @@ async function drainNode(ctx: ClusterContext): Promise<void> {
   const t0 = Date.now();
   const deadline = t0 + 20_000;
   while (Date.now() < deadline) {
-    const tasks = run('ctr', ['--address', sock, '--namespace', 'k8s.io', 'tasks', 'ls'], { timeoutMs: 5000 });
+    const tasks = run('ctr', ['--address', sock, '--namespace', 'k8s.io', 'tasks', 'ls'], {
+      timeoutMs: 5000,
+    });
     const running = tasks.stdout.split('\n').filter((l) => /\bRUNNING\b/.test(l)).length;
-    const netns = existsSync('/run/netns') ? readdirSync('/run/netns').filter((f) => f.startsWith('cni-')).length : 0;
+    const netns = existsSync('/run/netns')
+      ? readdirSync('/run/netns').filter((f) => f.startsWith('cni-')).length
+      : 0;
     if (tasks.status !== 0 || (running === 0 && netns === 0)) {
       ctx.log.info(`node drained in ${Date.now() - t0} ms`);
       return;
@@ -362,9 +420,17 @@ async function drainNode(ctx: ClusterContext): Promise<void> {
 
 function corednsBinaryPath(ctx: ClusterContext): string {
   const recorded = join(ctx.dir('coredns'), 'binary');
-  if (!existsSync(recorded)) throw new WeftError('WEFT_BINARY_MISSING', 'CoreDNS binary path not recorded; prepare did not run');
+  if (!existsSync(recorded))
+    throw new WeftError('WEFT_BINARY_MISSING', 'CoreDNS binary path not recorded; prepare did not run');
   return readFileSync(recorded, 'utf8').trim();
 }
 
 /** The node's components, in start order (after the control plane). */
-export const nodeComponents: Component[] = [kubeScheduler, containerd, apiserverForward, kubelet, kubeProxy, coredns];
+export const nodeComponents: Component[] = [
+  kubeScheduler,
+  containerd,
+  apiserverForward,
+  kubelet,
+  kubeProxy,
+  coredns,
+];

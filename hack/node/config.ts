@@ -225,7 +225,11 @@ export function renderClusterDnsObjects(): object[] {
       metadata: {
         name: 'kube-dns',
         namespace: 'kube-system',
-        labels: { 'k8s-app': 'kube-dns', 'kubernetes.io/name': 'CoreDNS', 'app.kubernetes.io/managed-by': 'weft-local-node' },
+        labels: {
+          'k8s-app': 'kube-dns',
+          'kubernetes.io/name': 'CoreDNS',
+          'app.kubernetes.io/managed-by': 'weft-local-node',
+        },
       },
       spec: { clusterIP: CLUSTER_DNS_IP, ports: ports.map((p) => ({ ...p, targetPort: 53 })) },
     },

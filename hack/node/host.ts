@@ -17,7 +17,12 @@ import { BRIDGE, NODE_IP, POD_CIDR } from './config.js';
 import { guardInstalled, ownedLeftovers, planCleanup, planGuard, type Family } from './iptables.js';
 
 /** Sysctls the kubelet (kernel.*, vm.*) and the CNI bridge plugin (ip_forward) set. */
-export const TOUCHED_SYSCTLS = ['net.ipv4.ip_forward', 'kernel.panic', 'kernel.panic_on_oops', 'vm.overcommit_memory'];
+export const TOUCHED_SYSCTLS = [
+  'net.ipv4.ip_forward',
+  'kernel.panic',
+  'kernel.panic_on_oops',
+  'vm.overcommit_memory',
+];
 
 /** Host paths created by containerd, CRI, libcni and the kubelet regardless of their config. */
 export const HARDCODED_PATHS = [
@@ -48,7 +53,11 @@ export interface RunResult {
 }
 
 /** Runs a command to completion (bounded), never through a shell. */
-export function run(cmd: string, args: string[], opts: { input?: string; timeoutMs?: number } = {}): RunResult {
+export function run(
+  cmd: string,
+  args: string[],
+  opts: { input?: string; timeoutMs?: number } = {},
+): RunResult {
   const r = spawnSync(cmd, args, {
     input: opts.input,
     encoding: 'utf8',
@@ -62,7 +71,10 @@ export function run(cmd: string, args: string[], opts: { input?: string; timeout
 function mustRun(cmd: string, args: string[], opts: { input?: string; timeoutMs?: number } = {}): string {
   const r = run(cmd, args, opts);
   if (r.status !== 0) {
-    throw new WeftError('WEFT_NODE_PRECONDITION', `${cmd} ${args.join(' ')} failed (${r.status}): ${r.stderr.trim()}`);
+    throw new WeftError(
+      'WEFT_NODE_PRECONDITION',
+      `${cmd} ${args.join(' ')} failed (${r.status}): ${r.stderr.trim()}`,
+    );
   }
   return r.stdout;
 }
@@ -108,7 +120,9 @@ export function readHostBefore(file: string): HostBefore | undefined {
   try {
     return JSON.parse(readFileSync(file, 'utf8')) as HostBefore;
   } catch (err) {
-    throw new WeftError('WEFT_CLUSTER_STATE_INVALID', `${file} is unreadable; fix or delete it`, { cause: err });
+    throw new WeftError('WEFT_CLUSTER_STATE_INVALID', `${file} is unreadable; fix or delete it`, {
+      cause: err,
+    });
   }
 }
 
@@ -116,11 +130,17 @@ export function readHostBefore(file: string): HostBefore | undefined {
 export function checkPreconditions(): void {
   const problems: string[] = [];
   if (process.getuid?.() !== 0) problems.push('the node needs root (network namespaces, mounts, iptables)');
-  for (const bin of ['/usr/bin/containerd', '/usr/sbin/runc', '/usr/lib/cni/bridge', '/usr/lib/cni/host-local']) {
+  for (const bin of [
+    '/usr/bin/containerd',
+    '/usr/sbin/runc',
+    '/usr/lib/cni/bridge',
+    '/usr/lib/cni/host-local',
+  ]) {
     if (!existsSync(bin)) problems.push(`${bin} is missing (run hack/ensure-deps.sh)`);
   }
   if (run('iptables-save', ['-t', 'mangle']).status !== 0) problems.push('iptables-save does not work here');
-  if (!existsSync(join(CGROUP_ROOT, 'memory', 'cgroup.procs'))) problems.push('no cgroup v1 memory hierarchy');
+  if (!existsSync(join(CGROUP_ROOT, 'memory', 'cgroup.procs')))
+    problems.push('no cgroup v1 memory hierarchy');
   if (problems.length > 0) throw new WeftError('WEFT_NODE_PRECONDITION', problems.join('; '));
 }
 
@@ -142,7 +162,10 @@ export function installGuard(): void {
   for (const f of [4, 6] as const) {
     mustRun(restoreCmd(f), ['--noflush'], { input: planGuard(f, iptablesSave(f)) });
     if (!guardInstalled(iptablesSave(f))) {
-      throw new WeftError('WEFT_NODE_PRECONDITION', `the IPv${f} FORWARD guard did not install; not starting pods`);
+      throw new WeftError(
+        'WEFT_NODE_PRECONDITION',
+        `the IPv${f} FORWARD guard did not install; not starting pods`,
+      );
     }
   }
 }
@@ -157,7 +180,8 @@ export function removeOwnedRules(log: Logger): string[] {
       const plan = planCleanup(iptablesSave(f));
       if (plan === '') break;
       const r = run(restoreCmd(f), ['--noflush'], { input: plan });
-      if (r.status !== 0) log.warn('iptables cleanup pass failed; retrying', { family: f, err: r.stderr.trim() });
+      if (r.status !== 0)
+        log.warn('iptables cleanup pass failed; retrying', { family: f, err: r.stderr.trim() });
     }
     left.push(...ownedLeftovers(iptablesSave(f)).map((l) => `ipv${f} ${l}`));
   }
@@ -168,7 +192,10 @@ export function removeOwnedRules(log: Logger): string[] {
 export function nftTables(): string[] | undefined {
   const r = run('nft', ['list', 'tables']);
   if (r.status !== 0) return undefined;
-  return r.stdout.split('\n').map((l) => l.trim()).filter((l) => l.startsWith('table '));
+  return r.stdout
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l.startsWith('table '));
 }
 
 /** True when an `nft list table` listing holds only base chains with accept policies, no rules. */
@@ -177,7 +204,14 @@ export function nftTableEmpty(listing: string): boolean {
   const chains = lines.filter((l) => /^chain \S+ \{$/.test(l)).length;
   const baseChains = lines.filter((l) => /^type \S+ hook \S+ priority [^;]+; policy accept;$/.test(l)).length;
   const other = lines.filter(
-    (l) => !(l === '' || l === '}' || /^table \S+ \S+ \{$/.test(l) || /^chain \S+ \{$/.test(l) || /^type .*policy accept;$/.test(l)),
+    (l) =>
+      !(
+        l === '' ||
+        l === '}' ||
+        /^table \S+ \S+ \{$/.test(l) ||
+        /^chain \S+ \{$/.test(l) ||
+        /^type .*policy accept;$/.test(l)
+      ),
   );
   // Every chain must be a base chain (a user chain, even empty, is someone's) and hold no rule.
   return other.length === 0 && chains === baseChains;
@@ -214,7 +248,8 @@ function linkExists(name: string): boolean {
 export function ensureBridge(): void {
   if (!linkExists(BRIDGE)) mustRun('ip', ['link', 'add', BRIDGE, 'type', 'bridge']);
   const addrs = mustRun('ip', ['-o', '-4', 'addr', 'show', 'dev', BRIDGE]);
-  if (!addrs.includes(`${NODE_IP}/`)) mustRun('ip', ['addr', 'add', `${NODE_IP}/${POD_CIDR.split('/')[1] ?? '24'}`, 'dev', BRIDGE]);
+  if (!addrs.includes(`${NODE_IP}/`))
+    mustRun('ip', ['addr', 'add', `${NODE_IP}/${POD_CIDR.split('/')[1] ?? '24'}`, 'dev', BRIDGE]);
   mustRun('ip', ['link', 'set', BRIDGE, 'up']);
 }
 
@@ -222,7 +257,8 @@ export function ensureBridge(): void {
 export function removeLinks(): string[] {
   if (!linkExists(BRIDGE)) return [];
   const ports = run('ip', ['-o', 'link', 'show', 'master', BRIDGE]).stdout;
-  for (const m of ports.matchAll(/^\d+:\s+([^:@\s]+)/gm)) if (m[1] !== undefined) run('ip', ['link', 'del', m[1]]);
+  for (const m of ports.matchAll(/^\d+:\s+([^:@\s]+)/gm))
+    if (m[1] !== undefined) run('ip', ['link', 'del', m[1]]);
   run('ip', ['link', 'del', BRIDGE]);
   return linkExists(BRIDGE) ? [`link ${BRIDGE}`] : [];
 }
@@ -231,7 +267,7 @@ export function removeLinks(): string[] {
 
 /** Mount points (decoded) from /proc/self/mountinfo. */
 export function mountPoints(): string[] {
-  let text = '';
+  let text: string;
   try {
     text = readFileSync('/proc/self/mountinfo', 'utf8');
   } catch {
@@ -257,8 +293,7 @@ export function ownedMounts(prefixes: string[]): string[] {
  * teardown may touch (containerd must be gone). Never throws: what stays is returned.
  */
 export function unmountOwned(prefixes: string[], netns = false): string[] {
-  const mine = (): string[] =>
-    ownedMounts(prefixes).filter((m) => netns || !m.startsWith('/run/netns/'));
+  const mine = (): string[] => ownedMounts(prefixes).filter((m) => netns || !m.startsWith('/run/netns/'));
   for (let pass = 0; pass < 3; pass++) {
     const mounts = [...new Set(mine())].sort((a, b) => b.length - a.length);
     if (mounts.length === 0) break;
@@ -358,7 +393,8 @@ export function shimPids(containerdSocket: string): number[] {
     if (!/^\d+$/.test(d)) continue;
     try {
       const argv = readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0');
-      if ((argv[0] ?? '').includes('containerd-shim') && argv.includes(containerdSocket)) pids.push(Number(d));
+      if ((argv[0] ?? '').includes('containerd-shim') && argv.includes(containerdSocket))
+        pids.push(Number(d));
     } catch {
       // exited meanwhile
     }

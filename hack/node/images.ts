@@ -22,7 +22,8 @@ export function parseBuildOutput(text: string): BuiltImage[] {
   const out: BuiltImage[] = [];
   for (const line of text.split('\n')) {
     const [name, archive, ...rest] = line.split('\t');
-    if (name === undefined || archive === undefined || rest.length > 0 || name === '' || archive === '') continue;
+    if (name === undefined || archive === undefined || rest.length > 0 || name === '' || archive === '')
+      continue;
     out.push({ name, archive });
   }
   return out;
@@ -38,7 +39,10 @@ export function buildImages(targets: string[]): BuiltImage[] {
   });
   const images = parseBuildOutput(r.stdout ?? '');
   if (r.status !== 0 || images.length === 0) {
-    throw new WeftError('WEFT_IMAGE_BUILD_FAILED', `hack/images/build.sh ${targets.join(' ')} failed (exit ${r.status ?? 'signal'}); see its output above`);
+    throw new WeftError(
+      'WEFT_IMAGE_BUILD_FAILED',
+      `hack/images/build.sh ${targets.join(' ')} failed (exit ${r.status ?? 'signal'}); see its output above`,
+    );
   }
   return images;
 }
@@ -52,15 +56,27 @@ function ctr(socket: string, args: string[], timeoutMs = 120_000): { ok: boolean
 }
 
 /** Imports each archive (unpacked for the overlayfs snapshotter) and adds `aliases` as tags. */
-export function importImages(socket: string, images: BuiltImage[], aliases: Record<string, string[]> = {}): void {
+export function importImages(
+  socket: string,
+  images: BuiltImage[],
+  aliases: Record<string, string[]> = {},
+): void {
   for (const img of images) {
     if (!existsSync(img.archive)) throw new WeftError('WEFT_IMAGE_BUILD_FAILED', `${img.archive} is missing`);
     const r = ctr(socket, ['images', 'import', '--no-unpack=false', img.archive]);
-    if (!r.ok) throw new WeftError('WEFT_IMAGE_BUILD_FAILED', `importing ${img.name} into containerd failed: ${r.out.trim()}`);
+    if (!r.ok)
+      throw new WeftError(
+        'WEFT_IMAGE_BUILD_FAILED',
+        `importing ${img.name} into containerd failed: ${r.out.trim()}`,
+      );
     for (const alias of aliases[img.name] ?? []) {
       ctr(socket, ['images', 'rm', alias]);
       const t = ctr(socket, ['images', 'tag', img.name, alias]);
-      if (!t.ok) throw new WeftError('WEFT_IMAGE_BUILD_FAILED', `tagging ${img.name} as ${alias} failed: ${t.out.trim()}`);
+      if (!t.ok)
+        throw new WeftError(
+          'WEFT_IMAGE_BUILD_FAILED',
+          `tagging ${img.name} as ${alias} failed: ${t.out.trim()}`,
+        );
     }
   }
 }

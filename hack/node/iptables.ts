@@ -104,7 +104,8 @@ export function ownedLeftovers(saveText: string): string[] {
 export function planGuard(family: Family, saveText: string): string {
   const mangle = parseSave(saveText).find((t) => t.name === 'mangle');
   const exists = mangle?.chains.includes(GUARD_CHAIN) ?? false;
-  const jumped = mangle?.rules.some((r) => r.chain === 'FORWARD' && ruleTarget(r.spec) === GUARD_CHAIN) ?? false;
+  const jumped =
+    mangle?.rules.some((r) => r.chain === 'FORWARD' && ruleTarget(r.spec) === GUARD_CHAIN) ?? false;
   const lines = ['*mangle', exists ? `-F ${GUARD_CHAIN}` : `:${GUARD_CHAIN} - [0:0]`];
   if (!jumped) lines.push(`-I FORWARD 1 -j ${GUARD_CHAIN}`);
   lines.push(
@@ -112,7 +113,8 @@ export function planGuard(family: Family, saveText: string): string {
     `-A ${GUARD_CHAIN} -i ${BRIDGE} -j DROP`,
     `-A ${GUARD_CHAIN} -o ${BRIDGE} -j DROP`,
   );
-  if (family === 4) lines.push(`-A ${GUARD_CHAIN} -s ${POD_CIDR} -j DROP`, `-A ${GUARD_CHAIN} -d ${POD_CIDR} -j DROP`);
+  if (family === 4)
+    lines.push(`-A ${GUARD_CHAIN} -s ${POD_CIDR} -j DROP`, `-A ${GUARD_CHAIN} -d ${POD_CIDR} -j DROP`);
   lines.push('COMMIT');
   return `${lines.join('\n')}\n`;
 }

@@ -1,3 +1,4 @@
+/* global process, Buffer, setTimeout */
 // weft's demo/test echo app: answers every request with who served it (version, pod, node) and
 // what it received, so routing, load balancing and header rules can be seen from the client.
 // Plain Node, no dependencies. Env: PORT (8080), VERSION (v1), SERVICE_NAME (echo).
@@ -8,7 +9,9 @@ const port = Number(process.env.PORT ?? 8080);
 const version = process.env.VERSION ?? 'v1';
 const service = process.env.SERVICE_NAME ?? 'echo';
 const log = (msg, extra = {}) =>
-  process.stdout.write(`${JSON.stringify({ time: new Date().toISOString(), msg, service, version, ...extra })}\n`);
+  process.stdout.write(
+    `${JSON.stringify({ time: new Date().toISOString(), msg, service, version, ...extra })}\n`,
+  );
 
 const server = createServer((req, res) => {
   const chunks = [];

@@ -1,3 +1,4 @@
+/* global process */
 // The weft image's one entry point: `weft COMPONENT [ARGS...]` runs that component's compiled
 // main module with ARGS, exactly as `node dist/COMPONENT/main.js ARGS` would (each main runs
 // itself when process.argv[1] names it). One image serves every deployable (ADR 0004), so a

@@ -82,7 +82,14 @@ describe('e2e: echo Deployment + Service on the real node', function () {
 
   it('has an EndpointSlice with both pod IPs, ready, on the target port', async () => {
     const slice = await waitFor('a filled EndpointSlice for echo', () => {
-      const list = kubectlJson<{ items: Slice[] }>(['get', 'endpointslices', '-n', ns, '-l', 'kubernetes.io/service-name=echo']);
+      const list = kubectlJson<{ items: Slice[] }>([
+        'get',
+        'endpointslices',
+        '-n',
+        ns,
+        '-l',
+        'kubernetes.io/service-name=echo',
+      ]);
       const eps = list.items.flatMap((s) => s.endpoints ?? []).filter((e) => e.conditions?.ready === true);
       return eps.length === 2 ? list.items[0] : undefined;
     });
@@ -93,7 +100,8 @@ describe('e2e: echo Deployment + Service on the real node', function () {
 
   it('resolves echo.<ns>.svc.cluster.local to the ClusterIP from a client pod', async () => {
     await waitPodReady(ns, 'client');
-    const clusterIP = kubectlJson<{ spec: { clusterIP: string } }>(['get', 'service', 'echo', '-n', ns]).spec.clusterIP;
+    const clusterIP = kubectlJson<{ spec: { clusterIP: string } }>(['get', 'service', 'echo', '-n', ns]).spec
+      .clusterIP;
     const out = kubectl(['exec', '-n', ns, 'client', '--', 'nslookup', `echo.${ns}.svc.cluster.local`]);
     expect(out).to.include(clusterIP);
   });
@@ -120,7 +128,16 @@ describe('e2e: echo Deployment + Service on the real node', function () {
   });
 
   it('gives names outside the cluster no answer (no upstream resolver, nothing leaves the node)', () => {
-    const r = kubectl(['exec', '-n', ns, 'client', '--', 'sh', '-c', 'nslookup example.com >/dev/null 2>&1; echo rc=$?']);
+    const r = kubectl([
+      'exec',
+      '-n',
+      ns,
+      'client',
+      '--',
+      'sh',
+      '-c',
+      'nslookup example.com >/dev/null 2>&1; echo rc=$?',
+    ]);
     expect(r.trim()).to.not.equal('rc=0');
   });
 });

@@ -9,7 +9,14 @@ import { expect } from 'chai';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { readlinkSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { apply, clientPod, freshNamespace, kubectlRun, waitForServiceAccount, waitPodReady } from './support/kube.js';
+import {
+  apply,
+  clientPod,
+  freshNamespace,
+  kubectlRun,
+  waitForServiceAccount,
+  waitPodReady,
+} from './support/kube.js';
 
 const HOST_IF = 'wefte2e0';
 const PEER_IF = 'wefte2e1';
@@ -27,7 +34,9 @@ function must(args: string[]): void {
 
 /** Packets the guard's "from the bridge to elsewhere" rule has dropped so far. */
 function guardDrops(): number {
-  const r = spawnSync('iptables', ['-t', 'mangle', '-L', 'WEFT-NODE-GUARD', '-v', '-x', '-n'], { encoding: 'utf8' });
+  const r = spawnSync('iptables', ['-t', 'mangle', '-L', 'WEFT-NODE-GUARD', '-v', '-x', '-n'], {
+    encoding: 'utf8',
+  });
   const line = (r.stdout ?? '').split('\n').find((l) => /DROP/.test(l) && /weftcni0\s+\*/.test(l));
   return Number(line?.trim().split(/\s+/)[0] ?? Number.NaN);
 }
@@ -47,9 +56,13 @@ function readNs(pid: string): string | undefined {
  */
 async function startUplink(): Promise<ChildProcess> {
   ip(['link', 'del', HOST_IF]); // leftover of an interrupted run
-  const holder = spawn('unshare', ['--net', 'busybox', 'nc', '-ll', '-p', '8080', '-e', '/bin/echo', 'reached-uplink'], {
-    stdio: 'ignore',
-  });
+  const holder = spawn(
+    'unshare',
+    ['--net', 'busybox', 'nc', '-ll', '-p', '8080', '-e', '/bin/echo', 'reached-uplink'],
+    {
+      stdio: 'ignore',
+    },
+  );
   const pid = String(holder.pid);
   // Configure nothing until the holder really is in a new namespace: before that,
   // "its" namespace is the host's.
@@ -104,7 +117,12 @@ describe('e2e: FORWARD guard keeps pod traffic on the bridge', function () {
   it('the host reaches the uplink listener (so only the guard can stop a pod)', async () => {
     let out = '';
     for (let i = 0; i < 20 && !out.includes('reached-uplink'); i++) {
-      out = spawnSync('busybox', ['nc', '-w', '2', UPLINK_IP, '8080'], { input: 'x\n', encoding: 'utf8', timeout: 5000 }).stdout ?? '';
+      out =
+        spawnSync('busybox', ['nc', '-w', '2', UPLINK_IP, '8080'], {
+          input: 'x\n',
+          encoding: 'utf8',
+          timeout: 5000,
+        }).stdout ?? '';
       if (!out.includes('reached-uplink')) await sleep(250);
     }
     expect(out).to.include('reached-uplink');
@@ -114,7 +132,11 @@ describe('e2e: FORWARD guard keeps pod traffic on the bridge', function () {
     // Refuse to send unless the address is still routed into our namespace.
     expect(ip(['route', 'get', UPLINK_IP]).out).to.include(`dev ${HOST_IF}`);
     const before = guardDrops();
-    const r = kubectlRun(['exec', '-n', ns, 'client', '--', 'sh', '-c', `echo x | nc -w 2 ${UPLINK_IP} 8080; echo rc=$?`], undefined, 30_000);
+    const r = kubectlRun(
+      ['exec', '-n', ns, 'client', '--', 'sh', '-c', `echo x | nc -w 2 ${UPLINK_IP} 8080; echo rc=$?`],
+      undefined,
+      30_000,
+    );
     expect(r.stdout).not.to.include('reached-uplink');
     expect(guardDrops()).to.be.greaterThan(before);
   });

@@ -5,7 +5,15 @@
  * kube-apiserver on 127.0.0.1, with the serving certificate valid for every name on the way.
  */
 import { expect } from 'chai';
-import { apply, freshNamespace, IMAGES, kubectl, kubectlJson, waitFor, waitForServiceAccount } from './support/kube.js';
+import {
+  apply,
+  freshNamespace,
+  IMAGES,
+  kubectl,
+  kubectlJson,
+  waitFor,
+  waitForServiceAccount,
+} from './support/kube.js';
 
 const SA = '/var/run/secrets/kubernetes.io/serviceaccount';
 
@@ -65,10 +73,15 @@ describe('e2e: in-cluster access to kube-apiserver from a pod', function () {
   });
 
   it('a pod reaches https://kubernetes.default.svc with verified TLS and its own token', async () => {
-    const phase = await waitFor('api-client to finish', () => {
-      const p = kubectlJson<{ status: { phase?: string } }>(['get', 'pod', 'api-client', '-n', ns]).status.phase;
-      return p === 'Succeeded' || p === 'Failed' ? p : undefined;
-    }, 90_000);
+    const phase = await waitFor(
+      'api-client to finish',
+      () => {
+        const p = kubectlJson<{ status: { phase?: string } }>(['get', 'pod', 'api-client', '-n', ns]).status
+          .phase;
+        return p === 'Succeeded' || p === 'Failed' ? p : undefined;
+      },
+      90_000,
+    );
     const out = kubectl(['logs', '-n', ns, 'api-client']).trim();
     expect(phase, out).to.equal('Succeeded');
     const r = JSON.parse(out) as { gitVersion: string; status: number; message: string };

@@ -6,7 +6,15 @@
  */
 import { expect } from 'chai';
 import { spawnSync } from 'node:child_process';
-import { apply, freshNamespace, IMAGES, kubectl, kubectlJson, waitForServiceAccount, waitPodReady } from './support/kube.js';
+import {
+  apply,
+  freshNamespace,
+  IMAGES,
+  kubectl,
+  kubectlJson,
+  waitForServiceAccount,
+  waitPodReady,
+} from './support/kube.js';
 
 const caps = { add: ['NET_ADMIN', 'NET_RAW'], drop: ['ALL'] };
 
@@ -69,13 +77,9 @@ describe('e2e: init container iptables in the pod network namespace', function (
   after(() => cleanup());
 
   it('the init container ran its iptables commands and exited 0', () => {
-    const p = kubectlJson<{ status: { initContainerStatuses: { state: { terminated?: { exitCode: number } } }[] } }>([
-      'get',
-      'pod',
-      'captured',
-      '-n',
-      ns,
-    ]);
+    const p = kubectlJson<{
+      status: { initContainerStatuses: { state: { terminated?: { exitCode: number } } }[] };
+    }>(['get', 'pod', 'captured', '-n', ns]);
     expect(p.status.initContainerStatuses[0]?.state.terminated?.exitCode).to.equal(0);
     const log = kubectl(['logs', '-n', ns, 'captured', '-c', 'init-iptables']);
     expect(log).to.include('-A WEFT_E2E_OUTPUT -p tcp -m tcp --dport 9 -j REDIRECT --to-ports 15001');
@@ -89,7 +93,18 @@ describe('e2e: init container iptables in the pod network namespace', function (
 
   it("redirects the app container's outbound TCP to the local listener", () => {
     // 10.244.0.1:9 is the node's address; nothing listens there, so only the redirect answers.
-    const out = kubectl(['exec', '-n', ns, 'captured', '-c', 'app', '--', 'sh', '-c', 'echo hi | nc -w 3 10.244.0.1 9']);
+    const out = kubectl([
+      'exec',
+      '-n',
+      ns,
+      'captured',
+      '-c',
+      'app',
+      '--',
+      'sh',
+      '-c',
+      'echo hi | nc -w 3 10.244.0.1 9',
+    ]);
     expect(out.trim()).to.equal('captured');
   });
 
@@ -98,7 +113,18 @@ describe('e2e: init container iptables in the pod network namespace', function (
   });
 
   it('the app container kept only the capabilities it asked for', () => {
-    const status = kubectl(['exec', '-n', ns, 'captured', '-c', 'app', '--', 'grep', 'CapBnd', '/proc/self/status']);
+    const status = kubectl([
+      'exec',
+      '-n',
+      ns,
+      'captured',
+      '-c',
+      'app',
+      '--',
+      'grep',
+      'CapBnd',
+      '/proc/self/status',
+    ]);
     // NET_ADMIN (12) and NET_RAW (13): 0x3000.
     expect(status).to.match(/CapBnd:\s+0000000000003000/);
   });

@@ -25,7 +25,14 @@ function toolboxPod(name: string, script: string, grace: number): object {
     spec: {
       terminationGracePeriodSeconds: grace,
       automountServiceAccountToken: false,
-      containers: [{ name: 'main', image: IMAGES.toolbox, imagePullPolicy: 'IfNotPresent', command: ['sh', '-c', script] }],
+      containers: [
+        {
+          name: 'main',
+          image: IMAGES.toolbox,
+          imagePullPolicy: 'IfNotPresent',
+          command: ['sh', '-c', script],
+        },
+      ],
     },
   };
 }
@@ -69,7 +76,9 @@ describe('e2e: kubectl logs, exec and graceful deletion', function () {
 
   it('kubectl exec runs in the container, passes stdin and returns the exit code', () => {
     expect(kubectl(['exec', '-n', ns, 'worker', '--', 'cat', '/etc/hostname']).trim()).to.equal('worker');
-    expect(kubectl(['exec', '-i', '-n', ns, 'worker', '--', 'tr', 'a-z', 'A-Z'], 'shout\n').trim()).to.equal('SHOUT');
+    expect(kubectl(['exec', '-i', '-n', ns, 'worker', '--', 'tr', 'a-z', 'A-Z'], 'shout\n').trim()).to.equal(
+      'SHOUT',
+    );
     const failing = kubectlRun(['exec', '-n', ns, 'worker', '--', 'sh', '-c', 'exit 7']);
     expect(failing.status).to.equal(7);
   });
@@ -82,7 +91,11 @@ describe('e2e: kubectl logs, exec and graceful deletion', function () {
 
   it('a pod that handles SIGTERM is deleted at once, after its handler ran', async () => {
     const follow = kubectlStream(['logs', '-f', '-n', ns, 'graceful']);
-    await waitFor('log stream attached', () => (follow.output().includes('started') ? true : undefined), 15_000);
+    await waitFor(
+      'log stream attached',
+      () => (follow.output().includes('started') ? true : undefined),
+      15_000,
+    );
     const seconds = timedDelete(ns, 'graceful');
     await Promise.race([follow.done, new Promise((r) => setTimeout(r, 5_000))]);
     follow.stop();

@@ -9,7 +9,13 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { HARDCODED_PATHS, TOUCHED_SYSCTLS, cgroupHierarchies, mountPoints, readSysctl } from '../../../hack/node/host.js';
+import {
+  HARDCODED_PATHS,
+  TOUCHED_SYSCTLS,
+  cgroupHierarchies,
+  mountPoints,
+  readSysctl,
+} from '../../../hack/node/host.js';
 
 export interface HostSnapshot {
   processes: string[];
@@ -83,7 +89,12 @@ export function nodeish(kind: keyof HostSnapshot, entry: string, stateDir: strin
     case 'paths':
       return true;
     case 'mounts':
-      return entry.startsWith(stateDir) || entry.startsWith('/run/containerd') || /^\/run\/netns\/cni-/.test(entry) || entry.includes('kubelet');
+      return (
+        entry.startsWith(stateDir) ||
+        entry.startsWith('/run/containerd') ||
+        /^\/run\/netns\/cni-/.test(entry) ||
+        entry.includes('kubelet')
+      );
     case 'links':
       return entry === 'weftcni0' || /^veth[0-9a-f]{8}$/.test(entry);
     case 'iptables':
@@ -110,5 +121,5 @@ export function diff(before: HostSnapshot, after: HostSnapshot, stateDir: string
     for (const c of changes) (nodeish(kind, c.slice(kind.length + 4), stateDir) ? node : other).push(c);
   }
   // Processes are compared by command, not PID: a node process running before is not ours.
-  return { node: node.filter((c) => !(c.startsWith('- processes'))), other };
+  return { node: node.filter((c) => !c.startsWith('- processes')), other };
 }

@@ -36,8 +36,16 @@ export interface Run {
 }
 
 export function kubectlRun(args: string[], input?: string, timeoutMs = 60_000): Run {
-  const r = spawnSync(kubectlPath(), ['--kubeconfig', kubeconfig, ...args], { input, encoding: 'utf8', timeout: timeoutMs });
-  return { status: r.status ?? -1, stdout: r.stdout ?? '', stderr: `${r.stderr ?? ''}${r.error?.message ?? ''}` };
+  const r = spawnSync(kubectlPath(), ['--kubeconfig', kubeconfig, ...args], {
+    input,
+    encoding: 'utf8',
+    timeout: timeoutMs,
+  });
+  return {
+    status: r.status ?? -1,
+    stdout: r.stdout ?? '',
+    stderr: `${r.stderr ?? ''}${r.error?.message ?? ''}`,
+  };
 }
 
 /** kubectl that must succeed; returns stdout. */
@@ -56,8 +64,14 @@ export function apply(ns: string, objects: object[]): void {
 }
 
 /** Streams `kubectl args` in the background; returns its output so far and a stop function. */
-export function kubectlStream(args: string[]): { output: () => string; stop: () => void; done: Promise<number> } {
-  const child = spawn(kubectlPath(), ['--kubeconfig', kubeconfig, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+export function kubectlStream(args: string[]): {
+  output: () => string;
+  stop: () => void;
+  done: Promise<number>;
+} {
+  const child = spawn(kubectlPath(), ['--kubeconfig', kubeconfig, ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   child.stdout.setEncoding('utf8').on('data', (c: string) => (out += c));
   child.stderr.setEncoding('utf8').on('data', (c: string) => (out += c));
@@ -82,7 +96,9 @@ export async function waitFor<T>(
     }
     await sleep(intervalMs);
   }
-  throw new Error(`timed out after ${timeoutMs / 1000} s waiting for ${what}${last === '' ? '' : ` (last error: ${last})`}`);
+  throw new Error(
+    `timed out after ${timeoutMs / 1000} s waiting for ${what}${last === '' ? '' : ` (last error: ${last})`}`,
+  );
 }
 
 /** Creates a uniquely named namespace; the returned function deletes it (without waiting). */
@@ -121,20 +137,33 @@ export function podReady(p: PodLike): boolean {
   return p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
 }
 
-export async function waitPodsReady(ns: string, selector: string, count: number, timeoutMs = 90_000): Promise<PodLike[]> {
-  return waitFor(`${count} ready pod(s) ${selector} in ${ns}`, () => {
-    const list = kubectlJson<{ items: PodLike[] }>(['get', 'pods', '-n', ns, '-l', selector]);
-    const ready = list.items.filter(podReady);
-    return ready.length === count ? ready : undefined;
-  }, timeoutMs);
+export async function waitPodsReady(
+  ns: string,
+  selector: string,
+  count: number,
+  timeoutMs = 90_000,
+): Promise<PodLike[]> {
+  return waitFor(
+    `${count} ready pod(s) ${selector} in ${ns}`,
+    () => {
+      const list = kubectlJson<{ items: PodLike[] }>(['get', 'pods', '-n', ns, '-l', selector]);
+      const ready = list.items.filter(podReady);
+      return ready.length === count ? ready : undefined;
+    },
+    timeoutMs,
+  );
 }
 
 export async function waitPodReady(ns: string, name: string, timeoutMs = 90_000): Promise<PodLike> {
-  return waitFor(`pod ${ns}/${name} ready`, () => {
-    const p = kubectlJson<PodLike>(['get', 'pod', name, '-n', ns]);
-    if (p.status?.phase === 'Failed') throw new Error(`pod ${name} failed`);
-    return podReady(p) ? p : undefined;
-  }, timeoutMs);
+  return waitFor(
+    `pod ${ns}/${name} ready`,
+    () => {
+      const p = kubectlJson<PodLike>(['get', 'pod', name, '-n', ns]);
+      if (p.status?.phase === 'Failed') throw new Error(`pod ${name} failed`);
+      return podReady(p) ? p : undefined;
+    },
+    timeoutMs,
+  );
 }
 
 /** A long-running client pod (busybox tools + iptables) to run requests from inside the cluster. */

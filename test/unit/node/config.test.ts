@@ -31,7 +31,12 @@ const paths: NodePaths = {
 
 describe('node config: CNI', () => {
   const c = JSON.parse(renderCniConflist('/s/cni/ipam')) as {
-    plugins: { type: string; bridge?: string; ipMasq?: boolean; ipam?: { ranges: { subnet: string; gateway: string }[][]; dataDir: string } }[];
+    plugins: {
+      type: string;
+      bridge?: string;
+      ipMasq?: boolean;
+      ipam?: { ranges: { subnet: string; gateway: string }[][]; dataDir: string };
+    }[];
   };
   const bridge = c.plugins[0];
   it('uses the pre-created bridge with the node IP as gateway', () => {
@@ -75,7 +80,8 @@ describe('node config: kubelet', () => {
     ['podLogsDir', '/s/kubelet/pod-logs'],
     ['imageGCHighThresholdPercent', 100],
   ];
-  for (const [key, value] of cases) it(`${key} = ${JSON.stringify(value)}`, () => expect(k[key]).to.deep.equal(value));
+  for (const [key, value] of cases)
+    it(`${key} = ${JSON.stringify(value)}`, () => expect(k[key]).to.deep.equal(value));
   it('refuses anonymous requests and authorizes through the API server', () => {
     expect(k.authentication).to.deep.include({ anonymous: { enabled: false }, webhook: { enabled: true } });
     expect(k.authorization).to.deep.equal({ mode: 'Webhook' });
@@ -83,13 +89,16 @@ describe('node config: kubelet', () => {
 });
 
 describe('node config: kube-proxy', () => {
-  const p = parse(renderKubeProxyConfig('/s/kp.kubeconfig', { healthz: 1, metrics: 2 })) as Record<string, unknown>;
+  const p = parse(renderKubeProxyConfig('/s/kp.kubeconfig', { healthz: 1, metrics: 2 })) as Record<
+    string,
+    unknown
+  >;
   it('runs the iptables proxier', () => expect(p.mode).to.equal('iptables'));
   it('needs no route_localnet (no localhost NodePorts)', () =>
     expect(p.iptables).to.deep.equal({ localhostNodePorts: false, masqueradeAll: false }));
-  it('serves NodePorts on the node IP only', () => expect(p.nodePortAddresses).to.deep.equal([`${NODE_IP}/32`]));
-  it('leaves conntrack sysctls alone', () =>
-    expect(p.conntrack).to.deep.include({ maxPerCore: 0, min: 0 }));
+  it('serves NodePorts on the node IP only', () =>
+    expect(p.nodePortAddresses).to.deep.equal([`${NODE_IP}/32`]));
+  it('leaves conntrack sysctls alone', () => expect(p.conntrack).to.deep.include({ maxPerCore: 0, min: 0 }));
   it('binds health and metrics to loopback', () => {
     expect(p.healthzBindAddress).to.equal('127.0.0.1:1');
     expect(p.metricsBindAddress).to.equal('127.0.0.1:2');
@@ -97,12 +106,18 @@ describe('node config: kube-proxy', () => {
 });
 
 describe('node config: CoreDNS', () => {
-  const c = renderCorefile({ kubeconfig: '/s/coredns.kubeconfig', healthPort: 1, readyPort: 2, metricsPort: 3 });
+  const c = renderCorefile({
+    kubeconfig: '/s/coredns.kubeconfig',
+    healthPort: 1,
+    readyPort: 2,
+    metricsPort: 3,
+  });
   it('has no upstream forwarder', () => {
     expect(c).not.to.match(/^\s*(forward|grpc|proxy)\b/m);
   });
   it('listens on the node IP only', () => expect(c).to.match(new RegExp(`^\\s*bind ${NODE_IP}$`, 'm')));
-  it('serves cluster.local from the API', () => expect(c).to.match(/kubernetes cluster.local in-addr.arpa ip6.arpa/));
+  it('serves cluster.local from the API', () =>
+    expect(c).to.match(/kubernetes cluster.local in-addr.arpa ip6.arpa/));
   it('binds its HTTP endpoints to loopback', () => {
     expect(c).to.include('health 127.0.0.1:1');
     expect(c).to.include('ready 127.0.0.1:2');

@@ -82,7 +82,8 @@ describe('node iptables: ownership', () => {
     ['', false],
   ];
   for (const [name, owned] of cases) {
-    it(`${name || '(empty)'} is ${owned ? '' : 'not '}owned`, () => expect(isOwnedChain(name)).to.equal(owned));
+    it(`${name || '(empty)'} is ${owned ? '' : 'not '}owned`, () =>
+      expect(isOwnedChain(name)).to.equal(owned));
   }
 });
 
@@ -143,7 +144,12 @@ describe('node iptables: planCleanup', () => {
     }
   });
   it('deletes each owned chain in its own table', () => {
-    expect(lines).to.include.members(['-X KUBE-IPTABLES-HINT', '-X WEFT-NODE-GUARD', '-X KUBE-SVC-NPX46M4PTMTKRN6Y', '-X CNI-HOSTPORT-DNAT']);
+    expect(lines).to.include.members([
+      '-X KUBE-IPTABLES-HINT',
+      '-X WEFT-NODE-GUARD',
+      '-X KUBE-SVC-NPX46M4PTMTKRN6Y',
+      '-X CNI-HOSTPORT-DNAT',
+    ]);
     expect(plan.match(/^\*/gm)).to.have.length(3);
     expect(plan.match(/^COMMIT$/gm)).to.have.length(3);
   });
@@ -194,7 +200,10 @@ describe('node iptables: guard', () => {
   it('guardInstalled: true only with the chain present and jumped to first', () => {
     expect(guardInstalled(NODE_UP)).to.equal(true);
     expect(guardInstalled(EMPTY)).to.equal(false);
-    const notFirst = NODE_UP.replace('-A FORWARD -j WEFT-NODE-GUARD', '-A FORWARD -j ACCEPT\n-A FORWARD -j WEFT-NODE-GUARD');
+    const notFirst = NODE_UP.replace(
+      '-A FORWARD -j WEFT-NODE-GUARD',
+      '-A FORWARD -j ACCEPT\n-A FORWARD -j WEFT-NODE-GUARD',
+    );
     expect(guardInstalled(notFirst)).to.equal(false);
     expect(guardInstalled('')).to.equal(false);
   });
