@@ -141,7 +141,19 @@ export async function handleAdmin(
     case 'GET /clusters':
       return send(res, 200, {
         version: p.current?.version,
-        clusters: [...(p.current?.clusters.values() ?? [])].map((c) => c.describe()),
+        clusters: [...(p.current?.clusters.defs.values() ?? [])].map(
+          (def) =>
+            p.current?.clusters.peek(def.name)?.describe() ?? {
+              name: def.name,
+              created: false,
+              endpoints: def.endpoints.map((e) => ({
+                address: `${e.address}:${e.port}`,
+                labels: e.labels ?? {},
+                healthy: true,
+                active: 0,
+              })),
+            },
+        ),
       });
     case 'POST /explain':
       return explain(p, req, res);

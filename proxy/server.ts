@@ -108,8 +108,9 @@ export class ProxyServer {
     try {
       await this.reconcileListeners(config);
     } catch (err) {
+      // runtimes adopted from the current version stay; only ones created for `config` go
       for (const c of config.clusters.values())
-        if (!this.current?.clusters.has(c.name) || this.current.clusters.get(c.name) !== c) void c.destroy();
+        if (this.current?.clusters.peek(c.name) !== c) void c.destroy();
       throw err;
     }
     this.current = config;

@@ -7,7 +7,14 @@
 import net from 'node:net';
 import http, { type IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { ActionType, pickDest, type CompiledConfig, type CompiledRoute } from './compile/compile.js';
+import {
+  ActionType,
+  metricsOf,
+  pickDest,
+  resolveCluster,
+  type CompiledConfig,
+  type CompiledRoute,
+} from './compile/compile.js';
 import type { MetricsRegistry } from './telemetry/metrics.js';
 
 function refuse(socket: Duplex, status: number, flag: string, detail: string): void {
@@ -34,7 +41,7 @@ export function proxyUpgrade(
   if (route.type !== ActionType.Route)
     return refuse(socket, 404, 'NR', 'the matched route has no destination for an upgrade');
   const dest = pickDest(route, route.dests.length === 1 ? 0 : rand());
-  const cluster = dest.cluster;
+  const cluster = resolveCluster(dest);
   if (cluster === null) return refuse(socket, 503, 'NC', `cluster ${dest.clusterName} is not defined`);
   const ep = cluster.pick(null, null);
   if (ep === null) return refuse(socket, 503, 'UH', `cluster ${dest.clusterName} has no healthy endpoint`);
@@ -53,7 +60,7 @@ export function proxyUpgrade(
     if (head.length > 0) upstream.write(head);
     upstream.pipe(socket);
     socket.pipe(upstream);
-    dest.metrics.record(101, '-', 0, 0, 0);
+    metricsOf(dest, metrics).record(101, '-', 0, 0, 0);
   });
   upstream.once('error', (err) => {
     if (connected) return socket.destroy(); // mid-stream: bytes already flowed, just cut

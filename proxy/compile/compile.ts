@@ -3,12 +3,15 @@
  * route arrays with precompiled predicates, cumulative weight tables, header-op functions,
  * retry policies and live cluster runtimes. Nothing here runs per request.
  *
- * Clusters whose definition is byte-identical to the previous version are carried over (their
- * pools, in-flight counts and ejections survive a reload); the rest are returned as `retired`
- * for a graceful close once in-flight requests finish.
+ * Cluster runtimes (pools, balancers, outlier state) and metric groups are created lazily, on a
+ * destination's first request: a sidecar told about 1,000 services pays memory only for the
+ * ones its app calls (Istio's "memory grows with cluster size" complaint). A runtime whose
+ * definition is byte-identical in the next version is carried over (pools, in-flight counts and
+ * ejections survive a reload); the rest are returned as `retired` for a graceful close.
  */
 import type {
   Cluster,
+  HeaderOperations,
   ProxyConfig,
   Redirect,
   Route,
@@ -26,15 +29,86 @@ import type { MetricGroup, MetricsRegistry, TcpGroup, DestinationLabels } from '
 
 export interface CompiledDest {
   clusterName: string;
-  /** null: the cluster is not defined → 503 NC. */
-  cluster: ClusterRuntime | null;
+  /** undefined: not resolved yet (see resolveCluster); null: not defined → 503 NC. */
+  cluster: ClusterRuntime | null | undefined;
+  table: ClusterTable;
   weight: number;
   subset: string;
   /** Authority sent upstream unless a rewrite sets one. */
   host: string | null;
   reqOps: HeaderOpFn | null;
   respOps: HeaderOpFn | null;
-  metrics: MetricGroup;
+  /** Created on first use (metricsOf). */
+  metrics: MetricGroup | null;
+}
+
+/**
+ * The clusters of one config version: definitions up front, runtimes on first use. `values()`
+ * lists only live runtimes (what has pools and timers to close).
+ */
+export class ClusterTable {
+  private readonly live = new Map<string, ClusterRuntime>();
+
+  constructor(
+    readonly defs: Map<string, Cluster>,
+    private readonly rand: (() => number) | undefined,
+  ) {}
+
+  get size(): number {
+    return this.defs.size;
+  }
+
+  has(name: string): boolean {
+    return this.defs.has(name);
+  }
+
+  /** The runtime for `name`, created on first call; null if no such cluster is defined. */
+  get(name: string): ClusterRuntime | null {
+    const rt = this.live.get(name);
+    if (rt !== undefined) return rt;
+    const def = this.defs.get(name);
+    if (def === undefined) return null;
+    const created = new ClusterRuntime(def, JSON.stringify(def), Date.now, this.rand);
+    this.live.set(name, created);
+    return created;
+  }
+
+  /** Live runtime without creating one. */
+  peek(name: string): ClusterRuntime | undefined {
+    return this.live.get(name);
+  }
+
+  values(): IterableIterator<ClusterRuntime> {
+    return this.live.values();
+  }
+
+  /**
+   * Takes over the previous version's live runtimes whose definition is unchanged; returns the
+   * others, to be closed gracefully.
+   */
+  adopt(previous: ClusterTable | undefined): ClusterRuntime[] {
+    const retired: ClusterRuntime[] = [];
+    for (const rt of previous?.values() ?? []) {
+      const def = this.defs.get(rt.name);
+      if (def !== undefined && !this.live.has(rt.name) && JSON.stringify(def) === rt.defKey)
+        this.live.set(rt.name, rt);
+      else if (this.live.get(rt.name) !== rt) retired.push(rt);
+    }
+    return retired;
+  }
+}
+
+/** Resolves (once) the runtime behind a destination. */
+export function resolveCluster(d: CompiledDest): ClusterRuntime | null {
+  if (d.cluster === undefined) d.cluster = d.table.get(d.clusterName);
+  return d.cluster;
+}
+
+/** The metric group of a destination, created on its first request. */
+export function metricsOf(d: CompiledDest, registry: MetricsRegistry): MetricGroup {
+  if (d.metrics === null)
+    d.metrics = registry.group(destLabels(d.table.defs.get(d.clusterName), d.clusterName, d.subset));
+  return d.metrics;
 }
 
 export interface CompiledMirror {
@@ -115,7 +189,7 @@ export interface CompiledConfig {
   version: string;
   source: ProxyConfig;
   listeners: CompiledListener[];
-  clusters: Map<string, ClusterRuntime>;
+  clusters: ClusterTable;
   accessLog: boolean;
   explainHeader: boolean;
   /** Metrics for requests that never reached a destination (NR). */
@@ -129,7 +203,7 @@ export interface CompileResult {
 
 export interface CompileOptions {
   metrics: MetricsRegistry;
-  previous?: Map<string, ClusterRuntime> | undefined;
+  previous?: ClusterTable | undefined;
   defaultAddress?: string;
   rand?: () => number;
 }
@@ -152,49 +226,34 @@ function destLabels(cluster: Cluster | undefined, clusterName: string, subset: s
 }
 
 class Compiler {
-  readonly clusters = new Map<string, ClusterRuntime>();
-  private readonly defs = new Map<string, Cluster>();
+  readonly table: ClusterTable;
 
   constructor(
     private readonly cfg: ProxyConfig,
     private readonly opts: CompileOptions,
-    private readonly reused: Set<ClusterRuntime>,
   ) {
-    for (const c of cfg.clusters) this.defs.set(c.name, c);
-  }
-
-  buildClusters(): void {
-    this.cfg.clusters.forEach((c) => {
-      const key = JSON.stringify(c);
-      const prev = this.opts.previous?.get(c.name);
-      if (prev !== undefined && prev.defKey === key) {
-        this.reused.add(prev);
-        this.clusters.set(c.name, prev);
-      } else {
-        this.clusters.set(c.name, new ClusterRuntime(c, key, Date.now, this.opts.rand));
-      }
-    });
+    const defs = new Map<string, Cluster>();
+    for (const c of cfg.clusters) defs.set(c.name, c);
+    this.table = new ClusterTable(defs, opts.rand);
   }
 
   dest(
     clusterName: string,
     weight: number,
     host: string | undefined,
-    path: string,
-    ops?: { request?: unknown; response?: unknown } | undefined,
+    ops?: HeaderOperations | undefined,
   ): CompiledDest {
-    const def = this.defs.get(clusterName);
-    const subset = def?.subset ?? clusterName.split('|')[2] ?? '';
-    void path;
+    const def = this.table.defs.get(clusterName);
     return {
       clusterName,
-      cluster: this.clusters.get(clusterName) ?? null,
+      cluster: undefined,
+      table: this.table,
       weight,
-      subset,
+      subset: def?.subset ?? clusterName.split('|')[2] ?? '',
       host: host ?? def?.service ?? null,
-      reqOps: compileHeaderOps((ops as { request?: never } | undefined)?.request),
-      respOps: compileHeaderOps((ops as { response?: never } | undefined)?.response),
-      metrics: this.opts.metrics.group(destLabels(def, clusterName, subset)),
+      reqOps: compileHeaderOps(ops?.request),
+      respOps: compileHeaderOps(ops?.response),
+      metrics: null,
     };
   }
 
@@ -252,8 +311,8 @@ class Compiler {
       out.timeoutMs = 0;
     }
     if (r.mirrors && r.mirrors.length > 0) {
-      out.mirrors = r.mirrors.map((m, i) => ({
-        dest: this.dest(m.cluster, 0, m.host, `${path}.mirrors[${i}]`),
+      out.mirrors = r.mirrors.map((m) => ({
+        dest: this.dest(m.cluster, 0, m.host),
         fraction: Math.min(Math.max(m.percentage, 0), 100) / 100,
       }));
     }
@@ -278,11 +337,11 @@ class Compiler {
       if (a.destinations.length === 0) fail(`${path}.action.destinations`, 'must not be empty');
       const single = a.destinations.length === 1;
       let total = 0;
-      a.destinations.forEach((d, i) => {
+      a.destinations.forEach((d) => {
         // a single destination gets all traffic whatever its weight (Istio)
         const w = single ? 1 : d.weight;
         total += w;
-        out.dests.push(this.dest(d.cluster, w, d.host, `${path}.action.destinations[${i}]`, d.headers));
+        out.dests.push(this.dest(d.cluster, w, d.host, d.headers));
         out.cumWeights.push(total);
       });
       if (total <= 0) fail(`${path}.action.destinations`, 'weights sum to 0');
@@ -301,62 +360,55 @@ class Compiler {
 
 /** Compiles `cfg`; throws WEFT_PROXY_CONFIG_INVALID (with a path) if it cannot run. */
 export function compileConfig(cfg: ProxyConfig, opts: CompileOptions): CompileResult {
-  const reused = new Set<ClusterRuntime>();
-  const c = new Compiler(cfg, opts, reused);
-  c.buildClusters();
+  const c = new Compiler(cfg, opts);
   const listeners: CompiledListener[] = [];
-  try {
-    cfg.listeners.forEach((l, li) => {
-      const address = l.address ?? opts.defaultAddress ?? '127.0.0.1';
-      const path = `listeners[${li}]`;
-      if (l.protocol === 'TCP') {
-        const def = cfg.clusters.find((x) => x.name === l.cluster);
-        listeners.push({
-          protocol: 'TCP',
-          name: l.name,
-          address,
-          port: l.port,
-          clusterName: l.cluster,
-          cluster: c.clusters.get(l.cluster) ?? null,
-          metrics: opts.metrics.tcpGroup(destLabels(def, l.cluster, def?.subset ?? '')),
-        });
-        return;
-      }
-      const out: CompiledHttpListener = {
-        protocol: 'HTTP',
+  cfg.listeners.forEach((l, li) => {
+    const address = l.address ?? opts.defaultAddress ?? '127.0.0.1';
+    const path = `listeners[${li}]`;
+    if (l.protocol === 'TCP') {
+      const def = c.table.defs.get(l.cluster);
+      listeners.push({
+        protocol: 'TCP',
         name: l.name,
         address,
         port: l.port,
-        exact: new Map(),
-        suffixes: [],
-        wildcard: null,
-      };
-      l.virtualHosts.forEach((vh, vi) => {
-        const cv = c.vhost(vh, `${path}.virtualHosts[${vi}]`);
-        for (const d of vh.domains) {
-          const dom = d.toLowerCase();
-          if (dom === '*') out.wildcard ??= cv;
-          else if (dom.startsWith('*')) out.suffixes.push([dom.slice(1), cv]);
-          else if (!out.exact.has(dom)) out.exact.set(dom, cv);
-        }
+        clusterName: l.cluster,
+        cluster: null, // bound after adoption below
+        metrics: opts.metrics.tcpGroup(destLabels(def, l.cluster, def?.subset ?? '')),
       });
-      // longest suffix first, so *.ns.svc.cluster.local beats *.cluster.local
-      out.suffixes.sort((a, b) => b[0].length - a[0].length);
-      listeners.push(out);
+      return;
+    }
+    const out: CompiledHttpListener = {
+      protocol: 'HTTP',
+      name: l.name,
+      address,
+      port: l.port,
+      exact: new Map(),
+      suffixes: [],
+      wildcard: null,
+    };
+    l.virtualHosts.forEach((vh, vi) => {
+      const cv = c.vhost(vh, `${path}.virtualHosts[${vi}]`);
+      for (const d of vh.domains) {
+        const dom = d.toLowerCase();
+        if (dom === '*') out.wildcard ??= cv;
+        else if (dom.startsWith('*')) out.suffixes.push([dom.slice(1), cv]);
+        else if (!out.exact.has(dom)) out.exact.set(dom, cv);
+      }
     });
-  } catch (err) {
-    // do not leak the interval timers of clusters created for a config we reject
-    for (const cl of c.clusters.values()) if (!reused.has(cl)) void cl.destroy();
-    throw err;
-  }
-  const retired: ClusterRuntime[] = [];
-  for (const prev of opts.previous?.values() ?? []) if (!reused.has(prev)) retired.push(prev);
+    // longest suffix first, so *.ns.svc.cluster.local beats *.cluster.local
+    out.suffixes.sort((a, b) => b[0].length - a[0].length);
+    listeners.push(out);
+  });
+  // compilation succeeded: only now touch the previous version's runtimes
+  const retired = c.table.adopt(opts.previous);
+  for (const l of listeners) if (l.protocol === 'TCP') l.cluster = c.table.get(l.clusterName);
   return {
     config: {
       version: cfg.version,
       source: cfg,
       listeners,
-      clusters: c.clusters,
+      clusters: c.table,
       accessLog: cfg.telemetry?.accessLog === true,
       explainHeader: cfg.telemetry?.explainHeader === true,
       unknownMetrics: opts.metrics.group({

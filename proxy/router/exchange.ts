@@ -13,7 +13,9 @@ import type { Controller, ResponseHandler, UpstreamError } from '../upstream/h1c
 import {
   ActionType,
   findVHost,
+  metricsOf,
   pickDest,
+  resolveCluster,
   type CompiledConfig,
   type CompiledDest,
   type CompiledHttpListener,
@@ -210,7 +212,7 @@ export class Exchange {
   private forward(): void {
     const route = this.route!;
     const dest = (this.dest = pickDest(route, route.dests.length === 1 ? 0 : this.env.rand()));
-    const cluster = dest.cluster;
+    const cluster = dest.cluster !== undefined ? dest.cluster : resolveCluster(dest);
     if (cluster === null)
       return this.localReply(503, Flags.NoCluster, `cluster ${dest.clusterName} is not defined`);
     if (cluster.overflow())
@@ -487,7 +489,7 @@ export class Exchange {
   private mirror(route: CompiledRoute): void {
     for (const m of route.mirrors!) {
       if (m.fraction < 1 && this.env.rand() >= m.fraction) continue;
-      const cl = m.dest.cluster;
+      const cl = resolveCluster(m.dest);
       const ep = cl?.pick(null, null);
       if (!cl || !ep) continue;
       const h = { ...this.out };
@@ -570,7 +572,10 @@ export class Exchange {
     const cluster = this.dest?.cluster;
     if (this.holdsSlot && cluster) cluster.stats.rqActive--;
     const ms = performance.now() - this.start;
-    const group = this.dest?.metrics ?? this.cfg.unknownMetrics;
+    const group =
+      this.dest === null
+        ? this.cfg.unknownMetrics
+        : (this.dest.metrics ?? metricsOf(this.dest, this.env.metrics));
     group.record(this.status, this.flags, ms, this.reqBytes, this.respBytes);
     if (this.env.accessLog !== null && this.cfg.accessLog) this.env.accessLog.write(this.logEntry(ms));
   }

@@ -82,19 +82,26 @@ function retrySummary(r: CompiledRetry): Record<string, unknown> {
   };
 }
 
+/** Describes a destination without creating its runtime (explain must not allocate pools). */
 function destSummary(r: CompiledRoute, d: CompiledDest): Record<string, unknown> {
-  const c = d.cluster;
+  const def = d.table.defs.get(d.clusterName);
+  const live = d.table.peek(d.clusterName);
+  const endpoints = live
+    ? live.endpoints.map((e) => ({ address: e.key, healthy: !e.health.ejected }))
+    : (def?.endpoints.map((e) => ({ address: `${e.address}:${e.port}`, healthy: true })) ?? []);
+  const healthy = endpoints.filter((e) => e.healthy).length;
   return {
     cluster: d.clusterName,
     subset: d.subset || undefined,
     probability: `${((d.weight / r.totalWeight) * 100).toFixed(2)}%`,
-    exists: c !== null,
-    endpoints: c?.endpoints.map((e) => ({ address: e.key, healthy: !e.health.ejected })) ?? [],
-    loadBalancer: c?.balancer.kind,
+    exists: def !== undefined,
+    endpoints,
+    loadBalancer:
+      live?.balancer.kind ?? (def?.loadBalancer ? JSON.stringify(def.loadBalancer) : 'LEAST_REQUEST'),
     outcomeIfChosen:
-      c === null
+      def === undefined
         ? '503 NC (cluster not found)'
-        : c.healthyCount() === 0
+        : healthy === 0
           ? '503 UH (no healthy upstream)'
           : 'forwarded',
   };

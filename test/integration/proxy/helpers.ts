@@ -213,3 +213,15 @@ export async function distribution(
   }
   return counts;
 }
+
+/** Deterministic PRNG (mulberry32): split tests use a fixed seed so they cannot flake. */
+export function seeded(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
