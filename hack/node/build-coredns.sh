@@ -13,6 +13,11 @@ cache_root=${WEFT_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/weft}
 bin_dir="$cache_root/bin/coredns-$COREDNS_VERSION-$key"
 if [ ! -x "$bin_dir/coredns" ]; then
   mkdir -p "$bin_dir"
+  # One heavy Go build at a time on this machine (the same lock as hack/build-binaries.sh's
+  # callers); a concurrent caller waits, then finds the binary built.
+  if command -v flock >/dev/null; then exec 9>"$cache_root/build.lock"; flock 9; fi
+fi
+if [ ! -x "$bin_dir/coredns" ]; then
   echo "[build-coredns] building CoreDNS $COREDNS_VERSION (cold: ~2-4 min on 2 cores)..." >&2
   start=$SECONDS
   tmp="$bin_dir/.coredns.tmp.$$"
