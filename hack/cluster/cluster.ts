@@ -370,12 +370,13 @@ owner=$1; dir=$2
 while kill -0 "$owner" 2>/dev/null && [ -d "$dir" ]; do sleep 1; done
 [ -d "$dir" ] || exit 0
 ours() { grep -qF -- "$dir" "/proc/$1/cmdline" 2>/dev/null; }
-for sig in TERM KILL; do
-  for f in "$dir"/pids/*.pid; do
-    [ -f "$f" ] || continue; p=$(cat "$f"); ours "$p" && kill -s $sig "$p" 2>/dev/null
-  done
-  sleep 5
-done
+each() { for f in "$dir"/pids/*.pid; do [ -f "$f" ] && "$@" "$(head -n 1 "$f")"; done; return 0; }
+term() { ours "$1" && kill -s TERM "$1" 2>/dev/null; }
+force() { ours "$1" && kill -s KILL "$1" 2>/dev/null; }
+left() { ours "$1" && touch "$dir/.left"; }
+each term
+for i in $(seq 1 50); do rm -f "$dir/.left"; each left; [ -e "$dir/.left" ] || break; sleep 0.2; done
+each force
 rm -rf "$dir"
 `;
 

@@ -4,7 +4,9 @@
  * component that cannot start fails `up` with a coded error that quotes its log.
  */
 import { expect } from 'chai';
-import { existsSync, mkdtempSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -27,10 +29,11 @@ function options(components: Component[]): ClusterOptions {
   };
 }
 
+/** Alive and not a zombie (a process we spawned lingers as one until Node reaps it). */
 const alive = (pid: number): boolean => {
   try {
-    process.kill(pid, 0);
-    return true;
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return !stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
   } catch {
     return false;
   }
@@ -120,6 +123,20 @@ describe('local cluster: up / status / down', function () {
     } finally {
       squatter.close();
     }
+  });
+
+  it('a reaper tears the cluster down when its owner dies without calling down', async () => {
+    const owner = spawn('sleep', ['600'], { stdio: 'ignore' });
+    const opts: ClusterOptions = { ...options([etcd]), ownerPid: owner.pid ?? -1 };
+    made.push(opts);
+    await up(opts);
+    const pid = readPid(opts.stateDir, 'etcd')?.pid ?? -1;
+    expect(alive(pid)).to.equal(true);
+    owner.kill('SIGKILL');
+    const deadline = Date.now() + 30_000;
+    while ((alive(pid) || existsSync(opts.stateDir)) && Date.now() < deadline) await sleep(250);
+    expect(alive(pid), 'etcd stopped by the reaper').to.equal(false);
+    expect(existsSync(opts.stateDir), 'state dir removed by the reaper').to.equal(false);
   });
 
   it('demo profile: takes the preferred port, or any free one when it is taken', async () => {
