@@ -12,7 +12,7 @@ export PATH="$root/node_modules/.bin:$PATH"
 export KUBECONFIG="$root/.local/kubeconfig"
 kubectl="$root/.local/bin/kubectl"
 
-STEPS=(deps cluster crds webhook usage)
+STEPS=(deps cluster crds webhook operator usage)
 
 step_deps() { bash hack/ensure-deps.sh; }
 
@@ -36,6 +36,9 @@ step_crds() {
 # The admission webhooks as a local process registered by URL + caBundle (the API server here
 # cannot reach pods), and a `demo` namespace labelled for injection. See docs/webhook.md.
 step_webhook() { tsx webhook/local.ts up; }
+
+# The operator as a local process (leader election on) + the sample Mesh: kubectl get mesh.
+step_operator() { tsx operator/local.ts up; }
 
 step_usage() {
   cat <<USAGE

@@ -6,7 +6,9 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 export PATH="$root/node_modules/.bin:$PATH"
 
-STOPS=(webhook cluster)
+STOPS=(operator webhook cluster)
+
+stop_operator() { tsx operator/local.ts down; }
 
 stop_webhook() { tsx webhook/local.ts down; }
 

@@ -35,6 +35,7 @@ export interface ControllerOptions {
   metrics: OperatorMetrics;
   webhookImage?: string;
   webhookUrl?: string;
+  webhookCaBundle?: () => string | undefined;
   /** Periodic resync of every Mesh (controller-runtime's SyncPeriod; default 10 h). */
   resyncMs?: number;
   /** Namespace for Events about the cluster-scoped Mesh. */
@@ -75,6 +76,7 @@ export class MeshController {
       resyncMs: this.resyncMs,
       ...(o.webhookImage ? { webhookImage: o.webhookImage } : {}),
       ...(o.webhookUrl ? { webhookUrl: o.webhookUrl } : {}),
+      ...(o.webhookCaBundle ? { webhookCaBundle: o.webhookCaBundle } : {}),
     });
   }
 

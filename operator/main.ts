@@ -4,9 +4,11 @@
  *   npm run operator -- [--kubeconfig FILE] [--leader-elect=false] [--health-probe-bind-address :8081]
  *                       [--metrics-bind-address :8080] [--webhook-image IMG] [--resync-period 10h]
  *                       [--webhook-url https://127.0.0.1:9443]   (a webhook run outside the cluster)
+ *                       [--webhook-ca-file FILE]   (its CA, when it does not serve the operator's certificate)
  *
  * Every replica watches (warm caches, probes, metrics); only the Lease holder reconciles.
  */
+import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { KubeConfig } from '@kubernetes/client-node';
 import { errorMessage, WeftError } from '../pkg/errors/index.js';
@@ -28,6 +30,7 @@ export interface OperatorFlags {
   metricsAddr: { host: string; port: number };
   webhookImage?: string;
   webhookUrl?: string;
+  webhookCaFile?: string;
   resyncMs: number;
   leaseDurationSeconds: number;
   renewDeadlineMs: number;
@@ -95,6 +98,7 @@ export function parseFlags(argv: string[], env: NodeJS.ProcessEnv = process.env)
       case '--metrics-bind-address': f.metricsAddr = bindFlag(flag, take()); break;
       case '--webhook-image': f.webhookImage = take(); break;
       case '--webhook-url': f.webhookUrl = urlFlag(flag, take()); break;
+      case '--webhook-ca-file': f.webhookCaFile = take(); break;
       case '--resync-period': f.resyncMs = durationFlag(flag, take()); break;
       case '--lease-duration': f.leaseDurationSeconds = Math.ceil(durationFlag(flag, take()) / 1000); break;
       case '--renew-deadline': f.renewDeadlineMs = durationFlag(flag, take()); break;
@@ -117,6 +121,18 @@ function kubeClient(flags: OperatorFlags): KubeClient {
   }
 }
 
+/** Reads the CA file on every reconcile (it may rotate); an unreadable file is logged, not fatal. */
+function caFileReader(path: string, log: ReturnType<typeof createLogger>): () => string | undefined {
+  return () => {
+    try {
+      return Buffer.from(readFileSync(path, 'utf8'), 'utf8').toString('base64');
+    } catch (err) {
+      log.warn('Cannot read --webhook-ca-file; using the operator CA', { path, error: errorMessage(err) });
+      return undefined;
+    }
+  };
+}
+
 export async function runOperator(flags: OperatorFlags): Promise<() => Promise<void>> {
   const log = createLogger('operator');
   const client = kubeClient(flags);
@@ -129,6 +145,7 @@ export async function runOperator(flags: OperatorFlags): Promise<() => Promise<v
     eventsNamespace: flags.eventsNamespace,
     ...(flags.webhookImage ? { webhookImage: flags.webhookImage } : {}),
     ...(flags.webhookUrl ? { webhookUrl: flags.webhookUrl } : {}),
+    ...(flags.webhookCaFile ? { webhookCaBundle: caFileReader(flags.webhookCaFile, log) } : {}),
   });
   controller.startInformers();
   const servers = await startServers(flags.probeAddr, flags.metricsAddr, { ready: () => controller.synced, healthy: () => true }, metrics.registry);

@@ -49,6 +49,8 @@ export interface ReconcilerDeps {
   webhookImage?: string;
   /** Base URL of a webhook running outside the cluster (see RenderOptions.webhookUrl). */
   webhookUrl?: string;
+  /** The webhook's CA when it is not served with our certificate (a local webhook with its own). */
+  webhookCaBundle?: () => string | undefined;
   now?: () => Date;
   resyncMs: number;
 }
@@ -129,6 +131,8 @@ export class MeshReconciler {
       log.info('Issued certificate', { secret: i.secret, reason: i.reason });
       void this.d.events.record(mesh, 'Normal', 'CertificateIssued', `Issued ${i.secret} (${i.reason})`);
     }
+    const override = this.d.webhookCaBundle?.();
+    if (override) certs.plan.caBundle = override;
     const desired = this.desiredObjects(mesh, certs.plan);
     try {
       await this.applyAll(mesh, desired, log);

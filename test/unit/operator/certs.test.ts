@@ -139,3 +139,28 @@ describe('certs', () => {
     expect(ours).to.be.below(2000);
   });
 });
+
+describe('certs: IP SANs (a webhook on 127.0.0.1)', () => {
+  it('issues an iPAddress SAN for an IP literal and verifies a TLS handshake to it', async () => {
+    const now = new Date();
+    const ca = createCA({ commonName: 'ip-ca', ttlMs: 3600_000, now });
+    const leaf = issueServing(ca, { commonName: 'weft-webhook', dnsNames: ['weft-webhook.weft-system.svc', '127.0.0.1'], ttlMs: 3600_000, now });
+    expect(certInfo(leaf.certPem).dnsNames).to.deep.equal(['weft-webhook.weft-system.svc', '127.0.0.1']);
+    const tls = await import('node:tls');
+    const server = tls.createServer({ cert: leaf.certPem, key: leaf.keyPem }, (s) => s.end('ok'));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const port = (server.address() as { port: number }).port;
+      const got = await new Promise<string>((resolve, reject) => {
+        const sock = tls.connect({ host: '127.0.0.1', port, ca: ca.certPem }, () => undefined);
+        let data = '';
+        sock.on('data', (d: Buffer) => (data += d.toString()));
+        sock.on('end', () => resolve(data));
+        sock.on('error', reject);
+      });
+      expect(got).to.equal('ok');
+    } finally {
+      server.close();
+    }
+  });
+});

@@ -186,3 +186,13 @@ describe('weftctl render: bad input is a clear error, never a stack trace', () =
     expect(err).to.match(/^WEFT_INPUT_UNREADABLE: cannot read \/nonexistent\/x.yaml: ENOENT/);
   });
 });
+
+describe('render with a webhook outside the cluster (--webhook-url)', () => {
+  it('points every webhook at the URL with the path, and no Service', () => {
+    const hooks = render(mesh({}), { webhookUrl: 'https://127.0.0.1:9443/', caBundle: 'Q0E=' }).filter((o) => o.kind.endsWith('WebhookConfiguration')) as unknown as { webhooks: { clientConfig: { url?: string; service?: unknown; caBundle?: string } }[] }[];
+    const urls = hooks.flatMap((h) => h.webhooks.map((w) => w.clientConfig.url));
+    expect(urls).to.include('https://127.0.0.1:9443/validate');
+    expect(urls).to.include('https://127.0.0.1:9443/inject');
+    expect(hooks.flatMap((h) => h.webhooks).every((w) => w.clientConfig.service === undefined && w.clientConfig.caBundle === 'Q0E=')).to.equal(true);
+  });
+});
