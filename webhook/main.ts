@@ -14,6 +14,7 @@ import { createMetrics } from './metrics.js';
 import { createWebhookApp, listenHttps } from './server.js';
 import { CertReloader } from './tls.js';
 import { warmUpValidation } from './warmup.js';
+import { ValidationPool } from './validate-pool.js';
 
 const HELP = `weft-webhook: validating webhook for mesh config, and sidecar injector
 
@@ -87,10 +88,11 @@ async function main(): Promise<void> {
     : new ClusterState(clusterClient(opts.kubeconfig), base, log);
   cluster?.start();
   const index = cluster?.index ?? new MeshIndex(1);
+  const pool = new ValidationPool();
   const app = createWebhookApp({
     log,
     metrics: createMetrics(),
-    validate: { index, crossObject: opts.crossObject },
+    validate: { index, crossObject: opts.crossObject, pool },
     inject: {
       namespace: async (name) => (cluster ? cluster.namespace(name) : undefined),
       settings: () => cluster?.settings() ?? base,
@@ -106,6 +108,7 @@ async function main(): Promise<void> {
     },
   });
   log.info('Compiled validation schemas', { ms: warmUpValidation() });
+  await pool.ready;
   const { server, port } = await listenHttps(app, { host: opts.host, port: opts.port, tls });
   log.info('Serving admission webhooks', {
     address: `https://${opts.host}:${port}`,
@@ -118,6 +121,7 @@ async function main(): Promise<void> {
     log.info('Shutting down', { signal });
     cluster?.stop();
     tls.stop();
+    void pool.close();
     server.close(() => process.exit(0));
     server.closeIdleConnections();
     setTimeout(() => process.exit(0), 5000).unref();

@@ -53,6 +53,13 @@ class HttpError extends Error {
   }
 }
 
+function statusOf(err: unknown): number {
+  if (err instanceof HttpError) return err.status;
+  if (isWeftError(err, 'WEFT_ADMISSION_MALFORMED')) return 400;
+  if (isWeftError(err, 'WEFT_ADMISSION_TIMEOUT')) return 504;
+  return 500;
+}
+
 function sendError(res: Response, status: number, code: ErrorCode, message: string): void {
   res.status(status).json({ code, message: `${code}: ${message}` });
 }
@@ -79,7 +86,14 @@ function requestLogger(log: Logger, webhook: Webhook, ar: AdmissionRequest): Log
   });
 }
 
-function admit(opts: WebhookAppOptions, webhook: Webhook, run: (ar: AdmissionRequest) => Promise<Outcome>) {
+/** Raw body sizes, recorded by the JSON parser (chunked requests carry no Content-Length). */
+const bodySizes = new WeakMap<object, number>();
+
+function admit(
+  opts: WebhookAppOptions,
+  webhook: Webhook,
+  run: (ar: AdmissionRequest, bodyBytes: number) => Promise<Outcome>,
+) {
   const { metrics, log } = opts;
   const budget = opts.handlerTimeoutMs ?? 8000;
   return async (req: Request, res: Response): Promise<void> => {
@@ -95,7 +109,7 @@ function admit(opts: WebhookAppOptions, webhook: Webhook, run: (ar: AdmissionReq
     }
     const rlog = requestLogger(log, webhook, ar);
     try {
-      const out = await withTimeout(run(ar), budget);
+      const out = await withTimeout(run(ar, bodySizes.get(req) ?? 0), budget);
       res.json(review(out.response));
       metrics.requests.inc({ webhook, kind: ar.kind.kind, operation: ar.operation, result: out.verdict });
       if (out.verdict === 'denied' && webhook === 'validate') metrics.denials.inc({ kind: ar.kind.kind });
@@ -109,8 +123,7 @@ function admit(opts: WebhookAppOptions, webhook: Webhook, run: (ar: AdmissionReq
     } catch (err) {
       stop();
       metrics.requests.inc({ webhook, kind: ar.kind.kind, operation: ar.operation, result: 'error' });
-      const status =
-        err instanceof HttpError ? err.status : isWeftError(err, 'WEFT_ADMISSION_MALFORMED') ? 400 : 500;
+      const status = statusOf(err);
       const code: ErrorCode = isWeftError(err)
         ? err.code
         : err instanceof HttpError
@@ -140,10 +153,15 @@ function errorHandler(log: Logger) {
 export function createWebhookApp(opts: WebhookAppOptions): express.Express {
   const app = express();
   app.disable('x-powered-by');
-  app.use(express.json({ limit: opts.bodyLimitBytes ?? 3 * 1024 * 1024 }));
+  app.use(
+    express.json({
+      limit: opts.bodyLimitBytes ?? 3 * 1024 * 1024,
+      verify: (req, _res, buf) => void bodySizes.set(req, buf.length),
+    }),
+  );
   app.post(
     '/validate',
-    admit(opts, 'validate', async (ar) => handleValidate(ar, opts.validate)),
+    admit(opts, 'validate', (ar, bytes) => handleValidate(ar, opts.validate, bytes)),
   );
   app.post(
     '/inject',

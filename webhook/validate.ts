@@ -14,11 +14,16 @@ import {
   type ObjectRef,
 } from '../pkg/validation/index.js';
 import { MeshIndex } from './mesh-index.js';
+import type { ValidationPool } from './validate-pool.js';
 
 export interface ValidateDeps {
   index: MeshIndex;
   /** Cross-object errors deny (`deny`) or only warn (`warn`, the default; see docs/webhook.md). */
   crossObject: 'warn' | 'deny';
+  /** Validates large objects on a worker thread; without it everything is validated inline. */
+  pool?: ValidationPool;
+  /** Bodies larger than this go to the pool (default 128 KiB; typical objects are 1-5 KiB). */
+  poolThresholdBytes?: number;
 }
 
 export interface ValidateOutcome {
@@ -80,7 +85,14 @@ function specUnchanged(req: AdmissionRequest, obj: Obj): boolean {
   );
 }
 
-export function handleValidate(req: AdmissionRequest, deps: ValidateDeps): ValidateOutcome {
+const DEFAULT_POOL_THRESHOLD = 128 * 1024;
+
+/** `bodyBytes`: size of the AdmissionReview as received, which decides inline vs worker validation. */
+export async function handleValidate(
+  req: AdmissionRequest,
+  deps: ValidateDeps,
+  bodyBytes = 0,
+): Promise<ValidateOutcome> {
   if (req.operation !== 'CREATE' && req.operation !== 'UPDATE') {
     return { response: allowed(req.uid), verdict: 'allowed', reason: `${req.operation} not validated` };
   }
@@ -94,7 +106,9 @@ export function handleValidate(req: AdmissionRequest, deps: ValidateDeps): Valid
     const warning = `weft does not validate ${kind || 'objects without a kind'} (${String(obj.apiVersion)}); allowed unchecked`;
     return { response: allowed(req.uid, [warning]), verdict: 'allowed', reason: 'unknown kind' };
   }
-  const result = validateObject(obj, req.namespace ? { defaultNamespace: req.namespace } : {});
+  const options = req.namespace ? { defaultNamespace: req.namespace } : {};
+  const offload = deps.pool !== undefined && bodyBytes > (deps.poolThresholdBytes ?? DEFAULT_POOL_THRESHOLD);
+  const result = offload ? await deps.pool!.validate(obj, options) : validateObject(obj, options);
   const cross = crossObjectFindings(obj, deps);
   const crossErrors = deps.crossObject === 'deny' ? cross.filter((f) => f.severity === 'error') : [];
   const crossWarnings = cross.filter((f) => !crossErrors.includes(f));

@@ -11,6 +11,7 @@ import { MeshIndex } from '../../../webhook/mesh-index.js';
 import { createMetrics, type WebhookMetrics } from '../../../webhook/metrics.js';
 import { createWebhookApp, listenHttps } from '../../../webhook/server.js';
 import { CertReloader } from '../../../webhook/tls.js';
+import { ValidationPool } from '../../../webhook/validate-pool.js';
 
 /** The answer as the tests read it: an AdmissionReview, or a coded HTTP error. Fields may be absent at run time. */
 export interface AnswerJson {
@@ -45,7 +46,12 @@ export interface TestServer {
 }
 
 export async function startTestServer(
-  opts: { settings?: Partial<InjectionSettings>; handlerTimeoutMs?: number; bodyLimitBytes?: number } = {},
+  opts: {
+    settings?: Partial<InjectionSettings>;
+    handlerTimeoutMs?: number;
+    bodyLimitBytes?: number;
+    poolJobTimeoutMs?: number;
+  } = {},
 ): Promise<TestServer> {
   const dir = mkdtempSync(join(tmpdir(), 'weft-webhook-test-'));
   const cert = makeServingCert(['127.0.0.1']);
@@ -54,13 +60,15 @@ export async function startTestServer(
   const log = createLogger('webhook-test', { silent: true });
   const tls = new CertReloader(join(dir, 'tls.crt'), join(dir, 'tls.key'), log, 50);
   const index = new MeshIndex(0);
+  const pool = new ValidationPool(1, opts.poolJobTimeoutMs ?? 7000);
+  await pool.ready;
   const metrics = createMetrics(false);
   const namespaces = new Map<string, Record<string, string>>();
   const settings: InjectionSettings = { ...structuredClone(DEFAULT_INJECTION_SETTINGS), ...opts.settings };
   const app = createWebhookApp({
     log,
     metrics,
-    validate: { index, crossObject: 'warn' },
+    validate: { index, crossObject: 'warn', pool, poolThresholdBytes: 64 * 1024 },
     inject: {
       // Namespace `hang` stands for an API server that never answers the lookup.
       namespace: (name) =>
@@ -118,7 +126,10 @@ export async function startTestServer(
       return { ...r, json };
     },
     get: (path) => call('GET', path),
-    close: () => closeServer(server, agent, tls, dir),
+    close: async () => {
+      await pool.close();
+      await closeServer(server, agent, tls, dir);
+    },
   };
 }
 

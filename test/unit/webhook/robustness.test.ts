@@ -40,7 +40,10 @@ describe('webhook server robustness', () => {
     const started = Date.now();
     const results = await Promise.all(Array.from({ length: 20 }, () => srv.post('/validate', reviewOf(vs))));
     expect(results.every((r) => r.json.response.allowed === true)).to.equal(true);
-    expect(Date.now() - started).to.be.below(2000);
+    // Generous bound (the machine may be shared); the point is that they finish at all while the
+    // trickling request is still open.
+    expect(Date.now() - started).to.be.below(10_000);
+    expect(sock.destroyed).to.equal(false);
     sock.destroy();
   });
 
@@ -95,5 +98,71 @@ describe('webhook handler budget', () => {
     expect(stuck.json.message).to.match(/no verdict within 300 ms/);
     expect(Date.now() - started).to.be.within(250, 2000);
     expect(other.json.response.allowed).to.equal(true);
+  });
+});
+
+/** A ~600 KB VirtualService: valid, but seconds of validation work. */
+function hugeVirtualService(routes = 3000): Record<string, unknown> {
+  const http = Array.from({ length: routes }, (_, i) => ({
+    match: [{ uri: { regex: `/api/v${i}/[a-z]+(/.*)?` }, headers: { 'x-user': { exact: `u${i}` } } }],
+    route: [
+      { destination: { host: 'reviews' }, weight: 50 },
+      { destination: { host: 'ratings' }, weight: 50 },
+    ],
+  }));
+  return {
+    apiVersion: 'networking.istio.io/v1',
+    kind: 'VirtualService',
+    metadata: { name: 'huge', namespace: 'default' },
+    spec: { hosts: ['reviews'], http },
+  };
+}
+
+describe('webhook with a huge object in flight', function () {
+  this.timeout(30_000);
+  let srv: TestServer;
+  before(async () => (srv = await startTestServer({ handlerTimeoutMs: 20_000 })));
+  after(async () => srv.close());
+
+  it('validates it on a worker while small requests keep getting prompt answers', async () => {
+    let hugeDone = 0;
+    const hugeStart = Date.now();
+    const huge = srv.post('/validate', reviewOf(hugeVirtualService())).then((r) => {
+      hugeDone = Date.now();
+      return r;
+    });
+    await sleep(100); // the huge body is parsed and handed to the worker
+    const smallLatencies: number[] = [];
+    for (let i = 0; i < 10; i++) {
+      const t = Date.now();
+      const r = await srv.post('/validate', reviewOf(vs));
+      expect(r.json.response.allowed).to.equal(true);
+      smallLatencies.push(Date.now() - t);
+    }
+    const smallDone = Date.now();
+    const r = await huge;
+    expect(r.status).to.equal(200);
+    expect(r.json.response.allowed).to.equal(true);
+    // The small ones finished first, each quickly: the main thread was never blocked by the huge one.
+    expect(smallDone).to.be.below(hugeDone);
+    // Each small answer took a fraction of the huge object's validation time (inline, each would
+    // have waited for all of it).
+    expect(Math.max(...smallLatencies)).to.be.below((hugeDone - hugeStart) / 2);
+  });
+});
+
+describe('webhook validation pool budget', function () {
+  this.timeout(30_000);
+  let srv: TestServer;
+  before(async () => (srv = await startTestServer({ poolJobTimeoutMs: 200, handlerTimeoutMs: 20_000 })));
+  after(async () => srv.close());
+
+  it('an object that overruns the budget fails alone (504) and the pool recovers', async () => {
+    const r = await srv.post('/validate', reviewOf(hugeVirtualService()));
+    expect(r.status).to.equal(504);
+    expect(r.json.message).to.match(/WEFT_ADMISSION_TIMEOUT: validation took longer than 200 ms/);
+    // A fresh worker serves the next large object (small objects never needed it).
+    const next = await srv.post('/validate', reviewOf(hugeVirtualService(400)));
+    expect(next.json.response.allowed).to.equal(true);
   });
 });
