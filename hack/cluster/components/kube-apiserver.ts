@@ -42,7 +42,8 @@ function kubeletClient(ctx: ClusterContext): { cert: string; key: string } {
 export const kubeApiserver: Component = {
   name: 'kube-apiserver',
   profiles: ['demo', 'test'],
-  binaries: ['kube-apiserver'],
+  // kubectl rides along: `up` links it into .local/bin, tests and node components run it.
+  binaries: ['kube-apiserver', 'kubectl'],
   ports: { secure: 6443 },
   prepare: (ctx) => {
     serving(ctx);
