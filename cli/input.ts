@@ -42,21 +42,42 @@ export interface ReadOptions {
   readStdin?: () => string;
 }
 
-export function readInputs(paths: string[], options: ReadOptions = {}): Inputs {
-  const out: Inputs = { documents: [], problems: [] };
-  for (const path of paths) {
-    if (path === '-') readText('<stdin>', () => (options.readStdin ?? readStdinSync)(), out);
-    else readPath(path, out, true);
-  }
-  return out;
+/** A directory walk stops here (`-f /` must not read the whole machine). */
+export const MAX_FILES = 10_000;
+/** All inputs together; far above any GitOps repository's manifests. */
+export const MAX_TOTAL_BYTES = 64 * 1024 * 1024;
+
+interface Walk {
+  out: Inputs;
+  /** Directories already read, by device and inode: symlink loops end here. */
+  seenDirs: Set<string>;
+  files: number;
+  bytes: number;
+  stopped: boolean;
 }
 
-function readPath(path: string, out: Inputs, explicit: boolean): void {
+export function readInputs(paths: string[], options: ReadOptions = {}): Inputs {
+  const walk: Walk = {
+    out: { documents: [], problems: [] },
+    seenDirs: new Set(),
+    files: 0,
+    bytes: 0,
+    stopped: false,
+  };
+  for (const path of paths) {
+    if (path === '-') readText('<stdin>', () => (options.readStdin ?? readStdinSync)(), walk.out);
+    else readPath(path, walk, true);
+  }
+  return walk.out;
+}
+
+function readPath(path: string, walk: Walk, explicit: boolean): void {
+  if (walk.stopped) return;
   let stat;
   try {
     stat = statSync(path);
   } catch (err) {
-    out.problems.push({
+    walk.out.problems.push({
       source: path,
       code: 'WEFT_INPUT_UNREADABLE',
       message: `cannot read: ${describeFsError(err)}`,
@@ -64,50 +85,70 @@ function readPath(path: string, out: Inputs, explicit: boolean): void {
     return;
   }
   if (stat.isDirectory()) {
-    let entries: string[];
-    try {
-      entries = readdirSync(path).sort();
-    } catch (err) {
-      out.problems.push({
-        source: path,
-        code: 'WEFT_INPUT_UNREADABLE',
-        message: `cannot list directory: ${describeFsError(err)}`,
-      });
-      return;
-    }
-    const before = out.documents.length + out.problems.length;
-    for (const entry of entries) {
-      const child = join(path, entry);
-      let isDir: boolean;
-      try {
-        isDir = statSync(child).isDirectory();
-      } catch {
-        // A dangling link in a directory is not worth failing the run for; it is skipped.
-        continue;
-      }
-      const manifest =
-        MANIFEST_EXTENSIONS.has(extname(entry).toLowerCase()) &&
-        !KUSTOMIZATION_FILES.has(entry.toLowerCase());
-      if (isDir ? !entry.startsWith('.') : manifest) readPath(child, out, false);
-    }
-    if (explicit && out.documents.length + out.problems.length === before) {
-      out.problems.push({
-        source: path,
-        code: 'WEFT_INPUT_UNREADABLE',
-        message: 'directory holds no .yaml, .yml or .json files',
-      });
-    }
+    const id = `${stat.dev}:${stat.ino}`;
+    if (walk.seenDirs.has(id)) return; // reached again through a symlink
+    walk.seenDirs.add(id);
+    readDirectory(path, walk, explicit);
     return;
   }
+  // Directory walks read regular files only; a named FIFO or device is read when asked for.
+  if (!explicit && !stat.isFile()) return;
   if (stat.size > MAX_INPUT_BYTES) {
-    out.problems.push({
+    walk.out.problems.push({
       source: path,
       code: 'WEFT_INPUT_TOO_LARGE',
       message: `file is ${stat.size} bytes; the limit is ${MAX_INPUT_BYTES} bytes (no Kubernetes object is this large)`,
     });
     return;
   }
-  readText(path, () => readFileSync(path, 'utf8'), out);
+  walk.files++;
+  walk.bytes += stat.size;
+  if (walk.files > MAX_FILES || walk.bytes > MAX_TOTAL_BYTES) {
+    walk.stopped = true;
+    walk.out.problems.push({
+      source: path,
+      code: 'WEFT_INPUT_TOO_LARGE',
+      message: `stopped reading: more than ${MAX_FILES} files or ${MAX_TOTAL_BYTES} bytes in total; point -f at the manifests directory`,
+    });
+    return;
+  }
+  readText(path, () => readFileSync(path, 'utf8'), walk.out);
+}
+
+function readDirectory(path: string, walk: Walk, explicit: boolean): void {
+  let entries: string[];
+  try {
+    entries = readdirSync(path).sort();
+  } catch (err) {
+    walk.out.problems.push({
+      source: path,
+      code: 'WEFT_INPUT_UNREADABLE',
+      message: `cannot list directory: ${describeFsError(err)}`,
+    });
+    return;
+  }
+  const out = walk.out;
+  const before = out.documents.length + out.problems.length;
+  for (const entry of entries) {
+    const child = join(path, entry);
+    let isDir: boolean;
+    try {
+      isDir = statSync(child).isDirectory();
+    } catch {
+      // A dangling link in a directory is not worth failing the run for; it is skipped.
+      continue;
+    }
+    const manifest =
+      MANIFEST_EXTENSIONS.has(extname(entry).toLowerCase()) && !KUSTOMIZATION_FILES.has(entry.toLowerCase());
+    if (isDir ? !entry.startsWith('.') : manifest) readPath(child, walk, false);
+  }
+  if (explicit && out.documents.length + out.problems.length === before) {
+    out.problems.push({
+      source: path,
+      code: 'WEFT_INPUT_UNREADABLE',
+      message: 'directory holds no .yaml, .yml or .json files',
+    });
+  }
 }
 
 function readText(source: string, read: () => string, out: Inputs): void {

@@ -3,7 +3,10 @@
  * documents, line numbers, and the guards that refuse hostile input before the YAML parser.
  */
 import { expect } from 'chai';
-import { parseDocuments, type Inputs } from '../../../cli/input.js';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseDocuments, readInputs, type Inputs } from '../../../cli/input.js';
 
 function parse(text: string): Inputs {
   const out: Inputs = { documents: [], problems: [] };
@@ -75,5 +78,33 @@ describe('weftctl input parsing', () => {
       );
     const out = parse(lines.join('\n'));
     expect(out.problems[0]?.message).to.contain('Excessive alias count');
+  });
+
+  it('walks a directory once even through a symlink loop, and skips dangling links', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'weft-input-'));
+    try {
+      mkdirSync(join(dir, 'a', 'b'), { recursive: true });
+      writeFileSync(join(dir, 'a', 'b', 'x.yaml'), 'kind: X\n');
+      symlinkSync(join(dir, 'a'), join(dir, 'a', 'b', 'loop'));
+      symlinkSync(join(dir, 'missing.yaml'), join(dir, 'a', 'dangling.yaml'));
+      const out = readInputs([dir]);
+      expect(out.problems).to.deep.equal([]);
+      expect(out.documents.map((d) => d.value)).to.deep.equal([{ kind: 'X' }]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('names an empty directory and a missing path as unreadable', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'weft-input-'));
+    try {
+      const out = readInputs([dir, join(dir, 'nope.yaml')]);
+      expect(out.problems.map((p) => [p.code, p.message])).to.deep.equal([
+        ['WEFT_INPUT_UNREADABLE', 'directory holds no .yaml, .yml or .json files'],
+        ['WEFT_INPUT_UNREADABLE', 'cannot read: no such file or directory'],
+      ]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
