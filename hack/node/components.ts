@@ -28,6 +28,7 @@ import {
   renderCorefile,
   renderKubeletConfig,
   renderKubeProxyConfig,
+  renderNoRegistryHosts,
   type NodePaths,
 } from './config.js';
 import {
@@ -147,10 +148,9 @@ export const containerd: Component = {
     mkdirSync(p.containerdRoot, { recursive: true });
     mkdirSync(p.containerdState, { recursive: true });
     rmSync(p.containerdSocket, { force: true });
-    writeFileSync(
-      join(ctx.dir('containerd'), 'config.toml'),
-      renderContainerdConfig(p, ctx.dir('containerd', 'opt')),
-    );
+    writeFileSync(join(ctx.dir('containerd', 'certs.d', '_default'), 'hosts.toml'), renderNoRegistryHosts());
+    const cfg = renderContainerdConfig(p, ctx.dir('containerd', 'opt'), ctx.dir('containerd', 'certs.d'));
+    writeFileSync(join(ctx.dir('containerd'), 'config.toml'), cfg);
   },
   command: (ctx) => ({
     bin: '/usr/bin/containerd',

@@ -71,7 +71,7 @@ export function renderCniConflist(ipamDir: string): string {
  * CNI config, a local sandbox image, and restrict_oom_score_adj because this machine lacks
  * CAP_SYS_RESOURCE (runc would fail to lower the pause container's oom_score_adj).
  */
-export function renderContainerdConfig(p: NodePaths, optDir: string): string {
+export function renderContainerdConfig(p: NodePaths, optDir: string, registryHostsDir: string): string {
   return `# Written by hack/node (weft local node); regenerated on every up.
 version = 2
 root = ${q(p.containerdRoot)}
@@ -98,10 +98,26 @@ disabled_plugins = ["io.containerd.internal.v1.tracing", "io.containerd.snapshot
     conf_dir = ${q(p.cniConfDir)}
     max_conf_num = 1
   [plugins."io.containerd.grpc.v1.cri".registry]
-    config_path = ""
+    config_path = ${q(registryHostsDir)}
 
 [plugins."io.containerd.internal.v1.opt"]
   path = ${q(optDir)}
+`;
+}
+
+/**
+ * The registry hosts config that makes every pull fail on this machine: the `_default` host
+ * namespace (any registry without a directory of its own: all of them) has its server replaced
+ * by the discard port on loopback, so containerd never resolves or contacts a real registry
+ * even when a pod names an image that was not imported. The pod shows ErrImagePull instead.
+ */
+export const NO_REGISTRY_SERVER = 'http://127.0.0.1:9';
+export function renderNoRegistryHosts(): string {
+  return `# weft local node: no registry. Every pull is sent to the discard port on loopback.
+server = "${NO_REGISTRY_SERVER}"
+
+[host."${NO_REGISTRY_SERVER}"]
+  capabilities = ["pull", "resolve"]
 `;
 }
 

@@ -12,6 +12,7 @@ import {
   renderCorefile,
   renderKubeletConfig,
   renderKubeProxyConfig,
+  renderNoRegistryHosts,
   type NodePaths,
 } from '../../../hack/node/config.js';
 import { parseBuildOutput } from '../../../hack/node/images.js';
@@ -50,7 +51,7 @@ describe('node config: CNI', () => {
 });
 
 describe('node config: containerd', () => {
-  const t = renderContainerdConfig(paths, '/s/containerd/opt');
+  const t = renderContainerdConfig(paths, '/s/containerd/opt', '/s/containerd/certs.d');
   const cases: [string, RegExp][] = [
     ['state under the state dir', /^state = "\/s\/containerd\/state"$/m],
     ['root under the state dir', /^root = "\/s\/containerd\/root"$/m],
@@ -60,8 +61,21 @@ describe('node config: containerd', () => {
     ['cgroupfs, not systemd', /SystemdCgroup = false/],
     ['our CNI config dir', /conf_dir = "\/s\/cni\/net.d"/],
     ['Debian CNI plugins', /bin_dir = "\/usr\/lib\/cni"/],
+    ['registry hosts from our dir', /config_path = "\/s\/containerd\/certs.d"/],
   ];
   for (const [what, re] of cases) it(what, () => expect(t).to.match(re));
+});
+
+describe('node config: no registry', () => {
+  const h = renderNoRegistryHosts();
+  it('sends every pull to the discard port on loopback', () => {
+    expect(h).to.match(/^server = "http:\/\/127\.0\.0\.1:9"$/m);
+    expect(h).to.include('[host."http://127.0.0.1:9"]');
+  });
+  it('names no other host', () => {
+    const hosts = [...h.matchAll(/https?:\/\/([^"/]+)/g)].map((m) => m[1]);
+    expect(new Set(hosts)).to.deep.equal(new Set(['127.0.0.1:9']));
+  });
 });
 
 describe('node config: kubelet', () => {
