@@ -36,8 +36,8 @@ export async function withLock<T>(path: string, fn: () => Promise<T>, timeoutMs 
   while (!tryAcquire(path)) {
     if (Date.now() > deadline) {
       throw new WeftError(
-        'WEFT_CLUSTER_START_FAILED',
-        `another process holds ${path} (still running after ${timeoutMs / 60_000} min)`,
+        'WEFT_CLUSTER_TIMEOUT',
+        `another process holds ${path} (still held after ${Math.round(timeoutMs / 1000)} s); if no \`up\`/\`down\` is running, delete it`,
       );
     }
     await sleep(250);

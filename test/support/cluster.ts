@@ -147,7 +147,7 @@ export interface FreshNamespaceOptions {
 
 /**
  * Creates a uniquely named, labelled namespace and deletes it when the current test ends (or,
- * called from a `before` hook, when the file's run ends). Deletion is not awaited to the end:
+ * called from a `before` hook, when the run ends). Deletion is not awaited to the end:
  * names never repeat, so nothing waits on a Terminating namespace.
  */
 export async function freshNamespace(prefix: string, opts: FreshNamespaceOptions = {}): Promise<string> {

@@ -1,9 +1,10 @@
 /**
  * Cleanups registered by the helpers (namespaces, webhook configurations), run by the root
  * hooks in cluster-hooks.ts: what is created during a test (its `it` or `beforeEach`) is
- * removed after that test; what is created in a `before` hook is removed when the file's
- * run ends. State lives on globalThis so that every copy of this module (ESM, CJS, a mocha
- * worker) sees the same registry.
+ * removed after that test; what is created in a `before` hook is removed by the root
+ * `afterAll` — at the end of the run, or of the file under `mocha --parallel`. State lives
+ * on globalThis so that every copy of this module (ESM, CJS, a mocha worker) sees the same
+ * registry.
  */
 import { errorMessage } from '../../pkg/errors/index.js';
 
