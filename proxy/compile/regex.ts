@@ -4,8 +4,11 @@
  * re2js is linear-time but costs ~0.3–0.8 µs per test against ~0.05 µs for V8's RegExp
  * (bench/proxy/micro.ts). V8 backtracks, so a pattern only goes to RegExp when a conservative
  * scanner proves (1) RE2 and JS agree on its meaning and (2) backtracking is bounded: anchored
- * at the start, no quantified group, at most one unbounded quantifier, and a small product of
- * bounded repeats — so the worst case is O(n × product). Anything else runs on re2js.
+ * at the start, no quantified group, a small product of bounded repeats and alternatives, and
+ * every unbounded quantifier but the last one *guarded*: followed by a literal its atom cannot
+ * match (e.g. a slash after `[0-9]+`), so only its maximal extent can continue and it is entered
+ * once. The last one may be anything: entered once, it backtracks at most n steps. Worst case
+ * O(n × product × quantifiers). Anything else (e.g. `.*x.*`) runs on re2js.
  */
 import { RE2JS } from 're2js';
 import { WeftError } from '../../pkg/errors/index.js';
@@ -30,8 +33,21 @@ const ESCAPE_TRANSLATIONS: Record<string, string> = {
 
 interface Scan {
   out: string;
-  unbounded: number;
+  /** Guard verdict of each unbounded quantifier, in order. */
+  guards: boolean[];
   boundedProduct: number;
+}
+
+const META = new Set([...'\\[](){}|^$.*+?'.split('')]);
+
+/** The literal character the token at `i` matches, or null if it is not a single literal. */
+function literalAt(p: string, i: number): string | null {
+  const ch = p[i]!;
+  if (ch === '\\') {
+    const e = p[i + 1];
+    return e !== undefined && !/[a-zA-Z0-9]/.test(e) ? e : null;
+  }
+  return META.has(ch) ? null : ch;
 }
 
 /** Reads a `{n}`, `{n,}` or `{n,m}` at `i`; returns [maxOrInfinity, nextIndex] or null. */
@@ -65,11 +81,14 @@ function scanClass(p: string, i: number, s: Scan): number {
 }
 
 /** Translates `p` into an equivalent, backtracking-bounded JS pattern, or returns null. */
-export function toSafeJs(p: string): string | null {
+export function toSafeJs(p: string, ignoreCase = false): string | null {
   if (/[^\x20-\x7e]/.test(p)) return null;
-  const s: Scan = { out: '', unbounded: 0, boundedProduct: 1 };
+  const s: Scan = { out: '', guards: [], boundedProduct: 1 };
   let lastWasGroup = false;
   let haveAtom = false;
+  let atomStart = 0;
+  /** JS text of the atom of the last unbounded quantifier, until the next token decides its guard. */
+  let pending: string | null = null;
   for (let i = 0; i < p.length;) {
     const ch = p[i]!;
     if (ch === '*' || ch === '+' || ch === '?' || ch === '{') {
@@ -84,7 +103,7 @@ export function toSafeJs(p: string): string | null {
         next = i + 1;
       }
       if (!haveAtom || lastWasGroup) return null;
-      if (max === Infinity) s.unbounded++;
+      if (max === Infinity) pending = s.out.slice(atomStart);
       else s.boundedProduct *= max + 1;
       s.out += p.slice(i, next);
       if (p[next] === '?') s.out += p[next++]; // lazy form: same set of matches for full match
@@ -93,8 +112,14 @@ export function toSafeJs(p: string): string | null {
       i = next;
       continue;
     }
+    if (pending !== null) {
+      const lit = literalAt(p, i);
+      s.guards.push(lit !== null && !new RegExp(`^${pending}$`, ignoreCase ? 'iu' : 'u').test(lit));
+      pending = null;
+    }
     lastWasGroup = false;
     haveAtom = true;
+    atomStart = s.out.length;
     if (ch === '\\') {
       const e = p[i + 1];
       if (e === undefined) return null;
@@ -133,7 +158,11 @@ export function toSafeJs(p: string): string | null {
       i += 1;
     }
   }
-  if (s.unbounded > 1 || s.boundedProduct > MAX_BOUNDED_PRODUCT) return null;
+  if (pending !== null) s.guards.push(false); // the last quantifier: no guard needed
+  if (s.guards.slice(0, -1).some((g) => !g)) return null;
+  // each alternative is another way into what follows
+  const alternatives = p.split('|').length;
+  if (s.boundedProduct * alternatives > MAX_BOUNDED_PRODUCT) return null;
   return s.out;
 }
 
@@ -177,7 +206,7 @@ export function compileFullMatch(
   }
   if (opts.forceEngine === 're2') return new Re2Matcher(re2);
   const { body, ignoreCase } = splitFlags(pattern);
-  const js = toSafeJs(body);
+  const js = toSafeJs(body, ignoreCase || opts.ignoreCase === true);
   if (js !== null) {
     try {
       return new JsMatcher(new RegExp(`^(?:${js})$`, ignoreCase || opts.ignoreCase ? 'iu' : 'u'));

@@ -38,8 +38,12 @@ describe('proxy regex (RE2 full-match)', () => {
   const UNSAFE = [
     '(a+)+',
     '(ab)*',
-    'a*b*',
+    'a*a*b',
+    '\\d+\\d+x',
+    '[a-z]*[a-z]*1',
     '.*.*x',
+    '.*x.*',
+    '(a|b)(a|b)(a|b)(a|b)(a|b)(a|b)(a|b)(a|b)(a|b)(a|b)(a|b).*',
     '(?=a)',
     '\\1',
     'é',
@@ -51,13 +55,35 @@ describe('proxy regex (RE2 full-match)', () => {
     it(`keeps ${JSON.stringify(p)} off the backtracking engine`, () => expect(toSafeJs(p)).to.equal(null));
   }
 
-  const SAFE = ['\\d+', '/api/.*', 'a|b|c', '[a-z0-9-]+\\.example\\.com', '(foo|bar)baz', 'v[12]'];
+  const SAFE = [
+    '\\d+',
+    '/api/.*',
+    'a|b|c',
+    '[a-z0-9-]+\\.example\\.com',
+    '(foo|bar)baz',
+    'v[12]',
+    '/api/v[0-9]+/users/.*',
+    'a*b*',
+    '[^/]+/[^/]+/.*',
+    '\\d+-\\d+-\\d+$',
+  ];
   for (const p of SAFE) {
     it(`translates ${JSON.stringify(p)} to a JS RegExp`, () => {
       expect(toSafeJs(p)).to.be.a('string');
       expect(compileFullMatch(p).engine).to.equal('js');
     });
   }
+
+  it('guarded quantifiers stay fast on adversarial input (< 50 ms on 20k chars)', () => {
+    for (const p of ['[0-9]+/[0-9]+/.*', 'a*b*c', '[^/]+/[^/]+/x']) {
+      const m = compileFullMatch(p);
+      expect(m.engine, p).to.equal('js');
+      const t = performance.now();
+      m.test('1'.repeat(10_000) + '/' + '2'.repeat(10_000));
+      m.test('a'.repeat(20_000));
+      expect(performance.now() - t, p).to.be.lessThan(50);
+    }
+  });
 
   it('linear time on a catastrophic pattern (< 50 ms on 10k chars)', () => {
     const m = compileFullMatch('(a+)+$');
