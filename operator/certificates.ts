@@ -8,7 +8,16 @@
  * Private keys only ever travel inside Secret objects; nothing here logs or reports them.
  */
 import type { MeshCertificateStatus } from '../pkg/api/mesh.js';
-import { caNeedsRenewal, certInfo, checkCA, createCA, issueServing, renewAt, renewalReason, type KeyPairPem } from '../pkg/certs/index.js';
+import {
+  caNeedsRenewal,
+  certInfo,
+  checkCA,
+  createCA,
+  issueServing,
+  renewAt,
+  renewalReason,
+  type KeyPairPem,
+} from '../pkg/certs/index.js';
 import type { KubeObject } from '../pkg/kube/types.js';
 import { CA_SECRET, SERVING_SECRET, standardLabels, type EffectiveSpec } from '../pkg/render/index.js';
 import { MESH_NAMESPACE } from '../pkg/render/index.js';
@@ -32,7 +41,12 @@ export interface CertPlan {
 export type CertResult = { ok: true; plan: CertPlan } | { ok: false; reason: string; message: string };
 
 export function servingDnsNames(service: string, namespace = MESH_NAMESPACE): string[] {
-  return [service, `${service}.${namespace}`, `${service}.${namespace}.svc`, `${service}.${namespace}.svc.cluster.local`];
+  return [
+    service,
+    `${service}.${namespace}`,
+    `${service}.${namespace}.svc`,
+    `${service}.${namespace}.svc.cluster.local`,
+  ];
 }
 
 const b64 = (s: string): string => Buffer.from(s, 'utf8').toString('base64');
@@ -67,10 +81,22 @@ interface Signer {
   issued: IssuedCert[];
 }
 
-async function selfSignedSigner(mesh: string, spec: EffectiveSpec, read: SecretReader, now: Date): Promise<Signer> {
+async function selfSignedSigner(
+  mesh: string,
+  spec: EffectiveSpec,
+  read: SecretReader,
+  now: Date,
+): Promise<Signer> {
   const existing = pairFrom(await read(MESH_NAMESPACE, CA_SECRET));
   const renew = caNeedsRenewal(existing, now);
-  const pair = !renew && existing ? existing : createCA({ commonName: `weft-root-ca.${spec.trustDomain}`, ttlMs: spec.certificates.rootCertTTLms, now });
+  const pair =
+    !renew && existing
+      ? existing
+      : createCA({
+          commonName: `weft-root-ca.${spec.trustDomain}`,
+          ttlMs: spec.certificates.rootCertTTLms,
+          now,
+        });
   return {
     pair,
     bundlePem: pair.certPem,
@@ -79,7 +105,11 @@ async function selfSignedSigner(mesh: string, spec: EffectiveSpec, read: SecretR
   };
 }
 
-async function userSigner(spec: EffectiveSpec, read: SecretReader, now: Date): Promise<Signer | { reason: string; message: string }> {
+async function userSigner(
+  spec: EffectiveSpec,
+  read: SecretReader,
+  now: Date,
+): Promise<Signer | { reason: string; message: string }> {
   const ref = spec.certificates.caSecretRef!;
   const where = `spec.certificates.caSecretRef: Secret ${ref.namespace}/${ref.name}`;
   const secret = await read(ref.namespace, ref.name);
@@ -100,20 +130,37 @@ export async function planCertificates(
   /** Extra SANs for the webhook certificate (the host of --webhook-url). */
   webhookExtraSans: string[] = [],
 ): Promise<CertResult> {
-  const signer = spec.certificates.mode === 'caSecret' ? await userSigner(spec, read, now) : await selfSignedSigner(mesh, spec, read, now);
+  const signer =
+    spec.certificates.mode === 'caSecret'
+      ? await userSigner(spec, read, now)
+      : await selfSignedSigner(mesh, spec, read, now);
   if (!('pair' in signer)) return { ok: false, ...signer };
   const secrets = [...signer.secrets];
   const issued = [...signer.issued];
   const expiries: Date[] = [];
   const renewals: Date[] = [renewAt(certInfo(signer.pair.certPem))];
-  for (const [service, secretName] of [['weftd', SERVING_SECRET.weftd], ['weft-webhook', SERVING_SECRET.webhook]] as const) {
-    const dnsNames = service === 'weft-webhook' ? [...servingDnsNames(service), ...webhookExtraSans] : servingDnsNames(service);
+  for (const [service, secretName] of [
+    ['weftd', SERVING_SECRET.weftd],
+    ['weft-webhook', SERVING_SECRET.webhook],
+  ] as const) {
+    const dnsNames =
+      service === 'weft-webhook'
+        ? [...servingDnsNames(service), ...webhookExtraSans]
+        : servingDnsNames(service);
     let pair = pairFrom(await read(MESH_NAMESPACE, secretName));
     const reason = renewalReason(pair, { dnsNames, caPem: signer.pair.certPem, now });
     if (reason !== null || !pair) {
-      const leaf = issueServing(signer.pair, { commonName: dnsNames[2]!, dnsNames, ttlMs: spec.certificates.servingCertTTLms, now });
+      const leaf = issueServing(signer.pair, {
+        commonName: dnsNames[2]!,
+        dnsNames,
+        ttlMs: spec.certificates.servingCertTTLms,
+        now,
+      });
       // With an intermediate CA, serve the chain so clients trusting only the root verify it.
-      pair = signer.bundlePem === signer.pair.certPem ? leaf : { certPem: leaf.certPem + signer.pair.certPem, keyPem: leaf.keyPem };
+      pair =
+        signer.bundlePem === signer.pair.certPem
+          ? leaf
+          : { certPem: leaf.certPem + signer.pair.certPem, keyPem: leaf.keyPem };
       issued.push({ secret: secretName, reason: reason ?? 'Missing' });
     }
     const info = certInfo(pair.certPem);

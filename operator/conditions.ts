@@ -47,7 +47,13 @@ function componentConditions(r: ComponentReadiness): Desired[] {
   const cp = summary(r.controlPlane);
   const gw = summary(r.gateways);
   const wh = summary(r.webhook);
-  const cond = (type: string, ok: boolean, okReason: string, badReason: string, message: string): Desired => ({
+  const cond = (
+    type: string,
+    ok: boolean,
+    okReason: string,
+    badReason: string,
+    message: string,
+  ): Desired => ({
     type,
     status: ok ? 'True' : 'False',
     reason: ok ? okReason : badReason,
@@ -66,7 +72,12 @@ export function desiredConditions(outcome: Outcome): Desired[] {
   if (outcome.kind === 'stalled') {
     return [
       { type: 'Ready', status: 'False', reason: outcome.reason, message: outcome.message },
-      { type: 'Reconciling', status: 'False', reason: outcome.reason, message: 'reconciling stopped until the problem is fixed' },
+      {
+        type: 'Reconciling',
+        status: 'False',
+        reason: outcome.reason,
+        message: 'reconciling stopped until the problem is fixed',
+      },
       { type: 'Stalled', status: 'True', reason: outcome.reason, message: outcome.message },
     ];
   }
@@ -80,9 +91,16 @@ export function desiredConditions(outcome: Outcome): Desired[] {
   const parts = componentConditions(outcome.readiness);
   const failing = parts.filter((p) => p.status !== 'True');
   const ready = failing.length === 0;
-  const message = ready ? 'all components available' : failing.map((p) => `${p.type}: ${p.message}`).join('; ');
+  const message = ready
+    ? 'all components available'
+    : failing.map((p) => `${p.type}: ${p.message}`).join('; ');
   return [
-    { type: 'Ready', status: ready ? 'True' : 'False', reason: ready ? 'Available' : failing[0]!.reason, message },
+    {
+      type: 'Ready',
+      status: ready ? 'True' : 'False',
+      reason: ready ? 'Available' : failing[0]!.reason,
+      message,
+    },
     {
       type: 'Reconciling',
       status: ready ? 'False' : 'True',
@@ -100,13 +118,25 @@ export function desiredConditions(outcome: Outcome): Desired[] {
  * types not in `desired` are kept (a stalled outcome leaves the component conditions as they
  * were, with their older observedGeneration telling readers they are stale).
  */
-export function mergeConditions(current: MeshCondition[] | undefined, desired: Desired[], generation: number, now: Date): MeshCondition[] {
+export function mergeConditions(
+  current: MeshCondition[] | undefined,
+  desired: Desired[],
+  generation: number,
+  now: Date,
+): MeshCondition[] {
   const byType = new Map((current ?? []).map((c) => [c.type, c]));
   const out: MeshCondition[] = desired.map((d) => {
     const prev = byType.get(d.type);
     byType.delete(d.type);
     const lastTransitionTime = prev && prev.status === d.status ? prev.lastTransitionTime : rfc3339(now);
-    return { type: d.type, status: d.status, observedGeneration: generation, lastTransitionTime, reason: d.reason, message: d.message };
+    return {
+      type: d.type,
+      status: d.status,
+      observedGeneration: generation,
+      lastTransitionTime,
+      reason: d.reason,
+      message: d.message,
+    };
   });
   return [...out, ...byType.values()];
 }
@@ -117,7 +147,11 @@ export function rfc3339(d: Date): string {
 }
 
 /** The first status of a newly seen generation: Reconciling=True at once (kstatus: InProgress). */
-export function startingConditions(current: MeshCondition[] | undefined, generation: number, now: Date): MeshCondition[] {
+export function startingConditions(
+  current: MeshCondition[] | undefined,
+  generation: number,
+  now: Date,
+): MeshCondition[] {
   const ready = current?.find((c) => c.type === 'Ready');
   return mergeConditions(
     current,
@@ -128,7 +162,12 @@ export function startingConditions(current: MeshCondition[] | undefined, generat
         reason: 'Reconciling',
         message: `applying generation ${generation}`,
       },
-      { type: 'Reconciling', status: 'True', reason: 'NewGeneration', message: `applying generation ${generation}` },
+      {
+        type: 'Reconciling',
+        status: 'True',
+        reason: 'NewGeneration',
+        message: `applying generation ${generation}`,
+      },
       { type: 'Stalled', status: 'False', reason: 'NoError', message: '' },
     ],
     generation,

@@ -60,10 +60,18 @@ export class MeshController {
   constructor(private readonly o: ControllerOptions) {
     this.resyncMs = o.resyncMs ?? 10 * 3600_000;
     this.queue = new WorkQueue(o.backoff ?? { baseMs: 5, maxMs: 1_000_000, jitter: 0.2 }, o.metrics.queue);
-    this.meshes = new Informer<Mesh & KubeObject>(o.client, { apiVersion: MESH_API_VERSION, kind: 'Mesh' }, o.log);
+    this.meshes = new Informer<Mesh & KubeObject>(
+      o.client,
+      { apiVersion: MESH_API_VERSION, kind: 'Mesh' },
+      o.log,
+    );
     this.meshes.on((type, mesh) => this.onMesh(type, mesh));
     for (const [apiVersion, kind] of OWNED_KINDS) {
-      const inf = new Informer(o.client, { apiVersion, kind, labelSelector: `app.kubernetes.io/managed-by=${MANAGED_BY}` }, o.log);
+      const inf = new Informer(
+        o.client,
+        { apiVersion, kind, labelSelector: `app.kubernetes.io/managed-by=${MANAGED_BY}` },
+        o.log,
+      );
       inf.on((_type, obj) => this.onChild(obj));
       this.children.set(kind, inf);
     }
@@ -108,9 +116,12 @@ export class MeshController {
     this.running = true;
     await this.waitForSync();
     for (const m of this.meshes.list()) this.queue.add(m.metadata.name);
-    this.resyncTimer = setInterval(() => {
-      for (const m of this.meshes.list()) this.queue.add(m.metadata.name);
-    }, this.resyncMs * (0.9 + Math.random() * 0.2));
+    this.resyncTimer = setInterval(
+      () => {
+        for (const m of this.meshes.list()) this.queue.add(m.metadata.name);
+      },
+      this.resyncMs * (0.9 + Math.random() * 0.2),
+    );
     this.resyncTimer.unref();
     this.workerDone = this.work();
   }
@@ -176,12 +187,20 @@ export class MeshController {
       this.queue.forget(key);
       const seconds = (performance.now() - started) / 1000;
       if (out.requeueAfterMs !== undefined) this.queue.addAfter(key, out.requeueAfterMs);
-      this.o.metrics.reconciled(out.stalled ? 'error' : out.poll ? 'requeue_after' : 'success', seconds, out.stalled);
+      this.o.metrics.reconciled(
+        out.stalled ? 'error' : out.poll ? 'requeue_after' : 'success',
+        seconds,
+        out.stalled,
+      );
       log.debug('Reconciled', { seconds, requeueAfterMs: out.requeueAfterMs });
     } catch (err) {
       const delay = this.queue.addRateLimited(key);
       this.o.metrics.reconciled('error', (performance.now() - started) / 1000);
-      log.warn('Reconcile failed; retrying', { error: errorMessage(err), retryInMs: delay, attempt: this.queue.numRequeues(key) });
+      log.warn('Reconcile failed; retrying', {
+        error: errorMessage(err),
+        retryInMs: delay,
+        attempt: this.queue.numRequeues(key),
+      });
     }
   }
 }

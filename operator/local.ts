@@ -21,7 +21,8 @@ import type { KubeObject } from '../pkg/kube/types.js';
 const ROOT = resolve(import.meta.dirname, '..');
 const STATE = process.env.WEFT_OPERATOR_STATE_DIR ?? join(ROOT, '.local/operator');
 const KUBECONFIG = process.env.WEFT_LOCAL_KUBECONFIG ?? join(ROOT, '.local/kubeconfig');
-const WEBHOOK_URL = process.env.WEFT_WEBHOOK_URL ?? `https://127.0.0.1:${process.env.WEFT_WEBHOOK_PORT ?? 9443}`;
+const WEBHOOK_URL =
+  process.env.WEFT_WEBHOOK_URL ?? `https://127.0.0.1:${process.env.WEFT_WEBHOOK_PORT ?? 9443}`;
 const WEBHOOK_CA = join(ROOT, '.local/webhook/ca.crt');
 const PROBE_PORT = Number(process.env.WEFT_OPERATOR_PROBE_PORT ?? 18081);
 const METRICS_PORT = Number(process.env.WEFT_OPERATOR_METRICS_PORT ?? 18080);
@@ -51,14 +52,21 @@ async function ensureProcess(): Promise<void> {
   mkdirSync(STATE, { recursive: true });
   const log = openSync(file('operator.log'), 'a');
   const args = [
-    '--import', 'tsx', join(ROOT, 'operator/main.ts'),
+    '--import',
+    'tsx',
+    join(ROOT, 'operator/main.ts'),
     `--kubeconfig=${KUBECONFIG}`,
     `--webhook-url=${WEBHOOK_URL}`,
     ...(existsSync(WEBHOOK_CA) ? [`--webhook-ca-file=${WEBHOOK_CA}`] : []),
     `--health-probe-bind-address=127.0.0.1:${PROBE_PORT}`,
     `--metrics-bind-address=127.0.0.1:${METRICS_PORT}`,
   ];
-  const child = spawn(process.execPath, args, { cwd: ROOT, detached: true, stdio: ['ignore', 'ignore', log], env: { ...process.env, WEFT_LOG_FORMAT: 'text' } });
+  const child = spawn(process.execPath, args, {
+    cwd: ROOT,
+    detached: true,
+    stdio: ['ignore', 'ignore', log],
+    env: { ...process.env, WEFT_LOG_FORMAT: 'text' },
+  });
   child.unref();
   writeFileSync(file('operator.pid'), String(child.pid));
   for (let i = 0; i < 120; i++) {
@@ -71,7 +79,10 @@ async function ensureProcess(): Promise<void> {
 
 async function up(): Promise<void> {
   const client = KubeClient.fromFile(KUBECONFIG);
-  await client.apply({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'weft-system' } }, 'weft-start');
+  await client.apply(
+    { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'weft-system' } },
+    'weft-start',
+  );
   await ensureProcess();
   const mesh = parse(readFileSync(join(ROOT, 'config/samples/mesh.yaml'), 'utf8')) as KubeObject;
   await client.apply(mesh, 'weft-start');
@@ -88,7 +99,8 @@ async function down(): Promise<void> {
       await client.delete({ apiVersion: 'mesh.weft.dev/v1alpha1', kind: 'Mesh', name: 'default' });
       // The running operator removes the children and then the finalizer (bounded: 60 s).
       for (let i = 0; i < 120; i++) {
-        if (!(await client.get({ apiVersion: 'mesh.weft.dev/v1alpha1', kind: 'Mesh', name: 'default' }))) break;
+        if (!(await client.get({ apiVersion: 'mesh.weft.dev/v1alpha1', kind: 'Mesh', name: 'default' })))
+          break;
         await sleep(500);
       }
     } catch (err) {

@@ -42,7 +42,8 @@ const USAGE = 'see operator/main.ts for the flags';
 
 function durationFlag(name: string, v: string): number {
   const ms = parseDuration(v);
-  if (ms === null || ms <= 0) throw new WeftError('WEFT_OPERATOR_CONFIG', `${name}: "${v}" is not a positive duration like 10s`);
+  if (ms === null || ms <= 0)
+    throw new WeftError('WEFT_OPERATOR_CONFIG', `${name}: "${v}" is not a positive duration like 10s`);
   return ms;
 }
 
@@ -53,13 +54,18 @@ function urlFlag(name: string, v: string): string {
   } catch {
     throw new WeftError('WEFT_OPERATOR_CONFIG', `${name}: "${v}" is not a URL like https://127.0.0.1:9443`);
   }
-  if (u.protocol !== 'https:') throw new WeftError('WEFT_OPERATOR_CONFIG', `${name}: the API server only calls webhooks over https`);
+  if (u.protocol !== 'https:')
+    throw new WeftError('WEFT_OPERATOR_CONFIG', `${name}: the API server only calls webhooks over https`);
   return v.replace(/\/$/, '');
 }
 
 function bindFlag(name: string, v: string): { host: string; port: number } {
   const a = parseBindAddress(v);
-  if (!a) throw new WeftError('WEFT_OPERATOR_CONFIG', `${name}: "${v}" is not an address like :8081 or 127.0.0.1:8081`);
+  if (!a)
+    throw new WeftError(
+      'WEFT_OPERATOR_CONFIG',
+      `${name}: "${v}" is not an address like :8081 or 127.0.0.1:8081`,
+    );
   return a;
 }
 
@@ -89,22 +95,53 @@ export function parseFlags(argv: string[], env: NodeJS.ProcessEnv = process.env)
       return v;
     };
     switch (flag) {
-      case '--kubeconfig': f.kubeconfig = take(); break;
-      case '--leader-elect': f.leaderElect = eq > 0 ? arg.slice(eq + 1) !== 'false' : true; break;
-      case '--leader-election-namespace': f.leaseNamespace = take(); break;
-      case '--leader-election-id': f.leaseName = take(); break;
-      case '--identity': f.identity = take(); break;
-      case '--health-probe-bind-address': f.probeAddr = bindFlag(flag, take()); break;
-      case '--metrics-bind-address': f.metricsAddr = bindFlag(flag, take()); break;
-      case '--webhook-image': f.webhookImage = take(); break;
-      case '--webhook-url': f.webhookUrl = urlFlag(flag, take()); break;
-      case '--webhook-ca-file': f.webhookCaFile = take(); break;
-      case '--resync-period': f.resyncMs = durationFlag(flag, take()); break;
-      case '--lease-duration': f.leaseDurationSeconds = Math.ceil(durationFlag(flag, take()) / 1000); break;
-      case '--renew-deadline': f.renewDeadlineMs = durationFlag(flag, take()); break;
-      case '--retry-period': f.retryPeriodMs = durationFlag(flag, take()); break;
-      case '--events-namespace': f.eventsNamespace = take(); break;
-      default: throw new WeftError('WEFT_OPERATOR_CONFIG', `unknown flag ${arg} (${USAGE})`);
+      case '--kubeconfig':
+        f.kubeconfig = take();
+        break;
+      case '--leader-elect':
+        f.leaderElect = eq > 0 ? arg.slice(eq + 1) !== 'false' : true;
+        break;
+      case '--leader-election-namespace':
+        f.leaseNamespace = take();
+        break;
+      case '--leader-election-id':
+        f.leaseName = take();
+        break;
+      case '--identity':
+        f.identity = take();
+        break;
+      case '--health-probe-bind-address':
+        f.probeAddr = bindFlag(flag, take());
+        break;
+      case '--metrics-bind-address':
+        f.metricsAddr = bindFlag(flag, take());
+        break;
+      case '--webhook-image':
+        f.webhookImage = take();
+        break;
+      case '--webhook-url':
+        f.webhookUrl = urlFlag(flag, take());
+        break;
+      case '--webhook-ca-file':
+        f.webhookCaFile = take();
+        break;
+      case '--resync-period':
+        f.resyncMs = durationFlag(flag, take());
+        break;
+      case '--lease-duration':
+        f.leaseDurationSeconds = Math.ceil(durationFlag(flag, take()) / 1000);
+        break;
+      case '--renew-deadline':
+        f.renewDeadlineMs = durationFlag(flag, take());
+        break;
+      case '--retry-period':
+        f.retryPeriodMs = durationFlag(flag, take());
+        break;
+      case '--events-namespace':
+        f.eventsNamespace = take();
+        break;
+      default:
+        throw new WeftError('WEFT_OPERATOR_CONFIG', `unknown flag ${arg} (${USAGE})`);
     }
   }
   return f;
@@ -117,7 +154,10 @@ function kubeClient(flags: OperatorFlags): KubeClient {
     else kc.loadFromDefault();
     return new KubeClient(kc);
   } catch (err) {
-    throw new WeftError('WEFT_OPERATOR_CONFIG', `cannot load kubeconfig${flags.kubeconfig ? ` ${flags.kubeconfig}` : ''}: ${errorMessage(err)}`);
+    throw new WeftError(
+      'WEFT_OPERATOR_CONFIG',
+      `cannot load kubeconfig${flags.kubeconfig ? ` ${flags.kubeconfig}` : ''}: ${errorMessage(err)}`,
+    );
   }
 }
 
@@ -148,8 +188,18 @@ export async function runOperator(flags: OperatorFlags): Promise<() => Promise<v
     ...(flags.webhookCaFile ? { webhookCaBundle: caFileReader(flags.webhookCaFile, log) } : {}),
   });
   controller.startInformers();
-  const servers = await startServers(flags.probeAddr, flags.metricsAddr, { ready: () => controller.synced, healthy: () => true }, metrics.registry);
-  log.info('Operator started', { identity: flags.identity, probes: flags.probeAddr.port, metrics: flags.metricsAddr.port, leaderElect: flags.leaderElect });
+  const servers = await startServers(
+    flags.probeAddr,
+    flags.metricsAddr,
+    { ready: () => controller.synced, healthy: () => true },
+    metrics.registry,
+  );
+  log.info('Operator started', {
+    identity: flags.identity,
+    probes: flags.probeAddr.port,
+    metrics: flags.metricsAddr.port,
+    leaderElect: flags.leaderElect,
+  });
   let elector: LeaderElector | undefined;
   if (flags.leaderElect) {
     elector = new LeaderElector(

@@ -17,7 +17,13 @@ export interface QueueMetrics {
   workDuration(seconds: number): void;
 }
 
-const NO_METRICS: QueueMetrics = { adds() {}, depth() {}, retries() {}, queueLatency() {}, workDuration() {} };
+const NO_METRICS: QueueMetrics = {
+  adds() {},
+  depth() {},
+  retries() {},
+  queueLatency() {},
+  workDuration() {},
+};
 
 export class WorkQueue {
   private readonly queue: string[] = [];

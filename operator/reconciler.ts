@@ -15,11 +15,26 @@ import { isApiError, type KubeClient } from '../pkg/kube/client.js';
 import type { Informer } from '../pkg/kube/informer.js';
 import { describeKey, idOf, keyOf, type KubeObject } from '../pkg/kube/types.js';
 import type { Logger } from '../pkg/log/index.js';
-import { effectiveSpec, FIELD_MANAGER, FINALIZER, INVENTORY_LABEL, render, semanticFindings, type EffectiveSpec } from '../pkg/render/index.js';
+import {
+  effectiveSpec,
+  FIELD_MANAGER,
+  FINALIZER,
+  INVENTORY_LABEL,
+  render,
+  semanticFindings,
+  type EffectiveSpec,
+} from '../pkg/render/index.js';
 import { MUTATING_WEBHOOK_NAME, VALIDATING_WEBHOOK_NAME, WEBHOOK_SERVICE } from '../pkg/render/cluster.js';
 import { formatFinding } from '../pkg/validation/types.js';
 import { planCertificates, type CertPlan } from './certificates.js';
-import { desiredConditions, findCondition, mergeConditions, startingConditions, type ComponentReadiness, type Outcome } from './conditions.js';
+import {
+  desiredConditions,
+  findCondition,
+  mergeConditions,
+  startingConditions,
+  type ComponentReadiness,
+  type Outcome,
+} from './conditions.js';
 import { deploymentStatus, webhookConfigStatus } from './readiness.js';
 
 export const MESH_API_VERSION = 'mesh.weft.dev/v1alpha1';
@@ -63,16 +78,23 @@ interface AppliedRecord {
 /** JSON with sorted keys: the API server returns custom resources with keys sorted. */
 export function stableStringify(value: unknown): string {
   return JSON.stringify(value, (_k, v: unknown) =>
-    v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => a.localeCompare(b))) : v,
+    v && typeof v === 'object' && !Array.isArray(v)
+      ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => a.localeCompare(b)))
+      : v,
   );
 }
 
-const rvNum = (o: { metadata: { resourceVersion?: string } } | undefined): number => Number(o?.metadata.resourceVersion ?? 0) || 0;
+const rvNum = (o: { metadata: { resourceVersion?: string } } | undefined): number =>
+  Number(o?.metadata.resourceVersion ?? 0) || 0;
 
 /** The active Mesh: the oldest (then by name). Deleting Meshes still count until they are gone. */
-export function activeMeshName(meshes: { metadata: { name?: string; creationTimestamp?: string } }[]): string | undefined {
+export function activeMeshName(
+  meshes: { metadata: { name?: string; creationTimestamp?: string } }[],
+): string | undefined {
   const sorted = [...meshes].sort(
-    (a, b) => (a.metadata.creationTimestamp ?? '').localeCompare(b.metadata.creationTimestamp ?? '') || (a.metadata.name ?? '').localeCompare(b.metadata.name ?? ''),
+    (a, b) =>
+      (a.metadata.creationTimestamp ?? '').localeCompare(b.metadata.creationTimestamp ?? '') ||
+      (a.metadata.name ?? '').localeCompare(b.metadata.name ?? ''),
   );
   return sorted[0]?.metadata.name;
 }
@@ -99,11 +121,24 @@ export class MeshReconciler {
     await this.ensureFinalizer(mesh);
     const generation = mesh.metadata.generation ?? 1;
     if (mesh.status?.observedGeneration !== generation) {
-      await this.writeStatus(mesh, { ...mesh.status, observedGeneration: generation, conditions: startingConditions(mesh.status?.conditions, generation, this.now()) }, log);
+      await this.writeStatus(
+        mesh,
+        {
+          ...mesh.status,
+          observedGeneration: generation,
+          conditions: startingConditions(mesh.status?.conditions, generation, this.now()),
+        },
+        log,
+      );
     }
     const active = activeMeshName(this.d.meshes.list());
     if (active !== undefined && active !== name) {
-      return this.stall(name, 'AnotherMeshActive', `Mesh ${active} is already active; a cluster runs one Mesh, so this one is not reconciled`, log);
+      return this.stall(
+        name,
+        'AnotherMeshActive',
+        `Mesh ${active} is already active; a cluster runs one Mesh, so this one is not reconciled`,
+        log,
+      );
     }
     const findings = semanticFindings(mesh.spec);
     if (findings.length > 0) {
@@ -121,9 +156,14 @@ export class MeshReconciler {
     return mine && mine.metadata.uid === cached.metadata.uid && rvNum(mine) > rvNum(cached) ? mine : cached;
   }
 
-  private async converge(mesh: Mesh & KubeObject, spec: EffectiveSpec, log: Logger): Promise<ReconcileOutcome> {
+  private async converge(
+    mesh: Mesh & KubeObject,
+    spec: EffectiveSpec,
+    log: Logger,
+  ): Promise<ReconcileOutcome> {
     const name = mesh.metadata.name!;
-    const read = (ns: string, n: string): Promise<KubeObject | null> => this.d.client.get({ apiVersion: 'v1', kind: 'Secret', namespace: ns, name: n });
+    const read = (ns: string, n: string): Promise<KubeObject | null> =>
+      this.d.client.get({ apiVersion: 'v1', kind: 'Secret', namespace: ns, name: n });
     const extraSans = this.d.webhookUrl ? [new URL(this.d.webhookUrl).hostname.replace(/^\[|\]$/g, '')] : [];
     const certs = await planCertificates(name, spec, read, this.now(), extraSans);
     if (!certs.ok) return this.stall(name, certs.reason, certs.message, log, STALLED_RETRY_MS / 4);
@@ -139,13 +179,26 @@ export class MeshReconciler {
       await this.prune(mesh, desired, log);
     } catch (err) {
       if (isApiError(err) && !err.retryable) {
-        return this.stall(name, 'ApplyRejected', `the API server refused an object: ${err.message}`, log, STALLED_RETRY_MS);
+        return this.stall(
+          name,
+          'ApplyRejected',
+          `the API server refused an object: ${err.message}`,
+          log,
+          STALLED_RETRY_MS,
+        );
       }
-      await this.setOutcome(name, { kind: 'error', reason: 'ApplyFailed', message: errorMessage(err) }, log).catch(() => undefined);
+      await this.setOutcome(
+        name,
+        { kind: 'error', reason: 'ApplyFailed', message: errorMessage(err) },
+        log,
+      ).catch(() => undefined);
       throw new TransientError(errorMessage(err), { cause: err });
     }
     const readiness = this.readiness(spec, certs.plan);
-    await this.setOutcome(name, { kind: 'applied', readiness }, log, { components: [...readiness.controlPlane, ...readiness.webhook, ...readiness.gateways], certificates: certs.plan.status });
+    await this.setOutcome(name, { kind: 'applied', readiness }, log, {
+      components: [...readiness.controlPlane, ...readiness.webhook, ...readiness.gateways],
+      certificates: certs.plan.status,
+    });
     const untilRenewal = certs.plan.nextRenewal.getTime() - this.now().getTime();
     return { requeueAfterMs: Math.max(1000, Math.min(untilRenewal, this.d.resyncMs)) };
   }
@@ -156,8 +209,18 @@ export class MeshReconciler {
       ...(this.d.webhookImage ? { webhookImage: this.d.webhookImage } : {}),
       ...(this.d.webhookUrl ? { webhookUrl: this.d.webhookUrl } : {}),
     };
-    const owner = { apiVersion: MESH_API_VERSION, kind: 'Mesh', name: mesh.metadata.name!, uid: mesh.metadata.uid!, controller: true, blockOwnerDeletion: true };
-    const secrets = certs.secrets.map((s) => ({ ...s, metadata: { ...s.metadata, ownerReferences: [owner] } }));
+    const owner = {
+      apiVersion: MESH_API_VERSION,
+      kind: 'Mesh',
+      name: mesh.metadata.name!,
+      uid: mesh.metadata.uid!,
+      controller: true,
+      blockOwnerDeletion: true,
+    };
+    const secrets = certs.secrets.map((s) => ({
+      ...s,
+      metadata: { ...s.metadata, ownerReferences: [owner] },
+    }));
     return [...secrets, ...render(mesh, opts)];
   }
 
@@ -177,14 +240,24 @@ export class MeshReconciler {
   }
 
   /** Events for what an apply changed: a restored child, corrected drift, a first creation. */
-  private reportApply(mesh: KubeObject, obj: KubeObject, a: { live: KubeObject | undefined; last: AppliedRecord | undefined; hash: string; rv: string }, log: Logger): void {
+  private reportApply(
+    mesh: KubeObject,
+    obj: KubeObject,
+    a: { live: KubeObject | undefined; last: AppliedRecord | undefined; hash: string; rv: string },
+    log: Logger,
+  ): void {
     const what = describeKey(keyOf(obj));
     if (!a.live && a.last) {
       log.info('Restored deleted child', { object: what });
       void this.d.events.record(mesh, 'Normal', 'Restored', `${what} was deleted; recreated it`);
     } else if (a.live && a.last?.hash === a.hash && a.rv !== a.live.metadata.resourceVersion) {
       log.info('Corrected drift', { object: what });
-      void this.d.events.record(mesh, 'Normal', 'DriftCorrected', `${what} was changed outside the operator; restored the desired fields`);
+      void this.d.events.record(
+        mesh,
+        'Normal',
+        'DriftCorrected',
+        `${what} was changed outside the operator; restored the desired fields`,
+      );
     } else if (!a.live && !a.last) {
       log.debug('Applied child', { object: what });
     }
@@ -199,7 +272,12 @@ export class MeshReconciler {
       const what = describeKey(keyOf(obj));
       if (await this.d.client.delete(keyOf(obj))) {
         log.info('Pruned child', { object: what });
-        void this.d.events.record(mesh, 'Normal', 'Pruned', `${what} is no longer in the Mesh spec; deleted it`);
+        void this.d.events.record(
+          mesh,
+          'Normal',
+          'Pruned',
+          `${what} is no longer in the Mesh spec; deleted it`,
+        );
       }
       this.applied.delete(id);
     }
@@ -209,61 +287,108 @@ export class MeshReconciler {
   private inventory(meshName: string): KubeObject[] {
     const out: KubeObject[] = [];
     for (const inf of this.d.children.values()) {
-      for (const o of inf.list()) if (o.metadata.labels?.[INVENTORY_LABEL] === meshName && !o.metadata.deletionTimestamp) out.push(o);
+      for (const o of inf.list())
+        if (o.metadata.labels?.[INVENTORY_LABEL] === meshName && !o.metadata.deletionTimestamp) out.push(o);
     }
     return out;
   }
 
   private readiness(spec: EffectiveSpec, certs: CertPlan): ComponentReadiness {
-    const dep = (ns: string, n: string): KubeObject | undefined => this.d.children.get('Deployment')?.get(n, ns);
+    const dep = (ns: string, n: string): KubeObject | undefined =>
+      this.d.children.get('Deployment')?.get(n, ns);
     const cfg = (kind: string, n: string): KubeObject | undefined => this.d.children.get(kind)?.get(n);
     const webhook: MeshComponentStatus[] = [
       deploymentStatus('webhook', dep(WEBHOOK_SERVICE.namespace, WEBHOOK_SERVICE.name)),
-      webhookConfigStatus('validating-webhook', cfg('ValidatingWebhookConfiguration', VALIDATING_WEBHOOK_NAME), certs.caBundle),
-      webhookConfigStatus('mutating-webhook', cfg('MutatingWebhookConfiguration', MUTATING_WEBHOOK_NAME), certs.caBundle),
+      webhookConfigStatus(
+        'validating-webhook',
+        cfg('ValidatingWebhookConfiguration', VALIDATING_WEBHOOK_NAME),
+        certs.caBundle,
+      ),
+      webhookConfigStatus(
+        'mutating-webhook',
+        cfg('MutatingWebhookConfiguration', MUTATING_WEBHOOK_NAME),
+        certs.caBundle,
+      ),
     ];
     return {
       controlPlane: [deploymentStatus('weftd', dep(WEBHOOK_SERVICE.namespace, 'weftd'))],
       gateways: spec.gateways.map((g) => deploymentStatus(`gateway/${g.name}`, dep(g.namespace, g.name))),
       webhook,
-      certificates: { ready: true, message: `serving certificates valid until ${certs.status.servingCertExpiresAt ?? '?'}` },
+      certificates: {
+        ready: true,
+        message: `serving certificates valid until ${certs.status.servingCertExpiresAt ?? '?'}`,
+      },
     };
   }
 
-  private async stall(name: string, reason: string, message: string, log: Logger, retryMs = STALLED_RETRY_MS): Promise<ReconcileOutcome> {
+  private async stall(
+    name: string,
+    reason: string,
+    message: string,
+    log: Logger,
+    retryMs = STALLED_RETRY_MS,
+  ): Promise<ReconcileOutcome> {
     log.warn('Mesh stalled', { reason, message });
     await this.setOutcome(name, { kind: 'stalled', reason, message }, log);
     return { stalled: true, requeueAfterMs: retryMs };
   }
 
   /** Writes conditions (and extra status fields) for an outcome, with an Event on transitions. */
-  private async setOutcome(name: string, outcome: Outcome, log: Logger, extra: Partial<MeshStatus> = {}): Promise<void> {
+  private async setOutcome(
+    name: string,
+    outcome: Outcome,
+    log: Logger,
+    extra: Partial<MeshStatus> = {},
+  ): Promise<void> {
     const mesh = this.current(name);
     if (!mesh) return;
     const generation = mesh.metadata.generation ?? 1;
     const before = mesh.status?.conditions;
     const conditions = mergeConditions(before, desiredConditions(outcome), generation, this.now());
-    await this.writeStatus(mesh, { ...mesh.status, ...extra, observedGeneration: generation, conditions }, log);
+    await this.writeStatus(
+      mesh,
+      { ...mesh.status, ...extra, observedGeneration: generation, conditions },
+      log,
+    );
     this.transitionEvents(mesh, before, conditions);
   }
 
-  private transitionEvents(mesh: Mesh & KubeObject, before: MeshStatus['conditions'], after: MeshStatus['conditions']): void {
+  private transitionEvents(
+    mesh: Mesh & KubeObject,
+    before: MeshStatus['conditions'],
+    after: MeshStatus['conditions'],
+  ): void {
     for (const type of ['Ready', 'Stalled']) {
       const was = findCondition(before, type);
       const now = findCondition(after, type);
       if (!now || (was?.status === now.status && was.reason === now.reason)) continue;
-      const warning = (type === 'Ready' && now.status === 'False' && was?.status === 'True') || (type === 'Stalled' && now.status === 'True');
+      const warning =
+        (type === 'Ready' && now.status === 'False' && was?.status === 'True') ||
+        (type === 'Stalled' && now.status === 'True');
       if (type === 'Stalled' && now.status !== 'True' && was?.status !== 'True') continue;
-      void this.d.events.record(mesh, warning ? 'Warning' : 'Normal', now.reason, `${type}=${now.status}: ${now.message}`.slice(0, 1000));
+      void this.d.events.record(
+        mesh,
+        warning ? 'Warning' : 'Normal',
+        now.reason,
+        `${type}=${now.status}: ${now.message}`.slice(0, 1000),
+      );
     }
   }
 
   /** Status through the status subresource, only when it differs from what is stored. */
   private async writeStatus(mesh: Mesh & KubeObject, status: MeshStatus, log: Logger): Promise<void> {
     if (stableStringify(status) === stableStringify(mesh.status ?? {})) return;
-    const body = { apiVersion: MESH_API_VERSION, kind: 'Mesh', metadata: { name: mesh.metadata.name! }, status };
+    const body = {
+      apiVersion: MESH_API_VERSION,
+      kind: 'Mesh',
+      metadata: { name: mesh.metadata.name! },
+      status,
+    };
     try {
-      const result = await this.d.client.applyStatus<Mesh & KubeObject>(body as unknown as KubeObject, FIELD_MANAGER);
+      const result = await this.d.client.applyStatus<Mesh & KubeObject>(
+        body as unknown as KubeObject,
+        FIELD_MANAGER,
+      );
       this.written.set(mesh.metadata.name!, result);
     } catch (err) {
       if (isApiError(err, 404)) return;
@@ -277,9 +402,14 @@ export class MeshReconciler {
     if (finalizers.includes(FINALIZER)) return;
     const ops = [
       { op: 'test', path: '/metadata/resourceVersion', value: mesh.metadata.resourceVersion },
-      finalizers.length === 0 ? { op: 'add', path: '/metadata/finalizers', value: [FINALIZER] } : { op: 'add', path: '/metadata/finalizers/-', value: FINALIZER },
+      finalizers.length === 0
+        ? { op: 'add', path: '/metadata/finalizers', value: [FINALIZER] }
+        : { op: 'add', path: '/metadata/finalizers/-', value: FINALIZER },
     ];
-    const result = await this.d.client.jsonPatch<Mesh & KubeObject>({ apiVersion: MESH_API_VERSION, kind: 'Mesh', name: mesh.metadata.name! }, ops);
+    const result = await this.d.client.jsonPatch<Mesh & KubeObject>(
+      { apiVersion: MESH_API_VERSION, kind: 'Mesh', name: mesh.metadata.name! },
+      ops,
+    );
     this.written.set(mesh.metadata.name!, result);
   }
 
@@ -295,7 +425,9 @@ export class MeshReconciler {
     const left = this.inventory(name);
     const errors: string[] = [];
     for (const obj of left) {
-      await this.d.client.delete(keyOf(obj)).catch((err: unknown) => errors.push(`${describeKey(keyOf(obj))}: ${errorMessage(err)}`));
+      await this.d.client
+        .delete(keyOf(obj))
+        .catch((err: unknown) => errors.push(`${describeKey(keyOf(obj))}: ${errorMessage(err)}`));
       this.applied.delete(idOf(keyOf(obj)));
     }
     const deadline = Date.parse(mesh.metadata.deletionTimestamp!) + FINALIZE_TIMEOUT_MS;

@@ -32,11 +32,17 @@ export function probeApp(state: ProbeState): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.get('/healthz', (_req, res) => {
-    res.status(state.healthy() ? 200 : 500).type('text/plain').send(state.healthy() ? 'ok' : 'unhealthy');
+    res
+      .status(state.healthy() ? 200 : 500)
+      .type('text/plain')
+      .send(state.healthy() ? 'ok' : 'unhealthy');
   });
   app.get('/readyz', (_req, res) => {
     const ok = state.ready();
-    res.status(ok ? 200 : 503).type('text/plain').send(ok ? 'ok' : 'informer caches not synced');
+    res
+      .status(ok ? 200 : 503)
+      .type('text/plain')
+      .send(ok ? 'ok' : 'informer caches not synced');
   });
   return app;
 }

@@ -37,7 +37,9 @@ function parseArgs(argv: string[]): RenderArgs {
   const options: RenderOptions = { includeNamespace: true };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
-    const [flag, inline] = arg.includes('=') ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)] : [arg, undefined];
+    const [flag, inline] = arg.includes('=')
+      ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)]
+      : [arg, undefined];
     const value = (): string => {
       const v = inline ?? argv[++i];
       if (v === undefined || v === '') throw new WeftError('WEFT_INPUT_UNREADABLE', `${flag} needs a value`);
@@ -58,14 +60,17 @@ function defaultRead(path: string): string {
 
 /** The Mesh documents of a YAML stream; anything else is an error naming the document. */
 export function meshesFromYaml(text: string, source: string): Mesh[] {
-  if (text.length > MAX_INPUT) throw new WeftError('WEFT_INPUT_TOO_LARGE', `${source} is larger than ${MAX_INPUT} bytes`);
+  if (text.length > MAX_INPUT)
+    throw new WeftError('WEFT_INPUT_TOO_LARGE', `${source} is larger than ${MAX_INPUT} bytes`);
   const meshes: Mesh[] = [];
   parseAllDocuments(text).forEach((doc, i) => {
-    if (doc.errors.length > 0) throw new WeftError('WEFT_YAML_SYNTAX', `${source}: document ${i + 1}: ${doc.errors[0]!.message}`);
+    if (doc.errors.length > 0)
+      throw new WeftError('WEFT_YAML_SYNTAX', `${source}: document ${i + 1}: ${doc.errors[0]!.message}`);
     const value: unknown = doc.toJS({ maxAliasCount: 100 });
     if (value === null || value === undefined) return;
     const ref = objectRef(value);
-    if (ref.kind !== 'Mesh') throw new WeftError('WEFT_UNKNOWN_KIND', `${source}: document ${i + 1} is a ${ref.kind}, not a Mesh`);
+    if (ref.kind !== 'Mesh')
+      throw new WeftError('WEFT_UNKNOWN_KIND', `${source}: document ${i + 1} is a ${ref.kind}, not a Mesh`);
     const result = validateObject(value);
     if (result.errors.length > 0) {
       throw new WeftError('WEFT_MESH_INVALID', result.errors.map((f) => formatFinding(ref, f)).join('\n'));
@@ -88,11 +93,17 @@ export function runRender(argv: string[], io: RenderIO): number {
     try {
       text = (io.readInput ?? defaultRead)(args.file);
     } catch (err) {
-      throw new WeftError('WEFT_INPUT_UNREADABLE', `cannot read ${args.file}: ${(err as NodeJS.ErrnoException).code ?? errorMessage(err)}`);
+      throw new WeftError(
+        'WEFT_INPUT_UNREADABLE',
+        `cannot read ${args.file}: ${(err as NodeJS.ErrnoException).code ?? errorMessage(err)}`,
+      );
     }
     const meshes = meshesFromYaml(text, args.file);
     if (meshes.length > 1) {
-      throw new WeftError('WEFT_MESH_CONFLICT', `${args.file} holds ${meshes.length} Meshes; a cluster runs one, render them one at a time`);
+      throw new WeftError(
+        'WEFT_MESH_CONFLICT',
+        `${args.file} holds ${meshes.length} Meshes; a cluster runs one, render them one at a time`,
+      );
     }
     const objects = render(meshes[0]!, args.options);
     io.stdout(objects.map((o) => stringify(o, { lineWidth: 0 })).join('---\n'));

@@ -58,7 +58,8 @@ function serialNumber(): string {
 }
 
 function validity(cert: forge.pki.Certificate, now: Date, ttlMs: number): void {
-  if (!Number.isFinite(ttlMs) || ttlMs <= 0) throw new WeftError('WEFT_CERT_INVALID', `certificate lifetime must be positive, got ${ttlMs} ms`);
+  if (!Number.isFinite(ttlMs) || ttlMs <= 0)
+    throw new WeftError('WEFT_CERT_INVALID', `certificate lifetime must be positive, got ${ttlMs} ms`);
   cert.validity.notBefore = new Date(now.getTime() - BACKDATE_MS);
   cert.validity.notAfter = new Date(now.getTime() + ttlMs);
 }
@@ -70,7 +71,10 @@ export function createCA(opts: { commonName: string; ttlMs: number; now: Date })
   cert.publicKey = keys.publicKey;
   cert.serialNumber = serialNumber();
   validity(cert, opts.now, opts.ttlMs);
-  const attrs = [{ name: 'commonName', value: opts.commonName }, { name: 'organizationName', value: 'weft' }];
+  const attrs = [
+    { name: 'commonName', value: opts.commonName },
+    { name: 'organizationName', value: 'weft' },
+  ];
   cert.setSubject(attrs);
   cert.setIssuer(attrs);
   cert.setExtensions([
@@ -86,7 +90,8 @@ export function createCA(opts: { commonName: string; ttlMs: number; now: Date })
 export function issueServing(ca: KeyPairPem, opts: IssueOptions): KeyPairPem {
   const caCert = parseCert(ca.certPem);
   const caKey = parseKey(ca.keyPem);
-  if (opts.dnsNames.length === 0) throw new WeftError('WEFT_CERT_INVALID', 'a serving certificate needs at least one DNS name');
+  if (opts.dnsNames.length === 0)
+    throw new WeftError('WEFT_CERT_INVALID', 'a serving certificate needs at least one DNS name');
   const keys = newRsaKey();
   const cert = pki.createCertificate();
   cert.publicKey = keys.publicKey;
@@ -116,7 +121,9 @@ function parseCert(pem: string): forge.pki.Certificate {
   try {
     return pki.certificateFromPem(pem);
   } catch (err) {
-    throw new WeftError('WEFT_CERT_INVALID', `not a PEM certificate (${(err as Error).message})`, { cause: err });
+    throw new WeftError('WEFT_CERT_INVALID', `not a PEM certificate (${(err as Error).message})`, {
+      cause: err,
+    });
   }
 }
 
@@ -127,7 +134,11 @@ function parseKey(pem: string): forge.pki.rsa.PrivateKey {
     return key;
   } catch (err) {
     // The message never includes the PEM itself.
-    throw new WeftError('WEFT_CERT_INVALID', `not an RSA private key in PEM form (${(err as Error).message})`, { cause: err });
+    throw new WeftError(
+      'WEFT_CERT_INVALID',
+      `not an RSA private key in PEM form (${(err as Error).message})`,
+      { cause: err },
+    );
   }
 }
 
@@ -137,7 +148,9 @@ export function certInfo(pem: string): CertInfo {
   try {
     x509 = new X509Certificate(pem);
   } catch (err) {
-    throw new WeftError('WEFT_CERT_INVALID', `not a PEM certificate (${(err as Error).message})`, { cause: err });
+    throw new WeftError('WEFT_CERT_INVALID', `not a PEM certificate (${(err as Error).message})`, {
+      cause: err,
+    });
   }
   const cn = (dn: string): string => /(?:^|\n)CN=([^\n]*)/.exec(dn)?.[1] ?? '';
   const dnsNames = (x509.subjectAltName ?? '')

@@ -14,7 +14,11 @@ export interface BackoffPolicy {
 export const DEFAULT_BACKOFF: BackoffPolicy = { baseMs: 5, maxMs: 1_000_000, jitter: 0.2 };
 
 /** Delay before retry number `failures` (1 = first retry). `random` is injectable for tests. */
-export function backoffDelay(failures: number, policy: BackoffPolicy = DEFAULT_BACKOFF, random: () => number = Math.random): number {
+export function backoffDelay(
+  failures: number,
+  policy: BackoffPolicy = DEFAULT_BACKOFF,
+  random: () => number = Math.random,
+): number {
   if (!Number.isFinite(failures) || failures < 1) return 0;
   // 2^(failures-1) overflows to Infinity for big counts; Math.min copes with that.
   const exp = Math.min(policy.maxMs, policy.baseMs * 2 ** Math.min(failures - 1, 60));

@@ -101,7 +101,11 @@ export class KubeClient {
     }
   }
 
-  async list<T extends KubeObject = KubeObject>(apiVersion: string, kind: string, opts: ListOptions = {}): Promise<ListResult<T>> {
+  async list<T extends KubeObject = KubeObject>(
+    apiVersion: string,
+    kind: string,
+    opts: ListOptions = {},
+  ): Promise<ListResult<T>> {
     const type = resourceFor(apiVersion, kind);
     const body = (await this.request('GET', collectionPath(type, opts.namespace), {
       query: { labelSelector: opts.labelSelector },
@@ -112,7 +116,11 @@ export class KubeClient {
   }
 
   /** Server-side apply: the server merges `obj` into the live object, owned by `fieldManager`. */
-  async apply<T extends KubeObject = KubeObject>(obj: KubeObject, fieldManager: string, force = true): Promise<T> {
+  async apply<T extends KubeObject = KubeObject>(
+    obj: KubeObject,
+    fieldManager: string,
+    force = true,
+  ): Promise<T> {
     return (await this.request('PATCH', objectPath(keyOf(obj)), {
       query: { fieldManager, force },
       body: obj,
@@ -129,14 +137,22 @@ export class KubeClient {
     })) as T;
   }
 
-  async mergePatch<T extends KubeObject = KubeObject>(key: ObjectKey, patch: unknown, subresource?: string): Promise<T> {
+  async mergePatch<T extends KubeObject = KubeObject>(
+    key: ObjectKey,
+    patch: unknown,
+    subresource?: string,
+  ): Promise<T> {
     return (await this.request('PATCH', objectPath(key, subresource), {
       body: patch,
       contentType: 'application/merge-patch+json',
     })) as T;
   }
 
-  async jsonPatch<T extends KubeObject = KubeObject>(key: ObjectKey, ops: unknown[], subresource?: string): Promise<T> {
+  async jsonPatch<T extends KubeObject = KubeObject>(
+    key: ObjectKey,
+    ops: unknown[],
+    subresource?: string,
+  ): Promise<T> {
     return (await this.request('PATCH', objectPath(key, subresource), {
       body: ops,
       contentType: 'application/json-patch+json',
@@ -154,7 +170,10 @@ export class KubeClient {
   }
 
   /** Deletes; returns false when the object was already gone. */
-  async delete(key: ObjectKey, propagationPolicy: 'Background' | 'Foreground' | 'Orphan' = 'Background'): Promise<boolean> {
+  async delete(
+    key: ObjectKey,
+    propagationPolicy: 'Background' | 'Foreground' | 'Orphan' = 'Background',
+  ): Promise<boolean> {
     try {
       await this.request('DELETE', objectPath(key), {
         body: { apiVersion: 'v1', kind: 'DeleteOptions', propagationPolicy },
@@ -185,23 +204,42 @@ export class KubeClient {
       labelSelector: opts.labelSelector,
       timeoutSeconds: opts.timeoutSeconds ?? 300,
     };
-    const response = await this.fetch('GET', collectionPath(type, opts.namespace), { query, ...signalOpt(opts.signal) }, 0);
+    const response = await this.fetch(
+      'GET',
+      collectionPath(type, opts.namespace),
+      { query, ...signalOpt(opts.signal) },
+      0,
+    );
     if (!response.body) return;
-    const lines = createInterface({ input: Readable.fromWeb(response.body as WebReadableStream<Uint8Array>) });
+    const lines = createInterface({
+      input: Readable.fromWeb(response.body as WebReadableStream<Uint8Array>),
+    });
     try {
       for await (const line of lines) {
         if (line.trim() === '') continue;
-        const event = JSON.parse(line) as { type: string; object: KubeObject & { code?: number; reason?: string; message?: string } };
+        const event = JSON.parse(line) as {
+          type: string;
+          object: KubeObject & { code?: number; reason?: string; message?: string };
+        };
         if (event.type === 'ERROR') {
           const status = event.object.code ?? 500;
-          throw new ApiError(status, event.object.reason ?? 'WatchError', event.object.message ?? 'watch error');
+          throw new ApiError(
+            status,
+            event.object.reason ?? 'WatchError',
+            event.object.message ?? 'watch error',
+          );
         }
-        onEvent({ type: event.type as WatchEvent['type'], object: { ...event.object, apiVersion, kind } as T });
+        onEvent({
+          type: event.type as WatchEvent['type'],
+          object: { ...event.object, apiVersion, kind } as T,
+        });
       }
     } catch (err) {
       if (opts.signal?.aborted) return;
       if (err instanceof ApiError) throw err;
-      throw new ApiError(0, 'WatchStreamBroken', `watch of ${kind} broke: ${(err as Error).message}`, { cause: err });
+      throw new ApiError(0, 'WatchStreamBroken', `watch of ${kind} broke: ${(err as Error).message}`, {
+        cause: err,
+      });
     } finally {
       lines.close();
     }
@@ -214,9 +252,15 @@ export class KubeClient {
     return text === '' ? {} : (JSON.parse(text) as unknown);
   }
 
-  private async fetch(method: string, path: string, opts: RequestOptions, timeoutMs: number): Promise<Response> {
+  private async fetch(
+    method: string,
+    path: string,
+    opts: RequestOptions,
+    timeoutMs: number,
+  ): Promise<Response> {
     const url = new URL(this.server + path);
-    for (const [k, v] of Object.entries(opts.query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
+    for (const [k, v] of Object.entries(opts.query ?? {}))
+      if (v !== undefined) url.searchParams.set(k, String(v));
     const ctx = new RequestContext(url.toString(), method as HttpMethod);
     await this.kubeConfig.applySecurityAuthentication(ctx);
     const headers: Record<string, string> = { ...ctx.getHeaders(), Accept: 'application/json' };

@@ -59,7 +59,15 @@ export class EventRecorder {
     }
   }
 
-  private build(obj: KubeObject, namespace: string, name: string, type: EventType, reason: string, message: string, now: number): KubeObject {
+  private build(
+    obj: KubeObject,
+    namespace: string,
+    name: string,
+    type: EventType,
+    reason: string,
+    message: string,
+    now: number,
+  ): KubeObject {
     const ts = new Date(now).toISOString();
     return {
       apiVersion: 'v1',

@@ -83,7 +83,11 @@ export class Informer<T extends KubeObject = KubeObject> {
         }
         failures++;
         const delay = backoffDelay(failures, { baseMs: 200, maxMs: 30_000, jitter: 0.5 });
-        this.log.warn('List/watch failed, retrying', { kind: this.opts.kind, error: (err as Error).message, retryInMs: delay });
+        this.log.warn('List/watch failed, retrying', {
+          kind: this.opts.kind,
+          error: (err as Error).message,
+          retryInMs: delay,
+        });
         resourceVersion = undefined;
         await sleep(delay, this.abort.signal);
       }
@@ -96,7 +100,11 @@ export class Informer<T extends KubeObject = KubeObject> {
       ...(this.opts.namespace ? { namespace: this.opts.namespace } : {}),
       ...(this.opts.labelSelector ? { labelSelector: this.opts.labelSelector } : {}),
     };
-    const { items, resourceVersion } = await this.client.list<T>(this.opts.apiVersion, this.opts.kind, listOpts);
+    const { items, resourceVersion } = await this.client.list<T>(
+      this.opts.apiVersion,
+      this.opts.kind,
+      listOpts,
+    );
     const seen = new Set<string>();
     for (const item of items) {
       seen.add(cacheKey(item));

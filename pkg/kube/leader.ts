@@ -31,7 +31,11 @@ interface LeaseSpec {
 
 type Lease = KubeObject & { spec?: LeaseSpec };
 
-export const LEASE_DEFAULTS = { leaseDurationSeconds: 15, renewDeadlineMs: 10_000, retryPeriodMs: 2_000 } as const;
+export const LEASE_DEFAULTS = {
+  leaseDurationSeconds: 15,
+  renewDeadlineMs: 10_000,
+  retryPeriodMs: 2_000,
+} as const;
 
 /** MicroTime as the API expects it: RFC 3339 with microseconds. */
 const microTime = (d: Date): string => d.toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
@@ -67,7 +71,9 @@ export class LeaderElector {
     this.abort.abort();
     if (this.leading) {
       this.leading = false;
-      await this.release().catch((err: unknown) => this.log.warn('Lease release failed', { error: (err as Error).message }));
+      await this.release().catch((err: unknown) =>
+        this.log.warn('Lease release failed', { error: (err as Error).message }),
+      );
       this.cfg.onStoppedLeading();
     }
   }
@@ -98,7 +104,12 @@ export class LeaderElector {
   }
 
   private leaseKey(): { apiVersion: string; kind: string; name: string; namespace: string } {
-    return { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', name: this.cfg.name, namespace: this.cfg.namespace };
+    return {
+      apiVersion: 'coordination.k8s.io/v1',
+      kind: 'Lease',
+      name: this.cfg.name,
+      namespace: this.cfg.namespace,
+    };
   }
 
   private async tryAcquireOrRenew(): Promise<boolean> {
@@ -106,7 +117,11 @@ export class LeaderElector {
     const current = await this.client.get<Lease>(this.leaseKey());
     if (!current) {
       try {
-        await this.client.create({ ...this.leaseKey(), metadata: { name: this.cfg.name, namespace: this.cfg.namespace }, spec: this.freshSpec(now, 0) } as Lease);
+        await this.client.create({
+          ...this.leaseKey(),
+          metadata: { name: this.cfg.name, namespace: this.cfg.namespace },
+          spec: this.freshSpec(now, 0),
+        } as Lease);
         return true;
       } catch (err) {
         if (isApiError(err, 409)) return false;
@@ -142,6 +157,9 @@ export class LeaderElector {
     const current = await this.client.get<Lease>(this.leaseKey());
     if (!current || current.spec?.holderIdentity !== this.cfg.identity) return;
     const past = microTime(new Date(0));
-    await this.client.replace({ ...current, spec: { ...current.spec, holderIdentity: '', renewTime: past, leaseDurationSeconds: 1 } } as Lease);
+    await this.client.replace({
+      ...current,
+      spec: { ...current.spec, holderIdentity: '', renewTime: past, leaseDurationSeconds: 1 },
+    } as Lease);
   }
 }

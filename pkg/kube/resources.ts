@@ -17,7 +17,12 @@ const TABLE: ResourceType[] = [
   { apiVersion: 'v1', kind: 'Event', plural: 'events', namespaced: true },
   { apiVersion: 'apps/v1', kind: 'Deployment', plural: 'deployments', namespaced: true },
   { apiVersion: 'policy/v1', kind: 'PodDisruptionBudget', plural: 'poddisruptionbudgets', namespaced: true },
-  { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', plural: 'clusterroles', namespaced: false },
+  {
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: 'ClusterRole',
+    plural: 'clusterroles',
+    namespaced: false,
+  },
   {
     apiVersion: 'rbac.authorization.k8s.io/v1',
     kind: 'ClusterRoleBinding',
@@ -25,7 +30,12 @@ const TABLE: ResourceType[] = [
     namespaced: false,
   },
   { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', plural: 'roles', namespaced: true },
-  { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding', plural: 'rolebindings', namespaced: true },
+  {
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: 'RoleBinding',
+    plural: 'rolebindings',
+    namespaced: true,
+  },
   {
     apiVersion: 'admissionregistration.k8s.io/v1',
     kind: 'ValidatingWebhookConfiguration',
@@ -53,7 +63,10 @@ const byKind = new Map(TABLE.map((r) => [`${r.apiVersion}/${r.kind}`, r]));
 export function resourceFor(apiVersion: string, kind: string): ResourceType {
   const found = byKind.get(`${apiVersion}/${kind}`) ?? fromKindDefinitions(apiVersion, kind);
   if (!found) {
-    throw new WeftError('WEFT_UNKNOWN_KIND', `${kind} (${apiVersion}) is not in weft's resource table (pkg/kube/resources.ts)`);
+    throw new WeftError(
+      'WEFT_UNKNOWN_KIND',
+      `${kind} (${apiVersion}) is not in weft's resource table (pkg/kube/resources.ts)`,
+    );
   }
   return found;
 }
@@ -74,7 +87,10 @@ export function knownResources(): readonly ResourceType[] {
 }
 
 /** The collection path: `/apis/apps/v1/namespaces/ns/deployments` or `/api/v1/namespaces`. */
-export function collectionPath(type: Pick<ResourceType, 'apiVersion' | 'plural' | 'namespaced'>, namespace?: string): string {
+export function collectionPath(
+  type: Pick<ResourceType, 'apiVersion' | 'plural' | 'namespaced'>,
+  namespace?: string,
+): string {
   const root = type.apiVersion.includes('/') ? `/apis/${type.apiVersion}` : `/api/${type.apiVersion}`;
   if (type.namespaced && namespace !== undefined && namespace !== '') {
     return `${root}/namespaces/${encodeURIComponent(namespace)}/${type.plural}`;

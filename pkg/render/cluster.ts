@@ -21,7 +21,12 @@ export const VALIDATING_WEBHOOK_NAME = 'weft-validator';
 export const MUTATING_WEBHOOK_NAME = 'weft-sidecar-injector';
 
 function clusterRole(mesh: string, name: string, component: string, rules: unknown[]): KubeObject {
-  return { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: { name, labels: standardLabels(mesh, name, component) }, rules };
+  return {
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: 'ClusterRole',
+    metadata: { name, labels: standardLabels(mesh, name, component) },
+    rules,
+  };
 }
 
 function clusterRoleBinding(mesh: string, name: string, component: string, saNamespace: string): KubeObject {
@@ -38,25 +43,43 @@ const READ = ['get', 'list', 'watch'];
 
 export function weftdRbac(mesh: string): KubeObject[] {
   const rules = [
-    { apiGroups: [''], resources: ['services', 'endpoints', 'pods', 'namespaces', 'nodes', 'configmaps'], verbs: READ },
+    {
+      apiGroups: [''],
+      resources: ['services', 'endpoints', 'pods', 'namespaces', 'nodes', 'configmaps'],
+      verbs: READ,
+    },
     { apiGroups: ['discovery.k8s.io'], resources: ['endpointslices'], verbs: READ },
     ...Object.entries(ISTIO_KINDS).flatMap(([group, resources]) => [
       { apiGroups: [group], resources, verbs: READ },
-      { apiGroups: [group], resources: resources.map((r) => `${r}/status`), verbs: ['get', 'patch', 'update'] },
+      {
+        apiGroups: [group],
+        resources: resources.map((r) => `${r}/status`),
+        verbs: ['get', 'patch', 'update'],
+      },
     ]),
     { apiGroups: ['mesh.weft.dev'], resources: ['meshes'], verbs: READ },
     { apiGroups: ['authentication.k8s.io'], resources: ['tokenreviews'], verbs: ['create'] },
   ];
-  return [clusterRole(mesh, 'weftd', 'control-plane', rules), clusterRoleBinding(mesh, 'weftd', 'control-plane', MESH_NAMESPACE)];
+  return [
+    clusterRole(mesh, 'weftd', 'control-plane', rules),
+    clusterRoleBinding(mesh, 'weftd', 'control-plane', MESH_NAMESPACE),
+  ];
 }
 
 export function webhookRbac(mesh: string): KubeObject[] {
   const rules = [
     { apiGroups: [''], resources: ['namespaces', 'services', 'configmaps'], verbs: READ },
-    ...Object.entries(ISTIO_KINDS).map(([group, resources]) => ({ apiGroups: [group], resources, verbs: READ })),
+    ...Object.entries(ISTIO_KINDS).map(([group, resources]) => ({
+      apiGroups: [group],
+      resources,
+      verbs: READ,
+    })),
     { apiGroups: ['mesh.weft.dev'], resources: ['meshes'], verbs: READ },
   ];
-  return [clusterRole(mesh, 'weft-webhook', 'webhook', rules), clusterRoleBinding(mesh, 'weft-webhook', 'webhook', MESH_NAMESPACE)];
+  return [
+    clusterRole(mesh, 'weft-webhook', 'webhook', rules),
+    clusterRoleBinding(mesh, 'weft-webhook', 'webhook', MESH_NAMESPACE),
+  ];
 }
 
 export interface WebhookTarget {
@@ -75,7 +98,15 @@ export interface WebhookTarget {
  */
 function webhookConfigurations(mesh: string, target: WebhookTarget): [KubeObject, KubeObject] {
   const [validating, mutating] = buildWebhookConfigurations({
-    target: target.url ? { url: target.url } : { service: { namespace: WEBHOOK_SERVICE.namespace, name: WEBHOOK_SERVICE.name, port: WEBHOOK_SERVICE.port } },
+    target: target.url
+      ? { url: target.url }
+      : {
+          service: {
+            namespace: WEBHOOK_SERVICE.namespace,
+            name: WEBHOOK_SERVICE.name,
+            port: WEBHOOK_SERVICE.port,
+          },
+        },
     ...(target.caBundle ? { caBundle: target.caBundle } : {}),
     meshNamespace: MESH_NAMESPACE,
     validatingName: VALIDATING_WEBHOOK_NAME,
@@ -83,7 +114,11 @@ function webhookConfigurations(mesh: string, target: WebhookTarget): [KubeObject
   });
   const withLabels = (o: object, name: string): KubeObject => {
     const obj = structuredClone(o) as KubeObject;
-    obj.metadata = { ...obj.metadata, name, labels: { ...obj.metadata.labels, ...standardLabels(mesh, name, 'webhook') } };
+    obj.metadata = {
+      ...obj.metadata,
+      name,
+      labels: { ...obj.metadata.labels, ...standardLabels(mesh, name, 'webhook') },
+    };
     return obj;
   };
   return [withLabels(validating, VALIDATING_WEBHOOK_NAME), withLabels(mutating, MUTATING_WEBHOOK_NAME)];

@@ -15,7 +15,13 @@ import type { KubeObject, OwnerReference } from '../kube/types.js';
 import { formatFinding } from '../validation/types.js';
 import { mutatingWebhook, validatingWebhook, webhookRbac, weftdRbac, WEBHOOK_SERVICE } from './cluster.js';
 import { SERVING_SECRET, standardLabels } from './labels.js';
-import { effectiveSpec, MESH_NAMESPACE, semanticFindings, type EffectiveGateway, type EffectiveSpec } from './spec.js';
+import {
+  effectiveSpec,
+  MESH_NAMESPACE,
+  semanticFindings,
+  type EffectiveGateway,
+  type EffectiveSpec,
+} from './spec.js';
 import { deployment, podDisruptionBudget, service, serviceAccount } from './workloads.js';
 
 export * from './labels.js';
@@ -57,7 +63,9 @@ export function render(mesh: Mesh, opts: RenderOptions = {}): KubeObject[] {
   const findings = semanticFindings(mesh.spec);
   if (findings.length > 0) {
     const ref = { apiVersion: mesh.apiVersion, kind: 'Mesh', name };
-    throw new WeftError('WEFT_MESH_INVALID', findings.map((f) => formatFinding(ref, f)).join('; '), { details: { findings } });
+    throw new WeftError('WEFT_MESH_INVALID', findings.map((f) => formatFinding(ref, f)).join('; '), {
+      details: { findings },
+    });
   }
   const spec = effectiveSpec(mesh.spec);
   const objects = [
@@ -84,11 +92,22 @@ export function sortObjects(objects: KubeObject[]): KubeObject[] {
 /** A controller reference to the Mesh, only when it has a uid (i.e. came from the API server). */
 function ownerRef(mesh: Mesh): OwnerReference | null {
   if (!mesh.metadata.uid) return null;
-  return { apiVersion: mesh.apiVersion, kind: 'Mesh', name: mesh.metadata.name!, uid: mesh.metadata.uid, controller: true, blockOwnerDeletion: true };
+  return {
+    apiVersion: mesh.apiVersion,
+    kind: 'Mesh',
+    name: mesh.metadata.name!,
+    uid: mesh.metadata.uid,
+    controller: true,
+    blockOwnerDeletion: true,
+  };
 }
 
 function namespaceObject(mesh: string): KubeObject {
-  return { apiVersion: 'v1', kind: 'Namespace', metadata: { name: MESH_NAMESPACE, labels: standardLabels(mesh, MESH_NAMESPACE, 'namespace') } };
+  return {
+    apiVersion: 'v1',
+    kind: 'Namespace',
+    metadata: { name: MESH_NAMESPACE, labels: standardLabels(mesh, MESH_NAMESPACE, 'namespace') },
+  };
 }
 
 function meshConfig(mesh: string, spec: EffectiveSpec): KubeObject {
@@ -106,7 +125,11 @@ function meshConfig(mesh: string, spec: EffectiveSpec): KubeObject {
   return {
     apiVersion: 'v1',
     kind: 'ConfigMap',
-    metadata: { name: MESH_CONFIGMAP, namespace: MESH_NAMESPACE, labels: standardLabels(mesh, MESH_CONFIGMAP, 'control-plane') },
+    metadata: {
+      name: MESH_CONFIGMAP,
+      namespace: MESH_NAMESPACE,
+      labels: standardLabels(mesh, MESH_CONFIGMAP, 'control-plane'),
+    },
     data: { 'mesh.yaml': stringify(meshYaml), 'injection.yaml': stringify(injection) },
   };
 }

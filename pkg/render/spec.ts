@@ -6,7 +6,13 @@
  * values mirror `pkg/api/mesh.ts`; a unit test pins them to the schema's `default`s).
  */
 import type { Finding } from '../validation/types.js';
-import type { MeshGateway, MeshGatewayPort, MeshSpec, ResourceRequirements, ServiceType } from '../api/mesh.js';
+import type {
+  MeshGateway,
+  MeshGatewayPort,
+  MeshSpec,
+  ResourceRequirements,
+  ServiceType,
+} from '../api/mesh.js';
 
 export const MESH_NAMESPACE = 'weft-system';
 
@@ -42,13 +48,22 @@ export const DEFAULT_GATEWAY_PORTS: MeshGatewayPort[] = [
   { name: 'https', port: 443, targetPort: 8443, protocol: 'TCP' },
 ];
 
-const UNIT_MS: Record<string, number> = { ns: 1e-6, us: 1e-3, µs: 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+const UNIT_MS: Record<string, number> = {
+  ns: 1e-6,
+  us: 1e-3,
+  µs: 1e-3,
+  ms: 1,
+  s: 1000,
+  m: 60_000,
+  h: 3_600_000,
+};
 
 /** A Go duration (`8760h`, `1h30m`, `90s`) in milliseconds, or null if it is not one. */
 export function parseDuration(text: string): number | null {
   if (!/^(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+$/.test(text)) return null;
   let total = 0;
-  for (const m of text.matchAll(/(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/g)) total += Number(m[1]) * (UNIT_MS[m[2]!] ?? 0);
+  for (const m of text.matchAll(/(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/g))
+    total += Number(m[1]) * (UNIT_MS[m[2]!] ?? 0);
   return total;
 }
 
@@ -116,41 +131,69 @@ export function semanticFindings(spec: MeshSpec | undefined): Finding[] {
   (s.gateways ?? []).forEach((gw, i) => {
     const ns = gw.namespace ?? MESH_NAMESPACE;
     if (!DNS_LABEL.test(gw.name) || gw.name.length > 63) {
-      out.push({ path: `spec.gateways[${i}].name`, message: `"${gw.name}" is not a DNS label (lowercase letters, digits, '-')` });
+      out.push({
+        path: `spec.gateways[${i}].name`,
+        message: `"${gw.name}" is not a DNS label (lowercase letters, digits, '-')`,
+      });
     }
-    if (!DNS_LABEL.test(ns)) out.push({ path: `spec.gateways[${i}].namespace`, message: `"${ns}" is not a namespace name` });
+    if (!DNS_LABEL.test(ns))
+      out.push({ path: `spec.gateways[${i}].namespace`, message: `"${ns}" is not a namespace name` });
     if (ns === MESH_NAMESPACE && reserved.has(gw.name)) {
-      out.push({ path: `spec.gateways[${i}].name`, message: `"${gw.name}" is reserved for weft's own components in ${MESH_NAMESPACE}` });
+      out.push({
+        path: `spec.gateways[${i}].name`,
+        message: `"${gw.name}" is reserved for weft's own components in ${MESH_NAMESPACE}`,
+      });
     }
     const prev = seen.get(`${ns}/${gw.name}`);
-    if (prev !== undefined) out.push({ path: `spec.gateways[${i}]`, message: `duplicates spec.gateways[${prev}] (${ns}/${gw.name})` });
+    if (prev !== undefined)
+      out.push({
+        path: `spec.gateways[${i}]`,
+        message: `duplicates spec.gateways[${prev}] (${ns}/${gw.name})`,
+      });
     seen.set(`${ns}/${gw.name}`, i);
     const ports = new Map<number, number>();
     (gw.ports ?? []).forEach((p, j) => {
       const other = ports.get(p.port);
-      if (other !== undefined) out.push({ path: `spec.gateways[${i}].ports[${j}].port`, message: `port ${p.port} is also used by ports[${other}]` });
+      if (other !== undefined)
+        out.push({
+          path: `spec.gateways[${i}].ports[${j}].port`,
+          message: `port ${p.port} is also used by ports[${other}]`,
+        });
       ports.set(p.port, j);
       if (p.nodePort !== undefined && (gw.serviceType ?? 'LoadBalancer') === 'ClusterIP') {
-        out.push({ path: `spec.gateways[${i}].ports[${j}].nodePort`, message: 'nodePort needs serviceType NodePort or LoadBalancer' });
+        out.push({
+          path: `spec.gateways[${i}].ports[${j}].nodePort`,
+          message: 'nodePort needs serviceType NodePort or LoadBalancer',
+        });
       }
     });
   });
   const certs = s.certificates ?? {};
   for (const field of ['workloadCertTTL', 'servingCertTTL'] as const) {
     const v = certs[field];
-    if (v !== undefined && parseDuration(v) === null) out.push({ path: `spec.certificates.${field}`, message: `"${v}" is not a duration like 24h` });
+    if (v !== undefined && parseDuration(v) === null)
+      out.push({ path: `spec.certificates.${field}`, message: `"${v}" is not a duration like 24h` });
   }
   const root = certs.selfSigned?.rootCertTTL;
   if (root !== undefined && parseDuration(root) === null) {
-    out.push({ path: 'spec.certificates.selfSigned.rootCertTTL', message: `"${root}" is not a duration like 87600h` });
+    out.push({
+      path: 'spec.certificates.selfSigned.rootCertTTL',
+      message: `"${root}" is not a duration like 87600h`,
+    });
   }
   const serving = parseDuration(certs.servingCertTTL ?? '8760h');
   if (serving !== null && serving < MIN_SERVING_TTL_MS) {
-    out.push({ path: 'spec.certificates.servingCertTTL', message: 'must be at least 1h (renewal happens at 2/3 of the lifetime)' });
+    out.push({
+      path: 'spec.certificates.servingCertTTL',
+      message: 'must be at least 1h (renewal happens at 2/3 of the lifetime)',
+    });
   }
   const rootMs = parseDuration(root ?? '87600h');
   if (serving !== null && rootMs !== null && !certs.caSecretRef && rootMs < serving) {
-    out.push({ path: 'spec.certificates.selfSigned.rootCertTTL', message: 'must not be shorter than servingCertTTL' });
+    out.push({
+      path: 'spec.certificates.selfSigned.rootCertTTL',
+      message: 'must not be shorter than servingCertTTL',
+    });
   }
   if (certs.selfSigned && certs.caSecretRef) {
     out.push({ path: 'spec.certificates', message: 'set either selfSigned or caSecretRef, not both' });

@@ -59,7 +59,11 @@ function container(p: WorkloadParams, mounts: unknown[]): Record<string, unknown
       ...(p.env ?? []),
     ],
     resources: p.resources,
-    readinessProbe: { httpGet: { path: p.readiness.path, port: p.readiness.port }, periodSeconds: 5, failureThreshold: 3 },
+    readinessProbe: {
+      httpGet: { path: p.readiness.path, port: p.readiness.port },
+      periodSeconds: 5,
+      failureThreshold: 3,
+    },
     securityContext: {
       runAsNonRoot: true,
       runAsUser: 1337,
@@ -123,7 +127,13 @@ export function service(
 }
 
 /** Only when replicas > 1: a PDB on a single replica would block node drains forever. */
-export function podDisruptionBudget(mesh: string, name: string, namespace: string, component: string, replicas: number): KubeObject[] {
+export function podDisruptionBudget(
+  mesh: string,
+  name: string,
+  namespace: string,
+  component: string,
+  replicas: number,
+): KubeObject[] {
   if (replicas <= 1) return [];
   return [
     {

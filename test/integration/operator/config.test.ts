@@ -16,15 +16,35 @@ describe('config/ kustomize tree (real kubectl)', function () {
       expect(r.code, r.stderr).to.equal(0);
       const kinds = parseAllDocuments(r.stdout).map((doc) => (doc.toJS() as { kind?: string } | null)?.kind);
       expect(kinds.length).to.be.greaterThan(0);
-      if (d === 'default') expect(kinds).to.include.members(['CustomResourceDefinition', 'Deployment', 'ClusterRole', 'Namespace']);
+      if (d === 'default')
+        expect(kinds).to.include.members([
+          'CustomResourceDefinition',
+          'Deployment',
+          'ClusterRole',
+          'Namespace',
+        ]);
     });
   }
   it('the API server accepts config/default (server-side dry run) and config/samples against the installed CRDs', async () => {
     await installCRDs();
-    const r = await testCluster().kubectl(['apply', '--server-side', '--dry-run=server', '--force-conflicts', '-k', 'config/default']);
+    const r = await testCluster().kubectl([
+      'apply',
+      '--server-side',
+      '--dry-run=server',
+      '--force-conflicts',
+      '-k',
+      'config/default',
+    ]);
     expect(r.code, r.stderr).to.equal(0);
     expect(r.stdout).to.match(/deployment.apps\/weft-operator serverside-applied \(server dry run\)/);
-    const s = await testCluster().kubectl(['apply', '--dry-run=server', '-f', 'config/samples/mesh.yaml', '-f', 'config/samples/mesh-ha.yaml']);
+    const s = await testCluster().kubectl([
+      'apply',
+      '--dry-run=server',
+      '-f',
+      'config/samples/mesh.yaml',
+      '-f',
+      'config/samples/mesh-ha.yaml',
+    ]);
     expect(s.code, s.stderr).to.equal(0);
   });
 });

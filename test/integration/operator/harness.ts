@@ -26,7 +26,12 @@ export async function freePort(): Promise<number> {
 }
 
 /** Polls `fn` until it returns a truthy value; throws with `what` and the last value on timeout. */
-export async function waitFor<T>(what: string, fn: () => Promise<T> | T, timeoutMs = 30_000, everyMs = 100): Promise<NonNullable<T>> {
+export async function waitFor<T>(
+  what: string,
+  fn: () => Promise<T> | T,
+  timeoutMs = 30_000,
+  everyMs = 100,
+): Promise<NonNullable<T>> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
@@ -36,7 +41,10 @@ export async function waitFor<T>(what: string, fn: () => Promise<T> | T, timeout
     } catch (err) {
       last = err;
     }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; last: ${last instanceof Error ? last.message : JSON.stringify(last)?.slice(0, 500)}`);
+    if (Date.now() > deadline)
+      throw new Error(
+        `timed out after ${timeoutMs} ms waiting for ${what}; last: ${last instanceof Error ? last.message : JSON.stringify(last)?.slice(0, 500)}`,
+      );
     await sleep(everyMs);
   }
 }
@@ -69,20 +77,36 @@ export class OperatorProcess {
       '--import',
       'tsx',
       'operator/main.ts',
-      '--kubeconfig', o.kubeconfig,
-      '--identity', o.identity,
-      '--webhook-url', o.webhookUrl,
-      '--health-probe-bind-address', `127.0.0.1:${probePort}`,
-      '--metrics-bind-address', `127.0.0.1:${metricsPort}`,
+      '--kubeconfig',
+      o.kubeconfig,
+      '--identity',
+      o.identity,
+      '--webhook-url',
+      o.webhookUrl,
+      '--health-probe-bind-address',
+      `127.0.0.1:${probePort}`,
+      '--metrics-bind-address',
+      `127.0.0.1:${metricsPort}`,
       // Shorter than the 15/10/2 s defaults so the failover test stays short.
-      '--lease-duration', '6s',
-      '--renew-deadline', '4s',
-      '--retry-period', '1s',
+      '--lease-duration',
+      '6s',
+      '--renew-deadline',
+      '4s',
+      '--retry-period',
+      '1s',
       ...(o.extraArgs ?? []),
     ];
-    const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, WEFT_LOG_LEVEL: 'debug' } });
+    const proc = spawn(process.execPath, args, {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, WEFT_LOG_LEVEL: 'debug' },
+    });
     const op = new OperatorProcess(proc, probePort, metricsPort);
-    await waitFor('operator /readyz', async () => (await fetch(`http://127.0.0.1:${probePort}/readyz`)).status === 200, 30_000, 200);
+    await waitFor(
+      'operator /readyz',
+      async () => (await fetch(`http://127.0.0.1:${probePort}/readyz`)).status === 200,
+      30_000,
+      200,
+    );
     return op;
   }
 
@@ -99,7 +123,9 @@ export class OperatorProcess {
   }
 
   async isLeader(): Promise<boolean> {
-    return /leader_election_master_status\{name="weft-operator"\} 1/.test(await this.metrics().catch(() => ''));
+    return /leader_election_master_status\{name="weft-operator"\} 1/.test(
+      await this.metrics().catch(() => ''),
+    );
   }
 
   /** Resident set size in bytes, from /proc (Linux). */
@@ -136,7 +162,12 @@ export class TestWebhook {
 
   static async start(client: KubeClient): Promise<TestWebhook> {
     const now = new Date();
-    const throwaway = issueServing(createCA({ commonName: 'throwaway', ttlMs: 3600_000, now }), { commonName: 'x', dnsNames: ['127.0.0.1'], ttlMs: 3600_000, now });
+    const throwaway = issueServing(createCA({ commonName: 'throwaway', ttlMs: 3600_000, now }), {
+      commonName: 'x',
+      dnsNames: ['127.0.0.1'],
+      ttlMs: 3600_000,
+      now,
+    });
     const server = createHttpsServer({ cert: throwaway.certPem, key: throwaway.keyPem }, (req, res) => {
       let body = '';
       req.on('data', (c: Buffer) => (body += c.toString()));
@@ -144,7 +175,13 @@ export class TestWebhook {
         hook.requests++;
         const review = JSON.parse(body || '{}') as { request?: { uid?: string } };
         res.setHeader('Content-Type', 'application/json');
-        res.end(JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response: { uid: review.request?.uid ?? '', allowed: true } }));
+        res.end(
+          JSON.stringify({
+            apiVersion: 'admission.k8s.io/v1',
+            kind: 'AdmissionReview',
+            response: { uid: review.request?.uid ?? '', allowed: true },
+          }),
+        );
       });
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -159,7 +196,9 @@ export class TestWebhook {
   }
 
   private async reload(client: KubeClient): Promise<void> {
-    const secret = await client.get({ apiVersion: 'v1', kind: 'Secret', namespace: 'weft-system', name: 'weft-webhook-tls' }).catch(() => null);
+    const secret = await client
+      .get({ apiVersion: 'v1', kind: 'Secret', namespace: 'weft-system', name: 'weft-webhook-tls' })
+      .catch(() => null);
     const data = (secret as { data?: Record<string, string> } | null)?.data;
     if (!data?.['tls.crt'] || !data['tls.key']) return;
     const cert = Buffer.from(data['tls.crt'], 'base64').toString();
@@ -208,12 +247,29 @@ export async function makePodsReady(client: KubeClient, namespace: string, app: 
 
 /** Marks the pods of every Deployment the Mesh owns Ready (repeat while rollouts create pods). */
 export async function makeMeshReady(client: KubeClient, meshName: string): Promise<void> {
-  const { items } = await client.list('apps/v1', 'Deployment', { labelSelector: `mesh.weft.dev/mesh=${meshName}` });
+  const { items } = await client.list('apps/v1', 'Deployment', {
+    labelSelector: `mesh.weft.dev/mesh=${meshName}`,
+  });
   for (const d of items) await makePodsReady(client, d.metadata.namespace!, d.metadata.name);
 }
 
-export function condition(mesh: KubeObject | null, type: string): { status: string; reason: string; message: string; observedGeneration?: number } | undefined {
-  const conds = (mesh as { status?: { conditions?: { type: string; status: string; reason: string; message: string; observedGeneration?: number }[] } } | null)?.status?.conditions;
+export function condition(
+  mesh: KubeObject | null,
+  type: string,
+): { status: string; reason: string; message: string; observedGeneration?: number } | undefined {
+  const conds = (
+    mesh as {
+      status?: {
+        conditions?: {
+          type: string;
+          status: string;
+          reason: string;
+          message: string;
+          observedGeneration?: number;
+        }[];
+      };
+    } | null
+  )?.status?.conditions;
   return conds?.find((c) => c.type === type);
 }
 
@@ -230,7 +286,9 @@ export async function restartApiServer(kubeconfigPath: string, downMs = 2000): P
   const t0 = Date.now();
   process.kill(api.pid, 'SIGTERM');
   // kube-apiserver drains for a while on SIGTERM; after 10 s treat it as a crash (SIGKILL).
-  await waitFor('kube-apiserver to exit', () => !isRunning(api.pid!), 10_000).catch(() => process.kill(api.pid!, 'SIGKILL'));
+  await waitFor('kube-apiserver to exit', () => !isRunning(api.pid!), 10_000).catch(() =>
+    process.kill(api.pid!, 'SIGKILL'),
+  );
   await waitFor('kube-apiserver to die', () => !isRunning(api.pid!), 10_000);
   await sleep(downMs);
   await clusterUp({ stateDir, profile: 'test', log });

@@ -19,7 +19,12 @@ describe('pkg/kube on a real API server', function () {
 
   it('server-side apply: a second manager conflicts (409) unless forced; our manager owns the fields', async () => {
     const ns = await freshNamespace('kube-ssa');
-    const cm = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'c', namespace: ns }, data: { a: '1' } };
+    const cm = {
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name: 'c', namespace: ns },
+      data: { a: '1' },
+    };
     await client.apply(cm, 'weft-operator');
     try {
       await client.apply({ ...cm, data: { a: '2' } }, 'someone-else', false);
@@ -30,15 +35,27 @@ describe('pkg/kube on a real API server', function () {
     }
     const forced = await client.apply({ ...cm, data: { a: '1' } }, 'weft-operator', true);
     const again = await client.apply({ ...cm, data: { a: '1' } }, 'weft-operator', true);
-    expect(again.metadata.resourceVersion, 'a no-op apply does not write').to.equal(forced.metadata.resourceVersion);
+    expect(again.metadata.resourceVersion, 'a no-op apply does not write').to.equal(
+      forced.metadata.resourceVersion,
+    );
   });
 
   it('a watch from a too-old resourceVersion is answered 410 Gone (the informer relists on it)', async () => {
     const ns = await freshNamespace('kube-410');
-    for (let i = 0; i < 3; i++) await client.create({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: `c${i}`, namespace: ns } });
+    for (let i = 0; i < 3; i++)
+      await client.create({
+        apiVersion: 'v1',
+        kind: 'ConfigMap',
+        metadata: { name: `c${i}`, namespace: ns },
+      });
     let err: unknown;
     try {
-      await client.watch('v1', 'ConfigMap', { namespace: ns, resourceVersion: '1', timeoutSeconds: 5 }, () => undefined);
+      await client.watch(
+        'v1',
+        'ConfigMap',
+        { namespace: ns, resourceVersion: '1', timeoutSeconds: 5 },
+        () => undefined,
+      );
     } catch (e) {
       err = e;
     }
@@ -48,17 +65,32 @@ describe('pkg/kube on a real API server', function () {
   it('the informer lists, then reports add, update and delete from the watch', async () => {
     const ns = await freshNamespace('kube-inf');
     await client.create({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'before', namespace: ns } });
-    const inf = new Informer<KubeObject>(client, { apiVersion: 'v1', kind: 'ConfigMap', namespace: ns }, createLogger('test', { silent: true }));
+    const inf = new Informer<KubeObject>(
+      client,
+      { apiVersion: 'v1', kind: 'ConfigMap', namespace: ns },
+      createLogger('test', { silent: true }),
+    );
     const seen: string[] = [];
     inf.on((type, o) => seen.push(`${type}:${o.metadata.name}`));
     inf.start();
     try {
       await inf.hasSynced;
       expect(seen).to.include('add:before');
-      await client.create({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'after', namespace: ns } });
-      await client.mergePatch({ apiVersion: 'v1', kind: 'ConfigMap', namespace: ns, name: 'after' }, { data: { x: 'y' } });
+      await client.create({
+        apiVersion: 'v1',
+        kind: 'ConfigMap',
+        metadata: { name: 'after', namespace: ns },
+      });
+      await client.mergePatch(
+        { apiVersion: 'v1', kind: 'ConfigMap', namespace: ns, name: 'after' },
+        { data: { x: 'y' } },
+      );
       await client.delete({ apiVersion: 'v1', kind: 'ConfigMap', namespace: ns, name: 'before' });
-      await waitFor('events', () => ['add:after', 'update:after', 'delete:before'].every((e) => seen.includes(e)), 20_000);
+      await waitFor(
+        'events',
+        () => ['add:after', 'update:after', 'delete:before'].every((e) => seen.includes(e)),
+        20_000,
+      );
       expect(inf.get('after', ns)).to.not.equal(undefined);
       expect(inf.get('before', ns)).to.equal(undefined);
     } finally {

@@ -12,11 +12,21 @@ import { parse, stringify } from 'yaml';
 import { testCluster, installCRDs, freshNamespace } from '../../support/index.js';
 import type { KubeClient } from '../../../pkg/kube/client.js';
 import { keyOf, type KubeObject } from '../../../pkg/kube/types.js';
-import { condition, clientFor, makeMeshReady, OperatorProcess, restartApiServer, TestWebhook, waitFor } from './harness.js';
+import {
+  condition,
+  clientFor,
+  makeMeshReady,
+  OperatorProcess,
+  restartApiServer,
+  TestWebhook,
+  waitFor,
+} from './harness.js';
 
 const MESH = { apiVersion: 'mesh.weft.dev/v1alpha1', kind: 'Mesh', name: 'default' };
 const sample = (): Record<string, unknown> & { spec: Record<string, unknown> } =>
-  parse(readFileSync('config/samples/mesh.yaml', 'utf8')) as Record<string, unknown> & { spec: Record<string, unknown> };
+  parse(readFileSync('config/samples/mesh.yaml', 'utf8')) as Record<string, unknown> & {
+    spec: Record<string, unknown>;
+  };
 
 describe('operator (real API server)', function () {
   this.timeout(180_000);
@@ -24,7 +34,8 @@ describe('operator (real API server)', function () {
   let hook: TestWebhook;
   let op: OperatorProcess;
   let standby: OperatorProcess | undefined;
-  const kubectl = (args: string[], input?: string) => testCluster().kubectl(args, input === undefined ? {} : { input });
+  const kubectl = (args: string[], input?: string) =>
+    testCluster().kubectl(args, input === undefined ? {} : { input });
   const getMesh = (name = 'default'): Promise<KubeObject | null> => client.get({ ...MESH, name });
   const apply = async (obj: unknown): Promise<void> => {
     const r = await kubectl(['apply', '-f', '-'], stringify(obj));
@@ -34,15 +45,26 @@ describe('operator (real API server)', function () {
     const m = await getMesh(name);
     const ready = condition(m, 'Ready');
     const gen = m?.metadata.generation;
-    return ready?.status === 'True' && ready.observedGeneration === gen && (m as { status?: { observedGeneration?: number } }).status?.observedGeneration === gen;
+    return (
+      ready?.status === 'True' &&
+      ready.observedGeneration === gen &&
+      (m as { status?: { observedGeneration?: number } }).status?.observedGeneration === gen
+    );
   };
   const convergeReady = (what: string, timeoutMs = 60_000): Promise<boolean> =>
-    waitFor(what, async () => {
-      await makeMeshReady(client, 'default');
-      return readyAtGeneration();
-    }, timeoutMs, 250);
+    waitFor(
+      what,
+      async () => {
+        await makeMeshReady(client, 'default');
+        return readyAtGeneration();
+      },
+      timeoutMs,
+      250,
+    );
   const deploymentNames = async (): Promise<string[]> =>
-    (await client.list('apps/v1', 'Deployment', { labelSelector: 'mesh.weft.dev/mesh=default' })).items.map((d) => `${d.metadata.namespace}/${d.metadata.name}`).sort();
+    (await client.list('apps/v1', 'Deployment', { labelSelector: 'mesh.weft.dev/mesh=default' })).items
+      .map((d) => `${d.metadata.namespace}/${d.metadata.name}`)
+      .sort();
 
   before(async function () {
     this.timeout(120_000);
@@ -53,7 +75,11 @@ describe('operator (real API server)', function () {
       await client.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'weft-system' } });
     }
     hook = await TestWebhook.start(client);
-    op = await OperatorProcess.start({ kubeconfig: kubeconfigPath, webhookUrl: hook.url, identity: 'operator-a' });
+    op = await OperatorProcess.start({
+      kubeconfig: kubeconfigPath,
+      webhookUrl: hook.url,
+      identity: 'operator-a',
+    });
     await waitFor('operator-a to lead', () => op.isLeader(), 30_000, 200);
   });
 
@@ -61,13 +87,23 @@ describe('operator (real API server)', function () {
     this.timeout(120_000);
     // Leave nothing behind: the webhook configurations would fail calls once `hook` is gone.
     for (const name of ['default', 'second']) await client.delete({ ...MESH, name }).catch(() => undefined);
-    await waitFor('Meshes gone', async () => !(await getMesh()) && !(await getMesh('second')), 90_000, 500).catch(async () => {
-      for (const name of ['default', 'second']) await client.jsonPatch({ ...MESH, name }, [{ op: 'remove', path: '/metadata/finalizers' }]).catch(() => undefined);
+    await waitFor(
+      'Meshes gone',
+      async () => !(await getMesh()) && !(await getMesh('second')),
+      90_000,
+      500,
+    ).catch(async () => {
+      for (const name of ['default', 'second'])
+        await client
+          .jsonPatch({ ...MESH, name }, [{ op: 'remove', path: '/metadata/finalizers' }])
+          .catch(() => undefined);
     });
     await standby?.stop();
     await op?.stop();
     for (const kind of ['ValidatingWebhookConfiguration', 'MutatingWebhookConfiguration']) {
-      const { items } = await client.list('admissionregistration.k8s.io/v1', kind, { labelSelector: 'app.kubernetes.io/managed-by=weft-operator' });
+      const { items } = await client.list('admissionregistration.k8s.io/v1', kind, {
+        labelSelector: 'app.kubernetes.io/managed-by=weft-operator',
+      });
       for (const i of items) await client.delete(keyOf(i));
     }
     hook?.close();
@@ -76,12 +112,19 @@ describe('operator (real API server)', function () {
   it('applies the sample: Reconciling=True at once, every child with an owner reference, then Ready=True; kubectl wait returns', async () => {
     const t0 = Date.now();
     await apply(sample());
-    const first = await waitFor('first status', async () => {
-      const m = await getMesh();
-      return condition(m, 'Reconciling')?.status === 'True' ? m : null;
-    }, 10_000, 50);
+    const first = await waitFor(
+      'first status',
+      async () => {
+        const m = await getMesh();
+        return condition(m, 'Reconciling')?.status === 'True' ? m : null;
+      },
+      10_000,
+      50,
+    );
     const firstStatusMs = Date.now() - t0;
-    expect((first as { status?: { observedGeneration?: number } }).status?.observedGeneration).to.equal(first.metadata.generation);
+    expect((first as { status?: { observedGeneration?: number } }).status?.observedGeneration).to.equal(
+      first.metadata.generation,
+    );
     expect(first.metadata.finalizers).to.include('mesh.weft.dev/cleanup');
 
     await waitFor('webhook server to load the issued certificate', () => hook.loaded, 30_000);
@@ -96,26 +139,49 @@ describe('operator (real API server)', function () {
     const mesh = (await getMesh())!;
     const uid = mesh.metadata.uid;
     const kinds: [string, string, string?][] = [
-      ['v1', 'ServiceAccount', 'weft-system'], ['v1', 'ConfigMap', 'weft-system'], ['v1', 'Secret', 'weft-system'], ['v1', 'Service', 'weft-system'],
-      ['apps/v1', 'Deployment', 'weft-system'], ['rbac.authorization.k8s.io/v1', 'ClusterRole'], ['rbac.authorization.k8s.io/v1', 'ClusterRoleBinding'],
-      ['admissionregistration.k8s.io/v1', 'ValidatingWebhookConfiguration'], ['admissionregistration.k8s.io/v1', 'MutatingWebhookConfiguration'],
+      ['v1', 'ServiceAccount', 'weft-system'],
+      ['v1', 'ConfigMap', 'weft-system'],
+      ['v1', 'Secret', 'weft-system'],
+      ['v1', 'Service', 'weft-system'],
+      ['apps/v1', 'Deployment', 'weft-system'],
+      ['rbac.authorization.k8s.io/v1', 'ClusterRole'],
+      ['rbac.authorization.k8s.io/v1', 'ClusterRoleBinding'],
+      ['admissionregistration.k8s.io/v1', 'ValidatingWebhookConfiguration'],
+      ['admissionregistration.k8s.io/v1', 'MutatingWebhookConfiguration'],
     ];
     let total = 0;
     for (const [apiVersion, kind, namespace] of kinds) {
-      const { items } = await client.list(apiVersion, kind, { ...(namespace ? { namespace } : {}), labelSelector: 'mesh.weft.dev/mesh=default' });
+      const { items } = await client.list(apiVersion, kind, {
+        ...(namespace ? { namespace } : {}),
+        labelSelector: 'mesh.weft.dev/mesh=default',
+      });
       expect(items.length, kind).to.be.greaterThan(0);
       for (const o of items) {
         total++;
-        expect(o.metadata.ownerReferences, `${kind} ${o.metadata.name}`).to.deep.equal([{ apiVersion: MESH.apiVersion, kind: 'Mesh', name: 'default', uid, controller: true, blockOwnerDeletion: true }]);
+        expect(o.metadata.ownerReferences, `${kind} ${o.metadata.name}`).to.deep.equal([
+          {
+            apiVersion: MESH.apiVersion,
+            kind: 'Mesh',
+            name: 'default',
+            uid,
+            controller: true,
+            blockOwnerDeletion: true,
+          },
+        ]);
         expect(o.metadata.labels?.['app.kubernetes.io/managed-by']).to.equal('weft-operator');
         expect(o.metadata.labels?.['app.kubernetes.io/part-of']).to.equal('weft');
       }
     }
     expect(total).to.equal(19); // 3 SA, 1 CM, 3 Secrets, 3 Services, 3 Deployments, 2+2 RBAC, 2 webhook configurations
-    expect(await deploymentNames()).to.deep.equal(['weft-system/ingressgateway', 'weft-system/weft-webhook', 'weft-system/weftd']);
+    expect(await deploymentNames()).to.deep.equal([
+      'weft-system/ingressgateway',
+      'weft-system/weft-webhook',
+      'weft-system/weftd',
+    ]);
     const st = (mesh as unknown as { status: { certificates: Record<string, string> } }).status;
     expect(Date.parse(st.certificates.servingCertExpiresAt!)).to.be.greaterThan(Date.now() + 300 * 86400_000);
-    for (const t of ['ControlPlaneReady', 'GatewaysReady', 'WebhooksReady', 'CertificatesReady']) expect(condition(mesh, t)?.status, t).to.equal('True');
+    for (const t of ['ControlPlaneReady', 'GatewaysReady', 'WebhooksReady', 'CertificatesReady'])
+      expect(condition(mesh, t)?.status, t).to.equal('True');
     expect(condition(mesh, 'Stalled')?.status).to.equal('False');
     expect(condition(mesh, 'Reconciling')?.status).to.equal('False');
   });
@@ -123,7 +189,12 @@ describe('operator (real API server)', function () {
   it('the API server calls the webhook over TLS verified with the operator-managed caBundle', async () => {
     const ns = await freshNamespace('op-webhook');
     const before = hook.requests;
-    const vs = { apiVersion: 'networking.istio.io/v1', kind: 'VirtualService', metadata: { name: 'r', namespace: ns }, spec: { hosts: ['reviews'], http: [{ route: [{ destination: { host: 'reviews' } }] }] } };
+    const vs = {
+      apiVersion: 'networking.istio.io/v1',
+      kind: 'VirtualService',
+      metadata: { name: 'r', namespace: ns },
+      spec: { hosts: ['reviews'], http: [{ route: [{ destination: { host: 'reviews' } }] }] },
+    };
     await apply(vs);
     expect(hook.requests).to.be.greaterThan(before);
   });
@@ -134,41 +205,100 @@ describe('operator (real API server)', function () {
     await kubectl(['annotate', 'mesh/default', 'test.weft.dev/poke=1', '--overwrite']); // wakes the reconciler
     await new Promise((r) => setTimeout(r, 2000));
     const after = (await getMesh())!;
-    expect(JSON.stringify((after as { status?: unknown }).status)).to.equal(JSON.stringify((before as { status?: unknown }).status));
+    expect(JSON.stringify((after as { status?: unknown }).status)).to.equal(
+      JSON.stringify((before as { status?: unknown }).status),
+    );
     const deps2 = await client.list('apps/v1', 'Deployment', { namespace: 'weft-system' });
-    expect(deps2.items.map((d) => d.metadata.resourceVersion)).to.deep.equal(deps.items.map((d) => d.metadata.resourceVersion));
+    expect(deps2.items.map((d) => d.metadata.resourceVersion)).to.deep.equal(
+      deps.items.map((d) => d.metadata.resourceVersion),
+    );
   });
 
   it('follows spec edits: replicas, a new gateway, a removed gateway (pruned), PDBs for replicas > 1', async () => {
     const edited = sample();
     edited.spec.controlPlane = { replicas: 2, image: 'weft/weftd:latest' };
-    edited.spec.gateways = [{ name: 'egressgateway', namespace: 'weft-system', serviceType: 'ClusterIP', replicas: 1, ports: [{ name: 'http2', port: 80, targetPort: 8080 }] }];
+    edited.spec.gateways = [
+      {
+        name: 'egressgateway',
+        namespace: 'weft-system',
+        serviceType: 'ClusterIP',
+        replicas: 1,
+        ports: [{ name: 'http2', port: 80, targetPort: 8080 }],
+      },
+    ];
     await apply(edited);
     await waitFor('children to follow', async () => {
       const names = await deploymentNames();
-      const weftd = await client.get({ apiVersion: 'apps/v1', kind: 'Deployment', namespace: 'weft-system', name: 'weftd' });
-      return names.join() === 'weft-system/egressgateway,weft-system/weft-webhook,weft-system/weftd' && (weftd as { spec?: { replicas?: number } } | null)?.spec?.replicas === 2;
+      const weftd = await client.get({
+        apiVersion: 'apps/v1',
+        kind: 'Deployment',
+        namespace: 'weft-system',
+        name: 'weftd',
+      });
+      return (
+        names.join() === 'weft-system/egressgateway,weft-system/weft-webhook,weft-system/weftd' &&
+        (weftd as { spec?: { replicas?: number } } | null)?.spec?.replicas === 2
+      );
     });
-    expect(await client.get({ apiVersion: 'v1', kind: 'Service', namespace: 'weft-system', name: 'ingressgateway' })).to.equal(null);
-    expect(await client.get({ apiVersion: 'v1', kind: 'ServiceAccount', namespace: 'weft-system', name: 'ingressgateway' })).to.equal(null);
+    expect(
+      await client.get({
+        apiVersion: 'v1',
+        kind: 'Service',
+        namespace: 'weft-system',
+        name: 'ingressgateway',
+      }),
+    ).to.equal(null);
+    expect(
+      await client.get({
+        apiVersion: 'v1',
+        kind: 'ServiceAccount',
+        namespace: 'weft-system',
+        name: 'ingressgateway',
+      }),
+    ).to.equal(null);
     const pdbs = await client.list('policy/v1', 'PodDisruptionBudget', { namespace: 'weft-system' });
     expect(pdbs.items.map((p) => p.metadata.name).sort()).to.deep.equal(['weft-webhook', 'weftd']);
     await convergeReady('Ready=True at the new generation');
-    const events = await kubectl(['get', 'events', '-A', '--field-selector', 'involvedObject.kind=Mesh,involvedObject.name=default', '-o', 'jsonpath={.items[*].reason}']);
+    const events = await kubectl([
+      'get',
+      'events',
+      '-A',
+      '--field-selector',
+      'involvedObject.kind=Mesh,involvedObject.name=default',
+      '-o',
+      'jsonpath={.items[*].reason}',
+    ]);
     expect(events.stdout).to.include('Pruned');
   });
 
   it('restores a deleted child and corrects a hand-edited one, with Events', async () => {
-    expect(await client.delete({ apiVersion: 'v1', kind: 'Service', namespace: 'weft-system', name: 'weftd' })).to.equal(true);
-    await waitFor('Service weftd restored', () => client.get({ apiVersion: 'v1', kind: 'Service', namespace: 'weft-system', name: 'weftd' }));
+    expect(
+      await client.delete({ apiVersion: 'v1', kind: 'Service', namespace: 'weft-system', name: 'weftd' }),
+    ).to.equal(true);
+    await waitFor('Service weftd restored', () =>
+      client.get({ apiVersion: 'v1', kind: 'Service', namespace: 'weft-system', name: 'weftd' }),
+    );
     const scaled = await kubectl(['-n', 'weft-system', 'scale', 'deployment/weftd', '--replicas=5']);
     expect(scaled.code, scaled.stderr).to.equal(0);
     await waitFor('weftd replicas back to 2', async () => {
-      const d = await client.get({ apiVersion: 'apps/v1', kind: 'Deployment', namespace: 'weft-system', name: 'weftd' });
+      const d = await client.get({
+        apiVersion: 'apps/v1',
+        kind: 'Deployment',
+        namespace: 'weft-system',
+        name: 'weftd',
+      });
       return (d as { spec?: { replicas?: number } } | null)?.spec?.replicas === 2;
     });
     await waitFor('Restored and DriftCorrected events', async () => {
-      const ev = await kubectl(['get', 'events', '-A', '--field-selector', 'involvedObject.kind=Mesh,involvedObject.name=default', '-o', 'jsonpath={.items[*].reason}']);
+      const ev = await kubectl([
+        'get',
+        'events',
+        '-A',
+        '--field-selector',
+        'involvedObject.kind=Mesh,involvedObject.name=default',
+        '-o',
+        'jsonpath={.items[*].reason}',
+      ]);
       return ev.stdout.includes('Restored') && ev.stdout.includes('DriftCorrected');
     });
   });
@@ -204,7 +334,11 @@ describe('operator (real API server)', function () {
   });
 
   it('fails over to a standby when the leader dies (Lease), and the new leader reconciles', async () => {
-    standby = await OperatorProcess.start({ kubeconfig: testCluster().kubeconfigPath, webhookUrl: hook.url, identity: 'operator-b' });
+    standby = await OperatorProcess.start({
+      kubeconfig: testCluster().kubeconfigPath,
+      webhookUrl: hook.url,
+      identity: 'operator-b',
+    });
     expect(await standby.isLeader()).to.equal(false);
     const t0 = Date.now();
     await op.stop('SIGKILL');
@@ -213,8 +347,15 @@ describe('operator (real API server)', function () {
     const promoted = standby;
     op = promoted;
     standby = undefined;
-    await client.delete({ apiVersion: 'v1', kind: 'ConfigMap', namespace: 'weft-system', name: 'weft-mesh-config' });
-    await waitFor('ConfigMap restored by the new leader', () => client.get({ apiVersion: 'v1', kind: 'ConfigMap', namespace: 'weft-system', name: 'weft-mesh-config' }));
+    await client.delete({
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      namespace: 'weft-system',
+      name: 'weft-mesh-config',
+    });
+    await waitFor('ConfigMap restored by the new leader', () =>
+      client.get({ apiVersion: 'v1', kind: 'ConfigMap', namespace: 'weft-system', name: 'weft-mesh-config' }),
+    );
   });
 
   it('survives an API server restart in the middle of a reconcile and converges', async () => {
@@ -223,16 +364,40 @@ describe('operator (real API server)', function () {
     await apply(edited);
     const downtime = await restartApiServer(testCluster().kubeconfigPath);
     console.log(`      kube-apiserver was down for ${downtime} ms`);
-    await waitFor('API server back', async () => (await client.get({ apiVersion: 'v1', kind: 'Namespace', name: 'weft-system' })) !== null, 60_000, 500);
-    await waitFor('weftd at 3 replicas', async () => {
-      const d = await client.get({ apiVersion: 'apps/v1', kind: 'Deployment', namespace: 'weft-system', name: 'weftd' });
-      return (d as { spec?: { replicas?: number } } | null)?.spec?.replicas === 3;
-    }, 60_000, 250);
+    await waitFor(
+      'API server back',
+      async () => (await client.get({ apiVersion: 'v1', kind: 'Namespace', name: 'weft-system' })) !== null,
+      60_000,
+      500,
+    );
+    await waitFor(
+      'weftd at 3 replicas',
+      async () => {
+        const d = await client.get({
+          apiVersion: 'apps/v1',
+          kind: 'Deployment',
+          namespace: 'weft-system',
+          name: 'weftd',
+        });
+        return (d as { spec?: { replicas?: number } } | null)?.spec?.replicas === 3;
+      },
+      60_000,
+      250,
+    );
     await convergeReady('Ready=True after the restart', 90_000);
     expect(op.proc.exitCode).to.equal(null);
     // The restart must not have left the operator wedged: it still restores a deleted child.
-    await client.delete({ apiVersion: 'v1', kind: 'Service', namespace: 'weft-system', name: 'weft-webhook' });
-    await waitFor('Service restored after restart', () => client.get({ apiVersion: 'v1', kind: 'Service', namespace: 'weft-system', name: 'weft-webhook' }), 30_000);
+    await client.delete({
+      apiVersion: 'v1',
+      kind: 'Service',
+      namespace: 'weft-system',
+      name: 'weft-webhook',
+    });
+    await waitFor(
+      'Service restored after restart',
+      () => client.get({ apiVersion: 'v1', kind: 'Service', namespace: 'weft-system', name: 'weft-webhook' }),
+      30_000,
+    );
   });
 
   it('exports controller-runtime metrics', async () => {
@@ -245,13 +410,28 @@ describe('operator (real API server)', function () {
   it('deleting the Mesh removes every child, cluster-scoped ones included', async () => {
     const r = await kubectl(['delete', 'mesh/default', '--timeout=60s']);
     expect(r.code, r.stderr).to.equal(0);
-    await waitFor('all children gone', async () => {
-      let left = 0;
-      for (const [apiVersion, kind] of [['apps/v1', 'Deployment'], ['v1', 'Secret'], ['v1', 'Service'], ['rbac.authorization.k8s.io/v1', 'ClusterRole'], ['rbac.authorization.k8s.io/v1', 'ClusterRoleBinding'], ['admissionregistration.k8s.io/v1', 'ValidatingWebhookConfiguration'], ['admissionregistration.k8s.io/v1', 'MutatingWebhookConfiguration']] as const) {
-        left += (await client.list(apiVersion, kind, { labelSelector: 'mesh.weft.dev/mesh=default' })).items.filter((o) => !o.metadata.deletionTimestamp).length;
-      }
-      return left === 0;
-    }, 60_000, 250);
+    await waitFor(
+      'all children gone',
+      async () => {
+        let left = 0;
+        for (const [apiVersion, kind] of [
+          ['apps/v1', 'Deployment'],
+          ['v1', 'Secret'],
+          ['v1', 'Service'],
+          ['rbac.authorization.k8s.io/v1', 'ClusterRole'],
+          ['rbac.authorization.k8s.io/v1', 'ClusterRoleBinding'],
+          ['admissionregistration.k8s.io/v1', 'ValidatingWebhookConfiguration'],
+          ['admissionregistration.k8s.io/v1', 'MutatingWebhookConfiguration'],
+        ] as const) {
+          left += (
+            await client.list(apiVersion, kind, { labelSelector: 'mesh.weft.dev/mesh=default' })
+          ).items.filter((o) => !o.metadata.deletionTimestamp).length;
+        }
+        return left === 0;
+      },
+      60_000,
+      250,
+    );
   });
 
   it('measures: kubectl apply → Ready=True (median of 5) and idle RSS', async function () {
@@ -269,7 +449,9 @@ describe('operator (real API server)', function () {
     times.sort((a, b) => a - b);
     await new Promise((r) => setTimeout(r, 5000));
     const rss = op.rssBytes();
-    console.log(`      apply→Ready ms: ${times.join(', ')}; median ${times[2]} ms; operator idle RSS ${(rss / 1048576).toFixed(1)} MiB`);
+    console.log(
+      `      apply→Ready ms: ${times.join(', ')}; median ${times[2]} ms; operator idle RSS ${(rss / 1048576).toFixed(1)} MiB`,
+    );
     expect(times[2]).to.be.below(30_000);
   });
 });

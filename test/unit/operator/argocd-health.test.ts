@@ -19,7 +19,9 @@ export function toLua(v: unknown): string {
   if (typeof v === 'string') return JSON.stringify(v);
   if (typeof v === 'number' || typeof v === 'boolean') return String(v);
   if (Array.isArray(v)) return `{${v.map(toLua).join(', ')}}`;
-  return `{${Object.entries(v as Record<string, unknown>).map(([k, x]) => `[${JSON.stringify(k)}] = ${toLua(x)}`).join(', ')}}`;
+  return `{${Object.entries(v as Record<string, unknown>)
+    .map(([k, x]) => `[${JSON.stringify(k)}] = ${toLua(x)}`)
+    .join(', ')}}`;
 }
 
 function runHealth(obj: unknown): { status: string; message: string } {
@@ -32,10 +34,22 @@ function runHealth(obj: unknown): { status: string; message: string } {
 }
 
 describe('Argo CD health check for Mesh (real lua5.4)', () => {
-  const tests = (parse(readFileSync(join(dir, 'health_test.yaml'), 'utf8')) as { tests: { healthStatus: { status: string; message: string }; inputPath: string }[] }).tests;
+  const tests = (
+    parse(readFileSync(join(dir, 'health_test.yaml'), 'utf8')) as {
+      tests: { healthStatus: { status: string; message: string }; inputPath: string }[];
+    }
+  ).tests;
   it('covers healthy, progressing (reconciling, stale generation, no status), degraded and terminating', () => {
     const inputs = tests.map((t) => t.inputPath).join(' ');
-    for (const f of ['healthy', 'progressing_reconciling', 'progressing_stale_generation', 'progressing_no_status', 'degraded_stalled', 'terminating']) expect(inputs).to.include(f);
+    for (const f of [
+      'healthy',
+      'progressing_reconciling',
+      'progressing_stale_generation',
+      'progressing_no_status',
+      'degraded_stalled',
+      'terminating',
+    ])
+      expect(inputs).to.include(f);
   });
   for (const t of tests) {
     it(`${t.inputPath} → ${t.healthStatus.status}`, () => {

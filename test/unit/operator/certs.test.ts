@@ -47,7 +47,10 @@ describe('certs', () => {
     const port = (server.address() as { port: number }).port;
     try {
       const got = await new Promise<string>((resolve, reject) => {
-        const sock = tls.connect({ host: '127.0.0.1', port, ca: ca.certPem, servername: dns[0]! }, () => undefined);
+        const sock = tls.connect(
+          { host: '127.0.0.1', port, ca: ca.certPem, servername: dns[0]! },
+          () => undefined,
+        );
         let data = '';
         sock.on('data', (d: Buffer) => (data += d.toString()));
         sock.on('end', () => resolve(data));
@@ -62,10 +65,19 @@ describe('certs', () => {
   it('caps a leaf at the CA expiry', () => {
     const shortCa = createCA({ commonName: 'short', ttlMs: 2 * DAY, now });
     const l = issueServing(shortCa, { commonName: 'x', dnsNames: ['x.svc'], ttlMs: 90 * DAY, now });
-    expect(certInfo(l.certPem).notAfter.getTime()).to.be.at.most(certInfo(shortCa.certPem).notAfter.getTime());
+    expect(certInfo(l.certPem).notAfter.getTime()).to.be.at.most(
+      certInfo(shortCa.certPem).notAfter.getTime(),
+    );
   });
 
-  const table: Array<{ name: string; at: Date; dns: string[]; ca?: string; cur?: typeof leaf | null; want: string | null }> = [
+  const table: Array<{
+    name: string;
+    at: Date;
+    dns: string[];
+    ca?: string;
+    cur?: typeof leaf | null;
+    want: string | null;
+  }> = [
     { name: 'fresh certificate', at: now, dns, want: null },
     { name: 'just before 2/3 of lifetime', at: new Date(now.getTime() + 19 * DAY), dns, want: null },
     { name: 'after 2/3 of lifetime', at: new Date(now.getTime() + 21 * DAY), dns, want: 'Expiring' },
@@ -79,7 +91,9 @@ describe('certs', () => {
   for (const row of table) {
     it(`renewal: ${row.name} → ${String(row.want)}`, () => {
       const cur = row.cur === undefined ? leaf : row.cur;
-      expect(renewalReason(cur, { dnsNames: row.dns, caPem: row.ca ?? ca.certPem, now: row.at })).to.equal(row.want);
+      expect(renewalReason(cur, { dnsNames: row.dns, caPem: row.ca ?? ca.certPem, now: row.at })).to.equal(
+        row.want,
+      );
     });
   }
 
@@ -106,19 +120,29 @@ describe('certs', () => {
     expect(checkCA({ certPem: ca.certPem, keyPem: other.keyPem }, now)).to.match(/does not match/);
     expect(checkCA({ certPem: ca.certPem, keyPem: 'garbage' }, now)).to.match(/not an RSA private key/);
     expect(checkCA(ca, new Date(now.getTime() + 400 * DAY))).to.match(/expired/);
-    const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+    const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' })
+      .privateKey.export({ type: 'pkcs8', format: 'pem' })
+      .toString();
     expect(checkCA({ certPem: ca.certPem, keyPem: ec }, now)).to.match(/RSA/);
   });
 
   it('bad input is a coded error without the key material in the message', () => {
     try {
-      issueServing({ certPem: ca.certPem, keyPem: '-----BEGIN RSA PRIVATE KEY-----\nSECRETSTUFF\n-----END RSA PRIVATE KEY-----' }, { commonName: 'x', dnsNames: ['x'], ttlMs: DAY, now });
+      issueServing(
+        {
+          certPem: ca.certPem,
+          keyPem: '-----BEGIN RSA PRIVATE KEY-----\nSECRETSTUFF\n-----END RSA PRIVATE KEY-----',
+        },
+        { commonName: 'x', dnsNames: ['x'], ttlMs: DAY, now },
+      );
       expect.fail('should throw');
     } catch (err) {
       expect(isWeftError(err, 'WEFT_CERT_INVALID')).to.equal(true);
       expect((err as Error).message).to.not.include('SECRETSTUFF');
     }
-    expect(() => issueServing(ca, { commonName: 'x', dnsNames: [], ttlMs: DAY, now })).to.throw(/at least one DNS name/);
+    expect(() => issueServing(ca, { commonName: 'x', dnsNames: [], ttlMs: DAY, now })).to.throw(
+      /at least one DNS name/,
+    );
     expect(() => createCA({ commonName: 'x', ttlMs: -1, now })).to.throw(/positive/);
   });
 
@@ -135,7 +159,9 @@ describe('certs', () => {
       (forge as unknown as { options: { usePureJavaScript: boolean } }).options.usePureJavaScript = false;
     }
     const forgeMs = performance.now() - t1;
-    console.log(`      createCA (node:crypto keygen + forge sign): ${ours.toFixed(0)} ms; forge pure-JS RSA-2048 keygen: ${forgeMs.toFixed(0)} ms`);
+    console.log(
+      `      createCA (node:crypto keygen + forge sign): ${ours.toFixed(0)} ms; forge pure-JS RSA-2048 keygen: ${forgeMs.toFixed(0)} ms`,
+    );
     expect(ours).to.be.below(2000);
   });
 });
@@ -144,7 +170,12 @@ describe('certs: IP SANs (a webhook on 127.0.0.1)', () => {
   it('issues an iPAddress SAN for an IP literal and verifies a TLS handshake to it', async () => {
     const now = new Date();
     const ca = createCA({ commonName: 'ip-ca', ttlMs: 3600_000, now });
-    const leaf = issueServing(ca, { commonName: 'weft-webhook', dnsNames: ['weft-webhook.weft-system.svc', '127.0.0.1'], ttlMs: 3600_000, now });
+    const leaf = issueServing(ca, {
+      commonName: 'weft-webhook',
+      dnsNames: ['weft-webhook.weft-system.svc', '127.0.0.1'],
+      ttlMs: 3600_000,
+      now,
+    });
     expect(certInfo(leaf.certPem).dnsNames).to.deep.equal(['weft-webhook.weft-system.svc', '127.0.0.1']);
     const tls = await import('node:tls');
     const server = tls.createServer({ cert: leaf.certPem, key: leaf.keyPem }, (s) => s.end('ok'));

@@ -1,11 +1,23 @@
 import { expect } from 'chai';
 import type { MeshComponentStatus, MeshCondition } from '../../../pkg/api/mesh.js';
-import { desiredConditions, mergeConditions, startingConditions, type ComponentReadiness, type Outcome } from '../../../operator/conditions.js';
+import {
+  desiredConditions,
+  mergeConditions,
+  startingConditions,
+  type ComponentReadiness,
+  type Outcome,
+} from '../../../operator/conditions.js';
 import { deploymentStatus, webhookConfigStatus } from '../../../operator/readiness.js';
 import { activeMeshName, stableStringify } from '../../../operator/reconciler.js';
 
 const ok = (name: string): MeshComponentStatus => ({ name, ready: true, replicas: 1, readyReplicas: 1 });
-const bad = (name: string): MeshComponentStatus => ({ name, ready: false, replicas: 1, readyReplicas: 0, message: '0/1 available' });
+const bad = (name: string): MeshComponentStatus => ({
+  name,
+  ready: false,
+  replicas: 1,
+  readyReplicas: 0,
+  message: '0/1 available',
+});
 const readiness = (over: Partial<ComponentReadiness> = {}): ComponentReadiness => ({
   controlPlane: [ok('weftd')],
   gateways: [ok('gateway/in')],
@@ -20,14 +32,64 @@ const get = (conds: { type: string; status: string; reason: string }[], type: st
 
 describe('desiredConditions: the state machine', () => {
   const table: Array<[string, Outcome, Record<string, string>]> = [
-    ['everything available', { kind: 'applied', readiness: readiness() }, { Ready: 'True/Available', Reconciling: 'False/ReconcileComplete', Stalled: 'False/NoError', ControlPlaneReady: 'True/Available', GatewaysReady: 'True/Available', WebhooksReady: 'True/Available', CertificatesReady: 'True/Issued' }],
-    ['control plane down', { kind: 'applied', readiness: readiness({ controlPlane: [bad('weftd')] }) }, { Ready: 'False/ControlPlaneNotAvailable', Reconciling: 'True/WaitingForComponents', Stalled: 'False/NoError', ControlPlaneReady: 'False/ControlPlaneNotAvailable' }],
-    ['gateway down', { kind: 'applied', readiness: readiness({ gateways: [ok('gateway/a'), bad('gateway/b')] }) }, { Ready: 'False/GatewaysNotAvailable', GatewaysReady: 'False/GatewaysNotAvailable' }],
-    ['no gateways configured counts as ready', { kind: 'applied', readiness: readiness({ gateways: [] }) }, { Ready: 'True/Available', GatewaysReady: 'True/Available' }],
-    ['webhook not ready', { kind: 'applied', readiness: readiness({ webhook: [bad('webhook')] }) }, { Ready: 'False/WebhookNotReady', WebhooksReady: 'False/WebhookNotReady' }],
-    ['certificates not ready', { kind: 'applied', readiness: readiness({ certificates: { ready: false, message: 'x' } }) }, { Ready: 'False/CertificatesNotReady', CertificatesReady: 'False/CertificatesNotReady' }],
-    ['stalled on invalid spec', { kind: 'stalled', reason: 'InvalidSpec', message: 'spec.gateways[1]: dup' }, { Ready: 'False/InvalidSpec', Reconciling: 'False/InvalidSpec', Stalled: 'True/InvalidSpec', ControlPlaneReady: 'absent' }],
-    ['transient error', { kind: 'error', reason: 'ApplyFailed', message: '503' }, { Ready: 'False/ApplyFailed', Reconciling: 'True/RetryingAfterError', Stalled: 'False/NoError' }],
+    [
+      'everything available',
+      { kind: 'applied', readiness: readiness() },
+      {
+        Ready: 'True/Available',
+        Reconciling: 'False/ReconcileComplete',
+        Stalled: 'False/NoError',
+        ControlPlaneReady: 'True/Available',
+        GatewaysReady: 'True/Available',
+        WebhooksReady: 'True/Available',
+        CertificatesReady: 'True/Issued',
+      },
+    ],
+    [
+      'control plane down',
+      { kind: 'applied', readiness: readiness({ controlPlane: [bad('weftd')] }) },
+      {
+        Ready: 'False/ControlPlaneNotAvailable',
+        Reconciling: 'True/WaitingForComponents',
+        Stalled: 'False/NoError',
+        ControlPlaneReady: 'False/ControlPlaneNotAvailable',
+      },
+    ],
+    [
+      'gateway down',
+      { kind: 'applied', readiness: readiness({ gateways: [ok('gateway/a'), bad('gateway/b')] }) },
+      { Ready: 'False/GatewaysNotAvailable', GatewaysReady: 'False/GatewaysNotAvailable' },
+    ],
+    [
+      'no gateways configured counts as ready',
+      { kind: 'applied', readiness: readiness({ gateways: [] }) },
+      { Ready: 'True/Available', GatewaysReady: 'True/Available' },
+    ],
+    [
+      'webhook not ready',
+      { kind: 'applied', readiness: readiness({ webhook: [bad('webhook')] }) },
+      { Ready: 'False/WebhookNotReady', WebhooksReady: 'False/WebhookNotReady' },
+    ],
+    [
+      'certificates not ready',
+      { kind: 'applied', readiness: readiness({ certificates: { ready: false, message: 'x' } }) },
+      { Ready: 'False/CertificatesNotReady', CertificatesReady: 'False/CertificatesNotReady' },
+    ],
+    [
+      'stalled on invalid spec',
+      { kind: 'stalled', reason: 'InvalidSpec', message: 'spec.gateways[1]: dup' },
+      {
+        Ready: 'False/InvalidSpec',
+        Reconciling: 'False/InvalidSpec',
+        Stalled: 'True/InvalidSpec',
+        ControlPlaneReady: 'absent',
+      },
+    ],
+    [
+      'transient error',
+      { kind: 'error', reason: 'ApplyFailed', message: '503' },
+      { Ready: 'False/ApplyFailed', Reconciling: 'True/RetryingAfterError', Stalled: 'False/NoError' },
+    ],
   ];
   for (const [title, outcome, want] of table) {
     it(title, () => {
@@ -45,11 +107,26 @@ describe('mergeConditions', () => {
   const t0 = new Date('2026-01-01T00:00:00Z');
   const t1 = new Date('2026-01-01T01:00:00Z');
   it('stamps lastTransitionTime only when status flips, and sets observedGeneration', () => {
-    const first = mergeConditions(undefined, desiredConditions({ kind: 'applied', readiness: readiness({ controlPlane: [bad('weftd')] }) }), 1, t0);
-    const same = mergeConditions(first, desiredConditions({ kind: 'applied', readiness: readiness({ controlPlane: [bad('weftd')] }) }), 2, t1);
+    const first = mergeConditions(
+      undefined,
+      desiredConditions({ kind: 'applied', readiness: readiness({ controlPlane: [bad('weftd')] }) }),
+      1,
+      t0,
+    );
+    const same = mergeConditions(
+      first,
+      desiredConditions({ kind: 'applied', readiness: readiness({ controlPlane: [bad('weftd')] }) }),
+      2,
+      t1,
+    );
     expect(same.find((c) => c.type === 'Ready')!.lastTransitionTime).to.equal('2026-01-01T00:00:00Z');
     expect(same.every((c) => c.observedGeneration === 2)).to.equal(true);
-    const flipped = mergeConditions(same, desiredConditions({ kind: 'applied', readiness: readiness() }), 2, t1);
+    const flipped = mergeConditions(
+      same,
+      desiredConditions({ kind: 'applied', readiness: readiness() }),
+      2,
+      t1,
+    );
     expect(flipped.find((c) => c.type === 'Ready')!.lastTransitionTime).to.equal('2026-01-01T01:00:00Z');
     expect(flipped.find((c) => c.type === 'Stalled')!.lastTransitionTime).to.equal('2026-01-01T00:00:00Z');
   });
@@ -61,13 +138,28 @@ describe('mergeConditions', () => {
     expect(stableStringify(c)).to.equal(stableStringify(a));
   });
   it('keeps condition types the outcome does not mention (stale, with their old generation)', () => {
-    const full = mergeConditions(undefined, desiredConditions({ kind: 'applied', readiness: readiness() }), 1, t0);
-    const stalled = mergeConditions(full, desiredConditions({ kind: 'stalled', reason: 'InvalidSpec', message: 'x' }), 2, t1);
+    const full = mergeConditions(
+      undefined,
+      desiredConditions({ kind: 'applied', readiness: readiness() }),
+      1,
+      t0,
+    );
+    const stalled = mergeConditions(
+      full,
+      desiredConditions({ kind: 'stalled', reason: 'InvalidSpec', message: 'x' }),
+      2,
+      t1,
+    );
     expect(stalled.find((c) => c.type === 'ControlPlaneReady')!.observedGeneration).to.equal(1);
     expect(stalled.find((c) => c.type === 'Ready')!.observedGeneration).to.equal(2);
   });
   it('startingConditions: Reconciling=True at once, and Ready never stays True for a new generation', () => {
-    const ready = mergeConditions(undefined, desiredConditions({ kind: 'applied', readiness: readiness() }), 1, t0);
+    const ready = mergeConditions(
+      undefined,
+      desiredConditions({ kind: 'applied', readiness: readiness() }),
+      1,
+      t0,
+    );
     const start = startingConditions(ready, 2, t1);
     expect(get(start, 'Reconciling')).to.equal('True/NewGeneration');
     expect(get(start, 'Ready')).to.equal('False/Reconciling');
@@ -77,17 +169,56 @@ describe('mergeConditions', () => {
 });
 
 describe('deploymentStatus (child readiness from the child status)', () => {
-  const dep = (spec: number, status: Record<string, number>, generation = 1): Parameters<typeof deploymentStatus>[1] => ({
-    apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'weftd', namespace: 'weft-system', generation }, spec: { replicas: spec }, status,
+  const dep = (
+    spec: number,
+    status: Record<string, number>,
+    generation = 1,
+  ): Parameters<typeof deploymentStatus>[1] => ({
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: { name: 'weftd', namespace: 'weft-system', generation },
+    spec: { replicas: spec },
+    status,
   });
   const table: Array<[string, Parameters<typeof deploymentStatus>[1], boolean, string | undefined]> = [
     ['missing', undefined, false, 'not created yet'],
     ['no status yet', dep(1, {}), false, 'rollout not yet observed'],
-    ['stale observedGeneration', dep(1, { observedGeneration: 1, updatedReplicas: 1, availableReplicas: 1, replicas: 1 }, 2), false, 'rollout not yet observed'],
-    ['not updated', dep(2, { observedGeneration: 1, updatedReplicas: 1, availableReplicas: 2, replicas: 2 }), false, '1/2 updated'],
-    ['not available', dep(2, { observedGeneration: 1, updatedReplicas: 2, availableReplicas: 1, replicas: 2 }), false, '1/2 available'],
-    ['old replicas still there', dep(1, { observedGeneration: 1, updatedReplicas: 1, availableReplicas: 1, replicas: 2 }), false, 'old replicas terminating'],
-    ['available', dep(2, { observedGeneration: 1, updatedReplicas: 2, availableReplicas: 2, replicas: 2, readyReplicas: 2 }), true, undefined],
+    [
+      'stale observedGeneration',
+      dep(1, { observedGeneration: 1, updatedReplicas: 1, availableReplicas: 1, replicas: 1 }, 2),
+      false,
+      'rollout not yet observed',
+    ],
+    [
+      'not updated',
+      dep(2, { observedGeneration: 1, updatedReplicas: 1, availableReplicas: 2, replicas: 2 }),
+      false,
+      '1/2 updated',
+    ],
+    [
+      'not available',
+      dep(2, { observedGeneration: 1, updatedReplicas: 2, availableReplicas: 1, replicas: 2 }),
+      false,
+      '1/2 available',
+    ],
+    [
+      'old replicas still there',
+      dep(1, { observedGeneration: 1, updatedReplicas: 1, availableReplicas: 1, replicas: 2 }),
+      false,
+      'old replicas terminating',
+    ],
+    [
+      'available',
+      dep(2, {
+        observedGeneration: 1,
+        updatedReplicas: 2,
+        availableReplicas: 2,
+        replicas: 2,
+        readyReplicas: 2,
+      }),
+      true,
+      undefined,
+    ],
     ['scaled to zero', dep(0, { observedGeneration: 1 }), true, 'scaled to zero'],
   ];
   for (const [title, d, ready, msg] of table) {
@@ -98,7 +229,12 @@ describe('deploymentStatus (child readiness from the child status)', () => {
     });
   }
   it('webhook configuration readiness needs the current caBundle on every webhook', () => {
-    const cfg = (bundles: (string | undefined)[]) => ({ apiVersion: 'x', kind: 'ValidatingWebhookConfiguration', metadata: { name: 'v' }, webhooks: bundles.map((caBundle) => ({ clientConfig: caBundle ? { caBundle } : {} })) });
+    const cfg = (bundles: (string | undefined)[]) => ({
+      apiVersion: 'x',
+      kind: 'ValidatingWebhookConfiguration',
+      metadata: { name: 'v' },
+      webhooks: bundles.map((caBundle) => ({ clientConfig: caBundle ? { caBundle } : {} })),
+    });
     expect(webhookConfigStatus('v', undefined, 'A').ready).to.equal(false);
     expect(webhookConfigStatus('v', cfg(['A', 'A']), 'A').ready).to.equal(true);
     expect(webhookConfigStatus('v', cfg(['A', 'B']), 'A').ready).to.equal(false);

@@ -16,21 +16,37 @@ describe('config/ tree', () => {
   for (const [path, content] of files) {
     it(`${path} is up to date (npx tsx hack/gen-config.ts)`, () => {
       expect(existsSync(path), `${path} missing`).to.equal(true);
-      expect(readFileSync(path, 'utf8') === content, `${path} is stale: run npx tsx hack/gen-config.ts`).to.equal(true);
+      expect(
+        readFileSync(path, 'utf8') === content,
+        `${path} is stale: run npx tsx hack/gen-config.ts`,
+      ).to.equal(true);
     });
   }
   it('the operator Deployment runs two replicas with leader election and kubebuilder probe flags', () => {
-    const dep = parse(readFileSync('config/operator/deployment.yaml', 'utf8')) as { spec: { replicas: number; template: { spec: { containers: { args: string[] }[] } } } };
+    const dep = parse(readFileSync('config/operator/deployment.yaml', 'utf8')) as {
+      spec: { replicas: number; template: { spec: { containers: { args: string[] }[] } } };
+    };
     expect(dep.spec.replicas).to.equal(2);
-    expect(dep.spec.template.spec.containers[0]!.args).to.include.members(['--leader-elect', '--health-probe-bind-address=:8081']);
+    expect(dep.spec.template.spec.containers[0]!.args).to.include.members([
+      '--leader-elect',
+      '--health-probe-bind-address=:8081',
+    ]);
   });
   it('the Argo CD Application uses server-side apply', () => {
-    const app = parse(readFileSync('config/argocd/application.yaml', 'utf8')) as { spec: { syncPolicy: { syncOptions: string[] } } };
+    const app = parse(readFileSync('config/argocd/application.yaml', 'utf8')) as {
+      spec: { syncPolicy: { syncOptions: string[] } };
+    };
     expect(app.spec.syncPolicy.syncOptions).to.include('ServerSideApply=true');
   });
   it('every document under config/ parses as YAML', () => {
-    for (const path of [...files.keys(), 'config/default/kustomization.yaml', 'config/argocd/kustomization.yaml', 'config/rbac/role.yaml']) {
-      for (const doc of parseAllDocuments(readFileSync(path, 'utf8'))) expect(doc.errors, path).to.deep.equal([]);
+    for (const path of [
+      ...files.keys(),
+      'config/default/kustomization.yaml',
+      'config/argocd/kustomization.yaml',
+      'config/rbac/role.yaml',
+    ]) {
+      for (const doc of parseAllDocuments(readFileSync(path, 'utf8')))
+        expect(doc.errors, path).to.deep.equal([]);
     }
   });
 });

@@ -10,14 +10,31 @@ describe('leader election: canAcquire', () => {
   const table: Array<[string, Parameters<typeof canAcquire>[0], boolean]> = [
     ['no lease spec', undefined, true],
     ['no holder', { holderIdentity: '' }, true],
-    ['held by me', { holderIdentity: 'me', renewTime: '2026-01-01T00:00:29.000000Z', leaseDurationSeconds: 15 }, true],
-    ['held by other, fresh', { holderIdentity: 'other', renewTime: '2026-01-01T00:00:20.000000Z', leaseDurationSeconds: 15 }, false],
-    ['held by other, exactly at expiry', { holderIdentity: 'other', renewTime: '2026-01-01T00:00:15.000000Z', leaseDurationSeconds: 15 }, false],
-    ['held by other, expired', { holderIdentity: 'other', renewTime: '2026-01-01T00:00:14.000000Z', leaseDurationSeconds: 15 }, true],
+    [
+      'held by me',
+      { holderIdentity: 'me', renewTime: '2026-01-01T00:00:29.000000Z', leaseDurationSeconds: 15 },
+      true,
+    ],
+    [
+      'held by other, fresh',
+      { holderIdentity: 'other', renewTime: '2026-01-01T00:00:20.000000Z', leaseDurationSeconds: 15 },
+      false,
+    ],
+    [
+      'held by other, exactly at expiry',
+      { holderIdentity: 'other', renewTime: '2026-01-01T00:00:15.000000Z', leaseDurationSeconds: 15 },
+      false,
+    ],
+    [
+      'held by other, expired',
+      { holderIdentity: 'other', renewTime: '2026-01-01T00:00:14.000000Z', leaseDurationSeconds: 15 },
+      true,
+    ],
     ['held by other, no renewTime', { holderIdentity: 'other' }, true],
     ['held by other, garbage renewTime', { holderIdentity: 'other', renewTime: 'yesterday' }, true],
   ];
-  for (const [title, spec, want] of table) it(title, () => expect(canAcquire(spec, 'me', now)).to.equal(want));
+  for (const [title, spec, want] of table)
+    it(title, () => expect(canAcquire(spec, 'me', now)).to.equal(want));
 });
 
 describe('operator flags', () => {
@@ -31,8 +48,29 @@ describe('operator flags', () => {
     expect([f.leaseDurationSeconds, f.renewDeadlineMs, f.retryPeriodMs]).to.deep.equal([15, 10_000, 2_000]);
   });
   it('parses every flag form', () => {
-    const f = parseFlags(['--leader-elect=false', '--health-probe-bind-address', '127.0.0.1:0', '--metrics-bind-address=:9090', '--resync-period=1h', '--lease-duration=4s', '--identity', 'x', '--webhook-image=w:1'], { POD_NAMESPACE: 'ns', KUBECONFIG: '/k' });
-    expect(f).to.include({ leaderElect: false, leaseNamespace: 'ns', kubeconfig: '/k', resyncMs: 3_600_000, leaseDurationSeconds: 4, identity: 'x', webhookImage: 'w:1' });
+    const f = parseFlags(
+      [
+        '--leader-elect=false',
+        '--health-probe-bind-address',
+        '127.0.0.1:0',
+        '--metrics-bind-address=:9090',
+        '--resync-period=1h',
+        '--lease-duration=4s',
+        '--identity',
+        'x',
+        '--webhook-image=w:1',
+      ],
+      { POD_NAMESPACE: 'ns', KUBECONFIG: '/k' },
+    );
+    expect(f).to.include({
+      leaderElect: false,
+      leaseNamespace: 'ns',
+      kubeconfig: '/k',
+      resyncMs: 3_600_000,
+      leaseDurationSeconds: 4,
+      identity: 'x',
+      webhookImage: 'w:1',
+    });
     expect(f.probeAddr).to.deep.equal({ host: '127.0.0.1', port: 0 });
     expect(f.metricsAddr).to.deep.equal({ host: '0.0.0.0', port: 9090 });
   });

@@ -72,8 +72,19 @@ describe('WorkQueue', () => {
 
 describe('backoffDelay', () => {
   const p = { baseMs: 5, maxMs: 1_000_000, jitter: 0 };
-  const table: Array<[number, number]> = [[0, 0], [-1, 0], [1, 5], [2, 10], [10, 2560], [19, 1_000_000], [200, 1_000_000], [Infinity, 0], [NaN, 0]];
-  for (const [n, want] of table) it(`failure ${n} → ${want} ms (no jitter)`, () => expect(backoffDelay(n, p)).to.equal(want));
+  const table: Array<[number, number]> = [
+    [0, 0],
+    [-1, 0],
+    [1, 5],
+    [2, 10],
+    [10, 2560],
+    [19, 1_000_000],
+    [200, 1_000_000],
+    [Infinity, 0],
+    [NaN, 0],
+  ];
+  for (const [n, want] of table)
+    it(`failure ${n} → ${want} ms (no jitter)`, () => expect(backoffDelay(n, p)).to.equal(want));
   it('jitter stays within [exp*(1-j), exp]', () => {
     const j = { baseMs: 100, maxMs: 10_000, jitter: 0.5 };
     expect(backoffDelay(3, j, () => 0)).to.equal(200);

@@ -2,7 +2,13 @@ import { expect } from 'chai';
 import type { Mesh, MeshSpec } from '../../../pkg/api/mesh.js';
 import { meshKind } from '../../../pkg/api/mesh.js';
 import { isWeftError } from '../../../pkg/errors/index.js';
-import { effectiveSpec, INVENTORY_LABEL, parseDuration, render, semanticFindings } from '../../../pkg/render/index.js';
+import {
+  effectiveSpec,
+  INVENTORY_LABEL,
+  parseDuration,
+  render,
+  semanticFindings,
+} from '../../../pkg/render/index.js';
 import { runRender } from '../../../cli/commands/render.js';
 
 const mesh = (spec: MeshSpec, meta: Partial<Mesh['metadata']> = {}): Mesh => ({
@@ -55,17 +61,42 @@ describe('render', () => {
   }
 
   it('puts every gateway in its namespace with the spec replicas, ports and service type', () => {
-    const objs = render(mesh({ gateways: [{ name: 'in', namespace: 'edge', replicas: 2, serviceType: 'NodePort', ports: [{ name: 'http', port: 80, targetPort: 8080 }] }] }));
-    const dep = objs.find((o) => o.kind === 'Deployment' && o.metadata.name === 'in') as unknown as { metadata: { namespace: string }; spec: { replicas: number } };
+    const objs = render(
+      mesh({
+        gateways: [
+          {
+            name: 'in',
+            namespace: 'edge',
+            replicas: 2,
+            serviceType: 'NodePort',
+            ports: [{ name: 'http', port: 80, targetPort: 8080 }],
+          },
+        ],
+      }),
+    );
+    const dep = objs.find((o) => o.kind === 'Deployment' && o.metadata.name === 'in') as unknown as {
+      metadata: { namespace: string };
+      spec: { replicas: number };
+    };
     expect(dep.metadata.namespace).to.equal('edge');
     expect(dep.spec.replicas).to.equal(2);
-    const svc = objs.find((o) => o.kind === 'Service' && o.metadata.name === 'in') as unknown as { spec: { type: string; ports: unknown[] } };
+    const svc = objs.find((o) => o.kind === 'Service' && o.metadata.name === 'in') as unknown as {
+      spec: { type: string; ports: unknown[] };
+    };
     expect(svc.spec.type).to.equal('NodePort');
     expect(svc.spec.ports).to.deep.equal([{ name: 'http', port: 80, targetPort: 8080, protocol: 'TCP' }]);
   });
 
   it('labels every object with the standard and inventory labels, and never copies Mesh labels', () => {
-    const objs = render(mesh({ gateways: [{ name: 'g' }] }, { labels: { 'app.kubernetes.io/instance': 'argo-app', 'argocd.argoproj.io/instance': 'x' }, annotations: { 'argocd.argoproj.io/tracking-id': 'x' } }));
+    const objs = render(
+      mesh(
+        { gateways: [{ name: 'g' }] },
+        {
+          labels: { 'app.kubernetes.io/instance': 'argo-app', 'argocd.argoproj.io/instance': 'x' },
+          annotations: { 'argocd.argoproj.io/tracking-id': 'x' },
+        },
+      ),
+    );
     for (const o of objs) {
       expect(o.metadata.labels?.['app.kubernetes.io/managed-by'], o.metadata.name).to.equal('weft-operator');
       expect(o.metadata.labels?.['app.kubernetes.io/part-of']).to.equal('weft');
@@ -78,18 +109,38 @@ describe('render', () => {
     expect(render(mesh({})).every((o) => o.metadata.ownerReferences === undefined)).to.equal(true);
     const owned = render(mesh({}, { uid: 'u-1' }));
     for (const o of owned) {
-      expect(o.metadata.ownerReferences).to.deep.equal([{ apiVersion: 'mesh.weft.dev/v1alpha1', kind: 'Mesh', name: 'default', uid: 'u-1', controller: true, blockOwnerDeletion: true }]);
+      expect(o.metadata.ownerReferences).to.deep.equal([
+        {
+          apiVersion: 'mesh.weft.dev/v1alpha1',
+          kind: 'Mesh',
+          name: 'default',
+          uid: 'u-1',
+          controller: true,
+          blockOwnerDeletion: true,
+        },
+      ]);
     }
   });
 
   it('puts caBundle in both webhook configurations when given, and spells out defaulted fields', () => {
     const objs = render(mesh({}), { caBundle: 'Q0E=' });
-    const hooks = objs.filter((o) => o.kind.endsWith('WebhookConfiguration')) as unknown as { webhooks: Record<string, unknown>[] }[];
+    const hooks = objs.filter((o) => o.kind.endsWith('WebhookConfiguration')) as unknown as {
+      webhooks: Record<string, unknown>[];
+    }[];
     expect(hooks).to.have.length(2);
     for (const h of hooks) {
       for (const w of h.webhooks) {
         expect((w.clientConfig as { caBundle?: string }).caBundle).to.equal('Q0E=');
-        for (const f of ['matchPolicy', 'namespaceSelector', 'objectSelector', 'timeoutSeconds', 'failurePolicy', 'sideEffects', 'admissionReviewVersions']) expect(w).to.have.property(f);
+        for (const f of [
+          'matchPolicy',
+          'namespaceSelector',
+          'objectSelector',
+          'timeoutSeconds',
+          'failurePolicy',
+          'sideEffects',
+          'admissionReviewVersions',
+        ])
+          expect(w).to.have.property(f);
         for (const r of w.rules as { scope?: string }[]) expect(r.scope).to.be.a('string');
       }
     }
@@ -112,20 +163,75 @@ describe('render', () => {
 describe('semanticFindings (what the CRD schema cannot express)', () => {
   const table: Array<[string, MeshSpec, string[]]> = [
     ['empty spec is fine', {}, []],
-    ['duplicate gateway', { gateways: [{ name: 'a' }, { name: 'a', namespace: 'weft-system' }] }, ['spec.gateways[1]']],
-    ['same name, other namespaces is fine', { gateways: [{ name: 'a', namespace: 'x' }, { name: 'a', namespace: 'y' }] }, []],
+    [
+      'duplicate gateway',
+      { gateways: [{ name: 'a' }, { name: 'a', namespace: 'weft-system' }] },
+      ['spec.gateways[1]'],
+    ],
+    [
+      'same name, other namespaces is fine',
+      {
+        gateways: [
+          { name: 'a', namespace: 'x' },
+          { name: 'a', namespace: 'y' },
+        ],
+      },
+      [],
+    ],
     ['gateway name not a DNS label', { gateways: [{ name: 'Bad_Name' }] }, ['spec.gateways[0].name']],
-    ['gateway namespace not a DNS label', { gateways: [{ name: 'ok', namespace: 'No' }] }, ['spec.gateways[0].namespace']],
+    [
+      'gateway namespace not a DNS label',
+      { gateways: [{ name: 'ok', namespace: 'No' }] },
+      ['spec.gateways[0].namespace'],
+    ],
     ['reserved gateway name', { gateways: [{ name: 'weftd' }] }, ['spec.gateways[0].name']],
     ['reserved name ok in another namespace', { gateways: [{ name: 'weftd', namespace: 'edge' }] }, []],
-    ['duplicate port', { gateways: [{ name: 'g', ports: [{ name: 'a', port: 80 }, { name: 'b', port: 80 }] }] }, ['spec.gateways[0].ports[1].port']],
-    ['nodePort on ClusterIP', { gateways: [{ name: 'g', serviceType: 'ClusterIP', ports: [{ name: 'a', port: 80, nodePort: 30080 }] }] }, ['spec.gateways[0].ports[0].nodePort']],
+    [
+      'duplicate port',
+      {
+        gateways: [
+          {
+            name: 'g',
+            ports: [
+              { name: 'a', port: 80 },
+              { name: 'b', port: 80 },
+            ],
+          },
+        ],
+      },
+      ['spec.gateways[0].ports[1].port'],
+    ],
+    [
+      'nodePort on ClusterIP',
+      {
+        gateways: [
+          { name: 'g', serviceType: 'ClusterIP', ports: [{ name: 'a', port: 80, nodePort: 30080 }] },
+        ],
+      },
+      ['spec.gateways[0].ports[0].nodePort'],
+    ],
     ['bad serving TTL', { certificates: { servingCertTTL: '1 year' } }, ['spec.certificates.servingCertTTL']],
     ['bad workload TTL', { certificates: { workloadCertTTL: '5d' } }, ['spec.certificates.workloadCertTTL']],
-    ['serving TTL too short', { certificates: { servingCertTTL: '10m' } }, ['spec.certificates.servingCertTTL']],
-    ['root shorter than serving', { certificates: { selfSigned: { rootCertTTL: '2h' }, servingCertTTL: '3h' } }, ['spec.certificates.selfSigned.rootCertTTL']],
-    ['bad root TTL', { certificates: { selfSigned: { rootCertTTL: 'x' } } }, ['spec.certificates.selfSigned.rootCertTTL']],
-    ['both CA modes', { certificates: { selfSigned: {}, caSecretRef: { name: 'ca' } } }, ['spec.certificates']],
+    [
+      'serving TTL too short',
+      { certificates: { servingCertTTL: '10m' } },
+      ['spec.certificates.servingCertTTL'],
+    ],
+    [
+      'root shorter than serving',
+      { certificates: { selfSigned: { rootCertTTL: '2h' }, servingCertTTL: '3h' } },
+      ['spec.certificates.selfSigned.rootCertTTL'],
+    ],
+    [
+      'bad root TTL',
+      { certificates: { selfSigned: { rootCertTTL: 'x' } } },
+      ['spec.certificates.selfSigned.rootCertTTL'],
+    ],
+    [
+      'both CA modes',
+      { certificates: { selfSigned: {}, caSecretRef: { name: 'ca' } } },
+      ['spec.certificates'],
+    ],
     ['CA secret alone is fine', { certificates: { caSecretRef: { name: 'ca' }, servingCertTTL: '2h' } }, []],
   ];
   for (const [title, spec, paths] of table) {
@@ -135,39 +241,84 @@ describe('semanticFindings (what the CRD schema cannot express)', () => {
 
 describe('parseDuration', () => {
   const table: Array<[string, number | null]> = [
-    ['1h', 3_600_000], ['90s', 90_000], ['1h30m', 5_400_000], ['8760h', 8760 * 3_600_000], ['500ms', 500], ['1.5s', 1500],
-    ['', null], ['h', null], ['5d', null], ['-1h', null], ['1 h', null], ['1h ', null],
+    ['1h', 3_600_000],
+    ['90s', 90_000],
+    ['1h30m', 5_400_000],
+    ['8760h', 8760 * 3_600_000],
+    ['500ms', 500],
+    ['1.5s', 1500],
+    ['', null],
+    ['h', null],
+    ['5d', null],
+    ['-1h', null],
+    ['1 h', null],
+    ['1h ', null],
   ];
-  for (const [text, want] of table) it(`${JSON.stringify(text)} → ${want}`, () => expect(parseDuration(text)).to.equal(want));
+  for (const [text, want] of table)
+    it(`${JSON.stringify(text)} → ${want}`, () => expect(parseDuration(text)).to.equal(want));
 });
 
 describe('effectiveSpec defaults match the CRD schema defaults', () => {
-  const props = meshKind.specSchema.properties as Record<string, { properties?: Record<string, { default?: unknown }>; default?: unknown }>;
+  const props = meshKind.specSchema.properties as Record<
+    string,
+    { properties?: Record<string, { default?: unknown }>; default?: unknown }
+  >;
   it('trustDomain, controlPlane, mtls, certificates', () => {
     const eff = effectiveSpec({});
     expect(eff.trustDomain).to.equal(props.trustDomain!.default);
     expect(eff.controlPlane.replicas).to.equal(props.controlPlane!.properties!.replicas!.default);
     expect(eff.controlPlane.image).to.equal(props.controlPlane!.properties!.image!.default);
     expect(eff.mtlsMode).to.equal(props.mtls!.properties!.mode!.default);
-    expect(eff.certificates.workloadCertTTL).to.equal(props.certificates!.properties!.workloadCertTTL!.default);
-    expect(eff.certificates.servingCertTTLms).to.equal(parseDuration(String(props.certificates!.properties!.servingCertTTL!.default)));
+    expect(eff.certificates.workloadCertTTL).to.equal(
+      props.certificates!.properties!.workloadCertTTL!.default,
+    );
+    expect(eff.certificates.servingCertTTLms).to.equal(
+      parseDuration(String(props.certificates!.properties!.servingCertTTL!.default)),
+    );
   });
 });
 
 describe('weftctl render: bad input is a clear error, never a stack trace', () => {
-  const run = (text: string, args: string[] = ['-f', 'in.yaml']): { code: number; out: string; err: string } => {
+  const run = (
+    text: string,
+    args: string[] = ['-f', 'in.yaml'],
+  ): { code: number; out: string; err: string } => {
     let out = '';
     let err = '';
-    const code = runRender(args, { stdout: (t) => (out += t), stderr: (t) => (err += t), readInput: () => text });
+    const code = runRender(args, {
+      stdout: (t) => (out += t),
+      stderr: (t) => (err += t),
+      readInput: () => text,
+    });
     return { code, out, err };
   };
   const table: Array<[string, string, string[] | undefined, RegExp]> = [
     ['YAML syntax', 'a: [', undefined, /^WEFT_YAML_SYNTAX: in.yaml: document 1/],
-    ['not a Mesh', 'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n', undefined, /^WEFT_UNKNOWN_KIND: .*ConfigMap, not a Mesh/],
+    [
+      'not a Mesh',
+      'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n',
+      undefined,
+      /^WEFT_UNKNOWN_KIND: .*ConfigMap, not a Mesh/,
+    ],
     ['empty file', '', undefined, /^WEFT_NOT_AN_OBJECT: in.yaml holds no Mesh/],
-    ['schema violation', 'apiVersion: mesh.weft.dev/v1alpha1\nkind: Mesh\nmetadata: {name: default}\nspec: {controlPlane: {replicas: -1}}\n', undefined, /^WEFT_MESH_INVALID: .*spec.controlPlane.replicas/],
-    ['semantic violation', 'apiVersion: mesh.weft.dev/v1alpha1\nkind: Mesh\nmetadata: {name: default}\nspec: {gateways: [{name: a}, {name: a}]}\n', undefined, /^WEFT_MESH_INVALID: .*spec.gateways/],
-    ['two Meshes', 'apiVersion: mesh.weft.dev/v1alpha1\nkind: Mesh\nmetadata: {name: a}\n---\napiVersion: mesh.weft.dev/v1alpha1\nkind: Mesh\nmetadata: {name: b}\n', undefined, /^WEFT_MESH_CONFLICT/],
+    [
+      'schema violation',
+      'apiVersion: mesh.weft.dev/v1alpha1\nkind: Mesh\nmetadata: {name: default}\nspec: {controlPlane: {replicas: -1}}\n',
+      undefined,
+      /^WEFT_MESH_INVALID: .*spec.controlPlane.replicas/,
+    ],
+    [
+      'semantic violation',
+      'apiVersion: mesh.weft.dev/v1alpha1\nkind: Mesh\nmetadata: {name: default}\nspec: {gateways: [{name: a}, {name: a}]}\n',
+      undefined,
+      /^WEFT_MESH_INVALID: .*spec.gateways/,
+    ],
+    [
+      'two Meshes',
+      'apiVersion: mesh.weft.dev/v1alpha1\nkind: Mesh\nmetadata: {name: a}\n---\napiVersion: mesh.weft.dev/v1alpha1\nkind: Mesh\nmetadata: {name: b}\n',
+      undefined,
+      /^WEFT_MESH_CONFLICT/,
+    ],
     ['no -f', '', [], /-f FILE is required/],
     ['unknown flag', '', ['--nope'], /unknown flag --nope/],
   ];
@@ -182,17 +333,27 @@ describe('weftctl render: bad input is a clear error, never a stack trace', () =
   }
   it('a missing file names the file and the errno', () => {
     let err = '';
-    expect(runRender(['-f', '/nonexistent/x.yaml'], { stdout: () => undefined, stderr: (t) => (err += t) })).to.equal(1);
+    expect(
+      runRender(['-f', '/nonexistent/x.yaml'], { stdout: () => undefined, stderr: (t) => (err += t) }),
+    ).to.equal(1);
     expect(err).to.match(/^WEFT_INPUT_UNREADABLE: cannot read \/nonexistent\/x.yaml: ENOENT/);
   });
 });
 
 describe('render with a webhook outside the cluster (--webhook-url)', () => {
   it('points every webhook at the URL with the path, and no Service', () => {
-    const hooks = render(mesh({}), { webhookUrl: 'https://127.0.0.1:9443/', caBundle: 'Q0E=' }).filter((o) => o.kind.endsWith('WebhookConfiguration')) as unknown as { webhooks: { clientConfig: { url?: string; service?: unknown; caBundle?: string } }[] }[];
+    const hooks = render(mesh({}), { webhookUrl: 'https://127.0.0.1:9443/', caBundle: 'Q0E=' }).filter((o) =>
+      o.kind.endsWith('WebhookConfiguration'),
+    ) as unknown as {
+      webhooks: { clientConfig: { url?: string; service?: unknown; caBundle?: string } }[];
+    }[];
     const urls = hooks.flatMap((h) => h.webhooks.map((w) => w.clientConfig.url));
     expect(urls).to.include('https://127.0.0.1:9443/validate');
     expect(urls).to.include('https://127.0.0.1:9443/inject');
-    expect(hooks.flatMap((h) => h.webhooks).every((w) => w.clientConfig.service === undefined && w.clientConfig.caBundle === 'Q0E=')).to.equal(true);
+    expect(
+      hooks
+        .flatMap((h) => h.webhooks)
+        .every((w) => w.clientConfig.service === undefined && w.clientConfig.caBundle === 'Q0E='),
+    ).to.equal(true);
   });
 });
