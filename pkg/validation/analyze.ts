@@ -9,6 +9,7 @@
  *   analyze.vs.hostConflict    two mesh-bound VirtualServices claim the same host; Istio uses
  *                              only one of them for sidecars, silently
  *   analyze.dr.hostConflict    two DestinationRules for the same host visible in one namespace
+ *   analyze.object.duplicate   one kind/namespace/name defined twice in the input
  */
 import type { DestinationRuleSpec } from '../api/destinationrule.js';
 import type { Destination, VirtualServiceSpec } from '../api/virtualservice.js';
@@ -37,7 +38,40 @@ export function analyze(objs: unknown[], defaultNamespace: string): ObjectFindin
     )
       drs.push(loaded as Loaded<DestinationRuleSpec>);
   }
-  return [...undefinedSubsets(vss, drs), ...vsHostConflicts(vss), ...drHostConflicts(drs)];
+  return [
+    ...duplicateObjects([...vss, ...drs]),
+    ...undefinedSubsets(vss, drs),
+    ...vsHostConflicts(vss),
+    ...drHostConflicts(drs),
+  ];
+}
+
+function identity(l: { ref: ObjectRef }): string {
+  return `${l.ref.kind}/${l.ref.namespace ?? ''}/${l.ref.name}`;
+}
+
+/**
+ * The same kind/namespace/name defined twice (often per-environment copies analyzed together):
+ * in one cluster the one applied last replaces the other. A warning; such copies are not
+ * compared with each other by the checks below.
+ */
+function duplicateObjects(all: Loaded<unknown>[]): ObjectFinding[] {
+  const seen = new Set<string>();
+  const out: ObjectFinding[] = [];
+  for (const l of all) {
+    const id = identity(l);
+    if (seen.has(id)) {
+      out.push({
+        severity: 'warning',
+        object: l.ref,
+        path: 'metadata.name',
+        message: `${l.ref.kind} ${l.ref.namespace ?? ''}/${l.ref.name} is defined more than once in this input; in one cluster the one applied last replaces the others`,
+        rule: 'analyze.object.duplicate',
+      });
+    }
+    seen.add(id);
+  }
+  return out;
 }
 
 function load(obj: unknown, defaultNamespace: string): Loaded<unknown> | undefined {
@@ -173,7 +207,7 @@ function vsHostConflicts(vss: Loaded<VirtualServiceSpec>[]): ObjectFinding[] {
         .slice(0, i)
         .filter(
           (o) =>
-            o.vs !== cur.vs &&
+            identity(o.vs) !== identity(cur.vs) &&
             overlaps(
               visibleIn(o.vs.spec.exportTo, o.vs.namespace),
               visibleIn(cur.vs.spec.exportTo, cur.vs.namespace),
@@ -203,6 +237,7 @@ function drHostConflicts(drs: Loaded<DestinationRuleSpec>[]): ObjectFinding[] {
       .filter(
         (o) =>
           !o.spec.workloadSelector &&
+          identity(o) !== identity(dr) &&
           o.namespace === dr.namespace &&
           resolveHost(o.spec.host, o.namespace) === host,
       );

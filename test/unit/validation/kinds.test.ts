@@ -758,6 +758,18 @@ describe('analyzeObjects (cross-object)', () => {
     ]);
   });
 
+  it('one object defined twice: a duplicate warning, not a conflict with itself', () => {
+    const a = vs('reviews', {
+      hosts: ['reviews'],
+      http: [{ route: [{ destination: { host: 'reviews' } }] }],
+    });
+    const findings = analyzeObjects([a, structuredClone(a), dr('r', { host: 'x' }), dr('r', { host: 'x' })]);
+    expect(findings.map((f) => [f.severity, f.rule, f.object.kind])).to.deep.equal([
+      ['warning', 'analyze.object.duplicate', 'VirtualService'],
+      ['warning', 'analyze.object.duplicate', 'DestinationRule'],
+    ]);
+  });
+
   it('ignores junk without crashing', () => {
     expect(
       analyzeObjects([
