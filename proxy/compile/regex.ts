@@ -89,6 +89,8 @@ export function toSafeJs(p: string, ignoreCase = false): string | null {
   let atomStart = 0;
   /** JS text of the atom of the last unbounded quantifier, until the next token decides its guard. */
   let pending: string | null = null;
+  /** Alternatives per open group (index 0: top level); each is another way into what follows. */
+  const alts: number[] = [1];
   for (let i = 0; i < p.length;) {
     const ch = p[i]!;
     if (ch === '*' || ch === '+' || ch === '?' || ch === '{') {
@@ -139,8 +141,11 @@ export function toSafeJs(p: string, ignoreCase = false): string | null {
         s.out += '(';
         i += 1;
       }
+      alts.push(1);
       haveAtom = false;
     } else if (ch === ')') {
+      if (alts.length < 2) return null;
+      s.boundedProduct *= alts.pop()!;
       s.out += ')';
       lastWasGroup = true;
       i += 1;
@@ -148,6 +153,7 @@ export function toSafeJs(p: string, ignoreCase = false): string | null {
       s.out += '[^\\n]'; // RE2 `.` excludes only \n; JS `.` also excludes \r, \u2028, \u2029
       i += 1;
     } else if (ch === '|' || ch === '^' || ch === '$') {
+      if (ch === '|') alts[alts.length - 1]!++;
       s.out += ch;
       haveAtom = ch !== '|';
       i += 1;
@@ -160,9 +166,7 @@ export function toSafeJs(p: string, ignoreCase = false): string | null {
   }
   if (pending !== null) s.guards.push(false); // the last quantifier: no guard needed
   if (s.guards.slice(0, -1).some((g) => !g)) return null;
-  // each alternative is another way into what follows
-  const alternatives = p.split('|').length;
-  if (s.boundedProduct * alternatives > MAX_BOUNDED_PRODUCT) return null;
+  if (s.boundedProduct * alts[0]! > MAX_BOUNDED_PRODUCT) return null;
   return s.out;
 }
 
