@@ -55,14 +55,27 @@ export const kubeControllerManager: Component = {
       ],
     };
   },
+  // Healthy means working, not just serving /healthz: the service-account controller has
+  // created `default` in the default namespace, so Pods can be created as soon as `up` returns.
   health: async (ctx) => {
+    const ca = readFileSync(ctx.pki.ca.cert, 'utf8');
     const r = await httpGet(`https://127.0.0.1:${ctx.port('kube-controller-manager', 'secure')}/healthz`, {
-      ca: readFileSync(ctx.pki.ca.cert, 'utf8'),
+      ca,
     });
-    return {
-      ok: r.status === 200 && r.body.trim() === 'ok',
-      detail: `GET /healthz: ${r.status} ${r.body.trim()}`,
-    };
+    if (r.status !== 200 || r.body.trim() !== 'ok') {
+      return { ok: false, detail: `GET /healthz: ${r.status} ${r.body.trim()}` };
+    }
+    const admin = ctx.pki.ensureCert('admin-client', {
+      commonName: 'weft-admin',
+      organizations: ['system:masters'],
+      usage: 'client',
+    });
+    const sa = await httpGet(`${ctx.apiserverUrl}/api/v1/namespaces/default/serviceaccounts/default`, {
+      ca,
+      cert: readFileSync(admin.cert, 'utf8'),
+      key: readFileSync(admin.key, 'utf8'),
+    });
+    return { ok: sa.status === 200, detail: `default/default ServiceAccount: HTTP ${sa.status}` };
   },
   startTimeoutMs: 60_000,
 };
