@@ -13,9 +13,11 @@ const pinnedNode = join(root, 'node_modules', 'node', 'bin', 'node');
 const node = existsSync(pinnedNode) ? pinnedNode : process.execPath;
 const source = join(root, 'cli', 'main.ts');
 const compiled = join(root, 'dist', 'cli', 'main.js');
-// Sources win when present, so a stale dist/ never answers for newer code.
-const useSource = existsSync(source) && existsSync(join(root, 'node_modules', 'tsx'));
-const args = useSource ? ['--import', 'tsx', source] : [compiled];
+// Sources win when present, so a stale dist/ never answers for newer code. tsx is resolved
+// from this file, not from the working directory, so weftctl runs from anywhere.
+const tsx = resolveTsx();
+const useSource = existsSync(source) && tsx !== undefined;
+const args = useSource ? ['--import', tsx, source] : [compiled];
 if (!useSource && !existsSync(compiled)) {
   process.stderr.write('weftctl: not built; run `npm ci` (and `npm run build` for dist/)\n');
   process.exit(2);
@@ -31,3 +33,11 @@ if (result.error) {
 }
 if (result.signal) process.kill(process.pid, result.signal);
 process.exit(result.status ?? 2);
+
+function resolveTsx() {
+  try {
+    return import.meta.resolve('tsx');
+  } catch {
+    return undefined;
+  }
+}

@@ -19,13 +19,13 @@ interface Run {
   ms: number;
 }
 
-function weftctl(args: string[], input?: string): Run {
+function weftctl(args: string[], input?: string, cwd = ROOT): Run {
   const start = performance.now();
   const r = spawnSync(process.execPath, [BIN, ...args], {
     input: input ?? '',
     encoding: 'utf8',
     timeout: 30_000,
-    cwd: ROOT,
+    cwd,
   });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr, ms: performance.now() - start };
 }
@@ -357,6 +357,12 @@ describe('weftctl (spawned)', function () {
       expect(r.code).to.equal(2);
       expect(r.stderr).to.contain('unknown command "frobnicate"');
       expect(r.stderr).to.contain('validate');
+    });
+
+    it('runs from any working directory (tsx and Node resolved from the install)', () => {
+      const r = weftctl(['validate', '-f', 'vs.yaml'], undefined, dir);
+      expect(r.code, r.stderr).to.equal(0);
+      expect(r.stderr).to.contain('1 object checked: 1 valid');
     });
 
     it('--help lists every registered command', () => {
