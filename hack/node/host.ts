@@ -8,7 +8,16 @@
  * from it and deletes it, so a second `up` after a crash still remembers the true originals.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, rmSync, rmdirSync, writeFileSync, statSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  rmdirSync,
+  writeFileSync,
+  statSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { WeftError } from '../../pkg/errors/index.js';
@@ -157,15 +166,21 @@ export function iptablesSave(f: Family): string {
   return mustRun(saveCmd(f), []);
 }
 
-/** Installs the FORWARD guard for both families and verifies it is in place. */
+/**
+ * Installs the FORWARD guard for both families, and the egress guard for hostNetwork pods
+ * where a cgroup v2 hierarchy exists (iptables' cgroup match needs the pod cgroup to exist,
+ * so it is created here, before the kubelet would; `down` removes it). Verifies both.
+ */
 export function installGuard(): void {
+  const unified = [join(CGROUP_ROOT, 'unified'), CGROUP_ROOT].find(
+    (d) => existsSync(join(d, 'cgroup.procs')) && existsSync(join(d, 'cgroup.controllers')),
+  );
+  if (unified !== undefined) mkdirSync(join(unified, KUBEPODS), { recursive: true });
+  const egress = unified !== undefined;
   for (const f of [4, 6] as const) {
-    mustRun(restoreCmd(f), ['--noflush'], { input: planGuard(f, iptablesSave(f)) });
-    if (!guardInstalled(iptablesSave(f))) {
-      throw new WeftError(
-        'WEFT_NODE_PRECONDITION',
-        `the IPv${f} FORWARD guard did not install; not starting pods`,
-      );
+    mustRun(restoreCmd(f), ['--noflush'], { input: planGuard(f, iptablesSave(f), egress) });
+    if (!guardInstalled(iptablesSave(f), egress)) {
+      throw new WeftError('WEFT_NODE_PRECONDITION', `the IPv${f} guard did not install; not starting pods`);
     }
   }
 }

@@ -10,6 +10,9 @@
 import { BRIDGE, POD_CIDR } from './config.js';
 
 export const GUARD_CHAIN = 'WEFT-NODE-GUARD';
+export const EGRESS_CHAIN = 'WEFT-NODE-EGRESS';
+/** The kubelet's pod cgroup (cgroupfs driver), as seen in the cgroup v2 hierarchy. */
+export const POD_CGROUP = 'kubepods';
 export const OWNED_CHAIN_PREFIXES = ['KUBE-', 'CNI-', 'WEFT-NODE-'];
 
 export type Family = 4 | 6;
@@ -101,13 +104,13 @@ export function ownedLeftovers(saveText: string): string[] {
  * Installed before containerd starts, so no pod ever runs without it; removed last by `down`.
  * Idempotent: an existing guard chain is replaced, and its jump is never duplicated.
  */
-export function planGuard(family: Family, saveText: string): string {
+export function planGuard(family: Family, saveText: string, egress = true): string {
   const mangle = parseSave(saveText).find((t) => t.name === 'mangle');
-  const exists = mangle?.chains.includes(GUARD_CHAIN) ?? false;
-  const jumped =
-    mangle?.rules.some((r) => r.chain === 'FORWARD' && ruleTarget(r.spec) === GUARD_CHAIN) ?? false;
-  const lines = ['*mangle', exists ? `-F ${GUARD_CHAIN}` : `:${GUARD_CHAIN} - [0:0]`];
-  if (!jumped) lines.push(`-I FORWARD 1 -j ${GUARD_CHAIN}`);
+  const has = (chain: string): boolean => mangle?.chains.includes(chain) ?? false;
+  const jumps = (from: string, to: string): boolean =>
+    mangle?.rules.some((r) => r.chain === from && ruleTarget(r.spec) === to) ?? false;
+  const lines = ['*mangle', has(GUARD_CHAIN) ? `-F ${GUARD_CHAIN}` : `:${GUARD_CHAIN} - [0:0]`];
+  if (!jumps('FORWARD', GUARD_CHAIN)) lines.push(`-I FORWARD 1 -j ${GUARD_CHAIN}`);
   lines.push(
     `-A ${GUARD_CHAIN} -i ${BRIDGE} -o ${BRIDGE} -j RETURN`,
     `-A ${GUARD_CHAIN} -i ${BRIDGE} -j DROP`,
@@ -115,14 +118,30 @@ export function planGuard(family: Family, saveText: string): string {
   );
   if (family === 4)
     lines.push(`-A ${GUARD_CHAIN} -s ${POD_CIDR} -j DROP`, `-A ${GUARD_CHAIN} -d ${POD_CIDR} -j DROP`);
+  if (egress) {
+    // hostNetwork pods send from the host's own stack (OUTPUT, not FORWARD): their sockets
+    // belong to the pods' cgroup, so loopback and the pod bridge are all they may use. Checked
+    // in POSTROUTING, after kube-proxy's DNAT has chosen the real destination (a ClusterIP
+    // first routes towards eth0); forwarded packets have no socket and never match.
+    lines.push(has(EGRESS_CHAIN) ? `-F ${EGRESS_CHAIN}` : `:${EGRESS_CHAIN} - [0:0]`);
+    if (!jumps('POSTROUTING', EGRESS_CHAIN)) lines.push(`-I POSTROUTING 1 -j ${EGRESS_CHAIN}`);
+    lines.push(
+      `-A ${EGRESS_CHAIN} -o lo -j RETURN`,
+      `-A ${EGRESS_CHAIN} -o ${BRIDGE} -j RETURN`,
+      `-A ${EGRESS_CHAIN} -m cgroup --path ${POD_CGROUP} -j DROP`,
+    );
+  }
   lines.push('COMMIT');
   return `${lines.join('\n')}\n`;
 }
 
-/** True when the guard chain exists with its FORWARD jump in mangle. */
-export function guardInstalled(saveText: string): boolean {
+/** True when the guard chains exist and are jumped to first (FORWARD, and POSTROUTING if `egress`). */
+export function guardInstalled(saveText: string, egress = true): boolean {
   const mangle = parseSave(saveText).find((t) => t.name === 'mangle');
-  if (mangle === undefined || !mangle.chains.includes(GUARD_CHAIN)) return false;
-  const first = mangle.rules.find((r) => r.chain === 'FORWARD');
-  return first !== undefined && ruleTarget(first.spec) === GUARD_CHAIN;
+  if (mangle === undefined) return false;
+  const firstIs = (chain: string, target: string): boolean => {
+    const first = mangle.rules.find((r) => r.chain === chain);
+    return mangle.chains.includes(target) && first !== undefined && ruleTarget(first.spec) === target;
+  };
+  return firstIs('FORWARD', GUARD_CHAIN) && (!egress || firstIs('POSTROUTING', EGRESS_CHAIN));
 }

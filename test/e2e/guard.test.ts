@@ -34,11 +34,18 @@ function must(args: string[]): void {
 
 /** Packets the guard's "from the bridge to elsewhere" rule has dropped so far. */
 function guardDrops(): number {
-  const r = spawnSync('iptables', ['-t', 'mangle', '-L', 'WEFT-NODE-GUARD', '-v', '-x', '-n'], {
-    encoding: 'utf8',
-  });
-  const line = (r.stdout ?? '').split('\n').find((l) => /DROP/.test(l) && /weftcni0\s+\*/.test(l));
-  return Number(line?.trim().split(/\s+/)[0] ?? Number.NaN);
+  return chainDrops('WEFT-NODE-GUARD', /weftcni0\s+\*/);
+}
+
+/** Packets the hostNetwork egress guard (pod cgroup, not loopback or bridge) has dropped. */
+function egressDrops(): number {
+  return chainDrops('WEFT-NODE-EGRESS', /cgroup kubepods/);
+}
+
+function chainDrops(chain: string, line: RegExp): number {
+  const r = spawnSync('iptables', ['-t', 'mangle', '-L', chain, '-v', '-x', '-n'], { encoding: 'utf8' });
+  const hit = (r.stdout ?? '').split('\n').find((l) => /DROP/.test(l) && line.test(l));
+  return Number(hit?.trim().split(/\s+/)[0] ?? Number.NaN);
 }
 
 function readNs(pid: string): string | undefined {
@@ -99,8 +106,12 @@ describe('e2e: FORWARD guard keeps pod traffic on the bridge', function () {
     listener = await startUplink();
     ({ ns, cleanup } = freshNamespace('e2e-guard'));
     await waitForServiceAccount(ns);
-    apply(ns, [clientPod('client')]);
+    const hostPod = clientPod('host-client') as { spec: Record<string, unknown> };
+    hostPod.spec.hostNetwork = true;
+    hostPod.spec.dnsPolicy = 'ClusterFirstWithHostNet';
+    apply(ns, [clientPod('client'), hostPod]);
     await waitPodReady(ns, 'client');
+    await waitPodReady(ns, 'host-client');
   });
 
   after(() => {
@@ -139,5 +150,31 @@ describe('e2e: FORWARD guard keeps pod traffic on the bridge', function () {
     );
     expect(r.stdout).not.to.include('reached-uplink');
     expect(guardDrops()).to.be.greaterThan(before);
+  });
+
+  it('a hostNetwork pod gets nothing from the uplink either, and the egress guard counts it', () => {
+    expect(ip(['route', 'get', UPLINK_IP]).out).to.include(`dev ${HOST_IF}`);
+    const before = egressDrops();
+    const r = kubectlRun(
+      ['exec', '-n', ns, 'host-client', '--', 'sh', '-c', `echo x | nc -w 2 ${UPLINK_IP} 8080; echo rc=$?`],
+      undefined,
+      30_000,
+    );
+    expect(r.stdout).not.to.include('reached-uplink');
+    expect(egressDrops()).to.be.greaterThan(before);
+  });
+
+  it('a hostNetwork pod still reaches Services (DNS and ClusterIP) and loopback', () => {
+    const body = kubectlRun([
+      'exec',
+      '-n',
+      ns,
+      'host-client',
+      '--',
+      'wget',
+      '-qO-',
+      'http://smoke.weft-local.svc.cluster.local/version',
+    ]);
+    expect(body.stdout.trim(), body.stderr).to.equal('v1');
   });
 });
