@@ -257,17 +257,6 @@ export function checkMatchHeaderName(name: string): string | undefined {
   return `header name ${JSON.stringify(name)} is not a valid header name`;
 }
 
-/** Request add/set: `:authority` and `Host` may be set, other `:` headers may not. */
-export function checkRequestHeaderSetName(name: string): string | undefined {
-  if (name === '') return 'invalid header "": header name cannot be empty';
-  if (name.startsWith(':') && name.toLowerCase() !== ':authority') {
-    return `invalid header ${JSON.stringify(name)}: header cannot have ":" prefix`;
-  }
-  if (!isToken(name.replace(/^:/, '')))
-    return `invalid header ${JSON.stringify(name)}: not a valid header name`;
-  return undefined;
-}
-
 /** Request remove and every response operation: no Host, no `:` headers. */
 export function checkHeaderOperationName(name: string): string | undefined {
   if (name === '') return 'invalid header "": header name cannot be empty';

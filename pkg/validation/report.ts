@@ -33,10 +33,4 @@ export class Report {
   warn(path: readonly PathSegment[], message: string, rule: string): void {
     this.warnings.push({ path: formatPath(path), message, rule });
   }
-
-  /** Reports an error and returns false when `ok` is false: `check(x > 0, ...) && more()`. */
-  check(ok: boolean, path: readonly PathSegment[], message: string, rule: string): boolean {
-    if (!ok) this.error(path, message, rule);
-    return ok;
-  }
 }
