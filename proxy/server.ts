@@ -311,27 +311,41 @@ export class ProxyServer {
     for (const l of this.listeners.values()) this.closeListener(l);
   }
 
-  /** Drain, wait up to drainMs for in-flight requests, then close everything. */
+  /**
+   * SIGTERM / quitquitquit. Readiness fails at once and responses carry `Connection: close`,
+   * but listeners keep accepting during the drain period: the app in this pod may still be
+   * finishing its own work and making outbound calls (Istio's "proxy exits before the app"
+   * complaint). The proxy stops as soon as no request is in flight and no client connection is
+   * open, or when drainMs is over.
+   */
   async shutdown(): Promise<void> {
-    this.drain();
+    this.draining = true;
+    this.log.info('Draining', { inflight: this.inflight, drainMs: this.opts.drainMs ?? DEFAULT_DRAIN_MS });
     const deadline = Date.now() + (this.opts.drainMs ?? DEFAULT_DRAIN_MS);
-    while (this.inflight > 0 && Date.now() < deadline) {
+    while (Date.now() < deadline && (this.inflight > 0 || this.openConnections() > 0)) {
       for (const l of this.listeners.values())
         if (l.server instanceof http.Server) l.server.closeIdleConnections();
       await new Promise((r) => setTimeout(r, 50));
     }
     for (const l of this.listeners.values()) {
+      l.server.close();
       if (l.server instanceof http.Server) l.server.closeAllConnections();
-      for (const s of l.sockets) s.destroy();
+      for (const sock of l.sockets) sock.destroy();
     }
     this.listeners.clear();
-    for (const s of this.aux) {
-      s.close();
-      s.closeAllConnections();
+    for (const a of this.aux) {
+      a.close();
+      a.closeAllConnections();
     }
     this.env.accessLog?.flush();
     await Promise.all([...(this.current?.clusters.values() ?? [])].map((c) => c.destroy()));
     this.log.info('Proxy stopped', { abandoned: this.inflight });
+  }
+
+  private openConnections(): number {
+    let n = 0;
+    for (const l of this.listeners.values()) n += l.sockets.size;
+    return n;
   }
 
   exit(): void {

@@ -251,6 +251,26 @@ describe('proxy bad input, admin, telemetry, upgrades and TCP', function () {
     expect(refused).to.equal(true);
   });
 
+  it('SIGTERM-style shutdown keeps serving (Connection: close) until in-flight work is done', async () => {
+    p = await startProxy(reviewsEntry([v1]), { drainMs: 3000 });
+    v1.handler = (_q, res) => setTimeout(() => res.writeHead(200, { 'x-upstream': 'v1' }).end('slow'), 300);
+    const slow = request(p.port, { agent: false });
+    await sleep(50);
+    const stopping = p.proxy.shutdown();
+    expect(
+      (await request(p.health, { path: '/healthz/ready' }).catch(() => ({ status: 503 }))).status,
+    ).to.equal(503);
+    v1.handler = (_q, res) => res.writeHead(200, { 'x-upstream': 'v1' }).end('v1');
+    const during = await request(p.port, { agent: false });
+    expect(during.body).to.equal('v1');
+    expect(during.headers.connection).to.equal('close');
+    expect((await slow).body).to.equal('slow');
+    const t = performance.now();
+    await stopping;
+    expect(performance.now() - t).to.be.lessThan(2500); // stopped when idle, not at the deadline
+    p = null;
+  });
+
   it('WebSocket upgrade is routed and piped both ways', async () => {
     p = await startProxy(reviewsEntry([v1]));
     const s = net.connect(p.port, '127.0.0.1');
