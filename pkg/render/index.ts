@@ -4,6 +4,9 @@
  * applies the result with server-side apply; `weftctl render` prints it so a GitOps user can
  * commit it instead of running the operator.
  *
+ * Containers run the one weft image (ADR 0004) whose entry point is `weft COMPONENT ARGS`, so
+ * every container's args start with the component name (`weftd`, `webhook`, `proxy`).
+ *
  * Certificates are not rendered (they are state, not a function of the spec): the operator
  * issues them into Secrets and passes the CA in as `caBundle`.
  */
@@ -147,7 +150,7 @@ function controlPlane(mesh: string, spec: EffectiveSpec): KubeObject[] {
       component: 'control-plane',
       image: cp.image,
       replicas: cp.replicas,
-      args: ['--config=/etc/weft/config/mesh.yaml', '--tls-dir=/etc/weft/tls'],
+      args: ['weftd', '--config=/etc/weft/config/mesh.yaml', '--tls-dir=/etc/weft/tls'],
       ports: [
         { name: 'grpc-xds', containerPort: 15012 },
         { name: 'http-monitoring', containerPort: 15014 },
@@ -178,10 +181,10 @@ function webhook(mesh: string, spec: EffectiveSpec, opts: RenderOptions): KubeOb
       component: 'webhook',
       image: opts.webhookImage ?? DEFAULT_WEBHOOK_IMAGE,
       replicas,
-      args: ['--tls-dir=/etc/weft/tls', '--port=9443'],
+      args: ['webhook', '--port=9443', '--tls-dir=/etc/weft/tls', `--mesh-namespace=${MESH_NAMESPACE}`],
       ports: [{ name: 'https-webhook', containerPort: 9443 }],
       resources: { requests: { cpu: '50m', memory: '64Mi' } },
-      readiness: { path: '/readyz', port: 9443 },
+      readiness: { path: '/readyz', port: 9443, scheme: 'HTTPS' },
       secretName: SERVING_SECRET.webhook,
       configMapName: MESH_CONFIGMAP,
     }),
@@ -205,7 +208,7 @@ function gateway(mesh: string, spec: EffectiveSpec, gw: EffectiveGateway): KubeO
       component: 'gateway',
       image,
       replicas: gw.replicas,
-      args: ['gateway', `--discovery-address=weftd.${MESH_NAMESPACE}.svc:15012`],
+      args: ['proxy', 'gateway', `--discovery-address=weftd.${MESH_NAMESPACE}.svc:15012`],
       ports: gw.ports.map((p) => ({ name: p.name, containerPort: p.targetPort, protocol: p.protocol })),
       resources: { requests: { cpu: '100m', memory: '128Mi' } },
       readiness: { path: '/healthz/ready', port: 15021 },

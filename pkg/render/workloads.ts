@@ -17,7 +17,7 @@ export interface WorkloadParams {
   args: string[];
   ports: { name: string; containerPort: number; protocol?: 'TCP' | 'UDP' }[];
   resources: ResourceRequirements;
-  readiness: { path: string; port: number };
+  readiness: { path: string; port: number; scheme?: 'HTTP' | 'HTTPS' };
   secretName?: string;
   configMapName?: string;
   extraPodLabels?: Record<string, string>;
@@ -60,7 +60,7 @@ function container(p: WorkloadParams, mounts: unknown[]): Record<string, unknown
     ],
     resources: p.resources,
     readinessProbe: {
-      httpGet: { path: p.readiness.path, port: p.readiness.port },
+      httpGet: { path: p.readiness.path, port: p.readiness.port, scheme: p.readiness.scheme ?? 'HTTP' },
       periodSeconds: 5,
       failureThreshold: 3,
     },

@@ -101,12 +101,17 @@ export class OperatorProcess {
       env: { ...process.env, WEFT_LOG_LEVEL: 'debug' },
     });
     const op = new OperatorProcess(proc, probePort, metricsPort);
-    await waitFor(
-      'operator /readyz',
-      async () => (await fetch(`http://127.0.0.1:${probePort}/readyz`)).status === 200,
-      30_000,
-      200,
-    );
+    try {
+      await waitFor(
+        'operator /readyz',
+        async () => (await fetch(`http://127.0.0.1:${probePort}/readyz`)).status === 200,
+        90_000,
+        250,
+      );
+    } catch (err) {
+      await op.stop('SIGKILL');
+      throw new Error(`${(err as Error).message}\noperator output:\n${op.logs().slice(-3000)}`);
+    }
     return op;
   }
 
