@@ -37,10 +37,12 @@ build() {
   echo "[build-binaries] $cmd built in $((SECONDS - start)) s" >&2
 }
 
-# A background ticker so a cold build never looks hung.
-( while sleep 60; do echo "[build-binaries] still building... ($(date +%T))" >&2; done ) &
+# A background ticker so a cold build never looks hung. Its stdout goes nowhere (callers read
+# the bin dir from ours), and on exit its pending `sleep` is killed too, or that orphan would
+# hold the caller's stderr pipe open for up to a minute.
+( while sleep 60; do echo "[build-binaries] still building... ($(date +%T))" >&2; done ) >/dev/null &
 ticker=$!
-trap 'kill $ticker 2>/dev/null || true' EXIT
+trap 'pkill -P $ticker 2>/dev/null; kill $ticker 2>/dev/null; true' EXIT
 
 for cmd in "${wanted[@]}"; do build "$cmd"; done
 echo "$bin_dir"
