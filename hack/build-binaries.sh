@@ -42,7 +42,9 @@ build() {
 # hold the caller's stderr pipe open for up to a minute.
 ( while sleep 60; do echo "[build-binaries] still building... ($(date +%T))" >&2; done ) >/dev/null &
 ticker=$!
-trap 'pkill -P $ticker 2>/dev/null; kill $ticker 2>/dev/null; true' EXIT
+# errexit applies inside the trap: a pkill that matches nothing (the ticker had not started
+# its sleep yet) must not turn a successful build into exit 1.
+trap 'pkill -P $ticker 2>/dev/null || true; kill $ticker 2>/dev/null || true' EXIT
 
 for cmd in "${wanted[@]}"; do build "$cmd"; done
 echo "$bin_dir"
