@@ -46,6 +46,7 @@ export interface ProxyOptions {
   /** Downstream limits (bad-input protection). */
   maxHeaderBytes?: number;
   headersTimeoutMs?: number;
+  requestTimeoutMs?: number;
   idleTimeoutMs?: number;
   /** Called after /quitquitquit or a finished drain-and-exit; default process.exit(0). */
   onExit?: () => void;
@@ -206,7 +207,8 @@ export class ProxyServer {
         // Envoy's default header limit is 60 KiB; larger requests get 431
         maxHeaderSize: o.maxHeaderBytes ?? 60 * 1024,
         headersTimeout: o.headersTimeoutMs ?? 10_000,
-        requestTimeout: 0,
+        // a request (headers + body) must arrive within 5 min (Envoy's stream idle timeout)
+        requestTimeout: o.requestTimeoutMs ?? 300_000,
         keepAliveTimeout: o.idleTimeoutMs ?? 60_000,
         // how often header/request timeouts are enforced (Node's default is 30 s)
         connectionsCheckingInterval: Math.min(o.headersTimeoutMs ?? 10_000, 1000),

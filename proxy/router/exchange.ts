@@ -381,6 +381,10 @@ export class Exchange {
       this.res.destroy();
       return this.finish();
     }
+    if (code === 'ETIMEDOUT_STREAM') {
+      cluster.record(ep, 0);
+      return this.timeoutReply();
+    }
     const connectFailure = CONNECT_FAILURE_CODES[code] === true;
     if (connectFailure) cluster.stats.cxConnectFail++;
     cluster.record(ep, 0);

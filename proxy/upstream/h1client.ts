@@ -63,6 +63,7 @@ export class UpstreamError extends Error {
 }
 
 const MAX_HEAD_BYTES = 64 * 1024;
+const STREAM_IDLE_MS = 300_000;
 const CRLFCRLF = Buffer.from('\r\n\r\n');
 const enum Body {
   None,
@@ -107,11 +108,21 @@ class Conn implements Controller {
     this.socket.setTimeout(o.connectTimeoutMs);
     this.socket.once('connect', () => {
       this.connected = true;
-      this.socket.setTimeout(0);
+      // from now on: Envoy's stream idle timeout (5 min without a byte either way)
+      this.socket.setTimeout(STREAM_IDLE_MS);
       this.pool.onConnect(this);
     });
     this.socket.on('timeout', () =>
-      this.fail(new UpstreamError(`connect timeout after ${o.connectTimeoutMs} ms`, 'ETIMEDOUT_CONNECT')),
+      this.fail(
+        this.connected
+          ? new UpstreamError(
+              `upstream idle for ${STREAM_IDLE_MS / 1000} s`,
+              'ETIMEDOUT_STREAM',
+              this.served > 0,
+              !this.gotBytes,
+            )
+          : new UpstreamError(`connect timeout after ${o.connectTimeoutMs} ms`, 'ETIMEDOUT_CONNECT'),
+      ),
     );
     this.socket.on('data', (d: Buffer) => this.onData(d));
     this.socket.on('end', () => this.onEnd());
