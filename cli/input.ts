@@ -65,8 +65,11 @@ export function readInputs(paths: string[], options: ReadOptions = {}): Inputs {
     stopped: false,
   };
   for (const path of paths) {
-    if (path === '-') readText('<stdin>', () => (options.readStdin ?? readStdinSync)(), walk.out);
-    else readPath(path, walk, true);
+    if (path === '-') {
+      const before = found(walk.out);
+      readText('<stdin>', () => (options.readStdin ?? readStdinSync)(), walk.out);
+      requireObjects(walk.out, '<stdin>', before);
+    } else readPath(path, walk, true);
   }
   return walk.out;
 }
@@ -112,7 +115,26 @@ function readPath(path: string, walk: Walk, explicit: boolean): void {
     });
     return;
   }
+  const before = found(walk.out);
   readText(path, () => readFileSync(path, 'utf8'), walk.out);
+  if (explicit) requireObjects(walk.out, path, before);
+}
+
+function found(out: Inputs): number {
+  return out.documents.length + out.problems.length;
+}
+
+/**
+ * A file named on the command line (or stdin) that holds nothing is a mistake worth saying so;
+ * a placeholder file met while walking a directory is not.
+ */
+function requireObjects(out: Inputs, source: string, before: number): void {
+  if (found(out) === before)
+    out.problems.push({
+      source,
+      code: 'WEFT_NOT_AN_OBJECT',
+      message: 'holds no objects (empty, or only comments)',
+    });
 }
 
 function readDirectory(path: string, walk: Walk, explicit: boolean): void {

@@ -95,14 +95,23 @@ describe('weftctl input parsing', () => {
     }
   });
 
-  it('names an empty directory and a missing path as unreadable', () => {
+  it('names an empty file and a missing path; skips empty files inside directories', () => {
     const dir = mkdtempSync(join(tmpdir(), 'weft-input-'));
     try {
-      const out = readInputs([dir, join(dir, 'nope.yaml')]);
+      writeFileSync(join(dir, 'empty.yml'), '# nothing yet\n---\n');
+      const out = readInputs([join(dir, 'empty.yml'), join(dir, 'nope.yaml')]);
       expect(out.problems.map((p) => [p.code, p.message])).to.deep.equal([
-        ['WEFT_INPUT_UNREADABLE', 'directory holds no .yaml, .yml or .json files'],
+        ['WEFT_NOT_AN_OBJECT', 'holds no objects (empty, or only comments)'],
         ['WEFT_INPUT_UNREADABLE', 'cannot read: no such file or directory'],
       ]);
+      // Met while walking a directory, the same empty file is just skipped.
+      mkdirSync(join(dir, 'sub'));
+      writeFileSync(join(dir, 'sub', 'empty.yaml'), '');
+      writeFileSync(join(dir, 'sub', 'x.yaml'), 'kind: X\n');
+      expect(readInputs([join(dir, 'sub')]).problems).to.deep.equal([]);
+      expect(readInputs([join(dir, 'empty-dir-does-not-exist')]).problems[0]?.code).to.equal(
+        'WEFT_INPUT_UNREADABLE',
+      );
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
