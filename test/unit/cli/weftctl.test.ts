@@ -24,7 +24,7 @@ function weftctl(args: string[], input?: string, cwd = ROOT): Run {
   const r = spawnSync(process.execPath, [BIN, ...args], {
     input: input ?? '',
     encoding: 'utf8',
-    timeout: 30_000,
+    timeout: 90_000,
     cwd,
   });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr, ms: performance.now() - start };
@@ -75,7 +75,7 @@ spec:
 `;
 
 describe('weftctl (spawned)', function () {
-  this.timeout(60_000);
+  this.timeout(180_000);
   let dir: string;
 
   before(() => {
@@ -288,7 +288,7 @@ describe('weftctl (spawned)', function () {
       expect(r.stdout).to.match(
         /regex\.yaml: VirtualService bookinfo\/reviews: spec\.http\[0\]\.match\[0\]\.uri\.regex: .* repeats a group that itself repeats without bound/,
       );
-      expect(r.ms).to.be.lessThan(15_000);
+      expect(r.ms).to.be.lessThan(60_000); // a backtracking engine would run for hours; this is process start-up on a busy machine
       expectNoStack(r);
     });
 
