@@ -117,7 +117,7 @@ describe('envelope and bad input', () => {
     }
     const start = performance.now();
     expectErrors(root, '(document): object nested deeper than 100 levels');
-    expect(performance.now() - start).to.be.lessThan(1000);
+    expect(performance.now() - start).to.be.lessThan(5000);
   });
 
   it('a cyclic object (YAML self-alias) is refused, not looped on', () => {
@@ -138,7 +138,7 @@ describe('envelope and bad input', () => {
       http: [{ match: [{ uri: { regex: evil } }], route: [{ destination: { host: 'r' } }] }],
     });
     const result = validateObject(vs);
-    expect(performance.now() - start).to.be.lessThan(2000);
+    expect(performance.now() - start).to.be.lessThan(5000);
     expect(text(result.errors)).to.have.length(1);
     expect(text(result.errors)[0]).to.match(
       /^spec\.http\[0\]\.match\[0\]\.uri\.regex: .* repeats a group that itself repeats without bound/,
