@@ -26,7 +26,7 @@ const HELP = `weft-webhook: validating webhook for mesh config, and sidecar inje
   --kubeconfig FILE        cluster to watch (default: $KUBECONFIG, ~/.kube/config or in-cluster)
   --no-cluster             watch nothing: validate objects alone, namespaces carry no labels (benchmarks)
   --mesh-namespace NS      the mesh's own namespace, never injected (default weft-system, env WEFT_MESH_NAMESPACE)
-  --cross-object MODE      warn (default) or deny on cross-object errors
+  --cross-object MODE      deny (default): cross-object errors deny; warn: they only warn (migrations)
   --proxy-image IMAGE      proxy image when no Mesh sets one
 Logs: JSON on stderr; WEFT_LOG_FORMAT=text, WEFT_LOG_LEVEL=debug|info|warn.`;
 
@@ -41,7 +41,7 @@ function options() {
       kubeconfig: { type: 'string' },
       'no-cluster': { type: 'boolean', default: false },
       'mesh-namespace': { type: 'string', default: process.env.WEFT_MESH_NAMESPACE ?? 'weft-system' },
-      'cross-object': { type: 'string', default: 'warn' },
+      'cross-object': { type: 'string', default: 'deny' },
       'proxy-image': { type: 'string' },
       help: { type: 'boolean', default: false },
     },

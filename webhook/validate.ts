@@ -18,7 +18,11 @@ import type { ValidationPool } from './validate-pool.js';
 
 export interface ValidateDeps {
   index: MeshIndex;
-  /** Cross-object errors deny (`deny`) or only warn (`warn`, the default; see docs/webhook.md). */
+  /**
+   * `deny`: cross-object findings the engine rates as errors (two VirtualServices claiming one
+   * host) deny; order-dependent ones (a subset whose DestinationRule is not applied yet) are
+   * warnings either way. `warn`: every cross-object finding only warns (migrating a repo).
+   */
   crossObject: 'warn' | 'deny';
   /** Validates large objects on a worker thread; without it everything is validated inline. */
   pool?: ValidationPool;

@@ -240,6 +240,22 @@ describe('admission webhooks on a real API server (kubectl)', function () {
       expect(stderr).to.not.match(/subset "v2"/);
     });
 
+    it('denies a second VirtualService for a host another one already routes, naming it', async () => {
+      const first = vs('details', ns, { hosts: ['details'], http: [{ route: route('details') }] });
+      expect((await kubectl(['apply', '-f', file('details.yaml', first)])).code).to.equal(0);
+      const second = vs('details-v2', ns, { hosts: ['details'], http: [{ route: route('details') }] });
+      // The index learns about the first one through its informer; allow it a moment.
+      let r = await kubectl(['apply', '--dry-run=server', '-f', file('details-v2.yaml', second)]);
+      for (let i = 0; i < 40 && r.code === 0; i++) {
+        await sleep(250);
+        r = await kubectl(['apply', '--dry-run=server', '-f', join(dir, 'details-v2.yaml')]);
+      }
+      expect(r.code, r.stderr).to.equal(1);
+      expect(r.stderr).to.include(
+        `admission webhook "${WEBHOOK}" denied the request: VirtualService ${ns}/details-v2: spec.hosts[0]: host details.${ns}.svc.cluster.local is also claimed for the mesh by VirtualService ${ns}/details`,
+      );
+    });
+
     it('denies an update that breaks a stored object, and the stored object stays as it was', async () => {
       const good = vs('upd', ns, { hosts: ['upd'], http: [{ route: route('upd') }] });
       expect((await kubectl(['apply', '-f', file('upd.yaml', good)])).code).to.equal(0);

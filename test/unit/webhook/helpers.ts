@@ -51,6 +51,9 @@ export async function startTestServer(
     handlerTimeoutMs?: number;
     bodyLimitBytes?: number;
     poolJobTimeoutMs?: number;
+    crossObject?: 'warn' | 'deny';
+    /** Informers the index waits for before it is trusted (0: ready at once). */
+    indexSources?: number;
   } = {},
 ): Promise<TestServer> {
   const dir = mkdtempSync(join(tmpdir(), 'weft-webhook-test-'));
@@ -59,7 +62,7 @@ export async function startTestServer(
   writeFileSync(join(dir, 'tls.key'), cert.keyPem);
   const log = createLogger('webhook-test', { silent: true });
   const tls = new CertReloader(join(dir, 'tls.crt'), join(dir, 'tls.key'), log, 50);
-  const index = new MeshIndex(0);
+  const index = new MeshIndex(opts.indexSources ?? 0);
   const pool = new ValidationPool(1, opts.poolJobTimeoutMs ?? 7000);
   await pool.ready;
   const metrics = createMetrics(false);
@@ -68,7 +71,7 @@ export async function startTestServer(
   const app = createWebhookApp({
     log,
     metrics,
-    validate: { index, crossObject: 'warn', pool, poolThresholdBytes: 64 * 1024 },
+    validate: { index, crossObject: opts.crossObject ?? 'deny', pool, poolThresholdBytes: 64 * 1024 },
     inject: {
       // Namespace `hang` stands for an API server that never answers the lookup.
       namespace: (name) =>

@@ -162,7 +162,12 @@ describe('webhook validation pool budget', function () {
     expect(r.status).to.equal(504);
     expect(r.json.message).to.match(/WEFT_ADMISSION_TIMEOUT: validation took longer than 200 ms/);
     // A fresh worker serves the next large object (small objects never needed it).
-    const next = await srv.post('/validate', reviewOf(hugeVirtualService(400)));
+    // Large on the wire (over the pool threshold) but cheap to validate: one route, a long header value.
+    const padded = hugeVirtualService(1);
+    (padded.spec as { http: { match: { headers: Record<string, unknown> }[] }[] }).http[0]!.match[0]!.headers[
+      'x-pad'
+    ] = { exact: 'p'.repeat(100_000) };
+    const next = await srv.post('/validate', reviewOf(padded));
     expect(next.json.response.allowed).to.equal(true);
   });
 });
