@@ -17,7 +17,7 @@
 import { spawn, execFile, execFileSync, type ChildProcess } from 'node:child_process';
 import { promisify } from 'node:util';
 import { mkdtempSync, readFileSync, writeFileSync, rmSync, mkdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import net from 'node:net';
 import path from 'node:path';
 
@@ -355,6 +355,8 @@ async function main(): Promise<void> {
     median(runs[name]!.map((r) => r[k] ?? NaN));
   const result = {
     when: new Date().toISOString(),
+    // other work on the machine skews absolute numbers; ratios within one run hold better
+    loadavg_at_end: loadavg().map((x) => Number(x.toFixed(2))),
     settings: {
       REPS,
       MAX_SECONDS,
@@ -410,7 +412,7 @@ async function main(): Promise<void> {
   ];
   process.stdout.write(
     lines.join('\n') +
-      `\n\nerrors at max: nginx ${result.max.errors.nginx}, weft ${result.max.errors.weft}; weft requests counted in istio_requests_total: ${counted}\nfixed-rate achieved: direct ${f(fx.direct!.rps, 0)}, nginx ${f(fx.nginx!.rps, 0)}, weft ${f(fx.weft!.rps, 0)} req/s\nfull results: bench/proxy/last-run.json\n`,
+      `\n\nload average at the end: ${result.loadavg_at_end.join(' ')} (2 cores)\nerrors at max: nginx ${result.max.errors.nginx}, weft ${result.max.errors.weft}; weft requests counted in istio_requests_total: ${counted}\nfixed-rate achieved: direct ${f(fx.direct!.rps, 0)}, nginx ${f(fx.nginx!.rps, 0)}, weft ${f(fx.weft!.rps, 0)} req/s\nfull results: bench/proxy/last-run.json\n`,
   );
 }
 
