@@ -10,6 +10,7 @@
  *                              only one of them for sidecars, silently
  *   analyze.dr.hostConflict    two DestinationRules for the same host visible in one namespace
  *   analyze.object.duplicate   one kind/namespace/name defined twice in the input
+ *   analyze.gateway.undefined  a VS binds to a Gateway missing from a set that has Gateways
  */
 import type { DestinationRuleSpec } from '../api/destinationrule.js';
 import type { Destination, VirtualServiceSpec } from '../api/virtualservice.js';
@@ -28,9 +29,11 @@ interface Loaded<Spec> {
 export function analyze(objs: unknown[], defaultNamespace: string): ObjectFinding[] {
   const vss: Loaded<VirtualServiceSpec>[] = [];
   const drs: Loaded<DestinationRuleSpec>[] = [];
+  const gateways = new Set<string>();
   for (const obj of objs) {
     const loaded = load(obj, defaultNamespace);
     if (!loaded) continue;
+    if (loaded.ref.kind === 'Gateway') gateways.add(`${loaded.namespace}/${loaded.ref.name}`);
     if (loaded.ref.kind === 'VirtualService') vss.push(loaded as Loaded<VirtualServiceSpec>);
     if (
       loaded.ref.kind === 'DestinationRule' &&
@@ -43,7 +46,50 @@ export function analyze(objs: unknown[], defaultNamespace: string): ObjectFindin
     ...undefinedSubsets(vss, drs),
     ...vsHostConflicts(vss),
     ...drHostConflicts(drs),
+    // Gateways are often managed elsewhere; only a set that has some can miss one.
+    ...(gateways.size > 0 ? undefinedGateways(vss, gateways) : []),
   ];
+}
+
+/** `ns/name`, a short name in the VS's namespace, or the legacy `name.ns[.svc...]` form. */
+export function resolveGatewayRef(ref: string, namespace: string): string {
+  const slash = ref.indexOf('/');
+  if (slash >= 0) return ref;
+  const parts = ref.split('.');
+  return parts.length > 1 ? `${parts[1]}/${parts[0]}` : `${namespace}/${ref}`;
+}
+
+function undefinedGateways(vss: Loaded<VirtualServiceSpec>[], gateways: Set<string>): ObjectFinding[] {
+  const out: ObjectFinding[] = [];
+  const check = (vs: Loaded<VirtualServiceSpec>, list: unknown, path: PathSegment[]): void => {
+    if (!Array.isArray(list)) return;
+    list.forEach((g, i) => {
+      if (typeof g !== 'string' || g === 'mesh') return;
+      const ref = resolveGatewayRef(g, vs.namespace);
+      if (gateways.has(ref)) return;
+      out.push({
+        severity: 'warning',
+        object: vs.ref,
+        path: formatPath([...path, i]),
+        message: `gateway ${ref} is not defined in this input; the routes bound to it apply nowhere until it exists`,
+        rule: 'analyze.gateway.undefined',
+      });
+    });
+  };
+  for (const vs of vss) {
+    check(vs, vs.spec.gateways, ['spec', 'gateways']);
+    for (const kind of ['http', 'tcp', 'tls'] as const) {
+      const routes = vs.spec[kind];
+      if (!Array.isArray(routes)) continue;
+      routes.forEach((route, i) => {
+        if (!isObject(route) || !Array.isArray(route.match)) return;
+        route.match.forEach(
+          (m, j) => isObject(m) && check(vs, m.gateways, ['spec', kind, i, 'match', j, 'gateways']),
+        );
+      });
+    }
+  }
+  return out;
 }
 
 function identity(l: { ref: ObjectRef }): string {

@@ -770,6 +770,30 @@ describe('analyzeObjects (cross-object)', () => {
     ]);
   });
 
+  it('a gateway missing from a set that has gateways (warning); none at all means managed elsewhere', () => {
+    const gw = obj(
+      NET,
+      'Gateway',
+      { servers: [{ port: { number: 80, name: 'http', protocol: 'HTTP' }, hosts: ['*'] }] },
+      { name: 'public', namespace: 'edge' },
+    );
+    const bound = vs('web', {
+      hosts: ['a.com'],
+      gateways: ['edge/public', 'edge/private', 'mesh', 'public.edge'],
+      http: [{ match: [{ gateways: ['internal'] }], route: [{ destination: { host: 'web' } }] }],
+    });
+    const findings = analyzeObjects([gw, bound]);
+    expect(findings.map((f) => [f.rule, f.path, f.message.split(';')[0]])).to.deep.equal([
+      ['analyze.gateway.undefined', 'spec.gateways[1]', 'gateway edge/private is not defined in this input'],
+      [
+        'analyze.gateway.undefined',
+        'spec.http[0].match[0].gateways[0]',
+        'gateway default/internal is not defined in this input',
+      ],
+    ]);
+    expect(analyzeObjects([bound])).to.deep.equal([]);
+  });
+
   it('ignores junk without crashing', () => {
     expect(
       analyzeObjects([
