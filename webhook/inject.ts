@@ -51,7 +51,7 @@ export async function handleInject(req: AdmissionRequest, deps: InjectDeps): Pro
     const out = injectPod(pod, namespace, deps.settings());
     if (!out.injected) return skipped(req, out.reason);
     return {
-      response: patched(req.uid, out.patch),
+      response: patched(req.uid, out.patch, out.warnings),
       verdict: 'patched',
       result: 'injected',
       reason: out.reason,

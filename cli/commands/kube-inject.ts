@@ -122,6 +122,8 @@ export function runKubeInject(argv: string[], io: CommandIO): number {
       settings,
     );
     for (const r of results) {
+      const name = `${r.kind} ${r.namespace ? `${r.namespace}/` : ''}${r.name}`;
+      for (const w of r.warnings ?? []) io.stderr(`Warning: ${name}: ${w}\n`);
       if (!r.injected)
         io.stderr(`${r.kind} ${r.namespace ? `${r.namespace}/` : ''}${r.name}: not injected (${r.reason})\n`);
     }

@@ -165,3 +165,24 @@ export function readOverrides(ann: Annotations): PodOverrides {
   setIfDefined(o, 'excludeOutboundPorts', parsePortList(ann, ANNOTATION.excludeOutboundPorts, false));
   return o;
 }
+
+/** Istio's annotation namespaces: a key under one of these that we do not read is worth a warning. */
+const ISTIO_PREFIXES = [
+  'sidecar.istio.io/',
+  'traffic.sidecar.istio.io/',
+  'proxy.istio.io/',
+  'status.sidecar.istio.io/',
+  'readiness.status.sidecar.istio.io/',
+];
+const HONOURED: ReadonlySet<string> = new Set(Object.values(ANNOTATION));
+
+/**
+ * Istio sidecar annotations weft does not implement (e.g. `sidecar.istio.io/userVolume`), as
+ * warnings: a team migrating from Istio should hear that a setting is ignored, not find out later.
+ */
+export function unsupportedAnnotations(ann: Annotations): string[] {
+  return Object.keys(ann)
+    .filter((k) => !HONOURED.has(k) && ISTIO_PREFIXES.some((p) => k.startsWith(p)))
+    .sort()
+    .map((k) => `metadata.annotations[${k}]: not supported by weft's injector; ignored`);
+}

@@ -10,7 +10,7 @@
 import type { V1Container, V1Namespace, V1ObjectMeta, V1Pod, V1PodSpec } from '@kubernetes/client-node';
 import fastJsonPatch, { type Operation } from 'fast-json-patch';
 import { WeftError } from '../errors/index.js';
-import { ANNOTATION, readOverrides, type PodOverrides } from './annotations.js';
+import { ANNOTATION, readOverrides, unsupportedAnnotations, type PodOverrides } from './annotations.js';
 import { decideInjection } from './policy.js';
 import { INIT_CONTAINER, PORT_PROMETHEUS, PROXY_CONTAINER } from './ports.js';
 import { rewriteProbes, type AppProber } from './probes.js';
@@ -25,7 +25,8 @@ export interface PodTemplate {
 }
 
 export type InjectOutcome =
-  { injected: true; reason: string; pod: V1Pod; patch: Operation[] } | { injected: false; reason: string };
+  | { injected: true; reason: string; pod: V1Pod; patch: Operation[]; warnings: string[] }
+  | { injected: false; reason: string };
 
 const LIMIT_ANNOTATION = {
   cpu: [ANNOTATION.proxyCPU, ANNOTATION.proxyCPULimit],
@@ -192,7 +193,8 @@ export function injectPod(
   }
   const injected = injectTemplate(pod, settings, workloadNameOf(pod.metadata));
   const patch = fastJsonPatch.compare(pod, injected);
-  return { injected: true, reason: decision.reason, pod: injected, patch };
+  const warnings = unsupportedAnnotations(pod.metadata?.annotations ?? {});
+  return { injected: true, reason: decision.reason, pod: injected, patch, warnings };
 }
 
 export { alreadyHasOurs };

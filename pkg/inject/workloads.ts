@@ -7,6 +7,7 @@ import type { V1Pod } from '@kubernetes/client-node';
 import { WeftError } from '../errors/index.js';
 import { alreadyHasOurs, injectTemplate, type PodTemplate } from './inject.js';
 import { decideInjection } from './policy.js';
+import { unsupportedAnnotations } from './annotations.js';
 import type { InjectionSettings } from './settings.js';
 
 export interface KubeInjectResult {
@@ -15,6 +16,8 @@ export interface KubeInjectResult {
   name: string;
   injected: boolean;
   reason: string;
+  /** Istio annotations on the template that weft ignores. */
+  warnings?: string[];
 }
 
 type Obj = Record<string, unknown>;
@@ -99,11 +102,13 @@ function injectOne(
   const injected = withObjectName(`${kind} ${namespace ? `${namespace}/` : ''}${name}`, path, () =>
     injectTemplate(template as PodTemplate, settings, name || 'unknown'),
   );
+  const warnings = unsupportedAnnotations(pod.metadata?.annotations ?? {});
+  const warned = warnings.length > 0 ? { warnings } : {};
   const out = structuredClone(obj);
   if (path.length === 0)
-    return { obj: injected as Obj, result: { ...base, injected: true, reason: 'injected' } };
+    return { obj: injected as Obj, result: { ...base, injected: true, reason: 'injected', ...warned } };
   setPath(out, path, injected);
-  return { obj: out, result: { ...base, injected: true, reason: 'injected' } };
+  return { obj: out, result: { ...base, injected: true, reason: 'injected', ...warned } };
 }
 
 /** Injects every Pod and workload in `docs`; other objects pass through unchanged, in order. */

@@ -133,3 +133,24 @@ describe('quantities', () => {
     it(`${JSON.stringify(s)} → ${n}`, () => expect(parseQuantity(s)).to.equal(n));
   }
 });
+
+describe('unsupported Istio annotations', () => {
+  it('lists Istio sidecar annotations weft ignores, and nothing else', async () => {
+    const { unsupportedAnnotations } = await import('../../../pkg/inject/annotations.js');
+    expect(
+      unsupportedAnnotations({
+        'sidecar.istio.io/userVolume': '[]',
+        'sidecar.istio.io/proxyCPU': '100m',
+        'traffic.sidecar.istio.io/kubevirtInterfaces': 'net1',
+        'proxy.istio.io/config': 'holdApplicationUntilProxyStarts: true',
+        'status.sidecar.istio.io/port': '0',
+        'prometheus.io/scrape': 'true',
+        'example.com/other': 'x',
+      }),
+    ).to.deep.equal([
+      "metadata.annotations[sidecar.istio.io/userVolume]: not supported by weft's injector; ignored",
+      "metadata.annotations[status.sidecar.istio.io/port]: not supported by weft's injector; ignored",
+      "metadata.annotations[traffic.sidecar.istio.io/kubevirtInterfaces]: not supported by weft's injector; ignored",
+    ]);
+  });
+});

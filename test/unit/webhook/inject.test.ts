@@ -90,6 +90,17 @@ describe('webhook POST /inject', () => {
     });
   });
 
+  it('injects but warns about Istio annotations weft ignores', async () => {
+    const r = await srv.post(
+      '/inject',
+      reviewOf(pod('meshed', { annotations: { 'sidecar.istio.io/bootstrapOverride': 'cm' } })),
+    );
+    expect(r.json.response.patchType).to.equal('JSONPatch');
+    expect(r.json.response.warnings).to.deep.equal([
+      "metadata.annotations[sidecar.istio.io/bootstrapOverride]: not supported by weft's injector; ignored",
+    ]);
+  });
+
   it('answers 400 to a pod without containers', async () => {
     const r = await srv.post(
       '/inject',
