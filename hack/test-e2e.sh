@@ -5,8 +5,9 @@
 #   hack/test-e2e.sh [mocha args]
 #
 # If the cluster is not running, this script brings it up, runs the tests -- the last one
-# takes it down, checks the machine is as it was, and brings it up again -- and always takes
-# it down at the end, failing if anything the node made is left behind. A cluster that was
+# takes it down, checks the machine is as it was, brings it up again, crashes the node and
+# checks that down still restores the machine -- and always takes it down at the end,
+# failing if anything the node made is left behind. A cluster that was
 # already running is used as it is and left running (no lifecycle test).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)

@@ -1,6 +1,6 @@
 /**
  * Runs last (file order): `hack/local-cluster down` leaves the machine as it was before the
- * first `up` — no node processes, mounts, links, iptables chains, cgroups, changed sysctls or
+ * first `up` (also after a crash) — no node processes, mounts, links, iptables chains, cgroups, changed sysctls or
  * hard-coded paths — and a second `up` after `down` brings a working node back.
  *
  * Only when hack/test-e2e.sh brought the cluster up itself (WEFT_E2E_BASELINE names the host
@@ -93,6 +93,23 @@ function localCluster(cmd: 'up' | 'down' | 'status'): { status: number; out: str
       } finally {
         cleanup();
       }
+    });
+
+    it('after a crash (every node daemon SIGKILLed, pods left running) down still restores the machine', () => {
+      for (const c of ['kubelet', 'containerd', 'kube-proxy', 'coredns', 'apiserver-forward']) {
+        const pid = Number.parseInt(
+          readFileSync(join(demoStateDir, 'pids', `${c}.pid`), 'utf8').split('\n')[0] ?? '',
+          10,
+        );
+        // Only a PID that is still our daemon (its command line names our state dir).
+        const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+        expect(cmdline, c).to.include(demoStateDir);
+        process.kill(pid, 'SIGKILL');
+      }
+      const r = localCluster('down');
+      expect(r.status, r.out).to.equal(0);
+      const d = diff(baseline, snapshot(), demoStateDir);
+      expect(d.node, d.node.join('\n')).to.deep.equal([]);
     });
   },
 );
