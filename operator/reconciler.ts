@@ -105,6 +105,8 @@ export class MeshReconciler {
   /** The Mesh as our own last status write returned it (the cache may lag behind it). */
   private readonly written = new Map<string, Mesh & KubeObject>();
   private readonly now: () => Date;
+  /** Per Mesh, the generation the current reconcile read. */
+  private readonly generations = new Map<string, number>();
 
   constructor(private readonly d: ReconcilerDeps) {
     this.now = d.now ?? (() => new Date());
@@ -115,11 +117,13 @@ export class MeshReconciler {
     const mesh = this.current(name);
     if (!mesh) {
       this.written.delete(name);
+      this.generations.delete(name);
       return {};
     }
     if (mesh.metadata.deletionTimestamp) return this.finalize(mesh, log);
     await this.ensureFinalizer(mesh);
     const generation = mesh.metadata.generation ?? 1;
+    this.generations.set(name, generation);
     if (mesh.status?.observedGeneration !== generation) {
       await this.writeStatus(
         mesh,
@@ -342,13 +346,16 @@ export class MeshReconciler {
   ): Promise<void> {
     const mesh = this.current(name);
     if (!mesh) return;
-    const generation = mesh.metadata.generation ?? 1;
+    // The generation this reconcile worked from, not a newer one that arrived meanwhile: the
+    // status write tests it, so conditions about generation N never land on generation N+1.
+    const generation = this.generations.get(name) ?? mesh.metadata.generation ?? 1;
     const before = mesh.status?.conditions;
     const conditions = mergeConditions(before, desiredConditions(outcome), generation, this.now());
     await this.writeStatus(
       mesh,
       { ...mesh.status, ...extra, observedGeneration: generation, conditions },
       log,
+      generation,
     );
     this.transitionEvents(mesh, before, conditions);
   }
@@ -375,18 +382,28 @@ export class MeshReconciler {
     }
   }
 
-  /** Status through the status subresource, only when it differs from what is stored. */
-  private async writeStatus(mesh: Mesh & KubeObject, status: MeshStatus, log: Logger): Promise<void> {
+  /**
+   * Status through the status subresource, only when it differs from what is stored. A JSON
+   * patch that first tests metadata.generation: if the spec changed since we read it, the write
+   * fails (and the reconcile is retried) instead of storing conditions about an old generation
+   * next to the new one — so Ready=True is never written for a stale generation.
+   */
+  private async writeStatus(
+    mesh: Mesh & KubeObject,
+    status: MeshStatus,
+    log: Logger,
+    generation = mesh.metadata.generation ?? 1,
+  ): Promise<void> {
     if (stableStringify(status) === stableStringify(mesh.status ?? {})) return;
-    const body = {
-      apiVersion: MESH_API_VERSION,
-      kind: 'Mesh',
-      metadata: { name: mesh.metadata.name! },
-      status,
-    };
+    const ops = [
+      { op: 'test', path: '/metadata/generation', value: generation },
+      { op: 'add', path: '/status', value: status },
+    ];
     try {
-      const result = await this.d.client.applyStatus<Mesh & KubeObject>(
-        body as unknown as KubeObject,
+      const result = await this.d.client.jsonPatch<Mesh & KubeObject>(
+        { apiVersion: MESH_API_VERSION, kind: 'Mesh', name: mesh.metadata.name! },
+        ops,
+        'status',
         FIELD_MANAGER,
       );
       this.written.set(mesh.metadata.name!, result);

@@ -152,8 +152,10 @@ export class KubeClient {
     key: ObjectKey,
     ops: unknown[],
     subresource?: string,
+    fieldManager?: string,
   ): Promise<T> {
     return (await this.request('PATCH', objectPath(key, subresource), {
+      query: { fieldManager },
       body: ops,
       contentType: 'application/json-patch+json',
     })) as T;

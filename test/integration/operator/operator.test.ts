@@ -12,6 +12,8 @@ import { parse, stringify } from 'yaml';
 import { testCluster, installCRDs, freshNamespace } from '../../support/index.js';
 import type { KubeClient } from '../../../pkg/kube/client.js';
 import { keyOf, type KubeObject } from '../../../pkg/kube/types.js';
+import { Informer } from '../../../pkg/kube/informer.js';
+import { createLogger } from '../../../pkg/log/index.js';
 import {
   condition,
   clientFor,
@@ -34,6 +36,9 @@ describe('operator (real API server)', function () {
   let hook: TestWebhook;
   let op: OperatorProcess;
   let standby: OperatorProcess | undefined;
+  /** Every version of every Mesh seen on a watch during the run: the status invariants are checked over all of them. */
+  const history: KubeObject[] = [];
+  let recorder: Informer | undefined;
   const kubectl = (args: string[], input?: string) =>
     testCluster().kubectl(args, input === undefined ? {} : { input });
   const getMesh = (name = 'default'): Promise<KubeObject | null> => client.get({ ...MESH, name });
@@ -74,6 +79,16 @@ describe('operator (real API server)', function () {
     if (!(await client.get({ apiVersion: 'v1', kind: 'Namespace', name: 'weft-system' }))) {
       await client.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'weft-system' } });
     }
+    recorder = new Informer(
+      client,
+      { apiVersion: MESH.apiVersion, kind: 'Mesh' },
+      createLogger('test', { silent: true }),
+    );
+    recorder.on((type, m) => {
+      if (type !== 'delete') history.push(m);
+    });
+    recorder.start();
+    await recorder.hasSynced;
     hook = await TestWebhook.start(client);
     op = await OperatorProcess.start({
       kubeconfig: kubeconfigPath,
@@ -98,6 +113,7 @@ describe('operator (real API server)', function () {
           .jsonPatch({ ...MESH, name }, [{ op: 'remove', path: '/metadata/finalizers' }])
           .catch(() => undefined);
     });
+    recorder?.stop();
     await standby?.stop();
     await op?.stop();
     for (const kind of ['ValidatingWebhookConfiguration', 'MutatingWebhookConfiguration']) {
@@ -407,6 +423,52 @@ describe('operator (real API server)', function () {
     expect(text).to.match(/workqueue_adds_total\{name="mesh",controller="mesh"\} [1-9]/);
   });
 
+  it('status invariants held in every version of the Mesh seen on a watch (kstatus / Argo CD rules)', () => {
+    expect(history.length).to.be.greaterThan(20);
+    // Only versions whose status changed are status writes by the operator; a spec edit alone
+    // leaves the old status (kstatus reads that as InProgress through observedGeneration).
+    const previous = new Map<string, string>();
+    let writes = 0;
+    for (const m of history) {
+      const statusJson = JSON.stringify((m as { status?: unknown }).status ?? null);
+      const changed = previous.get(m.metadata.uid ?? '') !== statusJson;
+      previous.set(m.metadata.uid ?? '', statusJson);
+      if (!changed) continue;
+      writes++;
+      const gen = m.metadata.generation ?? 0;
+      const st = (
+        m as {
+          status?: {
+            observedGeneration?: number;
+            conditions?: {
+              type: string;
+              status: string;
+              reason: string;
+              observedGeneration?: number;
+              lastTransitionTime?: string;
+            }[];
+          };
+        }
+      ).status;
+      const where = `${m.metadata.name} rv ${m.metadata.resourceVersion}`;
+      const ready = condition(m, 'Ready');
+      if (ready?.status === 'True') {
+        expect(st?.observedGeneration, `${where}: Ready=True with a stale observedGeneration`).to.equal(gen);
+        expect(ready.observedGeneration, `${where}: Ready=True for an old generation`).to.equal(gen);
+      }
+      expect(
+        condition(m, 'Reconciling')?.status === 'True' && condition(m, 'Stalled')?.status === 'True',
+        `${where}: Reconciling and Stalled both True`,
+      ).to.equal(false);
+      for (const c of st?.conditions ?? []) {
+        expect(c.reason, where).to.match(/^[A-Z][A-Za-z]*$/);
+        expect(c.lastTransitionTime, where).to.match(/^\d{4}-\d\d-\d\dT/);
+        expect(['True', 'False', 'Unknown']).to.include(c.status);
+      }
+    }
+    expect(writes).to.be.greaterThan(10);
+  });
+
   it('deleting the Mesh removes every child, cluster-scoped ones included', async () => {
     const r = await kubectl(['delete', 'mesh/default', '--timeout=60s']);
     expect(r.code, r.stderr).to.equal(0);
@@ -449,8 +511,9 @@ describe('operator (real API server)', function () {
     times.sort((a, b) => a - b);
     await new Promise((r) => setTimeout(r, 5000));
     const rss = op.rssBytes();
+    const heap = Number(/^nodejs_heap_size_used_bytes (\d+)/m.exec(await op.metrics())?.[1] ?? NaN);
     console.log(
-      `      apply→Ready ms: ${times.join(', ')}; median ${times[2]} ms; operator idle RSS ${(rss / 1048576).toFixed(1)} MiB`,
+      `      apply→Ready ms: ${times.join(', ')}; median ${times[2]} ms; operator idle RSS ${(rss / 1048576).toFixed(1)} MiB, V8 heap used ${(heap / 1048576).toFixed(1)} MiB`,
     );
     expect(times[2]).to.be.below(30_000);
   });
