@@ -33,6 +33,7 @@ import {
 } from './config.js';
 import {
   checkPreconditions,
+  claimNode,
   ensureBridge,
   installGuard,
   killPodProcesses,
@@ -44,6 +45,7 @@ import {
   removeCreatedPaths,
   removeLinks,
   removeOwnedRules,
+  releaseNode,
   restoreSysctls,
   run,
   unmountOwned,
@@ -138,6 +140,7 @@ export const containerd: Component = {
   apiserverFlags: () => [`--advertise-address=${NODE_IP}`],
   prepare: (ctx) => {
     checkPreconditions();
+    claimNode(ctx.stateDir);
     recordHostBefore(hostBeforeFile(ctx));
     const p = nodePaths(ctx);
     // Firewall first: no pod may ever run without the guard.
@@ -182,6 +185,7 @@ export const containerd: Component = {
       left.push(...removeCreatedNftTables(before));
       left.push(...removeCreatedPaths(before));
     }
+    releaseNode(stateDir);
     ctx.log.info(`node host state restored in ${Date.now() - t0} ms`);
     if (left.length > 0) {
       // A mount left under the state dir would be descended into by the state dir's removal.

@@ -153,6 +153,49 @@ export function checkPreconditions(): void {
   if (problems.length > 0) throw new WeftError('WEFT_NODE_PRECONDITION', problems.join('; '));
 }
 
+// ---- one node per machine ----
+
+/** The node's host resources (bridge, node IP, /run/containerd, KUBE-* chains) exist once. */
+export const OWNER_FILE = '/run/weft-node.owner';
+
+function ownerAlive(stateDir: string): boolean {
+  try {
+    const pid = Number.parseInt(
+      readFileSync(join(stateDir, 'pids', 'containerd.pid'), 'utf8').split('\n')[0] ?? '',
+      10,
+    );
+    return pid > 1 && readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(stateDir);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Claims the machine's one node for `stateDir`. Another checkout's running node (e.g. a
+ * developer's demo cluster when CI starts) is refused with a clear error instead of two
+ * nodes fighting over the bridge, ports and iptables chains; a stale claim is taken over.
+ */
+export function claimNode(stateDir: string): void {
+  if (existsSync(OWNER_FILE)) {
+    const owner = readFileSync(OWNER_FILE, 'utf8').trim();
+    if (owner !== stateDir && owner !== '' && ownerAlive(owner)) {
+      throw new WeftError(
+        'WEFT_NODE_PRECONDITION',
+        `another weft node is running on this machine (state ${owner}); run \`hack/local-cluster down\` in its checkout first`,
+      );
+    }
+  }
+  writeFileSync(OWNER_FILE, `${stateDir}\n`);
+}
+
+export function releaseNode(stateDir: string): void {
+  try {
+    if (readFileSync(OWNER_FILE, 'utf8').trim() === stateDir) rmSync(OWNER_FILE, { force: true });
+  } catch {
+    // not claimed
+  }
+}
+
 // ---- firewall ----
 
 function saveCmd(f: Family): string {

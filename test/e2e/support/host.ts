@@ -11,6 +11,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   HARDCODED_PATHS,
+  OWNER_FILE,
   TOUCHED_SYSCTLS,
   cgroupHierarchies,
   mountPoints,
@@ -76,7 +77,7 @@ export function snapshot(): HostSnapshot {
     cgroups: cgroupHierarchies()
       .map((h) => join(h, 'kubepods'))
       .filter((p) => existsSync(p)),
-    paths: HARDCODED_PATHS.filter((p) => existsSync(p)),
+    paths: [...HARDCODED_PATHS, OWNER_FILE].filter((p) => existsSync(p)),
   };
 }
 
