@@ -18,6 +18,8 @@ export const SCOPE_LABEL = 'weft.dev/webhook-test';
 
 export interface RunningWebhook {
   port: number;
+  /** PEM of the CA that signed the webhook's serving certificate. */
+  ca: string;
   scope: string;
   logs(): string;
   names: { validating: string; mutating: string };
@@ -110,6 +112,7 @@ export async function startWebhook(): Promise<RunningWebhook> {
   if (applied.code !== 0) throw new Error(`registering webhooks failed: ${applied.stderr}`);
   return {
     port: proc.port,
+    ca: cert.caPem,
     scope,
     names,
     logs: proc.logs,

@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { get } from 'node:https';
 import { stringify } from 'yaml';
 import type { V1Pod } from '@kubernetes/client-node';
 import { injectManifests, DEFAULT_INJECTION_SETTINGS } from '../../../pkg/inject/index.js';
@@ -160,6 +161,22 @@ describe('admission webhooks on a real API server (kubectl)', function () {
   after(async () => {
     await hook?.stop();
     if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  function fetchWebhook(path: string): Promise<{ status: number; body: string }> {
+    return new Promise((ok, fail) => {
+      get({ host: '127.0.0.1', port: hook.port, path, ca: hook.ca }, (res) => {
+        let body = '';
+        res.setEncoding('utf8').on('data', (c: string) => (body += c));
+        res.on('end', () => ok({ status: res.statusCode ?? 0, body }));
+      }).on('error', fail);
+    });
+  }
+
+  it('is ready once its caches have synced, over TLS the API server trusts', async () => {
+    const r = await fetchWebhook('/readyz');
+    expect(r.status).to.equal(200);
+    expect(JSON.parse(r.body)).to.include({ ready: true, namespaces: true, index: true });
   });
 
   describe('validation', () => {
@@ -454,6 +471,17 @@ describe('admission webhooks on a real API server (kubectl)', function () {
       expect(r.code).to.equal(1);
       expect(r.stderr).to.match(
         /admission webhook "namespace\.sidecar-injector\.weft\.dev" denied the request: sidecar injection failed: metadata\.annotations\[sidecar\.istio\.io\/proxyCPU\]: "lots" is not a Kubernetes quantity/,
+      );
+    });
+
+    it('counts what the API server sent it (denials and injections) in /metrics', async () => {
+      const m = (await fetchWebhook('/metrics')).body;
+      expect(m).to.match(/weft_webhook_denials_total\{kind="VirtualService"\} [1-9]/);
+      expect(m).to.match(
+        /weft_webhook_requests_total\{webhook="validate",kind="VirtualService",operation="CREATE",result="allowed"\} [1-9]/,
+      );
+      expect(m).to.match(
+        /weft_webhook_injections_total\{result="injected",reason="namespace enabled"\} [1-9]/,
       );
     });
   });
