@@ -38,6 +38,7 @@ import {
   installGuard,
   killPodProcesses,
   killShims,
+  otherOwner,
   readHostBefore,
   recordHostBefore,
   removeCgroups,
@@ -94,6 +95,16 @@ export function kubectl(ctx: ClusterContext, args: string[], input?: string): st
     );
   }
   return r.stdout;
+}
+
+/**
+ * True when another checkout's node owns the machine: its pods, bridge and chains are not
+ * ours to remove (this cluster's node never started, or was already taken down).
+ */
+function skipHostCleanup(ctx: ClusterContext): boolean {
+  const other = otherOwner(ctx.stateDir);
+  if (other !== undefined) ctx.log.info(`the node on this machine belongs to ${other}; leaving it alone`);
+  return other !== undefined;
 }
 
 // ---------------------------------------------------------------- kube-scheduler
@@ -170,6 +181,7 @@ export const containerd: Component = {
   startTimeoutMs: 30_000,
   afterStop: async (ctx) => {
     const stateDir = ctx.stateDir;
+    if (skipHostCleanup(ctx)) return;
     const sock = join(stateDir, 'containerd', 'containerd.sock');
     const left: string[] = [];
     const t0 = Date.now();
@@ -266,6 +278,7 @@ export const kubelet: Component = {
   },
   startTimeoutMs: 120_000,
   afterStop: async (ctx) => {
+    if (skipHostCleanup(ctx)) return;
     // containerd still runs: it sees the tasks exit and deletes them, so their shims go too.
     const left = await killPodProcesses();
     if (left.length > 0) ctx.log.warn('pod processes survived SIGKILL', { pids: left });
@@ -301,6 +314,7 @@ export const kubeProxy: Component = {
     };
   },
   afterStop: (ctx) => {
+    if (skipHostCleanup(ctx)) return;
     const bin = ctx.bin('kube-proxy');
     if (!existsSync(bin)) return;
     const r = run(bin, ['--cleanup', '--v=0'], { timeoutMs: 30_000 });

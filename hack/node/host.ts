@@ -188,6 +188,16 @@ export function claimNode(stateDir: string): void {
   writeFileSync(OWNER_FILE, `${stateDir}\n`);
 }
 
+/** The state dir of another checkout whose node owns this machine, if any. */
+export function otherOwner(stateDir: string): string | undefined {
+  try {
+    const owner = readFileSync(OWNER_FILE, 'utf8').trim();
+    return owner !== '' && owner !== stateDir ? owner : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 export function releaseNode(stateDir: string): void {
   try {
     if (readFileSync(OWNER_FILE, 'utf8').trim() === stateDir) rmSync(OWNER_FILE, { force: true });
