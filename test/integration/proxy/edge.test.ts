@@ -236,6 +236,31 @@ describe('proxy bad input, admin, telemetry, upgrades and TCP', function () {
     await v2.close();
   });
 
+  it('a reload that leaves a cluster unchanged keeps its pooled upstream connections', async () => {
+    const { configFromText } = await import('../../../proxy/config/load.js');
+    p = await startProxy(
+      reviewsEntry([v1]) +
+        vs(`
+  - route: [{destination: {host: reviews, subset: v1}}]`),
+    );
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    for (let i = 0; i < 5; i++) await request(p.port, { agent });
+    const before = v1.accepted;
+    await p.proxy.apply(
+      configFromText(
+        reviewsEntry([v1]) +
+          vs(`
+  - match: [{uri: {prefix: /new}}]
+    directResponse: {status: 204}
+  - route: [{destination: {host: reviews, subset: v1}}]`),
+      ).config,
+    );
+    for (let i = 0; i < 5; i++) expect((await request(p.port, { agent })).body).to.equal('v1');
+    expect((await request(p.port, { agent, path: '/new' })).status).to.equal(204);
+    expect(v1.accepted).to.equal(before); // same upstream connection, same client connection
+    agent.destroy();
+  });
+
   it('drain: readiness fails and new connections are refused', async () => {
     p = await startProxy(reviewsEntry([v1]));
     await alive();

@@ -15,6 +15,8 @@ export interface Upstream {
   port: number;
   /** Requests seen, in order. */
   seen: { method: string; url: string; headers: http.IncomingHttpHeaders; body: string }[];
+  /** TCP connections accepted so far. */
+  accepted: number;
   /** Replace to change behaviour; default answers 200 "<name>". */
   handler: (req: IncomingMessage, res: ServerResponse, body: string) => void;
   close(): Promise<void>;
@@ -25,6 +27,7 @@ export async function upstream(name: string): Promise<Upstream> {
     name,
     port: 0,
     seen: [],
+    accepted: 0,
     handler: (_req, res) => {
       res.writeHead(200, { 'content-type': 'text/plain', 'x-upstream': name });
       res.end(name);
@@ -46,6 +49,7 @@ export async function upstream(name: string): Promise<Upstream> {
   });
   const sockets = new Set<net.Socket>();
   server.on('connection', (s: net.Socket) => {
+    u.accepted++;
     sockets.add(s);
     s.once('close', () => sockets.delete(s));
   });
