@@ -23,7 +23,12 @@ const ROOT = resolve(import.meta.dirname, '..');
 const STATE = join(ROOT, '.local/webhook');
 const KUBECONFIG = join(ROOT, '.local/kubeconfig');
 const PORT = Number(process.env.WEFT_WEBHOOK_PORT ?? 9443);
-const NAMES = { validatingName: 'weft-validator-local', mutatingName: 'weft-sidecar-injector-local' };
+/**
+ * The operator's names (pkg/render): when `npm start` also runs the operator, it server-side
+ * applies the same configurations (same builder, URL and CA) and takes them over, instead of a
+ * second set calling the webhook twice (and printing every warning twice).
+ */
+const NAMES = { validatingName: 'weft-validator', mutatingName: 'weft-sidecar-injector' };
 const DAY = 24 * 3600 * 1000;
 const file = (name: string): string => join(STATE, name);
 
