@@ -35,6 +35,7 @@ import {
   checkPreconditions,
   claimNode,
   ensureBridge,
+  ensureBridgeNetfilter,
   installGuard,
   killPodProcesses,
   killShims,
@@ -157,6 +158,7 @@ export const containerd: Component = {
     // Firewall first: no pod may ever run without the guard.
     installGuard();
     ensureBridge();
+    ensureBridgeNetfilter();
     writeFileSync(join(p.cniConfDir, '10-weft-pods.conflist'), renderCniConflist(p.cniIpamDir));
     writeFileSync(p.podResolvConf, '# weft local node: pods with dnsPolicy Default get no resolver.\n');
     mkdirSync(p.containerdRoot, { recursive: true });

@@ -25,12 +25,17 @@ import type { Logger } from '../../pkg/log/index.js';
 import { BRIDGE, NODE_IP, POD_CIDR } from './config.js';
 import { guardInstalled, ownedLeftovers, planCleanup, planGuard, type Family } from './iptables.js';
 
-/** Sysctls the kubelet (kernel.*, vm.*) and the CNI bridge plugin (ip_forward) set. */
+/**
+ * Sysctls the kubelet (kernel.*, vm.*), the CNI bridge plugin (ip_forward) and the node itself
+ * (bridge-nf-call-iptables: Services between pods on one bridge need bridged packets to pass
+ * iptables) set.
+ */
 export const TOUCHED_SYSCTLS = [
   'net.ipv4.ip_forward',
   'kernel.panic',
   'kernel.panic_on_oops',
   'vm.overcommit_memory',
+  'net.bridge.bridge-nf-call-iptables',
 ];
 
 /** Host paths created by containerd, CRI, libcni and the kubelet regardless of their config. */
@@ -114,7 +119,9 @@ export function cgroupHierarchies(): string[] {
 export function recordHostBefore(file: string): HostBefore {
   if (existsSync(file)) return JSON.parse(readFileSync(file, 'utf8')) as HostBefore;
   const before: HostBefore = {
-    sysctls: Object.fromEntries(TOUCHED_SYSCTLS.map((s) => [s, readSysctl(s)])),
+    sysctls: Object.fromEntries(
+      TOUCHED_SYSCTLS.filter((s) => existsSync(sysctlPath(s))).map((s) => [s, readSysctl(s)]),
+    ),
     existed: Object.fromEntries(HARDCODED_PATHS.map((p) => [p, existsSync(p)])),
     kubepodsExisted: cgroupHierarchies().filter((h) => existsSync(join(h, KUBEPODS))),
   };
@@ -151,6 +158,15 @@ export function checkPreconditions(): void {
   if (!existsSync(join(CGROUP_ROOT, 'memory', 'cgroup.procs')))
     problems.push('no cgroup v1 memory hierarchy');
   if (problems.length > 0) throw new WeftError('WEFT_NODE_PRECONDITION', problems.join('; '));
+}
+
+/** Bridged IPv4 must traverse iptables, or pod→ClusterIP→pod on the one bridge breaks. */
+export function ensureBridgeNetfilter(): void {
+  const name = 'net.bridge.bridge-nf-call-iptables';
+  if (!existsSync(sysctlPath(name))) {
+    throw new WeftError('WEFT_NODE_PRECONDITION', `${name} is missing: the kernel needs br_netfilter`);
+  }
+  if (readSysctl(name) !== '1') writeSysctl(name, '1');
 }
 
 // ---- one node per machine ----

@@ -73,7 +73,9 @@ export function snapshot(): HostSnapshot {
       .map((l) => /^\d+:\s+([^:]+):/.exec(l)?.[1]?.replace(/@.*/, '') ?? '')
       .filter((l) => l !== ''),
     iptables: iptables(),
-    sysctls: TOUCHED_SYSCTLS.map((s) => `${s}=${readSysctl(s)}`),
+    sysctls: TOUCHED_SYSCTLS.filter((s) => existsSync(join('/proc/sys', ...s.split('.')))).map(
+      (s) => `${s}=${readSysctl(s)}`,
+    ),
     cgroups: cgroupHierarchies()
       .map((h) => join(h, 'kubepods'))
       .filter((p) => existsSync(p)),
