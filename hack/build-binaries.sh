@@ -38,13 +38,18 @@ build() {
 }
 
 # A background ticker so a cold build never looks hung. Its stdout goes nowhere (callers read
-# the bin dir from ours), and on exit its pending `sleep` is killed too, or that orphan would
-# hold the caller's stderr pipe open for up to a minute.
+# the bin dir from ours). On exit its pending `sleep` is killed too, or that orphan would hold
+# the caller's stderr pipe open for up to a minute; the ticker goes first so nobody is left to
+# print "Terminated". errexit applies inside traps, hence every command is guarded.
 ( while sleep 60; do echo "[build-binaries] still building... ($(date +%T))" >&2; done ) >/dev/null &
 ticker=$!
-# errexit applies inside the trap: a pkill that matches nothing (the ticker had not started
-# its sleep yet) must not turn a successful build into exit 1.
-trap 'pkill -P $ticker 2>/dev/null || true; kill $ticker 2>/dev/null || true' EXIT
+stop_ticker() {
+  local sleepers
+  sleepers=$(pgrep -P "$ticker" 2>/dev/null || true)
+  kill "$ticker" 2>/dev/null || true
+  if [ -n "$sleepers" ]; then kill $sleepers 2>/dev/null || true; fi
+}
+trap stop_ticker EXIT
 
 for cmd in "${wanted[@]}"; do build "$cmd"; done
 echo "$bin_dir"
