@@ -83,6 +83,13 @@ function crossObjectFindings(obj: Obj, deps: ValidateDeps): ObjectFinding[] {
   return analyzeObjects(deps.index.withCandidate(obj)).filter((f) => involves(f, key));
 }
 
+/** The index keys objects by namespace; an object sent without one lives in the request's namespace. */
+function withRequestNamespace(obj: Obj, namespace: string | undefined): Obj {
+  const meta = isObj(obj.metadata) ? obj.metadata : {};
+  if (!namespace || (typeof meta.namespace === 'string' && meta.namespace !== '')) return obj;
+  return { ...obj, metadata: { ...meta, namespace } };
+}
+
 function specUnchanged(req: AdmissionRequest, obj: Obj): boolean {
   return (
     req.operation === 'UPDATE' && isObj(req.oldObject) && isDeepStrictEqual(req.oldObject.spec, obj.spec)
@@ -111,9 +118,10 @@ export async function handleValidate(
     return { response: allowed(req.uid, [warning]), verdict: 'allowed', reason: 'unknown kind' };
   }
   const options = req.namespace ? { defaultNamespace: req.namespace } : {};
+  const candidate = withRequestNamespace(obj, req.namespace);
   const offload = deps.pool !== undefined && bodyBytes > (deps.poolThresholdBytes ?? DEFAULT_POOL_THRESHOLD);
   const result = offload ? await deps.pool!.validate(obj, options) : validateObject(obj, options);
-  const cross = crossObjectFindings(obj, deps);
+  const cross = crossObjectFindings(candidate, deps);
   const crossErrors = deps.crossObject === 'deny' ? cross.filter((f) => f.severity === 'error') : [];
   const crossWarnings = cross.filter((f) => !crossErrors.includes(f));
   const errors: Finding[] = [...result.errors, ...crossErrors];

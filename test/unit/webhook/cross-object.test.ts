@@ -87,3 +87,32 @@ describe('cross-object checks before the index has synced', () => {
     expect(after.json.response.allowed).to.equal(false);
   });
 });
+
+describe('cross-object checks for an object sent without a namespace', () => {
+  let srv: TestServer;
+  before(async () => {
+    srv = await startTestServer();
+    srv.index.upsert(vs('reviews-main', 'reviews'));
+  });
+  after(async () => srv.close());
+
+  it('treats it as living in the request namespace (no conflict with its own stored version)', async () => {
+    const bare = vs('reviews-main', 'reviews');
+    delete (bare.metadata as { namespace?: string }).namespace;
+    const r = await srv.post(
+      '/validate',
+      reviewOf(bare, { namespace: 'shop', operation: 'UPDATE', oldObject: vs('reviews-main', 'reviews') }),
+    );
+    expect(r.json.response).to.deep.equal({ uid: r.json.response.uid, allowed: true });
+  });
+
+  it('and a different one claiming the same host there is denied', async () => {
+    const bare = vs('reviews-other', 'reviews');
+    delete (bare.metadata as { namespace?: string }).namespace;
+    const r = await srv.post('/validate', reviewOf(bare, { namespace: 'shop' }));
+    expect(r.json.response.allowed).to.equal(false);
+    expect(r.json.response.status.message).to.include(
+      'also claimed for the mesh by VirtualService shop/reviews-main',
+    );
+  });
+});
