@@ -21,7 +21,7 @@ const backlog = []; // scheduled times waiting for a free connection
 
 function connect() {
   const s = net.connect({ host: hostname, port: Number(port), noDelay: true });
-  const c = { s, buf: Buffer.alloc(0), sentAt: 0, need: -1 };
+  const c = { s, buf: Buffer.alloc(0), sentAt: 0, need: -1, busy: false, closing: false };
   s.on('connect', () => release(c));
   s.on('data', (d) => {
     c.buf = c.buf.length ? Buffer.concat([c.buf, d]) : d;
@@ -31,6 +31,8 @@ function connect() {
         if (end < 0) return;
         const head = c.buf.toString('latin1', 0, end);
         const m = /content-length:\s*(\d+)/i.exec(head);
+        // servers end keep-alive connections (nginx: after 1,000 requests); don't reuse those
+        if (/\r\nconnection:\s*close/i.test(head)) c.closing = true;
         if (!/^HTTP\/1\.1 2/.test(head)) non2xx++;
         c.need = end + 4 + (m ? Number(m[1]) : 0);
       }
@@ -38,16 +40,22 @@ function connect() {
       c.buf = c.buf.subarray(c.need);
       c.need = -1;
       latencies.push(performance.now() - c.sentAt);
-      release(c);
+      c.busy = false;
+      if (!c.closing) release(c);
     }
   });
   s.on('error', () => errors++);
   s.on('close', () => {
+    const i = idle.indexOf(c);
+    if (i >= 0) idle.splice(i, 1);
+    // a request lost with its connection is re-sent, still timed from its scheduled slot
+    if (c.busy) backlog.unshift(c.sentAt);
     if (!stopped) connect();
   });
 }
 
 function send(c, scheduled) {
+  c.busy = true;
   c.sentAt = scheduled;
   c.s.write(request);
 }
