@@ -30,7 +30,9 @@ const PROFILE = process.env.PROFILE === '1';
  * V8 flags for the weft process. Default: the deployment recommendation (docs/proxy.md) — a
  * 2 MB young generation saves 13–18 MB RSS at the same CPU. WEFT_NODE_FLAGS='' for none.
  */
-const NODE_FLAGS = (process.env.WEFT_NODE_FLAGS ?? '--max-semi-space-size=2').split(' ').filter((f) => f !== '');
+const NODE_FLAGS = (process.env.WEFT_NODE_FLAGS ?? '--max-semi-space-size=2')
+  .split(' ')
+  .filter((f) => f !== '');
 const HOST = 'bench.bench.svc.cluster.local';
 const HERE = path.dirname(new URL(import.meta.url).pathname);
 const ROOT = path.resolve(HERE, '../..');
