@@ -49,7 +49,11 @@ async function startProcess(
       '--mesh-namespace',
       'weft-system',
     ],
-    { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, WEFT_LOG_LEVEL: 'info', WEFT_LOG_FORMAT: 'json' } },
+    {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, WEFT_LOG_LEVEL: 'info', WEFT_LOG_FORMAT: 'json', WEFT_LOG_SILENT: '' },
+    },
   );
   let stderr = '';
   child.stderr!.setEncoding('utf8').on('data', (c: string) => (stderr = (stderr + c).slice(-200_000)));
