@@ -76,6 +76,15 @@ describe('operator (real API server)', function () {
     await installCRDs();
     const { kubeconfigPath } = testCluster();
     client = clientFor(kubeconfigPath);
+    // One Mesh per cluster: a Mesh left behind by an earlier test file would be the active one.
+    const leftovers = await client.list(MESH.apiVersion, 'Mesh');
+    for (const m of leftovers.items) {
+      process.stderr.write(`operator tests: removing leftover Mesh ${m.metadata.name}\n`);
+      await client
+        .jsonPatch({ ...MESH, name: m.metadata.name }, [{ op: 'remove', path: '/metadata/finalizers' }])
+        .catch(() => undefined);
+      await client.delete({ ...MESH, name: m.metadata.name });
+    }
     if (!(await client.get({ apiVersion: 'v1', kind: 'Namespace', name: 'weft-system' }))) {
       await client.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'weft-system' } });
     }
