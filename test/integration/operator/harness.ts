@@ -110,7 +110,9 @@ export class OperatorProcess {
       );
     } catch (err) {
       await op.stop('SIGKILL');
-      throw new Error(`${(err as Error).message}\noperator output:\n${op.logs().slice(-3000)}`);
+      throw new Error(`${(err as Error).message}\noperator output:\n${op.logs().slice(-3000)}`, {
+        cause: err,
+      });
     }
     return op;
   }
