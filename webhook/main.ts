@@ -2,7 +2,9 @@
  * weft-webhook: the validating webhook for mesh config and the sidecar injector, one HTTPS
  * server. `npm run webhook -- --help` lists the flags.
  */
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { parseAllDocuments } from 'yaml';
 import { KubeConfig } from '@kubernetes/client-node';
 import { DEFAULT_INJECTION_SETTINGS, type InjectionSettings } from '../pkg/inject/index.js';
 import { errorMessage } from '../pkg/errors/index.js';
@@ -25,6 +27,7 @@ const HELP = `weft-webhook: validating webhook for mesh config, and sidecar inje
   --tls-dir DIR            shorthand for DIR/tls.crt and DIR/tls.key (a mounted kubernetes.io/tls Secret)
   --kubeconfig FILE        cluster to watch (default: $KUBECONFIG, ~/.kube/config or in-cluster)
   --no-cluster             watch nothing: validate objects alone, namespaces carry no labels (benchmarks)
+  --preload FILE           with --no-cluster: cross-object checks against the mesh objects in FILE (YAML)
   --mesh-namespace NS      the mesh's own namespace, never injected (default weft-system, env WEFT_MESH_NAMESPACE)
   --cross-object MODE      deny (default): cross-object errors deny; warn: they only warn (migrations)
   --proxy-image IMAGE      proxy image when no Mesh sets one
@@ -40,6 +43,7 @@ function options() {
       'tls-dir': { type: 'string' },
       kubeconfig: { type: 'string' },
       'no-cluster': { type: 'boolean', default: false },
+      preload: { type: 'string' },
       'mesh-namespace': { type: 'string', default: process.env.WEFT_MESH_NAMESPACE ?? 'weft-system' },
       'cross-object': { type: 'string', default: 'deny' },
       'proxy-image': { type: 'string' },
@@ -66,6 +70,17 @@ function baseSettings(meshNamespace: string, proxyImage: string | undefined): In
   return s;
 }
 
+/** Without a cluster the index is never "synced", unless seeded from a file (a fixed mesh). */
+function offlineIndex(preload: string | undefined): MeshIndex {
+  if (!preload) return new MeshIndex(1);
+  const index = new MeshIndex(0);
+  for (const doc of parseAllDocuments(readFileSync(preload, 'utf8'))) {
+    const obj: unknown = doc.toJS({ maxAliasCount: 100 });
+    if (obj !== null && typeof obj === 'object') index.upsert(obj);
+  }
+  return index;
+}
+
 function clusterClient(kubeconfig: string | undefined): KubeClient {
   if (kubeconfig) return KubeClient.fromFile(kubeconfig);
   const kc = new KubeConfig();
@@ -87,7 +102,7 @@ async function main(): Promise<void> {
     ? undefined
     : new ClusterState(clusterClient(opts.kubeconfig), base, log);
   cluster?.start();
-  const index = cluster?.index ?? new MeshIndex(1);
+  const index = cluster?.index ?? offlineIndex(opts.preload);
   const pool = new ValidationPool();
   const app = createWebhookApp({
     log,
