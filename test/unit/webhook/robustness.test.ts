@@ -101,8 +101,8 @@ describe('webhook handler budget', () => {
   });
 });
 
-/** A ~600 KB VirtualService: valid, but seconds of validation work. */
-function hugeVirtualService(routes = 3000): Record<string, unknown> {
+/** A ~1.3 MB VirtualService (6,000 routes): valid, but ~0.4 s (quiet machine) to seconds of validation work. */
+function hugeVirtualService(routes = 6000): Record<string, unknown> {
   const http = Array.from({ length: routes }, (_, i) => ({
     match: [{ uri: { regex: `/api/v${i}/[a-z]+(/.*)?` }, headers: { 'x-user': { exact: `u${i}` } } }],
     route: [
@@ -154,20 +154,23 @@ describe('webhook with a huge object in flight', function () {
 describe('webhook validation pool budget', function () {
   this.timeout(30_000);
   let srv: TestServer;
-  before(async () => (srv = await startTestServer({ poolJobTimeoutMs: 200, handlerTimeoutMs: 20_000 })));
+  before(async () => (srv = await startTestServer({ poolJobTimeoutMs: 50, handlerTimeoutMs: 20_000 })));
   after(async () => srv.close());
 
   it('an object that overruns the budget fails alone (504) and the pool recovers', async () => {
     const r = await srv.post('/validate', reviewOf(hugeVirtualService()));
     expect(r.status).to.equal(504);
-    expect(r.json.message).to.match(/WEFT_ADMISSION_TIMEOUT: validation took longer than 200 ms/);
+    expect(r.json.message).to.match(/WEFT_ADMISSION_TIMEOUT: validation took longer than 50 ms/);
     // A fresh worker serves the next large object (small objects never needed it).
     // Large on the wire (over the pool threshold) but cheap to validate: one route, a long header value.
     const padded = hugeVirtualService(1);
     (padded.spec as { http: { match: { headers: Record<string, unknown> }[] }[] }).http[0]!.match[0]!.headers[
       'x-pad'
     ] = { exact: 'p'.repeat(100_000) };
-    const next = await srv.post('/validate', reviewOf(padded));
+    // A few tries: on a loaded machine even a cheap job can miss a 50 ms budget; the point is that
+    // the replaced worker serves again.
+    let next = await srv.post('/validate', reviewOf(padded));
+    for (let i = 0; i < 4 && next.status === 504; i++) next = await srv.post('/validate', reviewOf(padded));
     expect(next.json.response.allowed).to.equal(true);
   });
 });
