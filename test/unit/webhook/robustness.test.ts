@@ -96,7 +96,7 @@ describe('webhook handler budget', () => {
     ]);
     expect(stuck.status).to.equal(504);
     expect(stuck.json.message).to.match(/no verdict within 300 ms/);
-    expect(Date.now() - started).to.be.within(250, 2000);
+    expect(Date.now() - started).to.be.within(250, 8000);
     expect(other.json.response.allowed).to.equal(true);
   });
 });
