@@ -55,6 +55,10 @@ async function startProcess(
       env: { ...process.env, WEFT_LOG_LEVEL: 'info', WEFT_LOG_FORMAT: 'json', WEFT_LOG_SILENT: '' },
     },
   );
+  // Whatever happens to the test run (a failed hook, mocha --exit), the server dies with it.
+  const killChild = (): void => void child.kill('SIGKILL');
+  process.once('exit', killChild);
+  child.once('exit', () => process.removeListener('exit', killChild));
   let stderr = '';
   child.stderr!.setEncoding('utf8').on('data', (c: string) => (stderr = (stderr + c).slice(-200_000)));
   const port = await new Promise<number>((ok, fail) => {
@@ -113,7 +117,13 @@ export async function startWebhook(): Promise<RunningWebhook> {
   const applied = await kubectl(['apply', '-f', '-'], {
     input: configs.map((c) => JSON.stringify(c)).join('\n'),
   });
-  if (applied.code !== 0) throw new Error(`registering webhooks failed: ${applied.stderr}`);
+  if (applied.code !== 0) {
+    // The caller never gets a handle to stop it, so stop it here: a live child would keep mocha
+    // (and CI) waiting forever.
+    proc.child.kill('SIGTERM');
+    rmSync(dir, { recursive: true, force: true });
+    throw new Error(`registering webhooks failed: ${applied.stderr}`);
+  }
   return {
     port: proc.port,
     ca: cert.caPem,
