@@ -2,7 +2,8 @@
  * A lock file so two `up`s (or an `up` and a `down`) of the same cluster never interleave.
  * The file holds the owner's PID; a lock whose owner is dead is stale and taken over.
  */
-import { openSync, closeSync, writeSync, readFileSync, rmSync } from 'node:fs';
+import { openSync, closeSync, writeSync, readFileSync, rmSync, mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { WeftError } from '../../pkg/errors/index.js';
 
@@ -33,6 +34,8 @@ function tryAcquire(path: string): boolean {
 
 export async function withLock<T>(path: string, fn: () => Promise<T>, timeoutMs = 20 * 60_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
+  // On a fresh clone or machine the lock's folder (.local/, ~/.cache/weft/) does not exist yet.
+  mkdirSync(dirname(path), { recursive: true });
   while (!tryAcquire(path)) {
     if (Date.now() > deadline) {
       throw new WeftError(

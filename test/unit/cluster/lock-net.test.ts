@@ -25,6 +25,12 @@ describe('hack/cluster: lock and wait helpers', () => {
       expect(existsSync(path)).to.equal(false);
     });
 
+    it("creates the lock's folder when it does not exist yet (a fresh clone has no .local/)", async () => {
+      const path = join(dir, 'not-yet', 'deeper', 'c.lock');
+      expect(await withLock(path, async () => existsSync(path))).to.equal(true);
+      expect(existsSync(path)).to.equal(false);
+    });
+
     it('takes over a lock whose owner is dead', async () => {
       const path = join(dir, 'stale.lock');
       writeFileSync(path, '999999999\n');
