@@ -9,6 +9,7 @@
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { isIP } from 'node:net';
 import forge from 'node-forge';
+import { serialNumber } from '../../pkg/certs/index.js';
 
 export interface KeyPairPem {
   keyPem: string;
@@ -41,13 +42,6 @@ export function generateRsaKeyPair(bits = 2048): KeyPairPem {
   return { keyPem: privateKey, publicKeyPem: publicKey };
 }
 
-/** A positive serial: a leading 0x00..0x7f byte keeps the DER integer from reading as negative. */
-function randomSerial(): string {
-  const bytes = randomBytes(16);
-  bytes[0] = (bytes[0] ?? 0) & 0x7f;
-  return bytes.toString('hex');
-}
-
 function subjectOf(commonName: string, organizations: string[] = []): forge.pki.CertificateField[] {
   return [
     { name: 'commonName', value: commonName },
@@ -63,7 +57,7 @@ export function subjectAltNames(hosts: string[]): Array<{ type: number; value?: 
 function newCertificate(publicKeyPem: string, validDays: number): forge.pki.Certificate {
   const cert = forge.pki.createCertificate();
   cert.publicKey = forge.pki.publicKeyFromPem(publicKeyPem);
-  cert.serialNumber = randomSerial();
+  cert.serialNumber = serialNumber();
   // Backdate an hour so a clock a little behind does not reject a fresh certificate.
   cert.validity.notBefore = new Date(Date.now() - 60 * 60 * 1000);
   cert.validity.notAfter = new Date(Date.now() + validDays * DAY_MS);

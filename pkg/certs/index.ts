@@ -50,10 +50,14 @@ function newRsaKey(): forge.pki.rsa.KeyPair {
   return { privateKey: forgeKey, publicKey: pki.setRsaPublicKey(forgeKey.n, forgeKey.e) };
 }
 
-/** A positive serial number (the high bit clear), as RFC 5280 requires. */
-function serialNumber(): string {
+/**
+ * A positive, minimally encoded serial number as RFC 5280 requires: the high bit of the first byte
+ * clear (else the DER integer reads as negative) and the first byte non-zero (else the encoding is
+ * not minimal and parsers strip it, so the serial a reader sees differs from the one we wrote).
+ */
+export function serialNumber(): string {
   const bytes = randomBytes(16);
-  bytes[0] = (bytes[0] ?? 0) & 0x7f;
+  bytes[0] = (bytes[0] ?? 0) & 0x7f || 0x01;
   return bytes.toString('hex');
 }
 
