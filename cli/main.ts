@@ -8,8 +8,8 @@ import { pathToFileURL } from 'node:url';
 import { errorMessage } from '../pkg/errors/index.js';
 import type { CommandIO } from './command.js';
 import { commands } from './commands/index.js';
+import { WEFT_VERSION as VERSION } from '../pkg/api/images.js';
 
-const VERSION = '0.1.0';
 
 export function usage(): string {
   const width = Math.max(...commands.map((c) => c.name.length));

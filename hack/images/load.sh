@@ -15,11 +15,9 @@ targets=("$@"); [ ${#targets[@]} -gt 0 ] || targets=(weft)
 bash "$here/build.sh" "${targets[@]}" | while IFS=$'\t' read -r img archive; do
   ctr_ images import "$archive" >/dev/null
   if [ "$img" = ghcr.io/weft-mesh/weft:0.1.0 ]; then
-    # The component names (ADR 0004), and the names config/ uses today (docker.io/weft/*).
+    # The component names (ADR 0004; pkg/api/images.ts is what manifests use).
     for a in ghcr.io/weft-mesh/weft-proxy:0.1.0 ghcr.io/weft-mesh/weft-operator:0.1.0 \
-      ghcr.io/weft-mesh/weftd:0.1.0 ghcr.io/weft-mesh/weft-webhook:0.1.0 \
-      docker.io/weft/operator:latest docker.io/weft/webhook:latest docker.io/weft/weftd:latest \
-      docker.io/weft/weftd:0.1.0 docker.io/weft/proxy:latest; do
+      ghcr.io/weft-mesh/weftd:0.1.0 ghcr.io/weft-mesh/weft-webhook:0.1.0; do
       ctr_ images rm "$a" >/dev/null 2>&1 || true
       ctr_ images tag "$img" "$a" >/dev/null
     done

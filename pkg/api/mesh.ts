@@ -7,6 +7,7 @@
 import type { JSONSchema, KindDefinition } from './kind.js';
 import type { Duration, KubeObject } from './common.js';
 import { arr, bool, conditionSchema, duration, enumOf, int32, int64, map, obj, str } from './schema.js';
+import { WEFT_IMAGES } from './images.js';
 
 /** A Kubernetes quantity (`100m`, `128Mi`, `2`). */
 export type Quantity = string | number;
@@ -20,7 +21,7 @@ export interface MeshControlPlane {
   /** Default 1. */
   replicas?: number;
   resources?: ResourceRequirements;
-  /** Default `weft/weftd:latest`. */
+  /** Default `ghcr.io/weft-mesh/weftd:<weft version>`. */
   image?: string;
 }
 
@@ -65,7 +66,7 @@ export interface MeshCertificates {
 }
 
 export interface MeshInjection {
-  /** Default `weft/proxy:latest`. */
+  /** Default `ghcr.io/weft-mesh/weft-proxy:<weft version>`. */
   proxyImage?: string;
   resources?: ResourceRequirements;
   /** Inject the proxy as a native sidecar (init container with restartPolicy Always). Default true. */
@@ -181,7 +182,7 @@ export const meshSpecSchema = (): JSONSchema =>
       {
         replicas: int32({ default: 1, minimum: 0 }),
         resources: resourcesSchema(),
-        image: str({ default: 'weft/weftd:latest', minLength: 1 }),
+        image: str({ default: WEFT_IMAGES.weftd, minLength: 1 }),
       },
       { extra: { default: {} } },
     ),
@@ -201,7 +202,7 @@ export const meshSpecSchema = (): JSONSchema =>
     ),
     injection: obj(
       {
-        proxyImage: str({ default: 'weft/proxy:latest', minLength: 1 }),
+        proxyImage: str({ default: WEFT_IMAGES.proxy, minLength: 1 }),
         resources: resourcesSchema(),
         nativeSidecar: { ...bool(), default: true },
         holdApplicationUntilProxyStarts: { ...bool(), default: true },

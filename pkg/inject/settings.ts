@@ -4,6 +4,7 @@
  * these defaults when no Mesh exists, so injection works before the operator has run.
  */
 import type { MeshInjection } from '../api/mesh.js';
+import { WEFT_IMAGES } from '../api/images.js';
 
 export interface InjectionSettings {
   /** Image of the sidecar and of the `proxy init` container (the same binary). */
@@ -31,7 +32,7 @@ export interface InjectionSettings {
 
 /** Defaults equal the Mesh CRD's schema defaults (pkg/api/mesh.ts), so "no Mesh" and "empty Mesh" inject alike. */
 export const DEFAULT_INJECTION_SETTINGS: Readonly<InjectionSettings> = Object.freeze({
-  proxyImage: 'weft/proxy:latest',
+  proxyImage: WEFT_IMAGES.proxy,
   imagePullPolicy: 'IfNotPresent',
   // Istio's sidecar defaults: small requests so injection never makes a pod unschedulable.
   resources: { requests: { cpu: '100m', memory: '128Mi' }, limits: { cpu: '2', memory: '1Gi' } },

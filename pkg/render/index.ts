@@ -26,6 +26,7 @@ import {
   type EffectiveSpec,
 } from './spec.js';
 import { deployment, podDisruptionBudget, service, serviceAccount } from './workloads.js';
+import { WEFT_IMAGES } from '../api/images.js';
 
 export * from './labels.js';
 export { effectiveSpec, semanticFindings, parseDuration, MESH_NAMESPACE } from './spec.js';
@@ -42,7 +43,7 @@ export interface RenderOptions {
   webhookUrl?: string;
 }
 
-export const DEFAULT_WEBHOOK_IMAGE = 'weft/webhook:latest';
+export const DEFAULT_WEBHOOK_IMAGE = WEFT_IMAGES.webhook;
 export const MESH_CONFIGMAP = 'weft-mesh-config';
 
 /** Apply order: what others depend on first (kubectl's and Argo CD's ordering, roughly). */
@@ -198,7 +199,7 @@ function webhook(mesh: string, spec: EffectiveSpec, opts: RenderOptions): KubeOb
 }
 
 function gateway(mesh: string, spec: EffectiveSpec, gw: EffectiveGateway): KubeObject[] {
-  const image = spec.injection.proxyImage ?? 'weft/proxy:latest';
+  const image = spec.injection.proxyImage ?? WEFT_IMAGES.proxy;
   return [
     serviceAccount(mesh, gw.name, gw.namespace, 'gateway'),
     deployment({

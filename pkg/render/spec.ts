@@ -13,6 +13,7 @@ import type {
   ResourceRequirements,
   ServiceType,
 } from '../api/mesh.js';
+import { WEFT_IMAGES } from '../api/images.js';
 
 export const MESH_NAMESPACE = 'weft-system';
 
@@ -94,7 +95,7 @@ export function effectiveSpec(spec: MeshSpec | undefined): EffectiveSpec {
     trustDomain: s.trustDomain ?? 'cluster.local',
     controlPlane: {
       replicas: s.controlPlane?.replicas ?? 1,
-      image: s.controlPlane?.image ?? 'weft/weftd:latest',
+      image: s.controlPlane?.image ?? WEFT_IMAGES.weftd,
       resources: s.controlPlane?.resources ?? { requests: { cpu: '100m', memory: '128Mi' } },
     },
     gateways: (s.gateways ?? []).map(gatewayDefaults),

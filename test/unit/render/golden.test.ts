@@ -1,7 +1,7 @@
 /**
  * Golden tests: `weftctl render` of every sample Mesh in config/samples/ must equal the pinned
  * output in test/golden/render/. Regenerate after an intended change with
- * `UPDATE_GOLDEN=1 npx mocha test/unit/render/golden.test.ts` and review the diff.
+ * `WEFT_UPDATE_GOLDEN=1 npx mocha test/unit/render/golden.test.ts` and review the diff.
  */
 import { expect } from 'chai';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -27,7 +27,7 @@ describe('render golden files (config/samples → test/golden/render)', () => {
       expect(err).to.equal('');
       expect(code).to.equal(0);
       const pinned = join(golden, file);
-      if (process.env.UPDATE_GOLDEN === '1') writeFileSync(pinned, out);
+      if (process.env.WEFT_UPDATE_GOLDEN === '1') writeFileSync(pinned, out);
       expect(out).to.equal(readFileSync(pinned, 'utf8'));
     });
   }
