@@ -10,7 +10,6 @@ import type { CommandIO } from './command.js';
 import { commands } from './commands/index.js';
 import { WEFT_VERSION as VERSION } from '../pkg/api/images.js';
 
-
 export function usage(): string {
   const width = Math.max(...commands.map((c) => c.name.length));
   const lines = commands.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`);
