@@ -36,6 +36,9 @@ export const ErrorCodes = {
   WEFT_OPERATOR_CONFIG: 'operator flags or environment are invalid',
   // proxy
   WEFT_PROXY_CONFIG_INVALID: 'proxy configuration is invalid',
+  // discovery (weftd <-> proxies, pkg/discovery)
+  WEFT_DISCOVERY_REQUEST_INVALID: 'discovery request is missing or has an invalid parameter',
+  WEFT_DISCOVERY_STREAM_INVALID: 'discovery stream carried something that is not a message',
 } as const;
 
 export type ErrorCode = keyof typeof ErrorCodes;

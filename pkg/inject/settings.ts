@@ -5,6 +5,7 @@
  */
 import type { MeshInjection } from '../api/mesh.js';
 import { WEFT_IMAGES } from '../api/images.js';
+import { TOKEN_AUDIENCE } from '../discovery/protocol.js';
 
 export interface InjectionSettings {
   /** Image of the sidecar and of the `proxy init` container (the same binary). */
@@ -40,7 +41,7 @@ export const DEFAULT_INJECTION_SETTINGS: Readonly<InjectionSettings> = Object.fr
   holdApplicationUntilProxyStarts: true,
   rewriteAppProbes: true,
   meshNamespace: 'weft-system',
-  tokenAudience: 'weft-ca',
+  tokenAudience: TOKEN_AUDIENCE,
   discoveryAddress: 'weftd.weft-system.svc:15012',
   revision: 'default',
   enableNamespacesByDefault: false,
