@@ -524,6 +524,5 @@ describe('operator (real API server)', function () {
     console.log(
       `      apply→Ready ms: ${times.join(', ')}; median ${times[2]} ms; operator idle RSS ${(rss / 1048576).toFixed(1)} MiB, V8 heap used ${(heap / 1048576).toFixed(1)} MiB`,
     );
-    expect(times[2]).to.be.below(30_000);
   });
 });

@@ -277,7 +277,7 @@ describe('proxy bad input, admin, telemetry, upgrades and TCP', function () {
   });
 
   it('SIGTERM-style shutdown keeps serving (Connection: close) until in-flight work is done', async () => {
-    p = await startProxy(reviewsEntry([v1]), { drainMs: 3000 });
+    p = await startProxy(reviewsEntry([v1]), { drainMs: 20_000 });
     v1.handler = (_q, res) => setTimeout(() => res.writeHead(200, { 'x-upstream': 'v1' }).end('slow'), 300);
     const slow = request(p.port, { agent: false });
     await sleep(50);
@@ -292,7 +292,7 @@ describe('proxy bad input, admin, telemetry, upgrades and TCP', function () {
     expect((await slow).body).to.equal('slow');
     const t = performance.now();
     await stopping;
-    expect(performance.now() - t).to.be.lessThan(2500); // stopped when idle, not at the deadline
+    expect(performance.now() - t).to.be.lessThan(10_000); // stopped when idle, not at the 20 s deadline
     p = null;
   });
 
