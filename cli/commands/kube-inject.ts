@@ -16,6 +16,7 @@ import {
   settingsFromMesh,
   type InjectionSettings,
 } from '../../pkg/inject/index.js';
+import { booleanFlag, scanFlags } from '../args.js';
 import type { CommandIO } from '../command.js';
 import { readInputs } from '../input.js';
 import { EXIT_INPUT, EXIT_INVALID, EXIT_OK } from '../report.js';
@@ -45,36 +46,17 @@ interface KubeInjectArgs {
 
 function parse(argv: string[]): KubeInjectArgs {
   const args: KubeInjectArgs = { files: [], meshNamespace: 'weft-system', help: false };
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i] ?? '';
-    const eq = arg.startsWith('--') ? arg.indexOf('=') : -1;
-    const flag = eq > 0 ? arg.slice(0, eq) : arg;
-    const inline = eq > 0 ? arg.slice(eq + 1) : undefined;
-    const value = (): string => {
-      const v = inline ?? argv[++i];
-      if (v === undefined || v === '')
-        throw new WeftError('WEFT_INPUT_UNREADABLE', `${flag} needs a value\n\n${kubeInjectUsage}`);
-      return v;
-    };
-    if (flag === '-f' || flag === '--filename') args.files.push(value());
-    else if (flag === '--mesh-file') args.meshFile = value();
-    else if (flag === '--mesh-namespace') args.meshNamespace = value();
-    else if (flag === '--proxy-image') args.proxyImage = value();
-    else if (flag === '--native-sidecar') {
-      const v = value();
-      if (v !== 'true' && v !== 'false')
-        throw new WeftError(
-          'WEFT_INPUT_UNREADABLE',
-          `--native-sidecar must be true or false (got ${JSON.stringify(v)})`,
-        );
-      args.nativeSidecar = v === 'true';
-    } else if (flag === '-h' || flag === '--help') args.help = true;
-    else
-      throw new WeftError(
-        'WEFT_INPUT_UNREADABLE',
-        `unknown argument ${JSON.stringify(arg)}\n\n${kubeInjectUsage}`,
-      );
-  }
+  scanFlags(argv, kubeInjectUsage, (flag) => {
+    const n = flag.name;
+    if (n === '-f' || n === '--filename') args.files.push(flag.value());
+    else if (n === '--mesh-file') args.meshFile = flag.value();
+    else if (n === '--mesh-namespace') args.meshNamespace = flag.value();
+    else if (n === '--proxy-image') args.proxyImage = flag.value();
+    else if (n === '--native-sidecar') args.nativeSidecar = booleanFlag(flag);
+    else if (n === '-h' || n === '--help') args.help = true;
+    else return false;
+    return true;
+  });
   if (!args.help && args.files.length === 0)
     throw new WeftError('WEFT_INPUT_UNREADABLE', `-f FILE|DIR|- is required\n\n${kubeInjectUsage}`);
   return args;

@@ -12,6 +12,7 @@ import type { Mesh } from '../../pkg/api/mesh.js';
 import { errorMessage, WeftError } from '../../pkg/errors/index.js';
 import { render, type RenderOptions } from '../../pkg/render/index.js';
 import { formatFinding, objectRef, validateObject } from '../../pkg/validation/index.js';
+import { scanFlags } from '../args.js';
 
 export interface RenderIO {
   stdout: (text: string) => void;
@@ -35,21 +36,15 @@ interface RenderArgs {
 function parseArgs(argv: string[]): RenderArgs {
   let file: string | undefined;
   const options: RenderOptions = { includeNamespace: true };
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
-    const [flag, inline] = arg.includes('=')
-      ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)]
-      : [arg, undefined];
-    const value = (): string => {
-      const v = inline ?? argv[++i];
-      if (v === undefined || v === '') throw new WeftError('WEFT_INPUT_UNREADABLE', `${flag} needs a value`);
-      return v;
-    };
-    if (flag === '-f' || flag === '--filename') file = value();
-    else if (flag === '--include-namespace') options.includeNamespace = (inline ?? 'true') !== 'false';
-    else if (flag === '--webhook-image') options.webhookImage = value();
-    else throw new WeftError('WEFT_INPUT_UNREADABLE', `unknown flag ${arg}\n${renderUsage}`);
-  }
+  scanFlags(argv, renderUsage, (flag) => {
+    const n = flag.name;
+    if (n === '-f' || n === '--filename') file = flag.value();
+    // `--include-namespace` alone means true; only the `=false` form turns it off.
+    else if (n === '--include-namespace') options.includeNamespace = (flag.inline ?? 'true') !== 'false';
+    else if (n === '--webhook-image') options.webhookImage = flag.value();
+    else return false;
+    return true;
+  });
   if (!file) throw new WeftError('WEFT_INPUT_UNREADABLE', `-f FILE is required\n${renderUsage}`);
   return { file, options };
 }

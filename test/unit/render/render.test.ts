@@ -320,7 +320,7 @@ describe('weftctl render: bad input is a clear error, never a stack trace', () =
       /^WEFT_MESH_CONFLICT/,
     ],
     ['no -f', '', [], /-f FILE is required/],
-    ['unknown flag', '', ['--nope'], /unknown flag --nope/],
+    ['unknown flag', '', ['--nope'], /unknown argument "--nope"/],
   ];
   for (const [title, text, args, re] of table) {
     it(title, () => {
