@@ -12,6 +12,8 @@ COPY package.json ./
 COPY node_modules/ ./node_modules/
 COPY dist/ ./dist/
 COPY entrypoint.mjs ./entrypoint.mjs
+# `proxy`, `weftd`, `weftctl`, `weft` on PATH: shims to the entry point (pods exec them by name).
+COPY bin/ /usr/local/bin/
 # Non-root by default; `proxy init` runs as root by its pod's securityContext (NET_ADMIN).
 USER 65532:65532
 ENTRYPOINT ["node", "/opt/weft/entrypoint.mjs"]

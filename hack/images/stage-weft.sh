@@ -31,3 +31,25 @@ cp -a "$repo/dist" "$ctx/dist"
 cp -a "$deps/node_modules" "$ctx/node_modules"
 cp "$repo/package.json" "$ctx/package.json"
 cp "$repo/images/weft/entrypoint.mjs" "$ctx/entrypoint.mjs"
+
+# Shims on PATH (the Dockerfile copies bin/ to /usr/local/bin): pods exec components by name,
+# e.g. the injector's postStart `exec: [proxy, wait]`, and `kubectl exec POD -- weftctl ...`.
+rm -rf "$ctx/bin"
+mkdir -p "$ctx/bin"
+for c in proxy weftd weftctl weft; do
+  if [ "$c" = weft ]; then target='exec node /opt/weft/entrypoint.mjs "$@"'
+  else target="exec node /opt/weft/entrypoint.mjs $c \"\$@\""; fi
+  printf '#!/bin/sh\n# weft image shim (hack/images/stage-weft.sh)\n%s\n' "$target" > "$ctx/bin/$c"
+done
+chmod 0755 "$ctx/bin"/*
+
+# The native proxy addon (hack/build-native.sh during npm run build) travels inside dist/; say
+# so when the proxy has native sources but the build left no addon (the proxy then falls back).
+if [ -d "$repo/proxy/native" ] && [ -z "$(find "$ctx/dist/proxy" -name '*.node' 2>/dev/null | head -1)" ]; then
+  echo "[images] warning: proxy/native exists but dist/ has no *.node addon (npm run build builds it)" >&2
+fi
+
+# Every container runs as a non-root uid (65532 operator, 1337 weftd/webhook/proxy) on a
+# read-only root: files must be world-readable, directories world-searchable, nothing writable.
+chmod -R u+rwX,go+rX,go-w "$ctx/dist" "$ctx/node_modules" "$ctx/bin"
+chmod 0644 "$ctx/package.json" "$ctx/entrypoint.mjs"

@@ -93,7 +93,9 @@ export function deployment(p: WorkloadParams): KubeObject {
         },
         spec: {
           serviceAccountName: p.name,
-          securityContext: { seccompProfile: { type: 'RuntimeDefault' } },
+          // fsGroup: the TLS Secret is mounted 0440 root-owned; the non-root container reads it
+          // through this supplementary group (without it: EACCES on tls.crt).
+          securityContext: { fsGroup: 1337, seccompProfile: { type: 'RuntimeDefault' } },
           containers: [container(p, mounts)],
           volumes: vols,
         },
