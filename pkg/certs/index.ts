@@ -121,7 +121,7 @@ function altName(value: string): { type: number; value?: string; ip?: string } {
   return isIP(value) ? { type: 7, ip: value } : { type: 2, value };
 }
 
-function parseCert(pem: string): forge.pki.Certificate {
+export function parseCert(pem: string): forge.pki.Certificate {
   try {
     return pki.certificateFromPem(pem);
   } catch (err) {
@@ -131,7 +131,7 @@ function parseCert(pem: string): forge.pki.Certificate {
   }
 }
 
-function parseKey(pem: string): forge.pki.rsa.PrivateKey {
+export function parseKey(pem: string): forge.pki.rsa.PrivateKey {
   try {
     const key = pki.privateKeyFromPem(pem) as forge.pki.rsa.PrivateKey | null;
     if (!key) throw new Error('unsupported key type');

@@ -39,6 +39,9 @@ export const ErrorCodes = {
   // discovery (weftd <-> proxies, pkg/discovery)
   WEFT_DISCOVERY_REQUEST_INVALID: 'discovery request is missing or has an invalid parameter',
   WEFT_DISCOVERY_STREAM_INVALID: 'discovery stream carried something that is not a message',
+  // workload CA (weftd, controlplane/ca.ts)
+  WEFT_CSR_INVALID: 'certificate signing request is invalid or not acceptable',
+  WEFT_CA_NOT_READY: 'the workload CA has no usable root CA yet',
 } as const;
 
 export type ErrorCode = keyof typeof ErrorCodes;
