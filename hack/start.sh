@@ -1,24 +1,38 @@
 #!/usr/bin/env bash
-# `npm start`: bring weft up on a real local Kubernetes control plane.
+# `npm start`: the local cluster (control plane + node) with weft running in it as pods, and
+# the demo (docs/local-node.md, "weft on the node").
 #
 # Structured as steps: each is a function `step_<name>`, run in the order of STEPS with its
-# time printed. Later issues add theirs (webhook, operator, demo) by writing a function and
-# inserting its name into STEPS — keep each step idempotent, so re-running `npm start` on a
-# running cluster just re-asserts everything.
+# time printed. Every step is idempotent: re-running `npm start` on a running cluster
+# re-asserts everything (and rebuilds/reloads the weft image if the code changed).
+#
+#   npm start                         all steps
+#   WEFT_START_STEPS="mesh demo" npm start   only those (the cluster must be up)
+#   WEFT_START_MESH_TIMEOUT=300       seconds to wait for mesh/default Ready (default 240)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 export PATH="$root/node_modules/.bin:$PATH"
 export KUBECONFIG="$root/.local/kubeconfig"
 kubectl="$root/.local/bin/kubectl"
+state="$root/.local/start"
+mesh_timeout=${WEFT_START_MESH_TIMEOUT:-240}
+demo_timeout=${WEFT_START_DEMO_TIMEOUT:-180}
+ctr_() { ctr --address "$root/.local/cluster/containerd/containerd.sock" --namespace k8s.io "$@"; }
 
-STEPS=(deps cluster crds webhook operator usage)
+read -r -a STEPS <<<"${WEFT_START_STEPS:-deps cluster images crds install mesh demo usage}"
 
 step_deps() { bash hack/ensure-deps.sh; }
 
-# Builds or reuses the binaries (hack/build-binaries.sh via the cluster code) and starts
-# etcd, kube-apiserver and kube-controller-manager; idempotent.
+# Builds or reuses the binaries and starts the control plane and the node; idempotent.
 step_cluster() { hack/local-cluster up; }
+
+# The weft image from this checkout's code (npm run build: tsc + the proxy's native addon),
+# and the demo's images, into the node's containerd. Nothing is pulled (docs/adr/0004-images.md).
+step_images() {
+  npm run -s build
+  bash hack/images/load.sh weft echo toolbox
+}
 
 step_crds() {
   shopt -s nullglob
@@ -29,28 +43,94 @@ step_crds() {
   fi
   local args=()
   for f in "${files[@]}"; do args+=(-f "$f"); done
-  "$kubectl" apply --server-side --force-conflicts --field-manager=weft-start "${args[@]}"
+  "$kubectl" apply --server-side --force-conflicts --field-manager=weft-start "${args[@]}" >/dev/null
   "$kubectl" wait --for=condition=Established --timeout=60s "${args[@]}" >/dev/null
+  echo "CRDs established: ${#files[@]}"
 }
 
-# The admission webhooks as a local process registered by URL + caBundle (the API server here
-# cannot reach pods), and a `demo` namespace labelled for injection. See docs/webhook.md.
-step_webhook() { tsx webhook/local.ts up; }
+# The image's digest as containerd holds it now (empty when not loaded).
+weft_digest() { ctr_ images ls "name==ghcr.io/weft-mesh/weft:0.1.0" 2>/dev/null | awk 'NR==2 {print $3}'; }
 
-# The operator as a local process (leader election on) + the sample Mesh: kubectl get mesh.
-step_operator() { tsx operator/local.ts up; }
+# The install exactly as a user runs it, then a rollout wait. Pods keep the image they started
+# with (same tag, IfNotPresent), so when the loaded image changed since the last start, weft's
+# Deployments are restarted to run the new code.
+step_install() {
+  "$kubectl" apply --server-side --force-conflicts --field-manager=weft-start -k config/default >/dev/null
+  echo "applied config/default (CRDs, RBAC, operator)"
+  mkdir -p "$state"
+  local now last=""
+  now=$(weft_digest)
+  [ -f "$state/weft-image.digest" ] && last=$(cat "$state/weft-image.digest")
+  if [ -n "$last" ] && [ "$now" != "$last" ]; then
+    echo "the weft image changed ($last -> $now): restarting weft's Deployments"
+    "$kubectl" -n weft-system rollout restart deployment >/dev/null
+  fi
+  echo "$now" >"$state/weft-image.digest"
+  "$kubectl" -n weft-system rollout status deployment/weft-operator --timeout=120s
+}
+
+# What a Mesh that is not Ready is waiting for: its conditions, weft-system's unready pods
+# with their last words, and recent warnings.
+explain_mesh() {
+  echo "--- kubectl get mesh default (conditions)" >&2
+  "$kubectl" get mesh default -o jsonpath='{range .status.conditions[*]}{.type}={.status} {.reason}: {.message}{"\n"}{end}' >&2 || true
+  echo "--- pods in weft-system that are not ready" >&2
+  "$kubectl" -n weft-system get pods -o wide >&2 || true
+  local p
+  for p in $("$kubectl" -n weft-system get pods -o jsonpath='{range .items[?(@.status.containerStatuses[0].ready==false)]}{.metadata.name}{"\n"}{end}' 2>/dev/null); do
+    echo "--- logs of $p (last 5 lines)" >&2
+    "$kubectl" -n weft-system logs "$p" --all-containers --tail=5 2>&1 | cut -c1-300 >&2 || true
+  done
+  echo "--- warnings" >&2
+  "$kubectl" get events -A --field-selector type=Warning --sort-by=.lastTimestamp 2>/dev/null | tail -8 >&2 || true
+}
+
+step_mesh() {
+  "$kubectl" apply --server-side --field-manager=weft-start -f config/samples/mesh.yaml >/dev/null
+  echo "applied config/samples/mesh.yaml; waiting up to ${mesh_timeout} s for mesh/default Ready"
+  if ! "$kubectl" wait --for=condition=Ready mesh/default --timeout="${mesh_timeout}s" >/dev/null; then
+    echo "npm start: mesh/default is not Ready after ${mesh_timeout} s" >&2
+    explain_mesh
+    return 1
+  fi
+  "$kubectl" get mesh default
+}
+
+step_demo() {
+  "$kubectl" apply --server-side --field-manager=weft-start -k config/samples/demo >/dev/null
+  echo "applied config/samples/demo; waiting up to ${demo_timeout} s for its pods"
+  local d
+  for d in echo-v1 echo-v2 client; do
+    if ! "$kubectl" -n demo rollout status "deployment/$d" --timeout="${demo_timeout}s" >/dev/null; then
+      echo "npm start: demo deployment $d is not ready" >&2
+      "$kubectl" -n demo get pods -o wide >&2 || true
+      "$kubectl" -n demo describe pods -l "app=${d%-v*}" 2>/dev/null | sed -n '/^Events:/,$p' | tail -8 >&2 || true
+      return 1
+    fi
+  done
+  "$kubectl" -n demo get pods
+}
 
 step_usage() {
   cat <<USAGE
 
-weft's local cluster is up. Use it with:
+weft runs on the local cluster: operator, weftd, webhook and ingress gateway in weft-system,
+the demo in namespace demo. Use it with:
 
   export KUBECONFIG=$KUBECONFIG
   export PATH=$root/.local/bin:\$PATH     # kubectl v1.36.3 (/usr/bin/kubectl is older)
-  kubectl get crd
-  kubectl api-resources --api-group=networking.istio.io
+  kubectl get mesh                        # Ready, and what each component reports
+  kubectl -n weft-system get pods
+  kubectl -n demo get pods                # each with weft-proxy injected (2/2)
 
-Status: npm run cluster:status     Stop: npm stop
+  # through the sidecars: the VirtualService sends 80 % to v1, 20 % to v2 ...
+  kubectl -n demo exec deploy/client -c client -- sh -c 'for i in \$(seq 20); do wget -qO- http://echo/version; done'
+  # ... and x-canary: true always to v2
+  kubectl -n demo exec deploy/client -c client -- wget -qO- --header 'x-canary: true' http://echo/version
+  # the client's proxy: Prometheus metrics
+  kubectl -n demo exec deploy/client -c client -- wget -qO- http://127.0.0.1:15090/stats/prometheus | head
+
+Status: npm run cluster:status     Stop: npm stop (takes the whole cluster down)
 USAGE
 }
 

@@ -1,18 +1,19 @@
 #!/usr/bin/env bash
-# `npm stop`: tear down what `npm start` brought up. Later issues add their own teardown as
-# `stop_<name>` functions listed in STOPS (run in order, before the cluster goes).
+# `npm stop`: tear down what `npm start` brought up. weft and the demo run as pods in the local
+# cluster, so taking the cluster down (which drains the node and restores the host; see
+# docs/local-node.md) removes them too. Later teardown steps go in STOPS as `stop_<name>`.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 export PATH="$root/node_modules/.bin:$PATH"
 
-STOPS=(operator webhook cluster)
+STOPS=(cluster)
 
-stop_operator() { tsx operator/local.ts down; }
-
-stop_webhook() { tsx webhook/local.ts down; }
-
-stop_cluster() { hack/local-cluster down; }
+stop_cluster() {
+  hack/local-cluster down
+  # The image digest npm start last installed: meaningless once the node's containerd is gone.
+  rm -f "$root/.local/start/weft-image.digest"
+}
 
 status=0
 for s in "${STOPS[@]}"; do

@@ -46,5 +46,11 @@ else
   export WEFT_E2E_BASELINE="$baseline"
 fi
 
+# weft's image from this checkout (test/e2e/mesh.test.ts runs weft as pods): tsc + the proxy's
+# native addon, then an import into the node (a warm rebuild with unchanged inputs is a copy).
+echo "test-e2e: building and loading the weft image" >&2
+npm run -s build
+bash hack/images/load.sh weft
+
 timeout --signal=TERM --kill-after=30 1200 \
   mocha --timeout 180000 'test/e2e/*.test.ts' "$@"
