@@ -74,7 +74,7 @@ step_install() {
 explain_mesh() {
   echo "--- kubectl get mesh default (conditions)" >&2
   "$kubectl" get mesh default -o jsonpath='{range .status.conditions[*]}{.type}={.status} {.reason}: {.message}{"\n"}{end}' >&2 || true
-  echo "--- pods in weft-system that are not ready" >&2
+  echo "--- pods in weft-system" >&2
   "$kubectl" -n weft-system get pods -o wide >&2 || true
   local p
   for p in $("$kubectl" -n weft-system get pods -o jsonpath='{range .items[?(@.status.containerStatuses[0].ready==false)]}{.metadata.name}{"\n"}{end}' 2>/dev/null); do
@@ -132,6 +132,29 @@ the demo in namespace demo. Use it with:
 
 Status: npm run cluster:status     Stop: npm stop (takes the whole cluster down)
 USAGE
+}
+
+# Not in the default STEPS: `WEFT_START_STEPS=memory npm start` prints what the cluster uses at
+# idle, as docs/local-node.md reports it — RSS of the cluster's own processes (status --json),
+# of every process in the pods' cgroups, and of the containerd shims serving our socket.
+step_memory() {
+  local comp=0 pods=0 shims=0 nshims=0 pid kb f
+  comp=$(hack/local-cluster status --json | grep -oE '"rssBytes": *[0-9]+' | grep -oE '[0-9]+$' | awk '{s+=$1} END {print int(s/1024)}')
+  for f in $(find /sys/fs/cgroup/memory/kubepods -name cgroup.procs 2>/dev/null); do
+    for pid in $(cat "$f"); do
+      kb=$(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status" 2>/dev/null || true)
+      pods=$((pods + ${kb:-0}))
+    done
+  done
+  local sock="$root/.local/cluster/containerd/containerd.sock"
+  for pid in $(pgrep -f "containerd-shim.*-address $sock" || true); do
+    kb=$(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status" 2>/dev/null || true)
+    shims=$((shims + ${kb:-0})); nshims=$((nshims + 1))
+  done
+  printf 'cluster processes (control plane + node): %d MB\n' $((comp / 1024))
+  printf 'pods (%s running): %d MB\n' "$("$kubectl" get pods -A --field-selector=status.phase=Running --no-headers 2>/dev/null | wc -l)" $((pods / 1024))
+  printf 'containerd shims (%d): %d MB\n' "$nshims" $((shims / 1024))
+  printf 'total RSS: %d MB\n' $(((comp + pods + shims) / 1024))
 }
 
 total_start=$SECONDS
