@@ -14,7 +14,7 @@ import { ClusterState } from './cluster.js';
 import { MeshIndex } from './mesh-index.js';
 import { createMetrics } from './metrics.js';
 import { createWebhookApp, listenHttps } from './server.js';
-import { CertReloader } from './tls.js';
+import { CertReloader } from '../pkg/tls/index.js';
 import { warmUpValidation } from './warmup.js';
 import { ValidationPool } from './validate-pool.js';
 

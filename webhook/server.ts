@@ -18,7 +18,7 @@ import { ErrorCodes, errorMessage, isWeftError, type ErrorCode } from '../pkg/er
 import type { Logger } from '../pkg/log/index.js';
 import { handleInject, type InjectDeps } from './inject.js';
 import type { WebhookMetrics } from './metrics.js';
-import type { CertReloader } from './tls.js';
+import type { CertReloader } from '../pkg/tls/index.js';
 import { handleValidate, type ValidateDeps } from './validate.js';
 
 export interface WebhookAppOptions {

@@ -39,6 +39,12 @@ export const ErrorCodes = {
   // discovery (weftd <-> proxies, pkg/discovery)
   WEFT_DISCOVERY_REQUEST_INVALID: 'discovery request is missing or has an invalid parameter',
   WEFT_DISCOVERY_STREAM_INVALID: 'discovery stream carried something that is not a message',
+  // weftd (controlplane/)
+  WEFT_WEFTD_CONFIG: 'weftd flags or mesh config file are invalid',
+  WEFT_UNAUTHENTICATED: 'the bearer token is missing, invalid, expired or for another audience',
+  WEFT_FORBIDDEN: "the token's identity may not ask for this namespace or pod",
+  WEFT_POD_UNKNOWN: 'weftd does not know this pod (yet)',
+  WEFT_TOKEN_REVIEW_FAILED: 'the API server could not review the token',
   // workload CA (weftd, controlplane/ca.ts)
   WEFT_CSR_INVALID: 'certificate signing request is invalid or not acceptable',
   WEFT_CA_NOT_READY: 'the workload CA has no usable root CA yet',

@@ -10,7 +10,7 @@ import { createLogger } from '../../../pkg/log/index.js';
 import { MeshIndex } from '../../../webhook/mesh-index.js';
 import { createMetrics, type WebhookMetrics } from '../../../webhook/metrics.js';
 import { createWebhookApp, listenHttps } from '../../../webhook/server.js';
-import { CertReloader } from '../../../webhook/tls.js';
+import { CertReloader } from '../../../pkg/tls/index.js';
 import { ValidationPool } from '../../../webhook/validate-pool.js';
 
 /** The answer as the tests read it: an AdmissionReview, or a coded HTTP error. Fields may be absent at run time. */
