@@ -48,6 +48,8 @@ export interface WatchEvent<T extends KubeObject = KubeObject> {
 export interface ListOptions {
   namespace?: string;
   labelSelector?: string;
+  /** e.g. `metadata.name=weft-root-ca`: lets RBAC with resourceNames allow the list and watch. */
+  fieldSelector?: string;
 }
 
 export interface WatchOptions extends ListOptions {
@@ -108,7 +110,7 @@ export class KubeClient {
   ): Promise<ListResult<T>> {
     const type = resourceFor(apiVersion, kind);
     const body = (await this.request('GET', collectionPath(type, opts.namespace), {
-      query: { labelSelector: opts.labelSelector },
+      query: { labelSelector: opts.labelSelector, fieldSelector: opts.fieldSelector },
     })) as { items?: T[]; metadata?: { resourceVersion?: string } };
     // List items come without apiVersion/kind; fill them in so callers can key them.
     const items = (body.items ?? []).map((item) => ({ ...item, apiVersion, kind }));
@@ -204,6 +206,7 @@ export class KubeClient {
       allowWatchBookmarks: true,
       resourceVersion: opts.resourceVersion,
       labelSelector: opts.labelSelector,
+      fieldSelector: opts.fieldSelector,
       timeoutSeconds: opts.timeoutSeconds ?? 300,
     };
     const response = await this.fetch(

@@ -18,6 +18,7 @@ export interface InformerOptions {
   kind: string;
   namespace?: string;
   labelSelector?: string;
+  fieldSelector?: string;
   /** Server-side watch timeout; the stream is re-opened after it. */
   watchTimeoutSeconds?: number;
 }
@@ -99,6 +100,7 @@ export class Informer<T extends KubeObject = KubeObject> {
     const listOpts = {
       ...(this.opts.namespace ? { namespace: this.opts.namespace } : {}),
       ...(this.opts.labelSelector ? { labelSelector: this.opts.labelSelector } : {}),
+      ...(this.opts.fieldSelector ? { fieldSelector: this.opts.fieldSelector } : {}),
     };
     const { items, resourceVersion } = await this.client.list<T>(
       this.opts.apiVersion,
@@ -135,6 +137,7 @@ export class Informer<T extends KubeObject = KubeObject> {
         timeoutSeconds: this.opts.watchTimeoutSeconds ?? 300,
         ...(this.opts.namespace ? { namespace: this.opts.namespace } : {}),
         ...(this.opts.labelSelector ? { labelSelector: this.opts.labelSelector } : {}),
+        ...(this.opts.fieldSelector ? { fieldSelector: this.opts.fieldSelector } : {}),
       },
       (event) => {
         version = event.object.metadata.resourceVersion ?? version;
