@@ -55,7 +55,7 @@ function csrError(message: string, cause?: unknown): WeftError {
   return new WeftError('WEFT_CSR_INVALID', message, cause === undefined ? undefined : { cause });
 }
 
-function parseCsr(csrPem: string): forge.pki.CertificateRequest {
+function parseCsr(csrPem: string): forge.pki.CertificateSigningRequest {
   if (Buffer.byteLength(csrPem, 'utf8') > MAX_CSR_BYTES)
     throw csrError(`the CSR is larger than ${MAX_CSR_BYTES} bytes`);
   if (!csrPem.includes('-----BEGIN CERTIFICATE REQUEST-----'))
@@ -71,7 +71,7 @@ function parseCsr(csrPem: string): forge.pki.CertificateRequest {
   }
 }
 
-function checkProofOfPossession(csr: forge.pki.CertificateRequest): void {
+function checkProofOfPossession(csr: forge.pki.CertificateSigningRequest): void {
   const mismatch =
     'the CSR signature does not match its public key (the requester must sign it with the key it asks a certificate for)';
   let ok: boolean;
@@ -84,7 +84,7 @@ function checkProofOfPossession(csr: forge.pki.CertificateRequest): void {
   if (!ok) throw csrError(mismatch);
 }
 
-function checkKey(csr: forge.pki.CertificateRequest): forge.pki.rsa.PublicKey {
+function checkKey(csr: forge.pki.CertificateSigningRequest): forge.pki.rsa.PublicKey {
   const key = csr.publicKey as forge.pki.rsa.PublicKey | null;
   if (!key?.n) throw csrError('the CSR has no RSA public key');
   const bits = key.n.bitLength();
@@ -100,7 +100,7 @@ interface RequestedExtension {
 }
 
 /** A CSR that asks for basicConstraints CA:TRUE or keyCertSign is refused, not silently downgraded. */
-function refuseCaRequest(csr: forge.pki.CertificateRequest): void {
+function refuseCaRequest(csr: forge.pki.CertificateSigningRequest): void {
   const attr = csr.getAttribute({ name: 'extensionRequest' }) as { extensions?: RequestedExtension[] } | null;
   for (const ext of attr?.extensions ?? []) {
     if ((ext.name === 'basicConstraints' && ext.cA === true) || (ext.name === 'keyUsage' && ext.keyCertSign))
