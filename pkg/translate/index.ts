@@ -17,6 +17,7 @@ import type {
   ConnectionPoolSettings,
   Destination,
   DestinationRule,
+  Gateway,
   HTTPMatchRequest,
   HTTPRoute,
   HTTPRetry,
@@ -34,6 +35,7 @@ import {
   type ConnectionPool,
   type Endpoint,
   type HeaderMatch,
+  type Listener,
   type LoadBalancer,
   type Mirror,
   type OutlierDetection,
@@ -46,6 +48,13 @@ import {
   type VirtualHost,
 } from '../proxyconfig/types.js';
 import { parseDurationMs } from './duration.js';
+import {
+  GATEWAY_HTTP_PROTOCOLS,
+  bindsTo,
+  gatewaySelects,
+  ruleForGateway,
+  serverHostsFor,
+} from './gateway.js';
 
 /** A service as the registry knows it (from ServiceEntry here; from Kubernetes Services later). */
 export interface ServiceRecord {
@@ -72,6 +81,14 @@ export interface TranslateInput {
   listener?: { name?: string; address?: string; port?: number };
   telemetry?: ProxyConfig['telemetry'];
   domainSuffix?: string;
+}
+
+/** A gateway pod: the Gateways whose selector matches it become its listeners. */
+export interface GatewayTranslateInput extends Omit<TranslateInput, 'listener'> {
+  gateways: Gateway[];
+  pod: { namespace: string; labels: Record<string, string> };
+  /** Istio's PILOT_SCOPE_GATEWAY_TO_NAMESPACE: only Gateways in the pod's namespace (default false). */
+  scopeGatewayToNamespace?: boolean;
 }
 
 export interface TranslateResult {
@@ -401,23 +418,109 @@ class Translator {
       vhosts.push({ name: host, domains: [host, `${host}:80`], routes });
     }
     const l = this.input.listener ?? {};
+    return this.finish([
+      {
+        name: l.name ?? 'outbound',
+        protocol: 'HTTP',
+        ...(l.address !== undefined ? { address: l.address } : {}),
+        port: l.port ?? DEFAULT_OUTBOUND_PORT,
+        virtualHosts: vhosts,
+      },
+    ]);
+  }
+
+  /**
+   * A gateway pod's config: one HTTP listener on 0.0.0.0 per server port of the Gateways that
+   * select the pod (servers sharing a port share the listener), a virtual host per hostname a
+   * bound VirtualService gets on the server (several VirtualServices on one host merge their
+   * rules, oldest first, as Istio does for gateways), and only the clusters those routes use.
+   */
+  buildGateway(input: GatewayTranslateInput): TranslateResult {
+    const gateways = sortByAge(input.gateways).filter((g) =>
+      gatewaySelects(g, input.pod, input.scopeGatewayToNamespace ?? false),
+    );
+    const vss = sortByAge(input.virtualServices ?? []);
+    const byPort = new Map<number, Map<string, VirtualHost>>();
+    for (const gw of gateways) {
+      const key = `${nsOf(gw)}/${gw.metadata.name ?? ''}`;
+      for (const server of gw.spec.servers ?? []) {
+        const port = server.port?.number;
+        const protocol = (server.port?.protocol ?? '').toUpperCase();
+        if (!GATEWAY_HTTP_PROTOCOLS.has(protocol)) {
+          this.warnings.push(
+            `Gateway ${key} port ${port}: ${protocol || 'no'} protocol is not served yet (HTTP only); server skipped`,
+          );
+          continue;
+        }
+        const vhosts = byPort.get(port) ?? new Map<string, VirtualHost>();
+        byPort.set(port, vhosts);
+        if (server.tls?.httpsRedirect) {
+          for (const h of server.hosts ?? []) this.httpsRedirect(vhosts, h.slice(h.indexOf('/') + 1), port);
+          continue;
+        }
+        for (const vs of vss.filter((v) => bindsTo(v, key))) {
+          const vsHosts = (vs.spec.hosts ?? []).map((h) => fqdn(h, nsOf(vs), this.suffix));
+          for (const host of serverHostsFor(server, nsOf(gw), nsOf(vs), vsHosts))
+            this.addGatewayRoutes(vhosts, host, port, vs, key);
+        }
+      }
+    }
+    const listeners: Listener[] = [...byPort.entries()]
+      .sort(([a], [b]) => a - b)
+      .map(([port, vhosts]) => ({
+        name: `gateway-${port}`,
+        protocol: 'HTTP',
+        address: '0.0.0.0',
+        port,
+        virtualHosts: [...vhosts.values()],
+      }));
+    return this.finish(listeners);
+  }
+
+  private vhost(vhosts: Map<string, VirtualHost>, host: string, port: number): VirtualHost {
+    let vh = vhosts.get(host);
+    if (!vh) {
+      vh = { name: `${host}:${port}`, domains: [host, `${host}:${port}`], routes: [] };
+      vhosts.set(host, vh);
+    }
+    return vh;
+  }
+
+  private addGatewayRoutes(
+    vhosts: Map<string, VirtualHost>,
+    host: string,
+    port: number,
+    vs: VirtualService,
+    gatewayKey: string,
+  ): void {
+    const vh = this.vhost(vhosts, host, port);
+    (vs.spec.http ?? []).forEach((rule, i) => {
+      const scoped = ruleForGateway(rule, nsOf(vs), gatewayKey);
+      const route = scoped ? this.httpRoute(vs, scoped, i, port) : null;
+      if (route) vh.routes.push(route);
+    });
+  }
+
+  /** `tls.httpsRedirect` on an HTTP server: every request gets a 301 to https. */
+  private httpsRedirect(vhosts: Map<string, VirtualHost>, host: string, port: number): void {
+    const vh = this.vhost(vhosts, host.toLowerCase(), port);
+    if (vh.routes.length === 0)
+      vh.routes.push({
+        name: 'https-redirect',
+        action: { type: 'redirect', redirect: { scheme: 'https', code: 301 } },
+      });
+  }
+
+  private finish(listeners: Listener[]): TranslateResult {
     const config: ProxyConfig = {
       apiVersion: PROXY_CONFIG_API_VERSION,
       kind: 'ProxyConfig',
       version: '',
-      listeners: [
-        {
-          name: l.name ?? 'outbound',
-          protocol: 'HTTP',
-          ...(l.address !== undefined ? { address: l.address } : {}),
-          port: l.port ?? DEFAULT_OUTBOUND_PORT,
-          virtualHosts: vhosts,
-        },
-      ],
+      listeners,
       clusters: [...this.clusters.values()].sort((a, b) => a.name.localeCompare(b.name)),
     };
     if (this.input.telemetry) config.telemetry = this.input.telemetry;
-    config.version = createHash('sha256').update(JSON.stringify(config)).digest('hex').slice(0, 12);
+    config.version = configVersion(config);
     return { config, warnings: this.warnings };
   }
 }
@@ -544,4 +647,27 @@ export function convertOutlier(od: IstioOutlier | undefined): OutlierDetection |
 
 export function translate(input: TranslateInput): TranslateResult {
   return new Translator(input).build();
+}
+
+/** The config of a gateway pod (see Translator.buildGateway). */
+export function translateGateway(input: GatewayTranslateInput): TranslateResult {
+  return new Translator(input).buildGateway(input);
+}
+
+/** The content hash a config's `version` carries (computed with `version` empty). */
+export function configVersion(config: ProxyConfig): string {
+  const body = JSON.stringify({ ...config, version: '' });
+  return createHash('sha256').update(body).digest('hex').slice(0, 12);
+}
+
+/** Oldest first, then by namespace/name: Istio's order for merging and conflicts. */
+function sortByAge<T extends { metadata: { name?: string; namespace?: string; creationTimestamp?: string } }>(
+  objs: T[],
+): T[] {
+  const key = (o: T): string => `${o.metadata.namespace ?? ''}/${o.metadata.name ?? ''}`;
+  return [...objs].sort(
+    (a, b) =>
+      (a.metadata.creationTimestamp ?? '').localeCompare(b.metadata.creationTimestamp ?? '') ||
+      key(a).localeCompare(key(b)),
+  );
 }

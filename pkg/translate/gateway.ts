@@ -1,0 +1,98 @@
+/**
+ * Istio Gateway semantics as pure helpers (reference: anchors-and-semantics.md, gateway.proto):
+ * which Gateways a gateway pod runs, which VirtualServices bind to a Gateway, and which hostnames
+ * a VirtualService gets on a server (the intersection of its hosts with the server's, wildcards
+ * included). The translator (index.ts) builds listeners and virtual hosts from them.
+ */
+import type { Gateway, HTTPRoute, Server, VirtualService } from '../api/index.js';
+
+const nsOf = (o: { metadata: { namespace?: string } }): string => o.metadata.namespace ?? 'default';
+
+/**
+ * A Gateway applies to a pod when its selector's labels are all on the pod (an empty selector
+ * matches every gateway pod). Istio looks in every namespace unless
+ * PILOT_SCOPE_GATEWAY_TO_NAMESPACE is set; `scopeToNamespace` is that switch.
+ */
+export function gatewaySelects(
+  gw: Gateway,
+  pod: { namespace: string; labels: Record<string, string> },
+  scopeToNamespace = false,
+): boolean {
+  if (scopeToNamespace && nsOf(gw) !== pod.namespace) return false;
+  return Object.entries(gw.spec.selector ?? {}).every(([k, v]) => pod.labels[k] === v);
+}
+
+/** `gateways` entries name `ns/name` or `name` (in the VirtualService's namespace). */
+export function gatewayRef(ref: string, vsNamespace: string): string {
+  return ref.includes('/') ? ref : `${vsNamespace}/${ref}`;
+}
+
+/** The VirtualService lists the gateway `ns/name` in its top-level `gateways`. */
+export function bindsTo(vs: VirtualService, gatewayKey: string): boolean {
+  return (vs.spec.gateways ?? []).some((g) => g !== 'mesh' && gatewayRef(g, nsOf(vs)) === gatewayKey);
+}
+
+/**
+ * A server host is `[namespace/]dnsName`; the namespace part says which namespaces' VirtualServices
+ * may use it: `*` (also when absent) any, `.` the Gateway's own, else that namespace.
+ */
+export function parseServerHost(h: string, gatewayNamespace: string): { namespace: string; host: string } {
+  const slash = h.indexOf('/');
+  if (slash < 0) return { namespace: '*', host: h.toLowerCase() };
+  const ns = h.slice(0, slash);
+  return { namespace: ns === '.' ? gatewayNamespace : ns, host: h.slice(slash + 1).toLowerCase() };
+}
+
+function wildcardCovers(wild: string, host: string): boolean {
+  if (wild === '*') return true;
+  return wild.startsWith('*.') && host.endsWith(wild.slice(1)) && host.length > wild.length - 1;
+}
+
+/**
+ * The hostname two host patterns share, or null: the more specific of the two when one covers
+ * the other (`*.example.com` ∩ `a.example.com` = `a.example.com`; `*` ∩ x = x).
+ */
+export function intersectHosts(a: string, b: string): string | null {
+  if (a === b) return a;
+  if (a.startsWith('*') && wildcardCovers(a, b)) return b;
+  if (b.startsWith('*') && wildcardCovers(b, a)) return a;
+  return null;
+}
+
+/** The hostnames `vsHosts` (already fully qualified) get on `server` of the gateway in `gatewayNamespace`. */
+export function serverHostsFor(
+  server: Server,
+  gatewayNamespace: string,
+  vsNamespace: string,
+  vsHosts: string[],
+): string[] {
+  const out = new Set<string>();
+  for (const raw of server.hosts ?? []) {
+    const { namespace, host } = parseServerHost(raw, gatewayNamespace);
+    if (namespace !== '*' && namespace !== vsNamespace) continue;
+    for (const h of vsHosts) {
+      const shared = intersectHosts(host, h);
+      if (shared !== null) out.add(shared);
+    }
+  }
+  return [...out].sort();
+}
+
+/**
+ * The rule as the gateway `gatewayKey` sees it: matches scoped to other gateways (`match[].gateways`)
+ * dropped; null when every match was scoped elsewhere (the rule does not apply here).
+ */
+export function ruleForGateway(rule: HTTPRoute, vsNamespace: string, gatewayKey: string): HTTPRoute | null {
+  if (!rule.match || rule.match.length === 0) return rule;
+  const kept = rule.match.filter(
+    (m) =>
+      !m.gateways ||
+      m.gateways.length === 0 ||
+      m.gateways.some((g) => gatewayRef(g, vsNamespace) === gatewayKey),
+  );
+  if (kept.length === 0) return null;
+  return kept.length === rule.match.length ? rule : { ...rule, match: kept };
+}
+
+/** Protocols served by an HTTP listener on a gateway. */
+export const GATEWAY_HTTP_PROTOCOLS = new Set(['HTTP', 'HTTP2', 'GRPC', 'GRPC-WEB']);

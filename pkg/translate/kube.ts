@@ -1,0 +1,162 @@
+/**
+ * Kubernetes Services and their EndpointSlices → the translator's `ServiceRecord`s, the way
+ * istiod's Kubernetes registry sees them: host `name.namespace.svc.<suffix>`, the cluster IPs as
+ * extra authorities, each port's protocol from `appProtocol` first and then the port name
+ * (`http-web`, `grpc`, `tcp-db`...; reference §2, Istio "protocol selection"), and only the
+ * endpoints that are ready, each carrying its pod's labels so DestinationRule subsets select them.
+ *
+ * Pure functions over plain objects (no client types): the control plane feeds them from its
+ * informers, tests from tables.
+ */
+import type { ServiceRecord } from './index.js';
+
+export interface KubeServicePort {
+  name?: string;
+  port: number;
+  protocol?: string;
+  appProtocol?: string;
+  /** A number, or the name of a container port (resolved through the EndpointSlice's ports). */
+  targetPort?: number | string;
+}
+
+export interface KubeService {
+  metadata: { name: string; namespace?: string };
+  spec?: {
+    type?: string;
+    clusterIP?: string;
+    clusterIPs?: string[];
+    ports?: KubeServicePort[];
+    externalName?: string;
+  };
+}
+
+export interface KubeEndpointSlice {
+  metadata: { name: string; namespace?: string; labels?: Record<string, string> };
+  addressType?: string;
+  endpoints?: {
+    addresses?: string[];
+    conditions?: { ready?: boolean | null; serving?: boolean | null; terminating?: boolean | null };
+    targetRef?: { kind?: string; name?: string; namespace?: string };
+  }[];
+  ports?: { name?: string | null; port?: number | null; protocol?: string | null }[] | null;
+}
+
+export interface KubePod {
+  metadata: { name: string; namespace?: string; labels?: Record<string, string> };
+}
+
+/** The label EndpointSlices carry to name their Service. */
+export const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
+
+/** Istio's names for protocols (protocol selection: appProtocol, then the port-name prefix). */
+const PROTOCOLS: Record<string, string> = {
+  http: 'HTTP',
+  http2: 'HTTP2',
+  http_proxy: 'HTTP_PROXY',
+  https: 'HTTPS',
+  grpc: 'GRPC',
+  'grpc-web': 'GRPC-WEB',
+  h2c: 'HTTP2',
+  tcp: 'TCP',
+  tls: 'TLS',
+  mongo: 'MONGO',
+  mysql: 'MYSQL',
+  redis: 'REDIS',
+  udp: 'UDP',
+  'kubernetes.io/h2c': 'HTTP2',
+  'kubernetes.io/ws': 'HTTP',
+  'kubernetes.io/wss': 'HTTPS',
+};
+
+/**
+ * The protocol of a Service port. `appProtocol` wins; else the name before the first `-`
+ * (`http-web` → HTTP, `grpc` → GRPC); a UDP/SCTP port is never HTTP. Anything else is
+ * unknown to Istio (it would sniff); weft's outbound listener is HTTP, so unknown is HTTP too.
+ */
+export function portProtocol(p: Pick<KubeServicePort, 'name' | 'protocol' | 'appProtocol'>): string {
+  const l4 = (p.protocol ?? 'TCP').toUpperCase();
+  if (l4 === 'UDP' || l4 === 'SCTP') return l4;
+  const fromApp = p.appProtocol ? PROTOCOLS[p.appProtocol.toLowerCase()] : undefined;
+  if (fromApp) return fromApp;
+  const prefix = (p.name ?? '').toLowerCase().split('-')[0] ?? '';
+  // `grpc-web` is a name of its own, not `grpc` + suffix
+  if ((p.name ?? '').toLowerCase().startsWith('grpc-web')) return 'GRPC-WEB';
+  return PROTOCOLS[prefix] ?? 'HTTP';
+}
+
+function clusterAddresses(svc: KubeService): string[] {
+  const ips = svc.spec?.clusterIPs ?? (svc.spec?.clusterIP ? [svc.spec.clusterIP] : []);
+  return ips.filter((ip) => ip !== '' && ip !== 'None');
+}
+
+/** Ready per EndpointSlice semantics: an absent `ready` condition means ready. */
+function isReady(e: NonNullable<KubeEndpointSlice['endpoints']>[number]): boolean {
+  return e.conditions?.ready !== false;
+}
+
+function slicePorts(slice: KubeEndpointSlice): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const p of slice.ports ?? []) if (typeof p.port === 'number') out[p.name ?? ''] = p.port;
+  return out;
+}
+
+/** Records for the Services of the cluster; ExternalName and port-less Services are skipped. */
+export function servicesFromKube(
+  services: KubeService[],
+  slices: KubeEndpointSlice[],
+  pods: KubePod[],
+  domainSuffix = 'cluster.local',
+): ServiceRecord[] {
+  const podLabels = new Map<string, Record<string, string>>();
+  for (const p of pods)
+    podLabels.set(`${p.metadata.namespace ?? 'default'}/${p.metadata.name}`, p.metadata.labels ?? {});
+  const slicesBySvc = new Map<string, KubeEndpointSlice[]>();
+  for (const s of slices) {
+    const svcName = s.metadata.labels?.[SERVICE_NAME_LABEL];
+    if (!svcName || s.addressType === 'FQDN') continue;
+    const key = `${s.metadata.namespace ?? 'default'}/${svcName}`;
+    slicesBySvc.set(key, [...(slicesBySvc.get(key) ?? []), s]);
+  }
+  const out: ServiceRecord[] = [];
+  for (const svc of services) {
+    if (svc.spec?.type === 'ExternalName' || (svc.spec?.ports ?? []).length === 0) continue;
+    const ns = svc.metadata.namespace ?? 'default';
+    out.push({
+      host: `${svc.metadata.name}.${ns}.svc.${domainSuffix}`,
+      namespace: ns,
+      addresses: clusterAddresses(svc),
+      ports: (svc.spec?.ports ?? []).map((p) => ({
+        number: p.port,
+        name: p.name ?? '',
+        protocol: portProtocol(p),
+        ...(typeof p.targetPort === 'number' ? { targetPort: p.targetPort } : {}),
+      })),
+      endpoints: endpointsOf(slicesBySvc.get(`${ns}/${svc.metadata.name}`) ?? [], ns, podLabels),
+    });
+  }
+  return out.sort((a, b) => a.host.localeCompare(b.host));
+}
+
+function endpointsOf(
+  slices: KubeEndpointSlice[],
+  ns: string,
+  podLabels: Map<string, Record<string, string>>,
+): ServiceRecord['endpoints'] {
+  const out: ServiceRecord['endpoints'] = [];
+  const seen = new Set<string>();
+  for (const slice of [...slices].sort((a, b) => a.metadata.name.localeCompare(b.metadata.name))) {
+    const ports = slicePorts(slice);
+    for (const e of slice.endpoints ?? []) {
+      if (!isReady(e)) continue;
+      const ref = e.targetRef?.kind === 'Pod' && e.targetRef.name ? e.targetRef : undefined;
+      const labels = ref ? (podLabels.get(`${ref.namespace ?? ns}/${ref.name}`) ?? {}) : {};
+      for (const address of e.addresses ?? []) {
+        // one address can sit in two slices while the controller moves it; keep the first
+        if (seen.has(address)) continue;
+        seen.add(address);
+        out.push({ address, ports, labels });
+      }
+    }
+  }
+  return out;
+}
