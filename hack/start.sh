@@ -63,7 +63,8 @@ step_install() {
   [ -f "$state/weft-image.digest" ] && last=$(cat "$state/weft-image.digest")
   if [ -n "$last" ] && [ "$now" != "$last" ]; then
     echo "the weft image changed ($last -> $now): restarting weft's Deployments"
-    "$kubectl" -n weft-system rollout restart deployment >/dev/null
+    "$kubectl" -n weft-system rollout restart deployment >/dev/null || true
+    touch "$state/restart-demo" # the demo's sidecars too, once the new webhook injects them
   fi
   echo "$now" >"$state/weft-image.digest"
   "$kubectl" -n weft-system rollout status deployment/weft-operator --timeout=120s
@@ -98,6 +99,10 @@ step_mesh() {
 
 step_demo() {
   "$kubectl" apply --server-side --field-manager=weft-start -k config/samples/demo >/dev/null
+  if [ -f "$state/restart-demo" ]; then
+    "$kubectl" -n demo rollout restart deployment >/dev/null || true
+    rm -f "$state/restart-demo"
+  fi
   echo "applied config/samples/demo; waiting up to ${demo_timeout} s for its pods"
   local d
   for d in echo-v1 echo-v2 client; do

@@ -12,7 +12,7 @@ STOPS=(cluster)
 stop_cluster() {
   hack/local-cluster down
   # The image digest npm start last installed: meaningless once the node's containerd is gone.
-  rm -f "$root/.local/start/weft-image.digest"
+  rm -f "$root/.local/start/weft-image.digest" "$root/.local/start/restart-demo"
 }
 
 status=0
