@@ -1,5 +1,7 @@
 /**
- * weft-proxy: `weft-proxy run --config FILE [--listen HOST:PORT] [options]`.
+ * weft-proxy: `weft-proxy run --config FILE [--listen HOST:PORT] [options]`, and the in-pod
+ * modes (docs/proxy-modes.md): `init` (iptables capture rules), `sidecar` and `gateway` (config
+ * from weftd), `wait` (block until the local proxy is ready).
  * Standalone mode: config from a file (proxy model or Istio YAML), watched for hot reload; an
  * invalid edit is rejected with a message and the last good config stays in force.
  * Prints one JSON line `{"msg":"Proxy ready","ports":{...}}` on stderr (via the logger) once
@@ -11,8 +13,10 @@ import { ProxyServer, type ProxyOptions } from './server.js';
 import { childMain, LOAD_SUBCOMMAND, loadConfigInChild } from './config/child.js';
 import { watchFile } from './config/watch.js';
 import type { ProxyConfig } from '../pkg/proxyconfig/types.js';
+import { runInit } from './init/run.js';
 
-const USAGE = `usage: weft-proxy run --config FILE [--listen HOST:PORT] [--admin-port N] [--metrics-port N]
+const USAGE = `usage: weft-proxy init|sidecar|gateway|wait ... (docs/proxy-modes.md), or
+       weft-proxy run --config FILE [--listen HOST:PORT] [--admin-port N] [--metrics-port N]
                       [--health-port N] [--admin-address ADDR] [--drain-seconds N]
                       [--access-log] [--explain-header] [--no-watch]
 Ports default to Istio's (admin 15000, Prometheus 15090, health 15021); 0 picks a free port.`;
@@ -121,6 +125,7 @@ export async function run(argv: string[]): Promise<number> {
     await childMain(argv[1]);
     return 0;
   }
+  if (argv[0] === 'init') return runInit(argv.slice(1));
   const log = createLogger('proxy');
   let args: CliArgs;
   try {
