@@ -8,7 +8,9 @@ import type {
   V1Probe,
   V1ResourceRequirements,
   V1Volume,
+  V1VolumeMount,
 } from '@kubernetes/client-node';
+import { ROOT_CERT_CONFIGMAP, ROOT_CERT_KEY } from '../discovery/protocol.js';
 import type { PodOverrides } from './annotations.js';
 import { proxyInitArgs } from './iptables.js';
 import {
@@ -27,9 +29,47 @@ import type { InjectionSettings } from './settings.js';
 export const VOLUME_TOKEN = 'weft-token';
 export const VOLUME_DATA = 'weft-data';
 export const VOLUME_PODINFO = 'weft-podinfo';
+/** The mesh root weftd publishes in every namespace (ConfigMap weft-ca-root-cert), mounted read-only. */
+export const VOLUME_CA_ROOT = ROOT_CERT_CONFIGMAP;
 export const TOKEN_DIR = '/var/run/secrets/tokens';
+export const CA_ROOT_DIR = '/etc/weft/ca';
+export const CA_ROOT_PATH = `${CA_ROOT_DIR}/${ROOT_CERT_KEY}`;
 /** 12 h, as Istio: the kubelet refreshes the file at 80 % of its lifetime. */
 const TOKEN_EXPIRATION_SECONDS = 43200;
+
+/** How a proxy (sidecar or gateway) reaches weftd: its address and the token audience it presents. */
+export type DiscoverySettings = Pick<InjectionSettings, 'discoveryAddress' | 'tokenAudience'>;
+
+/** The projected service-account token a proxy presents to weftd (discovery and CSRs). */
+export function tokenVolume(audience: string): V1Volume {
+  return {
+    name: VOLUME_TOKEN,
+    projected: {
+      sources: [
+        {
+          serviceAccountToken: { audience, expirationSeconds: TOKEN_EXPIRATION_SECONDS, path: VOLUME_TOKEN },
+        },
+      ],
+    },
+  };
+}
+
+/**
+ * The mesh root, from the ConfigMap weftd keeps in every namespace. Not optional (as Istio's
+ * istiod-ca-cert): a proxy that cannot verify weftd is useless, so the pod waits in
+ * ContainerCreating until weftd has published the root, then starts.
+ */
+export function caRootVolume(): V1Volume {
+  return { name: VOLUME_CA_ROOT, configMap: { name: ROOT_CERT_CONFIGMAP } };
+}
+
+/** Mounts of the token and the mesh root, for every proxy container. */
+export function meshIdentityMounts(): V1VolumeMount[] {
+  return [
+    { name: VOLUME_TOKEN, mountPath: TOKEN_DIR, readOnly: true },
+    { name: VOLUME_CA_ROOT, mountPath: CA_ROOT_DIR, readOnly: true },
+  ];
+}
 
 export function proxyVolumes(settings: InjectionSettings): V1Volume[] {
   return [
@@ -43,20 +83,8 @@ export function proxyVolumes(settings: InjectionSettings): V1Volume[] {
         ],
       },
     },
-    {
-      name: VOLUME_TOKEN,
-      projected: {
-        sources: [
-          {
-            serviceAccountToken: {
-              audience: settings.tokenAudience,
-              expirationSeconds: TOKEN_EXPIRATION_SECONDS,
-              path: VOLUME_TOKEN,
-            },
-          },
-        ],
-      },
-    },
+    tokenVolume(settings.tokenAudience),
+    caRootVolume(),
   ];
 }
 
@@ -64,16 +92,28 @@ function fieldEnv(name: string, fieldPath: string): V1EnvVar {
   return { name, valueFrom: { fieldRef: { apiVersion: 'v1', fieldPath } } };
 }
 
-function proxyEnv(settings: InjectionSettings, probers: Record<string, AppProber>): V1EnvVar[] {
-  const env = [
+/** Who the proxy is, from the downward API (the discovery request names its pod and namespace). */
+export function identityEnv(): V1EnvVar[] {
+  return [
     fieldEnv('POD_NAME', 'metadata.name'),
     fieldEnv('POD_NAMESPACE', 'metadata.namespace'),
     fieldEnv('INSTANCE_IP', 'status.podIP'),
     fieldEnv('SERVICE_ACCOUNT', 'spec.serviceAccountName'),
+  ];
+}
+
+/** Where weftd is and what the proxy needs to talk to it: token file, audience, root to verify it with. */
+export function discoveryEnv(settings: DiscoverySettings): V1EnvVar[] {
+  return [
     { name: 'WEFT_DISCOVERY_ADDRESS', value: settings.discoveryAddress },
     { name: 'WEFT_TOKEN_PATH', value: `${TOKEN_DIR}/${VOLUME_TOKEN}` },
     { name: 'WEFT_TOKEN_AUDIENCE', value: settings.tokenAudience },
+    { name: 'WEFT_CA_ROOT_PATH', value: CA_ROOT_PATH },
   ];
+}
+
+function proxyEnv(settings: InjectionSettings, probers: Record<string, AppProber>): V1EnvVar[] {
+  const env = [...identityEnv(), ...discoveryEnv(settings)];
   if (Object.keys(probers).length > 0) env.push({ name: APP_PROBERS_ENV, value: JSON.stringify(probers) });
   return env;
 }
@@ -143,7 +183,7 @@ export function proxyContainer(opts: ProxyContainerOptions): V1Container {
     volumeMounts: [
       { name: VOLUME_DATA, mountPath: '/var/lib/weft/data' },
       { name: VOLUME_PODINFO, mountPath: '/etc/weft/pod' },
-      { name: VOLUME_TOKEN, mountPath: TOKEN_DIR, readOnly: true },
+      ...meshIdentityMounts(),
     ],
   };
   if (native) {

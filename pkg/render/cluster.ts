@@ -41,13 +41,27 @@ function clusterRoleBinding(mesh: string, name: string, component: string, saNam
 
 const READ = ['get', 'list', 'watch'];
 
-export function weftdRbac(mesh: string): KubeObject[] {
+/** The Secret weftd's workload CA signs with: the operator's self-signed root, or the user's CA. */
+export interface CaSecretRef {
+  namespace: string;
+  name: string;
+}
+
+/**
+ * weftd's permissions: read what it translates, write the root-cert ConfigMap it publishes in
+ * every namespace, review proxies' tokens, and read exactly one Secret, the CA it signs with (a
+ * namespaced Role with resourceNames: weftd can list/watch it only with a
+ * `metadata.name=` field selector, which is what controlplane/ca.ts does).
+ */
+export function weftdRbac(mesh: string, caSecret: CaSecretRef): KubeObject[] {
   const rules = [
     {
       apiGroups: [''],
       resources: ['services', 'endpoints', 'pods', 'namespaces', 'nodes', 'configmaps'],
       verbs: READ,
     },
+    // The root-cert publisher (weft-ca-root-cert in every namespace, server-side apply).
+    { apiGroups: [''], resources: ['configmaps'], verbs: ['create', 'patch', 'update'] },
     { apiGroups: ['discovery.k8s.io'], resources: ['endpointslices'], verbs: READ },
     ...Object.entries(ISTIO_KINDS).flatMap(([group, resources]) => [
       { apiGroups: [group], resources, verbs: READ },
@@ -63,6 +77,29 @@ export function weftdRbac(mesh: string): KubeObject[] {
   return [
     clusterRole(mesh, 'weftd', 'control-plane', rules),
     clusterRoleBinding(mesh, 'weftd', 'control-plane', MESH_NAMESPACE),
+    ...caSecretReader(mesh, caSecret),
+  ];
+}
+
+export const WEFTD_CA_ROLE = 'weftd-ca';
+
+function caSecretReader(mesh: string, caSecret: CaSecretRef): KubeObject[] {
+  const meta = { name: WEFTD_CA_ROLE, namespace: caSecret.namespace };
+  const labels = standardLabels(mesh, WEFTD_CA_ROLE, 'control-plane');
+  return [
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'Role',
+      metadata: { ...meta, labels },
+      rules: [{ apiGroups: [''], resources: ['secrets'], resourceNames: [caSecret.name], verbs: READ }],
+    },
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'RoleBinding',
+      metadata: { ...meta, labels },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: WEFTD_CA_ROLE },
+      subjects: [{ kind: 'ServiceAccount', name: 'weftd', namespace: MESH_NAMESPACE }],
+    },
   ];
 }
 

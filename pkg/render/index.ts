@@ -13,11 +13,25 @@
 import { stringify } from 'yaml';
 import type { Mesh } from '../api/mesh.js';
 import { WeftError } from '../errors/index.js';
-import { settingsFromMesh, DEFAULT_INJECTION_SETTINGS } from '../inject/settings.js';
+import { settingsFromMesh, DEFAULT_INJECTION_SETTINGS, type InjectionSettings } from '../inject/settings.js';
+import {
+  caRootVolume,
+  discoveryEnv,
+  identityEnv,
+  meshIdentityMounts,
+  tokenVolume,
+} from '../inject/templates.js';
 import type { KubeObject, OwnerReference } from '../kube/types.js';
 import { formatFinding } from '../validation/types.js';
-import { mutatingWebhook, validatingWebhook, webhookRbac, weftdRbac, WEBHOOK_SERVICE } from './cluster.js';
-import { SERVING_SECRET, standardLabels } from './labels.js';
+import {
+  mutatingWebhook,
+  validatingWebhook,
+  webhookRbac,
+  weftdRbac,
+  WEBHOOK_SERVICE,
+  type CaSecretRef,
+} from './cluster.js';
+import { CA_SECRET, SERVING_SECRET, standardLabels } from './labels.js';
 import {
   effectiveSpec,
   MESH_NAMESPACE,
@@ -52,6 +66,8 @@ const KIND_ORDER = [
   'ServiceAccount',
   'ClusterRole',
   'ClusterRoleBinding',
+  'Role',
+  'RoleBinding',
   'ConfigMap',
   'Secret',
   'Service',
@@ -114,16 +130,28 @@ function namespaceObject(mesh: string): KubeObject {
   };
 }
 
-function meshConfig(mesh: string, spec: EffectiveSpec): KubeObject {
-  const injection = settingsFromMesh(spec.injection as Parameters<typeof settingsFromMesh>[0], {
+/** What the injector uses for this Mesh; gateways take the same proxy image and weftd address. */
+function injectionSettings(spec: EffectiveSpec): InjectionSettings {
+  return settingsFromMesh(spec.injection as Parameters<typeof settingsFromMesh>[0], {
     ...DEFAULT_INJECTION_SETTINGS,
     meshNamespace: MESH_NAMESPACE,
     discoveryAddress: `weftd.${MESH_NAMESPACE}.svc:15012`,
   });
+}
+
+/** The Secret weftd signs workload certificates with (the operator's root, or the user's CA). */
+export function caSecretOf(spec: EffectiveSpec): CaSecretRef {
+  return spec.certificates.caSecretRef ?? { namespace: MESH_NAMESPACE, name: CA_SECRET };
+}
+
+function meshConfig(mesh: string, spec: EffectiveSpec): KubeObject {
+  const injection = injectionSettings(spec);
   const meshYaml = {
     trustDomain: spec.trustDomain,
     mtls: { mode: spec.mtlsMode },
     workloadCertTTL: spec.certificates.workloadCertTTL,
+    // Where weftd's workload CA reads its signing key (controlplane/ca.ts).
+    caSecret: caSecretOf(spec),
     telemetry: spec.telemetry,
   };
   return {
@@ -142,7 +170,7 @@ function controlPlane(mesh: string, spec: EffectiveSpec): KubeObject[] {
   const cp = spec.controlPlane;
   return [
     serviceAccount(mesh, 'weftd', MESH_NAMESPACE, 'control-plane'),
-    ...weftdRbac(mesh),
+    ...weftdRbac(mesh, caSecretOf(spec)),
     meshConfig(mesh, spec),
     deployment({
       mesh,
@@ -198,8 +226,13 @@ function webhook(mesh: string, spec: EffectiveSpec, opts: RenderOptions): KubeOb
   ];
 }
 
+/**
+ * A gateway is a proxy that is not a sidecar: the same image and uid (1337), and the same way to
+ * reach weftd as an injected proxy, from the injector's own builders (downward-API identity,
+ * WEFT_* variables, the projected token with audience weft-ca, the mesh root ConfigMap).
+ */
 function gateway(mesh: string, spec: EffectiveSpec, gw: EffectiveGateway): KubeObject[] {
-  const image = spec.injection.proxyImage ?? WEFT_IMAGES.proxy;
+  const settings = injectionSettings(spec);
   return [
     serviceAccount(mesh, gw.name, gw.namespace, 'gateway'),
     deployment({
@@ -207,13 +240,17 @@ function gateway(mesh: string, spec: EffectiveSpec, gw: EffectiveGateway): KubeO
       name: gw.name,
       namespace: gw.namespace,
       component: 'gateway',
-      image,
+      image: settings.proxyImage,
       replicas: gw.replicas,
-      args: ['proxy', 'gateway', `--discovery-address=weftd.${MESH_NAMESPACE}.svc:15012`],
+      args: ['proxy', 'gateway'],
       ports: gw.ports.map((p) => ({ name: p.name, containerPort: p.targetPort, protocol: p.protocol })),
       resources: { requests: { cpu: '100m', memory: '128Mi' } },
       readiness: { path: '/healthz/ready', port: 15021 },
       extraPodLabels: { ...gw.labels, 'weft.dev/gateway': gw.name },
+      identityEnv: identityEnv(),
+      env: discoveryEnv(settings),
+      extraVolumes: [tokenVolume(settings.tokenAudience), caRootVolume()],
+      extraMounts: meshIdentityMounts(),
     }),
     service(mesh, gw.name, gw.namespace, 'gateway', gw.ports, gw.serviceType),
     ...podDisruptionBudget(mesh, gw.name, gw.namespace, 'gateway', gw.replicas),

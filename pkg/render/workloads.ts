@@ -3,6 +3,7 @@
  * PodDisruptionBudget. Each writes every field it cares about explicitly (no reliance on
  * server defaults that would make a GitOps diff flap) and nothing else.
  */
+import type { V1EnvVar, V1Volume, V1VolumeMount } from '@kubernetes/client-node';
 import type { ResourceRequirements } from '../api/mesh.js';
 import type { KubeObject } from '../kube/types.js';
 import { COMPONENT_LABEL, selectorLabels, standardLabels } from './labels.js';
@@ -21,7 +22,12 @@ export interface WorkloadParams {
   secretName?: string;
   configMapName?: string;
   extraPodLabels?: Record<string, string>;
-  env?: { name: string; value: string }[];
+  /** Replaces the default POD_NAMESPACE/POD_NAME downward-API variables (gateways use the proxy's set). */
+  identityEnv?: V1EnvVar[];
+  env?: V1EnvVar[];
+  /** Volumes beyond the TLS Secret and the mesh config, with their mounts in the one container. */
+  extraVolumes?: V1Volume[];
+  extraMounts?: V1VolumeMount[];
 }
 
 export function serviceAccount(mesh: string, name: string, namespace: string, component: string): KubeObject {
@@ -43,6 +49,8 @@ function volumes(p: WorkloadParams): { volumes: unknown[]; mounts: unknown[] } {
     vols.push({ name: 'config', configMap: { name: p.configMapName } });
     mounts.push({ name: 'config', mountPath: '/etc/weft/config', readOnly: true });
   }
+  vols.push(...(p.extraVolumes ?? []));
+  mounts.push(...(p.extraMounts ?? []));
   return { volumes: vols, mounts };
 }
 
@@ -54,8 +62,10 @@ function container(p: WorkloadParams, mounts: unknown[]): Record<string, unknown
     args: p.args,
     ports: p.ports.map((port) => ({ ...port, protocol: port.protocol ?? 'TCP' })),
     env: [
-      { name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
-      { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
+      ...(p.identityEnv ?? [
+        { name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },
+        { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
+      ]),
       ...(p.env ?? []),
     ],
     resources: p.resources,

@@ -84,6 +84,18 @@ describe('injector', () => {
         });
         expect(proxy.volumeMounts?.find((m) => m.name === 'weft-token')).to.include({ readOnly: true });
       });
+      it('mounts the mesh root ConfigMap weftd publishes, and says where it is', () => {
+        const vol = spec.volumes?.find((v) => v.name === 'weft-ca-root-cert');
+        expect(vol?.configMap).to.deep.equal({ name: 'weft-ca-root-cert' });
+        expect(proxy.volumeMounts?.find((m) => m.name === 'weft-ca-root-cert')).to.deep.equal({
+          name: 'weft-ca-root-cert',
+          mountPath: '/etc/weft/ca',
+          readOnly: true,
+        });
+        expect(proxy.env?.find((e) => e.name === 'WEFT_CA_ROOT_PATH')?.value).to.equal(
+          '/etc/weft/ca/root-cert.pem',
+        );
+      });
       it('is ready on 15021', () => {
         expect(proxy.readinessProbe?.httpGet).to.deep.equal({
           path: '/healthz/ready',
@@ -129,7 +141,12 @@ describe('injector', () => {
           string,
           unknown
         >;
-        expect(status.volumes).to.deep.equal(['weft-data', 'weft-podinfo', 'weft-token']);
+        expect(status.volumes).to.deep.equal([
+          'weft-data',
+          'weft-podinfo',
+          'weft-token',
+          'weft-ca-root-cert',
+        ]);
         expect(status.containers).to.deep.equal(over.nativeSidecar ? [] : ['weft-proxy']);
       });
       it('is idempotent: the injected pod is left alone', () => {
