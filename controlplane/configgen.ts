@@ -1,0 +1,117 @@
+/**
+ * The config a proxy gets, from a registry snapshot. Sidecars share one translation per registry
+ * generation (every sidecar sees every service: no Sidecar resource or exportTo yet), to which
+ * each pod adds its own telemetry block (its workload labels); gateways get a translation of the
+ * Gateways that select their pod, cached per label set. Versions are content hashes, so an
+ * event that changes nothing a proxy sees gives it the same version and no push.
+ *
+ * Translation warnings describe the mesh config, not a proxy: they are logged once per version.
+ */
+import { createHash } from 'node:crypto';
+import type { ProxyKind } from '../pkg/discovery/protocol.js';
+import type { Logger } from '../pkg/log/index.js';
+import type { ProxyConfig, Telemetry } from '../pkg/proxyconfig/types.js';
+import { translate, translateGateway, type TranslateResult } from '../pkg/translate/index.js';
+import type { MeshSettings } from './flags.js';
+import type { PodInfo, Snapshot } from './registry.js';
+
+/** The sidecar's outbound listener: all ports, the proxy's iptables redirect lands here. */
+export const SIDECAR_OUTBOUND = { name: 'outbound', address: '0.0.0.0', port: 15001 } as const;
+
+/** The workload a pod belongs to: its Deployment's name for ReplicaSet pods, else the generateName stem. */
+export function workloadName(pod: Pick<PodInfo, 'name' | 'labels' | 'generateName'>): string {
+  const gen = pod.generateName;
+  if (!gen) return pod.name;
+  const hash = pod.labels['pod-template-hash'];
+  if (hash && gen.endsWith(`-${hash}-`)) return gen.slice(0, -(hash.length + 2));
+  return gen.replace(/-$/, '');
+}
+
+export function telemetryFor(pod: PodInfo, mesh: MeshSettings): Telemetry {
+  const app = pod.labels['app.kubernetes.io/name'] ?? pod.labels.app;
+  const version = pod.labels['app.kubernetes.io/version'] ?? pod.labels.version;
+  return {
+    accessLog: mesh.telemetry.accessLog,
+    workload: {
+      name: workloadName(pod),
+      namespace: pod.namespace,
+      ...(app !== undefined ? { app } : {}),
+      ...(version !== undefined ? { version } : {}),
+    },
+  };
+}
+
+export interface GeneratedConfig {
+  config: ProxyConfig;
+  version: string;
+}
+
+export class ConfigGenerator {
+  private sidecarBase: { generation: number; result: TranslateResult } | undefined;
+  private gatewayCache = new Map<string, TranslateResult>();
+  private gatewayCacheGeneration = -1;
+  private readonly loggedVersions = new Set<string>();
+
+  constructor(private readonly opts: { domainSuffix: string; mesh: MeshSettings; log: Logger }) {}
+
+  forProxy(snapshot: Snapshot, kind: ProxyKind, pod: PodInfo): GeneratedConfig {
+    return kind === 'gateway' ? this.gateway(snapshot, pod) : this.sidecar(snapshot, pod);
+  }
+
+  private sidecar(snapshot: Snapshot, pod: PodInfo): GeneratedConfig {
+    if (this.sidecarBase?.generation !== snapshot.generation) {
+      const result = translate({
+        ...this.inputs(snapshot),
+        listener: { ...SIDECAR_OUTBOUND },
+      });
+      this.sidecarBase = { generation: snapshot.generation, result };
+      this.logWarnings('sidecar', result);
+    }
+    const base = this.sidecarBase.result.config;
+    const telemetry = telemetryFor(pod, this.opts.mesh);
+    const version = createHash('sha256')
+      .update(`${base.version}\n${JSON.stringify(telemetry)}`)
+      .digest('hex')
+      .slice(0, 12);
+    return { config: { ...base, version, telemetry }, version };
+  }
+
+  private gateway(snapshot: Snapshot, pod: PodInfo): GeneratedConfig {
+    if (this.gatewayCacheGeneration !== snapshot.generation) {
+      this.gatewayCache = new Map();
+      this.gatewayCacheGeneration = snapshot.generation;
+    }
+    const telemetry = telemetryFor(pod, this.opts.mesh);
+    const key = `${pod.namespace}\n${JSON.stringify(pod.labels)}\n${JSON.stringify(telemetry)}`;
+    let result = this.gatewayCache.get(key);
+    if (!result) {
+      result = translateGateway({
+        ...this.inputs(snapshot),
+        gateways: snapshot.gateways,
+        pod: { namespace: pod.namespace, labels: pod.labels },
+        telemetry,
+      });
+      this.gatewayCache.set(key, result);
+      this.logWarnings('gateway', result);
+    }
+    return { config: result.config, version: result.config.version };
+  }
+
+  private inputs(snapshot: Snapshot) {
+    return {
+      services: snapshot.services,
+      virtualServices: snapshot.virtualServices,
+      destinationRules: snapshot.destinationRules,
+      serviceEntries: snapshot.serviceEntries,
+      domainSuffix: `svc.${this.opts.domainSuffix}`,
+    };
+  }
+
+  private logWarnings(kind: ProxyKind, result: TranslateResult): void {
+    const version = result.config.version;
+    if (result.warnings.length === 0 || this.loggedVersions.has(version)) return;
+    if (this.loggedVersions.size > 1000) this.loggedVersions.clear();
+    this.loggedVersions.add(version);
+    for (const w of result.warnings) this.opts.log.warn('Translation warning', { kind, version, warning: w });
+  }
+}

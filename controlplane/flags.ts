@@ -1,0 +1,177 @@
+/**
+ * weftd's command line and its mesh config file (`mesh.yaml` from ConfigMap weft-mesh-config,
+ * written by the operator's render()). Both are checked up front: a bad flag or an unreadable
+ * file stops weftd with a coded message naming the flag or field, never a half-started server.
+ */
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { parse as parseYaml } from 'yaml';
+import { DISCOVERY_PORT, MONITORING_PORT } from '../pkg/discovery/protocol.js';
+import { WeftError, errorMessage } from '../pkg/errors/index.js';
+import { parseDurationMs } from '../pkg/translate/duration.js';
+
+export const HELP = `weftd: weft's control plane (discovery, config push, workload certificates)
+
+  --config FILE            mesh config (mesh.yaml: trustDomain, mtls.mode, workloadCertTTL, telemetry);
+                           default: built-in defaults (trust domain cluster.local, 24h certificates)
+  --tls-dir DIR            serving certificate DIR/tls.crt and key DIR/tls.key (default /etc/weft/tls);
+                           reloaded when the files change
+  --kubeconfig FILE        cluster to watch (default: in-cluster, else $KUBECONFIG or ~/.kube/config)
+  --host ADDR              listen address of both ports (default 0.0.0.0)
+  --port N                 discovery and certificates, HTTPS (default ${DISCOVERY_PORT}; 0 picks a free one)
+  --monitoring-port N      /ready, /metrics, /debug, plain HTTP (default ${MONITORING_PORT}; 0 picks a free one)
+  --domain-suffix SUFFIX   cluster DNS suffix (default cluster.local)
+  --ca-secret NS/NAME      root CA Secret the workload CA signs with (default weft-system/weft-root-ca)
+  --push-debounce DUR      quiet time after a change before pushing (default 100ms, like PILOT_DEBOUNCE_AFTER)
+  --push-debounce-max DUR  push at the latest this long after the first change of a burst (default 10s)
+Logs: JSON on stderr; WEFT_LOG_FORMAT=text, WEFT_LOG_LEVEL=debug|info|warn.`;
+
+export interface MeshSettings {
+  trustDomain: string;
+  mtlsMode: 'STRICT' | 'PERMISSIVE' | 'DISABLE';
+  workloadCertTtlMs: number;
+  telemetry: { metrics: boolean; accessLog: boolean; tracingSamplingPercent: number };
+}
+
+export const DEFAULT_MESH: MeshSettings = {
+  trustDomain: 'cluster.local',
+  mtlsMode: 'PERMISSIVE',
+  workloadCertTtlMs: 24 * 3600_000,
+  telemetry: { metrics: true, accessLog: true, tracingSamplingPercent: 1 },
+};
+
+export interface WeftdOptions {
+  help: boolean;
+  configFile?: string;
+  tlsDir: string;
+  kubeconfig?: string;
+  host: string;
+  port: number;
+  monitoringPort: number;
+  domainSuffix: string;
+  caSecret: { namespace: string; name: string };
+  pushDebounceMs: number;
+  pushDebounceMaxMs: number;
+}
+
+const fail = (message: string): never => {
+  throw new WeftError('WEFT_WEFTD_CONFIG', message);
+};
+
+function port(flag: string, v: string): number {
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isInteger(n) || n < 0 || n > 65535)
+    fail(`--${flag}: ${v} is not a port number`);
+  return n;
+}
+
+function duration(flag: string, v: string): number {
+  const ms = /^\d+$/.test(v) ? Number(v) : parseDurationMs(v);
+  if (ms === null || ms < 0) fail(`--${flag}: ${v} is not a duration (e.g. 100ms, 1s)`);
+  return ms!;
+}
+
+const DNS_LABELS = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+
+export function parseFlags(argv: string[]): WeftdOptions {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: {
+        config: { type: 'string' },
+        'tls-dir': { type: 'string', default: '/etc/weft/tls' },
+        kubeconfig: { type: 'string' },
+        host: { type: 'string', default: '0.0.0.0' },
+        port: { type: 'string', default: String(DISCOVERY_PORT) },
+        'monitoring-port': { type: 'string', default: String(MONITORING_PORT) },
+        'domain-suffix': { type: 'string', default: 'cluster.local' },
+        'ca-secret': { type: 'string', default: 'weft-system/weft-root-ca' },
+        'push-debounce': { type: 'string', default: '100ms' },
+        'push-debounce-max': { type: 'string', default: '10s' },
+        help: { type: 'boolean', default: false },
+      },
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (err) {
+    return fail(`${errorMessage(err)} (weftd --help lists the flags)`);
+  }
+  const [ns, name, ...rest] = values['ca-secret'].split('/');
+  if (!ns || !name || rest.length > 0) fail(`--ca-secret: ${values['ca-secret']} is not NAMESPACE/NAME`);
+  const suffix = values['domain-suffix'].replace(/^\.+|\.+$/g, '');
+  if (!DNS_LABELS.test(suffix)) fail(`--domain-suffix: ${values['domain-suffix']} is not a DNS name`);
+  const opts: WeftdOptions = {
+    help: values.help,
+    tlsDir: values['tls-dir'].replace(/\/+$/, '') || '/',
+    host: values.host,
+    port: port('port', values.port),
+    monitoringPort: port('monitoring-port', values['monitoring-port']),
+    domainSuffix: suffix,
+    caSecret: { namespace: ns!, name: name! },
+    pushDebounceMs: duration('push-debounce', values['push-debounce']),
+    pushDebounceMaxMs: duration('push-debounce-max', values['push-debounce-max']),
+  };
+  if (values.config !== undefined) opts.configFile = values.config;
+  if (values.kubeconfig !== undefined) opts.kubeconfig = values.kubeconfig;
+  if (opts.port !== 0 && opts.port === opts.monitoringPort) fail('--port and --monitoring-port must differ');
+  return opts;
+}
+
+/** mesh.yaml text → settings; absent fields keep the defaults, wrong ones are named. */
+export function parseMeshSettings(text: string, source = 'mesh config'): MeshSettings {
+  let doc: unknown;
+  try {
+    doc = parseYaml(text);
+  } catch (err) {
+    return fail(`${source}: not YAML: ${errorMessage(err)}`);
+  }
+  if (doc === null || doc === undefined) return structuredClone(DEFAULT_MESH);
+  if (typeof doc !== 'object' || Array.isArray(doc)) fail(`${source}: must be a mapping`);
+  const m = doc as {
+    trustDomain?: unknown;
+    mtls?: { mode?: unknown };
+    workloadCertTTL?: unknown;
+    telemetry?: Record<string, unknown>;
+  };
+  const out = structuredClone(DEFAULT_MESH);
+  if (m.trustDomain !== undefined) {
+    if (typeof m.trustDomain !== 'string' || m.trustDomain === '')
+      fail(`${source}: trustDomain must be a non-empty string`);
+    out.trustDomain = m.trustDomain as string;
+  }
+  if (m.mtls?.mode !== undefined) {
+    if (m.mtls.mode !== 'STRICT' && m.mtls.mode !== 'PERMISSIVE' && m.mtls.mode !== 'DISABLE')
+      fail(`${source}: mtls.mode must be STRICT, PERMISSIVE or DISABLE, got ${JSON.stringify(m.mtls.mode)}`);
+    out.mtlsMode = m.mtls.mode as MeshSettings['mtlsMode'];
+  }
+  if (m.workloadCertTTL !== undefined) {
+    const ms = typeof m.workloadCertTTL === 'string' ? parseDurationMs(m.workloadCertTTL) : null;
+    if (ms === null || ms <= 0) fail(`${source}: workloadCertTTL must be a positive duration such as 24h`);
+    out.workloadCertTtlMs = ms!;
+  }
+  const t = m.telemetry ?? {};
+  for (const key of ['metrics', 'accessLog'] as const) {
+    if (t[key] === undefined) continue;
+    if (typeof t[key] !== 'boolean') fail(`${source}: telemetry.${key} must be true or false`);
+    out.telemetry[key] = t[key] as boolean;
+  }
+  if (t.tracingSamplingPercent !== undefined) {
+    const p = t.tracingSamplingPercent;
+    if (typeof p !== 'number' || p < 0 || p > 100)
+      fail(`${source}: telemetry.tracingSamplingPercent must be 0-100`);
+    out.telemetry.tracingSamplingPercent = p as number;
+  }
+  return out;
+}
+
+export function loadMeshSettings(file: string | undefined): MeshSettings {
+  if (file === undefined) return structuredClone(DEFAULT_MESH);
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    return fail(`--config ${file}: cannot read it: ${errorMessage(err)}`);
+  }
+  return parseMeshSettings(text, file);
+}

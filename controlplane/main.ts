@@ -1,0 +1,61 @@
+/**
+ * weftd's entry point: `weftd --config=/etc/weft/config/mesh.yaml --tls-dir=/etc/weft/tls`
+ * (the operator's Deployment), `node dist/controlplane/main.js ...`, or `npx tsx
+ * controlplane/main.ts ...`. `--help` lists the flags (controlplane/flags.ts). Exits 1 with a
+ * coded message on bad flags or unreadable files; SIGTERM ends the proxies' streams and exits 0.
+ */
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { KubeConfig } from '@kubernetes/client-node';
+import { errorMessage } from '../pkg/errors/index.js';
+import { KubeClient } from '../pkg/kube/client.js';
+import { createLogger } from '../pkg/log/index.js';
+import { CertReloader } from '../pkg/tls/index.js';
+import { HELP, loadMeshSettings, parseFlags } from './flags.js';
+import { startWeftd } from './weftd.js';
+
+/** In a pod: the service account; elsewhere: --kubeconfig, else $KUBECONFIG / ~/.kube/config. */
+function kubeClient(kubeconfig: string | undefined): KubeClient {
+  if (kubeconfig) return KubeClient.fromFile(kubeconfig);
+  const kc = new KubeConfig();
+  if (process.env.KUBERNETES_SERVICE_HOST) kc.loadFromCluster();
+  else kc.loadFromDefault();
+  return new KubeClient(kc);
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const flags = parseFlags(argv);
+  if (flags.help) {
+    process.stdout.write(`${HELP}\n`);
+    return;
+  }
+  const log = createLogger('weftd');
+  const mesh = loadMeshSettings(flags.configFile);
+  const tls = new CertReloader(`${flags.tlsDir}/tls.crt`, `${flags.tlsDir}/tls.key`, log);
+  tls.load();
+  const kube = kubeClient(flags.kubeconfig);
+  log.info('Starting weftd', {
+    apiServer: kube.server,
+    trustDomain: mesh.trustDomain,
+    caSecret: `${flags.caSecret.namespace}/${flags.caSecret.name}`,
+    pushDebounceMs: flags.pushDebounceMs,
+  });
+  const weftd = await startWeftd({ flags, mesh, kube, tls, log });
+  // Machine-readable line for scripts and tests that start weftd with --port 0.
+  process.stdout.write(`listening ${weftd.discoveryPort} ${weftd.monitoringPort}\n`);
+  const shutdown = (signal: string): void => {
+    log.info('Shutting down', { signal });
+    setTimeout(() => process.exit(0), 5000).unref();
+    void weftd.stop().then(() => process.exit(0));
+  };
+  process.once('SIGTERM', () => shutdown('SIGTERM'));
+  process.once('SIGINT', () => shutdown('SIGINT'));
+}
+
+const entry = process.argv[1];
+if (entry !== undefined && import.meta.url === pathToFileURL(resolve(entry)).href) {
+  main(process.argv.slice(2)).catch((err: unknown) => {
+    process.stderr.write(`weftd: ${errorMessage(err)}\n`);
+    process.exit(1);
+  });
+}

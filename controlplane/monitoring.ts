@@ -1,0 +1,88 @@
+/**
+ * weftd's monitoring port (istiod's 15014), plain HTTP, for the kubelet, Prometheus and people:
+ *
+ * - `GET /ready`: 200 once every informer has listed and the serving certificate is loaded;
+ *   503 with the reason otherwise (which kinds are still listing, or the TLS problem).
+ * - `GET /metrics`: Prometheus text (controlplane/metrics.ts).
+ * - `GET /debug/config?namespace=NS&pod=NAME[&kind=sidecar|gateway]`: the config that proxy
+ *   would get now, as JSON (kind defaults to gateway for pods with a `weft.dev/gateway` label).
+ * - `GET /debug/connections`: the connected proxies, their versions and push counts.
+ *
+ * Not authenticated: like istiod's, the port must not be exposed outside the cluster network.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { ProxyKind } from '../pkg/discovery/protocol.js';
+import type { Logger } from '../pkg/log/index.js';
+import type { DiscoveryService } from './discovery.js';
+import type { WeftdMetrics } from './metrics.js';
+import type { KubeRegistry } from './registry.js';
+
+export interface Readiness {
+  ready: boolean;
+  reason?: string;
+  [detail: string]: unknown;
+}
+
+export interface MonitoringOptions {
+  readiness: () => Readiness;
+  metrics: WeftdMetrics;
+  discovery: DiscoveryService;
+  registry: KubeRegistry;
+  log: Logger;
+}
+
+const json = (res: ServerResponse, status: number, body: unknown): void => {
+  res.writeHead(status, { 'content-type': 'application/json' }).end(`${JSON.stringify(body, null, 2)}\n`);
+};
+
+/** Gateway pods rendered by the operator carry `weft.dev/gateway`; everything else is a sidecar. */
+export const GATEWAY_POD_LABEL = 'weft.dev/gateway';
+
+function debugConfig(opts: MonitoringOptions, url: URL, res: ServerResponse): void {
+  const namespace = url.searchParams.get('namespace') ?? '';
+  const podName = url.searchParams.get('pod') ?? '';
+  if (namespace === '' || podName === '') {
+    json(res, 400, { code: 'WEFT_DISCOVERY_REQUEST_INVALID', message: 'namespace and pod are required' });
+    return;
+  }
+  const pod = opts.registry.pod(namespace, podName);
+  if (!pod) {
+    json(res, 404, { code: 'WEFT_POD_UNKNOWN', message: `weftd does not know pod ${namespace}/${podName}` });
+    return;
+  }
+  const asked = url.searchParams.get('kind');
+  if (asked !== null && asked !== 'sidecar' && asked !== 'gateway') {
+    json(res, 400, { code: 'WEFT_DISCOVERY_REQUEST_INVALID', message: 'kind must be sidecar or gateway' });
+    return;
+  }
+  const kind: ProxyKind = asked ?? (pod.labels[GATEWAY_POD_LABEL] !== undefined ? 'gateway' : 'sidecar');
+  const generated = opts.discovery.configFor(kind, namespace, podName);
+  json(res, 200, { kind, version: generated?.version, config: generated?.config });
+}
+
+export function createMonitoringServer(opts: MonitoringOptions): Server {
+  return createServer((req: IncomingMessage, res: ServerResponse) => {
+    const url = new URL(req.url ?? '/', 'http://weftd');
+    if (req.method !== 'GET') return json(res, 405, { message: 'GET only' });
+    switch (url.pathname) {
+      case '/ready': {
+        const r = opts.readiness();
+        return json(res, r.ready ? 200 : 503, r);
+      }
+      case '/metrics':
+        void opts.metrics.registry.metrics().then(
+          (text) => res.writeHead(200, { 'content-type': opts.metrics.registry.contentType }).end(text),
+          (err: unknown) => json(res, 500, { message: String(err) }),
+        );
+        return;
+      case '/debug/config':
+        return debugConfig(opts, url, res);
+      case '/debug/connections':
+        return json(res, 200, { generation: opts.registry.generation, connections: opts.discovery.list() });
+      default:
+        return json(res, 404, {
+          message: 'no such endpoint (/ready, /metrics, /debug/config?namespace=&pod=, /debug/connections)',
+        });
+    }
+  });
+}

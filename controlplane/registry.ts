@@ -1,0 +1,157 @@
+/**
+ * weftd's view of the cluster: one informer per kind it translates from (Services,
+ * EndpointSlices, Pods, Namespaces and the Istio networking kinds), and a `generation` that moves
+ * on every change that can alter some proxy's config. Consumers read a `Snapshot` (plain arrays,
+ * built once per generation) and subscribe with `onChange` to learn that they should recompute.
+ *
+ * Pods change all the time (status, conditions); only an add, a delete, or a change of labels or
+ * IP matters to a config, so the rest is filtered out here rather than costing a push cycle.
+ * Security kinds (PeerAuthentication, AuthorizationPolicy...) are not watched yet.
+ */
+import type { DestinationRule, Gateway, ServiceEntry, VirtualService } from '../pkg/api/index.js';
+import type { KubeClient } from '../pkg/kube/client.js';
+import { Informer, type InformerEventType } from '../pkg/kube/informer.js';
+import type { KubeObject } from '../pkg/kube/types.js';
+import type { Logger } from '../pkg/log/index.js';
+import type { ServiceRecord } from '../pkg/translate/index.js';
+import {
+  servicesFromKube,
+  type KubeEndpointSlice,
+  type KubePod,
+  type KubeService,
+} from '../pkg/translate/kube.js';
+
+const ISTIO_NETWORKING = 'networking.istio.io/v1';
+
+/** What kind of change triggered a push (istiod's pilot_push_triggers types). */
+export type TriggerType = 'service' | 'endpoint' | 'pod' | 'config';
+
+export const WATCHED = [
+  { apiVersion: 'v1', kind: 'Service', trigger: 'service' },
+  { apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice', trigger: 'endpoint' },
+  { apiVersion: 'v1', kind: 'Pod', trigger: 'pod' },
+  { apiVersion: 'v1', kind: 'Namespace', trigger: null },
+  { apiVersion: ISTIO_NETWORKING, kind: 'VirtualService', trigger: 'config' },
+  { apiVersion: ISTIO_NETWORKING, kind: 'DestinationRule', trigger: 'config' },
+  { apiVersion: ISTIO_NETWORKING, kind: 'Gateway', trigger: 'config' },
+  { apiVersion: ISTIO_NETWORKING, kind: 'ServiceEntry', trigger: 'config' },
+] as const satisfies readonly { apiVersion: string; kind: string; trigger: TriggerType | null }[];
+
+export type WatchedKind = (typeof WATCHED)[number]['kind'];
+
+export interface PodInfo {
+  name: string;
+  namespace: string;
+  labels: Record<string, string>;
+  ip?: string;
+  serviceAccount?: string;
+  generateName?: string;
+}
+
+export interface Snapshot {
+  generation: number;
+  services: ServiceRecord[];
+  virtualServices: VirtualService[];
+  destinationRules: DestinationRule[];
+  serviceEntries: ServiceEntry[];
+  gateways: Gateway[];
+}
+
+export interface KubeRegistry {
+  readonly generation: number;
+  synced(): boolean;
+  /** Kinds whose first LIST has not completed (for /ready's reason). */
+  unsynced(): WatchedKind[];
+  snapshot(): Snapshot;
+  pod(namespace: string, name: string): PodInfo | undefined;
+  onChange(fn: (trigger: TriggerType) => void): void;
+  /** Resolves once every informer has listed once. */
+  readonly hasSynced: Promise<void>;
+  stop(): void;
+}
+
+/** A pod event that can change some config: add, delete, or new labels / IP. */
+export function podChangeMatters(type: InformerEventType, obj: KubeObject, old?: KubeObject): boolean {
+  if (type !== 'update' || !old) return true;
+  const ip = (o: KubeObject): unknown => (o.status as { podIP?: unknown } | undefined)?.podIP;
+  return (
+    JSON.stringify(obj.metadata.labels ?? {}) !== JSON.stringify(old.metadata.labels ?? {}) ||
+    ip(obj) !== ip(old)
+  );
+}
+
+export function podInfo(o: KubeObject): PodInfo {
+  const spec = o.spec as { serviceAccountName?: string } | undefined;
+  const ip = (o.status as { podIP?: string } | undefined)?.podIP;
+  return {
+    name: o.metadata.name,
+    namespace: o.metadata.namespace ?? 'default',
+    labels: o.metadata.labels ?? {},
+    ...(ip ? { ip } : {}),
+    ...(spec?.serviceAccountName ? { serviceAccount: spec.serviceAccountName } : {}),
+    ...(typeof o.metadata.generateName === 'string' ? { generateName: o.metadata.generateName } : {}),
+  };
+}
+
+export function createKubeRegistry(kube: KubeClient, log: Logger, domainSuffix: string): KubeRegistry {
+  const informers = new Map<WatchedKind, Informer<KubeObject>>();
+  const listeners: ((t: TriggerType) => void)[] = [];
+  let generation = 0;
+  let cached: Snapshot | undefined;
+
+  for (const w of WATCHED) {
+    const inf = new Informer<KubeObject>(
+      kube,
+      { apiVersion: w.apiVersion, kind: w.kind },
+      log.child({ informer: w.kind }),
+    );
+    inf.on((type, obj, old) => {
+      if (w.trigger === null) return;
+      if (w.kind === 'Pod' && !podChangeMatters(type, obj, old)) return;
+      generation++;
+      for (const fn of listeners) fn(w.trigger);
+    });
+    informers.set(w.kind, inf);
+  }
+  const all = [...informers.values()];
+  const hasSynced = Promise.all(all.map((i) => i.hasSynced)).then(() => {
+    generation++;
+    log.info('Registry synced', { generation });
+    for (const fn of listeners) fn('config'); // proxies that connected early get their first config
+  });
+  for (const inf of all) inf.start();
+
+  const items = <T>(kind: WatchedKind): T[] => informers.get(kind)!.list() as unknown as T[];
+
+  return {
+    get generation() {
+      return generation;
+    },
+    hasSynced,
+    synced: () => all.every((i) => i.isSynced),
+    unsynced: () => WATCHED.filter((w) => !informers.get(w.kind)!.isSynced).map((w) => w.kind),
+    snapshot() {
+      if (cached?.generation === generation) return cached;
+      cached = {
+        generation,
+        services: servicesFromKube(
+          items<KubeService>('Service'),
+          items<KubeEndpointSlice>('EndpointSlice'),
+          items<KubePod>('Pod'),
+          domainSuffix,
+        ),
+        virtualServices: items<VirtualService>('VirtualService'),
+        destinationRules: items<DestinationRule>('DestinationRule'),
+        serviceEntries: items<ServiceEntry>('ServiceEntry'),
+        gateways: items<Gateway>('Gateway'),
+      };
+      return cached;
+    },
+    pod(namespace, name) {
+      const o = informers.get('Pod')!.get(name, namespace);
+      return o ? podInfo(o) : undefined;
+    },
+    onChange: (fn) => void listeners.push(fn),
+    stop: () => all.forEach((i) => i.stop()),
+  };
+}

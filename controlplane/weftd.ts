@@ -1,0 +1,149 @@
+/**
+ * weftd assembled: registry (informers) → config generator → discovery streams on the HTTPS
+ * port, workload CA and root-cert publisher (controlplane/ca.ts, rootcert.ts), monitoring on
+ * the plain HTTP port. `startWeftd` is what main.ts runs and what integration tests start
+ * in-process against a test cluster (random ports, their own TLS).
+ */
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { KubeClient } from '../pkg/kube/client.js';
+import type { Logger } from '../pkg/log/index.js';
+import type { CertReloader, KeyPair } from '../pkg/tls/index.js';
+import { authenticate, cachedAuthenticator } from './auth.js';
+import { createCertificateAuthority, type CertificateAuthority } from './ca.js';
+import { ConfigGenerator } from './configgen.js';
+import { DiscoveryService } from './discovery.js';
+import type { MeshSettings, WeftdOptions } from './flags.js';
+import { createWeftdMetrics, type WeftdMetrics } from './metrics.js';
+import { createMonitoringServer, type Readiness } from './monitoring.js';
+import { createKubeRegistry, type KubeRegistry } from './registry.js';
+import { startRootCertPublisher } from './rootcert.js';
+
+export interface StartOptions {
+  flags: Pick<
+    WeftdOptions,
+    'host' | 'port' | 'monitoringPort' | 'domainSuffix' | 'caSecret' | 'pushDebounceMs' | 'pushDebounceMaxMs'
+  >;
+  mesh: MeshSettings;
+  kube: KubeClient;
+  tls: CertReloader;
+  log: Logger;
+  /** Tests shorten it; proxies expect PING_INTERVAL_MS. */
+  pingIntervalMs?: number;
+  /** Default true. Off: no CA, no root-cert ConfigMaps (tests of discovery alone). */
+  workloadCa?: boolean;
+  /** Default true: process metrics (tests running several weftds in one process turn it off). */
+  defaultMetrics?: boolean;
+}
+
+export interface Weftd {
+  discoveryPort: number;
+  monitoringPort: number;
+  registry: KubeRegistry;
+  discovery: DiscoveryService;
+  metrics: WeftdMetrics;
+  readiness(): Readiness;
+  stop(): Promise<void>;
+}
+
+const tlsOptions = (pair: KeyPair) => ({ ...pair, minVersion: 'TLSv1.2' as const });
+
+function listen(server: Server | HttpsServer, port: number, host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve((server.address() as AddressInfo).port);
+    });
+  });
+}
+
+function close(server: Server | HttpsServer): Promise<void> {
+  return new Promise((resolve) => {
+    server.close(() => resolve());
+    server.closeAllConnections();
+  });
+}
+
+export async function startWeftd(opts: StartOptions): Promise<Weftd> {
+  const { flags, kube, log, tls } = opts;
+  const metrics = createWeftdMetrics(opts.defaultMetrics ?? true);
+  const registry = createKubeRegistry(kube, log.child({ part: 'registry' }), flags.domainSuffix);
+  const generator = new ConfigGenerator({
+    domainSuffix: flags.domainSuffix,
+    mesh: opts.mesh,
+    log: log.child({ part: 'translate' }),
+  });
+  let ca: CertificateAuthority | undefined;
+  let publisher: { stop(): void } | undefined;
+  if (opts.workloadCa ?? true) {
+    ca = createCertificateAuthority({
+      kube,
+      caSecret: flags.caSecret,
+      trustDomain: opts.mesh.trustDomain,
+      workloadTtlMs: opts.mesh.workloadCertTtlMs,
+      log: log.child({ part: 'ca' }),
+    });
+    publisher = startRootCertPublisher({ kube, ca, log: log.child({ part: 'root-cert' }) });
+  }
+  const discovery = new DiscoveryService({
+    registry,
+    generator,
+    authenticate: cachedAuthenticator((token) => authenticate(kube, token)),
+    ...(ca ? { ca } : {}),
+    metrics,
+    log: log.child({ part: 'discovery' }),
+    debounce: { afterMs: flags.pushDebounceMs, maxMs: flags.pushDebounceMaxMs },
+    ...(opts.pingIntervalMs !== undefined ? { pingIntervalMs: opts.pingIntervalMs } : {}),
+  });
+
+  const readiness = (): Readiness => {
+    const unsynced = registry.unsynced();
+    const tlsLoaded = tls.pair !== undefined;
+    const reason = !tlsLoaded
+      ? 'serving certificate not loaded'
+      : unsynced.length > 0
+        ? `still listing ${unsynced.join(', ')}`
+        : undefined;
+    return {
+      ready: reason === undefined,
+      ...(reason ? { reason } : {}),
+      certificateNotAfter: tls.notAfter,
+      workloadCa: ca ? (ca.ready() ? 'ready' : 'no usable root CA yet') : 'off',
+      connections: discovery.list().length,
+    };
+  };
+
+  const https = createHttpsServer(tlsOptions(tls.pair ?? tls.load()), discovery.handle);
+  https.headersTimeout = 10_000;
+  https.requestTimeout = 0; // discovery streams live for hours
+  https.keepAliveTimeout = 30_000;
+  tls.watch((next) => https.setSecureContext(tlsOptions(next)));
+  const monitoring = createMonitoringServer({ readiness, metrics, discovery, registry, log });
+  const discoveryPort = await listen(https, flags.port, flags.host);
+  const monitoringPort = await listen(monitoring, flags.monitoringPort, flags.host).catch(
+    async (err: unknown) => {
+      await close(https);
+      throw err;
+    },
+  );
+  log.info('weftd serving', { discoveryPort, monitoringPort, domainSuffix: flags.domainSuffix });
+
+  return {
+    discoveryPort,
+    monitoringPort,
+    registry,
+    discovery,
+    metrics,
+    readiness,
+    async stop() {
+      discovery.close();
+      publisher?.stop();
+      ca?.stop();
+      registry.stop();
+      tls.stop();
+      await Promise.all([close(https), close(monitoring)]);
+    },
+  };
+}
