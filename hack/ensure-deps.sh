@@ -16,6 +16,8 @@ declare -A wanted=(
   [buildah]=buildah
   [conntrack]=conntrack
   [nft]=nftables
+  # the proxy's native addon (hack/build-native.sh)
+  [cc]=gcc
 )
 missing=()
 for cmd in "${!wanted[@]}"; do
@@ -23,6 +25,7 @@ for cmd in "${!wanted[@]}"; do
 done
 # files rather than commands: CNI plugins live in /usr/lib/cni; images need a *static* busybox
 [ -x /usr/lib/cni/bridge ] || missing+=(containernetworking-plugins)
+[ -f /usr/include/stdio.h ] || missing+=(libc6-dev)
 [ -x /bin/busybox ] && ! ldd /bin/busybox >/dev/null 2>&1 || missing+=(busybox-static)
 [ ${#missing[@]} -eq 0 ] && exit 0
 echo "ensure-deps: installing ${missing[*]}" >&2
