@@ -104,6 +104,8 @@ describe('proxy init: flags → nat rules', () => {
 
   it('parses every argument list the injector can emit', () => {
     const args = proxyInitArgs({
+      requests: {},
+      limits: {},
       includeOutboundIPRanges: '10.0.0.0/8',
       excludeOutboundIPRanges: '10.96.0.1/32',
       includeInboundPorts: '8080',
