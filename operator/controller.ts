@@ -25,6 +25,8 @@ export const OWNED_KINDS: [string, string][] = [
   ['policy/v1', 'PodDisruptionBudget'],
   ['rbac.authorization.k8s.io/v1', 'ClusterRole'],
   ['rbac.authorization.k8s.io/v1', 'ClusterRoleBinding'],
+  ['rbac.authorization.k8s.io/v1', 'Role'],
+  ['rbac.authorization.k8s.io/v1', 'RoleBinding'],
   ['admissionregistration.k8s.io/v1', 'ValidatingWebhookConfiguration'],
   ['admissionregistration.k8s.io/v1', 'MutatingWebhookConfiguration'],
 ];

@@ -1,0 +1,166 @@
+/**
+ * The RBAC render() gives weftd, enforced by a real API server for a real service-account token:
+ * the CA can read its one Secret (field-selected list/watch under a resourceNames Role) and no
+ * other, and the root-cert publisher can write ConfigMaps in any namespace. Cluster-scoped names
+ * get a per-test suffix so this never collides with a Mesh another test file renders.
+ */
+import { expect } from 'chai';
+import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { KubeConfig } from '@kubernetes/client-node';
+import { createCertificateAuthority } from '../../../controlplane/ca.js';
+import { startRootCertPublisher } from '../../../controlplane/rootcert.js';
+import { createCA } from '../../../pkg/certs/index.js';
+import { ROOT_CERT_CONFIGMAP } from '../../../pkg/discovery/protocol.js';
+import { isApiError, KubeClient } from '../../../pkg/kube/client.js';
+import type { KubeObject } from '../../../pkg/kube/types.js';
+import { createLogger } from '../../../pkg/log/index.js';
+import { weftdRbac } from '../../../pkg/render/cluster.js';
+import { freshNamespace, onCleanup, testCluster } from '../../support/index.js';
+
+const log = createLogger('test', { silent: true });
+const b64 = (s: string): string => Buffer.from(s, 'utf8').toString('base64');
+
+async function waitFor<T>(
+  what: string,
+  fn: () => Promise<T> | T,
+  timeoutMs = 30_000,
+): Promise<NonNullable<T>> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      last = await fn();
+      if (last) return last as NonNullable<T>;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last: ${String(last)}`);
+    await sleep(100);
+  }
+}
+
+/** render()'s weftd RBAC, bound to `ns/weftd` instead of weft-system/weftd, cluster names suffixed. */
+function rbacFor(ns: string, suffix: string): KubeObject[] {
+  return weftdRbac('test', { namespace: ns, name: 'weft-root-ca' }).map((o) => {
+    const obj = structuredClone(o) as KubeObject & {
+      subjects?: { namespace: string }[];
+      roleRef?: { kind: string; name: string };
+    };
+    if (obj.kind.startsWith('Cluster')) obj.metadata.name = `${obj.metadata.name}-${suffix}`;
+    if (obj.roleRef?.kind === 'ClusterRole') obj.roleRef.name = `${obj.roleRef.name}-${suffix}`;
+    for (const s of obj.subjects ?? []) s.namespace = ns;
+    return obj;
+  });
+}
+
+/** A client that authenticates as `ns/name` with a fresh TokenRequest token. */
+async function clientAs(admin: KubeClient, ns: string, name: string): Promise<KubeClient> {
+  const tr = (await admin.request('POST', `/api/v1/namespaces/${ns}/serviceaccounts/${name}/token`, {
+    body: { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { expirationSeconds: 600 } },
+  })) as { status: { token: string } };
+  const cluster = testCluster().kubeConfig.getCurrentCluster()!;
+  const kc = new KubeConfig();
+  kc.loadFromOptions({
+    clusters: [cluster],
+    users: [{ name, token: tr.status.token }],
+    contexts: [{ name, cluster: cluster.name, user: name }],
+    currentContext: name,
+  });
+  return new KubeClient(kc);
+}
+
+describe("weftd's rendered RBAC on a real API server", function () {
+  this.timeout(120_000);
+
+  it('lets the CA read only its Secret (by field selector) and the publisher write ConfigMaps anywhere', async () => {
+    const admin = KubeClient.fromFile(testCluster().kubeconfigPath);
+    const ns = await freshNamespace('ca-rbac');
+    const suffix = randomBytes(3).toString('hex');
+    const root = createCA({ commonName: 'rbac-root', ttlMs: 3600_000, now: new Date() });
+    await admin.create({
+      apiVersion: 'v1',
+      kind: 'ServiceAccount',
+      metadata: { name: 'weftd', namespace: ns },
+    });
+    for (const name of ['weft-root-ca', 'someone-elses'])
+      await admin.create({
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: { name, namespace: ns },
+        type: 'kubernetes.io/tls',
+        data: { 'tls.crt': b64(root.certPem), 'tls.key': b64(root.keyPem), 'ca.crt': b64(root.certPem) },
+      });
+    const rbac = rbacFor(ns, suffix);
+    onCleanup(async () => {
+      for (const o of rbac.filter((x) => x.kind.startsWith('Cluster')))
+        await admin.delete({ apiVersion: o.apiVersion, kind: o.kind, name: o.metadata.name });
+    });
+    for (const o of rbac) await admin.apply(o, 'test', true);
+    const weftd = await clientAs(admin, ns, 'weftd');
+    const secretKey = { apiVersion: 'v1', kind: 'Secret', namespace: ns };
+
+    // RBAC takes effect as soon as the authorizer's cache has the new bindings.
+    await waitFor(
+      'weftd to read its CA Secret',
+      async () => (await weftd.get({ ...secretKey, name: 'weft-root-ca' })) !== null,
+    );
+    const forbidden = async (fn: () => Promise<unknown>): Promise<boolean> =>
+      fn().then(
+        () => false,
+        (err: unknown) => isApiError(err, 403),
+      );
+    expect(
+      await forbidden(() => weftd.get({ ...secretKey, name: 'someone-elses' })),
+      'another Secret',
+    ).to.equal(true);
+    expect(
+      await forbidden(() => weftd.list('v1', 'Secret', { namespace: ns })),
+      'list without selector',
+    ).to.equal(true);
+    const listed = await weftd.list('v1', 'Secret', {
+      namespace: ns,
+      fieldSelector: 'metadata.name=weft-root-ca',
+    });
+    expect(listed.items.map((s) => s.metadata.name)).to.deep.equal(['weft-root-ca']);
+
+    const ca = createCertificateAuthority({
+      kube: weftd,
+      caSecret: { namespace: ns, name: 'weft-root-ca' },
+      trustDomain: 'cluster.local',
+      workloadTtlMs: 3600_000,
+      log,
+    });
+    const publisher = startRootCertPublisher({ kube: weftd, ca, log });
+    onCleanup(async () => {
+      publisher.stop();
+      ca.stop();
+      const body = (await admin.request('GET', '/api/v1/configmaps', {
+        query: {
+          fieldSelector: `metadata.name=${ROOT_CERT_CONFIGMAP}`,
+          labelSelector: 'app.kubernetes.io/managed-by=weftd',
+        },
+      })) as { items?: KubeObject[] };
+      for (const cm of body.items ?? [])
+        await admin.delete({
+          apiVersion: 'v1',
+          kind: 'ConfigMap',
+          namespace: cm.metadata.namespace!,
+          name: cm.metadata.name,
+        });
+    });
+    await waitFor('the CA to load its Secret as weftd', () => ca.ready());
+    const other = await freshNamespace('ca-rbac-other');
+    await waitFor('weftd to publish the root in another namespace', async () => {
+      const cm = (await admin.get({
+        apiVersion: 'v1',
+        kind: 'ConfigMap',
+        namespace: other,
+        name: ROOT_CERT_CONFIGMAP,
+      })) as {
+        data?: Record<string, string>;
+      } | null;
+      return cm?.data?.['root-cert.pem'] === root.certPem;
+    });
+  });
+});
