@@ -114,6 +114,8 @@ export function authorize(id: Identity, r: DiscoveryRequest): void {
 export class DiscoveryService {
   private readonly connections = new Map<number, Connection>();
   private nextId = 1;
+  /** Debounced push cycles run so far (tests wait on it; /debug/connections shows it). */
+  pushCycles = 0;
   private readonly debouncer: Debouncer;
   private readonly pinger: NodeJS.Timeout;
 
@@ -273,6 +275,7 @@ export class DiscoveryService {
   }
 
   private pushAll(firstChangeAt: number): void {
+    this.pushCycles++;
     const snapshot = this.opts.registry.snapshot();
     this.opts.metrics.services.set(snapshot.services.length);
     this.opts.metrics.virtualServices.set(snapshot.virtualServices.length);

@@ -1,0 +1,532 @@
+/**
+ * weftd against a real API server: started in-process (random ports, its own serving cert from
+ * pkg/certs), it watches a Service + EndpointSlice + VirtualService + DestinationRule the test
+ * creates, and a proxy's stream over real TLS, authenticated with a real TokenRequest token,
+ * carries the route; an edit pushes a new version, a no-op change pushes nothing, a token of
+ * another namespace is refused, an unknown pod gets its config once it exists, a gateway pod
+ * gets its Gateway's listener, the certificates endpoint signs for the token's identity, and
+ * the monitoring port answers. One test also runs weftd as a process: SIGTERM exits 0.
+ */
+import { expect } from 'chai';
+import { spawn } from 'node:child_process';
+import { generateKeyPairSync, X509Certificate } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { request as httpsRequest } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import forge from 'node-forge';
+import { DEFAULT_MESH } from '../../../controlplane/flags.js';
+import { startWeftd, type Weftd } from '../../../controlplane/weftd.js';
+import { createCA, issueServing, type KeyPairPem } from '../../../pkg/certs/index.js';
+import {
+  CERTIFICATES_PATH,
+  MessageDecoder,
+  TOKEN_AUDIENCE,
+  discoveryQuery,
+  type DiscoveryMessage,
+  type ProxyKind,
+} from '../../../pkg/discovery/protocol.js';
+import { KubeClient } from '../../../pkg/kube/client.js';
+import type { KubeObject } from '../../../pkg/kube/types.js';
+import { createLogger } from '../../../pkg/log/index.js';
+import type { HttpListener, ProxyConfig } from '../../../pkg/proxyconfig/types.js';
+import { CertReloader } from '../../../pkg/tls/index.js';
+import { freshNamespace, installCRDs, onCleanup, testCluster } from '../../support/index.js';
+
+const HOUR = 3600_000;
+const log = createLogger('test', { silent: true });
+const NET = 'networking.istio.io/v1';
+const IMAGE = 'busybox:1.36'; // never scheduled: the test cluster has no node
+
+async function waitFor<T>(
+  what: string,
+  fn: () => Promise<T> | T,
+  timeoutMs = 30_000,
+): Promise<NonNullable<T>> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      last = await fn();
+      if (last) return last as NonNullable<T>;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last: ${String(last)}`);
+    await sleep(100);
+  }
+}
+
+/** One discovery stream: messages queue up until the test takes them. */
+class Stream {
+  readonly messages: DiscoveryMessage[] = [];
+  private waiters: (() => void)[] = [];
+  status = 0;
+  body = '';
+  ended = false;
+  private close: () => void = () => undefined;
+
+  static open(
+    port: number,
+    caPem: string,
+    token: string,
+    kind: ProxyKind,
+    namespace: string,
+    pod: string,
+  ): Promise<Stream> {
+    const s = new Stream();
+    return new Promise((resolve, reject) => {
+      const req = httpsRequest(
+        {
+          host: '127.0.0.1',
+          servername: 'weftd.weft-system.svc',
+          port,
+          path: discoveryQuery({ kind, namespace, pod }),
+          ca: caPem,
+          headers: token ? { authorization: `Bearer ${token}` } : {},
+        },
+        (res) => {
+          s.status = res.statusCode ?? 0;
+          const decoder = new MessageDecoder();
+          res.on('data', (chunk: Buffer) => {
+            if (s.status !== 200) s.body += chunk.toString();
+            else s.messages.push(...decoder.push(chunk));
+            s.wake();
+          });
+          res.on('end', () => {
+            s.ended = true;
+            s.wake();
+          });
+          resolve(s);
+        },
+      );
+      req.on('error', reject);
+      req.end();
+      s.close = () => req.destroy();
+      onCleanup(async () => s.close());
+    });
+  }
+
+  private wake(): void {
+    for (const w of this.waiters.splice(0)) w();
+  }
+
+  /** The next message that is not a ping. */
+  async next(timeoutMs = 30_000): Promise<Exclude<DiscoveryMessage, { type: 'ping' }>> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const m = this.messages.shift();
+      if (m && m.type !== 'ping') return m;
+      if (m) continue;
+      if (this.ended) throw new Error('stream ended');
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error('no message in time');
+      await Promise.race([new Promise<void>((r) => this.waiters.push(r)), sleep(left)]);
+    }
+  }
+
+  async nextConfig(): Promise<{ version: string; config: ProxyConfig }> {
+    const m = await this.next();
+    if (m.type !== 'config') throw new Error(`expected a config, got ${JSON.stringify(m)}`);
+    return m;
+  }
+
+  end(): void {
+    this.close();
+  }
+}
+
+function servingCert(): { ca: KeyPairPem; dir: string } {
+  const now = new Date();
+  const ca = createCA({ commonName: 'weftd-test-ca', ttlMs: HOUR, now });
+  const leaf = issueServing(ca, {
+    commonName: 'weftd',
+    dnsNames: ['weftd.weft-system.svc'],
+    ttlMs: HOUR,
+    now,
+  });
+  const dir = mkdtempSync(join(tmpdir(), 'weftd-tls-'));
+  writeFileSync(join(dir, 'tls.crt'), leaf.certPem);
+  writeFileSync(join(dir, 'tls.key'), leaf.keyPem);
+  writeFileSync(join(dir, 'ca.crt'), ca.certPem);
+  return { ca, dir };
+}
+
+async function token(kube: KubeClient, ns: string, sa: string, pod?: KubeObject): Promise<string> {
+  const tr = (await kube.request('POST', `/api/v1/namespaces/${ns}/serviceaccounts/${sa}/token`, {
+    body: {
+      apiVersion: 'authentication.k8s.io/v1',
+      kind: 'TokenRequest',
+      spec: {
+        audiences: [TOKEN_AUDIENCE],
+        expirationSeconds: 600,
+        ...(pod
+          ? {
+              boundObjectRef: {
+                apiVersion: 'v1',
+                kind: 'Pod',
+                name: pod.metadata.name,
+                uid: pod.metadata.uid,
+              },
+            }
+          : {}),
+      },
+    },
+  })) as { status?: { token?: string } };
+  return tr.status?.token ?? '';
+}
+
+async function get(port: number, path: string): Promise<{ status: number; body: string }> {
+  const res = await fetch(`http://127.0.0.1:${port}${path}`);
+  return { status: res.status, body: await res.text() };
+}
+
+const pod = (ns: string, name: string, labels: Record<string, string>, sa = 'default'): KubeObject => ({
+  apiVersion: 'v1',
+  kind: 'Pod',
+  metadata: { name, namespace: ns, labels },
+  spec: { serviceAccountName: sa, containers: [{ name: 'app', image: IMAGE }] },
+});
+
+const vhostsOf = (c: ProxyConfig, listener = 0): HttpListener['virtualHosts'] =>
+  (c.listeners[listener] as HttpListener).virtualHosts;
+
+describe('weftd (in-process, real API server)', function () {
+  this.timeout(120_000);
+  let kube: KubeClient;
+  let weftd: Weftd;
+  let caPem: string;
+  let tlsDir: string;
+  let ns: string;
+  let other: string;
+  let appToken: string;
+  const host = (): string => `reviews.${ns}.svc.cluster.local`;
+
+  before(async () => {
+    kube = new KubeClient(testCluster().kubeConfig);
+    await installCRDs();
+    ns = await freshNamespace('weftd');
+    other = await freshNamespace('weftd-other');
+    const { ca, dir } = servingCert();
+    caPem = ca.certPem;
+    tlsDir = dir;
+    for (const [n, sa] of [
+      [ns, 'app'],
+      [other, 'app'],
+    ] as const)
+      await kube.create({ apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: sa, namespace: n } });
+    // the proxy's pod, the service's two versions, its Service and EndpointSlice
+    await kube.create(pod(ns, 'app-1', { app: 'client' }, 'app'));
+    const v1 = await kube.create(pod(ns, 'reviews-v1', { app: 'reviews', version: 'v1' }));
+    const v2 = await kube.create(pod(ns, 'reviews-v2', { app: 'reviews', version: 'v2' }));
+    await kube.create({
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name: 'reviews', namespace: ns },
+      spec: { ports: [{ name: 'http', port: 9080, targetPort: 8080 }], selector: { app: 'reviews' } },
+    });
+    await kube.create({
+      apiVersion: 'discovery.k8s.io/v1',
+      kind: 'EndpointSlice',
+      metadata: {
+        name: 'reviews-test',
+        namespace: ns,
+        labels: {
+          'kubernetes.io/service-name': 'reviews',
+          'endpointslice.kubernetes.io/managed-by': 'weft-test',
+        },
+      },
+      addressType: 'IPv4',
+      endpoints: [
+        {
+          addresses: ['10.244.0.11'],
+          conditions: { ready: true },
+          targetRef: { kind: 'Pod', name: v1.metadata.name, namespace: ns },
+        },
+        {
+          addresses: ['10.244.0.12'],
+          conditions: { ready: true },
+          targetRef: { kind: 'Pod', name: v2.metadata.name, namespace: ns },
+        },
+      ],
+      ports: [{ name: 'http', port: 8080, protocol: 'TCP' }],
+    });
+    await kube.create({
+      apiVersion: NET,
+      kind: 'DestinationRule',
+      metadata: { name: 'reviews', namespace: ns },
+      spec: {
+        host: 'reviews',
+        subsets: [
+          { name: 'v1', labels: { version: 'v1' } },
+          { name: 'v2', labels: { version: 'v2' } },
+        ],
+      },
+    });
+    await kube.create({
+      apiVersion: NET,
+      kind: 'VirtualService',
+      metadata: { name: 'reviews', namespace: ns },
+      spec: { hosts: ['reviews'], http: [{ route: [{ destination: { host: 'reviews', subset: 'v2' } }] }] },
+    });
+    weftd = await startWeftd({
+      flags: {
+        host: '127.0.0.1',
+        port: 0,
+        monitoringPort: 0,
+        domainSuffix: 'cluster.local',
+        caSecret: { namespace: ns, name: 'weft-root-ca' },
+        pushDebounceMs: 50,
+        pushDebounceMaxMs: 1000,
+      },
+      mesh: DEFAULT_MESH,
+      kube,
+      tls: new CertReloader(join(dir, 'tls.crt'), join(dir, 'tls.key'), log),
+      log,
+      pingIntervalMs: 300,
+      defaultMetrics: false,
+    });
+    appToken = await token(kube, ns, 'app');
+  });
+
+  after(async () => {
+    await weftd?.stop();
+    if (tlsDir) rmSync(tlsDir, { recursive: true, force: true });
+  });
+
+  it('/ready answers 200 once the informers have listed', async () => {
+    const r = await waitFor('ready', async () => {
+      const res = await get(weftd.monitoringPort, '/ready');
+      return res.status === 200 ? res : null;
+    });
+    expect(JSON.parse(r.body)).to.include({ ready: true });
+  });
+
+  it('streams the route over TLS: VirtualService → DestinationRule subset → ready endpoint with pod labels', async () => {
+    const s = await Stream.open(weftd.discoveryPort, caPem, appToken, 'sidecar', ns, 'app-1');
+    expect(s.status).to.equal(200);
+    const { version, config } = await s.nextConfig();
+    expect(version).to.equal(config.version);
+    const outbound = config.listeners[0] as HttpListener;
+    expect([outbound.name, outbound.address, outbound.port]).to.deep.equal(['outbound', '0.0.0.0', 15001]);
+    const vh = vhostsOf(config).find((v) => v.name === `${host()}:9080`);
+    expect(vh?.domains).to.include.members(['reviews', `reviews.${ns}`, `${host()}:9080`]);
+    const action = vh!.routes[0]!.action;
+    expect(action).to.deep.include({ type: 'route' });
+    const cluster = action.type === 'route' ? action.destinations[0]!.cluster : '';
+    expect(cluster).to.equal(`outbound|9080|v2|${host()}`);
+    expect(config.clusters.find((c) => c.name === cluster)?.endpoints).to.deep.equal([
+      { address: '10.244.0.12', port: 8080, labels: { app: 'reviews', version: 'v2' } },
+    ]);
+    expect(config.telemetry?.workload).to.deep.include({ namespace: ns, app: 'client' });
+    s.end();
+  });
+
+  it('pushes a new version when the VirtualService changes, and nothing for a change that alters no config', async () => {
+    const s = await Stream.open(weftd.discoveryPort, caPem, appToken, 'sidecar', ns, 'app-1');
+    const first = await s.nextConfig();
+    const key = { apiVersion: NET, kind: 'VirtualService', name: 'reviews', namespace: ns };
+    // an annotation triggers a push cycle but changes no config: no message may follow it
+    const generation = weftd.registry.generation;
+    const cycles = weftd.discovery.pushCycles;
+    await kube.mergePatch(key, { metadata: { annotations: { 'weft.dev/test': 'noop' } } });
+    await waitFor(
+      'a push cycle after the no-op change',
+      () => weftd.registry.generation > generation && weftd.discovery.pushCycles > cycles,
+    );
+    await kube.mergePatch(key, {
+      spec: { http: [{ route: [{ destination: { host: 'reviews', subset: 'v1' } }] }] },
+    });
+    const second = await s.nextConfig();
+    expect(second.version).to.not.equal(first.version);
+    const action = vhostsOf(second.config).find((v) => v.name === `${host()}:9080`)!.routes[0]!.action;
+    expect(action.type === 'route' && action.destinations[0]!.cluster).to.equal(`outbound|9080|v1|${host()}`);
+    s.end();
+  });
+
+  it('refuses a token of another namespace (403), a missing token (401) and a pod-bound token used for another pod (403)', async () => {
+    const foreign = await Stream.open(
+      weftd.discoveryPort,
+      caPem,
+      await token(kube, other, 'app'),
+      'sidecar',
+      ns,
+      'app-1',
+    );
+    expect(foreign.status).to.equal(403);
+    expect(JSON.parse(foreign.body)).to.include({ code: 'WEFT_FORBIDDEN' });
+    expect(foreign.body).to.contain(`namespace ${ns}`);
+    const none = await Stream.open(weftd.discoveryPort, caPem, '', 'sidecar', ns, 'app-1');
+    expect(none.status).to.equal(401);
+    const appPod = await kube.get({ apiVersion: 'v1', kind: 'Pod', name: 'app-1', namespace: ns });
+    const bound = await token(kube, ns, 'app', appPod!);
+    const wrongPod = await Stream.open(weftd.discoveryPort, caPem, bound, 'sidecar', ns, 'reviews-v1');
+    expect(wrongPod.status).to.equal(403);
+    expect(wrongPod.body).to.contain('bound to pod');
+    const rightPod = await Stream.open(weftd.discoveryPort, caPem, bound, 'sidecar', ns, 'app-1');
+    expect(rightPod.status).to.equal(200);
+    expect((await rightPod.next()).type).to.equal('config');
+    rightPod.end();
+  });
+
+  it('tells a pod it does not know yet, keeps the stream, and sends its config once the pod exists', async () => {
+    const s = await Stream.open(weftd.discoveryPort, caPem, appToken, 'sidecar', ns, 'late-1');
+    expect(s.status).to.equal(200);
+    const first = await s.next();
+    expect(first).to.deep.include({ type: 'error', code: 'WEFT_POD_UNKNOWN' });
+    await kube.create(pod(ns, 'late-1', { app: 'late' }, 'app'));
+    const { config } = await s.nextConfig();
+    expect(config.telemetry?.workload).to.deep.include({ app: 'late' });
+    s.end();
+  });
+
+  it('gives a gateway pod one listener per server port of the Gateway selecting it, with the bound VirtualService', async () => {
+    const selector = { istio: `ingress-${ns}` };
+    await kube.create(pod(ns, 'ingress-1', selector, 'app'));
+    await kube.create({
+      apiVersion: NET,
+      kind: 'Gateway',
+      metadata: { name: 'public', namespace: ns },
+      spec: {
+        selector,
+        servers: [{ port: { number: 8080, name: 'http', protocol: 'HTTP' }, hosts: ['*.example.com'] }],
+      },
+    });
+    await kube.create({
+      apiVersion: NET,
+      kind: 'VirtualService',
+      metadata: { name: 'www', namespace: ns },
+      spec: {
+        hosts: ['www.example.com'],
+        gateways: ['public'],
+        http: [{ route: [{ destination: { host: 'reviews', subset: 'v1' } }] }],
+      },
+    });
+    const s = await Stream.open(weftd.discoveryPort, caPem, appToken, 'gateway', ns, 'ingress-1');
+    const config = await waitFor('the gateway listener with its virtual host', async () => {
+      const { config: c } = await s.nextConfig();
+      return vhostsOf(c)?.some((v) => v.name === 'www.example.com:8080') ? c : null;
+    });
+    const l = config.listeners[0] as HttpListener;
+    expect([l.name, l.address, l.port]).to.deep.equal(['gateway-8080', '0.0.0.0', 8080]);
+    expect(config.clusters.map((c) => c.name)).to.deep.equal([`outbound|9080|v1|${host()}`]);
+    s.end();
+  });
+
+  it('signs a CSR for the token identity once the root CA Secret exists', async () => {
+    const now = new Date();
+    const root = createCA({ commonName: 'weft-root', ttlMs: 24 * HOUR, now });
+    const b64 = (s: string): string => Buffer.from(s).toString('base64');
+    await kube.create({
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: 'weft-root-ca', namespace: ns },
+      type: 'kubernetes.io/tls',
+      data: { 'tls.crt': b64(root.certPem), 'tls.key': b64(root.keyPem), 'ca.crt': b64(root.certPem) },
+    });
+    const answer = await waitFor('a signed certificate', async () => {
+      const r = await postCertificate(weftd.discoveryPort, caPem, appToken, { csr: csrPem() });
+      return r.status === 200 ? (JSON.parse(r.body) as { certChain: string[]; rootCert: string }) : null;
+    });
+    const leaf = new X509Certificate(answer.certChain[0]!);
+    expect(leaf.subjectAltName).to.contain(`spiffe://cluster.local/ns/${ns}/sa/app`);
+    const refused = await postCertificate(weftd.discoveryPort, caPem, 'not-a-token', { csr: csrPem() });
+    expect(refused.status).to.equal(401);
+  });
+
+  it('/metrics, /debug/config and /debug/connections answer', async () => {
+    const s = await Stream.open(weftd.discoveryPort, caPem, appToken, 'sidecar', ns, 'app-1');
+    await s.nextConfig();
+    const metrics = await get(weftd.monitoringPort, '/metrics');
+    expect(metrics.status).to.equal(200);
+    expect(metrics.body).to.match(/^pilot_xds\{type="sidecar"\} [1-9]/m);
+    expect(metrics.body).to.match(/^pilot_xds_pushes\{type="config"\} [1-9]/m);
+    expect(metrics.body).to.contain('pilot_proxy_convergence_time_bucket');
+    const conns = JSON.parse((await get(weftd.monitoringPort, '/debug/connections')).body) as {
+      connections: { namespace: string; pod: string; state: string }[];
+    };
+    expect(conns.connections).to.deep.include.members([
+      {
+        ...conns.connections.find((c) => c.pod === 'app-1')!,
+        namespace: ns,
+        pod: 'app-1',
+        state: 'configured',
+      },
+    ]);
+    const dbg = await get(weftd.monitoringPort, `/debug/config?namespace=${ns}&pod=app-1`);
+    expect(dbg.status).to.equal(200);
+    expect(JSON.parse(dbg.body)).to.include({ kind: 'sidecar' });
+    expect((await get(weftd.monitoringPort, `/debug/config?namespace=${ns}&pod=nope`)).status).to.equal(404);
+    s.end();
+  });
+
+  it('runs as a process: serves, reports ready, and on SIGTERM ends the streams and exits 0', async () => {
+    const child = spawn(
+      process.execPath, // the pinned Node; npx would not forward SIGTERM to weftd
+      [
+        '--import',
+        'tsx',
+        'controlplane/main.ts',
+        `--kubeconfig=${testCluster().kubeconfigPath}`,
+        `--tls-dir=${tlsDir}`,
+        '--host=127.0.0.1',
+        '--port=0',
+        '--monitoring-port=0',
+        `--ca-secret=${ns}/weft-root-ca`,
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, WEFT_LOG_LEVEL: 'warn' } },
+    );
+    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+    onCleanup(async () => void child.kill('SIGKILL'));
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    const ports = await waitFor('the listening line', () => /listening (\d+) (\d+)/.exec(out), 60_000);
+    await waitFor('ready', async () => (await get(Number(ports[2]), '/ready')).status === 200);
+    const s = await Stream.open(Number(ports[1]), caPem, appToken, 'sidecar', ns, 'app-1');
+    expect((await s.next()).type).to.equal('config');
+    child.kill('SIGTERM');
+    expect(await exited).to.equal(0);
+    await waitFor('the stream to end', () => s.ended);
+  });
+});
+
+function csrPem(): string {
+  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const key = forge.pki.privateKeyFromPem(
+    privateKey.export({ type: 'pkcs1', format: 'pem' }).toString(),
+  ) as forge.pki.rsa.PrivateKey;
+  const csr = forge.pki.createCertificationRequest();
+  csr.publicKey = forge.pki.setRsaPublicKey(key.n, key.e);
+  csr.setSubject([{ name: 'commonName', value: 'proxy' }]);
+  csr.sign(key, forge.md.sha256.create());
+  return forge.pki.certificationRequestToPem(csr);
+}
+
+function postCertificate(
+  port: number,
+  caPem: string,
+  tok: string,
+  body: unknown,
+): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest(
+      {
+        host: '127.0.0.1',
+        servername: 'weftd.weft-system.svc',
+        port,
+        path: CERTIFICATES_PATH,
+        method: 'POST',
+        ca: caPem,
+        headers: { authorization: `Bearer ${tok}`, 'content-type': 'application/json' },
+      },
+      (res) => {
+        let text = '';
+        res.on('data', (d: Buffer) => (text += d.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+      },
+    );
+    req.on('error', reject);
+    req.end(JSON.stringify(body));
+  });
+}
