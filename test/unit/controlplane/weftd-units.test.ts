@@ -1,0 +1,404 @@
+/**
+ * weftd's pure parts: flags and mesh config, token review answers and the review cache, the
+ * push debouncer (with a manual clock), pod-change filtering, authorization, workload naming.
+ */
+import { expect } from 'chai';
+import {
+  bearerToken,
+  cachedAuthenticator,
+  identityFromReview,
+  tokenExpiryMs,
+  type Identity,
+} from '../../../controlplane/auth.js';
+import { telemetryFor, workloadName } from '../../../controlplane/configgen.js';
+import { Debouncer, type DebounceClock } from '../../../controlplane/debounce.js';
+import { authorize } from '../../../controlplane/discovery.js';
+import { DEFAULT_MESH, parseFlags, parseMeshSettings } from '../../../controlplane/flags.js';
+import { podChangeMatters } from '../../../controlplane/registry.js';
+import { isWeftError, type ErrorCode } from '../../../pkg/errors/index.js';
+import type { KubeObject } from '../../../pkg/kube/types.js';
+
+function code(fn: () => unknown): ErrorCode | undefined {
+  try {
+    fn();
+  } catch (err) {
+    return isWeftError(err) ? err.code : undefined;
+  }
+  return undefined;
+}
+
+function message(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (err) {
+    return (err as Error).message;
+  }
+  return '';
+}
+
+describe('weftd flags', () => {
+  it('defaults match the rendered Deployment and istiod', () => {
+    expect(parseFlags([])).to.deep.equal({
+      help: false,
+      tlsDir: '/etc/weft/tls',
+      host: '0.0.0.0',
+      port: 15012,
+      monitoringPort: 15014,
+      domainSuffix: 'cluster.local',
+      caSecret: { namespace: 'weft-system', name: 'weft-root-ca' },
+      pushDebounceMs: 100,
+      pushDebounceMaxMs: 10_000,
+    });
+  });
+
+  it('reads every flag', () => {
+    const o = parseFlags([
+      '--config=/etc/weft/config/mesh.yaml',
+      '--tls-dir=/tls/',
+      '--kubeconfig',
+      '/k',
+      '--port=0',
+      '--monitoring-port=9',
+      '--domain-suffix=corp.internal.',
+      '--ca-secret=mesh/root',
+      '--push-debounce=250ms',
+      '--push-debounce-max=2s',
+    ]);
+    expect(o).to.deep.include({
+      configFile: '/etc/weft/config/mesh.yaml',
+      tlsDir: '/tls',
+      kubeconfig: '/k',
+      port: 0,
+      monitoringPort: 9,
+      domainSuffix: 'corp.internal',
+      caSecret: { namespace: 'mesh', name: 'root' },
+      pushDebounceMs: 250,
+      pushDebounceMaxMs: 2000,
+    });
+  });
+
+  const bad: [string, string[], RegExp][] = [
+    ['a port that is not a number', ['--port=abc'], /--port: abc is not a port number/],
+    ['a port out of range', ['--monitoring-port=70000'], /--monitoring-port/],
+    ['an unknown flag', ['--bogus'], /Unknown option '--bogus'.*--help/],
+    ['a positional argument', ['serve'], /serve/],
+    ['a CA secret without a namespace', ['--ca-secret=root'], /--ca-secret: root is not NAMESPACE\/NAME/],
+    ['a CA secret with too many parts', ['--ca-secret=a/b/c'], /NAMESPACE\/NAME/],
+    [
+      'a debounce that is not a duration',
+      ['--push-debounce=soon'],
+      /--push-debounce: soon is not a duration/,
+    ],
+    ['a domain suffix that is not DNS', ['--domain-suffix=Bad_Suffix'], /--domain-suffix/],
+    ['both ports the same', ['--port=15012', '--monitoring-port=15012'], /must differ/],
+  ];
+  for (const [title, argv, re] of bad) {
+    it(`refuses ${title} with WEFT_WEFTD_CONFIG`, () => {
+      expect(code(() => parseFlags(argv))).to.equal('WEFT_WEFTD_CONFIG');
+      expect(message(() => parseFlags(argv))).to.match(re);
+    });
+  }
+});
+
+describe('weftd mesh config (mesh.yaml)', () => {
+  it('reads what render() writes', () => {
+    const yaml = [
+      'trustDomain: corp.example',
+      'mtls:',
+      '  mode: STRICT',
+      'workloadCertTTL: 12h',
+      'telemetry:',
+      '  metrics: true',
+      '  tracingSamplingPercent: 5',
+      '  accessLog: false',
+    ].join('\n');
+    expect(parseMeshSettings(yaml)).to.deep.equal({
+      trustDomain: 'corp.example',
+      mtlsMode: 'STRICT',
+      workloadCertTtlMs: 12 * 3600_000,
+      telemetry: { metrics: true, accessLog: false, tracingSamplingPercent: 5 },
+    });
+  });
+
+  it('an empty file or absent fields keep the defaults', () => {
+    expect(parseMeshSettings('')).to.deep.equal(DEFAULT_MESH);
+    expect(parseMeshSettings('trustDomain: x')).to.deep.equal({ ...DEFAULT_MESH, trustDomain: 'x' });
+  });
+
+  const bad: [string, string, RegExp][] = [
+    ['not YAML', 'a: [', /not YAML/],
+    ['a list', '- a', /must be a mapping/],
+    ['an empty trust domain', 'trustDomain: ""', /trustDomain/],
+    ['an unknown mTLS mode', 'mtls: {mode: MAYBE}', /mtls.mode must be STRICT, PERMISSIVE or DISABLE/],
+    ['a TTL that is not a duration', 'workloadCertTTL: 1 day', /workloadCertTTL/],
+    ['a zero TTL', 'workloadCertTTL: 0s', /workloadCertTTL/],
+    ['a non-boolean accessLog', 'telemetry: {accessLog: "yes"}', /telemetry.accessLog/],
+    ['a sampling percent over 100', 'telemetry: {tracingSamplingPercent: 101}', /tracingSamplingPercent/],
+  ];
+  for (const [title, yaml, re] of bad) {
+    it(`refuses ${title}, naming the file`, () => {
+      expect(code(() => parseMeshSettings(yaml, '/etc/mesh.yaml'))).to.equal('WEFT_WEFTD_CONFIG');
+      expect(message(() => parseMeshSettings(yaml, '/etc/mesh.yaml')))
+        .to.match(re)
+        .and.to.contain('/etc/mesh.yaml');
+    });
+  }
+});
+
+describe('weftd auth: TokenReview answers', () => {
+  const sa = (ns: string, name: string) => `system:serviceaccount:${ns}:${name}`;
+  const ok: [string, Parameters<typeof identityFromReview>[0], Identity][] = [
+    [
+      'a service account',
+      { authenticated: true, audiences: ['weft-ca'], user: { username: sa('shop', 'reviews') } },
+      { namespace: 'shop', serviceAccount: 'reviews' },
+    ],
+    [
+      'a pod-bound token names its pod',
+      {
+        authenticated: true,
+        user: {
+          username: sa('shop', 'reviews'),
+          extra: { 'authentication.kubernetes.io/pod-name': ['reviews-1'] },
+        },
+      },
+      { namespace: 'shop', serviceAccount: 'reviews', podName: 'reviews-1' },
+    ],
+  ];
+  for (const [title, status, want] of ok)
+    it(`accepts ${title}`, () => expect(identityFromReview(status)).to.deep.equal(want));
+
+  const denied: [string, Parameters<typeof identityFromReview>[0], RegExp][] = [
+    ['an unauthenticated token', { authenticated: false, error: 'token expired' }, /token expired/],
+    [
+      'another audience',
+      { authenticated: true, audiences: ['api'], user: { username: sa('a', 'b') } },
+      /audience weft-ca/,
+    ],
+    [
+      'a user that is not a service account',
+      { authenticated: true, user: { username: 'alice' } },
+      /not a service account/,
+    ],
+    [
+      'a malformed service account name',
+      { authenticated: true, user: { username: 'system:serviceaccount:a' } },
+      /not a service account/,
+    ],
+  ];
+  for (const [title, status, re] of denied) {
+    it(`refuses ${title} with WEFT_UNAUTHENTICATED`, () => {
+      expect(code(() => identityFromReview(status))).to.equal('WEFT_UNAUTHENTICATED');
+      expect(message(() => identityFromReview(status))).to.match(re);
+    });
+  }
+
+  const headers: [string | undefined, string][] = [
+    ['Bearer abc.def.ghi', 'abc.def.ghi'],
+    ['bearer   x ', 'x'],
+    ['Basic abc', ''],
+    ['Bearer', ''],
+    [undefined, ''],
+  ];
+  for (const [h, want] of headers)
+    it(`bearerToken(${String(h)})`, () => expect(bearerToken(h)).to.equal(want));
+
+  it('reads a JWT exp; anything else has none', () => {
+    const jwt = (payload: object): string =>
+      `h.${Buffer.from(JSON.stringify(payload)).toString('base64url')}.s`;
+    expect(tokenExpiryMs(jwt({ exp: 1700000000 }))).to.equal(1700000000_000);
+    expect(tokenExpiryMs(jwt({}))).to.equal(undefined);
+    expect(tokenExpiryMs('opaque')).to.equal(undefined);
+    expect(tokenExpiryMs('a.!!!.c')).to.equal(undefined);
+  });
+});
+
+describe('weftd auth: review cache', () => {
+  const id: Identity = { namespace: 'a', serviceAccount: 'b' };
+
+  it('reviews a token once within the TTL, again after it; refusals are not cached', async () => {
+    let now = 0;
+    let calls = 0;
+    let refuse = false;
+    const auth = cachedAuthenticator(
+      async (t) => {
+        calls++;
+        if (refuse || t === 'bad') throw new Error('denied');
+        return id;
+      },
+      { ttlMs: 1000, now: () => now },
+    );
+    expect(await auth('t')).to.deep.equal({ identity: id, cached: false });
+    expect(await auth('t')).to.deep.equal({ identity: id, cached: true });
+    expect(calls).to.equal(1);
+    now = 1001;
+    expect((await auth('t')).cached).to.equal(false);
+    expect(calls).to.equal(2);
+    for (let i = 0; i < 2; i++) await auth('bad').catch(() => undefined);
+    expect(calls).to.equal(4);
+    refuse = true;
+    expect((await auth('t')).cached, 'still cached while within the TTL').to.equal(true);
+  });
+
+  it('never keeps a review past the token expiry', async () => {
+    let now = 1_000_000;
+    let calls = 0;
+    const auth = cachedAuthenticator(
+      async () => {
+        calls++;
+        return id;
+      },
+      { ttlMs: 60_000, now: () => now },
+    );
+    const token = `h.${Buffer.from(JSON.stringify({ exp: 1001 })).toString('base64url')}.s`; // expires at 1_001_000 ms
+    await auth(token);
+    now = 1_000_500;
+    expect((await auth(token)).cached).to.equal(true);
+    now = 1_001_000;
+    expect((await auth(token)).cached).to.equal(false);
+    expect(calls).to.equal(2);
+  });
+});
+
+describe('weftd authorize', () => {
+  const req = { kind: 'sidecar' as const, namespace: 'shop', pod: 'reviews-1' };
+  const cases: [string, Identity, ErrorCode | undefined][] = [
+    ['same namespace, unbound token', { namespace: 'shop', serviceAccount: 'r' }, undefined],
+    [
+      'same namespace, token bound to this pod',
+      { namespace: 'shop', serviceAccount: 'r', podName: 'reviews-1' },
+      undefined,
+    ],
+    ['another namespace', { namespace: 'blog', serviceAccount: 'r' }, 'WEFT_FORBIDDEN'],
+    [
+      'token bound to another pod',
+      { namespace: 'shop', serviceAccount: 'r', podName: 'reviews-2' },
+      'WEFT_FORBIDDEN',
+    ],
+  ];
+  for (const [title, id, want] of cases)
+    it(title, () => expect(code(() => authorize(id, req))).to.equal(want));
+});
+
+describe('weftd push debouncer', () => {
+  /** Timers fire only when the test advances the clock. */
+  class ManualClock implements DebounceClock {
+    t = 0;
+    private timers = new Map<number, { at: number; fn: () => void }>();
+    private id = 0;
+    now = (): number => this.t;
+    setTimer = (fn: () => void, ms: number): unknown => {
+      this.timers.set(++this.id, { at: this.t + ms, fn });
+      return this.id;
+    };
+    clearTimer = (h: unknown): void => void this.timers.delete(h as number);
+    advance(ms: number): void {
+      const end = this.t + ms;
+      for (;;) {
+        const due = [...this.timers.entries()]
+          .filter(([, v]) => v.at <= end)
+          .sort((a, b) => a[1].at - b[1].at)[0];
+        if (!due) break;
+        this.timers.delete(due[0]);
+        this.t = due[1].at;
+        due[1].fn();
+      }
+      this.t = end;
+    }
+  }
+
+  function setup(afterMs = 100, maxMs = 1000) {
+    const clock = new ManualClock();
+    const fired: number[] = [];
+    const d = new Debouncer((first) => fired.push(first), { afterMs, maxMs }, clock);
+    return { clock, fired, d };
+  }
+
+  it('fires once, afterMs after the last change of a burst, with the burst start', () => {
+    const { clock, fired, d } = setup();
+    d.trigger();
+    clock.advance(50);
+    d.trigger();
+    clock.advance(99);
+    expect(fired).to.deep.equal([]);
+    clock.advance(1);
+    expect(fired).to.deep.equal([0]);
+    expect(d.pending).to.equal(false);
+  });
+
+  it('fires by maxMs after the first change when changes never stop', () => {
+    const { clock, fired, d } = setup(100, 300);
+    for (let i = 0; i < 10; i++) {
+      d.trigger();
+      clock.advance(50);
+    }
+    // without the cap nothing would have fired yet: a change came every 50 ms
+    expect(fired).to.deep.equal([0]);
+    clock.advance(100);
+    expect(fired, 'the second burst began at 300').to.deep.equal([0, 300]);
+  });
+
+  it('a stopped debouncer never fires', () => {
+    const { clock, fired, d } = setup();
+    d.trigger();
+    d.stop();
+    d.trigger();
+    clock.advance(10_000);
+    expect(fired).to.deep.equal([]);
+  });
+});
+
+describe('weftd pod changes and workloads', () => {
+  const podObj = (labels: Record<string, string>, ip?: string, phase = 'Pending'): KubeObject => ({
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name: 'p', namespace: 'n', labels },
+    status: { phase, ...(ip ? { podIP: ip } : {}) },
+  });
+  const cases: [string, Parameters<typeof podChangeMatters>, boolean][] = [
+    ['an add', ['add', podObj({})], true],
+    ['a delete', ['delete', podObj({})], true],
+    [
+      'a status-only update',
+      ['update', podObj({ a: '1' }, '10.0.0.1', 'Running'), podObj({ a: '1' }, '10.0.0.1')],
+      false,
+    ],
+    ['a label change', ['update', podObj({ a: '2' }), podObj({ a: '1' })], true],
+    ['an IP assigned', ['update', podObj({}, '10.0.0.1'), podObj({})], true],
+  ];
+  for (const [title, args, want] of cases)
+    it(`${title} ${want ? 'matters' : 'does not matter'}`, () =>
+      expect(podChangeMatters(...args)).to.equal(want));
+
+  const names: [string, Parameters<typeof workloadName>[0], string][] = [
+    [
+      'a ReplicaSet pod → its Deployment',
+      {
+        name: 'reviews-v1-7d9f8b6c5-x2x9q',
+        generateName: 'reviews-v1-7d9f8b6c5-',
+        labels: { 'pod-template-hash': '7d9f8b6c5' },
+      },
+      'reviews-v1',
+    ],
+    [
+      'a DaemonSet or Job pod → its owner',
+      { name: 'agent-abcde', generateName: 'agent-', labels: {} },
+      'agent',
+    ],
+    ['a bare pod → its name', { name: 'debug', labels: {} }, 'debug'],
+  ];
+  for (const [title, pod, want] of names)
+    it(`workloadName: ${title}`, () => expect(workloadName(pod)).to.equal(want));
+
+  it('telemetry carries the workload and the mesh access-log setting', () => {
+    expect(
+      telemetryFor(
+        { name: 'r-1', namespace: 'shop', labels: { app: 'reviews', version: 'v2' } },
+        { ...DEFAULT_MESH, telemetry: { ...DEFAULT_MESH.telemetry, accessLog: false } },
+      ),
+    ).to.deep.equal({
+      accessLog: false,
+      workload: { name: 'r-1', namespace: 'shop', app: 'reviews', version: 'v2' },
+    });
+  });
+});
