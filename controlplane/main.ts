@@ -4,8 +4,9 @@
  * controlplane/main.ts ...`. `--help` lists the flags (controlplane/flags.ts). Exits 1 with a
  * coded message on bad flags or unreadable files; SIGTERM ends the proxies' streams and exits 0.
  */
+import { realpathSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 import { KubeConfig } from '@kubernetes/client-node';
 import { errorMessage } from '../pkg/errors/index.js';
 import { KubeClient } from '../pkg/kube/client.js';
@@ -52,8 +53,18 @@ export async function main(argv: string[]): Promise<void> {
   process.once('SIGINT', () => shutdown('SIGINT'));
 }
 
-const entry = process.argv[1];
-if (entry !== undefined && import.meta.url === pathToFileURL(resolve(entry)).href) {
+/** Run when started as the main module (node, tsx, or the image entry point, which sets argv[1]). */
+function isMain(): boolean {
+  const entry = process.argv[1];
+  if (entry === undefined) return false;
+  try {
+    return realpathSync(fileURLToPath(import.meta.url)) === realpathSync(resolve(entry));
+  } catch {
+    return false;
+  }
+}
+
+if (isMain()) {
   main(process.argv.slice(2)).catch((err: unknown) => {
     process.stderr.write(`weftd: ${errorMessage(err)}\n`);
     process.exit(1);
