@@ -93,6 +93,8 @@ export function startRootCertPublisher(opts: RootCertPublisherOptions): RootCert
   const failures = new Map<string, number>();
   const retryTimers = new Map<string, NodeJS.Timeout>();
   let stopped = false;
+  /** Work waits until both caches are full, so a restart does not rewrite up-to-date ConfigMaps. */
+  let cachesSynced = false;
 
   function enqueue(ns: string): void {
     if (stopped || retryTimers.has(ns)) return; // a scheduled retry will pick it up
@@ -105,7 +107,7 @@ export function startRootCertPublisher(opts: RootCertPublisherOptions): RootCert
   }
 
   function pump(): void {
-    while (!stopped && inFlight.size < concurrency) {
+    while (!stopped && cachesSynced && inFlight.size < concurrency) {
       const ns = [...pending].find((n) => !inFlight.has(n));
       if (ns === undefined) return;
       pending.delete(ns);
@@ -160,7 +162,10 @@ export function startRootCertPublisher(opts: RootCertPublisherOptions): RootCert
   const unsubscribe = opts.ca.onRootChange(() => enqueueAll());
   namespaces.start();
   configMaps.start();
-  const synced = Promise.all([namespaces.hasSynced, configMaps.hasSynced]).then(() => enqueueAll());
+  const synced = Promise.all([namespaces.hasSynced, configMaps.hasSynced]).then(() => {
+    cachesSynced = true;
+    enqueueAll();
+  });
 
   return {
     synced,
