@@ -150,8 +150,6 @@ function meshConfig(mesh: string, spec: EffectiveSpec): KubeObject {
     trustDomain: spec.trustDomain,
     mtls: { mode: spec.mtlsMode },
     workloadCertTTL: spec.certificates.workloadCertTTL,
-    // Where weftd's workload CA reads its signing key (controlplane/ca.ts).
-    caSecret: caSecretOf(spec),
     telemetry: spec.telemetry,
   };
   return {
@@ -179,7 +177,13 @@ function controlPlane(mesh: string, spec: EffectiveSpec): KubeObject[] {
       component: 'control-plane',
       image: cp.image,
       replicas: cp.replicas,
-      args: ['weftd', '--config=/etc/weft/config/mesh.yaml', '--tls-dir=/etc/weft/tls'],
+      args: [
+        'weftd',
+        '--config=/etc/weft/config/mesh.yaml',
+        '--tls-dir=/etc/weft/tls',
+        // Where the workload CA reads its signing key; the Role weftd-ca grants exactly this Secret.
+        `--ca-secret=${caSecretOf(spec).namespace}/${caSecretOf(spec).name}`,
+      ],
       ports: [
         { name: 'grpc-xds', containerPort: 15012 },
         { name: 'http-monitoring', containerPort: 15014 },

@@ -6,7 +6,6 @@
 import { expect } from 'chai';
 import type { V1Container, V1PodSpec } from '@kubernetes/client-node';
 import type { Mesh, MeshSpec } from '../../../pkg/api/mesh.js';
-import { parse } from 'yaml';
 import { injectTemplate, type PodTemplate } from '../../../pkg/inject/inject.js';
 import { DEFAULT_INJECTION_SETTINGS } from '../../../pkg/inject/settings.js';
 import { caRootVolume, tokenVolume } from '../../../pkg/inject/templates.js';
@@ -85,31 +84,20 @@ describe('render: weftd CA permissions and the proxies that use the CA', () => {
     ]);
   });
 
-  it("with caSecretRef, the Role and the mesh config name the user's Secret instead", () => {
+  const weftdArgs = (o: KubeObject[]): string[] =>
+    podSpec(find(o, 'Deployment', 'weftd')).containers[0]!.args ?? [];
+
+  it("with caSecretRef, the Role and weftd's --ca-secret name the user's Secret instead", () => {
     const user = render(mesh({ certificates: { caSecretRef: { name: 'corp-ca', namespace: 'pki' } } }));
     const role = find(user, 'Role', 'weftd-ca');
     expect(role.metadata.namespace).to.equal('pki');
     expect(rulesOf(role)[0]?.resourceNames).to.deep.equal(['corp-ca']);
     expect(find(user, 'RoleBinding', 'weftd-ca').metadata.namespace).to.equal('pki');
-    const cfg = parse(
-      (find(user, 'ConfigMap', 'weft-mesh-config') as unknown as { data: Record<string, string> }).data[
-        'mesh.yaml'
-      ]!,
-    ) as {
-      caSecret: unknown;
-    };
-    expect(cfg.caSecret).to.deep.equal({ namespace: 'pki', name: 'corp-ca' });
+    expect(weftdArgs(user)).to.include('--ca-secret=pki/corp-ca');
   });
 
-  it('the mesh config tells weftd where the default CA Secret is', () => {
-    const cfg = parse(
-      (find(objs, 'ConfigMap', 'weft-mesh-config') as unknown as { data: Record<string, string> }).data[
-        'mesh.yaml'
-      ]!,
-    ) as {
-      caSecret: unknown;
-    };
-    expect(cfg.caSecret).to.deep.equal({ namespace: 'weft-system', name: 'weft-root-ca' });
+  it('weftd is told the default CA Secret, the one its Role grants', () => {
+    expect(weftdArgs(objs)).to.include('--ca-secret=weft-system/weft-root-ca');
   });
 
   describe('a gateway Deployment', () => {
