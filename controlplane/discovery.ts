@@ -243,7 +243,7 @@ export class DiscoveryService {
       return;
     }
     if (generated.version === info.version) return;
-    const ok = this.write(conn, { type: 'config', version: generated.version, config: generated.config });
+    const ok = this.writeLine(conn, generated.encode(), false);
     metrics.pushes.inc({ type: ok ? 'config' : 'config_senderr' });
     if (!ok) return;
     info.version = generated.version;
@@ -255,11 +255,14 @@ export class DiscoveryService {
 
   /** Writes a message, or keeps it as the backlog while the socket drains; false when the stream is gone. */
   private write(conn: Connection, msg: DiscoveryMessage): boolean {
+    return this.writeLine(conn, encodeMessage(msg), msg.type === 'ping');
+  }
+
+  private writeLine(conn: Connection, line: string, isPing: boolean): boolean {
     const { res } = conn;
     if (res.destroyed || res.writableEnded) return false;
-    const line = encodeMessage(msg);
     if (conn.blocked) {
-      if (msg.type !== 'ping') conn.backlog = line;
+      if (!isPing) conn.backlog = line;
       return true;
     }
     if (!res.write(line)) {

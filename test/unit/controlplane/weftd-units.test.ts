@@ -10,11 +10,14 @@ import {
   tokenExpiryMs,
   type Identity,
 } from '../../../controlplane/auth.js';
-import { telemetryFor, workloadName } from '../../../controlplane/configgen.js';
+import { ConfigGenerator, telemetryFor, workloadName } from '../../../controlplane/configgen.js';
 import { Debouncer, type DebounceClock } from '../../../controlplane/debounce.js';
 import { authorize } from '../../../controlplane/discovery.js';
 import { DEFAULT_MESH, parseFlags, parseMeshSettings } from '../../../controlplane/flags.js';
-import { podChangeMatters } from '../../../controlplane/registry.js';
+import { podChangeMatters, type PodInfo, type Snapshot } from '../../../controlplane/registry.js';
+import { encodeMessage } from '../../../pkg/discovery/protocol.js';
+import { createLogger } from '../../../pkg/log/index.js';
+import { servicesFromKube } from '../../../pkg/translate/kube.js';
 import { isWeftError, type ErrorCode } from '../../../pkg/errors/index.js';
 import type { KubeObject } from '../../../pkg/kube/types.js';
 
@@ -400,5 +403,63 @@ describe('weftd pod changes and workloads', () => {
       accessLog: false,
       workload: { name: 'r-1', namespace: 'shop', app: 'reviews', version: 'v2' },
     });
+  });
+});
+
+describe('weftd config generation', () => {
+  const services = servicesFromKube(
+    [
+      {
+        metadata: { name: 'reviews', namespace: 'shop' },
+        spec: { clusterIP: '10.0.0.7', ports: [{ name: 'http', port: 9080 }] },
+      },
+    ],
+    [],
+    [],
+  );
+  const snapshot = (generation: number): Snapshot => ({
+    generation,
+    services,
+    virtualServices: [],
+    destinationRules: [],
+    serviceEntries: [],
+    gateways: [],
+  });
+  const gen = (): ConfigGenerator =>
+    new ConfigGenerator({
+      domainSuffix: 'cluster.local',
+      mesh: DEFAULT_MESH,
+      log: createLogger('t', { silent: true }),
+    });
+  const pod = (name: string, labels: Record<string, string> = { app: 'a' }): PodInfo => ({
+    name,
+    namespace: 'shop',
+    labels,
+  });
+
+  it('the spliced line is the same message encodeMessage writes', () => {
+    const g = gen().forProxy(snapshot(1), 'sidecar', pod('a-1'));
+    expect(JSON.parse(g.encode())).to.deep.equal(
+      JSON.parse(encodeMessage({ type: 'config', version: g.version, config: g.config })),
+    );
+    expect(g.encode().endsWith('}\n')).to.equal(true);
+    expect(g.config.listeners[0]).to.deep.include({ name: 'outbound', address: '0.0.0.0', port: 15001 });
+  });
+
+  it('versions: same for pods of one workload, different for another workload, stable across generations with equal content', () => {
+    const g = gen();
+    const a1 = g.forProxy(snapshot(1), 'sidecar', pod('a-1'));
+    expect(g.forProxy(snapshot(1), 'sidecar', pod('a-1')).version).to.equal(a1.version);
+    expect(g.forProxy(snapshot(1), 'sidecar', pod('b-1', { app: 'b' })).version).to.not.equal(a1.version);
+    expect(
+      g.forProxy(snapshot(2), 'sidecar', pod('a-1')).version,
+      'a new generation with the same content',
+    ).to.equal(a1.version);
+  });
+
+  it('a gateway pod no Gateway selects gets an empty config whose line round-trips', () => {
+    const g = gen().forProxy(snapshot(1), 'gateway', pod('gw-1'));
+    expect(g.config.listeners).to.deep.equal([]);
+    expect(JSON.parse(g.encode())).to.deep.equal({ type: 'config', version: g.version, config: g.config });
   });
 });
