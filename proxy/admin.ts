@@ -40,6 +40,8 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
 
 function readiness(p: ProxyServer): [number, string] {
   if (p.draining) return [503, 'DRAINING\n'];
+  const notReady = p.opts.readinessGate?.() ?? null;
+  if (notReady !== null) return [503, `NOT_READY: ${notReady}\n`];
   if (p.current === null) return [503, 'NOT_READY: no config applied yet\n'];
   return [200, 'LIVE\n'];
 }
@@ -114,6 +116,7 @@ export async function handleAdmin(
       const [code, text] = readiness(p);
       return send(res, code, text);
     }
+    if (p.opts.healthRoutes?.(req, res)) return;
     return send(res, 404, 'not found: try /healthz/ready\n');
   }
   if (path === '/stats/prometheus' || path === '/metrics') {

@@ -14,6 +14,8 @@ import { childMain, LOAD_SUBCOMMAND, loadConfigInChild } from './config/child.js
 import { watchFile } from './config/watch.js';
 import type { ProxyConfig } from '../pkg/proxyconfig/types.js';
 import { runInit } from './init/run.js';
+import { runAgent } from './sidecar/agent.js';
+import { runWait } from './wait.js';
 
 const USAGE = `usage: weft-proxy init|sidecar|gateway|wait ... (docs/proxy-modes.md), or
        weft-proxy run --config FILE [--listen HOST:PORT] [--admin-port N] [--metrics-port N]
@@ -126,6 +128,8 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   }
   if (argv[0] === 'init') return runInit(argv.slice(1));
+  if (argv[0] === 'sidecar' || argv[0] === 'gateway') return runAgent(argv[0], argv.slice(1));
+  if (argv[0] === 'wait') return runWait(argv.slice(1));
   const log = createLogger('proxy');
   let args: CliArgs;
   try {

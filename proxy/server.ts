@@ -50,7 +50,20 @@ export interface ProxyOptions {
   idleTimeoutMs?: number;
   /** Called after /quitquitquit or a finished drain-and-exit; default process.exit(0). */
   onExit?: () => void;
+  /** Bind address per aux server (default `adminAddress` for all); pods expose health and metrics. */
+  auxAddresses?: Partial<Record<AuxRole, string>>;
+  /**
+   * Listeners the proxy compiles and serves but does not bind: their connections are handed in
+   * by a capture listener (the sidecar's 15001) through `handOff`.
+   */
+  unbound?: (l: CompiledListener) => boolean;
+  /** Extra readiness condition: a reason while not ready, null when ready. */
+  readinessGate?: () => string | null;
+  /** Extra health-port routes (the sidecar's /app-health/...); returns false when not its path. */
+  healthRoutes?: (req: IncomingMessage, res: ServerResponse) => boolean;
 }
+
+export type AuxRole = 'admin' | 'metrics' | 'health';
 
 interface LiveListener {
   key: string;
@@ -58,6 +71,8 @@ interface LiveListener {
   server: net.Server;
   compiled: CompiledListener;
   sockets: Set<net.Socket>;
+  /** false: served through handOff only (ProxyOptions.unbound). */
+  bound: boolean;
 }
 
 const DEFAULT_DRAIN_MS = 5000;
@@ -183,6 +198,7 @@ export class ProxyServer {
       server: null as unknown as net.Server,
       compiled: l,
       sockets: new Set(),
+      bound: !(this.opts.unbound?.(l) ?? false),
     };
     live.server =
       l.protocol === 'HTTP' ? this.httpServer(live) : net.createServer((s) => this.onTcp(live, s));
@@ -190,6 +206,10 @@ export class ProxyServer {
       live.sockets.add(s);
       s.once('close', () => live.sockets.delete(s));
     });
+    if (!live.bound) {
+      this.log.info('Serving listener through capture', { listener: l.name, protocol: l.protocol });
+      return live;
+    }
     await listen(live.server, l.port, l.address);
     this.log.info('Listening', {
       listener: l.name,
@@ -267,8 +287,25 @@ export class ProxyServer {
     pipeTcp(socket, l, this.log);
   }
 
+  /** The HTTP listener served through `handOff` (the sidecar's outbound), if the config has one. */
+  unboundHttp(): CompiledHttpListener | null {
+    for (const l of this.listeners.values())
+      if (!l.bound && l.compiled.protocol === 'HTTP') return l.compiled;
+    return null;
+  }
+
+  /** Serves a connection accepted elsewhere on the unbound HTTP listener; false if there is none. */
+  handOff(socket: net.Socket): boolean {
+    for (const l of this.listeners.values())
+      if (!l.bound && l.compiled.protocol === 'HTTP') {
+        l.server.emit('connection', socket);
+        return true;
+      }
+    return false;
+  }
+
   private closeListener(live: LiveListener): void {
-    live.server.close();
+    if (live.bound) live.server.close();
     if (live.server instanceof http.Server) live.server.closeIdleConnections();
   }
 
@@ -276,7 +313,7 @@ export class ProxyServer {
   async startAux(): Promise<void> {
     const o = this.opts;
     const addr = o.adminAddress ?? '127.0.0.1';
-    const specs: [string, number | null | undefined, number][] = [
+    const specs: [AuxRole, number | null | undefined, number][] = [
       ['admin', o.adminPort, 15000],
       ['metrics', o.metricsPort, 15090],
       ['health', o.healthPort, 15021],
@@ -284,12 +321,12 @@ export class ProxyServer {
     for (const [name, port, dflt] of specs) {
       if (port === null) continue;
       const s = http.createServer((req, res) => {
-        handleAdmin(this, name as 'admin' | 'metrics' | 'health', req, res).catch((err: unknown) => {
+        handleAdmin(this, name, req, res).catch((err: unknown) => {
           if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
           res.end(`${errorMessage(err)}\n`);
         });
       });
-      await listen(s, port ?? dflt, addr);
+      await listen(s, port ?? dflt, o.auxAddresses?.[name] ?? addr);
       this.aux.push(s);
       this.auxPorts[name] = (s.address() as net.AddressInfo).port;
     }
@@ -297,7 +334,8 @@ export class ProxyServer {
 
   ports(): Record<string, number> {
     const out: Record<string, number> = { ...this.auxPorts };
-    for (const l of this.listeners.values()) out[l.name] = (l.server.address() as net.AddressInfo).port;
+    for (const l of this.listeners.values())
+      if (l.bound) out[l.name] = (l.server.address() as net.AddressInfo).port;
     return out;
   }
 
@@ -330,7 +368,7 @@ export class ProxyServer {
       await new Promise((r) => setTimeout(r, 50));
     }
     for (const l of this.listeners.values()) {
-      l.server.close();
+      if (l.bound) l.server.close();
       if (l.server instanceof http.Server) l.server.closeAllConnections();
       for (const sock of l.sockets) sock.destroy();
     }

@@ -1,0 +1,206 @@
+/**
+ * The proxy's side of the discovery stream (contract: pkg/discovery/protocol.ts). Connects to
+ * weftd over TLS verified against the mesh root (re-read on every connect, so a rotated root is
+ * picked up), presents the projected token (also re-read on every connect: the kubelet rotates
+ * it), and hands every config message to `onConfig`, which compiles and swaps it in. A config
+ * that fails to apply is rejected there; the stream stays up and the last good config stays in
+ * force. A broken stream, an HTTP error (e.g. 401 for a bad token), or 3× the ping interval of
+ * silence ends the connection; the client reconnects with exponential backoff and full jitter
+ * (pkg/kube/backoff.ts), reset once a connection delivered a config.
+ */
+import https from 'node:https';
+import { readFileSync } from 'node:fs';
+import type { IncomingMessage } from 'node:http';
+import {
+  MessageDecoder,
+  PING_INTERVAL_MS,
+  discoveryQuery,
+  type DiscoveryMessage,
+  type DiscoveryRequest,
+} from '../../pkg/discovery/protocol.js';
+import type { ProxyConfig } from '../../pkg/proxyconfig/types.js';
+import { backoffDelay, sleep, type BackoffPolicy } from '../../pkg/kube/backoff.js';
+import { errorMessage } from '../../pkg/errors/index.js';
+import type { Logger } from '../../pkg/log/index.js';
+
+export interface DiscoveryClientOptions {
+  /** host:port of weftd (WEFT_DISCOVERY_ADDRESS). */
+  address: string;
+  caRootPath: string;
+  tokenPath: string;
+  request: DiscoveryRequest;
+  log: Logger;
+  /** Compile and swap in; throw to reject (the last good config stays). */
+  onConfig: (config: ProxyConfig, version: string) => Promise<void>;
+  pingIntervalMs?: number;
+  backoff?: BackoffPolicy;
+  random?: () => number;
+}
+
+/** Reconnect delays: 0.5 s doubling to 30 s, half of it random so a fleet does not reconnect in step. */
+export const DISCOVERY_BACKOFF: BackoffPolicy = { baseMs: 500, maxMs: 30_000, jitter: 0.5 };
+
+/** Splits `host:port` / `[v6]:port`; the host is also the TLS server name. */
+export function parseAddress(address: string): { host: string; port: number } {
+  const m = /^\[([^\]]+)\]:(\d+)$/.exec(address) ?? /^([^:]+):(\d+)$/.exec(address);
+  const port = Number(m?.[2]);
+  if (!m || !Number.isInteger(port) || port < 1 || port > 65535)
+    throw new Error(`discovery address must be host:port, got ${JSON.stringify(address)}`);
+  return { host: m[1]!, port };
+}
+
+/** What one connection ended with, for the log and readiness. */
+export type StreamEnd =
+  | { kind: 'http-error'; status: number; body: string }
+  | { kind: 'silent'; ms: number }
+  | { kind: 'closed'; gotConfig: boolean }
+  | { kind: 'error'; message: string; gotConfig: boolean };
+
+export class DiscoveryClient {
+  /** Why the client has no live stream (null while streaming), for readiness and /config_dump. */
+  lastProblem: string | null = 'not connected yet';
+  connected = false;
+  readonly versionsApplied: string[] = [];
+  private failures = 0;
+  private stopped = false;
+  private readonly abort = new AbortController();
+  private currentReq: ReturnType<typeof https.request> | null = null;
+
+  constructor(private readonly o: DiscoveryClientOptions) {}
+
+  /** Runs until stop(); never throws. */
+  async run(): Promise<void> {
+    const policy = this.o.backoff ?? DISCOVERY_BACKOFF;
+    while (!this.stopped) {
+      const end = await this.connectOnce().catch((err: unknown): StreamEnd => ({
+        kind: 'error',
+        message: errorMessage(err),
+        gotConfig: false,
+      }));
+      this.connected = false;
+      if (this.stopped) break;
+      this.lastProblem = describeEnd(end);
+      const delivered = (end.kind === 'closed' || end.kind === 'error') && end.gotConfig;
+      this.failures = delivered ? 1 : this.failures + 1;
+      const delay = backoffDelay(this.failures, policy, this.o.random);
+      const level = end.kind === 'http-error' || this.failures > 3 ? 'error' : 'warn';
+      this.o.log.log(level, 'Discovery stream ended; reconnecting', {
+        address: this.o.address,
+        reason: this.lastProblem,
+        retryInMs: delay,
+        failures: this.failures,
+      });
+      await sleep(delay, this.abort.signal);
+    }
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.abort.abort();
+    this.currentReq?.destroy();
+  }
+
+  private connectOnce(): Promise<StreamEnd> {
+    const { host, port } = parseAddress(this.o.address);
+    const token = readFileSync(this.o.tokenPath, 'utf8').trim();
+    const ca = readFileSync(this.o.caRootPath, 'utf8');
+    return new Promise<StreamEnd>((resolve) => {
+      let settled = false;
+      const finish = (e: StreamEnd): void => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(silence);
+        req.destroy();
+        resolve(e);
+      };
+      const silentMs = 3 * (this.o.pingIntervalMs ?? PING_INTERVAL_MS);
+      let silence = setTimeout(() => finish({ kind: 'silent', ms: silentMs }), silentMs);
+      const heard = (): void => {
+        clearTimeout(silence);
+        silence = setTimeout(() => finish({ kind: 'silent', ms: silentMs }), silentMs);
+      };
+      let gotConfig = false;
+      const req = https.request({
+        host,
+        port,
+        servername: isIp(host) ? undefined : host,
+        ca,
+        path: discoveryQuery(this.o.request),
+        method: 'GET',
+        headers: { authorization: `Bearer ${token}`, accept: 'application/x-ndjson' },
+        agent: false,
+      });
+      this.currentReq = req;
+      req.on('error', (err) => finish({ kind: 'error', message: errorMessage(err), gotConfig }));
+      req.on('response', (res: IncomingMessage) => {
+        heard();
+        if (res.statusCode !== 200) {
+          let body = '';
+          res.setEncoding('utf8');
+          res.on('data', (c: string) => (body.length < 2000 ? (body += c) : undefined));
+          res.on('end', () => finish({ kind: 'http-error', status: res.statusCode ?? 0, body: body.trim() }));
+          res.on('error', () =>
+            finish({ kind: 'http-error', status: res.statusCode ?? 0, body: body.trim() }),
+          );
+          return;
+        }
+        this.connected = true;
+        this.lastProblem = null;
+        this.o.log.info('Discovery stream open', { address: this.o.address });
+        const decoder = new MessageDecoder();
+        // messages are applied one at a time, in order: a slow compile never reorders versions
+        let chain = Promise.resolve();
+        res.on('data', (chunk: Buffer) => {
+          heard();
+          let messages: DiscoveryMessage[];
+          try {
+            messages = decoder.push(chunk);
+          } catch (err) {
+            return finish({ kind: 'error', message: errorMessage(err), gotConfig });
+          }
+          for (const m of messages)
+            chain = chain.then(async () => {
+              if (await this.handle(m)) gotConfig = true;
+            });
+        });
+        res.on('end', () => finish({ kind: 'closed', gotConfig }));
+        res.on('error', (err) => finish({ kind: 'error', message: errorMessage(err), gotConfig }));
+      });
+      req.end();
+    });
+  }
+
+  /** Applies one message; true when a config was applied. */
+  private async handle(m: DiscoveryMessage): Promise<boolean> {
+    if (m.type === 'ping') return false;
+    if (m.type === 'error') {
+      this.o.log.warn('weftd reports a problem with this proxy', { code: m.code, message: m.message });
+      return false;
+    }
+    try {
+      await this.o.onConfig(m.config, m.version);
+      this.versionsApplied.push(m.version);
+      if (this.versionsApplied.length > 20) this.versionsApplied.shift();
+      return true;
+    } catch {
+      return false; // onConfig logged and counted the rejection
+    }
+  }
+}
+
+function isIp(host: string): boolean {
+  return /^[\d.]+$/.test(host) || host.includes(':');
+}
+
+export function describeEnd(e: StreamEnd): string {
+  switch (e.kind) {
+    case 'http-error':
+      return `weftd answered HTTP ${e.status}${e.body ? `: ${e.body}` : ''}`;
+    case 'silent':
+      return `no message from weftd for ${e.ms} ms (3 ping intervals): treated as a dead stream`;
+    case 'closed':
+      return 'weftd closed the stream';
+    case 'error':
+      return e.message;
+  }
+}

@@ -1,0 +1,291 @@
+/**
+ * `proxy sidecar` and `proxy gateway`: the proxy in a pod, configured by weftd.
+ *
+ * sidecar: capture listeners on 15001 (outbound) and 15006 (inbound) where iptables delivers the
+ * pod's traffic (proxy/sidecar/capture.ts); the outbound HTTP listener of the config is served
+ * through the 15001 capture instead of being bound itself. gateway: binds whatever listeners its
+ * config has. Both: health on 15021 (`/healthz/ready`, `/app-health/...`), Prometheus on 15090,
+ * admin on 127.0.0.1:15000, config from the discovery stream (proxy/discovery/client.ts).
+ * Flags override the environment the injector / operator set.
+ */
+import net from 'node:net';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ProxyKind } from '../../pkg/discovery/protocol.js';
+import { createLogger, type Logger } from '../../pkg/log/index.js';
+import { errorMessage } from '../../pkg/errors/index.js';
+import { ProxyServer, type ProxyOptions } from '../server.js';
+import { DiscoveryClient, parseAddress } from '../discovery/client.js';
+import { loadAddon } from '../native/original_dst.js';
+import { onInbound, onOutbound, type CaptureEnv } from './capture.js';
+import { APP_HEALTH_PREFIX, parseProbers, runProbe, type Probers } from './probes.js';
+
+export const DEFAULT_CA_ROOT_PATH = '/etc/weft/ca/root-cert.pem';
+export const DEFAULT_TOKEN_PATH = '/var/run/secrets/tokens/weft-token';
+/** The port weftd gives the sidecar's outbound HTTP listener (controlplane/configgen.ts). */
+export const CONFIG_OUTBOUND_PORT = 15001;
+
+export interface AgentSettings {
+  kind: ProxyKind;
+  discoveryAddress: string;
+  caRootPath: string;
+  tokenPath: string;
+  namespace: string;
+  pod: string;
+  /** Where the app listens (INSTANCE_IP), for inbound and probes. */
+  appHost: string;
+  /** Bind address of the capture listeners, health and metrics. */
+  bind: string;
+  outboundPort: number;
+  inboundPort: number;
+  adminPort: number;
+  metricsPort: number;
+  healthPort: number;
+  drainMs: number;
+  sniffTimeoutMs: number;
+  probers: Probers;
+}
+
+export class AgentUsageError extends Error {}
+
+const USAGE = `usage: proxy sidecar|gateway [--discovery-address HOST:PORT] [--ca-root FILE] [--token FILE]
+         [--namespace NS] [--pod NAME] [--app-host IP] [--bind ADDR]
+         [--outbound-port N] [--inbound-port N] [--admin-port N] [--metrics-port N] [--health-port N]
+         [--drain-seconds N] [--sniff-timeout-ms N]
+Defaults come from the pod's env: WEFT_DISCOVERY_ADDRESS, WEFT_CA_ROOT_PATH, WEFT_TOKEN_PATH,
+POD_NAMESPACE, POD_NAME, INSTANCE_IP, ISTIO_KUBE_APP_PROBERS.`;
+
+function portFlag(v: string, flag: string): number {
+  const n = Number(v);
+  if (!/^\d+$/.test(v) || n > 65535)
+    throw new AgentUsageError(`${flag} needs a port 0-65535, got ${JSON.stringify(v)}`);
+  return n;
+}
+
+/** Flags over env over defaults (pure: unit-tested). */
+export function agentSettings(kind: ProxyKind, argv: string[], env: NodeJS.ProcessEnv): AgentSettings {
+  const flags = new Map<string, string>();
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (!a.startsWith('--')) throw new AgentUsageError(`unexpected argument ${JSON.stringify(a)}`);
+    const eq = a.indexOf('=');
+    if (eq > 0) flags.set(a.slice(0, eq), a.slice(eq + 1));
+    else {
+      const v = argv[++i];
+      if (v === undefined) throw new AgentUsageError(`${a} needs a value`);
+      flags.set(a, v);
+    }
+  }
+  const known = [
+    '--discovery-address',
+    '--ca-root',
+    '--token',
+    '--namespace',
+    '--pod',
+    '--app-host',
+    '--bind',
+    '--outbound-port',
+    '--inbound-port',
+    '--admin-port',
+    '--metrics-port',
+    '--health-port',
+    '--drain-seconds',
+    '--sniff-timeout-ms',
+  ];
+  for (const f of flags.keys())
+    if (!known.includes(f)) throw new AgentUsageError(`unknown flag ${JSON.stringify(f)}`);
+  const pick = (flag: string, envName: string | null, dflt?: string): string | undefined =>
+    flags.get(flag) ?? (envName ? env[envName] || undefined : undefined) ?? dflt;
+  const need = (flag: string, envName: string): string => {
+    const v = pick(flag, envName);
+    if (v === undefined) throw new AgentUsageError(`${flag} or ${envName} is required`);
+    return v;
+  };
+  const discoveryAddress = need('--discovery-address', 'WEFT_DISCOVERY_ADDRESS');
+  try {
+    parseAddress(discoveryAddress);
+  } catch (err) {
+    throw new AgentUsageError(errorMessage(err));
+  }
+  const drain = Number(pick('--drain-seconds', null, '5'));
+  if (!Number.isFinite(drain) || drain < 0)
+    throw new AgentUsageError('--drain-seconds needs a non-negative number');
+  const sniff = Number(pick('--sniff-timeout-ms', null, '500'));
+  if (!Number.isFinite(sniff) || sniff <= 0)
+    throw new AgentUsageError('--sniff-timeout-ms needs a positive number');
+  let probers: Probers;
+  try {
+    probers = parseProbers(env.ISTIO_KUBE_APP_PROBERS);
+  } catch (err) {
+    throw new AgentUsageError(errorMessage(err));
+  }
+  return {
+    kind,
+    discoveryAddress,
+    caRootPath: pick('--ca-root', 'WEFT_CA_ROOT_PATH', DEFAULT_CA_ROOT_PATH)!,
+    tokenPath: pick('--token', 'WEFT_TOKEN_PATH', DEFAULT_TOKEN_PATH)!,
+    namespace: need('--namespace', 'POD_NAMESPACE'),
+    pod: need('--pod', 'POD_NAME'),
+    appHost: pick('--app-host', 'INSTANCE_IP', '127.0.0.1')!,
+    bind: pick('--bind', null, '0.0.0.0')!,
+    outboundPort: portFlag(pick('--outbound-port', null, '15001')!, '--outbound-port'),
+    inboundPort: portFlag(pick('--inbound-port', null, '15006')!, '--inbound-port'),
+    adminPort: portFlag(pick('--admin-port', null, '15000')!, '--admin-port'),
+    metricsPort: portFlag(pick('--metrics-port', null, '15090')!, '--metrics-port'),
+    healthPort: portFlag(pick('--health-port', null, '15021')!, '--health-port'),
+    drainMs: drain * 1000,
+    sniffTimeoutMs: sniff,
+    probers,
+  };
+}
+
+function listen(server: net.Server, port: number, host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve((server.address() as net.AddressInfo).port);
+    });
+  });
+}
+
+function appHealth(s: AgentSettings, req: IncomingMessage, res: ServerResponse): boolean {
+  const path = (req.url ?? '/').split('?')[0]!;
+  if (!path.startsWith(APP_HEALTH_PREFIX)) return false;
+  const prober = s.probers.get(path);
+  const reply = (status: number, text: string): void => {
+    res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8' });
+    res.end(`${text}\n`);
+  };
+  if (prober === undefined) {
+    reply(
+      404,
+      `no app probe at ${path} (ISTIO_KUBE_APP_PROBERS has ${[...s.probers.keys()].join(', ') || 'none'})`,
+    );
+    return true;
+  }
+  runProbe(prober, s.appHost).then(
+    (r) => reply(r.status, r.detail),
+    (err: unknown) => reply(503, errorMessage(err)),
+  );
+  return true;
+}
+
+/** Starts the agent; resolves with a stop function once the servers are bound. */
+export async function startAgent(
+  s: AgentSettings,
+  log: Logger,
+): Promise<{ proxy: ProxyServer; stop: () => Promise<void> }> {
+  let capturesBound = s.kind === 'gateway';
+  // the readiness gate reads the client's state; the client is created once the proxy exists
+  const link: { client?: DiscoveryClient } = {};
+  const opts: ProxyOptions = {
+    logger: log,
+    adminPort: s.adminPort,
+    metricsPort: s.metricsPort,
+    healthPort: s.healthPort,
+    adminAddress: '127.0.0.1',
+    auxAddresses: { metrics: s.bind, health: s.bind },
+    drainMs: s.drainMs,
+    unbound: (l) => s.kind === 'sidecar' && l.protocol === 'HTTP' && l.port === CONFIG_OUTBOUND_PORT,
+    readinessGate: () => {
+      if (!capturesBound) return 'capture listeners are not bound yet';
+      if (proxy.current === null)
+        return `no config from weftd yet (${link.client?.lastProblem ?? 'not started'})`;
+      return null;
+    },
+    healthRoutes: (req, res) => appHealth(s, req, res),
+  };
+  const proxy = new ProxyServer(opts);
+  await proxy.startAux();
+  const captures: net.Server[] = [];
+  if (s.kind === 'sidecar') {
+    const addon = loadAddon();
+    if (addon.addon === null)
+      log.warn(
+        'Original destinations unavailable: HTTP is routed by Host, inbound uses the Host port, other traffic is refused',
+        {
+          reason: addon.reason,
+        },
+      );
+    const env: CaptureEnv = {
+      log,
+      metrics: proxy.metrics,
+      outboundHttp: () => proxy.unboundHttp(),
+      handOff: (sock) => proxy.handOff(sock),
+      appHost: s.appHost,
+      capturePorts: [s.outboundPort, s.inboundPort],
+      sniffTimeoutMs: s.sniffTimeoutMs,
+    };
+    const outbound = net.createServer({ noDelay: true }, (sock) => void onOutbound(env, sock));
+    const inbound = net.createServer({ noDelay: true }, (sock) => void onInbound(env, sock));
+    env.capturePorts = [
+      await listen(outbound, s.outboundPort, s.bind),
+      await listen(inbound, s.inboundPort, s.bind),
+    ];
+    captures.push(outbound, inbound);
+    capturesBound = true;
+  }
+  const client = (link.client = new DiscoveryClient({
+    address: s.discoveryAddress,
+    caRootPath: s.caRootPath,
+    tokenPath: s.tokenPath,
+    request: { kind: s.kind, namespace: s.namespace, pod: s.pod },
+    log,
+    onConfig: async (config) => {
+      try {
+        await proxy.apply(config);
+      } catch (err) {
+        proxy.rejected(err);
+        throw err;
+      }
+    },
+  }));
+  const running = client.run();
+  const ports: Record<string, number> = { ...proxy.ports() };
+  if (captures.length === 2) {
+    ports.outbound = (captures[0]!.address() as net.AddressInfo).port;
+    ports.inbound = (captures[1]!.address() as net.AddressInfo).port;
+  }
+  log.info('Proxy started; waiting for config from weftd', {
+    kind: s.kind,
+    discovery: s.discoveryAddress,
+    pod: `${s.namespace}/${s.pod}`,
+    ports,
+    appProbes: [...s.probers.keys()],
+  });
+  return {
+    proxy,
+    stop: async () => {
+      client.stop();
+      await proxy.shutdown();
+      for (const c of captures) c.close();
+      await running;
+    },
+  };
+}
+
+export async function runAgent(kind: ProxyKind, argv: string[]): Promise<number> {
+  let settings: AgentSettings;
+  try {
+    settings = agentSettings(kind, argv, process.env);
+  } catch (err) {
+    if (!(err instanceof AgentUsageError)) throw err;
+    process.stderr.write(`proxy ${kind}: ${err.message}\n${USAGE}\n`);
+    return 2;
+  }
+  const log = createLogger(`proxy-${kind}`);
+  let agent: Awaited<ReturnType<typeof startAgent>>;
+  try {
+    agent = await startAgent(settings, log);
+  } catch (err) {
+    log.error('Proxy failed to start', { error: errorMessage(err) });
+    return 1;
+  }
+  const stop = (signal: string): void => {
+    log.info('Received signal; draining', { signal });
+    void agent.stop().then(() => process.exit(0));
+  };
+  process.once('SIGTERM', () => stop('SIGTERM'));
+  process.once('SIGINT', () => stop('SIGINT'));
+  return 0;
+}

@@ -1,0 +1,201 @@
+/**
+ * The sidecar's capture listeners, where iptables REDIRECT delivers the pod's traffic:
+ *
+ * - outbound (15001): the first bytes decide. An HTTP/1.x request whose Host names a virtual host
+ *   of the outbound config goes to the proxy's HTTP router (routing, retries, metrics: exactly
+ *   standalone mode). Anything else — an unknown Host, TLS, a database protocol, a client that
+ *   says nothing first — is piped as TCP to the original destination (Istio's PassthroughCluster).
+ * - inbound (15006): piped to the app at <pod IP>:<original port>, from 127.0.0.6 so the capture
+ *   rules let it through.
+ *
+ * The original destination comes from the native addon (proxy/native). Without it, HTTP is still
+ * routed by Host, inbound goes to the Host header's port, and other traffic cannot be passed
+ * through (the connection is closed and counted).
+ */
+import net from 'node:net';
+import type { Logger } from '../../pkg/log/index.js';
+import { findVHost, type CompiledHttpListener } from '../compile/compile.js';
+import { originalDst, type OriginalDst } from '../native/original_dst.js';
+import type { MetricsRegistry } from '../telemetry/metrics.js';
+import { INBOUND_PASSTHROUGH_SOURCE } from '../init/rules.js';
+
+/** Bytes to look at before deciding; an HTTP request head larger than this is passed through. */
+const MAX_SNIFF_BYTES = 16 * 1024;
+const HTTP_METHOD = /^[A-Z]{3,12} /;
+const HTTP_REQUEST_LINE = /^[A-Z]{3,12} \S+ HTTP\/1\.[01]\r?\n/;
+
+export type Sniffed =
+  | { kind: 'http'; host: string | null }
+  | { kind: 'tcp' }
+  /** Not enough bytes yet to tell. */
+  | { kind: 'more' };
+
+/** Classifies the first bytes of a connection (pure: unit-tested). */
+export function sniff(buf: Buffer, final = false): Sniffed {
+  const text = buf.subarray(0, MAX_SNIFF_BYTES).toString('latin1');
+  if (!HTTP_METHOD.test(text)) {
+    if (text.length < 13 && /^[A-Z]*$/.test(text) && !final) return { kind: 'more' };
+    return { kind: 'tcp' };
+  }
+  const lineEnd = text.indexOf('\n');
+  if (lineEnd < 0) return final || text.length >= MAX_SNIFF_BYTES ? { kind: 'tcp' } : { kind: 'more' };
+  if (!HTTP_REQUEST_LINE.test(text)) return { kind: 'tcp' };
+  const headEnd = text.search(/\r?\n\r?\n/);
+  if (headEnd < 0) {
+    if (final || buf.length >= MAX_SNIFF_BYTES) return { kind: 'http', host: hostHeader(text) };
+    return { kind: 'more' };
+  }
+  return { kind: 'http', host: hostHeader(text.slice(0, headEnd)) };
+}
+
+function hostHeader(head: string): string | null {
+  const m = /\r?\nhost:[ \t]*([^\r\n]*)/i.exec(head);
+  return m ? m[1]!.trim() : null;
+}
+
+/** The port in a Host value (`reviews:9080` → 9080; none → 80). */
+export function hostPort(host: string): number {
+  const m = /:(\d+)$/.exec(host);
+  return m ? Number(m[1]) : 80;
+}
+
+/**
+ * Reads until `sniff` can decide (or `timeoutMs` passes with no decision: a server-first
+ * protocol). The bytes read are returned to be replayed.
+ */
+export function readHead(socket: net.Socket, timeoutMs: number): Promise<{ head: Buffer; verdict: Sniffed }> {
+  return new Promise((resolve) => {
+    let head = Buffer.alloc(0);
+    const done = (final: boolean): void => {
+      clearTimeout(timer);
+      socket.off('data', onData);
+      socket.off('end', onEnd);
+      socket.pause();
+      const verdict = sniff(head, final);
+      resolve({ head, verdict: verdict.kind === 'more' ? { kind: 'tcp' } : verdict });
+    };
+    const onData = (c: Buffer): void => {
+      head = Buffer.concat([head, c]);
+      if (sniff(head).kind !== 'more') done(false);
+    };
+    const onEnd = (): void => done(true);
+    const timer = setTimeout(() => done(true), timeoutMs);
+    socket.on('data', onData);
+    socket.once('end', onEnd);
+  });
+}
+
+/** Pipes `client` (with `head` already read from it) to host:port; either side closing ends both. */
+export function pipeTo(
+  client: net.Socket,
+  head: Buffer,
+  target: { host: string; port: number; localAddress?: string | undefined },
+  log: Logger,
+  what: string,
+): void {
+  const upstream = net.connect({ host: target.host, port: target.port, localAddress: target.localAddress });
+  upstream.setNoDelay(true);
+  if (head.length > 0) upstream.write(head);
+  client.pipe(upstream);
+  upstream.pipe(client);
+  client.resume();
+  let closed = false;
+  const close = (err?: Error): void => {
+    if (closed) return;
+    closed = true;
+    if (err && !upstream.readyState.startsWith('open'))
+      log.warn('Pass-through connect failed', {
+        to: `${target.host}:${target.port}`,
+        what,
+        error: err.message,
+      });
+    client.destroy();
+    upstream.destroy();
+  };
+  client.once('close', () => close());
+  upstream.once('close', () => close());
+  client.once('error', (e) => close(e));
+  upstream.once('error', (e) => close(e));
+}
+
+export interface CaptureEnv {
+  log: Logger;
+  metrics: MetricsRegistry;
+  /** The outbound HTTP listener of the config in force (null before the first config). */
+  outboundHttp: () => CompiledHttpListener | null;
+  /** Serve the socket on the HTTP router. */
+  handOff: (socket: net.Socket) => boolean;
+  /** The pod IP (INSTANCE_IP) the app listens on; 127.0.0.1 when unknown. */
+  appHost: string;
+  /** The capture ports themselves: a connection "originally" to them is not passed through. */
+  capturePorts: number[];
+  sniffTimeoutMs: number;
+  dst?: (s: net.Socket) => OriginalDst | null;
+}
+
+let warnedNoDst = false;
+
+function destination(env: CaptureEnv, socket: net.Socket): OriginalDst | null {
+  try {
+    return (env.dst ?? originalDst)(socket);
+  } catch (err) {
+    if (!warnedNoDst) env.log.warn('Cannot read original destination', { error: (err as Error).message });
+    warnedNoDst = true;
+    return null;
+  }
+}
+
+function isSelf(env: CaptureEnv, dst: OriginalDst): boolean {
+  return env.capturePorts.includes(dst.port) && (dst.address === '127.0.0.1' || dst.address === env.appHost);
+}
+
+export async function onOutbound(env: CaptureEnv, socket: net.Socket): Promise<void> {
+  socket.on('error', () => socket.destroy());
+  const dst = destination(env, socket);
+  const { head, verdict } = await readHead(socket, env.sniffTimeoutMs);
+  const l = env.outboundHttp();
+  if (verdict.kind === 'http' && l !== null && verdict.host !== null && findVHost(l, verdict.host) !== null) {
+    socket.unshift(head);
+    if (env.handOff(socket)) {
+      socket.resume();
+      return;
+    }
+  }
+  if (dst === null || isSelf(env, dst)) {
+    if (verdict.kind === 'http' && env.handOff(socket)) {
+      // no destination to pass through to: the router answers (404 NR for an unknown host)
+      socket.unshift(head);
+      socket.resume();
+      return;
+    }
+    env.metrics.inc('weft_proxy_passthrough_refused_total');
+    env.log.warn('Outbound connection with no known destination closed', {
+      reason: dst === null ? 'original destination unknown' : 'addressed to the proxy itself',
+    });
+    socket.destroy();
+    return;
+  }
+  env.metrics.inc('weft_proxy_passthrough_connections_total');
+  pipeTo(socket, head, { host: dst.address, port: dst.port }, env.log, 'outbound passthrough');
+}
+
+export async function onInbound(env: CaptureEnv, socket: net.Socket): Promise<void> {
+  socket.on('error', () => socket.destroy());
+  const dst = destination(env, socket);
+  let head: Buffer = Buffer.alloc(0);
+  let port = dst !== null && !isSelf(env, dst) ? dst.port : null;
+  if (port === null) {
+    const r = await readHead(socket, env.sniffTimeoutMs);
+    head = r.head;
+    if (r.verdict.kind === 'http' && r.verdict.host !== null) port = hostPort(r.verdict.host);
+  }
+  if (port === null) {
+    env.metrics.inc('weft_proxy_inbound_refused_total');
+    env.log.warn('Inbound connection with no known port closed', { reason: 'original destination unknown' });
+    socket.destroy();
+    return;
+  }
+  env.metrics.inc('weft_proxy_inbound_connections_total');
+  const localAddress = net.isIPv4(env.appHost) ? INBOUND_PASSTHROUGH_SOURCE : undefined;
+  pipeTo(socket, head, { host: env.appHost, port, localAddress }, env.log, 'inbound');
+}

@@ -1,0 +1,369 @@
+/**
+ * `proxy sidecar`, `proxy gateway` and `proxy wait` as real processes, configured by a fake weftd
+ * (real TLS, the real wire protocol): first config → ready; a new version → routes change; a cut
+ * stream → keeps serving and reconnects; a bad token → stays unready with a clear log; app probes
+ * replayed; SIGTERM drains and exits 0. Loopback only (captures are reached directly, so routing
+ * is by Host; the netns test covers original destinations).
+ */
+import { expect } from 'chai';
+import { spawn, type ChildProcess } from 'node:child_process';
+import net from 'node:net';
+import path from 'node:path';
+import { PROXY_CONFIG_API_VERSION, type ProxyConfig } from '../../../pkg/proxyconfig/types.js';
+import { DiscoveryClient } from '../../../proxy/discovery/client.js';
+import { createLogger } from '../../../pkg/log/index.js';
+import { fakeWeftd, type FakeWeftd } from './fake-weftd.js';
+import { request, sleep, upstream, type Upstream } from './helpers.js';
+
+const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../..');
+
+function config(
+  version: string,
+  ups: Upstream,
+  listener: { address: string; port: number } = { address: '0.0.0.0', port: 15001 },
+): ProxyConfig {
+  return {
+    apiVersion: PROXY_CONFIG_API_VERSION,
+    kind: 'ProxyConfig',
+    version,
+    listeners: [
+      {
+        name: 'outbound',
+        protocol: 'HTTP',
+        ...listener,
+        virtualHosts: [
+          {
+            name: 'reviews',
+            domains: ['reviews', 'reviews:9080'],
+            routes: [{ action: { type: 'route', destinations: [{ cluster: 'reviews', weight: 100 }] } }],
+          },
+        ],
+      },
+    ],
+    clusters: [{ name: 'reviews', endpoints: [{ address: '127.0.0.1', port: ups.port }] }],
+    telemetry: { workload: { name: 'productpage', namespace: 'bookinfo' } },
+  };
+}
+
+interface Proc {
+  child: ChildProcess;
+  log: () => string;
+  ports: Record<string, number>;
+  exited: Promise<number>;
+}
+
+async function startProc(
+  kind: 'sidecar' | 'gateway',
+  weftd: FakeWeftd,
+  extraEnv: Record<string, string> = {},
+): Promise<Proc> {
+  const child = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      'proxy/main.ts',
+      kind,
+      '--bind',
+      '127.0.0.1',
+      ...[
+        '--outbound-port',
+        '0',
+        '--inbound-port',
+        '0',
+        '--admin-port',
+        '0',
+        '--metrics-port',
+        '0',
+        '--health-port',
+        '0',
+      ],
+      '--drain-seconds',
+      '1',
+      '--sniff-timeout-ms',
+      '300',
+    ],
+    {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: {
+        ...process.env,
+        WEFT_LOG_SILENT: '0',
+        WEFT_DISCOVERY_ADDRESS: weftd.address,
+        WEFT_CA_ROOT_PATH: weftd.rootPath,
+        WEFT_TOKEN_PATH: weftd.tokenPath,
+        POD_NAME: 'productpage-1',
+        POD_NAMESPACE: 'bookinfo',
+        INSTANCE_IP: '127.0.0.1',
+        ...extraEnv,
+      },
+    },
+  );
+  let log = '';
+  child.stderr!.on('data', (d: Buffer) => (log += d.toString()));
+  child.stdout!.on('data', (d: Buffer) => (log += d.toString()));
+  const exited = new Promise<number>((r) => child.once('exit', (code) => r(code ?? -1)));
+  for (let i = 0; i < 300; i++) {
+    const line = log.split('\n').find((l) => l.includes('"Proxy started; waiting for config from weftd"'));
+    if (line)
+      return {
+        child,
+        log: () => log,
+        ports: (JSON.parse(line) as { ports: Record<string, number> }).ports,
+        exited,
+      };
+    if (child.exitCode !== null) break;
+    await sleep(50);
+  }
+  child.kill('SIGKILL');
+  throw new Error(`proxy ${kind} did not start: ${log}`);
+}
+
+async function ready(p: Proc): Promise<{ status: number; body: string }> {
+  const r = await request(p.ports.health!, { path: '/healthz/ready' });
+  return { status: r.status, body: r.body };
+}
+
+/** Polls `check` until it returns true (semantic wait, generous bound). */
+async function until(what: string, check: () => Promise<boolean> | boolean, ms = 20_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (await check()) return;
+    await sleep(100);
+  }
+  throw new Error(`timed out waiting for: ${what}`);
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = net.createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+function runWait(args: string[]): Promise<{ code: number; out: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'proxy/main.ts', 'wait', ...args], {
+      cwd: ROOT,
+    });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    child.once('exit', (code) => resolve({ code: code ?? -1, out }));
+  });
+}
+
+describe('proxy sidecar with a fake weftd', function () {
+  this.timeout(60_000);
+  let a: Upstream;
+  let b: Upstream;
+  let weftd: FakeWeftd;
+  let p: Proc;
+  let closedPort: number;
+
+  before(async () => {
+    a = await upstream('a');
+    b = await upstream('b');
+    closedPort = await freePort();
+    weftd = await fakeWeftd(null);
+    p = await startProc('sidecar', weftd, {
+      ISTIO_KUBE_APP_PROBERS: JSON.stringify({
+        '/app-health/app/readyz': { httpGet: { path: '/healthz', port: a.port } },
+        '/app-health/app/livez': { tcpSocket: { port: closedPort }, timeoutSeconds: 2 },
+        '/app-health/app/startupz': { tcpSocket: { port: a.port } },
+      }),
+    });
+  });
+  after(async () => {
+    p?.child.kill('SIGKILL');
+    await weftd?.close();
+    await a?.close();
+    await b?.close();
+  });
+
+  it('is not ready before the first config, and says why', async () => {
+    await until('the proxy connected', () => weftd.openStreams() === 1);
+    const r = await ready(p);
+    expect(r.status).to.equal(503);
+    expect(r.body).to.contain('no config from weftd yet');
+    expect(weftd.requests[0]!.query).to.deep.equal({
+      kind: 'sidecar',
+      namespace: 'bookinfo',
+      pod: 'productpage-1',
+    });
+  });
+
+  it('proxy wait times out with the reason while the proxy is unready', async () => {
+    const r = await runWait(['--url', `http://127.0.0.1:${p.ports.health}/healthz/ready`, '--timeout', '1']);
+    expect(r.code).to.equal(1);
+    expect(r.out).to.contain('not ready after 1 s').and.to.contain('no config from weftd yet');
+  });
+
+  it('the first config makes it ready and routes outbound HTTP by Host', async () => {
+    weftd.push(config('v1', a));
+    await until('ready', async () => (await ready(p)).status === 200);
+    const r = await request(p.ports.outbound!, { headers: { host: 'reviews:9080' } });
+    expect(r.status).to.equal(200);
+    expect(r.body).to.equal('a');
+  });
+
+  it('proxy wait returns 0 once ready', async () => {
+    const r = await runWait(['--url', `http://127.0.0.1:${p.ports.health}/healthz/ready`, '--timeout', '10']);
+    expect(r.code, r.out).to.equal(0);
+  });
+
+  it('a new version changes the routes', async () => {
+    weftd.push(config('v2', b));
+    await until(
+      'routed to b',
+      async () => (await request(p.ports.outbound!, { headers: { host: 'reviews' } })).body === 'b',
+    );
+  });
+
+  it('a bad config is rejected and the last good one stays', async () => {
+    const bad = {
+      ...config('v3-bad', a),
+      listeners: [{ name: 'x', protocol: 'NOPE', port: 1 }],
+    } as unknown as ProxyConfig;
+    weftd.push(bad);
+    await until('rejection logged', () => p.log().includes('Rejected proxy config'));
+    expect((await request(p.ports.outbound!, { headers: { host: 'reviews' } })).body).to.equal('b');
+    expect((await ready(p)).status).to.equal(200);
+  });
+
+  it('an unknown host without an original destination gets 404 NR from the router', async () => {
+    const r = await request(p.ports.outbound!, { headers: { host: 'nowhere.example' } });
+    expect(r.status).to.equal(404);
+    expect(r.headers['x-weft-response-flags']).to.equal('NR');
+  });
+
+  it('inbound connections reach the app on the Host port (no original destination here)', async () => {
+    const r = await request(p.ports.inbound!, { headers: { host: `reviews:${a.port}` }, path: '/in' });
+    expect(r.status).to.equal(200);
+    expect(r.body).to.equal('a');
+    expect(a.seen.at(-1)!.url).to.equal('/in');
+  });
+
+  it('replays the app probes from ISTIO_KUBE_APP_PROBERS', async () => {
+    const readyz = await request(p.ports.health!, { path: '/app-health/app/readyz' });
+    expect(readyz.status).to.equal(200);
+    expect(a.seen.at(-1)!.url).to.equal('/healthz');
+    expect(a.seen.at(-1)!.headers['user-agent']).to.match(/^kube-probe/);
+    expect((await request(p.ports.health!, { path: '/app-health/app/startupz' })).status).to.equal(200);
+    const livez = await request(p.ports.health!, { path: '/app-health/app/livez' });
+    expect(livez.status).to.equal(503);
+    expect(livez.body).to.contain(`connect 127.0.0.1:${closedPort}`);
+    expect((await request(p.ports.health!, { path: '/app-health/other/livez' })).status).to.equal(404);
+  });
+
+  it('serves Istio metrics on the Prometheus port', async () => {
+    const r = await request(p.ports.metrics!, { path: '/stats/prometheus' });
+    expect(r.status).to.equal(200);
+    expect(r.body).to.contain('istio_requests_total{');
+    expect(r.body).to.contain('source_workload="productpage"');
+  });
+
+  it('a cut stream: keeps serving, reconnects, and takes the config again', async () => {
+    const before = weftd.requests.length;
+    weftd.cut();
+    expect((await request(p.ports.outbound!, { headers: { host: 'reviews' } })).body).to.equal('b');
+    await until('reconnected', () => weftd.requests.length > before && weftd.openStreams() === 1);
+    expect((await ready(p)).status).to.equal(200);
+    weftd.push(config('v4', a));
+    await until(
+      'routed to a again',
+      async () => (await request(p.ports.outbound!, { headers: { host: 'reviews' } })).body === 'a',
+    );
+  });
+
+  it('SIGTERM drains and exits 0', async () => {
+    p.child.kill('SIGTERM');
+    expect(await p.exited).to.equal(0);
+    expect(p.log()).to.contain('Proxy stopped');
+  });
+});
+
+describe('proxy sidecar with a bad token', function () {
+  this.timeout(60_000);
+  let weftd: FakeWeftd;
+  let p: Proc;
+  before(async () => {
+    const a = await upstream('a');
+    weftd = await fakeWeftd(config('v1', a));
+    await a.close();
+    p = await startProc('sidecar', weftd, { WEFT_TOKEN_PATH: weftd.badTokenPath });
+  });
+  after(async () => {
+    p?.child.kill('SIGKILL');
+    await weftd?.close();
+  });
+
+  it('stays unready, retries, and logs weftd’s answer', async () => {
+    await until('two attempts', () => weftd.requests.length >= 2);
+    expect(weftd.requests.every((r) => !r.authorized)).to.equal(true);
+    const r = await ready(p);
+    expect(r.status).to.equal(503);
+    expect(r.body).to.contain('HTTP 401').and.to.contain('WEFT_UNAUTHENTICATED');
+    expect(p.log()).to.contain('Discovery stream ended; reconnecting').and.to.contain('WEFT_UNAUTHENTICATED');
+  });
+});
+
+describe('proxy gateway with a fake weftd', function () {
+  this.timeout(60_000);
+  let weftd: FakeWeftd;
+  let p: Proc;
+  let a: Upstream;
+  let port: number;
+  before(async () => {
+    a = await upstream('a');
+    port = await freePort();
+    weftd = await fakeWeftd(config('g1', a, { address: '127.0.0.1', port }));
+    p = await startProc('gateway', weftd);
+  });
+  after(async () => {
+    p?.child.kill('SIGKILL');
+    await weftd?.close();
+    await a?.close();
+  });
+
+  it('asks for a gateway config, binds its listeners and becomes ready', async () => {
+    await until('ready', async () => (await ready(p)).status === 200);
+    expect(weftd.requests[0]!.query.kind).to.equal('gateway');
+    expect(p.ports.outbound).to.equal(undefined);
+    const r = await request(port, { headers: { host: 'reviews' } });
+    expect(r.body).to.equal('a');
+  });
+});
+
+describe('discovery client: a silent stream is dead', function () {
+  this.timeout(30_000);
+  it('reconnects after 3 ping intervals without a message', async () => {
+    const a = await upstream('a');
+    const weftd = await fakeWeftd(config('s1', a));
+    const applied: string[] = [];
+    const client = new DiscoveryClient({
+      address: weftd.address,
+      caRootPath: weftd.rootPath,
+      tokenPath: weftd.tokenPath,
+      request: { kind: 'sidecar', namespace: 'ns', pod: 'p' },
+      log: createLogger('test', { silent: true }),
+      onConfig: async (_c, v) => void applied.push(v),
+      pingIntervalMs: 100,
+      backoff: { baseMs: 10, maxMs: 50, jitter: 0 },
+    });
+    const running = client.run();
+    try {
+      await until('second connection', () => weftd.requests.length >= 2);
+      expect(applied[0]).to.equal('s1');
+      expect(client.lastProblem ?? '').to.satisfy((s: string) => s === '' || s.includes('dead stream'));
+    } finally {
+      client.stop();
+      await running;
+      await weftd.close();
+      await a.close();
+    }
+  });
+});
