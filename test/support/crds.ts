@@ -71,5 +71,25 @@ async function doInstall(): Promise<string[]> {
       `CRDs not Established: ${wait.stderr.trim() || wait.stdout.trim()}`,
     );
   }
+  await waitServable(names);
   return names;
+}
+
+/**
+ * Established is not yet servable: for a moment after it, a list of the new resource can answer
+ * 429 "storage is (re)initializing" while its watch cache fills. Tests list right away, so wait
+ * until one list of every resource succeeds.
+ */
+async function waitServable(names: string[]): Promise<void> {
+  const { kubectl } = testCluster();
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const get = await kubectl(['get', names.join(','), '--all-namespaces', '-o', 'name'], {
+      timeoutMs: 30_000,
+    });
+    if (get.code === 0) return;
+    if (Date.now() > deadline)
+      throw new WeftError('WEFT_CLUSTER_TIMEOUT', `CRDs Established but not servable: ${get.stderr.trim()}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
 }
