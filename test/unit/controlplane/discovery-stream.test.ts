@@ -1,0 +1,148 @@
+/**
+ * The discovery stream's flow control, without a cluster: a fake registry, a real HTTPS server
+ * on loopback and a proxy that stops reading. weftd must not queue every config for it: while
+ * the socket is backed up only the newest config waits, so once the proxy reads again it gets
+ * the latest version after far fewer messages than there were pushes.
+ */
+import { expect } from 'chai';
+import { createServer, request, type Server } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Identity } from '../../../controlplane/auth.js';
+import { ConfigGenerator } from '../../../controlplane/configgen.js';
+import { DiscoveryService } from '../../../controlplane/discovery.js';
+import { DEFAULT_MESH } from '../../../controlplane/flags.js';
+import { createWeftdMetrics } from '../../../controlplane/metrics.js';
+import type { KubeRegistry, Snapshot, TriggerType } from '../../../controlplane/registry.js';
+import { createCA, issueServing } from '../../../pkg/certs/index.js';
+import { MessageDecoder, discoveryQuery, type DiscoveryMessage } from '../../../pkg/discovery/protocol.js';
+import { createLogger } from '../../../pkg/log/index.js';
+import type { ServiceRecord } from '../../../pkg/translate/index.js';
+
+const log = createLogger('test', { silent: true });
+
+/** `n` services, each with enough endpoints that a config is a few hundred KB. */
+function services(n: number, tag: number): ServiceRecord[] {
+  return Array.from({ length: n }, (_, i) => ({
+    host: `s${i}.ns.svc.cluster.local`,
+    namespace: 'ns',
+    addresses: [`10.0.${i >> 8}.${i & 255}`],
+    ports: [{ number: 80, name: 'http', protocol: 'HTTP' }],
+    endpoints: Array.from({ length: 100 }, (_, j) => ({
+      address: `10.${tag & 255}.${i & 255}.${j}`,
+      labels: { app: `s${i}` },
+    })),
+  }));
+}
+
+class FakeRegistry implements KubeRegistry {
+  generation = 1;
+  private listeners: ((t: TriggerType) => void)[] = [];
+  private snap: Snapshot = this.make();
+  readonly hasSynced = Promise.resolve();
+  private make(): Snapshot {
+    return {
+      generation: this.generation,
+      services: services(100, this.generation),
+      virtualServices: [],
+      destinationRules: [],
+      serviceEntries: [],
+      gateways: [],
+    };
+  }
+  change(): void {
+    this.generation++;
+    this.snap = this.make();
+    for (const fn of this.listeners) fn('endpoint');
+  }
+  synced = (): boolean => true;
+  unsynced = (): never[] => [];
+  snapshot = (): Snapshot => this.snap;
+  pod = (namespace: string, name: string) => ({ namespace, name, labels: { app: 'client' } });
+  onChange(fn: (t: TriggerType) => void): void {
+    this.listeners.push(fn);
+  }
+  stop(): void {}
+}
+
+describe('weftd discovery stream: a slow proxy', function () {
+  this.timeout(60_000);
+  let server: Server;
+  let discovery: DiscoveryService;
+  let registry: FakeRegistry;
+  let caPem: string;
+
+  before(async () => {
+    const now = new Date();
+    const ca = createCA({ commonName: 'test', ttlMs: 3600_000, now });
+    const leaf = issueServing(ca, { commonName: 'weftd', dnsNames: ['weftd.test'], ttlMs: 3600_000, now });
+    caPem = ca.certPem;
+    registry = new FakeRegistry();
+    const identity: Identity = { namespace: 'ns', serviceAccount: 'sa' };
+    discovery = new DiscoveryService({
+      registry,
+      generator: new ConfigGenerator({ domainSuffix: 'cluster.local', mesh: DEFAULT_MESH, log }),
+      authenticate: async () => ({ identity, cached: false }),
+      metrics: createWeftdMetrics(false),
+      log,
+      debounce: { afterMs: 0, maxMs: 0 },
+      pingIntervalMs: 60_000,
+    });
+    server = createServer({ cert: leaf.certPem, key: leaf.keyPem }, discovery.handle);
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  });
+
+  after(async () => {
+    discovery.close();
+    server.closeAllConnections();
+    await new Promise((r) => server.close(r));
+  });
+
+  it('keeps only the newest config while the socket is backed up, and delivers it once the proxy reads', async () => {
+    const received: DiscoveryMessage[] = [];
+    const decoder = new MessageDecoder();
+    const res = await new Promise<import('node:http').IncomingMessage>((resolve, reject) => {
+      const req = request(
+        {
+          host: '127.0.0.1',
+          servername: 'weftd.test',
+          port: (server.address() as AddressInfo).port,
+          path: discoveryQuery({ kind: 'sidecar', namespace: 'ns', pod: 'client-1' }),
+          ca: caPem,
+          headers: { authorization: 'Bearer x' },
+        },
+        resolve,
+      );
+      req.on('error', reject);
+      req.end();
+    });
+    expect(res.statusCode).to.equal(200);
+    res.on('data', (chunk: Buffer) => received.push(...decoder.push(chunk)));
+    await waitFor(() => received.length > 0);
+    res.pause(); // the proxy stops reading
+
+    const pushes = 40;
+    for (let i = 0; i < pushes; i++) {
+      registry.change();
+      const before = discovery.pushCycles;
+      await waitFor(() => discovery.pushCycles > before);
+    }
+    const finalVersion = discovery.configFor('sidecar', 'ns', 'client-1')!.version;
+    res.resume();
+    await waitFor(() => received.some((m) => m.type === 'config' && m.version === finalVersion));
+    const configs = received.filter((m) => m.type === 'config');
+    expect(configs.at(-1)).to.deep.include({ version: finalVersion });
+    // 1 initial + what the socket buffers held (~5 MB on loopback: 8-9 configs of 625 KB) + the
+    // kept backlog; writing every push would deliver all 41
+    expect(configs.length, `${configs.length} configs for ${pushes} pushes`).to.be.below(pushes / 2);
+    res.destroy();
+  });
+});
+
+async function waitFor(cond: () => boolean, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await sleep(5);
+  }
+}
