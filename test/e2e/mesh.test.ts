@@ -125,7 +125,8 @@ function meshExists(): boolean {
 
 /** Counts the versions echo answered with over `n` requests from the demo client (through its sidecar). */
 function versionsSeen(n: number, header?: string): Record<string, number> {
-  const wget = `wget -qO- -T 5 ${header ? `--header '${header}' ` : ''}http://echo/version`;
+  // busybox's `wget -T` segfaults (Debian 1.35 static); busybox `timeout` bounds each request.
+  const wget = `timeout 10 wget -qO- ${header ? `--header '${header}' ` : ''}http://echo/version`;
   const script = `for i in $(seq ${n}); do ${wget} || echo failed; done`;
   const out = kubectl(
     ['exec', '-n', 'demo', 'deploy/client', '-c', 'client', '--', 'sh', '-c', script],
