@@ -57,6 +57,12 @@ export class ConfigGenerator {
 
   constructor(private readonly opts: { domainSuffix: string; mesh: MeshSettings; log: Logger }) {}
 
+  /** A reloaded mesh.yaml: only the telemetry block of configs depends on it. */
+  setMesh(mesh: MeshSettings): void {
+    this.opts.mesh = mesh;
+    this.gatewayCache = new Map();
+  }
+
   forProxy(snapshot: Snapshot, kind: ProxyKind, pod: PodInfo): GeneratedConfig {
     return kind === 'gateway' ? this.gateway(snapshot, pod) : this.sidecar(snapshot, pod);
   }

@@ -211,6 +211,12 @@ export class DiscoveryService {
     res.writeHead(200, { 'content-type': 'application/json' }).end(`${JSON.stringify(answer)}\n`);
   }
 
+  /** Something outside the registry changed (the mesh config): recompute every stream, debounced. */
+  refresh(): void {
+    this.opts.metrics.triggers.inc({ type: 'config' });
+    this.debouncer.trigger();
+  }
+
   /** What `kind` proxy of pod ns/name would get now; null when the pod is unknown. */
   configFor(kind: ProxyKind, namespace: string, pod: string): GeneratedConfig | null {
     const info = this.opts.registry.pod(namespace, pod);

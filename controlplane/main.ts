@@ -41,7 +41,14 @@ export async function main(argv: string[]): Promise<void> {
     caSecret: `${flags.caSecret.namespace}/${flags.caSecret.name}`,
     pushDebounceMs: flags.pushDebounceMs,
   });
-  const weftd = await startWeftd({ flags, mesh, kube, tls, log });
+  const weftd = await startWeftd({
+    flags,
+    mesh,
+    kube,
+    tls,
+    log,
+    ...(flags.configFile !== undefined ? { configFile: flags.configFile } : {}),
+  });
   // Machine-readable line for scripts and tests that start weftd with --port 0.
   process.stdout.write(`listening ${weftd.discoveryPort} ${weftd.monitoringPort}\n`);
   const shutdown = (signal: string): void => {

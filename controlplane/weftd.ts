@@ -4,7 +4,9 @@
  * the plain HTTP port. `startWeftd` is what main.ts runs and what integration tests start
  * in-process against a test cluster (random ports, their own TLS).
  */
+import { unwatchFile, watchFile } from 'node:fs';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
+import { errorMessage } from '../pkg/errors/index.js';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { KubeClient } from '../pkg/kube/client.js';
@@ -14,7 +16,7 @@ import { authenticate, cachedAuthenticator } from './auth.js';
 import { createCertificateAuthority, type CertificateAuthority } from './ca.js';
 import { ConfigGenerator } from './configgen.js';
 import { DiscoveryService } from './discovery.js';
-import type { MeshSettings, WeftdOptions } from './flags.js';
+import { loadMeshSettings, type MeshSettings, type WeftdOptions } from './flags.js';
 import { createWeftdMetrics, type WeftdMetrics } from './metrics.js';
 import { createMonitoringServer, type Readiness } from './monitoring.js';
 import { createKubeRegistry, type KubeRegistry } from './registry.js';
@@ -29,6 +31,10 @@ export interface StartOptions {
   kube: KubeClient;
   tls: CertReloader;
   log: Logger;
+  /** The mesh.yaml `mesh` came from: watched, and a valid change is applied without a restart. */
+  configFile?: string;
+  /** How often the config file is polled (default 2 s; tests shorten it). */
+  configPollMs?: number;
   /** Tests shorten it; proxies expect PING_INTERVAL_MS. */
   pingIntervalMs?: number;
   /** Default true. Off: no CA, no root-cert ConfigMaps (tests of discovery alone). */
@@ -57,6 +63,41 @@ function listen(server: Server | HttpsServer, port: number, host: string): Promi
       resolve((server.address() as AddressInfo).port);
     });
   });
+}
+
+/**
+ * Polls mesh.yaml (a mounted ConfigMap changes by a symlink swap, which stat follows) and hands
+ * every valid change to `apply`; a broken file keeps the previous settings. The CA was built with
+ * the trust domain and certificate TTL of the start, so changes to those wait for a restart.
+ */
+function watchMeshConfig(
+  file: string,
+  initial: MeshSettings,
+  intervalMs: number,
+  apply: (mesh: MeshSettings) => void,
+  log: Logger,
+): () => void {
+  let current = initial;
+  const reload = (): void => {
+    let next: MeshSettings;
+    try {
+      next = loadMeshSettings(file);
+    } catch (err) {
+      log.warn('Mesh config not reloaded; keeping the previous one', { error: errorMessage(err) });
+      return;
+    }
+    if (JSON.stringify(next) === JSON.stringify(current)) return;
+    if (next.trustDomain !== initial.trustDomain || next.workloadCertTtlMs !== initial.workloadCertTtlMs)
+      log.warn('trustDomain and workloadCertTTL changes take effect when weftd restarts', {
+        trustDomain: next.trustDomain,
+        workloadCertTtlMs: next.workloadCertTtlMs,
+      });
+    current = next;
+    log.info('Mesh config reloaded', { telemetry: next.telemetry, mtlsMode: next.mtlsMode });
+    apply(next);
+  };
+  watchFile(file, { interval: intervalMs, persistent: false }, reload);
+  return () => unwatchFile(file, reload);
 }
 
 function close(server: Server | HttpsServer): Promise<void> {
@@ -115,6 +156,18 @@ export async function startWeftd(opts: StartOptions): Promise<Weftd> {
     };
   };
 
+  const stopConfigWatch = opts.configFile
+    ? watchMeshConfig(
+        opts.configFile,
+        opts.mesh,
+        opts.configPollMs ?? 2000,
+        (mesh) => {
+          generator.setMesh(mesh);
+          discovery.refresh();
+        },
+        log.child({ part: 'config' }),
+      )
+    : (): void => undefined;
   const https = createHttpsServer(tlsOptions(tls.pair ?? tls.load()), discovery.handle);
   https.headersTimeout = 10_000;
   https.requestTimeout = 0; // discovery streams live for hours
@@ -138,6 +191,7 @@ export async function startWeftd(opts: StartOptions): Promise<Weftd> {
     metrics,
     readiness,
     async stop() {
+      stopConfigWatch();
       discovery.close();
       publisher?.stop();
       ca?.stop();

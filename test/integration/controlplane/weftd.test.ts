@@ -150,6 +150,7 @@ function servingCert(): { ca: KeyPairPem; dir: string } {
   writeFileSync(join(dir, 'tls.crt'), leaf.certPem);
   writeFileSync(join(dir, 'tls.key'), leaf.keyPem);
   writeFileSync(join(dir, 'ca.crt'), ca.certPem);
+  writeFileSync(join(dir, 'mesh.yaml'), 'trustDomain: cluster.local\ntelemetry:\n  accessLog: true\n');
   return { ca, dir };
 }
 
@@ -286,6 +287,8 @@ describe('weftd (in-process, real API server)', function () {
       log,
       pingIntervalMs: 300,
       defaultMetrics: false,
+      configFile: join(dir, 'mesh.yaml'),
+      configPollMs: 100,
     });
     appToken = await token(kube, ns, 'app');
   });
@@ -433,6 +436,20 @@ describe('weftd (in-process, real API server)', function () {
     expect(leaf.subjectAltName).to.contain(`spiffe://cluster.local/ns/${ns}/sa/app`);
     const refused = await postCertificate(weftd.discoveryPort, caPem, 'not-a-token', { csr: csrPem() });
     expect(refused.status).to.equal(401);
+  });
+
+  it('applies a changed mesh.yaml without a restart, and keeps the old settings when the file breaks', async () => {
+    const s = await Stream.open(weftd.discoveryPort, caPem, appToken, 'sidecar', ns, 'app-1');
+    const first = await s.nextConfig();
+    expect(first.config.telemetry?.accessLog).to.equal(true);
+    const file = join(tlsDir, 'mesh.yaml');
+    writeFileSync(file, 'telemetry: {accessLog: "maybe"}\n'); // invalid: ignored
+    await sleep(300); // three polls; nothing may arrive, and the valid change below must still apply
+    writeFileSync(file, 'trustDomain: cluster.local\ntelemetry:\n  accessLog: false\n');
+    const second = await s.nextConfig();
+    expect(second.config.telemetry?.accessLog).to.equal(false);
+    expect(second.version).to.not.equal(first.version);
+    s.end();
   });
 
   it('/metrics, /debug/config and /debug/connections answer', async () => {
