@@ -90,7 +90,8 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
 
 export function sendError(res: ServerResponse, err: unknown): void {
   const code: ErrorCode = isWeftError(err) ? err.code : 'WEFT_DISCOVERY_REQUEST_INVALID';
-  const status = isWeftError(err) ? (STATUS[err.code] ?? 500) : 500;
+  const explicit = isWeftError(err) ? err.details?.status : undefined;
+  const status = typeof explicit === 'number' ? explicit : isWeftError(err) ? (STATUS[err.code] ?? 500) : 500;
   const message = isWeftError(err) ? err.message : errorMessage(err);
   const headers: Record<string, string> = { 'content-type': 'application/json' };
   if (status === 401) headers['www-authenticate'] = 'Bearer';
@@ -141,6 +142,7 @@ export class DiscoveryService {
               new WeftError(
                 'WEFT_DISCOVERY_REQUEST_INVALID',
                 `no such endpoint: ${req.method} ${url.pathname} (GET ${DISCOVERY_PATH}, POST ${CERTIFICATES_PATH})`,
+                { details: { status: 404 } },
               ),
             );
     route.catch((err: unknown) => {

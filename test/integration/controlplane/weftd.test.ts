@@ -362,6 +362,7 @@ describe('weftd (in-process, real API server)', function () {
     expect(foreign.body).to.contain(`namespace ${ns}`);
     const none = await Stream.open(weftd.discoveryPort, caPem, '', 'sidecar', ns, 'app-1');
     expect(none.status).to.equal(401);
+    expect(JSON.parse(none.body)).to.include({ code: 'WEFT_UNAUTHENTICATED' });
     const appPod = await kube.get({ apiVersion: 'v1', kind: 'Pod', name: 'app-1', namespace: ns });
     const bound = await token(kube, ns, 'app', appPod!);
     const wrongPod = await Stream.open(weftd.discoveryPort, caPem, bound, 'sidecar', ns, 'reviews-v1');

@@ -1,6 +1,7 @@
 /**
- * The discovery stream's flow control, without a cluster: a fake registry, a real HTTPS server
- * on loopback and a proxy that stops reading. weftd must not queue every config for it: while
+ * The discovery server without a cluster (a fake registry and authenticator, a real HTTPS server
+ * on loopback): coded error answers for bad requests, and flow control for a proxy that stops
+ * reading. weftd must not queue every config for it: while
  * the socket is backed up only the newest config waits, so once the proxy reads again it gets
  * the latest version after far fewer messages than there were pushes.
  */
@@ -65,7 +66,7 @@ class FakeRegistry implements KubeRegistry {
   stop(): void {}
 }
 
-describe('weftd discovery stream: a slow proxy', function () {
+describe('weftd discovery server without a cluster', function () {
   this.timeout(60_000);
   let server: Server;
   let discovery: DiscoveryService;
@@ -97,6 +98,33 @@ describe('weftd discovery stream: a slow proxy', function () {
     server.closeAllConnections();
     await new Promise((r) => server.close(r));
   });
+
+  const errors: [string, string, string, number, string][] = [
+    ['an unknown path', 'GET', '/v2/discovery', 404, 'WEFT_DISCOVERY_REQUEST_INVALID'],
+    [
+      'the wrong method',
+      'POST',
+      '/v1/discovery?kind=sidecar&namespace=ns&pod=p',
+      404,
+      'WEFT_DISCOVERY_REQUEST_INVALID',
+    ],
+    [
+      'an unknown kind',
+      'GET',
+      '/v1/discovery?kind=waypoint&namespace=ns&pod=p',
+      400,
+      'WEFT_DISCOVERY_REQUEST_INVALID',
+    ],
+    ['no pod', 'GET', '/v1/discovery?kind=sidecar&namespace=ns', 400, 'WEFT_DISCOVERY_REQUEST_INVALID'],
+    ['a certificate request without a CA', 'POST', '/v1/certificates', 503, 'WEFT_CA_NOT_READY'],
+  ];
+  for (const [title, method, path, status, code] of errors) {
+    it(`answers ${title} with ${status} ${code}`, async () => {
+      const r = await getStatus((server.address() as AddressInfo).port, caPem, path, method);
+      expect(r.status).to.equal(status);
+      expect(JSON.parse(r.body)).to.include({ code });
+    });
+  }
 
   it('keeps only the newest config while the socket is backed up, and delivers it once the proxy reads', async () => {
     const received: DiscoveryMessage[] = [];
@@ -138,6 +166,34 @@ describe('weftd discovery stream: a slow proxy', function () {
     res.destroy();
   });
 });
+
+function getStatus(
+  port: number,
+  caPem: string,
+  path: string,
+  method = 'GET',
+): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      {
+        host: '127.0.0.1',
+        servername: 'weftd.test',
+        port,
+        path,
+        method,
+        ca: caPem,
+        headers: { authorization: 'Bearer x' },
+      },
+      (res) => {
+        let body = '';
+        res.on('data', (d: Buffer) => (body += d.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      },
+    );
+    req.on('error', reject);
+    req.end();
+  });
+}
 
 async function waitFor(cond: () => boolean, timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
