@@ -41,19 +41,23 @@ export interface FakeWeftd {
   close(): Promise<void>;
 }
 
-let certs: { root: string; cert: string; key: string } | undefined;
+const certs = new Map<string, { root: string; cert: string; key: string }>();
 
-function testCerts(): { root: string; cert: string; key: string } {
-  if (certs) return certs;
+function testCerts(names: string[]): { root: string; cert: string; key: string } {
+  const key = names.join(',');
+  const cached = certs.get(key);
+  if (cached) return cached;
   const now = new Date();
   const ca = createCA({ commonName: 'weft test mesh root', ttlMs: 3600_000, now });
-  const leaf = issueServing(ca, { commonName: 'weftd', dnsNames: ['localhost'], ttlMs: 3600_000, now });
-  certs = { root: ca.certPem, cert: leaf.certPem, key: leaf.keyPem };
-  return certs;
+  const leaf = issueServing(ca, { commonName: 'weftd', dnsNames: names, ttlMs: 3600_000, now });
+  const made = { root: ca.certPem, cert: leaf.certPem, key: leaf.keyPem };
+  certs.set(key, made);
+  return made;
 }
 
-export async function fakeWeftd(config: ProxyConfig | null): Promise<FakeWeftd> {
-  const c = testCerts();
+/** `host`: where to listen (default 127.0.0.1, reached as localhost); an IP gets an IP SAN. */
+export async function fakeWeftd(config: ProxyConfig | null, host = '127.0.0.1'): Promise<FakeWeftd> {
+  const c = testCerts(host === '127.0.0.1' ? ['localhost'] : [host]);
   const dir = mkdtempSync(path.join(tmpdir(), 'weft-fake-weftd-'));
   const rootPath = path.join(dir, 'root-cert.pem');
   const tokenPath = path.join(dir, 'token');
@@ -94,11 +98,11 @@ export async function fakeWeftd(config: ProxyConfig | null): Promise<FakeWeftd> 
     sockets.add(s);
     s.once('close', () => sockets.delete(s));
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  await new Promise<void>((r) => server.listen(0, host, r));
   const port = (server.address() as net.AddressInfo).port;
   const f: FakeWeftd = {
     port,
-    address: `localhost:${port}`,
+    address: `${host === '127.0.0.1' ? 'localhost' : host}:${port}`,
     rootPath,
     tokenPath,
     badTokenPath,

@@ -1,17 +1,35 @@
 /**
- * `proxy init` in a real network namespace: the rules land in that namespace (and only there),
- * and a TCP connection from inside to a remote address arrives at the capture port with its
- * original destination readable through the native addon. Needs root (ip netns, iptables).
+ * `proxy init` and `proxy sidecar` in a real network namespace, wired to the host by a veth pair
+ * on a private /24 the test made (no route anywhere else, so nothing can leave the machine):
+ *
+ * - the rules land in that namespace and only there, and re-running init is idempotent;
+ * - an app connection to 10.254.N.1:80 lands on :15001 with its original destination (native addon);
+ * - the proxy's uid is not captured;
+ * - a real `proxy sidecar` (uid 1337, config from a fake weftd on the host end of the veth)
+ *   passes unknown TCP through to the original destination, routes HTTP by Host, and delivers
+ *   inbound connections to the app from 127.0.0.6.
+ *
+ * Needs root (ip netns, iptables, setpriv); skipped with the reason otherwise.
  */
 import { expect } from 'chai';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomInt } from 'node:crypto';
+import { chmodSync } from 'node:fs';
 import path from 'node:path';
+import net from 'node:net';
+import http from 'node:http';
+import { PROXY_CONFIG_API_VERSION, type ProxyConfig } from '../../../pkg/proxyconfig/types.js';
+import { fakeWeftd, type FakeWeftd } from './fake-weftd.js';
+import { sleep, upstream, type Upstream } from './helpers.js';
 
 const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../..');
 const NS = `weft-init-${randomBytes(3).toString('hex')}`;
 const VETH = `wi${randomBytes(3).toString('hex')}`;
+const SUBNET = `10.254.${randomInt(0, 255)}`;
+const HOST_IP = `${SUBNET}.1`;
+const POD_IP = `${SUBNET}.2`;
 const INIT_ARGS = ['-p', '15001', '-z', '15006', '-u', '1337', '-m', 'REDIRECT', '-i', '*', '-x', ''];
+const INJECTOR_ARGS = [...INIT_ARGS, '-b', '*', '-d', '15090,15021'];
 
 function sh(cmd: string, args: string[], input?: string): { status: number; out: string; err: string } {
   const r = spawnSync(cmd, args, { encoding: 'utf8', input, cwd: ROOT });
@@ -24,20 +42,42 @@ function must(cmd: string, args: string[]): string {
   return r.out;
 }
 
-/** In the namespace, as `uid`, connect to host:port and return the first line the peer sends. */
-function connectFromNs(host: string, port: number, uid = 0): { status: number; out: string; err: string } {
-  const script = `const s=require('net').connect(${port},'${host}');let d='';s.on('data',c=>d+=c);s.on('end',()=>{process.stdout.write(d);process.exit(0)});s.on('error',e=>{process.stderr.write(e.message);process.exit(3)});setTimeout(()=>{process.stderr.write('no answer');process.exit(4)},5000)`;
+function inNs(uid: number, argv: string[]): string[] {
+  return ['netns', 'exec', NS, 'setpriv', `--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', ...argv];
+}
+
+/**
+ * In the namespace, as `uid`, send `data` to host:port and return what the peer sends back.
+ * Asynchronous: the peer may be a server in this very test process.
+ */
+function connectFromNs(
+  host: string,
+  port: number,
+  uid = 0,
+  data = '',
+): Promise<{ status: number; out: string; err: string }> {
+  const script = `const s=require('net').connect(${port},'${host}',()=>s.write(${JSON.stringify(data)}));let d='';s.on('data',c=>d+=c);s.on('end',()=>{process.stdout.write(d);process.exit(0)});s.on('error',e=>{process.stderr.write(e.message);process.exit(3)});setTimeout(()=>{process.stdout.write(d);process.stderr.write('timeout');process.exit(4)},5000)`;
+  return new Promise((resolve) => {
+    const child = spawn('ip', inNs(uid, [process.execPath, '-e', script]), { cwd: ROOT });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    child.once('exit', (code) => resolve({ status: code ?? -1, out, err }));
+  });
+}
+
+function initInNs(extra: string[]): { status: number; out: string; err: string } {
   return sh('ip', [
     'netns',
     'exec',
     NS,
-    'setpriv',
-    `--reuid=${uid}`,
-    `--regid=${uid}`,
-    '--clear-groups',
     process.execPath,
-    '-e',
-    script,
+    '--import',
+    'tsx',
+    'proxy/main.ts',
+    'init',
+    ...extra,
   ]);
 }
 
@@ -52,10 +92,39 @@ function whyNot(): string | null {
   return null;
 }
 
-describe('proxy init in a network namespace', function () {
-  this.timeout(60_000);
+/** Starts a long-running process in the namespace and resolves once it prints `marker`. */
+async function startInNs(
+  uid: number,
+  argv: string[],
+  marker: string,
+): Promise<{ child: ChildProcess; out: () => string }> {
+  const child = spawn('ip', inNs(uid, argv), { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+  for (let i = 0; i < 300 && !out.includes(marker); i++) {
+    if (child.exitCode !== null) throw new Error(`${argv.join(' ')} exited ${child.exitCode}: ${out}`);
+    await sleep(50);
+  }
+  if (!out.includes(marker)) {
+    child.kill('SIGKILL');
+    throw new Error(`${argv.join(' ')} did not print ${marker}: ${out}`);
+  }
+  return { child, out: () => out };
+}
+
+/** A plain TCP server on the host end of the veth: answers "host:<what it received>". */
+async function hostTcpServer(): Promise<{ port: number; server: net.Server }> {
+  const server = net.createServer((c) => c.once('data', (d: Buffer) => c.end(`host:${d.toString()}`)));
+  await new Promise<void>((r) => server.listen(0, HOST_IP, r));
+  return { port: (server.address() as net.AddressInfo).port, server };
+}
+
+describe('proxy init and sidecar in a network namespace', function () {
+  this.timeout(90_000);
   let hostRulesBefore = '';
-  let listener: ChildProcess | null = null;
+  const procs: ChildProcess[] = [];
+  let hostTcp: { port: number; server: net.Server } | undefined;
 
   before(async function () {
     const reason = whyNot();
@@ -68,75 +137,33 @@ describe('proxy init in a network namespace', function () {
     must('ip', ['netns', 'add', NS]);
     must('ip', ['link', 'add', VETH, 'type', 'veth', 'peer', 'name', `${VETH}p`]);
     must('ip', ['link', 'set', `${VETH}p`, 'netns', NS]);
+    must('ip', ['addr', 'add', `${HOST_IP}/24`, 'dev', VETH]);
+    must('ip', ['link', 'set', VETH, 'up']);
     for (const args of [
       ['link', 'set', 'lo', 'up'],
-      ['addr', 'add', '10.254.71.2/24', 'dev', `${VETH}p`],
+      ['addr', 'add', `${POD_IP}/24`, 'dev', `${VETH}p`],
       ['link', 'set', `${VETH}p`, 'up'],
-      ['route', 'add', 'default', 'via', '10.254.71.1'],
     ])
       must('ip', ['netns', 'exec', NS, 'ip', ...args]);
-    listener = spawn(
-      'ip',
-      [
-        'netns',
-        'exec',
-        NS,
-        process.execPath,
-        '--import',
-        'tsx',
-        'test/integration/proxy/fixtures/original-dst-listener.ts',
-        '15001',
-      ],
-      { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] },
-    );
-    await new Promise<void>((resolve, reject) => {
-      listener!.stdout!.once('data', () => resolve());
-      listener!.once('exit', (code) => reject(new Error(`listener exited ${code}`)));
-    });
+    hostTcp = await hostTcpServer();
   });
 
   after(() => {
-    listener?.kill('SIGTERM');
+    for (const p of procs) p.kill('SIGKILL');
+    hostTcp?.server.close();
     sh('ip', ['link', 'del', VETH]);
     sh('ip', ['netns', 'del', NS]);
   });
 
   it('--dry-run prints the rules and changes nothing', () => {
-    const r = sh('ip', [
-      'netns',
-      'exec',
-      NS,
-      process.execPath,
-      '--import',
-      'tsx',
-      'proxy/main.ts',
-      'init',
-      ...INIT_ARGS,
-      '-b',
-      '*',
-      '--dry-run',
-    ]);
+    const r = initInNs([...INJECTOR_ARGS, '--dry-run']);
     expect(r.status, r.err).to.equal(0);
     expect(r.out).to.contain('-A ISTIO_OUTPUT -j ISTIO_REDIRECT');
     expect(must('ip', ['netns', 'exec', NS, 'iptables-save', '-t', 'nat'])).not.to.contain('ISTIO');
   });
 
   it('installs the rules in the namespace; the host rules do not change', () => {
-    const r = sh('ip', [
-      'netns',
-      'exec',
-      NS,
-      process.execPath,
-      '--import',
-      'tsx',
-      'proxy/main.ts',
-      'init',
-      ...INIT_ARGS,
-      '-b',
-      '*',
-      '-d',
-      '15090,15021',
-    ]);
+    const r = initInNs(INJECTOR_ARGS);
     expect(r.status, r.err).to.equal(0);
     const saved = must('ip', ['netns', 'exec', NS, 'iptables-save', '-t', 'nat']);
     expect(saved).to.contain('-A OUTPUT -p tcp -j ISTIO_OUTPUT');
@@ -148,42 +175,11 @@ describe('proxy init in a network namespace', function () {
   });
 
   it('running it again keeps one jump per hook', () => {
-    const r = sh('ip', [
-      'netns',
-      'exec',
-      NS,
-      process.execPath,
-      '--import',
-      'tsx',
-      'proxy/main.ts',
-      'init',
-      ...INIT_ARGS,
-      '-b',
-      '*',
-      '-d',
-      '15090,15021',
-    ]);
+    const r = initInNs(INJECTOR_ARGS);
     expect(r.status, r.err).to.equal(0);
     const saved = must('ip', ['netns', 'exec', NS, 'iptables-save', '-t', 'nat']);
     expect(saved.match(/-j ISTIO_OUTPUT/g)).to.have.length(1);
     expect(saved.match(/-j ISTIO_INBOUND/g)).to.have.length(1);
-  });
-
-  it('an app connection to 10.x:80 lands on :15001 with its original destination', () => {
-    const r = connectFromNs('10.99.7.7', 80);
-    expect(r.status, r.err).to.equal(0);
-    expect(JSON.parse(r.out)).to.deep.equal({
-      dst: { address: '10.99.7.7', port: 80, family: 4 },
-      reason: '',
-    });
-  });
-
-  it("the proxy's own uid is not captured", () => {
-    const r = connectFromNs('10.99.7.7', 80, 1337);
-    // nothing answers at 10.99.7.7 (the veth peer has no route onwards): the connect fails or
-    // times out instead of landing on the listener
-    expect(r.status).not.to.equal(0);
-    expect(r.out).to.equal('');
   });
 
   it('fails loudly, naming what is missing, without iptables', () => {
@@ -198,11 +194,172 @@ describe('proxy init in a network namespace', function () {
       'tsx',
       'proxy/main.ts',
       'init',
-      ...INIT_ARGS,
-      '-b',
-      '*',
+      ...INJECTOR_ARGS,
     ]);
     expect(r.status).to.equal(1);
     expect(r.err).to.match(/iptables-save failed/);
+  });
+
+  describe('with a stand-in listener on :15001', () => {
+    let listener: ChildProcess | undefined;
+    before(async () => {
+      const l = await startInNs(
+        0,
+        [
+          process.execPath,
+          '--import',
+          'tsx',
+          'test/integration/proxy/fixtures/original-dst-listener.ts',
+          '15001',
+        ],
+        'listening',
+      );
+      listener = l.child;
+      procs.push(l.child);
+    });
+    after(() => listener?.kill('SIGKILL'));
+
+    it(`an app connection to ${HOST_IP}:80 lands on :15001 with its original destination`, async () => {
+      const r = await connectFromNs(HOST_IP, 80);
+      expect(r.status, r.err).to.equal(0);
+      expect(JSON.parse(r.out)).to.deep.include({
+        dst: { address: HOST_IP, port: 80, family: 4 },
+        reason: '',
+      });
+    });
+
+    it("the proxy's own uid is not captured", async () => {
+      const r = await connectFromNs(HOST_IP, hostTcp!.port, 1337, 'direct');
+      expect(r.status, r.err).to.equal(0);
+      expect(r.out).to.equal('host:direct');
+    });
+  });
+
+  describe('a real proxy sidecar (uid 1337)', () => {
+    let weftd: FakeWeftd;
+    let ups: Upstream;
+    let sidecar: { child: ChildProcess; out: () => string };
+    let fwd: net.Server | undefined;
+
+    before(async () => {
+      ups = await upstream('routed');
+      // the upstream listens on 127.0.0.1 of the host: reach it through a tiny forwarder on the veth
+      fwd = net.createServer((c) => c.pipe(net.connect(ups.port, '127.0.0.1')).pipe(c));
+      await new Promise<void>((r) => fwd!.listen(0, HOST_IP, r));
+      const fwdPort = (fwd.address() as net.AddressInfo).port;
+      const cfg: ProxyConfig = {
+        apiVersion: PROXY_CONFIG_API_VERSION,
+        kind: 'ProxyConfig',
+        version: 'ns1',
+        listeners: [
+          {
+            name: 'outbound',
+            protocol: 'HTTP',
+            address: '0.0.0.0',
+            port: 15001,
+            virtualHosts: [
+              {
+                name: 'reviews',
+                domains: ['reviews', 'reviews:9080'],
+                routes: [{ action: { type: 'route', destinations: [{ cluster: 'reviews', weight: 100 }] } }],
+              },
+            ],
+          },
+        ],
+        clusters: [{ name: 'reviews', endpoints: [{ address: HOST_IP, port: fwdPort }] }],
+      };
+      weftd = await fakeWeftd(cfg, HOST_IP);
+      chmodSync(path.dirname(weftd.rootPath), 0o755); // readable by uid 1337
+      const app = await startInNs(
+        0,
+        [
+          process.execPath,
+          '--import',
+          'tsx',
+          'test/integration/proxy/fixtures/original-dst-listener.ts',
+          '8080',
+        ],
+        'listening',
+      );
+      procs.push(app.child);
+      sidecar = await startInNs(
+        1337,
+        [
+          'env',
+          `WEFT_DISCOVERY_ADDRESS=${weftd.address}`,
+          `WEFT_CA_ROOT_PATH=${weftd.rootPath}`,
+          `WEFT_TOKEN_PATH=${weftd.tokenPath}`,
+          'POD_NAME=app-1',
+          'POD_NAMESPACE=default',
+          `INSTANCE_IP=${POD_IP}`,
+          'HOME=/tmp',
+          process.execPath,
+          '--import',
+          'tsx',
+          'proxy/main.ts',
+          'sidecar',
+          '--admin-port',
+          '0',
+        ],
+        '"Applied proxy config"',
+      );
+      procs.push(sidecar.child);
+    });
+    after(async () => {
+      sidecar?.child.kill('SIGKILL');
+      fwd?.close();
+      await weftd?.close();
+      await ups?.close();
+    });
+
+    it('passes unknown TCP through to the original destination', async () => {
+      const r = await connectFromNs(HOST_IP, hostTcp!.port, 0, 'not http');
+      expect(r.status, `${r.err}\n${sidecar.out()}`).to.equal(0);
+      expect(r.out).to.equal('host:not http');
+    });
+
+    it('routes captured HTTP by Host through the config', async () => {
+      const r = await connectFromNs(
+        HOST_IP,
+        9080,
+        0,
+        'GET /x HTTP/1.1\r\nHost: reviews:9080\r\nConnection: close\r\n\r\n',
+      );
+      expect(r.status, `${r.err}\n${sidecar.out()}`).to.equal(0);
+      expect(r.out)
+        .to.match(/^HTTP\/1\.1 200/)
+        .and.to.contain('routed');
+      expect(ups.seen.at(-1)!.url).to.equal('/x');
+    });
+
+    it('health and metrics ports are reachable on the pod IP (never captured) and count what happened', async () => {
+      const get = (port: number, p: string): Promise<{ status: number; body: string }> =>
+        new Promise((resolve, reject) => {
+          http
+            .get({ host: POD_IP, port, path: p, agent: false }, (res) => {
+              let body = '';
+              res.on('data', (c: Buffer) => (body += c.toString()));
+              res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+            })
+            .on('error', reject);
+        });
+      const ready = await get(15021, '/healthz/ready');
+      expect(ready.status, ready.body).to.equal(200);
+      const metrics = await get(15090, '/stats/prometheus');
+      expect(metrics.body).to.match(/^weft_proxy_passthrough_connections_total [1-9]/m);
+      expect(metrics.body).to.match(/^istio_requests_total\{.*response_code="200".*\} 1$/m);
+    });
+
+    it('delivers inbound connections to the app from 127.0.0.6', async () => {
+      const answer = await new Promise<string>((resolve, reject) => {
+        const s = net.connect(8080, POD_IP);
+        let d = '';
+        s.on('data', (c: Buffer) => (d += c.toString()));
+        s.on('end', () => resolve(d));
+        s.on('error', reject);
+      });
+      const got = JSON.parse(answer) as { from: string };
+      expect(got.from).to.equal('127.0.0.6');
+    });
   });
 });
