@@ -12,6 +12,7 @@ import { encodeMessage, type ProxyKind } from '../pkg/discovery/protocol.js';
 import type { Logger } from '../pkg/log/index.js';
 import type { ProxyConfig, Telemetry } from '../pkg/proxyconfig/types.js';
 import { translate, translateGateway, type TranslateResult } from '../pkg/translate/index.js';
+import { gatewayTargetPorts } from '../pkg/translate/kube.js';
 import type { MeshSettings } from './flags.js';
 import type { PodInfo, Snapshot } from './registry.js';
 
@@ -101,13 +102,15 @@ export class ConfigGenerator {
       this.gatewayCacheGeneration = snapshot.generation;
     }
     const telemetry = telemetryFor(pod, this.opts.mesh);
-    const key = `${pod.namespace}\n${JSON.stringify(pod.labels)}\n${JSON.stringify(telemetry)}`;
+    const servicePorts = gatewayTargetPorts(snapshot.kubeServices, pod);
+    const key = [pod.namespace, pod.labels, telemetry, servicePorts].map((x) => JSON.stringify(x)).join('\n');
     let result = this.gatewayCache.get(key);
     if (!result) {
       result = translateGateway({
         ...this.inputs(snapshot),
         gateways: snapshot.gateways,
         pod: { namespace: pod.namespace, labels: pod.labels },
+        servicePorts,
         telemetry,
       });
       this.gatewayCache.set(key, result);

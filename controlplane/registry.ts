@@ -51,6 +51,8 @@ export interface PodInfo {
 export interface Snapshot {
   generation: number;
   services: ServiceRecord[];
+  /** The Services as listed (gateway pods need their selectors and target ports). */
+  kubeServices: KubeService[];
   virtualServices: VirtualService[];
   destinationRules: DestinationRule[];
   serviceEntries: ServiceEntry[];
@@ -134,6 +136,7 @@ export function createKubeRegistry(kube: KubeClient, log: Logger, domainSuffix: 
       if (cached?.generation === generation) return cached;
       cached = {
         generation,
+        kubeServices: items<KubeService>('Service'),
         services: servicesFromKube(
           items<KubeService>('Service'),
           items<KubeEndpointSlice>('EndpointSlice'),

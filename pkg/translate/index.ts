@@ -89,6 +89,11 @@ export interface GatewayTranslateInput extends Omit<TranslateInput, 'listener'> 
   pod: { namespace: string; labels: Record<string, string> };
   /** Istio's PILOT_SCOPE_GATEWAY_TO_NAMESPACE: only Gateways in the pod's namespace (default false). */
   scopeGatewayToNamespace?: boolean;
+  /**
+   * Ports of the Services that select the pod: service port → target ports (`gatewayTargetPorts`).
+   * A server port found here is listened on at the target port; others at the port itself.
+   */
+  servicePorts?: Record<number, number[]>;
 }
 
 export interface TranslateResult {
@@ -431,7 +436,8 @@ class Translator {
 
   /**
    * A gateway pod's config: one HTTP listener on 0.0.0.0 per server port of the Gateways that
-   * select the pod (servers sharing a port share the listener), a virtual host per hostname a
+   * select the pod (servers sharing a port share the listener; bound at the Service's target
+   * port when the server port is a port of a Service in front of the pod), a virtual host per hostname a
    * bound VirtualService gets on the server (several VirtualServices on one host merge their
    * rules, oldest first, as Istio does for gateways), and only the clusters those routes use.
    */
@@ -465,14 +471,20 @@ class Translator {
         }
       }
     }
-    const listeners: Listener[] = [...byPort.entries()]
+    // Istio's resolvePorts: a server port that is a port of a Service in front of the pod is
+    // listened on at that Service's targetPort (clients reach `:80`, the pod listens on 8080).
+    const byBind = new Map<number, VirtualHost[]>();
+    for (const [port, vhosts] of byPort)
+      for (const bind of input.servicePorts?.[port] ?? [port])
+        byBind.set(bind, [...(byBind.get(bind) ?? []), ...vhosts.values()]);
+    const listeners: Listener[] = [...byBind.entries()]
       .sort(([a], [b]) => a - b)
-      .map(([port, vhosts]) => ({
+      .map(([port, virtualHosts]) => ({
         name: `gateway-${port}`,
         protocol: 'HTTP',
         address: '0.0.0.0',
         port,
-        virtualHosts: [...vhosts.values()],
+        virtualHosts,
       }));
     return this.finish(listeners);
   }

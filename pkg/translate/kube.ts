@@ -23,6 +23,7 @@ export interface KubeService {
   metadata: { name: string; namespace?: string };
   spec?: {
     type?: string;
+    selector?: Record<string, string>;
     clusterIP?: string;
     clusterIPs?: string[];
     ports?: KubeServicePort[];
@@ -158,5 +159,31 @@ function endpointsOf(
       }
     }
   }
+  return out;
+}
+
+/**
+ * For a gateway pod: each port of the Services in its namespace whose selector matches its labels
+ * → the numeric target ports behind it (Istio's resolvePorts input). A named targetPort cannot be
+ * resolved without the pod's container ports and is skipped (the server port is used as is).
+ */
+export function gatewayTargetPorts(
+  services: KubeService[],
+  pod: { namespace: string; labels: Record<string, string> },
+): Record<number, number[]> {
+  const out: Record<number, number[]> = {};
+  for (const svc of services) {
+    const selector = svc.spec?.selector ?? {};
+    if ((svc.metadata.namespace ?? 'default') !== pod.namespace || Object.keys(selector).length === 0)
+      continue;
+    if (!Object.entries(selector).every(([k, v]) => pod.labels[k] === v)) continue;
+    for (const p of svc.spec?.ports ?? []) {
+      const target = p.targetPort === undefined ? p.port : p.targetPort;
+      if (typeof target !== 'number') continue;
+      const list = (out[p.port] ??= []);
+      if (!list.includes(target)) list.push(target);
+    }
+  }
+  for (const list of Object.values(out)) list.sort((a, b) => a - b);
   return out;
 }

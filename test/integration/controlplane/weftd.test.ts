@@ -385,16 +385,22 @@ describe('weftd (in-process, real API server)', function () {
     s.end();
   });
 
-  it('gives a gateway pod one listener per server port of the Gateway selecting it, with the bound VirtualService', async () => {
+  it('gives a gateway pod a listener per Gateway server port (at its Service target port) with the bound VirtualService', async () => {
     const selector = { istio: `ingress-${ns}` };
     await kube.create(pod(ns, 'ingress-1', selector, 'app'));
+    await kube.create({
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name: 'ingress', namespace: ns },
+      spec: { selector, ports: [{ name: 'http2', port: 80, targetPort: 8080 }] },
+    });
     await kube.create({
       apiVersion: NET,
       kind: 'Gateway',
       metadata: { name: 'public', namespace: ns },
       spec: {
         selector,
-        servers: [{ port: { number: 8080, name: 'http', protocol: 'HTTP' }, hosts: ['*.example.com'] }],
+        servers: [{ port: { number: 80, name: 'http', protocol: 'HTTP' }, hosts: ['*.example.com'] }],
       },
     });
     await kube.create({
@@ -410,10 +416,12 @@ describe('weftd (in-process, real API server)', function () {
     const s = await Stream.open(weftd.discoveryPort, caPem, appToken, 'gateway', ns, 'ingress-1');
     const config = await waitFor('the gateway listener with its virtual host', async () => {
       const { config: c } = await s.nextConfig();
-      return vhostsOf(c)?.some((v) => v.name === 'www.example.com:8080') ? c : null;
+      return vhostsOf(c)?.some((v) => v.name === 'www.example.com:80') ? c : null;
     });
     const l = config.listeners[0] as HttpListener;
+    // clients reach Service port 80; the pod listens on the target port, as Istio binds it
     expect([l.name, l.address, l.port]).to.deep.equal(['gateway-8080', '0.0.0.0', 8080]);
+    expect(l.virtualHosts[0]!.domains).to.deep.equal(['www.example.com', 'www.example.com:80']);
     expect(config.clusters.map((c) => c.name)).to.deep.equal([`outbound|9080|v1|${host()}`]);
     s.end();
   });

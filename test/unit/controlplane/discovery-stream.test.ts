@@ -45,6 +45,7 @@ class FakeRegistry implements KubeRegistry {
     return {
       generation: this.generation,
       services: services(100, this.generation),
+      kubeServices: [],
       virtualServices: [],
       destinationRules: [],
       serviceEntries: [],

@@ -259,6 +259,33 @@ describe('pkg/translate: translateGateway', () => {
     expect(ls[0]!.virtualHosts[0]!.routes.map((x) => x.name)).to.deep.equal(['first', 'second']);
   });
 
+  it("listens on the target port of a Service port (Istio resolvePorts); clients' authority keeps the server port", () => {
+    const r = translateGateway({
+      pod,
+      services: [productpage],
+      servicePorts: { 80: [8080] },
+      gateways: [
+        gateway('g', 'edge', {
+          selector: { istio: 'ingressgateway' },
+          servers: [httpServer(80, ['www.example.com']), httpServer(9000, ['admin.example.com'])],
+        }),
+      ],
+      virtualServices: [
+        vs('www', 'shop', {
+          hosts: ['www.example.com', 'admin.example.com'],
+          gateways: ['edge/g'],
+          http: [to('productpage')],
+        }),
+      ],
+    });
+    const ls = listeners(r);
+    expect(ls.map((l) => [l.name, l.port])).to.deep.equal([
+      ['gateway-8080', 8080],
+      ['gateway-9000', 9000],
+    ]);
+    expect(ls[0]!.virtualHosts[0]!.domains).to.deep.equal(['www.example.com', 'www.example.com:80']);
+  });
+
   it('skips HTTPS/TLS/TCP servers with a warning; httpsRedirect answers 301', () => {
     const r = translateGateway({
       pod,

@@ -6,6 +6,7 @@ import { expect } from 'chai';
 import type { DestinationRule, VirtualService } from '../../../pkg/api/index.js';
 import { translate } from '../../../pkg/translate/index.js';
 import {
+  gatewayTargetPorts,
   portProtocol,
   servicesFromKube,
   type KubeEndpointSlice,
@@ -213,4 +214,59 @@ describe('pkg/translate/kube: servicesFromKube', () => {
       'reviews.shop.svc.cluster.local:9080',
     ]);
   });
+});
+
+describe('pkg/translate/kube: gatewayTargetPorts (Istio resolvePorts input)', () => {
+  const gwPod = { namespace: 'edge', labels: { istio: 'ingressgateway', app: 'gw' } };
+  const cases: [string, KubeService[], Record<number, number[]>][] = [
+    [
+      'a Service selecting the pod maps its ports to target ports',
+      [
+        svc('ingress', 'edge', {
+          selector: { istio: 'ingressgateway' },
+          ports: [
+            { name: 'http2', port: 80, targetPort: 8080 },
+            { name: 'https', port: 443, targetPort: 8443 },
+            { name: 'status', port: 15021 },
+          ],
+        }),
+      ],
+      { 80: [8080], 443: [8443], 15021: [15021] },
+    ],
+    [
+      'a Service in another namespace does not count',
+      [
+        svc('ingress', 'other', {
+          selector: { istio: 'ingressgateway' },
+          ports: [{ port: 80, targetPort: 8080 }],
+        }),
+      ],
+      {},
+    ],
+    [
+      'a selector that does not match does not count',
+      [svc('ingress', 'edge', { selector: { istio: 'egress' }, ports: [{ port: 80, targetPort: 8080 }] })],
+      {},
+    ],
+    [
+      'a Service without selector does not count',
+      [svc('manual', 'edge', { ports: [{ port: 80, targetPort: 8080 }] })],
+      {},
+    ],
+    [
+      'a named target port is skipped',
+      [svc('ingress', 'edge', { selector: { app: 'gw' }, ports: [{ port: 80, targetPort: 'http' }] })],
+      {},
+    ],
+    [
+      'two Services on one port: both target ports',
+      [
+        svc('a', 'edge', { selector: { app: 'gw' }, ports: [{ port: 80, targetPort: 8081 }] }),
+        svc('b', 'edge', { selector: { app: 'gw' }, ports: [{ port: 80, targetPort: 8080 }] }),
+      ],
+      { 80: [8080, 8081] },
+    ],
+  ];
+  for (const [title, services, want] of cases)
+    it(title, () => expect(gatewayTargetPorts(services, gwPod)).to.deep.equal(want));
 });

@@ -420,6 +420,7 @@ describe('weftd config generation', () => {
   const snapshot = (generation: number): Snapshot => ({
     generation,
     services,
+    kubeServices: [],
     virtualServices: [],
     destinationRules: [],
     serviceEntries: [],
