@@ -12,7 +12,8 @@ import net from 'node:net';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ProxyKind } from '../../pkg/discovery/protocol.js';
 import { createLogger, type Logger } from '../../pkg/log/index.js';
-import { errorMessage } from '../../pkg/errors/index.js';
+import { WeftError, errorMessage } from '../../pkg/errors/index.js';
+import { validateProxyConfig } from '../../pkg/proxyconfig/validate.js';
 import { ProxyServer, type ProxyOptions } from '../server.js';
 import { DiscoveryClient, parseAddress } from '../discovery/client.js';
 import { loadAddon } from '../native/original_dst.js';
@@ -231,8 +232,18 @@ export async function startAgent(
     tokenPath: s.tokenPath,
     request: { kind: s.kind, namespace: s.namespace, pod: s.pod },
     log,
-    onConfig: async (config) => {
+    onConfig: async (config, version) => {
       try {
+        // the decoder checked only the message's shape; the config gets the same checks as a file
+        const problems = validateProxyConfig(config);
+        if (problems.length > 0)
+          throw new WeftError(
+            'WEFT_PROXY_CONFIG_INVALID',
+            `config ${version} from weftd has ${problems.length} problem(s): ${problems
+              .slice(0, 10)
+              .map((p) => `${p.path}: ${p.message}`)
+              .join('; ')}`,
+          );
         await proxy.apply(config);
       } catch (err) {
         proxy.rejected(err);

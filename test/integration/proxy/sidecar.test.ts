@@ -230,6 +230,7 @@ describe('proxy sidecar with a fake weftd', function () {
     } as unknown as ProxyConfig;
     weftd.push(bad);
     await until('rejection logged', () => p.log().includes('Rejected proxy config'));
+    expect(p.log()).to.contain('config v3-bad from weftd has');
     expect((await request(p.ports.outbound!, { headers: { host: 'reviews' } })).body).to.equal('b');
     expect((await ready(p)).status).to.equal(200);
   });
