@@ -8,6 +8,7 @@
 import { expect } from 'chai';
 import { spawn, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
+import http2 from 'node:http2';
 import path from 'node:path';
 import { PROXY_CONFIG_API_VERSION, type ProxyConfig } from '../../../pkg/proxyconfig/types.js';
 import { DiscoveryClient } from '../../../proxy/discovery/client.js';
@@ -144,6 +145,25 @@ function freePort(): Promise<number> {
   });
 }
 
+/** A gRPC health server (h2c): SERVING for every service but "down". */
+async function grpcHealth(): Promise<http2.Http2Server> {
+  const server = http2.createServer();
+  server.on('stream', (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => {
+    const chunks: Buffer[] = [];
+    stream.on('data', (c: Buffer) => chunks.push(c));
+    stream.on('end', () => {
+      const body = Buffer.concat(chunks);
+      const service = body.length > 7 ? body.subarray(7).toString() : '';
+      const ok = headers[':path'] === '/grpc.health.v1.Health/Check' && service !== 'down';
+      stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
+      stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }));
+      stream.end(Buffer.from([0, 0, 0, 0, 2, 0x08, ok ? 1 : 2]));
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return server;
+}
+
 function runWait(args: string[]): Promise<{ code: number; out: string }> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, ['--import', 'tsx', 'proxy/main.ts', 'wait', ...args], {
@@ -163,9 +183,12 @@ describe('proxy sidecar with a fake weftd', function () {
   let weftd: FakeWeftd;
   let p: Proc;
   let closedPort: number;
+  let grpc: http2.Http2Server;
 
   before(async () => {
     a = await upstream('a');
+    grpc = await grpcHealth();
+    const grpcPort = (grpc.address() as net.AddressInfo).port;
     b = await upstream('b');
     closedPort = await freePort();
     weftd = await fakeWeftd(null);
@@ -174,6 +197,8 @@ describe('proxy sidecar with a fake weftd', function () {
         '/app-health/app/readyz': { httpGet: { path: '/healthz', port: a.port } },
         '/app-health/app/livez': { tcpSocket: { port: closedPort }, timeoutSeconds: 2 },
         '/app-health/app/startupz': { tcpSocket: { port: a.port } },
+        '/app-health/grpc/readyz': { grpc: { port: grpcPort, service: 'reviews' } },
+        '/app-health/grpc/livez': { grpc: { port: grpcPort, service: 'down' } },
       }),
     });
   });
@@ -182,6 +207,7 @@ describe('proxy sidecar with a fake weftd', function () {
     await weftd?.close();
     await a?.close();
     await b?.close();
+    grpc?.close();
   });
 
   it('is not ready before the first config, and says why', async () => {
@@ -258,6 +284,10 @@ describe('proxy sidecar with a fake weftd', function () {
     expect(livez.status).to.equal(503);
     expect(livez.body).to.contain(`connect 127.0.0.1:${closedPort}`);
     expect((await request(p.ports.health!, { path: '/app-health/other/livez' })).status).to.equal(404);
+    expect((await request(p.ports.health!, { path: '/app-health/grpc/readyz' })).body).to.contain('SERVING');
+    const down = await request(p.ports.health!, { path: '/app-health/grpc/livez' });
+    expect(down.status).to.equal(503);
+    expect(down.body).to.contain('not SERVING');
   });
 
   it('serves Istio metrics on the Prometheus port', async () => {
