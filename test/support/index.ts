@@ -16,3 +16,4 @@ export { installCRDs, crdFiles } from './crds.js';
 export { registerWebhook, type WebhookSpec, type RegisteredWebhook } from './webhooks.js';
 export { makeServingCert, type ServingCert } from './certs.js';
 export { onCleanup } from './scope.js';
+export { waitFor, sleep } from './wait.js';

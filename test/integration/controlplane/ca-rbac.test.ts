@@ -6,7 +6,6 @@
  */
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { KubeConfig } from '@kubernetes/client-node';
 import { createCertificateAuthority } from '../../../controlplane/ca.js';
 import { startRootCertPublisher } from '../../../controlplane/rootcert.js';
@@ -16,29 +15,10 @@ import { isApiError, KubeClient } from '../../../pkg/kube/client.js';
 import type { KubeObject } from '../../../pkg/kube/types.js';
 import { createLogger } from '../../../pkg/log/index.js';
 import { weftdRbac } from '../../../pkg/render/cluster.js';
-import { freshNamespace, onCleanup, testCluster } from '../../support/index.js';
+import { freshNamespace, onCleanup, testCluster, waitFor } from '../../support/index.js';
 
 const log = createLogger('test', { silent: true });
 const b64 = (s: string): string => Buffer.from(s, 'utf8').toString('base64');
-
-async function waitFor<T>(
-  what: string,
-  fn: () => Promise<T> | T,
-  timeoutMs = 30_000,
-): Promise<NonNullable<T>> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      last = await fn();
-      if (last) return last as NonNullable<T>;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last: ${String(last)}`);
-    await sleep(100);
-  }
-}
 
 /** render()'s weftd RBAC, bound to `ns/weftd` instead of weft-system/weftd, cluster names suffixed. */
 function rbacFor(ns: string, suffix: string): KubeObject[] {

@@ -7,7 +7,6 @@
  */
 import { expect } from 'chai';
 import { generateKeyPairSync, X509Certificate } from 'node:crypto';
-import { setTimeout as sleep } from 'node:timers/promises';
 import forge from 'node-forge';
 import { createCertificateAuthority, type CertificateAuthority } from '../../../controlplane/ca.js';
 import { ROOT_CERT_LABELS, startRootCertPublisher } from '../../../controlplane/rootcert.js';
@@ -17,30 +16,11 @@ import { isWeftError } from '../../../pkg/errors/index.js';
 import { KubeClient } from '../../../pkg/kube/client.js';
 import type { KubeObject } from '../../../pkg/kube/types.js';
 import { createLogger } from '../../../pkg/log/index.js';
-import { freshNamespace, onCleanup, testCluster } from '../../support/index.js';
+import { freshNamespace, onCleanup, testCluster, waitFor } from '../../support/index.js';
 
 const HOUR = 3600_000;
 const log = createLogger('test', { silent: true });
 const b64 = (s: string): string => Buffer.from(s, 'utf8').toString('base64');
-
-async function waitFor<T>(
-  what: string,
-  fn: () => Promise<T> | T,
-  timeoutMs = 30_000,
-): Promise<NonNullable<T>> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      last = await fn();
-      if (last) return last as NonNullable<T>;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last: ${String(last)}`);
-    await sleep(100);
-  }
-}
 
 function rootSecret(
   namespace: string,

@@ -32,31 +32,12 @@ import type { KubeObject } from '../../../pkg/kube/types.js';
 import { createLogger } from '../../../pkg/log/index.js';
 import type { HttpListener, ProxyConfig } from '../../../pkg/proxyconfig/types.js';
 import { CertReloader } from '../../../pkg/tls/index.js';
-import { freshNamespace, installCRDs, onCleanup, testCluster } from '../../support/index.js';
+import { freshNamespace, installCRDs, onCleanup, testCluster, waitFor } from '../../support/index.js';
 
 const HOUR = 3600_000;
 const log = createLogger('test', { silent: true });
 const NET = 'networking.istio.io/v1';
 const IMAGE = 'busybox:1.36'; // never scheduled: the test cluster has no node
-
-async function waitFor<T>(
-  what: string,
-  fn: () => Promise<T> | T,
-  timeoutMs = 30_000,
-): Promise<NonNullable<T>> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      last = await fn();
-      if (last) return last as NonNullable<T>;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last: ${String(last)}`);
-    await sleep(100);
-  }
-}
 
 /** One discovery stream: messages queue up until the test takes them. */
 class Stream {

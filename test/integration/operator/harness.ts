@@ -16,6 +16,10 @@ import { KubeClient } from '../../../pkg/kube/client.js';
 import type { KubeObject } from '../../../pkg/kube/types.js';
 import { createLogger } from '../../../pkg/log/index.js';
 import { status as clusterStatus, up as clusterUp } from '../../../hack/cluster/cluster.js';
+import { waitFor } from '../../support/wait.js';
+
+/** Suites import the one polling helper from here along with the rest of the harness. */
+export { waitFor };
 
 export async function freePort(): Promise<number> {
   const srv = createNetServer();
@@ -23,30 +27,6 @@ export async function freePort(): Promise<number> {
   const port = (srv.address() as { port: number }).port;
   await new Promise((r) => srv.close(r));
   return port;
-}
-
-/** Polls `fn` until it returns a truthy value; throws with `what` and the last value on timeout. */
-export async function waitFor<T>(
-  what: string,
-  fn: () => Promise<T> | T,
-  timeoutMs = 30_000,
-  everyMs = 100,
-): Promise<NonNullable<T>> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      last = await fn();
-      if (last) return last as NonNullable<T>;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline)
-      throw new Error(
-        `timed out after ${timeoutMs} ms waiting for ${what}; last: ${last instanceof Error ? last.message : JSON.stringify(last)?.slice(0, 500)}`,
-      );
-    await sleep(everyMs);
-  }
 }
 
 export interface OperatorOptions {
