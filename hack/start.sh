@@ -68,6 +68,13 @@ step_install() {
   fi
   echo "$now" >"$state/weft-image.digest"
   "$kubectl" -n weft-system rollout status deployment/weft-operator --timeout=120s
+  if [ -f "$state/restart-demo" ]; then
+    # Until the restarted pods are ready the Mesh may still show the old Ready=True.
+    local d
+    for d in $("$kubectl" -n weft-system get deployments -o name); do
+      "$kubectl" -n weft-system rollout status "$d" --timeout="${mesh_timeout}s" >/dev/null || true
+    done
+  fi
 }
 
 # What a Mesh that is not Ready is waiting for: its conditions, weft-system's unready pods
