@@ -37,6 +37,47 @@ function runOnce(name: string, image: string, args: string[]): object {
   };
 }
 
+/**
+ * What pods exec in the image (the injector's postStart `proxy wait`, `kubectl exec -- weftctl`),
+ * as the rendered pods run it: uid 1337, read-only root, every capability dropped. The
+ * proxy's native addon must load there too.
+ */
+const asPodsRunIt = {
+  apiVersion: 'v1',
+  kind: 'Pod',
+  metadata: { name: 'shims' },
+  spec: {
+    restartPolicy: 'Never',
+    automountServiceAccountToken: false,
+    containers: [
+      {
+        name: 'weft',
+        image: 'ghcr.io/weft-mesh/weft-proxy:0.1.0',
+        imagePullPolicy: 'IfNotPresent',
+        command: ['sh', '-c'],
+        args: [
+          [
+            'set -e',
+            'for c in proxy weftd weftctl weft; do command -v "$c"; done',
+            'weftctl --help | head -1',
+            'for f in /opt/weft/dist/proxy/native/*.node; do node -e "require(process.argv[1]); console.log(\'loaded\', process.argv[1])" "$f"; done',
+            'if touch /opt/weft/x 2>/dev/null; then echo "root is writable"; exit 1; fi',
+            'echo all-ok',
+          ].join('\n'),
+        ],
+        securityContext: {
+          runAsUser: 1337,
+          runAsGroup: 1337,
+          runAsNonRoot: true,
+          readOnlyRootFilesystem: true,
+          allowPrivilegeEscalation: false,
+          capabilities: { drop: ['ALL'] },
+        },
+      },
+    ],
+  },
+};
+
 describe('e2e: the weft image runs on the node', function () {
   this.timeout(120_000);
   let ns = '';
@@ -49,6 +90,7 @@ describe('e2e: the weft image runs on the node', function () {
     apply(ns, [
       runOnce('weftctl', 'ghcr.io/weft-mesh/weft:0.1.0', ['weftctl', '--help']),
       runOnce('unknown', 'ghcr.io/weft-mesh/weft-proxy:0.1.0', ['no-such-component']),
+      asPodsRunIt,
     ]);
   });
   after(() => cleanup());
@@ -71,5 +113,15 @@ describe('e2e: the weft image runs on the node', function () {
       status: { containerStatuses: { state: { terminated?: { exitCode: number } } }[] };
     }>(['get', 'pod', 'unknown', '-n', ns]);
     expect(p.status.containerStatuses[0]?.state.terminated?.exitCode).to.equal(2);
+  });
+
+  it('has proxy, weftd, weftctl on PATH and loads the native addon as uid 1337 on a read-only root', async () => {
+    const phase = await finished('shims');
+    const logs = kubectl(['logs', '-n', ns, 'shims']);
+    expect(phase, logs).to.equal('Succeeded');
+    for (const c of ['proxy', 'weftd', 'weftctl']) expect(logs).to.include(`/usr/local/bin/${c}`);
+    expect(logs).to.include('weftctl: command line for weft');
+    expect(logs).to.match(/loaded \/opt\/weft\/dist\/proxy\/native\/\S+\.node/);
+    expect(logs).to.include('all-ok');
   });
 });
