@@ -6,14 +6,14 @@
  * - `GET /metrics`: Prometheus text (controlplane/metrics.ts).
  * - `GET /debug/config?namespace=NS&pod=NAME[&kind=sidecar|gateway]`: the config that proxy
  *   would get now, as JSON (kind defaults to gateway for pods with a `weft.dev/gateway` label).
- * - `GET /debug/connections`: the connected proxies, their versions and push counts.
+ * - `GET /debug/connections`: the connected proxies, their versions (sent and current) and push counts.
  *
  * Not authenticated: like istiod's, the port must not be exposed outside the cluster network.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { ProxyKind } from '../pkg/discovery/protocol.js';
 import type { Logger } from '../pkg/log/index.js';
-import type { DiscoveryService } from './discovery.js';
+import type { ConnectionInfo, DiscoveryService } from './discovery.js';
 import type { WeftdMetrics } from './metrics.js';
 import type { KubeRegistry } from './registry.js';
 
@@ -60,6 +60,22 @@ function debugConfig(opts: MonitoringOptions, url: URL, res: ServerResponse): vo
   json(res, 200, { kind, version: generated?.version, config: generated?.config });
 }
 
+/**
+ * The connected proxies, each with `currentVersion`: what weftd would send it now (null when the
+ * pod is unknown), so `weftctl proxy-status` can tell SYNCED from STALE.
+ */
+function connections(opts: MonitoringOptions): (ConnectionInfo & { currentVersion: string | null })[] {
+  return opts.discovery.list().map((c) => {
+    let currentVersion: string | null = null;
+    try {
+      currentVersion = opts.discovery.configFor(c.kind, c.namespace, c.pod)?.version ?? null;
+    } catch {
+      // a config that cannot be built is never sent either: the proxy is stale against nothing
+    }
+    return { ...c, currentVersion };
+  });
+}
+
 export function createMonitoringServer(opts: MonitoringOptions): Server {
   return createServer((req: IncomingMessage, res: ServerResponse) => {
     const url = new URL(req.url ?? '/', 'http://weftd');
@@ -78,7 +94,7 @@ export function createMonitoringServer(opts: MonitoringOptions): Server {
       case '/debug/config':
         return debugConfig(opts, url, res);
       case '/debug/connections':
-        return json(res, 200, { generation: opts.registry.generation, connections: opts.discovery.list() });
+        return json(res, 200, { generation: opts.registry.generation, connections: connections(opts) });
       default:
         return json(res, 404, {
           message: 'no such endpoint (/ready, /metrics, /debug/config?namespace=&pod=, /debug/connections)',

@@ -48,6 +48,12 @@ export const ErrorCodes = {
   // workload CA (weftd, controlplane/ca.ts)
   WEFT_CSR_INVALID: 'certificate signing request is invalid or not acceptable',
   WEFT_CA_NOT_READY: 'the workload CA has no usable root CA yet',
+  // weftctl talking to a running mesh (cli/weftd.ts)
+  WEFT_KUBECONFIG_MISSING: 'no kubeconfig to reach the cluster (or the named context is not in it)',
+  WEFT_MESH_NOT_INSTALLED: 'the weftd Service is not in the mesh namespace',
+  WEFT_RBAC_DENIED: 'the API server refused a request weftctl needs (RBAC)',
+  WEFT_WEFTD_UNREACHABLE: 'weftd is not ready or cannot be reached',
+  WEFT_WEFTD_ANSWER: 'weftd answered with an error or something that is not its debug JSON',
 } as const;
 
 export type ErrorCode = keyof typeof ErrorCodes;

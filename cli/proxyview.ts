@@ -1,0 +1,315 @@
+/**
+ * The tables of `weftctl proxy-status` and `weftctl proxy-config`: pure functions from weftd's
+ * debug JSON (or a ProxyConfig) to rows, and one column formatter shaped like kubectl's and
+ * istioctl's (left-aligned, three spaces between columns). Kept free of I/O so unit tables
+ * cover every column.
+ */
+import type {
+  Cluster,
+  ConnectionPool,
+  HeaderMatch,
+  LoadBalancer,
+  OutlierDetection,
+  ProxyConfig,
+  Route,
+  RouteMatch,
+  StringMatch,
+} from '../pkg/proxyconfig/types.js';
+import type { ProxyConnection } from './weftd.js';
+
+export type Row = string[];
+
+/** Columns padded to their widest cell; the last column is not padded (no trailing blanks). */
+export function table(headers: string[], rows: Row[]): string {
+  const all = [headers, ...rows];
+  const widths = headers.map((_, i) => Math.max(...all.map((r) => (r[i] ?? '').length)));
+  return all
+    .map((r) =>
+      r
+        .map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i] ?? 0)))
+        .join('   ')
+        .trimEnd(),
+    )
+    .join('\n')
+    .concat('\n');
+}
+
+/** `45s`, `3m12s`, `2h5m`, `3d4h`: kubectl's AGE, coarse past the first unit. */
+export function age(ms: number): string {
+  const s = Math.max(0, Math.floor(ms / 1000));
+  if (s < 60) return `${s}s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m}m${s % 60 > 0 ? `${s % 60}s` : ''}`;
+  const h = Math.floor(m / 60);
+  if (h < 24) return `${h}h${m % 60 > 0 ? `${m % 60}m` : ''}`;
+  const d = Math.floor(h / 24);
+  return `${d}d${h % 24 > 0 ? `${h % 24}h` : ''}`;
+}
+
+// ---------------------------------------------------------------- proxy-status
+
+export type SyncState = 'SYNCED' | 'STALE' | 'NOT SENT' | 'UNKNOWN';
+
+/**
+ * SYNCED: the proxy holds the version weftd would send it now. STALE: weftd has a newer one it
+ * has not written yet (a push is debouncing, or the socket is backed up). NOT SENT: nothing sent
+ * yet (weftd does not know the pod, or is still listing). UNKNOWN: a weftd without
+ * `currentVersion` in /debug/connections.
+ */
+export function syncState(c: ProxyConnection): SyncState {
+  if (c.version === null) return 'NOT SENT';
+  if (c.currentVersion === undefined) return 'UNKNOWN';
+  return c.currentVersion === c.version ? 'SYNCED' : 'STALE';
+}
+
+export interface StatusEntry {
+  name: string;
+  kind: string;
+  version: string | null;
+  currentVersion: string | null;
+  state: SyncState;
+  weftdState: string;
+  pushes: number;
+  age: string;
+  serviceAccount: string;
+}
+
+export function statusEntries(connections: ProxyConnection[], now: number): StatusEntry[] {
+  return [...connections]
+    .sort((a, b) => `${a.namespace}/${a.pod}/${a.id}`.localeCompare(`${b.namespace}/${b.pod}/${b.id}`))
+    .map((c) => ({
+      name: `${c.pod}.${c.namespace}`,
+      kind: c.kind,
+      version: c.version,
+      currentVersion: c.currentVersion ?? null,
+      state: syncState(c),
+      weftdState: c.state,
+      pushes: c.pushes,
+      age: age(now - Date.parse(c.connectedAt)),
+      serviceAccount: c.serviceAccount,
+    }));
+}
+
+export function statusTable(entries: StatusEntry[]): string {
+  return table(
+    ['NAME', 'KIND', 'VERSION', 'STATE', 'PUSHES', 'CONNECTED'],
+    entries.map((e) => [
+      e.name,
+      e.kind,
+      e.version ?? '-',
+      e.state === 'NOT SENT' ? `NOT SENT (${e.weftdState})` : e.state,
+      String(e.pushes),
+      e.age,
+    ]),
+  );
+}
+
+// ---------------------------------------------------------------- proxy-config
+
+export type ConfigSection = 'listeners' | 'routes' | 'clusters' | 'endpoints';
+export const CONFIG_SECTIONS: ConfigSection[] = ['listeners', 'routes', 'clusters', 'endpoints'];
+
+export function listenerTable(cfg: ProxyConfig): string {
+  return table(
+    ['NAME', 'ADDRESS', 'PORT', 'PROTOCOL', 'DESTINATION'],
+    cfg.listeners.map((l) => [
+      l.name,
+      l.address ?? '127.0.0.1',
+      String(l.port),
+      l.protocol,
+      l.protocol === 'TCP' ? `cluster ${l.cluster}` : `${l.virtualHosts.length} virtual host(s)`,
+    ]),
+  );
+}
+
+/** One line per route: which listener and virtual host it lives in, and where it sends. */
+export interface RouteLine {
+  listener: string;
+  virtualHost: string;
+  domains: string[];
+  route: Route;
+}
+
+export function routeLines(cfg: ProxyConfig): RouteLine[] {
+  const out: RouteLine[] = [];
+  for (const l of cfg.listeners) {
+    if (l.protocol !== 'HTTP') continue;
+    for (const vh of l.virtualHosts)
+      for (const route of vh.routes)
+        out.push({ listener: l.name, virtualHost: vh.name, domains: vh.domains, route });
+  }
+  return out;
+}
+
+/** Domains are many per host (short names, ports, cluster IPs): the first, then a count. */
+export function domainsSummary(domains: string[]): string {
+  if (domains.length === 0) return '-';
+  const shortest = [...domains].sort((a, b) => a.length - b.length || a.localeCompare(b))[0]!;
+  return domains.length === 1 ? shortest : `${shortest} +${domains.length - 1} more`;
+}
+
+export function stringMatchText(m: StringMatch): string {
+  if ('exact' in m) return m.exact;
+  if ('prefix' in m) return `${m.prefix}*`;
+  return `~${m.regex}`;
+}
+
+function headerMatchText(name: string, m: HeaderMatch): string {
+  return 'present' in m ? name : `${name}=${stringMatchText(m)}`;
+}
+
+/** `GET /api/* header end-user=jason !x-debug ?v=2 port 9080` — AND inside one block. */
+export function matchBlockText(m: RouteMatch): string {
+  const parts: string[] = [];
+  if (m.method) parts.push(stringMatchText(m.method));
+  if (m.uri) parts.push(`${stringMatchText(m.uri)}${m.ignoreUriCase ? ' (any case)' : ''}`);
+  if (m.scheme) parts.push(`scheme ${stringMatchText(m.scheme)}`);
+  if (m.authority) parts.push(`authority ${stringMatchText(m.authority)}`);
+  if (m.port !== undefined) parts.push(`port ${m.port}`);
+  for (const [k, v] of Object.entries(m.headers ?? {})) parts.push(`header ${headerMatchText(k, v)}`);
+  for (const [k, v] of Object.entries(m.withoutHeaders ?? {})) parts.push(`!header ${headerMatchText(k, v)}`);
+  for (const [k, v] of Object.entries(m.queryParams ?? {})) parts.push(`?${headerMatchText(k, v)}`);
+  return parts.length === 0 ? '*' : parts.join(' ');
+}
+
+/** Blocks are ORed: `a | b`. No blocks: `*` (every request). */
+export function matchSummary(matches: RouteMatch[] | undefined): string {
+  if (!matches || matches.length === 0) return '*';
+  return matches.map(matchBlockText).join(' | ');
+}
+
+export function actionSummary(route: Route): string {
+  const a = route.action;
+  if (a.type === 'redirect')
+    return `redirect ${a.redirect.code ?? 301} ${a.redirect.scheme ? `${a.redirect.scheme}://` : ''}${a.redirect.authority ?? ''}${a.redirect.uri ?? ''}`;
+  if (a.type === 'directResponse') return `direct response ${a.status}`;
+  if (a.destinations.length === 1) return a.destinations[0]!.cluster;
+  const total = a.destinations.reduce((s, d) => s + d.weight, 0);
+  return a.destinations.map((d) => `${d.cluster} ${percent(d.weight, total)}`).join(', ');
+}
+
+function percent(weight: number, total: number): string {
+  if (total <= 0) return '0%';
+  const p = (weight / total) * 100;
+  return `${Number.isInteger(p) ? p : p.toFixed(1)}%`;
+}
+
+function sourceText(route: Route): string {
+  const s = route.source;
+  if (!s) return '-';
+  return `${s.kind === 'VirtualService' ? 'vs' : s.kind} ${s.namespace ? `${s.namespace}/` : ''}${s.name}${s.rule !== undefined ? `[${s.rule}]` : ''}`;
+}
+
+export function routeTable(cfg: ProxyConfig): string {
+  return table(
+    ['LISTENER', 'VIRTUAL HOST', 'DOMAINS', 'MATCH', 'DESTINATIONS', 'SOURCE'],
+    routeLines(cfg).map((r) => [
+      r.listener,
+      r.virtualHost,
+      domainsSummary(r.domains),
+      matchSummary(r.route.match),
+      actionSummary(r.route),
+      sourceText(r.route),
+    ]),
+  );
+}
+
+export function loadBalancerText(lb: LoadBalancer | undefined): string {
+  if (!lb) return 'LEAST_REQUEST';
+  if ('simple' in lb) return lb.simple;
+  const h = lb.consistentHash;
+  if ('httpHeaderName' in h) return `hash header ${h.httpHeaderName}`;
+  if ('httpCookie' in h) return `hash cookie ${h.httpCookie.name}`;
+  if ('useSourceIp' in h) return 'hash source IP';
+  return `hash query ${h.httpQueryParameterName}`;
+}
+
+export function poolText(p: ConnectionPool | undefined): string {
+  if (!p) return '-';
+  const parts: string[] = [];
+  if (p.maxConnections !== undefined) parts.push(`maxConn=${p.maxConnections}`);
+  if (p.http1MaxPendingRequests !== undefined) parts.push(`pending=${p.http1MaxPendingRequests}`);
+  if (p.http2MaxRequests !== undefined) parts.push(`maxReq=${p.http2MaxRequests}`);
+  if (p.maxRequestsPerConnection !== undefined) parts.push(`perConn=${p.maxRequestsPerConnection}`);
+  if (p.maxRetries !== undefined) parts.push(`retries=${p.maxRetries}`);
+  if (p.connectTimeoutMs !== undefined) parts.push(`connect=${p.connectTimeoutMs}ms`);
+  if (p.idleTimeoutMs !== undefined) parts.push(`idle=${p.idleTimeoutMs}ms`);
+  return parts.length === 0 ? '-' : parts.join(',');
+}
+
+export function outlierText(o: OutlierDetection | undefined): string {
+  if (!o) return '-';
+  const parts: string[] = [];
+  if (o.consecutive5xxErrors !== undefined) parts.push(`5xx=${o.consecutive5xxErrors}`);
+  if (o.consecutiveGatewayErrors !== undefined) parts.push(`gw=${o.consecutiveGatewayErrors}`);
+  if (o.intervalMs !== undefined) parts.push(`every=${o.intervalMs}ms`);
+  if (o.baseEjectionTimeMs !== undefined) parts.push(`eject=${o.baseEjectionTimeMs}ms`);
+  if (o.maxEjectionPercent !== undefined) parts.push(`max=${o.maxEjectionPercent}%`);
+  if (o.minHealthPercent !== undefined) parts.push(`minHealth=${o.minHealthPercent}%`);
+  return parts.length === 0 ? 'on' : parts.join(',');
+}
+
+export function clusterTable(cfg: ProxyConfig): string {
+  return table(
+    ['NAME', 'SERVICE', 'PORT', 'SUBSET', 'LB', 'POOL', 'OUTLIER', 'ENDPOINTS'],
+    cfg.clusters.map((c: Cluster) => [
+      c.name,
+      c.service ?? '-',
+      c.port === undefined ? '-' : String(c.port),
+      c.subset ?? '-',
+      loadBalancerText(c.loadBalancer),
+      poolText(c.connectionPool),
+      outlierText(c.outlierDetection),
+      String(c.endpoints.length),
+    ]),
+  );
+}
+
+export function labelsText(labels: Record<string, string> | undefined): string {
+  const entries = Object.entries(labels ?? {});
+  return entries.length === 0 ? '-' : entries.map(([k, v]) => `${k}=${v}`).join(',');
+}
+
+export function endpointTable(cfg: ProxyConfig): string {
+  const rows: Row[] = [];
+  for (const c of cfg.clusters)
+    for (const e of c.endpoints)
+      rows.push([
+        `${e.address.includes(':') ? `[${e.address}]` : e.address}:${e.port}`,
+        c.name,
+        String(e.weight ?? 1),
+        labelsText(e.labels),
+      ]);
+  return table(['ENDPOINT', 'CLUSTER', 'WEIGHT', 'LABELS'], rows);
+}
+
+/** The raw part of the config that `-o json|yaml` prints for a section. */
+export function configSection(cfg: ProxyConfig, section: ConfigSection): unknown {
+  switch (section) {
+    case 'listeners':
+      return cfg.listeners.map((l) =>
+        l.protocol === 'HTTP' ? { ...l, virtualHosts: l.virtualHosts.map((v) => v.name) } : l,
+      );
+    case 'routes':
+      return cfg.listeners.flatMap((l) =>
+        l.protocol === 'HTTP' ? l.virtualHosts.map((vh) => ({ listener: l.name, ...vh })) : [],
+      );
+    case 'clusters':
+      return cfg.clusters.map(({ endpoints, ...rest }) => ({ ...rest, endpoints: endpoints.length }));
+    case 'endpoints':
+      return cfg.clusters.map((c) => ({ cluster: c.name, endpoints: c.endpoints }));
+  }
+}
+
+export function sectionTable(cfg: ProxyConfig, section: ConfigSection): string {
+  switch (section) {
+    case 'listeners':
+      return listenerTable(cfg);
+    case 'routes':
+      return routeTable(cfg);
+    case 'clusters':
+      return clusterTable(cfg);
+    case 'endpoints':
+      return endpointTable(cfg);
+  }
+}
