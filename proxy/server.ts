@@ -73,6 +73,11 @@ interface LiveListener {
   sockets: Set<net.Socket>;
   /** false: served through handOff only (ProxyOptions.unbound). */
   bound: boolean;
+  /**
+   * Requests in progress per socket, for unbound HTTP listeners only: Node tracks idle
+   * connections (closeIdleConnections) only for servers that listen themselves.
+   */
+  busy: Map<net.Socket, number> | null;
 }
 
 const DEFAULT_DRAIN_MS = 5000;
@@ -199,6 +204,7 @@ export class ProxyServer {
       compiled: l,
       sockets: new Set(),
       bound: !(this.opts.unbound?.(l) ?? false),
+      busy: null,
     };
     live.server =
       l.protocol === 'HTTP' ? this.httpServer(live) : net.createServer((s) => this.onTcp(live, s));
@@ -207,6 +213,7 @@ export class ProxyServer {
       s.once('close', () => live.sockets.delete(s));
     });
     if (!live.bound) {
+      if (live.server instanceof http.Server) this.trackBusy(live, live.server);
       this.log.info('Serving listener through capture', { listener: l.name, protocol: l.protocol });
       return live;
     }
@@ -287,6 +294,25 @@ export class ProxyServer {
     pipeTcp(socket, l, this.log);
   }
 
+  private trackBusy(live: LiveListener, server: http.Server): void {
+    const busy = (live.busy = new Map());
+    server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+      const sock = req.socket;
+      busy.set(sock, (busy.get(sock) ?? 0) + 1);
+      res.once('close', () => {
+        const n = (busy.get(sock) ?? 1) - 1;
+        if (n <= 0) busy.delete(sock);
+        else busy.set(sock, n);
+      });
+    });
+  }
+
+  /** Closes keep-alive connections with no request in progress (idle), like closeIdleConnections. */
+  private closeIdle(live: LiveListener): void {
+    if (live.server instanceof http.Server && live.bound) live.server.closeIdleConnections();
+    else if (live.busy !== null) for (const sock of live.sockets) if (!live.busy.has(sock)) sock.destroy();
+  }
+
   /** The HTTP listener served through `handOff` (the sidecar's outbound), if the config has one. */
   unboundHttp(): CompiledHttpListener | null {
     for (const l of this.listeners.values())
@@ -358,13 +384,13 @@ export class ProxyServer {
    * complaint). The proxy stops as soon as no request is in flight and no client connection is
    * open, or when drainMs is over.
    */
-  async shutdown(): Promise<void> {
+  async shutdown(until?: number): Promise<void> {
     this.draining = true;
     this.log.info('Draining', { inflight: this.inflight, drainMs: this.opts.drainMs ?? DEFAULT_DRAIN_MS });
-    const deadline = Date.now() + (this.opts.drainMs ?? DEFAULT_DRAIN_MS);
+    // `until`: a drain deadline the caller already started (the sidecar drains its pipes first)
+    const deadline = until ?? Date.now() + (this.opts.drainMs ?? DEFAULT_DRAIN_MS);
     while (Date.now() < deadline && (this.inflight > 0 || this.openConnections() > 0)) {
-      for (const l of this.listeners.values())
-        if (l.server instanceof http.Server) l.server.closeIdleConnections();
+      for (const l of this.listeners.values()) this.closeIdle(l);
       await new Promise((r) => setTimeout(r, 50));
     }
     for (const l of this.listeners.values()) {

@@ -199,6 +199,8 @@ export async function startAgent(
   const proxy = new ProxyServer(opts);
   await proxy.startAux();
   const captures: net.Server[] = [];
+  /** Connections accepted by the captures (pass-through and inbound pipes), for the drain. */
+  const captured = new Set<net.Socket>();
   if (s.kind === 'sidecar') {
     const addon = loadAddon();
     if (addon.addon === null)
@@ -212,13 +214,21 @@ export async function startAgent(
       log,
       metrics: proxy.metrics,
       outboundHttp: () => proxy.unboundHttp(),
-      handOff: (sock) => proxy.handOff(sock),
+      handOff: (sock) => {
+        captured.delete(sock); // the HTTP drain takes care of it from here
+        return proxy.handOff(sock);
+      },
       appHost: s.appHost,
       capturePorts: [s.outboundPort, s.inboundPort],
       sniffTimeoutMs: s.sniffTimeoutMs,
     };
-    const outbound = net.createServer({ noDelay: true }, (sock) => void onOutbound(env, sock));
-    const inbound = net.createServer({ noDelay: true }, (sock) => void onInbound(env, sock));
+    const tracked = (handle: (e: CaptureEnv, sock: net.Socket) => Promise<void>) => (sock: net.Socket) => {
+      captured.add(sock);
+      sock.once('close', () => captured.delete(sock));
+      void handle(env, sock);
+    };
+    const outbound = net.createServer({ noDelay: true }, tracked(onOutbound));
+    const inbound = net.createServer({ noDelay: true }, tracked(onInbound));
     env.capturePorts = [
       await listen(outbound, s.outboundPort, s.bind),
       await listen(inbound, s.inboundPort, s.bind),
@@ -268,8 +278,16 @@ export async function startAgent(
     proxy,
     stop: async () => {
       client.stop();
-      await proxy.shutdown();
+      // inbound requests to the app and pass-through connections are raw pipes the HTTP drain
+      // does not see: they get the same drain period (readiness failing, HTTP answering with
+      // Connection: close meanwhile), then the HTTP drain finishes within what is left
+      const deadline = Date.now() + s.drainMs;
+      proxy.draining = true;
+      log.info('Draining pass-through and inbound connections', { open: captured.size, drainMs: s.drainMs });
+      while (captured.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      await proxy.shutdown(deadline);
       for (const c of captures) c.close();
+      for (const sock of captured) sock.destroy();
       await running;
     },
   };

@@ -40,7 +40,8 @@ async function runProxy(file: string): Promise<Proc> {
     '--drain-seconds',
     '3',
   ]);
-  for (let i = 0; i < 200; i++) {
+  // a generous bound: tsx start-up on a loaded 2-core machine takes seconds
+  for (let i = 0; i < 600; i++) {
     const line = s
       .stderr()
       .split('\n')

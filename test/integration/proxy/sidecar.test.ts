@@ -80,7 +80,7 @@ async function startProc(
         '0',
       ],
       '--drain-seconds',
-      '1',
+      '5',
       '--sniff-timeout-ms',
       '300',
     ],
@@ -268,7 +268,11 @@ describe('proxy sidecar with a fake weftd', function () {
   });
 
   it('inbound connections reach the app on the Host port (no original destination here)', async () => {
-    const r = await request(p.ports.inbound!, { headers: { host: `reviews:${a.port}` }, path: '/in' });
+    const r = await request(p.ports.inbound!, {
+      headers: { host: `reviews:${a.port}` },
+      path: '/in',
+      agent: false,
+    });
     expect(r.status).to.equal(200);
     expect(r.body).to.equal('a');
     expect(a.seen.at(-1)!.url).to.equal('/in');
@@ -310,8 +314,26 @@ describe('proxy sidecar with a fake weftd', function () {
     );
   });
 
-  it('SIGTERM drains and exits 0', async () => {
+  it('SIGTERM: an inbound request in flight still completes, then exit 0', async () => {
+    let release = (): void => undefined;
+    a.handler = (_req, res) => {
+      release = () => res.end('late answer');
+      res.writeHead(200);
+    };
+    const seen = a.seen.length;
+    const reply = request(p.ports.inbound!, {
+      headers: { host: `reviews:${a.port}` },
+      path: '/slow',
+      agent: false,
+    });
+    await until('the app has the request', () => a.seen.length > seen);
     p.child.kill('SIGTERM');
+    await until('draining', () => p.log().includes('Received signal; draining'));
+    expect((await ready(p)).body).to.contain('DRAINING');
+    release();
+    const r = await reply;
+    expect(r.status).to.equal(200);
+    expect(r.body).to.equal('late answer');
     expect(await p.exited).to.equal(0);
     expect(p.log()).to.contain('Proxy stopped');
   });
