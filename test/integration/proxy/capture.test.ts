@@ -1,0 +1,115 @@
+/**
+ * The sidecar's capture dispatch on loopback, with the original destination injected (the netns
+ * test covers the real one): what goes to the router, what is passed through, what is refused.
+ */
+import { expect } from 'chai';
+import net from 'node:net';
+import { onInbound, onOutbound, type CaptureEnv } from '../../../proxy/sidecar/capture.js';
+import type { OriginalDst } from '../../../proxy/native/original_dst.js';
+import type { CompiledHttpListener } from '../../../proxy/compile/compile.js';
+import { MetricsRegistry } from '../../../proxy/telemetry/metrics.js';
+import { createLogger } from '../../../pkg/log/index.js';
+import { raw, startProxy, reviewsEntry, upstream, type Started, type Upstream } from './helpers.js';
+
+async function listen(server: net.Server): Promise<number> {
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return (server.address() as net.AddressInfo).port;
+}
+
+describe('sidecar capture dispatch (loopback, injected original destination)', function () {
+  this.timeout(20_000);
+  let app: Upstream;
+  let proxy: Started;
+  let echo: net.Server;
+  let echoPort: number;
+  let capture: net.Server;
+  let inbound: net.Server;
+  let capturePort: number;
+  let inboundPort: number;
+  let dst: OriginalDst | null = null;
+  const metrics = new MetricsRegistry({ workload: 'w', namespace: 'n', app: 'a', version: 'v' });
+
+  before(async () => {
+    app = await upstream('app');
+    proxy = await startProxy(reviewsEntry([app]));
+    echo = net.createServer((c) => c.once('data', (d: Buffer) => c.end(`echo:${d.toString()}`)));
+    echoPort = await listen(echo);
+    const env: CaptureEnv = {
+      log: createLogger('test', { silent: true }),
+      metrics,
+      outboundHttp: () => (proxy.proxy.current?.listeners[0] as CompiledHttpListener | undefined) ?? null,
+      // hand HTTP to the standalone proxy's listener over loopback (its listener is bound)
+      handOff: (sock) => {
+        const up = net.connect(proxy.port, '127.0.0.1');
+        sock.pipe(up).pipe(sock);
+        return true;
+      },
+      appHost: '127.0.0.1',
+      capturePorts: [],
+      sniffTimeoutMs: 200,
+      dst: () => dst,
+    };
+    capture = net.createServer((s) => void onOutbound(env, s));
+    inbound = net.createServer((s) => void onInbound(env, s));
+    capturePort = await listen(capture);
+    inboundPort = await listen(inbound);
+    env.capturePorts = [capturePort, inboundPort];
+  });
+  after(async () => {
+    capture?.close();
+    inbound?.close();
+    echo?.close();
+    await proxy?.stop();
+    await app?.close();
+  });
+
+  it('passes a non-HTTP connection through to its original destination', async () => {
+    dst = { address: '127.0.0.1', port: echoPort, family: 4 };
+    expect(await raw(capturePort, 'hello')).to.equal('echo:hello');
+    expect(metrics.counters.get('weft_proxy_passthrough_connections_total')).to.be.greaterThan(0);
+  });
+
+  it('passes a server-first connection through after the sniff timeout', async () => {
+    const greeter = net.createServer((c) => c.end('220 greeting\r\n'));
+    const port = await listen(greeter);
+    dst = { address: '127.0.0.1', port, family: 4 };
+    try {
+      expect(await raw(capturePort, '')).to.equal('220 greeting\r\n');
+    } finally {
+      greeter.close();
+    }
+  });
+
+  it('hands HTTP for a known host to the router, whatever the original destination', async () => {
+    dst = { address: '127.0.0.1', port: echoPort, family: 4 };
+    const out = await raw(
+      capturePort,
+      'GET /routed HTTP/1.1\r\nHost: reviews:9080\r\nConnection: close\r\n\r\n',
+    );
+    expect(out).to.match(/^HTTP\/1\.1 200/);
+    expect(out).to.contain('x-upstream: app').and.not.to.contain('echo:');
+    expect(app.seen.at(-1)!.url).to.equal('/routed');
+  });
+
+  it('passes HTTP for a host the config does not know through (PassthroughCluster)', async () => {
+    dst = { address: '127.0.0.1', port: app.port, family: 4 };
+    const out = await raw(
+      capturePort,
+      'GET /direct HTTP/1.1\r\nHost: elsewhere.example\r\nConnection: close\r\n\r\n',
+    );
+    expect(out).to.match(/^HTTP\/1\.1 200/);
+    expect(app.seen.at(-1)!.url).to.equal('/direct');
+  });
+
+  it('refuses a connection whose original destination is the capture port itself (no loop)', async () => {
+    dst = { address: '127.0.0.1', port: capturePort, family: 4 };
+    const before = metrics.counters.get('weft_proxy_passthrough_refused_total') ?? 0;
+    expect(await raw(capturePort, 'data')).to.equal('');
+    expect(metrics.counters.get('weft_proxy_passthrough_refused_total')).to.equal(before + 1);
+  });
+
+  it('inbound goes to the app on the original port', async () => {
+    dst = { address: '10.0.0.5', port: echoPort, family: 4 };
+    expect(await raw(inboundPort, 'in')).to.equal('echo:in');
+  });
+});
