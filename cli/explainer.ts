@@ -321,7 +321,7 @@ interface RouteRecord {
   match: string | { index: number; name?: string; conditions: RouteMatch };
 }
 
-const LABEL_WIDTH = 13;
+const LABEL_WIDTH = 14;
 const line = (label: string, text: string): string => `${label.padEnd(LABEL_WIDTH)}${text}\n`;
 
 function routeText(r: RouteRecord): string {
