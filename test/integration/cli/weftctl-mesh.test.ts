@@ -1,0 +1,348 @@
+/**
+ * weftctl proxy-status / proxy-config / explain as a user runs them (bin/weftctl.js in a child
+ * process) against weftd started in-process on a throwaway API server, with a fake proxy holding
+ * a real discovery stream (TLS, TokenRequest token). weftd listens on loopback, which the API
+ * server refuses to proxy to, so the happy paths use --weftd-address; the API server's own
+ * answers on the service-proxy path (no weftd Service, no endpoints, RBAC) are checked for real.
+ */
+import { expect } from 'chai';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { request as httpsRequest } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DEFAULT_MESH } from '../../../controlplane/flags.js';
+import { startWeftd, type Weftd } from '../../../controlplane/weftd.js';
+import { createCA, issueServing } from '../../../pkg/certs/index.js';
+import {
+  MessageDecoder,
+  TOKEN_AUDIENCE,
+  discoveryQuery,
+  type DiscoveryMessage,
+} from '../../../pkg/discovery/protocol.js';
+import { KubeClient } from '../../../pkg/kube/client.js';
+import type { KubeObject } from '../../../pkg/kube/types.js';
+import { createLogger } from '../../../pkg/log/index.js';
+import { CertReloader } from '../../../pkg/tls/index.js';
+import { freshNamespace, installCRDs, onCleanup, testCluster, waitFor } from '../../support/index.js';
+
+const ROOT = join(import.meta.dirname, '../../..');
+const BIN = join(ROOT, 'bin', 'weftctl.js');
+const HOUR = 3600_000;
+const NET = 'networking.istio.io/v1';
+const IMAGE = 'busybox:1.36'; // never scheduled: the test cluster has no node
+const log = createLogger('test', { silent: true });
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Async on purpose: weftd runs in this process and must keep answering while weftctl asks. */
+function weftctl(args: string[]): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], {
+      cwd: ROOT,
+      env: { ...process.env, KUBECONFIG: '' },
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+const pod = (ns: string, name: string, labels: Record<string, string>, sa = 'default'): KubeObject => ({
+  apiVersion: 'v1',
+  kind: 'Pod',
+  metadata: { name, namespace: ns, labels },
+  spec: { serviceAccountName: sa, containers: [{ name: 'app', image: IMAGE }] },
+});
+
+/** A TokenRequest token: for weftd's audience, or (none given) for the API server itself. */
+async function token(kube: KubeClient, ns: string, sa: string, audiences?: string[]): Promise<string> {
+  const tr = (await kube.request('POST', `/api/v1/namespaces/${ns}/serviceaccounts/${sa}/token`, {
+    body: {
+      apiVersion: 'authentication.k8s.io/v1',
+      kind: 'TokenRequest',
+      spec: { ...(audiences ? { audiences } : {}), expirationSeconds: 600 },
+    },
+  })) as { status?: { token?: string } };
+  return tr.status?.token ?? '';
+}
+
+/** A fake proxy: holds a discovery stream open and remembers the configs it got. */
+function connectProxy(
+  port: number,
+  caPem: string,
+  tok: string,
+  ns: string,
+  name: string,
+): Promise<{ versions: string[] }> {
+  const seen = { versions: [] as string[] };
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest(
+      {
+        host: '127.0.0.1',
+        servername: 'weftd.weft-system.svc',
+        port,
+        path: discoveryQuery({ kind: 'sidecar', namespace: ns, pod: name }),
+        ca: caPem,
+        headers: { authorization: `Bearer ${tok}` },
+      },
+      (res) => {
+        if (res.statusCode !== 200) return reject(new Error(`discovery answered ${res.statusCode}`));
+        const decoder = new MessageDecoder();
+        res.on('data', (chunk: Buffer) => {
+          for (const m of decoder.push(chunk) as DiscoveryMessage[])
+            if (m.type === 'config') seen.versions.push(m.version);
+        });
+        resolve(seen);
+      },
+    );
+    req.on('error', reject);
+    req.end();
+    onCleanup(async () => void req.destroy());
+  });
+}
+
+describe('weftctl against weftd (in-process, real API server)', function () {
+  this.timeout(180_000);
+  let kube: KubeClient;
+  let weftd: Weftd;
+  let tlsDir: string;
+  let ns: string;
+  let address: string;
+  let proxy: { versions: string[] };
+
+  before(async () => {
+    kube = new KubeClient(testCluster().kubeConfig);
+    await installCRDs();
+    ns = await freshNamespace('weftctl');
+    const ca = createCA({ commonName: 'weftctl-test-ca', ttlMs: HOUR, now: new Date() });
+    const leaf = issueServing(ca, {
+      commonName: 'weftd',
+      dnsNames: ['weftd.weft-system.svc'],
+      ttlMs: HOUR,
+      now: new Date(),
+    });
+    tlsDir = mkdtempSync(join(tmpdir(), 'weftctl-tls-'));
+    writeFileSync(join(tlsDir, 'tls.crt'), leaf.certPem);
+    writeFileSync(join(tlsDir, 'tls.key'), leaf.keyPem);
+    await kube.create({ apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'app', namespace: ns } });
+    await kube.create(pod(ns, 'app-1', { app: 'client' }, 'app'));
+    const v1 = await kube.create(pod(ns, 'reviews-v1', { app: 'reviews', version: 'v1' }));
+    const v2 = await kube.create(pod(ns, 'reviews-v2', { app: 'reviews', version: 'v2' }));
+    await kube.create({
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name: 'reviews', namespace: ns },
+      spec: { ports: [{ name: 'http', port: 9080, targetPort: 8080 }], selector: { app: 'reviews' } },
+    });
+    await kube.create({
+      apiVersion: 'discovery.k8s.io/v1',
+      kind: 'EndpointSlice',
+      metadata: {
+        name: 'reviews-test',
+        namespace: ns,
+        labels: {
+          'kubernetes.io/service-name': 'reviews',
+          'endpointslice.kubernetes.io/managed-by': 'weft-test',
+        },
+      },
+      addressType: 'IPv4',
+      endpoints: [
+        {
+          addresses: ['10.244.0.11'],
+          conditions: { ready: true },
+          targetRef: { kind: 'Pod', name: v1.metadata.name, namespace: ns },
+        },
+        {
+          addresses: ['10.244.0.12'],
+          conditions: { ready: true },
+          targetRef: { kind: 'Pod', name: v2.metadata.name, namespace: ns },
+        },
+      ],
+      ports: [{ name: 'http', port: 8080, protocol: 'TCP' }],
+    });
+    await kube.create({
+      apiVersion: NET,
+      kind: 'DestinationRule',
+      metadata: { name: 'reviews', namespace: ns },
+      spec: {
+        host: 'reviews',
+        subsets: [
+          { name: 'v1', labels: { version: 'v1' } },
+          { name: 'v2', labels: { version: 'v2' } },
+        ],
+      },
+    });
+    await kube.create({
+      apiVersion: NET,
+      kind: 'VirtualService',
+      metadata: { name: 'reviews', namespace: ns },
+      spec: {
+        hosts: ['reviews'],
+        http: [
+          {
+            match: [{ headers: { 'end-user': { exact: 'jason' } } }],
+            route: [{ destination: { host: 'reviews', subset: 'v2' } }],
+          },
+          { route: [{ destination: { host: 'reviews', subset: 'v1' } }] },
+        ],
+      },
+    });
+    weftd = await startWeftd({
+      flags: {
+        host: '127.0.0.1',
+        port: 0,
+        monitoringPort: 0,
+        domainSuffix: 'cluster.local',
+        caSecret: { namespace: ns, name: 'weft-root-ca' },
+        pushDebounceMs: 50,
+        pushDebounceMaxMs: 1000,
+      },
+      mesh: DEFAULT_MESH,
+      kube,
+      tls: new CertReloader(join(tlsDir, 'tls.crt'), join(tlsDir, 'tls.key'), log),
+      log,
+      pingIntervalMs: 1000,
+      defaultMetrics: false,
+    });
+    address = `http://127.0.0.1:${weftd.monitoringPort}`;
+    proxy = await connectProxy(weftd.discoveryPort, ca.certPem, await token(kube, ns, 'app', [TOKEN_AUDIENCE]), ns, 'app-1');
+    await waitFor('the fake proxy got its config', () => proxy.versions.length > 0);
+  });
+
+  after(async () => {
+    await weftd?.stop();
+    if (tlsDir) rmSync(tlsDir, { recursive: true, force: true });
+  });
+
+  it('proxy-status lists the connected proxy as SYNCED with the version it got', async () => {
+    const r = await weftctl(['proxy-status', '--weftd-address', address]);
+    expect(r.code, r.stderr).to.equal(0);
+    const row = r.stdout.split('\n').find((l) => l.startsWith(`app-1.${ns} `));
+    expect(row?.split(/\s{2,}/).slice(0, 5)).to.deep.equal([
+      `app-1.${ns}`,
+      'sidecar',
+      proxy.versions.at(-1),
+      'SYNCED',
+      String(proxy.versions.length),
+    ]);
+  });
+
+  it("proxy-config routes shows the VirtualService's header-matched route and its default", async () => {
+    const r = await weftctl(['proxy-config', 'routes', `app-1.${ns}`, '--weftd-address', address]);
+    expect(r.code, r.stderr).to.equal(0);
+    const host = `reviews.${ns}.svc.cluster.local`;
+    const rows = r.stdout
+      .split('\n')
+      .filter((l) => l.includes(`${host}:9080 `))
+      .map((l) => l.split(/\s{3,}/));
+    expect(rows.map((c) => [c[3], c[4], c[5]])).to.deep.equal([
+      ['header end-user=jason', `outbound|9080|v2|${host}`, `vs ${ns}/reviews[0]`],
+      ['*', `outbound|9080|v1|${host}`, `vs ${ns}/reviews[1]`],
+    ]);
+    const json = await weftctl([
+      'proxy-config',
+      'endpoints',
+      'app-1',
+      '-n',
+      ns,
+      '-o',
+      'json',
+      '--weftd-address',
+      address,
+    ]);
+    const eps = JSON.parse(json.stdout) as { cluster: string; endpoints: { address: string }[] }[];
+    expect(
+      eps.find((e) => e.cluster === `outbound|9080|v2|${host}`)?.endpoints.map((e) => e.address),
+    ).to.deep.equal(['10.244.0.12']);
+  });
+
+  it('explain picks the header-matched subset, and says why the first rule missed without the header', async () => {
+    const jason = await weftctl([
+      'explain',
+      `app-1.${ns}`,
+      'http://reviews:9080/r/1',
+      '-H',
+      'end-user: jason',
+      '--weftd-address',
+      address,
+    ]);
+    expect(jason.code, jason.stderr).to.equal(0);
+    expect(jason.stdout).to.match(
+      /^destination +outbound\|9080\|v2\|\S+ subset v2, 100\.00% of requests, .*\(10\.244\.0\.12:8080\)$/m,
+    );
+    const other = await weftctl([
+      'explain',
+      `app-1.${ns}`,
+      'GET',
+      'http://reviews:9080/r/1',
+      '--weftd-address',
+      address,
+      '-o',
+      'json',
+    ]);
+    expect(other.code, other.stderr).to.equal(0);
+    const report = JSON.parse(other.stdout) as {
+      explain: { destinations: { subset: string }[] };
+      misses: { index: number; blocks: { failed: { condition: string; request: string }[] }[] }[];
+    };
+    expect(report.explain.destinations.map((d) => d.subset)).to.deep.equal(['v1']);
+    expect(report.misses.map((m) => [m.index, m.blocks[0]?.failed])).to.deep.equal([
+      [0, [{ condition: 'header end-user exact "jason"', request: '(absent)' }]],
+    ]);
+  });
+
+  it("through the API server's service proxy: no weftd Service, weftd without endpoints, RBAC", async () => {
+    const kubeconfig = testCluster().kubeconfigPath;
+    const empty = await freshNamespace('weftctl-mesh');
+    const missing = await weftctl(['proxy-status', '--kubeconfig', kubeconfig, '--mesh-namespace', empty]);
+    expect([missing.code, missing.stderr]).to.satisfy(
+      ([c, e]: [number, string]) =>
+        c === 2 && /^WEFT_MESH_NOT_INSTALLED: .*is the mesh installed\? \(kubectl get mesh\)/.test(e),
+    );
+    await kube.create({
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name: 'weftd', namespace: empty },
+      spec: { ports: [{ name: 'http-monitoring', port: 15014 }], selector: { app: 'weftd' } },
+    });
+    const notReady = await weftctl(['proxy-status', '--kubeconfig', kubeconfig, '--mesh-namespace', empty]);
+    expect(notReady.stderr).to.match(/^WEFT_WEFTD_UNREACHABLE: weftd is not ready/);
+    // a service account with no RBAC at all, through a kubeconfig of its own
+    await kube.create({
+      apiVersion: 'v1',
+      kind: 'ServiceAccount',
+      metadata: { name: 'nobody', namespace: empty },
+    });
+    const cluster = testCluster().kubeConfig.getCurrentCluster()!;
+    const file = join(tlsDir, 'nobody.kubeconfig');
+    const caLine = cluster.caData
+      ? `certificate-authority-data: ${cluster.caData}`
+      : `certificate-authority: ${cluster.caFile}`;
+    writeFileSync(
+      file,
+      `apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: ${cluster.server}\n    ${caLine}\nusers:\n- name: nobody\n  user:\n    token: ${await token(kube, empty, 'nobody')}\ncontexts:\n- name: nobody\n  context: {cluster: c, user: nobody}\ncurrent-context: nobody\n`,
+    );
+    const denied = await weftctl([
+      'proxy-config',
+      'routes',
+      `app-1.${ns}`,
+      '--kubeconfig',
+      file,
+      '--mesh-namespace',
+      empty,
+    ]);
+    expect(denied.stderr).to.match(
+      new RegExp(
+        `^WEFT_RBAC_DENIED: .*needs RBAC verb "get" on resource "services/proxy" in namespace ${empty} .*system:serviceaccount:${empty}:nobody`,
+      ),
+    );
+  });
+});
