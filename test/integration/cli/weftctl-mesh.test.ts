@@ -213,7 +213,13 @@ describe('weftctl against weftd (in-process, real API server)', function () {
       defaultMetrics: false,
     });
     address = `http://127.0.0.1:${weftd.monitoringPort}`;
-    proxy = await connectProxy(weftd.discoveryPort, ca.certPem, await token(kube, ns, 'app', [TOKEN_AUDIENCE]), ns, 'app-1');
+    proxy = await connectProxy(
+      weftd.discoveryPort,
+      ca.certPem,
+      await token(kube, ns, 'app', [TOKEN_AUDIENCE]),
+      ns,
+      'app-1',
+    );
     await waitFor('the fake proxy got its config', () => proxy.versions.length > 0);
   });
 
@@ -296,6 +302,19 @@ describe('weftctl against weftd (in-process, real API server)', function () {
     expect(report.explain.destinations.map((d) => d.subset)).to.deep.equal(['v1']);
     expect(report.misses.map((m) => [m.index, m.blocks[0]?.failed])).to.deep.equal([
       [0, [{ condition: 'header end-user exact "jason"', request: '(absent)' }]],
+    ]);
+  });
+
+  it('proxy-status shows the proxy STALE once weftd would no longer send it what it holds (its pod is gone)', async () => {
+    await kube.delete({ apiVersion: 'v1', kind: 'Pod', name: 'app-1', namespace: ns });
+    await waitFor('weftd forgets the pod', () => !weftd.registry.pod(ns, 'app-1'));
+    const r = await weftctl(['proxy-status', `app-1.${ns}`, '-o', 'json', '--weftd-address', address]);
+    expect(r.code, r.stderr).to.equal(0);
+    const body = JSON.parse(r.stdout) as {
+      proxies: { name: string; state: string; version: string; currentVersion: string | null }[];
+    };
+    expect(body.proxies.map((p) => [p.name, p.state, p.version, p.currentVersion])).to.deep.equal([
+      [`app-1.${ns}`, 'STALE', proxy.versions.at(-1), null],
     ]);
   });
 
