@@ -86,6 +86,18 @@ export function kubeconfigFiles(flags: ClusterFlags, env: NodeJS.ProcessEnv = pr
   return [join(env.HOME ?? homedir(), '.kube', 'config')];
 }
 
+/**
+ * KUBECONFIG=a:b as kubectl merges it: the first file to set a name (cluster, user, context) or
+ * the current context wins; later files only add what is new.
+ */
+function mergeKubeConfig(into: KubeConfig, more: KubeConfig): void {
+  if (into.getCurrentContext() === '' && more.getCurrentContext() !== '')
+    into.setCurrentContext(more.getCurrentContext());
+  for (const c of more.clusters) if (into.getCluster(c.name) === null) into.addCluster(c);
+  for (const u of more.users) if (into.getUser(u.name) === null) into.addUser(u);
+  for (const c of more.contexts) if (into.getContextObject(c.name) === null) into.addContext(c);
+}
+
 /** Loads the kubeconfig (and context) the flags name; a coded error when there is none. */
 export function loadKubeConfig(flags: ClusterFlags, env: NodeJS.ProcessEnv = process.env): KubeConfig {
   const files = kubeconfigFiles(flags, env).filter((f) => existsSync(f));
@@ -96,17 +108,11 @@ export function loadKubeConfig(flags: ClusterFlags, env: NodeJS.ProcessEnv = pro
     );
   const kc = new KubeConfig();
   try {
-    if (files.length === 1) kc.loadFromFile(files[0]!);
-    else {
-      // KUBECONFIG=a:b merges like kubectl; the library does this for the env variable only
-      const saved = process.env.KUBECONFIG;
-      process.env.KUBECONFIG = files.join(delimiter);
-      try {
-        kc.loadFromDefault();
-      } finally {
-        if (saved === undefined) delete process.env.KUBECONFIG;
-        else process.env.KUBECONFIG = saved;
-      }
+    kc.loadFromFile(files[0]!);
+    for (const file of files.slice(1)) {
+      const more = new KubeConfig();
+      more.loadFromFile(file);
+      mergeKubeConfig(kc, more);
     }
   } catch (err) {
     throw new WeftError(

@@ -93,6 +93,24 @@ describe('weftctl: reaching weftd', () => {
     expect(() => loadKubeConfig({ ...flags, kubeconfig: file, context: 'three' })).to.throw(
       /"three" is not in .* \(it has: one, two\)/,
     );
+    // KUBECONFIG=a:b: the first file's names and current context win, later files add
+    const second = join(dir, 'second.yaml');
+    writeFileSync(
+      second,
+      KUBECONFIG('ignored')
+        .replace('current-context: one', 'current-context: two')
+        .replace('- name: two', '- name: three'),
+    );
+    const merged = loadKubeConfig(flags, { KUBECONFIG: `${file}:${second}` });
+    expect(merged.getCurrentContext()).to.equal('one');
+    expect(merged.getContexts().map((c) => [c.name, c.namespace])).to.deep.equal([
+      ['one', 'bookinfo'],
+      ['two', 'other'],
+      ['three', 'other'],
+    ]);
+    expect(
+      loadKubeConfig({ ...flags, context: 'three' }, { KUBECONFIG: `${file}:${second}` }).getCurrentContext(),
+    ).to.equal('three');
     const broken = join(dir, 'broken.yaml');
     writeFileSync(broken, 'clusters: [');
     expect(() => loadKubeConfig({ ...flags, kubeconfig: broken })).to.throw(/cannot read kubeconfig/);
