@@ -10,6 +10,7 @@ import {
   conditionsOf,
   editDistance,
   explainRequest,
+  explainText,
   parseHeader,
   requestFromPositionals,
   syntheticRequest,
@@ -230,6 +231,60 @@ describe('weftctl explain', () => {
     expect(at('http://shop/', 'http-8443')).to.equal('direct response 201');
     const none = explainRequest(cfg, { method: 'GET', url: 'http://shop/', headers: [], listener: 'nope' });
     expect([none.routed, none.explain.error]).to.deep.equal([false, 'no HTTP listener named nope']);
+  });
+
+  it('text for a missing cluster, an empty one, a redirect, a mirror and a TCP-only config', () => {
+    const cfg: ProxyConfig = {
+      apiVersion: 'proxy.weft.dev/v1',
+      kind: 'ProxyConfig',
+      version: 'x',
+      listeners: [
+        {
+          name: 'outbound',
+          protocol: 'HTTP',
+          port: 15001,
+          virtualHosts: [
+            {
+              name: 'a',
+              domains: ['a'],
+              routes: [
+                {
+                  match: [{ uri: { prefix: '/old' } }],
+                  action: { type: 'redirect', redirect: { uri: '/new', code: 308 } },
+                },
+                {
+                  match: [{ uri: { prefix: '/gone' } }],
+                  action: { type: 'route', destinations: [{ cluster: 'nowhere', weight: 1 }] },
+                },
+                {
+                  action: { type: 'route', destinations: [{ cluster: 'empty', weight: 1 }] },
+                  mirrors: [{ cluster: 'empty', percentage: 25 }],
+                },
+              ],
+            },
+          ],
+        },
+      ],
+      clusters: [{ name: 'empty', endpoints: [] }],
+    };
+    const text = (path: string): string =>
+      explainText(explainRequest(cfg, { method: 'GET', url: `http://a${path}`, headers: [] }));
+    expect(text('/old/x'))
+      .to.match(/^redirect +\{"uri":"\/new","code":308\}$/m)
+      .and.match(/^outcome +redirect 308$/m);
+    expect(text('/gone')).to.match(
+      /^destination +nowhere, 100\.00% of requests, LEAST_REQUEST, no endpoints → 503 NC \(cluster not found\)$/m,
+    );
+    expect(text('/'))
+      .to.match(/^destination +empty, .* no endpoints → 503 UH \(no healthy upstream\)$/m)
+      .and.match(/^mirrors +empty 25%$/m);
+    const tcp: ProxyConfig = {
+      ...cfg,
+      listeners: [{ name: 'db', protocol: 'TCP', port: 5432, cluster: 'empty' }],
+    };
+    const none = explainRequest(tcp, { method: 'GET', url: 'http://a/', headers: [] });
+    expect(none.routed).to.equal(false);
+    expect(explainText(none)).to.match(/^outcome +cannot explain: no HTTP listener$/m);
   });
 
   it('the command: text with the decision, exit 0 routed / 1 NR / 2 bad arguments, -o json', async () => {
