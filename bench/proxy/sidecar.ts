@@ -1,0 +1,388 @@
+/**
+ * Memory and CPU of the proxy in its pod mode (`proxy sidecar`), run as the image runs it: the
+ * image's entry point (images/weft/entrypoint.mjs) over a dist/ compiled module by module (as tsc
+ * does for the image; no bundle), plain node, configured by a fake weftd (real TLS, the real
+ * discovery protocol: test/integration/proxy/fake-weftd.ts) with SERVICES services + the bench
+ * host. Per variant of Node flags, REPS interleaved runs (a fresh process each):
+ *   idle RSS once ready (config applied), RSS max while serving 1,000 req/s for FIXED_SECONDS
+ *   (loadgen.mjs through the outbound capture, routed by Host), vCPU per 1,000 req/s.
+ * Plus one run with bench/proxy/modlog.mjs preloaded: modules loaded (count, source bytes, by
+ * package) and process.memoryUsage() / V8 heap spaces at idle.
+ *
+ * Knobs (env): REPS (3), FIXED_SECONDS (10), SERVICES (1000),
+ * VARIANTS ('entrypoint;none': `entrypoint` = the flags the image's entry point / ENV gives,
+ * `none` = no Node flags, anything else = literal flags, `;`-separated).
+ * Loopback only.
+ */
+import { spawn, execFile, execFileSync, type ChildProcess } from 'node:child_process';
+import { promisify } from 'node:util';
+import {
+  copyFileSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import path from 'node:path';
+import { PROXY_CONFIG_API_VERSION, type ProxyConfig, type VirtualHost } from '../../pkg/proxyconfig/types.js';
+import { fakeWeftd } from '../../test/integration/proxy/fake-weftd.js';
+
+const REPS = Number(process.env.REPS ?? 3);
+const FIXED_SECONDS = Number(process.env.FIXED_SECONDS ?? 10);
+const SERVICES = Number(process.env.SERVICES ?? 1000);
+const VARIANTS = (process.env.VARIANTS ?? 'entrypoint;none').split(';').filter((v) => v !== '');
+const HOST = 'bench.bench.svc.cluster.local';
+const HERE = path.dirname(new URL(import.meta.url).pathname);
+const ROOT = path.resolve(HERE, '../..');
+const work = mkdtempSync(path.join(tmpdir(), 'weft-bench-sidecar-'));
+const execFileP = promisify(execFile);
+const children = new Set<ChildProcess>();
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
+
+function rssMb(pid: number): number {
+  const m = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return Number(m?.[1] ?? 0) / 1024;
+}
+
+function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100; // utime + stime
+}
+
+function tsFiles(dir: string): string[] {
+  return readdirSync(path.join(ROOT, dir), { recursive: true, encoding: 'utf8' })
+    .filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts') && !f.endsWith('.test.ts'))
+    .map((f) => path.join(dir, f));
+}
+
+/**
+ * The image's layout: entrypoint.mjs next to dist/, one .js per .ts (what `npm run build` makes),
+ * under node_modules/.cache so package imports resolve and linters skip it.
+ */
+function buildImageLayout(): string {
+  const out = path.join(ROOT, 'node_modules', '.cache', 'weft-bench', 'image');
+  rmSync(out, { recursive: true, force: true });
+  mkdirSync(path.join(out, 'dist'), { recursive: true });
+  execFileSync(
+    path.join(ROOT, 'node_modules/.bin/esbuild'),
+    [
+      ...tsFiles('proxy'),
+      ...tsFiles('pkg'),
+      '--platform=node',
+      '--format=esm',
+      '--target=node22',
+      `--outdir=${path.join(out, 'dist')}`,
+      '--outbase=.',
+      '--log-level=warning',
+    ],
+    { cwd: ROOT },
+  );
+  writeFileSync(path.join(out, 'package.json'), JSON.stringify({ type: 'module' }));
+  copyFileSync(path.join(ROOT, 'images/weft/entrypoint.mjs'), path.join(out, 'entrypoint.mjs'));
+  return path.join(out, 'entrypoint.mjs');
+}
+
+/** Node flags the image gives a pod: the Dockerfile's NODE_OPTIONS, if any (entrypoint flags apply inside). */
+function imageNodeOptions(): string[] {
+  const m = /^ENV\s+.*NODE_OPTIONS="?([^"\n]*)"?/m.exec(readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8'));
+  return (m?.[1] ?? '').split(' ').filter((f) => f !== '');
+}
+
+function benchConfig(upstreamPort: number): ProxyConfig {
+  const vhosts: VirtualHost[] = [];
+  const clusters: ProxyConfig['clusters'] = [];
+  vhosts.push({
+    name: HOST,
+    domains: [HOST, `${HOST}:80`],
+    routes: [
+      {
+        match: [{ headers: { 'end-user': { exact: 'jason' } } }],
+        action: { type: 'route', destinations: [{ cluster: 'outbound|80|v2|bench', weight: 100 }] },
+      },
+      {
+        match: [{ uri: { prefix: '/admin' } }, { uri: { regex: '/api/v[0-9]+/internal/.*' } }],
+        action: { type: 'route', destinations: [{ cluster: 'outbound|80|v2|bench', weight: 100 }] },
+      },
+      { action: { type: 'route', destinations: [{ cluster: 'outbound|80|v1|bench', weight: 100 }] } },
+    ],
+  });
+  clusters.push(
+    { name: 'outbound|80|v1|bench', endpoints: [{ address: '127.0.0.1', port: upstreamPort }] },
+    { name: 'outbound|80|v2|bench', endpoints: [{ address: '127.0.0.1', port: upstreamPort }] },
+  );
+  for (let i = 0; i < SERVICES; i++) {
+    const host = `svc-${i}.bench.svc.cluster.local`;
+    vhosts.push({
+      name: host,
+      domains: [host, `${host}:8080`, `svc-${i}`, `svc-${i}:8080`, `svc-${i}.bench`, `svc-${i}.bench:8080`],
+      routes: [
+        { action: { type: 'route', destinations: [{ cluster: `outbound|8080||${host}`, weight: 100 }] } },
+      ],
+    });
+    clusters.push({
+      name: `outbound|8080||${host}`,
+      endpoints: [
+        { address: `10.1.${i >> 8}.${i & 255}`, port: 8080 },
+        { address: `10.2.${i >> 8}.${i & 255}`, port: 8080 },
+      ],
+    });
+  }
+  return {
+    apiVersion: PROXY_CONFIG_API_VERSION,
+    kind: 'ProxyConfig',
+    version: 'bench-1',
+    listeners: [
+      { name: 'outbound', protocol: 'HTTP', address: '0.0.0.0', port: 15001, virtualHosts: vhosts },
+    ],
+    clusters,
+    telemetry: { workload: { name: 'bench-client', namespace: 'bench' } },
+  };
+}
+
+interface Running {
+  child: ChildProcess;
+  ports: Record<string, number>;
+}
+
+async function startSidecar(
+  entry: string,
+  flags: string[],
+  weftd: { address: string; rootPath: string; tokenPath: string },
+  extraEnv: Record<string, string> = {},
+): Promise<Running> {
+  const args = [...flags, entry, 'proxy', 'sidecar', '--bind', '127.0.0.1', '--drain-seconds', '0'];
+  for (const p of ['--outbound-port', '--inbound-port', '--admin-port', '--metrics-port', '--health-port'])
+    args.push(p, '0');
+  const child = spawn(process.execPath, args, {
+    cwd: path.dirname(entry),
+    stdio: ['ignore', 'ignore', 'pipe'],
+    env: {
+      PATH: process.env.PATH,
+      NODE_ENV: 'production',
+      WEFT_DISCOVERY_ADDRESS: weftd.address,
+      WEFT_CA_ROOT_PATH: weftd.rootPath,
+      WEFT_TOKEN_PATH: weftd.tokenPath,
+      POD_NAME: 'bench-client-1',
+      POD_NAMESPACE: 'bench',
+      INSTANCE_IP: '127.0.0.1',
+      ...extraEnv,
+    },
+  });
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  let log = '';
+  const line = await new Promise<string>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`sidecar did not start: ${log.slice(-500)}`)), 30_000);
+    child.stderr!.on('data', (d: Buffer) => {
+      log += d.toString();
+      const l = log.split('\n').find((x) => x.includes('"Proxy started; waiting for config from weftd"'));
+      if (l !== undefined) {
+        clearTimeout(t);
+        resolve(l);
+      }
+    });
+    child.once('exit', (code) => reject(new Error(`sidecar exited (${code}): ${log.slice(-500)}`)));
+  });
+  const ports = (JSON.parse(line) as { ports: Record<string, number> }).ports;
+  // ready = config from weftd compiled and swapped in
+  for (let i = 0; ; i++) {
+    const r = await fetch(`http://127.0.0.1:${ports.health}/healthz/ready`).catch(() => null);
+    if (r?.status === 200) break;
+    if (i > 600) throw new Error(`sidecar never became ready: ${log.slice(-500)}`);
+    await new Promise((res) => setTimeout(res, 50));
+  }
+  return { child, ports };
+}
+
+async function stop(r: Running): Promise<void> {
+  if (r.child.exitCode !== null) return;
+  const exited = new Promise((res) => r.child.once('exit', res));
+  r.child.kill('SIGTERM');
+  await exited;
+}
+
+interface Sample {
+  idle: number;
+  load: number;
+  vcpu: number;
+  rps: number;
+  errors: number;
+}
+
+async function oneRun(
+  entry: string,
+  flags: string[],
+  weftd: Parameters<typeof startSidecar>[2],
+): Promise<Sample> {
+  const r = await startSidecar(entry, flags, weftd);
+  const pid = r.child.pid!;
+  await new Promise((res) => setTimeout(res, 2000));
+  const idle = rssMb(pid);
+  const url = `http://127.0.0.1:${r.ports.outbound}/`;
+  const c0 = cpuSeconds(pid);
+  const t0 = performance.now();
+  const samples: number[] = [];
+  const sampler = setInterval(() => samples.push(rssMb(pid)), 500);
+  const { stdout } = await execFileP(
+    process.execPath,
+    [path.join(HERE, 'loadgen.mjs'), url, HOST, '1000', '16', String(FIXED_SECONDS)],
+    { encoding: 'utf8', timeout: (FIXED_SECONDS + 30) * 1000 },
+  );
+  clearInterval(sampler);
+  samples.push(rssMb(pid));
+  const secs = (performance.now() - t0) / 1000;
+  const lg = JSON.parse(stdout) as { rps: number; errors: number; non2xx: number };
+  const vcpu = ((cpuSeconds(pid) - c0) / secs) * (1000 / lg.rps);
+  await stop(r);
+  return { idle, load: Math.max(...samples), vcpu, rps: lg.rps, errors: lg.errors + lg.non2xx };
+}
+
+interface LoadedReport {
+  modules: number;
+  sourceKb: number;
+  byPackage: Record<string, { modules: number; kb: number }>;
+  memoryUsageMb: Record<string, number>;
+  heapSpacesUsedMb: Record<string, number>;
+}
+
+async function whatIsLoaded(
+  entry: string,
+  flags: string[],
+  weftd: Parameters<typeof startSidecar>[2],
+): Promise<LoadedReport> {
+  const file = path.join(work, 'modlog.json');
+  const r = await startSidecar(entry, ['--import', path.join(HERE, 'modlog.mjs'), ...flags], weftd, {
+    WEFT_MODLOG: file,
+  });
+  await new Promise((res) => setTimeout(res, 2000));
+  r.child.kill('SIGUSR2');
+  for (let i = 0; i < 100; i++) {
+    try {
+      readFileSync(file);
+      break;
+    } catch {
+      await new Promise((res) => setTimeout(res, 50));
+    }
+  }
+  await stop(r);
+  const d = JSON.parse(readFileSync(file, 'utf8')) as {
+    modules: { url: string; size: number }[];
+    memoryUsage: Record<string, number>;
+    heapSpaces: { name: string; used: number }[];
+  };
+  const byPackage: LoadedReport['byPackage'] = {};
+  for (const m of d.modules) {
+    const nm = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(m.url);
+    const key = m.url.startsWith('node:')
+      ? 'node: builtins'
+      : nm
+        ? nm[1]!
+        : (/\/dist\/([^/]+\/[^/]+)/.exec(m.url)?.[1] ?? m.url);
+    const e = (byPackage[key] ??= { modules: 0, kb: 0 });
+    e.modules++;
+    e.kb += m.size / 1024;
+  }
+  const mb = (n: number): number => Number((n / 1048576).toFixed(1));
+  return {
+    modules: d.modules.filter((m) => !m.url.startsWith('node:')).length,
+    sourceKb: Math.round(d.modules.reduce((a, m) => a + m.size, 0) / 1024),
+    byPackage: Object.fromEntries(
+      Object.entries(byPackage)
+        .sort((a, b) => b[1].kb - a[1].kb)
+        .map(([k, v]) => [k, { modules: v.modules, kb: Math.round(v.kb) }]),
+    ),
+    memoryUsageMb: Object.fromEntries(Object.entries(d.memoryUsage).map(([k, v]) => [k, mb(v)])),
+    heapSpacesUsedMb: Object.fromEntries(d.heapSpaces.map((s) => [s.name, mb(s.used)])),
+  };
+}
+
+function variantFlags(v: string): string[] {
+  if (v === 'entrypoint') return imageNodeOptions();
+  if (v === 'none') return [];
+  return v.split(' ').filter((f) => f !== '');
+}
+
+async function main(): Promise<void> {
+  const entry = buildImageLayout();
+  const up = spawn(process.execPath, [path.join(HERE, 'upstream.mjs')], {
+    stdio: ['ignore', 'pipe', 'ignore'],
+  });
+  children.add(up);
+  const upstreamPort = await new Promise<number>((resolve) =>
+    up.stdout!.once('data', (d: Buffer) => resolve(Number(d.toString().trim()))),
+  );
+  const weftd = await fakeWeftd(benchConfig(upstreamPort));
+  try {
+    const runs = new Map<string, Sample[]>(VARIANTS.map((v) => [v, []]));
+    for (let i = 0; i < REPS; i++)
+      for (const v of VARIANTS) {
+        const s = await oneRun(entry, variantFlags(v), weftd);
+        runs.get(v)!.push(s);
+        process.stderr.write(
+          `${v} rep ${i + 1}: idle ${s.idle.toFixed(1)} MB, at 1,000 req/s ${s.load.toFixed(1)} MB, ${s.vcpu.toFixed(3)} vCPU/1k, ${s.rps.toFixed(0)} req/s, errors ${s.errors}\n`,
+        );
+      }
+    const loaded = await whatIsLoaded(entry, variantFlags(VARIANTS[0]!), weftd);
+    const variants = Object.fromEntries(
+      [...runs].map(([v, ss]) => [
+        v,
+        {
+          nodeFlags: variantFlags(v),
+          rss_idle_mb: median(ss.map((s) => s.idle)),
+          rss_at_1000_rps_mb: median(ss.map((s) => s.load)),
+          vcpu_per_1000_rps: median(ss.map((s) => s.vcpu)),
+          errors: ss.reduce((a, s) => a + s.errors, 0),
+        },
+      ]),
+    );
+    const result = {
+      when: new Date().toISOString(),
+      loadavg_at_end: loadavg().map((x) => Number(x.toFixed(2))),
+      settings: { REPS, FIXED_SECONDS, SERVICES, mode: 'proxy sidecar via images/weft/entrypoint.mjs' },
+      variants,
+      loaded,
+    };
+    writeFileSync(path.join(HERE, 'last-run-sidecar.json'), JSON.stringify(result, null, 2) + '\n');
+    const f = (n: number, d = 1): string => n.toFixed(d);
+    const lines = [
+      `| proxy sidecar, ${SERVICES + 1} services (median of ${REPS}) | Node flags | RSS MB idle | RSS MB @1,000 req/s | vCPU per 1,000 req/s |`,
+      `|---|---|---|---|---|`,
+      ...Object.entries(variants).map(
+        ([v, r]) =>
+          `| ${v} | ${r.nodeFlags.join(' ') || '(none)'} | ${f(r.rss_idle_mb)} | ${f(r.rss_at_1000_rps_mb)} | ${f(r.vcpu_per_1000_rps, 3)} |`,
+      ),
+      `| target (issue 6) | | ≤ 50 | ≤ 70 | ≤ 0.15 |`,
+    ];
+    const top = Object.entries(loaded.byPackage)
+      .slice(0, 12)
+      .map(([k, v]) => `${k} ${v.modules}/${v.kb} KB`)
+      .join(', ');
+    process.stdout.write(
+      `${lines.join('\n')}\n\nloaded at idle (${VARIANTS[0]}): ${loaded.modules} modules, ${loaded.sourceKb} KB source; ` +
+        `largest: ${top}\nmemoryUsage MB: ${JSON.stringify(loaded.memoryUsageMb)}\n` +
+        `load average at the end: ${result.loadavg_at_end.join(' ')} (2 cores)\nfull results: bench/proxy/last-run-sidecar.json\n`,
+    );
+  } finally {
+    await weftd.close();
+  }
+}
+
+function cleanup(): void {
+  for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
+  rmSync(work, { recursive: true, force: true });
+}
+
+main().then(cleanup, (err: unknown) => {
+  process.stderr.write(`bench failed: ${(err as Error).stack ?? String(err)}\n`);
+  cleanup();
+  process.exitCode = 1;
+});
