@@ -24,7 +24,7 @@ import { INVENTORY_LABEL } from '../../pkg/render/labels.js';
 import { INIT_CONTAINER, PROXY_CONTAINER } from '../../pkg/inject/ports.js';
 import { demoStateDir } from '../../hack/cluster/paths.js';
 import { spawnSync } from 'node:child_process';
-import { kubectl, kubectlJson, kubectlRun, repoRoot, waitFor } from './support/kube.js';
+import { kubeconfig, kubectl, kubectlJson, kubectlRun, repoRoot, waitFor } from './support/kube.js';
 
 const WEFT_IMAGE = 'ghcr.io/weft-mesh/weft:0.1.0';
 const socket = join(demoStateDir, 'containerd', 'containerd.sock');
@@ -117,6 +117,19 @@ function diagnose(namespaces: string[]): string {
   ]);
   out.push(...ev.stdout.trim().split('\n').slice(-6));
   return out.join('\n');
+}
+
+/** Runs the real weftctl against the node's cluster (through the API server's service proxy). */
+function weftctl(args: string[]): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(
+    process.execPath,
+    [join(repoRoot, 'bin/weftctl.js'), ...args, '--kubeconfig', kubeconfig],
+    {
+      encoding: 'utf8',
+      timeout: 60_000,
+    },
+  );
+  return { status: r.status, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
 }
 
 function meshExists(): boolean {
@@ -327,6 +340,31 @@ describe('e2e: weft as pods — install, Mesh, injection, traffic, delete', func
         .filter((l) => l.startsWith('istio_requests_total') && l.includes('echo'))
         .reduce((sum, l) => sum + Number(l.split(' ').pop()), 0);
       expect(total, text.slice(0, 2000)).to.be.at.least(REQUESTS);
+    });
+
+    it('weftctl reaches weftd through the API server and explains the route (proxy-status, explain)', function () {
+      pending(this, missing);
+      const client = kubectlJson<{ items: PodView[] }>(['get', 'pods', '-n', 'demo', '-l', 'app=client'])
+        .items[0]!.metadata.name;
+      const status = weftctl(['proxy-status']);
+      expect(status.status, status.stderr).to.equal(0);
+      const row = status.stdout.split('\n').find((l) => l.startsWith(`${client}.demo `));
+      expect(row, status.stdout).to.match(/\bSYNCED\b/);
+      const canary = weftctl([
+        'explain',
+        `${client}.demo`,
+        'GET',
+        'http://echo/version',
+        '-H',
+        'x-canary: true',
+      ]);
+      expect(canary.status, canary.stderr).to.equal(0);
+      expect(canary.stdout, canary.stdout)
+        .to.match(/canary/)
+        .and.to.match(/\bv2\b/);
+      const nowhere = weftctl(['explain', `${client}.demo`, 'GET', 'http://nowhere.demo/']);
+      expect(nowhere.status, nowhere.stdout).to.equal(1);
+      expect(nowhere.stdout).to.match(/NR/);
     });
   });
 
