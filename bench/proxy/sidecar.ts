@@ -9,7 +9,7 @@
  * Plus one run with bench/proxy/modlog.mjs preloaded: modules loaded (count, source bytes, by
  * package) and process.memoryUsage() / V8 heap spaces at idle.
  *
- * Knobs (env): REPS (3), FIXED_SECONDS (10), SERVICES (1000),
+ * Knobs (env): REPS (3), FIXED_SECONDS (10), SERVICES (1000), IDLE_SECONDS (2),
  * VARIANTS ('entrypoint;none': `entrypoint` = the flags the image's entry point / ENV gives,
  * `none` = no Node flags, anything else = literal flags, `;`-separated).
  * Loopback only.
@@ -33,6 +33,8 @@ import { fakeWeftd } from '../../test/integration/proxy/fake-weftd.js';
 const REPS = Number(process.env.REPS ?? 3);
 const FIXED_SECONDS = Number(process.env.FIXED_SECONDS ?? 10);
 const SERVICES = Number(process.env.SERVICES ?? 1000);
+/** How long a ready sidecar sits before its idle RSS is read (V8 gives memory back after a few idle seconds). */
+const IDLE_SECONDS = Number(process.env.IDLE_SECONDS ?? 2);
 const VARIANTS = (process.env.VARIANTS ?? 'entrypoint;none').split(';').filter((v) => v !== '');
 const HOST = 'bench.bench.svc.cluster.local';
 const HERE = path.dirname(new URL(import.meta.url).pathname);
@@ -225,7 +227,7 @@ async function oneRun(
 ): Promise<Sample> {
   const r = await startSidecar(entry, flags, weftd);
   const pid = r.child.pid!;
-  await new Promise((res) => setTimeout(res, 2000));
+  await new Promise((res) => setTimeout(res, IDLE_SECONDS * 1000));
   const idle = rssMb(pid);
   const url = `http://127.0.0.1:${r.ports.outbound}/`;
   const c0 = cpuSeconds(pid);
