@@ -10,8 +10,19 @@
  * once. The last one may be anything: entered once, it backtracks at most n steps. Worst case
  * O(n × product × quantifiers). Anything else (e.g. `.*x.*`) runs on re2js.
  */
-import { RE2JS } from 're2js';
+import { createRequire } from 'node:module';
+import type { RE2JS } from 're2js';
 import { WeftError } from '../../pkg/errors/index.js';
+
+let re2js: typeof RE2JS | undefined;
+/**
+ * re2js, loaded on the first regex: ~3 MB RSS that a proxy whose routes have no regex never
+ * needs (docs/proxy-modes.md#memory). Its CommonJS build, so compiling stays synchronous.
+ */
+function RE2(): typeof RE2JS {
+  re2js ??= (createRequire(import.meta.url)('re2js') as { RE2JS: typeof RE2JS }).RE2JS;
+  return re2js;
+}
 
 export interface FullMatcher {
   test(input: string): boolean;
@@ -200,7 +211,7 @@ export function compileFullMatch(
 ): FullMatcher {
   let re2: RE2JS;
   try {
-    re2 = RE2JS.compile(pattern, opts.ignoreCase ? RE2JS.CASE_INSENSITIVE : 0);
+    re2 = RE2().compile(pattern, opts.ignoreCase ? RE2().CASE_INSENSITIVE : 0);
   } catch (err) {
     throw new WeftError(
       'WEFT_PROXY_CONFIG_INVALID',
@@ -228,7 +239,7 @@ export function compileFullMatch(
 export function compileRegexRewrite(match: string, rewrite: string): (input: string) => string {
   let re2: RE2JS;
   try {
-    re2 = RE2JS.compile(match);
+    re2 = RE2().compile(match);
   } catch (err) {
     throw new WeftError(
       'WEFT_PROXY_CONFIG_INVALID',
