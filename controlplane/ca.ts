@@ -134,13 +134,21 @@ export function createCertificateAuthority(opts: CertificateAuthorityOptions): C
         'WEFT_CA_NOT_READY',
         `weftd has not read a usable CA from ${where} yet; retry shortly`,
       );
+    const signingTime = now();
+    // The last good CA is kept through a broken or deleted Secret, but never past its own
+    // expiry: a leaf capped to an expired root's notAfter would be born expired.
+    if (signingTime >= current.notAfter)
+      throw new WeftError(
+        'WEFT_CA_NOT_READY',
+        `the CA from ${where} expired at ${current.notAfter.toISOString()}; rotate the root (the operator does it for a self-signed root)`,
+      );
     if (typeof (req as { csr?: unknown } | null)?.csr !== 'string')
       throw new WeftError('WEFT_CSR_INVALID', 'the request body must be {"csr": "<PEM>"}');
     const identity = spiffeId(opts.trustDomain, id.namespace, id.serviceAccount);
     const leaf = signWorkloadCsr(current.pair, req.csr, {
       spiffeId: identity,
       ttlMs: opts.workloadTtlMs,
-      now: now(),
+      now: signingTime,
     });
     const x509 = new X509Certificate(leaf);
     log.info('Issued workload certificate', {

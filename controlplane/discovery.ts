@@ -98,6 +98,26 @@ export function sendError(res: ServerResponse, err: unknown): void {
   res.writeHead(status, headers).end(`${JSON.stringify({ code, message: `${code}: ${message}` })}\n`);
 }
 
+/**
+ * The request's URL, or null when its request target does not parse (`GET //[`): `new URL`
+ * throws on it, and a throw in a request handler would take weftd down for everyone.
+ */
+export function requestUrl(req: IncomingMessage, base: string): URL | null {
+  try {
+    return new URL(req.url ?? '/', base);
+  } catch {
+    return null;
+  }
+}
+
+export function badRequestTarget(req: IncomingMessage): WeftError {
+  return new WeftError(
+    'WEFT_DISCOVERY_REQUEST_INVALID',
+    `the request target ${JSON.stringify((req.url ?? '').slice(0, 200))} is not a valid URL path`,
+    { details: { status: 400 } },
+  );
+}
+
 /** The token's identity may ask for this proxy: same namespace, and the same pod when the token names one. */
 export function authorize(id: Identity, r: DiscoveryRequest): void {
   if (id.namespace !== r.namespace)
@@ -132,7 +152,8 @@ export class DiscoveryService {
 
   /** The request handler for the HTTPS server. */
   readonly handle = (req: IncomingMessage, res: ServerResponse): void => {
-    const url = new URL(req.url ?? '/', 'https://weftd');
+    const url = requestUrl(req, 'https://weftd');
+    if (url === null) return sendError(res, badRequestTarget(req));
     const route =
       url.pathname === DISCOVERY_PATH && req.method === 'GET'
         ? this.discovery(req, res, url)
@@ -273,16 +294,23 @@ export class DiscoveryService {
       if (!isPing) conn.backlog = line;
       return true;
     }
-    if (!res.write(line)) {
-      conn.blocked = true;
-      res.once('drain', () => {
-        conn.blocked = false;
-        const pending = conn.backlog;
-        conn.backlog = undefined;
-        if (pending !== undefined && !res.write(pending)) conn.blocked = true;
-      });
-    }
+    if (!res.write(line)) this.waitForDrain(conn);
     return true;
+  }
+
+  /**
+   * Marks the stream blocked until the socket drains, then writes the newest backlog. That write
+   * can back up again (config lines are far larger than the socket buffer), so every flush that
+   * fills the buffer waits for its own drain: one missed re-arm would stall the stream for good.
+   */
+  private waitForDrain(conn: Connection): void {
+    conn.blocked = true;
+    conn.res.once('drain', () => {
+      conn.blocked = false;
+      const pending = conn.backlog;
+      conn.backlog = undefined;
+      if (pending !== undefined && !conn.res.destroyed && !conn.res.write(pending)) this.waitForDrain(conn);
+    });
   }
 
   private pushAll(firstChangeAt: number): void {

@@ -14,6 +14,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { ProxyKind } from '../pkg/discovery/protocol.js';
 import type { Logger } from '../pkg/log/index.js';
 import type { ConnectionInfo, DiscoveryService } from './discovery.js';
+import { badRequestTarget, requestUrl } from './discovery.js';
 import type { WeftdMetrics } from './metrics.js';
 import type { KubeRegistry } from './registry.js';
 
@@ -78,7 +79,8 @@ function connections(opts: MonitoringOptions): (ConnectionInfo & { currentVersio
 
 export function createMonitoringServer(opts: MonitoringOptions): Server {
   return createServer((req: IncomingMessage, res: ServerResponse) => {
-    const url = new URL(req.url ?? '/', 'http://weftd');
+    const url = requestUrl(req, 'http://weftd');
+    if (url === null) return json(res, 400, { message: badRequestTarget(req).message });
     if (req.method !== 'GET') return json(res, 405, { message: 'GET only' });
     switch (url.pathname) {
       case '/ready': {

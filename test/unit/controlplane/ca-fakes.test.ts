@@ -90,7 +90,10 @@ describe('CA and root-cert publisher on a stand-in API', () => {
     data: { 'tls.crt': b64(root.certPem), 'tls.key': b64(root.keyPem) },
   };
 
-  function setup(objects: KubeObject[]): {
+  function setup(
+    objects: KubeObject[],
+    now?: () => Date,
+  ): {
     kube: FakeKube;
     stop: () => void;
     ca: ReturnType<typeof createCertificateAuthority>;
@@ -103,9 +106,27 @@ describe('CA and root-cert publisher on a stand-in API', () => {
       trustDomain: 'cluster.local',
       workloadTtlMs: 3600_000,
       log,
+      ...(now ? { now } : {}),
     });
     return { kube, ca, stop: () => ca.stop() };
   }
+
+  it('stops signing once the CA it holds has expired (no leaf born expired)', async () => {
+    let clock = new Date();
+    const { ca, stop } = setup([], () => clock);
+    try {
+      await until('the CA to load', () => ca.ready());
+      clock = new Date(Date.now() + 2 * 24 * 3600_000); // past the root's 24 h
+      const err = await ca
+        .handle({ csr: 'x' }, { namespace: 'a', serviceAccount: 'b' })
+        .catch((e: unknown) => e);
+      expect(isWeftError(err, 'WEFT_CA_NOT_READY') && /expired/.test(err.message), String(err)).to.equal(
+        true,
+      );
+    } finally {
+      stop();
+    }
+  });
 
   it('refuses a body without a string csr, and an identity that is not a Kubernetes name', async () => {
     const { ca, stop } = setup([]);

@@ -118,6 +118,7 @@ describe('weftd discovery server without a cluster', function () {
     ],
     ['no pod', 'GET', '/v1/discovery?kind=sidecar&namespace=ns', 400, 'WEFT_DISCOVERY_REQUEST_INVALID'],
     ['a certificate request without a CA', 'POST', '/v1/certificates', 503, 'WEFT_CA_NOT_READY'],
+    ['a request target that is not a URL', 'GET', '//[', 400, 'WEFT_DISCOVERY_REQUEST_INVALID'],
   ];
   for (const [title, method, path, status, code] of errors) {
     it(`answers ${title} with ${status} ${code}`, async () => {
@@ -164,6 +165,15 @@ describe('weftd discovery server without a cluster', function () {
     // 1 initial + what the socket buffers held (~5 MB on loopback: 8-9 configs of 625 KB) + the
     // kept backlog; writing every push would deliver all 41
     expect(configs.length, `${configs.length} configs for ${pushes} pushes`).to.be.below(pushes / 2);
+    // The stream keeps flowing after the backlog is flushed (each flush that fills the socket
+    // buffer must wait for its own drain): later pushes still arrive.
+    for (let i = 0; i < 3; i++) {
+      registry.change();
+      const before = discovery.pushCycles;
+      await waitFor(() => discovery.pushCycles > before);
+    }
+    const later = discovery.configFor('sidecar', 'ns', 'client-1')!.version;
+    await waitFor(() => received.some((m) => m.type === 'config' && m.version === later));
     res.destroy();
   });
 });
