@@ -16,6 +16,7 @@
  * body `{ "csr": PEM }` → `{ "certChain": [leafPEM, ...intermediates], "rootCert": PEM }`; the leaf
  * carries the SPIFFE identity `spiffe://<trust domain>/ns/<ns>/sa/<service account>` of the token.
  */
+import { StringDecoder } from 'node:string_decoder';
 import type { ProxyConfig } from '../proxyconfig/types.js';
 import { WeftError, type ErrorCode } from '../errors/index.js';
 
@@ -88,18 +89,30 @@ export function encodeMessage(m: DiscoveryMessage): string {
  * message, or one that grows past `maxBytes`, is a WeftError (the caller drops the connection).
  */
 export class MessageDecoder {
+  /** Holds a multi-byte character split across chunks (TLS records split anywhere). */
+  private readonly utf8 = new StringDecoder('utf8');
   private pending = '';
 
   constructor(private readonly maxBytes = MAX_MESSAGE_BYTES) {}
 
   push(chunk: string | Buffer): DiscoveryMessage[] {
-    this.pending += typeof chunk === 'string' ? chunk : chunk.toString('utf8');
+    const text = typeof chunk === 'string' ? chunk : this.utf8.write(chunk);
     const out: DiscoveryMessage[] = [];
-    let nl: number;
-    while ((nl = this.pending.indexOf('\n')) >= 0) {
-      const line = this.pending.slice(0, nl);
-      this.pending = this.pending.slice(nl + 1);
-      if (line.trim() !== '') out.push(parseMessage(line));
+    // Only the new text can hold a newline: a multi-MB config arriving in 16 KB records must not
+    // rescan (and copy) everything before it on every chunk.
+    let nl = text.indexOf('\n');
+    if (nl < 0) {
+      this.pending += text;
+    } else {
+      let line = this.pending + text.slice(0, nl);
+      for (;;) {
+        if (line.trim() !== '') out.push(parseMessage(line));
+        const next = text.indexOf('\n', nl + 1);
+        if (next < 0) break;
+        line = text.slice(nl + 1, next);
+        nl = next;
+      }
+      this.pending = text.slice(nl + 1);
     }
     if (this.pending.length > this.maxBytes)
       throw new WeftError('WEFT_DISCOVERY_STREAM_INVALID', `a message exceeds ${this.maxBytes} bytes`);
