@@ -94,5 +94,24 @@ export function ruleForGateway(rule: HTTPRoute, vsNamespace: string, gatewayKey:
   return kept.length === rule.match.length ? rule : { ...rule, match: kept };
 }
 
+/**
+ * The rule as sidecars (the `mesh` gateway) see it: matches scoped to gateways only
+ * (`match[].gateways` without `mesh`) dropped; null when every match was scoped to gateways.
+ */
+export function ruleForMesh(rule: HTTPRoute): HTTPRoute | null {
+  if (!rule.match || rule.match.length === 0) return rule;
+  const kept = rule.match.filter(
+    (m) => !m.gateways || m.gateways.length === 0 || m.gateways.includes('mesh'),
+  );
+  if (kept.length === 0) return null;
+  return kept.length === rule.match.length ? rule : { ...rule, match: kept };
+}
+
+/** The gateways a VirtualService binds to: an absent or empty list means `mesh` (Istio). */
+export function boundGateways(vs: VirtualService): string[] {
+  const g = vs.spec.gateways;
+  return g && g.length > 0 ? g : ['mesh'];
+}
+
 /** Protocols served by an HTTP listener on a gateway. */
 export const GATEWAY_HTTP_PROTOCOLS = new Set(['HTTP', 'HTTP2', 'GRPC', 'GRPC-WEB']);

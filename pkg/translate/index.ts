@@ -51,8 +51,10 @@ import { parseDurationMs } from './duration.js';
 import {
   GATEWAY_HTTP_PROTOCOLS,
   bindsTo,
+  boundGateways,
   gatewaySelects,
   ruleForGateway,
+  ruleForMesh,
   serverHostsFor,
 } from './gateway.js';
 
@@ -381,10 +383,20 @@ class Translator {
     return out;
   }
 
+  /** The VirtualService's routes as sidecars see them; rule indexes stay the VirtualService's own. */
+  private meshRoutes(vs: VirtualService, port: number): Route[] {
+    return (vs.spec.http ?? [])
+      .map((r, i) => {
+        const scoped = ruleForMesh(r);
+        return scoped ? this.httpRoute(vs, scoped, i, port) : null;
+      })
+      .filter((r): r is Route => r !== null);
+  }
+
   build(): TranslateResult {
     const vsByHost = new Map<string, VirtualService>();
     for (const vs of this.input.virtualServices ?? []) {
-      if ((vs.spec.gateways ?? ['mesh']).every((g) => g !== 'mesh')) continue; // gateway-only VS
+      if (!boundGateways(vs).includes('mesh')) continue; // gateway-only VS
       for (const h of vs.spec.hosts ?? []) {
         const host = fqdn(h, nsOf(vs), this.suffix);
         if (vsByHost.has(host))
@@ -402,11 +414,7 @@ class Translator {
       const bareDefault = httpPorts.find((p) => p.number === 80) ?? httpPorts[0];
       for (const p of httpPorts) {
         const vs = vsByHost.get(svc.host);
-        const routes = vs
-          ? (vs.spec.http ?? [])
-              .map((r, i) => this.httpRoute(vs, r, i, p.number))
-              .filter((r): r is Route => r !== null)
-          : [this.defaultRoute(svc, p.number)];
+        const routes = vs ? this.meshRoutes(vs, p.number) : [this.defaultRoute(svc, p.number)];
         vhosts.push({
           name: `${svc.host}:${p.number}`,
           domains: domainsFor(svc, p.number, p === bareDefault, this.suffix),
@@ -417,10 +425,7 @@ class Translator {
     // VirtualServices for hosts outside the registry (e.g. a wildcard or an external name)
     for (const [host, vs] of vsByHost) {
       if (this.services.has(host)) continue;
-      const routes = (vs.spec.http ?? [])
-        .map((r, i) => this.httpRoute(vs, r, i, 80))
-        .filter((r): r is Route => r !== null);
-      vhosts.push({ name: host, domains: [host, `${host}:80`], routes });
+      vhosts.push({ name: host, domains: [host, `${host}:80`], routes: this.meshRoutes(vs, 80) });
     }
     const l = this.input.listener ?? {};
     return this.finish([

@@ -181,6 +181,36 @@ describe('translate: Istio objects → proxy config', () => {
     const v = (r.listeners[0] as HttpListener).virtualHosts.find((x) => x.name.endsWith(':9080'))!;
     expect(v.routes[0]!.name).to.equal('default');
   });
+  it('an empty gateways list means mesh, as in Istio', () => {
+    const empty = { ...VS, spec: { ...VS.spec, gateways: [] } };
+    const r = translate({ serviceEntries: [SE], virtualServices: [empty] }).config;
+    const v = (r.listeners[0] as HttpListener).virtualHosts.find((x) => x.name.endsWith(':9080'))!;
+    expect(v.routes[0]!.name).to.equal('jason');
+  });
+  it('matches scoped to gateways only (match[].gateways without mesh) do not apply to sidecars', () => {
+    const scoped = parse(`
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews, namespace: default}
+spec:
+  hosts: [reviews]
+  gateways: [mesh, istio-system/ingress]
+  http:
+  - name: edge-only
+    match: [{uri: {prefix: /edge}, gateways: [istio-system/ingress]}]
+    route: [{destination: {host: reviews, subset: v2}}]
+  - name: both
+    match: [{uri: {prefix: /a}, gateways: [istio-system/ingress]}, {uri: {prefix: /b}, gateways: [mesh]}]
+    route: [{destination: {host: reviews, subset: v1}}]
+  - name: rest
+    route: [{destination: {host: reviews, subset: v1}}]
+`) as VirtualService;
+    const r = translate({ serviceEntries: [SE], virtualServices: [scoped] }).config;
+    const v = (r.listeners[0] as HttpListener).virtualHosts.find((x) => x.name.endsWith(':9080'))!;
+    expect(v.routes.map((x) => x.name)).to.deep.equal(['both', 'rest']);
+    expect(v.routes[0]!.match).to.have.length(1);
+    expect(JSON.stringify(v.routes[0]!.match)).to.include('/b').and.not.include('/a');
+  });
   it('a second VirtualService for the same host is reported, not merged', () => {
     const r = translate({
       serviceEntries: [SE],
