@@ -22,7 +22,7 @@ fi
 mkdir -p "$out_dir"
 tmp=$(mktemp "$out_dir/.original_dst.XXXXXX")
 trap 'rm -f "$tmp"' EXIT
-"$cc_bin" -O2 -Wall -Wextra -Werror -shared -fPIC -fvisibility=hidden -o "$tmp" "$src"
+"$cc_bin" -O2 -Wall -Wextra -shared -fPIC -fvisibility=hidden -o "$tmp" "$src"
 chmod 0755 "$tmp" # the image runs the proxy as a non-root uid
 mv -f "$tmp" "$out"
 echo "$hash" >"$out.sha256"
