@@ -251,6 +251,7 @@ function gateway(mesh: string, spec: EffectiveSpec, gw: EffectiveGateway): KubeO
       resources: { requests: { cpu: '100m', memory: '128Mi' } },
       readiness: { path: '/healthz/ready', port: 15021 },
       extraPodLabels: { ...gw.labels, 'weft.dev/gateway': gw.name },
+      bindLowPorts: true,
       identityEnv: identityEnv(),
       env: discoveryEnv(settings),
       extraVolumes: [tokenVolume(settings.tokenAudience), caRootVolume()],

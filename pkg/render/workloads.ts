@@ -22,6 +22,8 @@ export interface WorkloadParams {
   secretName?: string;
   configMapName?: string;
   extraPodLabels?: Record<string, string>;
+  /** Lets the non-root proxy bind ports below 1024 (gateways serve Gateway ports like 80 and 443). */
+  bindLowPorts?: boolean;
   /** Replaces the default POD_NAMESPACE/POD_NAME downward-API variables (gateways use the proxy's set). */
   identityEnv?: V1EnvVar[];
   env?: V1EnvVar[];
@@ -105,7 +107,15 @@ export function deployment(p: WorkloadParams): KubeObject {
           serviceAccountName: p.name,
           // fsGroup: the TLS Secret is mounted 0440 root-owned; the non-root container reads it
           // through this supplementary group (without it: EACCES on tls.crt).
-          securityContext: { fsGroup: 1337, seccompProfile: { type: 'RuntimeDefault' } },
+          securityContext: {
+            fsGroup: 1337,
+            seccompProfile: { type: 'RuntimeDefault' },
+            // A namespaced, "safe" sysctl (allowed by default since Kubernetes 1.22), as Istio's
+            // gateways use: no capability needed to listen on 80/443.
+            ...(p.bindLowPorts
+              ? { sysctls: [{ name: 'net.ipv4.ip_unprivileged_port_start', value: '0' }] }
+              : {}),
+          },
           containers: [container(p, mounts)],
           volumes: vols,
         },

@@ -104,6 +104,8 @@ export interface TranslateResult {
 }
 
 const DEFAULT_SUFFIX = 'svc.cluster.local';
+/** Ports the proxy binds for itself (admin, capture, health, metrics): never a Gateway listener. */
+const PROXY_OWN_PORTS = new Set([15000, 15001, 15006, 15021, 15090]);
 const DEFAULT_OUTBOUND_PORT = 15001;
 
 /** `reviews` in namespace `default` → `reviews.default.svc.cluster.local`; dotted hosts unchanged. */
@@ -482,6 +484,13 @@ class Translator {
     for (const [port, vhosts] of byPort)
       for (const bind of input.servicePorts?.[port] ?? [port])
         byBind.set(bind, [...(byBind.get(bind) ?? []), ...vhosts.values()]);
+    for (const port of [...byBind.keys()])
+      if (PROXY_OWN_PORTS.has(port)) {
+        byBind.delete(port);
+        this.warnings.push(
+          `gateway port ${port} is one the proxy itself uses (${[...PROXY_OWN_PORTS].join(', ')}); its servers are skipped`,
+        );
+      }
     const listeners: Listener[] = [...byBind.entries()]
       .sort(([a], [b]) => a - b)
       .map(([port, virtualHosts]) => ({

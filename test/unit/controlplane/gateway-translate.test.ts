@@ -318,6 +318,22 @@ describe('pkg/translate: translateGateway', () => {
     });
   });
 
+  it("never listens on the proxy's own ports: such servers are skipped with a warning, the rest served", () => {
+    const r = translateGateway({
+      pod,
+      gateways: [
+        gateway('g', 'edge', {
+          selector: { istio: 'ingressgateway' },
+          servers: [httpServer(15021, ['*']), httpServer(15090, ['*']), httpServer(8080, ['*'])],
+        }),
+      ],
+      virtualServices: [vs('v', 'edge', { hosts: ['*'], gateways: ['g'], http: [to('productpage.shop')] })],
+      services: [productpage],
+    });
+    expect(listeners(r).map((l) => l.port)).to.deep.equal([8080]);
+    expect(r.warnings.filter((w) => /one the proxy itself uses/.test(w))).to.have.length(2);
+  });
+
   it('a pod no Gateway selects gets no listeners, and the same input gives the same version', () => {
     const input = {
       pod: { namespace: 'x', labels: { app: 'y' } },
