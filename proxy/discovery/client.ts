@@ -100,7 +100,8 @@ export class DiscoveryClient {
     this.currentReq?.destroy();
   }
 
-  private connectOnce(): Promise<StreamEnd> {
+  // async: a missing token or CA file (read below) must reject into run()'s retry loop, not throw past it.
+  private async connectOnce(): Promise<StreamEnd> {
     const { host, port } = parseAddress(this.o.address);
     const token = readFileSync(this.o.tokenPath, 'utf8').trim();
     const ca = readFileSync(this.o.caRootPath, 'utf8');
