@@ -70,6 +70,7 @@ export function readHead(socket: net.Socket, timeoutMs: number): Promise<{ head:
       clearTimeout(timer);
       socket.off('data', onData);
       socket.off('end', onEnd);
+      socket.off('close', onEnd);
       socket.pause();
       const verdict = sniff(head, final);
       resolve({ head, verdict: verdict.kind === 'more' ? { kind: 'tcp' } : verdict });
@@ -82,8 +83,13 @@ export function readHead(socket: net.Socket, timeoutMs: number): Promise<{ head:
     const timer = setTimeout(() => done(true), timeoutMs);
     socket.on('data', onData);
     socket.once('end', onEnd);
+    // A client that connects and resets (a TCP health check) never sends 'end'.
+    socket.once('close', onEnd);
   });
 }
+
+/** Istio's default connect timeout (10 s): a blackholed destination must not hold a drain for the kernel's SYN timeout. */
+const PASSTHROUGH_CONNECT_TIMEOUT_MS = 10_000;
 
 /** Pipes `client` (with `head` already read from it) to host:port; either side closing ends both. */
 export function pipeTo(
@@ -93,7 +99,16 @@ export function pipeTo(
   log: Logger,
   what: string,
 ): void {
-  const upstream = net.connect({ host: target.host, port: target.port, localAddress: target.localAddress });
+  // The client may have reset while we sniffed: opening the upstream now would leak it.
+  if (client.destroyed) return;
+  const upstream = net.connect({
+    host: target.host,
+    port: target.port,
+    localAddress: target.localAddress,
+    timeout: PASSTHROUGH_CONNECT_TIMEOUT_MS,
+  });
+  upstream.once('connect', () => upstream.setTimeout(0));
+  upstream.once('timeout', () => upstream.destroy(new Error('connect timeout')));
   upstream.setNoDelay(true);
   if (head.length > 0) upstream.write(head);
   client.pipe(upstream);

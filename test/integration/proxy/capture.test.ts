@@ -69,6 +69,26 @@ describe('sidecar capture dispatch (loopback, injected original destination)', f
     expect(metrics.counters.get('weft_proxy_passthrough_connections_total')).to.be.greaterThan(0);
   });
 
+  it('opens no upstream for a client that resets while it is being sniffed (a TCP health check)', async () => {
+    let accepted = 0;
+    const target = net.createServer((c) => {
+      accepted++;
+      c.destroy();
+    });
+    const port = await listen(target);
+    dst = { address: '127.0.0.1', port, family: 4 };
+    try {
+      const probe = net.connect(capturePort, '127.0.0.1');
+      await new Promise<void>((r) => probe.once('connect', () => r()));
+      probe.resetAndDestroy();
+      // Long enough for the sniff timeout (200 ms) and a connect to the target to have happened.
+      await new Promise((r) => setTimeout(r, 600));
+      expect(accepted, 'connections the target accepted').to.equal(0);
+    } finally {
+      target.close();
+    }
+  });
+
   it('passes a server-first connection through after the sniff timeout', async () => {
     const greeter = net.createServer((c) => c.end('220 greeting\r\n'));
     const port = await listen(greeter);
