@@ -118,11 +118,33 @@ function tcpProbe(host: string, port: number, ms: number): Promise<ProbeResult> 
   });
 }
 
+/** Protobuf's base-128 varint. */
+function varint(n: number): Buffer {
+  const out: number[] = [];
+  while (n > 0x7f) {
+    out.push((n & 0x7f) | 0x80);
+    n >>>= 7;
+  }
+  out.push(n);
+  return Buffer.from(out);
+}
+
+/**
+ * A gRPC length-prefixed HealthCheckRequest: flag byte 0, a 4-byte big-endian length, then the
+ * message (field 1, `service`, length-delimited; lengths are varints, so long names encode right).
+ */
+export function grpcHealthRequest(service: string): Buffer {
+  const name = Buffer.from(service, 'utf8');
+  const msg =
+    name.length === 0 ? Buffer.alloc(0) : Buffer.concat([Buffer.from([0x0a]), varint(name.length), name]);
+  const prefix = Buffer.alloc(5);
+  prefix.writeUInt32BE(msg.length, 1);
+  return Buffer.concat([prefix, msg]);
+}
+
 /** grpc.health.v1.Health/Check over h2c: request field 1 = service, response field 1 = status (1 = SERVING). */
 function grpcProbe(host: string, port: number, service: string, ms: number): Promise<ProbeResult> {
-  const name = Buffer.from(service, 'utf8');
-  const msg = name.length === 0 ? Buffer.alloc(0) : Buffer.concat([Buffer.from([0x0a, name.length]), name]);
-  const frame = Buffer.concat([Buffer.from([0, 0, 0, 0, msg.length]), msg]);
+  const frame = grpcHealthRequest(service);
   return new Promise((resolve) => {
     const done = (r: ProbeResult): void => {
       clearTimeout(timer);
