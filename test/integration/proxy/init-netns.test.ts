@@ -102,7 +102,8 @@ async function startInNs(
   let out = '';
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-  for (let i = 0; i < 300 && !out.includes(marker); i++) {
+  // up to 60 s: tsx starts cold as uid 1337 (HOME=/tmp) and the machine may be busy
+  for (let i = 0; i < 1200 && !out.includes(marker); i++) {
     if (child.exitCode !== null) throw new Error(`${argv.join(' ')} exited ${child.exitCode}: ${out}`);
     await sleep(50);
   }

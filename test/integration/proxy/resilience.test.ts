@@ -147,8 +147,9 @@ describe('proxy resilience (timeouts, retries, faults, circuit breaking, outlier
     const r = await request(p.port, { path: '/hang' });
     expect(r.status).to.equal(504);
     expect(r.headers['x-weft-response-flags']).to.equal('UT');
-    // per-try timeouts (2 × 200 ms + backoff), not the route's 2 s timeout, ended it
-    expect(performance.now() - t).to.be.within(280, 1900);
+    // the /hang route's 300 ms timeout ended it (without it the request would hang until the
+    // test's own timeout); the upper bound is loose, for a loaded machine
+    expect(performance.now() - t).to.be.within(280, 5000);
     let n = 0;
     v1.handler = (q, res) => (++n === 1 ? undefined : ok('v1')(q, res));
     const r2 = await request(p.port);

@@ -104,7 +104,7 @@ async function startProc(
   child.stderr!.on('data', (d: Buffer) => (log += d.toString()));
   child.stdout!.on('data', (d: Buffer) => (log += d.toString()));
   const exited = new Promise<number>((r) => child.once('exit', (code) => r(code ?? -1)));
-  for (let i = 0; i < 300; i++) {
+  for (let i = 0; i < 1200; i++) {
     const line = log.split('\n').find((l) => l.includes('"Proxy started; waiting for config from weftd"'));
     if (line)
       return {
@@ -177,7 +177,7 @@ function runWait(args: string[]): Promise<{ code: number; out: string }> {
 }
 
 describe('proxy sidecar with a fake weftd', function () {
-  this.timeout(60_000);
+  this.timeout(120_000);
   let a: Upstream;
   let b: Upstream;
   let weftd: FakeWeftd;
@@ -340,7 +340,7 @@ describe('proxy sidecar with a fake weftd', function () {
 });
 
 describe('proxy sidecar with a bad token', function () {
-  this.timeout(60_000);
+  this.timeout(120_000);
   let weftd: FakeWeftd;
   let p: Proc;
   before(async () => {
@@ -365,7 +365,7 @@ describe('proxy sidecar with a bad token', function () {
 });
 
 describe('proxy gateway with a fake weftd', function () {
-  this.timeout(60_000);
+  this.timeout(120_000);
   let weftd: FakeWeftd;
   let p: Proc;
   let a: Upstream;
