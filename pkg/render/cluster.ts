@@ -8,6 +8,7 @@
  */
 import { buildWebhookConfigurations } from '../admission/webhook-config.js';
 import type { KubeObject } from '../kube/types.js';
+import { ROOT_CERT_CONFIGMAP } from '../discovery/protocol.js';
 import { standardLabels } from './labels.js';
 import { MESH_NAMESPACE } from './spec.js';
 
@@ -60,8 +61,16 @@ export function weftdRbac(mesh: string, caSecret: CaSecretRef): KubeObject[] {
       resources: ['services', 'endpoints', 'pods', 'namespaces', 'nodes', 'configmaps'],
       verbs: READ,
     },
-    // The root-cert publisher (weft-ca-root-cert in every namespace, server-side apply).
-    { apiGroups: [''], resources: ['configmaps'], verbs: ['create', 'patch', 'update'] },
+    // The root-cert publisher (weft-ca-root-cert in every namespace, server-side apply): it may
+    // change only that ConfigMap, never another one (kube-system's coredns, say). `create` cannot
+    // be limited by name, so weftd can add ConfigMaps but not alter anyone else's.
+    { apiGroups: [''], resources: ['configmaps'], verbs: ['create'] },
+    {
+      apiGroups: [''],
+      resources: ['configmaps'],
+      resourceNames: [ROOT_CERT_CONFIGMAP],
+      verbs: ['patch', 'update'],
+    },
     { apiGroups: ['discovery.k8s.io'], resources: ['endpointslices'], verbs: READ },
     ...Object.entries(ISTIO_KINDS).flatMap(([group, resources]) => [
       { apiGroups: [group], resources, verbs: READ },

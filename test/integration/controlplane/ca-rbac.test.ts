@@ -142,5 +142,17 @@ describe("weftd's rendered RBAC on a real API server", function () {
       } | null;
       return cm?.data?.['root-cert.pem'] === root.certPem;
     });
+    // ...and nothing else: another ConfigMap (think kube-system's coredns) is out of its reach.
+    await admin.create({
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name: 'coredns', namespace: other },
+      data: { Corefile: '.:53 {}' },
+    });
+    const coredns = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'coredns', namespace: other } };
+    expect(
+      await forbidden(() => weftd.apply({ ...coredns, data: { Corefile: 'hijacked' } }, 'weftd', true)),
+      "another ConfigMap's content",
+    ).to.equal(true);
   });
 });
