@@ -10,6 +10,7 @@
  * package) and process.memoryUsage() / V8 heap spaces at idle.
  *
  * Knobs (env): REPS (3), FIXED_SECONDS (10), SERVICES (1000), IDLE_SECONDS (2),
+ * BASELINE (a git revision: its proxy/pkg/images/Dockerfile measured in the same run, interleaved),
  * VARIANTS ('entrypoint;none': `entrypoint` = the flags the image's entry point / ENV gives,
  * `none` = no Node flags, anything else = literal flags, `;`-separated).
  * Loopback only.
@@ -60,8 +61,8 @@ function cpuSeconds(pid: number): number {
   return (Number(f[11]) + Number(f[12])) / 100; // utime + stime
 }
 
-function tsFiles(dir: string): string[] {
-  return readdirSync(path.join(ROOT, dir), { recursive: true, encoding: 'utf8' })
+function tsFiles(src: string, dir: string): string[] {
+  return readdirSync(path.join(src, dir), { recursive: true, encoding: 'utf8' })
     .filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts') && !f.endsWith('.test.ts'))
     .map((f) => path.join(dir, f));
 }
@@ -70,15 +71,15 @@ function tsFiles(dir: string): string[] {
  * The image's layout: entrypoint.mjs next to dist/, one .js per .ts (what `npm run build` makes),
  * under node_modules/.cache so package imports resolve and linters skip it.
  */
-function buildImageLayout(): string {
-  const out = path.join(ROOT, 'node_modules', '.cache', 'weft-bench', 'image');
+function buildImageLayout(src: string, name: string): string {
+  const out = path.join(ROOT, 'node_modules', '.cache', 'weft-bench', `image-${name}`);
   rmSync(out, { recursive: true, force: true });
   mkdirSync(path.join(out, 'dist'), { recursive: true });
   execFileSync(
     path.join(ROOT, 'node_modules/.bin/esbuild'),
     [
-      ...tsFiles('proxy'),
-      ...tsFiles('pkg'),
+      ...tsFiles(src, 'proxy'),
+      ...tsFiles(src, 'pkg'),
       '--platform=node',
       '--format=esm',
       '--target=node22',
@@ -86,16 +87,16 @@ function buildImageLayout(): string {
       '--outbase=.',
       '--log-level=warning',
     ],
-    { cwd: ROOT },
+    { cwd: src },
   );
   writeFileSync(path.join(out, 'package.json'), JSON.stringify({ type: 'module' }));
-  copyFileSync(path.join(ROOT, 'images/weft/entrypoint.mjs'), path.join(out, 'entrypoint.mjs'));
+  copyFileSync(path.join(src, 'images/weft/entrypoint.mjs'), path.join(out, 'entrypoint.mjs'));
   return path.join(out, 'entrypoint.mjs');
 }
 
 /** Node flags the image gives a pod: the Dockerfile's NODE_OPTIONS, if any (entrypoint flags apply inside). */
-function imageNodeOptions(): string[] {
-  const m = /^ENV\s+.*NODE_OPTIONS="?([^"\n]*)"?/m.exec(readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8'));
+function imageNodeOptions(src: string): string[] {
+  const m = /^ENV\s+.*NODE_OPTIONS="?([^"\n]*)"?/m.exec(readFileSync(path.join(src, 'Dockerfile'), 'utf8'));
   return (m?.[1] ?? '').split(' ').filter((f) => f !== '');
 }
 
@@ -307,14 +308,34 @@ async function whatIsLoaded(
   };
 }
 
-function variantFlags(v: string): string[] {
-  if (v === 'entrypoint') return imageNodeOptions();
+/** A source tree to measure: the working tree, or BASELINE's files (git archive) for before/after in one run. */
+interface Tree {
+  name: string;
+  src: string;
+  entry: string;
+}
+
+function trees(): Tree[] {
+  const out: Tree[] = [{ name: 'current', src: ROOT, entry: buildImageLayout(ROOT, 'current') }];
+  const rev = process.env.BASELINE;
+  if (rev !== undefined && rev !== '') {
+    const src = path.join(work, 'baseline');
+    mkdirSync(src);
+    const tar = execFileSync('git', ['archive', rev, 'proxy', 'pkg', 'images', 'Dockerfile'], { cwd: ROOT });
+    execFileSync('tar', ['-x', '-C', src], { input: tar });
+    out.push({ name: `baseline ${rev}`, src, entry: buildImageLayout(src, 'baseline') });
+  }
+  return out;
+}
+
+function variantFlags(v: string, src: string): string[] {
+  if (v === 'entrypoint') return imageNodeOptions(src);
   if (v === 'none') return [];
   return v.split(' ').filter((f) => f !== '');
 }
 
 async function main(): Promise<void> {
-  const entry = buildImageLayout();
+  const measured = trees().flatMap((t) => VARIANTS.map((v) => ({ label: `${t.name}: ${v}`, tree: t, v })));
   const up = spawn(process.execPath, [path.join(HERE, 'upstream.mjs')], {
     stdio: ['ignore', 'pipe', 'ignore'],
   });
@@ -324,32 +345,43 @@ async function main(): Promise<void> {
   );
   const weftd = await fakeWeftd(benchConfig(upstreamPort));
   try {
-    const runs = new Map<string, Sample[]>(VARIANTS.map((v) => [v, []]));
+    const runs = new Map<string, Sample[]>(measured.map((m) => [m.label, []]));
     for (let i = 0; i < REPS; i++)
-      for (const v of VARIANTS) {
-        const s = await oneRun(entry, variantFlags(v), weftd);
-        runs.get(v)!.push(s);
+      for (const m of measured) {
+        const s = await oneRun(m.tree.entry, variantFlags(m.v, m.tree.src), weftd);
+        runs.get(m.label)!.push(s);
         process.stderr.write(
-          `${v} rep ${i + 1}: idle ${s.idle.toFixed(1)} MB, at 1,000 req/s ${s.load.toFixed(1)} MB, ${s.vcpu.toFixed(3)} vCPU/1k, ${s.rps.toFixed(0)} req/s, errors ${s.errors}\n`,
+          `${m.label} rep ${i + 1}: idle ${s.idle.toFixed(1)} MB, at 1,000 req/s ${s.load.toFixed(1)} MB, ${s.vcpu.toFixed(3)} vCPU/1k, ${s.rps.toFixed(0)} req/s, errors ${s.errors}\n`,
         );
       }
-    const loaded = await whatIsLoaded(entry, variantFlags(VARIANTS[0]!), weftd);
+    const first = measured[0]!;
+    const loaded = await whatIsLoaded(first.tree.entry, variantFlags(first.v, first.tree.src), weftd);
     const variants = Object.fromEntries(
-      [...runs].map(([v, ss]) => [
-        v,
-        {
-          nodeFlags: variantFlags(v),
-          rss_idle_mb: median(ss.map((s) => s.idle)),
-          rss_at_1000_rps_mb: median(ss.map((s) => s.load)),
-          vcpu_per_1000_rps: median(ss.map((s) => s.vcpu)),
-          errors: ss.reduce((a, s) => a + s.errors, 0),
-        },
-      ]),
+      measured.map(({ label, tree, v }) => {
+        const ss = runs.get(label)!;
+        return [
+          label,
+          {
+            nodeFlags: variantFlags(v, tree.src),
+            rss_idle_mb: median(ss.map((s) => s.idle)),
+            rss_at_1000_rps_mb: median(ss.map((s) => s.load)),
+            vcpu_per_1000_rps: median(ss.map((s) => s.vcpu)),
+            errors: ss.reduce((a, s) => a + s.errors, 0),
+          },
+        ];
+      }),
     );
     const result = {
       when: new Date().toISOString(),
       loadavg_at_end: loadavg().map((x) => Number(x.toFixed(2))),
-      settings: { REPS, FIXED_SECONDS, SERVICES, mode: 'proxy sidecar via images/weft/entrypoint.mjs' },
+      settings: {
+        REPS,
+        FIXED_SECONDS,
+        SERVICES,
+        IDLE_SECONDS,
+        BASELINE: process.env.BASELINE ?? null,
+        mode: 'proxy sidecar via images/weft/entrypoint.mjs',
+      },
       variants,
       loaded,
     };
@@ -369,7 +401,7 @@ async function main(): Promise<void> {
       .map(([k, v]) => `${k} ${v.modules}/${v.kb} KB`)
       .join(', ');
     process.stdout.write(
-      `${lines.join('\n')}\n\nloaded at idle (${VARIANTS[0]}): ${loaded.modules} modules, ${loaded.sourceKb} KB source; ` +
+      `${lines.join('\n')}\n\nloaded at idle (${first.label}): ${loaded.modules} modules, ${loaded.sourceKb} KB source; ` +
         `largest: ${top}\nmemoryUsage MB: ${JSON.stringify(loaded.memoryUsageMb)}\n` +
         `load average at the end: ${result.loadavg_at_end.join(' ')} (2 cores)\nfull results: bench/proxy/last-run-sidecar.json\n`,
     );
