@@ -13,6 +13,7 @@ import { isWeftError } from '../../../pkg/errors/index.js';
 import { ApiError, type KubeClient, type ListOptions, type WatchOptions } from '../../../pkg/kube/client.js';
 import type { KubeObject } from '../../../pkg/kube/types.js';
 import { createLogger } from '../../../pkg/log/index.js';
+import { waitFor } from '../../support/wait.js';
 
 const log = createLogger('test', { silent: true });
 const b64 = (s: string): string => Buffer.from(s, 'utf8').toString('base64');
@@ -64,15 +65,6 @@ class FakeKube {
   }
 }
 
-async function until(what: string, fn: () => boolean): Promise<void> {
-  // A semantic wait: the bound only keeps a broken implementation from hanging the run.
-  for (let i = 0; i < 500; i++) {
-    if (fn()) return;
-    await sleep(10);
-  }
-  expect.fail(`never happened: ${what}`);
-}
-
 const ns = (name: string, extra: Record<string, unknown> = {}): KubeObject => ({
   apiVersion: 'v1',
   kind: 'Namespace',
@@ -115,7 +107,7 @@ describe('CA and root-cert publisher on a stand-in API', () => {
     let clock = new Date();
     const { ca, stop } = setup([], () => clock);
     try {
-      await until('the CA to load', () => ca.ready());
+      await waitFor('the CA to load', () => ca.ready(), 30_000, 10);
       clock = new Date(Date.now() + 2 * 24 * 3600_000); // past the root's 24 h
       const err = await ca
         .handle({ csr: 'x' }, { namespace: 'a', serviceAccount: 'b' })
@@ -131,7 +123,7 @@ describe('CA and root-cert publisher on a stand-in API', () => {
   it('refuses a body without a string csr, and an identity that is not a Kubernetes name', async () => {
     const { ca, stop } = setup([]);
     try {
-      await until('the CA to load', () => ca.ready());
+      await waitFor('the CA to load', () => ca.ready(), 30_000, 10);
       for (const body of [{}, { csr: 42 }, null]) {
         const err = await ca
           .handle(body as never, { namespace: 'a', serviceAccount: 'b' })
@@ -159,7 +151,7 @@ describe('CA and root-cert publisher on a stand-in API', () => {
       backoff: { baseMs: 1, maxMs: 5, jitter: 0 },
     });
     try {
-      await until('the ConfigMap to be applied', () => kube.applied.length > 0);
+      await waitFor('the ConfigMap to be applied', () => kube.applied.length > 0, 30_000, 10);
       expect(kube.applyErrors).to.deep.equal([]);
       expect(kube.applied.map((o) => o.metadata.namespace)).to.deep.equal(['shop']);
     } finally {
@@ -184,7 +176,7 @@ describe('CA and root-cert publisher on a stand-in API', () => {
     });
     try {
       await pub.synced;
-      await until('stays to be written', () => kube.applied.length === 1);
+      await waitFor('stays to be written', () => kube.applied.length === 1, 30_000, 10);
       const tries = kube.attempts.get('going') ?? 0;
       await sleep(50); // a backoff retry (1-5 ms) would have happened many times by now
       expect(kube.attempts.get('going') ?? 0, 'attempts on a terminating namespace').to.equal(tries);

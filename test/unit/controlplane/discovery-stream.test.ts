@@ -8,7 +8,6 @@
 import { expect } from 'chai';
 import { createServer, request, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { Identity } from '../../../controlplane/auth.js';
 import { ConfigGenerator } from '../../../controlplane/configgen.js';
 import { DiscoveryService } from '../../../controlplane/discovery.js';
@@ -18,6 +17,7 @@ import type { KubeRegistry, Snapshot, TriggerType } from '../../../controlplane/
 import { createCA, issueServing } from '../../../pkg/certs/index.js';
 import { MessageDecoder, discoveryQuery, type DiscoveryMessage } from '../../../pkg/discovery/protocol.js';
 import { createLogger } from '../../../pkg/log/index.js';
+import { waitFor } from '../../support/wait.js';
 import type { ServiceRecord } from '../../../pkg/translate/index.js';
 
 const log = createLogger('test', { silent: true });
@@ -148,18 +148,23 @@ describe('weftd discovery server without a cluster', function () {
     });
     expect(res.statusCode).to.equal(200);
     res.on('data', (chunk: Buffer) => received.push(...decoder.push(chunk)));
-    await waitFor(() => received.length > 0);
+    await waitFor('the first config', () => received.length > 0, 30_000, 5);
     res.pause(); // the proxy stops reading
 
     const pushes = 40;
     for (let i = 0; i < pushes; i++) {
       registry.change();
       const before = discovery.pushCycles;
-      await waitFor(() => discovery.pushCycles > before);
+      await waitFor('a push cycle', () => discovery.pushCycles > before, 30_000, 5);
     }
     const finalVersion = discovery.configFor('sidecar', 'ns', 'client-1')!.version;
     res.resume();
-    await waitFor(() => received.some((m) => m.type === 'config' && m.version === finalVersion));
+    await waitFor(
+      'the final version',
+      () => received.some((m) => m.type === 'config' && m.version === finalVersion),
+      30_000,
+      5,
+    );
     const configs = received.filter((m) => m.type === 'config');
     expect(configs.at(-1)).to.deep.include({ version: finalVersion });
     // 1 initial + what the socket buffers held (~5 MB on loopback: 8-9 configs of 625 KB) + the
@@ -170,10 +175,15 @@ describe('weftd discovery server without a cluster', function () {
     for (let i = 0; i < 3; i++) {
       registry.change();
       const before = discovery.pushCycles;
-      await waitFor(() => discovery.pushCycles > before);
+      await waitFor('a push cycle', () => discovery.pushCycles > before, 30_000, 5);
     }
     const later = discovery.configFor('sidecar', 'ns', 'client-1')!.version;
-    await waitFor(() => received.some((m) => m.type === 'config' && m.version === later));
+    await waitFor(
+      'a later version',
+      () => received.some((m) => m.type === 'config' && m.version === later),
+      30_000,
+      5,
+    );
     res.destroy();
   });
 });
@@ -204,12 +214,4 @@ function getStatus(
     req.on('error', reject);
     req.end();
   });
-}
-
-async function waitFor(cond: () => boolean, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await sleep(5);
-  }
 }
