@@ -12,7 +12,7 @@
  * Knobs (env): REPS (3), FIXED_SECONDS (10), SERVICES (1000), IDLE_SECONDS (2),
  * BASELINE (a git revision: its proxy/pkg/images/Dockerfile measured in the same run, interleaved),
  * VARIANTS ('entrypoint;none': `entrypoint` = the flags the image's entry point / ENV gives,
- * `none` = no Node flags, anything else = literal flags, `;`-separated).
+ * `none` = no Node flags, anything else = literal flags and NAME=value environment, `;`-separated).
  * Loopback only.
  */
 import { spawn, execFile, execFileSync, type ChildProcess } from 'node:child_process';
@@ -225,8 +225,9 @@ async function oneRun(
   entry: string,
   flags: string[],
   weftd: Parameters<typeof startSidecar>[2],
+  env: Record<string, string>,
 ): Promise<Sample> {
-  const r = await startSidecar(entry, flags, weftd);
+  const r = await startSidecar(entry, flags, weftd, env);
   const pid = r.child.pid!;
   await new Promise((res) => setTimeout(res, IDLE_SECONDS * 1000));
   const idle = rssMb(pid);
@@ -331,7 +332,14 @@ function trees(): Tree[] {
 function variantFlags(v: string, src: string): string[] {
   if (v === 'entrypoint') return imageNodeOptions(src);
   if (v === 'none') return [];
-  return v.split(' ').filter((f) => f !== '');
+  return v.split(' ').filter((f) => f !== '' && !ENV_TOKEN.test(f));
+}
+
+/** `NAME=value` words of a variant are environment for the sidecar (e.g. MALLOC_ARENA_MAX=2). */
+const ENV_TOKEN = /^[A-Z][A-Z0-9_]*=/;
+function variantEnv(v: string): Record<string, string> {
+  const words = v.split(' ').filter((f) => ENV_TOKEN.test(f));
+  return Object.fromEntries(words.map((w) => [w.slice(0, w.indexOf('=')), w.slice(w.indexOf('=') + 1)]));
 }
 
 async function main(): Promise<void> {
@@ -348,7 +356,7 @@ async function main(): Promise<void> {
     const runs = new Map<string, Sample[]>(measured.map((m) => [m.label, []]));
     for (let i = 0; i < REPS; i++)
       for (const m of measured) {
-        const s = await oneRun(m.tree.entry, variantFlags(m.v, m.tree.src), weftd);
+        const s = await oneRun(m.tree.entry, variantFlags(m.v, m.tree.src), weftd, variantEnv(m.v));
         runs.get(m.label)!.push(s);
         process.stderr.write(
           `${m.label} rep ${i + 1}: idle ${s.idle.toFixed(1)} MB, at 1,000 req/s ${s.load.toFixed(1)} MB, ${s.vcpu.toFixed(3)} vCPU/1k, ${s.rps.toFixed(0)} req/s, errors ${s.errors}\n`,
@@ -363,6 +371,7 @@ async function main(): Promise<void> {
           label,
           {
             nodeFlags: variantFlags(v, tree.src),
+            env: variantEnv(v),
             rss_idle_mb: median(ss.map((s) => s.idle)),
             rss_at_1000_rps_mb: median(ss.map((s) => s.load)),
             vcpu_per_1000_rps: median(ss.map((s) => s.vcpu)),
