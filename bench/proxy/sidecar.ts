@@ -36,7 +36,7 @@ const FIXED_SECONDS = Number(process.env.FIXED_SECONDS ?? 10);
 const SERVICES = Number(process.env.SERVICES ?? 1000);
 /** How long a ready sidecar sits before its idle RSS is read (V8 gives memory back after a few idle seconds). */
 const IDLE_SECONDS = Number(process.env.IDLE_SECONDS ?? 2);
-const VARIANTS = (process.env.VARIANTS ?? 'entrypoint;none').split(';').filter((v) => v !== '');
+const VARIANTS = (process.env.VARIANTS || 'entrypoint;none').split(';').filter((v) => v !== '');
 const HOST = 'bench.bench.svc.cluster.local';
 const HERE = path.dirname(new URL(import.meta.url).pathname);
 const ROOT = path.resolve(HERE, '../..');
