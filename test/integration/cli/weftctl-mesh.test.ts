@@ -21,16 +21,15 @@ import {
   type DiscoveryMessage,
 } from '../../../pkg/discovery/protocol.js';
 import { KubeClient } from '../../../pkg/kube/client.js';
-import type { KubeObject } from '../../../pkg/kube/types.js';
 import { createLogger } from '../../../pkg/log/index.js';
 import { CertReloader } from '../../../pkg/tls/index.js';
 import { freshNamespace, installCRDs, onCleanup, testCluster, waitFor } from '../../support/index.js';
+import { createReviews, pod, requestToken } from '../controlplane/fixtures.js';
 
 const ROOT = join(import.meta.dirname, '../../..');
 const BIN = join(ROOT, 'bin', 'weftctl.js');
 const HOUR = 3600_000;
 const NET = 'networking.istio.io/v1';
-const IMAGE = 'busybox:1.36'; // never scheduled: the test cluster has no node
 const log = createLogger('test', { silent: true });
 
 interface Run {
@@ -53,25 +52,6 @@ function weftctl(args: string[]): Promise<Run> {
     child.on('error', reject);
     child.on('close', (code) => resolve({ code, stdout, stderr }));
   });
-}
-
-const pod = (ns: string, name: string, labels: Record<string, string>, sa = 'default'): KubeObject => ({
-  apiVersion: 'v1',
-  kind: 'Pod',
-  metadata: { name, namespace: ns, labels },
-  spec: { serviceAccountName: sa, containers: [{ name: 'app', image: IMAGE }] },
-});
-
-/** A TokenRequest token: for weftd's audience, or (none given) for the API server itself. */
-async function token(kube: KubeClient, ns: string, sa: string, audiences?: string[]): Promise<string> {
-  const tr = (await kube.request('POST', `/api/v1/namespaces/${ns}/serviceaccounts/${sa}/token`, {
-    body: {
-      apiVersion: 'authentication.k8s.io/v1',
-      kind: 'TokenRequest',
-      spec: { ...(audiences ? { audiences } : {}), expirationSeconds: 600 },
-    },
-  })) as { status?: { token?: string } };
-  return tr.status?.token ?? '';
 }
 
 /** A fake proxy: holds a discovery stream open and remembers the configs it got. */
@@ -134,52 +114,7 @@ describe('weftctl against weftd (in-process, real API server)', function () {
     writeFileSync(join(tlsDir, 'tls.key'), leaf.keyPem);
     await kube.create({ apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'app', namespace: ns } });
     await kube.create(pod(ns, 'app-1', { app: 'client' }, 'app'));
-    const v1 = await kube.create(pod(ns, 'reviews-v1', { app: 'reviews', version: 'v1' }));
-    const v2 = await kube.create(pod(ns, 'reviews-v2', { app: 'reviews', version: 'v2' }));
-    await kube.create({
-      apiVersion: 'v1',
-      kind: 'Service',
-      metadata: { name: 'reviews', namespace: ns },
-      spec: { ports: [{ name: 'http', port: 9080, targetPort: 8080 }], selector: { app: 'reviews' } },
-    });
-    await kube.create({
-      apiVersion: 'discovery.k8s.io/v1',
-      kind: 'EndpointSlice',
-      metadata: {
-        name: 'reviews-test',
-        namespace: ns,
-        labels: {
-          'kubernetes.io/service-name': 'reviews',
-          'endpointslice.kubernetes.io/managed-by': 'weft-test',
-        },
-      },
-      addressType: 'IPv4',
-      endpoints: [
-        {
-          addresses: ['10.244.0.11'],
-          conditions: { ready: true },
-          targetRef: { kind: 'Pod', name: v1.metadata.name, namespace: ns },
-        },
-        {
-          addresses: ['10.244.0.12'],
-          conditions: { ready: true },
-          targetRef: { kind: 'Pod', name: v2.metadata.name, namespace: ns },
-        },
-      ],
-      ports: [{ name: 'http', port: 8080, protocol: 'TCP' }],
-    });
-    await kube.create({
-      apiVersion: NET,
-      kind: 'DestinationRule',
-      metadata: { name: 'reviews', namespace: ns },
-      spec: {
-        host: 'reviews',
-        subsets: [
-          { name: 'v1', labels: { version: 'v1' } },
-          { name: 'v2', labels: { version: 'v2' } },
-        ],
-      },
-    });
+    await createReviews(kube, ns);
     await kube.create({
       apiVersion: NET,
       kind: 'VirtualService',
@@ -216,7 +151,7 @@ describe('weftctl against weftd (in-process, real API server)', function () {
     proxy = await connectProxy(
       weftd.discoveryPort,
       ca.certPem,
-      await token(kube, ns, 'app', [TOKEN_AUDIENCE]),
+      await requestToken(kube, ns, 'app', { audiences: [TOKEN_AUDIENCE] }),
       ns,
       'app-1',
     );
@@ -347,7 +282,7 @@ describe('weftctl against weftd (in-process, real API server)', function () {
       : `certificate-authority: ${cluster.caFile}`;
     writeFileSync(
       file,
-      `apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: ${cluster.server}\n    ${caLine}\nusers:\n- name: nobody\n  user:\n    token: ${await token(kube, empty, 'nobody')}\ncontexts:\n- name: nobody\n  context: {cluster: c, user: nobody}\ncurrent-context: nobody\n`,
+      `apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: ${cluster.server}\n    ${caLine}\nusers:\n- name: nobody\n  user:\n    token: ${await requestToken(kube, empty, 'nobody')}\ncontexts:\n- name: nobody\n  context: {cluster: c, user: nobody}\ncurrent-context: nobody\n`,
     );
     const denied = await weftctl([
       'proxy-config',

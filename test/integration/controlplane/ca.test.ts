@@ -6,7 +6,7 @@
  * ones, edited ones, and after a rotation).
  */
 import { expect } from 'chai';
-import { generateKeyPairSync, X509Certificate } from 'node:crypto';
+import { X509Certificate } from 'node:crypto';
 import forge from 'node-forge';
 import { createCertificateAuthority, type CertificateAuthority } from '../../../controlplane/ca.js';
 import { ROOT_CERT_LABELS, startRootCertPublisher } from '../../../controlplane/rootcert.js';
@@ -17,6 +17,7 @@ import { KubeClient } from '../../../pkg/kube/client.js';
 import type { KubeObject } from '../../../pkg/kube/types.js';
 import { createLogger } from '../../../pkg/log/index.js';
 import { freshNamespace, onCleanup, testCluster, waitFor } from '../../support/index.js';
+import { csrPem } from './fixtures.js';
 
 const HOUR = 3600_000;
 const log = createLogger('test', { silent: true });
@@ -38,18 +39,6 @@ function rootSecret(
       'ca.crt': b64(extra.root ?? ca.certPem),
     },
   };
-}
-
-function csrPem(): string {
-  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
-  const key = forge.pki.privateKeyFromPem(
-    privateKey.export({ type: 'pkcs1', format: 'pem' }).toString(),
-  ) as forge.pki.rsa.PrivateKey;
-  const csr = forge.pki.createCertificationRequest();
-  csr.publicKey = forge.pki.setRsaPublicKey(key.n, key.e);
-  csr.setSubject([{ name: 'commonName', value: 'whoever' }]);
-  csr.sign(key, forge.md.sha256.create());
-  return forge.pki.certificationRequestToPem(csr);
 }
 
 /** The chain verifies link by link and ends at `rootPem`. */
@@ -94,13 +83,13 @@ describe('weftd workload CA on a real API server', function () {
     const ca = startCA(ns);
     expect(ca.ready()).to.equal(false);
     const early = await ca
-      .handle({ csr: csrPem() }, { namespace: ns, serviceAccount: 'cart' })
+      .handle({ csr: csrPem('whoever') }, { namespace: ns, serviceAccount: 'cart' })
       .catch((e: unknown) => e);
     expect(isWeftError(early, 'WEFT_CA_NOT_READY'), String(early)).to.equal(true);
 
     await kube.create(rootSecret(ns, rootA));
     await waitFor('the CA to read the Secret', () => ca.ready());
-    const res = await ca.handle({ csr: csrPem() }, { namespace: ns, serviceAccount: 'cart' });
+    const res = await ca.handle({ csr: csrPem('whoever') }, { namespace: ns, serviceAccount: 'cart' });
     expect(res.certChain).to.have.length(1);
     expect(res.rootCert).to.equal(rootA.certPem);
     expect(chainsTo(res.certChain, rootA.certPem)).to.equal(true);
@@ -119,7 +108,7 @@ describe('weftd workload CA on a real API server', function () {
 
     await kube.apply(rootSecret(ns, rootB), 'test', true);
     await waitFor('the CA to follow the rotation', () => ca.rootCertPem() === rootB.certPem);
-    const res = await ca.handle({ csr: csrPem() }, { namespace: ns, serviceAccount: 'cart' });
+    const res = await ca.handle({ csr: csrPem('whoever') }, { namespace: ns, serviceAccount: 'cart' });
     expect(chainsTo(res.certChain, rootB.certPem)).to.equal(true);
     expect(chainsTo(res.certChain, rootA.certPem)).to.equal(false);
     expect(roots).to.deep.equal([rootA.certPem, rootB.certPem]);
@@ -133,7 +122,7 @@ describe('weftd workload CA on a real API server', function () {
     await waitFor('the CA to see the broken Secret', () => ca.status().problem !== null);
     expect(ca.status().problem).to.match(/tls.key/);
     expect(ca.ready()).to.equal(true);
-    const still = await ca.handle({ csr: csrPem() }, { namespace: ns, serviceAccount: 'cart' });
+    const still = await ca.handle({ csr: csrPem('whoever') }, { namespace: ns, serviceAccount: 'cart' });
     expect(chainsTo(still.certChain, rootB.certPem)).to.equal(true);
   });
 
@@ -144,7 +133,7 @@ describe('weftd workload CA on a real API server', function () {
     await kube.create(rootSecret(ns, inter, { crt: inter.certPem, root: rootA.certPem }));
     const ca = startCA(ns);
     await waitFor('the CA to read the Secret', () => ca.ready());
-    const res = await ca.handle({ csr: csrPem() }, { namespace: ns, serviceAccount: 'cart' });
+    const res = await ca.handle({ csr: csrPem('whoever') }, { namespace: ns, serviceAccount: 'cart' });
     expect(res.certChain).to.have.length(2);
     expect(res.rootCert).to.equal(rootA.certPem);
     expect(chainsTo(res.certChain, rootA.certPem)).to.equal(true);

@@ -9,13 +9,12 @@
  */
 import { expect } from 'chai';
 import { spawn } from 'node:child_process';
-import { generateKeyPairSync, X509Certificate } from 'node:crypto';
+import { X509Certificate } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import forge from 'node-forge';
 import { DEFAULT_MESH } from '../../../controlplane/flags.js';
 import { startWeftd, type Weftd } from '../../../controlplane/weftd.js';
 import { createCA, issueServing, type KeyPairPem } from '../../../pkg/certs/index.js';
@@ -33,11 +32,11 @@ import { createLogger } from '../../../pkg/log/index.js';
 import type { HttpListener, ProxyConfig } from '../../../pkg/proxyconfig/types.js';
 import { CertReloader } from '../../../pkg/tls/index.js';
 import { freshNamespace, installCRDs, onCleanup, testCluster, waitFor } from '../../support/index.js';
+import { createReviews, csrPem, pod, requestToken } from './fixtures.js';
 
 const HOUR = 3600_000;
 const log = createLogger('test', { silent: true });
 const NET = 'networking.istio.io/v1';
-const IMAGE = 'busybox:1.36'; // never scheduled: the test cluster has no node
 
 /** One discovery stream: messages queue up until the test takes them. */
 class Stream {
@@ -135,41 +134,14 @@ function servingCert(): { ca: KeyPairPem; dir: string } {
   return { ca, dir };
 }
 
-async function token(kube: KubeClient, ns: string, sa: string, pod?: KubeObject): Promise<string> {
-  const tr = (await kube.request('POST', `/api/v1/namespaces/${ns}/serviceaccounts/${sa}/token`, {
-    body: {
-      apiVersion: 'authentication.k8s.io/v1',
-      kind: 'TokenRequest',
-      spec: {
-        audiences: [TOKEN_AUDIENCE],
-        expirationSeconds: 600,
-        ...(pod
-          ? {
-              boundObjectRef: {
-                apiVersion: 'v1',
-                kind: 'Pod',
-                name: pod.metadata.name,
-                uid: pod.metadata.uid,
-              },
-            }
-          : {}),
-      },
-    },
-  })) as { status?: { token?: string } };
-  return tr.status?.token ?? '';
-}
+/** A token for weftd's audience, bound to `boundPod` if given. */
+const token = (kube: KubeClient, ns: string, sa: string, boundPod?: KubeObject): Promise<string> =>
+  requestToken(kube, ns, sa, { audiences: [TOKEN_AUDIENCE], ...(boundPod ? { pod: boundPod } : {}) });
 
 async function get(port: number, path: string): Promise<{ status: number; body: string }> {
   const res = await fetch(`http://127.0.0.1:${port}${path}`);
   return { status: res.status, body: await res.text() };
 }
-
-const pod = (ns: string, name: string, labels: Record<string, string>, sa = 'default'): KubeObject => ({
-  apiVersion: 'v1',
-  kind: 'Pod',
-  metadata: { name, namespace: ns, labels },
-  spec: { serviceAccountName: sa, containers: [{ name: 'app', image: IMAGE }] },
-});
 
 const vhostsOf = (c: ProxyConfig, listener = 0): HttpListener['virtualHosts'] =>
   (c.listeners[listener] as HttpListener).virtualHosts;
@@ -200,52 +172,7 @@ describe('weftd (in-process, real API server)', function () {
       await kube.create({ apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: sa, namespace: n } });
     // the proxy's pod, the service's two versions, its Service and EndpointSlice
     await kube.create(pod(ns, 'app-1', { app: 'client' }, 'app'));
-    const v1 = await kube.create(pod(ns, 'reviews-v1', { app: 'reviews', version: 'v1' }));
-    const v2 = await kube.create(pod(ns, 'reviews-v2', { app: 'reviews', version: 'v2' }));
-    await kube.create({
-      apiVersion: 'v1',
-      kind: 'Service',
-      metadata: { name: 'reviews', namespace: ns },
-      spec: { ports: [{ name: 'http', port: 9080, targetPort: 8080 }], selector: { app: 'reviews' } },
-    });
-    await kube.create({
-      apiVersion: 'discovery.k8s.io/v1',
-      kind: 'EndpointSlice',
-      metadata: {
-        name: 'reviews-test',
-        namespace: ns,
-        labels: {
-          'kubernetes.io/service-name': 'reviews',
-          'endpointslice.kubernetes.io/managed-by': 'weft-test',
-        },
-      },
-      addressType: 'IPv4',
-      endpoints: [
-        {
-          addresses: ['10.244.0.11'],
-          conditions: { ready: true },
-          targetRef: { kind: 'Pod', name: v1.metadata.name, namespace: ns },
-        },
-        {
-          addresses: ['10.244.0.12'],
-          conditions: { ready: true },
-          targetRef: { kind: 'Pod', name: v2.metadata.name, namespace: ns },
-        },
-      ],
-      ports: [{ name: 'http', port: 8080, protocol: 'TCP' }],
-    });
-    await kube.create({
-      apiVersion: NET,
-      kind: 'DestinationRule',
-      metadata: { name: 'reviews', namespace: ns },
-      spec: {
-        host: 'reviews',
-        subsets: [
-          { name: 'v1', labels: { version: 'v1' } },
-          { name: 'v2', labels: { version: 'v2' } },
-        ],
-      },
-    });
+    await createReviews(kube, ns);
     await kube.create({
       apiVersion: NET,
       kind: 'VirtualService',
@@ -497,18 +424,6 @@ describe('weftd (in-process, real API server)', function () {
     await waitFor('the stream to end', () => s.ended);
   });
 });
-
-function csrPem(): string {
-  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
-  const key = forge.pki.privateKeyFromPem(
-    privateKey.export({ type: 'pkcs1', format: 'pem' }).toString(),
-  ) as forge.pki.rsa.PrivateKey;
-  const csr = forge.pki.createCertificationRequest();
-  csr.publicKey = forge.pki.setRsaPublicKey(key.n, key.e);
-  csr.setSubject([{ name: 'commonName', value: 'proxy' }]);
-  csr.sign(key, forge.md.sha256.create());
-  return forge.pki.certificationRequestToPem(csr);
-}
 
 function postCertificate(
   port: number,

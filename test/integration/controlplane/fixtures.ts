@@ -1,0 +1,122 @@
+/**
+ * What weftd's integration suites (and weftctl's, which drives a weftd) put on the API server:
+ * pods that are never scheduled (the test cluster has no node), TokenRequest tokens, the
+ * reviews service with two versions behind an EndpointSlice, and a proxy's CSR.
+ */
+import { generateKeyPairSync } from 'node:crypto';
+import forge from 'node-forge';
+import type { KubeClient } from '../../../pkg/kube/client.js';
+import type { KubeObject } from '../../../pkg/kube/types.js';
+
+const IMAGE = 'busybox:1.36'; // never scheduled: the test cluster has no node
+const NET = 'networking.istio.io/v1';
+
+export const pod = (
+  ns: string,
+  name: string,
+  labels: Record<string, string>,
+  sa = 'default',
+): KubeObject => ({
+  apiVersion: 'v1',
+  kind: 'Pod',
+  metadata: { name, namespace: ns, labels },
+  spec: { serviceAccountName: sa, containers: [{ name: 'app', image: IMAGE }] },
+});
+
+/** A TokenRequest token for `sa`: for `audiences` (none: the API server's own), bound to `pod` if given. */
+export async function requestToken(
+  kube: KubeClient,
+  ns: string,
+  sa: string,
+  opts: { audiences?: string[]; pod?: KubeObject } = {},
+): Promise<string> {
+  const { audiences, pod: bound } = opts;
+  const tr = (await kube.request('POST', `/api/v1/namespaces/${ns}/serviceaccounts/${sa}/token`, {
+    body: {
+      apiVersion: 'authentication.k8s.io/v1',
+      kind: 'TokenRequest',
+      spec: {
+        ...(audiences ? { audiences } : {}),
+        expirationSeconds: 600,
+        ...(bound
+          ? {
+              boundObjectRef: {
+                apiVersion: 'v1',
+                kind: 'Pod',
+                name: bound.metadata.name,
+                uid: bound.metadata.uid,
+              },
+            }
+          : {}),
+      },
+    },
+  })) as { status?: { token?: string } };
+  return tr.status?.token ?? '';
+}
+
+/**
+ * reviews v1 and v2 (pods), their Service (9080 → 8080), an EndpointSlice naming the pods (no
+ * controller fills it without a node) and a DestinationRule with the two subsets. The
+ * VirtualService is the test's own.
+ */
+export async function createReviews(kube: KubeClient, ns: string): Promise<void> {
+  const v1 = await kube.create(pod(ns, 'reviews-v1', { app: 'reviews', version: 'v1' }));
+  const v2 = await kube.create(pod(ns, 'reviews-v2', { app: 'reviews', version: 'v2' }));
+  await kube.create({
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: { name: 'reviews', namespace: ns },
+    spec: { ports: [{ name: 'http', port: 9080, targetPort: 8080 }], selector: { app: 'reviews' } },
+  });
+  await kube.create({
+    apiVersion: 'discovery.k8s.io/v1',
+    kind: 'EndpointSlice',
+    metadata: {
+      name: 'reviews-test',
+      namespace: ns,
+      labels: {
+        'kubernetes.io/service-name': 'reviews',
+        'endpointslice.kubernetes.io/managed-by': 'weft-test',
+      },
+    },
+    addressType: 'IPv4',
+    endpoints: [
+      {
+        addresses: ['10.244.0.11'],
+        conditions: { ready: true },
+        targetRef: { kind: 'Pod', name: v1.metadata.name, namespace: ns },
+      },
+      {
+        addresses: ['10.244.0.12'],
+        conditions: { ready: true },
+        targetRef: { kind: 'Pod', name: v2.metadata.name, namespace: ns },
+      },
+    ],
+    ports: [{ name: 'http', port: 8080, protocol: 'TCP' }],
+  });
+  await kube.create({
+    apiVersion: NET,
+    kind: 'DestinationRule',
+    metadata: { name: 'reviews', namespace: ns },
+    spec: {
+      host: 'reviews',
+      subsets: [
+        { name: 'v1', labels: { version: 'v1' } },
+        { name: 'v2', labels: { version: 'v2' } },
+      ],
+    },
+  });
+}
+
+/** A proxy's CSR (RSA-2048); the names in it are whatever a proxy puts there: the CA ignores them. */
+export function csrPem(commonName = 'proxy'): string {
+  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const key = forge.pki.privateKeyFromPem(
+    privateKey.export({ type: 'pkcs1', format: 'pem' }).toString(),
+  ) as forge.pki.rsa.PrivateKey;
+  const csr = forge.pki.createCertificationRequest();
+  csr.publicKey = forge.pki.setRsaPublicKey(key.n, key.e);
+  csr.setSubject([{ name: 'commonName', value: commonName }]);
+  csr.sign(key, forge.md.sha256.create());
+  return forge.pki.certificationRequestToPem(csr);
+}
