@@ -22,42 +22,73 @@ export function pipeTcp(client: net.Socket, l: CompiledTcpListener, log: Logger)
   const m = l.metrics;
   m.opened++;
   ep.active++;
-  const upstream = net.connect({ host: ep.address, port: ep.port, timeout: cluster.limits.connectTimeoutMs });
-  let connected = false;
-  upstream.once('connect', () => {
-    connected = true;
-    upstream.setTimeout(0);
-    cluster.record(ep, 200);
-  });
-  upstream.once('timeout', () => upstream.destroy(new Error('connect timeout')));
+  const upstream = splice(
+    client,
+    { host: ep.address, port: ep.port },
+    cluster.limits.connectTimeoutMs,
+    Buffer.alloc(0),
+    ({ connected, error }) => {
+      ep.active--;
+      m.closed++;
+      if (connected) return;
+      cluster.record(ep, 0);
+      log.warn('TCP upstream connect failed', {
+        listener: l.name,
+        endpoint: ep.key,
+        flag: 'UF',
+        error: error?.message,
+      });
+    },
+  );
+  upstream.once('connect', () => cluster.record(ep, 200));
   upstream.on('data', (c: Buffer) => {
     m.received += c.length;
   });
   client.on('data', (c: Buffer) => {
     m.sent += c.length;
   });
+}
+
+/** How a spliced connection ended: whether the upstream ever connected, and the first error. */
+export interface SpliceEnd {
+  connected: boolean;
+  error?: Error | undefined;
+}
+
+/**
+ * Opens `target` and joins it to `client` both ways (`head`, bytes already read from the client,
+ * goes first). A connect that takes longer than `connectTimeoutMs` fails; either side closing or
+ * failing tears down both, and `onEnd` runs exactly once. Shared by TCP listeners and the
+ * sidecar's pass-through, so both release sockets the same way.
+ */
+export function splice(
+  client: net.Socket,
+  target: { host: string; port: number; localAddress?: string | undefined },
+  connectTimeoutMs: number,
+  head: Buffer,
+  onEnd: (end: SpliceEnd) => void,
+): net.Socket {
+  const upstream = net.connect({ ...target, timeout: connectTimeoutMs });
+  let connected = false;
+  upstream.once('connect', () => {
+    connected = true;
+    upstream.setTimeout(0);
+  });
+  upstream.once('timeout', () => upstream.destroy(new Error('connect timeout')));
+  if (head.length > 0) upstream.write(head);
   client.pipe(upstream);
   upstream.pipe(client);
-  let closed = false;
-  const close = (err?: Error): void => {
-    if (closed) return;
-    closed = true;
-    ep.active--;
-    m.closed++;
-    if (!connected) {
-      cluster.record(ep, 0);
-      log.warn('TCP upstream connect failed', {
-        listener: l.name,
-        endpoint: ep.key,
-        flag: 'UF',
-        error: err?.message,
-      });
-    }
+  let ended = false;
+  const end = (error?: Error): void => {
+    if (ended) return;
+    ended = true;
     client.destroy();
     upstream.destroy();
+    onEnd({ connected, error });
   };
-  client.once('close', () => close());
-  upstream.once('close', () => close());
-  client.once('error', (e) => close(e));
-  upstream.once('error', (e) => close(e));
+  client.once('close', () => end());
+  upstream.once('close', () => end());
+  client.once('error', end);
+  upstream.once('error', end);
+  return upstream;
 }

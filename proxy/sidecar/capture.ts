@@ -18,6 +18,7 @@ import { findVHost, type CompiledHttpListener } from '../compile/compile.js';
 import { originalDst, type OriginalDst } from '../native/original_dst.js';
 import type { MetricsRegistry } from '../telemetry/metrics.js';
 import { INBOUND_PASSTHROUGH_SOURCE } from '../init/rules.js';
+import { splice } from '../tcp.js';
 
 /** Bytes to look at before deciding; an HTTP request head larger than this is passed through. */
 const MAX_SNIFF_BYTES = 16 * 1024;
@@ -101,36 +102,15 @@ export function pipeTo(
 ): void {
   // The client may have reset while we sniffed: opening the upstream now would leak it.
   if (client.destroyed) return;
-  const upstream = net.connect({
-    host: target.host,
-    port: target.port,
-    localAddress: target.localAddress,
-    timeout: PASSTHROUGH_CONNECT_TIMEOUT_MS,
-  });
-  upstream.once('connect', () => upstream.setTimeout(0));
-  upstream.once('timeout', () => upstream.destroy(new Error('connect timeout')));
-  upstream.setNoDelay(true);
-  if (head.length > 0) upstream.write(head);
-  client.pipe(upstream);
-  upstream.pipe(client);
-  client.resume();
-  let closed = false;
-  const close = (err?: Error): void => {
-    if (closed) return;
-    closed = true;
-    if (err && !upstream.readyState.startsWith('open'))
+  const upstream = splice(client, target, PASSTHROUGH_CONNECT_TIMEOUT_MS, head, ({ connected, error }) => {
+    if (error && !connected)
       log.warn('Pass-through connect failed', {
         to: `${target.host}:${target.port}`,
         what,
-        error: err.message,
+        error: error.message,
       });
-    client.destroy();
-    upstream.destroy();
-  };
-  client.once('close', () => close());
-  upstream.once('close', () => close());
-  client.once('error', (e) => close(e));
-  upstream.once('error', (e) => close(e));
+  });
+  upstream.setNoDelay(true);
 }
 
 export interface CaptureEnv {
