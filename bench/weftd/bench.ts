@@ -1,0 +1,176 @@
+/**
+ * weftd's cost per push as the mesh grows, measured on the code weftd runs (no cluster):
+ *   - Services + EndpointSlices → ServiceRecords (pkg/translate servicesFromKube),
+ *   - the sidecar translation, done once per registry generation (ConfigGenerator),
+ *   - the per-proxy part: version + the NDJSON line, spliced around the shared body,
+ *   - the line's size,
+ * and the workload CA's cost per CSR (pkg/certs signWorkloadCsr). Synthetic mesh: every Service
+ * has 2 ports and 3 ready endpoints, 1 in 5 has a VirtualService. Medians of REPS runs; writes
+ * bench/weftd/last-run.json.
+ */
+import { writeFileSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
+import { ConfigGenerator } from '../../controlplane/configgen.js';
+import { DEFAULT_MESH } from '../../controlplane/flags.js';
+import type { PodInfo, Snapshot } from '../../controlplane/registry.js';
+import type { VirtualService } from '../../pkg/api/index.js';
+import { createCA, type KeyPairPem } from '../../pkg/certs/index.js';
+import { signWorkloadCsr, spiffeId } from '../../pkg/certs/workload.js';
+import { createLogger } from '../../pkg/log/index.js';
+import {
+  servicesFromKube,
+  type KubeEndpointSlice,
+  type KubePod,
+  type KubeService,
+} from '../../pkg/translate/kube.js';
+import { csrPem } from '../../test/integration/controlplane/fixtures.js';
+
+const SIZES = (process.env.SIZES ?? '100,1000,5000').split(',').map(Number);
+const REPS = Number(process.env.REPS ?? 5);
+const CSRS = Number(process.env.CSRS ?? 50);
+const log = createLogger('bench', { silent: true });
+
+function mesh(n: number): {
+  services: KubeService[];
+  slices: KubeEndpointSlice[];
+  pods: KubePod[];
+  vss: VirtualService[];
+} {
+  const services: KubeService[] = [];
+  const slices: KubeEndpointSlice[] = [];
+  const pods: KubePod[] = [];
+  const vss: VirtualService[] = [];
+  for (let i = 0; i < n; i++) {
+    const ns = `ns${i % 20}`;
+    const name = `svc${i}`;
+    services.push({
+      metadata: { name, namespace: ns },
+      spec: {
+        clusterIP: `10.96.${i >> 8}.${i & 255}`,
+        selector: { app: name },
+        ports: [
+          { name: 'http', port: 80, targetPort: 8080 },
+          { name: 'grpc', port: 9090, targetPort: 9090 },
+        ],
+      },
+    });
+    const endpoints = [0, 1, 2].map((j) => {
+      pods.push({
+        metadata: { name: `${name}-${j}`, namespace: ns, labels: { app: name, version: `v${j % 2}` } },
+      });
+      return {
+        addresses: [`10.${(i >> 8) & 255}.${i & 255}.${j + 1}`],
+        conditions: { ready: true },
+        targetRef: { kind: 'Pod', name: `${name}-${j}`, namespace: ns },
+      };
+    });
+    slices.push({
+      metadata: { name: `${name}-x`, namespace: ns, labels: { 'kubernetes.io/service-name': name } },
+      addressType: 'IPv4',
+      endpoints,
+      ports: [
+        { name: 'http', port: 8080, protocol: 'TCP' },
+        { name: 'grpc', port: 9090, protocol: 'TCP' },
+      ],
+    });
+    if (i % 5 === 0)
+      vss.push({
+        apiVersion: 'networking.istio.io/v1',
+        kind: 'VirtualService',
+        metadata: { name, namespace: ns },
+        spec: {
+          hosts: [name],
+          http: [
+            {
+              match: [{ headers: { 'x-canary': { exact: 'true' } } }],
+              route: [{ destination: { host: name } }],
+            },
+            { route: [{ destination: { host: name }, weight: 100 }], timeout: '5s' },
+          ],
+        },
+      } as VirtualService);
+  }
+  return { services, slices, pods, vss };
+}
+
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const time = (fn: () => void): number => {
+  const t = performance.now();
+  fn();
+  return performance.now() - t;
+};
+
+interface SizeResult {
+  services: number;
+  recordsMs: number;
+  translateMs: number;
+  perProxyMs: number;
+  lineBytes: number;
+}
+
+function measureSize(n: number): SizeResult {
+  const m = mesh(n);
+  const pod: PodInfo = { name: 'client-1', namespace: 'ns0', labels: { app: 'client' } };
+  const records: number[] = [];
+  const translations: number[] = [];
+  const perProxy: number[] = [];
+  let lineBytes = 0;
+  for (let r = 0; r < REPS; r++) {
+    let services: ReturnType<typeof servicesFromKube> = [];
+    records.push(time(() => (services = servicesFromKube(m.services, m.slices, m.pods))));
+    const snapshot: Snapshot = {
+      generation: r + 1,
+      services,
+      kubeServices: m.services,
+      virtualServices: m.vss,
+      destinationRules: [],
+      serviceEntries: [],
+      gateways: [],
+    };
+    const gen = new ConfigGenerator({ domainSuffix: 'cluster.local', mesh: DEFAULT_MESH, log });
+    translations.push(time(() => gen.forProxy(snapshot, 'sidecar', pod)));
+    // The per-proxy part of a push: 200 other pods of the same generation get their line.
+    const pods = 200;
+    const t = time(() => {
+      for (let i = 0; i < pods; i++)
+        lineBytes = gen.forProxy(snapshot, 'sidecar', { ...pod, name: `client-${i}` }).encode().length;
+    });
+    perProxy.push(t / pods);
+  }
+  return {
+    services: n,
+    recordsMs: median(records),
+    translateMs: median(translations),
+    perProxyMs: median(perProxy),
+    lineBytes,
+  };
+}
+
+function measureCsr(): { csrs: number; meanMs: number } {
+  const ca: KeyPairPem = createCA({ commonName: 'bench-root', ttlMs: 24 * 3600_000, now: new Date() });
+  const csrs = Array.from({ length: CSRS }, () => csrPem());
+  const id = spiffeId('cluster.local', 'ns0', 'client');
+  signWorkloadCsr(ca, csrs[0]!, { spiffeId: id, ttlMs: 3600_000, now: new Date() }); // warm-up
+  const t = time(() => {
+    for (const csr of csrs) signWorkloadCsr(ca, csr, { spiffeId: id, ttlMs: 3600_000, now: new Date() });
+  });
+  return { csrs: CSRS, meanMs: t / CSRS };
+}
+
+const sizes = SIZES.map(measureSize);
+const csr = measureCsr();
+const fmt = (ms: number): string => (ms < 1 ? ms.toFixed(3) : ms.toFixed(0));
+process.stdout.write(
+  `| services (2 ports, 3 endpoints, 1 in 5 with a VirtualService), median of ${REPS} | records ms | sidecar translation ms | per proxy ms | line size |\n|---|---|---|---|---|\n`,
+);
+for (const s of sizes)
+  process.stdout.write(
+    `| ${s.services} | ${fmt(s.recordsMs)} | ${fmt(s.translateMs)} | ${fmt(s.perProxyMs)} | ${(s.lineBytes / 1e6).toFixed(2)} MB |\n`,
+  );
+process.stdout.write(
+  `\nworkload CA: ${csr.meanMs.toFixed(1)} ms per CSR (mean of ${csr.csrs}, RSA-2048 root)\n`,
+);
+writeFileSync(
+  new URL('./last-run.json', import.meta.url),
+  `${JSON.stringify({ at: new Date().toISOString(), reps: REPS, sizes, csr }, null, 2)}\n`,
+);
