@@ -14,7 +14,7 @@ import { freshNamespace, installCRDs, testCluster } from '../../support/index.js
 
 const CORPUS =
   process.env.WEFT_CONFORMANCE_DIR ??
-  join(import.meta.dirname, '../../../../shared/conformance/istio-validation');
+  join(import.meta.dirname, '../../data/istio-validation');
 
 interface Row {
   file: string;

@@ -11,7 +11,7 @@ import { analyzeObjects, validateObject } from '../../../pkg/validation/index.js
 
 const CORPUS =
   process.env.WEFT_CONFORMANCE_DIR ??
-  join(import.meta.dirname, '../../../../shared/conformance/istio-validation');
+  join(import.meta.dirname, '../../data/istio-validation');
 
 /** mulberry32: small, seedable, good enough to pick mutations. */
 function rng(seed: number): () => number {
