@@ -136,6 +136,7 @@ const view: RequestView = {
   method: 'GET',
   path: '/productpage',
   query: '',
+  target: '/productpage',
   authority: 'reviews:9080',
   scheme: 'http',
   port: 9080,

@@ -18,9 +18,17 @@
  * cannot come off the wire and is refused (null). Pure: no I/O, no state.
  */
 
-export const PATH_NORMALIZATIONS = ['NONE', 'BASE', 'MERGE_SLASHES', 'DECODE_AND_MERGE_SLASHES'] as const;
-export type PathNormalization = (typeof PATH_NORMALIZATIONS)[number];
+import type { PathNormalizationSetting, PathNormalizationType } from '../../pkg/proxyconfig/types.js';
+
+/** A mode the proxy runs (Istio's DEFAULT is resolved to BASE). */
+export type PathNormalization = Exclude<PathNormalizationType, 'DEFAULT'>;
 export const DEFAULT_PATH_NORMALIZATION: PathNormalization = 'BASE';
+
+/** The mode a config asks for: absent or DEFAULT means BASE, as in Istio. */
+export function resolvePathNormalization(setting: PathNormalizationSetting | undefined): PathNormalization {
+  const n = setting?.normalization;
+  return n === undefined || n === 'DEFAULT' ? DEFAULT_PATH_NORMALIZATION : n;
+}
 
 // Character classes of the canonicalizer (Chromium's kPathCharLookup as Envoy ships it).
 const PASS = 0;
