@@ -134,9 +134,12 @@ function escapedByte(code: (i: number) => number, at: number, end: number): numb
   return hi < 0 || lo < 0 ? -1 : (hi << 4) | lo;
 }
 
-/** Chromium's DoPartialPath over a byte string, writing bytes into a preallocated buffer. */
+/** Output scratch shared by every call (synchronous, never re-entered); grows to the longest path seen. */
+let scratch = Buffer.allocUnsafe(1024);
+
+/** Chromium's DoPartialPath over a byte string, writing bytes into a scratch buffer. */
 class Canonicalizer {
-  private readonly out: Uint8Array;
+  private readonly out: Buffer;
   private n = 0;
   private ok = true;
   /** Output index of the last `%` that did not start a valid escape (nested-escape defence). */
@@ -148,7 +151,9 @@ class Canonicalizer {
   constructor(private readonly s: string) {
     this.end = s.length;
     // every input byte yields at most 3 output bytes; +4 for the leading slash and a nested fix
-    this.out = new Uint8Array(s.length * 3 + 4);
+    const need = s.length * 3 + 4;
+    if (scratch.length < need) scratch = Buffer.allocUnsafe(need);
+    this.out = scratch;
   }
 
   run(): string | null {
@@ -164,7 +169,7 @@ class Canonicalizer {
       else i = this.special(i, c, f);
     }
     if (!this.ok) return null;
-    return Buffer.from(this.out.buffer, 0, this.n).toString('latin1');
+    return this.out.toString('latin1', 0, this.n);
   }
 
   /** Handles one special character at `i`; returns the index of the last input char consumed. */
