@@ -157,12 +157,15 @@ export function parseRequestHead(
   };
 }
 
-/** The port a request was addressed to: the authority's, else the listener's. */
+/**
+ * The port a request was addressed to (route `port` matches): the authority's, 80 when the
+ * authority names none (HTTP's default), the listener's when there is no authority at all.
+ */
 export function authorityPort(authority: string, fallback: number): number {
   const colon = authority.lastIndexOf(':');
-  if (colon < 0 || authority.endsWith(']')) return fallback;
+  if (colon < 0 || authority.endsWith(']')) return authority === '' ? fallback : 80;
   const p = Number(authority.slice(colon + 1));
-  return Number.isInteger(p) && p > 0 && p < 65536 ? p : fallback;
+  return Number.isInteger(p) && p > 0 && p < 65536 ? p : 80;
 }
 
 /** Every Host field value of a node:http request, in order (node keeps only the first in `headers`). */
