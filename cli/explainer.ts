@@ -6,7 +6,6 @@
  * each match block failed and what the request had instead; for a 404 NR, the nearest miss
  * (the rule block that failed the fewest conditions, or virtual hosts close to the authority).
  */
-import type { IncomingHttpHeaders } from 'node:http';
 import { WeftError } from '../pkg/errors/index.js';
 import type {
   HeaderMatch,
@@ -23,7 +22,8 @@ import {
 } from '../proxy/compile/compile.js';
 import { compileRouteMatch, queryParam, type Predicate, type RequestView } from '../proxy/compile/match.js';
 import { selectRoute } from '../proxy/router/exchange.js';
-import { explainSynthetic, type SyntheticRequest } from '../proxy/router/explain.js';
+import { explainSynthetic, syntheticView, type SyntheticRequest } from '../proxy/router/explain.js';
+import { isRejection } from '../proxy/router/target.js';
 import { MetricsRegistry } from '../proxy/telemetry/metrics.js';
 import { loadBalancerText, matchBlockText, stringMatchText } from './proxyview.js';
 
@@ -189,23 +189,6 @@ function sourceText(
   return `${s.kind} ${s.namespace ? `${s.namespace}/` : ''}${s.name}${s.rule !== undefined ? ` http[${s.rule}]` : ''}`;
 }
 
-/** Same view the proxy builds for a request (explainSynthetic's, with our port). */
-function viewOf(req: SyntheticRequest & { port: number }): RequestView {
-  const url = req.path ?? '/';
-  const q = url.indexOf('?');
-  const headers: IncomingHttpHeaders = {};
-  for (const [k, v] of Object.entries(req.headers ?? {})) headers[k.toLowerCase()] = v;
-  return {
-    method: req.method ?? 'GET',
-    path: q < 0 ? url : url.slice(0, q),
-    query: q < 0 ? '' : url.slice(q + 1),
-    authority: req.authority ?? '',
-    scheme: 'http',
-    port: req.port,
-    headers,
-  };
-}
-
 function missesBefore(vh: CompiledVHost, upTo: number, v: RequestView): RouteMiss[] {
   return vh.routes.slice(0, upTo).map((r) => {
     const source = sourceText(r.source);
@@ -287,8 +270,10 @@ export function explainRequest(cfg: ProxyConfig, input: ExplainInput): ExplainRe
   );
   const routed = explain.error === undefined && !String(explain.outcome ?? '').startsWith('404');
   if (!listener) return { explain, misses: [], routed: false };
-  const v = viewOf(req);
-  const vh = findVHost(listener, req.authority ?? '');
+  // the proxy's own view of the request (head checks, path normalization)
+  const v = syntheticView(req, config.pathNormalization, listener.port);
+  if (isRejection(v)) return { explain, misses: [], routed: false };
+  const vh = findVHost(listener, v.authority);
   if (vh === null)
     return {
       explain,

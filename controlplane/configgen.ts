@@ -58,10 +58,11 @@ export class ConfigGenerator {
 
   constructor(private readonly opts: { domainSuffix: string; mesh: MeshSettings; log: Logger }) {}
 
-  /** A reloaded mesh.yaml: only the telemetry block of configs depends on it. */
+  /** A reloaded mesh.yaml: the telemetry block and the path normalization of configs depend on it. */
   setMesh(mesh: MeshSettings): void {
     this.opts.mesh = mesh;
     this.gatewayCache = new Map();
+    this.sidecarBase = undefined;
   }
 
   forProxy(snapshot: Snapshot, kind: ProxyKind, pod: PodInfo): GeneratedConfig {
@@ -74,8 +75,8 @@ export class ConfigGenerator {
         ...this.inputs(snapshot),
         listener: { ...SIDECAR_OUTBOUND },
       });
-      const { listeners, clusters } = result.config;
-      const body = JSON.stringify({ listeners, clusters }).slice(1, -1);
+      const { listeners, clusters, pathNormalization } = result.config;
+      const body = JSON.stringify({ listeners, clusters, pathNormalization }).slice(1, -1);
       this.sidecarBase = { generation: snapshot.generation, result, body };
       this.logWarnings('sidecar', result);
     }
@@ -131,6 +132,7 @@ export class ConfigGenerator {
       destinationRules: snapshot.destinationRules,
       serviceEntries: snapshot.serviceEntries,
       domainSuffix: `svc.${this.opts.domainSuffix}`,
+      pathNormalization: this.opts.mesh.pathNormalization,
     };
   }
 

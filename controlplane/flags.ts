@@ -9,10 +9,12 @@ import { parse as parseYaml } from 'yaml';
 import { DISCOVERY_PORT, MONITORING_PORT } from '../pkg/discovery/protocol.js';
 import { WeftError, errorMessage } from '../pkg/errors/index.js';
 import { parseDurationMs } from '../pkg/translate/duration.js';
+import { PATH_NORMALIZATION_TYPES, type PathNormalizationType } from '../pkg/proxyconfig/types.js';
 
 export const HELP = `weftd: weft's control plane (discovery, config push, workload certificates)
 
-  --config FILE            mesh config (mesh.yaml: trustDomain, mtls.mode, workloadCertTTL, telemetry);
+  --config FILE            mesh config (mesh.yaml: trustDomain, mtls.mode, workloadCertTTL, telemetry,
+                           pathNormalization.normalization);
                            default: built-in defaults (trust domain cluster.local, 24h certificates)
   --tls-dir DIR            serving certificate DIR/tls.crt and key DIR/tls.key (default /etc/weft/tls);
                            reloaded when the files change
@@ -31,6 +33,8 @@ export interface MeshSettings {
   mtlsMode: 'STRICT' | 'PERMISSIVE' | 'DISABLE';
   workloadCertTtlMs: number;
   telemetry: { metrics: boolean; accessLog: boolean; tracingSamplingPercent: number };
+  /** Pushed to every proxy (Istio's meshConfig.pathNormalization); DEFAULT is read as BASE. */
+  pathNormalization: { normalization: Exclude<PathNormalizationType, 'DEFAULT'> };
 }
 
 export const DEFAULT_MESH: MeshSettings = {
@@ -38,6 +42,7 @@ export const DEFAULT_MESH: MeshSettings = {
   mtlsMode: 'PERMISSIVE',
   workloadCertTtlMs: 24 * 3600_000,
   telemetry: { metrics: true, accessLog: true, tracingSamplingPercent: 1 },
+  pathNormalization: { normalization: 'BASE' },
 };
 
 export interface WeftdOptions {
@@ -133,6 +138,7 @@ export function parseMeshSettings(text: string, source = 'mesh config'): MeshSet
     mtls?: { mode?: unknown };
     workloadCertTTL?: unknown;
     telemetry?: Record<string, unknown>;
+    pathNormalization?: { normalization?: unknown };
   };
   const out = structuredClone(DEFAULT_MESH);
   if (m.trustDomain !== undefined) {
@@ -161,6 +167,15 @@ export function parseMeshSettings(text: string, source = 'mesh config'): MeshSet
     if (typeof p !== 'number' || p < 0 || p > 100)
       fail(`${source}: telemetry.tracingSamplingPercent must be 0-100`);
     out.telemetry.tracingSamplingPercent = p as number;
+  }
+  const n = m.pathNormalization?.normalization;
+  if (n !== undefined) {
+    if (!(PATH_NORMALIZATION_TYPES as readonly unknown[]).includes(n))
+      fail(
+        `${source}: pathNormalization.normalization must be one of ${PATH_NORMALIZATION_TYPES.join(', ')}, got ${JSON.stringify(n)}`,
+      );
+    out.pathNormalization.normalization =
+      n === 'DEFAULT' ? 'BASE' : (n as MeshSettings['pathNormalization']['normalization']);
   }
   return out;
 }

@@ -26,6 +26,7 @@ import type { ClusterRuntime } from './upstream/cluster.js';
 import { MetricsRegistry } from './telemetry/metrics.js';
 import { AccessLog } from './telemetry/accesslog.js';
 import { Exchange, requestView, selectRoute, type RouterEnv } from './router/exchange.js';
+import { isRejection } from './router/target.js';
 import { handleAdmin } from './admin.js';
 import { proxyUpgrade } from './upgrade.js';
 import { pipeTcp } from './tcp.js';
@@ -240,6 +241,9 @@ export class ProxyServer {
         // how often header/request timeouts are enforced (Node's default is 30 s)
         connectionsCheckingInterval: Math.min(o.headersTimeoutMs ?? 10_000, 1000),
         noDelay: true,
+        // the router checks Host itself: an absolute-form target may stand in for it (RFC 9112
+        // §3.2.2), and a missing or bad Host is answered with a flag like every local reply
+        requireHostHeader: false,
       },
       (req, res) => this.onRequest(live, req, res),
     );
@@ -260,7 +264,14 @@ export class ProxyServer {
   private onUpgrade(live: LiveListener, req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const cfg = this.current!;
     const l = live.compiled as CompiledHttpListener;
-    const v = requestView(req, l.port);
+    const v = requestView(req, l.port, cfg.pathNormalization);
+    if (isRejection(v)) {
+      cfg.unknownMetrics.record(v.status, v.flag, 0, 0, 0);
+      return rawReply(socket, v.status, v.flag, v.detail);
+    }
+    // the head proxyUpgrade replays upstream must be the one the route was chosen for
+    req.url = v.target;
+    setRawHost(req.rawHeaders, v.authority);
     const vh = findVHost(l, v.authority);
     const sel = vh === null ? null : selectRoute(vh, v);
     proxyUpgrade(req, socket, head, sel?.route ?? null, this.env.rand, this.metrics, cfg);
@@ -282,10 +293,7 @@ export class ProxyServer {
     }
     this.current?.unknownMetrics.record(status, 'DPE', 0, 0, 0);
     this.metrics.inc('weft_proxy_downstream_protocol_errors_total');
-    const body = `downstream protocol error: ${code || err.message} [flag DPE]\n`;
-    socket.end(
-      `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nconnection: close\r\ncontent-type: text/plain\r\nx-weft-response-flags: DPE\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
-    );
+    rawReply(socket, status, 'DPE', `downstream protocol error: ${code || err.message}`);
   }
 
   private onTcp(live: LiveListener, socket: net.Socket): void {
@@ -417,6 +425,25 @@ export class ProxyServer {
   exit(): void {
     (this.opts.onExit ?? (() => process.exit(0)))();
   }
+}
+
+/** A local reply written straight to a socket node:http no longer serves; the connection closes. */
+function rawReply(socket: Duplex, status: number, flag: string, detail: string): void {
+  const body = `${detail} [flag ${flag}]\n`;
+  socket.end(
+    `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nconnection: close\r\ncontent-type: text/plain\r\nx-weft-response-flags: ${flag}\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+  );
+}
+
+/** Sets every Host line of a raw header list to `authority` (adds one if there is none). */
+function setRawHost(raw: string[], authority: string): void {
+  let found = false;
+  for (let i = 0; i < raw.length; i += 2)
+    if (raw[i]!.toLowerCase() === 'host') {
+      raw[i + 1] = authority;
+      found = true;
+    }
+  if (!found) raw.push('Host', authority);
 }
 
 function listen(server: net.Server, port: number, host: string): Promise<void> {

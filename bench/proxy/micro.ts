@@ -17,6 +17,7 @@ import {
 } from '../../proxy/compile/compile.js';
 import { selectRoute } from '../../proxy/router/exchange.js';
 import type { RequestView } from '../../proxy/compile/match.js';
+import { hostValues, parseRequestHead } from '../../proxy/router/target.js';
 import type { ProxyConfig } from '../../pkg/proxyconfig/types.js';
 
 function bench(name: string, n: number, fn: (i: number) => unknown): number {
@@ -136,6 +137,7 @@ const view: RequestView = {
   method: 'GET',
   path: '/productpage',
   query: '',
+  target: '/productpage',
   authority: 'reviews:9080',
   scheme: 'http',
   port: 9080,
@@ -156,6 +158,24 @@ for (const rules of [0, 3, 20]) {
     },
   );
 }
+
+// --- request head (target form, Host, path normalization), once per request -----------------
+const rawHeaders = ['Host', 'reviews:9080', 'User-Agent', 'curl/8', 'Accept', '*/*', 'X-Request-Id', 'abc'];
+for (const [label, url, mode] of [
+  ['canonical path, BASE', '/api/v1/reviews/0?x=1', 'BASE'],
+  ['canonical path with dots in names, BASE', '/static/app.v2.min.js', 'BASE'],
+  ['dot segments + escapes, BASE', '/api/./v1/../v1/%72eviews/0?x=1', 'BASE'],
+  [
+    'dot segments + escapes, DECODE_AND_MERGE_SLASHES',
+    '/api//v1/..%2Fv1/%72eviews/0?x=1',
+    'DECODE_AND_MERGE_SLASHES',
+  ],
+  ['absolute-form, BASE', 'http://reviews:9080/api/v1/reviews/0?x=1', 'BASE'],
+  ['canonical path, NONE', '/api/v1/reviews/0?x=1', 'NONE'],
+] as const)
+  results[`head ${label}`] = bench(`request head: ${label}`, N, () =>
+    parseRequestHead('GET', url, hostValues(rawHeaders), mode),
+  );
 
 process.stdout.write(
   `\nre2js / JS RegExp: ${(results['regex /api/v[0-9]+/users/.* re2']! / results['regex /api/v[0-9]+/users/.* js']!).toFixed(1)}×; ` +

@@ -8,6 +8,7 @@ import type { JSONSchema, KindDefinition } from './kind.js';
 import type { Duration, KubeObject } from './common.js';
 import { arr, bool, conditionSchema, duration, enumOf, int32, int64, map, obj, str } from './schema.js';
 import { WEFT_IMAGES } from './images.js';
+import { PATH_NORMALIZATION_TYPES, type PathNormalizationType } from '../proxyconfig/types.js';
 
 /** A Kubernetes quantity (`100m`, `128Mi`, `2`). */
 export type Quantity = string | number;
@@ -86,6 +87,14 @@ export interface MeshTelemetry {
   accessLog?: { enabled?: boolean };
 }
 
+/**
+ * Istio's `meshConfig.pathNormalization`: how proxies normalize request paths before matching
+ * and forwarding them. DEFAULT is BASE.
+ */
+export interface MeshPathNormalization {
+  normalization?: PathNormalizationType;
+}
+
 export interface MeshSpec {
   /** SPIFFE trust domain. Default `cluster.local`. */
   trustDomain?: string;
@@ -96,6 +105,8 @@ export interface MeshSpec {
   /** Default mesh-wide mTLS mode. Default PERMISSIVE. */
   mtls?: { mode?: MeshMTLSMode };
   telemetry?: MeshTelemetry;
+  /** Request path normalization in every proxy. Default BASE (RFC 3986, Envoy normalize_path). */
+  pathNormalization?: MeshPathNormalization;
 }
 
 /** metav1.Condition. */
@@ -222,6 +233,10 @@ export const meshSpecSchema = (): JSONSchema =>
         ),
         accessLog: obj({ enabled: { ...bool(), default: true } }, { extra: { default: {} } }),
       },
+      { extra: { default: {} } },
+    ),
+    pathNormalization: obj(
+      { normalization: { ...enumOf(...PATH_NORMALIZATION_TYPES), default: 'BASE' } },
       { extra: { default: {} } },
     ),
   });

@@ -19,6 +19,27 @@ export interface ProxyConfig {
   listeners: Listener[];
   clusters: Cluster[];
   telemetry?: Telemetry;
+  /** How request paths are normalized before matching and forwarding; absent = BASE. */
+  pathNormalization?: PathNormalizationSetting;
+}
+
+/**
+ * Istio's `meshConfig.pathNormalization.normalization` values. DEFAULT is BASE; BASE is Envoy's
+ * RFC 3986 normalize_path; MERGE_SLASHES adds merge_slashes; DECODE_AND_MERGE_SLASHES also
+ * decodes %2F and %5C first; NONE forwards paths as received.
+ */
+export const PATH_NORMALIZATION_TYPES = [
+  'DEFAULT',
+  'NONE',
+  'BASE',
+  'MERGE_SLASHES',
+  'DECODE_AND_MERGE_SLASHES',
+] as const;
+export type PathNormalizationType = (typeof PATH_NORMALIZATION_TYPES)[number];
+
+/** The shape of Istio's `meshConfig.pathNormalization`. */
+export interface PathNormalizationSetting {
+  normalization?: PathNormalizationType;
 }
 
 export interface Telemetry {

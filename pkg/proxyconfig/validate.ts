@@ -3,7 +3,7 @@
  * JSON path (never first-only) so a user fixing a hand-written file sees all mistakes at once.
  * Semantic checks that need compilation (regex syntax) are done by the proxy's compiler.
  */
-import { PROXY_CONFIG_API_VERSION, type ProxyConfig } from './types.js';
+import { PATH_NORMALIZATION_TYPES, PROXY_CONFIG_API_VERSION, type ProxyConfig } from './types.js';
 
 export interface ConfigProblem {
   path: string;
@@ -160,6 +160,14 @@ function checkCluster(c: Checker, cl: unknown, path: string, names: Set<string>)
   }
 }
 
+function checkPathNormalization(c: Checker, v: unknown): void {
+  if (v === undefined) return;
+  if (!isObj(v)) return c.fail('pathNormalization', 'must be an object like {normalization: BASE}');
+  const n = v.normalization;
+  if (n !== undefined && !(PATH_NORMALIZATION_TYPES as readonly unknown[]).includes(n))
+    c.fail('pathNormalization.normalization', `must be one of ${PATH_NORMALIZATION_TYPES.join(', ')}`);
+}
+
 /** Returns every structural problem; an empty list means `cfg` is a ProxyConfig. */
 export function validateProxyConfig(cfg: unknown): ConfigProblem[] {
   const c = new Checker();
@@ -175,6 +183,7 @@ export function validateProxyConfig(cfg: unknown): ConfigProblem[] {
   c.array(cfg.listeners, 'listeners').forEach((l, i) => checkListener(c, l, `listeners[${i}]`, ports));
   const names = new Set<string>();
   c.array(cfg.clusters, 'clusters').forEach((cl, i) => checkCluster(c, cl, `clusters[${i}]`, names));
+  checkPathNormalization(c, cfg.pathNormalization);
   return c.problems;
 }
 

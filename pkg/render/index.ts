@@ -151,6 +151,7 @@ function meshConfig(mesh: string, spec: EffectiveSpec): KubeObject {
     mtls: { mode: spec.mtlsMode },
     workloadCertTTL: spec.certificates.workloadCertTTL,
     telemetry: spec.telemetry,
+    pathNormalization: spec.pathNormalization,
   };
   return {
     apiVersion: 'v1',

@@ -14,6 +14,7 @@ import type {
   ServiceType,
 } from '../api/mesh.js';
 import { WEFT_IMAGES } from '../api/images.js';
+import type { PathNormalizationType } from '../proxyconfig/types.js';
 
 export const MESH_NAMESPACE = 'weft-system';
 
@@ -40,6 +41,8 @@ export interface EffectiveSpec {
   injection: NonNullable<MeshSpec['injection']>;
   mtlsMode: 'STRICT' | 'PERMISSIVE' | 'DISABLE';
   telemetry: { metrics: boolean; tracingSamplingPercent: number; accessLog: boolean };
+  /** Istio's meshConfig.pathNormalization, DEFAULT resolved to BASE. */
+  pathNormalization: { normalization: Exclude<PathNormalizationType, 'DEFAULT'> };
 }
 
 /** Default ports of a gateway that names none: Istio's ingress gateway ports. */
@@ -113,7 +116,14 @@ export function effectiveSpec(spec: MeshSpec | undefined): EffectiveSpec {
       tracingSamplingPercent: s.telemetry?.tracing?.samplingPercent ?? 1,
       accessLog: s.telemetry?.accessLog?.enabled ?? true,
     },
+    pathNormalization: { normalization: pathNormalizationOf(s.pathNormalization?.normalization) },
   };
+}
+
+function pathNormalizationOf(
+  n: PathNormalizationType | undefined,
+): Exclude<PathNormalizationType, 'DEFAULT'> {
+  return n === undefined || n === 'DEFAULT' ? 'BASE' : n;
 }
 
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;

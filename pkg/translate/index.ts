@@ -82,6 +82,8 @@ export interface TranslateInput {
   services?: ServiceRecord[];
   listener?: { name?: string; address?: string; port?: number };
   telemetry?: ProxyConfig['telemetry'];
+  /** The mesh's path normalization; absent = the proxy's default (BASE). */
+  pathNormalization?: ProxyConfig['pathNormalization'];
   domainSuffix?: string;
 }
 
@@ -546,6 +548,7 @@ class Translator {
       clusters: [...this.clusters.values()].sort((a, b) => a.name.localeCompare(b.name)),
     };
     if (this.input.telemetry) config.telemetry = this.input.telemetry;
+    if (this.input.pathNormalization) config.pathNormalization = this.input.pathNormalization;
     config.version = configVersion(config);
     return { config, warnings: this.warnings };
   }

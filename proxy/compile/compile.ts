@@ -25,6 +25,7 @@ import { compileRouteMatch, type Predicate } from './match.js';
 import { compileRegexRewrite } from './regex.js';
 import { compileHeaderOps, type HeaderOpFn } from '../router/headers.js';
 import { compileRetry, NO_RETRY, type CompiledRetry } from '../router/retry.js';
+import { resolvePathNormalization, type PathNormalization } from '../router/path.js';
 import type { MetricGroup, MetricsRegistry, TcpGroup, DestinationLabels } from '../telemetry/metrics.js';
 
 export interface CompiledDest {
@@ -192,6 +193,8 @@ export interface CompiledConfig {
   clusters: ClusterTable;
   accessLog: boolean;
   explainHeader: boolean;
+  /** How request paths are normalized before matching and forwarding (router/path.ts). */
+  pathNormalization: PathNormalization;
   /** Metrics for requests that never reached a destination (NR). */
   unknownMetrics: MetricGroup;
 }
@@ -411,6 +414,7 @@ export function compileConfig(cfg: ProxyConfig, opts: CompileOptions): CompileRe
       clusters: c.table,
       accessLog: cfg.telemetry?.accessLog === true,
       explainHeader: cfg.telemetry?.explainHeader === true,
+      pathNormalization: resolvePathNormalization(cfg.pathNormalization),
       unknownMetrics: opts.metrics.group({
         destinationService: 'unknown',
         destinationServiceName: 'unknown',

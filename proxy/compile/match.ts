@@ -10,11 +10,13 @@ import { compileFullMatch } from './regex.js';
 /** What matching may look at. Built lazily per request by the listener; fields are read-only here. */
 export interface RequestView {
   method: string;
-  /** Path without the query string. */
+  /** Path without the query string, normalized per the mesh's pathNormalization (router/path.ts). */
   path: string;
   /** Raw query string without '?', '' when absent. */
   query: string;
-  /** Host/authority as received (may include a port). */
+  /** The origin-form target forwarded upstream: `path`, then the query exactly as received. */
+  target: string;
+  /** Host/authority (may include a port): Host, or the absolute-form target's authority. */
   authority: string;
   scheme: string;
   /** Port the request was addressed to. */

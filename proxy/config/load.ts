@@ -3,7 +3,8 @@
  *  - the proxy's own model: one document with `kind: ProxyConfig` (JSON or YAML);
  *  - plain Istio YAML (ServiceEntry, VirtualService, DestinationRule, multi-document), exactly
  *    what a user would apply to a cluster; each object is validated with weft's validation
- *    engine and then translated.
+ *    engine and then translated. A `Mesh` (mesh.weft.dev) document may set
+ *    `spec.pathNormalization` (Istio's meshConfig shape); its other fields are the operator's.
  * Any problem throws WEFT_PROXY_CONFIG_INVALID (or a more specific code) listing every problem,
  * so the caller can reject the file and keep the last good config.
  */
@@ -14,7 +15,7 @@ import type { ProxyConfig } from '../../pkg/proxyconfig/types.js';
 import { validateProxyConfig } from '../../pkg/proxyconfig/validate.js';
 import { translate, type TranslateInput } from '../../pkg/translate/index.js';
 import { validateObject, objectRef, formatFinding } from '../../pkg/validation/index.js';
-import type { DestinationRule, ServiceEntry, VirtualService } from '../../pkg/api/index.js';
+import type { DestinationRule, Mesh, ServiceEntry, VirtualService } from '../../pkg/api/index.js';
 
 export const MAX_CONFIG_BYTES = 16 * 1024 * 1024;
 const IGNORED_KINDS = new Set(['Gateway', 'Sidecar', 'PeerAuthentication', 'AuthorizationPolicy', 'RequestAuthentication', 'WorkloadEntry', 'Telemetry']);
@@ -61,7 +62,7 @@ export function configFromText(text: string, file = 'config', telemetry?: ProxyC
 function fromIstio(docs: unknown[], file: string, telemetry?: ProxyConfig['telemetry']): LoadedConfig {
   const errors: string[] = [];
   const warnings: string[] = [];
-  const input: Required<Pick<TranslateInput, 'virtualServices' | 'destinationRules' | 'serviceEntries'>> = { virtualServices: [], destinationRules: [], serviceEntries: [] };
+  const input: Required<Pick<TranslateInput, 'virtualServices' | 'destinationRules' | 'serviceEntries'>> & Pick<TranslateInput, 'pathNormalization'> = { virtualServices: [], destinationRules: [], serviceEntries: [] };
   docs.forEach((doc, i) => {
     const ref = objectRef(doc);
     if (IGNORED_KINDS.has(ref.kind)) {
@@ -72,7 +73,11 @@ function fromIstio(docs: unknown[], file: string, telemetry?: ProxyConfig['telem
     for (const f of result.errors) errors.push(formatFinding(ref, f));
     for (const f of result.warnings) warnings.push(formatFinding(ref, f));
     if (result.errors.length > 0) return;
-    if (ref.kind === 'VirtualService') input.virtualServices.push(doc as VirtualService);
+    if (ref.kind === 'Mesh') {
+      // the mesh-wide settings a standalone proxy honours (the rest is for the operator)
+      if (input.pathNormalization !== undefined) errors.push(`document ${i + 1}: a second Mesh (only one is allowed)`);
+      input.pathNormalization = (doc as Mesh).spec?.pathNormalization ?? {};
+    } else if (ref.kind === 'VirtualService') input.virtualServices.push(doc as VirtualService);
     else if (ref.kind === 'DestinationRule') input.destinationRules.push(doc as DestinationRule);
     else if (ref.kind === 'ServiceEntry') input.serviceEntries.push(doc as ServiceEntry);
     else warnings.push(`document ${i + 1}: ${ref.kind} ${ref.name} is not used by the proxy`);

@@ -27,7 +27,9 @@ import type { EndpointRuntime } from '../upstream/cluster.js';
 import type { MetricsRegistry } from '../telemetry/metrics.js';
 import type { AccessLog } from '../telemetry/accesslog.js';
 import { propagate } from '../telemetry/trace.js';
-import { forwardableHeaders, type HeaderMap } from './headers.js';
+import { forwardableHeaders, withoutHopByHop, type HeaderMap } from './headers.js';
+import { authorityPort, hostValues, isRejection, parseRequestHead, type HeadRejection } from './target.js';
+import type { PathNormalization } from './path.js';
 import { addFlag, FLAG_TEXT, Flags, type Flag } from './flags.js';
 import { backoffMs, isRetriable, type AttemptOutcome } from './retry.js';
 import { buildExplain } from './explain.js';
@@ -61,36 +63,30 @@ const CONNECT_FAILURE_CODES: Readonly<Record<string, true>> = {
   EAI_AGAIN: true,
   EADDRNOTAVAIL: true,
 };
-const RESPONSE_HOP: Readonly<Record<string, true>> = {
-  connection: true,
-  'keep-alive': true,
-  'transfer-encoding': true,
-  'proxy-connection': true,
-  upgrade: true,
-  trailer: true,
-};
-
-/** Builds the matching view of a request: no parsing beyond splitting path and query. */
-export function requestView(req: IncomingMessage, listenerPort: number): RequestView {
-  const url = req.url ?? '/';
-  const q = url.indexOf('?');
-  const authority = req.headers.host ?? '';
+/**
+ * Builds the view every later step uses, from the request head parsed once (router/target.ts):
+ * the authority (Host, or the absolute-form target's), the normalized path and the target to
+ * forward; or why the head is refused. For an absolute-form request the `host` header is set
+ * to the target's authority, so header matches and logs see what routing saw.
+ */
+export function requestView(
+  req: IncomingMessage,
+  listenerPort: number,
+  mode: PathNormalization,
+): RequestView | HeadRejection {
+  const head = parseRequestHead(req.method ?? 'GET', req.url ?? '/', hostValues(req.rawHeaders), mode);
+  if (isRejection(head)) return head;
+  if (head.form === 'absolute') req.headers.host = head.authority;
   return {
     method: req.method ?? 'GET',
-    path: q < 0 ? url : url.slice(0, q),
-    query: q < 0 ? '' : url.slice(q + 1),
-    authority,
+    path: head.path,
+    query: head.query,
+    target: head.target,
+    authority: head.authority,
     scheme: 'http',
-    port: authorityPort(authority, listenerPort),
+    port: authorityPort(head.authority, listenerPort),
     headers: req.headers,
   };
-}
-
-function authorityPort(authority: string, fallback: number): number {
-  const colon = authority.lastIndexOf(':');
-  if (colon < 0 || authority.endsWith(']')) return authority === '' ? fallback : 80;
-  const p = Number(authority.slice(colon + 1));
-  return Number.isInteger(p) && p > 0 && p < 65536 ? p : 80;
 }
 
 /** First matching route (list order) and which match block matched; null = 404 NR. */
@@ -149,6 +145,7 @@ export class Exchange {
   attempts = 0;
   requestId = '';
   private readonly start = performance.now();
+  /** Unset only when the head was refused (rejectHead). */
   private view!: RequestView;
   private out: HeaderMap | null = null;
   private path = '/';
@@ -175,7 +172,9 @@ export class Exchange {
       this.env.onClosed();
       this.onDownstreamClose();
     });
-    const v = (this.view = requestView(this.req, this.listener.port));
+    const v = requestView(this.req, this.listener.port, this.cfg.pathNormalization);
+    if (isRejection(v)) return this.rejectHead(v);
+    this.view = v;
     const vh = (this.vhost = findVHost(this.listener, v.authority));
     const sel = vh === null ? null : selectRoute(vh, v);
     if (sel === null)
@@ -198,6 +197,16 @@ export class Exchange {
       return this.afterDelay();
     }
     this.forward();
+  }
+
+  /** A request head routing cannot use: 400 DPE (connection closed after it) or 404 NR. */
+  private rejectHead(r: HeadRejection): void {
+    if (r.flag === Flags.DownstreamProtocolError) {
+      // the rest of what this client sent cannot be trusted to be framed as it meant
+      this.res.shouldKeepAlive = false;
+      this.env.metrics.inc('weft_proxy_downstream_protocol_errors_total');
+    }
+    this.localReply(r.status, r.flag, r.detail);
   }
 
   private afterDelay(): void {
@@ -242,10 +251,13 @@ export class Exchange {
     this.path = this.rewritePath(route);
   }
 
+  /**
+   * Rewrites act on the normalized path (the one that matched); the query is kept as received.
+   * Like Envoy, the pre-rewrite target goes upstream in `x-envoy-original-path`.
+   */
   private rewritePath(route: CompiledRoute): string {
-    const url = this.req.url ?? '/';
-    if (route.rewriteUri === null && route.rewriteRegex === null) return url;
     const v = this.view;
+    if (route.rewriteUri === null && route.rewriteRegex === null) return v.target;
     let p = v.path;
     if (route.rewriteRegex !== null) p = route.rewriteRegex(p);
     else {
@@ -254,7 +266,8 @@ export class Exchange {
       p = plen >= 0 ? route.rewriteUri! + p.slice(plen) : route.rewriteUri!;
       if (p === '') p = '/';
     }
-    return v.query === '' ? p : `${p}?${v.query}`;
+    this.out!['x-envoy-original-path'] = v.target;
+    return p + v.target.slice(v.path.length);
   }
 
   /** Small bodies are buffered (retriable); big or chunked ones stream and disable retries. */
@@ -336,8 +349,7 @@ export class Exchange {
     if (this.lastOutcome !== null && isRetriable(this.route!.retry, outcome))
       this.flags = addFlag(this.flags, Flags.RetryLimitExceeded);
     this.status = status;
-    const out: Record<string, string | string[]> = {};
-    for (const k in headers) if (RESPONSE_HOP[k] !== true) out[k] = headers[k]!;
+    const out = withoutHopByHop(headers) as Record<string, string | string[]>;
     if (this.route!.respOps !== null) this.route!.respOps(out);
     if (dest.respOps !== null) dest.respOps(out);
     this.explainHeader(out);
@@ -589,7 +601,8 @@ export class Exchange {
     return {
       start_time: new Date(Date.now() - ms).toISOString(),
       method: this.req.method,
-      path: this.req.url,
+      // Istio's %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%: the normalized target before any rewrite
+      path: this.view?.target ?? this.req.url,
       protocol: `HTTP/${this.req.httpVersion}`,
       response_code: this.status,
       response_flags: this.flags,

@@ -15,6 +15,8 @@ import {
 } from '../compile/compile.js';
 import type { RequestView } from '../compile/match.js';
 import type { CompiledRetry } from './retry.js';
+import type { PathNormalization } from './path.js';
+import { authorityPort, isRejection, parseRequestHead, type HeadRejection } from './target.js';
 
 /** What an Exchange exposes to Explain (kept structural to avoid an import cycle). */
 export interface ExplainSource {
@@ -116,6 +118,34 @@ export interface SyntheticRequest {
   listener?: string;
 }
 
+/**
+ * The view the proxy builds for this request (the same head parsing and path normalization as
+ * Exchange), or why the proxy would refuse its head.
+ */
+export function syntheticView(
+  input: SyntheticRequest,
+  mode: PathNormalization,
+  listenerPort: number,
+): RequestView | HeadRejection {
+  const headers: IncomingHttpHeaders = {};
+  for (const [k, v] of Object.entries(input.headers ?? {})) headers[k.toLowerCase()] = v;
+  const host = input.authority ?? headers.host;
+  const method = input.method ?? 'GET';
+  const head = parseRequestHead(method, input.path ?? '/', host === undefined ? [] : [host], mode);
+  if (isRejection(head)) return head;
+  headers.host = head.authority;
+  return {
+    method,
+    path: head.path,
+    query: head.query,
+    target: head.target,
+    authority: head.authority,
+    scheme: 'http',
+    port: input.port ?? authorityPort(head.authority, listenerPort),
+    headers,
+  };
+}
+
 /** Evaluates a synthetic request against the live config; sends nothing. */
 export function explainSynthetic(
   cfg: CompiledConfig,
@@ -132,24 +162,13 @@ export function explainSynthetic(
       error: `no HTTP listener${input.listener ? ` named ${input.listener}` : ''}`,
     };
   const url = input.path ?? '/';
-  const q = url.indexOf('?');
-  const headers: IncomingHttpHeaders = {};
-  for (const [k, v] of Object.entries(input.headers ?? {})) headers[k.toLowerCase()] = v;
-  const authority = input.authority ?? headers.host ?? '';
-  const v: RequestView = {
-    method: input.method ?? 'GET',
-    path: q < 0 ? url : url.slice(0, q),
-    query: q < 0 ? '' : url.slice(q + 1),
-    authority,
-    scheme: 'http',
-    port: input.port ?? listener.port,
-    headers,
-  };
-  const base = {
-    version: cfg.version,
-    listener: listener.name,
-    request: { method: v.method, path: url, authority },
-  };
+  const v = syntheticView(input, cfg.pathNormalization, listener.port);
+  const request: Record<string, unknown> = { method: input.method ?? 'GET', path: url };
+  const base = { version: cfg.version, listener: listener.name, request };
+  if (isRejection(v)) return { ...base, outcome: `${v.status} ${v.flag}: ${v.detail}` };
+  const authority = (request.authority = v.authority);
+  // what routing saw, when normalization changed the path
+  if (v.target !== url) request.normalized = v.target;
   const vh = findVHost(listener, authority);
   if (vh === null) return { ...base, outcome: `404 NR: no virtual host for authority "${authority}"` };
   const sel = select(vh, v);

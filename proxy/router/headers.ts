@@ -22,22 +22,54 @@ export const HOP_BY_HOP: Readonly<Record<string, true>> = {
   'http2-settings': true,
 };
 
+/** Connection-scoped response headers never forwarded downstream. */
+const RESPONSE_HOP_BY_HOP: Readonly<Record<string, true>> = {
+  connection: true,
+  'keep-alive': true,
+  'proxy-connection': true,
+  'transfer-encoding': true,
+  upgrade: true,
+  trailer: true,
+};
+
 /**
- * Copies `src` into a new object without hop-by-hop headers, without `host`, and without any
- * header the `connection` header names (so a client cannot smuggle e.g. `x-request-id` removal).
+ * The connection-options a `Connection` field names (RFC 9110 §7.6.1), lowercase. Every one is
+ * a hop-by-hop header of this connection, whatever the length of the field value.
  */
-export function forwardableHeaders(src: HeaderMap): HeaderMap {
+export function connectionOptions(value: string | string[] | undefined): string[] {
+  if (value === undefined) return [];
+  const out: string[] = [];
+  for (const line of typeof value === 'string' ? [value] : value)
+    for (const token of line.split(',')) {
+      const name = token.trim().toLowerCase();
+      if (name !== '') out.push(name);
+    }
+  return out;
+}
+
+function copyWithout(src: HeaderMap, hop: Readonly<Record<string, true>>, dropHost: boolean): HeaderMap {
   const out: HeaderMap = {};
   for (const k in src) {
-    if (HOP_BY_HOP[k] === true || k === 'host') continue;
+    if (hop[k] === true || (dropHost && k === 'host')) continue;
     out[k] = src[k];
   }
-  const conn = src.connection;
-  if (typeof conn === 'string' && conn.length > 10) {
-    // "keep-alive" and "close" are the only common values; anything longer names extra headers
-    for (const name of conn.split(',')) delete out[name.trim().toLowerCase()];
-  }
+  // a proxy MUST remove the fields the Connection header names before forwarding (RFC 9110
+  // §7.6.1): `Connection: x-secret` keeps X-Secret on this hop
+  for (const name of connectionOptions(src.connection)) delete out[name];
   return out;
+}
+
+/**
+ * The request headers to forward: without hop-by-hop headers, without `host` (set from the
+ * route decision), and without any header the `Connection` header names.
+ */
+export function forwardableHeaders(src: HeaderMap): HeaderMap {
+  return copyWithout(src, HOP_BY_HOP, true);
+}
+
+/** The response headers to pass downstream: the same rules for a response. */
+export function withoutHopByHop(src: HeaderMap): HeaderMap {
+  return copyWithout(src, RESPONSE_HOP_BY_HOP, false);
 }
 
 /** Compiles one ops block; order is Envoy's: remove, then set, then add (appending). */

@@ -174,6 +174,7 @@ describe('weftctl explain', () => {
       method: 'GET',
       path: '/',
       query: '',
+      target: '/',
       authority: 'a',
       scheme: 'http',
       port: 80,

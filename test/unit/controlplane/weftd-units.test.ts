@@ -114,12 +114,25 @@ describe('weftd mesh config (mesh.yaml)', () => {
       '  metrics: true',
       '  tracingSamplingPercent: 5',
       '  accessLog: false',
+      'pathNormalization:',
+      '  normalization: MERGE_SLASHES',
     ].join('\n');
     expect(parseMeshSettings(yaml)).to.deep.equal({
       trustDomain: 'corp.example',
       mtlsMode: 'STRICT',
       workloadCertTtlMs: 12 * 3600_000,
       telemetry: { metrics: true, accessLog: false, tracingSamplingPercent: 5 },
+      pathNormalization: { normalization: 'MERGE_SLASHES' },
+    });
+  });
+
+  it("path normalization defaults to BASE, and Istio's DEFAULT means BASE", () => {
+    expect(DEFAULT_MESH.pathNormalization).to.deep.equal({ normalization: 'BASE' });
+    expect(parseMeshSettings('pathNormalization: {normalization: DEFAULT}').pathNormalization).to.deep.equal({
+      normalization: 'BASE',
+    });
+    expect(parseMeshSettings('pathNormalization: {}').pathNormalization).to.deep.equal({
+      normalization: 'BASE',
     });
   });
 
@@ -137,6 +150,11 @@ describe('weftd mesh config (mesh.yaml)', () => {
     ['a zero TTL', 'workloadCertTTL: 0s', /workloadCertTTL/],
     ['a non-boolean accessLog', 'telemetry: {accessLog: "yes"}', /telemetry.accessLog/],
     ['a sampling percent over 100', 'telemetry: {tracingSamplingPercent: 101}', /tracingSamplingPercent/],
+    [
+      'an unknown path normalization',
+      'pathNormalization: {normalization: merge}',
+      /pathNormalization.normalization must be one of DEFAULT, NONE, BASE/,
+    ],
   ];
   for (const [title, yaml, re] of bad) {
     it(`refuses ${title}, naming the file`, () => {
@@ -456,6 +474,24 @@ describe('weftd config generation', () => {
       g.forProxy(snapshot(2), 'sidecar', pod('a-1')).version,
       'a new generation with the same content',
     ).to.equal(a1.version);
+  });
+
+  it("every proxy gets the mesh's path normalization; changing it changes every version (a push)", () => {
+    const g = gen();
+    const side = g.forProxy(snapshot(1), 'sidecar', pod('a-1'));
+    const gw = g.forProxy(snapshot(1), 'gateway', pod('gw-1'));
+    expect(side.config.pathNormalization).to.deep.equal({ normalization: 'BASE' });
+    expect(JSON.parse(side.encode()).config.pathNormalization).to.deep.equal({ normalization: 'BASE' });
+    expect(gw.config.pathNormalization).to.deep.equal({ normalization: 'BASE' });
+    g.setMesh({ ...DEFAULT_MESH, pathNormalization: { normalization: 'DECODE_AND_MERGE_SLASHES' } });
+    const side2 = g.forProxy(snapshot(1), 'sidecar', pod('a-1'));
+    const gw2 = g.forProxy(snapshot(1), 'gateway', pod('gw-1'));
+    expect(JSON.parse(side2.encode()).config.pathNormalization).to.deep.equal({
+      normalization: 'DECODE_AND_MERGE_SLASHES',
+    });
+    expect(gw2.config.pathNormalization).to.deep.equal({ normalization: 'DECODE_AND_MERGE_SLASHES' });
+    expect(side2.version).to.not.equal(side.version);
+    expect(gw2.version).to.not.equal(gw.version);
   });
 
   it('a gateway pod no Gateway selects gets an empty config whose line round-trips', () => {

@@ -1,5 +1,11 @@
 import { expect } from 'chai';
-import { chainOps, compileHeaderOps, forwardableHeaders } from '../../../proxy/router/headers.js';
+import {
+  chainOps,
+  compileHeaderOps,
+  connectionOptions,
+  forwardableHeaders,
+  withoutHopByHop,
+} from '../../../proxy/router/headers.js';
 
 describe('proxy header operations', () => {
   const TABLE: [
@@ -50,5 +56,30 @@ describe('proxy header operations', () => {
       'x-keep': 'k',
     });
     expect(out).to.deep.equal({ 'x-keep': 'k' });
+  });
+  it('strips a header named by a short Connection value (regression: only values over 10 chars were parsed)', () => {
+    expect(forwardableHeaders({ connection: 'x-secret', 'x-secret': 's', 'x-keep': 'k' })).to.deep.equal({
+      'x-keep': 'k',
+    });
+    expect(forwardableHeaders({ connection: 'X-A', 'x-a': '1' })).to.deep.equal({});
+  });
+  it('parses every Connection line and token, any case and spacing', () => {
+    expect(connectionOptions(['close', ' X-A ,,x-b'])).to.deep.equal(['close', 'x-a', 'x-b']);
+    expect(connectionOptions(undefined)).to.deep.equal([]);
+    expect(forwardableHeaders({ connection: ['keep-alive', 'x-a'], 'x-a': '1', 'x-b': '2' })).to.deep.equal({
+      'x-b': '2',
+    });
+  });
+  it('responses lose hop-by-hop headers and the ones their Connection names, and keep the rest', () => {
+    expect(
+      withoutHopByHop({
+        connection: 'x-internal',
+        'keep-alive': 'timeout=5',
+        'transfer-encoding': 'chunked',
+        'x-internal': 'secret',
+        'content-type': 'text/plain',
+        host: 'kept-on-responses',
+      }),
+    ).to.deep.equal({ 'content-type': 'text/plain', host: 'kept-on-responses' });
   });
 });

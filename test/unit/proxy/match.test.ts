@@ -7,6 +7,7 @@ function view(over: Partial<RequestView> = {}): RequestView {
     method: 'GET',
     path: '/',
     query: '',
+    target: '/',
     authority: 'reviews:9080',
     scheme: 'http',
     port: 9080,

@@ -169,6 +169,7 @@ describe('proxy load balancers', () => {
         method: 'GET',
         path: '/',
         query: '',
+        target: '/',
         authority: '',
         scheme: 'http',
         port: 80,
@@ -191,6 +192,7 @@ describe('proxy load balancers', () => {
         method: 'GET',
         path: '/',
         query: '',
+        target: '/',
         authority: '',
         scheme: 'http',
         port: 80,
@@ -202,7 +204,16 @@ describe('proxy load balancers', () => {
     const byIp = createBalancer({ consistentHash: { useSourceIp: true } }, seeded(1));
     byIp.rebuild(h);
     const ip = (sourceIp: string) => ({
-      view: { method: 'GET', path: '/', query: '', authority: '', scheme: 'http', port: 80, headers: {} },
+      view: {
+        method: 'GET',
+        path: '/',
+        query: '',
+        target: '/',
+        authority: '',
+        scheme: 'http',
+        port: 80,
+        headers: {},
+      },
       sourceIp,
     });
     expect(byIp.pick(ip('10.9.9.9'), null)).to.equal(byIp.pick(ip('10.9.9.9'), null));

@@ -276,6 +276,21 @@ describe('effectiveSpec defaults match the CRD schema defaults', () => {
       parseDuration(String(props.certificates!.properties!.servingCertTTL!.default)),
     );
   });
+  it('pathNormalization (BASE, as Istio), and DEFAULT resolved to BASE', () => {
+    expect(effectiveSpec({}).pathNormalization.normalization).to.equal(
+      props.pathNormalization!.properties!.normalization!.default,
+    );
+    expect(effectiveSpec({}).pathNormalization.normalization).to.equal('BASE');
+    expect(
+      effectiveSpec({ pathNormalization: { normalization: 'DEFAULT' } }).pathNormalization,
+    ).to.deep.equal({
+      normalization: 'BASE',
+    });
+    expect(
+      effectiveSpec({ pathNormalization: { normalization: 'MERGE_SLASHES' } }).pathNormalization
+        .normalization,
+    ).to.equal('MERGE_SLASHES');
+  });
 });
 
 describe('weftctl render: bad input is a clear error, never a stack trace', () => {

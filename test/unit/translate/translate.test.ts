@@ -404,4 +404,31 @@ describe('proxy config structural validation', () => {
       validateProxyConfig({ apiVersion: 'x', kind: 'y', version: '', listeners: 1, clusters: 2 }),
     ).to.have.length(5);
   });
+  it('pathNormalization: Istio values only', () => {
+    const base = {
+      apiVersion: 'proxy.weft.dev/v1',
+      kind: 'ProxyConfig',
+      version: 'v',
+      listeners: [],
+      clusters: [],
+    };
+    for (const normalization of ['DEFAULT', 'NONE', 'BASE', 'MERGE_SLASHES', 'DECODE_AND_MERGE_SLASHES'])
+      expect(validateProxyConfig({ ...base, pathNormalization: { normalization } })).to.deep.equal([]);
+    expect(validateProxyConfig({ ...base, pathNormalization: { normalization: 'base' } })).to.deep.equal([
+      {
+        path: 'pathNormalization.normalization',
+        message: 'must be one of DEFAULT, NONE, BASE, MERGE_SLASHES, DECODE_AND_MERGE_SLASHES',
+      },
+    ]);
+    expect(validateProxyConfig({ ...base, pathNormalization: 'BASE' })[0]!.path).to.equal(
+      'pathNormalization',
+    );
+  });
+  it('translate carries the mesh path normalization into the config and its version', () => {
+    const plain = translate({});
+    const merged = translate({ pathNormalization: { normalization: 'MERGE_SLASHES' } });
+    expect(plain.config.pathNormalization).to.equal(undefined);
+    expect(merged.config.pathNormalization).to.deep.equal({ normalization: 'MERGE_SLASHES' });
+    expect(merged.config.version).to.not.equal(plain.config.version);
+  });
 });
