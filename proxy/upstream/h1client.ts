@@ -77,7 +77,7 @@ export class UpstreamError extends Error {
 }
 
 /** Envoy's stream idle timeout: no byte either way for this long fails the request. */
-export const STREAM_IDLE_MS = 300_000;
+const STREAM_IDLE_MS = 300_000;
 
 /** One request/response exchange; it is also the handler's Controller, live while it runs. */
 class Job implements Controller {
