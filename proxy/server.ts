@@ -30,6 +30,7 @@ import { isRejection } from './router/target.js';
 import { handleAdmin } from './admin.js';
 import { proxyUpgrade } from './upgrade.js';
 import { pipeTcp } from './tcp.js';
+import { MAX_HEADERS_COUNT } from './http1-limits.js';
 
 export interface ProxyOptions {
   /** Overrides the address/port of the first HTTP listener (`--listen`). */
@@ -247,6 +248,8 @@ export class ProxyServer {
       },
       (req, res) => this.onRequest(live, req, res),
     );
+    // one header-count limit for requests and responses (http1-limits.ts); over it: 431 DPE
+    server.maxHeadersCount = MAX_HEADERS_COUNT;
     server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) =>
       this.onUpgrade(live, req, socket, head),
     );

@@ -9,14 +9,27 @@
  *    stale keep-alive race behind Istio's intermittent 503 UC, safe to retry once;
  *  - the upstream's `Keep-Alive: timeout=N`: a connection is never reused within 1 s of it.
  *
- * Response framing follows RFC 9112 §6.3 strictly: Transfer-Encoding with Content-Length, an
- * invalid or conflicting Content-Length, an oversized head or bytes after a complete response
- * are protocol errors and the connection is destroyed (no response smuggling across requests).
+ * Responses are parsed by h1parse.ts (strict RFC 9112: CRLF only, token names, no control
+ * characters, exact head size and field count limits, no conflicting framing). Any protocol
+ * error destroys the connection (no response smuggling across requests) and reaches the handler
+ * as EPROTO_UPSTREAM (the router's 502 UPE).
+ *
+ * A connection goes back to the pool only clean: its request fully written, its response fully
+ * read, its socket flowing. Each request gets its own Controller, dead once that request ends,
+ * so a late pause/resume/abort from a finished exchange cannot reach the next one.
  */
 import net from 'node:net';
 import type { Readable } from 'node:stream';
+import {
+  ChunkedDecoder,
+  Framing,
+  HeadReader,
+  parseResponseHead,
+  type FinalHead,
+  type Headers,
+} from './h1parse.js';
 
-export type Headers = Record<string, string | string[] | undefined>;
+export type { Headers } from './h1parse.js';
 
 export interface Controller {
   abort(err: Error): void;
@@ -37,6 +50,7 @@ export interface RequestSpec {
   method: string;
   path: string;
   headers: Headers;
+  /** null = no body; a Buffer is sent with its length; a stream with the client's length, or chunked. */
   body: Buffer | Readable | null;
 }
 
@@ -62,29 +76,37 @@ export class UpstreamError extends Error {
   }
 }
 
-const MAX_HEAD_BYTES = 64 * 1024;
+/** Envoy's stream idle timeout: no byte either way for this long fails the request. */
 const STREAM_IDLE_MS = 300_000;
-const CRLFCRLF = Buffer.from('\r\n\r\n');
-const enum Body {
-  None,
-  Length,
-  Chunked,
-  UntilClose,
-}
-const enum Chunk {
-  Size,
-  Data,
-  DataCrlf,
-  Trailers,
+
+/** One request/response exchange; it is also the handler's Controller, live while it runs. */
+class Job implements Controller {
+  conn: Conn | null = null;
+  /** The whole request (head and body) has been written. */
+  sent = false;
+  /** Stops streaming the request body (set while a streamed body is being sent). */
+  detachBody: (() => void) | null = null;
+
+  constructor(
+    readonly spec: RequestSpec,
+    readonly handler: ResponseHandler,
+  ) {}
+
+  private get live(): Conn | null {
+    return this.conn !== null && this.conn.job === this ? this.conn : null;
+  }
+  abort(err: Error): void {
+    this.live?.fail(err);
+  }
+  pause(): void {
+    this.live?.socket.pause();
+  }
+  resume(): void {
+    this.live?.socket.resume();
+  }
 }
 
-/** One request/response exchange on a connection. */
-interface Job {
-  spec: RequestSpec;
-  handler: ResponseHandler;
-}
-
-class Conn implements Controller {
+class Conn {
   readonly socket: net.Socket;
   connected = false;
   served = 0;
@@ -92,13 +114,12 @@ class Conn implements Controller {
   reuseUntil = Infinity;
   idleSince = 0;
   job: Job | null = null;
-  private head: Buffer | null = null;
+  private readonly head = new HeadReader();
+  private chunks: ChunkedDecoder | null = null;
   private gotBytes = false;
   private started = false;
-  private bodyMode = Body.None;
+  private framing: Framing = Framing.None;
   private remaining = 0;
-  private chunkState = Chunk.Size;
-  private sizeLine = '';
   private keepAlive = true;
   private done = true;
 
@@ -132,273 +153,233 @@ class Conn implements Controller {
     this.socket.on('close', () => this.onClose());
   }
 
-  // --- Controller -------------------------------------------------------------------------
-  abort(err: Error): void {
-    this.fail(err);
-  }
-  pause(): void {
-    this.socket.pause();
-  }
-  resume(): void {
-    this.socket.resume();
-  }
-
   send(job: Job): void {
     this.job = job;
-    this.head = null;
+    job.conn = this;
     this.gotBytes = false;
     this.started = false;
+    this.chunks = null;
     this.done = false;
     this.keepAlive = true;
-    job.handler.onRequestStart(this);
+    job.handler.onRequestStart(job);
     if (this.job !== job) return; // aborted in onRequestStart
+    this.writeRequest(job);
+  }
+
+  private writeRequest(job: Job): void {
     const { spec } = job;
     const body = spec.body;
-    const streamed = body !== null && !Buffer.isBuffer(body);
     let head = `${spec.method} ${spec.path} HTTP/1.1\r\n`;
     const h = spec.headers;
-    let hasLength = false;
+    let clientLength: string | undefined;
     for (const k in h) {
       const v = h[k];
       if (v === undefined) continue;
       if (k === 'content-length') {
-        // the length we send must be the length we have (buffered), or the client's (streamed)
-        if (Buffer.isBuffer(body)) continue;
-        hasLength = true;
+        // the length we promise is the length we send: our own for a buffer or no body
+        clientLength = String(v);
+        continue;
       }
       if (typeof v === 'string') head += `${k}: ${v}\r\n`;
       else for (const x of v) head += `${k}: ${x}\r\n`;
     }
     const s = this.socket;
-    if (Buffer.isBuffer(body)) {
-      head += `content-length: ${body.length}\r\n\r\n`;
+    if (body === null) {
+      // a request that declared a body we don't have (the router mirrors a streamed request
+      // without it) says so: "content-length: 0", never a length nobody will send
+      s.write(clientLength === undefined ? `${head}\r\n` : `${head}content-length: 0\r\n\r\n`, 'latin1');
+      job.sent = true;
+    } else if (Buffer.isBuffer(body)) {
       s.cork();
-      s.write(head, 'latin1');
+      s.write(`${head}content-length: ${body.length}\r\n\r\n`, 'latin1');
       s.write(body);
       s.uncork();
-    } else if (streamed) {
-      const chunked = !hasLength;
-      s.write(chunked ? `${head}transfer-encoding: chunked\r\n\r\n` : `${head}\r\n`, 'latin1');
-      this.streamBody(body, chunked, job);
+      job.sent = true;
     } else {
-      s.write(`${head}\r\n`, 'latin1');
+      const chunked = clientLength === undefined;
+      s.write(
+        chunked
+          ? `${head}transfer-encoding: chunked\r\n\r\n`
+          : `${head}content-length: ${clientLength}\r\n\r\n`,
+        'latin1',
+      );
+      this.streamBody(job, body, chunked);
     }
   }
 
-  private streamBody(body: Readable, chunked: boolean, job: Job): void {
+  /**
+   * Copies a streamed request body to the socket, chunk-framed or as is, pausing the body while
+   * the socket is backed up. Every write is buffered whatever it returns: a `false` only asks us
+   * to stop producing, so a chunk's size line, data and CRLF always go out together.
+   */
+  private streamBody(job: Job, body: Readable, chunked: boolean): void {
     const s = this.socket;
+    let paused = false;
+    const onDrain = (): void => {
+      paused = false;
+      body.resume();
+    };
     const onData = (c: Buffer): void => {
-      if (this.job !== job) return;
-      const ok = chunked
-        ? s.write(`${c.length.toString(16)}\r\n`) && s.write(c) && s.write('\r\n')
-        : s.write(c);
-      if (!ok) {
+      // an empty chunk would be the last-chunk marker "0\r\n\r\n": the body would end early
+      if (c.length === 0) return;
+      let ok: boolean;
+      if (chunked) {
+        s.cork();
+        s.write(`${c.length.toString(16)}\r\n`, 'latin1');
+        s.write(c);
+        s.write('\r\n', 'latin1');
+        s.uncork();
+        // what is still queued after the flush uncork() attempted (a false from a write while
+        // corked says nothing about the kernel); past the mark, 'drain' follows once it empties
+        ok = s.writableLength < s.writableHighWaterMark;
+      } else ok = s.write(c);
+      if (!ok && !paused) {
+        paused = true;
         body.pause();
-        s.once('drain', () => body.resume());
+        s.once('drain', onDrain);
       }
     };
+    const onEnd = (): void => {
+      if (chunked) s.write('0\r\n\r\n', 'latin1');
+      job.sent = true;
+      detach();
+    };
+    const onError = (e: Error): void =>
+      this.fail(new UpstreamError(`request body: ${e.message}`, 'EBODY', this.served > 0, !this.gotBytes));
+    const onClose = (): void => {
+      if (!job.sent) onError(new Error('the client went away before the end of the body'));
+    };
+    const detach = (): void => {
+      job.detachBody = null;
+      body.off('data', onData);
+      body.off('end', onEnd);
+      body.off('error', onError);
+      body.off('close', onClose);
+      s.off('drain', onDrain);
+      // undo our own pause only: the body's owner decides what happens to the rest
+      if (paused) body.resume();
+    };
+    job.detachBody = detach;
+    if (body.readableEnded) return onError(new Error('the body was already read by someone else'));
     body.on('data', onData);
-    body.once('end', () => {
-      if (this.job === job && chunked) s.write('0\r\n\r\n');
-    });
-    body.once('error', (e) =>
-      this.fail(new UpstreamError(`request body: ${e.message}`, 'EBODY', this.served > 0, !this.gotBytes)),
-    );
+    body.once('end', onEnd);
+    body.once('error', onError);
+    body.once('close', onClose);
   }
 
   // --- response parsing ---------------------------------------------------------------------
   private onData(d: Buffer): void {
-    if (this.job === null || this.done) {
+    const job = this.job;
+    if (job === null || this.done) {
       // bytes nobody asked for: a misbehaving upstream; never hand them to the next request
       this.socket.destroy();
       return;
     }
     this.gotBytes = true;
-    if (!this.started) {
-      const buf = this.head === null ? d : Buffer.concat([this.head, d]);
-      const end = buf.indexOf(CRLFCRLF);
-      if (end < 0) {
-        if (buf.length > MAX_HEAD_BYTES) return void this.protocolError('response head larger than 64 KiB');
-        this.head = buf;
-        return;
-      }
-      this.head = null;
-      if (!this.parseHead(buf.toString('latin1', 0, end))) return;
-      const rest = buf.subarray(end + 4);
-      if (!this.started) {
-        // an interim 1xx response: parse what follows as a new head
-        if (rest.length > 0) this.onData(rest);
-        return;
-      }
-      if (this.bodyMode === Body.None) return this.complete(rest);
-      if (rest.length > 0) this.body(rest);
-      return;
-    }
-    this.body(d);
+    if (this.started) this.onBody(d, job);
+    else this.onHead(d, job);
   }
 
-  /** Returns false if the connection was failed. */
-  private parseHead(text: string): boolean {
-    const lines = text.split('\r\n');
-    const m = /^HTTP\/1\.([01]) (\d{3})(?: .*)?$/.exec(lines[0]!);
-    if (m === null) return this.protocolError(`bad status line ${JSON.stringify(lines[0]!.slice(0, 80))}`);
-    const status = Number(m[2]);
-    if (status >= 100 && status < 200) {
-      if (status === 101) return this.protocolError('unexpected 101 Switching Protocols');
-      return true; // 100 Continue / 103 Early Hints: skip
+  /** Head bytes: interim (1xx) heads are skipped, the final head starts the response. */
+  private onHead(d: Buffer, job: Job): void {
+    let bytes = d;
+    for (;;) {
+      const r = this.head.push(bytes);
+      if (r === null) return;
+      if ('error' in r) return this.protocolError(r.error);
+      const h = parseResponseHead(r.head, job.spec.method);
+      if ('error' in h) return this.protocolError(h.error);
+      if (!h.interim) return this.start(h, r.rest, job);
+      bytes = r.rest;
+      if (bytes.length === 0) return;
     }
-    const headers: Headers = {};
-    let te: string | undefined;
-    let cl: string | undefined;
-    for (let i = 1; i < lines.length; i++) {
-      const line = lines[i]!;
-      const colon = line.indexOf(':');
-      if (colon <= 0 || line.charCodeAt(0) === 32 || line.charCodeAt(0) === 9)
-        return this.protocolError('malformed header line');
-      const name = line.slice(0, colon).toLowerCase();
-      const value = line.slice(colon + 1).trim();
-      if (name === 'content-length') {
-        if (!/^\d{1,15}$/.test(value) || (cl !== undefined && cl !== value))
-          return this.protocolError('invalid or conflicting content-length');
-        cl = value;
-      } else if (name === 'transfer-encoding') te = te === undefined ? value : `${te}, ${value}`;
-      else if (name === 'connection' && /(^|,)\s*close\s*(,|$)/i.test(value)) this.keepAlive = false;
-      else if (name === 'keep-alive') this.keepAliveHint(value);
-      const cur = headers[name];
-      headers[name] = cur === undefined ? value : Array.isArray(cur) ? [...cur, value] : [cur, value];
-    }
-    if (m[1] === '0' && !/keep-alive/i.test(String(headers.connection ?? ''))) this.keepAlive = false;
-    const method = this.job!.spec.method;
-    if (method === 'HEAD' || status === 204 || status === 304) this.bodyMode = Body.None;
-    else if (te !== undefined) {
-      if (cl !== undefined) return this.protocolError('both transfer-encoding and content-length');
-      if (/(^|,)\s*chunked\s*$/i.test(te)) {
-        this.bodyMode = Body.Chunked;
-        this.chunkState = Chunk.Size;
-        this.sizeLine = '';
-      } else {
-        this.bodyMode = Body.UntilClose;
-        this.keepAlive = false;
-      }
-    } else if (cl !== undefined) {
-      this.remaining = Number(cl);
-      this.bodyMode = this.remaining === 0 ? Body.None : Body.Length;
-    } else {
-      this.bodyMode = Body.UntilClose;
-      this.keepAlive = false;
-    }
+  }
+
+  private start(h: FinalHead, rest: Buffer, job: Job): void {
     this.started = true;
-    this.job!.handler.onResponseStart(this, status, headers);
-    return this.job !== null;
+    this.framing = h.framing;
+    this.remaining = h.length;
+    this.keepAlive = h.keepAlive;
+    if (h.framing === Framing.Chunked) this.chunks = new ChunkedDecoder();
+    if (h.keepAliveTimeoutS !== undefined) this.reuseUntil = Date.now() + h.keepAliveTimeoutS * 1000 - 1000;
+    job.handler.onResponseStart(job, h.status, h.headers);
+    if (this.job !== job) return;
+    if (h.framing === Framing.None) return this.complete(rest);
+    if (rest.length > 0) this.onBody(rest, job);
   }
 
-  private keepAliveHint(value: string): void {
-    const t = /timeout=(\d+)/i.exec(value);
-    if (t) this.reuseUntil = Date.now() + Number(t[1]) * 1000 - 1000;
-  }
-
-  private body(d: Buffer): void {
-    const job = this.job;
-    if (job === null) return;
-    switch (this.bodyMode) {
-      case Body.Length: {
+  private onBody(d: Buffer, job: Job): void {
+    switch (this.framing) {
+      case Framing.Length: {
         if (d.length < this.remaining) {
           this.remaining -= d.length;
-          job.handler.onResponseData(this, d);
-          return;
+          return job.handler.onResponseData(job, d);
         }
         const last = d.length === this.remaining ? d : d.subarray(0, this.remaining);
         this.remaining = 0;
-        job.handler.onResponseData(this, last);
+        job.handler.onResponseData(job, last);
         if (this.job === job) this.complete(d.subarray(last.length));
         return;
       }
-      case Body.Chunked:
-        return this.chunked(d, job);
-      case Body.UntilClose:
-        job.handler.onResponseData(this, d);
+      case Framing.Chunked: {
+        const r = this.chunks!.feed(d, (data) => {
+          job.handler.onResponseData(job, data);
+          return this.job === job;
+        });
+        if (r.kind === 'error') return this.protocolError(r.error);
+        if (r.kind === 'end') this.complete(r.rest);
         return;
+      }
+      case Framing.UntilClose:
+        return job.handler.onResponseData(job, d);
       default:
         this.complete(d);
     }
   }
 
-  private chunked(d: Buffer, job: Job): void {
-    let i = 0;
-    while (i < d.length && this.job === job) {
-      switch (this.chunkState) {
-        case Chunk.Size:
-        case Chunk.Trailers: {
-          const nl = d.indexOf(10, i);
-          const part = d.toString('latin1', i, nl < 0 ? d.length : nl);
-          this.sizeLine += part;
-          if (this.sizeLine.length > 4096) return void this.protocolError('chunk size line too long');
-          if (nl < 0) return;
-          i = nl + 1;
-          const line = this.sizeLine.replace(/\r$/, '');
-          this.sizeLine = '';
-          if (this.chunkState === Chunk.Trailers) {
-            if (line === '') return this.complete(d.subarray(i));
-            continue; // trailers are dropped (HTTP/1.1 → HTTP/1.1 without TE: trailers)
-          }
-          const hex = line.split(';')[0]!.trim();
-          if (!/^[0-9a-fA-F]{1,8}$/.test(hex)) return void this.protocolError('bad chunk size');
-          this.remaining = parseInt(hex, 16);
-          this.chunkState = this.remaining === 0 ? Chunk.Trailers : Chunk.Data;
-          break;
-        }
-        case Chunk.Data: {
-          const n = Math.min(this.remaining, d.length - i);
-          job.handler.onResponseData(this, d.subarray(i, i + n));
-          this.remaining -= n;
-          i += n;
-          if (this.remaining === 0) this.chunkState = Chunk.DataCrlf;
-          break;
-        }
-        case Chunk.DataCrlf: {
-          const c = d[i]!;
-          i++;
-          if (c === 10) this.chunkState = Chunk.Size;
-          else if (c !== 13) return void this.protocolError('missing CRLF after chunk');
-          break;
-        }
-      }
-    }
-  }
-
+  /** The response is complete: the connection goes back to the pool if it is clean. */
   private complete(rest: Buffer): void {
     const job = this.job!;
     this.done = true;
     this.job = null;
     this.served++;
-    if (rest.length > 0) this.keepAlive = false; // we never pipeline: extra bytes are garbage
-    job.handler.onResponseEnd(this);
+    // we never pipeline: extra bytes are garbage
+    if (rest.length > 0) this.keepAlive = false;
+    // the upstream answered before the whole body went out: it is mid-request, and would read
+    // the next request as the rest of this body
+    if (!job.sent) this.keepAlive = false;
+    job.detachBody?.();
+    // the handler may have paused the socket for back-pressure, and its resume may never come
+    // (a finished response gets no 'drain'): a pooled socket must flow, to serve and to see FIN
+    this.socket.resume();
+    job.handler.onResponseEnd(job);
     this.pool.release(this, this.keepAlive);
   }
 
-  private protocolError(msg: string): false {
+  private protocolError(msg: string): void {
     this.fail(
       new UpstreamError(`upstream protocol error: ${msg}`, 'EPROTO_UPSTREAM', this.served > 0, false),
     );
-    return false;
   }
 
   private onEnd(): void {
-    if (this.job !== null && this.started && this.bodyMode === Body.UntilClose) {
+    const job = this.job;
+    if (job !== null && this.started && this.framing === Framing.UntilClose) {
       this.done = true;
-      const job = this.job;
       this.job = null;
-      job.handler.onResponseEnd(this);
+      job.detachBody?.();
+      job.handler.onResponseEnd(job);
     }
     this.socket.destroy();
   }
 
-  private fail(err: Error): void {
+  fail(err: Error): void {
     const job = this.job;
     this.job = null;
     this.done = true;
+    job?.detachBody?.();
     this.socket.destroy();
-    job?.handler.onResponseError(this, err);
+    job?.handler.onResponseError(job, err);
   }
 
   private onClose(): void {
@@ -440,7 +421,7 @@ export class H1Pool {
   }
 
   dispatch(spec: RequestSpec, handler: ResponseHandler): void {
-    const job: Job = { spec, handler };
+    const job = new Job(spec, handler);
     const now = Date.now();
     while (this.idle.length > 0) {
       const c = this.idle.pop()!;
@@ -513,12 +494,11 @@ export class H1Pool {
 
   destroy(): Promise<void> {
     clearInterval(this.sweeper);
+    // a queued job's controller is inert (it has no connection)
     for (const j of this.queue.splice(0))
-      j.handler.onResponseError(NOOP_CONTROLLER, new UpstreamError('pool destroyed', 'EDESTROYED'));
+      j.handler.onResponseError(j, new UpstreamError('pool destroyed', 'EDESTROYED'));
     const done = this.close();
     for (const c of [...this.all]) c.socket.destroy();
     return done;
   }
 }
-
-const NOOP_CONTROLLER: Controller = { abort() {}, pause() {}, resume() {} };

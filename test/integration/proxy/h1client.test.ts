@@ -1,7 +1,13 @@
 import { expect } from 'chai';
 import net from 'node:net';
-import { Readable } from 'node:stream';
-import { H1Pool, type Headers, type ResponseHandler } from '../../../proxy/upstream/h1client.js';
+import { PassThrough, Readable } from 'node:stream';
+import {
+  H1Pool,
+  type Controller,
+  type Headers,
+  type ResponseHandler,
+} from '../../../proxy/upstream/h1client.js';
+import { bounded, sleep } from './helpers.js';
 
 interface Result {
   status?: number;
@@ -202,5 +208,242 @@ describe('proxy upstream HTTP/1.1 client', function () {
     expect(s.conns()).to.equal(1);
     await pool.destroy();
     s.close();
+  });
+
+  describe('invalid response heads: 502 material, never a hang, never relayed', () => {
+    const head = (lines: string): string => `HTTP/1.1 200 OK\r\ncontent-length: 2\r\n${lines}\r\nok`;
+    const BAD: [string, string][] = [
+      ['bare LF line endings', 'HTTP/1.1 200 OK\ncontent-length: 2\n\nok'],
+      ['a bare LF in one header line', 'HTTP/1.1 200 OK\r\nx: a\ncontent-length: 2\r\n\r\nok'],
+      ['a bare CR in a value', head('x: a\rb\r\n')],
+      ['a space in a header name', head('x y: a\r\n')],
+      ['a space before the colon', head('x : a\r\n')],
+      ['a NUL in a value', head('x: a\0b\r\n')],
+      ['DEL in a value', head('x: a\x7fb\r\n')],
+      ['an empty header name', head(': a\r\n')],
+      ['obs-fold', head('x: a\r\n b\r\n')],
+      ['a line without a colon', head('just words\r\n')],
+      ['status 099', 'HTTP/1.1 099 Low\r\ncontent-length: 0\r\n\r\n'],
+      ['HTTP/2.0 status line', 'HTTP/2.0 200 OK\r\ncontent-length: 0\r\n\r\n'],
+      ['a control character in the reason', 'HTTP/1.1 200 O\x01K\r\ncontent-length: 0\r\n\r\n'],
+      ['101 header fields', head('x: 1\r\n'.repeat(100))],
+      ['5,000 header fields', head('x: 1\r\n'.repeat(5000))],
+      [
+        'bare LF after a chunk size',
+        'HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\nok\r\n0\r\n\r\n',
+      ],
+      ['bare LF after chunk data', 'HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\nok\n0\r\n\r\n'],
+      [
+        'CRs piled after chunk data',
+        'HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\nok\r\r\n0\r\n\r\n',
+      ],
+      ['an invalid trailer', 'HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n0\r\nbad trailer\r\n\r\n'],
+    ];
+    for (const [name, resp] of BAD) {
+      it(`${name} → EPROTO_UPSTREAM and the connection is closed`, async () => {
+        const s = await rawServer([resp, 'HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\nnext']);
+        const pool = new H1Pool('127.0.0.1', s.port, opts);
+        const r = await bounded(call(pool));
+        expect(r.error?.code, JSON.stringify(r).slice(0, 200)).to.equal('EPROTO_UPSTREAM');
+        // the next request gets a fresh connection, never the one that carried garbage
+        expect((await bounded(call(pool))).body).to.equal('next');
+        expect(s.conns()).to.equal(2);
+        await pool.destroy();
+        s.close();
+      });
+    }
+
+    it('100 header fields are relayed (the limit is inclusive), one more is refused', async () => {
+      const fields = Array.from({ length: 99 }, (_, i) => `x-${i}: ${i}\r\n`).join('');
+      const s = await rawServer([head(fields)]);
+      const pool = new H1Pool('127.0.0.1', s.port, opts);
+      const r = await bounded(call(pool));
+      expect(r.status).to.equal(200);
+      expect(r.headers!['x-98']).to.equal('98');
+      await pool.destroy();
+      s.close();
+    });
+
+    it('a header named __proto__ is an ordinary header', async () => {
+      const s = await rawServer([head('__proto__: a\r\n__proto__: b\r\n')]);
+      const pool = new H1Pool('127.0.0.1', s.port, opts);
+      const r = await bounded(call(pool));
+      expect(r.headers!['__proto__']).to.deep.equal(['a', 'b']);
+      expect(Object.keys(r.headers!)).to.deep.equal(['content-length', '__proto__']);
+      await pool.destroy();
+      s.close();
+    });
+
+    // the head limit is a property of the head, not of how the reads fell
+    const LIMIT = 64 * 1024;
+    /** A head of exactly `size` bytes (status line, one padded field, CRLFs) and a 2-byte body. */
+    const sized = (size: number): string => {
+      const fixed = 'HTTP/1.1 200 OK\r\ncontent-length: 2\r\nx-pad: \r\n\r\n';
+      return `HTTP/1.1 200 OK\r\ncontent-length: 2\r\nx-pad: ${'p'.repeat(size - fixed.length)}\r\n\r\nok`;
+    };
+    for (const split of [0, 1000, 40_000, LIMIT - 2, LIMIT]) {
+      it(`head of exactly 64 KiB passes, one byte more fails (written ${split ? `split at ${split}` : 'at once'})`, async () => {
+        for (const [size, ok] of [
+          [LIMIT, true],
+          [LIMIT + 1, false],
+          [70_000, false],
+          [127_000, false],
+        ] as const) {
+          const text = sized(size);
+          const s = await rawServer([
+            (sock) => {
+              if (split === 0 || split >= text.length) return void sock.write(text);
+              sock.write(text.slice(0, split));
+              setTimeout(() => sock.write(text.slice(split)), 20);
+            },
+          ]);
+          const pool = new H1Pool('127.0.0.1', s.port, opts);
+          const r = await bounded(call(pool));
+          if (ok) expect(r.body, `size ${size}`).to.equal('ok');
+          else expect(r.error?.code, `size ${size}`).to.equal('EPROTO_UPSTREAM');
+          await pool.destroy();
+          s.close();
+        }
+      });
+    }
+
+    it('a head dripped one byte per read still parses', async () => {
+      const text = 'HTTP/1.1 200 OK\r\ncontent-length: 2\r\nx: y\r\n\r\nok';
+      const s = await rawServer([
+        (sock) => {
+          let i = 0;
+          const next = (): void => {
+            if (i < text.length) sock.write(text[i++]!, () => setTimeout(next, 1));
+          };
+          next();
+        },
+      ]);
+      const pool = new H1Pool('127.0.0.1', s.port, opts);
+      expect((await bounded(call(pool))).body).to.equal('ok');
+      await pool.destroy();
+      s.close();
+    });
+  });
+
+  describe('the pool hands out clean connections only', () => {
+    it('a connection paused by its last handler is resumed before reuse', async () => {
+      const big = 'x'.repeat(200_000);
+      const s = await rawServer([
+        `HTTP/1.1 200 OK\r\ncontent-length: ${big.length}\r\n\r\n${big}`,
+        'HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\nnext',
+      ]);
+      const pool = new H1Pool('127.0.0.1', s.port, opts);
+      // a handler that pauses on every chunk and never resumes: a downstream that stopped
+      // draining just as the response ended (its drain never comes after res.end())
+      let got = 0;
+      await bounded(
+        new Promise<void>((resolve, reject) =>
+          pool.dispatch(
+            { method: 'GET', path: '/big', headers: { host: 'x' }, body: null },
+            {
+              onRequestStart() {},
+              onResponseStart() {},
+              onResponseData(c, chunk) {
+                got += chunk.length;
+                c.pause();
+                // what the router does on back-pressure: resume on the downstream's drain,
+                // here only while the response is still running
+                if (got < big.length) setImmediate(() => c.resume());
+              },
+              onResponseEnd: () => resolve(),
+              onResponseError: (_c, e) => reject(e),
+            },
+          ),
+        ),
+      );
+      const r = await bounded(call(pool));
+      expect(r.body).to.equal('next');
+      expect(s.conns()).to.equal(1);
+      await pool.destroy();
+      s.close();
+    });
+
+    it("a finished request's controller cannot touch the next request on its connection", async () => {
+      const s = await rawServer([
+        'HTTP/1.1 200 OK\r\ncontent-length: 1\r\n\r\na',
+        (sock) => setTimeout(() => sock.write('HTTP/1.1 200 OK\r\ncontent-length: 1\r\n\r\nb'), 50),
+      ]);
+      const pool = new H1Pool('127.0.0.1', s.port, opts);
+      let stale: Controller | null = null;
+      await bounded(
+        new Promise<void>((resolve) =>
+          pool.dispatch(
+            { method: 'GET', path: '/a', headers: { host: 'x' }, body: null },
+            {
+              onRequestStart(c) {
+                stale = c;
+              },
+              onResponseStart() {},
+              onResponseData() {},
+              onResponseEnd: () => resolve(),
+              onResponseError: () => resolve(),
+            },
+          ),
+        ),
+      );
+      const second = call(pool);
+      await sleep(10);
+      // a late route timeout of the first exchange, or its downstream going away
+      stale!.pause();
+      stale!.abort(new Error('late abort of a finished request'));
+      const r = await bounded(second);
+      expect(r.body).to.equal('b');
+      expect(s.conns()).to.equal(1);
+      await pool.destroy();
+      s.close();
+    });
+
+    it('an early response while the body is still streaming: the connection is not reused', async () => {
+      const s = await rawServer([
+        (sock) => sock.write('HTTP/1.1 413 Payload Too Large\r\ncontent-length: 0\r\n\r\n'),
+        'HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\nnext',
+      ]);
+      const pool = new H1Pool('127.0.0.1', s.port, opts);
+      const body = new PassThrough();
+      body.write('first part of a body whose end never came');
+      const r = await bounded(call(pool, 'POST', body));
+      expect(r.status).to.equal(413);
+      // the upstream still reads the rest of that body: the next request must not be it
+      expect((await bounded(call(pool))).body).to.equal('next');
+      expect(s.conns()).to.equal(2);
+      body.end();
+      await pool.destroy();
+      s.close();
+    });
+  });
+
+  describe('request framing', () => {
+    it('an empty piece of a streamed body does not end the chunked body early', async () => {
+      // answers once the body's last chunk arrived (each read is one entry of s.requests)
+      const answer = (sock: net.Socket): void => {
+        if (s.requests.join('').endsWith('0\r\n\r\n'))
+          sock.write('HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n');
+      };
+      const s = await rawServer([answer]);
+      const pool = new H1Pool('127.0.0.1', s.port, opts);
+      // an object-mode stream (Readable.from) does emit an empty buffer as a piece
+      const done = call(pool, 'POST', Readable.from([Buffer.from('ab'), Buffer.alloc(0), Buffer.from('cd')]));
+      await bounded(done);
+      await sleep(20);
+      expect(s.requests.join('')).to.match(/\r\n\r\n2\r\nab\r\n2\r\ncd\r\n0\r\n\r\n$/);
+      await pool.destroy();
+      s.close();
+    });
+
+    it('no body: a content-length the headers carry is not promised to the upstream', async () => {
+      // the router mirrors a streamed request without its body: "content-length: 5" with no
+      // bytes would make the upstream read the next request as this one's body
+      const s = await rawServer(['HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n']);
+      const pool = new H1Pool('127.0.0.1', s.port, opts);
+      await bounded(call(pool, 'POST', null, { host: 'x', 'content-length': '5' }));
+      expect(s.requests[0]).to.equal('POST /p HTTP/1.1\r\nhost: x\r\ncontent-length: 0\r\n\r\n');
+      await pool.destroy();
+      s.close();
+    });
   });
 });
