@@ -16,7 +16,6 @@ import { createLogger, type Logger } from '../pkg/log/index.js';
 import { errorMessage } from '../pkg/errors/index.js';
 import {
   compileConfig,
-  findVHost,
   type CompiledConfig,
   type CompiledHttpListener,
   type CompiledListener,
@@ -25,9 +24,15 @@ import {
 import type { ClusterRuntime } from './upstream/cluster.js';
 import { MetricsRegistry } from './telemetry/metrics.js';
 import { AccessLog } from './telemetry/accesslog.js';
-import { Exchange, requestView, selectRoute, type RouterEnv } from './router/exchange.js';
+import { Exchange, type RouterEnv } from './router/exchange.js';
 import { handleAdmin } from './admin.js';
-import { proxyUpgrade } from './upgrade.js';
+import {
+  allowedUpgrade,
+  declinedUpgrade,
+  DetachedUpgrade,
+  takesUpgrade,
+  type UpgradeHook,
+} from './upgrade.js';
 import { pipeTcp } from './tcp.js';
 
 export interface ProxyOptions {
@@ -73,11 +78,45 @@ interface LiveListener {
   sockets: Set<net.Socket>;
   /** false: served through handOff only (ProxyOptions.unbound). */
   bound: boolean;
-  /**
-   * Requests in progress per socket, for unbound HTTP listeners only: Node tracks idle
-   * connections (closeIdleConnections) only for servers that listen themselves.
-   */
-  busy: Map<net.Socket, number> | null;
+  /** Requests in progress per connection (HTTP listeners). */
+  conns: ConnRequests;
+}
+
+/**
+ * Requests in progress per client connection of one HTTP listener: for the drain, and so that an
+ * upgrade request pipelined behind others waits until the responses ahead of it are written.
+ */
+class ConnRequests {
+  private readonly busy = new Map<net.Socket, number>();
+  private readonly waiting = new Map<net.Socket, (() => void)[]>();
+
+  begin(socket: net.Socket, res: ServerResponse): void {
+    this.busy.set(socket, (this.busy.get(socket) ?? 0) + 1);
+    res.once('close', () => this.end(socket));
+  }
+
+  /** Runs `fn` once no request is in progress on `socket`. */
+  whenIdle(socket: net.Socket, fn: () => void): void {
+    if (!this.busy.has(socket)) return fn();
+    const w = this.waiting.get(socket);
+    if (w === undefined) this.waiting.set(socket, [fn]);
+    else w.push(fn);
+  }
+
+  /** A request is in progress or waiting on `socket`. */
+  busyWith(socket: net.Socket): boolean {
+    return this.busy.has(socket) || this.waiting.has(socket);
+  }
+
+  private end(socket: net.Socket): void {
+    const n = (this.busy.get(socket) ?? 1) - 1;
+    if (n > 0) return void this.busy.set(socket, n);
+    this.busy.delete(socket);
+    const w = this.waiting.get(socket);
+    if (w === undefined) return;
+    this.waiting.delete(socket);
+    for (const fn of w) fn();
+  }
 }
 
 const DEFAULT_DRAIN_MS = 5000;
@@ -204,16 +243,16 @@ export class ProxyServer {
       compiled: l,
       sockets: new Set(),
       bound: !(this.opts.unbound?.(l) ?? false),
-      busy: null,
+      conns: new ConnRequests(),
     };
     live.server =
       l.protocol === 'HTTP' ? this.httpServer(live) : net.createServer((s) => this.onTcp(live, s));
     live.server.on('connection', (s: net.Socket) => {
+      if (live.sockets.has(s)) return; // handed back after an upgrade request (upgrade.ts)
       live.sockets.add(s);
       s.once('close', () => live.sockets.delete(s));
     });
     if (!live.bound) {
-      if (live.server instanceof http.Server) this.trackBusy(live, live.server);
       this.log.info('Serving listener through capture', { listener: l.name, protocol: l.protocol });
       return live;
     }
@@ -240,6 +279,8 @@ export class ProxyServer {
         // how often header/request timeouts are enforced (Node's default is 30 s)
         connectionsCheckingInterval: Math.min(o.headersTimeoutMs ?? 10_000, 1000),
         noDelay: true,
+        // every upgrade request without a body comes to onUpgrade (why: upgrade.ts)
+        shouldUpgradeCallback: takesUpgrade,
       },
       (req, res) => this.onRequest(live, req, res),
     );
@@ -251,19 +292,34 @@ export class ProxyServer {
   }
 
   private onRequest(live: LiveListener, req: IncomingMessage, res: ServerResponse): void {
-    const cfg = this.current!;
-    this.inflight++; // decremented by the Exchange when the response closes
-    if (this.draining) res.shouldKeepAlive = false;
-    new Exchange(this.env, cfg, live.compiled as CompiledHttpListener, req, res).run();
+    if (this.draining || declinedUpgrade(req)) res.shouldKeepAlive = false;
+    this.serve(live, req, res, null);
   }
 
+  /**
+   * An upgrade request node:http let go of (upgrade.ts): routed like any request once the
+   * responses pipelined ahead of it are written; a tunnel only after a 101 to an allowed token.
+   */
   private onUpgrade(live: LiveListener, req: IncomingMessage, socket: Duplex, head: Buffer): void {
-    const cfg = this.current!;
-    const l = live.compiled as CompiledHttpListener;
-    const v = requestView(req, l.port);
-    const vh = findVHost(l, v.authority);
-    const sel = vh === null ? null : selectRoute(vh, v);
-    proxyUpgrade(req, socket, head, sel?.route ?? null, this.env.rand, this.metrics, cfg);
+    if (!(socket instanceof net.Socket)) return void socket.destroy(); // takesUpgrade: never
+    live.conns.whenIdle(socket, () => {
+      if (!socket.writable) return void socket.destroy(); // closed by the response ahead
+      const server = live.server as http.Server;
+      const token = allowedUpgrade(req, live.compiled as CompiledHttpListener);
+      const d = new DetachedUpgrade(server, req, socket, head, token, this.draining);
+      this.serve(live, req, d.res, token === null ? null : d);
+    });
+  }
+
+  private serve(
+    live: LiveListener,
+    req: IncomingMessage,
+    res: ServerResponse,
+    upgrade: UpgradeHook | null,
+  ): void {
+    live.conns.begin(req.socket, res);
+    this.inflight++; // decremented by the Exchange when the response closes
+    new Exchange(this.env, this.current!, live.compiled as CompiledHttpListener, req, res, upgrade).run();
   }
 
   /** Malformed request, oversized headers, CL/TE conflicts, header timeout: a status and a flag. */
@@ -294,23 +350,10 @@ export class ProxyServer {
     pipeTcp(socket, l, this.log);
   }
 
-  private trackBusy(live: LiveListener, server: http.Server): void {
-    const busy = (live.busy = new Map());
-    server.on('request', (req: IncomingMessage, res: ServerResponse) => {
-      const sock = req.socket;
-      busy.set(sock, (busy.get(sock) ?? 0) + 1);
-      res.once('close', () => {
-        const n = (busy.get(sock) ?? 1) - 1;
-        if (n <= 0) busy.delete(sock);
-        else busy.set(sock, n);
-      });
-    });
-  }
-
   /** Closes keep-alive connections with no request in progress (idle), like closeIdleConnections. */
   private closeIdle(live: LiveListener): void {
     if (live.server instanceof http.Server && live.bound) live.server.closeIdleConnections();
-    else if (live.busy !== null) for (const sock of live.sockets) if (!live.busy.has(sock)) sock.destroy();
+    else for (const sock of live.sockets) if (!live.conns.busyWith(sock)) sock.destroy();
   }
 
   /** The HTTP listener served through `handOff` (the sidecar's outbound), if the config has one. */
