@@ -83,15 +83,19 @@ interface LiveListener {
 }
 
 /**
- * Requests in progress per client connection of one HTTP listener: for the drain, and so that an
- * upgrade request pipelined behind others waits until the responses ahead of it are written.
+ * Requests in progress per client connection of one HTTP listener. The drain closes only
+ * connections idle after a response, never one whose first request has not arrived yet
+ * (node:http's closeIdleConnections counts those as idle too); and an upgrade request pipelined
+ * behind others waits here until the responses ahead of it are written.
  */
 class ConnRequests {
   private readonly busy = new Map<net.Socket, number>();
+  private readonly served = new WeakSet<net.Socket>();
   private readonly waiting = new Map<net.Socket, (() => void)[]>();
 
   begin(socket: net.Socket, res: ServerResponse): void {
     this.busy.set(socket, (this.busy.get(socket) ?? 0) + 1);
+    this.served.add(socket);
     res.once('close', () => this.end(socket));
   }
 
@@ -103,9 +107,9 @@ class ConnRequests {
     else w.push(fn);
   }
 
-  /** A request is in progress or waiting on `socket`. */
-  busyWith(socket: net.Socket): boolean {
-    return this.busy.has(socket) || this.waiting.has(socket);
+  /** Served at least one request and has none in progress or waiting. */
+  idleAfterResponse(socket: net.Socket): boolean {
+    return this.served.has(socket) && !this.busy.has(socket) && !this.waiting.has(socket);
   }
 
   private end(socket: net.Socket): void {
@@ -345,15 +349,17 @@ export class ProxyServer {
   }
 
   private onTcp(live: LiveListener, socket: net.Socket): void {
-    const l = live.compiled as CompiledTcpListener;
-    if (this.draining) return void socket.destroy();
-    pipeTcp(socket, l, this.log);
+    // accepted during a drain too (docs/proxy.md): the drain period ends every connection
+    pipeTcp(socket, live.compiled as CompiledTcpListener, this.log);
   }
 
-  /** Closes keep-alive connections with no request in progress (idle), like closeIdleConnections. */
+  /**
+   * Closes HTTP connections idle after a response (keep-alive). A connection that has not sent
+   * its first request yet is left alone: it gets its answer, with `Connection: close`.
+   */
   private closeIdle(live: LiveListener): void {
-    if (live.server instanceof http.Server && live.bound) live.server.closeIdleConnections();
-    else for (const sock of live.sockets) if (!live.conns.busyWith(sock)) sock.destroy();
+    if (live.compiled.protocol !== 'HTTP') return;
+    for (const sock of live.sockets) if (live.conns.idleAfterResponse(sock)) sock.destroy();
   }
 
   /** The HTTP listener served through `handOff` (the sidecar's outbound), if the config has one. */
@@ -412,12 +418,20 @@ export class ProxyServer {
     return this.inflight;
   }
 
-  /** Stops accepting new connections and tells keep-alive clients to go away; readiness fails. */
+  /**
+   * POST /drain: stops accepting new connections and closes keep-alive connections idle after a
+   * response; the rest are answered with `Connection: close`. Readiness fails.
+   */
   drain(): void {
     if (this.draining) return;
     this.draining = true;
     this.log.info('Draining', { inflight: this.inflight });
-    for (const l of this.listeners.values()) this.closeListener(l);
+    for (const l of this.listeners.values()) {
+      // net's close, not http.Server's: that one also closes accepted connections whose
+      // request has not arrived yet (closeIdleConnections)
+      if (l.bound) net.Server.prototype.close.call(l.server);
+      this.closeIdle(l);
+    }
   }
 
   /**
