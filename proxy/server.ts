@@ -45,6 +45,12 @@ export interface ProxyOptions {
   healthPort?: number | null;
   /** How long SIGTERM / drain waits for in-flight requests (Istio terminationDrainDuration: 5 s). */
   drainMs?: number;
+  /**
+   * The drain ends early once nothing happened for this long: no request in flight, no client
+   * connection open, none accepted or finished (default 1 s, the interval at which Istio's agent
+   * checks for zero active connections).
+   */
+  drainQuietMs?: number;
   rand?: () => number;
   accessLogSink?: NodeJS.WritableStream;
   logger?: Logger;
@@ -124,6 +130,8 @@ class ConnRequests {
 }
 
 const DEFAULT_DRAIN_MS = 5000;
+const DEFAULT_DRAIN_QUIET_MS = 1000;
+const DRAIN_LAST_ACCEPT_MS = 1000;
 
 export class ProxyServer {
   current: CompiledConfig | null = null;
@@ -136,6 +144,8 @@ export class ProxyServer {
   private readonly aux: http.Server[] = [];
   private readonly auxPorts: Record<string, number> = {};
   private inflight = 0;
+  /** When a connection was last accepted or a request last finished (the drain's quiet period). */
+  private lastActivity = 0;
 
   constructor(readonly opts: ProxyOptions = {}) {
     this.metrics = new MetricsRegistry({
@@ -146,7 +156,10 @@ export class ProxyServer {
     });
     this.log = opts.logger ?? createLogger('proxy');
     this.env = {
-      onClosed: () => this.inflight--,
+      onClosed: () => {
+        this.inflight--;
+        this.lastActivity = Date.now();
+      },
       metrics: this.metrics,
       accessLog: new AccessLog((opts.accessLogSink ?? process.stdout) as never),
       rand: opts.rand ?? Math.random,
@@ -253,8 +266,12 @@ export class ProxyServer {
       l.protocol === 'HTTP' ? this.httpServer(live) : net.createServer((s) => this.onTcp(live, s));
     live.server.on('connection', (s: net.Socket) => {
       if (live.sockets.has(s)) return; // handed back after an upgrade request (upgrade.ts)
+      this.lastActivity = Date.now();
       live.sockets.add(s);
-      s.once('close', () => live.sockets.delete(s));
+      s.once('close', () => {
+        live.sockets.delete(s);
+        this.lastActivity = Date.now();
+      });
     });
     if (!live.bound) {
       this.log.info('Serving listener through capture', { listener: l.name, protocol: l.protocol });
@@ -427,26 +444,43 @@ export class ProxyServer {
     this.draining = true;
     this.log.info('Draining', { inflight: this.inflight });
     for (const l of this.listeners.values()) {
-      // net's close, not http.Server's: that one also closes accepted connections whose
-      // request has not arrived yet (closeIdleConnections)
-      if (l.bound) net.Server.prototype.close.call(l.server);
+      this.stopAccepting(l);
       this.closeIdle(l);
     }
+  }
+
+  /**
+   * Closes the listening socket only: net's close, not http.Server's, which also closes
+   * accepted connections whose request has not arrived yet (closeIdleConnections).
+   */
+  private stopAccepting(live: LiveListener): void {
+    if (live.bound && live.server.listening) net.Server.prototype.close.call(live.server);
   }
 
   /**
    * SIGTERM / quitquitquit. Readiness fails at once and responses carry `Connection: close`,
    * but listeners keep accepting during the drain period: the app in this pod may still be
    * finishing its own work and making outbound calls (Istio's "proxy exits before the app"
-   * complaint). The proxy stops as soon as no request is in flight and no client connection is
-   * open, or when drainMs is over.
+   * complaint). The proxy stops once no request has been in flight and no client connection
+   * open for drainQuietMs (a gap between two requests of a steady client is not the end of its
+   * traffic), or when drainMs is over.
    */
   async shutdown(until?: number): Promise<void> {
     this.draining = true;
     this.log.info('Draining', { inflight: this.inflight, drainMs: this.opts.drainMs ?? DEFAULT_DRAIN_MS });
     // `until`: a drain deadline the caller already started (the sidecar drains its pipes first)
     const deadline = until ?? Date.now() + (this.opts.drainMs ?? DEFAULT_DRAIN_MS);
-    while (Date.now() < deadline && (this.inflight > 0 || this.openConnections() > 0)) {
+    const quietMs = this.opts.drainQuietMs ?? DEFAULT_DRAIN_QUIET_MS;
+    this.lastActivity = Math.max(this.lastActivity, Date.now() - quietMs); // idle now: stop at once
+    // the last second (a fifth of shorter periods) accepts nothing: a connection accepted then
+    // would be reset at the deadline before its request is answered; a refused one is retried
+    const acceptUntil = deadline - Math.min(DRAIN_LAST_ACCEPT_MS, (deadline - Date.now()) / 5);
+    let accepting = true;
+    while (Date.now() < deadline && !this.quietFor(quietMs)) {
+      if (accepting && Date.now() >= acceptUntil) {
+        accepting = false;
+        for (const l of this.listeners.values()) this.stopAccepting(l);
+      }
       for (const l of this.listeners.values()) this.closeIdle(l);
       await new Promise((r) => setTimeout(r, 50));
     }
@@ -463,6 +497,10 @@ export class ProxyServer {
     this.env.accessLog?.flush();
     await Promise.all([...(this.current?.clusters.values() ?? [])].map((c) => c.destroy()));
     this.log.info('Proxy stopped', { abandoned: this.inflight });
+  }
+
+  private quietFor(ms: number): boolean {
+    return this.inflight === 0 && this.openConnections() === 0 && Date.now() - this.lastActivity >= ms;
   }
 
   private openConnections(): number {

@@ -75,6 +75,21 @@ describe('proxy drain: keeps accepting, answers with Connection: close', functio
     expect(await silent.closedByPeer()).to.equal(true); // the drain period is over
   });
 
+  it("SIGTERM: a gap in a steady client's traffic does not end the drain (quiet period)", async () => {
+    p = await startProxy(reviewsEntry([v1]), { drainMs: 60_000, drainQuietMs: 2000 });
+    const first = await open();
+    const stopping = p.proxy.shutdown();
+    first.write(head('GET', '/'));
+    expect((await first.response())?.headers.connection).to.equal('close');
+    expect(await first.closedByPeer()).to.equal(true); // nothing open, nothing in flight now
+    await sleep(200);
+    const next = await open(); // the client's next call, on a new connection
+    next.write(head('GET', '/'));
+    expect((await next.response())?.status).to.equal(200);
+    await stopping; // quiet for 2 s after it: done
+    p = null;
+  });
+
   it('POST /drain stops accepting but answers a connection accepted before it', async () => {
     p = await startProxy(reviewsEntry([v1]), { drainMs: 60_000 });
     const early = await open();
