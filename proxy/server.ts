@@ -16,7 +16,6 @@ import { createLogger, type Logger } from '../pkg/log/index.js';
 import { errorMessage } from '../pkg/errors/index.js';
 import {
   compileConfig,
-  findVHost,
   type CompiledConfig,
   type CompiledHttpListener,
   type CompiledListener,
@@ -25,10 +24,15 @@ import {
 import type { ClusterRuntime } from './upstream/cluster.js';
 import { MetricsRegistry } from './telemetry/metrics.js';
 import { AccessLog } from './telemetry/accesslog.js';
-import { Exchange, requestView, selectRoute, type RouterEnv } from './router/exchange.js';
-import { isRejection } from './router/target.js';
+import { Exchange, type RouterEnv } from './router/exchange.js';
 import { handleAdmin } from './admin.js';
-import { proxyUpgrade } from './upgrade.js';
+import {
+  allowedUpgrade,
+  declinedUpgrade,
+  DetachedUpgrade,
+  takesUpgrade,
+  type UpgradeHook,
+} from './upgrade.js';
 import { pipeTcp } from './tcp.js';
 import { MAX_HEADERS_COUNT } from './http1-limits.js';
 
@@ -42,6 +46,12 @@ export interface ProxyOptions {
   healthPort?: number | null;
   /** How long SIGTERM / drain waits for in-flight requests (Istio terminationDrainDuration: 5 s). */
   drainMs?: number;
+  /**
+   * The drain ends early once nothing happened for this long: no request in flight, no client
+   * connection open, none accepted or finished (default 1 s, the interval at which Istio's agent
+   * checks for zero active connections).
+   */
+  drainQuietMs?: number;
   rand?: () => number;
   accessLogSink?: NodeJS.WritableStream;
   logger?: Logger;
@@ -75,14 +85,54 @@ interface LiveListener {
   sockets: Set<net.Socket>;
   /** false: served through handOff only (ProxyOptions.unbound). */
   bound: boolean;
-  /**
-   * Requests in progress per socket, for unbound HTTP listeners only: Node tracks idle
-   * connections (closeIdleConnections) only for servers that listen themselves.
-   */
-  busy: Map<net.Socket, number> | null;
+  /** Requests in progress per connection (HTTP listeners). */
+  conns: ConnRequests;
+}
+
+/**
+ * Requests in progress per client connection of one HTTP listener. The drain closes only
+ * connections idle after a response, never one whose first request has not arrived yet
+ * (node:http's closeIdleConnections counts those as idle too); and an upgrade request pipelined
+ * behind others waits here until the responses ahead of it are written.
+ */
+class ConnRequests {
+  private readonly busy = new Map<net.Socket, number>();
+  private readonly served = new WeakSet<net.Socket>();
+  private readonly waiting = new Map<net.Socket, (() => void)[]>();
+
+  begin(socket: net.Socket, res: ServerResponse): void {
+    this.busy.set(socket, (this.busy.get(socket) ?? 0) + 1);
+    this.served.add(socket);
+    res.once('close', () => this.end(socket));
+  }
+
+  /** Runs `fn` once no request is in progress on `socket`. */
+  whenIdle(socket: net.Socket, fn: () => void): void {
+    if (!this.busy.has(socket)) return fn();
+    const w = this.waiting.get(socket);
+    if (w === undefined) this.waiting.set(socket, [fn]);
+    else w.push(fn);
+  }
+
+  /** Served at least one request and has none in progress or waiting. */
+  idleAfterResponse(socket: net.Socket): boolean {
+    return this.served.has(socket) && !this.busy.has(socket) && !this.waiting.has(socket);
+  }
+
+  private end(socket: net.Socket): void {
+    const n = (this.busy.get(socket) ?? 1) - 1;
+    if (n > 0) return void this.busy.set(socket, n);
+    this.busy.delete(socket);
+    const w = this.waiting.get(socket);
+    if (w === undefined) return;
+    this.waiting.delete(socket);
+    for (const fn of w) fn();
+  }
 }
 
 const DEFAULT_DRAIN_MS = 5000;
+const DEFAULT_DRAIN_QUIET_MS = 1000;
+const DRAIN_LAST_ACCEPT_MS = 1000;
 
 export class ProxyServer {
   current: CompiledConfig | null = null;
@@ -95,6 +145,8 @@ export class ProxyServer {
   private readonly aux: http.Server[] = [];
   private readonly auxPorts: Record<string, number> = {};
   private inflight = 0;
+  /** When a connection was last accepted or a request last finished (the drain's quiet period). */
+  private lastActivity = 0;
 
   constructor(readonly opts: ProxyOptions = {}) {
     this.metrics = new MetricsRegistry({
@@ -105,7 +157,10 @@ export class ProxyServer {
     });
     this.log = opts.logger ?? createLogger('proxy');
     this.env = {
-      onClosed: () => this.inflight--,
+      onClosed: () => {
+        this.inflight--;
+        this.lastActivity = Date.now();
+      },
       metrics: this.metrics,
       accessLog: new AccessLog((opts.accessLogSink ?? process.stdout) as never),
       rand: opts.rand ?? Math.random,
@@ -206,16 +261,20 @@ export class ProxyServer {
       compiled: l,
       sockets: new Set(),
       bound: !(this.opts.unbound?.(l) ?? false),
-      busy: null,
+      conns: new ConnRequests(),
     };
     live.server =
       l.protocol === 'HTTP' ? this.httpServer(live) : net.createServer((s) => this.onTcp(live, s));
     live.server.on('connection', (s: net.Socket) => {
+      if (live.sockets.has(s)) return; // handed back after an upgrade request (upgrade.ts)
+      this.lastActivity = Date.now();
       live.sockets.add(s);
-      s.once('close', () => live.sockets.delete(s));
+      s.once('close', () => {
+        live.sockets.delete(s);
+        this.lastActivity = Date.now();
+      });
     });
     if (!live.bound) {
-      if (live.server instanceof http.Server) this.trackBusy(live, live.server);
       this.log.info('Serving listener through capture', { listener: l.name, protocol: l.protocol });
       return live;
     }
@@ -245,6 +304,8 @@ export class ProxyServer {
         // the router checks Host itself: an absolute-form target may stand in for it (RFC 9112
         // §3.2.2), and a missing or bad Host is answered with a flag like every local reply
         requireHostHeader: false,
+        // every upgrade request without a body comes to onUpgrade (why: upgrade.ts)
+        shouldUpgradeCallback: takesUpgrade,
       },
       (req, res) => this.onRequest(live, req, res),
     );
@@ -258,26 +319,34 @@ export class ProxyServer {
   }
 
   private onRequest(live: LiveListener, req: IncomingMessage, res: ServerResponse): void {
-    const cfg = this.current!;
-    this.inflight++; // decremented by the Exchange when the response closes
-    if (this.draining) res.shouldKeepAlive = false;
-    new Exchange(this.env, cfg, live.compiled as CompiledHttpListener, req, res).run();
+    if (this.draining || declinedUpgrade(req)) res.shouldKeepAlive = false;
+    this.serve(live, req, res, null);
   }
 
+  /**
+   * An upgrade request node:http let go of (upgrade.ts): routed like any request once the
+   * responses pipelined ahead of it are written; a tunnel only after a 101 to an allowed token.
+   */
   private onUpgrade(live: LiveListener, req: IncomingMessage, socket: Duplex, head: Buffer): void {
-    const cfg = this.current!;
-    const l = live.compiled as CompiledHttpListener;
-    const v = requestView(req, l.port, cfg.pathNormalization);
-    if (isRejection(v)) {
-      cfg.unknownMetrics.record(v.status, v.flag, 0, 0, 0);
-      return rawReply(socket, v.status, v.flag, v.detail);
-    }
-    // the head proxyUpgrade replays upstream must be the one the route was chosen for
-    req.url = v.target;
-    setRawHost(req.rawHeaders, v.authority);
-    const vh = findVHost(l, v.authority);
-    const sel = vh === null ? null : selectRoute(vh, v);
-    proxyUpgrade(req, socket, head, sel?.route ?? null, this.env.rand, this.metrics, cfg);
+    if (!(socket instanceof net.Socket)) return void socket.destroy(); // takesUpgrade: never
+    live.conns.whenIdle(socket, () => {
+      if (!socket.writable) return void socket.destroy(); // closed by the response ahead
+      const server = live.server as http.Server;
+      const token = allowedUpgrade(req, live.compiled as CompiledHttpListener);
+      const d = new DetachedUpgrade(server, req, socket, head, token, this.draining);
+      this.serve(live, req, d.res, token === null ? null : d);
+    });
+  }
+
+  private serve(
+    live: LiveListener,
+    req: IncomingMessage,
+    res: ServerResponse,
+    upgrade: UpgradeHook | null,
+  ): void {
+    live.conns.begin(req.socket, res);
+    this.inflight++; // decremented by the Exchange when the response closes
+    new Exchange(this.env, this.current!, live.compiled as CompiledHttpListener, req, res, upgrade).run();
   }
 
   /** Malformed request, oversized headers, CL/TE conflicts, header timeout: a status and a flag. */
@@ -300,28 +369,17 @@ export class ProxyServer {
   }
 
   private onTcp(live: LiveListener, socket: net.Socket): void {
-    const l = live.compiled as CompiledTcpListener;
-    if (this.draining) return void socket.destroy();
-    pipeTcp(socket, l, this.log);
+    // accepted during a drain too (docs/proxy.md): the drain period ends every connection
+    pipeTcp(socket, live.compiled as CompiledTcpListener, this.log);
   }
 
-  private trackBusy(live: LiveListener, server: http.Server): void {
-    const busy = (live.busy = new Map());
-    server.on('request', (req: IncomingMessage, res: ServerResponse) => {
-      const sock = req.socket;
-      busy.set(sock, (busy.get(sock) ?? 0) + 1);
-      res.once('close', () => {
-        const n = (busy.get(sock) ?? 1) - 1;
-        if (n <= 0) busy.delete(sock);
-        else busy.set(sock, n);
-      });
-    });
-  }
-
-  /** Closes keep-alive connections with no request in progress (idle), like closeIdleConnections. */
+  /**
+   * Closes HTTP connections idle after a response (keep-alive). A connection that has not sent
+   * its first request yet is left alone: it gets its answer, with `Connection: close`.
+   */
   private closeIdle(live: LiveListener): void {
-    if (live.server instanceof http.Server && live.bound) live.server.closeIdleConnections();
-    else if (live.busy !== null) for (const sock of live.sockets) if (!live.busy.has(sock)) sock.destroy();
+    if (live.compiled.protocol !== 'HTTP') return;
+    for (const sock of live.sockets) if (live.conns.idleAfterResponse(sock)) sock.destroy();
   }
 
   /** The HTTP listener served through `handOff` (the sidecar's outbound), if the config has one. */
@@ -380,27 +438,52 @@ export class ProxyServer {
     return this.inflight;
   }
 
-  /** Stops accepting new connections and tells keep-alive clients to go away; readiness fails. */
+  /**
+   * POST /drain: stops accepting new connections and closes keep-alive connections idle after a
+   * response; the rest are answered with `Connection: close`. Readiness fails.
+   */
   drain(): void {
     if (this.draining) return;
     this.draining = true;
     this.log.info('Draining', { inflight: this.inflight });
-    for (const l of this.listeners.values()) this.closeListener(l);
+    for (const l of this.listeners.values()) {
+      this.stopAccepting(l);
+      this.closeIdle(l);
+    }
+  }
+
+  /**
+   * Closes the listening socket only: net's close, not http.Server's, which also closes
+   * accepted connections whose request has not arrived yet (closeIdleConnections).
+   */
+  private stopAccepting(live: LiveListener): void {
+    if (live.bound && live.server.listening) net.Server.prototype.close.call(live.server);
   }
 
   /**
    * SIGTERM / quitquitquit. Readiness fails at once and responses carry `Connection: close`,
    * but listeners keep accepting during the drain period: the app in this pod may still be
    * finishing its own work and making outbound calls (Istio's "proxy exits before the app"
-   * complaint). The proxy stops as soon as no request is in flight and no client connection is
-   * open, or when drainMs is over.
+   * complaint). The proxy stops once no request has been in flight and no client connection
+   * open for drainQuietMs (a gap between two requests of a steady client is not the end of its
+   * traffic), or when drainMs is over.
    */
   async shutdown(until?: number): Promise<void> {
     this.draining = true;
     this.log.info('Draining', { inflight: this.inflight, drainMs: this.opts.drainMs ?? DEFAULT_DRAIN_MS });
     // `until`: a drain deadline the caller already started (the sidecar drains its pipes first)
     const deadline = until ?? Date.now() + (this.opts.drainMs ?? DEFAULT_DRAIN_MS);
-    while (Date.now() < deadline && (this.inflight > 0 || this.openConnections() > 0)) {
+    const quietMs = this.opts.drainQuietMs ?? DEFAULT_DRAIN_QUIET_MS;
+    this.lastActivity = Math.max(this.lastActivity, Date.now() - quietMs); // idle now: stop at once
+    // the last second (a fifth of shorter periods) accepts nothing: a connection accepted then
+    // would be reset at the deadline before its request is answered; a refused one is retried
+    const acceptUntil = deadline - Math.min(DRAIN_LAST_ACCEPT_MS, (deadline - Date.now()) / 5);
+    let accepting = true;
+    while (Date.now() < deadline && !this.quietFor(quietMs)) {
+      if (accepting && Date.now() >= acceptUntil) {
+        accepting = false;
+        for (const l of this.listeners.values()) this.stopAccepting(l);
+      }
       for (const l of this.listeners.values()) this.closeIdle(l);
       await new Promise((r) => setTimeout(r, 50));
     }
@@ -417,6 +500,10 @@ export class ProxyServer {
     this.env.accessLog?.flush();
     await Promise.all([...(this.current?.clusters.values() ?? [])].map((c) => c.destroy()));
     this.log.info('Proxy stopped', { abandoned: this.inflight });
+  }
+
+  private quietFor(ms: number): boolean {
+    return this.inflight === 0 && this.openConnections() === 0 && Date.now() - this.lastActivity >= ms;
   }
 
   private openConnections(): number {
@@ -436,17 +523,6 @@ function rawReply(socket: Duplex, status: number, flag: string, detail: string):
   socket.end(
     `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nconnection: close\r\ncontent-type: text/plain\r\nx-weft-response-flags: ${flag}\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
   );
-}
-
-/** Sets every Host line of a raw header list to `authority` (adds one if there is none). */
-function setRawHost(raw: string[], authority: string): void {
-  let found = false;
-  for (let i = 0; i < raw.length; i += 2)
-    if (raw[i]!.toLowerCase() === 'host') {
-      raw[i + 1] = authority;
-      found = true;
-    }
-  if (!found) raw.push('Host', authority);
 }
 
 function listen(server: net.Server, port: number, host: string): Promise<void> {

@@ -76,6 +76,15 @@ export function splice(
   });
   upstream.once('timeout', () => upstream.destroy(new Error('connect timeout')));
   if (head.length > 0) upstream.write(head);
+  join(client, upstream, (error) => onEnd({ connected, error }));
+  return upstream;
+}
+
+/**
+ * Joins two connections both ways; either side closing or failing tears down both, and `onEnd`
+ * runs exactly once with the first error. splice() and the upgrade tunnels (upgrade.ts) use it.
+ */
+export function join(client: net.Socket, upstream: net.Socket, onEnd: (error?: Error) => void): void {
   client.pipe(upstream);
   upstream.pipe(client);
   let ended = false;
@@ -84,11 +93,10 @@ export function splice(
     ended = true;
     client.destroy();
     upstream.destroy();
-    onEnd({ connected, error });
+    onEnd(error);
   };
   client.once('close', () => end());
   upstream.once('close', () => end());
   client.once('error', end);
   upstream.once('error', end);
-  return upstream;
 }

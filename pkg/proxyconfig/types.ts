@@ -60,6 +60,12 @@ export interface HttpListener {
   address?: string;
   port: number;
   virtualHosts: VirtualHost[];
+  /**
+   * HTTP/1.1 `Upgrade` tokens this listener may tunnel (Envoy's `upgrade_configs`), matched
+   * case-insensitively against the request's whole Upgrade value; default `["websocket"]`, as
+   * Istio allows on every HTTP route. Others are forwarded as plain HTTP without the upgrade.
+   */
+  upgradeTypes?: string[];
 }
 
 export interface TcpListener {

@@ -35,6 +35,8 @@ class Checker {
 }
 
 const STRING_MATCH_KEYS = ['exact', 'prefix', 'regex'];
+/** An Upgrade protocol: a token, optionally `/version` (RFC 9110 §7.8). */
+const UPGRADE_TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+(\/[!#$%&'*+.^_`|~0-9A-Za-z-]+)?$/;
 
 function checkStringMatch(c: Checker, v: unknown, path: string, allowPresent: boolean): void {
   if (!isObj(v)) return c.fail(path, 'must be an object with one of exact, prefix, regex');
@@ -130,6 +132,11 @@ function checkListener(c: Checker, l: unknown, path: string, ports: Set<number>)
     return;
   }
   if (l.protocol !== 'HTTP') return c.fail(`${path}.protocol`, 'must be HTTP or TCP');
+  if (l.upgradeTypes !== undefined)
+    c.array(l.upgradeTypes, `${path}.upgradeTypes`).forEach((t, i) => {
+      if (typeof t !== 'string' || !UPGRADE_TOKEN.test(t))
+        c.fail(`${path}.upgradeTypes[${i}]`, 'must be an HTTP token such as websocket (RFC 9110 §7.8)');
+    });
   c.array(l.virtualHosts, `${path}.virtualHosts`).forEach((vh, i) => {
     const p = `${path}.virtualHosts[${i}]`;
     if (!isObj(vh)) return c.fail(p, 'must be an object');

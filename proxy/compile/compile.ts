@@ -28,6 +28,9 @@ import { compileRetry, NO_RETRY, type CompiledRetry } from '../router/retry.js';
 import { resolvePathNormalization, type PathNormalization } from '../router/path.js';
 import type { MetricGroup, MetricsRegistry, TcpGroup, DestinationLabels } from '../telemetry/metrics.js';
 
+/** Istio allows WebSocket upgrades on every HTTP route; nothing else unless configured. */
+export const DEFAULT_UPGRADE_TYPES: readonly string[] = ['websocket'];
+
 export interface CompiledDest {
   clusterName: string;
   /** undefined: not resolved yet (see resolveCluster); null: not defined → 503 NC. */
@@ -172,6 +175,8 @@ export interface CompiledHttpListener {
   exact: Map<string, CompiledVHost>;
   suffixes: [string, CompiledVHost][];
   wildcard: CompiledVHost | null;
+  /** Lowercased Upgrade tokens that may become tunnels (default websocket). */
+  upgradeTypes: ReadonlySet<string>;
 }
 
 export interface CompiledTcpListener {
@@ -389,6 +394,7 @@ export function compileConfig(cfg: ProxyConfig, opts: CompileOptions): CompileRe
       exact: new Map(),
       suffixes: [],
       wildcard: null,
+      upgradeTypes: new Set((l.upgradeTypes ?? DEFAULT_UPGRADE_TYPES).map((t) => t.toLowerCase())),
     };
     l.virtualHosts.forEach((vh, vi) => {
       const cv = c.vhost(vh, `${path}.virtualHosts[${vi}]`);

@@ -33,6 +33,7 @@ import type { PathNormalization } from './path.js';
 import { addFlag, FLAG_TEXT, Flags, type Flag } from './flags.js';
 import { backoffMs, isRetriable, type AttemptOutcome } from './retry.js';
 import { buildExplain } from './explain.js';
+import type { UpgradeHook } from '../upgrade.js';
 
 type UpstreamHeaders = Record<string, string | string[] | undefined>;
 
@@ -165,6 +166,8 @@ export class Exchange {
     private readonly listener: CompiledHttpListener,
     private readonly req: IncomingMessage,
     private readonly res: ServerResponse,
+    /** An upgrade the listener allows (upgrade.ts): offered upstream, a 101 becomes a tunnel. */
+    private readonly upgrade: UpgradeHook | null = null,
   ) {}
 
   run(): void {
@@ -234,9 +237,11 @@ export class Exchange {
     cluster.stats.rqTotal++;
     this.holdsSlot = true;
     this.prepareRequest(route, dest);
+    if (this.upgrade !== null) this.upgrade.offer(this.out!);
     if (route.timeoutMs > 0) this.routeTimer = setTimeout(() => this.onRouteTimeout(), route.timeoutMs);
     this.readBodyThen(() => {
-      if (route.mirrors !== null) this.mirror(route);
+      // a mirror cannot take part in a tunnel: upgrade handshakes are not shadowed
+      if (route.mirrors !== null && this.upgrade === null) this.mirror(route);
       this.attempt();
     });
   }
@@ -316,9 +321,9 @@ export class Exchange {
     ep.active++;
     const perTry = this.route!.retry.perTryTimeoutMs;
     if (perTry > 0) this.tryTimer = setTimeout(() => this.onTryTimeout(a), perTry);
-    cluster
-      .poolFor(ep)
-      .dispatch({ path: this.path, method: this.view.method, headers: this.out!, body: this.body }, a);
+    const spec = { path: this.path, method: this.view.method, headers: this.out!, body: this.body };
+    if (this.upgrade !== null) this.upgrade.dispatch(ep, cluster.limits.connectTimeoutMs, spec, a);
+    else cluster.poolFor(ep).dispatch(spec, a);
   }
 
   /** Ends the current attempt's bookkeeping (endpoint in-flight count, per-try timer). */
@@ -334,6 +339,7 @@ export class Exchange {
   onResponseStart(controller: Controller, status: number, headers: UpstreamHeaders): void {
     const dest = this.dest!;
     dest.cluster!.record(this.current!.endpoint, status);
+    if (status === 101 && this.upgrade !== null) return this.switchProtocols(controller, headers);
     const grpc = headers['grpc-status'];
     const outcome: AttemptOutcome = {
       kind: 'response',
@@ -349,12 +355,39 @@ export class Exchange {
     if (this.lastOutcome !== null && isRetriable(this.route!.retry, outcome))
       this.flags = addFlag(this.flags, Flags.RetryLimitExceeded);
     this.status = status;
+    try {
+      this.res.writeHead(status, this.responseHeaders(headers));
+    } catch (err) {
+      controller.abort(err as Error);
+    }
+  }
+
+  /** The upstream's headers as the client gets them: hop-by-hop removed, header ops applied. */
+  private responseHeaders(headers: UpstreamHeaders): Record<string, string | string[]> {
     const out = withoutHopByHop(headers) as Record<string, string | string[]>;
     if (this.route!.respOps !== null) this.route!.respOps(out);
-    if (dest.respOps !== null) dest.respOps(out);
+    if (this.dest!.respOps !== null) this.dest!.respOps(out);
     this.explainHeader(out);
+    return out;
+  }
+
+  /**
+   * The upstream accepted the upgrade: the connection is a tunnel until either side closes. The
+   * route and per-try timeouts bound the handshake only; the tunnel is one request in the
+   * metrics and the access log (status 101), recorded when it closes.
+   */
+  private switchProtocols(controller: Controller, headers: UpstreamHeaders): void {
+    if (this.tryTimer !== null) clearTimeout(this.tryTimer);
+    if (this.routeTimer !== null) clearTimeout(this.routeTimer);
+    this.tryTimer = this.routeTimer = null;
+    this.status = 101;
     try {
-      this.res.writeHead(status, out);
+      this.upgrade!.tunnel(controller, this.responseHeaders(headers), (tally) => {
+        this.reqBytes += tally.sent;
+        this.respBytes += tally.received;
+        this.endAttempt();
+        this.finish();
+      });
     } catch (err) {
       controller.abort(err as Error);
     }

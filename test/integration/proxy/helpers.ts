@@ -22,7 +22,11 @@ export interface Upstream {
   close(): Promise<void>;
 }
 
-export async function upstream(name: string): Promise<Upstream> {
+/**
+ * A recording upstream. `upgrade: false` is an unmodified node:http server: it has no 'upgrade'
+ * listener, so it answers an Upgrade request like any other (200), as most apps do.
+ */
+export async function upstream(name: string, opts: { upgrade?: boolean } = {}): Promise<Upstream> {
   const u: Upstream = {
     name,
     port: 0,
@@ -53,11 +57,15 @@ export async function upstream(name: string): Promise<Upstream> {
     sockets.add(s);
     s.once('close', () => sockets.delete(s));
   });
-  server.on('upgrade', (req, socket) => {
-    u.seen.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, body: '' });
-    socket.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n');
-    socket.on('data', (d: Buffer) => socket.write(`echo:${d.toString()}`));
-  });
+  if (opts.upgrade !== false)
+    server.on('upgrade', (req, socket, head: Buffer) => {
+      u.seen.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, body: '' });
+      socket.write(
+        `HTTP/1.1 101 Switching Protocols\r\nUpgrade: ${req.headers.upgrade ?? ''}\r\nConnection: Upgrade\r\n\r\n`,
+      );
+      if (head.length > 0) socket.write(`echo:${head.toString()}`);
+      socket.on('data', (d: Buffer) => socket.write(`echo:${d.toString()}`));
+    });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
   u.port = (server.address() as net.AddressInfo).port;
   return u;
@@ -245,4 +253,148 @@ export function bounded<T>(p: Promise<T>, ms = 5000): Promise<T> {
       },
     );
   });
+}
+
+export interface RawResponse {
+  status: number;
+  /** Lowercased names; repeated headers joined with ", ". */
+  headers: Record<string, string>;
+  body: string;
+}
+
+/**
+ * A client connection driven byte by byte: write any bytes (pipelined requests, tunnel data),
+ * read the proxy's HTTP/1.1 responses one at a time (Content-Length, chunked, or until close;
+ * after a 101 the rest is tunnel data). Every wait gives up after `waitMs` with what it has.
+ */
+export class RawConn {
+  private buf = Buffer.alloc(0);
+  private wake: (() => void) | null = null;
+  closed = false;
+
+  private constructor(readonly socket: net.Socket) {
+    socket.on('data', (d: Buffer) => {
+      this.buf = Buffer.concat([this.buf, d]);
+      this.wake?.();
+    });
+    socket.on('error', () => undefined);
+    socket.on('close', () => {
+      this.closed = true;
+      this.wake?.();
+    });
+  }
+
+  static open(port: number): Promise<RawConn> {
+    return new Promise((resolve, reject) => {
+      const s = net.connect(port, '127.0.0.1');
+      s.once('connect', () => resolve(new RawConn(s)));
+      s.once('error', reject);
+    });
+  }
+
+  write(data: string): void {
+    this.socket.write(data);
+  }
+
+  /** Bytes received and not yet consumed as a response (tunnel data after a 101). */
+  pending(): string {
+    return this.buf.toString('latin1');
+  }
+
+  /** The next complete response, or null if the connection closed (or waitMs passed) first. */
+  async response(waitMs = 5000): Promise<RawResponse | null> {
+    const deadline = Date.now() + waitMs;
+    for (;;) {
+      const r = this.parse();
+      if (r !== undefined) return r;
+      if (this.closed || Date.now() > deadline) return null;
+      await this.next(deadline);
+    }
+  }
+
+  /** Waits until the unconsumed bytes satisfy `pred` (tunnel data), the close, or waitMs. */
+  async until(pred: (pending: string) => boolean, waitMs = 5000): Promise<string> {
+    const deadline = Date.now() + waitMs;
+    while (!pred(this.pending()) && !this.closed && Date.now() <= deadline) await this.next(deadline);
+    return this.pending();
+  }
+
+  /** Resolves once the peer closed the connection (or waitMs passed); true if it closed. */
+  async closedByPeer(waitMs = 5000): Promise<boolean> {
+    const deadline = Date.now() + waitMs;
+    while (!this.closed && Date.now() <= deadline) await this.next(deadline);
+    return this.closed;
+  }
+
+  destroy(): void {
+    this.socket.destroy();
+  }
+
+  private next(deadline: number): Promise<void> {
+    return new Promise((resolve) => {
+      const t = setTimeout(resolve, Math.max(0, deadline - Date.now()) + 1);
+      this.wake = () => {
+        clearTimeout(t);
+        this.wake = null;
+        resolve();
+      };
+    });
+  }
+
+  /** A complete response taken off the buffer; undefined when more bytes are needed. */
+  private parse(): RawResponse | null | undefined {
+    const end = this.buf.indexOf('\r\n\r\n');
+    if (end < 0) return undefined;
+    const lines = this.buf.toString('latin1', 0, end).split('\r\n');
+    const status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(lines[0]!)?.[1] ?? 0);
+    const headers: Record<string, string> = {};
+    for (const line of lines.slice(1)) {
+      const c = line.indexOf(':');
+      const k = line.slice(0, c).trim().toLowerCase();
+      const v = line.slice(c + 1).trim();
+      headers[k] = headers[k] === undefined ? v : `${headers[k]}, ${v}`;
+    }
+    let rest = this.buf.subarray(end + 4);
+    let body: Buffer;
+    if (status === 101 || status === 204 || status === 304) body = Buffer.alloc(0);
+    else if (/chunked/i.test(headers['transfer-encoding'] ?? '')) {
+      const parts: Buffer[] = [];
+      let i = 0;
+      for (;;) {
+        const nl = rest.indexOf('\r\n', i);
+        if (nl < 0) return undefined;
+        const size = parseInt(rest.toString('latin1', i, nl), 16);
+        if (size === 0) {
+          const fin = rest.indexOf('\r\n\r\n', nl);
+          if (fin < 0) return undefined;
+          rest = rest.subarray(fin + 4);
+          break;
+        }
+        if (rest.length < nl + 2 + size + 2) return undefined;
+        parts.push(rest.subarray(nl + 2, nl + 2 + size));
+        i = nl + 2 + size + 2;
+      }
+      body = Buffer.concat(parts);
+    } else if (headers['content-length'] !== undefined) {
+      const n = Number(headers['content-length']);
+      if (rest.length < n) return undefined;
+      body = rest.subarray(0, n);
+      rest = rest.subarray(n);
+    } else {
+      if (!this.closed) return undefined; // delimited by the close
+      body = rest;
+      rest = Buffer.alloc(0);
+    }
+    this.buf = rest;
+    if (status >= 100 && status < 200 && status !== 101) return this.parse();
+    return { status, headers, body: body.toString() };
+  }
+}
+
+/** A request head as a client would write it (Host reviews:9080 unless given). */
+export function head(method: string, path: string, headers: Record<string, string> = {}): string {
+  const all = { Host: 'reviews:9080', ...headers };
+  return `${method} ${path} HTTP/1.1\r\n${Object.entries(all)
+    .map(([k, v]) => `${k}: ${v}\r\n`)
+    .join('')}\r\n`;
 }
