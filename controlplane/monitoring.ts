@@ -12,6 +12,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { ProxyKind } from '../pkg/discovery/protocol.js';
+import { serverTimeoutOptions, type ServerTimeouts } from '../pkg/http/timeouts.js';
 import type { Logger } from '../pkg/log/index.js';
 import type { ConnectionInfo, DiscoveryService } from './discovery.js';
 import { badRequestTarget, requestUrl } from './discovery.js';
@@ -30,6 +31,8 @@ export interface MonitoringOptions {
   discovery: DiscoveryService;
   registry: KubeRegistry;
   log: Logger;
+  /** Defaults: headers 10 s, whole request 15 s (Node's own are 60 s and 300 s), idle keep-alive 30 s. */
+  timeouts?: Partial<ServerTimeouts>;
 }
 
 const json = (res: ServerResponse, status: number, body: unknown): void => {
@@ -78,7 +81,7 @@ function connections(opts: MonitoringOptions): (ConnectionInfo & { currentVersio
 }
 
 export function createMonitoringServer(opts: MonitoringOptions): Server {
-  return createServer((req: IncomingMessage, res: ServerResponse) => {
+  return createServer(serverTimeoutOptions(opts.timeouts), (req: IncomingMessage, res: ServerResponse) => {
     const url = requestUrl(req, 'http://weftd');
     if (url === null) return json(res, 400, { message: badRequestTarget(req).message });
     if (req.method !== 'GET') return json(res, 405, { message: 'GET only' });

@@ -7,10 +7,11 @@
 import { unwatchFile, watchFile } from 'node:fs';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import { errorMessage } from '../pkg/errors/index.js';
-import type { Server } from 'node:http';
+import type { RequestListener, Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { KubeClient } from '../pkg/kube/client.js';
 import type { Logger } from '../pkg/log/index.js';
+import { serverTimeoutOptions, type ServerTimeouts } from '../pkg/http/timeouts.js';
 import type { CertReloader, KeyPair } from '../pkg/tls/index.js';
 import { authenticate, cachedAuthenticator } from './auth.js';
 import { createCertificateAuthority, type CertificateAuthority } from './ca.js';
@@ -41,6 +42,8 @@ export interface StartOptions {
   workloadCa?: boolean;
   /** Default true: process metrics (tests running several weftds in one process turn it off). */
   defaultMetrics?: boolean;
+  /** Both ports; defaults: headers 10 s, whole request 15 s, idle keep-alive 30 s (pkg/http/timeouts.ts). */
+  timeouts?: Partial<ServerTimeouts>;
 }
 
 export interface Weftd {
@@ -54,6 +57,20 @@ export interface Weftd {
 }
 
 const tlsOptions = (pair: KeyPair) => ({ ...pair, minVersion: 'TLSv1.2' as const });
+
+/**
+ * The discovery port's HTTPS server. A client must send its whole request (headers and body)
+ * within the request timeout, or get a 408 and a closed connection: an unauthenticated client
+ * dripping a body no longer holds a socket forever. The timeout bounds receiving the request
+ * only, so a discovery stream (a GET whose response lasts for hours) is not affected.
+ */
+export function createDiscoveryServer(
+  pair: KeyPair,
+  handler: RequestListener,
+  timeouts: Partial<ServerTimeouts> = {},
+): HttpsServer {
+  return createHttpsServer({ ...tlsOptions(pair), ...serverTimeoutOptions(timeouts) }, handler);
+}
 
 function listen(server: Server | HttpsServer, port: number, host: string): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -168,12 +185,16 @@ export async function startWeftd(opts: StartOptions): Promise<Weftd> {
         log.child({ part: 'config' }),
       )
     : (): void => undefined;
-  const https = createHttpsServer(tlsOptions(tls.pair ?? tls.load()), discovery.handle);
-  https.headersTimeout = 10_000;
-  https.requestTimeout = 0; // discovery streams live for hours
-  https.keepAliveTimeout = 30_000;
+  const https = createDiscoveryServer(tls.pair ?? tls.load(), discovery.handle, opts.timeouts);
   tls.watch((next) => https.setSecureContext(tlsOptions(next)));
-  const monitoring = createMonitoringServer({ readiness, metrics, discovery, registry, log });
+  const monitoring = createMonitoringServer({
+    readiness,
+    metrics,
+    discovery,
+    registry,
+    log,
+    ...(opts.timeouts ? { timeouts: opts.timeouts } : {}),
+  });
   const discoveryPort = await listen(https, flags.port, flags.host);
   const monitoringPort = await listen(monitoring, flags.monitoringPort, flags.host).catch(
     async (err: unknown) => {

@@ -12,6 +12,7 @@ import {
 } from '../pkg/admission/index.js';
 import { isWeftError, WeftError } from '../pkg/errors/index.js';
 import { injectPod, type InjectionSettings } from '../pkg/inject/index.js';
+import { checkShape } from '../pkg/validation/limits.js';
 
 export interface InjectDeps {
   /** The namespace object (for its labels); undefined when it cannot be found. */
@@ -44,6 +45,14 @@ export async function handleInject(req: AdmissionRequest, deps: InjectDeps): Pro
       'request.object: a Pod with spec.containers is required for CREATE',
     );
   }
+  // The injector copies and diffs the pod recursively: bound it first. A Pod's schema nests
+  // ~15 levels, so the API server never sends one near these limits.
+  const shape = checkShape(obj);
+  if (shape)
+    throw new WeftError(
+      'WEFT_ADMISSION_MALFORMED',
+      `request.object: ${shape.kind === 'depth' ? `nests deeper than ${shape.limit} levels` : `has more than ${shape.limit} values`}; no Pod the API server stores does`,
+    );
   const pod = obj as V1Pod;
   const nsName = req.namespace ?? pod.metadata?.namespace ?? 'default';
   const namespace = (await deps.namespace(nsName)) ?? { metadata: { name: nsName } };

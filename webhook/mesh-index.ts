@@ -50,7 +50,7 @@ export function referenceTokens(obj: unknown): Set<string> {
     const v = stack.pop();
     if (v === null || typeof v !== 'object') continue;
     if (Array.isArray(v)) {
-      stack.push(...(v as unknown[]));
+      for (const item of v as unknown[]) stack.push(item); // no spread: 150,000 arguments overflow the stack
       continue;
     }
     for (const [k, child] of Object.entries(v as Obj)) {

@@ -10,6 +10,7 @@ export interface WebhookMetrics {
   duration: Histogram<'webhook'>;
   denials: Counter<'kind'>;
   injections: Counter<'result' | 'reason'>;
+  validations: Counter<'placement'>;
 }
 
 export function createMetrics(defaultMetrics = true): WebhookMetrics {
@@ -34,6 +35,12 @@ export function createMetrics(defaultMetrics = true): WebhookMetrics {
       name: 'weft_webhook_denials_total',
       help: 'Objects the validating webhook denied, by kind.',
       labelNames: ['kind'],
+      registers: [registry],
+    }),
+    validations: new Counter({
+      name: 'weft_webhook_validations_total',
+      help: 'Objects validated, by placement: inline (main thread), worker (estimated expensive or large), refused (over the cost limit, denied unvalidated).',
+      labelNames: ['placement'],
       registers: [registry],
     }),
     injections: new Counter({

@@ -1,19 +1,24 @@
 /**
  * The thin HTTPS layer around the admission handlers: parse and check the AdmissionReview, call
  * the pure handler, write the response, count and log it. Anything malformed is a 400 with a
- * coded message; a body over the limit a 413; a handler that overruns its budget a 504, so no
- * request hangs and no bad input reaches a handler.
+ * coded message; a body over the byte limit a 413, one nested deeper than the API server allows
+ * a 400 (checked on the raw bytes, before the parser); a handler that overruns its budget a 504,
+ * so no request hangs and no bad input reaches a handler.
  */
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import {
+  MAX_BODY_BYTES,
+  MAX_BODY_DEPTH,
   describeRequest,
+  nestsDeeperThan,
   parseAdmissionReview,
   review,
   type AdmissionRequest,
   type AdmissionResponse,
 } from '../pkg/admission/index.js';
+import { serverTimeoutOptions, type ServerTimeouts } from '../pkg/http/timeouts.js';
 import { ErrorCodes, errorMessage, isWeftError, type ErrorCode } from '../pkg/errors/index.js';
 import type { Logger } from '../pkg/log/index.js';
 import { handleInject, type InjectDeps } from './inject.js';
@@ -30,9 +35,23 @@ export interface WebhookAppOptions {
   readiness: () => { ready: boolean; [detail: string]: unknown };
   /** Default 3 MiB, the API server's own request limit: anything larger never came from it. */
   bodyLimitBytes?: number;
-  /** Default 8 s, under the webhooks' timeoutSeconds so the API server gets our answer, not its timeout. */
+  /**
+   * Request bodies being read and handled at once, in bytes (by Content-Length; a body without
+   * one counts as the body limit). Default 16 MiB: what the main thread holds in parsed
+   * AdmissionReviews stays bounded however many clients send at once; more get a 503.
+   */
+  inFlightLimitBytes?: number;
+  /**
+   * A verdict's budget, for both webhooks (tests). Default: 4 s for validation, 8 s for
+   * injection, each under its webhook's timeoutSeconds (5 s, 10 s) so the API server gets our
+   * answer, not its own timeout.
+   */
   handlerTimeoutMs?: number;
 }
+
+export const VALIDATE_BUDGET_MS = 4000;
+export const IN_FLIGHT_LIMIT_BYTES = 16 * 1024 * 1024;
+export const INJECT_BUDGET_MS = 8000;
 
 type Webhook = 'validate' | 'inject';
 
@@ -41,6 +60,8 @@ interface Outcome {
   verdict: string;
   reason: string;
   result?: string;
+  placement?: string;
+  costUnits?: number;
 }
 
 class HttpError extends Error {
@@ -56,6 +77,8 @@ class HttpError extends Error {
 function statusOf(err: unknown): number {
   if (err instanceof HttpError) return err.status;
   if (isWeftError(err, 'WEFT_ADMISSION_MALFORMED')) return 400;
+  if (isWeftError(err, 'WEFT_INPUT_TOO_LARGE')) return 413;
+  if (isWeftError(err, 'WEFT_ADMISSION_OVERLOADED')) return 503;
   if (isWeftError(err, 'WEFT_ADMISSION_TIMEOUT')) return 504;
   return 500;
 }
@@ -89,13 +112,28 @@ function requestLogger(log: Logger, webhook: Webhook, ar: AdmissionRequest): Log
 /** Raw body sizes, recorded by the JSON parser (chunked requests carry no Content-Length). */
 const bodySizes = new WeakMap<object, number>();
 
+/**
+ * Runs on the raw body before JSON.parse: records its size, and refuses a body nested deeper
+ * than any the API server can send, before the parser or anything after it walks it.
+ */
+function checkRawBody(req: object, buf: Buffer): void {
+  bodySizes.set(req, buf.length);
+  if (nestsDeeperThan(buf, MAX_BODY_DEPTH))
+    throw Object.assign(
+      new Error(
+        `body nests objects or arrays deeper than ${MAX_BODY_DEPTH} levels; the API server never sends more than ${MAX_BODY_DEPTH - 2} in an object`,
+      ),
+      { status: 400, type: 'entity.too.deep' },
+    );
+}
+
 function admit(
   opts: WebhookAppOptions,
   webhook: Webhook,
-  run: (ar: AdmissionRequest, bodyBytes: number) => Promise<Outcome>,
+  run: (ar: AdmissionRequest, bodyBytes: number, budgetMs: number) => Promise<Outcome>,
 ) {
   const { metrics, log } = opts;
-  const budget = opts.handlerTimeoutMs ?? 8000;
+  const budget = opts.handlerTimeoutMs ?? (webhook === 'validate' ? VALIDATE_BUDGET_MS : INJECT_BUDGET_MS);
   return async (req: Request, res: Response): Promise<void> => {
     const stop = metrics.duration.startTimer({ webhook });
     let ar: AdmissionRequest;
@@ -109,15 +147,17 @@ function admit(
     }
     const rlog = requestLogger(log, webhook, ar);
     try {
-      const out = await withTimeout(run(ar, bodySizes.get(req) ?? 0), budget);
+      const out = await withTimeout(run(ar, bodySizes.get(req) ?? 0, budget), budget);
       res.json(review(out.response));
       metrics.requests.inc({ webhook, kind: ar.kind.kind, operation: ar.operation, result: out.verdict });
       if (out.verdict === 'denied' && webhook === 'validate') metrics.denials.inc({ kind: ar.kind.kind });
       if (webhook === 'inject')
         metrics.injections.inc({ result: out.result ?? 'skipped', reason: out.reason });
+      if (out.placement) metrics.validations.inc({ placement: out.placement });
       rlog.info('Admission reviewed', {
         verdict: out.verdict,
         reason: out.reason,
+        ...(out.placement ? { placement: out.placement, costUnits: out.costUnits } : {}),
         durationMs: Math.round(stop() * 1e4) / 10,
       });
     } catch (err) {
@@ -135,12 +175,41 @@ function admit(
   };
 }
 
+/**
+ * Admits a request's body only while the bodies in flight stay under the limit: the reservation
+ * is taken before the body is read and given back when the response is done, however it ends.
+ * Refused requests are answered before their body is read, and the connection is closed.
+ */
+function inFlightBudget(limit: number, bodyLimit: number) {
+  let inFlight = 0;
+  return (req: Request, res: Response, next: NextFunction): void => {
+    if (req.method !== 'POST') return next();
+    const declared = Number(req.headers['content-length']);
+    const bytes = Number.isFinite(declared) && declared >= 0 ? Math.min(declared, bodyLimit) : bodyLimit;
+    if (inFlight + bytes > limit) {
+      res.setHeader('connection', 'close');
+      sendError(
+        res,
+        503,
+        'WEFT_ADMISSION_OVERLOADED',
+        `${Math.ceil(inFlight / 1024)} KiB of admission requests are already being handled (the limit is ${Math.round(limit / 1024)} KiB); retry shortly`,
+      );
+      return;
+    }
+    inFlight += bytes;
+    res.once('close', () => (inFlight -= bytes));
+    next();
+  };
+}
+
 /** Body-parser failures (bad JSON, too large) become coded JSON errors, never an HTML stack page. */
 function errorHandler(log: Logger) {
   return (err: unknown, _req: Request, res: Response, _next: NextFunction): void => {
     const e = err as { type?: string; status?: number; message?: string; length?: number; limit?: number };
     if (e.type === 'entity.too.large') {
       sendError(res, 413, 'WEFT_INPUT_TOO_LARGE', `body is ${e.length} bytes; the limit is ${e.limit} bytes`);
+    } else if (e.type === 'entity.too.deep') {
+      sendError(res, 400, 'WEFT_ADMISSION_MALFORMED', e.message ?? 'body nested too deep');
     } else if (e.status !== undefined && e.status >= 400 && e.status < 500) {
       sendError(res, 400, 'WEFT_ADMISSION_MALFORMED', `body is not valid JSON: ${e.message ?? ''}`);
     } else {
@@ -153,15 +222,14 @@ function errorHandler(log: Logger) {
 export function createWebhookApp(opts: WebhookAppOptions): express.Express {
   const app = express();
   app.disable('x-powered-by');
-  app.use(
-    express.json({
-      limit: opts.bodyLimitBytes ?? 3 * 1024 * 1024,
-      verify: (req, _res, buf) => void bodySizes.set(req, buf.length),
-    }),
-  );
+  const bodyLimit = opts.bodyLimitBytes ?? MAX_BODY_BYTES;
+  app.use(inFlightBudget(opts.inFlightLimitBytes ?? IN_FLIGHT_LIMIT_BYTES, bodyLimit));
+  app.use(express.json({ limit: bodyLimit, verify: (req, _res, buf) => checkRawBody(req, buf) }));
   app.post(
     '/validate',
-    admit(opts, 'validate', (ar, bytes) => handleValidate(ar, opts.validate, bytes)),
+    admit(opts, 'validate', (ar, bodyBytes, waitMs) =>
+      handleValidate(ar, opts.validate, { bodyBytes, waitMs }),
+    ),
   );
   app.post(
     '/inject',
@@ -193,6 +261,8 @@ export interface ListenOptions {
   host: string;
   port: number;
   tls: CertReloader;
+  /** Defaults: headers 10 s, whole request 15 s, idle keep-alive 30 s (pkg/http/timeouts.ts). */
+  timeouts?: Partial<ServerTimeouts>;
 }
 
 /** Starts HTTPS with the current key pair and swaps in new pairs as the files change. */
@@ -201,11 +271,11 @@ export async function listenHttps(
   opts: ListenOptions,
 ): Promise<{ server: Server; port: number }> {
   const pair = opts.tls.pair ?? opts.tls.load();
-  const server = createServer({ ...pair, minVersion: 'TLSv1.2' }, app);
-  // Slow or stuck clients are cut off instead of holding sockets forever; others are unaffected.
-  server.headersTimeout = 10_000;
-  server.requestTimeout = 15_000;
-  server.keepAliveTimeout = 30_000;
+  // Slow or stuck clients are cut off (408) instead of holding sockets forever; others are unaffected.
+  const server = createServer(
+    { ...pair, minVersion: 'TLSv1.2', ...serverTimeoutOptions(opts.timeouts) },
+    app,
+  );
   opts.tls.watch((next) => server.setSecureContext({ ...next, minVersion: 'TLSv1.2' }));
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

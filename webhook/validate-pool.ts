@@ -1,31 +1,80 @@
 /**
- * Validation off the main thread for large objects. A 600 KB VirtualService takes ~1-2 s to
- * validate here; inline, that would stall every other admission request (and the API server's
- * timeouts with them). Small objects (the common case, ~0.2 ms) stay inline: a thread hop would
- * cost more than the work.
+ * Validation off the main thread for expensive objects. A 600 KB VirtualService or one with a
+ * thousand regexes takes ~0.3-2 s to validate here; inline, that would stall every other
+ * admission request (and the API server's timeouts with them). Cheap objects (the common case,
+ * ~0.2 ms) stay inline: a thread hop would cost more than the work. The handler decides which by
+ * the object's estimated cost (webhook/validate.ts).
  *
  * One worker by default: the point is to keep the main thread free, not to add parallelism on a
- * 2-core machine. A job that overruns its budget has its worker terminated and replaced, so one
- * pathological object cannot wedge the pool.
+ * 2-core machine. Everything a job can consume is bounded:
+ *  - time: a job that overruns its budget has its worker terminated and replaced, so one
+ *    pathological object cannot wedge the pool; a job still queued when its caller's deadline
+ *    passes is dropped unrun;
+ *  - memory: the worker's heap is capped (`resourceLimits`); a job that needs more fails alone
+ *    and the worker is replaced;
+ *  - queue: at most `maxQueued` jobs, of at most `maxQueuedBytes` of request body in all, wait;
+ *    more are refused at once (503, retry) rather than each holding a parsed object in memory.
+ *    Waiting (rather than refusing early) is also what slows a client that floods expensive
+ *    objects: its next request comes only when this one is answered.
+ * No failure here escapes as an exception: every job settles, and the pool keeps serving.
  */
 import { Worker } from 'node:worker_threads';
-import { WeftError } from '../pkg/errors/index.js';
-import type { ValidateOptions, ValidationResult } from '../pkg/validation/index.js';
+import { WeftError, errorMessage } from '../pkg/errors/index.js';
+import type { ObjectFinding, ValidateOptions, ValidationResult } from '../pkg/validation/index.js';
+
+/** What a worker validates: the object, and for the cross-object checks the objects it relates to. */
+export interface ValidationJob {
+  obj: unknown;
+  options: ValidateOptions;
+  /** `MeshIndex.withCandidate(obj)`, when the index is ready; the worker analyses it too. */
+  related?: unknown[];
+}
+
+/** What the caller knows of a job: how long it waits in all, and the body it came in (for the queue bound). */
+export interface JobLimits {
+  waitMs?: number;
+  bodyBytes?: number;
+}
+
+export interface JobResult {
+  result: ValidationResult;
+  /** Cross-object findings that concern the object (empty without `related`). */
+  cross: ObjectFinding[];
+}
+
+export interface PoolOptions {
+  /** Workers (default 1). */
+  size?: number;
+  /** A running job's budget (default 3 s, inside the validating webhook's 5 s timeoutSeconds). */
+  jobTimeoutMs?: number;
+  /** Jobs waiting for a worker beyond this are refused (default 32). */
+  maxQueued?: number;
+  /** Request bytes of the waiting jobs beyond this are refused (default 8 MiB). */
+  maxQueuedBytes?: number;
+  /** Each worker's V8 old-generation heap (default 256 MB). */
+  maxHeapMb?: number;
+}
 
 interface Pending {
   id: number;
-  obj: unknown;
-  options: ValidateOptions;
-  resolve: (r: ValidationResult) => void;
+  job: ValidationJob;
+  bytes: number;
+  /** performance.now() after which nobody waits for the answer. */
+  deadline: number;
+  resolve: (r: JobResult) => void;
   reject: (e: Error) => void;
 }
 
 interface Slot {
   worker: Worker;
   ready: boolean;
+  /** Crashed, overran or was terminated: its events no longer count. */
+  dead: boolean;
   job: Pending | undefined;
   timer: NodeJS.Timeout | undefined;
 }
+
+type WorkerMessage = { ready: true } | { id: number; result: JobResult } | { id: number; error: string };
 
 /** The worker's source: .ts when running from source under tsx, .js when built. */
 const FROM_SOURCE = import.meta.url.endsWith('.ts');
@@ -33,62 +82,103 @@ const WORKER_URL = new URL(FROM_SOURCE ? './validate-worker.ts' : './validate-wo
 /** From source the worker needs tsx's loader too (mocha registers it in-process, so execArgv may lack it). */
 const WORKER_EXEC_ARGV = FROM_SOURCE ? ['--import', 'tsx'] : [];
 
+export const DEFAULT_JOB_TIMEOUT_MS = 3000;
+export const DEFAULT_MAX_QUEUED = 32;
+export const DEFAULT_MAX_QUEUED_BYTES = 8 * 1024 * 1024;
+export const DEFAULT_WORKER_HEAP_MB = 256;
+const RESPAWN_PAUSE_MS = 1000;
+
 export class ValidationPool {
   private readonly slots: Slot[] = [];
   private readonly queue: Pending[] = [];
   private nextId = 0;
   private closed = false;
   private resolveReady!: () => void;
+  private readonly jobTimeoutMs: number;
+  private readonly maxQueued: number;
+  private readonly maxQueuedBytes: number;
+  private queuedBytes = 0;
+  private readonly maxHeapMb: number;
+  /** Workers replaced after a crash, an overrun or running out of memory (tests and metrics). */
+  replacements = 0;
   /** Resolves once the first worker has loaded and compiled the schemas (startup waits for it). */
   readonly ready: Promise<void> = new Promise((r) => (this.resolveReady = r));
 
-  constructor(
-    size = 1,
-    private readonly jobTimeoutMs = 7000,
-  ) {
-    for (let i = 0; i < size; i++) this.slots.push(this.spawn());
+  constructor(opts: PoolOptions = {}) {
+    this.jobTimeoutMs = opts.jobTimeoutMs ?? DEFAULT_JOB_TIMEOUT_MS;
+    this.maxQueued = opts.maxQueued ?? DEFAULT_MAX_QUEUED;
+    this.maxQueuedBytes = opts.maxQueuedBytes ?? DEFAULT_MAX_QUEUED_BYTES;
+    this.maxHeapMb = opts.maxHeapMb ?? DEFAULT_WORKER_HEAP_MB;
+    for (let i = 0; i < (opts.size ?? 1); i++) this.slots.push(this.spawn());
   }
 
-  validate(obj: unknown, options: ValidateOptions): Promise<ValidationResult> {
+  /** Validates on a worker, or fails at once (503) when the queue is full. */
+  validate(job: ValidationJob, limits: JobLimits = {}): Promise<JobResult> {
     if (this.closed) return Promise.reject(new Error('validation pool is closed'));
+    const bytes = limits.bodyBytes ?? 0;
+    if (this.queue.length >= this.maxQueued || this.queuedBytes + bytes > this.maxQueuedBytes)
+      return Promise.reject(
+        new WeftError(
+          'WEFT_ADMISSION_OVERLOADED',
+          `${this.queue.length} expensive objects (${Math.ceil(this.queuedBytes / 1024)} KiB) are already waiting for the validation worker (limits: ${this.maxQueued} objects, ${Math.round(this.maxQueuedBytes / 1024)} KiB); retry shortly`,
+        ),
+      );
+    const deadline = performance.now() + (limits.waitMs ?? this.jobTimeoutMs);
     return new Promise((resolve, reject) => {
-      this.queue.push({ id: ++this.nextId, obj, options, resolve, reject });
+      this.queue.push({ id: ++this.nextId, job, bytes, deadline, resolve, reject });
+      this.queuedBytes += bytes;
       this.pump();
     });
   }
 
   async close(): Promise<void> {
     this.closed = true;
+    this.queuedBytes = 0;
     for (const p of this.queue.splice(0)) p.reject(new Error('validation pool is closed'));
     await Promise.all(this.slots.map((s) => s.worker.terminate()));
   }
 
   private spawn(): Slot {
     const slot: Slot = {
-      worker: new Worker(WORKER_URL, { execArgv: WORKER_EXEC_ARGV }),
+      worker: new Worker(WORKER_URL, {
+        execArgv: WORKER_EXEC_ARGV,
+        resourceLimits: { maxOldGenerationSizeMb: this.maxHeapMb },
+      }),
       ready: false,
+      dead: false,
       job: undefined,
       timer: undefined,
     };
     slot.worker.unref();
-    slot.worker.on(
-      'message',
-      (msg: { ready?: boolean; id: number; result?: ValidationResult; error?: string }) => {
-        if (msg.ready) {
-          slot.ready = true;
-          this.resolveReady();
-          this.pump();
-          return;
-        }
-        const job = slot.job;
-        if (!job || job.id !== msg.id) return;
-        this.finish(slot);
-        if (msg.result) job.resolve(msg.result);
-        else job.reject(new Error(msg.error ?? 'validation failed'));
-      },
-    );
-    slot.worker.on('error', (err: Error) => this.replace(slot, err));
+    slot.worker.on('message', (msg: WorkerMessage) => this.onMessage(slot, msg));
+    slot.worker.on('error', (err: Error) => this.replace(slot, this.describeCrash(err)));
+    // An exit without an error event (terminated from inside, killed): the job must not hang.
+    slot.worker.on('exit', (code) => {
+      if (!this.closed) this.replace(slot, new Error(`validation worker exited (code ${code})`));
+    });
     return slot;
+  }
+
+  private onMessage(slot: Slot, msg: WorkerMessage): void {
+    if ('ready' in msg) {
+      slot.ready = true;
+      this.resolveReady();
+      this.pump();
+      return;
+    }
+    const job = slot.job;
+    if (!job || job.id !== msg.id) return;
+    this.finish(slot);
+    if ('result' in msg) job.resolve(msg.result);
+    else job.reject(new Error(msg.error));
+  }
+
+  private describeCrash(err: Error): Error {
+    if ((err as NodeJS.ErrnoException).code !== 'ERR_WORKER_OUT_OF_MEMORY') return err;
+    return new WeftError(
+      'WEFT_INPUT_TOO_LARGE',
+      `validating this object needed more than the worker's ${this.maxHeapMb} MB heap`,
+    );
   }
 
   private finish(slot: Slot): void {
@@ -98,31 +188,76 @@ export class ValidationPool {
     this.pump();
   }
 
-  /** A crashed or overrunning worker is replaced; its job fails alone. */
+  /**
+   * A crashed, overrunning or out-of-memory worker is replaced; its job fails alone. One that
+   * died before it was ready (it cannot even load) is replaced after a pause, not in a loop.
+   */
   private replace(slot: Slot, err: Error): void {
+    if (slot.dead) return; // already replaced (an error event, then the exit)
+    slot.dead = true;
     const job = slot.job;
     clearTimeout(slot.timer);
+    slot.job = undefined;
     void slot.worker.terminate();
-    const i = this.slots.indexOf(slot);
-    if (i >= 0 && !this.closed) this.slots[i] = this.spawn();
+    this.replacements++;
+    const respawn = (): void => {
+      const i = this.slots.indexOf(slot);
+      if (i < 0) return;
+      if (this.closed) this.slots.splice(i, 1);
+      else this.slots[i] = this.spawn();
+    };
+    if (slot.ready || this.closed) respawn();
+    else setTimeout(respawn, RESPAWN_PAUSE_MS).unref();
     job?.reject(err);
     this.pump();
   }
 
   private pump(): void {
     for (const slot of this.slots) {
-      if (!slot.ready || slot.job || this.queue.length === 0) continue;
-      const job = this.queue.shift()!;
-      slot.job = job;
-      slot.timer = setTimeout(
-        () =>
-          this.replace(
-            slot,
-            new WeftError('WEFT_ADMISSION_TIMEOUT', `validation took longer than ${this.jobTimeoutMs} ms`),
-          ),
-        this.jobTimeoutMs,
-      );
-      slot.worker.postMessage({ id: job.id, obj: job.obj, options: job.options });
+      while (slot.ready && !slot.dead && !slot.job) {
+        const job = this.nextLiveJob();
+        if (!job) return;
+        this.start(slot, job);
+      }
     }
+  }
+
+  /** The oldest queued job whose caller still waits; the others are failed unrun. */
+  private nextLiveJob(): Pending | undefined {
+    for (let job = this.queue.shift(); job; job = this.queue.shift()) {
+      this.queuedBytes -= job.bytes;
+      if (performance.now() < job.deadline) return job;
+      job.reject(
+        new WeftError(
+          'WEFT_ADMISSION_TIMEOUT',
+          'gave up waiting for the validation worker (busy with other objects)',
+        ),
+      );
+    }
+    return undefined;
+  }
+
+  private start(slot: Slot, job: Pending): void {
+    try {
+      slot.worker.postMessage({ id: job.id, ...job.job });
+    } catch (err) {
+      // Not transferable (the caller checks depth first; this is the backstop): fail the job alone.
+      job.reject(
+        new WeftError(
+          'WEFT_INPUT_TOO_LARGE',
+          `the object cannot be passed to the validation worker: ${errorMessage(err)}`,
+        ),
+      );
+      return;
+    }
+    slot.job = job;
+    slot.timer = setTimeout(
+      () =>
+        this.replace(
+          slot,
+          new WeftError('WEFT_ADMISSION_TIMEOUT', `validation took longer than ${this.jobTimeoutMs} ms`),
+        ),
+      this.jobTimeoutMs,
+    );
   }
 }

@@ -28,6 +28,7 @@ export const ErrorCodes = {
   WEFT_INJECTION_INPUT_INVALID: 'the object to inject is not a pod or workload with a pod template',
   WEFT_TLS_UNREADABLE: 'TLS certificate or key cannot be read',
   WEFT_ADMISSION_TIMEOUT: 'no admission verdict within the time budget',
+  WEFT_ADMISSION_OVERLOADED: 'the webhook is busy validating other expensive objects; retry shortly',
   // operator
   WEFT_RECONCILE_FAILED: 'reconcile failed',
   WEFT_MESH_INVALID: 'Mesh spec is invalid',

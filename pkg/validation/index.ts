@@ -32,6 +32,13 @@ export interface ValidateOptions {
    * `default`, as kubectl would). Affects `exportTo: ["."]` and `configmap://` credentials.
    */
   defaultNamespace?: string;
+  /**
+   * Keep at most this many errors, and as many warnings; the rest are counted in one closing
+   * finding per list (`(document): 1234 more errors not listed`). The verdict is the same either
+   * way. Default: keep all (weftctl); the webhook, whose answer shows a few hundred at most,
+   * bounds the memory a broken 100,000-route object costs.
+   */
+  maxFindings?: number;
 }
 
 const TOP_LEVEL_KEYS = new Set(['apiVersion', 'kind', 'metadata', 'spec', 'status']);
@@ -39,7 +46,7 @@ const TOP_LEVEL_KEYS = new Set(['apiVersion', 'kind', 'metadata', 'spec', 'statu
 const OBJECT_NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 
 export function validateObject(obj: unknown, options: ValidateOptions = {}): ValidationResult {
-  const report = new Report();
+  const report = new Report(options.maxFindings);
   const def = checkEnvelope(obj, report);
   if (!def || !isObject(obj)) return result(report);
   if (!checkSchema(def, obj, report)) return result(report);
@@ -87,7 +94,7 @@ export function objectRef(obj: unknown): ObjectRef {
 }
 
 function result(report: Report): ValidationResult {
-  return { errors: report.errors, warnings: report.warnings };
+  return report.result();
 }
 
 /** Is this a Kubernetes object of a kind weft serves, of a sane size, with a usable name? */

@@ -20,23 +20,26 @@ interface Frame {
   unbounded: boolean;
 }
 
-interface Quantifier {
+export interface Quantifier {
   /** Characters the quantifier takes, including a lazy `?` suffix. */
   length: number;
+  min: number;
   max: number;
 }
 
 /** The quantifier at `i`, if any. */
-function quantifierAt(re: string, i: number): Quantifier | undefined {
+export function quantifierAt(re: string, i: number): Quantifier | undefined {
   const c = re[i];
   let q: Quantifier | undefined;
-  if (c === '*' || c === '+') q = { length: 1, max: Infinity };
-  else if (c === '?') q = { length: 1, max: 1 };
+  if (c === '*') q = { length: 1, min: 0, max: Infinity };
+  else if (c === '+') q = { length: 1, min: 1, max: Infinity };
+  else if (c === '?') q = { length: 1, min: 0, max: 1 };
   else if (c === '{') {
     const m = /^\{(\d+)(,(\d*))?\}/.exec(re.slice(i));
     if (m)
       q = {
         length: m[0].length,
+        min: Number(m[1]),
         max: m[2] === undefined ? Number(m[1]) : m[3] === '' ? Infinity : Number(m[3]),
       };
   }
@@ -45,7 +48,7 @@ function quantifierAt(re: string, i: number): Quantifier | undefined {
 }
 
 /** Index just past a character class starting at `i` (`[`), honouring escapes and `[:alpha:]`. */
-function skipClass(re: string, i: number): number {
+export function skipClass(re: string, i: number): number {
   let j = i + 1;
   if (re[j] === '^') j++;
   if (re[j] === ']') j++; // a leading ] is a literal
@@ -58,7 +61,7 @@ function skipClass(re: string, i: number): number {
 }
 
 /** Index just past an escape starting at `i` (`\`): `\pN`, `\p{Greek}`, `\Q...\E`, `\x{10FFFF}`. */
-function skipEscape(re: string, i: number): number {
+export function skipEscape(re: string, i: number): number {
   const c = re[i + 1];
   if ((c === 'p' || c === 'P' || c === 'x') && re[i + 2] === '{')
     return re.indexOf('}', i + 2) + 1 || re.length;
@@ -72,7 +75,7 @@ function skipEscape(re: string, i: number): number {
 }
 
 /** Index just past a group opener at `i` (`(`, `(?:`, `(?P<name>`, `(?<name>`, `(?i)`, `(?i:`). */
-function skipGroupOpen(re: string, i: number): { next: number; isFlagsOnly: boolean } {
+export function skipGroupOpen(re: string, i: number): { next: number; isFlagsOnly: boolean } {
   if (re[i + 1] !== '?') return { next: i + 1, isFlagsOnly: false };
   const named = /^\(\?P?<[^>]*>/.exec(re.slice(i));
   if (named) return { next: i + named[0].length, isFlagsOnly: false };

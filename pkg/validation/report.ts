@@ -25,12 +25,38 @@ export function formatPath(segments: readonly PathSegment[]): string {
 export class Report {
   readonly errors: Finding[] = [];
   readonly warnings: Finding[] = [];
+  /** Findings past `maxFindings`: counted, not kept (so 100,000 broken routes cost no memory). */
+  omittedErrors = 0;
+  omittedWarnings = 0;
+
+  /** `maxFindings`: errors kept, and as many warnings; the verdict never depends on it. */
+  constructor(private readonly maxFindings = Infinity) {}
 
   error(path: readonly PathSegment[], message: string, rule: string): void {
-    this.errors.push({ path: formatPath(path), message, rule });
+    if (this.errors.length >= this.maxFindings) this.omittedErrors++;
+    else this.errors.push({ path: formatPath(path), message, rule });
   }
 
-  warn(path: readonly PathSegment[], message: string, rule: string): void {
-    this.warnings.push({ path: formatPath(path), message, rule });
+  /** A message given as a function is only built when it is kept (pairwise checks can find millions). */
+  warn(path: readonly PathSegment[], message: string | (() => string), rule: string): void {
+    if (this.warnings.length >= this.maxFindings) this.omittedWarnings++;
+    else
+      this.warnings.push({
+        path: formatPath(path),
+        message: typeof message === 'string' ? message : message(),
+        rule,
+      });
+  }
+
+  /** The findings, each list closed by a count of what was left out, if anything was. */
+  result(): { errors: Finding[]; warnings: Finding[] } {
+    const more = (n: number, what: string): Finding[] =>
+      n === 0
+        ? []
+        : [{ path: '(document)', message: `${n} more ${what} not listed`, rule: 'report.truncated' }];
+    return {
+      errors: [...this.errors, ...more(this.omittedErrors, 'errors')],
+      warnings: [...this.warnings, ...more(this.omittedWarnings, 'warnings')],
+    };
   }
 }

@@ -1019,7 +1019,8 @@ function reportCoveredPrefixes(list: PrefixMatch[], r: Report): void {
       if (!a || !b || a.prefix === b.prefix || !covers(a, b)) continue;
       r.warn(
         b.path,
-        `virtualService rule ${b.rule} match ${b.match} of prefix ${b.prefix} is not used (duplicate/overlapping match in rule ${a.match} of prefix ${a.prefix} on ${a.rule})`,
+        () =>
+          `virtualService rule ${b.rule} match ${b.match} of prefix ${b.prefix} is not used (duplicate/overlapping match in rule ${a.match} of prefix ${a.prefix} on ${a.rule})`,
         'vs.unreachable.match',
       );
     }

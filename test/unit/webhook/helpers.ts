@@ -11,7 +11,8 @@ import { MeshIndex } from '../../../webhook/mesh-index.js';
 import { createMetrics, type WebhookMetrics } from '../../../webhook/metrics.js';
 import { createWebhookApp, listenHttps } from '../../../webhook/server.js';
 import { CertReloader } from '../../../pkg/tls/index.js';
-import { ValidationPool } from '../../../webhook/validate-pool.js';
+import { ValidationPool, type PoolOptions } from '../../../webhook/validate-pool.js';
+import type { ServerTimeouts } from '../../../pkg/http/timeouts.js';
 
 /** The answer as the tests read it: an AdmissionReview, or a coded HTTP error. Fields may be absent at run time. */
 export interface AnswerJson {
@@ -33,6 +34,7 @@ export interface TestServer {
   dir: string;
   cert: ServingCert;
   index: MeshIndex;
+  pool: ValidationPool;
   metrics: WebhookMetrics;
   tls: CertReloader;
   namespaces: Map<string, Record<string, string>>;
@@ -50,7 +52,14 @@ export async function startTestServer(
     settings?: Partial<InjectionSettings>;
     handlerTimeoutMs?: number;
     bodyLimitBytes?: number;
+    inFlightLimitBytes?: number;
     poolJobTimeoutMs?: number;
+    pool?: PoolOptions;
+    /** Cost limits of the validating handler (defaults: webhook/validate.ts). */
+    inlineMaxUnits?: number;
+    maxUnits?: number;
+    /** Server timeouts (defaults: pkg/http/timeouts.ts). */
+    timeouts?: Partial<ServerTimeouts>;
     crossObject?: 'warn' | 'deny';
     /** Informers the index waits for before it is trusted (0: ready at once). */
     indexSources?: number;
@@ -63,7 +72,7 @@ export async function startTestServer(
   const log = createLogger('webhook-test', { silent: true });
   const tls = new CertReloader(join(dir, 'tls.crt'), join(dir, 'tls.key'), log, 50);
   const index = new MeshIndex(opts.indexSources ?? 0);
-  const pool = new ValidationPool(1, opts.poolJobTimeoutMs ?? 7000);
+  const pool = new ValidationPool({ jobTimeoutMs: opts.poolJobTimeoutMs ?? 7000, ...opts.pool });
   await pool.ready;
   const metrics = createMetrics(false);
   const namespaces = new Map<string, Record<string, string>>();
@@ -71,7 +80,14 @@ export async function startTestServer(
   const app = createWebhookApp({
     log,
     metrics,
-    validate: { index, crossObject: opts.crossObject ?? 'deny', pool, poolThresholdBytes: 64 * 1024 },
+    validate: {
+      index,
+      crossObject: opts.crossObject ?? 'deny',
+      pool,
+      poolThresholdBytes: 64 * 1024,
+      ...(opts.inlineMaxUnits === undefined ? {} : { inlineMaxUnits: opts.inlineMaxUnits }),
+      ...(opts.maxUnits === undefined ? {} : { maxUnits: opts.maxUnits }),
+    },
     inject: {
       // Namespace `hang` stands for an API server that never answers the lookup.
       namespace: (name) =>
@@ -85,8 +101,14 @@ export async function startTestServer(
     readiness: () => ({ ready: tls.pair !== undefined }),
     ...(opts.handlerTimeoutMs === undefined ? {} : { handlerTimeoutMs: opts.handlerTimeoutMs }),
     ...(opts.bodyLimitBytes === undefined ? {} : { bodyLimitBytes: opts.bodyLimitBytes }),
+    ...(opts.inFlightLimitBytes === undefined ? {} : { inFlightLimitBytes: opts.inFlightLimitBytes }),
   });
-  const { server, port } = await listenHttps(app, { host: '127.0.0.1', port: 0, tls });
+  const { server, port } = await listenHttps(app, {
+    host: '127.0.0.1',
+    port: 0,
+    tls,
+    ...(opts.timeouts ? { timeouts: opts.timeouts } : {}),
+  });
   const agent = new Agent({ ca: cert.caPem, keepAlive: true });
   const call = (method: string, path: string, payload?: string) =>
     new Promise<{ status: number; text: string }>((resolve, reject) => {
@@ -115,6 +137,7 @@ export async function startTestServer(
     dir,
     cert,
     index,
+    pool,
     metrics,
     tls,
     namespaces,
