@@ -29,6 +29,11 @@ import { Exchange, requestView, selectRoute, type RouterEnv } from './router/exc
 import { handleAdmin } from './admin.js';
 import { proxyUpgrade } from './upgrade.js';
 import { pipeTcp } from './tcp.js';
+import type { IdentitySource } from './identity/types.js';
+import type { IdentitySummary } from './identity/workload.js';
+
+/** What the proxy needs of its identity: the contract plus a key-free summary for `/certs`. */
+export type ProxyIdentity = IdentitySource & { summary(): IdentitySummary };
 
 export interface ProxyOptions {
   /** Overrides the address/port of the first HTTP listener (`--listen`). */
@@ -59,6 +64,11 @@ export interface ProxyOptions {
   unbound?: (l: CompiledListener) => boolean;
   /** Extra readiness condition: a reason while not ready, null when ready. */
   readinessGate?: () => string | null;
+  /**
+   * The workload identity (proxy/identity): its summary is served at `/certs`, its TLS context
+   * originates mesh mTLS on upstream connections.
+   */
+  identity?: ProxyIdentity;
   /** Extra health-port routes (the sidecar's /app-health/...); returns false when not its path. */
   healthRoutes?: (req: IncomingMessage, res: ServerResponse) => boolean;
 }
