@@ -62,6 +62,7 @@ export class ConfigGenerator {
   setMesh(mesh: MeshSettings): void {
     this.opts.mesh = mesh;
     this.gatewayCache = new Map();
+    this.sidecarBase = undefined; // the trust domain and mTLS mode reach the translation too
   }
 
   forProxy(snapshot: Snapshot, kind: ProxyKind, pod: PodInfo): GeneratedConfig {
@@ -131,6 +132,9 @@ export class ConfigGenerator {
       destinationRules: snapshot.destinationRules,
       serviceEntries: snapshot.serviceEntries,
       domainSuffix: `svc.${this.opts.domainSuffix}`,
+      trustDomain: this.opts.mesh.trustDomain,
+      // a mesh-wide DISABLE means no sidecar terminates mTLS: auto-mTLS would only break traffic
+      autoMtls: this.opts.mesh.mtlsMode !== 'DISABLE',
     };
   }
 

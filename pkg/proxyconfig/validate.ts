@@ -152,12 +152,35 @@ function checkCluster(c: Checker, cl: unknown, path: string, names: Set<string>)
       c.fail(`${p}.address`, 'must be a non-empty string');
     if (!isPort(e.port) || e.port === 0) c.fail(`${p}.port`, 'must be a port number 1-65535');
   });
+  if (cl.tls !== undefined) checkUpstreamTls(c, cl.tls, `${path}.tls`);
   for (const key of ['connectionPool', 'outlierDetection']) {
     const v = cl[key];
     if (v === undefined) continue;
     if (!isObj(v)) c.fail(`${path}.${key}`, 'must be an object');
     else for (const k of Object.keys(v)) c.optInt(v, k, `${path}.${key}`);
   }
+}
+
+const TLS_MODES = ['ISTIO_MUTUAL', 'SIMPLE', 'MUTUAL'];
+const TLS_STRINGS = ['sni', 'caCertificates', 'clientCertificate', 'privateKey', 'credentialName'];
+
+function checkUpstreamTls(c: Checker, t: unknown, path: string): void {
+  if (!isObj(t)) return c.fail(path, 'must be an object');
+  if (!TLS_MODES.includes(t.mode as string)) c.fail(`${path}.mode`, `must be one of ${TLS_MODES.join(', ')}`);
+  for (const k of TLS_STRINGS)
+    if (t[k] !== undefined && typeof t[k] !== 'string') c.fail(`${path}.${k}`, 'must be a string');
+  for (const k of ['auto', 'insecureSkipVerify'])
+    if (t[k] !== undefined && typeof t[k] !== 'boolean') c.fail(`${path}.${k}`, 'must be true or false');
+  for (const k of ['subjectAltNames', 'alpn'])
+    if (t[k] !== undefined && !c.array(t[k], `${path}.${k}`).every((x) => typeof x === 'string' && x !== ''))
+      c.fail(`${path}.${k}`, 'must be a list of non-empty strings');
+  if (t.auto === true && t.mode !== 'ISTIO_MUTUAL') c.fail(`${path}.auto`, 'applies to ISTIO_MUTUAL only');
+  if (
+    t.mode === 'MUTUAL' &&
+    t.credentialName === undefined &&
+    (t.clientCertificate === undefined || t.privateKey === undefined)
+  )
+    c.fail(path, 'MUTUAL needs clientCertificate and privateKey, or credentialName');
 }
 
 /** Returns every structural problem; an empty list means `cfg` is a ProxyConfig. */

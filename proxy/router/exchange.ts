@@ -60,6 +60,7 @@ const CONNECT_FAILURE_CODES: Readonly<Record<string, true>> = {
   ENOTFOUND: true,
   EAI_AGAIN: true,
   EADDRNOTAVAIL: true,
+  ETLS_HANDSHAKE: true, // mesh mTLS / TLS origination failed (proxy/upstream/tls.ts): Envoy's UF
 };
 const RESPONSE_HOP: Readonly<Record<string, true>> = {
   connection: true,
