@@ -45,7 +45,12 @@ export function proxyUpgrade(
   if (cluster === null) return refuse(socket, 503, 'NC', `cluster ${dest.clusterName} is not defined`);
   const ep = cluster.pick(null, null);
   if (ep === null) return refuse(socket, 503, 'UH', `cluster ${dest.clusterName} has no healthy endpoint`);
-  const upstream = net.connect({ host: ep.address, port: ep.port });
+  // mesh mTLS / TLS origination as for requests (proxy/upstream/tls.ts); ready after the handshake
+  const opened = cluster.connectorFor(ep)?.(ep.address, ep.port) ?? {
+    socket: net.connect({ host: ep.address, port: ep.port }),
+    readyEvent: 'connect' as const,
+  };
+  const upstream = opened.socket;
   let lines = `${req.method} ${req.url} HTTP/1.1\r\n`;
   const raw = req.rawHeaders;
   for (let i = 0; i < raw.length; i += 2) {
@@ -54,7 +59,7 @@ export function proxyUpgrade(
     else lines += `${raw[i]}: ${raw[i + 1]}\r\n`;
   }
   let connected = false;
-  upstream.once('connect', () => {
+  upstream.once(opened.readyEvent, () => {
     connected = true;
     upstream.write(lines + '\r\n');
     if (head.length > 0) upstream.write(head);
