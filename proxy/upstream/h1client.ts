@@ -47,6 +47,8 @@ export interface PoolOptions {
   idleTimeoutMs: number;
   /** 0 = unlimited. */
   maxRequestsPerConnection: number;
+  /** Source address of the connections (the sidecar's inbound side connects from 127.0.0.6). */
+  localAddress?: string | undefined;
 }
 
 export class UpstreamError extends Error {
@@ -104,7 +106,12 @@ class Conn implements Controller {
 
   constructor(private readonly pool: H1Pool) {
     const o = pool.opts;
-    this.socket = net.connect({ host: pool.host, port: pool.port, noDelay: true });
+    this.socket = net.connect({
+      host: pool.host,
+      port: pool.port,
+      noDelay: true,
+      localAddress: o.localAddress,
+    });
     this.socket.setTimeout(o.connectTimeoutMs);
     this.socket.once('connect', () => {
       this.connected = true;
