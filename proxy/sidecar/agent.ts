@@ -20,6 +20,7 @@ import { DiscoveryClient, parseAddress } from '../discovery/client.js';
 import { loadAddon } from '../native/original_dst.js';
 import { onOutbound, type CaptureEnv } from './capture.js';
 import { InboundListener } from '../inbound/listener.js';
+import { inboundAdminRoutes } from '../inbound/admin.js';
 import type { IdentitySource } from '../identity/types.js';
 import { APP_HEALTH_PREFIX, parseProbers, runProbe, type Probers } from './probes.js';
 
@@ -186,6 +187,7 @@ export async function startAgent(
   let capturesBound = s.kind === 'gateway';
   // the readiness gate reads the client's state; the client is created once the proxy exists
   const link: { client?: DiscoveryClient } = {};
+  let inboundListener: InboundListener | null = null;
   const opts: ProxyOptions = {
     logger: log,
     adminPort: s.adminPort,
@@ -202,11 +204,15 @@ export async function startAgent(
       return null;
     },
     healthRoutes: (req, res) => appHealth(s, req, res),
+    adminRoutes: inboundAdminRoutes(
+      () => proxy,
+      () => inboundListener,
+      deps.identity ?? null,
+    ),
   };
   const proxy = new ProxyServer(opts);
   await proxy.startAux();
   const captures: net.Server[] = [];
-  let inboundListener: InboundListener | null = null;
   /** Connections accepted by the captures (pass-through and inbound pipes), for the drain. */
   const captured = new Set<net.Socket>();
   if (s.kind === 'sidecar') {
