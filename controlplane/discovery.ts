@@ -226,12 +226,33 @@ export class DiscoveryService {
   }
 
   private async certificates(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const identity = await this.identify(req);
-    const ca = this.opts.ca;
-    if (!ca) throw new WeftError('WEFT_CA_NOT_READY', 'this weftd runs without a workload CA');
-    const body = await readJson(req, MAX_CERT_REQUEST_BYTES);
-    const answer = await ca.handle(body as CertificateRequest, identity);
-    res.writeHead(200, { 'content-type': 'application/json' }).end(`${JSON.stringify(answer)}\n`);
+    const { metrics } = this.opts;
+    metrics.csrs.inc();
+    let identity: Identity;
+    try {
+      identity = await this.identify(req);
+    } catch (err) {
+      if (isWeftError(err, 'WEFT_UNAUTHENTICATED')) metrics.certAuthFailures.inc();
+      throw err;
+    }
+    try {
+      const ca = this.opts.ca;
+      if (!ca) throw new WeftError('WEFT_CA_NOT_READY', 'this weftd runs without a workload CA');
+      const body = await readJson(req, MAX_CERT_REQUEST_BYTES);
+      const answer = await ca.handle(body as CertificateRequest, identity);
+      metrics.certsIssued.inc();
+      res.writeHead(200, { 'content-type': 'application/json' }).end(`${JSON.stringify(answer)}\n`);
+    } catch (err) {
+      metrics.csrRefused.inc({ error_type: refusalType(err) });
+      if (isWeftError(err, 'WEFT_CSR_INVALID'))
+        this.opts.log.warn('Refused a CSR', {
+          namespace: identity.namespace,
+          serviceAccount: identity.serviceAccount,
+          reason: refusalType(err),
+          error: err.message,
+        });
+      throw err;
+    }
   }
 
   /** Something outside the registry changed (the mesh config): recompute every stream, debounced. */
@@ -335,6 +356,15 @@ export class DiscoveryService {
     clearInterval(this.pinger);
     for (const c of this.connections.values()) c.res.end();
   }
+}
+
+/** The `error_type` label of a refused certificate request. */
+export function refusalType(err: unknown): string {
+  if (isWeftError(err, 'WEFT_CA_NOT_READY')) return 'not_ready';
+  if (isWeftError(err, 'WEFT_INPUT_TOO_LARGE')) return 'malformed';
+  if (!isWeftError(err, 'WEFT_CSR_INVALID')) return 'other';
+  const reason = err.details?.reason;
+  return typeof reason === 'string' ? reason : 'malformed';
 }
 
 async function readJson(req: IncomingMessage, limit: number): Promise<unknown> {

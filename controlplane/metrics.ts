@@ -10,6 +10,12 @@
  * - `pilot_push_triggers{type}`: changes that scheduled a push (service|endpoint|pod|config).
  * - `pilot_services`, `pilot_virt_services`: registry sizes.
  * - `weft_weftd_token_reviews_total{result}`: ok|cached|denied|error (weft's own).
+ * - The workload CA, as istiod's CA (Citadel) names them: `citadel_server_csr_count` (CSRs
+ *   received), `citadel_server_success_cert_issuance_count`, `citadel_server_authentication_failure_count`
+ *   (a token refused on the certificate endpoint: another audience, expired, not a service
+ *   account), `citadel_server_csr_sign_err_count{error_type}` (a CSR refused: malformed,
+ *   signature, key, identity, ca, extension, or not_ready when the CA has no root),
+ *   `citadel_server_root_cert_expiry_timestamp` (Unix seconds; 0 before a root is loaded).
  *
  * istiod's `pilot_total_xds_rejects` has no counterpart: weft proxies do not ACK/NACK yet.
  */
@@ -24,6 +30,11 @@ export interface WeftdMetrics {
   services: Gauge<string>;
   virtualServices: Gauge<string>;
   tokenReviews: Counter<'result'>;
+  csrs: Counter<string>;
+  certsIssued: Counter<string>;
+  certAuthFailures: Counter<string>;
+  csrRefused: Counter<'error_type'>;
+  rootCertExpiry: Gauge<string>;
 }
 
 export function createWeftdMetrics(defaultMetrics = true): WeftdMetrics {
@@ -70,6 +81,32 @@ export function createWeftdMetrics(defaultMetrics = true): WeftdMetrics {
       name: 'weft_weftd_token_reviews_total',
       help: 'Bearer tokens checked, by result (ok|cached|denied|error).',
       labelNames: ['result'],
+      registers,
+    }),
+    csrs: new Counter({
+      name: 'citadel_server_csr_count',
+      help: 'CSRs received on POST /v1/certificates.',
+      registers,
+    }),
+    certsIssued: new Counter({
+      name: 'citadel_server_success_cert_issuance_count',
+      help: 'Workload certificates issued.',
+      registers,
+    }),
+    certAuthFailures: new Counter({
+      name: 'citadel_server_authentication_failure_count',
+      help: 'Certificate requests whose token was refused (audience, expiry, not a service account).',
+      registers,
+    }),
+    csrRefused: new Counter({
+      name: 'citadel_server_csr_sign_err_count',
+      help: 'CSRs refused, by error_type (malformed|signature|key|identity|ca|extension|not_ready|other).',
+      labelNames: ['error_type'],
+      registers,
+    }),
+    rootCertExpiry: new Gauge({
+      name: 'citadel_server_root_cert_expiry_timestamp',
+      help: 'When the root certificate weftd signs under expires (Unix seconds; 0 before one is loaded).',
       registers,
     }),
   };

@@ -4,6 +4,7 @@
  * the plain HTTP port. `startWeftd` is what main.ts runs and what integration tests start
  * in-process against a test cluster (random ports, their own TLS).
  */
+import { X509Certificate } from 'node:crypto';
 import { unwatchFile, watchFile } from 'node:fs';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import { errorMessage } from '../pkg/errors/index.js';
@@ -22,6 +23,7 @@ import { createWeftdMetrics, type WeftdMetrics } from './metrics.js';
 import { createMonitoringServer, type Readiness } from './monitoring.js';
 import { createKubeRegistry, type KubeRegistry } from './registry.js';
 import { startRootCertPublisher } from './rootcert.js';
+import { splitPemCerts } from './ca/signer.js';
 
 export interface StartOptions {
   flags: Pick<
@@ -117,6 +119,12 @@ function watchMeshConfig(
   return () => unwatchFile(file, reload);
 }
 
+/** The first expiry among the roots of a bundle (ms since the epoch). */
+function earliestExpiry(bundle: string): number {
+  const times = splitPemCerts(bundle).map((pem) => new Date(new X509Certificate(pem).validTo).getTime());
+  return times.length > 0 ? Math.min(...times) : 0;
+}
+
 function close(server: Server | HttpsServer): Promise<void> {
   return new Promise((resolve) => {
     server.close(() => resolve());
@@ -144,6 +152,13 @@ export async function startWeftd(opts: StartOptions): Promise<Weftd> {
       log: log.child({ part: 'ca' }),
     });
     publisher = startRootCertPublisher({ kube, ca, log: log.child({ part: 'root-cert' }) });
+    const authority = ca;
+    const setRootExpiry = (): void => {
+      const root = authority.rootCertPem();
+      metrics.rootCertExpiry.set(root ? earliestExpiry(root) / 1000 : 0);
+    };
+    authority.onRootChange(setRootExpiry);
+    setRootExpiry();
   }
   const discovery = new DiscoveryService({
     registry,

@@ -83,13 +83,13 @@ describe('weftd workload CA on a real API server', function () {
     const ca = startCA(ns);
     expect(ca.ready()).to.equal(false);
     const early = await ca
-      .handle({ csr: csrPem('whoever') }, { namespace: ns, serviceAccount: 'cart' })
+      .handle({ csr: csrPem() }, { namespace: ns, serviceAccount: 'cart' })
       .catch((e: unknown) => e);
     expect(isWeftError(early, 'WEFT_CA_NOT_READY'), String(early)).to.equal(true);
 
     await kube.create(rootSecret(ns, rootA));
     await waitFor('the CA to read the Secret', () => ca.ready());
-    const res = await ca.handle({ csr: csrPem('whoever') }, { namespace: ns, serviceAccount: 'cart' });
+    const res = await ca.handle({ csr: csrPem() }, { namespace: ns, serviceAccount: 'cart' });
     expect(res.certChain).to.have.length(1);
     expect(res.rootCert).to.equal(rootA.certPem);
     expect(chainsTo(res.certChain, rootA.certPem)).to.equal(true);
@@ -108,7 +108,7 @@ describe('weftd workload CA on a real API server', function () {
 
     await kube.apply(rootSecret(ns, rootB), 'test', true);
     await waitFor('the CA to follow the rotation', () => ca.rootCertPem() === rootB.certPem);
-    const res = await ca.handle({ csr: csrPem('whoever') }, { namespace: ns, serviceAccount: 'cart' });
+    const res = await ca.handle({ csr: csrPem() }, { namespace: ns, serviceAccount: 'cart' });
     expect(chainsTo(res.certChain, rootB.certPem)).to.equal(true);
     expect(chainsTo(res.certChain, rootA.certPem)).to.equal(false);
     expect(roots).to.deep.equal([rootA.certPem, rootB.certPem]);
@@ -122,7 +122,7 @@ describe('weftd workload CA on a real API server', function () {
     await waitFor('the CA to see the broken Secret', () => ca.status().problem !== null);
     expect(ca.status().problem).to.match(/tls.key/);
     expect(ca.ready()).to.equal(true);
-    const still = await ca.handle({ csr: csrPem('whoever') }, { namespace: ns, serviceAccount: 'cart' });
+    const still = await ca.handle({ csr: csrPem() }, { namespace: ns, serviceAccount: 'cart' });
     expect(chainsTo(still.certChain, rootB.certPem)).to.equal(true);
   });
 
@@ -133,7 +133,7 @@ describe('weftd workload CA on a real API server', function () {
     await kube.create(rootSecret(ns, inter, { crt: inter.certPem, root: rootA.certPem }));
     const ca = startCA(ns);
     await waitFor('the CA to read the Secret', () => ca.ready());
-    const res = await ca.handle({ csr: csrPem('whoever') }, { namespace: ns, serviceAccount: 'cart' });
+    const res = await ca.handle({ csr: csrPem() }, { namespace: ns, serviceAccount: 'cart' });
     expect(res.certChain).to.have.length(2);
     expect(res.rootCert).to.equal(rootA.certPem);
     expect(chainsTo(res.certChain, rootA.certPem)).to.equal(true);

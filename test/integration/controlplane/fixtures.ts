@@ -3,8 +3,7 @@
  * pods that are never scheduled (the test cluster has no node), TokenRequest tokens, the
  * reviews service with two versions behind an EndpointSlice, and a proxy's CSR.
  */
-import { generateKeyPairSync } from 'node:crypto';
-import forge from 'node-forge';
+import { buildCsr, generateWorkloadKey, type WorkloadKeyAlgorithm } from '../../../pkg/certs/csr.js';
 import type { KubeClient } from '../../../pkg/kube/client.js';
 import type { KubeObject } from '../../../pkg/kube/types.js';
 
@@ -108,15 +107,7 @@ export async function createReviews(kube: KubeClient, ns: string): Promise<void>
   });
 }
 
-/** A proxy's CSR (RSA-2048); the names in it are whatever a proxy puts there: the CA ignores them. */
-export function csrPem(commonName = 'proxy'): string {
-  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
-  const key = forge.pki.privateKeyFromPem(
-    privateKey.export({ type: 'pkcs1', format: 'pem' }).toString(),
-  ) as forge.pki.rsa.PrivateKey;
-  const csr = forge.pki.createCertificationRequest();
-  csr.publicKey = forge.pki.setRsaPublicKey(key.n, key.e);
-  csr.setSubject([{ name: 'commonName', value: commonName }]);
-  csr.sign(key, forge.md.sha256.create());
-  return forge.pki.certificationRequestToPem(csr);
+/** A proxy's CSR as the proxy makes it (pkg/certs/csr.ts): a fresh key, empty subject, optionally the SPIFFE URI. */
+export function csrPem(alg: WorkloadKeyAlgorithm = 'ECDSA_P256', spiffeId?: string): string {
+  return buildCsr(generateWorkloadKey(alg), spiffeId);
 }

@@ -353,6 +353,22 @@ describe('weftd (in-process, real API server)', function () {
     expect(leaf.subjectAltName).to.contain(`spiffe://cluster.local/ns/${ns}/sa/app`);
     const refused = await postCertificate(weftd.discoveryPort, caPem, 'not-a-token', { csr: csrPem() });
     expect(refused.status).to.equal(401);
+    // a CSR for another identity, a token for another audience: refused and counted, weftd stays up
+    const admin = `spiffe://cluster.local/ns/kube-system/sa/admin`;
+    const other = await postCertificate(weftd.discoveryPort, caPem, appToken, {
+      csr: csrPem('ECDSA_P256', admin),
+    });
+    expect(other.status).to.equal(400);
+    expect(other.body).to.contain('but the token proves');
+    const apiToken = await requestToken(kube, ns, 'app'); // the API server's own audience
+    const audience = await postCertificate(weftd.discoveryPort, caPem, apiToken, { csr: csrPem() });
+    expect(audience.status).to.equal(401);
+    const metrics = await get(weftd.monitoringPort, '/metrics');
+    expect(metrics.body).to.match(/citadel_server_csr_sign_err_count\{error_type="identity"\} 1/);
+    expect(metrics.body).to.match(/citadel_server_authentication_failure_count \d+/);
+    expect(metrics.body).to.not.match(/citadel_server_authentication_failure_count 0/);
+    expect(metrics.body).to.match(/citadel_server_success_cert_issuance_count [1-9]/);
+    expect(metrics.body).to.match(/citadel_server_root_cert_expiry_timestamp [1-9]/);
   });
 
   it('applies a changed mesh.yaml without a restart, and keeps the old settings when the file breaks', async () => {
