@@ -313,3 +313,58 @@ export function sectionTable(cfg: ProxyConfig, section: ConfigSection): string {
       return endpointTable(cfg);
   }
 }
+
+// ---------------------------------------------------------------- proxy-config secret
+
+/** The proxy's `/certs` answer (proxy/identity/workload.ts IdentitySummary), as weftctl reads it. */
+export interface CertsAnswer {
+  state: 'no-certificate' | 'valid' | 'expired';
+  certificate: {
+    spiffeId: string;
+    serialNumber: string;
+    notBefore: string;
+    notAfter: string;
+    valid: boolean;
+  } | null;
+  roots: { serialNumber: string; notBefore: string; notAfter: string; valid: boolean }[];
+}
+
+/** `2026-12-06T14:00:00Z`: istioctl's NOT AFTER form (seconds, no millis). */
+function certTime(iso: string): string {
+  return iso.replace(/\.\d{3}Z$/, 'Z');
+}
+
+/**
+ * istioctl's `proxy-config secret` table: the workload chain as `default` (type Cert Chain) and
+ * each trusted root as `ROOTCA` (type CA). STATUS is ACTIVE while valid, EXPIRED after, WARMING
+ * before the first certificate (istioctl's word for a secret not served yet).
+ */
+export function secretTable(a: CertsAnswer): string {
+  const rows: Row[] = [];
+  const c = a.certificate;
+  if (c === null) rows.push(['default', 'Cert Chain', 'WARMING', 'false', '-', '-', '-']);
+  else
+    rows.push([
+      'default',
+      'Cert Chain',
+      c.valid ? 'ACTIVE' : 'EXPIRED',
+      String(c.valid),
+      c.serialNumber.toLowerCase(),
+      certTime(c.notAfter),
+      certTime(c.notBefore),
+    ]);
+  for (const r of a.roots)
+    rows.push([
+      'ROOTCA',
+      'CA',
+      r.valid ? 'ACTIVE' : 'EXPIRED',
+      String(r.valid),
+      r.serialNumber.toLowerCase(),
+      certTime(r.notAfter),
+      certTime(r.notBefore),
+    ]);
+  return table(
+    ['RESOURCE NAME', 'TYPE', 'STATUS', 'VALID CERT', 'SERIAL NUMBER', 'NOT AFTER', 'NOT BEFORE'],
+    rows,
+  );
+}

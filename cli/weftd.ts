@@ -355,3 +355,59 @@ export function podRef(
     );
   return { pod: text, namespace: namespaceFlag ?? defaultNamespace };
 }
+
+/** The proxy port whose `/certs` weftctl reads (the Prometheus port: bound on the pod IP). */
+export const PROXY_CERTS_PORT = 15090;
+
+/**
+ * GET of a proxy's `/certs`: through the API server's pod proxy
+ * (`/api/v1/namespaces/NS/pods/POD:15090/proxy/certs`, RBAC `get pods/proxy`), or straight to
+ * `proxyAddress` (`http://HOST:PORT` after a port-forward, tests).
+ */
+export async function fetchProxyCerts(
+  flags: ClusterFlags,
+  namespace: string,
+  pod: string,
+  proxyAddress?: string,
+): Promise<unknown> {
+  if (proxyAddress !== undefined) {
+    let res: Response;
+    try {
+      res = await fetch(`${proxyAddress}/certs`, { signal: AbortSignal.timeout(30_000) });
+    } catch (err) {
+      throw new WeftError(
+        'WEFT_WEFTD_UNREACHABLE',
+        `cannot reach the proxy at ${proxyAddress}: ${networkCause(err)}`,
+      );
+    }
+    const text = await res.text();
+    if (res.status === 200) return parseJson(text, proxyAddress);
+    throw new WeftError(
+      'WEFT_WEFTD_ANSWER',
+      `the proxy at ${proxyAddress} answered ${res.status}: ${text.slice(0, 300)}`,
+    );
+  }
+  const kube = new KubeClient(loadKubeConfig(flags));
+  const path = `/api/v1/namespaces/${encodeURIComponent(namespace)}/pods/${encodeURIComponent(pod)}:${PROXY_CERTS_PORT}/proxy/certs`;
+  try {
+    return await kube.request('GET', path);
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 403)
+      throw new WeftError(
+        'WEFT_RBAC_DENIED',
+        `the API server refused the pod proxy: weftctl needs RBAC verb "get" on "pods/proxy" in namespace ${namespace}. Server said: ${afterStatus(err.message)}`,
+      );
+    if (err instanceof ApiError && err.status === 404)
+      throw new WeftError(
+        'WEFT_WEFTD_ANSWER',
+        `pod ${namespace}/${pod} has no /certs on port ${PROXY_CERTS_PORT} (no such pod, or no weft proxy in it): ${afterStatus(err.message)}`,
+      );
+    throw new WeftError(
+      'WEFT_WEFTD_UNREACHABLE',
+      `cannot reach pod ${namespace}/${pod}: ${errorMessage(err)}`,
+      {
+        cause: err,
+      },
+    );
+  }
+}

@@ -57,15 +57,18 @@ export interface CertificateAuthority {
   status(): CertificateAuthorityStatus;
   /** Calls `fn` with the new root whenever it changes (the root-cert publisher listens). Returns an unsubscribe. */
   onRootChange(fn: (rootPem: string) => void): () => void;
+  /** A reloaded mesh.yaml's workloadCertTTL: used from the next CSR (proxies rotate at half-life). */
+  setWorkloadTtl(ms: number): void;
   stop(): void;
 }
 
 export function createCertificateAuthority(opts: CertificateAuthorityOptions): CertificateAuthority {
-  if (!Number.isFinite(opts.workloadTtlMs) || opts.workloadTtlMs <= 0)
-    throw new WeftError(
-      'WEFT_CERT_INVALID',
-      `workload certificate TTL must be positive, got ${opts.workloadTtlMs} ms`,
-    );
+  const checkTtl = (ms: number): number => {
+    if (!Number.isFinite(ms) || ms <= 0)
+      throw new WeftError('WEFT_CERT_INVALID', `workload certificate TTL must be positive, got ${ms} ms`);
+    return ms;
+  };
+  let workloadTtlMs = checkTtl(opts.workloadTtlMs);
   const now = opts.now ?? ((): Date => new Date());
   const where = `Secret ${opts.caSecret.namespace}/${opts.caSecret.name}`;
   const log = opts.log.child({ caSecret: `${opts.caSecret.namespace}/${opts.caSecret.name}` });
@@ -147,7 +150,7 @@ export function createCertificateAuthority(opts: CertificateAuthorityOptions): C
     const identity = spiffeId(opts.trustDomain, id.namespace, id.serviceAccount);
     const leaf = signWorkloadCsr(current.pair, req.csr, {
       spiffeId: identity,
-      ttlMs: opts.workloadTtlMs,
+      ttlMs: workloadTtlMs,
       now: signingTime,
     });
     const x509 = new X509Certificate(leaf);
@@ -171,6 +174,11 @@ export function createCertificateAuthority(opts: CertificateAuthorityOptions): C
     onRootChange(fn) {
       listeners.add(fn);
       return () => listeners.delete(fn);
+    },
+    setWorkloadTtl(ms) {
+      if (checkTtl(ms) === workloadTtlMs) return;
+      workloadTtlMs = ms;
+      log.info('Workload certificate TTL changed; used from the next CSR', { workloadTtlMs });
     },
     stop: () => informer.stop(),
   };

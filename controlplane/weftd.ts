@@ -87,7 +87,8 @@ function listen(server: Server | HttpsServer, port: number, host: string): Promi
 /**
  * Polls mesh.yaml (a mounted ConfigMap changes by a symlink swap, which stat follows) and hands
  * every valid change to `apply`; a broken file keeps the previous settings. The CA was built with
- * the trust domain and certificate TTL of the start, so changes to those wait for a restart.
+ * the trust domain of the start, so a change to it waits for a restart; the certificate TTL is
+ * applied to the next CSR.
  */
 function watchMeshConfig(
   file: string,
@@ -106,11 +107,8 @@ function watchMeshConfig(
       return;
     }
     if (JSON.stringify(next) === JSON.stringify(current)) return;
-    if (next.trustDomain !== initial.trustDomain || next.workloadCertTtlMs !== initial.workloadCertTtlMs)
-      log.warn('trustDomain and workloadCertTTL changes take effect when weftd restarts', {
-        trustDomain: next.trustDomain,
-        workloadCertTtlMs: next.workloadCertTtlMs,
-      });
+    if (next.trustDomain !== initial.trustDomain)
+      log.warn('trustDomain changes take effect when weftd restarts', { trustDomain: next.trustDomain });
     current = next;
     log.info('Mesh config reloaded', { telemetry: next.telemetry, mtlsMode: next.mtlsMode });
     apply(next);
@@ -194,6 +192,7 @@ export async function startWeftd(opts: StartOptions): Promise<Weftd> {
         opts.mesh,
         opts.configPollMs ?? 2000,
         (mesh) => {
+          ca?.setWorkloadTtl(mesh.workloadCertTtlMs);
           generator.setMesh(mesh);
           discovery.refresh();
         },

@@ -5,6 +5,9 @@
  *   GET  /stats         cluster counters as `name: value` lines (Envoy text form)
  *   GET  /stats/prometheus, /metrics   Istio metrics
  *   GET  /clusters      endpoints with health, in-flight counts and ejections (JSON)
+ *   GET  /certs         the workload certificate and trust bundle: SPIFFE ID, serials, validity,
+ *                       fingerprints, next rotation (never the key); also on the Prometheus port,
+ *                       where `weftctl proxy-config secret` reads it through the API server
  *   POST /explain       evaluate a synthetic request against the live config (JSON in, JSON out)
  *   POST /drain         stop accepting, fail readiness
  *   POST /quitquitquit  drain, then exit (for Jobs)
@@ -103,6 +106,13 @@ async function explain(p: ProxyServer, req: IncomingMessage, res: ServerResponse
   send(res, 200, explainSynthetic(p.current, input, selectRoute));
 }
 
+/** The identity summary; 404 for a proxy without one (standalone `run`). */
+function certs(p: ProxyServer, res: ServerResponse): void {
+  const identity = p.opts.identity;
+  if (!identity) return send(res, 404, { error: 'this proxy has no workload identity (standalone mode)' });
+  send(res, 200, identity.summary());
+}
+
 export async function handleAdmin(
   p: ProxyServer,
   role: 'admin' | 'metrics' | 'health',
@@ -127,7 +137,8 @@ export async function handleAdmin(
     });
     return void res.end(text);
   }
-  if (role === 'metrics') return send(res, 404, 'not found: try /stats/prometheus\n');
+  if (path === '/certs' && method === 'GET') return certs(p, res);
+  if (role === 'metrics') return send(res, 404, 'not found: try /stats/prometheus or /certs\n');
   switch (`${method} ${path}`) {
     case 'GET /config_dump':
       return send(res, 200, {
@@ -172,7 +183,7 @@ export async function handleAdmin(
       return send(
         res,
         404,
-        'not found: /config_dump /ready /stats /stats/prometheus /clusters POST /explain /drain /quitquitquit\n',
+        'not found: /config_dump /ready /stats /stats/prometheus /clusters /certs POST /explain /drain /quitquitquit\n',
       );
   }
 }

@@ -35,6 +35,11 @@ import {
 } from './upgrade.js';
 import { pipeTcp } from './tcp.js';
 import { MAX_HEADERS_COUNT } from './http1-limits.js';
+import type { IdentitySource } from './identity/types.js';
+import type { IdentitySummary } from './identity/workload.js';
+
+/** What the proxy needs of its identity: the contract plus a key-free summary for `/certs`. */
+export type ProxyIdentity = IdentitySource & { summary(): IdentitySummary };
 
 export interface ProxyOptions {
   /** Overrides the address/port of the first HTTP listener (`--listen`). */
@@ -71,6 +76,11 @@ export interface ProxyOptions {
   unbound?: (l: CompiledListener) => boolean;
   /** Extra readiness condition: a reason while not ready, null when ready. */
   readinessGate?: () => string | null;
+  /**
+   * The workload identity (proxy/identity): its summary is served at `/certs`, its TLS context
+   * originates mesh mTLS on upstream connections.
+   */
+  identity?: ProxyIdentity;
   /** Extra health-port routes (the sidecar's /app-health/...); returns false when not its path. */
   healthRoutes?: (req: IncomingMessage, res: ServerResponse) => boolean;
 }

@@ -19,6 +19,8 @@ import { DiscoveryClient, parseAddress } from '../discovery/client.js';
 import { loadAddon } from '../native/original_dst.js';
 import { onInbound, onOutbound, type CaptureEnv } from './capture.js';
 import { APP_HEALTH_PREFIX, parseProbers, runProbe, type Probers } from './probes.js';
+import { WorkloadIdentity, parseKeyAlgorithm } from '../identity/workload.js';
+import type { WorkloadKeyAlgorithm } from '../../pkg/certs/csr.js';
 
 export const DEFAULT_CA_ROOT_PATH = '/etc/weft/ca/root-cert.pem';
 export const DEFAULT_TOKEN_PATH = '/var/run/secrets/tokens/weft-token';
@@ -44,6 +46,8 @@ export interface AgentSettings {
   drainMs: number;
   sniffTimeoutMs: number;
   probers: Probers;
+  /** The workload key: ECDSA_P256 (default) or RSA_2048/3072/4096 (WEFT_KEY_ALGORITHM). */
+  keyAlgorithm: WorkloadKeyAlgorithm;
 }
 
 export class AgentUsageError extends Error {}
@@ -51,9 +55,9 @@ export class AgentUsageError extends Error {}
 const USAGE = `usage: proxy sidecar|gateway [--discovery-address HOST:PORT] [--ca-root FILE] [--token FILE]
          [--namespace NS] [--pod NAME] [--app-host IP] [--bind ADDR]
          [--outbound-port N] [--inbound-port N] [--admin-port N] [--metrics-port N] [--health-port N]
-         [--drain-seconds N] [--sniff-timeout-ms N]
+         [--drain-seconds N] [--sniff-timeout-ms N] [--key-algorithm ECDSA_P256|RSA_2048|...]
 Defaults come from the pod's env: WEFT_DISCOVERY_ADDRESS, WEFT_CA_ROOT_PATH, WEFT_TOKEN_PATH,
-POD_NAMESPACE, POD_NAME, INSTANCE_IP, ISTIO_KUBE_APP_PROBERS.`;
+POD_NAMESPACE, POD_NAME, INSTANCE_IP, ISTIO_KUBE_APP_PROBERS, WEFT_KEY_ALGORITHM.`;
 
 function portFlag(v: string, flag: string): number {
   const n = Number(v);
@@ -91,6 +95,7 @@ export function agentSettings(kind: ProxyKind, argv: string[], env: NodeJS.Proce
     '--health-port',
     '--drain-seconds',
     '--sniff-timeout-ms',
+    '--key-algorithm',
   ];
   for (const f of flags.keys())
     if (!known.includes(f)) throw new AgentUsageError(`unknown flag ${JSON.stringify(f)}`);
@@ -114,8 +119,10 @@ export function agentSettings(kind: ProxyKind, argv: string[], env: NodeJS.Proce
   if (!Number.isFinite(sniff) || sniff <= 0)
     throw new AgentUsageError('--sniff-timeout-ms needs a positive number');
   let probers: Probers;
+  let keyAlgorithm: WorkloadKeyAlgorithm;
   try {
     probers = parseProbers(env.ISTIO_KUBE_APP_PROBERS);
+    keyAlgorithm = parseKeyAlgorithm(pick('--key-algorithm', 'WEFT_KEY_ALGORITHM'));
   } catch (err) {
     throw new AgentUsageError(errorMessage(err));
   }
@@ -136,6 +143,7 @@ export function agentSettings(kind: ProxyKind, argv: string[], env: NodeJS.Proce
     drainMs: drain * 1000,
     sniffTimeoutMs: sniff,
     probers,
+    keyAlgorithm,
   };
 }
 
@@ -179,7 +187,16 @@ export async function startAgent(
   let capturesBound = s.kind === 'gateway';
   // the readiness gate reads the client's state; the client is created once the proxy exists
   const link: { client?: DiscoveryClient } = {};
+  // the proxy is not Ready until it holds a valid workload certificate (mesh mTLS needs it)
+  const identity = new WorkloadIdentity({
+    address: s.discoveryAddress,
+    caRootPath: s.caRootPath,
+    tokenPath: s.tokenPath,
+    keyAlgorithm: s.keyAlgorithm,
+    log: log.child({ part: 'identity' }),
+  });
   const opts: ProxyOptions = {
+    identity,
     logger: log,
     adminPort: s.adminPort,
     metricsPort: s.metricsPort,
@@ -190,6 +207,8 @@ export async function startAgent(
     unbound: (l) => s.kind === 'sidecar' && l.protocol === 'HTTP' && l.port === CONFIG_OUTBOUND_PORT,
     readinessGate: () => {
       if (!capturesBound) return 'capture listeners are not bound yet';
+      const noCert = identity.notReadyReason();
+      if (noCert !== null) return noCert;
       if (proxy.current === null)
         return `no config from weftd yet (${link.client?.lastProblem ?? 'not started'})`;
       return null;
@@ -197,6 +216,8 @@ export async function startAgent(
     healthRoutes: (req, res) => appHealth(s, req, res),
   };
   const proxy = new ProxyServer(opts);
+  identity.exportMetrics(proxy.metrics);
+  void identity.start(); // retries on its own; readiness waits for the certificate
   await proxy.startAux();
   const captures: net.Server[] = [];
   /** Connections accepted by the captures (pass-through and inbound pipes), for the drain. */
@@ -278,6 +299,7 @@ export async function startAgent(
     proxy,
     stop: async () => {
       client.stop();
+      identity.stop();
       // inbound requests to the app and pass-through connections are raw pipes the HTTP drain
       // does not see: they get the same drain period (readiness failing, HTTP answering with
       // Connection: close meanwhile), then the HTTP drain finishes within what is left

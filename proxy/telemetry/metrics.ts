@@ -109,6 +109,7 @@ export class MetricsRegistry {
   private readonly tcp = new Map<string, TcpGroup>();
   /** Proxy-level counters (`weft_*`), e.g. config reloads and rejected downstream requests. */
   readonly counters = new Map<string, number>();
+  private readonly gauges = new Map<string, { help: string; read: () => [string, number][] }>();
 
   constructor(private source: SourceLabels) {}
 
@@ -159,6 +160,14 @@ export class MetricsRegistry {
     this.counters.set(name, (this.counters.get(name) ?? 0) + by);
   }
 
+  /**
+   * A gauge read at scrape time (certificate expiry and the like): `read` returns one value per
+   * label set, labels as Prometheus text without braces (`resource_name="default"`), or '' for none.
+   */
+  gauge(name: string, help: string, read: () => [labels: string, value: number][]): void {
+    this.gauges.set(name, { help, read });
+  }
+
   render(): string {
     const out = { req: [] as string[], dur: [] as string[], rqb: [] as string[], rsb: [] as string[] };
     for (const g of this.groups.values()) g.render(out);
@@ -197,6 +206,16 @@ export class MetricsRegistry {
       tcpLines((g) => g.received).map((l) => 'istio_tcp_received_bytes_total' + l),
     );
     for (const [name, v] of this.counters) lines.push(`# TYPE ${name} counter`, `${name} ${v}`);
+    for (const [name, g] of this.gauges) {
+      const values = g.read();
+      if (values.length === 0) continue;
+      section(
+        name,
+        'gauge',
+        g.help,
+        values.map(([l, v]) => `${name}${l === '' ? '' : `{${l}}`} ${v}`),
+      );
+    }
     return lines.join('\n') + '\n';
   }
 }

@@ -378,10 +378,16 @@ describe('weftd (in-process, real API server)', function () {
     const file = join(tlsDir, 'mesh.yaml');
     writeFileSync(file, 'telemetry: {accessLog: "maybe"}\n'); // invalid: ignored
     await sleep(300); // three polls; nothing may arrive, and the valid change below must still apply
-    writeFileSync(file, 'trustDomain: cluster.local\ntelemetry:\n  accessLog: false\n');
+    writeFileSync(file, 'trustDomain: cluster.local\nworkloadCertTTL: 7m\ntelemetry:\n  accessLog: false\n');
     const second = await s.nextConfig();
     expect(second.config.telemetry?.accessLog).to.equal(false);
     expect(second.version).to.not.equal(first.version);
+    // the Mesh's workloadCertTTL drives the next certificate, without a restart
+    const r = await postCertificate(weftd.discoveryPort, caPem, appToken, { csr: csrPem() });
+    expect(r.status, r.body).to.equal(200);
+    const leaf = new X509Certificate((JSON.parse(r.body) as { certChain: string[] }).certChain[0]!);
+    const lifeMs = Date.parse(leaf.validTo) - Date.parse(leaf.validFrom);
+    expect(lifeMs).to.equal(7 * 60_000 + 5 * 60_000); // 7m TTL + the 5 min clock-skew backdate
     s.end();
   });
 

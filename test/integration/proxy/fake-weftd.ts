@@ -1,7 +1,10 @@
 /**
  * A stand-in for weftd's discovery endpoint: a real HTTPS server (certificates from pkg/certs,
  * signed by a throwaway mesh root) speaking pkg/discovery/protocol.ts. Tests push configs, cut
- * streams and look at the requests it saw.
+ * streams and look at the requests it saw. `POST /v1/certificates` signs with weftd's real CA
+ * code (signWorkloadCsr) under the same root, for the identity of the bearer token
+ * (`identities`: token → namespace/service account), with `certTtlMs`; `certsDown` answers 503
+ * as a weftd without a CA does.
  */
 import https from 'node:https';
 import type { ServerResponse } from 'node:http';
@@ -9,8 +12,11 @@ import type net from 'node:net';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { createCA, issueServing } from '../../../pkg/certs/index.js';
+import { createCA, issueServing, type KeyPairPem } from '../../../pkg/certs/index.js';
+import { signWorkloadCsr, spiffeId } from '../../../pkg/certs/workload.js';
+import { isWeftError } from '../../../pkg/errors/index.js';
 import {
+  CERTIFICATES_PATH,
   DISCOVERY_CONTENT_TYPE,
   DISCOVERY_PATH,
   encodeMessage,
@@ -39,18 +45,28 @@ export interface FakeWeftd {
   cut(): void;
   openStreams(): number;
   close(): Promise<void>;
+  /** Bearer token → identity the CA signs for; GOOD_TOKEN is default/default. */
+  identities: Map<string, { namespace: string; serviceAccount: string }>;
+  certTtlMs: number;
+  /** true: the certificate endpoint answers 503 (weftd without a usable CA). */
+  certsDown: boolean;
+  /** Certificates issued so far. */
+  issued: number;
+  /** The mesh root (and its key: tests sign peers' certificates with it). */
+  ca: KeyPairPem;
+  trustDomain: string;
 }
 
-const certs = new Map<string, { root: string; cert: string; key: string }>();
+const certs = new Map<string, { root: string; cert: string; key: string; ca: KeyPairPem }>();
 
-function testCerts(names: string[]): { root: string; cert: string; key: string } {
+function testCerts(names: string[]): { root: string; cert: string; key: string; ca: KeyPairPem } {
   const key = names.join(',');
   const cached = certs.get(key);
   if (cached) return cached;
   const now = new Date();
   const ca = createCA({ commonName: 'weft test mesh root', ttlMs: 3600_000, now });
   const leaf = issueServing(ca, { commonName: 'weftd', dnsNames: names, ttlMs: 3600_000, now });
-  const made = { root: ca.certPem, cert: leaf.certPem, key: leaf.keyPem };
+  const made = { root: ca.certPem, cert: leaf.certPem, key: leaf.keyPem, ca };
   certs.set(key, made);
   return made;
 }
@@ -69,6 +85,7 @@ export async function fakeWeftd(config: ProxyConfig | null, host = '127.0.0.1'):
   const sockets = new Set<net.Socket>();
   const server = https.createServer({ cert: c.cert, key: c.key }, (req, res) => {
     const url = new URL(req.url ?? '/', 'https://weftd');
+    if (url.pathname === CERTIFICATES_PATH && req.method === 'POST') return void certificate(req, res);
     if (url.pathname !== DISCOVERY_PATH) return void res.writeHead(404).end();
     let query: DiscoveryRequest;
     try {
@@ -94,6 +111,29 @@ export async function fakeWeftd(config: ProxyConfig | null, host = '127.0.0.1'):
     if (f.config !== null)
       res.write(encodeMessage({ type: 'config', version: f.config.version, config: f.config }));
   });
+  async function certificate(req: import('node:http').IncomingMessage, res: ServerResponse): Promise<void> {
+    const token = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1] ?? '';
+    const id = f.identities.get(token);
+    let body = '';
+    for await (const chunk of req as AsyncIterable<Buffer>) body += chunk.toString();
+    if (!id) return void res.writeHead(401).end('{"code":"WEFT_UNAUTHENTICATED"}');
+    if (f.certsDown) return void res.writeHead(503).end('{"code":"WEFT_CA_NOT_READY"}');
+    try {
+      const { csr } = JSON.parse(body) as { csr: string };
+      const leaf = signWorkloadCsr(c.ca, csr, {
+        spiffeId: spiffeId(f.trustDomain, id.namespace, id.serviceAccount),
+        ttlMs: f.certTtlMs,
+        now: new Date(),
+      });
+      f.issued++;
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ certChain: [leaf], rootCert: c.root }));
+    } catch (err) {
+      res
+        .writeHead(isWeftError(err, 'WEFT_CSR_INVALID') ? 400 : 500)
+        .end(JSON.stringify({ message: String(err) }));
+    }
+  }
   server.on('secureConnection', (s: net.Socket) => {
     sockets.add(s);
     s.once('close', () => sockets.delete(s));
@@ -120,6 +160,12 @@ export async function fakeWeftd(config: ProxyConfig | null, host = '127.0.0.1'):
       for (const s of sockets) s.destroy();
     },
     openStreams: () => streams.size,
+    identities: new Map([[GOOD_TOKEN, { namespace: 'default', serviceAccount: 'default' }]]),
+    certTtlMs: 3600_000,
+    certsDown: false,
+    issued: 0,
+    ca: c.ca,
+    trustDomain: 'cluster.local',
     close: () =>
       new Promise((r) => {
         f.cut();

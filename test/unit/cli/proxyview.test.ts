@@ -16,6 +16,7 @@ import {
   outlierText,
   poolText,
   routeTable,
+  secretTable,
   statusEntries,
   statusTable,
   syncState,
@@ -251,4 +252,64 @@ describe('weftctl proxy views', () => {
       { cluster: 'pg', endpoints: CFG.clusters[1]!.endpoints },
     ]);
   });
+});
+
+describe('proxy-config secret table (istioctl columns)', () => {
+  const root = {
+    serialNumber: 'AB01',
+    notBefore: '2026-12-01T00:00:00.000Z',
+    notAfter: '2027-12-01T00:00:00.000Z',
+    valid: true,
+  };
+  const cases: [string, Parameters<typeof secretTable>[0], string[]][] = [
+    [
+      'no certificate yet: WARMING',
+      { state: 'no-certificate', certificate: null, roots: [] },
+      ['default         Cert Chain   WARMING   false        -               -           -'],
+    ],
+    [
+      'a valid chain and a root',
+      {
+        state: 'valid',
+        certificate: {
+          spiffeId: 'spiffe://x/ns/a/sa/b',
+          serialNumber: '7F0A',
+          notBefore: '2026-12-05T13:55:00.000Z',
+          notAfter: '2026-12-06T14:00:00.000Z',
+          valid: true,
+        },
+        roots: [root],
+      },
+      [
+        'default         Cert Chain   ACTIVE   true         7f0a            2026-12-06T14:00:00Z   2026-12-05T13:55:00Z',
+        'ROOTCA          CA           ACTIVE   true         ab01            2027-12-01T00:00:00Z   2026-12-01T00:00:00Z',
+      ],
+    ],
+    [
+      'an expired chain',
+      {
+        state: 'expired',
+        certificate: {
+          spiffeId: 'spiffe://x/ns/a/sa/b',
+          serialNumber: '01',
+          notBefore: '2026-12-05T13:55:00.000Z',
+          notAfter: '2026-12-05T14:00:00.000Z',
+          valid: false,
+        },
+        roots: [{ ...root, valid: false }],
+      },
+      [
+        'default         Cert Chain   EXPIRED   false        01              2026-12-05T14:00:00Z   2026-12-05T13:55:00Z',
+        'ROOTCA          CA           EXPIRED   false        ab01            2027-12-01T00:00:00Z   2026-12-01T00:00:00Z',
+      ],
+    ],
+  ];
+  for (const [name, answer, rows] of cases)
+    it(name, () => {
+      const lines = secretTable(answer).trimEnd().split('\n');
+      expect(lines[0]).to.match(
+        /^RESOURCE NAME +TYPE +STATUS +VALID CERT +SERIAL NUMBER +NOT AFTER +NOT BEFORE$/,
+      );
+      expect(lines.slice(1).map((l) => l.split(/ {2,}/))).to.deep.equal(rows.map((r) => r.split(/ {2,}/)));
+    });
 });
