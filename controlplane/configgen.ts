@@ -62,7 +62,7 @@ export class ConfigGenerator {
   setMesh(mesh: MeshSettings): void {
     this.opts.mesh = mesh;
     this.gatewayCache = new Map();
-    this.sidecarBase = undefined;
+    this.sidecarBase = undefined; // the trust domain and mTLS mode reach the translation too
   }
 
   forProxy(snapshot: Snapshot, kind: ProxyKind, pod: PodInfo): GeneratedConfig {
@@ -133,6 +133,9 @@ export class ConfigGenerator {
       serviceEntries: snapshot.serviceEntries,
       domainSuffix: `svc.${this.opts.domainSuffix}`,
       pathNormalization: this.opts.mesh.pathNormalization,
+      trustDomain: this.opts.mesh.trustDomain,
+      // a mesh-wide DISABLE means no sidecar terminates mTLS: auto-mTLS would only break traffic
+      autoMtls: this.opts.mesh.mtlsMode !== 'DISABLE',
     };
   }
 

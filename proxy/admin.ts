@@ -62,6 +62,9 @@ function stats(p: ProxyServer): string {
       `${pre}.upstream_rq_retry_overflow: ${s.rqRetryOverflow}`,
       `${pre}.upstream_cx_connect_fail: ${s.cxConnectFail}`,
       `${pre}.outlier_detection.ejections_total: ${s.ejectionsTotal}`,
+      `${pre}.ssl.handshake: ${c.tlsStats.sslHandshake}`,
+      `${pre}.ssl.connection_error: ${c.tlsStats.sslConnectionError}`,
+      `${pre}.ssl.fail_verify_san: ${c.tlsStats.sslFailVerifySan}`,
       `${pre}.membership_healthy: ${c.healthyCount()}`,
       `${pre}.membership_total: ${c.endpoints.length}`,
     );

@@ -184,6 +184,7 @@ export class ProxyServer {
       metrics: this.metrics,
       previous: this.current?.clusters,
       rand: this.env.rand,
+      identity: this.opts.identity,
     });
     const w = cfg.telemetry?.workload;
     if (w)

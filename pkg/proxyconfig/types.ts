@@ -234,6 +234,39 @@ export interface Cluster {
   loadBalancer?: LoadBalancer;
   connectionPool?: ConnectionPool;
   outlierDetection?: OutlierDetection;
+  /** How connections to the endpoints are secured; absent = plaintext. */
+  tls?: UpstreamTls;
+}
+
+/** The label an injected pod carries when it runs a weft (or Istio) sidecar: auto-mTLS targets it. */
+export const TLS_MODE_LABEL = 'security.istio.io/tlsMode';
+
+/**
+ * Client-side TLS towards a cluster (DestinationRule `trafficPolicy.tls`, or auto-mTLS).
+ *
+ * - `ISTIO_MUTUAL`: the proxy's workload certificate (proxy/identity) and the mesh roots; the
+ *   peer must present a certificate whose URI SAN is one of `subjectAltNames` (the SPIFFE IDs of
+ *   the destination's service accounts; empty = any certificate the mesh roots signed).
+ * - `SIMPLE`: TLS origination; the server is verified against `caCertificates` (a file in the
+ *   proxy, else the system roots) and `subjectAltNames` (DNS or URI), else the SNI host name.
+ * - `MUTUAL`: SIMPLE plus the client certificate and key files, or `credentialName`.
+ */
+export interface UpstreamTls {
+  mode: 'ISTIO_MUTUAL' | 'SIMPLE' | 'MUTUAL';
+  /**
+   * Auto-mTLS: TLS only to endpoints labelled `security.istio.io/tlsMode: istio` (their pod runs
+   * a sidecar); plaintext to the others.
+   */
+  auto?: boolean;
+  sni?: string;
+  subjectAltNames?: string[];
+  /** ALPN offered; ISTIO_MUTUAL defaults to Istio's (`istio-http/1.1`, `istio`). */
+  alpn?: string[];
+  caCertificates?: string;
+  clientCertificate?: string;
+  privateKey?: string;
+  credentialName?: string;
+  insecureSkipVerify?: boolean;
 }
 
 export interface Endpoint {

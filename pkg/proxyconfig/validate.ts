@@ -159,6 +159,7 @@ function checkCluster(c: Checker, cl: unknown, path: string, names: Set<string>)
       c.fail(`${p}.address`, 'must be a non-empty string');
     if (!isPort(e.port) || e.port === 0) c.fail(`${p}.port`, 'must be a port number 1-65535');
   });
+  if (cl.tls !== undefined) checkUpstreamTls(c, cl.tls, `${path}.tls`);
   for (const key of ['connectionPool', 'outlierDetection']) {
     const v = cl[key];
     if (v === undefined) continue;
@@ -173,6 +174,28 @@ function checkPathNormalization(c: Checker, v: unknown): void {
   const n = v.normalization;
   if (n !== undefined && !(PATH_NORMALIZATION_TYPES as readonly unknown[]).includes(n))
     c.fail('pathNormalization.normalization', `must be one of ${PATH_NORMALIZATION_TYPES.join(', ')}`);
+}
+
+const TLS_MODES = ['ISTIO_MUTUAL', 'SIMPLE', 'MUTUAL'];
+const TLS_STRINGS = ['sni', 'caCertificates', 'clientCertificate', 'privateKey', 'credentialName'];
+
+function checkUpstreamTls(c: Checker, t: unknown, path: string): void {
+  if (!isObj(t)) return c.fail(path, 'must be an object');
+  if (!TLS_MODES.includes(t.mode as string)) c.fail(`${path}.mode`, `must be one of ${TLS_MODES.join(', ')}`);
+  for (const k of TLS_STRINGS)
+    if (t[k] !== undefined && typeof t[k] !== 'string') c.fail(`${path}.${k}`, 'must be a string');
+  for (const k of ['auto', 'insecureSkipVerify'])
+    if (t[k] !== undefined && typeof t[k] !== 'boolean') c.fail(`${path}.${k}`, 'must be true or false');
+  for (const k of ['subjectAltNames', 'alpn'])
+    if (t[k] !== undefined && !c.array(t[k], `${path}.${k}`).every((x) => typeof x === 'string' && x !== ''))
+      c.fail(`${path}.${k}`, 'must be a list of non-empty strings');
+  if (t.auto === true && t.mode !== 'ISTIO_MUTUAL') c.fail(`${path}.auto`, 'applies to ISTIO_MUTUAL only');
+  if (
+    t.mode === 'MUTUAL' &&
+    t.credentialName === undefined &&
+    (t.clientCertificate === undefined || t.privateKey === undefined)
+  )
+    c.fail(path, 'MUTUAL needs clientCertificate and privateKey, or credentialName');
 }
 
 /** Returns every structural problem; an empty list means `cfg` is a ProxyConfig. */

@@ -13,7 +13,9 @@
  * odd input, it skips and reports in `warnings`.
  */
 import { createHash } from 'node:crypto';
+import { spiffeId } from '../certs/spiffe.js';
 import type {
+  ClientTLSSettings,
   ConnectionPoolSettings,
   Destination,
   DestinationRule,
@@ -31,6 +33,8 @@ import type {
 } from '../api/index.js';
 import {
   PROXY_CONFIG_API_VERSION,
+  TLS_MODE_LABEL,
+  type UpstreamTls,
   type Cluster,
   type ConnectionPool,
   type Endpoint,
@@ -71,6 +75,8 @@ export interface ServiceRecord {
     ports?: Record<string, number>;
     labels: Record<string, string>;
     weight?: number;
+    /** The pod's (or WorkloadEntry's) service account: its SPIFFE ID is what mTLS expects. */
+    serviceAccount?: string;
   }[];
 }
 
@@ -85,6 +91,10 @@ export interface TranslateInput {
   /** The mesh's path normalization; absent = the proxy's default (BASE). */
   pathNormalization?: ProxyConfig['pathNormalization'];
   domainSuffix?: string;
+  /** SPIFFE trust domain of the expected peer identities (default cluster.local). */
+  trustDomain?: string;
+  /** Istio's enableAutoMtls: ISTIO_MUTUAL to endpoints that run a sidecar when no DR sets tls (default true). */
+  autoMtls?: boolean;
 }
 
 /** A gateway pod: the Gateways whose selector matches it become its listeners. */
@@ -141,6 +151,7 @@ export function servicesFromServiceEntries(ses: ServiceEntry[], suffix = DEFAULT
         labels: e.labels ?? {},
         ...(e.ports ? { ports: e.ports } : {}),
         ...(e.weight !== undefined ? { weight: e.weight } : {}),
+        ...(e.serviceAccount ? { serviceAccount: e.serviceAccount } : {}),
       }));
     for (const host of se.spec.hosts ?? []) {
       out.push({
@@ -236,14 +247,15 @@ class Translator {
       if (!def) return name; // subset defined in no DestinationRule → NC
       selector = def.labels ?? {};
     }
-    const endpoints: Endpoint[] = svc.endpoints
-      .filter((e) => Object.entries(selector).every(([k, v]) => e.labels[k] === v))
-      .map((e) => ({
-        address: e.address,
-        port: (sp && e.ports?.[sp.name]) ?? sp?.targetPort ?? port,
-        labels: e.labels,
-        ...(e.weight !== undefined ? { weight: e.weight } : {}),
-      }));
+    const selected = svc.endpoints.filter((e) =>
+      Object.entries(selector).every(([k, v]) => e.labels[k] === v),
+    );
+    const endpoints: Endpoint[] = selected.map((e) => ({
+      address: e.address,
+      port: (sp && e.ports?.[sp.name]) ?? sp?.targetPort ?? port,
+      labels: e.labels,
+      ...(e.weight !== undefined ? { weight: e.weight } : {}),
+    }));
     const policy = this.mergedPolicy(host, port, subset);
     const cluster: Cluster = { name, service: host, port, endpoints };
     if (subset !== undefined) cluster.subset = subset;
@@ -253,8 +265,66 @@ class Translator {
     if (cp) cluster.connectionPool = cp;
     const od = convertOutlier(policy?.outlierDetection);
     if (od) cluster.outlierDetection = od;
+    const tls = this.upstreamTls(policy?.tls, svc, port, subset, selected);
+    if (tls) cluster.tls = tls;
     this.clusters.set(name, cluster);
     return name;
+  }
+
+  /**
+   * The cluster's client TLS (Istio's buildUpstreamTLSSettings): the DR's `tls` when it has one
+   * (`{}` or DISABLE = plaintext), else auto-mTLS: ISTIO_MUTUAL to the endpoints whose pod runs a
+   * sidecar. ISTIO_MUTUAL expects the SPIFFE IDs of the endpoints' service accounts.
+   */
+  private upstreamTls(
+    tls: ClientTLSSettings | undefined,
+    svc: ServiceRecord,
+    port: number,
+    subset: string | undefined,
+    endpoints: ServiceRecord['endpoints'],
+  ): UpstreamTls | undefined {
+    const sni = `outbound_.${port}_.${subset ?? ''}_.${svc.host}`;
+    const identities = (eps: ServiceRecord['endpoints']): string[] =>
+      [
+        ...new Set(
+          eps.flatMap((e) => (e.serviceAccount ? this.spiffe(svc.namespace, e.serviceAccount) : [])),
+        ),
+      ].sort();
+    if (tls === undefined) {
+      if (this.input.autoMtls === false) return undefined;
+      const meshed = endpoints.filter((e) => e.labels[TLS_MODE_LABEL] === 'istio');
+      if (meshed.length === 0) return undefined;
+      return { mode: 'ISTIO_MUTUAL', auto: true, sni, subjectAltNames: identities(meshed) };
+    }
+    const mode = tls.mode ?? 'DISABLE';
+    if (mode === 'DISABLE') return undefined;
+    if (mode === 'ISTIO_MUTUAL')
+      return { mode, sni: tls.sni ?? sni, subjectAltNames: tls.subjectAltNames ?? identities(endpoints) };
+    const out: UpstreamTls = { mode };
+    // TLS origination names the service (an external host) unless the DR says otherwise
+    const name = tls.sni ?? (svc.host.includes('*') ? undefined : svc.host);
+    if (name !== undefined) out.sni = name;
+    if (tls.subjectAltNames && tls.subjectAltNames.length > 0) out.subjectAltNames = [...tls.subjectAltNames];
+    for (const k of ['caCertificates', 'clientCertificate', 'privateKey', 'credentialName'] as const) {
+      const v = tls[k];
+      if (v !== undefined && v !== '') out[k] = v;
+    }
+    if (tls.insecureSkipVerify === true) out.insecureSkipVerify = true;
+    if (out.credentialName !== undefined)
+      this.warnings.push(
+        `DestinationRule for ${svc.host}: tls.credentialName ${out.credentialName} is not delivered to sidecars yet; connections to it fail (503 UF) until it is`,
+      );
+    return out;
+  }
+
+  /** The SPIFFE ID of a service account, or nothing (with a warning) when it is not a valid name. */
+  private spiffe(namespace: string, serviceAccount: string): string[] {
+    try {
+      return [spiffeId(this.input.trustDomain ?? 'cluster.local', namespace, serviceAccount)];
+    } catch (err) {
+      this.warnings.push(`service account ${namespace}/${serviceAccount}: ${(err as Error).message}`);
+      return [];
+    }
   }
 
   private destCluster(d: Destination, ns: string, vhostPort: number): { cluster: string; host: string } {

@@ -44,6 +44,7 @@ export interface KubeEndpointSlice {
 
 export interface KubePod {
   metadata: { name: string; namespace?: string; labels?: Record<string, string> };
+  spec?: { serviceAccountName?: string };
 }
 
 /** The label EndpointSlices carry to name their Service. */
@@ -108,9 +109,12 @@ export function servicesFromKube(
   pods: KubePod[],
   domainSuffix = 'cluster.local',
 ): ServiceRecord[] {
-  const podLabels = new Map<string, Record<string, string>>();
+  const podLabels = new Map<string, PodFacts>();
   for (const p of pods)
-    podLabels.set(`${p.metadata.namespace ?? 'default'}/${p.metadata.name}`, p.metadata.labels ?? {});
+    podLabels.set(`${p.metadata.namespace ?? 'default'}/${p.metadata.name}`, {
+      labels: p.metadata.labels ?? {},
+      serviceAccount: p.spec?.serviceAccountName ?? 'default',
+    });
   const slicesBySvc = new Map<string, KubeEndpointSlice[]>();
   for (const s of slices) {
     const svcName = s.metadata.labels?.[SERVICE_NAME_LABEL];
@@ -138,10 +142,16 @@ export function servicesFromKube(
   return out.sort((a, b) => a.host.localeCompare(b.host));
 }
 
+/** What an endpoint takes from its pod: labels (subsets, auto-mTLS) and service account (expected SPIFFE ID). */
+interface PodFacts {
+  labels: Record<string, string>;
+  serviceAccount: string;
+}
+
 function endpointsOf(
   slices: KubeEndpointSlice[],
   ns: string,
-  podLabels: Map<string, Record<string, string>>,
+  podLabels: Map<string, PodFacts>,
 ): ServiceRecord['endpoints'] {
   const out: ServiceRecord['endpoints'] = [];
   const seen = new Set<string>();
@@ -150,12 +160,13 @@ function endpointsOf(
     for (const e of slice.endpoints ?? []) {
       if (!isReady(e)) continue;
       const ref = e.targetRef?.kind === 'Pod' && e.targetRef.name ? e.targetRef : undefined;
-      const labels = ref ? (podLabels.get(`${ref.namespace ?? ns}/${ref.name}`) ?? {}) : {};
+      const pod = ref ? podLabels.get(`${ref.namespace ?? ns}/${ref.name}`) : undefined;
+      const labels = pod?.labels ?? {};
       for (const address of e.addresses ?? []) {
         // one address can sit in two slices while the controller moves it; keep the first
         if (seen.has(address)) continue;
         seen.add(address);
-        out.push({ address, ports, labels });
+        out.push({ address, ports, labels, ...(pod ? { serviceAccount: pod.serviceAccount } : {}) });
       }
     }
   }

@@ -21,6 +21,7 @@ import type {
 } from '../../pkg/proxyconfig/types.js';
 import { WeftError } from '../../pkg/errors/index.js';
 import { ClusterRuntime } from '../upstream/cluster.js';
+import type { IdentitySource } from '../identity/types.js';
 import { compileRouteMatch, type Predicate } from './match.js';
 import { compileRegexRewrite } from './regex.js';
 import { compileHeaderOps, type HeaderOpFn } from '../router/headers.js';
@@ -56,6 +57,7 @@ export class ClusterTable {
   constructor(
     readonly defs: Map<string, Cluster>,
     private readonly rand: (() => number) | undefined,
+    private readonly identity?: IdentitySource,
   ) {}
 
   get size(): number {
@@ -72,7 +74,7 @@ export class ClusterTable {
     if (rt !== undefined) return rt;
     const def = this.defs.get(name);
     if (def === undefined) return null;
-    const created = new ClusterRuntime(def, JSON.stringify(def), Date.now, this.rand);
+    const created = new ClusterRuntime(def, JSON.stringify(def), Date.now, this.rand, this.identity);
     this.live.set(name, created);
     return created;
   }
@@ -214,6 +216,8 @@ export interface CompileOptions {
   previous?: ClusterTable | undefined;
   defaultAddress?: string;
   rand?: () => number;
+  /** The workload identity clusters with ISTIO_MUTUAL originate mTLS with. */
+  identity?: IdentitySource | undefined;
 }
 
 function fail(path: string, message: string): never {
@@ -242,7 +246,7 @@ class Compiler {
   ) {
     const defs = new Map<string, Cluster>();
     for (const c of cfg.clusters) defs.set(c.name, c);
-    this.table = new ClusterTable(defs, opts.rand);
+    this.table = new ClusterTable(defs, opts.rand, opts.identity);
   }
 
   dest(

@@ -63,6 +63,7 @@ const CONNECT_FAILURE_CODES: Readonly<Record<string, true>> = {
   ENOTFOUND: true,
   EAI_AGAIN: true,
   EADDRNOTAVAIL: true,
+  ETLS_HANDSHAKE: true, // mesh mTLS / TLS origination failed (proxy/upstream/tls.ts): Envoy's UF
 };
 /**
  * Builds the view every later step uses, from the request head parsed once (router/target.ts):

@@ -17,6 +17,9 @@ import {
   type OutlierSettings,
 } from './outlier.js';
 import { createBalancer, type Balancer, type HashInput } from './lb.js';
+import { endpointConnect, originationContext, type TlsStats } from './tls.js';
+import type { SecureContext } from 'node:tls';
+import type { IdentitySource } from '../identity/types.js';
 
 /** Istio's DestinationRule defaults (dr.proto): "unlimited" is 2^32-1. */
 const UNLIMITED = 2 ** 32 - 1;
@@ -89,7 +92,10 @@ export class ClusterRuntime {
     cxConnectFail: 0,
     ejectionsTotal: 0,
   };
+  /** Upstream TLS counters (Envoy's cluster.<name>.ssl.*). */
+  readonly tlsStats: TlsStats = { sslConnectionError: 0, sslFailVerifySan: 0, sslHandshake: 0 };
   activeRetries = 0;
+  private originationCtx: SecureContext | null = null;
   private ejected = 0;
   private timer: NodeJS.Timeout | null = null;
   private readonly healthy: EndpointRuntime[] = [];
@@ -99,6 +105,8 @@ export class ClusterRuntime {
     defKey: string,
     private readonly now: () => number = Date.now,
     rand: () => number = Math.random,
+    /** The workload identity for ISTIO_MUTUAL (absent: standalone proxy, mesh mTLS fails with UF). */
+    private readonly identity?: IdentitySource,
   ) {
     this.name = def.name;
     this.defKey = defKey;
@@ -153,6 +161,11 @@ export class ClusterRuntime {
         connectTimeoutMs: l.connectTimeoutMs,
         idleTimeoutMs: l.idleTimeoutMs,
         maxRequestsPerConnection: l.maxRequestsPerConnection,
+        connect: endpointConnect(this.def.tls, ep.labels, {
+          identity: this.identity,
+          stats: this.tlsStats,
+          simpleContext: () => (this.originationCtx ??= originationContext(this.def.tls!)),
+        }),
       });
     }
     return ep.pool;
@@ -213,6 +226,9 @@ export class ClusterRuntime {
       limits: this.limits,
       outlierDetection: this.outlier,
       stats: { ...this.stats },
+      ...(this.def.tls
+        ? { tls: { mode: this.def.tls.mode, auto: this.def.tls.auto === true, ...this.tlsStats } }
+        : {}),
       endpoints: this.endpoints.map((e) => ({
         address: e.key,
         labels: e.labels,

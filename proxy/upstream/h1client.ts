@@ -28,6 +28,7 @@ import {
   type FinalHead,
   type Headers,
 } from './h1parse.js';
+import type { Connect } from './tls.js';
 
 export type { Headers } from './h1parse.js';
 
@@ -61,6 +62,8 @@ export interface PoolOptions {
   idleTimeoutMs: number;
   /** 0 = unlimited. */
   maxRequestsPerConnection: number;
+  /** Opens a connection (TLS: proxy/upstream/tls.ts); default plain TCP. */
+  connect?: Connect | null;
 }
 
 export class UpstreamError extends Error {
@@ -125,9 +128,15 @@ class Conn {
 
   constructor(private readonly pool: H1Pool) {
     const o = pool.opts;
-    this.socket = net.connect({ host: pool.host, port: pool.port, noDelay: true });
+    // mesh mTLS / TLS origination (proxy/upstream/tls.ts) hands in a TLS socket: ready after the handshake
+    const opened = o.connect?.(pool.host, pool.port) ?? {
+      socket: net.connect({ host: pool.host, port: pool.port, noDelay: true }),
+      readyEvent: 'connect' as const,
+    };
+    const errorCode = opened.errorCode;
+    this.socket = opened.socket;
     this.socket.setTimeout(o.connectTimeoutMs);
-    this.socket.once('connect', () => {
+    this.socket.once(opened.readyEvent, () => {
       this.connected = true;
       // from now on: Envoy's stream idle timeout (5 min without a byte either way)
       this.socket.setTimeout(STREAM_IDLE_MS);
@@ -147,9 +156,10 @@ class Conn {
     );
     this.socket.on('data', (d: Buffer) => this.onData(d));
     this.socket.on('end', () => this.onEnd());
-    this.socket.on('error', (e: NodeJS.ErrnoException) =>
-      this.fail(new UpstreamError(e.message, e.code ?? 'ESOCKET', this.served > 0, !this.gotBytes)),
-    );
+    this.socket.on('error', (e: NodeJS.ErrnoException) => {
+      const code = (!this.connected && errorCode?.(e)) || e.code || 'ESOCKET';
+      this.fail(new UpstreamError(e.message, code, this.served > 0, !this.gotBytes));
+    });
     this.socket.on('close', () => this.onClose());
   }
 

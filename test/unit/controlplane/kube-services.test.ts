@@ -94,7 +94,10 @@ describe('pkg/translate/kube: servicesFromKube', () => {
       ],
       [
         pod('reviews-v1', 'shop', { app: 'reviews', version: 'v1' }),
-        pod('reviews-v2', 'shop', { app: 'reviews', version: 'v2' }),
+        {
+          ...pod('reviews-v2', 'shop', { app: 'reviews', version: 'v2' }),
+          spec: { serviceAccountName: 'reviews' },
+        },
       ],
       'example.internal',
     );
@@ -112,11 +115,13 @@ describe('pkg/translate/kube: servicesFromKube', () => {
           address: '10.1.0.1',
           ports: { http: 8080, 'grpc-api': 7070 },
           labels: { app: 'reviews', version: 'v1' },
+          serviceAccount: 'default', // no serviceAccountName: Kubernetes' default
         },
         {
           address: '10.1.0.2',
           ports: { http: 8080, 'grpc-api': 7070 },
           labels: { app: 'reviews', version: 'v2' },
+          serviceAccount: 'reviews',
         },
       ],
     });

@@ -1,0 +1,190 @@
+/**
+ * Client-side TLS towards a cluster's endpoints (the cluster's `tls`, docs/proxy-config.md
+ * "Upstream TLS"): the connection factory the upstream pools call instead of `net.connect`.
+ *
+ * - ISTIO_MUTUAL: the workload identity's TLS context (key, chain and mesh roots, built once per
+ *   rotation), Istio's ALPN values, and the peer's SPIFFE URI SAN checked against the cluster's
+ *   expected identities inside the handshake (`checkServerIdentity`), so a wrong peer never
+ *   receives a request byte. Under auto-mTLS only endpoints labelled
+ *   `security.istio.io/tlsMode: istio` get TLS.
+ * - SIMPLE / MUTUAL: a context made once per cluster from the files the DestinationRule names
+ *   (or the system roots); server name or SANs verified as Envoy does.
+ *
+ * Every failure before the handshake completes is reported with code ETLS_HANDSHAKE (a connect
+ * failure: 503 UF, retried as connect-failure) and counted on the cluster
+ * (`ssl.connection_error`, `ssl.fail_verify_san`).
+ */
+import { readFileSync } from 'node:fs';
+import net from 'node:net';
+import tls, { type PeerCertificate, type SecureContext } from 'node:tls';
+import { TLS_MODE_LABEL, type UpstreamTls } from '../../pkg/proxyconfig/types.js';
+import { uriSansOf } from '../../pkg/certs/spiffe.js';
+import { errorMessage } from '../../pkg/errors/index.js';
+import type { IdentitySource } from '../identity/types.js';
+
+/** Istio's client ALPN for mTLS over HTTP/1.1 (mtlsHTTPALPNs) and for TCP (mtlsTCPALPNs). */
+export const MESH_ALPN_HTTP11 = ['istio-http/1.1', 'istio'];
+export const MESH_ALPN_TCP = ['istio'];
+/** The error code of every upstream TLS failure (the router maps it to a connect failure, UF). */
+export const TLS_FAILURE_CODE = 'ETLS_HANDSHAKE';
+
+export interface TlsStats {
+  sslConnectionError: number;
+  sslFailVerifySan: number;
+  sslHandshake: number;
+}
+
+/** What a pool needs: a socket, the event after which it may write a request, and error codes. */
+export interface OpenedConnection {
+  socket: net.Socket;
+  readyEvent: 'connect' | 'secureConnect';
+  /** The code of an error before `readyEvent` (TLS failures become ETLS_HANDSHAKE: a connect failure). */
+  errorCode?: (err: NodeJS.ErrnoException) => string;
+}
+
+export type Connect = (host: string, port: number) => OpenedConnection;
+
+/** The peer is not who the cluster expects (SAN check): counted as ssl.fail_verify_san. */
+export class UpstreamTlsError extends Error {
+  readonly code = TLS_FAILURE_CODE;
+}
+
+/**
+ * The SPIFFE check of ISTIO_MUTUAL: one of the peer's URI SANs must be expected (an empty
+ * expectation accepts any peer the mesh roots signed). Returns an error or undefined, as
+ * tls.checkServerIdentity does.
+ */
+export function checkPeerIdentity(expected: readonly string[], cert: PeerCertificate): Error | undefined {
+  if (expected.length === 0) return undefined;
+  const uris = uriSansOf(cert.subjectaltname);
+  if (uris.some((u) => expected.includes(u))) return undefined;
+  return new UpstreamTlsError(
+    `peer identity ${uris.length > 0 ? uris.join(', ') : '(no URI SAN)'} is not one of the expected ${expected.join(', ')}`,
+  );
+}
+
+/** SIMPLE/MUTUAL with subjectAltNames: a DNS or URI SAN of the server must be listed. */
+export function checkServerSans(expected: readonly string[], cert: PeerCertificate): Error | undefined {
+  const names = (cert.subjectaltname ?? '')
+    .split(', ')
+    .filter((s) => s.startsWith('DNS:') || s.startsWith('URI:'))
+    .map((s) => s.slice(s.indexOf(':') + 1).toLowerCase());
+  if (names.some((n) => expected.some((e) => e.toLowerCase() === n))) return undefined;
+  return new UpstreamTlsError(
+    `server SANs ${names.join(', ') || '(none)'} match none of ${expected.join(', ')}`,
+  );
+}
+
+/** TCP-level connect failures keep their code; anything else during the handshake is a TLS failure. */
+const TCP_CONNECT_CODES = new Set([
+  'ECONNREFUSED',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EADDRNOTAVAIL',
+]);
+export function handshakeErrorCode(err: NodeJS.ErrnoException): string {
+  return err.code !== undefined && TCP_CONNECT_CODES.has(err.code) ? err.code : TLS_FAILURE_CODE;
+}
+
+function failedSocket(err: Error): OpenedConnection {
+  const socket = new net.Socket();
+  process.nextTick(() => socket.destroy(err));
+  return { socket, readyEvent: 'secureConnect', errorCode: handshakeErrorCode };
+}
+
+/** The connect function of one endpoint; null = plain TCP (the pool's own default). */
+export function endpointConnect(
+  cfg: UpstreamTls | undefined,
+  labels: Record<string, string>,
+  env: { identity: IdentitySource | undefined; stats: TlsStats; simpleContext: () => SecureContext },
+): Connect | null {
+  if (cfg === undefined) return null;
+  if (cfg.auto === true && labels[TLS_MODE_LABEL] !== 'istio') return null;
+  const sni = cfg.sni !== undefined && net.isIP(cfg.sni) === 0 ? cfg.sni : undefined;
+  const expected = cfg.subjectAltNames ?? [];
+  const { stats } = env;
+  const track = (socket: tls.TLSSocket): OpenedConnection => {
+    socket.setNoDelay(true);
+    let done = false;
+    socket.once('secureConnect', () => {
+      done = true;
+      stats.sslHandshake++;
+    });
+    socket.once('error', (err: Error) => {
+      if (done) return;
+      stats.sslConnectionError++;
+      if (err instanceof UpstreamTlsError) stats.sslFailVerifySan++;
+    });
+    return { socket, readyEvent: 'secureConnect', errorCode: handshakeErrorCode };
+  };
+  if (cfg.mode === 'ISTIO_MUTUAL')
+    return (host, port) => {
+      const context = env.identity?.secureContext() ?? null;
+      if (context === null) {
+        stats.sslConnectionError++;
+        return failedSocket(
+          new Error('no workload certificate yet: cannot originate mesh mTLS (ISTIO_MUTUAL)'),
+        );
+      }
+      return track(
+        tls.connect({
+          host,
+          port,
+          secureContext: context,
+          ...(sni !== undefined ? { servername: sni } : {}),
+          ALPNProtocols: cfg.alpn ?? MESH_ALPN_HTTP11,
+          checkServerIdentity: (_name, cert) => checkPeerIdentity(expected, cert),
+          rejectUnauthorized: true,
+        }),
+      );
+    };
+  if (cfg.credentialName !== undefined && (cfg.clientCertificate === undefined || cfg.mode === 'SIMPLE'))
+    return () => {
+      stats.sslConnectionError++;
+      return failedSocket(
+        new Error(`tls.credentialName ${cfg.credentialName} is not delivered to this proxy yet`),
+      );
+    };
+  return (host, port) => {
+    let context: SecureContext;
+    try {
+      context = env.simpleContext();
+    } catch (err) {
+      stats.sslConnectionError++;
+      return failedSocket(new Error(`TLS settings unusable: ${errorMessage(err)}`));
+    }
+    const verifyName = sni ?? host;
+    return track(
+      tls.connect({
+        host,
+        port,
+        secureContext: context,
+        ...(sni !== undefined ? { servername: sni } : {}),
+        ...(cfg.alpn ? { ALPNProtocols: cfg.alpn } : {}),
+        rejectUnauthorized: cfg.insecureSkipVerify !== true,
+        checkServerIdentity: (_name, cert) =>
+          cfg.insecureSkipVerify === true
+            ? undefined
+            : expected.length > 0
+              ? checkServerSans(expected, cert)
+              : tls.checkServerIdentity(verifyName, cert),
+      }),
+    );
+  };
+}
+
+/** SIMPLE/MUTUAL: the context from the DR's files (system roots without caCertificates); throws if unreadable. */
+export function originationContext(cfg: UpstreamTls): SecureContext {
+  const read = (file: string | undefined): string | undefined =>
+    file === undefined ? undefined : readFileSync(file, 'utf8');
+  const ca = read(cfg.caCertificates);
+  const cert = cfg.mode === 'MUTUAL' ? read(cfg.clientCertificate) : undefined;
+  const key = cfg.mode === 'MUTUAL' ? read(cfg.privateKey) : undefined;
+  return tls.createSecureContext({
+    ...(ca !== undefined ? { ca } : {}),
+    ...(cert !== undefined ? { cert } : {}),
+    ...(key !== undefined ? { key } : {}),
+  });
+}
