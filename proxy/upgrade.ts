@@ -33,6 +33,7 @@ import {
   type ResponseHandler,
 } from './upstream/h1client.js';
 import { join } from './tcp.js';
+import type { Connect } from './upstream/tls.js';
 
 /** Envoy's stream idle timeout, as the pooled client applies it: a handshake silent this long fails. */
 const HANDSHAKE_IDLE_MS = 300_000;
@@ -43,8 +44,17 @@ const MAX_RESPONSE_HEAD_BYTES = 64 * 1024;
 export interface UpgradeHook {
   /** Puts the upgrade back on the forwarded headers (forwardableHeaders stripped it as hop-by-hop). */
   offer(headers: Headers): void;
-  /** One attempt on a fresh connection to `ep`; the handler sees a 101 as a response start. */
-  dispatch(ep: EndpointRuntime, connectTimeoutMs: number, spec: RequestSpec, handler: ResponseHandler): void;
+  /**
+   * One attempt on a fresh connection to `ep`; the handler sees a 101 as a response start.
+   * `connect` is the cluster's connection factory (mesh mTLS / TLS origination), null for plaintext.
+   */
+  dispatch(
+    ep: EndpointRuntime,
+    connectTimeoutMs: number,
+    spec: RequestSpec,
+    handler: ResponseHandler,
+    connect: Connect | null,
+  ): void;
   /**
    * The upstream answered 101 (on `c`, a controller from dispatch): writes it to the client with
    * `headers` and joins the two connections; `onEnd` runs once when the tunnel closes. Throws if
@@ -134,8 +144,14 @@ export class DetachedUpgrade implements UpgradeHook {
     headers.upgrade = this.token!;
   }
 
-  dispatch(ep: EndpointRuntime, connectTimeoutMs: number, spec: RequestSpec, handler: ResponseHandler): void {
-    new Handshake(handler, this.token!).start(ep, connectTimeoutMs, spec);
+  dispatch(
+    ep: EndpointRuntime,
+    connectTimeoutMs: number,
+    spec: RequestSpec,
+    handler: ResponseHandler,
+    connect: Connect | null,
+  ): void {
+    new Handshake(handler, this.token!).start(ep, connectTimeoutMs, spec, connect);
   }
 
   tunnel(c: Controller, headers: Record<string, string | string[]>, onEnd: (tally: Tally) => void): void {
@@ -188,18 +204,23 @@ class Handshake implements Controller {
   private req: http.ClientRequest | null = null;
   private res: IncomingMessage | null = null;
   private done = false;
+  /** The connection is ready (TCP, or the TLS handshake when the cluster originates TLS). */
+  private connected = false;
 
   constructor(
     private readonly handler: ResponseHandler,
     private readonly token: string,
   ) {}
 
-  start(ep: EndpointRuntime, connectTimeoutMs: number, spec: RequestSpec): void {
+  start(ep: EndpointRuntime, connectTimeoutMs: number, spec: RequestSpec, connect: Connect | null): void {
     this.handler.onRequestStart(this);
     if (this.done) return; // aborted in onRequestStart
     let req: http.ClientRequest;
+    // the upgrade is encrypted like any request to this endpoint (mesh mTLS, SAN check → UF)
+    const opened = connect?.(ep.address, ep.port) ?? null;
     try {
       req = http.request({
+        ...(opened === null ? {} : { createConnection: () => opened.socket }),
         host: ep.address,
         port: ep.port,
         method: spec.method,
@@ -215,10 +236,13 @@ class Handshake implements Controller {
       );
     }
     this.req = req;
-    req.on('socket', (s: net.Socket) => this.watch(s, connectTimeoutMs));
+    req.on('socket', (s: net.Socket) => this.watch(s, connectTimeoutMs, opened?.readyEvent ?? 'connect'));
     req.on('response', (res: IncomingMessage) => this.onResponse(res));
     req.on('upgrade', (res: IncomingMessage, s: net.Socket, head: Buffer) => this.onSwitch(res, s, head));
-    req.on('error', (e: NodeJS.ErrnoException) => this.fail(upstreamError(e, this.res === null)));
+    req.on('error', (e: NodeJS.ErrnoException) => {
+      const code = !this.connected ? opened?.errorCode?.(e) : undefined;
+      this.fail(code === undefined ? upstreamError(e, this.res === null) : new UpstreamError(e.message, code));
+    });
     const body = spec.body;
     if (body === null) req.end();
     else if (Buffer.isBuffer(body)) req.end(body);
@@ -226,18 +250,17 @@ class Handshake implements Controller {
   }
 
   /** Connect timeout, then the stream idle timeout until the response head. */
-  private watch(s: net.Socket, connectTimeoutMs: number): void {
+  private watch(s: net.Socket, connectTimeoutMs: number, readyEvent: 'connect' | 'secureConnect'): void {
     s.setNoDelay(true);
     s.setTimeout(connectTimeoutMs);
-    let connected = false;
-    s.once('connect', () => {
-      connected = true;
+    s.once(readyEvent, () => {
+      this.connected = true;
       s.setTimeout(HANDSHAKE_IDLE_MS);
     });
     s.on('timeout', () => {
       if (this.switched !== null) return;
       this.fail(
-        connected
+        this.connected
           ? new UpstreamError(
               `upstream idle for ${HANDSHAKE_IDLE_MS / 1000} s`,
               'ETIMEDOUT_STREAM',

@@ -323,7 +323,7 @@ export class Exchange {
     const perTry = this.route!.retry.perTryTimeoutMs;
     if (perTry > 0) this.tryTimer = setTimeout(() => this.onTryTimeout(a), perTry);
     const spec = { path: this.path, method: this.view.method, headers: this.out!, body: this.body };
-    if (this.upgrade !== null) this.upgrade.dispatch(ep, cluster.limits.connectTimeoutMs, spec, a);
+    if (this.upgrade !== null) this.upgrade.dispatch(ep, cluster.limits.connectTimeoutMs, spec, a, cluster.connectorFor(ep));
     else cluster.poolFor(ep).dispatch(spec, a);
   }
 

@@ -17,7 +17,7 @@ import {
   type OutlierSettings,
 } from './outlier.js';
 import { createBalancer, type Balancer, type HashInput } from './lb.js';
-import { endpointConnect, originationContext, type TlsStats } from './tls.js';
+import { endpointConnect, originationContext, type Connect, type TlsStats } from './tls.js';
 import type { SecureContext } from 'node:tls';
 import type { IdentitySource } from '../identity/types.js';
 
@@ -161,14 +161,19 @@ export class ClusterRuntime {
         connectTimeoutMs: l.connectTimeoutMs,
         idleTimeoutMs: l.idleTimeoutMs,
         maxRequestsPerConnection: l.maxRequestsPerConnection,
-        connect: endpointConnect(this.def.tls, ep.labels, {
-          identity: this.identity,
-          stats: this.tlsStats,
-          simpleContext: () => (this.originationCtx ??= originationContext(this.def.tls!)),
-        }),
+        connect: this.connectorFor(ep),
       });
     }
     return ep.pool;
+  }
+
+  /** How connections to `ep` are opened: TLS per the cluster's `tls` (tls.ts), or null for plain TCP. */
+  connectorFor(ep: EndpointRuntime): Connect | null {
+    return endpointConnect(this.def.tls, ep.labels, {
+      identity: this.identity,
+      stats: this.tlsStats,
+      simpleContext: () => (this.originationCtx ??= originationContext(this.def.tls!)),
+    });
   }
 
   /** Feeds outlier detection; status 0 = local-origin failure. */

@@ -18,7 +18,7 @@ import { createLogger } from '../../../pkg/log/index.js';
 import type { Cluster, ProxyConfig, UpstreamTls } from '../../../pkg/proxyconfig/types.js';
 import { WorkloadIdentity } from '../../../proxy/identity/workload.js';
 import { fakeWeftd, type FakeWeftd } from './fake-weftd.js';
-import { request, startProxy, upstream, type Started, type Upstream } from './helpers.js';
+import { raw, request, startProxy, upstream, type Started, type Upstream } from './helpers.js';
 
 const quiet = createLogger('mtls-test', { silent: true });
 const MESHED = { 'security.istio.io/tlsMode': 'istio' };
@@ -215,6 +215,23 @@ describe('proxy upstream mTLS (client side) over loopback', function () {
     expect((await request(proxy.port, { host: 'legacy' })).body).to.equal('legacy-app');
     expect(plainApp.seen).to.have.length(1);
     await plainApp.close();
+  });
+
+  it('a WebSocket upgrade goes over mesh mTLS too, and a wrong peer is refused with UF', async () => {
+    const up = 'GET /ws HTTP/1.1\r\nHost: reviews\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n';
+    const good = cluster('reviews', term.port, { mode: 'ISTIO_MUTUAL', subjectAltNames: [SERVER] });
+    proxy = await startProxy(config([good]), { identity: client });
+    const peers = term.peers.length;
+    expect(await raw(proxy.port, up, 1000)).to.match(/^HTTP\/1\.1 101/);
+    expect(term.peers.length).to.equal(peers + 1);
+    await proxy.stop();
+    const bad = cluster('reviews', term.port, {
+      mode: 'ISTIO_MUTUAL',
+      subjectAltNames: ['spiffe://x/ns/y/sa/z'],
+    });
+    proxy = await startProxy(config([bad]), { identity: client });
+    expect(await raw(proxy.port, up, 1000)).to.match(/^HTTP\/1\.1 503[\s\S]*x-weft-response-flags: UF/);
+    expect(await stat(proxy, `${bad.name}.ssl.fail_verify_san`)).to.equal(1);
   });
 
   it('no workload certificate yet: mesh mTLS fails as UF (never plaintext)', async () => {
