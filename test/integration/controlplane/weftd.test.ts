@@ -234,6 +234,26 @@ describe('weftd (in-process, real API server)', function () {
     s.end();
   });
 
+  it('auto-mTLS: a pod that runs a sidecar gets ISTIO_MUTUAL with its service account as the expected identity', async () => {
+    const s = await Stream.open(weftd.discoveryPort, caPem, appToken, 'sidecar', ns, 'app-1');
+    const name = `outbound|9080|v2|${host()}`;
+    expect((await s.nextConfig()).config.clusters.find((c) => c.name === name)?.tls).to.equal(undefined);
+    const key = { apiVersion: 'v1', kind: 'Pod', name: 'reviews-v2', namespace: ns };
+    await kube.mergePatch(key, { metadata: { labels: { 'security.istio.io/tlsMode': 'istio' } } });
+    const tls = await waitFor('ISTIO_MUTUAL on the v2 cluster', async () => {
+      const { config } = await s.nextConfig();
+      return config.clusters.find((c) => c.name === name)?.tls;
+    });
+    expect(tls).to.deep.equal({
+      mode: 'ISTIO_MUTUAL',
+      auto: true,
+      sni: `outbound_.9080_.v2_.${host()}`,
+      subjectAltNames: [`spiffe://cluster.local/ns/${ns}/sa/default`],
+    });
+    await kube.mergePatch(key, { metadata: { labels: { 'security.istio.io/tlsMode': null } } });
+    s.end();
+  });
+
   it('pushes a new version when the VirtualService changes, and nothing for a change that alters no config', async () => {
     const s = await Stream.open(weftd.discoveryPort, caPem, appToken, 'sidecar', ns, 'app-1');
     const first = await s.nextConfig();
