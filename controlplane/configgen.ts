@@ -5,14 +5,24 @@
  * Gateways that select their pod, cached per label set. Versions are content hashes, so an
  * event that changes nothing a proxy sees gives it the same version and no push.
  *
+ * Each sidecar also gets its `inbound` block (pkg/translate/inbound.ts): the mTLS mode per port
+ * from the PeerAuthentications that select it (the Mesh's mtls.mode below them), and the
+ * protocols of the Services in front of it.
+ *
  * Translation warnings describe the mesh config, not a proxy: they are logged once per version.
  */
 import { createHash } from 'node:crypto';
 import { encodeMessage, type ProxyKind } from '../pkg/discovery/protocol.js';
 import type { Logger } from '../pkg/log/index.js';
-import type { ProxyConfig, Telemetry } from '../pkg/proxyconfig/types.js';
-import { translate, translateGateway, type TranslateResult } from '../pkg/translate/index.js';
-import { gatewayTargetPorts } from '../pkg/translate/kube.js';
+import type { Inbound, ProxyConfig, Telemetry } from '../pkg/proxyconfig/types.js';
+import {
+  translate,
+  translateGateway,
+  type ServiceRecord,
+  type TranslateResult,
+} from '../pkg/translate/index.js';
+import { inboundFor } from '../pkg/translate/inbound.js';
+import { gatewayTargetPorts, type KubeService } from '../pkg/translate/kube.js';
 import type { MeshSettings } from './flags.js';
 import type { PodInfo, Snapshot } from './registry.js';
 
@@ -52,6 +62,10 @@ export interface GeneratedConfig {
 export class ConfigGenerator {
   /** The shared translation, and its listeners + clusters already serialized (the bulk of every line). */
   private sidecarBase: { generation: number; result: TranslateResult; body: string } | undefined;
+  /** Per generation: Services by namespace and records by host, for every pod's inbound block. */
+  private inboundIndex:
+    | { generation: number; byNamespace: Map<string, KubeService[]>; byHost: Map<string, ServiceRecord> }
+    | undefined;
   private gatewayCache = new Map<string, TranslateResult>();
   private gatewayCacheGeneration = -1;
   private readonly loggedVersions = new Set<string>();
@@ -82,19 +96,40 @@ export class ConfigGenerator {
     }
     const base = this.sidecarBase.result.config;
     const telemetry = telemetryFor(pod, this.opts.mesh);
-    const version = createHash('sha256')
-      .update(`${base.version}\n${JSON.stringify(telemetry)}`)
-      .digest('hex')
-      .slice(0, 12);
+    const inbound = this.inbound(snapshot, pod);
+    const perPod = `"telemetry":${JSON.stringify(telemetry)},"inbound":${JSON.stringify(inbound)}`;
+    const version = createHash('sha256').update(`${base.version}\n${perPod}`).digest('hex').slice(0, 12);
     const { body } = this.sidecarBase;
     // Serializing a config is most of a push's cost (3 ms for 1000 services); the shared part is
-    // serialized once per generation and only the pod's version and telemetry are spliced in.
+    // serialized once per generation and only the pod's version, telemetry and inbound are spliced in.
     const encode = (): string => {
       const v = JSON.stringify(version);
       const head = `{"apiVersion":${JSON.stringify(base.apiVersion)},"kind":"ProxyConfig","version":${v},`;
-      return `{"type":"config","version":${v},"config":${head}${body},"telemetry":${JSON.stringify(telemetry)}}}\n`;
+      return `{"type":"config","version":${v},"config":${head}${body},${perPod}}}\n`;
     };
-    return { config: { ...base, version, telemetry }, version, encode };
+    return { config: { ...base, version, telemetry, inbound }, version, encode };
+  }
+
+  private inbound(snapshot: Snapshot, pod: PodInfo): Inbound {
+    if (this.inboundIndex?.generation !== snapshot.generation) {
+      const byNamespace = new Map<string, KubeService[]>();
+      for (const svc of snapshot.kubeServices) {
+        const ns = svc.metadata.namespace ?? 'default';
+        byNamespace.set(ns, [...(byNamespace.get(ns) ?? []), svc]);
+      }
+      const byHost = new Map(snapshot.services.map((s) => [s.host, s]));
+      this.inboundIndex = { generation: snapshot.generation, byNamespace, byHost };
+    }
+    const { byNamespace, byHost } = this.inboundIndex;
+    return inboundFor({
+      pod: { namespace: pod.namespace, labels: pod.labels, ...(pod.ip ? { ip: pod.ip } : {}) },
+      kubeServices: byNamespace.get(pod.namespace) ?? [],
+      peerAuthentications: snapshot.peerAuthentications,
+      rootNamespace: this.opts.mesh.rootNamespace,
+      meshMode: this.opts.mesh.mtlsMode,
+      domainSuffix: this.opts.domainSuffix,
+      serviceByHost: (host) => byHost.get(host),
+    });
   }
 
   private gateway(snapshot: Snapshot, pod: PodInfo): GeneratedConfig {

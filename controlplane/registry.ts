@@ -6,9 +6,16 @@
  *
  * Pods change all the time (status, conditions); only an add, a delete, or a change of labels or
  * IP matters to a config, so the rest is filtered out here rather than costing a push cycle.
- * Security kinds (PeerAuthentication, AuthorizationPolicy...) are not watched yet.
+ * Of the security kinds, PeerAuthentication is watched (each sidecar's inbound mTLS modes);
+ * AuthorizationPolicy and RequestAuthentication are not yet.
  */
-import type { DestinationRule, Gateway, ServiceEntry, VirtualService } from '../pkg/api/index.js';
+import type {
+  DestinationRule,
+  Gateway,
+  PeerAuthentication,
+  ServiceEntry,
+  VirtualService,
+} from '../pkg/api/index.js';
 import type { KubeClient } from '../pkg/kube/client.js';
 import { Informer, type InformerEventType } from '../pkg/kube/informer.js';
 import type { KubeObject } from '../pkg/kube/types.js';
@@ -22,6 +29,7 @@ import {
 } from '../pkg/translate/kube.js';
 
 const ISTIO_NETWORKING = 'networking.istio.io/v1';
+const ISTIO_SECURITY = 'security.istio.io/v1';
 
 /** What kind of change triggered a push (istiod's pilot_push_triggers types). */
 export type TriggerType = 'service' | 'endpoint' | 'pod' | 'config';
@@ -35,6 +43,7 @@ export const WATCHED = [
   { apiVersion: ISTIO_NETWORKING, kind: 'DestinationRule', trigger: 'config' },
   { apiVersion: ISTIO_NETWORKING, kind: 'Gateway', trigger: 'config' },
   { apiVersion: ISTIO_NETWORKING, kind: 'ServiceEntry', trigger: 'config' },
+  { apiVersion: ISTIO_SECURITY, kind: 'PeerAuthentication', trigger: 'config' },
 ] as const satisfies readonly { apiVersion: string; kind: string; trigger: TriggerType | null }[];
 
 export type WatchedKind = (typeof WATCHED)[number]['kind'];
@@ -57,6 +66,7 @@ export interface Snapshot {
   destinationRules: DestinationRule[];
   serviceEntries: ServiceEntry[];
   gateways: Gateway[];
+  peerAuthentications: PeerAuthentication[];
 }
 
 export interface KubeRegistry {
@@ -147,6 +157,7 @@ export function createKubeRegistry(kube: KubeClient, log: Logger, domainSuffix: 
         destinationRules: items<DestinationRule>('DestinationRule'),
         serviceEntries: items<ServiceEntry>('ServiceEntry'),
         gateways: items<Gateway>('Gateway'),
+        peerAuthentications: items<PeerAuthentication>('PeerAuthentication'),
       };
       return cached;
     },

@@ -126,6 +126,7 @@ function measureSize(n: number): SizeResult {
       destinationRules: [],
       serviceEntries: [],
       gateways: [],
+      peerAuthentications: [],
     };
     const gen = new ConfigGenerator({ domainSuffix: 'cluster.local', mesh: DEFAULT_MESH, log });
     translations.push(time(() => gen.forProxy(snapshot, 'sidecar', pod)));

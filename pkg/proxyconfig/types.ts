@@ -21,6 +21,8 @@ export interface ProxyConfig {
   telemetry?: Telemetry;
   /** How request paths are normalized before matching and forwarding; absent = BASE. */
   pathNormalization?: PathNormalizationSetting;
+  /** The sidecar's inbound side (capture port 15006); absent: every port PERMISSIVE, sniffed. */
+  inbound?: Inbound;
 }
 
 /**
@@ -40,6 +42,36 @@ export type PathNormalizationType = (typeof PATH_NORMALIZATION_TYPES)[number];
 /** The shape of Istio's `meshConfig.pathNormalization`. */
 export interface PathNormalizationSetting {
   normalization?: PathNormalizationType;
+}
+
+export type PeerMode = 'STRICT' | 'PERMISSIVE' | 'DISABLE';
+
+/** An mTLS mode and what decided it (PeerAuthentication resolution, pkg/translate/peerauth.ts). */
+export interface InboundMtls {
+  mode: PeerMode;
+  /** e.g. `PeerAuthentication demo/strict`, `... portLevelMtls[8080]`, `Mesh spec.mtls.mode`. */
+  policy?: string;
+}
+
+/**
+ * Inbound: mesh mTLS terminated per workload port (STRICT refuses plaintext, PERMISSIVE accepts
+ * both, DISABLE never terminates), then HTTP/1.1 parsed and forwarded to the app, or TCP piped.
+ */
+export interface Inbound {
+  /** The workload's mode: ports without an entry of their own (or without `mtls`) use it. */
+  mtls: InboundMtls;
+  ports?: InboundPort[];
+}
+
+export interface InboundPort {
+  /** The workload (container) port, as the connection's original destination has it. */
+  port: number;
+  /** Declared by the Services in front of it: HTTP is parsed, TCP piped; absent: sniffed. */
+  protocol?: 'HTTP' | 'TCP';
+  /** `portLevelMtls`; absent: `inbound.mtls`. */
+  mtls?: InboundMtls;
+  /** `destination_service` of this port's metrics (a Service host). */
+  service?: string;
 }
 
 export interface Telemetry {

@@ -198,6 +198,35 @@ function checkUpstreamTls(c: Checker, t: unknown, path: string): void {
     c.fail(path, 'MUTUAL needs clientCertificate and privateKey, or credentialName');
 }
 
+const PEER_MODES = ['STRICT', 'PERMISSIVE', 'DISABLE'];
+
+function checkMtls(c: Checker, m: unknown, path: string): void {
+  if (!isObj(m)) return c.fail(path, 'must be an object');
+  if (!PEER_MODES.includes(m.mode as string))
+    c.fail(`${path}.mode`, `must be one of ${PEER_MODES.join(', ')}`);
+  if (m.policy !== undefined && typeof m.policy !== 'string') c.fail(`${path}.policy`, 'must be a string');
+}
+
+function checkInbound(c: Checker, v: unknown): void {
+  if (v === undefined) return;
+  if (!isObj(v)) return c.fail('inbound', 'must be an object');
+  checkMtls(c, v.mtls, 'inbound.mtls');
+  if (v.ports === undefined) return;
+  const seen = new Set<number>();
+  c.array(v.ports, 'inbound.ports').forEach((p, i) => {
+    const path = `inbound.ports[${i}]`;
+    if (!isObj(p)) return c.fail(path, 'must be an object');
+    if (!isPort(p.port) || p.port === 0) c.fail(`${path}.port`, 'must be a port number 1-65535');
+    else if (seen.has(p.port as number)) c.fail(`${path}.port`, `port ${String(p.port)} is listed twice`);
+    else seen.add(p.port as number);
+    if (p.protocol !== undefined && p.protocol !== 'HTTP' && p.protocol !== 'TCP')
+      c.fail(`${path}.protocol`, 'must be HTTP or TCP (absent: sniffed)');
+    if (p.mtls !== undefined) checkMtls(c, p.mtls, `${path}.mtls`);
+    if (p.service !== undefined && typeof p.service !== 'string')
+      c.fail(`${path}.service`, 'must be a string');
+  });
+}
+
 /** Returns every structural problem; an empty list means `cfg` is a ProxyConfig. */
 export function validateProxyConfig(cfg: unknown): ConfigProblem[] {
   const c = new Checker();
@@ -214,6 +243,7 @@ export function validateProxyConfig(cfg: unknown): ConfigProblem[] {
   const names = new Set<string>();
   c.array(cfg.clusters, 'clusters').forEach((cl, i) => checkCluster(c, cl, `clusters[${i}]`, names));
   checkPathNormalization(c, cfg.pathNormalization);
+  checkInbound(c, cfg.inbound);
   return c.problems;
 }
 

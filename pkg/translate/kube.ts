@@ -76,6 +76,13 @@ const PROTOCOLS: Record<string, string> = {
  * unknown to Istio (it would sniff); weft's outbound listener is HTTP, so unknown is HTTP too.
  */
 export function portProtocol(p: Pick<KubeServicePort, 'name' | 'protocol' | 'appProtocol'>): string {
+  return declaredProtocol(p) ?? 'HTTP';
+}
+
+/** The protocol a Service port declares (as portProtocol), or undefined when it declares none. */
+export function declaredProtocol(
+  p: Pick<KubeServicePort, 'name' | 'protocol' | 'appProtocol'>,
+): string | undefined {
   const l4 = (p.protocol ?? 'TCP').toUpperCase();
   if (l4 === 'UDP' || l4 === 'SCTP') return l4;
   const fromApp = p.appProtocol ? PROTOCOLS[p.appProtocol.toLowerCase()] : undefined;
@@ -83,7 +90,7 @@ export function portProtocol(p: Pick<KubeServicePort, 'name' | 'protocol' | 'app
   const prefix = (p.name ?? '').toLowerCase().split('-')[0] ?? '';
   // `grpc-web` is a name of its own, not `grpc` + suffix
   if ((p.name ?? '').toLowerCase().startsWith('grpc-web')) return 'GRPC-WEB';
-  return PROTOCOLS[prefix] ?? 'HTTP';
+  return PROTOCOLS[prefix];
 }
 
 function clusterAddresses(svc: KubeService): string[] {

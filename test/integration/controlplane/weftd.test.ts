@@ -276,6 +276,42 @@ describe('weftd (in-process, real API server)', function () {
     s.end();
   });
 
+  it('watches PeerAuthentication: a STRICT policy selecting the pod reaches its stream as the inbound block, with the deciding policy', async () => {
+    const s = await Stream.open(weftd.discoveryPort, caPem, appToken, 'sidecar', ns, 'app-1');
+    const first = await s.nextConfig();
+    expect(first.config.inbound?.mtls).to.deep.equal({ mode: 'PERMISSIVE', policy: 'Mesh spec.mtls.mode' });
+    await kube.create({
+      apiVersion: 'security.istio.io/v1',
+      kind: 'PeerAuthentication',
+      metadata: { name: 'client-strict', namespace: ns },
+      spec: {
+        selector: { matchLabels: { app: 'client' } },
+        mtls: { mode: 'STRICT' },
+        portLevelMtls: { '8080': { mode: 'DISABLE' } },
+      },
+    });
+    const second = await s.nextConfig();
+    expect(second.config.inbound).to.deep.equal({
+      mtls: { mode: 'STRICT', policy: `PeerAuthentication ${ns}/client-strict` },
+      ports: [
+        {
+          port: 8080,
+          mtls: { mode: 'DISABLE', policy: `PeerAuthentication ${ns}/client-strict portLevelMtls[8080]` },
+        },
+      ],
+    });
+    await kube.delete({
+      apiVersion: 'security.istio.io/v1',
+      kind: 'PeerAuthentication',
+      name: 'client-strict',
+      namespace: ns,
+    });
+    expect((await s.nextConfig()).config.inbound?.mtls.mode, 'back to the mesh default').to.equal(
+      'PERMISSIVE',
+    );
+    s.end();
+  });
+
   it('refuses a token of another namespace (403), a missing token (401) and a pod-bound token used for another pod (403)', async () => {
     const foreign = await Stream.open(
       weftd.discoveryPort,

@@ -50,6 +50,7 @@ class FakeRegistry implements KubeRegistry {
       destinationRules: [],
       serviceEntries: [],
       gateways: [],
+      peerAuthentications: [],
     };
   }
   change(): void {

@@ -119,6 +119,7 @@ describe('weftd mesh config (mesh.yaml)', () => {
     ].join('\n');
     expect(parseMeshSettings(yaml)).to.deep.equal({
       trustDomain: 'corp.example',
+      rootNamespace: 'weft-system',
       mtlsMode: 'STRICT',
       workloadCertTtlMs: 12 * 3600_000,
       telemetry: { metrics: true, accessLog: false, tracingSamplingPercent: 5 },
@@ -139,12 +140,14 @@ describe('weftd mesh config (mesh.yaml)', () => {
   it('an empty file or absent fields keep the defaults', () => {
     expect(parseMeshSettings('')).to.deep.equal(DEFAULT_MESH);
     expect(parseMeshSettings('trustDomain: x')).to.deep.equal({ ...DEFAULT_MESH, trustDomain: 'x' });
+    expect(parseMeshSettings('rootNamespace: istio-system').rootNamespace).to.equal('istio-system');
   });
 
   const bad: [string, string, RegExp][] = [
     ['not YAML', 'a: [', /not YAML/],
     ['a list', '- a', /must be a mapping/],
     ['an empty trust domain', 'trustDomain: ""', /trustDomain/],
+    ['a root namespace that is not a namespace name', 'rootNamespace: Istio_System', /rootNamespace/],
     ['an unknown mTLS mode', 'mtls: {mode: MAYBE}', /mtls.mode must be STRICT, PERMISSIVE or DISABLE/],
     ['a TTL that is not a duration', 'workloadCertTTL: 1 day', /workloadCertTTL/],
     ['a zero TTL', 'workloadCertTTL: 0s', /workloadCertTTL/],
@@ -443,6 +446,7 @@ describe('weftd config generation', () => {
     destinationRules: [],
     serviceEntries: [],
     gateways: [],
+    peerAuthentications: [],
   });
   const gen = (): ConfigGenerator =>
     new ConfigGenerator({
@@ -492,6 +496,32 @@ describe('weftd config generation', () => {
     expect(gw2.config.pathNormalization).to.deep.equal({ normalization: 'DECODE_AND_MERGE_SLASHES' });
     expect(side2.version).to.not.equal(side.version);
     expect(gw2.version).to.not.equal(gw.version);
+  });
+
+  it("PeerAuthentication: a sidecar's inbound block, spliced into its line, and its version", () => {
+    const strict = {
+      apiVersion: 'security.istio.io/v1',
+      kind: 'PeerAuthentication',
+      metadata: { name: 'strict', namespace: 'shop' },
+      spec: { selector: { matchLabels: { app: 'a' } }, mtls: { mode: 'STRICT' as const } },
+    };
+    const g = gen();
+    const before = g.forProxy(snapshot(1), 'sidecar', pod('a-1'));
+    expect(before.config.inbound).to.deep.equal({
+      mtls: { mode: 'PERMISSIVE', policy: 'Mesh spec.mtls.mode' },
+    });
+    const snap = { ...snapshot(2), peerAuthentications: [strict] };
+    const a = g.forProxy(snap, 'sidecar', pod('a-1'));
+    expect(a.config.inbound).to.deep.equal({
+      mtls: { mode: 'STRICT', policy: 'PeerAuthentication shop/strict' },
+    });
+    expect(a.version).to.not.equal(before.version);
+    expect(JSON.parse(a.encode())).to.deep.equal(
+      JSON.parse(encodeMessage({ type: 'config', version: a.version, config: a.config })),
+    );
+    const b = g.forProxy(snap, 'sidecar', pod('b-1', { app: 'b' }));
+    expect(b.config.inbound?.mtls.mode, 'a pod the selector does not match').to.equal('PERMISSIVE');
+    expect(b.version).to.equal(g.forProxy(snapshot(1), 'sidecar', pod('b-1', { app: 'b' })).version);
   });
 
   it('a gateway pod no Gateway selects gets an empty config whose line round-trips', () => {
