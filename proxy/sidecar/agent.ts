@@ -1,8 +1,9 @@
 /**
  * `proxy sidecar` and `proxy gateway`: the proxy in a pod, configured by weftd.
  *
- * sidecar: capture listeners on 15001 (outbound) and 15006 (inbound) where iptables delivers the
- * pod's traffic (proxy/sidecar/capture.ts); the outbound HTTP listener of the config is served
+ * sidecar: capture listeners on 15001 (outbound, proxy/sidecar/capture.ts) and 15006 (inbound:
+ * mesh mTLS per PeerAuthentication, then HTTP or TCP to the app, proxy/inbound/listener.ts) where
+ * iptables delivers the pod's traffic; the outbound HTTP listener of the config is served
  * through the 15001 capture instead of being bound itself. gateway: binds whatever listeners its
  * config has. Both: health on 15021 (`/healthz/ready`, `/app-health/...`), Prometheus on 15090,
  * admin on 127.0.0.1:15000, config from the discovery stream (proxy/discovery/client.ts).
@@ -17,7 +18,9 @@ import { validateProxyConfig } from '../../pkg/proxyconfig/validate.js';
 import { ProxyServer, type ProxyOptions } from '../server.js';
 import { DiscoveryClient, parseAddress } from '../discovery/client.js';
 import { loadAddon } from '../native/original_dst.js';
-import { onInbound, onOutbound, type CaptureEnv } from './capture.js';
+import { onOutbound, type CaptureEnv } from './capture.js';
+import { InboundListener } from '../inbound/listener.js';
+import type { IdentitySource } from '../identity/types.js';
 import { APP_HEALTH_PREFIX, parseProbers, runProbe, type Probers } from './probes.js';
 import { WorkloadIdentity, parseKeyAlgorithm } from '../identity/workload.js';
 import type { WorkloadKeyAlgorithm } from '../../pkg/certs/csr.js';
@@ -179,11 +182,15 @@ function appHealth(s: AgentSettings, req: IncomingMessage, res: ServerResponse):
   return true;
 }
 
-/** Starts the agent; resolves with a stop function once the servers are bound. */
+/**
+ * Starts the agent; resolves with a stop function once the servers are bound. `identity`: the
+ * workload certificate (null: none yet, so mesh mTLS is refused and STRICT ports accept nothing).
+ */
 export async function startAgent(
   s: AgentSettings,
   log: Logger,
-): Promise<{ proxy: ProxyServer; stop: () => Promise<void> }> {
+  deps: { identity?: IdentitySource | null } = {},
+): Promise<{ proxy: ProxyServer; inbound: InboundListener | null; stop: () => Promise<void> }> {
   let capturesBound = s.kind === 'gateway';
   // the readiness gate reads the client's state; the client is created once the proxy exists
   const link: { client?: DiscoveryClient } = {};
@@ -220,6 +227,7 @@ export async function startAgent(
   void identity.start(); // retries on its own; readiness waits for the certificate
   await proxy.startAux();
   const captures: net.Server[] = [];
+  let inboundListener: InboundListener | null = null;
   /** Connections accepted by the captures (pass-through and inbound pipes), for the drain. */
   const captured = new Set<net.Socket>();
   if (s.kind === 'sidecar') {
@@ -243,13 +251,29 @@ export async function startAgent(
       capturePorts: [s.outboundPort, s.inboundPort],
       sniffTimeoutMs: s.sniffTimeoutMs,
     };
-    const tracked = (handle: (e: CaptureEnv, sock: net.Socket) => Promise<void>) => (sock: net.Socket) => {
+    const tracked = (handle: (sock: net.Socket) => void) => (sock: net.Socket) => {
       captured.add(sock);
       sock.once('close', () => captured.delete(sock));
-      void handle(env, sock);
+      handle(sock);
     };
-    const outbound = net.createServer({ noDelay: true }, tracked(onOutbound));
-    const inbound = net.createServer({ noDelay: true }, tracked(onInbound));
+    inboundListener = new InboundListener({
+      log,
+      metrics: proxy.metrics,
+      accessLog: proxy.env.accessLog,
+      appHost: s.appHost,
+      identity: deps.identity ?? null,
+      sniffTimeoutMs: s.sniffTimeoutMs,
+      capturePorts: () => env.capturePorts,
+    });
+    const il = inboundListener;
+    const outbound = net.createServer(
+      { noDelay: true },
+      tracked((sock) => void onOutbound(env, sock)),
+    );
+    const inbound = net.createServer(
+      { noDelay: true },
+      tracked((sock) => il.handle(sock)),
+    );
     env.capturePorts = [
       await listen(outbound, s.outboundPort, s.bind),
       await listen(inbound, s.inboundPort, s.bind),
@@ -276,6 +300,7 @@ export async function startAgent(
               .join('; ')}`,
           );
         await proxy.apply(config);
+        inboundListener?.apply(config);
       } catch (err) {
         proxy.rejected(err);
         throw err;
@@ -297,9 +322,11 @@ export async function startAgent(
   });
   return {
     proxy,
+    inbound: inboundListener,
     stop: async () => {
       client.stop();
       identity.stop();
+      inboundListener?.drain();
       // inbound requests to the app and pass-through connections are raw pipes the HTTP drain
       // does not see: they get the same drain period (readiness failing, HTTP answering with
       // Connection: close meanwhile), then the HTTP drain finishes within what is left
@@ -310,6 +337,7 @@ export async function startAgent(
       await proxy.shutdown(deadline);
       for (const c of captures) c.close();
       for (const sock of captured) sock.destroy();
+      await inboundListener?.close();
       await running;
     },
   };

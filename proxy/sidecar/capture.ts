@@ -5,19 +5,18 @@
  *   of the outbound config goes to the proxy's HTTP router (routing, retries, metrics: exactly
  *   standalone mode). Anything else — an unknown Host, TLS, a database protocol, a client that
  *   says nothing first — is piped as TCP to the original destination (Istio's PassthroughCluster).
- * - inbound (15006): piped to the app at <pod IP>:<original port>, from 127.0.0.6 so the capture
- *   rules let it through.
+ *
+ * Inbound (15006) is proxy/inbound/listener.ts (mesh mTLS, PeerAuthentication, HTTP or TCP to the
+ * app); it shares readHead and hostPort from here.
  *
  * The original destination comes from the native addon (proxy/native). Without it, HTTP is still
- * routed by Host, inbound goes to the Host header's port, and other traffic cannot be passed
- * through (the connection is closed and counted).
+ * routed by Host and other traffic cannot be passed through (the connection is closed and counted).
  */
 import net from 'node:net';
 import type { Logger } from '../../pkg/log/index.js';
 import { findVHost, type CompiledHttpListener } from '../compile/compile.js';
 import { originalDst, type OriginalDst } from '../native/original_dst.js';
 import type { MetricsRegistry } from '../telemetry/metrics.js';
-import { INBOUND_PASSTHROUGH_SOURCE } from '../init/rules.js';
 import { splice } from '../tcp.js';
 
 /** Bytes to look at before deciding; an HTTP request head larger than this is passed through. */
@@ -54,10 +53,12 @@ function hostHeader(head: string): string | null {
   return m ? m[1]!.trim() : null;
 }
 
-/** The port in a Host value (`reviews:9080` → 9080; none → 80). */
+/** The port in a Host value (`reviews:9080` → 9080; none, or not a port number → 80). */
 export function hostPort(host: string): number {
-  const m = /:(\d+)$/.exec(host);
-  return m ? Number(m[1]) : 80;
+  const m = /:(\d{1,5})$/.exec(host);
+  const port = m ? Number(m[1]) : 80;
+  // net.connect throws on a port out of range: a Host header must never get that far
+  return port >= 1 && port <= 65535 ? port : 80;
 }
 
 /**
@@ -172,25 +173,4 @@ export async function onOutbound(env: CaptureEnv, socket: net.Socket): Promise<v
   }
   env.metrics.inc('weft_proxy_passthrough_connections_total');
   pipeTo(socket, head, { host: dst.address, port: dst.port }, env.log, 'outbound passthrough');
-}
-
-export async function onInbound(env: CaptureEnv, socket: net.Socket): Promise<void> {
-  socket.on('error', () => socket.destroy());
-  const dst = destination(env, socket);
-  let head: Buffer = Buffer.alloc(0);
-  let port = dst !== null && !isSelf(env, dst) ? dst.port : null;
-  if (port === null) {
-    const r = await readHead(socket, env.sniffTimeoutMs);
-    head = r.head;
-    if (r.verdict.kind === 'http' && r.verdict.host !== null) port = hostPort(r.verdict.host);
-  }
-  if (port === null) {
-    env.metrics.inc('weft_proxy_inbound_refused_total');
-    env.log.warn('Inbound connection with no known port closed', { reason: 'original destination unknown' });
-    socket.destroy();
-    return;
-  }
-  env.metrics.inc('weft_proxy_inbound_connections_total');
-  const localAddress = net.isIPv4(env.appHost) ? INBOUND_PASSTHROUGH_SOURCE : undefined;
-  pipeTo(socket, head, { host: env.appHost, port, localAddress }, env.log, 'inbound');
 }

@@ -65,7 +65,7 @@ export interface SourceLabels {
   version: string;
 }
 
-const esc = (v: string): string => v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
+export const esc = (v: string): string => v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
 
 /** All series for one (source, destination) pair. */
 export class MetricGroup {
@@ -110,6 +110,8 @@ export class MetricsRegistry {
   /** Proxy-level counters (`weft_*`), e.g. config reloads and rejected downstream requests. */
   readonly counters = new Map<string, number>();
   private readonly gauges = new Map<string, { help: string; read: () => [string, number][] }>();
+  /** Counters with labels: name → label text → value (one TYPE line per name when rendered). */
+  readonly labelledCounters = new Map<string, Map<string, number>>();
 
   constructor(private source: SourceLabels) {}
 
@@ -137,17 +139,27 @@ export class MetricsRegistry {
 
   /** Interned per label set: call at compile time, keep the group on the compiled destination. */
   group(d: DestinationLabels): MetricGroup {
-    const key = this.labelText(d);
-    let g = this.groups.get(key);
+    return this.groupFor(this.labelText(d));
+  }
+
+  tcpGroup(d: DestinationLabels): TcpGroup {
+    return this.tcpGroupFor(this.labelText(d).replace('request_protocol="http"', 'request_protocol="tcp"'));
+  }
+
+  /**
+   * Interned by a label text the caller built (the inbound side reports with
+   * reporter="destination" and a label set of its own); call per connection, not per request.
+   */
+  groupFor(labels: string): MetricGroup {
+    let g = this.groups.get(labels);
     if (g === undefined) {
-      g = new MetricGroup(key);
-      this.groups.set(key, g);
+      g = new MetricGroup(labels);
+      this.groups.set(labels, g);
     }
     return g;
   }
 
-  tcpGroup(d: DestinationLabels): TcpGroup {
-    const key = this.labelText(d).replace('request_protocol="http"', 'request_protocol="tcp"');
+  tcpGroupFor(key: string): TcpGroup {
     let g = this.tcp.get(key);
     if (g === undefined) {
       g = new TcpGroup(key);
@@ -166,6 +178,13 @@ export class MetricsRegistry {
    */
   gauge(name: string, help: string, read: () => [labels: string, value: number][]): void {
     this.gauges.set(name, { help, read });
+  }
+
+  /** `labels` is label text such as `reason="plaintext"` (values escaped by the caller, bounded sets only). */
+  incLabelled(name: string, labels: string, by = 1): void {
+    let m = this.labelledCounters.get(name);
+    if (m === undefined) this.labelledCounters.set(name, (m = new Map()));
+    m.set(labels, (m.get(labels) ?? 0) + by);
   }
 
   render(): string {
@@ -215,6 +234,10 @@ export class MetricsRegistry {
         g.help,
         values.map(([l, v]) => `${name}${l === '' ? '' : `{${l}}`} ${v}`),
       );
+    }
+    for (const [name, m] of this.labelledCounters) {
+      lines.push(`# TYPE ${name} counter`);
+      for (const [labels, v] of m) lines.push(`${name}{${labels}} ${v}`);
     }
     return lines.join('\n') + '\n';
   }

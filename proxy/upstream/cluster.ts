@@ -23,14 +23,14 @@ import type { IdentitySource } from '../identity/types.js';
 
 /** Istio's DestinationRule defaults (dr.proto): "unlimited" is 2^32-1. */
 const UNLIMITED = 2 ** 32 - 1;
-const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
+export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 /**
  * Upstream idle keep-alive. Istio's default is 1h, but a pooled socket must be closed before
  * the upstream closes it, or requests race with the close (503 UC). Node servers close idle
  * sockets after 5 s, so pools default to 4 s unless the DR sets a shorter idleTimeout; the
  * client also honours the upstream's `Keep-Alive: timeout=` hint.
  */
-const DEFAULT_IDLE_MS = 4_000;
+export const DEFAULT_IDLE_MS = 4_000;
 
 export interface EndpointRuntime {
   readonly address: string;

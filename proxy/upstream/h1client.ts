@@ -64,6 +64,8 @@ export interface PoolOptions {
   maxRequestsPerConnection: number;
   /** Opens a connection (TLS: proxy/upstream/tls.ts); default plain TCP. */
   connect?: Connect | null;
+  /** Source address of the connections (the sidecar's inbound side connects from 127.0.0.6). */
+  localAddress?: string | undefined;
 }
 
 export class UpstreamError extends Error {
@@ -130,7 +132,7 @@ class Conn {
     const o = pool.opts;
     // mesh mTLS / TLS origination (proxy/upstream/tls.ts) hands in a TLS socket: ready after the handshake
     const opened = o.connect?.(pool.host, pool.port) ?? {
-      socket: net.connect({ host: pool.host, port: pool.port, noDelay: true }),
+      socket: net.connect({ host: pool.host, port: pool.port, noDelay: true, localAddress: o.localAddress }),
       readyEvent: 'connect' as const,
     };
     const errorCode = opened.errorCode;

@@ -4,7 +4,7 @@
  */
 import { expect } from 'chai';
 import net from 'node:net';
-import { onInbound, onOutbound, type CaptureEnv } from '../../../proxy/sidecar/capture.js';
+import { onOutbound, type CaptureEnv } from '../../../proxy/sidecar/capture.js';
 import type { OriginalDst } from '../../../proxy/native/original_dst.js';
 import type { CompiledHttpListener } from '../../../proxy/compile/compile.js';
 import { MetricsRegistry } from '../../../proxy/telemetry/metrics.js';
@@ -23,9 +23,7 @@ describe('sidecar capture dispatch (loopback, injected original destination)', f
   let echo: net.Server;
   let echoPort: number;
   let capture: net.Server;
-  let inbound: net.Server;
   let capturePort: number;
-  let inboundPort: number;
   let dst: OriginalDst | null = null;
   const metrics = new MetricsRegistry({ workload: 'w', namespace: 'n', app: 'a', version: 'v' });
 
@@ -50,14 +48,11 @@ describe('sidecar capture dispatch (loopback, injected original destination)', f
       dst: () => dst,
     };
     capture = net.createServer((s) => void onOutbound(env, s));
-    inbound = net.createServer((s) => void onInbound(env, s));
     capturePort = await listen(capture);
-    inboundPort = await listen(inbound);
-    env.capturePorts = [capturePort, inboundPort];
+    env.capturePorts = [capturePort];
   });
   after(async () => {
     capture?.close();
-    inbound?.close();
     echo?.close();
     await proxy?.stop();
     await app?.close();
@@ -126,10 +121,5 @@ describe('sidecar capture dispatch (loopback, injected original destination)', f
     const before = metrics.counters.get('weft_proxy_passthrough_refused_total') ?? 0;
     expect(await raw(capturePort, 'data')).to.equal('');
     expect(metrics.counters.get('weft_proxy_passthrough_refused_total')).to.equal(before + 1);
-  });
-
-  it('inbound goes to the app on the original port', async () => {
-    dst = { address: '10.0.0.5', port: echoPort, family: 4 };
-    expect(await raw(inboundPort, 'in')).to.equal('echo:in');
   });
 });

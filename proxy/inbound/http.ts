@@ -1,0 +1,421 @@
+/**
+ * The inbound HTTP/1.1 hop: requests the inbound listener accepted (plaintext, or decrypted mesh
+ * mTLS) are parsed by a node:http server that listens nowhere (connections are handed in) and
+ * forwarded to the app over loopback-local keep-alive pools (from 127.0.0.6, which the capture
+ * rules never redirect). On the way:
+ *
+ * - `x-forwarded-client-cert`: whatever the client sent is dropped; an mTLS connection's peer is
+ *   set (Envoy's SANITIZE_SET: weft's outbound side does not strip an app's XFCC, so appending to
+ *   a client-supplied one, as Istio's APPEND_FORWARD does, would let an app forge identities);
+ * - trace context (`x-request-id`, `traceparent`) and `x-forwarded-proto` when absent;
+ * - reporter="destination" metrics with the peer's principal and the security policy, and an
+ *   access log line saying whether the connection was mTLS and who the peer was.
+ *
+ * No retries (Istio's inbound has none by default) except one on a fresh connection when a pooled
+ * keep-alive connection the app had closed fails before any response byte (a bodyless idempotent
+ * request the app never saw: Istio 1.24's inbound retry policy).
+ */
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import net from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { Logger } from '../../pkg/log/index.js';
+import { H1Pool, type Controller, type ResponseHandler, type UpstreamError } from '../upstream/h1client.js';
+import { DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_IDLE_MS } from '../upstream/cluster.js';
+import { forwardableHeaders, HOP_BY_HOP, type HeaderMap } from '../router/headers.js';
+import { addFlag, FLAG_TEXT, Flags, type Flag } from '../router/flags.js';
+import { propagate } from '../telemetry/trace.js';
+import type { AccessLog } from '../telemetry/accesslog.js';
+import type { MetricGroup } from '../telemetry/metrics.js';
+import type { PortPlan } from './plan.js';
+import type { PeerIdentity } from './peer.js';
+import { hostPort } from '../sidecar/capture.js';
+
+export const XFCC = 'x-forwarded-client-cert';
+
+/** One accepted inbound connection, as the HTTP hop and the access log see it. */
+export interface InboundConnection {
+  plan: PortPlan;
+  /** The app port from the original destination; null: the Host header's port. */
+  appPort: number | null;
+  /** `ip:port` of the client. */
+  remote: string;
+  sni: string | null;
+  /** null: plaintext. */
+  peer: PeerIdentity | null;
+  localPrincipal: string | null;
+  /** Resolved once per connection (reporter="destination", this peer, this security). */
+  metrics: MetricGroup;
+}
+
+export interface InboundHttpOptions {
+  log: Logger;
+  accessLog: AccessLog | null;
+  /** Read per request: the config's access-log switch. */
+  accessLogOn: () => boolean;
+  appHost: string;
+  /** 127.0.0.6 for an IPv4 app host. */
+  sourceAddress: string | undefined;
+  maxHeaderBytes?: number;
+  headersTimeoutMs?: number;
+  requestTimeoutMs?: number;
+  idleTimeoutMs?: number;
+}
+
+/** App ports with a pool kept; past this, pools without connections are dropped before a new one opens. */
+export const MAX_APP_POOLS = 256;
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
+const CONNECT_FAILURE = new Set([
+  'ECONNREFUSED',
+  'ETIMEDOUT_CONNECT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EADDRNOTAVAIL',
+]);
+
+export function securityPolicy(c: InboundConnection): 'mutual_tls' | 'none' {
+  return c.peer === null ? 'none' : 'mutual_tls';
+}
+
+class InboundExchange implements ResponseHandler {
+  private flags = '-';
+  private status = 0;
+  private reqBytes = 0;
+  private respBytes = 0;
+  private controller: Controller | null = null;
+  private done = false;
+  private staleRetryUsed = false;
+  private readonly start = performance.now();
+  private readonly headers: HeaderMap;
+  private readonly requestId: string;
+  private readonly port: number;
+  private readonly body: IncomingMessage | null;
+
+  constructor(
+    private readonly hop: InboundHttp,
+    private readonly conn: InboundConnection,
+    private readonly req: IncomingMessage,
+    private readonly res: ServerResponse,
+  ) {
+    this.port = conn.appPort ?? hostPort(req.headers.host ?? '');
+    const h = (this.headers = forwardableHeaders(req.headers));
+    h.host = req.headers.host;
+    delete h[XFCC];
+    if (conn.peer !== null) h[XFCC] = conn.peer.xfcc;
+    h['x-forwarded-proto'] ??= conn.peer !== null ? 'https' : 'http';
+    this.requestId = propagate(h);
+    const hasBody =
+      req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
+    this.body = hasBody ? req : null;
+    if (hasBody) req.on('data', (c: Buffer) => (this.reqBytes += c.length));
+    else req.resume();
+  }
+
+  run(): void {
+    this.res.once('close', () => this.onDownstreamClose());
+    this.dispatch();
+  }
+
+  private dispatch(): void {
+    const spec = {
+      method: this.req.method ?? 'GET',
+      path: this.req.url ?? '/',
+      headers: this.headers,
+      body: this.body,
+    };
+    try {
+      this.hop.pool(this.port).dispatch(spec, this);
+    } catch (err) {
+      // e.g. a connect option node refuses synchronously: this request fails, not the process
+      this.localReply(
+        503,
+        Flags.ConnectFailure,
+        `${(err as Error).message} (${this.hop.appHost}:${this.port})`,
+      );
+    }
+  }
+
+  onRequestStart(c: Controller): void {
+    this.controller = c;
+  }
+
+  onResponseStart(
+    c: Controller,
+    status: number,
+    headers: Record<string, string | string[] | undefined>,
+  ): void {
+    this.status = status;
+    const out: Record<string, string | string[]> = {};
+    for (const k in headers) if (HOP_BY_HOP[k] !== true && headers[k] !== undefined) out[k] = headers[k]!;
+    if (this.hop.draining) this.res.shouldKeepAlive = false;
+    try {
+      this.res.writeHead(status, out);
+    } catch (err) {
+      c.abort(err as Error);
+    }
+  }
+
+  onResponseData(c: Controller, chunk: Buffer): void {
+    this.respBytes += chunk.length;
+    if (!this.res.write(chunk)) {
+      // a slow client: stop reading the app until it drains
+      c.pause();
+      this.res.once('drain', () => c.resume());
+    }
+  }
+
+  onResponseEnd(): void {
+    this.res.end();
+    this.finish();
+  }
+
+  onResponseError(_c: Controller, err: Error): void {
+    if (this.done) return;
+    const e = err as Partial<UpstreamError> & Error;
+    if (this.res.headersSent) {
+      this.flags = addFlag(this.flags, Flags.UpstreamReset);
+      this.res.destroy();
+      return this.finish();
+    }
+    if (
+      e.reused === true &&
+      e.beforeResponse === true &&
+      !this.staleRetryUsed &&
+      this.body === null &&
+      IDEMPOTENT.has(this.req.method ?? '')
+    ) {
+      // the app closed a pooled keep-alive connection as we reused it: it never saw the request
+      this.staleRetryUsed = true;
+      return this.dispatch();
+    }
+    const code = e.code ?? '';
+    const flag: Flag = CONNECT_FAILURE.has(code)
+      ? Flags.ConnectFailure
+      : code === 'EPROTO_UPSTREAM'
+        ? Flags.UpstreamProtocolError
+        : Flags.ConnectionTermination;
+    this.localReply(
+      flag === Flags.UpstreamProtocolError ? 502 : 503,
+      flag,
+      `${code || err.message} from ${this.hop.appHost}:${this.port}`,
+    );
+  }
+
+  private localReply(status: number, flag: Flag, detail: string): void {
+    this.flags = addFlag(this.flags, flag);
+    this.status = status;
+    const text = `${FLAG_TEXT[flag] ?? 'local reply'}: ${detail} [flag ${this.flags}]\n`;
+    if (!this.res.headersSent && !this.res.destroyed) {
+      this.respBytes = Buffer.byteLength(text);
+      this.res.writeHead(status, {
+        'content-type': 'text/plain; charset=utf-8',
+        'content-length': String(this.respBytes),
+        'x-weft-response-flags': this.flags,
+      });
+      this.res.end(text);
+    }
+    this.finish();
+  }
+
+  private onDownstreamClose(): void {
+    if (this.done || this.res.writableFinished) return;
+    this.flags = addFlag(this.flags, Flags.DownstreamDisconnect);
+    // the client went away: free the app connection instead of letting it finish for nobody
+    this.controller?.abort(new Error('downstream disconnected'));
+    this.finish();
+  }
+
+  private finish(): void {
+    if (this.done) return;
+    this.done = true;
+    this.hop.inflight--;
+    const ms = performance.now() - this.start;
+    this.conn.metrics.record(this.status, this.flags, ms, this.reqBytes, this.respBytes);
+    if (this.hop.opts.accessLog !== null && this.hop.opts.accessLogOn())
+      this.hop.opts.accessLog.write(this.logEntry(ms));
+  }
+
+  private logEntry(ms: number): Record<string, unknown> {
+    const c = this.conn;
+    const h = this.req.headers;
+    return {
+      start_time: new Date(Date.now() - ms).toISOString(),
+      direction: 'inbound',
+      method: this.req.method,
+      path: this.req.url,
+      protocol: `HTTP/${this.req.httpVersion}`,
+      response_code: this.status,
+      response_flags: this.flags,
+      bytes_received: this.reqBytes,
+      bytes_sent: this.respBytes,
+      duration: Math.round(ms),
+      authority: h.host,
+      user_agent: h['user-agent'],
+      request_id: this.requestId,
+      upstream_host: `${this.hop.appHost}:${this.port}`,
+      upstream_cluster: `inbound|${this.port}||`,
+      downstream_remote_address: c.remote,
+      ...connectionFields(c),
+    };
+  }
+}
+
+/** What the access log says about a connection's security (HTTP and TCP lines alike). */
+export function connectionFields(c: InboundConnection): Record<string, unknown> {
+  return {
+    connection_security_policy: securityPolicy(c),
+    mtls: c.peer !== null,
+    source_principal: c.peer?.principal,
+    destination_principal: c.peer !== null ? (c.localPrincipal ?? undefined) : undefined,
+    requested_server_name: c.sni ?? undefined,
+    mtls_mode: c.plan.mode,
+    mtls_policy: c.plan.policy,
+  };
+}
+
+export class InboundHttp {
+  readonly server: http.Server;
+  draining = false;
+  inflight = 0;
+  private readonly conns = new WeakMap<Duplex, InboundConnection>();
+  private readonly pools = new Map<number, H1Pool>();
+  /** Open connections and how many requests each has in progress (idle ones close on drain). */
+  private readonly sockets = new Map<Duplex, number>();
+
+  constructor(readonly opts: InboundHttpOptions) {
+    const o = opts;
+    this.server = http.createServer(
+      {
+        // the outbound side's limits (proxy/server.ts): Envoy's 60 KiB headers, 10 s to send them
+        maxHeaderSize: o.maxHeaderBytes ?? 60 * 1024,
+        headersTimeout: o.headersTimeoutMs ?? 10_000,
+        requestTimeout: o.requestTimeoutMs ?? 300_000,
+        keepAliveTimeout: o.idleTimeoutMs ?? 60_000,
+        connectionsCheckingInterval: Math.min(o.headersTimeoutMs ?? 10_000, 1000),
+        noDelay: true,
+      },
+      (req, res) => this.onRequest(req, res),
+    );
+    this.server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) =>
+      this.onClientError(err, socket),
+    );
+    this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) =>
+      this.onUpgrade(req, socket, head),
+    );
+  }
+
+  get appHost(): string {
+    return this.opts.appHost;
+  }
+
+  /** Serves `socket` (already past mTLS, if any) as HTTP/1.1. */
+  serve(socket: net.Socket, conn: InboundConnection): void {
+    this.conns.set(socket, conn);
+    this.sockets.set(socket, 0);
+    socket.once('close', () => this.sockets.delete(socket));
+    this.server.emit('connection', socket);
+  }
+
+  pool(port: number): H1Pool {
+    let p = this.pools.get(port);
+    if (p === undefined) {
+      // every captured port can be asked for: keep pools (each has a sweep timer) for the busy ones
+      if (this.pools.size >= MAX_APP_POOLS)
+        for (const [k, old] of this.pools)
+          if (old.connections === 0) {
+            void old.destroy();
+            this.pools.delete(k);
+          }
+      p = new H1Pool(this.opts.appHost, port, {
+        maxConnections: Infinity,
+        connectTimeoutMs: DEFAULT_CONNECT_TIMEOUT_MS,
+        idleTimeoutMs: DEFAULT_IDLE_MS,
+        maxRequestsPerConnection: 0,
+        localAddress: this.opts.sourceAddress,
+      });
+      this.pools.set(port, p);
+    }
+    return p;
+  }
+
+  private onRequest(req: IncomingMessage, res: ServerResponse): void {
+    const conn = this.conns.get(req.socket);
+    if (conn === undefined) return void res.destroy(); // not handed in by the listener: cannot happen
+    const sock = req.socket;
+    this.sockets.set(sock, (this.sockets.get(sock) ?? 0) + 1);
+    res.once('close', () => {
+      const n = (this.sockets.get(sock) ?? 1) - 1;
+      if (this.sockets.has(sock)) this.sockets.set(sock, n);
+      if (this.draining && n === 0) sock.destroy();
+    });
+    this.inflight++;
+    if (this.draining) res.shouldKeepAlive = false;
+    new InboundExchange(this, conn, req, res).run();
+  }
+
+  /** Malformed requests, oversized headers, header timeouts: a status, a flag, a metric, a log line. */
+  private onClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
+    const code = err.code ?? '';
+    if (code === 'ECONNRESET' || !socket.writable) return void socket.destroy();
+    const status =
+      code === 'HPE_HEADER_OVERFLOW'
+        ? 431
+        : code === 'ERR_HTTP_REQUEST_TIMEOUT' || code === 'ERR_HTTP_HEADERS_TIMEOUT'
+          ? 408
+          : 400;
+    this.conns.get(socket)?.metrics.record(status, Flags.DownstreamProtocolError, 0, 0, 0);
+    const body = `downstream protocol error: ${code || err.message} [flag DPE]\n`;
+    socket.end(
+      `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nconnection: close\r\ncontent-type: text/plain\r\nx-weft-response-flags: DPE\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+    );
+  }
+
+  /**
+   * WebSocket and other upgrades: the request head is replayed to the app (XFCC replaced like any
+   * request), then both sides are piped.
+   */
+  private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const conn = this.conns.get(socket);
+    socket.on('error', () => socket.destroy());
+    if (conn === undefined) return void socket.destroy();
+    const port = conn.appPort ?? hostPort(req.headers.host ?? '');
+    let lines = `${req.method} ${req.url} HTTP/1.1\r\n`;
+    const raw = req.rawHeaders;
+    for (let i = 0; i < raw.length; i += 2)
+      if (raw[i]!.toLowerCase() !== XFCC) lines += `${raw[i]}: ${raw[i + 1]}\r\n`;
+    if (conn.peer !== null) lines += `${XFCC}: ${conn.peer.xfcc}\r\n`;
+    const upstream = this.connectApp(port);
+    upstream.once('connect', () => {
+      upstream.write(`${lines}\r\n`);
+      if (head.length > 0) upstream.write(head);
+      upstream.pipe(socket);
+      socket.pipe(upstream);
+      conn.metrics.record(101, '-', 0, 0, 0);
+    });
+    upstream.once('error', (err) => {
+      if (upstream.readyState !== 'opening' || !socket.writable) return void socket.destroy();
+      conn.metrics.record(503, Flags.ConnectFailure, 0, 0, 0);
+      const body = `${FLAG_TEXT.UF}: ${err.message} [flag UF]\n`;
+      socket.end(
+        `HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+      );
+    });
+    socket.once('close', () => upstream.destroy());
+    upstream.once('close', () => socket.destroy());
+  }
+
+  private connectApp(port: number): net.Socket {
+    return net.connect({ host: this.opts.appHost, port, localAddress: this.opts.sourceAddress });
+  }
+
+  /** Drain: keep-alive responses say `Connection: close`, idle connections close now. */
+  drain(): void {
+    this.draining = true;
+    for (const [sock, busy] of this.sockets) if (busy === 0) sock.destroy();
+  }
+
+  async close(): Promise<void> {
+    for (const sock of this.sockets.keys()) sock.destroy();
+    await Promise.all([...this.pools.values()].map((p) => p.destroy()));
+    this.pools.clear();
+  }
+}

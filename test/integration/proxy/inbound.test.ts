@@ -1,0 +1,647 @@
+/**
+ * The sidecar's inbound listener on loopback, with real TLS: a mesh root and workload
+ * certificates made here (pkg/certs), the original destination injected (the netns test covers
+ * the real one), real HTTP and TCP apps behind it.
+ *
+ * STRICT / PERMISSIVE / DISABLE and port-level modes; XFCC in Istio's format (and a client's own
+ * XFCC replaced); reporter="destination" metrics with the principals and the security policy;
+ * access log lines; TCP pipes with istio_tcp_*; and the bad input of issue #13 (a certificate of
+ * another CA, an expired one, none, garbage, a ClientHello without SNI or with a foreign ALPN):
+ * each refused and counted with its reason, none affecting the next good request.
+ */
+import { expect } from 'chai';
+import { createHash, X509Certificate } from 'node:crypto';
+import http from 'node:http';
+import https from 'node:https';
+import net from 'node:net';
+import tls from 'node:tls';
+import { Writable } from 'node:stream';
+import type { Logger } from '../../../pkg/log/index.js';
+import {
+  PROXY_CONFIG_API_VERSION,
+  type Inbound,
+  type InboundPort,
+  type ProxyConfig,
+} from '../../../pkg/proxyconfig/types.js';
+import { InboundListener } from '../../../proxy/inbound/listener.js';
+import { MetricsRegistry } from '../../../proxy/telemetry/metrics.js';
+import { AccessLog } from '../../../proxy/telemetry/accesslog.js';
+import type { KeyPairPem } from '../../../pkg/certs/index.js';
+import { leafWithSans, meshRoot, TestIdentity, workloadCert } from './mesh-identity.js';
+import { sleep } from './helpers.js';
+
+const SELF = 'spiffe://cluster.local/ns/demo/sa/reviews';
+const PEER = 'spiffe://cluster.local/ns/shop/sa/productpage';
+const STRICT = 'PeerAuthentication demo/strict';
+
+interface SeenRequest {
+  url: string;
+  headers: http.IncomingHttpHeaders;
+  from: string | undefined;
+}
+
+async function listen(server: net.Server): Promise<number> {
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return (server.address() as net.AddressInfo).port;
+}
+
+/** Captured warn/info lines of the listener (a Logger stand-in). */
+function captureLog(): { log: Logger; lines: { message: string; meta: Record<string, unknown> }[] } {
+  const lines: { message: string; meta: Record<string, unknown> }[] = [];
+  const push = (message: string, meta: Record<string, unknown> = {}): void =>
+    void lines.push({ message, meta });
+  const log = { warn: push, info: push, error: push, debug: push } as unknown as Logger;
+  return { log, lines };
+}
+
+interface Reply {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: string;
+}
+
+function collect(res: http.IncomingMessage, resolve: (r: Reply) => void, reject: (e: Error) => void): void {
+  const chunks: Buffer[] = [];
+  res.on('data', (c: Buffer) => chunks.push(c));
+  res.on('end', () =>
+    resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString() }),
+  );
+  res.on('error', reject);
+}
+
+/** An HTTP request over mesh mTLS, as a peer sidecar would originate it. */
+function meshRequest(
+  port: number,
+  client: KeyPairPem | null,
+  roots: string,
+  opts: { path?: string; headers?: Record<string, string>; alpn?: string[]; servername?: string } = {},
+): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const r = https.request(
+      {
+        host: '127.0.0.1',
+        port,
+        path: opts.path ?? '/',
+        headers: { host: 'reviews.demo.svc.cluster.local:9080', ...opts.headers },
+        servername: opts.servername ?? 'outbound_.9080_._.reviews.demo.svc.cluster.local',
+        ALPNProtocols: opts.alpn ?? ['istio-http/1.1', 'istio'],
+        ...(client ? { key: client.keyPem, cert: client.certPem } : {}),
+        ca: roots,
+        // the server's SPIFFE identity is checked by the client side (not under test here)
+        checkServerIdentity: () => undefined,
+        agent: false,
+      } as https.RequestOptions,
+      (res) => collect(res, resolve, reject),
+    );
+    r.on('error', reject);
+    r.end();
+  });
+}
+
+function plainRequest(
+  port: number,
+  opts: { path?: string; headers?: Record<string, string>; agent?: http.Agent } = {},
+): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const r = http.request(
+      {
+        host: '127.0.0.1',
+        port,
+        path: opts.path ?? '/',
+        headers: { host: 'reviews.demo.svc.cluster.local:9080', ...opts.headers },
+        agent: opts.agent ?? false,
+      },
+      (res) => collect(res, resolve, reject),
+    );
+    r.on('error', reject);
+    r.end();
+  });
+}
+
+/** Writes `bytes` and resolves when the proxy closes the connection (or `untilBytes` came back), with what it answered. */
+function rawExchange(port: number, bytes: Buffer | string, untilBytes = Infinity): Promise<string> {
+  return new Promise((resolve) => {
+    const s = net.connect(port, '127.0.0.1', () => s.write(bytes));
+    let out = '';
+    s.on('data', (d: Buffer) => {
+      out += d.toString('latin1');
+      if (out.length >= untilBytes) s.destroy();
+    });
+    s.on('error', () => undefined);
+    s.on('close', () => resolve(out));
+  });
+}
+
+/** A TLS client with `opts`; resolves with the error or close it ends with (never throws). */
+function tlsAttempt(
+  port: number,
+  opts: tls.ConnectionOptions,
+  send = 'GET / HTTP/1.1\r\nhost: x\r\n\r\n',
+  until?: string,
+): Promise<string> {
+  return new Promise((resolve) => {
+    const s = tls.connect({ host: '127.0.0.1', port, checkServerIdentity: () => undefined, ...opts });
+    let out = '';
+    s.on('secureConnect', () => s.write(send));
+    s.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (until !== undefined && out.includes(until)) s.destroy();
+    });
+    s.on('error', (e: NodeJS.ErrnoException) => resolve(`error ${e.code ?? e.message}`));
+    s.on('close', () => resolve(out === '' ? 'closed' : out));
+  });
+}
+
+/** The ClientHello a node:tls client sends with `opts`. */
+async function clientHello(opts: tls.ConnectionOptions): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  const server = net.createServer((s) => {
+    s.on('data', (d: Buffer) => chunks.push(d));
+    setTimeout(() => s.destroy(), 200);
+  });
+  const port = await listen(server);
+  await new Promise<void>((resolve) => {
+    const c = tls.connect({ host: '127.0.0.1', port, rejectUnauthorized: false, ...opts });
+    c.on('error', () => resolve());
+    c.on('close', () => resolve());
+  });
+  server.close();
+  return Buffer.concat(chunks);
+}
+
+describe('sidecar inbound: mesh mTLS, PeerAuthentication, L7 (loopback, real TLS)', function () {
+  this.timeout(30_000);
+  const root = meshRoot();
+  const otherRoot = meshRoot('another mesh');
+  const peerCert = workloadCert(root, PEER);
+  let identity: TestIdentity;
+  let app: http.Server;
+  let appPort: number;
+  let echo: net.Server;
+  let echoPort: number;
+  let sniffed: http.Server;
+  let sniffedPort: number;
+  const seen: SeenRequest[] = [];
+  const echoFrom: (string | undefined)[] = [];
+  let inbound: InboundListener;
+  let capture: net.Server;
+  let port: number;
+  let dstPort: number | null = null;
+  const metrics = new MetricsRegistry({
+    workload: 'reviews-v1',
+    namespace: 'demo',
+    app: 'reviews',
+    version: 'v1',
+  });
+  const accessLines: Record<string, unknown>[] = [];
+  const logs = captureLog();
+
+  const config = (inboundBlock: Inbound, version = 'v1'): ProxyConfig => ({
+    apiVersion: PROXY_CONFIG_API_VERSION,
+    kind: 'ProxyConfig',
+    version,
+    listeners: [],
+    clusters: [],
+    telemetry: {
+      accessLog: true,
+      workload: { name: 'reviews-v1', namespace: 'demo', app: 'reviews', version: 'v1' },
+    },
+    inbound: inboundBlock,
+  });
+  const ports = (): InboundPort[] => [
+    { port: appPort, protocol: 'HTTP', service: 'reviews.demo.svc.cluster.local' },
+    { port: echoPort, protocol: 'TCP', service: 'db.demo.svc.cluster.local' },
+  ];
+  const strict = (): Inbound => ({ mtls: { mode: 'STRICT', policy: STRICT }, ports: ports() });
+  const permissive = (): Inbound => ({
+    mtls: { mode: 'PERMISSIVE', policy: 'PeerAuthentication demo/default' },
+    ports: ports(),
+  });
+  const refused = (reason: string): number =>
+    metrics.labelledCounters.get('weft_proxy_inbound_refused_total')?.get(`reason="${reason}"`) ?? 0;
+
+  before(async () => {
+    identity = new TestIdentity(SELF, root);
+    app = http.createServer((req, res) => {
+      seen.push({ url: req.url ?? '', headers: req.headers, from: req.socket.remoteAddress });
+      req.resume();
+      req.on('end', () => res.end('app'));
+    });
+    app.on('upgrade', (req, socket) => {
+      seen.push({ url: req.url ?? '', headers: req.headers, from: (socket as net.Socket).remoteAddress });
+      socket.write('HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: upgrade\r\n\r\n');
+      socket.on('data', (d: Buffer) => socket.write(`ws:${d.toString()}`));
+    });
+    appPort = await listen(app);
+    sniffed = http.createServer((req, res) => {
+      seen.push({ url: req.url ?? '', headers: req.headers, from: req.socket.remoteAddress });
+      res.end('sniffed');
+    });
+    sniffedPort = await listen(sniffed);
+    echo = net.createServer((c) => {
+      echoFrom.push(c.remoteAddress);
+      c.on('data', (d: Buffer) => c.write(d));
+      c.on('error', () => undefined);
+    });
+    echoPort = await listen(echo);
+    inbound = new InboundListener({
+      log: logs.log,
+      metrics,
+      accessLog: new AccessLog(
+        new Writable({
+          write(chunk: Buffer, _e, cb) {
+            for (const l of chunk.toString().split('\n'))
+              if (l) accessLines.push(JSON.parse(l) as Record<string, unknown>);
+            cb();
+          },
+        }),
+      ),
+      appHost: '127.0.0.1',
+      identity,
+      sniffTimeoutMs: 300,
+      handshakeTimeoutMs: 2000,
+      capturePorts: () => [port],
+      dst: () => (dstPort === null ? null : { address: '127.0.0.1', port: dstPort, family: 4 }),
+    });
+    capture = net.createServer((s) => inbound.handle(s));
+    port = await listen(capture);
+  });
+
+  after(async () => {
+    capture?.close();
+    await inbound?.close();
+    app?.close();
+    sniffed?.close();
+    echo?.close();
+  });
+
+  beforeEach(() => {
+    dstPort = appPort;
+    inbound.apply(config(strict()));
+  });
+
+  describe('STRICT', () => {
+    it('terminates mesh mTLS and forwards HTTP to the app from 127.0.0.6, with XFCC in Istio format', async () => {
+      const r = await meshRequest(port, peerCert, root.certPem, {
+        path: '/reviews/1',
+        headers: {
+          'x-forwarded-client-cert': 'By=spiffe://evil;URI=spiffe://cluster.local/ns/admin/sa/root',
+        },
+      });
+      expect(r.status).to.equal(200);
+      expect(r.body).to.equal('app');
+      const got = seen.at(-1)!;
+      expect(got.url).to.equal('/reviews/1');
+      expect(got.from).to.equal('127.0.0.6');
+      const hash = createHash('sha256').update(new X509Certificate(peerCert.certPem).raw).digest('hex');
+      expect(
+        got.headers['x-forwarded-client-cert'],
+        'the client-sent XFCC is replaced, not appended to',
+      ).to.equal(`By=${SELF};Hash=${hash};Subject="";URI=${PEER}`);
+      expect(got.headers['x-request-id']).to.match(/^[0-9a-f-]{36}$/);
+      expect(got.headers.traceparent).to.match(/^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
+      expect(got.headers['x-forwarded-proto']).to.equal('https');
+      expect(got.headers.host).to.equal('reviews.demo.svc.cluster.local:9080');
+    });
+
+    it('reports the request with reporter="destination", both principals and connection_security_policy="mutual_tls"', async () => {
+      await meshRequest(port, peerCert, root.certPem);
+      const line = metrics
+        .render()
+        .split('\n')
+        .find((l) => l.startsWith('istio_requests_total{reporter="destination"') && l.includes('mutual_tls'));
+      expect(line).to.be.a('string');
+      expect(line).to.include(`source_principal="${PEER}"`);
+      expect(line).to.include('source_workload_namespace="shop"');
+      expect(line).to.include(`destination_principal="${SELF}"`);
+      expect(line).to.include('destination_workload="reviews-v1"');
+      expect(line).to.include('destination_service="reviews.demo.svc.cluster.local"');
+      expect(line).to.include('destination_service_name="reviews"');
+      expect(line).to.include('response_code="200"');
+    });
+
+    it('writes an access log line saying the connection was mTLS and who the peer was', async () => {
+      await meshRequest(port, peerCert, root.certPem, { path: '/logged' });
+      await sleep(20); // the access log flushes on the next turn
+      const l = accessLines.filter((x) => x.path === '/logged').at(-1)!;
+      expect(l).to.deep.include({
+        direction: 'inbound',
+        response_code: 200,
+        connection_security_policy: 'mutual_tls',
+        mtls: true,
+        source_principal: PEER,
+        destination_principal: SELF,
+        requested_server_name: 'outbound_.9080_._.reviews.demo.svc.cluster.local',
+        mtls_mode: 'STRICT',
+        mtls_policy: STRICT,
+        upstream_host: `127.0.0.1:${appPort}`,
+      });
+    });
+
+    it('refuses plaintext: closed, counted, logged with the source address and the deciding policy', async () => {
+      const before = refused('plaintext');
+      const answer = await rawExchange(port, 'GET / HTTP/1.1\r\nhost: reviews\r\n\r\n');
+      expect(answer).to.equal('');
+      expect(refused('plaintext')).to.equal(before + 1);
+      const line = logs.lines.filter((l) => l.message === 'Inbound connection refused').at(-1)!;
+      expect(line.meta.message).to.match(
+        new RegExp(`^plaintext from 127\\.0\\.0\\.1 refused by ${STRICT} on port ${appPort}`),
+      );
+      expect(line.meta).to.include({ reason: 'plaintext', mode: 'STRICT', policy: STRICT });
+      expect(inbound.recent.at(-1)!.message).to.equal(line.meta.message);
+      await sleep(20);
+      expect(accessLines.at(-1)).to.include({ refused: 'plaintext', mtls_policy: STRICT });
+    });
+
+    it('pipes mTLS TCP to the app with istio_tcp_* metrics (received from the client, sent to it)', async () => {
+      dstPort = echoPort;
+      const answer = await tlsAttempt(
+        port,
+        {
+          servername: 'outbound_.5432_._.db.demo.svc.cluster.local',
+          ALPNProtocols: ['istio'],
+          key: peerCert.keyPem,
+          cert: peerCert.certPem,
+          ca: root.certPem,
+        },
+        'ping-1234',
+        'ping-1234',
+      );
+      expect(answer).to.equal('ping-1234');
+      expect(echoFrom.at(-1)).to.equal('127.0.0.6');
+      const text = metrics.render();
+      const tcp = (name: string): string | undefined =>
+        text.split('\n').find((l) => l.startsWith(`${name}{reporter="destination"`) && l.includes('db.demo'));
+      expect(tcp('istio_tcp_connections_opened_total'))
+        .to.include('connection_security_policy="mutual_tls"')
+        .and.include(`source_principal="${PEER}"`)
+        .and.include('request_protocol="tcp"');
+      expect(tcp('istio_tcp_received_bytes_total')).to.match(/ 9$/);
+      expect(tcp('istio_tcp_sent_bytes_total')).to.match(/ 9$/);
+    });
+
+    it('a WebSocket upgrade over mTLS gets XFCC and is piped both ways', async () => {
+      const sock = tls.connect({
+        host: '127.0.0.1',
+        port,
+        servername: 'outbound_.9080_._.reviews',
+        ALPNProtocols: ['istio-http/1.1'],
+        key: peerCert.keyPem,
+        cert: peerCert.certPem,
+        ca: root.certPem,
+        checkServerIdentity: () => undefined,
+      });
+      const got = await new Promise<string>((resolve, reject) => {
+        let out = '';
+        sock.on('secureConnect', () =>
+          sock.write(
+            'GET /ws HTTP/1.1\r\nhost: reviews\r\nupgrade: websocket\r\nconnection: upgrade\r\nx-forwarded-client-cert: forged\r\n\r\n',
+          ),
+        );
+        sock.on('data', (d: Buffer) => {
+          out += d.toString();
+          if (out.includes('\r\n\r\n') && !out.includes('ws:')) sock.write('hello');
+          if (out.includes('ws:hello')) resolve(out);
+        });
+        sock.on('error', reject);
+      });
+      sock.destroy();
+      expect(got).to.match(/^HTTP\/1\.1 101/);
+      expect(seen.at(-1)!.headers['x-forwarded-client-cert']).to.match(
+        new RegExp(`^By=${SELF};Hash=[0-9a-f]{64};Subject="";URI=${PEER}$`),
+      );
+    });
+  });
+
+  describe('bad input under STRICT: refused and counted, nothing else affected', () => {
+    const cases: [string, string, () => Promise<unknown>][] = [
+      [
+        'a client certificate from another CA',
+        'peer_untrusted',
+        () => meshRequest(port, workloadCert(otherRoot, PEER), root.certPem),
+      ],
+      [
+        'an expired client certificate',
+        'peer_untrusted',
+        () =>
+          meshRequest(
+            port,
+            workloadCert(root, PEER, { now: new Date(Date.now() - 2 * 3600_000), ttlMs: 3600_000 }),
+            root.certPem,
+          ),
+      ],
+      ['no client certificate', 'peer_no_certificate', () => meshRequest(port, null, root.certPem)],
+      ['garbage bytes', 'plaintext', () => rawExchange(port, Buffer.from([0x00, 0xff, 0x13, 0x37, 0x42]))],
+      [
+        'garbage that starts like TLS',
+        'tls_bad_client_hello',
+        () => rawExchange(port, Buffer.from([0x16, 0x03, 0x01, 0x00, 0x05, 0x02, 0, 0, 1, 0])),
+      ],
+      [
+        'a ClientHello with no SNI',
+        'tls_no_sni',
+        () =>
+          tlsAttempt(port, {
+            ALPNProtocols: ['istio'],
+            key: peerCert.keyPem,
+            cert: peerCert.certPem,
+            ca: root.certPem,
+          }),
+      ],
+      [
+        'a ClientHello with an unknown ALPN',
+        'tls_unknown_alpn',
+        () =>
+          tlsAttempt(port, {
+            servername: 'reviews',
+            ALPNProtocols: ['h2', 'http/1.1'],
+            key: peerCert.keyPem,
+            cert: peerCert.certPem,
+            ca: root.certPem,
+          }),
+      ],
+      [
+        'a ClientHello with no ALPN at all',
+        'tls_unknown_alpn',
+        () => tlsAttempt(port, { servername: 'reviews', ca: root.certPem }),
+      ],
+      [
+        'a client that sends half a ClientHello and stops',
+        'plaintext',
+        () => rawExchange(port, Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01])),
+      ],
+      [
+        'a peer certificate with no SPIFFE ID (DNS SAN only)',
+        'peer_bad_identity',
+        () => meshRequest(port, leafWithSans(root, [{ type: 2, value: 'productpage.shop' }]), root.certPem),
+      ],
+      [
+        'a peer certificate with two URI SANs',
+        'peer_bad_identity',
+        () =>
+          meshRequest(
+            port,
+            leafWithSans(root, [
+              { type: 6, value: PEER },
+              { type: 6, value: SELF },
+            ]),
+            root.certPem,
+          ),
+      ],
+    ];
+    for (const [title, reason, attempt] of cases)
+      it(`${title}: ${reason}`, async () => {
+        const before = refused(reason);
+        const seenBefore = seen.length;
+        await attempt().then(
+          () => undefined,
+          () => undefined,
+        );
+        expect(refused(reason), `weft_proxy_inbound_refused_total{reason="${reason}"}`).to.equal(before + 1);
+        expect(seen.length, 'the app saw nothing').to.equal(seenBefore);
+        const ok = await meshRequest(port, peerCert, root.certPem);
+        expect(ok.status, 'the next good request').to.equal(200);
+      });
+
+    it('a workload without a certificate yet refuses mesh TLS (no_identity) instead of failing the handshake blindly', async () => {
+      const bare = new InboundListener({
+        log: captureLog().log,
+        metrics,
+        accessLog: null,
+        appHost: '127.0.0.1',
+        identity: new TestIdentity(null, root),
+        sniffTimeoutMs: 300,
+        capturePorts: () => [],
+        dst: () => ({ address: '127.0.0.1', port: appPort, family: 4 }),
+      });
+      bare.apply(config(strict()));
+      const server = net.createServer((s) => bare.handle(s));
+      const p = await listen(server);
+      const before = refused('no_identity');
+      await meshRequest(p, peerCert, root.certPem).catch(() => undefined);
+      expect(refused('no_identity')).to.equal(before + 1);
+      server.close();
+      await bare.close();
+    });
+  });
+
+  describe('PERMISSIVE', () => {
+    beforeEach(() => inbound.apply(config(permissive())));
+
+    it('accepts plaintext HTTP (connection_security_policy="none") and drops a client-sent XFCC', async () => {
+      const r = await plainRequest(port, {
+        path: '/plain',
+        headers: { 'x-forwarded-client-cert': `By=x;URI=${PEER}` },
+      });
+      expect(r.status).to.equal(200);
+      const got = seen.at(-1)!;
+      expect(got.url).to.equal('/plain');
+      expect(got.headers['x-forwarded-client-cert']).to.equal(undefined);
+      expect(got.headers['x-forwarded-proto']).to.equal('http');
+      expect(metrics.render()).to.match(
+        /istio_requests_total\{reporter="destination",[^}]*source_principal="unknown"[^}]*destination_principal="unknown"[^}]*connection_security_policy="none"[^}]*\} \d+/,
+      );
+    });
+
+    it('accepts mesh mTLS on the same port', async () => {
+      expect((await meshRequest(port, peerCert, root.certPem)).status).to.equal(200);
+      expect(seen.at(-1)!.headers['x-forwarded-client-cert']).to.contain(`URI=${PEER}`);
+    });
+
+    it("passes TLS without Istio's ALPN (the app's own TLS) through untouched", async () => {
+      dstPort = echoPort;
+      const hello = await clientHello({ servername: 'db.example', ALPNProtocols: ['h2'] });
+      const back = await rawExchange(port, hello, hello.length);
+      expect(
+        Buffer.from(back, 'latin1').equals(hello),
+        'the echo app got the ClientHello byte for byte',
+      ).to.equal(true);
+      expect(echoFrom.at(-1)).to.equal('127.0.0.6');
+    });
+
+    it('sniffs an undeclared port: HTTP is parsed, anything else piped', async () => {
+      dstPort = sniffedPort;
+      expect((await plainRequest(port, { path: '/sniffed' })).body).to.equal('sniffed');
+      expect(seen.at(-1)!.headers['x-request-id'], 'parsed (trace headers added)').to.be.a('string');
+    });
+
+    it('a config that turns the port STRICT closes the plaintext keep-alive connections open on it', async () => {
+      const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+      expect((await plainRequest(port, { agent })).status).to.equal(200);
+      const sock = Object.values(agent.freeSockets)[0]![0]!;
+      const closed = new Promise<void>((r) => sock.once('close', () => r()));
+      inbound.apply(config(strict(), 'v2'));
+      await closed;
+      agent.destroy();
+      const warn = logs.lines.find(
+        (l) => l.message === 'Closed a plaintext connection: its port is STRICT now',
+      );
+      expect(warn?.meta).to.include({ port: appPort, policy: STRICT });
+    });
+  });
+
+  describe('DISABLE and port-level modes', () => {
+    it('DISABLE: plaintext goes through and mesh TLS is not terminated (the app gets the raw bytes)', async () => {
+      inbound.apply(
+        config({ mtls: { mode: 'DISABLE', policy: 'PeerAuthentication demo/off' }, ports: ports() }),
+      );
+      expect((await plainRequest(port)).status).to.equal(200);
+      const before = seen.length;
+      const refusedBefore = [
+        ...(metrics.labelledCounters.get('weft_proxy_inbound_refused_total')?.values() ?? []),
+      ].reduce((a, b) => a + b, 0);
+      const out = await meshRequest(port, peerCert, root.certPem).then(
+        (r) => `status ${r.status}`,
+        (e: Error) => e.message,
+      );
+      expect(out).to.not.equal('status 200');
+      expect(seen.length, 'the app got no request').to.equal(before);
+      const refusedAfter = [
+        ...(metrics.labelledCounters.get('weft_proxy_inbound_refused_total')?.values() ?? []),
+      ].reduce((a, b) => a + b, 0);
+      expect(refusedAfter, 'DISABLE never inspects TLS, so it refuses nothing').to.equal(refusedBefore);
+    });
+
+    it('portLevelMtls: STRICT workload with one DISABLE port', async () => {
+      inbound.apply(
+        config({
+          mtls: { mode: 'STRICT', policy: STRICT },
+          ports: [
+            {
+              port: appPort,
+              protocol: 'HTTP',
+              mtls: { mode: 'DISABLE', policy: `${STRICT} portLevelMtls[${appPort}]` },
+            },
+            { port: sniffedPort, protocol: 'HTTP' },
+          ],
+        }),
+      );
+      expect((await plainRequest(port)).status, 'the DISABLE port').to.equal(200);
+      dstPort = sniffedPort;
+      const before = refused('plaintext');
+      await plainRequest(port).catch(() => undefined);
+      expect(refused('plaintext'), 'the STRICT port').to.equal(before + 1);
+      expect((await meshRequest(port, peerCert, root.certPem)).body).to.equal('sniffed');
+    });
+  });
+
+  it('without an original destination, HTTP goes to the Host port; a Host port out of range answers 503 instead of crashing', async () => {
+    inbound.apply(config(permissive()));
+    dstPort = null;
+    const r = await plainRequest(port, { headers: { host: `reviews:${appPort}` }, path: '/by-host' });
+    expect(r.body).to.equal('app');
+    const bad = await plainRequest(port, { headers: { host: 'reviews:99999' } });
+    expect(bad.status).to.equal(503);
+    expect(bad.headers['x-weft-response-flags']).to.equal('UF');
+    expect((await plainRequest(port, { headers: { host: `reviews:${appPort}` } })).status).to.equal(200);
+  });
+
+  it('describe() says what is enforced and what was refused lately', async () => {
+    await rawExchange(port, 'plaintext');
+    const d = inbound.describe();
+    expect(d.workload).to.deep.equal({ mode: 'STRICT', policy: STRICT });
+    expect(d.identity).to.equal(SELF);
+    expect((d.refused as Record<string, number>).plaintext).to.be.greaterThan(0);
+    expect((d.recentRefusals as unknown[]).length).to.be.greaterThan(0);
+  });
+});
