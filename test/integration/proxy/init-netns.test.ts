@@ -7,7 +7,9 @@
  * - the proxy's uid is not captured;
  * - a real `proxy sidecar` (uid 1337, config from a fake weftd on the host end of the veth)
  *   passes unknown TCP through to the original destination, routes HTTP by Host, and delivers
- *   inbound connections to the app from 127.0.0.6.
+ *   inbound connections to the app from 127.0.0.6;
+ * - under a STRICT PeerAuthentication, plaintext to the app's port is refused while the kubelet's
+ *   probes, rewritten by the injector to the health port (excluded from capture), keep working.
  *
  * Needs root (ip netns, iptables, setpriv); skipped with the reason otherwise.
  */
@@ -29,6 +31,11 @@ const SUBNET = `10.254.${randomInt(0, 255)}`;
 const HOST_IP = `${SUBNET}.1`;
 const POD_IP = `${SUBNET}.2`;
 const INIT_ARGS = ['-p', '15001', '-z', '15006', '-u', '1337', '-m', 'REDIRECT', '-i', '*', '-x', ''];
+/** What the injector hands the sidecar for an app with an httpGet readiness and a tcpSocket liveness probe. */
+const PROBERS = JSON.stringify({
+  '/app-health/app/readyz': { httpGet: { path: '/healthz', port: 8081 } },
+  '/app-health/app/livez': { tcpSocket: { port: 8080 } },
+});
 const INJECTOR_ARGS = [...INIT_ARGS, '-b', '*', '-d', '15090,15021'];
 
 function sh(cmd: string, args: string[], input?: string): { status: number; out: string; err: string } {
@@ -283,6 +290,16 @@ describe('proxy init and sidecar in a network namespace', function () {
         'listening',
       );
       procs.push(app.child);
+      const httpApp = await startInNs(
+        0,
+        [
+          process.execPath,
+          '-e',
+          "require('http').createServer((q, s) => s.end('ok')).listen(8081, '0.0.0.0', () => console.log('listening'))",
+        ],
+        'listening',
+      );
+      procs.push(httpApp.child);
       sidecar = await startInNs(
         1337,
         [
@@ -294,6 +311,7 @@ describe('proxy init and sidecar in a network namespace', function () {
           'POD_NAMESPACE=default',
           `INSTANCE_IP=${POD_IP}`,
           'HOME=/tmp',
+          `ISTIO_KUBE_APP_PROBERS=${PROBERS}`,
           process.execPath,
           '--import',
           'tsx',
@@ -361,6 +379,39 @@ describe('proxy init and sidecar in a network namespace', function () {
       });
       const got = JSON.parse(answer) as { from: string };
       expect(got.from).to.equal('127.0.0.6');
+    });
+
+    it('under STRICT, plaintext to the app port is refused while the rewritten probes keep working', async () => {
+      const strict: ProxyConfig = {
+        ...weftd.config!,
+        version: 'ns-strict',
+        inbound: { mtls: { mode: 'STRICT', policy: 'PeerAuthentication default/strict' } },
+      };
+      weftd.push(strict);
+      for (let i = 0; i < 400 && !sidecar.out().includes('"version":"ns-strict"'); i++) await sleep(50);
+      expect(sidecar.out()).to.contain('"version":"ns-strict"');
+      const get = (port: number, p: string): Promise<{ status: number; body: string }> =>
+        new Promise((resolve) => {
+          http
+            .get({ host: POD_IP, port, path: p, agent: false }, (res) => {
+              let body = '';
+              res.on('data', (c: Buffer) => (body += c.toString()));
+              res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+            })
+            .on('error', (e: NodeJS.ErrnoException) => resolve({ status: 0, body: e.code ?? e.message }));
+        });
+      // the kubelet's view: the pod IP, from outside the namespace
+      const direct = await get(8081, '/healthz');
+      expect(direct.status, `plaintext to the app: ${direct.body}`).to.equal(0);
+      const readyz = await get(15021, '/app-health/app/readyz');
+      expect(readyz.status, readyz.body).to.equal(200);
+      const livez = await get(15021, '/app-health/app/livez');
+      expect(livez.status, livez.body).to.equal(200);
+      const metrics = await get(15090, '/stats/prometheus');
+      expect(metrics.body).to.match(/^weft_proxy_inbound_refused_total\{reason="plaintext"\} [1-9]/m);
+      expect(sidecar.out()).to.contain(
+        `plaintext from ${HOST_IP} refused by PeerAuthentication default/strict on port 8081`,
+      );
     });
   });
 });
