@@ -11,6 +11,7 @@
  *   POST /explain       evaluate a synthetic request against the live config (JSON in, JSON out)
  *   POST /drain         stop accepting, fail readiness
  *   POST /quitquitquit  drain, then exit (for Jobs)
+ *   (sidecar) GET /inbound, POST /inbound/explain   proxy/inbound/admin.ts
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ProxyServer } from './server.js';
@@ -19,7 +20,7 @@ import { selectRoute } from './router/exchange.js';
 
 const MAX_BODY = 64 * 1024;
 
-function send(res: ServerResponse, status: number, body: unknown): void {
+export function send(res: ServerResponse, status: number, body: unknown): void {
   const text = typeof body === 'string' ? body : JSON.stringify(body, null, 2) + '\n';
   res.writeHead(status, {
     'content-type': typeof body === 'string' ? 'text/plain; charset=utf-8' : 'application/json',
@@ -28,7 +29,7 @@ function send(res: ServerResponse, status: number, body: unknown): void {
   res.end(text);
 }
 
-async function readJson(req: IncomingMessage): Promise<unknown> {
+export async function readJson(req: IncomingMessage): Promise<unknown> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const c of req as AsyncIterable<Buffer>) {
@@ -142,6 +143,7 @@ export async function handleAdmin(
   }
   if (path === '/certs' && method === 'GET') return certs(p, res);
   if (role === 'metrics') return send(res, 404, 'not found: try /stats/prometheus or /certs\n');
+  if (p.opts.adminRoutes?.(req, res)) return;
   switch (`${method} ${path}`) {
     case 'GET /config_dump':
       return send(res, 200, {

@@ -83,6 +83,8 @@ export interface ProxyOptions {
   identity?: ProxyIdentity;
   /** Extra health-port routes (the sidecar's /app-health/...); returns false when not its path. */
   healthRoutes?: (req: IncomingMessage, res: ServerResponse) => boolean;
+  /** Extra admin-port routes (the sidecar's /inbound); returns false when not its path. */
+  adminRoutes?: (req: IncomingMessage, res: ServerResponse) => boolean;
 }
 
 export type AuxRole = 'admin' | 'metrics' | 'health';

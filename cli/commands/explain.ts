@@ -9,11 +9,14 @@ import type { ProxyConfig } from '../../pkg/proxyconfig/types.js';
 import type { Flag } from '../args.js';
 import type { CommandIO } from '../command.js';
 import { explainRequest, explainText, parseHeader, requestFromPositionals } from '../explainer.js';
+import { inboundText } from '../inboundexplain.js';
+import { explainInbound, type InboundQuery } from '../../proxy/inbound/explain.js';
 import { loadLocalConfig, parseMeshArgs } from '../meshargs.js';
 import { clusterFlagsUsage, connectWeftd, fetchProxyConfig, podRef } from '../weftd.js';
 
 export const explainUsage = `Usage: weftctl explain POD[.NAMESPACE] [METHOD] URL [-H 'name: value']... [-n NAMESPACE] [-o text|json] [flags]
        weftctl explain --config FILE [METHOD] URL [-H 'name: value']...
+       weftctl explain POD[.NAMESPACE] --inbound PORT [--from IP] [--peer SPIFFE_ID]
 
 Evaluates a request against the config the pod's proxy gets from weftd (or a local ProxyConfig /
 Istio YAML with --config), with the proxy's own router, without sending it. Prints the listener,
@@ -25,21 +28,48 @@ force; or 404 NR with the nearest miss.
   -H 'name: value'    a request header (repeatable)
   --listener NAME     the HTTP listener (default: the one on the URL's port, else the first)
   --kind sidecar|gateway
+  --inbound PORT      explain a connection TO the pod on this workload port instead: the mTLS
+                      mode in force and the PeerAuthentication that decided it, and whether a
+                      plaintext client (default) or a mesh mTLS client (--peer) is accepted,
+                      how it is served, or why it is refused
+  --from IP           the client's address in that explanation
+  --peer SPIFFE_ID    the client speaks mesh mTLS as this identity
 
 Exit status: 0 the request is routed (forwarded, redirect or direct response), 1 404 NR or no
-listener, 2 bad arguments or weftd unreachable.
+listener, 2 bad arguments or weftd unreachable. With --inbound: 0 accepted, 1 refused.
 
 ${clusterFlagsUsage}`;
+
+function portArg(v: string): number {
+  const n = Number(v);
+  if (!/^\d{1,5}$/.test(v) || n < 1 || n > 65535)
+    throw new WeftError('WEFT_INPUT_UNREADABLE', `--inbound needs a port 1-65535 (got ${JSON.stringify(v)})`);
+  return n;
+}
+
+function spiffeArg(v: string): string {
+  if (!/^spiffe:\/\/[^/\s]+\/\S+$/.test(v))
+    throw new WeftError(
+      'WEFT_INPUT_UNREADABLE',
+      `--peer needs a SPIFFE ID like spiffe://cluster.local/ns/NS/sa/SA (got ${JSON.stringify(v)})`,
+    );
+  return v;
+}
 
 export async function runExplain(argv: string[], io: CommandIO): Promise<number> {
   try {
     const headers: [string, string][] = [];
     let listener: string | undefined;
     let kind: string | undefined;
+    let inbound: InboundQuery | undefined;
+    const inboundQuery = (): InboundQuery => (inbound ??= { port: null });
     const extra = (flag: Flag): boolean => {
       if (flag.name === '-H' || flag.name === '--header') headers.push(parseHeader(flag.value()));
       else if (flag.name === '--listener') listener = flag.value();
       else if (flag.name === '--kind') kind = flag.value();
+      else if (flag.name === '--inbound') inboundQuery().port = portArg(flag.value());
+      else if (flag.name === '--from') inboundQuery().from = flag.value();
+      else if (flag.name === '--peer') inboundQuery().peer = spiffeArg(flag.value());
       else return false;
       return true;
     };
@@ -53,11 +83,21 @@ export async function runExplain(argv: string[], io: CommandIO): Promise<number>
         'WEFT_INPUT_UNREADABLE',
         `--kind must be sidecar or gateway (got ${JSON.stringify(kind)})`,
       );
+    if (inbound !== undefined && inbound.port === null)
+      throw new WeftError(
+        'WEFT_INPUT_UNREADABLE',
+        '--from and --peer explain an inbound connection: add --inbound PORT',
+      );
     let config: ProxyConfig;
     let request: string[];
     if (args.configFile !== undefined) {
       config = loadLocalConfig(args.configFile, io);
       request = args.positionals;
+      if (inbound !== undefined && request.length > 0)
+        throw new WeftError(
+          'WEFT_INPUT_UNREADABLE',
+          `--inbound explains a connection, not a URL: ${request.join(' ')}`,
+        );
     } else {
       const [pod, ...rest] = args.positionals;
       if (pod === undefined)
@@ -67,10 +107,20 @@ export async function runExplain(argv: string[], io: CommandIO): Promise<number>
         );
       request = rest;
       // argument errors first: no cluster round trip for a typo
-      requestFromPositionals(request);
+      if (inbound === undefined) requestFromPositionals(request);
+      else if (rest.length > 0)
+        throw new WeftError(
+          'WEFT_INPUT_UNREADABLE',
+          `--inbound explains a connection, not a URL: ${rest.join(' ')}`,
+        );
       const target = connectWeftd(args.cluster);
       const ref = podRef(pod, args.namespace, target.defaultNamespace);
       config = (await fetchProxyConfig(target, ref.namespace, ref.pod, kind)).config!;
+    }
+    if (inbound !== undefined) {
+      const e = explainInbound(config, inbound);
+      io.stdout(args.output === 'json' ? `${JSON.stringify(e, null, 2)}\n` : inboundText(e));
+      return e.accepted ? 0 : 1;
     }
     const { method, url } = requestFromPositionals(request);
     const report = explainRequest(config, {

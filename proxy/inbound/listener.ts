@@ -39,6 +39,9 @@ import { inspectClientHello, type HelloVerdict } from './clienthello.js';
 import { connectionFields, InboundHttp, type InboundConnection } from './http.js';
 import { MESH_ALPN, MESH_HTTP1_ALPN, peerIdentity } from './peer.js';
 import { InboundPlan, type PortPlan } from './plan.js';
+import { decide, refusalMessage, type Arrival, type RefusalReason } from './decide.js';
+
+export type { RefusalReason };
 
 export const REFUSED_METRIC = 'weft_proxy_inbound_refused_total';
 /** A mesh client has this long to send its ClientHello and finish the handshake (Envoy: 15 s listener filter timeout). */
@@ -48,24 +51,6 @@ const RECENT_REFUSALS = 32;
 /** Refusal warnings per LOG_WINDOW_MS; the rest are counted and summarised (a flood of plaintext must not flood the log). */
 const LOG_BURST = 20;
 const LOG_WINDOW_MS = 10_000;
-
-export type RefusalReason =
-  /** Not TLS (or sent nothing) under STRICT. */
-  | 'plaintext'
-  /** Connected and closed without a byte (TCP health checks). */
-  | 'empty'
-  | 'tls_bad_client_hello'
-  | 'tls_no_sni'
-  | 'tls_unknown_alpn'
-  /** The handshake failed (alerts, timeouts, protocol errors). */
-  | 'tls_handshake'
-  | 'peer_no_certificate'
-  /** The certificate does not chain to the mesh roots, or is expired or not yet valid. */
-  | 'peer_untrusted'
-  | 'peer_bad_identity'
-  /** This workload has no certificate yet: mesh mTLS cannot be terminated. */
-  | 'no_identity'
-  | 'no_destination';
 
 export interface Refusal {
   at: string;
@@ -138,6 +123,30 @@ function readFirstBytes(
     socket.once('end', onEnd);
     socket.once('close', onEnd);
   });
+}
+
+/** What the first bytes were, for decide(). */
+function arrivalOf(head: Buffer, verdict: HelloVerdict, ended: boolean, timeoutMs: number): Arrival {
+  if (head.length === 0 && ended) return { kind: 'empty' };
+  switch (verdict.kind) {
+    case 'hello':
+      return {
+        kind: 'tls',
+        meshAlpn: verdict.alpn.some((p) => MESH_ALPN.includes(p)),
+        sni: verdict.sni !== null,
+        alpn: verdict.alpn,
+      };
+    case 'malformed':
+      return { kind: 'malformed', reason: verdict.reason };
+    case 'plaintext':
+      return { kind: 'plaintext', detail: 'not TLS' };
+    default:
+      // no decision in time: a server-first protocol, a silent client, a stalled ClientHello
+      return {
+        kind: 'plaintext',
+        detail: head.length === 0 ? `sent nothing within ${timeoutMs} ms` : 'an incomplete ClientHello',
+      };
+  }
 }
 
 export class InboundListener {
@@ -254,50 +263,30 @@ export class InboundListener {
       alpn: [],
     };
     if (plan.mode === 'DISABLE') return this.plaintextConn(socket, Buffer.alloc(0), a);
-    const strict = plan.mode === 'STRICT';
-    const timeout = strict
-      ? (this.opts.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS)
-      : this.opts.sniffTimeoutMs;
+    const timeout =
+      plan.mode === 'STRICT'
+        ? (this.opts.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS)
+        : this.opts.sniffTimeoutMs;
     const { head, verdict, ended } = await readFirstBytes(socket, timeout);
     if (socket.destroyed) return;
-    if (head.length === 0 && ended) return this.refuse(socket, a, 'empty', 'closed without sending anything');
-    switch (verdict.kind) {
-      case 'hello': {
-        a.sni = verdict.sni;
-        a.alpn = verdict.alpn;
-        if (!verdict.alpn.some((p) => MESH_ALPN.includes(p))) {
-          if (strict)
-            return this.refuse(
-              socket,
-              a,
-              'tls_unknown_alpn',
-              `TLS without Istio's ALPN (offered: ${verdict.alpn.join(',') || 'none'})`,
-            );
-          this.trackPlaintext(socket, a);
-          return this.pipe(socket, head, a, null); // the app's own TLS: not ours to terminate
-        }
-        if (verdict.sni === null)
-          return this.refuse(socket, a, 'tls_no_sni', 'mesh TLS without a server name');
-        if (this.opts.identity?.secureContext() == null)
-          return this.refuse(socket, a, 'no_identity', 'this workload has no certificate yet');
+    if (verdict.kind === 'hello') {
+      a.sni = verdict.sni;
+      a.alpn = verdict.alpn;
+    }
+    const d = decide(
+      plan.mode,
+      arrivalOf(head, verdict, ended, timeout),
+      this.opts.identity?.secureContext() != null,
+    );
+    switch (d.action) {
+      case 'refuse':
+        return this.refuse(socket, a, d.reason, d.detail);
+      case 'terminate':
         return this.terminate(socket, head, a);
-      }
-      case 'malformed':
-        if (strict) return this.refuse(socket, a, 'tls_bad_client_hello', verdict.reason);
-        return this.plaintextConn(socket, head, a);
-      default:
-        // plaintext, or no decision in time (a server-first protocol, a silent client)
-        if (strict)
-          return this.refuse(
-            socket,
-            a,
-            'plaintext',
-            head.length === 0
-              ? `sent nothing within ${timeout} ms`
-              : verdict.kind === 'more'
-                ? 'an incomplete ClientHello'
-                : 'not TLS',
-          );
+      case 'tls-passthrough':
+        this.trackPlaintext(socket, a);
+        return this.pipe(socket, head, a, null); // the app's own TLS: not ours to terminate
+      case 'plaintext':
         return this.plaintextConn(socket, head, a);
     }
   }
@@ -455,13 +444,7 @@ export class InboundListener {
   private refuse(socket: net.Socket, a: Accepted, reason: RefusalReason, detail: string): void {
     socket.destroy();
     this.opts.metrics.incLabelled(REFUSED_METRIC, `reason="${reason}"`);
-    const what =
-      reason === 'plaintext'
-        ? 'plaintext'
-        : reason === 'empty'
-          ? 'an empty connection'
-          : `a connection (${reason})`;
-    const message = `${what} from ${a.remoteIp} refused by ${a.plan.policy}${a.port !== null ? ` on port ${a.port}` : ''}: ${detail}`;
+    const message = refusalMessage(reason, a.remoteIp, a.plan.policy, a.port, detail);
     const r: Refusal = {
       at: new Date().toISOString(),
       reason,

@@ -20,6 +20,7 @@ import { DiscoveryClient, parseAddress } from '../discovery/client.js';
 import { loadAddon } from '../native/original_dst.js';
 import { onOutbound, type CaptureEnv } from './capture.js';
 import { InboundListener } from '../inbound/listener.js';
+import { inboundAdminRoutes } from '../inbound/admin.js';
 import type { IdentitySource } from '../identity/types.js';
 import { APP_HEALTH_PREFIX, parseProbers, runProbe, type Probers } from './probes.js';
 import { WorkloadIdentity, parseKeyAlgorithm } from '../identity/workload.js';
@@ -202,6 +203,7 @@ export async function startAgent(
     keyAlgorithm: s.keyAlgorithm,
     log: log.child({ part: 'identity' }),
   });
+  let inboundListener: InboundListener | null = null;
   const opts: ProxyOptions = {
     identity,
     logger: log,
@@ -221,13 +223,17 @@ export async function startAgent(
       return null;
     },
     healthRoutes: (req, res) => appHealth(s, req, res),
+    adminRoutes: inboundAdminRoutes(
+      () => proxy,
+      () => inboundListener,
+      deps.identity ?? null,
+    ),
   };
   const proxy = new ProxyServer(opts);
   identity.exportMetrics(proxy.metrics);
   void identity.start(); // retries on its own; readiness waits for the certificate
   await proxy.startAux();
   const captures: net.Server[] = [];
-  let inboundListener: InboundListener | null = null;
   /** Connections accepted by the captures (pass-through and inbound pipes), for the drain. */
   const captured = new Set<net.Socket>();
   if (s.kind === 'sidecar') {

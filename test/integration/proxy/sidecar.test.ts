@@ -314,6 +314,55 @@ describe('proxy sidecar with a fake weftd', function () {
     );
   });
 
+  it('a STRICT inbound block: plaintext inbound is refused, and the admin says why (GET /inbound, POST /inbound/explain)', async () => {
+    const strict: ProxyConfig = {
+      ...config('v5-strict', a),
+      inbound: { mtls: { mode: 'STRICT', policy: 'PeerAuthentication bookinfo/strict' } },
+    };
+    weftd.push(strict);
+    await until('STRICT applied', () => p.log().includes('"version":"v5-strict"'));
+    const r = await request(p.ports.inbound!, { headers: { host: `reviews:${a.port}` }, agent: false }).then(
+      (x) => `status ${x.status}`,
+      (e: NodeJS.ErrnoException) => e.code ?? e.message,
+    );
+    expect(r, 'closed without an answer').to.be.oneOf(['ECONNRESET', 'socket hang up']);
+    const d = JSON.parse((await request(p.ports.admin!, { path: '/inbound' })).body) as {
+      workload: unknown;
+      refused: Record<string, number>;
+      recentRefusals: { message: string }[];
+    };
+    expect(d.workload).to.deep.equal({ mode: 'STRICT', policy: 'PeerAuthentication bookinfo/strict' });
+    expect(d.refused.plaintext).to.be.greaterThan(0);
+    expect(d.recentRefusals.at(-1)!.message).to.match(
+      /^plaintext from 127\.0\.0\.1 refused by PeerAuthentication bookinfo\/strict/,
+    );
+    expect(p.log()).to.contain('plaintext from 127.0.0.1 refused by PeerAuthentication bookinfo/strict');
+    const explained = await request(p.ports.admin!, {
+      path: '/inbound/explain',
+      method: 'POST',
+      body: JSON.stringify({ port: 9080, from: '10.244.0.7' }),
+    });
+    expect(JSON.parse(explained.body)).to.deep.include({
+      accepted: false,
+      outcome:
+        'refused: plaintext from 10.244.0.7 refused by PeerAuthentication bookinfo/strict on port 9080: not TLS',
+    });
+    const peer = await request(p.ports.admin!, {
+      path: '/inbound/explain',
+      method: 'POST',
+      body: JSON.stringify({ port: 9080, peer: 'spiffe://cluster.local/ns/x/sa/y' }),
+    });
+    expect(JSON.parse(peer.body), 'no workload certificate in this process').to.deep.include({
+      accepted: false,
+      refusal: 'no_identity',
+    });
+    weftd.push(config('v6', a));
+    await until('back to PERMISSIVE', () => p.log().includes('"version":"v6"'));
+    expect(
+      (await request(p.ports.inbound!, { headers: { host: `reviews:${a.port}` }, agent: false })).status,
+    ).to.equal(200);
+  });
+
   it('SIGTERM: an inbound request in flight still completes, then exit 0', async () => {
     let release = (): void => undefined;
     a.handler = (_req, res) => {

@@ -1,0 +1,24 @@
+/**
+ * `weftctl explain --inbound PORT`: the proxy's own inbound explanation (proxy/inbound/explain.ts)
+ * as a person reads it, one labelled line per decision.
+ */
+import type { InboundExplanation } from '../proxy/inbound/explain.js';
+
+const line = (label: string, text: string): string => `${label.padEnd(14)}${text}\n`;
+
+export function inboundText(e: InboundExplanation): string {
+  let out = line('config', `version ${e.version}`);
+  out += line(
+    'inbound',
+    `${e.port === null ? 'port unknown (the workload mode)' : `port ${e.port}`}, ${e.protocol}${e.service ? `, ${e.service}` : ''}`,
+  );
+  out += line('mtls', `${e.mode} (${e.policy})`);
+  out += line('connection', e.connection);
+  if (e.connectionSecurityPolicy !== undefined)
+    out += line(
+      'telemetry',
+      `connection_security_policy=${e.connectionSecurityPolicy}${e.sourcePrincipal ? `, source_principal=${e.sourcePrincipal}` : ''}`,
+    );
+  out += line('outcome', e.outcome);
+  return out;
+}

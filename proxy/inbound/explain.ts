@@ -1,0 +1,101 @@
+/**
+ * Explains what the inbound listener would do with a connection to a workload port: the mTLS mode
+ * in force and the policy that decided it, and for a plaintext or an mTLS client (with its peer
+ * identity) whether the connection is accepted, how it is served, and what the app and the
+ * metrics see; or why it is refused, in the words the proxy logs. Evaluated with the proxy's own
+ * plan (plan.ts) and decision (decide.ts) over a config; sends nothing.
+ */
+import type { ProxyConfig } from '../../pkg/proxyconfig/types.js';
+import { MetricsRegistry } from '../telemetry/metrics.js';
+import { decide, refusalMessage } from './decide.js';
+import { InboundPlan } from './plan.js';
+
+export interface InboundQuery {
+  /** The workload port (the connection's original destination); null: unknown. */
+  port: number | null;
+  /** The client's address, for the words of a refusal (default "the client"). */
+  from?: string;
+  /** The client's SPIFFE ID when it speaks mesh mTLS; absent: plaintext. */
+  peer?: string;
+  /** Whether this workload has a certificate (the live proxy knows; a config alone assumes so). */
+  hasIdentity?: boolean;
+}
+
+export interface InboundExplanation {
+  version: string;
+  port: number | null;
+  mode: string;
+  policy: string;
+  protocol: string;
+  service?: string;
+  connection: string;
+  accepted: boolean;
+  outcome: string;
+  refusal?: string;
+  connectionSecurityPolicy?: 'mutual_tls' | 'none';
+  sourcePrincipal?: string;
+}
+
+export function explainInbound(cfg: ProxyConfig, q: InboundQuery): InboundExplanation {
+  const plan = new InboundPlan(
+    cfg.version,
+    cfg.inbound,
+    cfg,
+    new MetricsRegistry({ workload: '', namespace: '', app: '', version: '' }),
+  ).forPort(q.port);
+  const from = q.from ?? 'the client';
+  const mtls = q.peer !== undefined;
+  const d = decide(
+    plan.mode,
+    mtls
+      ? { kind: 'tls', meshAlpn: true, sni: true, alpn: ['istio'] }
+      : { kind: 'plaintext', detail: 'not TLS' },
+    q.hasIdentity ?? true,
+  );
+  const base = {
+    version: cfg.version,
+    port: q.port,
+    mode: plan.mode,
+    policy: plan.policy,
+    protocol: plan.protocol ?? 'sniffed (HTTP/1.x parsed, anything else piped)',
+    ...(plan.service !== null ? { service: plan.service } : {}),
+    connection: mtls ? `mesh mTLS from ${from} as ${q.peer!}` : `plaintext from ${from}`,
+  };
+  if (d.action === 'refuse')
+    return {
+      ...base,
+      accepted: false,
+      refusal: d.reason,
+      outcome: `refused: ${refusalMessage(d.reason, from, plan.policy, q.port, d.detail)}`,
+    };
+  const served =
+    plan.protocol === 'TCP'
+      ? 'piped to the app as TCP'
+      : plan.protocol === 'HTTP'
+        ? 'HTTP forwarded to the app'
+        : 'sniffed, then HTTP forwarded or TCP piped to the app';
+  if (d.action === 'terminate')
+    return {
+      ...base,
+      accepted: true,
+      connectionSecurityPolicy: 'mutual_tls',
+      sourcePrincipal: q.peer!,
+      outcome: `accepted if its certificate chains to the mesh roots and names ${q.peer!}: mTLS terminated, ${served} with x-forwarded-client-cert URI=${q.peer!}`,
+    };
+  if (d.action === 'tls-passthrough')
+    return {
+      ...base,
+      accepted: true,
+      connectionSecurityPolicy: 'none',
+      outcome: "the app's own TLS, piped untouched",
+    };
+  return {
+    ...base,
+    accepted: true,
+    connectionSecurityPolicy: 'none',
+    outcome:
+      mtls && plan.mode === 'DISABLE'
+        ? `not terminated (DISABLE): the TLS bytes go to the app as they are`
+        : `accepted as plaintext: ${served}, without x-forwarded-client-cert`,
+  };
+}
