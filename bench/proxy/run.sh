@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # weft proxy vs nginx, same machine, same run (bench.ts), then the proxy in its pod mode
 # (sidecar.ts: `proxy sidecar` through the image's entry point, fed by a fake weftd).
-# Knobs (env): PROXY_BENCH (standalone,sidecar), REPS (3), MAX_SECONDS (10), FIXED_SECONDS
+# PROXY_BENCH=inbound measures the sidecar's inbound listener alone (direct / plaintext / mTLS).
+# Knobs (env): PROXY_BENCH (standalone,sidecar; or inbound), REPS (3), MAX_SECONDS (10), FIXED_SECONDS
 # (15 standalone / 10 sidecar), SERVICES (1000), VARIANTS (sidecar's Node-flag variants).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -9,6 +10,7 @@ for b in ${PROXY_BENCH:-standalone sidecar}; do
   case "$b" in
     standalone) npx tsx bench/proxy/bench.ts ;;
     sidecar) npx tsx bench/proxy/sidecar.ts ;;
-    *) echo "bench/proxy: PROXY_BENCH names standalone or sidecar, got $b" >&2; exit 2 ;;
+    inbound) npx tsx bench/proxy/inbound.ts ;;
+    *) echo "bench/proxy: PROXY_BENCH names standalone, sidecar or inbound, got $b" >&2; exit 2 ;;
   esac
 done
