@@ -3,7 +3,8 @@
  * client (bench/proxy/inbound-client.mjs, another process) → the listener → an app (another
  * process). Reports req/s, client-side latency percentiles and this process's CPU per 1,000
  * requests, for the app direct, inbound plaintext (PERMISSIVE) and inbound mesh mTLS (STRICT, with
- * a workload certificate from a mesh root made here). Loopback only, bounded: SECONDS (10) per
+ * a workload certificate from a mesh root made here), and mTLS with a new connection and a full
+ * handshake (no resumption) per request. Loopback only, bounded: SECONDS (10) per
  * variant, CONNECTIONS (8), REPS (3; the median is reported).
  *
  *   npx tsx bench/proxy/inbound.ts
@@ -47,6 +48,7 @@ async function startApp(): Promise<{ port: number; stop: () => void }> {
 }
 
 interface Result {
+  connections?: number;
   requests: number;
   errors: number;
   p50: number;
@@ -54,8 +56,17 @@ interface Result {
   p99: number;
 }
 
-async function measure(port: number, cert?: string): Promise<Result & { cpuMsPer1k: number }> {
+let connectionsOpened = (): number => 0;
+
+async function measure(
+  port: number,
+  cert?: string,
+  newConnections = false,
+): Promise<Result & { cpuMsPer1k: number }> {
   const before = process.cpuUsage();
+  const conns = connectionsOpened();
+  if (newConnections) process.env.NEW_CONNECTIONS = '1';
+  else delete process.env.NEW_CONNECTIONS;
   const out = await runNode([
     path.join(HERE, 'inbound-client.mjs'),
     String(port),
@@ -65,7 +76,11 @@ async function measure(port: number, cert?: string): Promise<Result & { cpuMsPer
   ]);
   const cpu = process.cpuUsage(before);
   const r = JSON.parse(out) as Result;
-  return { ...r, cpuMsPer1k: r.requests > 0 ? ((cpu.user + cpu.system) / 1000 / r.requests) * 1000 : 0 };
+  return {
+    ...r,
+    connections: connectionsOpened() - conns,
+    cpuMsPer1k: r.requests > 0 ? ((cpu.user + cpu.system) / 1000 / r.requests) * 1000 : 0,
+  };
 }
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
@@ -87,6 +102,7 @@ async function main(): Promise<void> {
     capturePorts: () => [],
     dst: () => ({ address: '127.0.0.1', port: app.port, family: 4 }),
   });
+  connectionsOpened = () => metrics.counters.get('weft_proxy_inbound_connections_total') ?? 0;
   const server = net.createServer({ noDelay: true }, (s) => listener.handle(s));
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const port = (server.address() as net.AddressInfo).port;
@@ -106,6 +122,10 @@ async function main(): Promise<void> {
     ['app direct', () => measure(app.port)],
     ['inbound plaintext (PERMISSIVE)', () => (listener.apply(cfg('PERMISSIVE')), measure(port))],
     ['inbound mTLS (STRICT)', () => (listener.apply(cfg('STRICT')), measure(port, cert))],
+    [
+      'inbound mTLS, a full handshake per request',
+      () => (listener.apply(cfg('STRICT')), measure(port, cert, true)),
+    ],
   ];
   const rows: Record<string, unknown>[] = [];
   for (const [name, run] of variants) {
@@ -118,6 +138,8 @@ async function main(): Promise<void> {
       'p99 ms': median(reps.map((r) => r.p99)).toFixed(2),
       'listener CPU ms / 1k req':
         name === 'app direct' ? '-' : median(reps.map((r) => r.cpuMsPer1k)).toFixed(1),
+      'connections/s':
+        name === 'app direct' ? '-' : Math.round(median(reps.map((r) => (r.connections ?? 0) / SECONDS))),
       errors: reps.reduce((a, r) => a + r.errors, 0),
     });
   }
