@@ -287,7 +287,13 @@ export class InboundListener {
         this.trackPlaintext(socket, a);
         return this.pipe(socket, head, a, null); // the app's own TLS: not ours to terminate
       case 'plaintext':
-        return this.plaintextConn(socket, head, a);
+        // a client silent for the whole wait is server-first: do not wait for it a second time
+        return this.plaintextConn(
+          socket,
+          head,
+          a,
+          head.length === 0 && verdict.kind === 'more' ? 'TCP' : null,
+        );
     }
   }
 
@@ -359,9 +365,16 @@ export class InboundListener {
     socket.once('close', () => this.plaintext.delete(socket));
   }
 
-  private plaintextConn(socket: net.Socket, head: Buffer, a: Accepted): void {
+  /** `undeclared`: what an undeclared port is, when the first bytes already told (null: sniff). */
+  private plaintextConn(
+    socket: net.Socket,
+    head: Buffer,
+    a: Accepted,
+    undeclared: 'TCP' | null = null,
+  ): void {
     this.trackPlaintext(socket, a);
-    this.settle(socket, this.dispatch(socket, head, a, this.connection(a, null, null), a.plan.protocol));
+    const protocol = a.plan.protocol ?? undeclared;
+    this.settle(socket, this.dispatch(socket, head, a, this.connection(a, null, null), protocol));
   }
 
   /** HTTP or TCP, declared or sniffed. `head`: bytes already read from `socket`. */

@@ -565,6 +565,20 @@ describe('sidecar inbound: mesh mTLS, PeerAuthentication, L7 (loopback, real TLS
       expect(seen.at(-1)!.headers['x-request-id'], 'parsed (trace headers added)').to.be.a('string');
     });
 
+    it('a server-first protocol on an undeclared port: the client says nothing, the app speaks first', async () => {
+      const greeter = net.createServer((c) => c.end('220 greetings\r\n'));
+      dstPort = await listen(greeter);
+      const got = await new Promise<string>((resolve) => {
+        const c = net.connect(port, '127.0.0.1');
+        let out = '';
+        c.on('data', (d: Buffer) => (out += d.toString()));
+        c.on('close', () => resolve(out));
+        c.on('error', () => undefined);
+      });
+      greeter.close();
+      expect(got).to.equal('220 greetings\r\n');
+    });
+
     it('a config that turns the port STRICT closes the plaintext keep-alive connections open on it', async () => {
       const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
       expect((await plainRequest(port, { agent })).status).to.equal(200);
