@@ -240,6 +240,28 @@ describe('weftctl against weftd (in-process, real API server)', function () {
     ]);
   });
 
+  it('explain --inbound: a STRICT PeerAuthentication refuses plaintext, naming the policy; an mTLS peer is accepted', async () => {
+    await kube.create({
+      apiVersion: 'security.istio.io/v1',
+      kind: 'PeerAuthentication',
+      metadata: { name: 'strict', namespace: ns },
+      spec: { mtls: { mode: 'STRICT' } },
+    });
+    const args = ['explain', `app-1.${ns}`, '--inbound', '9080', '--weftd-address', address];
+    const refused = await waitFor('weftd applies the PeerAuthentication', async () => {
+      const r = await weftctl([...args, '--from', '10.244.0.7']);
+      return r.code === 1 ? r : null;
+    });
+    expect(refused.stdout).to.match(/^mtls +STRICT \(PeerAuthentication \S+\/strict\)$/m);
+    expect(refused.stdout).to.contain(
+      `outcome       refused: plaintext from 10.244.0.7 refused by PeerAuthentication ${ns}/strict on port 9080: not TLS`,
+    );
+    const peer = 'spiffe://cluster.local/ns/other/sa/productpage';
+    const accepted = await weftctl([...args, '--peer', peer]);
+    expect(accepted.code, accepted.stderr).to.equal(0);
+    expect(accepted.stdout).to.contain(`source_principal=${peer}`);
+  });
+
   it('proxy-status shows the proxy STALE once weftd would no longer send it what it holds (its pod is gone)', async () => {
     await kube.delete({ apiVersion: 'v1', kind: 'Pod', name: 'app-1', namespace: ns });
     await waitFor('weftd forgets the pod', () => !weftd.registry.pod(ns, 'app-1'));
