@@ -184,8 +184,9 @@ function appHealth(s: AgentSettings, req: IncomingMessage, res: ServerResponse):
 }
 
 /**
- * Starts the agent; resolves with a stop function once the servers are bound. `identity`: the
- * workload certificate (null: none yet, so mesh mTLS is refused and STRICT ports accept nothing).
+ * Starts the agent; resolves with a stop function once the servers are bound. The workload
+ * certificate comes from weftd's CA (proxy/identity/workload.ts); `deps.identity` replaces it for
+ * the inbound side in tests that bring their own mesh certificates.
  */
 export async function startAgent(
   s: AgentSettings,
@@ -203,6 +204,8 @@ export async function startAgent(
     keyAlgorithm: s.keyAlgorithm,
     log: log.child({ part: 'identity' }),
   });
+  // one identity terminates mesh mTLS inbound and originates it outbound
+  const meshIdentity: IdentitySource = deps.identity ?? identity;
   let inboundListener: InboundListener | null = null;
   const opts: ProxyOptions = {
     identity,
@@ -226,7 +229,7 @@ export async function startAgent(
     adminRoutes: inboundAdminRoutes(
       () => proxy,
       () => inboundListener,
-      deps.identity ?? null,
+      meshIdentity,
     ),
   };
   const proxy = new ProxyServer(opts);
@@ -267,7 +270,7 @@ export async function startAgent(
       metrics: proxy.metrics,
       accessLog: proxy.env.accessLog,
       appHost: s.appHost,
-      identity: deps.identity ?? null,
+      identity: meshIdentity,
       sniffTimeoutMs: s.sniffTimeoutMs,
       capturePorts: () => env.capturePorts,
     });

@@ -38,6 +38,7 @@ const emptySnapshot: Snapshot = {
   destinationRules: [],
   serviceEntries: [],
   gateways: [],
+  peerAuthentications: [],
 };
 
 const registry: KubeRegistry = {
