@@ -8,6 +8,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import tls from 'node:tls';
 import forge from 'node-forge';
 import { createCA, type KeyPairPem } from '../../../pkg/certs/index.js';
+import { buildCsr, generateWorkloadKey } from '../../../pkg/certs/csr.js';
 import { signWorkloadCsr } from '../../../pkg/certs/workload.js';
 import type { IdentitySource, WorkloadCredentials } from '../../../proxy/identity/types.js';
 
@@ -23,14 +24,11 @@ export function workloadCert(
   spiffeId: string,
   opts: { ttlMs?: number; now?: Date } = {},
 ): KeyPairPem {
-  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
-  const keyPem = privateKey.export({ type: 'pkcs1', format: 'pem' }).toString();
-  const key = forge.pki.privateKeyFromPem(keyPem) as forge.pki.rsa.PrivateKey;
-  const csr = forge.pki.createCertificationRequest();
-  csr.publicKey = forge.pki.setRsaPublicKey(key.n, key.e);
-  csr.setSubject([{ name: 'commonName', value: 'proxy' }]);
-  csr.sign(key, forge.md.sha256.create());
-  const certPem = signWorkloadCsr(ca, forge.pki.certificationRequestToPem(csr), {
+  // the CSR the proxy sends (pkg/certs/csr.ts): ECDSA P-256, empty subject, the SPIFFE ID as SAN
+  const key = generateWorkloadKey('ECDSA_P256');
+  const keyPem = key.export({ type: 'pkcs8', format: 'pem' }).toString();
+  const csrPem = buildCsr(key, spiffeId);
+  const certPem = signWorkloadCsr(ca, csrPem, {
     spiffeId,
     ttlMs: opts.ttlMs ?? HOUR,
     now: opts.now ?? new Date(),
