@@ -220,13 +220,13 @@ class Handshake implements Controller {
     const opened = connect?.(ep.address, ep.port) ?? null;
     try {
       req = http.request({
-        ...(opened === null ? {} : { createConnection: () => opened.socket }),
+        // node:http uses createConnection only without an agent (agent: false would make one)
+        ...(opened === null ? { agent: false } : { createConnection: () => opened.socket }),
         host: ep.address,
         port: ep.port,
         method: spec.method,
         path: spec.path,
         headers: definedHeaders(spec.headers),
-        agent: false,
         setHost: false,
         maxHeaderSize: MAX_RESPONSE_HEAD_BYTES,
       });

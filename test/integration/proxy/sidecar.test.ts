@@ -352,9 +352,10 @@ describe('proxy sidecar with a fake weftd', function () {
       method: 'POST',
       body: JSON.stringify({ port: 9080, peer: 'spiffe://cluster.local/ns/x/sa/y' }),
     });
-    expect(JSON.parse(peer.body), 'no workload certificate in this process').to.deep.include({
-      accepted: false,
-      refusal: 'no_identity',
+    // the sidecar holds a workload certificate from weftd's CA, so mesh mTLS can be terminated
+    expect(JSON.parse(peer.body), 'the workload certificate terminates mTLS').to.deep.include({
+      accepted: true,
+      connectionSecurityPolicy: 'mutual_tls',
     });
     weftd.push(config('v6', a));
     await until('back to PERMISSIVE', () => p.log().includes('"version":"v6"'));
