@@ -6,6 +6,7 @@
 import net from 'node:net';
 import type { Logger } from '../pkg/log/index.js';
 import type { CompiledTcpListener } from './compile/compile.js';
+import { MESH_ALPN_TCP, type OpenedConnection } from './upstream/tls.js';
 
 export function pipeTcp(client: net.Socket, l: CompiledTcpListener, log: Logger): void {
   const cluster = l.cluster;
@@ -22,9 +23,11 @@ export function pipeTcp(client: net.Socket, l: CompiledTcpListener, log: Logger)
   const m = l.metrics;
   m.opened++;
   ep.active++;
+  // mesh mTLS (ALPN `istio`: the peer's inbound pipes it as TCP) or TLS origination, as for HTTP
+  const opened = cluster.connectorFor(ep)?.(ep.address, ep.port, MESH_ALPN_TCP);
   const upstream = splice(
     client,
-    { host: ep.address, port: ep.port },
+    opened ?? { host: ep.address, port: ep.port },
     cluster.limits.connectTimeoutMs,
     Buffer.alloc(0),
     ({ connected, error }) => {
@@ -40,7 +43,7 @@ export function pipeTcp(client: net.Socket, l: CompiledTcpListener, log: Logger)
       });
     },
   );
-  upstream.once('connect', () => cluster.record(ep, 200));
+  upstream.once(opened?.readyEvent ?? 'connect', () => cluster.record(ep, 200));
   upstream.on('data', (c: Buffer) => {
     m.received += c.length;
   });
@@ -56,21 +59,27 @@ export interface SpliceEnd {
 }
 
 /**
- * Opens `target` and joins it to `client` both ways (`head`, bytes already read from the client,
- * goes first). A connect that takes longer than `connectTimeoutMs` fails; either side closing or
- * failing tears down both, and `onEnd` runs exactly once. Shared by TCP listeners and the
- * sidecar's pass-through, so both release sockets the same way.
+ * Opens `target` (or takes a connection already opened, e.g. TLS by proxy/upstream/tls.ts, ready
+ * at its `readyEvent`) and joins it to `client` both ways (`head`, bytes already read from the
+ * client, goes first). A connect that takes longer than `connectTimeoutMs` fails; either side
+ * closing or failing tears down both, and `onEnd` runs exactly once. Shared by TCP listeners and
+ * the sidecar's pass-through, so both release sockets the same way.
  */
 export function splice(
   client: net.Socket,
-  target: { host: string; port: number; localAddress?: string | undefined },
+  target: { host: string; port: number; localAddress?: string | undefined } | OpenedConnection,
   connectTimeoutMs: number,
   head: Buffer,
   onEnd: (end: SpliceEnd) => void,
 ): net.Socket {
-  const upstream = net.connect({ ...target, timeout: connectTimeoutMs });
+  const opened: OpenedConnection =
+    'socket' in target
+      ? target
+      : { socket: net.connect({ ...target, timeout: connectTimeoutMs }), readyEvent: 'connect' };
+  const upstream = opened.socket;
+  upstream.setTimeout(connectTimeoutMs);
   let connected = false;
-  upstream.once('connect', () => {
+  upstream.once(opened.readyEvent, () => {
     connected = true;
     upstream.setTimeout(0);
   });

@@ -217,6 +217,32 @@ describe('proxy upstream mTLS (client side) over loopback', function () {
     await plainApp.close();
   });
 
+  it('a TCP listener originates mesh mTLS too, offering ALPN istio (the peer pipes it as TCP), and a wrong peer is cut', async () => {
+    const tcpConfig = (c: Cluster): ProxyConfig => ({
+      apiVersion: 'proxy.weft.dev/v1',
+      kind: 'ProxyConfig',
+      version: `v${Math.random()}`,
+      listeners: [{ name: 'tcp-out', protocol: 'TCP', port: 0, cluster: c.name }],
+      clusters: [c],
+    });
+    const good = cluster('reviews', term.port, { mode: 'ISTIO_MUTUAL', subjectAltNames: [SERVER] });
+    proxy = await startProxy(tcpConfig(good), { identity: client });
+    const req = 'GET /tcp HTTP/1.1\r\nHost: reviews\r\nConnection: close\r\n\r\n';
+    expect(await raw(proxy.port, req, 2000)).to.match(/^HTTP\/1\.1 200[\s\S]*reviews-app/);
+    expect(term.peers.at(-1)).to.deep.include({ spiffe: CLIENT, alpn: 'istio' });
+    expect(await stat(proxy, `${good.name}.ssl.handshake`)).to.equal(1);
+    await proxy.stop();
+    const bad = cluster('reviews', term.port, {
+      mode: 'ISTIO_MUTUAL',
+      subjectAltNames: ['spiffe://x/ns/y/sa/z'],
+    });
+    proxy = await startProxy(tcpConfig(bad), { identity: client });
+    const before = app.seen.length;
+    expect(await raw(proxy.port, req, 2000)).to.equal('');
+    expect(app.seen.length, 'nothing reaches the app through an unverified peer').to.equal(before);
+    expect(await stat(proxy, `${bad.name}.ssl.fail_verify_san`)).to.equal(1);
+  });
+
   it('a WebSocket upgrade goes over mesh mTLS too, and a wrong peer is refused with UF', async () => {
     const up = 'GET /ws HTTP/1.1\r\nHost: reviews\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n';
     const good = cluster('reviews', term.port, { mode: 'ISTIO_MUTUAL', subjectAltNames: [SERVER] });
