@@ -9,6 +9,8 @@
  *       weft-proxy and runs (init exits 0, the proxy becomes ready once weftd serves it);
  *   (c) traffic from the meshed client to echo follows the demo's VirtualService (80/20
  *       split measured over a bounded number of requests, header canary to v2);
+ *   (c2) the sidecars talk mutual TLS with certificates from weftd's CA; a STRICT
+ *       PeerAuthentication refuses a pod without a sidecar and keeps serving the mesh;
  *   (d) deleting the Mesh removes everything it made.
  *
  * (b) and (c) use config/samples/demo, what `npm start` deploys. Steps that need weftd or the
@@ -24,7 +26,18 @@ import { INVENTORY_LABEL } from '../../pkg/render/labels.js';
 import { INIT_CONTAINER, PROXY_CONTAINER } from '../../pkg/inject/ports.js';
 import { demoStateDir } from '../../hack/cluster/paths.js';
 import { spawnSync } from 'node:child_process';
-import { kubeconfig, kubectl, kubectlJson, kubectlRun, repoRoot, waitFor } from './support/kube.js';
+import {
+  clientPod,
+  freshNamespace,
+  kubeconfig,
+  kubectl,
+  kubectlJson,
+  kubectlRun,
+  repoRoot,
+  waitFor,
+  waitForServiceAccount,
+  waitPodReady,
+} from './support/kube.js';
 
 const WEFT_IMAGE = 'ghcr.io/weft-mesh/weft:0.1.0';
 const socket = join(demoStateDir, 'containerd', 'containerd.sock');
@@ -365,6 +378,93 @@ describe('e2e: weft as pods — install, Mesh, injection, traffic, delete', func
       const nowhere = weftctl(['explain', `${client}.demo`, 'GET', 'http://nowhere.demo/']);
       expect(nowhere.status, nowhere.stdout).to.equal(1);
       expect(nowhere.stdout).to.match(/NR/);
+    });
+  });
+
+  describe('(c2) mesh mTLS between the sidecars, and PeerAuthentication', () => {
+    let plain: { ns: string; cleanup: () => void } | null = null;
+    const echoUrl = 'http://echo.demo/version';
+    /** One request from the unmeshed pod: the echo version, or 'refused' when it fails. */
+    const fromPlain = (): string => {
+      const r = kubectlRun(
+        [
+          'exec',
+          '-n',
+          plain!.ns,
+          'plain',
+          '--',
+          'sh',
+          '-c',
+          `timeout 10 wget -qO- ${echoUrl} || echo refused`,
+        ],
+        undefined,
+        30_000,
+      );
+      return r.stdout.trim();
+    };
+    after(() => {
+      kubectlRun(['delete', 'peerauthentication', 'strict', '-n', 'demo', '--ignore-not-found']);
+      plain?.cleanup();
+    });
+
+    it("every sidecar holds a workload certificate with its service account's SPIFFE ID (weftctl proxy-config secret)", function () {
+      pending(this, missing);
+      const client = kubectlJson<{ items: PodView[] }>(['get', 'pods', '-n', 'demo', '-l', 'app=client'])
+        .items[0]!.metadata.name;
+      const secret = weftctl(['proxy-config', 'secret', `${client}.demo`, '-o', 'json']);
+      expect(secret.status, secret.stderr).to.equal(0);
+      expect(secret.stdout).to.contain('spiffe://cluster.local/ns/demo/sa/default');
+    });
+
+    it('traffic between the demo pods is mutual TLS: the echo sidecar counts it with the client as source_principal', function () {
+      pending(this, missing);
+      expect(versionsSeen(5).failed ?? 0).to.equal(0);
+      const echo = kubectlJson<{ items: PodView[] }>([
+        'get',
+        'pods',
+        '-n',
+        'demo',
+        '-l',
+        'app=echo',
+      ]).items.map((p) => p.metadata.name);
+      const text = echo
+        .map((pod) =>
+          kubectl(['get', '--raw', `/api/v1/namespaces/demo/pods/${pod}:15090/proxy/stats/prometheus`]),
+        )
+        .join('\n');
+      const inbound = text
+        .split('\n')
+        .filter((l) => l.startsWith('istio_requests_total') && l.includes('reporter="destination"'));
+      expect(inbound.join('\n'), text.slice(0, 3000)).to.contain('connection_security_policy="mutual_tls"');
+      expect(inbound.join('\n')).to.contain('source_principal="spiffe://cluster.local/ns/demo/sa/default"');
+    });
+
+    it('PERMISSIVE (the default) serves a pod without a sidecar in plaintext; STRICT refuses it and keeps serving the mesh', async function () {
+      pending(this, missing);
+      plain = freshNamespace('e2e-plain');
+      await waitForServiceAccount(plain.ns);
+      kubectl(['apply', '-n', plain.ns, '-f', '-'], JSON.stringify(clientPod('plain')));
+      await waitPodReady(plain.ns, 'plain');
+      expect(fromPlain()).to.match(/^v[12]$/);
+      kubectl(
+        ['apply', '-f', '-'],
+        JSON.stringify({
+          apiVersion: 'security.istio.io/v1',
+          kind: 'PeerAuthentication',
+          metadata: { name: 'strict', namespace: 'demo' },
+          spec: { mtls: { mode: 'STRICT' } },
+        }),
+      );
+      await waitFor(
+        'STRICT refuses the plaintext client',
+        () => (fromPlain() === 'refused' ? true : undefined),
+        60_000,
+        1000,
+      );
+      const seen = versionsSeen(10);
+      expect(seen.failed ?? 0, JSON.stringify(seen)).to.equal(0);
+      kubectl(['delete', 'peerauthentication', 'strict', '-n', 'demo']);
+      await waitFor('PERMISSIVE again', () => (/^v[12]$/.test(fromPlain()) ? true : undefined), 60_000, 1000);
     });
   });
 
