@@ -20,3 +20,29 @@ export const MAX_RESPONSE_HEAD_BYTES = 64 * 1024;
 
 /** Bytes of one chunk-size line of a chunked response (size and extensions, without CRLF). */
 export const MAX_CHUNK_LINE_BYTES = 4096;
+
+/** The downstream limits a listener may override (tests and the standalone proxy set them). */
+export interface DownstreamLimits {
+  maxHeaderBytes?: number | undefined;
+  headersTimeoutMs?: number | undefined;
+  requestTimeoutMs?: number | undefined;
+  idleTimeoutMs?: number | undefined;
+}
+
+/**
+ * node:http server options for a listener that parses requests from a client: the outbound and
+ * gateway listeners (server.ts) and the sidecar's inbound side (inbound/http.ts) use the same ones.
+ */
+export function downstreamServerOptions(o: DownstreamLimits) {
+  return {
+    // Envoy's default header limit is 60 KiB; larger requests get 431
+    maxHeaderSize: o.maxHeaderBytes ?? 60 * 1024,
+    headersTimeout: o.headersTimeoutMs ?? 10_000,
+    // a request (headers + body) must arrive within 5 min (Envoy's stream idle timeout)
+    requestTimeout: o.requestTimeoutMs ?? 300_000,
+    keepAliveTimeout: o.idleTimeoutMs ?? 60_000,
+    // how often header/request timeouts are enforced (Node's default is 30 s)
+    connectionsCheckingInterval: Math.min(o.headersTimeoutMs ?? 10_000, 1000),
+    noDelay: true,
+  };
+}

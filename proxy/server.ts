@@ -34,7 +34,7 @@ import {
   type UpgradeHook,
 } from './upgrade.js';
 import { pipeTcp } from './tcp.js';
-import { MAX_HEADERS_COUNT } from './http1-limits.js';
+import { downstreamServerOptions, MAX_HEADERS_COUNT } from './http1-limits.js';
 import type { IdentitySource } from './identity/types.js';
 import type { IdentitySummary } from './identity/workload.js';
 
@@ -305,15 +305,7 @@ export class ProxyServer {
     const o = this.opts;
     const server = http.createServer(
       {
-        // Envoy's default header limit is 60 KiB; larger requests get 431
-        maxHeaderSize: o.maxHeaderBytes ?? 60 * 1024,
-        headersTimeout: o.headersTimeoutMs ?? 10_000,
-        // a request (headers + body) must arrive within 5 min (Envoy's stream idle timeout)
-        requestTimeout: o.requestTimeoutMs ?? 300_000,
-        keepAliveTimeout: o.idleTimeoutMs ?? 60_000,
-        // how often header/request timeouts are enforced (Node's default is 30 s)
-        connectionsCheckingInterval: Math.min(o.headersTimeoutMs ?? 10_000, 1000),
-        noDelay: true,
+        ...downstreamServerOptions(o),
         // the router checks Host itself: an absolute-form target may stand in for it (RFC 9112
         // §3.2.2), and a missing or bad Host is answered with a flag like every local reply
         requireHostHeader: false,

@@ -29,6 +29,7 @@ import type { MetricGroup } from '../telemetry/metrics.js';
 import type { PortPlan } from './plan.js';
 import type { PeerIdentity } from './peer.js';
 import { hostPort } from '../sidecar/capture.js';
+import { downstreamServerOptions } from '../http1-limits.js';
 
 export const XFCC = 'x-forwarded-client-cert';
 
@@ -285,13 +286,8 @@ export class InboundHttp {
     const o = opts;
     this.server = http.createServer(
       {
-        // the outbound side's limits (proxy/server.ts): Envoy's 60 KiB headers, 10 s to send them
-        maxHeaderSize: o.maxHeaderBytes ?? 60 * 1024,
-        headersTimeout: o.headersTimeoutMs ?? 10_000,
-        requestTimeout: o.requestTimeoutMs ?? 300_000,
-        keepAliveTimeout: o.idleTimeoutMs ?? 60_000,
-        connectionsCheckingInterval: Math.min(o.headersTimeoutMs ?? 10_000, 1000),
-        noDelay: true,
+        // the outbound side's limits: Envoy's 60 KiB headers, 10 s to send them
+        ...downstreamServerOptions(o),
       },
       (req, res) => this.onRequest(req, res),
     );
