@@ -342,27 +342,22 @@ function certTime(iso: string): string {
 export function secretTable(a: CertsAnswer): string {
   const rows: Row[] = [];
   const c = a.certificate;
+  const row = (
+    name: string,
+    type: string,
+    x: { valid: boolean; serialNumber: string; notAfter: string; notBefore: string },
+  ): Row => [
+    name,
+    type,
+    x.valid ? 'ACTIVE' : 'EXPIRED',
+    String(x.valid),
+    x.serialNumber.toLowerCase(),
+    certTime(x.notAfter),
+    certTime(x.notBefore),
+  ];
   if (c === null) rows.push(['default', 'Cert Chain', 'WARMING', 'false', '-', '-', '-']);
-  else
-    rows.push([
-      'default',
-      'Cert Chain',
-      c.valid ? 'ACTIVE' : 'EXPIRED',
-      String(c.valid),
-      c.serialNumber.toLowerCase(),
-      certTime(c.notAfter),
-      certTime(c.notBefore),
-    ]);
-  for (const r of a.roots)
-    rows.push([
-      'ROOTCA',
-      'CA',
-      r.valid ? 'ACTIVE' : 'EXPIRED',
-      String(r.valid),
-      r.serialNumber.toLowerCase(),
-      certTime(r.notAfter),
-      certTime(r.notBefore),
-    ]);
+  else rows.push(row('default', 'Cert Chain', c));
+  for (const r of a.roots) rows.push(row('ROOTCA', 'CA', r));
   return table(
     ['RESOURCE NAME', 'TYPE', 'STATUS', 'VALID CERT', 'SERIAL NUMBER', 'NOT AFTER', 'NOT BEFORE'],
     rows,
