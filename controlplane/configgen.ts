@@ -13,6 +13,8 @@ import type { Logger } from '../pkg/log/index.js';
 import type { ProxyConfig, Telemetry } from '../pkg/proxyconfig/types.js';
 import { translate, translateGateway, type TranslateResult } from '../pkg/translate/index.js';
 import { gatewayTargetPorts } from '../pkg/translate/kube.js';
+import { podServiceNames, translateAuthz } from '../pkg/translate/authz.js';
+import type { AuthzBlock } from '../pkg/proxyconfig/types.js';
 import type { MeshSettings } from './flags.js';
 import type { PodInfo, Snapshot } from './registry.js';
 
@@ -82,8 +84,10 @@ export class ConfigGenerator {
     }
     const base = this.sidecarBase.result.config;
     const telemetry = telemetryFor(pod, this.opts.mesh);
+    const authz = this.authzFor(snapshot, pod);
+    const authzJson = authz === undefined ? '' : JSON.stringify(authz);
     const version = createHash('sha256')
-      .update(`${base.version}\n${JSON.stringify(telemetry)}`)
+      .update(`${base.version}\n${JSON.stringify(telemetry)}${authzJson === '' ? '' : `\n${authzJson}`}`)
       .digest('hex')
       .slice(0, 12);
     const { body } = this.sidecarBase;
@@ -92,9 +96,11 @@ export class ConfigGenerator {
     const encode = (): string => {
       const v = JSON.stringify(version);
       const head = `{"apiVersion":${JSON.stringify(base.apiVersion)},"kind":"ProxyConfig","version":${v},`;
-      return `{"type":"config","version":${v},"config":${head}${body},"telemetry":${JSON.stringify(telemetry)}}}\n`;
+      const tail = authzJson === '' ? '' : `,"authz":${authzJson}`;
+      return `{"type":"config","version":${v},"config":${head}${body},"telemetry":${JSON.stringify(telemetry)}${tail}}}\n`;
     };
-    return { config: { ...base, version, telemetry }, version, encode };
+    const config = { ...base, version, telemetry, ...(authz !== undefined ? { authz } : {}) };
+    return { config, version, encode };
   }
 
   private gateway(snapshot: Snapshot, pod: PodInfo): GeneratedConfig {
@@ -117,12 +123,48 @@ export class ConfigGenerator {
       this.gatewayCache.set(key, result);
       this.logWarnings('gateway', result);
     }
-    const { config } = result;
+    const authz = this.authzFor(snapshot, pod);
+    const config =
+      authz === undefined
+        ? result.config
+        : {
+            ...result.config,
+            authz,
+            version: createHash('sha256')
+              .update(`${result.config.version}\n${JSON.stringify(authz)}`)
+              .digest('hex')
+              .slice(0, 12),
+          };
     return {
       config,
       version: config.version,
       encode: () => encodeMessage({ type: 'config', version: config.version, config }),
     };
+  }
+
+  /** The AuthorizationPolicies that select `pod`, compiled (pkg/translate/authz.ts). */
+  private authzFor(snapshot: Snapshot, pod: PodInfo): AuthzBlock | undefined {
+    const policies = snapshot.authorizationPolicies ?? [];
+    if (policies.length === 0) return undefined;
+    const mesh = this.opts.mesh;
+    const { block, warnings } = translateAuthz({
+      policies,
+      pod: { namespace: pod.namespace, labels: pod.labels },
+      podServices: podServiceNames(snapshot.kubeServices, pod),
+      rootNamespace: mesh.rootNamespace,
+      providers: mesh.extensionProviders,
+      services: snapshot.services,
+      domainSuffix: `svc.${this.opts.domainSuffix}`,
+    });
+    for (const w of warnings) this.warnOnce(`authz ${w}`);
+    return block;
+  }
+
+  private warnOnce(message: string): void {
+    if (this.loggedVersions.has(message)) return;
+    if (this.loggedVersions.size > 1000) this.loggedVersions.clear();
+    this.loggedVersions.add(message);
+    this.opts.log.warn('Authorization policy warning', { warning: message });
   }
 
   private inputs(snapshot: Snapshot) {

@@ -10,6 +10,11 @@ import { DISCOVERY_PORT, MONITORING_PORT } from '../pkg/discovery/protocol.js';
 import { WeftError, errorMessage } from '../pkg/errors/index.js';
 import { parseDurationMs } from '../pkg/translate/duration.js';
 import { PATH_NORMALIZATION_TYPES, type PathNormalizationType } from '../pkg/proxyconfig/types.js';
+import {
+  DEFAULT_ROOT_NAMESPACE,
+  parseExtensionProviders,
+  type MeshExtAuthzProvider,
+} from '../pkg/translate/authz.js';
 
 export const HELP = `weftd: weft's control plane (discovery, config push, workload certificates)
 
@@ -35,6 +40,10 @@ export interface MeshSettings {
   telemetry: { metrics: boolean; accessLog: boolean; tracingSamplingPercent: number };
   /** Pushed to every proxy (Istio's meshConfig.pathNormalization); DEFAULT is read as BASE. */
   pathNormalization: { normalization: Exclude<PathNormalizationType, 'DEFAULT'> };
+  /** Istio's meshConfig.rootNamespace: its AuthorizationPolicies apply mesh-wide. */
+  rootNamespace: string;
+  /** Istio's meshConfig.extensionProviders (envoyExtAuthzHttp ones), for CUSTOM policies. */
+  extensionProviders: MeshExtAuthzProvider[];
 }
 
 export const DEFAULT_MESH: MeshSettings = {
@@ -43,6 +52,8 @@ export const DEFAULT_MESH: MeshSettings = {
   workloadCertTtlMs: 24 * 3600_000,
   telemetry: { metrics: true, accessLog: true, tracingSamplingPercent: 1 },
   pathNormalization: { normalization: 'BASE' },
+  rootNamespace: DEFAULT_ROOT_NAMESPACE,
+  extensionProviders: [],
 };
 
 export interface WeftdOptions {
@@ -139,8 +150,18 @@ export function parseMeshSettings(text: string, source = 'mesh config'): MeshSet
     workloadCertTTL?: unknown;
     telemetry?: Record<string, unknown>;
     pathNormalization?: { normalization?: unknown };
+    rootNamespace?: unknown;
+    extensionProviders?: unknown;
   };
   const out = structuredClone(DEFAULT_MESH);
+  if (m.rootNamespace !== undefined) {
+    if (typeof m.rootNamespace !== 'string' || m.rootNamespace === '')
+      fail(`${source}: rootNamespace must be a non-empty string`);
+    out.rootNamespace = m.rootNamespace as string;
+  }
+  const ext = parseExtensionProviders(m.extensionProviders);
+  if (ext.errors.length > 0) fail(`${source}: ${ext.errors.join('; ')}`);
+  out.extensionProviders = ext.providers;
   if (m.trustDomain !== undefined) {
     if (typeof m.trustDomain !== 'string' || m.trustDomain === '')
       fail(`${source}: trustDomain must be a non-empty string`);

@@ -6,9 +6,10 @@
  *
  * Pods change all the time (status, conditions); only an add, a delete, or a change of labels or
  * IP matters to a config, so the rest is filtered out here rather than costing a push cycle.
- * Security kinds (PeerAuthentication, AuthorizationPolicy...) are not watched yet.
+ * Of the security kinds only AuthorizationPolicy is watched so far.
  */
 import type { DestinationRule, Gateway, ServiceEntry, VirtualService } from '../pkg/api/index.js';
+import type { AuthorizationPolicy } from '../pkg/api/authorizationpolicy.js';
 import type { KubeClient } from '../pkg/kube/client.js';
 import { Informer, type InformerEventType } from '../pkg/kube/informer.js';
 import type { KubeObject } from '../pkg/kube/types.js';
@@ -35,6 +36,8 @@ export const WATCHED = [
   { apiVersion: ISTIO_NETWORKING, kind: 'DestinationRule', trigger: 'config' },
   { apiVersion: ISTIO_NETWORKING, kind: 'Gateway', trigger: 'config' },
   { apiVersion: ISTIO_NETWORKING, kind: 'ServiceEntry', trigger: 'config' },
+  // v1beta1 objects are the same objects (one stored version): watching v1 sees both
+  { apiVersion: 'security.istio.io/v1', kind: 'AuthorizationPolicy', trigger: 'config' },
 ] as const satisfies readonly { apiVersion: string; kind: string; trigger: TriggerType | null }[];
 
 export type WatchedKind = (typeof WATCHED)[number]['kind'];
@@ -57,6 +60,8 @@ export interface Snapshot {
   destinationRules: DestinationRule[];
   serviceEntries: ServiceEntry[];
   gateways: Gateway[];
+  /** Absent in snapshots built by hand (tests, benches): no policy. */
+  authorizationPolicies?: AuthorizationPolicy[];
 }
 
 export interface KubeRegistry {
@@ -147,6 +152,7 @@ export function createKubeRegistry(kube: KubeClient, log: Logger, domainSuffix: 
         destinationRules: items<DestinationRule>('DestinationRule'),
         serviceEntries: items<ServiceEntry>('ServiceEntry'),
         gateways: items<Gateway>('Gateway'),
+        authorizationPolicies: items<AuthorizationPolicy>('AuthorizationPolicy'),
       };
       return cached;
     },

@@ -4,6 +4,7 @@
  * Semantic checks that need compilation (regex syntax) are done by the proxy's compiler.
  */
 import { PATH_NORMALIZATION_TYPES, PROXY_CONFIG_API_VERSION, type ProxyConfig } from './types.js';
+import { validateAuthzBlock } from './validate-authz.js';
 
 export interface ConfigProblem {
   path: string;
@@ -191,6 +192,7 @@ export function validateProxyConfig(cfg: unknown): ConfigProblem[] {
   const names = new Set<string>();
   c.array(cfg.clusters, 'clusters').forEach((cl, i) => checkCluster(c, cl, `clusters[${i}]`, names));
   checkPathNormalization(c, cfg.pathNormalization);
+  c.problems.push(...validateAuthzBlock(cfg.authz));
   return c.problems;
 }
 

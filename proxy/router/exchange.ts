@@ -34,6 +34,8 @@ import { addFlag, FLAG_TEXT, Flags, type Flag } from './flags.js';
 import { backoffMs, isRetriable, type AttemptOutcome } from './retry.js';
 import { buildExplain } from './explain.js';
 import type { UpgradeHook } from '../upgrade.js';
+import { authzGate, type AuthzOutcome } from '../authz/gate.js';
+import type { AuthzDecision } from '../authz/engine.js';
 
 type UpstreamHeaders = Record<string, string | string[] | undefined>;
 
@@ -145,6 +147,8 @@ export class Exchange {
   lastEndpoint: EndpointRuntime | null = null;
   attempts = 0;
   requestId = '';
+  /** The AuthorizationPolicy decision, when the config has policies. */
+  authz: AuthzDecision | null = null;
   private readonly start = performance.now();
   /** Unset only when the head was refused (rejectHead). */
   private view!: RequestView;
@@ -178,6 +182,44 @@ export class Exchange {
     const v = requestView(this.req, this.listener.port, this.cfg.pathNormalization);
     if (isRejection(v)) return this.rejectHead(v);
     this.view = v;
+    // AuthorizationPolicy before routing (CUSTOM → DENY → ALLOW); sync unless ext-authz is called
+    if (this.cfg.authz !== null) return authzGate(this.cfg.authz, this.req, v, (o) => this.afterAuthz(o));
+    this.routeRequest();
+  }
+
+  /** The AuthorizationPolicy outcome: a denial answers here, an allow goes on to routing. */
+  private afterAuthz(o: AuthzOutcome): void {
+    this.authz = o.decision;
+    const name = o.decision.policy ?? (o.decision.decision === 'deny' ? 'none' : '');
+    if (o.decision.audit !== undefined)
+      this.env.metrics.incLabelled('weft_proxy_authz_audit_total', { policy: o.decision.audit });
+    if (o.decision.shadow !== undefined)
+      this.env.metrics.incLabelled('weft_proxy_authz_dry_run_total', {
+        policy: o.decision.shadow.policy ?? 'none',
+        decision: o.decision.shadow.decision,
+      });
+    if (this.done) return;
+    if (o.denial === undefined) return this.routeRequest();
+    this.env.metrics.incLabelled('weft_proxy_authz_denied_total', { policy: name, action: o.decision.action });
+    const d = o.denial;
+    this.flags = addFlag(this.flags, d.flag === 'RBAC' ? Flags.RbacDenied : Flags.ExtAuthzDenied);
+    this.status = d.status;
+    if (!this.res.headersSent && !this.res.destroyed) {
+      const h: Record<string, string> = {
+        ...d.headers,
+        'content-length': String(d.body.length),
+        'x-weft-response-flags': this.flags,
+      };
+      this.explainHeader(h);
+      this.respBytes = d.body.length;
+      this.res.writeHead(d.status, h);
+      this.res.end(d.body);
+    }
+    this.finish();
+  }
+
+  private routeRequest(): void {
+    const v = this.view;
     const vh = (this.vhost = findVHost(this.listener, v.authority));
     const sel = vh === null ? null : selectRoute(vh, v);
     if (sel === null)
@@ -648,6 +690,7 @@ export class Exchange {
       upstream_host: this.lastEndpoint?.key,
       upstream_cluster: this.dest?.clusterName,
       route_name: this.route?.name,
+      ...(this.authz !== null ? authzLogFields(this.authz) : {}),
       explain: buildExplain(this),
     };
   }
@@ -656,6 +699,22 @@ export class Exchange {
   get endpointKey(): string | undefined {
     return this.lastEndpoint?.key;
   }
+}
+
+/**
+ * Access log fields of an authorization decision. `response_code_details` follows Envoy:
+ * `rbac_access_denied_matched_policy[ns/name]` for a DENY policy,
+ * `rbac_access_denied_matched_policy[none]` when ALLOW policies exist and none matched, and
+ * `ext_authz_denied[ns/name]` for a CUSTOM denial.
+ */
+function authzLogFields(d: AuthzDecision): Record<string, unknown> {
+  const out: Record<string, unknown> = { authz: d };
+  if (d.decision === 'deny')
+    out.response_code_details =
+      d.action === 'CUSTOM'
+        ? `ext_authz_denied[${d.policy ?? 'none'}]`
+        : `rbac_access_denied_matched_policy[${d.policy ?? 'none'}]`;
+  return out;
 }
 
 const DISCARD: ResponseHandler = {

@@ -159,6 +159,18 @@ export class MetricsRegistry {
     this.counters.set(name, (this.counters.get(name) ?? 0) + by);
   }
 
+  /** Counters with labels, e.g. denials per policy: name → label text → value. */
+  readonly labelled = new Map<string, Map<string, number>>();
+
+  incLabelled(name: string, labels: Record<string, string>, by = 1): void {
+    const text = Object.entries(labels)
+      .map(([k, v]) => `${k}="${esc(v)}"`)
+      .join(',');
+    let m = this.labelled.get(name);
+    if (m === undefined) this.labelled.set(name, (m = new Map()));
+    m.set(text, (m.get(text) ?? 0) + by);
+  }
+
   render(): string {
     const out = { req: [] as string[], dur: [] as string[], rqb: [] as string[], rsb: [] as string[] };
     for (const g of this.groups.values()) g.render(out);
@@ -197,6 +209,10 @@ export class MetricsRegistry {
       tcpLines((g) => g.received).map((l) => 'istio_tcp_received_bytes_total' + l),
     );
     for (const [name, v] of this.counters) lines.push(`# TYPE ${name} counter`, `${name} ${v}`);
+    for (const [name, m] of this.labelled) {
+      lines.push(`# TYPE ${name} counter`);
+      for (const [labels, v] of m) lines.push(`${name}{${labels}} ${v}`);
+    }
     return lines.join('\n') + '\n';
   }
 }

@@ -1,0 +1,108 @@
+/**
+ * The one call the HTTP request path makes before routing: builds the request's attributes,
+ * runs the CUSTOM step (ext-authz, async, only when a CUSTOM policy matches) and then
+ * DENY → ALLOW (sync), and reports the outcome. `authorizeRequest` is the same without the
+ * node:http specifics, for the sidecar's inbound listener.
+ */
+import type { IncomingMessage } from 'node:http';
+import type { AuthzAttributes } from './attributes.js';
+import { authorize, matchCustom, plainIp, remoteAddress, type AuthzDecision, type CompiledAuthz } from './engine.js';
+import { checkExtAuthz, type ExtAuthzRequest } from './extauthz.js';
+
+/** Envoy's body for an RBAC denial. */
+export const RBAC_DENIED_BODY = 'RBAC: access denied';
+
+export interface AuthzDenial {
+  status: number;
+  /** RBAC (a DENY/ALLOW decision) or UAEX (the ext-authz provider said no). */
+  flag: 'RBAC' | 'UAEX';
+  body: Buffer;
+  headers: Record<string, string>;
+}
+
+export interface AuthzOutcome {
+  decision: AuthzDecision;
+  /** Set when the request must be refused with this response. */
+  denial?: AuthzDenial;
+}
+
+const rbacDenial = (): AuthzDenial => ({
+  status: 403,
+  flag: 'RBAC',
+  body: Buffer.from(RBAC_DENIED_BODY),
+  headers: { 'content-type': 'text/plain' },
+});
+
+function finish(c: CompiledAuthz, attrs: AuthzAttributes): AuthzOutcome {
+  const decision = authorize(c, attrs);
+  return decision.decision === 'deny' ? { decision, denial: rbacDenial() } : { decision };
+}
+
+/**
+ * CUSTOM → DENY → ALLOW for one request. Synchronous (no promise) unless a CUSTOM policy
+ * matches. Headers the provider allows upstream are set on `attrs.headers` (so DENY/ALLOW see
+ * them, as Envoy's RBAC filter after ext_authz does) — pass the request's own header object to
+ * have them forwarded.
+ */
+export function authorizeRequest(
+  c: CompiledAuthz,
+  attrs: AuthzAttributes,
+  check: ExtAuthzRequest,
+): AuthzOutcome | Promise<AuthzOutcome> {
+  const custom = c.custom.length > 0 ? matchCustom(c, attrs) : null;
+  if (custom === null) return finish(c, attrs);
+  return checkExtAuthz(custom.provider, check).then((r) => {
+    if (!r.ok) {
+      return {
+        decision: {
+          decision: 'deny',
+          action: 'CUSTOM',
+          policy: custom.policy,
+          rule: custom.rule,
+          reason: `denied by CUSTOM policy ${custom.policy} (provider ${custom.providerName}: ${r.error ?? `status ${r.status}`})`,
+        },
+        denial: {
+          status: r.status,
+          flag: 'UAEX',
+          body: r.body,
+          headers: r.error !== undefined ? {} : r.headers,
+        },
+      };
+    }
+    for (const [k, v] of Object.entries(r.upstreamHeaders)) attrs.headers[k] = v;
+    return finish(c, attrs);
+  });
+}
+
+/** Attributes of a request on a plaintext gateway listener (no peer identity, no JWT yet). */
+export function gatewayAttributes(
+  c: CompiledAuthz,
+  req: IncomingMessage,
+  view: { method: string; authority: string; path: string },
+): AuthzAttributes {
+  const sock = req.socket;
+  const sourceIp = plainIp(sock.remoteAddress ?? '');
+  return {
+    method: view.method,
+    host: view.authority,
+    path: view.path,
+    headers: req.headers,
+    port: sock.localPort ?? 0,
+    destinationIp: plainIp(sock.localAddress ?? ''),
+    sourceIp,
+    remoteIp: remoteAddress(sourceIp, req.headers['x-forwarded-for'], c.numTrustedProxies),
+  };
+}
+
+/** The hook: decides, then calls `done` once (synchronously when no ext-authz call is needed). */
+export function authzGate(
+  c: CompiledAuthz,
+  req: IncomingMessage,
+  view: { method: string; authority: string; path: string; target: string },
+  done: (o: AuthzOutcome) => void,
+): void {
+  const attrs = gatewayAttributes(c, req, view);
+  const r = authorizeRequest(c, attrs, { method: view.method, target: view.target, headers: req.headers });
+  if (r instanceof Promise) void r.then(done);
+  else done(r);
+}
