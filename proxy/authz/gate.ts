@@ -8,6 +8,7 @@ import type { IncomingMessage } from 'node:http';
 import type { AuthzAttributes } from './attributes.js';
 import { authorize, matchCustom, plainIp, remoteAddress, type AuthzDecision, type CompiledAuthz } from './engine.js';
 import { checkExtAuthz, type ExtAuthzRequest } from './extauthz.js';
+import { normalizePath } from '../router/path.js';
 
 /** Envoy's body for an RBAC denial. */
 export const RBAC_DENIED_BODY = 'RBAC: access denied';
@@ -33,8 +34,28 @@ const rbacDenial = (): AuthzDenial => ({
   headers: { 'content-type': 'text/plain' },
 });
 
-function finish(c: CompiledAuthz, attrs: AuthzAttributes): AuthzOutcome {
+/**
+ * DENY → ALLOW on the path as routed and, when it differs, on its strictest reading
+ * (DECODE_AND_MERGE_SLASHES: `%2F` decoded, slashes merged, dot segments resolved): the
+ * request is allowed only if both readings are. Under a lax pathNormalization (NONE, BASE,
+ * MERGE_SLASHES) the upstream may decode `/%2Fadmin` or resolve `/admin/./` itself, so a DENY on
+ * `/admin` must hold for every reading and an ALLOW on `/public/*` must not let
+ * `/public/%2E%2E/admin` through. Stricter than Envoy's RBAC (which sees only the routed path).
+ */
+export function authorizeAllReadings(c: CompiledAuthz, attrs: AuthzAttributes): AuthzDecision {
   const decision = authorize(c, attrs);
+  if (decision.decision === 'deny') return decision;
+  const strict = normalizePath(attrs.path, 'DECODE_AND_MERGE_SLASHES');
+  if (strict === attrs.path) return decision;
+  if (strict === null)
+    return { decision: 'deny', action: 'DENY', reason: `path ${JSON.stringify(attrs.path)} cannot be normalized safely` };
+  const other = authorize(c, { ...attrs, path: strict });
+  if (other.decision === 'allow') return decision;
+  return { ...other, reason: `${other.reason} (path ${JSON.stringify(attrs.path)} read as ${JSON.stringify(strict)})` };
+}
+
+function finish(c: CompiledAuthz, attrs: AuthzAttributes): AuthzOutcome {
+  const decision = authorizeAllReadings(c, attrs);
   return decision.decision === 'deny' ? { decision, denial: rbacDenial() } : { decision };
 }
 

@@ -8,4 +8,4 @@ export {
   type AuthzDecision,
   type CompiledAuthz,
 } from './engine.js';
-export { authorizeRequest, authzGate, RBAC_DENIED_BODY, type AuthzOutcome, type AuthzDenial } from './gate.js';
+export { authorizeAllReadings, authorizeRequest, authzGate, RBAC_DENIED_BODY, type AuthzOutcome, type AuthzDenial } from './gate.js';
