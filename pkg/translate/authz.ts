@@ -126,7 +126,7 @@ function port(v: string): AuthzValue {
 
 /** `{*}` / `{**}` templates split into segments; other paths are Istio string forms. */
 export function pathForm(v: string): AuthzValue {
-  if (!v.includes('{*}') && !v.includes('{**}')) return stringForm(v);
+  if (!v.includes('{') && !v.includes('}')) return stringForm(v);
   const segs = v.replace(/^\/+|\/+$/g, '').split('/');
   const out: string[] = [];
   segs.forEach((s, i) => {
