@@ -217,7 +217,17 @@ function checkOperation(o: Operation | undefined, path: Path, r: Report): void {
 
 /** `*` may be the whole value, a prefix or a suffix; `{*}` / `{**}` segments form a path template. */
 function validPathPattern(p: string): boolean {
-  if (p.includes('{')) return /^(\/([^/{}*]+|\{\*\}|\{\*\*\}))+\/?$/.test(p);
+  if (p.includes('{') || p.includes('}')) {
+    // Istio's CheckValidPathTemplate: {*} / {**} segments, {**} last, literals of RFC 3986 pchars
+    const globs = p.replace(/^\/+|\/+$/g, '').split('/');
+    const template = p.includes('{*}') || p.includes('{**}');
+    return globs.every((g, i) => {
+      if (g === '{*}') return true;
+      if (g === '{**}') return i === globs.length - 1;
+      if (/[{}]/.test(g)) return false;
+      return !template || /^[a-zA-Z0-9\-._~%!$&'()+,;:@=]+$/.test(g);
+    });
+  }
   const stars = p.split('*').length - 1;
   if (stars === 0 || p === '*') return true;
   return stars === 1 && (p.startsWith('*') || p.endsWith('*'));
