@@ -84,7 +84,9 @@ export class ConfigGenerator {
     }
     const base = this.sidecarBase.result.config;
     const telemetry = telemetryFor(pod, this.opts.mesh);
-    const authz = this.authzFor(snapshot, pod);
+    // a sidecar's policies guard its inbound side only: no outbound listener is checked
+    const podAuthz = this.authzFor(snapshot, pod);
+    const authz = podAuthz === undefined ? undefined : { ...podAuthz, listeners: [] };
     const authzJson = authz === undefined ? '' : JSON.stringify(authz);
     const version = createHash('sha256')
       .update(`${base.version}\n${JSON.stringify(telemetry)}${authzJson === '' ? '' : `\n${authzJson}`}`)

@@ -258,6 +258,12 @@ export interface AuthzBlock {
   providers?: Record<string, ExtAuthzHttpProvider>;
   /** Envoy's xff_num_trusted_hops for `remote.ip` / `remoteIpBlocks`; absent or 0 = the peer address. */
   numTrustedProxies?: number;
+  /**
+   * Names of the HTTP listeners whose requests are checked before routing; absent = all (a
+   * gateway). A sidecar's block lists none: policies guard its inbound side, whose listener
+   * calls `authorize` itself, never the app's outbound calls.
+   */
+  listeners?: string[];
 }
 
 export type AuthzAction = 'ALLOW' | 'DENY' | 'AUDIT' | 'CUSTOM';

@@ -123,6 +123,8 @@ export function validateAuthzBlock(b: unknown): Problem[] {
   }
   if (b.numTrustedProxies !== undefined && (!Number.isInteger(b.numTrustedProxies) || (b.numTrustedProxies as number) < 0))
     out.push({ path: 'authz.numTrustedProxies', message: 'must be a non-negative integer' });
+  if (b.listeners !== undefined && (!Array.isArray(b.listeners) || b.listeners.some((l) => typeof l !== 'string')))
+    out.push({ path: 'authz.listeners', message: 'must be a list of listener names' });
   if (!Array.isArray(b.policies)) return [...out, { path: 'authz.policies', message: 'must be a list' }];
   b.policies.forEach((p, i) => {
     const at = `authz.policies[${i}]`;

@@ -47,6 +47,13 @@ export interface CompiledAuthz {
   dryRun: CompiledPolicy[];
   providers: ReadonlyMap<string, PreparedProvider>;
   numTrustedProxies: number;
+  /** HTTP listeners the before-routing hook checks; null = all. */
+  listeners: ReadonlySet<string> | null;
+}
+
+/** Whether the before-routing hook checks requests of `listener` (see AuthzBlock.listeners). */
+export function guardsListener(c: CompiledAuthz | null, listener: string): c is CompiledAuthz {
+  return c !== null && (c.listeners === null || c.listeners.has(listener));
 }
 
 export type AuthzDecisionKind = 'allow' | 'deny';
@@ -303,6 +310,7 @@ export function compileAuthz(block: AuthzBlock): CompiledAuthz {
     dryRun: [],
     providers: new Map(Object.entries(block.providers ?? {}).map(([k, v]) => [k, prepareProvider(v)])),
     numTrustedProxies: block.numTrustedProxies ?? 0,
+    listeners: block.listeners === undefined ? null : new Set(block.listeners),
   };
   for (const p of block.policies) {
     const cp: CompiledPolicy = {

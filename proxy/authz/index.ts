@@ -3,6 +3,7 @@ export type { AuthzAttributes } from './attributes.js';
 export {
   authorize,
   compileAuthz,
+  guardsListener,
   matchCustom,
   NO_ALLOW_MATCHED,
   type AuthzDecision,

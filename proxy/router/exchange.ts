@@ -35,7 +35,7 @@ import { backoffMs, isRetriable, type AttemptOutcome } from './retry.js';
 import { buildExplain } from './explain.js';
 import type { UpgradeHook } from '../upgrade.js';
 import { authzGate, type AuthzOutcome } from '../authz/gate.js';
-import type { AuthzDecision } from '../authz/engine.js';
+import { guardsListener, type AuthzDecision } from '../authz/engine.js';
 
 type UpstreamHeaders = Record<string, string | string[] | undefined>;
 
@@ -183,7 +183,8 @@ export class Exchange {
     if (isRejection(v)) return this.rejectHead(v);
     this.view = v;
     // AuthorizationPolicy before routing (CUSTOM → DENY → ALLOW); sync unless ext-authz is called
-    if (this.cfg.authz !== null) return authzGate(this.cfg.authz, this.req, v, (o) => this.afterAuthz(o));
+    const az = this.cfg.authz;
+    if (guardsListener(az, this.listener.name)) return authzGate(az, this.req, v, (o) => this.afterAuthz(o));
     this.routeRequest();
   }
 

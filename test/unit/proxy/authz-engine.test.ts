@@ -56,13 +56,16 @@ const JWT = {
   } as Record<string, unknown>,
 };
 
-function decide(specs: Spec[], req: Partial<AuthzAttributes> = {}) {
+/** Overrides of BASE; `peer: undefined` / `auth: undefined` = plaintext / no JWT. */
+type Req = { [K in keyof AuthzAttributes]?: AuthzAttributes[K] | undefined };
+
+function decide(specs: Spec[], req: Req = {}) {
   const warnings: string[] = [];
   const policies = specs.map((s, i) => compilePolicy(policy({ name: `p${i}`, ...s }), new Set(), warnings));
-  return authorize(compileAuthz({ policies }), { ...BASE, ...req });
+  return authorize(compileAuthz({ policies }), { ...BASE, ...req } as AuthzAttributes);
 }
 
-type Case = [string, Spec[], Partial<AuthzAttributes>, 'allow' | 'deny', string?];
+type Case = [string, Spec[], Req, 'allow' | 'deny', string?];
 const allow = (rules?: Rule[]): Spec => ({ action: 'ALLOW', ...(rules !== undefined ? { rules } : {}) });
 const deny = (rules?: Rule[]): Spec => ({ action: 'DENY', ...(rules !== undefined ? { rules } : {}) });
 const to = (operation: Record<string, string[]>): Rule => ({ to: [{ operation }] });
