@@ -123,6 +123,8 @@ describe('weftd mesh config (mesh.yaml)', () => {
       workloadCertTtlMs: 12 * 3600_000,
       telemetry: { metrics: true, accessLog: false, tracingSamplingPercent: 5 },
       pathNormalization: { normalization: 'MERGE_SLASHES' },
+      rootNamespace: 'istio-system',
+      extensionProviders: [],
     });
   });
 
