@@ -72,7 +72,9 @@ export interface AuthzTranslateResult {
 
 const keyOf = (p: AuthorizationPolicy): string => `${p.metadata.namespace ?? 'default'}/${p.metadata.name}`;
 
-function targetRefsOf(p: AuthorizationPolicy): { group?: string; kind: string; name: string; namespace?: string }[] {
+function targetRefsOf(
+  p: AuthorizationPolicy,
+): { group?: string; kind: string; name: string; namespace?: string }[] {
   const refs = p.spec?.targetRefs ?? [];
   if (refs.length === 0 && p.spec?.targetRef) return [p.spec.targetRef];
   return refs;
@@ -216,7 +218,10 @@ function sourceClauses(s: Source | undefined, policyNs: string): AuthzClause[] {
   push(out, clause('source.trustDomain', stringForm, s.trustDomains, s.notTrustDomains));
   const sa = (v: string): AuthzValue => serviceAccountForm(v, policyNs);
   push(out, clause('source.serviceAccount', sa, s.serviceAccounts, s.notServiceAccounts));
-  push(out, clause('request.auth.principal', requestPrincipalForm, s.requestPrincipals, s.notRequestPrincipals));
+  push(
+    out,
+    clause('request.auth.principal', requestPrincipalForm, s.requestPrincipals, s.notRequestPrincipals),
+  );
   push(out, clause('source.principal', stringForm, s.principals, s.notPrincipals));
   return out;
 }
@@ -306,7 +311,9 @@ export function compilePolicy(
     if (dry === 'true' || dry === 'True' || dry === '1' || dry === 't' || dry === 'T' || dry === 'TRUE')
       out.dryRun = true;
     else if (!['false', 'False', 'FALSE', '0', 'f', 'F'].includes(dry))
-      warnings.push(`AuthorizationPolicy ${name}: ${DRY_RUN_ANNOTATION}=${JSON.stringify(dry)} is not a boolean; enforced`);
+      warnings.push(
+        `AuthorizationPolicy ${name}: ${DRY_RUN_ANNOTATION}=${JSON.stringify(dry)} is not a boolean; enforced`,
+      );
   }
   (p.spec?.rules ?? []).forEach((r, i) => {
     try {
@@ -347,7 +354,10 @@ const isObj = (v: unknown): v is Record<string, unknown> =>
  * The mesh config's `extensionProviders` list → the envoyExtAuthzHttp providers; every problem
  * is returned (with its path) rather than thrown. Other provider kinds are ignored here.
  */
-export function parseExtensionProviders(raw: unknown): { providers: MeshExtAuthzProvider[]; errors: string[] } {
+export function parseExtensionProviders(raw: unknown): {
+  providers: MeshExtAuthzProvider[];
+  errors: string[];
+} {
   const providers: MeshExtAuthzProvider[] = [];
   const errors: string[] = [];
   if (raw === undefined || raw === null) return { providers, errors };
@@ -388,7 +398,11 @@ export function parseExtensionProviders(raw: unknown): { providers: MeshExtAuthz
         err(`statusOnError ${JSON.stringify(h.statusOnError)} is not an HTTP status`);
       else out.statusOnError = n;
     }
-    for (const f of ['includeRequestHeadersInCheck', 'headersToUpstreamOnAllow', 'headersToDownstreamOnDeny'] as const) {
+    for (const f of [
+      'includeRequestHeadersInCheck',
+      'headersToUpstreamOnAllow',
+      'headersToDownstreamOnDeny',
+    ] as const) {
       const v = h[f];
       if (v === undefined) continue;
       if (!Array.isArray(v) || v.some((x) => typeof x !== 'string' || x === ''))
@@ -443,7 +457,8 @@ function resolveProvider(
   if (up) out.headersToUpstreamOnAllow = up;
   const down = headerForms(p.headersToDownstreamOnDeny);
   if (down) out.headersToDownstreamOnDeny = down;
-  if (p.includeAdditionalHeadersInCheck) out.includeAdditionalHeadersInCheck = p.includeAdditionalHeadersInCheck;
+  if (p.includeAdditionalHeadersInCheck)
+    out.includeAdditionalHeadersInCheck = p.includeAdditionalHeadersInCheck;
   return out;
 }
 
@@ -491,7 +506,8 @@ export function podServiceNames(services: readonly KubeService[], pod: AuthzPod)
   const out: string[] = [];
   for (const svc of services) {
     const selector = svc.spec?.selector ?? {};
-    if ((svc.metadata.namespace ?? 'default') !== pod.namespace || Object.keys(selector).length === 0) continue;
+    if ((svc.metadata.namespace ?? 'default') !== pod.namespace || Object.keys(selector).length === 0)
+      continue;
     if (Object.entries(selector).every(([k, v]) => pod.labels[k] === v)) out.push(svc.metadata.name);
   }
   return out.sort();

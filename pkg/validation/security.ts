@@ -120,7 +120,11 @@ export function validateAuthorizationPolicy(spec: AuthorizationPolicySpec, ctx: 
       if (action !== 'CUSTOM' || !f.source) return;
       for (const field of CUSTOM_UNSUPPORTED_SOURCE)
         if ((f.source[field] ?? []).length > 0)
-          r.error([...at, 'from', j, 'source', field], `${field} is currently not supported with CUSTOM action`, 'ap.custom.field');
+          r.error(
+            [...at, 'from', j, 'source', field],
+            `${field} is currently not supported with CUSTOM action`,
+            'ap.custom.field',
+          );
     });
     (rule.to ?? []).forEach((t, j) => checkOperation(t.operation, [...at, 'to', j, 'operation'], r));
     (rule.when ?? []).forEach((c, j) => {
@@ -129,14 +133,17 @@ export function validateAuthorizationPolicy(spec: AuthorizationPolicySpec, ctx: 
       if (keyErr) r.error([...cat, 'key'], keyErr, 'ap.when.key');
       if (
         action === 'CUSTOM' &&
-        (['source.namespace', 'source.serviceAccount', 'source.trustDomain', 'source.principal'].includes(c.key) ||
+        (['source.namespace', 'source.serviceAccount', 'source.trustDomain', 'source.principal'].includes(
+          c.key,
+        ) ||
           c.key.startsWith('request.auth.'))
       )
         r.error([...cat, 'key'], `${c.key} is currently not supported with CUSTOM action`, 'ap.custom.field');
       if ((c.values ?? []).length === 0 && (c.notValues ?? []).length === 0)
         r.error(cat, 'condition must have at least one value or notValue', 'ap.when.values');
       const all = [...(c.values ?? []), ...(c.notValues ?? [])];
-      if (all.some((v) => v === '')) r.error([...cat, 'values'], `empty value not allowed, found in ${c.key}`, 'ap.when.emptyValue');
+      if (all.some((v) => v === ''))
+        r.error([...cat, 'values'], `empty value not allowed, found in ${c.key}`, 'ap.when.emptyValue');
       if (IP_KEYS.has(c.key)) ipList(all, [...cat, 'values'], r);
       if (c.key === 'destination.port') portList(all, [...cat, 'values'], r);
       if (c.key === 'source.serviceAccount') serviceAccounts(all, [...cat, 'values'], r);
@@ -149,7 +156,8 @@ export function validateAuthorizationPolicy(spec: AuthorizationPolicySpec, ctx: 
 function serviceAccounts(values: string[], path: Path, r: Report): void {
   if (values.length > 16) r.error(path, 'may not have more than 16 values', 'ap.serviceAccount');
   for (const v of values) {
-    if (v.includes('*')) r.error(path, `wildcard not allowed, found in ${JSON.stringify(v)}`, 'ap.serviceAccount');
+    if (v.includes('*'))
+      r.error(path, `wildcard not allowed, found in ${JSON.stringify(v)}`, 'ap.serviceAccount');
     else if (v.length > 320) r.error(path, 'value cannot exceed 320 characters', 'ap.serviceAccount');
     else {
       const parts = v.split('/');
@@ -168,8 +176,13 @@ function trustDomains(values: string[], path: Path, r: Report): void {
   for (const v of values) {
     const stars = v.split('*').length - 1;
     if (stars > 1 || (stars === 1 && v !== '*' && !v.startsWith('*') && !v.endsWith('*')))
-      r.error(path, `wildcard is only allowed at the start or end, found ${JSON.stringify(v)}`, 'ap.trustDomain');
-    if (v.includes('/')) r.error(path, `trust domain must not contain '/', found ${JSON.stringify(v)}`, 'ap.trustDomain');
+      r.error(
+        path,
+        `wildcard is only allowed at the start or end, found ${JSON.stringify(v)}`,
+        'ap.trustDomain',
+      );
+    if (v.includes('/'))
+      r.error(path, `trust domain must not contain '/', found ${JSON.stringify(v)}`, 'ap.trustDomain');
   }
 }
 
@@ -185,9 +198,12 @@ function checkSource(s: Source | undefined, path: Path, r: Report): void {
   }
   for (const f of ['ipBlocks', 'notIpBlocks', 'remoteIpBlocks', 'notRemoteIpBlocks'] as const)
     ipList(s[f] ?? [], [...path, f], r);
-  for (const f of ['serviceAccounts', 'notServiceAccounts'] as const) serviceAccounts(s[f] ?? [], [...path, f], r);
+  for (const f of ['serviceAccounts', 'notServiceAccounts'] as const)
+    serviceAccounts(s[f] ?? [], [...path, f], r);
   for (const f of ['trustDomains', 'notTrustDomains'] as const) trustDomains(s[f] ?? [], [...path, f], r);
-  const identity = [s.principals, s.notPrincipals, s.namespaces, s.notNamespaces].some((v) => (v ?? []).length > 0);
+  const identity = [s.principals, s.notPrincipals, s.namespaces, s.notNamespaces].some(
+    (v) => (v ?? []).length > 0,
+  );
   if (identity && [s.serviceAccounts, s.notServiceAccounts].some((v) => (v ?? []).length > 0))
     r.error(path, 'cannot set serviceAccounts with namespaces or principals', 'ap.source.serviceAccounts');
 }

@@ -25,5 +25,10 @@ export interface AuthzAttributes {
   /** From mTLS; absent on plaintext. `principal` is `<trust domain>/ns/<ns>/sa/<sa>` (no spiffe://). */
   peer?: { principal: string; namespace: string; serviceAccount: string };
   /** From a validated JWT (RequestAuthentication); `principal` is `iss/sub`. */
-  auth?: { principal: string /* iss/sub */; audiences: string[]; presenter?: string; claims: Record<string, unknown> };
+  auth?: {
+    principal: string /* iss/sub */;
+    audiences: string[];
+    presenter?: string;
+    claims: Record<string, unknown>;
+  };
 }

@@ -98,7 +98,9 @@ function strMatcher(m: AuthzString, lower = false): StrFn {
 const PCHAR = "[a-zA-Z0-9\\-._~%!$&'()+,;:@=]";
 function templateRegex(segments: string[]): RegExp {
   const body = segments
-    .map((s) => (s === '*' ? `${PCHAR}+` : s === '**' ? `(?:${PCHAR}|/)*` : s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')))
+    .map((s) =>
+      s === '*' ? `${PCHAR}+` : s === '**' ? `(?:${PCHAR}|/)*` : s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'),
+    )
     .join('/');
   return new RegExp(`^/${body}$`);
 }
@@ -190,7 +192,8 @@ function valuePred(c: AuthzClause, v: AuthzValue): Pred {
     }
     case 'source.serviceAccount': {
       const sa = (v as { serviceAccount: { namespace: string; name: string } }).serviceAccount;
-      return (a) => a.peer !== undefined && a.peer.namespace === sa.namespace && a.peer.serviceAccount === sa.name;
+      return (a) =>
+        a.peer !== undefined && a.peer.namespace === sa.namespace && a.peer.serviceAccount === sa.name;
     }
     case 'request.auth.principal': {
       const rp = v as { iss: AuthzString; sub: AuthzString };
@@ -326,7 +329,9 @@ export function compileAuthz(block: AuthzBlock): CompiledAuthz {
     if (p.dryRun === true) out.dryRun.push(cp);
     else if (p.action === 'CUSTOM') {
       if (p.provider === undefined || !out.providers.has(p.provider))
-        throw new Error(`policy ${p.name}: CUSTOM provider ${JSON.stringify(p.provider)} is not in authz.providers`);
+        throw new Error(
+          `policy ${p.name}: CUSTOM provider ${JSON.stringify(p.provider)} is not in authz.providers`,
+        );
       out.custom.push(cp);
     } else if (p.action === 'DENY') out.deny.push(cp);
     else if (p.action === 'ALLOW') out.allow.push(cp);
@@ -342,7 +347,8 @@ export function matchCustom(
 ): { policy: string; rule: number; provider: PreparedProvider; providerName: string } | null {
   for (const p of c.custom) {
     const rule = matchPolicy(p, a);
-    if (rule >= 0) return { policy: p.name, rule, provider: c.providers.get(p.provider!)!, providerName: p.provider! };
+    if (rule >= 0)
+      return { policy: p.name, rule, provider: c.providers.get(p.provider!)!, providerName: p.provider! };
   }
   return null;
 }
@@ -355,13 +361,25 @@ function decideDenyAllow(
   for (const p of deny) {
     const rule = matchPolicy(p, a);
     if (rule >= 0)
-      return { decision: 'deny', policy: p.name, rule, action: 'DENY', reason: `denied by DENY policy ${p.name} rule ${rule}` };
+      return {
+        decision: 'deny',
+        policy: p.name,
+        rule,
+        action: 'DENY',
+        reason: `denied by DENY policy ${p.name} rule ${rule}`,
+      };
   }
   if (allow.length === 0) return { decision: 'allow', action: 'NONE', reason: 'no ALLOW policy applies' };
   for (const p of allow) {
     const rule = matchPolicy(p, a);
     if (rule >= 0)
-      return { decision: 'allow', policy: p.name, rule, action: 'ALLOW', reason: `allowed by ALLOW policy ${p.name} rule ${rule}` };
+      return {
+        decision: 'allow',
+        policy: p.name,
+        rule,
+        action: 'ALLOW',
+        reason: `allowed by ALLOW policy ${p.name} rule ${rule}`,
+      };
   }
   return { decision: 'deny', action: 'ALLOW', reason: NO_ALLOW_MATCHED };
 }

@@ -34,7 +34,13 @@ function nameMatcher(forms: AuthzString[] | undefined): (name: string) => boolea
   if (!forms || forms.length === 0) return () => false;
   return (n) =>
     forms.some((f) =>
-      'exact' in f ? n === f.exact : 'prefix' in f ? n.startsWith(f.prefix) : 'suffix' in f ? n.endsWith(f.suffix) : true,
+      'exact' in f
+        ? n === f.exact
+        : 'prefix' in f
+          ? n.startsWith(f.prefix)
+          : 'suffix' in f
+            ? n.endsWith(f.suffix)
+            : true,
     );
 }
 
@@ -108,7 +114,8 @@ export function checkExtAuthz(pp: PreparedProvider, req: ExtAuthzRequest): Promi
         });
         res.on('error', (e) => done(failure(e.message)));
         res.on('end', () => {
-          if (status >= 200 && status < 300) done({ ok: true, upstreamHeaders: pick(res.headers, pp.toUpstream) });
+          if (status >= 200 && status < 300)
+            done({ ok: true, upstreamHeaders: pick(res.headers, pp.toUpstream) });
           else
             done({
               ok: false,

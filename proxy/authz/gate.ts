@@ -6,7 +6,14 @@
  */
 import type { IncomingMessage } from 'node:http';
 import type { AuthzAttributes } from './attributes.js';
-import { authorize, matchCustom, plainIp, remoteAddress, type AuthzDecision, type CompiledAuthz } from './engine.js';
+import {
+  authorize,
+  matchCustom,
+  plainIp,
+  remoteAddress,
+  type AuthzDecision,
+  type CompiledAuthz,
+} from './engine.js';
 import { checkExtAuthz, type ExtAuthzRequest } from './extauthz.js';
 import { normalizePath } from '../router/path.js';
 
@@ -48,10 +55,17 @@ export function authorizeAllReadings(c: CompiledAuthz, attrs: AuthzAttributes): 
   const strict = normalizePath(attrs.path, 'DECODE_AND_MERGE_SLASHES');
   if (strict === attrs.path) return decision;
   if (strict === null)
-    return { decision: 'deny', action: 'DENY', reason: `path ${JSON.stringify(attrs.path)} cannot be normalized safely` };
+    return {
+      decision: 'deny',
+      action: 'DENY',
+      reason: `path ${JSON.stringify(attrs.path)} cannot be normalized safely`,
+    };
   const other = authorize(c, { ...attrs, path: strict });
   if (other.decision === 'allow') return decision;
-  return { ...other, reason: `${other.reason} (path ${JSON.stringify(attrs.path)} read as ${JSON.stringify(strict)})` };
+  return {
+    ...other,
+    reason: `${other.reason} (path ${JSON.stringify(attrs.path)} read as ${JSON.stringify(strict)})`,
+  };
 }
 
 function finish(c: CompiledAuthz, attrs: AuthzAttributes): AuthzOutcome {

@@ -9,4 +9,11 @@ export {
   type AuthzDecision,
   type CompiledAuthz,
 } from './engine.js';
-export { authorizeAllReadings, authorizeRequest, authzGate, RBAC_DENIED_BODY, type AuthzOutcome, type AuthzDenial } from './gate.js';
+export {
+  authorizeAllReadings,
+  authorizeRequest,
+  authzGate,
+  RBAC_DENIED_BODY,
+  type AuthzOutcome,
+  type AuthzDenial,
+} from './gate.js';

@@ -201,7 +201,10 @@ export class Exchange {
       });
     if (this.done) return;
     if (o.denial === undefined) return this.routeRequest();
-    this.env.metrics.incLabelled('weft_proxy_authz_denied_total', { policy: name, action: o.decision.action });
+    this.env.metrics.incLabelled('weft_proxy_authz_denied_total', {
+      policy: name,
+      action: o.decision.action,
+    });
     const d = o.denial;
     this.flags = addFlag(this.flags, d.flag === 'RBAC' ? Flags.RbacDenied : Flags.ExtAuthzDenied);
     this.status = d.status;

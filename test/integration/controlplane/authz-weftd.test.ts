@@ -40,7 +40,14 @@ const attrs = (path: string): AuthzAttributes => ({
 class FakeProxy {
   latest: ProxyConfig | null = null;
   readonly client: DiscoveryClient;
-  constructor(address: string, dir: string, token: string, kind: 'sidecar' | 'gateway', namespace: string, name: string) {
+  constructor(
+    address: string,
+    dir: string,
+    token: string,
+    kind: 'sidecar' | 'gateway',
+    namespace: string,
+    name: string,
+  ) {
     const tokenPath = join(dir, `${name}.token`);
     writeFileSync(tokenPath, token);
     this.client = new DiscoveryClient({
@@ -85,12 +92,19 @@ describe('weftd pushes AuthorizationPolicies (real API server, real discovery cl
     dir = mkdtempSync(join(tmpdir(), 'weftd-authz-'));
     const now = new Date();
     const ca = createCA({ commonName: 'weftd-authz-ca', ttlMs: 3600_000, now });
-    const leaf = issueServing(ca, { commonName: 'weftd', dnsNames: ['weftd.weft-system.svc', '127.0.0.1'], ttlMs: 3600_000, now });
+    const leaf = issueServing(ca, {
+      commonName: 'weftd',
+      dnsNames: ['weftd.weft-system.svc', '127.0.0.1'],
+      ttlMs: 3600_000,
+      now,
+    });
     writeFileSync(join(dir, 'tls.crt'), leaf.certPem);
     writeFileSync(join(dir, 'tls.key'), leaf.keyPem);
     writeFileSync(join(dir, 'ca.crt'), ca.certPem);
     await kube.create({ apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'app', namespace: ns } });
-    await kube.create(pod(ns, 'gw-1', { app: 'gw', 'gateway.networking.k8s.io/gateway-name': 'public' }, 'app'));
+    await kube.create(
+      pod(ns, 'gw-1', { app: 'gw', 'gateway.networking.k8s.io/gateway-name': 'public' }, 'app'),
+    );
     await kube.create(pod(ns, 'app-1', { app: 'reviews' }, 'app'));
     weftd = await startWeftd({
       flags: {
@@ -141,7 +155,11 @@ describe('weftd pushes AuthorizationPolicies (real API server, real discovery cl
     const c = await gw.until('the gateway gets no-admin', (x) => names(x).includes(`${ns}/no-admin`));
     const compiled = compileAuthz(c.authz!);
     expect(guardsListener(compiled, 'any-gateway-listener')).to.equal(true);
-    expect(authorize(compiled, attrs('/admin/x'))).to.deep.include({ decision: 'deny', policy: `${ns}/no-admin`, rule: 0 });
+    expect(authorize(compiled, attrs('/admin/x'))).to.deep.include({
+      decision: 'deny',
+      policy: `${ns}/no-admin`,
+      rule: 0,
+    });
     expect(authorize(compiled, attrs('/public')).decision).to.equal('allow');
     expect(names(app.latest!)).to.not.include(`${ns}/no-admin`);
   });
@@ -151,14 +169,22 @@ describe('weftd pushes AuthorizationPolicies (real API server, real discovery cl
       apiVersion: `${SEC}/v1`,
       kind: 'AuthorizationPolicy',
       metadata: { name: 'reviews-get', namespace: root },
-      spec: { selector: { matchLabels: { app: 'reviews' } }, rules: [{ to: [{ operation: { methods: ['GET'] } }] }] },
+      spec: {
+        selector: { matchLabels: { app: 'reviews' } },
+        rules: [{ to: [{ operation: { methods: ['GET'] } }] }],
+      },
     });
-    const c = await app.until('the sidecar gets reviews-get', (x) => names(x).includes(`${root}/reviews-get`));
+    const c = await app.until('the sidecar gets reviews-get', (x) =>
+      names(x).includes(`${root}/reviews-get`),
+    );
     expect(c.authz!.listeners).to.deep.equal([]); // the outbound listener is never guarded
     const compiled = compileAuthz(c.authz!);
     expect(guardsListener(compiled, 'outbound')).to.equal(false);
     expect(authorize(compiled, attrs('/')).decision).to.equal('allow');
-    expect(authorize(compiled, { ...attrs('/'), method: 'DELETE' })).to.deep.include({ decision: 'deny', reason: 'no ALLOW policy matched' });
+    expect(authorize(compiled, { ...attrs('/'), method: 'DELETE' })).to.deep.include({
+      decision: 'deny',
+      reason: 'no ALLOW policy matched',
+    });
     expect(names(gw.latest!)).to.not.include(`${root}/reviews-get`);
   });
 
@@ -172,7 +198,12 @@ describe('weftd pushes AuthorizationPolicies (real API server, real discovery cl
       return p !== undefined && JSON.stringify(p.rules) === '[{}]';
     });
     expect(authorize(compileAuthz(c.authz!), attrs('/public')).decision).to.equal('deny');
-    await kube.delete({ apiVersion: `${SEC}/v1`, kind: 'AuthorizationPolicy', name: 'no-admin', namespace: ns });
+    await kube.delete({
+      apiVersion: `${SEC}/v1`,
+      kind: 'AuthorizationPolicy',
+      name: 'no-admin',
+      namespace: ns,
+    });
     await gw.until('no block after the delete', (x) => x.authz === undefined);
   });
 });

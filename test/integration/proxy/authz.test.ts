@@ -12,7 +12,16 @@ import type { AuthorizationPolicy, AuthorizationPolicySpec } from '../../../pkg/
 import type { ProxyConfig } from '../../../pkg/proxyconfig/types.js';
 import { configFromText } from '../../../proxy/config/load.js';
 import { translateAuthz, type MeshExtAuthzProvider } from '../../../pkg/translate/authz.js';
-import { raw, request, reviewsEntry, startProxy, upstream, vs, type Started, type Upstream } from './helpers.js';
+import {
+  raw,
+  request,
+  reviewsEntry,
+  startProxy,
+  upstream,
+  vs,
+  type Started,
+  type Upstream,
+} from './helpers.js';
 
 const ap = (name: string, spec: AuthorizationPolicySpec): AuthorizationPolicy =>
   ({
@@ -86,9 +95,13 @@ describe('AuthorizationPolicy on a gateway proxy (real HTTP on loopback)', funct
   });
 
   const baseConfig = (): ProxyConfig =>
-    configFromText(reviewsEntry([up]) + vs(`\n  - route: [{destination: {host: reviews, subset: v1}}]`), 'test.yaml', {
-      accessLog: true,
-    }).config;
+    configFromText(
+      reviewsEntry([up]) + vs(`\n  - route: [{destination: {host: reviews, subset: v1}}]`),
+      'test.yaml',
+      {
+        accessLog: true,
+      },
+    ).config;
 
   async function start(
     policies: AuthorizationPolicy[],
@@ -116,12 +129,20 @@ describe('AuthorizationPolicy on a gateway proxy (real HTTP on loopback)', funct
       ...(normalization ? { pathNormalization: { normalization } } : {}),
     };
     const sink = new PassThrough();
-    sink.on('data', (d: Buffer) => log.push(...d.toString().split('\n').filter((l) => l !== '')));
+    sink.on('data', (d: Buffer) =>
+      log.push(
+        ...d
+          .toString()
+          .split('\n')
+          .filter((l) => l !== ''),
+      ),
+    );
     p = await startProxy(cfg, { accessLogSink: sink });
     return p;
   }
 
-  const metrics = async (port: number): Promise<string> => (await fetch(`http://127.0.0.1:${port}/stats/prometheus`)).text();
+  const metrics = async (port: number): Promise<string> =>
+    (await fetch(`http://127.0.0.1:${port}/stats/prometheus`)).text();
 
   it('no policy: traffic flows', async () => {
     const s = await start([]);
@@ -140,10 +161,17 @@ describe('AuthorizationPolicy on a gateway proxy (real HTTP on loopback)', funct
     const m = await metrics(s.metrics);
     expect(m).to.include('weft_proxy_authz_denied_total{policy="default/deny-all",action="DENY"} 3');
     await s.proxy.shutdown();
-    const line = log.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.response_code === 403)!;
+    const line = log
+      .map((l) => JSON.parse(l) as Record<string, unknown>)
+      .find((l) => l.response_code === 403)!;
     expect(line.response_flags).to.equal('RBAC');
     expect(line.response_code_details).to.equal('rbac_access_denied_matched_policy[default/deny-all]');
-    expect(line.authz).to.deep.include({ decision: 'deny', policy: 'default/deny-all', rule: 0, action: 'DENY' });
+    expect(line.authz).to.deep.include({
+      decision: 'deny',
+      policy: 'default/deny-all',
+      rule: 0,
+      action: 'DENY',
+    });
   });
 
   it('ALLOW with no rules → 403 for everything (allow nothing), named as no ALLOW match', async () => {
@@ -152,7 +180,9 @@ describe('AuthorizationPolicy on a gateway proxy (real HTTP on loopback)', funct
     expect(r.status).to.equal(403);
     expect(r.body).to.equal('RBAC: access denied');
     expect(up.seen).to.have.length(0);
-    expect(await metrics(s.metrics)).to.include('weft_proxy_authz_denied_total{policy="none",action="ALLOW"} 1');
+    expect(await metrics(s.metrics)).to.include(
+      'weft_proxy_authz_denied_total{policy="none",action="ALLOW"} 1',
+    );
     await s.proxy.shutdown();
     const line = JSON.parse(log.find((l) => l.includes('"response_code":403'))!) as Record<string, unknown>;
     expect(line.response_code_details).to.equal('rbac_access_denied_matched_policy[none]');
@@ -166,7 +196,11 @@ describe('AuthorizationPolicy on a gateway proxy (real HTTP on loopback)', funct
 
   it('ALLOW paths: only those pass (prefix, exact, template), query ignored', async () => {
     const s = await start([
-      ap('allow-some', { rules: [{ to: [{ operation: { paths: ['/public/*', '/health', '/items/{*}/view'], methods: ['GET'] } }] }] }),
+      ap('allow-some', {
+        rules: [
+          { to: [{ operation: { paths: ['/public/*', '/health', '/items/{*}/view'], methods: ['GET'] } }] },
+        ],
+      }),
     ]);
     const CASES: [string, string, number][] = [
       ['GET', '/public/a', 200],
@@ -197,8 +231,26 @@ describe('AuthorizationPolicy on a gateway proxy (real HTTP on loopback)', funct
 
   for (const mode of ['NONE', 'BASE', 'MERGE_SLASHES', 'DECODE_AND_MERGE_SLASHES'] as const)
     it(`${mode}: a DENY on /admin is not bypassed by //admin, /./admin, %2F, %61 or dot segments`, async () => {
-      const s = await start([ap('no-admin', { action: 'DENY', rules: [{ to: [{ operation: { paths: ['/admin', '/admin/*'] } }] }] })], [], mode);
-      for (const path of ['/admin', '//admin', '/./admin', '/%2Fadmin', '/%61dmin', '/x/../admin', '/x/%2e%2e/admin/y', '/admin/x']) {
+      const s = await start(
+        [
+          ap('no-admin', {
+            action: 'DENY',
+            rules: [{ to: [{ operation: { paths: ['/admin', '/admin/*'] } }] }],
+          }),
+        ],
+        [],
+        mode,
+      );
+      for (const path of [
+        '/admin',
+        '//admin',
+        '/./admin',
+        '/%2Fadmin',
+        '/%61dmin',
+        '/x/../admin',
+        '/x/%2e%2e/admin/y',
+        '/admin/x',
+      ]) {
         const r = await request(s.port, { path });
         expect([400, 403], `${mode} ${path} → ${r.status}`).to.include(r.status);
       }
@@ -207,33 +259,48 @@ describe('AuthorizationPolicy on a gateway proxy (real HTTP on loopback)', funct
     });
 
   it('a #fragment in the request target is refused before authorization (400, as Envoy)', async () => {
-    const s = await start([ap('allow-public', { rules: [{ to: [{ operation: { paths: ['/public/*'] } }] }] })]);
+    const s = await start([
+      ap('allow-public', { rules: [{ to: [{ operation: { paths: ['/public/*'] } }] }] }),
+    ]);
     const out = await raw(s.port, 'GET /public/x#/../../admin HTTP/1.1\r\nHost: reviews:9080\r\n\r\n');
     expect(out).to.match(/^HTTP\/1\.1 400/);
     expect(up.seen).to.have.length(0);
   });
 
   it('hosts: case-insensitive and port-insensitive DENY', async () => {
-    const s = await start([ap('no-reviews', { action: 'DENY', rules: [{ to: [{ operation: { hosts: ['reviews'] } }] }] })]);
-    for (const host of ['reviews', 'REVIEWS', 'reviews:9080', 'Reviews:9080']) expect((await request(s.port, { host })).status, host).to.equal(403);
+    const s = await start([
+      ap('no-reviews', { action: 'DENY', rules: [{ to: [{ operation: { hosts: ['reviews'] } }] }] }),
+    ]);
+    for (const host of ['reviews', 'REVIEWS', 'reviews:9080', 'Reviews:9080'])
+      expect((await request(s.port, { host })).status, host).to.equal(403);
   });
 
   it('headers condition and remoteIpBlocks on the peer address', async () => {
     const s = await start([
       ap('allow-loopback-admin', {
-        rules: [{ from: [{ source: { remoteIpBlocks: ['127.0.0.0/8'] } }], when: [{ key: 'request.headers[x-role]', values: ['admin'] }] }],
+        rules: [
+          {
+            from: [{ source: { remoteIpBlocks: ['127.0.0.0/8'] } }],
+            when: [{ key: 'request.headers[x-role]', values: ['admin'] }],
+          },
+        ],
       }),
     ]);
     expect((await request(s.port, { headers: { 'x-role': 'admin' } })).status).to.equal(200);
     expect((await request(s.port, { headers: { 'x-role': 'user' } })).status).to.equal(403);
     // x-forwarded-for is not trusted without numTrustedProxies
-    expect((await request(s.port, { headers: { 'x-role': 'admin', 'x-forwarded-for': '203.0.113.1' } })).status).to.equal(200);
+    expect(
+      (await request(s.port, { headers: { 'x-role': 'admin', 'x-forwarded-for': '203.0.113.1' } })).status,
+    ).to.equal(200);
   });
 
   it('AUDIT and dry-run are reported in metrics and never enforced', async () => {
     const s = await start([
       ap('audit-all', { action: 'AUDIT', rules: [{}] }),
-      { ...ap('would-deny', { action: 'DENY', rules: [{}] }), metadata: { name: 'would-deny', namespace: 'default', annotations: { 'istio.io/dry-run': 'true' } } } as AuthorizationPolicy,
+      {
+        ...ap('would-deny', { action: 'DENY', rules: [{}] }),
+        metadata: { name: 'would-deny', namespace: 'default', annotations: { 'istio.io/dry-run': 'true' } },
+      } as AuthorizationPolicy,
     ]);
     expect((await request(s.port)).status).to.equal(200);
     const m = await metrics(s.metrics);
@@ -254,16 +321,27 @@ describe('AuthorizationPolicy on a gateway proxy (real HTTP on loopback)', funct
       ...over,
     });
     const custom = (paths = ['/api/*']): AuthorizationPolicy =>
-      ap('ext-check', { action: 'CUSTOM', provider: { name: 'ext' }, rules: [{ to: [{ operation: { paths } }] }] });
+      ap('ext-check', {
+        action: 'CUSTOM',
+        provider: { name: 'ext' },
+        rules: [{ to: [{ operation: { paths } }] }],
+      });
 
     it('2xx allows and copies headersToUpstreamOnAllow (only those) to the upstream request', async () => {
       const s = await start([custom()], [provider()]);
-      const r = await request(s.port, { path: '/api/x?q=1', headers: { 'x-ext-authz': 'allow', 'x-secret': 'no' } });
+      const r = await request(s.port, {
+        path: '/api/x?q=1',
+        headers: { 'x-ext-authz': 'allow', 'x-secret': 'no' },
+      });
       expect(r.status).to.equal(200);
       expect(ext.seen).to.have.length(1);
       expect(ext.seen[0]!.url).to.equal('/check/api/x?q=1');
       expect(ext.seen[0]!.method).to.equal('GET');
-      expect(ext.seen[0]!.headers).to.include({ 'x-ext-authz': 'allow', 'x-added': 'weft', host: 'reviews:9080' });
+      expect(ext.seen[0]!.headers).to.include({
+        'x-ext-authz': 'allow',
+        'x-added': 'weft',
+        host: 'reviews:9080',
+      });
       expect(ext.seen[0]!.headers['x-secret']).to.equal(undefined);
       expect(up.seen[0]!.headers['x-user']).to.equal('alice');
       expect(up.seen[0]!.headers['x-internal']).to.equal(undefined);
@@ -278,7 +356,9 @@ describe('AuthorizationPolicy on a gateway proxy (real HTTP on loopback)', funct
       expect(r.headers['x-internal']).to.equal(undefined);
       expect(r.headers['x-weft-response-flags']).to.equal('UAEX');
       expect(up.seen).to.have.length(0);
-      expect(await metrics(s.metrics)).to.include('weft_proxy_authz_denied_total{policy="default/ext-check",action="CUSTOM"} 1');
+      expect(await metrics(s.metrics)).to.include(
+        'weft_proxy_authz_denied_total{policy="default/ext-check",action="CUSTOM"} 1',
+      );
     });
 
     it('requests the CUSTOM rules do not match skip the provider', async () => {
@@ -288,7 +368,13 @@ describe('AuthorizationPolicy on a gateway proxy (real HTTP on loopback)', funct
     });
 
     it('CUSTOM runs before DENY: the provider is called, then the DENY policy still denies', async () => {
-      const s = await start([custom(), ap('deny-api', { action: 'DENY', rules: [{ to: [{ operation: { paths: ['/api/*'] } }] }] })], [provider()]);
+      const s = await start(
+        [
+          custom(),
+          ap('deny-api', { action: 'DENY', rules: [{ to: [{ operation: { paths: ['/api/*'] } }] }] }),
+        ],
+        [provider()],
+      );
       const r = await request(s.port, { path: '/api/x', headers: { 'x-ext-authz': 'allow' } });
       expect(r.status).to.equal(403);
       expect(r.body).to.equal('RBAC: access denied');
@@ -297,10 +383,15 @@ describe('AuthorizationPolicy on a gateway proxy (real HTTP on loopback)', funct
 
     it('headers the provider adds are seen by ALLOW rules after it (Envoy filter order)', async () => {
       const s = await start(
-        [custom(), ap('allow-alice', { rules: [{ when: [{ key: 'request.headers[x-user]', values: ['alice'] }] }] })],
+        [
+          custom(),
+          ap('allow-alice', { rules: [{ when: [{ key: 'request.headers[x-user]', values: ['alice'] }] }] }),
+        ],
         [provider()],
       );
-      expect((await request(s.port, { path: '/api/x', headers: { 'x-ext-authz': 'allow' } })).status).to.equal(200);
+      expect(
+        (await request(s.port, { path: '/api/x', headers: { 'x-ext-authz': 'allow' } })).status,
+      ).to.equal(200);
       // not through the provider: x-user from the client alone is what the ALLOW sees
       expect((await request(s.port, { path: '/other' })).status).to.equal(403);
     });
@@ -315,12 +406,16 @@ describe('AuthorizationPolicy on a gateway proxy (real HTTP on loopback)', funct
 
     it('timeout with statusOnError 503', async () => {
       const s = await start([custom()], [provider({ timeoutMs: 200, statusOnError: 503 })]);
-      expect((await request(s.port, { path: '/api/x', headers: { 'x-ext-authz': 'hang' } })).status).to.equal(503);
+      expect((await request(s.port, { path: '/api/x', headers: { 'x-ext-authz': 'hang' } })).status).to.equal(
+        503,
+      );
     });
 
     it('timeout with failOpen: allowed', async () => {
       const s = await start([custom()], [provider({ timeoutMs: 200, failOpen: true })]);
-      expect((await request(s.port, { path: '/api/x', headers: { 'x-ext-authz': 'hang' } })).status).to.equal(200);
+      expect((await request(s.port, { path: '/api/x', headers: { 'x-ext-authz': 'hang' } })).status).to.equal(
+        200,
+      );
       expect(up.seen).to.have.length(1);
     });
 
@@ -340,8 +435,13 @@ describe('AuthorizationPolicy on a gateway proxy (real HTTP on loopback)', funct
           providers: [services({ failOpen })],
         });
         block!.providers!.ext!.endpoints = [{ address: '127.0.0.1', port }];
-        const s = await startProxy({ ...baseConfig(), authz: block! }, { accessLogSink: new PassThrough().resume() });
-        expect((await request(s.port, { path: '/api/x', headers: { 'x-ext-authz': 'allow' } })).status).to.equal(want);
+        const s = await startProxy(
+          { ...baseConfig(), authz: block! },
+          { accessLogSink: new PassThrough().resume() },
+        );
+        expect(
+          (await request(s.port, { path: '/api/x', headers: { 'x-ext-authz': 'allow' } })).status,
+        ).to.equal(want);
         await s.stop();
       }
     });

@@ -11,12 +11,24 @@ import type { AuthorizationPolicy, Rule } from '../../../pkg/api/authorizationpo
 import { compilePolicy, translateAuthz } from '../../../pkg/translate/authz.js';
 import { validateProxyConfig } from '../../../pkg/proxyconfig/validate.js';
 import { PROXY_CONFIG_API_VERSION } from '../../../pkg/proxyconfig/types.js';
-import { authorize, compileAuthz, remoteAddress, hostOnly, claimStrings } from '../../../proxy/authz/engine.js';
+import {
+  authorize,
+  compileAuthz,
+  remoteAddress,
+  hostOnly,
+  claimStrings,
+} from '../../../proxy/authz/engine.js';
 import { authorizeAllReadings } from '../../../proxy/authz/gate.js';
 import type { AuthzAttributes } from '../../../proxy/authz/attributes.js';
 import { normalizePath, type PathNormalization } from '../../../proxy/router/path.js';
 
-type Spec = { name?: string; ns?: string; action?: 'ALLOW' | 'DENY' | 'AUDIT' | 'CUSTOM'; rules?: Rule[]; dryRun?: boolean };
+type Spec = {
+  name?: string;
+  ns?: string;
+  action?: 'ALLOW' | 'DENY' | 'AUDIT' | 'CUSTOM';
+  rules?: Rule[];
+  dryRun?: boolean;
+};
 
 function policy(s: Spec): AuthorizationPolicy {
   return {
@@ -84,24 +96,71 @@ const CASES: Case[] = [
   ['DENY with no rules denies nothing', [deny()], {}, 'allow'],
   ['DENY with rules: [] denies nothing', [deny([])], {}, 'allow'],
   ['DENY beats ALLOW', [allow([{}]), deny([{}])], {}, 'deny', 'foo/p1'],
-  ['DENY not matching, ALLOW matching', [allow([{}]), deny([to({ paths: ['/admin'] })])], {}, 'allow', 'foo/p0'],
+  [
+    'DENY not matching, ALLOW matching',
+    [allow([{}]), deny([to({ paths: ['/admin'] })])],
+    {},
+    'allow',
+    'foo/p0',
+  ],
   ['ALLOW present but not matching: denied', [allow([to({ paths: ['/ok'] })])], {}, 'deny'],
-  ['two ALLOWs, second matches', [allow([to({ paths: ['/x'] })]), allow([to({ paths: ['/'] })])], {}, 'allow', 'foo/p1'],
+  [
+    'two ALLOWs, second matches',
+    [allow([to({ paths: ['/x'] })]), allow([to({ paths: ['/'] })])],
+    {},
+    'allow',
+    'foo/p1',
+  ],
   ['AUDIT alone does not decide (allowed)', [{ action: 'AUDIT', rules: [{}] }], {}, 'allow'],
-  ['AUDIT + ALLOW not matching: denied', [{ action: 'AUDIT', rules: [{}] }, allow([to({ paths: ['/x'] })])], {}, 'deny'],
+  [
+    'AUDIT + ALLOW not matching: denied',
+    [{ action: 'AUDIT', rules: [{}] }, allow([to({ paths: ['/x'] })])],
+    {},
+    'deny',
+  ],
   ['default action is ALLOW', [{ rules: [to({ paths: ['/'] })] }], {}, 'allow', 'foo/p0'],
   ['dry-run DENY is not enforced', [{ ...deny([{}]), dryRun: true }], {}, 'allow'],
-  ['dry-run ALLOW does not create the ALLOW default', [{ ...allow([to({ paths: ['/x'] })]), dryRun: true }], {}, 'allow'],
-  ['a rule needs from AND to AND when', [allow([{ ...to({ paths: ['/'] }), ...from({ namespaces: ['bar'] }) }])], {}, 'deny'],
+  [
+    'dry-run ALLOW does not create the ALLOW default',
+    [{ ...allow([to({ paths: ['/x'] })]), dryRun: true }],
+    {},
+    'allow',
+  ],
+  [
+    'a rule needs from AND to AND when',
+    [allow([{ ...to({ paths: ['/'] }), ...from({ namespaces: ['bar'] }) }])],
+    {},
+    'deny',
+  ],
   ['rules are ORed', [allow([to({ paths: ['/x'] }), to({ paths: ['/'] })])], {}, 'allow'],
-  ['to alternatives are ORed', [allow([{ to: [{ operation: { paths: ['/x'] } }, { operation: { methods: ['GET'] } }] }])], {}, 'allow'],
-  ['from alternatives are ORed', [allow([{ from: [{ source: { namespaces: ['x'] } }, { source: { namespaces: ['foo'] } }] }])], {}, 'allow'],
+  [
+    'to alternatives are ORed',
+    [allow([{ to: [{ operation: { paths: ['/x'] } }, { operation: { methods: ['GET'] } }] }])],
+    {},
+    'allow',
+  ],
+  [
+    'from alternatives are ORed',
+    [allow([{ from: [{ source: { namespaces: ['x'] } }, { source: { namespaces: ['foo'] } }] }])],
+    {},
+    'allow',
+  ],
   ['fields in one operation are ANDed', [allow([to({ paths: ['/'], methods: ['POST'] })])], {}, 'deny'],
-  ['values and notValues together: both must hold', [allow([to({ paths: ['/*'], notPaths: ['/'] })])], {}, 'deny'],
+  [
+    'values and notValues together: both must hold',
+    [allow([to({ paths: ['/*'], notPaths: ['/'] })])],
+    {},
+    'deny',
+  ],
   // ---- paths -----------------------------------------------------------------------------
   ['path exact', [allow([to({ paths: ['/api'] })])], { path: '/api' }, 'allow'],
   ['path exact is case-sensitive', [allow([to({ paths: ['/api'] })])], { path: '/API' }, 'deny'],
-  ['path exact does not match a longer path', [allow([to({ paths: ['/api'] })])], { path: '/api/v1' }, 'deny'],
+  [
+    'path exact does not match a longer path',
+    [allow([to({ paths: ['/api'] })])],
+    { path: '/api/v1' },
+    'deny',
+  ],
   ['path prefix', [allow([to({ paths: ['/api/*'] })])], { path: '/api/v1/x' }, 'allow'],
   ['path prefix needs the slash', [allow([to({ paths: ['/api/*'] })])], { path: '/api' }, 'deny'],
   ['path prefix without slash', [allow([to({ paths: ['/api*'] })])], { path: '/apiary' }, 'allow'],
@@ -110,20 +169,50 @@ const CASES: Case[] = [
   ['path * matches any path', [allow([to({ paths: ['*'] })])], { path: '/anything/at/all' }, 'allow'],
   ['notPaths excludes', [allow([to({ notPaths: ['/admin*'] })])], { path: '/admin/x' }, 'deny'],
   ['notPaths lets others through', [allow([to({ notPaths: ['/admin*'] })])], { path: '/public' }, 'allow'],
-  ['DENY notPaths: deny all but health', [deny([to({ notPaths: ['/healthz'] })])], { path: '/healthz' }, 'allow'],
+  [
+    'DENY notPaths: deny all but health',
+    [deny([to({ notPaths: ['/healthz'] })])],
+    { path: '/healthz' },
+    'allow',
+  ],
   ['DENY notPaths: others denied', [deny([to({ notPaths: ['/healthz'] })])], { path: '/data' }, 'deny'],
   ['template {*} one segment', [allow([to({ paths: ['/foo/{*}/bar'] })])], { path: '/foo/x/bar' }, 'allow'],
-  ['template {*} not two segments', [allow([to({ paths: ['/foo/{*}/bar'] })])], { path: '/foo/x/y/bar' }, 'deny'],
+  [
+    'template {*} not two segments',
+    [allow([to({ paths: ['/foo/{*}/bar'] })])],
+    { path: '/foo/x/y/bar' },
+    'deny',
+  ],
   ['template {*} not empty', [allow([to({ paths: ['/foo/{*}/bar'] })])], { path: '/foo//bar' }, 'deny'],
   ['template {**} many segments', [allow([to({ paths: ['/foo/{**}'] })])], { path: '/foo/a/b/c' }, 'allow'],
-  ['template {**} zero chars after slash', [allow([to({ paths: ['/foo/{**}'] })])], { path: '/foo/' }, 'allow'],
+  [
+    'template {**} zero chars after slash',
+    [allow([to({ paths: ['/foo/{**}'] })])],
+    { path: '/foo/' },
+    'allow',
+  ],
   ['template {**} not the bare prefix', [allow([to({ paths: ['/foo/{**}'] })])], { path: '/foo' }, 'deny'],
   ['template {*} then {**}', [allow([to({ paths: ['/{*}/x/{**}'] })])], { path: '/a/x/b/c' }, 'allow'],
-  ['template {*} then {**}, wrong literal', [allow([to({ paths: ['/{*}/x/{**}'] })])], { path: '/a/y/b' }, 'deny'],
+  [
+    'template {*} then {**}, wrong literal',
+    [allow([to({ paths: ['/{*}/x/{**}'] })])],
+    { path: '/a/y/b' },
+    'deny',
+  ],
   ['template literal is exact', [allow([to({ paths: ['/api/{*}'] })])], { path: '/apix/1' }, 'deny'],
-  ['template {*}.txt style literal not a segment glob', [allow([to({ paths: ['/files/{*}'] })])], { path: '/files/a.txt' }, 'allow'],
+  [
+    'template {*}.txt style literal not a segment glob',
+    [allow([to({ paths: ['/files/{*}'] })])],
+    { path: '/files/a.txt' },
+    'allow',
+  ],
   ['template in notPaths', [deny([to({ notPaths: ['/public/{**}'] })])], { path: '/public/a/b' }, 'allow'],
-  ['template in notPaths, outside', [deny([to({ notPaths: ['/public/{**}'] })])], { path: '/private' }, 'deny'],
+  [
+    'template in notPaths, outside',
+    [deny([to({ notPaths: ['/public/{**}'] })])],
+    { path: '/private' },
+    'deny',
+  ],
   // ---- methods, hosts, ports ---------------------------------------------------------------
   ['method exact', [allow([to({ methods: ['GET'] })])], {}, 'allow'],
   ['method is case-sensitive', [allow([to({ methods: ['get'] })])], {}, 'deny'],
@@ -132,15 +221,55 @@ const CASES: Case[] = [
   ['DENY methods POST', [deny([to({ methods: ['POST'] })])], { method: 'POST' }, 'deny'],
   ['host exact', [allow([to({ hosts: ['app.example.com'] })])], {}, 'allow'],
   ['host is case-insensitive', [allow([to({ hosts: ['App.Example.COM'] })])], {}, 'allow'],
-  ['host request upper-case', [allow([to({ hosts: ['app.example.com'] })])], { host: 'APP.EXAMPLE.COM' }, 'allow'],
-  ['host ignores the request port', [allow([to({ hosts: ['app.example.com'] })])], { host: 'app.example.com:8080' }, 'allow'],
-  ['host with port pattern', [allow([to({ hosts: ['app.example.com:8080'] })])], { host: 'app.example.com:8080' }, 'allow'],
-  ['host with port pattern, other port', [allow([to({ hosts: ['app.example.com:8080'] })])], { host: 'app.example.com:9090' }, 'deny'],
-  ['DENY host not bypassed by :port', [deny([to({ hosts: ['admin.example.com'] })])], { host: 'admin.example.com:80' }, 'deny'],
-  ['DENY host not bypassed by case', [deny([to({ hosts: ['admin.example.com'] })])], { host: 'ADMIN.example.com' }, 'deny'],
-  ['DENY host not bypassed by trailing dot', [deny([to({ hosts: ['admin.example.com'] })])], { host: 'admin.example.com.' }, 'deny'],
+  [
+    'host request upper-case',
+    [allow([to({ hosts: ['app.example.com'] })])],
+    { host: 'APP.EXAMPLE.COM' },
+    'allow',
+  ],
+  [
+    'host ignores the request port',
+    [allow([to({ hosts: ['app.example.com'] })])],
+    { host: 'app.example.com:8080' },
+    'allow',
+  ],
+  [
+    'host with port pattern',
+    [allow([to({ hosts: ['app.example.com:8080'] })])],
+    { host: 'app.example.com:8080' },
+    'allow',
+  ],
+  [
+    'host with port pattern, other port',
+    [allow([to({ hosts: ['app.example.com:8080'] })])],
+    { host: 'app.example.com:9090' },
+    'deny',
+  ],
+  [
+    'DENY host not bypassed by :port',
+    [deny([to({ hosts: ['admin.example.com'] })])],
+    { host: 'admin.example.com:80' },
+    'deny',
+  ],
+  [
+    'DENY host not bypassed by case',
+    [deny([to({ hosts: ['admin.example.com'] })])],
+    { host: 'ADMIN.example.com' },
+    'deny',
+  ],
+  [
+    'DENY host not bypassed by trailing dot',
+    [deny([to({ hosts: ['admin.example.com'] })])],
+    { host: 'admin.example.com.' },
+    'deny',
+  ],
   ['host suffix', [allow([to({ hosts: ['*.example.com'] })])], {}, 'allow'],
-  ['host suffix with port', [allow([to({ hosts: ['*.example.com'] })])], { host: 'x.example.com:443' }, 'allow'],
+  [
+    'host suffix with port',
+    [allow([to({ hosts: ['*.example.com'] })])],
+    { host: 'x.example.com:443' },
+    'allow',
+  ],
   ['host prefix', [allow([to({ hosts: ['app.*'] })])], {}, 'allow'],
   ['host miss', [allow([to({ hosts: ['other.com'] })])], {}, 'deny'],
   ['notHosts', [allow([to({ notHosts: ['app.example.com'] })])], {}, 'deny'],
@@ -151,25 +280,60 @@ const CASES: Case[] = [
   ['DENY port', [deny([to({ ports: ['8080'] })])], {}, 'deny'],
   // ---- source: principals, namespaces, service accounts, trust domains ---------------------
   ['principal exact', [allow([from({ principals: ['cluster.local/ns/foo/sa/sleep'] })])], {}, 'allow'],
-  ['principal given with spiffe:// on the peer', [allow([from({ principals: ['cluster.local/ns/foo/sa/sleep'] })])], { peer: { ...BASE.peer!, principal: 'spiffe://cluster.local/ns/foo/sa/sleep' } }, 'allow'],
+  [
+    'principal given with spiffe:// on the peer',
+    [allow([from({ principals: ['cluster.local/ns/foo/sa/sleep'] })])],
+    { peer: { ...BASE.peer!, principal: 'spiffe://cluster.local/ns/foo/sa/sleep' } },
+    'allow',
+  ],
   ['principal miss', [allow([from({ principals: ['cluster.local/ns/foo/sa/other'] })])], {}, 'deny'],
   ['principal prefix', [allow([from({ principals: ['cluster.local/ns/foo/*'] })])], {}, 'allow'],
   ['principal suffix', [allow([from({ principals: ['*/sa/sleep'] })])], {}, 'allow'],
   ['principal * needs a peer', [allow([from({ principals: ['*'] })])], { peer: undefined }, 'deny'],
   ['principal * with a peer', [allow([from({ principals: ['*'] })])], {}, 'allow'],
-  ['plaintext: no principal matches', [allow([from({ principals: ['cluster.local/ns/foo/sa/sleep'] })])], { peer: undefined }, 'deny'],
-  ['plaintext: notPrincipals holds (Istio)', [allow([from({ notPrincipals: ['cluster.local/ns/foo/sa/sleep'] })])], { peer: undefined }, 'allow'],
-  ['DENY notPrincipals * denies plaintext', [deny([from({ notPrincipals: ['*'] })])], { peer: undefined }, 'deny'],
+  [
+    'plaintext: no principal matches',
+    [allow([from({ principals: ['cluster.local/ns/foo/sa/sleep'] })])],
+    { peer: undefined },
+    'deny',
+  ],
+  [
+    'plaintext: notPrincipals holds (Istio)',
+    [allow([from({ notPrincipals: ['cluster.local/ns/foo/sa/sleep'] })])],
+    { peer: undefined },
+    'allow',
+  ],
+  [
+    'DENY notPrincipals * denies plaintext',
+    [deny([from({ notPrincipals: ['*'] })])],
+    { peer: undefined },
+    'deny',
+  ],
   ['DENY notPrincipals * lets mTLS through', [deny([from({ notPrincipals: ['*'] })])], {}, 'allow'],
   ['namespace exact', [allow([from({ namespaces: ['foo'] })])], {}, 'allow'],
   ['namespace miss', [allow([from({ namespaces: ['bar'] })])], {}, 'deny'],
   ['namespace prefix', [allow([from({ namespaces: ['fo*'] })])], {}, 'allow'],
   ['namespace suffix', [allow([from({ namespaces: ['*oo'] })])], {}, 'allow'],
   ['namespace needs a peer', [allow([from({ namespaces: ['foo'] })])], { peer: undefined }, 'deny'],
-  ['DENY notNamespaces denies other namespaces', [deny([from({ notNamespaces: ['foo'] })])], { peer: { principal: 'cluster.local/ns/bar/sa/x', namespace: 'bar', serviceAccount: 'x' } }, 'deny'],
+  [
+    'DENY notNamespaces denies other namespaces',
+    [deny([from({ notNamespaces: ['foo'] })])],
+    { peer: { principal: 'cluster.local/ns/bar/sa/x', namespace: 'bar', serviceAccount: 'x' } },
+    'deny',
+  ],
   ['DENY notNamespaces keeps own namespace', [deny([from({ notNamespaces: ['foo'] })])], {}, 'allow'],
-  ['serviceAccount short form uses the policy namespace', [allow([from({ serviceAccounts: ['sleep'] })])], {}, 'allow'],
-  ['serviceAccount short form, other namespace policy', [{ ns: 'bar', ...allow([from({ serviceAccounts: ['sleep'] })]) }], {}, 'deny'],
+  [
+    'serviceAccount short form uses the policy namespace',
+    [allow([from({ serviceAccounts: ['sleep'] })])],
+    {},
+    'allow',
+  ],
+  [
+    'serviceAccount short form, other namespace policy',
+    [{ ns: 'bar', ...allow([from({ serviceAccounts: ['sleep'] })]) }],
+    {},
+    'deny',
+  ],
   ['serviceAccount ns/name', [allow([from({ serviceAccounts: ['foo/sleep'] })])], {}, 'allow'],
   ['serviceAccount ns/name miss', [allow([from({ serviceAccounts: ['bar/sleep'] })])], {}, 'deny'],
   ['notServiceAccounts', [allow([from({ notServiceAccounts: ['foo/sleep'] })])], {}, 'deny'],
@@ -182,38 +346,129 @@ const CASES: Case[] = [
   ['ipBlocks CIDR', [allow([from({ ipBlocks: ['10.0.0.0/24'] })])], {}, 'allow'],
   ['ipBlocks single IP', [allow([from({ ipBlocks: ['10.0.0.5'] })])], {}, 'allow'],
   ['ipBlocks miss', [allow([from({ ipBlocks: ['10.1.0.0/16'] })])], {}, 'deny'],
-  ['ipBlocks v4-mapped peer', [allow([from({ ipBlocks: ['10.0.0.0/8'] })])], { sourceIp: '::ffff:10.0.0.5' }, 'allow'],
+  [
+    'ipBlocks v4-mapped peer',
+    [allow([from({ ipBlocks: ['10.0.0.0/8'] })])],
+    { sourceIp: '::ffff:10.0.0.5' },
+    'allow',
+  ],
   ['ipBlocks IPv6', [allow([from({ ipBlocks: ['fd00::/8'] })])], { sourceIp: 'fd00::1' }, 'allow'],
   ['ipBlocks IPv6 miss', [allow([from({ ipBlocks: ['fd00::/8'] })])], { sourceIp: '2001:db8::1' }, 'deny'],
   ['ipBlocks unmasked CIDR 10.0.0.7/24', [allow([from({ ipBlocks: ['10.0.0.7/24'] })])], {}, 'allow'],
   ['notIpBlocks', [deny([from({ notIpBlocks: ['10.0.0.0/8'] })])], {}, 'allow'],
   ['notIpBlocks outside', [deny([from({ notIpBlocks: ['192.168.0.0/16'] })])], {}, 'deny'],
-  ['remoteIpBlocks uses remote.ip', [allow([from({ remoteIpBlocks: ['203.0.113.0/24'] })])], { remoteIp: '203.0.113.7' }, 'allow'],
-  ['remoteIpBlocks not the peer', [allow([from({ remoteIpBlocks: ['10.0.0.5'] })])], { remoteIp: '203.0.113.7' }, 'deny'],
-  ['notRemoteIpBlocks', [deny([from({ notRemoteIpBlocks: ['203.0.113.0/24'] })])], { remoteIp: '198.51.100.1' }, 'deny'],
-  ['0.0.0.0/0 matches every v4', [allow([from({ ipBlocks: ['0.0.0.0/0'] })])], { sourceIp: '1.2.3.4' }, 'allow'],
+  [
+    'remoteIpBlocks uses remote.ip',
+    [allow([from({ remoteIpBlocks: ['203.0.113.0/24'] })])],
+    { remoteIp: '203.0.113.7' },
+    'allow',
+  ],
+  [
+    'remoteIpBlocks not the peer',
+    [allow([from({ remoteIpBlocks: ['10.0.0.5'] })])],
+    { remoteIp: '203.0.113.7' },
+    'deny',
+  ],
+  [
+    'notRemoteIpBlocks',
+    [deny([from({ notRemoteIpBlocks: ['203.0.113.0/24'] })])],
+    { remoteIp: '198.51.100.1' },
+    'deny',
+  ],
+  [
+    '0.0.0.0/0 matches every v4',
+    [allow([from({ ipBlocks: ['0.0.0.0/0'] })])],
+    { sourceIp: '1.2.3.4' },
+    'allow',
+  ],
   // ---- source: request principals (JWT) ----------------------------------------------------
-  ['requestPrincipals exact', [allow([from({ requestPrincipals: ['https://accounts.example.com/alice'] })])], { auth: JWT }, 'allow'],
+  [
+    'requestPrincipals exact',
+    [allow([from({ requestPrincipals: ['https://accounts.example.com/alice'] })])],
+    { auth: JWT },
+    'allow',
+  ],
   ['requestPrincipals no JWT', [allow([from({ requestPrincipals: ['*'] })])], {}, 'deny'],
   ['requestPrincipals * with JWT', [allow([from({ requestPrincipals: ['*'] })])], { auth: JWT }, 'allow'],
-  ['requestPrincipals iss/*', [allow([from({ requestPrincipals: ['https://accounts.example.com/*'] })])], { auth: JWT }, 'allow'],
+  [
+    'requestPrincipals iss/*',
+    [allow([from({ requestPrincipals: ['https://accounts.example.com/*'] })])],
+    { auth: JWT },
+    'allow',
+  ],
   ['requestPrincipals */sub', [allow([from({ requestPrincipals: ['*/alice'] })])], { auth: JWT }, 'allow'],
   ['requestPrincipals */sub miss', [allow([from({ requestPrincipals: ['*/bob'] })])], { auth: JWT }, 'deny'],
-  ['requestPrincipals iss suffix', [allow([from({ requestPrincipals: ['*example.com/alice'] })])], { auth: JWT }, 'allow'],
-  ['requestPrincipals wrong issuer', [allow([from({ requestPrincipals: ['https://evil.com/alice'] })])], { auth: JWT }, 'deny'],
-  ['requestPrincipals sub cannot smuggle a slash', [allow([from({ requestPrincipals: ['https://accounts.example.com/alice'] })])], { auth: { ...JWT, principal: 'https://accounts.example.com/x/alice', claims: { iss: 'https://accounts.example.com/x', sub: 'alice' } } }, 'deny'],
+  [
+    'requestPrincipals iss suffix',
+    [allow([from({ requestPrincipals: ['*example.com/alice'] })])],
+    { auth: JWT },
+    'allow',
+  ],
+  [
+    'requestPrincipals wrong issuer',
+    [allow([from({ requestPrincipals: ['https://evil.com/alice'] })])],
+    { auth: JWT },
+    'deny',
+  ],
+  [
+    'requestPrincipals sub cannot smuggle a slash',
+    [allow([from({ requestPrincipals: ['https://accounts.example.com/alice'] })])],
+    {
+      auth: {
+        ...JWT,
+        principal: 'https://accounts.example.com/x/alice',
+        claims: { iss: 'https://accounts.example.com/x', sub: 'alice' },
+      },
+    },
+    'deny',
+  ],
   ['DENY notRequestPrincipals * (require JWT)', [deny([from({ notRequestPrincipals: ['*'] })])], {}, 'deny'],
-  ['DENY notRequestPrincipals * with JWT', [deny([from({ notRequestPrincipals: ['*'] })])], { auth: JWT }, 'allow'],
+  [
+    'DENY notRequestPrincipals * with JWT',
+    [deny([from({ notRequestPrincipals: ['*'] })])],
+    { auth: JWT },
+    'allow',
+  ],
   // ---- conditions --------------------------------------------------------------------------
   ['request.headers exact', [allow([when('request.headers[User-Agent]', ['curl/8'])])], {}, 'allow'],
-  ['request.headers name is case-insensitive', [allow([when('request.headers[USER-AGENT]', ['curl/8'])])], {}, 'allow'],
-  ['request.headers value is case-sensitive', [allow([when('request.headers[user-agent]', ['CURL/8'])])], {}, 'deny'],
+  [
+    'request.headers name is case-insensitive',
+    [allow([when('request.headers[USER-AGENT]', ['curl/8'])])],
+    {},
+    'allow',
+  ],
+  [
+    'request.headers value is case-sensitive',
+    [allow([when('request.headers[user-agent]', ['CURL/8'])])],
+    {},
+    'deny',
+  ],
   ['request.headers prefix', [allow([when('request.headers[user-agent]', ['curl*'])])], {}, 'allow'],
-  ['request.headers * = present', [allow([when('request.headers[x-token]', ['*'])])], { headers: { 'x-token': 'a' } }, 'allow'],
+  [
+    'request.headers * = present',
+    [allow([when('request.headers[x-token]', ['*'])])],
+    { headers: { 'x-token': 'a' } },
+    'allow',
+  ],
   ['request.headers * absent', [allow([when('request.headers[x-token]', ['*'])])], {}, 'deny'],
-  ['request.headers notValues', [deny([when('request.headers[x-env]', undefined, ['prod'])])], { headers: { 'x-env': 'prod' } }, 'allow'],
-  ['request.headers notValues on absent header: holds', [deny([when('request.headers[x-env]', undefined, ['prod'])])], {}, 'deny'],
-  ['request.headers multi-valued joined', [allow([when('request.headers[x-a]', ['1,2'])])], { headers: { 'x-a': ['1', '2'] } }, 'allow'],
+  [
+    'request.headers notValues',
+    [deny([when('request.headers[x-env]', undefined, ['prod'])])],
+    { headers: { 'x-env': 'prod' } },
+    'allow',
+  ],
+  [
+    'request.headers notValues on absent header: holds',
+    [deny([when('request.headers[x-env]', undefined, ['prod'])])],
+    {},
+    'deny',
+  ],
+  [
+    'request.headers multi-valued joined',
+    [allow([when('request.headers[x-a]', ['1,2'])])],
+    { headers: { 'x-a': ['1', '2'] } },
+    'allow',
+  ],
   ['source.ip', [allow([when('source.ip', ['10.0.0.0/8'])])], {}, 'allow'],
   ['source.ip miss', [allow([when('source.ip', ['192.168.0.0/16'])])], {}, 'deny'],
   ['remote.ip', [allow([when('remote.ip', ['10.0.0.5'])])], {}, 'allow'],
@@ -227,25 +482,109 @@ const CASES: Case[] = [
   ['source.serviceAccount', [allow([when('source.serviceAccount', ['foo/sleep'])])], {}, 'allow'],
   ['source.serviceAccount short', [allow([when('source.serviceAccount', ['sleep'])])], {}, 'allow'],
   ['source.trustDomain', [allow([when('source.trustDomain', ['cluster.local'])])], {}, 'allow'],
-  ['connection.sni', [allow([when('connection.sni', ['*.example.com'])])], { sni: 'app.example.com' }, 'allow'],
+  [
+    'connection.sni',
+    [allow([when('connection.sni', ['*.example.com'])])],
+    { sni: 'app.example.com' },
+    'allow',
+  ],
   ['connection.sni absent', [allow([when('connection.sni', ['*'])])], {}, 'deny'],
-  ['request.auth.principal', [allow([when('request.auth.principal', ['https://accounts.example.com/alice'])])], { auth: JWT }, 'allow'],
+  [
+    'request.auth.principal',
+    [allow([when('request.auth.principal', ['https://accounts.example.com/alice'])])],
+    { auth: JWT },
+    'allow',
+  ],
   ['request.auth.principal no JWT', [allow([when('request.auth.principal', ['*'])])], {}, 'deny'],
-  ['request.auth.audiences any of the list', [allow([when('request.auth.audiences', ['web'])])], { auth: JWT }, 'allow'],
-  ['request.auth.audiences miss', [allow([when('request.auth.audiences', ['admin'])])], { auth: JWT }, 'deny'],
+  [
+    'request.auth.audiences any of the list',
+    [allow([when('request.auth.audiences', ['web'])])],
+    { auth: JWT },
+    'allow',
+  ],
+  [
+    'request.auth.audiences miss',
+    [allow([when('request.auth.audiences', ['admin'])])],
+    { auth: JWT },
+    'deny',
+  ],
   ['request.auth.presenter', [allow([when('request.auth.presenter', ['frontend'])])], { auth: JWT }, 'allow'],
   ['request.auth.presenter miss', [allow([when('request.auth.presenter', ['cli'])])], { auth: JWT }, 'deny'],
-  ['request.auth.claims string', [allow([when('request.auth.claims[role]', ['editor'])])], { auth: JWT }, 'allow'],
-  ['request.auth.claims list item', [allow([when('request.auth.claims[groups]', ['admin'])])], { auth: JWT }, 'allow'],
-  ['request.auth.claims list miss', [allow([when('request.auth.claims[groups]', ['ops'])])], { auth: JWT }, 'deny'],
-  ['request.auth.claims nested', [allow([when('request.auth.claims[nested][key][deep]', ['v1'])])], { auth: JWT }, 'allow'],
-  ['request.auth.claims nested list', [allow([when('request.auth.claims[nested][list]', ['y'])])], { auth: JWT }, 'allow'],
-  ['request.auth.claims nested miss (path through a string)', [allow([when('request.auth.claims[role][x]', ['editor'])])], { auth: JWT }, 'deny'],
-  ['request.auth.claims number never matches a string', [allow([when('request.auth.claims[count]', ['3'])])], { auth: JWT }, 'deny'],
-  ['request.auth.claims prefix', [allow([when('request.auth.claims[role]', ['edi*'])])], { auth: JWT }, 'allow'],
-  ['request.auth.claims notValues', [deny([when('request.auth.claims[groups]', undefined, ['admin'])])], { auth: JWT }, 'allow'],
-  ['request.auth.claims no JWT: notValues holds', [deny([when('request.auth.claims[groups]', undefined, ['admin'])])], {}, 'deny'],
-  ['conditions are ANDed', [allow([{ when: [{ key: 'source.namespace', values: ['foo'] }, { key: 'destination.port', values: ['1'] }] }])], {}, 'deny'],
+  [
+    'request.auth.claims string',
+    [allow([when('request.auth.claims[role]', ['editor'])])],
+    { auth: JWT },
+    'allow',
+  ],
+  [
+    'request.auth.claims list item',
+    [allow([when('request.auth.claims[groups]', ['admin'])])],
+    { auth: JWT },
+    'allow',
+  ],
+  [
+    'request.auth.claims list miss',
+    [allow([when('request.auth.claims[groups]', ['ops'])])],
+    { auth: JWT },
+    'deny',
+  ],
+  [
+    'request.auth.claims nested',
+    [allow([when('request.auth.claims[nested][key][deep]', ['v1'])])],
+    { auth: JWT },
+    'allow',
+  ],
+  [
+    'request.auth.claims nested list',
+    [allow([when('request.auth.claims[nested][list]', ['y'])])],
+    { auth: JWT },
+    'allow',
+  ],
+  [
+    'request.auth.claims nested miss (path through a string)',
+    [allow([when('request.auth.claims[role][x]', ['editor'])])],
+    { auth: JWT },
+    'deny',
+  ],
+  [
+    'request.auth.claims number never matches a string',
+    [allow([when('request.auth.claims[count]', ['3'])])],
+    { auth: JWT },
+    'deny',
+  ],
+  [
+    'request.auth.claims prefix',
+    [allow([when('request.auth.claims[role]', ['edi*'])])],
+    { auth: JWT },
+    'allow',
+  ],
+  [
+    'request.auth.claims notValues',
+    [deny([when('request.auth.claims[groups]', undefined, ['admin'])])],
+    { auth: JWT },
+    'allow',
+  ],
+  [
+    'request.auth.claims no JWT: notValues holds',
+    [deny([when('request.auth.claims[groups]', undefined, ['admin'])])],
+    {},
+    'deny',
+  ],
+  [
+    'conditions are ANDed',
+    [
+      allow([
+        {
+          when: [
+            { key: 'source.namespace', values: ['foo'] },
+            { key: 'destination.port', values: ['1'] },
+          ],
+        },
+      ]),
+    ],
+    {},
+    'deny',
+  ],
   ['condition values are ORed', [allow([when('destination.port', ['1', '8080'])])], {}, 'allow'],
 ];
 
@@ -303,11 +642,17 @@ describe('AuthorizationPolicy: paths cannot bypass a DENY through encodings', ()
   ];
   const policies = compileAuthz({
     policies: [
-      compilePolicy(policy({ name: 'no-admin', action: 'DENY', rules: [to({ paths: ['/admin', '/admin/*'] })] }), new Set(), []),
+      compilePolicy(
+        policy({ name: 'no-admin', action: 'DENY', rules: [to({ paths: ['/admin', '/admin/*'] })] }),
+        new Set(),
+        [],
+      ),
     ],
   });
   const allowPublic = compileAuthz({
-    policies: [compilePolicy(policy({ name: 'public', rules: [to({ paths: ['/public/*'] })] }), new Set(), [])],
+    policies: [
+      compilePolicy(policy({ name: 'public', rules: [to({ paths: ['/public/*'] })] }), new Set(), []),
+    ],
   });
   for (const mode of MODES)
     for (const raw of ATTACKS) {
@@ -319,15 +664,24 @@ describe('AuthorizationPolicy: paths cannot bypass a DENY through encodings', ()
       });
     }
   for (const mode of MODES)
-    for (const raw of ['/public/../admin', '/public/%2e%2e/admin', '/public%2F..%2Fadmin', '/public/%2E%2E%2Fadmin'])
+    for (const raw of [
+      '/public/../admin',
+      '/public/%2e%2e/admin',
+      '/public%2F..%2Fadmin',
+      '/public/%2E%2E%2Fadmin',
+    ])
       it(`${mode}: ALLOW /public/* does not let ${raw} through`, () => {
         const path = normalizePath(raw, mode);
         if (path === null) return;
-        expect(authorizeAllReadings(allowPublic, { ...BASE, path }).decision, `${raw} → ${path}`).to.equal('deny');
+        expect(authorizeAllReadings(allowPublic, { ...BASE, path }).decision, `${raw} → ${path}`).to.equal(
+          'deny',
+        );
       });
   it('a plain public path stays allowed under every mode', () => {
     for (const mode of MODES)
-      expect(authorizeAllReadings(allowPublic, { ...BASE, path: normalizePath('/public/a', mode)! }).decision).to.equal('allow');
+      expect(
+        authorizeAllReadings(allowPublic, { ...BASE, path: normalizePath('/public/a', mode)! }).decision,
+      ).to.equal('allow');
   });
   it('a DENY on /admin still allows /administrator and /public', () => {
     expect(authorizeAllReadings(policies, { ...BASE, path: '/administrator' }).decision).to.equal('allow');
@@ -374,7 +728,9 @@ describe('authz block: translate → validate → compile round trip', () => {
           action: 'DENY',
           rules: [
             {
-              from: [{ source: { ipBlocks: ['10.0.0.0/8'], requestPrincipals: ['*'], serviceAccounts: ['sa'] } }],
+              from: [
+                { source: { ipBlocks: ['10.0.0.0/8'], requestPrincipals: ['*'], serviceAccounts: ['sa'] } },
+              ],
               to: [{ operation: { paths: ['/a/{*}', '*.png'], ports: ['80'], hosts: ['*.x'] } }],
               when: [{ key: 'request.auth.claims[a][b]', values: ['c'] }],
             },
@@ -382,23 +738,91 @@ describe('authz block: translate → validate → compile round trip', () => {
         }),
       ],
     });
-    const cfg = { apiVersion: PROXY_CONFIG_API_VERSION, kind: 'ProxyConfig', version: 'v', listeners: [], clusters: [], authz: block };
+    const cfg = {
+      apiVersion: PROXY_CONFIG_API_VERSION,
+      kind: 'ProxyConfig',
+      version: 'v',
+      listeners: [],
+      clusters: [],
+      authz: block,
+    };
     expect(validateProxyConfig(cfg)).to.deep.equal([]);
     expect(() => compileAuthz(block!)).to.not.throw();
   });
   const BAD: [string, unknown, string][] = [
     ['policies not a list', { policies: 1 }, 'authz.policies'],
     ['bad action', { policies: [{ name: 'a/b', action: 'MAYBE', rules: [] }] }, 'authz.policies[0].action'],
-    ['CUSTOM without provider', { policies: [{ name: 'a/b', action: 'CUSTOM', rules: [] }] }, 'authz.policies[0].provider'],
-    ['unknown key', { policies: [{ name: 'a/b', action: 'DENY', rules: [{ when: [{ key: 'x.y', values: [{ exact: 'a' }] }] }] }] }, 'authz.policies[0].rules[0].when[0].key'],
-    ['bad cidr', { policies: [{ name: 'a/b', action: 'DENY', rules: [{ when: [{ key: 'source.ip', values: [{ cidr: { address: '10.0.0.0', prefixLen: 33 } }] }] }] }] }, 'authz.policies[0].rules[0].when[0].values[0]'],
-    ['clause without values', { policies: [{ name: 'a/b', action: 'DENY', rules: [{ to: [[{ key: 'request.path' }]] }] }] }, 'authz.policies[0].rules[0].to[0][0]'],
-    ['** not last', { policies: [{ name: 'a/b', action: 'DENY', rules: [{ to: [[{ key: 'request.path', values: [{ template: ['**', 'a'] }] }]] }] }] }, 'authz.policies[0].rules[0].to[0][0].values[0]'],
-    ['upper-case header', { policies: [{ name: 'a/b', action: 'DENY', rules: [{ when: [{ key: 'request.headers', header: 'X-A', values: [{ exact: 'a' }] }] }] }] }, 'authz.policies[0].rules[0].when[0].header'],
+    [
+      'CUSTOM without provider',
+      { policies: [{ name: 'a/b', action: 'CUSTOM', rules: [] }] },
+      'authz.policies[0].provider',
+    ],
+    [
+      'unknown key',
+      {
+        policies: [
+          { name: 'a/b', action: 'DENY', rules: [{ when: [{ key: 'x.y', values: [{ exact: 'a' }] }] }] },
+        ],
+      },
+      'authz.policies[0].rules[0].when[0].key',
+    ],
+    [
+      'bad cidr',
+      {
+        policies: [
+          {
+            name: 'a/b',
+            action: 'DENY',
+            rules: [
+              { when: [{ key: 'source.ip', values: [{ cidr: { address: '10.0.0.0', prefixLen: 33 } }] }] },
+            ],
+          },
+        ],
+      },
+      'authz.policies[0].rules[0].when[0].values[0]',
+    ],
+    [
+      'clause without values',
+      { policies: [{ name: 'a/b', action: 'DENY', rules: [{ to: [[{ key: 'request.path' }]] }] }] },
+      'authz.policies[0].rules[0].to[0][0]',
+    ],
+    [
+      '** not last',
+      {
+        policies: [
+          {
+            name: 'a/b',
+            action: 'DENY',
+            rules: [{ to: [[{ key: 'request.path', values: [{ template: ['**', 'a'] }] }]] }],
+          },
+        ],
+      },
+      'authz.policies[0].rules[0].to[0][0].values[0]',
+    ],
+    [
+      'upper-case header',
+      {
+        policies: [
+          {
+            name: 'a/b',
+            action: 'DENY',
+            rules: [{ when: [{ key: 'request.headers', header: 'X-A', values: [{ exact: 'a' }] }] }],
+          },
+        ],
+      },
+      'authz.policies[0].rules[0].when[0].header',
+    ],
   ];
   for (const [name, authz, path] of BAD)
     it(`validator refuses ${name} (${path})`, () => {
-      const cfg = { apiVersion: PROXY_CONFIG_API_VERSION, kind: 'ProxyConfig', version: 'v', listeners: [], clusters: [], authz };
+      const cfg = {
+        apiVersion: PROXY_CONFIG_API_VERSION,
+        kind: 'ProxyConfig',
+        version: 'v',
+        listeners: [],
+        clusters: [],
+        authz,
+      };
       expect(validateProxyConfig(cfg).map((p) => p.path)).to.include(path);
     });
 });
