@@ -308,6 +308,37 @@ describe('AuthorizationPolicy on a gateway proxy (real HTTP on loopback)', funct
     expect(m).to.include('weft_proxy_authz_dry_run_total{policy="default/would-deny",decision="deny"} 1');
   });
 
+  it('POST /explain on the admin port says which policy would allow or deny a request', async () => {
+    const s = await start([
+      ap('no-admin', {
+        action: 'DENY',
+        rules: [{ to: [{ operation: { paths: ['/x'] } }] }, { to: [{ operation: { paths: ['/admin/*'] } }] }],
+      }),
+      ap('allow-get', { rules: [{ to: [{ operation: { methods: ['GET'] } }] }] }),
+    ]);
+    const explain = async (body: Record<string, unknown>) =>
+      (await (
+        await fetch(`http://127.0.0.1:${s.admin}/explain`, {
+          method: 'POST',
+          body: JSON.stringify({ authority: 'reviews:9080', ...body }),
+        })
+      ).json()) as {
+        outcome: string;
+        authz?: { decision: string; policy?: string; rule?: number; reason: string };
+      };
+    const denied = await explain({ path: '/admin/users' });
+    expect(denied.outcome).to.equal('403 RBAC: denied by DENY policy default/no-admin rule 1');
+    expect(denied.authz).to.deep.include({ decision: 'deny', policy: 'default/no-admin', rule: 1 });
+    const encoded = await explain({ path: '/%2Fadmin/users' });
+    expect(encoded.outcome).to.match(/^403 RBAC: denied by DENY policy default\/no-admin rule 1 \(path/);
+    const post = await explain({ method: 'POST', path: '/public' });
+    expect(post.outcome).to.equal('403 RBAC: no ALLOW policy matched');
+    const ok = await explain({ path: '/public' });
+    expect(ok.authz).to.deep.include({ decision: 'allow', policy: 'default/allow-get', rule: 0 });
+    expect(ok.outcome).to.equal('forwarded to one destination by weight');
+    expect(up.seen).to.have.length(0);
+  });
+
   describe('CUSTOM with a real ext-authz server', () => {
     const provider = (over: Partial<MeshExtAuthzProvider> = {}): MeshExtAuthzProvider => ({
       name: 'ext',
