@@ -125,7 +125,7 @@ export class ConfigGenerator {
       this.gatewayCache.set(key, result);
       this.logWarnings('gateway', result);
     }
-    const authz = this.authzFor(snapshot, pod);
+    const authz = this.authzFor(snapshot, pod, this.opts.mesh.gatewayNumTrustedProxies);
     const config =
       authz === undefined
         ? result.config
@@ -145,7 +145,7 @@ export class ConfigGenerator {
   }
 
   /** The AuthorizationPolicies that select `pod`, compiled (pkg/translate/authz.ts). */
-  private authzFor(snapshot: Snapshot, pod: PodInfo): AuthzBlock | undefined {
+  private authzFor(snapshot: Snapshot, pod: PodInfo, numTrustedProxies = 0): AuthzBlock | undefined {
     const policies = snapshot.authorizationPolicies ?? [];
     if (policies.length === 0) return undefined;
     const mesh = this.opts.mesh;
@@ -157,6 +157,7 @@ export class ConfigGenerator {
       providers: mesh.extensionProviders,
       services: snapshot.services,
       domainSuffix: `svc.${this.opts.domainSuffix}`,
+      numTrustedProxies,
     });
     for (const w of warnings) this.warnOnce(`authz ${w}`);
     return block;

@@ -44,6 +44,11 @@ export interface MeshSettings {
   rootNamespace: string;
   /** Istio's meshConfig.extensionProviders (envoyExtAuthzHttp ones), for CUSTOM policies. */
   extensionProviders: MeshExtAuthzProvider[];
+  /**
+   * Istio's meshConfig.defaultConfig.gatewayTopology.numTrustedProxies: proxies in front of the
+   * gateways, so `remote.ip` / `remoteIpBlocks` read x-forwarded-for (0 = the peer address).
+   */
+  gatewayNumTrustedProxies: number;
 }
 
 export const DEFAULT_MESH: MeshSettings = {
@@ -54,6 +59,7 @@ export const DEFAULT_MESH: MeshSettings = {
   pathNormalization: { normalization: 'BASE' },
   rootNamespace: DEFAULT_ROOT_NAMESPACE,
   extensionProviders: [],
+  gatewayNumTrustedProxies: 0,
 };
 
 export interface WeftdOptions {
@@ -152,6 +158,7 @@ export function parseMeshSettings(text: string, source = 'mesh config'): MeshSet
     pathNormalization?: { normalization?: unknown };
     rootNamespace?: unknown;
     extensionProviders?: unknown;
+    defaultConfig?: { gatewayTopology?: { numTrustedProxies?: unknown } };
   };
   const out = structuredClone(DEFAULT_MESH);
   if (m.rootNamespace !== undefined) {
@@ -162,6 +169,12 @@ export function parseMeshSettings(text: string, source = 'mesh config'): MeshSet
   const ext = parseExtensionProviders(m.extensionProviders);
   if (ext.errors.length > 0) fail(`${source}: ${ext.errors.join('; ')}`);
   out.extensionProviders = ext.providers;
+  const hops = m.defaultConfig?.gatewayTopology?.numTrustedProxies;
+  if (hops !== undefined) {
+    if (!Number.isInteger(hops) || (hops as number) < 0 || (hops as number) > 64)
+      fail(`${source}: defaultConfig.gatewayTopology.numTrustedProxies must be an integer 0-64`);
+    out.gatewayNumTrustedProxies = hops as number;
+  }
   if (m.trustDomain !== undefined) {
     if (typeof m.trustDomain !== 'string' || m.trustDomain === '')
       fail(`${source}: trustDomain must be a non-empty string`);

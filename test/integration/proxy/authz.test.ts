@@ -294,6 +294,24 @@ describe('AuthorizationPolicy on a gateway proxy (real HTTP on loopback)', funct
     ).to.equal(200);
   });
 
+  it('with numTrustedProxies: 1, remote.ip is the x-forwarded-for client (the peer stays source.ip)', async () => {
+    const { block } = translateAuthz({
+      policies: [
+        ap('allow-client', {
+          rules: [{ from: [{ source: { remoteIpBlocks: ['203.0.113.0/24'], ipBlocks: ['127.0.0.1'] } }] }],
+        }),
+      ],
+      pod: { namespace: 'default', labels: {} },
+      numTrustedProxies: 1,
+    });
+    p = await startProxy({ ...baseConfig(), authz: block! }, { accessLogSink: new PassThrough().resume() });
+    expect((await request(p.port, { headers: { 'x-forwarded-for': '203.0.113.7' } })).status).to.equal(200);
+    expect(
+      (await request(p.port, { headers: { 'x-forwarded-for': '203.0.113.7, 198.51.100.1' } })).status,
+    ).to.equal(403);
+    expect((await request(p.port)).status).to.equal(403);
+  });
+
   it('AUDIT and dry-run are reported in metrics and never enforced', async () => {
     const s = await start([
       ap('audit-all', { action: 'AUDIT', rules: [{}] }),

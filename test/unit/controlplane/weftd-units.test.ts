@@ -125,6 +125,7 @@ describe('weftd mesh config (mesh.yaml)', () => {
       pathNormalization: { normalization: 'MERGE_SLASHES' },
       rootNamespace: 'istio-system',
       extensionProviders: [],
+      gatewayNumTrustedProxies: 0,
     });
   });
 

@@ -330,6 +330,15 @@ describe('translateAuthz', () => {
   it('no applying policy: no block (the proxy checks nothing)', () => {
     expect(translateAuthz({ policies: [ap('bar', 'x', {})], pod: POD }).block).to.equal(undefined);
   });
+  it('numTrustedProxies is carried for remote.ip (0 is left out)', () => {
+    const p = [ap('foo', 'a', {})];
+    expect(translateAuthz({ policies: p, pod: POD, numTrustedProxies: 1 }).block!.numTrustedProxies).to.equal(
+      1,
+    );
+    expect(translateAuthz({ policies: p, pod: POD, numTrustedProxies: 0 }).block!.numTrustedProxies).to.equal(
+      undefined,
+    );
+  });
   it('sorted by namespace/name, so the config version is stable', () => {
     const { block } = translateAuthz({
       policies: [ap('foo', 'z', {}), ap('istio-system', 'a', {}), ap('foo', 'b', {})],
