@@ -19,7 +19,8 @@ import {
 export const HELP = `weftd: weft's control plane (discovery, config push, workload certificates)
 
   --config FILE            mesh config (mesh.yaml: trustDomain, mtls.mode, workloadCertTTL, telemetry,
-                           pathNormalization.normalization);
+                           pathNormalization.normalization, rootNamespace, extensionProviders,
+                           defaultConfig.gatewayTopology.numTrustedProxies);
                            default: built-in defaults (trust domain cluster.local, 24h certificates)
   --tls-dir DIR            serving certificate DIR/tls.crt and key DIR/tls.key (default /etc/weft/tls);
                            reloaded when the files change
