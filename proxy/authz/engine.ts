@@ -393,8 +393,9 @@ export function authorize(c: CompiledAuthz, a: AuthzAttributes): AuthzDecision {
       break;
     }
   }
-  if (c.dryRun.length > 0) {
-    const deny = c.dryRun.filter((p) => p.action === 'DENY' || p.action === 'CUSTOM');
+  if (c.dryRun.some((p) => p.action === 'DENY' || p.action === 'ALLOW')) {
+    // dry-run CUSTOM/AUDIT policies decide nothing even when enforced: only DENY/ALLOW shadow
+    const deny = c.dryRun.filter((p) => p.action === 'DENY');
     const allow = c.dryRun.filter((p) => p.action === 'ALLOW');
     const s = decideDenyAllow(deny, allow, a);
     d.shadow = {

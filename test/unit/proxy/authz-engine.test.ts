@@ -619,6 +619,13 @@ describe('AuthorizationPolicy engine: what a decision says', () => {
     expect(d.shadow).to.deep.include({ decision: 'deny', policy: 'foo/p0', rule: 0 });
   });
   it('no dry-run policy: no shadow', () => expect(decide([allow([{}])]).shadow).to.equal(undefined));
+  it('dry-run ALLOW not matching: shadow says it would deny', () => {
+    const d = decide([{ ...allow([to({ paths: ['/x'] })]), dryRun: true }]);
+    expect(d.decision).to.equal('allow');
+    expect(d.shadow).to.deep.include({ decision: 'deny', reason: 'no ALLOW policy matched' });
+  });
+  it('a dry-run AUDIT policy has no shadow decision', () =>
+    expect(decide([{ action: 'AUDIT', rules: [{}], dryRun: true }]).shadow).to.equal(undefined));
 });
 
 describe('AuthorizationPolicy: paths cannot bypass a DENY through encodings', () => {
