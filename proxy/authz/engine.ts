@@ -165,9 +165,10 @@ function principalOf(a: AuthzAttributes): string | undefined {
 function issSub(a: AuthzAttributes): [string, string] | undefined {
   const auth = a.auth;
   if (auth === undefined) return undefined;
-  const iss = auth.claims.iss;
-  const sub = auth.claims.sub;
+  const iss = auth.claims?.iss;
+  const sub = auth.claims?.sub;
   if (typeof iss === 'string' && typeof sub === 'string') return [iss, sub];
+  if (typeof auth.principal !== 'string') return undefined;
   const i = auth.principal.lastIndexOf('/');
   return i < 0 ? [auth.principal, ''] : [auth.principal.slice(0, i), auth.principal.slice(i + 1)];
 }
@@ -206,11 +207,13 @@ function valuePred(c: AuthzClause, v: AuthzValue): Pred {
     }
     case 'request.auth.audiences': {
       const m = strMatcher(v as AuthzString);
-      return (a) => a.auth !== undefined && a.auth.audiences.some((x) => m(x));
+      // defensive: the JWT side may hand over a non-list; nothing in it then matches
+      return (a) =>
+        a.auth !== undefined && Array.isArray(a.auth.audiences) && a.auth.audiences.some((x) => m(x));
     }
     case 'request.auth.presenter': {
       const m = strMatcher(v as AuthzString);
-      return (a) => a.auth !== undefined && m(a.auth.presenter);
+      return (a) => a.auth !== undefined && typeof a.auth.presenter === 'string' && m(a.auth.presenter);
     }
     case 'request.auth.claims': {
       const m = strMatcher(v as AuthzString);

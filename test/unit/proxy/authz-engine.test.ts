@@ -696,6 +696,46 @@ describe('AuthorizationPolicy: paths cannot bypass a DENY through encodings', ()
   });
 });
 
+describe('AuthorizationPolicy engine: malformed attributes never throw, never allow by accident', () => {
+  const every = [
+    deny([from({ requestPrincipals: ['*'] })]),
+    deny([when('request.auth.audiences', ['a'])]),
+    deny([when('request.auth.presenter', ['a'])]),
+    deny([when('request.auth.claims[a][b]', ['a'])]),
+    deny([from({ ipBlocks: ['10.0.0.0/8'] })]),
+    deny([to({ hosts: ['x'] })]),
+  ];
+  const BAD: [string, Req][] = [
+    [
+      'auth without claims',
+      { auth: { principal: 'a/b', audiences: [] } as unknown as AuthzAttributes['auth'] },
+    ],
+    [
+      'audiences not a list',
+      { auth: { principal: 'a/b', audiences: 'a', claims: {} } as unknown as AuthzAttributes['auth'] },
+    ],
+    ['claims with null inside', { auth: { principal: 'a/b', audiences: [], claims: { a: null } } }],
+    [
+      'presenter a number',
+      {
+        auth: {
+          principal: 'a/b',
+          audiences: [],
+          presenter: 7,
+          claims: {},
+        } as unknown as AuthzAttributes['auth'],
+      },
+    ],
+    ['source ip not an address', { sourceIp: 'not-an-ip' }],
+    ['empty host', { host: '' }],
+  ];
+  for (const [name, req] of BAD)
+    it(`${name}: no exception; the ALLOW-default still denies`, () => {
+      expect(() => decide(every, req)).to.not.throw();
+      expect(decide([allow([to({ paths: ['/nope'] })]), ...every], req).decision).to.equal('deny');
+    });
+});
+
 describe('AuthorizationPolicy engine helpers', () => {
   const XFF: [string, string | undefined, number, string][] = [
     ['10.0.0.1', undefined, 0, '10.0.0.1'],
