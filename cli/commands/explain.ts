@@ -26,8 +26,9 @@ force; or 404 NR with the nearest miss.
   --listener NAME     the HTTP listener (default: the one on the URL's port, else the first)
   --kind sidecar|gateway
 
-Exit status: 0 the request is routed (forwarded, redirect or direct response), 1 404 NR or no
-listener, 2 bad arguments or weftd unreachable.
+Exit status: 0 the request is routed (forwarded, redirect or direct response), 1 404 NR, 403
+RBAC (an AuthorizationPolicy denies it: the policy and rule are named) or no listener, 2 bad
+arguments or weftd unreachable.
 
 ${clusterFlagsUsage}`;
 
