@@ -191,7 +191,6 @@ export class Exchange {
   /** The AuthorizationPolicy outcome: a denial answers here, an allow goes on to routing. */
   private afterAuthz(o: AuthzOutcome): void {
     this.authz = o.decision;
-    const name = o.decision.policy ?? (o.decision.decision === 'deny' ? 'none' : '');
     if (o.decision.audit !== undefined)
       this.env.metrics.incLabelled('weft_proxy_authz_audit_total', { policy: o.decision.audit });
     if (o.decision.shadow !== undefined)
@@ -202,7 +201,7 @@ export class Exchange {
     if (this.done) return;
     if (o.denial === undefined) return this.routeRequest();
     this.env.metrics.incLabelled('weft_proxy_authz_denied_total', {
-      policy: name,
+      policy: o.decision.policy ?? 'none',
       action: o.decision.action,
     });
     const d = o.denial;
