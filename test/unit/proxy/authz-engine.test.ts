@@ -381,6 +381,41 @@ const CASES: Case[] = [
     { sourceIp: '1.2.3.4' },
     'allow',
   ],
+  [
+    '0.0.0.0/0 does not match IPv6',
+    [allow([from({ ipBlocks: ['0.0.0.0/0'] })])],
+    { sourceIp: '2001:db8::1' },
+    'deny',
+  ],
+  ['::/0 matches IPv6', [allow([from({ ipBlocks: ['::/0'] })])], { sourceIp: '2001:db8::1' }, 'allow'],
+  ['::/0 does not match IPv4', [allow([from({ ipBlocks: ['::/0'] })])], { sourceIp: '10.0.0.5' }, 'deny'],
+  [
+    '/32 edge: 255.255.255.255',
+    [allow([from({ ipBlocks: ['255.255.255.255/32'] })])],
+    { sourceIp: '255.255.255.255' },
+    'allow',
+  ],
+  ['/31 boundary', [allow([from({ ipBlocks: ['10.0.0.4/31'] })])], { sourceIp: '10.0.0.5' }, 'allow'],
+  ['/31 just outside', [allow([from({ ipBlocks: ['10.0.0.4/31'] })])], { sourceIp: '10.0.0.6' }, 'deny'],
+  ['/1 high half', [allow([from({ ipBlocks: ['128.0.0.0/1'] })])], { sourceIp: '200.1.1.1' }, 'allow'],
+  [
+    '/1 high half, low address',
+    [allow([from({ ipBlocks: ['128.0.0.0/1'] })])],
+    { sourceIp: '10.1.1.1' },
+    'deny',
+  ],
+  [
+    'v4 and v6 values in one clause',
+    [allow([from({ ipBlocks: ['fd00::/8', '10.0.0.0/8'] })])],
+    { sourceIp: '10.9.9.9' },
+    'allow',
+  ],
+  [
+    'a garbage peer address matches no block',
+    [allow([from({ ipBlocks: ['0.0.0.0/0'] })])],
+    { sourceIp: '1.2.3' },
+    'deny',
+  ],
   // ---- source: request principals (JWT) ----------------------------------------------------
   [
     'requestPrincipals exact',
