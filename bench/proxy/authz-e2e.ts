@@ -45,11 +45,23 @@ for (let i = 0; i < 20; i++)
       rules: [
         {
           from: [{ source: { ipBlocks: [`10.${i}.0.0/16`], notNamespaces: ['evil'] } }],
-          to: [{ operation: { paths: [`/api/v${i}/*`, `/items/{*}/p${i}`], methods: ['GET', 'POST'], hosts: ['*.example.com'] } }],
+          to: [
+            {
+              operation: {
+                paths: [`/api/v${i}/*`, `/items/{*}/p${i}`],
+                methods: ['GET', 'POST'],
+                hosts: ['*.example.com'],
+              },
+            },
+          ],
           when: [{ key: 'request.headers[x-tenant]', values: [`t${i}`] }],
         },
         { to: [{ operation: { paths: [`/items/{*}/p${i}`], ports: [`${9000 + i}`] } }] },
-        { from: [{ source: { ipBlocks: ['127.0.0.0/8'] } }], to: [{ operation: { paths: ['/items/*'] } }], when: [{ key: 'request.headers[x-tenant]', values: [`t${i}`] }] },
+        {
+          from: [{ source: { ipBlocks: ['127.0.0.0/8'] } }],
+          to: [{ operation: { paths: ['/items/*'] } }],
+          when: [{ key: 'request.headers[x-tenant]', values: [`t${i}`] }],
+        },
       ],
     },
   } as AuthorizationPolicy);
@@ -71,7 +83,13 @@ async function round(cfg: ProxyConfig): Promise<number> {
   const get = (): Promise<number> =>
     new Promise((resolve, reject) => {
       const r = http.request(
-        { host: '127.0.0.1', port, path: '/items/42/p19', agent, headers: { host: 'app.example.com', 'x-tenant': 't19' } },
+        {
+          host: '127.0.0.1',
+          port,
+          path: '/items/42/p19',
+          agent,
+          headers: { host: 'app.example.com', 'x-tenant': 't19' },
+        },
         (res) => {
           res.resume();
           res.on('end', () => resolve(res.statusCode ?? 0));

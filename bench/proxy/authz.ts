@@ -20,7 +20,15 @@ for (let i = 0; i < 20; i++) {
       rules: [
         {
           from: [{ source: { ipBlocks: [`10.${i}.0.0/16`], notNamespaces: ['evil'] } }],
-          to: [{ operation: { paths: [`/api/v${i}/*`, `/items/{*}/p${i}`], methods: ['GET', 'POST'], hosts: ['*.example.com'] } }],
+          to: [
+            {
+              operation: {
+                paths: [`/api/v${i}/*`, `/items/{*}/p${i}`],
+                methods: ['GET', 'POST'],
+                hosts: ['*.example.com'],
+              },
+            },
+          ],
           when: [
             { key: 'request.headers[x-tenant]', values: [`t${i}`] },
             { key: 'request.auth.claims[groups]', values: [`g${i}`] },
@@ -65,4 +73,4 @@ const none = run(empty, N);
 console.log(
   `authorize, 20 policies / 40 rules: ${(withPolicies / 1000).toFixed(2)} µs per request; no policy: ${(none / 1000).toFixed(2)} µs (${N} requests)`,
 );
-console.log(`at 1,000 req/s: ${((withPolicies * 1000) / 1e9 * 100).toFixed(3)} % of one core`);
+console.log(`at 1,000 req/s: ${(((withPolicies * 1000) / 1e9) * 100).toFixed(3)} % of one core`);
