@@ -42,7 +42,12 @@ function valueOk(key: AuthzKey, v: unknown): string | null {
   if (key === 'request.path') {
     if (isAuthzString(v)) return null;
     const t = v.template;
-    if (!Array.isArray(t) || t.length === 0 || t.some((s) => typeof s !== 'string' || s === ''))
+    // '' only last: the template's trailing slash
+    if (
+      !Array.isArray(t) ||
+      t.length === 0 ||
+      t.some((s, i) => typeof s !== 'string' || (s === '' && i !== t.length - 1))
+    )
       return 'must be a string match or {template: [segments]}';
     if (t.slice(0, -1).includes('**')) return 'template: ** must be the last segment';
     return null;

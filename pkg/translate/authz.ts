@@ -140,6 +140,8 @@ export function pathForm(v: string): AuthzValue {
       throw new RuleError(`invalid path ${v}: segment ${JSON.stringify(s)} is not a valid literal`);
     else out.push(s);
   });
+  // a trailing slash is a literal of the template (Envoy): kept as a last empty segment
+  if (v.length > 1 && v.endsWith('/') && out[out.length - 1] !== '**') out.push('');
   return { template: out };
 }
 

@@ -206,6 +206,19 @@ const CASES: Case[] = [
     { path: '/files/a.txt' },
     'allow',
   ],
+  ['template with a trailing slash', [allow([to({ paths: ['/a/{*}/'] })])], { path: '/a/x/' }, 'allow'],
+  [
+    'template with a trailing slash needs it',
+    [allow([to({ paths: ['/a/{*}/'] })])],
+    { path: '/a/x' },
+    'deny',
+  ],
+  [
+    'template without a trailing slash refuses one',
+    [allow([to({ paths: ['/a/{*}'] })])],
+    { path: '/a/x/' },
+    'deny',
+  ],
   ['template in notPaths', [deny([to({ notPaths: ['/public/{**}'] })])], { path: '/public/a/b' }, 'allow'],
   [
     'template in notPaths, outside',

@@ -236,6 +236,8 @@ describe('AuthorizationPolicy compilation forms', () => {
     ['/a/{**}', { template: ['a', '**'] }],
     ['/{*}', { template: ['*'] }],
     ['/a/*', { prefix: '/a/' }],
+    ['/a/{*}/', { template: ['a', '*', ''] }],
+    ['/a/{**}/', { template: ['a', '**'] }],
   ];
   for (const [v, want] of PATHS) it(`path form ${v}`, () => expect(pathForm(v)).to.deep.equal(want));
   for (const bad of ['/a/{**}/b', '/a/{x}', '/a/b*{*}', '/a/{*}x'])
