@@ -57,6 +57,8 @@ export class ConfigGenerator {
   private gatewayCache = new Map<string, TranslateResult>();
   private gatewayCacheGeneration = -1;
   private readonly loggedVersions = new Set<string>();
+  private authzCache = new Map<string, AuthzBlock | undefined>();
+  private authzGeneration = -1;
 
   constructor(private readonly opts: { domainSuffix: string; mesh: MeshSettings; log: Logger }) {}
 
@@ -65,6 +67,7 @@ export class ConfigGenerator {
     this.opts.mesh = mesh;
     this.gatewayCache = new Map();
     this.sidecarBase = undefined;
+    this.authzCache = new Map();
   }
 
   forProxy(snapshot: Snapshot, kind: ProxyKind, pod: PodInfo): GeneratedConfig {
@@ -144,15 +147,37 @@ export class ConfigGenerator {
     };
   }
 
-  /** The AuthorizationPolicies that select `pod`, compiled (pkg/translate/authz.ts). */
+  /**
+   * The AuthorizationPolicies that select `pod`, compiled (pkg/translate/authz.ts); cached per
+   * generation by what selection depends on (namespace, labels, Services), so the pods of one
+   * Deployment share one compilation.
+   */
   private authzFor(snapshot: Snapshot, pod: PodInfo, numTrustedProxies = 0): AuthzBlock | undefined {
     const policies = snapshot.authorizationPolicies ?? [];
     if (policies.length === 0) return undefined;
+    if (this.authzGeneration !== snapshot.generation) {
+      this.authzCache = new Map();
+      this.authzGeneration = snapshot.generation;
+    }
+    const podServices = podServiceNames(snapshot.kubeServices, pod);
+    const key = JSON.stringify([pod.namespace, pod.labels, podServices, numTrustedProxies]);
+    if (this.authzCache.has(key)) return this.authzCache.get(key);
+    const block = this.compileAuthzFor(snapshot, pod, podServices, numTrustedProxies);
+    this.authzCache.set(key, block);
+    return block;
+  }
+
+  private compileAuthzFor(
+    snapshot: Snapshot,
+    pod: PodInfo,
+    podServices: string[],
+    numTrustedProxies: number,
+  ): AuthzBlock | undefined {
     const mesh = this.opts.mesh;
     const { block, warnings } = translateAuthz({
-      policies,
+      policies: snapshot.authorizationPolicies ?? [],
       pod: { namespace: pod.namespace, labels: pod.labels },
-      podServices: podServiceNames(snapshot.kubeServices, pod),
+      podServices,
       rootNamespace: mesh.rootNamespace,
       providers: mesh.extensionProviders,
       services: snapshot.services,
