@@ -1,8 +1,8 @@
 /**
  * CUSTOM action: one check against an Istio `envoyExtAuthzHttp` provider, as Envoy's HTTP
  * ext_authz filter makes it. The check request has the original method and `pathPrefix` + the
- * original path and query, no body (`content-length: 0`), and the headers Envoy sends by default
- * (host, method and path are the request line; `content-length`), plus those matched by
+ * original path and query, no body (`content-length: 0`), and the headers Envoy always sends
+ * (host, method and path are the request line; `content-length`, `authorization`), plus those matched by
  * `includeRequestHeadersInCheck` and the fixed `includeAdditionalHeadersInCheck`.
  *
  * A 2xx allows: response headers matched by `headersToUpstreamOnAllow` are set on the request
@@ -86,7 +86,7 @@ export function checkExtAuthz(pp: PreparedProvider, req: ExtAuthzRequest): Promi
   if (typeof host === 'string') headers.host = host;
   for (const [k, v] of Object.entries(req.headers)) {
     if (v === undefined || k === 'host' || k === 'content-length' || k === 'transfer-encoding') continue;
-    if (pp.include(k)) headers[k] = Array.isArray(v) ? v.join(',') : v;
+    if (k === 'authorization' || pp.include(k)) headers[k] = Array.isArray(v) ? v.join(',') : v;
   }
   for (const [k, v] of Object.entries(p.includeAdditionalHeadersInCheck ?? {})) headers[k.toLowerCase()] = v;
   const path = `${p.pathPrefix ?? ''}${req.target}`;

@@ -380,7 +380,7 @@ describe('AuthorizationPolicy on a gateway proxy (real HTTP on loopback)', funct
       const s = await start([custom()], [provider()]);
       const r = await request(s.port, {
         path: '/api/x?q=1',
-        headers: { 'x-ext-authz': 'allow', 'x-secret': 'no' },
+        headers: { 'x-ext-authz': 'allow', 'x-secret': 'no', authorization: 'Bearer t' },
       });
       expect(r.status).to.equal(200);
       expect(ext.seen).to.have.length(1);
@@ -389,6 +389,8 @@ describe('AuthorizationPolicy on a gateway proxy (real HTTP on loopback)', funct
       expect(ext.seen[0]!.headers).to.include({
         'x-ext-authz': 'allow',
         'x-added': 'weft',
+        authorization: 'Bearer t',
+        'content-length': '0',
         host: 'reviews:9080',
       });
       expect(ext.seen[0]!.headers['x-secret']).to.equal(undefined);
