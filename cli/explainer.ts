@@ -268,7 +268,8 @@ export function explainRequest(cfg: ProxyConfig, input: ExplainInput): ExplainRe
   const listener = config.listeners.find(
     (l): l is CompiledHttpListener => l.protocol === 'HTTP' && l.name === listenerName,
   );
-  const routed = explain.error === undefined && !String(explain.outcome ?? '').startsWith('404');
+  const outcome = String(explain.outcome ?? '');
+  const routed = explain.error === undefined && !outcome.startsWith('404') && !outcome.startsWith('403 RBAC');
   if (!listener) return { explain, misses: [], routed: false };
   // the proxy's own view of the request (head checks, path normalization)
   const v = syntheticView(req, config.pathNormalization, listener.port);
@@ -347,6 +348,12 @@ export function explainText(report: ExplainReport): string {
   if (typeof e.version === 'string') out += line('config', `version ${e.version}`);
   if (typeof e.error === 'string') return out + line('outcome', `cannot explain: ${e.error}`);
   out += line('listener', String(e.listener));
+  const authz = e.authz as { decision: string; reason: string; audit?: string; custom?: string } | undefined;
+  if (authz) {
+    out += line('authorization', `${authz.decision}: ${authz.reason}`);
+    if (authz.custom !== undefined) out += line('', authz.custom);
+    if (authz.audit !== undefined) out += line('', `audited by ${authz.audit}`);
+  }
   if (typeof e.virtualHost === 'string') out += line('virtual host', e.virtualHost);
   if (report.misses.length > 0 && report.routed) {
     out += 'not matched:\n';

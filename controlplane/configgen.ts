@@ -14,7 +14,7 @@
 import { createHash } from 'node:crypto';
 import { encodeMessage, type ProxyKind } from '../pkg/discovery/protocol.js';
 import type { Logger } from '../pkg/log/index.js';
-import type { Inbound, ProxyConfig, Telemetry } from '../pkg/proxyconfig/types.js';
+import type { AuthzBlock, Inbound, ProxyConfig, Telemetry } from '../pkg/proxyconfig/types.js';
 import {
   translate,
   translateGateway,
@@ -23,6 +23,7 @@ import {
 } from '../pkg/translate/index.js';
 import { inboundFor } from '../pkg/translate/inbound.js';
 import { gatewayTargetPorts, type KubeService } from '../pkg/translate/kube.js';
+import { podServiceNames, translateAuthz } from '../pkg/translate/authz.js';
 import type { MeshSettings } from './flags.js';
 import type { PodInfo, Snapshot } from './registry.js';
 
@@ -69,6 +70,8 @@ export class ConfigGenerator {
   private gatewayCache = new Map<string, TranslateResult>();
   private gatewayCacheGeneration = -1;
   private readonly loggedVersions = new Set<string>();
+  private authzCache = new Map<string, AuthzBlock | undefined>();
+  private authzGeneration = -1;
 
   constructor(private readonly opts: { domainSuffix: string; mesh: MeshSettings; log: Logger }) {}
 
@@ -77,6 +80,7 @@ export class ConfigGenerator {
     this.opts.mesh = mesh;
     this.gatewayCache = new Map();
     this.sidecarBase = undefined; // the trust domain and mTLS mode reach the translation too
+    this.authzCache = new Map();
   }
 
   forProxy(snapshot: Snapshot, kind: ProxyKind, pod: PodInfo): GeneratedConfig {
@@ -97,7 +101,12 @@ export class ConfigGenerator {
     const base = this.sidecarBase.result.config;
     const telemetry = telemetryFor(pod, this.opts.mesh);
     const inbound = this.inbound(snapshot, pod);
-    const perPod = `"telemetry":${JSON.stringify(telemetry)},"inbound":${JSON.stringify(inbound)}`;
+    // a sidecar's policies guard its inbound side only: no outbound listener is checked
+    const podAuthz = this.authzFor(snapshot, pod);
+    const authz = podAuthz === undefined ? undefined : { ...podAuthz, listeners: [] };
+    const perPod =
+      `"telemetry":${JSON.stringify(telemetry)},"inbound":${JSON.stringify(inbound)}` +
+      (authz === undefined ? '' : `,"authz":${JSON.stringify(authz)}`);
     const version = createHash('sha256').update(`${base.version}\n${perPod}`).digest('hex').slice(0, 12);
     const { body } = this.sidecarBase;
     // Serializing a config is most of a push's cost (3 ms for 1000 services); the shared part is
@@ -107,7 +116,8 @@ export class ConfigGenerator {
       const head = `{"apiVersion":${JSON.stringify(base.apiVersion)},"kind":"ProxyConfig","version":${v},`;
       return `{"type":"config","version":${v},"config":${head}${body},${perPod}}}\n`;
     };
-    return { config: { ...base, version, telemetry, inbound }, version, encode };
+    const config = { ...base, version, telemetry, inbound, ...(authz !== undefined ? { authz } : {}) };
+    return { config, version, encode };
   }
 
   private inbound(snapshot: Snapshot, pod: PodInfo): Inbound {
@@ -152,12 +162,71 @@ export class ConfigGenerator {
       this.gatewayCache.set(key, result);
       this.logWarnings('gateway', result);
     }
-    const { config } = result;
+    const authz = this.authzFor(snapshot, pod, this.opts.mesh.gatewayNumTrustedProxies);
+    const config =
+      authz === undefined
+        ? result.config
+        : {
+            ...result.config,
+            authz,
+            version: createHash('sha256')
+              .update(`${result.config.version}\n${JSON.stringify(authz)}`)
+              .digest('hex')
+              .slice(0, 12),
+          };
     return {
       config,
       version: config.version,
       encode: () => encodeMessage({ type: 'config', version: config.version, config }),
     };
+  }
+
+  /**
+   * The AuthorizationPolicies that select `pod`, compiled (pkg/translate/authz.ts); cached per
+   * generation by what selection depends on (namespace, labels, Services), so the pods of one
+   * Deployment share one compilation.
+   */
+  private authzFor(snapshot: Snapshot, pod: PodInfo, numTrustedProxies = 0): AuthzBlock | undefined {
+    const policies = snapshot.authorizationPolicies ?? [];
+    if (policies.length === 0) return undefined;
+    if (this.authzGeneration !== snapshot.generation) {
+      this.authzCache = new Map();
+      this.authzGeneration = snapshot.generation;
+    }
+    const podServices = podServiceNames(snapshot.kubeServices, pod);
+    const key = JSON.stringify([pod.namespace, pod.labels, podServices, numTrustedProxies]);
+    if (this.authzCache.has(key)) return this.authzCache.get(key);
+    const block = this.compileAuthzFor(snapshot, pod, podServices, numTrustedProxies);
+    this.authzCache.set(key, block);
+    return block;
+  }
+
+  private compileAuthzFor(
+    snapshot: Snapshot,
+    pod: PodInfo,
+    podServices: string[],
+    numTrustedProxies: number,
+  ): AuthzBlock | undefined {
+    const mesh = this.opts.mesh;
+    const { block, warnings } = translateAuthz({
+      policies: snapshot.authorizationPolicies ?? [],
+      pod: { namespace: pod.namespace, labels: pod.labels },
+      podServices,
+      rootNamespace: mesh.rootNamespace,
+      providers: mesh.extensionProviders,
+      services: snapshot.services,
+      domainSuffix: `svc.${this.opts.domainSuffix}`,
+      numTrustedProxies,
+    });
+    for (const w of warnings) this.warnOnce(`authz ${w}`);
+    return block;
+  }
+
+  private warnOnce(message: string): void {
+    if (this.loggedVersions.has(message)) return;
+    if (this.loggedVersions.size > 1000) this.loggedVersions.clear();
+    this.loggedVersions.add(message);
+    this.opts.log.warn('Authorization policy warning', { warning: message });
   }
 
   private inputs(snapshot: Snapshot) {

@@ -10,11 +10,17 @@ import { DISCOVERY_PORT, MONITORING_PORT } from '../pkg/discovery/protocol.js';
 import { WeftError, errorMessage } from '../pkg/errors/index.js';
 import { parseDurationMs } from '../pkg/translate/duration.js';
 import { PATH_NORMALIZATION_TYPES, type PathNormalizationType } from '../pkg/proxyconfig/types.js';
+import {
+  DEFAULT_ROOT_NAMESPACE,
+  parseExtensionProviders,
+  type MeshExtAuthzProvider,
+} from '../pkg/translate/authz.js';
 
 export const HELP = `weftd: weft's control plane (discovery, config push, workload certificates)
 
   --config FILE            mesh config (mesh.yaml: trustDomain, rootNamespace, mtls.mode, workloadCertTTL, telemetry,
-                           pathNormalization.normalization);
+                           pathNormalization.normalization, extensionProviders,
+                           defaultConfig.gatewayTopology.numTrustedProxies);
                            default: built-in defaults (trust domain cluster.local, 24h certificates)
   --tls-dir DIR            serving certificate DIR/tls.crt and key DIR/tls.key (default /etc/weft/tls);
                            reloaded when the files change
@@ -30,22 +36,34 @@ Logs: JSON on stderr; WEFT_LOG_FORMAT=text, WEFT_LOG_LEVEL=debug|info|warn.`;
 
 export interface MeshSettings {
   trustDomain: string;
-  /** Istio's root namespace: its PeerAuthentications without a selector are mesh-wide. */
+  /**
+   * Istio's meshConfig.rootNamespace (weft's control-plane namespace): its PeerAuthentications and
+   * AuthorizationPolicies without a selector are mesh-wide.
+   */
   rootNamespace: string;
   mtlsMode: 'STRICT' | 'PERMISSIVE' | 'DISABLE';
   workloadCertTtlMs: number;
   telemetry: { metrics: boolean; accessLog: boolean; tracingSamplingPercent: number };
   /** Pushed to every proxy (Istio's meshConfig.pathNormalization); DEFAULT is read as BASE. */
   pathNormalization: { normalization: Exclude<PathNormalizationType, 'DEFAULT'> };
+  /** Istio's meshConfig.extensionProviders (envoyExtAuthzHttp ones), for CUSTOM policies. */
+  extensionProviders: MeshExtAuthzProvider[];
+  /**
+   * Istio's meshConfig.defaultConfig.gatewayTopology.numTrustedProxies: proxies in front of the
+   * gateways, so `remote.ip` / `remoteIpBlocks` read x-forwarded-for (0 = the peer address).
+   */
+  gatewayNumTrustedProxies: number;
 }
 
 export const DEFAULT_MESH: MeshSettings = {
   trustDomain: 'cluster.local',
-  rootNamespace: 'weft-system',
+  rootNamespace: DEFAULT_ROOT_NAMESPACE,
   mtlsMode: 'PERMISSIVE',
   workloadCertTtlMs: 24 * 3600_000,
   telemetry: { metrics: true, accessLog: true, tracingSamplingPercent: 1 },
   pathNormalization: { normalization: 'BASE' },
+  extensionProviders: [],
+  gatewayNumTrustedProxies: 0,
 };
 
 export interface WeftdOptions {
@@ -143,8 +161,19 @@ export function parseMeshSettings(text: string, source = 'mesh config'): MeshSet
     workloadCertTTL?: unknown;
     telemetry?: Record<string, unknown>;
     pathNormalization?: { normalization?: unknown };
+    extensionProviders?: unknown;
+    defaultConfig?: { gatewayTopology?: { numTrustedProxies?: unknown } };
   };
   const out = structuredClone(DEFAULT_MESH);
+  const ext = parseExtensionProviders(m.extensionProviders);
+  if (ext.errors.length > 0) fail(`${source}: ${ext.errors.join('; ')}`);
+  out.extensionProviders = ext.providers;
+  const hops = m.defaultConfig?.gatewayTopology?.numTrustedProxies;
+  if (hops !== undefined) {
+    if (!Number.isInteger(hops) || (hops as number) < 0 || (hops as number) > 64)
+      fail(`${source}: defaultConfig.gatewayTopology.numTrustedProxies must be an integer 0-64`);
+    out.gatewayNumTrustedProxies = hops as number;
+  }
   if (m.trustDomain !== undefined) {
     if (typeof m.trustDomain !== 'string' || m.trustDomain === '')
       fail(`${source}: trustDomain must be a non-empty string`);

@@ -6,8 +6,8 @@
  *
  * Pods change all the time (status, conditions); only an add, a delete, or a change of labels or
  * IP matters to a config, so the rest is filtered out here rather than costing a push cycle.
- * Of the security kinds, PeerAuthentication is watched (each sidecar's inbound mTLS modes);
- * AuthorizationPolicy and RequestAuthentication are not yet.
+ * Of the security kinds, PeerAuthentication (each sidecar's inbound mTLS modes) and
+ * AuthorizationPolicy are watched; RequestAuthentication is not yet.
  */
 import type {
   DestinationRule,
@@ -16,6 +16,7 @@ import type {
   ServiceEntry,
   VirtualService,
 } from '../pkg/api/index.js';
+import type { AuthorizationPolicy } from '../pkg/api/authorizationpolicy.js';
 import type { KubeClient } from '../pkg/kube/client.js';
 import { Informer, type InformerEventType } from '../pkg/kube/informer.js';
 import type { KubeObject } from '../pkg/kube/types.js';
@@ -44,6 +45,8 @@ export const WATCHED = [
   { apiVersion: ISTIO_NETWORKING, kind: 'Gateway', trigger: 'config' },
   { apiVersion: ISTIO_NETWORKING, kind: 'ServiceEntry', trigger: 'config' },
   { apiVersion: ISTIO_SECURITY, kind: 'PeerAuthentication', trigger: 'config' },
+  // v1beta1 objects are the same objects (one stored version): watching v1 sees both
+  { apiVersion: ISTIO_SECURITY, kind: 'AuthorizationPolicy', trigger: 'config' },
 ] as const satisfies readonly { apiVersion: string; kind: string; trigger: TriggerType | null }[];
 
 export type WatchedKind = (typeof WATCHED)[number]['kind'];
@@ -67,6 +70,8 @@ export interface Snapshot {
   serviceEntries: ServiceEntry[];
   gateways: Gateway[];
   peerAuthentications: PeerAuthentication[];
+  /** Absent in snapshots built by hand (tests, benches): no policy. */
+  authorizationPolicies?: AuthorizationPolicy[];
 }
 
 export interface KubeRegistry {
@@ -158,6 +163,7 @@ export function createKubeRegistry(kube: KubeClient, log: Logger, domainSuffix: 
         serviceEntries: items<ServiceEntry>('ServiceEntry'),
         gateways: items<Gateway>('Gateway'),
         peerAuthentications: items<PeerAuthentication>('PeerAuthentication'),
+        authorizationPolicies: items<AuthorizationPolicy>('AuthorizationPolicy'),
       };
       return cached;
     },

@@ -101,6 +101,7 @@ async function explain(p: ProxyServer, req: IncomingMessage, res: ServerResponse
   if (typeof b.host === 'string') input.authority ??= b.host;
   if (typeof b.port === 'number') input.port = b.port;
   if (typeof b.listener === 'string') input.listener = b.listener;
+  if (typeof b.sourceIp === 'string') input.sourceIp = b.sourceIp;
   if (typeof b.headers === 'object' && b.headers !== null) {
     input.headers = Object.fromEntries(
       Object.entries(b.headers as Record<string, unknown>).map(([k, v]) => [k, String(v)]),

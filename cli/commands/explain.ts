@@ -35,8 +35,9 @@ force; or 404 NR with the nearest miss.
   --from IP           the client's address in that explanation
   --peer SPIFFE_ID    the client speaks mesh mTLS as this identity
 
-Exit status: 0 the request is routed (forwarded, redirect or direct response), 1 404 NR or no
-listener, 2 bad arguments or weftd unreachable. With --inbound: 0 accepted, 1 refused.
+Exit status: 0 the request is routed (forwarded, redirect or direct response), 1 404 NR, 403
+RBAC (an AuthorizationPolicy denies it: the policy and rule are named) or no listener, 2 bad
+arguments or weftd unreachable. With --inbound: 0 accepted, 1 refused.
 
 ${clusterFlagsUsage}`;
 

@@ -20,6 +20,8 @@ export interface Source {
   notRemoteIpBlocks?: string[];
   serviceAccounts?: string[];
   notServiceAccounts?: string[];
+  trustDomains?: string[];
+  notTrustDomains?: string[];
 }
 
 export interface Operation {
@@ -71,6 +73,8 @@ const sourceFields = [
   'notRemoteIpBlocks',
   'serviceAccounts',
   'notServiceAccounts',
+  'trustDomains',
+  'notTrustDomains',
 ];
 const operationFields = [
   'hosts',

@@ -23,6 +23,8 @@ export interface ProxyConfig {
   pathNormalization?: PathNormalizationSetting;
   /** The sidecar's inbound side (capture port 15006); absent: every port PERMISSIVE, sniffed. */
   inbound?: Inbound;
+  /** AuthorizationPolicy for this proxy (see AuthzBlock); absent = allow everything. */
+  authz?: AuthzBlock;
 }
 
 /**
@@ -307,4 +309,110 @@ export interface Endpoint {
   labels?: Record<string, string>;
   /** Relative weight for load balancing; default 1. */
   weight?: number;
+}
+
+/**
+ * AuthorizationPolicy, pre-compiled by the translator (pkg/translate/authz.ts) for one proxy: the
+ * policies that select it, in Istio's terms but already parsed (paths split by kind, CIDRs as
+ * address + prefix length, ports as numbers), so the proxy never parses a policy per request.
+ * Absent: no policy applies, every request is allowed. Documented in docs/authz.md.
+ */
+export interface AuthzBlock {
+  policies: AuthzPolicy[];
+  /** Ext-authz HTTP providers the CUSTOM policies name (the mesh's `extensionProviders`). */
+  providers?: Record<string, ExtAuthzHttpProvider>;
+  /** Envoy's xff_num_trusted_hops for `remote.ip` / `remoteIpBlocks`; absent or 0 = the peer address. */
+  numTrustedProxies?: number;
+  /**
+   * Names of the HTTP listeners whose requests are checked before routing; absent = all (a
+   * gateway). A sidecar's block lists none: policies guard its inbound side, whose listener
+   * calls `authorize` itself, never the app's outbound calls.
+   */
+  listeners?: string[];
+}
+
+export type AuthzAction = 'ALLOW' | 'DENY' | 'AUDIT' | 'CUSTOM';
+
+export interface AuthzPolicy {
+  /** `namespace/name` of the AuthorizationPolicy. */
+  name: string;
+  action: AuthzAction;
+  /** CUSTOM only: a key of `providers`. */
+  provider?: string;
+  /** `istio.io/dry-run: "true"`: evaluated and reported, never enforced. */
+  dryRun?: boolean;
+  /** Istio's meaning: [] = matches nothing; a rule with no from/to/when matches everything. */
+  rules: AuthzRule[];
+}
+
+export interface AuthzRule {
+  /** Alternatives (ORed), each a list of clauses (ANDed); absent = any source. */
+  from?: AuthzClause[][];
+  /** Alternatives (ORed), each a list of clauses (ANDed); absent = any operation. */
+  to?: AuthzClause[][];
+  /** ANDed. */
+  when?: AuthzClause[];
+}
+
+/** The request attribute a clause tests (Istio's condition keys; `request.*` ones for operations). */
+export const AUTHZ_KEYS = [
+  'source.principal',
+  'source.namespace',
+  'source.serviceAccount',
+  'source.trustDomain',
+  'source.ip',
+  'remote.ip',
+  'request.auth.principal',
+  'request.auth.audiences',
+  'request.auth.presenter',
+  'request.auth.claims',
+  'request.headers',
+  'request.host',
+  'request.method',
+  'request.path',
+  'destination.ip',
+  'destination.port',
+  'connection.sni',
+] as const;
+export type AuthzKey = (typeof AUTHZ_KEYS)[number];
+
+/** Matches when (no `values` or one matches) and (no `notValues` or none matches). */
+export interface AuthzClause {
+  key: AuthzKey;
+  /** `request.headers`: the lower-case header name. */
+  header?: string;
+  /** `request.auth.claims`: the claim path (`[a][b]` → ["a", "b"]). */
+  claim?: string[];
+  values?: AuthzValue[];
+  notValues?: AuthzValue[];
+}
+
+/** Istio's string forms: `x` exact, `x*` prefix, `*x` suffix, `*` present. */
+export type AuthzString = { exact: string } | { prefix: string } | { suffix: string } | { present: true };
+export type AuthzValue =
+  | AuthzString
+  /** `{*}` / `{**}` path template: literal segments, `*` (one segment), `**` (the rest, last). */
+  | { template: string[] }
+  | { cidr: { address: string; prefixLen: number } }
+  | { port: number }
+  /** `requestPrincipals` / `request.auth.principal`: `iss/sub` split at the last `/`. */
+  | { iss: AuthzString; sub: AuthzString }
+  | { serviceAccount: { namespace: string; name: string } };
+
+/** Istio's `envoyExtAuthzHttp` extension provider, resolved to endpoints by the translator. */
+export interface ExtAuthzHttpProvider {
+  /** The service as written (for messages). */
+  service: string;
+  port: number;
+  /** Addresses of the service's endpoints (weftd resolves them), tried in turn. */
+  endpoints: { address: string; port: number }[];
+  pathPrefix?: string;
+  timeoutMs?: number;
+  failOpen?: boolean;
+  statusOnError?: number;
+  /** Request headers sent to the provider (besides Istio's defaults), Istio string forms. */
+  includeRequestHeadersInCheck?: AuthzString[];
+  headersToUpstreamOnAllow?: AuthzString[];
+  headersToDownstreamOnDeny?: AuthzString[];
+  includeAdditionalHeadersInCheck?: Record<string, string>;
 }

@@ -4,6 +4,7 @@
  * Semantic checks that need compilation (regex syntax) are done by the proxy's compiler.
  */
 import { PATH_NORMALIZATION_TYPES, PROXY_CONFIG_API_VERSION, type ProxyConfig } from './types.js';
+import { validateAuthzBlock } from './validate-authz.js';
 
 export interface ConfigProblem {
   path: string;
@@ -244,6 +245,7 @@ export function validateProxyConfig(cfg: unknown): ConfigProblem[] {
   c.array(cfg.clusters, 'clusters').forEach((cl, i) => checkCluster(c, cl, `clusters[${i}]`, names));
   checkPathNormalization(c, cfg.pathNormalization);
   checkInbound(c, cfg.inbound);
+  c.problems.push(...validateAuthzBlock(cfg.authz));
   return c.problems;
 }
 

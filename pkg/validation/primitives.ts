@@ -136,13 +136,24 @@ export function isIPAddress(s: string): boolean {
 
 /** Go net.ParseCIDR. */
 export function isCIDR(s: string): boolean {
+  return s.includes('/') && parseCIDR(s) !== null;
+}
+
+/**
+ * The repo's CIDR parser: `10.0.0.0/8` or a bare IP (a /32 or /128, as Istio's
+ * AddrStrToCidrRange); null if it is neither. The address is returned as written.
+ */
+export function parseCIDR(s: string): { address: string; prefixLen: number; family: 4 | 6 } | null {
   const slash = s.indexOf('/');
-  if (slash < 0) return false;
-  const ip = s.slice(0, slash);
+  const ip = slash < 0 ? s : s.slice(0, slash);
+  const kind = isIP(ip);
+  if (kind === 0) return null;
+  const family = kind === 4 ? 4 : 6;
+  const max = family === 4 ? 32 : 128;
+  if (slash < 0) return { address: ip, prefixLen: max, family };
   const bits = s.slice(slash + 1);
-  const family = isIP(ip);
-  if (family === 0 || !/^[0-9]{1,3}$/.test(bits)) return false;
-  return Number(bits) <= (family === 4 ? 32 : 128);
+  if (!/^[0-9]{1,3}$/.test(bits) || Number(bits) > max) return null;
+  return { address: ip, prefixLen: Number(bits), family };
 }
 
 /** Istio: `destinationSubnets` and similar take an IP or a CIDR block. */

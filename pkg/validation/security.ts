@@ -46,6 +46,7 @@ const CONDITION_KEYS = new Set([
   'source.namespace',
   'source.principal',
   'source.serviceAccount',
+  'source.trustDomain',
   'request.auth.principal',
   'request.auth.audiences',
   'request.auth.presenter',
@@ -53,8 +54,40 @@ const CONDITION_KEYS = new Set([
   'destination.port',
   'connection.sni',
 ]);
-const BRACKETED_KEYS = /^(request\.headers|request\.auth\.claims)(\[[^\]]+\])+$/;
+const BRACKETED_KEYS = /^(request\.headers\[[^\]]+\]|request\.auth\.claims(\[[^\]]+\])+)$/;
 const IP_KEYS = new Set(['source.ip', 'remote.ip', 'destination.ip']);
+/** Keys Istio refuses with a message of its own (pkg/config/security ValidateAttribute). */
+const RETIRED_KEYS: Record<string, string> = {
+  'destination.namespace': 'is replaced by the metadata.namespace',
+  'destination.name': 'is deprecated: only supported in v1alpha1',
+  'destination.user': 'is deprecated: only supported in v1alpha1',
+};
+/** Source fields and condition keys Istio does not support with the CUSTOM action. */
+const CUSTOM_UNSUPPORTED_SOURCE = [
+  'namespaces',
+  'notNamespaces',
+  'serviceAccounts',
+  'notServiceAccounts',
+  'trustDomains',
+  'notTrustDomains',
+  'principals',
+  'notPrincipals',
+  'requestPrincipals',
+  'notRequestPrincipals',
+] as const;
+
+/** Why a condition key is refused, or undefined if Istio (and weft) enforce it. */
+export function conditionKeyError(key: string): string | undefined {
+  if (key.startsWith('experimental.envoy.filters.'))
+    return `${JSON.stringify(key)}: experimental.envoy.filters.* matches Envoy filter metadata, which weft's proxy does not have; the condition could never be enforced, so it is refused (use request.headers[...] or request.auth.claims[...])`;
+  const retired = RETIRED_KEYS[key];
+  if (retired) return `attribute ${key} ${retired}`;
+  if (key.startsWith('destination.labels')) return `attribute ${key} is replaced by the workload selector`;
+  if (CONDITION_KEYS.has(key) || BRACKETED_KEYS.test(key)) return undefined;
+  if (key.startsWith('request.headers') || key.startsWith('request.auth.claims'))
+    return `bad key ${JSON.stringify(key)}: should have format request.headers[name] or request.auth.claims[name][nested]`;
+  return `unknown attribute ${JSON.stringify(key)}`;
+}
 
 export function validateAuthorizationPolicy(spec: AuthorizationPolicySpec, ctx: RuleContext): void {
   const r = ctx.report;
@@ -68,34 +101,89 @@ export function validateAuthorizationPolicy(spec: AuthorizationPolicySpec, ctx: 
     );
   if (action !== 'CUSTOM' && spec.provider)
     r.error(['spec', 'provider'], 'provider must only be used with the CUSTOM action', 'ap.provider.action');
-  if (action === 'AUDIT' || action === 'DENY' || action === 'CUSTOM') {
-    if (spec.rules === undefined)
-      r.warn(['spec', 'rules'], `${action} policy without rules matches nothing`, 'ap.rules.none');
-  }
+  if ((action === 'DENY' || action === 'CUSTOM') && spec.rules === undefined)
+    r.error(
+      ['spec', 'rules'],
+      `${action} action without \`rules\` is meaningless as it will never be triggered, add an empty rule \`{}\` if you want it be triggered for every request`,
+      'ap.rules.none',
+    );
+  if (action === 'AUDIT' && spec.rules === undefined)
+    r.warn(['spec', 'rules'], 'AUDIT policy without rules matches nothing', 'ap.rules.none');
   (spec.rules ?? []).forEach((rule, i) => {
     const at = ['spec', 'rules', i];
     if (rule.from !== undefined && rule.from.length === 0)
       r.error([...at, 'from'], '`from` must not be empty', 'ap.rule.emptyFrom');
     if (rule.to !== undefined && rule.to.length === 0)
       r.error([...at, 'to'], '`to` must not be empty', 'ap.rule.emptyTo');
-    (rule.from ?? []).forEach((f, j) => checkSource(f.source, [...at, 'from', j, 'source'], r));
+    (rule.from ?? []).forEach((f, j) => {
+      checkSource(f.source, [...at, 'from', j, 'source'], r);
+      if (action !== 'CUSTOM' || !f.source) return;
+      for (const field of CUSTOM_UNSUPPORTED_SOURCE)
+        if ((f.source[field] ?? []).length > 0)
+          r.error(
+            [...at, 'from', j, 'source', field],
+            `${field} is currently not supported with CUSTOM action`,
+            'ap.custom.field',
+          );
+    });
     (rule.to ?? []).forEach((t, j) => checkOperation(t.operation, [...at, 'to', j, 'operation'], r));
     (rule.when ?? []).forEach((c, j) => {
       const cat = [...at, 'when', j];
+      const keyErr = conditionKeyError(c.key);
+      if (keyErr) r.error([...cat, 'key'], keyErr, 'ap.when.key');
       if (
-        !CONDITION_KEYS.has(c.key) &&
-        !BRACKETED_KEYS.test(c.key) &&
-        !c.key.startsWith('experimental.envoy.filters.')
-      ) {
-        r.error([...cat, 'key'], `unknown attribute ${JSON.stringify(c.key)}`, 'ap.when.key');
-      }
+        action === 'CUSTOM' &&
+        (['source.namespace', 'source.serviceAccount', 'source.trustDomain', 'source.principal'].includes(
+          c.key,
+        ) ||
+          c.key.startsWith('request.auth.'))
+      )
+        r.error([...cat, 'key'], `${c.key} is currently not supported with CUSTOM action`, 'ap.custom.field');
       if ((c.values ?? []).length === 0 && (c.notValues ?? []).length === 0)
         r.error(cat, 'condition must have at least one value or notValue', 'ap.when.values');
-      if (IP_KEYS.has(c.key)) ipList([...(c.values ?? []), ...(c.notValues ?? [])], [...cat, 'values'], r);
-      if (c.key === 'destination.port')
-        portList([...(c.values ?? []), ...(c.notValues ?? [])], [...cat, 'values'], r);
+      const all = [...(c.values ?? []), ...(c.notValues ?? [])];
+      if (all.some((v) => v === ''))
+        r.error([...cat, 'values'], `empty value not allowed, found in ${c.key}`, 'ap.when.emptyValue');
+      if (IP_KEYS.has(c.key)) ipList(all, [...cat, 'values'], r);
+      if (c.key === 'destination.port') portList(all, [...cat, 'values'], r);
+      if (c.key === 'source.serviceAccount') serviceAccounts(all, [...cat, 'values'], r);
+      if (c.key === 'source.trustDomain') trustDomains(all, [...cat, 'values'], r);
     });
   });
+}
+
+/** Istio's CheckServiceAccount: `sa` or `ns/sa`, no wildcard, at most 16 values. */
+function serviceAccounts(values: string[], path: Path, r: Report): void {
+  if (values.length > 16) r.error(path, 'may not have more than 16 values', 'ap.serviceAccount');
+  for (const v of values) {
+    if (v.includes('*'))
+      r.error(path, `wildcard not allowed, found in ${JSON.stringify(v)}`, 'ap.serviceAccount');
+    else if (v.length > 320) r.error(path, 'value cannot exceed 320 characters', 'ap.serviceAccount');
+    else {
+      const parts = v.split('/');
+      if (parts.length > 2 || parts.some((p) => p === ''))
+        r.error(
+          path,
+          `expected format 'serviceAccount' or 'namespace/serviceAccount', found ${JSON.stringify(v)}`,
+          'ap.serviceAccount',
+        );
+    }
+  }
+}
+
+/** Istio's CheckTrustDomainValues: one wildcard at the start or end, no `/`. */
+function trustDomains(values: string[], path: Path, r: Report): void {
+  for (const v of values) {
+    const stars = v.split('*').length - 1;
+    if (stars > 1 || (stars === 1 && v !== '*' && !v.startsWith('*') && !v.endsWith('*')))
+      r.error(
+        path,
+        `wildcard is only allowed at the start or end, found ${JSON.stringify(v)}`,
+        'ap.trustDomain',
+      );
+    if (v.includes('/'))
+      r.error(path, `trust domain must not contain '/', found ${JSON.stringify(v)}`, 'ap.trustDomain');
+  }
 }
 
 function checkSource(s: Source | undefined, path: Path, r: Report): void {
@@ -110,6 +198,14 @@ function checkSource(s: Source | undefined, path: Path, r: Report): void {
   }
   for (const f of ['ipBlocks', 'notIpBlocks', 'remoteIpBlocks', 'notRemoteIpBlocks'] as const)
     ipList(s[f] ?? [], [...path, f], r);
+  for (const f of ['serviceAccounts', 'notServiceAccounts'] as const)
+    serviceAccounts(s[f] ?? [], [...path, f], r);
+  for (const f of ['trustDomains', 'notTrustDomains'] as const) trustDomains(s[f] ?? [], [...path, f], r);
+  const identity = [s.principals, s.notPrincipals, s.namespaces, s.notNamespaces].some(
+    (v) => (v ?? []).length > 0,
+  );
+  if (identity && [s.serviceAccounts, s.notServiceAccounts].some((v) => (v ?? []).length > 0))
+    r.error(path, 'cannot set serviceAccounts with namespaces or principals', 'ap.source.serviceAccounts');
 }
 
 function checkOperation(o: Operation | undefined, path: Path, r: Report): void {
@@ -137,7 +233,17 @@ function checkOperation(o: Operation | undefined, path: Path, r: Report): void {
 
 /** `*` may be the whole value, a prefix or a suffix; `{*}` / `{**}` segments form a path template. */
 function validPathPattern(p: string): boolean {
-  if (p.includes('{')) return /^(\/([^/{}*]+|\{\*\}|\{\*\*\}))+\/?$/.test(p);
+  if (p.includes('{') || p.includes('}')) {
+    // Istio's CheckValidPathTemplate: {*} / {**} segments, {**} last, literals of RFC 3986 pchars
+    const globs = p.replace(/^\/+|\/+$/g, '').split('/');
+    const template = p.includes('{*}') || p.includes('{**}');
+    return globs.every((g, i) => {
+      if (g === '{*}') return true;
+      if (g === '{**}') return i === globs.length - 1;
+      if (/[{}]/.test(g)) return false;
+      return !template || /^[a-zA-Z0-9\-._~%!$&'()+,;:@=]+$/.test(g);
+    });
+  }
   const stars = p.split('*').length - 1;
   if (stars === 0 || p === '*') return true;
   return stars === 1 && (p.startsWith('*') || p.endsWith('*'));

@@ -28,6 +28,7 @@ import { compileHeaderOps, type HeaderOpFn } from '../router/headers.js';
 import { compileRetry, NO_RETRY, type CompiledRetry } from '../router/retry.js';
 import { resolvePathNormalization, type PathNormalization } from '../router/path.js';
 import type { MetricGroup, MetricsRegistry, TcpGroup, DestinationLabels } from '../telemetry/metrics.js';
+import { compileAuthz, type CompiledAuthz } from '../authz/engine.js';
 
 /** Istio allows WebSocket upgrades on every HTTP route; nothing else unless configured. */
 export const DEFAULT_UPGRADE_TYPES: readonly string[] = ['websocket'];
@@ -204,6 +205,8 @@ export interface CompiledConfig {
   pathNormalization: PathNormalization;
   /** Metrics for requests that never reached a destination (NR). */
   unknownMetrics: MetricGroup;
+  /** AuthorizationPolicy (proxy/authz); null = no policy, nothing checked. */
+  authz: CompiledAuthz | null;
 }
 
 export interface CompileResult {
@@ -373,6 +376,12 @@ class Compiler {
 /** Compiles `cfg`; throws WEFT_PROXY_CONFIG_INVALID (with a path) if it cannot run. */
 export function compileConfig(cfg: ProxyConfig, opts: CompileOptions): CompileResult {
   const c = new Compiler(cfg, opts);
+  let authz: CompiledAuthz | null = null;
+  try {
+    authz = cfg.authz === undefined ? null : compileAuthz(cfg.authz);
+  } catch (err) {
+    fail('authz', (err as Error).message);
+  }
   const listeners: CompiledListener[] = [];
   cfg.listeners.forEach((l, li) => {
     const address = l.address ?? opts.defaultAddress ?? '127.0.0.1';
@@ -431,6 +440,7 @@ export function compileConfig(cfg: ProxyConfig, opts: CompileOptions): CompileRe
         destinationServiceNamespace: 'unknown',
         destinationVersion: 'unknown',
       }),
+      authz,
     },
     retired,
   };

@@ -8,6 +8,11 @@
  *   set (Envoy's SANITIZE_SET: weft's outbound side does not strip an app's XFCC, so appending to
  *   a client-supplied one, as Istio's APPEND_FORWARD does, would let an app forge identities);
  * - trace context (`x-request-id`, `traceparent`) and `x-forwarded-proto` when absent;
+ * - the path normalized as the mesh says (Istio's inbound applies meshConfig.pathNormalization
+ *   too), so the app is handed the path its AuthorizationPolicies were checked against;
+ * - AuthorizationPolicy (CUSTOM → DENY → ALLOW, proxy/authz) with the peer's mTLS identity, read
+ *   from the config in force when the request arrives (a new policy applies to open connections);
+ *   a denial is Envoy's `403 RBAC: access denied`, flag RBAC (UAEX for ext-authz);
  * - reporter="destination" metrics with the peer's principal and the security policy, and an
  *   access log line saying whether the connection was mTLS and who the peer was.
  *
@@ -25,11 +30,22 @@ import { forwardableHeaders, HOP_BY_HOP, type HeaderMap } from '../router/header
 import { addFlag, FLAG_TEXT, Flags, type Flag } from '../router/flags.js';
 import { propagate } from '../telemetry/trace.js';
 import type { AccessLog } from '../telemetry/accesslog.js';
-import type { MetricGroup } from '../telemetry/metrics.js';
+import type { MetricGroup, MetricsRegistry } from '../telemetry/metrics.js';
 import type { PortPlan } from './plan.js';
 import type { PeerIdentity } from './peer.js';
 import { hostPort } from '../sidecar/capture.js';
 import { downstreamServerOptions } from '../http1-limits.js';
+import { requestView } from '../router/exchange.js';
+import { isRejection } from '../router/target.js';
+import type { PathNormalization } from '../router/path.js';
+import type { AuthzDecision, CompiledAuthz } from '../authz/engine.js';
+import {
+  authorizeRequest,
+  authzLogFields,
+  countAuthz,
+  inboundAttributes,
+  type AuthzOutcome,
+} from '../authz/gate.js';
 
 export const XFCC = 'x-forwarded-client-cert';
 
@@ -50,9 +66,13 @@ export interface InboundConnection {
 
 export interface InboundHttpOptions {
   log: Logger;
+  /** The proxy's registry: authorization counters (per-request metrics go to the connection's group). */
+  metrics: MetricsRegistry;
   accessLog: AccessLog | null;
   /** Read per request: the config's access-log switch. */
   accessLogOn: () => boolean;
+  /** Read per request: the policies and path normalization of the config in force. */
+  policy: () => InboundPolicy;
   appHost: string;
   /** 127.0.0.6 for an IPv4 app host. */
   sourceAddress: string | undefined;
@@ -60,6 +80,13 @@ export interface InboundHttpOptions {
   headersTimeoutMs?: number;
   requestTimeoutMs?: number;
   idleTimeoutMs?: number;
+}
+
+/** What the config in force asks of each inbound request, compiled once per version. */
+export interface InboundPolicy {
+  pathNormalization: PathNormalization;
+  /** null: no AuthorizationPolicy selects this workload, every request is allowed. */
+  authz: CompiledAuthz | null;
 }
 
 /** App ports with a pool kept; past this, pools without connections are dropped before a new one opens. */
@@ -90,6 +117,9 @@ class InboundExchange implements ResponseHandler {
   private readonly requestId: string;
   private readonly port: number;
   private readonly body: IncomingMessage | null;
+  /** The origin-form target forwarded to the app (the normalized path and the query). */
+  private target = '/';
+  private authz: AuthzDecision | null = null;
 
   constructor(
     private readonly hop: InboundHttp,
@@ -113,13 +143,52 @@ class InboundExchange implements ResponseHandler {
 
   run(): void {
     this.res.once('close', () => this.onDownstreamClose());
-    this.dispatch();
+    const policy = this.hop.opts.policy();
+    const v = requestView(this.req, this.port, policy.pathNormalization);
+    if (isRejection(v)) {
+      // the rest of what this client sent cannot be trusted to be framed as it meant
+      if (v.flag === Flags.DownstreamProtocolError) this.res.shouldKeepAlive = false;
+      return this.localReply(v.status, v.flag, v.detail);
+    }
+    this.target = v.target;
+    if (this.req.headers.host !== undefined) this.headers.host = this.req.headers.host;
+    const az = policy.authz;
+    if (az === null) return this.dispatch();
+    const attrs = inboundAttributes(this.req, v, {
+      port: this.port,
+      headers: this.headers,
+      sni: this.conn.sni,
+      peer: this.conn.peer?.principal ?? null,
+    });
+    const r = authorizeRequest(az, attrs, { method: v.method, target: v.target, headers: this.req.headers });
+    if (r instanceof Promise) void r.then((o) => this.afterAuthz(o));
+    else this.afterAuthz(r);
+  }
+
+  private afterAuthz(o: AuthzOutcome): void {
+    this.authz = o.decision;
+    countAuthz(this.hop.opts.metrics, o);
+    if (this.done) return;
+    if (o.denial === undefined) return this.dispatch();
+    const d = o.denial;
+    this.flags = addFlag(this.flags, d.flag === 'RBAC' ? Flags.RbacDenied : Flags.ExtAuthzDenied);
+    this.status = d.status;
+    if (!this.res.headersSent && !this.res.destroyed) {
+      this.respBytes = d.body.length;
+      this.res.writeHead(d.status, {
+        ...d.headers,
+        'content-length': String(d.body.length),
+        'x-weft-response-flags': this.flags,
+      });
+      this.res.end(d.body);
+    }
+    this.finish();
   }
 
   private dispatch(): void {
     const spec = {
       method: this.req.method ?? 'GET',
-      path: this.req.url ?? '/',
+      path: this.target,
       headers: this.headers,
       body: this.body,
     };
@@ -255,6 +324,7 @@ class InboundExchange implements ResponseHandler {
       upstream_host: `${this.hop.appHost}:${this.port}`,
       upstream_cluster: `inbound|${this.port}||`,
       downstream_remote_address: c.remote,
+      ...(this.authz !== null ? authzLogFields(this.authz) : {}),
       ...connectionFields(c),
     };
   }

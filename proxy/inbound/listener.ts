@@ -36,7 +36,9 @@ import { readHead } from '../sidecar/capture.js';
 import { splice } from '../tcp.js';
 import { DEFAULT_CONNECT_TIMEOUT_MS } from '../upstream/cluster.js';
 import { inspectClientHello, type HelloVerdict } from './clienthello.js';
-import { connectionFields, InboundHttp, type InboundConnection } from './http.js';
+import { connectionFields, InboundHttp, type InboundConnection, type InboundPolicy } from './http.js';
+import { compileAuthz } from '../authz/engine.js';
+import { resolvePathNormalization } from '../router/path.js';
 import { MESH_ALPN, MESH_HTTP1_ALPN, peerIdentity } from './peer.js';
 import { InboundPlan, type PortPlan } from './plan.js';
 import { decide, refusalMessage, type Arrival, type RefusalReason } from './decide.js';
@@ -154,6 +156,7 @@ export class InboundListener {
   readonly recent: Refusal[] = [];
   private plan: InboundPlan;
   private accessLogOn = false;
+  private policy: InboundPolicy = { pathNormalization: resolvePathNormalization(undefined), authz: null };
   private readonly tlsServer: tls.Server;
   /** Raw sockets handed to the TLS server, until their handshake ends either way. */
   private readonly handshaking = new Map<net.Socket, Accepted>();
@@ -167,8 +170,10 @@ export class InboundListener {
     this.sourceAddress = net.isIPv4(opts.appHost) ? INBOUND_PASSTHROUGH_SOURCE : undefined;
     this.http = new InboundHttp({
       log: opts.log,
+      metrics: opts.metrics,
       accessLog: opts.accessLog,
       accessLogOn: () => this.accessLogOn,
+      policy: () => this.policy,
       appHost: opts.appHost,
       sourceAddress: this.sourceAddress,
     });
@@ -193,8 +198,16 @@ export class InboundListener {
     );
   }
 
-  /** A new config: its inbound block and telemetry, compiled once. */
-  apply(cfg: ProxyConfig): void {
+  /**
+   * A new config: its inbound block, telemetry and policies, compiled once. `compiled`: what the
+   * proxy already compiled of the same config (its AuthorizationPolicies), so they are not
+   * compiled twice; without it (a listener on its own) they are compiled here.
+   */
+  apply(cfg: ProxyConfig, compiled?: InboundPolicy): void {
+    this.policy = compiled ?? {
+      pathNormalization: resolvePathNormalization(cfg.pathNormalization),
+      authz: cfg.authz === undefined ? null : compileAuthz(cfg.authz),
+    };
     this.plan = new InboundPlan(cfg.version, cfg.inbound, cfg, this.opts.metrics);
     this.accessLogOn = cfg.telemetry?.accessLog === true;
     for (const [sock, a] of this.plaintext) {
@@ -205,7 +218,7 @@ export class InboundListener {
         port: a.port,
         policy: now.policy,
       });
-      this.opts.metrics.incLabelled(REFUSED_METRIC, 'reason="plaintext"');
+      this.opts.metrics.incLabelled(REFUSED_METRIC, { reason: 'plaintext' });
       sock.destroy();
     }
   }
@@ -456,7 +469,7 @@ export class InboundListener {
 
   private refuse(socket: net.Socket, a: Accepted, reason: RefusalReason, detail: string): void {
     socket.destroy();
-    this.opts.metrics.incLabelled(REFUSED_METRIC, `reason="${reason}"`);
+    this.opts.metrics.incLabelled(REFUSED_METRIC, { reason });
     const message = refusalMessage(reason, a.remoteIp, a.plan.policy, a.port, detail);
     const r: Refusal = {
       at: new Date().toISOString(),

@@ -34,6 +34,8 @@ import { addFlag, FLAG_TEXT, Flags, type Flag } from './flags.js';
 import { backoffMs, isRetriable, type AttemptOutcome } from './retry.js';
 import { buildExplain } from './explain.js';
 import type { UpgradeHook } from '../upgrade.js';
+import { authzGate, authzLogFields, countAuthz, type AuthzOutcome } from '../authz/gate.js';
+import { guardsListener, type AuthzDecision } from '../authz/engine.js';
 
 type UpstreamHeaders = Record<string, string | string[] | undefined>;
 
@@ -146,6 +148,8 @@ export class Exchange {
   lastEndpoint: EndpointRuntime | null = null;
   attempts = 0;
   requestId = '';
+  /** The AuthorizationPolicy decision, when the config has policies. */
+  authz: AuthzDecision | null = null;
   private readonly start = performance.now();
   /** Unset only when the head was refused (rejectHead). */
   private view!: RequestView;
@@ -179,6 +183,37 @@ export class Exchange {
     const v = requestView(this.req, this.listener.port, this.cfg.pathNormalization);
     if (isRejection(v)) return this.rejectHead(v);
     this.view = v;
+    // AuthorizationPolicy before routing (CUSTOM → DENY → ALLOW); sync unless ext-authz is called
+    const az = this.cfg.authz;
+    if (guardsListener(az, this.listener.name)) return authzGate(az, this.req, v, (o) => this.afterAuthz(o));
+    this.routeRequest();
+  }
+
+  /** The AuthorizationPolicy outcome: a denial answers here, an allow goes on to routing. */
+  private afterAuthz(o: AuthzOutcome): void {
+    this.authz = o.decision;
+    countAuthz(this.env.metrics, o);
+    if (this.done) return;
+    if (o.denial === undefined) return this.routeRequest();
+    const d = o.denial;
+    this.flags = addFlag(this.flags, d.flag === 'RBAC' ? Flags.RbacDenied : Flags.ExtAuthzDenied);
+    this.status = d.status;
+    if (!this.res.headersSent && !this.res.destroyed) {
+      const h: Record<string, string> = {
+        ...d.headers,
+        'content-length': String(d.body.length),
+        'x-weft-response-flags': this.flags,
+      };
+      this.explainHeader(h);
+      this.respBytes = d.body.length;
+      this.res.writeHead(d.status, h);
+      this.res.end(d.body);
+    }
+    this.finish();
+  }
+
+  private routeRequest(): void {
+    const v = this.view;
     const vh = (this.vhost = findVHost(this.listener, v.authority));
     const sel = vh === null ? null : selectRoute(vh, v);
     if (sel === null)
@@ -323,7 +358,8 @@ export class Exchange {
     const perTry = this.route!.retry.perTryTimeoutMs;
     if (perTry > 0) this.tryTimer = setTimeout(() => this.onTryTimeout(a), perTry);
     const spec = { path: this.path, method: this.view.method, headers: this.out!, body: this.body };
-    if (this.upgrade !== null) this.upgrade.dispatch(ep, cluster.limits.connectTimeoutMs, spec, a, cluster.connectorFor(ep));
+    if (this.upgrade !== null)
+      this.upgrade.dispatch(ep, cluster.limits.connectTimeoutMs, spec, a, cluster.connectorFor(ep));
     else cluster.poolFor(ep).dispatch(spec, a);
   }
 
@@ -649,6 +685,7 @@ export class Exchange {
       upstream_host: this.lastEndpoint?.key,
       upstream_cluster: this.dest?.clusterName,
       route_name: this.route?.name,
+      ...(this.authz !== null ? authzLogFields(this.authz) : {}),
       explain: buildExplain(this),
     };
   }

@@ -3,6 +3,8 @@
  * from a live request (access log, `x-weft-explain` response header) and from a synthetic one
  * evaluated against the live config without sending anything (admin `POST /explain`).
  */
+import { guardsListener, matchCustom, remoteAddress, type AuthzDecision } from '../authz/engine.js';
+import { authorizeAllReadings } from '../authz/gate.js';
 import type { IncomingHttpHeaders } from 'node:http';
 import {
   ActionType,
@@ -116,6 +118,8 @@ export interface SyntheticRequest {
   headers?: Record<string, string>;
   port?: number;
   listener?: string;
+  /** The client address AuthorizationPolicy sees (source.ip / remote.ip); default 127.0.0.1. */
+  sourceIp?: string;
 }
 
 /**
@@ -146,6 +150,36 @@ export function syntheticView(
   };
 }
 
+/**
+ * Which AuthorizationPolicy would allow or deny the request (DENY/ALLOW/AUDIT/dry-run; a
+ * matching CUSTOM policy is named, its provider is not called). Null when no policy guards it.
+ */
+function explainAuthz(
+  cfg: CompiledConfig,
+  listener: CompiledHttpListener,
+  v: RequestView,
+  input: SyntheticRequest,
+): (AuthzDecision & { custom?: string }) | null {
+  const az = cfg.authz;
+  if (!guardsListener(az, listener.name)) return null;
+  const ip = input.sourceIp ?? '127.0.0.1';
+  const attrs = {
+    method: v.method,
+    host: v.authority,
+    path: v.path,
+    headers: v.headers,
+    port: input.port ?? listener.port,
+    destinationIp: listener.address,
+    sourceIp: ip,
+    remoteIp: remoteAddress(ip, v.headers['x-forwarded-for'], az.numTrustedProxies),
+  };
+  const d: AuthzDecision & { custom?: string } = authorizeAllReadings(az, attrs);
+  const custom = matchCustom(az, attrs);
+  if (custom !== null)
+    d.custom = `CUSTOM policy ${custom.policy} rule ${custom.rule} sends this request to provider ${custom.providerName} first (not called by explain)`;
+  return d;
+}
+
 /** Evaluates a synthetic request against the live config; sends nothing. */
 export function explainSynthetic(
   cfg: CompiledConfig,
@@ -169,6 +203,11 @@ export function explainSynthetic(
   const authority = (request.authority = v.authority);
   // what routing saw, when normalization changed the path
   if (v.target !== url) request.normalized = v.target;
+  const authz = explainAuthz(cfg, listener, v, input);
+  if (authz !== null) {
+    (base as Record<string, unknown>).authz = authz;
+    if (authz.decision === 'deny') return { ...base, outcome: `403 RBAC: ${authz.reason}` };
+  }
   const vh = findVHost(listener, authority);
   if (vh === null) return { ...base, outcome: `404 NR: no virtual host for authority "${authority}"` };
   const sel = select(vh, v);

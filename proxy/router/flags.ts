@@ -20,6 +20,10 @@ export const Flags = {
   /** Upstream reset after the response started (Envoy: UR). */
   UpstreamReset: 'UR',
   UpstreamProtocolError: 'UPE',
+  /** Denied by AuthorizationPolicy (Envoy's RBAC filter). */
+  RbacDenied: 'RBAC',
+  /** Denied by the CUSTOM ext-authz provider (Envoy: unauthorized external service). */
+  ExtAuthzDenied: 'UAEX',
 } as const;
 
 export type Flag = (typeof Flags)[keyof typeof Flags];

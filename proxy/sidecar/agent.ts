@@ -309,7 +309,7 @@ export async function startAgent(
               .join('; ')}`,
           );
         await proxy.apply(config);
-        inboundListener?.apply(config);
+        inboundListener?.apply(config, proxy.current ?? undefined);
       } catch (err) {
         proxy.rejected(err);
         throw err;

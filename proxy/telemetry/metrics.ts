@@ -67,6 +67,12 @@ export interface SourceLabels {
 
 export const esc = (v: string): string => v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
 
+/** `{reason: 'plaintext'}` → `reason="plaintext"` (Prometheus label text, values escaped). */
+export const labelText = (labels: Record<string, string>): string =>
+  Object.entries(labels)
+    .map(([k, v]) => `${k}="${esc(v)}"`)
+    .join(',');
+
 /** All series for one (source, destination) pair. */
 export class MetricGroup {
   private readonly series = new Map<string, Series>();
@@ -180,11 +186,12 @@ export class MetricsRegistry {
     this.gauges.set(name, { help, read });
   }
 
-  /** `labels` is label text such as `reason="plaintext"` (values escaped by the caller, bounded sets only). */
-  incLabelled(name: string, labels: string, by = 1): void {
+  /** A counter with labels (bounded sets only: a reason, a policy name); values are escaped here. */
+  incLabelled(name: string, labels: Record<string, string>, by = 1): void {
+    const text = labelText(labels);
     let m = this.labelledCounters.get(name);
     if (m === undefined) this.labelledCounters.set(name, (m = new Map()));
-    m.set(labels, (m.get(labels) ?? 0) + by);
+    m.set(text, (m.get(text) ?? 0) + by);
   }
 
   render(): string {

@@ -8,6 +8,7 @@
  * access log lines; TCP pipes with istio_tcp_*; and the bad input of issue #13 (a certificate of
  * another CA, an expired one, none, garbage, a ClientHello without SNI or with a foreign ALPN):
  * each refused and counted with its reason, none affecting the next good request.
+ * AuthorizationPolicies (translated as weftd does) are enforced here with the peer's mTLS identity.
  */
 import { expect } from 'chai';
 import { createHash, X509Certificate } from 'node:crypto';
@@ -28,6 +29,8 @@ import { MetricsRegistry } from '../../../proxy/telemetry/metrics.js';
 import { AccessLog } from '../../../proxy/telemetry/accesslog.js';
 import type { KeyPairPem } from '../../../pkg/certs/index.js';
 import { leafWithSans, meshRoot, TestIdentity, workloadCert } from './mesh-identity.js';
+import type { AuthorizationPolicy } from '../../../pkg/api/authorizationpolicy.js';
+import { translateAuthz } from '../../../pkg/translate/authz.js';
 import { sleep } from './helpers.js';
 
 const SELF = 'spiffe://cluster.local/ns/demo/sa/reviews';
@@ -639,14 +642,132 @@ describe('sidecar inbound: mesh mTLS, PeerAuthentication, L7 (loopback, real TLS
     });
   });
 
-  it('without an original destination, HTTP goes to the Host port; a Host port out of range answers 503 instead of crashing', async () => {
+  describe('AuthorizationPolicy on the inbound side (the mTLS peer is the principal)', () => {
+    const policy = (name: string, spec: Record<string, unknown>): AuthorizationPolicy =>
+      ({
+        apiVersion: 'security.istio.io/v1',
+        kind: 'AuthorizationPolicy',
+        metadata: { name, namespace: 'demo' },
+        spec,
+      }) as AuthorizationPolicy;
+    /** The config weftd pushes a sidecar selected by `policies` (its block guards no outbound listener). */
+    const withPolicies = (
+      inboundBlock: Inbound,
+      policies: AuthorizationPolicy[],
+      version = 'az',
+    ): ProxyConfig => {
+      const { block } = translateAuthz({ policies, pod: { namespace: 'demo', labels: { app: 'reviews' } } });
+      return { ...config(inboundBlock, version), ...(block ? { authz: { ...block, listeners: [] } } : {}) };
+    };
+    const allowProductpage = policy('allow-productpage', {
+      selector: { matchLabels: { app: 'reviews' } },
+      action: 'ALLOW',
+      rules: [
+        {
+          from: [{ source: { principals: ['cluster.local/ns/shop/sa/productpage'] } }],
+          to: [{ operation: { methods: ['GET'], paths: ['/reviews/*'] } }],
+        },
+      ],
+    });
+    const denied = (): number =>
+      [...(metrics.labelledCounters.get('weft_proxy_authz_denied_total')?.values() ?? [])].reduce(
+        (a, b) => a + b,
+        0,
+      );
+
+    it('ALLOW by principal: the mesh peer passes; a plaintext client (no principal) gets 403 RBAC and the app sees nothing', async () => {
+      inbound.apply(withPolicies(permissive(), [allowProductpage]));
+      const ok = await meshRequest(port, peerCert, root.certPem, { path: '/reviews/7' });
+      expect(ok.status).to.equal(200);
+      expect(seen.at(-1)!.url).to.equal('/reviews/7');
+      const before = seen.length;
+      const deniedBefore = denied();
+      const no = await plainRequest(port, { path: '/reviews/7' });
+      expect(no.status).to.equal(403);
+      expect(no.body).to.equal('RBAC: access denied');
+      expect(no.headers['x-weft-response-flags']).to.equal('RBAC');
+      expect(seen.length, 'the app got nothing').to.equal(before);
+      expect(denied()).to.equal(deniedBefore + 1);
+      await sleep(20);
+      const line = accessLines.filter((l) => l.response_code === 403).at(-1)!;
+      expect(line.response_code_details).to.equal('rbac_access_denied_matched_policy[none]');
+      expect(line.response_flags).to.equal('RBAC');
+    });
+
+    it('another mesh identity, a method or a path outside the rule: 403', async () => {
+      inbound.apply(withPolicies(strict(), [allowProductpage]));
+      const other = workloadCert(root, 'spiffe://cluster.local/ns/shop/sa/checkout');
+      expect((await meshRequest(port, other, root.certPem, { path: '/reviews/1' })).status).to.equal(403);
+      expect((await meshRequest(port, peerCert, root.certPem, { path: '/admin' })).status).to.equal(403);
+      expect((await meshRequest(port, peerCert, root.certPem, { path: '/reviews/1' })).status).to.equal(200);
+    });
+
+    it('the app gets the normalized path the policy was checked on; an encoded traversal out of /reviews/* is denied', async () => {
+      inbound.apply(withPolicies(strict(), [allowProductpage]));
+      const r = await meshRequest(port, peerCert, root.certPem, { path: '/reviews/a/../b' });
+      expect(r.status).to.equal(200);
+      expect(seen.at(-1)!.url, 'dot segments resolved before forwarding').to.equal('/reviews/b');
+      const before = seen.length;
+      for (const path of ['/reviews/..%2Fadmin', '/reviews/%2E%2E/admin', '/reviews/../admin'])
+        expect((await meshRequest(port, peerCert, root.certPem, { path })).status, path).to.equal(403);
+      expect(seen.length).to.equal(before);
+    });
+
+    it('DENY by source namespace wins over ALLOW; a policy applied later holds on an open keep-alive connection', async () => {
+      inbound.apply(withPolicies(permissive(), []));
+      const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+      try {
+        expect((await plainRequest(port, { agent })).status).to.equal(200);
+        inbound.apply(
+          withPolicies(
+            permissive(),
+            [
+              policy('deny-plain', {
+                action: 'DENY',
+                rules: [{ from: [{ source: { notPrincipals: ['*'] } }] }],
+              }),
+            ],
+            'az2',
+          ),
+        );
+        const r = await plainRequest(port, { agent });
+        expect(r.status, 'same connection, new policy').to.equal(403);
+        expect(r.headers['x-weft-response-flags']).to.equal('RBAC');
+      } finally {
+        agent.destroy();
+      }
+      inbound.apply(
+        withPolicies(strict(), [
+          allowProductpage,
+          policy('deny-shop', { action: 'DENY', rules: [{ from: [{ source: { namespaces: ['shop'] } }] }] }),
+        ]),
+      );
+      expect((await meshRequest(port, peerCert, root.certPem, { path: '/reviews/1' })).status).to.equal(403);
+    });
+
+    it('a bad request target is refused with 400 DPE before any policy or the app', async () => {
+      inbound.apply(withPolicies(permissive(), [allowProductpage]));
+      const before = seen.length;
+      for (const head of [
+        'GET /reviews/1 HTTP/1.1\r\nhost: reviews\r\nhost: admin\r\n\r\n',
+        'GET /reviews/1#x HTTP/1.1\r\nhost: reviews\r\n\r\n',
+      ]) {
+        const out = await rawExchange(port, head);
+        expect(out, head).to.match(/^HTTP\/1\.1 400 /);
+        expect(out, 'the connection is closed').to.include('x-weft-response-flags: DPE');
+      }
+      expect(seen.length).to.equal(before);
+    });
+  });
+
+  it('without an original destination, HTTP goes to the Host port; a Host port out of range answers 400 instead of crashing', async () => {
     inbound.apply(config(permissive()));
     dstPort = null;
     const r = await plainRequest(port, { headers: { host: `reviews:${appPort}` }, path: '/by-host' });
     expect(r.body).to.equal('app');
     const bad = await plainRequest(port, { headers: { host: 'reviews:99999' } });
-    expect(bad.status).to.equal(503);
-    expect(bad.headers['x-weft-response-flags']).to.equal('UF');
+    expect(bad.status, 'the Host is not uri-host[:port]').to.equal(400);
+    expect(bad.headers['x-weft-response-flags']).to.equal('DPE');
     expect((await plainRequest(port, { headers: { host: `reviews:${appPort}` } })).status).to.equal(200);
   });
 

@@ -124,6 +124,8 @@ describe('weftd mesh config (mesh.yaml)', () => {
       workloadCertTtlMs: 12 * 3600_000,
       telemetry: { metrics: true, accessLog: false, tracingSamplingPercent: 5 },
       pathNormalization: { normalization: 'MERGE_SLASHES' },
+      extensionProviders: [],
+      gatewayNumTrustedProxies: 0,
     });
   });
 
