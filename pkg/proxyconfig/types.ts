@@ -9,6 +9,8 @@
  * endpoints. Documented field by field in docs/proxy-config.md.
  */
 
+import type { JwtAuthn } from './jwt.js';
+
 export const PROXY_CONFIG_API_VERSION = 'proxy.weft.dev/v1';
 
 export interface ProxyConfig {
@@ -21,6 +23,8 @@ export interface ProxyConfig {
   telemetry?: Telemetry;
   /** How request paths are normalized before matching and forwarding; absent = BASE. */
   pathNormalization?: PathNormalizationSetting;
+  /** RequestAuthentication (JWT) for requests this proxy receives (pkg/proxyconfig/jwt.ts). */
+  jwt?: JwtAuthn;
 }
 
 /**

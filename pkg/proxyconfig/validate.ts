@@ -3,6 +3,7 @@
  * JSON path (never first-only) so a user fixing a hand-written file sees all mistakes at once.
  * Semantic checks that need compilation (regex syntax) are done by the proxy's compiler.
  */
+import { validateJwtBlock } from './jwt.js';
 import { PATH_NORMALIZATION_TYPES, PROXY_CONFIG_API_VERSION, type ProxyConfig } from './types.js';
 
 export interface ConfigProblem {
@@ -191,6 +192,7 @@ export function validateProxyConfig(cfg: unknown): ConfigProblem[] {
   const names = new Set<string>();
   c.array(cfg.clusters, 'clusters').forEach((cl, i) => checkCluster(c, cl, `clusters[${i}]`, names));
   checkPathNormalization(c, cfg.pathNormalization);
+  for (const p of validateJwtBlock(cfg.jwt)) c.fail(p.path, p.message);
   return c.problems;
 }
 

@@ -27,6 +27,7 @@ import { compileHeaderOps, type HeaderOpFn } from '../router/headers.js';
 import { compileRetry, NO_RETRY, type CompiledRetry } from '../router/retry.js';
 import { resolvePathNormalization, type PathNormalization } from '../router/path.js';
 import type { MetricGroup, MetricsRegistry, TcpGroup, DestinationLabels } from '../telemetry/metrics.js';
+import { compileJwt, type CompiledJwt } from '../authn/jwt.js';
 
 /** Istio allows WebSocket upgrades on every HTTP route; nothing else unless configured. */
 export const DEFAULT_UPGRADE_TYPES: readonly string[] = ['websocket'];
@@ -202,6 +203,8 @@ export interface CompiledConfig {
   pathNormalization: PathNormalization;
   /** Metrics for requests that never reached a destination (NR). */
   unknownMetrics: MetricGroup;
+  /** RequestAuthentication, keys imported (authn/jwt.ts); null: no JWT checks. */
+  jwt: CompiledJwt | null;
 }
 
 export interface CompileResult {
@@ -421,6 +424,7 @@ export function compileConfig(cfg: ProxyConfig, opts: CompileOptions): CompileRe
       accessLog: cfg.telemetry?.accessLog === true,
       explainHeader: cfg.telemetry?.explainHeader === true,
       pathNormalization: resolvePathNormalization(cfg.pathNormalization),
+      jwt: cfg.jwt && cfg.jwt.providers.length > 0 ? compileJwt(cfg.jwt) : null,
       unknownMetrics: opts.metrics.group({
         destinationService: 'unknown',
         destinationServiceName: 'unknown',

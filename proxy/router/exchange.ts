@@ -34,6 +34,7 @@ import { addFlag, FLAG_TEXT, Flags, type Flag } from './flags.js';
 import { backoffMs, isRetriable, type AttemptOutcome } from './retry.js';
 import { buildExplain } from './explain.js';
 import type { UpgradeHook } from '../upgrade.js';
+import { jwtHook, type RequestAuth } from '../authn/hook.js';
 
 type UpstreamHeaders = Record<string, string | string[] | undefined>;
 
@@ -145,6 +146,10 @@ export class Exchange {
   lastEndpoint: EndpointRuntime | null = null;
   attempts = 0;
   requestId = '';
+  /** The verified JWT (RequestAuthentication); null: none. AuthorizationPolicy reads it. */
+  auth: RequestAuth | null = null;
+  /** Envoy's response code details for local replies that have them (jwt_authn_access_denied{…}). */
+  details: string | undefined;
   private readonly start = performance.now();
   /** Unset only when the head was refused (rejectHead). */
   private view!: RequestView;
@@ -178,6 +183,7 @@ export class Exchange {
     const v = requestView(this.req, this.listener.port, this.cfg.pathNormalization);
     if (isRejection(v)) return this.rejectHead(v);
     this.view = v;
+    if (this.cfg.jwt !== null && !jwtHook(this, this.cfg.jwt, this.req, v, this.env.metrics)) return;
     const vh = (this.vhost = findVHost(this.listener, v.authority));
     const sel = vh === null ? null : selectRoute(vh, v);
     if (sel === null)
@@ -588,13 +594,19 @@ export class Exchange {
   }
 
   /** A response the proxy makes itself: status, flag, and a body saying what happened. */
-  localReply(status: number, flag: Flag, detail: string): void {
+  localReply(
+    status: number,
+    flag: Flag,
+    detail: string,
+    custom?: { body: string; headers: Record<string, string> },
+  ): void {
     if (this.done) return;
     this.flags = addFlag(this.flags, flag);
     this.status = status;
-    const text = `${FLAG_TEXT[flag] ?? 'local reply'}: ${detail} [flag ${this.flags}]\n`;
+    const text = custom?.body ?? `${FLAG_TEXT[flag] ?? 'local reply'}: ${detail} [flag ${this.flags}]\n`;
     if (!this.res.headersSent && !this.res.destroyed) {
       const h: Record<string, string> = {
+        ...custom?.headers,
         'content-type': 'text/plain; charset=utf-8',
         'content-length': String(Buffer.byteLength(text)),
         'x-weft-response-flags': this.flags,
@@ -648,6 +660,8 @@ export class Exchange {
       upstream_host: this.lastEndpoint?.key,
       upstream_cluster: this.dest?.clusterName,
       route_name: this.route?.name,
+      ...(this.details !== undefined ? { response_code_details: this.details } : {}),
+      ...(this.auth !== null ? { request_principal: this.auth.principal } : {}),
       explain: buildExplain(this),
     };
   }

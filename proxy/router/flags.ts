@@ -20,6 +20,8 @@ export const Flags = {
   /** Upstream reset after the response started (Envoy: UR). */
   UpstreamReset: 'UR',
   UpstreamProtocolError: 'UPE',
+  /** A JWT refused by RequestAuthentication (weft's; Envoy only sets jwt_authn_access_denied details). */
+  JwtDenied: 'JWT',
 } as const;
 
 export type Flag = (typeof Flags)[keyof typeof Flags];

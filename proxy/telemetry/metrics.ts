@@ -65,7 +65,7 @@ export interface SourceLabels {
   version: string;
 }
 
-const esc = (v: string): string => v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
+export const esc = (v: string): string => v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
 
 /** All series for one (source, destination) pair. */
 export class MetricGroup {
@@ -109,6 +109,8 @@ export class MetricsRegistry {
   private readonly tcp = new Map<string, TcpGroup>();
   /** Proxy-level counters (`weft_*`), e.g. config reloads and rejected downstream requests. */
   readonly counters = new Map<string, number>();
+  /** Counters with labels: name → label text → value (one TYPE line per name when rendered). */
+  readonly labelledCounters = new Map<string, Map<string, number>>();
 
   constructor(private source: SourceLabels) {}
 
@@ -159,6 +161,13 @@ export class MetricsRegistry {
     this.counters.set(name, (this.counters.get(name) ?? 0) + by);
   }
 
+  /** `labels` is label text such as `reason="plaintext"` (values escaped by the caller, bounded sets only). */
+  incLabelled(name: string, labels: string, by = 1): void {
+    let m = this.labelledCounters.get(name);
+    if (m === undefined) this.labelledCounters.set(name, (m = new Map()));
+    m.set(labels, (m.get(labels) ?? 0) + by);
+  }
+
   render(): string {
     const out = { req: [] as string[], dur: [] as string[], rqb: [] as string[], rsb: [] as string[] };
     for (const g of this.groups.values()) g.render(out);
@@ -197,6 +206,10 @@ export class MetricsRegistry {
       tcpLines((g) => g.received).map((l) => 'istio_tcp_received_bytes_total' + l),
     );
     for (const [name, v] of this.counters) lines.push(`# TYPE ${name} counter`, `${name} ${v}`);
+    for (const [name, m] of this.labelledCounters) {
+      lines.push(`# TYPE ${name} counter`);
+      for (const [labels, v] of m) lines.push(`${name}{${labels}} ${v}`);
+    }
     return lines.join('\n') + '\n';
   }
 }
