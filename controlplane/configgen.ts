@@ -15,6 +15,8 @@ import { translate, translateGateway, type TranslateResult } from '../pkg/transl
 import { gatewayTargetPorts } from '../pkg/translate/kube.js';
 import type { MeshSettings } from './flags.js';
 import type { PodInfo, Snapshot } from './registry.js';
+import type { JwksSource } from '../pkg/translate/requestauthn.js';
+import { withJwt } from './jwtpush.js';
 
 /** The sidecar's outbound listener: all ports, the proxy's iptables redirect lands here. */
 export const SIDECAR_OUTBOUND = { name: 'outbound', address: '0.0.0.0', port: 15001 } as const;
@@ -56,7 +58,9 @@ export class ConfigGenerator {
   private gatewayCacheGeneration = -1;
   private readonly loggedVersions = new Set<string>();
 
-  constructor(private readonly opts: { domainSuffix: string; mesh: MeshSettings; log: Logger }) {}
+  constructor(
+    private readonly opts: { domainSuffix: string; mesh: MeshSettings; log: Logger; jwks?: JwksSource },
+  ) {}
 
   /** A reloaded mesh.yaml: the telemetry block and the path normalization of configs depend on it. */
   setMesh(mesh: MeshSettings): void {
@@ -66,7 +70,9 @@ export class ConfigGenerator {
   }
 
   forProxy(snapshot: Snapshot, kind: ProxyKind, pod: PodInfo): GeneratedConfig {
-    return kind === 'gateway' ? this.gateway(snapshot, pod) : this.sidecar(snapshot, pod);
+    const g = kind === 'gateway' ? this.gateway(snapshot, pod) : this.sidecar(snapshot, pod);
+    const { jwks, mesh, log } = this.opts;
+    return jwks ? withJwt(g, snapshot, pod, mesh.rootNamespace, jwks, log) : g;
   }
 
   private sidecar(snapshot: Snapshot, pod: PodInfo): GeneratedConfig {

@@ -30,6 +30,8 @@ Logs: JSON on stderr; WEFT_LOG_FORMAT=text, WEFT_LOG_LEVEL=debug|info|warn.`;
 
 export interface MeshSettings {
   trustDomain: string;
+  /** Istio's root namespace: its PeerAuthentications without a selector are mesh-wide. */
+  rootNamespace: string;
   mtlsMode: 'STRICT' | 'PERMISSIVE' | 'DISABLE';
   workloadCertTtlMs: number;
   telemetry: { metrics: boolean; accessLog: boolean; tracingSamplingPercent: number };
@@ -39,6 +41,7 @@ export interface MeshSettings {
 
 export const DEFAULT_MESH: MeshSettings = {
   trustDomain: 'cluster.local',
+  rootNamespace: 'weft-system',
   mtlsMode: 'PERMISSIVE',
   workloadCertTtlMs: 24 * 3600_000,
   telemetry: { metrics: true, accessLog: true, tracingSamplingPercent: 1 },
@@ -135,6 +138,7 @@ export function parseMeshSettings(text: string, source = 'mesh config'): MeshSet
   if (typeof doc !== 'object' || Array.isArray(doc)) fail(`${source}: must be a mapping`);
   const m = doc as {
     trustDomain?: unknown;
+    rootNamespace?: unknown;
     mtls?: { mode?: unknown };
     workloadCertTTL?: unknown;
     telemetry?: Record<string, unknown>;
@@ -145,6 +149,11 @@ export function parseMeshSettings(text: string, source = 'mesh config'): MeshSet
     if (typeof m.trustDomain !== 'string' || m.trustDomain === '')
       fail(`${source}: trustDomain must be a non-empty string`);
     out.trustDomain = m.trustDomain as string;
+  }
+  if (m.rootNamespace !== undefined) {
+    if (typeof m.rootNamespace !== 'string' || !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(m.rootNamespace))
+      fail(`${source}: rootNamespace must be a namespace name`);
+    out.rootNamespace = m.rootNamespace as string;
   }
   if (m.mtls?.mode !== undefined) {
     if (m.mtls.mode !== 'STRICT' && m.mtls.mode !== 'PERMISSIVE' && m.mtls.mode !== 'DISABLE')

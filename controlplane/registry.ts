@@ -9,6 +9,7 @@
  * Security kinds (PeerAuthentication, AuthorizationPolicy...) are not watched yet.
  */
 import type { DestinationRule, Gateway, ServiceEntry, VirtualService } from '../pkg/api/index.js';
+import type { RequestAuthentication } from '../pkg/api/requestauthentication.js';
 import type { KubeClient } from '../pkg/kube/client.js';
 import { Informer, type InformerEventType } from '../pkg/kube/informer.js';
 import type { KubeObject } from '../pkg/kube/types.js';
@@ -35,6 +36,7 @@ export const WATCHED = [
   { apiVersion: ISTIO_NETWORKING, kind: 'DestinationRule', trigger: 'config' },
   { apiVersion: ISTIO_NETWORKING, kind: 'Gateway', trigger: 'config' },
   { apiVersion: ISTIO_NETWORKING, kind: 'ServiceEntry', trigger: 'config' },
+  { apiVersion: 'security.istio.io/v1', kind: 'RequestAuthentication', trigger: 'config' },
 ] as const satisfies readonly { apiVersion: string; kind: string; trigger: TriggerType | null }[];
 
 export type WatchedKind = (typeof WATCHED)[number]['kind'];
@@ -57,6 +59,8 @@ export interface Snapshot {
   destinationRules: DestinationRule[];
   serviceEntries: ServiceEntry[];
   gateways: Gateway[];
+  /** Absent in hand-built snapshots (tests, bench): none. */
+  requestAuthentications?: RequestAuthentication[];
 }
 
 export interface KubeRegistry {
@@ -147,6 +151,7 @@ export function createKubeRegistry(kube: KubeClient, log: Logger, domainSuffix: 
         destinationRules: items<DestinationRule>('DestinationRule'),
         serviceEntries: items<ServiceEntry>('ServiceEntry'),
         gateways: items<Gateway>('Gateway'),
+        requestAuthentications: items<RequestAuthentication>('RequestAuthentication'),
       };
       return cached;
     },

@@ -427,7 +427,7 @@ describe('proxy JWT verification (RequestAuthentication)', () => {
       ['JWKS with an empty key list', () => ({ jwks: '{"keys":[]}' }), 'JwksNoValidKeys'],
       ['weftd could not fetch jwksUri: fails closed', () => ({ jwks: '{"keys":[]}', jwksError: 'connect ECONNREFUSED' }), 'JwksFetchFail'],
       ['a broken key next to a good one', () => ({ jwks: jwks({ kty: 'RSA', n: 'AA', e: 'AQAB' }, { kty: 'EC', crv: 'P-256', x: 'AA', y: 'AA' }, k()) }), 'Ok'],
-      ['a JWK with its private part: only the public part is used', () => ({ jwks: jwks(k().privateKey.export({ format: 'jwk' })) }), 'Ok'],
+      ['a JWK with its private part: only the public part is used', () => ({ jwks: jwks(k().privateKey.export({ format: 'jwk' }) as Record<string, unknown>) }), 'Ok'],
       ['unknown kty', () => ({ jwks: jwks({ kty: 'XYZ' }) }), 'JwksNoValidKeys'],
       ['Ed448 is not supported', () => ({ jwks: jwks(makeKeyEd448()) }), 'JwksNoValidKeys'],
     ];
