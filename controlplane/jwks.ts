@@ -51,7 +51,9 @@ export const JWKS_DEFAULTS = {
 
 export class JwksResolver implements JwksSource {
   private readonly entries = new Map<string, Entry>();
-  private readonly o: Required<Omit<JwksResolverOptions, 'onChange'>> & { onChange: (() => void) | undefined };
+  private readonly o: Required<Omit<JwksResolverOptions, 'onChange'>> & {
+    onChange: (() => void) | undefined;
+  };
   private stopped = false;
   readonly stats = { fetchOk: 0, fetchFailed: 0 };
 
@@ -116,13 +118,20 @@ export class JwksResolver implements JwksSource {
     } catch (err) {
       e.error = `fetch failed: ${errorMessage(err)}${e.jwks !== undefined ? ' (last good keys kept)' : ''}`;
       this.stats.fetchFailed++;
-      this.o.log.warn('JWKS fetch failed', { jwks: key, error: errorMessage(err), keptLastGood: e.jwks !== undefined });
+      this.o.log.warn('JWKS fetch failed', {
+        jwks: key,
+        error: errorMessage(err),
+        keptLastGood: e.jwks !== undefined,
+      });
     } finally {
       e.inFlight = false;
     }
     if (this.stopped || this.entries.get(key) !== e) return;
     const failed = e.error !== undefined && e.error !== 'not fetched yet';
-    e.timer = setTimeout(() => this.tick(key, e), failed ? Math.min(this.o.retryMs, this.o.refreshMs) : this.o.refreshMs);
+    e.timer = setTimeout(
+      () => this.tick(key, e),
+      failed ? Math.min(this.o.retryMs, this.o.refreshMs) : this.o.refreshMs,
+    );
     e.timer.unref();
     if (`${e.jwks ?? ''}\n${e.error ?? ''}` !== before) this.o.onChange?.();
   }
@@ -134,7 +143,13 @@ export class JwksResolver implements JwksSource {
   }
 
   private async discover(e: Entry): Promise<string> {
-    const doc = JSON.parse(await this.get(`${e.issuer.replace(/\/$/, '')}/.well-known/openid-configuration`, e.timeoutMs, 'jwks_uri')) as {
+    const doc = JSON.parse(
+      await this.get(
+        `${e.issuer.replace(/\/$/, '')}/.well-known/openid-configuration`,
+        e.timeoutMs,
+        'jwks_uri',
+      ),
+    ) as {
       jwks_uri?: unknown;
     };
     if (typeof doc.jwks_uri !== 'string') throw new Error('OpenID discovery document has no jwks_uri');
@@ -144,8 +159,12 @@ export class JwksResolver implements JwksSource {
   /** GET with a timeout and a size cap; the body must be a JSON object with `field`. */
   private async get(uri: string, timeoutMs: number, field: 'keys' | 'jwks_uri'): Promise<string> {
     const u = new URL(uri);
-    if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error(`scheme ${u.protocol} is not http or https`);
-    const res = await fetch(u, { signal: AbortSignal.timeout(timeoutMs), headers: { accept: 'application/json' } });
+    if (u.protocol !== 'http:' && u.protocol !== 'https:')
+      throw new Error(`scheme ${u.protocol} is not http or https`);
+    const res = await fetch(u, {
+      signal: AbortSignal.timeout(timeoutMs),
+      headers: { accept: 'application/json' },
+    });
     if (res.status !== 200) {
       await res.body?.cancel();
       throw new Error(`${uri} answered ${res.status}`);
@@ -165,7 +184,11 @@ export class JwksResolver implements JwksSource {
       throw new Error(`${uri}: response is not JSON`);
     }
     const v = (doc as Record<string, unknown> | null)?.[field];
-    if (typeof doc !== 'object' || doc === null || (field === 'keys' ? !Array.isArray(v) : typeof v !== 'string'))
+    if (
+      typeof doc !== 'object' ||
+      doc === null ||
+      (field === 'keys' ? !Array.isArray(v) : typeof v !== 'string')
+    )
       throw new Error(`${uri}: response has no ${field === 'keys' ? '"keys" list' : 'jwks_uri'}`);
     return field === 'keys' ? JSON.stringify({ keys: v }) : text;
   }

@@ -36,7 +36,10 @@ export function withJwt(
     log.warn('RequestAuthentication warning', { warning: w });
   }
   if (jwt === undefined) return g;
-  const version = createHash('sha256').update(`${g.version}\n${JSON.stringify(jwt)}`).digest('hex').slice(0, 12);
+  const version = createHash('sha256')
+    .update(`${g.version}\n${JSON.stringify(jwt)}`)
+    .digest('hex')
+    .slice(0, 12);
   const config = { ...g.config, version, jwt };
   return { config, version, encode: () => encodeMessage({ type: 'config', version, config }) };
 }

@@ -91,14 +91,18 @@ export function validateJwtBlock(v: unknown): JwtConfigProblem[] {
     }
     if (p.forwardOriginalToken !== undefined && typeof p.forwardOriginalToken !== 'boolean')
       fail(`${at}.forwardOriginalToken`, 'must be a boolean');
-    if (p.outputPayloadToHeader !== undefined && (!isStr(p.outputPayloadToHeader) || !HEADER_NAME.test(p.outputPayloadToHeader)))
+    if (
+      p.outputPayloadToHeader !== undefined &&
+      (!isStr(p.outputPayloadToHeader) || !HEADER_NAME.test(p.outputPayloadToHeader))
+    )
       fail(`${at}.outputPayloadToHeader`, 'must be a header name');
     if (p.outputClaimToHeaders !== undefined) {
       if (!Array.isArray(p.outputClaimToHeaders)) fail(`${at}.outputClaimToHeaders`, 'must be a list');
       else
         p.outputClaimToHeaders.forEach((o: unknown, j) => {
           const q = `${at}.outputClaimToHeaders[${j}]`;
-          if (!isObj(o) || !isStr(o.header) || !HEADER_NAME.test(o.header)) fail(`${q}.header`, 'must be a header name');
+          if (!isObj(o) || !isStr(o.header) || !HEADER_NAME.test(o.header))
+            fail(`${q}.header`, 'must be a header name');
           else if (!isStr(o.claim) || o.claim === '') fail(`${q}.claim`, 'must be a non-empty string');
         });
     }

@@ -56,7 +56,9 @@ export function appliesTo(p: RequestAuthentication, input: RequestAuthnInput, wa
     return refs.some((r) => {
       if (r.kind === 'Gateway' && (r.group ?? 'gateway.networking.k8s.io') === 'gateway.networking.k8s.io')
         return workload.labels[GATEWAY_NAME_LABEL] === r.name;
-      warnings.push(`${ref(p)}: targetRef ${r.kind}/${r.name} selects no sidecar or gateway (Istio attaches Service targetRefs to waypoints only)`);
+      warnings.push(
+        `${ref(p)}: targetRef ${r.kind}/${r.name} selects no sidecar or gateway (Istio attaches Service targetRefs to waypoints only)`,
+      );
       return false;
     });
   }
@@ -91,7 +93,12 @@ function provider(rule: JWTRule, source: string, jwks: JwksSource): JwtProvider 
     jwks: keys.jwks,
     ...(keys.error !== undefined ? { jwksError: keys.error } : {}),
     ...(rule.fromHeaders?.length
-      ? { fromHeaders: rule.fromHeaders.map((h) => ({ name: h.name, ...(h.prefix ? { prefix: h.prefix } : {}) })) }
+      ? {
+          fromHeaders: rule.fromHeaders.map((h) => ({
+            name: h.name,
+            ...(h.prefix ? { prefix: h.prefix } : {}),
+          })),
+        }
       : {}),
     ...(rule.fromParams?.length ? { fromParams: rule.fromParams } : {}),
     ...(rule.fromCookies?.length ? { fromCookies: rule.fromCookies } : {}),
@@ -105,7 +112,9 @@ function provider(rule: JWTRule, source: string, jwks: JwksSource): JwtProvider 
 /** The `jwt` block for one workload; undefined when no RequestAuthentication with rules applies. */
 export function requestAuthnFor(input: RequestAuthnInput): { jwt?: JwtAuthn; warnings: string[] } {
   const warnings: string[] = [];
-  const applicable = input.policies.filter((p) => appliesTo(p, input, warnings)).sort(order(input.rootNamespace));
+  const applicable = input.policies
+    .filter((p) => appliesTo(p, input, warnings))
+    .sort(order(input.rootNamespace));
   const providers: JwtProvider[] = [];
   for (const p of applicable)
     (p.spec?.jwtRules ?? []).forEach((rule, i) => {

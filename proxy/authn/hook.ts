@@ -18,7 +18,12 @@ export type { RequestAuth };
 export interface AuthnTarget {
   auth: RequestAuth | null;
   details: string | undefined;
-  localReply(status: number, flag: Flag, detail: string, custom?: { body: string; headers: Record<string, string> }): void;
+  localReply(
+    status: number,
+    flag: Flag,
+    detail: string,
+    custom?: { body: string; headers: Record<string, string> },
+  ): void;
 }
 
 export const JWT_METRIC = 'weft_proxy_jwt_authn_total';

@@ -100,7 +100,12 @@ export type AuthnResult =
     };
 
 type Alg = 'RS256' | 'RS384' | 'RS512' | 'PS256' | 'PS384' | 'PS512' | 'ES256' | 'ES384' | 'ES512' | 'EdDSA';
-const ALGS: Readonly<Record<string, { kty: 'RSA' | 'EC' | 'OKP'; hash: string | null; pss?: true; crv?: string; sigLen?: number }>> = {
+const ALGS: Readonly<
+  Record<
+    string,
+    { kty: 'RSA' | 'EC' | 'OKP'; hash: string | null; pss?: true; crv?: string; sigLen?: number }
+  >
+> = {
   RS256: { kty: 'RSA', hash: 'sha256' },
   RS384: { kty: 'RSA', hash: 'sha384' },
   RS512: { kty: 'RSA', hash: 'sha512' },
@@ -192,7 +197,8 @@ function importKeys(jwks: string, source: string, warnings: string[]): CompiledK
     if (typeof key === 'string') warnings.push(`${source}: jwks key ${i} skipped: ${key}`);
     else out.push(key);
   });
-  if (out.length === 0) warnings.push(`${source}: jwks has no usable key; every token of this issuer will be refused`);
+  if (out.length === 0)
+    warnings.push(`${source}: jwks has no usable key; every token of this issuer will be refused`);
   return out;
 }
 
@@ -209,7 +215,8 @@ function importKey(k: unknown): CompiledKey | string {
     if (!str(j.n) || !str(j.e)) return 'RSA key without n and e';
     pub = { kty: 'RSA', n: j.n, e: j.e };
   } else if (j.kty === 'EC') {
-    if (j.crv !== 'P-256' && j.crv !== 'P-384' && j.crv !== 'P-521') return `unsupported EC curve ${String(j.crv)}`;
+    if (j.crv !== 'P-256' && j.crv !== 'P-384' && j.crv !== 'P-521')
+      return `unsupported EC curve ${String(j.crv)}`;
     if (!str(j.x) || !str(j.y)) return 'EC key without x and y';
     pub = { kty: 'EC', crv: j.crv, x: j.x, y: j.y };
   } else if (j.kty === 'OKP') {
@@ -378,12 +385,17 @@ function checkSignature(jwt: ParsedJwt, k: CompiledKey): boolean {
   if (a.sigLen !== undefined && jwt.signature.length !== a.sigLen) return false;
   try {
     if (a.kty === 'OKP') return verify(null, jwt.signed, k.key, jwt.signature);
-    if (a.kty === 'EC') return verify(a.hash, jwt.signed, { key: k.key, dsaEncoding: 'ieee-p1363' }, jwt.signature);
+    if (a.kty === 'EC')
+      return verify(a.hash, jwt.signed, { key: k.key, dsaEncoding: 'ieee-p1363' }, jwt.signature);
     if (a.pss)
       return verify(
         a.hash,
         jwt.signed,
-        { key: k.key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: constants.RSA_PSS_SALTLEN_DIGEST },
+        {
+          key: k.key,
+          padding: constants.RSA_PKCS1_PSS_PADDING,
+          saltLength: constants.RSA_PSS_SALTLEN_DIGEST,
+        },
         jwt.signature,
       );
     return verify(a.hash, jwt.signed, k.key, jwt.signature);
@@ -423,7 +435,13 @@ function jwtRun(value: string, start: number): string {
   while (end < value.length) {
     const c = value.charCodeAt(end);
     const ok =
-      (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c === 45 || c === 95 || c === 46 || c === 61;
+      (c >= 48 && c <= 57) ||
+      (c >= 65 && c <= 90) ||
+      (c >= 97 && c <= 122) ||
+      c === 45 ||
+      c === 95 ||
+      c === 46 ||
+      c === 61;
     if (!ok) break;
     end++;
   }
@@ -492,7 +510,6 @@ function claimText(v: unknown): string | undefined {
   else if (typeof v === 'boolean') s = v ? 'true' : 'false';
   else return undefined;
   // a value node:http would refuse to send (CR, LF, NUL, non-latin1) is left out, never sent half
-  // eslint-disable-next-line no-control-regex
   return s === '' || /[^\t\x20-\x7e\x80-\xff]/.test(s) ? undefined : s;
 }
 

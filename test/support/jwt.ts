@@ -2,27 +2,12 @@
  * JWT test helpers: real keys made with node:crypto, JWKS built from them, compact JWS signed with
  * any algorithm (including ones the proxy must refuse), and a loopback JWKS server.
  */
-import {
-  constants,
-  createHmac,
-  generateKeyPairSync,
-  sign,
-  type KeyObject,
-} from 'node:crypto';
+import { constants, createHmac, generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 export type TestAlg =
-  | 'RS256'
-  | 'RS384'
-  | 'RS512'
-  | 'PS256'
-  | 'PS384'
-  | 'PS512'
-  | 'ES256'
-  | 'ES384'
-  | 'ES512'
-  | 'EdDSA';
+  'RS256' | 'RS384' | 'RS512' | 'PS256' | 'PS384' | 'PS512' | 'ES256' | 'ES384' | 'ES512' | 'EdDSA';
 
 export interface TestKey {
   kid: string;
@@ -74,7 +59,10 @@ export function signature(alg: string, key: KeyObject | Buffer | null, input: st
   const data = Buffer.from(input);
   const hash = `sha${alg.slice(2)}`;
   if (alg === 'none' || key === null) return Buffer.alloc(0);
-  if (alg.startsWith('HS')) return createHmac(hash, key as Buffer).update(data).digest();
+  if (alg.startsWith('HS'))
+    return createHmac(hash, key as Buffer)
+      .update(data)
+      .digest();
   if (alg === 'EdDSA') return sign(null, data, key as KeyObject);
   if (alg.startsWith('ES')) return sign(hash, data, { key: key as KeyObject, dsaEncoding: 'ieee-p1363' });
   if (alg.startsWith('PS'))

@@ -34,7 +34,9 @@ describe('weftd: RequestAuthentication with a jwksUri (real API server, loopback
   const k2 = makeKey('rsa', 'k2');
 
   const configOf = async (podName: string): Promise<ProxyConfig | undefined> => {
-    const res = await fetch(`http://127.0.0.1:${weftd.monitoringPort}/debug/config?namespace=${ns}&pod=${podName}`);
+    const res = await fetch(
+      `http://127.0.0.1:${weftd.monitoringPort}/debug/config?namespace=${ns}&pod=${podName}`,
+    );
     return ((await res.json()) as { config?: ProxyConfig }).config;
   };
 
@@ -45,7 +47,12 @@ describe('weftd: RequestAuthentication with a jwksUri (real API server, loopback
     srv = await startJwksServer(jwks(k1));
     const now = new Date();
     const ca = createCA({ commonName: 'weftd-test-ca', ttlMs: HOUR, now });
-    const leaf = issueServing(ca, { commonName: 'weftd', dnsNames: ['weftd.weft-system.svc'], ttlMs: HOUR, now });
+    const leaf = issueServing(ca, {
+      commonName: 'weftd',
+      dnsNames: ['weftd.weft-system.svc'],
+      ttlMs: HOUR,
+      now,
+    });
     dir = mkdtempSync(join(tmpdir(), 'weftd-jwt-'));
     writeFileSync(join(dir, 'tls.crt'), leaf.certPem);
     writeFileSync(join(dir, 'tls.key'), leaf.keyPem);
@@ -107,7 +114,9 @@ describe('weftd: RequestAuthentication with a jwksUri (real API server, loopback
     expect((await configOf('other-1'))?.jwt).to.equal(undefined);
 
     srv.set(jwks(k2));
-    await waitFor('the rotated key', async () => ((kidsOf(await configOf('ingress-1')) ?? [])[0] === 'k2' ? true : null));
+    await waitFor('the rotated key', async () =>
+      (kidsOf(await configOf('ingress-1')) ?? [])[0] === 'k2' ? true : null,
+    );
 
     const hits = srv.hits;
     srv.set('<html>oops</html>', 500);
@@ -123,7 +132,9 @@ describe('weftd: RequestAuthentication with a jwksUri (real API server, loopback
       metadata: { name: 'dead', namespace: ns },
       spec: {
         selector: { matchLabels: { app: 'other' } },
-        jwtRules: [{ issuer: 'https://dead.test', jwksUri: 'http://127.0.0.1:9/jwks.json', timeout: '500ms' }],
+        jwtRules: [
+          { issuer: 'https://dead.test', jwksUri: 'http://127.0.0.1:9/jwks.json', timeout: '500ms' },
+        ],
       },
     });
     const p = await waitFor('the failed fetch reported', async () => {

@@ -7,7 +7,7 @@
  */
 import { expect } from 'chai';
 import { PassThrough } from 'node:stream';
-import type { RequestAuthentication } from '../../../pkg/api/requestauthentication.js';
+import type { JWTRule, RequestAuthentication } from '../../../pkg/api/requestauthentication.js';
 import type { ProxyConfig } from '../../../pkg/proxyconfig/types.js';
 import { requestAuthnFor } from '../../../pkg/translate/requestauthn.js';
 import { jwks, makeKey, signJwt, type TestKey } from '../../support/jwt.js';
@@ -15,12 +15,15 @@ import { request, startProxy, upstream, type Started, type Upstream } from './he
 
 const ISS = 'https://idp.example.com';
 
-function config(up: Upstream, k: TestKey, extra: Partial<RequestAuthentication['spec']['jwtRules'] & object>[0] = {}): ProxyConfig {
+function config(up: Upstream, k: TestKey, extra: Partial<JWTRule> = {}): ProxyConfig {
   const ra: RequestAuthentication = {
     apiVersion: 'security.istio.io/v1',
     kind: 'RequestAuthentication',
     metadata: { name: 'jwt', namespace: 'istio-ingress' },
-    spec: { selector: { matchLabels: { istio: 'ingressgateway' } }, jwtRules: [{ issuer: ISS, jwks: jwks(k), ...extra }] },
+    spec: {
+      selector: { matchLabels: { istio: 'ingressgateway' } },
+      jwtRules: [{ issuer: ISS, jwks: jwks(k), ...extra }],
+    },
   };
   const { jwt } = requestAuthnFor({
     policies: [ra],
@@ -39,7 +42,13 @@ function config(up: Upstream, k: TestKey, extra: Partial<RequestAuthentication['
         name: 'gateway-8080',
         protocol: 'HTTP',
         port: 0,
-        virtualHosts: [{ name: 'all', domains: ['*'], routes: [{ action: { type: 'route', destinations: [{ cluster: 'app', weight: 1 }] } }] }],
+        virtualHosts: [
+          {
+            name: 'all',
+            domains: ['*'],
+            routes: [{ action: { type: 'route', destinations: [{ cluster: 'app', weight: 1 }] } }],
+          },
+        ],
       },
     ],
     clusters: [{ name: 'app', endpoints: [{ address: '127.0.0.1', port: up.port }] }],
@@ -62,7 +71,7 @@ describe('proxy: RequestAuthentication over real HTTP (gateway listener)', funct
   after(async () => {
     await up.close();
   });
-  async function start(extra = {}): Promise<Started> {
+  async function start(extra: Partial<JWTRule> = {}): Promise<Started> {
     log = [];
     const sink = new PassThrough();
     sink.on('data', (d: Buffer) => log.push(...d.toString().split('\n').filter(Boolean)));
@@ -76,7 +85,10 @@ describe('proxy: RequestAuthentication over real HTTP (gateway listener)', funct
   });
 
   it('valid token → 200, Authorization removed upstream, output headers set, forged ones dropped', async () => {
-    const s = await start({ outputClaimToHeaders: [{ header: 'x-user', claim: 'sub' }], outputPayloadToHeader: 'x-jwt' });
+    const s = await start({
+      outputClaimToHeaders: [{ header: 'x-user', claim: 'sub' }],
+      outputPayloadToHeader: 'x-jwt',
+    });
     const t = token();
     const r = await request(s.port, { headers: { authorization: `Bearer ${t}`, 'x-user': 'mallory' } });
     expect(r.status).to.equal(200);
@@ -102,11 +114,33 @@ describe('proxy: RequestAuthentication over real HTTP (gateway listener)', funct
   });
 
   const refusals: [string, () => Record<string, string>, string, number][] = [
-    ['garbage', () => ({ authorization: 'Bearer deadbeef' }), 'Jwt is not in the form of Header.Payload.Signature with two dots and 3 sections', 401],
+    [
+      'garbage',
+      () => ({ authorization: 'Bearer deadbeef' }),
+      'Jwt is not in the form of Header.Payload.Signature with two dots and 3 sections',
+      401,
+    ],
     ['expired', () => ({ authorization: `Bearer ${token({ exp: now() - 3600 })}` }), 'Jwt is expired', 401],
-    ['alg none', () => ({ authorization: `Bearer ${signJwt('none', null, { iss: ISS, sub: 'x' })}` }), 'Jwt header [alg] is not supported', 401],
-    ['unknown issuer', () => ({ authorization: `Bearer ${token({ iss: 'https://evil' })}` }), 'Jwt issuer is not configured', 401],
-    ['signed by another key', () => ({ authorization: `Bearer ${signJwt('RS256', makeKey('rsa', 'k1').privateKey, { iss: ISS, sub: 'x' }, { kid: 'k1' })}` }), 'Jwt verification fails', 401],
+    [
+      'alg none',
+      () => ({ authorization: `Bearer ${signJwt('none', null, { iss: ISS, sub: 'x' })}` }),
+      'Jwt header [alg] is not supported',
+      401,
+    ],
+    [
+      'unknown issuer',
+      () => ({ authorization: `Bearer ${token({ iss: 'https://evil' })}` }),
+      'Jwt issuer is not configured',
+      401,
+    ],
+    [
+      'signed by another key',
+      () => ({
+        authorization: `Bearer ${signJwt('RS256', makeKey('rsa', 'k1').privateKey, { iss: ISS, sub: 'x' }, { kid: 'k1' })}`,
+      }),
+      'Jwt verification fails',
+      401,
+    ],
   ];
   for (const [name, headers, message, status] of refusals)
     it(`${name} → ${status} "${message}", nothing reaches the upstream`, async () => {
@@ -114,7 +148,9 @@ describe('proxy: RequestAuthentication over real HTTP (gateway listener)', funct
       const r = await request(s.port, { host: 'shop.example.com', path: '/cart?x=1', headers: headers() });
       expect(r.status).to.equal(status);
       expect(r.body).to.equal(message);
-      expect(r.headers['www-authenticate']).to.equal('Bearer realm="http://shop.example.com/cart", error="invalid_token"');
+      expect(r.headers['www-authenticate']).to.equal(
+        'Bearer realm="http://shop.example.com/cart", error="invalid_token"',
+      );
       expect(r.headers['x-weft-response-flags']).to.equal('JWT');
       expect(up.seen).to.have.length(0);
     });
@@ -128,7 +164,9 @@ describe('proxy: RequestAuthentication over real HTTP (gateway listener)', funct
 
   it('a 20 KiB token is refused unparsed (JWT size limit), never reaching the upstream', async () => {
     const s = await start({ fromHeaders: [{ name: 'x-token' }] });
-    const r = await request(s.port, { headers: { 'x-token': `${'a'.repeat(10_000)}.${'b'.repeat(10_000)}.c` } });
+    const r = await request(s.port, {
+      headers: { 'x-token': `${'a'.repeat(10_000)}.${'b'.repeat(10_000)}.c` },
+    });
     expect(r.status).to.equal(401);
     expect(r.body).to.equal('Jwt is larger than 16384 bytes');
     expect(up.seen).to.have.length(0);
@@ -140,7 +178,9 @@ describe('proxy: RequestAuthentication over real HTTP (gateway listener)', funct
     await request(s.port, { headers: { authorization: `Bearer ${token({ exp: now() - 3600 })}` } });
     const m = await request(s.metrics, { path: '/stats/prometheus' });
     expect(m.body).to.contain(`weft_proxy_jwt_authn_total{issuer="${ISS}",result="success",reason="ok"} 1`);
-    expect(m.body).to.contain(`weft_proxy_jwt_authn_total{issuer="${ISS}",result="failure",reason="JwtExpired"} 1`);
+    expect(m.body).to.contain(
+      `weft_proxy_jwt_authn_total{issuer="${ISS}",result="failure",reason="JwtExpired"} 1`,
+    );
     await new Promise((r) => setImmediate(r));
     await new Promise((r) => setImmediate(r));
     const lines = log.map((l) => JSON.parse(l) as Record<string, unknown>);

@@ -23,7 +23,18 @@ import { b64u, jwks, keyKindFor, makeKey, signJwt, type TestAlg, type TestKey } 
 
 const NOW = 1_800_000_000;
 const ISS = 'https://issuer.example.com';
-const ALGS: TestAlg[] = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'];
+const ALGS: TestAlg[] = [
+  'RS256',
+  'RS384',
+  'RS512',
+  'PS256',
+  'PS384',
+  'PS512',
+  'ES256',
+  'ES384',
+  'ES512',
+  'EdDSA',
+];
 
 const keys: Record<string, TestKey> = {};
 const key = (kind: Parameters<typeof makeKey>[0], kid: string): TestKey => (keys[kid] ??= makeKey(kind, kid));
@@ -74,7 +85,10 @@ describe('proxy JWT verification (RequestAuthentication)', () => {
       const kind = keyKindFor(alg);
       it(`${alg}: a token signed with the JWKS key is accepted`, () => {
         const k = key(kind, `${kind}-a`);
-        expectStatus(run([provider({ jwks: jwks(k) })], bearer(signJwt(alg, k.privateKey, claims(), { kid: k.kid }))), 'Ok');
+        expectStatus(
+          run([provider({ jwks: jwks(k) })], bearer(signJwt(alg, k.privateKey, claims(), { kid: k.kid }))),
+          'Ok',
+        );
       });
       it(`${alg}: a token signed by another key of the same type fails verification`, () => {
         const k = key(kind, `${kind}-a`);
@@ -100,7 +114,10 @@ describe('proxy JWT verification (RequestAuthentication)', () => {
       const k = key('P-256', 'P-256-a');
       const input = `${b64u(JSON.stringify({ alg: 'ES256' }))}.${b64u(JSON.stringify(claims()))}`;
       const der = createHash('sha256').update('x').digest(); // 32 bytes: wrong length for raw form
-      expectStatus(run([provider({ jwks: jwks(k) })], bearer(`${input}.${b64u(Buffer.concat([der, der, der]))}`)), 'JwtVerificationFail');
+      expectStatus(
+        run([provider({ jwks: jwks(k) })], bearer(`${input}.${b64u(Buffer.concat([der, der, der]))}`)),
+        'JwtVerificationFail',
+      );
     });
     it('PS256 signature presented as RS256 fails', () => {
       const k = key('rsa', 'rsa-a');
@@ -116,15 +133,47 @@ describe('proxy JWT verification (RequestAuthentication)', () => {
     const cases: [string, () => string, JwtStatus][] = [
       ['alg none, empty signature', () => signJwt('none', null, claims()), 'JwtHeaderNotImplementedAlg'],
       ['alg None (case)', () => signJwt('None', null, claims()), 'JwtHeaderNotImplementedAlg'],
-      ['alg none with a signature', () => signJwt('none', null, claims()) + 'AAAA', 'JwtHeaderNotImplementedAlg'],
-      ['HS256 keyed with the RSA public key PEM (classic confusion)', () => signJwt('HS256', pem(), claims()), 'JwtHeaderNotImplementedAlg'],
-      ['HS384 keyed with the RSA public key PEM', () => signJwt('HS384', pem(), claims()), 'JwtHeaderNotImplementedAlg'],
-      ['HS512 keyed with the RSA public key PEM', () => signJwt('HS512', pem(), claims()), 'JwtHeaderNotImplementedAlg'],
-      ['HS256 keyed with the JWK n', () => signJwt('HS256', Buffer.from(String(rsa().jwk.n)), claims()), 'JwtHeaderNotImplementedAlg'],
-      ['ES256K (unsupported curve alg)', () => signJwt('ES256K', null, claims()), 'JwtHeaderNotImplementedAlg'],
+      [
+        'alg none with a signature',
+        () => signJwt('none', null, claims()) + 'AAAA',
+        'JwtHeaderNotImplementedAlg',
+      ],
+      [
+        'HS256 keyed with the RSA public key PEM (classic confusion)',
+        () => signJwt('HS256', pem(), claims()),
+        'JwtHeaderNotImplementedAlg',
+      ],
+      [
+        'HS384 keyed with the RSA public key PEM',
+        () => signJwt('HS384', pem(), claims()),
+        'JwtHeaderNotImplementedAlg',
+      ],
+      [
+        'HS512 keyed with the RSA public key PEM',
+        () => signJwt('HS512', pem(), claims()),
+        'JwtHeaderNotImplementedAlg',
+      ],
+      [
+        'HS256 keyed with the JWK n',
+        () => signJwt('HS256', Buffer.from(String(rsa().jwk.n)), claims()),
+        'JwtHeaderNotImplementedAlg',
+      ],
+      [
+        'ES256K (unsupported curve alg)',
+        () => signJwt('ES256K', null, claims()),
+        'JwtHeaderNotImplementedAlg',
+      ],
       ['Ed25519 as alg name', () => signJwt('Ed25519', null, claims()), 'JwtHeaderNotImplementedAlg'],
-      ['alg missing', () => `${b64u('{"typ":"JWT"}')}.${b64u(JSON.stringify(claims()))}.AAAA`, 'JwtHeaderBadAlg'],
-      ['alg a number', () => `${b64u('{"alg":256}')}.${b64u(JSON.stringify(claims()))}.AAAA`, 'JwtHeaderBadAlg'],
+      [
+        'alg missing',
+        () => `${b64u('{"typ":"JWT"}')}.${b64u(JSON.stringify(claims()))}.AAAA`,
+        'JwtHeaderBadAlg',
+      ],
+      [
+        'alg a number',
+        () => `${b64u('{"alg":256}')}.${b64u(JSON.stringify(claims()))}.AAAA`,
+        'JwtHeaderBadAlg',
+      ],
       ['alg __proto__', () => signJwt('__proto__', null, claims()), 'JwtHeaderNotImplementedAlg'],
       ['alg toString', () => signJwt('toString', null, claims()), 'JwtHeaderNotImplementedAlg'],
     ];
@@ -137,7 +186,10 @@ describe('proxy JWT verification (RequestAuthentication)', () => {
       const c = compileJwt({ providers: [provider({ jwks: set })] });
       expect(c.providers[0]!.keys).to.have.length(0);
       expect(c.warnings.join()).to.contain('symmetric');
-      expectStatus(run([provider({ jwks: set })], bearer(signJwt('HS256', secret, claims(), { kid: 'h' }))), 'JwtHeaderNotImplementedAlg');
+      expectStatus(
+        run([provider({ jwks: set })], bearer(signJwt('HS256', secret, claims(), { kid: 'h' }))),
+        'JwtHeaderNotImplementedAlg',
+      );
     });
     const mismatch: [string, TestAlg, Parameters<typeof makeKey>[0], string][] = [
       ['RS256 token, only an EC key', 'RS256', 'P-256', 'P-256-a'],
@@ -152,12 +204,18 @@ describe('proxy JWT verification (RequestAuthentication)', () => {
       it(`key type must fit the alg: ${name}`, () => {
         const signer = key(keyKindFor(alg), `${keyKindFor(alg)}-a`);
         const k = key(kind, kid);
-        expectStatus(run([provider({ jwks: jwks(k) })], bearer(signJwt(alg, signer.privateKey, claims()))), 'JwksKidAlgMismatch');
+        expectStatus(
+          run([provider({ jwks: jwks(k) })], bearer(signJwt(alg, signer.privateKey, claims()))),
+          'JwksKidAlgMismatch',
+        );
       });
     it('a JWK alg other than the token alg is skipped (RS256 key, PS256 token)', () => {
       const k = key('rsa', 'rsa-a');
       const set = jwks({ ...k.jwk, alg: 'RS256' });
-      expectStatus(run([provider({ jwks: set })], bearer(signJwt('PS256', k.privateKey, claims()))), 'JwksKidAlgMismatch');
+      expectStatus(
+        run([provider({ jwks: set })], bearer(signJwt('PS256', k.privateKey, claims()))),
+        'JwksKidAlgMismatch',
+      );
     });
     it('a JWK alg equal to the token alg is used', () => {
       const k = key('rsa', 'rsa-a');
@@ -170,14 +228,54 @@ describe('proxy JWT verification (RequestAuthentication)', () => {
     const a = (): TestKey => key('rsa', 'rsa-a');
     const b = (): TestKey => key('rsa', 'rsa-b');
     const cases: [string, () => string, () => string, JwtStatus][] = [
-      ['kid matches one key', () => jwks(b(), a()), () => signJwt('RS256', a().privateKey, claims(), { kid: 'rsa-a' }), 'Ok'],
-      ['kid matches no key', () => jwks(a(), b()), () => signJwt('RS256', a().privateKey, claims(), { kid: 'nope' }), 'JwksKidAlgMismatch'],
-      ['kid names the wrong key', () => jwks(a(), b()), () => signJwt('RS256', a().privateKey, claims(), { kid: 'rsa-b' }), 'JwtVerificationFail'],
-      ['token kid, key without kid: tried', () => jwks({ ...a().jwk, kid: undefined }), () => signJwt('RS256', a().privateKey, claims(), { kid: 'x' }), 'Ok'],
-      ['no token kid: all keys tried', () => jwks(b(), a()), () => signJwt('RS256', a().privateKey, claims()), 'Ok'],
-      ['two keys share a kid, second is right', () => jwks({ ...b().jwk, kid: 'same' }, { ...a().jwk, kid: 'same' }), () => signJwt('RS256', a().privateKey, claims(), { kid: 'same' }), 'Ok'],
-      ['kid a number', () => jwks(a()), () => signJwt('RS256', a().privateKey, claims(), { kid: 7 }), 'JwtHeaderBadKid'],
-      ['kid null', () => jwks(a()), () => signJwt('RS256', a().privateKey, claims(), { kid: null }), 'JwtHeaderBadKid'],
+      [
+        'kid matches one key',
+        () => jwks(b(), a()),
+        () => signJwt('RS256', a().privateKey, claims(), { kid: 'rsa-a' }),
+        'Ok',
+      ],
+      [
+        'kid matches no key',
+        () => jwks(a(), b()),
+        () => signJwt('RS256', a().privateKey, claims(), { kid: 'nope' }),
+        'JwksKidAlgMismatch',
+      ],
+      [
+        'kid names the wrong key',
+        () => jwks(a(), b()),
+        () => signJwt('RS256', a().privateKey, claims(), { kid: 'rsa-b' }),
+        'JwtVerificationFail',
+      ],
+      [
+        'token kid, key without kid: tried',
+        () => jwks({ ...a().jwk, kid: undefined }),
+        () => signJwt('RS256', a().privateKey, claims(), { kid: 'x' }),
+        'Ok',
+      ],
+      [
+        'no token kid: all keys tried',
+        () => jwks(b(), a()),
+        () => signJwt('RS256', a().privateKey, claims()),
+        'Ok',
+      ],
+      [
+        'two keys share a kid, second is right',
+        () => jwks({ ...b().jwk, kid: 'same' }, { ...a().jwk, kid: 'same' }),
+        () => signJwt('RS256', a().privateKey, claims(), { kid: 'same' }),
+        'Ok',
+      ],
+      [
+        'kid a number',
+        () => jwks(a()),
+        () => signJwt('RS256', a().privateKey, claims(), { kid: 7 }),
+        'JwtHeaderBadKid',
+      ],
+      [
+        'kid null',
+        () => jwks(a()),
+        () => signJwt('RS256', a().privateKey, claims(), { kid: null }),
+        'JwtHeaderBadKid',
+      ],
     ];
     for (const [name, set, token, want] of cases)
       it(name, () => expectStatus(run([provider({ jwks: set() })], bearer(token())), want));
@@ -206,7 +304,10 @@ describe('proxy JWT verification (RequestAuthentication)', () => {
     for (const [name, extra, want] of cases)
       it(name, () => {
         const k = key('ed25519', 'ed25519-a');
-        expectStatus(run([provider({ jwks: jwks(k) })], bearer(signJwt('EdDSA', k.privateKey, claims(extra)))), want);
+        expectStatus(
+          run([provider({ jwks: jwks(k) })], bearer(signJwt('EdDSA', k.privateKey, claims(extra)))),
+          want,
+        );
       });
   });
 
@@ -226,7 +327,12 @@ describe('proxy JWT verification (RequestAuthentication)', () => {
       ['aud does not match: 403', { aud: 'web' }, ['api'], 'JwtAudienceNotAllowed'],
       ['no aud with audiences set: 403', {}, ['api'], 'JwtAudienceNotAllowed'],
       ['empty aud list: 403', { aud: [] }, ['api'], 'JwtAudienceNotAllowed'],
-      ['aud https:// and trailing slash ignored', { aud: 'https://api.example.com/' }, ['api.example.com'], 'Ok'],
+      [
+        'aud https:// and trailing slash ignored',
+        { aud: 'https://api.example.com/' },
+        ['api.example.com'],
+        'Ok',
+      ],
       ['configured http:// ignored', { aud: 'api.example.com' }, ['http://api.example.com'], 'Ok'],
       ['aud a number', { aud: 5 }, ['api'], 'JwtPayloadParseErrorAudNotString'],
       ['aud list with a number', { aud: ['api', 5] }, ['api'], 'JwtPayloadParseErrorAudNotString'],
@@ -241,7 +347,10 @@ describe('proxy JWT verification (RequestAuthentication)', () => {
       const p = provider({ jwks: jwks(k()), audiences: ['api'] });
       const r = run([p], bearer(signJwt('ES256', k().privateKey, claims({ aud: 'web' }))), '/a/b?x=1');
       expect(r).to.include({ ok: false, status: 403 });
-      if (!r.ok) expect(r.wwwAuthenticate).to.equal('Bearer realm="http://app.example.com/a/b", error="invalid_token"');
+      if (!r.ok)
+        expect(r.wwwAuthenticate).to.equal(
+          'Bearer realm="http://app.example.com/a/b", error="invalid_token"',
+        );
     });
   });
 
@@ -254,22 +363,135 @@ describe('proxy JWT verification (RequestAuthentication)', () => {
       ['two sections', () => good().slice(0, 2).join('.'), 'JwtBadFormat'],
       ['four sections', () => [...good(), 'AAAA'].join('.'), 'JwtBadFormat'],
       ['only dots', () => '..', 'JwtHeaderParseErrorBadJson'],
-      ['header padded with =', () => { const g = good(); return `${g[0]}=.${g[1]}.${g[2]}`; }, 'JwtHeaderParseErrorBadBase64'],
-      ['header in standard base64 (+ and /)', () => { const g = good(); return `${Buffer.from('{"alg":"RS256","x":"\u00fb\u00ff"}').toString('base64')}.${g[1]}.${g[2]}`; }, 'JwtHeaderParseErrorBadBase64'],
-      ['header length 4n+1', () => { const g = good(); return `${g[0]}A.${g[1]}.${g[2]}`; }, 'JwtHeaderParseErrorBadBase64'],
-      ['header not JSON', () => { const g = good(); return `${b64u('{alg:RS256}')}.${g[1]}.${g[2]}`; }, 'JwtHeaderParseErrorBadJson'],
-      ['header a JSON array', () => { const g = good(); return `${b64u('["RS256"]')}.${g[1]}.${g[2]}`; }, 'JwtHeaderParseErrorBadJson'],
-      ['header JSON null', () => { const g = good(); return `${b64u('null')}.${g[1]}.${g[2]}`; }, 'JwtHeaderParseErrorBadJson'],
-      ['payload with a space', () => { const g = good(); return `${g[0]}.${g[1]} .${g[2]}`; }, 'JwtPayloadParseErrorBadBase64'],
-      ['payload with %', () => { const g = good(); return `${g[0]}.%${g[1]}.${g[2]}`; }, 'JwtPayloadParseErrorBadBase64'],
-      ['payload non-canonical last char', () => { const g = good(); const p = b64u('{"a":1}'); return `${g[0]}.${p.slice(0, -1)}${String.fromCharCode(p.charCodeAt(p.length - 1) + 1)}.${g[2]}`; }, 'JwtPayloadParseErrorBadBase64'],
-      ['payload not JSON', () => { const g = good(); return `${g[0]}.${b64u('sub=alice')}.${g[2]}`; }, 'JwtPayloadParseErrorBadJson'],
-      ['payload a JSON string', () => { const g = good(); return `${g[0]}.${b64u('"alice"')}.${g[2]}`; }, 'JwtPayloadParseErrorBadJson'],
-      ['payload empty', () => { const g = good(); return `${g[0]}..${g[2]}`; }, 'JwtPayloadParseErrorBadJson'],
-      ['signature with =', () => { const g = good(); return `${g[0]}.${g[1]}.${g[2]}==`; }, 'JwtSignatureParseErrorBadBase64'],
-      ['signature with /', () => { const g = good(); return `${g[0]}.${g[1]}.${g[2]!.slice(1)}/`; }, 'JwtSignatureParseErrorBadBase64'],
-      ['signature empty', () => { const g = good(); return `${g[0]}.${g[1]}.`; }, 'JwtVerificationFail'],
-      ['signature truncated', () => { const g = good(); return `${g[0]}.${g[1]}.${g[2]!.slice(0, 40)}`; }, 'JwtVerificationFail'],
+      [
+        'header padded with =',
+        () => {
+          const g = good();
+          return `${g[0]}=.${g[1]}.${g[2]}`;
+        },
+        'JwtHeaderParseErrorBadBase64',
+      ],
+      [
+        'header in standard base64 (+ and /)',
+        () => {
+          const g = good();
+          return `${Buffer.from('{"alg":"RS256","x":"\u00fb\u00ff"}').toString('base64')}.${g[1]}.${g[2]}`;
+        },
+        'JwtHeaderParseErrorBadBase64',
+      ],
+      [
+        'header length 4n+1',
+        () => {
+          const g = good();
+          return `${g[0]}A.${g[1]}.${g[2]}`;
+        },
+        'JwtHeaderParseErrorBadBase64',
+      ],
+      [
+        'header not JSON',
+        () => {
+          const g = good();
+          return `${b64u('{alg:RS256}')}.${g[1]}.${g[2]}`;
+        },
+        'JwtHeaderParseErrorBadJson',
+      ],
+      [
+        'header a JSON array',
+        () => {
+          const g = good();
+          return `${b64u('["RS256"]')}.${g[1]}.${g[2]}`;
+        },
+        'JwtHeaderParseErrorBadJson',
+      ],
+      [
+        'header JSON null',
+        () => {
+          const g = good();
+          return `${b64u('null')}.${g[1]}.${g[2]}`;
+        },
+        'JwtHeaderParseErrorBadJson',
+      ],
+      [
+        'payload with a space',
+        () => {
+          const g = good();
+          return `${g[0]}.${g[1]} .${g[2]}`;
+        },
+        'JwtPayloadParseErrorBadBase64',
+      ],
+      [
+        'payload with %',
+        () => {
+          const g = good();
+          return `${g[0]}.%${g[1]}.${g[2]}`;
+        },
+        'JwtPayloadParseErrorBadBase64',
+      ],
+      [
+        'payload non-canonical last char',
+        () => {
+          const g = good();
+          const p = b64u('{"a":1}');
+          return `${g[0]}.${p.slice(0, -1)}${String.fromCharCode(p.charCodeAt(p.length - 1) + 1)}.${g[2]}`;
+        },
+        'JwtPayloadParseErrorBadBase64',
+      ],
+      [
+        'payload not JSON',
+        () => {
+          const g = good();
+          return `${g[0]}.${b64u('sub=alice')}.${g[2]}`;
+        },
+        'JwtPayloadParseErrorBadJson',
+      ],
+      [
+        'payload a JSON string',
+        () => {
+          const g = good();
+          return `${g[0]}.${b64u('"alice"')}.${g[2]}`;
+        },
+        'JwtPayloadParseErrorBadJson',
+      ],
+      [
+        'payload empty',
+        () => {
+          const g = good();
+          return `${g[0]}..${g[2]}`;
+        },
+        'JwtPayloadParseErrorBadJson',
+      ],
+      [
+        'signature with =',
+        () => {
+          const g = good();
+          return `${g[0]}.${g[1]}.${g[2]}==`;
+        },
+        'JwtSignatureParseErrorBadBase64',
+      ],
+      [
+        'signature with /',
+        () => {
+          const g = good();
+          return `${g[0]}.${g[1]}.${g[2]!.slice(1)}/`;
+        },
+        'JwtSignatureParseErrorBadBase64',
+      ],
+      [
+        'signature empty',
+        () => {
+          const g = good();
+          return `${g[0]}.${g[1]}.`;
+        },
+        'JwtVerificationFail',
+      ],
+      [
+        'signature truncated',
+        () => {
+          const g = good();
+          return `${g[0]}.${g[1]}.${g[2]!.slice(0, 40)}`;
+        },
+        'JwtVerificationFail',
+      ],
       [`token of ${MAX_TOKEN_BYTES + 1} bytes`, () => 'a'.repeat(MAX_TOKEN_BYTES + 1), 'JwtTooLarge'],
       ['a 1 MB token', () => `${'a'.repeat(500_000)}.${'b'.repeat(500_000)}.c`, 'JwtTooLarge'],
     ];
@@ -280,7 +502,11 @@ describe('proxy JWT verification (RequestAuthentication)', () => {
         expectStatus(run([p], { 'x-jwt': token() }), want);
       });
     it('a signed token just under the size limit is accepted', () => {
-      const t = signJwt('RS256', k().privateKey, claims({ pad: 'x'.repeat((MAX_TOKEN_BYTES * 3) / 4 - 600) }));
+      const t = signJwt(
+        'RS256',
+        k().privateKey,
+        claims({ pad: 'x'.repeat((MAX_TOKEN_BYTES * 3) / 4 - 600) }),
+      );
       expect(t.length).to.be.below(MAX_TOKEN_BYTES);
       expectStatus(run([provider({ jwks: jwks(k()) })], bearer(t)), 'Ok');
     });
@@ -291,31 +517,136 @@ describe('proxy JWT verification (RequestAuthentication)', () => {
     const tok = (): string => signJwt('EdDSA', k().privateKey, claims());
     const bad = 'eyJhbGciOiJub25lIn0.e30.';
     type L = Pick<JwtProvider, 'fromHeaders' | 'fromParams' | 'fromCookies'>;
-    const cases: [string, L, (t: string) => { headers: Record<string, string>; url?: string }, JwtStatus | 'none'][] = [
+    const cases: [
+      string,
+      L,
+      (t: string) => { headers: Record<string, string>; url?: string },
+      JwtStatus | 'none',
+    ][] = [
       ['default: Authorization Bearer', {}, (t) => ({ headers: bearer(t) }), 'Ok'],
       ['default: ?access_token=', {}, (t) => ({ headers: {}, url: `/p?a=1&access_token=${t}` }), 'Ok'],
-      ['default: lowercase bearer is not the prefix: no token', {}, (t) => ({ headers: { authorization: `bearer ${t}` } }), 'none'],
-      ['default: Basic credentials: no token', {}, () => ({ headers: { authorization: 'Basic dXNlcjpwYXNz' } }), 'none'],
-      ['default: prefix found later in the value (Envoy finds it anywhere)', {}, (t) => ({ headers: { authorization: `Foo, Bearer ${t}` } }), 'Ok'],
-      ['default: token ends at the first non-JWT character', {}, (t) => ({ headers: { authorization: `Bearer ${t}, more` } }), 'Ok'],
-      ['default: invalid token in Authorization: 401', {}, () => ({ headers: bearer(bad) }), 'JwtHeaderNotImplementedAlg'],
-      ['default: invalid access_token: 401', {}, () => ({ headers: {}, url: `/?access_token=${bad}` }), 'JwtHeaderNotImplementedAlg'],
+      [
+        'default: lowercase bearer is not the prefix: no token',
+        {},
+        (t) => ({ headers: { authorization: `bearer ${t}` } }),
+        'none',
+      ],
+      [
+        'default: Basic credentials: no token',
+        {},
+        () => ({ headers: { authorization: 'Basic dXNlcjpwYXNz' } }),
+        'none',
+      ],
+      [
+        'default: prefix found later in the value (Envoy finds it anywhere)',
+        {},
+        (t) => ({ headers: { authorization: `Foo, Bearer ${t}` } }),
+        'Ok',
+      ],
+      [
+        'default: token ends at the first non-JWT character',
+        {},
+        (t) => ({ headers: { authorization: `Bearer ${t}, more` } }),
+        'Ok',
+      ],
+      [
+        'default: invalid token in Authorization: 401',
+        {},
+        () => ({ headers: bearer(bad) }),
+        'JwtHeaderNotImplementedAlg',
+      ],
+      [
+        'default: invalid access_token: 401',
+        {},
+        () => ({ headers: {}, url: `/?access_token=${bad}` }),
+        'JwtHeaderNotImplementedAlg',
+      ],
       ['default: no token anywhere', {}, () => ({ headers: {} }), 'none'],
-      ['default: a token in a cookie is not looked at', {}, () => ({ headers: { cookie: `access_token=${bad}` } }), 'none'],
-      ['fromHeaders with prefix', { fromHeaders: [{ name: 'X-Auth', prefix: 'Token ' }] }, (t) => ({ headers: { 'x-auth': `Token ${t}` } }), 'Ok'],
-      ['fromHeaders with prefix: value without it is not a token', { fromHeaders: [{ name: 'x-auth', prefix: 'Token ' }] }, (t) => ({ headers: { 'x-auth': t } }), 'none'],
-      ['fromHeaders without prefix: whole value', { fromHeaders: [{ name: 'x-auth' }] }, (t) => ({ headers: { 'x-auth': t } }), 'Ok'],
-      ['fromHeaders without prefix: Bearer text makes it invalid', { fromHeaders: [{ name: 'x-auth' }] }, (t) => ({ headers: { 'x-auth': `Bearer ${t}` } }), 'JwtHeaderParseErrorBadBase64'],
-      ['fromHeaders set: Authorization is no longer looked at', { fromHeaders: [{ name: 'x-auth' }] }, () => ({ headers: bearer(bad) }), 'none'],
-      ['fromHeaders set: access_token is no longer looked at', { fromHeaders: [{ name: 'x-auth' }] }, () => ({ headers: {}, url: `/?access_token=${bad}` }), 'none'],
+      [
+        'default: a token in a cookie is not looked at',
+        {},
+        () => ({ headers: { cookie: `access_token=${bad}` } }),
+        'none',
+      ],
+      [
+        'fromHeaders with prefix',
+        { fromHeaders: [{ name: 'X-Auth', prefix: 'Token ' }] },
+        (t) => ({ headers: { 'x-auth': `Token ${t}` } }),
+        'Ok',
+      ],
+      [
+        'fromHeaders with prefix: value without it is not a token',
+        { fromHeaders: [{ name: 'x-auth', prefix: 'Token ' }] },
+        (t) => ({ headers: { 'x-auth': t } }),
+        'none',
+      ],
+      [
+        'fromHeaders without prefix: whole value',
+        { fromHeaders: [{ name: 'x-auth' }] },
+        (t) => ({ headers: { 'x-auth': t } }),
+        'Ok',
+      ],
+      [
+        'fromHeaders without prefix: Bearer text makes it invalid',
+        { fromHeaders: [{ name: 'x-auth' }] },
+        (t) => ({ headers: { 'x-auth': `Bearer ${t}` } }),
+        'JwtHeaderParseErrorBadBase64',
+      ],
+      [
+        'fromHeaders set: Authorization is no longer looked at',
+        { fromHeaders: [{ name: 'x-auth' }] },
+        () => ({ headers: bearer(bad) }),
+        'none',
+      ],
+      [
+        'fromHeaders set: access_token is no longer looked at',
+        { fromHeaders: [{ name: 'x-auth' }] },
+        () => ({ headers: {}, url: `/?access_token=${bad}` }),
+        'none',
+      ],
       ['fromParams', { fromParams: ['token'] }, (t) => ({ headers: {}, url: `/x?token=${t}` }), 'Ok'],
-      ['fromParams: first value of a repeated param', { fromParams: ['token'] }, (t) => ({ headers: {}, url: `/x?token=${t}&token=${bad}` }), 'Ok'],
-      ['fromParams: percent-encoded token is decoded', { fromParams: ['token'] }, (t) => ({ headers: {}, url: `/x?token=${t.replace(/\./g, '%2E')}` }), 'Ok'],
-      ['fromParams: another param name is ignored', { fromParams: ['token'] }, () => ({ headers: {}, url: `/x?tok=${bad}` }), 'none'],
-      ['fromCookies', { fromCookies: ['session'] }, (t) => ({ headers: { cookie: `a=b; session=${t}; c=d` } }), 'Ok'],
-      ['fromCookies: quoted value', { fromCookies: ['session'] }, (t) => ({ headers: { cookie: `session="${t}"` } }), 'Ok'],
-      ['fromCookies: name must match exactly', { fromCookies: ['session'] }, () => ({ headers: { cookie: `xsession=${bad}` } }), 'none'],
-      ['fromCookies: invalid cookie token: 401', { fromCookies: ['session'] }, () => ({ headers: { cookie: `session=${bad}` } }), 'JwtHeaderNotImplementedAlg'],
+      [
+        'fromParams: first value of a repeated param',
+        { fromParams: ['token'] },
+        (t) => ({ headers: {}, url: `/x?token=${t}&token=${bad}` }),
+        'Ok',
+      ],
+      [
+        'fromParams: percent-encoded token is decoded',
+        { fromParams: ['token'] },
+        (t) => ({ headers: {}, url: `/x?token=${t.replace(/\./g, '%2E')}` }),
+        'Ok',
+      ],
+      [
+        'fromParams: another param name is ignored',
+        { fromParams: ['token'] },
+        () => ({ headers: {}, url: `/x?tok=${bad}` }),
+        'none',
+      ],
+      [
+        'fromCookies',
+        { fromCookies: ['session'] },
+        (t) => ({ headers: { cookie: `a=b; session=${t}; c=d` } }),
+        'Ok',
+      ],
+      [
+        'fromCookies: quoted value',
+        { fromCookies: ['session'] },
+        (t) => ({ headers: { cookie: `session="${t}"` } }),
+        'Ok',
+      ],
+      [
+        'fromCookies: name must match exactly',
+        { fromCookies: ['session'] },
+        () => ({ headers: { cookie: `xsession=${bad}` } }),
+        'none',
+      ],
+      [
+        'fromCookies: invalid cookie token: 401',
+        { fromCookies: ['session'] },
+        () => ({ headers: { cookie: `session=${bad}` } }),
+        'JwtHeaderNotImplementedAlg',
+      ],
     ];
     for (const [name, loc, req, want] of cases)
       it(name, () => {
@@ -335,11 +666,20 @@ describe('proxy JWT verification (RequestAuthentication)', () => {
       expect(r.stripHeaders).to.include('authorization');
     });
     it('forwardOriginalToken true: the token header stays', () => {
-      const r = ok(run([provider({ jwks: jwks(k()), forwardOriginalToken: true })], bearer(signJwt('EdDSA', k().privateKey, claims()))));
+      const r = ok(
+        run(
+          [provider({ jwks: jwks(k()), forwardOriginalToken: true })],
+          bearer(signJwt('EdDSA', k().privateKey, claims())),
+        ),
+      );
       expect(r.stripHeaders).to.not.include('authorization');
     });
     it('no token: nothing removed but forged output headers', () => {
-      const r = ok(run([provider({ jwks: jwks(k()), outputPayloadToHeader: 'X-Jwt-Payload' })], { 'x-jwt-payload': 'forged' }));
+      const r = ok(
+        run([provider({ jwks: jwks(k()), outputPayloadToHeader: 'X-Jwt-Payload' })], {
+          'x-jwt-payload': 'forged',
+        }),
+      );
       expect(r.auth).to.equal(undefined);
       expect(r.stripHeaders).to.deep.equal(['x-jwt-payload']);
     });
@@ -350,29 +690,78 @@ describe('proxy JWT verification (RequestAuthentication)', () => {
       expect(r.stripHeaders).to.include('x-jwt-payload');
     });
     it('outputClaimToHeaders: strings, numbers, booleans and nested claims; others skipped', () => {
-      const t = signJwt('EdDSA', k().privateKey, claims({ group: 'dev', n: 42, f: 1.5, admin: true, org: { team: { name: 'core' } }, list: ['a'], obj: { a: 1 }, nl: 'a\r\nx-evil: 1', empty: '' }));
-      const out = ['group', 'n', 'f', 'admin', 'org.team.name', 'list', 'obj', 'nl', 'missing', 'empty', 'org.nope.x'].map((claim, i) => ({ header: `x-c${i}`, claim }));
+      const t = signJwt(
+        'EdDSA',
+        k().privateKey,
+        claims({
+          group: 'dev',
+          n: 42,
+          f: 1.5,
+          admin: true,
+          org: { team: { name: 'core' } },
+          list: ['a'],
+          obj: { a: 1 },
+          nl: 'a\r\nx-evil: 1',
+          empty: '',
+        }),
+      );
+      const out = [
+        'group',
+        'n',
+        'f',
+        'admin',
+        'org.team.name',
+        'list',
+        'obj',
+        'nl',
+        'missing',
+        'empty',
+        'org.nope.x',
+      ].map((claim, i) => ({ header: `x-c${i}`, claim }));
       const r = ok(run([provider({ jwks: jwks(k()), outputClaimToHeaders: out })], bearer(t)));
-      expect(r.addHeaders).to.deep.equal([['x-c0', 'dev'], ['x-c1', '42'], ['x-c2', '1.5'], ['x-c3', 'true'], ['x-c4', 'core']]);
+      expect(r.addHeaders).to.deep.equal([
+        ['x-c0', 'dev'],
+        ['x-c1', '42'],
+        ['x-c2', '1.5'],
+        ['x-c3', 'true'],
+        ['x-c4', 'core'],
+      ]);
       expect(r.stripHeaders).to.include.members(out.map((o) => o.header));
     });
     it('RequestAuth: principal iss/sub, audiences, presenter (azp), claims', () => {
-      const t = signJwt('EdDSA', k().privateKey, claims({ aud: ['a', 'b'], azp: 'web-client', groups: ['g'] }));
+      const t = signJwt(
+        'EdDSA',
+        k().privateKey,
+        claims({ aud: ['a', 'b'], azp: 'web-client', groups: ['g'] }),
+      );
       const r = ok(run([provider({ jwks: jwks(k()) })], bearer(t)));
-      expect(r.auth).to.deep.include({ principal: `${ISS}/alice`, audiences: ['a', 'b'], presenter: 'web-client' });
+      expect(r.auth).to.deep.include({
+        principal: `${ISS}/alice`,
+        audiences: ['a', 'b'],
+        presenter: 'web-client',
+      });
       expect(r.auth!.claims).to.deep.include({ groups: ['g'], sub: 'alice' });
     });
     it('RequestAuth: a single aud string becomes a list; no azp, no presenter', () => {
-      const r = ok(run([provider({ jwks: jwks(k()) })], bearer(signJwt('EdDSA', k().privateKey, claims({ aud: 'a' })))));
+      const r = ok(
+        run([provider({ jwks: jwks(k()) })], bearer(signJwt('EdDSA', k().privateKey, claims({ aud: 'a' })))),
+      );
       expect(r.auth!.audiences).to.deep.equal(['a']);
       expect(r.auth).to.not.have.property('presenter');
     });
     it('CORS preflight bypasses JWT checks (Istio sets bypass_cors_preflight)', () => {
-      const r = run([provider({ jwks: jwks(k()) })], { ...bearer('garbage'), origin: 'https://x', 'access-control-request-method': 'GET' }, '/', 'OPTIONS');
+      const r = run(
+        [provider({ jwks: jwks(k()) })],
+        { ...bearer('garbage'), origin: 'https://x', 'access-control-request-method': 'GET' },
+        '/',
+        'OPTIONS',
+      );
       expect(outcome(r)).to.equal('ok:none');
     });
     it('OPTIONS without CORS headers is checked', () => {
-      expect(outcome(run([provider({ jwks: jwks(k()) })], bearer('garbage'), '/', 'OPTIONS'))).to.equal('JwtBadFormat');
+      expect(outcome(run([provider({ jwks: jwks(k()) })], bearer('garbage'), '/', 'OPTIONS'))).to.equal(
+        'JwtBadFormat',
+      );
     });
   });
 
@@ -385,23 +774,40 @@ describe('proxy JWT verification (RequestAuthentication)', () => {
     const pb = (x: Partial<JwtProvider> = {}): JwtProvider => ({ issuer: B, jwks: jwks(kb()), ...x });
     const ta = (x = {}): string => signJwt('ES256', ka().privateKey, { ...claims(x), iss: A });
     const tb = (x = {}): string => signJwt('ES384', kb().privateKey, { ...claims(x), iss: B });
-    it('a token of the second issuer', () => expect(outcome(run([pa(), pb()], bearer(tb())))).to.equal(`ok:${B}/alice`));
-    it('a token of the first issuer', () => expect(outcome(run([pa(), pb()], bearer(ta())))).to.equal(`ok:${A}/alice`));
+    it('a token of the second issuer', () =>
+      expect(outcome(run([pa(), pb()], bearer(tb())))).to.equal(`ok:${B}/alice`));
+    it('a token of the first issuer', () =>
+      expect(outcome(run([pa(), pb()], bearer(ta())))).to.equal(`ok:${A}/alice`));
     it('a token of an issuer no rule has: 401 Jwt issuer is not configured', () => {
       const t = signJwt('ES256', ka().privateKey, { ...claims(), iss: 'https://c.example.com' });
       expect(outcome(run([pa(), pb()], bearer(t)))).to.equal('JwtUnknownIssuer');
     });
     it("a token of B in A's own header is not B's: 401", () => {
-      expect(outcome(run([pa({ fromHeaders: [{ name: 'x-a' }] }), pb({ fromHeaders: [{ name: 'x-b' }] })], { 'x-a': tb() }))).to.equal('JwtUnknownIssuer');
+      expect(
+        outcome(
+          run([pa({ fromHeaders: [{ name: 'x-a' }] }), pb({ fromHeaders: [{ name: 'x-b' }] })], {
+            'x-a': tb(),
+          }),
+        ),
+      ).to.equal('JwtUnknownIssuer');
     });
     it("A valid in its header, garbage in B's header: A's requirement is met (Envoy requires_any)", () => {
-      expect(outcome(run([pa({ fromHeaders: [{ name: 'x-a' }] }), pb({ fromHeaders: [{ name: 'x-b' }] })], { 'x-a': ta(), 'x-b': 'garbage' }))).to.equal(`ok:${A}/alice`);
+      expect(
+        outcome(
+          run([pa({ fromHeaders: [{ name: 'x-a' }] }), pb({ fromHeaders: [{ name: 'x-b' }] })], {
+            'x-a': ta(),
+            'x-b': 'garbage',
+          }),
+        ),
+      ).to.equal(`ok:${A}/alice`);
     });
     it('valid A in Authorization and garbage in access_token (both default locations): 401', () => {
       expect(outcome(run([pa(), pb()], bearer(ta()), '/?access_token=garbage'))).to.equal('JwtBadFormat');
     });
     it('valid A in Authorization and expired B in access_token: 401 Jwt is expired', () => {
-      expect(outcome(run([pa(), pb()], bearer(ta()), `/?access_token=${tb({ exp: NOW - 1000 })}`))).to.equal('JwtExpired');
+      expect(outcome(run([pa(), pb()], bearer(ta()), `/?access_token=${tb({ exp: NOW - 1000 })}`))).to.equal(
+        'JwtExpired',
+      );
     });
     it('valid A and valid B in the shared default locations: passes, both stripped', () => {
       const r = run([pa(), pb()], bearer(ta()), `/?access_token=${tb()}`);
@@ -425,13 +831,28 @@ describe('proxy JWT verification (RequestAuthentication)', () => {
       ['JWKS not JSON: every token refused', () => ({ jwks: 'not json' }), 'JwksNoValidKeys'],
       ['JWKS without keys', () => ({ jwks: '{}' }), 'JwksNoValidKeys'],
       ['JWKS with an empty key list', () => ({ jwks: '{"keys":[]}' }), 'JwksNoValidKeys'],
-      ['weftd could not fetch jwksUri: fails closed', () => ({ jwks: '{"keys":[]}', jwksError: 'connect ECONNREFUSED' }), 'JwksFetchFail'],
-      ['a broken key next to a good one', () => ({ jwks: jwks({ kty: 'RSA', n: 'AA', e: 'AQAB' }, { kty: 'EC', crv: 'P-256', x: 'AA', y: 'AA' }, k()) }), 'Ok'],
-      ['a JWK with its private part: only the public part is used', () => ({ jwks: jwks(k().privateKey.export({ format: 'jwk' }) as Record<string, unknown>) }), 'Ok'],
+      [
+        'weftd could not fetch jwksUri: fails closed',
+        () => ({ jwks: '{"keys":[]}', jwksError: 'connect ECONNREFUSED' }),
+        'JwksFetchFail',
+      ],
+      [
+        'a broken key next to a good one',
+        () => ({
+          jwks: jwks({ kty: 'RSA', n: 'AA', e: 'AQAB' }, { kty: 'EC', crv: 'P-256', x: 'AA', y: 'AA' }, k()),
+        }),
+        'Ok',
+      ],
+      [
+        'a JWK with its private part: only the public part is used',
+        () => ({ jwks: jwks(k().privateKey.export({ format: 'jwk' }) as Record<string, unknown>) }),
+        'Ok',
+      ],
       ['unknown kty', () => ({ jwks: jwks({ kty: 'XYZ' }) }), 'JwksNoValidKeys'],
       ['Ed448 is not supported', () => ({ jwks: jwks(makeKeyEd448()) }), 'JwksNoValidKeys'],
     ];
-    for (const [name, p, want] of cases) it(name, () => expectStatus(run([provider(p())], bearer(t())), want));
+    for (const [name, p, want] of cases)
+      it(name, () => expectStatus(run([provider(p())], bearer(t())), want));
     it(`keys beyond the cap are dropped with a warning`, () => {
       const many = Array.from({ length: 70 }, () => k().jwk);
       const c = compileJwt({ providers: [provider({ jwks: jwks(...many) })] });
@@ -477,7 +898,13 @@ describe('proxy JWT verification (RequestAuthentication)', () => {
   });
 
   describe('the proxy config jwt block is validated', () => {
-    const base = { apiVersion: 'proxy.weft.dev/v1', kind: 'ProxyConfig', version: '1', listeners: [], clusters: [] };
+    const base = {
+      apiVersion: 'proxy.weft.dev/v1',
+      kind: 'ProxyConfig',
+      version: '1',
+      listeners: [],
+      clusters: [],
+    };
     const cases: [string, unknown, string | null][] = [
       ['absent', undefined, null],
       ['valid', { providers: [{ issuer: 'i', jwks: '{}' }] }, null],
@@ -485,11 +912,31 @@ describe('proxy JWT verification (RequestAuthentication)', () => {
       ['providers not a list', { providers: {} }, 'jwt.providers'],
       ['no issuer', { providers: [{ jwks: '{}' }] }, 'jwt.providers[0].issuer'],
       ['no jwks', { providers: [{ issuer: 'i' }] }, 'jwt.providers[0].jwks'],
-      ['bad header name', { providers: [{ issuer: 'i', jwks: '{}', fromHeaders: [{ name: 'a b' }] }] }, 'jwt.providers[0].fromHeaders[0].name'],
-      ['bad output header', { providers: [{ issuer: 'i', jwks: '{}', outputPayloadToHeader: 'x\ny' }] }, 'jwt.providers[0].outputPayloadToHeader'],
-      ['bad claim header', { providers: [{ issuer: 'i', jwks: '{}', outputClaimToHeaders: [{ header: '', claim: 'a' }] }] }, 'jwt.providers[0].outputClaimToHeaders[0].header'],
-      ['empty param', { providers: [{ issuer: 'i', jwks: '{}', fromParams: [''] }] }, 'jwt.providers[0].fromParams'],
-      ['forward not boolean', { providers: [{ issuer: 'i', jwks: '{}', forwardOriginalToken: 'yes' }] }, 'jwt.providers[0].forwardOriginalToken'],
+      [
+        'bad header name',
+        { providers: [{ issuer: 'i', jwks: '{}', fromHeaders: [{ name: 'a b' }] }] },
+        'jwt.providers[0].fromHeaders[0].name',
+      ],
+      [
+        'bad output header',
+        { providers: [{ issuer: 'i', jwks: '{}', outputPayloadToHeader: 'x\ny' }] },
+        'jwt.providers[0].outputPayloadToHeader',
+      ],
+      [
+        'bad claim header',
+        { providers: [{ issuer: 'i', jwks: '{}', outputClaimToHeaders: [{ header: '', claim: 'a' }] }] },
+        'jwt.providers[0].outputClaimToHeaders[0].header',
+      ],
+      [
+        'empty param',
+        { providers: [{ issuer: 'i', jwks: '{}', fromParams: [''] }] },
+        'jwt.providers[0].fromParams',
+      ],
+      [
+        'forward not boolean',
+        { providers: [{ issuer: 'i', jwks: '{}', forwardOriginalToken: 'yes' }] },
+        'jwt.providers[0].forwardOriginalToken',
+      ],
     ];
     for (const [name, jwt, path] of cases)
       it(name, () => {

@@ -14,7 +14,12 @@ import { jwks, makeKey, startJwksServer } from '../../support/jwt.js';
 const ROOT = 'weft-system';
 const noFetch: JwksSource = { keys: () => ({ jwks: '{"keys":[]}', error: 'no fetch in this test' }) };
 
-function ra(ns: string, name: string, spec: RequestAuthentication['spec'], created = '2026-01-01T00:00:00Z'): RequestAuthentication {
+function ra(
+  ns: string,
+  name: string,
+  spec: RequestAuthentication['spec'],
+  created = '2026-01-01T00:00:00Z',
+): RequestAuthentication {
   return {
     apiVersion: 'security.istio.io/v1',
     kind: 'RequestAuthentication',
@@ -24,29 +29,124 @@ function ra(ns: string, name: string, spec: RequestAuthentication['spec'], creat
 }
 
 const issuers = (policies: RequestAuthentication[], ns: string, labels: Record<string, string>): string[] =>
-  requestAuthnFor({ policies, workload: { namespace: ns, labels }, rootNamespace: ROOT, jwks: noFetch }).jwt?.providers.map(
-    (p) => p.issuer,
-  ) ?? [];
+  requestAuthnFor({
+    policies,
+    workload: { namespace: ns, labels },
+    rootNamespace: ROOT,
+    jwks: noFetch,
+  }).jwt?.providers.map((p) => p.issuer) ?? [];
 
 describe('RequestAuthentication selection (pkg/translate/requestauthn.ts)', () => {
   const cases: [string, RequestAuthentication[], string, Record<string, string>, string[]][] = [
-    ['root namespace, no selector: mesh-wide', [ra(ROOT, 'all', {})], 'demo', { app: 'a' }, ['iss-weft-system-all']],
+    [
+      'root namespace, no selector: mesh-wide',
+      [ra(ROOT, 'all', {})],
+      'demo',
+      { app: 'a' },
+      ['iss-weft-system-all'],
+    ],
     ['namespace, no selector: that namespace', [ra('demo', 'ns', {})], 'demo', {}, ['iss-demo-ns']],
     ['another namespace: not applied', [ra('other', 'ns', {})], 'demo', {}, []],
-    ['selector matching', [ra('demo', 's', { selector: { matchLabels: { app: 'a' } } })], 'demo', { app: 'a', v: '1' }, ['iss-demo-s']],
-    ['selector not matching', [ra('demo', 's', { selector: { matchLabels: { app: 'b' } } })], 'demo', { app: 'a' }, []],
-    ['selector needs every label', [ra('demo', 's', { selector: { matchLabels: { app: 'a', v: '2' } } })], 'demo', { app: 'a', v: '1' }, []],
-    ['root namespace selector applies in any namespace', [ra(ROOT, 's', { selector: { matchLabels: { app: 'a' } } })], 'demo', { app: 'a' }, ['iss-weft-system-s']],
-    ['empty matchLabels = namespace-wide', [ra('demo', 's', { selector: { matchLabels: {} } })], 'demo', { app: 'a' }, ['iss-demo-s']],
-    ['targetRefs Gateway selects its pods', [ra('demo', 'g', { targetRefs: [{ group: 'gateway.networking.k8s.io', kind: 'Gateway', name: 'gw' }] })], 'demo', { 'gateway.networking.k8s.io/gateway-name': 'gw' }, ['iss-demo-g']],
-    ['targetRef (singular) Gateway', [ra('demo', 'g', { targetRef: { group: 'gateway.networking.k8s.io', kind: 'Gateway', name: 'gw' } })], 'demo', { 'gateway.networking.k8s.io/gateway-name': 'gw' }, ['iss-demo-g']],
-    ['targetRefs Gateway: other gateway not selected', [ra('demo', 'g', { targetRefs: [{ group: 'gateway.networking.k8s.io', kind: 'Gateway', name: 'gw' }] })], 'demo', { 'gateway.networking.k8s.io/gateway-name': 'other' }, []],
-    ['targetRefs Gateway: plain pods not selected', [ra('demo', 'g', { targetRefs: [{ group: 'gateway.networking.k8s.io', kind: 'Gateway', name: 'gw' }] })], 'demo', { app: 'a' }, []],
-    ['targetRefs Gateway in another namespace', [ra('other', 'g', { targetRefs: [{ group: 'gateway.networking.k8s.io', kind: 'Gateway', name: 'gw' }] })], 'demo', { 'gateway.networking.k8s.io/gateway-name': 'gw' }, []],
-    ['targetRefs Service: waypoints only', [ra('demo', 's', { targetRefs: [{ group: '', kind: 'Service', name: 'a' }] })], 'demo', { app: 'a' }, []],
+    [
+      'selector matching',
+      [ra('demo', 's', { selector: { matchLabels: { app: 'a' } } })],
+      'demo',
+      { app: 'a', v: '1' },
+      ['iss-demo-s'],
+    ],
+    [
+      'selector not matching',
+      [ra('demo', 's', { selector: { matchLabels: { app: 'b' } } })],
+      'demo',
+      { app: 'a' },
+      [],
+    ],
+    [
+      'selector needs every label',
+      [ra('demo', 's', { selector: { matchLabels: { app: 'a', v: '2' } } })],
+      'demo',
+      { app: 'a', v: '1' },
+      [],
+    ],
+    [
+      'root namespace selector applies in any namespace',
+      [ra(ROOT, 's', { selector: { matchLabels: { app: 'a' } } })],
+      'demo',
+      { app: 'a' },
+      ['iss-weft-system-s'],
+    ],
+    [
+      'empty matchLabels = namespace-wide',
+      [ra('demo', 's', { selector: { matchLabels: {} } })],
+      'demo',
+      { app: 'a' },
+      ['iss-demo-s'],
+    ],
+    [
+      'targetRefs Gateway selects its pods',
+      [
+        ra('demo', 'g', {
+          targetRefs: [{ group: 'gateway.networking.k8s.io', kind: 'Gateway', name: 'gw' }],
+        }),
+      ],
+      'demo',
+      { 'gateway.networking.k8s.io/gateway-name': 'gw' },
+      ['iss-demo-g'],
+    ],
+    [
+      'targetRef (singular) Gateway',
+      [ra('demo', 'g', { targetRef: { group: 'gateway.networking.k8s.io', kind: 'Gateway', name: 'gw' } })],
+      'demo',
+      { 'gateway.networking.k8s.io/gateway-name': 'gw' },
+      ['iss-demo-g'],
+    ],
+    [
+      'targetRefs Gateway: other gateway not selected',
+      [
+        ra('demo', 'g', {
+          targetRefs: [{ group: 'gateway.networking.k8s.io', kind: 'Gateway', name: 'gw' }],
+        }),
+      ],
+      'demo',
+      { 'gateway.networking.k8s.io/gateway-name': 'other' },
+      [],
+    ],
+    [
+      'targetRefs Gateway: plain pods not selected',
+      [
+        ra('demo', 'g', {
+          targetRefs: [{ group: 'gateway.networking.k8s.io', kind: 'Gateway', name: 'gw' }],
+        }),
+      ],
+      'demo',
+      { app: 'a' },
+      [],
+    ],
+    [
+      'targetRefs Gateway in another namespace',
+      [
+        ra('other', 'g', {
+          targetRefs: [{ group: 'gateway.networking.k8s.io', kind: 'Gateway', name: 'gw' }],
+        }),
+      ],
+      'demo',
+      { 'gateway.networking.k8s.io/gateway-name': 'gw' },
+      [],
+    ],
+    [
+      'targetRefs Service: waypoints only',
+      [ra('demo', 's', { targetRefs: [{ group: '', kind: 'Service', name: 'a' }] })],
+      'demo',
+      { app: 'a' },
+      [],
+    ],
     [
       'merged: root first, then oldest first',
-      [ra('demo', 'new', {}, '2026-03-01T00:00:00Z'), ra('demo', 'old', { selector: { matchLabels: { app: 'a' } } }, '2026-02-01T00:00:00Z'), ra(ROOT, 'mesh', {}, '2026-04-01T00:00:00Z')],
+      [
+        ra('demo', 'new', {}, '2026-03-01T00:00:00Z'),
+        ra('demo', 'old', { selector: { matchLabels: { app: 'a' } } }, '2026-02-01T00:00:00Z'),
+        ra(ROOT, 'mesh', {}, '2026-04-01T00:00:00Z'),
+      ],
       'demo',
       { app: 'a' },
       ['iss-weft-system-mesh', 'iss-demo-old', 'iss-demo-new'],
@@ -84,7 +184,12 @@ describe('RequestAuthentication selection (pkg/translate/requestauthn.ts)', () =
         },
       ],
     });
-    const { jwt } = requestAuthnFor({ policies: [p], workload: { namespace: 'demo', labels: {} }, rootNamespace: ROOT, jwks: src });
+    const { jwt } = requestAuthnFor({
+      policies: [p],
+      workload: { namespace: 'demo', labels: {} },
+      rootNamespace: ROOT,
+      jwks: src,
+    });
     expect(asked).to.deep.equal([{ uri: 'https://i/keys', issuer: 'https://i', timeoutMs: 2000 }]);
     expect(jwt!.providers[0]).to.deep.equal({
       issuer: 'https://i',
@@ -114,7 +219,14 @@ describe('RequestAuthentication selection (pkg/translate/requestauthn.ts)', () =
   });
 
   it('no jwtRules: no block', () => {
-    expect(requestAuthnFor({ policies: [ra('demo', 'e', { jwtRules: [] })], workload: { namespace: 'demo', labels: {} }, rootNamespace: ROOT, jwks: noFetch }).jwt).to.equal(undefined);
+    expect(
+      requestAuthnFor({
+        policies: [ra('demo', 'e', { jwtRules: [] })],
+        workload: { namespace: 'demo', labels: {} },
+        rootNamespace: ROOT,
+        jwks: noFetch,
+      }).jwt,
+    ).to.equal(undefined);
   });
 });
 
