@@ -119,6 +119,7 @@ describe('weftd mesh config (mesh.yaml)', () => {
     ].join('\n');
     expect(parseMeshSettings(yaml)).to.deep.equal({
       trustDomain: 'corp.example',
+      rootNamespace: 'weft-system',
       mtlsMode: 'STRICT',
       workloadCertTtlMs: 12 * 3600_000,
       telemetry: { metrics: true, accessLog: false, tracingSamplingPercent: 5 },
@@ -139,12 +140,14 @@ describe('weftd mesh config (mesh.yaml)', () => {
   it('an empty file or absent fields keep the defaults', () => {
     expect(parseMeshSettings('')).to.deep.equal(DEFAULT_MESH);
     expect(parseMeshSettings('trustDomain: x')).to.deep.equal({ ...DEFAULT_MESH, trustDomain: 'x' });
+    expect(parseMeshSettings('rootNamespace: istio-system').rootNamespace).to.equal('istio-system');
   });
 
   const bad: [string, string, RegExp][] = [
     ['not YAML', 'a: [', /not YAML/],
     ['a list', '- a', /must be a mapping/],
     ['an empty trust domain', 'trustDomain: ""', /trustDomain/],
+    ['a root namespace that is not a namespace name', 'rootNamespace: Istio_System', /rootNamespace/],
     ['an unknown mTLS mode', 'mtls: {mode: MAYBE}', /mtls.mode must be STRICT, PERMISSIVE or DISABLE/],
     ['a TTL that is not a duration', 'workloadCertTTL: 1 day', /workloadCertTTL/],
     ['a zero TTL', 'workloadCertTTL: 0s', /workloadCertTTL/],
