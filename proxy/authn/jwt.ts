@@ -24,7 +24,9 @@
  * Cost limits: a token above MAX_TOKEN_BYTES is refused before any decoding; a request yields at
  * most one token per configured location; a token is parsed once per request; at most
  * MAX_JWKS_KEYS keys per issuer are imported, so one token costs at most that many signature
- * checks (a token with a `kid` usually one).
+ * checks (a token with a `kid` usually one). Like Envoy's jwt_cache, the last 100 tokens whose
+ * signature verified are remembered per provider (per config version); exp, nbf and aud are
+ * still checked on every request.
  */
 import { constants, createPublicKey, verify, type KeyObject } from 'node:crypto';
 import { MAX_JWKS_KEYS, type JwtAuthn, type JwtProvider } from '../../pkg/proxyconfig/jwt.js';
@@ -145,7 +147,12 @@ interface CompiledProvider {
   /** Indexes into CompiledJwt.locations. */
   locations: number[];
   source: string;
+  /** Tokens whose signature verified (Envoy's jwt_cache: 100 per provider); time and aud are re-checked. */
+  verified: Set<string>;
 }
+
+/** Envoy's default jwt_cache size per provider. */
+export const JWT_CACHE_SIZE = 100;
 
 export interface CompiledJwt {
   providers: CompiledProvider[];
@@ -288,6 +295,7 @@ export function compileJwt(block: JwtAuthn): CompiledJwt {
       claimHeaders,
       locations: [...locs],
       source,
+      verified: new Set(),
     };
   });
   return { providers, locations, sanitize: [...sanitize], warnings };
@@ -405,19 +413,26 @@ function checkSignature(jwt: ParsedJwt, k: CompiledKey): boolean {
 }
 
 /** Time, audience and signature of a parsed token against one provider (jwt_verify_lib's order). */
-export function verifyWith(jwt: ParsedJwt, p: CompiledProvider, nowSec: number): JwtStatus {
+export function verifyWith(jwt: ParsedJwt, p: CompiledProvider, nowSec: number, token?: string): JwtStatus {
   if (jwt.nbf !== 0 && nowSec + CLOCK_SKEW_SECONDS < jwt.nbf) return 'JwtNotYetValid';
   if (jwt.exp !== 0 && nowSec > jwt.exp + CLOCK_SKEW_SECONDS) return 'JwtExpired';
   if (p.audiences !== null && !jwt.aud.some((a) => p.audiences!.has(normalizeAudience(a))))
     return 'JwtAudienceNotAllowed';
   if (p.keys.length === 0) return p.jwksError !== null ? 'JwksFetchFail' : 'JwksNoValidKeys';
+  if (token !== undefined && p.verified.has(token)) return 'Ok';
   let tried = 0;
   for (const k of p.keys) {
     if (jwt.kid !== null && k.kid !== null && k.kid !== jwt.kid) continue;
     if (k.alg !== null && k.alg !== jwt.alg) continue;
     if (!keyFits(k, jwt.alg)) continue;
     tried++;
-    if (checkSignature(jwt, k)) return 'Ok';
+    if (checkSignature(jwt, k)) {
+      if (token !== undefined) {
+        if (p.verified.size >= JWT_CACHE_SIZE) p.verified.delete(p.verified.values().next().value!);
+        p.verified.add(token);
+      }
+      return 'Ok';
+    }
   }
   return tried === 0 ? 'JwksKidAlgMismatch' : 'JwtVerificationFail';
 }
@@ -574,7 +589,7 @@ export function authenticate(
     if (jwt.iss !== p.issuer) return 'JwtUnknownIssuer';
     const key = `${c.providers.indexOf(p)}\n${f.token}`;
     let s = verified.get(key);
-    if (s === undefined) verified.set(key, (s = verifyWith(jwt, p, now)));
+    if (s === undefined) verified.set(key, (s = verifyWith(jwt, p, now, f.token)));
     return s;
   };
   const success = (pairs: { f: Found; p: CompiledProvider }[]): AuthnResult => {

@@ -954,3 +954,30 @@ function makeKeyRaw(): Record<string, unknown> {
   // an Ed448 public key: a valid OKP JWK the proxy must not accept
   return { kty: 'OKP', crv: 'Ed448', x: b64u(Buffer.alloc(57, 1)) };
 }
+
+describe('verified-token cache (Envoy jwt_cache)', () => {
+  it('a cached token is still refused once expired, and the cache is bounded', () => {
+    const k = makeKey('ed25519', 'c');
+    const c = compileJwt({ providers: [{ issuer: ISS, jwks: jwks(k) }] });
+    const t = signJwt('EdDSA', k.privateKey, { iss: ISS, sub: 'alice', exp: NOW + 10 });
+    const at = (nowSec: number): string => {
+      const r = authenticate(c, { authorization: `Bearer ${t}` }, '/', { nowSec });
+      return r.ok ? 'ok' : r.code;
+    };
+    expect(at(NOW)).to.equal('ok');
+    expect(c.providers[0]!.verified.has(t)).to.equal(true);
+    expect(at(NOW + 71)).to.equal('JwtExpired');
+    for (let i = 0; i < 150; i++) {
+      const ti = signJwt('EdDSA', k.privateKey, { iss: ISS, sub: `u${i}` });
+      authenticate(c, { authorization: `Bearer ${ti}` }, '/', { nowSec: NOW });
+    }
+    expect(c.providers[0]!.verified.size).to.equal(100);
+  });
+  it('a forged token never enters the cache', () => {
+    const k = makeKey('ed25519', 'c');
+    const c = compileJwt({ providers: [{ issuer: ISS, jwks: jwks(k) }] });
+    const forged = signJwt('EdDSA', makeKey('ed25519', 'x').privateKey, { iss: ISS, sub: 'a' });
+    authenticate(c, { authorization: `Bearer ${forged}` }, '/', { nowSec: NOW });
+    expect(c.providers[0]!.verified.size).to.equal(0);
+  });
+});
