@@ -72,7 +72,7 @@ export class ConfigGenerator {
   forProxy(snapshot: Snapshot, kind: ProxyKind, pod: PodInfo): GeneratedConfig {
     const g = kind === 'gateway' ? this.gateway(snapshot, pod) : this.sidecar(snapshot, pod);
     const { jwks, mesh, log } = this.opts;
-    return jwks ? withJwt(g, snapshot, pod, mesh.rootNamespace, jwks, log) : g;
+    return jwks ? withJwt(g, kind, snapshot, pod, mesh.rootNamespace, jwks, log) : g;
   }
 
   private sidecar(snapshot: Snapshot, pod: PodInfo): GeneratedConfig {

@@ -10,11 +10,13 @@ import type { Logger } from '../pkg/log/index.js';
 import { requestAuthnFor, type JwksSource } from '../pkg/translate/requestauthn.js';
 import type { GeneratedConfig } from './configgen.js';
 import type { PodInfo, Snapshot } from './registry.js';
+import type { ProxyKind } from '../pkg/discovery/protocol.js';
 
 const logged = new Set<string>();
 
 export function withJwt(
   g: GeneratedConfig,
+  kind: ProxyKind,
   snapshot: Snapshot,
   pod: PodInfo,
   rootNamespace: string,
@@ -36,6 +38,8 @@ export function withJwt(
     log.warn('RequestAuthentication warning', { warning: w });
   }
   if (jwt === undefined) return g;
+  // a sidecar's HTTP listeners carry its app's outbound requests: the inbound side checks tokens
+  if (kind === 'sidecar') jwt.listeners = [];
   const version = createHash('sha256')
     .update(`${g.version}\n${JSON.stringify(jwt)}`)
     .digest('hex')

@@ -9,6 +9,12 @@
 
 export interface JwtAuthn {
   providers: JwtProvider[];
+  /**
+   * HTTP listeners whose requests are checked before routing; absent: all (gateways). weftd gives
+   * sidecars `[]`: their outbound listener carries the app's own requests, and the inbound side
+   * calls the verifier itself.
+   */
+  listeners?: string[];
 }
 
 export interface JwtTokenHeader {
@@ -62,6 +68,8 @@ export function validateJwtBlock(v: unknown): JwtConfigProblem[] {
   const fail = (path: string, message: string): void => void out.push({ path, message });
   if (!isObj(v)) return [{ path: 'jwt', message: 'must be an object with providers' }];
   if (!Array.isArray(v.providers)) return [{ path: 'jwt.providers', message: 'must be a list' }];
+  if (v.listeners !== undefined && (!Array.isArray(v.listeners) || !v.listeners.every(isStr)))
+    fail('jwt.listeners', 'must be a list of listener names');
   if (v.providers.length > MAX_JWT_PROVIDERS)
     fail('jwt.providers', `at most ${MAX_JWT_PROVIDERS} providers, got ${v.providers.length}`);
   v.providers.forEach((p: unknown, i) => {

@@ -35,7 +35,9 @@ export function jwtHook(
   req: IncomingMessage,
   view: RequestView,
   metrics: MetricsRegistry,
+  listener: string,
 ): boolean {
+  if (jwt.listeners !== null && !jwt.listeners.has(listener)) return true;
   const r = authenticate(jwt, req.headers, view.target, { method: view.method });
   if (r.ok) {
     applyAuthnHeaders(req.headers, r);

@@ -159,6 +159,8 @@ export interface CompiledJwt {
   locations: Location[];
   /** Output headers a client must not be able to forge: removed from every request. */
   sanitize: string[];
+  /** Listeners the routing hook checks; null: all. */
+  listeners: Set<string> | null;
   /** Problems found while importing keys (logged by the caller). */
   warnings: string[];
 }
@@ -298,7 +300,13 @@ export function compileJwt(block: JwtAuthn): CompiledJwt {
       verified: new Set(),
     };
   });
-  return { providers, locations, sanitize: [...sanitize], warnings };
+  return {
+    providers,
+    locations,
+    sanitize: [...sanitize],
+    listeners: block.listeners ? new Set(block.listeners) : null,
+    warnings,
+  };
 }
 
 // ---- parsing ----------------------------------------------------------------------------------

@@ -183,7 +183,11 @@ export class Exchange {
     const v = requestView(this.req, this.listener.port, this.cfg.pathNormalization);
     if (isRejection(v)) return this.rejectHead(v);
     this.view = v;
-    if (this.cfg.jwt !== null && !jwtHook(this, this.cfg.jwt, this.req, v, this.env.metrics)) return;
+    if (
+      this.cfg.jwt !== null &&
+      !jwtHook(this, this.cfg.jwt, this.req, v, this.env.metrics, this.listener.name)
+    )
+      return;
     const vh = (this.vhost = findVHost(this.listener, v.authority));
     const sel = vh === null ? null : selectRoute(vh, v);
     if (sel === null)

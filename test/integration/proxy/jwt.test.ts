@@ -155,6 +155,15 @@ describe('proxy: RequestAuthentication over real HTTP (gateway listener)', funct
       expect(up.seen).to.have.length(0);
     });
 
+  it('listeners not named in jwt.listeners are not checked (a sidecar outbound listener)', async () => {
+    const cfg = config(up, k);
+    cfg.jwt!.listeners = ['inbound-only'];
+    p = await startProxy(cfg);
+    const r = await request(p.port, { headers: { authorization: 'Bearer deadbeef' } });
+    expect(r.status).to.equal(200);
+    expect(up.seen[0]!.headers.authorization).to.equal('Bearer deadbeef');
+  });
+
   it('audience not allowed → 403', async () => {
     const s = await start({ audiences: ['shop'] });
     const r = await request(s.port, { headers: { authorization: `Bearer ${token({ aud: 'bank' })}` } });

@@ -46,6 +46,8 @@ describe('weftd config generation: RequestAuthentication', () => {
       const withRa = g.forProxy(snapshot([ra]), kind, pod({ app: 'a' }));
       expect(without.config.jwt).to.equal(undefined);
       expect(withRa.config.jwt!.providers.map((p) => p.issuer)).to.deep.equal(['https://i']);
+      // sidecars: not on the outbound listener (the app's own requests); gateways: every listener
+      expect(withRa.config.jwt!.listeners).to.deep.equal(kind === 'sidecar' ? [] : undefined);
       expect(withRa.version).to.not.equal(without.version);
       expect(withRa.config.version).to.equal(withRa.version);
       expect(JSON.parse(withRa.encode())).to.deep.equal(
