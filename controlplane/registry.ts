@@ -6,7 +6,7 @@
  *
  * Pods change all the time (status, conditions); only an add, a delete, or a change of labels or
  * IP matters to a config, so the rest is filtered out here rather than costing a push cycle.
- * Security kinds (PeerAuthentication, AuthorizationPolicy...) are not watched yet.
+ * Of the security kinds, RequestAuthentication is watched (each proxy's jwt block).
  */
 import type { DestinationRule, Gateway, ServiceEntry, VirtualService } from '../pkg/api/index.js';
 import type { RequestAuthentication } from '../pkg/api/requestauthentication.js';
