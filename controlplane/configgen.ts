@@ -26,6 +26,8 @@ import { gatewayTargetPorts, type KubeService } from '../pkg/translate/kube.js';
 import { podServiceNames, translateAuthz } from '../pkg/translate/authz.js';
 import type { MeshSettings } from './flags.js';
 import type { PodInfo, Snapshot } from './registry.js';
+import type { JwksSource } from '../pkg/translate/requestauthn.js';
+import { withJwt } from './jwtpush.js';
 
 /** The sidecar's outbound listener: all ports, the proxy's iptables redirect lands here. */
 export const SIDECAR_OUTBOUND = { name: 'outbound', address: '0.0.0.0', port: 15001 } as const;
@@ -73,7 +75,9 @@ export class ConfigGenerator {
   private authzCache = new Map<string, AuthzBlock | undefined>();
   private authzGeneration = -1;
 
-  constructor(private readonly opts: { domainSuffix: string; mesh: MeshSettings; log: Logger }) {}
+  constructor(
+    private readonly opts: { domainSuffix: string; mesh: MeshSettings; log: Logger; jwks?: JwksSource },
+  ) {}
 
   /** A reloaded mesh.yaml: the telemetry block and the path normalization of configs depend on it. */
   setMesh(mesh: MeshSettings): void {
@@ -84,7 +88,9 @@ export class ConfigGenerator {
   }
 
   forProxy(snapshot: Snapshot, kind: ProxyKind, pod: PodInfo): GeneratedConfig {
-    return kind === 'gateway' ? this.gateway(snapshot, pod) : this.sidecar(snapshot, pod);
+    const g = kind === 'gateway' ? this.gateway(snapshot, pod) : this.sidecar(snapshot, pod);
+    const { jwks, mesh, log } = this.opts;
+    return jwks ? withJwt(g, kind, snapshot, pod, mesh.rootNamespace, jwks, log) : g;
   }
 
   private sidecar(snapshot: Snapshot, pod: PodInfo): GeneratedConfig {

@@ -7,7 +7,7 @@
  * Pods change all the time (status, conditions); only an add, a delete, or a change of labels or
  * IP matters to a config, so the rest is filtered out here rather than costing a push cycle.
  * Of the security kinds, PeerAuthentication (each sidecar's inbound mTLS modes) and
- * AuthorizationPolicy are watched; RequestAuthentication is not yet.
+ * AuthorizationPolicy and RequestAuthentication (each proxy's jwt block) are watched.
  */
 import type {
   DestinationRule,
@@ -17,6 +17,7 @@ import type {
   VirtualService,
 } from '../pkg/api/index.js';
 import type { AuthorizationPolicy } from '../pkg/api/authorizationpolicy.js';
+import type { RequestAuthentication } from '../pkg/api/requestauthentication.js';
 import type { KubeClient } from '../pkg/kube/client.js';
 import { Informer, type InformerEventType } from '../pkg/kube/informer.js';
 import type { KubeObject } from '../pkg/kube/types.js';
@@ -47,6 +48,7 @@ export const WATCHED = [
   { apiVersion: ISTIO_SECURITY, kind: 'PeerAuthentication', trigger: 'config' },
   // v1beta1 objects are the same objects (one stored version): watching v1 sees both
   { apiVersion: ISTIO_SECURITY, kind: 'AuthorizationPolicy', trigger: 'config' },
+  { apiVersion: ISTIO_SECURITY, kind: 'RequestAuthentication', trigger: 'config' },
 ] as const satisfies readonly { apiVersion: string; kind: string; trigger: TriggerType | null }[];
 
 export type WatchedKind = (typeof WATCHED)[number]['kind'];
@@ -72,6 +74,8 @@ export interface Snapshot {
   peerAuthentications: PeerAuthentication[];
   /** Absent in snapshots built by hand (tests, benches): no policy. */
   authorizationPolicies?: AuthorizationPolicy[];
+  /** Absent in hand-built snapshots (tests, bench): none. */
+  requestAuthentications?: RequestAuthentication[];
 }
 
 export interface KubeRegistry {
@@ -164,6 +168,7 @@ export function createKubeRegistry(kube: KubeClient, log: Logger, domainSuffix: 
         gateways: items<Gateway>('Gateway'),
         peerAuthentications: items<PeerAuthentication>('PeerAuthentication'),
         authorizationPolicies: items<AuthorizationPolicy>('AuthorizationPolicy'),
+        requestAuthentications: items<RequestAuthentication>('RequestAuthentication'),
       };
       return cached;
     },

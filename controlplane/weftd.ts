@@ -17,6 +17,7 @@ import type { CertReloader, KeyPair } from '../pkg/tls/index.js';
 import { authenticate, cachedAuthenticator } from './auth.js';
 import { createCertificateAuthority, type CertificateAuthority } from './ca.js';
 import { ConfigGenerator } from './configgen.js';
+import { JwksResolver, type JwksResolverOptions } from './jwks.js';
 import { DiscoveryService } from './discovery.js';
 import { loadMeshSettings, type MeshSettings, type WeftdOptions } from './flags.js';
 import { createWeftdMetrics, type WeftdMetrics } from './metrics.js';
@@ -46,6 +47,8 @@ export interface StartOptions {
   defaultMetrics?: boolean;
   /** Both ports; defaults: headers 10 s, whole request 15 s, idle keep-alive 30 s (pkg/http/timeouts.ts). */
   timeouts?: Partial<ServerTimeouts>;
+  /** JWKS fetching for RequestAuthentication jwksUri (tests shorten the refresh). */
+  jwks?: Partial<Omit<JwksResolverOptions, 'log' | 'onChange'>>;
 }
 
 export interface Weftd {
@@ -54,6 +57,7 @@ export interface Weftd {
   registry: KubeRegistry;
   discovery: DiscoveryService;
   metrics: WeftdMetrics;
+  jwks: JwksResolver;
   readiness(): Readiness;
   stop(): Promise<void>;
 }
@@ -134,10 +138,12 @@ export async function startWeftd(opts: StartOptions): Promise<Weftd> {
   const { flags, kube, log, tls } = opts;
   const metrics = createWeftdMetrics(opts.defaultMetrics ?? true);
   const registry = createKubeRegistry(kube, log.child({ part: 'registry' }), flags.domainSuffix);
+  const jwks = new JwksResolver({ ...opts.jwks, log: log.child({ part: 'jwks' }) });
   const generator = new ConfigGenerator({
     domainSuffix: flags.domainSuffix,
     mesh: opts.mesh,
     log: log.child({ part: 'translate' }),
+    jwks,
   });
   let ca: CertificateAuthority | undefined;
   let publisher: { stop(): void } | undefined;
@@ -186,6 +192,7 @@ export async function startWeftd(opts: StartOptions): Promise<Weftd> {
     };
   };
 
+  jwks.onChange = () => discovery.refresh();
   const stopConfigWatch = opts.configFile
     ? watchMeshConfig(
         opts.configFile,
@@ -224,9 +231,11 @@ export async function startWeftd(opts: StartOptions): Promise<Weftd> {
     registry,
     discovery,
     metrics,
+    jwks,
     readiness,
     async stop() {
       stopConfigWatch();
+      jwks.stop();
       discovery.close();
       publisher?.stop();
       ca?.stop();

@@ -205,6 +205,7 @@ export class ProxyServer {
       throw err;
     }
     this.current = config;
+    for (const w of config.jwt?.warnings ?? []) this.log.warn('RequestAuthentication keys', { warning: w });
     this.metrics.inc('weft_proxy_config_applied_total');
     this.lastReload = { at: new Date().toISOString(), ok: true, version: config.version };
     this.retire(retired);

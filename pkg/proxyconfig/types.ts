@@ -9,6 +9,8 @@
  * endpoints. Documented field by field in docs/proxy-config.md.
  */
 
+import type { JwtAuthn } from './jwt.js';
+
 export const PROXY_CONFIG_API_VERSION = 'proxy.weft.dev/v1';
 
 export interface ProxyConfig {
@@ -25,6 +27,8 @@ export interface ProxyConfig {
   inbound?: Inbound;
   /** AuthorizationPolicy for this proxy (see AuthzBlock); absent = allow everything. */
   authz?: AuthzBlock;
+  /** RequestAuthentication (JWT) for requests this proxy receives (pkg/proxyconfig/jwt.ts). */
+  jwt?: JwtAuthn;
 }
 
 /**

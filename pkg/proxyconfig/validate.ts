@@ -3,6 +3,7 @@
  * JSON path (never first-only) so a user fixing a hand-written file sees all mistakes at once.
  * Semantic checks that need compilation (regex syntax) are done by the proxy's compiler.
  */
+import { validateJwtBlock } from './jwt.js';
 import { PATH_NORMALIZATION_TYPES, PROXY_CONFIG_API_VERSION, type ProxyConfig } from './types.js';
 import { validateAuthzBlock } from './validate-authz.js';
 
@@ -246,6 +247,7 @@ export function validateProxyConfig(cfg: unknown): ConfigProblem[] {
   checkPathNormalization(c, cfg.pathNormalization);
   checkInbound(c, cfg.inbound);
   c.problems.push(...validateAuthzBlock(cfg.authz));
+  for (const p of validateJwtBlock(cfg.jwt)) c.fail(p.path, p.message);
   return c.problems;
 }
 

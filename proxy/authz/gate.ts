@@ -110,11 +110,12 @@ export function authorizeRequest(
   });
 }
 
-/** Attributes of a request on a plaintext gateway listener (no peer identity, no JWT yet). */
+/** Attributes of a request on a plaintext gateway listener (no peer identity; the JWT if verified). */
 export function gatewayAttributes(
   c: CompiledAuthz,
   req: IncomingMessage,
   view: { method: string; authority: string; path: string },
+  auth: AuthzAttributes['auth'] | null = null,
 ): AuthzAttributes {
   const sock = req.socket;
   const sourceIp = plainIp(sock.remoteAddress ?? '');
@@ -127,6 +128,7 @@ export function gatewayAttributes(
     destinationIp: plainIp(sock.localAddress ?? ''),
     sourceIp,
     remoteIp: remoteAddress(sourceIp, req.headers['x-forwarded-for'], c.numTrustedProxies),
+    ...(auth !== null ? { auth } : {}),
   };
 }
 
@@ -150,6 +152,7 @@ export function inboundAttributes(
   req: IncomingMessage,
   view: { method: string; authority: string; path: string },
   conn: { port: number; headers: AuthzAttributes['headers']; sni: string | null; peer: string | null },
+  auth: AuthzAttributes['auth'] | null = null,
 ): AuthzAttributes {
   const sock = req.socket;
   const sourceIp = plainIp(sock.remoteAddress ?? '');
@@ -164,6 +167,7 @@ export function inboundAttributes(
     remoteIp: sourceIp,
     ...(conn.sni !== null ? { sni: conn.sni } : {}),
     ...(conn.peer !== null ? { peer: peerAttributes(conn.peer) } : {}),
+    ...(auth !== null ? { auth } : {}),
   };
 }
 
@@ -185,9 +189,10 @@ export function authzGate(
   c: CompiledAuthz,
   req: IncomingMessage,
   view: { method: string; authority: string; path: string; target: string },
+  auth: AuthzAttributes['auth'] | null,
   done: (o: AuthzOutcome) => void,
 ): void {
-  const attrs = gatewayAttributes(c, req, view);
+  const attrs = gatewayAttributes(c, req, view, auth);
   const r = authorizeRequest(c, attrs, { method: view.method, target: view.target, headers: req.headers });
   if (r instanceof Promise) void r.then(done);
   else done(r);

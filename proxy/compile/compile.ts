@@ -29,6 +29,7 @@ import { compileRetry, NO_RETRY, type CompiledRetry } from '../router/retry.js';
 import { resolvePathNormalization, type PathNormalization } from '../router/path.js';
 import type { MetricGroup, MetricsRegistry, TcpGroup, DestinationLabels } from '../telemetry/metrics.js';
 import { compileAuthz, type CompiledAuthz } from '../authz/engine.js';
+import { compileJwt, type CompiledJwt } from '../authn/jwt.js';
 
 /** Istio allows WebSocket upgrades on every HTTP route; nothing else unless configured. */
 export const DEFAULT_UPGRADE_TYPES: readonly string[] = ['websocket'];
@@ -207,6 +208,8 @@ export interface CompiledConfig {
   unknownMetrics: MetricGroup;
   /** AuthorizationPolicy (proxy/authz); null = no policy, nothing checked. */
   authz: CompiledAuthz | null;
+  /** RequestAuthentication, keys imported (authn/jwt.ts); null: no JWT checks. */
+  jwt: CompiledJwt | null;
 }
 
 export interface CompileResult {
@@ -434,6 +437,7 @@ export function compileConfig(cfg: ProxyConfig, opts: CompileOptions): CompileRe
       accessLog: cfg.telemetry?.accessLog === true,
       explainHeader: cfg.telemetry?.explainHeader === true,
       pathNormalization: resolvePathNormalization(cfg.pathNormalization),
+      jwt: cfg.jwt && cfg.jwt.providers.length > 0 ? compileJwt(cfg.jwt) : null,
       unknownMetrics: opts.metrics.group({
         destinationService: 'unknown',
         destinationServiceName: 'unknown',

@@ -10,6 +10,8 @@
  * - trace context (`x-request-id`, `traceparent`) and `x-forwarded-proto` when absent;
  * - the path normalized as the mesh says (Istio's inbound applies meshConfig.pathNormalization
  *   too), so the app is handed the path its AuthorizationPolicies were checked against;
+ * - RequestAuthentication: a token present must verify (401/403 otherwise), its principal goes
+ *   to the policies below;
  * - AuthorizationPolicy (CUSTOM → DENY → ALLOW, proxy/authz) with the peer's mTLS identity, read
  *   from the config in force when the request arrives (a new policy applies to open connections);
  *   a denial is Envoy's `403 RBAC: access denied`, flag RBAC (UAEX for ext-authz);
@@ -39,6 +41,8 @@ import { requestView } from '../router/exchange.js';
 import { isRejection } from '../router/target.js';
 import type { PathNormalization } from '../router/path.js';
 import type { AuthzDecision, CompiledAuthz } from '../authz/engine.js';
+import type { CompiledJwt } from '../authn/jwt.js';
+import { jwtHook, type AuthnTarget, type RequestAuth } from '../authn/hook.js';
 import {
   authorizeRequest,
   authzLogFields,
@@ -87,6 +91,8 @@ export interface InboundPolicy {
   pathNormalization: PathNormalization;
   /** null: no AuthorizationPolicy selects this workload, every request is allowed. */
   authz: CompiledAuthz | null;
+  /** null: no RequestAuthentication selects this workload, tokens are not checked. */
+  jwt: CompiledJwt | null;
 }
 
 /** App ports with a pool kept; past this, pools without connections are dropped before a new one opens. */
@@ -104,7 +110,11 @@ export function securityPolicy(c: InboundConnection): 'mutual_tls' | 'none' {
   return c.peer === null ? 'none' : 'mutual_tls';
 }
 
-class InboundExchange implements ResponseHandler {
+class InboundExchange implements ResponseHandler, AuthnTarget {
+  /** The verified JWT (RequestAuthentication); AuthorizationPolicy reads it. */
+  auth: RequestAuth | null = null;
+  /** Envoy's response code details of a JWT refusal. */
+  details: string | undefined;
   private flags = '-';
   private status = 0;
   private reqBytes = 0;
@@ -152,14 +162,17 @@ class InboundExchange implements ResponseHandler {
     }
     this.target = v.target;
     if (this.req.headers.host !== undefined) this.headers.host = this.req.headers.host;
+    // RequestAuthentication, then AuthorizationPolicy (with the JWT's principal), as Envoy's filters
+    if (policy.jwt !== null && !jwtHook(this, policy.jwt, this.headers, v, this.hop.opts.metrics, null))
+      return;
     const az = policy.authz;
     if (az === null) return this.dispatch();
-    const attrs = inboundAttributes(this.req, v, {
-      port: this.port,
-      headers: this.headers,
-      sni: this.conn.sni,
-      peer: this.conn.peer?.principal ?? null,
-    });
+    const attrs = inboundAttributes(
+      this.req,
+      v,
+      { port: this.port, headers: this.headers, sni: this.conn.sni, peer: this.conn.peer?.principal ?? null },
+      this.auth,
+    );
     const r = authorizeRequest(az, attrs, { method: v.method, target: v.target, headers: this.req.headers });
     if (r instanceof Promise) void r.then((o) => this.afterAuthz(o));
     else this.afterAuthz(r);
@@ -270,13 +283,20 @@ class InboundExchange implements ResponseHandler {
     );
   }
 
-  private localReply(status: number, flag: Flag, detail: string): void {
+  /** A response the proxy makes itself; `custom`: Envoy's own body and headers (a JWT refusal). */
+  localReply(
+    status: number,
+    flag: Flag,
+    detail: string,
+    custom?: { body: string; headers: Record<string, string> },
+  ): void {
     this.flags = addFlag(this.flags, flag);
     this.status = status;
-    const text = `${FLAG_TEXT[flag] ?? 'local reply'}: ${detail} [flag ${this.flags}]\n`;
+    const text = custom?.body ?? `${FLAG_TEXT[flag] ?? 'local reply'}: ${detail} [flag ${this.flags}]\n`;
     if (!this.res.headersSent && !this.res.destroyed) {
       this.respBytes = Buffer.byteLength(text);
       this.res.writeHead(status, {
+        ...custom?.headers,
         'content-type': 'text/plain; charset=utf-8',
         'content-length': String(this.respBytes),
         'x-weft-response-flags': this.flags,
@@ -325,6 +345,8 @@ class InboundExchange implements ResponseHandler {
       upstream_cluster: `inbound|${this.port}||`,
       downstream_remote_address: c.remote,
       ...(this.authz !== null ? authzLogFields(this.authz) : {}),
+      ...(this.details !== undefined ? { response_code_details: this.details } : {}),
+      ...(this.auth !== null ? { request_principal: this.auth.principal } : {}),
       ...connectionFields(c),
     };
   }

@@ -38,6 +38,7 @@ import { DEFAULT_CONNECT_TIMEOUT_MS } from '../upstream/cluster.js';
 import { inspectClientHello, type HelloVerdict } from './clienthello.js';
 import { connectionFields, InboundHttp, type InboundConnection, type InboundPolicy } from './http.js';
 import { compileAuthz } from '../authz/engine.js';
+import { compileJwt } from '../authn/jwt.js';
 import { resolvePathNormalization } from '../router/path.js';
 import { MESH_ALPN, MESH_HTTP1_ALPN, peerIdentity } from './peer.js';
 import { InboundPlan, type PortPlan } from './plan.js';
@@ -156,7 +157,11 @@ export class InboundListener {
   readonly recent: Refusal[] = [];
   private plan: InboundPlan;
   private accessLogOn = false;
-  private policy: InboundPolicy = { pathNormalization: resolvePathNormalization(undefined), authz: null };
+  private policy: InboundPolicy = {
+    pathNormalization: resolvePathNormalization(undefined),
+    authz: null,
+    jwt: null,
+  };
   private readonly tlsServer: tls.Server;
   /** Raw sockets handed to the TLS server, until their handshake ends either way. */
   private readonly handshaking = new Map<net.Socket, Accepted>();
@@ -207,6 +212,7 @@ export class InboundListener {
     this.policy = compiled ?? {
       pathNormalization: resolvePathNormalization(cfg.pathNormalization),
       authz: cfg.authz === undefined ? null : compileAuthz(cfg.authz),
+      jwt: cfg.jwt !== undefined && cfg.jwt.providers.length > 0 ? compileJwt(cfg.jwt) : null,
     };
     this.plan = new InboundPlan(cfg.version, cfg.inbound, cfg, this.opts.metrics);
     this.accessLogOn = cfg.telemetry?.accessLog === true;

@@ -36,6 +36,7 @@ import { buildExplain } from './explain.js';
 import type { UpgradeHook } from '../upgrade.js';
 import { authzGate, authzLogFields, countAuthz, type AuthzOutcome } from '../authz/gate.js';
 import { guardsListener, type AuthzDecision } from '../authz/engine.js';
+import { jwtHook, type RequestAuth } from '../authn/hook.js';
 
 type UpstreamHeaders = Record<string, string | string[] | undefined>;
 
@@ -150,6 +151,10 @@ export class Exchange {
   requestId = '';
   /** The AuthorizationPolicy decision, when the config has policies. */
   authz: AuthzDecision | null = null;
+  /** The verified JWT (RequestAuthentication); null: none. AuthorizationPolicy reads it. */
+  auth: RequestAuth | null = null;
+  /** Envoy's response code details for local replies that have them (jwt_authn_access_denied{…}). */
+  details: string | undefined;
   private readonly start = performance.now();
   /** Unset only when the head was refused (rejectHead). */
   private view!: RequestView;
@@ -183,9 +188,15 @@ export class Exchange {
     const v = requestView(this.req, this.listener.port, this.cfg.pathNormalization);
     if (isRejection(v)) return this.rejectHead(v);
     this.view = v;
+    if (
+      this.cfg.jwt !== null &&
+      !jwtHook(this, this.cfg.jwt, this.req.headers, v, this.env.metrics, this.listener.name)
+    )
+      return;
     // AuthorizationPolicy before routing (CUSTOM → DENY → ALLOW); sync unless ext-authz is called
     const az = this.cfg.authz;
-    if (guardsListener(az, this.listener.name)) return authzGate(az, this.req, v, (o) => this.afterAuthz(o));
+    if (guardsListener(az, this.listener.name))
+      return authzGate(az, this.req, v, this.auth, (o) => this.afterAuthz(o));
     this.routeRequest();
   }
 
@@ -625,13 +636,19 @@ export class Exchange {
   }
 
   /** A response the proxy makes itself: status, flag, and a body saying what happened. */
-  localReply(status: number, flag: Flag, detail: string): void {
+  localReply(
+    status: number,
+    flag: Flag,
+    detail: string,
+    custom?: { body: string; headers: Record<string, string> },
+  ): void {
     if (this.done) return;
     this.flags = addFlag(this.flags, flag);
     this.status = status;
-    const text = `${FLAG_TEXT[flag] ?? 'local reply'}: ${detail} [flag ${this.flags}]\n`;
+    const text = custom?.body ?? `${FLAG_TEXT[flag] ?? 'local reply'}: ${detail} [flag ${this.flags}]\n`;
     if (!this.res.headersSent && !this.res.destroyed) {
       const h: Record<string, string> = {
+        ...custom?.headers,
         'content-type': 'text/plain; charset=utf-8',
         'content-length': String(Buffer.byteLength(text)),
         'x-weft-response-flags': this.flags,
@@ -686,6 +703,8 @@ export class Exchange {
       upstream_cluster: this.dest?.clusterName,
       route_name: this.route?.name,
       ...(this.authz !== null ? authzLogFields(this.authz) : {}),
+      ...(this.details !== undefined ? { response_code_details: this.details } : {}),
+      ...(this.auth !== null ? { request_principal: this.auth.principal } : {}),
       explain: buildExplain(this),
     };
   }

@@ -24,6 +24,8 @@ export const Flags = {
   RbacDenied: 'RBAC',
   /** Denied by the CUSTOM ext-authz provider (Envoy: unauthorized external service). */
   ExtAuthzDenied: 'UAEX',
+  /** A JWT refused by RequestAuthentication (weft's; Envoy only sets jwt_authn_access_denied details). */
+  JwtDenied: 'JWT',
 } as const;
 
 export type Flag = (typeof Flags)[keyof typeof Flags];

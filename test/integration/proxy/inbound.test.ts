@@ -31,6 +31,9 @@ import type { KeyPairPem } from '../../../pkg/certs/index.js';
 import { leafWithSans, meshRoot, TestIdentity, workloadCert } from './mesh-identity.js';
 import type { AuthorizationPolicy } from '../../../pkg/api/authorizationpolicy.js';
 import { translateAuthz } from '../../../pkg/translate/authz.js';
+import type { RequestAuthentication } from '../../../pkg/api/requestauthentication.js';
+import { requestAuthnFor } from '../../../pkg/translate/requestauthn.js';
+import { jwks, makeKey, signJwt } from '../../support/jwt.js';
 import { sleep } from './helpers.js';
 
 const SELF = 'spiffe://cluster.local/ns/demo/sa/reviews';
@@ -757,6 +760,73 @@ describe('sidecar inbound: mesh mTLS, PeerAuthentication, L7 (loopback, real TLS
         expect(out, 'the connection is closed').to.include('x-weft-response-flags: DPE');
       }
       expect(seen.length).to.equal(before);
+    });
+  });
+
+  describe('RequestAuthentication on the inbound side, and its principal in AuthorizationPolicy', () => {
+    const key = makeKey('rsa', 'k1');
+    const ISSUER = 'https://issuer.example';
+    const now = (): number => Math.floor(Date.now() / 1000);
+    const token = (sub: string, extra: Record<string, unknown> = {}): string =>
+      signJwt('RS256', key.privateKey, { iss: ISSUER, sub, exp: now() + 600, ...extra }, { kid: 'k1' });
+    const requireJwt = {
+      apiVersion: 'security.istio.io/v1',
+      kind: 'AuthorizationPolicy',
+      metadata: { name: 'require-jwt', namespace: 'demo' },
+      spec: { rules: [{ from: [{ source: { requestPrincipals: [`${ISSUER}/alice`] } }] }] },
+    } as AuthorizationPolicy;
+    /** The sidecar config weftd pushes: jwt and authz blocks guarding no outbound listener. */
+    const withJwt = (policies: AuthorizationPolicy[]): ProxyConfig => {
+      const ra = {
+        apiVersion: 'security.istio.io/v1',
+        kind: 'RequestAuthentication',
+        metadata: { name: 'jwt', namespace: 'demo' },
+        spec: { jwtRules: [{ issuer: ISSUER, jwks: jwks(key) }] },
+      } as RequestAuthentication;
+      const { jwt } = requestAuthnFor({
+        policies: [ra],
+        workload: { namespace: 'demo', labels: { app: 'reviews' } },
+        rootNamespace: 'weft-system',
+        jwks: { keys: () => ({ jwks: '', error: 'no URIs here' }) },
+      });
+      const { block } = translateAuthz({ policies, pod: { namespace: 'demo', labels: { app: 'reviews' } } });
+      return {
+        ...config(permissive(), 'jwt'),
+        jwt: { ...jwt!, listeners: [] },
+        ...(block ? { authz: { ...block, listeners: [] } } : {}),
+      };
+    };
+
+    it('a valid token passes and is stripped before the app; a bad one is 401 with www-authenticate and the app sees nothing', async () => {
+      inbound.apply(withJwt([]));
+      const ok = await plainRequest(port, {
+        path: '/t',
+        headers: { authorization: `Bearer ${token('alice')}` },
+      });
+      expect(ok.status).to.equal(200);
+      expect(seen.at(-1)!.headers.authorization, 'forwardOriginalToken is false').to.equal(undefined);
+      const before = seen.length;
+      const bad = await plainRequest(port, {
+        headers: { authorization: `Bearer ${token('alice', { exp: now() - 3600 })}` },
+      });
+      expect(bad.status).to.equal(401);
+      expect(bad.body).to.equal('Jwt is expired');
+      expect(bad.headers['www-authenticate']).to.match(/^Bearer realm=/);
+      expect(bad.headers['x-weft-response-flags']).to.equal('JWT');
+      expect(seen.length).to.equal(before);
+      expect(
+        (await plainRequest(port)).status,
+        'no token: no principal, still allowed without a policy',
+      ).to.equal(200);
+    });
+
+    it('requestPrincipals: alice passes, bob and a request without a token get 403 RBAC', async () => {
+      inbound.apply(withJwt([requireJwt]));
+      const h = (sub: string): Record<string, string> => ({ authorization: `Bearer ${token(sub)}` });
+      expect((await plainRequest(port, { headers: h('alice') })).status).to.equal(200);
+      expect((await plainRequest(port, { headers: h('bob') })).status).to.equal(403);
+      expect((await plainRequest(port)).status).to.equal(403);
+      expect((await meshRequest(port, peerCert, root.certPem, { headers: h('alice') })).status).to.equal(200);
     });
   });
 
