@@ -18,6 +18,7 @@ import type {
   AuthzAction,
   AuthzBlock,
   AuthzClause,
+  AuthzRule,
   AuthzString,
   AuthzValue,
 } from '../../pkg/proxyconfig/types.js';
@@ -354,6 +355,37 @@ export function matchPolicy(p: CompiledPolicy, a: AuthzAttributes): number {
     if (someAlt(r.from, a) && someAlt(r.to, a) && allOf(r.when, a)) return i;
   }
   return -1;
+}
+
+const httpOnly = (c: AuthzClause): boolean => c.key.startsWith('request.');
+
+/**
+ * The block as Istio reads it for TCP traffic, which has no method, path, host, headers or JWT:
+ * in ALLOW and AUDIT policies a rule that names an HTTP-only attribute matches nothing (so an
+ * ALLOW policy of only such rules allows no TCP connection); in DENY and CUSTOM policies the
+ * HTTP-only clauses are dropped and the rule applies on what TCP has (denying more, never less).
+ */
+export function tcpBlock(block: AuthzBlock): AuthzBlock {
+  const strip = (alts: AuthzClause[][] | undefined): AuthzClause[][] | undefined =>
+    alts?.map((alt) => alt.filter((c) => !httpOnly(c)));
+  return {
+    ...block,
+    policies: block.policies.map((p) => ({
+      ...p,
+      rules: p.rules.flatMap((r) => {
+        const all = [...(r.from ?? []).flat(), ...(r.to ?? []).flat(), ...(r.when ?? [])];
+        if (!all.some(httpOnly)) return [r];
+        if (p.action === 'ALLOW' || p.action === 'AUDIT') return [];
+        const out: AuthzRule = {};
+        const from = strip(r.from);
+        const to = strip(r.to);
+        if (from !== undefined) out.from = from;
+        if (to !== undefined) out.to = to;
+        if (r.when !== undefined) out.when = r.when.filter((c) => !httpOnly(c));
+        return [out];
+      }),
+    })),
+  };
 }
 
 /** Compiles the config's authz block (at config swap); throws on a value the engine cannot use. */

@@ -171,6 +171,54 @@ export function inboundAttributes(
   };
 }
 
+/**
+ * Attributes of a TCP connection on the sidecar's inbound side: no request, so only the source,
+ * destination and SNI (the block it is checked against is `tcpBlock`'s reading).
+ */
+export function connectionAttributes(
+  socket: { remoteAddress?: string | undefined; localAddress?: string | undefined },
+  conn: { port: number; sni: string | null; peer: string | null },
+): AuthzAttributes {
+  const sourceIp = plainIp(socket.remoteAddress ?? '');
+  return {
+    method: '',
+    host: '',
+    path: '',
+    headers: {},
+    port: conn.port,
+    destinationIp: plainIp(socket.localAddress ?? ''),
+    sourceIp,
+    remoteIp: sourceIp,
+    ...(conn.sni !== null ? { sni: conn.sni } : {}),
+    ...(conn.peer !== null ? { peer: peerAttributes(conn.peer) } : {}),
+  };
+}
+
+/**
+ * CUSTOM → DENY → ALLOW for a TCP connection. A CUSTOM policy that matches refuses it: its HTTP
+ * ext-authz provider cannot be asked about a byte stream, and letting the connection through
+ * would make the policy a silent no-op (Istio skips such a provider on TCP; weft fails closed).
+ */
+export function authorizeConnection(c: CompiledAuthz, attrs: AuthzAttributes): AuthzOutcome {
+  const custom = c.custom.length > 0 ? matchCustom(c, attrs) : null;
+  if (custom !== null)
+    return {
+      decision: {
+        decision: 'deny',
+        action: 'CUSTOM',
+        policy: custom.policy,
+        rule: custom.rule,
+        reason: `CUSTOM policy ${custom.policy} matches a TCP connection; its HTTP ext-authz provider ${custom.providerName} cannot check one`,
+      },
+      denial: rbacDenial(),
+    };
+  return finishTcp(authorize(c, attrs));
+}
+
+function finishTcp(decision: AuthzDecision): AuthzOutcome {
+  return decision.decision === 'deny' ? { decision, denial: rbacDenial() } : { decision };
+}
+
 /** The counters a decision moves (audit, dry-run shadow, denial by policy), on any listener. */
 export function countAuthz(metrics: MetricsRegistry, o: AuthzOutcome): void {
   const d = o.decision;

@@ -21,7 +21,9 @@ export type RefusalReason =
   | 'peer_bad_identity'
   /** This workload has no certificate yet: mesh mTLS cannot be terminated. */
   | 'no_identity'
-  | 'no_destination';
+  | 'no_destination'
+  /** An AuthorizationPolicy refuses this TCP connection. */
+  | 'authz_denied';
 
 /** What arrived first on a connection (DISABLE never looks). */
 export type Arrival =

@@ -37,19 +37,12 @@ import type { PortPlan } from './plan.js';
 import type { PeerIdentity } from './peer.js';
 import { hostPort } from '../sidecar/capture.js';
 import { downstreamServerOptions } from '../http1-limits.js';
-import { requestView } from '../router/exchange.js';
-import { isRejection } from '../router/target.js';
 import type { PathNormalization } from '../router/path.js';
 import type { AuthzDecision, CompiledAuthz } from '../authz/engine.js';
+import { authzLogFields } from '../authz/gate.js';
 import type { CompiledJwt } from '../authn/jwt.js';
-import { jwtHook, type AuthnTarget, type RequestAuth } from '../authn/hook.js';
-import {
-  authorizeRequest,
-  authzLogFields,
-  countAuthz,
-  inboundAttributes,
-  type AuthzOutcome,
-} from '../authz/gate.js';
+import type { RequestAuth } from '../authn/hook.js';
+import { admit, type Admission, type Refusal } from './admit.js';
 
 export const XFCC = 'x-forwarded-client-cert';
 
@@ -91,6 +84,8 @@ export interface InboundPolicy {
   pathNormalization: PathNormalization;
   /** null: no AuthorizationPolicy selects this workload, every request is allowed. */
   authz: CompiledAuthz | null;
+  /** The same policies as read for TCP connections (engine.ts tcpBlock); null with `authz`. */
+  authzTcp: CompiledAuthz | null;
   /** null: no RequestAuthentication selects this workload, tokens are not checked. */
   jwt: CompiledJwt | null;
 }
@@ -110,11 +105,11 @@ export function securityPolicy(c: InboundConnection): 'mutual_tls' | 'none' {
   return c.peer === null ? 'none' : 'mutual_tls';
 }
 
-class InboundExchange implements ResponseHandler, AuthnTarget {
-  /** The verified JWT (RequestAuthentication); AuthorizationPolicy reads it. */
-  auth: RequestAuth | null = null;
+class InboundExchange implements ResponseHandler {
+  /** The verified JWT (RequestAuthentication). */
+  private auth: RequestAuth | null = null;
   /** Envoy's response code details of a JWT refusal. */
-  details: string | undefined;
+  private details: string | undefined;
   private flags = '-';
   private status = 0;
   private reqBytes = 0;
@@ -147,55 +142,41 @@ class InboundExchange implements ResponseHandler, AuthnTarget {
     const hasBody =
       req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
     this.body = hasBody ? req : null;
-    if (hasBody) req.on('data', (c: Buffer) => (this.reqBytes += c.length));
-    else req.resume();
+    if (hasBody) {
+      req.on('data', (c: Buffer) => (this.reqBytes += c.length));
+      // the counter alone would start the body flowing, with nobody sending it on: held until the
+      // app connection streams it (its resume), which may be after a connect or an ext-authz call
+      req.pause();
+    } else req.resume();
   }
 
   run(): void {
     this.res.once('close', () => this.onDownstreamClose());
-    const policy = this.hop.opts.policy();
-    const v = requestView(this.req, this.port, policy.pathNormalization);
-    if (isRejection(v)) {
-      // the rest of what this client sent cannot be trusted to be framed as it meant
-      if (v.flag === Flags.DownstreamProtocolError) this.res.shouldKeepAlive = false;
-      return this.localReply(v.status, v.flag, v.detail);
-    }
-    this.target = v.target;
-    if (this.req.headers.host !== undefined) this.headers.host = this.req.headers.host;
-    // RequestAuthentication, then AuthorizationPolicy (with the JWT's principal), as Envoy's filters
-    if (policy.jwt !== null && !jwtHook(this, policy.jwt, this.headers, v, this.hop.opts.metrics, null))
-      return;
-    const az = policy.authz;
-    if (az === null) return this.dispatch();
-    const attrs = inboundAttributes(
-      this.req,
-      v,
-      { port: this.port, headers: this.headers, sni: this.conn.sni, peer: this.conn.peer?.principal ?? null },
-      this.auth,
+    admit(
+      {
+        req: this.req,
+        headers: this.headers,
+        port: this.port,
+        sni: this.conn.sni,
+        peer: this.conn.peer?.principal ?? null,
+        policy: this.hop.opts.policy(),
+        metrics: this.hop.opts.metrics,
+      },
+      (a) => this.admitted(a),
     );
-    const r = authorizeRequest(az, attrs, { method: v.method, target: v.target, headers: this.req.headers });
-    if (r instanceof Promise) void r.then((o) => this.afterAuthz(o));
-    else this.afterAuthz(r);
   }
 
-  private afterAuthz(o: AuthzOutcome): void {
-    this.authz = o.decision;
-    countAuthz(this.hop.opts.metrics, o);
+  private admitted(a: Admission): void {
+    this.auth = a.auth;
+    this.authz = a.authz;
+    this.details = a.details;
+    this.target = a.target;
     if (this.done) return;
-    if (o.denial === undefined) return this.dispatch();
-    const d = o.denial;
-    this.flags = addFlag(this.flags, d.flag === 'RBAC' ? Flags.RbacDenied : Flags.ExtAuthzDenied);
-    this.status = d.status;
-    if (!this.res.headersSent && !this.res.destroyed) {
-      this.respBytes = d.body.length;
-      this.res.writeHead(d.status, {
-        ...d.headers,
-        'content-length': String(d.body.length),
-        'x-weft-response-flags': this.flags,
-      });
-      this.res.end(d.body);
-    }
-    this.finish();
+    const r = a.refusal;
+    if (r === undefined) return this.dispatch();
+    // the rest of what this client sent cannot be trusted to be framed as it meant
+    if (r.flag === Flags.DownstreamProtocolError) this.res.shouldKeepAlive = false;
+    this.localReply(r.status, r.flag, r.detail, r.custom);
   }
 
   private dispatch(): void {
@@ -283,21 +264,16 @@ class InboundExchange implements ResponseHandler, AuthnTarget {
     );
   }
 
-  /** A response the proxy makes itself; `custom`: Envoy's own body and headers (a JWT refusal). */
-  localReply(
-    status: number,
-    flag: Flag,
-    detail: string,
-    custom?: { body: string; headers: Record<string, string> },
-  ): void {
+  /** A response the proxy makes itself; `custom`: Envoy's own body and headers (JWT, authorization). */
+  private localReply(status: number, flag: Flag, detail: string, custom?: Refusal['custom']): void {
     this.flags = addFlag(this.flags, flag);
     this.status = status;
     const text = custom?.body ?? `${FLAG_TEXT[flag] ?? 'local reply'}: ${detail} [flag ${this.flags}]\n`;
     if (!this.res.headersSent && !this.res.destroyed) {
       this.respBytes = Buffer.byteLength(text);
       this.res.writeHead(status, {
-        ...custom?.headers,
         'content-type': 'text/plain; charset=utf-8',
+        ...custom?.headers,
         'content-length': String(this.respBytes),
         'x-weft-response-flags': this.flags,
       });
@@ -458,19 +434,58 @@ export class InboundHttp {
   }
 
   /**
-   * WebSocket and other upgrades: the request head is replayed to the app (XFCC replaced like any
-   * request), then both sides are piped.
+   * WebSocket and other upgrades: admitted like any request (path, JWT, AuthorizationPolicy), then
+   * the request head is replayed to the app with the admitted target and headers (XFCC replaced,
+   * token stripped), and both sides are piped.
    */
   private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const conn = this.conns.get(socket);
     socket.on('error', () => socket.destroy());
     if (conn === undefined) return void socket.destroy();
     const port = conn.appPort ?? hostPort(req.headers.host ?? '');
-    let lines = `${req.method} ${req.url} HTTP/1.1\r\n`;
-    const raw = req.rawHeaders;
-    for (let i = 0; i < raw.length; i += 2)
-      if (raw[i]!.toLowerCase() !== XFCC) lines += `${raw[i]}: ${raw[i + 1]}\r\n`;
-    if (conn.peer !== null) lines += `${XFCC}: ${conn.peer.xfcc}\r\n`;
+    const headers: HeaderMap = { ...req.headers };
+    delete headers[XFCC];
+    if (conn.peer !== null) headers[XFCC] = conn.peer.xfcc;
+    admit(
+      {
+        req,
+        headers,
+        port,
+        sni: conn.sni,
+        peer: conn.peer?.principal ?? null,
+        policy: this.opts.policy(),
+        metrics: this.opts.metrics,
+      },
+      (a) => {
+        if (a.refusal !== undefined) return this.refuseUpgrade(socket, conn, a.refusal);
+        let lines = `${req.method} ${a.target} HTTP/1.1\r\n`;
+        for (const [k, v] of Object.entries(headers)) {
+          if (v === undefined) continue;
+          for (const one of Array.isArray(v) ? v : [v]) lines += `${k}: ${one}\r\n`;
+        }
+        this.pipeUpgrade(socket, conn, port, lines, head);
+      },
+    );
+  }
+
+  private refuseUpgrade(socket: Duplex, conn: InboundConnection, r: Refusal): void {
+    conn.metrics.record(r.status, r.flag, 0, 0, 0);
+    if (!socket.writable) return void socket.destroy();
+    const body = r.custom?.body ?? `${FLAG_TEXT[r.flag] ?? 'local reply'}: ${r.detail} [flag ${r.flag}]\n`;
+    let out = `HTTP/1.1 ${r.status} ${http.STATUS_CODES[r.status] ?? ''}\r\nconnection: close\r\n`;
+    for (const [k, v] of Object.entries({ 'content-type': 'text/plain', ...r.custom?.headers }))
+      out += `${k}: ${v}\r\n`;
+    out += `x-weft-response-flags: ${r.flag}\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n`;
+    socket.end(Buffer.concat([Buffer.from(out, 'latin1'), Buffer.from(body)]));
+  }
+
+  private pipeUpgrade(
+    socket: Duplex,
+    conn: InboundConnection,
+    port: number,
+    lines: string,
+    head: Buffer,
+  ): void {
     const upstream = this.connectApp(port);
     upstream.once('connect', () => {
       upstream.write(`${lines}\r\n`);

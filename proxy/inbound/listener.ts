@@ -37,7 +37,8 @@ import { splice } from '../tcp.js';
 import { DEFAULT_CONNECT_TIMEOUT_MS } from '../upstream/cluster.js';
 import { inspectClientHello, type HelloVerdict } from './clienthello.js';
 import { connectionFields, InboundHttp, type InboundConnection, type InboundPolicy } from './http.js';
-import { compileAuthz } from '../authz/engine.js';
+import { compileAuthz, tcpBlock } from '../authz/engine.js';
+import { authorizeConnection, connectionAttributes, countAuthz } from '../authz/gate.js';
 import { compileJwt } from '../authn/jwt.js';
 import { resolvePathNormalization } from '../router/path.js';
 import { MESH_ALPN, MESH_HTTP1_ALPN, peerIdentity } from './peer.js';
@@ -160,6 +161,7 @@ export class InboundListener {
   private policy: InboundPolicy = {
     pathNormalization: resolvePathNormalization(undefined),
     authz: null,
+    authzTcp: null,
     jwt: null,
   };
   private readonly tlsServer: tls.Server;
@@ -208,11 +210,14 @@ export class InboundListener {
    * proxy already compiled of the same config (its AuthorizationPolicies), so they are not
    * compiled twice; without it (a listener on its own) they are compiled here.
    */
-  apply(cfg: ProxyConfig, compiled?: InboundPolicy): void {
-    this.policy = compiled ?? {
-      pathNormalization: resolvePathNormalization(cfg.pathNormalization),
-      authz: cfg.authz === undefined ? null : compileAuthz(cfg.authz),
-      jwt: cfg.jwt !== undefined && cfg.jwt.providers.length > 0 ? compileJwt(cfg.jwt) : null,
+  apply(cfg: ProxyConfig, compiled?: Omit<InboundPolicy, 'authzTcp'>): void {
+    this.policy = {
+      ...(compiled ?? {
+        pathNormalization: resolvePathNormalization(cfg.pathNormalization),
+        authz: cfg.authz === undefined ? null : compileAuthz(cfg.authz),
+        jwt: cfg.jwt !== undefined && cfg.jwt.providers.length > 0 ? compileJwt(cfg.jwt) : null,
+      }),
+      authzTcp: cfg.authz === undefined ? null : compileAuthz(tcpBlock(cfg.authz)),
     };
     this.plan = new InboundPlan(cfg.version, cfg.inbound, cfg, this.opts.metrics);
     this.accessLogOn = cfg.telemetry?.accessLog === true;
@@ -425,6 +430,22 @@ export class InboundListener {
   private pipe(socket: net.Socket, head: Buffer, a: Accepted, conn: InboundConnection | null): void {
     if (a.port === null) return this.refuse(socket, a, 'no_destination', 'TCP with no original destination');
     const c = conn ?? this.connection(a, null, null);
+    const az = this.policy.authzTcp;
+    if (az !== null) {
+      const o = authorizeConnection(
+        az,
+        connectionAttributes(socket, { port: a.port, sni: a.sni, peer: c.peer?.principal ?? null }),
+      );
+      countAuthz(this.opts.metrics, o);
+      if (o.denial !== undefined)
+        return this.refuse(
+          socket,
+          a,
+          'authz_denied',
+          o.decision.reason,
+          `AuthorizationPolicy ${o.decision.policy ?? '(no ALLOW policy matched)'}`,
+        );
+    }
     const m = a.plan.tcpGroup({
       principal: c.peer?.principal ?? null,
       peerNamespace: c.peer?.namespace ?? null,
@@ -473,17 +494,24 @@ export class InboundListener {
     });
   }
 
-  private refuse(socket: net.Socket, a: Accepted, reason: RefusalReason, detail: string): void {
+  /** `by`: the policy that refused, when not the port's PeerAuthentication (an AuthorizationPolicy). */
+  private refuse(
+    socket: net.Socket,
+    a: Accepted,
+    reason: RefusalReason,
+    detail: string,
+    by: string = a.plan.policy,
+  ): void {
     socket.destroy();
     this.opts.metrics.incLabelled(REFUSED_METRIC, { reason });
-    const message = refusalMessage(reason, a.remoteIp, a.plan.policy, a.port, detail);
+    const message = refusalMessage(reason, a.remoteIp, by, a.port, detail);
     const r: Refusal = {
       at: new Date().toISOString(),
       reason,
       from: a.remote,
       port: a.port,
       mode: a.plan.mode,
-      policy: a.plan.policy,
+      policy: by,
       message,
     };
     this.recent.push(r);

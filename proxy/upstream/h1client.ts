@@ -277,6 +277,9 @@ class Conn {
     body.once('end', onEnd);
     body.once('error', onError);
     body.once('close', onClose);
+    // a body its owner held paused until a connection could take it (the inbound hop does, so
+    // no chunk flows to its byte counter alone): a 'data' listener does not restart it
+    if (body.isPaused()) body.resume();
   }
 
   // --- response parsing ---------------------------------------------------------------------

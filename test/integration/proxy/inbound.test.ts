@@ -230,8 +230,13 @@ describe('sidecar inbound: mesh mTLS, PeerAuthentication, L7 (loopback, real TLS
     identity = new TestIdentity(SELF, root);
     app = http.createServer((req, res) => {
       seen.push({ url: req.url ?? '', headers: req.headers, from: req.socket.remoteAddress });
-      req.resume();
-      req.on('end', () => res.end('app'));
+      let bytes = 0;
+      const hash = createHash('sha256');
+      req.on('data', (c: Buffer) => {
+        bytes += c.length;
+        hash.update(c);
+      });
+      req.on('end', () => res.end(bytes === 0 ? 'app' : `app got ${bytes} ${hash.digest('hex')}`));
     });
     app.on('upgrade', (req, socket) => {
       seen.push({ url: req.url ?? '', headers: req.headers, from: (socket as net.Socket).remoteAddress });
@@ -748,6 +753,73 @@ describe('sidecar inbound: mesh mTLS, PeerAuthentication, L7 (loopback, real TLS
       expect((await meshRequest(port, peerCert, root.certPem, { path: '/reviews/1' })).status).to.equal(403);
     });
 
+    describe('TCP connections (Istio reads HTTP-only fields as it does for TCP)', () => {
+      const meshTcp = (cert: KeyPairPem): Promise<string> =>
+        tlsAttempt(
+          port,
+          {
+            servername: 'outbound_.5432_._.db.demo.svc.cluster.local',
+            ALPNProtocols: ['istio'],
+            key: cert.keyPem,
+            cert: cert.certPem,
+            ca: root.certPem,
+          },
+          'ping',
+          'ping',
+        );
+      const plainTcp = (): Promise<string> => rawExchange(port, 'ping', 4);
+      const checkout = workloadCert(root, 'spiffe://cluster.local/ns/shop/sa/checkout');
+      const refusedAuthz = (): number => refused('authz_denied');
+
+      it('ALLOW by principal: the peer passes, another identity and plaintext are closed before the app', async () => {
+        dstPort = echoPort;
+        inbound.apply(
+          withPolicies(permissive(), [
+            policy('db-clients', {
+              rules: [{ from: [{ source: { principals: ['cluster.local/ns/shop/sa/productpage'] } }] }],
+            }),
+          ]),
+        );
+        expect(await meshTcp(peerCert)).to.equal('ping');
+        const before = echoFrom.length;
+        const refusedBefore = refusedAuthz();
+        expect(await meshTcp(checkout)).to.not.include('ping');
+        expect(await plainTcp()).to.equal('');
+        expect(echoFrom.length, 'the app accepted nothing').to.equal(before);
+        expect(refusedAuthz()).to.equal(refusedBefore + 2);
+        expect(inbound.recent.at(-1)!.message).to.match(
+          /^a connection \(authz_denied\) from 127\.0\.0\.1 refused by AuthorizationPolicy \(no ALLOW policy matched\) on port \d+: no ALLOW policy matched$/,
+        );
+      });
+
+      it('an ALLOW rule with only HTTP fields allows no TCP; a DENY rule with HTTP fields denies on the rest', async () => {
+        dstPort = echoPort;
+        inbound.apply(
+          withPolicies(strict(), [
+            policy('get-only', { rules: [{ to: [{ operation: { methods: ['GET'] } }] }] }),
+          ]),
+        );
+        expect(await meshTcp(peerCert), 'methods cannot match TCP').to.not.include('ping');
+        inbound.apply(
+          withPolicies(strict(), [
+            policy('no-shop-admin', {
+              action: 'DENY',
+              rules: [
+                {
+                  from: [{ source: { namespaces: ['shop'] } }],
+                  to: [{ operation: { paths: ['/admin'] } }],
+                },
+              ],
+            }),
+          ]),
+        );
+        expect(await meshTcp(peerCert), 'shop is denied: the path is ignored on TCP').to.not.include('ping');
+        expect(inbound.recent.at(-1)!.message).to.include('AuthorizationPolicy demo/no-shop-admin');
+        const other = workloadCert(root, 'spiffe://cluster.local/ns/billing/sa/api');
+        expect(await meshTcp(other), 'another namespace passes').to.equal('ping');
+      });
+    });
+
     it('a bad request target is refused with 400 DPE before any policy or the app', async () => {
       inbound.apply(withPolicies(permissive(), [allowProductpage]));
       const before = seen.length;
@@ -760,6 +832,75 @@ describe('sidecar inbound: mesh mTLS, PeerAuthentication, L7 (loopback, real TLS
         expect(out, 'the connection is closed').to.include('x-weft-response-flags: DPE');
       }
       expect(seen.length).to.equal(before);
+    });
+  });
+
+  describe('request bodies and upgrades on the inbound side', () => {
+    /** POSTs `body` on a fresh connection (so the app connection is opened after the head arrived). */
+    const post = (body: Buffer, headers: Record<string, string> = {}): Promise<Reply> =>
+      new Promise((resolve, reject) => {
+        const r = http.request(
+          {
+            host: '127.0.0.1',
+            port,
+            method: 'POST',
+            path: '/upload',
+            headers: { host: 'reviews.demo.svc.cluster.local:9080', ...headers },
+            agent: false,
+          },
+          (res) => collect(res, resolve, reject),
+        );
+        r.on('error', reject);
+        r.end(body);
+      });
+
+    it('a body reaches the app whole, with or without policies (none of it read away before the app connection is up)', async () => {
+      const body = Buffer.alloc(300_000, 7);
+      const want = `app got ${body.length} ${createHash('sha256').update(body).digest('hex')}`;
+      inbound.apply(config(permissive()));
+      expect((await post(body)).body).to.equal(want);
+      const { block } = translateAuthz({
+        policies: [
+          {
+            apiVersion: 'security.istio.io/v1',
+            kind: 'AuthorizationPolicy',
+            metadata: { name: 'posts', namespace: 'demo' },
+            spec: { rules: [{ to: [{ operation: { methods: ['POST'] } }] }] },
+          } as AuthorizationPolicy,
+        ],
+        pod: { namespace: 'demo', labels: { app: 'reviews' } },
+      });
+      inbound.apply({ ...config(permissive(), 'posts'), authz: { ...block!, listeners: [] } });
+      expect((await post(body)).body).to.equal(want);
+    });
+
+    it('an Upgrade request is checked like any request: a denied WebSocket never reaches the app', async () => {
+      const { block } = translateAuthz({
+        policies: [
+          {
+            apiVersion: 'security.istio.io/v1',
+            kind: 'AuthorizationPolicy',
+            metadata: { name: 'no-admin', namespace: 'demo' },
+            spec: { action: 'DENY', rules: [{ to: [{ operation: { paths: ['/admin'] } }] }] },
+          } as AuthorizationPolicy,
+        ],
+        pod: { namespace: 'demo', labels: { app: 'reviews' } },
+      });
+      inbound.apply({ ...config(permissive(), 'ws'), authz: { ...block!, listeners: [] } });
+      const upgrade = (path: string): Promise<string> =>
+        rawExchange(
+          port,
+          `GET ${path} HTTP/1.1\r\nhost: reviews\r\nconnection: upgrade\r\nupgrade: websocket\r\n\r\n`,
+          12,
+        );
+      const before = seen.length;
+      const denied = await upgrade('/admin');
+      expect(denied).to.match(/^HTTP\/1\.1 403/);
+      const encoded = await upgrade('/%61dmin');
+      expect(encoded, 'the normalized path is checked').to.match(/^HTTP\/1\.1 403/);
+      expect(seen.length, 'the app saw no upgrade').to.equal(before);
+      expect(await upgrade('/chat')).to.match(/^HTTP\/1\.1 101/);
+      expect(seen.at(-1)!.url).to.equal('/chat');
     });
   });
 

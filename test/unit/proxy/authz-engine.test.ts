@@ -17,8 +17,13 @@ import {
   remoteAddress,
   hostOnly,
   claimStrings,
+  tcpBlock,
 } from '../../../proxy/authz/engine.js';
-import { authorizeAllReadings } from '../../../proxy/authz/gate.js';
+import {
+  authorizeAllReadings,
+  authorizeConnection,
+  connectionAttributes,
+} from '../../../proxy/authz/gate.js';
 import type { AuthzAttributes } from '../../../proxy/authz/attributes.js';
 import { normalizePath, type PathNormalization } from '../../../proxy/router/path.js';
 
@@ -645,6 +650,136 @@ describe('AuthorizationPolicy engine: Istio semantics table', () => {
     });
   }
   it(`has more than 150 cases (${CASES.length})`, () => expect(CASES.length).to.be.greaterThan(150));
+});
+
+const SLEEP = 'spiffe://cluster.local/ns/foo/sa/sleep';
+
+/** A TCP connection as the inbound side sees one: no method, path, host, headers or JWT. */
+function decideTcp(specs: Spec[], peer: string | null, port = 8080) {
+  const warnings: string[] = [];
+  const policies = specs.map((s, i) => compilePolicy(policy({ name: `p${i}`, ...s }), new Set(), warnings));
+  const c = compileAuthz(tcpBlock({ policies }));
+  return authorizeConnection(
+    c,
+    connectionAttributes({ remoteAddress: '10.0.0.5', localAddress: '10.0.0.9' }, { port, sni: null, peer }),
+  ).decision;
+}
+
+type TcpCase = [string, Spec[], string | null, 'allow' | 'deny'];
+// Istio's TCP task and builder: ALLOW/AUDIT rules with HTTP-only fields match nothing; DENY
+// rules drop the HTTP-only fields and apply on the rest
+const TCP_CASES: TcpCase[] = [
+  ['no policy', [], null, 'allow'],
+  [
+    'ALLOW by principal, the peer',
+    [allow([from({ principals: ['cluster.local/ns/foo/sa/sleep'] })])],
+    SLEEP,
+    'allow',
+  ],
+  [
+    'ALLOW by principal, plaintext',
+    [allow([from({ principals: ['cluster.local/ns/foo/sa/sleep'] })])],
+    null,
+    'deny',
+  ],
+  ['ALLOW by namespace, the peer', [allow([from({ namespaces: ['foo'] })])], SLEEP, 'allow'],
+  ['ALLOW by ipBlocks', [allow([from({ ipBlocks: ['10.0.0.0/24'] })])], null, 'allow'],
+  ['ALLOW by port', [allow([to({ ports: ['8080'] })])], null, 'allow'],
+  ['ALLOW by another port', [allow([to({ ports: ['9000'] })])], null, 'deny'],
+  ['ALLOW with methods only: no TCP allowed', [allow([to({ methods: ['GET'] })])], SLEEP, 'deny'],
+  [
+    'ALLOW with paths and ports: the rule is dropped',
+    [allow([to({ paths: ['/'], ports: ['8080'] })])],
+    null,
+    'deny',
+  ],
+  [
+    'ALLOW with hosts in one rule, ports in another: the second allows',
+    [allow([to({ hosts: ['a'] }), to({ ports: ['8080'] })])],
+    null,
+    'allow',
+  ],
+  [
+    'ALLOW with requestPrincipals: no JWT on TCP',
+    [allow([from({ requestPrincipals: ['*'] })])],
+    SLEEP,
+    'deny',
+  ],
+  ['ALLOW with a request.headers condition', [allow([when('request.headers[x-a]', ['1'])])], SLEEP, 'deny'],
+  ['ALLOW with a source.ip condition stays', [allow([when('source.ip', ['10.0.0.5'])])], null, 'allow'],
+  ['DENY with methods only: denies every connection', [deny([to({ methods: ['GET'] })])], SLEEP, 'deny'],
+  [
+    'DENY with paths and ports: denies that port',
+    [deny([to({ paths: ['/admin'], ports: ['8080'] })])],
+    null,
+    'deny',
+  ],
+  [
+    'DENY with paths and another port: allows',
+    [deny([to({ paths: ['/admin'], ports: ['9000'] })])],
+    null,
+    'allow',
+  ],
+  [
+    'DENY by namespace + path: denies that namespace',
+    [deny([{ ...from({ namespaces: ['foo'] }), ...to({ paths: ['/x'] }) }])],
+    SLEEP,
+    'deny',
+  ],
+  [
+    'DENY by namespace + path: another namespace passes',
+    [deny([{ ...from({ namespaces: ['bar'] }), ...to({ paths: ['/x'] }) }])],
+    SLEEP,
+    'allow',
+  ],
+  ['DENY with requestPrincipals: denies all', [deny([from({ requestPrincipals: ['*'] })])], null, 'deny'],
+  ['DENY notPrincipals *: plaintext denied', [deny([from({ notPrincipals: ['*'] })])], null, 'deny'],
+  ['DENY notPrincipals *: the peer passes', [deny([from({ notPrincipals: ['*'] })])], SLEEP, 'allow'],
+  ['AUDIT with methods: no effect', [{ action: 'AUDIT', rules: [to({ methods: ['GET'] })] }], null, 'allow'],
+  ['DENY beats a TCP ALLOW', [allow([{}]), deny([to({ methods: ['POST'] })])], SLEEP, 'deny'],
+];
+
+describe('AuthorizationPolicy on TCP connections (tcpBlock)', () => {
+  for (const [name, specs, peer, want] of TCP_CASES)
+    it(`${name} → ${want}`, () => {
+      const d = decideTcp(specs, peer);
+      expect(d.decision, d.reason).to.equal(want);
+    });
+
+  it('a CUSTOM policy that matches refuses the connection (its HTTP provider cannot check TCP)', () => {
+    const c = compileAuthz(
+      tcpBlock({
+        policies: [
+          {
+            name: 'foo/ext',
+            action: 'CUSTOM',
+            provider: 'ext',
+            rules: [{ to: [[{ key: 'request.path', values: [{ exact: '/x' }] }]] }],
+          },
+        ],
+        providers: { ext: { service: 'ext.foo.svc.cluster.local', port: 80, endpoints: [] } as never },
+      }),
+    );
+    const o = authorizeConnection(c, connectionAttributes({}, { port: 1, sni: null, peer: null }));
+    expect(o.decision.decision).to.equal('deny');
+    expect(o.decision.reason).to.match(/CUSTOM policy foo\/ext matches a TCP connection/);
+    expect(o.denial?.flag).to.equal('RBAC');
+  });
+
+  it('the block for HTTP is left as it was', () => {
+    const block = {
+      policies: [
+        {
+          name: 'a/b',
+          action: 'ALLOW' as const,
+          rules: [{ to: [[{ key: 'request.method' as const, values: [{ exact: 'GET' }] }]] }],
+        },
+      ],
+    };
+    const copy = structuredClone(block);
+    tcpBlock(block);
+    expect(block).to.deep.equal(copy);
+  });
 });
 
 describe('AuthorizationPolicy engine: what a decision says', () => {

@@ -1,0 +1,104 @@
+/**
+ * What every request on the sidecar's inbound side passes before the app sees a byte of it, for
+ * plain requests and Upgrade requests alike (an upgrade that skipped these checks would be a way
+ * around every policy): the request head read and its path normalized as the mesh says, then
+ * RequestAuthentication (a token present must verify), then AuthorizationPolicy (CUSTOM → DENY →
+ * ALLOW) with the peer's mTLS identity and the token's principal — Envoy's filter order.
+ */
+import type { IncomingMessage } from 'node:http';
+import type { HeaderMap } from '../router/headers.js';
+import { requestView } from '../router/exchange.js';
+import { isRejection } from '../router/target.js';
+import { Flags, type Flag } from '../router/flags.js';
+import type { MetricsRegistry } from '../telemetry/metrics.js';
+import type { AuthzDecision } from '../authz/engine.js';
+import { authorizeRequest, countAuthz, inboundAttributes, type AuthzOutcome } from '../authz/gate.js';
+import { jwtHook, type AuthnTarget, type RequestAuth } from '../authn/hook.js';
+import type { InboundPolicy } from './http.js';
+
+/** A response the proxy gives instead of forwarding. */
+export interface Refusal {
+  status: number;
+  flag: Flag;
+  detail: string;
+  /** Envoy's own body and headers (a JWT or an authorization refusal); absent: weft's local reply. */
+  custom?: { body: string | Buffer; headers: Record<string, string> };
+}
+
+export interface Admission {
+  /** The origin-form target to forward (normalized path and query). */
+  target: string;
+  auth: RequestAuth | null;
+  authz: AuthzDecision | null;
+  /** Envoy's response code details of a JWT refusal. */
+  details?: string | undefined;
+  /** Set: answer with this, the app sees nothing. */
+  refusal?: Refusal | undefined;
+}
+
+export interface AdmitInput {
+  req: IncomingMessage;
+  /** The headers as they will be forwarded: the token is stripped and outputs are set here. */
+  headers: HeaderMap;
+  /** The workload port the client dialled. */
+  port: number;
+  sni: string | null;
+  /** The mTLS peer's SPIFFE ID; null on plaintext. */
+  peer: string | null;
+  policy: InboundPolicy;
+  metrics: MetricsRegistry;
+}
+
+/** Decides, then calls `done` once (synchronously unless an ext-authz provider is asked). */
+export function admit(input: AdmitInput, done: (a: Admission) => void): void {
+  const { req, headers, policy } = input;
+  const v = requestView(req, input.port, policy.pathNormalization);
+  if (isRejection(v))
+    return done({
+      target: '',
+      auth: null,
+      authz: null,
+      refusal: { status: v.status, flag: v.flag, detail: v.detail },
+    });
+  // an absolute-form target set req.headers.host to its authority: forward what was checked
+  if (req.headers.host !== undefined) headers.host = req.headers.host;
+  let refusal: Refusal | undefined;
+  const authn: AuthnTarget = {
+    auth: null,
+    details: undefined,
+    localReply: (status, flag, detail, custom) =>
+      void (refusal = { status, flag, detail, ...(custom ? { custom } : {}) }),
+  };
+  if (policy.jwt !== null && !jwtHook(authn, policy.jwt, headers, v, input.metrics, null))
+    return done({ target: v.target, auth: null, authz: null, details: authn.details, refusal });
+  const az = policy.authz;
+  if (az === null) return done({ target: v.target, auth: authn.auth, authz: null });
+  const attrs = inboundAttributes(
+    req,
+    v,
+    { port: input.port, headers, sni: input.sni, peer: input.peer },
+    authn.auth,
+  );
+  const finish = (o: AuthzOutcome): void => {
+    countAuthz(input.metrics, o);
+    const d = o.denial;
+    done({
+      target: v.target,
+      auth: authn.auth,
+      authz: o.decision,
+      ...(d === undefined
+        ? {}
+        : {
+            refusal: {
+              status: d.status,
+              flag: d.flag === 'RBAC' ? Flags.RbacDenied : Flags.ExtAuthzDenied,
+              detail: o.decision.reason,
+              custom: { body: d.body, headers: d.headers },
+            },
+          }),
+    });
+  };
+  const r = authorizeRequest(az, attrs, { method: v.method, target: v.target, headers: req.headers });
+  if (r instanceof Promise) void r.then(finish);
+  else finish(r);
+}
