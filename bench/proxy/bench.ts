@@ -18,7 +18,17 @@ import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync, rmSync, mkdirSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
-import { cpuSeconds, fixedRate, freePort, HERE, median, ROOT, rssMb, wrk, type WrkResult } from './harness.js';
+import {
+  cpuSeconds,
+  fixedRate,
+  freePort,
+  HERE,
+  median,
+  ROOT,
+  rssMb,
+  wrk,
+  type WrkResult,
+} from './harness.js';
 
 const REPS = Number(process.env.REPS ?? 3);
 const MAX_SECONDS = Number(process.env.MAX_SECONDS ?? 10);

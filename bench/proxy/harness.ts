@@ -119,7 +119,9 @@ export async function fixedRate(url: string, host: string, seconds: number, rate
 
 /** The benchmark upstream (bench/proxy/upstream.mjs: 1 KiB, keep-alive) and its port. */
 export async function startUpstream(): Promise<{ child: ChildProcess; port: number }> {
-  const up = track(spawn(process.execPath, [path.join(HERE, 'upstream.mjs')], { stdio: ['ignore', 'pipe', 'ignore'] }));
+  const up = track(
+    spawn(process.execPath, [path.join(HERE, 'upstream.mjs')], { stdio: ['ignore', 'pipe', 'ignore'] }),
+  );
   const port = await new Promise<number>((resolve) =>
     up.stdout!.once('data', (d: Buffer) => resolve(Number(d.toString().trim()))),
   );

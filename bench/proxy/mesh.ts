@@ -115,7 +115,9 @@ function config(
     vhosts.push({
       name: h,
       domains: [h, `${h}:8080`, `svc-${i}`, `svc-${i}:8080`, `svc-${i}.${NS}`, `svc-${i}.${NS}:8080`],
-      routes: [{ action: { type: 'route', destinations: [{ cluster: `outbound|8080||${h}`, weight: 100 }] } }],
+      routes: [
+        { action: { type: 'route', destinations: [{ cluster: `outbound|8080||${h}`, weight: 100 }] } },
+      ],
     });
     clusters.push({
       name: `outbound|8080||${h}`,
@@ -129,7 +131,9 @@ function config(
     apiVersion: PROXY_CONFIG_API_VERSION,
     kind: 'ProxyConfig',
     version,
-    listeners: [{ name: 'outbound', protocol: 'HTTP', address: '0.0.0.0', port: 15001, virtualHosts: vhosts }],
+    listeners: [
+      { name: 'outbound', protocol: 'HTTP', address: '0.0.0.0', port: 15001, virtualHosts: vhosts },
+    ],
     clusters,
     ...(inbound ? { inbound } : {}),
     telemetry: { workload: { name: `bench-${version}`, namespace: NS } },
@@ -172,14 +176,17 @@ async function startNginx(name: string, conf: (dir: string, port: number) => str
   mkdirSync(dir);
   const port = await freePort();
   writeFileSync(path.join(dir, 'nginx.conf'), conf(dir, port));
-  const ng = track(spawn('/usr/sbin/nginx', ['-p', dir, '-c', path.join(dir, 'nginx.conf')], { stdio: 'ignore' }));
+  const ng = track(
+    spawn('/usr/sbin/nginx', ['-p', dir, '-c', path.join(dir, 'nginx.conf')], { stdio: 'ignore' }),
+  );
   let master = 0;
   for (let i = 0; i < 100 && master === 0; i++) {
     await new Promise((r) => setTimeout(r, 50));
     try {
       master = Number(readFileSync(path.join(dir, 'nginx.pid'), 'utf8').trim());
     } catch {
-      if (ng.exitCode !== null) throw new Error(`nginx ${name} exited: ${readFileSync(path.join(dir, 'error.log'), 'utf8')}`);
+      if (ng.exitCode !== null)
+        throw new Error(`nginx ${name} exited: ${readFileSync(path.join(dir, 'error.log'), 'utf8')}`);
     }
   }
   await new Promise((r) => setTimeout(r, 200));
@@ -218,10 +225,15 @@ async function main(): Promise<void> {
 
   // sidecar B (server side): STRICT inbound, HTTP declared on the app's port
   const weftdB = await weftdFor(
-    config('server', host, { address: '127.0.0.1', port: app.port }, {
-      mtls: { mode: 'STRICT', policy: `PeerAuthentication ${NS}/strict` },
-      ports: [{ port: app.port, protocol: 'HTTP' }],
-    }),
+    config(
+      'server',
+      host,
+      { address: '127.0.0.1', port: app.port },
+      {
+        mtls: { mode: 'STRICT', policy: `PeerAuthentication ${NS}/strict` },
+        ports: [{ port: app.port, protocol: 'HTTP' }],
+      },
+    ),
     SERVER_SA,
   );
   const b = await startSidecar(entry, [...flags, ...prof('server')], weftdB, { POD_NAME: 'app-1' });
@@ -312,13 +324,19 @@ async function main(): Promise<void> {
       parts: { 'sidecar A': [a.child.pid!], 'sidecar B': [b.child.pid!] },
       max: true,
     },
-    { name: 'one sidecar, plaintext', url: `http://127.0.0.1:${p.ports.outbound}/`, pids: [p.child.pid!], max: true },
+    {
+      name: 'one sidecar, plaintext',
+      url: `http://127.0.0.1:${p.ports.outbound}/`,
+      pids: [p.child.pid!],
+      max: true,
+    },
   ];
   const hostArgs = ['-s', path.join(HERE, 'host.lua'), '--', host];
   // warm up (JIT, pools, TLS sessions); idle RSS after it
   for (const s of scenarios.filter((x) => x.max)) {
     const r = await wrk(s.url, ['-t1', '-c4', '-d2s', ...hostArgs]);
-    if (r.errors > 0 || !(r.rps > 0)) throw new Error(`${s.name}: warm-up failed (${r.errors} errors, ${r.rps} req/s)`);
+    if (r.errors > 0 || !(r.rps > 0))
+      throw new Error(`${s.name}: warm-up failed (${r.errors} errors, ${r.rps} req/s)`);
   }
   await new Promise((r) => setTimeout(r, 1000));
   const idle = Object.fromEntries(scenarios.filter((s) => s.max).map((s) => [s.name, rssMb(s.pids)]));
@@ -344,12 +362,15 @@ async function main(): Promise<void> {
       clearInterval(sampler);
       sample();
       const secs = (performance.now() - started) / 1000;
-      const vcpu = (k: string): number => ((cpuSeconds(groups[k as keyof typeof groups]!) - c0[k]!) / secs) * (1000 / r.rps);
+      const vcpu = (k: string): number =>
+        ((cpuSeconds(groups[k as keyof typeof groups]!) - c0[k]!) / secs) * (1000 / r.rps);
       const fs: FixedSample = {
         ...r,
         vcpu: vcpu('all'),
         rss: peak.all!,
-        parts: Object.fromEntries(Object.keys(s.parts ?? {}).map((k) => [k, { vcpu: vcpu(k), rss: peak[k]! }])),
+        parts: Object.fromEntries(
+          Object.keys(s.parts ?? {}).map((k) => [k, { vcpu: vcpu(k), rss: peak[k]! }]),
+        ),
       };
       (fixedRuns.get(s.name) ?? fixedRuns.set(s.name, []).get(s.name)!).push(fs);
       process.stderr.write(
@@ -378,6 +399,15 @@ async function main(): Promise<void> {
     .split('\n')
     .filter((l) => l.startsWith('istio_requests_total{') && l.includes('connection_security_policy="none"'))
     .reduce((n, l) => n + Number(l.split(' ').pop()), 0);
+
+  // connection churn on the mTLS hop: every one is a full handshake on both sides
+  const stats = await (await fetch(`http://127.0.0.1:${a.ports.admin}/stats`)).text();
+  const handshakes = [
+    ...stats.matchAll(/^cluster\.outbound\|80\|v[12]\|bench\.ssl\.handshake: (\d+)$/gm),
+  ].reduce((n, x) => n + Number(x[1]), 0);
+  const inboundConns = Number(
+    /^weft_proxy_inbound_connections_total(?:\{\})? (\d+)/m.exec(metrics)?.[1] ?? NaN,
+  );
 
   const m = (name: string, k: keyof FixedSample): number =>
     median(fixedRuns.get(name)!.map((r) => r[k] as number));
@@ -435,10 +465,12 @@ async function main(): Promise<void> {
     rss_mb_idle: idle,
     targets,
     server_sidecar_requests: { mutual_tls_from_client: mtlsRequests, plaintext: plaintextRequests },
+    mtls_hop_connections: { client_handshakes: handshakes, server_inbound_connections: inboundConns },
   };
   writeFileSync(path.join(HERE, 'last-run-mesh.json'), JSON.stringify(result, null, 2) + '\n');
 
-  const f = (n: number | undefined, d = 2): string => (n === undefined || Number.isNaN(n) ? '-' : n.toFixed(d));
+  const f = (n: number | undefined, d = 2): string =>
+    n === undefined || Number.isNaN(n) ? '-' : n.toFixed(d);
   const row = (n: string): string => {
     const x = fixed[n]!;
     const parts = Object.entries(x.parts)
@@ -458,8 +490,11 @@ async function main(): Promise<void> {
     `${lines.join('\n')}\n\n` +
       `target: pair vCPU ≤ 2× one plaintext sidecar: ${f(targets.vcpu_pair_over_one_plaintext)}× (${targets.vcpu_pair_over_one_plaintext <= 2 ? 'met' : 'MISSED'})\n` +
       `target: pair p99 ≤ 1.5× nginx-TLS: ${f(targets.p99_pair_over_nginx_tls)}× (${targets.p99_pair_over_nginx_tls <= 1.5 ? 'met' : 'MISSED'})\n` +
-      `sidecar B counted ${mtlsRequests} requests mutual_tls from ${clientId}, ${plaintextRequests} plaintext\n` +
-      `errors at max: ${Object.entries(max).map(([n, x]) => `${n} ${x.errors}`).join(', ')}\n` +
+      `sidecar B counted ${mtlsRequests} requests mutual_tls from ${clientId}, ${plaintextRequests} plaintext; ` +
+      `A→B TLS handshakes ${handshakes}, B inbound connections ${inboundConns} (whole run)\n` +
+      `errors at max: ${Object.entries(max)
+        .map(([n, x]) => `${n} ${x.errors}`)
+        .join(', ')}\n` +
       `load average at the end: ${result.loadavg_at_end.join(' ')} (2 cores, shared)\nfull results: bench/proxy/last-run-mesh.json\n`,
   );
   // stop the sidecars first so --cpu-prof writes its profiles
