@@ -554,6 +554,7 @@ describe('sidecar inbound: mesh mTLS, PeerAuthentication, L7 (loopback, real TLS
         .find(
           (l) =>
             l.startsWith('istio_requests_total{reporter="destination"') &&
+            l.includes('destination_service="reviews.demo.svc.cluster.local"') &&
             l.includes('connection_security_policy="none"'),
         );
       expect(line).to.be.a('string');
@@ -563,7 +564,6 @@ describe('sidecar inbound: mesh mTLS, PeerAuthentication, L7 (loopback, real TLS
         'source_principal="unknown"',
         'destination_workload="reviews-v1"',
         'destination_workload_namespace="demo"',
-        'destination_service="reviews.demo.svc.cluster.local"',
       ])
         expect(line).to.include(label);
       await sleep(20); // the access log flushes on the next turn
