@@ -24,6 +24,7 @@ import {
   freePort,
   HERE,
   median,
+  nginxConf,
   ROOT,
   rssMb,
   wrk,
@@ -113,28 +114,18 @@ spec:
   return docs.join('\n---\n') + '\n';
 }
 
-function nginxConf(dir: string, port: number, upstreamPort: number): string {
-  return `worker_processes 1;
-daemon off;
-pid ${dir}/nginx.pid;
-error_log ${dir}/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path ${dir}/body;
-  proxy_temp_path ${dir}/proxy;
-  upstream up { server 127.0.0.1:${upstreamPort}; keepalive 64; }
-  server {
-    listen 127.0.0.1:${port};
+function benchNginxConf(dir: string, port: number, upstreamPort: number): string {
+  return nginxConf(
+    dir,
+    `upstream up { server 127.0.0.1:${upstreamPort}; keepalive 64; }`,
+    `listen 127.0.0.1:${port};
     location / {
       proxy_pass http://up;
       proxy_http_version 1.1;
       proxy_set_header Connection "";
       proxy_set_header Host $host;
-    }
-  }
-}
-`;
+    }`,
+  );
 }
 
 /** Bundles proxy/main.ts; code splitting keeps the config loader (yaml, ajv) out of the serving process. */
@@ -195,7 +186,7 @@ async function main(): Promise<void> {
   const ngDir = path.join(work, 'nginx');
   mkdirSync(ngDir);
   const ngPort = await freePort();
-  writeFileSync(path.join(ngDir, 'nginx.conf'), nginxConf(ngDir, ngPort, upstreamPort));
+  writeFileSync(path.join(ngDir, 'nginx.conf'), benchNginxConf(ngDir, ngPort, upstreamPort));
   const ng = start('/usr/sbin/nginx', ['-p', ngDir, '-c', path.join(ngDir, 'nginx.conf')]);
   await new Promise((r) => setTimeout(r, 500));
   const ngMaster = Number(readFileSync(path.join(ngDir, 'nginx.pid'), 'utf8').trim());

@@ -9,6 +9,7 @@ import { promisify } from 'node:util';
 import { copyFileSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import type { ProxyConfig, VirtualHost } from '../../pkg/proxyconfig/types.js';
 
 export const HERE = path.dirname(new URL(import.meta.url).pathname);
 export const ROOT = path.resolve(HERE, '../..');
@@ -233,4 +234,66 @@ export async function stopSidecar(r: RunningSidecar): Promise<void> {
   const exited = new Promise((res) => r.child.once('exit', res));
   r.child.kill('SIGTERM');
   await exited;
+}
+
+/** The bench host's routes: two rules that never match before the one that does (header, prefix/regex). */
+export function benchVirtualHost(host: string, domains: string[]): VirtualHost {
+  return {
+    name: host,
+    domains,
+    routes: [
+      {
+        match: [{ headers: { 'end-user': { exact: 'jason' } } }],
+        action: { type: 'route', destinations: [{ cluster: 'outbound|80|v2|bench', weight: 100 }] },
+      },
+      {
+        match: [{ uri: { prefix: '/admin' } }, { uri: { regex: '/api/v[0-9]+/internal/.*' } }],
+        action: { type: 'route', destinations: [{ cluster: 'outbound|80|v2|bench', weight: 100 }] },
+      },
+      { action: { type: 'route', destinations: [{ cluster: 'outbound|80|v1|bench', weight: 100 }] } },
+    ],
+  };
+}
+
+/** `n` other services of namespace `bench` (two endpoints each, never called): a mesh's catalogue. */
+export function serviceCatalogue(n: number): { vhosts: VirtualHost[]; clusters: ProxyConfig['clusters'] } {
+  const vhosts: VirtualHost[] = [];
+  const clusters: ProxyConfig['clusters'] = [];
+  for (let i = 0; i < n; i++) {
+    const host = `svc-${i}.bench.svc.cluster.local`;
+    vhosts.push({
+      name: host,
+      domains: [host, `${host}:8080`, `svc-${i}`, `svc-${i}:8080`, `svc-${i}.bench`, `svc-${i}.bench:8080`],
+      routes: [
+        { action: { type: 'route', destinations: [{ cluster: `outbound|8080||${host}`, weight: 100 }] } },
+      ],
+    });
+    clusters.push({
+      name: `outbound|8080||${host}`,
+      endpoints: [
+        { address: `10.1.${i >> 8}.${i & 255}`, port: 8080 },
+        { address: `10.2.${i >> 8}.${i & 255}`, port: 8080 },
+      ],
+    });
+  }
+  return { vhosts, clusters };
+}
+
+/** An nginx.conf for one worker under `dir`, no access log: `http` lines, then one server block. */
+export function nginxConf(dir: string, http: string, server: string): string {
+  return `worker_processes 1;
+daemon off;
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path ${dir}/body;
+  proxy_temp_path ${dir}/proxy;
+  ${http}
+  server {
+    ${server}
+  }
+}
+`;
 }

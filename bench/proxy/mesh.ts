@@ -41,12 +41,12 @@ import {
   TLS_MODE_LABEL,
   type ProxyConfig,
   type UpstreamTls,
-  type VirtualHost,
 } from '../../pkg/proxyconfig/types.js';
 import { spiffeId } from '../../pkg/certs/workload.js';
 import { fakeWeftd, GOOD_TOKEN, type FakeWeftd } from '../../test/integration/proxy/fake-weftd.js';
 import { workloadCert } from '../../test/integration/proxy/mesh-identity.js';
 import {
+  benchVirtualHost,
   buildImageLayout,
   cpuSeconds,
   fixedRate,
@@ -55,8 +55,10 @@ import {
   imageNodeOptions,
   killChildren,
   median,
+  nginxConf,
   ROOT,
   rssMb,
+  serviceCatalogue,
   startSidecar,
   startUpstream,
   track,
@@ -84,49 +86,19 @@ function config(
   bench: { address: string; port: number; tls?: UpstreamTls; labels?: Record<string, string> },
   inbound?: ProxyConfig['inbound'],
 ): ProxyConfig {
-  const vhosts: VirtualHost[] = [
-    {
-      name: HOST,
-      domains: [HOST, host],
-      routes: [
-        {
-          match: [{ headers: { 'end-user': { exact: 'jason' } } }],
-          action: { type: 'route', destinations: [{ cluster: 'outbound|80|v2|bench', weight: 100 }] },
-        },
-        {
-          match: [{ uri: { prefix: '/admin' } }, { uri: { regex: '/api/v[0-9]+/internal/.*' } }],
-          action: { type: 'route', destinations: [{ cluster: 'outbound|80|v2|bench', weight: 100 }] },
-        },
-        { action: { type: 'route', destinations: [{ cluster: 'outbound|80|v1|bench', weight: 100 }] } },
-      ],
-    },
-  ];
+  const { vhosts, clusters } = serviceCatalogue(SERVICES);
+  vhosts.unshift(benchVirtualHost(HOST, [HOST, host]));
   const ep = { address: bench.address, port: bench.port, ...(bench.labels ? { labels: bench.labels } : {}) };
-  const clusters: ProxyConfig['clusters'] = ['v1', 'v2'].map((subset) => ({
-    name: `outbound|80|${subset}|bench`,
-    service: HOST,
-    port: 80,
-    subset,
-    endpoints: [ep],
-    ...(bench.tls ? { tls: { ...bench.tls, sni: `outbound_.80_.${subset}_.${HOST}` } } : {}),
-  }));
-  for (let i = 0; i < SERVICES; i++) {
-    const h = `svc-${i}.${NS}.svc.cluster.local`;
-    vhosts.push({
-      name: h,
-      domains: [h, `${h}:8080`, `svc-${i}`, `svc-${i}:8080`, `svc-${i}.${NS}`, `svc-${i}.${NS}:8080`],
-      routes: [
-        { action: { type: 'route', destinations: [{ cluster: `outbound|8080||${h}`, weight: 100 }] } },
-      ],
-    });
-    clusters.push({
-      name: `outbound|8080||${h}`,
-      endpoints: [
-        { address: `10.1.${i >> 8}.${i & 255}`, port: 8080 },
-        { address: `10.2.${i >> 8}.${i & 255}`, port: 8080 },
-      ],
-    });
-  }
+  clusters.unshift(
+    ...['v1', 'v2'].map((subset) => ({
+      name: `outbound|80|${subset}|bench`,
+      service: HOST,
+      port: 80,
+      subset,
+      endpoints: [ep],
+      ...(bench.tls ? { tls: { ...bench.tls, sni: `outbound_.80_.${subset}_.${HOST}` } } : {}),
+    })),
+  );
   return {
     apiVersion: PROXY_CONFIG_API_VERSION,
     kind: 'ProxyConfig',
@@ -145,25 +117,6 @@ async function weftdFor(cfg: ProxyConfig, sa: string): Promise<FakeWeftd> {
   const w = await fakeWeftd(cfg);
   w.identities.set(GOOD_TOKEN, { namespace: NS, serviceAccount: sa });
   return w;
-}
-
-function nginxConf(dir: string, server: string, upstream: string): string {
-  return `worker_processes 1;
-daemon off;
-pid ${dir}/nginx.pid;
-error_log ${dir}/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path ${dir}/body;
-  proxy_temp_path ${dir}/proxy;
-  keepalive_requests 100000;
-  ${upstream}
-  server {
-    ${server}
-  }
-}
-`;
 }
 
 interface Nginx {
@@ -271,6 +224,8 @@ async function main(): Promise<void> {
   const ngB = await startNginx('nginx-b', (dir, port) =>
     nginxConf(
       dir,
+      `keepalive_requests 100000;
+  upstream app { server 127.0.0.1:${app.port}; keepalive 64; }`,
       `listen 127.0.0.1:${port} ssl;
     ssl_certificate ${sCert};
     ssl_certificate_key ${sKey};
@@ -283,12 +238,13 @@ async function main(): Promise<void> {
       proxy_set_header Connection "";
       proxy_set_header Host $host;
     }`,
-      `upstream app { server 127.0.0.1:${app.port}; keepalive 64; }`,
     ),
   );
   const ngA = await startNginx('nginx-a', (dir, port) =>
     nginxConf(
       dir,
+      `keepalive_requests 100000;
+  upstream b { server 127.0.0.1:${ngB.port}; keepalive 64; }`,
       `listen 127.0.0.1:${port};
     location / {
       proxy_pass https://b;
@@ -302,7 +258,6 @@ async function main(): Promise<void> {
       proxy_ssl_session_reuse on;
       proxy_ssl_verify off;
     }`,
-      `upstream b { server 127.0.0.1:${ngB.port}; keepalive 64; }`,
     ),
   );
 

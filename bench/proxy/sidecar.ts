@@ -15,16 +15,16 @@
  * `none` = no Node flags, anything else = literal flags and NAME=value environment, `;`-separated).
  * Loopback only.
  */
-import { spawn, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
-import { PROXY_CONFIG_API_VERSION, type ProxyConfig, type VirtualHost } from '../../pkg/proxyconfig/types.js';
+import { PROXY_CONFIG_API_VERSION, type ProxyConfig } from '../../pkg/proxyconfig/types.js';
 import { fakeWeftd } from '../../test/integration/proxy/fake-weftd.js';
 import {
   buildImageLayout,
   cpuSeconds,
-  execFileP,
+  fixedRate,
   HERE,
   imageNodeOptions,
   killChildren,
@@ -32,8 +32,10 @@ import {
   ROOT,
   rssMb,
   startSidecar,
+  startUpstream,
   stopSidecar as stop,
-  track,
+  benchVirtualHost,
+  serviceCatalogue,
 } from './harness.js';
 
 const REPS = Number(process.env.REPS ?? 3);
@@ -46,44 +48,12 @@ const HOST = 'bench.bench.svc.cluster.local';
 const work = mkdtempSync(path.join(tmpdir(), 'weft-bench-sidecar-'));
 
 function benchConfig(upstreamPort: number): ProxyConfig {
-  const vhosts: VirtualHost[] = [];
-  const clusters: ProxyConfig['clusters'] = [];
-  vhosts.push({
-    name: HOST,
-    domains: [HOST, `${HOST}:80`],
-    routes: [
-      {
-        match: [{ headers: { 'end-user': { exact: 'jason' } } }],
-        action: { type: 'route', destinations: [{ cluster: 'outbound|80|v2|bench', weight: 100 }] },
-      },
-      {
-        match: [{ uri: { prefix: '/admin' } }, { uri: { regex: '/api/v[0-9]+/internal/.*' } }],
-        action: { type: 'route', destinations: [{ cluster: 'outbound|80|v2|bench', weight: 100 }] },
-      },
-      { action: { type: 'route', destinations: [{ cluster: 'outbound|80|v1|bench', weight: 100 }] } },
-    ],
-  });
-  clusters.push(
+  const { vhosts, clusters } = serviceCatalogue(SERVICES);
+  vhosts.unshift(benchVirtualHost(HOST, [HOST, `${HOST}:80`]));
+  clusters.unshift(
     { name: 'outbound|80|v1|bench', endpoints: [{ address: '127.0.0.1', port: upstreamPort }] },
     { name: 'outbound|80|v2|bench', endpoints: [{ address: '127.0.0.1', port: upstreamPort }] },
   );
-  for (let i = 0; i < SERVICES; i++) {
-    const host = `svc-${i}.bench.svc.cluster.local`;
-    vhosts.push({
-      name: host,
-      domains: [host, `${host}:8080`, `svc-${i}`, `svc-${i}:8080`, `svc-${i}.bench`, `svc-${i}.bench:8080`],
-      routes: [
-        { action: { type: 'route', destinations: [{ cluster: `outbound|8080||${host}`, weight: 100 }] } },
-      ],
-    });
-    clusters.push({
-      name: `outbound|8080||${host}`,
-      endpoints: [
-        { address: `10.1.${i >> 8}.${i & 255}`, port: 8080 },
-        { address: `10.2.${i >> 8}.${i & 255}`, port: 8080 },
-      ],
-    });
-  }
   return {
     apiVersion: PROXY_CONFIG_API_VERSION,
     kind: 'ProxyConfig',
@@ -119,18 +89,13 @@ async function oneRun(
   const t0 = performance.now();
   const samples: number[] = [];
   const sampler = setInterval(() => samples.push(rssMb([pid])), 500);
-  const { stdout } = await execFileP(
-    process.execPath,
-    [path.join(HERE, 'loadgen.mjs'), url, HOST, '1000', '16', String(FIXED_SECONDS)],
-    { encoding: 'utf8', timeout: (FIXED_SECONDS + 30) * 1000 },
-  );
+  const lg = await fixedRate(url, HOST, FIXED_SECONDS);
   clearInterval(sampler);
   samples.push(rssMb([pid]));
   const secs = (performance.now() - t0) / 1000;
-  const lg = JSON.parse(stdout) as { rps: number; errors: number; non2xx: number };
   const vcpu = ((cpuSeconds([pid]) - c0) / secs) * (1000 / lg.rps);
   await stop(r);
-  return { idle, load: Math.max(...samples), vcpu, rps: lg.rps, errors: lg.errors + lg.non2xx };
+  return { idle, load: Math.max(...samples), vcpu, rps: lg.rps, errors: lg.errors };
 }
 
 interface LoadedReport {
@@ -227,14 +192,7 @@ function variantEnv(v: string): Record<string, string> {
 
 async function main(): Promise<void> {
   const measured = trees().flatMap((t) => VARIANTS.map((v) => ({ label: `${t.name}: ${v}`, tree: t, v })));
-  const up = track(
-    spawn(process.execPath, [path.join(HERE, 'upstream.mjs')], {
-      stdio: ['ignore', 'pipe', 'ignore'],
-    }),
-  );
-  const upstreamPort = await new Promise<number>((resolve) =>
-    up.stdout!.once('data', (d: Buffer) => resolve(Number(d.toString().trim()))),
-  );
+  const { port: upstreamPort } = await startUpstream();
   const weftd = await fakeWeftd(benchConfig(upstreamPort));
   try {
     const runs = new Map<string, Sample[]>(measured.map((m) => [m.label, []]));
