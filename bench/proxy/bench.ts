@@ -14,12 +14,22 @@
  * VirtualService with header and prefix rules evaluated before the matching one) and metrics
  * are on (Prometheus is scraped once per run to prove it).
  */
-import { spawn, execFile, execFileSync, type ChildProcess } from 'node:child_process';
-import { promisify } from 'node:util';
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync, rmSync, mkdirSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
-import net from 'node:net';
 import path from 'node:path';
+import {
+  cpuSeconds,
+  fixedRate,
+  freePort,
+  HERE,
+  median,
+  nginxConf,
+  ROOT,
+  rssMb,
+  wrk,
+  type WrkResult,
+} from './harness.js';
 
 const REPS = Number(process.env.REPS ?? 3);
 const MAX_SECONDS = Number(process.env.MAX_SECONDS ?? 10);
@@ -34,21 +44,8 @@ const NODE_FLAGS = (process.env.WEFT_NODE_FLAGS ?? '--max-semi-space-size=2')
   .split(' ')
   .filter((f) => f !== '');
 const HOST = 'bench.bench.svc.cluster.local';
-const HERE = path.dirname(new URL(import.meta.url).pathname);
-const ROOT = path.resolve(HERE, '../..');
 const work = mkdtempSync(path.join(tmpdir(), 'weft-bench-'));
 const children: ChildProcess[] = [];
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(p));
-    });
-  });
-}
 
 function start(cmd: string, args: string[], opts: { cwd?: string } = {}): ChildProcess {
   const c = spawn(cmd, args, { cwd: opts.cwd ?? ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -70,93 +67,6 @@ function waitLine(c: ChildProcess, stream: 'stdout' | 'stderr', re: RegExp, ms =
     });
     c.once('exit', (code) => reject(new Error(`process exited (${code}) before ${re}: ${buf.slice(-500)}`)));
   });
-}
-
-function cpuSeconds(pids: number[]): number {
-  let ticks = 0;
-  for (const pid of pids) {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    ticks += Number(f[11]) + Number(f[12]); // utime, stime
-  }
-  return ticks / 100;
-}
-
-function rssMb(pids: number[]): number {
-  let kb = 0;
-  for (const pid of pids) {
-    const m = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    kb += Number(m?.[1] ?? 0);
-  }
-  return kb / 1024;
-}
-
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
-
-function toMs(v: string): number {
-  const m = /^([\d.]+)(us|ms|s)$/.exec(v.trim());
-  if (!m) return NaN;
-  const n = Number(m[1]);
-  return m[2] === 'us' ? n / 1000 : m[2] === 's' ? n * 1000 : n;
-}
-
-interface WrkResult {
-  rps: number;
-  p50: number;
-  p90: number;
-  p99: number;
-  p999?: number;
-  max?: number;
-  errors: number;
-}
-
-async function fixedRate(node: string, url: string, seconds: number): Promise<WrkResult> {
-  const { stdout } = await execFileP(
-    node,
-    [path.join(HERE, 'loadgen.mjs'), url, HOST, '1000', '16', String(seconds)],
-    { encoding: 'utf8', timeout: (seconds + 30) * 1000 },
-  );
-  const r = JSON.parse(stdout) as {
-    rps: number;
-    p50: number;
-    p90: number;
-    p99: number;
-    p999: number;
-    max: number;
-    errors: number;
-    non2xx: number;
-  };
-  return {
-    rps: r.rps,
-    p50: r.p50,
-    p90: r.p90,
-    p99: r.p99,
-    p999: r.p999,
-    max: r.max,
-    errors: r.errors + r.non2xx,
-  };
-}
-
-const execFileP = promisify(execFile);
-
-/** wrk wants `<options> <url> -- <script args>`. */
-function withUrl(args: string[], url: string): string[] {
-  const i = args.indexOf('--');
-  return i < 0 ? [...args, url] : [...args.slice(0, i), url, ...args.slice(i)];
-}
-
-async function wrk(url: string, args: string[]): Promise<WrkResult> {
-  const { stdout: out } = await execFileP('wrk', withUrl(args, url), { encoding: 'utf8', timeout: 120_000 });
-  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? NaN);
-  const pct = (p: string): number => toMs(new RegExp(`^\\s+${p}%\\s+(\\S+)`, 'm').exec(out)?.[1] ?? '');
-  const non2xx = Number(/Non-2xx or 3xx responses:\s+(\d+)/.exec(out)?.[1] ?? 0);
-  const sock = /Socket errors:.*?connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
-  const errors = non2xx + (sock ? sock.slice(1).reduce((a, b) => a + Number(b), 0) : 0);
-  return { rps, p50: pct('50'), p90: pct('90'), p99: pct('99'), errors };
 }
 
 function istioYaml(upstreamPort: number): string {
@@ -204,28 +114,18 @@ spec:
   return docs.join('\n---\n') + '\n';
 }
 
-function nginxConf(dir: string, port: number, upstreamPort: number): string {
-  return `worker_processes 1;
-daemon off;
-pid ${dir}/nginx.pid;
-error_log ${dir}/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path ${dir}/body;
-  proxy_temp_path ${dir}/proxy;
-  upstream up { server 127.0.0.1:${upstreamPort}; keepalive 64; }
-  server {
-    listen 127.0.0.1:${port};
+function benchNginxConf(dir: string, port: number, upstreamPort: number): string {
+  return nginxConf(
+    dir,
+    `upstream up { server 127.0.0.1:${upstreamPort}; keepalive 64; }`,
+    `listen 127.0.0.1:${port};
     location / {
       proxy_pass http://up;
       proxy_http_version 1.1;
       proxy_set_header Connection "";
       proxy_set_header Host $host;
-    }
-  }
-}
-`;
+    }`,
+  );
 }
 
 /** Bundles proxy/main.ts; code splitting keeps the config loader (yaml, ajv) out of the serving process. */
@@ -286,7 +186,7 @@ async function main(): Promise<void> {
   const ngDir = path.join(work, 'nginx');
   mkdirSync(ngDir);
   const ngPort = await freePort();
-  writeFileSync(path.join(ngDir, 'nginx.conf'), nginxConf(ngDir, ngPort, upstreamPort));
+  writeFileSync(path.join(ngDir, 'nginx.conf'), benchNginxConf(ngDir, ngPort, upstreamPort));
   const ng = start('/usr/sbin/nginx', ['-p', ngDir, '-c', path.join(ngDir, 'nginx.conf')]);
   await new Promise((r) => setTimeout(r, 500));
   const ngMaster = Number(readFileSync(path.join(ngDir, 'nginx.pid'), 'utf8').trim());
@@ -335,7 +235,7 @@ async function main(): Promise<void> {
       const t0 = performance.now();
       const samples: number[] = [];
       const sampler = setInterval(() => samples.push(rssMb([...pids])), 1000);
-      const r = await fixedRate(node, url, FIXED_SECONDS);
+      const r = await fixedRate(url, HOST, FIXED_SECONDS);
       clearInterval(sampler);
       samples.push(rssMb([...pids]));
       const secs = (performance.now() - t0) / 1000;

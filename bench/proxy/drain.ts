@@ -19,6 +19,7 @@ import http from 'node:http';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { freePort } from './harness.js';
 
 const RATE = Number(process.env.RATE ?? 200);
 const BEFORE_S = Number(process.env.BEFORE_S ?? 1);
@@ -28,17 +29,6 @@ const HERE = path.dirname(new URL(import.meta.url).pathname);
 const TREE = path.resolve(process.env.TREE ?? path.join(HERE, '../..'));
 
 type Outcome = 'answered' | 'answeredClose' | 'reset' | 'refused' | 'other';
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(p));
-    });
-  });
-}
 
 /** One request on a fresh connection: raw, so a reset after accept is told apart from a refusal. */
 function once(port: number): Promise<Outcome> {

@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
 # weft proxy vs nginx, same machine, same run (bench.ts), then the proxy in its pod mode
-# (sidecar.ts: `proxy sidecar` through the image's entry point, fed by a fake weftd).
-# PROXY_BENCH=inbound measures the sidecar's inbound listener alone (direct / plaintext / mTLS).
-# Knobs (env): PROXY_BENCH (standalone,sidecar; or inbound), REPS (3), MAX_SECONDS (10), FIXED_SECONDS
-# (15 standalone / 10 sidecar), SERVICES (1000), VARIANTS (sidecar's Node-flag variants).
+# (sidecar.ts: `proxy sidecar` through the image's entry point, fed by a fake weftd),
+# then two sidecars with mesh mTLS between them vs two nginx with TLS on the same hop, and one
+# plaintext sidecar (mesh.ts, issue 13). PROXY_BENCH=inbound measures the sidecar's inbound
+# listener alone (direct / plaintext / mTLS).
+# Knobs (env): PROXY_BENCH (standalone sidecar mesh; or inbound), REPS (3), MAX_SECONDS (10; mesh 5),
+# FIXED_SECONDS (15 standalone / 10 sidecar / 8 mesh), SERVICES (1000), VARIANTS (sidecar's Node-flag variants).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-for b in ${PROXY_BENCH:-standalone sidecar}; do
+for b in ${PROXY_BENCH:-standalone sidecar mesh}; do
   case "$b" in
     standalone) npx tsx bench/proxy/bench.ts ;;
     sidecar) npx tsx bench/proxy/sidecar.ts ;;
+    mesh) npx tsx bench/proxy/mesh.ts ;;
     inbound) npx tsx bench/proxy/inbound.ts ;;
-    *) echo "bench/proxy: PROXY_BENCH names standalone, sidecar or inbound, got $b" >&2; exit 2 ;;
+    *) echo "bench/proxy: PROXY_BENCH names standalone, sidecar, mesh or inbound, got $b" >&2; exit 2 ;;
   esac
 done

@@ -15,21 +15,28 @@
  * `none` = no Node flags, anything else = literal flags and NAME=value environment, `;`-separated).
  * Loopback only.
  */
-import { spawn, execFile, execFileSync, type ChildProcess } from 'node:child_process';
-import { promisify } from 'node:util';
-import {
-  copyFileSync,
-  mkdirSync,
-  mkdtempSync,
-  readFileSync,
-  readdirSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
-import { PROXY_CONFIG_API_VERSION, type ProxyConfig, type VirtualHost } from '../../pkg/proxyconfig/types.js';
+import { PROXY_CONFIG_API_VERSION, type ProxyConfig } from '../../pkg/proxyconfig/types.js';
 import { fakeWeftd } from '../../test/integration/proxy/fake-weftd.js';
+import {
+  buildImageLayout,
+  cpuSeconds,
+  fixedRate,
+  HERE,
+  imageNodeOptions,
+  killChildren,
+  median,
+  ROOT,
+  rssMb,
+  startSidecar,
+  startUpstream,
+  stopSidecar as stop,
+  benchVirtualHost,
+  serviceCatalogue,
+} from './harness.js';
 
 const REPS = Number(process.env.REPS ?? 3);
 const FIXED_SECONDS = Number(process.env.FIXED_SECONDS ?? 10);
@@ -38,107 +45,15 @@ const SERVICES = Number(process.env.SERVICES ?? 1000);
 const IDLE_SECONDS = Number(process.env.IDLE_SECONDS ?? 2);
 const VARIANTS = (process.env.VARIANTS || 'entrypoint;none').split(';').filter((v) => v !== '');
 const HOST = 'bench.bench.svc.cluster.local';
-const HERE = path.dirname(new URL(import.meta.url).pathname);
-const ROOT = path.resolve(HERE, '../..');
 const work = mkdtempSync(path.join(tmpdir(), 'weft-bench-sidecar-'));
-const execFileP = promisify(execFile);
-const children = new Set<ChildProcess>();
-
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
-
-function rssMb(pid: number): number {
-  const m = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return Number(m?.[1] ?? 0) / 1024;
-}
-
-function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(f[11]) + Number(f[12])) / 100; // utime + stime
-}
-
-function tsFiles(src: string, dir: string): string[] {
-  return readdirSync(path.join(src, dir), { recursive: true, encoding: 'utf8' })
-    .filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts') && !f.endsWith('.test.ts'))
-    .map((f) => path.join(dir, f));
-}
-
-/**
- * The image's layout: entrypoint.mjs next to dist/, one .js per .ts (what `npm run build` makes),
- * under node_modules/.cache so package imports resolve and linters skip it.
- */
-function buildImageLayout(src: string, name: string): string {
-  const out = path.join(ROOT, 'node_modules', '.cache', 'weft-bench', `image-${name}`);
-  rmSync(out, { recursive: true, force: true });
-  mkdirSync(path.join(out, 'dist'), { recursive: true });
-  execFileSync(
-    path.join(ROOT, 'node_modules/.bin/esbuild'),
-    [
-      ...tsFiles(src, 'proxy'),
-      ...tsFiles(src, 'pkg'),
-      '--platform=node',
-      '--format=esm',
-      '--target=node22',
-      `--outdir=${path.join(out, 'dist')}`,
-      '--outbase=.',
-      '--log-level=warning',
-    ],
-    { cwd: src },
-  );
-  writeFileSync(path.join(out, 'package.json'), JSON.stringify({ type: 'module' }));
-  copyFileSync(path.join(src, 'images/weft/entrypoint.mjs'), path.join(out, 'entrypoint.mjs'));
-  return path.join(out, 'entrypoint.mjs');
-}
-
-/** Node flags the image gives a pod: the Dockerfile's NODE_OPTIONS, if any (entrypoint flags apply inside). */
-function imageNodeOptions(src: string): string[] {
-  const m = /^ENV\s+.*NODE_OPTIONS="?([^"\n]*)"?/m.exec(readFileSync(path.join(src, 'Dockerfile'), 'utf8'));
-  return (m?.[1] ?? '').split(' ').filter((f) => f !== '');
-}
 
 function benchConfig(upstreamPort: number): ProxyConfig {
-  const vhosts: VirtualHost[] = [];
-  const clusters: ProxyConfig['clusters'] = [];
-  vhosts.push({
-    name: HOST,
-    domains: [HOST, `${HOST}:80`],
-    routes: [
-      {
-        match: [{ headers: { 'end-user': { exact: 'jason' } } }],
-        action: { type: 'route', destinations: [{ cluster: 'outbound|80|v2|bench', weight: 100 }] },
-      },
-      {
-        match: [{ uri: { prefix: '/admin' } }, { uri: { regex: '/api/v[0-9]+/internal/.*' } }],
-        action: { type: 'route', destinations: [{ cluster: 'outbound|80|v2|bench', weight: 100 }] },
-      },
-      { action: { type: 'route', destinations: [{ cluster: 'outbound|80|v1|bench', weight: 100 }] } },
-    ],
-  });
-  clusters.push(
+  const { vhosts, clusters } = serviceCatalogue(SERVICES);
+  vhosts.unshift(benchVirtualHost(HOST, [HOST, `${HOST}:80`]));
+  clusters.unshift(
     { name: 'outbound|80|v1|bench', endpoints: [{ address: '127.0.0.1', port: upstreamPort }] },
     { name: 'outbound|80|v2|bench', endpoints: [{ address: '127.0.0.1', port: upstreamPort }] },
   );
-  for (let i = 0; i < SERVICES; i++) {
-    const host = `svc-${i}.bench.svc.cluster.local`;
-    vhosts.push({
-      name: host,
-      domains: [host, `${host}:8080`, `svc-${i}`, `svc-${i}:8080`, `svc-${i}.bench`, `svc-${i}.bench:8080`],
-      routes: [
-        { action: { type: 'route', destinations: [{ cluster: `outbound|8080||${host}`, weight: 100 }] } },
-      ],
-    });
-    clusters.push({
-      name: `outbound|8080||${host}`,
-      endpoints: [
-        { address: `10.1.${i >> 8}.${i & 255}`, port: 8080 },
-        { address: `10.2.${i >> 8}.${i & 255}`, port: 8080 },
-      ],
-    });
-  }
   return {
     apiVersion: PROXY_CONFIG_API_VERSION,
     kind: 'ProxyConfig',
@@ -149,68 +64,6 @@ function benchConfig(upstreamPort: number): ProxyConfig {
     clusters,
     telemetry: { workload: { name: 'bench-client', namespace: 'bench' } },
   };
-}
-
-interface Running {
-  child: ChildProcess;
-  ports: Record<string, number>;
-}
-
-async function startSidecar(
-  entry: string,
-  flags: string[],
-  weftd: { address: string; rootPath: string; tokenPath: string },
-  extraEnv: Record<string, string> = {},
-): Promise<Running> {
-  const args = [...flags, entry, 'proxy', 'sidecar', '--bind', '127.0.0.1', '--drain-seconds', '0'];
-  for (const p of ['--outbound-port', '--inbound-port', '--admin-port', '--metrics-port', '--health-port'])
-    args.push(p, '0');
-  const child = spawn(process.execPath, args, {
-    cwd: path.dirname(entry),
-    stdio: ['ignore', 'ignore', 'pipe'],
-    env: {
-      PATH: process.env.PATH,
-      NODE_ENV: 'production',
-      WEFT_DISCOVERY_ADDRESS: weftd.address,
-      WEFT_CA_ROOT_PATH: weftd.rootPath,
-      WEFT_TOKEN_PATH: weftd.tokenPath,
-      POD_NAME: 'bench-client-1',
-      POD_NAMESPACE: 'bench',
-      INSTANCE_IP: '127.0.0.1',
-      ...extraEnv,
-    },
-  });
-  children.add(child);
-  child.once('exit', () => children.delete(child));
-  let log = '';
-  const line = await new Promise<string>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`sidecar did not start: ${log.slice(-500)}`)), 30_000);
-    child.stderr!.on('data', (d: Buffer) => {
-      log += d.toString();
-      const l = log.split('\n').find((x) => x.includes('"Proxy started; waiting for config from weftd"'));
-      if (l !== undefined) {
-        clearTimeout(t);
-        resolve(l);
-      }
-    });
-    child.once('exit', (code) => reject(new Error(`sidecar exited (${code}): ${log.slice(-500)}`)));
-  });
-  const ports = (JSON.parse(line) as { ports: Record<string, number> }).ports;
-  // ready = config from weftd compiled and swapped in
-  for (let i = 0; ; i++) {
-    const r = await fetch(`http://127.0.0.1:${ports.health}/healthz/ready`).catch(() => null);
-    if (r?.status === 200) break;
-    if (i > 600) throw new Error(`sidecar never became ready: ${log.slice(-500)}`);
-    await new Promise((res) => setTimeout(res, 50));
-  }
-  return { child, ports };
-}
-
-async function stop(r: Running): Promise<void> {
-  if (r.child.exitCode !== null) return;
-  const exited = new Promise((res) => r.child.once('exit', res));
-  r.child.kill('SIGTERM');
-  await exited;
 }
 
 interface Sample {
@@ -230,24 +83,19 @@ async function oneRun(
   const r = await startSidecar(entry, flags, weftd, env);
   const pid = r.child.pid!;
   await new Promise((res) => setTimeout(res, IDLE_SECONDS * 1000));
-  const idle = rssMb(pid);
+  const idle = rssMb([pid]);
   const url = `http://127.0.0.1:${r.ports.outbound}/`;
-  const c0 = cpuSeconds(pid);
+  const c0 = cpuSeconds([pid]);
   const t0 = performance.now();
   const samples: number[] = [];
-  const sampler = setInterval(() => samples.push(rssMb(pid)), 500);
-  const { stdout } = await execFileP(
-    process.execPath,
-    [path.join(HERE, 'loadgen.mjs'), url, HOST, '1000', '16', String(FIXED_SECONDS)],
-    { encoding: 'utf8', timeout: (FIXED_SECONDS + 30) * 1000 },
-  );
+  const sampler = setInterval(() => samples.push(rssMb([pid])), 500);
+  const lg = await fixedRate(url, HOST, FIXED_SECONDS);
   clearInterval(sampler);
-  samples.push(rssMb(pid));
+  samples.push(rssMb([pid]));
   const secs = (performance.now() - t0) / 1000;
-  const lg = JSON.parse(stdout) as { rps: number; errors: number; non2xx: number };
-  const vcpu = ((cpuSeconds(pid) - c0) / secs) * (1000 / lg.rps);
+  const vcpu = ((cpuSeconds([pid]) - c0) / secs) * (1000 / lg.rps);
   await stop(r);
-  return { idle, load: Math.max(...samples), vcpu, rps: lg.rps, errors: lg.errors + lg.non2xx };
+  return { idle, load: Math.max(...samples), vcpu, rps: lg.rps, errors: lg.errors };
 }
 
 interface LoadedReport {
@@ -344,13 +192,7 @@ function variantEnv(v: string): Record<string, string> {
 
 async function main(): Promise<void> {
   const measured = trees().flatMap((t) => VARIANTS.map((v) => ({ label: `${t.name}: ${v}`, tree: t, v })));
-  const up = spawn(process.execPath, [path.join(HERE, 'upstream.mjs')], {
-    stdio: ['ignore', 'pipe', 'ignore'],
-  });
-  children.add(up);
-  const upstreamPort = await new Promise<number>((resolve) =>
-    up.stdout!.once('data', (d: Buffer) => resolve(Number(d.toString().trim()))),
-  );
+  const { port: upstreamPort } = await startUpstream();
   const weftd = await fakeWeftd(benchConfig(upstreamPort));
   try {
     const runs = new Map<string, Sample[]>(measured.map((m) => [m.label, []]));
@@ -420,7 +262,7 @@ async function main(): Promise<void> {
 }
 
 function cleanup(): void {
-  for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
+  killChildren();
   rmSync(work, { recursive: true, force: true });
 }
 

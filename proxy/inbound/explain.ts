@@ -89,6 +89,14 @@ export function explainInbound(cfg: ProxyConfig, q: InboundQuery): InboundExplan
       connectionSecurityPolicy: 'none',
       outcome: "the app's own TLS, piped untouched",
     };
+  // DISABLE never looks for TLS: a port declared HTTP parses the ClientHello as a request head
+  if (mtls && plan.mode === 'DISABLE' && plan.protocol === 'HTTP')
+    return {
+      ...base,
+      accepted: false,
+      outcome:
+        'not terminated (DISABLE), and the port is declared HTTP: the TLS bytes fail to parse as a request (400, flag DPE) and nothing reaches the app',
+    };
   return {
     ...base,
     accepted: true,

@@ -554,6 +554,42 @@ describe('sidecar inbound: mesh mTLS, PeerAuthentication, L7 (loopback, real TLS
       );
     });
 
+    // docs/identity-mtls.md, "PERMISSIVE to STRICT": the metric names the workload that still
+    // receives plaintext (its source labels are unknown), the access log names the sender
+    it('says who still sends plaintext: destination series with unknown source, the sender in the access log', async () => {
+      const r = await plainRequest(port, { path: '/who-is-plaintext' });
+      expect(r.status).to.equal(200);
+      const line = metrics
+        .render()
+        .split('\n')
+        .find(
+          (l) =>
+            l.startsWith('istio_requests_total{reporter="destination"') &&
+            l.includes('destination_service="reviews.demo.svc.cluster.local"') &&
+            l.includes('connection_security_policy="none"'),
+        );
+      expect(line).to.be.a('string');
+      for (const label of [
+        'source_workload="unknown"',
+        'source_workload_namespace="unknown"',
+        'source_principal="unknown"',
+        'destination_workload="reviews-v1"',
+        'destination_workload_namespace="demo"',
+      ])
+        expect(line).to.include(label);
+      await sleep(20); // the access log flushes on the next turn
+      const l = accessLines.filter((x) => x.path === '/who-is-plaintext').at(-1)!;
+      expect(l).to.deep.include({
+        direction: 'inbound',
+        connection_security_policy: 'none',
+        mtls: false,
+        mtls_mode: 'PERMISSIVE',
+        mtls_policy: 'PeerAuthentication demo/default',
+      });
+      expect(l.downstream_remote_address).to.match(/^127\.0\.0\.1:\d+$/);
+      expect(l.source_principal).to.equal(undefined);
+    });
+
     it('accepts mesh mTLS on the same port', async () => {
       expect((await meshRequest(port, peerCert, root.certPem)).status).to.equal(200);
       expect(seen.at(-1)!.headers['x-forwarded-client-cert']).to.contain(`URI=${PEER}`);

@@ -80,6 +80,25 @@ describe('weftctl explain --inbound', () => {
       expect(e.outcome).to.match(want.outcome);
     });
 
+  it('mTLS on a DISABLE port declared HTTP is not served: the ClientHello fails to parse as HTTP', () => {
+    const cfg = {
+      ...CONFIG,
+      inbound: {
+        ...CONFIG.inbound!,
+        ports: [
+          ...(CONFIG.inbound!.ports ?? []),
+          { port: 9091, protocol: 'HTTP' as const, mtls: { mode: 'DISABLE' as const, policy: 'p' } },
+        ],
+      },
+    };
+    const e = explainInbound(cfg, { port: 9091, peer: PEER });
+    expect(e).to.deep.include({ mode: 'DISABLE', accepted: false });
+    expect(e.outcome).to.match(
+      /declared HTTP: the TLS bytes fail to parse .*400, flag DPE.*nothing reaches the app/,
+    );
+    expect(explainInbound(cfg, { port: 9091 }).accepted, 'plaintext on it is served').to.equal(true);
+  });
+
   it('a config without an inbound block is PERMISSIVE', () => {
     const { inbound: _dropped, ...withoutInbound } = CONFIG;
     const e = explainInbound(withoutInbound, { port: 9080 });
