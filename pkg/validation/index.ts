@@ -143,7 +143,7 @@ function reportUnknownKind(apiVersion: string, kind: string, report: Report): vo
   } else {
     report.error(
       ['kind'],
-      `unknown kind ${kind} (${apiVersion}); weft validates VirtualService, DestinationRule, Gateway, ServiceEntry, Sidecar, PeerAuthentication, AuthorizationPolicy, RequestAuthentication and Mesh`,
+      `unknown kind ${kind} (${apiVersion}); weft validates ${kindDefinitions.map((d) => d.kind).join(', ')}`,
       'object.kind.unknown',
     );
   }
