@@ -118,6 +118,26 @@ const drEverywhere = (policy: Record<string, unknown>, subsetPolicy = policy): R
   }),
   toSubsetV1,
 ];
+/** The four places with their own policy each (top, top port 9080, subset v1, subset v1 port 9080). */
+const drFour = (
+  top: Record<string, unknown>,
+  topPort: Record<string, unknown>,
+  subset: Record<string, unknown>,
+  subsetPort: Record<string, unknown>,
+): Record<string, unknown>[] => [
+  dr('reviews', {
+    host: 'reviews',
+    trafficPolicy: { ...top, portLevelSettings: [{ port: { number: 9080 }, ...topPort }] },
+    subsets: [
+      {
+        name: 'v1',
+        labels: { version: 'v1' },
+        trafficPolicy: { ...subset, portLevelSettings: [{ port: { number: 9080 }, ...subsetPort }] },
+      },
+    ],
+  }),
+  toSubsetV1,
+];
 /** Fields only at the top and subset level (no port-level form in Istio's API). */
 const drTopAndSubset = (policy: Record<string, unknown>): Record<string, unknown>[] => [
   dr('reviews', {
@@ -164,9 +184,14 @@ export const NOT_ENFORCED: readonly NotEnforcedEntry[] = [
   {
     id: 'sidecar',
     kind: 'Sidecar',
-    reason: 'every proxy still gets every service and listens as injected; egress hosts and ingress listeners are ignored',
+    reason:
+      'every proxy still gets every service and listens as injected; egress hosts and ingress listeners are ignored',
     plan: 19,
-    probe: [kind('networking.istio.io/v1', 'Sidecar', 'default', { egress: [{ hosts: ['./ratings.default.svc.cluster.local'] }] })],
+    probe: [
+      kind('networking.istio.io/v1', 'Sidecar', 'default', {
+        egress: [{ hosts: ['./ratings.default.svc.cluster.local'] }],
+      }),
+    ],
   },
   {
     id: 'workloadentry',
@@ -181,7 +206,10 @@ export const NOT_ENFORCED: readonly NotEnforcedEntry[] = [
         location: 'MESH_INTERNAL',
         workloadSelector: { labels: { app: 'ratings' } },
       }),
-      kind('networking.istio.io/v1', 'WorkloadEntry', 'ratings-vm', { address: '10.0.2.1', labels: { app: 'ratings' } }),
+      kind('networking.istio.io/v1', 'WorkloadEntry', 'ratings-vm', {
+        address: '10.0.2.1',
+        labels: { app: 'ratings' },
+      }),
     ],
   },
   {
@@ -189,14 +217,24 @@ export const NOT_ENFORCED: readonly NotEnforcedEntry[] = [
     kind: 'WorkloadGroup',
     reason: 'no VM auto-registration: no WorkloadEntry is created from it',
     plan: 'unplanned',
-    probe: [kind('networking.istio.io/v1', 'WorkloadGroup', 'vms', { metadata: { labels: { app: 'vm' } }, template: { serviceAccount: 'vm' } })],
+    probe: [
+      kind('networking.istio.io/v1', 'WorkloadGroup', 'vms', {
+        metadata: { labels: { app: 'vm' } },
+        template: { serviceAccount: 'vm' },
+      }),
+    ],
   },
   {
     id: 'telemetry',
     kind: 'Telemetry',
     reason: 'proxies do not read it; the Mesh spec.telemetry settings apply (access log on/off)',
     plan: 'unplanned',
-    probe: [kind('telemetry.istio.io/v1', 'Telemetry', 'no-logs', { accessLogging: [{ disabled: true }], tracing: [{ randomSamplingPercentage: 100 }] })],
+    probe: [
+      kind('telemetry.istio.io/v1', 'Telemetry', 'no-logs', {
+        accessLogging: [{ disabled: true }],
+        tracing: [{ randomSamplingPercentage: 100 }],
+      }),
+    ],
   },
   {
     id: 'proxyconfig',
@@ -218,7 +256,9 @@ export const NOT_ENFORCED: readonly NotEnforcedEntry[] = [
             applyTo: 'HTTP_FILTER',
             match: {
               context: 'SIDECAR_OUTBOUND',
-              listener: { filterChain: { filter: { name: 'envoy.filters.network.http_connection_manager' } } },
+              listener: {
+                filterChain: { filter: { name: 'envoy.filters.network.http_connection_manager' } },
+              },
             },
             patch: { operation: 'INSERT_BEFORE', value: { name: 'envoy.filters.http.lua' } },
           },
@@ -231,7 +271,12 @@ export const NOT_ENFORCED: readonly NotEnforcedEntry[] = [
     kind: 'WasmPlugin',
     reason: "weft's proxy runs no WebAssembly; the plugin is not loaded",
     plan: 'unplanned',
-    probe: [kind('extensions.istio.io/v1alpha1', 'WasmPlugin', 'auth', { url: 'oci://ghcr.io/example/auth:1', phase: 'AUTHN' })],
+    probe: [
+      kind('extensions.istio.io/v1alpha1', 'WasmPlugin', 'auth', {
+        url: 'oci://ghcr.io/example/auth:1',
+        phase: 'AUTHN',
+      }),
+    ],
   },
 
   // -- VirtualService --
@@ -242,7 +287,12 @@ export const NOT_ENFORCED: readonly NotEnforcedEntry[] = [
     reason: 'CORS headers are neither checked nor added; preflights go to the app',
     plan: 15,
     probe: [
-      reviewsVs([{ corsPolicy: { allowOrigins: [{ exact: 'https://example.com' }], allowMethods: ['GET'] }, route: toReviews }]),
+      reviewsVs([
+        {
+          corsPolicy: { allowOrigins: [{ exact: 'https://example.com' }], allowMethods: ['GET'] },
+          route: toReviews,
+        },
+      ]),
     ],
   },
   {
@@ -252,7 +302,10 @@ export const NOT_ENFORCED: readonly NotEnforcedEntry[] = [
     reason: 'the rule is skipped: requests it would match fall to the next rule (or 404)',
     plan: 15,
     probe: [
-      reviewsVs([{ match: [{ uri: { prefix: '/api' } }], delegate: { name: 'reviews-api' } }, { route: toReviews }]),
+      reviewsVs([
+        { match: [{ uri: { prefix: '/api' } }], delegate: { name: 'reviews-api' } },
+        { route: toReviews },
+      ]),
       vs('reviews-api', { http: [{ route: [{ destination: { host: 'reviews', subset: 'v2' } }] }] }),
     ],
   },
@@ -262,7 +315,19 @@ export const NOT_ENFORCED: readonly NotEnforcedEntry[] = [
     paths: ['spec.tcp'],
     reason: 'TCP routes are ignored: TCP traffic goes to its original destination',
     plan: 18,
-    probe: [vs('db', { hosts: ['db'], tcp: [{ route: [{ destination: { host: 'db', port: { number: 5432 } } }] }] })],
+    probe: [
+      vs('db', {
+        hosts: ['db'],
+        tcp: [{ route: [{ destination: { host: 'db-replica.example.com', port: { number: 5432 } } }] }],
+      }),
+      se('db-replica', {
+        hosts: ['db-replica.example.com'],
+        addresses: ['10.96.0.11'],
+        ports: [{ number: 5432, name: 'tcp', protocol: 'TCP' }],
+        resolution: 'STATIC',
+        endpoints: [{ address: '10.0.1.3' }],
+      }),
+    ],
   },
   {
     id: 'vs.tls',
@@ -273,7 +338,18 @@ export const NOT_ENFORCED: readonly NotEnforcedEntry[] = [
     probe: [
       vs('secure', {
         hosts: ['secure.example.com'],
-        tls: [{ match: [{ sniHosts: ['secure.example.com'] }], route: [{ destination: { host: 'secure.example.com' } }] }],
+        tls: [
+          {
+            match: [{ sniHosts: ['secure.example.com'] }],
+            route: [{ destination: { host: 'secure-backup.example.com' } }],
+          },
+        ],
+      }),
+      se('secure-backup', {
+        hosts: ['secure-backup.example.com'],
+        ports: [{ number: 443, name: 'tls', protocol: 'TLS' }],
+        resolution: 'STATIC',
+        endpoints: [{ address: '10.0.1.4' }],
       }),
     ],
   },
@@ -283,7 +359,15 @@ export const NOT_ENFORCED: readonly NotEnforcedEntry[] = [
     paths: ['spec.http[*].match[*].sourceLabels'],
     reason: 'the match applies to every caller, not only the labelled ones',
     plan: 15,
-    probe: [reviewsVs([{ match: [{ sourceLabels: { app: 'other' } }], route: [{ destination: { host: 'reviews', subset: 'v2' } }] }, { route: toReviews }])],
+    probe: [
+      reviewsVs([
+        {
+          match: [{ sourceLabels: { app: 'other' } }],
+          route: [{ destination: { host: 'reviews', subset: 'v2' } }],
+        },
+        { route: toReviews },
+      ]),
+    ],
   },
   {
     id: 'vs.sourceNamespace',
@@ -291,7 +375,15 @@ export const NOT_ENFORCED: readonly NotEnforcedEntry[] = [
     paths: ['spec.http[*].match[*].sourceNamespace'],
     reason: 'the match applies to callers in every namespace',
     plan: 15,
-    probe: [reviewsVs([{ match: [{ sourceNamespace: 'other' }], route: [{ destination: { host: 'reviews', subset: 'v2' } }] }, { route: toReviews }])],
+    probe: [
+      reviewsVs([
+        {
+          match: [{ sourceNamespace: 'other' }],
+          route: [{ destination: { host: 'reviews', subset: 'v2' } }],
+        },
+        { route: toReviews },
+      ]),
+    ],
   },
   {
     id: 'vs.exportTo',
@@ -299,7 +391,17 @@ export const NOT_ENFORCED: readonly NotEnforcedEntry[] = [
     paths: ['spec.exportTo'],
     reason: 'every namespace sees it',
     plan: 19,
-    probe: [vs('reviews', { hosts: [REVIEWS], exportTo: ['.'], http: [{ timeout: '3s', route: [{ destination: { host: REVIEWS } }] }] }, 'other')],
+    probe: [
+      vs(
+        'reviews',
+        {
+          hosts: [REVIEWS],
+          exportTo: ['.'],
+          http: [{ timeout: '3s', route: [{ destination: { host: REVIEWS } }] }],
+        },
+        'other',
+      ),
+    ],
   },
   {
     id: 'vs.redirect.prefixRewrite',
@@ -310,25 +412,16 @@ export const NOT_ENFORCED: readonly NotEnforcedEntry[] = [
     probe: [reviewsVs([{ match: [{ uri: { prefix: '/old' } }], redirect: { prefixRewrite: '/new' } }])],
   },
   {
-    id: 'vs.fault.abort.grpc',
+    id: 'vs.fault.abort.grpcStatus',
     kind: 'VirtualService',
-    paths: ['spec.http[*].fault.abort.grpcStatus', 'spec.http[*].fault.abort.http2Error'],
-    reason: 'no abort is injected (HTTP/1.1 proxy); use fault.abort.httpStatus',
+    paths: ['spec.http[*].fault.abort.grpcStatus'],
+    reason: 'no abort is injected (HTTP/1.1 proxy, no gRPC); use fault.abort.httpStatus',
     plan: 18,
     probe: [
       reviewsVs([
-        { match: [{ uri: { prefix: '/a' } }], fault: { abort: { grpcStatus: 'UNAVAILABLE', percentage: { value: 100 } } }, route: toReviews },
-        { fault: { abort: { http2Error: 'REFUSED_STREAM', percentage: { value: 100 } } }, route: toReviews },
+        { fault: { abort: { grpcStatus: 'UNAVAILABLE', percentage: { value: 100 } } }, route: toReviews },
       ]),
     ],
-  },
-  {
-    id: 'vs.fault.delay.exponentialDelay',
-    kind: 'VirtualService',
-    paths: ['spec.http[*].fault.delay.exponentialDelay'],
-    reason: 'no delay is injected (Istio ignores it too); use fault.delay.fixedDelay',
-    plan: 'unplanned',
-    probe: [reviewsVs([{ fault: { delay: { exponentialDelay: '1s', percentage: { value: 100 } } }, route: toReviews }])],
   },
   {
     id: 'vs.retries.retryRemoteLocalities',
@@ -380,7 +473,8 @@ export const NOT_ENFORCED: readonly NotEnforcedEntry[] = [
     kind: 'DestinationRule',
     paths: policyPaths('loadBalancer.simple'),
     values: ['PASSTHROUGH'],
-    reason: 'requests are balanced (least-request) over the registry endpoints, not sent to the original destination',
+    reason:
+      'requests are balanced (least-request) over the registry endpoints, not sent to the original destination',
     plan: 15,
     probe: drEverywhere({ loadBalancer: { simple: 'PASSTHROUGH' } }),
   },
@@ -402,9 +496,15 @@ export const NOT_ENFORCED: readonly NotEnforcedEntry[] = [
     ],
     reason: 'the hash ring has a fixed size; ringHash/maglev sizes are ignored (the hash key is honoured)',
     plan: 15,
-    probe: drEverywhere(
+    probe: drFour(
       { loadBalancer: { consistentHash: { httpHeaderName: 'x-user', ringHash: { minimumRingSize: 4096 } } } },
-      { loadBalancer: { consistentHash: { httpHeaderName: 'x-user', maglev: { tableSize: 65537 }, minimumRingSize: 2048 } } },
+      { loadBalancer: { consistentHash: { httpHeaderName: 'x-user', minimumRingSize: 2048 } } },
+      { loadBalancer: { consistentHash: { useSourceIp: true, maglev: { tableSize: 65537 } } } },
+      {
+        loadBalancer: {
+          consistentHash: { httpQueryParameterName: 'user', ringHash: { minimumRingSize: 1024 } },
+        },
+      },
     ),
   },
   {
@@ -413,7 +513,9 @@ export const NOT_ENFORCED: readonly NotEnforcedEntry[] = [
     paths: policyPaths('loadBalancer.consistentHash.httpCookie.ttl'),
     reason: 'no cookie is generated when the client has none; hashing uses the cookie only when present',
     plan: 15,
-    probe: drEverywhere({ loadBalancer: { consistentHash: { httpCookie: { name: 'session', ttl: '3600s' } } } }),
+    probe: drEverywhere({
+      loadBalancer: { consistentHash: { httpCookie: { name: 'session', ttl: '3600s' } } },
+    }),
   },
   {
     id: 'dr.consistentHash.httpCookie.pathAttributes',
@@ -425,7 +527,11 @@ export const NOT_ENFORCED: readonly NotEnforcedEntry[] = [
     reason: 'no cookie is generated, so its path and attributes are unused',
     plan: 15,
     probe: drEverywhere({
-      loadBalancer: { consistentHash: { httpCookie: { name: 'session', path: '/', attributes: [{ name: 'SameSite', value: 'Strict' }] } } },
+      loadBalancer: {
+        consistentHash: {
+          httpCookie: { name: 'session', path: '/', attributes: [{ name: 'SameSite', value: 'Strict' }] },
+        },
+      },
     }),
   },
   {
@@ -434,18 +540,25 @@ export const NOT_ENFORCED: readonly NotEnforcedEntry[] = [
     paths: [...policyPaths('loadBalancer.warmup'), ...policyPaths('loadBalancer.warmupDurationSecs')],
     reason: 'new endpoints get their full share of requests at once (no slow start)',
     plan: 'unplanned',
-    probe: drEverywhere(
+    probe: drFour(
       { loadBalancer: { simple: 'ROUND_ROBIN', warmup: { duration: '60s' } } },
       { loadBalancer: { simple: 'ROUND_ROBIN', warmupDurationSecs: '60s' } },
+      { loadBalancer: { simple: 'LEAST_REQUEST', warmupDurationSecs: '30s' } },
+      { loadBalancer: { simple: 'LEAST_REQUEST', warmup: { duration: '30s', minimumPercent: 10 } } },
     ),
   },
   {
     id: 'dr.connectionPool.tcp',
     kind: 'DestinationRule',
-    paths: [...policyPaths('connectionPool.tcp.tcpKeepalive'), ...policyPaths('connectionPool.tcp.maxConnectionDuration')],
+    paths: [
+      ...policyPaths('connectionPool.tcp.tcpKeepalive'),
+      ...policyPaths('connectionPool.tcp.maxConnectionDuration'),
+    ],
     reason: 'upstream connections get no TCP keepalive settings and no maximum lifetime',
     plan: 'unplanned',
-    probe: drEverywhere({ connectionPool: { tcp: { tcpKeepalive: { time: '600s', probes: 3 }, maxConnectionDuration: '3600s' } } }),
+    probe: drEverywhere({
+      connectionPool: { tcp: { tcpKeepalive: { time: '600s', probes: 3 }, maxConnectionDuration: '3600s' } },
+    }),
   },
   {
     id: 'dr.connectionPool.http2',
@@ -458,9 +571,18 @@ export const NOT_ENFORCED: readonly NotEnforcedEntry[] = [
     ],
     reason: 'upstream connections are HTTP/1.1 only',
     plan: 18,
-    probe: drEverywhere({
-      connectionPool: { http: { h2UpgradePolicy: 'UPGRADE', maxConcurrentStreams: 100, http2KeepAlive: { interval: '30s' } } },
-    }, { connectionPool: { http: { useClientProtocol: true } } }),
+    probe: drEverywhere(
+      {
+        connectionPool: {
+          http: {
+            h2UpgradePolicy: 'UPGRADE',
+            maxConcurrentStreams: 100,
+            http2KeepAlive: { interval: '30s', timeout: '10s' },
+          },
+        },
+      },
+      { connectionPool: { http: { useClientProtocol: true } } },
+    ),
   },
   {
     id: 'dr.outlierDetection.localOrigin',
@@ -471,7 +593,13 @@ export const NOT_ENFORCED: readonly NotEnforcedEntry[] = [
     ],
     reason: 'local-origin errors (connect failures) are not counted apart from upstream 5xx',
     plan: 'unplanned',
-    probe: drEverywhere({ outlierDetection: { consecutive5xxErrors: 5, splitExternalLocalOriginErrors: true, consecutiveLocalOriginFailures: 3 } }),
+    probe: drEverywhere({
+      outlierDetection: {
+        consecutive5xxErrors: 5,
+        splitExternalLocalOriginErrors: true,
+        consecutiveLocalOriginFailures: 3,
+      },
+    }),
   },
   {
     id: 'dr.tunnel',
@@ -503,7 +631,13 @@ export const NOT_ENFORCED: readonly NotEnforcedEntry[] = [
     paths: ['spec.exportTo'],
     reason: 'every namespace uses it',
     plan: 19,
-    probe: [dr('reviews', { host: REVIEWS, exportTo: ['.'], trafficPolicy: { loadBalancer: { simple: 'ROUND_ROBIN' } } }, 'other')],
+    probe: [
+      dr(
+        'reviews',
+        { host: REVIEWS, exportTo: ['.'], trafficPolicy: { loadBalancer: { simple: 'ROUND_ROBIN' } } },
+        'other',
+      ),
+    ],
   },
   {
     id: 'dr.workloadSelector',
@@ -528,7 +662,8 @@ export const NOT_ENFORCED: readonly NotEnforcedEntry[] = [
     paths: ['spec.resolution'],
     values: ['NONE', 'DNS', 'DNS_ROUND_ROBIN', 'DYNAMIC_DNS'],
     absentMeans: 'NONE',
-    reason: 'hosts are not resolved: only the listed endpoints are used (none: 503 UH); NONE does not forward to the original destination',
+    reason:
+      'hosts are not resolved: only the listed endpoints are used (none: 503 UH); NONE does not forward to the original destination',
     plan: 15,
     probe: [
       se('httpbin', {
@@ -545,13 +680,17 @@ export const NOT_ENFORCED: readonly NotEnforcedEntry[] = [
     reason: 'every namespace sees it',
     plan: 15,
     probe: [
-      se('private', {
-        hosts: ['private.example.com'],
-        ports: [{ number: 80, name: 'http', protocol: 'HTTP' }],
-        resolution: 'STATIC',
-        endpoints: [{ address: '10.0.4.1' }],
-        exportTo: ['.'],
-      }, 'other'),
+      se(
+        'private',
+        {
+          hosts: ['private.example.com'],
+          ports: [{ number: 80, name: 'http', protocol: 'HTTP' }],
+          resolution: 'STATIC',
+          endpoints: [{ address: '10.0.4.1' }],
+          exportTo: ['.'],
+        },
+        'other',
+      ),
     ],
   },
   {
@@ -581,7 +720,10 @@ export const NOT_ENFORCED: readonly NotEnforcedEntry[] = [
         hosts: ['zonal.example.com'],
         ports: [{ number: 80, name: 'http', protocol: 'HTTP' }],
         resolution: 'STATIC',
-        endpoints: [{ address: '10.0.5.1', locality: 'us-east/a' }, { address: '10.0.5.2', locality: 'us-west/b' }],
+        endpoints: [
+          { address: '10.0.5.1', locality: 'us-east/a' },
+          { address: '10.0.5.2', locality: 'us-west/b' },
+        ],
       }),
     ],
   },
@@ -630,9 +772,19 @@ export const NOT_ENFORCED: readonly NotEnforcedEntry[] = [
       gw('tls', {
         selector: { istio: 'ingressgateway' },
         servers: [
-          { port: { number: 443, name: 'https', protocol: 'HTTPS' }, hosts: ['*'], tls: { mode: 'SIMPLE', credentialName: 'cert' } },
+          {
+            port: { number: 443, name: 'https', protocol: 'HTTPS' },
+            hosts: ['*'],
+            tls: { mode: 'SIMPLE', credentialName: 'cert' },
+          },
           { port: { number: 5432, name: 'tcp', protocol: 'TCP' }, hosts: ['*'] },
         ],
+      }),
+      vs('tls', {
+        hosts: ['reviews'],
+        gateways: ['tls'],
+        http: [{ route: toReviews }],
+        tcp: [{ route: [{ destination: { host: 'db' } }] }],
       }),
     ],
   },
@@ -643,7 +795,12 @@ export const NOT_ENFORCED: readonly NotEnforcedEntry[] = [
     reason: 'the gateway listens on every address (0.0.0.0)',
     plan: 'unplanned',
     probe: [
-      gw('bound', { selector: { istio: 'ingressgateway' }, servers: [{ port: { number: 8080, name: 'http', protocol: 'HTTP' }, hosts: ['*'], bind: '127.0.0.1' }] }),
+      gw('bound', {
+        selector: { istio: 'ingressgateway' },
+        servers: [
+          { port: { number: 8080, name: 'http', protocol: 'HTTP' }, hosts: ['*'], bind: '127.0.0.1' },
+        ],
+      }),
       vs('bound', { hosts: ['reviews'], gateways: ['bound'], http: [{ route: toReviews }] }),
     ],
   },

@@ -56,8 +56,15 @@ function sameValue(a: unknown, b: NotEnforcedValue): boolean {
 }
 
 /** Every concrete path where `segments` leads to a value the entry warns about. */
-function matches(root: unknown, segments: readonly string[], e: NotEnforcedEntry, out: PathSegment[][]): void {
-  const stack: { value: unknown; depth: number; path: PathSegment[] }[] = [{ value: root, depth: 0, path: [] }];
+function matches(
+  root: unknown,
+  segments: readonly string[],
+  e: NotEnforcedEntry,
+  out: PathSegment[][],
+): void {
+  const stack: { value: unknown; depth: number; path: PathSegment[] }[] = [
+    { value: root, depth: 0, path: [] },
+  ];
   while (stack.length > 0) {
     const { value, depth, path } = stack.pop()!;
     if (depth === segments.length) {
@@ -122,4 +129,3 @@ export function reportNotEnforced(kind: string, obj: unknown, report: Report): v
       'notEnforced.more',
     );
 }
-
