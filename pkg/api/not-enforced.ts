@@ -247,7 +247,7 @@ export const NOT_ENFORCED: readonly NotEnforcedEntry[] = [
     id: 'envoyfilter',
     kind: 'EnvoyFilter',
     reason:
-      'weft has no Envoy. Use VirtualService/DestinationRule fields, AuthorizationPolicy (CUSTOM for ext-authz), Telemetry, the Mesh; Wasm is not supported',
+      "weft has no Envoy: use VirtualService/DestinationRule fields, AuthorizationPolicy (CUSTOM for ext-authz), Telemetry or the Mesh's telemetry; WasmPlugin is not planned",
     plan: 'never',
     probe: [
       kind('networking.istio.io/v1alpha3', 'EnvoyFilter', 'lua', {

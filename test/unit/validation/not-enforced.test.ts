@@ -309,7 +309,7 @@ describe('accepted-but-not-enforced warnings', () => {
     expect(w!.message).to.match(/^accepted but not enforced by weft yet \(issue #15\): CORS /);
     const [ef] = validateObject(o('networking.istio.io/v1alpha3', 'EnvoyFilter', {})).warnings;
     expect(ef!.message).to.match(
-      /^EnvoyFilter is accepted but never enforced by weft: weft has no Envoy\. Use VirtualService/,
+      /^EnvoyFilter is accepted but never enforced by weft: weft has no Envoy: use VirtualService/,
     );
   });
 
