@@ -35,8 +35,19 @@ export function notEnforcedMessage(e: NotEnforcedEntry): string {
     : `accepted but ${planText(e)}: ${e.reason}`;
 }
 
+const segmentCache = new Map<string, string[]>();
+
 /** Splits `spec.http[*].match[*].sourceLabels` into `spec`, `http`, `[*]`, `match`, `[*]`, `sourceLabels`. */
 export function pathSegments(path: string): string[] {
+  let segs = segmentCache.get(path);
+  if (!segs) {
+    segs = splitPath(path);
+    segmentCache.set(path, segs);
+  }
+  return segs;
+}
+
+function splitPath(path: string): string[] {
   const out: string[] = [];
   for (const part of path.split('.')) {
     const m = /^([^[]*)((\[\*\])*)$/.exec(part);
@@ -55,44 +66,6 @@ function sameValue(a: unknown, b: NotEnforcedValue): boolean {
   return a === b;
 }
 
-/** Every concrete path where `segments` leads to a value the entry warns about. */
-function matches(
-  root: unknown,
-  segments: readonly string[],
-  e: NotEnforcedEntry,
-  out: PathSegment[][],
-): void {
-  const stack: { value: unknown; depth: number; path: PathSegment[] }[] = [
-    { value: root, depth: 0, path: [] },
-  ];
-  while (stack.length > 0) {
-    const { value, depth, path } = stack.pop()!;
-    if (depth === segments.length) {
-      if (value === undefined || value === null) continue;
-      if (e.values && !e.values.some((v) => sameValue(value, v))) continue;
-      if (e.except?.some((v) => sameValue(value, v))) continue;
-      out.push(path);
-      continue;
-    }
-    const seg = segments[depth]!;
-    if (seg === '[*]') {
-      if (!Array.isArray(value)) continue;
-      for (let i = value.length - 1; i >= 0; i--)
-        stack.push({ value: value[i], depth: depth + 1, path: [...path, i] });
-    } else if (seg === '*') {
-      if (!isObj(value)) continue;
-      for (const k of Object.keys(value).reverse())
-        stack.push({ value: value[k], depth: depth + 1, path: [...path, k] });
-    } else if (isObj(value)) {
-      const child = value[seg];
-      const last = depth === segments.length - 1;
-      if ((child === undefined || child === null) && last && e.absentMeans !== undefined)
-        stack.push({ value: e.absentMeans, depth: depth + 1, path: [...path, seg] });
-      else stack.push({ value: child, depth: depth + 1, path: [...path, seg] });
-    }
-  }
-}
-
 export interface NotEnforcedHit {
   entry: NotEnforcedEntry;
   /** Concrete path segments (`['spec', 'http', 0, 'corsPolicy']`); `['(document)']` for a whole kind. */
@@ -101,18 +74,74 @@ export interface NotEnforcedHit {
   path: string;
 }
 
+/** One kind's paths as a tree, so a shared prefix (`spec.trafficPolicy`) is walked once. */
+interface PathNode {
+  next: Map<string, PathNode>;
+  /** Entries whose path ends here. */
+  ends: NotEnforcedEntry[];
+}
+
+const trees = new Map<string, PathNode>();
+
+function treeFor(kind: string): PathNode {
+  let root = trees.get(kind);
+  if (root) return root;
+  root = { next: new Map(), ends: [] };
+  for (const e of notEnforcedEntries(kind)) {
+    for (const p of e.paths ?? []) {
+      let node = root;
+      for (const seg of pathSegments(p)) {
+        let child = node.next.get(seg);
+        if (!child) node.next.set(seg, (child = { next: new Map(), ends: [] }));
+        node = child;
+      }
+      node.ends.push(e);
+    }
+  }
+  trees.set(kind, root);
+  return root;
+}
+
 /** Every entry present in `obj` (an object of `kind`), in table order then document order. */
 export function findNotEnforced(kind: string, obj: unknown): NotEnforcedHit[] {
+  const entries = notEnforcedEntries(kind);
   const hits: NotEnforcedHit[] = [];
-  for (const entry of notEnforcedEntries(kind)) {
-    if (entry.paths === undefined) {
-      hits.push({ entry, segments: ['(document)'], path: '(document)' });
-      continue;
+  for (const entry of entries)
+    if (entry.paths === undefined) hits.push({ entry, segments: ['(document)'], path: '(document)' });
+  const found: { entry: NotEnforcedEntry; segments: PathSegment[] }[] = [];
+  // Iterative depth-first walk of the object along the tree (children pushed in reverse, so
+  // they are visited in order); a named child that is absent is still visited, for absentMeans.
+  const stack: { node: PathNode; value: unknown; path: PathSegment[] }[] = [
+    { node: treeFor(kind), value: obj, path: [] },
+  ];
+  while (stack.length > 0) {
+    const { node, value, path } = stack.pop()!;
+    for (const e of node.ends) {
+      const v = value === undefined || value === null ? e.absentMeans : value;
+      if (v === undefined || v === null) continue;
+      if (e.values && !e.values.some((x) => sameValue(v, x))) continue;
+      if (e.except?.some((x) => sameValue(v, x))) continue;
+      found.push({ entry: e, segments: path });
     }
-    const found: PathSegment[][] = [];
-    for (const p of entry.paths) matches(obj, pathSegments(p), entry, found);
-    for (const segments of found) hits.push({ entry, segments, path: formatPath(segments) });
+    if (value === undefined || value === null) continue;
+    const children = [...node.next.entries()].reverse();
+    for (const [seg, child] of children) {
+      if (seg === '[*]') {
+        if (!Array.isArray(value)) continue;
+        for (let i = value.length - 1; i >= 0; i--)
+          stack.push({ node: child, value: value[i], path: [...path, i] });
+      } else if (seg === '*') {
+        if (!isObj(value)) continue;
+        for (const k of Object.keys(value).reverse())
+          stack.push({ node: child, value: value[k], path: [...path, k] });
+      } else if (isObj(value)) {
+        stack.push({ node: child, value: value[seg], path: [...path, seg] });
+      }
+    }
   }
+  const order = new Map(entries.map((e, i) => [e, i]));
+  found.sort((a, b) => order.get(a.entry)! - order.get(b.entry)!); // stable: document order kept
+  for (const f of found) hits.push({ entry: f.entry, segments: f.segments, path: formatPath(f.segments) });
   return hits;
 }
 
