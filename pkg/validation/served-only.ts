@@ -89,12 +89,10 @@ function port(n: number, path: Path, r: Report, rule: string): void {
 
 /** Istio's validateWorkloadEntry (no ServiceEntry to check the port names against; FQDNs allowed). */
 export function validateWorkloadEntry(spec: WorkloadEntrySpec, ctx: RuleContext): void {
-  checkWorkloadEntry(spec, ['spec'], ctx.report, true);
-}
-
-function checkWorkloadEntry(spec: WorkloadEntrySpec, at: Path, r: Report, requireAddress: boolean): void {
+  const r = ctx.report;
+  const at = ['spec'];
   const addr = spec.address ?? '';
-  if (addr === '' && requireAddress) {
+  if (addr === '') {
     if ((spec.network ?? '') === '') {
       r.error(
         [...at, 'address'],
@@ -109,23 +107,13 @@ function checkWorkloadEntry(spec: WorkloadEntrySpec, at: Path, r: Report, requir
       'we.address.network',
     );
   }
-  if (addr.startsWith(UNIX)) {
-    const err = checkUnixAddress(addr.slice(UNIX.length));
-    if (err) r.error([...at, 'address'], err, 'we.address.unix');
-    if (Object.keys(spec.ports ?? {}).length > 0)
-      r.error([...at, 'ports'], `unix endpoint ${addr} must not include ports`, 'we.address.unixPorts');
-  } else if (addr !== '' && !isIPAddress(addr)) {
-    if (checkFQDN(addr) !== undefined)
-      r.error(
-        [...at, 'address'],
-        `endpoint address ${JSON.stringify(addr)} is not a valid FQDN or an IP address`,
-        'we.address.invalid',
-      );
-  }
-  for (const [name, n] of Object.entries(spec.ports ?? {})) {
-    if (!isDNS1123Label(name)) r.error([...at, 'ports', name], `invalid port name: ${name}`, 'we.ports.name');
-    port(n, [...at, 'ports', name], r, 'we.ports.number');
-  }
+  checkSocketAndPorts(spec, at, r);
+  if (addr !== '' && !addr.startsWith(UNIX) && !isIPAddress(addr) && checkFQDN(addr) !== undefined)
+    r.error(
+      [...at, 'address'],
+      `endpoint address ${JSON.stringify(addr)} is not a valid FQDN or an IP address`,
+      'we.address.invalid',
+    );
   for (const msg of checkLabelMap(spec.labels ?? {})) r.error([...at, 'labels'], msg, 'labels.invalid');
 }
 
@@ -137,21 +125,22 @@ export function validateWorkloadGroup(spec: WorkloadGroupSpec, ctx: RuleContext)
   const r = ctx.report;
   // Istio does not run the WorkloadEntry rules on the template (address and ports are filled in
   // when a workload registers); the CRD's CEL rules still apply to it.
-  checkTemplate(spec.template, r);
+  checkSocketAndPorts(spec.template, ['spec', 'template'], r);
   for (const msg of checkLabelMap(spec.metadata?.labels ?? {}))
     r.error(['spec', 'metadata', 'labels'], `invalid labels: ${msg}`, 'wg.metadata.labels');
   if (spec.probe) checkProbe(spec.probe, ['spec', 'probe'], r);
 }
 
-function checkTemplate(t: WorkloadEntrySpec, r: Report): void {
-  const at = ['spec', 'template'];
-  const addr = t.address ?? '';
+/** A `unix://` address is an absolute or abstract socket without ports; port names and numbers are valid. */
+function checkSocketAndPorts(spec: WorkloadEntrySpec, at: Path, r: Report): void {
+  const addr = spec.address ?? '';
   if (addr.startsWith(UNIX)) {
     const err = checkUnixAddress(addr.slice(UNIX.length));
     if (err) r.error([...at, 'address'], err, 'we.address.unix');
-    if (t.ports !== undefined) r.error([...at, 'ports'], 'UDS may not include ports', 'we.address.unixPorts');
+    if (spec.ports !== undefined)
+      r.error([...at, 'ports'], `unix endpoint ${addr} must not include ports`, 'we.address.unixPorts');
   }
-  for (const [name, n] of Object.entries(t.ports ?? {})) {
+  for (const [name, n] of Object.entries(spec.ports ?? {})) {
     if (!isDNS1123Label(name)) r.error([...at, 'ports', name], `invalid port name: ${name}`, 'we.ports.name');
     port(n, [...at, 'ports', name], r, 'we.ports.number');
   }

@@ -124,7 +124,7 @@ const cases: [string, Obj, string][] = [
   [
     'WG template socket with ports',
     wg({ template: { address: 'unix:///a.sock', ports: { http: 80 } } }),
-    'UDS may not include ports',
+    'must not include ports',
   ],
   // Telemetry
   [
