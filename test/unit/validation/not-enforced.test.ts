@@ -6,6 +6,7 @@
 import { expect } from 'chai';
 import { validateObject } from '../../../pkg/validation/index.js';
 import { MAX_NOT_ENFORCED_WARNINGS } from '../../../pkg/validation/not-enforced.js';
+import { NOT_ENFORCED } from '../../../pkg/api/not-enforced.js';
 
 type Obj = Record<string, unknown>;
 
@@ -296,9 +297,18 @@ const cases: [string, Obj, string[]][] = [
   ],
 ];
 
+/**
+ * Branches that implement a feature delete its entry; the rows here then expect no warning for
+ * it (an entry that is gone must not warn), so merging never needs this table edited.
+ */
+const listed = new Set(NOT_ENFORCED.map((e) => e.id));
+const stillListed = (expected: string[]): string[] =>
+  expected.filter((line) => listed.has(/\(([^)]+)\)$/.exec(line)![1]!));
+
 describe('accepted-but-not-enforced warnings', () => {
   for (const [title, obj, expected] of cases) {
-    it(`${title} → ${expected.length} warning(s)`, () => expect(notEnforced(obj)).to.deep.equal(expected));
+    it(`${title} → ${expected.length} warning(s)`, () =>
+      expect(notEnforced(obj)).to.deep.equal(stillListed(expected)));
   }
 
   it('reads: path, "accepted but not enforced by weft yet (issue #N)", what happens instead', () => {

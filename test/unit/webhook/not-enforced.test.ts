@@ -21,23 +21,28 @@ const o = (apiVersion: string, kind: string, name: string, spec: unknown): Obj =
 });
 const route = [{ destination: { host: 'reviews' } }];
 
+// Only entries no branch in flight implements, so the golden file survives their merges.
 const objects: Obj[] = [
   o('networking.istio.io/v1', 'VirtualService', 'reviews', {
     hosts: ['reviews'],
     http: [
       {
-        match: [{ uri: { prefix: '/api' }, sourceLabels: { app: 'web' } }],
+        match: [{ uri: { prefix: '/api' } }],
         corsPolicy: { allowOrigins: [{ exact: 'https://shop.example.com' }] },
         route,
       },
+      { match: [{ uri: { prefix: '/v2' } }], delegate: { name: 'reviews-v2' } },
       { corsPolicy: { allowOrigins: [{ prefix: 'https://' }] }, route },
     ],
   }),
   o('networking.istio.io/v1', 'DestinationRule', 'reviews', {
     host: 'reviews',
-    trafficPolicy: { tls: { mode: 'ISTIO_MUTUAL' }, loadBalancer: { simple: 'PASSTHROUGH' } },
+    trafficPolicy: {
+      loadBalancer: { simple: 'PASSTHROUGH', localityLbSetting: { enabled: true } },
+      outlierDetection: { consecutive5xxErrors: 5 },
+    },
   }),
-  o('security.istio.io/v1', 'AuthorizationPolicy', 'deny-all', { action: 'DENY', rules: [{}] }),
+  o('networking.istio.io/v1', 'Sidecar', 'default', { egress: [{ hosts: ['./*', 'istio-system/*'] }] }),
   o('networking.istio.io/v1alpha3', 'EnvoyFilter', 'lua', {}),
   o('networking.istio.io/v1', 'WorkloadEntry', 'vm', { address: '10.0.0.9', labels: { app: 'vm' } }),
   o('networking.istio.io/v1', 'VirtualService', 'many', {
@@ -89,10 +94,10 @@ describe('webhook: accepted-but-not-enforced warnings (golden)', () => {
     expect(await answers(worker)).to.deep.equal(await answers(inline));
   });
 
-  it('kubectl sees concrete paths: spec.http[1].corsPolicy', async () => {
+  it('kubectl sees concrete paths: spec.http[2].corsPolicy', async () => {
     const r = await inline.post('/validate', reviewOf(objects[0]));
     expect(r.json.response.warnings).to.include(
-      'spec.http[1].corsPolicy: accepted but not enforced by weft yet (issue #15): CORS headers are neither checked nor added; preflights go to the app',
+      'spec.http[2].corsPolicy: accepted but not enforced by weft yet (issue #15): CORS headers are neither checked nor added; preflights go to the app',
     );
   });
 });
