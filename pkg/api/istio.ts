@@ -8,3 +8,8 @@ export * from './sidecar.js';
 export * from './peerauthentication.js';
 export * from './authorizationpolicy.js';
 export * from './requestauthentication.js';
+export * from './workloadentry.js';
+export * from './telemetry.js';
+export * from './proxyconfig.js';
+export * from './envoyfilter.js';
+export * from './wasmplugin.js';

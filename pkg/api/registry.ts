@@ -12,6 +12,11 @@ import { peerAuthenticationKind } from './peerauthentication.js';
 import { authorizationPolicyKind } from './authorizationpolicy.js';
 import { requestAuthenticationKind } from './requestauthentication.js';
 import { meshKind } from './mesh.js';
+import { workloadEntryKind, workloadGroupKind } from './workloadentry.js';
+import { telemetryKind } from './telemetry.js';
+import { istioProxyConfigKind } from './proxyconfig.js';
+import { envoyFilterKind } from './envoyfilter.js';
+import { wasmPluginKind } from './wasmplugin.js';
 
 /** The Istio kinds the validating webhook covers (same groups, kinds and versions as Istio). */
 export const meshKinds: readonly KindDefinition[] = [
@@ -25,8 +30,22 @@ export const meshKinds: readonly KindDefinition[] = [
   requestAuthenticationKind,
 ];
 
+/**
+ * Istio kinds weft serves and validates so that real-world Istio YAML applies, but does not act
+ * on (each is listed in pkg/api/not-enforced.ts, and admitted with a warning). The webhook does
+ * not index them: no cross-object check involves them.
+ */
+export const servedOnlyKinds: readonly KindDefinition[] = [
+  workloadEntryKind,
+  workloadGroupKind,
+  telemetryKind,
+  istioProxyConfigKind,
+  envoyFilterKind,
+  wasmPluginKind,
+];
+
 /** All kinds: the Istio ones plus weft's own `Mesh`. */
-export const kindDefinitions: KindDefinition[] = [...meshKinds, meshKind];
+export const kindDefinitions: KindDefinition[] = [...meshKinds, ...servedOnlyKinds, meshKind];
 
 const byGroupKind = new Map(kindDefinitions.map((d) => [`${d.group}/${d.kind}`, d]));
 

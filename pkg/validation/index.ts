@@ -14,6 +14,7 @@ import { checkSchema, describeValue, isObject, precompileSchemas, unknownFields 
 import { semanticRules, type RuleContext } from './rules.js';
 import type { ObjectFinding, ObjectRef, ValidationResult } from './types.js';
 import { analyze } from './analyze.js';
+import { reportNotEnforced } from './not-enforced.js';
 
 export * from './types.js';
 
@@ -62,6 +63,8 @@ export function validateObject(obj: unknown, options: ValidateOptions = {}): Val
     report,
   };
   semanticRules[def.kind]?.(isObject(obj.spec) ? obj.spec : {}, ctx);
+  // Fields and kinds weft accepts but does not act on: warned about, never refused.
+  reportNotEnforced(def.kind, obj, report);
   // Istio checks the top-level keys after the spec, and reports them as errors.
   for (const key of Object.keys(obj)) {
     if (!TOP_LEVEL_KEYS.has(key)) {
@@ -143,7 +146,7 @@ function reportUnknownKind(apiVersion: string, kind: string, report: Report): vo
   } else {
     report.error(
       ['kind'],
-      `unknown kind ${kind} (${apiVersion}); weft validates VirtualService, DestinationRule, Gateway, ServiceEntry, Sidecar, PeerAuthentication, AuthorizationPolicy, RequestAuthentication and Mesh`,
+      `unknown kind ${kind} (${apiVersion}); weft validates ${kindDefinitions.map((d) => d.kind).join(', ')}`,
       'object.kind.unknown',
     );
   }

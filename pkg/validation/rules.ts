@@ -21,6 +21,14 @@ import {
   validateRequestAuthentication,
 } from './security.js';
 import { validateMesh } from './mesh.js';
+import {
+  validateEnvoyFilter,
+  validateIstioProxyConfig,
+  validateTelemetry,
+  validateWasmPlugin,
+  validateWorkloadEntry,
+  validateWorkloadGroup,
+} from './served-only.js';
 
 export interface RuleContext {
   /** The object's namespace (or the assumed default). */
@@ -51,6 +59,12 @@ export const semanticRules: Record<string, SpecRules> = {
   AuthorizationPolicy: typed<AuthorizationPolicySpec>(validateAuthorizationPolicy),
   RequestAuthentication: typed<RequestAuthenticationSpec>(validateRequestAuthentication),
   Mesh: (spec, ctx) => validateMesh(spec as MeshSpec, ctx),
+  WorkloadEntry: typed(validateWorkloadEntry),
+  WorkloadGroup: typed(validateWorkloadGroup),
+  Telemetry: typed(validateTelemetry),
+  ProxyConfig: typed(validateIstioProxyConfig),
+  EnvoyFilter: typed(validateEnvoyFilter),
+  WasmPlugin: typed(validateWasmPlugin),
 };
 
 const INTERNAL_ANNOTATIONS = [

@@ -55,8 +55,8 @@ describe('envelope and bad input', () => {
     ],
     [
       'unknown Istio kind',
-      { apiVersion: 'networking.istio.io/v1alpha3', kind: 'EnvoyFilter', metadata: { name: 'x' } },
-      'kind: unknown kind EnvoyFilter',
+      { apiVersion: 'extensions.istio.io/v1alpha1', kind: 'TrafficExtension', metadata: { name: 'x' } },
+      'kind: unknown kind TrafficExtension',
     ],
     [
       'unserved version',
