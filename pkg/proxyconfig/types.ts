@@ -173,6 +173,18 @@ export interface HeaderOperations {
   response?: HeaderOps;
 }
 
+/**
+ * Istio's default `retryOn` (pilot route/retry): the starting point of every route's policy, the
+ * whole policy when a route has no `retries`. No status code goes with it since Istio 1.24.
+ */
+export const DEFAULT_RETRY_ON: readonly string[] = [
+  'connect-failure',
+  'refused-stream',
+  'unavailable',
+  'cancelled',
+  'retriable-status-codes',
+];
+
 export interface RetryPolicy {
   attempts: number;
   perTryTimeoutMs?: number;

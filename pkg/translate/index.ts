@@ -30,6 +30,7 @@ import type {
   VirtualService,
 } from '../api/index.js';
 import {
+  DEFAULT_RETRY_ON,
   PROXY_CONFIG_API_VERSION,
   type Cluster,
   type ConnectionPool,
@@ -587,22 +588,24 @@ export function convertMatch(m: HTTPMatchRequest): RouteMatch {
   return out;
 }
 
+/** A retryOn token Istio reads as a status code: an integer in the HTTP range (parseRetryOn). */
+function isStatusToken(t: string): boolean {
+  return /^\d{3}$/.test(t) && Number(t) >= 100 && Number(t) <= 599;
+}
+
 /** Istio's ConvertPolicy (reference §2.3): nil → default (proxy side), attempts ≤ 0 → disabled. */
 export function convertRetries(r: HTTPRetry | undefined): RetryPolicy | undefined {
   if (r === undefined) return undefined;
   if ((r.attempts ?? 0) <= 0) return { attempts: 0, retryOn: [], retriableStatusCodes: [] };
-  const policy: RetryPolicy = {
-    attempts: r.attempts!,
-    retryOn: ['connect-failure', 'refused-stream', 'unavailable', 'cancelled', 'retriable-status-codes'],
-    retriableStatusCodes: [503],
-  };
+  // the default policy is the starting point: no status code since Istio 1.24
+  const policy: RetryPolicy = { attempts: r.attempts!, retryOn: [...DEFAULT_RETRY_ON], retriableStatusCodes: [] };
   if (r.retryOn !== undefined && r.retryOn !== '') {
     const tokens = r.retryOn
       .split(',')
       .map((t) => t.trim())
       .filter((t) => t !== '');
-    policy.retriableStatusCodes = tokens.filter((t) => /^\d{3}$/.test(t)).map(Number);
-    policy.retryOn = tokens.filter((t) => !/^\d{3}$/.test(t));
+    policy.retriableStatusCodes = tokens.filter(isStatusToken).map(Number);
+    policy.retryOn = tokens.filter((t) => !isStatusToken(t));
     if (policy.retriableStatusCodes.length > 0 && !policy.retryOn.includes('retriable-status-codes'))
       policy.retryOn.push('retriable-status-codes');
   }
