@@ -598,7 +598,11 @@ export function convertRetries(r: HTTPRetry | undefined): RetryPolicy | undefine
   if (r === undefined) return undefined;
   if ((r.attempts ?? 0) <= 0) return { attempts: 0, retryOn: [], retriableStatusCodes: [] };
   // the default policy is the starting point: no status code since Istio 1.24
-  const policy: RetryPolicy = { attempts: r.attempts!, retryOn: [...DEFAULT_RETRY_ON], retriableStatusCodes: [] };
+  const policy: RetryPolicy = {
+    attempts: r.attempts!,
+    retryOn: [...DEFAULT_RETRY_ON],
+    retriableStatusCodes: [],
+  };
   if (r.retryOn !== undefined && r.retryOn !== '') {
     const tokens = r.retryOn
       .split(',')

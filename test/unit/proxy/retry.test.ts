@@ -67,7 +67,13 @@ describe('proxy retry decisions', () => {
   it('attempts without retryOn start from the default: no 503 either (ConvertPolicy)', () => {
     const p = convertRetries({ attempts: 4 })!;
     expect(p.retriableStatusCodes).to.deep.equal([]);
-    expect(p.retryOn).to.deep.equal(['connect-failure', 'refused-stream', 'unavailable', 'cancelled', 'retriable-status-codes']);
+    expect(p.retryOn).to.deep.equal([
+      'connect-failure',
+      'refused-stream',
+      'unavailable',
+      'cancelled',
+      'retriable-status-codes',
+    ]);
     expect(isRetriable(compileRetry(p, 0), resp(503))).to.equal(false);
     expect(isRetriable(compileRetry(p, 0), { kind: 'connect-failure' })).to.equal(true);
   });
