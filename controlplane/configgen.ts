@@ -56,7 +56,14 @@ export class ConfigGenerator {
   private gatewayCacheGeneration = -1;
   private readonly loggedVersions = new Set<string>();
 
-  constructor(private readonly opts: { domainSuffix: string; mesh: MeshSettings; log: Logger }) {}
+  constructor(
+    private readonly opts: {
+      domainSuffix: string;
+      mesh: MeshSettings;
+      log: Logger;
+      shadowHostSuffix?: boolean;
+    },
+  ) {}
 
   /** A reloaded mesh.yaml: the telemetry block and the path normalization of configs depend on it. */
   setMesh(mesh: MeshSettings): void {
@@ -133,6 +140,7 @@ export class ConfigGenerator {
       serviceEntries: snapshot.serviceEntries,
       domainSuffix: `svc.${this.opts.domainSuffix}`,
       pathNormalization: this.opts.mesh.pathNormalization,
+      ...(this.opts.shadowHostSuffix === true ? { shadowHostSuffix: true } : {}),
     };
   }
 

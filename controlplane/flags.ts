@@ -26,6 +26,8 @@ export const HELP = `weftd: weft's control plane (discovery, config push, worklo
   --ca-secret NS/NAME      root CA Secret the workload CA signs with (default weft-system/weft-root-ca)
   --push-debounce DUR      quiet time after a change before pushing (default 100ms, like PILOT_DEBOUNCE_AFTER)
   --push-debounce-max DUR  push at the latest this long after the first change of a burst (default 10s)
+Env: DISABLE_SHADOW_HOST_SUFFIX=false appends -shadow to mirrored requests' Host (istiod's
+switch; default true: the original Host, as Istio ≥ 1.28).
 Logs: JSON on stderr; WEFT_LOG_FORMAT=text, WEFT_LOG_LEVEL=debug|info|warn.`;
 
 export interface MeshSettings {
@@ -57,6 +59,8 @@ export interface WeftdOptions {
   caSecret: { namespace: string; name: string };
   pushDebounceMs: number;
   pushDebounceMaxMs: number;
+  /** Mirrored requests' Host gets `-shadow`: env DISABLE_SHADOW_HOST_SUFFIX=false, as in istiod (default true). */
+  shadowHostSuffix: boolean;
 }
 
 const fail = (message: string): never => {
@@ -78,7 +82,16 @@ function duration(flag: string, v: string): number {
 
 const DNS_LABELS = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 
-export function parseFlags(argv: string[]): WeftdOptions {
+/** istiod's boolean env vars: unset = the default; otherwise true/false/1/0, anything else is refused. */
+export function envBool(env: NodeJS.ProcessEnv, name: string, dflt: boolean): boolean {
+  const v = env[name]?.trim().toLowerCase();
+  if (v === undefined || v === '') return dflt;
+  if (v === 'true' || v === '1') return true;
+  if (v === 'false' || v === '0') return false;
+  return fail(`${name}=${env[name]!}: must be true or false`);
+}
+
+export function parseFlags(argv: string[], env: NodeJS.ProcessEnv = process.env): WeftdOptions {
   let values;
   try {
     ({ values } = parseArgs({
@@ -116,6 +129,7 @@ export function parseFlags(argv: string[]): WeftdOptions {
     caSecret: { namespace: ns!, name: name! },
     pushDebounceMs: duration('push-debounce', values['push-debounce']),
     pushDebounceMaxMs: duration('push-debounce-max', values['push-debounce-max']),
+    shadowHostSuffix: !envBool(env, 'DISABLE_SHADOW_HOST_SUFFIX', true),
   };
   if (values.config !== undefined) opts.configFile = values.config;
   if (values.kubeconfig !== undefined) opts.kubeconfig = values.kubeconfig;

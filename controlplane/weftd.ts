@@ -27,7 +27,8 @@ export interface StartOptions {
   flags: Pick<
     WeftdOptions,
     'host' | 'port' | 'monitoringPort' | 'domainSuffix' | 'caSecret' | 'pushDebounceMs' | 'pushDebounceMaxMs'
-  >;
+  > &
+    Partial<Pick<WeftdOptions, 'shadowHostSuffix'>>;
   mesh: MeshSettings;
   kube: KubeClient;
   tls: CertReloader;
@@ -130,6 +131,7 @@ export async function startWeftd(opts: StartOptions): Promise<Weftd> {
   const registry = createKubeRegistry(kube, log.child({ part: 'registry' }), flags.domainSuffix);
   const generator = new ConfigGenerator({
     domainSuffix: flags.domainSuffix,
+    shadowHostSuffix: flags.shadowHostSuffix === true,
     mesh: opts.mesh,
     log: log.child({ part: 'translate' }),
   });

@@ -205,6 +205,12 @@ export interface Mirror {
   host?: string;
   /** 0–100; absent in Istio means 100. */
   percentage: number;
+  /**
+   * Append `-shadow` to the mirrored request's Host (`reviews:9080` → `reviews-shadow:9080`), as
+   * Envoy does unless told not to. Absent or false: the original Host, Istio's default since 1.28
+   * (istiod's DISABLE_SHADOW_HOST_SUFFIX=true).
+   */
+  shadowHostSuffix?: boolean;
 }
 
 export type LoadBalancer =

@@ -116,6 +116,8 @@ function checkRoute(c: Checker, r: unknown, path: string): void {
     c.array(r.mirrors, `${path}.mirrors`).forEach((m, i) => {
       if (!isObj(m) || typeof m.cluster !== 'string')
         c.fail(`${path}.mirrors[${i}].cluster`, 'must be a string');
+      else if (m.shadowHostSuffix !== undefined && typeof m.shadowHostSuffix !== 'boolean')
+        c.fail(`${path}.mirrors[${i}].shadowHostSuffix`, 'must be true or false');
     });
   }
 }

@@ -86,6 +86,11 @@ export interface TranslateInput {
   /** The mesh's path normalization; absent = the proxy's default (BASE). */
   pathNormalization?: ProxyConfig['pathNormalization'];
   domainSuffix?: string;
+  /**
+   * Mirrored requests get `-shadow` appended to their Host: istiod's DISABLE_SHADOW_HOST_SUFFIX
+   * set to false. Default false: the original Host (Istio ≥ 1.28).
+   */
+  shadowHostSuffix?: boolean;
 }
 
 /** A gateway pod: the Gateways whose selector matches it become its listeners. */
@@ -376,14 +381,20 @@ class Translator {
 
   private mirrors(rule: HTTPRoute, ns: string, vhostPort: number): Mirror[] {
     const out: Mirror[] = [];
+    const suffix = this.input.shadowHostSuffix === true ? { shadowHostSuffix: true } : {};
     if (rule.mirror) {
       const { cluster, host } = this.destCluster(rule.mirror, ns, vhostPort);
       // mirrorPercentage absent = 100% (reference §2.6); the deprecated integer still counts
-      out.push({ cluster, host, percentage: percent(rule.mirrorPercentage, rule.mirrorPercent, 100) });
+      out.push({
+        cluster,
+        host,
+        percentage: percent(rule.mirrorPercentage, rule.mirrorPercent, 100),
+        ...suffix,
+      });
     }
     for (const m of rule.mirrors ?? []) {
       const { cluster, host } = this.destCluster(m.destination, ns, vhostPort);
-      out.push({ cluster, host, percentage: percent(m.percentage, undefined, 100) });
+      out.push({ cluster, host, percentage: percent(m.percentage, undefined, 100), ...suffix });
     }
     return out;
   }

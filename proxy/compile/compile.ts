@@ -119,6 +119,8 @@ export interface CompiledMirror {
   dest: CompiledDest;
   /** 0–1. */
   fraction: number;
+  /** Host gets `-shadow` appended (Mirror.shadowHostSuffix). */
+  shadowSuffix: boolean;
 }
 
 export interface CompiledFault {
@@ -322,6 +324,7 @@ class Compiler {
       out.mirrors = r.mirrors.map((m) => ({
         dest: this.dest(m.cluster, 0, m.host),
         fraction: Math.min(Math.max(m.percentage, 0), 100) / 100,
+        shadowSuffix: m.shadowHostSuffix === true,
       }));
     }
     return out;

@@ -542,9 +542,7 @@ export class Exchange {
       const ep = cl?.pick(null, null);
       if (!cl || !ep) continue;
       const h = { ...this.out };
-      const host = String(h.host ?? '');
-      const colon = host.lastIndexOf(':');
-      h.host = colon > 0 ? `${host.slice(0, colon)}-shadow${host.slice(colon)}` : `${host}-shadow`;
+      if (m.shadowSuffix) h.host = shadowHost(String(h.host ?? ''));
       cl.poolFor(ep).dispatch(
         { path: this.path, method: this.view.method, headers: h, body: this.replayable ? this.body : null },
         DISCARD,
@@ -656,6 +654,14 @@ export class Exchange {
   get endpointKey(): string | undefined {
     return this.lastEndpoint?.key;
   }
+}
+
+/** Envoy's shadow Host: `-shadow` after the host name, before any port (`a:80` → `a-shadow:80`). */
+export function shadowHost(host: string): string {
+  const colon = host.lastIndexOf(':');
+  // an IPv6 literal's colons are inside brackets: only a colon after `]` starts a port
+  const hasPort = colon > 0 && colon > host.lastIndexOf(']');
+  return hasPort ? `${host.slice(0, colon)}-shadow${host.slice(colon)}` : `${host}-shadow`;
 }
 
 const DISCARD: ResponseHandler = {

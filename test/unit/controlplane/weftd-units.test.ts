@@ -41,7 +41,7 @@ function message(fn: () => unknown): string {
 
 describe('weftd flags', () => {
   it('defaults match the rendered Deployment and istiod', () => {
-    expect(parseFlags([])).to.deep.equal({
+    expect(parseFlags([], {})).to.deep.equal({
       help: false,
       tlsDir: '/etc/weft/tls',
       host: '0.0.0.0',
@@ -51,8 +51,29 @@ describe('weftd flags', () => {
       caSecret: { namespace: 'weft-system', name: 'weft-root-ca' },
       pushDebounceMs: 100,
       pushDebounceMaxMs: 10_000,
+      shadowHostSuffix: false,
     });
   });
+
+  const SHADOW_ENV: [string | undefined, boolean | 'error'][] = [
+    [undefined, false],
+    ['', false],
+    ['true', false],
+    ['1', false],
+    ['TRUE', false],
+    ['false', true],
+    ['0', true],
+    [' False ', true],
+    ['no', 'error'],
+    ['yes please', 'error'],
+  ];
+  for (const [v, want] of SHADOW_ENV)
+    it(`DISABLE_SHADOW_HOST_SUFFIX=${JSON.stringify(v)} → ${String(want)} (istiod's switch, default true)`, () => {
+      const env = v === undefined ? {} : { DISABLE_SHADOW_HOST_SUFFIX: v };
+      if (want === 'error')
+        expect(() => parseFlags([], env)).to.throw(/DISABLE_SHADOW_HOST_SUFFIX.*true or false/);
+      else expect(parseFlags([], env).shadowHostSuffix).to.equal(want);
+    });
 
   it('reads every flag', () => {
     const o = parseFlags([
