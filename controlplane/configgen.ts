@@ -82,8 +82,8 @@ export class ConfigGenerator {
         ...this.inputs(snapshot),
         listener: { ...SIDECAR_OUTBOUND },
       });
-      const { listeners, clusters, pathNormalization } = result.config;
-      const body = JSON.stringify({ listeners, clusters, pathNormalization }).slice(1, -1);
+      const { listeners, clusters, pathNormalization, proxyHeaders } = result.config;
+      const body = JSON.stringify({ listeners, clusters, pathNormalization, proxyHeaders }).slice(1, -1);
       this.sidecarBase = { generation: snapshot.generation, result, body };
       this.logWarnings('sidecar', result);
     }
@@ -140,6 +140,7 @@ export class ConfigGenerator {
       serviceEntries: snapshot.serviceEntries,
       domainSuffix: `svc.${this.opts.domainSuffix}`,
       pathNormalization: this.opts.mesh.pathNormalization,
+      proxyHeaders: this.opts.mesh.proxyHeaders,
       ...(this.opts.shadowHostSuffix === true ? { shadowHostSuffix: true } : {}),
     };
   }

@@ -9,12 +9,17 @@ import { parse as parseYaml } from 'yaml';
 import { DISCOVERY_PORT, MONITORING_PORT } from '../pkg/discovery/protocol.js';
 import { WeftError, errorMessage } from '../pkg/errors/index.js';
 import { parseDurationMs } from '../pkg/translate/duration.js';
-import { PATH_NORMALIZATION_TYPES, type PathNormalizationType } from '../pkg/proxyconfig/types.js';
+import {
+  PATH_NORMALIZATION_TYPES,
+  PROXY_HEADERS_FIELDS,
+  type PathNormalizationType,
+  type ProxyHeadersSetting,
+} from '../pkg/proxyconfig/types.js';
 
 export const HELP = `weftd: weft's control plane (discovery, config push, workload certificates)
 
   --config FILE            mesh config (mesh.yaml: trustDomain, mtls.mode, workloadCertTTL, telemetry,
-                           pathNormalization.normalization);
+                           pathNormalization.normalization, defaultConfig.proxyHeaders);
                            default: built-in defaults (trust domain cluster.local, 24h certificates)
   --tls-dir DIR            serving certificate DIR/tls.crt and key DIR/tls.key (default /etc/weft/tls);
                            reloaded when the files change
@@ -37,6 +42,8 @@ export interface MeshSettings {
   telemetry: { metrics: boolean; accessLog: boolean; tracingSamplingPercent: number };
   /** Pushed to every proxy (Istio's meshConfig.pathNormalization); DEFAULT is read as BASE. */
   pathNormalization: { normalization: Exclude<PathNormalizationType, 'DEFAULT'> };
+  /** Pushed to every proxy (Istio's meshConfig.defaultConfig.proxyHeaders); {} = every header on. */
+  proxyHeaders: ProxyHeadersSetting;
 }
 
 export const DEFAULT_MESH: MeshSettings = {
@@ -45,6 +52,7 @@ export const DEFAULT_MESH: MeshSettings = {
   workloadCertTtlMs: 24 * 3600_000,
   telemetry: { metrics: true, accessLog: true, tracingSamplingPercent: 1 },
   pathNormalization: { normalization: 'BASE' },
+  proxyHeaders: {},
 };
 
 export interface WeftdOptions {
@@ -153,6 +161,7 @@ export function parseMeshSettings(text: string, source = 'mesh config'): MeshSet
     workloadCertTTL?: unknown;
     telemetry?: Record<string, unknown>;
     pathNormalization?: { normalization?: unknown };
+    defaultConfig?: { proxyHeaders?: unknown };
   };
   const out = structuredClone(DEFAULT_MESH);
   if (m.trustDomain !== undefined) {
@@ -190,6 +199,38 @@ export function parseMeshSettings(text: string, source = 'mesh config'): MeshSet
       );
     out.pathNormalization.normalization =
       n === 'DEFAULT' ? 'BASE' : (n as MeshSettings['pathNormalization']['normalization']);
+  }
+  if (m.defaultConfig !== undefined) {
+    if (m.defaultConfig === null || typeof m.defaultConfig !== 'object' || Array.isArray(m.defaultConfig))
+      fail(`${source}: defaultConfig must be a mapping`);
+    for (const k of Object.keys(m.defaultConfig))
+      if (k !== 'proxyHeaders') fail(`${source}: defaultConfig.${k} is not supported (only proxyHeaders)`);
+    if (m.defaultConfig.proxyHeaders !== undefined)
+      out.proxyHeaders = proxyHeadersOf(
+        m.defaultConfig.proxyHeaders,
+        `${source}: defaultConfig.proxyHeaders`,
+      );
+  }
+  return out;
+}
+
+/** `{attemptCount: {disabled: true}, ...}` checked field by field (Istio's shape, weft's subset). */
+function proxyHeadersOf(v: unknown, where: string): ProxyHeadersSetting {
+  const isMap = (x: unknown): x is Record<string, unknown> =>
+    x !== null && typeof x === 'object' && !Array.isArray(x);
+  if (!isMap(v)) return fail(`${where} must be a mapping`);
+  const out: ProxyHeadersSetting = {};
+  for (const [k, f] of Object.entries(v)) {
+    if (!(PROXY_HEADERS_FIELDS as readonly string[]).includes(k))
+      fail(`${where}.${k} is not supported (only ${PROXY_HEADERS_FIELDS.join(', ')})`);
+    if (!isMap(f)) fail(`${where}.${k} must be a mapping like {disabled: true}`);
+    const field = f as Record<string, unknown>;
+    for (const fk of Object.keys(field))
+      if (fk !== 'disabled') fail(`${where}.${k}.${fk} is not supported (only disabled)`);
+    if (field.disabled !== undefined && typeof field.disabled !== 'boolean')
+      fail(`${where}.${k}.disabled must be true or false`);
+    out[k as (typeof PROXY_HEADERS_FIELDS)[number]] =
+      field.disabled === undefined ? {} : { disabled: field.disabled as boolean };
   }
   return out;
 }

@@ -21,7 +21,27 @@ export interface ProxyConfig {
   telemetry?: Telemetry;
   /** How request paths are normalized before matching and forwarding; absent = BASE. */
   pathNormalization?: PathNormalizationSetting;
+  /** Which headers the proxy adds (Istio's `meshConfig.defaultConfig.proxyHeaders`); absent = all. */
+  proxyHeaders?: ProxyHeadersSetting;
 }
+
+/**
+ * The part of Istio's `meshConfig.defaultConfig.proxyHeaders` weft implements, in Istio's shape.
+ * By default the proxy sets, as Istio's sidecars and gateways do: `x-envoy-attempt-count` on each
+ * upstream attempt (1, 2, ...); and the debug headers `x-envoy-upstream-service-time` on proxied
+ * responses, `x-envoy-overloaded: true` on circuit-breaker 503s, `x-envoy-original-path` on
+ * rewritten requests. `attemptCount.disabled` drops the first, `envoyDebugHeaders.disabled` the
+ * debug headers (Envoy's router `suppress_envoy_headers`). Istio's other proxyHeaders fields
+ * (server, requestId, forwardedClientCert, xForwardedPort/Host, metadataExchangeHeaders...) are
+ * not accepted here.
+ */
+export interface ProxyHeadersSetting {
+  attemptCount?: { disabled?: boolean };
+  envoyDebugHeaders?: { disabled?: boolean };
+}
+
+/** The fields of ProxyHeadersSetting, each `{disabled: bool}` (one list for every schema and check). */
+export const PROXY_HEADERS_FIELDS = ['attemptCount', 'envoyDebugHeaders'] as const;
 
 /**
  * Istio's `meshConfig.pathNormalization.normalization` values. DEFAULT is BASE; BASE is Envoy's
@@ -60,6 +80,11 @@ export interface HttpListener {
   address?: string;
   port: number;
   virtualHosts: VirtualHost[];
+  /**
+   * Requests come from outside the mesh (a gateway): the x-envoy-* request headers Envoy strips
+   * from external requests (retry, timeout and tracing controls) are removed, not forwarded.
+   */
+  edge?: boolean;
   /**
    * HTTP/1.1 `Upgrade` tokens this listener may tunnel (Envoy's `upgrade_configs`), matched
    * case-insensitively against the request's whole Upgrade value; default `["websocket"]`, as

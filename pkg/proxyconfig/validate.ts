@@ -3,7 +3,12 @@
  * JSON path (never first-only) so a user fixing a hand-written file sees all mistakes at once.
  * Semantic checks that need compilation (regex syntax) are done by the proxy's compiler.
  */
-import { PATH_NORMALIZATION_TYPES, PROXY_CONFIG_API_VERSION, type ProxyConfig } from './types.js';
+import {
+  PATH_NORMALIZATION_TYPES,
+  PROXY_CONFIG_API_VERSION,
+  PROXY_HEADERS_FIELDS,
+  type ProxyConfig,
+} from './types.js';
 
 export interface ConfigProblem {
   path: string;
@@ -134,6 +139,7 @@ function checkListener(c: Checker, l: unknown, path: string, ports: Set<number>)
     return;
   }
   if (l.protocol !== 'HTTP') return c.fail(`${path}.protocol`, 'must be HTTP or TCP');
+  if (l.edge !== undefined && typeof l.edge !== 'boolean') c.fail(`${path}.edge`, 'must be true or false');
   if (l.upgradeTypes !== undefined)
     c.array(l.upgradeTypes, `${path}.upgradeTypes`).forEach((t, i) => {
       if (typeof t !== 'string' || !UPGRADE_TOKEN.test(t))
@@ -169,6 +175,24 @@ function checkCluster(c: Checker, cl: unknown, path: string, names: Set<string>)
   }
 }
 
+function checkProxyHeaders(c: Checker, v: unknown): void {
+  if (v === undefined) return;
+  if (!isObj(v))
+    return c.fail('proxyHeaders', 'must be an object like {envoyDebugHeaders: {disabled: true}}');
+  for (const k of Object.keys(v)) {
+    if (!(PROXY_HEADERS_FIELDS as readonly string[]).includes(k)) {
+      c.fail(`proxyHeaders.${k}`, `is not supported (only ${PROXY_HEADERS_FIELDS.join(', ')})`);
+      continue;
+    }
+    const f = v[k];
+    if (!isObj(f)) c.fail(`proxyHeaders.${k}`, 'must be an object like {disabled: true}');
+    else
+      for (const [fk, fv] of Object.entries(f))
+        if (fk !== 'disabled') c.fail(`proxyHeaders.${k}.${fk}`, 'is not supported (only disabled)');
+        else if (typeof fv !== 'boolean') c.fail(`proxyHeaders.${k}.disabled`, 'must be true or false');
+  }
+}
+
 function checkPathNormalization(c: Checker, v: unknown): void {
   if (v === undefined) return;
   if (!isObj(v)) return c.fail('pathNormalization', 'must be an object like {normalization: BASE}');
@@ -193,6 +217,7 @@ export function validateProxyConfig(cfg: unknown): ConfigProblem[] {
   const names = new Set<string>();
   c.array(cfg.clusters, 'clusters').forEach((cl, i) => checkCluster(c, cl, `clusters[${i}]`, names));
   checkPathNormalization(c, cfg.pathNormalization);
+  checkProxyHeaders(c, cfg.proxyHeaders);
   return c.problems;
 }
 

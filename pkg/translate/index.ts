@@ -85,6 +85,8 @@ export interface TranslateInput {
   telemetry?: ProxyConfig['telemetry'];
   /** The mesh's path normalization; absent = the proxy's default (BASE). */
   pathNormalization?: ProxyConfig['pathNormalization'];
+  /** The mesh's `defaultConfig.proxyHeaders`; absent or empty = every header on (Istio's default). */
+  proxyHeaders?: ProxyConfig['proxyHeaders'];
   domainSuffix?: string;
   /**
    * Mirrored requests get `-shadow` appended to their Host: istiod's DISABLE_SHADOW_HOST_SUFFIX
@@ -510,6 +512,8 @@ class Translator {
       .map(([port, virtualHosts]) => ({
         name: `gateway-${port}`,
         protocol: 'HTTP',
+        // a gateway's clients are outside the mesh: Envoy's internal-only headers are stripped
+        edge: true,
         address: '0.0.0.0',
         port,
         virtualHosts,
@@ -561,6 +565,8 @@ class Translator {
     };
     if (this.input.telemetry) config.telemetry = this.input.telemetry;
     if (this.input.pathNormalization) config.pathNormalization = this.input.pathNormalization;
+    const ph = this.input.proxyHeaders;
+    if (ph && Object.keys(ph).length > 0) config.proxyHeaders = ph;
     config.version = configVersion(config);
     return { config, warnings: this.warnings };
   }

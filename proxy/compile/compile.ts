@@ -179,6 +179,8 @@ export interface CompiledHttpListener {
   wildcard: CompiledVHost | null;
   /** Lowercased Upgrade tokens that may become tunnels (default websocket). */
   upgradeTypes: ReadonlySet<string>;
+  /** Requests come from outside the mesh: Envoy's internal-only request headers are removed. */
+  edge: boolean;
 }
 
 export interface CompiledTcpListener {
@@ -200,6 +202,10 @@ export interface CompiledConfig {
   clusters: ClusterTable;
   accessLog: boolean;
   explainHeader: boolean;
+  /** `x-envoy-attempt-count` on each upstream attempt (proxyHeaders.attemptCount not disabled). */
+  attemptCount: boolean;
+  /** Envoy's debug headers: upstream-service-time, overloaded, original-path (not suppressed). */
+  debugHeaders: boolean;
   /** How request paths are normalized before matching and forwarding (router/path.ts). */
   pathNormalization: PathNormalization;
   /** Metrics for requests that never reached a destination (NR). */
@@ -398,6 +404,7 @@ export function compileConfig(cfg: ProxyConfig, opts: CompileOptions): CompileRe
       suffixes: [],
       wildcard: null,
       upgradeTypes: new Set((l.upgradeTypes ?? DEFAULT_UPGRADE_TYPES).map((t) => t.toLowerCase())),
+      edge: l.edge === true,
     };
     l.virtualHosts.forEach((vh, vi) => {
       const cv = c.vhost(vh, `${path}.virtualHosts[${vi}]`);
@@ -423,6 +430,8 @@ export function compileConfig(cfg: ProxyConfig, opts: CompileOptions): CompileRe
       clusters: c.table,
       accessLog: cfg.telemetry?.accessLog === true,
       explainHeader: cfg.telemetry?.explainHeader === true,
+      attemptCount: cfg.proxyHeaders?.attemptCount?.disabled !== true,
+      debugHeaders: cfg.proxyHeaders?.envoyDebugHeaders?.disabled !== true,
       pathNormalization: resolvePathNormalization(cfg.pathNormalization),
       unknownMetrics: opts.metrics.group({
         destinationService: 'unknown',

@@ -144,8 +144,40 @@ describe('weftd mesh config (mesh.yaml)', () => {
       workloadCertTtlMs: 12 * 3600_000,
       telemetry: { metrics: true, accessLog: false, tracingSamplingPercent: 5 },
       pathNormalization: { normalization: 'MERGE_SLASHES' },
+      proxyHeaders: {},
     });
   });
+
+  const PROXY_HEADERS: [string, Record<string, unknown> | RegExp][] = [
+    ['defaultConfig: {}', {}],
+    ['defaultConfig: {proxyHeaders: {}}', {}],
+    [
+      'defaultConfig: {proxyHeaders: {envoyDebugHeaders: {disabled: true}}}',
+      { envoyDebugHeaders: { disabled: true } },
+    ],
+    [
+      'defaultConfig: {proxyHeaders: {attemptCount: {disabled: false}, envoyDebugHeaders: {}}}',
+      { attemptCount: { disabled: false }, envoyDebugHeaders: {} },
+    ],
+    ['defaultConfig: {proxyHeaders: {server: {disabled: true}}}', /proxyHeaders\.server is not supported/],
+    [
+      'defaultConfig: {proxyHeaders: {attemptCount: {disabled: yes please}}}',
+      /attemptCount\.disabled must be true or false/,
+    ],
+    ['defaultConfig: {proxyHeaders: {attemptCount: true}}', /attemptCount must be a mapping/],
+    [
+      'defaultConfig: {proxyHeaders: {attemptCount: {enabled: true}}}',
+      /attemptCount\.enabled is not supported/,
+    ],
+    ['defaultConfig: {proxyHeaders: [1]}', /proxyHeaders must be a mapping/],
+    ['defaultConfig: {discoveryAddress: x}', /defaultConfig\.discoveryAddress is not supported/],
+    ['defaultConfig: 3', /defaultConfig must be a mapping/],
+  ];
+  for (const [yaml, want] of PROXY_HEADERS)
+    it(`mesh.yaml ${yaml} → ${want instanceof RegExp ? `refused ${String(want)}` : JSON.stringify(want)}`, () => {
+      if (want instanceof RegExp) expect(() => parseMeshSettings(yaml)).to.throw(want);
+      else expect(parseMeshSettings(yaml).proxyHeaders).to.deep.equal(want);
+    });
 
   it("path normalization defaults to BASE, and Istio's DEFAULT means BASE", () => {
     expect(DEFAULT_MESH.pathNormalization).to.deep.equal({ normalization: 'BASE' });
