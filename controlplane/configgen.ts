@@ -76,7 +76,13 @@ export class ConfigGenerator {
   private authzGeneration = -1;
 
   constructor(
-    private readonly opts: { domainSuffix: string; mesh: MeshSettings; log: Logger; jwks?: JwksSource },
+    private readonly opts: {
+      domainSuffix: string;
+      mesh: MeshSettings;
+      log: Logger;
+      jwks?: JwksSource;
+      shadowHostSuffix?: boolean;
+    },
   ) {}
 
   /** A reloaded mesh.yaml: the telemetry block and the path normalization of configs depend on it. */
@@ -99,8 +105,8 @@ export class ConfigGenerator {
         ...this.inputs(snapshot),
         listener: { ...SIDECAR_OUTBOUND },
       });
-      const { listeners, clusters, pathNormalization } = result.config;
-      const body = JSON.stringify({ listeners, clusters, pathNormalization }).slice(1, -1);
+      const { listeners, clusters, pathNormalization, proxyHeaders } = result.config;
+      const body = JSON.stringify({ listeners, clusters, pathNormalization, proxyHeaders }).slice(1, -1);
       this.sidecarBase = { generation: snapshot.generation, result, body };
       this.logWarnings('sidecar', result);
     }
@@ -246,6 +252,8 @@ export class ConfigGenerator {
       trustDomain: this.opts.mesh.trustDomain,
       // a mesh-wide DISABLE means no sidecar terminates mTLS: auto-mTLS would only break traffic
       autoMtls: this.opts.mesh.mtlsMode !== 'DISABLE',
+      proxyHeaders: this.opts.mesh.proxyHeaders,
+      ...(this.opts.shadowHostSuffix === true ? { shadowHostSuffix: true } : {}),
     };
   }
 

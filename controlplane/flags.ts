@@ -9,7 +9,12 @@ import { parse as parseYaml } from 'yaml';
 import { DISCOVERY_PORT, MONITORING_PORT } from '../pkg/discovery/protocol.js';
 import { WeftError, errorMessage } from '../pkg/errors/index.js';
 import { parseDurationMs } from '../pkg/translate/duration.js';
-import { PATH_NORMALIZATION_TYPES, type PathNormalizationType } from '../pkg/proxyconfig/types.js';
+import {
+  PATH_NORMALIZATION_TYPES,
+  PROXY_HEADERS_FIELDS,
+  type PathNormalizationType,
+  type ProxyHeadersSetting,
+} from '../pkg/proxyconfig/types.js';
 import {
   DEFAULT_ROOT_NAMESPACE,
   parseExtensionProviders,
@@ -20,7 +25,7 @@ export const HELP = `weftd: weft's control plane (discovery, config push, worklo
 
   --config FILE            mesh config (mesh.yaml: trustDomain, rootNamespace, mtls.mode, workloadCertTTL, telemetry,
                            pathNormalization.normalization, extensionProviders,
-                           defaultConfig.gatewayTopology.numTrustedProxies);
+                           defaultConfig.gatewayTopology.numTrustedProxies, defaultConfig.proxyHeaders);
                            default: built-in defaults (trust domain cluster.local, 24h certificates)
   --tls-dir DIR            serving certificate DIR/tls.crt and key DIR/tls.key (default /etc/weft/tls);
                            reloaded when the files change
@@ -32,6 +37,8 @@ export const HELP = `weftd: weft's control plane (discovery, config push, worklo
   --ca-secret NS/NAME      root CA Secret the workload CA signs with (default weft-system/weft-root-ca)
   --push-debounce DUR      quiet time after a change before pushing (default 100ms, like PILOT_DEBOUNCE_AFTER)
   --push-debounce-max DUR  push at the latest this long after the first change of a burst (default 10s)
+Env: DISABLE_SHADOW_HOST_SUFFIX=false appends -shadow to mirrored requests' Host (istiod's
+switch; default true: the original Host, as Istio ≥ 1.28).
 Logs: JSON on stderr; WEFT_LOG_FORMAT=text, WEFT_LOG_LEVEL=debug|info|warn.`;
 
 export interface MeshSettings {
@@ -53,6 +60,8 @@ export interface MeshSettings {
    * gateways, so `remote.ip` / `remoteIpBlocks` read x-forwarded-for (0 = the peer address).
    */
   gatewayNumTrustedProxies: number;
+  /** Pushed to every proxy (Istio's meshConfig.defaultConfig.proxyHeaders); {} = every header on. */
+  proxyHeaders: ProxyHeadersSetting;
 }
 
 export const DEFAULT_MESH: MeshSettings = {
@@ -64,6 +73,7 @@ export const DEFAULT_MESH: MeshSettings = {
   pathNormalization: { normalization: 'BASE' },
   extensionProviders: [],
   gatewayNumTrustedProxies: 0,
+  proxyHeaders: {},
 };
 
 export interface WeftdOptions {
@@ -78,6 +88,8 @@ export interface WeftdOptions {
   caSecret: { namespace: string; name: string };
   pushDebounceMs: number;
   pushDebounceMaxMs: number;
+  /** Mirrored requests' Host gets `-shadow`: env DISABLE_SHADOW_HOST_SUFFIX=false, as in istiod (default true). */
+  shadowHostSuffix: boolean;
 }
 
 const fail = (message: string): never => {
@@ -99,7 +111,16 @@ function duration(flag: string, v: string): number {
 
 const DNS_LABELS = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 
-export function parseFlags(argv: string[]): WeftdOptions {
+/** istiod's boolean env vars: unset = the default; otherwise true/false/1/0, anything else is refused. */
+export function envBool(env: NodeJS.ProcessEnv, name: string, dflt: boolean): boolean {
+  const v = env[name]?.trim().toLowerCase();
+  if (v === undefined || v === '') return dflt;
+  if (v === 'true' || v === '1') return true;
+  if (v === 'false' || v === '0') return false;
+  return fail(`${name}=${env[name]!}: must be true or false`);
+}
+
+export function parseFlags(argv: string[], env: NodeJS.ProcessEnv = process.env): WeftdOptions {
   let values;
   try {
     ({ values } = parseArgs({
@@ -137,6 +158,7 @@ export function parseFlags(argv: string[]): WeftdOptions {
     caSecret: { namespace: ns!, name: name! },
     pushDebounceMs: duration('push-debounce', values['push-debounce']),
     pushDebounceMaxMs: duration('push-debounce-max', values['push-debounce-max']),
+    shadowHostSuffix: !envBool(env, 'DISABLE_SHADOW_HOST_SUFFIX', true),
   };
   if (values.config !== undefined) opts.configFile = values.config;
   if (values.kubeconfig !== undefined) opts.kubeconfig = values.kubeconfig;
@@ -162,7 +184,7 @@ export function parseMeshSettings(text: string, source = 'mesh config'): MeshSet
     telemetry?: Record<string, unknown>;
     pathNormalization?: { normalization?: unknown };
     extensionProviders?: unknown;
-    defaultConfig?: { gatewayTopology?: { numTrustedProxies?: unknown } };
+    defaultConfig?: { gatewayTopology?: { numTrustedProxies?: unknown }; proxyHeaders?: unknown };
   };
   const out = structuredClone(DEFAULT_MESH);
   const ext = parseExtensionProviders(m.extensionProviders);
@@ -214,6 +236,39 @@ export function parseMeshSettings(text: string, source = 'mesh config'): MeshSet
       );
     out.pathNormalization.normalization =
       n === 'DEFAULT' ? 'BASE' : (n as MeshSettings['pathNormalization']['normalization']);
+  }
+  if (m.defaultConfig !== undefined) {
+    if (m.defaultConfig === null || typeof m.defaultConfig !== 'object' || Array.isArray(m.defaultConfig))
+      fail(`${source}: defaultConfig must be a mapping`);
+    for (const k of Object.keys(m.defaultConfig))
+      if (k !== 'proxyHeaders' && k !== 'gatewayTopology')
+        fail(`${source}: defaultConfig.${k} is not supported (only proxyHeaders and gatewayTopology)`);
+    if (m.defaultConfig.proxyHeaders !== undefined)
+      out.proxyHeaders = proxyHeadersOf(
+        m.defaultConfig.proxyHeaders,
+        `${source}: defaultConfig.proxyHeaders`,
+      );
+  }
+  return out;
+}
+
+/** `{attemptCount: {disabled: true}, ...}` checked field by field (Istio's shape, weft's subset). */
+function proxyHeadersOf(v: unknown, where: string): ProxyHeadersSetting {
+  const isMap = (x: unknown): x is Record<string, unknown> =>
+    x !== null && typeof x === 'object' && !Array.isArray(x);
+  if (!isMap(v)) return fail(`${where} must be a mapping`);
+  const out: ProxyHeadersSetting = {};
+  for (const [k, f] of Object.entries(v)) {
+    if (!(PROXY_HEADERS_FIELDS as readonly string[]).includes(k))
+      fail(`${where}.${k} is not supported (only ${PROXY_HEADERS_FIELDS.join(', ')})`);
+    if (!isMap(f)) fail(`${where}.${k} must be a mapping like {disabled: true}`);
+    const field = f as Record<string, unknown>;
+    for (const fk of Object.keys(field))
+      if (fk !== 'disabled') fail(`${where}.${k}.${fk} is not supported (only disabled)`);
+    if (field.disabled !== undefined && typeof field.disabled !== 'boolean')
+      fail(`${where}.${k}.disabled must be true or false`);
+    out[k as (typeof PROXY_HEADERS_FIELDS)[number]] =
+      field.disabled === undefined ? {} : { disabled: field.disabled as boolean };
   }
   return out;
 }

@@ -30,7 +30,8 @@ export interface StartOptions {
   flags: Pick<
     WeftdOptions,
     'host' | 'port' | 'monitoringPort' | 'domainSuffix' | 'caSecret' | 'pushDebounceMs' | 'pushDebounceMaxMs'
-  >;
+  > &
+    Partial<Pick<WeftdOptions, 'shadowHostSuffix'>>;
   mesh: MeshSettings;
   kube: KubeClient;
   tls: CertReloader;
@@ -141,6 +142,7 @@ export async function startWeftd(opts: StartOptions): Promise<Weftd> {
   const jwks = new JwksResolver({ ...opts.jwks, log: log.child({ part: 'jwks' }) });
   const generator = new ConfigGenerator({
     domainSuffix: flags.domainSuffix,
+    shadowHostSuffix: flags.shadowHostSuffix === true,
     mesh: opts.mesh,
     log: log.child({ part: 'translate' }),
     jwks,

@@ -8,7 +8,12 @@ import type { JSONSchema, KindDefinition } from './kind.js';
 import type { Duration, KubeObject } from './common.js';
 import { arr, bool, conditionSchema, duration, enumOf, int32, int64, map, obj, str } from './schema.js';
 import { WEFT_IMAGES } from './images.js';
-import { PATH_NORMALIZATION_TYPES, type PathNormalizationType } from '../proxyconfig/types.js';
+import {
+  PATH_NORMALIZATION_TYPES,
+  PROXY_HEADERS_FIELDS,
+  type PathNormalizationType,
+  type ProxyHeadersSetting,
+} from '../proxyconfig/types.js';
 
 /** A Kubernetes quantity (`100m`, `128Mi`, `2`). */
 export type Quantity = string | number;
@@ -107,6 +112,8 @@ export interface MeshSpec {
   telemetry?: MeshTelemetry;
   /** Request path normalization in every proxy. Default BASE (RFC 3986, Envoy normalize_path). */
   pathNormalization?: MeshPathNormalization;
+  /** Istio's `meshConfig.defaultConfig`: the proxies' defaults (weft implements `proxyHeaders`). */
+  defaultConfig?: { proxyHeaders?: ProxyHeadersSetting };
 }
 
 /** metav1.Condition. */
@@ -239,6 +246,9 @@ export const meshSpecSchema = (): JSONSchema =>
       { normalization: { ...enumOf(...PATH_NORMALIZATION_TYPES), default: 'BASE' } },
       { extra: { default: {} } },
     ),
+    defaultConfig: obj({
+      proxyHeaders: obj(Object.fromEntries(PROXY_HEADERS_FIELDS.map((f) => [f, obj({ disabled: bool() })]))),
+    }),
   });
 
 export const meshStatusSchema = (): JSONSchema =>

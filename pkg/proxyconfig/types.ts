@@ -29,7 +29,27 @@ export interface ProxyConfig {
   authz?: AuthzBlock;
   /** RequestAuthentication (JWT) for requests this proxy receives (pkg/proxyconfig/jwt.ts). */
   jwt?: JwtAuthn;
+  /** Which headers the proxy adds (Istio's `meshConfig.defaultConfig.proxyHeaders`); absent = all. */
+  proxyHeaders?: ProxyHeadersSetting;
 }
+
+/**
+ * The part of Istio's `meshConfig.defaultConfig.proxyHeaders` weft implements, in Istio's shape.
+ * By default the proxy sets, as Istio's sidecars and gateways do: `x-envoy-attempt-count` on each
+ * upstream attempt (1, 2, ...); and the debug headers `x-envoy-upstream-service-time` on proxied
+ * responses, `x-envoy-overloaded: true` on circuit-breaker 503s, `x-envoy-original-path` on
+ * rewritten requests. `attemptCount.disabled` drops the first, `envoyDebugHeaders.disabled` the
+ * debug headers (Envoy's router `suppress_envoy_headers`). Istio's other proxyHeaders fields
+ * (server, requestId, forwardedClientCert, xForwardedPort/Host, metadataExchangeHeaders...) are
+ * not accepted here.
+ */
+export interface ProxyHeadersSetting {
+  attemptCount?: { disabled?: boolean };
+  envoyDebugHeaders?: { disabled?: boolean };
+}
+
+/** The fields of ProxyHeadersSetting, each `{disabled: bool}` (one list for every schema and check). */
+export const PROXY_HEADERS_FIELDS = ['attemptCount', 'envoyDebugHeaders'] as const;
 
 /**
  * Istio's `meshConfig.pathNormalization.normalization` values. DEFAULT is BASE; BASE is Envoy's
@@ -98,6 +118,11 @@ export interface HttpListener {
   address?: string;
   port: number;
   virtualHosts: VirtualHost[];
+  /**
+   * Requests come from outside the mesh (a gateway): the x-envoy-* request headers Envoy strips
+   * from external requests (retry, timeout and tracing controls) are removed, not forwarded.
+   */
+  edge?: boolean;
   /**
    * HTTP/1.1 `Upgrade` tokens this listener may tunnel (Envoy's `upgrade_configs`), matched
    * case-insensitively against the request's whole Upgrade value; default `["websocket"]`, as
@@ -211,6 +236,18 @@ export interface HeaderOperations {
   response?: HeaderOps;
 }
 
+/**
+ * Istio's default `retryOn` (pilot route/retry): the starting point of every route's policy, the
+ * whole policy when a route has no `retries`. No status code goes with it since Istio 1.24.
+ */
+export const DEFAULT_RETRY_ON: readonly string[] = [
+  'connect-failure',
+  'refused-stream',
+  'unavailable',
+  'cancelled',
+  'retriable-status-codes',
+];
+
 export interface RetryPolicy {
   attempts: number;
   perTryTimeoutMs?: number;
@@ -231,6 +268,12 @@ export interface Mirror {
   host?: string;
   /** 0–100; absent in Istio means 100. */
   percentage: number;
+  /**
+   * Append `-shadow` to the mirrored request's Host (`reviews:9080` → `reviews-shadow:9080`), as
+   * Envoy does unless told not to. Absent or false: the original Host, Istio's default since 1.28
+   * (istiod's DISABLE_SHADOW_HOST_SUFFIX=true).
+   */
+  shadowHostSuffix?: boolean;
 }
 
 export type LoadBalancer =

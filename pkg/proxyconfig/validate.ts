@@ -4,7 +4,12 @@
  * Semantic checks that need compilation (regex syntax) are done by the proxy's compiler.
  */
 import { validateJwtBlock } from './jwt.js';
-import { PATH_NORMALIZATION_TYPES, PROXY_CONFIG_API_VERSION, type ProxyConfig } from './types.js';
+import {
+  PATH_NORMALIZATION_TYPES,
+  PROXY_CONFIG_API_VERSION,
+  PROXY_HEADERS_FIELDS,
+  type ProxyConfig,
+} from './types.js';
 import { validateAuthzBlock } from './validate-authz.js';
 
 export interface ConfigProblem {
@@ -118,6 +123,8 @@ function checkRoute(c: Checker, r: unknown, path: string): void {
     c.array(r.mirrors, `${path}.mirrors`).forEach((m, i) => {
       if (!isObj(m) || typeof m.cluster !== 'string')
         c.fail(`${path}.mirrors[${i}].cluster`, 'must be a string');
+      else if (m.shadowHostSuffix !== undefined && typeof m.shadowHostSuffix !== 'boolean')
+        c.fail(`${path}.mirrors[${i}].shadowHostSuffix`, 'must be true or false');
     });
   }
 }
@@ -134,6 +141,7 @@ function checkListener(c: Checker, l: unknown, path: string, ports: Set<number>)
     return;
   }
   if (l.protocol !== 'HTTP') return c.fail(`${path}.protocol`, 'must be HTTP or TCP');
+  if (l.edge !== undefined && typeof l.edge !== 'boolean') c.fail(`${path}.edge`, 'must be true or false');
   if (l.upgradeTypes !== undefined)
     c.array(l.upgradeTypes, `${path}.upgradeTypes`).forEach((t, i) => {
       if (typeof t !== 'string' || !UPGRADE_TOKEN.test(t))
@@ -167,6 +175,24 @@ function checkCluster(c: Checker, cl: unknown, path: string, names: Set<string>)
     if (v === undefined) continue;
     if (!isObj(v)) c.fail(`${path}.${key}`, 'must be an object');
     else for (const k of Object.keys(v)) c.optInt(v, k, `${path}.${key}`);
+  }
+}
+
+function checkProxyHeaders(c: Checker, v: unknown): void {
+  if (v === undefined) return;
+  if (!isObj(v))
+    return c.fail('proxyHeaders', 'must be an object like {envoyDebugHeaders: {disabled: true}}');
+  for (const k of Object.keys(v)) {
+    if (!(PROXY_HEADERS_FIELDS as readonly string[]).includes(k)) {
+      c.fail(`proxyHeaders.${k}`, `is not supported (only ${PROXY_HEADERS_FIELDS.join(', ')})`);
+      continue;
+    }
+    const f = v[k];
+    if (!isObj(f)) c.fail(`proxyHeaders.${k}`, 'must be an object like {disabled: true}');
+    else
+      for (const [fk, fv] of Object.entries(f))
+        if (fk !== 'disabled') c.fail(`proxyHeaders.${k}.${fk}`, 'is not supported (only disabled)');
+        else if (typeof fv !== 'boolean') c.fail(`proxyHeaders.${k}.disabled`, 'must be true or false');
   }
 }
 
@@ -248,6 +274,7 @@ export function validateProxyConfig(cfg: unknown): ConfigProblem[] {
   checkInbound(c, cfg.inbound);
   c.problems.push(...validateAuthzBlock(cfg.authz));
   for (const p of validateJwtBlock(cfg.jwt)) c.fail(p.path, p.message);
+  checkProxyHeaders(c, cfg.proxyHeaders);
   return c.problems;
 }
 

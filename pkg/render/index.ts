@@ -152,6 +152,10 @@ function meshConfig(mesh: string, spec: EffectiveSpec): KubeObject {
     workloadCertTTL: spec.certificates.workloadCertTTL,
     telemetry: spec.telemetry,
     pathNormalization: spec.pathNormalization,
+    // Istio's meshConfig shape; written only when set, so meshes without it render as before
+    ...(Object.keys(spec.proxyHeaders).length > 0
+      ? { defaultConfig: { proxyHeaders: spec.proxyHeaders } }
+      : {}),
   };
   return {
     apiVersion: 'v1',

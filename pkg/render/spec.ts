@@ -14,7 +14,7 @@ import type {
   ServiceType,
 } from '../api/mesh.js';
 import { WEFT_IMAGES } from '../api/images.js';
-import type { PathNormalizationType } from '../proxyconfig/types.js';
+import type { PathNormalizationType, ProxyHeadersSetting } from '../proxyconfig/types.js';
 
 export const MESH_NAMESPACE = 'weft-system';
 
@@ -43,6 +43,8 @@ export interface EffectiveSpec {
   telemetry: { metrics: boolean; tracingSamplingPercent: number; accessLog: boolean };
   /** Istio's meshConfig.pathNormalization, DEFAULT resolved to BASE. */
   pathNormalization: { normalization: Exclude<PathNormalizationType, 'DEFAULT'> };
+  /** Istio's meshConfig.defaultConfig.proxyHeaders as given ({} = every header on). */
+  proxyHeaders: ProxyHeadersSetting;
 }
 
 /** Default ports of a gateway that names none: Istio's ingress gateway ports. */
@@ -117,6 +119,7 @@ export function effectiveSpec(spec: MeshSpec | undefined): EffectiveSpec {
       accessLog: s.telemetry?.accessLog?.enabled ?? true,
     },
     pathNormalization: { normalization: pathNormalizationOf(s.pathNormalization?.normalization) },
+    proxyHeaders: s.defaultConfig?.proxyHeaders ?? {},
   };
 }
 

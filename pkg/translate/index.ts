@@ -32,6 +32,7 @@ import type {
   VirtualService,
 } from '../api/index.js';
 import {
+  DEFAULT_RETRY_ON,
   PROXY_CONFIG_API_VERSION,
   TLS_MODE_LABEL,
   type UpstreamTls,
@@ -90,11 +91,18 @@ export interface TranslateInput {
   telemetry?: ProxyConfig['telemetry'];
   /** The mesh's path normalization; absent = the proxy's default (BASE). */
   pathNormalization?: ProxyConfig['pathNormalization'];
+  /** The mesh's `defaultConfig.proxyHeaders`; absent or empty = every header on (Istio's default). */
+  proxyHeaders?: ProxyConfig['proxyHeaders'];
   domainSuffix?: string;
   /** SPIFFE trust domain of the expected peer identities (default cluster.local). */
   trustDomain?: string;
   /** Istio's enableAutoMtls: ISTIO_MUTUAL to endpoints that run a sidecar when no DR sets tls (default true). */
   autoMtls?: boolean;
+  /**
+   * Mirrored requests get `-shadow` appended to their Host: istiod's DISABLE_SHADOW_HOST_SUFFIX
+   * set to false. Default false: the original Host (Istio ≥ 1.28).
+   */
+  shadowHostSuffix?: boolean;
 }
 
 /** A gateway pod: the Gateways whose selector matches it become its listeners. */
@@ -445,14 +453,20 @@ class Translator {
 
   private mirrors(rule: HTTPRoute, ns: string, vhostPort: number): Mirror[] {
     const out: Mirror[] = [];
+    const suffix = this.input.shadowHostSuffix === true ? { shadowHostSuffix: true } : {};
     if (rule.mirror) {
       const { cluster, host } = this.destCluster(rule.mirror, ns, vhostPort);
       // mirrorPercentage absent = 100% (reference §2.6); the deprecated integer still counts
-      out.push({ cluster, host, percentage: percent(rule.mirrorPercentage, rule.mirrorPercent, 100) });
+      out.push({
+        cluster,
+        host,
+        percentage: percent(rule.mirrorPercentage, rule.mirrorPercent, 100),
+        ...suffix,
+      });
     }
     for (const m of rule.mirrors ?? []) {
       const { cluster, host } = this.destCluster(m.destination, ns, vhostPort);
-      out.push({ cluster, host, percentage: percent(m.percentage, undefined, 100) });
+      out.push({ cluster, host, percentage: percent(m.percentage, undefined, 100), ...suffix });
     }
     return out;
   }
@@ -568,6 +582,8 @@ class Translator {
       .map(([port, virtualHosts]) => ({
         name: `gateway-${port}`,
         protocol: 'HTTP',
+        // a gateway's clients are outside the mesh: Envoy's internal-only headers are stripped
+        edge: true,
         address: '0.0.0.0',
         port,
         virtualHosts,
@@ -619,6 +635,8 @@ class Translator {
     };
     if (this.input.telemetry) config.telemetry = this.input.telemetry;
     if (this.input.pathNormalization) config.pathNormalization = this.input.pathNormalization;
+    const ph = this.input.proxyHeaders;
+    if (ph && Object.keys(ph).length > 0) config.proxyHeaders = ph;
     config.version = configVersion(config);
     return { config, warnings: this.warnings };
   }
@@ -657,22 +675,28 @@ export function convertMatch(m: HTTPMatchRequest): RouteMatch {
   return out;
 }
 
+/** A retryOn token Istio reads as a status code: an integer in the HTTP range (parseRetryOn). */
+function isStatusToken(t: string): boolean {
+  return /^\d{3}$/.test(t) && Number(t) >= 100 && Number(t) <= 599;
+}
+
 /** Istio's ConvertPolicy (reference §2.3): nil → default (proxy side), attempts ≤ 0 → disabled. */
 export function convertRetries(r: HTTPRetry | undefined): RetryPolicy | undefined {
   if (r === undefined) return undefined;
   if ((r.attempts ?? 0) <= 0) return { attempts: 0, retryOn: [], retriableStatusCodes: [] };
+  // the default policy is the starting point: no status code since Istio 1.24
   const policy: RetryPolicy = {
     attempts: r.attempts!,
-    retryOn: ['connect-failure', 'refused-stream', 'unavailable', 'cancelled', 'retriable-status-codes'],
-    retriableStatusCodes: [503],
+    retryOn: [...DEFAULT_RETRY_ON],
+    retriableStatusCodes: [],
   };
   if (r.retryOn !== undefined && r.retryOn !== '') {
     const tokens = r.retryOn
       .split(',')
       .map((t) => t.trim())
       .filter((t) => t !== '');
-    policy.retriableStatusCodes = tokens.filter((t) => /^\d{3}$/.test(t)).map(Number);
-    policy.retryOn = tokens.filter((t) => !/^\d{3}$/.test(t));
+    policy.retriableStatusCodes = tokens.filter(isStatusToken).map(Number);
+    policy.retryOn = tokens.filter((t) => !isStatusToken(t));
     if (policy.retriableStatusCodes.length > 0 && !policy.retryOn.includes('retriable-status-codes'))
       policy.retryOn.push('retriable-status-codes');
   }

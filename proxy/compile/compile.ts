@@ -123,6 +123,8 @@ export interface CompiledMirror {
   dest: CompiledDest;
   /** 0–1. */
   fraction: number;
+  /** Host gets `-shadow` appended (Mirror.shadowHostSuffix). */
+  shadowSuffix: boolean;
 }
 
 export interface CompiledFault {
@@ -181,6 +183,8 @@ export interface CompiledHttpListener {
   wildcard: CompiledVHost | null;
   /** Lowercased Upgrade tokens that may become tunnels (default websocket). */
   upgradeTypes: ReadonlySet<string>;
+  /** Requests come from outside the mesh: Envoy's internal-only request headers are removed. */
+  edge: boolean;
 }
 
 export interface CompiledTcpListener {
@@ -202,6 +206,10 @@ export interface CompiledConfig {
   clusters: ClusterTable;
   accessLog: boolean;
   explainHeader: boolean;
+  /** `x-envoy-attempt-count` on each upstream attempt (proxyHeaders.attemptCount not disabled). */
+  attemptCount: boolean;
+  /** Envoy's debug headers: upstream-service-time, overloaded, original-path (not suppressed). */
+  debugHeaders: boolean;
   /** How request paths are normalized before matching and forwarding (router/path.ts). */
   pathNormalization: PathNormalization;
   /** Metrics for requests that never reached a destination (NR). */
@@ -332,6 +340,7 @@ class Compiler {
       out.mirrors = r.mirrors.map((m) => ({
         dest: this.dest(m.cluster, 0, m.host),
         fraction: Math.min(Math.max(m.percentage, 0), 100) / 100,
+        shadowSuffix: m.shadowHostSuffix === true,
       }));
     }
     return out;
@@ -411,6 +420,7 @@ export function compileConfig(cfg: ProxyConfig, opts: CompileOptions): CompileRe
       suffixes: [],
       wildcard: null,
       upgradeTypes: new Set((l.upgradeTypes ?? DEFAULT_UPGRADE_TYPES).map((t) => t.toLowerCase())),
+      edge: l.edge === true,
     };
     l.virtualHosts.forEach((vh, vi) => {
       const cv = c.vhost(vh, `${path}.virtualHosts[${vi}]`);
@@ -436,6 +446,8 @@ export function compileConfig(cfg: ProxyConfig, opts: CompileOptions): CompileRe
       clusters: c.table,
       accessLog: cfg.telemetry?.accessLog === true,
       explainHeader: cfg.telemetry?.explainHeader === true,
+      attemptCount: cfg.proxyHeaders?.attemptCount?.disabled !== true,
+      debugHeaders: cfg.proxyHeaders?.envoyDebugHeaders?.disabled !== true,
       pathNormalization: resolvePathNormalization(cfg.pathNormalization),
       jwt: cfg.jwt && cfg.jwt.providers.length > 0 ? compileJwt(cfg.jwt) : null,
       unknownMetrics: opts.metrics.group({

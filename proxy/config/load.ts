@@ -62,7 +62,7 @@ export function configFromText(text: string, file = 'config', telemetry?: ProxyC
 function fromIstio(docs: unknown[], file: string, telemetry?: ProxyConfig['telemetry']): LoadedConfig {
   const errors: string[] = [];
   const warnings: string[] = [];
-  const input: Required<Pick<TranslateInput, 'virtualServices' | 'destinationRules' | 'serviceEntries'>> & Pick<TranslateInput, 'pathNormalization'> = { virtualServices: [], destinationRules: [], serviceEntries: [] };
+  const input: Required<Pick<TranslateInput, 'virtualServices' | 'destinationRules' | 'serviceEntries'>> & Pick<TranslateInput, 'pathNormalization' | 'proxyHeaders'> = { virtualServices: [], destinationRules: [], serviceEntries: [] };
   docs.forEach((doc, i) => {
     const ref = objectRef(doc);
     if (IGNORED_KINDS.has(ref.kind)) {
@@ -77,6 +77,8 @@ function fromIstio(docs: unknown[], file: string, telemetry?: ProxyConfig['telem
       // the mesh-wide settings a standalone proxy honours (the rest is for the operator)
       if (input.pathNormalization !== undefined) errors.push(`document ${i + 1}: a second Mesh (only one is allowed)`);
       input.pathNormalization = (doc as Mesh).spec?.pathNormalization ?? {};
+      const ph = (doc as Mesh).spec?.defaultConfig?.proxyHeaders;
+      if (ph !== undefined) input.proxyHeaders = ph;
     } else if (ref.kind === 'VirtualService') input.virtualServices.push(doc as VirtualService);
     else if (ref.kind === 'DestinationRule') input.destinationRules.push(doc as DestinationRule);
     else if (ref.kind === 'ServiceEntry') input.serviceEntries.push(doc as ServiceEntry);

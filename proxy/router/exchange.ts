@@ -27,7 +27,7 @@ import type { EndpointRuntime } from '../upstream/cluster.js';
 import type { MetricsRegistry } from '../telemetry/metrics.js';
 import type { AccessLog } from '../telemetry/accesslog.js';
 import { propagate } from '../telemetry/trace.js';
-import { forwardableHeaders, withoutHopByHop, type HeaderMap } from './headers.js';
+import { forwardableHeaders, sanitizeExternal, withoutHopByHop, type HeaderMap } from './headers.js';
 import { authorityPort, hostValues, isRejection, parseRequestHead, type HeadRejection } from './target.js';
 import type { PathNormalization } from './path.js';
 import { addFlag, FLAG_TEXT, Flags, type Flag } from './flags.js';
@@ -156,6 +156,8 @@ export class Exchange {
   /** Envoy's response code details for local replies that have them (jwt_authn_access_denied{…}). */
   details: string | undefined;
   private readonly start = performance.now();
+  /** When the downstream request was complete (body read or streaming): service time starts here. */
+  private requestComplete = 0;
   /** Unset only when the head was refused (rejectHead). */
   private view!: RequestView;
   private out: HeaderMap | null = null;
@@ -279,6 +281,8 @@ export class Exchange {
         503,
         Flags.Overflow,
         `cluster ${dest.clusterName}: ${cluster.stats.rqActive} requests active, limits ${cluster.limits.maxConnections} connections + ${cluster.limits.maxPending} pending`,
+        undefined,
+        this.cfg.debugHeaders ? OVERLOADED : undefined,
       );
     cluster.stats.rqActive++;
     cluster.stats.rqTotal++;
@@ -287,6 +291,7 @@ export class Exchange {
     if (this.upgrade !== null) this.upgrade.offer(this.out!);
     if (route.timeoutMs > 0) this.routeTimer = setTimeout(() => this.onRouteTimeout(), route.timeoutMs);
     this.readBodyThen(() => {
+      this.requestComplete = performance.now();
       // a mirror cannot take part in a tunnel: upgrade handshakes are not shadowed
       if (route.mirrors !== null && this.upgrade === null) this.mirror(route);
       this.attempt();
@@ -295,6 +300,7 @@ export class Exchange {
 
   private prepareRequest(route: CompiledRoute, dest: CompiledDest): void {
     const h = (this.out = forwardableHeaders(this.req.headers));
+    if (this.listener.edge) sanitizeExternal(h);
     h.host = route.rewriteAuthority ?? this.view.authority;
     h['x-forwarded-proto'] = 'http';
     this.requestId = propagate(h);
@@ -305,7 +311,8 @@ export class Exchange {
 
   /**
    * Rewrites act on the normalized path (the one that matched); the query is kept as received.
-   * Like Envoy, the pre-rewrite target goes upstream in `x-envoy-original-path`.
+   * Like Envoy, the pre-rewrite target goes upstream in `x-envoy-original-path` (a debug header:
+   * off with proxyHeaders.envoyDebugHeaders.disabled, and then a client's own value passes).
    */
   private rewritePath(route: CompiledRoute): string {
     const v = this.view;
@@ -318,7 +325,7 @@ export class Exchange {
       p = plen >= 0 ? route.rewriteUri! + p.slice(plen) : route.rewriteUri!;
       if (p === '') p = '/';
     }
-    this.out!['x-envoy-original-path'] = v.target;
+    if (this.cfg.debugHeaders) this.out!['x-envoy-original-path'] = v.target;
     return p + v.target.slice(v.path.length);
   }
 
@@ -368,6 +375,8 @@ export class Exchange {
     ep.active++;
     const perTry = this.route!.retry.perTryTimeoutMs;
     if (perTry > 0) this.tryTimer = setTimeout(() => this.onTryTimeout(a), perTry);
+    // each attempt says which it is (Envoy's include_request_attempt_count, on in Istio)
+    if (this.cfg.attemptCount) this.out!['x-envoy-attempt-count'] = String(this.attempts);
     const spec = { path: this.path, method: this.view.method, headers: this.out!, body: this.body };
     if (this.upgrade !== null)
       this.upgrade.dispatch(ep, cluster.limits.connectTimeoutMs, spec, a, cluster.connectorFor(ep));
@@ -413,6 +422,9 @@ export class Exchange {
   /** The upstream's headers as the client gets them: hop-by-hop removed, header ops applied. */
   private responseHeaders(headers: UpstreamHeaders): Record<string, string | string[]> {
     const out = withoutHopByHop(headers) as Record<string, string | string[]>;
+    // Envoy's upstream service time: from the complete request to the upstream's response head
+    if (this.cfg.debugHeaders)
+      out['x-envoy-upstream-service-time'] = String(Math.round(performance.now() - this.requestComplete));
     if (this.route!.respOps !== null) this.route!.respOps(out);
     if (this.dest!.respOps !== null) this.dest!.respOps(out);
     this.explainHeader(out);
@@ -590,9 +602,7 @@ export class Exchange {
       const ep = cl?.pick(null, null);
       if (!cl || !ep) continue;
       const h = { ...this.out };
-      const host = String(h.host ?? '');
-      const colon = host.lastIndexOf(':');
-      h.host = colon > 0 ? `${host.slice(0, colon)}-shadow${host.slice(colon)}` : `${host}-shadow`;
+      if (m.shadowSuffix) h.host = shadowHost(String(h.host ?? ''));
       cl.poolFor(ep).dispatch(
         { path: this.path, method: this.view.method, headers: h, body: this.replayable ? this.body : null },
         DISCARD,
@@ -635,12 +645,17 @@ export class Exchange {
     this.finish();
   }
 
-  /** A response the proxy makes itself: status, flag, and a body saying what happened. */
+  /**
+   * A response the proxy makes itself: status, flag, and a body saying what happened. `custom`:
+   * Envoy's own body and headers instead (a JWT refusal); `extra`: headers added last
+   * (`x-envoy-overloaded`).
+   */
   localReply(
     status: number,
     flag: Flag,
     detail: string,
     custom?: { body: string; headers: Record<string, string> },
+    extra?: Readonly<Record<string, string>>,
   ): void {
     if (this.done) return;
     this.flags = addFlag(this.flags, flag);
@@ -652,6 +667,7 @@ export class Exchange {
         'content-type': 'text/plain; charset=utf-8',
         'content-length': String(Buffer.byteLength(text)),
         'x-weft-response-flags': this.flags,
+        ...extra,
       };
       this.explainHeader(h);
       this.respBytes = Buffer.byteLength(text);
@@ -713,6 +729,16 @@ export class Exchange {
   get endpointKey(): string | undefined {
     return this.lastEndpoint?.key;
   }
+}
+
+const OVERLOADED: Readonly<Record<string, string>> = { 'x-envoy-overloaded': 'true' };
+
+/** Envoy's shadow Host: `-shadow` after the host name, before any port (`a:80` → `a-shadow:80`). */
+export function shadowHost(host: string): string {
+  const colon = host.lastIndexOf(':');
+  // an IPv6 literal's colons are inside brackets: only a colon after `]` starts a port
+  const hasPort = colon > 0 && colon > host.lastIndexOf(']');
+  return hasPort ? `${host.slice(0, colon)}-shadow${host.slice(colon)}` : `${host}-shadow`;
 }
 
 const DISCARD: ResponseHandler = {

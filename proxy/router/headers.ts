@@ -22,6 +22,36 @@ export const HOP_BY_HOP: Readonly<Record<string, true>> = {
   'http2-settings': true,
 };
 
+/**
+ * Request headers Envoy removes from external requests (header sanitizing; the edge-only ones
+ * included, since a gateway's external clients are the edge): they steer retries, timeouts,
+ * stats and tracing in Envoy, and a client outside the mesh must not set them for the upstream.
+ */
+export const EXTERNAL_UNTRUSTED: readonly string[] = [
+  'x-envoy-decorator-operation',
+  'x-envoy-downstream-service-cluster',
+  'x-envoy-downstream-service-node',
+  'x-envoy-retriable-status-codes',
+  'x-envoy-retriable-header-names',
+  'x-envoy-retry-on',
+  'x-envoy-retry-grpc-on',
+  'x-envoy-max-retries',
+  'x-envoy-upstream-alt-stat-name',
+  'x-envoy-upstream-rq-timeout-ms',
+  'x-envoy-upstream-rq-per-try-timeout-ms',
+  'x-envoy-upstream-rq-timeout-alt-response',
+  'x-envoy-expected-rq-timeout-ms',
+  'x-envoy-force-trace',
+  'x-envoy-ip-tags',
+  'x-envoy-original-url',
+  'x-envoy-hedge-on-per-try-timeout',
+];
+
+/** Removes EXTERNAL_UNTRUSTED from forwarded request headers (already lowercase keys). */
+export function sanitizeExternal(h: HeaderMap): void {
+  for (const k of EXTERNAL_UNTRUSTED) delete h[k];
+}
+
 /** Connection-scoped response headers never forwarded downstream. */
 const RESPONSE_HOP_BY_HOP: Readonly<Record<string, true>> = {
   connection: true,

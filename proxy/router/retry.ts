@@ -2,16 +2,20 @@
  * Retry decisions, Istio/Envoy semantics (reference §2.3). Pure: the router calls `isRetriable`
  * with what one attempt produced and asks `backoffMs` how long to wait.
  *
- * Istio's default policy (applied when a route sets no `retries`): 2 retries on
- * connect-failure, refused-stream, unavailable, cancelled and retriable-status-codes [503].
+ * Istio's default policy (applied when a route sets no `retries`, pilot route/retry ConvertPolicy):
+ * 2 retries on connect-failure, refused-stream, unavailable and cancelled, on another host
+ * (previous_hosts, not with consistent hashing), backoff 25 ms base capped at 250 ms. Since
+ * Istio 1.24 no status code is retried by default: a 503 may come from an app that already
+ * acted on a non-idempotent request (istio/istio#52111). `retriable-status-codes` stays in the
+ * token list as Istio writes it, with an empty code list, so it matches nothing.
  * Status codes match only real upstream responses: a reset is `reset`, never "503".
  */
-import type { RetryPolicy } from '../../pkg/proxyconfig/types.js';
+import { DEFAULT_RETRY_ON, type RetryPolicy } from '../../pkg/proxyconfig/types.js';
 
 export const DEFAULT_RETRY_POLICY: RetryPolicy = {
   attempts: 2,
-  retryOn: ['connect-failure', 'refused-stream', 'unavailable', 'cancelled', 'retriable-status-codes'],
-  retriableStatusCodes: [503],
+  retryOn: [...DEFAULT_RETRY_ON],
+  retriableStatusCodes: [],
   backoffBaseMs: 25,
 };
 

@@ -119,16 +119,54 @@ describe('proxy resilience (timeouts, retries, faults, circuit breaking, outlier
     expect(m.body).to.match(/response_code="503",response_flags="URX"\} 1/);
   });
 
-  it('default retry policy (no retries field): 503 retried, 500 not', async () => {
+  it('default retry policy (no retries field): a 503 is not retried (Istio ≥ 1.24), nor a 500', async () => {
     p = await startProxy(reviewsEntry([v1]));
     let n = 0;
-    v1.handler = (_q, res) => (++n === 1 ? res.writeHead(503).end() : ok('v1')(_q, res));
-    expect((await request(p.port)).status).to.equal(200);
-    expect(n).to.equal(2);
-    n = 0;
+    v1.handler = (_q, res) => (++n === 1 ? res.writeHead(503).end('acted') : ok('v1')(_q, res));
+    const r = await request(p.port);
+    expect(r.status).to.equal(503);
+    expect(r.body).to.equal('acted'); // the app's own 503, passed through once
+    expect(n).to.equal(1);
     v1.handler = (_q, res) => res.writeHead(500).end();
     expect((await request(p.port)).status).to.equal(500);
-    expect(v1.seen.length).to.equal(3);
+    expect(v1.seen.length).to.equal(2);
+  });
+
+  it('default retry policy: a refused connection is retried on another endpoint (previous_hosts)', async () => {
+    const dead = net.createServer();
+    await new Promise<void>((r) => dead.listen(0, '127.0.0.1', () => r()));
+    const deadPort = (dead.address() as net.AddressInfo).port;
+    await new Promise((r) => dead.close(r));
+    // two endpoints, round robin: the first pick is the dead one, the retry avoids it
+    p = await startProxy(`apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: reviews, namespace: default}
+spec:
+  hosts: [reviews.default.svc.cluster.local]
+  resolution: STATIC
+  ports: [{number: 9080, name: http, protocol: HTTP}]
+  endpoints:
+  - {address: 127.0.0.1, ports: {http: ${deadPort}}}
+  - {address: 127.0.0.1, ports: {http: ${v1.port}}}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews, namespace: default}
+spec:
+  host: reviews
+  trafficPolicy: {loadBalancer: {simple: ROUND_ROBIN}}
+`);
+    for (let i = 0; i < 4; i++) {
+      const r = await request(p.port);
+      expect(r.status).to.equal(200);
+      expect(r.headers['x-weft-response-flags']).to.equal(undefined);
+    }
+    expect(v1.seen).to.have.length(4);
+    const stats = (await request(p.admin, { path: '/stats' })).body;
+    const fails = Number(/reviews\.default\.svc\.cluster\.local\.upstream_cx_connect_fail: (\d+)/.exec(stats)?.[1]);
+    const retries = Number(/reviews\.default\.svc\.cluster\.local\.upstream_rq_retry: (\d+)/.exec(stats)?.[1]);
+    expect(fails).to.be.at.least(1);
+    expect(retries).to.equal(fails);
   });
 
   it('route timeout → 504 UT; per-try timeout retries onto the next attempt', async () => {

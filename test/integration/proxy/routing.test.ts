@@ -1,3 +1,4 @@
+import { configFromText } from '../../../proxy/config/load.js';
 import { expect } from 'chai';
 import {
   distribution,
@@ -217,26 +218,38 @@ describe('proxy HTTP routing (real upstreams on loopback)', function () {
     expect(v1.seen[1]!.headers['x-b3-traceid']).to.equal('80f198ee56343ba864fe8b2a57d3eff7');
   });
 
-  it('mirrors fire-and-forget with a -shadow host; mirrorPercentage 0 sends none', async () => {
-    p = await startProxy(
-      reviewsEntry([v1, v2]) +
-        vs(`
+  const mirrorRoutes = `
   - match: [{uri: {prefix: /none}}]
     route: [{destination: {host: reviews, subset: v1}}]
     mirror: {host: reviews, subset: v2}
     mirrorPercentage: {value: 0}
   - route: [{destination: {host: reviews, subset: v1}}]
-    mirror: {host: reviews, subset: v2}`),
-    );
+    mirror: {host: reviews, subset: v2}`;
+
+  it('mirrors fire-and-forget keeping the original Host (Istio ≥ 1.28); mirrorPercentage 0 sends none', async () => {
+    p = await startProxy(reviewsEntry([v1, v2]) + vs(mirrorRoutes));
     v2.handler = () => undefined; // a mirror that never answers must not delay the response
     const r = await request(p.port, { method: 'POST', path: '/m', body: 'payload' });
     expect(r.body).to.equal('v1');
     await request(p.port, { path: '/none' });
     await new Promise((res) => setTimeout(res, 200));
     expect(v2.seen).to.have.length(1);
-    expect(v2.seen[0]!.headers.host).to.equal('reviews-shadow:9080');
+    expect(v2.seen[0]!.headers.host).to.equal('reviews:9080');
     expect(v2.seen[0]!.body).to.equal('payload');
     v2.handler = (_q, res) => res.end('v2');
+  });
+
+  it('mirrors with shadowHostSuffix (DISABLE_SHADOW_HOST_SUFFIX=false) get a -shadow Host', async () => {
+    const cfg = configFromText(reviewsEntry([v1, v2]) + vs(mirrorRoutes), 'test.yaml').config;
+    for (const l of cfg.listeners)
+      if (l.protocol === 'HTTP')
+        for (const vh of l.virtualHosts)
+          for (const r of vh.routes) for (const m of r.mirrors ?? []) m.shadowHostSuffix = true;
+    p = await startProxy(cfg);
+    v2.handler = (_q, res) => res.end('v2');
+    await request(p.port, { path: '/m' });
+    await new Promise((res) => setTimeout(res, 200));
+    expect(v2.seen.map((s) => s.headers.host)).to.deep.equal(['reviews-shadow:9080']);
   });
 
   it('request bodies are forwarded (buffered and streamed)', async () => {

@@ -41,7 +41,7 @@ function message(fn: () => unknown): string {
 
 describe('weftd flags', () => {
   it('defaults match the rendered Deployment and istiod', () => {
-    expect(parseFlags([])).to.deep.equal({
+    expect(parseFlags([], {})).to.deep.equal({
       help: false,
       tlsDir: '/etc/weft/tls',
       host: '0.0.0.0',
@@ -51,8 +51,29 @@ describe('weftd flags', () => {
       caSecret: { namespace: 'weft-system', name: 'weft-root-ca' },
       pushDebounceMs: 100,
       pushDebounceMaxMs: 10_000,
+      shadowHostSuffix: false,
     });
   });
+
+  const SHADOW_ENV: [string | undefined, boolean | 'error'][] = [
+    [undefined, false],
+    ['', false],
+    ['true', false],
+    ['1', false],
+    ['TRUE', false],
+    ['false', true],
+    ['0', true],
+    [' False ', true],
+    ['no', 'error'],
+    ['yes please', 'error'],
+  ];
+  for (const [v, want] of SHADOW_ENV)
+    it(`DISABLE_SHADOW_HOST_SUFFIX=${JSON.stringify(v)} → ${String(want)} (istiod's switch, default true)`, () => {
+      const env = v === undefined ? {} : { DISABLE_SHADOW_HOST_SUFFIX: v };
+      if (want === 'error')
+        expect(() => parseFlags([], env)).to.throw(/DISABLE_SHADOW_HOST_SUFFIX.*true or false/);
+      else expect(parseFlags([], env).shadowHostSuffix).to.equal(want);
+    });
 
   it('reads every flag', () => {
     const o = parseFlags([
@@ -126,8 +147,40 @@ describe('weftd mesh config (mesh.yaml)', () => {
       pathNormalization: { normalization: 'MERGE_SLASHES' },
       extensionProviders: [],
       gatewayNumTrustedProxies: 0,
+      proxyHeaders: {},
     });
   });
+
+  const PROXY_HEADERS: [string, Record<string, unknown> | RegExp][] = [
+    ['defaultConfig: {}', {}],
+    ['defaultConfig: {proxyHeaders: {}}', {}],
+    [
+      'defaultConfig: {proxyHeaders: {envoyDebugHeaders: {disabled: true}}}',
+      { envoyDebugHeaders: { disabled: true } },
+    ],
+    [
+      'defaultConfig: {proxyHeaders: {attemptCount: {disabled: false}, envoyDebugHeaders: {}}}',
+      { attemptCount: { disabled: false }, envoyDebugHeaders: {} },
+    ],
+    ['defaultConfig: {proxyHeaders: {server: {disabled: true}}}', /proxyHeaders\.server is not supported/],
+    [
+      'defaultConfig: {proxyHeaders: {attemptCount: {disabled: yes please}}}',
+      /attemptCount\.disabled must be true or false/,
+    ],
+    ['defaultConfig: {proxyHeaders: {attemptCount: true}}', /attemptCount must be a mapping/],
+    [
+      'defaultConfig: {proxyHeaders: {attemptCount: {enabled: true}}}',
+      /attemptCount\.enabled is not supported/,
+    ],
+    ['defaultConfig: {proxyHeaders: [1]}', /proxyHeaders must be a mapping/],
+    ['defaultConfig: {discoveryAddress: x}', /defaultConfig\.discoveryAddress is not supported/],
+    ['defaultConfig: 3', /defaultConfig must be a mapping/],
+  ];
+  for (const [yaml, want] of PROXY_HEADERS)
+    it(`mesh.yaml ${yaml} → ${want instanceof RegExp ? `refused ${String(want)}` : JSON.stringify(want)}`, () => {
+      if (want instanceof RegExp) expect(() => parseMeshSettings(yaml)).to.throw(want);
+      else expect(parseMeshSettings(yaml).proxyHeaders).to.deep.equal(want);
+    });
 
   it("path normalization defaults to BASE, and Istio's DEFAULT means BASE", () => {
     expect(DEFAULT_MESH.pathNormalization).to.deep.equal({ normalization: 'BASE' });

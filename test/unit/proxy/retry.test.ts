@@ -21,7 +21,8 @@ describe('proxy retry decisions', () => {
   const reset = compileRetry(convertRetries({ attempts: 1, retryOn: 'reset' }), 0);
   const grpc = compileRetry(convertRetries({ attempts: 1, retryOn: 'unavailable' }), 0);
   const TABLE: [string, ReturnType<typeof compileRetry>, AttemptOutcome, boolean][] = [
-    ['default: 503', dflt, resp(503), true],
+    ['default: 503 not retried since Istio 1.24 (#52111)', dflt, resp(503), false],
+    ['default: 429 not retried', dflt, resp(429), false],
     ['default: 500 is not retried', dflt, resp(500), false],
     ['default: 502 is not retried', dflt, resp(502), false],
     ['default: connect failure', dflt, { kind: 'connect-failure' }, true],
@@ -35,7 +36,7 @@ describe('proxy retry decisions', () => {
     ['5xx: reset', five, { kind: 'reset' }, true],
     ['5xx: connect failure', five, { kind: 'connect-failure' }, true],
     ['5xx: per-try timeout', five, { kind: 'per-try-timeout' }, true],
-    ['5xx: retryOn replaces the default 503 list (still 5xx)', five, resp(503), true],
+    ['5xx: 503 through 5xx', five, resp(503), true],
     ['gateway-error: 502', gw, resp(502), true],
     ['gateway-error: 500', gw, resp(500), false],
     ['codes: 429 via retriable-status-codes', codes, resp(429), true],
@@ -47,10 +48,10 @@ describe('proxy retry decisions', () => {
   ];
   for (const [name, p, o, want] of TABLE) it(name, () => expect(isRetriable(p, o)).to.equal(want));
 
-  it('Istio defaults: 2 attempts, 25 ms backoff, 503', () => {
+  it('Istio defaults: 2 attempts, 25 ms backoff, no status code', () => {
     expect(dflt.attempts).to.equal(2);
     expect(dflt.backoffBaseMs).to.equal(25);
-    expect([...dflt.statusCodes]).to.deep.equal([503]);
+    expect([...dflt.statusCodes]).to.deep.equal([]);
     expect(DEFAULT_RETRY_POLICY.retryOn).to.include.members([
       'connect-failure',
       'refused-stream',
@@ -63,6 +64,33 @@ describe('proxy retry decisions', () => {
     expect(convertRetries({ attempts: 0 })!.attempts).to.equal(0);
     expect(convertRetries({ retryOn: '5xx' })!.attempts).to.equal(0);
   });
+  it('attempts without retryOn start from the default: no 503 either (ConvertPolicy)', () => {
+    const p = convertRetries({ attempts: 4 })!;
+    expect(p.retriableStatusCodes).to.deep.equal([]);
+    expect(p.retryOn).to.deep.equal([
+      'connect-failure',
+      'refused-stream',
+      'unavailable',
+      'cancelled',
+      'retriable-status-codes',
+    ]);
+    expect(isRetriable(compileRetry(p, 0), resp(503))).to.equal(false);
+    expect(isRetriable(compileRetry(p, 0), { kind: 'connect-failure' })).to.equal(true);
+  });
+  const TOKENS: [string, number[], string[]][] = [
+    ['503', [503], ['retriable-status-codes']],
+    ['gateway-error, 503 ,,', [503], ['gateway-error', 'retriable-status-codes']],
+    ['retriable-status-codes,409', [409], ['retriable-status-codes']],
+    ['5xx', [], ['5xx']],
+    ['999', [], ['999']], // not an HTTP status: kept as a token, as Istio's parseRetryOn does
+    ['42', [], ['42']],
+  ];
+  for (const [retryOn, codes, tokens] of TOKENS)
+    it(`retryOn "${retryOn}" → codes ${JSON.stringify(codes)}, tokens ${tokens.join(',')}`, () => {
+      const p = convertRetries({ attempts: 1, retryOn })!;
+      expect(p.retriableStatusCodes).to.deep.equal(codes);
+      expect(p.retryOn).to.deep.equal(tokens);
+    });
   it('numeric tokens become status codes and add retriable-status-codes', () => {
     const p = convertRetries({ attempts: 2, retryOn: '5xx,409' })!;
     expect(p.retriableStatusCodes).to.deep.equal([409]);

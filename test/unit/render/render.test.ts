@@ -10,6 +10,7 @@ import {
   semanticFindings,
 } from '../../../pkg/render/index.js';
 import { runRender } from '../../../cli/commands/render.js';
+import { parseMeshSettings } from '../../../controlplane/flags.js';
 
 const mesh = (spec: MeshSpec, meta: Partial<Mesh['metadata']> = {}): Mesh => ({
   apiVersion: 'mesh.weft.dev/v1alpha1',
@@ -290,6 +291,18 @@ describe('effectiveSpec defaults match the CRD schema defaults', () => {
       effectiveSpec({ pathNormalization: { normalization: 'MERGE_SLASHES' } }).pathNormalization
         .normalization,
     ).to.equal('MERGE_SLASHES');
+  });
+  it("defaultConfig.proxyHeaders reaches mesh.yaml in Istio's shape, and weftd reads it back", () => {
+    const meshYaml = (spec: MeshSpec): string => {
+      const cm = render(mesh(spec)).find(
+        (o) => o.kind === 'ConfigMap' && o.metadata.name === 'weft-mesh-config',
+      )!;
+      return (cm as unknown as { data: Record<string, string> }).data['mesh.yaml']!;
+    };
+    expect(meshYaml({})).to.not.include('defaultConfig');
+    const ph = { attemptCount: { disabled: true }, envoyDebugHeaders: { disabled: true } };
+    const text = meshYaml({ defaultConfig: { proxyHeaders: ph } });
+    expect(parseMeshSettings(text).proxyHeaders).to.deep.equal(ph);
   });
 });
 
