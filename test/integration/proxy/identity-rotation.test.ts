@@ -188,7 +188,12 @@ describe('workload and root certificate rotation under load (real weftd CA, two 
   });
   /** The operator's part of a signing switch: weftd's serving certificate from the signing CA. */
   const issueWeftdServing = (ca: KeyPairPem): void => {
-    const leaf = issueServing(ca, { commonName: 'weftd', dnsNames: ['localhost'], ttlMs: HOUR, now: new Date() });
+    const leaf = issueServing(ca, {
+      commonName: 'weftd',
+      dnsNames: ['localhost'],
+      ttlMs: HOUR,
+      now: new Date(),
+    });
     // key first, then the certificate: CertReloader checks the pair and retries a mismatch
     writeFileSync(path.join(dir, 'tls.key.tmp'), leaf.keyPem);
     writeFileSync(path.join(dir, 'tls.crt.tmp'), leaf.certPem);
@@ -207,7 +212,10 @@ describe('workload and root certificate rotation under load (real weftd CA, two 
     issueWeftdServing(root1);
     const meshFile = path.join(dir, 'mesh.yaml');
     // no access log: 200 req/s through two proxies would flood the test output
-    writeFileSync(meshFile, 'trustDomain: cluster.local\nworkloadCertTTL: 4s\ntelemetry:\n  accessLog: false\n');
+    writeFileSync(
+      meshFile,
+      'trustDomain: cluster.local\nworkloadCertTTL: 4s\ntelemetry:\n  accessLog: false\n',
+    );
     const tlsReloader = new CertReloader(path.join(dir, 'tls.crt'), path.join(dir, 'tls.key'), log, 200);
     weftd = await startWeftd({
       flags: {
@@ -338,7 +346,13 @@ describe('workload and root certificate rotation under load (real weftd CA, two 
       xfccHashes.clear();
       const one = await new Promise<number>((resolve) => {
         const req = http.request(
-          { host: '127.0.0.1', port: client.ports.outbound, path: '/', headers: { host: host() }, agent: false },
+          {
+            host: '127.0.0.1',
+            port: client.ports.outbound,
+            path: '/',
+            headers: { host: host() },
+            agent: false,
+          },
           (res) => {
             res.resume();
             res.on('end', () => resolve(res.statusCode ?? 0));
@@ -374,9 +388,14 @@ describe('workload and root certificate rotation under load (real weftd CA, two 
         s.write(`GET / HTTP/1.1\r\nhost: ${host()}\r\nconnection: close\r\n\r\n`);
       });
       s.on('data', (d: Buffer) => (answer += d.toString()));
-      s.on('error', (err) => resolve({ ...(presented ? { presented } : {}), outcome: `error: ${err.message}` }));
+      s.on('error', (err) =>
+        resolve({ ...(presented ? { presented } : {}), outcome: `error: ${err.message}` }),
+      );
       s.on('close', () =>
-        resolve({ ...(presented ? { presented } : {}), outcome: answer === '' ? 'closed' : answer.split('\r\n')[0]! }),
+        resolve({
+          ...(presented ? { presented } : {}),
+          outcome: answer === '' ? 'closed' : answer.split('\r\n')[0]!,
+        }),
       );
     });
   /** XFCC's Hash is the SHA-256 of the certificate, as `fingerprint256` without colons. */
@@ -409,7 +428,10 @@ describe('workload and root certificate rotation under load (real weftd CA, two 
     expect(xfccHashes.size, JSON.stringify(summary)).to.be.greaterThan(ROTATIONS);
     // and a new connection gets the server's current certificate
     const now = await certs(server);
-    const probe = await probeInbound(workloadCert(root1, `spiffe://cluster.local/ns/${ns}/sa/productpage`), root1.certPem);
+    const probe = await probeInbound(
+      workloadCert(root1, `spiffe://cluster.local/ns/${ns}/sa/productpage`),
+      root1.certPem,
+    );
     expect(probe.outcome).to.equal('HTTP/1.1 200 OK');
     expect([now.certificate?.fingerprint256, (await certs(server)).certificate?.fingerprint256]).to.include(
       probe.presented,
@@ -430,35 +452,54 @@ describe('workload and root certificate rotation under load (real weftd CA, two 
       const secret = { apiVersion: 'v1', kind: 'Secret', namespace: ns, name: 'weft-root-ca' };
       // 1. both roots in the bundle; the old one still signs
       await kube.mergePatch(secret, { data: { 'ca.crt': b64(root1.certPem + root2.certPem) } });
-      await waitFor('both proxies to trust both roots', () =>
-        both((s) => trusts(s).includes(fp1) && trusts(s).includes(fp2)),
-      60_000, 50);
+      await waitFor(
+        'both proxies to trust both roots',
+        () => both((s) => trusts(s).includes(fp1) && trusts(s).includes(fp2)),
+        60_000,
+        50,
+      );
       steps.push('both roots trusted');
       // 2. the new root signs (weftd's serving certificate follows: the operator's part)
-      await kube.mergePatch(secret, { data: { 'tls.crt': b64(root2.certPem), 'tls.key': b64(root2.keyPem) } });
+      await kube.mergePatch(secret, {
+        data: { 'tls.crt': b64(root2.certPem), 'tls.key': b64(root2.keyPem) },
+      });
       issueWeftdServing(root2);
-      await waitFor('both proxies to hold a certificate from the new root', () =>
-        both((s) => s.certificate?.root?.fingerprint256 === fp2),
-      60_000, 50);
+      await waitFor(
+        'both proxies to hold a certificate from the new root',
+        () => both((s) => s.certificate?.root?.fingerprint256 === fp2),
+        60_000,
+        50,
+      );
       steps.push('certificates from the new root');
       // every certificate of the old root has expired (workloadCertTTL 4 s)
       await new Promise((r) => setTimeout(r, 4500));
       // 3. the old root leaves the bundle
       await kube.mergePatch(secret, { data: { 'ca.crt': b64(root2.certPem) } });
-      await waitFor('both proxies to trust the new root only', () =>
-        both((s) => trusts(s).join() === fp2),
-      60_000, 50);
+      await waitFor(
+        'both proxies to trust the new root only',
+        () => both((s) => trusts(s).join() === fp2),
+        60_000,
+        50,
+      );
       steps.push('old root removed');
       // and a couple more rotations under the new root alone
       const marks = { client: w.serials.client!.length, server: w.serials.server!.length };
-      await waitFor('two more rotations on both sides', () =>
-        w.serials.client!.length >= marks.client + 2 && w.serials.server!.length >= marks.server + 2,
-      60_000, 50);
+      await waitFor(
+        'two more rotations on both sides',
+        () => w.serials.client!.length >= marks.client + 2 && w.serials.server!.length >= marks.server + 2,
+        60_000,
+        50,
+      );
     })().finally(() => (finished = true));
     const result = await drive(client.ports.outbound!, host(), 'reviews', () => finished);
     w.stop();
     await procedure;
-    const summary = { sent: result.sent, ok: result.ok, failures: Object.fromEntries(result.failures), steps };
+    const summary = {
+      sent: result.sent,
+      ok: result.ok,
+      failures: Object.fromEntries(result.failures),
+      steps,
+    };
     expect(steps).to.deep.equal(['both roots trusted', 'certificates from the new root', 'old root removed']);
     expect(Object.fromEntries(result.failures), JSON.stringify(summary)).to.deep.equal({});
     expect(result.ok).to.equal(result.sent);
