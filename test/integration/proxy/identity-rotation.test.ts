@@ -237,7 +237,8 @@ describe('workload and root certificate rotation under load (real weftd CA, two 
     });
     onCleanup(() => weftd.stop());
 
-    // the app behind the server sidecar: answers after a few ms, so requests overlap rotations
+    // the app behind the server sidecar: answers after 20 ms, so at 200 req/s about four requests
+    // are always in flight, and a rotation that drops connections loses some
     app = await upstream('reviews');
     onCleanup(() => app.close());
     app.handler = (req, res) => {
@@ -247,7 +248,7 @@ describe('workload and root certificate rotation under load (real weftd CA, two 
       setTimeout(() => {
         res.writeHead(200, { 'content-type': 'text/plain' });
         res.end('reviews');
-      }, 5);
+      }, 20);
     };
 
     // the pods weftd knows (never scheduled: the test cluster has no node), meshed
