@@ -95,6 +95,9 @@ describe('proxy workload identity (proxy/identity/workload.ts)', function () {
     const summary = JSON.stringify(id.summary());
     expect(summary).to.not.contain('PRIVATE KEY');
     expect(summary).to.contain(leaf.serialNumber);
+    expect(id.summary().certificate?.root?.fingerprint256).to.equal(
+      new X509Certificate(weftd.ca.certPem).fingerprint256,
+    );
     const text = m.render();
     expect(text).to.match(/istio_agent_cert_expiry_seconds\{resource_name="default"\} \d{3,}/);
     expect(text).to.match(/istio_agent_cert_expiry_seconds\{resource_name="ROOTCA"\} \d{3,}/);
@@ -242,8 +245,11 @@ describe('proxy workload identity (proxy/identity/workload.ts)', function () {
     const ID = 'spiffe://cluster.local/ns/a/sa/b';
     const leaf = (k = key, signer = ca, now = new Date()) =>
       signWorkloadCsr(signer, buildCsr(k), { spiffeId: ID, ttlMs: 60_000, now });
-    const ok = checkAnswer({ certChain: [leaf()], rootCert: ca.certPem }, key, roots, Date.now());
+    // with two trusted roots, the one the chain leads to is named (a root rotation's step 2 check)
+    const both = [new X509Certificate(stranger.certPem), ...roots];
+    const ok = checkAnswer({ certChain: [leaf()], rootCert: ca.certPem }, key, both, Date.now());
     expect(ok.spiffeId).to.equal(ID);
+    expect(ok.root.fingerprint256).to.equal(roots[0]!.fingerprint256);
     expect(() => checkAnswer({ certChain: [leaf(other)], rootCert: '' }, key, roots, Date.now())).to.throw(
       /not for our key/,
     );
