@@ -38,7 +38,7 @@ import { createLogger } from '../../../pkg/log/index.js';
 import { CertReloader } from '../../../pkg/tls/index.js';
 import type { IdentitySummary } from '../../../proxy/identity/workload.js';
 import { agentSettings, startAgent } from '../../../proxy/sidecar/agent.js';
-import { freshNamespace, installCRDs, onCleanup, testCluster, waitFor } from '../../support/index.js';
+import { freshNamespace, installCRDs, testCluster, waitFor } from '../../support/index.js';
 import { requestToken } from '../controlplane/fixtures.js';
 import { upstream, type Upstream } from './helpers.js';
 import { workloadCert } from './mesh-identity.js';
@@ -178,6 +178,8 @@ describe('workload and root certificate rotation under load (real weftd CA, two 
   let server: Agent;
   let root1: KeyPairPem;
   const xfccHashes = new Set<string>();
+  /** Undone in reverse order when this file's tests end (agents renewing every 2 s must not outlive them). */
+  const cleanups: (() => Promise<void>)[] = [];
   const host = (): string => `reviews.${ns}.svc.cluster.local:${app.port}`;
   const caSecret = (tlsPair: KeyPairPem, caCrt: string): KubeObject => ({
     apiVersion: 'v1',
@@ -201,12 +203,16 @@ describe('workload and root certificate rotation under load (real weftd CA, two 
     renameSync(path.join(dir, 'tls.crt.tmp'), path.join(dir, 'tls.crt'));
   };
 
+  after(async () => {
+    for (const undo of cleanups.splice(0).reverse()) await undo().catch(() => undefined);
+  });
+
   before(async function () {
     kube = new KubeClient(testCluster().kubeConfig);
     await installCRDs();
     ns = await freshNamespace('rotation');
     dir = mkdtempSync(path.join(tmpdir(), 'weft-rotation-'));
-    onCleanup(async () => rmSync(dir, { recursive: true, force: true }));
+    cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
     root1 = createCA({ commonName: 'weft rotation root 1', ttlMs: 24 * HOUR, now: new Date() });
     await kube.create(caSecret(root1, root1.certPem));
     issueWeftdServing(root1);
@@ -235,12 +241,12 @@ describe('workload and root certificate rotation under load (real weftd CA, two 
       configFile: meshFile,
       configPollMs: 200,
     });
-    onCleanup(() => weftd.stop());
+    cleanups.push(() => weftd.stop());
 
     // the app behind the server sidecar: answers after 20 ms, so at 200 req/s about four requests
     // are always in flight, and a rotation that drops connections loses some
     app = await upstream('reviews');
-    onCleanup(() => app.close());
+    cleanups.push(() => app.close());
     app.handler = (req, res) => {
       const xfcc = req.headers['x-forwarded-client-cert'];
       const hash = typeof xfcc === 'string' ? /Hash=([0-9a-f]+)/.exec(xfcc)?.[1] : undefined;
@@ -285,7 +291,7 @@ describe('workload and root certificate rotation under load (real weftd CA, two 
     };
     await waitFor('weftd to publish the root ConfigMap', syncRoot);
     const kubelet = setInterval(() => void syncRoot(), 200);
-    onCleanup(async () => clearInterval(kubelet));
+    cleanups.push(async () => clearInterval(kubelet));
 
     const start = async (pod: string, sa: string): Promise<Agent> => {
       const tokenPath = path.join(dir, `${pod}.token`);
@@ -302,7 +308,7 @@ describe('workload and root certificate rotation under load (real weftd CA, two 
         {},
       );
       const agent = await startAgent(settings, log.child({ pod }));
-      onCleanup(() => agent.stop());
+      cleanups.push(() => agent.stop());
       return agent;
     };
     server = await start('reviews-1', 'reviews');
