@@ -427,6 +427,9 @@ describe('workload and root certificate rotation under load (real weftd CA, two 
       serials: w.serials,
       clientCertsSeenByServer: xfccHashes.size,
     };
+    process.stdout.write(
+      `      load: ${result.sent} sent, ${result.ok} ok; serials: client ${w.serials.client?.length ?? 0}, server ${w.serials.server?.length ?? 0}; client certificates seen by the app: ${xfccHashes.size}\n`,
+    );
     expect(enough(), `rotations within ${MAX_RUN_MS} ms: ${JSON.stringify(summary)}`).to.equal(true);
     expect(Object.fromEntries(result.failures), JSON.stringify(summary)).to.deep.equal({});
     expect(result.ok).to.equal(result.sent);
@@ -507,6 +510,7 @@ describe('workload and root certificate rotation under load (real weftd CA, two 
       failures: Object.fromEntries(result.failures),
       steps,
     };
+    process.stdout.write(`      load: ${result.sent} sent, ${result.ok} ok; ${steps.join(' → ')}\n`);
     expect(steps).to.deep.equal(['both roots trusted', 'certificates from the new root', 'old root removed']);
     expect(Object.fromEntries(result.failures), JSON.stringify(summary)).to.deep.equal({});
     expect(result.ok).to.equal(result.sent);
