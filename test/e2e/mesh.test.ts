@@ -11,6 +11,9 @@
  *       split measured over a bounded number of requests, header canary to v2);
  *   (c2) the sidecars talk mutual TLS with certificates from weftd's CA; a STRICT
  *       PeerAuthentication refuses a pod without a sidecar and keeps serving the mesh;
+ *   (c3) with the Mesh's workloadCertTTL at 1m, a meshed load pod at 200 req/s across ≥ 3
+ *       certificate rotations of its sidecar and of both echo sidecars loses no request
+ *       (issue #13; docs/identity-rotation.md);
  *   (d) deleting the Mesh removes everything it made.
  *
  * (b) and (c) use config/samples/demo, what `npm start` deploys. Steps that need weftd or the
