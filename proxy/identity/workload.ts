@@ -316,7 +316,10 @@ export class WorkloadIdentity implements IdentitySource {
   overdue(): boolean {
     const c = this.creds;
     if (c === null || this.failures === 0) return false;
-    const life = c.notAfter.getTime() - c.notBefore.getTime();
+    // the life as received: weftd backdates notBefore by 5 minutes (clock skew), which would make
+    // a short-lived certificate (workloadCertTTL of minutes) look overdue at its first failure
+    const from = Math.max(c.notBefore.getTime(), this.lastRenewal ?? -Infinity);
+    const life = c.notAfter.getTime() - from;
     return c.notAfter.getTime() - this.now() < life * EXPIRY_WARNING_RATIO;
   }
 

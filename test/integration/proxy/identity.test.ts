@@ -177,14 +177,35 @@ describe('proxy workload identity (proxy/identity/workload.ts)', function () {
     weftd.certsDown = true;
     await waitFor('a failed renewal', () => id.summary().renewalFailures >= 1, 20_000, 20);
     expect(id.current()).to.equal(held);
-    expect(id.overdue()).to.equal(true);
+    // overdue once less than 20% of the 2 s life is left (the retries keep failing until then)
+    await waitFor('overdue', () => id.overdue(), 20_000, 20);
     expect(m.render()).to.match(/weft_proxy_cert_renewal_overdue 1/);
     expect(m.render()).to.match(/weft_proxy_cert_renewal_failures_total [1-9]/);
-    const loud = lines.find((l) => l.level === 'error' && /cannot renew/.test(String(l.message)));
-    expect(loud, JSON.stringify(lines.slice(-3))).to.not.equal(undefined);
+    // the next failed attempt (retries every ≤ 100 ms) says it at error level
+    await waitFor(
+      'a failure logged at error level',
+      () => lines.find((l) => l.level === 'error' && /cannot renew/.test(String(l.message))),
+      20_000,
+      20,
+    );
     weftd.certsDown = false;
     await waitFor('a renewal once weftd is back', () => id.current() !== held, 20_000, 20);
     expect(id.overdue()).to.equal(false);
+  });
+
+  it('a failed renewal with most of the life left is not overdue, even for a certificate of seconds (the 5 min backdate is not life)', async () => {
+    weftd.certTtlMs = 10_000; // renewal ~5 s after issue, with ~5 s (50%) left
+    const m = metrics();
+    const { log, lines } = capturingLogger();
+    const id = await start(
+      identityFor(weftd, { metrics: m, log, backoff: { baseMs: 60_000, maxMs: 60_000, jitter: 0 } }),
+    );
+    weftd.certsDown = true;
+    await waitFor('a failed renewal', () => id.summary().renewalFailures >= 1, 20_000, 20);
+    expect(id.overdue()).to.equal(false);
+    expect(m.render()).to.match(/weft_proxy_cert_renewal_overdue 0/);
+    const failure = lines.find((l) => /renewal failed|cannot renew/.test(String(l.message)));
+    expect(failure?.level, JSON.stringify(lines.slice(-3))).to.equal('warn');
   });
 
   it('a root added to the mounted bundle is trusted (old and new overlap), without a new certificate', async () => {
