@@ -79,6 +79,11 @@ export interface CertificateSummary {
   fingerprint256: string;
   /** The leaf's issuers, leaf-side first (intermediates), as serial + subject. */
   chain: { serialNumber: string; subject: string; notAfter: string }[];
+  /**
+   * The trusted root the chain leads to (checked when the certificate was installed): during a
+   * root rotation this says whether the proxy already holds a certificate from the new root.
+   */
+  root: { serialNumber: string; fingerprint256: string } | null;
 }
 
 export interface RootSummary {
@@ -146,7 +151,7 @@ export function checkAnswer(
   key: KeyObject,
   roots: X509Certificate[],
   now: number,
-): { leaf: X509Certificate; chain: X509Certificate[]; spiffeId: string } {
+): { leaf: X509Certificate; chain: X509Certificate[]; spiffeId: string; root: X509Certificate } {
   if (
     !Array.isArray(answer?.certChain) ||
     answer.certChain.length === 0 ||
@@ -172,9 +177,10 @@ export function checkAnswer(
         `certificate ${i} of the chain is not signed by certificate ${i + 1}`,
       );
   const top = chain[chain.length - 1]!;
-  if (!roots.some((r) => top.checkIssued(r) && top.verify(r.publicKey)))
+  const root = roots.find((r) => top.checkIssued(r) && top.verify(r.publicKey));
+  if (root === undefined)
     throw new WeftError('WEFT_CERT_INVALID', 'the certificate chain does not lead to a trusted root');
-  return { leaf, chain, spiffeId: ids[0]! };
+  return { leaf, chain, spiffeId: ids[0]!, root };
 }
 
 export class WorkloadIdentity implements IdentitySource {
@@ -183,6 +189,8 @@ export class WorkloadIdentity implements IdentitySource {
   private leaf: X509Certificate | null = null;
   private chain: X509Certificate[] = [];
   private roots: X509Certificate[] = [];
+  /** The root of `roots` the current chain leads to. */
+  private chainRoot: X509Certificate | null = null;
   private answerRoots = '';
   private readonly listeners = new Set<() => void>();
   private timer: NodeJS.Timeout | null = null;
@@ -308,7 +316,10 @@ export class WorkloadIdentity implements IdentitySource {
   overdue(): boolean {
     const c = this.creds;
     if (c === null || this.failures === 0) return false;
-    const life = c.notAfter.getTime() - c.notBefore.getTime();
+    // the life as received: weftd backdates notBefore by 5 minutes (clock skew), which would make
+    // a short-lived certificate (workloadCertTTL of minutes) look overdue at its first failure
+    const from = Math.max(c.notBefore.getTime(), this.lastRenewal ?? -Infinity);
+    const life = c.notAfter.getTime() - from;
     return c.notAfter.getTime() - this.now() < life * EXPIRY_WARNING_RATIO;
   }
 
@@ -317,9 +328,10 @@ export class WorkloadIdentity implements IdentitySource {
     const answer = await this.post(buildCsr(key));
     const fileRoots = this.readRootFile();
     const roots = mergeRoots(answer.rootCert, fileRoots);
-    const { leaf, chain, spiffeId } = checkAnswer(answer, key, roots, this.now());
+    const { leaf, chain, spiffeId, root } = checkAnswer(answer, key, roots, this.now());
     this.answerRoots = answer.rootCert;
     this.install(key, leaf, chain, spiffeId, roots);
+    this.chainRoot = root;
     const now = this.now();
     this.lastRenewal = now;
     this.renewals++;
@@ -332,6 +344,7 @@ export class WorkloadIdentity implements IdentitySource {
       nextRotation: new Date(this.nextRotation).toISOString(),
       keyAlgorithm: this.alg,
       roots: roots.length,
+      rootSerial: root.serialNumber,
     });
   }
 
@@ -477,6 +490,13 @@ export class WorkloadIdentity implements IdentitySource {
                 subject: c.subject,
                 notAfter: new Date(c.validTo).toISOString(),
               })),
+              root:
+                this.chainRoot === null
+                  ? null
+                  : {
+                      serialNumber: this.chainRoot.serialNumber,
+                      fingerprint256: this.chainRoot.fingerprint256,
+                    },
             },
       roots: this.roots.map((r) => ({
         serialNumber: r.serialNumber,

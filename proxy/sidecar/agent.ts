@@ -192,7 +192,13 @@ export async function startAgent(
   s: AgentSettings,
   log: Logger,
   deps: { identity?: IdentitySource | null } = {},
-): Promise<{ proxy: ProxyServer; inbound: InboundListener | null; stop: () => Promise<void> }> {
+): Promise<{
+  proxy: ProxyServer;
+  inbound: InboundListener | null;
+  /** Bound ports by name (admin, metrics, health, and the sidecar's outbound and inbound captures). */
+  ports: Record<string, number>;
+  stop: () => Promise<void>;
+}> {
   let capturesBound = s.kind === 'gateway';
   // the readiness gate reads the client's state; the client is created once the proxy exists
   const link: { client?: DiscoveryClient } = {};
@@ -332,6 +338,7 @@ export async function startAgent(
   return {
     proxy,
     inbound: inboundListener,
+    ports,
     stop: async () => {
       client.stop();
       identity.stop();

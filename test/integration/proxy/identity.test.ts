@@ -95,6 +95,9 @@ describe('proxy workload identity (proxy/identity/workload.ts)', function () {
     const summary = JSON.stringify(id.summary());
     expect(summary).to.not.contain('PRIVATE KEY');
     expect(summary).to.contain(leaf.serialNumber);
+    expect(id.summary().certificate?.root?.fingerprint256).to.equal(
+      new X509Certificate(weftd.ca.certPem).fingerprint256,
+    );
     const text = m.render();
     expect(text).to.match(/istio_agent_cert_expiry_seconds\{resource_name="default"\} \d{3,}/);
     expect(text).to.match(/istio_agent_cert_expiry_seconds\{resource_name="ROOTCA"\} \d{3,}/);
@@ -174,14 +177,35 @@ describe('proxy workload identity (proxy/identity/workload.ts)', function () {
     weftd.certsDown = true;
     await waitFor('a failed renewal', () => id.summary().renewalFailures >= 1, 20_000, 20);
     expect(id.current()).to.equal(held);
-    expect(id.overdue()).to.equal(true);
+    // overdue once less than 20% of the 2 s life is left (the retries keep failing until then)
+    await waitFor('overdue', () => id.overdue(), 20_000, 20);
     expect(m.render()).to.match(/weft_proxy_cert_renewal_overdue 1/);
     expect(m.render()).to.match(/weft_proxy_cert_renewal_failures_total [1-9]/);
-    const loud = lines.find((l) => l.level === 'error' && /cannot renew/.test(String(l.message)));
-    expect(loud, JSON.stringify(lines.slice(-3))).to.not.equal(undefined);
+    // the next failed attempt (retries every ≤ 100 ms) says it at error level
+    await waitFor(
+      'a failure logged at error level',
+      () => lines.find((l) => l.level === 'error' && /cannot renew/.test(String(l.message))),
+      20_000,
+      20,
+    );
     weftd.certsDown = false;
     await waitFor('a renewal once weftd is back', () => id.current() !== held, 20_000, 20);
     expect(id.overdue()).to.equal(false);
+  });
+
+  it('a failed renewal with most of the life left is not overdue, even for a certificate of seconds (the 5 min backdate is not life)', async () => {
+    weftd.certTtlMs = 10_000; // renewal ~5 s after issue, with ~5 s (50%) left
+    const m = metrics();
+    const { log, lines } = capturingLogger();
+    const id = await start(
+      identityFor(weftd, { metrics: m, log, backoff: { baseMs: 60_000, maxMs: 60_000, jitter: 0 } }),
+    );
+    weftd.certsDown = true;
+    await waitFor('a failed renewal', () => id.summary().renewalFailures >= 1, 20_000, 20);
+    expect(id.overdue()).to.equal(false);
+    expect(m.render()).to.match(/weft_proxy_cert_renewal_overdue 0/);
+    const failure = lines.find((l) => /renewal failed|cannot renew/.test(String(l.message)));
+    expect(failure?.level, JSON.stringify(lines.slice(-3))).to.equal('warn');
   });
 
   it('a root added to the mounted bundle is trusted (old and new overlap), without a new certificate', async () => {
@@ -242,8 +266,11 @@ describe('proxy workload identity (proxy/identity/workload.ts)', function () {
     const ID = 'spiffe://cluster.local/ns/a/sa/b';
     const leaf = (k = key, signer = ca, now = new Date()) =>
       signWorkloadCsr(signer, buildCsr(k), { spiffeId: ID, ttlMs: 60_000, now });
-    const ok = checkAnswer({ certChain: [leaf()], rootCert: ca.certPem }, key, roots, Date.now());
+    // with two trusted roots, the one the chain leads to is named (a root rotation's step 2 check)
+    const both = [new X509Certificate(stranger.certPem), ...roots];
+    const ok = checkAnswer({ certChain: [leaf()], rootCert: ca.certPem }, key, both, Date.now());
     expect(ok.spiffeId).to.equal(ID);
+    expect(ok.root.fingerprint256).to.equal(roots[0]!.fingerprint256);
     expect(() => checkAnswer({ certChain: [leaf(other)], rootCert: '' }, key, roots, Date.now())).to.throw(
       /not for our key/,
     );

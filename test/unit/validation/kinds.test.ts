@@ -603,6 +603,14 @@ describe('Mesh', () => {
       mesh({ certificates: { workloadCertTTL: '10s' } }),
       'spec.certificates.workloadCertTTL: certificate lifetime must be at least 1m',
     ));
+  it('certificate TTL of minutes: 1m is the floor (rotation tests run with it), 59s is below', () => {
+    expectErrors(mesh({ certificates: { workloadCertTTL: '1m' } }));
+    expectErrors(mesh({ certificates: { workloadCertTTL: '2m30s' } }));
+    expectErrors(
+      mesh({ certificates: { workloadCertTTL: '59s' } }),
+      'spec.certificates.workloadCertTTL: certificate lifetime must be at least 1m',
+    );
+  });
   it('duplicate gateways', () =>
     expectErrors(
       mesh({ gateways: [{ name: 'in' }, { name: 'in' }] }),
