@@ -9,6 +9,8 @@
  * from the PeerAuthentications that select it (the Mesh's mtls.mode below them), and the
  * protocols of the Services in front of it.
  *
+ * Gateways also get the credentials of their clusters' `tls.credentialName` (credentials.ts).
+ *
  * Translation warnings describe the mesh config, not a proxy: they are logged once per version.
  */
 import { createHash } from 'node:crypto';
@@ -23,6 +25,7 @@ import {
 } from '../pkg/translate/index.js';
 import { inboundFor } from '../pkg/translate/inbound.js';
 import { gatewayTargetPorts, type KubeService } from '../pkg/translate/kube.js';
+import { credentialNames, type CredentialSource } from './credentials.js';
 import type { MeshSettings } from './flags.js';
 import type { PodInfo, Snapshot } from './registry.js';
 
@@ -70,7 +73,15 @@ export class ConfigGenerator {
   private gatewayCacheGeneration = -1;
   private readonly loggedVersions = new Set<string>();
 
-  constructor(private readonly opts: { domainSuffix: string; mesh: MeshSettings; log: Logger }) {}
+  constructor(
+    private readonly opts: {
+      domainSuffix: string;
+      mesh: MeshSettings;
+      log: Logger;
+      /** Where gateways' `tls.credentialName` Secrets are read (absent: none delivered; those clusters fail). */
+      credentials?: CredentialSource;
+    },
+  ) {}
 
   /** A reloaded mesh.yaml: the telemetry block and the path normalization of configs depend on it. */
   setMesh(mesh: MeshSettings): void {
@@ -152,12 +163,29 @@ export class ConfigGenerator {
       this.gatewayCache.set(key, result);
       this.logWarnings('gateway', result);
     }
-    const { config } = result;
+    const config = this.withCredentials(result.config, pod.namespace);
     return {
       config,
       version: config.version,
       encode: () => encodeMessage({ type: 'config', version: config.version, config }),
     };
+  }
+
+  /**
+   * The gateway's config with the credentials its clusters name (read from Secrets in its own
+   * namespace, per call: the translation is cached, the Secrets change on their own); the version
+   * covers them, so a rotated Secret is pushed.
+   */
+  private withCredentials(config: ProxyConfig, namespace: string): ProxyConfig {
+    const source = this.opts.credentials;
+    const names = credentialNames(config);
+    if (source === undefined || names.length === 0) return config;
+    const credentials = Object.fromEntries(names.map((n) => [n, source.get(namespace, n)]));
+    const version = createHash('sha256')
+      .update(`${config.version}\n${JSON.stringify(credentials)}`)
+      .digest('hex')
+      .slice(0, 12);
+    return { ...config, version, credentials };
   }
 
   private inputs(snapshot: Snapshot) {

@@ -17,6 +17,7 @@ import type { CertReloader, KeyPair } from '../pkg/tls/index.js';
 import { authenticate, cachedAuthenticator } from './auth.js';
 import { createCertificateAuthority, type CertificateAuthority } from './ca.js';
 import { ConfigGenerator } from './configgen.js';
+import { SecretCredentials } from './credentials.js';
 import { DiscoveryService } from './discovery.js';
 import { loadMeshSettings, type MeshSettings, type WeftdOptions } from './flags.js';
 import { createWeftdMetrics, type WeftdMetrics } from './metrics.js';
@@ -134,10 +135,22 @@ export async function startWeftd(opts: StartOptions): Promise<Weftd> {
   const { flags, kube, log, tls } = opts;
   const metrics = createWeftdMetrics(opts.defaultMetrics ?? true);
   const registry = createKubeRegistry(kube, log.child({ part: 'registry' }), flags.domainSuffix);
+  // gateways' DestinationRule tls.credentialName Secrets; a change re-pushes (refresh, set below)
+  let onCredentialChange = (): void => undefined;
+  const credentials = new SecretCredentials(
+    kube,
+    log.child({ part: 'credentials' }),
+    () => onCredentialChange(),
+    (n) => {
+      metrics.credentials.set({ state: 'usable' }, n.usable);
+      metrics.credentials.set({ state: 'unusable' }, n.unusable);
+    },
+  );
   const generator = new ConfigGenerator({
     domainSuffix: flags.domainSuffix,
     mesh: opts.mesh,
     log: log.child({ part: 'translate' }),
+    credentials,
   });
   let ca: CertificateAuthority | undefined;
   let publisher: { stop(): void } | undefined;
@@ -168,6 +181,8 @@ export async function startWeftd(opts: StartOptions): Promise<Weftd> {
     debounce: { afterMs: flags.pushDebounceMs, maxMs: flags.pushDebounceMaxMs },
     ...(opts.pingIntervalMs !== undefined ? { pingIntervalMs: opts.pingIntervalMs } : {}),
   });
+
+  onCredentialChange = () => discovery.refresh();
 
   const readiness = (): Readiness => {
     const unsynced = registry.unsynced();
@@ -230,6 +245,7 @@ export async function startWeftd(opts: StartOptions): Promise<Weftd> {
       discovery.close();
       publisher?.stop();
       ca?.stop();
+      credentials.stop();
       registry.stop();
       tls.stop();
       await Promise.all([close(https), close(monitoring)]);

@@ -15,6 +15,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ProxyServer } from './server.js';
+import { redactCredentials } from '../pkg/proxyconfig/types.js';
 import { explainSynthetic, type SyntheticRequest } from './router/explain.js';
 import { selectRoute } from './router/exchange.js';
 
@@ -149,7 +150,8 @@ export async function handleAdmin(
       return send(res, 200, {
         version: p.current?.version,
         lastReload: p.lastReload,
-        config: p.current?.source,
+        // private keys of delivered credentials are never shown
+        config: redactCredentials(p.current?.source),
       });
     case 'GET /ready': {
       const [code, text] = readiness(p);

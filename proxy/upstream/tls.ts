@@ -8,7 +8,9 @@
  *   receives a request byte. Under auto-mTLS only endpoints labelled
  *   `security.istio.io/tlsMode: istio` get TLS.
  * - SIMPLE / MUTUAL: a context made once per cluster from the files the DestinationRule names
- *   (or the system roots); server name or SANs verified as Envoy does.
+ *   (or the system roots), or from the credential weftd delivered for its `credentialName`
+ *   (gateways); server name or SANs verified as Envoy does. A credential that is missing or
+ *   unusable fails every connection with its reason (UF), never plaintext.
  *
  * Every failure before the handshake completes is reported with code ETLS_HANDSHAKE (a connect
  * failure: 503 UF, retried as connect-failure) and counted on the cluster
@@ -17,7 +19,7 @@
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import tls, { type PeerCertificate, type SecureContext } from 'node:tls';
-import { TLS_MODE_LABEL, type UpstreamTls } from '../../pkg/proxyconfig/types.js';
+import { TLS_MODE_LABEL, type UpstreamCredential, type UpstreamTls } from '../../pkg/proxyconfig/types.js';
 import { uriSansOf } from '../../pkg/certs/spiffe.js';
 import { errorMessage } from '../../pkg/errors/index.js';
 import type { IdentitySource } from '../identity/types.js';
@@ -141,13 +143,6 @@ export function endpointConnect(
         }),
       );
     };
-  if (cfg.credentialName !== undefined && (cfg.clientCertificate === undefined || cfg.mode === 'SIMPLE'))
-    return () => {
-      stats.sslConnectionError++;
-      return failedSocket(
-        new Error(`tls.credentialName ${cfg.credentialName} is not delivered to this proxy yet`),
-      );
-    };
   return (host, port) => {
     let context: SecureContext;
     try {
@@ -176,13 +171,48 @@ export function endpointConnect(
   };
 }
 
-/** SIMPLE/MUTUAL: the context from the DR's files (system roots without caCertificates); throws if unreadable. */
-export function originationContext(cfg: UpstreamTls): SecureContext {
+/**
+ * SIMPLE/MUTUAL: the context from the DR's files (system roots without caCertificates), or with
+ * `credentialName` from the credential weftd delivered under that name (its CA is required unless
+ * insecureSkipVerify: Istio validates against the Secret's CA, never the system roots). Throws
+ * with the reason when unusable; the caller fails the connection (no plaintext fallback).
+ */
+export function originationContext(cfg: UpstreamTls, credential?: UpstreamCredential): SecureContext {
+  if (cfg.credentialName !== undefined) return credentialContext(cfg, cfg.credentialName, credential);
   const read = (file: string | undefined): string | undefined =>
     file === undefined ? undefined : readFileSync(file, 'utf8');
   const ca = read(cfg.caCertificates);
   const cert = cfg.mode === 'MUTUAL' ? read(cfg.clientCertificate) : undefined;
   const key = cfg.mode === 'MUTUAL' ? read(cfg.privateKey) : undefined;
+  return secureContext(ca, cert, key);
+}
+
+function credentialContext(
+  cfg: UpstreamTls,
+  name: string,
+  credential: UpstreamCredential | undefined,
+): SecureContext {
+  const what = `tls.credentialName ${name}`;
+  if (credential === undefined)
+    throw new Error(
+      `${what} was not delivered to this proxy (weftd delivers credentialName to gateways, from a Secret in the gateway's namespace)`,
+    );
+  if (credential.error !== undefined) throw new Error(`${what} (${credential.source}): ${credential.error}`);
+  const mutual = cfg.mode === 'MUTUAL';
+  if (mutual && (credential.certChain === undefined || credential.privateKey === undefined))
+    throw new Error(`${what} (${credential.source}): MUTUAL needs a client certificate and key, the Secret has none`);
+  if (credential.caCertificates === undefined && cfg.insecureSkipVerify !== true)
+    throw new Error(
+      `${what} (${credential.source}): no CA certificate to verify the server with (key ca.crt or cacert, or a Secret ${name}-cacert)`,
+    );
+  return secureContext(
+    credential.caCertificates,
+    mutual ? credential.certChain : undefined,
+    mutual ? credential.privateKey : undefined,
+  );
+}
+
+function secureContext(ca: string | undefined, cert: string | undefined, key: string | undefined): SecureContext {
   return tls.createSecureContext({
     ...(ca !== undefined ? { ca } : {}),
     ...(cert !== undefined ? { cert } : {}),
