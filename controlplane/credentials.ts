@@ -74,8 +74,7 @@ export function credentialFromSecrets(
   caSecret: KubeObject | undefined,
 ): UpstreamCredential {
   const source = `${namespace}/${name}`;
-  if (secret === undefined && caSecret === undefined)
-    return { source, error: `Secret ${source} not found` };
+  if (secret === undefined && caSecret === undefined) return { source, error: `Secret ${source} not found` };
   const sources = [secret ? source : undefined, caSecret ? `${source}${CA_SECRET_SUFFIX}` : undefined]
     .filter((s) => s !== undefined)
     .join(', ');
@@ -88,7 +87,9 @@ export function credentialFromSecrets(
   if (secret !== undefined) {
     const crl = ['crl', 'ca.crl'].find((k) => field(secret, k) !== undefined);
     if (crl !== undefined)
-      return fail(`Secret ${source} has a CRL (${crl}); weft does not check CRLs yet, so it refuses the credential`);
+      return fail(
+        `Secret ${source} has a CRL (${crl}); weft does not check CRLs yet, so it refuses the credential`,
+      );
     if (field(secret, 'cert') !== undefined || field(secret, 'key') !== undefined) {
       [certName, keyName] = ['cert', 'key'];
     } else if (field(secret, 'tls.crt') !== undefined || field(secret, 'tls.key') !== undefined) {
@@ -110,8 +111,7 @@ export function credentialFromSecrets(
   }
   if (ca === undefined && caSecret !== undefined) {
     ca = field(caSecret, 'cacert') ?? field(caSecret, 'ca.crt');
-    if (ca === undefined)
-      return fail(`Secret ${source}${CA_SECRET_SUFFIX} has no cacert or ca.crt key`);
+    if (ca === undefined) return fail(`Secret ${source}${CA_SECRET_SUFFIX} has no cacert or ca.crt key`);
   }
   if (certChain !== undefined && privateKey !== undefined) {
     const bad = checkCerts(certChain, `${certName} of Secret ${source}`);
@@ -180,7 +180,9 @@ export class SecretCredentials implements CredentialSource {
     const caName = `${name}${CA_SECRET_SUFFIX}`;
     const ca = this.watch(namespace, caName);
     if (ca.problem !== undefined)
-      return secret === undefined ? { source, error: `Secret ${source} not found` } : { source, error: ca.problem };
+      return secret === undefined
+        ? { source, error: `Secret ${source} not found` }
+        : { source, error: ca.problem };
     if (!ca.informer.isSynced) return { source, error: `Secret ${namespace}/${caName} not read yet` };
     return credentialFromSecrets(namespace, name, secret, ca.informer.get(caName, namespace));
   }
