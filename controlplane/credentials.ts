@@ -207,7 +207,7 @@ export class SecretCredentials implements CredentialSource {
 
   private watch(namespace: string, name: string): Watched {
     const key = `${namespace}/${name}`;
-    let w = this.watched.get(key);
+    const w = this.watched.get(key);
     if (w !== undefined) return w;
     const informer = new Informer<KubeObject>(
       this.kube,

@@ -239,7 +239,8 @@ function checkCredentials(c: Checker, v: unknown): void {
       c.fail(path, 'must be an object');
       continue;
     }
-    if (typeof cred.source !== 'string' || cred.source === '') c.fail(`${path}.source`, 'must be a non-empty string');
+    if (typeof cred.source !== 'string' || cred.source === '')
+      c.fail(`${path}.source`, 'must be a non-empty string');
     for (const k of CREDENTIAL_STRINGS)
       if (cred[k] !== undefined && typeof cred[k] !== 'string') c.fail(`${path}.${k}`, 'must be a string');
   }

@@ -34,6 +34,11 @@ export interface TlsStats {
   sslConnectionError: number;
   sslFailVerifySan: number;
   sslHandshake: number;
+  /**
+   * Why the last TLS connection failed (shown by /clusters, not to clients: a gateway's client
+   * must not learn Secret names), e.g. an undelivered or unusable credentialName.
+   */
+  lastError?: string;
 }
 
 /** What a pool needs: a socket, the event after which it may write a request, and error codes. */
@@ -118,6 +123,7 @@ export function endpointConnect(
     socket.once('error', (err: Error) => {
       if (done) return;
       stats.sslConnectionError++;
+      stats.lastError = err.message;
       if (err instanceof UpstreamTlsError) stats.sslFailVerifySan++;
     });
     return { socket, readyEvent: 'secureConnect', errorCode: handshakeErrorCode };
@@ -149,7 +155,8 @@ export function endpointConnect(
       context = env.simpleContext();
     } catch (err) {
       stats.sslConnectionError++;
-      return failedSocket(new Error(`TLS settings unusable: ${errorMessage(err)}`));
+      stats.lastError = `TLS settings unusable: ${errorMessage(err)}`;
+      return failedSocket(new Error(stats.lastError));
     }
     const verifyName = sni ?? host;
     return track(
@@ -200,7 +207,9 @@ function credentialContext(
   if (credential.error !== undefined) throw new Error(`${what} (${credential.source}): ${credential.error}`);
   const mutual = cfg.mode === 'MUTUAL';
   if (mutual && (credential.certChain === undefined || credential.privateKey === undefined))
-    throw new Error(`${what} (${credential.source}): MUTUAL needs a client certificate and key, the Secret has none`);
+    throw new Error(
+      `${what} (${credential.source}): MUTUAL needs a client certificate and key, the Secret has none`,
+    );
   if (credential.caCertificates === undefined && cfg.insecureSkipVerify !== true)
     throw new Error(
       `${what} (${credential.source}): no CA certificate to verify the server with (key ca.crt or cacert, or a Secret ${name}-cacert)`,
@@ -212,7 +221,11 @@ function credentialContext(
   );
 }
 
-function secureContext(ca: string | undefined, cert: string | undefined, key: string | undefined): SecureContext {
+function secureContext(
+  ca: string | undefined,
+  cert: string | undefined,
+  key: string | undefined,
+): SecureContext {
   return tls.createSecureContext({
     ...(ca !== undefined ? { ca } : {}),
     ...(cert !== undefined ? { cert } : {}),

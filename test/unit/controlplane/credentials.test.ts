@@ -399,7 +399,7 @@ describe('proxy: originationContext with a delivered credential (fails closed)',
     [
       'no CA (Istio never falls back to the system roots here)',
       mutual,
-      { ...good, caCertificates: undefined } as UpstreamCredential,
+      { source: good.source, certChain: leaf.certPem, privateKey: leaf.keyPem },
       /no CA certificate to verify the server with/,
     ],
     [
