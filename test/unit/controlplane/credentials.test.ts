@@ -23,8 +23,10 @@ import { validateProxyConfig } from '../../../pkg/proxyconfig/validate.js';
 import {
   credentialFromSecrets,
   credentialNames,
+  SecretCredentials,
   type CredentialSource,
 } from '../../../controlplane/credentials.js';
+import { ApiError, type KubeClient } from '../../../pkg/kube/client.js';
 import { ConfigGenerator } from '../../../controlplane/configgen.js';
 import { DEFAULT_MESH } from '../../../controlplane/flags.js';
 import type { PodInfo, Snapshot } from '../../../controlplane/registry.js';
@@ -422,5 +424,87 @@ describe('proxy: originationContext with a delivered credential (fails closed)',
     ).to.be.an('object');
     const { caCertificates: _ca, ...noCa } = good;
     expect(originationContext({ ...mutual, insecureSkipVerify: true }, noCa)).to.be.an('object');
+  });
+});
+
+describe('SecretCredentials: states while reading (fake API client)', () => {
+  const quiet = createLogger('t', { silent: true });
+  /** list/watch/get of Secrets by name: `secrets` holds what exists; `forbidden` names answer 403. */
+  function fakeKube(secrets: Map<string, KubeObject>, forbidden: Set<string>) {
+    const nameOf = (o: { fieldSelector?: string }): string =>
+      (o.fieldSelector ?? '').replace('metadata.name=', '');
+    return {
+      list: async (_v: string, _k: string, o: { fieldSelector?: string }) => {
+        if (forbidden.has(nameOf(o))) throw new ApiError(403, 'Forbidden', 'secrets is forbidden');
+        const s = secrets.get(nameOf(o));
+        return { items: s ? [s] : [], resourceVersion: '1' };
+      },
+      // a watch that stays open until the informer stops
+      watch: (_v: string, _k: string, o: { signal: AbortSignal }) =>
+        new Promise<void>((resolve) => o.signal.addEventListener('abort', () => resolve())),
+      get: async (key: { name: string }) => {
+        if (forbidden.has(key.name)) throw new ApiError(403, 'Forbidden', 'secrets is forbidden');
+        return secrets.get(key.name) ?? null;
+      },
+    } as unknown as KubeClient;
+  }
+  const settle = (): Promise<void> => new Promise((r) => setTimeout(r, 20));
+
+  it('not read yet → usable after the LIST (a change is signalled), watching only what is needed', async () => {
+    const secrets = new Map([
+      ['c', secret('c', { cert: leaf.certPem, key: leaf.keyPem, cacert: ca.certPem })],
+    ]);
+    let changes = 0;
+    const store = new SecretCredentials(fakeKube(secrets, new Set()), quiet, () => changes++);
+    expect(store.get('edge', 'c').error).to.equal('Secret edge/c not read yet');
+    await settle();
+    expect(changes).to.be.greaterThan(0);
+    expect(store.get('edge', 'c')).to.deep.include({ certChain: leaf.certPem, caCertificates: ca.certPem });
+    expect(store.watching(), 'the CA was in the Secret: no -cacert watch').to.deep.equal(['edge/c']);
+    store.stop();
+  });
+
+  it('a Secret weftd may not read (403) → the credential says so (fail closed), not "not read yet" forever', async () => {
+    const store = new SecretCredentials(fakeKube(new Map(), new Set(['c'])), quiet, () => undefined);
+    store.get('edge', 'c');
+    await settle();
+    expect(store.get('edge', 'c').error).to.equal(
+      'weftd may not read Secret edge/c (403): grant its service account get/list/watch on it',
+    );
+    store.stop();
+  });
+
+  it('no CA in the Secret: <name>-cacert is watched too; a forbidden -cacert is the reason', async () => {
+    const secrets = new Map([['c', secret('c', { cert: leaf.certPem, key: leaf.keyPem })]]);
+    const store = new SecretCredentials(fakeKube(secrets, new Set(['c-cacert'])), quiet, () => undefined);
+    store.get('edge', 'c');
+    await settle();
+    store.get('edge', 'c');
+    await settle();
+    expect(store.watching()).to.deep.equal(['edge/c', 'edge/c-cacert']);
+    expect(store.get('edge', 'c').error).to.match(/may not read Secret edge\/c-cacert \(403\)/);
+    store.stop();
+  });
+
+  it('counts usable and unusable credentials for weft_weftd_credentials', async () => {
+    const secrets = new Map([
+      ['good', secret('good', { cert: leaf.certPem, key: leaf.keyPem, cacert: ca.certPem })],
+    ]);
+    const counts: { usable: number; unusable: number }[] = [];
+    const store = new SecretCredentials(
+      fakeKube(secrets, new Set()),
+      quiet,
+      () => undefined,
+      (c) => counts.push(c),
+    );
+    store.get('edge', 'good');
+    store.get('edge', 'missing');
+    await settle();
+    store.get('edge', 'good');
+    store.get('edge', 'missing');
+    await settle();
+    store.get('edge', 'missing');
+    expect(counts.at(-1)).to.deep.equal({ usable: 1, unusable: 1 });
+    store.stop();
   });
 });
