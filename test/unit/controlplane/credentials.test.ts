@@ -14,6 +14,7 @@ import { createLogger } from '../../../pkg/log/index.js';
 import {
   PROXY_CONFIG_API_VERSION,
   REDACTED,
+  type Cluster,
   redactCredentials,
   type ProxyConfig,
   type UpstreamCredential,
@@ -31,6 +32,7 @@ import { ConfigGenerator } from '../../../controlplane/configgen.js';
 import { DEFAULT_MESH } from '../../../controlplane/flags.js';
 import type { PodInfo, Snapshot } from '../../../controlplane/registry.js';
 import { originationContext } from '../../../proxy/upstream/tls.js';
+import { ClusterTable } from '../../../proxy/compile/compile.js';
 import type { DestinationRule, Gateway, ServiceEntry, VirtualService } from '../../../pkg/api/index.js';
 
 const HOUR = 3600_000;
@@ -506,5 +508,37 @@ describe('SecretCredentials: states while reading (fake API client)', () => {
     store.get('edge', 'missing');
     expect(counts.at(-1)).to.deep.equal({ usable: 1, unusable: 1 });
     store.stop();
+  });
+});
+
+describe('proxy: a changed credential is a changed cluster (ClusterTable.adopt)', () => {
+  const good: UpstreamCredential = {
+    source: 'edge/api-client',
+    certChain: leaf.certPem,
+    privateKey: leaf.keyPem,
+    caCertificates: ca.certPem,
+  };
+  const def = (): Cluster => ({
+    name: 'c',
+    service: 'api.example.test',
+    port: 443,
+    endpoints: [{ address: '127.0.0.1', port: 1 }],
+    tls: { mode: 'MUTUAL', credentialName: 'api-client' },
+  });
+  const table = (cred: UpstreamCredential): ClusterTable =>
+    new ClusterTable(new Map([['c', def()]]), undefined, undefined, { 'api-client': cred });
+
+  it('the same credential keeps the live runtime (and its pools); a rotated one replaces it', () => {
+    const first = table(good);
+    const rt = first.get('c')!;
+    const same = table({ ...good });
+    expect(same.adopt(first)).to.deep.equal([]);
+    expect(same.get('c')).to.equal(rt);
+    const other = issueServing(ca, { commonName: 'c2', dnsNames: ['c2'], ttlMs: HOUR, now });
+    const rotated = table({ ...good, certChain: other.certPem, privateKey: other.keyPem });
+    expect(rotated.adopt(same)).to.deep.equal([rt]);
+    expect(rotated.get('c')).to.not.equal(rt);
+    const broken = table({ source: good.source, error: 'Secret edge/api-client not found' });
+    expect(broken.adopt(rotated)).to.have.length(1);
   });
 });
