@@ -16,6 +16,7 @@
  * failure: 503 UF, retried as connect-failure) and counted on the cluster
  * (`ssl.connection_error`, `ssl.fail_verify_san`).
  */
+import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import tls, { type PeerCertificate, type SecureContext } from 'node:tls';
@@ -231,4 +232,66 @@ function secureContext(
     ...(cert !== undefined ? { cert } : {}),
     ...(key !== undefined ? { key } : {}),
   });
+}
+
+/** One certificate as /certs shows it (never key material). */
+export interface CertSummary {
+  serialNumber: string;
+  subject: string;
+  notBefore: string;
+  notAfter: string;
+  valid: boolean;
+}
+
+/** A delivered credential as /certs shows it, named as Istio's SDS names it (`kubernetes://<name>`). */
+export interface CredentialSummary {
+  name: string;
+  source: string;
+  state: 'valid' | 'expired' | 'error';
+  error?: string;
+  certificate: CertSummary | null;
+  roots: CertSummary[];
+}
+
+function certSummaries(pem: string | undefined, now: number): CertSummary[] {
+  const out: CertSummary[] = [];
+  for (const block of pem?.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? []) {
+    let x: X509Certificate;
+    try {
+      x = new X509Certificate(block);
+    } catch {
+      continue; // weftd checked the PEM; a block it let through is not shown rather than thrown on
+    }
+    const from = Date.parse(x.validFrom);
+    const to = Date.parse(x.validTo);
+    out.push({
+      serialNumber: x.serialNumber,
+      subject: x.subject,
+      notBefore: new Date(from).toISOString(),
+      notAfter: new Date(to).toISOString(),
+      valid: now >= from && now < to,
+    });
+  }
+  return out;
+}
+
+/** The `credentials` of a config as /certs lists them: certificates and CAs, never the key. */
+export function credentialSummaries(
+  credentials: Record<string, UpstreamCredential> | undefined,
+  now = Date.now(),
+): CredentialSummary[] {
+  return Object.entries(credentials ?? {})
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([name, c]) => {
+      const certificate = certSummaries(c.certChain, now)[0] ?? null;
+      return {
+        name: `kubernetes://${name}`,
+        source: c.source,
+        state:
+          c.error !== undefined ? 'error' : certificate !== null && !certificate.valid ? 'expired' : 'valid',
+        ...(c.error !== undefined ? { error: c.error } : {}),
+        certificate,
+        roots: certSummaries(c.caCertificates, now),
+      };
+    });
 }

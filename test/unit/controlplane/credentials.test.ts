@@ -7,7 +7,7 @@
  * redaction of private keys in dumps.
  */
 import { expect } from 'chai';
-import { generateKeyPairSync } from 'node:crypto';
+import { generateKeyPairSync, X509Certificate } from 'node:crypto';
 import { createCA, issueServing, type KeyPairPem } from '../../../pkg/certs/index.js';
 import type { KubeObject } from '../../../pkg/kube/types.js';
 import { createLogger } from '../../../pkg/log/index.js';
@@ -31,7 +31,7 @@ import { ApiError, type KubeClient } from '../../../pkg/kube/client.js';
 import { ConfigGenerator } from '../../../controlplane/configgen.js';
 import { DEFAULT_MESH } from '../../../controlplane/flags.js';
 import type { PodInfo, Snapshot } from '../../../controlplane/registry.js';
-import { originationContext } from '../../../proxy/upstream/tls.js';
+import { credentialSummaries, originationContext } from '../../../proxy/upstream/tls.js';
 import { ClusterTable } from '../../../proxy/compile/compile.js';
 import type { DestinationRule, Gateway, ServiceEntry, VirtualService } from '../../../pkg/api/index.js';
 
@@ -540,5 +540,30 @@ describe('proxy: a changed credential is a changed cluster (ClusterTable.adopt)'
     expect(rotated.get('c')).to.not.equal(rt);
     const broken = table({ source: good.source, error: 'Secret edge/api-client not found' });
     expect(broken.adopt(rotated)).to.have.length(1);
+  });
+});
+
+describe('proxy: /certs lists delivered credentials (proxy-config secret), never their keys', () => {
+  const good: UpstreamCredential = {
+    source: 'edge/api-client',
+    certChain: leaf.certPem,
+    privateKey: leaf.keyPem,
+    caCertificates: ca.certPem,
+  };
+  it('Istio SDS names, the chain’s leaf and the CAs, valid / expired / error', () => {
+    const creds = { 'api-client': good, bad: { source: 'edge/bad', error: 'Secret edge/bad not found' } };
+    const s = credentialSummaries(creds);
+    expect(s.map((x) => [x.name, x.state, x.error])).to.deep.equal([
+      ['kubernetes://api-client', 'valid', undefined],
+      ['kubernetes://bad', 'error', 'Secret edge/bad not found'],
+    ]);
+    expect(s[0]!.certificate!.serialNumber).to.equal(new X509Certificate(leaf.certPem).serialNumber);
+    expect(s[0]!.roots.map((r) => r.serialNumber)).to.deep.equal([
+      new X509Certificate(ca.certPem).serialNumber,
+    ]);
+    expect(JSON.stringify(s)).to.not.contain('PRIVATE KEY');
+    const later = credentialSummaries(creds, Date.now() + 2 * HOUR);
+    expect(later[0]!.state).to.equal('expired');
+    expect(later[0]!.certificate!.valid).to.equal(false);
   });
 });
