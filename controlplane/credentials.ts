@@ -25,6 +25,7 @@ import { Informer } from '../pkg/kube/informer.js';
 import type { KubeObject } from '../pkg/kube/types.js';
 import type { Logger } from '../pkg/log/index.js';
 import type { ProxyConfig, UpstreamCredential } from '../pkg/proxyconfig/types.js';
+import { isDNS1123Subdomain } from '../pkg/validation/primitives.js';
 import { field, splitPemCerts } from './ca/signer.js';
 
 /** A credential source: what the config generator asks for each credentialName a proxy needs. */
@@ -47,6 +48,26 @@ export function credentialNames(config: Pick<ProxyConfig, 'clusters'>): string[]
 
 function keysOf(secret: KubeObject): string[] {
   return Object.keys((secret as { data?: Record<string, string> }).data ?? {}).sort();
+}
+
+/**
+ * The Secret a credentialName names: the name itself, or after Istio's `kubernetes://` prefix.
+ * Anything that is not a Secret name (a `configmap://` CA, a name a field selector would read as
+ * more than a name) is an error, never a watch.
+ */
+export function secretNameOf(credentialName: string): string | { error: string } {
+  if (credentialName.startsWith('configmap://'))
+    return {
+      error: `credentialName ${credentialName}: a CA from a ConfigMap (configmap://) is not supported yet`,
+    };
+  const name = credentialName.startsWith('kubernetes://')
+    ? credentialName.slice('kubernetes://'.length)
+    : credentialName;
+  if (!isDNS1123Subdomain(name) || name.length + CA_SECRET_SUFFIX.length > 253)
+    return {
+      error: `credentialName ${JSON.stringify(credentialName)} is not a Secret name (DNS-1123 subdomain)`,
+    };
+  return name;
 }
 
 /** Checks one PEM field; returns an error text or undefined. */
@@ -168,8 +189,10 @@ export class SecretCredentials implements CredentialSource {
     return cred;
   }
 
-  private read(namespace: string, name: string): UpstreamCredential {
-    const source = `${namespace}/${name}`;
+  private read(namespace: string, credentialName: string): UpstreamCredential {
+    const source = `${namespace}/${credentialName}`;
+    const name = secretNameOf(credentialName);
+    if (typeof name === 'object') return { source, error: name.error };
     const main = this.watch(namespace, name);
     if (main.problem !== undefined) return { source, error: main.problem };
     if (!main.informer.isSynced) return { source, error: `Secret ${source} not read yet` };

@@ -25,6 +25,7 @@ import {
   credentialFromSecrets,
   credentialNames,
   SecretCredentials,
+  secretNameOf,
   type CredentialSource,
 } from '../../../controlplane/credentials.js';
 import { ApiError, type KubeClient } from '../../../pkg/kube/client.js';
@@ -565,5 +566,45 @@ describe('proxy: /certs lists delivered credentials (proxy-config secret), never
     const later = credentialSummaries(creds, Date.now() + 2 * HOUR);
     expect(later[0]!.state).to.equal('expired');
     expect(later[0]!.certificate!.valid).to.equal(false);
+  });
+});
+
+describe('credentialName → Secret name (nothing else is watched)', () => {
+  const cases: [string, string | RegExp][] = [
+    ['client-cred', 'client-cred'],
+    ['kubernetes://client-cred', 'client-cred'],
+    ['certs.example.com', 'certs.example.com'],
+    ['configmap://ca', /a CA from a ConfigMap \(configmap:\/\/\) is not supported yet/],
+    ['Client-Cred', /is not a Secret name/],
+    ['a,metadata.namespace=kube-system', /is not a Secret name/], // a field selector injection
+    ['ns/name', /is not a Secret name/],
+    ['kubernetes://', /is not a Secret name/],
+    ['a'.repeat(247), /is not a Secret name/], // its -cacert would be too long
+  ];
+  for (const [given, want] of cases)
+    it(`${JSON.stringify(given.length > 40 ? `${given.slice(0, 10)}…(${given.length})` : given)}`, () => {
+      const got = secretNameOf(given);
+      if (typeof want === 'string') expect(got).to.equal(want);
+      else expect((got as { error: string }).error).to.match(want);
+    });
+
+  it('a SecretCredentials never watches a name that is not a Secret name', async () => {
+    const listed: string[] = [];
+    const kube = {
+      list: async (_v: string, _k: string, o: { fieldSelector?: string }) => {
+        listed.push(o.fieldSelector ?? '');
+        return { items: [], resourceVersion: '1' };
+      },
+      watch: (_v: string, _k: string, o: { signal: AbortSignal }) =>
+        new Promise<void>((resolve) => o.signal.addEventListener('abort', () => resolve())),
+      get: async () => null,
+    } as unknown as KubeClient;
+    const store = new SecretCredentials(kube, createLogger('t', { silent: true }), () => undefined);
+    expect(store.get('edge', 'a,metadata.name=b').error).to.match(/is not a Secret name/);
+    expect(store.get('edge', 'configmap://ca').error).to.match(/ConfigMap/);
+    await new Promise((r) => setTimeout(r, 10));
+    expect(listed).to.deep.equal([]);
+    expect(store.watching()).to.deep.equal([]);
+    store.stop();
   });
 });
