@@ -173,6 +173,7 @@ interface Watched {
 export class SecretCredentials implements CredentialSource {
   private readonly watched = new Map<string, Watched>();
   private readonly lastState = new Map<string, string>();
+  private readonly parsed = new Map<string, { versions: string; cred: UpstreamCredential }>();
   private stopped = false;
 
   constructor(
@@ -198,7 +199,7 @@ export class SecretCredentials implements CredentialSource {
     if (!main.informer.isSynced) return { source, error: `Secret ${source} not read yet` };
     const secret = main.informer.get(name, namespace);
     if (secret !== undefined && (field(secret, 'cacert') ?? field(secret, 'ca.crt')) !== undefined)
-      return credentialFromSecrets(namespace, name, secret, undefined);
+      return this.parse(namespace, name, secret, undefined);
     // no CA in the Secret (or no Secret): the CA may be in <name>-cacert, watched only then
     const caName = `${name}${CA_SECRET_SUFFIX}`;
     const ca = this.watch(namespace, caName);
@@ -207,7 +208,23 @@ export class SecretCredentials implements CredentialSource {
         ? { source, error: `Secret ${source} not found` }
         : { source, error: ca.problem };
     if (!ca.informer.isSynced) return { source, error: `Secret ${namespace}/${caName} not read yet` };
-    return credentialFromSecrets(namespace, name, secret, ca.informer.get(caName, namespace));
+    return this.parse(namespace, name, secret, ca.informer.get(caName, namespace));
+  }
+
+  /** credentialFromSecrets, once per pair of Secret versions (every gateway push asks again). */
+  private parse(
+    namespace: string,
+    name: string,
+    secret: KubeObject | undefined,
+    caSecret: KubeObject | undefined,
+  ): UpstreamCredential {
+    const key = `${namespace}/${name}`;
+    const versions = `${secret?.metadata.resourceVersion ?? '-'}|${caSecret?.metadata.resourceVersion ?? '-'}`;
+    const hit = this.parsed.get(key);
+    if (hit?.versions === versions && secret?.metadata.resourceVersion !== undefined) return hit.cred;
+    const cred = credentialFromSecrets(namespace, name, secret, caSecret);
+    this.parsed.set(key, { versions, cred });
+    return cred;
   }
 
   /** Logs a credential's state when it changes (never its material). */
