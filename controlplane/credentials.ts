@@ -15,8 +15,11 @@
  * weftd caches only those Secrets, never every Secret of the cluster, and RBAC may grant exactly
  * them (a Role with resourceNames, as for the CA Secret). A Secret weftd may not read, one that
  * is missing, lacks a key or holds bad PEM yields a credential with `error`: the proxy fails the
- * connections that need it (503 UF, the reason in the body), weftd logs the reason once per
- * change and counts unusable credentials in `weft_weftd_credentials{state}`.
+ * connections that need it (503 UF; the reason in its /clusters and `weftctl proxy-config
+ * secret`, not in the client's body), weftd logs the reason once per change and counts unusable
+ * credentials in `weft_weftd_credentials{state}`. At most MAX_WATCHED_SECRETS Secrets are
+ * watched (one API watch each): a DestinationRule naming thousands of credentials cannot make
+ * weftd open thousands of watches.
  */
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { errorMessage } from '../pkg/errors/index.js';
@@ -36,7 +39,13 @@ export interface CredentialSource {
 /** The suffix of the Secret that may hold the CA of a credential (Istio's `-cacert`). */
 export const CA_SECRET_SUFFIX = '-cacert';
 
-/** credentialName values a proxy's clusters use for SIMPLE/MUTUAL origination (configmap:// is CA-only, not a Secret). */
+/** Secrets watched at most (each is one API server watch); past it, new credentials are errors. */
+export const MAX_WATCHED_SECRETS = 512;
+
+/**
+ * credentialName values a proxy's clusters use for SIMPLE/MUTUAL origination (a `configmap://`
+ * one too: its credential then says it is not supported).
+ */
 export function credentialNames(config: Pick<ProxyConfig, 'clusters'>): string[] {
   const names = new Set<string>();
   for (const c of config.clusters) {
@@ -160,10 +169,13 @@ export function credentialFromSecrets(
 }
 
 interface Watched {
-  informer: Informer<KubeObject>;
+  informer: Pick<Informer<KubeObject>, 'isSynced' | 'get'>;
   /** A LIST/GET refused with this (403 …): the informer retries, the credential says why meanwhile. */
   problem: string | undefined;
 }
+
+/** Stands in for an informer past MAX_WATCHED_SECRETS (its `problem` says why). */
+const NOT_WATCHED: Watched['informer'] = { isSynced: false, get: () => undefined };
 
 /**
  * Credentials read from Secrets on demand: the first `get` of namespace/name starts the watches
@@ -172,6 +184,7 @@ interface Watched {
  */
 export class SecretCredentials implements CredentialSource {
   private readonly watched = new Map<string, Watched>();
+  private readonly informers: Informer<KubeObject>[] = [];
   private readonly lastState = new Map<string, string>();
   private readonly parsed = new Map<string, { versions: string; cred: UpstreamCredential }>();
   private stopped = false;
@@ -181,6 +194,7 @@ export class SecretCredentials implements CredentialSource {
     private readonly log: Logger,
     private readonly onChange: () => void,
     private readonly onState?: (counts: { usable: number; unusable: number }) => void,
+    private readonly maxWatched = MAX_WATCHED_SECRETS,
   ) {}
 
   get(namespace: string, name: string): UpstreamCredential {
@@ -249,6 +263,11 @@ export class SecretCredentials implements CredentialSource {
     const key = `${namespace}/${name}`;
     const w = this.watched.get(key);
     if (w !== undefined) return w;
+    if (this.watched.size >= this.maxWatched)
+      return {
+        informer: NOT_WATCHED,
+        problem: `Secret ${key} is not watched: weftd already watches ${this.maxWatched} credential Secrets`,
+      };
     const informer = new Informer<KubeObject>(
       this.kube,
       { apiVersion: 'v1', kind: 'Secret', namespace, fieldSelector: `metadata.name=${name}` },
@@ -256,6 +275,7 @@ export class SecretCredentials implements CredentialSource {
     );
     const watched: Watched = { informer, problem: undefined };
     this.watched.set(key, watched);
+    this.informers.push(informer);
     informer.on(() => this.onChange());
     void informer.hasSynced.then(() => {
       watched.problem = undefined;
@@ -280,6 +300,6 @@ export class SecretCredentials implements CredentialSource {
 
   stop(): void {
     this.stopped = true;
-    for (const w of this.watched.values()) w.informer.stop();
+    for (const w of this.informers) w.stop();
   }
 }

@@ -489,6 +489,21 @@ describe('SecretCredentials: states while reading (fake API client)', () => {
     store.stop();
   });
 
+  it('watches at most maxWatched Secrets: past it a credential is an error, not another API watch', async () => {
+    const secrets = new Map([
+      ['a', secret('a', { cert: leaf.certPem, key: leaf.keyPem, cacert: ca.certPem })],
+    ]);
+    const store = new SecretCredentials(fakeKube(secrets, new Set()), quiet, () => undefined, undefined, 1);
+    store.get('edge', 'a');
+    await settle();
+    expect(store.get('edge', 'a').error).to.equal(undefined);
+    expect(store.get('edge', 'b').error).to.equal(
+      'Secret edge/b is not watched: weftd already watches 1 credential Secrets',
+    );
+    expect(store.watching()).to.deep.equal(['edge/a']);
+    store.stop();
+  });
+
   it('counts usable and unusable credentials for weft_weftd_credentials', async () => {
     const secrets = new Map([
       ['good', secret('good', { cert: leaf.certPem, key: leaf.keyPem, cacert: ca.certPem })],
