@@ -24,6 +24,7 @@ import { TLS_MODE_LABEL, type UpstreamCredential, type UpstreamTls } from '../..
 import { uriSansOf } from '../../pkg/certs/spiffe.js';
 import { errorMessage } from '../../pkg/errors/index.js';
 import type { IdentitySource } from '../identity/types.js';
+import { pemCerts } from '../identity/workload.js';
 
 /** Istio's client ALPN for mTLS over HTTP/1.1 (mtlsHTTPALPNs) and for TCP (mtlsTCPALPNs). */
 export const MESH_ALPN_HTTP11 = ['istio-http/1.1', 'istio'];
@@ -255,7 +256,7 @@ export interface CredentialSummary {
 
 function certSummaries(pem: string | undefined, now: number): CertSummary[] {
   const out: CertSummary[] = [];
-  for (const block of pem?.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? []) {
+  for (const block of pemCerts(pem ?? '')) {
     let x: X509Certificate;
     try {
       x = new X509Certificate(block);
