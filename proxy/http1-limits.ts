@@ -61,7 +61,8 @@ export function createDownstreamServer(
   extra: http.ServerOptions,
   onRequest: http.RequestListener,
 ): http.Server {
-  const server = http.createServer({ ...downstreamServerOptions(o), ...extra }, onRequest);
+  // the limits last: a listener's own options cannot loosen them
+  const server = http.createServer({ ...extra, ...downstreamServerOptions(o) }, onRequest);
   // over it: HPE_HEADER_OVERFLOW → 431 DPE (downstreamErrorStatus)
   server.maxHeadersCount = MAX_HEADERS_COUNT;
   return server;

@@ -23,10 +23,15 @@ describe('proxy/http1-limits: downstream servers', () => {
     expect((s as unknown as { maxHeaderSize?: number }).maxHeaderSize ?? want.maxHeaderSize).to.equal(8192);
   });
 
-  it('listener-specific options are added, not replacing the limits', () => {
-    const s = createDownstreamServer({}, { requireHostHeader: false }, () => undefined);
+  it('listener-specific options are added, and cannot loosen the limits', () => {
+    const s = createDownstreamServer(
+      {},
+      { requireHostHeader: false, headersTimeout: 600_000, requestTimeout: 0 },
+      () => undefined,
+    );
     expect(s.maxHeadersCount).to.equal(MAX_HEADERS_COUNT);
     expect(s.headersTimeout).to.equal(10_000);
+    expect(s.requestTimeout).to.equal(300_000);
   });
 
   const table: [string, 400 | 408 | 431][] = [
