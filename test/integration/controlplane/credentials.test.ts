@@ -28,7 +28,8 @@ import { CertReloader } from '../../../pkg/tls/index.js';
 import { freshNamespace, installCRDs, testCluster, waitFor } from '../../support/index.js';
 import { leafWithSans } from '../proxy/mesh-identity.js';
 import { request, startProxy, type Started } from '../proxy/helpers.js';
-import { pod } from './fixtures.js';
+import { clientAs, pod } from './fixtures.js';
+import { SecretCredentials } from '../../../controlplane/credentials.js';
 
 const HOUR = 3600_000;
 const NET = 'networking.istio.io/v1';
@@ -237,6 +238,55 @@ describe('DestinationRule MUTUAL credentialName: Secret → weftd → gateway �
     const dump = await get(proxy.admin, '/config_dump');
     expect(dump).to.contain(REDACTED);
     expect(dump).to.not.contain(keyBody);
+  });
+
+  it('RBAC: a weftd that may not read the Secret says so (403); a Role with resourceNames for it is enough', async () => {
+    await kube.create({
+      apiVersion: 'v1',
+      kind: 'ServiceAccount',
+      metadata: { name: 'weftd-lite', namespace: ns },
+    });
+    const limited = await clientAs(kube, ns, 'weftd-lite');
+    let changes = 0;
+    const store = new SecretCredentials(limited, log, () => changes++);
+    try {
+      const forbidden = await waitFor('the 403 reason', () => {
+        const e = store.get(ns, CRED).error ?? '';
+        return e.includes('(403)') ? e : null;
+      });
+      expect(forbidden).to.equal(
+        `weftd may not read Secret ${ns}/${CRED} (403): grant its service account get/list/watch on it`,
+      );
+      // exactly this Secret (its CA is in it, so no -cacert is needed)
+      await kube.create({
+        apiVersion: 'rbac.authorization.k8s.io/v1',
+        kind: 'Role',
+        metadata: { name: 'credential-reader', namespace: ns },
+        rules: [
+          { apiGroups: [''], resources: ['secrets'], resourceNames: [CRED], verbs: ['get', 'list', 'watch'] },
+        ],
+      } as KubeObject);
+      await kube.create({
+        apiVersion: 'rbac.authorization.k8s.io/v1',
+        kind: 'RoleBinding',
+        metadata: { name: 'credential-reader', namespace: ns },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'credential-reader' },
+        subjects: [{ kind: 'ServiceAccount', name: 'weftd-lite', namespace: ns }],
+      } as KubeObject);
+      const usable = await waitFor(
+        'the credential once the Role allows it (the informer retries with backoff)',
+        () => {
+          const c = store.get(ns, CRED);
+          return c.error === undefined ? c : null;
+        },
+        90_000,
+      );
+      expect(usable.certChain).to.equal(client.certPem);
+      expect(changes).to.be.greaterThan(0);
+      expect(store.watching()).to.deep.equal([`${ns}/${CRED}`]);
+    } finally {
+      store.stop();
+    }
   });
 
   it('a Secret turned bad (a key of another certificate): fails closed again, with the reason and no key material', async () => {
