@@ -49,6 +49,14 @@ const otherKey = generateKeyPairSync('rsa', { modulusLength: 2048 })
   .privateKey.export({ type: 'pkcs8', format: 'pem' })
   .toString();
 
+/** A usable credential as weftd delivers it (client certificate, key, CA). */
+const good: UpstreamCredential = {
+  source: 'edge/api-client',
+  certChain: leaf.certPem,
+  privateKey: leaf.keyPem,
+  caCertificates: ca.certPem,
+};
+
 const b64 = (s: string): string => Buffer.from(s).toString('base64');
 function secret(name: string, data: Record<string, string>, ns = 'edge'): KubeObject {
   return {
@@ -288,12 +296,6 @@ describe('credentialName: which clusters, which proxies', () => {
       asked,
     };
   }
-  const good: UpstreamCredential = {
-    source: 'edge/api-client',
-    certChain: leaf.certPem,
-    privateKey: leaf.keyPem,
-    caCertificates: ca.certPem,
-  };
 
   it('a gateway gets the credentials its clusters name, read from its own namespace', () => {
     const { gen, asked } = generator({ 'edge/api-client': good });
@@ -376,12 +378,6 @@ describe('credentialName: which clusters, which proxies', () => {
 
 describe('proxy: originationContext with a delivered credential (fails closed)', () => {
   const mutual: UpstreamTls = { mode: 'MUTUAL', credentialName: 'api-client' };
-  const good: UpstreamCredential = {
-    source: 'edge/api-client',
-    certChain: leaf.certPem,
-    privateKey: leaf.keyPem,
-    caCertificates: ca.certPem,
-  };
   const cases: [string, UpstreamTls, UpstreamCredential | undefined, RegExp][] = [
     [
       'not delivered (a sidecar)',
@@ -430,27 +426,29 @@ describe('proxy: originationContext with a delivered credential (fails closed)',
   });
 });
 
+/** list/watch/get of Secrets by name: `secrets` holds what exists; `forbidden` names answer 403. */
+function fakeKube(secrets: Map<string, KubeObject>, forbidden: Set<string>, listed: string[] = []) {
+  const nameOf = (o: { fieldSelector?: string }): string =>
+    (o.fieldSelector ?? '').replace('metadata.name=', '');
+  return {
+    list: async (_v: string, _k: string, o: { fieldSelector?: string }) => {
+      listed.push(o.fieldSelector ?? '');
+      if (forbidden.has(nameOf(o))) throw new ApiError(403, 'Forbidden', 'secrets is forbidden');
+      const s = secrets.get(nameOf(o));
+      return { items: s ? [s] : [], resourceVersion: '1' };
+    },
+    // a watch that stays open until the informer stops
+    watch: (_v: string, _k: string, o: { signal: AbortSignal }) =>
+      new Promise<void>((resolve) => o.signal.addEventListener('abort', () => resolve())),
+    get: async (key: { name: string }) => {
+      if (forbidden.has(key.name)) throw new ApiError(403, 'Forbidden', 'secrets is forbidden');
+      return secrets.get(key.name) ?? null;
+    },
+  } as unknown as KubeClient;
+}
+
 describe('SecretCredentials: states while reading (fake API client)', () => {
   const quiet = createLogger('t', { silent: true });
-  /** list/watch/get of Secrets by name: `secrets` holds what exists; `forbidden` names answer 403. */
-  function fakeKube(secrets: Map<string, KubeObject>, forbidden: Set<string>) {
-    const nameOf = (o: { fieldSelector?: string }): string =>
-      (o.fieldSelector ?? '').replace('metadata.name=', '');
-    return {
-      list: async (_v: string, _k: string, o: { fieldSelector?: string }) => {
-        if (forbidden.has(nameOf(o))) throw new ApiError(403, 'Forbidden', 'secrets is forbidden');
-        const s = secrets.get(nameOf(o));
-        return { items: s ? [s] : [], resourceVersion: '1' };
-      },
-      // a watch that stays open until the informer stops
-      watch: (_v: string, _k: string, o: { signal: AbortSignal }) =>
-        new Promise<void>((resolve) => o.signal.addEventListener('abort', () => resolve())),
-      get: async (key: { name: string }) => {
-        if (forbidden.has(key.name)) throw new ApiError(403, 'Forbidden', 'secrets is forbidden');
-        return secrets.get(key.name) ?? null;
-      },
-    } as unknown as KubeClient;
-  }
   const settle = (): Promise<void> => new Promise((r) => setTimeout(r, 20));
 
   it('not read yet → usable after the LIST (a change is signalled), watching only what is needed', async () => {
@@ -528,12 +526,6 @@ describe('SecretCredentials: states while reading (fake API client)', () => {
 });
 
 describe('proxy: a changed credential is a changed cluster (ClusterTable.adopt)', () => {
-  const good: UpstreamCredential = {
-    source: 'edge/api-client',
-    certChain: leaf.certPem,
-    privateKey: leaf.keyPem,
-    caCertificates: ca.certPem,
-  };
   const def = (): Cluster => ({
     name: 'c',
     service: 'api.example.test',
@@ -560,12 +552,6 @@ describe('proxy: a changed credential is a changed cluster (ClusterTable.adopt)'
 });
 
 describe('proxy: /certs lists delivered credentials (proxy-config secret), never their keys', () => {
-  const good: UpstreamCredential = {
-    source: 'edge/api-client',
-    certChain: leaf.certPem,
-    privateKey: leaf.keyPem,
-    caCertificates: ca.certPem,
-  };
   it('Istio SDS names, the chain’s leaf and the CAs, valid / expired / error', () => {
     const creds = { 'api-client': good, bad: { source: 'edge/bad', error: 'Secret edge/bad not found' } };
     const s = credentialSummaries(creds);
@@ -605,15 +591,7 @@ describe('credentialName → Secret name (nothing else is watched)', () => {
 
   it('a SecretCredentials never watches a name that is not a Secret name', async () => {
     const listed: string[] = [];
-    const kube = {
-      list: async (_v: string, _k: string, o: { fieldSelector?: string }) => {
-        listed.push(o.fieldSelector ?? '');
-        return { items: [], resourceVersion: '1' };
-      },
-      watch: (_v: string, _k: string, o: { signal: AbortSignal }) =>
-        new Promise<void>((resolve) => o.signal.addEventListener('abort', () => resolve())),
-      get: async () => null,
-    } as unknown as KubeClient;
+    const kube = fakeKube(new Map(), new Set(), listed);
     const store = new SecretCredentials(kube, createLogger('t', { silent: true }), () => undefined);
     expect(store.get('edge', 'a,metadata.name=b').error).to.match(/is not a Secret name/);
     expect(store.get('edge', 'configmap://ca').error).to.match(/ConfigMap/);
