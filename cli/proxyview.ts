@@ -327,6 +327,14 @@ export interface CertsAnswer {
     valid: boolean;
   } | null;
   roots: { serialNumber: string; notBefore: string; notAfter: string; valid: boolean }[];
+  /** DestinationRule credentialName credentials (gateways; proxy/upstream/tls.ts credentialSummaries). */
+  credentials?: {
+    name: string;
+    state: 'valid' | 'expired' | 'error';
+    error?: string;
+    certificate: { serialNumber: string; notBefore: string; notAfter: string; valid: boolean } | null;
+    roots: { serialNumber: string; notBefore: string; notAfter: string; valid: boolean }[];
+  }[];
 }
 
 /** `2026-12-06T14:00:00Z`: istioctl's NOT AFTER form (seconds, no millis). */
@@ -358,8 +366,20 @@ export function secretTable(a: CertsAnswer): string {
   if (c === null) rows.push(['default', 'Cert Chain', 'WARMING', 'false', '-', '-', '-']);
   else rows.push(row('default', 'Cert Chain', c));
   for (const r of a.roots) rows.push(row('ROOTCA', 'CA', r));
-  return table(
+  // credentialName credentials under Istio's SDS names; an unusable one says why below the table
+  const errors: string[] = [];
+  for (const cred of a.credentials ?? []) {
+    if (cred.state === 'error') {
+      rows.push([cred.name, 'Cert Chain', 'ERROR', 'false', '-', '-', '-']);
+      errors.push(`${cred.name}: ${cred.error ?? 'unusable'}`);
+      continue;
+    }
+    if (cred.certificate !== null) rows.push(row(cred.name, 'Cert Chain', cred.certificate));
+    for (const r of cred.roots) rows.push(row(`${cred.name}-cacert`, 'CA', r));
+  }
+  const out = table(
     ['RESOURCE NAME', 'TYPE', 'STATUS', 'VALID CERT', 'SERIAL NUMBER', 'NOT AFTER', 'NOT BEFORE'],
     rows,
   );
+  return errors.length === 0 ? out : `${out}\n${errors.join('\n')}\n`;
 }

@@ -9,6 +9,8 @@
  * from the PeerAuthentications that select it (the Mesh's mtls.mode below them), and the
  * protocols of the Services in front of it.
  *
+ * Gateways also get the credentials of their clusters' `tls.credentialName` (credentials.ts).
+ *
  * Translation warnings describe the mesh config, not a proxy: they are logged once per version.
  */
 import { createHash } from 'node:crypto';
@@ -24,6 +26,7 @@ import {
 import { inboundFor } from '../pkg/translate/inbound.js';
 import { gatewayTargetPorts, type KubeService } from '../pkg/translate/kube.js';
 import { podServiceNames, translateAuthz } from '../pkg/translate/authz.js';
+import { credentialNames, type CredentialSource } from './credentials.js';
 import type { MeshSettings } from './flags.js';
 import type { PodInfo, Snapshot } from './registry.js';
 import type { JwksSource } from '../pkg/translate/requestauthn.js';
@@ -82,6 +85,8 @@ export class ConfigGenerator {
       log: Logger;
       jwks?: JwksSource;
       shadowHostSuffix?: boolean;
+      /** Where gateways' `tls.credentialName` Secrets are read (absent: none delivered; those clusters fail). */
+      credentials?: CredentialSource;
     },
   ) {}
 
@@ -175,7 +180,7 @@ export class ConfigGenerator {
       this.logWarnings('gateway', result);
     }
     const authz = this.authzFor(snapshot, pod, this.opts.mesh.gatewayNumTrustedProxies);
-    const config =
+    const withAuthz =
       authz === undefined
         ? result.config
         : {
@@ -186,6 +191,7 @@ export class ConfigGenerator {
               .digest('hex')
               .slice(0, 12),
           };
+    const config = this.withCredentials(withAuthz, pod.namespace);
     return {
       config,
       version: config.version,
@@ -239,6 +245,23 @@ export class ConfigGenerator {
     if (this.loggedVersions.size > 1000) this.loggedVersions.clear();
     this.loggedVersions.add(message);
     this.opts.log.warn('Authorization policy warning', { warning: message });
+  }
+
+  /**
+   * The gateway's config with the credentials its clusters name (read from Secrets in its own
+   * namespace, per call: the translation is cached, the Secrets change on their own); the version
+   * covers them, so a rotated Secret is pushed.
+   */
+  private withCredentials(config: ProxyConfig, namespace: string): ProxyConfig {
+    const source = this.opts.credentials;
+    const names = credentialNames(config);
+    if (source === undefined || names.length === 0) return config;
+    const credentials = Object.fromEntries(names.map((n) => [n, source.get(namespace, n)]));
+    const version = createHash('sha256')
+      .update(`${config.version}\n${JSON.stringify(credentials)}`)
+      .digest('hex')
+      .slice(0, 12);
+    return { ...config, version, credentials };
   }
 
   private inputs(snapshot: Snapshot) {

@@ -10,6 +10,8 @@
  * - `pilot_push_triggers{type}`: changes that scheduled a push (service|endpoint|pod|config).
  * - `pilot_services`, `pilot_virt_services`: registry sizes.
  * - `weft_weftd_token_reviews_total{result}`: ok|cached|denied|error (weft's own).
+ * - `weft_weftd_credentials{state}`: usable|unusable credentials of DestinationRule
+ *   `tls.credentialName` delivered to gateways (controlplane/credentials.ts).
  * - The workload CA, as istiod's CA (Citadel) names them: `citadel_server_csr_count` (CSRs
  *   received), `citadel_server_success_cert_issuance_count`, `citadel_server_authentication_failure_count`
  *   (a token refused on the certificate endpoint: another audience, expired, not a service
@@ -35,6 +37,7 @@ export interface WeftdMetrics {
   certAuthFailures: Counter<string>;
   csrRefused: Counter<'error_type'>;
   rootCertExpiry: Gauge<string>;
+  credentials: Gauge<'state'>;
 }
 
 export function createWeftdMetrics(defaultMetrics = true): WeftdMetrics {
@@ -107,6 +110,12 @@ export function createWeftdMetrics(defaultMetrics = true): WeftdMetrics {
     rootCertExpiry: new Gauge({
       name: 'citadel_server_root_cert_expiry_timestamp',
       help: 'When the root certificate weftd signs under expires (Unix seconds; 0 before one is loaded).',
+      registers,
+    }),
+    credentials: new Gauge({
+      name: 'weft_weftd_credentials',
+      help: 'Gateway credentials (DestinationRule tls.credentialName Secrets) by state: usable, or unusable (missing, forbidden, bad PEM: their clusters fail).',
+      labelNames: ['state'],
       registers,
     }),
   };

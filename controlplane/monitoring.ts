@@ -12,6 +12,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { ProxyKind } from '../pkg/discovery/protocol.js';
+import { redactCredentials } from '../pkg/proxyconfig/types.js';
 import { serverTimeoutOptions, type ServerTimeouts } from '../pkg/http/timeouts.js';
 import type { Logger } from '../pkg/log/index.js';
 import type { ConnectionInfo, DiscoveryService } from './discovery.js';
@@ -61,7 +62,8 @@ function debugConfig(opts: MonitoringOptions, url: URL, res: ServerResponse): vo
   }
   const kind: ProxyKind = asked ?? (pod.labels[GATEWAY_POD_LABEL] !== undefined ? 'gateway' : 'sidecar');
   const generated = opts.discovery.configFor(kind, namespace, podName);
-  json(res, 200, { kind, version: generated?.version, config: generated?.config });
+  // credentials' private keys are never shown (this port is not authenticated)
+  json(res, 200, { kind, version: generated?.version, config: redactCredentials(generated?.config) });
 }
 
 /**

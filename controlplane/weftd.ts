@@ -18,6 +18,7 @@ import { authenticate, cachedAuthenticator } from './auth.js';
 import { createCertificateAuthority, type CertificateAuthority } from './ca.js';
 import { ConfigGenerator } from './configgen.js';
 import { JwksResolver, type JwksResolverOptions } from './jwks.js';
+import { SecretCredentials } from './credentials.js';
 import { DiscoveryService } from './discovery.js';
 import { loadMeshSettings, type MeshSettings, type WeftdOptions } from './flags.js';
 import { createWeftdMetrics, type WeftdMetrics } from './metrics.js';
@@ -140,12 +141,24 @@ export async function startWeftd(opts: StartOptions): Promise<Weftd> {
   const metrics = createWeftdMetrics(opts.defaultMetrics ?? true);
   const registry = createKubeRegistry(kube, log.child({ part: 'registry' }), flags.domainSuffix);
   const jwks = new JwksResolver({ ...opts.jwks, log: log.child({ part: 'jwks' }) });
+  // gateways' DestinationRule tls.credentialName Secrets; a change re-pushes (refresh, set below)
+  let onCredentialChange = (): void => undefined;
+  const credentials = new SecretCredentials(
+    kube,
+    log.child({ part: 'credentials' }),
+    () => onCredentialChange(),
+    (n) => {
+      metrics.credentials.set({ state: 'usable' }, n.usable);
+      metrics.credentials.set({ state: 'unusable' }, n.unusable);
+    },
+  );
   const generator = new ConfigGenerator({
     domainSuffix: flags.domainSuffix,
     shadowHostSuffix: flags.shadowHostSuffix === true,
     mesh: opts.mesh,
     log: log.child({ part: 'translate' }),
     jwks,
+    credentials,
   });
   let ca: CertificateAuthority | undefined;
   let publisher: { stop(): void } | undefined;
@@ -176,6 +189,8 @@ export async function startWeftd(opts: StartOptions): Promise<Weftd> {
     debounce: { afterMs: flags.pushDebounceMs, maxMs: flags.pushDebounceMaxMs },
     ...(opts.pingIntervalMs !== undefined ? { pingIntervalMs: opts.pingIntervalMs } : {}),
   });
+
+  onCredentialChange = () => discovery.refresh();
 
   const readiness = (): Readiness => {
     const unsynced = registry.unsynced();
@@ -241,6 +256,7 @@ export async function startWeftd(opts: StartOptions): Promise<Weftd> {
       discovery.close();
       publisher?.stop();
       ca?.stop();
+      credentials.stop();
       registry.stop();
       tls.stop();
       await Promise.all([close(https), close(monitoring)]);

@@ -6,7 +6,8 @@
  *   GET  /stats/prometheus, /metrics   Istio metrics
  *   GET  /clusters      endpoints with health, in-flight counts and ejections (JSON)
  *   GET  /certs         the workload certificate and trust bundle: SPIFFE ID, serials, validity,
- *                       fingerprints, next rotation (never the key); also on the Prometheus port,
+ *                       fingerprints, next rotation (never the key), and the delivered
+ *                       credentialName credentials (certificates, CAs, errors); also on the Prometheus port,
  *                       where `weftctl proxy-config secret` reads it through the API server
  *   POST /explain       evaluate a synthetic request against the live config (JSON in, JSON out)
  *   POST /drain         stop accepting, fail readiness
@@ -15,6 +16,8 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ProxyServer } from './server.js';
+import { redactCredentials } from '../pkg/proxyconfig/types.js';
+import { credentialSummaries } from './upstream/tls.js';
 import { explainSynthetic, type SyntheticRequest } from './router/explain.js';
 import { selectRoute } from './router/exchange.js';
 
@@ -115,7 +118,8 @@ async function explain(p: ProxyServer, req: IncomingMessage, res: ServerResponse
 function certs(p: ProxyServer, res: ServerResponse): void {
   const identity = p.opts.identity;
   if (!identity) return send(res, 404, { error: 'this proxy has no workload identity (standalone mode)' });
-  send(res, 200, identity.summary());
+  // and the DestinationRule credentialName credentials weftd delivered (gateways), without keys
+  send(res, 200, { ...identity.summary(), credentials: credentialSummaries(p.current?.source.credentials) });
 }
 
 export async function handleAdmin(
@@ -150,7 +154,8 @@ export async function handleAdmin(
       return send(res, 200, {
         version: p.current?.version,
         lastReload: p.lastReload,
-        config: p.current?.source,
+        // private keys of delivered credentials are never shown
+        config: redactCredentials(p.current?.source),
       });
     case 'GET /ready': {
       const [code, text] = readiness(p);

@@ -1,8 +1,9 @@
 /**
  * HTTP/1 limits shared by the proxy's two parsers: Node's llhttp for downstream requests
- * (server.ts) and the upstream client's own for responses (upstream/h1parse.ts). One number per
- * limit, so a count one direction accepts is never refused by the other.
+ * (server.ts, inbound/http.ts) and the upstream client's own for responses (upstream/h1parse.ts).
+ * One number per limit, so a count one direction accepts is never refused by the other.
  */
+import http from 'node:http';
 
 /**
  * Header fields per message head (trailers included), requests and responses alike: Envoy's
@@ -32,6 +33,7 @@ export interface DownstreamLimits {
 /**
  * node:http server options for a listener that parses requests from a client: the outbound and
  * gateway listeners (server.ts) and the sidecar's inbound side (inbound/http.ts) use the same ones.
+ * (Through `createDownstreamServer`, which also sets the header-count limit.)
  */
 export function downstreamServerOptions(o: DownstreamLimits) {
   return {
@@ -45,4 +47,34 @@ export function downstreamServerOptions(o: DownstreamLimits) {
     connectionsCheckingInterval: Math.min(o.headersTimeoutMs ?? 10_000, 1000),
     noDelay: true,
   };
+}
+
+/**
+ * The node:http server of a listener that parses requests from a client, with every downstream
+ * limit applied: the options above (`extra` adds listener-specific ones) and the header-count
+ * limit, which node:http takes as a property rather than an option. The outbound and gateway
+ * listeners (server.ts) and the sidecar's inbound side (inbound/http.ts) are made here, so a
+ * limit added for one is never missing from the other.
+ */
+export function createDownstreamServer(
+  o: DownstreamLimits,
+  extra: http.ServerOptions,
+  onRequest: http.RequestListener,
+): http.Server {
+  // the limits last: a listener's own options cannot loosen them
+  const server = http.createServer({ ...extra, ...downstreamServerOptions(o) }, onRequest);
+  // over it: HPE_HEADER_OVERFLOW → 431 DPE (downstreamErrorStatus)
+  server.maxHeadersCount = MAX_HEADERS_COUNT;
+  return server;
+}
+
+/**
+ * The status of a request node:http refused (`clientError`): oversized head or too many header
+ * fields 431, header or request timeout 408, anything else malformed (CL/TE conflicts, obs-fold,
+ * bad tokens) 400. Answered with flag DPE by both downstream listeners.
+ */
+export function downstreamErrorStatus(code: string): 400 | 408 | 431 {
+  if (code === 'HPE_HEADER_OVERFLOW') return 431;
+  if (code === 'ERR_HTTP_REQUEST_TIMEOUT' || code === 'ERR_HTTP_HEADERS_TIMEOUT') return 408;
+  return 400;
 }

@@ -34,7 +34,7 @@ import {
   type UpgradeHook,
 } from './upgrade.js';
 import { pipeTcp } from './tcp.js';
-import { downstreamServerOptions, MAX_HEADERS_COUNT } from './http1-limits.js';
+import { createDownstreamServer, downstreamErrorStatus } from './http1-limits.js';
 import type { IdentitySource } from './identity/types.js';
 import type { IdentitySummary } from './identity/workload.js';
 
@@ -304,9 +304,9 @@ export class ProxyServer {
 
   private httpServer(live: LiveListener): http.Server {
     const o = this.opts;
-    const server = http.createServer(
+    const server = createDownstreamServer(
+      o,
       {
-        ...downstreamServerOptions(o),
         // the router checks Host itself: an absolute-form target may stand in for it (RFC 9112
         // §3.2.2), and a missing or bad Host is answered with a flag like every local reply
         requireHostHeader: false,
@@ -315,8 +315,6 @@ export class ProxyServer {
       },
       (req, res) => this.onRequest(live, req, res),
     );
-    // one header-count limit for requests and responses (http1-limits.ts); over it: 431 DPE
-    server.maxHeadersCount = MAX_HEADERS_COUNT;
     server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) =>
       this.onUpgrade(live, req, socket, head),
     );
@@ -358,12 +356,7 @@ export class ProxyServer {
   /** Malformed request, oversized headers, CL/TE conflicts, header timeout: a status and a flag. */
   private onClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
     const code = err.code ?? '';
-    const status =
-      code === 'HPE_HEADER_OVERFLOW'
-        ? 431
-        : code === 'ERR_HTTP_REQUEST_TIMEOUT' || code === 'ERR_HTTP_HEADERS_TIMEOUT'
-          ? 408
-          : 400;
+    const status = downstreamErrorStatus(code);
     if (code === 'ECONNRESET' || !socket.writable) {
       // the client went away mid-request (e.g. a load generator stopping): nothing to answer
       socket.destroy();

@@ -31,7 +31,7 @@ export function splitPemCerts(bundle: string): string[] {
   return bundle.match(PEM_CERT) ?? [];
 }
 
-function field(secret: KubeObject, key: string): string | undefined {
+export function field(secret: KubeObject, key: string): string | undefined {
   const v = (secret as { data?: Record<string, string> }).data?.[key];
   return v === undefined ? undefined : Buffer.from(v, 'base64').toString('utf8');
 }

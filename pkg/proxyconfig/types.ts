@@ -31,6 +31,43 @@ export interface ProxyConfig {
   jwt?: JwtAuthn;
   /** Which headers the proxy adds (Istio's `meshConfig.defaultConfig.proxyHeaders`); absent = all. */
   proxyHeaders?: ProxyHeadersSetting;
+  /**
+   * The client credentials the clusters' `tls.credentialName` name, by that name: what weftd read
+   * from the Secret in the proxy's namespace (docs/proxy-config.md "Upstream TLS"). Gateways only.
+   */
+  credentials?: Record<string, UpstreamCredential>;
+}
+
+/**
+ * One `credentialName`, as weftd delivers it: PEM read from the Secret (Istio's keys: `tls.crt`,
+ * `tls.key`, `ca.crt`, or `cert`, `key`, `cacert`; the CA may come from `<name>-cacert`), or why
+ * it cannot be used. A cluster that needs an unusable credential fails its connections (503 UF);
+ * it never falls back to plaintext. Dumps show `privateKey` as REDACTED (redactCredentials).
+ */
+export interface UpstreamCredential {
+  /** The Secret(s) it came from: `<namespace>/<name>` [`, <namespace>/<name>-cacert`]. */
+  source: string;
+  certChain?: string;
+  privateKey?: string;
+  caCertificates?: string;
+  /** Set when the credential is unusable (missing Secret, missing key, bad PEM, forbidden). */
+  error?: string;
+}
+
+/** What a dump shows instead of a private key. */
+export const REDACTED = '[redacted]';
+
+/**
+ * The config with every credential's private key replaced by REDACTED: what weftd's
+ * /debug/config, `weftctl proxy-config` and the proxy's /config_dump show. Certificates stay
+ * (they are public); the config itself is not changed.
+ */
+export function redactCredentials<T extends Pick<ProxyConfig, 'credentials'> | undefined | null>(cfg: T): T {
+  if (cfg === undefined || cfg === null || cfg.credentials === undefined) return cfg;
+  const credentials: Record<string, UpstreamCredential> = {};
+  for (const [name, c] of Object.entries(cfg.credentials))
+    credentials[name] = c.privateKey === undefined ? c : { ...c, privateKey: REDACTED };
+  return { ...cfg, credentials };
 }
 
 /**
@@ -331,6 +368,8 @@ export const TLS_MODE_LABEL = 'security.istio.io/tlsMode';
  * - `SIMPLE`: TLS origination; the server is verified against `caCertificates` (a file in the
  *   proxy, else the system roots) and `subjectAltNames` (DNS or URI), else the SNI host name.
  * - `MUTUAL`: SIMPLE plus the client certificate and key files, or `credentialName`.
+ * - `credentialName` (SIMPLE or MUTUAL): certificate, key and CA from `ProxyConfig.credentials`
+ *   under that name, replacing the files; absent or unusable there → the connection fails.
  */
 export interface UpstreamTls {
   mode: 'ISTIO_MUTUAL' | 'SIMPLE' | 'MUTUAL';

@@ -256,6 +256,24 @@ function checkInbound(c: Checker, v: unknown): void {
 }
 
 /** Returns every structural problem; an empty list means `cfg` is a ProxyConfig. */
+const CREDENTIAL_STRINGS = ['source', 'certChain', 'privateKey', 'caCertificates', 'error'];
+
+function checkCredentials(c: Checker, v: unknown): void {
+  if (v === undefined) return;
+  if (!isObj(v)) return c.fail('credentials', 'must be a map of credentialName to credential');
+  for (const [name, cred] of Object.entries(v)) {
+    const path = `credentials[${JSON.stringify(name)}]`;
+    if (!isObj(cred)) {
+      c.fail(path, 'must be an object');
+      continue;
+    }
+    if (typeof cred.source !== 'string' || cred.source === '')
+      c.fail(`${path}.source`, 'must be a non-empty string');
+    for (const k of CREDENTIAL_STRINGS)
+      if (cred[k] !== undefined && typeof cred[k] !== 'string') c.fail(`${path}.${k}`, 'must be a string');
+  }
+}
+
 export function validateProxyConfig(cfg: unknown): ConfigProblem[] {
   const c = new Checker();
   if (!isObj(cfg)) {
@@ -275,6 +293,7 @@ export function validateProxyConfig(cfg: unknown): ConfigProblem[] {
   c.problems.push(...validateAuthzBlock(cfg.authz));
   for (const p of validateJwtBlock(cfg.jwt)) c.fail(p.path, p.message);
   checkProxyHeaders(c, cfg.proxyHeaders);
+  checkCredentials(c, cfg.credentials);
   return c.problems;
 }
 

@@ -17,6 +17,7 @@ import type {
   Route,
   RouteMatch,
   RouteSource,
+  UpstreamCredential,
   VirtualHost,
 } from '../../pkg/proxyconfig/types.js';
 import { WeftError } from '../../pkg/errors/index.js';
@@ -60,7 +61,20 @@ export class ClusterTable {
     readonly defs: Map<string, Cluster>,
     private readonly rand: (() => number) | undefined,
     private readonly identity?: IdentitySource,
+    /** The config's `credentials` (tls.credentialName); part of a cluster's key, so a new one means new pools. */
+    private readonly credentials: Record<string, UpstreamCredential> = {},
   ) {}
+
+  private credentialOf(def: Cluster): UpstreamCredential | undefined {
+    const name = def.tls?.credentialName;
+    return name === undefined ? undefined : this.credentials[name];
+  }
+
+  /** What makes a live runtime reusable by the next version: its definition and its credential. */
+  private keyOf(def: Cluster): string {
+    const cred = this.credentialOf(def);
+    return cred === undefined ? JSON.stringify(def) : `${JSON.stringify(def)}\n${JSON.stringify(cred)}`;
+  }
 
   get size(): number {
     return this.defs.size;
@@ -76,7 +90,14 @@ export class ClusterTable {
     if (rt !== undefined) return rt;
     const def = this.defs.get(name);
     if (def === undefined) return null;
-    const created = new ClusterRuntime(def, JSON.stringify(def), Date.now, this.rand, this.identity);
+    const created = new ClusterRuntime(
+      def,
+      this.keyOf(def),
+      Date.now,
+      this.rand,
+      this.identity,
+      this.credentialOf(def),
+    );
     this.live.set(name, created);
     return created;
   }
@@ -98,7 +119,7 @@ export class ClusterTable {
     const retired: ClusterRuntime[] = [];
     for (const rt of previous?.values() ?? []) {
       const def = this.defs.get(rt.name);
-      if (def !== undefined && !this.live.has(rt.name) && JSON.stringify(def) === rt.defKey)
+      if (def !== undefined && !this.live.has(rt.name) && this.keyOf(def) === rt.defKey)
         this.live.set(rt.name, rt);
       else if (this.live.get(rt.name) !== rt) retired.push(rt);
     }
@@ -260,7 +281,7 @@ class Compiler {
   ) {
     const defs = new Map<string, Cluster>();
     for (const c of cfg.clusters) defs.set(c.name, c);
-    this.table = new ClusterTable(defs, opts.rand, opts.identity);
+    this.table = new ClusterTable(defs, opts.rand, opts.identity, cfg.credentials);
   }
 
   dest(

@@ -127,7 +127,7 @@ export function rotationTime(now: number, notAfter: number, random: () => number
 }
 
 /** The certificates of a PEM bundle (any text around them is ignored). */
-function pemCerts(bundle: string): string[] {
+export function pemCerts(bundle: string): string[] {
   return bundle.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
 }
 

@@ -36,7 +36,7 @@ import type { MetricGroup, MetricsRegistry } from '../telemetry/metrics.js';
 import type { PortPlan } from './plan.js';
 import type { PeerIdentity } from './peer.js';
 import { hostPort } from '../sidecar/capture.js';
-import { downstreamServerOptions } from '../http1-limits.js';
+import { createDownstreamServer, downstreamErrorStatus } from '../http1-limits.js';
 import type { PathNormalization } from '../router/path.js';
 import type { AuthzDecision, CompiledAuthz } from '../authz/engine.js';
 import { authzLogFields } from '../authz/gate.js';
@@ -351,14 +351,8 @@ export class InboundHttp {
   private readonly sockets = new Map<Duplex, number>();
 
   constructor(readonly opts: InboundHttpOptions) {
-    const o = opts;
-    this.server = http.createServer(
-      {
-        // the outbound side's limits: Envoy's 60 KiB headers, 10 s to send them
-        ...downstreamServerOptions(o),
-      },
-      (req, res) => this.onRequest(req, res),
-    );
+    // the outbound side's limits (60 KiB and 100 header fields, 10 s to send them), from one place
+    this.server = createDownstreamServer(opts, {}, (req, res) => this.onRequest(req, res));
     this.server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) =>
       this.onClientError(err, socket),
     );
@@ -420,12 +414,7 @@ export class InboundHttp {
   private onClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
     const code = err.code ?? '';
     if (code === 'ECONNRESET' || !socket.writable) return void socket.destroy();
-    const status =
-      code === 'HPE_HEADER_OVERFLOW'
-        ? 431
-        : code === 'ERR_HTTP_REQUEST_TIMEOUT' || code === 'ERR_HTTP_HEADERS_TIMEOUT'
-          ? 408
-          : 400;
+    const status = downstreamErrorStatus(code);
     this.conns.get(socket)?.metrics.record(status, Flags.DownstreamProtocolError, 0, 0, 0);
     const body = `downstream protocol error: ${code || err.message} [flag DPE]\n`;
     socket.end(

@@ -6,7 +6,7 @@
  * reload neither drops idle upstream connections nor resets ejections.
  */
 import { H1Pool } from './h1client.js';
-import type { Cluster, ConnectionPool } from '../../pkg/proxyconfig/types.js';
+import type { Cluster, ConnectionPool, UpstreamCredential } from '../../pkg/proxyconfig/types.js';
 import {
   inPanic,
   newHostHealth,
@@ -107,6 +107,8 @@ export class ClusterRuntime {
     rand: () => number = Math.random,
     /** The workload identity for ISTIO_MUTUAL (absent: standalone proxy, mesh mTLS fails with UF). */
     private readonly identity?: IdentitySource,
+    /** The delivered credential of `tls.credentialName` (absent: not delivered; connections fail). */
+    private readonly credential?: UpstreamCredential,
   ) {
     this.name = def.name;
     this.defKey = defKey;
@@ -172,7 +174,7 @@ export class ClusterRuntime {
     return endpointConnect(this.def.tls, ep.labels, {
       identity: this.identity,
       stats: this.tlsStats,
-      simpleContext: () => (this.originationCtx ??= originationContext(this.def.tls!)),
+      simpleContext: () => (this.originationCtx ??= originationContext(this.def.tls!, this.credential)),
     });
   }
 

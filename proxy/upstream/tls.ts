@@ -8,19 +8,23 @@
  *   receives a request byte. Under auto-mTLS only endpoints labelled
  *   `security.istio.io/tlsMode: istio` get TLS.
  * - SIMPLE / MUTUAL: a context made once per cluster from the files the DestinationRule names
- *   (or the system roots); server name or SANs verified as Envoy does.
+ *   (or the system roots), or from the credential weftd delivered for its `credentialName`
+ *   (gateways); server name or SANs verified as Envoy does. A credential that is missing or
+ *   unusable fails every connection with its reason (UF), never plaintext.
  *
  * Every failure before the handshake completes is reported with code ETLS_HANDSHAKE (a connect
  * failure: 503 UF, retried as connect-failure) and counted on the cluster
  * (`ssl.connection_error`, `ssl.fail_verify_san`).
  */
+import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import tls, { type PeerCertificate, type SecureContext } from 'node:tls';
-import { TLS_MODE_LABEL, type UpstreamTls } from '../../pkg/proxyconfig/types.js';
+import { TLS_MODE_LABEL, type UpstreamCredential, type UpstreamTls } from '../../pkg/proxyconfig/types.js';
 import { uriSansOf } from '../../pkg/certs/spiffe.js';
 import { errorMessage } from '../../pkg/errors/index.js';
 import type { IdentitySource } from '../identity/types.js';
+import { pemCerts } from '../identity/workload.js';
 
 /** Istio's client ALPN for mTLS over HTTP/1.1 (mtlsHTTPALPNs) and for TCP (mtlsTCPALPNs). */
 export const MESH_ALPN_HTTP11 = ['istio-http/1.1', 'istio'];
@@ -32,6 +36,11 @@ export interface TlsStats {
   sslConnectionError: number;
   sslFailVerifySan: number;
   sslHandshake: number;
+  /**
+   * Why the last TLS connection failed (shown by /clusters, not to clients: a gateway's client
+   * must not learn Secret names), e.g. an undelivered or unusable credentialName.
+   */
+  lastError?: string;
 }
 
 /** What a pool needs: a socket, the event after which it may write a request, and error codes. */
@@ -116,6 +125,7 @@ export function endpointConnect(
     socket.once('error', (err: Error) => {
       if (done) return;
       stats.sslConnectionError++;
+      stats.lastError = err.message;
       if (err instanceof UpstreamTlsError) stats.sslFailVerifySan++;
     });
     return { socket, readyEvent: 'secureConnect', errorCode: handshakeErrorCode };
@@ -141,20 +151,14 @@ export function endpointConnect(
         }),
       );
     };
-  if (cfg.credentialName !== undefined && (cfg.clientCertificate === undefined || cfg.mode === 'SIMPLE'))
-    return () => {
-      stats.sslConnectionError++;
-      return failedSocket(
-        new Error(`tls.credentialName ${cfg.credentialName} is not delivered to this proxy yet`),
-      );
-    };
   return (host, port) => {
     let context: SecureContext;
     try {
       context = env.simpleContext();
     } catch (err) {
       stats.sslConnectionError++;
-      return failedSocket(new Error(`TLS settings unusable: ${errorMessage(err)}`));
+      stats.lastError = `TLS settings unusable: ${errorMessage(err)}`;
+      return failedSocket(new Error(stats.lastError));
     }
     const verifyName = sni ?? host;
     return track(
@@ -176,16 +180,119 @@ export function endpointConnect(
   };
 }
 
-/** SIMPLE/MUTUAL: the context from the DR's files (system roots without caCertificates); throws if unreadable. */
-export function originationContext(cfg: UpstreamTls): SecureContext {
+/**
+ * SIMPLE/MUTUAL: the context from the DR's files (system roots without caCertificates), or with
+ * `credentialName` from the credential weftd delivered under that name (its CA is required unless
+ * insecureSkipVerify: Istio validates against the Secret's CA, never the system roots). Throws
+ * with the reason when unusable; the caller fails the connection (no plaintext fallback).
+ */
+export function originationContext(cfg: UpstreamTls, credential?: UpstreamCredential): SecureContext {
+  if (cfg.credentialName !== undefined) return credentialContext(cfg, cfg.credentialName, credential);
   const read = (file: string | undefined): string | undefined =>
     file === undefined ? undefined : readFileSync(file, 'utf8');
   const ca = read(cfg.caCertificates);
   const cert = cfg.mode === 'MUTUAL' ? read(cfg.clientCertificate) : undefined;
   const key = cfg.mode === 'MUTUAL' ? read(cfg.privateKey) : undefined;
+  return secureContext(ca, cert, key);
+}
+
+function credentialContext(
+  cfg: UpstreamTls,
+  name: string,
+  credential: UpstreamCredential | undefined,
+): SecureContext {
+  const what = `tls.credentialName ${name}`;
+  if (credential === undefined)
+    throw new Error(
+      `${what} was not delivered to this proxy (weftd delivers credentialName to gateways, from a Secret in the gateway's namespace)`,
+    );
+  if (credential.error !== undefined) throw new Error(`${what} (${credential.source}): ${credential.error}`);
+  const mutual = cfg.mode === 'MUTUAL';
+  if (mutual && (credential.certChain === undefined || credential.privateKey === undefined))
+    throw new Error(
+      `${what} (${credential.source}): MUTUAL needs a client certificate and key, the Secret has none`,
+    );
+  if (credential.caCertificates === undefined && cfg.insecureSkipVerify !== true)
+    throw new Error(
+      `${what} (${credential.source}): no CA certificate to verify the server with (key ca.crt or cacert, or a Secret ${name}-cacert)`,
+    );
+  return secureContext(
+    credential.caCertificates,
+    mutual ? credential.certChain : undefined,
+    mutual ? credential.privateKey : undefined,
+  );
+}
+
+function secureContext(
+  ca: string | undefined,
+  cert: string | undefined,
+  key: string | undefined,
+): SecureContext {
   return tls.createSecureContext({
     ...(ca !== undefined ? { ca } : {}),
     ...(cert !== undefined ? { cert } : {}),
     ...(key !== undefined ? { key } : {}),
   });
+}
+
+/** One certificate as /certs shows it (never key material). */
+export interface CertSummary {
+  serialNumber: string;
+  subject: string;
+  notBefore: string;
+  notAfter: string;
+  valid: boolean;
+}
+
+/** A delivered credential as /certs shows it, named as Istio's SDS names it (`kubernetes://<name>`). */
+export interface CredentialSummary {
+  name: string;
+  source: string;
+  state: 'valid' | 'expired' | 'error';
+  error?: string;
+  certificate: CertSummary | null;
+  roots: CertSummary[];
+}
+
+function certSummaries(pem: string | undefined, now: number): CertSummary[] {
+  const out: CertSummary[] = [];
+  for (const block of pemCerts(pem ?? '')) {
+    let x: X509Certificate;
+    try {
+      x = new X509Certificate(block);
+    } catch {
+      continue; // weftd checked the PEM; a block it let through is not shown rather than thrown on
+    }
+    const from = Date.parse(x.validFrom);
+    const to = Date.parse(x.validTo);
+    out.push({
+      serialNumber: x.serialNumber,
+      subject: x.subject,
+      notBefore: new Date(from).toISOString(),
+      notAfter: new Date(to).toISOString(),
+      valid: now >= from && now < to,
+    });
+  }
+  return out;
+}
+
+/** The `credentials` of a config as /certs lists them: certificates and CAs, never the key. */
+export function credentialSummaries(
+  credentials: Record<string, UpstreamCredential> | undefined,
+  now = Date.now(),
+): CredentialSummary[] {
+  return Object.entries(credentials ?? {})
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([name, c]) => {
+      const certificate = certSummaries(c.certChain, now)[0] ?? null;
+      return {
+        name: `kubernetes://${name}`,
+        source: c.source,
+        state:
+          c.error !== undefined ? 'error' : certificate !== null && !certificate.valid ? 'expired' : 'valid',
+        ...(c.error !== undefined ? { error: c.error } : {}),
+        certificate,
+        roots: certSummaries(c.caCertificates, now),
+      };
+    });
 }

@@ -6,7 +6,6 @@
  */
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
-import { KubeConfig } from '@kubernetes/client-node';
 import { createCertificateAuthority } from '../../../controlplane/ca.js';
 import { startRootCertPublisher } from '../../../controlplane/rootcert.js';
 import { createCA } from '../../../pkg/certs/index.js';
@@ -16,6 +15,7 @@ import type { KubeObject } from '../../../pkg/kube/types.js';
 import { createLogger } from '../../../pkg/log/index.js';
 import { weftdRbac } from '../../../pkg/render/cluster.js';
 import { freshNamespace, onCleanup, testCluster, waitFor } from '../../support/index.js';
+import { clientAs } from './fixtures.js';
 
 const log = createLogger('test', { silent: true });
 const b64 = (s: string): string => Buffer.from(s, 'utf8').toString('base64');
@@ -32,22 +32,6 @@ function rbacFor(ns: string, suffix: string): KubeObject[] {
     for (const s of obj.subjects ?? []) s.namespace = ns;
     return obj;
   });
-}
-
-/** A client that authenticates as `ns/name` with a fresh TokenRequest token. */
-async function clientAs(admin: KubeClient, ns: string, name: string): Promise<KubeClient> {
-  const tr = (await admin.request('POST', `/api/v1/namespaces/${ns}/serviceaccounts/${name}/token`, {
-    body: { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { expirationSeconds: 600 } },
-  })) as { status: { token: string } };
-  const cluster = testCluster().kubeConfig.getCurrentCluster()!;
-  const kc = new KubeConfig();
-  kc.loadFromOptions({
-    clusters: [cluster],
-    users: [{ name, token: tr.status.token }],
-    contexts: [{ name, cluster: cluster.name, user: name }],
-    currentContext: name,
-  });
-  return new KubeClient(kc);
 }
 
 describe("weftd's rendered RBAC on a real API server", function () {

@@ -4,7 +4,9 @@
  * reviews service with two versions behind an EndpointSlice, and a proxy's CSR.
  */
 import { buildCsr, generateWorkloadKey, type WorkloadKeyAlgorithm } from '../../../pkg/certs/csr.js';
-import type { KubeClient } from '../../../pkg/kube/client.js';
+import { KubeConfig } from '@kubernetes/client-node';
+import { KubeClient } from '../../../pkg/kube/client.js';
+import { testCluster } from '../../support/index.js';
 import type { KubeObject } from '../../../pkg/kube/types.js';
 
 const IMAGE = 'busybox:1.36'; // never scheduled: the test cluster has no node
@@ -110,4 +112,20 @@ export async function createReviews(kube: KubeClient, ns: string): Promise<void>
 /** A proxy's CSR as the proxy makes it (pkg/certs/csr.ts): a fresh key, empty subject, optionally the SPIFFE URI. */
 export function csrPem(alg: WorkloadKeyAlgorithm = 'ECDSA_P256', spiffeId?: string): string {
   return buildCsr(generateWorkloadKey(alg), spiffeId);
+}
+
+/** A client that authenticates as `ns/name` with a fresh TokenRequest token. */
+export async function clientAs(admin: KubeClient, ns: string, name: string): Promise<KubeClient> {
+  const tr = (await admin.request('POST', `/api/v1/namespaces/${ns}/serviceaccounts/${name}/token`, {
+    body: { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { expirationSeconds: 600 } },
+  })) as { status: { token: string } };
+  const cluster = testCluster().kubeConfig.getCurrentCluster()!;
+  const kc = new KubeConfig();
+  kc.loadFromOptions({
+    clusters: [cluster],
+    users: [{ name, token: tr.status.token }],
+    contexts: [{ name, cluster: cluster.name, user: name }],
+    currentContext: name,
+  });
+  return new KubeClient(kc);
 }

@@ -13,6 +13,7 @@ import {
   type Upstream,
 } from './helpers.js';
 import type { ProxyConfig } from '../../../pkg/proxyconfig/types.js';
+import { MAX_HEADERS_COUNT } from '../../../proxy/http1-limits.js';
 
 describe('proxy bad input, admin, telemetry, upgrades and TCP', function () {
   this.timeout(30_000);
@@ -48,6 +49,19 @@ describe('proxy bad input, admin, telemetry, upgrades and TCP', function () {
       `GET / HTTP/1.1\r\nHost: reviews:9080\r\nx-big: ${'a'.repeat(16 * 1024)}\r\n\r\n`,
     );
     expect(out).to.match(/^HTTP\/1\.1 431 /);
+    await alive();
+  });
+
+  it(`${MAX_HEADERS_COUNT} header fields pass; ${MAX_HEADERS_COUNT + 1} → 431 DPE, nothing forwarded`, async () => {
+    p = await startProxy(reviewsEntry([v1]));
+    const fields = (n: number): string => Array.from({ length: n }, (_, i) => `x-f${i}: ${i}\r\n`).join('');
+    const head = 'Host: reviews:9080\r\nConnection: close\r\n';
+    const ok = await raw(p.port, `GET /ok HTTP/1.1\r\n${head}${fields(MAX_HEADERS_COUNT - 2)}\r\n`);
+    expect(ok).to.match(/^HTTP\/1\.1 200 /);
+    const out = await raw(p.port, `GET /over HTTP/1.1\r\n${head}${fields(MAX_HEADERS_COUNT - 1)}\r\n`);
+    expect(out).to.match(/^HTTP\/1\.1 431 /);
+    expect(out).to.match(/x-weft-response-flags: DPE/);
+    expect(v1.seen.map((s) => s.url)).to.deep.equal(['/ok']);
     await alive();
   });
 

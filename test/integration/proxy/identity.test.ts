@@ -11,10 +11,11 @@ import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import tls from 'node:tls';
 import winston from 'winston';
-import { createCA } from '../../../pkg/certs/index.js';
+import { createCA, issueServing } from '../../../pkg/certs/index.js';
 import { buildCsr, generateWorkloadKey } from '../../../pkg/certs/csr.js';
 import { signWorkloadCsr } from '../../../pkg/certs/workload.js';
 import type { Logger } from '../../../pkg/log/index.js';
+import { PROXY_CONFIG_API_VERSION } from '../../../pkg/proxyconfig/types.js';
 import { MetricsRegistry } from '../../../proxy/telemetry/metrics.js';
 import {
   WorkloadIdentity,
@@ -252,6 +253,48 @@ describe('proxy workload identity (proxy/identity/workload.ts)', function () {
         new RegExp(`^default\\s+Cert Chain\\s+ACTIVE\\s+true\\s+${serial}\\s+\\S+Z\\s+\\S+Z$`),
       );
       expect(root).to.match(/^ROOTCA\s+CA\s+ACTIVE\s+true\s+[0-9a-f]+\s/);
+
+      // a gateway's delivered credentialName credentials are listed too, under Istio's SDS names
+      const credCa = createCA({ commonName: 'cred-ca', ttlMs: 3600_000, now: new Date() });
+      const credLeaf = issueServing(credCa, {
+        commonName: 'c',
+        dnsNames: ['c'],
+        ttlMs: 3600_000,
+        now: new Date(),
+      });
+      await proxy.apply({
+        apiVersion: PROXY_CONFIG_API_VERSION,
+        kind: 'ProxyConfig',
+        version: 'creds',
+        listeners: [],
+        clusters: [],
+        credentials: {
+          'client-cred': {
+            source: 'edge/client-cred',
+            certChain: credLeaf.certPem,
+            privateKey: credLeaf.keyPem,
+            caCertificates: credCa.certPem,
+          },
+          missing: { source: 'edge/missing', error: 'Secret edge/missing not found' },
+        },
+      });
+      expect(await (await fetch(`${base}/certs`)).text()).to.not.match(/PRIVATE KEY/);
+      out.length = 0;
+      expect(
+        await runProxyConfig(['secret', 'app-1.default', '--proxy-address', base], {
+          stdout: (t: string) => void out.push(t),
+          stderr: (t: string) => void err.push(t),
+        } as never),
+      ).to.equal(0);
+      const lines = out.join('').trimEnd().split('\n');
+      const credSerial = new X509Certificate(credLeaf.certPem).serialNumber.toLowerCase();
+      expect(lines.slice(3)).to.have.length(5);
+      expect(lines[3]).to.match(
+        new RegExp(`^kubernetes://client-cred\\s+Cert Chain\\s+ACTIVE\\s+true\\s+${credSerial}\\s`),
+      );
+      expect(lines[4]).to.match(/^kubernetes:\/\/client-cred-cacert\s+CA\s+ACTIVE\s+true\s/);
+      expect(lines[5]).to.match(/^kubernetes:\/\/missing\s+Cert Chain\s+ERROR\s+false/);
+      expect(lines.at(-1)).to.equal('kubernetes://missing: Secret edge/missing not found');
     } finally {
       await proxy.shutdown();
     }

@@ -35,6 +35,7 @@ import type { RequestAuthentication } from '../../../pkg/api/requestauthenticati
 import { requestAuthnFor } from '../../../pkg/translate/requestauthn.js';
 import { jwks, makeKey, signJwt } from '../../support/jwt.js';
 import { sleep } from './helpers.js';
+import { MAX_HEADERS_COUNT } from '../../../proxy/http1-limits.js';
 
 const SELF = 'spiffe://cluster.local/ns/demo/sa/reviews';
 const PEER = 'spiffe://cluster.local/ns/shop/sa/productpage';
@@ -189,6 +190,8 @@ describe('sidecar inbound: mesh mTLS, PeerAuthentication, L7 (loopback, real TLS
   let sniffedPort: number;
   const seen: SeenRequest[] = [];
   const echoFrom: (string | undefined)[] = [];
+  /** Requests whose body the app read to the end. */
+  const completed: string[] = [];
   let inbound: InboundListener;
   let capture: net.Server;
   let port: number;
@@ -236,7 +239,10 @@ describe('sidecar inbound: mesh mTLS, PeerAuthentication, L7 (loopback, real TLS
         bytes += c.length;
         hash.update(c);
       });
-      req.on('end', () => res.end(bytes === 0 ? 'app' : `app got ${bytes} ${hash.digest('hex')}`));
+      req.on('end', () => {
+        completed.push(req.url ?? '');
+        res.end(bytes === 0 ? 'app' : `app got ${bytes} ${hash.digest('hex')}`);
+      });
     });
     app.on('upgrade', (req, socket) => {
       seen.push({ url: req.url ?? '', headers: req.headers, from: (socket as net.Socket).remoteAddress });
@@ -639,6 +645,111 @@ describe('sidecar inbound: mesh mTLS, PeerAuthentication, L7 (loopback, real TLS
       );
       expect(warn?.meta).to.include({ port: appPort, policy: STRICT });
     });
+  });
+
+  // The outbound listener's request-head limits (proxy/http1-limits.ts; its own tests are in
+  // edge.test.ts): the inbound side parses requests from any client, meshed or not.
+  describe('request head limits and smuggling, as on the outbound listener', () => {
+    beforeEach(() => inbound.apply(config(permissive())));
+    const HOST = 'host: reviews.demo.svc.cluster.local:9080\r\n';
+    const fields = (n: number): string => Array.from({ length: n }, (_, i) => `x-f${i}: ${i}\r\n`).join('');
+    /** istio_requests_total of DPE answers with `status`, summed (plaintext and mTLS peers are separate series). */
+    const count = (status: number): number =>
+      [
+        ...metrics
+          .render()
+          .matchAll(
+            new RegExp(
+              `^istio_requests_total\\{[^}]*response_code="${status}",response_flags="DPE"\\} (\\d+)$`,
+              'gm',
+            ),
+          ),
+      ].reduce((n, m) => n + Number(m[1]), 0);
+
+    it(`${MAX_HEADERS_COUNT} header fields pass; ${MAX_HEADERS_COUNT + 1} → 431 DPE, nothing reaches the app (plaintext and mTLS)`, async () => {
+      const before = seen.length;
+      const ok = await rawExchange(
+        port,
+        `GET /limit-ok HTTP/1.1\r\n${HOST}connection: close\r\n${fields(MAX_HEADERS_COUNT - 2)}\r\n`,
+      );
+      expect(ok).to.match(/^HTTP\/1\.1 200 /);
+      expect(seen.at(-1)!.url).to.equal('/limit-ok');
+      const counted = count(431);
+      const over = await rawExchange(
+        port,
+        `GET /limit-over HTTP/1.1\r\n${HOST}connection: close\r\n${fields(MAX_HEADERS_COUNT - 1)}\r\n`,
+      );
+      expect(over).to.match(/^HTTP\/1\.1 431 /);
+      expect(over).to.match(/x-weft-response-flags: DPE/);
+      // over mesh mTLS: node's https client sends host, connection and our fields
+      const tlsOver = await meshRequest(port, peerCert, root.certPem, {
+        path: '/limit-over-tls',
+        headers: Object.fromEntries(Array.from({ length: MAX_HEADERS_COUNT }, (_, i) => [`x-f${i}`, `${i}`])),
+      });
+      expect(tlsOver.status).to.equal(431);
+      expect(seen.slice(before).map((r) => r.url)).to.deep.equal(['/limit-ok']);
+      expect(count(431)).to.equal(counted + 2);
+    });
+
+    // Request smuggling and malformed framing: llhttp's strict mode refuses each. 'head': refused
+    // before the request is dispatched, the app sees nothing. 'body': the head was valid and is
+    // streamed to the app (as on the outbound listener), the framing error aborts the body, so the
+    // app never gets a complete request and nothing after it is read as another request.
+    const smuggling: [string, 'head' | 'body', string][] = [
+      [
+        'Content-Length and Transfer-Encoding',
+        'head',
+        `POST / HTTP/1.1\r\n${HOST}content-length: 4\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\n${HOST}\r\n`,
+      ],
+      [
+        'two different Content-Length fields',
+        'head',
+        `POST / HTTP/1.1\r\n${HOST}content-length: 1\r\ncontent-length: 40\r\n\r\nGET /smuggled HTTP/1.1\r\n${HOST}\r\n`,
+      ],
+      [
+        'two equal Content-Length fields',
+        'head',
+        `POST / HTTP/1.1\r\n${HOST}content-length: 2\r\ncontent-length: 2\r\n\r\nab`,
+      ],
+      ['a Content-Length list', 'head', `POST / HTTP/1.1\r\n${HOST}content-length: 2, 2\r\n\r\nab`],
+      [
+        'Transfer-Encoding with chunked not last',
+        'head',
+        `POST / HTTP/1.1\r\n${HOST}transfer-encoding: chunked, gzip\r\n\r\n0\r\n\r\n`,
+      ],
+      [
+        'an unknown Transfer-Encoding',
+        'body',
+        `POST / HTTP/1.1\r\n${HOST}transfer-encoding: xchunked\r\n\r\n0\r\n\r\n`,
+      ],
+      [
+        'whitespace between a field name and the colon',
+        'head',
+        `POST / HTTP/1.1\r\n${HOST}transfer-encoding : chunked\r\ncontent-length: 3\r\n\r\n0\r\n\r\n`,
+      ],
+      ['obs-fold (a continuation line)', 'head', `GET /folded HTTP/1.1\r\n${HOST}x-a: one\r\n two\r\n\r\n`],
+      ['a NUL in a field value', 'head', `GET /nul HTTP/1.1\r\n${HOST}x-a: a\0b\r\n\r\n`],
+      [
+        'a chunk-size line ended by a bare LF',
+        'body',
+        `POST /lf HTTP/1.1\r\n${HOST}transfer-encoding: chunked\r\n\r\n2\nab\r\n0\r\n\r\n`,
+      ],
+    ];
+    for (const [title, stage, bytes] of smuggling)
+      it(`${title} → 400 DPE, ${stage === 'head' ? 'nothing forwarded' : 'the request never completes at the app'}`, async () => {
+        const before = seen.length;
+        const completedBefore = completed.length;
+        const counted = count(400);
+        const out = await rawExchange(port, bytes);
+        expect(out).to.match(/^HTTP\/1\.1 400 /);
+        expect(out).to.match(/x-weft-response-flags: DPE/);
+        const started = seen.slice(before).map((r) => r.url);
+        expect(started).to.deep.equal(stage === 'head' ? [] : [started[0]]);
+        expect(started).to.not.include('/smuggled');
+        expect(completed.slice(completedBefore)).to.deep.equal([]);
+        expect(count(400)).to.equal(counted + 1);
+        expect((await plainRequest(port)).status, 'the next request is served').to.equal(200);
+      });
   });
 
   describe('DISABLE and port-level modes', () => {

@@ -375,7 +375,7 @@ describe('proxy upstream mTLS (client side) over loopback', function () {
         true,
       ],
       [
-        'MUTUAL with credentialName (not delivered yet) → UF',
+        'MUTUAL with credentialName but no credential delivered (a sidecar) → UF, never plaintext',
         () => ({ mode: 'MUTUAL', credentialName: 'client-cert' }),
         503,
         null,

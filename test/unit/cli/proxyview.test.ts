@@ -304,6 +304,53 @@ describe('proxy-config secret table (istioctl columns)', () => {
       ],
     ],
   ];
+  const leafRow = {
+    serialNumber: 'C1',
+    notBefore: '2026-12-05T00:00:00.000Z',
+    notAfter: '2026-12-20T00:00:00.000Z',
+    valid: true,
+  };
+  cases.push(
+    [
+      'a gateway credential (credentialName): its chain and its CA under Istio SDS names',
+      {
+        state: 'no-certificate',
+        certificate: null,
+        roots: [],
+        credentials: [
+          { name: 'kubernetes://client-cred', state: 'valid', certificate: leafRow, roots: [root] },
+        ],
+      },
+      [
+        'default         Cert Chain   WARMING   false        -               -           -',
+        'kubernetes://client-cred   Cert Chain   ACTIVE   true   c1   2026-12-20T00:00:00Z   2026-12-05T00:00:00Z',
+        'kubernetes://client-cred-cacert   CA   ACTIVE   true   ab01   2027-12-01T00:00:00Z   2026-12-01T00:00:00Z',
+      ],
+    ],
+    [
+      'an unusable credential: ERROR, and why under the table',
+      {
+        state: 'no-certificate',
+        certificate: null,
+        roots: [],
+        credentials: [
+          {
+            name: 'kubernetes://client-cred',
+            state: 'error',
+            error: 'Secret edge/client-cred not found',
+            certificate: null,
+            roots: [],
+          },
+        ],
+      },
+      [
+        'default         Cert Chain   WARMING   false        -               -           -',
+        'kubernetes://client-cred   Cert Chain   ERROR   false   -   -   -',
+        '',
+        'kubernetes://client-cred: Secret edge/client-cred not found',
+      ],
+    ],
+  );
   for (const [name, answer, rows] of cases)
     it(name, () => {
       const lines = secretTable(answer).trimEnd().split('\n');

@@ -4,10 +4,15 @@
  * peers, from tables of Istio's documented behaviour.
  */
 import { expect } from 'chai';
-import type { ClientTLSSettings, DestinationRule } from '../../../pkg/api/index.js';
+import type { ClientTLSSettings, DestinationRule, Gateway, VirtualService } from '../../../pkg/api/index.js';
 import { validateProxyConfig } from '../../../pkg/proxyconfig/validate.js';
 import type { Cluster } from '../../../pkg/proxyconfig/types.js';
-import { translate, type ServiceRecord, type TranslateInput } from '../../../pkg/translate/index.js';
+import {
+  translate,
+  translateGateway,
+  type ServiceRecord,
+  type TranslateInput,
+} from '../../../pkg/translate/index.js';
 
 const HOST = 'reviews.shop.svc.cluster.local';
 const MESHED = { 'security.istio.io/tlsMode': 'istio' };
@@ -217,7 +222,7 @@ describe('translate: upstream TLS (DestinationRule tls, auto-mTLS)', () => {
     });
   });
 
-  it('credentialName is passed on with a warning (not delivered to sidecars yet)', () => {
+  it('credentialName is passed on; sidecars are warned that it applies at gateways only', () => {
     const r = translate({
       services: [external],
       destinationRules: [dr('api.example.com', { mode: 'MUTUAL', credentialName: 'client-cert' }, false)],
@@ -228,7 +233,37 @@ describe('translate: upstream TLS (DestinationRule tls, auto-mTLS)', () => {
       sni: 'api.example.com',
       credentialName: 'client-cert',
     });
-    expect(r.warnings.join('\n')).to.match(/credentialName client-cert is not delivered/);
+    expect(r.warnings.join('\n')).to.match(
+      /tls\.credentialName client-cert applies at gateways only; sidecars' connections to it fail \(503 UF\), never in plaintext/,
+    );
+    const gw = translateGateway({
+      services: [external],
+      destinationRules: [dr('api.example.com', { mode: 'MUTUAL', credentialName: 'client-cert' }, false)],
+      domainSuffix: 'svc.cluster.local',
+      gateways: [
+        {
+          apiVersion: 'networking.istio.io/v1',
+          kind: 'Gateway',
+          metadata: { name: 'g', namespace: 'edge' },
+          spec: { servers: [{ port: { number: 80, name: 'http', protocol: 'HTTP' }, hosts: ['*'] }] },
+        } as Gateway,
+      ],
+      virtualServices: [
+        {
+          apiVersion: 'networking.istio.io/v1',
+          kind: 'VirtualService',
+          metadata: { name: 'api', namespace: 'edge' },
+          spec: {
+            hosts: ['api.example.com'],
+            gateways: ['edge/g'],
+            http: [{ route: [{ destination: { host: 'api.example.com' } }] }],
+          },
+        } as VirtualService,
+      ],
+      pod: { namespace: 'edge', labels: {} },
+    });
+    expect(gw.config.clusters.map((c) => c.tls?.credentialName)).to.deep.equal(['client-cert']);
+    expect(gw.warnings.join('\n'), 'gateways get it delivered: no warning').to.not.match(/credentialName/);
   });
 
   it('the validator refuses a broken tls block', () => {
