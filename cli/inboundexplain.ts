@@ -19,6 +19,11 @@ export function inboundText(e: InboundExplanation): string {
       'telemetry',
       `connection_security_policy=${e.connectionSecurityPolicy}${e.sourcePrincipal ? `, source_principal=${e.sourcePrincipal}` : ''}`,
     );
+  if (e.authz !== undefined)
+    out += line(
+      'authz',
+      `${e.authz.decision}${e.authz.policy !== undefined ? ` by ${e.authz.policy}${e.authz.rule !== undefined ? ` rule ${e.authz.rule}` : ''}` : ''}: ${e.authz.reason}`,
+    );
   out += line('outcome', e.outcome);
   return out;
 }

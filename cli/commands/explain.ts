@@ -16,7 +16,7 @@ import { clusterFlagsUsage, connectWeftd, fetchProxyConfig, podRef } from '../we
 
 export const explainUsage = `Usage: weftctl explain POD[.NAMESPACE] [METHOD] URL [-H 'name: value']... [-n NAMESPACE] [-o text|json] [flags]
        weftctl explain --config FILE [METHOD] URL [-H 'name: value']...
-       weftctl explain POD[.NAMESPACE] --inbound PORT [--from IP] [--peer SPIFFE_ID]
+       weftctl explain POD[.NAMESPACE] --inbound PORT [--from IP] [--peer SPIFFE_ID] [[METHOD] URL [-H ...]]
 
 Evaluates a request against the config the pod's proxy gets from weftd (or a local ProxyConfig /
 Istio YAML with --config), with the proxy's own router, without sending it. Prints the listener,
@@ -31,13 +31,15 @@ force; or 404 NR with the nearest miss.
   --inbound PORT      explain a connection TO the pod on this workload port instead: the mTLS
                       mode in force and the PeerAuthentication that decided it, and whether a
                       plaintext client (default) or a mesh mTLS client (--peer) is accepted,
-                      how it is served, or why it is refused
+                      how it is served, or why it is refused; then the AuthorizationPolicies:
+                      a TCP port's connection, or the request METHOD URL, allowed or denied
+                      and by which policy and rule
   --from IP           the client's address in that explanation
   --peer SPIFFE_ID    the client speaks mesh mTLS as this identity
 
 Exit status: 0 the request is routed (forwarded, redirect or direct response), 1 404 NR, 403
 RBAC (an AuthorizationPolicy denies it: the policy and rule are named) or no listener, 2 bad
-arguments or weftd unreachable. With --inbound: 0 accepted, 1 refused.
+arguments or weftd unreachable. With --inbound: 0 accepted, 1 refused (mTLS or authorization).
 
 ${clusterFlagsUsage}`;
 
@@ -94,11 +96,6 @@ export async function runExplain(argv: string[], io: CommandIO): Promise<number>
     if (args.configFile !== undefined) {
       config = loadLocalConfig(args.configFile, io);
       request = args.positionals;
-      if (inbound !== undefined && request.length > 0)
-        throw new WeftError(
-          'WEFT_INPUT_UNREADABLE',
-          `--inbound explains a connection, not a URL: ${request.join(' ')}`,
-        );
     } else {
       const [pod, ...rest] = args.positionals;
       if (pod === undefined)
@@ -108,17 +105,14 @@ export async function runExplain(argv: string[], io: CommandIO): Promise<number>
         );
       request = rest;
       // argument errors first: no cluster round trip for a typo
-      if (inbound === undefined) requestFromPositionals(request);
-      else if (rest.length > 0)
-        throw new WeftError(
-          'WEFT_INPUT_UNREADABLE',
-          `--inbound explains a connection, not a URL: ${rest.join(' ')}`,
-        );
+      if (inbound === undefined || rest.length > 0) requestFromPositionals(request);
       const target = connectWeftd(args.cluster);
       const ref = podRef(pod, args.namespace, target.defaultNamespace);
       config = (await fetchProxyConfig(target, ref.namespace, ref.pod, kind)).config!;
     }
     if (inbound !== undefined) {
+      if (request.length > 0)
+        inbound.request = { ...requestFromPositionals(request), headers: Object.fromEntries(headers) };
       const e = explainInbound(config, inbound);
       io.stdout(args.output === 'json' ? `${JSON.stringify(e, null, 2)}\n` : inboundText(e));
       return e.accepted ? 0 : 1;

@@ -18,7 +18,7 @@ import { checkExtAuthz, type ExtAuthzRequest } from './extauthz.js';
 import { normalizePath } from '../router/path.js';
 import type { MetricsRegistry } from '../telemetry/metrics.js';
 
-/** Envoy's body for an RBAC denial. */
+/** Envoy's body for an RBAC denial; weft's starts the same and goes on to name the decision. */
 export const RBAC_DENIED_BODY = 'RBAC: access denied';
 
 export interface AuthzDenial {
@@ -35,10 +35,21 @@ export interface AuthzOutcome {
   denial?: AuthzDenial;
 }
 
-const rbacDenial = (): AuthzDenial => ({
+/**
+ * `RBAC: access denied by DENY policy demo/deny-all rule 0` / `…: no ALLOW policy matched`:
+ * Envoy's words first (clients and scripts that look for them still find them), then the
+ * decision, so the caller knows which policy to read instead of debugging a bare 403.
+ */
+export function deniedBody(d: AuthzDecision): string {
+  return d.policy !== undefined
+    ? `${RBAC_DENIED_BODY} by ${d.action} policy ${d.policy}${d.rule !== undefined ? ` rule ${d.rule}` : ''}`
+    : `${RBAC_DENIED_BODY}: ${d.reason}`;
+}
+
+const rbacDenial = (d: AuthzDecision): AuthzDenial => ({
   status: 403,
   flag: 'RBAC',
-  body: Buffer.from(RBAC_DENIED_BODY),
+  body: Buffer.from(deniedBody(d)),
   headers: { 'content-type': 'text/plain' },
 });
 
@@ -69,9 +80,13 @@ export function authorizeAllReadings(c: CompiledAuthz, attrs: AuthzAttributes): 
   };
 }
 
+/** The outcome of a DENY/ALLOW (or CUSTOM-on-TCP) decision: a denial is Envoy's 403. */
+function outcome(decision: AuthzDecision): AuthzOutcome {
+  return decision.decision === 'deny' ? { decision, denial: rbacDenial(decision) } : { decision };
+}
+
 function finish(c: CompiledAuthz, attrs: AuthzAttributes): AuthzOutcome {
-  const decision = authorizeAllReadings(c, attrs);
-  return decision.decision === 'deny' ? { decision, denial: rbacDenial() } : { decision };
+  return outcome(authorizeAllReadings(c, attrs));
 }
 
 /**
@@ -202,24 +217,17 @@ export function connectionAttributes(
 export function authorizeConnection(c: CompiledAuthz, attrs: AuthzAttributes): AuthzOutcome {
   const custom = c.custom.length > 0 ? matchCustom(c, attrs) : null;
   if (custom !== null)
-    return {
-      decision: {
-        decision: 'deny',
-        action: 'CUSTOM',
-        policy: custom.policy,
-        rule: custom.rule,
-        reason: `CUSTOM policy ${custom.policy} matches a TCP connection; its HTTP ext-authz provider ${custom.providerName} cannot check one`,
-      },
-      denial: rbacDenial(),
-    };
-  return finishTcp(authorize(c, attrs));
+    return outcome({
+      decision: 'deny',
+      action: 'CUSTOM',
+      policy: custom.policy,
+      rule: custom.rule,
+      reason: `CUSTOM policy ${custom.policy} matches a TCP connection; its HTTP ext-authz provider ${custom.providerName} cannot check one`,
+    });
+  return outcome(authorize(c, attrs));
 }
 
-function finishTcp(decision: AuthzDecision): AuthzOutcome {
-  return decision.decision === 'deny' ? { decision, denial: rbacDenial() } : { decision };
-}
-
-/** The counters a decision moves (audit, dry-run shadow, denial by policy), on any listener. */
+/** The counters a decision moves (audit, dry-run shadow, allowed or denied by policy), on any listener. */
 export function countAuthz(metrics: MetricsRegistry, o: AuthzOutcome): void {
   const d = o.decision;
   if (d.audit !== undefined) metrics.incLabelled('weft_proxy_authz_audit_total', { policy: d.audit });
@@ -230,6 +238,8 @@ export function countAuthz(metrics: MetricsRegistry, o: AuthzOutcome): void {
     });
   if (o.denial !== undefined)
     metrics.incLabelled('weft_proxy_authz_denied_total', { policy: d.policy ?? 'none', action: d.action });
+  else if (d.policy !== undefined)
+    metrics.incLabelled('weft_proxy_authz_allowed_total', { policy: d.policy });
 }
 
 /** The hook: decides, then calls `done` once (synchronously when no ext-authz call is needed). */

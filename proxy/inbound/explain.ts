@@ -2,11 +2,18 @@
  * Explains what the inbound listener would do with a connection to a workload port: the mTLS mode
  * in force and the policy that decided it, and for a plaintext or an mTLS client (with its peer
  * identity) whether the connection is accepted, how it is served, and what the app and the
- * metrics see; or why it is refused, in the words the proxy logs. Evaluated with the proxy's own
- * plan (plan.ts) and decision (decide.ts) over a config; sends nothing.
+ * metrics see; or why it is refused, in the words the proxy logs. Then the AuthorizationPolicies
+ * of the config: a TCP port's connection, or the request given (METHOD URL), is evaluated as the
+ * inbound side does (engine.ts, gate.ts). Evaluated with the proxy's own plan (plan.ts) and
+ * decision (decide.ts) over a config; sends nothing.
  */
 import type { ProxyConfig } from '../../pkg/proxyconfig/types.js';
 import { MetricsRegistry } from '../telemetry/metrics.js';
+import { compileAuthz, tcpBlock, type AuthzDecision } from '../authz/engine.js';
+import { authorizeAllReadings, authorizeConnection, peerAttributes } from '../authz/gate.js';
+import { syntheticView } from '../router/explain.js';
+import { isRejection } from '../router/target.js';
+import { resolvePathNormalization } from '../router/path.js';
 import { decide, refusalMessage } from './decide.js';
 import { InboundPlan } from './plan.js';
 
@@ -19,6 +26,8 @@ export interface InboundQuery {
   peer?: string;
   /** Whether this workload has a certificate (the live proxy knows; a config alone assumes so). */
   hasIdentity?: boolean;
+  /** An HTTP request on the connection, for its AuthorizationPolicy decision. */
+  request?: { method: string; url: string; headers?: Record<string, string> };
 }
 
 export interface InboundExplanation {
@@ -34,9 +43,83 @@ export interface InboundExplanation {
   refusal?: string;
   connectionSecurityPolicy?: 'mutual_tls' | 'none';
   sourcePrincipal?: string;
+  /** The AuthorizationPolicy decision for the TCP connection or the request given. */
+  authz?: AuthzDecision;
 }
 
 export function explainInbound(cfg: ProxyConfig, q: InboundQuery): InboundExplanation {
+  const e = explainConnection(cfg, q);
+  if (!e.accepted || cfg.authz === undefined) return e;
+  const tcp = e.protocol === 'TCP';
+  if (!tcp && q.request === undefined)
+    return {
+      ...e,
+      outcome: `${e.outcome}; each request is then checked by ${cfg.authz.policies.length} AuthorizationPolicies (add METHOD URL to evaluate one)`,
+    };
+  const d = tcp
+    ? authorizeConnection(compileAuthz(tcpBlock(cfg.authz)), attributes(q, null)).decision
+    : requestDecision(cfg, q);
+  if (typeof d === 'string') return { ...e, accepted: false, outcome: `the request is refused: ${d}` };
+  if (d.decision === 'allow')
+    return {
+      ...e,
+      authz: d,
+      outcome: `${e.outcome}; ${tcp ? 'the connection' : 'the request'} is allowed: ${d.reason}`,
+    };
+  return {
+    ...e,
+    authz: d,
+    accepted: false,
+    outcome: tcp
+      ? `refused: the connection is closed, ${d.reason}`
+      : `the request is denied: 403 RBAC: ${d.reason}`,
+  };
+}
+
+/** What AuthorizationPolicy sees of the explained client: its address, identity and port. */
+function attributes(
+  q: InboundQuery,
+  view: {
+    method: string;
+    authority: string;
+    path: string;
+    headers: Record<string, string | string[] | undefined>;
+  } | null,
+) {
+  const ip = q.from ?? '127.0.0.1';
+  return {
+    method: view?.method ?? '',
+    host: view?.authority ?? '',
+    path: view?.path ?? '',
+    headers: view?.headers ?? {},
+    port: q.port ?? 0,
+    destinationIp: '',
+    sourceIp: ip,
+    remoteIp: ip,
+    ...(q.peer !== undefined ? { peer: peerAttributes(q.peer) } : {}),
+  };
+}
+
+/** The decision on the request, or why its head is refused before any policy. */
+function requestDecision(cfg: ProxyConfig, q: InboundQuery): AuthzDecision | string {
+  const r = q.request!;
+  const abs = /^https?:\/\//i.test(r.url) ? new URL(r.url) : null;
+  const v = syntheticView(
+    {
+      method: r.method,
+      path: abs === null ? r.url : `${abs.pathname}${abs.search}`,
+      authority: abs?.host ?? r.headers?.host ?? 'localhost',
+      headers: r.headers ?? {},
+      ...(q.port !== null ? { port: q.port } : {}),
+    },
+    resolvePathNormalization(cfg.pathNormalization),
+    q.port ?? 80,
+  );
+  if (isRejection(v)) return `${v.status} (flag ${v.flag}): ${v.detail}`;
+  return authorizeAllReadings(compileAuthz(cfg.authz!), attributes(q, v));
+}
+
+function explainConnection(cfg: ProxyConfig, q: InboundQuery): InboundExplanation {
   const plan = new InboundPlan(
     cfg.version,
     cfg.inbound,

@@ -11,6 +11,10 @@
  *       split measured over a bounded number of requests, header canary to v2);
  *   (c2) the sidecars talk mutual TLS with certificates from weftd's CA; a STRICT
  *       PeerAuthentication refuses a pod without a sidecar and keeps serving the mesh;
+ *   (c4) AuthorizationPolicy and RequestAuthentication on the echo sidecars (issue #14): a
+ *       deny-all 403 counted by its policy, an ALLOW by principals (mTLS identity), a JWT
+ *       required by requestPrincipals (valid 200, none 403, invalid 401), a dry-run DENY that
+ *       only counts;
  *   (c3) with the Mesh's workloadCertTTL at 1m, a meshed load pod at 200 req/s across ≥ 3
  *       certificate rotations of its sidecar and of both echo sidecars loses no request
  *       (issue #13; docs/identity-rotation.md);
@@ -42,6 +46,7 @@ import {
   waitPodReady,
 } from './support/kube.js';
 import { loadPod, loadResult, renewals } from './support/rotation.js';
+import { jwks, makeKey, signJwt } from '../support/jwt.js';
 
 const WEFT_IMAGE = 'ghcr.io/weft-mesh/weft:0.1.0';
 const socket = join(demoStateDir, 'containerd', 'containerd.sock');
@@ -469,6 +474,169 @@ describe('e2e: weft as pods — install, Mesh, injection, traffic, delete', func
       expect(seen.failed ?? 0, JSON.stringify(seen)).to.equal(0);
       kubectl(['delete', 'peerauthentication', 'strict', '-n', 'demo']);
       await waitFor('PERMISSIVE again', () => (/^v[12]$/.test(fromPlain()) ? true : undefined), 60_000, 1000);
+    });
+  });
+
+  describe('(c4) AuthorizationPolicy and RequestAuthentication on the echo sidecars (issue #14)', () => {
+    const ISSUER = 'https://issuer.e2e.weft';
+    const key = makeKey('rsa', 'e2e');
+    const token = (sub: string, expOffset = 600): string =>
+      signJwt(
+        'RS256',
+        key.privateKey,
+        { iss: ISSUER, sub, exp: Math.floor(Date.now() / 1000) + expOffset },
+        { kid: 'e2e' },
+      );
+    let plain: { ns: string; cleanup: () => void } | null = null;
+    const created: [string, string][] = [];
+    const apply = (kind: string, name: string, spec: object, annotations?: Record<string, string>): void => {
+      kubectl(
+        ['apply', '-f', '-'],
+        JSON.stringify({
+          apiVersion: 'security.istio.io/v1',
+          kind,
+          metadata: { name, namespace: 'demo', ...(annotations ? { annotations } : {}) },
+          spec,
+        }),
+      );
+      created.push([kind, name]);
+    };
+    const remove = (kind: string, name: string): void =>
+      void kubectlRun(['delete', kind, name, '-n', 'demo', '--ignore-not-found']);
+    after(() => {
+      for (const [kind, name] of created) remove(kind, name);
+      plain?.cleanup();
+    });
+    /** The status of one request to echo (busybox wget -S prints the status line; 000: no answer). */
+    const statusOf = (from: { ns: string; pod: string; container?: string }, header?: string): string => {
+      const h = header ? `--header '${header}' ` : '';
+      const script = `timeout 10 wget -S -O /dev/null ${h}http://echo.demo/version 2>&1 | grep -o 'HTTP/1.1 [0-9]*' | tail -1 | cut -d' ' -f2`;
+      const r = kubectlRun(
+        [
+          'exec',
+          '-n',
+          from.ns,
+          from.pod,
+          ...(from.container ? ['-c', from.container] : []),
+          '--',
+          'sh',
+          '-c',
+          script,
+        ],
+        undefined,
+        30_000,
+      );
+      return r.stdout.trim() || '000';
+    };
+    const client = { ns: 'demo', pod: 'deploy/client', container: 'client' };
+    const becomes = (
+      what: string,
+      from: { ns: string; pod: string; container?: string },
+      want: string,
+      header?: string,
+    ): Promise<true> =>
+      waitFor(what, () => (statusOf(from, header) === want ? true : undefined), 60_000, 1000);
+    /** Sum of a counter over both echo sidecars, for the series whose labels include `match`. */
+    const echoCounter = (name: string, match: string): number =>
+      kubectlJson<{ items: PodView[] }>(['get', 'pods', '-n', 'demo', '-l', 'app=echo'])
+        .items.map((p) =>
+          kubectl([
+            'get',
+            '--raw',
+            `/api/v1/namespaces/demo/pods/${p.metadata.name}:15090/proxy/stats/prometheus`,
+          ]),
+        )
+        .join('\n')
+        .split('\n')
+        .filter((l) => l.startsWith(`${name}{`) && l.includes(match))
+        .reduce((sum, l) => sum + Number(l.split(' ').pop()), 0);
+
+    it('a deny-all policy on echo: the meshed client gets 403 RBAC, counted by the policy; deleting it restores 200', async function () {
+      pending(this, missing);
+      expect(statusOf(client)).to.equal('200');
+      apply('AuthorizationPolicy', 'deny-all', {
+        selector: { matchLabels: { app: 'echo' } },
+        action: 'DENY',
+        rules: [{}],
+      });
+      await becomes('the deny-all policy to reach the echo sidecars', client, '403');
+      expect(echoCounter('weft_proxy_authz_denied_total', 'policy="demo/deny-all"')).to.be.greaterThan(0);
+      const echoPod = kubectlJson<{ items: PodView[] }>(['get', 'pods', '-n', 'demo', '-l', 'app=echo'])
+        .items[0]!.metadata.name;
+      const explained = weftctl([
+        'explain',
+        `${echoPod}.demo`,
+        '--inbound',
+        '8080',
+        '--peer',
+        'spiffe://cluster.local/ns/demo/sa/default',
+        'GET',
+        'http://echo/version',
+      ]);
+      expect(explained.status, explained.stdout + explained.stderr).to.equal(1);
+      expect(explained.stdout).to.match(/authz +deny by demo\/deny-all rule 0/);
+      remove('AuthorizationPolicy', 'deny-all');
+      await becomes('traffic to flow again', client, '200');
+    });
+
+    it('ALLOW by principals: the demo service account (mTLS identity) passes, a pod without a sidecar gets 403', async function () {
+      pending(this, missing);
+      plain = freshNamespace('e2e-authz');
+      await waitForServiceAccount(plain.ns);
+      kubectl(['apply', '-n', plain.ns, '-f', '-'], JSON.stringify(clientPod('plain')));
+      await waitPodReady(plain.ns, 'plain');
+      const outsider = { ns: plain.ns, pod: 'plain' };
+      expect(statusOf(outsider), 'PERMISSIVE, no policy: served').to.equal('200');
+      apply('AuthorizationPolicy', 'only-demo', {
+        selector: { matchLabels: { app: 'echo' } },
+        rules: [{ from: [{ source: { principals: ['cluster.local/ns/demo/sa/default'] } }] }],
+      });
+      await becomes('the ALLOW policy to refuse the pod without an identity', outsider, '403');
+      expect(statusOf(client), 'the named service account').to.equal('200');
+      remove('AuthorizationPolicy', 'only-demo');
+    });
+
+    it('requestPrincipals requires a valid JWT: valid → 200, none → 403, invalid → 401', async function () {
+      pending(this, missing);
+      apply('RequestAuthentication', 'jwt', {
+        selector: { matchLabels: { app: 'echo' } },
+        jwtRules: [{ issuer: ISSUER, jwks: jwks(key) }],
+      });
+      apply('AuthorizationPolicy', 'require-jwt', {
+        selector: { matchLabels: { app: 'echo' } },
+        rules: [{ from: [{ source: { requestPrincipals: [`${ISSUER}/alice`] } }] }],
+      });
+      await becomes('the JWT policies to reach echo', client, '403');
+      expect(statusOf(client, `authorization: Bearer ${token('alice')}`), 'valid').to.equal('200');
+      expect(statusOf(client, `authorization: Bearer ${token('bob')}`), 'another subject').to.equal('403');
+      expect(statusOf(client, `authorization: Bearer ${token('alice', -3600)}`), 'expired').to.equal('401');
+      expect(statusOf(client, 'authorization: Bearer not.a.jwt'), 'garbage').to.equal('401');
+      remove('AuthorizationPolicy', 'require-jwt');
+      remove('RequestAuthentication', 'jwt');
+      await becomes('no JWT needed again', client, '200');
+    });
+
+    it('a dry-run DENY lets traffic through and counts what it would have denied', async function () {
+      pending(this, missing);
+      const before = echoCounter('weft_proxy_authz_dry_run_total', 'policy="demo/would-deny"');
+      apply(
+        'AuthorizationPolicy',
+        'would-deny',
+        { selector: { matchLabels: { app: 'echo' } }, action: 'DENY', rules: [{}] },
+        { 'istio.io/dry-run': 'true' },
+      );
+      await waitFor(
+        'the dry-run policy to be counted',
+        () => {
+          expect(statusOf(client), 'never enforced').to.equal('200');
+          return echoCounter('weft_proxy_authz_dry_run_total', 'policy="demo/would-deny"') > before
+            ? true
+            : undefined;
+        },
+        60_000,
+        1000,
+      );
+      remove('AuthorizationPolicy', 'would-deny');
     });
   });
 

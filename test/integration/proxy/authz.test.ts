@@ -154,7 +154,7 @@ describe('AuthorizationPolicy on a gateway proxy (real HTTP on loopback)', funct
     for (const path of ['/', '/a', '/b?x=1']) {
       const r = await request(s.port, { path });
       expect(r.status).to.equal(403);
-      expect(r.body).to.equal('RBAC: access denied');
+      expect(r.body).to.equal('RBAC: access denied by DENY policy default/deny-all rule 0');
       expect(r.headers['x-weft-response-flags']).to.equal('RBAC');
     }
     expect(up.seen).to.have.length(0);
@@ -178,7 +178,7 @@ describe('AuthorizationPolicy on a gateway proxy (real HTTP on loopback)', funct
     const s = await start([ap('allow-nothing', { action: 'ALLOW' })]);
     const r = await request(s.port);
     expect(r.status).to.equal(403);
-    expect(r.body).to.equal('RBAC: access denied');
+    expect(r.body).to.equal('RBAC: access denied: no ALLOW policy matched');
     expect(up.seen).to.have.length(0);
     expect(await metrics(s.metrics)).to.include(
       'weft_proxy_authz_denied_total{policy="none",action="ALLOW"} 1',
@@ -428,7 +428,7 @@ describe('AuthorizationPolicy on a gateway proxy (real HTTP on loopback)', funct
       );
       const r = await request(s.port, { path: '/api/x', headers: { 'x-ext-authz': 'allow' } });
       expect(r.status).to.equal(403);
-      expect(r.body).to.equal('RBAC: access denied');
+      expect(r.body).to.equal('RBAC: access denied by DENY policy default/deny-api rule 0');
       expect(ext.seen).to.have.length(1);
     });
 

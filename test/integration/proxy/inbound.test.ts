@@ -834,12 +834,15 @@ describe('sidecar inbound: mesh mTLS, PeerAuthentication, L7 (loopback, real TLS
       inbound.apply(withPolicies(permissive(), [allowProductpage]));
       const ok = await meshRequest(port, peerCert, root.certPem, { path: '/reviews/7' });
       expect(ok.status).to.equal(200);
+      expect(metrics.render()).to.match(
+        /^weft_proxy_authz_allowed_total\{policy="demo\/allow-productpage"\} [1-9]/m,
+      );
       expect(seen.at(-1)!.url).to.equal('/reviews/7');
       const before = seen.length;
       const deniedBefore = denied();
       const no = await plainRequest(port, { path: '/reviews/7' });
       expect(no.status).to.equal(403);
-      expect(no.body).to.equal('RBAC: access denied');
+      expect(no.body).to.equal('RBAC: access denied: no ALLOW policy matched');
       expect(no.headers['x-weft-response-flags']).to.equal('RBAC');
       expect(seen.length, 'the app got nothing').to.equal(before);
       expect(denied()).to.equal(deniedBefore + 1);

@@ -163,8 +163,12 @@ spec:
     }
     expect(v1.seen).to.have.length(4);
     const stats = (await request(p.admin, { path: '/stats' })).body;
-    const fails = Number(/reviews\.default\.svc\.cluster\.local\.upstream_cx_connect_fail: (\d+)/.exec(stats)?.[1]);
-    const retries = Number(/reviews\.default\.svc\.cluster\.local\.upstream_rq_retry: (\d+)/.exec(stats)?.[1]);
+    const fails = Number(
+      /reviews\.default\.svc\.cluster\.local\.upstream_cx_connect_fail: (\d+)/.exec(stats)?.[1],
+    );
+    const retries = Number(
+      /reviews\.default\.svc\.cluster\.local\.upstream_rq_retry: (\d+)/.exec(stats)?.[1],
+    );
     expect(fails).to.be.at.least(1);
     expect(retries).to.equal(fails);
   });

@@ -9,6 +9,8 @@ import { join } from 'node:path';
 import { main } from '../../../cli/main.js';
 import { configFromText } from '../../../proxy/config/load.js';
 import { explainInbound } from '../../../proxy/inbound/explain.js';
+import type { AuthorizationPolicy } from '../../../pkg/api/authorizationpolicy.js';
+import { translateAuthz } from '../../../pkg/translate/authz.js';
 
 const FIXTURE = join(import.meta.dirname, 'fixtures', 'inbound.yaml');
 const CONFIG = configFromText(readFileSync(FIXTURE, 'utf8'), FIXTURE).config;
@@ -137,12 +139,72 @@ describe('weftctl explain --inbound', () => {
       /--peer needs a SPIFFE ID/,
     ],
     ['--from without --inbound', ['--from', '10.0.0.1'], /add --inbound PORT/],
-    ['a URL with --inbound', ['--inbound', '9080', 'http://reviews/'], /not a URL/],
   ];
   for (const [title, args, re] of bad)
     it(`refuses ${title} (exit 2)`, async () => {
       const r = await run(['explain', '--config', FIXTURE, ...args]);
       expect(r.code).to.equal(2);
       expect(r.err).to.match(re);
+    });
+});
+
+describe('weftctl explain --inbound: AuthorizationPolicy on the connection and the request', () => {
+  const withAuthz = translateAuthz({
+    policies: [
+      {
+        apiVersion: 'security.istio.io/v1',
+        kind: 'AuthorizationPolicy',
+        metadata: { name: 'shop-reads', namespace: 'demo' },
+        spec: {
+          rules: [
+            {
+              from: [{ source: { namespaces: ['shop'] } }],
+              to: [{ operation: { methods: ['GET'], ports: ['9080'] } }],
+            },
+          ],
+        },
+      } as AuthorizationPolicy,
+    ],
+    pod: { namespace: 'demo', labels: {} },
+  }).block!;
+  const cfg = { ...CONFIG, authz: { ...withAuthz, listeners: [] } };
+
+  const cases: [string, Parameters<typeof explainInbound>[1], boolean, RegExp][] = [
+    [
+      'a GET from the shop peer is allowed, naming the rule',
+      { port: 9080, peer: PEER, request: { method: 'GET', url: 'http://reviews/x' } },
+      true,
+      /the request is allowed: allowed by ALLOW policy demo\/shop-reads rule 0$/,
+    ],
+    [
+      'a POST from the same peer is denied (403 RBAC)',
+      { port: 9080, peer: PEER, request: { method: 'POST', url: '/x' } },
+      false,
+      /^the request is denied: 403 RBAC: no ALLOW policy matched$/,
+    ],
+    [
+      'another namespace is denied',
+      { port: 9080, peer: 'spiffe://cluster.local/ns/other/sa/x', request: { method: 'GET', url: '/x' } },
+      false,
+      /403 RBAC: no ALLOW policy matched/,
+    ],
+    [
+      'a TCP port: the rule has HTTP-only fields, so no TCP connection is allowed (Istio)',
+      { port: 5432, peer: PEER },
+      false,
+      /^refused: the connection is closed, no ALLOW policy matched$/,
+    ],
+    [
+      'an HTTP port without a request: says policies apply per request',
+      { port: 9080, peer: PEER },
+      true,
+      /checked by 1 AuthorizationPolicies \(add METHOD URL to evaluate one\)$/,
+    ],
+  ];
+  for (const [name, q, accepted, outcome] of cases)
+    it(name, () => {
+      const e = explainInbound(cfg, q);
+      expect(e.accepted, e.outcome).to.equal(accepted);
+      expect(e.outcome).to.match(outcome);
     });
 });
