@@ -13,6 +13,11 @@
  *
  * Translation warnings describe the mesh config, not a proxy: they are logged once per version.
  */
+import {
+  resolvePeerAuthentication,
+  type EffectivePeerAuthentication,
+  type PeerMode,
+} from '../pkg/translate/peerauth.js';
 import { createHash } from 'node:crypto';
 import { encodeMessage, type ProxyKind } from '../pkg/discovery/protocol.js';
 import type { Logger } from '../pkg/log/index.js';
@@ -265,7 +270,21 @@ export class ConfigGenerator {
   }
 
   private inputs(snapshot: Snapshot) {
+    // one resolution per workload label set per translation: the endpoints of a Deployment share it
+    const resolved = new Map<string, EffectivePeerAuthentication>();
+    const scope = { rootNamespace: this.opts.mesh.rootNamespace, meshMode: this.opts.mesh.mtlsMode };
+    const peerModeOf = (namespace: string, labels: Record<string, string>, port: number): PeerMode => {
+      const key = `${namespace}\n${JSON.stringify(labels)}`;
+      let pa = resolved.get(key);
+      if (pa === undefined)
+        resolved.set(
+          key,
+          (pa = resolvePeerAuthentication(snapshot.peerAuthentications, { namespace, labels }, scope)),
+        );
+      return (pa.ports[port] ?? pa).mode;
+    };
     return {
+      peerModeOf,
       services: snapshot.services,
       virtualServices: snapshot.virtualServices,
       destinationRules: snapshot.destinationRules,

@@ -14,6 +14,7 @@
  */
 import { createHash } from 'node:crypto';
 import { spiffeId } from '../certs/spiffe.js';
+import type { PeerMode } from './peerauth.js';
 import type {
   ClientTLSSettings,
   ConnectionPoolSettings,
@@ -98,6 +99,12 @@ export interface TranslateInput {
   trustDomain?: string;
   /** Istio's enableAutoMtls: ISTIO_MUTUAL to endpoints that run a sidecar when no DR sets tls (default true). */
   autoMtls?: boolean;
+  /**
+   * The mTLS mode a meshed endpoint's inbound side enforces on a workload port (its
+   * PeerAuthentications): auto-mTLS sends plaintext to a DISABLE port, as Istio's clients do,
+   * instead of TLS the server would read as garbage. Absent: every sidecar terminates mTLS.
+   */
+  peerModeOf?: (namespace: string, labels: Record<string, string>, port: number) => PeerMode;
   /**
    * Mirrored requests get `-shadow` appended to their Host: istiod's DISABLE_SHADOW_HOST_SUFFIX
    * set to false. Default false: the original Host (Istio ≥ 1.28).
@@ -258,13 +265,16 @@ class Translator {
     const selected = svc.endpoints.filter((e) =>
       Object.entries(selector).every(([k, v]) => e.labels[k] === v),
     );
-    const endpoints: Endpoint[] = selected.map((e) => ({
-      address: e.address,
-      port: (sp && e.ports?.[sp.name]) ?? sp?.targetPort ?? port,
-      labels: e.labels,
-      ...(e.weight !== undefined ? { weight: e.weight } : {}),
-    }));
     const policy = this.mergedPolicy(host, port, subset);
+    const endpoints: Endpoint[] = selected.map((e) => {
+      const epPort = (sp && e.ports?.[sp.name]) ?? sp?.targetPort ?? port;
+      return {
+        address: e.address,
+        port: epPort,
+        labels: this.autoMtlsLabels(policy?.tls, svc.namespace, e.labels, epPort),
+        ...(e.weight !== undefined ? { weight: e.weight } : {}),
+      };
+    });
     const cluster: Cluster = { name, service: host, port, endpoints };
     if (subset !== undefined) cluster.subset = subset;
     const lb = convertLb(policy?.loadBalancer);
@@ -274,9 +284,29 @@ class Translator {
     const od = convertOutlier(policy?.outlierDetection);
     if (od) cluster.outlierDetection = od;
     const tls = this.upstreamTls(policy?.tls, svc, port, subset, selected);
-    if (tls) cluster.tls = tls;
+    // auto-mTLS with every meshed endpoint's port DISABLE: nothing to originate
+    if (tls && !(tls.auto === true && !endpoints.some((e) => e.labels?.[TLS_MODE_LABEL] === 'istio')))
+      cluster.tls = tls;
     this.clusters.set(name, cluster);
     return name;
+  }
+
+  /**
+   * An endpoint's labels as auto-mTLS reads them: a meshed pod whose PeerAuthentication turns mTLS
+   * off on this port is marked `security.istio.io/tlsMode: disabled` (Istio's own value), so the
+   * client sends it plaintext. Untouched when a DestinationRule sets tls (the user decided).
+   */
+  private autoMtlsLabels(
+    tls: ClientTLSSettings | undefined,
+    namespace: string,
+    labels: Record<string, string>,
+    port: number,
+  ): Record<string, string> {
+    const modeOf = this.input.peerModeOf;
+    if (tls !== undefined || modeOf === undefined || labels[TLS_MODE_LABEL] !== 'istio') return labels;
+    return modeOf(namespace, labels, port) === 'DISABLE'
+      ? { ...labels, [TLS_MODE_LABEL]: 'disabled' }
+      : labels;
   }
 
   /**

@@ -579,6 +579,52 @@ describe('weftd config generation', () => {
     expect(b.version).to.equal(g.forProxy(snapshot(1), 'sidecar', pod('b-1', { app: 'b' })).version);
   });
 
+  it("auto-mTLS reads the destination's PeerAuthentication: a namespace DISABLE (or a port-level one) gets plaintext", () => {
+    const meshed: Snapshot['services'] = [
+      {
+        host: 'db.data.svc.cluster.local',
+        namespace: 'data',
+        addresses: [],
+        ports: [{ number: 5432, name: 'http', protocol: 'HTTP', targetPort: 5432 }],
+        endpoints: [
+          {
+            address: '10.1.0.9',
+            labels: { app: 'db', 'security.istio.io/tlsMode': 'istio' },
+            serviceAccount: 'db',
+          },
+        ],
+      },
+    ];
+    const pa = (name: string, ns: string, spec: object): Snapshot['peerAuthentications'][number] =>
+      ({
+        apiVersion: 'security.istio.io/v1',
+        kind: 'PeerAuthentication',
+        metadata: { name, namespace: ns },
+        spec,
+      }) as Snapshot['peerAuthentications'][number];
+    const dbCluster = (peerAuthentications: Snapshot['peerAuthentications'], generation: number) =>
+      gen()
+        .forProxy({ ...snapshot(generation), services: meshed, peerAuthentications }, 'sidecar', pod('a-1'))
+        .config.clusters.find((c) => c.service === 'db.data.svc.cluster.local')!;
+    expect(dbCluster([], 1).tls).to.include({ mode: 'ISTIO_MUTUAL', auto: true });
+    const off = dbCluster([pa('off', 'data', { mtls: { mode: 'DISABLE' } })], 2);
+    expect(off.tls, 'namespace DISABLE').to.equal(undefined);
+    expect(off.endpoints[0]!.labels!['security.istio.io/tlsMode']).to.equal('disabled');
+    const port = dbCluster(
+      [
+        pa('db', 'data', {
+          selector: { matchLabels: { app: 'db' } },
+          mtls: { mode: 'STRICT' },
+          portLevelMtls: { 5432: { mode: 'DISABLE' } },
+        }),
+      ],
+      3,
+    );
+    expect(port.tls, 'portLevelMtls DISABLE on the endpoint port').to.equal(undefined);
+    const other = dbCluster([pa('off', 'other', { mtls: { mode: 'DISABLE' } })], 4);
+    expect(other.tls, "another namespace's policy").to.include({ mode: 'ISTIO_MUTUAL' });
+  });
+
   it('a gateway pod no Gateway selects gets an empty config whose line round-trips', () => {
     const g = gen().forProxy(snapshot(1), 'gateway', pod('gw-1'));
     expect(g.config.listeners).to.deep.equal([]);

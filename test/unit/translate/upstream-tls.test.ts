@@ -279,3 +279,62 @@ describe('translate: upstream TLS (DestinationRule tls, auto-mTLS)', () => {
     ]);
   });
 });
+
+describe("auto-mTLS follows the destination's PeerAuthentication (Istio's clients send plaintext to DISABLE)", () => {
+  /** The cluster for reviews:9080, translated with `peerModeOf` answering from `modes` (by version label). */
+  function cluster(
+    modes: Record<string, 'STRICT' | 'PERMISSIVE' | 'DISABLE'>,
+    tls?: ClientTLSSettings,
+  ): Cluster {
+    const asked: [string, number][] = [];
+    const { config } = translate({
+      services: [reviews],
+      domainSuffix: 'svc.cluster.local',
+      ...(tls ? { destinationRules: [dr(HOST, tls)] } : {}),
+      peerModeOf: (ns, labels, port) => {
+        asked.push([ns, port]);
+        return modes[labels.version ?? ''] ?? 'PERMISSIVE';
+      },
+    });
+    expect(validateProxyConfig(config)).to.deep.equal([]);
+    if (!tls) for (const [ns, port] of asked) expect([ns, port]).to.deep.equal(['shop', 9080]);
+    return config.clusters.find((c) => c.name === `outbound|9080||${HOST}`)!;
+  }
+  const modeLabels = (c: Cluster): (string | undefined)[] =>
+    c.endpoints.map((e) => e.labels?.['security.istio.io/tlsMode']);
+
+  const cases: [
+    string,
+    Record<string, 'STRICT' | 'PERMISSIVE' | 'DISABLE'>,
+    (string | undefined)[],
+    boolean,
+  ][] = [
+    ['PERMISSIVE everywhere: both meshed endpoints get mTLS', {}, ['istio', 'istio', undefined], true],
+    ['STRICT: mTLS', { v1: 'STRICT', v2: 'STRICT' }, ['istio', 'istio', undefined], true],
+    [
+      'one endpoint DISABLE: that one is plaintext',
+      { v1: 'DISABLE' },
+      ['disabled', 'istio', undefined],
+      true,
+    ],
+    [
+      'every meshed endpoint DISABLE: no TLS on the cluster',
+      { v1: 'DISABLE', v2: 'DISABLE' },
+      ['disabled', 'disabled', undefined],
+      false,
+    ],
+  ];
+  for (const [name, modes, labels, hasTls] of cases)
+    it(name, () => {
+      const c = cluster(modes);
+      expect(modeLabels(c)).to.deep.equal(labels);
+      expect(c.tls !== undefined, JSON.stringify(c.tls)).to.equal(hasTls);
+      if (hasTls) expect(c.tls).to.include({ mode: 'ISTIO_MUTUAL', auto: true });
+    });
+
+  it('a DestinationRule tls mode is the user decision: labels untouched, ISTIO_MUTUAL kept', () => {
+    const c = cluster({ v1: 'DISABLE', v2: 'DISABLE' }, { mode: 'ISTIO_MUTUAL' });
+    expect(modeLabels(c)).to.deep.equal(['istio', 'istio', undefined]);
+    expect(c.tls).to.include({ mode: 'ISTIO_MUTUAL' });
+  });
+});
