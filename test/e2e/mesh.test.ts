@@ -11,6 +11,8 @@
  *       split measured over a bounded number of requests, header canary to v2);
  *   (c2) the sidecars talk mutual TLS with certificates from weftd's CA; a STRICT
  *       PeerAuthentication refuses a pod without a sidecar and keeps serving the mesh;
+ *   (c2b) the echo app sees x-forwarded-client-cert and whole request bodies; a port-level
+ *       PERMISSIVE/DISABLE exception under a namespace STRICT; DestinationRule tls DISABLE;
  *   (c4) AuthorizationPolicy and RequestAuthentication on the echo sidecars (issue #14): a
  *       deny-all 403 counted by its policy, an ALLOW by principals (mTLS identity), a JWT
  *       required by requestPrincipals (valid 200, none 403, invalid 401), a dry-run DENY that
@@ -474,6 +476,160 @@ describe('e2e: weft as pods — install, Mesh, injection, traffic, delete', func
       expect(seen.failed ?? 0, JSON.stringify(seen)).to.equal(0);
       kubectl(['delete', 'peerauthentication', 'strict', '-n', 'demo']);
       await waitFor('PERMISSIVE again', () => (/^v[12]$/.test(fromPlain()) ? true : undefined), 60_000, 1000);
+    });
+  });
+
+  describe('(c2b) what the app sees over mTLS, port-level exceptions, DestinationRule tls DISABLE (issue #13)', () => {
+    interface Echoed {
+      headers: Record<string, string>;
+      bodyBytes: number;
+    }
+    /** echo's JSON answer to the demo client (through both sidecars), optionally a POST of `bytes`. */
+    const echoed = (bytes = 0): Echoed => {
+      const post = bytes > 0 ? `--post-data "$(head -c ${bytes} /dev/zero | tr '\\0' a)" ` : '';
+      const out = kubectl(
+        [
+          'exec',
+          '-n',
+          'demo',
+          'deploy/client',
+          '-c',
+          'client',
+          '--',
+          'sh',
+          '-c',
+          `timeout 10 wget -qO- ${post}http://echo/anything`,
+        ],
+        undefined,
+        30_000,
+      );
+      return JSON.parse(out) as Echoed;
+    };
+    let plain: { ns: string; cleanup: () => void } | null = null;
+    const fromPlain = (): string =>
+      kubectlRun(
+        [
+          'exec',
+          '-n',
+          plain!.ns,
+          'plain',
+          '--',
+          'sh',
+          '-c',
+          'timeout 10 wget -qO- http://echo.demo/version || echo refused',
+        ],
+        undefined,
+        30_000,
+      ).stdout.trim();
+    after(() => {
+      for (const [kind, name] of [
+        ['peerauthentication', 'ns-strict'],
+        ['peerauthentication', 'echo-port'],
+        ['destinationrule', 'echo-plain'],
+      ] as const)
+        kubectlRun(['delete', kind, name, '-n', 'demo', '--ignore-not-found']);
+      plain?.cleanup();
+    });
+
+    it("the echo app gets x-forwarded-client-cert naming the client's SPIFFE ID, and a 100 kB POST body whole", function () {
+      pending(this, missing);
+      const e = echoed(100_000);
+      expect(e.headers['x-forwarded-client-cert'], JSON.stringify(e.headers)).to.match(
+        /By=spiffe:\/\/cluster\.local\/ns\/demo\/sa\/default;Hash=[0-9a-f]{64};Subject="";URI=spiffe:\/\/cluster\.local\/ns\/demo\/sa\/default$/,
+      );
+      expect(e.bodyBytes).to.equal(100_000);
+    });
+
+    it('namespace STRICT with a port-level exception on echo: a pod without a sidecar passes on that port; DISABLE there keeps meshed clients working', async function () {
+      pending(this, missing);
+      plain = freshNamespace('e2e-port');
+      await waitForServiceAccount(plain.ns);
+      kubectl(['apply', '-n', plain.ns, '-f', '-'], JSON.stringify(clientPod('plain')));
+      await waitPodReady(plain.ns, 'plain');
+      const pa = (name: string, spec: object): void =>
+        void kubectl(
+          ['apply', '-f', '-'],
+          JSON.stringify({
+            apiVersion: 'security.istio.io/v1',
+            kind: 'PeerAuthentication',
+            metadata: { name, namespace: 'demo' },
+            spec,
+          }),
+        );
+      pa('ns-strict', { mtls: { mode: 'STRICT' } });
+      await waitFor(
+        'STRICT refuses the plaintext client',
+        () => (fromPlain() === 'refused' ? true : undefined),
+        60_000,
+        1000,
+      );
+      pa('echo-port', {
+        selector: { matchLabels: { app: 'echo' } },
+        mtls: { mode: 'STRICT' },
+        portLevelMtls: { 8080: { mode: 'PERMISSIVE' } },
+      });
+      await waitFor(
+        'the PERMISSIVE port serves plaintext',
+        () => (/^v[12]$/.test(fromPlain()) ? true : undefined),
+        60_000,
+        1000,
+      );
+      expect(versionsSeen(5).failed ?? 0, 'meshed clients still pass').to.equal(0);
+      pa('echo-port', {
+        selector: { matchLabels: { app: 'echo' } },
+        mtls: { mode: 'STRICT' },
+        portLevelMtls: { 8080: { mode: 'DISABLE' } },
+      });
+      // auto-mTLS follows the server's DISABLE: the client sidecar sends plaintext (no XFCC)
+      await waitFor(
+        'the client to send plaintext to the DISABLE port',
+        () => (echoed().headers['x-forwarded-client-cert'] === undefined ? true : undefined),
+        60_000,
+        1000,
+      );
+      expect(versionsSeen(5).failed ?? 0, 'meshed clients pass on the DISABLE port').to.equal(0);
+      expect(fromPlain()).to.match(/^v[12]$/);
+    });
+
+    it('a DestinationRule with tls.mode DISABLE turns mTLS off for echo alone', async function () {
+      pending(this, missing);
+      kubectlRun([
+        'delete',
+        'peerauthentication',
+        'ns-strict',
+        'echo-port',
+        '-n',
+        'demo',
+        '--ignore-not-found',
+      ]);
+      await waitFor(
+        'mTLS again by default',
+        () => (echoed().headers['x-forwarded-client-cert'] !== undefined ? true : undefined),
+        60_000,
+        1000,
+      );
+      kubectl(
+        ['apply', '-f', '-'],
+        JSON.stringify({
+          apiVersion: 'networking.istio.io/v1',
+          kind: 'DestinationRule',
+          metadata: { name: 'echo-plain', namespace: 'demo' },
+          spec: { host: 'echo', trafficPolicy: { tls: { mode: 'DISABLE' } } },
+        }),
+      );
+      await waitFor(
+        'plaintext to echo',
+        () => (echoed().headers['x-forwarded-client-cert'] === undefined ? true : undefined),
+        60_000,
+        1000,
+      );
+      kubectl(['delete', 'destinationrule', 'echo-plain', '-n', 'demo']);
+      await waitFor(
+        'mTLS once the DestinationRule is gone',
+        () => (echoed().headers['x-forwarded-client-cert'] !== undefined ? true : undefined),
+        60_000,
+        1000,
+      );
     });
   });
 
