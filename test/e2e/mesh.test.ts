@@ -525,9 +525,18 @@ describe('e2e: weft as pods — install, Mesh, injection, traffic, delete', func
       for (const [kind, name] of [
         ['peerauthentication', 'ns-strict'],
         ['peerauthentication', 'echo-port'],
-        ['destinationrule', 'echo-plain'],
       ] as const)
         kubectlRun(['delete', kind, name, '-n', 'demo', '--ignore-not-found']);
+      kubectlRun([
+        'patch',
+        'destinationrule',
+        'echo',
+        '-n',
+        'demo',
+        '--type=json',
+        '-p',
+        '[{"op":"remove","path":"/spec/trafficPolicy"}]',
+      ]);
       plain?.cleanup();
     });
 
@@ -608,22 +617,34 @@ describe('e2e: weft as pods — install, Mesh, injection, traffic, delete', func
         60_000,
         1000,
       );
-      kubectl(
-        ['apply', '-f', '-'],
-        JSON.stringify({
-          apiVersion: 'networking.istio.io/v1',
-          kind: 'DestinationRule',
-          metadata: { name: 'echo-plain', namespace: 'demo' },
-          spec: { host: 'echo', trafficPolicy: { tls: { mode: 'DISABLE' } } },
-        }),
-      );
+      // the demo's own DestinationRule for echo (its subsets): a second one for the same host would
+      // be merged with its traffic policy ignored, as in Istio, so the policy goes on this one
+      kubectl([
+        'patch',
+        'destinationrule',
+        'echo',
+        '-n',
+        'demo',
+        '--type=merge',
+        '-p',
+        JSON.stringify({ spec: { trafficPolicy: { tls: { mode: 'DISABLE' } } } }),
+      ]);
       await waitFor(
         'plaintext to echo',
         () => (echoed().headers['x-forwarded-client-cert'] === undefined ? true : undefined),
         60_000,
         1000,
       );
-      kubectl(['delete', 'destinationrule', 'echo-plain', '-n', 'demo']);
+      kubectl([
+        'patch',
+        'destinationrule',
+        'echo',
+        '-n',
+        'demo',
+        '--type=json',
+        '-p',
+        '[{"op":"remove","path":"/spec/trafficPolicy"}]',
+      ]);
       await waitFor(
         'mTLS once the DestinationRule is gone',
         () => (echoed().headers['x-forwarded-client-cert'] !== undefined ? true : undefined),
