@@ -16,7 +16,8 @@
  * Every request sends the same headers in all four (the token is only read in c and d), is
  * answered 200, and is allowed by the same policy (p19) in b, c and d; the run checks all of it.
  *
- *   npx tsx bench/proxy/authz-e2e.ts     (knobs: ROUNDS=5 SECONDS=4 RATE=1000 CONNECTIONS=8 TOKENS=20)
+ *   npx tsx bench/proxy/authz-e2e.ts     (knobs: ROUNDS=5 SECONDS=4 RATE=1000 CONNECTIONS=8 TOKENS=20 ONLY=)
+ *   profile: ONLY=c npx tsx --cpu-prof --cpu-prof-dir=/tmp/prof bench/proxy/authz-e2e.ts
  */
 import http from 'node:http';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -171,12 +172,15 @@ interface Variant {
 }
 const withAuthz: ProxyConfig = { ...base, authz: authz.block };
 const withJwt: ProxyConfig = { ...withAuthz, jwt: authn.jwt };
-const variants: Variant[] = [
+const all: Variant[] = [
   { name: 'a. none', cfg: base, pool: users, jwt: false, authz: false },
   { name: 'b. 20 policies', cfg: withAuthz, pool: users, jwt: false, authz: true },
   { name: `c. 20 policies + JWT (${TOKENS} users)`, cfg: withJwt, pool: users, jwt: true, authz: true },
   { name: 'd. 20 policies + JWT (a new token each)', cfg: withJwt, pool: fresh, jwt: true, authz: true },
 ];
+// ONLY=c (or b,c…): those configs alone, e.g. under --cpu-prof
+const only = process.env.ONLY?.split(',');
+const variants = all.filter((v) => only === undefined || only.includes(v.name[0]!));
 
 const sum = (m: Map<string, number> | undefined, match: string): number =>
   [...(m ?? new Map<string, number>())].reduce((n, [k, v]) => (k.includes(match) ? n + v : n), 0);
@@ -244,7 +248,7 @@ try {
   killChildren();
   rmSync(work, { recursive: true, force: true });
 }
-const a = median(cpu.get(variants[0]!)!);
+const a = median(cpu.get(variants[0]!)!); // "vs a" is against the first config run
 const rows = variants.map((v) => {
   const m = median(cpu.get(v)!);
   return { config: v.name, 'proxy CPU µs/request': m.toFixed(1), 'vs a': `${(m / a).toFixed(3)}×` };
