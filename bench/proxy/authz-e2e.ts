@@ -248,10 +248,19 @@ try {
   killChildren();
   rmSync(work, { recursive: true, force: true });
 }
-const a = median(cpu.get(variants[0]!)!); // "vs a" is against the first config run
+// "vs a": against the first config run; the ratio of the medians, and the median of each round's
+// own ratio (rounds are back to back, so this one is steadier on a shared machine)
+const first = cpu.get(variants[0]!)!;
+const a = median(first);
 const rows = variants.map((v) => {
-  const m = median(cpu.get(v)!);
-  return { config: v.name, 'proxy CPU µs/request': m.toFixed(1), 'vs a': `${(m / a).toFixed(3)}×` };
+  const xs = cpu.get(v)!;
+  const m = median(xs);
+  return {
+    config: v.name,
+    'proxy CPU µs/request': m.toFixed(1),
+    'vs a': `${(m / a).toFixed(3)}×`,
+    'vs a, per round': `${median(xs.map((x, i) => x / first[i]!)).toFixed(3)}×`,
+  };
 });
 console.log(
   `proxy CPU per request at ${RATE} req/s over ${CONNECTIONS} keep-alive connections, median of ${ROUNDS} interleaved rounds × ${SECONDS} s (${new Date().toISOString()}):`,
