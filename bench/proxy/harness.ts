@@ -99,15 +99,40 @@ export async function wrk(url: string, args: string[]): Promise<WrkResult> {
   return { rps, p50: pct('50'), p90: pct('90'), p99: pct('99'), errors };
 }
 
-/** 1,000 req/s (or `rate`) open-loop over 16 connections for `seconds` (bench/proxy/loadgen.mjs). */
-export async function fixedRate(url: string, host: string, seconds: number, rate = 1000): Promise<WrkResult> {
-  const { stdout } = await execFileP(
+/**
+ * 1,000 req/s (or `rate`) open-loop over 16 connections (or `opts.connections`) for `seconds`
+ * (bench/proxy/loadgen.mjs); `opts.headersFile`: per-request extra headers (see loadgen.mjs);
+ * `opts.onSending`: called when the connections are open and the first request goes out.
+ */
+export async function fixedRate(
+  url: string,
+  host: string,
+  seconds: number,
+  rate = 1000,
+  opts: { connections?: number; headersFile?: string; onSending?: () => void } = {},
+): Promise<WrkResult & { completed: number }> {
+  const run = execFileP(
     process.execPath,
-    [path.join(HERE, 'loadgen.mjs'), url, host, String(rate), '16', String(seconds)],
+    [
+      path.join(HERE, 'loadgen.mjs'),
+      url,
+      host,
+      String(rate),
+      String(opts.connections ?? 16),
+      String(seconds),
+      ...(opts.headersFile !== undefined ? [opts.headersFile] : []),
+    ],
     { encoding: 'utf8', timeout: (seconds + 30) * 1000 },
   );
-  const r = JSON.parse(stdout) as Required<WrkResult> & { non2xx: number };
+  const { onSending } = opts;
+  if (onSending !== undefined)
+    run.child.stderr?.on('data', (d: Buffer) => {
+      if (d.toString().includes('sending')) onSending();
+    });
+  const { stdout } = await run;
+  const r = JSON.parse(stdout) as Required<WrkResult> & { non2xx: number; completed: number };
   return {
+    completed: r.completed,
     rps: r.rps,
     p50: r.p50,
     p90: r.p90,

@@ -4,15 +4,29 @@
 // measured from the *scheduled* send time, so a stalled proxy cannot hide queueing delay
 // (coordinated omission corrected, as wrk2 does).
 //
-//   node loadgen.mjs URL HOST RATE CONNECTIONS SECONDS  → one JSON line on stdout
+//   node loadgen.mjs URL HOST RATE CONNECTIONS SECONDS [HEADERS.json]  → one JSON line on stdout
+//
+// HEADERS.json (optional): a JSON array of header objects; request n carries entry n mod length
+// (e.g. a pool of bearer tokens).
+import { readFileSync } from 'node:fs';
 import net from 'node:net';
 
-const [url, host, rateArg, connsArg, secsArg] = process.argv.slice(2);
+const [url, host, rateArg, connsArg, secsArg, headersFile] = process.argv.slice(2);
 const { hostname, port, pathname } = new URL(url);
 const rate = Number(rateArg);
 const conns = Number(connsArg);
 const seconds = Number(secsArg);
-const request = Buffer.from(`GET ${pathname} HTTP/1.1\r\nHost: ${host}\r\nUser-Agent: weft-loadgen\r\n\r\n`);
+const headerSets = headersFile ? JSON.parse(readFileSync(headersFile, 'utf8')) : [{}];
+const requests = headerSets.map((h) =>
+  Buffer.from(
+    `GET ${pathname} HTTP/1.1\r\nHost: ${host}\r\nUser-Agent: weft-loadgen\r\n` +
+      Object.entries(h)
+        .map(([k, v]) => `${k}: ${v}\r\n`)
+        .join('') +
+      '\r\n',
+  ),
+);
+let written = 0;
 const latencies = [];
 let errors = 0;
 let non2xx = 0;
@@ -57,7 +71,7 @@ function connect() {
 function send(c, scheduled) {
   c.busy = true;
   c.sentAt = scheduled;
-  c.s.write(request);
+  c.s.write(requests[written++ % requests.length]);
 }
 
 function release(c) {
@@ -69,6 +83,7 @@ function release(c) {
 let stopped = false;
 for (let i = 0; i < conns; i++) connect();
 await new Promise((r) => setTimeout(r, 300));
+process.stderr.write('sending\n'); // the measured window starts (bench/proxy/harness.ts fixedRate)
 const start = performance.now();
 const interval = 1000 / rate;
 let sent = 0;

@@ -3,8 +3,9 @@
 # (sidecar.ts: `proxy sidecar` through the image's entry point, fed by a fake weftd),
 # then two sidecars with mesh mTLS between them vs two nginx with TLS on the same hop, and one
 # plaintext sidecar (mesh.ts, issue 13). PROXY_BENCH=inbound measures the sidecar's inbound
-# listener alone (direct / plaintext / mTLS).
-# Knobs (env): PROXY_BENCH (standalone sidecar mesh; or inbound), REPS (3), MAX_SECONDS (10; mesh 5),
+# listener alone (direct / plaintext / mTLS). PROXY_BENCH=authz: the proxy's CPU per request with
+# 20 AuthorizationPolicies and RequestAuthentication against none (authz-e2e.ts, issue 14).
+# Knobs (env): PROXY_BENCH (standalone sidecar mesh; or inbound, authz), REPS (3), MAX_SECONDS (10; mesh 5),
 # FIXED_SECONDS (15 standalone / 10 sidecar / 8 mesh), SERVICES (1000), VARIANTS (sidecar's Node-flag variants).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -14,6 +15,7 @@ for b in ${PROXY_BENCH:-standalone sidecar mesh}; do
     sidecar) npx tsx bench/proxy/sidecar.ts ;;
     mesh) npx tsx bench/proxy/mesh.ts ;;
     inbound) npx tsx bench/proxy/inbound.ts ;;
-    *) echo "bench/proxy: PROXY_BENCH names standalone, sidecar, mesh or inbound, got $b" >&2; exit 2 ;;
+    authz) npx tsx bench/proxy/authz-e2e.ts ;;
+    *) echo "bench/proxy: PROXY_BENCH names standalone, sidecar, mesh, inbound or authz, got $b" >&2; exit 2 ;;
   esac
 done

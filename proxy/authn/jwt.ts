@@ -25,8 +25,9 @@
  * most one token per configured location; a token is parsed once per request; at most
  * MAX_JWKS_KEYS keys per issuer are imported, so one token costs at most that many signature
  * checks (a token with a `kid` usually one). Like Envoy's jwt_cache, the last 100 tokens whose
- * signature verified are remembered per provider (per config version); exp, nbf and aud are
- * still checked on every request.
+ * signature verified are remembered per provider (per config version) with their parse, so a
+ * cached token is neither decoded nor verified again (the parse is shared: read-only); exp, nbf
+ * and aud are still checked on every request.
  */
 import { constants, createPublicKey, verify, type KeyObject } from 'node:crypto';
 import { MAX_JWKS_KEYS, type JwtAuthn, type JwtProvider } from '../../pkg/proxyconfig/jwt.js';
@@ -147,8 +148,11 @@ interface CompiledProvider {
   /** Indexes into CompiledJwt.locations. */
   locations: number[];
   source: string;
-  /** Tokens whose signature verified (Envoy's jwt_cache: 100 per provider); time and aud are re-checked. */
-  verified: Set<string>;
+  /**
+   * Tokens whose signature verified and their parse (Envoy's jwt_cache: 100 per provider); time
+   * and aud are re-checked.
+   */
+  verified: Map<string, ParsedJwt>;
 }
 
 /** Envoy's default jwt_cache size per provider. */
@@ -297,7 +301,7 @@ export function compileJwt(block: JwtAuthn): CompiledJwt {
       claimHeaders,
       locations: [...locs],
       source,
-      verified: new Set(),
+      verified: new Map(),
     };
   });
   return {
@@ -436,8 +440,8 @@ export function verifyWith(jwt: ParsedJwt, p: CompiledProvider, nowSec: number, 
     tried++;
     if (checkSignature(jwt, k)) {
       if (token !== undefined) {
-        if (p.verified.size >= JWT_CACHE_SIZE) p.verified.delete(p.verified.values().next().value!);
-        p.verified.add(token);
+        if (p.verified.size >= JWT_CACHE_SIZE) p.verified.delete(p.verified.keys().next().value!);
+        p.verified.set(token, jwt);
       }
       return 'Ok';
     }
@@ -567,6 +571,15 @@ export interface AuthenticateOptions {
  * (path and query). Nothing is modified: on success the caller removes `stripHeaders` and adds
  * `addHeaders`.
  */
+/** The parse of a token whose signature a provider verified (the same text parses the same). */
+function cachedParse(c: CompiledJwt, token: string): ParsedJwt | undefined {
+  for (const p of c.providers) {
+    const jwt = p.verified.get(token);
+    if (jwt !== undefined) return jwt;
+  }
+  return undefined;
+}
+
 export function authenticate(
   c: CompiledJwt,
   headers: Headers,
@@ -587,7 +600,7 @@ export function authenticate(
   const parsed = new Map<string, ReturnType<typeof parseJwt>>();
   const parse = (t: string): ReturnType<typeof parseJwt> => {
     let p = parsed.get(t);
-    if (p === undefined) parsed.set(t, (p = parseJwt(t)));
+    if (p === undefined) parsed.set(t, (p = cachedParse(c, t) ?? parseJwt(t)));
     return p;
   };
   const verified = new Map<string, JwtStatus>();

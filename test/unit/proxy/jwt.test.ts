@@ -973,6 +973,24 @@ describe('verified-token cache (Envoy jwt_cache)', () => {
     }
     expect(c.providers[0]!.verified.size).to.equal(100);
   });
+  it('a cached token is not parsed again (its parse is reused), and its checks still run', () => {
+    const k = makeKey('ed25519', 'c');
+    const c = compileJwt({ providers: [{ issuer: ISS, audiences: ['api'], jwks: jwks(k) }] });
+    const t = signJwt('EdDSA', k.privateKey, { iss: ISS, sub: 'alice', aud: 'api', exp: NOW + 10 });
+    const auth = (nowSec: number) => authenticate(c, { authorization: `Bearer ${t}` }, '/', { nowSec });
+    const first = auth(NOW);
+    const second = auth(NOW);
+    if (!first.ok || !second.ok) throw new Error('expected the token to verify');
+    expect(second.auth!.claims).to.equal(first.auth!.claims); // the same object: no new parse
+    expect(second.auth!.principal).to.equal(`${ISS}/alice`);
+    expect(auth(NOW + 71)).to.include({ ok: false, code: 'JwtExpired' });
+    // another config (a new compile) has its own cache: parsed afresh
+    const other = compileJwt({ providers: [{ issuer: ISS, audiences: ['other'], jwks: jwks(k) }] });
+    expect(authenticate(other, { authorization: `Bearer ${t}` }, '/', { nowSec: NOW })).to.include({
+      ok: false,
+      code: 'JwtAudienceNotAllowed',
+    });
+  });
   it('a forged token never enters the cache', () => {
     const k = makeKey('ed25519', 'c');
     const c = compileJwt({ providers: [{ issuer: ISS, jwks: jwks(k) }] });
