@@ -11,8 +11,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DEFAULT_MESH } from '../../../controlplane/flags.js';
-import { startWeftd, type Weftd } from '../../../controlplane/weftd.js';
+import type { Weftd } from '../../../controlplane/weftd.js';
 import { createCA, issueServing } from '../../../pkg/certs/index.js';
 import {
   MessageDecoder,
@@ -22,9 +21,8 @@ import {
 } from '../../../pkg/discovery/protocol.js';
 import { KubeClient } from '../../../pkg/kube/client.js';
 import { createLogger } from '../../../pkg/log/index.js';
-import { CertReloader } from '../../../pkg/tls/index.js';
 import { freshNamespace, installCRDs, onCleanup, testCluster, waitFor } from '../../support/index.js';
-import { createReviews, pod, requestToken } from '../controlplane/fixtures.js';
+import { createReviews, pod, requestToken, startTestWeftd } from '../controlplane/fixtures.js';
 
 const ROOT = join(import.meta.dirname, '../../..');
 const BIN = join(ROOT, 'bin', 'weftctl.js');
@@ -130,23 +128,7 @@ describe('weftctl against weftd (in-process, real API server)', function () {
         ],
       },
     });
-    weftd = await startWeftd({
-      flags: {
-        host: '127.0.0.1',
-        port: 0,
-        monitoringPort: 0,
-        domainSuffix: 'cluster.local',
-        caSecret: { namespace: ns, name: 'weft-root-ca' },
-        pushDebounceMs: 50,
-        pushDebounceMaxMs: 1000,
-      },
-      mesh: DEFAULT_MESH,
-      kube,
-      tls: new CertReloader(join(tlsDir, 'tls.crt'), join(tlsDir, 'tls.key'), log),
-      log,
-      pingIntervalMs: 1000,
-      defaultMetrics: false,
-    });
+    weftd = await startTestWeftd({ kube, ns, tlsDir, log }, { pingIntervalMs: 1000 });
     address = `http://127.0.0.1:${weftd.monitoringPort}`;
     proxy = await connectProxy(
       weftd.discoveryPort,

@@ -9,18 +9,17 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DEFAULT_MESH } from '../../../controlplane/flags.js';
-import { startWeftd, type Weftd } from '../../../controlplane/weftd.js';
+import type { Weftd } from '../../../controlplane/weftd.js';
 import { createCA, issueServing } from '../../../pkg/certs/index.js';
 import { TOKEN_AUDIENCE } from '../../../pkg/discovery/protocol.js';
 import { KubeClient } from '../../../pkg/kube/client.js';
 import { createLogger } from '../../../pkg/log/index.js';
 import type { ProxyConfig } from '../../../pkg/proxyconfig/types.js';
-import { CertReloader } from '../../../pkg/tls/index.js';
 import { DiscoveryClient } from '../../../proxy/discovery/client.js';
 import { authorize, compileAuthz, guardsListener } from '../../../proxy/authz/engine.js';
 import type { AuthzAttributes } from '../../../proxy/authz/attributes.js';
 import { freshNamespace, installCRDs, onCleanup, testCluster, waitFor } from '../../support/index.js';
-import { pod, requestToken } from './fixtures.js';
+import { pod, requestToken, startTestWeftd } from './fixtures.js';
 
 const log = createLogger('test', { silent: true });
 const SEC = 'security.istio.io';
@@ -106,23 +105,10 @@ describe('weftd pushes AuthorizationPolicies (real API server, real discovery cl
       pod(ns, 'gw-1', { app: 'gw', 'gateway.networking.k8s.io/gateway-name': 'public' }, 'app'),
     );
     await kube.create(pod(ns, 'app-1', { app: 'reviews' }, 'app'));
-    weftd = await startWeftd({
-      flags: {
-        host: '127.0.0.1',
-        port: 0,
-        monitoringPort: 0,
-        domainSuffix: 'cluster.local',
-        caSecret: { namespace: ns, name: 'weft-root-ca' },
-        pushDebounceMs: 50,
-        pushDebounceMaxMs: 1000,
-      },
-      mesh: { ...structuredClone(DEFAULT_MESH), rootNamespace: root },
-      kube,
-      tls: new CertReloader(join(dir, 'tls.crt'), join(dir, 'tls.key'), log),
-      log,
-      pingIntervalMs: 300,
-      defaultMetrics: false,
-    });
+    weftd = await startTestWeftd(
+      { kube, ns, tlsDir: dir, log },
+      { mesh: { ...structuredClone(DEFAULT_MESH), rootNamespace: root }, pingIntervalMs: 300 },
+    );
     const token = await requestToken(kube, ns, 'app', { audiences: [TOKEN_AUDIENCE] });
     const address = `127.0.0.1:${weftd.discoveryPort}`;
     gw = new FakeProxy(address, dir, token, 'gateway', ns, 'gw-1');

@@ -17,18 +17,16 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TLSSocket } from 'node:tls';
-import { DEFAULT_MESH } from '../../../controlplane/flags.js';
-import { startWeftd, type Weftd } from '../../../controlplane/weftd.js';
+import type { Weftd } from '../../../controlplane/weftd.js';
 import { createCA, issueServing, type KeyPairPem } from '../../../pkg/certs/index.js';
 import { KubeClient } from '../../../pkg/kube/client.js';
 import type { KubeObject } from '../../../pkg/kube/types.js';
 import { createLogger } from '../../../pkg/log/index.js';
 import { REDACTED, type ProxyConfig } from '../../../pkg/proxyconfig/types.js';
-import { CertReloader } from '../../../pkg/tls/index.js';
 import { freshNamespace, installCRDs, testCluster, waitFor } from '../../support/index.js';
 import { leafWithSans } from '../proxy/mesh-identity.js';
 import { request, startProxy, type Started } from '../proxy/helpers.js';
-import { clientAs, pod } from './fixtures.js';
+import { clientAs, pod, startTestWeftd } from './fixtures.js';
 import { SecretCredentials } from '../../../controlplane/credentials.js';
 
 const HOUR = 3600_000;
@@ -149,23 +147,10 @@ describe('DestinationRule MUTUAL credentialName: Secret → weftd → gateway �
       metadata: { name: 'secure', namespace: ns },
       spec: { host: HOST, trafficPolicy: { tls: { mode: 'MUTUAL', credentialName: CRED, sni: HOST } } },
     });
-    weftd = await startWeftd({
-      flags: {
-        host: '127.0.0.1',
-        port: 0,
-        monitoringPort: 0,
-        domainSuffix: 'cluster.local',
-        caSecret: { namespace: ns, name: 'weft-root-ca' },
-        pushDebounceMs: 20,
-        pushDebounceMaxMs: 200,
-      },
-      mesh: DEFAULT_MESH,
-      kube,
-      tls: new CertReloader(join(dir, 'tls.crt'), join(dir, 'tls.key'), log),
-      log,
-      workloadCa: false,
-      defaultMetrics: false,
-    });
+    weftd = await startTestWeftd(
+      { kube, ns, tlsDir: dir, log },
+      { flags: { pushDebounceMs: 20, pushDebounceMaxMs: 200 }, workloadCa: false },
+    );
     await weftd.registry.hasSynced;
   });
 

@@ -8,6 +8,11 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { KubeClient } from '../../../pkg/kube/client.js';
 import { testCluster } from '../../support/index.js';
 import type { KubeObject } from '../../../pkg/kube/types.js';
+import { join } from 'node:path';
+import type { Logger } from '../../../pkg/log/index.js';
+import { CertReloader } from '../../../pkg/tls/index.js';
+import { DEFAULT_MESH } from '../../../controlplane/flags.js';
+import { startWeftd, type StartOptions, type Weftd } from '../../../controlplane/weftd.js';
 
 const IMAGE = 'busybox:1.36'; // never scheduled: the test cluster has no node
 const NET = 'networking.istio.io/v1';
@@ -128,4 +133,34 @@ export async function clientAs(admin: KubeClient, ns: string, name: string): Pro
     currentContext: name,
   });
   return new KubeClient(kc);
+}
+
+/**
+ * weftd on loopback against the test API server, as the integration suites run it: kernel-chosen
+ * ports, the namespace's `weft-root-ca` Secret, short push debounces, the built-in mesh settings
+ * and no default process metrics; `extra` overrides any of it (flags are merged).
+ */
+export function startTestWeftd(
+  base: { kube: KubeClient; ns: string; tlsDir: string; log: Logger },
+  extra: Partial<Omit<StartOptions, 'flags'>> & { flags?: Partial<StartOptions['flags']> } = {},
+): Promise<Weftd> {
+  const { flags, ...rest } = extra;
+  return startWeftd({
+    flags: {
+      host: '127.0.0.1',
+      port: 0,
+      monitoringPort: 0,
+      domainSuffix: 'cluster.local',
+      caSecret: { namespace: base.ns, name: 'weft-root-ca' },
+      pushDebounceMs: 50,
+      pushDebounceMaxMs: 1000,
+      ...flags,
+    },
+    mesh: DEFAULT_MESH,
+    kube: base.kube,
+    tls: new CertReloader(join(base.tlsDir, 'tls.crt'), join(base.tlsDir, 'tls.key'), base.log),
+    log: base.log,
+    defaultMetrics: false,
+    ...rest,
+  });
 }

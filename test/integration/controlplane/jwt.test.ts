@@ -9,16 +9,14 @@ import { expect } from 'chai';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DEFAULT_MESH } from '../../../controlplane/flags.js';
-import { startWeftd, type Weftd } from '../../../controlplane/weftd.js';
+import type { Weftd } from '../../../controlplane/weftd.js';
 import { createCA, issueServing } from '../../../pkg/certs/index.js';
 import { KubeClient } from '../../../pkg/kube/client.js';
 import { createLogger } from '../../../pkg/log/index.js';
 import type { ProxyConfig } from '../../../pkg/proxyconfig/types.js';
-import { CertReloader } from '../../../pkg/tls/index.js';
 import { freshNamespace, installCRDs, testCluster, waitFor } from '../../support/index.js';
 import { jwks, makeKey, startJwksServer } from '../../support/jwt.js';
-import { pod } from './fixtures.js';
+import { pod, startTestWeftd } from './fixtures.js';
 
 const log = createLogger('test', { silent: true });
 const HOUR = 3600_000;
@@ -59,24 +57,10 @@ describe('weftd: RequestAuthentication with a jwksUri (real API server, loopback
     await kube.create({ apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'app', namespace: ns } });
     await kube.create(pod(ns, 'ingress-1', { istio: 'ingressgateway', 'weft.dev/gateway': 'true' }, 'app'));
     await kube.create(pod(ns, 'other-1', { app: 'other' }, 'app'));
-    weftd = await startWeftd({
-      flags: {
-        host: '127.0.0.1',
-        port: 0,
-        monitoringPort: 0,
-        domainSuffix: 'cluster.local',
-        caSecret: { namespace: ns, name: 'weft-root-ca' },
-        pushDebounceMs: 50,
-        pushDebounceMaxMs: 1000,
-      },
-      mesh: DEFAULT_MESH,
-      kube,
-      tls: new CertReloader(join(dir, 'tls.crt'), join(dir, 'tls.key'), log),
-      log,
-      workloadCa: false,
-      defaultMetrics: false,
-      jwks: { refreshMs: 300, retryMs: 300 },
-    });
+    weftd = await startTestWeftd(
+      { kube, ns, tlsDir: dir, log },
+      { workloadCa: false, jwks: { refreshMs: 300, retryMs: 300 } },
+    );
     await weftd.registry.hasSynced;
   });
 

@@ -15,8 +15,7 @@ import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { DEFAULT_MESH } from '../../../controlplane/flags.js';
-import { startWeftd, type Weftd } from '../../../controlplane/weftd.js';
+import type { Weftd } from '../../../controlplane/weftd.js';
 import { createCA, issueServing, type KeyPairPem } from '../../../pkg/certs/index.js';
 import {
   CERTIFICATES_PATH,
@@ -30,9 +29,8 @@ import { KubeClient } from '../../../pkg/kube/client.js';
 import type { KubeObject } from '../../../pkg/kube/types.js';
 import { createLogger } from '../../../pkg/log/index.js';
 import type { HttpListener, ProxyConfig } from '../../../pkg/proxyconfig/types.js';
-import { CertReloader } from '../../../pkg/tls/index.js';
 import { freshNamespace, installCRDs, onCleanup, testCluster, waitFor } from '../../support/index.js';
-import { createReviews, csrPem, pod, requestToken } from './fixtures.js';
+import { createReviews, csrPem, pod, requestToken, startTestWeftd } from './fixtures.js';
 
 const HOUR = 3600_000;
 const log = createLogger('test', { silent: true });
@@ -179,25 +177,10 @@ describe('weftd (in-process, real API server)', function () {
       metadata: { name: 'reviews', namespace: ns },
       spec: { hosts: ['reviews'], http: [{ route: [{ destination: { host: 'reviews', subset: 'v2' } }] }] },
     });
-    weftd = await startWeftd({
-      flags: {
-        host: '127.0.0.1',
-        port: 0,
-        monitoringPort: 0,
-        domainSuffix: 'cluster.local',
-        caSecret: { namespace: ns, name: 'weft-root-ca' },
-        pushDebounceMs: 50,
-        pushDebounceMaxMs: 1000,
-      },
-      mesh: DEFAULT_MESH,
-      kube,
-      tls: new CertReloader(join(dir, 'tls.crt'), join(dir, 'tls.key'), log),
-      log,
-      pingIntervalMs: 300,
-      defaultMetrics: false,
-      configFile: join(dir, 'mesh.yaml'),
-      configPollMs: 100,
-    });
+    weftd = await startTestWeftd(
+      { kube, ns, tlsDir: dir, log },
+      { pingIntervalMs: 300, configFile: join(dir, 'mesh.yaml'), configPollMs: 100 },
+    );
     appToken = await token(kube, ns, 'app');
   });
 
