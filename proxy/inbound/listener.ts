@@ -38,7 +38,7 @@ import { DEFAULT_CONNECT_TIMEOUT_MS } from '../upstream/cluster.js';
 import { inspectClientHello, type HelloVerdict } from './clienthello.js';
 import { connectionFields, InboundHttp, type InboundConnection, type InboundPolicy } from './http.js';
 import { compileAuthz, tcpBlock } from '../authz/engine.js';
-import { authorizeConnection, connectionAttributes, countAuthz } from '../authz/gate.js';
+import { authorizeConnection, connectionAttributes, countAuthz, type AuthzOutcome } from '../authz/gate.js';
 import { compileJwt } from '../authn/jwt.js';
 import { resolvePathNormalization } from '../router/path.js';
 import { MESH_ALPN, MESH_HTTP1_ALPN, peerIdentity } from './peer.js';
@@ -169,6 +169,8 @@ export class InboundListener {
   private readonly handshaking = new Map<net.Socket, Accepted>();
   /** Plaintext connections by port, closed when their port becomes STRICT. */
   private readonly plaintext = new Map<net.Socket, Accepted>();
+  /** Open TCP pipes and their peer: checked again when the policies change. */
+  private readonly tcpPipes = new Map<net.Socket, { a: Accepted; peer: string | null }>();
   private logWindow = { start: 0, logged: 0, suppressed: 0 };
   private readonly sourceAddress: string | undefined;
 
@@ -232,6 +234,29 @@ export class InboundListener {
       this.opts.metrics.incLabelled(REFUSED_METRIC, { reason: 'plaintext' });
       sock.destroy();
     }
+    // a policy that now denies an open TCP connection closes it (Envoy drains the old filter
+    // chain's connections on such a change): a DENY for a database holds for its pooled connections
+    for (const [sock, t] of this.tcpPipes) {
+      const o = this.authorizeTcp(sock, t.a, t.peer);
+      if (o?.denial === undefined) continue;
+      this.opts.log.warn('Closed a TCP connection: an AuthorizationPolicy denies it now', {
+        from: t.a.remote,
+        port: t.a.port,
+        policy: o.decision.policy,
+        reason: o.decision.reason,
+      });
+      this.opts.metrics.incLabelled(REFUSED_METRIC, { reason: 'authz_denied' });
+      sock.destroy();
+    }
+  }
+
+  /** The TCP reading of the policies for a connection (counted); null when no policy applies. */
+  private authorizeTcp(socket: net.Socket, a: Accepted, peer: string | null): AuthzOutcome | null {
+    const az = this.policy.authzTcp;
+    if (az === null || a.port === null) return null;
+    const o = authorizeConnection(az, connectionAttributes(socket, { port: a.port, sni: a.sni, peer }));
+    countAuthz(this.opts.metrics, o);
+    return o;
   }
 
   get current(): InboundPlan {
@@ -430,22 +455,18 @@ export class InboundListener {
   private pipe(socket: net.Socket, head: Buffer, a: Accepted, conn: InboundConnection | null): void {
     if (a.port === null) return this.refuse(socket, a, 'no_destination', 'TCP with no original destination');
     const c = conn ?? this.connection(a, null, null);
-    const az = this.policy.authzTcp;
-    if (az !== null) {
-      const o = authorizeConnection(
-        az,
-        connectionAttributes(socket, { port: a.port, sni: a.sni, peer: c.peer?.principal ?? null }),
+    const peer = c.peer?.principal ?? null;
+    const o = this.authorizeTcp(socket, a, peer);
+    if (o?.denial !== undefined)
+      return this.refuse(
+        socket,
+        a,
+        'authz_denied',
+        o.decision.reason,
+        `AuthorizationPolicy ${o.decision.policy ?? '(no ALLOW policy matched)'}`,
       );
-      countAuthz(this.opts.metrics, o);
-      if (o.denial !== undefined)
-        return this.refuse(
-          socket,
-          a,
-          'authz_denied',
-          o.decision.reason,
-          `AuthorizationPolicy ${o.decision.policy ?? '(no ALLOW policy matched)'}`,
-        );
-    }
+    this.tcpPipes.set(socket, { a, peer });
+    socket.once('close', () => this.tcpPipes.delete(socket));
     const m = a.plan.tcpGroup({
       principal: c.peer?.principal ?? null,
       peerNamespace: c.peer?.namespace ?? null,

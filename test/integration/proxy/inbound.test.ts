@@ -942,6 +942,57 @@ describe('sidecar inbound: mesh mTLS, PeerAuthentication, L7 (loopback, real TLS
         );
       });
 
+      it('a DENY applied later closes the open TCP connections it denies, and only those', async () => {
+        dstPort = echoPort;
+        inbound.apply(withPolicies(strict(), []));
+        /** An open mesh TCP connection that has echoed once; resolves `closed` when the proxy ends it. */
+        const openTcp = async (
+          cert: KeyPairPem,
+        ): Promise<{ closed: Promise<void>; socket: tls.TLSSocket }> => {
+          const socket = tls.connect({
+            host: '127.0.0.1',
+            port,
+            servername: 'outbound_.5432_._.db.demo.svc.cluster.local',
+            ALPNProtocols: ['istio'],
+            key: cert.keyPem,
+            cert: cert.certPem,
+            ca: root.certPem,
+            checkServerIdentity: () => undefined,
+          });
+          socket.on('error', () => undefined);
+          const closed = new Promise<void>((r) => socket.once('close', () => r()));
+          await new Promise<void>((resolve) => {
+            socket.once('secureConnect', () => socket.write('hello'));
+            socket.once('data', () => resolve());
+          });
+          return { closed, socket };
+        };
+        const shop = await openTcp(peerCert);
+        const billing = await openTcp(workloadCert(root, 'spiffe://cluster.local/ns/billing/sa/api'));
+        const before = refusedAuthz();
+        inbound.apply(
+          withPolicies(
+            strict(),
+            [
+              policy('no-shop', {
+                action: 'DENY',
+                rules: [{ from: [{ source: { namespaces: ['shop'] } }] }],
+              }),
+            ],
+            'deny-later',
+          ),
+        );
+        await shop.closed;
+        expect(refusedAuthz()).to.equal(before + 1);
+        const still = await new Promise<string>((resolve) => {
+          billing.socket.once('data', (d: Buffer) => resolve(d.toString()));
+          billing.socket.write('still');
+        });
+        expect(still, 'the other namespace keeps its connection').to.equal('still');
+        billing.socket.destroy();
+        await billing.closed;
+      });
+
       it('an ALLOW rule with only HTTP fields allows no TCP; a DENY rule with HTTP fields denies on the rest', async () => {
         dstPort = echoPort;
         inbound.apply(
