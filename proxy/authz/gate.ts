@@ -17,6 +17,7 @@ import {
 import { checkExtAuthz, type ExtAuthzRequest } from './extauthz.js';
 import { normalizePath } from '../router/path.js';
 import type { MetricsRegistry } from '../telemetry/metrics.js';
+import { parseSpiffeId } from '../../pkg/certs/spiffe.js';
 
 /** Envoy's body for an RBAC denial; weft's starts the same and goes on to name the decision. */
 export const RBAC_DENIED_BODY = 'RBAC: access denied';
@@ -154,8 +155,8 @@ export function gatewayAttributes(
  */
 export function peerAttributes(spiffeId: string): NonNullable<AuthzAttributes['peer']> {
   const principal = spiffeId.startsWith('spiffe://') ? spiffeId.slice('spiffe://'.length) : spiffeId;
-  const m = /^[^/]+\/ns\/([^/]+)\/sa\/([^/]+)$/.exec(principal);
-  return { principal, namespace: m?.[1] ?? '', serviceAccount: m?.[2] ?? '' };
+  const parts = parseSpiffeId(spiffeId);
+  return { principal, namespace: parts?.namespace ?? '', serviceAccount: parts?.serviceAccount ?? '' };
 }
 
 /**
@@ -169,19 +170,12 @@ export function inboundAttributes(
   conn: { port: number; headers: AuthzAttributes['headers']; sni: string | null; peer: string | null },
   auth: AuthzAttributes['auth'] | null = null,
 ): AuthzAttributes {
-  const sock = req.socket;
-  const sourceIp = plainIp(sock.remoteAddress ?? '');
   return {
+    ...connectionAttributes(req.socket, conn),
     method: view.method,
     host: view.authority,
     path: view.path,
     headers: conn.headers,
-    port: conn.port,
-    destinationIp: plainIp(sock.localAddress ?? ''),
-    sourceIp,
-    remoteIp: sourceIp,
-    ...(conn.sni !== null ? { sni: conn.sni } : {}),
-    ...(conn.peer !== null ? { peer: peerAttributes(conn.peer) } : {}),
     ...(auth !== null ? { auth } : {}),
   };
 }
