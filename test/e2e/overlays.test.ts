@@ -81,18 +81,18 @@ function runRenewal(jobName: string): void {
   wait(['-n', 'weft-system', '--for=condition=Complete', `job/${jobName}`], 120);
 }
 
-/** Names of weft's cluster-scoped objects still present (CRDs, RBAC, webhook configurations). */
+/** weft's cluster-scoped objects still present (CRDs, RBAC, webhook configurations). */
 function weftLeftovers(): string[] {
   const r = kubectlRun([
     'get',
     'crd,clusterrole,clusterrolebinding,validatingwebhookconfiguration,mutatingwebhookconfiguration',
+    '-l',
+    'app.kubernetes.io/part-of=weft',
     '-o',
     'name',
   ]);
-  return r.stdout
-    .split('\n')
-    .filter((l) => /istio\.io|weft/.test(l))
-    .filter((l) => l.trim() !== '');
+  if (r.status !== 0) throw new Error(`kubectl get: ${r.stderr}`);
+  return r.stdout.split('\n').filter((l) => l.trim() !== '');
 }
 
 function weftctl(args: string[], input?: string): string {
