@@ -6,7 +6,9 @@
  *    its root by default (`../../crds` is refused);
  *  - config/crd/kustomization.yaml: lists them;
  *  - config/controlplane/controlplane.yaml: the control plane alone (weftd and its RBAC,
- *    ConfigMap and certificates' consumers), from the same render() the operator runs.
+ *    ConfigMap and certificates' consumers), from the same render() the operator runs;
+ *  - config/webhook/webhook.yaml: the webhooks alone (Deployment, Service, RBAC, the webhook
+ *    configurations without caBundle), from the same render().
  *
  *   npx tsx hack/gen-config.ts          # write
  *   npx tsx hack/gen-config.ts --check  # exit 1 if anything is out of date (what the test runs)
@@ -15,7 +17,8 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import type { Mesh } from '../pkg/api/mesh.js';
-import { render } from '../pkg/render/index.js';
+import type { KubeObject } from '../pkg/kube/types.js';
+import { MESH_CONFIGMAP, render } from '../pkg/render/index.js';
 
 const root = join(import.meta.dirname, '..');
 
@@ -38,12 +41,26 @@ export function generatedConfig(): Map<string, string> {
     metadata: { name: 'default' },
     spec: {},
   };
-  const cp = render(mesh, { includeNamespace: true }).filter(
-    (o) => o.kind === 'Namespace' || o.metadata.labels?.['app.kubernetes.io/component'] === 'control-plane',
-  );
+  const rendered = render(mesh, { includeNamespace: true });
+  const component = (o: KubeObject): string | undefined => o.metadata.labels?.['app.kubernetes.io/component'];
+  const yaml = (objs: KubeObject[]): string =>
+    HEADER + objs.map((o) => stringify(o, { lineWidth: 0 })).join('---\n');
   out.set(
     'config/controlplane/controlplane.yaml',
-    HEADER + cp.map((o) => stringify(o, { lineWidth: 0 })).join('---\n'),
+    yaml(rendered.filter((o) => o.kind === 'Namespace' || component(o) === 'control-plane')),
+  );
+  // The webhook reads its injection settings from the mesh ConfigMap, so it comes along (the
+  // same object as the control plane's: applying both overlays agrees).
+  out.set(
+    'config/webhook/webhook.yaml',
+    yaml(
+      rendered.filter(
+        (o) =>
+          o.kind === 'Namespace' ||
+          component(o) === 'webhook' ||
+          (o.kind === 'ConfigMap' && o.metadata.name === MESH_CONFIGMAP),
+      ),
+    ),
   );
   out.set(
     'config/argocd/argocd-cm.yaml',

@@ -5,6 +5,7 @@
  *                       [--metrics-bind-address :8080] [--webhook-image IMG] [--resync-period 10h]
  *                       [--webhook-url https://127.0.0.1:9443]   (a webhook run outside the cluster)
  *                       [--webhook-ca-file FILE]   (its CA, when it does not serve the operator's certificate)
+ *   npm run operator -- certs [--kubeconfig FILE]   (the certificates alone, once: operator/certs-once.ts)
  *
  * Every replica watches (warm caches, probes, metrics); only the Lease holder reconciles.
  */
@@ -16,6 +17,7 @@ import { KubeClient } from '../pkg/kube/client.js';
 import { LeaderElector } from '../pkg/kube/leader.js';
 import { createLogger } from '../pkg/log/index.js';
 import { parseDuration } from '../pkg/render/index.js';
+import { issueCertificatesOnce } from './certs-once.js';
 import { MeshController } from './controller.js';
 import { OperatorMetrics } from './metrics.js';
 import { parseBindAddress, startServers } from './server.js';
@@ -242,7 +244,21 @@ export async function runOperator(flags: OperatorFlags): Promise<() => Promise<v
   return shutdown;
 }
 
+/** `weft operator certs [--kubeconfig FILE]`: issue the standalone overlays' certificates once. */
+async function certsMain(argv: string[]): Promise<void> {
+  const log = createLogger('operator-certs');
+  try {
+    const flags = parseFlags(argv);
+    const done = await issueCertificatesOnce(kubeClient(flags), log);
+    log.info('Certificates in place', { issued: done.issued.length, patched: done.patched });
+  } catch (err) {
+    log.error('Cannot issue the certificates', { error: errorMessage(err) });
+    process.exit(1);
+  }
+}
+
 async function main(): Promise<void> {
+  if (process.argv[2] === 'certs') return certsMain(process.argv.slice(3));
   let flags: OperatorFlags;
   try {
     flags = parseFlags(process.argv.slice(2));

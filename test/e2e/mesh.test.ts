@@ -33,7 +33,6 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { INVENTORY_LABEL } from '../../pkg/render/labels.js';
 import { INIT_CONTAINER, PROXY_CONTAINER } from '../../pkg/inject/ports.js';
-import { demoStateDir } from '../../hack/cluster/paths.js';
 import { spawnSync } from 'node:child_process';
 import {
   clientPod,
@@ -46,23 +45,16 @@ import {
   waitFor,
   waitForServiceAccount,
   waitPodReady,
+  WEFT_IMAGE,
+  weftImageLoaded,
 } from './support/kube.js';
 import { loadPod, loadResult, renewals } from './support/rotation.js';
 import { jwks, makeKey, signJwt } from '../support/jwt.js';
 
-const WEFT_IMAGE = 'ghcr.io/weft-mesh/weft:0.1.0';
-const socket = join(demoStateDir, 'containerd', 'containerd.sock');
 /** The staged build context of the image hack/images/load.sh last built (what the node runs). */
 const imageContext = join(repoRoot, '.local', 'images', 'weft-context');
 const MESH_READY_TIMEOUT_S = 240;
 const REQUESTS = 100;
-
-function weftImageLoaded(): boolean {
-  const r = spawnSync('ctr', ['--address', socket, '--namespace', 'k8s.io', 'images', 'ls', '-q'], {
-    encoding: 'utf8',
-  });
-  return (r.stdout ?? '').split('\n').includes(WEFT_IMAGE);
-}
 
 /** The parts of weft other work adds, missing from the loaded image (empty: everything is there). */
 export function missingPieces(context = imageContext): string[] {

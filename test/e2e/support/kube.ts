@@ -120,6 +120,17 @@ export async function waitForServiceAccount(ns: string): Promise<void> {
   );
 }
 
+/** weft's one image (ADR 0004), as hack/images/load.sh imports it into the node. */
+export const WEFT_IMAGE = 'ghcr.io/weft-mesh/weft:0.1.0';
+
+export function weftImageLoaded(): boolean {
+  const socket = join(demoStateDir, 'containerd', 'containerd.sock');
+  const r = spawnSync('ctr', ['--address', socket, '--namespace', 'k8s.io', 'images', 'ls', '-q'], {
+    encoding: 'utf8',
+  });
+  return (r.stdout ?? '').split('\n').includes(WEFT_IMAGE);
+}
+
 /** Images the node imports locally (hack/images); tests use nothing else. */
 export const IMAGES = { echo: 'weft.local/echo:1', toolbox: 'weft.local/toolbox:1' };
 
