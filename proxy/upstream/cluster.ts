@@ -25,12 +25,12 @@ import type { IdentitySource } from '../identity/types.js';
 const UNLIMITED = 2 ** 32 - 1;
 export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
 /**
- * Upstream idle keep-alive. Istio's default is 1h, but a pooled socket must be closed before
- * the upstream closes it, or requests race with the close (503 UC). Node servers close idle
- * sockets after 5 s, so pools default to 4 s unless the DR sets a shorter idleTimeout; the
- * client also honours the upstream's `Keep-Alive: timeout=` hint.
+ * Upstream idle keep-alive: Istio's default (DestinationRule `connectionPool.http.idleTimeout`,
+ * 1 h). It applies to upstreams that announce how long they keep an idle connection
+ * (`Keep-Alive: timeout=N`, as weft's inbound side and Node servers do), within that window; an
+ * upstream that announces nothing gets UNANNOUNCED_IDLE_MS (proxy/upstream/h1client.ts).
  */
-export const DEFAULT_IDLE_MS = 4_000;
+export const DEFAULT_IDLE_MS = 3_600_000;
 
 export interface EndpointRuntime {
   readonly address: string;
@@ -61,7 +61,7 @@ export function resolveLimits(cp: ConnectionPool | undefined): Limits {
     maxRequests: cp?.http2MaxRequests ?? UNLIMITED,
     maxRetries: cp?.maxRetries ?? UNLIMITED,
     connectTimeoutMs: cp?.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
-    idleTimeoutMs: Math.min(cp?.idleTimeoutMs ?? DEFAULT_IDLE_MS, DEFAULT_IDLE_MS),
+    idleTimeoutMs: cp?.idleTimeoutMs ?? DEFAULT_IDLE_MS,
     maxRequestsPerConnection: cp?.maxRequestsPerConnection ?? 0,
   };
 }

@@ -55,11 +55,24 @@ export interface RequestSpec {
   body: Buffer | Readable | null;
 }
 
+/**
+ * How long a pooled connection may idle when its upstream has not said how long it keeps idle
+ * connections. A pooled socket must be closed before the upstream closes it, or a request races
+ * with the close (503 UC); many servers close idle sockets after 5 s, so 4 s. An upstream that
+ * announces its window (`Keep-Alive: timeout=N`) is trusted up to N - 1 s instead: weft's inbound
+ * side announces 60 s, so a mesh hop stays pooled between bursts like Envoy's (1 h) instead of
+ * paying a new mTLS handshake every few seconds (the p99 of the mesh benchmark, issue #13).
+ */
+export const UNANNOUNCED_IDLE_MS = 4_000;
+
 export interface PoolOptions {
   /** Infinity = unlimited. */
   maxConnections: number;
   connectTimeoutMs: number;
+  /** The longest a connection may idle in the pool (the DestinationRule's idleTimeout). */
   idleTimeoutMs: number;
+  /** The idle limit for upstreams that announce no Keep-Alive timeout (tests shorten it). */
+  unannouncedIdleMs?: number;
   /** 0 = unlimited. */
   maxRequestsPerConnection: number;
   /** Opens a connection (TLS: proxy/upstream/tls.ts); default plain TCP. */
@@ -117,6 +130,8 @@ class Conn {
   served = 0;
   /** Don't reuse after this time (upstream Keep-Alive hint). */
   reuseUntil = Infinity;
+  /** The upstream said how long it keeps idle connections (reuseUntil bounds the idle time). */
+  announced = false;
   idleSince = 0;
   job: Job | null = null;
   private readonly head = new HeadReader();
@@ -316,7 +331,10 @@ class Conn {
     this.remaining = h.length;
     this.keepAlive = h.keepAlive;
     if (h.framing === Framing.Chunked) this.chunks = new ChunkedDecoder();
-    if (h.keepAliveTimeoutS !== undefined) this.reuseUntil = Date.now() + h.keepAliveTimeoutS * 1000 - 1000;
+    if (h.keepAliveTimeoutS !== undefined) {
+      this.reuseUntil = Date.now() + h.keepAliveTimeoutS * 1000 - 1000;
+      this.announced = true;
+    }
     job.handler.onResponseStart(job, h.status, h.headers);
     if (this.job !== job) return;
     if (h.framing === Framing.None) return this.complete(rest);
@@ -427,7 +445,8 @@ export class H1Pool {
     readonly port: number,
     readonly opts: PoolOptions,
   ) {
-    this.sweeper = setInterval(() => this.sweep(), Math.max(250, Math.min(opts.idleTimeoutMs, 1000)));
+    const shortest = Math.min(opts.idleTimeoutMs, opts.unannouncedIdleMs ?? UNANNOUNCED_IDLE_MS);
+    this.sweeper = setInterval(() => this.sweep(), Math.max(50, Math.min(shortest / 4, 1000)));
     this.sweeper.unref();
   }
 
@@ -440,8 +459,8 @@ export class H1Pool {
     const now = Date.now();
     while (this.idle.length > 0) {
       const c = this.idle.pop()!;
-      if (now < c.reuseUntil && !c.socket.destroyed) return c.send(job);
-      c.socket.destroy(); // past the upstream's keep-alive window: don't race its close
+      if (!this.expired(c, now) && !c.socket.destroyed) return c.send(job);
+      c.socket.destroy(); // past its idle limit or the upstream's keep-alive window: don't race its close
     }
     if (this.total < this.opts.maxConnections) {
       this.open(job);
@@ -491,10 +510,16 @@ export class H1Pool {
     if (this.closing !== null && this.total === 0) this.closing();
   }
 
+  private expired(c: Conn, now: number): boolean {
+    const limit = c.announced
+      ? this.opts.idleTimeoutMs
+      : Math.min(this.opts.idleTimeoutMs, this.opts.unannouncedIdleMs ?? UNANNOUNCED_IDLE_MS);
+    return now - c.idleSince >= limit || now >= c.reuseUntil;
+  }
+
   private sweep(): void {
-    const cutoff = Date.now() - this.opts.idleTimeoutMs;
-    for (const c of [...this.idle])
-      if (c.idleSince < cutoff || Date.now() >= c.reuseUntil) c.socket.destroy();
+    const now = Date.now();
+    for (const c of [...this.idle]) if (this.expired(c, now)) c.socket.destroy();
   }
 
   /** Graceful: in-flight requests finish, idle connections close. */

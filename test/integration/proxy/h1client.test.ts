@@ -7,6 +7,7 @@ import {
   type Headers,
   type ResponseHandler,
 } from '../../../proxy/upstream/h1client.js';
+import { createDownstreamServer } from '../../../proxy/http1-limits.js';
 import { bounded, sleep } from './helpers.js';
 
 interface Result {
@@ -170,6 +171,64 @@ describe('proxy upstream HTTP/1.1 client', function () {
     expect(s.conns()).to.equal(2);
     await pool.destroy();
     s.close();
+  });
+
+  describe('idle limits (the unannounced limit shortened to 150 ms)', () => {
+    const OK = 'HTTP/1.1 200 OK\r\ncontent-length: 1\r\n\r\na';
+    const ANNOUNCED = 'HTTP/1.1 200 OK\r\ncontent-length: 1\r\nkeep-alive: timeout=60\r\n\r\na';
+    const idleOpts = { ...opts, idleTimeoutMs: 3_600_000, unannouncedIdleMs: 150 };
+    const cases: { name: string; response: string; idleTimeoutMs: number; conns: number }[] = [
+      {
+        name: 'an upstream that announces nothing: closed after the unannounced limit',
+        response: OK,
+        idleTimeoutMs: 3_600_000,
+        conns: 2,
+      },
+      {
+        name: 'an upstream announcing Keep-Alive: timeout=60 (weft inbound): kept past it',
+        response: ANNOUNCED,
+        idleTimeoutMs: 3_600_000,
+        conns: 1,
+      },
+      {
+        name: "announced, but the DestinationRule's idleTimeout (100 ms) is shorter: closed",
+        response: ANNOUNCED,
+        idleTimeoutMs: 100,
+        conns: 2,
+      },
+      {
+        name: 'announced nothing, idleTimeout shorter than the unannounced limit: closed',
+        response: OK,
+        idleTimeoutMs: 100,
+        conns: 2,
+      },
+    ];
+    for (const c of cases)
+      it(c.name, async () => {
+        const s = await rawServer([c.response]);
+        const pool = new H1Pool('127.0.0.1', s.port, { ...idleOpts, idleTimeoutMs: c.idleTimeoutMs });
+        expect((await call(pool)).body).to.equal('a');
+        await sleep(400); // idle past both short limits (and a sweep)
+        expect((await call(pool)).body).to.equal('a');
+        expect(s.conns()).to.equal(c.conns);
+        await pool.destroy();
+        s.close();
+      });
+
+    it("weft's inbound side (node:http, keepAliveTimeout 60 s) announces its window, so mesh hops stay pooled", async () => {
+      let conns = 0;
+      const server = createDownstreamServer({}, {}, (_req, res) => res.end('a'));
+      server.on('connection', () => conns++);
+      await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+      const pool = new H1Pool('127.0.0.1', (server.address() as net.AddressInfo).port, idleOpts);
+      const first = await call(pool);
+      expect(first.headers?.['keep-alive']).to.equal('timeout=60');
+      await sleep(400);
+      await call(pool);
+      expect(conns).to.equal(1);
+      await pool.destroy();
+      server.close();
+    });
   });
 
   it('connection: close is honoured; refused connections are connect failures', async () => {
