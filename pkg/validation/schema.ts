@@ -108,12 +108,9 @@ const NULL_LIST_ELEMENTS: Record<string, readonly (readonly string[])[]> = {
 };
 
 function isToleratedNull(kind: string, err: ErrorObject, path: readonly PathSegment[]): boolean {
-  if (err.keyword !== 'type' || err.data !== null || typeof path[path.length - 1] !== 'number')
-    return false;
+  if (err.keyword !== 'type' || err.data !== null || typeof path[path.length - 1] !== 'number') return false;
   return (NULL_LIST_ELEMENTS[kind] ?? []).some(
-    (pattern) =>
-      pattern.length === path.length &&
-      pattern.every((seg, i) => seg === '*' || seg === path[i]),
+    (pattern) => pattern.length === path.length && pattern.every((seg, i) => seg === '*' || seg === path[i]),
   );
 }
 
