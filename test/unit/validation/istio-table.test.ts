@@ -16,7 +16,7 @@ import { parse } from 'yaml';
 import { type ValidationResult, validateObject } from '../../../pkg/validation/index.js';
 
 const DIR = join(import.meta.dirname, '../../data/istio-table');
-const FILES = ['cases-vs.yaml', 'cases-dr.yaml'];
+const FILES = ['cases-vs.yaml', 'cases-vs-delegate.yaml', 'cases-dr.yaml'];
 const MIN_AGREEMENT = 0.99;
 
 interface Case {
