@@ -16,7 +16,7 @@ import { parse } from 'yaml';
 import { type ValidationResult, validateObject } from '../../../pkg/validation/index.js';
 
 const DIR = join(import.meta.dirname, '../../data/istio-table');
-const FILES = ['cases-vs.yaml', 'cases-vs-delegate.yaml', 'cases-dr.yaml'];
+const FILES = ['cases-vs.yaml', 'cases-vs-delegate.yaml', 'cases-dr.yaml', 'cases-gateway.yaml'];
 const MIN_AGREEMENT = 0.99;
 
 interface Case {
@@ -74,7 +74,7 @@ describe('Istio validation table tests (test/data/istio-table)', () => {
     expect(cases.length).to.be.at.least(158);
     const seen = new Set<string>();
     for (const c of cases) {
-      expect(['VirtualService', 'DestinationRule'], key(c)).to.include(c.kind);
+      expect(['VirtualService', 'DestinationRule', 'Gateway', 'ServiceEntry'], key(c)).to.include(c.kind);
       expect(['valid', 'warning', 'invalid'], key(c)).to.include(c.istio);
       expect(c.spec, key(c)).to.be.an('object');
       expect(seen.has(key(c)), `duplicate case ${key(c)}`).to.equal(false);
