@@ -33,7 +33,14 @@ interface Case {
  * Known disagreements, by `test / name`, each with the reason it is left. An entry here that
  * agrees fails the test (remove it), so the list never goes stale.
  */
-const KNOWN_DISAGREEMENTS: Record<string, string> = {};
+const MAX_TWO_CERTS =
+  "the CRD schema caps tlsCertificates at 2 items (maxItems: 2, as Istio's own CRD does), so the " +
+  "API server refuses a third before any webhook runs; Istio's table test calls the Go function " +
+  'directly, which only warns. weft checks the schema first, like the API server.';
+const KNOWN_DISAGREEMENTS: Record<string, string> = {
+  'TestValidateTlsOptions / simple more than 2 certs': MAX_TWO_CERTS,
+  'TestValidateTlsOptions / mutual more than 2 certs': MAX_TWO_CERTS,
+};
 
 function loadCases(): Case[] {
   return FILES.flatMap((f) => parse(readFileSync(join(DIR, f), 'utf8')) as Case[]);

@@ -276,6 +276,44 @@ describe('Gateway', () => {
       gw([server(), server({ port: { number: 8080, name: 'http', protocol: 'HTTP' } })]),
       'spec.servers[1].port.name: port names in servers must be unique',
     ));
+  it('server host ~/name only on Gateways generated from Gateway API', () => {
+    const tilde = [server({ hosts: ['~/a.example.com'] })];
+    expectErrors(gw(tilde), 'spec.servers[0].hosts[0]: invalid namespace "~"');
+    expectErrors(
+      obj(
+        NET,
+        'Gateway',
+        { servers: tilde },
+        { annotations: { 'internal.istio.io/gateway-semantics': 'gateway' } },
+      ),
+    );
+  });
+  it('server bind unix://: absolute path or @name, port 0', () => {
+    expectErrors(
+      gw([server({ port: { number: 0, name: 'http', protocol: 'HTTP' }, bind: 'unix:///run/gw.sock' })]),
+    );
+    expectErrors(
+      gw([server({ port: { number: 0, name: 'http', protocol: 'HTTP' }, bind: 'unix://run/gw.sock' })]),
+      'spec.servers[0].bind: unix://run/gw.sock is not an absolute path',
+    );
+    expectErrors(
+      gw([server({ bind: 'unix://@gw' })]),
+      'spec.servers[0].port.number: port number must be 0 for unix domain socket',
+    );
+  });
+  it('tlsCertificates: each entry needs a certificate and a key', () =>
+    expectErrors(
+      gw([
+        server({
+          port: { number: 443, name: 'https', protocol: 'HTTPS' },
+          tls: {
+            mode: 'SIMPLE',
+            tlsCertificates: [{ serverCertificate: '/c', privateKey: '/k' }, { privateKey: '/k2' }],
+          },
+        }),
+      ]),
+      'spec.servers[0].tls.tlsCertificates[1].serverCertificate: SIMPLE TLS requires a server certificate',
+    ));
   it('SIMPLE TLS needs a credential', () =>
     expectErrors(
       gw([server({ port: { number: 443, name: 'https', protocol: 'HTTPS' }, tls: { mode: 'SIMPLE' } })]),
