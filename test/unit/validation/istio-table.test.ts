@@ -16,7 +16,13 @@ import { parse } from 'yaml';
 import { type ValidationResult, validateObject } from '../../../pkg/validation/index.js';
 
 const DIR = join(import.meta.dirname, '../../data/istio-table');
-const FILES = ['cases-vs.yaml', 'cases-vs-delegate.yaml', 'cases-dr.yaml', 'cases-gateway.yaml'];
+const FILES = [
+  'cases-vs.yaml',
+  'cases-vs-delegate.yaml',
+  'cases-dr.yaml',
+  'cases-gateway.yaml',
+  'cases-serviceentry.yaml',
+];
 const MIN_AGREEMENT = 0.99;
 
 interface Case {
@@ -26,6 +32,8 @@ interface Case {
   istio: 'valid' | 'warning' | 'invalid';
   rule?: string;
   note?: string;
+  /** Merged into the metadata (labels Istio's test sets on the config). */
+  metadata?: Record<string, unknown>;
   spec: Record<string, unknown>;
 }
 
@@ -55,7 +63,7 @@ function run(c: Case): ValidationResult {
     {
       apiVersion: 'networking.istio.io/v1',
       kind: c.kind,
-      metadata: { name: 'istio-table', namespace: 'default' },
+      metadata: { name: 'istio-table', namespace: 'default', ...c.metadata },
       spec: structuredClone(c.spec),
     },
     { defaultNamespace: 'default' },
