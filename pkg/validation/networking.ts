@@ -341,11 +341,26 @@ export function validateServiceEntry(spec: ServiceEntrySpec, ctx: RuleContext): 
       'only one of WorkloadSelector or Endpoints is allowed in Service Entry',
       'se.selectorAndEndpoints',
     );
+  for (const msg of checkLabelMap(spec.workloadSelector?.labels ?? {}))
+    r.error(['spec', 'workloadSelector', 'labels'], msg, 'labels.invalid');
   const resolution = spec.resolution ?? 'NONE';
-  if (resolution === 'STATIC' && endpoints.length === 0 && !spec.workloadSelector) {
+  if (resolution === 'NONE' && endpoints.length > 0)
     r.error(
       ['spec', 'endpoints'],
-      'endpoints must be provided if service entry resolution mode is STATIC',
+      'no endpoints should be provided for resolution type NONE',
+      'se.none.endpoints',
+    );
+  if (resolution === 'NONE' && spec.workloadSelector)
+    r.warn(
+      ['spec', 'workloadSelector'],
+      'workloadSelector should not be set when resolution mode is NONE',
+      'se.none.selector',
+    );
+  // Istio admits it (the service simply has no endpoints yet); weft says what it means.
+  if (resolution === 'STATIC' && endpoints.length === 0 && !spec.workloadSelector) {
+    r.warn(
+      ['spec', 'endpoints'],
+      'STATIC resolution with neither endpoints nor workloadSelector: the service has no endpoints (requests get 503)',
       'se.static.endpoints',
     );
   }
@@ -359,18 +374,44 @@ export function validateServiceEntry(spec: ServiceEntrySpec, ctx: RuleContext): 
         );
     });
   }
+  if (resolution === 'DNS_ROUND_ROBIN' && endpoints.length > 1)
+    r.error(
+      ['spec', 'endpoints'],
+      `there must only be 0 or 1 endpoint for resolution mode DNS_ROUND_ROBIN (got ${endpoints.length})`,
+      'se.dnsRoundRobin.endpoints',
+    );
+  if (resolution === 'DYNAMIC_DNS') checkDynamicDNS(spec, ctx);
   endpoints.forEach((e, i) => {
     const at = ['spec', 'endpoints', i];
     const addr = e.address ?? '';
-    if (resolution === 'STATIC' && addr !== '' && !isIPAddress(addr) && !addr.startsWith('unix://')) {
+    // A unix socket is a STATIC endpoint only; under DNS it is neither an IP nor an FQDN.
+    const unix = resolution === 'STATIC' && addr.startsWith(UNIX);
+    if (unix) {
+      const socket = addr.slice(UNIX.length);
+      if (socket === '' || (!socket.startsWith('@') && (!socket.startsWith('/') || socket.endsWith('/'))))
+        r.error(
+          [...at, 'address'],
+          `${addr} is not an absolute path to a file (or @abstract name)`,
+          'se.endpoint.address',
+        );
+      if (Object.keys(e.ports ?? {}).length > 0)
+        r.error([...at, 'ports'], `unix endpoint ${addr} must not include ports`, 'se.endpoint.unix');
+      if ((spec.ports ?? []).length !== 1)
+        r.error(at, 'exactly 1 service port required for unix endpoints', 'se.endpoint.unix');
+    } else if (resolution === 'STATIC' && addr !== '' && !isIPAddress(addr)) {
       r.error(
         [...at, 'address'],
         `endpoint address ${JSON.stringify(addr)} is not a valid IP address (STATIC resolution)`,
         'se.endpoint.address',
       );
-    } else if (addr !== '' && !isIPAddress(addr) && !addr.startsWith('unix://')) {
+    } else if (addr !== '' && !isIPAddress(addr)) {
       const err = checkWildcardDomain(addr);
-      if (err) r.error([...at, 'address'], err, 'se.endpoint.address');
+      if (err || addr.includes('*') || addr.startsWith(UNIX))
+        r.error(
+          [...at, 'address'],
+          `endpoint address ${JSON.stringify(addr)} is not a valid FQDN or an IP address`,
+          'se.endpoint.address',
+        );
     }
     for (const [name, n] of Object.entries(e.ports ?? {})) {
       port(n, [...at, 'ports', name], r);
@@ -385,6 +426,50 @@ export function validateServiceEntry(spec: ServiceEntrySpec, ctx: RuleContext): 
   });
   for (const msg of checkExportTo(spec.exportTo ?? [], ctx.namespace))
     r.error(['spec', 'exportTo'], msg, 'se.exportTo');
+}
+
+/** Protocols Envoy's dynamic forward proxy serves, which DYNAMIC_DNS resolution uses. */
+const DYNAMIC_DNS_PROTOCOLS = new Set(['HTTP', 'TLS', 'GRPC', 'HTTP2']);
+const USE_WAYPOINT = 'istio.io/use-waypoint';
+
+/** DYNAMIC_DNS resolves each request's host: wildcard hosts only, no addresses or endpoints. */
+function checkDynamicDNS(spec: ServiceEntrySpec, ctx: RuleContext): void {
+  const r = ctx.report;
+  spec.hosts.forEach((h, i) => {
+    if (!h.startsWith('*'))
+      r.error(
+        ['spec', 'hosts', i],
+        `host must be wildcarded for resolution mode DYNAMIC_DNS (got ${h})`,
+        'se.dynamicDns.host',
+      );
+  });
+  if ((spec.addresses ?? []).length > 0)
+    r.error(
+      ['spec', 'addresses'],
+      'addresses cannot be set for resolution type DYNAMIC_DNS',
+      'se.dynamicDns.addresses',
+    );
+  if ((spec.endpoints ?? []).length > 0)
+    r.error(
+      ['spec', 'endpoints'],
+      'endpoints cannot be set for resolution type DYNAMIC_DNS',
+      'se.dynamicDns.endpoints',
+    );
+  (spec.ports ?? []).forEach((p, i) => {
+    if (!DYNAMIC_DNS_PROTOCOLS.has((p.protocol ?? '').toUpperCase()))
+      r.error(
+        ['spec', 'ports', i, 'protocol'],
+        `only HTTP, TLS, GRPC and HTTP2 protocols are supported for resolution type DYNAMIC_DNS (got ${JSON.stringify(p.protocol ?? '')})`,
+        'se.dynamicDns.protocol',
+      );
+  });
+  const waypoint = ctx.labels[USE_WAYPOINT] ?? '';
+  if (spec.location === 'MESH_INTERNAL' && waypoint !== '' && waypoint.toLowerCase() !== 'none')
+    r.error(
+      ['spec', 'location'],
+      'location MESH_INTERNAL with resolution type DYNAMIC_DNS is not supported when using waypoints',
+      'se.dynamicDns.waypoint',
+    );
 }
 
 // ---- Sidecar ------------------------------------------------------------------------------
