@@ -1,6 +1,7 @@
 /**
- * Istio's own validation table tests (pkg/config/validation/validation_test.go), carried as data
- * in test/data/istio-table/, replayed through validateObject: weft must give Istio's verdict.
+ * Istio's own validation table tests (pkg/config/validation/validation_test.go and
+ * virtualservice_test.go), carried as data in test/data/istio-table/, replayed through
+ * validateObject: weft must give Istio's verdict.
  *
  * Verdicts: Istio `valid` and `warning` are both "accepted" (weft may warn, must not refuse);
  * `invalid` must be refused, by the weft rule named in `rule` when the case names one (so an
