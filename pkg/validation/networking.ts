@@ -378,7 +378,7 @@ export function validateServiceEntry(spec: ServiceEntrySpec, ctx: RuleContext): 
     r.error(
       ['spec', 'endpoints'],
       `there must only be 0 or 1 endpoint for resolution mode DNS_ROUND_ROBIN (got ${endpoints.length})`,
-      'se.dnsRoundRobin.endpoints',
+      'se.dnsrr.endpoints',
     );
   if (resolution === 'DYNAMIC_DNS') checkDynamicDNS(spec, ctx);
   endpoints.forEach((e, i) => {
@@ -440,27 +440,27 @@ function checkDynamicDNS(spec: ServiceEntrySpec, ctx: RuleContext): void {
       r.error(
         ['spec', 'hosts', i],
         `host must be wildcarded for resolution mode DYNAMIC_DNS (got ${h})`,
-        'se.dynamicDns.host',
+        'se.dynamicdns',
       );
   });
   if ((spec.addresses ?? []).length > 0)
     r.error(
       ['spec', 'addresses'],
       'addresses cannot be set for resolution type DYNAMIC_DNS',
-      'se.dynamicDns.addresses',
+      'se.dynamicdns',
     );
   if ((spec.endpoints ?? []).length > 0)
     r.error(
       ['spec', 'endpoints'],
       'endpoints cannot be set for resolution type DYNAMIC_DNS',
-      'se.dynamicDns.endpoints',
+      'se.dynamicdns',
     );
   (spec.ports ?? []).forEach((p, i) => {
     if (!DYNAMIC_DNS_PROTOCOLS.has((p.protocol ?? '').toUpperCase()))
       r.error(
         ['spec', 'ports', i, 'protocol'],
         `only HTTP, TLS, GRPC and HTTP2 protocols are supported for resolution type DYNAMIC_DNS (got ${JSON.stringify(p.protocol ?? '')})`,
-        'se.dynamicDns.protocol',
+        'se.dynamicdns',
       );
   });
   const waypoint = ctx.labels[USE_WAYPOINT] ?? '';
@@ -468,7 +468,7 @@ function checkDynamicDNS(spec: ServiceEntrySpec, ctx: RuleContext): void {
     r.error(
       ['spec', 'location'],
       'location MESH_INTERNAL with resolution type DYNAMIC_DNS is not supported when using waypoints',
-      'se.dynamicDns.waypoint',
+      'se.dynamicdns',
     );
 }
 
