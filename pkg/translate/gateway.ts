@@ -4,7 +4,7 @@
  * a VirtualService gets on a server (the intersection of its hosts with the server's, wildcards
  * included). The translator (index.ts) builds listeners and virtual hosts from them.
  */
-import type { Gateway, HTTPRoute, Server, VirtualService } from '../api/index.js';
+import type { Gateway, HTTPMatchRequest, HTTPRoute, Server, VirtualService } from '../api/index.js';
 
 const nsOf = (o: { metadata: { namespace?: string } }): string => o.metadata.namespace ?? 'default';
 
@@ -79,10 +79,22 @@ export function serverHostsFor(
 }
 
 /**
+ * The rule with each `null` match element read as `{}`, a match with no conditions: Istio's
+ * routing matches every request with a nil match, and validation admits one for that reason.
+ * Every HTTP rule passes through `ruleForGateway` or `ruleForMesh`, which call this first.
+ */
+export function nullMatchesAsEmpty(rule: HTTPRoute): HTTPRoute {
+  const match = rule.match as (HTTPMatchRequest | null)[] | undefined;
+  if (!match?.includes(null)) return rule;
+  return { ...rule, match: match.map((m) => m ?? {}) };
+}
+
+/**
  * The rule as the gateway `gatewayKey` sees it: matches scoped to other gateways (`match[].gateways`)
  * dropped; null when every match was scoped elsewhere (the rule does not apply here).
  */
-export function ruleForGateway(rule: HTTPRoute, vsNamespace: string, gatewayKey: string): HTTPRoute | null {
+export function ruleForGateway(input: HTTPRoute, vsNamespace: string, gatewayKey: string): HTTPRoute | null {
+  const rule = nullMatchesAsEmpty(input);
   if (!rule.match || rule.match.length === 0) return rule;
   const kept = rule.match.filter(
     (m) =>
@@ -98,7 +110,8 @@ export function ruleForGateway(rule: HTTPRoute, vsNamespace: string, gatewayKey:
  * The rule as sidecars (the `mesh` gateway) see it: matches scoped to gateways only
  * (`match[].gateways` without `mesh`) dropped; null when every match was scoped to gateways.
  */
-export function ruleForMesh(rule: HTTPRoute): HTTPRoute | null {
+export function ruleForMesh(input: HTTPRoute): HTTPRoute | null {
+  const rule = nullMatchesAsEmpty(input);
   if (!rule.match || rule.match.length === 0) return rule;
   const kept = rule.match.filter(
     (m) => !m.gateways || m.gateways.length === 0 || m.gateways.includes('mesh'),

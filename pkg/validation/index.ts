@@ -59,6 +59,7 @@ export function validateObject(obj: unknown, options: ValidateOptions = {}): Val
         ? meta.namespace
         : (options.defaultNamespace ?? 'default'),
     annotations: stringMap(meta.annotations),
+    labels: stringMap(meta.labels),
     kind: def.kind,
     report,
   };

@@ -3,7 +3,7 @@
  * `sidecar.*`). Not exhaustive like VirtualService/DestinationRule; docs/validation.md lists
  * what is covered.
  */
-import type { GatewaySpec, ServerTLSSettings } from '../api/gateway.js';
+import type { GatewaySpec, Server, ServerTLSSettings } from '../api/gateway.js';
 import type { ServiceEntrySpec } from '../api/serviceentry.js';
 import type { SidecarSpec } from '../api/sidecar.js';
 import type { PathSegment, Report } from './report.js';
@@ -76,8 +76,15 @@ function checkNamespacedHost(
 
 // ---- Gateway ------------------------------------------------------------------------------
 
+/** Set on Gateways that Istio generates from Gateway API objects; it allows the `~` namespace. */
+const GATEWAY_SEMANTICS = 'internal.istio.io/gateway-semantics';
+const TLS_PROTOCOLS = new Set(['HTTPS', 'TLS']);
+const HTTP_PROTOCOLS = new Set(['HTTP', 'HTTP2', 'HTTP_PROXY', 'GRPC', 'GRPC-WEB']);
+const UNIX = 'unix://';
+
 export function validateGateway(spec: GatewaySpec, ctx: RuleContext): void {
   const r = ctx.report;
+  const gatewaySemantics = ctx.annotations[GATEWAY_SEMANTICS] === 'gateway';
   const servers = spec.servers ?? [];
   if (servers.length === 0)
     r.error(['spec', 'servers'], 'gateway must have at least one server', 'gw.servers.required');
@@ -86,8 +93,10 @@ export function validateGateway(spec: GatewaySpec, ctx: RuleContext): void {
     const at = ['spec', 'servers', i];
     if (s.hosts.length === 0)
       r.error([...at, 'hosts'], 'server config must contain at least one host', 'gw.server.hosts');
-    s.hosts.forEach((h, j) => checkNamespacedHost(h, [...at, 'hosts', j], r, 'gw.server.host', true));
-    port(s.port.number, [...at, 'port', 'number'], r);
+    s.hosts.forEach((h, j) => checkServerHost(h, [...at, 'hosts', j], r, gatewaySemantics));
+    const unixBind = s.bind?.startsWith(UNIX) === true;
+    // A unix domain socket has no port: 0 is the only number it takes.
+    if (s.port.number !== 0 || !unixBind) port(s.port.number, [...at, 'port', 'number'], r);
     if (s.port.targetPort !== undefined && s.port.targetPort !== 0)
       port(s.port.targetPort, [...at, 'port', 'targetPort'], r);
     checkProtocol(s.port.protocol, [...at, 'port', 'protocol'], r, 'gw.server.protocol');
@@ -104,42 +113,103 @@ export function validateGateway(spec: GatewaySpec, ctx: RuleContext): void {
       );
     }
     portNames.set(s.port.name, s.port.number);
-    if (s.bind !== undefined && s.bind !== '' && !isIPAddress(s.bind) && !s.bind.startsWith('unix://')) {
+    if (unixBind) {
+      const socket = (s.bind ?? '').slice(UNIX.length);
+      if (socket === '' || (!socket.startsWith('@') && (!socket.startsWith('/') || socket.endsWith('/'))))
+        r.error(
+          [...at, 'bind'],
+          `${s.bind} is not an absolute path to a file (or @abstract name)`,
+          'gw.server.bind',
+        );
+      if (s.port.number !== 0)
+        r.error(
+          [...at, 'port', 'number'],
+          `port number must be 0 for unix domain socket (got ${s.port.number})`,
+          'gw.server.bind',
+        );
+    } else if (s.bind !== undefined && s.bind !== '' && !isIPAddress(s.bind)) {
       r.error([...at, 'bind'], `${s.bind} is not a valid IP address or unix:// socket`, 'gw.server.bind');
     }
+    checkServerProtocolTLS(s, at, r);
     if (s.tls) checkServerTLS(s.tls, [...at, 'tls'], r);
+    if (s.tls?.httpsRedirect && !HTTP_PROTOCOLS.has(s.port.protocol.toUpperCase()))
+      r.warn(
+        [...at, 'tls', 'httpsRedirect'],
+        'tls.httpsRedirect should only be used with http servers',
+        'gw.tls.httpsRedirect',
+      );
   });
   for (const msg of checkLabelMap(spec.selector ?? {})) r.error(['spec', 'selector'], msg, 'labels.invalid');
 }
 
+/**
+ * A server host (Istio's ValidateNamespaceSlashWildcardHostname for gateways): `[namespace/]dnsName`,
+ * namespace `*`, `.`, a label (or `~` on Gateways generated from Gateway API); the name a dotted
+ * domain or IP, `*`, or a wildcard of the form `*.suffix` only.
+ */
+function checkServerHost(h: string, path: Path, r: Report, gatewaySemantics: boolean): void {
+  const slash = h.indexOf('/');
+  const ns = slash < 0 ? undefined : h.slice(0, slash);
+  const name = slash < 0 ? h : h.slice(slash + 1);
+  if (ns !== undefined) {
+    if (ns === '' || name === '')
+      r.error(path, 'config namespace and dnsName in host entry cannot be empty', 'gw.server.host');
+    else if (ns !== '*' && ns !== '.' && !(ns === '~' && gatewaySemantics) && !isDNS1123Label(ns))
+      r.error(path, `invalid namespace ${JSON.stringify(ns)} in host ${JSON.stringify(h)}`, 'gw.server.host');
+  }
+  if (name !== '*' && !name.includes('.'))
+    r.error(path, `short names (non FQDN) are not allowed: ${JSON.stringify(name)}`, 'gw.server.host');
+  const err = checkWildcardDomain(name);
+  if (err && !isIPAddress(name)) r.error(path, err, 'gw.server.host');
+  if (name.includes('*') && name !== '*' && !name.startsWith('*.'))
+    r.error(path, `partial wildcard ${JSON.stringify(name)} not allowed`, 'gw.server.host');
+}
+
+/** HTTPS and TLS servers need TLS settings; plain-text servers may only carry an HTTPS redirect. */
+function checkServerProtocolTLS(s: Server, at: Path, r: Report): void {
+  const proto = s.port.protocol.toUpperCase();
+  if (!PROTOCOLS.has(proto)) return;
+  if (TLS_PROTOCOLS.has(proto)) {
+    if (!s.tls)
+      r.error(
+        [...at, 'tls'],
+        `server must have TLS settings for HTTPS/TLS protocols (protocol ${s.port.protocol})`,
+        'gw.server.tlsRequired',
+      );
+    return;
+  }
+  if (!s.tls) return;
+  const passthrough = (s.tls.mode ?? 'PASSTHROUGH') === 'PASSTHROUGH' || s.tls.mode === 'AUTO_PASSTHROUGH';
+  if (!HTTP_PROTOCOLS.has(proto))
+    r.error(
+      [...at, 'tls'],
+      'server cannot have TLS settings for non HTTPS/TLS ports',
+      'gw.server.tlsOnPlain',
+    );
+  else if (!passthrough || s.tls.caCertificates || s.tls.privateKey || s.tls.serverCertificate)
+    r.error(
+      [...at, 'tls'],
+      'server cannot have TLS settings for plain text HTTP ports (only httpsRedirect)',
+      'gw.server.tlsOnPlain',
+    );
+}
+
+/** Istio's validateTLSOptions: one certificate source, and what each mode needs or refuses. */
 function checkServerTLS(tls: ServerTLSSettings, path: Path, r: Report): void {
   const mode = tls.mode ?? 'PASSTHROUGH';
-  if (mode === 'SIMPLE' || mode === 'MUTUAL' || mode === 'OPTIONAL_MUTUAL') {
-    const hasCred =
-      (tls.credentialName ?? '') !== '' ||
-      (tls.credentialNames ?? []).length > 0 ||
-      (tls.tlsCertificates ?? []).length > 0;
-    if (!hasCred) {
-      if (!tls.serverCertificate)
-        r.error(
-          [...path, 'serverCertificate'],
-          `${mode} TLS requires a server certificate (serverCertificate or credentialName)`,
-          'gw.tls.cert',
-        );
-      if (!tls.privateKey)
-        r.error(
-          [...path, 'privateKey'],
-          `${mode} TLS requires a private key (privateKey or credentialName)`,
-          'gw.tls.key',
-        );
-      if (mode !== 'SIMPLE' && !tls.caCertificates)
-        r.error(
-          [...path, 'caCertificates'],
-          `${mode} TLS requires caCertificates to verify clients (or credentialName)`,
-          'gw.tls.ca',
-        );
-    }
-  }
+  const set = (v: string | undefined): boolean => v !== undefined && v !== '';
+  const hasCredName = set(tls.credentialName);
+  const hasCredNames = (tls.credentialNames ?? []).length > 0;
+  const certs = tls.tlsCertificates ?? [];
+  if (
+    (tls.minProtocolVersion === 'TLSV1_0' || tls.minProtocolVersion === 'TLSV1_1') &&
+    (tls.cipherSuites ?? []).length === 0
+  )
+    r.warn(
+      [...path, 'minProtocolVersion'],
+      'TLS version below TLSV1_2 require setting compatible ciphers as by default they no longer include compatible ciphers',
+      'gw.tls.oldVersionCiphers',
+    );
   if (
     tls.minProtocolVersion &&
     tls.maxProtocolVersion &&
@@ -151,6 +221,84 @@ function checkServerTLS(tls: ServerTLSSettings, path: Path, r: Report): void {
       'minProtocolVersion must not be higher than maxProtocolVersion',
       'gw.tls.versions',
     );
+  }
+  if (mode === 'ISTIO_MUTUAL') {
+    // The workload certificate is the server certificate; nothing else may be given.
+    const refused: [keyof ServerTLSSettings, boolean][] = [
+      ['serverCertificate', set(tls.serverCertificate)],
+      ['privateKey', set(tls.privateKey)],
+      ['caCertificates', set(tls.caCertificates)],
+      ['tlsCertificates', certs.length > 0],
+      ['credentialName', hasCredName],
+      ['credentialNames', hasCredNames],
+    ];
+    for (const [field, present] of refused)
+      if (present)
+        r.error([...path, field], `ISTIO_MUTUAL TLS cannot have associated ${field}`, 'gw.tls.istioMutual');
+    return;
+  }
+  if (mode === 'PASSTHROUGH' || mode === 'AUTO_PASSTHROUGH') {
+    const any =
+      set(tls.caCrl) ||
+      set(tls.serverCertificate) ||
+      set(tls.privateKey) ||
+      set(tls.caCertificates) ||
+      certs.length > 0 ||
+      hasCredName ||
+      hasCredNames;
+    if (any)
+      r.warn(path, `${mode} mode does not use certificates, they will be ignored`, 'gw.tls.passthroughCerts');
+  }
+  const sources = [
+    set(tls.serverCertificate) && set(tls.privateKey),
+    hasCredName,
+    hasCredNames,
+    certs.length > 0,
+  ].filter(Boolean).length;
+  if (sources > 1)
+    r.error(
+      path,
+      'only one of credentialName, credentialNames, serverCertificate/privateKey, tlsCertificates should be specified',
+      'gw.tls.certSources',
+    );
+  const terminates = mode === 'SIMPLE' || mode === 'MUTUAL' || mode === 'OPTIONAL_MUTUAL';
+  // With a credential the certificates (and a CRL) come from the secret: nothing else is checked.
+  if (terminates && (hasCredName || hasCredNames)) return;
+  if (terminates) {
+    const what = mode === 'SIMPLE' ? 'SIMPLE TLS' : 'MUTUAL TLS';
+    if (mode !== 'SIMPLE' && !set(tls.caCertificates))
+      r.error(
+        [...path, 'caCertificates'],
+        `${what} requires a client CA bundle (caCertificates or credentialName)`,
+        'gw.tls.ca',
+      );
+    const toVerify: { at: Path; cert: { serverCertificate?: string; privateKey?: string } }[] =
+      certs.length > 0
+        ? certs.map((c, i) => ({ at: [...path, 'tlsCertificates', i], cert: c }))
+        : [{ at: path, cert: tls }];
+    for (const { at, cert } of toVerify) {
+      if (!set(cert.serverCertificate))
+        r.error(
+          [...at, 'serverCertificate'],
+          `${what} requires a server certificate (serverCertificate or credentialName)`,
+          'gw.tls.cert',
+        );
+      if (!set(cert.privateKey))
+        r.error(
+          [...at, 'privateKey'],
+          `${what} requires a private key (privateKey or credentialName)`,
+          'gw.tls.key',
+        );
+    }
+  }
+  if (set(tls.caCrl)) {
+    if (hasCredName)
+      r.error(
+        [...path, 'caCrl'],
+        'CRL is not supported with credentialName; put the CRL in the credential',
+        'gw.tls.crl',
+      );
+    if (mode === 'SIMPLE') r.error([...path, 'caCrl'], 'CRL is not supported with SIMPLE TLS', 'gw.tls.crl');
   }
 }
 
@@ -193,11 +341,26 @@ export function validateServiceEntry(spec: ServiceEntrySpec, ctx: RuleContext): 
       'only one of WorkloadSelector or Endpoints is allowed in Service Entry',
       'se.selectorAndEndpoints',
     );
+  for (const msg of checkLabelMap(spec.workloadSelector?.labels ?? {}))
+    r.error(['spec', 'workloadSelector', 'labels'], msg, 'labels.invalid');
   const resolution = spec.resolution ?? 'NONE';
-  if (resolution === 'STATIC' && endpoints.length === 0 && !spec.workloadSelector) {
+  if (resolution === 'NONE' && endpoints.length > 0)
     r.error(
       ['spec', 'endpoints'],
-      'endpoints must be provided if service entry resolution mode is STATIC',
+      'no endpoints should be provided for resolution type NONE',
+      'se.none.endpoints',
+    );
+  if (resolution === 'NONE' && spec.workloadSelector)
+    r.warn(
+      ['spec', 'workloadSelector'],
+      'workloadSelector should not be set when resolution mode is NONE',
+      'se.none.selector',
+    );
+  // Istio admits it (the service simply has no endpoints yet); weft says what it means.
+  if (resolution === 'STATIC' && endpoints.length === 0 && !spec.workloadSelector) {
+    r.warn(
+      ['spec', 'endpoints'],
+      'STATIC resolution with neither endpoints nor workloadSelector: the service has no endpoints (requests get 503)',
       'se.static.endpoints',
     );
   }
@@ -211,18 +374,44 @@ export function validateServiceEntry(spec: ServiceEntrySpec, ctx: RuleContext): 
         );
     });
   }
+  if (resolution === 'DNS_ROUND_ROBIN' && endpoints.length > 1)
+    r.error(
+      ['spec', 'endpoints'],
+      `there must only be 0 or 1 endpoint for resolution mode DNS_ROUND_ROBIN (got ${endpoints.length})`,
+      'se.dnsrr.endpoints',
+    );
+  if (resolution === 'DYNAMIC_DNS') checkDynamicDNS(spec, ctx);
   endpoints.forEach((e, i) => {
     const at = ['spec', 'endpoints', i];
     const addr = e.address ?? '';
-    if (resolution === 'STATIC' && addr !== '' && !isIPAddress(addr) && !addr.startsWith('unix://')) {
+    // A unix socket is a STATIC endpoint only; under DNS it is neither an IP nor an FQDN.
+    const unix = resolution === 'STATIC' && addr.startsWith(UNIX);
+    if (unix) {
+      const socket = addr.slice(UNIX.length);
+      if (socket === '' || (!socket.startsWith('@') && (!socket.startsWith('/') || socket.endsWith('/'))))
+        r.error(
+          [...at, 'address'],
+          `${addr} is not an absolute path to a file (or @abstract name)`,
+          'se.endpoint.address',
+        );
+      if (Object.keys(e.ports ?? {}).length > 0)
+        r.error([...at, 'ports'], `unix endpoint ${addr} must not include ports`, 'se.endpoint.unix');
+      if ((spec.ports ?? []).length !== 1)
+        r.error(at, 'exactly 1 service port required for unix endpoints', 'se.endpoint.unix');
+    } else if (resolution === 'STATIC' && addr !== '' && !isIPAddress(addr)) {
       r.error(
         [...at, 'address'],
         `endpoint address ${JSON.stringify(addr)} is not a valid IP address (STATIC resolution)`,
         'se.endpoint.address',
       );
-    } else if (addr !== '' && !isIPAddress(addr) && !addr.startsWith('unix://')) {
+    } else if (addr !== '' && !isIPAddress(addr)) {
       const err = checkWildcardDomain(addr);
-      if (err) r.error([...at, 'address'], err, 'se.endpoint.address');
+      if (err || addr.includes('*') || addr.startsWith(UNIX))
+        r.error(
+          [...at, 'address'],
+          `endpoint address ${JSON.stringify(addr)} is not a valid FQDN or an IP address`,
+          'se.endpoint.address',
+        );
     }
     for (const [name, n] of Object.entries(e.ports ?? {})) {
       port(n, [...at, 'ports', name], r);
@@ -237,6 +426,50 @@ export function validateServiceEntry(spec: ServiceEntrySpec, ctx: RuleContext): 
   });
   for (const msg of checkExportTo(spec.exportTo ?? [], ctx.namespace))
     r.error(['spec', 'exportTo'], msg, 'se.exportTo');
+}
+
+/** Protocols Envoy's dynamic forward proxy serves, which DYNAMIC_DNS resolution uses. */
+const DYNAMIC_DNS_PROTOCOLS = new Set(['HTTP', 'TLS', 'GRPC', 'HTTP2']);
+const USE_WAYPOINT = 'istio.io/use-waypoint';
+
+/** DYNAMIC_DNS resolves each request's host: wildcard hosts only, no addresses or endpoints. */
+function checkDynamicDNS(spec: ServiceEntrySpec, ctx: RuleContext): void {
+  const r = ctx.report;
+  spec.hosts.forEach((h, i) => {
+    if (!h.startsWith('*'))
+      r.error(
+        ['spec', 'hosts', i],
+        `host must be wildcarded for resolution mode DYNAMIC_DNS (got ${h})`,
+        'se.dynamicdns',
+      );
+  });
+  if ((spec.addresses ?? []).length > 0)
+    r.error(
+      ['spec', 'addresses'],
+      'addresses cannot be set for resolution type DYNAMIC_DNS',
+      'se.dynamicdns',
+    );
+  if ((spec.endpoints ?? []).length > 0)
+    r.error(
+      ['spec', 'endpoints'],
+      'endpoints cannot be set for resolution type DYNAMIC_DNS',
+      'se.dynamicdns',
+    );
+  (spec.ports ?? []).forEach((p, i) => {
+    if (!DYNAMIC_DNS_PROTOCOLS.has((p.protocol ?? '').toUpperCase()))
+      r.error(
+        ['spec', 'ports', i, 'protocol'],
+        `only HTTP, TLS, GRPC and HTTP2 protocols are supported for resolution type DYNAMIC_DNS (got ${JSON.stringify(p.protocol ?? '')})`,
+        'se.dynamicdns',
+      );
+  });
+  const waypoint = ctx.labels[USE_WAYPOINT] ?? '';
+  if (spec.location === 'MESH_INTERNAL' && waypoint !== '' && waypoint.toLowerCase() !== 'none')
+    r.error(
+      ['spec', 'location'],
+      'location MESH_INTERNAL with resolution type DYNAMIC_DNS is not supported when using waypoints',
+      'se.dynamicdns',
+    );
 }
 
 // ---- Sidecar ------------------------------------------------------------------------------

@@ -34,6 +34,8 @@ export interface RuleContext {
   /** The object's namespace (or the assumed default). */
   namespace: string;
   annotations: Record<string, string>;
+  /** The object's labels (a few Istio rules read them, e.g. `istio.io/use-waypoint`). */
+  labels: Record<string, string>;
   kind: string;
   report: Report;
 }

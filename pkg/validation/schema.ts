@@ -97,12 +97,30 @@ export function shareRepeats(schema: JSONSchema): JSONSchema {
   return names.size === 0 ? out : { ...out, $defs: defs };
 }
 
+/**
+ * List elements that Istio accepts as `null` though the schema says object: Istio's validation
+ * skips a nil `http[].match` element and routing reads it as a match with no conditions (it
+ * matches every request). `'*'` is any key or index; the last segment is always a list index.
+ * Every other `null` element (a route, a TLS or TCP match, a mirror, a subset…) Istio refuses.
+ */
+const NULL_LIST_ELEMENTS: Record<string, readonly (readonly string[])[]> = {
+  VirtualService: [['spec', 'http', '*', 'match', '*']],
+};
+
+function isToleratedNull(kind: string, err: ErrorObject, path: readonly PathSegment[]): boolean {
+  if (err.keyword !== 'type' || err.data !== null || typeof path[path.length - 1] !== 'number') return false;
+  return (NULL_LIST_ELEMENTS[kind] ?? []).some(
+    (pattern) => pattern.length === path.length && pattern.every((seg, i) => seg === '*' || seg === path[i]),
+  );
+}
+
 /** Runs the structural check; returns false when the object does not fit the schema. */
 export function checkSchema(def: KindDefinition, obj: Record<string, unknown>, report: Report): boolean {
   const validate = validatorFor(def);
   if (validate(obj)) return true;
   const seen = new Set<string>();
   for (const err of validate.errors ?? []) {
+    if (isToleratedNull(def.kind, err, pointerToPath(err.instancePath, obj))) continue;
     const finding = describe(err, obj);
     if (!finding) continue;
     const key = `${finding.path.join('\u0000')}|${finding.message}`;

@@ -59,7 +59,25 @@ interface VSContext {
   gatewaySemantics: boolean;
 }
 
-export function validateVirtualService(spec: VirtualServiceSpec, ctx: RuleContext): void {
+/**
+ * Istio skips a `null` element of `http[].match` (routing reads it as a match with no
+ * conditions, matching every request); the rules see it as `{}`, which is the same match.
+ * Indexes, and so finding paths, are unchanged; the caller's object is not modified.
+ */
+function nullMatchesAsEmpty(spec: VirtualServiceSpec): VirtualServiceSpec {
+  const hasNull = (h: HTTPRoute): boolean =>
+    (h.match as (HTTPMatchRequest | null)[] | undefined)?.includes(null) === true;
+  if (!spec.http?.some(hasNull)) return spec;
+  return {
+    ...spec,
+    http: spec.http.map((h) =>
+      hasNull(h) ? { ...h, match: (h.match ?? []).map((m: HTTPMatchRequest | null) => m ?? {}) } : h,
+    ),
+  };
+}
+
+export function validateVirtualService(input: VirtualServiceSpec, ctx: RuleContext): void {
+  const spec = nullMatchesAsEmpty(input);
   const r = ctx.report;
   const vs: VSContext = { report: r, gatewaySemantics: ctx.annotations[ROUTE_SEMANTICS] === 'gateway' };
   const hosts = spec.hosts ?? [];
@@ -552,11 +570,12 @@ function validateRedirect(rd: HTTPRedirect, matches: HTTPMatchRequest[], path: P
     return;
   }
   if (hasPrefix) {
-    const i = matches.findIndex((m) => !m.uri || m.uri.prefix === undefined);
+    // A match without `uri` matches every path, which a prefix rewrite handles like prefix `/`.
+    const i = matches.findIndex((m) => m.uri !== undefined && m.uri.prefix === undefined);
     if (i >= 0) {
       r.error(
         [...path, 'prefixRewrite'],
-        'prefix_rewrite requires every match to be a uri prefix match',
+        `prefix_rewrite requires every uri match to be a prefix match (match[${i}].uri is not)`,
         'vs.redirect.prefixNeedsPrefixMatch',
       );
       return;
@@ -834,16 +853,15 @@ function validateTLSMatch(m: TLSMatchAttributes, spec: VirtualServiceSpec, path:
     const at = [...path, 'sniHosts', i];
     const err = plain ? checkWildcardDomain(sni) : checkGatewayHost(true, sni);
     if (err) {
+      // An IP address is warned about and, as in Istio, not held to the hosts either.
       if (isIPAddress(sni))
         r.warn(
           at,
           `using an IP address (${JSON.stringify(sni)}) goes against SNI spec and most clients do not support this`,
           'vs.tls.sniIP',
         );
-      else {
-        r.error(at, err, 'vs.tls.sniHost');
-        return;
-      }
+      else r.error(at, err, 'vs.tls.sniHost');
+      return;
     }
     if (!hosts.some((h) => hostSubsetOf(sni, h))) {
       r.error(

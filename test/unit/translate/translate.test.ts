@@ -10,7 +10,9 @@ import {
 } from '../../../pkg/translate/index.js';
 import { parseDurationMs } from '../../../pkg/translate/duration.js';
 import { validateProxyConfig } from '../../../pkg/proxyconfig/validate.js';
-import type { DestinationRule, ServiceEntry, VirtualService } from '../../../pkg/api/index.js';
+import type { DestinationRule, HTTPRoute, ServiceEntry, VirtualService } from '../../../pkg/api/index.js';
+import { ruleForGateway, ruleForMesh } from '../../../pkg/translate/gateway.js';
+import { compileRouteMatch, type RequestView } from '../../../proxy/compile/match.js';
 import type { HttpListener } from '../../../pkg/proxyconfig/types.js';
 
 const SE = parse(`
@@ -210,6 +212,49 @@ spec:
     expect(v.routes.map((x) => x.name)).to.deep.equal(['both', 'rest']);
     expect(v.routes[0]!.match).to.have.length(1);
     expect(JSON.stringify(v.routes[0]!.match)).to.include('/b').and.not.include('/a');
+  });
+  it('a null match element routes as a match-all (Istio reads a nil match as no conditions)', () => {
+    const nullMatch = parse(`
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews, namespace: default}
+spec:
+  hosts: [reviews]
+  http:
+  - name: all
+    match: [null]
+    route: [{destination: {host: reviews, subset: v2}}]
+  - name: rest
+    route: [{destination: {host: reviews, subset: v1}}]
+`) as VirtualService;
+    const r = translate({ serviceEntries: [SE], virtualServices: [nullMatch] });
+    const v = (r.config.listeners[0] as HttpListener).virtualHosts.find((x) => x.name.endsWith(':9080'))!;
+    expect(v.routes.map((x) => x.name)).to.deep.equal(['all', 'rest']);
+    expect(v.routes[0]!.match).to.deep.equal([{}]);
+    const request: RequestView = {
+      method: 'POST',
+      path: '/any/path',
+      query: 'q=1',
+      target: '/any/path?q=1',
+      authority: 'reviews:9080',
+      scheme: 'http',
+      port: 9080,
+      headers: { 'x-any': 'y' },
+    };
+    expect(compileRouteMatch(v.routes[0]!.match![0]!)(request)).to.equal(true);
+    expect(validateProxyConfig(r.config)).to.deep.equal([]);
+  });
+  it('a null match element survives the mesh and gateway scoping of matches as a match-all', () => {
+    const rule = {
+      match: [null, { uri: { prefix: '/a' }, gateways: ['istio-system/other'] }],
+      route: [{ destination: { host: 'reviews' } }],
+    } as unknown as HTTPRoute;
+    expect(ruleForMesh(rule)?.match).to.deep.equal([{}]);
+    expect(ruleForGateway(rule, 'default', 'istio-system/ingress')?.match).to.deep.equal([{}]);
+    expect(ruleForGateway(rule, 'default', 'istio-system/other')?.match).to.deep.equal([
+      {},
+      { uri: { prefix: '/a' }, gateways: ['istio-system/other'] },
+    ]);
   });
   it('a second VirtualService for the same host is reported, not merged', () => {
     const r = translate({

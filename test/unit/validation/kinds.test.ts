@@ -276,6 +276,44 @@ describe('Gateway', () => {
       gw([server(), server({ port: { number: 8080, name: 'http', protocol: 'HTTP' } })]),
       'spec.servers[1].port.name: port names in servers must be unique',
     ));
+  it('server host ~/name only on Gateways generated from Gateway API', () => {
+    const tilde = [server({ hosts: ['~/a.example.com'] })];
+    expectErrors(gw(tilde), 'spec.servers[0].hosts[0]: invalid namespace "~"');
+    expectErrors(
+      obj(
+        NET,
+        'Gateway',
+        { servers: tilde },
+        { annotations: { 'internal.istio.io/gateway-semantics': 'gateway' } },
+      ),
+    );
+  });
+  it('server bind unix://: absolute path or @name, port 0', () => {
+    expectErrors(
+      gw([server({ port: { number: 0, name: 'http', protocol: 'HTTP' }, bind: 'unix:///run/gw.sock' })]),
+    );
+    expectErrors(
+      gw([server({ port: { number: 0, name: 'http', protocol: 'HTTP' }, bind: 'unix://run/gw.sock' })]),
+      'spec.servers[0].bind: unix://run/gw.sock is not an absolute path',
+    );
+    expectErrors(
+      gw([server({ bind: 'unix://@gw' })]),
+      'spec.servers[0].port.number: port number must be 0 for unix domain socket',
+    );
+  });
+  it('tlsCertificates: each entry needs a certificate and a key', () =>
+    expectErrors(
+      gw([
+        server({
+          port: { number: 443, name: 'https', protocol: 'HTTPS' },
+          tls: {
+            mode: 'SIMPLE',
+            tlsCertificates: [{ serverCertificate: '/c', privateKey: '/k' }, { privateKey: '/k2' }],
+          },
+        }),
+      ]),
+      'spec.servers[0].tls.tlsCertificates[1].serverCertificate: SIMPLE TLS requires a server certificate',
+    ));
   it('SIMPLE TLS needs a credential', () =>
     expectErrors(
       gw([server({ port: { number: 443, name: 'https', protocol: 'HTTPS' }, tls: { mode: 'SIMPLE' } })]),
@@ -329,8 +367,64 @@ describe('ServiceEntry', () => {
       }),
       'spec.ports[1].number: port number 443 is used more than once',
     ));
-  it('STATIC needs endpoints', () =>
-    expectErrors(se({ resolution: 'STATIC' }), 'spec.endpoints: endpoints must be provided'));
+  it('STATIC without endpoints or selector only warns (Istio admits it)', () => {
+    const o = se({ resolution: 'STATIC' });
+    expectErrors(o);
+    expect(text(validateObject(o).warnings)).to.include(
+      'spec.endpoints: STATIC resolution with neither endpoints nor workloadSelector: the service has no endpoints (requests get 503)',
+    );
+  });
+  it('NONE resolution takes no endpoints', () =>
+    expectErrors(
+      se({ resolution: 'NONE', endpoints: [{ address: '10.0.0.1' }] }),
+      'spec.endpoints: no endpoints should be provided for resolution type NONE',
+    ));
+  it('DNS_ROUND_ROBIN takes at most one endpoint', () =>
+    expectErrors(
+      se({
+        resolution: 'DNS_ROUND_ROBIN',
+        endpoints: [{ address: 'a.example.com' }, { address: 'b.example.com' }],
+      }),
+      'spec.endpoints: there must only be 0 or 1 endpoint',
+    ));
+  it('unix:// endpoints: STATIC only, absolute path, no ports, one service port', () => {
+    expectErrors(se({ resolution: 'STATIC', endpoints: [{ address: 'unix:///run/db.sock' }] }));
+    expectErrors(
+      se({ resolution: 'DNS', endpoints: [{ address: 'unix:///run/db.sock' }] }),
+      'spec.endpoints[0].address: endpoint address "unix:///run/db.sock" is not a valid FQDN or an IP address',
+    );
+    expectErrors(
+      se({ resolution: 'STATIC', endpoints: [{ address: 'unix://run/db.sock', ports: { tcp: 5432 } }] }),
+      'spec.endpoints[0].address: unix://run/db.sock is not an absolute path',
+      'spec.endpoints[0].ports: unix endpoint unix://run/db.sock must not include ports',
+    );
+  });
+  it('DYNAMIC_DNS: wildcard hosts, no addresses or endpoints, HTTP/TLS/GRPC/HTTP2 ports', () => {
+    const dyn = (patch: Obj, metadata: Obj = {}): Obj =>
+      obj(
+        NET,
+        'ServiceEntry',
+        {
+          hosts: ['*.example.com'],
+          ports: [{ number: 80, name: 'http', protocol: 'HTTP' }],
+          resolution: 'DYNAMIC_DNS',
+          ...patch,
+        },
+        metadata,
+      );
+    expectErrors(dyn({}));
+    expectErrors(dyn({ hosts: ['a.example.com'] }), 'spec.hosts[0]: host must be wildcarded');
+    expectErrors(dyn({ addresses: ['10.0.0.1'] }), 'spec.addresses: addresses cannot be set');
+    expectErrors(
+      dyn({ ports: [{ number: 5432, name: 'db', protocol: 'TCP' }] }),
+      'spec.ports[0].protocol: only HTTP, TLS',
+    );
+    expectErrors(
+      dyn({ location: 'MESH_INTERNAL' }, { labels: { 'istio.io/use-waypoint': 'wp' } }),
+      'spec.location: location MESH_INTERNAL with resolution type DYNAMIC_DNS is not supported when using waypoints',
+    );
+    expectErrors(dyn({ location: 'MESH_INTERNAL' }, { labels: { 'istio.io/use-waypoint': 'none' } }));
+  });
   it('STATIC endpoints must be IPs', () =>
     expectErrors(
       se({ resolution: 'STATIC', endpoints: [{ address: 'db.local' }] }),

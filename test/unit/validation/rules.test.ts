@@ -812,11 +812,71 @@ const httpRoutes: Case[] = [
   {
     name: 'redirect: prefixRewrite needs prefix matches',
     obj: http({ route: undefined, match: [{ uri: { exact: '/a' } }], redirect: { prefixRewrite: '/b' } }),
-    errors: [`${R}.redirect.prefixRewrite: prefix_rewrite requires every match to be a uri prefix match`],
+    errors: [
+      `${R}.redirect.prefixRewrite: prefix_rewrite requires every uri match to be a prefix match (match[0].uri is not)`,
+    ],
   },
   {
     name: 'redirect: prefixRewrite with prefix match is fine',
     obj: http({ route: undefined, match: [{ uri: { prefix: '/a' } }], redirect: { prefixRewrite: '/b' } }),
+  },
+  {
+    // Istio (TestValidateHTTPRoute): a match without uri matches every path, as prefix `/` does.
+    name: 'redirect: prefixRewrite with a match that has no uri is fine',
+    obj: http({
+      route: undefined,
+      match: [{ headers: { 'x-foo': { exact: 'bar' } } }],
+      redirect: { prefixRewrite: '/b' },
+    }),
+  },
+  {
+    name: 'redirect: prefixRewrite holds only the matches that have a uri',
+    obj: http({
+      route: undefined,
+      match: [{ headers: { 'x-foo': { exact: 'bar' } } }, { uri: { regex: '/a.*' } }],
+      redirect: { prefixRewrite: '/b' },
+    }),
+    errors: [`${R}.redirect.prefixRewrite: (match[1].uri is not)`],
+  },
+  {
+    name: 'redirect: prefixRewrite with a null match (match-all) is fine',
+    obj: http({ route: undefined, match: [null], redirect: { prefixRewrite: '/b' } }),
+  },
+  {
+    // Istio skips a nil match element; routing reads it as a match with no conditions.
+    name: 'match: a null element is a match-all, not a schema error',
+    obj: http({ match: [null] }),
+  },
+  {
+    name: 'match: the other elements beside a null one are still checked',
+    obj: http({ match: [null, { headers: { x: { prefix: '' } } }] }),
+    errors: [`${R}.match[1].headers.x.prefix: prefix string match should not be empty`],
+  },
+  {
+    name: 'match: a null element makes later rules unreachable (it matches every request)',
+    obj: vs({
+      hosts: ['reviews'],
+      http: [
+        { match: [null], route: [{ destination: { host: 'reviews' } }] },
+        { match: [{ uri: { prefix: '/a' } }], route: [{ destination: { host: 'reviews' } }] },
+      ],
+    }),
+    warnings: ['spec.http[1]: not used'],
+  },
+  {
+    name: 'http: a null route element is refused (Istio: http route may not be null)',
+    obj: vs({ hosts: ['reviews'], http: [null] }),
+    errors: ['spec.http[0]: must be an object'],
+  },
+  {
+    name: 'mirrors: a null element is refused (Istio: mirror cannot be null)',
+    obj: http({ mirrors: [null] }),
+    errors: [`${R}.mirrors[0]: must be an object`],
+  },
+  {
+    name: 'match: a null header match value is still refused',
+    obj: http({ match: [{ headers: { x: null } }] }),
+    errors: [`${R}.match[0].headers.x: must be an object`],
   },
   {
     name: 'redirect: empty',
@@ -1167,6 +1227,23 @@ const l4Routes: Case[] = [
     name: 'tls: IP SNI host only warns',
     obj: tls(tlsRoute({ sniHosts: ['10.0.0.1'] }), ['10.0.0.1']),
     warnings: [`${TLS}.match[0].sniHosts[0]: using an IP address ("10.0.0.1") goes against SNI spec`],
+  },
+  {
+    // Istio (TestValidateVirtualService "ip address as sni host"): warns and returns, so an IP is
+    // not held to the VirtualService hosts.
+    name: 'tls: IP SNI host outside the VS hosts only warns',
+    obj: tls(tlsRoute({ sniHosts: ['1.1.1.1'] })),
+    warnings: [`${TLS}.match[0].sniHosts[0]: using an IP address ("1.1.1.1") goes against SNI spec`],
+  },
+  {
+    name: 'tls: IPv6 SNI host only warns',
+    obj: tls(tlsRoute({ sniHosts: ['2001:db8::1'] })),
+    warnings: [`${TLS}.match[0].sniHosts[0]: using an IP address ("2001:db8::1")`],
+  },
+  {
+    name: 'tls: null match element (schema; Istio: TLS match may not be null)',
+    obj: tls({ match: [null], route: [{ destination: { host: 'a' } }] }),
+    errors: [`${TLS}.match[0]: must be an object`],
   },
   {
     name: 'tls: mesh VS without gateways is checked too',
