@@ -627,16 +627,15 @@ export const NOT_ENFORCED: readonly NotEnforcedEntry[] = [
     id: 'se.resolution',
     kind: 'ServiceEntry',
     paths: ['spec.resolution'],
-    values: ['NONE', 'DNS', 'DNS_ROUND_ROBIN', 'DYNAMIC_DNS'],
-    absentMeans: 'NONE',
+    values: ['DYNAMIC_DNS'],
     reason:
-      'hosts are not resolved: only the listed endpoints are used (none: 503 UH); NONE does not forward to the original destination',
-    plan: 15,
+      'no dynamic forward proxy: treated as NONE, requests go to their original destination (the address the app resolved)',
+    plan: 'unplanned',
     probe: [
-      se('httpbin', {
-        hosts: ['httpbin.example.com'],
+      se('wild', {
+        hosts: ['*.example.com'],
         ports: [{ number: 80, name: 'http', protocol: 'HTTP' }],
-        resolution: 'DNS',
+        resolution: 'DYNAMIC_DNS',
       }),
     ],
   },

@@ -54,6 +54,7 @@ import {
   type VirtualHost,
 } from '../proxyconfig/types.js';
 import { parseDurationMs } from './duration.js';
+import { clusterTypeFor, endpointsForHost, type Resolution } from './serviceentry.js';
 import {
   GATEWAY_HTTP_PROTOCOLS,
   bindsTo,
@@ -80,6 +81,10 @@ export interface ServiceRecord {
     /** The pod's (or WorkloadEntry's) service account: its SPIFFE ID is what mTLS expects. */
     serviceAccount?: string;
   }[];
+  /** ServiceEntry resolution → cluster type (serviceentry.ts); absent: endpoints as given. */
+  resolution?: Resolution;
+  /** The endpoints come from a workloadSelector. */
+  selected?: boolean;
 }
 
 export interface TranslateInput {
@@ -169,12 +174,15 @@ export function servicesFromServiceEntries(ses: ServiceEntry[], suffix = DEFAULT
         ...(e.serviceAccount ? { serviceAccount: e.serviceAccount } : {}),
       }));
     for (const host of se.spec.hosts ?? []) {
+      const h = fqdn(host, ns, suffix);
       out.push({
-        host: fqdn(host, ns, suffix),
+        host: h,
         namespace: ns,
         addresses: se.spec.addresses ?? [],
         ports,
-        endpoints,
+        endpoints: endpointsForHost(se.spec, h, endpoints),
+        resolution: se.spec.resolution ?? 'NONE',
+        ...(se.spec.workloadSelector ? { selected: true } : {}),
       });
     }
   }
@@ -275,7 +283,10 @@ class Translator {
         ...(e.weight !== undefined ? { weight: e.weight } : {}),
       };
     });
-    const cluster: Cluster = { name, service: host, port, endpoints };
+    const type = clusterTypeFor(svc);
+    const cluster: Cluster = type
+      ? { name, service: host, port, type, endpoints: type === 'ORIGINAL_DST' ? [] : endpoints }
+      : { name, service: host, port, endpoints };
     if (subset !== undefined) cluster.subset = subset;
     const lb = convertLb(policy?.loadBalancer);
     if (lb) cluster.loadBalancer = lb;

@@ -196,8 +196,9 @@ const cases: [string, Obj, string[]][] = [
     se({ resolution: 'STATIC', endpoints: [{ address: '10.0.0.1' }] }),
     [],
   ],
-  ['SE without resolution is NONE', se({}), ['spec.resolution (se.resolution)']],
-  ['SE DNS', se({ resolution: 'DNS' }), ['spec.resolution (se.resolution)']],
+  ['SE without resolution is NONE: implemented (original destination)', se({}), []],
+  ['SE DNS and DNS_ROUND_ROBIN: implemented', se({ resolution: 'DNS' }), []],
+  ['SE DYNAMIC_DNS', se({ resolution: 'DYNAMIC_DNS' }), ['spec.resolution (se.resolution)']],
   [
     'SE exportTo, endpoint locality (second endpoint)',
     se({

@@ -1,0 +1,54 @@
+/**
+ * ServiceEntry `resolution` → the proxy's cluster type (Istio's cluster_builder: DNS →
+ * STRICT_DNS, DNS_ROUND_ROBIN → LOGICAL_DNS, NONE → ORIGINAL_DST, STATIC → the endpoints as
+ * given), and the endpoints a DNS entry without endpoints resolves: its host itself (Istio
+ * builds one cluster per host, whose one endpoint is the host name at the service port).
+ */
+import type { ServiceEntrySpec } from '../api/serviceentry.js';
+import type { ClusterType } from '../proxyconfig/types.js';
+
+export type Resolution = NonNullable<ServiceEntrySpec['resolution']>;
+
+/** What the registry keeps of a ServiceEntry's resolution (absent: a Kubernetes Service, endpoints as given). */
+export interface ResolutionFields {
+  resolution?: Resolution;
+  endpoints: { address: string }[];
+  /** The entry selects its endpoints (workloadSelector): never ORIGINAL_DST. */
+  selected?: boolean;
+}
+
+/**
+ * The cluster type of a service's clusters; undefined = STATIC (the default, left out of the
+ * config). NONE with endpoints is invalid in Istio ("no endpoints should be provided for
+ * resolution type none"): if such an entry gets through anyway, its endpoints are used as given.
+ * DYNAMIC_DNS (Envoy's dynamic forward proxy, resolving each request's Host) is treated as NONE:
+ * in a sidecar the original destination is the address the app resolved the same Host to.
+ */
+export function clusterTypeFor(svc: ResolutionFields): ClusterType | undefined {
+  switch (svc.resolution) {
+    case 'DNS':
+      return 'STRICT_DNS';
+    case 'DNS_ROUND_ROBIN':
+      return 'LOGICAL_DNS';
+    case 'NONE':
+    case 'DYNAMIC_DNS':
+      return svc.endpoints.length === 0 && svc.selected !== true ? 'ORIGINAL_DST' : undefined;
+    default:
+      return undefined;
+  }
+}
+
+/**
+ * The endpoints of one host of an entry: DNS / DNS_ROUND_ROBIN without endpoints (and without a
+ * workloadSelector) resolve the host itself; a wildcard host has nothing to resolve (Istio's
+ * validation rejects it; such a host gets no endpoint, 503 UH). Otherwise the listed endpoints.
+ */
+export function endpointsForHost<E extends { address: string; labels: Record<string, string> }>(
+  spec: Pick<ServiceEntrySpec, 'resolution' | 'workloadSelector'>,
+  host: string,
+  listed: E[],
+): (E | { address: string; labels: Record<string, string> })[] {
+  const dns = spec.resolution === 'DNS' || spec.resolution === 'DNS_ROUND_ROBIN';
+  if (!dns || listed.length > 0 || spec.workloadSelector !== undefined) return listed;
+  return host.includes('*') ? [] : [{ address: host, labels: {} }];
+}
