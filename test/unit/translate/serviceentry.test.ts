@@ -1,0 +1,146 @@
+/**
+ * ServiceEntry resolution → cluster type and endpoints, as Istio's cluster_builder builds them:
+ * DNS → STRICT_DNS (the endpoints' addresses, or the host itself without endpoints), DNS_ROUND_ROBIN
+ * → LOGICAL_DNS, NONE → ORIGINAL_DST, STATIC → the endpoints as given.
+ */
+import { expect } from 'chai';
+import { translate } from '../../../pkg/translate/index.js';
+import { validateProxyConfig } from '../../../pkg/proxyconfig/validate.js';
+import type { ServiceEntry, ServiceEntrySpec } from '../../../pkg/api/index.js';
+import type { Cluster } from '../../../pkg/proxyconfig/types.js';
+
+const se = (spec: Partial<ServiceEntrySpec>, ns = 'default'): ServiceEntry => ({
+  apiVersion: 'networking.istio.io/v1',
+  kind: 'ServiceEntry',
+  metadata: { name: 'e', namespace: ns },
+  spec: { hosts: ['api.example.com'], ports: [{ number: 80, name: 'http', protocol: 'HTTP' }], ...spec },
+});
+
+function clusters(...ses: ServiceEntry[]): Cluster[] {
+  const r = translate({ serviceEntries: ses });
+  expect(validateProxyConfig(r.config)).to.deep.equal([]);
+  return r.config.clusters;
+}
+
+type Want = { name: string; type?: Cluster['type']; endpoints: { address: string; port: number }[] };
+const CASES: [string, Partial<ServiceEntrySpec>, Want[]][] = [
+  [
+    'DNS without endpoints resolves the host, at the service port',
+    { resolution: 'DNS' },
+    [{ name: 'outbound|80||api.example.com', type: 'STRICT_DNS', endpoints: [{ address: 'api.example.com', port: 80 }] }],
+  ],
+  [
+    'DNS without endpoints, targetPort: the host at the target port',
+    { resolution: 'DNS', ports: [{ number: 80, name: 'http', protocol: 'HTTP', targetPort: 8080 }] },
+    [{ name: 'outbound|80||api.example.com', type: 'STRICT_DNS', endpoints: [{ address: 'api.example.com', port: 8080 }] }],
+  ],
+  [
+    'DNS with two hosts: one cluster per host, each resolving its own name',
+    { resolution: 'DNS', hosts: ['a.example.com', 'b.example.com'] },
+    [
+      { name: 'outbound|80||a.example.com', type: 'STRICT_DNS', endpoints: [{ address: 'a.example.com', port: 80 }] },
+      { name: 'outbound|80||b.example.com', type: 'STRICT_DNS', endpoints: [{ address: 'b.example.com', port: 80 }] },
+    ],
+  ],
+  [
+    'DNS with endpoints resolves the endpoints (names or IPs), with their port mapping',
+    { resolution: 'DNS', endpoints: [{ address: 'us.api.example.com', ports: { http: 8080 } }, { address: '10.0.0.1' }] },
+    [
+      {
+        name: 'outbound|80||api.example.com',
+        type: 'STRICT_DNS',
+        endpoints: [
+          { address: 'us.api.example.com', port: 8080 },
+          { address: '10.0.0.1', port: 80 },
+        ],
+      },
+    ],
+  ],
+  [
+    'DNS with endpoints and a wildcard host: the endpoints',
+    { resolution: 'DNS', hosts: ['*.example.com'], endpoints: [{ address: 'gw.example.com' }] },
+    [{ name: 'outbound|80||*.example.com', type: 'STRICT_DNS', endpoints: [{ address: 'gw.example.com', port: 80 }] }],
+  ],
+  [
+    'DNS with a wildcard host and no endpoints (Istio rejects it): nothing to resolve',
+    { resolution: 'DNS', hosts: ['*.example.com'] },
+    [{ name: 'outbound|80||*.example.com', type: 'STRICT_DNS', endpoints: [] }],
+  ],
+  [
+    'DNS_ROUND_ROBIN without endpoints: LOGICAL_DNS of the host',
+    { resolution: 'DNS_ROUND_ROBIN' },
+    [{ name: 'outbound|80||api.example.com', type: 'LOGICAL_DNS', endpoints: [{ address: 'api.example.com', port: 80 }] }],
+  ],
+  [
+    'DNS_ROUND_ROBIN with one endpoint: LOGICAL_DNS of it',
+    { resolution: 'DNS_ROUND_ROBIN', endpoints: [{ address: 'lb.example.com' }] },
+    [{ name: 'outbound|80||api.example.com', type: 'LOGICAL_DNS', endpoints: [{ address: 'lb.example.com', port: 80 }] }],
+  ],
+  [
+    'NONE: ORIGINAL_DST, no endpoints',
+    { resolution: 'NONE' },
+    [{ name: 'outbound|80||api.example.com', type: 'ORIGINAL_DST', endpoints: [] }],
+  ],
+  [
+    'resolution absent is NONE',
+    {},
+    [{ name: 'outbound|80||api.example.com', type: 'ORIGINAL_DST', endpoints: [] }],
+  ],
+  [
+    'NONE with a wildcard host: ORIGINAL_DST',
+    { resolution: 'NONE', hosts: ['*.example.com'] },
+    [{ name: 'outbound|80||*.example.com', type: 'ORIGINAL_DST', endpoints: [] }],
+  ],
+  [
+    'NONE with endpoints (Istio rejects it): the endpoints as given',
+    { resolution: 'NONE', endpoints: [{ address: '10.0.0.1' }] },
+    [{ name: 'outbound|80||api.example.com', endpoints: [{ address: '10.0.0.1', port: 80 }] }],
+  ],
+  [
+    'DYNAMIC_DNS is treated as NONE',
+    { resolution: 'DYNAMIC_DNS', hosts: ['*.example.com'] },
+    [{ name: 'outbound|80||*.example.com', type: 'ORIGINAL_DST', endpoints: [] }],
+  ],
+  [
+    'STATIC: the endpoints as given, no type field',
+    { resolution: 'STATIC', endpoints: [{ address: '10.0.0.1' }] },
+    [{ name: 'outbound|80||api.example.com', endpoints: [{ address: '10.0.0.1', port: 80 }] }],
+  ],
+];
+
+describe('translate: ServiceEntry resolution → cluster type', () => {
+  for (const [name, spec, want] of CASES)
+    it(name, () => {
+      const got = clusters(se(spec)).map((c) => ({
+        name: c.name,
+        ...(c.type !== undefined ? { type: c.type } : {}),
+        endpoints: c.endpoints.map((e) => ({ address: e.address, port: e.port })),
+      }));
+      expect(got).to.deep.equal(want);
+    });
+
+  it('a DNS entry with a subset: the subset cluster resolves the same host', () => {
+    const r = translate({
+      serviceEntries: [se({ resolution: 'DNS' })],
+      destinationRules: [
+        {
+          apiVersion: 'networking.istio.io/v1',
+          kind: 'DestinationRule',
+          metadata: { name: 'd', namespace: 'default' },
+          spec: { host: 'api.example.com', subsets: [{ name: 'all' }] },
+        },
+      ],
+      virtualServices: [
+        {
+          apiVersion: 'networking.istio.io/v1',
+          kind: 'VirtualService',
+          metadata: { name: 'v', namespace: 'default' },
+          spec: { hosts: ['api.example.com'], http: [{ route: [{ destination: { host: 'api.example.com', subset: 'all' } }] }] },
+        },
+      ],
+    });
+    const c = r.config.clusters.find((x) => x.subset === 'all')!;
+    expect(c.type).to.equal('STRICT_DNS');
+    expect(c.endpoints.map((e) => e.address)).to.deep.equal(['api.example.com']);
+  });
+});
