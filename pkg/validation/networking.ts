@@ -9,6 +9,7 @@ import type { SidecarSpec } from '../api/sidecar.js';
 import type { PathSegment, Report } from './report.js';
 import type { RuleContext } from './rules.js';
 import {
+  checkFQDN,
   checkExportTo,
   checkIPOrCIDR,
   checkLabelMap,
@@ -201,6 +202,7 @@ export function validateServiceEntry(spec: ServiceEntrySpec, ctx: RuleContext): 
       'se.static.endpoints',
     );
   }
+  checkResolutionCombos(spec, resolution, r);
   if ((resolution === 'DNS' || resolution === 'DNS_ROUND_ROBIN') && endpoints.length === 0) {
     spec.hosts.forEach((h, i) => {
       if (h.startsWith('*'))
@@ -221,7 +223,9 @@ export function validateServiceEntry(spec: ServiceEntrySpec, ctx: RuleContext): 
         'se.endpoint.address',
       );
     } else if (addr !== '' && !isIPAddress(addr) && !addr.startsWith('unix://')) {
-      const err = checkWildcardDomain(addr);
+      // Istio: a DNS endpoint is an IP or an FQDN (no wildcard: there is nothing to resolve)
+      const dns = resolution === 'DNS' || resolution === 'DNS_ROUND_ROBIN';
+      const err = dns ? checkFQDN(addr) : checkWildcardDomain(addr);
       if (err) r.error([...at, 'address'], err, 'se.endpoint.address');
     }
     for (const [name, n] of Object.entries(e.ports ?? {})) {
@@ -237,6 +241,56 @@ export function validateServiceEntry(spec: ServiceEntrySpec, ctx: RuleContext): 
   });
   for (const msg of checkExportTo(spec.exportTo ?? [], ctx.namespace))
     r.error(['spec', 'exportTo'], msg, 'se.exportTo');
+}
+
+/** Protocols Istio's protocol.Parse calls HTTP (IsHTTP) or TLS (IsTLS): several hosts can share such a port. */
+const HOST_AWARE_PROTOCOLS = new Set(['HTTP', 'HTTP2', 'HTTP_PROXY', 'GRPC', 'GRPC-WEB', 'HTTPS', 'TLS']);
+const DYNAMIC_DNS_PROTOCOLS = new Set(['HTTP', 'TLS', 'GRPC', 'HTTP2']);
+
+/** Istio's per-resolution rules (validateServiceEntry's switch, CIDR and multiple-hosts checks). */
+function checkResolutionCombos(
+  spec: ServiceEntrySpec,
+  resolution: NonNullable<ServiceEntrySpec['resolution']>,
+  r: RuleContext['report'],
+): void {
+  const endpoints = spec.endpoints ?? [];
+  const ports = spec.ports ?? [];
+  if (resolution !== 'NONE' && resolution !== 'STATIC')
+    (spec.addresses ?? []).forEach((a, i) => {
+      if (a.includes('/'))
+        r.error(['spec', 'addresses', i], 'CIDR addresses are allowed only for NONE/STATIC resolution types', 'se.addresses.cidr');
+    });
+  if (resolution === 'NONE') {
+    if (endpoints.length > 0)
+      r.error(['spec', 'endpoints'], 'no endpoints should be provided for resolution type none', 'se.none.endpoints');
+    if (spec.workloadSelector)
+      r.warn(['spec', 'workloadSelector'], 'workloadSelector should not be set when resolution mode is NONE', 'se.none.selector');
+  }
+  if (resolution === 'DNS_ROUND_ROBIN' && endpoints.length > 1)
+    r.error(['spec', 'endpoints'], 'there must only be 0 or 1 endpoint for resolution mode DNS_ROUND_ROBIN', 'se.dnsrr.endpoints');
+  if (resolution === 'DYNAMIC_DNS') {
+    spec.hosts.forEach((h, i) => {
+      if (!h.startsWith('*'))
+        r.error(['spec', 'hosts', i], 'host must be wildcarded for resolution mode DYNAMIC_DNS', 'se.dynamicdns');
+    });
+    if ((spec.addresses ?? []).length > 0)
+      r.error(['spec', 'addresses'], 'addresses cannot be set for resolution type DYNAMIC_DNS', 'se.dynamicdns');
+    if (endpoints.length > 0)
+      r.error(['spec', 'endpoints'], 'endpoints cannot be set for resolution type DYNAMIC_DNS', 'se.dynamicdns');
+    ports.forEach((p, i) => {
+      if (!DYNAMIC_DNS_PROTOCOLS.has((p.protocol ?? '').toUpperCase()))
+        r.error(
+          ['spec', 'ports', i, 'protocol'],
+          'only HTTP, TLS, GRPC, and HTTP2 protocols are supported for resolution type DYNAMIC_DNS',
+          'se.dynamicdns',
+        );
+    });
+  }
+  if (resolution !== 'NONE' && spec.hosts.length > 1) {
+    const i = ports.findIndex((p) => !HOST_AWARE_PROTOCOLS.has((p.protocol ?? '').toUpperCase()));
+    if (i >= 0)
+      r.error(['spec', 'ports', i], 'multiple hosts provided with non-HTTP, non-TLS ports', 'se.hosts.tcp');
+  }
 }
 
 // ---- Sidecar ------------------------------------------------------------------------------
