@@ -198,7 +198,7 @@ const cases: [string, Obj, string[]][] = [
   ],
   ['SE without resolution is NONE: implemented (original destination)', se({}), []],
   ['SE DNS and DNS_ROUND_ROBIN: implemented', se({ resolution: 'DNS' }), []],
-  ['SE DYNAMIC_DNS', se({ resolution: 'DYNAMIC_DNS' }), ['spec.resolution (se.resolution)']],
+  ['SE DYNAMIC_DNS', se({ resolution: 'DYNAMIC_DNS', hosts: ['*.example.com'] }), ['spec.resolution (se.resolution)']],
   [
     'SE exportTo, endpoint locality (second endpoint)',
     se({
