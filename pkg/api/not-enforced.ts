@@ -640,26 +640,6 @@ export const NOT_ENFORCED: readonly NotEnforcedEntry[] = [
     ],
   },
   {
-    id: 'se.exportTo',
-    kind: 'ServiceEntry',
-    paths: ['spec.exportTo'],
-    reason: 'every namespace sees it',
-    plan: 15,
-    probe: [
-      se(
-        'private',
-        {
-          hosts: ['private.example.com'],
-          ports: [{ number: 80, name: 'http', protocol: 'HTTP' }],
-          resolution: 'STATIC',
-          endpoints: [{ address: '10.0.4.1' }],
-          exportTo: ['.'],
-        },
-        'other',
-      ),
-    ],
-  },
-  {
     id: 'se.workloadSelector',
     kind: 'ServiceEntry',
     paths: ['spec.workloadSelector'],

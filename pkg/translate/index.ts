@@ -54,7 +54,7 @@ import {
   type VirtualHost,
 } from '../proxyconfig/types.js';
 import { parseDurationMs } from './duration.js';
-import { clusterTypeFor, endpointsForHost, type Resolution } from './serviceentry.js';
+import { clusterTypeFor, endpointsForHost, visibleEntries, type Resolution } from './serviceentry.js';
 import {
   GATEWAY_HTTP_PROTOCOLS,
   bindsTo,
@@ -91,6 +91,8 @@ export interface TranslateInput {
   virtualServices?: VirtualService[];
   destinationRules?: DestinationRule[];
   serviceEntries?: ServiceEntry[];
+  /** The namespace of the proxy: ServiceEntries not exported to it are left out (absent: all). */
+  proxyNamespace?: string;
   /** Extra services (the control plane passes Kubernetes Services here). */
   services?: ServiceRecord[];
   listener?: { name?: string; address?: string; port?: number };
@@ -223,7 +225,7 @@ class Translator {
   constructor(private readonly input: TranslateInput) {
     this.suffix = input.domainSuffix ?? DEFAULT_SUFFIX;
     const svcs = [
-      ...servicesFromServiceEntries(input.serviceEntries ?? [], this.suffix),
+      ...servicesFromServiceEntries(visibleEntries(input.serviceEntries ?? [], input.proxyNamespace), this.suffix),
       ...(input.services ?? []),
     ];
     for (const s of svcs) {

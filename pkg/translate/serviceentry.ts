@@ -52,3 +52,39 @@ export function endpointsForHost<E extends { address: string; labels: Record<str
   if (!dns || listed.length > 0 || spec.workloadSelector !== undefined) return listed;
   return host.includes('*') ? [] : [{ address: host, labels: {} }];
 }
+
+/**
+ * Whether a proxy in `namespace` sees the entry (Istio's exportTo): `*` every namespace, `.` the
+ * entry's own, a name that namespace, `~` none; empty or absent = the mesh default, `*`.
+ */
+export function exportedTo(
+  se: { metadata: { namespace?: string }; spec: Pick<ServiceEntrySpec, 'exportTo'> },
+  namespace: string,
+): boolean {
+  const to = se.spec.exportTo ?? [];
+  if (to.length === 0) return true;
+  const own = se.metadata.namespace ?? 'default';
+  return to.some((e) => e === '*' || e === namespace || (e === '.' && own === namespace));
+}
+
+/** The entries a proxy in `namespace` sees; all of them when the namespace is unknown (standalone). */
+export function visibleEntries<T extends { metadata: { namespace?: string }; spec: Pick<ServiceEntrySpec, 'exportTo'> }>(
+  entries: T[],
+  namespace: string | undefined,
+): T[] {
+  return namespace === undefined ? entries : entries.filter((se) => exportedTo(se, namespace));
+}
+
+/**
+ * What distinguishes the service-entry view of one namespace from another's: the entries it
+ * does not see ('' when it sees them all), so namespaces with the same view share a translation.
+ */
+export function hiddenEntriesKey(
+  entries: { metadata: { namespace?: string; name?: string }; spec: Pick<ServiceEntrySpec, 'exportTo'> }[],
+  namespace: string,
+): string {
+  const hidden: string[] = [];
+  for (const se of entries)
+    if (!exportedTo(se, namespace)) hidden.push(`${se.metadata.namespace ?? 'default'}/${se.metadata.name ?? ''}`);
+  return hidden.join('\n');
+}

@@ -239,7 +239,13 @@ export function validateServiceEntry(spec: ServiceEntrySpec, ctx: RuleContext): 
     }
     for (const msg of checkLabelMap(e.labels ?? {})) r.error([...at, 'labels'], msg, 'labels.invalid');
   });
-  for (const msg of checkExportTo(spec.exportTo ?? [], ctx.namespace))
+  // Istio allows `~` (visible to no namespace) on a ServiceEntry only; never with `*`
+  const exportTo = spec.exportTo ?? [];
+  const none = exportTo.filter((e) => e === '~').length;
+  if (none > 1) r.error(['spec', 'exportTo'], 'duplicate entries in exportTo for entry ~', 'se.exportTo');
+  if (none > 0 && exportTo.includes('*'))
+    r.error(['spec', 'exportTo'], 'cannot have both public (*) and non-public exportTo values for a resource', 'se.exportTo');
+  for (const msg of checkExportTo(exportTo.filter((e) => e !== '~'), ctx.namespace))
     r.error(['spec', 'exportTo'], msg, 'se.exportTo');
 }
 

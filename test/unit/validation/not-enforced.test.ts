@@ -200,13 +200,13 @@ const cases: [string, Obj, string[]][] = [
   ['SE DNS and DNS_ROUND_ROBIN: implemented', se({ resolution: 'DNS' }), []],
   ['SE DYNAMIC_DNS', se({ resolution: 'DYNAMIC_DNS', hosts: ['*.example.com'] }), ['spec.resolution (se.resolution)']],
   [
-    'SE exportTo, endpoint locality (second endpoint)',
+    'SE exportTo (implemented), endpoint locality (second endpoint)',
     se({
       resolution: 'STATIC',
       exportTo: ['.'],
       endpoints: [{ address: '10.0.0.1' }, { address: '10.0.0.2', locality: 'r/z' }],
     }),
-    ['spec.exportTo (se.exportTo)', 'spec.endpoints[1].locality (se.endpoints.locality)'],
+    ['spec.endpoints[1].locality (se.endpoints.locality)'],
   ],
   // Gateway
   [
