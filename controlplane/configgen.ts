@@ -301,6 +301,8 @@ export class ConfigGenerator {
       virtualServices: snapshot.virtualServices,
       destinationRules: snapshot.destinationRules,
       serviceEntries: snapshot.serviceEntries,
+      workloadEntries: snapshot.workloadEntries ?? [],
+      workloadPods: snapshot.pods ?? [],
       domainSuffix: `svc.${this.opts.domainSuffix}`,
       pathNormalization: this.opts.mesh.pathNormalization,
       trustDomain: this.opts.mesh.trustDomain,

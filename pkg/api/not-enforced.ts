@@ -169,25 +169,6 @@ export const NOT_ENFORCED: readonly NotEnforcedEntry[] = [
     ],
   },
   {
-    id: 'workloadentry',
-    kind: 'WorkloadEntry',
-    reason: 'not used as endpoints: a ServiceEntry workloadSelector does not select it',
-    plan: 15,
-    probe: [
-      se('ratings', {
-        hosts: ['ratings.example.com'],
-        ports: [{ number: 80, name: 'http', protocol: 'HTTP' }],
-        resolution: 'STATIC',
-        location: 'MESH_INTERNAL',
-        workloadSelector: { labels: { app: 'ratings' } },
-      }),
-      kind('networking.istio.io/v1', 'WorkloadEntry', 'ratings-vm', {
-        address: '10.0.2.1',
-        labels: { app: 'ratings' },
-      }),
-    ],
-  },
-  {
     id: 'workloadgroup',
     kind: 'WorkloadGroup',
     reason: 'no VM auto-registration: no WorkloadEntry is created from it',
@@ -636,22 +617,6 @@ export const NOT_ENFORCED: readonly NotEnforcedEntry[] = [
         hosts: ['*.example.com'],
         ports: [{ number: 80, name: 'http', protocol: 'HTTP' }],
         resolution: 'DYNAMIC_DNS',
-      }),
-    ],
-  },
-  {
-    id: 'se.workloadSelector',
-    kind: 'ServiceEntry',
-    paths: ['spec.workloadSelector'],
-    reason: 'selects no pods or WorkloadEntries: the service has no endpoints (503 UH)',
-    plan: 15,
-    probe: [
-      se('clients', {
-        hosts: ['clients.example.com'],
-        ports: [{ number: 80, name: 'http', protocol: 'HTTP' }],
-        resolution: 'STATIC',
-        location: 'MESH_INTERNAL',
-        workloadSelector: { labels: { app: 'client' } },
       }),
     ],
   },

@@ -54,7 +54,15 @@ import {
   type VirtualHost,
 } from '../proxyconfig/types.js';
 import { parseDurationMs } from './duration.js';
-import { clusterTypeFor, endpointsForHost, visibleEntries, type Resolution } from './serviceentry.js';
+import {
+  clusterTypeFor,
+  endpointsForHost,
+  visibleEntries,
+  withSelectedEndpoints,
+  type Resolution,
+  type SelectablePod,
+} from './serviceentry.js';
+import type { WorkloadEntry } from '../api/workloadentry.js';
 import {
   GATEWAY_HTTP_PROTOCOLS,
   bindsTo,
@@ -93,6 +101,9 @@ export interface TranslateInput {
   serviceEntries?: ServiceEntry[];
   /** The namespace of the proxy: ServiceEntries not exported to it are left out (absent: all). */
   proxyNamespace?: string;
+  /** WorkloadEntries and pods a ServiceEntry workloadSelector may select as endpoints. */
+  workloadEntries?: WorkloadEntry[];
+  workloadPods?: SelectablePod[];
   /** Extra services (the control plane passes Kubernetes Services here). */
   services?: ServiceRecord[];
   listener?: { name?: string; address?: string; port?: number };
@@ -225,7 +236,14 @@ class Translator {
   constructor(private readonly input: TranslateInput) {
     this.suffix = input.domainSuffix ?? DEFAULT_SUFFIX;
     const svcs = [
-      ...servicesFromServiceEntries(visibleEntries(input.serviceEntries ?? [], input.proxyNamespace), this.suffix),
+      ...servicesFromServiceEntries(
+        withSelectedEndpoints(
+          visibleEntries(input.serviceEntries ?? [], input.proxyNamespace),
+          input.workloadEntries ?? [],
+          input.workloadPods ?? [],
+        ),
+        this.suffix,
+      ),
       ...(input.services ?? []),
     ];
     for (const s of svcs) {

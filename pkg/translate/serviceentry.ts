@@ -4,7 +4,8 @@
  * given), and the endpoints a DNS entry without endpoints resolves: its host itself (Istio
  * builds one cluster per host, whose one endpoint is the host name at the service port).
  */
-import type { ServiceEntrySpec } from '../api/serviceentry.js';
+import type { ServiceEntry, ServiceEntrySpec, WorkloadEntrySpec } from '../api/serviceentry.js';
+import type { WorkloadEntry } from '../api/workloadentry.js';
 import type { ClusterType } from '../proxyconfig/types.js';
 
 export type Resolution = NonNullable<ServiceEntrySpec['resolution']>;
@@ -87,4 +88,52 @@ export function hiddenEntriesKey(
   for (const se of entries)
     if (!exportedTo(se, namespace)) hidden.push(`${se.metadata.namespace ?? 'default'}/${se.metadata.name ?? ''}`);
   return hidden.join('\n');
+}
+
+/** A pod as a workloadSelector sees it (weftd's PodInfo). */
+export interface SelectablePod {
+  namespace: string;
+  labels: Record<string, string>;
+  ip?: string;
+  serviceAccount?: string;
+}
+
+const selects = (selector: Record<string, string>, labels: Record<string, string>): boolean =>
+  Object.entries(selector).every(([k, v]) => labels[k] === v);
+
+/**
+ * Entries with a workloadSelector get as endpoints the WorkloadEntries and pods of their own
+ * namespace whose labels match (Istio's serviceentry controller): a WorkloadEntry brings its
+ * address, port mapping, labels, weight and service account; a pod its IP, labels and service
+ * account (pods without an IP yet are skipped). An empty selector selects nothing, as
+ * Kubernetes' "no selector" does for a Service. Entries without a selector are returned as is.
+ */
+export function withSelectedEndpoints<T extends ServiceEntry>(
+  entries: T[],
+  workloadEntries: readonly WorkloadEntry[],
+  pods: readonly SelectablePod[],
+): T[] {
+  if (!entries.some((se) => se.spec.workloadSelector)) return entries;
+  return entries.map((se) => {
+    const selector = se.spec.workloadSelector?.labels;
+    if (selector === undefined) return se;
+    const ns = se.metadata.namespace ?? 'default';
+    const endpoints: WorkloadEntrySpec[] = [];
+    if (Object.keys(selector).length > 0) {
+      for (const we of workloadEntries) {
+        if ((we.metadata.namespace ?? 'default') !== ns || !we.spec.address) continue;
+        const labels = { ...(we.metadata.labels ?? {}), ...(we.spec.labels ?? {}) };
+        if (selects(selector, labels)) endpoints.push({ ...we.spec, labels });
+      }
+      for (const p of pods) {
+        if (p.namespace !== ns || !p.ip || !selects(selector, p.labels)) continue;
+        endpoints.push({
+          address: p.ip,
+          labels: p.labels,
+          ...(p.serviceAccount ? { serviceAccount: p.serviceAccount } : {}),
+        });
+      }
+    }
+    return { ...se, spec: { ...se.spec, endpoints } };
+  });
 }

@@ -7,6 +7,7 @@ import { expect } from 'chai';
 import { translate } from '../../../pkg/translate/index.js';
 import { validateProxyConfig } from '../../../pkg/proxyconfig/validate.js';
 import type { ServiceEntry, ServiceEntrySpec } from '../../../pkg/api/index.js';
+import type { WorkloadEntry } from '../../../pkg/api/workloadentry.js';
 import type { Cluster } from '../../../pkg/proxyconfig/types.js';
 
 const se = (spec: Partial<ServiceEntrySpec>, ns = 'default'): ServiceEntry => ({
@@ -142,5 +143,59 @@ describe('translate: ServiceEntry resolution → cluster type', () => {
     const c = r.config.clusters.find((x) => x.subset === 'all')!;
     expect(c.type).to.equal('STRICT_DNS');
     expect(c.endpoints.map((e) => e.address)).to.deep.equal(['api.example.com']);
+  });
+});
+
+describe('translate: ServiceEntry workloadSelector (WorkloadEntries and pods as endpoints)', () => {
+  const we = (name: string, ns: string, spec: Record<string, unknown>, labels?: Record<string, string>): WorkloadEntry => ({
+    apiVersion: 'networking.istio.io/v1',
+    kind: 'WorkloadEntry',
+    metadata: { name, namespace: ns, ...(labels ? { labels } : {}) },
+    spec: spec as WorkloadEntry['spec'],
+  });
+  const selecting = (labels: Record<string, string>, extra: Partial<ServiceEntrySpec> = {}): ServiceEntry =>
+    se({ resolution: 'STATIC', location: 'MESH_INTERNAL', workloadSelector: { labels }, ...extra });
+  const workloadEntries = [
+    we('vm-1', 'default', { address: '10.0.2.1', labels: { app: 'ratings', version: 'v1' }, ports: { http: 8080 }, serviceAccount: 'vm' }),
+    we('vm-2', 'default', { address: '10.0.2.2', labels: { app: 'ratings', version: 'v2' }, weight: 3 }),
+    we('vm-meta', 'default', { address: '10.0.2.3' }, { app: 'ratings' }), // labels in metadata count too
+    we('vm-other-ns', 'other', { address: '10.0.9.1', labels: { app: 'ratings' } }),
+    we('vm-other-app', 'default', { address: '10.0.2.9', labels: { app: 'reviews' } }),
+  ];
+  const workloadPods = [
+    { namespace: 'default', labels: { app: 'ratings', version: 'v3' }, ip: '10.1.0.7', serviceAccount: 'ratings' },
+    { namespace: 'default', labels: { app: 'ratings' } }, // no IP yet
+    { namespace: 'other', labels: { app: 'ratings' }, ip: '10.1.9.9' },
+  ];
+  const eps = (s: ServiceEntry, extra: Parameters<typeof translate>[0] = {}): { address: string; port: number; weight?: number }[] =>
+    translate({ serviceEntries: [s], workloadEntries, workloadPods, ...extra })
+      .config.clusters[0]!.endpoints.map((e) => ({ address: e.address, port: e.port, ...(e.weight !== undefined ? { weight: e.weight } : {}) }));
+
+  const CASES: [string, ServiceEntry, { address: string; port: number; weight?: number }[]][] = [
+    [
+      'selects the matching WorkloadEntries and pods of its namespace, with port mapping and weight',
+      selecting({ app: 'ratings' }),
+      [
+        { address: '10.0.2.1', port: 8080 },
+        { address: '10.0.2.2', port: 80, weight: 3 },
+        { address: '10.0.2.3', port: 80 },
+        { address: '10.1.0.7', port: 80 },
+      ],
+    ],
+    ['a narrower selector', selecting({ app: 'ratings', version: 'v2' }), [{ address: '10.0.2.2', port: 80, weight: 3 }]],
+    ['a selector matching nothing: no endpoint (503 UH)', selecting({ app: 'nothing' }), []],
+    ['an empty selector selects nothing', selecting({}), []],
+    ['only the entry\'s namespace', { ...selecting({ app: 'ratings' }), metadata: { name: 'e', namespace: 'other' } }, [{ address: '10.0.9.1', port: 80 }, { address: '10.1.9.9', port: 80 }]],
+    ['with DNS resolution: the selected addresses are resolved (IPs: as is)', selecting({ app: 'ratings', version: 'v1' }, { resolution: 'DNS' }), [{ address: '10.0.2.1', port: 8080 }]],
+    ['with NONE (Istio warns): the selected endpoints, not the original destination', selecting({ app: 'ratings', version: 'v1' }, { resolution: 'NONE' }), [{ address: '10.0.2.1', port: 8080 }]],
+  ];
+  for (const [name, s, want] of CASES) it(name, () => expect(eps(s)).to.deep.equal(want));
+
+  it('the selected endpoints carry their service account (auto-mTLS expects its SPIFFE ID)', () => {
+    const r = translate({
+      serviceEntries: [selecting({ app: 'ratings', version: 'v1' })],
+      workloadEntries: [we('vm', 'default', { address: '10.0.2.1', labels: { app: 'ratings', version: 'v1', 'security.istio.io/tlsMode': 'istio' }, serviceAccount: 'vm' })],
+    });
+    expect(r.config.clusters[0]!.tls?.subjectAltNames).to.deep.equal(['spiffe://cluster.local/ns/default/sa/vm']);
   });
 });

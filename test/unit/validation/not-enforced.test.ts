@@ -249,9 +249,9 @@ const cases: [string, Obj, string[]][] = [
     ['(document) (sidecar)'],
   ],
   [
-    'WorkloadEntry',
+    'WorkloadEntry: implemented (ServiceEntry workloadSelector endpoints)',
     o('networking.istio.io/v1', 'WorkloadEntry', { address: '10.0.0.1' }),
-    ['(document) (workloadentry)'],
+    [],
   ],
   [
     'WorkloadGroup',
