@@ -364,7 +364,7 @@ export class Exchange {
         sourceIp: this.req.socket.remoteAddress ?? '',
         originalDst:
           cluster.def.type === 'ORIGINAL_DST'
-            ? requestOriginalDst(this.req.socket, this.view.authority, cluster.def.port)
+            ? requestOriginalDst(this.req.socket, this.view.authority, cluster.def.port, !this.listener.edge)
             : null,
       },
       this.lastEndpoint,

@@ -3,7 +3,8 @@
  * original destination the sidecar's outbound capture read from the connection
  * (SO_ORIGINAL_DST, proxy/native), remembered per socket when the connection is handed to the
  * HTTP router; without one (standalone mode, or no native addon), a Host that is an IP address
- * (with its port, else the service port). A Host name is never resolved here: the app resolved
+ * (with its port, else the service port) — never at a gateway, where Host comes from outside the
+ * mesh and would let any client reach any inside address. A Host name is never resolved here: the app resolved
  * it already when it connected, and a proxy that resolved names from Host would let any client
  * pick any destination. Unknown → null → 503 UH.
  */
@@ -21,9 +22,12 @@ export function requestOriginalDst(
   socket: net.Socket,
   authority: string,
   servicePort: number | undefined,
+  /** false at a gateway (edge listener): an outside client's Host must never pick an inside address. */
+  hostFallback = true,
 ): { address: string; port: number } | null {
   const c = captured.get(socket);
   if (c !== undefined) return c;
+  if (!hostFallback) return null;
   const m = /^\[([^\]]+)\](?::(\d{1,5}))?$/.exec(authority) ?? /^([^:]+)(?::(\d{1,5}))?$/.exec(authority);
   if (m === null || isIP(m[1]!) === 0) return null;
   const port = m[2] !== undefined ? Number(m[2]) : servicePort;

@@ -326,6 +326,9 @@ describe('proxy ORIGINAL_DST clusters', () => {
     it(`without a captured destination: ${name}`, () =>
       expect(requestOriginalDst(new net.Socket(), host, port)).to.deep.equal(want));
 
+  it('at a gateway (edge listener) the Host is never used: an outside client cannot pick an inside address', () =>
+    expect(requestOriginalDst(new net.Socket(), '10.0.0.7:8080', 80, false)).to.equal(null));
+
   it('the captured original destination wins over the Host', () => {
     const s = new net.Socket();
     rememberOriginalDst(s, { address: '10.9.9.9', port: 7000 });
