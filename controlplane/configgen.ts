@@ -1,6 +1,7 @@
 /**
  * The config a proxy gets, from a registry snapshot. Sidecars share one translation per registry
- * generation (every sidecar sees every service: no Sidecar resource or exportTo yet), to which
+ * generation and ServiceEntry view (the entries whose exportTo hides them from the pod's
+ * namespace; no Sidecar resource yet), to which
  * each pod adds its own telemetry block (its workload labels); gateways get a translation of the
  * Gateways that select their pod, cached per label set. Versions are content hashes, so an
  * event that changes nothing a proxy sees gives it the same version and no push.
@@ -29,6 +30,7 @@ import {
   type TranslateResult,
 } from '../pkg/translate/index.js';
 import { inboundFor } from '../pkg/translate/inbound.js';
+import { hiddenEntriesKey } from '../pkg/translate/serviceentry.js';
 import { gatewayTargetPorts, type KubeService } from '../pkg/translate/kube.js';
 import { podServiceNames, translateAuthz } from '../pkg/translate/authz.js';
 import { credentialNames, type CredentialSource } from './credentials.js';
@@ -72,7 +74,9 @@ export interface GeneratedConfig {
 
 export class ConfigGenerator {
   /** The shared translation, and its listeners + clusters already serialized (the bulk of every line). */
-  private sidecarBase: { generation: number; result: TranslateResult; body: string } | undefined;
+  private sidecarBase:
+    | { generation: number; views: Map<string, { result: TranslateResult; body: string }> }
+    | undefined;
   /** Per generation: Services by namespace and records by host, for every pod's inbound block. */
   private inboundIndex:
     | { generation: number; byNamespace: Map<string, KubeService[]>; byHost: Map<string, ServiceRecord> }
@@ -110,17 +114,24 @@ export class ConfigGenerator {
   }
 
   private sidecar(snapshot: Snapshot, pod: PodInfo): GeneratedConfig {
-    if (this.sidecarBase?.generation !== snapshot.generation) {
+    if (this.sidecarBase?.generation !== snapshot.generation)
+      this.sidecarBase = { generation: snapshot.generation, views: new Map() };
+    // ServiceEntry exportTo: namespaces that see the same entries share one translation
+    const view = hiddenEntriesKey(snapshot.serviceEntries, pod.namespace);
+    let shared = this.sidecarBase.views.get(view);
+    if (shared === undefined) {
       const result = translate({
         ...this.inputs(snapshot),
+        ...(view !== '' ? { proxyNamespace: pod.namespace } : {}),
         listener: { ...SIDECAR_OUTBOUND },
       });
       const { listeners, clusters, pathNormalization, proxyHeaders } = result.config;
       const body = JSON.stringify({ listeners, clusters, pathNormalization, proxyHeaders }).slice(1, -1);
-      this.sidecarBase = { generation: snapshot.generation, result, body };
+      shared = { result, body };
+      this.sidecarBase.views.set(view, shared);
       this.logWarnings('sidecar', result);
     }
-    const base = this.sidecarBase.result.config;
+    const base = shared.result.config;
     const telemetry = telemetryFor(pod, this.opts.mesh);
     const inbound = this.inbound(snapshot, pod);
     // a sidecar's policies guard its inbound side only: no outbound listener is checked
@@ -130,7 +141,7 @@ export class ConfigGenerator {
       `"telemetry":${JSON.stringify(telemetry)},"inbound":${JSON.stringify(inbound)}` +
       (authz === undefined ? '' : `,"authz":${JSON.stringify(authz)}`);
     const version = createHash('sha256').update(`${base.version}\n${perPod}`).digest('hex').slice(0, 12);
-    const { body } = this.sidecarBase;
+    const { body } = shared;
     // Serializing a config is most of a push's cost (3 ms for 1000 services); the shared part is
     // serialized once per generation and only the pod's version, telemetry and inbound are spliced in.
     const encode = (): string => {
@@ -177,6 +188,7 @@ export class ConfigGenerator {
       result = translateGateway({
         ...this.inputs(snapshot),
         gateways: snapshot.gateways,
+        proxyNamespace: pod.namespace,
         pod: { namespace: pod.namespace, labels: pod.labels },
         servicePorts,
         telemetry,
@@ -289,6 +301,8 @@ export class ConfigGenerator {
       virtualServices: snapshot.virtualServices,
       destinationRules: snapshot.destinationRules,
       serviceEntries: snapshot.serviceEntries,
+      workloadEntries: snapshot.workloadEntries ?? [],
+      workloadPods: snapshot.pods ?? [],
       domainSuffix: `svc.${this.opts.domainSuffix}`,
       pathNormalization: this.opts.mesh.pathNormalization,
       trustDomain: this.opts.mesh.trustDomain,

@@ -18,6 +18,7 @@ import type {
 } from '../pkg/api/index.js';
 import type { AuthorizationPolicy } from '../pkg/api/authorizationpolicy.js';
 import type { RequestAuthentication } from '../pkg/api/requestauthentication.js';
+import type { WorkloadEntry } from '../pkg/api/workloadentry.js';
 import type { KubeClient } from '../pkg/kube/client.js';
 import { Informer, type InformerEventType } from '../pkg/kube/informer.js';
 import type { KubeObject } from '../pkg/kube/types.js';
@@ -45,6 +46,8 @@ export const WATCHED = [
   { apiVersion: ISTIO_NETWORKING, kind: 'DestinationRule', trigger: 'config' },
   { apiVersion: ISTIO_NETWORKING, kind: 'Gateway', trigger: 'config' },
   { apiVersion: ISTIO_NETWORKING, kind: 'ServiceEntry', trigger: 'config' },
+  // endpoints of ServiceEntries with a workloadSelector
+  { apiVersion: ISTIO_NETWORKING, kind: 'WorkloadEntry', trigger: 'endpoint' },
   { apiVersion: ISTIO_SECURITY, kind: 'PeerAuthentication', trigger: 'config' },
   // v1beta1 objects are the same objects (one stored version): watching v1 sees both
   { apiVersion: ISTIO_SECURITY, kind: 'AuthorizationPolicy', trigger: 'config' },
@@ -70,6 +73,9 @@ export interface Snapshot {
   virtualServices: VirtualService[];
   destinationRules: DestinationRule[];
   serviceEntries: ServiceEntry[];
+  /** Absent in hand-built snapshots: none. ServiceEntry workloadSelector endpoints, with `pods`. */
+  workloadEntries?: WorkloadEntry[];
+  pods?: PodInfo[];
   gateways: Gateway[];
   peerAuthentications: PeerAuthentication[];
   /** Absent in snapshots built by hand (tests, benches): no policy. */
@@ -153,6 +159,9 @@ export function createKubeRegistry(kube: KubeClient, log: Logger, domainSuffix: 
     unsynced: () => WATCHED.filter((w) => !informers.get(w.kind)!.isSynced).map((w) => w.kind),
     snapshot() {
       if (cached?.generation === generation) return cached;
+      const serviceEntries = items<ServiceEntry>('ServiceEntry');
+      // pods as workloadSelector endpoints: only listed when some entry selects
+      const selecting = serviceEntries.some((se) => se.spec.workloadSelector !== undefined);
       cached = {
         generation,
         kubeServices: items<KubeService>('Service'),
@@ -164,7 +173,9 @@ export function createKubeRegistry(kube: KubeClient, log: Logger, domainSuffix: 
         ),
         virtualServices: items<VirtualService>('VirtualService'),
         destinationRules: items<DestinationRule>('DestinationRule'),
-        serviceEntries: items<ServiceEntry>('ServiceEntry'),
+        serviceEntries,
+        workloadEntries: items<WorkloadEntry>('WorkloadEntry'),
+        pods: selecting ? items<KubeObject>('Pod').map(podInfo) : [],
         gateways: items<Gateway>('Gateway'),
         peerAuthentications: items<PeerAuthentication>('PeerAuthentication'),
         authorizationPolicies: items<AuthorizationPolicy>('AuthorizationPolicy'),

@@ -34,6 +34,8 @@ import {
   type UpgradeHook,
 } from './upgrade.js';
 import { pipeTcp } from './tcp.js';
+import { resolverLookup, type DnsEnv } from './upstream/dns.js';
+import { resolveDnsSettings } from '../pkg/proxyconfig/dns.js';
 import { createDownstreamServer, downstreamErrorStatus } from './http1-limits.js';
 import type { IdentitySource } from './identity/types.js';
 import type { IdentitySummary } from './identity/workload.js';
@@ -155,6 +157,7 @@ export class ProxyServer {
   lastReload: { at: string; ok: boolean; version?: string; error?: string } | null = null;
   private readonly listeners = new Map<string, LiveListener>();
   private readonly aux: http.Server[] = [];
+  private dns: { key: string; env: DnsEnv } | undefined;
   private readonly auxPorts: Record<string, number> = {};
   private inflight = 0;
   /** When a connection was last accepted or a request last finished (the drain's quiet period). */
@@ -182,11 +185,13 @@ export class ProxyServer {
   /** Compiles and swaps in `cfg`; throws (leaving the current config in force) if it cannot. */
   async apply(cfg: ProxyConfig): Promise<void> {
     const withListen = this.applyListen(cfg);
+    const dns = this.dnsEnvFor(cfg.dns);
     const { config, retired } = compileConfig(withListen, {
       metrics: this.metrics,
       previous: this.current?.clusters,
       rand: this.env.rand,
       identity: this.opts.identity,
+      dns,
     });
     const w = cfg.telemetry?.workload;
     if (w)
@@ -197,6 +202,8 @@ export class ProxyServer {
         version: w.version ?? 'unknown',
       });
     try {
+      // the new DNS clusters' first answers, at most the resolver's two attempts
+      await config.clusters.warmDns(2 * dns.settings.timeoutMs + 1000);
       await this.reconcileListeners(config);
     } catch (err) {
       // runtimes adopted from the current version stay; only ones created for `config` go
@@ -214,6 +221,19 @@ export class ProxyServer {
       listeners: config.listeners.length,
       clusters: config.clusters.size,
     });
+  }
+
+  /** One resolver per distinct `dns` block (a config push with the same settings reuses it). */
+  private dnsEnvFor(settings: ProxyConfig['dns']): DnsEnv {
+    const key = JSON.stringify(settings ?? null);
+    if (this.dns?.key !== key) {
+      const resolved = resolveDnsSettings(settings);
+      this.dns = {
+        key,
+        env: { lookup: resolverLookup(resolved), settings: resolved, log: this.log, metrics: this.metrics },
+      };
+    }
+    return this.dns.env;
   }
 
   /** Records a rejected config (the current one stays). */

@@ -169,25 +169,6 @@ export const NOT_ENFORCED: readonly NotEnforcedEntry[] = [
     ],
   },
   {
-    id: 'workloadentry',
-    kind: 'WorkloadEntry',
-    reason: 'not used as endpoints: a ServiceEntry workloadSelector does not select it',
-    plan: 15,
-    probe: [
-      se('ratings', {
-        hosts: ['ratings.example.com'],
-        ports: [{ number: 80, name: 'http', protocol: 'HTTP' }],
-        resolution: 'STATIC',
-        location: 'MESH_INTERNAL',
-        workloadSelector: { labels: { app: 'ratings' } },
-      }),
-      kind('networking.istio.io/v1', 'WorkloadEntry', 'ratings-vm', {
-        address: '10.0.2.1',
-        labels: { app: 'ratings' },
-      }),
-    ],
-  },
-  {
     id: 'workloadgroup',
     kind: 'WorkloadGroup',
     reason: 'no VM auto-registration: no WorkloadEntry is created from it',
@@ -627,52 +608,15 @@ export const NOT_ENFORCED: readonly NotEnforcedEntry[] = [
     id: 'se.resolution',
     kind: 'ServiceEntry',
     paths: ['spec.resolution'],
-    values: ['NONE', 'DNS', 'DNS_ROUND_ROBIN', 'DYNAMIC_DNS'],
-    absentMeans: 'NONE',
+    values: ['DYNAMIC_DNS'],
     reason:
-      'hosts are not resolved: only the listed endpoints are used (none: 503 UH); NONE does not forward to the original destination',
-    plan: 15,
+      'no dynamic forward proxy: treated as NONE, requests go to their original destination (the address the app resolved)',
+    plan: 'unplanned',
     probe: [
-      se('httpbin', {
-        hosts: ['httpbin.example.com'],
+      se('wild', {
+        hosts: ['*.example.com'],
         ports: [{ number: 80, name: 'http', protocol: 'HTTP' }],
-        resolution: 'DNS',
-      }),
-    ],
-  },
-  {
-    id: 'se.exportTo',
-    kind: 'ServiceEntry',
-    paths: ['spec.exportTo'],
-    reason: 'every namespace sees it',
-    plan: 15,
-    probe: [
-      se(
-        'private',
-        {
-          hosts: ['private.example.com'],
-          ports: [{ number: 80, name: 'http', protocol: 'HTTP' }],
-          resolution: 'STATIC',
-          endpoints: [{ address: '10.0.4.1' }],
-          exportTo: ['.'],
-        },
-        'other',
-      ),
-    ],
-  },
-  {
-    id: 'se.workloadSelector',
-    kind: 'ServiceEntry',
-    paths: ['spec.workloadSelector'],
-    reason: 'selects no pods or WorkloadEntries: the service has no endpoints (503 UH)',
-    plan: 15,
-    probe: [
-      se('clients', {
-        hosts: ['clients.example.com'],
-        ports: [{ number: 80, name: 'http', protocol: 'HTTP' }],
-        resolution: 'STATIC',
-        location: 'MESH_INTERNAL',
-        workloadSelector: { labels: { app: 'client' } },
+        resolution: 'DYNAMIC_DNS',
       }),
     ],
   },

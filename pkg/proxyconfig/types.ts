@@ -36,6 +36,27 @@ export interface ProxyConfig {
    * from the Secret in the proxy's namespace (docs/proxy-config.md "Upstream TLS"). Gateways only.
    */
   credentials?: Record<string, UpstreamCredential>;
+  /** How the proxy resolves the hosts of STRICT_DNS / LOGICAL_DNS clusters; absent = the system's resolver, Istio's timings. */
+  dns?: DnsSettings;
+}
+
+/**
+ * The resolver of DNS clusters (docs/proxy.md "DNS clusters"). A host is re-resolved when its
+ * answer's TTL runs out (Envoy's respect_dns_ttl, which Istio sets), the TTL bounded to
+ * [minRefreshMs, maxRefreshMs]; an answer without TTL waits refreshRateMs. A failed resolution
+ * keeps the last good addresses and retries with backoff from minRefreshMs up to refreshRateMs.
+ */
+export interface DnsSettings {
+  /** Name servers, `ip` or `ip:port` (`[ipv6]:port`); absent = the system's (/etc/resolv.conf). */
+  servers?: string[];
+  /** Istio's meshConfig.dnsRefreshRate: refresh without a TTL, and the failure backoff's cap (default 60000). */
+  refreshRateMs?: number;
+  /** Envoy's dns_min_refresh_rate: the shortest TTL honoured (default 5000). */
+  minRefreshMs?: number;
+  /** The longest TTL honoured (default 300000): a day-long TTL still refreshes every 5 minutes. */
+  maxRefreshMs?: number;
+  /** Per query attempt (default 5000; two attempts). */
+  timeoutMs?: number;
 }
 
 /**
@@ -348,6 +369,16 @@ export interface Cluster {
   service?: string;
   port?: number;
   subset?: string;
+  /**
+   * How the endpoints are found (Envoy's cluster type; Istio's ServiceEntry `resolution`):
+   * - `STATIC` (default): `endpoints` as given (IP addresses).
+   * - `STRICT_DNS` (resolution DNS): every endpoint's `address` is a host name (or an IP), resolved
+   *   and refreshed; every address of every answer is an endpoint.
+   * - `LOGICAL_DNS` (DNS_ROUND_ROBIN): the first address of the latest answer only.
+   * - `ORIGINAL_DST` (NONE): no endpoints; each request goes where its connection was going (the
+   *   sidecar's captured original destination, or a Host that is an IP address).
+   */
+  type?: ClusterType;
   endpoints: Endpoint[];
   loadBalancer?: LoadBalancer;
   connectionPool?: ConnectionPool;
@@ -355,6 +386,9 @@ export interface Cluster {
   /** How connections to the endpoints are secured; absent = plaintext. */
   tls?: UpstreamTls;
 }
+
+export const CLUSTER_TYPES = ['STATIC', 'STRICT_DNS', 'LOGICAL_DNS', 'ORIGINAL_DST'] as const;
+export type ClusterType = (typeof CLUSTER_TYPES)[number];
 
 /** The label an injected pod carries when it runs a weft (or Istio) sidecar: auto-mTLS targets it. */
 export const TLS_MODE_LABEL = 'security.istio.io/tlsMode';

@@ -5,12 +5,15 @@
  */
 import { validateJwtBlock } from './jwt.js';
 import {
+  CLUSTER_TYPES,
   PATH_NORMALIZATION_TYPES,
   PROXY_CONFIG_API_VERSION,
   PROXY_HEADERS_FIELDS,
   type ProxyConfig,
 } from './types.js';
 import { validateAuthzBlock } from './validate-authz.js';
+import { checkDnsServer, isDnsHostName } from './dns.js';
+import { isIP } from 'node:net';
 
 export interface ConfigProblem {
   path: string;
@@ -162,11 +165,22 @@ function checkCluster(c: Checker, cl: unknown, path: string, names: Set<string>)
   if (typeof cl.name !== 'string' || cl.name === '') c.fail(`${path}.name`, 'must be a non-empty string');
   else if (names.has(cl.name)) c.fail(`${path}.name`, `cluster ${cl.name} is defined twice`);
   else names.add(cl.name);
-  c.array(cl.endpoints, `${path}.endpoints`).forEach((e, i) => {
+  const type = cl.type ?? 'STATIC';
+  if (!(CLUSTER_TYPES as readonly unknown[]).includes(type))
+    c.fail(`${path}.type`, `must be one of ${CLUSTER_TYPES.join(', ')}`);
+  const dns = type === 'STRICT_DNS' || type === 'LOGICAL_DNS';
+  const eps = c.array(cl.endpoints, `${path}.endpoints`);
+  if (type === 'ORIGINAL_DST' && eps.length > 0)
+    c.fail(`${path}.endpoints`, 'must be empty for an ORIGINAL_DST cluster (requests go to their original destination)');
+  if (type === 'LOGICAL_DNS' && eps.length > 1)
+    c.fail(`${path}.endpoints`, 'a LOGICAL_DNS cluster resolves one host: at most one endpoint');
+  eps.forEach((e, i) => {
     const p = `${path}.endpoints[${i}]`;
     if (!isObj(e)) return c.fail(p, 'must be an object');
     if (typeof e.address !== 'string' || e.address === '')
       c.fail(`${p}.address`, 'must be a non-empty string');
+    else if (dns && isIP(e.address) === 0 && !isDnsHostName(e.address))
+      c.fail(`${p}.address`, `${JSON.stringify(e.address)} is neither an IP address nor a DNS host name`);
     if (!isPort(e.port) || e.port === 0) c.fail(`${p}.port`, 'must be a port number 1-65535');
   });
   if (cl.tls !== undefined) checkUpstreamTls(c, cl.tls, `${path}.tls`);
@@ -175,6 +189,22 @@ function checkCluster(c: Checker, cl: unknown, path: string, names: Set<string>)
     if (v === undefined) continue;
     if (!isObj(v)) c.fail(`${path}.${key}`, 'must be an object');
     else for (const k of Object.keys(v)) c.optInt(v, k, `${path}.${key}`);
+  }
+}
+
+function checkDns(c: Checker, v: unknown): void {
+  if (v === undefined) return;
+  if (!isObj(v)) return c.fail('dns', 'must be an object');
+  for (const k of Object.keys(v)) {
+    if (k === 'servers') {
+      c.array(v.servers, 'dns.servers').forEach((s, i) => {
+        const why = typeof s === 'string' ? checkDnsServer(s) : 'must be a string';
+        if (why !== null) c.fail(`dns.servers[${i}]`, why);
+      });
+    } else if (['refreshRateMs', 'minRefreshMs', 'maxRefreshMs', 'timeoutMs'].includes(k)) {
+      if (!Number.isInteger(v[k]) || (v[k] as number) < 1 || (v[k] as number) > 86_400_000)
+        c.fail(`dns.${k}`, 'must be an integer from 1 to 86400000 (milliseconds)');
+    } else c.fail(`dns.${k}`, 'is not supported (servers, refreshRateMs, minRefreshMs, maxRefreshMs, timeoutMs)');
   }
 }
 
@@ -294,6 +324,7 @@ export function validateProxyConfig(cfg: unknown): ConfigProblem[] {
   for (const p of validateJwtBlock(cfg.jwt)) c.fail(p.path, p.message);
   checkProxyHeaders(c, cfg.proxyHeaders);
   checkCredentials(c, cfg.credentials);
+  checkDns(c, cfg.dns);
   return c.problems;
 }
 

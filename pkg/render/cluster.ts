@@ -13,7 +13,14 @@ import { standardLabels } from './labels.js';
 import { MESH_NAMESPACE } from './spec.js';
 
 const ISTIO_KINDS: Record<string, string[]> = {
-  'networking.istio.io': ['virtualservices', 'destinationrules', 'gateways', 'serviceentries', 'sidecars'],
+  'networking.istio.io': [
+    'virtualservices',
+    'destinationrules',
+    'gateways',
+    'serviceentries',
+    'sidecars',
+    'workloadentries',
+  ],
   'security.istio.io': ['peerauthentications', 'authorizationpolicies', 'requestauthentications'],
 };
 

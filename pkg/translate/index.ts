@@ -55,6 +55,15 @@ import {
 } from '../proxyconfig/types.js';
 import { parseDurationMs } from './duration.js';
 import {
+  clusterTypeFor,
+  endpointsForHost,
+  visibleEntries,
+  withSelectedEndpoints,
+  type Resolution,
+  type SelectablePod,
+} from './serviceentry.js';
+import type { WorkloadEntry } from '../api/workloadentry.js';
+import {
   GATEWAY_HTTP_PROTOCOLS,
   bindsTo,
   boundGateways,
@@ -80,12 +89,21 @@ export interface ServiceRecord {
     /** The pod's (or WorkloadEntry's) service account: its SPIFFE ID is what mTLS expects. */
     serviceAccount?: string;
   }[];
+  /** ServiceEntry resolution → cluster type (serviceentry.ts); absent: endpoints as given. */
+  resolution?: Resolution;
+  /** The endpoints come from a workloadSelector. */
+  selected?: boolean;
 }
 
 export interface TranslateInput {
   virtualServices?: VirtualService[];
   destinationRules?: DestinationRule[];
   serviceEntries?: ServiceEntry[];
+  /** The namespace of the proxy: ServiceEntries not exported to it are left out (absent: all). */
+  proxyNamespace?: string;
+  /** WorkloadEntries and pods a ServiceEntry workloadSelector may select as endpoints. */
+  workloadEntries?: WorkloadEntry[];
+  workloadPods?: SelectablePod[];
   /** Extra services (the control plane passes Kubernetes Services here). */
   services?: ServiceRecord[];
   listener?: { name?: string; address?: string; port?: number };
@@ -169,12 +187,15 @@ export function servicesFromServiceEntries(ses: ServiceEntry[], suffix = DEFAULT
         ...(e.serviceAccount ? { serviceAccount: e.serviceAccount } : {}),
       }));
     for (const host of se.spec.hosts ?? []) {
+      const h = fqdn(host, ns, suffix);
       out.push({
-        host: fqdn(host, ns, suffix),
+        host: h,
         namespace: ns,
         addresses: se.spec.addresses ?? [],
         ports,
-        endpoints,
+        endpoints: endpointsForHost(se.spec, h, endpoints),
+        resolution: se.spec.resolution ?? 'NONE',
+        ...(se.spec.workloadSelector ? { selected: true } : {}),
       });
     }
   }
@@ -215,7 +236,14 @@ class Translator {
   constructor(private readonly input: TranslateInput) {
     this.suffix = input.domainSuffix ?? DEFAULT_SUFFIX;
     const svcs = [
-      ...servicesFromServiceEntries(input.serviceEntries ?? [], this.suffix),
+      ...servicesFromServiceEntries(
+        withSelectedEndpoints(
+          visibleEntries(input.serviceEntries ?? [], input.proxyNamespace),
+          input.workloadEntries ?? [],
+          input.workloadPods ?? [],
+        ),
+        this.suffix,
+      ),
       ...(input.services ?? []),
     ];
     for (const s of svcs) {
@@ -275,7 +303,10 @@ class Translator {
         ...(e.weight !== undefined ? { weight: e.weight } : {}),
       };
     });
-    const cluster: Cluster = { name, service: host, port, endpoints };
+    const type = clusterTypeFor(svc);
+    const cluster: Cluster = type
+      ? { name, service: host, port, type, endpoints: type === 'ORIGINAL_DST' ? [] : endpoints }
+      : { name, service: host, port, endpoints };
     if (subset !== undefined) cluster.subset = subset;
     const lb = convertLb(policy?.loadBalancer);
     if (lb) cluster.loadBalancer = lb;

@@ -9,6 +9,7 @@ import type { SidecarSpec } from '../api/sidecar.js';
 import type { PathSegment, Report } from './report.js';
 import type { RuleContext } from './rules.js';
 import {
+  checkFQDN,
   checkExportTo,
   checkIPOrCIDR,
   checkLabelMap,
@@ -364,6 +365,7 @@ export function validateServiceEntry(spec: ServiceEntrySpec, ctx: RuleContext): 
       'se.static.endpoints',
     );
   }
+  checkResolutionCombos(spec, resolution, r);
   if ((resolution === 'DNS' || resolution === 'DNS_ROUND_ROBIN') && endpoints.length === 0) {
     spec.hosts.forEach((h, i) => {
       if (h.startsWith('*'))
@@ -405,11 +407,13 @@ export function validateServiceEntry(spec: ServiceEntrySpec, ctx: RuleContext): 
         'se.endpoint.address',
       );
     } else if (addr !== '' && !isIPAddress(addr)) {
-      const err = checkWildcardDomain(addr);
+      // Istio: a DNS endpoint is an IP or an FQDN (no wildcard: there is nothing to resolve)
+      const dns = resolution === 'DNS' || resolution === 'DNS_ROUND_ROBIN';
+      const err = addr.startsWith(UNIX) ? undefined : dns ? checkFQDN(addr) : checkWildcardDomain(addr);
       if (err || addr.includes('*') || addr.startsWith(UNIX))
         r.error(
           [...at, 'address'],
-          `endpoint address ${JSON.stringify(addr)} is not a valid FQDN or an IP address`,
+          err ?? `endpoint address ${JSON.stringify(addr)} is not a valid FQDN or an IP address`,
           'se.endpoint.address',
         );
     }
@@ -424,7 +428,20 @@ export function validateServiceEntry(spec: ServiceEntrySpec, ctx: RuleContext): 
     }
     for (const msg of checkLabelMap(e.labels ?? {})) r.error([...at, 'labels'], msg, 'labels.invalid');
   });
-  for (const msg of checkExportTo(spec.exportTo ?? [], ctx.namespace))
+  // Istio allows `~` (visible to no namespace) on a ServiceEntry only; never with `*`
+  const exportTo = spec.exportTo ?? [];
+  const none = exportTo.filter((e) => e === '~').length;
+  if (none > 1) r.error(['spec', 'exportTo'], 'duplicate entries in exportTo for entry ~', 'se.exportTo');
+  if (none > 0 && exportTo.includes('*'))
+    r.error(
+      ['spec', 'exportTo'],
+      'cannot have both public (*) and non-public exportTo values for a resource',
+      'se.exportTo',
+    );
+  for (const msg of checkExportTo(
+    exportTo.filter((e) => e !== '~'),
+    ctx.namespace,
+  ))
     r.error(['spec', 'exportTo'], msg, 'se.exportTo');
 }
 
@@ -470,6 +487,33 @@ function checkDynamicDNS(spec: ServiceEntrySpec, ctx: RuleContext): void {
       'location MESH_INTERNAL with resolution type DYNAMIC_DNS is not supported when using waypoints',
       'se.dynamicdns',
     );
+}
+
+/** Protocols Istio's protocol.Parse calls HTTP (IsHTTP) or TLS (IsTLS): several hosts can share such a port. */
+const HOST_AWARE_PROTOCOLS = new Set(['HTTP', 'HTTP2', 'HTTP_PROXY', 'GRPC', 'GRPC-WEB', 'HTTPS', 'TLS']);
+
+/** Istio's CIDR and multiple-hosts checks (the rest of its per-resolution switch is inline above). */
+function checkResolutionCombos(
+  spec: ServiceEntrySpec,
+  resolution: NonNullable<ServiceEntrySpec['resolution']>,
+  r: RuleContext['report'],
+): void {
+  if (resolution !== 'NONE' && resolution !== 'STATIC')
+    (spec.addresses ?? []).forEach((a, i) => {
+      if (a.includes('/'))
+        r.error(
+          ['spec', 'addresses', i],
+          'CIDR addresses are allowed only for NONE/STATIC resolution types',
+          'se.addresses.cidr',
+        );
+    });
+  if (resolution !== 'NONE' && spec.hosts.length > 1) {
+    const i = (spec.ports ?? []).findIndex(
+      (p) => !HOST_AWARE_PROTOCOLS.has((p.protocol ?? '').toUpperCase()),
+    );
+    if (i >= 0)
+      r.error(['spec', 'ports', i], 'multiple hosts provided with non-HTTP, non-TLS ports', 'se.hosts.tcp');
+  }
 }
 
 // ---- Sidecar ------------------------------------------------------------------------------

@@ -22,6 +22,9 @@ import type {
 } from '../../pkg/proxyconfig/types.js';
 import { WeftError } from '../../pkg/errors/index.js';
 import { ClusterRuntime } from '../upstream/cluster.js';
+import type { DnsEnv } from '../upstream/dns.js';
+
+const isDnsCluster = (def: Cluster): boolean => def.type === 'STRICT_DNS' || def.type === 'LOGICAL_DNS';
 import type { IdentitySource } from '../identity/types.js';
 import { compileRouteMatch, type Predicate } from './match.js';
 import { compileRegexRewrite } from './regex.js';
@@ -63,6 +66,8 @@ export class ClusterTable {
     private readonly identity?: IdentitySource,
     /** The config's `credentials` (tls.credentialName); part of a cluster's key, so a new one means new pools. */
     private readonly credentials: Record<string, UpstreamCredential> = {},
+    /** The resolver of the DNS clusters; its settings are part of their key. */
+    private readonly dnsEnv?: DnsEnv,
   ) {}
 
   private credentialOf(def: Cluster): UpstreamCredential | undefined {
@@ -73,7 +78,31 @@ export class ClusterTable {
   /** What makes a live runtime reusable by the next version: its definition and its credential. */
   private keyOf(def: Cluster): string {
     const cred = this.credentialOf(def);
-    return cred === undefined ? JSON.stringify(def) : `${JSON.stringify(def)}\n${JSON.stringify(cred)}`;
+    const dns = isDnsCluster(def) ? `\n${JSON.stringify(this.dnsEnv?.settings ?? null)}` : '';
+    return (cred === undefined ? JSON.stringify(def) : `${JSON.stringify(def)}\n${JSON.stringify(cred)}`) + dns;
+  }
+
+  /**
+   * Starts the DNS clusters' first resolution and waits for it (Envoy warms a cluster before
+   * using it), at most `maxMs`: a request right after a config push finds the addresses.
+   */
+  async warmDns(maxMs: number): Promise<void> {
+    const ready: Promise<void>[] = [];
+    for (const def of this.defs.values()) {
+      if (!isDnsCluster(def)) continue;
+      const rt = this.get(def.name);
+      if (rt?.dns) ready.push(rt.dns.ready);
+    }
+    if (ready.length === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.all(ready),
+      new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, maxMs);
+        timer.unref();
+      }),
+    ]);
+    clearTimeout(timer);
   }
 
   get size(): number {
@@ -97,6 +126,7 @@ export class ClusterTable {
       this.rand,
       this.identity,
       this.credentialOf(def),
+      this.dnsEnv,
     );
     this.live.set(name, created);
     return created;
@@ -253,6 +283,8 @@ export interface CompileOptions {
   rand?: () => number;
   /** The workload identity clusters with ISTIO_MUTUAL originate mTLS with. */
   identity?: IdentitySource | undefined;
+  /** The resolver of STRICT_DNS / LOGICAL_DNS clusters (proxy/upstream/dns.ts). */
+  dns?: DnsEnv | undefined;
 }
 
 function fail(path: string, message: string): never {
@@ -281,7 +313,7 @@ class Compiler {
   ) {
     const defs = new Map<string, Cluster>();
     for (const c of cfg.clusters) defs.set(c.name, c);
-    this.table = new ClusterTable(defs, opts.rand, opts.identity, cfg.credentials);
+    this.table = new ClusterTable(defs, opts.rand, opts.identity, cfg.credentials, opts.dns);
   }
 
   dest(

@@ -16,9 +16,10 @@ import { validateProxyConfig } from '../../pkg/proxyconfig/validate.js';
 import { translate, type TranslateInput } from '../../pkg/translate/index.js';
 import { validateObject, objectRef, formatFinding } from '../../pkg/validation/index.js';
 import type { DestinationRule, Mesh, ServiceEntry, VirtualService } from '../../pkg/api/index.js';
+import type { WorkloadEntry } from '../../pkg/api/workloadentry.js';
 
 export const MAX_CONFIG_BYTES = 16 * 1024 * 1024;
-const IGNORED_KINDS = new Set(['Gateway', 'Sidecar', 'PeerAuthentication', 'AuthorizationPolicy', 'RequestAuthentication', 'WorkloadEntry', 'Telemetry']);
+const IGNORED_KINDS = new Set(['Gateway', 'Sidecar', 'PeerAuthentication', 'AuthorizationPolicy', 'RequestAuthentication', 'Telemetry']);
 
 export interface LoadedConfig {
   config: ProxyConfig;
@@ -62,7 +63,7 @@ export function configFromText(text: string, file = 'config', telemetry?: ProxyC
 function fromIstio(docs: unknown[], file: string, telemetry?: ProxyConfig['telemetry']): LoadedConfig {
   const errors: string[] = [];
   const warnings: string[] = [];
-  const input: Required<Pick<TranslateInput, 'virtualServices' | 'destinationRules' | 'serviceEntries'>> & Pick<TranslateInput, 'pathNormalization' | 'proxyHeaders'> = { virtualServices: [], destinationRules: [], serviceEntries: [] };
+  const input: Required<Pick<TranslateInput, 'virtualServices' | 'destinationRules' | 'serviceEntries' | 'workloadEntries'>> & Pick<TranslateInput, 'pathNormalization' | 'proxyHeaders'> = { virtualServices: [], destinationRules: [], serviceEntries: [], workloadEntries: [] };
   docs.forEach((doc, i) => {
     const ref = objectRef(doc);
     if (IGNORED_KINDS.has(ref.kind)) {
@@ -82,6 +83,7 @@ function fromIstio(docs: unknown[], file: string, telemetry?: ProxyConfig['telem
     } else if (ref.kind === 'VirtualService') input.virtualServices.push(doc as VirtualService);
     else if (ref.kind === 'DestinationRule') input.destinationRules.push(doc as DestinationRule);
     else if (ref.kind === 'ServiceEntry') input.serviceEntries.push(doc as ServiceEntry);
+    else if (ref.kind === 'WorkloadEntry') input.workloadEntries.push(doc as WorkloadEntry);
     else warnings.push(`document ${i + 1}: ${ref.kind} ${ref.name} is not used by the proxy`);
   });
   if (errors.length > 0) {

@@ -28,6 +28,7 @@ import type { MetricsRegistry } from '../telemetry/metrics.js';
 import type { AccessLog } from '../telemetry/accesslog.js';
 import { propagate } from '../telemetry/trace.js';
 import { forwardableHeaders, sanitizeExternal, withoutHopByHop, type HeaderMap } from './headers.js';
+import { requestOriginalDst } from '../upstream/origdst.js';
 import { authorityPort, hostValues, isRejection, parseRequestHead, type HeadRejection } from './target.js';
 import type { PathNormalization } from './path.js';
 import { addFlag, FLAG_TEXT, Flags, type Flag } from './flags.js';
@@ -358,15 +359,17 @@ export class Exchange {
     const dest = this.dest!;
     const cluster = dest.cluster!;
     const ep = cluster.pick(
-      { view: this.view, sourceIp: this.req.socket.remoteAddress ?? '' },
+      {
+        view: this.view,
+        sourceIp: this.req.socket.remoteAddress ?? '',
+        originalDst:
+          cluster.def.type === 'ORIGINAL_DST'
+            ? requestOriginalDst(this.req.socket, this.view.authority, cluster.def.port, !this.listener.edge)
+            : null,
+      },
       this.lastEndpoint,
     );
-    if (ep === null)
-      return this.localReply(
-        503,
-        Flags.NoHealthyUpstream,
-        `cluster ${dest.clusterName} has no healthy endpoint (${cluster.endpoints.length} total)`,
-      );
+    if (ep === null) return this.localReply(503, Flags.NoHealthyUpstream, cluster.noEndpointReason());
     this.attempts++;
     this.lastEndpoint = ep;
     const a = new Attempt(this, this.attempts, ep);

@@ -18,6 +18,7 @@ import { findVHost, type CompiledHttpListener } from '../compile/compile.js';
 import { originalDst, type OriginalDst } from '../native/original_dst.js';
 import type { MetricsRegistry } from '../telemetry/metrics.js';
 import { splice } from '../tcp.js';
+import { rememberOriginalDst } from '../upstream/origdst.js';
 
 /** Bytes to look at before deciding; an HTTP request head larger than this is passed through. */
 const MAX_SNIFF_BYTES = 16 * 1024;
@@ -151,6 +152,7 @@ export async function onOutbound(env: CaptureEnv, socket: net.Socket): Promise<v
   const { head, verdict } = await readHead(socket, env.sniffTimeoutMs);
   const l = env.outboundHttp();
   if (verdict.kind === 'http' && l !== null && verdict.host !== null && findVHost(l, verdict.host) !== null) {
+    if (dst !== null && !isSelf(env, dst)) rememberOriginalDst(socket, dst); // ORIGINAL_DST clusters
     socket.unshift(head);
     if (env.handOff(socket)) {
       socket.resume();

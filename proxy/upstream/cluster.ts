@@ -6,7 +6,8 @@
  * reload neither drops idle upstream connections nor resets ejections.
  */
 import { H1Pool } from './h1client.js';
-import type { Cluster, ConnectionPool, UpstreamCredential } from '../../pkg/proxyconfig/types.js';
+import type { Cluster, ConnectionPool, Endpoint, UpstreamCredential } from '../../pkg/proxyconfig/types.js';
+import { DnsRefresher, type DnsEnv } from './dns.js';
 import {
   inPanic,
   newHostHealth,
@@ -66,6 +67,25 @@ export function resolveLimits(cp: ConnectionPool | undefined): Limits {
   };
 }
 
+/**
+ * ORIGINAL_DST endpoints kept per cluster (Envoy creates a host per destination and cleans up
+ * unused ones): past this many, the oldest idle one is dropped with its pool.
+ */
+export const MAX_ORIGINAL_DST_HOSTS = 1024;
+
+function endpointRuntime(e: Endpoint): EndpointRuntime {
+  return {
+    address: e.address,
+    port: e.port,
+    key: `${e.address}:${e.port}`,
+    labels: e.labels ?? {},
+    weight: e.weight ?? 1,
+    health: newHostHealth(),
+    active: 0,
+    pool: null,
+  };
+}
+
 export interface ClusterStats {
   rqTotal: number;
   rqActive: number;
@@ -99,6 +119,10 @@ export class ClusterRuntime {
   private ejected = 0;
   private timer: NodeJS.Timeout | null = null;
   private readonly healthy: EndpointRuntime[] = [];
+  /** STRICT_DNS / LOGICAL_DNS: resolves the endpoints' host names and keeps them fresh. */
+  readonly dns: DnsRefresher | null = null;
+  /** ORIGINAL_DST: one endpoint per destination seen, least recently used first. */
+  private readonly originalDst: Map<string, EndpointRuntime> | null = null;
 
   constructor(
     readonly def: Cluster,
@@ -109,24 +133,23 @@ export class ClusterRuntime {
     private readonly identity?: IdentitySource,
     /** The delivered credential of `tls.credentialName` (absent: not delivered; connections fail). */
     private readonly credential?: UpstreamCredential,
+    /** The resolver of STRICT_DNS / LOGICAL_DNS clusters (absent: their hosts never resolve, 503 UH). */
+    dnsEnv?: DnsEnv,
   ) {
     this.name = def.name;
     this.defKey = defKey;
     this.limits = resolveLimits(def.connectionPool);
     this.outlier = outlierSettings(def.outlierDetection);
-    this.endpoints = def.endpoints.map((e) => ({
-      address: e.address,
-      port: e.port,
-      key: `${e.address}:${e.port}`,
-      labels: e.labels ?? {},
-      weight: e.weight ?? 1,
-      health: newHostHealth(),
-      active: 0,
-      pool: null,
-    }));
+    const type = def.type ?? 'STATIC';
+    this.endpoints = type === 'STATIC' ? def.endpoints.map(endpointRuntime) : [];
     this.healthy.push(...this.endpoints);
     this.balancer = createBalancer(def.loadBalancer, rand);
     this.balancer.rebuild(this.healthy);
+    if ((type === 'STRICT_DNS' || type === 'LOGICAL_DNS') && dnsEnv !== undefined)
+      this.dns = new DnsRefresher(def.name, def.endpoints, type === 'LOGICAL_DNS', dnsEnv, (eps) =>
+        this.setEndpoints(eps),
+      );
+    if (type === 'ORIGINAL_DST') this.originalDst = new Map();
     if (this.outlier) {
       this.timer = setInterval(() => this.onInterval(), this.outlier.intervalMs);
       this.timer.unref();
@@ -146,6 +169,7 @@ export class ClusterRuntime {
 
   /** Picks an endpoint, skipping ejected ones (unless in panic), or null (503 UH). */
   pick(input: HashInput | null, exclude: EndpointRuntime | null): EndpointRuntime | null {
+    if (this.originalDst !== null) return this.pickOriginal(input?.originalDst ?? null);
     if (this.healthy.length === 0) {
       if (this.outlier && this.endpoints.length > 0 && inPanic(this.outlier, 0, this.endpoints.length)) {
         return this.endpoints[Math.floor(Math.random() * this.endpoints.length)] ?? null;
@@ -153,6 +177,57 @@ export class ClusterRuntime {
       return null;
     }
     return this.balancer.pick(input, exclude);
+  }
+
+  /** ORIGINAL_DST: the endpoint for the request's original destination (null: unknown, 503 UH). */
+  private pickOriginal(dst: { address: string; port: number } | null): EndpointRuntime | null {
+    const map = this.originalDst!;
+    if (dst === null) return null;
+    const key = `${dst.address}:${dst.port}`;
+    let ep = map.get(key);
+    if (ep !== undefined) {
+      map.delete(key); // re-inserted: most recently used last
+    } else {
+      if (map.size >= MAX_ORIGINAL_DST_HOSTS) {
+        for (const [k, old] of map)
+          if (old.active === 0) {
+            map.delete(k);
+            void old.pool?.close().catch(() => undefined);
+            break;
+          }
+      }
+      ep = endpointRuntime({ address: dst.address, port: dst.port });
+    }
+    map.set(key, ep);
+    return ep;
+  }
+
+  /**
+   * Replaces the endpoints (a DNS answer changed): endpoints still present keep their pool,
+   * health and in-flight count; removed ones close their pools after their requests finish.
+   */
+  setEndpoints(eps: readonly Endpoint[]): void {
+    const old = new Map(this.endpoints.map((e) => [e.key, e]));
+    const next: EndpointRuntime[] = [];
+    for (const e of eps) {
+      const key = `${e.address}:${e.port}`;
+      const kept = old.get(key);
+      if (kept !== undefined) old.delete(key);
+      next.push(kept ?? endpointRuntime(e));
+    }
+    for (const gone of old.values()) void gone.pool?.close().catch(() => undefined);
+    this.endpoints.length = 0;
+    this.endpoints.push(...next);
+    this.ejected = next.filter((e) => e.health.ejected).length;
+    this.refreshHealthy();
+  }
+
+  /** Why pick() found nothing, for the 503 UH reply and /clusters. */
+  noEndpointReason(): string {
+    if (this.originalDst !== null) return `ORIGINAL_DST cluster ${this.name}: the request's original destination is unknown`;
+    const dns = this.dns?.emptyReason() ?? null;
+    if (this.endpoints.length === 0 && dns !== null) return `cluster ${this.name} has no endpoint: ${dns}`;
+    return `cluster ${this.name} has no healthy endpoint (${this.endpoints.length} total)`;
   }
 
   poolFor(ep: EndpointRuntime): H1Pool {
@@ -216,19 +291,28 @@ export class ClusterRuntime {
   /** Closes pools after their in-flight requests finish (graceful). */
   async close(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
-    await Promise.all(this.endpoints.map((e) => e.pool?.close().catch(() => undefined)));
+    this.dns?.stop();
+    await Promise.all(this.allEndpoints().map((e) => e.pool?.close().catch(() => undefined)));
+  }
+
+  private allEndpoints(): EndpointRuntime[] {
+    return this.originalDst === null ? this.endpoints : [...this.originalDst.values()];
   }
 
   /** Destroys pools immediately (shutdown after the drain period). */
   async destroy(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
-    await Promise.all(this.endpoints.map((e) => e.pool?.destroy().catch(() => undefined)));
+    this.dns?.stop();
+    await Promise.all(this.allEndpoints().map((e) => e.pool?.destroy().catch(() => undefined)));
   }
 
   /** For /clusters and /explain. */
   describe(): Record<string, unknown> {
     return {
       name: this.name,
+      type: this.def.type ?? 'STATIC',
+      ...(this.dns !== null ? { dns: this.dns.describe() } : {}),
+      ...(this.healthy.length === 0 && this.originalDst === null ? { noEndpointReason: this.noEndpointReason() } : {}),
       loadBalancer: this.balancer.kind,
       limits: this.limits,
       outlierDetection: this.outlier,
@@ -236,7 +320,7 @@ export class ClusterRuntime {
       ...(this.def.tls
         ? { tls: { mode: this.def.tls.mode, auto: this.def.tls.auto === true, ...this.tlsStats } }
         : {}),
-      endpoints: this.endpoints.map((e) => ({
+      endpoints: this.allEndpoints().map((e) => ({
         address: e.key,
         labels: e.labels,
         active: e.active,

@@ -16,6 +16,8 @@ export interface LbEndpoint {
 export interface HashInput {
   view: RequestView;
   sourceIp: string;
+  /** Where the request's connection was going (ORIGINAL_DST clusters only; null: unknown). */
+  originalDst?: { address: string; port: number } | null;
 }
 
 export interface Balancer {

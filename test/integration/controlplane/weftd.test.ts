@@ -259,6 +259,50 @@ describe('weftd (in-process, real API server)', function () {
     s.end();
   });
 
+  it('ServiceEntries: WorkloadEntries are watched as workloadSelector endpoints, exportTo hides, DNS becomes STRICT_DNS', async () => {
+    const s = await Stream.open(weftd.discoveryPort, caPem, appToken, 'sidecar', ns, 'app-1');
+    await s.nextConfig();
+    const port80 = [{ number: 80, name: 'http', protocol: 'HTTP' }];
+    await kube.create({
+      apiVersion: NET,
+      kind: 'ServiceEntry',
+      metadata: { name: 'vms', namespace: ns },
+      spec: { hosts: ['vms.example.com'], ports: port80, resolution: 'STATIC', location: 'MESH_INTERNAL', workloadSelector: { labels: { app: 'vm' } } },
+    });
+    await kube.create({
+      apiVersion: NET,
+      kind: 'ServiceEntry',
+      metadata: { name: 'dns', namespace: ns },
+      spec: { hosts: ['api.example.com'], ports: port80, resolution: 'DNS' },
+    });
+    await kube.create({
+      apiVersion: NET,
+      kind: 'ServiceEntry',
+      metadata: { name: 'private', namespace: other },
+      spec: { hosts: ['private.example.com'], ports: port80, resolution: 'DNS', exportTo: ['.'] },
+    });
+    await kube.create({
+      apiVersion: NET,
+      kind: 'WorkloadEntry',
+      metadata: { name: 'vm-1', namespace: ns },
+      spec: { address: '10.9.0.1', labels: { app: 'vm' } },
+    });
+    const config = await waitFor('the entries in the config', async () => {
+      const { config: c } = await s.nextConfig();
+      return c.clusters.some((x) => x.service === 'vms.example.com' && x.endpoints.length === 1) &&
+        c.clusters.some((x) => x.service === 'api.example.com')
+        ? c
+        : null;
+    });
+    expect(config.clusters.find((c) => c.service === 'vms.example.com')!.endpoints.map((e) => e.address)).to.deep.equal(['10.9.0.1']);
+    expect(config.clusters.find((c) => c.service === 'api.example.com')).to.deep.include({
+      type: 'STRICT_DNS',
+      endpoints: [{ address: 'api.example.com', port: 80, labels: {} }],
+    });
+    expect(config.clusters.some((c) => c.service === 'private.example.com')).to.equal(false);
+    s.end();
+  });
+
   it('watches PeerAuthentication: a STRICT policy selecting the pod reaches its stream as the inbound block, with the deciding policy', async () => {
     const s = await Stream.open(weftd.discoveryPort, caPem, appToken, 'sidecar', ns, 'app-1');
     const first = await s.nextConfig();

@@ -196,16 +196,17 @@ const cases: [string, Obj, string[]][] = [
     se({ resolution: 'STATIC', endpoints: [{ address: '10.0.0.1' }] }),
     [],
   ],
-  ['SE without resolution is NONE', se({}), ['spec.resolution (se.resolution)']],
-  ['SE DNS', se({ resolution: 'DNS' }), ['spec.resolution (se.resolution)']],
+  ['SE without resolution is NONE: implemented (original destination)', se({}), []],
+  ['SE DNS and DNS_ROUND_ROBIN: implemented', se({ resolution: 'DNS' }), []],
+  ['SE DYNAMIC_DNS', se({ resolution: 'DYNAMIC_DNS', hosts: ['*.example.com'] }), ['spec.resolution (se.resolution)']],
   [
-    'SE exportTo, endpoint locality (second endpoint)',
+    'SE exportTo (implemented), endpoint locality (second endpoint)',
     se({
       resolution: 'STATIC',
       exportTo: ['.'],
       endpoints: [{ address: '10.0.0.1' }, { address: '10.0.0.2', locality: 'r/z' }],
     }),
-    ['spec.exportTo (se.exportTo)', 'spec.endpoints[1].locality (se.endpoints.locality)'],
+    ['spec.endpoints[1].locality (se.endpoints.locality)'],
   ],
   // Gateway
   [
@@ -248,9 +249,9 @@ const cases: [string, Obj, string[]][] = [
     ['(document) (sidecar)'],
   ],
   [
-    'WorkloadEntry',
+    'WorkloadEntry: implemented (ServiceEntry workloadSelector endpoints)',
     o('networking.istio.io/v1', 'WorkloadEntry', { address: '10.0.0.1' }),
-    ['(document) (workloadentry)'],
+    [],
   ],
   [
     'WorkloadGroup',
