@@ -2,7 +2,8 @@
  * Structural check of an object against its kind's schema (the same schema the CRD carries),
  * with ajv errors turned into `path: message` findings a person can act on.
  */
-import { Ajv, type ErrorObject, type Options, type ValidateFunction } from 'ajv';
+import { createRequire } from 'node:module';
+import type { Ajv, ErrorObject, Options, ValidateFunction } from 'ajv';
 import type { JSONSchema, KindDefinition } from '../api/kind.js';
 import { duration } from '../api/schema.js';
 import { type PathSegment, Report } from './report.js';
@@ -23,17 +24,19 @@ export const AJV_SETUP = {
 
 /** An ajv set up as weft checks objects; `code` options for one that keeps the generated source. */
 export function newAjv(code?: Options['code']): Ajv {
+  // loaded on first use: a weftctl run whose validators all come from its cache never loads ajv
+  const { Ajv } = createRequire(import.meta.url)('ajv') as typeof import('ajv');
   const a = new Ajv({ ...AJV_SETUP.options, ...(code ? { code } : {}) });
   for (const keyword of AJV_SETUP.keywords)
     a.addKeyword({ keyword, schemaType: ['boolean', 'string', 'array'] });
   return a;
 }
 
-const ajv = newAjv();
+let ajv: Ajv | undefined;
 
 /** How a kind's schema becomes its validator. weftctl sets one that caches across runs (cli/validator-cache.ts). */
 export type SchemaCompiler = (schema: JSONSchema) => ValidateFunction;
-let compileSchema: SchemaCompiler = (schema) => ajv.compile(schema);
+let compileSchema: SchemaCompiler = (schema) => (ajv ??= newAjv()).compile(schema);
 export function setSchemaCompiler(compiler: SchemaCompiler): void {
   compileSchema = compiler;
 }
