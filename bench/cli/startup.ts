@@ -7,7 +7,9 @@
  *   - built: `npx tsc -p tsconfig.build.json` into a temporary outDir, run by bin/weftctl.js
  *     (dist/ on the pinned Node runs in the launcher's process) — what users run after a build;
  *   - compiled entry alone: `node dist/cli/main.js` (no launcher);
- *   - sources: bin/weftctl.js with no dist/, i.e. through tsx (fewer runs: it is slow).
+ *   - sources: bin/weftctl.js with no dist/, i.e. through tsx (fewer runs: it is slower).
+ * `validate` uses weftctl's validator cache as users get it (the warm-up run fills it; a run
+ * with WEFTCTL_CACHE=off shows the cold cost).
  * Writes bench/cli/last-run.json.
  *
  *   npm run bench -- cli          RUNS=15 (default) bash bench/cli/run.sh
@@ -38,11 +40,16 @@ interface Case {
   name: string;
   argv: string[];
   runs: number;
+  env?: Record<string, string>;
 }
 
-function once(argv: string[], expectCode: number): number {
+function once(argv: string[], expectCode: number, env: Record<string, string> = {}): number {
   const start = process.hrtime.bigint();
-  const r = spawnSync(NODE, argv, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  const r = spawnSync(NODE, argv, {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...env },
+  });
   const ms = Number(process.hrtime.bigint() - start) / 1e6;
   if (r.status !== expectCode)
     throw new Error(`${argv.join(' ')} exited ${r.status} (${r.signal ?? ''}): ${r.stderr.slice(0, 500)}`);
@@ -58,6 +65,8 @@ const median = (xs: number[]): number => {
 // A throwaway checkout: bin/ and a fresh build, node_modules linked. Sources are not copied, so
 // the launcher takes dist/ (the "built" case); a second tree with sources and no dist/ takes tsx.
 const work = mkdtempSync(join(tmpdir(), 'weft-bench-cli-'));
+// weftctl's validator cache in the throwaway tree, not the user's ~/.cache
+process.env.XDG_CACHE_HOME = join(work, 'cache');
 try {
   const built = join(work, 'built');
   mkdirSync(built);
@@ -80,29 +89,51 @@ try {
   const file = join(work, 'reviews.yaml');
   writeFileSync(file, ONE_FILE);
 
+  // sources only (no dist/): the launcher takes tsx whatever the repository's dist/ holds
+  const sources = join(work, 'sources');
+  mkdirSync(sources);
+  cpSync(join(ROOT, 'bin'), join(sources, 'bin'), { recursive: true });
+  cpSync(join(ROOT, 'package.json'), join(sources, 'package.json'));
+  for (const d of [
+    'node_modules',
+    'tsconfig.json',
+    'pkg',
+    'cli',
+    'operator',
+    'webhook',
+    'proxy',
+    'controlplane',
+  ])
+    symlinkSync(join(ROOT, d), join(sources, d));
   const bin = join(built, 'bin', 'weftctl.js');
   const entry = join(built, 'dist', 'cli', 'main.js');
   const cases: Case[] = [
     { name: 'node -e 0 (baseline)', argv: ['-e', '0'], runs: RUNS },
     { name: 'weftctl version (built)', argv: [bin, 'version'], runs: RUNS },
     { name: 'weftctl validate -f one file (built)', argv: [bin, 'validate', '-f', file], runs: RUNS },
+    {
+      name: 'weftctl validate -f one file (built, WEFTCTL_CACHE=off)',
+      argv: [bin, 'validate', '-f', file],
+      runs: RUNS,
+      env: { WEFTCTL_CACHE: 'off' },
+    },
     { name: 'node dist/cli/main.js version', argv: [entry, 'version'], runs: RUNS },
     { name: 'node dist/cli/main.js validate -f one file', argv: [entry, 'validate', '-f', file], runs: RUNS },
     {
       name: 'weftctl version (sources, tsx)',
-      argv: [join(ROOT, 'bin', 'weftctl.js'), 'version'],
+      argv: [join(sources, 'bin', 'weftctl.js'), 'version'],
       runs: TSX_RUNS,
     },
     {
       name: 'weftctl validate -f one file (sources, tsx)',
-      argv: [join(ROOT, 'bin', 'weftctl.js'), 'validate', '-f', file],
+      argv: [join(sources, 'bin', 'weftctl.js'), 'validate', '-f', file],
       runs: TSX_RUNS,
     },
   ];
   const samples = new Map<string, number[]>(cases.map((c) => [c.name, []]));
-  for (const c of cases) once(c.argv, 0); // warm-up (page cache, tsx cache)
+  for (const c of cases) once(c.argv, 0, c.env); // warm-up (page cache, tsx cache)
   for (let i = 0; i < RUNS; i++) {
-    for (const c of cases) if (i < c.runs) samples.get(c.name)!.push(once(c.argv, 0));
+    for (const c of cases) if (i < c.runs) samples.get(c.name)!.push(once(c.argv, 0, c.env));
   }
   const base = median(samples.get(cases[0]!.name)!);
   const rows = cases.map((c) => {
