@@ -36,9 +36,90 @@ export interface CertPlan {
   /** When the earliest certificate is due for renewal (the reconciler requeues for it). */
   nextRenewal: Date;
   issued: IssuedCert[];
+  /** The certificates as they were in the cluster before this plan (what stays if applying fails). */
+  found: CertObservation[];
+  /** The certificates in force once `secrets` are applied. */
+  planned: CertObservation[];
 }
 
 export type CertResult = { ok: true; plan: CertPlan } | { ok: false; reason: string; message: string };
+
+/** One certificate the mesh depends on, as a Secret holds it (`certPem` absent: no certificate). */
+export interface CertObservation {
+  /** `namespace/name` of the Secret. */
+  secret: string;
+  role: 'root CA' | 'serving certificate';
+  certPem?: string;
+}
+
+/** The CertificatesReady condition's content; `reason` is the condition's reason either way. */
+export interface CertReadiness {
+  ready: boolean;
+  reason: string;
+  message: string;
+}
+
+/**
+ * CertificatesReady from the certificates themselves: each present, parseable, already valid and
+ * not expired. One past its renewal point is still ready while renewal works; when `failure` says
+ * this reconcile could not put new certificates in place, such a certificate makes it False
+ * (RenewalFailed), as does one never issued (NotIssued). Every problem is named with its Secret.
+ */
+export function certificatesReadiness(
+  certs: readonly CertObservation[],
+  now: Date,
+  failure?: { reason: string; message: string },
+): CertReadiness {
+  const problems: { reason: string; message: string }[] = [];
+  let rootUntil: Date | undefined;
+  let servingUntil: Date | undefined;
+  for (const c of certs) {
+    const what = `${c.role} in Secret ${c.secret}`;
+    if (c.certPem === undefined) {
+      problems.push(
+        failure
+          ? { reason: 'NotIssued', message: `${what} not issued yet: ${failure.message}` }
+          : { reason: 'NotIssued', message: `${what} not issued yet` },
+      );
+      continue;
+    }
+    let info: ReturnType<typeof certInfo>;
+    try {
+      info = certInfo(c.certPem);
+    } catch {
+      problems.push({ reason: 'InvalidCertificate', message: `${what}: tls.crt is not a PEM certificate` });
+      continue;
+    }
+    if (info.notAfter <= now) {
+      problems.push({ reason: 'CertificateExpired', message: `${what} expired at ${iso(info.notAfter)}` });
+      continue;
+    }
+    if (info.notBefore > now) {
+      problems.push({
+        reason: 'CertificateNotYetValid',
+        message: `${what} is not valid before ${iso(info.notBefore)}`,
+      });
+      continue;
+    }
+    if (failure && now >= renewAt(info)) {
+      problems.push({
+        reason: 'RenewalFailed',
+        message: `${what} expires at ${iso(info.notAfter)} and was due for renewal at ${iso(renewAt(info))}; renewing failed: ${failure.message}`,
+      });
+      continue;
+    }
+    const earlier = (a: Date | undefined, b: Date): Date => (a && a < b ? a : b);
+    if (c.role === 'root CA') rootUntil = earlier(rootUntil, info.notAfter);
+    else servingUntil = earlier(servingUntil, info.notAfter);
+  }
+  if (problems.length > 0)
+    return { ready: false, reason: problems[0]!.reason, message: problems.map((p) => p.message).join('; ') };
+  const parts = [
+    rootUntil && `root CA valid until ${iso(rootUntil)}`,
+    servingUntil && `serving certificates valid until ${iso(servingUntil)}`,
+  ].filter(Boolean);
+  return { ready: true, reason: 'Issued', message: parts.join(', ') || 'no certificates' };
+}
 
 export function servingDnsNames(service: string, namespace = MESH_NAMESPACE): string[] {
   return [
@@ -75,6 +156,9 @@ function tlsSecret(mesh: string, name: string, pair: KeyPairPem, caPem: string):
 
 interface Signer {
   pair: KeyPairPem;
+  /** The root as found before this plan, and as planned. */
+  found: CertObservation;
+  planned: CertObservation;
   /** What clients trust (the root): goes into caBundle and ca.crt. */
   bundlePem: string;
   secrets: KubeObject[];
@@ -87,7 +171,8 @@ async function selfSignedSigner(
   read: SecretReader,
   now: Date,
 ): Promise<Signer> {
-  const existing = pairFrom(await read(MESH_NAMESPACE, CA_SECRET));
+  const secret = await read(MESH_NAMESPACE, CA_SECRET);
+  const existing = pairFrom(secret);
   const renew = caNeedsRenewal(existing, now);
   const pair =
     !renew && existing
@@ -97,8 +182,11 @@ async function selfSignedSigner(
           ttlMs: spec.certificates.rootCertTTLms,
           now,
         });
+  const where = `${MESH_NAMESPACE}/${CA_SECRET}`;
   return {
     pair,
+    found: observe(where, 'root CA', decode(secret, 'tls.crt')),
+    planned: observe(where, 'root CA', pair.certPem),
     bundlePem: pair.certPem,
     secrets: [tlsSecret(mesh, CA_SECRET, pair, pair.certPem)],
     issued: renew ? [{ secret: CA_SECRET, reason: existing ? 'Expiring' : 'Missing' }] : [],
@@ -118,7 +206,17 @@ async function userSigner(
   if (!pair) return { reason: 'InvalidCASecret', message: `${where} lacks tls.crt or tls.key` };
   const problem = checkCA(pair, now);
   if (problem) return { reason: 'InvalidCASecret', message: `${where}: ${problem}` };
-  return { pair, bundlePem: decode(secret, 'ca.crt') ?? pair.certPem, secrets: [], issued: [] };
+  const bundlePem = decode(secret, 'ca.crt') ?? pair.certPem;
+  const root = observe(`${ref.namespace}/${ref.name}`, 'root CA', bundlePem);
+  return { pair, found: root, planned: root, bundlePem, secrets: [], issued: [] };
+}
+
+function observe(
+  secret: string,
+  role: CertObservation['role'],
+  certPem: string | undefined,
+): CertObservation {
+  return certPem === undefined ? { secret, role } : { secret, role, certPem };
 }
 
 /** Decides and issues; network reads go through `read` (the reconciler passes the API). */
@@ -139,6 +237,8 @@ export async function planCertificates(
   const issued = [...signer.issued];
   const expiries: Date[] = [];
   const renewals: Date[] = [renewAt(certInfo(signer.pair.certPem))];
+  const found = [signer.found];
+  const planned = [signer.planned];
   for (const [service, secretName] of [
     ['weftd', SERVING_SECRET.weftd],
     ['weft-webhook', SERVING_SECRET.webhook],
@@ -147,7 +247,9 @@ export async function planCertificates(
       service === 'weft-webhook'
         ? [...servingDnsNames(service), ...webhookExtraSans]
         : servingDnsNames(service);
-    let pair = pairFrom(await read(MESH_NAMESPACE, secretName));
+    const current = await read(MESH_NAMESPACE, secretName);
+    let pair = pairFrom(current);
+    found.push(observe(`${MESH_NAMESPACE}/${secretName}`, 'serving certificate', decode(current, 'tls.crt')));
     const reason = renewalReason(pair, { dnsNames, caPem: signer.pair.certPem, now });
     if (reason !== null || !pair) {
       const leaf = issueServing(signer.pair, {
@@ -167,6 +269,7 @@ export async function planCertificates(
     expiries.push(info.notAfter);
     renewals.push(renewAt(info));
     secrets.push(tlsSecret(mesh, secretName, pair, signer.bundlePem));
+    planned.push(observe(`${MESH_NAMESPACE}/${secretName}`, 'serving certificate', pair.certPem));
   }
   const earliest = (ds: Date[]): Date => new Date(Math.min(...ds.map((d) => d.getTime())));
   const rootInfo = certInfo(signer.bundlePem);
@@ -176,6 +279,8 @@ export async function planCertificates(
       secrets,
       caBundle: b64(signer.bundlePem),
       issued,
+      found,
+      planned,
       nextRenewal: earliest(renewals),
       status: {
         rootCertExpiresAt: iso(rootInfo.notAfter),

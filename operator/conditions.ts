@@ -15,13 +15,18 @@ export interface ComponentReadiness {
   controlPlane: MeshComponentStatus[];
   gateways: MeshComponentStatus[];
   webhook: MeshComponentStatus[];
-  certificates: { ready: boolean; message: string };
+  /** `reason` when not ready: why (CASecretNotFound, CertificateExpired, RenewalFailed...). */
+  certificates: { ready: boolean; message: string; reason?: string };
 }
 
-/** What one reconcile found; the conditions follow from it alone. */
+/**
+ * What one reconcile found; the conditions follow from it alone. A stalled or failed reconcile
+ * that knows the certificates' state (`certificates`) sets CertificatesReady too; otherwise the
+ * component conditions stay as they were.
+ */
 export type Outcome =
-  | { kind: 'stalled'; reason: string; message: string }
-  | { kind: 'error'; reason: string; message: string }
+  | { kind: 'stalled'; reason: string; message: string; certificates?: ComponentReadiness['certificates'] }
+  | { kind: 'error'; reason: string; message: string; certificates?: ComponentReadiness['certificates'] }
   | { kind: 'applied'; readiness: ComponentReadiness };
 
 interface Desired {
@@ -63,8 +68,17 @@ function componentConditions(r: ComponentReadiness): Desired[] {
     cond('ControlPlaneReady', cp.ready, 'Available', 'ControlPlaneNotAvailable', cp.message),
     cond('GatewaysReady', gw.ready, 'Available', 'GatewaysNotAvailable', gw.message),
     cond('WebhooksReady', wh.ready, 'Available', 'WebhookNotReady', wh.message),
-    cond('CertificatesReady', r.certificates.ready, 'Issued', 'CertificatesNotReady', r.certificates.message),
+    certificatesCondition(r.certificates),
   ];
+}
+
+function certificatesCondition(c: ComponentReadiness['certificates']): Desired {
+  return {
+    type: 'CertificatesReady',
+    status: c.ready ? 'True' : 'False',
+    reason: c.ready ? 'Issued' : (c.reason ?? 'CertificatesNotReady'),
+    message: c.message,
+  };
 }
 
 /** The conditions an outcome calls for (types in a fixed order). */
@@ -79,6 +93,7 @@ export function desiredConditions(outcome: Outcome): Desired[] {
         message: 'reconciling stopped until the problem is fixed',
       },
       { type: 'Stalled', status: 'True', reason: outcome.reason, message: outcome.message },
+      ...(outcome.certificates ? [certificatesCondition(outcome.certificates)] : []),
     ];
   }
   if (outcome.kind === 'error') {
@@ -86,6 +101,7 @@ export function desiredConditions(outcome: Outcome): Desired[] {
       { type: 'Ready', status: 'False', reason: outcome.reason, message: outcome.message },
       { type: 'Reconciling', status: 'True', reason: 'RetryingAfterError', message: outcome.message },
       { type: 'Stalled', status: 'False', reason: 'NoError', message: '' },
+      ...(outcome.certificates ? [certificatesCondition(outcome.certificates)] : []),
     ];
   }
   const parts = componentConditions(outcome.readiness);

@@ -26,7 +26,7 @@ import {
 } from '../pkg/render/index.js';
 import { MUTATING_WEBHOOK_NAME, VALIDATING_WEBHOOK_NAME, WEBHOOK_SERVICE } from '../pkg/render/cluster.js';
 import { formatFinding } from '../pkg/validation/types.js';
-import { planCertificates, type CertPlan } from './certificates.js';
+import { certificatesReadiness, planCertificates, type CertPlan } from './certificates.js';
 import {
   desiredConditions,
   findCondition,
@@ -170,7 +170,12 @@ export class MeshReconciler {
       this.d.client.get({ apiVersion: 'v1', kind: 'Secret', namespace: ns, name: n });
     const extraSans = this.d.webhookUrl ? [new URL(this.d.webhookUrl).hostname.replace(/^\[|\]$/g, '')] : [];
     const certs = await planCertificates(name, spec, read, this.now(), extraSans);
-    if (!certs.ok) return this.stall(name, certs.reason, certs.message, log, STALLED_RETRY_MS / 4);
+    if (!certs.ok)
+      return this.stall(name, certs.reason, certs.message, log, STALLED_RETRY_MS / 4, {
+        ready: false,
+        reason: certs.reason,
+        message: certs.message,
+      });
     for (const i of certs.plan.issued) {
       log.info('Issued certificate', { secret: i.secret, reason: i.reason });
       void this.d.events.record(mesh, 'Normal', 'CertificateIssued', `Issued ${i.secret} (${i.reason})`);
@@ -178,22 +183,36 @@ export class MeshReconciler {
     const override = this.d.webhookCaBundle?.();
     if (override) certs.plan.caBundle = override;
     const desired = this.desiredObjects(mesh, certs.plan);
+    // The Secrets go first: once they are in, the planned certificates are the ones in force.
+    let certsInForce = certs.plan.found;
     try {
-      await this.applyAll(mesh, desired, log);
+      const nSecrets = certs.plan.secrets.length;
+      await this.applyAll(mesh, desired.slice(0, nSecrets), log);
+      certsInForce = certs.plan.planned;
+      await this.applyAll(mesh, desired.slice(nSecrets), log);
       await this.prune(mesh, desired, log);
     } catch (err) {
+      const certificates = (reason: string, message: string) =>
+        certificatesReadiness(certsInForce, this.now(), { reason, message });
       if (isApiError(err) && !err.retryable) {
+        const message = `the API server refused an object: ${err.message}`;
         return this.stall(
           name,
           'ApplyRejected',
-          `the API server refused an object: ${err.message}`,
+          message,
           log,
           STALLED_RETRY_MS,
+          certificates('ApplyRejected', message),
         );
       }
       await this.setOutcome(
         name,
-        { kind: 'error', reason: 'ApplyFailed', message: errorMessage(err) },
+        {
+          kind: 'error',
+          reason: 'ApplyFailed',
+          message: errorMessage(err),
+          certificates: certificates('ApplyFailed', errorMessage(err)),
+        },
         log,
       ).catch(() => undefined);
       throw new TransientError(errorMessage(err), { cause: err });
@@ -318,10 +337,7 @@ export class MeshReconciler {
       controlPlane: [deploymentStatus('weftd', dep(WEBHOOK_SERVICE.namespace, 'weftd'))],
       gateways: spec.gateways.map((g) => deploymentStatus(`gateway/${g.name}`, dep(g.namespace, g.name))),
       webhook,
-      certificates: {
-        ready: true,
-        message: `serving certificates valid until ${certs.status.servingCertExpiresAt ?? '?'}`,
-      },
+      certificates: certificatesReadiness(certs.planned, this.now()),
     };
   }
 
@@ -331,9 +347,14 @@ export class MeshReconciler {
     message: string,
     log: Logger,
     retryMs = STALLED_RETRY_MS,
+    certificates?: ComponentReadiness['certificates'],
   ): Promise<ReconcileOutcome> {
     log.warn('Mesh stalled', { reason, message });
-    await this.setOutcome(name, { kind: 'stalled', reason, message }, log);
+    await this.setOutcome(
+      name,
+      { kind: 'stalled', reason, message, ...(certificates ? { certificates } : {}) },
+      log,
+    );
     return { stalled: true, requeueAfterMs: retryMs };
   }
 

@@ -16,6 +16,7 @@ import type { ProxyConfig } from '../pkg/proxyconfig/types.js';
 import { runInit } from './init/run.js';
 import { runAgent } from './sidecar/agent.js';
 import { runWait } from './wait.js';
+import { WEFT_VERSION } from '../pkg/api/images.js';
 
 const USAGE = `usage: weft-proxy init|sidecar|gateway|wait ... (docs/proxy-modes.md), or
        weft-proxy run --config FILE [--listen HOST:PORT] [--admin-port N] [--metrics-port N]
@@ -130,6 +131,14 @@ export async function run(argv: string[]): Promise<number> {
   if (argv[0] === 'init') return runInit(argv.slice(1));
   if (argv[0] === 'sidecar' || argv[0] === 'gateway') return runAgent(argv[0], argv.slice(1));
   if (argv[0] === 'wait') return runWait(argv.slice(1));
+  if (argv[0] === '--help' || argv[0] === '-h' || argv[0] === 'help') {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  if (argv[0] === '--version' || argv[0] === 'version') {
+    process.stdout.write(`weft-proxy ${WEFT_VERSION}\n`);
+    return 0;
+  }
   const log = createLogger('proxy');
   let args: CliArgs;
   try {

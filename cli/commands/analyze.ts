@@ -9,6 +9,7 @@ import { errorMessage } from '../../pkg/errors/index.js';
 import { analyzeObjects, formatFinding, type ObjectFinding } from '../../pkg/validation/index.js';
 import { parseManifestArgs } from '../args.js';
 import type { CommandIO } from '../command.js';
+import { useValidatorCache } from '../validator-cache.js';
 import { readInputs, type InputDocument } from '../input.js';
 import {
   EXIT_INPUT,
@@ -29,6 +30,7 @@ DestinationRules. Run it over a whole GitOps repository.
 Exit status: 0 no errors (warnings are printed), 1 an error, 2 unreadable input or a YAML syntax error.`;
 
 export function runAnalyze(argv: string[], io: CommandIO): number {
+  useValidatorCache();
   let args;
   try {
     args = parseManifestArgs(argv, analyzeUsage);

@@ -7,6 +7,7 @@
 import { errorMessage } from '../../pkg/errors/index.js';
 import { parseManifestArgs } from '../args.js';
 import type { CommandIO } from '../command.js';
+import { useValidatorCache } from '../validator-cache.js';
 import { readInputs } from '../input.js';
 import {
   EXIT_INPUT,
@@ -31,6 +32,7 @@ recursively; '-' is standard input) as weft's admission webhook would.
 Exit status: 0 all valid, 1 an object is invalid, 2 unreadable input or a YAML syntax error.`;
 
 export function runValidate(argv: string[], io: CommandIO): number {
+  useValidatorCache();
   let args;
   try {
     args = parseManifestArgs(argv, validateUsage);

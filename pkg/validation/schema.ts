@@ -2,27 +2,43 @@
  * Structural check of an object against its kind's schema (the same schema the CRD carries),
  * with ajv errors turned into `path: message` findings a person can act on.
  */
-import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import { createRequire } from 'node:module';
+import type { Ajv, ErrorObject, Options, ValidateFunction } from 'ajv';
 import type { JSONSchema, KindDefinition } from '../api/kind.js';
 import { duration } from '../api/schema.js';
 import { type PathSegment, Report } from './report.js';
 
 const DURATION_PATTERN = duration().pattern as string;
 
-const ajv = new Ajv({
-  allErrors: true,
-  strict: false,
-  verbose: true,
-  validateFormats: false,
-});
-for (const keyword of [
-  'x-kubernetes-preserve-unknown-fields',
-  'x-kubernetes-int-or-string',
-  'x-kubernetes-list-type',
-  'x-kubernetes-list-map-keys',
-  'x-kubernetes-validations',
-]) {
-  ajv.addKeyword({ keyword, schemaType: ['boolean', 'string', 'array'] });
+/** ajv's options and the Kubernetes keywords it must accept (part of a compiled-validator cache key). */
+export const AJV_SETUP = {
+  options: { allErrors: true, strict: false, verbose: true, validateFormats: false },
+  keywords: [
+    'x-kubernetes-preserve-unknown-fields',
+    'x-kubernetes-int-or-string',
+    'x-kubernetes-list-type',
+    'x-kubernetes-list-map-keys',
+    'x-kubernetes-validations',
+  ],
+} as const;
+
+/** An ajv set up as weft checks objects; `code` options for one that keeps the generated source. */
+export function newAjv(code?: Options['code']): Ajv {
+  // loaded on first use: a weftctl run whose validators all come from its cache never loads ajv
+  const { Ajv } = createRequire(import.meta.url)('ajv') as typeof import('ajv');
+  const a = new Ajv({ ...AJV_SETUP.options, ...(code ? { code } : {}) });
+  for (const keyword of AJV_SETUP.keywords)
+    a.addKeyword({ keyword, schemaType: ['boolean', 'string', 'array'] });
+  return a;
+}
+
+let ajv: Ajv | undefined;
+
+/** How a kind's schema becomes its validator. weftctl sets one that caches across runs (cli/validator-cache.ts). */
+export type SchemaCompiler = (schema: JSONSchema) => ValidateFunction;
+let compileSchema: SchemaCompiler = (schema) => (ajv ??= newAjv()).compile(schema);
+export function setSchemaCompiler(compiler: SchemaCompiler): void {
+  compileSchema = compiler;
 }
 
 /** The whole-object schema ajv checks: spec and status from the kind, the envelope loosely. */
@@ -44,7 +60,7 @@ const compiled = new Map<KindDefinition, ValidateFunction>();
 function validatorFor(def: KindDefinition): ValidateFunction {
   let fn = compiled.get(def);
   if (!fn) {
-    fn = ajv.compile(shareRepeats(objectSchema(def)));
+    fn = compileSchema(shareRepeats(objectSchema(def)));
     compiled.set(def, fn);
   }
   return fn;

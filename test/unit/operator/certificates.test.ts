@@ -1,5 +1,11 @@
 import { expect } from 'chai';
-import { planCertificates, servingDnsNames, type SecretReader } from '../../../operator/certificates.js';
+import {
+  certificatesReadiness,
+  planCertificates,
+  servingDnsNames,
+  type CertObservation,
+  type SecretReader,
+} from '../../../operator/certificates.js';
 import { certInfo, createCA, issueServing, signedBy } from '../../../pkg/certs/index.js';
 import type { KubeObject } from '../../../pkg/kube/types.js';
 import { effectiveSpec } from '../../../pkg/render/index.js';
@@ -133,4 +139,185 @@ describe('planCertificates', () => {
       expect(r.message).to.not.match(/BEGIN/);
     });
   }
+});
+
+describe('certificatesReadiness (the CertificatesReady condition)', () => {
+  const HOUR = 3600_000;
+  const t0 = new Date('2026-11-23T12:00:00Z');
+  const at = (h: number): Date => new Date(t0.getTime() + h * HOUR);
+  // root: 30 days from t0; serving: 30 h from t0 (renewal point about t0 + 20 h)
+  const root = createCA({ commonName: 'root', ttlMs: 30 * 24 * HOUR, now: t0 });
+  const leaf = issueServing(root, { commonName: 'weftd', dnsNames: ['weftd'], ttlMs: 30 * HOUR, now: t0 });
+  const hook = issueServing(root, { commonName: 'hook', dnsNames: ['hook'], ttlMs: 60 * HOUR, now: t0 });
+  const future = createCA({ commonName: 'later', ttlMs: 30 * 24 * HOUR, now: at(48) });
+  const rootObs = (certPem?: string): CertObservation => ({
+    secret: 'weft-system/weft-root-ca',
+    role: 'root CA',
+    ...(certPem === undefined ? {} : { certPem }),
+  });
+  const servingObs = (certPem?: string, name = 'weftd-tls'): CertObservation => ({
+    secret: `weft-system/${name}`,
+    role: 'serving certificate',
+    ...(certPem === undefined ? {} : { certPem }),
+  });
+  const all = [rootObs(root.certPem), servingObs(leaf.certPem), servingObs(hook.certPem, 'weft-webhook-tls')];
+  const failure = { reason: 'ApplyFailed', message: 'etcdserver: request timed out' };
+  const iso = (d: Date): string => d.toISOString().replace(/\.\d{3}Z$/, 'Z');
+  const leafExpiry = iso(certInfo(leaf.certPem).notAfter);
+  const rootExpiry = iso(certInfo(root.certPem).notAfter);
+
+  const table: Array<{
+    title: string;
+    certs: CertObservation[];
+    now: Date;
+    failure?: typeof failure;
+    ready: boolean;
+    reason: string;
+    message: RegExp[];
+  }> = [
+    {
+      title: 'all present and valid',
+      certs: all,
+      now: at(1),
+      ready: true,
+      reason: 'Issued',
+      message: [
+        new RegExp(`^root CA valid until ${rootExpiry}, serving certificates valid until ${leafExpiry}$`),
+      ],
+    },
+    {
+      title: 'valid, and a failure this reconcile does not matter before the renewal point',
+      certs: all,
+      now: at(10),
+      failure,
+      ready: true,
+      reason: 'Issued',
+      message: [/serving certificates valid until/],
+    },
+    {
+      title: 'past the renewal point with nothing failing: still ready (renewal is under way)',
+      certs: all,
+      now: at(21),
+      ready: true,
+      reason: 'Issued',
+      message: [/valid until/],
+    },
+    {
+      title: 'past the renewal point and renewing failed',
+      certs: all,
+      now: at(21),
+      failure,
+      ready: false,
+      reason: 'RenewalFailed',
+      message: [
+        /serving certificate in Secret weft-system\/weftd-tls expires at /,
+        new RegExp(leafExpiry),
+        /renewing failed: etcdserver: request timed out/,
+      ],
+    },
+    {
+      title: 'before issuance: no certificate in the Secret',
+      certs: [rootObs(), servingObs(), servingObs(undefined, 'weft-webhook-tls')],
+      now: at(0),
+      ready: false,
+      reason: 'NotIssued',
+      message: [
+        /root CA in Secret weft-system\/weft-root-ca not issued yet/,
+        /weft-webhook-tls not issued yet/,
+      ],
+    },
+    {
+      title: 'issuance failed: the failure is named',
+      certs: [rootObs(root.certPem), servingObs()],
+      now: at(1),
+      failure,
+      ready: false,
+      reason: 'NotIssued',
+      message: [/weftd-tls not issued yet: etcdserver: request timed out/],
+    },
+    {
+      title: 'a serving certificate expired',
+      certs: all,
+      now: at(31),
+      ready: false,
+      reason: 'CertificateExpired',
+      message: [new RegExp(`serving certificate in Secret weft-system/weftd-tls expired at ${leafExpiry}`)],
+    },
+    {
+      title: 'the root CA expired (every leaf too)',
+      certs: all,
+      now: at(31 * 24),
+      ready: false,
+      reason: 'CertificateExpired',
+      message: [
+        new RegExp(`root CA in Secret weft-system/weft-root-ca expired at ${rootExpiry}`),
+        /weft-webhook-tls expired/,
+      ],
+    },
+    {
+      title: 'not valid yet (clock behind the issuer)',
+      certs: [rootObs(future.certPem)],
+      now: at(1),
+      ready: false,
+      reason: 'CertificateNotYetValid',
+      message: [/root CA in Secret weft-system\/weft-root-ca is not valid before /],
+    },
+    {
+      title: 'not a PEM certificate',
+      certs: [
+        rootObs(root.certPem),
+        servingObs('-----BEGIN CERTIFICATE-----\nnope\n-----END CERTIFICATE-----\n'),
+      ],
+      now: at(1),
+      ready: false,
+      reason: 'InvalidCertificate',
+      message: [/weftd-tls: tls.crt is not a PEM certificate/],
+    },
+  ];
+  for (const c of table) {
+    it(c.title, () => {
+      const r = certificatesReadiness(c.certs, c.now, c.failure);
+      expect(r.ready).to.equal(c.ready);
+      expect(r.reason).to.equal(c.reason);
+      for (const m of c.message) expect(r.message).to.match(m);
+      expect(r.message).to.not.match(/BEGIN|PRIVATE/);
+    });
+  }
+
+  it('planCertificates reports what it found (nothing, before issuance) and what will be in force', async () => {
+    const state = new Map<string, KubeObject>();
+    const first = await planCertificates('default', effectiveSpec({}), store(state), now);
+    if (!first.ok) throw new Error(first.message);
+    expect(first.plan.found.map((c) => [c.secret, c.certPem])).to.deep.equal([
+      ['weft-system/weft-root-ca', undefined],
+      ['weft-system/weftd-tls', undefined],
+      ['weft-system/weft-webhook-tls', undefined],
+    ]);
+    expect(certificatesReadiness(first.plan.found, now, failure)).to.include({
+      ready: false,
+      reason: 'NotIssued',
+    });
+    expect(certificatesReadiness(first.plan.planned, now)).to.include({ ready: true, reason: 'Issued' });
+    remember(state, first.plan.secrets);
+    const second = await planCertificates('default', effectiveSpec({}), store(state), now);
+    if (!second.ok) throw new Error(second.message);
+    expect(second.plan.found).to.deep.equal(first.plan.planned);
+  });
+
+  it('user CA: the root observed is the bundle from the referenced Secret', async () => {
+    const state = new Map<string, KubeObject>([
+      ['certs/my-ca', secretOf({ 'tls.crt': root.certPem, 'tls.key': root.keyPem })],
+    ]);
+    const spec = effectiveSpec({ certificates: { caSecretRef: { name: 'my-ca', namespace: 'certs' } } });
+    const r = await planCertificates('default', spec, store(state), at(1));
+    if (!r.ok) throw new Error(r.message);
+    expect(r.plan.planned[0]).to.deep.equal({
+      secret: 'certs/my-ca',
+      role: 'root CA',
+      certPem: root.certPem,
+    });
+    expect(certificatesReadiness(r.plan.planned, at(1)).message).to.match(
+      new RegExp(`root CA valid until ${rootExpiry}`),
+    );
+  });
 });

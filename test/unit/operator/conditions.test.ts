@@ -88,7 +88,66 @@ describe('desiredConditions: the state machine', () => {
     [
       'transient error',
       { kind: 'error', reason: 'ApplyFailed', message: '503' },
-      { Ready: 'False/ApplyFailed', Reconciling: 'True/RetryingAfterError', Stalled: 'False/NoError' },
+      {
+        Ready: 'False/ApplyFailed',
+        Reconciling: 'True/RetryingAfterError',
+        Stalled: 'False/NoError',
+        CertificatesReady: 'absent',
+      },
+    ],
+    [
+      'certificates not ready for a named reason: Ready and CertificatesReady carry it',
+      {
+        kind: 'applied',
+        readiness: readiness({
+          certificates: { ready: false, reason: 'CertificateExpired', message: 'Secret a/b expired' },
+        }),
+      },
+      { Ready: 'False/CertificateExpired', CertificatesReady: 'False/CertificateExpired' },
+    ],
+    [
+      'stalled on the CA Secret: CertificatesReady=False with the same reason, other components untouched',
+      {
+        kind: 'stalled',
+        reason: 'CASecretNotFound',
+        message: 'spec.certificates.caSecretRef: Secret weft-system/my-ca not found',
+        certificates: {
+          ready: false,
+          reason: 'CASecretNotFound',
+          message: 'spec.certificates.caSecretRef: Secret weft-system/my-ca not found',
+        },
+      },
+      {
+        Ready: 'False/CASecretNotFound',
+        Stalled: 'True/CASecretNotFound',
+        CertificatesReady: 'False/CASecretNotFound',
+        ControlPlaneReady: 'absent',
+        WebhooksReady: 'absent',
+      },
+    ],
+    [
+      'apply failed while a certificate was due for renewal',
+      {
+        kind: 'error',
+        reason: 'ApplyFailed',
+        message: '503',
+        certificates: { ready: false, reason: 'RenewalFailed', message: 'weftd-tls: renewing failed: 503' },
+      },
+      {
+        Ready: 'False/ApplyFailed',
+        Reconciling: 'True/RetryingAfterError',
+        CertificatesReady: 'False/RenewalFailed',
+      },
+    ],
+    [
+      'apply failed with the certificates in force still good',
+      {
+        kind: 'error',
+        reason: 'ApplyFailed',
+        message: '503',
+        certificates: { ready: true, message: 'serving certificates valid until 2027-01-01T00:00:00Z' },
+      },
+      { Ready: 'False/ApplyFailed', CertificatesReady: 'True/Issued', ControlPlaneReady: 'absent' },
     ],
   ];
   for (const [title, outcome, want] of table) {
