@@ -9,6 +9,10 @@
  * from the PeerAuthentications that select it (the Mesh's mtls.mode below them), and the
  * protocols of the Services in front of it.
  *
+ * Clusters with locality load balancing (pkg/translate/locality.ts) get their endpoints'
+ * priorities for the proxy's locality: the shared translation is localized once per locality key
+ * (locality, and the labels a failoverPriority names) and shared by the proxies with that key.
+ *
  * Gateways also get the credentials of their clusters' `tls.credentialName` (credentials.ts).
  *
  * Translation warnings describe the mesh config, not a proxy: they are logged once per version.
@@ -23,12 +27,14 @@ import { encodeMessage, type ProxyKind } from '../pkg/discovery/protocol.js';
 import type { Logger } from '../pkg/log/index.js';
 import type { AuthzBlock, Inbound, ProxyConfig, Telemetry } from '../pkg/proxyconfig/types.js';
 import {
+  configVersion,
   translate,
   translateGateway,
   type ServiceRecord,
   type TranslateResult,
 } from '../pkg/translate/index.js';
 import { inboundFor } from '../pkg/translate/inbound.js';
+import { localityKey, localizeClusters } from '../pkg/translate/locality.js';
 import { gatewayTargetPorts, type KubeService } from '../pkg/translate/kube.js';
 import { podServiceNames, translateAuthz } from '../pkg/translate/authz.js';
 import { credentialNames, type CredentialSource } from './credentials.js';
@@ -63,6 +69,25 @@ export function telemetryFor(pod: PodInfo, mesh: MeshSettings): Telemetry {
   };
 }
 
+const MAX_LOCALIZED = 1024;
+
+/** The listeners + clusters part of a sidecar's config line, serialized once and shared. */
+function sharedBody(config: ProxyConfig): string {
+  const { listeners, clusters, pathNormalization, proxyHeaders } = config;
+  return JSON.stringify({ listeners, clusters, pathNormalization, proxyHeaders }).slice(1, -1);
+}
+
+/** A config whose locality-LB clusters are resolved for `proxy`, with its own version. */
+function localizeConfig(
+  config: ProxyConfig,
+  policies: NonNullable<TranslateResult['localityLb']>,
+  proxy: { locality?: string; labels: Record<string, string> },
+): ProxyConfig {
+  const out = { ...config, clusters: localizeClusters(config.clusters, policies, proxy) };
+  out.version = configVersion(out);
+  return out;
+}
+
 export interface GeneratedConfig {
   config: ProxyConfig;
   version: string;
@@ -72,7 +97,15 @@ export interface GeneratedConfig {
 
 export class ConfigGenerator {
   /** The shared translation, and its listeners + clusters already serialized (the bulk of every line). */
-  private sidecarBase: { generation: number; result: TranslateResult; body: string } | undefined;
+  private sidecarBase:
+    | {
+        generation: number;
+        result: TranslateResult;
+        body: string;
+        /** The base localized per locality key (only when some cluster has locality LB). */
+        localized: Map<string, { config: ProxyConfig; body: string }>;
+      }
+    | undefined;
   /** Per generation: Services by namespace and records by host, for every pod's inbound block. */
   private inboundIndex:
     | { generation: number; byNamespace: Map<string, KubeService[]>; byHost: Map<string, ServiceRecord> }
@@ -115,12 +148,11 @@ export class ConfigGenerator {
         ...this.inputs(snapshot),
         listener: { ...SIDECAR_OUTBOUND },
       });
-      const { listeners, clusters, pathNormalization, proxyHeaders } = result.config;
-      const body = JSON.stringify({ listeners, clusters, pathNormalization, proxyHeaders }).slice(1, -1);
-      this.sidecarBase = { generation: snapshot.generation, result, body };
+      const body = sharedBody(result.config);
+      this.sidecarBase = { generation: snapshot.generation, result, body, localized: new Map() };
       this.logWarnings('sidecar', result);
     }
-    const base = this.sidecarBase.result.config;
+    const { config: base, body } = this.localizedBase(pod);
     const telemetry = telemetryFor(pod, this.opts.mesh);
     const inbound = this.inbound(snapshot, pod);
     // a sidecar's policies guard its inbound side only: no outbound listener is checked
@@ -130,7 +162,6 @@ export class ConfigGenerator {
       `"telemetry":${JSON.stringify(telemetry)},"inbound":${JSON.stringify(inbound)}` +
       (authz === undefined ? '' : `,"authz":${JSON.stringify(authz)}`);
     const version = createHash('sha256').update(`${base.version}\n${perPod}`).digest('hex').slice(0, 12);
-    const { body } = this.sidecarBase;
     // Serializing a config is most of a push's cost (3 ms for 1000 services); the shared part is
     // serialized once per generation and only the pod's version, telemetry and inbound are spliced in.
     const encode = (): string => {
@@ -140,6 +171,24 @@ export class ConfigGenerator {
     };
     const config = { ...base, version, telemetry, inbound, ...(authz !== undefined ? { authz } : {}) };
     return { config, version, encode };
+  }
+
+  /** The shared sidecar translation with locality LB resolved for the pod's locality (cached per key). */
+  private localizedBase(pod: PodInfo): { config: ProxyConfig; body: string } {
+    const shared = this.sidecarBase!;
+    const policies = shared.result.localityLb;
+    if (policies === undefined) return { config: shared.result.config, body: shared.body };
+    const proxy = { ...(pod.locality ? { locality: pod.locality } : {}), labels: pod.labels };
+    const key = localityKey(policies, proxy);
+    let hit = shared.localized.get(key);
+    if (!hit) {
+      const config = localizeConfig(shared.result.config, policies, proxy);
+      hit = { config, body: sharedBody(config) };
+      // keys are localities × failoverPriority label values: few, but bounded all the same
+      if (shared.localized.size >= MAX_LOCALIZED) shared.localized.clear();
+      shared.localized.set(key, hit);
+    }
+    return hit;
   }
 
   private inbound(snapshot: Snapshot, pod: PodInfo): Inbound {
@@ -171,16 +220,24 @@ export class ConfigGenerator {
     }
     const telemetry = telemetryFor(pod, this.opts.mesh);
     const servicePorts = gatewayTargetPorts(snapshot.kubeServices, pod);
-    const key = [pod.namespace, pod.labels, telemetry, servicePorts].map((x) => JSON.stringify(x)).join('\n');
+    const key = [pod.namespace, pod.labels, telemetry, servicePorts, pod.locality ?? '']
+      .map((x) => JSON.stringify(x))
+      .join('\n');
     let result = this.gatewayCache.get(key);
     if (!result) {
-      result = translateGateway({
+      const translated = translateGateway({
         ...this.inputs(snapshot),
         gateways: snapshot.gateways,
         pod: { namespace: pod.namespace, labels: pod.labels },
         servicePorts,
         telemetry,
       });
+      const policies = translated.localityLb;
+      const proxy = { ...(pod.locality ? { locality: pod.locality } : {}), labels: pod.labels };
+      result =
+        policies === undefined
+          ? translated
+          : { ...translated, config: localizeConfig(translated.config, policies, proxy) };
       this.gatewayCache.set(key, result);
       this.logWarnings('gateway', result);
     }
