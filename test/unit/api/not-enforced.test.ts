@@ -68,7 +68,6 @@ describe('not-enforced table (pkg/api/not-enforced.ts)', () => {
       'vs.delegate',
       'vs.tcp',
       'vs.tls',
-      'dr.localityLbSetting',
       'envoyfilter',
     ])
       expect(ids).to.include(id);
