@@ -7,6 +7,7 @@ import {
   localityOf,
   parseLocality,
   type LocalityLbPolicy,
+  type LocalityProxy,
 } from '../../../pkg/translate/locality.js';
 import type { Endpoint } from '../../../pkg/proxyconfig/types.js';
 
@@ -85,7 +86,7 @@ describe('locality: failover priorities (Istio applyLocalityFailover / applyFail
     ep('r2', 'region2/zone1/subzone1'),
     ep('r3', 'region3/zone1/subzone1'),
   ];
-  const TABLE: [string, Endpoint[], LocalityLbPolicy, typeof me, Record<string, number>][] = [
+  const TABLE: [string, Endpoint[], LocalityLbPolicy, LocalityProxy, Record<string, number>][] = [
     ['own locality 0, subzone 1, zone 2, other regions 3', all, {}, me, { same: 0, subzone: 1, zone: 2, r2: 3, r3: 3 }],
     ['failover region1→region2: region2 3, the rest 4', all, { failover: [{ from: 'region1', to: 'region2' }] }, me, { same: 0, subzone: 1, zone: 2, r2: 3, r3: 4 }],
     ['a failover rule for another region changes nothing', all, { failover: [{ from: 'region9', to: 'region3' }] }, me, { same: 0, subzone: 1, zone: 2, r2: 3, r3: 3 }],
@@ -104,7 +105,7 @@ describe('locality: failover priorities (Istio applyLocalityFailover / applyFail
     ep('none', 'region2/z/s', {}),
   ];
   const proxy = { locality: 'region1/zone1/subzone1', labels: { a: 'a', b: 'b' } };
-  const FP: [string, Endpoint[], LocalityLbPolicy, typeof proxy, Record<string, number>][] = [
+  const FP: [string, Endpoint[], LocalityLbPolicy, LocalityProxy, Record<string, number>][] = [
     ['labels in order: all match 0, first matches 1, none 2', byLabels, { failoverPriority: ['a', 'b'] }, proxy, { ab: 0, 'a-': 1, '--': 2, none: 2 }],
     ['failoverPriority alone ignores regions', [ep('far', 'region9', { a: 'a', b: 'b' }), ep('near', 'region1/zone1/subzone1', { a: 'x' })], { failoverPriority: ['a'] }, proxy, { far: 0, near: 1 }],
     ['label=value overrides the proxy\'s value', byLabels, { failoverPriority: ['a=x'] }, proxy, { '--': 0, ab: 1, 'a-': 1, none: 1 }],
