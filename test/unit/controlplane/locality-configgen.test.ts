@@ -221,6 +221,39 @@ describe('locality: weftd resolves priorities per proxy', () => {
     const w = g.forProxy(snap, 'sidecar', pod('w', 'us-west/us-west-1a'));
     expect(w.config.clusters).to.equal(a.config.clusters); // the very same shared array
   });
+  it('a gateway pod gets priorities for its own locality too', () => {
+    const g = gen();
+    const snap: Snapshot = {
+      ...snapshot(1, [dr(OD)]),
+      gateways: [
+        {
+          apiVersion: 'networking.istio.io/v1',
+          kind: 'Gateway',
+          metadata: { name: 'public', namespace: 'shop' },
+          spec: { selector: { istio: 'gw' }, servers: [{ port: { number: 8080, name: 'http', protocol: 'HTTP' }, hosts: ['*'] }] },
+        },
+      ],
+      virtualServices: [
+        {
+          apiVersion: 'networking.istio.io/v1',
+          kind: 'VirtualService',
+          metadata: { name: 'front', namespace: 'shop' },
+          spec: { hosts: ['*'], gateways: ['public'], http: [{ route: [{ destination: { host: 'reviews', port: { number: 9080 } } }] }] },
+        },
+      ],
+    };
+    const gw = (name: string, locality: string): PodInfo => ({ name, namespace: 'shop', labels: { istio: 'gw' }, locality });
+    expect(prio(g.forProxy(snap, 'gateway', gw('g1', 'us-west/us-west-1a')))).to.deep.equal({
+      '10.0.0.1': 1,
+      '10.0.0.2': 1,
+      '10.0.0.3': 0,
+    });
+    expect(prio(g.forProxy(snap, 'gateway', gw('g2', 'us-east/us-east-1b')))).to.deep.equal({
+      '10.0.0.1': 1,
+      '10.0.0.2': 0,
+      '10.0.0.3': 2,
+    });
+  });
   it('proxies in one locality share one localized config', () => {
     const g = gen();
     const snap = snapshot(1, [dr(OD)]);
