@@ -167,7 +167,12 @@ export function createKubeRegistry(kube: KubeClient, log: Logger, domainSuffix: 
 
   const items = <T>(kind: WatchedKind): T[] => informers.get(kind)!.list() as unknown as T[];
   const nodeLabels = (): Map<string, Record<string, string>> =>
-    new Map(informers.get('Node')!.list().map((n) => [n.metadata.name, n.metadata.labels ?? {}]));
+    new Map(
+      informers
+        .get('Node')!
+        .list()
+        .map((n) => [n.metadata.name, n.metadata.labels ?? {}]),
+    );
 
   return {
     get generation() {

@@ -402,7 +402,8 @@ export const NOT_ENFORCED: readonly NotEnforcedEntry[] = [
     id: 'vs.retries.retryRemoteLocalities',
     kind: 'VirtualService',
     paths: ['spec.http[*].retries.retryRemoteLocalities'],
-    reason: 'retries do not prefer other priority levels (Envoy\'s previous_priorities): a retry may land in the same locality',
+    reason:
+      "retries do not prefer other priority levels (Envoy's previous_priorities): a retry may land in the same locality",
     plan: 15,
     probe: [reviewsVs([{ retries: { attempts: 2, retryRemoteLocalities: true }, route: toReviews }])],
   },

@@ -99,7 +99,10 @@ export function localityLbPolicy(
   hasOutlierDetection: boolean,
 ): LocalityLbPolicy | undefined {
   if (setting?.enabled === false) return undefined;
-  const distribute = (setting?.distribute ?? []).map((d) => ({ from: d.from ?? '', to: { ...(d.to ?? {}) } }));
+  const distribute = (setting?.distribute ?? []).map((d) => ({
+    from: d.from ?? '',
+    to: { ...(d.to ?? {}) },
+  }));
   if (distribute.length > 0) return { distribute };
   if (!hasOutlierDetection) return undefined;
   const out: LocalityLbPolicy = {};
@@ -195,7 +198,8 @@ function distribute(
   if (!rule) return endpoints;
   // the localities present, each with its weight (the sum of its endpoints' weights, as Istio's EDS)
   const groups = new Map<string, number>();
-  for (const e of endpoints) groups.set(e.locality ?? '', (groups.get(e.locality ?? '') ?? 0) + (e.weight ?? 1));
+  for (const e of endpoints)
+    groups.set(e.locality ?? '', (groups.get(e.locality ?? '') ?? 0) + (e.weight ?? 1));
   const claimed = new Map<string, number>();
   for (const [to, weight] of Object.entries(rule.to)) {
     const matched = [...groups.keys()].filter((l) => !claimed.has(l) && localityMatch(parseLocality(l), to));

@@ -199,7 +199,11 @@ export class ClusterRuntime {
     return null;
   }
 
-  private pickIn(level: Level, input: HashInput | null, exclude: EndpointRuntime | null): EndpointRuntime | null {
+  private pickIn(
+    level: Level,
+    input: HashInput | null,
+    exclude: EndpointRuntime | null,
+  ): EndpointRuntime | null {
     const groups = level.groups;
     let g = groups[0]!;
     if (groups.length > 1) {

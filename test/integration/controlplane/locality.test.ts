@@ -60,7 +60,11 @@ describe('weftd: locality-aware endpoints per proxy (real API server, Node objec
   const reviews = (c: ProxyConfig | undefined): Cluster | undefined =>
     c?.clusters.find((x) => x.name === `outbound|9080||reviews.${ns}.svc.cluster.local`);
   /** pod name (by endpoint IP) → priority, once the cluster exists. */
-  const ips: Record<string, string> = { '10.244.1.1': 'reviews-a', '10.244.2.1': 'reviews-b', '10.244.3.1': 'reviews-w' };
+  const ips: Record<string, string> = {
+    '10.244.1.1': 'reviews-a',
+    '10.244.2.1': 'reviews-b',
+    '10.244.3.1': 'reviews-w',
+  };
   const priorities = (c: Cluster): Record<string, number> =>
     Object.fromEntries(c.endpoints.map((e) => [ips[e.address] ?? e.address, e.priority ?? 0]));
   const until = (proxy: string, what: string, want: Record<string, number>): Promise<Cluster> =>
@@ -87,7 +91,11 @@ describe('weftd: locality-aware endpoints per proxy (real API server, Node objec
     writeFileSync(join(dir, 'ca.crt'), ca.certPem);
 
     // Nodes are cluster-scoped: named after the namespace so parallel suites never share one
-    const zones = { a: ['us-east', 'us-east-1a'], b: ['us-east', 'us-east-1b'], w: ['us-west', 'us-west-1a'] };
+    const zones = {
+      a: ['us-east', 'us-east-1a'],
+      b: ['us-east', 'us-east-1b'],
+      w: ['us-west', 'us-west-1a'],
+    };
     for (const [k, [region, zone]] of Object.entries(zones) as [keyof typeof node, string[]][]) {
       node[k] = `${ns}-${k}`;
       await kube.create({
@@ -99,7 +107,10 @@ describe('weftd: locality-aware endpoints per proxy (real API server, Node objec
       onCleanup(async () => void (await kube.delete({ apiVersion: 'v1', kind: 'Node', name })));
     }
     await kube.create({ apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'app', namespace: ns } });
-    const onNode = (o: KubeObject, n: string): KubeObject => ({ ...o, spec: { ...(o.spec as object), nodeName: n } });
+    const onNode = (o: KubeObject, n: string): KubeObject => ({
+      ...o,
+      spec: { ...(o.spec as object), nodeName: n },
+    });
     const created: Record<string, KubeObject> = {};
     for (const [name, n, app] of [
       ['reviews-a', node.a, 'reviews'],
@@ -122,7 +133,10 @@ describe('weftd: locality-aware endpoints per proxy (real API server, Node objec
       metadata: {
         name: 'reviews-zones',
         namespace: ns,
-        labels: { 'kubernetes.io/service-name': 'reviews', 'endpointslice.kubernetes.io/managed-by': 'weft-test' },
+        labels: {
+          'kubernetes.io/service-name': 'reviews',
+          'endpointslice.kubernetes.io/managed-by': 'weft-test',
+        },
       },
       addressType: 'IPv4',
       endpoints: Object.entries(ips).map(([ip, name]) => ({
@@ -137,7 +151,10 @@ describe('weftd: locality-aware endpoints per proxy (real API server, Node objec
       apiVersion: 'networking.istio.io/v1',
       kind: 'DestinationRule',
       metadata: { name: 'reviews', namespace: ns },
-      spec: { host: 'reviews', trafficPolicy: { outlierDetection: { consecutive5xxErrors: 2, interval: '1s' } } },
+      spec: {
+        host: 'reviews',
+        trafficPolicy: { outlierDetection: { consecutive5xxErrors: 2, interval: '1s' } },
+      },
     });
     weftd = await startTestWeftd({ kube, ns, tlsDir: dir, log }, { pingIntervalMs: 300 });
     const token = await requestToken(kube, ns, 'app', { audiences: [TOKEN_AUDIENCE] });
@@ -151,7 +168,7 @@ describe('weftd: locality-aware endpoints per proxy (real API server, Node objec
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  it('each proxy gets priority 0 for its own zone, 1 for the region\'s other zone, 2 for the other region', async () => {
+  it("each proxy gets priority 0 for its own zone, 1 for the region's other zone, 2 for the other region", async () => {
     const a = await until('client-a', 'us-east-1a first', { 'reviews-a': 0, 'reviews-b': 1, 'reviews-w': 2 });
     await until('client-b', 'us-east-1b first', { 'reviews-a': 1, 'reviews-b': 0, 'reviews-w': 2 });
     expect(a.endpoints.map((e) => e.locality).sort()).to.deep.equal([
@@ -166,9 +183,12 @@ describe('weftd: locality-aware endpoints per proxy (real API server, Node objec
     expect(latest.get('client-a')!.version).to.not.equal(latest.get('client-b')!.version);
   });
 
-  it('relabelling a node\'s zone re-ranks the endpoints on it and the proxies on it', async () => {
+  it("relabelling a node's zone re-ranks the endpoints on it and the proxies on it", async () => {
     const n = (await kube.get({ apiVersion: 'v1', kind: 'Node', name: node.b }))!;
-    await kube.replace({ ...n, metadata: { ...n.metadata, labels: { ...n.metadata.labels, [ZONE]: 'us-east-1a' } } });
+    await kube.replace({
+      ...n,
+      metadata: { ...n.metadata, labels: { ...n.metadata.labels, [ZONE]: 'us-east-1a' } },
+    });
     // client-b (on the relabelled node) and reviews-b are now in us-east-1a with client-a and reviews-a
     await until('client-a', 'reviews-b joined its zone', { 'reviews-a': 0, 'reviews-b': 0, 'reviews-w': 1 });
     await until('client-b', 'its node moved zone', { 'reviews-a': 0, 'reviews-b': 0, 'reviews-w': 1 });

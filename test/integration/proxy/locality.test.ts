@@ -56,18 +56,33 @@ function config(ups: { u: Upstream; locality: string }[], me: string): ProxyConf
     apiVersion: 'networking.istio.io/v1',
     kind: 'VirtualService',
     metadata: { name: 'reviews', namespace: 'default' },
-    spec: { hosts: ['reviews'], http: [{ retries: { attempts: 0 }, route: [{ destination: { host: 'reviews' } }] }] },
+    spec: {
+      hosts: ['reviews'],
+      http: [{ retries: { attempts: 0 }, route: [{ destination: { host: 'reviews' } }] }],
+    },
   } as VirtualService;
-  const r = translate({ serviceEntries: [se], destinationRules: [dr], virtualServices: [vs], listener: { address: '127.0.0.1', port: 0 } });
+  const r = translate({
+    serviceEntries: [se],
+    destinationRules: [dr],
+    virtualServices: [vs],
+    listener: { address: '127.0.0.1', port: 0 },
+  });
   expect(Object.keys(r.localityLb ?? {})).to.deep.equal([CLUSTER]);
-  return { ...r.config, clusters: localizeClusters(r.config.clusters, r.localityLb!, { locality: me, labels: {} }) };
+  return {
+    ...r.config,
+    clusters: localizeClusters(r.config.clusters, r.localityLb!, { locality: me, labels: {} }),
+  };
 }
 
 const status = (code: number, name: string) => (_q: http.IncomingMessage, res: http.ServerResponse) =>
   res.writeHead(code, { 'x-upstream': name }).end(name);
 
 interface ClustersDump {
-  clusters: { name: string; priorityLoad?: number[]; endpoints: { address: string; healthy: boolean; priority?: number }[] }[];
+  clusters: {
+    name: string;
+    priorityLoad?: number[];
+    endpoints: { address: string; healthy: boolean; priority?: number }[];
+  }[];
 }
 
 describe('proxy: locality failover with outlier detection (loopback backends)', function () {
@@ -101,7 +116,7 @@ describe('proxy: locality failover with outlier detection (loopback backends)', 
     for (const u of [local1, local2, remote]) await u?.close();
   });
 
-  it('while the local endpoints are healthy, every request stays in the proxy\'s locality', async () => {
+  it("while the local endpoints are healthy, every request stays in the proxy's locality", async () => {
     const bodies = [];
     for (let i = 0; i < 40; i++) bodies.push((await request(p.port)).body);
     // (the cluster's runtime exists once a request used it)
@@ -117,10 +132,17 @@ describe('proxy: locality failover with outlier detection (loopback backends)', 
     local1.handler = status(503, 'local1');
     local2.handler = status(503, 'local2');
     // each local endpoint is ejected by its first 503; until both are, some requests still reach one
-    for (let i = 0; i < 200 && (await dump()).endpoints.some((e) => (e.priority ?? 0) === 0 && e.healthy); i++)
+    for (
+      let i = 0;
+      i < 200 && (await dump()).endpoints.some((e) => (e.priority ?? 0) === 0 && e.healthy);
+      i++
+    )
       await request(p.port);
     const c = await dump();
-    expect(c.endpoints.filter((e) => (e.priority ?? 0) === 0).map((e) => e.healthy)).to.deep.equal([false, false]);
+    expect(c.endpoints.filter((e) => (e.priority ?? 0) === 0).map((e) => e.healthy)).to.deep.equal([
+      false,
+      false,
+    ]);
     expect(c.priorityLoad).to.deep.equal([0, 100]);
     const seenLocal = local1.seen.length + local2.seen.length;
     const replies = [];

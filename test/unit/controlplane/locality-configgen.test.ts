@@ -7,7 +7,12 @@
 import { expect } from 'chai';
 import { ConfigGenerator } from '../../../controlplane/configgen.js';
 import { DEFAULT_MESH } from '../../../controlplane/flags.js';
-import { nodeChangeMatters, podChangeMatters, type PodInfo, type Snapshot } from '../../../controlplane/registry.js';
+import {
+  nodeChangeMatters,
+  podChangeMatters,
+  type PodInfo,
+  type Snapshot,
+} from '../../../controlplane/registry.js';
 import type { DestinationRule, ServiceEntry } from '../../../pkg/api/index.js';
 import { encodeMessage } from '../../../pkg/discovery/protocol.js';
 import { createLogger } from '../../../pkg/log/index.js';
@@ -47,8 +52,8 @@ describe('locality: endpoints from EndpointSlices and nodes', () => {
     podOn('p4', 'node-gone'),
   ];
   const TABLE: [string, string, string | undefined][] = [
-    ['the slice endpoint\'s nodeName → that node\'s region/zone', '10.0.0.1', 'us-east/us-east-1a'],
-    ['no nodeName in the slice: the pod\'s node', '10.0.0.2', 'us-west/us-west-1a'],
+    ["the slice endpoint's nodeName → that node's region/zone", '10.0.0.1', 'us-east/us-east-1a'],
+    ["no nodeName in the slice: the pod's node", '10.0.0.2', 'us-west/us-west-1a'],
     ['istio-locality on the pod wins over the node', '10.0.0.3', 'eu/eu-1/rack2'],
     ['a node weftd does not know: no locality', '10.0.0.4', undefined],
     ['no pod and no node: no locality (the slice zone alone is not a locality)', '10.0.0.5', undefined],
@@ -72,11 +77,18 @@ describe('locality: endpoints from EndpointSlices and nodes', () => {
     expect(nodeChangeMatters('update', node({ [ZONE]: 'z1' }, { status: { x: 1 } }), a)).to.equal(false);
     expect(nodeChangeMatters('update', node({ [ZONE]: 'z1', other: 'x' }), a)).to.equal(false);
     expect(nodeChangeMatters('update', node({ [ZONE]: 'z2' }), a)).to.equal(true);
-    expect(nodeChangeMatters('update', node({ [ZONE]: 'z1', 'topology.istio.io/subzone': 's' }), a)).to.equal(true);
+    expect(nodeChangeMatters('update', node({ [ZONE]: 'z1', 'topology.istio.io/subzone': 's' }), a)).to.equal(
+      true,
+    );
   });
   it('pod events: being scheduled onto a node matters', () => {
     const p = (nodeName?: string): KubeObject =>
-      ({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p' }, spec: nodeName ? { nodeName } : {} }) as KubeObject;
+      ({
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: { name: 'p' },
+        spec: nodeName ? { nodeName } : {},
+      }) as KubeObject;
     expect(podChangeMatters('update', p('node-a'), p())).to.equal(true);
     expect(podChangeMatters('update', p('node-a'), p('node-a'))).to.equal(false);
   });
@@ -107,9 +119,21 @@ describe('locality: which clusters the translator marks', () => {
   const TABLE: [string, DestinationRule[], string[]][] = [
     ['no DestinationRule: none (no outlier detection)', [], []],
     ['outlier detection: the mesh default (failover) applies', [dr(OD)], [CLUSTER]],
-    ['localityLbSetting.enabled false: none', [dr({ ...OD, loadBalancer: { localityLbSetting: { enabled: false } } })], []],
-    ['distribute without outlier detection', [dr({ loadBalancer: { localityLbSetting: { distribute: [{ from: '*', to: { '*': 100 } }] } } })], [CLUSTER]],
-    ['failover without outlier detection: none', [dr({ loadBalancer: { localityLbSetting: { failover: [{ from: 'us-east', to: 'us-west' }] } } })], []],
+    [
+      'localityLbSetting.enabled false: none',
+      [dr({ ...OD, loadBalancer: { localityLbSetting: { enabled: false } } })],
+      [],
+    ],
+    [
+      'distribute without outlier detection',
+      [dr({ loadBalancer: { localityLbSetting: { distribute: [{ from: '*', to: { '*': 100 } }] } } })],
+      [CLUSTER],
+    ],
+    [
+      'failover without outlier detection: none',
+      [dr({ loadBalancer: { localityLbSetting: { failover: [{ from: 'us-east', to: 'us-west' }] } } })],
+      [],
+    ],
     [
       'a subset with its own outlier detection',
       [dr({}, [{ name: 'v1', labels: { version: 'v1' }, trafficPolicy: OD }])],
@@ -129,7 +153,10 @@ describe('locality: which clusters the translator marks', () => {
             spec: {
               hosts: ['reviews'],
               http: [
-                { match: [{ headers: { x: { exact: 'v1' } } }], route: [{ destination: { host: 'reviews', subset: 'v1' } }] },
+                {
+                  match: [{ headers: { x: { exact: 'v1' } } }],
+                  route: [{ destination: { host: 'reviews', subset: 'v1' } }],
+                },
                 { route: [{ destination: { host: 'reviews' } }] },
               ],
             },
@@ -180,7 +207,11 @@ describe('locality: weftd resolves priorities per proxy', () => {
     ...(locality ? { locality } : {}),
   });
   const gen = (): ConfigGenerator =>
-    new ConfigGenerator({ domainSuffix: 'cluster.local', mesh: DEFAULT_MESH, log: createLogger('t', { silent: true }) });
+    new ConfigGenerator({
+      domainSuffix: 'cluster.local',
+      mesh: DEFAULT_MESH,
+      log: createLogger('t', { silent: true }),
+    });
   const prio = (g: ReturnType<ConfigGenerator['forProxy']>): Record<string, number> =>
     Object.fromEntries(
       g.config.clusters.find((c) => c.name === CLUSTER)!.endpoints.map((e) => [e.address, e.priority ?? 0]),
@@ -201,7 +232,7 @@ describe('locality: weftd resolves priorities per proxy', () => {
       );
     expect(new Set([a.version, b.version, w.version]).size).to.equal(3);
   });
-  it('failover rules apply for the proxy\'s region', () => {
+  it("failover rules apply for the proxy's region", () => {
     const g = gen();
     const snap = snapshot(1, [
       dr({ ...OD, loadBalancer: { localityLbSetting: { failover: [{ from: 'us-west', to: 'eu' }] } } }),
@@ -230,7 +261,10 @@ describe('locality: weftd resolves priorities per proxy', () => {
           apiVersion: 'networking.istio.io/v1',
           kind: 'Gateway',
           metadata: { name: 'public', namespace: 'shop' },
-          spec: { selector: { istio: 'gw' }, servers: [{ port: { number: 8080, name: 'http', protocol: 'HTTP' }, hosts: ['*'] }] },
+          spec: {
+            selector: { istio: 'gw' },
+            servers: [{ port: { number: 8080, name: 'http', protocol: 'HTTP' }, hosts: ['*'] }],
+          },
         },
       ],
       virtualServices: [
@@ -238,11 +272,20 @@ describe('locality: weftd resolves priorities per proxy', () => {
           apiVersion: 'networking.istio.io/v1',
           kind: 'VirtualService',
           metadata: { name: 'front', namespace: 'shop' },
-          spec: { hosts: ['*'], gateways: ['public'], http: [{ route: [{ destination: { host: 'reviews', port: { number: 9080 } } }] }] },
+          spec: {
+            hosts: ['*'],
+            gateways: ['public'],
+            http: [{ route: [{ destination: { host: 'reviews', port: { number: 9080 } } }] }],
+          },
         },
       ],
     };
-    const gw = (name: string, locality: string): PodInfo => ({ name, namespace: 'shop', labels: { istio: 'gw' }, locality });
+    const gw = (name: string, locality: string): PodInfo => ({
+      name,
+      namespace: 'shop',
+      labels: { istio: 'gw' },
+      locality,
+    });
     expect(prio(g.forProxy(snap, 'gateway', gw('g1', 'us-west/us-west-1a')))).to.deep.equal({
       '10.0.0.1': 1,
       '10.0.0.2': 1,

@@ -30,21 +30,49 @@ describe('proxy priority load (Envoy priority levels, overprovisioning factor 1.
     it(`P0 ${p0}% healthy, P1 100% → ${want.join('/')}`, () => expect(loadFor(p0, 100)).to.deep.equal(want));
 
   const THREE: [number[], number[]][] = [
-    [[100, 100, 100], [100, 0, 0]],
-    [[72, 72, 100], [100, 0, 0]],
-    [[71, 71, 100], [99, 1, 0]],
-    [[50, 50, 100], [70, 30, 0]],
-    [[25, 100, 100], [35, 65, 0]],
-    [[25, 25, 100], [35, 35, 30]],
+    [
+      [100, 100, 100],
+      [100, 0, 0],
+    ],
+    [
+      [72, 72, 100],
+      [100, 0, 0],
+    ],
+    [
+      [71, 71, 100],
+      [99, 1, 0],
+    ],
+    [
+      [50, 50, 100],
+      [70, 30, 0],
+    ],
+    [
+      [25, 100, 100],
+      [35, 65, 0],
+    ],
+    [
+      [25, 25, 100],
+      [35, 35, 30],
+    ],
     // normalized total health 98: 35/35/28 scaled, the 2 % rounding remainder to the first healthy
     // level as Envoy's code does (its doc table rounds this row to 36/36/28)
-    [[25, 25, 20], [37, 35, 28]],
+    [
+      [25, 25, 20],
+      [37, 35, 28],
+    ],
     // normalized: 20 % and 20 % → health 28 + 28 = 56 → half each (Envoy's aggregate-cluster example)
-    [[20, 20], [50, 50]],
-    [[20, 0, 0], [100, 0, 0]],
+    [
+      [20, 20],
+      [50, 50],
+    ],
+    [
+      [20, 0, 0],
+      [100, 0, 0],
+    ],
   ];
   for (const [healthy, want] of THREE)
-    it(`${healthy.join('/')} % healthy → ${want.join('/')}`, () => expect(loadFor(...healthy)).to.deep.equal(want));
+    it(`${healthy.join('/')} % healthy → ${want.join('/')}`, () =>
+      expect(loadFor(...healthy)).to.deep.equal(want));
 
   it('health is integer percent: 5 of 7 healthy is 100, 1 of 2 is 70, 1 of 200 is 0', () => {
     expect(levelHealth(5, 7)).to.equal(100);
@@ -154,7 +182,11 @@ describe('proxy cluster with priority levels (outlier ejection spills load)', ()
   });
 
   it('without priorities or locality weights the cluster keeps one balancer (no level draw)', () => {
-    const { rt, draws } = runtime({ name: 'c', endpoints: [ep(1), ep(2)], loadBalancer: { simple: 'ROUND_ROBIN' } });
+    const { rt, draws } = runtime({
+      name: 'c',
+      endpoints: [ep(1), ep(2)],
+      loadBalancer: { simple: 'ROUND_ROBIN' },
+    });
     expect(rt.priorityLoad()).to.deep.equal([100]);
     draws.push(0.99);
     expect(rt.pick(null, null)?.address).to.equal('10.0.0.1');
@@ -180,7 +212,7 @@ describe('proxy cluster with priority levels (outlier ejection spills load)', ()
     expect(out).to.deep.equal({ '10.0.0.1': 80, '10.0.0.2': 20 });
   });
 
-  it('/clusters shows each endpoint\'s locality and priority and the priority load', () => {
+  it("/clusters shows each endpoint's locality and priority and the priority load", () => {
     const { rt } = runtime({ name: 'c', endpoints: [ep(1, undefined, { locality: 'r/z' }), ep(2, 1)] });
     const d = rt.describe() as { priorityLoad: number[]; endpoints: Record<string, unknown>[] };
     expect(d.priorityLoad).to.deep.equal([100, 0]);
