@@ -7,11 +7,9 @@
  * weights the localities; the proxy's cluster runtime groups the pushed endpoints by priority.
  */
 import { expect } from 'chai';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Weftd } from '../../../controlplane/weftd.js';
-import { createCA, issueServing } from '../../../pkg/certs/index.js';
 import { TOKEN_AUDIENCE } from '../../../pkg/discovery/protocol.js';
 import { KubeClient } from '../../../pkg/kube/client.js';
 import type { KubeObject } from '../../../pkg/kube/types.js';
@@ -20,7 +18,7 @@ import type { Cluster, ProxyConfig } from '../../../pkg/proxyconfig/types.js';
 import { DiscoveryClient } from '../../../proxy/discovery/client.js';
 import { ClusterRuntime } from '../../../proxy/upstream/cluster.js';
 import { freshNamespace, installCRDs, onCleanup, testCluster, waitFor } from '../../support/index.js';
-import { pod, requestToken, startTestWeftd } from './fixtures.js';
+import { pod, requestToken, startTestWeftd, weftdServingDir } from './fixtures.js';
 
 const log = createLogger('test', { silent: true });
 const REGION = 'topology.kubernetes.io/region';
@@ -77,18 +75,7 @@ describe('weftd: locality-aware endpoints per proxy (real API server, Node objec
     kube = new KubeClient(testCluster().kubeConfig);
     await installCRDs();
     ns = await freshNamespace('locality');
-    dir = mkdtempSync(join(tmpdir(), 'weftd-locality-'));
-    const now = new Date();
-    const ca = createCA({ commonName: 'weftd-locality-ca', ttlMs: 3600_000, now });
-    const leaf = issueServing(ca, {
-      commonName: 'weftd',
-      dnsNames: ['weftd.weft-system.svc', '127.0.0.1'],
-      ttlMs: 3600_000,
-      now,
-    });
-    writeFileSync(join(dir, 'tls.crt'), leaf.certPem);
-    writeFileSync(join(dir, 'tls.key'), leaf.keyPem);
-    writeFileSync(join(dir, 'ca.crt'), ca.certPem);
+    dir = weftdServingDir('weftd-locality');
 
     // Nodes are cluster-scoped: named after the namespace so parallel suites never share one
     const zones = {
