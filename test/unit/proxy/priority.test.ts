@@ -8,6 +8,7 @@ import {
 } from '../../../proxy/upstream/priority.js';
 import { ClusterRuntime } from '../../../proxy/upstream/cluster.js';
 import type { Cluster, Endpoint } from '../../../pkg/proxyconfig/types.js';
+import { validateProxyConfig } from '../../../pkg/proxyconfig/validate.js';
 
 /** Healthy percentages (of 100 hosts per level) → priority load. */
 const loadFor = (...healthyPct: number[]): number[] =>
@@ -219,4 +220,33 @@ describe('proxy cluster with priority levels (outlier ejection spills load)', ()
     expect(d.endpoints[0]).to.include({ locality: 'r/z' });
     expect(d.endpoints[1]).to.include({ priority: 1 });
   });
+});
+
+describe('proxy config validation: locality fields of an endpoint', () => {
+  const cfg = (extra: Record<string, unknown>): unknown => ({
+    apiVersion: 'proxy.weft.dev/v1',
+    kind: 'ProxyConfig',
+    version: '1',
+    listeners: [],
+    clusters: [{ name: 'c', endpoints: [{ address: '10.0.0.1', port: 80, ...extra }] }],
+  });
+  const TABLE: [string, Record<string, unknown>, string[]][] = [
+    [
+      'priority, locality and weight as weftd writes them',
+      { priority: 2, locality: 'r/z/s', localityWeight: 40 },
+      [],
+    ],
+    ['a negative priority', { priority: -1 }, ['clusters[0].endpoints[0].priority']],
+    ['a fractional priority', { priority: 1.5 }, ['clusters[0].endpoints[0].priority']],
+    [
+      'a priority past 1000 (a level per endpoint would be a cost bomb)',
+      { priority: 1e9 },
+      ['clusters[0].endpoints[0].priority'],
+    ],
+    ['a string priority', { priority: '1' }, ['clusters[0].endpoints[0].priority']],
+    ['a zero locality weight', { localityWeight: 0 }, ['clusters[0].endpoints[0].localityWeight']],
+    ['a locality that is not a string', { locality: 3 }, ['clusters[0].endpoints[0].locality']],
+  ];
+  for (const [name, extra, paths] of TABLE)
+    it(name, () => expect(validateProxyConfig(cfg(extra)).map((p) => p.path)).to.deep.equal(paths));
 });
