@@ -10,6 +10,10 @@
  * from the PeerAuthentications that select it (the Mesh's mtls.mode below them), and the
  * protocols of the Services in front of it.
  *
+ * Clusters with locality load balancing (pkg/translate/locality.ts) get their endpoints'
+ * priorities for the proxy's locality: the shared translation is localized once per locality key
+ * (locality, and the labels a failoverPriority names) and shared by the proxies with that key.
+ *
  * Gateways also get the credentials of their clusters' `tls.credentialName` (credentials.ts).
  *
  * Translation warnings describe the mesh config, not a proxy: they are logged once per version.
@@ -24,6 +28,7 @@ import { encodeMessage, type ProxyKind } from '../pkg/discovery/protocol.js';
 import type { Logger } from '../pkg/log/index.js';
 import type { AuthzBlock, Inbound, ProxyConfig, Telemetry } from '../pkg/proxyconfig/types.js';
 import {
+  configVersion,
   translate,
   translateGateway,
   type ServiceRecord,
@@ -31,6 +36,7 @@ import {
 } from '../pkg/translate/index.js';
 import { inboundFor } from '../pkg/translate/inbound.js';
 import { hiddenEntriesKey } from '../pkg/translate/serviceentry.js';
+import { localityKey, localizeClusters } from '../pkg/translate/locality.js';
 import { gatewayTargetPorts, type KubeService } from '../pkg/translate/kube.js';
 import { podServiceNames, translateAuthz } from '../pkg/translate/authz.js';
 import { credentialNames, type CredentialSource } from './credentials.js';
@@ -65,6 +71,34 @@ export function telemetryFor(pod: PodInfo, mesh: MeshSettings): Telemetry {
   };
 }
 
+const MAX_LOCALIZED = 1024;
+
+/** The listeners + clusters part of a sidecar's config line, serialized once and shared. */
+/** One ServiceEntry view's translation (namespaces that see the same entries share it). */
+interface SharedView {
+  result: TranslateResult;
+  /** Its listeners + clusters already serialized (the bulk of every line). */
+  body: string;
+  /** The base localized per locality key (only when some cluster has locality LB). */
+  localized: Map<string, { config: ProxyConfig; body: string }>;
+}
+
+function sharedBody(config: ProxyConfig): string {
+  const { listeners, clusters, pathNormalization, proxyHeaders } = config;
+  return JSON.stringify({ listeners, clusters, pathNormalization, proxyHeaders }).slice(1, -1);
+}
+
+/** A config whose locality-LB clusters are resolved for `proxy`, with its own version. */
+function localizeConfig(
+  config: ProxyConfig,
+  policies: NonNullable<TranslateResult['localityLb']>,
+  proxy: { locality?: string; labels: Record<string, string> },
+): ProxyConfig {
+  const out = { ...config, clusters: localizeClusters(config.clusters, policies, proxy) };
+  out.version = configVersion(out);
+  return out;
+}
+
 export interface GeneratedConfig {
   config: ProxyConfig;
   version: string;
@@ -74,9 +108,7 @@ export interface GeneratedConfig {
 
 export class ConfigGenerator {
   /** The shared translation, and its listeners + clusters already serialized (the bulk of every line). */
-  private sidecarBase:
-    | { generation: number; views: Map<string, { result: TranslateResult; body: string }> }
-    | undefined;
+  private sidecarBase: { generation: number; views: Map<string, SharedView> } | undefined;
   /** Per generation: Services by namespace and records by host, for every pod's inbound block. */
   private inboundIndex:
     | { generation: number; byNamespace: Map<string, KubeService[]>; byHost: Map<string, ServiceRecord> }
@@ -125,13 +157,11 @@ export class ConfigGenerator {
         ...(view !== '' ? { proxyNamespace: pod.namespace } : {}),
         listener: { ...SIDECAR_OUTBOUND },
       });
-      const { listeners, clusters, pathNormalization, proxyHeaders } = result.config;
-      const body = JSON.stringify({ listeners, clusters, pathNormalization, proxyHeaders }).slice(1, -1);
-      shared = { result, body };
+      shared = { result, body: sharedBody(result.config), localized: new Map() };
       this.sidecarBase.views.set(view, shared);
       this.logWarnings('sidecar', result);
     }
-    const base = shared.result.config;
+    const { config: base, body } = this.localizedBase(shared, pod);
     const telemetry = telemetryFor(pod, this.opts.mesh);
     const inbound = this.inbound(snapshot, pod);
     // a sidecar's policies guard its inbound side only: no outbound listener is checked
@@ -141,7 +171,6 @@ export class ConfigGenerator {
       `"telemetry":${JSON.stringify(telemetry)},"inbound":${JSON.stringify(inbound)}` +
       (authz === undefined ? '' : `,"authz":${JSON.stringify(authz)}`);
     const version = createHash('sha256').update(`${base.version}\n${perPod}`).digest('hex').slice(0, 12);
-    const { body } = shared;
     // Serializing a config is most of a push's cost (3 ms for 1000 services); the shared part is
     // serialized once per generation and only the pod's version, telemetry and inbound are spliced in.
     const encode = (): string => {
@@ -151,6 +180,23 @@ export class ConfigGenerator {
     };
     const config = { ...base, version, telemetry, inbound, ...(authz !== undefined ? { authz } : {}) };
     return { config, version, encode };
+  }
+
+  /** The shared sidecar translation with locality LB resolved for the pod's locality (cached per key). */
+  private localizedBase(shared: SharedView, pod: PodInfo): { config: ProxyConfig; body: string } {
+    const policies = shared.result.localityLb;
+    if (policies === undefined) return { config: shared.result.config, body: shared.body };
+    const proxy = { ...(pod.locality ? { locality: pod.locality } : {}), labels: pod.labels };
+    const key = localityKey(policies, proxy);
+    let hit = shared.localized.get(key);
+    if (!hit) {
+      const config = localizeConfig(shared.result.config, policies, proxy);
+      hit = { config, body: sharedBody(config) };
+      // keys are localities × failoverPriority label values: few, but bounded all the same
+      if (shared.localized.size >= MAX_LOCALIZED) shared.localized.clear();
+      shared.localized.set(key, hit);
+    }
+    return hit;
   }
 
   private inbound(snapshot: Snapshot, pod: PodInfo): Inbound {
@@ -182,10 +228,12 @@ export class ConfigGenerator {
     }
     const telemetry = telemetryFor(pod, this.opts.mesh);
     const servicePorts = gatewayTargetPorts(snapshot.kubeServices, pod);
-    const key = [pod.namespace, pod.labels, telemetry, servicePorts].map((x) => JSON.stringify(x)).join('\n');
+    const key = [pod.namespace, pod.labels, telemetry, servicePorts, pod.locality ?? '']
+      .map((x) => JSON.stringify(x))
+      .join('\n');
     let result = this.gatewayCache.get(key);
     if (!result) {
-      result = translateGateway({
+      const translated = translateGateway({
         ...this.inputs(snapshot),
         gateways: snapshot.gateways,
         proxyNamespace: pod.namespace,
@@ -193,6 +241,12 @@ export class ConfigGenerator {
         servicePorts,
         telemetry,
       });
+      const policies = translated.localityLb;
+      const proxy = { ...(pod.locality ? { locality: pod.locality } : {}), labels: pod.labels };
+      result =
+        policies === undefined
+          ? translated
+          : { ...translated, config: localizeConfig(translated.config, policies, proxy) };
       this.gatewayCache.set(key, result);
       this.logWarnings('gateway', result);
     }

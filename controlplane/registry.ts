@@ -6,6 +6,8 @@
  *
  * Pods change all the time (status, conditions); only an add, a delete, or a change of labels or
  * IP matters to a config, so the rest is filtered out here rather than costing a push cycle.
+ * Nodes matter only for their topology labels (the locality of the endpoints and proxies on
+ * them, pkg/translate/locality.ts): other node changes (status, heartbeats) are filtered out too.
  * Of the security kinds, PeerAuthentication (each sidecar's inbound mTLS modes) and
  * AuthorizationPolicy and RequestAuthentication (each proxy's jwt block) are watched.
  */
@@ -24,6 +26,7 @@ import { Informer, type InformerEventType } from '../pkg/kube/informer.js';
 import type { KubeObject } from '../pkg/kube/types.js';
 import type { Logger } from '../pkg/log/index.js';
 import type { ServiceRecord } from '../pkg/translate/index.js';
+import { REGION_LABEL, SUBZONE_LABEL, ZONE_LABEL, localityOf } from '../pkg/translate/locality.js';
 import {
   servicesFromKube,
   type KubeEndpointSlice,
@@ -42,6 +45,7 @@ export const WATCHED = [
   { apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice', trigger: 'endpoint' },
   { apiVersion: 'v1', kind: 'Pod', trigger: 'pod' },
   { apiVersion: 'v1', kind: 'Namespace', trigger: null },
+  { apiVersion: 'v1', kind: 'Node', trigger: 'endpoint' },
   { apiVersion: ISTIO_NETWORKING, kind: 'VirtualService', trigger: 'config' },
   { apiVersion: ISTIO_NETWORKING, kind: 'DestinationRule', trigger: 'config' },
   { apiVersion: ISTIO_NETWORKING, kind: 'Gateway', trigger: 'config' },
@@ -63,6 +67,9 @@ export interface PodInfo {
   ip?: string;
   serviceAccount?: string;
   generateName?: string;
+  nodeName?: string;
+  /** `region/zone/subzone` from its `istio-locality` label or its node's labels (locality.ts). */
+  locality?: string;
 }
 
 export interface Snapshot {
@@ -103,11 +110,25 @@ export function podChangeMatters(type: InformerEventType, obj: KubeObject, old?:
   const ip = (o: KubeObject): unknown => (o.status as { podIP?: unknown } | undefined)?.podIP;
   return (
     JSON.stringify(obj.metadata.labels ?? {}) !== JSON.stringify(old.metadata.labels ?? {}) ||
-    ip(obj) !== ip(old)
+    ip(obj) !== ip(old) ||
+    nodeName(obj) !== nodeName(old)
   );
 }
 
+const nodeName = (o: KubeObject): string | undefined =>
+  (o.spec as { nodeName?: string } | undefined)?.nodeName;
+
+/** A node event that can change some config: add, delete, or new topology labels. */
+export function nodeChangeMatters(type: InformerEventType, obj: KubeObject, old?: KubeObject): boolean {
+  if (type !== 'update' || !old) return true;
+  const topo = (o: KubeObject): string => JSON.stringify(TOPOLOGY_LABELS.map((k) => o.metadata.labels?.[k]));
+  return topo(obj) !== topo(old);
+}
+
+const TOPOLOGY_LABELS = [REGION_LABEL, ZONE_LABEL, SUBZONE_LABEL];
+
 export function podInfo(o: KubeObject): PodInfo {
+  const node = nodeName(o);
   const spec = o.spec as { serviceAccountName?: string } | undefined;
   const ip = (o.status as { podIP?: string } | undefined)?.podIP;
   return {
@@ -117,6 +138,7 @@ export function podInfo(o: KubeObject): PodInfo {
     ...(ip ? { ip } : {}),
     ...(spec?.serviceAccountName ? { serviceAccount: spec.serviceAccountName } : {}),
     ...(typeof o.metadata.generateName === 'string' ? { generateName: o.metadata.generateName } : {}),
+    ...(node ? { nodeName: node } : {}),
   };
 }
 
@@ -135,6 +157,7 @@ export function createKubeRegistry(kube: KubeClient, log: Logger, domainSuffix: 
     inf.on((type, obj, old) => {
       if (w.trigger === null) return;
       if (w.kind === 'Pod' && !podChangeMatters(type, obj, old)) return;
+      if (w.kind === 'Node' && !nodeChangeMatters(type, obj, old)) return;
       generation++;
       for (const fn of listeners) fn(w.trigger);
     });
@@ -149,6 +172,13 @@ export function createKubeRegistry(kube: KubeClient, log: Logger, domainSuffix: 
   for (const inf of all) inf.start();
 
   const items = <T>(kind: WatchedKind): T[] => informers.get(kind)!.list() as unknown as T[];
+  const nodeLabels = (): Map<string, Record<string, string>> =>
+    new Map(
+      informers
+        .get('Node')!
+        .list()
+        .map((n) => [n.metadata.name, n.metadata.labels ?? {}]),
+    );
 
   return {
     get generation() {
@@ -170,6 +200,7 @@ export function createKubeRegistry(kube: KubeClient, log: Logger, domainSuffix: 
           items<KubeEndpointSlice>('EndpointSlice'),
           items<KubePod>('Pod'),
           domainSuffix,
+          nodeLabels(),
         ),
         virtualServices: items<VirtualService>('VirtualService'),
         destinationRules: items<DestinationRule>('DestinationRule'),
@@ -185,7 +216,11 @@ export function createKubeRegistry(kube: KubeClient, log: Logger, domainSuffix: 
     },
     pod(namespace, name) {
       const o = informers.get('Pod')!.get(name, namespace);
-      return o ? podInfo(o) : undefined;
+      if (!o) return undefined;
+      const info = podInfo(o);
+      const node = info.nodeName === undefined ? undefined : informers.get('Node')!.get(info.nodeName);
+      const locality = localityOf(info.labels, node?.metadata.labels);
+      return locality === undefined ? info : { ...info, locality };
     },
     onChange: (fn) => void listeners.push(fn),
     stop: () => all.forEach((i) => i.stop()),

@@ -383,7 +383,8 @@ export const NOT_ENFORCED: readonly NotEnforcedEntry[] = [
     id: 'vs.retries.retryRemoteLocalities',
     kind: 'VirtualService',
     paths: ['spec.http[*].retries.retryRemoteLocalities'],
-    reason: 'no locality-aware load balancing yet, so retries do not prefer or avoid localities',
+    reason:
+      "retries do not prefer other priority levels (Envoy's previous_priorities): a retry may land in the same locality",
     plan: 15,
     probe: [reviewsVs([{ retries: { attempts: 2, retryRemoteLocalities: true }, route: toReviews }])],
   },
@@ -397,17 +398,6 @@ export const NOT_ENFORCED: readonly NotEnforcedEntry[] = [
   },
 
   // -- DestinationRule --
-  {
-    id: 'dr.localityLbSetting',
-    kind: 'DestinationRule',
-    paths: policyPaths('loadBalancer.localityLbSetting'),
-    reason: 'no locality-aware load balancing: endpoints in every zone are used alike',
-    plan: 15,
-    probe: drEverywhere({
-      loadBalancer: { localityLbSetting: { enabled: true, failover: [{ from: 'us-east', to: 'us-west' }] } },
-      outlierDetection: { consecutive5xxErrors: 5 },
-    }),
-  },
   {
     id: 'dr.zoneAwareLbSetting',
     kind: 'DestinationRule',
@@ -617,24 +607,6 @@ export const NOT_ENFORCED: readonly NotEnforcedEntry[] = [
         hosts: ['*.example.com'],
         ports: [{ number: 80, name: 'http', protocol: 'HTTP' }],
         resolution: 'DYNAMIC_DNS',
-      }),
-    ],
-  },
-  {
-    id: 'se.endpoints.locality',
-    kind: 'ServiceEntry',
-    paths: ['spec.endpoints[*].locality'],
-    reason: 'no locality-aware load balancing: endpoints in every locality are used alike',
-    plan: 15,
-    probe: [
-      se('zonal', {
-        hosts: ['zonal.example.com'],
-        ports: [{ number: 80, name: 'http', protocol: 'HTTP' }],
-        resolution: 'STATIC',
-        endpoints: [
-          { address: '10.0.5.1', locality: 'us-east/a' },
-          { address: '10.0.5.2', locality: 'us-west/b' },
-        ],
       }),
     ],
   },

@@ -429,6 +429,18 @@ export interface Endpoint {
   labels?: Record<string, string>;
   /** Relative weight for load balancing; default 1. */
   weight?: number;
+  /** `region/zone/subzone` (pkg/translate/locality.ts); absent = unknown. */
+  locality?: string;
+  /**
+   * Envoy priority: 0 (absent) is tried first; load spills to the next priority as the healthy
+   * share of the ones before it falls (overprovisioning factor 1.4, proxy/upstream/priority.ts).
+   */
+  priority?: number;
+  /**
+   * The weight of the endpoint's locality (DestinationRule `localityLbSetting.distribute`): within a
+   * priority, a locality is picked by weight × its available share, then an endpoint in it.
+   */
+  localityWeight?: number;
 }
 
 /**

@@ -182,6 +182,19 @@ function checkCluster(c: Checker, cl: unknown, path: string, names: Set<string>)
     else if (dns && isIP(e.address) === 0 && !isDnsHostName(e.address))
       c.fail(`${p}.address`, `${JSON.stringify(e.address)} is neither an IP address nor a DNS host name`);
     if (!isPort(e.port) || e.port === 0) c.fail(`${p}.port`, 'must be a port number 1-65535');
+    if (e.locality !== undefined && typeof e.locality !== 'string')
+      c.fail(`${p}.locality`, 'must be a string');
+    // priorities are few (Istio makes at most a handful); a huge one is a typo, not a level
+    if (
+      e.priority !== undefined &&
+      !(Number.isInteger(e.priority) && (e.priority as number) >= 0 && (e.priority as number) <= 1000)
+    )
+      c.fail(`${p}.priority`, 'must be an integer 0-1000');
+    if (
+      e.localityWeight !== undefined &&
+      !(Number.isInteger(e.localityWeight) && (e.localityWeight as number) >= 1)
+    )
+      c.fail(`${p}.localityWeight`, 'must be a positive integer');
   });
   if (cl.tls !== undefined) checkUpstreamTls(c, cl.tls, `${path}.tls`);
   for (const key of ['connectionPool', 'outlierDetection']) {

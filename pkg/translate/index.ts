@@ -54,6 +54,7 @@ import {
   type VirtualHost,
 } from '../proxyconfig/types.js';
 import { parseDurationMs } from './duration.js';
+import { localityLbPolicy, type LocalityLbPolicy } from './locality.js';
 import {
   clusterTypeFor,
   endpointsForHost,
@@ -88,6 +89,8 @@ export interface ServiceRecord {
     weight?: number;
     /** The pod's (or WorkloadEntry's) service account: its SPIFFE ID is what mTLS expects. */
     serviceAccount?: string;
+    /** `region/zone/subzone` (pkg/translate/locality.ts). */
+    locality?: string;
   }[];
   /** ServiceEntry resolution → cluster type (serviceentry.ts); absent: endpoints as given. */
   resolution?: Resolution;
@@ -146,6 +149,8 @@ export interface GatewayTranslateInput extends Omit<TranslateInput, 'listener'> 
 export interface TranslateResult {
   config: ProxyConfig;
   warnings: string[];
+  /** Clusters with locality load balancing, by name: weftd resolves them per proxy (locality.ts). */
+  localityLb?: Record<string, LocalityLbPolicy>;
 }
 
 const DEFAULT_SUFFIX = 'svc.cluster.local';
@@ -185,6 +190,7 @@ export function servicesFromServiceEntries(ses: ServiceEntry[], suffix = DEFAULT
         ...(e.ports ? { ports: e.ports } : {}),
         ...(e.weight !== undefined ? { weight: e.weight } : {}),
         ...(e.serviceAccount ? { serviceAccount: e.serviceAccount } : {}),
+        ...(e.locality ? { locality: e.locality } : {}),
       }));
     for (const host of se.spec.hosts ?? []) {
       const h = fqdn(host, ns, suffix);
@@ -229,6 +235,7 @@ function percent(p: Percent | undefined, deprecatedInt: number | undefined, abse
 class Translator {
   readonly warnings: string[] = [];
   readonly clusters = new Map<string, Cluster>();
+  private readonly localityLb: Record<string, LocalityLbPolicy> = {};
   private readonly services = new Map<string, ServiceRecord>();
   private readonly drs = new Map<string, DestinationRule>();
   private readonly suffix: string;
@@ -301,6 +308,7 @@ class Translator {
         port: epPort,
         labels: this.autoMtlsLabels(policy?.tls, svc.namespace, e.labels, epPort),
         ...(e.weight !== undefined ? { weight: e.weight } : {}),
+        ...(e.locality ? { locality: e.locality } : {}),
       };
     });
     const type = clusterTypeFor(svc);
@@ -314,6 +322,8 @@ class Translator {
     if (cp) cluster.connectionPool = cp;
     const od = convertOutlier(policy?.outlierDetection);
     if (od) cluster.outlierDetection = od;
+    const loc = localityLbPolicy(policy?.loadBalancer?.localityLbSetting, od !== undefined);
+    if (loc && endpoints.length > 0) this.localityLb[name] = loc;
     const tls = this.upstreamTls(policy?.tls, svc, port, subset, selected);
     // auto-mTLS with every meshed endpoint's port DISABLE: nothing to originate
     if (tls && !(tls.auto === true && !endpoints.some((e) => e.labels?.[TLS_MODE_LABEL] === 'istio')))
@@ -701,7 +711,8 @@ class Translator {
     const ph = this.input.proxyHeaders;
     if (ph && Object.keys(ph).length > 0) config.proxyHeaders = ph;
     config.version = configVersion(config);
-    return { config, warnings: this.warnings };
+    const withLocality = Object.keys(this.localityLb).length > 0 ? { localityLb: this.localityLb } : {};
+    return { config, warnings: this.warnings, ...withLocality };
   }
 }
 

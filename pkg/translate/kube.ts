@@ -9,6 +9,7 @@
  * informers, tests from tables.
  */
 import type { ServiceRecord } from './index.js';
+import { localityOf } from './locality.js';
 
 export interface KubeServicePort {
   name?: string;
@@ -38,13 +39,15 @@ export interface KubeEndpointSlice {
     addresses?: string[];
     conditions?: { ready?: boolean | null; serving?: boolean | null; terminating?: boolean | null };
     targetRef?: { kind?: string; name?: string; namespace?: string };
+    nodeName?: string;
+    zone?: string;
   }[];
   ports?: { name?: string | null; port?: number | null; protocol?: string | null }[] | null;
 }
 
 export interface KubePod {
   metadata: { name: string; namespace?: string; labels?: Record<string, string> };
-  spec?: { serviceAccountName?: string };
+  spec?: { serviceAccountName?: string; nodeName?: string };
 }
 
 /** The label EndpointSlices carry to name their Service. */
@@ -115,12 +118,15 @@ export function servicesFromKube(
   slices: KubeEndpointSlice[],
   pods: KubePod[],
   domainSuffix = 'cluster.local',
+  /** Node name → its labels (the topology ones suffice): where endpoints' localities come from. */
+  nodeLabels: ReadonlyMap<string, Record<string, string>> = new Map(),
 ): ServiceRecord[] {
   const podLabels = new Map<string, PodFacts>();
   for (const p of pods)
     podLabels.set(`${p.metadata.namespace ?? 'default'}/${p.metadata.name}`, {
       labels: p.metadata.labels ?? {},
       serviceAccount: p.spec?.serviceAccountName ?? 'default',
+      ...(p.spec?.nodeName ? { nodeName: p.spec.nodeName } : {}),
     });
   const slicesBySvc = new Map<string, KubeEndpointSlice[]>();
   for (const s of slices) {
@@ -143,7 +149,7 @@ export function servicesFromKube(
         protocol: portProtocol(p),
         ...(typeof p.targetPort === 'number' ? { targetPort: p.targetPort } : {}),
       })),
-      endpoints: endpointsOf(slicesBySvc.get(`${ns}/${svc.metadata.name}`) ?? [], ns, podLabels),
+      endpoints: endpointsOf(slicesBySvc.get(`${ns}/${svc.metadata.name}`) ?? [], ns, podLabels, nodeLabels),
     });
   }
   return out.sort((a, b) => a.host.localeCompare(b.host));
@@ -153,12 +159,14 @@ export function servicesFromKube(
 interface PodFacts {
   labels: Record<string, string>;
   serviceAccount: string;
+  nodeName?: string;
 }
 
 function endpointsOf(
   slices: KubeEndpointSlice[],
   ns: string,
   podLabels: Map<string, PodFacts>,
+  nodeLabels: ReadonlyMap<string, Record<string, string>>,
 ): ServiceRecord['endpoints'] {
   const out: ServiceRecord['endpoints'] = [];
   const seen = new Set<string>();
@@ -169,11 +177,19 @@ function endpointsOf(
       const ref = e.targetRef?.kind === 'Pod' && e.targetRef.name ? e.targetRef : undefined;
       const pod = ref ? podLabels.get(`${ref.namespace ?? ns}/${ref.name}`) : undefined;
       const labels = pod?.labels ?? {};
+      const node = e.nodeName ?? pod?.nodeName;
+      const locality = localityOf(labels, node === undefined ? undefined : nodeLabels.get(node));
       for (const address of e.addresses ?? []) {
         // one address can sit in two slices while the controller moves it; keep the first
         if (seen.has(address)) continue;
         seen.add(address);
-        out.push({ address, ports, labels, ...(pod ? { serviceAccount: pod.serviceAccount } : {}) });
+        out.push({
+          address,
+          ports,
+          labels,
+          ...(pod ? { serviceAccount: pod.serviceAccount } : {}),
+          ...(locality !== undefined ? { locality } : {}),
+        });
       }
     }
   }

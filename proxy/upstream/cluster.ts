@@ -2,6 +2,11 @@
  * A cluster at run time: its endpoints with keep-alive pools (h1client.ts), the load balancer, the
  * circuit breakers (connection-pool limits → 503 UO) and outlier detection.
  *
+ * Endpoints with a `priority` or `localityWeight` (locality load balancing, set by weftd) are
+ * grouped into priority levels, and within a level into weighted localities, each with its own
+ * balancer: a request first draws its level from the priority load (priority.ts), then its
+ * locality, then the balancer picks the endpoint. Without them there is one balancer, as before.
+ *
  * A ClusterRuntime is kept across config versions while its definition is unchanged, so hot
  * reload neither drops idle upstream connections nor resets ejections.
  */
@@ -18,6 +23,7 @@ import {
   type OutlierSettings,
 } from './outlier.js';
 import { createBalancer, type Balancer, type HashInput } from './lb.js';
+import { chooseWeighted, choosePriority, effectiveLocalityWeights, priorityLoad } from './priority.js';
 import { endpointConnect, originationContext, type Connect, type TlsStats } from './tls.js';
 import type { SecureContext } from 'node:tls';
 import type { IdentitySource } from '../identity/types.js';
@@ -39,6 +45,9 @@ export interface EndpointRuntime {
   readonly key: string;
   readonly labels: Record<string, string>;
   readonly weight: number;
+  readonly locality: string;
+  readonly priority: number;
+  readonly localityWeight: number;
   readonly health: HostHealth;
   /** Requests in flight to this endpoint (LEAST_REQUEST reads it). */
   active: number;
@@ -80,6 +89,9 @@ function endpointRuntime(e: Endpoint): EndpointRuntime {
     key: `${e.address}:${e.port}`,
     labels: e.labels ?? {},
     weight: e.weight ?? 1,
+    locality: e.locality ?? '',
+    priority: e.priority ?? 0,
+    localityWeight: e.localityWeight ?? 0,
     health: newHostHealth(),
     active: 0,
     pool: null,
@@ -94,6 +106,22 @@ export interface ClusterStats {
   rqRetryOverflow: number;
   cxConnectFail: number;
   ejectionsTotal: number;
+}
+
+/** Endpoints of one locality (or of a whole level when no locality is weighted) with their balancer. */
+interface LbGroup {
+  readonly endpoints: EndpointRuntime[];
+  readonly weight: number;
+  readonly balancer: Balancer;
+  healthy: EndpointRuntime[];
+}
+
+/** One priority level. */
+interface Level {
+  readonly priority: number;
+  readonly groups: LbGroup[];
+  readonly total: number;
+  healthy: number;
 }
 
 export class ClusterRuntime {
@@ -123,6 +151,11 @@ export class ClusterRuntime {
   readonly dns: DnsRefresher | null = null;
   /** ORIGINAL_DST: one endpoint per destination seen, least recently used first. */
   private readonly originalDst: Map<string, EndpointRuntime> | null = null;
+  /** Priority levels, lowest first; null when every endpoint is priority 0 with no locality weight. */
+  private readonly levels: Level[] | null;
+  /** Percent of requests per level (priority.ts), recomputed when health changes. */
+  private load: number[] = [];
+  private readonly rand: () => number;
 
   constructor(
     readonly def: Cluster,
@@ -140,11 +173,14 @@ export class ClusterRuntime {
     this.defKey = defKey;
     this.limits = resolveLimits(def.connectionPool);
     this.outlier = outlierSettings(def.outlierDetection);
+    this.rand = rand;
     const type = def.type ?? 'STATIC';
     this.endpoints = type === 'STATIC' ? def.endpoints.map(endpointRuntime) : [];
     this.healthy.push(...this.endpoints);
     this.balancer = createBalancer(def.loadBalancer, rand);
-    this.balancer.rebuild(this.healthy);
+    // Priority levels come from the pushed endpoints; DNS answers carry no locality (one level).
+    this.levels = this.buildLevels();
+    this.refreshHealthy();
     if ((type === 'STRICT_DNS' || type === 'LOGICAL_DNS') && dnsEnv !== undefined)
       this.dns = new DnsRefresher(def.name, def.endpoints, type === 'LOGICAL_DNS', dnsEnv, (eps) =>
         this.setEndpoints(eps),
@@ -176,7 +212,63 @@ export class ClusterRuntime {
       }
       return null;
     }
-    return this.balancer.pick(input, exclude);
+    if (this.levels === null) return this.balancer.pick(input, exclude);
+    const first = this.levels[choosePriority(this.load, this.rand())]!;
+    const got = this.pickIn(first, input, exclude);
+    if (got !== null) return got;
+    // the drawn level has nothing healthy (every level's health rounded to 0): any healthy one
+    for (const level of this.levels) {
+      const e = level === first ? null : this.pickIn(level, input, exclude);
+      if (e !== null) return e;
+    }
+    return null;
+  }
+
+  private pickIn(
+    level: Level,
+    input: HashInput | null,
+    exclude: EndpointRuntime | null,
+  ): EndpointRuntime | null {
+    const groups = level.groups;
+    let g = groups[0]!;
+    if (groups.length > 1) {
+      const weights = effectiveLocalityWeights(
+        groups.map((x) => ({ weight: x.weight, healthy: x.healthy.length, total: x.endpoints.length })),
+      );
+      const i = chooseWeighted(weights, this.rand());
+      if (i < 0) return null;
+      g = groups[i]!;
+    }
+    return g.healthy.length === 0 ? null : g.balancer.pick(input, exclude);
+  }
+
+  private buildLevels(): Level[] | null {
+    if (this.endpoints.every((e) => e.priority === 0 && e.localityWeight === 0)) return null;
+    const byPriority = new Map<number, EndpointRuntime[]>();
+    for (const e of this.endpoints) byPriority.set(e.priority, [...(byPriority.get(e.priority) ?? []), e]);
+    return [...byPriority.keys()]
+      .sort((a, b) => a - b)
+      .map((priority) => {
+        const eps = byPriority.get(priority)!;
+        const weighted = eps.some((e) => e.localityWeight > 0);
+        const byLocality = new Map<string, EndpointRuntime[]>();
+        for (const e of eps) {
+          const k = weighted ? e.locality : '';
+          byLocality.set(k, [...(byLocality.get(k) ?? []), e]);
+        }
+        const groups = [...byLocality.values()].map((members) => ({
+          endpoints: members,
+          weight: members[0]!.localityWeight,
+          balancer: createBalancer(this.def.loadBalancer, this.rand),
+          healthy: [],
+        }));
+        return { priority, groups, total: eps.length, healthy: 0 };
+      });
+  }
+
+  /** Percent of requests per priority level (for /clusters); [100] without levels. */
+  priorityLoad(): number[] {
+    return this.levels === null ? [100] : [...this.load];
   }
 
   /** ORIGINAL_DST: the endpoint for the request's original destination (null: unknown, 503 UH). */
@@ -224,7 +316,8 @@ export class ClusterRuntime {
 
   /** Why pick() found nothing, for the 503 UH reply and /clusters. */
   noEndpointReason(): string {
-    if (this.originalDst !== null) return `ORIGINAL_DST cluster ${this.name}: the request's original destination is unknown`;
+    if (this.originalDst !== null)
+      return `ORIGINAL_DST cluster ${this.name}: the request's original destination is unknown`;
     const dns = this.dns?.emptyReason() ?? null;
     if (this.endpoints.length === 0 && dns !== null) return `cluster ${this.name} has no endpoint: ${dns}`;
     return `cluster ${this.name} has no healthy endpoint (${this.endpoints.length} total)`;
@@ -281,7 +374,22 @@ export class ClusterRuntime {
   private refreshHealthy(): void {
     this.healthy.length = 0;
     for (const e of this.endpoints) if (!e.health.ejected) this.healthy.push(e);
-    this.balancer.rebuild(this.healthy);
+    if (this.levels === null) {
+      this.balancer.rebuild(this.healthy);
+      return;
+    }
+    for (const level of this.levels) {
+      level.healthy = 0;
+      for (const g of level.groups) {
+        g.healthy = g.endpoints.filter((e) => !e.health.ejected);
+        g.balancer.rebuild(g.healthy);
+        level.healthy += g.healthy.length;
+      }
+    }
+    this.load = priorityLoad(
+      this.levels.map((l) => l.healthy),
+      this.levels.map((l) => l.total),
+    );
   }
 
   healthyCount(): number {
@@ -312,10 +420,13 @@ export class ClusterRuntime {
       name: this.name,
       type: this.def.type ?? 'STATIC',
       ...(this.dns !== null ? { dns: this.dns.describe() } : {}),
-      ...(this.healthy.length === 0 && this.originalDst === null ? { noEndpointReason: this.noEndpointReason() } : {}),
+      ...(this.healthy.length === 0 && this.originalDst === null
+        ? { noEndpointReason: this.noEndpointReason() }
+        : {}),
       loadBalancer: this.balancer.kind,
       limits: this.limits,
       outlierDetection: this.outlier,
+      ...(this.levels === null ? {} : { priorityLoad: this.priorityLoad() }),
       stats: { ...this.stats },
       ...(this.def.tls
         ? { tls: { mode: this.def.tls.mode, auto: this.def.tls.auto === true, ...this.tlsStats } }
@@ -323,6 +434,9 @@ export class ClusterRuntime {
       endpoints: this.allEndpoints().map((e) => ({
         address: e.key,
         labels: e.labels,
+        ...(e.locality !== '' ? { locality: e.locality } : {}),
+        ...(e.priority !== 0 ? { priority: e.priority } : {}),
+        ...(e.localityWeight !== 0 ? { localityWeight: e.localityWeight } : {}),
         active: e.active,
         healthy: !e.health.ejected,
         ejectedUntil: e.health.ejected ? new Date(e.health.ejectedUntil).toISOString() : undefined,

@@ -8,7 +8,10 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { KubeClient } from '../../../pkg/kube/client.js';
 import { testCluster } from '../../support/index.js';
 import type { KubeObject } from '../../../pkg/kube/types.js';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createCA, issueServing } from '../../../pkg/certs/index.js';
 import type { Logger } from '../../../pkg/log/index.js';
 import { CertReloader } from '../../../pkg/tls/index.js';
 import { DEFAULT_MESH } from '../../../controlplane/flags.js';
@@ -133,6 +136,26 @@ export async function clientAs(admin: KubeClient, ns: string, name: string): Pro
     currentContext: name,
   });
   return new KubeClient(kc);
+}
+
+/**
+ * A fresh directory with weftd's serving certificate for loopback (`tls.crt`, `tls.key`, valid for
+ * `weftd.weft-system.svc` and 127.0.0.1) and the CA that signed it (`ca.crt`, what proxies trust).
+ */
+export function weftdServingDir(prefix: string): string {
+  const dir = mkdtempSync(join(tmpdir(), `${prefix}-`));
+  const now = new Date();
+  const ca = createCA({ commonName: `${prefix}-ca`, ttlMs: 3600_000, now });
+  const leaf = issueServing(ca, {
+    commonName: 'weftd',
+    dnsNames: ['weftd.weft-system.svc', '127.0.0.1'],
+    ttlMs: 3600_000,
+    now,
+  });
+  writeFileSync(join(dir, 'tls.crt'), leaf.certPem);
+  writeFileSync(join(dir, 'tls.key'), leaf.keyPem);
+  writeFileSync(join(dir, 'ca.crt'), ca.certPem);
+  return dir;
 }
 
 /**
