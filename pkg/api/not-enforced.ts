@@ -420,7 +420,7 @@ export const NOT_ENFORCED: readonly NotEnforcedEntry[] = [
     kind: 'VirtualService',
     paths: ['spec.http[*].retries.retryIgnorePreviousHosts'],
     values: [false],
-    reason: 'a retry always avoids the hosts already tried (Istio\'s default, true); false is not honoured',
+    reason: "a retry always avoids the hosts already tried (Istio's default, true); false is not honoured",
     plan: 'unplanned',
     probe: [reviewsVs([{ retries: { attempts: 2, retryIgnorePreviousHosts: false }, route: toReviews }])],
   },
@@ -428,7 +428,8 @@ export const NOT_ENFORCED: readonly NotEnforcedEntry[] = [
     id: 'vs.mirror_percent',
     kind: 'VirtualService',
     paths: ['spec.http[*].mirror_percent'],
-    reason: 'this protobuf spelling of the deprecated mirrorPercent is not read (the mirror gets 100 %); write mirrorPercentage',
+    reason:
+      'this protobuf spelling of the deprecated mirrorPercent is not read (the mirror gets 100 %); write mirrorPercentage',
     plan: 'unplanned',
     probe: [
       reviewsVs([{ route: toReviews, mirror: { host: 'reviews', subset: 'v2' }, mirror_percent: 10 }]),
@@ -819,13 +820,12 @@ export const NOT_ENFORCED: readonly NotEnforcedEntry[] = [
     id: 'ra.jwks_uri',
     kind: 'RequestAuthentication',
     paths: ['spec.jwtRules[*].jwks_uri'],
-    reason: 'this protobuf spelling of jwksUri is not read (keys come from jwks, jwksUri or OpenID discovery); write jwksUri',
+    reason:
+      'this protobuf spelling of jwksUri is not read (keys come from jwks, jwksUri or OpenID discovery); write jwksUri',
     plan: 'unplanned',
     probe: [
       kind('security.istio.io/v1', 'RequestAuthentication', 'jwt', {
-        jwtRules: [
-          { issuer: 'https://issuer.example.com', jwks_uri: 'https://keys.example.com/jwks' },
-        ],
+        jwtRules: [{ issuer: 'https://issuer.example.com', jwks_uri: 'https://keys.example.com/jwks' }],
       }),
     ],
   },
@@ -833,7 +833,8 @@ export const NOT_ENFORCED: readonly NotEnforcedEntry[] = [
     id: 'ra.spaceDelimitedClaims',
     kind: 'RequestAuthentication',
     paths: ['spec.jwtRules[*].spaceDelimitedClaims'],
-    reason: 'no claim is split on spaces: a claim matches as one whole string, or as the items of a JSON list',
+    reason:
+      'no claim is split on spaces: a claim matches as one whole string, or as the items of a JSON list',
     plan: 'unplanned',
     probe: [
       kind('security.istio.io/v1', 'RequestAuthentication', 'jwt', {
