@@ -50,12 +50,74 @@ function renderVersion(def: KindDefinition, version: string): JSONSchema {
     schema: {
       openAPIV3Schema: {
         type: 'object',
-        properties: { spec: def.specSchema, status: def.statusSchema },
+        properties: { spec: crdSpecSchema(def.specSchema), status: def.statusSchema },
       },
     },
   };
   if (def.printerColumns.length > 0) out.additionalPrinterColumns = def.printerColumns;
   return out;
+}
+
+/**
+ * Schema keywords the CRD leaves to the validating webhook (docs/adr/0012): value checks the
+ * webhook makes from the same schema with weft's messages (`invalid duration "10 seconds": use
+ * Go syntax such as 10s…`), where the API server would print a raw regular expression or "must
+ * validate one and only one schema (oneOf)" and refuse the object before the webhook sees it.
+ */
+export const WEBHOOK_ONLY_KEYWORDS: ReadonlySet<string> = new Set([
+  'pattern',
+  'minimum',
+  'maximum',
+  'exclusiveMinimum',
+  'exclusiveMaximum',
+  'multipleOf',
+  'minLength',
+  'maxLength',
+  'minItems',
+  'maxItems',
+  'minProperties',
+  'maxProperties',
+  'uniqueItems',
+  'enum',
+  'required',
+  'oneOf',
+  'anyOf',
+  'allOf',
+  'not',
+  'x-kubernetes-validations',
+]);
+
+/**
+ * A kind's spec schema as the CRD carries it: the structure (types, properties, items, maps,
+ * formats, nullable, defaults, int-or-string, preserve-unknown-fields), which the API server
+ * needs to prune and to store typed values, without the keywords in WEBHOOK_ONLY_KEYWORDS.
+ * Property names are never touched (a field called `required` stays). The one `required` kept is
+ * the API server's own rule: the keys of an `x-kubernetes-list-type: map` list must be required.
+ */
+export function crdSpecSchema(schema: JSONSchema, mapKeys: readonly string[] = []): JSONSchema {
+  const out: JSONSchema = {};
+  for (const [key, value] of Object.entries(schema)) {
+    if (WEBHOOK_ONLY_KEYWORDS.has(key)) continue;
+    if (key === 'properties' && isRecord(value)) {
+      out.properties = Object.fromEntries(
+        Object.entries(value).map(([name, sub]) => [name, isRecord(sub) ? crdSpecSchema(sub) : sub]),
+      );
+    } else if (key === 'items' && isRecord(value)) {
+      const keys = schema['x-kubernetes-list-map-keys'];
+      out.items = crdSpecSchema(value, Array.isArray(keys) ? keys.map(String) : []);
+    } else if (key === 'additionalProperties' && isRecord(value)) {
+      out[key] = crdSpecSchema(value);
+    } else out[key] = value;
+  }
+  const required = Array.isArray(schema.required)
+    ? schema.required.filter((f) => mapKeys.includes(String(f)))
+    : [];
+  if (required.length > 0) out.required = required;
+  return out;
+}
+
+function isRecord(v: unknown): v is JSONSchema {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
 }
 
 /**

@@ -3,8 +3,8 @@
  * routing (load balancing, connection pools, outlier detection, TLS), and its subsets.
  */
 import type { JSONSchema, KindDefinition } from './kind.js';
-import type { Duration, KubeObject, Percent, PortSelector } from './common.js';
-import { istioStatusSchema, percentSchema, portSelectorSchema } from './common.js';
+import type { Duration, KubeObject, PortSelector } from './common.js';
+import { istioStatusSchema, portSelectorSchema } from './common.js';
 import {
   arr,
   bool,
@@ -149,7 +149,8 @@ export interface TrafficPolicy {
   portLevelSettings?: PortTrafficPolicy[];
   tunnel?: TunnelSettings;
   proxyProtocol?: { version?: 'V1' | 'V2' };
-  retryBudget?: { percent?: Percent; minRetryConcurrency?: number };
+  /** percent is a plain number (protobuf DoubleValue), not a Percent object. */
+  retryBudget?: { percent?: number; minRetryConcurrency?: number };
 }
 
 export interface Subset {
@@ -297,7 +298,10 @@ const trafficPolicySchema = (): JSONSchema =>
       { required: ['targetHost', 'targetPort'] },
     ),
     proxyProtocol: obj({ version: enumOf('V1', 'V2') }),
-    retryBudget: obj({ percent: percentSchema(), minRetryConcurrency: uint32() }),
+    retryBudget: obj({
+      percent: double({ minimum: 0, maximum: 100, nullable: true }),
+      minRetryConcurrency: uint32(),
+    }),
   });
 
 export const destinationRuleSpecSchema = (): JSONSchema =>

@@ -26,6 +26,8 @@ export interface ServerTLSSettings {
   caCertificates?: string;
   caCrl?: string;
   credentialName?: string;
+  /** For MUTUAL/OPTIONAL_MUTUAL: the Secret or ConfigMap with the client CA certificates. */
+  caCertCredentialName?: string;
   credentialNames?: string[];
   tlsCertificates?: { serverCertificate?: string; privateKey?: string; caCertificates?: string }[];
   subjectAltNames?: string[];
@@ -63,6 +65,7 @@ export const serverTLSSchema = (): JSONSchema =>
     caCertificates: str(),
     caCrl: str(),
     credentialName: str(),
+    caCertCredentialName: str(),
     credentialNames: arr(str(), { maxItems: 2, minItems: 1 }),
     tlsCertificates: arr(obj({ serverCertificate: str(), privateKey: str(), caCertificates: str() }), {
       maxItems: 2,

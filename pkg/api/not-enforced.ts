@@ -397,6 +397,28 @@ export const NOT_ENFORCED: readonly NotEnforcedEntry[] = [
     probe: [reviewsVs([{ match: [{ uri: { prefix: '/' }, statPrefix: 'reviews-all' }], route: toReviews }])],
   },
 
+  {
+    id: 'vs.retries.retryIgnorePreviousHosts',
+    kind: 'VirtualService',
+    paths: ['spec.http[*].retries.retryIgnorePreviousHosts'],
+    values: [false],
+    reason: "a retry always avoids the hosts already tried (Istio's default, true); false is not honoured",
+    plan: 'unplanned',
+    probe: [reviewsVs([{ retries: { attempts: 2, retryIgnorePreviousHosts: false }, route: toReviews }])],
+  },
+  {
+    id: 'vs.mirror_percent',
+    kind: 'VirtualService',
+    paths: ['spec.http[*].mirror_percent'],
+    reason:
+      'this protobuf spelling of the deprecated mirrorPercent is not read (the mirror gets 100 %); write mirrorPercentage',
+    plan: 'unplanned',
+    probe: [
+      reviewsVs([{ route: toReviews, mirror: { host: 'reviews', subset: 'v2' }, mirror_percent: 10 }]),
+      dr('reviews', { host: 'reviews', subsets: [{ name: 'v2', labels: { version: 'v2' } }] }),
+    ],
+  },
+
   // -- DestinationRule --
   {
     id: 'dr.zoneAwareLbSetting',
@@ -561,7 +583,7 @@ export const NOT_ENFORCED: readonly NotEnforcedEntry[] = [
     paths: topAndSubsetPaths('retryBudget'),
     reason: 'retries are bounded per route (retries.attempts) and by connectionPool.http.maxRetries only',
     plan: 'unplanned',
-    probe: drTopAndSubset({ retryBudget: { percent: { value: 20 }, minRetryConcurrency: 3 } }),
+    probe: drTopAndSubset({ retryBudget: { percent: 20, minRetryConcurrency: 3 } }),
   },
   {
     id: 'dr.exportTo',
@@ -645,6 +667,27 @@ export const NOT_ENFORCED: readonly NotEnforcedEntry[] = [
 
   // -- Gateway --
   {
+    id: 'gw.tls.caCertCredentialName',
+    kind: 'Gateway',
+    paths: ['spec.servers[*].tls.caCertCredentialName'],
+    reason: 'client certificates are not verified against it (the gateway serves HTTP servers only)',
+    plan: 18,
+    probe: [
+      gw('mtls', {
+        selector: { istio: 'ingressgateway' },
+        servers: [
+          { port: { number: 80, name: 'http', protocol: 'HTTP' }, hosts: ['*'] },
+          {
+            port: { number: 443, name: 'https', protocol: 'HTTPS' },
+            hosts: ['*'],
+            tls: { mode: 'MUTUAL', credentialName: 'cert', caCertCredentialName: 'client-ca' },
+          },
+        ],
+      }),
+      vs('mtls', { hosts: ['reviews'], gateways: ['mtls'], http: [{ route: toReviews }] }),
+    ],
+  },
+  {
     id: 'gw.protocol',
     kind: 'Gateway',
     paths: ['spec.servers[*].port.protocol'],
@@ -685,6 +728,40 @@ export const NOT_ENFORCED: readonly NotEnforcedEntry[] = [
         ],
       }),
       vs('bound', { hosts: ['reviews'], gateways: ['bound'], http: [{ route: toReviews }] }),
+    ],
+  },
+
+  // -- RequestAuthentication --
+  {
+    id: 'ra.jwks_uri',
+    kind: 'RequestAuthentication',
+    paths: ['spec.jwtRules[*].jwks_uri'],
+    reason:
+      'this protobuf spelling of jwksUri is not read (keys come from jwks, jwksUri or OpenID discovery); write jwksUri',
+    plan: 'unplanned',
+    probe: [
+      kind('security.istio.io/v1', 'RequestAuthentication', 'jwt', {
+        jwtRules: [{ issuer: 'https://issuer.example.com', jwks_uri: 'https://keys.example.com/jwks' }],
+      }),
+    ],
+  },
+  {
+    id: 'ra.spaceDelimitedClaims',
+    kind: 'RequestAuthentication',
+    paths: ['spec.jwtRules[*].spaceDelimitedClaims'],
+    reason:
+      'no claim is split on spaces: a claim matches as one whole string, or as the items of a JSON list',
+    plan: 'unplanned',
+    probe: [
+      kind('security.istio.io/v1', 'RequestAuthentication', 'jwt', {
+        jwtRules: [
+          {
+            issuer: 'https://issuer.example.com',
+            jwksUri: 'https://issuer.example.com/keys',
+            spaceDelimitedClaims: ['roles'],
+          },
+        ],
+      }),
     ],
   },
 

@@ -22,6 +22,8 @@ export interface JWTRule {
   issuer: string;
   audiences?: string[];
   jwksUri?: string;
+  /** jwksUri under its protobuf name (Istio's CRD lists both spellings). */
+  jwks_uri?: string;
   jwks?: string;
   fromHeaders?: JWTHeader[];
   fromParams?: string[];
@@ -29,6 +31,8 @@ export interface JWTRule {
   outputPayloadToHeader?: string;
   forwardOriginalToken?: boolean;
   outputClaimToHeaders?: ClaimToHeader[];
+  /** Claims whose string value is a space-separated list (besides `scope` and `permission`). */
+  spaceDelimitedClaims?: string[];
   timeout?: Duration;
 }
 
@@ -53,6 +57,7 @@ export const requestAuthenticationSpecSchema = (): JSONSchema =>
             issuer: str(),
             audiences: strArr(),
             jwksUri: str(),
+            jwks_uri: str(),
             jwks: str(),
             fromHeaders: arr(obj({ name: str(), prefix: str() }, { required: ['name'] })),
             fromParams: strArr(),
@@ -62,6 +67,7 @@ export const requestAuthenticationSpecSchema = (): JSONSchema =>
             outputClaimToHeaders: arr(
               obj({ header: str(), claim: str() }, { required: ['header', 'claim'] }),
             ),
+            spaceDelimitedClaims: strArr(),
             timeout: duration(),
           },
           { required: ['issuer'] },

@@ -22,8 +22,9 @@ export const double = (extra: JSONSchema = {}): JSONSchema => ({
 
 /**
  * A Go `time.ParseDuration` string (`10s`, `1.5s`, `500ms`, `1h2m`). The pattern is only the
- * syntax; the ">= 1ms / ms precision" rules are semantic and live in the validator, so the CRD
- * is never stricter than Istio's. The pattern is linear-time in both RE2 and JS engines.
+ * syntax; the ">= 1ms / ms precision" rules are semantic and live in the validator. Only the
+ * webhook checks it (the CRD drops patterns, ADR 0012), and says so in its own words. The
+ * pattern is linear-time in both RE2 and JS engines.
  */
 export const duration = (): JSONSchema => ({
   type: 'string',

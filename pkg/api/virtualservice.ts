@@ -101,6 +101,8 @@ export interface HTTPRetry {
   perTryTimeout?: Duration;
   retryOn?: string;
   retryRemoteLocalities?: boolean;
+  /** Istio's default is true (a retry avoids the hosts already tried). */
+  retryIgnorePreviousHosts?: boolean;
   backoff?: Duration;
 }
 
@@ -156,6 +158,8 @@ export interface HTTPRoute {
   mirrors?: HTTPMirrorPolicy[];
   /** Deprecated. */
   mirrorPercent?: number;
+  /** The same deprecated field under its protobuf name (Istio's CRD lists both spellings). */
+  mirror_percent?: number;
   mirrorPercentage?: Percent;
   corsPolicy?: CorsPolicy;
   headers?: Headers;
@@ -269,6 +273,7 @@ const httpRouteSchema = (): JSONSchema =>
       perTryTimeout: duration(),
       retryOn: str(),
       retryRemoteLocalities: { type: 'boolean', nullable: true },
+      retryIgnorePreviousHosts: { type: 'boolean', nullable: true },
       backoff: duration(),
     }),
     fault: obj({
@@ -291,6 +296,7 @@ const httpRouteSchema = (): JSONSchema =>
       obj({ destination: destinationSchema(), percentage: percentSchema() }, { required: ['destination'] }),
     ),
     mirrorPercent: { type: 'integer', minimum: 0, maximum: 4294967295, nullable: true },
+    mirror_percent: { type: 'integer', minimum: 0, maximum: 4294967295, nullable: true },
     mirrorPercentage: percentSchema(),
     corsPolicy: obj({
       allowOrigins: arr(stringMatchSchema()),

@@ -1,7 +1,8 @@
 /**
  * weft's CRDs on a real kube-apiserver: they install and become Established (so they are
  * structural), `kubectl get vs` and friends work by short name and print Istio's columns, the
- * schema rejects type errors (`weight: "ten"`) and Istio's CRD-level cases, and it is never
+ * schema rejects type errors (`weight: "ten"`) and leaves value checks to the webhook (ADR
+ * 0012: Istio's CRD-level cases pass the schema alone), and it is never
  * stricter than Istio: every valid object of the shared corpus is accepted in every served
  * version.
  */
@@ -125,7 +126,7 @@ describe('CRDs on a real API server', function () {
       metadata: { name: 'ten' },
       spec: {
         hosts: ['r'],
-        http: [{ route: [{ destination: { host: 'r' }, weight: 'ten' }], timeout: 'soon' }],
+        http: [{ route: [{ destination: { host: 'r' }, weight: 'ten' }], timeout: 10 }],
       },
     };
     const r = await dryRunCreate(ns, [bad]);
@@ -133,7 +134,7 @@ describe('CRDs on a real API server', function () {
     expect(r.rejected.join('\n'))
       .to.contain('spec.http[0].route[0].weight')
       .and.to.contain('must be of type integer');
-    expect(r.rejected.join('\n')).to.contain('spec.http[0].timeout');
+    expect(r.rejected.join('\n')).to.contain('spec.http[0].timeout').and.to.contain('must be of type string');
   });
 
   it('fills in Mesh defaults and keeps the status subresource separate', async () => {
@@ -167,15 +168,16 @@ describe('CRDs on a real API server', function () {
     });
   }
 
-  it("rejects the corpus cases Istio's CRD schema rejects", async () => {
-    const schemaCases = corpus().filter(
-      (r) => r.expected === 'invalid' && /CRD:|_err:|without destination/.test(r.reason),
-    );
-    expect(schemaCases.length).to.be.greaterThan(3);
+  it("leaves the values of Istio's CRD-level cases to the webhook (ADR 0012): the schema alone admits them", async () => {
+    // Without the webhook (this suite runs none), only types are the schema's; the webhook's
+    // messages for these cases are pinned by test/integration/webhook/apply-golden.test.ts.
+    const schemaCases = corpus().filter((r) => r.expected === 'invalid' && /CRD:|_err:/.test(r.reason));
+    expect(schemaCases.length).to.be.greaterThan(2);
     const r = await dryRunCreate(
       ns,
       schemaCases.map((row, i) => corpusObject(row.file, 'v1', i)),
     );
-    expect(r.created, schemaCases.map((c) => c.file).join('\n')).to.equal(0);
+    expect(r.rejected, r.rejected.slice(0, 5).join('\n')).to.deep.equal([]);
+    expect(r.created).to.equal(schemaCases.length);
   });
 });

@@ -6,7 +6,13 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { parse } from 'yaml';
-import { crdFileName, renderCRD, renderCRDYaml } from '../../../pkg/api/crd.js';
+import {
+  crdFileName,
+  crdSpecSchema,
+  renderCRD,
+  renderCRDYaml,
+  WEBHOOK_ONLY_KEYWORDS,
+} from '../../../pkg/api/crd.js';
 import { findKind, kindDefinitions, meshKinds } from '../../../pkg/api/registry.js';
 import type { JSONSchema } from '../../../pkg/api/kind.js';
 
@@ -141,5 +147,96 @@ describe('kind registry', () => {
     expect(
       findKind('networking.istio.io/v1', 'VirtualService')?.printerColumns.map((c) => c.name.toUpperCase()),
     ).to.deep.equal(['GATEWAYS', 'HOSTS', 'AGE']);
+  });
+});
+
+describe('CRD schemas leave value checks to the webhook (docs/adr/0012)', () => {
+  /** Every keyword of a schema node, walking properties, items and additionalProperties. */
+  const keywords = (s: JSONSchema, out = new Set<string>()): Set<string> => {
+    for (const [k, v] of Object.entries(s)) {
+      out.add(k);
+      if (k === 'properties' && v && typeof v === 'object')
+        for (const sub of Object.values(v as Record<string, JSONSchema>)) keywords(sub, out);
+      else if ((k === 'items' || k === 'additionalProperties') && v && typeof v === 'object')
+        keywords(v as JSONSchema, out);
+    }
+    return out;
+  };
+  /** `required` lists that name more than the keys of the enclosing `x-kubernetes-list-type: map`. */
+  const requiredOutsideMapKeys = (s: JSONSchema, mapKeys: unknown[] = [], path = 'spec'): string[] => {
+    const out: string[] = [];
+    if (Array.isArray(s.required) && s.required.some((f) => !mapKeys.includes(f))) out.push(path);
+    for (const [name, sub] of Object.entries((s.properties ?? {}) as Record<string, JSONSchema>))
+      out.push(...requiredOutsideMapKeys(sub, [], `${path}.${name}`));
+    if (s.items && typeof s.items === 'object') {
+      const keys = s['x-kubernetes-list-map-keys'];
+      out.push(
+        ...requiredOutsideMapKeys(s.items as JSONSchema, Array.isArray(keys) ? keys : [], `${path}[*]`),
+      );
+    }
+    if (s.additionalProperties && typeof s.additionalProperties === 'object')
+      out.push(...requiredOutsideMapKeys(s.additionalProperties as JSONSchema, [], `${path}.*`));
+    return out;
+  };
+  const specIn = (def: (typeof kindDefinitions)[number]): JSONSchema[] =>
+    (
+      renderCRD(def) as {
+        spec: { versions: { schema: { openAPIV3Schema: { properties: { spec: JSONSchema } } } }[] };
+      }
+    ).spec.versions.map((v) => v.schema.openAPIV3Schema.properties.spec);
+
+  for (const def of kindDefinitions) {
+    it(`${def.kind}: no pattern, bound, enum, required or oneOf in the CRD's spec (but list-map keys)`, () => {
+      for (const spec of specIn(def)) {
+        const left = [...keywords(spec)].filter((k) => WEBHOOK_ONLY_KEYWORDS.has(k) && k !== 'required');
+        expect(left).to.deep.equal([]);
+        expect(requiredOutsideMapKeys(spec)).to.deep.equal([]);
+      }
+    });
+  }
+
+  it('the webhook still has them: the kind schemas carry the duration pattern and the weight bounds', () => {
+    const all = kindDefinitions.flatMap((d) => [...keywords(d.specSchema)]);
+    for (const k of ['pattern', 'minimum', 'maximum', 'enum', 'required', 'oneOf'])
+      expect(all, k).to.include(k);
+  });
+
+  it('keeps the structure: types, formats, nullable, defaults, maps, int-or-string, list-map keys', () => {
+    const schema: JSONSchema = {
+      type: 'object',
+      required: ['a'],
+      oneOf: [{ required: ['a'] }],
+      properties: {
+        required: { type: 'string', pattern: '^x$', maxLength: 3 },
+        enum: { type: 'integer', format: 'int32', minimum: 0, nullable: true, default: 1 },
+        m: { type: 'object', additionalProperties: { type: 'string', enum: ['A'] } },
+        l: { type: 'array', maxItems: 2, items: { type: 'number', maximum: 100 } },
+        p: { 'x-kubernetes-int-or-string': true, anyOf: [{ type: 'integer' }, { type: 'string' }] },
+        o: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true },
+        lm: {
+          type: 'array',
+          'x-kubernetes-list-type': 'map',
+          'x-kubernetes-list-map-keys': ['name'],
+          items: { type: 'object', required: ['name', 'value'], properties: { name: { type: 'string' } } },
+        },
+      },
+    };
+    expect(crdSpecSchema(schema)).to.deep.equal({
+      type: 'object',
+      properties: {
+        required: { type: 'string' },
+        enum: { type: 'integer', format: 'int32', nullable: true, default: 1 },
+        m: { type: 'object', additionalProperties: { type: 'string' } },
+        l: { type: 'array', items: { type: 'number' } },
+        p: { 'x-kubernetes-int-or-string': true },
+        o: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true },
+        lm: {
+          type: 'array',
+          'x-kubernetes-list-type': 'map',
+          'x-kubernetes-list-map-keys': ['name'],
+          items: { type: 'object', properties: { name: { type: 'string' } }, required: ['name'] },
+        },
+      },
+    });
   });
 });

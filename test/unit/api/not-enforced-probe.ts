@@ -29,6 +29,7 @@ import { createLogger } from '../../../pkg/log/index.js';
 import { MESH_CONFIGMAP, render } from '../../../pkg/render/index.js';
 import type { Mesh } from '../../../pkg/api/mesh.js';
 import type { ProxyConfig } from '../../../pkg/proxyconfig/types.js';
+import { EMPTY_JWKS, type JwksSource } from '../../../pkg/translate/requestauthn.js';
 
 type Obj = Record<string, unknown>;
 
@@ -40,6 +41,14 @@ const se = (name: string, spec: unknown): Obj => ({
   metadata: { name, namespace: 'default', creationTimestamp: '2026-01-01T00:00:00Z' },
   spec,
 });
+
+/**
+ * weftd's JWKS fetcher, without the network: no keys, and an error naming where the keys were
+ * asked for, so a RequestAuthentication field that changes the key source shows in the config.
+ */
+const PROBE_JWKS: JwksSource = {
+  keys: (ref) => ({ jwks: EMPTY_JWKS, error: `probe: keys from ${ref.uri ?? `discovery of ${ref.issuer}`}` }),
+};
 
 /** The probe world (pkg/api/not-enforced.ts describes it to entry authors). */
 export const PROBE_WORLD: Obj[] = [
@@ -159,7 +168,12 @@ async function weftd(objects: Obj[]): Promise<unknown> {
   try {
     await registry.hasSynced;
     const snapshot = registry.snapshot();
-    const gen = new ConfigGenerator({ domainSuffix: 'cluster.local', mesh: meshSettingsOf(objects), log });
+    const gen = new ConfigGenerator({
+      domainSuffix: 'cluster.local',
+      mesh: meshSettingsOf(objects),
+      log,
+      jwks: PROBE_JWKS,
+    });
     return {
       sidecar: normalize(gen.forProxy(snapshot, 'sidecar', CLIENT_POD).config),
       gateway: normalize(gen.forProxy(snapshot, 'gateway', GATEWAY_POD).config),

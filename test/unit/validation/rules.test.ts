@@ -1415,7 +1415,7 @@ const drCases: Case[] = [
     obj: tp({}),
     errors: [`${TP}: traffic policy must have at least one field`],
   },
-  { name: 'tp: retryBudget alone counts as a field', obj: tp({ retryBudget: { percent: { value: 20 } } }) },
+  { name: 'tp: retryBudget alone counts as a field', obj: tp({ retryBudget: { percent: 20 } }) },
   {
     name: 'tp: tunnel with proxyProtocol',
     obj: tp({ tunnel: { targetHost: 'a.com', targetPort: 443 }, proxyProtocol: { version: 'V1' } }),
