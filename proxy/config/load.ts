@@ -14,6 +14,7 @@ import { WeftError } from '../../pkg/errors/index.js';
 import type { ProxyConfig } from '../../pkg/proxyconfig/types.js';
 import { validateProxyConfig } from '../../pkg/proxyconfig/validate.js';
 import { translate, type TranslateInput } from '../../pkg/translate/index.js';
+import type { LocalityLbPolicy } from '../../pkg/translate/locality.js';
 import { validateObject, objectRef, formatFinding } from '../../pkg/validation/index.js';
 import type { DestinationRule, Mesh, ServiceEntry, VirtualService } from '../../pkg/api/index.js';
 import type { WorkloadEntry } from '../../pkg/api/workloadentry.js';
@@ -95,7 +96,20 @@ function fromIstio(docs: unknown[], file: string, telemetry?: ProxyConfig['telem
   if (problems.length > 0) {
     throw new WeftError('WEFT_PROXY_CONFIG_INVALID', `${file}: translated config is invalid:\n${problems.map((p) => `  ${p.path}: ${p.message}`).join('\n')}`);
   }
-  return { config: t.config, warnings: [...warnings, ...t.warnings], form: 'istio' };
+  return { config: t.config, warnings: [...warnings, ...t.warnings, ...localityWarnings(t.localityLb)], form: 'istio' };
+}
+
+/**
+ * A standalone proxy runs outside Kubernetes, so it has no locality to rank endpoints from: a
+ * DestinationRule's explicit localityLbSetting cannot apply, and says so (no silent no-op).
+ */
+function localityWarnings(policies: Record<string, LocalityLbPolicy> | undefined): string[] {
+  return Object.entries(policies ?? {})
+    .filter(([, p]) => p.distribute !== undefined || p.failover !== undefined || p.failoverPriority !== undefined)
+    .map(
+      ([cluster]) =>
+        `cluster ${cluster}: localityLbSetting is not applied in standalone mode (the proxy has no locality); every endpoint is used alike`,
+    );
 }
 
 export async function loadConfigFile(file: string, telemetry?: ProxyConfig['telemetry']): Promise<LoadedConfig> {
