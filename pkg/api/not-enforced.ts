@@ -745,25 +745,6 @@ export const NOT_ENFORCED: readonly NotEnforcedEntry[] = [
       }),
     ],
   },
-  {
-    id: 'ra.spaceDelimitedClaims',
-    kind: 'RequestAuthentication',
-    paths: ['spec.jwtRules[*].spaceDelimitedClaims'],
-    reason:
-      'no claim is split on spaces: a claim matches as one whole string, or as the items of a JSON list',
-    plan: 'unplanned',
-    probe: [
-      kind('security.istio.io/v1', 'RequestAuthentication', 'jwt', {
-        jwtRules: [
-          {
-            issuer: 'https://issuer.example.com',
-            jwksUri: 'https://issuer.example.com/keys',
-            spaceDelimitedClaims: ['roles'],
-          },
-        ],
-      }),
-    ],
-  },
 
   // -- Mesh (weft's own kind) --
   {

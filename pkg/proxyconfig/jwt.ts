@@ -42,6 +42,8 @@ export interface JwtProvider {
   outputPayloadToHeader?: string;
   /** Claims (a `.` path for nested ones) copied to headers; string, number and boolean claims only. */
   outputClaimToHeaders?: { header: string; claim: string }[];
+  /** Top-level claims split on spaces for policies, besides `scope` and `permission` (always). */
+  spaceDelimitedClaims?: string[];
   /** What produced it, e.g. `RequestAuthentication demo/jwt jwtRules[0]`. */
   source?: string;
 }
@@ -112,6 +114,14 @@ export function validateJwtBlock(v: unknown): JwtConfigProblem[] {
           if (!isObj(o) || !isStr(o.header) || !HEADER_NAME.test(o.header))
             fail(`${q}.header`, 'must be a header name');
           else if (!isStr(o.claim) || o.claim === '') fail(`${q}.claim`, 'must be a non-empty string');
+        });
+    }
+    if (p.spaceDelimitedClaims !== undefined) {
+      if (!Array.isArray(p.spaceDelimitedClaims) || p.spaceDelimitedClaims.length > 64)
+        fail(`${at}.spaceDelimitedClaims`, 'must be a list of at most 64 claim names');
+      else
+        p.spaceDelimitedClaims.forEach((c: unknown, j) => {
+          if (!isStr(c) || c === '') fail(`${at}.spaceDelimitedClaims[${j}]`, 'must be a non-empty string');
         });
     }
   });

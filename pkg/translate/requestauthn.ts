@@ -105,6 +105,7 @@ function provider(rule: JWTRule, source: string, jwks: JwksSource): JwtProvider 
     ...(rule.forwardOriginalToken ? { forwardOriginalToken: true } : {}),
     ...(rule.outputPayloadToHeader ? { outputPayloadToHeader: rule.outputPayloadToHeader } : {}),
     ...(rule.outputClaimToHeaders?.length ? { outputClaimToHeaders: rule.outputClaimToHeaders } : {}),
+    ...(rule.spaceDelimitedClaims?.length ? { spaceDelimitedClaims: rule.spaceDelimitedClaims } : {}),
     source,
   };
 }

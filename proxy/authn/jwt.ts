@@ -145,6 +145,8 @@ interface CompiledProvider {
   forward: boolean;
   payloadHeader: string | null;
   claimHeaders: { header: string; path: string[] }[];
+  /** Top-level claims whose string value AuthorizationPolicy sees as its space-separated words. */
+  spaceDelimited: string[];
   /** Indexes into CompiledJwt.locations. */
   locations: number[];
   source: string;
@@ -299,6 +301,7 @@ export function compileJwt(block: JwtAuthn): CompiledJwt {
       forward: p.forwardOriginalToken === true,
       payloadHeader,
       claimHeaders,
+      spaceDelimited: [...new Set([...SPACE_DELIMITED_CLAIMS, ...(p.spaceDelimitedClaims ?? [])])],
       locations: [...locs],
       source,
       verified: new Map(),
@@ -549,13 +552,35 @@ function claimAt(payload: Record<string, unknown>, path: string[]): unknown {
   return v;
 }
 
-function requestAuth(jwt: ParsedJwt): RequestAuth {
+/**
+ * Claims Istio always treats as space-delimited (RFC 8693 `scope`, and `permission`): a policy on
+ * `request.auth.claims[scope]` matches each word of `"scope": "read admin"`, so a DENY on
+ * `admin` must not miss it. RequestAuthentication `spaceDelimitedClaims` adds others.
+ */
+export const SPACE_DELIMITED_CLAIMS = ['scope', 'permission'] as const;
+
+/** The payload as policies see it: space-delimited claims split into lists (Envoy's normalize_payload). */
+function normalizedClaims(
+  payload: Record<string, unknown>,
+  names: readonly string[],
+): Record<string, unknown> {
+  let out: Record<string, unknown> | null = null;
+  for (const name of names) {
+    const v = Object.hasOwn(payload, name) ? payload[name] : undefined;
+    if (typeof v !== 'string') continue;
+    out ??= { ...payload };
+    out[name] = v.split(' ').filter((w) => w !== '');
+  }
+  return out ?? payload;
+}
+
+function requestAuth(jwt: ParsedJwt, p: CompiledProvider): RequestAuth {
   const azp = jwt.payload.azp;
   return {
     principal: `${jwt.iss}/${jwt.sub}`,
     audiences: jwt.aud,
     ...(typeof azp === 'string' ? { presenter: azp } : {}),
-    claims: jwt.payload,
+    claims: normalizedClaims(jwt.payload, p.spaceDelimited),
   };
 }
 
@@ -628,7 +653,7 @@ export function authenticate(
     const first = pairs[0]!;
     return {
       ok: true,
-      auth: requestAuth(parse(first.f.token) as ParsedJwt),
+      auth: requestAuth(parse(first.f.token) as ParsedJwt, first.p),
       stripHeaders: strip,
       addHeaders: add,
       issuer: first.p.issuer,
