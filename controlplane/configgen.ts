@@ -1,6 +1,8 @@
 /**
- * The config a proxy gets, from a registry snapshot. Sidecars share one translation per registry
- * generation (every sidecar sees every service: no Sidecar resource or exportTo yet), to which
+ * The config a proxy gets, from a registry snapshot. Sidecars share a translation per registry
+ * generation and per translation scope (pkg/translate/precedence.ts translationScopeKeyer: the
+ * pod's namespace where a DestinationRule or sourceNamespace tells it apart, its labels that some
+ * sourceLabels reads; every sidecar sees every service: no Sidecar resource or exportTo yet), to which
  * each pod adds its own telemetry block (its workload labels); gateways get a translation of the
  * Gateways that select their pod, cached per label set. Versions are content hashes, so an
  * event that changes nothing a proxy sees gives it the same version and no push.
@@ -29,6 +31,8 @@ import {
   type TranslateResult,
 } from '../pkg/translate/index.js';
 import { inboundFor } from '../pkg/translate/inbound.js';
+import { translationScopeKeyer } from '../pkg/translate/precedence.js';
+import type { ProxyIdentity } from '../pkg/translate/sourcematch.js';
 import { gatewayTargetPorts, type KubeService } from '../pkg/translate/kube.js';
 import { podServiceNames, translateAuthz } from '../pkg/translate/authz.js';
 import { credentialNames, type CredentialSource } from './credentials.js';
@@ -71,8 +75,17 @@ export interface GeneratedConfig {
 }
 
 export class ConfigGenerator {
-  /** The shared translation, and its listeners + clusters already serialized (the bulk of every line). */
-  private sidecarBase: { generation: number; result: TranslateResult; body: string } | undefined;
+  /**
+   * The shared translations of this generation by scope key, each with its listeners + clusters
+   * already serialized (the bulk of every line).
+   */
+  private sidecarBases:
+    | {
+        generation: number;
+        keyOf: (proxy: ProxyIdentity) => string;
+        byScope: Map<string, { result: TranslateResult; body: string }>;
+      }
+    | undefined;
   /** Per generation: Services by namespace and records by host, for every pod's inbound block. */
   private inboundIndex:
     | { generation: number; byNamespace: Map<string, KubeService[]>; byHost: Map<string, ServiceRecord> }
@@ -99,7 +112,7 @@ export class ConfigGenerator {
   setMesh(mesh: MeshSettings): void {
     this.opts.mesh = mesh;
     this.gatewayCache = new Map();
-    this.sidecarBase = undefined; // the trust domain and mTLS mode reach the translation too
+    this.sidecarBases = undefined; // the trust domain and mTLS mode reach the translation too
     this.authzCache = new Map();
   }
 
@@ -110,17 +123,29 @@ export class ConfigGenerator {
   }
 
   private sidecar(snapshot: Snapshot, pod: PodInfo): GeneratedConfig {
-    if (this.sidecarBase?.generation !== snapshot.generation) {
+    if (this.sidecarBases?.generation !== snapshot.generation) {
+      this.sidecarBases = {
+        generation: snapshot.generation,
+        keyOf: translationScopeKeyer({ ...snapshot, rootNamespace: this.opts.mesh.rootNamespace }),
+        byScope: new Map(),
+      };
+    }
+    const proxy: ProxyIdentity = { namespace: pod.namespace, labels: pod.labels };
+    const scope = this.sidecarBases.keyOf(proxy);
+    let shared = this.sidecarBases.byScope.get(scope);
+    if (shared === undefined) {
       const result = translate({
         ...this.inputs(snapshot),
         listener: { ...SIDECAR_OUTBOUND },
+        proxy,
       });
       const { listeners, clusters, pathNormalization, proxyHeaders } = result.config;
       const body = JSON.stringify({ listeners, clusters, pathNormalization, proxyHeaders }).slice(1, -1);
-      this.sidecarBase = { generation: snapshot.generation, result, body };
+      shared = { result, body };
+      this.sidecarBases.byScope.set(scope, shared);
       this.logWarnings('sidecar', result);
     }
-    const base = this.sidecarBase.result.config;
+    const base = shared.result.config;
     const telemetry = telemetryFor(pod, this.opts.mesh);
     const inbound = this.inbound(snapshot, pod);
     // a sidecar's policies guard its inbound side only: no outbound listener is checked
@@ -130,7 +155,7 @@ export class ConfigGenerator {
       `"telemetry":${JSON.stringify(telemetry)},"inbound":${JSON.stringify(inbound)}` +
       (authz === undefined ? '' : `,"authz":${JSON.stringify(authz)}`);
     const version = createHash('sha256').update(`${base.version}\n${perPod}`).digest('hex').slice(0, 12);
-    const { body } = this.sidecarBase;
+    const { body } = shared;
     // Serializing a config is most of a push's cost (3 ms for 1000 services); the shared part is
     // serialized once per generation and only the pod's version, telemetry and inbound are spliced in.
     const encode = (): string => {
@@ -289,6 +314,7 @@ export class ConfigGenerator {
       virtualServices: snapshot.virtualServices,
       destinationRules: snapshot.destinationRules,
       serviceEntries: snapshot.serviceEntries,
+      rootNamespace: this.opts.mesh.rootNamespace,
       domainSuffix: `svc.${this.opts.domainSuffix}`,
       pathNormalization: this.opts.mesh.pathNormalization,
       trustDomain: this.opts.mesh.trustDomain,
