@@ -266,7 +266,7 @@ describe('VirtualService conflicts for sidecars: the oldest wins', () => {
   const CASES: [string, VirtualService[], string][] = [
     ['oldest listed second', [b, a], 'old'],
     ['oldest listed first', [a, b], 'old'],
-    ['same time: first by name', [{ ...a, metadata: { ...a.metadata, creationTimestamp: b.metadata.creationTimestamp } }, b], 'new'],
+    ['same time: first by name', [{ ...a, metadata: { ...a.metadata, creationTimestamp: '2026-01-02T00:00:00Z' } }, b], 'new'],
   ];
   for (const [name, vss, want] of CASES)
     it(`${name} → ${want}`, () => expect(routesOf({ virtualServices: vss }).map((r) => r.name)).to.deep.equal([want]));
