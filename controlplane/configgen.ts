@@ -25,6 +25,7 @@ import { encodeMessage, type ProxyKind } from '../pkg/discovery/protocol.js';
 import type { Logger } from '../pkg/log/index.js';
 import type { AuthzBlock, Inbound, ProxyConfig, Telemetry } from '../pkg/proxyconfig/types.js';
 import {
+  fqdn,
   translate,
   translateGateway,
   type ServiceRecord,
@@ -126,7 +127,11 @@ export class ConfigGenerator {
     if (this.sidecarBases?.generation !== snapshot.generation) {
       this.sidecarBases = {
         generation: snapshot.generation,
-        keyOf: translationScopeKeyer({ ...snapshot, rootNamespace: this.opts.mesh.rootNamespace }),
+        keyOf: translationScopeKeyer({
+          ...snapshot,
+          rootNamespace: this.opts.mesh.rootNamespace,
+          fqdnOf: (h, ns) => fqdn(h, ns, `svc.${this.opts.domainSuffix}`),
+        }),
         byScope: new Map(),
       };
     }

@@ -16,7 +16,7 @@
  *
  * weftctl analyze (pkg/validation/analyze.ts) reports the same conflicts, naming the winner.
  */
-import type { DestinationRule, Subset, VirtualService } from '../api/index.js';
+import type { DestinationRule, ServiceEntry, Subset, VirtualService } from '../api/index.js';
 import type { ObjectMeta } from '../api/common.js';
 import { projectLabels, sourceScopeOf, type ProxyIdentity } from './sourcematch.js';
 
@@ -184,11 +184,31 @@ export function translationScopeKeyer(input: {
   virtualServices?: readonly VirtualService[];
   destinationRules?: readonly DestinationRule[];
   rootNamespace?: string;
+  /**
+   * Registry services (host and namespace, the first definition of a host wins as in the
+   * translator): a rule for a service of its own namespace is what every client finds there
+   * anyway, so it does not tell its namespace apart. Absent: every rule does.
+   */
+  services?: readonly { host: string; namespace: string }[];
+  /** Hosts ServiceEntries define (they come first in the registry): a rule for one always tells its namespace apart. */
+  serviceEntries?: readonly ServiceEntry[];
+  /** Short DestinationRule hosts → FQDN (default: as-is). */
+  fqdnOf?: (host: string, namespace: string) => string;
 }): (proxy: ProxyIdentity) => string {
   const root = input.rootNamespace ?? ROOT_NAMESPACE;
   const scope = sourceScopeOf(input.virtualServices ?? []);
   const telling = new Set(scope.namespaces);
-  for (const dr of input.destinationRules ?? []) if (nsOf(dr) !== root) telling.add(nsOf(dr));
+  const serviceNs = new Map<string, string>();
+  for (const s of input.services ?? []) if (!serviceNs.has(s.host)) serviceNs.set(s.host, s.namespace);
+  const fqdnOf = input.fqdnOf ?? ((h: string) => h.toLowerCase());
+  for (const se of input.serviceEntries ?? [])
+    for (const h of se.spec?.hosts ?? []) serviceNs.set(fqdnOf(h, nsOf(se)), '');
+  for (const dr of input.destinationRules ?? []) {
+    const ns = nsOf(dr);
+    if (ns === root || telling.has(ns)) continue;
+    const host = typeof dr.spec?.host === 'string' ? fqdnOf(dr.spec.host, ns) : '';
+    if (host.startsWith('*') || serviceNs.get(host) !== ns) telling.add(ns);
+  }
   return (proxy) => {
     const ns = proxy.namespace !== undefined && telling.has(proxy.namespace) ? proxy.namespace : '*';
     return JSON.stringify([ns, projectLabels(scope, proxy.labels)]);

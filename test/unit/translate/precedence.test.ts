@@ -291,4 +291,28 @@ describe('translationScopeKeyer: proxies that get the same translation share a k
   it('a namespace with a DestinationRule has its own', () => expect(k('frontend', {})).to.not.equal(k('a', {})));
   it('a sourceNamespace has its own', () => expect(k('shop', {})).to.not.equal(k('a', {})));
   it('the root namespace translates like any namespace without rules', () => expect(k('weft-system', {})).to.equal(k('a', {})));
+  describe('with the registry: a rule for a service of its own namespace does not tell it apart', () => {
+    const own = (name: string, ns: string, host: string) => ({ ...DR_SUBSETS, metadata: { name, namespace: ns }, spec: { host } }) as DestinationRule;
+    const keyer = (drs: DestinationRule[], ses: ServiceEntry[] = []) =>
+      translationScopeKeyer({
+        destinationRules: drs,
+        services: [{ host: 'reviews.default.svc.cluster.local', namespace: 'default' }],
+        serviceEntries: ses,
+        fqdnOf: (h, ns) => (h.includes('.') ? h : `${h}.${ns}.svc.cluster.local`),
+      });
+    const CASES: [string, DestinationRule[], ServiceEntry[], boolean][] = [
+      ['own service, short host', [own('r', 'default', 'reviews')], [], false],
+      ['own service, FQDN', [own('r', 'default', 'reviews.default.svc.cluster.local')], [], false],
+      ["another namespace's service", [own('r', 'frontend', 'reviews.default.svc.cluster.local')], [], true],
+      ['a wildcard', [own('r', 'default', '*.svc.cluster.local')], [], true],
+      ['a host no service has', [own('r', 'default', 'nothing')], [], true],
+      ['a ServiceEntry host (it may win the registry)', [own('r', 'default', 'reviews')], [{ ...SE, metadata: { name: 'x', namespace: 'other' } }], true],
+    ];
+    for (const [name, drs, ses, tells] of CASES)
+      it(`${name} → ${tells ? 'own key' : 'shared key'}`, () => {
+        const kf = keyer(drs, ses);
+        const ns = drs[0]!.metadata.namespace!;
+        expect(kf({ namespace: ns, labels: {} }) !== kf({ namespace: 'unrelated', labels: {} })).to.equal(tells);
+      });
+  });
 });
