@@ -5,12 +5,11 @@
  * compiled by the proxy engine and asked for a decision, as the proxy would.
  */
 import { expect } from 'chai';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DEFAULT_MESH } from '../../../controlplane/flags.js';
 import type { Weftd } from '../../../controlplane/weftd.js';
-import { createCA, issueServing } from '../../../pkg/certs/index.js';
 import { TOKEN_AUDIENCE } from '../../../pkg/discovery/protocol.js';
 import { KubeClient } from '../../../pkg/kube/client.js';
 import { createLogger } from '../../../pkg/log/index.js';
@@ -18,7 +17,7 @@ import type { ProxyConfig } from '../../../pkg/proxyconfig/types.js';
 import { authorize, compileAuthz, guardsListener } from '../../../proxy/authz/engine.js';
 import type { AuthzAttributes } from '../../../proxy/authz/attributes.js';
 import { freshNamespace, installCRDs, testCluster } from '../../support/index.js';
-import { FakeProxy, pod, requestToken, startTestWeftd } from './fixtures.js';
+import { FakeProxy, pod, writeServingCert, requestToken, startTestWeftd } from './fixtures.js';
 
 const log = createLogger('test', { silent: true });
 const SEC = 'security.istio.io';
@@ -52,17 +51,7 @@ describe('weftd pushes AuthorizationPolicies (real API server, real discovery cl
     ns = await freshNamespace('authz');
     root = await freshNamespace('authz-root');
     dir = mkdtempSync(join(tmpdir(), 'weftd-authz-'));
-    const now = new Date();
-    const ca = createCA({ commonName: 'weftd-authz-ca', ttlMs: 3600_000, now });
-    const leaf = issueServing(ca, {
-      commonName: 'weftd',
-      dnsNames: ['weftd.weft-system.svc', '127.0.0.1'],
-      ttlMs: 3600_000,
-      now,
-    });
-    writeFileSync(join(dir, 'tls.crt'), leaf.certPem);
-    writeFileSync(join(dir, 'tls.key'), leaf.keyPem);
-    writeFileSync(join(dir, 'ca.crt'), ca.certPem);
+    writeServingCert(dir, 'weftd-authz-ca');
     await kube.create({ apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'app', namespace: ns } });
     await kube.create(
       pod(ns, 'gw-1', { app: 'gw', 'gateway.networking.k8s.io/gateway-name': 'public' }, 'app'),

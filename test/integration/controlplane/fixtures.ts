@@ -3,6 +3,7 @@
  * pods that are never scheduled (the test cluster has no node), TokenRequest tokens, the
  * reviews service with two versions behind an EndpointSlice, and a proxy's CSR.
  */
+import { createCA, issueServing } from '../../../pkg/certs/index.js';
 import { buildCsr, generateWorkloadKey, type WorkloadKeyAlgorithm } from '../../../pkg/certs/csr.js';
 import { KubeConfig } from '@kubernetes/client-node';
 import { KubeClient } from '../../../pkg/kube/client.js';
@@ -209,4 +210,19 @@ export class FakeProxy {
   async until(what: string, fn: (c: ProxyConfig) => boolean): Promise<ProxyConfig> {
     return waitFor(what, () => (this.latest !== null && fn(this.latest) ? this.latest : null));
   }
+}
+
+/** A fresh CA and a weftd serving certificate (loopback names) in `dir`: tls.crt, tls.key, ca.crt. */
+export function writeServingCert(dir: string, commonName = 'weftd-test-ca'): void {
+  const now = new Date();
+  const ca = createCA({ commonName, ttlMs: 3600_000, now });
+  const leaf = issueServing(ca, {
+    commonName: 'weftd',
+    dnsNames: ['weftd.weft-system.svc', '127.0.0.1'],
+    ttlMs: 3600_000,
+    now,
+  });
+  writeFileSync(join(dir, 'tls.crt'), leaf.certPem);
+  writeFileSync(join(dir, 'tls.key'), leaf.keyPem);
+  writeFileSync(join(dir, 'ca.crt'), ca.certPem);
 }

@@ -5,18 +5,17 @@
  * namespace for that client only.
  */
 import { expect } from 'chai';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DEFAULT_MESH } from '../../../controlplane/flags.js';
 import type { Weftd } from '../../../controlplane/weftd.js';
-import { createCA, issueServing } from '../../../pkg/certs/index.js';
 import { TOKEN_AUDIENCE } from '../../../pkg/discovery/protocol.js';
 import { KubeClient } from '../../../pkg/kube/client.js';
 import { createLogger } from '../../../pkg/log/index.js';
 import type { HttpListener, ProxyConfig } from '../../../pkg/proxyconfig/types.js';
 import { freshNamespace, installCRDs, testCluster } from '../../support/index.js';
-import { FakeProxy, createReviews, pod, requestToken, startTestWeftd } from './fixtures.js';
+import { FakeProxy, createReviews, pod, requestToken, startTestWeftd, writeServingCert } from './fixtures.js';
 
 const log = createLogger('test', { silent: true });
 const NET = 'networking.istio.io/v1';
@@ -45,12 +44,7 @@ describe('weftd: routes and DestinationRules per client (sourceLabels, DR preced
     svc = await freshNamespace('route-svc');
     const root = await freshNamespace('route-root');
     dir = mkdtempSync(join(tmpdir(), 'weftd-routing-'));
-    const now = new Date();
-    const ca = createCA({ commonName: 'weftd-routing-ca', ttlMs: 3600_000, now });
-    const leaf = issueServing(ca, { commonName: 'weftd', dnsNames: ['weftd.weft-system.svc', '127.0.0.1'], ttlMs: 3600_000, now });
-    writeFileSync(join(dir, 'tls.crt'), leaf.certPem);
-    writeFileSync(join(dir, 'tls.key'), leaf.keyPem);
-    writeFileSync(join(dir, 'ca.crt'), ca.certPem);
+    writeServingCert(dir, 'weftd-routing-ca');
     for (const n of [client, svc])
       await kube.create({ apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'app', namespace: n } });
     await kube.create(pod(client, 'web-1', { app: 'web' }, 'app'));
