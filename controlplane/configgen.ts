@@ -1,7 +1,9 @@
 /**
- * The config a proxy gets, from a registry snapshot. Sidecars share one translation per registry
- * generation and ServiceEntry view (the entries whose exportTo hides them from the pod's
- * namespace; no Sidecar resource yet), to which
+ * The config a proxy gets, from a registry snapshot. Sidecars share a translation per registry
+ * generation, ServiceEntry view (the entries whose exportTo hides them from the pod's namespace)
+ * and translation scope (pkg/translate/precedence.ts translationScopeKeyer: the pod's namespace
+ * where a DestinationRule or sourceNamespace tells it apart, its labels that some sourceLabels
+ * reads; no Sidecar resource yet), to which
  * each pod adds its own telemetry block (its workload labels); gateways get a translation of the
  * Gateways that select their pod, cached per label set. Versions are content hashes, so an
  * event that changes nothing a proxy sees gives it the same version and no push.
@@ -29,6 +31,7 @@ import type { Logger } from '../pkg/log/index.js';
 import type { AuthzBlock, Inbound, ProxyConfig, Telemetry } from '../pkg/proxyconfig/types.js';
 import {
   configVersion,
+  fqdn,
   translate,
   translateGateway,
   type ServiceRecord,
@@ -37,6 +40,8 @@ import {
 import { inboundFor } from '../pkg/translate/inbound.js';
 import { hiddenEntriesKey } from '../pkg/translate/serviceentry.js';
 import { localityKey, localizeClusters } from '../pkg/translate/locality.js';
+import { translationScopeKeyer } from '../pkg/translate/precedence.js';
+import type { ProxyIdentity } from '../pkg/translate/sourcematch.js';
 import { gatewayTargetPorts, type KubeService } from '../pkg/translate/kube.js';
 import { podServiceNames, translateAuthz } from '../pkg/translate/authz.js';
 import { credentialNames, type CredentialSource } from './credentials.js';
@@ -107,8 +112,13 @@ export interface GeneratedConfig {
 }
 
 export class ConfigGenerator {
-  /** The shared translation, and its listeners + clusters already serialized (the bulk of every line). */
-  private sidecarBase: { generation: number; views: Map<string, SharedView> } | undefined;
+  /**
+   * The shared translations of this generation by ServiceEntry view and scope key, each with its
+   * listeners + clusters already serialized (the bulk of every line).
+   */
+  private sidecarBases:
+    | { generation: number; keyOf: (proxy: ProxyIdentity) => string; byScope: Map<string, SharedView> }
+    | undefined;
   /** Per generation: Services by namespace and records by host, for every pod's inbound block. */
   private inboundIndex:
     | { generation: number; byNamespace: Map<string, KubeService[]>; byHost: Map<string, ServiceRecord> }
@@ -135,7 +145,7 @@ export class ConfigGenerator {
   setMesh(mesh: MeshSettings): void {
     this.opts.mesh = mesh;
     this.gatewayCache = new Map();
-    this.sidecarBase = undefined; // the trust domain and mTLS mode reach the translation too
+    this.sidecarBases = undefined; // the trust domain and mTLS mode reach the translation too
     this.authzCache = new Map();
   }
 
@@ -146,19 +156,31 @@ export class ConfigGenerator {
   }
 
   private sidecar(snapshot: Snapshot, pod: PodInfo): GeneratedConfig {
-    if (this.sidecarBase?.generation !== snapshot.generation)
-      this.sidecarBase = { generation: snapshot.generation, views: new Map() };
-    // ServiceEntry exportTo: namespaces that see the same entries share one translation
+    if (this.sidecarBases?.generation !== snapshot.generation) {
+      this.sidecarBases = {
+        generation: snapshot.generation,
+        keyOf: translationScopeKeyer({
+          ...snapshot,
+          rootNamespace: this.opts.mesh.rootNamespace,
+          fqdnOf: (h, ns) => fqdn(h, ns, `svc.${this.opts.domainSuffix}`),
+        }),
+        byScope: new Map(),
+      };
+    }
+    const proxy: ProxyIdentity = { namespace: pod.namespace, labels: pod.labels };
+    // pods that see the same ServiceEntries (exportTo) and the same rules share one translation
     const view = hiddenEntriesKey(snapshot.serviceEntries, pod.namespace);
-    let shared = this.sidecarBase.views.get(view);
+    const scope = `${view}\n${this.sidecarBases.keyOf(proxy)}`;
+    let shared = this.sidecarBases.byScope.get(scope);
     if (shared === undefined) {
       const result = translate({
         ...this.inputs(snapshot),
         ...(view !== '' ? { proxyNamespace: pod.namespace } : {}),
         listener: { ...SIDECAR_OUTBOUND },
+        proxy,
       });
       shared = { result, body: sharedBody(result.config), localized: new Map() };
-      this.sidecarBase.views.set(view, shared);
+      this.sidecarBases.byScope.set(scope, shared);
       this.logWarnings('sidecar', result);
     }
     const { config: base, body } = this.localizedBase(shared, pod);
@@ -357,6 +379,7 @@ export class ConfigGenerator {
       serviceEntries: snapshot.serviceEntries,
       workloadEntries: snapshot.workloadEntries ?? [],
       workloadPods: snapshot.pods ?? [],
+      rootNamespace: this.opts.mesh.rootNamespace,
       domainSuffix: `svc.${this.opts.domainSuffix}`,
       pathNormalization: this.opts.mesh.pathNormalization,
       trustDomain: this.opts.mesh.trustDomain,

@@ -24,8 +24,9 @@ import {
 export const analyzeUsage = `Usage: weftctl analyze -f FILE|DIR|- [-f ...] [-o text|json] [-n NAMESPACE] [--ignore-unknown-kinds]
 
 Validates every object, then checks the set across objects: VirtualService subsets that no
-DestinationRule defines, VirtualServices claiming the same host for the mesh, duplicate
-DestinationRules. Run it over a whole GitOps repository.
+DestinationRule defines, VirtualServices claiming the same host for the mesh (naming the one
+sidecars use), DestinationRules for one host in one namespace or in several (which one each
+client uses). Run it over a whole GitOps repository.
 
 Exit status: 0 no errors (warnings are printed), 1 an error, 2 unreadable input or a YAML syntax error.`;
 

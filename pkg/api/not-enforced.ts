@@ -310,38 +310,6 @@ export const NOT_ENFORCED: readonly NotEnforcedEntry[] = [
     ],
   },
   {
-    id: 'vs.sourceLabels',
-    kind: 'VirtualService',
-    paths: ['spec.http[*].match[*].sourceLabels'],
-    reason: 'the match applies to every caller, not only the labelled ones',
-    plan: 15,
-    probe: [
-      reviewsVs([
-        {
-          match: [{ sourceLabels: { app: 'other' } }],
-          route: [{ destination: { host: 'reviews', subset: 'v2' } }],
-        },
-        { route: toReviews },
-      ]),
-    ],
-  },
-  {
-    id: 'vs.sourceNamespace',
-    kind: 'VirtualService',
-    paths: ['spec.http[*].match[*].sourceNamespace'],
-    reason: 'the match applies to callers in every namespace',
-    plan: 15,
-    probe: [
-      reviewsVs([
-        {
-          match: [{ sourceNamespace: 'other' }],
-          route: [{ destination: { host: 'reviews', subset: 'v2' } }],
-        },
-        { route: toReviews },
-      ]),
-    ],
-  },
-  {
     id: 'vs.exportTo',
     kind: 'VirtualService',
     paths: ['spec.exportTo'],
@@ -594,8 +562,8 @@ export const NOT_ENFORCED: readonly NotEnforcedEntry[] = [
     probe: [
       dr(
         'reviews',
-        { host: REVIEWS, exportTo: ['.'], trafficPolicy: { loadBalancer: { simple: 'ROUND_ROBIN' } } },
-        'other',
+        { host: REVIEWS, exportTo: ['other'], trafficPolicy: { loadBalancer: { simple: 'ROUND_ROBIN' } } },
+        'default',
       ),
     ],
   },

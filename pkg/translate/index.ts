@@ -73,6 +73,8 @@ import {
   ruleForMesh,
   serverHostsFor,
 } from './gateway.js';
+import { ruleForSource, type ProxyIdentity } from './sourcematch.js';
+import { DestinationRuleIndex, byCreation, meshVirtualServicesByHost } from './precedence.js';
 
 /** A service as the registry knows it (from ServiceEntry here; from Kubernetes Services later). */
 export interface ServiceRecord {
@@ -131,6 +133,15 @@ export interface TranslateInput {
    * set to false. Default false: the original Host (Istio ≥ 1.28).
    */
   shadowHostSuffix?: boolean;
+  /**
+   * The client the config is for (its namespace and workload labels): match blocks with
+   * sourceLabels/sourceNamespace that cannot match it are removed, and the DestinationRule of
+   * its own namespace comes first (precedence.ts). Absent: a proxy with no labels and no
+   * namespace. A gateway's is its `pod`.
+   */
+  proxy?: ProxyIdentity;
+  /** The mesh's root namespace: its DestinationRules apply when neither the client's nor the service's namespace has one (default weft-system). */
+  rootNamespace?: string;
 }
 
 /** A gateway pod: the Gateways whose selector matches it become its listeners. */
@@ -237,8 +248,11 @@ class Translator {
   readonly clusters = new Map<string, Cluster>();
   private readonly localityLb: Record<string, LocalityLbPolicy> = {};
   private readonly services = new Map<string, ServiceRecord>();
-  private readonly drs = new Map<string, DestinationRule>();
+  private readonly drIndex: DestinationRuleIndex;
+  private readonly drByHost = new Map<string, DestinationRule | undefined>();
   private readonly suffix: string;
+  /** Whose config this is: a gateway's pod, a sidecar's workload (sourcematch.ts). */
+  private readonly proxy: ProxyIdentity;
 
   constructor(private readonly input: TranslateInput) {
     this.suffix = input.domainSuffix ?? DEFAULT_SUFFIX;
@@ -258,14 +272,23 @@ class Translator {
         this.warnings.push(`service ${s.host} is defined more than once; the first definition wins`);
       else this.services.set(s.host, s);
     }
-    for (const dr of input.destinationRules ?? []) {
-      const host = fqdn(dr.spec.host, nsOf(dr), this.suffix);
-      if (this.drs.has(host))
-        this.warnings.push(
-          `DestinationRule ${nsOf(dr)}/${dr.metadata.name ?? ''}: another DestinationRule for ${host} came first; ignored`,
-        );
-      else this.drs.set(host, dr);
+    this.proxy = ('pod' in input ? (input as GatewayTranslateInput).pod : input.proxy) ?? { labels: {} };
+    this.drIndex = new DestinationRuleIndex(
+      input.destinationRules ?? [],
+      (h, ns) => fqdn(h, ns, this.suffix),
+      input.rootNamespace,
+    );
+    this.warnings.push(...this.drIndex.warnings);
+  }
+
+  /** The DestinationRule this proxy uses for a registry host (precedence.ts). */
+  private drFor(host: string): DestinationRule | undefined {
+    if (!this.drByHost.has(host)) {
+      const svc = this.services.get(host);
+      const hit = svc && this.drIndex.lookup(host, this.proxy.namespace, svc.namespace);
+      this.drByHost.set(host, hit?.rule);
     }
+    return this.drByHost.get(host);
   }
 
   /** DR policy for a port: port-level settings replace the top level whole (dr.proto:240-246). */
@@ -276,7 +299,7 @@ class Translator {
 
   /** Subset policy overrides the destination-level policy field by field. */
   private mergedPolicy(host: string, port: number, subset: string | undefined): TrafficPolicy | undefined {
-    const dr = this.drs.get(host);
+    const dr = this.drFor(host);
     const base = this.policyFor(dr?.spec.trafficPolicy, port);
     if (subset === undefined) return base;
     const sub = dr?.spec.subsets?.find((s) => s.name === subset);
@@ -293,7 +316,7 @@ class Translator {
     const sp = svc.ports.find((p) => p.number === port);
     let selector: Record<string, string> = {};
     if (subset !== undefined) {
-      const def = this.drs.get(host)?.spec.subsets?.find((s) => s.name === subset);
+      const def = this.drFor(host)?.spec.subsets?.find((s) => s.name === subset);
       if (!def) return name; // subset defined in no DestinationRule → NC
       selector = def.labels ?? {};
     }
@@ -544,29 +567,30 @@ class Translator {
     return out;
   }
 
+  /** The rule as this sidecar sees it: scoped to the mesh, then to this proxy (sourcematch.ts). */
+  private meshRule(rule: HTTPRoute): HTTPRoute | null {
+    const scoped = ruleForMesh(rule);
+    return scoped && ruleForSource(scoped, this.proxy);
+  }
+
   /** The VirtualService's routes as sidecars see them; rule indexes stay the VirtualService's own. */
   private meshRoutes(vs: VirtualService, port: number): Route[] {
     return (vs.spec.http ?? [])
       .map((r, i) => {
-        const scoped = ruleForMesh(r);
+        const scoped = this.meshRule(r);
         return scoped ? this.httpRoute(vs, scoped, i, port) : null;
       })
       .filter((r): r is Route => r !== null);
   }
 
   build(): TranslateResult {
-    const vsByHost = new Map<string, VirtualService>();
-    for (const vs of this.input.virtualServices ?? []) {
-      if (!boundGateways(vs).includes('mesh')) continue; // gateway-only VS
-      for (const h of vs.spec.hosts ?? []) {
-        const host = fqdn(h, nsOf(vs), this.suffix);
-        if (vsByHost.has(host))
-          this.warnings.push(
-            `VirtualService ${nsOf(vs)}/${vs.metadata.name ?? ''}: host ${host} is already routed by another VirtualService; ignored for this host (Istio: undefined)`,
-          );
-        else vsByHost.set(host, vs);
-      }
-    }
+    // oldest first; a VirtualService with no rule for this proxy does not claim its hosts here
+    const { byHost: vsByHost, warnings } = meshVirtualServicesByHost(
+      (this.input.virtualServices ?? []).filter((vs) => boundGateways(vs).includes('mesh')),
+      (vs) => (vs.spec.hosts ?? []).map((h) => fqdn(h, nsOf(vs), this.suffix)),
+      (vs) => (vs.spec.http ?? []).some((r) => this.meshRule(r) !== null),
+    );
+    this.warnings.push(...warnings);
     const vhosts: VirtualHost[] = [];
     for (const svc of this.services.values()) {
       const httpPorts = svc.ports.filter(
@@ -608,10 +632,10 @@ class Translator {
    * rules, oldest first, as Istio does for gateways), and only the clusters those routes use.
    */
   buildGateway(input: GatewayTranslateInput): TranslateResult {
-    const gateways = sortByAge(input.gateways).filter((g) =>
+    const gateways = byCreation(input.gateways).filter((g) =>
       gatewaySelects(g, input.pod, input.scopeGatewayToNamespace ?? false),
     );
-    const vss = sortByAge(input.virtualServices ?? []);
+    const vss = byCreation(input.virtualServices ?? []);
     const byPort = new Map<number, Map<string, VirtualHost>>();
     for (const gw of gateways) {
       const key = `${nsOf(gw)}/${gw.metadata.name ?? ''}`;
@@ -682,7 +706,8 @@ class Translator {
   ): void {
     const vh = this.vhost(vhosts, host, port);
     (vs.spec.http ?? []).forEach((rule, i) => {
-      const scoped = ruleForGateway(rule, nsOf(vs), gatewayKey);
+      const forGateway = ruleForGateway(rule, nsOf(vs), gatewayKey);
+      const scoped = forGateway && ruleForSource(forGateway, this.proxy);
       const route = scoped ? this.httpRoute(vs, scoped, i, port) : null;
       if (route) vh.routes.push(route);
     });
@@ -855,16 +880,4 @@ export function translateGateway(input: GatewayTranslateInput): TranslateResult 
 export function configVersion(config: ProxyConfig): string {
   const body = JSON.stringify({ ...config, version: '' });
   return createHash('sha256').update(body).digest('hex').slice(0, 12);
-}
-
-/** Oldest first, then by namespace/name: Istio's order for merging and conflicts. */
-function sortByAge<T extends { metadata: { name?: string; namespace?: string; creationTimestamp?: string } }>(
-  objs: T[],
-): T[] {
-  const key = (o: T): string => `${o.metadata.namespace ?? ''}/${o.metadata.name ?? ''}`;
-  return [...objs].sort(
-    (a, b) =>
-      (a.metadata.creationTimestamp ?? '').localeCompare(b.metadata.creationTimestamp ?? '') ||
-      key(a).localeCompare(key(b)),
-  );
 }

@@ -6,9 +6,13 @@
  *
  *   analyze.subset.undefined   a VS routes to a subset no DestinationRule defines (→ 503 NR);
  *                              a warning, because GitOps tools apply objects in any order
- *   analyze.vs.hostConflict    two mesh-bound VirtualServices claim the same host; Istio uses
- *                              only one of them for sidecars, silently
- *   analyze.dr.hostConflict    two DestinationRules for the same host visible in one namespace
+ *   analyze.vs.hostConflict    two mesh-bound VirtualServices claim the same host; sidecars use
+ *                              the oldest (creationTimestamp, then name, then namespace), silently
+ *   analyze.dr.hostConflict    two DestinationRules for the same host in one namespace: merged
+ *                              oldest first (the older's trafficPolicy, subsets by new name)
+ *   analyze.dr.precedence      DestinationRules for one host in several namespaces: each client
+ *                              uses its own namespace's, else the service's, else the root's
+ *                              (pkg/translate/precedence.ts)
  *   analyze.object.duplicate   one kind/namespace/name defined twice in the input
  *   analyze.gateway.undefined  a VS binds to a Gateway missing from a set that has Gateways
  */
@@ -16,6 +20,7 @@ import type { DestinationRuleSpec } from '../api/destinationrule.js';
 import type { Destination, VirtualServiceSpec } from '../api/virtualservice.js';
 import { formatPath, type PathSegment } from './report.js';
 import { isObject } from './schema.js';
+import { ROOT_NAMESPACE, compareByCreation } from '../translate/precedence.js';
 import type { ObjectFinding, ObjectRef } from './types.js';
 
 const DOMAIN_SUFFIX = 'svc.cluster.local';
@@ -24,6 +29,8 @@ interface Loaded<Spec> {
   ref: ObjectRef;
   namespace: string;
   spec: Spec;
+  /** For Istio's order (compareByCreation). */
+  metadata: { name: string; namespace: string; creationTimestamp?: string };
 }
 
 export function analyze(objs: unknown[], defaultNamespace: string): ObjectFinding[] {
@@ -46,6 +53,7 @@ export function analyze(objs: unknown[], defaultNamespace: string): ObjectFindin
     ...undefinedSubsets(vss, drs),
     ...vsHostConflicts(vss),
     ...drHostConflicts(drs),
+    ...drPrecedence(drs),
     // Gateways are often managed elsewhere; only a set that has some can miss one.
     ...(gateways.size > 0 ? undefinedGateways(vss, gateways) : []),
   ];
@@ -128,7 +136,9 @@ function load(obj: unknown, defaultNamespace: string): Loaded<unknown> | undefin
     return undefined;
   if (!apiVersion.startsWith('networking.istio.io/')) return undefined;
   const ns = typeof namespace === 'string' && namespace !== '' ? namespace : defaultNamespace;
-  return { ref: { apiVersion, kind, namespace: ns, name }, namespace: ns, spec: obj.spec };
+  const ts = obj.metadata.creationTimestamp;
+  const metadata = { name, namespace: ns, ...(typeof ts === 'string' ? { creationTimestamp: ts } : {}) };
+  return { ref: { apiVersion, kind, namespace: ns, name }, namespace: ns, spec: obj.spec, metadata };
 }
 
 /** Istio resolves a short name (no dot) in the object's namespace; dotted names are taken as-is. */
@@ -245,7 +255,9 @@ function vsHostConflicts(vss: Loaded<VirtualServiceSpec>[]): ObjectFinding[] {
       claims.set(host, [...(claims.get(host) ?? []), { vs, index }]);
     });
   }
-  for (const [host, list] of claims) {
+  for (const [host, unsorted] of claims) {
+    // sidecars use the oldest: report the others against it
+    const list = [...unsorted].sort((x, y) => compareByCreation(x.vs, y.vs));
     for (let i = 1; i < list.length; i++) {
       const cur = list[i];
       if (!cur) continue;
@@ -265,7 +277,7 @@ function vsHostConflicts(vss: Loaded<VirtualServiceSpec>[]): ObjectFinding[] {
         object: cur.vs.ref,
         related: others.map((o) => o.vs.ref),
         path: formatPath(['spec', 'hosts', cur.index]),
-        message: `host ${host} is also claimed for the mesh by ${others.map((o) => refText(o.vs)).join(', ')}; sidecars use only one VirtualService per host, so the other's routes are silently ignored (merge them into one)`,
+        message: `host ${host} is also claimed for the mesh by ${others.map((o) => refText(o.vs)).join(', ')}; sidecars use only one VirtualService per host: ${refText(others[0]!.vs)} wins (${whyFirst(others[0]!.vs, cur.vs)}) and this one's routes for the host are ignored, except at a sidecar for which the winner has no rule left (sourceLabels/sourceNamespace); gateways merge them (merge them into one)`,
         rule: 'analyze.vs.hostConflict',
       });
     }
@@ -273,8 +285,20 @@ function vsHostConflicts(vss: Loaded<VirtualServiceSpec>[]): ObjectFinding[] {
   return out;
 }
 
-function drHostConflicts(drs: Loaded<DestinationRuleSpec>[]): ObjectFinding[] {
+/** Why `a` comes before `b` in Istio's order. */
+function whyFirst(a: Loaded<unknown>, b: Loaded<unknown>): string {
+  const ta = a.metadata.creationTimestamp;
+  const tb = b.metadata.creationTimestamp;
+  if (ta !== tb && ta !== undefined && tb !== undefined) return `older: created ${ta}, this one ${tb}`;
+  if (ta !== tb) return `in a cluster the older wins; here ${ta === undefined ? 'it has' : 'this one has'} no creationTimestamp`;
+  return a.metadata.name !== b.metadata.name
+    ? 'same creationTimestamp: the first by name'
+    : 'same creationTimestamp and name: the first by namespace';
+}
+
+function drHostConflicts(unsorted: Loaded<DestinationRuleSpec>[]): ObjectFinding[] {
   const out: ObjectFinding[] = [];
+  const drs = [...unsorted].sort(compareByCreation);
   drs.forEach((dr, i) => {
     if (dr.spec.workloadSelector) return;
     const host = resolveHost(dr.spec.host, dr.namespace);
@@ -293,7 +317,7 @@ function drHostConflicts(drs: Loaded<DestinationRuleSpec>[]): ObjectFinding[] {
       object: dr.ref,
       related: others.map((o) => o.ref),
       path: 'spec.host',
-      message: `host ${host} already has a DestinationRule in namespace ${dr.namespace} (${others.map(refText).join(', ')}); Istio merges them in creation order and drops conflicting settings`,
+      message: `host ${host} already has a DestinationRule in namespace ${dr.namespace} (${others.map(refText).join(', ')}); they merge oldest first: ${refText(others[0]!)} comes first (${whyFirst(others[0]!, dr)}), so ${dr.spec.trafficPolicy !== undefined && others.some((o) => o.spec.trafficPolicy !== undefined) ? "this one's trafficPolicy is ignored" : 'its trafficPolicy, if any, is kept'} and only this one's subsets with new names are added`,
       rule: 'analyze.dr.hostConflict',
     });
   });
@@ -302,4 +326,55 @@ function drHostConflicts(drs: Loaded<DestinationRuleSpec>[]): ObjectFinding[] {
 
 function refText(l: { ref: ObjectRef }): string {
   return `${l.ref.kind} ${l.ref.namespace ?? ''}/${l.ref.name}`;
+}
+
+/** The namespace of a Kubernetes service host (`name.ns.svc.<domain>`), if it is one. */
+function serviceNamespaceOf(host: string): string | undefined {
+  const parts = host.split('.');
+  return parts.length >= 3 && parts[2] === 'svc' && !host.startsWith('*') ? parts[1] : undefined;
+}
+
+/**
+ * DestinationRules for one host in several namespaces: which one each client uses (a client's
+ * own namespace, then the service's, then the root namespace; one namespace's rule applies whole).
+ * Reported on every rule outside the service's namespace, a warning: the others' settings do not
+ * reach those clients.
+ */
+function drPrecedence(drs: Loaded<DestinationRuleSpec>[]): ObjectFinding[] {
+  const byHost = new Map<string, Loaded<DestinationRuleSpec>[]>();
+  for (const dr of drs) {
+    if (dr.spec.workloadSelector) continue;
+    const host = resolveHost(dr.spec.host, dr.namespace);
+    byHost.set(host, [...(byHost.get(host) ?? []), dr]);
+  }
+  const out: ObjectFinding[] = [];
+  for (const [host, list] of byHost) {
+    const namespaces = new Set(list.map((d) => d.namespace));
+    if (namespaces.size < 2) continue;
+    const svcNs = serviceNamespaceOf(host);
+    const inSvc = list.filter((d) => d.namespace === svcNs);
+    const inRoot = list.filter((d) => d.namespace === ROOT_NAMESPACE);
+    const fallback = inSvc.length > 0 ? inSvc : inRoot;
+    const fallbackText =
+      fallback.length > 0
+        ? `${fallback.map(refText).join(', ')} (${fallback === inSvc ? "the service's namespace" : `the root namespace ${ROOT_NAMESPACE}`})`
+        : 'none';
+    for (const dr of list) {
+      if (dr.namespace === svcNs) continue;
+      const others = list.filter((o) => o.namespace !== dr.namespace);
+      const message =
+        dr.namespace === ROOT_NAMESPACE
+          ? `host ${host} also has DestinationRules in ${[...namespaces].filter((n) => n !== ROOT_NAMESPACE).join(', ')}: this root-namespace rule applies only to clients whose namespace has none${svcNs !== undefined && inSvc.length > 0 ? ` (none do: ${svcNs}, the service's namespace, has one)` : ''}`
+          : `host ${host} also has DestinationRules in ${[...namespaces].filter((n) => n !== dr.namespace).join(', ')}: clients in ${dr.namespace} use this one whole (their own namespace comes first: client, service, root ${ROOT_NAMESPACE}), and ignore the others' subsets and policy; clients elsewhere never use it and get ${fallbackText}`;
+      out.push({
+        severity: 'warning',
+        object: dr.ref,
+        related: others.map((o) => o.ref),
+        path: 'spec.host',
+        message,
+        rule: 'analyze.dr.precedence',
+      });
+    }
+  }
+  return out;
 }

@@ -5,19 +5,17 @@
  * compiled by the proxy engine and asked for a decision, as the proxy would.
  */
 import { expect } from 'chai';
-import { rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { rmSync } from 'node:fs';
 import { DEFAULT_MESH } from '../../../controlplane/flags.js';
 import type { Weftd } from '../../../controlplane/weftd.js';
 import { TOKEN_AUDIENCE } from '../../../pkg/discovery/protocol.js';
 import { KubeClient } from '../../../pkg/kube/client.js';
 import { createLogger } from '../../../pkg/log/index.js';
 import type { ProxyConfig } from '../../../pkg/proxyconfig/types.js';
-import { DiscoveryClient } from '../../../proxy/discovery/client.js';
 import { authorize, compileAuthz, guardsListener } from '../../../proxy/authz/engine.js';
 import type { AuthzAttributes } from '../../../proxy/authz/attributes.js';
-import { freshNamespace, installCRDs, onCleanup, testCluster, waitFor } from '../../support/index.js';
-import { pod, requestToken, startTestWeftd, weftdServingDir } from './fixtures.js';
+import { freshNamespace, installCRDs, testCluster } from '../../support/index.js';
+import { FakeProxy, pod, requestToken, startTestWeftd, weftdServingDir } from './fixtures.js';
 
 const log = createLogger('test', { silent: true });
 const SEC = 'security.istio.io';
@@ -32,42 +30,6 @@ const attrs = (path: string): AuthzAttributes => ({
   sourceIp: '10.0.0.2',
   remoteIp: '10.0.0.2',
 });
-
-/** A proxy's stream to weftd, keeping the latest config it was pushed. */
-class FakeProxy {
-  latest: ProxyConfig | null = null;
-  readonly client: DiscoveryClient;
-  constructor(
-    address: string,
-    dir: string,
-    token: string,
-    kind: 'sidecar' | 'gateway',
-    namespace: string,
-    name: string,
-  ) {
-    const tokenPath = join(dir, `${name}.token`);
-    writeFileSync(tokenPath, token);
-    this.client = new DiscoveryClient({
-      address,
-      caRootPath: join(dir, 'ca.crt'),
-      tokenPath,
-      request: { kind, namespace, pod: name },
-      log,
-      onConfig: (config) => {
-        if (config.authz) compileAuthz(config.authz); // what the proxy does at swap: must not throw
-        this.latest = config;
-        return Promise.resolve();
-      },
-      pingIntervalMs: 300,
-    });
-    void this.client.run();
-    onCleanup(async () => this.client.stop());
-  }
-
-  async until(what: string, fn: (c: ProxyConfig) => boolean): Promise<ProxyConfig> {
-    return waitFor(what, () => (this.latest !== null && fn(this.latest) ? this.latest : null));
-  }
-}
 
 const names = (c: ProxyConfig): string[] => (c.authz?.policies ?? []).map((p) => p.name);
 

@@ -3,15 +3,21 @@
  * pods that are never scheduled (the test cluster has no node), TokenRequest tokens, the
  * reviews service with two versions behind an EndpointSlice, and a proxy's CSR.
  */
+import { createCA, issueServing } from '../../../pkg/certs/index.js';
 import { buildCsr, generateWorkloadKey, type WorkloadKeyAlgorithm } from '../../../pkg/certs/csr.js';
 import { KubeConfig } from '@kubernetes/client-node';
 import { KubeClient } from '../../../pkg/kube/client.js';
-import { testCluster } from '../../support/index.js';
 import type { KubeObject } from '../../../pkg/kube/types.js';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createCA, issueServing } from '../../../pkg/certs/index.js';
+import { DiscoveryClient } from '../../../proxy/discovery/client.js';
+import { compileAuthz } from '../../../proxy/authz/engine.js';
+import type { ProxyConfig } from '../../../pkg/proxyconfig/types.js';
+import { onCleanup, testCluster, waitFor } from '../../support/index.js';
+import { createLogger } from '../../../pkg/log/index.js';
+
+const proxyLog = createLogger('fake-proxy', { silent: true });
 import type { Logger } from '../../../pkg/log/index.js';
 import { CertReloader } from '../../../pkg/tls/index.js';
 import { DEFAULT_MESH } from '../../../controlplane/flags.js';
@@ -186,4 +192,43 @@ export function startTestWeftd(
     defaultMetrics: false,
     ...rest,
   });
+}
+
+/**
+ * A proxy's stream to weftd (the proxy's own DiscoveryClient), keeping the latest config it was
+ * pushed; the authz block is compiled as the proxy does at swap (must not throw).
+ */
+export class FakeProxy {
+  latest: ProxyConfig | null = null;
+  readonly client: DiscoveryClient;
+  constructor(
+    address: string,
+    dir: string,
+    token: string,
+    kind: 'sidecar' | 'gateway',
+    namespace: string,
+    name: string,
+  ) {
+    const tokenPath = join(dir, `${name}.token`);
+    writeFileSync(tokenPath, token);
+    this.client = new DiscoveryClient({
+      address,
+      caRootPath: join(dir, 'ca.crt'),
+      tokenPath,
+      request: { kind, namespace, pod: name },
+      log: proxyLog,
+      onConfig: (config) => {
+        if (config.authz) compileAuthz(config.authz); // what the proxy does at swap: must not throw
+        this.latest = config;
+        return Promise.resolve();
+      },
+      pingIntervalMs: 300,
+    });
+    void this.client.run();
+    onCleanup(async () => this.client.stop());
+  }
+
+  async until(what: string, fn: (c: ProxyConfig) => boolean): Promise<ProxyConfig> {
+    return waitFor(what, () => (this.latest !== null && fn(this.latest) ? this.latest : null));
+  }
 }

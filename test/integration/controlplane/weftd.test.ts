@@ -267,7 +267,13 @@ describe('weftd (in-process, real API server)', function () {
       apiVersion: NET,
       kind: 'ServiceEntry',
       metadata: { name: 'vms', namespace: ns },
-      spec: { hosts: ['vms.example.com'], ports: port80, resolution: 'STATIC', location: 'MESH_INTERNAL', workloadSelector: { labels: { app: 'vm' } } },
+      spec: {
+        hosts: ['vms.example.com'],
+        ports: port80,
+        resolution: 'STATIC',
+        location: 'MESH_INTERNAL',
+        workloadSelector: { labels: { app: 'vm' } },
+      },
     });
     await kube.create({
       apiVersion: NET,
@@ -294,7 +300,9 @@ describe('weftd (in-process, real API server)', function () {
         ? c
         : null;
     });
-    expect(config.clusters.find((c) => c.service === 'vms.example.com')!.endpoints.map((e) => e.address)).to.deep.equal(['10.9.0.1']);
+    expect(
+      config.clusters.find((c) => c.service === 'vms.example.com')!.endpoints.map((e) => e.address),
+    ).to.deep.equal(['10.9.0.1']);
     expect(config.clusters.find((c) => c.service === 'api.example.com')).to.deep.include({
       type: 'STRICT_DNS',
       endpoints: [{ address: 'api.example.com', port: 80, labels: {} }],
