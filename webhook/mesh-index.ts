@@ -120,7 +120,7 @@ export class MeshIndex {
     for (const t of [...referenceTokens(obj), WILDCARD])
       for (const k of this.byToken.get(t) ?? []) keys.add(k);
     keys.delete(self ?? '');
-    return [...[...keys].map((k) => this.objects.get(k)), obj];
+    return [...[...keys].map((k) => this.objects.get(k)), asStored(obj)];
   }
 
   private unlink(key: string): void {
@@ -137,4 +137,16 @@ export class MeshIndex {
   static key(obj: unknown): string | undefined {
     return keyOf(obj);
   }
+}
+
+/**
+ * The candidate as it will be stored: an object being created has no creationTimestamp yet and
+ * the API server gives it "now", so it is the newest of its kind (Istio's oldest-wins order), never
+ * the winner over objects already stored.
+ */
+function asStored(obj: unknown): unknown {
+  const meta = (obj as { metadata?: { creationTimestamp?: unknown } } | null)?.metadata;
+  if (meta === undefined || meta.creationTimestamp !== undefined) return obj;
+  const now = new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
+  return { ...(obj as object), metadata: { ...meta, creationTimestamp: now } };
 }

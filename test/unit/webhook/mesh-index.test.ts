@@ -81,8 +81,11 @@ describe('mesh index', () => {
     let compared = 0;
     for (const candidate of objs) {
       const others = objs.filter((o) => MeshIndex.key(o) !== MeshIndex.key(candidate));
-      const full = involving(analyzeObjects([...others, candidate]), candidate);
-      const narrowed = involving(analyzeObjects(index.withCandidate(candidate)), candidate);
+      const withCandidate = index.withCandidate(candidate);
+      // the candidate as the index hands it over (stamped with a creationTimestamp when it has none)
+      const stored = withCandidate[withCandidate.length - 1];
+      const full = involving(analyzeObjects([...others, stored]), candidate);
+      const narrowed = involving(analyzeObjects(withCandidate), candidate);
       expect(narrowed, String(MeshIndex.key(candidate))).to.deep.equal(full);
       compared += full.length;
     }
