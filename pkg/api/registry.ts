@@ -31,9 +31,10 @@ export const meshKinds: readonly KindDefinition[] = [
 ];
 
 /**
- * Istio kinds weft serves and validates so that real-world Istio YAML applies, but does not act
- * on (each is listed in pkg/api/not-enforced.ts, and admitted with a warning). The webhook does
- * not index them: no cross-object check involves them.
+ * Istio kinds weft serves and validates so that real-world Istio YAML applies, but that no
+ * cross-object check involves (the webhook does not index them). All but WorkloadEntry are not
+ * acted on (each is listed in pkg/api/not-enforced.ts, and admitted with a warning); WorkloadEntry
+ * objects are the endpoints of ServiceEntries that select them (weftd watches them).
  */
 export const servedOnlyKinds: readonly KindDefinition[] = [
   workloadEntryKind,

@@ -60,14 +60,6 @@ spec:
 
   const kinds: [string, string, string][] = [
     [
-      'WorkloadEntry',
-      `apiVersion: networking.istio.io/v1
-kind: WorkloadEntry
-metadata: {name: vm-1, namespace: NS}
-spec: {address: 10.0.0.9, labels: {app: ratings}, ports: {http: 8080}, serviceAccount: ratings}`,
-      'WorkloadEntry is accepted but not enforced by weft yet (issue #15)',
-    ],
-    [
       'WorkloadGroup',
       `apiVersion: networking.istio.io/v1beta1
 kind: WorkloadGroup
@@ -126,6 +118,17 @@ spec:
       "WasmPlugin is accepted but not enforced by weft (not planned yet): weft's proxy runs no WebAssembly",
     ],
   ];
+
+  it('applies a WorkloadEntry (the endpoints of a ServiceEntry workloadSelector) and stores it without a warning', async () => {
+    const yaml = `apiVersion: networking.istio.io/v1
+kind: WorkloadEntry
+metadata: {name: vm-1, namespace: ${ns}}
+spec: {address: 10.0.0.9, labels: {app: ratings}, ports: {http: 8080}, serviceAccount: ratings}`;
+    const r = await applyYaml(yaml);
+    expect(r.code, r.stderr).to.equal(0);
+    expect(r.stdout).to.match(/ created$/m);
+    expect(r.stderr).to.not.include('Warning');
+  });
 
   for (const [kind, yaml, warning] of kinds) {
     it(`applies a ${kind} as Istio users write it, stores it, and warns`, async () => {
