@@ -241,7 +241,9 @@ class Handshake implements Controller {
     req.on('upgrade', (res: IncomingMessage, s: net.Socket, head: Buffer) => this.onSwitch(res, s, head));
     req.on('error', (e: NodeJS.ErrnoException) => {
       const code = !this.connected ? opened?.errorCode?.(e) : undefined;
-      this.fail(code === undefined ? upstreamError(e, this.res === null) : new UpstreamError(e.message, code));
+      this.fail(
+        code === undefined ? upstreamError(e, this.res === null) : new UpstreamError(e.message, code),
+      );
     });
     const body = spec.body;
     if (body === null) req.end();

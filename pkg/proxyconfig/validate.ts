@@ -171,7 +171,10 @@ function checkCluster(c: Checker, cl: unknown, path: string, names: Set<string>)
   const dns = type === 'STRICT_DNS' || type === 'LOGICAL_DNS';
   const eps = c.array(cl.endpoints, `${path}.endpoints`);
   if (type === 'ORIGINAL_DST' && eps.length > 0)
-    c.fail(`${path}.endpoints`, 'must be empty for an ORIGINAL_DST cluster (requests go to their original destination)');
+    c.fail(
+      `${path}.endpoints`,
+      'must be empty for an ORIGINAL_DST cluster (requests go to their original destination)',
+    );
   if (type === 'LOGICAL_DNS' && eps.length > 1)
     c.fail(`${path}.endpoints`, 'a LOGICAL_DNS cluster resolves one host: at most one endpoint');
   eps.forEach((e, i) => {
@@ -217,7 +220,8 @@ function checkDns(c: Checker, v: unknown): void {
     } else if (['refreshRateMs', 'minRefreshMs', 'maxRefreshMs', 'timeoutMs'].includes(k)) {
       if (!Number.isInteger(v[k]) || (v[k] as number) < 1 || (v[k] as number) > 86_400_000)
         c.fail(`dns.${k}`, 'must be an integer from 1 to 86400000 (milliseconds)');
-    } else c.fail(`dns.${k}`, 'is not supported (servers, refreshRateMs, minRefreshMs, maxRefreshMs, timeoutMs)');
+    } else
+      c.fail(`dns.${k}`, 'is not supported (servers, refreshRateMs, minRefreshMs, maxRefreshMs, timeoutMs)');
   }
 }
 

@@ -140,7 +140,11 @@ export class DestinationRuleIndex {
   }
 
   /** The rule a proxy in `proxyNamespace` (absent: none) uses for `host`, a service of `serviceNamespace`. */
-  lookup(host: string, proxyNamespace: string | undefined, serviceNamespace: string): MergedDestinationRule | undefined {
+  lookup(
+    host: string,
+    proxyNamespace: string | undefined,
+    serviceNamespace: string,
+  ): MergedDestinationRule | undefined {
     for (const ns of this.searchOrder(proxyNamespace, serviceNamespace)) {
       const rules = this.byNamespace.get(ns);
       const hit = rules && mostSpecificHost(host, rules.specific, rules.wildcard);

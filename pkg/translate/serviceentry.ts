@@ -69,10 +69,9 @@ export function exportedTo(
 }
 
 /** The entries a proxy in `namespace` sees; all of them when the namespace is unknown (standalone). */
-export function visibleEntries<T extends { metadata: { namespace?: string }; spec: Pick<ServiceEntrySpec, 'exportTo'> }>(
-  entries: T[],
-  namespace: string | undefined,
-): T[] {
+export function visibleEntries<
+  T extends { metadata: { namespace?: string }; spec: Pick<ServiceEntrySpec, 'exportTo'> },
+>(entries: T[], namespace: string | undefined): T[] {
   return namespace === undefined ? entries : entries.filter((se) => exportedTo(se, namespace));
 }
 
@@ -86,7 +85,8 @@ export function hiddenEntriesKey(
 ): string {
   const hidden: string[] = [];
   for (const se of entries)
-    if (!exportedTo(se, namespace)) hidden.push(`${se.metadata.namespace ?? 'default'}/${se.metadata.name ?? ''}`);
+    if (!exportedTo(se, namespace))
+      hidden.push(`${se.metadata.namespace ?? 'default'}/${se.metadata.name ?? ''}`);
   return hidden.join('\n');
 }
 

@@ -290,7 +290,8 @@ function whyFirst(a: Loaded<unknown>, b: Loaded<unknown>): string {
   const ta = a.metadata.creationTimestamp;
   const tb = b.metadata.creationTimestamp;
   if (ta !== tb && ta !== undefined && tb !== undefined) return `older: created ${ta}, this one ${tb}`;
-  if (ta !== tb) return `in a cluster the older wins; here ${ta === undefined ? 'it has' : 'this one has'} no creationTimestamp`;
+  if (ta !== tb)
+    return `in a cluster the older wins; here ${ta === undefined ? 'it has' : 'this one has'} no creationTimestamp`;
   return a.metadata.name !== b.metadata.name
     ? 'same creationTimestamp: the first by name'
     : 'same creationTimestamp and name: the first by namespace';

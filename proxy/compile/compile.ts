@@ -79,7 +79,9 @@ export class ClusterTable {
   private keyOf(def: Cluster): string {
     const cred = this.credentialOf(def);
     const dns = isDnsCluster(def) ? `\n${JSON.stringify(this.dnsEnv?.settings ?? null)}` : '';
-    return (cred === undefined ? JSON.stringify(def) : `${JSON.stringify(def)}\n${JSON.stringify(cred)}`) + dns;
+    return (
+      (cred === undefined ? JSON.stringify(def) : `${JSON.stringify(def)}\n${JSON.stringify(cred)}`) + dns
+    );
   }
 
   /**

@@ -59,7 +59,8 @@ export function resolverLookup(settings: ResolvedDnsSettings): DnsLookup {
       if (!NO_RECORDS.has((err as NodeJS.ErrnoException).code ?? '')) throw err;
     }
     const aaaa = await r.resolve6(host, { ttl: true });
-    if (aaaa.length === 0) throw Object.assign(new Error(`no A or AAAA record for ${host}`), { code: 'ENODATA' });
+    if (aaaa.length === 0)
+      throw Object.assign(new Error(`no A or AAAA record for ${host}`), { code: 'ENODATA' });
     return answer(aaaa);
   };
 }
@@ -77,7 +78,8 @@ interface HostState {
 
 /** When to ask again after an answer with this TTL (seconds). */
 export function refreshDelayMs(ttlSeconds: number, s: ResolvedDnsSettings): number {
-  if (!Number.isFinite(ttlSeconds) || ttlSeconds <= 0) return Math.max(s.minRefreshMs, Math.min(s.refreshRateMs, s.maxRefreshMs));
+  if (!Number.isFinite(ttlSeconds) || ttlSeconds <= 0)
+    return Math.max(s.minRefreshMs, Math.min(s.refreshRateMs, s.maxRefreshMs));
   return Math.min(Math.max(ttlSeconds * 1000, s.minRefreshMs), s.maxRefreshMs);
 }
 

@@ -13,9 +13,7 @@ import { parse } from 'yaml';
 import { kindDefinitions } from '../../../pkg/api/registry.js';
 import { freshNamespace, installCRDs, testCluster } from '../../support/index.js';
 
-const CORPUS =
-  process.env.WEFT_CONFORMANCE_DIR ??
-  join(import.meta.dirname, '../../data/istio-validation');
+const CORPUS = process.env.WEFT_CONFORMANCE_DIR ?? join(import.meta.dirname, '../../data/istio-validation');
 
 interface Row {
   file: string;

@@ -97,11 +97,18 @@ describe('ServiceEntry resolution (loopback DNS server, in-process proxy)', func
     expect(first.status).to.equal(200);
     expect(first.body).to.equal('backend-a');
     dns.records.set('api.test', { a: ['127.0.0.3'], ttl: 1 });
-    await waitFor('traffic on the new address', async () => (await request(proxy!.port, { host, agent: false })).body === 'backend-b', 10_000, 20);
+    await waitFor(
+      'traffic on the new address',
+      async () => (await request(proxy!.port, { host, agent: false })).body === 'backend-b',
+      10_000,
+      20,
+    );
     const clusters = (await request(proxy.admin, { path: '/clusters', agent: false })).body;
-    const c = (JSON.parse(clusters) as { clusters: { name: string; type: string; dns: { host: string; addresses: string[] }[] }[] }).clusters.find(
-      (x) => x.name === `outbound|${port}||api.test`,
-    )!;
+    const c = (
+      JSON.parse(clusters) as {
+        clusters: { name: string; type: string; dns: { host: string; addresses: string[] }[] }[];
+      }
+    ).clusters.find((x) => x.name === `outbound|${port}||api.test`)!;
     expect(c.type).to.equal('STRICT_DNS');
     expect(c.dns[0]).to.include({ host: 'api.test' });
     expect(c.dns[0]!.addresses).to.deep.equal(['127.0.0.3']);
@@ -119,7 +126,10 @@ describe('ServiceEntry resolution (loopback DNS server, in-process proxy)', func
         ),
       ),
     );
-    for (let i = 0; i < 4; i++) expect((await request(proxy.port, { host: `rr.test:${port}`, agent: false })).body).to.equal('backend-b');
+    for (let i = 0; i < 4; i++)
+      expect((await request(proxy.port, { host: `rr.test:${port}`, agent: false })).body).to.equal(
+        'backend-b',
+      );
   });
 
   it('DNS: a host that does not resolve is 503 UH, and the reply and /clusters say why', async () => {
@@ -188,7 +198,9 @@ describe('ServiceEntry resolution (loopback DNS server, in-process proxy)', func
       expect(r.body).to.equal('backend-b');
       expect(b.hits).to.equal(before + 1);
       dst = { address: '127.0.0.2', port, family: 4 };
-      expect((await request(capturePort, { host: 'other.wild.test', agent: false })).body).to.equal('backend-a');
+      expect((await request(capturePort, { host: 'other.wild.test', agent: false })).body).to.equal(
+        'backend-a',
+      );
     });
 
     it('without an original destination (and a Host name): 503 UH, never a DNS lookup of Host', async () => {

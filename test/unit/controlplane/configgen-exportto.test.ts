@@ -77,7 +77,11 @@ describe('ServiceEntry exportTo', () => {
   const pod = (namespace: string, name = 'p-1'): PodInfo => ({ name, namespace, labels: { app: 'x' } });
 
   it('weftd: each sidecar gets the entries exported to its namespace, in the config and the encoded line', () => {
-    const g = new ConfigGenerator({ domainSuffix: 'cluster.local', mesh: DEFAULT_MESH, log: createLogger('t', { silent: true }) });
+    const g = new ConfigGenerator({
+      domainSuffix: 'cluster.local',
+      mesh: DEFAULT_MESH,
+      log: createLogger('t', { silent: true }),
+    });
     const snap = snapshot([entry('public', 'a'), entry('private', 'a', ['.']), entry('tob', 'a', ['b'])]);
     const services = (ns: string): string[] => {
       const gc = g.forProxy(snap, 'sidecar', pod(ns));
@@ -89,6 +93,8 @@ describe('ServiceEntry exportTo', () => {
     expect(services('a')).to.deep.equal(['private.example.com', 'public.example.com']);
     expect(services('b')).to.deep.equal(['public.example.com', 'tob.example.com']);
     expect(services('c')).to.deep.equal(['public.example.com']);
-    expect(g.forProxy(snap, 'sidecar', pod('c')).version).to.not.equal(g.forProxy(snap, 'sidecar', pod('a')).version);
+    expect(g.forProxy(snap, 'sidecar', pod('c')).version).to.not.equal(
+      g.forProxy(snap, 'sidecar', pod('a')).version,
+    );
   });
 });

@@ -32,7 +32,11 @@ const VS = {
   spec: {
     hosts: ['reviews'],
     http: [
-      { name: 'web', match: [{ sourceLabels: { app: 'web' } }], route: [{ destination: { host: 'reviews' } }] },
+      {
+        name: 'web',
+        match: [{ sourceLabels: { app: 'web' } }],
+        route: [{ destination: { host: 'reviews' } }],
+      },
       { name: 'rest', route: [{ destination: { host: 'reviews' } }] },
     ],
   },
@@ -55,13 +59,23 @@ const snapshot = (destinationRules: DestinationRule[]): Snapshot => ({
   serviceEntries: [],
   gateways: [],
 });
-const pod = (namespace: string, labels: Record<string, string>, name = 'p-1'): PodInfo => ({ name, namespace, labels });
+const pod = (namespace: string, labels: Record<string, string>, name = 'p-1'): PodInfo => ({
+  name,
+  namespace,
+  labels,
+});
 const routes = (c: { listeners: unknown[] }): string[] =>
-  ((c.listeners[0] as HttpListener).virtualHosts.find((v) => v.name === `${HOST}:9080`)?.routes ?? []).map((r) => r.name ?? '');
+  ((c.listeners[0] as HttpListener).virtualHosts.find((v) => v.name === `${HOST}:9080`)?.routes ?? []).map(
+    (r) => r.name ?? '',
+  );
 
 describe('weftd config generation: translation per client scope', () => {
   const gen = (): ConfigGenerator =>
-    new ConfigGenerator({ domainSuffix: 'cluster.local', mesh: DEFAULT_MESH, log: createLogger('t', { silent: true }) });
+    new ConfigGenerator({
+      domainSuffix: 'cluster.local',
+      mesh: DEFAULT_MESH,
+      log: createLogger('t', { silent: true }),
+    });
 
   it('labels no sourceLabels reads and namespaces without rules share one translation', () => {
     const g = gen();
@@ -83,14 +97,17 @@ describe('weftd config generation: translation per client scope', () => {
     expect(routes(web.config)).to.deep.equal(['web', 'rest']);
     expect(web.version).to.not.equal(api.version);
     for (const x of [api, web])
-      expect(JSON.parse(x.encode())).to.deep.equal(JSON.parse(encodeMessage({ type: 'config', version: x.version, config: x.config })));
+      expect(JSON.parse(x.encode())).to.deep.equal(
+        JSON.parse(encodeMessage({ type: 'config', version: x.version, config: x.config })),
+      );
   });
 
   it("a client namespace's DestinationRule is its clients' alone", () => {
     const g = gen();
     const s = snapshot([dr('shop', 'RANDOM'), dr('front', 'LEAST_REQUEST')]);
     const lb = (ns: string): unknown =>
-      g.forProxy(s, 'sidecar', pod(ns, {})).config.clusters.find((c) => c.name === `outbound|9080||${HOST}`)?.loadBalancer;
+      g.forProxy(s, 'sidecar', pod(ns, {})).config.clusters.find((c) => c.name === `outbound|9080||${HOST}`)
+        ?.loadBalancer;
     expect(lb('front')).to.deep.equal({ simple: 'LEAST_REQUEST' });
     expect(lb('other')).to.deep.equal({ simple: 'RANDOM' });
     expect(lb('shop')).to.deep.equal({ simple: 'RANDOM' });

@@ -26,7 +26,11 @@ const vm = {
   spec: { address: '10.0.2.1', labels: { app: 'ratings' }, ports: { http: 8080 } },
 };
 // the probe world's client pod (app: client, 10.1.0.5) is selected by a selector on app: client
-const byPod = { ...entry, metadata: { name: 'clients', namespace: 'default' }, spec: { ...entry.spec, hosts: ['clients.example.com'], workloadSelector: { labels: { app: 'client' } } } };
+const byPod = {
+  ...entry,
+  metadata: { name: 'clients', namespace: 'default' },
+  spec: { ...entry.spec, hosts: ['clients.example.com'], workloadSelector: { labels: { app: 'client' } } },
+};
 
 const endpointsOf = (cfg: unknown, host: string): string[] =>
   ((cfg as { sidecar?: ProxyConfig } & ProxyConfig).sidecar ?? (cfg as ProxyConfig)).clusters

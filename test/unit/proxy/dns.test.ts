@@ -86,8 +86,9 @@ describe('proxy DNS clusters: config checks', () => {
     ['', false],
     ['1.2.3', false],
   ];
-  for (const [v, ok] of SERVERS) it(`server ${JSON.stringify(v)} ${ok ? 'ok' : 'refused'}`, () =>
-    expect(checkDnsServer(v) === null).to.equal(ok));
+  for (const [v, ok] of SERVERS)
+    it(`server ${JSON.stringify(v)} ${ok ? 'ok' : 'refused'}`, () =>
+      expect(checkDnsServer(v) === null).to.equal(ok));
 
   const NAMES: [string, boolean][] = [
     ['api.example.com', true],
@@ -104,8 +105,9 @@ describe('proxy DNS clusters: config checks', () => {
     ['.', false],
     ['exa mple.com', false],
   ];
-  for (const [v, ok] of NAMES) it(`host name ${JSON.stringify(v.length > 40 ? v.slice(0, 40) + '…' : v)} ${ok ? 'ok' : 'refused'}`, () =>
-    expect(isDnsHostName(v)).to.equal(ok));
+  for (const [v, ok] of NAMES)
+    it(`host name ${JSON.stringify(v.length > 40 ? v.slice(0, 40) + '…' : v)} ${ok ? 'ok' : 'refused'}`, () =>
+      expect(isDnsHostName(v)).to.equal(ok));
 
   const cfg = (cluster: Record<string, unknown>, dns?: unknown): unknown => ({
     apiVersion: 'proxy.weft.dev/v1',
@@ -116,13 +118,54 @@ describe('proxy DNS clusters: config checks', () => {
     ...(dns !== undefined ? { dns } : {}),
   });
   const CONFIGS: [string, unknown, string[]][] = [
-    ['STRICT_DNS with host names and IPs', cfg({ type: 'STRICT_DNS', endpoints: [{ address: 'a.example.com', port: 80 }, { address: '10.0.0.1', port: 80 }] }), []],
-    ['STRICT_DNS with a wildcard address', cfg({ type: 'STRICT_DNS', endpoints: [{ address: '*.example.com', port: 80 }] }), ['clusters[0].endpoints[0].address']],
-    ['LOGICAL_DNS with two endpoints', cfg({ type: 'LOGICAL_DNS', endpoints: [{ address: 'a.example.com', port: 80 }, { address: 'b.example.com', port: 80 }] }), ['clusters[0].endpoints']],
+    [
+      'STRICT_DNS with host names and IPs',
+      cfg({
+        type: 'STRICT_DNS',
+        endpoints: [
+          { address: 'a.example.com', port: 80 },
+          { address: '10.0.0.1', port: 80 },
+        ],
+      }),
+      [],
+    ],
+    [
+      'STRICT_DNS with a wildcard address',
+      cfg({ type: 'STRICT_DNS', endpoints: [{ address: '*.example.com', port: 80 }] }),
+      ['clusters[0].endpoints[0].address'],
+    ],
+    [
+      'LOGICAL_DNS with two endpoints',
+      cfg({
+        type: 'LOGICAL_DNS',
+        endpoints: [
+          { address: 'a.example.com', port: 80 },
+          { address: 'b.example.com', port: 80 },
+        ],
+      }),
+      ['clusters[0].endpoints'],
+    ],
     ['ORIGINAL_DST with no endpoint', cfg({ type: 'ORIGINAL_DST', endpoints: [] }), []],
-    ['ORIGINAL_DST with an endpoint', cfg({ type: 'ORIGINAL_DST', endpoints: [{ address: '10.0.0.1', port: 80 }] }), ['clusters[0].endpoints']],
+    [
+      'ORIGINAL_DST with an endpoint',
+      cfg({ type: 'ORIGINAL_DST', endpoints: [{ address: '10.0.0.1', port: 80 }] }),
+      ['clusters[0].endpoints'],
+    ],
     ['unknown type', cfg({ type: 'EDS', endpoints: [] }), ['clusters[0].type']],
-    ['dns servers and timings', cfg({ endpoints: [] }, { servers: ['127.0.0.1:5353'], refreshRateMs: 1000, minRefreshMs: 10, maxRefreshMs: 5000, timeoutMs: 100 }), []],
+    [
+      'dns servers and timings',
+      cfg(
+        { endpoints: [] },
+        {
+          servers: ['127.0.0.1:5353'],
+          refreshRateMs: 1000,
+          minRefreshMs: 10,
+          maxRefreshMs: 5000,
+          timeoutMs: 100,
+        },
+      ),
+      [],
+    ],
     ['dns server by name', cfg({ endpoints: [] }, { servers: ['dns.google'] }), ['dns.servers[0]']],
     ['dns zero refresh', cfg({ endpoints: [] }, { refreshRateMs: 0 }), ['dns.refreshRateMs']],
     ['dns unknown field', cfg({ endpoints: [] }, { search: ['svc.cluster.local'] }), ['dns.search']],
@@ -138,7 +181,11 @@ describe('proxy DNS clusters: resolution against a loopback DNS server', functio
   let env: DnsEnv;
   let metrics: MetricsRegistry;
   const refreshers: DnsRefresher[] = [];
-  const make = (targets: Endpoint[], logical = false, e: DnsEnv = env): { r: DnsRefresher; updates: Endpoint[][] } => {
+  const make = (
+    targets: Endpoint[],
+    logical = false,
+    e: DnsEnv = env,
+  ): { r: DnsRefresher; updates: Endpoint[][] } => {
     const updates: Endpoint[][] = [];
     const r = new DnsRefresher('outbound|80||api.test', targets, logical, e, (eps) => updates.push(eps));
     refreshers.push(r);
@@ -161,14 +208,20 @@ describe('proxy DNS clusters: resolution against a loopback DNS server', functio
   });
 
   it('the lookup reads A records with their TTL', async () => {
-    expect(await env.lookup('api.test')).to.deep.equal({ addresses: ['127.0.0.2', '127.0.0.3'], ttlSeconds: 1 });
+    expect(await env.lookup('api.test')).to.deep.equal({
+      addresses: ['127.0.0.2', '127.0.0.3'],
+      ttlSeconds: 1,
+    });
   });
   it('a name with no A record falls back to AAAA', async () => {
     expect(await env.lookup('v6only.test')).to.deep.equal({ addresses: ['::1'], ttlSeconds: 30 });
     expect(dns.queries.get('v6only.test/AAAA')).to.equal(1);
   });
   it('an unknown name (NXDOMAIN) is an error, with no AAAA question', async () => {
-    const err = await env.lookup('nope.test').then(() => null, (e: NodeJS.ErrnoException) => e);
+    const err = await env.lookup('nope.test').then(
+      () => null,
+      (e: NodeJS.ErrnoException) => e,
+    );
     expect(err?.code).to.equal('ENOTFOUND');
     expect(dns.queries.get('nope.test/AAAA')).to.equal(undefined);
   });
@@ -214,7 +267,9 @@ describe('proxy DNS clusters: resolution against a loopback DNS server', functio
     await r.ready;
     dns.fail = 'servfail';
     const failures = (): number =>
-      metrics.labelledCounters.get('weft_proxy_dns_resolution_failures_total')?.get('cluster="outbound|80||api.test"') ?? 0;
+      metrics.labelledCounters
+        .get('weft_proxy_dns_resolution_failures_total')
+        ?.get('cluster="outbound|80||api.test"') ?? 0;
     await waitFor('two failed refreshes', () => failures() >= 2, 5000, 5);
     expect(r.endpoints().map((e) => e.address)).to.deep.equal(['127.0.0.2', '127.0.0.3']);
     const d = r.describe()[0]!;
@@ -261,12 +316,25 @@ describe('proxy DNS clusters: resolution against a loopback DNS server', functio
     const rt = new ClusterRuntime(def, 'k', Date.now, () => 0, undefined, undefined, env);
     await rt.dns!.ready;
     expect(rt.pick(null, null)?.key).to.equal('127.0.0.2:80');
-    expect((rt.describe().dns as { addresses: string[] }[])[0]!.addresses).to.deep.equal(['127.0.0.2', '127.0.0.3']);
+    expect((rt.describe().dns as { addresses: string[] }[])[0]!.addresses).to.deep.equal([
+      '127.0.0.2',
+      '127.0.0.3',
+    ]);
     await rt.destroy();
-    const bad = new ClusterRuntime({ ...def, endpoints: [{ address: 'nope.test', port: 80 }] }, 'k', Date.now, Math.random, undefined, undefined, env);
+    const bad = new ClusterRuntime(
+      { ...def, endpoints: [{ address: 'nope.test', port: 80 }] },
+      'k',
+      Date.now,
+      Math.random,
+      undefined,
+      undefined,
+      env,
+    );
     await bad.dns!.ready;
     expect(bad.pick(null, null)).to.equal(null);
-    expect(bad.noEndpointReason()).to.match(/cluster dns has no endpoint: DNS resolution of nope\.test failed/);
+    expect(bad.noEndpointReason()).to.match(
+      /cluster dns has no endpoint: DNS resolution of nope\.test failed/,
+    );
     expect(bad.describe().noEndpointReason).to.equal(bad.noEndpointReason());
     await bad.destroy();
   });
@@ -274,10 +342,22 @@ describe('proxy DNS clusters: resolution against a loopback DNS server', functio
 
 describe('proxy cluster endpoints replaced by a DNS answer', () => {
   it('kept endpoints keep their runtime (pool, health, in-flight); new ones are added, gone ones dropped', () => {
-    const rt = new ClusterRuntime({ name: 'c', endpoints: [{ address: '10.0.0.1', port: 80 }, { address: '10.0.0.2', port: 80 }] }, 'k');
+    const rt = new ClusterRuntime(
+      {
+        name: 'c',
+        endpoints: [
+          { address: '10.0.0.1', port: 80 },
+          { address: '10.0.0.2', port: 80 },
+        ],
+      },
+      'k',
+    );
     const kept = rt.endpoints[1]!;
     kept.active = 3;
-    rt.setEndpoints([{ address: '10.0.0.2', port: 80 }, { address: '10.0.0.3', port: 80 }]);
+    rt.setEndpoints([
+      { address: '10.0.0.2', port: 80 },
+      { address: '10.0.0.3', port: 80 },
+    ]);
     expect(rt.endpoints.map((e) => e.key)).to.deep.equal(['10.0.0.2:80', '10.0.0.3:80']);
     expect(rt.endpoints[0]).to.equal(kept);
     expect(rt.endpoints[0]!.active).to.equal(3);
@@ -288,13 +368,24 @@ describe('proxy cluster endpoints replaced by a DNS answer', () => {
 });
 
 describe('proxy ORIGINAL_DST clusters', () => {
-  const view = { method: 'GET', path: '/', query: '', target: '/', authority: 'x', scheme: 'http', port: 80, headers: {} };
+  const view = {
+    method: 'GET',
+    path: '/',
+    query: '',
+    target: '/',
+    authority: 'x',
+    scheme: 'http',
+    port: 80,
+    headers: {},
+  };
   const def: Cluster = { name: 'outbound|80||*.example.com', type: 'ORIGINAL_DST', port: 80, endpoints: [] };
   it('one endpoint per original destination, reused; none without one', () => {
     const rt = new ClusterRuntime(def, 'k');
     const a = rt.pick({ view, sourceIp: '', originalDst: { address: '10.1.0.1', port: 8080 } }, null);
     expect(a?.key).to.equal('10.1.0.1:8080');
-    expect(rt.pick({ view, sourceIp: '', originalDst: { address: '10.1.0.1', port: 8080 } }, null)).to.equal(a);
+    expect(rt.pick({ view, sourceIp: '', originalDst: { address: '10.1.0.1', port: 8080 } }, null)).to.equal(
+      a,
+    );
     expect(rt.pick({ view, sourceIp: '', originalDst: null }, null)).to.equal(null);
     expect(rt.pick(null, null)).to.equal(null);
     expect(rt.noEndpointReason()).to.match(/original destination is unknown/);

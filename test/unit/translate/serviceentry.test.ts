@@ -28,24 +28,47 @@ const CASES: [string, Partial<ServiceEntrySpec>, Want[]][] = [
   [
     'DNS without endpoints resolves the host, at the service port',
     { resolution: 'DNS' },
-    [{ name: 'outbound|80||api.example.com', type: 'STRICT_DNS', endpoints: [{ address: 'api.example.com', port: 80 }] }],
+    [
+      {
+        name: 'outbound|80||api.example.com',
+        type: 'STRICT_DNS',
+        endpoints: [{ address: 'api.example.com', port: 80 }],
+      },
+    ],
   ],
   [
     'DNS without endpoints, targetPort: the host at the target port',
     { resolution: 'DNS', ports: [{ number: 80, name: 'http', protocol: 'HTTP', targetPort: 8080 }] },
-    [{ name: 'outbound|80||api.example.com', type: 'STRICT_DNS', endpoints: [{ address: 'api.example.com', port: 8080 }] }],
+    [
+      {
+        name: 'outbound|80||api.example.com',
+        type: 'STRICT_DNS',
+        endpoints: [{ address: 'api.example.com', port: 8080 }],
+      },
+    ],
   ],
   [
     'DNS with two hosts: one cluster per host, each resolving its own name',
     { resolution: 'DNS', hosts: ['a.example.com', 'b.example.com'] },
     [
-      { name: 'outbound|80||a.example.com', type: 'STRICT_DNS', endpoints: [{ address: 'a.example.com', port: 80 }] },
-      { name: 'outbound|80||b.example.com', type: 'STRICT_DNS', endpoints: [{ address: 'b.example.com', port: 80 }] },
+      {
+        name: 'outbound|80||a.example.com',
+        type: 'STRICT_DNS',
+        endpoints: [{ address: 'a.example.com', port: 80 }],
+      },
+      {
+        name: 'outbound|80||b.example.com',
+        type: 'STRICT_DNS',
+        endpoints: [{ address: 'b.example.com', port: 80 }],
+      },
     ],
   ],
   [
     'DNS with endpoints resolves the endpoints (names or IPs), with their port mapping',
-    { resolution: 'DNS', endpoints: [{ address: 'us.api.example.com', ports: { http: 8080 } }, { address: '10.0.0.1' }] },
+    {
+      resolution: 'DNS',
+      endpoints: [{ address: 'us.api.example.com', ports: { http: 8080 } }, { address: '10.0.0.1' }],
+    },
     [
       {
         name: 'outbound|80||api.example.com',
@@ -60,7 +83,13 @@ const CASES: [string, Partial<ServiceEntrySpec>, Want[]][] = [
   [
     'DNS with endpoints and a wildcard host: the endpoints',
     { resolution: 'DNS', hosts: ['*.example.com'], endpoints: [{ address: 'gw.example.com' }] },
-    [{ name: 'outbound|80||*.example.com', type: 'STRICT_DNS', endpoints: [{ address: 'gw.example.com', port: 80 }] }],
+    [
+      {
+        name: 'outbound|80||*.example.com',
+        type: 'STRICT_DNS',
+        endpoints: [{ address: 'gw.example.com', port: 80 }],
+      },
+    ],
   ],
   [
     'DNS with a wildcard host and no endpoints (Istio rejects it): nothing to resolve',
@@ -70,12 +99,24 @@ const CASES: [string, Partial<ServiceEntrySpec>, Want[]][] = [
   [
     'DNS_ROUND_ROBIN without endpoints: LOGICAL_DNS of the host',
     { resolution: 'DNS_ROUND_ROBIN' },
-    [{ name: 'outbound|80||api.example.com', type: 'LOGICAL_DNS', endpoints: [{ address: 'api.example.com', port: 80 }] }],
+    [
+      {
+        name: 'outbound|80||api.example.com',
+        type: 'LOGICAL_DNS',
+        endpoints: [{ address: 'api.example.com', port: 80 }],
+      },
+    ],
   ],
   [
     'DNS_ROUND_ROBIN with one endpoint: LOGICAL_DNS of it',
     { resolution: 'DNS_ROUND_ROBIN', endpoints: [{ address: 'lb.example.com' }] },
-    [{ name: 'outbound|80||api.example.com', type: 'LOGICAL_DNS', endpoints: [{ address: 'lb.example.com', port: 80 }] }],
+    [
+      {
+        name: 'outbound|80||api.example.com',
+        type: 'LOGICAL_DNS',
+        endpoints: [{ address: 'lb.example.com', port: 80 }],
+      },
+    ],
   ],
   [
     'NONE: ORIGINAL_DST, no endpoints',
@@ -136,7 +177,10 @@ describe('translate: ServiceEntry resolution → cluster type', () => {
           apiVersion: 'networking.istio.io/v1',
           kind: 'VirtualService',
           metadata: { name: 'v', namespace: 'default' },
-          spec: { hosts: ['api.example.com'], http: [{ route: [{ destination: { host: 'api.example.com', subset: 'all' } }] }] },
+          spec: {
+            hosts: ['api.example.com'],
+            http: [{ route: [{ destination: { host: 'api.example.com', subset: 'all' } }] }],
+          },
         },
       ],
     });
@@ -147,7 +191,12 @@ describe('translate: ServiceEntry resolution → cluster type', () => {
 });
 
 describe('translate: ServiceEntry workloadSelector (WorkloadEntries and pods as endpoints)', () => {
-  const we = (name: string, ns: string, spec: Record<string, unknown>, labels?: Record<string, string>): WorkloadEntry => ({
+  const we = (
+    name: string,
+    ns: string,
+    spec: Record<string, unknown>,
+    labels?: Record<string, string>,
+  ): WorkloadEntry => ({
     apiVersion: 'networking.istio.io/v1',
     kind: 'WorkloadEntry',
     metadata: { name, namespace: ns, ...(labels ? { labels } : {}) },
@@ -156,20 +205,41 @@ describe('translate: ServiceEntry workloadSelector (WorkloadEntries and pods as 
   const selecting = (labels: Record<string, string>, extra: Partial<ServiceEntrySpec> = {}): ServiceEntry =>
     se({ resolution: 'STATIC', location: 'MESH_INTERNAL', workloadSelector: { labels }, ...extra });
   const workloadEntries = [
-    we('vm-1', 'default', { address: '10.0.2.1', labels: { app: 'ratings', version: 'v1' }, ports: { http: 8080 }, serviceAccount: 'vm' }),
+    we('vm-1', 'default', {
+      address: '10.0.2.1',
+      labels: { app: 'ratings', version: 'v1' },
+      ports: { http: 8080 },
+      serviceAccount: 'vm',
+    }),
     we('vm-2', 'default', { address: '10.0.2.2', labels: { app: 'ratings', version: 'v2' }, weight: 3 }),
     we('vm-meta', 'default', { address: '10.0.2.3' }, { app: 'ratings' }), // labels in metadata count too
     we('vm-other-ns', 'other', { address: '10.0.9.1', labels: { app: 'ratings' } }),
     we('vm-other-app', 'default', { address: '10.0.2.9', labels: { app: 'reviews' } }),
   ];
   const workloadPods = [
-    { namespace: 'default', labels: { app: 'ratings', version: 'v3' }, ip: '10.1.0.7', serviceAccount: 'ratings' },
+    {
+      namespace: 'default',
+      labels: { app: 'ratings', version: 'v3' },
+      ip: '10.1.0.7',
+      serviceAccount: 'ratings',
+    },
     { namespace: 'default', labels: { app: 'ratings' } }, // no IP yet
     { namespace: 'other', labels: { app: 'ratings' }, ip: '10.1.9.9' },
   ];
-  const eps = (s: ServiceEntry, extra: Parameters<typeof translate>[0] = {}): { address: string; port: number; weight?: number }[] =>
-    translate({ serviceEntries: [s], workloadEntries, workloadPods, ...extra })
-      .config.clusters[0]!.endpoints.map((e) => ({ address: e.address, port: e.port, ...(e.weight !== undefined ? { weight: e.weight } : {}) }));
+  const eps = (
+    s: ServiceEntry,
+    extra: Parameters<typeof translate>[0] = {},
+  ): { address: string; port: number; weight?: number }[] =>
+    translate({
+      serviceEntries: [s],
+      workloadEntries,
+      workloadPods,
+      ...extra,
+    }).config.clusters[0]!.endpoints.map((e) => ({
+      address: e.address,
+      port: e.port,
+      ...(e.weight !== undefined ? { weight: e.weight } : {}),
+    }));
 
   const CASES: [string, ServiceEntry, { address: string; port: number; weight?: number }[]][] = [
     [
@@ -182,20 +252,47 @@ describe('translate: ServiceEntry workloadSelector (WorkloadEntries and pods as 
         { address: '10.1.0.7', port: 80 },
       ],
     ],
-    ['a narrower selector', selecting({ app: 'ratings', version: 'v2' }), [{ address: '10.0.2.2', port: 80, weight: 3 }]],
+    [
+      'a narrower selector',
+      selecting({ app: 'ratings', version: 'v2' }),
+      [{ address: '10.0.2.2', port: 80, weight: 3 }],
+    ],
     ['a selector matching nothing: no endpoint (503 UH)', selecting({ app: 'nothing' }), []],
     ['an empty selector selects nothing', selecting({}), []],
-    ['only the entry\'s namespace', { ...selecting({ app: 'ratings' }), metadata: { name: 'e', namespace: 'other' } }, [{ address: '10.0.9.1', port: 80 }, { address: '10.1.9.9', port: 80 }]],
-    ['with DNS resolution: the selected addresses are resolved (IPs: as is)', selecting({ app: 'ratings', version: 'v1' }, { resolution: 'DNS' }), [{ address: '10.0.2.1', port: 8080 }]],
-    ['with NONE (Istio warns): the selected endpoints, not the original destination', selecting({ app: 'ratings', version: 'v1' }, { resolution: 'NONE' }), [{ address: '10.0.2.1', port: 8080 }]],
+    [
+      "only the entry's namespace",
+      { ...selecting({ app: 'ratings' }), metadata: { name: 'e', namespace: 'other' } },
+      [
+        { address: '10.0.9.1', port: 80 },
+        { address: '10.1.9.9', port: 80 },
+      ],
+    ],
+    [
+      'with DNS resolution: the selected addresses are resolved (IPs: as is)',
+      selecting({ app: 'ratings', version: 'v1' }, { resolution: 'DNS' }),
+      [{ address: '10.0.2.1', port: 8080 }],
+    ],
+    [
+      'with NONE (Istio warns): the selected endpoints, not the original destination',
+      selecting({ app: 'ratings', version: 'v1' }, { resolution: 'NONE' }),
+      [{ address: '10.0.2.1', port: 8080 }],
+    ],
   ];
   for (const [name, s, want] of CASES) it(name, () => expect(eps(s)).to.deep.equal(want));
 
   it('the selected endpoints carry their service account (auto-mTLS expects its SPIFFE ID)', () => {
     const r = translate({
       serviceEntries: [selecting({ app: 'ratings', version: 'v1' })],
-      workloadEntries: [we('vm', 'default', { address: '10.0.2.1', labels: { app: 'ratings', version: 'v1', 'security.istio.io/tlsMode': 'istio' }, serviceAccount: 'vm' })],
+      workloadEntries: [
+        we('vm', 'default', {
+          address: '10.0.2.1',
+          labels: { app: 'ratings', version: 'v1', 'security.istio.io/tlsMode': 'istio' },
+          serviceAccount: 'vm',
+        }),
+      ],
     });
-    expect(r.config.clusters[0]!.tls?.subjectAltNames).to.deep.equal(['spiffe://cluster.local/ns/default/sa/vm']);
+    expect(r.config.clusters[0]!.tls?.subjectAltNames).to.deep.equal([
+      'spiffe://cluster.local/ns/default/sa/vm',
+    ]);
   });
 });

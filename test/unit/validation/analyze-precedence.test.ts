@@ -17,7 +17,10 @@ const vs = (name: string, ts?: string, ns = 'default'): Obj => ({
   apiVersion: NET,
   kind: 'VirtualService',
   metadata: meta(name, ns, ts),
-  spec: { hosts: ['reviews.default.svc.cluster.local'], http: [{ route: [{ destination: { host: 'reviews' } }] }] },
+  spec: {
+    hosts: ['reviews.default.svc.cluster.local'],
+    http: [{ route: [{ destination: { host: 'reviews' } }] }],
+  },
 });
 const dr = (name: string, ns: string, spec: Obj = {}, ts?: string): Obj => ({
   apiVersion: NET,
@@ -29,10 +32,34 @@ const LB = { trafficPolicy: { loadBalancer: { simple: 'RANDOM' } } };
 
 describe('analyze: which VirtualService wins a host, and why', () => {
   const CASES: [string, Obj[], string, string, RegExp][] = [
-    ['older by creationTimestamp, listed second', [vs('a', '2026-02-01T00:00:00Z'), vs('b', '2026-01-01T00:00:00Z')], 'a', 'b', /VirtualService default\/b wins \(older: created 2026-01-01T00:00:00Z, this one 2026-02-01T00:00:00Z\)/],
-    ['same time: first by name', [vs('b', '2026-01-01T00:00:00Z'), vs('a', '2026-01-01T00:00:00Z')], 'b', 'a', /default\/a wins \(same creationTimestamp: the first by name\)/],
-    ['same name: first by namespace', [vs('r', undefined, 'zz'), vs('r', undefined, 'aa')], 'r', 'r', /VirtualService aa\/r wins \(same creationTimestamp and name: the first by namespace\)/],
-    ['no timestamp on the winner', [vs('b', '2026-01-01T00:00:00Z'), vs('a')], 'b', 'a', /default\/a wins \(in a cluster the older wins; here it has no creationTimestamp\)/],
+    [
+      'older by creationTimestamp, listed second',
+      [vs('a', '2026-02-01T00:00:00Z'), vs('b', '2026-01-01T00:00:00Z')],
+      'a',
+      'b',
+      /VirtualService default\/b wins \(older: created 2026-01-01T00:00:00Z, this one 2026-02-01T00:00:00Z\)/,
+    ],
+    [
+      'same time: first by name',
+      [vs('b', '2026-01-01T00:00:00Z'), vs('a', '2026-01-01T00:00:00Z')],
+      'b',
+      'a',
+      /default\/a wins \(same creationTimestamp: the first by name\)/,
+    ],
+    [
+      'same name: first by namespace',
+      [vs('r', undefined, 'zz'), vs('r', undefined, 'aa')],
+      'r',
+      'r',
+      /VirtualService aa\/r wins \(same creationTimestamp and name: the first by namespace\)/,
+    ],
+    [
+      'no timestamp on the winner',
+      [vs('b', '2026-01-01T00:00:00Z'), vs('a')],
+      'b',
+      'a',
+      /default\/a wins \(in a cluster the older wins; here it has no creationTimestamp\)/,
+    ],
   ];
   for (const [name, objs, loser, winner, message] of CASES)
     it(name, () => {
@@ -46,19 +73,32 @@ describe('analyze: which VirtualService wins a host, and why', () => {
 
 describe('analyze: DestinationRules for one host', () => {
   it('same namespace: the older comes first and the newer trafficPolicy is ignored', () => {
-    const f = analyzeObjects([dr('new', 'default', LB, '2026-02-01T00:00:00Z'), dr('old', 'default', LB, '2026-01-01T00:00:00Z')]);
+    const f = analyzeObjects([
+      dr('new', 'default', LB, '2026-02-01T00:00:00Z'),
+      dr('old', 'default', LB, '2026-01-01T00:00:00Z'),
+    ]);
     expect(f.map((x) => [x.rule, x.object.name])).to.deep.equal([['analyze.dr.hostConflict', 'new']]);
-    expect(f[0]!.message).to.match(/DestinationRule default\/old comes first \(older: .*\), so this one's trafficPolicy is ignored/);
+    expect(f[0]!.message).to.match(
+      /DestinationRule default\/old comes first \(older: .*\), so this one's trafficPolicy is ignored/,
+    );
   });
   it('same namespace, the newer without policy: its subsets are added', () => {
-    const f = analyzeObjects([dr('old', 'default', LB, '2026-01-01T00:00:00Z'), dr('new', 'default', {}, '2026-02-01T00:00:00Z')]);
+    const f = analyzeObjects([
+      dr('old', 'default', LB, '2026-01-01T00:00:00Z'),
+      dr('new', 'default', {}, '2026-02-01T00:00:00Z'),
+    ]);
     expect(f[0]!.message).to.match(/its trafficPolicy, if any, is kept/);
   });
   const CASES: [string, Obj[], [string, RegExp][]][] = [
     [
       "client namespace and the service's",
       [dr('svc', 'default', LB), dr('mine', 'frontend', LB)],
-      [['mine', /clients in frontend use this one whole .*clients elsewhere never use it and get DestinationRule default\/svc \(the service's namespace\)/]],
+      [
+        [
+          'mine',
+          /clients in frontend use this one whole .*clients elsewhere never use it and get DestinationRule default\/svc \(the service's namespace\)/,
+        ],
+      ],
     ],
     [
       'client namespace and root',
@@ -69,7 +109,7 @@ describe('analyze: DestinationRules for one host', () => {
       ],
     ],
     [
-      "service namespace and root: root is never used",
+      'service namespace and root: root is never used',
       [dr('root', 'weft-system', LB), dr('svc', 'default', LB)],
       [['root', /\(none do: default, the service's namespace, has one\)/]],
     ],
@@ -81,6 +121,8 @@ describe('analyze: DestinationRules for one host', () => {
       want.forEach(([, re], i) => expect(f[i]!.message).to.match(re));
     });
   it('one rule, or rules in one namespace only: no precedence finding', () => {
-    expect(analyzeObjects([dr('mine', 'frontend', LB)]).filter((x) => x.rule === 'analyze.dr.precedence')).to.deep.equal([]);
+    expect(
+      analyzeObjects([dr('mine', 'frontend', LB)]).filter((x) => x.rule === 'analyze.dr.precedence'),
+    ).to.deep.equal([]);
   });
 });

@@ -8,9 +8,7 @@ import { expect } from 'chai';
 import { parse } from 'yaml';
 import { validateObject } from '../../../pkg/validation/index.js';
 
-const CORPUS =
-  process.env.WEFT_CONFORMANCE_DIR ??
-  join(import.meta.dirname, '../../data/istio-validation');
+const CORPUS = process.env.WEFT_CONFORMANCE_DIR ?? join(import.meta.dirname, '../../data/istio-validation');
 const VERSIONS = ['v1', 'v1beta1', 'v1alpha3'];
 
 interface Row {

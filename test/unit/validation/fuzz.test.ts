@@ -9,9 +9,7 @@ import { expect } from 'chai';
 import { parse } from 'yaml';
 import { analyzeObjects, validateObject } from '../../../pkg/validation/index.js';
 
-const CORPUS =
-  process.env.WEFT_CONFORMANCE_DIR ??
-  join(import.meta.dirname, '../../data/istio-validation');
+const CORPUS = process.env.WEFT_CONFORMANCE_DIR ?? join(import.meta.dirname, '../../data/istio-validation');
 
 /** mulberry32: small, seedable, good enough to pick mutations. */
 function rng(seed: number): () => number {

@@ -455,37 +455,135 @@ describe('ServiceEntry', () => {
   // Istio's validateServiceEntry, per resolution (pkg/config/validation/validation.go)
   const http = [{ number: 80, name: 'http', protocol: 'HTTP' }];
   const RESOLUTION: [string, Obj, string[]][] = [
-    ['NONE with endpoints', { resolution: 'NONE', endpoints: [{ address: '10.0.0.1' }] }, ['spec.endpoints: no endpoints should be provided for resolution type NONE']],
+    [
+      'NONE with endpoints',
+      { resolution: 'NONE', endpoints: [{ address: '10.0.0.1' }] },
+      ['spec.endpoints: no endpoints should be provided for resolution type NONE'],
+    ],
     ['NONE without endpoints, wildcard host', { resolution: 'NONE', hosts: ['*.example.com'] }, []],
-    ['resolution absent (NONE) with endpoints', { resolution: undefined, endpoints: [{ address: '10.0.0.1' }] }, ['no endpoints should be provided for resolution type NONE']],
-    ['DNS_ROUND_ROBIN with two endpoints', { resolution: 'DNS_ROUND_ROBIN', endpoints: [{ address: 'a.example.com' }, { address: 'b.example.com' }] }, ['spec.endpoints: there must only be 0 or 1 endpoint for resolution mode DNS_ROUND_ROBIN']],
-    ['DNS_ROUND_ROBIN with one endpoint', { resolution: 'DNS_ROUND_ROBIN', endpoints: [{ address: 'a.example.com' }] }, []],
-    ['DNS with endpoints of any number', { endpoints: [{ address: 'a.example.com' }, { address: '10.0.0.1' }] }, []],
-    ['DNS with a wildcard endpoint address', { endpoints: [{ address: '*.example.com' }] }, ['spec.endpoints[0].address']],
-    ['DNS with a wildcard host and endpoints', { hosts: ['*.example.com'], endpoints: [{ address: 'gw.example.com' }] }, []],
-    ['DNS with a CIDR address', { addresses: ['10.0.0.0/24'] }, ['spec.addresses[0]: CIDR addresses are allowed only for NONE/STATIC resolution types']],
+    [
+      'resolution absent (NONE) with endpoints',
+      { resolution: undefined, endpoints: [{ address: '10.0.0.1' }] },
+      ['no endpoints should be provided for resolution type NONE'],
+    ],
+    [
+      'DNS_ROUND_ROBIN with two endpoints',
+      {
+        resolution: 'DNS_ROUND_ROBIN',
+        endpoints: [{ address: 'a.example.com' }, { address: 'b.example.com' }],
+      },
+      ['spec.endpoints: there must only be 0 or 1 endpoint for resolution mode DNS_ROUND_ROBIN'],
+    ],
+    [
+      'DNS_ROUND_ROBIN with one endpoint',
+      { resolution: 'DNS_ROUND_ROBIN', endpoints: [{ address: 'a.example.com' }] },
+      [],
+    ],
+    [
+      'DNS with endpoints of any number',
+      { endpoints: [{ address: 'a.example.com' }, { address: '10.0.0.1' }] },
+      [],
+    ],
+    [
+      'DNS with a wildcard endpoint address',
+      { endpoints: [{ address: '*.example.com' }] },
+      ['spec.endpoints[0].address'],
+    ],
+    [
+      'DNS with a wildcard host and endpoints',
+      { hosts: ['*.example.com'], endpoints: [{ address: 'gw.example.com' }] },
+      [],
+    ],
+    [
+      'DNS with a CIDR address',
+      { addresses: ['10.0.0.0/24'] },
+      ['spec.addresses[0]: CIDR addresses are allowed only for NONE/STATIC resolution types'],
+    ],
     ['DNS with a plain IP address', { addresses: ['10.0.0.1'] }, []],
     ['NONE with a CIDR address', { resolution: 'NONE', addresses: ['10.0.0.0/24'] }, []],
-    ['STATIC with a CIDR address', { resolution: 'STATIC', addresses: ['10.0.0.0/24'], endpoints: [{ address: '10.0.0.1' }] }, []],
-    ['DNS, two hosts, a TCP port', { hosts: ['a.example.com', 'b.example.com'], ports: [{ number: 5432, name: 'pg', protocol: 'TCP' }] }, ['spec.ports[0]: multiple hosts provided with non-HTTP, non-TLS ports']],
-    ['DNS, two hosts, a port without protocol', { hosts: ['a.example.com', 'b.example.com'], ports: [{ number: 5432, name: 'pg' }] }, ['multiple hosts provided with non-HTTP, non-TLS ports']],
-    ['DNS, two hosts, TLS and HTTP ports', { hosts: ['a.example.com', 'b.example.com'], ports: [{ number: 443, name: 'tls', protocol: 'TLS' }, ...http] }, []],
-    ['NONE, two hosts, a TCP port', { resolution: 'NONE', hosts: ['a.example.com', 'b.example.com'], ports: [{ number: 5432, name: 'pg', protocol: 'TCP' }] }, []],
+    [
+      'STATIC with a CIDR address',
+      { resolution: 'STATIC', addresses: ['10.0.0.0/24'], endpoints: [{ address: '10.0.0.1' }] },
+      [],
+    ],
+    [
+      'DNS, two hosts, a TCP port',
+      { hosts: ['a.example.com', 'b.example.com'], ports: [{ number: 5432, name: 'pg', protocol: 'TCP' }] },
+      ['spec.ports[0]: multiple hosts provided with non-HTTP, non-TLS ports'],
+    ],
+    [
+      'DNS, two hosts, a port without protocol',
+      { hosts: ['a.example.com', 'b.example.com'], ports: [{ number: 5432, name: 'pg' }] },
+      ['multiple hosts provided with non-HTTP, non-TLS ports'],
+    ],
+    [
+      'DNS, two hosts, TLS and HTTP ports',
+      {
+        hosts: ['a.example.com', 'b.example.com'],
+        ports: [{ number: 443, name: 'tls', protocol: 'TLS' }, ...http],
+      },
+      [],
+    ],
+    [
+      'NONE, two hosts, a TCP port',
+      {
+        resolution: 'NONE',
+        hosts: ['a.example.com', 'b.example.com'],
+        ports: [{ number: 5432, name: 'pg', protocol: 'TCP' }],
+      },
+      [],
+    ],
     ['exportTo ~ (visible to no namespace) is allowed on a ServiceEntry', { exportTo: ['~'] }, []],
     ['exportTo ~ with .', { exportTo: ['~', '.'] }, []],
-    ['exportTo ~ twice', { exportTo: ['~', '~'] }, ['spec.exportTo: duplicate entries in exportTo for entry ~']],
-    ['exportTo ~ with *', { exportTo: ['~', '*'] }, ['spec.exportTo: cannot have both public (*) and non-public']],
-    ['DYNAMIC_DNS with a wildcard host', { resolution: 'DYNAMIC_DNS', hosts: ['*.example.com'], ports: http }, []],
-    ['DYNAMIC_DNS with a plain host', { resolution: 'DYNAMIC_DNS', ports: http }, ['spec.hosts[0]: host must be wildcarded']],
-    ['DYNAMIC_DNS with endpoints and addresses', { resolution: 'DYNAMIC_DNS', hosts: ['*.example.com'], ports: http, addresses: ['10.0.0.1'], endpoints: [{ address: '10.0.0.1' }] }, ['spec.addresses: addresses cannot be set', 'spec.endpoints: endpoints cannot be set']],
-    ['DYNAMIC_DNS with a TCP port', { resolution: 'DYNAMIC_DNS', hosts: ['*.example.com'], ports: [{ number: 5432, name: 'pg', protocol: 'TCP' }] }, ['spec.ports[0].protocol: only HTTP, TLS, GRPC and HTTP2']],
+    [
+      'exportTo ~ twice',
+      { exportTo: ['~', '~'] },
+      ['spec.exportTo: duplicate entries in exportTo for entry ~'],
+    ],
+    [
+      'exportTo ~ with *',
+      { exportTo: ['~', '*'] },
+      ['spec.exportTo: cannot have both public (*) and non-public'],
+    ],
+    [
+      'DYNAMIC_DNS with a wildcard host',
+      { resolution: 'DYNAMIC_DNS', hosts: ['*.example.com'], ports: http },
+      [],
+    ],
+    [
+      'DYNAMIC_DNS with a plain host',
+      { resolution: 'DYNAMIC_DNS', ports: http },
+      ['spec.hosts[0]: host must be wildcarded'],
+    ],
+    [
+      'DYNAMIC_DNS with endpoints and addresses',
+      {
+        resolution: 'DYNAMIC_DNS',
+        hosts: ['*.example.com'],
+        ports: http,
+        addresses: ['10.0.0.1'],
+        endpoints: [{ address: '10.0.0.1' }],
+      },
+      ['spec.addresses: addresses cannot be set', 'spec.endpoints: endpoints cannot be set'],
+    ],
+    [
+      'DYNAMIC_DNS with a TCP port',
+      {
+        resolution: 'DYNAMIC_DNS',
+        hosts: ['*.example.com'],
+        ports: [{ number: 5432, name: 'pg', protocol: 'TCP' }],
+      },
+      ['spec.ports[0].protocol: only HTTP, TLS, GRPC and HTTP2'],
+    ],
   ];
   for (const [name, spec, errors] of RESOLUTION) it(name, () => expectErrors(se(spec), ...errors));
 
   it('NONE with a workloadSelector: a warning, as in Istio', () => {
     const r = validateObject(se({ resolution: 'NONE', workloadSelector: { labels: { app: 'a' } } }));
     expect(text(r.errors)).to.deep.equal([]);
-    expect(text(r.warnings)).to.include('spec.workloadSelector: workloadSelector should not be set when resolution mode is NONE');
+    expect(text(r.warnings)).to.include(
+      'spec.workloadSelector: workloadSelector should not be set when resolution mode is NONE',
+    );
   });
 });
 

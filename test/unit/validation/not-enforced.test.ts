@@ -198,7 +198,11 @@ const cases: [string, Obj, string[]][] = [
   ],
   ['SE without resolution is NONE: implemented (original destination)', se({}), []],
   ['SE DNS and DNS_ROUND_ROBIN: implemented', se({ resolution: 'DNS' }), []],
-  ['SE DYNAMIC_DNS', se({ resolution: 'DYNAMIC_DNS', hosts: ['*.example.com'] }), ['spec.resolution (se.resolution)']],
+  [
+    'SE DYNAMIC_DNS',
+    se({ resolution: 'DYNAMIC_DNS', hosts: ['*.example.com'] }),
+    ['spec.resolution (se.resolution)'],
+  ],
   [
     'SE exportTo (implemented), endpoint locality (second endpoint)',
     se({
