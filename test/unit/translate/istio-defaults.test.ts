@@ -5,29 +5,13 @@
  */
 import { expect } from 'chai';
 import { parse } from 'yaml';
-import { translate, translateGateway, type TranslateInput } from '../../../pkg/translate/index.js';
+import { translate, translateGateway } from '../../../pkg/translate/index.js';
 import { validateProxyConfig } from '../../../pkg/proxyconfig/validate.js';
 import { shadowHost } from '../../../proxy/router/exchange.js';
-import type { Gateway, ServiceEntry, VirtualService } from '../../../pkg/api/index.js';
-import type { HttpListener, Route } from '../../../pkg/proxyconfig/types.js';
+import type { Gateway, VirtualService } from '../../../pkg/api/index.js';
+import type { HttpListener } from '../../../pkg/proxyconfig/types.js';
 
-const SE = parse(`
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: reviews, namespace: default}
-spec:
-  hosts: [reviews.default.svc.cluster.local]
-  resolution: STATIC
-  ports: [{number: 9080, name: http, protocol: HTTP}]
-  endpoints:
-  - {address: 10.0.0.1, labels: {version: v1}}
-  - {address: 10.0.0.2, labels: {version: v2}}
-`) as ServiceEntry;
-
-export const routesOf = (input: TranslateInput, host = 'reviews.default.svc.cluster.local:9080'): Route[] => {
-  const l = translate({ serviceEntries: [SE], ...input }).config.listeners[0] as HttpListener;
-  return l.virtualHosts.find((v) => v.name === host)?.routes ?? [];
-};
+import { SE, routesOf } from './reviews-fixture.js';
 
 describe('mirrors: Host of the mirrored request', () => {
   const vs = parse(`

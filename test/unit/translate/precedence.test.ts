@@ -10,7 +10,7 @@
  */
 import { expect } from 'chai';
 import { parse } from 'yaml';
-import { translate, translateGateway, type TranslateInput } from '../../../pkg/translate/index.js';
+import { translate, translateGateway } from '../../../pkg/translate/index.js';
 import { labelsSubsetOf, sourceMatches, type ProxyIdentity } from '../../../pkg/translate/sourcematch.js';
 import { compareByCreation, translationScopeKeyer } from '../../../pkg/translate/precedence.js';
 import type {
@@ -22,24 +22,7 @@ import type {
 } from '../../../pkg/api/index.js';
 import type { HttpListener, Route } from '../../../pkg/proxyconfig/types.js';
 
-const SE = parse(`
-apiVersion: networking.istio.io/v1
-kind: ServiceEntry
-metadata: {name: reviews, namespace: default}
-spec:
-  hosts: [reviews.default.svc.cluster.local]
-  resolution: STATIC
-  ports: [{number: 9080, name: http, protocol: HTTP}]
-  endpoints:
-  - {address: 10.0.0.1, labels: {version: v1}}
-  - {address: 10.0.0.2, labels: {version: v2}}
-`) as ServiceEntry;
-const HOST = 'reviews.default.svc.cluster.local:9080';
-
-const routesOf = (input: TranslateInput): Route[] => {
-  const l = translate({ serviceEntries: [SE], ...input }).config.listeners[0] as HttpListener;
-  return l.virtualHosts.find((v) => v.name === HOST)?.routes ?? [];
-};
+import { SE, routesOf } from './reviews-fixture.js';
 /** route name, or `default` for the implicit route; subset of the first destination */
 const summary = (routes: Route[]): string[] =>
   routes.map((r) => {
