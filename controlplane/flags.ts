@@ -37,6 +37,8 @@ export const HELP = `weftd: weft's control plane (discovery, config push, worklo
   --ca-secret NS/NAME      root CA Secret the workload CA signs with (default weft-system/weft-root-ca)
   --push-debounce DUR      quiet time after a change before pushing (default 100ms, like PILOT_DEBOUNCE_AFTER)
   --push-debounce-max DUR  push at the latest this long after the first change of a burst (default 10s)
+  --status-lease NS/NAME   Lease electing the one replica that writes mesh objects' status
+                           (default weft-system/weftd-status; none: write no status)
 Env: DISABLE_SHADOW_HOST_SUFFIX=false appends -shadow to mirrored requests' Host (istiod's
 switch; default true: the original Host, as Istio ≥ 1.28).
 Logs: JSON on stderr; WEFT_LOG_FORMAT=text, WEFT_LOG_LEVEL=debug|info|warn.`;
@@ -90,6 +92,8 @@ export interface WeftdOptions {
   pushDebounceMaxMs: number;
   /** Mirrored requests' Host gets `-shadow`: env DISABLE_SHADOW_HOST_SUFFIX=false, as in istiod (default true). */
   shadowHostSuffix: boolean;
+  /** The Lease electing the status writer (controlplane/statuswriter.ts); absent: no status writes. */
+  statusLease?: { namespace: string; name: string };
 }
 
 const fail = (message: string): never => {
@@ -136,6 +140,7 @@ export function parseFlags(argv: string[], env: NodeJS.ProcessEnv = process.env)
         'ca-secret': { type: 'string', default: 'weft-system/weft-root-ca' },
         'push-debounce': { type: 'string', default: '100ms' },
         'push-debounce-max': { type: 'string', default: '10s' },
+        'status-lease': { type: 'string', default: 'weft-system/weftd-status' },
         help: { type: 'boolean', default: false },
       },
       strict: true,
@@ -160,6 +165,12 @@ export function parseFlags(argv: string[], env: NodeJS.ProcessEnv = process.env)
     pushDebounceMaxMs: duration('push-debounce-max', values['push-debounce-max']),
     shadowHostSuffix: !envBool(env, 'DISABLE_SHADOW_HOST_SUFFIX', true),
   };
+  if (values['status-lease'] !== 'none') {
+    const [leaseNs, leaseName, ...extra] = values['status-lease'].split('/');
+    if (!leaseNs || !leaseName || extra.length > 0)
+      fail(`--status-lease: ${values['status-lease']} is not NAMESPACE/NAME or none`);
+    opts.statusLease = { namespace: leaseNs!, name: leaseName! };
+  }
   if (values.config !== undefined) opts.configFile = values.config;
   if (values.kubeconfig !== undefined) opts.kubeconfig = values.kubeconfig;
   if (opts.port !== 0 && opts.port === opts.monitoringPort) fail('--port and --monitoring-port must differ');

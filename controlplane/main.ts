@@ -5,6 +5,7 @@
  * coded message on bad flags or unreadable files; SIGTERM ends the proxies' streams and exits 0.
  */
 import { realpathSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { KubeConfig } from '@kubernetes/client-node';
@@ -48,6 +49,8 @@ export async function main(argv: string[]): Promise<void> {
     tls,
     log,
     ...(flags.configFile !== undefined ? { configFile: flags.configFile } : {}),
+    // the pod's name is its hostname: the Lease says which replica writes status
+    ...(flags.statusLease ? { status: { lease: { ...flags.statusLease, identity: hostname() } } } : {}),
   });
   // Machine-readable line for scripts and tests that start weftd with --port 0.
   process.stdout.write(`listening ${weftd.discoveryPort} ${weftd.monitoringPort}\n`);

@@ -18,6 +18,8 @@
  *   account), `citadel_server_csr_sign_err_count{error_type}` (a CSR refused: malformed,
  *   signature, key, identity, ca, extension, or not_ready when the CA has no root),
  *   `citadel_server_root_cert_expiry_timestamp` (Unix seconds; 0 before a root is loaded).
+ * - `weft_weftd_status_writes_total{result}`: status conditions written to mesh objects
+ *   (controlplane/statuswriter.ts), ok|error.
  *
  * istiod's `pilot_total_xds_rejects` has no counterpart: weft proxies do not ACK/NACK yet.
  */
@@ -38,6 +40,7 @@ export interface WeftdMetrics {
   csrRefused: Counter<'error_type'>;
   rootCertExpiry: Gauge<string>;
   credentials: Gauge<'state'>;
+  statusWrites: Counter<'result'>;
 }
 
 export function createWeftdMetrics(defaultMetrics = true): WeftdMetrics {
@@ -116,6 +119,12 @@ export function createWeftdMetrics(defaultMetrics = true): WeftdMetrics {
       name: 'weft_weftd_credentials',
       help: 'Gateway credentials (DestinationRule tls.credentialName Secrets) by state: usable, or unusable (missing, forbidden, bad PEM: their clusters fail).',
       labelNames: ['state'],
+      registers,
+    }),
+    statusWrites: new Counter({
+      name: 'weft_weftd_status_writes_total',
+      help: 'Status subresource writes of mesh objects by the elected status writer, by result (ok|error).',
+      labelNames: ['result'],
       registers,
     }),
   };

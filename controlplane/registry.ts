@@ -26,6 +26,7 @@ import { Informer, type InformerEventType } from '../pkg/kube/informer.js';
 import type { KubeObject } from '../pkg/kube/types.js';
 import type { Logger } from '../pkg/log/index.js';
 import type { ServiceRecord } from '../pkg/translate/index.js';
+import { DRY_RUN_ANNOTATION } from '../pkg/translate/authz.js';
 import { REGION_LABEL, SUBZONE_LABEL, ZONE_LABEL, localityOf } from '../pkg/translate/locality.js';
 import {
   servicesFromKube,
@@ -99,6 +100,10 @@ export interface KubeRegistry {
   snapshot(): Snapshot;
   pod(namespace: string, name: string): PodInfo | undefined;
   onChange(fn: (trigger: TriggerType) => void): void;
+  /** Every informer event of any watched kind, status-only updates included (status writer). */
+  onEvent(fn: (kind: WatchedKind) => void): void;
+  /** The objects of one kind as listed, status included. */
+  list(kind: WatchedKind): KubeObject[];
   /** Resolves once every informer has listed once. */
   readonly hasSynced: Promise<void>;
   stop(): void;
@@ -127,6 +132,30 @@ export function nodeChangeMatters(type: InformerEventType, obj: KubeObject, old?
 
 const TOPOLOGY_LABELS = [REGION_LABEL, ZONE_LABEL, SUBZONE_LABEL];
 
+/**
+ * What of an Istio object can change a proxy's config: its spec (the generation moves with it;
+ * a status write or a metadata-only edit such as Argo CD's tracking annotation leaves it), a
+ * WorkloadEntry's labels (its endpoint's labels), an AuthorizationPolicy's dry-run annotation.
+ */
+function meshObjectParts(kind: WatchedKind, o: KubeObject): string {
+  return JSON.stringify([
+    o.metadata.generation ?? o.spec,
+    kind === 'WorkloadEntry' ? (o.metadata.labels ?? {}) : null,
+    o.metadata.annotations?.[DRY_RUN_ANNOTATION] ?? null,
+  ]);
+}
+
+/** An Istio object event that can change some config: add, delete, or a change of meshObjectParts. */
+export function meshObjectChangeMatters(
+  kind: WatchedKind,
+  type: InformerEventType,
+  obj: KubeObject,
+  old?: KubeObject,
+): boolean {
+  if (type !== 'update' || !old) return true;
+  return meshObjectParts(kind, obj) !== meshObjectParts(kind, old);
+}
+
 export function podInfo(o: KubeObject): PodInfo {
   const node = nodeName(o);
   const spec = o.spec as { serviceAccountName?: string } | undefined;
@@ -145,6 +174,7 @@ export function podInfo(o: KubeObject): PodInfo {
 export function createKubeRegistry(kube: KubeClient, log: Logger, domainSuffix: string): KubeRegistry {
   const informers = new Map<WatchedKind, Informer<KubeObject>>();
   const listeners: ((t: TriggerType) => void)[] = [];
+  const eventListeners: ((kind: WatchedKind) => void)[] = [];
   let generation = 0;
   let cached: Snapshot | undefined;
 
@@ -155,9 +185,11 @@ export function createKubeRegistry(kube: KubeClient, log: Logger, domainSuffix: 
       log.child({ informer: w.kind }),
     );
     inf.on((type, obj, old) => {
+      for (const fn of eventListeners) fn(w.kind);
       if (w.trigger === null) return;
       if (w.kind === 'Pod' && !podChangeMatters(type, obj, old)) return;
       if (w.kind === 'Node' && !nodeChangeMatters(type, obj, old)) return;
+      if (w.apiVersion.includes('.istio.io/') && !meshObjectChangeMatters(w.kind, type, obj, old)) return;
       generation++;
       for (const fn of listeners) fn(w.trigger);
     });
@@ -223,6 +255,8 @@ export function createKubeRegistry(kube: KubeClient, log: Logger, domainSuffix: 
       return locality === undefined ? info : { ...info, locality };
     },
     onChange: (fn) => void listeners.push(fn),
+    onEvent: (fn) => void eventListeners.push(fn),
+    list: (kind) => informers.get(kind)!.list(),
     stop: () => all.forEach((i) => i.stop()),
   };
 }

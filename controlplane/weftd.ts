@@ -25,6 +25,7 @@ import { createWeftdMetrics, type WeftdMetrics } from './metrics.js';
 import { createMonitoringServer, type Readiness } from './monitoring.js';
 import { createKubeRegistry, type KubeRegistry } from './registry.js';
 import { startRootCertPublisher } from './rootcert.js';
+import { StatusWriter, type StatusWriterOptions } from './statuswriter.js';
 import { splitPemCerts } from './ca/signer.js';
 
 export interface StartOptions {
@@ -49,6 +50,11 @@ export interface StartOptions {
   defaultMetrics?: boolean;
   /** Both ports; defaults: headers 10 s, whole request 15 s, idle keep-alive 30 s (pkg/http/timeouts.ts). */
   timeouts?: Partial<ServerTimeouts>;
+  /**
+   * Mesh objects' status conditions, written by the replica holding this Lease
+   * (statuswriter.ts). Absent: weftd writes no status.
+   */
+  status?: Omit<StatusWriterOptions, 'kube' | 'registry' | 'log'>;
   /** JWKS fetching for RequestAuthentication jwksUri (tests shorten the refresh). */
   jwks?: Partial<Omit<JwksResolverOptions, 'log' | 'onChange'>>;
 }
@@ -60,6 +66,7 @@ export interface Weftd {
   discovery: DiscoveryService;
   metrics: WeftdMetrics;
   jwks: JwksResolver;
+  status?: StatusWriter;
   readiness(): Readiness;
   stop(): Promise<void>;
 }
@@ -191,6 +198,16 @@ export async function startWeftd(opts: StartOptions): Promise<Weftd> {
   });
 
   onCredentialChange = () => discovery.refresh();
+  const status = opts.status
+    ? new StatusWriter({
+        ...opts.status,
+        kube,
+        registry,
+        log: log.child({ part: 'status' }),
+        onWrite: (result) => metrics.statusWrites.inc({ result }),
+      })
+    : undefined;
+  status?.start();
 
   const readiness = (): Readiness => {
     const unsynced = registry.unsynced();
@@ -249,9 +266,11 @@ export async function startWeftd(opts: StartOptions): Promise<Weftd> {
     discovery,
     metrics,
     jwks,
+    ...(status ? { status } : {}),
     readiness,
     async stop() {
       stopConfigWatch();
+      await status?.stop();
       jwks.stop();
       discovery.close();
       publisher?.stop();

@@ -94,6 +94,35 @@ export function weftdRbac(mesh: string, caSecret: CaSecretRef): KubeObject[] {
     clusterRole(mesh, 'weftd', 'control-plane', rules),
     clusterRoleBinding(mesh, 'weftd', 'control-plane', MESH_NAMESPACE),
     ...caSecretReader(mesh, caSecret),
+    ...statusLease(mesh),
+  ];
+}
+
+export const WEFTD_STATUS_ROLE = 'weftd-status';
+
+/**
+ * The Lease electing the one weftd replica that writes mesh objects' status
+ * (controlplane/statuswriter.ts, `--status-lease`): Leases in weft's namespace only.
+ */
+function statusLease(mesh: string): KubeObject[] {
+  const meta = { name: WEFTD_STATUS_ROLE, namespace: MESH_NAMESPACE };
+  const labels = standardLabels(mesh, WEFTD_STATUS_ROLE, 'control-plane');
+  return [
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'Role',
+      metadata: { ...meta, labels },
+      rules: [
+        { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'create', 'update'] },
+      ],
+    },
+    {
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'RoleBinding',
+      metadata: { ...meta, labels },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: WEFTD_STATUS_ROLE },
+      subjects: [{ kind: 'ServiceAccount', name: 'weftd', namespace: MESH_NAMESPACE }],
+    },
   ];
 }
 

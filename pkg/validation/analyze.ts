@@ -33,7 +33,29 @@ interface Loaded<Spec> {
   metadata: { name: string; namespace: string; creationTimestamp?: string };
 }
 
-export function analyze(objs: unknown[], defaultNamespace: string): ObjectFinding[] {
+/**
+ * What a caller that sees the whole cluster (weftd's status controller) knows beyond the input:
+ * with `knownHost`, a destination host that is neither a Service nor a ServiceEntry host is a
+ * finding; with `wholeCluster`, a gateway missing from the input is missing, even when the
+ * input holds no Gateway at all.
+ */
+export interface AnalyzeContext {
+  knownHost?: (host: string) => boolean;
+  wholeCluster?: boolean;
+}
+
+/** The findings that mean "something this object names does not exist" (ResolvedRefs). */
+export const REFERENCE_RULES: ReadonlySet<string> = new Set([
+  'analyze.subset.undefined',
+  'analyze.gateway.undefined',
+  'analyze.host.undefined',
+]);
+
+export function analyze(
+  objs: unknown[],
+  defaultNamespace: string,
+  context: AnalyzeContext = {},
+): ObjectFinding[] {
   const vss: Loaded<VirtualServiceSpec>[] = [];
   const drs: Loaded<DestinationRuleSpec>[] = [];
   const gateways = new Set<string>();
@@ -55,7 +77,8 @@ export function analyze(objs: unknown[], defaultNamespace: string): ObjectFindin
     ...drHostConflicts(drs),
     ...drPrecedence(drs),
     // Gateways are often managed elsewhere; only a set that has some can miss one.
-    ...(gateways.size > 0 ? undefinedGateways(vss, gateways) : []),
+    ...(gateways.size > 0 || context.wholeCluster === true ? undefinedGateways(vss, gateways) : []),
+    ...(context.knownHost ? undefinedHosts(vss, context.knownHost) : []),
   ];
 }
 
@@ -198,6 +221,31 @@ function destinationsOf(spec: VirtualServiceSpec): DestinationUse[] {
         );
       }
     });
+  }
+  return out;
+}
+
+/**
+ * Destinations naming a host that no Service or ServiceEntry defines (Istio's
+ * ReferencedResourceNotFound): requests routed there fail. Wildcard hosts are left alone.
+ */
+function undefinedHosts(
+  vss: Loaded<VirtualServiceSpec>[],
+  knownHost: (host: string) => boolean,
+): ObjectFinding[] {
+  const out: ObjectFinding[] = [];
+  for (const vs of vss) {
+    for (const use of destinationsOf(vs.spec)) {
+      const host = resolveHost(use.destination.host, vs.namespace);
+      if (host.startsWith('*') || knownHost(host)) continue;
+      out.push({
+        severity: 'warning',
+        object: vs.ref,
+        path: formatPath(use.path.concat('host')),
+        message: `host ${host} is not a Service or ServiceEntry host; requests routed to it fail with 503 until it exists`,
+        rule: 'analyze.host.undefined',
+      });
+    }
   }
   return out;
 }

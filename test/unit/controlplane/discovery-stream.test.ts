@@ -61,6 +61,8 @@ class FakeRegistry implements KubeRegistry {
   synced = (): boolean => true;
   unsynced = (): never[] => [];
   snapshot = (): Snapshot => this.snap;
+  list = (): never[] => [];
+  onEvent = (): void => undefined;
   pod = (namespace: string, name: string) => ({ namespace, name, labels: { app: 'client' } });
   onChange(fn: (t: TriggerType) => void): void {
     this.listeners.push(fn);

@@ -44,6 +44,7 @@ describe('weftd flags', () => {
     expect(parseFlags([], {})).to.deep.equal({
       help: false,
       tlsDir: '/etc/weft/tls',
+      statusLease: { namespace: 'weft-system', name: 'weftd-status' },
       host: '0.0.0.0',
       port: 15012,
       monitoringPort: 15014,
@@ -115,7 +116,20 @@ describe('weftd flags', () => {
     ],
     ['a domain suffix that is not DNS', ['--domain-suffix=Bad_Suffix'], /--domain-suffix/],
     ['both ports the same', ['--port=15012', '--monitoring-port=15012'], /must differ/],
+    [
+      'a status Lease without a name',
+      ['--status-lease=weft-system'],
+      /--status-lease: .* NAMESPACE\/NAME or none/,
+    ],
   ];
+  it('--status-lease=none turns status writes off; NS/NAME names the Lease', () => {
+    expect(parseFlags(['--status-lease=none'], {})).not.to.have.property('statusLease');
+    expect(parseFlags(['--status-lease=mesh/writer'], {}).statusLease).to.deep.equal({
+      namespace: 'mesh',
+      name: 'writer',
+    });
+  });
+
   for (const [title, argv, re] of bad) {
     it(`refuses ${title} with WEFT_WEFTD_CONFIG`, () => {
       expect(code(() => parseFlags(argv))).to.equal('WEFT_WEFTD_CONFIG');

@@ -1,0 +1,243 @@
+/**
+ * Writes each mesh object's conditions (status.ts) through the status subresource.
+ *
+ * - Only the elected leader writes (a Lease, pkg/kube/leader.ts): two weftd replicas never fight
+ *   over a status, and a stale replica that lost the Lease stops at once.
+ * - Level-based, as a kubebuilder reconciler: any change (an object, a Service, a status edited
+ *   by hand) schedules one pass over the cluster, debounced like a push; a pass computes every
+ *   object's status and queues a write only where the live one differs. A pass while writes are
+ *   queued replaces the queued status of an object (coalesced: one write per object per burst).
+ * - Writes are rate-limited (a token bucket) so a burst of 1,000 changes cannot flood the API
+ *   server, and a status write never causes a push: the registry ignores status-only updates.
+ * - Server-side apply with field manager `weftd`: no read-modify-write, no 409 on a race.
+ */
+import type { KubeClient } from '../pkg/kube/client.js';
+import { isApiError } from '../pkg/kube/client.js';
+import { LeaderElector, LEASE_DEFAULTS, type LeaderElectionConfig } from '../pkg/kube/leader.js';
+import type { KubeObject } from '../pkg/kube/types.js';
+import type { Logger } from '../pkg/log/index.js';
+import { errorMessage } from '../pkg/errors/index.js';
+import { analyze, REFERENCE_RULES } from '../pkg/validation/analyze.js';
+import { validateObject, type ObjectFinding, type ValidationResult } from '../pkg/validation/index.js';
+import { Debouncer } from './debounce.js';
+import type { KubeRegistry, WatchedKind } from './registry.js';
+import { objectStatus, statusUpToDate, type ObjectStatus, type Verdict } from './status.js';
+
+/** The mesh kinds weftd watches that get a status (every Istio kind it translates from). */
+export const STATUS_KINDS: readonly WatchedKind[] = [
+  'VirtualService',
+  'DestinationRule',
+  'Gateway',
+  'ServiceEntry',
+  'WorkloadEntry',
+  'PeerAuthentication',
+  'AuthorizationPolicy',
+  'RequestAuthentication',
+];
+
+export const FIELD_MANAGER = 'weftd';
+
+export interface StatusWriterOptions {
+  kube: KubeClient;
+  registry: KubeRegistry;
+  log: Logger;
+  /** The Lease's namespace and this replica's identity (the pod name). */
+  lease: { namespace: string; name?: string; identity: string };
+  /** Sustained writes per second (default 20) and burst (default 40). */
+  writesPerSecond?: number;
+  burst?: number;
+  /** Debounce of passes (default 100 ms quiet, 1 s at most). */
+  debounce?: { afterMs: number; maxMs: number };
+  /** Counts writes by result (ok|error); tests read `writes`. */
+  onWrite?: (result: 'ok' | 'error') => void;
+  /** Lease timings (tests shorten the retry period); default LEASE_DEFAULTS. */
+  leaseTiming?: Partial<
+    Pick<LeaderElectionConfig, 'leaseDurationSeconds' | 'renewDeadlineMs' | 'retryPeriodMs'>
+  >;
+}
+
+interface Pending {
+  obj: KubeObject;
+  status: ObjectStatus;
+}
+
+const keyOf = (o: KubeObject): string => `${o.kind}/${o.metadata.namespace ?? ''}/${o.metadata.name}`;
+
+/** Validation results by uid and generation: a pass re-validates only what changed. */
+class ValidationCache {
+  private readonly byUid = new Map<string, { generation: number; result: ValidationResult }>();
+
+  get(obj: KubeObject): ValidationResult {
+    const uid = obj.metadata.uid ?? keyOf(obj);
+    const generation = obj.metadata.generation ?? 0;
+    const hit = this.byUid.get(uid);
+    if (hit?.generation === generation) return hit.result;
+    const result = validateObject(obj, { maxFindings: 20 });
+    this.byUid.set(uid, { generation, result });
+    return result;
+  }
+
+  /** Forgets objects that no longer exist. */
+  retain(uids: Set<string>): void {
+    for (const uid of this.byUid.keys()) if (!uids.has(uid)) this.byUid.delete(uid);
+  }
+}
+
+export class StatusWriter {
+  private readonly elector: LeaderElector;
+  private readonly debouncer: Debouncer;
+  private readonly validations = new ValidationCache();
+  private readonly pending = new Map<string, Pending>();
+  private leading = false;
+  private draining = false;
+  private stopped = false;
+  private tokens: number;
+  private lastRefill = performance.now();
+  /** Writes made (ok) and failed, for tests and /debug. */
+  readonly counts = { passes: 0, writes: 0, errors: 0 };
+
+  constructor(private readonly opts: StatusWriterOptions) {
+    this.tokens = opts.burst ?? 40;
+    this.debouncer = new Debouncer(() => this.pass(), opts.debounce ?? { afterMs: 100, maxMs: 1000 });
+    this.elector = new LeaderElector(
+      opts.kube,
+      {
+        namespace: opts.lease.namespace,
+        name: opts.lease.name ?? 'weftd-status',
+        identity: opts.lease.identity,
+        ...LEASE_DEFAULTS,
+        ...opts.leaseTiming,
+        onStartedLeading: () => {
+          this.leading = true;
+          opts.log.info('Status writer leading', { identity: opts.lease.identity });
+          this.debouncer.trigger();
+        },
+        onStoppedLeading: () => {
+          this.leading = false;
+          this.pending.clear();
+          if (!this.stopped) opts.log.warn('Status writer lost its Lease; status writes paused');
+        },
+      },
+      opts.log,
+    );
+    opts.registry.onEvent(() => this.debouncer.trigger());
+  }
+
+  get isLeader(): boolean {
+    return this.leading;
+  }
+
+  start(): void {
+    this.elector.start();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.debouncer.stop();
+    this.pending.clear();
+    await this.elector.stop();
+  }
+
+  /** One pass: every object's status computed, the ones that differ queued for writing. */
+  private pass(): void {
+    if (!this.leading || this.stopped || !this.opts.registry.synced()) return;
+    this.counts.passes++;
+    const objects = STATUS_KINDS.flatMap((k) => this.opts.registry.list(k));
+    const verdicts = this.verdicts(objects);
+    const now = new Date();
+    this.pending.clear();
+    for (const obj of objects) {
+      const status = objectStatus(obj, verdicts.get(keyOf(obj))!, now);
+      if (!statusUpToDate(obj, status)) this.pending.set(keyOf(obj), { obj, status });
+    }
+    void this.drain();
+  }
+
+  private verdicts(objects: KubeObject[]): Map<string, Verdict> {
+    const snapshot = this.opts.registry.snapshot();
+    const kubeHosts = new Set(snapshot.services.map((s) => s.host));
+    const entryHosts = snapshot.serviceEntries.flatMap((se) => se.spec.hosts ?? []);
+    const knownHost = (host: string): boolean =>
+      kubeHosts.has(host) ||
+      entryHosts.some((h) => h === host || (h.startsWith('*') && host.endsWith(h.slice(1))));
+    const findings = analyze(objects, 'default', { knownHost, wholeCluster: true });
+    const byObject = new Map<string, ObjectFinding[]>();
+    for (const f of findings) {
+      const key = `${f.object.kind}/${f.object.namespace ?? ''}/${f.object.name}`;
+      byObject.set(key, [...(byObject.get(key) ?? []), f]);
+    }
+    const out = new Map<string, Verdict>();
+    for (const obj of objects) {
+      const mine = byObject.get(keyOf(obj)) ?? [];
+      out.set(keyOf(obj), {
+        validation: this.validations.get(obj),
+        unresolved: mine.filter((f) => f.rule !== undefined && REFERENCE_RULES.has(f.rule)),
+        notes: mine.filter((f) => f.rule === undefined || !REFERENCE_RULES.has(f.rule)),
+      });
+    }
+    this.validations.retain(new Set(objects.map((o) => o.metadata.uid ?? keyOf(o))));
+    return out;
+  }
+
+  /** Writes the queued statuses, at most `writesPerSecond` (after a burst). */
+  private async drain(): Promise<void> {
+    if (this.draining) return;
+    this.draining = true;
+    try {
+      for (;;) {
+        if (!this.leading || this.stopped) return;
+        const next = this.pending.entries().next();
+        if (next.done) return;
+        const [key, item] = next.value;
+        this.pending.delete(key);
+        await this.takeToken();
+        if (!this.leading || this.stopped) return;
+        await this.write(item);
+      }
+    } finally {
+      this.draining = false;
+    }
+  }
+
+  private async takeToken(): Promise<void> {
+    const rate = this.opts.writesPerSecond ?? 20;
+    const burst = this.opts.burst ?? 40;
+    for (;;) {
+      const now = performance.now();
+      this.tokens = Math.min(burst, this.tokens + ((now - this.lastRefill) / 1000) * rate);
+      this.lastRefill = now;
+      if (this.tokens >= 1) {
+        this.tokens -= 1;
+        return;
+      }
+      await new Promise((r) => setTimeout(r, Math.ceil(((1 - this.tokens) / rate) * 1000)));
+    }
+  }
+
+  private async write({ obj, status }: Pending): Promise<void> {
+    const log = this.opts.log.child({ object: keyOf(obj) });
+    try {
+      await this.opts.kube.applyStatus(
+        {
+          apiVersion: obj.apiVersion,
+          kind: obj.kind,
+          metadata: {
+            name: obj.metadata.name,
+            ...(obj.metadata.namespace ? { namespace: obj.metadata.namespace } : {}),
+          },
+          status,
+        },
+        FIELD_MANAGER,
+      );
+      this.counts.writes++;
+      this.opts.onWrite?.('ok');
+      log.debug('Status written', { generation: status.observedGeneration });
+    } catch (err) {
+      if (isApiError(err) && err.status === 404) return; // deleted meanwhile
+      this.counts.errors++;
+      this.opts.onWrite?.('error');
+      log.warn('Status write failed; retried on the next pass', { error: errorMessage(err) });
+      setTimeout(() => this.debouncer.trigger(), 1000).unref();
+    }
+  }
+}

@@ -1,0 +1,240 @@
+/**
+ * Mesh objects say what became of them (issue #16): weftd's elected status writer sets
+ * Accepted / ResolvedRefs / Ready / Stalled with observedGeneration on objects in a real API
+ * server; `kubectl wait` works on them; a status write or a metadata-only edit causes no push;
+ * a status edited by hand converges back; a standby replica writes nothing.
+ */
+import { expect } from 'chai';
+import { rmSync } from 'node:fs';
+import type { Weftd } from '../../../controlplane/weftd.js';
+import type { Condition } from '../../../controlplane/status.js';
+import { KubeClient } from '../../../pkg/kube/client.js';
+import type { KubeObject } from '../../../pkg/kube/types.js';
+import { createLogger } from '../../../pkg/log/index.js';
+import { freshNamespace, installCRDs, testCluster, waitFor } from '../../support/index.js';
+import { createReviews, startTestWeftd, weftdServingDir } from './fixtures.js';
+
+const log = createLogger('test', { silent: true });
+const NET = 'networking.istio.io/v1';
+const FAST = { debounce: { afterMs: 20, maxMs: 200 }, leaseTiming: { retryPeriodMs: 200 } };
+
+describe('weftd: status conditions on mesh objects', function () {
+  this.timeout(120_000);
+  let kube: KubeClient;
+  let ns: string;
+  let dir: string;
+  let weftd: Weftd;
+  let standby: Weftd | undefined;
+  let leaderStopped = false;
+
+  const get = (kind: string, name: string): Promise<KubeObject | null> =>
+    kube.get({ apiVersion: NET, kind, namespace: ns, name });
+  const condition = (o: KubeObject | null, type: string): Condition | undefined =>
+    ((o?.status as { conditions?: Condition[] } | undefined)?.conditions ?? []).find((c) => c.type === type);
+  const waitCondition = (kind: string, name: string, type: string, status: string): Promise<KubeObject> =>
+    waitFor(
+      `${kind} ${name} ${type}=${status}`,
+      async () => {
+        const o = await get(kind, name);
+        return condition(o, type)?.status === status &&
+          (o?.status as { observedGeneration?: number }).observedGeneration === o?.metadata.generation
+          ? o
+          : undefined;
+      },
+      20_000,
+    );
+
+  before(async () => {
+    kube = new KubeClient(testCluster().kubeConfig);
+    await installCRDs();
+    ns = await freshNamespace('status');
+    dir = weftdServingDir('weftd-status');
+    await createReviews(kube, ns);
+    weftd = await startTestWeftd(
+      { kube, ns, tlsDir: dir, log },
+      { workloadCa: false, status: { lease: { namespace: ns, identity: 'weftd-a' }, ...FAST } },
+    );
+    await weftd.registry.hasSynced;
+    await waitFor('weftd-a leads', () => weftd.status?.isLeader, 10_000);
+  });
+
+  after(async () => {
+    await standby?.stop();
+    if (!leaderStopped) await weftd?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('accepts a valid VirtualService whose references resolve, and kubectl wait sees Ready', async () => {
+    await kube.create({
+      apiVersion: NET,
+      kind: 'VirtualService',
+      metadata: { name: 'good', namespace: ns },
+      spec: { hosts: ['reviews'], http: [{ route: [{ destination: { host: 'reviews', subset: 'v1' } }] }] },
+    });
+    const waited = await testCluster().kubectl(
+      ['-n', ns, 'wait', '--for=condition=Ready', 'virtualservice/good', '--timeout=30s'],
+      { timeoutMs: 40_000 },
+    );
+    expect(waited.code, waited.stderr).to.equal(0);
+    const o = await get('VirtualService', 'good');
+    expect(condition(o, 'Accepted')).to.include({
+      status: 'True',
+      reason: 'Accepted',
+      observedGeneration: 1,
+    });
+    expect(condition(o, 'ResolvedRefs')).to.include({ status: 'True' });
+    expect(condition(o, 'Stalled')).to.include({ status: 'False' });
+    expect((o?.status as { observedGeneration: number }).observedGeneration).to.equal(1);
+  });
+
+  it('says which subset and host do not exist, and turns True once they do', async () => {
+    await kube.create({
+      apiVersion: NET,
+      kind: 'VirtualService',
+      metadata: { name: 'dangling', namespace: ns },
+      spec: {
+        hosts: ['reviews'],
+        http: [
+          {
+            route: [
+              { destination: { host: 'reviews', subset: 'v9' }, weight: 50 },
+              { destination: { host: 'ratings' }, weight: 50 },
+            ],
+          },
+        ],
+      },
+    });
+    const o = await waitCondition('VirtualService', 'dangling', 'ResolvedRefs', 'False');
+    const refs = condition(o, 'ResolvedRefs')!;
+    expect(refs.reason).to.equal('RefNotFound');
+    expect(refs.message).to.include('subset "v9"').and.include(`host ratings.${ns}.svc.cluster.local`);
+    expect(condition(o, 'Stalled')).to.include({ status: 'True', reason: 'RefNotFound' });
+    expect(condition(o, 'Ready')).to.include({ status: 'False' });
+
+    // the subset appears in the DestinationRule and ratings becomes a Service: resolved
+    await kube.mergePatch(
+      { apiVersion: NET, kind: 'DestinationRule', namespace: ns, name: 'reviews' },
+      {
+        spec: {
+          subsets: [
+            { name: 'v1', labels: { version: 'v1' } },
+            { name: 'v2', labels: { version: 'v2' } },
+            { name: 'v9', labels: { version: 'v9' } },
+          ],
+        },
+      },
+    );
+    await kube.create({
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name: 'ratings', namespace: ns },
+      spec: { ports: [{ name: 'http', port: 9080 }], selector: { app: 'ratings' } },
+    });
+    await waitCondition('VirtualService', 'dangling', 'ResolvedRefs', 'True');
+  });
+
+  it('marks an object that got past the webhook as not Accepted, with the reason', async () => {
+    // the CRD leaves value checks to the webhook (ADR 0012), and this cluster runs none
+    await kube.create({
+      apiVersion: NET,
+      kind: 'VirtualService',
+      metadata: { name: 'invalid', namespace: ns },
+      spec: {
+        hosts: ['reviews'],
+        http: [{ timeout: '10 seconds', route: [{ destination: { host: 'reviews' } }] }],
+      },
+    });
+    const o = await waitCondition('VirtualService', 'invalid', 'Accepted', 'False');
+    expect(condition(o, 'Accepted')!.reason).to.equal('Invalid');
+    expect(condition(o, 'Accepted')!.message).to.include('invalid duration "10 seconds"');
+    expect(condition(o, 'Stalled')).to.include({ status: 'True', reason: 'Invalid' });
+  });
+
+  it('follows the generation: a spec change gets a verdict for the new generation', async () => {
+    await kube.mergePatch(
+      { apiVersion: NET, kind: 'VirtualService', namespace: ns, name: 'invalid' },
+      {
+        spec: { http: [{ timeout: '10s', route: [{ destination: { host: 'reviews' } }] }] },
+      },
+    );
+    const o = await waitCondition('VirtualService', 'invalid', 'Accepted', 'True');
+    expect(o.metadata.generation).to.equal(2);
+    expect(condition(o, 'Accepted')!.observedGeneration).to.equal(2);
+  });
+
+  it('pushes nothing for its own status writes or for a metadata-only edit', async () => {
+    await waitCondition('VirtualService', 'good', 'Ready', 'True');
+    const before = weftd.registry.generation;
+    const writes = weftd.status!.counts.writes;
+    // what Argo CD does: a tracking annotation and a label, no spec change
+    await kube.mergePatch(
+      { apiVersion: NET, kind: 'VirtualService', namespace: ns, name: 'good' },
+      {
+        metadata: {
+          labels: { 'app.kubernetes.io/instance': 'demo' },
+          annotations: { 'argocd.argoproj.io/tracking-id': 'demo:x' },
+        },
+      },
+    );
+    // a hand edit of the status: the writer puts the truth back, which is a status write too
+    await kube.mergePatch(
+      { apiVersion: NET, kind: 'VirtualService', namespace: ns, name: 'good' },
+      {
+        status: {
+          observedGeneration: 1,
+          conditions: [
+            {
+              type: 'Ready',
+              status: 'False',
+              reason: 'Edited',
+              message: 'by hand',
+              observedGeneration: 1,
+              lastTransitionTime: '2020-01-01T00:00:00Z',
+            },
+          ],
+        },
+      },
+      'status',
+    );
+    await waitFor(
+      'the hand-edited status converges back',
+      async () => condition(await get('VirtualService', 'good'), 'Ready')?.reason === 'Ready',
+      20_000,
+    );
+    expect(weftd.status!.counts.writes).to.be.greaterThan(writes);
+    expect(weftd.registry.generation, 'no new config generation').to.equal(before);
+  });
+
+  it('a standby replica does not write while the leader holds the Lease, and takes over when it stops', async () => {
+    standby = await startTestWeftd(
+      { kube, ns, tlsDir: dir, log },
+      { workloadCa: false, status: { lease: { namespace: ns, identity: 'weftd-b' }, ...FAST } },
+    );
+    await standby.registry.hasSynced;
+    await kube.create({
+      apiVersion: NET,
+      kind: 'DestinationRule',
+      metadata: { name: 'extra', namespace: ns },
+      spec: { host: 'ratings' },
+    });
+    await waitCondition('DestinationRule', 'extra', 'Accepted', 'True');
+    expect(standby.status!.isLeader).to.equal(false);
+    expect(standby.status!.counts.writes).to.equal(0);
+
+    leaderStopped = true;
+    await weftd.stop(); // releases the Lease
+    await waitFor('weftd-b takes over', () => standby!.status!.isLeader, 20_000);
+    await kube.create({
+      apiVersion: NET,
+      kind: 'ServiceEntry',
+      metadata: { name: 'api', namespace: ns },
+      spec: {
+        hosts: ['api.example.com'],
+        ports: [{ number: 443, name: 'https', protocol: 'TLS' }],
+        resolution: 'DNS',
+      },
+    });
+    await waitCondition('ServiceEntry', 'api', 'Ready', 'True');
+    expect(standby.status!.counts.writes).to.be.greaterThan(0);
+  });
+});

@@ -1,0 +1,219 @@
+/**
+ * Mesh objects' status conditions (controlplane/status.ts), the Istio-object change filter that
+ * keeps status writes and metadata-only edits from causing pushes (registry.ts), and the
+ * whole-cluster reference checks behind ResolvedRefs (pkg/validation/analyze.ts).
+ */
+import { expect } from 'chai';
+import { objectStatus, statusUpToDate, type Verdict } from '../../../controlplane/status.js';
+import { meshObjectChangeMatters } from '../../../controlplane/registry.js';
+import type { KubeObject } from '../../../pkg/kube/types.js';
+import { analyze, REFERENCE_RULES } from '../../../pkg/validation/analyze.js';
+
+const NOW = new Date('2026-12-06T12:00:00.000Z');
+const LATER = new Date('2026-12-06T13:00:00.000Z');
+
+const vs = (extra: Partial<KubeObject> = {}, generation = 3): KubeObject => ({
+  apiVersion: 'networking.istio.io/v1',
+  kind: 'VirtualService',
+  metadata: { name: 'reviews', namespace: 'demo', generation, ...extra.metadata },
+  spec: { hosts: ['reviews'], http: [{ route: [{ destination: { host: 'reviews' } }] }] },
+  ...(extra.status ? { status: extra.status } : {}),
+});
+
+const clean: Verdict = { validation: { errors: [], warnings: [] }, unresolved: [], notes: [] };
+const byType = (s: ReturnType<typeof objectStatus>): Record<string, { status: string; reason: string }> =>
+  Object.fromEntries(s.conditions.map((c) => [c.type, { status: c.status, reason: c.reason }]));
+
+describe('status conditions of mesh objects', () => {
+  const table: [string, Verdict, Record<string, [string, string]>][] = [
+    [
+      'a clean object',
+      clean,
+      {
+        Accepted: ['True', 'Accepted'],
+        ResolvedRefs: ['True', 'ResolvedRefs'],
+        Ready: ['True', 'Ready'],
+        Stalled: ['False', 'Ready'],
+      },
+    ],
+    [
+      'an object with a not-enforced field',
+      { ...clean, validation: { errors: [], warnings: [{ path: 'spec.x', message: 'not enforced' }] } },
+      { Accepted: ['True', 'AcceptedWithWarnings'], Ready: ['True', 'Ready'], Stalled: ['False', 'Ready'] },
+    ],
+    [
+      'an object losing a host conflict (a note, not a blocker)',
+      { ...clean, notes: [{ path: 'spec.hosts[0]', message: 'another VirtualService wins' }] },
+      { Accepted: ['True', 'AcceptedWithWarnings'], Ready: ['True', 'Ready'] },
+    ],
+    [
+      'an invalid object',
+      { ...clean, validation: { errors: [{ path: 'spec.http[0].timeout', message: 'bad' }], warnings: [] } },
+      { Accepted: ['False', 'Invalid'], Ready: ['False', 'Invalid'], Stalled: ['True', 'Invalid'] },
+    ],
+    [
+      'an object naming a missing subset',
+      { ...clean, unresolved: [{ path: 'spec.http[0].route[0].destination.subset', message: 'no v9' }] },
+      {
+        Accepted: ['True', 'Accepted'],
+        ResolvedRefs: ['False', 'RefNotFound'],
+        Ready: ['False', 'RefNotFound'],
+        Stalled: ['True', 'RefNotFound'],
+      },
+    ],
+    [
+      'an invalid object that also names a missing host: invalid comes first',
+      {
+        validation: { errors: [{ path: 'spec', message: 'bad' }], warnings: [] },
+        unresolved: [{ path: 'spec.http[0].route[0].destination.host', message: 'no host' }],
+        notes: [],
+      },
+      {
+        Accepted: ['False', 'Invalid'],
+        ResolvedRefs: ['False', 'RefNotFound'],
+        Stalled: ['True', 'Invalid'],
+      },
+    ],
+  ];
+  for (const [title, verdict, want] of table) {
+    it(title, () => {
+      const got = byType(objectStatus(vs(), verdict, NOW));
+      for (const [type, [status, reason]] of Object.entries(want))
+        expect(got[type], type).to.deep.equal({ status, reason });
+    });
+  }
+
+  it('every condition and the status carry the generation (kstatus compares them)', () => {
+    const s = objectStatus(vs({}, 7), clean, NOW);
+    expect(s.observedGeneration).to.equal(7);
+    expect(s.conditions.map((c) => c.observedGeneration)).to.deep.equal([7, 7, 7, 7]);
+  });
+
+  it('keeps lastTransitionTime while a condition keeps its status, moves it on a change', () => {
+    const first = objectStatus(vs(), clean, NOW);
+    const same = objectStatus(vs({ status: first }), clean, LATER);
+    expect(same.conditions.map((c) => c.lastTransitionTime)).to.deep.equal(
+      first.conditions.map(() => '2026-12-06T12:00:00Z'),
+    );
+    const broken = objectStatus(
+      vs({ status: first }),
+      { ...clean, unresolved: [{ path: 'p', message: 'm' }] },
+      LATER,
+    );
+    const at = Object.fromEntries(broken.conditions.map((c) => [c.type, c.lastTransitionTime]));
+    expect(at).to.deep.equal({
+      Accepted: '2026-12-06T12:00:00Z',
+      ResolvedRefs: '2026-12-06T13:00:00Z',
+      Ready: '2026-12-06T13:00:00Z',
+      Stalled: '2026-12-06T13:00:00Z',
+    });
+  });
+
+  it('lists five findings and counts the rest; a message stays under 1 KiB', () => {
+    const many = Array.from({ length: 40 }, (_, i) => ({
+      path: `spec.http[${i}]`,
+      message: 'x'.repeat(100),
+    }));
+    const s = objectStatus(vs(), { ...clean, unresolved: many }, NOW);
+    const refs = s.conditions.find((c) => c.type === 'ResolvedRefs')!;
+    expect(refs.message.length).to.be.at.most(1024);
+    const few = objectStatus(
+      vs(),
+      { ...clean, unresolved: many.slice(0, 7).map((f) => ({ ...f, message: 'm' })) },
+      NOW,
+    );
+    expect(few.conditions.find((c) => c.type === 'ResolvedRefs')!.message).to.match(/\(and 2 more\)$/);
+  });
+
+  it('is up to date only when the live status says exactly what weft would write', () => {
+    const desired = objectStatus(vs(), clean, NOW);
+    expect(statusUpToDate(vs({ status: desired }), desired)).to.equal(true);
+    expect(statusUpToDate(vs(), desired), 'no status yet').to.equal(false);
+    const stale = { ...desired, observedGeneration: 2 };
+    expect(statusUpToDate(vs({ status: stale }), desired), 'older generation').to.equal(false);
+    const edited = {
+      ...desired,
+      conditions: desired.conditions.map((c) => (c.type === 'Ready' ? { ...c, status: 'False' } : c)),
+    };
+    expect(statusUpToDate(vs({ status: edited }), desired), 'edited by hand').to.equal(false);
+    const extra = { ...desired, conditions: [...desired.conditions, { type: 'Other', status: 'True' }] };
+    expect(statusUpToDate(vs({ status: extra }), desired), "another writer's condition").to.equal(true);
+  });
+});
+
+describe('which Istio object changes can change proxy config', () => {
+  const obj = (meta: Record<string, unknown>, kind = 'VirtualService'): KubeObject => ({
+    apiVersion: 'networking.istio.io/v1',
+    kind,
+    metadata: { name: 'x', namespace: 'n', generation: 1, ...meta },
+    spec: {},
+  });
+  const cases: [string, Parameters<typeof meshObjectChangeMatters>, boolean][] = [
+    ['an add', ['VirtualService', 'add', obj({})], true],
+    ['a delete', ['VirtualService', 'delete', obj({})], true],
+    ['a spec change (generation moves)', ['VirtualService', 'update', obj({ generation: 2 }), obj({})], true],
+    ['a status write', ['VirtualService', 'update', { ...obj({}), status: { a: 1 } }, obj({})], false],
+    [
+      "Argo CD's tracking annotation and instance label",
+      [
+        'VirtualService',
+        'update',
+        obj({
+          labels: { 'app.kubernetes.io/instance': 'demo' },
+          annotations: { 'argocd.argoproj.io/tracking-id': 't' },
+        }),
+        obj({}),
+      ],
+      false,
+    ],
+    [
+      'a WorkloadEntry label (its endpoint labels)',
+      ['WorkloadEntry', 'update', obj({ labels: { v: '2' } }, 'WorkloadEntry'), obj({}, 'WorkloadEntry')],
+      true,
+    ],
+    [
+      "an AuthorizationPolicy's istio.io/dry-run annotation",
+      [
+        'AuthorizationPolicy',
+        'update',
+        obj({ annotations: { 'istio.io/dry-run': 'true' } }, 'AuthorizationPolicy'),
+        obj({}, 'AuthorizationPolicy'),
+      ],
+      true,
+    ],
+  ];
+  for (const [title, args, want] of cases)
+    it(`${title} ${want ? 'matters' : 'does not matter'}`, () =>
+      expect(meshObjectChangeMatters(...args)).to.equal(want));
+});
+
+describe('whole-cluster reference checks (ResolvedRefs)', () => {
+  const route = (host: string): KubeObject => ({
+    apiVersion: 'networking.istio.io/v1',
+    kind: 'VirtualService',
+    metadata: { name: `to-${host.replace(/\W/g, '-')}`, namespace: 'demo' },
+    spec: { hosts: ['front'], gateways: ['edge'], http: [{ route: [{ destination: { host } }] }] },
+  });
+  const known = new Set(['ratings.demo.svc.cluster.local', 'api.example.com']);
+  const rules = (host: string, wholeCluster = true): string[] =>
+    analyze([route(host)], 'default', { knownHost: (h) => known.has(h), wholeCluster })
+      .map((f) => f.rule!)
+      .sort();
+
+  it('a short name resolved in the namespace and a known external host resolve', () => {
+    expect(rules('ratings')).to.deep.equal(['analyze.gateway.undefined']);
+    expect(rules('api.example.com')).to.deep.equal(['analyze.gateway.undefined']);
+  });
+  it('an unknown host is a reference finding', () =>
+    expect(rules('nope')).to.include('analyze.host.undefined'));
+  it('wildcard destinations are left alone', () =>
+    expect(rules('*.example.com')).not.to.include('analyze.host.undefined'));
+  it('without wholeCluster a missing gateway is not reported when the input has no Gateway', () =>
+    expect(rules('ratings', false)).to.deep.equal([]));
+  it('every reference rule is one analyze can produce', () =>
+    expect([...REFERENCE_RULES].sort()).to.deep.equal([
+      'analyze.gateway.undefined',
+      'analyze.host.undefined',
+      'analyze.subset.undefined',
+    ]));
+});
