@@ -69,13 +69,21 @@ export function generatedConfig(): Map<string, string> {
   return out;
 }
 
-/** The argocd-cm entry carrying the Mesh health check, generated so it never drifts from health.lua. */
+/**
+ * The argocd-cm entries carrying the health check, generated so they never drift from
+ * health.lua: the Mesh, and every kind of the Istio groups weftd writes status conditions on
+ * (Argo CD matches the `*` kind).
+ */
 function argocdConfigMap(lua: string): string {
   const cm = {
     apiVersion: 'v1',
     kind: 'ConfigMap',
     metadata: { name: 'argocd-cm', namespace: 'argocd', labels: { 'app.kubernetes.io/part-of': 'argocd' } },
-    data: { 'resource.customizations.health.mesh.weft.dev_Mesh': lua },
+    data: {
+      'resource.customizations.health.mesh.weft.dev_Mesh': lua,
+      'resource.customizations.health.networking.istio.io_*': lua,
+      'resource.customizations.health.security.istio.io_*': lua,
+    },
   };
   return `${HEADER}# Merge into your argocd-cm (kubectl -n argocd patch cm argocd-cm --patch-file config/argocd/argocd-cm.yaml).\n${stringify(cm, { lineWidth: 0 })}`;
 }

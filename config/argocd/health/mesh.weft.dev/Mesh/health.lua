@@ -1,5 +1,6 @@
--- Argo CD health check for mesh.weft.dev/Mesh (kstatus semantics).
--- Install: resource.customizations.health.mesh.weft.dev_Mesh in argocd-cm (see
+-- Argo CD health check for mesh.weft.dev/Mesh and the Istio kinds weftd writes status on
+-- (networking.istio.io, security.istio.io), kstatus semantics: the same conditions on both.
+-- Install: resource.customizations.health.<group>_<kind> in argocd-cm (see
 -- config/argocd/argocd-cm.yaml), or bundle as resource_customizations/mesh.weft.dev/Mesh/.
 -- A stale status (observedGeneration behind metadata.generation) is Progressing, never Healthy:
 -- a Ready=True left over from before a spec edit must not release the next sync wave.
@@ -14,7 +15,11 @@ if obj.metadata ~= nil and obj.metadata.deletionTimestamp ~= nil then
 end
 if obj.status == nil or obj.status.observedGeneration == nil then
   hs.status = "Progressing"
-  hs.message = "Waiting for the weft operator to observe this Mesh"
+  if obj.kind == "Mesh" then
+    hs.message = "Waiting for the weft operator to observe this Mesh"
+  else
+    hs.message = "Waiting for weftd to observe this " .. (obj.kind or "object")
+  end
   return hs
 end
 if obj.metadata.generation ~= nil and obj.status.observedGeneration < obj.metadata.generation then
@@ -50,5 +55,5 @@ if ready ~= nil and ready.status == "True" then
   return hs
 end
 hs.status = "Progressing"
-hs.message = (ready ~= nil and ready.message) or "Waiting for Mesh to become Ready"
+hs.message = (ready ~= nil and ready.message) or ("Waiting for " .. (obj.kind or "object") .. " to become Ready")
 return hs
