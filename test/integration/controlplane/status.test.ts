@@ -12,6 +12,7 @@ import { KubeClient } from '../../../pkg/kube/client.js';
 import type { KubeObject } from '../../../pkg/kube/types.js';
 import { createLogger } from '../../../pkg/log/index.js';
 import { freshNamespace, installCRDs, testCluster, waitFor } from '../../support/index.js';
+import { kstatus } from '../../support/kstatus.js';
 import { createReviews, startTestWeftd, weftdServingDir } from './fixtures.js';
 
 const log = createLogger('test', { silent: true });
@@ -85,6 +86,7 @@ describe('weftd: status conditions on mesh objects', function () {
     expect(condition(o, 'ResolvedRefs')).to.include({ status: 'True' });
     expect(condition(o, 'Stalled')).to.include({ status: 'False' });
     expect((o?.status as { observedGeneration: number }).observedGeneration).to.equal(1);
+    expect(kstatus([o])[0], 'kstatus (cli-utils) reads it as Current').to.include({ status: 'Current' });
   });
 
   it('says which subset and host do not exist, and turns True once they do', async () => {
@@ -110,6 +112,7 @@ describe('weftd: status conditions on mesh objects', function () {
     expect(refs.message).to.include('subset "v9"').and.include(`host ratings.${ns}.svc.cluster.local`);
     expect(condition(o, 'Stalled')).to.include({ status: 'True', reason: 'RefNotFound' });
     expect(condition(o, 'Ready')).to.include({ status: 'False' });
+    expect(kstatus([o])[0], 'kstatus (cli-utils) reads it as Failed').to.include({ status: 'Failed' });
 
     // the subset appears in the DestinationRule and ratings becomes a Service: resolved
     await kube.mergePatch(

@@ -3,30 +3,14 @@
  * deletionTimestamp → Terminating; observedGeneration ≠ generation → InProgress;
  * Reconciling=True → InProgress; Stalled=True → Failed; else the Ready fallback
  * (True → Current, False → InProgress); no conditions → Current — run over the Argo CD
- * fixtures and over statuses produced by the operator's own state machine.
+ * fixtures and over statuses produced by the operator's own state machine. The port is
+ * checked against the library itself in test/integration/kstatus-library.test.ts.
  */
 import { expect } from 'chai';
 import { readFileSync } from 'node:fs';
 import { parse } from 'yaml';
+import { kstatus, type Cond, type Obj } from '../../support/kstatus-port.js';
 import { desiredConditions, mergeConditions, startingConditions } from '../../../operator/conditions.js';
-
-type Cond = { type: string; status: string };
-type Obj = {
-  metadata: { generation?: number; deletionTimestamp?: string };
-  status?: { observedGeneration?: number; conditions?: Cond[] };
-};
-
-export function kstatus(obj: Obj): 'Terminating' | 'InProgress' | 'Failed' | 'Current' {
-  if (obj.metadata.deletionTimestamp) return 'Terminating';
-  const og = obj.status?.observedGeneration;
-  if (og !== undefined && og !== obj.metadata.generation) return 'InProgress';
-  const conds = obj.status?.conditions ?? [];
-  const is = (t: string, s: string): boolean => conds.some((c) => c.type === t && c.status === s);
-  if (is('Reconciling', 'True')) return 'InProgress';
-  if (is('Stalled', 'True')) return 'Failed';
-  if (is('Ready', 'False')) return 'InProgress';
-  return 'Current';
-}
 
 const dir = 'config/argocd/health/mesh.weft.dev/Mesh/testdata';
 const fixture = (f: string): Obj => parse(readFileSync(`${dir}/${f}.yaml`, 'utf8')) as Obj;
