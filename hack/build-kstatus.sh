@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Builds the kstatus test helper (hack/kstatus: sigs.k8s.io/cli-utils' kstatus library) from the
-# Go module proxy into a cache outside the work tree keyed by its go.sum; prints the binary's
+# Go module proxy into a cache outside the work tree keyed by its sources; prints the binary's
 # path last. About a minute cold on two cores, nothing warm.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-key=$(sha256sum < "$here/kstatus/go.sum" | cut -c1-12)
+key=$(cat "$here/kstatus/go.mod" "$here/kstatus/go.sum" "$here/kstatus/main.go" | sha256sum | cut -c1-12)
 cache_root=${WEFT_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/weft}
 bin="$cache_root/bin/kstatus-cli-utils-v0.37.2-$key/kstatus"
 if [ ! -x "$bin" ]; then

@@ -22,11 +22,12 @@ type verdict struct {
 }
 
 func evaluate(line []byte) verdict {
-	obj := map[string]interface{}{}
-	if err := json.Unmarshal(line, &obj); err != nil {
-		return verdict{Error: fmt.Sprintf("not a JSON object: %v", err)}
+	// UnmarshalJSON keeps integers as int64, as the API machinery expects (not float64).
+	u := &unstructured.Unstructured{}
+	if err := u.UnmarshalJSON(line); err != nil {
+		return verdict{Error: fmt.Sprintf("not a Kubernetes object: %v", err)}
 	}
-	res, err := status.Compute(&unstructured.Unstructured{Object: obj})
+	res, err := status.Compute(u)
 	if err != nil {
 		return verdict{Error: err.Error()}
 	}
