@@ -37,6 +37,9 @@ export const STATUS_KINDS: readonly WatchedKind[] = [
 
 export const FIELD_MANAGER = 'weftd';
 
+/** The kinds whose events can change a verdict. */
+const JUDGED_FROM: ReadonlySet<WatchedKind> = new Set<WatchedKind>([...STATUS_KINDS, 'Service']);
+
 export interface StatusWriterOptions {
   kube: KubeClient;
   registry: KubeRegistry;
@@ -120,7 +123,11 @@ export class StatusWriter {
       },
       opts.log,
     );
-    opts.registry.onEvent(() => this.debouncer.trigger());
+    // Pods, slices, nodes and namespaces churn and change no verdict: only the objects judged
+    // (their status edited by hand included) and the Services their hosts may name do.
+    opts.registry.onEvent((kind) => {
+      if (JUDGED_FROM.has(kind)) this.debouncer.trigger();
+    });
   }
 
   get isLeader(): boolean {
