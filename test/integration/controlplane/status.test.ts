@@ -226,7 +226,8 @@ describe('weftd: status conditions on mesh objects', function () {
 
     leaderStopped = true;
     await weftd.stop(); // releases the Lease
-    await waitFor('weftd-b takes over', () => standby!.status!.isLeader, 20_000);
+    // the leader released the Lease: well under a second here, 40 s is the expiry fallback
+    await waitFor('weftd-b takes over', () => standby!.status!.isLeader, 40_000);
     await kube.create({
       apiVersion: NET,
       kind: 'ServiceEntry',
