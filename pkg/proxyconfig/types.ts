@@ -44,6 +44,8 @@ export interface ProxyConfig {
    * listed here is closed. Absent = ALLOW_ANY: both pass through to the original destination.
    */
   outboundTrafficPolicy?: OutboundTrafficPolicy;
+  /** The Sidecar resource that scoped this config and how it was chosen (weftctl proxy-config shows it); absent: none. */
+  scope?: { sidecar: string; via: 'workload' | 'namespace' | 'root' };
 }
 
 export interface OutboundTrafficPolicy {

@@ -814,6 +814,8 @@ class Translator {
     if (this.input.pathNormalization) config.pathNormalization = this.input.pathNormalization;
     const ph = this.input.proxyHeaders;
     if (ph && Object.keys(ph).length > 0) config.proxyHeaders = ph;
+    const sc = this.input.scope?.sidecar;
+    if (sc) config.scope = { sidecar: sidecarRef(sc.sidecar), via: sc.via };
     if (this.input.scope?.outboundMode === 'REGISTRY_ONLY')
       config.outboundTrafficPolicy = { mode: 'REGISTRY_ONLY', destinations: this.registryDestinations() };
     config.version = configVersion(config);
