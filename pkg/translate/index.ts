@@ -798,7 +798,7 @@ class Translator {
       }
     }
     return [...byAddress.entries()]
-      .sort(([a], [b]) => a.localeCompare(b))
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
       .map(([address, ports]) => ({ address, ports: [...ports].sort((a, b) => a - b) }));
   }
 

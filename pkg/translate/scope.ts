@@ -227,6 +227,7 @@ export function virtualServiceDestinations(vs: VirtualService): string[] {
     add(r.mirror);
     for (const m of r.mirrors ?? []) add(m.destination);
   }
-  for (const r of [...(vs.spec.tcp ?? []), ...(vs.spec.tls ?? [])]) for (const rd of r.route ?? []) add(rd.destination);
+  for (const r of [...(vs.spec.tcp ?? []), ...(vs.spec.tls ?? [])])
+    for (const rd of r.route ?? []) add(rd.destination);
   return [...out];
 }
