@@ -21,6 +21,7 @@ import {
   type EgressHost,
 } from '../../../pkg/translate/scope.js';
 import { translate, type ServiceRecord } from '../../../pkg/translate/index.js';
+import type { HttpListener } from '../../../pkg/proxyconfig/types.js';
 
 const ROOT = 'weft-system';
 let clock = 0;
@@ -319,7 +320,11 @@ describe('scope: what the translator gives a scoped proxy', () => {
     svc('db', 'other', { ports: [{ number: 5432, name: 'tcp', protocol: 'TCP' }] }),
   ];
   const hostsOf = (r: ReturnType<typeof translate>): string[] =>
-    [...new Set(r.config.listeners[0]!.virtualHosts.map((v) => v.name.replace(/:\d+$/, '')))].sort();
+    [
+      ...new Set(
+        (r.config.listeners[0] as HttpListener).virtualHosts.map((v) => v.name.replace(/:\d+$/, '')),
+      ),
+    ].sort();
   const scoped = (spec: SidecarSpec, extra: Parameters<typeof translate>[0] = {}) =>
     translate({
       services,
@@ -383,7 +388,8 @@ describe('scope: what the translator gives a scoped proxy', () => {
     };
     const timeoutOf = (ns: string) => {
       const r = translate({ services, virtualServices: [vs], proxy: { namespace: ns, labels: {} } });
-      return r.config.listeners[0]!.virtualHosts.find((v) => v.name.startsWith('web.'))!.routes[0]!.timeoutMs;
+      return (r.config.listeners[0] as HttpListener).virtualHosts.find((v) => v.name.startsWith('web.'))!
+        .routes[0]!.timeoutMs;
     };
     expect(timeoutOf('other')).to.equal(3000);
     expect(timeoutOf('prod')).to.not.equal(3000);
