@@ -154,7 +154,7 @@ const topAndSubsetPaths = (field: string): string[] => [
 
 const sidecarProbe = (spec: Record<string, unknown>): Record<string, unknown>[] => [
   kind('networking.istio.io/v1', 'Sidecar', 'default', {
-    egress: [{ hosts: ['./reviews.default.svc.cluster.local'] }],
+    egress: [{ hosts: [`./${REVIEWS}`] }],
     ...spec,
   }),
 ];
@@ -191,7 +191,7 @@ export const NOT_ENFORCED: readonly NotEnforcedEntry[] = [
             port: { number: 9080, protocol: 'HTTP', name: 'http' },
             bind: '127.0.0.1',
             captureMode: 'NONE',
-            hosts: ['./reviews.default.svc.cluster.local'],
+            hosts: [`./${REVIEWS}`],
           },
         ],
       }),

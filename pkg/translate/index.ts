@@ -314,7 +314,9 @@ class Translator {
    */
   private applyScope(scope: ProxyScope): void {
     for (const h of scope.invalid)
-      this.warnings.push(`Sidecar ${scope.sidecar ? sidecarRef(scope.sidecar.sidecar) : ''}: egress host ${JSON.stringify(h)} is not namespace/dnsName; skipped`);
+      this.warnings.push(
+        `Sidecar ${scope.sidecar ? sidecarRef(scope.sidecar.sidecar) : ''}: egress host ${JSON.stringify(h)} is not namespace/dnsName; skipped`,
+      );
     if (scope.egress === undefined) return;
     this.virtualServices = this.virtualServices.filter((vs) =>
       scopeImportsVirtualService(
