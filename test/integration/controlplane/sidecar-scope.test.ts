@@ -176,7 +176,9 @@ describe('weftd: Sidecar scoping and REGISTRY_ONLY (real weftd)', function () {
   });
 
   it('deleting the Sidecar pushes every host to the proxy it scoped', async () => {
-    const web = proxies.find((p) => p.latest?.scope?.sidecar === `${a}/default`)!;
+    // (each test's streams are stopped after it: this one connects again, scoped, then watches)
+    const web = await connect(a, 'web-1', (c) => c.scope?.sidecar === `${a}/default`);
+    expect(hostsOf(web.latest!)).to.deep.equal([reviews(a)]);
     await kube.delete({ apiVersion: NET, kind: 'Sidecar', name: 'default', namespace: a });
     const cfg = await web.until('every host after the Sidecar is gone', (c) =>
       hostsOf(c).includes(reviews(b)),
