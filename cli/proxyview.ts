@@ -283,6 +283,26 @@ export function endpointTable(cfg: ProxyConfig): string {
   return table(['ENDPOINT', 'CLUSTER', 'WEIGHT', 'LABELS'], rows);
 }
 
+/**
+ * Which Sidecar resource scoped the proxy's hosts (pkg/translate/scope.ts) and its outbound mode:
+ * printed under the listeners table, so "why is this host missing" has an answer.
+ */
+export function scopeText(cfg: ProxyConfig): string {
+  const via = {
+    workload: 'its workloadSelector',
+    namespace: 'namespace default',
+    root: 'root-namespace default',
+  };
+  const who = cfg.scope
+    ? `Sidecar ${cfg.scope.sidecar} (${via[cfg.scope.via]}) scoped this proxy's hosts`
+    : 'no Sidecar: every host exported to the namespace';
+  const p = cfg.outboundTrafficPolicy;
+  const mode = p
+    ? `outbound REGISTRY_ONLY (${p.destinations.length} known destination address(es); unknown HTTP hosts 404 NR, other TCP closed)`
+    : 'outbound ALLOW_ANY';
+  return `${who}; ${mode}\n`;
+}
+
 /** The raw part of the config that `-o json|yaml` prints for a section. */
 export function configSection(cfg: ProxyConfig, section: ConfigSection): unknown {
   switch (section) {
@@ -304,7 +324,7 @@ export function configSection(cfg: ProxyConfig, section: ConfigSection): unknown
 export function sectionTable(cfg: ProxyConfig, section: ConfigSection): string {
   switch (section) {
     case 'listeners':
-      return listenerTable(cfg);
+      return listenerTable(cfg) + scopeText(cfg);
     case 'routes':
       return routeTable(cfg);
     case 'clusters':

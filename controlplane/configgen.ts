@@ -1,9 +1,11 @@
 /**
  * The config a proxy gets, from a registry snapshot. Sidecars share a translation per registry
  * generation, ServiceEntry view (the entries whose exportTo hides them from the pod's namespace)
- * and translation scope (pkg/translate/precedence.ts translationScopeKeyer: the pod's namespace
+ * translation scope (pkg/translate/precedence.ts translationScopeKeyer: the pod's namespace
  * where a DestinationRule or sourceNamespace tells it apart, its labels that some sourceLabels
- * reads; no Sidecar resource yet), to which
+ * reads), exportTo view (what VirtualServices, DestinationRules and Services hide from the pod's
+ * namespace) and Sidecar scope (pkg/translate/scope.ts: the Sidecar in force, and the namespace
+ * when its hosts say `./`), so proxies sharing a scope share the rendered config; to which
  * each pod adds its own telemetry block (its workload labels); gateways get a translation of the
  * Gateways that select their pod, cached per label set. Versions are content hashes, so an
  * event that changes nothing a proxy sees gives it the same version and no push.
@@ -41,6 +43,14 @@ import { inboundFor } from '../pkg/translate/inbound.js';
 import { hiddenEntriesKey } from '../pkg/translate/serviceentry.js';
 import { localityKey, localizeClusters } from '../pkg/translate/locality.js';
 import { translationScopeKeyer } from '../pkg/translate/precedence.js';
+import {
+  exportedTo,
+  proxyScope,
+  ruleExportedTo,
+  scopeKey,
+  selectSidecar,
+  type ProxyScope,
+} from '../pkg/translate/scope.js';
 import type { ProxyIdentity } from '../pkg/translate/sourcematch.js';
 import { gatewayTargetPorts, type KubeService } from '../pkg/translate/kube.js';
 import { podServiceNames, translateAuthz } from '../pkg/translate/authz.js';
@@ -89,8 +99,15 @@ interface SharedView {
 }
 
 function sharedBody(config: ProxyConfig): string {
-  const { listeners, clusters, pathNormalization, proxyHeaders } = config;
-  return JSON.stringify({ listeners, clusters, pathNormalization, proxyHeaders }).slice(1, -1);
+  const { listeners, clusters, pathNormalization, proxyHeaders, outboundTrafficPolicy, scope } = config;
+  return JSON.stringify({
+    listeners,
+    clusters,
+    pathNormalization,
+    proxyHeaders,
+    outboundTrafficPolicy,
+    scope,
+  }).slice(1, -1);
 }
 
 /** A config whose locality-LB clusters are resolved for `proxy`, with its own version. */
@@ -123,6 +140,8 @@ export class ConfigGenerator {
   private inboundIndex:
     | { generation: number; byNamespace: Map<string, KubeService[]>; byHost: Map<string, ServiceRecord> }
     | undefined;
+  /** Per generation and namespace: what exportTo hides from it (exportViewKey). */
+  private exportViews: { generation: number; byNamespace: Map<string, string> } | undefined;
   private gatewayCache = new Map<string, TranslateResult>();
   private gatewayCacheGeneration = -1;
   private readonly loggedVersions = new Set<string>();
@@ -168,9 +187,16 @@ export class ConfigGenerator {
       };
     }
     const proxy: ProxyIdentity = { namespace: pod.namespace, labels: pod.labels };
-    // pods that see the same ServiceEntries (exportTo) and the same rules share one translation
+    // pods that see the same ServiceEntries (exportTo), the same rules and the same Sidecar
+    // scope share one translation
     const view = hiddenEntriesKey(snapshot.serviceEntries, pod.namespace);
-    const scope = `${view}\n${this.sidecarBases.keyOf(proxy)}`;
+    const sidecarScope = this.scopeOf(snapshot, pod);
+    const scope = [
+      view,
+      this.sidecarBases.keyOf(proxy),
+      this.exportViewKey(snapshot, pod.namespace),
+      scopeKey(sidecarScope, pod.namespace),
+    ].join('\n');
     let shared = this.sidecarBases.byScope.get(scope);
     if (shared === undefined) {
       const result = translate({
@@ -178,6 +204,9 @@ export class ConfigGenerator {
         ...(view !== '' ? { proxyNamespace: pod.namespace } : {}),
         listener: { ...SIDECAR_OUTBOUND },
         proxy,
+        ...(sidecarScope.sidecar !== undefined || sidecarScope.outboundMode !== 'ALLOW_ANY'
+          ? { scope: sidecarScope }
+          : {}),
       });
       shared = { result, body: sharedBody(result.config), localized: new Map() };
       this.sidecarBases.byScope.set(scope, shared);
@@ -202,6 +231,39 @@ export class ConfigGenerator {
     };
     const config = { ...base, version, telemetry, inbound, ...(authz !== undefined ? { authz } : {}) };
     return { config, version, encode };
+  }
+
+  /** The Sidecar resource scoping a pod, and what it lets the pod see (pkg/translate/scope.ts). */
+  scopeOf(snapshot: Snapshot, pod: Pick<PodInfo, 'namespace' | 'labels'>): ProxyScope {
+    const selected = selectSidecar(snapshot.sidecars ?? [], pod, this.opts.mesh.rootNamespace);
+    // weft's Mesh has no outboundTrafficPolicy yet: Istio's default, ALLOW_ANY
+    return proxyScope(selected, pod.namespace, 'ALLOW_ANY');
+  }
+
+  /**
+   * What exportTo hides from a namespace: the VirtualServices, DestinationRules and Services
+   * (`networking.istio.io/exportTo`) it does not see; '' when it sees them all. Namespaces with
+   * the same view share translations.
+   */
+  private exportViewKey(snapshot: Snapshot, namespace: string): string {
+    if (this.exportViews?.generation !== snapshot.generation)
+      this.exportViews = { generation: snapshot.generation, byNamespace: new Map() };
+    let key = this.exportViews.byNamespace.get(namespace);
+    if (key === undefined) {
+      const hidden: string[] = [];
+      const ref = (kind: string, o: { metadata: { namespace?: string; name?: string } }): string =>
+        `${kind}:${o.metadata.namespace ?? 'default'}/${o.metadata.name ?? ''}`;
+      for (const vs of snapshot.virtualServices)
+        if (!exportedTo(vs.spec.exportTo, vs.metadata.namespace ?? 'default', namespace))
+          hidden.push(ref('vs', vs));
+      for (const dr of snapshot.destinationRules)
+        if (!ruleExportedTo(dr, namespace)) hidden.push(ref('dr', dr));
+      for (const svc of snapshot.services)
+        if (!exportedTo(svc.exportTo, svc.namespace, namespace)) hidden.push(`svc:${svc.host}`);
+      key = hidden.join(',');
+      this.exportViews.byNamespace.set(namespace, key);
+    }
+    return key;
   }
 
   /** The shared sidecar translation with locality LB resolved for the pod's locality (cached per key). */

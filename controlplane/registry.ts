@@ -9,7 +9,8 @@
  * Nodes matter only for their topology labels (the locality of the endpoints and proxies on
  * them, pkg/translate/locality.ts): other node changes (status, heartbeats) are filtered out too.
  * Of the security kinds, PeerAuthentication (each sidecar's inbound mTLS modes) and
- * AuthorizationPolicy and RequestAuthentication (each proxy's jwt block) are watched.
+ * AuthorizationPolicy and RequestAuthentication (each proxy's jwt block) are watched, and
+ * Sidecars (which hosts each sidecar is given, pkg/translate/scope.ts).
  */
 import type {
   DestinationRule,
@@ -21,6 +22,7 @@ import type {
 import type { AuthorizationPolicy } from '../pkg/api/authorizationpolicy.js';
 import type { RequestAuthentication } from '../pkg/api/requestauthentication.js';
 import type { WorkloadEntry } from '../pkg/api/workloadentry.js';
+import type { Sidecar } from '../pkg/api/sidecar.js';
 import type { KubeClient } from '../pkg/kube/client.js';
 import { Informer, type InformerEventType } from '../pkg/kube/informer.js';
 import type { KubeObject } from '../pkg/kube/types.js';
@@ -53,6 +55,8 @@ export const WATCHED = [
   { apiVersion: ISTIO_NETWORKING, kind: 'ServiceEntry', trigger: 'config' },
   // endpoints of ServiceEntries with a workloadSelector
   { apiVersion: ISTIO_NETWORKING, kind: 'WorkloadEntry', trigger: 'endpoint' },
+  // which hosts each sidecar sees (pkg/translate/scope.ts)
+  { apiVersion: ISTIO_NETWORKING, kind: 'Sidecar', trigger: 'config' },
   { apiVersion: ISTIO_SECURITY, kind: 'PeerAuthentication', trigger: 'config' },
   // v1beta1 objects are the same objects (one stored version): watching v1 sees both
   { apiVersion: ISTIO_SECURITY, kind: 'AuthorizationPolicy', trigger: 'config' },
@@ -90,6 +94,8 @@ export interface Snapshot {
   authorizationPolicies?: AuthorizationPolicy[];
   /** Absent in hand-built snapshots (tests, bench): none. */
   requestAuthentications?: RequestAuthentication[];
+  /** Absent in hand-built snapshots: none (every sidecar sees every exported host). */
+  sidecars?: Sidecar[];
 }
 
 export interface KubeRegistry {
@@ -243,6 +249,7 @@ export function createKubeRegistry(kube: KubeClient, log: Logger, domainSuffix: 
         peerAuthentications: items<PeerAuthentication>('PeerAuthentication'),
         authorizationPolicies: items<AuthorizationPolicy>('AuthorizationPolicy'),
         requestAuthentications: items<RequestAuthentication>('RequestAuthentication'),
+        sidecars: items<Sidecar>('Sidecar'),
       };
       return cached;
     },

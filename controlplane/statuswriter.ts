@@ -33,6 +33,7 @@ export const STATUS_KINDS: readonly WatchedKind[] = [
   'PeerAuthentication',
   'AuthorizationPolicy',
   'RequestAuthentication',
+  'Sidecar',
 ];
 
 export const FIELD_MANAGER = 'weftd';

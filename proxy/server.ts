@@ -38,6 +38,7 @@ import { resolverLookup, type DnsEnv } from './upstream/dns.js';
 import { resolveDnsSettings } from '../pkg/proxyconfig/dns.js';
 import { createDownstreamServer, downstreamErrorStatus } from './http1-limits.js';
 import type { IdentitySource } from './identity/types.js';
+import type { RegistryOnly } from './sidecar/registry-only.js';
 import type { IdentitySummary } from './identity/workload.js';
 
 /** What the proxy needs of its identity: the contract plus a key-free summary for `/certs`. */
@@ -406,6 +407,11 @@ export class ProxyServer {
     for (const l of this.listeners.values())
       if (!l.bound && l.compiled.protocol === 'HTTP') return l.compiled;
     return null;
+  }
+
+  /** outboundTrafficPolicy REGISTRY_ONLY of the config in force; null: ALLOW_ANY (or no config yet). */
+  registryOnly(): RegistryOnly | null {
+    return this.current?.registryOnly ?? null;
   }
 
   /** Serves a connection accepted elsewhere on the unbound HTTP listener; false if there is none. */

@@ -152,21 +152,71 @@ const topAndSubsetPaths = (field: string): string[] => [
   `spec.subsets[*].trafficPolicy.${field}`,
 ];
 
+const sidecarProbe = (spec: Record<string, unknown>): Record<string, unknown>[] => [
+  kind('networking.istio.io/v1', 'Sidecar', 'default', {
+    egress: [{ hosts: [`./${REVIEWS}`] }],
+    ...spec,
+  }),
+];
+
 // ---- the table -----------------------------------------------------------------------------
 
 export const NOT_ENFORCED: readonly NotEnforcedEntry[] = [
   // -- whole kinds --
+  // -- Sidecar: egress hosts, workloadSelector and outboundTrafficPolicy.mode are enforced (issue #19) --
   {
-    id: 'sidecar',
+    id: 'sidecar.ingress',
     kind: 'Sidecar',
+    paths: ['spec.ingress'],
     reason:
-      'every proxy still gets every service and listens as injected; egress hosts and ingress listeners are ignored',
-    plan: 19,
+      'the sidecar listens as injected: inbound ports, binds and default endpoints come from the pod and its Services',
+    plan: 'unplanned',
+    probe: sidecarProbe({
+      ingress: [
+        { port: { number: 9080, protocol: 'HTTP', name: 'http' }, defaultEndpoint: '127.0.0.1:8080' },
+      ],
+    }),
+  },
+  {
+    id: 'sidecar.egress.port',
+    kind: 'Sidecar',
+    paths: ['spec.egress[*].port', 'spec.egress[*].bind', 'spec.egress[*].captureMode'],
+    reason:
+      "an egress listener's hosts apply on every port: its port, bind and captureMode are not told apart (the union of the listeners' hosts is imported)",
+    plan: 'unplanned',
     probe: [
       kind('networking.istio.io/v1', 'Sidecar', 'default', {
-        egress: [{ hosts: ['./ratings.default.svc.cluster.local'] }],
+        egress: [
+          {
+            port: { number: 9080, protocol: 'HTTP', name: 'http' },
+            bind: '127.0.0.1',
+            captureMode: 'NONE',
+            hosts: [`./${REVIEWS}`],
+          },
+        ],
       }),
     ],
+  },
+  {
+    id: 'sidecar.inboundConnectionPool',
+    kind: 'Sidecar',
+    paths: ['spec.inboundConnectionPool'],
+    reason: 'the inbound side has no connection pool limits',
+    plan: 'unplanned',
+    probe: sidecarProbe({ inboundConnectionPool: { http: { http1MaxPendingRequests: 10 } } }),
+  },
+  {
+    id: 'sidecar.egressProxy',
+    kind: 'Sidecar',
+    paths: ['spec.outboundTrafficPolicy.egressProxy'],
+    reason: 'ALLOW_ANY traffic goes to its original destination, not through an egress proxy',
+    plan: 'unplanned',
+    probe: sidecarProbe({
+      outboundTrafficPolicy: {
+        mode: 'ALLOW_ANY',
+        egressProxy: { host: 'egress.default.svc.cluster.local', port: { number: 80 } },
+      },
+    }),
   },
   {
     id: 'workloadgroup',
@@ -307,24 +357,6 @@ export const NOT_ENFORCED: readonly NotEnforcedEntry[] = [
         resolution: 'STATIC',
         endpoints: [{ address: '10.0.1.4' }],
       }),
-    ],
-  },
-  {
-    id: 'vs.exportTo',
-    kind: 'VirtualService',
-    paths: ['spec.exportTo'],
-    reason: 'every namespace sees it',
-    plan: 19,
-    probe: [
-      vs(
-        'reviews',
-        {
-          hosts: [REVIEWS],
-          exportTo: ['.'],
-          http: [{ timeout: '3s', route: [{ destination: { host: REVIEWS } }] }],
-        },
-        'other',
-      ),
     ],
   },
   {
@@ -552,20 +584,6 @@ export const NOT_ENFORCED: readonly NotEnforcedEntry[] = [
     reason: 'retries are bounded per route (retries.attempts) and by connectionPool.http.maxRetries only',
     plan: 'unplanned',
     probe: drTopAndSubset({ retryBudget: { percent: 20, minRetryConcurrency: 3 } }),
-  },
-  {
-    id: 'dr.exportTo',
-    kind: 'DestinationRule',
-    paths: ['spec.exportTo'],
-    reason: 'every namespace uses it',
-    plan: 19,
-    probe: [
-      dr(
-        'reviews',
-        { host: REVIEWS, exportTo: ['other'], trafficPolicy: { loadBalancer: { simple: 'ROUND_ROBIN' } } },
-        'default',
-      ),
-    ],
   },
   {
     id: 'dr.workloadSelector',

@@ -38,6 +38,20 @@ export interface ProxyConfig {
   credentials?: Record<string, UpstreamCredential>;
   /** How the proxy resolves the hosts of STRICT_DNS / LOGICAL_DNS clusters; absent = the system's resolver, Istio's timings. */
   dns?: DnsSettings;
+  /**
+   * Istio's outboundTrafficPolicy REGISTRY_ONLY (from the proxy's Sidecar): an HTTP request for a
+   * host the outbound listener does not know gets 404 NR, a TCP connection to a destination not
+   * listed here is closed. Absent = ALLOW_ANY: both pass through to the original destination.
+   */
+  outboundTrafficPolicy?: OutboundTrafficPolicy;
+  /** The Sidecar resource that scoped this config and how it was chosen (weftctl proxy-config shows it); absent: none. */
+  scope?: { sidecar: string; via: 'workload' | 'namespace' | 'root' };
+}
+
+export interface OutboundTrafficPolicy {
+  mode: 'REGISTRY_ONLY';
+  /** The registry's TCP destinations the sidecar may pass through to: an IP or CIDR and its ports. */
+  destinations: { address: string; ports: number[] }[];
 }
 
 /**

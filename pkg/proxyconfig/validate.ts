@@ -208,6 +208,32 @@ function checkCluster(c: Checker, cl: unknown, path: string, names: Set<string>)
   }
 }
 
+/** `10.0.0.1`, `fd00::1`, `10.0.0.0/8` (what a sidecar can compare an original destination with). */
+export function isIpOrCidr(a: string): boolean {
+  const slash = a.indexOf('/');
+  if (slash < 0) return isIP(a) !== 0;
+  const family = isIP(a.slice(0, slash));
+  const bits = a.slice(slash + 1);
+  return family !== 0 && /^\d{1,3}$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128);
+}
+
+function checkOutboundTrafficPolicy(c: Checker, v: unknown): void {
+  if (v === undefined) return;
+  const path = 'outboundTrafficPolicy';
+  if (!isObj(v)) return c.fail(path, 'must be an object like {mode: REGISTRY_ONLY, destinations: []}');
+  if (v.mode !== 'REGISTRY_ONLY') c.fail(`${path}.mode`, 'must be REGISTRY_ONLY (absent = ALLOW_ANY)');
+  c.array(v.destinations, `${path}.destinations`).forEach((d, i) => {
+    const at = `${path}.destinations[${i}]`;
+    if (!isObj(d)) return c.fail(at, 'must be an object like {address: 10.0.0.1, ports: [80]}');
+    if (typeof d.address !== 'string' || !isIpOrCidr(d.address))
+      c.fail(`${at}.address`, 'must be an IP address or a CIDR');
+    c.array(d.ports, `${at}.ports`).forEach((p, j) => {
+      if (!Number.isInteger(p) || (p as number) < 1 || (p as number) > 65535)
+        c.fail(`${at}.ports[${j}]`, 'must be a port number 1-65535');
+    });
+  });
+}
+
 function checkDns(c: Checker, v: unknown): void {
   if (v === undefined) return;
   if (!isObj(v)) return c.fail('dns', 'must be an object');
@@ -342,6 +368,7 @@ export function validateProxyConfig(cfg: unknown): ConfigProblem[] {
   checkProxyHeaders(c, cfg.proxyHeaders);
   checkCredentials(c, cfg.credentials);
   checkDns(c, cfg.dns);
+  checkOutboundTrafficPolicy(c, cfg.outboundTrafficPolicy);
   return c.problems;
 }
 

@@ -54,6 +54,7 @@ import {
   type VirtualHost,
 } from '../proxyconfig/types.js';
 import { parseDurationMs } from './duration.js';
+import { isIpOrCidr } from '../proxyconfig/validate.js';
 import { localityLbPolicy, type LocalityLbPolicy } from './locality.js';
 import {
   clusterTypeFor,
@@ -75,6 +76,16 @@ import {
 } from './gateway.js';
 import { ruleForSource, type ProxyIdentity } from './sourcematch.js';
 import { DestinationRuleIndex, byCreation, meshVirtualServicesByHost } from './precedence.js';
+import {
+  exportedTo,
+  ruleExportedTo,
+  scopeImports,
+  scopeImportsVirtualService,
+  sidecarRef,
+  virtualServiceDestinations,
+  visibleIn,
+  type ProxyScope,
+} from './scope.js';
 
 /** A service as the registry knows it (from ServiceEntry here; from Kubernetes Services later). */
 export interface ServiceRecord {
@@ -98,6 +109,8 @@ export interface ServiceRecord {
   resolution?: Resolution;
   /** The endpoints come from a workloadSelector. */
   selected?: boolean;
+  /** Namespaces that see it (ServiceEntry exportTo, a Service's exportTo annotation); absent: `*`. */
+  exportTo?: string[];
 }
 
 export interface TranslateInput {
@@ -142,6 +155,11 @@ export interface TranslateInput {
   proxy?: ProxyIdentity;
   /** The mesh's root namespace: its DestinationRules apply when neither the client's nor the service's namespace has one (default weft-system). */
   rootNamespace?: string;
+  /**
+   * What the proxy's Sidecar lets it see and do (scope.ts proxyScope): only the hosts its egress
+   * imports, and REGISTRY_ONLY's list of known destinations. Absent: every exported host, ALLOW_ANY.
+   */
+  scope?: ProxyScope;
 }
 
 /** A gateway pod: the Gateways whose selector matches it become its listeners. */
@@ -213,6 +231,7 @@ export function servicesFromServiceEntries(ses: ServiceEntry[], suffix = DEFAULT
         endpoints: endpointsForHost(se.spec, h, endpoints),
         resolution: se.spec.resolution ?? 'NONE',
         ...(se.spec.workloadSelector ? { selected: true } : {}),
+        ...(se.spec.exportTo && se.spec.exportTo.length > 0 ? { exportTo: se.spec.exportTo } : {}),
       });
     }
   }
@@ -253,6 +272,8 @@ class Translator {
   private readonly suffix: string;
   /** Whose config this is: a gateway's pod, a sidecar's workload (sourcematch.ts). */
   private readonly proxy: ProxyIdentity;
+  /** The VirtualServices exported to the proxy's namespace (and imported by its Sidecar). */
+  private virtualServices: VirtualService[];
 
   constructor(private readonly input: TranslateInput) {
     this.suffix = input.domainSuffix ?? DEFAULT_SUFFIX;
@@ -267,18 +288,48 @@ class Translator {
       ),
       ...(input.services ?? []),
     ];
+    this.proxy = ('pod' in input ? (input as GatewayTranslateInput).pod : input.proxy) ?? { labels: {} };
+    // exportTo: what the proxy's namespace is shown (unknown namespace, standalone: everything)
+    const viewer = this.proxy.namespace ?? input.proxyNamespace;
+    this.virtualServices = visibleIn(input.virtualServices ?? [], viewer);
     for (const s of svcs) {
+      if (viewer !== undefined && !exportedTo(s.exportTo, s.namespace, viewer)) continue;
       if (this.services.has(s.host))
         this.warnings.push(`service ${s.host} is defined more than once; the first definition wins`);
       else this.services.set(s.host, s);
     }
-    this.proxy = ('pod' in input ? (input as GatewayTranslateInput).pod : input.proxy) ?? { labels: {} };
+    if (input.scope) this.applyScope(input.scope);
+    const rules = input.destinationRules ?? [];
     this.drIndex = new DestinationRuleIndex(
-      input.destinationRules ?? [],
+      viewer === undefined ? rules : rules.filter((dr) => ruleExportedTo(dr, viewer)),
       (h, ns) => fqdn(h, ns, this.suffix),
       input.rootNamespace,
     );
     this.warnings.push(...this.drIndex.warnings);
+  }
+
+  /**
+   * The Sidecar's egress (scope.ts): the services and VirtualServices it imports, plus the
+   * services those VirtualServices route to, as Istio adds them; the rest is left out.
+   */
+  private applyScope(scope: ProxyScope): void {
+    for (const h of scope.invalid)
+      this.warnings.push(
+        `Sidecar ${scope.sidecar ? sidecarRef(scope.sidecar.sidecar) : ''}: egress host ${JSON.stringify(h)} is not namespace/dnsName; skipped`,
+      );
+    if (scope.egress === undefined) return;
+    this.virtualServices = this.virtualServices.filter((vs) =>
+      scopeImportsVirtualService(
+        scope,
+        nsOf(vs),
+        (vs.spec.hosts ?? []).map((h) => fqdn(h, nsOf(vs), this.suffix)),
+      ),
+    );
+    const wanted = new Set<string>();
+    for (const vs of this.virtualServices)
+      for (const d of virtualServiceDestinations(vs)) wanted.add(fqdn(d, nsOf(vs), this.suffix));
+    for (const [host, svc] of this.services)
+      if (!wanted.has(host) && !scopeImports(scope, svc.namespace, host)) this.services.delete(host);
   }
 
   /** The DestinationRule this proxy uses for a registry host (precedence.ts). */
@@ -586,7 +637,7 @@ class Translator {
   build(): TranslateResult {
     // oldest first; a VirtualService with no rule for this proxy does not claim its hosts here
     const { byHost: vsByHost, warnings } = meshVirtualServicesByHost(
-      (this.input.virtualServices ?? []).filter((vs) => boundGateways(vs).includes('mesh')),
+      this.virtualServices.filter((vs) => boundGateways(vs).includes('mesh')),
       (vs) => (vs.spec.hosts ?? []).map((h) => fqdn(h, nsOf(vs), this.suffix)),
       (vs) => (vs.spec.http ?? []).some((r) => this.meshRule(r) !== null),
     );
@@ -635,7 +686,7 @@ class Translator {
     const gateways = byCreation(input.gateways).filter((g) =>
       gatewaySelects(g, input.pod, input.scopeGatewayToNamespace ?? false),
     );
-    const vss = byCreation(input.virtualServices ?? []);
+    const vss = byCreation(this.virtualServices);
     const byPort = new Map<number, Map<string, VirtualHost>>();
     for (const gw of gateways) {
       const key = `${nsOf(gw)}/${gw.metadata.name ?? ''}`;
@@ -723,6 +774,36 @@ class Translator {
       });
   }
 
+  /**
+   * REGISTRY_ONLY's known TCP destinations: each visible service's addresses (cluster IPs,
+   * ServiceEntry addresses and CIDRs) on its ports, and for a service without addresses
+   * (headless, or a ServiceEntry without `addresses`) its endpoints on their ports.
+   */
+  private registryDestinations(): { address: string; ports: number[] }[] {
+    const byAddress = new Map<string, Set<number>>();
+    const add = (address: string, port: number): void => {
+      const set = byAddress.get(address) ?? new Set<number>();
+      set.add(port);
+      byAddress.set(address, set);
+    };
+    for (const svc of this.services.values()) {
+      // no address and resolved by DNS or the original destination: Istio listens on 0.0.0.0:port
+      const anyAddress = svc.addresses.length === 0 && clusterTypeFor(svc) !== undefined;
+      for (const p of svc.ports) {
+        for (const a of svc.addresses) if (isIpOrCidr(a)) add(a, p.number);
+        if (anyAddress) {
+          add('0.0.0.0/0', p.number);
+          add('::/0', p.number);
+        } else if (svc.addresses.length === 0)
+          for (const e of svc.endpoints)
+            if (isIpOrCidr(e.address)) add(e.address, e.ports?.[p.name] ?? p.targetPort ?? p.number);
+      }
+    }
+    return [...byAddress.entries()]
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      .map(([address, ports]) => ({ address, ports: [...ports].sort((a, b) => a - b) }));
+  }
+
   private finish(listeners: Listener[]): TranslateResult {
     const config: ProxyConfig = {
       apiVersion: PROXY_CONFIG_API_VERSION,
@@ -735,6 +816,10 @@ class Translator {
     if (this.input.pathNormalization) config.pathNormalization = this.input.pathNormalization;
     const ph = this.input.proxyHeaders;
     if (ph && Object.keys(ph).length > 0) config.proxyHeaders = ph;
+    const sc = this.input.scope?.sidecar;
+    if (sc) config.scope = { sidecar: sidecarRef(sc.sidecar), via: sc.via };
+    if (this.input.scope?.outboundMode === 'REGISTRY_ONLY')
+      config.outboundTrafficPolicy = { mode: 'REGISTRY_ONLY', destinations: this.registryDestinations() };
     config.version = configVersion(config);
     const withLocality = Object.keys(this.localityLb).length > 0 ? { localityLb: this.localityLb } : {};
     return { config, warnings: this.warnings, ...withLocality };

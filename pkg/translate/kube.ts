@@ -10,6 +10,7 @@
  */
 import type { ServiceRecord } from './index.js';
 import { localityOf } from './locality.js';
+import { exportToAnnotation } from './scope.js';
 
 export interface KubeServicePort {
   name?: string;
@@ -21,7 +22,7 @@ export interface KubeServicePort {
 }
 
 export interface KubeService {
-  metadata: { name: string; namespace?: string };
+  metadata: { name: string; namespace?: string; annotations?: Record<string, string> };
   spec?: {
     type?: string;
     selector?: Record<string, string>;
@@ -150,9 +151,16 @@ export function servicesFromKube(
         ...(typeof p.targetPort === 'number' ? { targetPort: p.targetPort } : {}),
       })),
       endpoints: endpointsOf(slicesBySvc.get(`${ns}/${svc.metadata.name}`) ?? [], ns, podLabels, nodeLabels),
+      ...exportToOf(svc),
     });
   }
   return out.sort((a, b) => a.host.localeCompare(b.host));
+}
+
+/** The Service's `networking.istio.io/exportTo` annotation (scope.ts), when it has one. */
+function exportToOf(svc: KubeService): { exportTo?: string[] } {
+  const exportTo = exportToAnnotation(svc.metadata.annotations);
+  return exportTo ? { exportTo } : {};
 }
 
 /** What an endpoint takes from its pod: labels (subsets, auto-mTLS) and service account (expected SPIFFE ID). */

@@ -9,7 +9,8 @@
  *    the union of their subsets (a name already taken is dropped). A rule in any other namespace
  *    is not used by that proxy. A proxy in the root namespace looks in the service's namespace
  *    before the root's (Istio's "istio-system is often the root" rule).
- *    (exportTo is not enforced yet: every rule is treated as exported to every namespace.)
+ *    Only rules exported to the proxy's namespace take part (scope.ts ruleExportedTo: the
+ *    translator filters them before indexing).
  *  - VirtualServices bound to the mesh: oldest first (creationTimestamp, then name, then
  *    namespace); for a sidecar the first one with a rule for the proxy owns the host and the
  *    others are ignored there. Gateways merge every bound VirtualService's rules in that order.

@@ -15,8 +15,13 @@
  *                              (pkg/translate/precedence.ts)
  *   analyze.object.duplicate   one kind/namespace/name defined twice in the input
  *   analyze.gateway.undefined  a VS binds to a Gateway missing from a set that has Gateways
+ *   analyze.sidecar.multipleDefaults  two Sidecars without workloadSelector in one namespace
+ *                              (Istio's IST0109): only the oldest scopes the namespace
+ *   analyze.sidecar.selectorConflict  two Sidecars in one namespace whose selectors can select
+ *                              the same workload (Istio's IST0110): the oldest is used
  */
 import type { DestinationRuleSpec } from '../api/destinationrule.js';
+import type { SidecarSpec } from '../api/sidecar.js';
 import type { Destination, VirtualServiceSpec } from '../api/virtualservice.js';
 import { formatPath, type PathSegment } from './report.js';
 import { isObject } from './schema.js';
@@ -58,12 +63,14 @@ export function analyze(
 ): ObjectFinding[] {
   const vss: Loaded<VirtualServiceSpec>[] = [];
   const drs: Loaded<DestinationRuleSpec>[] = [];
+  const sidecars: Loaded<SidecarSpec>[] = [];
   const gateways = new Set<string>();
   for (const obj of objs) {
     const loaded = load(obj, defaultNamespace);
     if (!loaded) continue;
     if (loaded.ref.kind === 'Gateway') gateways.add(`${loaded.namespace}/${loaded.ref.name}`);
     if (loaded.ref.kind === 'VirtualService') vss.push(loaded as Loaded<VirtualServiceSpec>);
+    if (loaded.ref.kind === 'Sidecar') sidecars.push(loaded as Loaded<SidecarSpec>);
     if (
       loaded.ref.kind === 'DestinationRule' &&
       typeof (loaded.spec as DestinationRuleSpec).host === 'string'
@@ -76,6 +83,7 @@ export function analyze(
     ...vsHostConflicts(vss),
     ...drHostConflicts(drs),
     ...drPrecedence(drs),
+    ...sidecarConflicts(sidecars),
     // Gateways are often managed elsewhere; only a set that has some can miss one.
     ...(gateways.size > 0 || context.wholeCluster === true ? undefinedGateways(vss, gateways) : []),
     ...(context.knownHost ? undefinedHosts(vss, context.knownHost) : []),
@@ -425,5 +433,63 @@ function drPrecedence(drs: Loaded<DestinationRuleSpec>[]): ObjectFinding[] {
       });
     }
   }
+  return out;
+}
+
+// ---- Sidecar conflicts --------------------------------------------------------------------
+
+/** Could both selectors match one workload: no label key they require with different values? */
+function selectorsOverlap(a: Record<string, string>, b: Record<string, string>): boolean {
+  return Object.entries(a).every(([k, v]) => !Object.hasOwn(b, k) || b[k] === v);
+}
+
+const selectorOf = (s: Loaded<SidecarSpec>): Record<string, string> | undefined => {
+  const ws: unknown = s.spec.workloadSelector;
+  if (!isObject(ws)) return undefined;
+  const labels: unknown = ws.labels;
+  return isObject(labels) ? (labels as Record<string, string>) : {};
+};
+
+/**
+ * Istio's MultipleSidecarsWithoutSelectors and ConflictingSidecarWorkloadSelectors: in one
+ * namespace, a second selector-less Sidecar, or a second Sidecar whose workloadSelector can
+ * select a workload an older one selects. Istio leaves the outcome undefined (sidecar.proto);
+ * weft uses the oldest (pkg/translate/scope.ts), and the finding on each newer one says so.
+ * Without pods in the input, "can select the same workload" is read from the selectors: no
+ * label they both name with different values.
+ */
+function sidecarConflicts(unsorted: Loaded<SidecarSpec>[]): ObjectFinding[] {
+  const out: ObjectFinding[] = [];
+  const all = [...unsorted].sort(compareByCreation);
+  all.forEach((sc, i) => {
+    const older = all.slice(0, i).filter((o) => o.namespace === sc.namespace && identity(o) !== identity(sc));
+    const mine = selectorOf(sc);
+    if (mine === undefined) {
+      const defaults = older.filter((o) => selectorOf(o) === undefined);
+      if (defaults.length === 0) return;
+      out.push({
+        severity: 'error',
+        object: sc.ref,
+        related: defaults.map((o) => o.ref),
+        path: 'spec',
+        message: `namespace ${sc.namespace} already has a Sidecar without workloadSelector (${defaults.map(refText).join(', ')}); only one is allowed, weft uses the oldest (${refText(defaults[0]!)}) and ignores this one`,
+        rule: 'analyze.sidecar.multipleDefaults',
+      });
+      return;
+    }
+    const rivals = older.filter((o) => {
+      const theirs = selectorOf(o);
+      return theirs !== undefined && selectorsOverlap(mine, theirs);
+    });
+    if (rivals.length === 0) return;
+    out.push({
+      severity: 'error',
+      object: sc.ref,
+      related: rivals.map((o) => o.ref),
+      path: 'spec.workloadSelector',
+      message: `its workloadSelector ${JSON.stringify(mine)} can select the same workloads as ${rivals.map(refText).join(', ')}; a workload selected by several Sidecars gets the oldest (${refText(rivals[0]!)}), not this one`,
+      rule: 'analyze.sidecar.selectorConflict',
+    });
+  });
   return out;
 }

@@ -34,6 +34,7 @@ import { resolvePathNormalization, type PathNormalization } from '../router/path
 import type { MetricGroup, MetricsRegistry, TcpGroup, DestinationLabels } from '../telemetry/metrics.js';
 import { compileAuthz, type CompiledAuthz } from '../authz/engine.js';
 import { compileJwt, type CompiledJwt } from '../authn/jwt.js';
+import { compileRegistryOnly, type RegistryOnly } from '../sidecar/registry-only.js';
 
 /** Istio allows WebSocket upgrades on every HTTP route; nothing else unless configured. */
 export const DEFAULT_UPGRADE_TYPES: readonly string[] = ['websocket'];
@@ -271,6 +272,8 @@ export interface CompiledConfig {
   authz: CompiledAuthz | null;
   /** RequestAuthentication, keys imported (authn/jwt.ts); null: no JWT checks. */
   jwt: CompiledJwt | null;
+  /** outboundTrafficPolicy REGISTRY_ONLY's known destinations; null: ALLOW_ANY. */
+  registryOnly: RegistryOnly | null;
 }
 
 export interface CompileResult {
@@ -505,6 +508,7 @@ export function compileConfig(cfg: ProxyConfig, opts: CompileOptions): CompileRe
       debugHeaders: cfg.proxyHeaders?.envoyDebugHeaders?.disabled !== true,
       pathNormalization: resolvePathNormalization(cfg.pathNormalization),
       jwt: cfg.jwt && cfg.jwt.providers.length > 0 ? compileJwt(cfg.jwt) : null,
+      registryOnly: compileRegistryOnly(cfg.outboundTrafficPolicy),
       unknownMetrics: opts.metrics.group({
         destinationService: 'unknown',
         destinationServiceName: 'unknown',

@@ -258,6 +258,7 @@ export async function startAgent(
       log,
       metrics: proxy.metrics,
       outboundHttp: () => proxy.unboundHttp(),
+      registryOnly: () => proxy.registryOnly(),
       handOff: (sock) => {
         captured.delete(sock); // the HTTP drain takes care of it from here
         return proxy.handOff(sock);

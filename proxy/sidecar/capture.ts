@@ -5,6 +5,9 @@
  *   of the outbound config goes to the proxy's HTTP router (routing, retries, metrics: exactly
  *   standalone mode). Anything else — an unknown Host, TLS, a database protocol, a client that
  *   says nothing first — is piped as TCP to the original destination (Istio's PassthroughCluster).
+ *   Under outboundTrafficPolicy REGISTRY_ONLY (the proxy's Sidecar) an unknown Host is answered
+ *   404 NR by the router and TCP to a destination outside the registry is closed and counted
+ *   (`weft_proxy_blackhole_connections_total`, Istio's BlackHoleCluster).
  *
  * Inbound (15006) is proxy/inbound/listener.ts (mesh mTLS, PeerAuthentication, HTTP or TCP to the
  * app); it shares readHead and hostPort from here.
@@ -19,6 +22,7 @@ import { originalDst, type OriginalDst } from '../native/original_dst.js';
 import type { MetricsRegistry } from '../telemetry/metrics.js';
 import { splice } from '../tcp.js';
 import { rememberOriginalDst } from '../upstream/origdst.js';
+import type { RegistryOnly } from './registry-only.js';
 
 /** Bytes to look at before deciding; an HTTP request head larger than this is passed through. */
 const MAX_SNIFF_BYTES = 16 * 1024;
@@ -122,6 +126,8 @@ export interface CaptureEnv {
   outboundHttp: () => CompiledHttpListener | null;
   /** Serve the socket on the HTTP router. */
   handOff: (socket: net.Socket) => boolean;
+  /** REGISTRY_ONLY's known destinations in the config in force; null (or absent): ALLOW_ANY. */
+  registryOnly?: () => RegistryOnly | null;
   /** The pod IP (INSTANCE_IP) the app listens on; 127.0.0.1 when unknown. */
   appHost: string;
   /** The capture ports themselves: a connection "originally" to them is not passed through. */
@@ -156,6 +162,23 @@ export async function onOutbound(env: CaptureEnv, socket: net.Socket): Promise<v
     socket.unshift(head);
     if (env.handOff(socket)) {
       socket.resume();
+      return;
+    }
+  }
+  const registryOnly = env.registryOnly?.() ?? null;
+  if (registryOnly !== null && dst !== null && !isSelf(env, dst)) {
+    if (verdict.kind === 'http' && env.handOff(socket)) {
+      // REGISTRY_ONLY: an HTTP request for a host outside the registry is the router's 404 NR
+      socket.unshift(head);
+      socket.resume();
+      return;
+    }
+    if (!registryOnly.allows(dst.address, dst.port)) {
+      env.metrics.inc('weft_proxy_blackhole_connections_total');
+      env.log.debug('Outbound connection outside the registry closed (REGISTRY_ONLY)', {
+        to: `${dst.address}:${dst.port}`,
+      });
+      socket.destroy();
       return;
     }
   }

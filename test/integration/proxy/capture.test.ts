@@ -9,6 +9,7 @@ import type { OriginalDst } from '../../../proxy/native/original_dst.js';
 import type { CompiledHttpListener } from '../../../proxy/compile/compile.js';
 import { MetricsRegistry } from '../../../proxy/telemetry/metrics.js';
 import { createLogger } from '../../../pkg/log/index.js';
+import { compileRegistryOnly, type RegistryOnly } from '../../../proxy/sidecar/registry-only.js';
 import { raw, startProxy, reviewsEntry, upstream, type Started, type Upstream } from './helpers.js';
 
 async function listen(server: net.Server): Promise<number> {
@@ -25,6 +26,8 @@ describe('sidecar capture dispatch (loopback, injected original destination)', f
   let capture: net.Server;
   let capturePort: number;
   let dst: OriginalDst | null = null;
+  /** outboundTrafficPolicy of the config in force (null: ALLOW_ANY). */
+  let registryOnly: RegistryOnly | null = null;
   const metrics = new MetricsRegistry({ workload: 'w', namespace: 'n', app: 'a', version: 'v' });
 
   before(async () => {
@@ -46,6 +49,7 @@ describe('sidecar capture dispatch (loopback, injected original destination)', f
       capturePorts: [],
       sniffTimeoutMs: 200,
       dst: () => dst,
+      registryOnly: () => registryOnly,
     };
     capture = net.createServer((s) => void onOutbound(env, s));
     capturePort = await listen(capture);
@@ -121,5 +125,54 @@ describe('sidecar capture dispatch (loopback, injected original destination)', f
     const before = metrics.counters.get('weft_proxy_passthrough_refused_total') ?? 0;
     expect(await raw(capturePort, 'data')).to.equal('');
     expect(metrics.counters.get('weft_proxy_passthrough_refused_total')).to.equal(before + 1);
+  });
+
+  describe('REGISTRY_ONLY (the Sidecar outboundTrafficPolicy)', () => {
+    afterEach(() => {
+      registryOnly = null;
+    });
+
+    it('answers HTTP for a host outside the registry 404 NR instead of passing it through', async () => {
+      dst = { address: '127.0.0.1', port: app.port, family: 4 };
+      registryOnly = compileRegistryOnly({ mode: 'REGISTRY_ONLY', destinations: [] });
+      const seen = app.seen.length;
+      const out = await raw(
+        capturePort,
+        'GET /direct HTTP/1.1\r\nHost: elsewhere.example\r\nConnection: close\r\n\r\n',
+      );
+      expect(out).to.match(/^HTTP\/1\.1 404/);
+      expect(out.toLowerCase()).to.contain('x-weft-response-flags: nr');
+      expect(app.seen.length, 'nothing reached the destination').to.equal(seen);
+    });
+
+    it('still routes HTTP for a known host', async () => {
+      dst = { address: '127.0.0.1', port: echoPort, family: 4 };
+      registryOnly = compileRegistryOnly({ mode: 'REGISTRY_ONLY', destinations: [] });
+      const out = await raw(
+        capturePort,
+        'GET /ok HTTP/1.1\r\nHost: reviews:9080\r\nConnection: close\r\n\r\n',
+      );
+      expect(out).to.match(/^HTTP\/1\.1 200/);
+    });
+
+    it('closes TCP to a destination outside the registry and counts it', async () => {
+      dst = { address: '127.0.0.1', port: echoPort, family: 4 };
+      registryOnly = compileRegistryOnly({
+        mode: 'REGISTRY_ONLY',
+        destinations: [{ address: '10.96.0.10', ports: [5432] }],
+      });
+      const before = metrics.counters.get('weft_proxy_blackhole_connections_total') ?? 0;
+      expect(await raw(capturePort, 'hello')).to.equal('');
+      expect(metrics.counters.get('weft_proxy_blackhole_connections_total')).to.equal(before + 1);
+    });
+
+    it('passes TCP to a registry destination through', async () => {
+      dst = { address: '127.0.0.1', port: echoPort, family: 4 };
+      registryOnly = compileRegistryOnly({
+        mode: 'REGISTRY_ONLY',
+        destinations: [{ address: '127.0.0.1', ports: [echoPort] }],
+      });
+      expect(await raw(capturePort, 'hello')).to.equal('echo:hello');
+    });
   });
 });

@@ -16,6 +16,8 @@ import {
   outlierText,
   poolText,
   routeTable,
+  scopeText,
+  sectionTable,
   secretTable,
   statusEntries,
   statusTable,
@@ -359,4 +361,36 @@ describe('proxy-config secret table (istioctl columns)', () => {
       );
       expect(lines.slice(1).map((l) => l.split(/ {2,}/))).to.deep.equal(rows.map((r) => r.split(/ {2,}/)));
     });
+});
+
+describe('proxy-config listeners: which Sidecar scoped the proxy', () => {
+  const base: ProxyConfig = {
+    apiVersion: 'proxy.weft.dev/v1',
+    kind: 'ProxyConfig',
+    version: 'v',
+    listeners: [],
+    clusters: [],
+  };
+  it('no Sidecar, ALLOW_ANY', () =>
+    expect(scopeText(base)).to.equal(
+      'no Sidecar: every host exported to the namespace; outbound ALLOW_ANY\n',
+    ));
+  it('a namespace default with REGISTRY_ONLY, printed under the listeners table', () => {
+    const cfg: ProxyConfig = {
+      ...base,
+      scope: { sidecar: 'prod/default', via: 'namespace' },
+      outboundTrafficPolicy: { mode: 'REGISTRY_ONLY', destinations: [{ address: '10.96.0.1', ports: [80] }] },
+    };
+    expect(sectionTable(cfg, 'listeners')).to.match(
+      /Sidecar prod\/default \(namespace default\) scoped this proxy's hosts; outbound REGISTRY_ONLY \(1 known/,
+    );
+  });
+  it('a workload Sidecar and a root default say how they were chosen', () => {
+    expect(scopeText({ ...base, scope: { sidecar: 'prod/ratings', via: 'workload' } })).to.contain(
+      '(its workloadSelector)',
+    );
+    expect(scopeText({ ...base, scope: { sidecar: 'weft-system/default', via: 'root' } })).to.contain(
+      '(root-namespace default)',
+    );
+  });
 });

@@ -181,6 +181,33 @@ describe('pkg/translate: translateGateway', () => {
   const listeners = (r: ReturnType<typeof translateGateway>): HttpListener[] =>
     r.config.listeners as HttpListener[];
 
+  it("exportTo: a VirtualService not exported to the gateway pod's namespace does not bind there (issue #19)", () => {
+    const hostsFor = (exportTo: string[]): string[][] =>
+      listeners(
+        translateGateway({
+          pod,
+          services: [productpage],
+          gateways: [
+            gateway('public', 'edge', {
+              selector: { istio: 'ingressgateway' },
+              servers: [httpServer(8080, ['*.example.com'])],
+            }),
+          ],
+          virtualServices: [
+            vs('shop', 'shop', {
+              hosts: ['www.example.com'],
+              gateways: ['edge/public'],
+              exportTo,
+              http: [to('productpage')],
+            }),
+          ],
+        }),
+      )[0]!.virtualHosts.map((v) => v.domains);
+    expect(hostsFor(['edge'])).to.deep.equal([['www.example.com', 'www.example.com:8080']]);
+    expect(hostsFor(['*'])).to.have.length(1);
+    expect(hostsFor(['.'])).to.deep.equal([]);
+  });
+
   it('one HTTP listener per server port on 0.0.0.0, virtual hosts from bound VirtualServices, their clusters only', () => {
     const r = translateGateway({
       pod,

@@ -1,0 +1,44 @@
+/**
+ * Istio's outboundTrafficPolicy REGISTRY_ONLY on the sidecar's outbound capture: the registry's
+ * TCP destinations (the config's `outboundTrafficPolicy.destinations`, computed by weftd from the
+ * hosts the proxy's Sidecar lets it see) compiled to one address set per port. A connection whose
+ * original destination is not in it is closed (Istio's BlackHoleCluster); an HTTP request for an
+ * unknown host gets 404 NR from the router.
+ */
+import net from 'node:net';
+import type { OutboundTrafficPolicy } from '../../pkg/proxyconfig/types.js';
+
+export interface RegistryOnly {
+  /** May TCP to this original destination pass through? */
+  allows(address: string, port: number): boolean;
+}
+
+/**
+ * One BlockList per family and port (a BlockList answers IP and CIDR membership; kept apart by
+ * family because a BlockList matches an IPv4 address against IPv6 rules such as `::/0`).
+ */
+export function compileRegistryOnly(policy: OutboundTrafficPolicy | undefined): RegistryOnly | null {
+  if (policy?.mode !== 'REGISTRY_ONLY') return null;
+  const byPort = new Map<string, net.BlockList>();
+  for (const d of policy.destinations) {
+    const slash = d.address.indexOf('/');
+    const ip = slash < 0 ? d.address : d.address.slice(0, slash);
+    const family = net.isIP(ip) === 6 ? 'ipv6' : 'ipv4';
+    for (const port of d.ports) {
+      let list = byPort.get(`${family}:${port}`);
+      if (!list) byPort.set(`${family}:${port}`, (list = new net.BlockList()));
+      if (slash < 0) list.addAddress(ip, family);
+      else list.addSubnet(ip, Number(d.address.slice(slash + 1)), family);
+    }
+  }
+  return {
+    allows(address, port) {
+      // an IPv4-mapped IPv6 original destination (dual-stack socket) is its IPv4 address
+      const a = address.startsWith('::ffff:') && net.isIPv4(address.slice(7)) ? address.slice(7) : address;
+      const kind = net.isIP(a);
+      if (kind === 0) return false;
+      const family = kind === 6 ? 'ipv6' : 'ipv4';
+      return byPort.get(`${family}:${port}`)?.check(a, family) ?? false;
+    },
+  };
+}
