@@ -37,6 +37,7 @@ import { pipeTcp } from './tcp.js';
 import { resolverLookup, type DnsEnv } from './upstream/dns.js';
 import { resolveDnsSettings } from '../pkg/proxyconfig/dns.js';
 import { createDownstreamServer, downstreamErrorStatus } from './http1-limits.js';
+import { GatewayTlsTerminator } from './gateway-tls.js';
 import type { IdentitySource } from './identity/types.js';
 import type { IdentitySummary } from './identity/workload.js';
 
@@ -94,7 +95,12 @@ export type AuxRole = 'admin' | 'metrics' | 'health';
 interface LiveListener {
   key: string;
   name: string;
+  /** The bound server: the HTTP server itself, or for gateway TLS a net.Server in front of it. */
   server: net.Server;
+  /** The HTTP server (HTTP listeners): fed by `server`, or by `tls` once a handshake is done. */
+  http: http.Server | null;
+  /** Gateway TLS termination (listeners with `tls`). */
+  tls: GatewayTlsTerminator | null;
   compiled: CompiledListener;
   sockets: Set<net.Socket>;
   /** false: served through handOff only (ProxyOptions.unbound). */
@@ -265,12 +271,13 @@ export class ProxyServer {
 
   private async reconcileListeners(cfg: CompiledConfig): Promise<void> {
     const wanted = new Map<string, CompiledListener>();
-    for (const l of cfg.listeners) wanted.set(`${l.protocol}|${l.address}|${l.port}`, l);
+    for (const l of cfg.listeners)
+      wanted.set(`${l.protocol}|${l.address}|${l.port}${l.protocol === 'HTTP' && l.tls ? '|tls' : ''}`, l);
     const opened: LiveListener[] = [];
     try {
       for (const [key, l] of wanted) {
         const live = [...this.listeners.values()].find((x) => x.key === key);
-        if (!live) opened.push(await this.open(key, l));
+        if (!live) opened.push(await this.open(key, l, cfg.source.credentials));
       }
     } catch (err) {
       for (const o of opened) o.server.close();
@@ -285,20 +292,34 @@ export class ProxyServer {
       }
     }
     for (const o of opened) this.listeners.set(o.key, o);
+    // new server certificates (a rotated Secret) and SNI servers, without touching open connections
+    for (const live of this.listeners.values())
+      if (live.tls !== null && live.compiled.protocol === 'HTTP' && live.compiled.tls !== null)
+        live.tls.apply(live.compiled.tls, cfg.source.credentials);
   }
 
-  private async open(key: string, l: CompiledListener): Promise<LiveListener> {
+  private async open(
+    key: string,
+    l: CompiledListener,
+    credentials: ProxyConfig['credentials'],
+  ): Promise<LiveListener> {
     const live: LiveListener = {
       key,
       name: l.name,
       server: null as unknown as net.Server,
+      http: null,
+      tls: null,
       compiled: l,
       sockets: new Set(),
       bound: !(this.opts.unbound?.(l) ?? false),
       conns: new ConnRequests(),
     };
-    live.server =
-      l.protocol === 'HTTP' ? this.httpServer(live) : net.createServer((s) => this.onTcp(live, s));
+    if (l.protocol === 'HTTP') live.http = this.httpServer(live);
+    if (l.protocol === 'HTTP' && l.tls !== null) {
+      const terminator = (live.tls = this.gatewayTls(live));
+      terminator.apply(l.tls, credentials); // before the first connection can arrive
+      live.server = net.createServer((s) => terminator.handle(s));
+    } else live.server = live.http ?? net.createServer((s) => this.onTcp(live, s));
     live.server.on('connection', (s: net.Socket) => {
       if (live.sockets.has(s)) return; // handed back after an upgrade request (upgrade.ts)
       this.lastActivity = Date.now();
@@ -320,6 +341,20 @@ export class ProxyServer {
       port: (live.server.address() as net.AddressInfo).port,
     });
     return live;
+  }
+
+  /** The TLS front of a gateway listener: terminated connections go to its HTTP server. */
+  private gatewayTls(live: LiveListener): GatewayTlsTerminator {
+    return new GatewayTlsTerminator({
+      log: this.log.child({ listener: live.name }),
+      metrics: this.metrics,
+      onSecure: (s) => {
+        // tracked like raw connections: the drain closes it once idle after a response
+        live.sockets.add(s);
+        s.once('close', () => live.sockets.delete(s));
+        live.http!.emit('connection', s);
+      },
+    });
   }
 
   private httpServer(live: LiveListener): http.Server {
@@ -355,7 +390,7 @@ export class ProxyServer {
     if (!(socket instanceof net.Socket)) return void socket.destroy(); // takesUpgrade: never
     live.conns.whenIdle(socket, () => {
       if (!socket.writable) return void socket.destroy(); // closed by the response ahead
-      const server = live.server as http.Server;
+      const server = live.http!;
       const token = allowedUpgrade(req, live.compiled as CompiledHttpListener);
       const d = new DetachedUpgrade(server, req, socket, head, token, this.draining);
       this.serve(live, req, d.res, token === null ? null : d);
@@ -420,7 +455,7 @@ export class ProxyServer {
 
   private closeListener(live: LiveListener): void {
     if (live.bound) live.server.close();
-    if (live.server instanceof http.Server) live.server.closeIdleConnections();
+    live.http?.closeIdleConnections();
   }
 
   /** Starts admin, Prometheus and health servers (each may be disabled with null). */
@@ -508,7 +543,7 @@ export class ProxyServer {
     }
     for (const l of this.listeners.values()) {
       if (l.bound) l.server.close();
-      if (l.server instanceof http.Server) l.server.closeAllConnections();
+      l.http?.closeAllConnections();
       for (const sock of l.sockets) sock.destroy();
     }
     this.listeners.clear();
