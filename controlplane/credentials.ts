@@ -48,7 +48,9 @@ export const MAX_WATCHED_SECRETS = 512;
  * credentialName values a proxy's clusters use for SIMPLE/MUTUAL origination (a `configmap://`
  * one too: its credential then says it is not supported).
  */
-export function credentialNames(config: Pick<ProxyConfig, 'clusters'> & Partial<Pick<ProxyConfig, 'listeners'>>): string[] {
+export function credentialNames(
+  config: Pick<ProxyConfig, 'clusters'> & Partial<Pick<ProxyConfig, 'listeners'>>,
+): string[] {
   const names = new Set<string>();
   for (const c of config.clusters) {
     const n = c.tls?.credentialName;

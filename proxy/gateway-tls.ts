@@ -218,7 +218,10 @@ export class GatewayTlsTerminator {
       if (raw !== undefined) this.handshaking.delete(raw);
       const reason = err.code === 'ERR_TLS_HANDSHAKE_TIMEOUT' ? 'handshake_timeout' : 'handshake_failed';
       this.count(reason);
-      this.opts.log.debug('Gateway TLS handshake failed', { server: current().name, error: err.code ?? err.message });
+      this.opts.log.debug('Gateway TLS handshake failed', {
+        server: current().name,
+        error: err.code ?? err.message,
+      });
     });
     this.opts.log.info('Gateway TLS credential applied', { server: s.name, credential: s.credentialName });
     return { spec: s, server, material };

@@ -86,6 +86,8 @@ export interface ProxyOptions {
   identity?: ProxyIdentity;
   /** Extra health-port routes (the sidecar's /app-health/...); returns false when not its path. */
   healthRoutes?: (req: IncomingMessage, res: ServerResponse) => boolean;
+  /** Gateway TLS limits (proxy/gateway-tls.ts defaults: 5 s ClientHello, 10 s handshake, 1024 at once). */
+  gatewayTls?: { helloTimeoutMs?: number; handshakeTimeoutMs?: number; maxHandshakes?: number };
   /** Extra admin-port routes (the sidecar's /inbound); returns false when not its path. */
   adminRoutes?: (req: IncomingMessage, res: ServerResponse) => boolean;
 }
@@ -346,6 +348,7 @@ export class ProxyServer {
   /** The TLS front of a gateway listener: terminated connections go to its HTTP server. */
   private gatewayTls(live: LiveListener): GatewayTlsTerminator {
     return new GatewayTlsTerminator({
+      ...this.opts.gatewayTls,
       log: this.log.child({ listener: live.name }),
       metrics: this.metrics,
       onSecure: (s) => {

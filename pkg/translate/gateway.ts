@@ -151,7 +151,11 @@ export function sniHostsOf(server: Server, gatewayNamespace: string): string[] {
  * `credentialName` are served; the other modes and file-based certificates are not (their
  * not-enforced entries warn at apply time, pkg/api/not-enforced.ts).
  */
-export function gatewayTlsServer(server: Server, name: string, gatewayNamespace: string): GatewayTlsServer | string {
+export function gatewayTlsServer(
+  server: Server,
+  name: string,
+  gatewayNamespace: string,
+): GatewayTlsServer | string {
   const t = server.tls;
   if (t === undefined) return 'HTTPS without tls settings';
   const mode = t.mode ?? 'PASSTHROUGH'; // Istio's enum default
@@ -184,6 +188,7 @@ export function addTlsServer(servers: GatewayTlsServer[], s: GatewayTlsServer): 
   const taken = new Set(servers.flatMap((x) => (x.sniHosts.length === 0 ? ['*'] : x.sniHosts)));
   const mine = s.sniHosts.length === 0 ? ['*'] : s.sniHosts;
   const free = mine.filter((h) => !taken.has(h));
-  if (free.length === 0) return `its hosts (${mine.join(', ')}) are already served by an earlier TLS server of this port`;
+  if (free.length === 0)
+    return `its hosts (${mine.join(', ')}) are already served by an earlier TLS server of this port`;
   return [...servers, { ...s, sniHosts: free[0] === '*' ? [] : free }];
 }
