@@ -188,6 +188,12 @@ describe('gateway TLS termination (loopback)', function () {
       credentialName: 'm',
       subjectAltNames: ['client.example.com'],
     },
+    {
+      name: 'istio-system/gw[4]',
+      sniHosts: ['n.example.com'],
+      mode: 'SIMPLE',
+      credentialName: 'never-delivered',
+    },
   ];
   const creds = (): Record<string, UpstreamCredential> => ({
     ab: cred(ab),
@@ -256,6 +262,22 @@ describe('gateway TLS termination (loopback)', function () {
       'reason="no_sni_match"',
     );
     expect(after - before).to.equal(2);
+  });
+
+  it('a server without a usable credential answers handshake_failure; plaintext on the TLS port is closed', async () => {
+    const code = await failure(get(gw.port, { sni: 'n.example.com', ca: ab.ca.certPem }));
+    expect(code).to.match(/handshake.failure/i);
+    const plain = net.connect(gw.port, '127.0.0.1', () =>
+      plain.write('GET / HTTP/1.1\r\nhost: a.example.com\r\n\r\n'),
+    );
+    plain.on('error', () => undefined);
+    let got = '';
+    plain.on('data', (d: Buffer) => (got += d.toString()));
+    expect(await closedWithin(plain)).to.be.below(1000);
+    expect(got).to.equal('');
+    const text = await metricsText(gw.metrics);
+    expect(counter(text, 'weft_proxy_gateway_tls_refused_total', 'reason="no_credential"')).to.equal(1);
+    expect(counter(text, 'weft_proxy_gateway_tls_refused_total', 'reason="not_tls"')).to.equal(1);
   });
 
   it('MUTUAL: a client certificate from the Secret CA with a listed SAN is served', async () => {
