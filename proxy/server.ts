@@ -275,6 +275,7 @@ export class ProxyServer {
     const wanted = new Map<string, CompiledListener>();
     for (const l of cfg.listeners)
       wanted.set(`${l.protocol}|${l.address}|${l.port}${l.protocol === 'HTTP' && l.tls ? '|tls' : ''}`, l);
+    await this.releaseSwitchedPorts(wanted);
     const opened: LiveListener[] = [];
     try {
       for (const [key, l] of wanted) {
@@ -298,6 +299,24 @@ export class ProxyServer {
     for (const live of this.listeners.values())
       if (live.tls !== null && live.compiled.protocol === 'HTTP' && live.compiled.tls !== null)
         live.tls.apply(live.compiled.tls, cfg.source.credentials);
+  }
+
+  /**
+   * A port that changes kind (plaintext HTTP ↔ gateway TLS, HTTP ↔ TCP) keeps its address and
+   * port but needs another server: the old one stops listening first, or the new one could not
+   * bind (and the whole config would be refused). Its open connections finish as in a drain.
+   */
+  private async releaseSwitchedPorts(wanted: Map<string, CompiledListener>): Promise<void> {
+    const bindOf = (key: string): string => key.split('|').slice(1, 3).join('|');
+    const binds = new Set([...wanted.keys()].filter((k) => !this.listeners.has(k)).map(bindOf));
+    let released = false;
+    for (const [key, live] of this.listeners)
+      if (!wanted.has(key) && live.bound && binds.has(bindOf(key)) && !bindOf(key).endsWith('|0')) {
+        this.listeners.delete(key);
+        this.closeListener(live);
+        released = true;
+      }
+    if (released) await new Promise((r) => setImmediate(r)); // the listening handle closes on the next turn
   }
 
   private async open(

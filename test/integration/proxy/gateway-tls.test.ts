@@ -10,8 +10,17 @@ import https from 'node:https';
 import net from 'node:net';
 import tls from 'node:tls';
 import { createCA, issueCert, type CertPem } from '../../../hack/cluster/pki.js';
-import type { GatewayTlsServer, ProxyConfig, UpstreamCredential } from '../../../pkg/proxyconfig/types.js';
-import { startProxy, upstream, sleep, type Started, type Upstream } from './helpers.js';
+import { createLogger } from '../../../pkg/log/index.js';
+import type {
+  GatewayTlsServer,
+  HttpListener,
+  ProxyConfig,
+  UpstreamCredential,
+} from '../../../pkg/proxyconfig/types.js';
+import { ProxyServer } from '../../../proxy/server.js';
+import { request, startProxy, upstream, sleep, type Started, type Upstream } from './helpers.js';
+
+const quiet = createLogger('gateway-tls-test', { silent: true });
 
 interface Pki {
   ca: CertPem;
@@ -381,5 +390,48 @@ describe('gateway TLS termination (loopback)', function () {
     for (const s of idle) s.destroy();
     await sleep(50);
     expect((await get(gw.port, { sni: 'a.example.com', ca: ab.ca.certPem })).status).to.equal(200);
+  });
+});
+
+describe('gateway TLS: a port that switches between plaintext and TLS', function () {
+  this.timeout(30_000);
+
+  it('is re-bound in place (the new server can listen), both ways', async () => {
+    const app = await upstream('app');
+    const pki = serverPki(['a.example.com']);
+    const free = net.createServer();
+    await new Promise<void>((r) => free.listen(0, '127.0.0.1', r));
+    const port = (free.address() as net.AddressInfo).port;
+    await new Promise((r) => free.close(r));
+    const server: GatewayTlsServer = {
+      name: 'gw[0]',
+      sniHosts: ['a.example.com'],
+      mode: 'SIMPLE',
+      credentialName: 'c',
+    };
+    const at = (c: ProxyConfig, tlsOn: boolean): ProxyConfig => {
+      const l = { ...c.listeners[0]!, address: '127.0.0.1', port } as HttpListener;
+      if (!tlsOn) delete l.tls;
+      return { ...c, listeners: [l] };
+    };
+    const base = config(app.port, [server], { c: cred(pki) });
+    const proxy = new ProxyServer({
+      adminPort: null,
+      metricsPort: null,
+      healthPort: null,
+      logger: quiet,
+      onExit: () => undefined,
+    });
+    try {
+      await proxy.apply(at(base, false));
+      expect((await request(port, { host: 'a.example.com' })).status).to.equal(200);
+      await proxy.apply(at(base, true));
+      expect((await get(port, { sni: 'a.example.com', ca: pki.ca.certPem })).status).to.equal(200);
+      await proxy.apply(at(base, false));
+      expect((await request(port, { host: 'a.example.com', agent: false })).status).to.equal(200);
+    } finally {
+      await proxy.shutdown();
+      await app.close();
+    }
   });
 });
