@@ -1,5 +1,7 @@
 /**
- * DestinationRule `tls.credentialName` (SIMPLE / MUTUAL): weftd reads the Secret of that name in
+ * DestinationRule `tls.credentialName` (SIMPLE / MUTUAL), and Gateway servers' `tls.credentialName`
+ * (the certificate a gateway's HTTPS server presents, with `ca.crt` for MUTUAL client verification):
+ * weftd reads the Secret of that name in
  * the namespace of the proxy that uses it (Istio: "this secret must exist in the namespace of the
  * proxy using the certificates") and delivers its PEM in that proxy's config (`credentials`).
  *
@@ -46,12 +48,17 @@ export const MAX_WATCHED_SECRETS = 512;
  * credentialName values a proxy's clusters use for SIMPLE/MUTUAL origination (a `configmap://`
  * one too: its credential then says it is not supported).
  */
-export function credentialNames(config: Pick<ProxyConfig, 'clusters'>): string[] {
+export function credentialNames(
+  config: Pick<ProxyConfig, 'clusters'> & Partial<Pick<ProxyConfig, 'listeners'>>,
+): string[] {
   const names = new Set<string>();
   for (const c of config.clusters) {
     const n = c.tls?.credentialName;
     if (n !== undefined && n !== '' && (c.tls!.mode === 'SIMPLE' || c.tls!.mode === 'MUTUAL')) names.add(n);
   }
+  // the server certificates of the gateway's own TLS listeners (Gateway SIMPLE/MUTUAL servers)
+  for (const l of config.listeners ?? [])
+    if (l.protocol === 'HTTP') for (const s of l.tls?.servers ?? []) names.add(s.credentialName);
   return [...names].sort();
 }
 

@@ -37,6 +37,7 @@ import { pipeTcp } from './tcp.js';
 import { resolverLookup, type DnsEnv } from './upstream/dns.js';
 import { resolveDnsSettings } from '../pkg/proxyconfig/dns.js';
 import { createDownstreamServer, downstreamErrorStatus } from './http1-limits.js';
+import { GatewayTlsTerminator } from './gateway-tls.js';
 import type { IdentitySource } from './identity/types.js';
 import type { RegistryOnly } from './sidecar/registry-only.js';
 import type { IdentitySummary } from './identity/workload.js';
@@ -86,6 +87,8 @@ export interface ProxyOptions {
   identity?: ProxyIdentity;
   /** Extra health-port routes (the sidecar's /app-health/...); returns false when not its path. */
   healthRoutes?: (req: IncomingMessage, res: ServerResponse) => boolean;
+  /** Gateway TLS limits (proxy/gateway-tls.ts defaults: 5 s ClientHello, 10 s handshake, 1024 at once). */
+  gatewayTls?: { helloTimeoutMs?: number; handshakeTimeoutMs?: number; maxHandshakes?: number };
   /** Extra admin-port routes (the sidecar's /inbound); returns false when not its path. */
   adminRoutes?: (req: IncomingMessage, res: ServerResponse) => boolean;
 }
@@ -95,7 +98,12 @@ export type AuxRole = 'admin' | 'metrics' | 'health';
 interface LiveListener {
   key: string;
   name: string;
+  /** The bound server: the HTTP server itself, or for gateway TLS a net.Server in front of it. */
   server: net.Server;
+  /** The HTTP server (HTTP listeners): fed by `server`, or by `tls` once a handshake is done. */
+  http: http.Server | null;
+  /** Gateway TLS termination (listeners with `tls`). */
+  tls: GatewayTlsTerminator | null;
   compiled: CompiledListener;
   sockets: Set<net.Socket>;
   /** false: served through handOff only (ProxyOptions.unbound). */
@@ -266,12 +274,14 @@ export class ProxyServer {
 
   private async reconcileListeners(cfg: CompiledConfig): Promise<void> {
     const wanted = new Map<string, CompiledListener>();
-    for (const l of cfg.listeners) wanted.set(`${l.protocol}|${l.address}|${l.port}`, l);
+    for (const l of cfg.listeners)
+      wanted.set(`${l.protocol}|${l.address}|${l.port}${l.protocol === 'HTTP' && l.tls ? '|tls' : ''}`, l);
+    await this.releaseSwitchedPorts(wanted);
     const opened: LiveListener[] = [];
     try {
       for (const [key, l] of wanted) {
         const live = [...this.listeners.values()].find((x) => x.key === key);
-        if (!live) opened.push(await this.open(key, l));
+        if (!live) opened.push(await this.open(key, l, cfg.source.credentials));
       }
     } catch (err) {
       for (const o of opened) o.server.close();
@@ -286,20 +296,52 @@ export class ProxyServer {
       }
     }
     for (const o of opened) this.listeners.set(o.key, o);
+    // new server certificates (a rotated Secret) and SNI servers, without touching open connections
+    for (const live of this.listeners.values())
+      if (live.tls !== null && live.compiled.protocol === 'HTTP' && live.compiled.tls !== null)
+        live.tls.apply(live.compiled.tls, cfg.source.credentials);
   }
 
-  private async open(key: string, l: CompiledListener): Promise<LiveListener> {
+  /**
+   * A port that changes kind (plaintext HTTP ↔ gateway TLS, HTTP ↔ TCP) keeps its address and
+   * port but needs another server: the old one stops listening first, or the new one could not
+   * bind (and the whole config would be refused). Its open connections finish as in a drain.
+   */
+  private async releaseSwitchedPorts(wanted: Map<string, CompiledListener>): Promise<void> {
+    const bindOf = (key: string): string => key.split('|').slice(1, 3).join('|');
+    const binds = new Set([...wanted.keys()].filter((k) => !this.listeners.has(k)).map(bindOf));
+    let released = false;
+    for (const [key, live] of this.listeners)
+      if (!wanted.has(key) && live.bound && binds.has(bindOf(key)) && !bindOf(key).endsWith('|0')) {
+        this.listeners.delete(key);
+        this.closeListener(live);
+        released = true;
+      }
+    if (released) await new Promise((r) => setImmediate(r)); // the listening handle closes on the next turn
+  }
+
+  private async open(
+    key: string,
+    l: CompiledListener,
+    credentials: ProxyConfig['credentials'],
+  ): Promise<LiveListener> {
     const live: LiveListener = {
       key,
       name: l.name,
       server: null as unknown as net.Server,
+      http: null,
+      tls: null,
       compiled: l,
       sockets: new Set(),
       bound: !(this.opts.unbound?.(l) ?? false),
       conns: new ConnRequests(),
     };
-    live.server =
-      l.protocol === 'HTTP' ? this.httpServer(live) : net.createServer((s) => this.onTcp(live, s));
+    if (l.protocol === 'HTTP') live.http = this.httpServer(live);
+    if (l.protocol === 'HTTP' && l.tls !== null) {
+      const terminator = (live.tls = this.gatewayTls(live));
+      terminator.apply(l.tls, credentials); // before the first connection can arrive
+      live.server = net.createServer((s) => terminator.handle(s));
+    } else live.server = live.http ?? net.createServer((s) => this.onTcp(live, s));
     live.server.on('connection', (s: net.Socket) => {
       if (live.sockets.has(s)) return; // handed back after an upgrade request (upgrade.ts)
       this.lastActivity = Date.now();
@@ -321,6 +363,21 @@ export class ProxyServer {
       port: (live.server.address() as net.AddressInfo).port,
     });
     return live;
+  }
+
+  /** The TLS front of a gateway listener: terminated connections go to its HTTP server. */
+  private gatewayTls(live: LiveListener): GatewayTlsTerminator {
+    return new GatewayTlsTerminator({
+      ...this.opts.gatewayTls,
+      log: this.log.child({ listener: live.name }),
+      metrics: this.metrics,
+      onSecure: (s) => {
+        // tracked like raw connections: the drain closes it once idle after a response
+        live.sockets.add(s);
+        s.once('close', () => live.sockets.delete(s));
+        live.http!.emit('connection', s);
+      },
+    });
   }
 
   private httpServer(live: LiveListener): http.Server {
@@ -356,7 +413,7 @@ export class ProxyServer {
     if (!(socket instanceof net.Socket)) return void socket.destroy(); // takesUpgrade: never
     live.conns.whenIdle(socket, () => {
       if (!socket.writable) return void socket.destroy(); // closed by the response ahead
-      const server = live.server as http.Server;
+      const server = live.http!;
       const token = allowedUpgrade(req, live.compiled as CompiledHttpListener);
       const d = new DetachedUpgrade(server, req, socket, head, token, this.draining);
       this.serve(live, req, d.res, token === null ? null : d);
@@ -426,7 +483,7 @@ export class ProxyServer {
 
   private closeListener(live: LiveListener): void {
     if (live.bound) live.server.close();
-    if (live.server instanceof http.Server) live.server.closeIdleConnections();
+    live.http?.closeIdleConnections();
   }
 
   /** Starts admin, Prometheus and health servers (each may be disabled with null). */
@@ -514,7 +571,7 @@ export class ProxyServer {
     }
     for (const l of this.listeners.values()) {
       if (l.bound) l.server.close();
-      if (l.server instanceof http.Server) l.server.closeAllConnections();
+      l.http?.closeAllConnections();
       for (const sock of l.sockets) sock.destroy();
     }
     this.listeners.clear();

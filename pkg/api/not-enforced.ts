@@ -656,7 +656,8 @@ export const NOT_ENFORCED: readonly NotEnforcedEntry[] = [
     id: 'gw.tls.caCertCredentialName',
     kind: 'Gateway',
     paths: ['spec.servers[*].tls.caCertCredentialName'],
-    reason: 'client certificates are not verified against it (the gateway serves HTTP servers only)',
+    reason:
+      "client certificates are verified against the ca.crt of credentialName's Secret (or <name>-cacert), not this one",
     plan: 18,
     probe: [
       gw('mtls', {
@@ -677,17 +678,18 @@ export const NOT_ENFORCED: readonly NotEnforcedEntry[] = [
     id: 'gw.protocol',
     kind: 'Gateway',
     paths: ['spec.servers[*].port.protocol'],
-    values: ['HTTPS', 'TLS', 'TCP', 'MONGO', 'MYSQL', 'REDIS', 'UDP', 'HTTP_PROXY'],
-    reason: 'the gateway serves HTTP servers only; this server is skipped and nothing listens on its port',
+    values: ['TLS', 'TCP', 'MONGO', 'MYSQL', 'REDIS', 'UDP', 'HTTP_PROXY'],
+    reason:
+      'the gateway serves HTTP and HTTPS (SIMPLE, MUTUAL) servers only; this server is skipped and nothing listens on its port',
     plan: 18,
     probe: [
       gw('tls', {
         selector: { istio: 'ingressgateway' },
         servers: [
           {
-            port: { number: 443, name: 'https', protocol: 'HTTPS' },
+            port: { number: 8443, name: 'tls', protocol: 'TLS' },
             hosts: ['*'],
-            tls: { mode: 'SIMPLE', credentialName: 'cert' },
+            tls: { mode: 'PASSTHROUGH' },
           },
           { port: { number: 5432, name: 'tcp', protocol: 'TCP' }, hosts: ['*'] },
         ],
@@ -698,6 +700,105 @@ export const NOT_ENFORCED: readonly NotEnforcedEntry[] = [
         http: [{ route: toReviews }],
         tcp: [{ route: [{ destination: { host: 'db' } }] }],
       }),
+    ],
+  },
+  {
+    id: 'gw.tls.mode',
+    kind: 'Gateway',
+    paths: ['spec.servers[*].tls.mode'],
+    values: ['PASSTHROUGH', 'AUTO_PASSTHROUGH', 'ISTIO_MUTUAL', 'OPTIONAL_MUTUAL'],
+    reason:
+      'the gateway terminates SIMPLE and MUTUAL only; an HTTPS server with this mode is skipped (no SNI passthrough)',
+    plan: 18,
+    probe: [
+      gw('passthrough', {
+        selector: { istio: 'ingressgateway' },
+        servers: [
+          { port: { number: 80, name: 'http', protocol: 'HTTP' }, hosts: ['*'] },
+          {
+            port: { number: 443, name: 'https', protocol: 'HTTPS' },
+            hosts: ['*'],
+            tls: { mode: 'PASSTHROUGH' },
+          },
+        ],
+      }),
+      vs('passthrough', { hosts: ['reviews'], gateways: ['passthrough'], http: [{ route: toReviews }] }),
+    ],
+  },
+  {
+    id: 'gw.tls.files',
+    kind: 'Gateway',
+    paths: [
+      'spec.servers[*].tls.serverCertificate',
+      'spec.servers[*].tls.privateKey',
+      'spec.servers[*].tls.caCertificates',
+      'spec.servers[*].tls.credentialNames',
+      'spec.servers[*].tls.tlsCertificates',
+      'spec.servers[*].tls.caCrl',
+    ],
+    reason:
+      'the certificate comes from credentialName only (a server without it is skipped); files, several certificates and CRLs are not read',
+    plan: 18,
+    probe: [
+      gw('files', {
+        selector: { istio: 'ingressgateway' },
+        servers: [
+          { port: { number: 80, name: 'http', protocol: 'HTTP' }, hosts: ['*'] },
+          {
+            port: { number: 443, name: 'https', protocol: 'HTTPS' },
+            hosts: ['*'],
+            tls: {
+              mode: 'MUTUAL',
+              serverCertificate: '/etc/certs/cert.pem',
+              privateKey: '/etc/certs/key.pem',
+              caCertificates: '/etc/certs/ca.pem',
+              caCrl: '/etc/certs/crl.pem',
+            },
+          },
+          {
+            port: { number: 8443, name: 'https-names', protocol: 'HTTPS' },
+            hosts: ['*'],
+            tls: { mode: 'SIMPLE', credentialNames: ['cert', 'cert-ec'] },
+          },
+          {
+            port: { number: 9443, name: 'https-certs', protocol: 'HTTPS' },
+            hosts: ['*'],
+            tls: {
+              mode: 'SIMPLE',
+              tlsCertificates: [
+                { serverCertificate: '/etc/certs/ec.pem', privateKey: '/etc/certs/ec-key.pem' },
+              ],
+            },
+          },
+        ],
+      }),
+      vs('files', { hosts: ['reviews'], gateways: ['files'], http: [{ route: toReviews }] }),
+    ],
+  },
+  {
+    id: 'gw.tls.verifyCertificate',
+    kind: 'Gateway',
+    paths: ['spec.servers[*].tls.verifyCertificateSpki', 'spec.servers[*].tls.verifyCertificateHash'],
+    reason:
+      'MUTUAL checks the client certificate against ca.crt and subjectAltNames only, not against these pins',
+    plan: 18,
+    probe: [
+      gw('pinned', {
+        selector: { istio: 'ingressgateway' },
+        servers: [
+          {
+            port: { number: 443, name: 'https', protocol: 'HTTPS' },
+            hosts: ['*'],
+            tls: {
+              mode: 'MUTUAL',
+              credentialName: 'cert',
+              verifyCertificateSpki: ['2PrXqkmJQuWv7a9L0NbQmg8/NWJbUvGTgWUsK0s0cAk='],
+              verifyCertificateHash: ['ab:cd'],
+            },
+          },
+        ],
+      }),
+      vs('pinned', { hosts: ['reviews'], gateways: ['pinned'], http: [{ route: toReviews }] }),
     ],
   },
   {

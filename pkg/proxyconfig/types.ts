@@ -32,8 +32,9 @@ export interface ProxyConfig {
   /** Which headers the proxy adds (Istio's `meshConfig.defaultConfig.proxyHeaders`); absent = all. */
   proxyHeaders?: ProxyHeadersSetting;
   /**
-   * The client credentials the clusters' `tls.credentialName` name, by that name: what weftd read
-   * from the Secret in the proxy's namespace (docs/proxy-config.md "Upstream TLS"). Gateways only.
+   * The credentials the clusters' `tls.credentialName` and the listeners' TLS servers name, by that
+   * name: what weftd read from the Secret in the proxy's namespace (docs/proxy-config.md "Upstream
+   * TLS", "Gateway TLS"). Gateways only.
    */
   credentials?: Record<string, UpstreamCredential>;
   /** How the proxy resolves the hosts of STRICT_DNS / LOGICAL_DNS clusters; absent = the system's resolver, Istio's timings. */
@@ -201,6 +202,41 @@ export interface HttpListener {
    * Istio allows on every HTTP route. Others are forwarded as plain HTTP without the upgrade.
    */
   upgradeTypes?: string[];
+  /**
+   * Gateway TLS termination (Gateway servers with `tls.mode` SIMPLE or MUTUAL on this port): the
+   * ClientHello's SNI picks one of `servers` (proxy/gateway-tls.ts); absent = plaintext HTTP.
+   */
+  tls?: GatewayTls;
+}
+
+/** The TLS servers of one gateway port (docs/proxy-config.md "Gateway TLS"). */
+export interface GatewayTls {
+  servers: GatewayTlsServer[];
+}
+
+/** Node's names for Istio's `minProtocolVersion` / `maxProtocolVersion`. */
+export const GATEWAY_TLS_VERSIONS = ['TLSv1', 'TLSv1.1', 'TLSv1.2', 'TLSv1.3'] as const;
+export type GatewayTlsVersion = (typeof GATEWAY_TLS_VERSIONS)[number];
+
+/**
+ * One Gateway server that terminates TLS. `sniHosts`: lowercase SNI names it answers to (exact or
+ * `*.suffix`); empty = every name, and connections without SNI (Istio's host `*`). Its Hosts
+ * must match one of them too, or the request is answered 404 NR (no SNI/Host confusion).
+ */
+export interface GatewayTlsServer {
+  /** `<namespace>/<gateway>[<server index>]`, for logs and metrics. */
+  name: string;
+  sniHosts: string[];
+  mode: 'SIMPLE' | 'MUTUAL';
+  /** Names an entry of ProxyConfig.credentials: `tls.crt`/`tls.key` (+ `ca.crt`, required for MUTUAL). */
+  credentialName: string;
+  /** MUTUAL: the client certificate must carry one of these SANs (DNS, URI, IP or email). */
+  subjectAltNames?: string[];
+  /** Default TLSv1.2 / TLSv1.3 (Envoy's server defaults). */
+  minProtocolVersion?: GatewayTlsVersion;
+  maxProtocolVersion?: GatewayTlsVersion;
+  /** OpenSSL/BoringSSL cipher names for TLS ≤ 1.2 (TLS 1.3 suites are not configurable, as in Envoy). */
+  cipherSuites?: string[];
 }
 
 export interface TcpListener {

@@ -6,6 +6,7 @@
 import { validateJwtBlock } from './jwt.js';
 import {
   CLUSTER_TYPES,
+  GATEWAY_TLS_VERSIONS,
   PATH_NORMALIZATION_TYPES,
   PROXY_CONFIG_API_VERSION,
   PROXY_HEADERS_FIELDS,
@@ -132,6 +133,34 @@ function checkRoute(c: Checker, r: unknown, path: string): void {
   }
 }
 
+const strList = (c: Checker, v: unknown, path: string): void => {
+  if (v === undefined) return;
+  c.array(v, path).forEach((x, i) => {
+    if (typeof x !== 'string' || x === '') c.fail(`${path}[${i}]`, 'must be a non-empty string');
+  });
+};
+
+/** A listener's gateway TLS servers (types.ts GatewayTlsServer). */
+function checkGatewayTls(c: Checker, t: unknown, path: string): void {
+  if (!isObj(t)) return c.fail(path, 'must be an object');
+  const servers = c.array(t.servers, `${path}.servers`);
+  if (servers.length === 0) c.fail(`${path}.servers`, 'must list at least one server');
+  servers.forEach((s, i) => {
+    const p = `${path}.servers[${i}]`;
+    if (!isObj(s)) return c.fail(p, 'must be an object');
+    if (typeof s.name !== 'string' || s.name === '') c.fail(`${p}.name`, 'must be a non-empty string');
+    if (s.mode !== 'SIMPLE' && s.mode !== 'MUTUAL') c.fail(`${p}.mode`, 'must be SIMPLE or MUTUAL');
+    if (typeof s.credentialName !== 'string' || s.credentialName === '')
+      c.fail(`${p}.credentialName`, 'must be a non-empty string');
+    strList(c, s.sniHosts, `${p}.sniHosts`);
+    strList(c, s.subjectAltNames, `${p}.subjectAltNames`);
+    strList(c, s.cipherSuites, `${p}.cipherSuites`);
+    for (const k of ['minProtocolVersion', 'maxProtocolVersion'] as const)
+      if (s[k] !== undefined && !(GATEWAY_TLS_VERSIONS as readonly unknown[]).includes(s[k]))
+        c.fail(`${p}.${k}`, `must be one of ${GATEWAY_TLS_VERSIONS.join(', ')}`);
+  });
+}
+
 function checkListener(c: Checker, l: unknown, path: string, ports: Set<number>): void {
   if (!isObj(l)) return c.fail(path, 'must be an object');
   if (typeof l.name !== 'string' || l.name === '') c.fail(`${path}.name`, 'must be a non-empty string');
@@ -150,6 +179,7 @@ function checkListener(c: Checker, l: unknown, path: string, ports: Set<number>)
       if (typeof t !== 'string' || !UPGRADE_TOKEN.test(t))
         c.fail(`${path}.upgradeTypes[${i}]`, 'must be an HTTP token such as websocket (RFC 9110 §7.8)');
     });
+  if (l.tls !== undefined) checkGatewayTls(c, l.tls, `${path}.tls`);
   c.array(l.virtualHosts, `${path}.virtualHosts`).forEach((vh, i) => {
     const p = `${path}.virtualHosts[${i}]`;
     if (!isObj(vh)) return c.fail(p, 'must be an object');

@@ -5,6 +5,7 @@
  * included). The translator (index.ts) builds listeners and virtual hosts from them.
  */
 import type { Gateway, HTTPMatchRequest, HTTPRoute, Server, VirtualService } from '../api/index.js';
+import type { GatewayTlsServer, GatewayTlsVersion } from '../proxyconfig/types.js';
 
 const nsOf = (o: { metadata: { namespace?: string } }): string => o.metadata.namespace ?? 'default';
 
@@ -128,3 +129,66 @@ export function boundGateways(vs: VirtualService): string[] {
 
 /** Protocols served by an HTTP listener on a gateway. */
 export const GATEWAY_HTTP_PROTOCOLS = new Set(['HTTP', 'HTTP2', 'GRPC', 'GRPC-WEB']);
+
+const TLS_VERSIONS: Record<string, GatewayTlsVersion | undefined> = {
+  TLSV1_0: 'TLSv1',
+  TLSV1_1: 'TLSv1.1',
+  TLSV1_2: 'TLSv1.2',
+  TLSV1_3: 'TLSv1.3',
+};
+
+/**
+ * The SNI names of a server (Istio's getSNIHostsForServer): its hosts without the namespace
+ * part, lowercased; a `*` host makes it a catch-all (no names: every SNI, and none).
+ */
+export function sniHostsOf(server: Server, gatewayNamespace: string): string[] {
+  const hosts = (server.hosts ?? []).map((h) => parseServerHost(h, gatewayNamespace).host);
+  return hosts.includes('*') ? [] : [...new Set(hosts)].sort();
+}
+
+/**
+ * An HTTPS server as the gateway terminates it, or why it cannot be: SIMPLE and MUTUAL with a
+ * `credentialName` are served; the other modes and file-based certificates are not (their
+ * not-enforced entries warn at apply time, pkg/api/not-enforced.ts).
+ */
+export function gatewayTlsServer(
+  server: Server,
+  name: string,
+  gatewayNamespace: string,
+): GatewayTlsServer | string {
+  const t = server.tls;
+  if (t === undefined) return 'HTTPS without tls settings';
+  const mode = t.mode ?? 'PASSTHROUGH'; // Istio's enum default
+  if (mode !== 'SIMPLE' && mode !== 'MUTUAL')
+    return `tls.mode ${mode} is not served yet (SIMPLE and MUTUAL only)`;
+  if (t.credentialName === undefined || t.credentialName === '')
+    return 'tls.credentialName is required (certificates from files are not supported)';
+  const out: GatewayTlsServer = {
+    name,
+    sniHosts: sniHostsOf(server, gatewayNamespace),
+    mode,
+    credentialName: t.credentialName,
+  };
+  if (mode === 'MUTUAL' && t.subjectAltNames && t.subjectAltNames.length > 0)
+    out.subjectAltNames = [...t.subjectAltNames];
+  const min = TLS_VERSIONS[t.minProtocolVersion ?? ''];
+  const max = TLS_VERSIONS[t.maxProtocolVersion ?? ''];
+  if (min !== undefined) out.minProtocolVersion = min;
+  if (max !== undefined) out.maxProtocolVersion = max;
+  if (t.cipherSuites && t.cipherSuites.length > 0) out.cipherSuites = [...t.cipherSuites];
+  return out;
+}
+
+/**
+ * `servers` with `s` added; an SNI name an earlier server of the port already has stays with it
+ * (Istio keeps the first filter chain for a duplicate server name), and a server left with no
+ * name of its own is skipped (the reason is returned).
+ */
+export function addTlsServer(servers: GatewayTlsServer[], s: GatewayTlsServer): GatewayTlsServer[] | string {
+  const taken = new Set(servers.flatMap((x) => (x.sniHosts.length === 0 ? ['*'] : x.sniHosts)));
+  const mine = s.sniHosts.length === 0 ? ['*'] : s.sniHosts;
+  const free = mine.filter((h) => !taken.has(h));
+  if (free.length === 0)
+    return `its hosts (${mine.join(', ')}) are already served by an earlier TLS server of this port`;
+  return [...servers, { ...s, sniHosts: free[0] === '*' ? [] : free }];
+}

@@ -52,6 +52,7 @@ import {
   type RouteMatch,
   type StringMatch,
   type VirtualHost,
+  type GatewayTlsServer,
 } from '../proxyconfig/types.js';
 import { parseDurationMs } from './duration.js';
 import { isIpOrCidr } from '../proxyconfig/validate.js';
@@ -67,6 +68,8 @@ import {
 import type { WorkloadEntry } from '../api/workloadentry.js';
 import {
   GATEWAY_HTTP_PROTOCOLS,
+  addTlsServer,
+  gatewayTlsServer,
   bindsTo,
   boundGateways,
   gatewaySelects,
@@ -688,36 +691,52 @@ class Translator {
     );
     const vss = byCreation(this.virtualServices);
     const byPort = new Map<number, Map<string, VirtualHost>>();
+    const tlsByPort = new Map<number, GatewayTlsServer[]>();
     for (const gw of gateways) {
       const key = `${nsOf(gw)}/${gw.metadata.name ?? ''}`;
-      for (const server of gw.spec.servers ?? []) {
+      (gw.spec.servers ?? []).forEach((server, index) => {
         const port = server.port?.number;
         const protocol = (server.port?.protocol ?? '').toUpperCase();
-        if (!GATEWAY_HTTP_PROTOCOLS.has(protocol)) {
-          this.warnings.push(
-            `Gateway ${key} port ${port}: ${protocol || 'no'} protocol is not served yet (HTTP only); server skipped`,
+        const where = `Gateway ${key} port ${port}`;
+        if (!GATEWAY_HTTP_PROTOCOLS.has(protocol) && protocol !== 'HTTPS')
+          return this.warnings.push(
+            `${where}: ${protocol || 'no'} protocol is not served yet (HTTP and HTTPS only); server skipped`,
           );
-          continue;
+        const tls = protocol === 'HTTPS' ? gatewayTlsServer(server, `${key}[${index}]`, nsOf(gw)) : null;
+        if (typeof tls === 'string') return this.warnings.push(`${where}: ${tls}; server skipped`);
+        // one port is either TLS or plaintext (Istio keeps the first server's protocol)
+        if (byPort.has(port) && tlsByPort.has(port) !== (tls !== null))
+          return this.warnings.push(
+            `${where}: ${tls ? 'HTTPS' : protocol} conflicts with the port's earlier ${tls ? 'plaintext' : 'HTTPS'} server; server skipped`,
+          );
+        if (tls !== null) {
+          const kept = addTlsServer(tlsByPort.get(port) ?? [], tls);
+          if (typeof kept === 'string') return this.warnings.push(`${where}: ${kept}; server skipped`);
+          tlsByPort.set(port, kept);
         }
         const vhosts = byPort.get(port) ?? new Map<string, VirtualHost>();
         byPort.set(port, vhosts);
-        if (server.tls?.httpsRedirect) {
+        if (tls === null && server.tls?.httpsRedirect) {
           for (const h of server.hosts ?? []) this.httpsRedirect(vhosts, h.slice(h.indexOf('/') + 1), port);
-          continue;
+          return;
         }
         for (const vs of vss.filter((v) => bindsTo(v, key))) {
           const vsHosts = (vs.spec.hosts ?? []).map((h) => fqdn(h, nsOf(vs), this.suffix));
           for (const host of serverHostsFor(server, nsOf(gw), nsOf(vs), vsHosts))
             this.addGatewayRoutes(vhosts, host, port, vs, key);
         }
-      }
+      });
     }
     // Istio's resolvePorts: a server port that is a port of a Service in front of the pod is
     // listened on at that Service's targetPort (clients reach `:80`, the pod listens on 8080).
     const byBind = new Map<number, VirtualHost[]>();
+    const tlsByBind = new Map<number, GatewayTlsServer[]>();
     for (const [port, vhosts] of byPort)
-      for (const bind of input.servicePorts?.[port] ?? [port])
+      for (const bind of input.servicePorts?.[port] ?? [port]) {
         byBind.set(bind, [...(byBind.get(bind) ?? []), ...vhosts.values()]);
+        const tls = tlsByPort.get(port);
+        if (tls !== undefined) tlsByBind.set(bind, [...(tlsByBind.get(bind) ?? []), ...tls]);
+      }
     for (const port of [...byBind.keys()])
       if (PROXY_OWN_PORTS.has(port)) {
         byBind.delete(port);
@@ -735,6 +754,7 @@ class Translator {
         address: '0.0.0.0',
         port,
         virtualHosts,
+        ...(tlsByBind.has(port) ? { tls: { servers: tlsByBind.get(port)! } } : {}),
       }));
     return this.finish(listeners);
   }

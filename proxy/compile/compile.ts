@@ -11,6 +11,7 @@
  */
 import type {
   Cluster,
+  GatewayTls,
   HeaderOperations,
   ProxyConfig,
   Redirect,
@@ -239,6 +240,8 @@ export interface CompiledHttpListener {
   upgradeTypes: ReadonlySet<string>;
   /** Requests come from outside the mesh: Envoy's internal-only request headers are removed. */
   edge: boolean;
+  /** Gateway TLS termination (proxy/gateway-tls.ts); null: plaintext. */
+  tls: GatewayTls | null;
 }
 
 export interface CompiledTcpListener {
@@ -479,6 +482,7 @@ export function compileConfig(cfg: ProxyConfig, opts: CompileOptions): CompileRe
       wildcard: null,
       upgradeTypes: new Set((l.upgradeTypes ?? DEFAULT_UPGRADE_TYPES).map((t) => t.toLowerCase())),
       edge: l.edge === true,
+      tls: l.tls ?? null,
     };
     l.virtualHosts.forEach((vh, vi) => {
       const cv = c.vhost(vh, `${path}.virtualHosts[${vi}]`);

@@ -91,7 +91,7 @@ interface Accepted {
 }
 
 /** Reads until the ClientHello inspector can answer, the client stops, or `timeoutMs` passes. */
-function readFirstBytes(
+export function readFirstBytes(
   socket: net.Socket,
   timeoutMs: number,
 ): Promise<{ head: Buffer; verdict: HelloVerdict; ended: boolean }> {

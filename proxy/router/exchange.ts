@@ -38,6 +38,7 @@ import type { UpgradeHook } from '../upgrade.js';
 import { authzGate, authzLogFields, countAuthz, type AuthzOutcome } from '../authz/gate.js';
 import { guardsListener, type AuthzDecision } from '../authz/engine.js';
 import { jwtHook, type RequestAuth } from '../authn/hook.js';
+import { hostAllowed, tlsServerOf } from '../gateway-tls.js';
 
 type UpstreamHeaders = Record<string, string | string[] | undefined>;
 
@@ -190,7 +191,16 @@ export class Exchange {
     });
     const v = requestView(this.req, this.listener.port, this.cfg.pathNormalization);
     if (isRejection(v)) return this.rejectHead(v);
+    // gateway TLS: the scheme is the connection's, and the Host must be one the SNI's server has
+    const tlsServer = tlsServerOf(this.req.socket);
+    if (tlsServer !== undefined) v.scheme = 'https';
     this.view = v;
+    if (tlsServer !== undefined && !hostAllowed(tlsServer, v.authority))
+      return this.localReply(
+        404,
+        Flags.NoRoute,
+        `authority "${v.authority}" is not a host of the TLS server the SNI selected (${tlsServer.name})`,
+      );
     if (
       this.cfg.jwt !== null &&
       !jwtHook(this, this.cfg.jwt, this.req.headers, v, this.env.metrics, this.listener.name)
@@ -303,7 +313,7 @@ export class Exchange {
     const h = (this.out = forwardableHeaders(this.req.headers));
     if (this.listener.edge) sanitizeExternal(h);
     h.host = route.rewriteAuthority ?? this.view.authority;
-    h['x-forwarded-proto'] = 'http';
+    h['x-forwarded-proto'] = this.view.scheme; // the real scheme (Envoy sets it from the connection)
     this.requestId = propagate(h);
     if (route.reqOps !== null) route.reqOps(h);
     if (dest.reqOps !== null) dest.reqOps(h);

@@ -313,7 +313,7 @@ describe('pkg/translate: translateGateway', () => {
     expect(ls[0]!.virtualHosts[0]!.domains).to.deep.equal(['www.example.com', 'www.example.com:80']);
   });
 
-  it('skips HTTPS/TLS/TCP servers with a warning; httpsRedirect answers 301', () => {
+  it('skips PASSTHROUGH/TLS/TCP servers with a warning; httpsRedirect answers 301', () => {
     const r = translateGateway({
       pod,
       gateways: [
@@ -323,7 +323,7 @@ describe('pkg/translate: translateGateway', () => {
             {
               port: { number: 443, name: 'https', protocol: 'HTTPS' },
               hosts: ['*'],
-              tls: { mode: 'SIMPLE', credentialName: 'c' },
+              tls: { mode: 'PASSTHROUGH' },
             },
             { port: { number: 31400, name: 'tcp', protocol: 'TCP' }, hosts: ['*'] },
             {
@@ -336,7 +336,7 @@ describe('pkg/translate: translateGateway', () => {
       ],
     });
     expect(r.warnings).to.have.length(2);
-    expect(r.warnings[0]).to.match(/Gateway edge\/g port 443: HTTPS protocol is not served yet/);
+    expect(r.warnings[0]).to.match(/Gateway edge\/g port 443: tls.mode PASSTHROUGH is not served yet/);
     const ls = listeners(r);
     expect(ls.map((l) => l.port)).to.deep.equal([80]);
     expect(ls[0]!.virtualHosts[0]!.routes[0]!.action).to.deep.equal({

@@ -219,7 +219,7 @@ const cases: [string, Obj, string[]][] = [
     [],
   ],
   [
-    'Gateway HTTPS and tcp (lower case) servers',
+    'Gateway HTTPS SIMPLE (served), HTTPS PASSTHROUGH and tcp (lower case) servers',
     gw([
       { port: { number: 80, name: 'http', protocol: 'HTTP' }, hosts: ['*'] },
       {
@@ -228,8 +228,13 @@ const cases: [string, Obj, string[]][] = [
         tls: { mode: 'SIMPLE', credentialName: 'c' },
       },
       { port: { number: 9000, name: 'tcp', protocol: 'tcp' }, hosts: ['*'] },
+      {
+        port: { number: 8443, name: 'https-pt', protocol: 'HTTPS' },
+        hosts: ['*'],
+        tls: { mode: 'PASSTHROUGH' },
+      },
     ]),
-    ['spec.servers[1].port.protocol (gw.protocol)', 'spec.servers[2].port.protocol (gw.protocol)'],
+    ['spec.servers[2].port.protocol (gw.protocol)', 'spec.servers[3].tls.mode (gw.tls.mode)'],
   ],
   // whole kinds
   [

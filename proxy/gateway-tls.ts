@@ -1,0 +1,296 @@
+/**
+ * Gateway TLS termination (Gateway servers with `tls.mode` SIMPLE or MUTUAL, ADR 0014).
+ *
+ * Per connection of a TLS listener:
+ *  1. the ClientHello is read before any handshake (inbound/clienthello.ts, at most
+ *     HELLO_TIMEOUT_MS) and its SNI picks the Gateway server (selectServer: exact name, then the
+ *     longest wildcard, then a catch-all `*` server, as Envoy's filter chain match does for Istio);
+ *     no server → a TLS `unrecognized_name` alert and close;
+ *  2. the server's own tls.Server (one per Gateway server, its SecureContext built from the
+ *     credential weftd delivered) takes the handshake, bounded by handshakeTimeout; MUTUAL
+ *     requires a client certificate chained to the Secret's `ca.crt`, and one of
+ *     `subjectAltNames` when set;
+ *  3. the TLS socket goes to the listener's HTTP server; the request's Host must match the server
+ *     the SNI chose (hostAllowed, checked by the router: 404 NR otherwise).
+ *
+ * Rotation: a new credential is applied with setSecureContext; open connections keep theirs. A
+ * credential weftd marks unusable, or whose key/certificate OpenSSL refuses, leaves the previous
+ * context in force (counted in CREDENTIAL_REFUSED_METRIC, logged once per change). At most
+ * maxHandshakes connections are between accept and the end of their handshake; past it new ones
+ * are closed. Every refusal is counted in REFUSED_METRIC{reason}.
+ */
+import net from 'node:net';
+import tls from 'node:tls';
+import type { Logger } from '../pkg/log/index.js';
+import { errorMessage } from '../pkg/errors/index.js';
+import type { GatewayTls, GatewayTlsServer, UpstreamCredential } from '../pkg/proxyconfig/types.js';
+import type { MetricsRegistry } from './telemetry/metrics.js';
+import { readFirstBytes } from './inbound/listener.js';
+
+export const REFUSED_METRIC = 'weft_proxy_gateway_tls_refused_total';
+export const CREDENTIAL_REFUSED_METRIC = 'weft_proxy_gateway_tls_credential_refused_total';
+/** A client has this long to send its whole ClientHello (Envoy's tls_inspector waits 15 s; clients send it at once). */
+export const HELLO_TIMEOUT_MS = 5_000;
+/** From the ClientHello to the end of the handshake. */
+export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;
+/** Connections handshaking at once per listener; more are closed (counted `handshake_limit`). */
+export const MAX_CONCURRENT_HANDSHAKES = 1024;
+
+export type RefusedReason =
+  | 'handshake_limit'
+  | 'hello_timeout'
+  | 'not_tls'
+  | 'no_sni_match'
+  | 'no_credential'
+  | 'handshake_timeout'
+  | 'handshake_failed'
+  | 'san_mismatch';
+
+/** TLS alert descriptions (RFC 8446 §6). */
+const ALERT_HANDSHAKE_FAILURE = 40;
+const ALERT_UNRECOGNIZED_NAME = 112;
+
+/** A fatal alert record, sent before any handshake message (plaintext, as the record layer allows). */
+function alertRecord(description: number): Buffer {
+  return Buffer.from([0x15, 0x03, 0x03, 0x00, 0x02, 0x02, description]);
+}
+
+const isWildcard = (h: string): boolean => h.startsWith('*.');
+
+/**
+ * The server a ClientHello's SNI selects (Envoy's server_names match, which Istio's gateway
+ * filter chains use): an exact name first, then the longest wildcard suffix (`*.b.example.com`
+ * before `*.example.com`; a wildcard covers deeper names too), then a server with no names (a
+ * `*` host), which also takes clients that send no SNI. Null: refuse.
+ */
+export function selectServer<T extends Pick<GatewayTlsServer, 'sniHosts'>>(
+  servers: readonly T[],
+  sni: string | null,
+): T | null {
+  const name = (sni ?? '').toLowerCase().replace(/\.$/, '');
+  if (name !== '') {
+    for (const s of servers) if (s.sniHosts.includes(name)) return s;
+    let best: T | null = null;
+    let bestLen = -1;
+    for (const s of servers)
+      for (const h of s.sniHosts)
+        if (isWildcard(h) && name.length > h.length - 1 && name.endsWith(h.slice(1)) && h.length > bestLen) {
+          best = s;
+          bestLen = h.length;
+        }
+    if (best !== null) return best;
+  }
+  return servers.find((s) => s.sniHosts.length === 0) ?? null;
+}
+
+/** The host of an authority (`a.example.com:8443`, `[::1]:443`), lowercased, without a trailing dot. */
+function hostOf(authority: string): string {
+  const a = authority.toLowerCase();
+  const host = a.startsWith('[') ? a.slice(0, a.indexOf(']') + 1) : a.replace(/:\d*$/, '');
+  return host.replace(/\.$/, '');
+}
+
+/** The request's Host is one the SNI-selected server answers to (its own route table in Istio). */
+export function hostAllowed(server: Pick<GatewayTlsServer, 'sniHosts'>, authority: string): boolean {
+  if (server.sniHosts.length === 0) return true;
+  const host = hostOf(authority);
+  return server.sniHosts.some(
+    (h) => h === host || (isWildcard(h) && host.length > h.length - 1 && host.endsWith(h.slice(1))),
+  );
+}
+
+/** The SANs of a certificate (`DNS:a, URI:spiffe://..., IP Address:10.0.0.1, email:x`), values only. */
+export function sanValues(subjectAltName: string | undefined): string[] {
+  if (subjectAltName === undefined || subjectAltName === '') return [];
+  return subjectAltName.split(', ').map((e) => {
+    const v = e.slice(e.indexOf(':') + 1);
+    return v.startsWith('"') && v.endsWith('"') ? (JSON.parse(v) as string) : v;
+  });
+}
+
+const servedBy = new WeakMap<net.Socket, GatewayTlsServer>();
+
+/** The Gateway server a downstream TLS connection was terminated for; undefined: not gateway TLS. */
+export function tlsServerOf(socket: net.Socket): GatewayTlsServer | undefined {
+  return servedBy.get(socket);
+}
+
+/** The SecureContext options of a server with its credential (throws on bad PEM, mismatched key, unknown ciphers). */
+export function secureOptions(s: GatewayTlsServer, cred: UpstreamCredential): tls.SecureContextOptions {
+  if (cred.error !== undefined) throw new Error(cred.error);
+  if (cred.certChain === undefined || cred.privateKey === undefined)
+    throw new Error(`credential ${cred.source} has no certificate and key (tls.crt, tls.key)`);
+  if (s.mode === 'MUTUAL' && cred.caCertificates === undefined)
+    throw new Error(`credential ${cred.source} has no ca.crt: MUTUAL cannot verify client certificates`);
+  const opts: tls.SecureContextOptions = {
+    cert: cred.certChain,
+    key: cred.privateKey,
+    minVersion: s.minProtocolVersion ?? 'TLSv1.2',
+    maxVersion: s.maxProtocolVersion ?? 'TLSv1.3',
+  };
+  if (s.mode === 'MUTUAL') opts.ca = cred.caCertificates;
+  if (s.cipherSuites !== undefined) opts.ciphers = s.cipherSuites.join(':');
+  // building the context here is what checks the key against the certificate
+  tls.createSecureContext(opts);
+  return opts;
+}
+
+interface ServerRuntime {
+  spec: GatewayTlsServer;
+  /** Null while the server has never had a usable credential: its connections are refused. */
+  server: tls.Server | null;
+  /** What was last applied or refused (spec + credential), so a repeated push is a no-op. */
+  material: string;
+}
+
+export interface GatewayTlsOptions {
+  log: Logger;
+  metrics: MetricsRegistry;
+  /** A terminated connection, for the listener's HTTP server. */
+  onSecure: (socket: tls.TLSSocket) => void;
+  helloTimeoutMs?: number;
+  handshakeTimeoutMs?: number;
+  maxHandshakes?: number;
+}
+
+/** The TLS side of one gateway listener. */
+export class GatewayTlsTerminator {
+  private servers: ServerRuntime[] = [];
+  /** Raw sockets between accept and the end of their handshake. */
+  private readonly handshaking = new Set<net.Socket>();
+
+  constructor(private readonly opts: GatewayTlsOptions) {}
+
+  /** The listener's servers and the credentials weftd delivered (a config push). */
+  apply(spec: GatewayTls, credentials: Record<string, UpstreamCredential> | undefined): void {
+    const previous = new Map(this.servers.map((r) => [r.spec.name, r]));
+    this.servers = spec.servers.map((s) => {
+      const cred = credentials?.[s.credentialName] ?? {
+        source: s.credentialName,
+        error: `credential ${s.credentialName} was not delivered`,
+      };
+      const material = JSON.stringify([s, cred]);
+      const old = previous.get(s.name);
+      if (old !== undefined && old.material === material) return { ...old, spec: s };
+      return this.build(s, cred, material, old);
+    });
+  }
+
+  private build(
+    s: GatewayTlsServer,
+    cred: UpstreamCredential,
+    material: string,
+    old: ServerRuntime | undefined,
+  ): ServerRuntime {
+    let options: tls.SecureContextOptions;
+    try {
+      options = secureOptions(s, cred);
+    } catch (err) {
+      this.opts.metrics.incLabelled(CREDENTIAL_REFUSED_METRIC, { server: s.name });
+      const kept = old?.server ?? null;
+      this.opts.log.warn(
+        kept === null
+          ? 'Gateway TLS credential refused: the server refuses connections until a usable one arrives'
+          : 'Gateway TLS credential refused: the previous certificate stays in use',
+        { server: s.name, credential: s.credentialName, error: errorMessage(err) },
+      );
+      return { spec: s, server: kept, material };
+    }
+    // same mode: the running server takes the new context (open connections keep theirs)
+    if (old?.server != null && old.spec.mode === s.mode) {
+      old.server.setSecureContext(options);
+      this.opts.log.info('Gateway TLS credential applied', { server: s.name, credential: s.credentialName });
+      return { spec: s, server: old.server, material };
+    }
+    const server = tls.createServer({
+      ...options,
+      requestCert: s.mode === 'MUTUAL',
+      rejectUnauthorized: s.mode === 'MUTUAL',
+      handshakeTimeout: this.opts.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS,
+      ALPNProtocols: ['http/1.1'],
+    });
+    // the runtime is looked up per connection: a rotation replaces it but keeps this server
+    const current = (): GatewayTlsServer => this.servers.find((r) => r.server === server)?.spec ?? s;
+    server.on('secureConnection', (sock: tls.TLSSocket) => this.onSecure(current(), sock));
+    server.on('tlsClientError', (err: NodeJS.ErrnoException, sock: tls.TLSSocket) => {
+      sock.destroy();
+      const raw = (sock as unknown as { _parent?: net.Socket })._parent;
+      if (raw !== undefined) this.handshaking.delete(raw);
+      const reason = err.code === 'ERR_TLS_HANDSHAKE_TIMEOUT' ? 'handshake_timeout' : 'handshake_failed';
+      this.count(reason);
+      this.opts.log.debug('Gateway TLS handshake failed', {
+        server: current().name,
+        error: err.code ?? err.message,
+      });
+    });
+    this.opts.log.info('Gateway TLS credential applied', { server: s.name, credential: s.credentialName });
+    return { spec: s, server, material };
+  }
+
+  private count(reason: RefusedReason): void {
+    this.opts.metrics.incLabelled(REFUSED_METRIC, { reason });
+  }
+
+  /** Connections handshaking now (tests, admin). */
+  inHandshake(): number {
+    return this.handshaking.size;
+  }
+
+  handle(socket: net.Socket): void {
+    socket.on('error', () => socket.destroy());
+    const max = this.opts.maxHandshakes ?? MAX_CONCURRENT_HANDSHAKES;
+    if (this.handshaking.size >= max) {
+      this.count('handshake_limit');
+      return void socket.destroy();
+    }
+    this.handshaking.add(socket);
+    socket.once('close', () => this.handshaking.delete(socket));
+    readFirstBytes(socket, this.opts.helloTimeoutMs ?? HELLO_TIMEOUT_MS)
+      .then(({ head, verdict, ended }) => {
+        if (socket.destroyed) return;
+        if (verdict.kind === 'more') {
+          if (!ended) this.count('hello_timeout');
+          return void socket.destroy();
+        }
+        if (verdict.kind !== 'hello') {
+          this.count('not_tls');
+          return void socket.destroy();
+        }
+        const spec = selectServer(
+          this.servers.map((r) => r.spec),
+          verdict.sni,
+        );
+        const rt = this.servers.find((r) => r.spec === spec) ?? null;
+        if (rt === null) return this.alert(socket, 'no_sni_match', ALERT_UNRECOGNIZED_NAME);
+        if (rt.server === null) return this.alert(socket, 'no_credential', ALERT_HANDSHAKE_FAILURE);
+        socket.unshift(head);
+        rt.server.emit('connection', socket);
+      })
+      .catch((err: unknown) => {
+        this.opts.log.error('Gateway TLS connection failed', { error: errorMessage(err) });
+        socket.destroy();
+      });
+  }
+
+  private alert(socket: net.Socket, reason: RefusedReason, description: number): void {
+    this.count(reason);
+    socket.once('finish', () => socket.destroy());
+    socket.end(alertRecord(description));
+  }
+
+  private onSecure(spec: GatewayTlsServer, s: tls.TLSSocket): void {
+    s.on('error', () => s.destroy());
+    const raw = (s as unknown as { _parent?: net.Socket })._parent;
+    if (raw !== undefined) this.handshaking.delete(raw);
+    const sans = spec.subjectAltNames;
+    if (sans !== undefined && sans.length > 0) {
+      const have = sanValues(s.getPeerX509Certificate()?.subjectAltName);
+      if (!have.some((v) => sans.includes(v))) {
+        this.count('san_mismatch');
+        return void s.destroy();
+      }
+    }
+    servedBy.set(s, spec);
+    this.opts.onSecure(s);
+  }
+}
