@@ -54,6 +54,11 @@ export interface LocalRateLimit {
   /** Methods (upper case); absent: every method. */
   methods?: string[];
   budget: RateBudget;
+  /**
+   * What metrics, the access log and explain call the default budget (a memquota override that
+   * matches every caller, e.g. `overrides[1]`); absent: `default`.
+   */
+  defaultName?: string;
   overrides?: RateLimitOverride[];
   /** Default: the peer's principal (plaintext callers share the key `anonymous`). */
   sourceKey?: SourceKey;
@@ -162,6 +167,8 @@ export function validateRateLimitBlock(block: unknown): Problem[] {
       if (l[k] !== undefined && !isStrList(l[k]))
         out.push({ path: `${p}.${k}`, message: 'must be a list of non-empty strings' });
     checkBudget(l.budget, `${p}.budget`, out);
+    if (l.defaultName !== undefined && (typeof l.defaultName !== 'string' || l.defaultName === ''))
+      out.push({ path: `${p}.defaultName`, message: 'must be a non-empty string' });
     checkSourceKey(l.sourceKey, `${p}.sourceKey`, out);
     if (l.overrides === undefined) return;
     if (!Array.isArray(l.overrides) || l.overrides.length > B.maxOverrides)

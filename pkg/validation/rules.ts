@@ -21,6 +21,7 @@ import {
   validateRequestAuthentication,
 } from './security.js';
 import { validateMesh } from './mesh.js';
+import { validateMemQuota, validateRateLimit } from './ratelimit.js';
 import {
   validateEnvoyFilter,
   validateIstioProxyConfig,
@@ -67,6 +68,8 @@ export const semanticRules: Record<string, SpecRules> = {
   ProxyConfig: typed(validateIstioProxyConfig),
   EnvoyFilter: typed(validateEnvoyFilter),
   WasmPlugin: typed(validateWasmPlugin),
+  RateLimit: typed(validateRateLimit),
+  memquota: typed(validateMemQuota),
 };
 
 const INTERNAL_ANNOTATIONS = [

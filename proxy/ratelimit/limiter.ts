@@ -273,7 +273,7 @@ export class RateLimiter {
       applies: appliesFn(rule),
       keyOf: keyFn(rule.sourceKey),
       budgets: (rule.overrides ?? []).map((o) => mk(o.name, o.budget, selectorMatcher(o.source))),
-      fallback: mk(null, rule.budget, null),
+      fallback: mk(rule.defaultName ?? null, rule.budget, null),
     };
   }
 
