@@ -9,7 +9,8 @@
  * Nodes matter only for their topology labels (the locality of the endpoints and proxies on
  * them, pkg/translate/locality.ts): other node changes (status, heartbeats) are filtered out too.
  * Of the security kinds, PeerAuthentication (each sidecar's inbound mTLS modes) and
- * AuthorizationPolicy and RequestAuthentication (each proxy's jwt block) are watched.
+ * AuthorizationPolicy and RequestAuthentication (each proxy's jwt block) are watched, and so are
+ * the rate limits (RateLimit and Istio's memquota: each sidecar's rateLimits block).
  */
 import type {
   DestinationRule,
@@ -21,6 +22,8 @@ import type {
 import type { AuthorizationPolicy } from '../pkg/api/authorizationpolicy.js';
 import type { RequestAuthentication } from '../pkg/api/requestauthentication.js';
 import type { WorkloadEntry } from '../pkg/api/workloadentry.js';
+import type { RateLimit } from '../pkg/api/ratelimit.js';
+import type { MemQuota } from '../pkg/api/memquota.js';
 import type { KubeClient } from '../pkg/kube/client.js';
 import { Informer, type InformerEventType } from '../pkg/kube/informer.js';
 import type { KubeObject } from '../pkg/kube/types.js';
@@ -56,6 +59,9 @@ export const WATCHED = [
   // v1beta1 objects are the same objects (one stored version): watching v1 sees both
   { apiVersion: ISTIO_SECURITY, kind: 'AuthorizationPolicy', trigger: 'config' },
   { apiVersion: ISTIO_SECURITY, kind: 'RequestAuthentication', trigger: 'config' },
+  // rate limits (ADR 0013): each sidecar's rateLimits block
+  { apiVersion: 'mesh.weft.dev/v1alpha1', kind: 'RateLimit', trigger: 'config' },
+  { apiVersion: 'config.istio.io/v1alpha2', kind: 'memquota', trigger: 'config' },
 ] as const satisfies readonly { apiVersion: string; kind: string; trigger: TriggerType | null }[];
 
 export type WatchedKind = (typeof WATCHED)[number]['kind'];
@@ -89,6 +95,9 @@ export interface Snapshot {
   authorizationPolicies?: AuthorizationPolicy[];
   /** Absent in hand-built snapshots (tests, bench): none. */
   requestAuthentications?: RequestAuthentication[];
+  /** Absent in hand-built snapshots: none (ADR 0013). */
+  rateLimits?: RateLimit[];
+  memquotas?: MemQuota[];
 }
 
 export interface KubeRegistry {
@@ -191,7 +200,13 @@ export function createKubeRegistry(kube: KubeClient, log: Logger, domainSuffix: 
       if (cached?.generation === generation) return cached;
       const serviceEntries = items<ServiceEntry>('ServiceEntry');
       // pods as workloadSelector endpoints: only listed when some entry selects
-      const selecting = serviceEntries.some((se) => se.spec.workloadSelector !== undefined);
+      const rateLimits = items<RateLimit>('RateLimit');
+      const memquotas = items<MemQuota>('memquota');
+      // and as rate-limit sources (workload labels → service accounts)
+      const selecting =
+        serviceEntries.some((se) => se.spec.workloadSelector !== undefined) ||
+        rateLimits.length > 0 ||
+        memquotas.length > 0;
       cached = {
         generation,
         kubeServices: items<KubeService>('Service'),
@@ -211,6 +226,8 @@ export function createKubeRegistry(kube: KubeClient, log: Logger, domainSuffix: 
         peerAuthentications: items<PeerAuthentication>('PeerAuthentication'),
         authorizationPolicies: items<AuthorizationPolicy>('AuthorizationPolicy'),
         requestAuthentications: items<RequestAuthentication>('RequestAuthentication'),
+        rateLimits,
+        memquotas,
       };
       return cached;
     },

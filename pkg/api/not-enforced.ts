@@ -722,7 +722,12 @@ export const NOT_ENFORCED: readonly NotEnforcedEntry[] = [
     reason:
       'Mixer deduplicated retried quota calls; a sidecar counts each request once locally, so there is nothing to deduplicate',
     plan: 'never',
-    probe: [kind('config.istio.io/v1alpha2', 'memquota', 'dedup', { minDeduplicationDuration: '1s' })],
+    probe: [
+      kind('config.istio.io/v1alpha2', 'memquota', 'dedup', {
+        quotas: [{ name: 'requestcount', maxAmount: 10, validDuration: '1s' }],
+        minDeduplicationDuration: '1s',
+      }),
+    ],
   },
 
   // -- Mesh (weft's own kind) --
