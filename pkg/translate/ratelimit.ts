@@ -182,7 +182,8 @@ export function localLimitOf(rl: RateLimit, pods: readonly RateLimitPod[]): Loca
 
 /**
  * The block for one pod: its RateLimits (by namespace/name; the narrower ones — with ports, paths
- * or methods — first, so a broad limit does not hide them), then its memquota limits. The first
+ * or methods — first, namespace-wide ones — a selector without labels — last, so a broad limit
+ * does not hide a specific one), then its memquota limits. The first
  * limit that applies to a request decides it.
  */
 export function rateLimitsFor(input: RateLimitInput): { block?: RateLimitBlock; warnings: string[] } {
@@ -190,11 +191,15 @@ export function rateLimitsFor(input: RateLimitInput): { block?: RateLimitBlock; 
   const pods = input.pods ?? [];
   const narrow = (s: RateLimitSpec): number =>
     (s.ports?.length ?? 0) > 0 || (s.paths?.length ?? 0) > 0 || (s.methods?.length ?? 0) > 0 ? 0 : 1;
+  // a namespace-wide RateLimit (selector without labels) is the fallback of the selecting ones
+  const wide = (s: RateLimitSpec): number =>
+    s.selector !== undefined && Object.keys(s.selector.matchLabels ?? {}).length === 0 ? 1 : 0;
   const selected = input.rateLimits
     .filter((rl) => selectsPod(rl.spec, rl.metadata.namespace ?? 'default', input))
     .sort(
       (a, b) =>
         narrow(a.spec) - narrow(b.spec) ||
+        wide(a.spec) - wide(b.spec) ||
         `${a.metadata.namespace}/${a.metadata.name}`.localeCompare(
           `${b.metadata.namespace}/${b.metadata.name}`,
         ),

@@ -141,8 +141,9 @@ export function validateRateLimit(spec: RateLimitSpec, ctx: RuleContext): void {
       'one of selector or targetHost is required: a RateLimit names the destination it limits',
       'ratelimit.target.required',
     );
-  if (spec.selector !== undefined)
-    checkSelector(spec.selector.matchLabels ?? {}, ['spec', 'selector', 'matchLabels'], r);
+  // a selector without labels is meaningful here: every pod of the namespace (ranked last)
+  const labels = spec.selector?.matchLabels ?? {};
+  if (Object.keys(labels).length > 0) checkSelector(labels, ['spec', 'selector', 'matchLabels'], r);
   if (spec.targetHost !== undefined) {
     const parts = spec.targetHost.split('.');
     if (parts.some((p) => !isDNS1123Label(p)) || spec.targetHost.includes('*'))
