@@ -277,8 +277,16 @@ export class RateLimiter {
     };
   }
 
-  /** null: no limit applies to this request. */
-  check(r: RateLimitRequest): RateLimitVerdict | null {
+  /** The limit and budget a request falls under, without taking a token (explain). */
+  select(r: RateLimitRequest): Omit<RateLimitVerdict, 'allowed' | 'take'> | null {
+    const s = this.pick(r);
+    return s === null
+      ? null
+      : { limit: s.l.rule.name, override: s.chosen.name, budget: s.chosen.budget, key: s.key };
+  }
+
+  /** The first limit that applies, its first matching override (else the default), the bucket key. */
+  private pick(r: RateLimitRequest): { l: CompiledLimit; chosen: CompiledBudget; key: string } | null {
     for (const l of this.limits) {
       if (!l.applies(r)) continue;
       let chosen = l.fallback;
@@ -287,20 +295,27 @@ export class RateLimiter {
           chosen = b;
           break;
         }
-      const key = chosen.budget.per === 'source' ? l.keyOf(r) : 'shared';
-      const before = chosen.buckets.evictions;
-      const take = chosen.buckets.take(key, this.now());
-      this.count(chosen, take.allowed, chosen.buckets.evictions - before);
-      return {
-        allowed: take.allowed,
-        limit: l.rule.name,
-        override: chosen.name,
-        budget: chosen.budget,
-        key,
-        take,
-      };
+      return { l, chosen, key: chosen.budget.per === 'source' ? l.keyOf(r) : 'shared' };
     }
     return null;
+  }
+
+  /** null: no limit applies to this request. */
+  check(r: RateLimitRequest): RateLimitVerdict | null {
+    const s = this.pick(r);
+    if (s === null) return null;
+    const { l, chosen, key } = s;
+    const before = chosen.buckets.evictions;
+    const take = chosen.buckets.take(key, this.now());
+    this.count(chosen, take.allowed, chosen.buckets.evictions - before);
+    return {
+      allowed: take.allowed,
+      limit: l.rule.name,
+      override: chosen.name,
+      budget: chosen.budget,
+      key,
+      take,
+    };
   }
 
   private count(b: CompiledBudget, allowed: boolean, evicted: number): void {
