@@ -212,6 +212,21 @@ describe('ratelimit: limiter (fixed clock)', () => {
     expect(m.counters.get('weft_proxy_ratelimit_evictions_total')).to.equal(9_900);
   });
 
+  it('the least recently used caller is evicted, not one just seen', () => {
+    const l = limiter({
+      maxKeysPerLimit: 2,
+      limits: [{ name: 'p', budget: { requests: 1, intervalMs: 60_000, per: 'source' } }],
+    });
+    const as = (sa: string): RateLimitRequest => req({ principal: `spiffe://td/ns/a/sa/${sa}` });
+    l.check(as('a'));
+    l.check(as('b'));
+    expect(l.check(as('a'))!.allowed, 'a is limited (its bucket is kept)').to.equal(false);
+    l.check(as('c')); // evicts b, the least recently used
+    expect(l.check(as('a'))!.allowed, 'a still limited: not evicted').to.equal(false);
+    expect(l.check(as('b'))!.allowed, 'b was evicted: a new, full bucket').to.equal(true);
+    expect(l.stats()[0]).to.include({ buckets: 2, evictions: 2 });
+  });
+
   it('idle buckets (full again) expire without counting as evictions', () => {
     const l = limiter({
       maxKeysPerLimit: 1000,
