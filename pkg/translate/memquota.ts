@@ -15,7 +15,12 @@
  */
 import type { MemQuota, MemQuotaOverride, MemQuotaQuota } from '../api/memquota.js';
 import { MEMQUOTA_DIMENSIONS } from '../api/memquota.js';
-import type { LocalRateLimit, RateBudget, RateLimitOverride } from '../proxyconfig/ratelimit.js';
+import {
+  RATE_LIMIT_BOUNDS,
+  type LocalRateLimit,
+  type RateBudget,
+  type RateLimitOverride,
+} from '../proxyconfig/ratelimit.js';
 import type { KubeService } from './kube.js';
 import type { RateLimitInput, RateLimitPod } from './ratelimit.js';
 import { resolveBudget, saPrincipal, serviceSelects } from './ratelimit.js';
@@ -68,6 +73,8 @@ function quotaLimit(
   let budget = memquotaBudget(q.maxAmount, q.validDuration);
   if (typeof budget === 'string') return { warning: `${name}: ${budget}; not enforced` };
   const overrides: RateLimitOverride[] = [];
+  if ((q.overrides ?? []).length > RATE_LIMIT_BOUNDS.maxOverrides)
+    return { warning: `${name}: more than ${RATE_LIMIT_BOUNDS.maxOverrides} overrides; not enforced` };
   for (const [i, o] of (q.overrides ?? []).entries()) {
     if (unknownDimensions(o).length > 0)
       return {

@@ -213,5 +213,12 @@ export function rateLimitsFor(input: RateLimitInput): { block?: RateLimitBlock; 
   const mq = memquotaLimitsFor(input.memquotas ?? [], input);
   limits.push(...mq.limits);
   warnings.push(...mq.warnings);
+  // the proxy rejects a config past the bound: dropping the last limits keeps the others enforced
+  const max = RATE_LIMIT_BOUNDS.maxLimits;
+  if (limits.length > max) {
+    for (const l of limits.slice(max))
+      warnings.push(`${l.name}: more than ${max} limits select this pod; not enforced`);
+    limits.length = max;
+  }
   return limits.length === 0 ? { warnings } : { block: { limits }, warnings };
 }

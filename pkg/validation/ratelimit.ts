@@ -216,6 +216,12 @@ export function validateMemQuota(spec: MemQuotaSpec, ctx: RuleContext): void {
     seen.add(q.name);
     const b = memquotaBudget(q.maxAmount, q.validDuration);
     if (typeof b === 'string') r.error(path, b, 'memquota.budget');
+    if ((q.overrides ?? []).length > RATE_LIMIT_BOUNDS.maxOverrides)
+      r.error(
+        [...path, 'overrides'],
+        `at most ${RATE_LIMIT_BOUNDS.maxOverrides} overrides per quota`,
+        'memquota.overrides.tooMany',
+      );
     const earlier: Record<string, string>[] = [];
     (q.overrides ?? []).forEach((o, j) => {
       const op = [...path, 'overrides', j];

@@ -293,3 +293,18 @@ describe('ratelimit: weftd config generation', () => {
     expect(g.forProxy(snapshot(3, [SEEDS]), 'gateway', pod).config.rateLimits).to.equal(undefined);
   });
 });
+
+describe('ratelimit: bounds in translation', () => {
+  it('more limits than a proxy accepts: the first 256 are kept, the rest named in warnings', () => {
+    const many = Array.from({ length: 260 }, (_, i) =>
+      rl(`l${String(i).padStart(3, '0')}`, {
+        selector: { matchLabels: { app: 'ratings' } },
+        limit: { requests: 1 },
+      }),
+    );
+    const r = rateLimitsFor(input({ rateLimits: many }));
+    expect(r.block!.limits).to.have.length(256);
+    expect(r.warnings).to.have.length(4);
+    expect(r.warnings[0]).to.match(/l256: more than 256 limits select this pod; not enforced/);
+  });
+});
