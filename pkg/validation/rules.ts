@@ -21,7 +21,8 @@ import {
   validateRequestAuthentication,
 } from './security.js';
 import { validateMesh } from './mesh.js';
-import { validateMemQuota, validateRateLimit } from './ratelimit.js';
+import { validateRateLimit } from './ratelimit.js';
+import { validateMemQuota } from './memquota.js';
 import {
   validateEnvoyFilter,
   validateIstioProxyConfig,
