@@ -167,6 +167,15 @@ export function createKubeRegistry(kube: KubeClient, log: Logger, domainSuffix: 
       if (w.trigger === null) return;
       if (w.kind === 'Pod' && !podChangeMatters(type, obj, old)) return;
       if (w.kind === 'Node' && !nodeChangeMatters(type, obj, old)) return;
+      // weftd's own status writes (ratelimitstatus.ts) leave the generation as it was: no push
+      if (
+        (w.kind === 'RateLimit' || w.kind === 'memquota') &&
+        type === 'update' &&
+        old !== undefined &&
+        obj.metadata.generation !== undefined &&
+        obj.metadata.generation === old.metadata.generation
+      )
+        return;
       generation++;
       for (const fn of listeners) fn(w.trigger);
     });

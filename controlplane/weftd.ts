@@ -24,6 +24,7 @@ import { loadMeshSettings, type MeshSettings, type WeftdOptions } from './flags.
 import { createWeftdMetrics, type WeftdMetrics } from './metrics.js';
 import { createMonitoringServer, type Readiness } from './monitoring.js';
 import { createKubeRegistry, type KubeRegistry } from './registry.js';
+import { startRateLimitStatus } from './ratelimitstatus.js';
 import { startRootCertPublisher } from './rootcert.js';
 import { splitPemCerts } from './ca/signer.js';
 
@@ -191,6 +192,11 @@ export async function startWeftd(opts: StartOptions): Promise<Weftd> {
   });
 
   onCredentialChange = () => discovery.refresh();
+  const rateLimitStatus = startRateLimitStatus({
+    kube,
+    registry,
+    log: log.child({ part: 'ratelimit-status' }),
+  });
 
   const readiness = (): Readiness => {
     const unsynced = registry.unsynced();
@@ -252,6 +258,7 @@ export async function startWeftd(opts: StartOptions): Promise<Weftd> {
     readiness,
     async stop() {
       stopConfigWatch();
+      rateLimitStatus.stop();
       jwks.stop();
       discovery.close();
       publisher?.stop();

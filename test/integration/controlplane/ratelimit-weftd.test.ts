@@ -153,6 +153,51 @@ describe('weftd pushes RateLimits and memquotas (real API server, real discovery
     expect(r.rateLimits!.limits[0]!.budget).to.deep.equal({ requests: 5000, intervalMs: 1000 });
   });
 
+  it('status says what weft does with each: local, per pod; global is not enforced', async () => {
+    await kube.create({
+      apiVersion: 'mesh.weft.dev/v1alpha1',
+      kind: 'RateLimit',
+      metadata: { name: 'global', namespace: ns },
+      // the webhook is not running here: this is an object that got in while it was down
+      spec: { scope: 'global', targetHost: 'ratings', limit: { requests: 5 } },
+    });
+    const condition = async (
+      kind: string,
+      apiVersion: string,
+      name: string,
+    ): Promise<Record<string, unknown> | null> => {
+      const o = await kube.get({ apiVersion, kind, name, namespace: ns });
+      const conds = (o?.status as { conditions?: Record<string, unknown>[] } | undefined)?.conditions ?? [];
+      return conds.find((c) => c.type === 'Enforced') ?? null;
+    };
+    const waitCondition = async (
+      kind: string,
+      apiVersion: string,
+      name: string,
+    ): Promise<Record<string, unknown>> => {
+      for (let i = 0; i < 100; i++) {
+        const c = await condition(kind, apiVersion, name);
+        if (c !== null) return c;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      throw new Error(`no Enforced condition on ${kind} ${name}`);
+    };
+    expect(await waitCondition('RateLimit', 'mesh.weft.dev/v1alpha1', 'ratings')).to.include({
+      status: 'True',
+      reason: 'Local',
+      observedGeneration: 1,
+    });
+    expect(await waitCondition('RateLimit', 'mesh.weft.dev/v1alpha1', 'global')).to.include({
+      status: 'False',
+      reason: 'GlobalNotImplemented',
+    });
+    const mq = await waitCondition('memquota', 'config.istio.io/v1alpha2', 'handler');
+    expect(mq).to.include({ status: 'True', reason: 'Local' });
+    expect(String(mq.message)).to.contain('each destination pod');
+    // the global one never reaches a proxy
+    expect(names(ratings.latest!)).to.not.include(`RateLimit ${ns}/global`);
+  });
+
   it('an edit is pushed; a delete removes the limit', async () => {
     await kube.mergePatch(
       { apiVersion: 'mesh.weft.dev/v1alpha1', kind: 'RateLimit', name: 'ratings', namespace: ns },

@@ -308,3 +308,29 @@ describe('ratelimit: bounds in translation', () => {
     expect(r.warnings[0]).to.match(/l256: more than 256 limits select this pod; not enforced/);
   });
 });
+
+describe('ratelimit: status conditions', () => {
+  it('local RateLimit: Enforced True Local; global: False GlobalNotImplemented; invalid: False Invalid', async () => {
+    const { rateLimitCondition, memquotaCondition } =
+      await import('../../../controlplane/ratelimitstatus.js');
+    expect(rateLimitCondition(rl('a', { targetHost: 'ratings', limit: { requests: 1 } }))).to.include({
+      status: 'True',
+      reason: 'Local',
+    });
+    expect(
+      rateLimitCondition(rl('g', { targetHost: 'ratings', scope: 'global', limit: { requests: 1 } })),
+    ).to.include({
+      status: 'False',
+      reason: 'GlobalNotImplemented',
+    });
+    expect(rateLimitCondition(rl('z', { targetHost: 'ratings', limit: { requests: 0 } }))).to.include({
+      status: 'False',
+      reason: 'Invalid',
+    });
+    expect(memquotaCondition(SEEDS)).to.include({ status: 'True', reason: 'Local' });
+    expect(memquotaCondition(mq([{ name: 'q', maxAmount: 1 }]))).to.include({
+      status: 'False',
+      reason: 'Invalid',
+    });
+  });
+});
