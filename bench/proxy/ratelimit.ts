@@ -81,16 +81,20 @@ const variants: [string, RateLimiter, (i: number) => RateLimitRequest][] = [
 ];
 const N = FLOOD_KEYS;
 for (let round = 0; round < 2; round++) for (const [, l, pick] of variants) run(l, pick, 20_000);
-const results = variants.map(
-  ([name, l, pick]) => [name, Math.min(run(l, pick, N), run(l, pick, N))] as const,
-);
+const RUNS = 5;
+/** The best of RUNS: the machine is shared, the minimum is the limiter's own cost. */
+const best = (l: RateLimiter, pick: (i: number) => RateLimitRequest): number =>
+  Math.min(...Array.from({ length: RUNS }, () => run(l, pick, N)));
+const results = variants.map(([name, l, pick]) => [name, best(l, pick)] as const);
 const baseline = results[0]![1];
 for (const [name, ns] of results)
   console.log(
     `${name.padEnd(52)} ${(ns / 1000).toFixed(3)} µs/request  (${(ns / baseline).toFixed(1)}× none)`,
   );
 const stats = flood.stats()[0]!;
-console.log(`flood: ${stats.buckets} buckets kept (the cap), ${stats.evictions} evicted over the run`);
+console.log(
+  `flood: ${stats.buckets} buckets kept (the cap), ${stats.evictions} evicted over the run (best of ${RUNS} runs of ${N} requests per variant)`,
+);
 console.log(
   `at 1,000 req/s the per-caller limit costs ${((((results[2]![1] - baseline) * 1000) / 1e9) * 100).toFixed(4)} % of one core over no limit`,
 );
