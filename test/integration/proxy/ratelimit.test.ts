@@ -18,6 +18,8 @@ import { fakeWeftd, type FakeWeftd } from './fake-weftd.js';
 import { request, sleep, upstream, type Upstream } from './helpers.js';
 import { workloadCert } from './mesh-identity.js';
 import type { KeyPairPem } from '../../../pkg/certs/index.js';
+import type { AuthorizationPolicy } from '../../../pkg/api/authorizationpolicy.js';
+import { translateAuthz } from '../../../pkg/translate/authz.js';
 
 const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../..');
 
@@ -97,13 +99,19 @@ interface Reply {
 }
 
 /** A request over mesh mTLS as the peer `client` (a sidecar of another workload would send it). */
-function meshRequest(port: number, appPort: number, client: KeyPairPem, roots: string): Promise<Reply> {
+function meshRequest(
+  port: number,
+  appPort: number,
+  client: KeyPairPem,
+  roots: string,
+  path = '/ratings/0',
+): Promise<Reply> {
   return new Promise((resolve, reject) => {
     const r = https.request(
       {
         host: '127.0.0.1',
         port,
-        path: '/ratings/0',
+        path,
         headers: { host: `ratings:${appPort}` },
         servername: `outbound_.${appPort}_._.ratings.bookinfo.svc.cluster.local`,
         ALPNProtocols: ['istio-http/1.1', 'istio'],
@@ -273,5 +281,26 @@ describe('proxy sidecar: local rate limits (real process, mesh mTLS)', function 
     weftd.push(config('v2'));
     await until('v2 applied', () => p.log().includes('v2'));
     expect((await meshRequest(p.ports.inbound!, app.port, reviews, weftd.ca.certPem)).status).to.equal(429);
+  });
+
+  it('a request AuthorizationPolicy denies spends no token (the limit is checked after authz)', async () => {
+    const deny: AuthorizationPolicy = {
+      apiVersion: 'security.istio.io/v1',
+      kind: 'AuthorizationPolicy',
+      metadata: { name: 'no-deny', namespace: 'bookinfo' },
+      spec: { action: 'DENY', rules: [{ to: [{ operation: { paths: ['/deny'] } }] }] },
+    } as AuthorizationPolicy;
+    const { block } = translateAuthz({
+      policies: [deny],
+      pod: { namespace: 'bookinfo', labels: { app: 'ratings' } },
+    });
+    weftd.push({ ...config('v3'), authz: { ...block!, listeners: [] } });
+    const req = (path: string): Promise<Reply> =>
+      meshRequest(p.ports.inbound!, app.port, reviews, weftd.ca.certPem, path);
+    await until('the DENY policy applies', async () => (await req('/deny')).status === 403);
+    await sleep(1100); // reviews' 1/s bucket is full again
+    for (let i = 0; i < 3; i++) expect((await req('/deny')).status).to.equal(403);
+    expect((await req('/ratings/0')).status, 'the token was not spent by the denied requests').to.equal(200);
+    expect((await req('/ratings/0')).status).to.equal(429);
   });
 });
