@@ -24,6 +24,12 @@ export function inboundText(e: InboundExplanation): string {
       'authz',
       `${e.authz.decision}${e.authz.policy !== undefined ? ` by ${e.authz.policy}${e.authz.rule !== undefined ? ` rule ${e.authz.rule}` : ''}` : ''}: ${e.authz.reason}`,
     );
+  const rl = e.rateLimit;
+  if (rl !== undefined)
+    out += line(
+      'ratelimit',
+      `${rl.limit}, override ${rl.override}: ${rl.requests} per ${rl.intervalMs} ms, burst ${rl.burst}, bucket ${rl.bucket}`,
+    );
   out += line('outcome', e.outcome);
   return out;
 }

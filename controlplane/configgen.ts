@@ -59,6 +59,7 @@ import type { MeshSettings } from './flags.js';
 import type { PodInfo, Snapshot } from './registry.js';
 import type { JwksSource } from '../pkg/translate/requestauthn.js';
 import { withJwt } from './jwtpush.js';
+import { withRateLimits } from './ratelimitpush.js';
 
 /** The sidecar's outbound listener: all ports, the proxy's iptables redirect lands here. */
 export const SIDECAR_OUTBOUND = { name: 'outbound', address: '0.0.0.0', port: 15001 } as const;
@@ -171,7 +172,8 @@ export class ConfigGenerator {
   forProxy(snapshot: Snapshot, kind: ProxyKind, pod: PodInfo): GeneratedConfig {
     const g = kind === 'gateway' ? this.gateway(snapshot, pod) : this.sidecar(snapshot, pod);
     const { jwks, mesh, log } = this.opts;
-    return jwks ? withJwt(g, kind, snapshot, pod, mesh.rootNamespace, jwks, log) : g;
+    const withTokens = jwks ? withJwt(g, kind, snapshot, pod, mesh.rootNamespace, jwks, log) : g;
+    return withRateLimits(withTokens, kind, snapshot, pod, this.opts.domainSuffix, log);
   }
 
   private sidecar(snapshot: Snapshot, pod: PodInfo): GeneratedConfig {

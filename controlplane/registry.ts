@@ -9,8 +9,9 @@
  * Nodes matter only for their topology labels (the locality of the endpoints and proxies on
  * them, pkg/translate/locality.ts): other node changes (status, heartbeats) are filtered out too.
  * Of the security kinds, PeerAuthentication (each sidecar's inbound mTLS modes) and
- * AuthorizationPolicy and RequestAuthentication (each proxy's jwt block) are watched, and
- * Sidecars (which hosts each sidecar is given, pkg/translate/scope.ts).
+ * AuthorizationPolicy and RequestAuthentication (each proxy's jwt block) are watched, and so are
+ * Sidecars (which hosts each sidecar is given, pkg/translate/scope.ts) and the rate limits
+ * (RateLimit and Istio's memquota: each sidecar's rateLimits block).
  */
 import type {
   DestinationRule,
@@ -23,6 +24,8 @@ import type { AuthorizationPolicy } from '../pkg/api/authorizationpolicy.js';
 import type { RequestAuthentication } from '../pkg/api/requestauthentication.js';
 import type { WorkloadEntry } from '../pkg/api/workloadentry.js';
 import type { Sidecar } from '../pkg/api/sidecar.js';
+import type { RateLimit } from '../pkg/api/ratelimit.js';
+import type { MemQuota } from '../pkg/api/memquota.js';
 import type { KubeClient } from '../pkg/kube/client.js';
 import { Informer, type InformerEventType } from '../pkg/kube/informer.js';
 import type { KubeObject } from '../pkg/kube/types.js';
@@ -61,6 +64,9 @@ export const WATCHED = [
   // v1beta1 objects are the same objects (one stored version): watching v1 sees both
   { apiVersion: ISTIO_SECURITY, kind: 'AuthorizationPolicy', trigger: 'config' },
   { apiVersion: ISTIO_SECURITY, kind: 'RequestAuthentication', trigger: 'config' },
+  // rate limits (ADR 0013): each sidecar's rateLimits block
+  { apiVersion: 'mesh.weft.dev/v1alpha1', kind: 'RateLimit', trigger: 'config' },
+  { apiVersion: 'config.istio.io/v1alpha2', kind: 'memquota', trigger: 'config' },
 ] as const satisfies readonly { apiVersion: string; kind: string; trigger: TriggerType | null }[];
 
 export type WatchedKind = (typeof WATCHED)[number]['kind'];
@@ -96,6 +102,9 @@ export interface Snapshot {
   requestAuthentications?: RequestAuthentication[];
   /** Absent in hand-built snapshots: none (every sidecar sees every exported host). */
   sidecars?: Sidecar[];
+  /** Absent in hand-built snapshots: none (ADR 0013). */
+  rateLimits?: RateLimit[];
+  memquotas?: MemQuota[];
 }
 
 export interface KubeRegistry {
@@ -195,7 +204,12 @@ export function createKubeRegistry(kube: KubeClient, log: Logger, domainSuffix: 
       if (w.trigger === null) return;
       if (w.kind === 'Pod' && !podChangeMatters(type, obj, old)) return;
       if (w.kind === 'Node' && !nodeChangeMatters(type, obj, old)) return;
-      if (w.apiVersion.includes('.istio.io/') && !meshObjectChangeMatters(w.kind, type, obj, old)) return;
+      // status writes (statuswriter.ts, ratelimitstatus.ts) and metadata-only edits: no push
+      if (
+        (w.apiVersion.includes('.istio.io/') || w.kind === 'RateLimit') &&
+        !meshObjectChangeMatters(w.kind, type, obj, old)
+      )
+        return;
       generation++;
       for (const fn of listeners) fn(w.trigger);
     });
@@ -229,7 +243,13 @@ export function createKubeRegistry(kube: KubeClient, log: Logger, domainSuffix: 
       if (cached?.generation === generation) return cached;
       const serviceEntries = items<ServiceEntry>('ServiceEntry');
       // pods as workloadSelector endpoints: only listed when some entry selects
-      const selecting = serviceEntries.some((se) => se.spec.workloadSelector !== undefined);
+      const rateLimits = items<RateLimit>('RateLimit');
+      const memquotas = items<MemQuota>('memquota');
+      // and as rate-limit sources (workload labels → service accounts)
+      const selecting =
+        serviceEntries.some((se) => se.spec.workloadSelector !== undefined) ||
+        rateLimits.length > 0 ||
+        memquotas.length > 0;
       cached = {
         generation,
         kubeServices: items<KubeService>('Service'),
@@ -250,6 +270,8 @@ export function createKubeRegistry(kube: KubeClient, log: Logger, domainSuffix: 
         authorizationPolicies: items<AuthorizationPolicy>('AuthorizationPolicy'),
         requestAuthentications: items<RequestAuthentication>('RequestAuthentication'),
         sidecars: items<Sidecar>('Sidecar'),
+        rateLimits,
+        memquotas,
       };
       return cached;
     },

@@ -38,6 +38,8 @@ export interface Verdict {
   unresolved: Finding[];
   /** Other cross-object findings (host conflicts, precedence): warnings in Accepted's message. */
   notes: Finding[];
+  /** Kind-specific conditions (a RateLimit's `Enforced`); a False one also blocks Ready. */
+  extra?: FreshCondition[];
 }
 
 /** Findings listed in one message; the rest are counted. Keeps a status small and readable. */
@@ -52,12 +54,14 @@ function listFindings(findings: Finding[]): string {
   return text.length > MAX_MESSAGE ? `${text.slice(0, MAX_MESSAGE - 1)}…` : text;
 }
 
-interface Fresh {
+/** A condition as judged, before generation and transition time are stamped on it. */
+export interface FreshCondition {
   type: string;
   status: ConditionStatus;
   reason: string;
   message: string;
 }
+type Fresh = FreshCondition;
 
 function accepted(v: Verdict): Fresh {
   if (v.validation.errors.length > 0)
@@ -82,8 +86,8 @@ function resolvedRefs(v: Verdict): Fresh {
     : { type: 'ResolvedRefs', status: 'True', reason: 'ResolvedRefs', message: 'every reference resolves' };
 }
 
-function readiness(acc: Fresh, refs: Fresh): Fresh[] {
-  const blocking = [acc, refs].find((c) => c.status === 'False');
+function readiness(judged: Fresh[]): Fresh[] {
+  const blocking = judged.find((c) => c.status === 'False');
   if (!blocking)
     return [
       { type: 'Ready', status: 'True', reason: 'Ready', message: 'accepted and every reference resolves' },
@@ -107,7 +111,8 @@ export function objectStatus(obj: KubeObject, verdict: Verdict, now: Date): Obje
   const before = previousConditions(obj);
   const acc = accepted(verdict);
   const refs = resolvedRefs(verdict);
-  const conditions = [acc, refs, ...readiness(acc, refs)].map((c): Condition => {
+  const judged = [acc, refs, ...(verdict.extra ?? [])];
+  const conditions = [...judged, ...readiness(judged)].map((c): Condition => {
     const old = before.find((b) => b?.type === c.type);
     const since =
       old && old.status === c.status && typeof old.lastTransitionTime === 'string'

@@ -21,7 +21,16 @@ import { analyze, REFERENCE_RULES } from '../pkg/validation/analyze.js';
 import { validateObject, type ObjectFinding, type ValidationResult } from '../pkg/validation/index.js';
 import { Debouncer } from './debounce.js';
 import type { KubeRegistry, WatchedKind } from './registry.js';
-import { objectStatus, statusUpToDate, type ObjectStatus, type Verdict } from './status.js';
+import { memquotaCondition, rateLimitCondition } from './ratelimitstatus.js';
+import {
+  objectStatus,
+  statusUpToDate,
+  type FreshCondition,
+  type ObjectStatus,
+  type Verdict,
+} from './status.js';
+import type { MemQuota } from '../pkg/api/memquota.js';
+import type { RateLimit } from '../pkg/api/ratelimit.js';
 
 /** The mesh kinds weftd watches that get a status (every Istio kind it translates from). */
 export const STATUS_KINDS: readonly WatchedKind[] = [
@@ -34,6 +43,8 @@ export const STATUS_KINDS: readonly WatchedKind[] = [
   'AuthorizationPolicy',
   'RequestAuthentication',
   'Sidecar',
+  'RateLimit',
+  'memquota',
 ];
 
 export const FIELD_MANAGER = 'weftd';
@@ -63,6 +74,13 @@ export interface StatusWriterOptions {
 interface Pending {
   obj: KubeObject;
   status: ObjectStatus;
+}
+
+/** Conditions only some kinds have: what weft does with a rate limit (ratelimitstatus.ts). */
+function kindConditions(obj: KubeObject): FreshCondition[] {
+  if (obj.kind === 'RateLimit') return [rateLimitCondition(obj as unknown as RateLimit)];
+  if (obj.kind === 'memquota') return [memquotaCondition(obj as unknown as MemQuota)];
+  return [];
 }
 
 const keyOf = (o: KubeObject): string => `${o.kind}/${o.metadata.namespace ?? ''}/${o.metadata.name}`;
@@ -181,6 +199,7 @@ export class StatusWriter {
         validation: this.validations.get(obj),
         unresolved: mine.filter((f) => f.rule !== undefined && REFERENCE_RULES.has(f.rule)),
         notes: mine.filter((f) => f.rule === undefined || !REFERENCE_RULES.has(f.rule)),
+        extra: kindConditions(obj),
       });
     }
     this.validations.retain(new Set(objects.map((o) => o.metadata.uid ?? keyOf(o))));

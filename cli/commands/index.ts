@@ -18,6 +18,11 @@ export const commands: Command[] = [
     run: async (argv, io) => (await import('./analyze.js')).runAnalyze(argv, io),
   },
   {
+    name: 'convert',
+    summary: "print the RateLimit objects equivalent to Istio's memquota YAML",
+    run: async (argv, io) => (await import('./convert.js')).runConvert(argv, io),
+  },
+  {
     name: 'render',
     summary: 'print the objects the operator would apply for a Mesh',
     run: async (argv, io) => (await import('./render.js')).runRender(argv, io),

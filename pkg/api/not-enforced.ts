@@ -833,6 +833,22 @@ export const NOT_ENFORCED: readonly NotEnforcedEntry[] = [
     ],
   },
 
+  // -- memquota (config.istio.io, rate limits: ADR 0013) --
+  {
+    id: 'memquota.minDeduplicationDuration',
+    kind: 'memquota',
+    paths: ['spec.minDeduplicationDuration'],
+    reason:
+      'Mixer deduplicated retried quota calls; a sidecar counts each request once locally, so there is nothing to deduplicate',
+    plan: 'never',
+    probe: [
+      kind('config.istio.io/v1alpha2', 'memquota', 'dedup', {
+        quotas: [{ name: 'requestcount', maxAmount: 10, validDuration: '1s' }],
+        minDeduplicationDuration: '1s',
+      }),
+    ],
+  },
+
   // -- Mesh (weft's own kind) --
   {
     id: 'mesh.telemetry.metrics',

@@ -17,6 +17,8 @@ import { telemetryKind } from './telemetry.js';
 import { istioProxyConfigKind } from './proxyconfig.js';
 import { envoyFilterKind } from './envoyfilter.js';
 import { wasmPluginKind } from './wasmplugin.js';
+import { rateLimitKind } from './ratelimit.js';
+import { memQuotaKind } from './memquota.js';
 
 /** The Istio kinds the validating webhook covers (same groups, kinds and versions as Istio). */
 export const meshKinds: readonly KindDefinition[] = [
@@ -45,8 +47,19 @@ export const servedOnlyKinds: readonly KindDefinition[] = [
   wasmPluginKind,
 ];
 
-/** All kinds: the Istio ones plus weft's own `Mesh`. */
-export const kindDefinitions: KindDefinition[] = [...meshKinds, ...servedOnlyKinds, meshKind];
+/**
+ * Rate limits (ADR 0013): weft's own RateLimit and Istio's Mixer-era `memquota`, both enforced as
+ * local limits in the destination sidecars (weftd watches them; no cross-object webhook check).
+ */
+export const rateLimitKinds: readonly KindDefinition[] = [rateLimitKind, memQuotaKind];
+
+/** All kinds: the Istio ones, weft's own `Mesh`, and the rate-limit kinds. */
+export const kindDefinitions: KindDefinition[] = [
+  ...meshKinds,
+  ...servedOnlyKinds,
+  meshKind,
+  ...rateLimitKinds,
+];
 
 const byGroupKind = new Map(kindDefinitions.map((d) => [`${d.group}/${d.kind}`, d]));
 

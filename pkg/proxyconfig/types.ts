@@ -10,6 +10,7 @@
  */
 
 import type { JwtAuthn } from './jwt.js';
+import type { RateLimitBlock } from './ratelimit.js';
 
 export const PROXY_CONFIG_API_VERSION = 'proxy.weft.dev/v1';
 
@@ -29,6 +30,8 @@ export interface ProxyConfig {
   authz?: AuthzBlock;
   /** RequestAuthentication (JWT) for requests this proxy receives (pkg/proxyconfig/jwt.ts). */
   jwt?: JwtAuthn;
+  /** Local rate limits on the sidecar's inbound side (pkg/proxyconfig/ratelimit.ts); absent: none. */
+  rateLimits?: RateLimitBlock;
   /** Which headers the proxy adds (Istio's `meshConfig.defaultConfig.proxyHeaders`); absent = all. */
   proxyHeaders?: ProxyHeadersSetting;
   /**

@@ -4,6 +4,7 @@
  * Semantic checks that need compilation (regex syntax) are done by the proxy's compiler.
  */
 import { validateJwtBlock } from './jwt.js';
+import { validateRateLimitBlock } from './ratelimit.js';
 import {
   CLUSTER_TYPES,
   GATEWAY_TLS_VERSIONS,
@@ -395,6 +396,7 @@ export function validateProxyConfig(cfg: unknown): ConfigProblem[] {
   checkInbound(c, cfg.inbound);
   c.problems.push(...validateAuthzBlock(cfg.authz));
   for (const p of validateJwtBlock(cfg.jwt)) c.fail(p.path, p.message);
+  for (const p of validateRateLimitBlock(cfg.rateLimits)) c.fail(p.path, p.message);
   checkProxyHeaders(c, cfg.proxyHeaders);
   checkCredentials(c, cfg.credentials);
   checkDns(c, cfg.dns);

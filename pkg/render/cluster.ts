@@ -22,6 +22,9 @@ const ISTIO_KINDS: Record<string, string[]> = {
     'workloadentries',
   ],
   'security.istio.io': ['peerauthentications', 'authorizationpolicies', 'requestauthentications'],
+  // rate limits (ADR 0013): Istio's Mixer-era memquota and weft's own RateLimit
+  'config.istio.io': ['memquotas'],
+  'mesh.weft.dev': ['ratelimits'],
 };
 
 export const WEBHOOK_SERVICE = { name: 'weft-webhook', namespace: MESH_NAMESPACE, port: 443 } as const;

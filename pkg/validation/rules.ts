@@ -21,6 +21,8 @@ import {
   validateRequestAuthentication,
 } from './security.js';
 import { validateMesh } from './mesh.js';
+import { validateRateLimit } from './ratelimit.js';
+import { validateMemQuota } from './memquota.js';
 import {
   validateEnvoyFilter,
   validateIstioProxyConfig,
@@ -67,6 +69,8 @@ export const semanticRules: Record<string, SpecRules> = {
   ProxyConfig: typed(validateIstioProxyConfig),
   EnvoyFilter: typed(validateEnvoyFilter),
   WasmPlugin: typed(validateWasmPlugin),
+  RateLimit: typed(validateRateLimit),
+  memquota: typed(validateMemQuota),
 };
 
 const INTERNAL_ANNOTATIONS = [

@@ -3,7 +3,8 @@
  * plain requests and Upgrade requests alike (an upgrade that skipped these checks would be a way
  * around every policy): the request head read and its path normalized as the mesh says, then
  * RequestAuthentication (a token present must verify), then AuthorizationPolicy (CUSTOM → DENY →
- * ALLOW) with the peer's mTLS identity and the token's principal — Envoy's filter order.
+ * ALLOW) with the peer's mTLS identity and the token's principal — Envoy's filter order — then
+ * the local rate limits (a request refused by policy spends no token; a limited one is a 429).
  */
 import type { IncomingMessage } from 'node:http';
 import type { HeaderMap } from '../router/headers.js';
@@ -15,6 +16,8 @@ import type { AuthzDecision } from '../authz/engine.js';
 import { authorizeRequest, countAuthz, inboundAttributes, type AuthzOutcome } from '../authz/gate.js';
 import { jwtHook, type AuthnTarget, type RequestAuth } from '../authn/hook.js';
 import type { InboundPolicy } from './http.js';
+import type { RateLimitVerdict } from '../ratelimit/limiter.js';
+import { policyName, rateLimitHeaders } from '../ratelimit/headers.js';
 
 /** A response the proxy gives instead of forwarding. */
 export interface Refusal {
@@ -34,6 +37,8 @@ export interface Admission {
   details?: string | undefined;
   /** Set: answer with this, the app sees nothing. */
   refusal?: Refusal | undefined;
+  /** The rate limit that applied (allowed or limited); absent: none applies. */
+  rateLimit?: RateLimitVerdict | undefined;
 }
 
 export interface AdmitInput {
@@ -49,8 +54,43 @@ export interface AdmitInput {
   metrics: MetricsRegistry;
 }
 
+/**
+ * The last step of admission: a request the policies let through takes a token from the first
+ * rate limit that applies to it; without one it is refused with 429, flag RL, `retry-after` and
+ * the IETF RateLimit fields.
+ */
+function rateLimited(input: AdmitInput, a: Admission): Admission {
+  const rl = input.policy.rateLimit;
+  if (rl === null || a.refusal !== undefined) return a;
+  const v = rl.check({
+    port: input.port,
+    target: a.target,
+    method: input.req.method ?? 'GET',
+    headers: input.headers,
+    principal: input.peer,
+    claims: a.auth?.claims ?? null,
+  });
+  if (v === null) return a;
+  if (v.allowed) return { ...a, rateLimit: v };
+  const detail = policyName(v);
+  return {
+    ...a,
+    rateLimit: v,
+    refusal: {
+      status: 429,
+      flag: Flags.RateLimited,
+      detail,
+      custom: {
+        body: `local_rate_limited: ${detail} [flag RL]\n`,
+        headers: { ...rateLimitHeaders(v), 'content-type': 'text/plain; charset=utf-8' },
+      },
+    },
+  };
+}
+
 /** Decides, then calls `done` once (synchronously unless an ext-authz provider is asked). */
-export function admit(input: AdmitInput, done: (a: Admission) => void): void {
+export function admit(input: AdmitInput, finish: (a: Admission) => void): void {
+  const done = (a: Admission): void => finish(rateLimited(input, a));
   const { req, headers, policy } = input;
   const v = requestView(req, input.port, policy.pathNormalization);
   if (isRejection(v))
@@ -79,7 +119,7 @@ export function admit(input: AdmitInput, done: (a: Admission) => void): void {
     { port: input.port, headers, sni: input.sni, peer: input.peer },
     authn.auth,
   );
-  const finish = (o: AuthzOutcome): void => {
+  const decided = (o: AuthzOutcome): void => {
     countAuthz(input.metrics, o);
     const d = o.denial;
     done({
@@ -99,6 +139,6 @@ export function admit(input: AdmitInput, done: (a: Admission) => void): void {
     });
   };
   const r = authorizeRequest(az, attrs, { method: v.method, target: v.target, headers: req.headers });
-  if (r instanceof Promise) void r.then(finish);
-  else finish(r);
+  if (r instanceof Promise) void r.then(decided);
+  else decided(r);
 }

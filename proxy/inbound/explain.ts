@@ -16,6 +16,8 @@ import { isRejection } from '../router/target.js';
 import { resolvePathNormalization } from '../router/path.js';
 import { decide, refusalMessage } from './decide.js';
 import { InboundPlan } from './plan.js';
+import { RateLimiter } from '../ratelimit/limiter.js';
+import { policyName } from '../ratelimit/headers.js';
 
 export interface InboundQuery {
   /** The workload port (the connection's original destination); null: unknown. */
@@ -45,9 +47,55 @@ export interface InboundExplanation {
   sourcePrincipal?: string;
   /** The AuthorizationPolicy decision for the TCP connection or the request given. */
   authz?: AuthzDecision;
+  /** The local rate limit and override the request given falls under (no token is taken). */
+  rateLimit?: {
+    limit: string;
+    override: string;
+    requests: number;
+    intervalMs: number;
+    burst: number;
+    bucket: string;
+  };
 }
 
 export function explainInbound(cfg: ProxyConfig, q: InboundQuery): InboundExplanation {
+  return withRateLimit(cfg, q, explainPolicies(cfg, q));
+}
+
+/** An admitted request's rate limit: which limit and override, and which bucket it draws from. */
+function withRateLimit(cfg: ProxyConfig, q: InboundQuery, e: InboundExplanation): InboundExplanation {
+  if (!e.accepted || q.request === undefined || cfg.rateLimits === undefined) return e;
+  const limiter = new RateLimiter(null);
+  limiter.update(cfg.rateLimits);
+  const r = q.request;
+  const abs = /^https?:\/\//i.test(r.url) ? new URL(r.url) : null;
+  const s = limiter.select({
+    port: q.port ?? 0,
+    target: abs === null ? r.url : `${abs.pathname}${abs.search}`,
+    method: r.method.toUpperCase(),
+    headers: Object.fromEntries(Object.entries(r.headers ?? {}).map(([k, v]) => [k.toLowerCase(), v])),
+    principal: q.peer ?? null,
+    claims: null,
+  });
+  if (s === null) return { ...e, outcome: `${e.outcome}; no rate limit applies` };
+  const b = s.budget;
+  const bucket =
+    b.per === 'source' ? `the caller's own bucket (${s.key})` : 'one bucket shared by these callers';
+  return {
+    ...e,
+    rateLimit: {
+      limit: s.limit,
+      override: s.override ?? 'default',
+      requests: b.requests,
+      intervalMs: b.intervalMs,
+      burst: b.burst,
+      bucket: b.per === 'source' ? s.key : 'shared',
+    },
+    outcome: `${e.outcome}; rate limit ${policyName(s)} applies: ${b.requests} per ${b.intervalMs} ms (burst ${b.burst}) per pod, from ${bucket}; beyond it 429 (flag RL)`,
+  };
+}
+
+function explainPolicies(cfg: ProxyConfig, q: InboundQuery): InboundExplanation {
   const e = explainConnection(cfg, q);
   if (!e.accepted || cfg.authz === undefined) return e;
   const tcp = e.protocol === 'TCP';

@@ -43,6 +43,8 @@ import { authzLogFields } from '../authz/gate.js';
 import type { CompiledJwt } from '../authn/jwt.js';
 import type { RequestAuth } from '../authn/hook.js';
 import { admit, type Admission, type Refusal } from './admit.js';
+import type { RateLimiter, RateLimitVerdict } from '../ratelimit/limiter.js';
+import { rateLimitHeaders } from '../ratelimit/headers.js';
 
 export const XFCC = 'x-forwarded-client-cert';
 
@@ -88,6 +90,8 @@ export interface InboundPolicy {
   authzTcp: CompiledAuthz | null;
   /** null: no RequestAuthentication selects this workload, tokens are not checked. */
   jwt: CompiledJwt | null;
+  /** The local rate limits (state kept across configs by the listener); null: none. */
+  rateLimit: RateLimiter | null;
 }
 
 /** App ports with a pool kept; past this, pools without connections are dropped before a new one opens. */
@@ -125,6 +129,7 @@ class InboundExchange implements ResponseHandler {
   /** The origin-form target forwarded to the app (the normalized path and the query). */
   private target = '/';
   private authz: AuthzDecision | null = null;
+  private rateLimit: RateLimitVerdict | undefined;
 
   constructor(
     private readonly hop: InboundHttp,
@@ -171,6 +176,7 @@ class InboundExchange implements ResponseHandler {
     this.authz = a.authz;
     this.details = a.details;
     this.target = a.target;
+    this.rateLimit = a.rateLimit;
     if (this.done) return;
     const r = a.refusal;
     if (r === undefined) return this.dispatch();
@@ -210,6 +216,8 @@ class InboundExchange implements ResponseHandler {
     this.status = status;
     const out: Record<string, string | string[]> = {};
     for (const k in headers) if (HOP_BY_HOP[k] !== true && headers[k] !== undefined) out[k] = headers[k]!;
+    // the budget left, on the app's answers too (the IETF fields are meant for every response)
+    if (this.rateLimit !== undefined) Object.assign(out, rateLimitHeaders(this.rateLimit));
     if (this.hop.draining) this.res.shouldKeepAlive = false;
     try {
       this.res.writeHead(status, out);
@@ -323,9 +331,19 @@ class InboundExchange implements ResponseHandler {
       ...(this.authz !== null ? authzLogFields(this.authz) : {}),
       ...(this.details !== undefined ? { response_code_details: this.details } : {}),
       ...(this.auth !== null ? { request_principal: this.auth.principal } : {}),
+      ...(this.rateLimit !== undefined ? rateLimitLogFields(this.rateLimit) : {}),
       ...connectionFields(c),
     };
   }
+}
+
+/** The limit and override that applied, and what it decided (access log). */
+export function rateLimitLogFields(v: RateLimitVerdict): Record<string, unknown> {
+  return {
+    ratelimit: v.limit,
+    ratelimit_override: v.override ?? 'default',
+    ratelimit_result: v.allowed ? 'allowed' : 'limited',
+  };
 }
 
 /** What the access log says about a connection's security (HTTP and TCP lines alike). */

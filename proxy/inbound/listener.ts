@@ -36,6 +36,7 @@ import { readHead } from '../sidecar/capture.js';
 import { splice } from '../tcp.js';
 import { DEFAULT_CONNECT_TIMEOUT_MS } from '../upstream/cluster.js';
 import { inspectClientHello, type HelloVerdict } from './clienthello.js';
+import { RateLimiter } from '../ratelimit/limiter.js';
 import { connectionFields, InboundHttp, type InboundConnection, type InboundPolicy } from './http.js';
 import { compileAuthz, tcpBlock } from '../authz/engine.js';
 import { authorizeConnection, connectionAttributes, countAuthz, type AuthzOutcome } from '../authz/gate.js';
@@ -163,7 +164,10 @@ export class InboundListener {
     authz: null,
     authzTcp: null,
     jwt: null,
+    rateLimit: null,
   };
+  /** Kept across configs: a push that does not change a limit keeps its buckets. */
+  private readonly rateLimiter: RateLimiter;
   private readonly tlsServer: tls.Server;
   /** Raw sockets handed to the TLS server, until their handshake ends either way. */
   private readonly handshaking = new Map<net.Socket, Accepted>();
@@ -176,6 +180,7 @@ export class InboundListener {
 
   constructor(private readonly opts: InboundOptions) {
     this.plan = new InboundPlan('', undefined, emptyConfig(), opts.metrics);
+    this.rateLimiter = new RateLimiter(opts.metrics);
     this.sourceAddress = net.isIPv4(opts.appHost) ? INBOUND_PASSTHROUGH_SOURCE : undefined;
     this.http = new InboundHttp({
       log: opts.log,
@@ -212,7 +217,8 @@ export class InboundListener {
    * proxy already compiled of the same config (its AuthorizationPolicies), so they are not
    * compiled twice; without it (a listener on its own) they are compiled here.
    */
-  apply(cfg: ProxyConfig, compiled?: Omit<InboundPolicy, 'authzTcp'>): void {
+  apply(cfg: ProxyConfig, compiled?: Omit<InboundPolicy, 'authzTcp' | 'rateLimit'>): void {
+    this.rateLimiter.update(cfg.rateLimits);
     this.policy = {
       ...(compiled ?? {
         pathNormalization: resolvePathNormalization(cfg.pathNormalization),
@@ -220,6 +226,7 @@ export class InboundListener {
         jwt: cfg.jwt !== undefined && cfg.jwt.providers.length > 0 ? compileJwt(cfg.jwt) : null,
       }),
       authzTcp: cfg.authz === undefined ? null : compileAuthz(tcpBlock(cfg.authz)),
+      rateLimit: this.rateLimiter.active ? this.rateLimiter : null,
     };
     this.plan = new InboundPlan(cfg.version, cfg.inbound, cfg, this.opts.metrics);
     this.accessLogOn = cfg.telemetry?.accessLog === true;

@@ -88,7 +88,8 @@ describe('webhook configurations', () => {
   it('groups rules per API group with the right scope', () => {
     const rules = validationRules(kindDefinitions);
     const mesh = rules.find((r) => r.apiGroups![0] === 'mesh.weft.dev');
-    expect(mesh).to.deep.include({ resources: ['meshes'], scope: 'Cluster' });
+    // RateLimit (namespaced) shares the group with the cluster-scoped Mesh
+    expect(mesh).to.deep.include({ resources: ['meshes', 'ratelimits'], scope: '*' });
     expect(rules.find((r) => r.apiGroups![0] === 'networking.istio.io')?.scope).to.equal('Namespaced');
   });
 
