@@ -19,7 +19,13 @@
  *   signature, key, identity, ca, extension, or not_ready when the CA has no root),
  *   `citadel_server_root_cert_expiry_timestamp` (Unix seconds; 0 before a root is loaded).
  *
- * istiod's `pilot_total_xds_rejects` has no counterpart: weft proxies do not ACK/NACK yet.
+ * - `pilot_total_xds_rejects{type}`: configs a proxy NACKed (istiod's name; type is `config`, weft's
+ *   one state-of-the-world config, as in pilot_xds_pushes).
+ * - `weft_weftd_xds_acks_total{result}`: answers to pushes: ack, nack, or stale (a nonce that is not
+ *   the newest push of the answering proxy's stream: late, forged or for a closed stream; ignored).
+ * - `weft_weftd_registry_events_total{kind,result}`: informer events by kind, `changed` (a new
+ *   generation and a push cycle) or `ignored` (nothing a config reads changed: labels on a
+ *   VirtualService, status, managedFields, resyncs).
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
@@ -38,6 +44,9 @@ export interface WeftdMetrics {
   csrRefused: Counter<'error_type'>;
   rootCertExpiry: Gauge<string>;
   credentials: Gauge<'state'>;
+  rejects: Counter<'type'>;
+  acks: Counter<'result'>;
+  registryEvents: Counter<'kind' | 'result'>;
 }
 
 export function createWeftdMetrics(defaultMetrics = true): WeftdMetrics {
@@ -116,6 +125,24 @@ export function createWeftdMetrics(defaultMetrics = true): WeftdMetrics {
       name: 'weft_weftd_credentials',
       help: 'Gateway credentials (DestinationRule tls.credentialName Secrets) by state: usable, or unusable (missing, forbidden, bad PEM: their clusters fail).',
       labelNames: ['state'],
+      registers,
+    }),
+    rejects: new Counter({
+      name: 'pilot_total_xds_rejects',
+      help: 'Configs proxies rejected (NACKed), by type (config).',
+      labelNames: ['type'],
+      registers,
+    }),
+    acks: new Counter({
+      name: 'weft_weftd_xds_acks_total',
+      help: 'Answers of proxies to pushes, by result (ack|nack|stale: not the newest push of that stream, ignored).',
+      labelNames: ['result'],
+      registers,
+    }),
+    registryEvents: new Counter({
+      name: 'weft_weftd_registry_events_total',
+      help: 'Informer events by kind and result (changed: a push cycle; ignored: nothing a proxy config reads changed).',
+      labelNames: ['kind', 'result'],
       registers,
     }),
   };

@@ -8,6 +8,12 @@
  * IP matters to a config, so the rest is filtered out here rather than costing a push cycle.
  * Nodes matter only for their topology labels (the locality of the endpoints and proxies on
  * them, pkg/translate/locality.ts): other node changes (status, heartbeats) are filtered out too.
+ * Every other kind is compared on what a config reads (`configRelevant`): the spec, plus the
+ * labels of Services, EndpointSlices and WorkloadEntries, an EndpointSlice's endpoints and ports,
+ * and AuthorizationPolicy's dry-run annotation. A label or annotation Argo CD or kubectl adds to
+ * a VirtualService, a status write, managedFields or resourceVersion churn and informer resyncs
+ * therefore give no new generation and no push; `events` / `ignoredEvents` count both outcomes
+ * (weft_weftd_registry_events_total, /debug/connections).
  * Of the security kinds, PeerAuthentication (each sidecar's inbound mTLS modes) and
  * AuthorizationPolicy and RequestAuthentication (each proxy's jwt block) are watched.
  */
@@ -26,6 +32,7 @@ import { Informer, type InformerEventType } from '../pkg/kube/informer.js';
 import type { KubeObject } from '../pkg/kube/types.js';
 import type { Logger } from '../pkg/log/index.js';
 import type { ServiceRecord } from '../pkg/translate/index.js';
+import { DRY_RUN_ANNOTATION } from '../pkg/translate/authz.js';
 import { REGION_LABEL, SUBZONE_LABEL, ZONE_LABEL, localityOf } from '../pkg/translate/locality.js';
 import {
   servicesFromKube,
@@ -99,6 +106,11 @@ export interface KubeRegistry {
   snapshot(): Snapshot;
   pod(namespace: string, name: string): PodInfo | undefined;
   onChange(fn: (trigger: TriggerType) => void): void;
+  /** Every informer event of a kind that can trigger: `changed` moved the generation, `ignored` did not. */
+  onEvent(fn: (kind: WatchedKind, result: 'changed' | 'ignored') => void): void;
+  /** Informer events seen (of kinds that can trigger) and those of them that changed nothing. */
+  readonly events: number;
+  readonly ignoredEvents: number;
   /** Resolves once every informer has listed once. */
   readonly hasSynced: Promise<void>;
   stop(): void;
@@ -127,6 +139,38 @@ export function nodeChangeMatters(type: InformerEventType, obj: KubeObject, old?
 
 const TOPOLOGY_LABELS = [REGION_LABEL, ZONE_LABEL, SUBZONE_LABEL];
 
+/** Kinds whose labels a config reads (selectors, EndpointSlice → Service, WorkloadEntry labels). */
+const LABELS_MATTER = new Set<string>(['Service', 'EndpointSlice', 'WorkloadEntry']);
+/** Annotations a config reads, by kind. */
+const ANNOTATIONS_MATTER: Record<string, readonly string[]> = {
+  AuthorizationPolicy: [DRY_RUN_ANNOTATION],
+};
+
+/**
+ * The parts of an object that proxy configs are built from, as a comparable string. Everything
+ * else (status, resourceVersion, managedFields, generation, other labels and annotations) cannot
+ * change a config. Name, namespace and creationTimestamp (precedence) never change on update.
+ */
+export function configRelevant(kind: string, o: KubeObject): string {
+  const picked: Record<string, unknown> = { spec: o.spec };
+  if (LABELS_MATTER.has(kind)) picked.labels = o.metadata.labels ?? {};
+  const annotations = ANNOTATIONS_MATTER[kind];
+  if (annotations) picked.annotations = annotations.map((a) => o.metadata.annotations?.[a] ?? null);
+  if (kind === 'EndpointSlice') {
+    const slice = o as KubeObject & { addressType?: unknown; endpoints?: unknown; ports?: unknown };
+    picked.slice = [slice.addressType, slice.endpoints, slice.ports];
+  }
+  return JSON.stringify(picked);
+}
+
+/** Whether an informer event of `kind` can change some proxy's config. */
+export function changeMatters(kind: WatchedKind, type: InformerEventType, obj: KubeObject, old?: KubeObject): boolean {
+  if (kind === 'Pod') return podChangeMatters(type, obj, old);
+  if (kind === 'Node') return nodeChangeMatters(type, obj, old);
+  if (type !== 'update' || !old) return true;
+  return configRelevant(kind, obj) !== configRelevant(kind, old);
+}
+
 export function podInfo(o: KubeObject): PodInfo {
   const node = nodeName(o);
   const spec = o.spec as { serviceAccountName?: string } | undefined;
@@ -145,7 +189,10 @@ export function podInfo(o: KubeObject): PodInfo {
 export function createKubeRegistry(kube: KubeClient, log: Logger, domainSuffix: string): KubeRegistry {
   const informers = new Map<WatchedKind, Informer<KubeObject>>();
   const listeners: ((t: TriggerType) => void)[] = [];
+  const eventListeners: ((kind: WatchedKind, result: 'changed' | 'ignored') => void)[] = [];
   let generation = 0;
+  let events = 0;
+  let ignoredEvents = 0;
   let cached: Snapshot | undefined;
 
   for (const w of WATCHED) {
@@ -156,8 +203,11 @@ export function createKubeRegistry(kube: KubeClient, log: Logger, domainSuffix: 
     );
     inf.on((type, obj, old) => {
       if (w.trigger === null) return;
-      if (w.kind === 'Pod' && !podChangeMatters(type, obj, old)) return;
-      if (w.kind === 'Node' && !nodeChangeMatters(type, obj, old)) return;
+      events++;
+      const matters = changeMatters(w.kind, type, obj, old);
+      if (!matters) ignoredEvents++;
+      for (const fn of eventListeners) fn(w.kind, matters ? 'changed' : 'ignored');
+      if (!matters) return;
       generation++;
       for (const fn of listeners) fn(w.trigger);
     });
@@ -184,6 +234,13 @@ export function createKubeRegistry(kube: KubeClient, log: Logger, domainSuffix: 
     get generation() {
       return generation;
     },
+    get events() {
+      return events;
+    },
+    get ignoredEvents() {
+      return ignoredEvents;
+    },
+    onEvent: (fn) => void eventListeners.push(fn),
     hasSynced,
     synced: () => all.every((i) => i.isSynced),
     unsynced: () => WATCHED.filter((w) => !informers.get(w.kind)!.isSynced).map((w) => w.kind),

@@ -65,6 +65,9 @@ class FakeRegistry implements KubeRegistry {
   onChange(fn: (t: TriggerType) => void): void {
     this.listeners.push(fn);
   }
+  readonly events = 0;
+  readonly ignoredEvents = 0;
+  onEvent(): void {}
   stop(): void {}
 }
 
