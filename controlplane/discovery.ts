@@ -308,7 +308,10 @@ export class DiscoveryService {
       return 'ack';
     }
     info.nacked = { version: ack.version, nonce: ack.nonce, at, error: ack.error };
-    conn.log.warn('Proxy NACKed a config; it keeps its previous one', { version: ack.version, error: ack.error });
+    conn.log.warn('Proxy NACKed a config; it keeps its previous one', {
+      version: ack.version,
+      error: ack.error,
+    });
     return 'nack';
   }
 

@@ -164,7 +164,12 @@ export function configRelevant(kind: string, o: KubeObject): string {
 }
 
 /** Whether an informer event of `kind` can change some proxy's config. */
-export function changeMatters(kind: WatchedKind, type: InformerEventType, obj: KubeObject, old?: KubeObject): boolean {
+export function changeMatters(
+  kind: WatchedKind,
+  type: InformerEventType,
+  obj: KubeObject,
+  old?: KubeObject,
+): boolean {
   if (kind === 'Pod') return podChangeMatters(type, obj, old);
   if (kind === 'Node') return nodeChangeMatters(type, obj, old);
   if (type !== 'update' || !old) return true;

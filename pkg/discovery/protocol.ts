@@ -128,7 +128,8 @@ export function newNonce(): string {
  */
 export function parseAck(body: unknown): AckRequest {
   const bad = (why: string): WeftError => new WeftError('WEFT_DISCOVERY_ACK_INVALID', why);
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw bad('the body must be a JSON object');
+  if (typeof body !== 'object' || body === null || Array.isArray(body))
+    throw bad('the body must be a JSON object');
   const b = body as Record<string, unknown>;
   if (b.kind !== 'sidecar' && b.kind !== 'gateway')
     throw bad(`kind must be sidecar or gateway, got ${JSON.stringify(b.kind)?.slice(0, 40)}`);

@@ -87,9 +87,11 @@ export class AckSender {
     for (let i = 1; i <= attempts && !this.abort.signal.aborted; i++) {
       // a newer answer makes this one worthless: stop retrying it
       if (i > 1 && this.pending !== undefined) return;
-      const r = await this.post(ack).catch(
-        (err: unknown): Attempt => ({ ok: false, retry: true, why: errorMessage(err) }),
-      );
+      const r = await this.post(ack).catch((err: unknown): Attempt => ({
+        ok: false,
+        retry: true,
+        why: errorMessage(err),
+      }));
       if (r.ok) {
         this.sent++;
         this.results[r.result]++;
