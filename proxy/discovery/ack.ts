@@ -36,8 +36,12 @@ export interface AckSenderOptions {
   random?: () => number;
   /** Per-attempt timeout (default 10 s). */
   timeoutMs?: number;
-  /** false: a new connection (and handshake) per answer; the bench's baseline only. */
-  keepAlive?: boolean;
+  /**
+   * How answers reach weftd (default keep-alive). The others are the bench's baselines only:
+   * `resume` opens a connection per answer resuming the TLS session, `new` a full handshake per
+   * answer (a naive client).
+   */
+  connection?: 'keep-alive' | 'resume' | 'new';
 }
 
 export const ACK_BACKOFF: BackoffPolicy = { baseMs: 200, maxMs: 5_000, jitter: 0.5 };
@@ -56,8 +60,13 @@ export class AckSender {
   private readonly abort = new AbortController();
 
   constructor(private readonly o: AckSenderOptions) {
-    const keepAlive = o.keepAlive ?? true;
-    this.agent = new https.Agent({ keepAlive, maxSockets: 1, maxFreeSockets: 1 });
+    const mode = o.connection ?? 'keep-alive';
+    this.agent = new https.Agent({
+      keepAlive: mode === 'keep-alive',
+      maxSockets: 1,
+      maxFreeSockets: 1,
+      maxCachedSessions: mode === 'new' ? 0 : 4,
+    });
   }
 
   /** Queues an answer (replacing one not yet sent); resolves when the queue is empty. */
