@@ -203,6 +203,8 @@ export class DiscoveryService {
     route.catch((err: unknown) => {
       if (!isWeftError(err) || (STATUS[err.code] ?? 500) >= 500)
         this.opts.log.warn('Request failed', { path: url.pathname, error: errorMessage(err) });
+      // a body past its limit is not read to its end: the connection must not be reused for it
+      if (isWeftError(err, 'WEFT_INPUT_TOO_LARGE') && !res.headersSent) res.setHeader('connection', 'close');
       if (!res.headersSent) sendError(res, err);
       else res.end();
     });

@@ -152,7 +152,10 @@ describe('weftd ACK/NACK of pushes (real server and client on loopback)', functi
     return m ? Number(m[1]) : 0;
   };
 
-  function post(body: string | Buffer, token = 'tok-a'): Promise<{ status: number; body: string }> {
+  function post(
+    body: string | Buffer,
+    token = 'tok-a',
+  ): Promise<{ status: number; body: string; connection: string | undefined }> {
     return new Promise((resolve, reject) => {
       const req = request(
         {
@@ -168,7 +171,9 @@ describe('weftd ACK/NACK of pushes (real server and client on loopback)', functi
         (res) => {
           let text = '';
           res.on('data', (d: Buffer) => (text += d.toString()));
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+          res.on('end', () =>
+            resolve({ status: res.statusCode ?? 0, body: text, connection: res.headers.connection }),
+          );
         },
       );
       req.on('error', reject);
@@ -296,6 +301,7 @@ describe('weftd ACK/NACK of pushes (real server and client on loopback)', functi
     ];
     for (const [what, body, token, status, code] of cases) {
       const r = await post(body, token);
+      if (status === 413) expect(r.connection, what).to.equal('close');
       expect([what, r.status, (JSON.parse(r.body) as { code: string }).code]).to.deep.equal([
         what,
         status,
