@@ -224,6 +224,10 @@ describe('weftd ACK/NACK of pushes (real server and client on loopback)', functi
     expect(c.acked).to.deep.equal(good); // the last good config is what the proxy runs
     expect(cl.versionsApplied.at(-1)).to.equal(good.version);
     expect(await counter('pilot_total_xds_rejects', 'type="config"')).to.equal(rejects + 1);
+    // a NACK does not make weftd resend: nothing loops while the proxy keeps refusing
+    const pushes = c.pushes;
+    await new Promise((r) => setTimeout(r, 300));
+    expect(conn('p-nack')!.pushes).to.equal(pushes);
     fail = false;
     registry.change();
     await waitFor('an ACK after the NACK', () => {
