@@ -13,6 +13,7 @@
 import { expect } from 'chai';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
 import net from 'node:net';
 import { join, resolve } from 'node:path';
 import type { ConnectionInfo } from '../../../controlplane/discovery.js';
@@ -38,9 +39,21 @@ function freePort(): Promise<number> {
   });
 }
 
-async function get(port: number, path: string, host?: string): Promise<{ status: number; body: string }> {
-  const res = await fetch(`http://127.0.0.1:${port}${path}`, host ? { headers: { host } } : {});
-  return { status: res.status, body: await res.text() };
+/** A GET on loopback; `host` sets the Host header (fetch would not let it be set). */
+function get(port: number, path: string, host?: string): Promise<{ status: number; body: string }> {
+  return new Promise((res, rej) => {
+    const req = http.request(
+      { host: '127.0.0.1', port, path, agent: false, headers: host ? { host } : {} },
+      (r) => {
+        let body = '';
+        r.setEncoding('utf8');
+        r.on('data', (c: string) => (body += c));
+        r.on('end', () => res({ status: r.statusCode ?? 0, body }));
+      },
+    );
+    req.on('error', rej);
+    req.end();
+  });
 }
 
 async function proxyStatus(monitoringPort: number): Promise<{ code: number; out: string; err: string }> {
