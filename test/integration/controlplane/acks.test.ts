@@ -191,6 +191,15 @@ describe('weftd ACK/NACK with a real gateway process, and no push for no-op edit
   });
 
   it('no push for a label-only edit, Argo CD annotations or a status write to a VirtualService', async () => {
+    // a push cycle still debouncing from before must not count against the edits below
+    let last = -1;
+    await waitFor('no push cycle for 1.5 s (longer than the debounce max)', async () => {
+      const c = weftd.discovery.pushCycles;
+      if (c === last) return true;
+      last = c;
+      await new Promise((r) => setTimeout(r, 1500));
+      return weftd.discovery.pushCycles === c;
+    });
     const before = await gwConn();
     const generation = weftd.registry.generation;
     const cycles = weftd.discovery.pushCycles;
