@@ -48,26 +48,36 @@ export function age(ms: number): string {
 
 // ---------------------------------------------------------------- proxy-status
 
-export type SyncState = 'SYNCED' | 'STALE' | 'NOT SENT' | 'UNKNOWN';
+export type SyncState = 'SYNCED' | 'STALE' | 'NACKED' | 'NOT SENT' | 'UNKNOWN';
 
 /**
- * SYNCED: the proxy holds the version weftd would send it now. STALE: weftd has a newer one it
- * has not written yet (a push is debouncing, or the socket is backed up). NOT SENT: nothing sent
- * yet (weftd does not know the pod, or is still listing). UNKNOWN: a weftd without
- * `currentVersion` in /debug/connections.
+ * From what the proxy answered, not from what weftd sent (istioctl proxy-status's states):
+ * - NOT SENT: weftd has written nothing on this stream (it does not know the pod, or is listing);
+ * - UNKNOWN: the proxy does not answer pushes (an older build), or weftd does not record answers;
+ * - NACKED: the proxy refused the newest push (it runs its previous config; the reason is shown);
+ * - STALE: the newest push is not ACKed yet, or weftd would send another version now (a push is
+ *   debouncing, the socket is backed up, or the pod is gone);
+ * - SYNCED: the proxy ACKed the newest push (compiled and swapped in) and it is current.
  */
 export function syncState(c: ProxyConnection): SyncState {
-  if (c.version === null) return 'NOT SENT';
-  if (c.currentVersion === undefined) return 'UNKNOWN';
-  return c.currentVersion === c.version ? 'SYNCED' : 'STALE';
+  if (c.version === null || c.sent === null) return 'NOT SENT';
+  if (c.acks !== true || c.sent === undefined) return 'UNKNOWN';
+  if (c.nacked?.nonce === c.sent.nonce) return 'NACKED';
+  if (c.acked?.nonce !== c.sent.nonce) return 'STALE';
+  if (c.currentVersion !== undefined && c.currentVersion !== c.sent.version) return 'STALE';
+  return 'SYNCED';
 }
 
 export interface StatusEntry {
   name: string;
   kind: string;
   version: string | null;
+  /** The newest version the proxy ACKed on this stream. */
+  acked: string | null;
   currentVersion: string | null;
   state: SyncState;
+  /** Why the newest push was refused (NACKED only). */
+  reason: string | null;
   weftdState: string;
   pushes: number;
   age: string;
@@ -77,29 +87,45 @@ export interface StatusEntry {
 export function statusEntries(connections: ProxyConnection[], now: number): StatusEntry[] {
   return [...connections]
     .sort((a, b) => `${a.namespace}/${a.pod}/${a.id}`.localeCompare(`${b.namespace}/${b.pod}/${b.id}`))
-    .map((c) => ({
-      name: `${c.pod}.${c.namespace}`,
-      kind: c.kind,
-      version: c.version,
-      currentVersion: c.currentVersion ?? null,
-      state: syncState(c),
-      weftdState: c.state,
-      pushes: c.pushes,
-      age: age(now - Date.parse(c.connectedAt)),
-      serviceAccount: c.serviceAccount,
-    }));
+    .map((c) => {
+      const state = syncState(c);
+      return {
+        name: `${c.pod}.${c.namespace}`,
+        kind: c.kind,
+        version: c.version,
+        acked: c.acked?.version ?? null,
+        currentVersion: c.currentVersion ?? null,
+        state,
+        reason: state === 'NACKED' ? (c.nacked?.error ?? null) : null,
+        weftdState: c.state,
+        pushes: c.pushes,
+        age: age(now - Date.parse(c.connectedAt)),
+        serviceAccount: c.serviceAccount,
+      };
+    });
+}
+
+/** A NACK's reason in the table: its first line, at most this long (-o json has all of it). */
+const REASON_CHARS = 100;
+
+function stateCell(e: StatusEntry): string {
+  if (e.state === 'NOT SENT') return `NOT SENT (${e.weftdState})`;
+  if (e.state !== 'NACKED' || e.reason === null) return e.state;
+  const line = e.reason.split('\n')[0]!;
+  return `NACKED: ${line.length > REASON_CHARS ? `${line.slice(0, REASON_CHARS - 1)}…` : line}`;
 }
 
 export function statusTable(entries: StatusEntry[]): string {
   return table(
-    ['NAME', 'KIND', 'VERSION', 'STATE', 'PUSHES', 'CONNECTED'],
+    ['NAME', 'KIND', 'VERSION', 'ACKED', 'PUSHES', 'CONNECTED', 'STATE'],
     entries.map((e) => [
       e.name,
       e.kind,
       e.version ?? '-',
-      e.state === 'NOT SENT' ? `NOT SENT (${e.weftdState})` : e.state,
+      e.acked ?? '-',
       String(e.pushes),
       e.age,
+      stateCell(e),
     ]),
   );
 }

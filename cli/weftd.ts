@@ -155,6 +155,18 @@ export interface ProxyConnection {
   currentVersion?: string | null;
   pushes: number;
   state: string;
+  /** The proxy answers pushes with ACK/NACK (absent from older weftds; false: an older proxy). */
+  acks?: boolean;
+  /** The newest push, ACK and NACK on this stream (absent from older weftds). */
+  sent?: PushRecord | null;
+  acked?: PushRecord | null;
+  nacked?: (PushRecord & { error: string }) | null;
+}
+
+export interface PushRecord {
+  version: string;
+  nonce: string;
+  at: string;
 }
 
 export interface ConnectionsAnswer {

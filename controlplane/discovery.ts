@@ -9,12 +9,25 @@
  * up. A slow reader never makes weftd buffer a queue of configs: while its socket is backed up
  * only the newest pending config is kept (state of the world: older ones are worthless).
  *
+ * `POST /v1/discovery/ack`: a proxy's ACK or NACK of one push, named by its nonce. It must come
+ * with a token of the same identity as the stream the nonce was sent on (one proxy cannot ACK
+ * for another, and a nonce is 128 random bits); anything else, or a nonce older than the newest
+ * sent on that stream, is counted as stale and changes nothing. weftd keeps per stream what it
+ * sent last, what was ACKed last and the last NACK with its error (/debug/connections,
+ * `weftctl proxy-status`).
+ *
  * `POST /v1/certificates`: authenticate the same way, then hand the CSR to the workload CA for
  * the token's identity.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import {
+  ACK_PATH,
   CERTIFICATES_PATH,
+  MAX_ACK_BYTES,
+  newNonce,
+  parseAck,
+  type AckRequest,
+  type AckResult,
   DISCOVERY_CONTENT_TYPE,
   DISCOVERY_PATH,
   PING_INTERVAL_MS,
@@ -67,6 +80,21 @@ export interface ConnectionInfo {
   version: string | null;
   pushes: number;
   state: 'waiting-for-sync' | 'pod-unknown' | 'configured';
+  /** The proxy asked with `acks=1`: it answers every push (false: an older proxy, status unknown). */
+  acks: boolean;
+  /** The newest push on this stream. */
+  sent: PushRecord | null;
+  /** The newest push the proxy ACKed (compiled and swapped in). */
+  acked: PushRecord | null;
+  /** The newest push the proxy NACKed, with its reason (it kept its previous config). */
+  nacked: (PushRecord & { error: string }) | null;
+}
+
+export interface PushRecord {
+  version: string;
+  nonce: string;
+  /** ISO time weftd wrote it (sent) or heard the answer (acked, nacked). */
+  at: string;
 }
 
 interface Connection {
@@ -80,6 +108,7 @@ interface Connection {
 
 const STATUS: Partial<Record<ErrorCode, number>> = {
   WEFT_DISCOVERY_REQUEST_INVALID: 400,
+  WEFT_DISCOVERY_ACK_INVALID: 400,
   WEFT_CSR_INVALID: 400,
   WEFT_INPUT_TOO_LARGE: 413,
   WEFT_UNAUTHENTICATED: 401,
@@ -119,7 +148,7 @@ export function badRequestTarget(req: IncomingMessage): WeftError {
 }
 
 /** The token's identity may ask for this proxy: same namespace, and the same pod when the token names one. */
-export function authorize(id: Identity, r: DiscoveryRequest): void {
+export function authorize(id: Identity, r: Pick<DiscoveryRequest, 'namespace' | 'pod'>): void {
   if (id.namespace !== r.namespace)
     throw new WeftError(
       'WEFT_FORBIDDEN',
@@ -134,6 +163,8 @@ export function authorize(id: Identity, r: DiscoveryRequest): void {
 
 export class DiscoveryService {
   private readonly connections = new Map<number, Connection>();
+  /** The newest nonce of each stream → its connection id (bounded by the connections). */
+  private readonly nonces = new Map<string, number>();
   private nextId = 1;
   /** Debounced push cycles run so far (tests wait on it; /debug/connections shows it). */
   pushCycles = 0;
@@ -146,6 +177,7 @@ export class DiscoveryService {
       opts.metrics.triggers.inc({ type: trigger });
       this.debouncer.trigger();
     });
+    opts.registry.onEvent((kind, result) => opts.metrics.registryEvents.inc({ kind, result }));
     this.pinger = setInterval(() => this.pingAll(), opts.pingIntervalMs ?? PING_INTERVAL_MS);
     this.pinger.unref();
   }
@@ -157,18 +189,22 @@ export class DiscoveryService {
     const route =
       url.pathname === DISCOVERY_PATH && req.method === 'GET'
         ? this.discovery(req, res, url)
-        : url.pathname === CERTIFICATES_PATH && req.method === 'POST'
-          ? this.certificates(req, res)
-          : Promise.reject(
-              new WeftError(
-                'WEFT_DISCOVERY_REQUEST_INVALID',
-                `no such endpoint: ${req.method} ${url.pathname} (GET ${DISCOVERY_PATH}, POST ${CERTIFICATES_PATH})`,
-                { details: { status: 404 } },
-              ),
-            );
+        : url.pathname === ACK_PATH && req.method === 'POST'
+          ? this.ack(req, res)
+          : url.pathname === CERTIFICATES_PATH && req.method === 'POST'
+            ? this.certificates(req, res)
+            : Promise.reject(
+                new WeftError(
+                  'WEFT_DISCOVERY_REQUEST_INVALID',
+                  `no such endpoint: ${req.method} ${url.pathname} (GET ${DISCOVERY_PATH}, POST ${ACK_PATH}, POST ${CERTIFICATES_PATH})`,
+                  { details: { status: 404 } },
+                ),
+              );
     route.catch((err: unknown) => {
       if (!isWeftError(err) || (STATUS[err.code] ?? 500) >= 500)
         this.opts.log.warn('Request failed', { path: url.pathname, error: errorMessage(err) });
+      // a body past its limit is not read to its end: the connection must not be reused for it
+      if (isWeftError(err, 'WEFT_INPUT_TOO_LARGE') && !res.headersSent) res.setHeader('connection', 'close');
       if (!res.headersSent) sendError(res, err);
       else res.end();
     });
@@ -202,6 +238,10 @@ export class DiscoveryService {
       version: null,
       pushes: 0,
       state: 'waiting-for-sync',
+      acks: request.acks === true,
+      sent: null,
+      acked: null,
+      nacked: null,
     };
     const conn: Connection = {
       info,
@@ -219,10 +259,62 @@ export class DiscoveryService {
     conn.log.info('Proxy connected', { remote: info.remote, serviceAccount: info.serviceAccount });
     res.on('close', () => {
       this.connections.delete(info.id);
+      if (info.sent) this.nonces.delete(info.sent.nonce);
       this.opts.metrics.xds.dec({ type: info.kind });
       conn.log.info('Proxy disconnected', { pushes: info.pushes, version: info.version });
     });
     this.update(conn);
+  }
+
+  /**
+   * An ACK or NACK. Authenticated like the stream; the body is read only after that, and only up
+   * to MAX_ACK_BYTES (413 past it). Answers 200 `{result}` for stale answers too: the proxy did
+   * nothing wrong by answering late, and retrying would not help.
+   */
+  private async ack(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const declared = Number(req.headers['content-length']);
+    if (Number.isFinite(declared) && declared > MAX_ACK_BYTES)
+      throw new WeftError('WEFT_INPUT_TOO_LARGE', `an ACK body is at most ${MAX_ACK_BYTES} bytes`);
+    const identity = await this.identify(req);
+    const body = parseAck(await readJson(req, MAX_ACK_BYTES, 'WEFT_DISCOVERY_ACK_INVALID'));
+    authorize(identity, body);
+    const result = this.recordAck(body, identity);
+    this.opts.metrics.acks.inc({ result });
+    if (result === 'nack') this.opts.metrics.rejects.inc({ type: 'config' });
+    res.writeHead(200, { 'content-type': 'application/json' }).end(`${JSON.stringify({ result })}\n`);
+  }
+
+  /** Records an authenticated answer on the stream its nonce was sent on; `stale` when it names no current push. */
+  recordAck(ack: AckRequest, identity: Pick<Identity, 'serviceAccount'>): AckResult {
+    const id = this.nonces.get(ack.nonce);
+    const conn = id === undefined ? undefined : this.connections.get(id);
+    const info = conn?.info;
+    if (
+      !conn ||
+      !info?.sent ||
+      info.sent.nonce !== ack.nonce ||
+      info.sent.version !== ack.version ||
+      info.kind !== ack.kind ||
+      info.namespace !== ack.namespace ||
+      info.pod !== ack.pod ||
+      info.serviceAccount !== identity.serviceAccount
+    ) {
+      // a late answer for a push the stream has moved past, for a stream that is gone, or a
+      // nonce of another proxy's stream: changes nothing (weft_weftd_xds_acks_total{result="stale"})
+      return 'stale';
+    }
+    const at = new Date().toISOString();
+    if (ack.error === undefined) {
+      info.acked = { version: ack.version, nonce: ack.nonce, at };
+      conn.log.debug('Proxy ACKed', { version: ack.version });
+      return 'ack';
+    }
+    info.nacked = { version: ack.version, nonce: ack.nonce, at, error: ack.error };
+    conn.log.warn('Proxy NACKed a config; it keeps its previous one', {
+      version: ack.version,
+      error: ack.error,
+    });
+    return 'nack';
   }
 
   private async certificates(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -238,7 +330,7 @@ export class DiscoveryService {
     try {
       const ca = this.opts.ca;
       if (!ca) throw new WeftError('WEFT_CA_NOT_READY', 'this weftd runs without a workload CA');
-      const body = await readJson(req, MAX_CERT_REQUEST_BYTES);
+      const body = await readJson(req, MAX_CERT_REQUEST_BYTES, 'WEFT_CSR_INVALID');
       const answer = await ca.handle(body as CertificateRequest, identity);
       metrics.certsIssued.inc();
       res.writeHead(200, { 'content-type': 'application/json' }).end(`${JSON.stringify(answer)}\n`);
@@ -293,9 +385,13 @@ export class DiscoveryService {
       return;
     }
     if (generated.version === info.version) return;
-    const ok = this.writeLine(conn, generated.encode(), false);
+    const nonce = newNonce();
+    const ok = this.writeLine(conn, withNonce(generated.encode(), nonce), false);
     metrics.pushes.inc({ type: ok ? 'config' : 'config_senderr' });
     if (!ok) return;
+    if (info.sent) this.nonces.delete(info.sent.nonce);
+    this.nonces.set(nonce, info.id);
+    info.sent = { version: generated.version, nonce, at: new Date().toISOString() };
     info.version = generated.version;
     info.pushes++;
     info.state = 'configured';
@@ -350,6 +446,13 @@ export class DiscoveryService {
     return [...this.connections.values()].map((c) => ({ ...c.info }));
   }
 
+  /** The connection a push's nonce was sent on (tests, debug). */
+  connectionOf(nonce: string): ConnectionInfo | undefined {
+    const id = this.nonces.get(nonce);
+    const c = id === undefined ? undefined : this.connections.get(id);
+    return c ? { ...c.info } : undefined;
+  }
+
   /** Ends every stream (proxies reconnect elsewhere) and stops pushing. */
   close(): void {
     this.debouncer.stop();
@@ -367,7 +470,18 @@ export function refusalType(err: unknown): string {
   return typeof reason === 'string' ? reason : 'malformed';
 }
 
-async function readJson(req: IncomingMessage, limit: number): Promise<unknown> {
+const CONFIG_PREFIX = '{"type":"config",';
+
+/**
+ * Puts the push's nonce into a config line built by ConfigGenerator.encode() (shared by every
+ * proxy of a version, so the nonce cannot be in it): one short splice, no re-serialization.
+ */
+export function withNonce(line: string, nonce: string): string {
+  if (!line.startsWith(CONFIG_PREFIX)) throw new Error('not a config line');
+  return `${CONFIG_PREFIX}"nonce":${JSON.stringify(nonce)},${line.slice(CONFIG_PREFIX.length)}`;
+}
+
+async function readJson(req: IncomingMessage, limit: number, invalid: ErrorCode): Promise<unknown> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req as AsyncIterable<Buffer>) {
@@ -378,6 +492,6 @@ async function readJson(req: IncomingMessage, limit: number): Promise<unknown> {
   try {
     return JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown;
   } catch (err) {
-    throw new WeftError('WEFT_CSR_INVALID', `the body is not JSON: ${errorMessage(err)}`);
+    throw new WeftError(invalid, `the body is not JSON: ${errorMessage(err)}`);
   }
 }

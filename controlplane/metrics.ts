@@ -21,7 +21,13 @@
  * - `weft_weftd_status_writes_total{result}`: status conditions written to mesh objects
  *   (controlplane/statuswriter.ts), ok|error.
  *
- * istiod's `pilot_total_xds_rejects` has no counterpart: weft proxies do not ACK/NACK yet.
+ * - `pilot_total_xds_rejects{type}`: configs a proxy NACKed (istiod's name; type is `config`, weft's
+ *   one state-of-the-world config, as in pilot_xds_pushes).
+ * - `weft_weftd_xds_acks_total{result}`: answers to pushes: ack, nack, or stale (a nonce that is not
+ *   the newest push of the answering proxy's stream: late, forged or for a closed stream; ignored).
+ * - `weft_weftd_registry_events_total{kind,result}`: informer events by kind, `changed` (a new
+ *   generation and a push cycle) or `ignored` (nothing a config reads changed: labels on a
+ *   VirtualService, status, managedFields, resyncs).
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
@@ -41,6 +47,9 @@ export interface WeftdMetrics {
   rootCertExpiry: Gauge<string>;
   credentials: Gauge<'state'>;
   statusWrites: Counter<'result'>;
+  rejects: Counter<'type'>;
+  acks: Counter<'result'>;
+  registryEvents: Counter<'kind' | 'result'>;
 }
 
 export function createWeftdMetrics(defaultMetrics = true): WeftdMetrics {
@@ -125,6 +134,24 @@ export function createWeftdMetrics(defaultMetrics = true): WeftdMetrics {
       name: 'weft_weftd_status_writes_total',
       help: 'Status subresource writes of mesh objects by the elected status writer, by result (ok|error).',
       labelNames: ['result'],
+      registers,
+    }),
+    rejects: new Counter({
+      name: 'pilot_total_xds_rejects',
+      help: 'Configs proxies rejected (NACKed), by type (config).',
+      labelNames: ['type'],
+      registers,
+    }),
+    acks: new Counter({
+      name: 'weft_weftd_xds_acks_total',
+      help: 'Answers of proxies to pushes, by result (ack|nack|stale: not the newest push of that stream, ignored).',
+      labelNames: ['result'],
+      registers,
+    }),
+    registryEvents: new Counter({
+      name: 'weft_weftd_registry_events_total',
+      help: 'Informer events by kind and result (changed: a push cycle; ignored: nothing a proxy config reads changed).',
+      labelNames: ['kind', 'result'],
       registers,
     }),
   };

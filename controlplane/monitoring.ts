@@ -6,7 +6,9 @@
  * - `GET /metrics`: Prometheus text (controlplane/metrics.ts).
  * - `GET /debug/config?namespace=NS&pod=NAME[&kind=sidecar|gateway]`: the config that proxy
  *   would get now, as JSON (kind defaults to gateway for pods with a `weft.dev/gateway` label).
- * - `GET /debug/connections`: the connected proxies, their versions (sent and current) and push counts.
+ * - `GET /debug/connections`: the connected proxies, their versions (sent and current), push
+ *   counts and ACK state (sent/acked/nacked with nonce and time), and the registry's event counts
+ *   (events, ignoredEvents: no-op changes that produced no push).
  *
  * Not authenticated: like istiod's, the port must not be exposed outside the cluster network.
  */
@@ -101,7 +103,14 @@ export function createMonitoringServer(opts: MonitoringOptions): Server {
       case '/debug/config':
         return debugConfig(opts, url, res);
       case '/debug/connections':
-        return json(res, 200, { generation: opts.registry.generation, connections: connections(opts) });
+        return json(res, 200, {
+          generation: opts.registry.generation,
+          pushCycles: opts.discovery.pushCycles,
+          // informer events of kinds that can trigger, and those that changed nothing a config reads
+          events: opts.registry.events,
+          ignoredEvents: opts.registry.ignoredEvents,
+          connections: connections(opts),
+        });
       default:
         return json(res, 404, {
           message: 'no such endpoint (/ready, /metrics, /debug/config?namespace=&pod=, /debug/connections)',

@@ -8,6 +8,12 @@
  * IP matters to a config, so the rest is filtered out here rather than costing a push cycle.
  * Nodes matter only for their topology labels (the locality of the endpoints and proxies on
  * them, pkg/translate/locality.ts): other node changes (status, heartbeats) are filtered out too.
+ * Every other kind is compared on what a config reads (`configRelevant`): the spec, plus the
+ * labels of Services, EndpointSlices and WorkloadEntries, an EndpointSlice's endpoints and ports,
+ * and AuthorizationPolicy's dry-run annotation. A label or annotation Argo CD or kubectl adds to
+ * a VirtualService, a status write, managedFields or resourceVersion churn and informer resyncs
+ * therefore give no new generation and no push; `events` / `ignoredEvents` count both outcomes
+ * (weft_weftd_registry_events_total, /debug/connections).
  * Of the security kinds, PeerAuthentication (each sidecar's inbound mTLS modes) and
  * AuthorizationPolicy and RequestAuthentication (each proxy's jwt block) are watched, and so are
  * Sidecars (which hosts each sidecar is given, pkg/translate/scope.ts) and the rate limits
@@ -115,10 +121,13 @@ export interface KubeRegistry {
   snapshot(): Snapshot;
   pod(namespace: string, name: string): PodInfo | undefined;
   onChange(fn: (trigger: TriggerType) => void): void;
-  /** Every informer event of any watched kind, status-only updates included (status writer). */
-  onEvent(fn: (kind: WatchedKind) => void): void;
-  /** The objects of one kind as listed, status included. */
+  /** Every informer event of a kind that can trigger: `changed` moved the generation, `ignored` did not. */
+  onEvent(fn: (kind: WatchedKind, result: 'changed' | 'ignored') => void): void;
+  /** The objects of one kind as listed, status included (the status writer). */
   list(kind: WatchedKind): KubeObject[];
+  /** Informer events seen (of kinds that can trigger) and those of them that changed nothing. */
+  readonly events: number;
+  readonly ignoredEvents: number;
   /** Resolves once every informer has listed once. */
   readonly hasSynced: Promise<void>;
   stop(): void;
@@ -147,28 +156,41 @@ export function nodeChangeMatters(type: InformerEventType, obj: KubeObject, old?
 
 const TOPOLOGY_LABELS = [REGION_LABEL, ZONE_LABEL, SUBZONE_LABEL];
 
+/** Kinds whose labels a config reads (selectors, EndpointSlice → Service, WorkloadEntry labels). */
+const LABELS_MATTER = new Set<string>(['Service', 'EndpointSlice', 'WorkloadEntry']);
+/** Annotations a config reads, by kind. */
+const ANNOTATIONS_MATTER: Record<string, readonly string[]> = {
+  AuthorizationPolicy: [DRY_RUN_ANNOTATION],
+};
+
 /**
- * What of an Istio object can change a proxy's config: its spec (the generation moves with it;
- * a status write or a metadata-only edit such as Argo CD's tracking annotation leaves it), a
- * WorkloadEntry's labels (its endpoint's labels), an AuthorizationPolicy's dry-run annotation.
+ * The parts of an object that proxy configs are built from, as a comparable string. Everything
+ * else (status, resourceVersion, managedFields, generation, other labels and annotations) cannot
+ * change a config. Name, namespace and creationTimestamp (precedence) never change on update.
  */
-function meshObjectParts(kind: WatchedKind, o: KubeObject): string {
-  return JSON.stringify([
-    o.metadata.generation ?? o.spec,
-    kind === 'WorkloadEntry' ? (o.metadata.labels ?? {}) : null,
-    o.metadata.annotations?.[DRY_RUN_ANNOTATION] ?? null,
-  ]);
+export function configRelevant(kind: string, o: KubeObject): string {
+  const picked: Record<string, unknown> = { spec: o.spec };
+  if (LABELS_MATTER.has(kind)) picked.labels = o.metadata.labels ?? {};
+  const annotations = ANNOTATIONS_MATTER[kind];
+  if (annotations) picked.annotations = annotations.map((a) => o.metadata.annotations?.[a] ?? null);
+  if (kind === 'EndpointSlice') {
+    const slice = o as KubeObject & { addressType?: unknown; endpoints?: unknown; ports?: unknown };
+    picked.slice = [slice.addressType, slice.endpoints, slice.ports];
+  }
+  return JSON.stringify(picked);
 }
 
-/** An Istio object event that can change some config: add, delete, or a change of meshObjectParts. */
-export function meshObjectChangeMatters(
+/** Whether an informer event of `kind` can change some proxy's config. */
+export function changeMatters(
   kind: WatchedKind,
   type: InformerEventType,
   obj: KubeObject,
   old?: KubeObject,
 ): boolean {
+  if (kind === 'Pod') return podChangeMatters(type, obj, old);
+  if (kind === 'Node') return nodeChangeMatters(type, obj, old);
   if (type !== 'update' || !old) return true;
-  return meshObjectParts(kind, obj) !== meshObjectParts(kind, old);
+  return configRelevant(kind, obj) !== configRelevant(kind, old);
 }
 
 export function podInfo(o: KubeObject): PodInfo {
@@ -189,8 +211,10 @@ export function podInfo(o: KubeObject): PodInfo {
 export function createKubeRegistry(kube: KubeClient, log: Logger, domainSuffix: string): KubeRegistry {
   const informers = new Map<WatchedKind, Informer<KubeObject>>();
   const listeners: ((t: TriggerType) => void)[] = [];
-  const eventListeners: ((kind: WatchedKind) => void)[] = [];
+  const eventListeners: ((kind: WatchedKind, result: 'changed' | 'ignored') => void)[] = [];
   let generation = 0;
+  let events = 0;
+  let ignoredEvents = 0;
   let cached: Snapshot | undefined;
 
   for (const w of WATCHED) {
@@ -200,16 +224,12 @@ export function createKubeRegistry(kube: KubeClient, log: Logger, domainSuffix: 
       log.child({ informer: w.kind }),
     );
     inf.on((type, obj, old) => {
-      for (const fn of eventListeners) fn(w.kind);
       if (w.trigger === null) return;
-      if (w.kind === 'Pod' && !podChangeMatters(type, obj, old)) return;
-      if (w.kind === 'Node' && !nodeChangeMatters(type, obj, old)) return;
-      // status writes (statuswriter.ts, ratelimitstatus.ts) and metadata-only edits: no push
-      if (
-        (w.apiVersion.includes('.istio.io/') || w.kind === 'RateLimit') &&
-        !meshObjectChangeMatters(w.kind, type, obj, old)
-      )
-        return;
+      events++;
+      const matters = changeMatters(w.kind, type, obj, old);
+      if (!matters) ignoredEvents++;
+      for (const fn of eventListeners) fn(w.kind, matters ? 'changed' : 'ignored');
+      if (!matters) return;
       generation++;
       for (const fn of listeners) fn(w.trigger);
     });
@@ -236,6 +256,13 @@ export function createKubeRegistry(kube: KubeClient, log: Logger, domainSuffix: 
     get generation() {
       return generation;
     },
+    get events() {
+      return events;
+    },
+    get ignoredEvents() {
+      return ignoredEvents;
+    },
+    onEvent: (fn) => void eventListeners.push(fn),
     hasSynced,
     synced: () => all.every((i) => i.isSynced),
     unsynced: () => WATCHED.filter((w) => !informers.get(w.kind)!.isSynced).map((w) => w.kind),
@@ -284,7 +311,6 @@ export function createKubeRegistry(kube: KubeClient, log: Logger, domainSuffix: 
       return locality === undefined ? info : { ...info, locality };
     },
     onChange: (fn) => void listeners.push(fn),
-    onEvent: (fn) => void eventListeners.push(fn),
     list: (kind) => informers.get(kind)!.list(),
     stop: () => all.forEach((i) => i.stop()),
   };

@@ -1,9 +1,17 @@
 #!/usr/bin/env bash
 # weftd's push cost as the mesh grows (translation once per change, the per-proxy line) and the
-# workload CA's signing cost, in process, no cluster. Bounded: a few seconds per size.
+# workload CA's signing cost, in process, no cluster. Bounded: a few seconds per size. Then the
+# ACK cost of a push to 1,000 proxies: keep-alive vs a new connection per ACK (acks.ts).
 #   bash bench/weftd/run.sh            (or: npm run bench -- weftd)
 #   SIZES=100,1000 REPS=5 bash bench/weftd/run.sh
+#   WEFTD_BENCH=acks PROXIES=1000 REPS=5 bash bench/weftd/run.sh   (only one of push|acks)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export PATH="$PWD/node_modules/.bin:$PATH"
-exec tsx bench/weftd/bench.ts
+for b in ${WEFTD_BENCH:-push acks}; do
+  case "$b" in
+    push) tsx bench/weftd/bench.ts ;;
+    acks) tsx bench/weftd/acks.ts ;;
+    *) echo "bench/weftd: WEFTD_BENCH must be push or acks, got $b" >&2; exit 2 ;;
+  esac
+done

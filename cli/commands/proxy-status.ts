@@ -1,7 +1,8 @@
 /**
  * `weftctl proxy-status [POD[.NS]]`: istioctl proxy-status for weft. Every proxy connected to
- * weftd, the config version weftd last sent it, and whether that is the version weftd would send
- * now (SYNCED) or not (STALE).
+ * weftd, the config version weftd last sent it, the version it last ACKed, and its state from
+ * its answers (cli/proxyview.ts syncState): SYNCED, STALE, NACKED with the reason, NOT SENT, or
+ * UNKNOWN for a proxy that does not answer.
  */
 import { errorMessage, WeftError } from '../../pkg/errors/index.js';
 import type { CommandIO } from '../command.js';
@@ -12,9 +13,13 @@ import { clusterFlagsUsage, connectWeftd, fetchConnections, podRef } from '../we
 export const proxyStatusUsage = `Usage: weftctl proxy-status [POD[.NAMESPACE]] [-n NAMESPACE] [-o text|json] [flags]
 
 Lists the proxies connected to weftd: NAME (pod.namespace), KIND (sidecar|gateway), VERSION (the
-config version weftd last sent), STATE (SYNCED: it is the version weftd would send now; STALE: a
-newer one is not sent yet; NOT SENT: weftd has sent nothing, e.g. it does not know the pod),
-PUSHES (configs sent on this connection) and CONNECTED (how long ago it connected).
+config version weftd last sent), ACKED (the version the proxy last confirmed it compiled and runs),
+PUSHES (configs sent on this connection), CONNECTED (how long ago it connected) and STATE:
+  SYNCED     the proxy ACKed the newest push, and it is what weftd would send now
+  STALE      the newest push is not ACKed yet, or weftd has a newer one to send
+  NACKED     the proxy refused the newest push (the reason follows); it runs its previous config
+  NOT SENT   weftd has sent nothing (in brackets why, e.g. pod-unknown)
+  UNKNOWN    the proxy does not answer pushes (a build from before ACK/NACK)
 With POD or -n, only that pod or namespace.
 
 ${clusterFlagsUsage}`;

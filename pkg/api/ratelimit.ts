@@ -55,7 +55,10 @@ export interface RateLimitSource {
   namespaces?: string[];
   /** SPIFFE principals as AuthorizationPolicy writes them (`*` prefix/suffix allowed). */
   principals?: string[];
-  /** Pods with these labels (any namespace), resolved by weftd to their service accounts. */
+  /**
+   * Pods with these labels in the RateLimit's namespace (or in `namespaces`, if set), resolved by
+   * weftd to their service accounts. Not any namespace: labels are anyone's to set.
+   */
   workloadLabels?: Record<string, string>;
   /** A request header (forgeable by the caller: a convenience, not a security boundary). */
   header?: ValueMatch;

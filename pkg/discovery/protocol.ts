@@ -12,10 +12,19 @@
  * breaks and reconnects with backoff. TLS: weftd's serving certificate, verified against the
  * mesh root that weftd publishes in every namespace (ConfigMap `weft-ca-root-cert`).
  *
+ * ACK/NACK (ADR 0006, amended): every `config` message carries its `version` and a `nonce` unique
+ * to that push (128 random bits). A proxy that asks with `acks=1` answers every config it gets:
+ * `POST /v1/discovery/ack` with the same bearer token as its stream and an `AckRequest` body (at
+ * most MAX_ACK_BYTES): no `error` once the config is compiled and swapped in (ACK), or `error`
+ * with why it was refused (NACK; the proxy keeps its last good config). weftd answers 200 with an
+ * `AckResponse`; a nonce it did not send to that proxy's stream, or not the newest it sent, is
+ * `stale` (ignored and counted). A proxy without `acks=1` (older build) is never waited for.
+ *
  * Certificates: `POST https://<weftd>:15012/v1/certificates` with the same bearer token and a JSON
  * body `{ "csr": PEM }` → `{ "certChain": [leafPEM, ...intermediates], "rootCert": PEM }`; the leaf
  * carries the SPIFFE identity `spiffe://<trust domain>/ns/<ns>/sa/<service account>` of the token.
  */
+import { randomBytes } from 'node:crypto';
 import { StringDecoder } from 'node:string_decoder';
 import type { ProxyConfig } from '../proxyconfig/types.js';
 import { WeftError, type ErrorCode } from '../errors/index.js';
@@ -24,6 +33,11 @@ export const DISCOVERY_PORT = 15012;
 /** Plain HTTP: /ready, /metrics, /debug (istiod's monitoring port). */
 export const MONITORING_PORT = 15014;
 export const DISCOVERY_PATH = '/v1/discovery';
+export const ACK_PATH = '/v1/discovery/ack';
+/** An ACK is a few hundred bytes; a NACK's error is cut to MAX_ACK_ERROR_CHARS. Past this: 413. */
+export const MAX_ACK_BYTES = 16 * 1024;
+/** The part of a NACK's error that weftd keeps (and a proxy sends). */
+export const MAX_ACK_ERROR_CHARS = 4096;
 export const CERTIFICATES_PATH = '/v1/certificates';
 export const DISCOVERY_CONTENT_TYPE = 'application/x-ndjson';
 /** The audience of the projected token proxies present (the injector mounts it). */
@@ -43,13 +57,33 @@ export interface DiscoveryRequest {
   kind: ProxyKind;
   namespace: string;
   pod: string;
+  /** The proxy answers every config with an ACK or NACK (query `acks=1`); absent: an older proxy. */
+  acks?: boolean;
 }
 
 export type DiscoveryMessage =
-  | { type: 'config'; version: string; config: ProxyConfig }
+  /** `nonce`: unique per push, what the ACK names; absent from an older weftd (then no ACK). */
+  | { type: 'config'; version: string; nonce?: string; config: ProxyConfig }
   | { type: 'ping' }
   /** weftd cannot build a config for this proxy (e.g. its pod is unknown); the proxy logs it. */
   | { type: 'error'; code: ErrorCode; message: string };
+
+/** The body of `POST /v1/discovery/ack`: which push, and (NACK) why it was refused. */
+export interface AckRequest {
+  kind: ProxyKind;
+  namespace: string;
+  pod: string;
+  version: string;
+  nonce: string;
+  /** Present: a NACK with the proxy's reason; absent: an ACK. */
+  error?: string;
+}
+
+export type AckResult = 'ack' | 'nack' | 'stale';
+
+export interface AckResponse {
+  result: AckResult;
+}
 
 export interface CertificateRequest {
   csr: string;
@@ -62,6 +96,7 @@ export interface CertificateResponse {
 
 export function discoveryQuery(r: DiscoveryRequest): string {
   const q = new URLSearchParams({ kind: r.kind, namespace: r.namespace, pod: r.pod });
+  if (r.acks === true) q.set('acks', '1');
   return `${DISCOVERY_PATH}?${q.toString()}`;
 }
 
@@ -77,7 +112,47 @@ export function parseDiscoveryQuery(search: URLSearchParams): DiscoveryRequest {
   const pod = search.get('pod');
   if (!namespace) throw new WeftError('WEFT_DISCOVERY_REQUEST_INVALID', 'namespace is required');
   if (!pod) throw new WeftError('WEFT_DISCOVERY_REQUEST_INVALID', 'pod is required');
-  return { kind, namespace, pod };
+  return { kind, namespace, pod, acks: search.get('acks') === '1' };
+}
+
+const NONCE = /^[0-9a-f]{32}$/;
+
+/** A push's nonce: 128 random bits, hex (unguessable: it is half of what makes an ACK count). */
+export function newNonce(): string {
+  return randomBytes(16).toString('hex');
+}
+
+/**
+ * Checks an ACK body's shape: every field present and bounded, the nonce one weftd could have
+ * made. A bad body is a WeftError naming the field (400), never a crash or a silent drop.
+ */
+export function parseAck(body: unknown): AckRequest {
+  const bad = (why: string): WeftError => new WeftError('WEFT_DISCOVERY_ACK_INVALID', why);
+  if (typeof body !== 'object' || body === null || Array.isArray(body))
+    throw bad('the body must be a JSON object');
+  const b = body as Record<string, unknown>;
+  if (b.kind !== 'sidecar' && b.kind !== 'gateway')
+    throw bad(`kind must be sidecar or gateway, got ${JSON.stringify(b.kind)?.slice(0, 40)}`);
+  for (const f of ['namespace', 'pod', 'version', 'nonce'] as const)
+    if (typeof b[f] !== 'string' || b[f] === '' || b[f].length > 253)
+      throw bad(`${f} must be a non-empty string of at most 253 characters`);
+  if (!NONCE.test(b.nonce as string)) throw bad('nonce must be 32 lowercase hex digits');
+  if (b.error !== undefined && typeof b.error !== 'string') throw bad('error must be a string when present');
+  const out: AckRequest = {
+    kind: b.kind,
+    namespace: b.namespace as string,
+    pod: b.pod as string,
+    version: b.version as string,
+    nonce: b.nonce as string,
+  };
+  if (typeof b.error === 'string') out.error = truncateError(b.error);
+  return out;
+}
+
+/** A NACK's reason, cut to MAX_ACK_ERROR_CHARS (a proxy's error can quote a whole config). */
+export function truncateError(error: string): string {
+  const e = error === '' ? '(no message)' : error;
+  return e.length <= MAX_ACK_ERROR_CHARS ? e : `${e.slice(0, MAX_ACK_ERROR_CHARS - 1)}…`;
 }
 
 export function encodeMessage(m: DiscoveryMessage): string {
@@ -132,8 +207,13 @@ function parseMessage(line: string): DiscoveryMessage {
   const type = (m as { type?: unknown } | null)?.type;
   if (type === 'ping') return { type: 'ping' };
   if (type === 'config') {
-    const c = m as { version?: unknown; config?: unknown };
-    if (typeof c.version === 'string' && typeof c.config === 'object' && c.config !== null)
+    const c = m as { version?: unknown; nonce?: unknown; config?: unknown };
+    if (
+      typeof c.version === 'string' &&
+      (c.nonce === undefined || typeof c.nonce === 'string') &&
+      typeof c.config === 'object' &&
+      c.config !== null
+    )
       return m as DiscoveryMessage;
   }
   if (type === 'error') {

@@ -40,6 +40,7 @@ export const ErrorCodes = {
   // discovery (weftd <-> proxies, pkg/discovery)
   WEFT_DISCOVERY_REQUEST_INVALID: 'discovery request is missing or has an invalid parameter',
   WEFT_DISCOVERY_STREAM_INVALID: 'discovery stream carried something that is not a message',
+  WEFT_DISCOVERY_ACK_INVALID: 'an ACK/NACK body is not JSON or misses a field',
   // weftd (controlplane/)
   WEFT_WEFTD_CONFIG: 'weftd flags or mesh config file are invalid',
   WEFT_UNAUTHENTICATED: 'the bearer token is missing, invalid, expired or for another audience',

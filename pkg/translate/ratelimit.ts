@@ -125,8 +125,13 @@ function sourceSelector(s: RateLimitSource, ns: string, pods: readonly RateLimit
       const slash = sa.indexOf('/');
       principals.add(slash < 0 ? saPrincipal(ns, sa) : saPrincipal(sa.slice(0, slash), sa.slice(slash + 1)));
     }
-    if (s.workloadLabels !== undefined)
-      for (const p of principalsOfLabels(s.workloadLabels, pods)) principals.add(p);
+    // Labels are anyone's to set: only pods of the RateLimit's namespace (or of the `namespaces`
+    // it names) count, or a pod elsewhere could label itself into a generous override.
+    if (s.workloadLabels !== undefined) {
+      const where = new Set(s.namespaces ?? [ns]);
+      const candidates = pods.filter((p) => where.has(p.namespace));
+      for (const p of principalsOfLabels(s.workloadLabels, candidates)) principals.add(p);
+    }
     out.principals = [...principals];
   }
   if (s.namespaces !== undefined) out.namespaces = [...s.namespaces];

@@ -7,6 +7,10 @@
  * force. A broken stream, an HTTP error (e.g. 401 for a bad token), or 3× the ping interval of
  * silence ends the connection; the client reconnects with exponential backoff and full jitter
  * (pkg/kube/backoff.ts), reset once a connection delivered a config.
+ *
+ * It asks with `acks=1` and answers every config that carries a nonce: an ACK once `onConfig`
+ * has compiled and swapped it in, a NACK with the error when `onConfig` threw (proxy/discovery/
+ * ack.ts sends them over its own keep-alive connection, so the stream is never blocked on it).
  */
 import https from 'node:https';
 import { readFileSync } from 'node:fs';
@@ -22,6 +26,7 @@ import type { ProxyConfig } from '../../pkg/proxyconfig/types.js';
 import { backoffDelay, sleep, type BackoffPolicy } from '../../pkg/kube/backoff.js';
 import { errorMessage } from '../../pkg/errors/index.js';
 import type { Logger } from '../../pkg/log/index.js';
+import { AckSender } from './ack.js';
 
 export interface DiscoveryClientOptions {
   /** host:port of weftd (WEFT_DISCOVERY_ADDRESS). */
@@ -35,6 +40,8 @@ export interface DiscoveryClientOptions {
   pingIntervalMs?: number;
   backoff?: BackoffPolicy;
   random?: () => number;
+  /** Answer pushes with ACK/NACK (default true; false acts as a proxy from before the protocol had them). */
+  acks?: boolean;
 }
 
 /** Reconnect delays: 0.5 s doubling to 30 s, half of it random so a fleet does not reconnect in step. */
@@ -65,6 +72,8 @@ export class DiscoveryClient {
   private stopped = false;
   private readonly abort = new AbortController();
   private currentReq: ReturnType<typeof https.request> | null = null;
+  /** Made with the first answer (the address has parsed by then); null while none was sent or acks are off. */
+  acks: AckSender | null = null;
 
   constructor(private readonly o: DiscoveryClientOptions) {}
 
@@ -98,6 +107,7 @@ export class DiscoveryClient {
     this.stopped = true;
     this.abort.abort();
     this.currentReq?.destroy();
+    this.acks?.stop();
   }
 
   // async: a missing token or CA file (read below) must reject into run()'s retry loop, not throw past it.
@@ -126,7 +136,7 @@ export class DiscoveryClient {
         port,
         servername: isIp(host) ? undefined : host,
         ca,
-        path: discoveryQuery(this.o.request),
+        path: discoveryQuery({ ...this.o.request, acks: this.o.acks !== false }),
         method: 'GET',
         headers: { authorization: `Bearer ${token}`, accept: 'application/x-ndjson' },
         agent: false,
@@ -182,10 +192,34 @@ export class DiscoveryClient {
       await this.o.onConfig(m.config, m.version);
       this.versionsApplied.push(m.version);
       if (this.versionsApplied.length > 20) this.versionsApplied.shift();
+      this.answer(m.version, m.nonce, undefined);
       return true;
-    } catch {
-      return false; // onConfig logged and counted the rejection
+    } catch (err) {
+      // onConfig logged and counted the rejection; weftd hears why
+      this.answer(m.version, m.nonce, errorMessage(err));
+      return false;
     }
+  }
+
+  private newAckSender(): AckSender {
+    const { host, port } = parseAddress(this.o.address);
+    const { caRootPath, tokenPath, log } = this.o;
+    return new AckSender({
+      host,
+      port,
+      servername: isIp(host) ? undefined : host,
+      ca: () => readFileSync(caRootPath, 'utf8'),
+      token: () => readFileSync(tokenPath, 'utf8').trim(),
+      log,
+    });
+  }
+
+  /** ACK (no error) or NACK one push; not awaited: the next config must not wait for weftd's answer. */
+  private answer(version: string, nonce: string | undefined, error: string | undefined): void {
+    if (this.o.acks === false || nonce === undefined || this.stopped) return; // an older weftd sends no nonce
+    this.acks ??= this.newAckSender();
+    const { kind, namespace, pod } = this.o.request;
+    void this.acks.send({ kind, namespace, pod, version, nonce, ...(error !== undefined ? { error } : {}) });
   }
 }
 

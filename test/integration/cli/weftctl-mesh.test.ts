@@ -22,6 +22,7 @@ import {
 import { KubeClient } from '../../../pkg/kube/client.js';
 import { createLogger } from '../../../pkg/log/index.js';
 import { freshNamespace, installCRDs, onCleanup, testCluster, waitFor } from '../../support/index.js';
+import { AckSender } from '../../../proxy/discovery/ack.js';
 import { createReviews, pod, requestToken, startTestWeftd } from '../controlplane/fixtures.js';
 
 const ROOT = join(import.meta.dirname, '../../..');
@@ -59,15 +60,25 @@ function connectProxy(
   tok: string,
   ns: string,
   name: string,
-): Promise<{ versions: string[] }> {
-  const seen = { versions: [] as string[] };
+): Promise<{ versions: string[]; acks: AckSender }> {
+  // answers every push as a proxy does (the proxy's own sender), so proxy-status can say SYNCED
+  const acks = new AckSender({
+    host: '127.0.0.1',
+    port,
+    servername: 'weftd.weft-system.svc',
+    ca: () => caPem,
+    token: () => tok,
+    log: createLogger('fake-proxy', { silent: true }),
+  });
+  onCleanup(async () => acks.stop());
+  const seen = { versions: [] as string[], acks };
   return new Promise((resolve, reject) => {
     const req = httpsRequest(
       {
         host: '127.0.0.1',
         servername: 'weftd.weft-system.svc',
         port,
-        path: discoveryQuery({ kind: 'sidecar', namespace: ns, pod: name }),
+        path: discoveryQuery({ kind: 'sidecar', namespace: ns, pod: name, acks: true }),
         ca: caPem,
         headers: { authorization: `Bearer ${tok}` },
       },
@@ -76,7 +87,17 @@ function connectProxy(
         const decoder = new MessageDecoder();
         res.on('data', (chunk: Buffer) => {
           for (const m of decoder.push(chunk) as DiscoveryMessage[])
-            if (m.type === 'config') seen.versions.push(m.version);
+            if (m.type === 'config') {
+              seen.versions.push(m.version);
+              if (m.nonce !== undefined)
+                void acks.send({
+                  kind: 'sidecar',
+                  namespace: ns,
+                  pod: name,
+                  version: m.version,
+                  nonce: m.nonce,
+                });
+            }
         });
         resolve(seen);
       },
@@ -94,7 +115,7 @@ describe('weftctl against weftd (in-process, real API server)', function () {
   let tlsDir: string;
   let ns: string;
   let address: string;
-  let proxy: { versions: string[] };
+  let proxy: { versions: string[]; acks: AckSender };
 
   before(async () => {
     kube = new KubeClient(testCluster().kubeConfig);
@@ -145,16 +166,19 @@ describe('weftctl against weftd (in-process, real API server)', function () {
     if (tlsDir) rmSync(tlsDir, { recursive: true, force: true });
   });
 
-  it('proxy-status lists the connected proxy as SYNCED with the version it got', async () => {
+  it('proxy-status lists the connected proxy as SYNCED once it ACKed the version it got', async () => {
+    await waitFor('the ACK', () => proxy.acks.results.ack >= proxy.versions.length);
     const r = await weftctl(['proxy-status', '--weftd-address', address]);
     expect(r.code, r.stderr).to.equal(0);
     const row = r.stdout.split('\n').find((l) => l.startsWith(`app-1.${ns} `));
-    expect(row?.split(/\s{2,}/).slice(0, 5)).to.deep.equal([
+    const cells = row?.split(/\s{2,}/);
+    expect([...(cells?.slice(0, 5) ?? []), cells?.at(-1)]).to.deep.equal([
       `app-1.${ns}`,
       'sidecar',
       proxy.versions.at(-1),
-      'SYNCED',
+      proxy.versions.at(-1),
       String(proxy.versions.length),
+      'SYNCED',
     ]);
   });
 

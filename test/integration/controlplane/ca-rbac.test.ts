@@ -1,7 +1,8 @@
 /**
  * The RBAC render() gives weftd, enforced by a real API server for a real service-account token:
  * the CA can read its one Secret (field-selected list/watch under a resourceNames Role) and no
- * other, and the root-cert publisher can write ConfigMaps in any namespace. Cluster-scoped names
+ * other, the root-cert publisher can write ConfigMaps in any namespace, and the status writer
+ * can take its Lease and write mesh objects' status. Cluster-scoped names
  * get a per-test suffix so this never collides with a Mesh another test file renders.
  */
 import { expect } from 'chai';
@@ -14,6 +15,10 @@ import { isApiError, KubeClient } from '../../../pkg/kube/client.js';
 import type { KubeObject } from '../../../pkg/kube/types.js';
 import { createLogger } from '../../../pkg/log/index.js';
 import { weftdRbac } from '../../../pkg/render/cluster.js';
+import { MESH_NAMESPACE } from '../../../pkg/render/spec.js';
+import { createKubeRegistry } from '../../../controlplane/registry.js';
+import { StatusWriter } from '../../../controlplane/statuswriter.js';
+import { installCRDs } from '../../support/index.js';
 import { freshNamespace, onCleanup, testCluster, waitFor } from '../../support/index.js';
 import { clientAs } from './fixtures.js';
 
@@ -30,6 +35,7 @@ function rbacFor(ns: string, suffix: string): KubeObject[] {
     if (obj.kind.startsWith('Cluster')) obj.metadata.name = `${obj.metadata.name}-${suffix}`;
     if (obj.roleRef?.kind === 'ClusterRole') obj.roleRef.name = `${obj.roleRef.name}-${suffix}`;
     for (const s of obj.subjects ?? []) s.namespace = ns;
+    if (obj.metadata.namespace === MESH_NAMESPACE) obj.metadata.namespace = ns; // the status Lease's Role
     return obj;
   });
 }
@@ -138,5 +144,56 @@ describe("weftd's rendered RBAC on a real API server", function () {
       await forbidden(() => weftd.apply({ ...coredns, data: { Corefile: 'hijacked' } }, 'weftd', true)),
       "another ConfigMap's content",
     ).to.equal(true);
+  });
+
+  it('lets the status writer take its Lease and write a VirtualService status', async () => {
+    const admin = KubeClient.fromFile(testCluster().kubeconfigPath);
+    await installCRDs();
+    const ns = await freshNamespace('status-rbac');
+    const suffix = randomBytes(3).toString('hex');
+    await admin.create({
+      apiVersion: 'v1',
+      kind: 'ServiceAccount',
+      metadata: { name: 'weftd', namespace: ns },
+    });
+    const rbac = rbacFor(ns, suffix);
+    onCleanup(async () => {
+      for (const o of rbac.filter((x) => x.kind.startsWith('Cluster')))
+        await admin.delete({ apiVersion: o.apiVersion, kind: o.kind, name: o.metadata.name });
+    });
+    for (const o of rbac) await admin.apply(o, 'test', true);
+    await admin.create({
+      apiVersion: 'networking.istio.io/v1',
+      kind: 'VirtualService',
+      metadata: { name: 'reviews', namespace: ns },
+      spec: { hosts: ['reviews'], http: [{ route: [{ destination: { host: 'reviews' } }] }] },
+    });
+    const weftd = await clientAs(admin, ns, 'weftd');
+    const registry = createKubeRegistry(weftd, log, 'cluster.local');
+    const writer = new StatusWriter({
+      kube: weftd,
+      registry,
+      log,
+      lease: { namespace: ns, identity: 'rbac' },
+      debounce: { afterMs: 20, maxMs: 200 },
+      leaseTiming: { retryPeriodMs: 200 },
+    });
+    writer.start();
+    onCleanup(async () => {
+      await writer.stop();
+      registry.stop();
+    });
+    await waitFor('the status writer to lead with the rendered Role', () => writer.isLeader, 30_000);
+    const status = await waitFor('the VirtualService status written', async () => {
+      const o = await admin.get({
+        apiVersion: 'networking.istio.io/v1',
+        kind: 'VirtualService',
+        namespace: ns,
+        name: 'reviews',
+      });
+      return (o?.status as { conditions?: unknown[] } | undefined)?.conditions;
+    });
+    expect(status).to.have.length(4);
+    expect(writer.counts.errors).to.equal(0);
   });
 });

@@ -232,10 +232,12 @@ describe('weftd: status conditions on mesh objects', function () {
       apiVersion: NET,
       kind: 'ServiceEntry',
       metadata: { name: 'api', namespace: ns },
+      // a host and visibility of its own: another suite's entry for the same host would merge with it
       spec: {
-        hosts: ['api.example.com'],
+        hosts: [`api.${ns}.example`],
         ports: [{ number: 443, name: 'https', protocol: 'TLS' }],
         resolution: 'DNS',
+        exportTo: ['.'],
       },
     });
     await waitCondition('ServiceEntry', 'api', 'Ready', 'True');

@@ -219,6 +219,7 @@ describe('proxy sidecar with a fake weftd', function () {
       kind: 'sidecar',
       namespace: 'bookinfo',
       pod: 'productpage-1',
+      acks: true, // it answers every push with ACK/NACK
     });
   });
 

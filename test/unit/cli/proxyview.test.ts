@@ -26,6 +26,8 @@ import {
 } from '../../../cli/proxyview.js';
 import type { ProxyConnection } from '../../../cli/weftd.js';
 
+const sent = (version: string, nonce: string) => ({ version, nonce, at: '2026-01-01T00:00:01.000Z' });
+
 const conn = (over: Partial<ProxyConnection>): ProxyConnection => ({
   id: 1,
   kind: 'sidecar',
@@ -38,6 +40,10 @@ const conn = (over: Partial<ProxyConnection>): ProxyConnection => ({
   currentVersion: 'aaa',
   pushes: 1,
   state: 'configured',
+  acks: true,
+  sent: sent('aaa', 'n1'),
+  acked: sent('aaa', 'n1'),
+  nacked: null,
   ...over,
 });
 
@@ -68,39 +74,109 @@ describe('weftctl proxy views', () => {
     for (const [ms, want] of cases) expect(age(ms), String(ms)).to.equal(want);
   });
 
-  it('sync state from the sent and current versions', () => {
-    const cases: [Partial<ProxyConnection>, string][] = [
-      [{ version: 'a', currentVersion: 'a' }, 'SYNCED'],
-      [{ version: 'a', currentVersion: 'b' }, 'STALE'],
-      [{ version: 'a', currentVersion: null }, 'STALE'], // the pod is gone: weftd would send nothing now
-      [{ version: null, currentVersion: 'b', state: 'pod-unknown' }, 'NOT SENT'],
+  it('sync state from what the proxy answered (istioctl proxy-status states)', () => {
+    const nack = { ...sent('b', 'n2'), error: 'listen EADDRINUSE 0.0.0.0:8080' };
+    const cases: [string, Partial<ProxyConnection>, string][] = [
+      ['acked == sent, current', {}, 'SYNCED'],
+      ['sent, no answer yet', { sent: sent('b', 'n2'), version: 'b', currentVersion: 'b' }, 'STALE'],
+      [
+        'an ACK of an older push',
+        { sent: sent('b', 'n2'), acked: sent('aaa', 'n1'), version: 'b', currentVersion: 'b' },
+        'STALE',
+      ],
+      ['the same version resent on a new push, not yet ACKed', { sent: sent('aaa', 'n9') }, 'STALE'],
+      ['acked, but weftd has a newer version to send', { currentVersion: 'bbb' }, 'STALE'],
+      ['acked, the pod is gone (weftd would send nothing now)', { currentVersion: null }, 'STALE'],
+      [
+        'the newest push NACKed',
+        { sent: sent('b', 'n2'), nacked: nack, version: 'b', currentVersion: 'b' },
+        'NACKED',
+      ],
+      [
+        'NACKed an older push, newest ACKed',
+        { sent: sent('c', 'n3'), acked: sent('c', 'n3'), nacked: nack, version: 'c', currentVersion: 'c' },
+        'SYNCED',
+      ],
+      [
+        'NACKed an older push, newest unanswered',
+        { sent: sent('c', 'n3'), nacked: nack, version: 'c', currentVersion: 'c' },
+        'STALE',
+      ],
+      ['nothing sent', { version: null, sent: null, acked: null, state: 'pod-unknown' }, 'NOT SENT'],
+      ['an older proxy (no acks=1)', { acks: false, acked: null }, 'UNKNOWN'],
+      ['an older proxy, nothing sent', { acks: false, version: null, sent: null, acked: null }, 'NOT SENT'],
     ];
-    for (const [over, want] of cases) expect(syncState(conn(over)), JSON.stringify(over)).to.equal(want);
-    // an older weftd's /debug/connections has no currentVersion
-    const { currentVersion, ...older } = conn({ version: 'a' });
-    expect([currentVersion, syncState(older)]).to.deep.equal(['aaa', 'UNKNOWN']);
+    for (const [what, over, want] of cases) expect(syncState(conn(over)), what).to.equal(want);
+    // an older weftd's /debug/connections records no answers
+    const { acks, sent: s, acked, nacked, ...older } = conn({});
+    expect([acks, s?.version, acked?.version, nacked, syncState(older)]).to.deep.equal([
+      true,
+      'aaa',
+      'aaa',
+      null,
+      'UNKNOWN',
+    ]);
   });
 
-  it('proxy-status rows: pod.namespace, sorted, with the state and the connection age', () => {
+  it('proxy-status rows: pod.namespace, sorted, with ACKED, the connection age and the state (NACK reason last)', () => {
     const now = Date.parse('2026-01-01T00:02:05.000Z');
     const entries = statusEntries(
       [
-        conn({ id: 2, pod: 'reviews-v1', version: 'old', currentVersion: 'new', pushes: 3 }),
+        conn({
+          id: 2,
+          pod: 'reviews-v1',
+          version: 'new',
+          sent: sent('new', 'n2'),
+          pushes: 3,
+          currentVersion: 'new',
+        }),
         conn({ id: 1, kind: 'gateway', namespace: 'weft-system', pod: 'gw-0' }),
-        conn({ id: 3, pod: 'late', version: null, state: 'pod-unknown', pushes: 0 }),
+        conn({ id: 3, pod: 'late', version: null, sent: null, acked: null, state: 'pod-unknown', pushes: 0 }),
+        conn({
+          id: 4,
+          pod: 'ratings-v1',
+          version: 'bad',
+          currentVersion: 'bad',
+          sent: sent('bad', 'n4'),
+          nacked: {
+            ...sent('bad', 'n4'),
+            error: `listen EADDRINUSE: address already in use\n${'x'.repeat(50)}`,
+          },
+          pushes: 2,
+        }),
+        conn({ id: 5, pod: 'old-proxy', acks: false, acked: null }),
       ],
       now,
     );
     expect(statusTable(entries)).to.equal(
       [
-        'NAME                  KIND      VERSION   STATE                    PUSHES   CONNECTED',
-        'late.bookinfo         sidecar   -         NOT SENT (pod-unknown)   0        2m5s',
-        'reviews-v1.bookinfo   sidecar   old       STALE                    3        2m5s',
-        'gw-0.weft-system      gateway   aaa       SYNCED                   1        2m5s',
+        'NAME                  KIND      VERSION   ACKED   PUSHES   CONNECTED   STATE',
+        'late.bookinfo         sidecar   -         -       0        2m5s        NOT SENT (pod-unknown)',
+        'old-proxy.bookinfo    sidecar   aaa       -       1        2m5s        UNKNOWN',
+        'ratings-v1.bookinfo   sidecar   bad       aaa     2        2m5s        NACKED: listen EADDRINUSE: address already in use',
+        'reviews-v1.bookinfo   sidecar   new       aaa     3        2m5s        STALE',
+        'gw-0.weft-system      gateway   aaa       aaa     1        2m5s        SYNCED',
         '',
       ].join('\n'),
     );
-    expect(entries.map((e) => e.serviceAccount)).to.deep.equal(['default', 'default', 'default']);
+    expect(entries.find((e) => e.state === 'NACKED')!.reason).to.have.length(92);
+    expect(entries.map((e) => e.serviceAccount)).to.deep.equal(Array(5).fill('default'));
+  });
+
+  it('a long NACK reason is cut in the table', () => {
+    const [e] = statusEntries(
+      [
+        conn({
+          sent: sent('b', 'n2'),
+          version: 'b',
+          currentVersion: 'b',
+          nacked: { ...sent('b', 'n2'), error: 'e'.repeat(300) },
+        }),
+      ],
+      0,
+    );
+    const last = statusTable([e!]).split('\n')[1]!;
+    expect(last.endsWith(`NACKED: ${'e'.repeat(99)}…`)).to.equal(true);
   });
 
   it('match summaries: AND inside a block, | between blocks, * for none', () => {

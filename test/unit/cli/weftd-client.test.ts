@@ -221,17 +221,43 @@ spec:
     };
 
     it('proxy-status: the table, a pod filter, -n, -o json', async () => {
+      const push = (version: string, nonce: string) => ({ version, nonce, at: '2026-01-01T00:00:00.000Z' });
       connections = [
-        { ...base, namespace: 'ns1', pod: 'app-1', version: 'v9', currentVersion: 'v9' },
-        { ...base, id: 2, namespace: 'ns2', pod: 'app-2', version: 'v8', currentVersion: 'v9' },
+        {
+          ...base,
+          namespace: 'ns1',
+          pod: 'app-1',
+          version: 'v9',
+          currentVersion: 'v9',
+          acks: true,
+          sent: push('v9', 'n9'),
+          acked: push('v9', 'n9'),
+          nacked: null,
+        },
+        {
+          ...base,
+          id: 2,
+          namespace: 'ns2',
+          pod: 'app-2',
+          version: 'v8',
+          currentVersion: 'v9',
+          acks: true,
+          sent: push('v8', 'n8'),
+          acked: push('v8', 'n8'),
+          nacked: null,
+        },
       ];
       const all = await run(['proxy-status', '--weftd-address', address]);
       expect(all.code).to.equal(0);
-      expect(all.out.split('\n').map((l) => l.split(/ {2,}/).slice(0, 5).join('|'))).to.deep.equal([
-        'NAME|KIND|VERSION|STATE|PUSHES',
-        'app-1.ns1|sidecar|v9|SYNCED|2',
-        'app-2.ns2|sidecar|v8|STALE|2',
-        '',
+      const cols = (l: string): string => {
+        const c = l.split(/ {2,}/);
+        return [...c.slice(0, 5), c.at(-1)].join('|');
+      };
+      expect(all.out.split('\n').map(cols)).to.deep.equal([
+        'NAME|KIND|VERSION|ACKED|PUSHES|STATE',
+        'app-1.ns1|sidecar|v9|v9|2|SYNCED',
+        'app-2.ns2|sidecar|v8|v8|2|STALE',
+        '|',
       ]);
       const one = await run(['proxy-status', 'app-2.ns2', '--weftd-address', address]);
       expect(one.out.trim().split('\n')).to.have.length(2);

@@ -62,11 +62,13 @@ class FakeRegistry implements KubeRegistry {
   unsynced = (): never[] => [];
   snapshot = (): Snapshot => this.snap;
   list = (): never[] => [];
-  onEvent = (): void => undefined;
   pod = (namespace: string, name: string) => ({ namespace, name, labels: { app: 'client' } });
   onChange(fn: (t: TriggerType) => void): void {
     this.listeners.push(fn);
   }
+  readonly events = 0;
+  readonly ignoredEvents = 0;
+  onEvent(): void {}
   stop(): void {}
 }
 

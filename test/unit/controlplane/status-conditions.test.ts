@@ -5,7 +5,7 @@
  */
 import { expect } from 'chai';
 import { objectStatus, statusUpToDate, type Verdict } from '../../../controlplane/status.js';
-import { meshObjectChangeMatters } from '../../../controlplane/registry.js';
+import { changeMatters } from '../../../controlplane/registry.js';
 import type { KubeObject } from '../../../pkg/kube/types.js';
 import { analyze, REFERENCE_RULES } from '../../../pkg/validation/analyze.js';
 
@@ -148,10 +148,14 @@ describe('which Istio object changes can change proxy config', () => {
     metadata: { name: 'x', namespace: 'n', generation: 1, ...meta },
     spec: {},
   });
-  const cases: [string, Parameters<typeof meshObjectChangeMatters>, boolean][] = [
+  const cases: [string, Parameters<typeof changeMatters>, boolean][] = [
     ['an add', ['VirtualService', 'add', obj({})], true],
     ['a delete', ['VirtualService', 'delete', obj({})], true],
-    ['a spec change (generation moves)', ['VirtualService', 'update', obj({ generation: 2 }), obj({})], true],
+    [
+      'a spec change',
+      ['VirtualService', 'update', { ...obj({ generation: 2 }), spec: { hosts: ['a'] } }, obj({})],
+      true,
+    ],
     ['a status write', ['VirtualService', 'update', { ...obj({}), status: { a: 1 } }, obj({})], false],
     [
       "Argo CD's tracking annotation and instance label",
@@ -184,7 +188,7 @@ describe('which Istio object changes can change proxy config', () => {
   ];
   for (const [title, args, want] of cases)
     it(`${title} ${want ? 'matters' : 'does not matter'}`, () =>
-      expect(meshObjectChangeMatters(...args)).to.equal(want));
+      expect(changeMatters(...args)).to.equal(want));
 });
 
 describe('whole-cluster reference checks (ResolvedRefs)', () => {

@@ -49,6 +49,9 @@ const registry: KubeRegistry = {
   snapshot: () => emptySnapshot,
   pod: (namespace: string, name: string) => ({ namespace, name, labels: { app: 'client' } }),
   onChange: () => undefined,
+  onEvent: () => undefined,
+  events: 0,
+  ignoredEvents: 0,
   stop: () => undefined,
 } as unknown as KubeRegistry;
 

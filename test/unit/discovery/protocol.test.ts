@@ -1,8 +1,11 @@
 /** The weftd <-> proxy wire contract: framing, decoding across arbitrary chunk boundaries, bad input. */
 import { expect } from 'chai';
 import {
+  MAX_ACK_ERROR_CHARS,
   MessageDecoder,
   discoveryQuery,
+  newNonce,
+  parseAck,
   encodeMessage,
   parseDiscoveryQuery,
   type DiscoveryMessage,
@@ -79,7 +82,11 @@ describe('discovery protocol', () => {
         kind: 'gateway',
         namespace: 'istio-ingress',
         pod: 'gw-1',
+        acks: false,
       });
+      const withAcks = discoveryQuery({ kind: 'sidecar', namespace: 'a', pod: 'b', acks: true });
+      expect(withAcks).to.contain('acks=1');
+      expect(parseDiscoveryQuery(new URL(withAcks, 'https://weftd').searchParams).acks).to.equal(true);
     });
 
     const bad: [string, string, RegExp][] = [
@@ -93,5 +100,52 @@ describe('discovery protocol', () => {
         expect(() => parseDiscoveryQuery(new URLSearchParams(query))).to.throw(message);
       });
     }
+  });
+
+  describe('ACK/NACK bodies (parseAck)', () => {
+    const ack = { kind: 'sidecar', namespace: 'ns', pod: 'p', version: 'v1', nonce: 'ab'.repeat(16) };
+    it('an ACK has no error; a NACK keeps its error, cut to MAX_ACK_ERROR_CHARS', () => {
+      expect(parseAck(ack)).to.deep.equal(ack);
+      expect(parseAck({ ...ack, error: 'boom' })).to.deep.equal({ ...ack, error: 'boom' });
+      const long = parseAck({ ...ack, error: 'e'.repeat(MAX_ACK_ERROR_CHARS * 2) }).error!;
+      expect(long).to.have.length(MAX_ACK_ERROR_CHARS);
+      expect(long.endsWith('…')).to.equal(true);
+      expect(parseAck({ ...ack, error: '' }).error).to.equal('(no message)');
+      expect(parseAck({ ...ack, extra: 1 })).to.deep.equal(ack); // unknown fields are dropped
+    });
+    const bad: [string, unknown, RegExp][] = [
+      ['null', null, /JSON object/],
+      ['an array', [ack], /JSON object/],
+      ['an unknown kind', { ...ack, kind: 'waypoint' }, /kind must be sidecar or gateway/],
+      ['no namespace', { ...ack, namespace: undefined }, /namespace must be/],
+      ['an empty pod', { ...ack, pod: '' }, /pod must be/],
+      ['a version past 253 characters', { ...ack, version: 'v'.repeat(254) }, /version must be/],
+      ['a nonce in capitals', { ...ack, nonce: 'AB'.repeat(16) }, /nonce must be 32 lowercase hex/],
+      ['a short nonce', { ...ack, nonce: 'ab' }, /nonce must be 32 lowercase hex/],
+      ['an error object', { ...ack, error: { message: 'x' } }, /error must be a string/],
+    ];
+    for (const [title, body, message] of bad)
+      it(`refuses ${title} with WEFT_DISCOVERY_ACK_INVALID`, () => {
+        let err: unknown;
+        try {
+          parseAck(body);
+        } catch (e) {
+          err = e;
+        }
+        expect(isWeftError(err, 'WEFT_DISCOVERY_ACK_INVALID'), String(err)).to.equal(true);
+        expect((err as Error).message).to.match(message);
+      });
+    it('nonces are 128 random bits in hex, never repeated', () => {
+      const seen = new Set(Array.from({ length: 1000 }, () => newNonce()));
+      expect(seen.size).to.equal(1000);
+      for (const n of seen) expect(n).to.match(/^[0-9a-f]{32}$/);
+    });
+    it('a config message may carry a nonce (and an older weftd’s has none)', () => {
+      const line = encodeMessage({ type: 'config', version: 'v', nonce: 'ab'.repeat(16), config });
+      expect(new MessageDecoder().push(line)[0]).to.deep.include({ nonce: 'ab'.repeat(16) });
+      expect(() =>
+        new MessageDecoder().push('{"type":"config","version":"v","nonce":7,"config":{}}\n'),
+      ).to.throw(/not a discovery message/);
+    });
   });
 });

@@ -183,6 +183,31 @@ describe('ratelimit: memquota translation', () => {
 });
 
 describe('ratelimit: RateLimit translation', () => {
+  it('workload labels match pods of the RateLimit namespace only, or of the namespaces it names', () => {
+    // a pod elsewhere labelled app=reviews must not label itself into the override
+    const intruder = { namespace: 'attacker', labels: { app: 'reviews' }, serviceAccount: 'evil' };
+    const principalsFor = (source: Record<string, unknown>): unknown =>
+      rateLimitsFor(
+        input({
+          pods: [...pods, intruder],
+          rateLimits: [
+            rl('ratings', {
+              targetHost: 'ratings',
+              limit: { requests: 1 },
+              overrides: [{ source, limit: { requests: 1000 } }],
+            }),
+          ],
+        }),
+      ).block!.limits[0]!.overrides![0]!.source.principals;
+    expect(principalsFor({ workloadLabels: { app: 'reviews' } })).to.deep.equal([
+      '*/ns/bookinfo/sa/bookinfo-reviews',
+      '*/ns/bookinfo/sa/reviews-v3',
+    ]);
+    expect(principalsFor({ workloadLabels: { app: 'reviews' }, namespaces: ['attacker'] })).to.deep.equal([
+      '*/ns/attacker/sa/evil',
+    ]);
+  });
+
   it('targetHost selects the Service pods; overrides resolve service accounts and workload labels', () => {
     const r = rateLimitsFor(
       input({
