@@ -88,6 +88,13 @@ export interface ConnectionInfo {
   acked: PushRecord | null;
   /** The newest push the proxy NACKed, with its reason (it kept its previous config). */
   nacked: (PushRecord & { error: string }) | null;
+  /** The registry generation this stream's config (`version`) was last computed at. */
+  evaluatedAt: number;
+  /**
+   * The proxy runs every change up to this registry generation: it ACKed a config that was
+   * still what weftd computed for it then (the status writer's Reconciled reads it).
+   */
+  runningAt: number;
 }
 
 export interface PushRecord {
@@ -242,6 +249,8 @@ export class DiscoveryService {
       sent: null,
       acked: null,
       nacked: null,
+      evaluatedAt: 0,
+      runningAt: 0,
     };
     const conn: Connection = {
       info,
@@ -262,6 +271,7 @@ export class DiscoveryService {
       if (info.sent) this.nonces.delete(info.sent.nonce);
       this.opts.metrics.xds.dec({ type: info.kind });
       conn.log.info('Proxy disconnected', { pushes: info.pushes, version: info.version });
+      this.emitProgress();
     });
     this.update(conn);
   }
@@ -304,8 +314,10 @@ export class DiscoveryService {
       return 'stale';
     }
     const at = new Date().toISOString();
+    this.emitProgress();
     if (ack.error === undefined) {
       info.acked = { version: ack.version, nonce: ack.nonce, at };
+      info.runningAt = info.evaluatedAt; // the ACKed version is the stream's newest (checked above)
       conn.log.debug('Proxy ACKed', { version: ack.version });
       return 'ack';
     }
@@ -347,6 +359,17 @@ export class DiscoveryService {
     }
   }
 
+  private readonly progressListeners: (() => void)[] = [];
+
+  /** Called when a stream's sent, evaluated or answered config changes (the status writer). */
+  onProgress(fn: () => void): void {
+    this.progressListeners.push(fn);
+  }
+
+  private emitProgress(): void {
+    for (const fn of this.progressListeners) fn();
+  }
+
   /** Something outside the registry changed (the mesh config): recompute every stream, debounced. */
   refresh(): void {
     this.opts.metrics.triggers.inc({ type: 'config' });
@@ -365,6 +388,7 @@ export class DiscoveryService {
     const { registry, metrics } = this.opts;
     if (!registry.synced()) return; // the sync itself triggers a push
     const { info } = conn;
+    const evaluatedAt = registry.generation;
     let generated: GeneratedConfig | null;
     try {
       generated = this.configFor(info.kind, info.namespace, info.pod);
@@ -384,7 +408,13 @@ export class DiscoveryService {
       }
       return;
     }
-    if (generated.version === info.version) return;
+    if (generated.version === info.version) {
+      // nothing new for this proxy up to this generation: if it runs this version, it is current
+      info.evaluatedAt = evaluatedAt;
+      if (info.acked?.version === info.version) info.runningAt = evaluatedAt;
+      this.emitProgress();
+      return;
+    }
     const nonce = newNonce();
     const ok = this.writeLine(conn, withNonce(generated.encode(), nonce), false);
     metrics.pushes.inc({ type: ok ? 'config' : 'config_senderr' });
@@ -393,6 +423,8 @@ export class DiscoveryService {
     this.nonces.set(nonce, info.id);
     info.sent = { version: generated.version, nonce, at: new Date().toISOString() };
     info.version = generated.version;
+    info.evaluatedAt = evaluatedAt;
+    this.emitProgress();
     info.pushes++;
     info.state = 'configured';
     if (firstChangeAt !== undefined) metrics.convergence.observe((performance.now() - firstChangeAt) / 1000);

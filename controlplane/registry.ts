@@ -125,6 +125,11 @@ export interface KubeRegistry {
   onEvent(fn: (kind: WatchedKind, result: 'changed' | 'ignored') => void): void;
   /** The objects of one kind as listed, status included (the status writer). */
   list(kind: WatchedKind): KubeObject[];
+  /**
+   * The generation at which this object's current config-relevant content was first seen
+   * (its latest add or relevant update; 0 if seen before the first sync's generation).
+   */
+  changedAt(kind: WatchedKind, namespace: string | undefined, name: string): number;
   /** Informer events seen (of kinds that can trigger) and those of them that changed nothing. */
   readonly events: number;
   readonly ignoredEvents: number;
@@ -213,6 +218,8 @@ export function createKubeRegistry(kube: KubeClient, log: Logger, domainSuffix: 
   const listeners: ((t: TriggerType) => void)[] = [];
   const eventListeners: ((kind: WatchedKind, result: 'changed' | 'ignored') => void)[] = [];
   let generation = 0;
+  /** kind/namespace/name → the generation its current content was first seen at (changedAt). */
+  const changed = new Map<string, number>();
   let events = 0;
   let ignoredEvents = 0;
   let cached: Snapshot | undefined;
@@ -231,6 +238,9 @@ export function createKubeRegistry(kube: KubeClient, log: Logger, domainSuffix: 
       for (const fn of eventListeners) fn(w.kind, matters ? 'changed' : 'ignored');
       if (!matters) return;
       generation++;
+      const key = `${w.kind}/${obj.metadata.namespace ?? ''}/${obj.metadata.name}`;
+      if (type === 'delete') changed.delete(key);
+      else changed.set(key, generation);
       for (const fn of listeners) fn(w.trigger);
     });
     informers.set(w.kind, inf);
@@ -312,6 +322,7 @@ export function createKubeRegistry(kube: KubeClient, log: Logger, domainSuffix: 
     },
     onChange: (fn) => void listeners.push(fn),
     list: (kind) => informers.get(kind)!.list(),
+    changedAt: (kind, namespace, name) => changed.get(`${kind}/${namespace ?? ''}/${name}`) ?? 0,
     stop: () => all.forEach((i) => i.stop()),
   };
 }

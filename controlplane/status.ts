@@ -5,8 +5,13 @@
  *                 webhook: created before it ran, or with the webhook off); True otherwise, with
  *                 the accepted-but-not-enforced warnings and cross-object findings in the message.
  *   ResolvedRefs  False (RefNotFound) when a host, subset or gateway it names does not exist.
- *   Ready         both of the above (what Flux and `kubectl wait --for=condition=Ready` read).
- *   Stalled       True when not Ready: kstatus reads it as Failed, Argo CD as Degraded.
+ *   Reconciled    True when every connected proxy that ACKs runs a config that includes the
+ *                 object's current generation; False (Pending) until they ACK it, False (Nacked)
+ *                 naming the proxies that rejected it. Reconciling mirrors Pending.
+ *   Ready         all of the above (what Flux and `kubectl wait --for=condition=Ready` read).
+ *   Stalled       True when not Ready for a reason waiting will not fix (Invalid, RefNotFound,
+ *                 Nacked): kstatus reads it as Failed, Argo CD as Degraded. Pending is
+ *                 Reconciling instead (kstatus InProgress, Argo CD Progressing).
  *
  * Every condition carries the object's generation; `status.observedGeneration` too, so kstatus
  * can tell a verdict about the current spec from a stale one. A condition keeps its
@@ -40,6 +45,53 @@ export interface Verdict {
   notes: Finding[];
   /** Kind-specific conditions (a RateLimit's `Enforced`); a False one also blocks Ready. */
   extra?: FreshCondition[];
+  /** Whether the proxies run it (`reconciliation`); absent: no Reconciled condition. */
+  reconciled?: FreshCondition;
+}
+
+/** What the status writer needs to know of one proxy stream (discovery.ts ConnectionInfo). */
+export interface ProxyProgress {
+  /** `namespace/pod`. */
+  name: string;
+  /** It answers pushes (false: an older proxy; it is not counted). */
+  acks: boolean;
+  /** It runs every change up to this registry generation. */
+  runningAt: number;
+  /** The error of its newest config, when it NACKed it (it keeps running an older one). */
+  nackError?: string;
+}
+
+/**
+ * The Reconciled condition of an object whose current content the registry first saw at
+ * generation `changedAt`. The message names proxies only when something is wrong: a count that
+ * moved with every proxy connecting would rewrite every object's status each time.
+ */
+export function reconciliation(changedAt: number, proxies: ProxyProgress[]): FreshCondition {
+  const counted = proxies.filter((p) => p.acks);
+  const behind = counted.filter((p) => p.runningAt < changedAt);
+  const nacking = behind.filter((p) => p.nackError !== undefined);
+  if (nacking.length > 0)
+    return {
+      type: 'Reconciled',
+      status: 'False',
+      reason: 'Nacked',
+      message: `${nacking.length} of ${counted.length} proxies rejected the config holding it and run an older one: ${listFindings(
+        nacking.map((p) => ({ path: p.name, message: p.nackError! })),
+      )}`,
+    };
+  if (behind.length > 0)
+    return {
+      type: 'Reconciled',
+      status: 'False',
+      reason: 'Pending',
+      message: 'waiting for the proxies to ACK the config holding this generation',
+    };
+  return {
+    type: 'Reconciled',
+    status: 'True',
+    reason: 'Reconciled',
+    message: 'every connected proxy runs it',
+  };
 }
 
 /** Findings listed in one message; the rest are counted. Keeps a status small and readable. */
@@ -86,17 +138,36 @@ function resolvedRefs(v: Verdict): Fresh {
     : { type: 'ResolvedRefs', status: 'True', reason: 'ResolvedRefs', message: 'every reference resolves' };
 }
 
-function readiness(judged: Fresh[]): Fresh[] {
+function readiness(judged: Fresh[], tracksProxies: boolean): Fresh[] {
   const blocking = judged.find((c) => c.status === 'False');
+  const reconciling: Fresh[] = tracksProxies
+    ? [
+        blocking?.reason === 'Pending'
+          ? { type: 'Reconciling', status: 'True', reason: 'Pending', message: blocking.message }
+          : { type: 'Reconciling', status: 'False', reason: 'Done', message: '' },
+      ]
+    : [];
   if (!blocking)
     return [
-      { type: 'Ready', status: 'True', reason: 'Ready', message: 'accepted and every reference resolves' },
+      {
+        type: 'Ready',
+        status: 'True',
+        reason: 'Ready',
+        message: tracksProxies
+          ? 'accepted, every reference resolves, every connected proxy runs it'
+          : 'accepted and every reference resolves',
+      },
       { type: 'Stalled', status: 'False', reason: 'Ready', message: '' },
+      ...reconciling,
     ];
   const message = `${blocking.type}: ${blocking.message}`;
+  const waiting = blocking.reason === 'Pending';
   return [
     { type: 'Ready', status: 'False', reason: blocking.reason, message },
-    { type: 'Stalled', status: 'True', reason: blocking.reason, message },
+    waiting
+      ? { type: 'Stalled', status: 'False', reason: 'Pending', message: '' }
+      : { type: 'Stalled', status: 'True', reason: blocking.reason, message },
+    ...reconciling,
   ];
 }
 
@@ -111,15 +182,17 @@ export function objectStatus(obj: KubeObject, verdict: Verdict, now: Date): Obje
   const before = previousConditions(obj);
   const acc = accepted(verdict);
   const refs = resolvedRefs(verdict);
-  const judged = [acc, refs, ...(verdict.extra ?? [])];
-  const conditions = [...judged, ...readiness(judged)].map((c): Condition => {
-    const old = before.find((b) => b?.type === c.type);
-    const since =
-      old && old.status === c.status && typeof old.lastTransitionTime === 'string'
-        ? old.lastTransitionTime
-        : now.toISOString().replace(/\.\d{3}Z$/, 'Z');
-    return { ...c, observedGeneration: generation, lastTransitionTime: since };
-  });
+  const judged = [acc, refs, ...(verdict.extra ?? []), ...(verdict.reconciled ? [verdict.reconciled] : [])];
+  const conditions = [...judged, ...readiness(judged, verdict.reconciled !== undefined)].map(
+    (c): Condition => {
+      const old = before.find((b) => b?.type === c.type);
+      const since =
+        old && old.status === c.status && typeof old.lastTransitionTime === 'string'
+          ? old.lastTransitionTime
+          : now.toISOString().replace(/\.\d{3}Z$/, 'Z');
+      return { ...c, observedGeneration: generation, lastTransitionTime: since };
+    },
+  );
   return { observedGeneration: generation, conditions };
 }
 

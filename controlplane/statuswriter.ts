@@ -24,7 +24,9 @@ import type { KubeRegistry, WatchedKind } from './registry.js';
 import { memquotaCondition, rateLimitCondition } from './ratelimitstatus.js';
 import {
   objectStatus,
+  reconciliation,
   statusUpToDate,
+  type ProxyProgress,
   type FreshCondition,
   type ObjectStatus,
   type Verdict,
@@ -65,6 +67,11 @@ export interface StatusWriterOptions {
   debounce?: { afterMs: number; maxMs: number };
   /** Counts writes by result (ok|error); tests read `writes`. */
   onWrite?: (result: 'ok' | 'error') => void;
+  /**
+   * The proxy streams of this weftd, for the Reconciled condition, and a way to hear of their
+   * progress (pushes, ACKs, NACKs, connects); absent: no Reconciled condition.
+   */
+  proxies?: { list(): ProxyProgress[]; onProgress(fn: () => void): void };
   /** Lease timings (tests shorten the retry period); default LEASE_DEFAULTS. */
   leaseTiming?: Partial<
     Pick<LeaderElectionConfig, 'leaseDurationSeconds' | 'renewDeadlineMs' | 'retryPeriodMs'>
@@ -147,6 +154,7 @@ export class StatusWriter {
     opts.registry.onEvent((kind) => {
       if (JUDGED_FROM.has(kind)) this.debouncer.trigger();
     });
+    opts.proxies?.onProgress(() => this.debouncer.trigger());
   }
 
   get isLeader(): boolean {
@@ -193,6 +201,7 @@ export class StatusWriter {
       byObject.set(key, [...(byObject.get(key) ?? []), f]);
     }
     const out = new Map<string, Verdict>();
+    const proxies = this.opts.proxies?.list();
     for (const obj of objects) {
       const mine = byObject.get(keyOf(obj)) ?? [];
       out.set(keyOf(obj), {
@@ -200,6 +209,18 @@ export class StatusWriter {
         unresolved: mine.filter((f) => f.rule !== undefined && REFERENCE_RULES.has(f.rule)),
         notes: mine.filter((f) => f.rule === undefined || !REFERENCE_RULES.has(f.rule)),
         extra: kindConditions(obj),
+        ...(proxies
+          ? {
+              reconciled: reconciliation(
+                this.opts.registry.changedAt(
+                  obj.kind as WatchedKind,
+                  obj.metadata.namespace,
+                  obj.metadata.name,
+                ),
+                proxies,
+              ),
+            }
+          : {}),
       });
     }
     this.validations.retain(new Set(objects.map((o) => o.metadata.uid ?? keyOf(o))));

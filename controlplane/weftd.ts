@@ -19,7 +19,8 @@ import { createCertificateAuthority, type CertificateAuthority } from './ca.js';
 import { ConfigGenerator } from './configgen.js';
 import { JwksResolver, type JwksResolverOptions } from './jwks.js';
 import { SecretCredentials } from './credentials.js';
-import { DiscoveryService } from './discovery.js';
+import { DiscoveryService, type ConnectionInfo } from './discovery.js';
+import type { ProxyProgress } from './status.js';
 import { loadMeshSettings, type MeshSettings, type WeftdOptions } from './flags.js';
 import { createWeftdMetrics, type WeftdMetrics } from './metrics.js';
 import { createMonitoringServer, type Readiness } from './monitoring.js';
@@ -143,6 +144,17 @@ function close(server: Server | HttpsServer): Promise<void> {
   });
 }
 
+/** A stream as the status writer's Reconciled condition sees it. */
+function proxyProgress(c: ConnectionInfo): ProxyProgress {
+  const nacked = c.nacked !== null && c.nacked.version === c.version;
+  return {
+    name: `${c.namespace}/${c.pod}`,
+    acks: c.acks && c.state === 'configured',
+    runningAt: c.runningAt,
+    ...(nacked ? { nackError: c.nacked!.error } : {}),
+  };
+}
+
 export async function startWeftd(opts: StartOptions): Promise<Weftd> {
   const { flags, kube, log, tls } = opts;
   const metrics = createWeftdMetrics(opts.defaultMetrics ?? true);
@@ -205,6 +217,10 @@ export async function startWeftd(opts: StartOptions): Promise<Weftd> {
         registry,
         log: log.child({ part: 'status' }),
         onWrite: (result) => metrics.statusWrites.inc({ result }),
+        proxies: {
+          list: () => discovery.list().map(proxyProgress),
+          onProgress: (fn) => discovery.onProgress(fn),
+        },
       })
     : undefined;
   status?.start();

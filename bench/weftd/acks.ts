@@ -78,6 +78,9 @@ class BenchRegistry implements KubeRegistry {
   list(): never[] {
     return [];
   }
+  changedAt(): number {
+    return 0;
+  }
   stop(): void {}
 }
 

@@ -9,7 +9,7 @@ import { expect } from 'chai';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
-import { objectStatus, type Verdict } from '../../controlplane/status.js';
+import { objectStatus, reconciliation, type Verdict } from '../../controlplane/status.js';
 import type { KubeObject } from '../../pkg/kube/types.js';
 import { kstatus } from '../support/kstatus.js';
 import { kstatus as port, type Obj } from '../support/kstatus-port.js';
@@ -31,6 +31,12 @@ const computed: { name: string; obj: KubeObject }[] = [
   ['invalid', { ...clean, validation: { errors: [{ path: 'spec', message: 'bad' }], warnings: [] } }],
   ['unresolved', { ...clean, unresolved: [{ path: 'spec.http[0]', message: 'no subset' }] }],
   ['warnings', { ...clean, validation: { errors: [], warnings: [{ path: 'spec.x', message: 'w' }] } }],
+  ['reconciled', { ...clean, reconciled: reconciliation(3, [{ name: 'a', acks: true, runningAt: 3 }]) }],
+  ['rollout pending', { ...clean, reconciled: reconciliation(3, [{ name: 'a', acks: true, runningAt: 2 }]) }],
+  [
+    'a proxy NACKed it',
+    { ...clean, reconciled: reconciliation(3, [{ name: 'a', acks: true, runningAt: 2, nackError: 'x' }]) },
+  ],
 ].map(([name, v]) => ({
   name: `weftd status: ${name as string}`,
   obj: { ...vs, status: objectStatus(vs, v as Verdict, new Date(0)) },

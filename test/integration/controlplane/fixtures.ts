@@ -208,6 +208,8 @@ export class FakeProxy {
     kind: 'sidecar' | 'gateway',
     namespace: string,
     name: string,
+    /** Refuse (NACK) a config with this message, as a proxy whose compile fails would. */
+    reject?: (config: ProxyConfig) => string | undefined,
   ) {
     const tokenPath = join(dir, `${name}.token`);
     writeFileSync(tokenPath, token);
@@ -219,6 +221,8 @@ export class FakeProxy {
       log: proxyLog,
       onConfig: (config) => {
         if (config.authz) compileAuthz(config.authz); // what the proxy does at swap: must not throw
+        const refusal = reject?.(config);
+        if (refusal !== undefined) return Promise.reject(new Error(refusal));
         this.latest = config;
         return Promise.resolve();
       },

@@ -13,7 +13,8 @@ import type { KubeObject } from '../../../pkg/kube/types.js';
 import { createLogger } from '../../../pkg/log/index.js';
 import { freshNamespace, installCRDs, testCluster, waitFor } from '../../support/index.js';
 import { kstatus } from '../../support/kstatus.js';
-import { createReviews, startTestWeftd, weftdServingDir } from './fixtures.js';
+import { FakeProxy, createReviews, pod, requestToken, startTestWeftd, weftdServingDir } from './fixtures.js';
+import { TOKEN_AUDIENCE } from '../../../pkg/discovery/protocol.js';
 
 const log = createLogger('test', { silent: true });
 const NET = 'networking.istio.io/v1';
@@ -206,6 +207,55 @@ describe('weftd: status conditions on mesh objects', function () {
     );
     expect(weftd.status!.counts.writes).to.be.greaterThan(writes);
     expect(weftd.registry.generation, 'no new config generation').to.equal(before);
+  });
+
+  it('Reconciled: True once the connected proxies ACK it; a NACK names the proxy and stalls only that object', async () => {
+    for (const name of ['web-1', 'picky-1']) await kube.create(pod(ns, name, { app: name }));
+    const token = await requestToken(kube, ns, 'default', { audiences: [TOKEN_AUDIENCE] });
+    const address = `127.0.0.1:${weftd.discoveryPort}`;
+    const web = new FakeProxy(address, dir, token, 'sidecar', ns, 'web-1');
+    // a proxy that cannot run any config holding this header value (as a compile error would)
+    const picky = new FakeProxy(address, dir, token, 'sidecar', ns, 'picky-1', (c) =>
+      JSON.stringify(c).includes('refused-by-picky') ? 'cannot compile the route' : undefined,
+    );
+    await web.until('web configured', () => true);
+    await picky.until('picky configured', () => true);
+    const good = await waitCondition('VirtualService', 'good', 'Reconciled', 'True');
+    expect(condition(good, 'Ready')).to.include({ status: 'True' });
+
+    await kube.create({
+      apiVersion: NET,
+      kind: 'VirtualService',
+      metadata: { name: 'refused', namespace: ns },
+      spec: {
+        hosts: ['refused.example'],
+        http: [
+          {
+            match: [{ headers: { 'x-canary': { exact: 'refused-by-picky' } } }],
+            route: [{ destination: { host: 'reviews' } }],
+          },
+        ],
+      },
+    });
+    const refused = await waitCondition('VirtualService', 'refused', 'Reconciled', 'False');
+    const r = condition(refused, 'Reconciled')!;
+    expect(r.reason).to.equal('Nacked');
+    expect(r.message).to.include(`${ns}/picky-1: cannot compile the route`).and.not.include('web-1');
+    expect(condition(refused, 'Stalled')).to.include({ status: 'True', reason: 'Nacked' });
+    expect(kstatus([refused])[0]).to.include({ status: 'Failed' });
+    // what the proxies already run stays reconciled
+    expect(condition(await get('VirtualService', 'good'), 'Reconciled')).to.include({ status: 'True' });
+
+    // the change that fixes it: every proxy ACKs, Reconciled again
+    await kube.mergePatch(
+      { apiVersion: NET, kind: 'VirtualService', namespace: ns, name: 'refused' },
+      {
+        spec: { http: [{ route: [{ destination: { host: 'reviews' } }] }] },
+      },
+    );
+    const fixed = await waitCondition('VirtualService', 'refused', 'Reconciled', 'True');
+    expect(condition(fixed, 'Reconciling')).to.include({ status: 'False' });
+    expect(kstatus([fixed])[0]).to.include({ status: 'Current' });
   });
 
   it('a standby replica does not write while the leader holds the Lease, and takes over when it stops', async () => {

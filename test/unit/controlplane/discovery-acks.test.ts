@@ -72,6 +72,9 @@ class SmallRegistry implements KubeRegistry {
   list(): never[] {
     return [];
   }
+  changedAt(): number {
+    return 0;
+  }
   stop(): void {}
 }
 

@@ -62,6 +62,7 @@ class FakeRegistry implements KubeRegistry {
   unsynced = (): never[] => [];
   snapshot = (): Snapshot => this.snap;
   list = (): never[] => [];
+  changedAt = (): number => 0;
   pod = (namespace: string, name: string) => ({ namespace, name, labels: { app: 'client' } });
   onChange(fn: (t: TriggerType) => void): void {
     this.listeners.push(fn);

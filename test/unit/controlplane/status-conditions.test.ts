@@ -4,7 +4,13 @@
  * whole-cluster reference checks behind ResolvedRefs (pkg/validation/analyze.ts).
  */
 import { expect } from 'chai';
-import { objectStatus, statusUpToDate, type Verdict } from '../../../controlplane/status.js';
+import {
+  objectStatus,
+  reconciliation,
+  statusUpToDate,
+  type ProxyProgress,
+  type Verdict,
+} from '../../../controlplane/status.js';
 import { changeMatters } from '../../../controlplane/registry.js';
 import type { KubeObject } from '../../../pkg/kube/types.js';
 import { analyze, REFERENCE_RULES } from '../../../pkg/validation/analyze.js';
@@ -139,6 +145,76 @@ describe('status conditions of mesh objects', () => {
     const extra = { ...desired, conditions: [...desired.conditions, { type: 'Other', status: 'True' }] };
     expect(statusUpToDate(vs({ status: extra }), desired), "another writer's condition").to.equal(true);
   });
+});
+
+describe('Reconciled: do the connected proxies run the object?', () => {
+  const proxy = (name: string, runningAt: number, extra: Partial<ProxyProgress> = {}): ProxyProgress => ({
+    name,
+    acks: true,
+    runningAt,
+    ...extra,
+  });
+  const table: [string, number, ProxyProgress[], string, string][] = [
+    ['no proxy connected', 5, [], 'True', 'Reconciled'],
+    [
+      'every proxy ran a config computed after the change',
+      5,
+      [proxy('a', 5), proxy('b', 9)],
+      'True',
+      'Reconciled',
+    ],
+    ['one proxy has not ACKed since the change', 5, [proxy('a', 5), proxy('b', 4)], 'False', 'Pending'],
+    [
+      'an older proxy that sends no ACKs is not counted',
+      5,
+      [proxy('a', 6), proxy('old', 0, { acks: false })],
+      'True',
+      'Reconciled',
+    ],
+    [
+      'a proxy behind that NACKed its newest config',
+      5,
+      [proxy('a', 6), proxy('b', 3, { nackError: 'bad' })],
+      'False',
+      'Nacked',
+    ],
+    [
+      'a NACK of a later config does not concern an object it already runs',
+      5,
+      [proxy('a', 6, { nackError: 'bad' })],
+      'True',
+      'Reconciled',
+    ],
+  ];
+  for (const [title, changedAt, proxies, status, reason] of table)
+    it(title, () => expect(reconciliation(changedAt, proxies)).to.include({ status, reason }));
+
+  it('a NACK names the proxies and their errors', () =>
+    expect(
+      reconciliation(5, [proxy('demo/a', 1, { nackError: 'EADDRINUSE' }), proxy('demo/b', 9)]).message,
+    ).to.equal('1 of 2 proxies rejected the config holding it and run an older one: demo/a: EADDRINUSE'));
+
+  const withReconciled = (reconciled: ReturnType<typeof reconciliation>) =>
+    byType(objectStatus(vs(), { ...clean, reconciled }, NOW));
+  it('pending: not Ready, Reconciling (kstatus InProgress), not Stalled', () =>
+    expect(withReconciled(reconciliation(5, [proxy('a', 1)]))).to.deep.include({
+      Ready: { status: 'False', reason: 'Pending' },
+      Reconciling: { status: 'True', reason: 'Pending' },
+      Stalled: { status: 'False', reason: 'Pending' },
+    }));
+  it('nacked: not Ready, Stalled (kstatus Failed), not Reconciling', () =>
+    expect(withReconciled(reconciliation(5, [proxy('a', 1, { nackError: 'x' })]))).to.deep.include({
+      Ready: { status: 'False', reason: 'Nacked' },
+      Stalled: { status: 'True', reason: 'Nacked' },
+      Reconciling: { status: 'False', reason: 'Done' },
+    }));
+  it('reconciled: Ready, neither Stalled nor Reconciling', () =>
+    expect(withReconciled(reconciliation(5, [proxy('a', 5)]))).to.deep.include({
+      Reconciled: { status: 'True', reason: 'Reconciled' },
+      Ready: { status: 'True', reason: 'Ready' },
+      Stalled: { status: 'False', reason: 'Ready' },
+      Reconciling: { status: 'False', reason: 'Done' },
+    }));
 });
 
 describe('which Istio object changes can change proxy config', () => {
