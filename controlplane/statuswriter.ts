@@ -202,6 +202,9 @@ export class StatusWriter {
     }
     const out = new Map<string, Verdict>();
     const proxies = this.opts.proxies?.list();
+    // most objects changed before every proxy's newest ACK: one comparison, not a scan of proxies
+    const floor = proxies?.reduce((m, p) => (p.acks ? Math.min(m, p.runningAt) : m), Infinity) ?? 0;
+    const current = reconciliation(0, []);
     for (const obj of objects) {
       const mine = byObject.get(keyOf(obj)) ?? [];
       out.set(keyOf(obj), {
@@ -209,22 +212,22 @@ export class StatusWriter {
         unresolved: mine.filter((f) => f.rule !== undefined && REFERENCE_RULES.has(f.rule)),
         notes: mine.filter((f) => f.rule === undefined || !REFERENCE_RULES.has(f.rule)),
         extra: kindConditions(obj),
-        ...(proxies
-          ? {
-              reconciled: reconciliation(
-                this.opts.registry.changedAt(
-                  obj.kind as WatchedKind,
-                  obj.metadata.namespace,
-                  obj.metadata.name,
-                ),
-                proxies,
-              ),
-            }
-          : {}),
+        ...(proxies ? { reconciled: this.reconciled(obj, proxies, floor, current) } : {}),
       });
     }
     this.validations.retain(new Set(objects.map((o) => o.metadata.uid ?? keyOf(o))));
     return out;
+  }
+
+  private reconciled(
+    obj: KubeObject,
+    proxies: ProxyProgress[],
+    floor: number,
+    current: FreshCondition,
+  ): FreshCondition {
+    const { namespace, name } = obj.metadata;
+    const changedAt = this.opts.registry.changedAt(obj.kind as WatchedKind, namespace, name);
+    return changedAt <= floor ? current : reconciliation(changedAt, proxies);
   }
 
   /** Writes the queued statuses, at most `writesPerSecond` (after a burst). */

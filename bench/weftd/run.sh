@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
 # weftd's push cost as the mesh grows (translation once per change, the per-proxy line) and the
 # workload CA's signing cost, in process, no cluster. Bounded: a few seconds per size. Then the
-# ACK cost of a push to 1,000 proxies: keep-alive vs a new connection per ACK (acks.ts).
+# ACK cost of a push to 1,000 proxies: keep-alive vs a new connection per ACK (acks.ts). Then the
+# status writer at 2,000 objects and 2,000 proxies: pass cost, writes per change (status.ts).
 #   bash bench/weftd/run.sh            (or: npm run bench -- weftd)
 #   SIZES=100,1000 REPS=5 bash bench/weftd/run.sh
-#   WEFTD_BENCH=acks PROXIES=1000 REPS=5 bash bench/weftd/run.sh   (only one of push|acks)
+#   WEFTD_BENCH=acks PROXIES=1000 REPS=5 bash bench/weftd/run.sh   (only one of push|acks|status)
+#   WEFTD_BENCH=status OBJECTS=1000 PROXIES=2000 REPS=5 bash bench/weftd/run.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export PATH="$PWD/node_modules/.bin:$PATH"
-for b in ${WEFTD_BENCH:-push acks}; do
+for b in ${WEFTD_BENCH:-push acks status}; do
   case "$b" in
     push) tsx bench/weftd/bench.ts ;;
     acks) tsx bench/weftd/acks.ts ;;
-    *) echo "bench/weftd: WEFTD_BENCH must be push or acks, got $b" >&2; exit 2 ;;
+    status) tsx bench/weftd/status.ts ;;
+    *) echo "bench/weftd: WEFTD_BENCH must be push, acks or status, got $b" >&2; exit 2 ;;
   esac
 done

@@ -258,21 +258,40 @@ function undefinedHosts(
   return out;
 }
 
+/**
+ * The DestinationRules covering a resolved host, in input order: exact hosts by map, wildcards
+ * by scan. Whole-cluster analysis (weftd's status writer) runs this for every destination of
+ * every VirtualService; a scan of every rule each time was quadratic.
+ */
+function drHostIndex(drs: Loaded<DestinationRuleSpec>[]): (host: string) => Loaded<DestinationRuleSpec>[] {
+  const exact = new Map<string, number[]>();
+  const wildcards: { host: string; i: number }[] = [];
+  drs.forEach((dr, i) => {
+    const host = resolveHost(dr.spec.host, dr.namespace);
+    if (host.startsWith('*')) wildcards.push({ host, i });
+    else exact.set(host, [...(exact.get(host) ?? []), i]);
+  });
+  return (host) => {
+    const at = [
+      ...(exact.get(host) ?? []),
+      ...wildcards.filter((w) => drCovers(w.host, host)).map((w) => w.i),
+    ];
+    return at.sort((a, b) => a - b).map((i) => drs[i]!);
+  };
+}
+
 function undefinedSubsets(
   vss: Loaded<VirtualServiceSpec>[],
   drs: Loaded<DestinationRuleSpec>[],
 ): ObjectFinding[] {
   const out: ObjectFinding[] = [];
+  const hostsOf = drHostIndex(drs);
   for (const vs of vss) {
     for (const use of destinationsOf(vs.spec)) {
       const subset = use.destination.subset;
       if (typeof subset !== 'string' || subset === '') continue;
       const host = resolveHost(use.destination.host, vs.namespace);
-      const candidates = drs.filter(
-        (dr) =>
-          drCovers(resolveHost(dr.spec.host, dr.namespace), host) &&
-          canSee(vs.namespace, dr.spec.exportTo, dr.namespace),
-      );
+      const candidates = hostsOf(host).filter((dr) => canSee(vs.namespace, dr.spec.exportTo, dr.namespace));
       const defining = candidates.filter(
         (dr) =>
           Array.isArray(dr.spec.subsets) && dr.spec.subsets.some((s) => isObject(s) && s.name === subset),
@@ -356,18 +375,15 @@ function whyFirst(a: Loaded<unknown>, b: Loaded<unknown>): string {
 function drHostConflicts(unsorted: Loaded<DestinationRuleSpec>[]): ObjectFinding[] {
   const out: ObjectFinding[] = [];
   const drs = [...unsorted].sort(compareByCreation);
-  drs.forEach((dr, i) => {
+  // the rules seen so far per namespace and host (grouped: a scan of all earlier ones was quadratic)
+  const earlier = new Map<string, Loaded<DestinationRuleSpec>[]>();
+  drs.forEach((dr) => {
     if (dr.spec.workloadSelector) return;
     const host = resolveHost(dr.spec.host, dr.namespace);
-    const others = drs
-      .slice(0, i)
-      .filter(
-        (o) =>
-          !o.spec.workloadSelector &&
-          identity(o) !== identity(dr) &&
-          o.namespace === dr.namespace &&
-          resolveHost(o.spec.host, o.namespace) === host,
-      );
+    const key = `${dr.namespace}|${host}`;
+    const group = earlier.get(key) ?? [];
+    earlier.set(key, [...group, dr]);
+    const others = group.filter((o) => identity(o) !== identity(dr));
     if (others.length === 0) return;
     out.push({
       severity: 'warning',
