@@ -285,11 +285,19 @@ describe('e2e: Argo CD v3.6.2 syncs Istio objects through weft (issue #16)', fun
     argoSetUp = true;
     kubectl(['create', 'namespace', 'argocd']);
     applyCrds(moduleDir);
-    kubectl(
-      ['wait', '--for=condition=Established', ...ARGOCD_CRDS.map((c) => `crd/${c}`), '--timeout=60s'],
-      undefined,
-      70_000,
-    );
+    // Not `kubectl wait`: it fails while a just-created CRD has no conditions yet.
+    for (const crd of ARGOCD_CRDS)
+      await waitFor(`CRD ${crd} Established`, () =>
+        kubectl([
+          'get',
+          'crd',
+          crd,
+          '-o',
+          'jsonpath={.status.conditions[?(@.type=="Established")].status}',
+        ]) === 'True'
+          ? true
+          : undefined,
+      );
     const cluster = clusterSecret();
     server = cluster.server;
     kubectl(
@@ -355,6 +363,9 @@ describe('e2e: Argo CD v3.6.2 syncs Istio objects through weft (issue #16)', fun
           '',
           '--metrics-port',
           `${ctrlMetrics}`,
+          // Argo CD v3 keeps resources' health out of the Application by default (only the
+          // aggregate); the suite reads each Istio object's verdict there.
+          '--persist-resource-health',
         ],
         work,
       ),
@@ -421,7 +432,12 @@ describe('e2e: Argo CD v3.6.2 syncs Istio objects through weft (issue #16)', fun
           project: 'default',
           source: { repoURL: repo!.url, targetRevision: 'main', path: 'app' },
           destination: { server, namespace: ns },
-          syncPolicy: { automated: { prune: true, selfHeal: true } },
+          syncPolicy: {
+            automated: { prune: true, selfHeal: true },
+            // Argo CD's default retries a failed automated sync 5 times with backoff (~3 min)
+            // before a newer commit is taken; one quick retry keeps the suite's waits short.
+            retry: { limit: 1, backoff: { duration: '2s', factor: 2, maxDuration: '10s' } },
+          },
         },
       }),
     );
