@@ -9,12 +9,14 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import {
   chmodSync,
+  closeSync,
   copyFileSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
   openSync,
   readFileSync,
+  rmSync,
   writeFileSync,
 } from 'node:fs';
 import { createServer } from 'node:net';
@@ -53,6 +55,9 @@ export function ensureArgoCd(): Promise<string> {
         reject(new Error(`hack/build-argocd.sh exited with ${code} (see its output above)`));
       else resolve(bin);
     });
+  }).finally(() => {
+    closeSync(fd);
+    rmSync(dir, { recursive: true, force: true });
   });
 }
 
