@@ -9,6 +9,8 @@
  *   (b) a second (hard) refresh stays Synced: no diff, no new sync;
  *   (c) a commit with an invalid VirtualService fails the sync with the webhook's message in
  *       status.operationState, and the live object keeps its last good spec;
+ *   (c2) a commit routing to a subset no DestinationRule defines syncs (the webhook only warns)
+ *       and is Degraded, with weftd's Stalled message as the VirtualService's health;
  *   (d) a commit that fixes it and changes the route weights syncs and becomes Healthy again;
  *   (e) deleting the Application prunes everything, namespace included (no finalizer deadlock).
  *
@@ -130,11 +132,16 @@ function hardRefresh(): void {
   ]);
 }
 
-function manifests(ns: string, weights: [number, number], abortPercent?: number): Record<string, string> {
+function manifests(
+  ns: string,
+  weights: [number, number],
+  abortPercent?: number,
+  secondSubset = 'v2',
+): Record<string, string> {
   const http: Record<string, unknown> = {
     route: [
       { destination: { host: 'web', subset: 'v1' }, weight: weights[0] },
-      { destination: { host: 'web', subset: 'v2' }, weight: weights[1] },
+      { destination: { host: 'web', subset: secondSubset }, weight: weights[1] },
     ],
   };
   if (abortPercent !== undefined)
@@ -512,6 +519,26 @@ describe('e2e: Argo CD v3.6.2 syncs Istio objects through weft (issue #16)', fun
     expect(JSON.stringify(live.spec)).not.to.include('fault');
   });
 
+  it("(c2) a VirtualService naming a subset no DestinationRule defines syncs (a warning) and is Degraded with weftd's message", async () => {
+    const dangling = repo!.commit('web: route to subset v3', manifests(ns, [90, 10], undefined, 'v3'));
+    hardRefresh();
+    const app = await waitApp('Synced + Degraded at the dangling-subset commit', (a) =>
+      a.status?.sync?.status === 'Synced' &&
+      a.status.sync.revision === dangling &&
+      a.status.health?.status === 'Degraded'
+        ? a
+        : undefined,
+    );
+    const vs = kubectlJson<IstioObject>(['get', 'virtualservices.networking.istio.io', 'web', '-n', ns]);
+    const stalled = vs.status?.conditions?.find((c) => c.type === 'Stalled');
+    expect(stalled?.status, 'weftd wrote Stalled=True').to.equal('True');
+    expect(vs.status?.observedGeneration).to.equal(vs.metadata.generation);
+    const res = app.status?.resources?.find((r) => r.kind === 'VirtualService');
+    expect(res?.health?.status, summary(app)).to.equal('Degraded');
+    expect(res?.health?.message).to.equal(stalled?.message);
+    expect(res?.health?.message).to.include('v3');
+  });
+
   it('(d) a commit that fixes it and moves the weights to 50/50 syncs and becomes Healthy', async () => {
     const fixed = repo!.commit('web: 50/50', manifests(ns, [50, 50]));
     hardRefresh();
@@ -531,7 +558,7 @@ describe('e2e: Argo CD v3.6.2 syncs Istio objects through weft (issue #16)', fun
     expect(vs.status?.observedGeneration).to.equal(vs.metadata.generation);
     expect(vs.status?.conditions?.find((c) => c.type === 'Ready')?.status).to.equal('True');
     const rss = procs.map((p) => `${p.name} ${rssMb(p) ?? '?'} MB`).join(', ');
-    process.stdout.write(`      RSS after four syncs: ${rss}\n`);
+    process.stdout.write(`      RSS after five syncs: ${rss}\n`);
   });
 
   it('(e) deleting the Application prunes everything, its namespace included', async () => {
