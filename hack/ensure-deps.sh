@@ -18,6 +18,8 @@ declare -A wanted=(
   [nft]=nftables
   # the proxy's native addon (hack/build-native.sh)
   [cc]=gcc
+  # Argo CD's cache in the e2e suite (test/e2e/argocd.test.ts), run on loopback by the test
+  [redis-server]=redis-server
 )
 missing=()
 for cmd in "${!wanted[@]}"; do

@@ -19,6 +19,8 @@ import { stringify } from 'yaml';
 import type { Mesh } from '../pkg/api/mesh.js';
 import type { KubeObject } from '../pkg/kube/types.js';
 import { MESH_CONFIGMAP, render } from '../pkg/render/index.js';
+import { WATCHED } from '../controlplane/registry.js';
+import { STATUS_KINDS } from '../controlplane/statuswriter.js';
 
 const root = join(import.meta.dirname, '..');
 
@@ -70,20 +72,29 @@ export function generatedConfig(): Map<string, string> {
 }
 
 /**
- * The argocd-cm entries carrying the health check, generated so they never drift from
- * health.lua: the Mesh, and every kind of the Istio groups weftd writes status conditions on
- * (Argo CD matches the `*` kind).
+ * The argocd-cm keys of the health check: the Mesh, and each Istio kind weftd writes status
+ * conditions on (STATUS_KINDS), one `resource.customizations.health.<group>_<kind>` key per kind.
+ * Not `<group>_*`: `*` is not a valid ConfigMap key character (the API server refuses the
+ * ConfigMap), and Argo CD takes wildcards only inside the single `resource.customizations` key,
+ * which a merge would overwrite whole; a wildcard would also cover kinds weftd writes no status
+ * on (Sidecar, EnvoyFilter, ...), which would then stay Progressing forever.
  */
+export function argocdHealthKeys(): string[] {
+  const keys = ['resource.customizations.health.mesh.weft.dev_Mesh'];
+  for (const kind of STATUS_KINDS) {
+    const group = WATCHED.find((w) => w.kind === kind)!.apiVersion.split('/')[0]!;
+    keys.push(`resource.customizations.health.${group}_${kind}`);
+  }
+  return keys;
+}
+
+/** The argocd-cm entries carrying the health check, generated so they never drift from health.lua. */
 function argocdConfigMap(lua: string): string {
   const cm = {
     apiVersion: 'v1',
     kind: 'ConfigMap',
     metadata: { name: 'argocd-cm', namespace: 'argocd', labels: { 'app.kubernetes.io/part-of': 'argocd' } },
-    data: {
-      'resource.customizations.health.mesh.weft.dev_Mesh': lua,
-      'resource.customizations.health.networking.istio.io_*': lua,
-      'resource.customizations.health.security.istio.io_*': lua,
-    },
+    data: Object.fromEntries(argocdHealthKeys().map((k) => [k, lua])),
   };
   return `${HEADER}# Merge into your argocd-cm (kubectl -n argocd patch cm argocd-cm --patch-file config/argocd/argocd-cm.yaml).\n${stringify(cm, { lineWidth: 0 })}`;
 }

@@ -9,6 +9,7 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
+import { STATUS_KINDS } from '../../../controlplane/statuswriter.js';
 
 const dir = 'config/argocd/health/mesh.weft.dev/Mesh';
 const lua = readFileSync(join(dir, 'health.lua'), 'utf8');
@@ -59,5 +60,23 @@ describe('Argo CD health check for Mesh (real lua5.4)', () => {
   }
   it('a Lua error would fail the test (the runner is not a stub)', () => {
     expect(() => runHealth(5)).to.throw(/lua5.4 failed/);
+  });
+});
+
+describe('config/argocd/argocd-cm.yaml (the keys users merge into argocd-cm)', () => {
+  const cm = parse(readFileSync('config/argocd/argocd-cm.yaml', 'utf8')) as { data: Record<string, string> };
+  it('every key is a valid ConfigMap key (the API server refuses `*`, e.g. `networking.istio.io_*`)', () => {
+    for (const k of Object.keys(cm.data)) expect(k).to.match(/^[-._a-zA-Z0-9]+$/);
+  });
+  it('the Mesh and every kind weftd writes status on has its key, with health.lua', () => {
+    const group = (k: string): string =>
+      k === 'PeerAuthentication' || k === 'AuthorizationPolicy' || k === 'RequestAuthentication'
+        ? 'security.istio.io'
+        : 'networking.istio.io';
+    const want = ['mesh.weft.dev_Mesh', ...STATUS_KINDS.map((k) => `${group(k)}_${k}`)].map(
+      (gk) => `resource.customizations.health.${gk}`,
+    );
+    expect(Object.keys(cm.data)).to.have.members(want);
+    for (const k of want) expect(cm.data[k], k).to.equal(lua);
   });
 });
