@@ -69,10 +69,15 @@ describe('config/argocd/argocd-cm.yaml (the keys users merge into argocd-cm)', (
     for (const k of Object.keys(cm.data)) expect(k).to.match(/^[-._a-zA-Z0-9]+$/);
   });
   it('the Mesh and every kind weftd writes status on has its key, with health.lua', () => {
-    const group = (k: string): string =>
-      k === 'PeerAuthentication' || k === 'AuthorizationPolicy' || k === 'RequestAuthentication'
-        ? 'security.istio.io'
-        : 'networking.istio.io';
+    // spelled out rather than derived as the generator does, so a wrong group is caught
+    const groups: Record<string, string> = {
+      PeerAuthentication: 'security.istio.io',
+      AuthorizationPolicy: 'security.istio.io',
+      RequestAuthentication: 'security.istio.io',
+      RateLimit: 'mesh.weft.dev',
+      memquota: 'config.istio.io',
+    };
+    const group = (k: string): string => groups[k] ?? 'networking.istio.io';
     const want = ['mesh.weft.dev_Mesh', ...STATUS_KINDS.map((k) => `${group(k)}_${k}`)].map(
       (gk) => `resource.customizations.health.${gk}`,
     );
