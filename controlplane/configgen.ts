@@ -173,7 +173,7 @@ export class ConfigGenerator {
     const g = kind === 'gateway' ? this.gateway(snapshot, pod) : this.sidecar(snapshot, pod);
     const { jwks, mesh, log } = this.opts;
     const withTokens = jwks ? withJwt(g, kind, snapshot, pod, mesh.rootNamespace, jwks, log) : g;
-    return withRateLimits(withTokens, kind, snapshot, pod, this.opts.domainSuffix, log);
+    return withRateLimits(withTokens, kind, snapshot, pod, this.opts.domainSuffix, log, mesh.rootNamespace);
   }
 
   private sidecar(snapshot: Snapshot, pod: PodInfo): GeneratedConfig {

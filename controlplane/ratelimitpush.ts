@@ -22,6 +22,7 @@ export function withRateLimits(
   pod: PodInfo,
   domainSuffix: string,
   log: Logger,
+  rootNamespace?: string,
 ): GeneratedConfig {
   const rateLimits = snapshot.rateLimits ?? [];
   const memquotas = snapshot.memquotas ?? [];
@@ -37,6 +38,7 @@ export function withRateLimits(
     kubeServices: snapshot.kubeServices,
     pods: snapshot.pods ?? [],
     domainSuffix,
+    ...(rootNamespace !== undefined ? { rootNamespace } : {}),
   });
   for (const w of warnings) {
     if (logged.has(w)) continue;

@@ -38,6 +38,7 @@ import type { KubeObject } from '../pkg/kube/types.js';
 import type { Logger } from '../pkg/log/index.js';
 import type { ServiceRecord } from '../pkg/translate/index.js';
 import { DRY_RUN_ANNOTATION } from '../pkg/translate/authz.js';
+import { EXPORT_TO_ANNOTATION } from '../pkg/translate/scope.js';
 import { REGION_LABEL, SUBZONE_LABEL, ZONE_LABEL, localityOf } from '../pkg/translate/locality.js';
 import {
   servicesFromKube,
@@ -166,6 +167,8 @@ const LABELS_MATTER = new Set<string>(['Service', 'EndpointSlice', 'WorkloadEntr
 /** Annotations a config reads, by kind. */
 const ANNOTATIONS_MATTER: Record<string, readonly string[]> = {
   AuthorizationPolicy: [DRY_RUN_ANNOTATION],
+  // which namespaces see the Service (pkg/translate/scope.ts): a change must push
+  Service: [EXPORT_TO_ANNOTATION],
 };
 
 /**

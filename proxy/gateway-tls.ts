@@ -90,13 +90,18 @@ function hostOf(authority: string): string {
   return host.replace(/\.$/, '');
 }
 
-/** The request's Host is one the SNI-selected server answers to (its own route table in Istio). */
-export function hostAllowed(server: Pick<GatewayTlsServer, 'sniHosts'>, authority: string): boolean {
-  if (server.sniHosts.length === 0) return true;
-  const host = hostOf(authority);
-  return server.sniHosts.some(
-    (h) => h === host || (isWildcard(h) && host.length > h.length - 1 && host.endsWith(h.slice(1))),
-  );
+/**
+ * The request's Host selects the same server the SNI selected, among the listener's servers.
+ * Covering the Host is not enough: with a MUTUAL `admin.example.com` and a SIMPLE
+ * `*.example.com` on one port, SNI `x.example.com` (no client certificate) with `Host:
+ * admin.example.com` would reach admin's routes without the client certificate admin requires.
+ */
+export function hostAllowed(
+  servers: readonly Pick<GatewayTlsServer, 'name' | 'sniHosts'>[],
+  server: Pick<GatewayTlsServer, 'name'>,
+  authority: string,
+): boolean {
+  return selectServer(servers, hostOf(authority))?.name === server.name;
 }
 
 /** The SANs of a certificate (`DNS:a, URI:spiffe://..., IP Address:10.0.0.1, email:x`), values only. */
@@ -108,10 +113,16 @@ export function sanValues(subjectAltName: string | undefined): string[] {
   });
 }
 
-const servedBy = new WeakMap<net.Socket, GatewayTlsServer>();
+/** The server a connection was terminated for, among the listener's servers at that time. */
+export interface ServedBy {
+  server: GatewayTlsServer;
+  servers: readonly GatewayTlsServer[];
+}
+
+const servedBy = new WeakMap<net.Socket, ServedBy>();
 
 /** The Gateway server a downstream TLS connection was terminated for; undefined: not gateway TLS. */
-export function tlsServerOf(socket: net.Socket): GatewayTlsServer | undefined {
+export function tlsServerOf(socket: net.Socket): ServedBy | undefined {
   return servedBy.get(socket);
 }
 
@@ -290,7 +301,7 @@ export class GatewayTlsTerminator {
         return void s.destroy();
       }
     }
-    servedBy.set(s, spec);
+    servedBy.set(s, { server: spec, servers: this.servers.map((r) => r.spec) });
     this.opts.onSecure(s);
   }
 }

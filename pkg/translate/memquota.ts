@@ -21,6 +21,7 @@ import {
   type RateBudget,
   type RateLimitOverride,
 } from '../proxyconfig/ratelimit.js';
+import { DEFAULT_ROOT_NAMESPACE } from './authz.js';
 import type { KubeService } from './kube.js';
 import type { RateLimitInput, RateLimitPod } from './ratelimit.js';
 import { resolveBudget, saPrincipal, serviceSelects } from './ratelimit.js';
@@ -63,12 +64,26 @@ export function sourcePrincipals(
 export const unknownDimensions = (o: MemQuotaOverride): string[] =>
   Object.keys(o.dimensions ?? {}).filter((d) => !(MEMQUOTA_DIMENSIONS as readonly string[]).includes(d));
 
+/**
+ * Mixer's configuration namespace (`istio-system`) and the mesh's root namespace hold mesh-wide
+ * quotas, as Mixer's default config namespace did; a memquota anywhere else limits only the pods
+ * of its own namespace (or anyone allowed a memquota in their namespace could throttle the mesh).
+ */
+const MIXER_CONFIG_NAMESPACE = 'istio-system';
+
+function appliesTo(mq: MemQuota, input: RateLimitInput): boolean {
+  const ns = mq.metadata.namespace ?? 'default';
+  const root = input.rootNamespace ?? DEFAULT_ROOT_NAMESPACE;
+  return ns === root || ns === MIXER_CONFIG_NAMESPACE || ns === input.pod.namespace;
+}
+
 function quotaLimit(
   mq: MemQuota,
   q: MemQuotaQuota,
   input: RateLimitInput,
 ): { limit?: LocalRateLimit; warning?: string } {
   const ns = mq.metadata.namespace ?? 'default';
+  if (!appliesTo(mq, input)) return {};
   const name = `memquota ${ns}/${mq.metadata.name ?? ''} ${q.name}`;
   let budget = memquotaBudget(q.maxAmount, q.validDuration);
   if (typeof budget === 'string') return { warning: `${name}: ${budget}; not enforced` };

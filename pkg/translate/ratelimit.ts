@@ -37,6 +37,8 @@ export interface RateLimitInput {
   /** Every pod weftd knows (for workload-label sources); absent: such sources match nobody. */
   pods?: readonly RateLimitPod[];
   domainSuffix: string;
+  /** The mesh's root namespace: its memquotas (and istio-system's) apply mesh-wide. */
+  rootNamespace?: string;
 }
 
 /** A spec budget in milliseconds, or why it cannot be one (the webhook's message too). */

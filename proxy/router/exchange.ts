@@ -192,10 +192,15 @@ export class Exchange {
     const v = requestView(this.req, this.listener.port, this.cfg.pathNormalization);
     if (isRejection(v)) return this.rejectHead(v);
     // gateway TLS: the scheme is the connection's, and the Host must be one the SNI's server has
-    const tlsServer = tlsServerOf(this.req.socket);
-    if (tlsServer !== undefined) v.scheme = 'https';
+    const served = tlsServerOf(this.req.socket);
+    const tlsServer = served?.server;
+    if (served !== undefined) v.scheme = 'https';
     this.view = v;
-    if (tlsServer !== undefined && !hostAllowed(tlsServer, v.authority))
+    if (
+      served !== undefined &&
+      tlsServer !== undefined &&
+      !hostAllowed(served.servers, tlsServer, v.authority)
+    )
       return this.localReply(
         404,
         Flags.NoRoute,

@@ -96,6 +96,14 @@ describe('registry: which informer events can change a proxy config', () => {
       true,
     ],
     ['an annotation on a Service', 'Service', 'update', vs({ annotations: ARGO }), vs(), false],
+    [
+      "a Service's networking.istio.io/exportTo annotation (which namespaces see it)",
+      'Service',
+      'update',
+      vs({ annotations: { ...ARGO, 'networking.istio.io/exportTo': '.' } }),
+      vs({ annotations: ARGO }),
+      true,
+    ],
     ['a label on a WorkloadEntry', 'WorkloadEntry', 'update', vs({ labels: { app: 'x' } }), vs(), true],
     [
       'an EndpointSlice endpoint change',

@@ -79,6 +79,16 @@ describe('ratelimit: budgets', () => {
 });
 
 describe('ratelimit: memquota translation', () => {
+  it("a memquota outside istio-system and the root namespace limits only its own namespace's pods", () => {
+    const inNs = (namespace: string): MemQuota => ({ ...SEEDS, metadata: { name: 'handler', namespace } });
+    const limitsOf = (m: MemQuota): number =>
+      rateLimitsFor(input({ memquotas: [m] })).block?.limits.length ?? 0; // the pod is in bookinfo
+    expect(limitsOf(inNs('tenant-a')), "another tenant's memquota").to.equal(0);
+    expect(limitsOf(inNs('bookinfo')), 'its own namespace').to.be.greaterThan(0);
+    expect(limitsOf(inNs('istio-system')), "Mixer's config namespace: mesh-wide").to.be.greaterThan(0);
+    expect(limitsOf(inNs('weft-system')), 'the root namespace: mesh-wide').to.be.greaterThan(0);
+  });
+
   it('the seeds: ratings pods get 100/s with reviews → 1/s; principals of every reviews pod', () => {
     expect(rateLimitsFor(input({ memquotas: [SEEDS] }))).to.deep.equal({
       block: {

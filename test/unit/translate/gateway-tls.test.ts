@@ -67,8 +67,22 @@ describe('proxy/gateway-tls: Host against the SNI-selected server', () => {
     [['a.example.com'], '[::1]:443', false],
   ];
   for (const [hosts, authority, want] of cases)
-    it(`${JSON.stringify(hosts)} ∋ ${authority}: ${want}`, () =>
-      expect(hostAllowed({ sniHosts: hosts }, authority)).to.equal(want));
+    it(`${JSON.stringify(hosts)} ∋ ${authority}: ${want}`, () => {
+      const server = { name: 's', sniHosts: hosts };
+      expect(hostAllowed([server], server, authority)).to.equal(want);
+    });
+
+  it('a Host that selects another server is refused even if the SNI server covers it (MUTUAL bypass)', () => {
+    const admin = { name: 'admin', sniHosts: ['admin.example.com'] }; // MUTUAL
+    const wild = { name: 'wild', sniHosts: ['*.example.com'] }; // SIMPLE
+    const any = { name: 'any', sniHosts: [] }; // `*`
+    const servers = [admin, wild, any];
+    expect(hostAllowed(servers, wild, 'admin.example.com')).to.equal(false);
+    expect(hostAllowed(servers, any, 'admin.example.com')).to.equal(false);
+    expect(hostAllowed(servers, wild, 'shop.example.com')).to.equal(true);
+    expect(hostAllowed(servers, any, 'other.test')).to.equal(true);
+    expect(hostAllowed(servers, admin, 'ADMIN.example.com:443')).to.equal(true);
+  });
 
   it('reads the SAN values of a certificate', () =>
     expect(sanValues('DNS:a.example.com, URI:spiffe://td/ns/x/sa/y, IP Address:10.0.0.1')).to.deep.equal([
