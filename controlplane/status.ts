@@ -53,32 +53,49 @@ export interface Verdict {
 export interface ProxyProgress {
   /** `namespace/pod`. */
   name: string;
+  namespace: string;
   /** It answers pushes (false: an older proxy; it is not counted). */
   acks: boolean;
   /** It runs every change up to this registry generation. */
   runningAt: number;
   /** The error of its newest config, when it NACKed it (it keeps running an older one). */
   nackError?: string;
+  /** How long its newest push has waited for an answer (absent: answered). */
+  unansweredMs?: number;
 }
 
 /**
- * The Reconciled condition of an object whose current content the registry first saw at
- * generation `changedAt`. The message names proxies only when something is wrong: a count that
- * moved with every proxy connecting would rewrite every object's status each time.
+ * A proxy that has not answered its newest push for this long is not counted: a pod that never
+ * ACKs (broken, or hostile) must not hold every object's Reconciled and Ready back forever.
  */
-export function reconciliation(changedAt: number, proxies: ProxyProgress[]): FreshCondition {
-  const counted = proxies.filter((p) => p.acks);
+export const UNANSWERED_LIMIT_MS = 60_000;
+
+/**
+ * The Reconciled condition of an object whose current content the registry first saw at
+ * generation `changedAt`, over the proxies it can affect. The message names proxies only when
+ * something is wrong (a count that moved with every proxy connecting would rewrite every
+ * object's status each time), and quotes a NACK's error only for proxies of the object's own
+ * namespace: another tenant's proxy must not write its text into this object's status.
+ */
+export function reconciliation(changedAt: number, proxies: ProxyProgress[], namespace = ''): FreshCondition {
+  const acking = proxies.filter((p) => p.acks);
+  const silent = acking.filter((p) => (p.unansweredMs ?? 0) > UNANSWERED_LIMIT_MS);
+  const counted = acking.filter((p) => !silent.includes(p));
   const behind = counted.filter((p) => p.runningAt < changedAt);
   const nacking = behind.filter((p) => p.nackError !== undefined);
-  if (nacking.length > 0)
+  if (nacking.length > 0) {
+    const own = nacking.filter((p) => p.namespace === namespace);
+    const others = nacking.length - own.length;
+    const named = own.map((p) => ({ path: p.name, message: p.nackError! }));
     return {
       type: 'Reconciled',
       status: 'False',
       reason: 'Nacked',
-      message: `${nacking.length} of ${counted.length} proxies rejected the config holding it and run an older one: ${listFindings(
-        nacking.map((p) => ({ path: p.name, message: p.nackError! })),
-      )}`,
+      message: `${nacking.length} of ${counted.length} proxies rejected the config holding it and run an older one${
+        named.length > 0 ? `: ${listFindings(named)}` : ''
+      }${others > 0 ? `${named.length > 0 ? ';' : ':'} ${others} in other namespaces (weftctl proxy-status there says why)` : ''}`,
     };
+  }
   if (behind.length > 0)
     return {
       type: 'Reconciled',
@@ -90,7 +107,10 @@ export function reconciliation(changedAt: number, proxies: ProxyProgress[]): Fre
     type: 'Reconciled',
     status: 'True',
     reason: 'Reconciled',
-    message: 'every connected proxy runs it',
+    message:
+      silent.length > 0
+        ? `every answering proxy runs it (${silent.length} not answering for over ${UNANSWERED_LIMIT_MS / 1000} s, not counted)`
+        : 'every connected proxy runs it',
   };
 }
 

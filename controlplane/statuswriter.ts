@@ -22,6 +22,7 @@ import { validateObject, type ObjectFinding, type ValidationResult } from '../pk
 import { Debouncer } from './debounce.js';
 import type { KubeRegistry, WatchedKind } from './registry.js';
 import { memquotaCondition, rateLimitCondition } from './ratelimitstatus.js';
+import { DEFAULT_ROOT_NAMESPACE } from '../pkg/translate/authz.js';
 import {
   objectStatus,
   reconciliation,
@@ -72,6 +73,8 @@ export interface StatusWriterOptions {
    * progress (pushes, ACKs, NACKs, connects); absent: no Reconciled condition.
    */
   proxies?: { list(): ProxyProgress[]; onProgress(fn: () => void): void };
+  /** The mesh's root namespace (mesh-wide policies); default weft-system. */
+  rootNamespace?: string;
   /** Lease timings (tests shorten the retry period); default LEASE_DEFAULTS. */
   leaseTiming?: Partial<
     Pick<LeaderElectionConfig, 'leaseDurationSeconds' | 'renewDeadlineMs' | 'retryPeriodMs'>
@@ -81,6 +84,25 @@ export interface StatusWriterOptions {
 interface Pending {
   obj: KubeObject;
   status: ObjectStatus;
+}
+
+/**
+ * The namespaces whose proxies an object can affect: exportTo for the routing kinds (default
+ * every namespace); the object's own namespace for policies, Sidecars and limits, unless it sits
+ * in the root namespace (or, for memquota, Mixer's istio-system), where it is mesh-wide.
+ * Gateways select gateway pods anywhere.
+ */
+export function reachOf(obj: KubeObject, rootNamespace: string): (namespace: string) => boolean {
+  const ns = obj.metadata.namespace ?? 'default';
+  if (obj.kind === 'Gateway') return () => true;
+  if (obj.kind === 'VirtualService' || obj.kind === 'DestinationRule' || obj.kind === 'ServiceEntry') {
+    const exportTo = (obj.spec as { exportTo?: unknown } | undefined)?.exportTo;
+    if (!Array.isArray(exportTo) || exportTo.length === 0 || exportTo.includes('*')) return () => true;
+    const to = new Set(exportTo.map((e) => (e === '.' ? ns : String(e))));
+    return (n) => to.has(n);
+  }
+  if (ns === rootNamespace || (obj.kind === 'memquota' && ns === 'istio-system')) return () => true;
+  return (n) => n === ns;
 }
 
 /** Conditions only some kinds have: what weft does with a rate limit (ratelimitstatus.ts). */
@@ -227,7 +249,13 @@ export class StatusWriter {
   ): FreshCondition {
     const { namespace, name } = obj.metadata;
     const changedAt = this.opts.registry.changedAt(obj.kind as WatchedKind, namespace, name);
-    return changedAt <= floor ? current : reconciliation(changedAt, proxies);
+    if (changedAt <= floor) return current;
+    const reach = reachOf(obj, this.opts.rootNamespace ?? DEFAULT_ROOT_NAMESPACE);
+    return reconciliation(
+      changedAt,
+      proxies.filter((p) => reach(p.namespace)),
+      namespace ?? '',
+    );
   }
 
   /** Writes the queued statuses, at most `writesPerSecond` (after a burst). */

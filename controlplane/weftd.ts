@@ -145,13 +145,16 @@ function close(server: Server | HttpsServer): Promise<void> {
 }
 
 /** A stream as the status writer's Reconciled condition sees it. */
-function proxyProgress(c: ConnectionInfo): ProxyProgress {
+function proxyProgress(c: ConnectionInfo, now: number): ProxyProgress {
   const nacked = c.nacked !== null && c.nacked.version === c.version;
+  const answered = c.sent === null || c.acked?.nonce === c.sent.nonce || c.nacked?.nonce === c.sent.nonce;
   return {
     name: `${c.namespace}/${c.pod}`,
+    namespace: c.namespace,
     acks: c.acks && c.state === 'configured',
     runningAt: c.runningAt,
     ...(nacked ? { nackError: c.nacked!.error } : {}),
+    ...(answered ? {} : { unansweredMs: now - Date.parse(c.sent!.at) }),
   };
 }
 
@@ -217,8 +220,12 @@ export async function startWeftd(opts: StartOptions): Promise<Weftd> {
         registry,
         log: log.child({ part: 'status' }),
         onWrite: (result) => metrics.statusWrites.inc({ result }),
+        rootNamespace: opts.mesh.rootNamespace,
         proxies: {
-          list: () => discovery.list().map(proxyProgress),
+          list: () => {
+            const now = Date.now();
+            return discovery.list().map((c) => proxyProgress(c, now));
+          },
           onProgress: (fn) => discovery.onProgress(fn),
         },
       })

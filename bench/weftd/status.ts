@@ -130,7 +130,12 @@ async function main(): Promise<void> {
   const w = new World();
   let runningAt = 1;
   const proxies = (): ProxyProgress[] =>
-    Array.from({ length: PROXIES }, (_, i) => ({ name: `ns${i % 20}/p${i}`, acks: true, runningAt }));
+    Array.from({ length: PROXIES }, (_, i) => ({
+      name: `ns${i % 20}/p${i}`,
+      namespace: `ns${i % 20}`,
+      acks: true,
+      runningAt,
+    }));
   let progress = (): void => undefined;
   const writer = new StatusWriter({
     kube: w.kube(),

@@ -31,11 +31,28 @@ const computed: { name: string; obj: KubeObject }[] = [
   ['invalid', { ...clean, validation: { errors: [{ path: 'spec', message: 'bad' }], warnings: [] } }],
   ['unresolved', { ...clean, unresolved: [{ path: 'spec.http[0]', message: 'no subset' }] }],
   ['warnings', { ...clean, validation: { errors: [], warnings: [{ path: 'spec.x', message: 'w' }] } }],
-  ['reconciled', { ...clean, reconciled: reconciliation(3, [{ name: 'a', acks: true, runningAt: 3 }]) }],
-  ['rollout pending', { ...clean, reconciled: reconciliation(3, [{ name: 'a', acks: true, runningAt: 2 }]) }],
+  [
+    'reconciled',
+    {
+      ...clean,
+      reconciled: reconciliation(3, [{ name: 'demo/a', namespace: 'demo', acks: true, runningAt: 3 }]),
+    },
+  ],
+  [
+    'rollout pending',
+    {
+      ...clean,
+      reconciled: reconciliation(3, [{ name: 'demo/a', namespace: 'demo', acks: true, runningAt: 2 }]),
+    },
+  ],
   [
     'a proxy NACKed it',
-    { ...clean, reconciled: reconciliation(3, [{ name: 'a', acks: true, runningAt: 2, nackError: 'x' }]) },
+    {
+      ...clean,
+      reconciled: reconciliation(3, [
+        { name: 'demo/a', namespace: 'demo', acks: true, runningAt: 2, nackError: 'x' },
+      ]),
+    },
   ],
 ].map(([name, v]) => ({
   name: `weftd status: ${name as string}`,

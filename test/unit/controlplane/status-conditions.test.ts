@@ -12,6 +12,7 @@ import {
   type Verdict,
 } from '../../../controlplane/status.js';
 import { changeMatters } from '../../../controlplane/registry.js';
+import { reachOf } from '../../../controlplane/statuswriter.js';
 import type { KubeObject } from '../../../pkg/kube/types.js';
 import { analyze, REFERENCE_RULES } from '../../../pkg/validation/analyze.js';
 
@@ -150,6 +151,7 @@ describe('status conditions of mesh objects', () => {
 describe('Reconciled: do the connected proxies run the object?', () => {
   const proxy = (name: string, runningAt: number, extra: Partial<ProxyProgress> = {}): ProxyProgress => ({
     name,
+    namespace: name.includes('/') ? name.split('/')[0]! : 'demo',
     acks: true,
     runningAt,
     ...extra,
@@ -189,10 +191,28 @@ describe('Reconciled: do the connected proxies run the object?', () => {
   for (const [title, changedAt, proxies, status, reason] of table)
     it(title, () => expect(reconciliation(changedAt, proxies)).to.include({ status, reason }));
 
-  it('a NACK names the proxies and their errors', () =>
+  it("a NACK names the object's own namespace's proxies and their errors", () =>
     expect(
-      reconciliation(5, [proxy('demo/a', 1, { nackError: 'EADDRINUSE' }), proxy('demo/b', 9)]).message,
+      reconciliation(5, [proxy('demo/a', 1, { nackError: 'EADDRINUSE' }), proxy('demo/b', 9)], 'demo')
+        .message,
     ).to.equal('1 of 2 proxies rejected the config holding it and run an older one: demo/a: EADDRINUSE'));
+
+  it("another namespace's NACK is counted, never quoted (its text is not written into this object)", () =>
+    expect(
+      reconciliation(5, [proxy('tenant/x', 1, { nackError: 'secret text' }), proxy('demo/b', 9)], 'demo')
+        .message,
+    ).to.equal(
+      '1 of 2 proxies rejected the config holding it and run an older one: 1 in other namespaces (weftctl proxy-status there says why)',
+    ));
+
+  it('a proxy that has not answered its newest push for over a minute holds nothing back', () => {
+    const r = reconciliation(5, [proxy('demo/a', 5), proxy('demo/mute', 1, { unansweredMs: 61_000 })]);
+    expect(r).to.include({ status: 'True', reason: 'Reconciled' });
+    expect(r.message).to.match(/1 not answering for over 60 s, not counted/);
+    expect(reconciliation(5, [proxy('demo/slow', 1, { unansweredMs: 5_000 })])).to.include({
+      reason: 'Pending',
+    });
+  });
 
   const withReconciled = (reconciled: ReturnType<typeof reconciliation>) =>
     byType(objectStatus(vs(), { ...clean, reconciled }, NOW));
@@ -296,4 +316,31 @@ describe('whole-cluster reference checks (ResolvedRefs)', () => {
       'analyze.host.undefined',
       'analyze.subset.undefined',
     ]));
+});
+
+describe('which proxies an object can affect (Reconciled counts only those)', () => {
+  const o = (kind: string, namespace: string, spec: Record<string, unknown> = {}): KubeObject => ({
+    apiVersion: 'x/v1',
+    kind,
+    metadata: { name: 'o', namespace },
+    spec,
+  });
+  const table: [string, KubeObject, string, boolean][] = [
+    ['a VirtualService exported everywhere (default)', o('VirtualService', 'a'), 'b', true],
+    ['a VirtualService exportTo "."', o('VirtualService', 'a', { exportTo: ['.'] }), 'b', false],
+    [
+      'a VirtualService exportTo "." in its own namespace',
+      o('VirtualService', 'a', { exportTo: ['.'] }),
+      'a',
+      true,
+    ],
+    ['a DestinationRule exportTo [c]', o('DestinationRule', 'a', { exportTo: ['c'] }), 'c', true],
+    ['an AuthorizationPolicy of another namespace', o('AuthorizationPolicy', 'a'), 'b', false],
+    ['an AuthorizationPolicy in the root namespace', o('AuthorizationPolicy', 'weft-system'), 'b', true],
+    ['a memquota in istio-system', o('memquota', 'istio-system'), 'b', true],
+    ['a RateLimit of another namespace', o('RateLimit', 'a'), 'b', false],
+    ['a Gateway (gateway pods anywhere)', o('Gateway', 'a'), 'b', true],
+  ];
+  for (const [title, obj, ns, want] of table)
+    it(`${title} → proxies in ${ns}: ${want}`, () => expect(reachOf(obj, 'weft-system')(ns)).to.equal(want));
 });
