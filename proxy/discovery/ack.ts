@@ -72,7 +72,7 @@ export class AckSender {
   /** Queues an answer (replacing one not yet sent); resolves when the queue is empty. */
   send(ack: AckRequest): Promise<void> {
     this.pending = ack.error === undefined ? ack : { ...ack, error: truncateError(ack.error) };
-    this.running ??= this.drain().finally(() => (this.running = undefined));
+    this.running ??= this.drain();
     return this.running;
   }
 
@@ -83,10 +83,17 @@ export class AckSender {
   }
 
   private async drain(): Promise<void> {
-    while (this.pending !== undefined && !this.abort.signal.aborted) {
-      const ack = this.pending;
-      this.pending = undefined;
-      await this.deliver(ack);
+    try {
+      while (this.pending !== undefined && !this.abort.signal.aborted) {
+        const ack = this.pending;
+        this.pending = undefined;
+        await this.deliver(ack);
+      }
+    } finally {
+      // cleared here, synchronously with the loop's last check: a `.finally()` on the promise
+      // ran a microtask later, and an answer queued in between started no drain (lost until
+      // the next push)
+      this.running = undefined;
     }
   }
 

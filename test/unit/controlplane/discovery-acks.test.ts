@@ -397,3 +397,42 @@ describe('withNonce: the nonce spliced into a shared config line', () => {
     expect(() => withNonce(encodeMessage({ type: 'ping' }), 'x')).to.throw('not a config line');
   });
 });
+
+describe('ACK sender: an answer queued as the previous one finishes is sent', () => {
+  // Regression: `running` used to be cleared by a `.finally()` a microtask after the drain loop
+  // had exited; an answer queued in that window started no drain and waited for the next push.
+  const ack = (version: string) => ({
+    kind: 'sidecar' as const,
+    namespace: 'ns',
+    pod: 'p',
+    version,
+    nonce: 'n',
+  });
+  for (let k = 0; k <= 6; k++)
+    it(`queued ${k} microtasks after the previous answer was delivered`, async () => {
+      const sender = new AckSender({
+        host: '127.0.0.1',
+        port: 1,
+        servername: undefined,
+        ca: () => '',
+        token: () => '',
+        log: createLogger('t', { silent: true }),
+      });
+      const posted: string[] = [];
+      (sender as unknown as { post: (a: { version: string }) => Promise<unknown> }).post = (a) => {
+        posted.push(a.version);
+        const done = Promise.resolve({ ok: true, result: 'ack' });
+        if (a.version === 'v1') {
+          let p: Promise<unknown> = done;
+          for (let i = 0; i < k; i++) p = p.then(() => undefined);
+          void p.then(() => sender.send(ack('v2')));
+        }
+        return done;
+      };
+      await sender.send(ack('v1'));
+      await new Promise((r) => setImmediate(r));
+      await new Promise((r) => setImmediate(r));
+      sender.stop();
+      expect(posted).to.deep.equal(['v1', 'v2']);
+    });
+});
