@@ -289,13 +289,19 @@ export class RateLimiter {
   }
 
   private compile(rule: LocalRateLimit, signature: string, maxKeys: number): CompiledLimit {
+    // the key cap is per limit: its per-source budgets (overrides and default) share it, or a
+    // limit with 64 per-source overrides would hold 65 times the keys it advertises
+    const perSource = [...(rule.overrides ?? []).map((o) => o.budget), rule.budget].filter(
+      (b) => b.per === 'source',
+    ).length;
+    const keysPerBudget = Math.max(1, Math.ceil(maxKeys / Math.max(1, perSource)));
     const mk = (name: string | null, b: RateBudget, match: CompiledBudget['match']): CompiledBudget => {
       const budget = resolve(b);
       const base = { limit: rule.name, override: name ?? 'default' };
       return {
         name,
         budget,
-        buckets: new Buckets(budget, budget.per === 'source', maxKeys),
+        buckets: new Buckets(budget, budget.per === 'source', keysPerBudget),
         labels: {
           allowed: labelText({ ...base, result: 'allowed' }),
           limited: labelText({ ...base, result: 'limited' }),

@@ -212,6 +212,31 @@ describe('ratelimit: limiter (fixed clock)', () => {
     expect(m.counters.get('weft_proxy_ratelimit_evictions_total')).to.equal(9_900);
   });
 
+  it('the key cap is per limit: per-source overrides and the default share it', () => {
+    const l = limiter({
+      maxKeysPerLimit: 10,
+      limits: [
+        {
+          name: 'h',
+          sourceKey: { kind: 'header', name: 'x-user' },
+          overrides: [
+            {
+              name: 'gold',
+              source: { header: { name: 'x-tier', values: ['gold'] } },
+              budget: { requests: 1, intervalMs: 60_000, per: 'source' },
+            },
+          ],
+          budget: { requests: 1, intervalMs: 60_000, per: 'source' },
+        },
+      ],
+    });
+    for (let i = 0; i < 30; i++) {
+      l.check(req({ headers: { 'x-user': `u${i}`, 'x-tier': 'gold' } }));
+      l.check(req({ headers: { 'x-user': `v${i}` } }));
+    }
+    expect(l.stats()[0]!.buckets).to.be.at.most(10);
+  });
+
   it('the least recently used caller is evicted, not one just seen', () => {
     const l = limiter({
       maxKeysPerLimit: 2,
