@@ -56,6 +56,12 @@ export interface OutboundTrafficPolicy {
   mode: 'REGISTRY_ONLY';
   /** The registry's TCP destinations the sidecar may pass through to: an IP or CIDR and its ports. */
   destinations: { address: string; ports: number[] }[];
+  /**
+   * DNS ServiceEntries without `addresses`: a connection to any address on the port passes only
+   * as TLS whose SNI names one of the hosts (`*.example.com` covers deeper names), as Istio's
+   * SNI filter chains on its 0.0.0.0:port listener. Anything else on the port is closed.
+   */
+  tlsHosts?: { port: number; hosts: string[] }[];
 }
 
 /**

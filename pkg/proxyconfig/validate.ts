@@ -263,6 +263,16 @@ function checkOutboundTrafficPolicy(c: Checker, v: unknown): void {
         c.fail(`${at}.ports[${j}]`, 'must be a port number 1-65535');
     });
   });
+  if (v.tlsHosts === undefined) return;
+  c.array(v.tlsHosts, `${path}.tlsHosts`).forEach((t, i) => {
+    const at = `${path}.tlsHosts[${i}]`;
+    if (!isObj(t)) return c.fail(at, 'must be an object like {port: 443, hosts: [api.example.com]}');
+    if (!Number.isInteger(t.port) || (t.port as number) < 1 || (t.port as number) > 65535)
+      c.fail(`${at}.port`, 'must be a port number 1-65535');
+    c.array(t.hosts, `${at}.hosts`).forEach((h, j) => {
+      if (typeof h !== 'string' || h === '') c.fail(`${at}.hosts[${j}]`, 'must be a host name');
+    });
+  });
 }
 
 function checkDns(c: Checker, v: unknown): void {

@@ -45,6 +45,7 @@ import {
   type LoadBalancer,
   type Mirror,
   type OutlierDetection,
+  type OutboundTrafficPolicy,
   type ProxyConfig,
   type RetryPolicy,
   type Route,
@@ -797,31 +798,43 @@ class Translator {
   /**
    * REGISTRY_ONLY's known TCP destinations: each visible service's addresses (cluster IPs,
    * ServiceEntry addresses and CIDRs) on its ports, and for a service without addresses
-   * (headless, or a ServiceEntry without `addresses`) its endpoints on their ports.
+   * (headless, or a ServiceEntry without `addresses`) its endpoints on their ports. A ServiceEntry
+   * without addresses resolved by the original destination (NONE) allows any address on its ports
+   * (Istio's 0.0.0.0:port passthrough); one resolved by DNS only TLS naming its hosts (tlsHosts):
+   * any address on :443 for any protocol would let a workload reach any server on that port.
    */
-  private registryDestinations(): { address: string; ports: number[] }[] {
+  private registryDestinations(): Pick<OutboundTrafficPolicy, 'destinations' | 'tlsHosts'> {
     const byAddress = new Map<string, Set<number>>();
+    const sniByPort = new Map<number, Set<string>>();
     const add = (address: string, port: number): void => {
       const set = byAddress.get(address) ?? new Set<number>();
       set.add(port);
       byAddress.set(address, set);
     };
     for (const svc of this.services.values()) {
-      // no address and resolved by DNS or the original destination: Istio listens on 0.0.0.0:port
-      const anyAddress = svc.addresses.length === 0 && clusterTypeFor(svc) !== undefined;
+      const noAddresses = svc.addresses.length === 0 && clusterTypeFor(svc) !== undefined;
+      const passthrough = noAddresses && svc.resolution === 'NONE';
       for (const p of svc.ports) {
         for (const a of svc.addresses) if (isIpOrCidr(a)) add(a, p.number);
-        if (anyAddress) {
+        if (passthrough) {
           add('0.0.0.0/0', p.number);
           add('::/0', p.number);
+        } else if (noAddresses) {
+          const hosts = sniByPort.get(p.number) ?? new Set<string>();
+          hosts.add(svc.host);
+          sniByPort.set(p.number, hosts);
         } else if (svc.addresses.length === 0)
           for (const e of svc.endpoints)
             if (isIpOrCidr(e.address)) add(e.address, e.ports?.[p.name] ?? p.targetPort ?? p.number);
       }
     }
-    return [...byAddress.entries()]
+    const destinations = [...byAddress.entries()]
       .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
       .map(([address, ports]) => ({ address, ports: [...ports].sort((a, b) => a - b) }));
+    const tlsHosts = [...sniByPort.entries()]
+      .sort(([a], [b]) => a - b)
+      .map(([port, hosts]) => ({ port, hosts: [...hosts].sort() }));
+    return { destinations, ...(tlsHosts.length > 0 ? { tlsHosts } : {}) };
   }
 
   private finish(listeners: Listener[]): TranslateResult {
@@ -839,7 +852,7 @@ class Translator {
     const sc = this.input.scope?.sidecar;
     if (sc) config.scope = { sidecar: sidecarRef(sc.sidecar), via: sc.via };
     if (this.input.scope?.outboundMode === 'REGISTRY_ONLY')
-      config.outboundTrafficPolicy = { mode: 'REGISTRY_ONLY', destinations: this.registryDestinations() };
+      config.outboundTrafficPolicy = { mode: 'REGISTRY_ONLY', ...this.registryDestinations() };
     config.version = configVersion(config);
     const withLocality = Object.keys(this.localityLb).length > 0 ? { localityLb: this.localityLb } : {};
     return { config, warnings: this.warnings, ...withLocality };

@@ -22,6 +22,8 @@ import { originalDst, type OriginalDst } from '../native/original_dst.js';
 import type { MetricsRegistry } from '../telemetry/metrics.js';
 import { splice } from '../tcp.js';
 import { rememberOriginalDst } from '../upstream/origdst.js';
+import { inspectClientHello } from '../inbound/clienthello.js';
+import { readFirstBytes } from '../inbound/listener.js';
 import type { RegistryOnly } from './registry-only.js';
 
 /** Bytes to look at before deciding; an HTTP request head larger than this is passed through. */
@@ -152,10 +154,29 @@ function isSelf(env: CaptureEnv, dst: OriginalDst): boolean {
   return env.capturePorts.includes(dst.port) && (dst.address === '127.0.0.1' || dst.address === env.appHost);
 }
 
+/** The SNI of a complete ClientHello in `head`; null for anything else. */
+function sniOf(head: Buffer): string | null {
+  const v = inspectClientHello(head);
+  return v.kind === 'hello' ? v.sni : null;
+}
+
+/**
+ * `head` grown to a whole ClientHello when it holds the start of one (a post-quantum key share
+ * makes it span TCP segments); null when the socket ended first.
+ */
+async function tlsHead(socket: net.Socket, head: Buffer, timeoutMs: number): Promise<Buffer | null> {
+  if (inspectClientHello(head).kind !== 'more') return head;
+  socket.unshift(head);
+  const r = await readFirstBytes(socket, timeoutMs);
+  return socket.destroyed ? null : r.head;
+}
+
 export async function onOutbound(env: CaptureEnv, socket: net.Socket): Promise<void> {
   socket.on('error', () => socket.destroy());
   const dst = destination(env, socket);
-  const { head, verdict } = await readHead(socket, env.sniffTimeoutMs);
+  const read = await readHead(socket, env.sniffTimeoutMs);
+  const { verdict } = read;
+  let head = read.head;
   const l = env.outboundHttp();
   if (verdict.kind === 'http' && l !== null && verdict.host !== null && findVHost(l, verdict.host) !== null) {
     if (dst !== null && !isSelf(env, dst)) rememberOriginalDst(socket, dst); // ORIGINAL_DST clusters
@@ -173,7 +194,16 @@ export async function onOutbound(env: CaptureEnv, socket: net.Socket): Promise<v
       socket.resume();
       return;
     }
-    if (!registryOnly.allows(dst.address, dst.port)) {
+    let registered = registryOnly.allows(dst.address, dst.port);
+    if (!registered && registryOnly.sniPort(dst.port)) {
+      // a DNS ServiceEntry without addresses: TLS naming one of its hosts, to any address
+      const hello = await tlsHead(socket, head, env.sniffTimeoutMs);
+      if (hello !== null) {
+        head = hello;
+        registered = registryOnly.allowsSni(dst.port, sniOf(hello));
+      }
+    }
+    if (!registered) {
       env.metrics.inc('weft_proxy_blackhole_connections_total');
       env.log.debug('Outbound connection outside the registry closed (REGISTRY_ONLY)', {
         to: `${dst.address}:${dst.port}`,

@@ -11,6 +11,16 @@ import type { OutboundTrafficPolicy } from '../../pkg/proxyconfig/types.js';
 export interface RegistryOnly {
   /** May TCP to this original destination pass through? */
   allows(address: string, port: number): boolean;
+  /** Does the port take TLS to any address when its SNI names a registry host (tlsHosts)? */
+  sniPort(port: number): boolean;
+  /** May TLS with this SNI pass on this port (to any address)? */
+  allowsSni(port: number, sni: string | null): boolean;
+}
+
+/** `*.example.com` covers `a.example.com` and deeper names, not `example.com`; names compare lowercased. */
+function hostCovers(pattern: string, name: string): boolean {
+  if (pattern.startsWith('*.')) return name.length > pattern.length - 1 && name.endsWith(pattern.slice(1));
+  return pattern === name;
 }
 
 /**
@@ -31,7 +41,15 @@ export function compileRegistryOnly(policy: OutboundTrafficPolicy | undefined): 
       else list.addSubnet(ip, Number(d.address.slice(slash + 1)), family);
     }
   }
+  const sniHosts = new Map<number, string[]>(
+    (policy.tlsHosts ?? []).map((t) => [t.port, t.hosts.map((h) => h.toLowerCase())]),
+  );
   return {
+    sniPort: (port) => sniHosts.has(port),
+    allowsSni(port, sni) {
+      const name = (sni ?? '').toLowerCase().replace(/\.$/, '');
+      return name !== '' && (sniHosts.get(port) ?? []).some((h) => hostCovers(h, name));
+    },
     allows(address, port) {
       // an IPv4-mapped IPv6 original destination (dual-stack socket) is its IPv4 address
       const a = address.startsWith('::ffff:') && net.isIPv4(address.slice(7)) ? address.slice(7) : address;

@@ -431,7 +431,7 @@ describe('scope: what the translator gives a scoped proxy', () => {
   });
   it('ALLOW_ANY puts no policy in the config', () =>
     expect(scoped({ egress: [{ hosts: ['./*'] }] }).config.outboundTrafficPolicy).to.equal(undefined));
-  it('REGISTRY_ONLY: a headless service lists its endpoints, a DNS entry without addresses any address on its port', () => {
+  it('REGISTRY_ONLY: a headless service lists its endpoints, a DNS entry without addresses TLS naming it on its port', () => {
     const headless = svc('hl', 'prod', {
       addresses: [],
       endpoints: [{ address: '10.1.2.3', labels: {}, ports: { http: 8080 } }],
@@ -454,11 +454,12 @@ describe('scope: what the translator gives a scoped proxy', () => {
         'prod',
       ),
     });
-    expect(r.config.outboundTrafficPolicy!.destinations).to.deep.equal([
-      { address: '0.0.0.0/0', ports: [443] },
-      { address: '10.1.2.3', ports: [8080] },
-      { address: '::/0', ports: [443] },
-    ]);
+    // not any address on :443 for any protocol: TLS naming the entry's host only
+    expect(r.config.outboundTrafficPolicy).to.deep.equal({
+      mode: 'REGISTRY_ONLY',
+      destinations: [{ address: '10.1.2.3', ports: [8080] }],
+      tlsHosts: [{ port: 443, hosts: ['ext.example.com'] }],
+    });
   });
   it('a malformed egress host is a warning, not a crash', () =>
     expect(scoped({ egress: [{ hosts: ['reviews', './*'] }] }).warnings.join('\n')).to.contain(
