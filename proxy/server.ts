@@ -276,7 +276,7 @@ export class ProxyServer {
     const wanted = new Map<string, CompiledListener>();
     for (const l of cfg.listeners)
       wanted.set(`${l.protocol}|${l.address}|${l.port}${l.protocol === 'HTTP' && l.tls ? '|tls' : ''}`, l);
-    await this.releaseSwitchedPorts(wanted);
+    const released = await this.releaseSwitchedPorts(wanted);
     const opened: LiveListener[] = [];
     try {
       for (const [key, l] of wanted) {
@@ -285,6 +285,7 @@ export class ProxyServer {
       }
     } catch (err) {
       for (const o of opened) o.server.close();
+      await this.restore(released);
       throw err;
     }
     for (const [name, live] of this.listeners) {
@@ -307,17 +308,36 @@ export class ProxyServer {
    * port but needs another server: the old one stops listening first, or the new one could not
    * bind (and the whole config would be refused). Its open connections finish as in a drain.
    */
-  private async releaseSwitchedPorts(wanted: Map<string, CompiledListener>): Promise<void> {
+  private async releaseSwitchedPorts(wanted: Map<string, CompiledListener>): Promise<LiveListener[]> {
     const bindOf = (key: string): string => key.split('|').slice(1, 3).join('|');
     const binds = new Set([...wanted.keys()].filter((k) => !this.listeners.has(k)).map(bindOf));
-    let released = false;
+    const released: LiveListener[] = [];
     for (const [key, live] of this.listeners)
       if (!wanted.has(key) && live.bound && binds.has(bindOf(key)) && !bindOf(key).endsWith('|0')) {
         this.listeners.delete(key);
         this.closeListener(live);
-        released = true;
+        released.push(live);
       }
-    if (released) await new Promise((r) => setImmediate(r)); // the listening handle closes on the next turn
+    if (released.length > 0) await new Promise((r) => setImmediate(r)); // the handle closes on the next turn
+    return released;
+  }
+
+  /**
+   * A refused config keeps the previous one, listeners included: the ports released for it are
+   * opened again with what they served (best effort: one that cannot bind is logged).
+   */
+  private async restore(released: LiveListener[]): Promise<void> {
+    for (const old of released) {
+      try {
+        const live = await this.open(old.key, old.compiled, this.current?.source.credentials);
+        this.listeners.set(old.key, live);
+      } catch (err) {
+        this.log.error('A listener released for a refused config could not be opened again', {
+          listener: old.name,
+          error: errorMessage(err),
+        });
+      }
+    }
   }
 
   private async open(

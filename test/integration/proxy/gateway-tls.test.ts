@@ -396,7 +396,7 @@ describe('gateway TLS termination (loopback)', function () {
 describe('gateway TLS: a port that switches between plaintext and TLS', function () {
   this.timeout(30_000);
 
-  it('is re-bound in place (the new server can listen), both ways', async () => {
+  it('is re-bound in place (the new server can listen), both ways; a refused switch keeps the port serving', async () => {
     const app = await upstream('app');
     const pki = serverPki(['a.example.com']);
     const free = net.createServer();
@@ -429,6 +429,25 @@ describe('gateway TLS: a port that switches between plaintext and TLS', function
       expect((await get(port, { sni: 'a.example.com', ca: pki.ca.certPem })).status).to.equal(200);
       await proxy.apply(at(base, false));
       expect((await request(port, { host: 'a.example.com', agent: false })).status).to.equal(200);
+
+      // a config that switches the port to TLS and also needs a port someone else holds is
+      // refused: the switched port serves as before (it was released for the new server)
+      const busy = net.createServer();
+      await new Promise<void>((r) => busy.listen(0, '127.0.0.1', r));
+      const busyPort = (busy.address() as net.AddressInfo).port;
+      try {
+        const switched = at(base, true);
+        const blocked = { ...switched.listeners[0]!, name: 'blocked', port: busyPort } as HttpListener;
+        delete blocked.tls;
+        const refused = await proxy.apply({ ...switched, listeners: [...switched.listeners, blocked] }).then(
+          () => 'applied',
+          (err: unknown) => String(err),
+        );
+        expect(refused).to.match(/EADDRINUSE/);
+        expect((await request(port, { host: 'a.example.com', agent: false })).status).to.equal(200);
+      } finally {
+        busy.close();
+      }
     } finally {
       await proxy.shutdown();
       await app.close();
