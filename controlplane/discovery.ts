@@ -47,6 +47,8 @@ import type { ConfigGenerator, GeneratedConfig } from './configgen.js';
 import { Debouncer } from './debounce.js';
 import type { WeftdMetrics } from './metrics.js';
 import type { KubeRegistry } from './registry.js';
+import type { GlobalRateLimitService } from './globalratelimit.js';
+import { RATELIMIT_CHECK_PATH } from '../pkg/ratelimit/global.js';
 
 /** A CSR is a few KiB; anything much larger is not one. */
 const MAX_CERT_REQUEST_BYTES = 64 * 1024;
@@ -67,6 +69,8 @@ export interface DiscoveryOptions {
   log: Logger;
   debounce: { afterMs: number; maxMs: number };
   pingIntervalMs?: number;
+  /** The global rate-limit service (weftd --ratelimit-redis); absent: checks answer 503 disabled. */
+  globalRateLimit?: GlobalRateLimitService;
 }
 
 export interface ConnectionInfo {
@@ -200,13 +204,15 @@ export class DiscoveryService {
           ? this.ack(req, res)
           : url.pathname === CERTIFICATES_PATH && req.method === 'POST'
             ? this.certificates(req, res)
-            : Promise.reject(
-                new WeftError(
-                  'WEFT_DISCOVERY_REQUEST_INVALID',
-                  `no such endpoint: ${req.method} ${url.pathname} (GET ${DISCOVERY_PATH}, POST ${ACK_PATH}, POST ${CERTIFICATES_PATH})`,
-                  { details: { status: 404 } },
-                ),
-              );
+            : url.pathname === RATELIMIT_CHECK_PATH && req.method === 'POST'
+              ? this.rateLimitCheck(req, res)
+              : Promise.reject(
+                  new WeftError(
+                    'WEFT_DISCOVERY_REQUEST_INVALID',
+                    `no such endpoint: ${req.method} ${url.pathname} (GET ${DISCOVERY_PATH}, POST ${ACK_PATH}, POST ${CERTIFICATES_PATH})`,
+                    { details: { status: 404 } },
+                  ),
+                );
     route.catch((err: unknown) => {
       if (!isWeftError(err) || (STATUS[err.code] ?? 500) >= 500)
         this.opts.log.warn('Request failed', { path: url.pathname, error: errorMessage(err) });
@@ -216,6 +222,19 @@ export class DiscoveryService {
       else res.end();
     });
   };
+
+  private rateLimitCheck(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const svc = this.opts.globalRateLimit;
+    if (svc === undefined)
+      return Promise.reject(
+        new WeftError(
+          'WEFT_RATELIMIT_DISABLED',
+          'this weftd has no global rate-limit backend (start it with --ratelimit-redis HOST:PORT)',
+          { details: { status: 503 } },
+        ),
+      );
+    return svc.handle(req, res, (r) => this.identify(r));
+  }
 
   private async identify(req: IncomingMessage): Promise<Identity> {
     const { metrics } = this.opts;

@@ -28,13 +28,16 @@ import { createKubeRegistry, type KubeRegistry } from './registry.js';
 import { startRootCertPublisher } from './rootcert.js';
 import { StatusWriter, type StatusWriterOptions } from './statuswriter.js';
 import { splitPemCerts } from './ca/signer.js';
+import { RedisClient } from '../pkg/ratelimit/redis.js';
+import { GlobalBucketStore } from '../pkg/ratelimit/global.js';
+import { GlobalRateLimitService } from './globalratelimit.js';
 
 export interface StartOptions {
   flags: Pick<
     WeftdOptions,
     'host' | 'port' | 'monitoringPort' | 'domainSuffix' | 'caSecret' | 'pushDebounceMs' | 'pushDebounceMaxMs'
   > &
-    Partial<Pick<WeftdOptions, 'shadowHostSuffix'>>;
+    Partial<Pick<WeftdOptions, 'shadowHostSuffix' | 'rateLimitRedis'>>;
   mesh: MeshSettings;
   kube: KubeClient;
   tls: CertReloader;
@@ -198,7 +201,16 @@ export async function startWeftd(opts: StartOptions): Promise<Weftd> {
     authority.onRootChange(setRootExpiry);
     setRootExpiry();
   }
+  // global rate limits (ADR 0017): a Redis client with a short deadline; the sidecars' own
+  // deadline (proxy/ratelimit/global.ts) is shorter still, and they apply the failure mode
+  const redis = flags.rateLimitRedis
+    ? new RedisClient({ ...flags.rateLimitRedis, timeoutMs: 200 })
+    : undefined;
+  const globalRateLimit = redis
+    ? new GlobalRateLimitService(new GlobalBucketStore(redis), log.child({ part: 'ratelimit' }))
+    : undefined;
   const discovery = new DiscoveryService({
+    ...(globalRateLimit ? { globalRateLimit } : {}),
     registry,
     generator,
     authenticate: cachedAuthenticator((token) => authenticate(kube, token)),
@@ -288,6 +300,7 @@ export async function startWeftd(opts: StartOptions): Promise<Weftd> {
       stopConfigWatch();
       await status?.stop();
       jwks.stop();
+      redis?.close();
       discovery.close();
       publisher?.stop();
       ca?.stop();
