@@ -10,6 +10,8 @@ declare -A wanted=(
   [lua5.4]=lua5.4
   [wrk]=wrk
   [nginx]=nginx-light
+  # global rate limits: a real Redis in tests (test/integration/ratelimit) and the local node
+  [redis-server]=redis-server
   # the local node (hack/node): container runtime, image builder, static busybox for images
   [containerd]=containerd
   [runc]=runc
@@ -32,7 +34,7 @@ echo "ensure-deps: installing ${missing[*]}" >&2
 sudo_cmd=()
 [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo -n)
 export DEBIAN_FRONTEND=noninteractive
-# weft runs its own containerd and nginx (supervised, on loopback): a package's postinst must
+# weft runs its own containerd, nginx and redis-server (supervised or per test, on loopback): a package's postinst must
 # not start the system's copies. Hold a policy-rc.d that refuses starts while installing,
 # unless the machine already has one, and remove ours afterwards.
 policy=/usr/sbin/policy-rc.d

@@ -62,6 +62,13 @@ export interface LocalRateLimit {
   overrides?: RateLimitOverride[];
   /** Default: the peer's principal (plaintext callers share the key `anonymous`). */
   sourceKey?: SourceKey;
+  /**
+   * `global`: the bucket lives in weftd's Redis (one budget across every pod; ADR 0017) and the
+   * sidecar asks weftd per request; absent: a token bucket in this sidecar.
+   */
+  scope?: 'global';
+  /** Global only: what a request gets when weftd or Redis does not answer in time (default allow). */
+  failureMode?: 'allow' | 'deny';
 }
 
 export interface RateLimitBlock {
