@@ -177,6 +177,10 @@ export function validateRateLimitBlock(block: unknown): Problem[] {
     if (l.defaultName !== undefined && (typeof l.defaultName !== 'string' || l.defaultName === ''))
       out.push({ path: `${p}.defaultName`, message: 'must be a non-empty string' });
     checkSourceKey(l.sourceKey, `${p}.sourceKey`, out);
+    if (l.scope !== undefined && l.scope !== 'global')
+      out.push({ path: `${p}.scope`, message: 'must be "global" or absent (local)' });
+    if (l.failureMode !== undefined && l.failureMode !== 'allow' && l.failureMode !== 'deny')
+      out.push({ path: `${p}.failureMode`, message: 'must be "allow" or "deny"' });
     if (l.overrides === undefined) return;
     if (!Array.isArray(l.overrides) || l.overrides.length > B.maxOverrides)
       return void out.push({

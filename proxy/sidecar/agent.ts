@@ -10,6 +10,7 @@
  * Flags override the environment the injector / operator set.
  */
 import net from 'node:net';
+import { readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ProxyKind } from '../../pkg/discovery/protocol.js';
 import { createLogger, type Logger } from '../../pkg/log/index.js';
@@ -20,6 +21,7 @@ import { DiscoveryClient, parseAddress } from '../discovery/client.js';
 import { loadAddon } from '../native/original_dst.js';
 import { onOutbound, type CaptureEnv } from './capture.js';
 import { InboundListener } from '../inbound/listener.js';
+import { GlobalClient } from '../ratelimit/global.js';
 import { inboundAdminRoutes } from '../inbound/admin.js';
 import type { IdentitySource } from '../identity/types.js';
 import { APP_HEALTH_PREFIX, parseProbers, runProbe, type Probers } from './probes.js';
@@ -280,6 +282,7 @@ export async function startAgent(
       identity: meshIdentity,
       sniffTimeoutMs: s.sniffTimeoutMs,
       capturePorts: () => env.capturePorts,
+      globalRateLimit: globalRateLimitClient(s.discoveryAddress, s.caRootPath, s.tokenPath),
     });
     const il = inboundListener;
     const outbound = net.createServer(
@@ -384,4 +387,27 @@ export async function runAgent(kind: ProxyKind, argv: string[]): Promise<number>
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));
   return 0;
+}
+
+/** weftd's global rate-limit check (ADR 0017) on the discovery address; CA and token re-read every 10 s (they rotate). */
+function globalRateLimitClient(address: string, caRootPath: string, tokenPath: string): GlobalClient {
+  const { host, port } = parseAddress(address);
+  const cached = (path: string): (() => string) => {
+    let value = '';
+    let at = -Infinity;
+    return () => {
+      if (Date.now() - at > 10_000) {
+        value = readFileSync(path, 'utf8').trim();
+        at = Date.now();
+      }
+      return value;
+    };
+  };
+  return new GlobalClient({
+    host,
+    port,
+    servername: net.isIP(host) === 0 ? host : undefined,
+    ca: cached(caRootPath),
+    token: cached(tokenPath),
+  });
 }
