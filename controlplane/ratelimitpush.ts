@@ -22,6 +22,7 @@ export function withRateLimits(
   pod: PodInfo,
   domainSuffix: string,
   log: Logger,
+  globalRateLimits = false,
 ): GeneratedConfig {
   const rateLimits = snapshot.rateLimits ?? [];
   const memquotas = snapshot.memquotas ?? [];
@@ -37,6 +38,7 @@ export function withRateLimits(
     kubeServices: snapshot.kubeServices,
     pods: snapshot.pods ?? [],
     domainSuffix,
+    globalRateLimits,
   });
   for (const w of warnings) {
     if (logged.has(w)) continue;

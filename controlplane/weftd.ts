@@ -176,6 +176,7 @@ export async function startWeftd(opts: StartOptions): Promise<Weftd> {
   );
   const generator = new ConfigGenerator({
     domainSuffix: flags.domainSuffix,
+    globalRateLimits: flags.rateLimitRedis !== undefined,
     shadowHostSuffix: flags.shadowHostSuffix === true,
     mesh: opts.mesh,
     log: log.child({ part: 'translate' }),
@@ -227,6 +228,7 @@ export async function startWeftd(opts: StartOptions): Promise<Weftd> {
         ...opts.status,
         kube,
         registry,
+        globalRateLimits: flags.rateLimitRedis !== undefined,
         log: log.child({ part: 'status' }),
         onWrite: (result) => metrics.statusWrites.inc({ result }),
         proxies: {
