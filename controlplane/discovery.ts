@@ -126,7 +126,13 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
   WEFT_FORBIDDEN: 403,
   WEFT_TOKEN_REVIEW_FAILED: 503,
   WEFT_CA_NOT_READY: 503,
+  WEFT_RATELIMIT_REQUEST_INVALID: 400,
+  WEFT_RATELIMIT_BACKEND: 503,
+  WEFT_RATELIMIT_DISABLED: 503,
 };
+
+/** Failures logged where they happen, throttled (a Redis outage would be a line per request here). */
+const LOGGED_ELSEWHERE = new Set<ErrorCode>(['WEFT_RATELIMIT_BACKEND', 'WEFT_RATELIMIT_DISABLED']);
 
 export function sendError(res: ServerResponse, err: unknown): void {
   const code: ErrorCode = isWeftError(err) ? err.code : 'WEFT_DISCOVERY_REQUEST_INVALID';
@@ -214,7 +220,7 @@ export class DiscoveryService {
                   ),
                 );
     route.catch((err: unknown) => {
-      if (!isWeftError(err) || (STATUS[err.code] ?? 500) >= 500)
+      if (!isWeftError(err) || ((STATUS[err.code] ?? 500) >= 500 && !LOGGED_ELSEWHERE.has(err.code)))
         this.opts.log.warn('Request failed', { path: url.pathname, error: errorMessage(err) });
       // a body past its limit is not read to its end: the connection must not be reused for it
       if (isWeftError(err, 'WEFT_INPUT_TOO_LARGE') && !res.headersSent) res.setHeader('connection', 'close');

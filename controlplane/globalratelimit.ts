@@ -48,7 +48,7 @@ export class GlobalRateLimitService {
         this.lastLog = now;
         this.log.warn('Global rate-limit store failed', { error: errorMessage(err) });
       }
-      throw new WeftError('WEFT_RATELIMIT_BACKEND', errorMessage(err), { details: { status: 503 } });
+      throw new WeftError('WEFT_RATELIMIT_BACKEND', errorMessage(err));
     }
     if (answer.allowed) this.counts.allowed++;
     else this.counts.limited++;
