@@ -9,6 +9,7 @@ import { parse as parseYaml } from 'yaml';
 import { DISCOVERY_PORT, MONITORING_PORT } from '../pkg/discovery/protocol.js';
 import { WeftError, errorMessage } from '../pkg/errors/index.js';
 import { parseDurationMs } from '../pkg/translate/duration.js';
+import { parseRedisAddress } from '../pkg/ratelimit/global.js';
 import {
   PATH_NORMALIZATION_TYPES,
   PROXY_HEADERS_FIELDS,
@@ -102,11 +103,10 @@ export interface WeftdOptions {
 
 /** `host:port` or `[v6]:port` of the global rate-limit Redis. */
 export function redisAddress(v: string): { host: string; port: number } {
-  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([A-Za-z0-9.-]+)):(\d{1,5})$/.exec(v);
-  const p = Number(m?.[3]);
-  if (m === null || p < 1 || p > 65535)
-    return fail(`--ratelimit-redis: ${JSON.stringify(v)} is not HOST:PORT (e.g. redis.weft-system:6379)`);
-  return { host: m[1] ?? m[2]!, port: p };
+  return (
+    parseRedisAddress(v) ??
+    fail(`--ratelimit-redis: ${JSON.stringify(v)} is not HOST:PORT (e.g. redis.weft-system:6379)`)
+  );
 }
 
 const fail = (message: string): never => {

@@ -16,6 +16,14 @@ import { RATE_LIMIT_BOUNDS } from '../proxyconfig/ratelimit.js';
 import { RedisReplyError, type RedisClient, type RespValue } from './redis.js';
 
 export const RATELIMIT_CHECK_PATH = '/v1/ratelimit/check';
+
+/** `host:port` or `[v6]:port` of the global rate-limit Redis (weftd flag, Mesh field); null: not one. */
+export function parseRedisAddress(v: string): { host: string; port: number } | null {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([A-Za-z0-9.-]{1,253})):(\d{1,5})$/.exec(v);
+  const p = Number(m?.[3]);
+  if (m === null || p < 1 || p > 65535) return null;
+  return { host: m[1] ?? m[2]!, port: p };
+}
 /** A check body is a few hundred bytes; past this it is not one. */
 export const MAX_CHECK_BYTES = 4 * 1024;
 /** Limit and override names as the translator makes them (`RateLimit ns/name`) fit easily. */
