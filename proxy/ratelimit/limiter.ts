@@ -371,7 +371,8 @@ export class RateLimiter {
       const a = await this.global.check({
         limit: l.rule.name,
         override: chosen.name,
-        key,
+        // principals are not capped locally (bounded by the LRU); weftd takes keys up to 160 chars
+        key: capKey(key),
         hits: 1,
         budget: {
           requests: chosen.budget.requests,

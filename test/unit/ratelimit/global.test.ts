@@ -72,3 +72,46 @@ describe('global rate limits: proxy config and weftd flag', () => {
     expect(() => redisAddress('r:0')).to.throw(/HOST:PORT/);
   });
 });
+
+describe('global rate limits: the sidecar side without weftd', () => {
+  it('a long per-source key is hashed before it is sent (weftd takes 160 characters)', async () => {
+    const { RateLimiter } = await import('../../../proxy/ratelimit/limiter.js');
+    const sent: string[] = [];
+    const l = new RateLimiter(null, {
+      global: {
+        check: (r) => {
+          sent.push(r.key);
+          return Promise.resolve({ allowed: true, remaining: 0, retryAfterMs: 0, resetMs: 0 });
+        },
+      },
+    });
+    l.update({
+      limits: [{ name: 'g', scope: 'global', budget: { requests: 1, intervalMs: 1000, per: 'source' } }],
+    });
+    const principal = `spiffe://cluster.local/ns/demo/sa/${'a'.repeat(200)}`;
+    const req = { port: 1, target: '/', method: 'GET', headers: {}, principal, claims: null };
+    expect((await l.checkAsync(req))!.allowed).to.equal(true);
+    expect(sent[0]).to.match(/^sha256:[0-9a-f]{64}$/);
+  });
+
+  it('no backend configured: the failure mode applies and the error is counted', async () => {
+    const { RateLimiter } = await import('../../../proxy/ratelimit/limiter.js');
+    const l = new RateLimiter(null);
+    l.update({
+      limits: [
+        { name: 'g', scope: 'global', failureMode: 'deny', budget: { requests: 1, intervalMs: 1000 } },
+      ],
+    });
+    const v = await l.checkAsync({
+      port: 1,
+      target: '/',
+      method: 'GET',
+      headers: {},
+      principal: null,
+      claims: null,
+    });
+    expect(v!.allowed).to.equal(false);
+    expect(v!.take.retryAfterMs).to.equal(1000);
+    expect(l.backendErrors).to.equal(1);
+  });
+});
