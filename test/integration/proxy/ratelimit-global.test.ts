@@ -263,7 +263,15 @@ describe('proxy sidecar: global rate limits across three replicas (real processe
     const ok = statuses.filter((s) => s.status === 200).length;
     const limited = statuses.filter((s) => s.status === 429);
     expect(ok + limited.length).to.equal(180);
-    expect(ok, procs[0]!.log().split('\n').filter((l) => l.includes('Global rate-limit')).slice(0, 2).join('\n')).to.be.within(54, 66);
+    expect(
+      ok,
+      procs[0]!
+        .log()
+        .split('\n')
+        .filter((l) => l.includes('Global rate-limit'))
+        .slice(0, 2)
+        .join('\n'),
+    ).to.be.within(54, 66);
     const r = limited[0]!;
     expect(r.headers['x-weft-response-flags']).to.equal('RL');
     expect(Number(r.headers['retry-after'])).to.be.greaterThan(0);
