@@ -48,6 +48,10 @@ async function startSidecar(weftd: FakeWeftd): Promise<Proc> {
       ...ports,
       '--sniff-timeout-ms',
       '300',
+      // the budget test measures sharing, not latency: a loaded 2-core CI node misses 50 ms
+      // and fail-open would count timeouts as allowed (the failure-mode test below keeps it)
+      '--ratelimit-timeout-ms',
+      '2000',
     ],
     {
       cwd: ROOT,
