@@ -154,6 +154,8 @@ export class ConfigGenerator {
       domainSuffix: string;
       mesh: MeshSettings;
       log: Logger;
+      /** weftd runs the global rate-limit backend (--ratelimit-redis). */
+      globalRateLimits?: boolean;
       jwks?: JwksSource;
       shadowHostSuffix?: boolean;
       /** Where gateways' `tls.credentialName` Secrets are read (absent: none delivered; those clusters fail). */
@@ -173,7 +175,10 @@ export class ConfigGenerator {
     const g = kind === 'gateway' ? this.gateway(snapshot, pod) : this.sidecar(snapshot, pod);
     const { jwks, mesh, log } = this.opts;
     const withTokens = jwks ? withJwt(g, kind, snapshot, pod, mesh.rootNamespace, jwks, log) : g;
-    return withRateLimits(withTokens, kind, snapshot, pod, this.opts.domainSuffix, log, mesh.rootNamespace);
+    return withRateLimits(withTokens, kind, snapshot, pod, this.opts.domainSuffix, log, {
+      rootNamespace: mesh.rootNamespace,
+      globalRateLimits: this.opts.globalRateLimits === true,
+    });
   }
 
   private sidecar(snapshot: Snapshot, pod: PodInfo): GeneratedConfig {

@@ -47,6 +47,8 @@ import type { ConfigGenerator, GeneratedConfig } from './configgen.js';
 import { Debouncer } from './debounce.js';
 import type { WeftdMetrics } from './metrics.js';
 import type { KubeRegistry } from './registry.js';
+import type { GlobalRateLimitService } from './globalratelimit.js';
+import { RATELIMIT_CHECK_PATH } from '../pkg/ratelimit/global.js';
 
 /** A CSR is a few KiB; anything much larger is not one. */
 const MAX_CERT_REQUEST_BYTES = 64 * 1024;
@@ -67,6 +69,8 @@ export interface DiscoveryOptions {
   log: Logger;
   debounce: { afterMs: number; maxMs: number };
   pingIntervalMs?: number;
+  /** The global rate-limit service (weftd --ratelimit-redis); absent: checks answer 503 disabled. */
+  globalRateLimit?: GlobalRateLimitService;
 }
 
 export interface ConnectionInfo {
@@ -122,7 +126,13 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
   WEFT_FORBIDDEN: 403,
   WEFT_TOKEN_REVIEW_FAILED: 503,
   WEFT_CA_NOT_READY: 503,
+  WEFT_RATELIMIT_REQUEST_INVALID: 400,
+  WEFT_RATELIMIT_BACKEND: 503,
+  WEFT_RATELIMIT_DISABLED: 503,
 };
+
+/** Failures logged where they happen, throttled (a Redis outage would be a line per request here). */
+const LOGGED_ELSEWHERE = new Set<ErrorCode>(['WEFT_RATELIMIT_BACKEND', 'WEFT_RATELIMIT_DISABLED']);
 
 export function sendError(res: ServerResponse, err: unknown): void {
   const code: ErrorCode = isWeftError(err) ? err.code : 'WEFT_DISCOVERY_REQUEST_INVALID';
@@ -200,15 +210,17 @@ export class DiscoveryService {
           ? this.ack(req, res)
           : url.pathname === CERTIFICATES_PATH && req.method === 'POST'
             ? this.certificates(req, res)
-            : Promise.reject(
-                new WeftError(
-                  'WEFT_DISCOVERY_REQUEST_INVALID',
-                  `no such endpoint: ${req.method} ${url.pathname} (GET ${DISCOVERY_PATH}, POST ${ACK_PATH}, POST ${CERTIFICATES_PATH})`,
-                  { details: { status: 404 } },
-                ),
-              );
+            : url.pathname === RATELIMIT_CHECK_PATH && req.method === 'POST'
+              ? this.rateLimitCheck(req, res)
+              : Promise.reject(
+                  new WeftError(
+                    'WEFT_DISCOVERY_REQUEST_INVALID',
+                    `no such endpoint: ${req.method} ${url.pathname} (GET ${DISCOVERY_PATH}, POST ${ACK_PATH}, POST ${CERTIFICATES_PATH})`,
+                    { details: { status: 404 } },
+                  ),
+                );
     route.catch((err: unknown) => {
-      if (!isWeftError(err) || (STATUS[err.code] ?? 500) >= 500)
+      if (!isWeftError(err) || ((STATUS[err.code] ?? 500) >= 500 && !LOGGED_ELSEWHERE.has(err.code)))
         this.opts.log.warn('Request failed', { path: url.pathname, error: errorMessage(err) });
       // a body past its limit is not read to its end: the connection must not be reused for it
       if (isWeftError(err, 'WEFT_INPUT_TOO_LARGE') && !res.headersSent) res.setHeader('connection', 'close');
@@ -216,6 +228,19 @@ export class DiscoveryService {
       else res.end();
     });
   };
+
+  private rateLimitCheck(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const svc = this.opts.globalRateLimit;
+    if (svc === undefined)
+      return Promise.reject(
+        new WeftError(
+          'WEFT_RATELIMIT_DISABLED',
+          'this weftd has no global rate-limit backend (start it with --ratelimit-redis HOST:PORT)',
+          { details: { status: 503 } },
+        ),
+      );
+    return svc.handle(req, res, (r) => this.identify(r));
+  }
 
   private async identify(req: IncomingMessage): Promise<Identity> {
     const { metrics } = this.opts;

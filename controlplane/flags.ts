@@ -9,6 +9,7 @@ import { parse as parseYaml } from 'yaml';
 import { DISCOVERY_PORT, MONITORING_PORT } from '../pkg/discovery/protocol.js';
 import { WeftError, errorMessage } from '../pkg/errors/index.js';
 import { parseDurationMs } from '../pkg/translate/duration.js';
+import { parseRedisAddress } from '../pkg/ratelimit/global.js';
 import {
   PATH_NORMALIZATION_TYPES,
   PROXY_HEADERS_FIELDS,
@@ -38,6 +39,8 @@ export const HELP = `weftd: weft's control plane (discovery, config push, worklo
   --push-debounce DUR      quiet time after a change before pushing (default 100ms, like PILOT_DEBOUNCE_AFTER)
   --push-debounce-max DUR  push at the latest this long after the first change of a burst (default 10s)
   --status-lease NS/NAME   Lease electing the one replica that writes mesh objects' status
+  --ratelimit-redis HOST:PORT  Redis keeping global rate-limit buckets (RateLimit scope: global, memquota
+                           mesh-wide); default none: global limits are off
                            (default weft-system/weftd-status; none: write no status)
 Env: DISABLE_SHADOW_HOST_SUFFIX=false appends -shadow to mirrored requests' Host (istiod's
 switch; default true: the original Host, as Istio ≥ 1.28).
@@ -94,6 +97,16 @@ export interface WeftdOptions {
   shadowHostSuffix: boolean;
   /** The Lease electing the status writer (controlplane/statuswriter.ts); absent: no status writes. */
   statusLease?: { namespace: string; name: string };
+  /** Redis of the global rate-limit service (ADR 0017); absent: global limits are off. */
+  rateLimitRedis?: { host: string; port: number };
+}
+
+/** `host:port` or `[v6]:port` of the global rate-limit Redis. */
+export function redisAddress(v: string): { host: string; port: number } {
+  return (
+    parseRedisAddress(v) ??
+    fail(`--ratelimit-redis: ${JSON.stringify(v)} is not HOST:PORT (e.g. redis.weft-system:6379)`)
+  );
 }
 
 const fail = (message: string): never => {
@@ -141,6 +154,7 @@ export function parseFlags(argv: string[], env: NodeJS.ProcessEnv = process.env)
         'push-debounce': { type: 'string', default: '100ms' },
         'push-debounce-max': { type: 'string', default: '10s' },
         'status-lease': { type: 'string', default: 'weft-system/weftd-status' },
+        'ratelimit-redis': { type: 'string' },
         help: { type: 'boolean', default: false },
       },
       strict: true,
@@ -171,6 +185,7 @@ export function parseFlags(argv: string[], env: NodeJS.ProcessEnv = process.env)
       fail(`--status-lease: ${values['status-lease']} is not NAMESPACE/NAME or none`);
     opts.statusLease = { namespace: leaseNs!, name: leaseName! };
   }
+  if (values['ratelimit-redis'] !== undefined) opts.rateLimitRedis = redisAddress(values['ratelimit-redis']);
   if (values.config !== undefined) opts.configFile = values.config;
   if (values.kubeconfig !== undefined) opts.kubeconfig = values.kubeconfig;
   if (opts.port !== 0 && opts.port === opts.monitoringPort) fail('--port and --monitoring-port must differ');

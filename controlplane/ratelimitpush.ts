@@ -22,7 +22,7 @@ export function withRateLimits(
   pod: PodInfo,
   domainSuffix: string,
   log: Logger,
-  rootNamespace?: string,
+  options: { rootNamespace?: string; globalRateLimits?: boolean } = {},
 ): GeneratedConfig {
   const rateLimits = snapshot.rateLimits ?? [];
   const memquotas = snapshot.memquotas ?? [];
@@ -38,7 +38,8 @@ export function withRateLimits(
     kubeServices: snapshot.kubeServices,
     pods: snapshot.pods ?? [],
     domainSuffix,
-    ...(rootNamespace !== undefined ? { rootNamespace } : {}),
+    ...(options.rootNamespace !== undefined ? { rootNamespace: options.rootNamespace } : {}),
+    globalRateLimits: options.globalRateLimits === true,
   });
   for (const w of warnings) {
     if (logged.has(w)) continue;

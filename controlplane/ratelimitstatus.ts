@@ -19,16 +19,25 @@ export interface EnforcedCondition {
   message: string;
 }
 
-export function rateLimitCondition(rl: RateLimit): EnforcedCondition {
-  if ((rl.spec.scope ?? 'local') === 'global')
+/** `global`: weftd runs the global rate-limit backend (--ratelimit-redis, ADR 0017). */
+export function rateLimitCondition(rl: RateLimit, global = false): EnforcedCondition {
+  if ((rl.spec.scope ?? 'local') === 'global' && !global)
     return {
       type: ENFORCED,
       status: 'False',
       reason: 'GlobalNotImplemented',
-      message: 'scope global is not implemented yet: this limit is not enforced (use scope local)',
+      message:
+        'scope global needs the global rate-limit backend, which this mesh does not run (weftd --ratelimit-redis HOST:PORT): this limit is not enforced (use scope local, or enable the backend)',
     };
-  const l = localLimitOf(rl, []);
+  const l = localLimitOf(rl, [], global);
   if (typeof l === 'string') return { type: ENFORCED, status: 'False', reason: 'Invalid', message: l };
+  if (l.scope === 'global')
+    return {
+      type: ENFORCED,
+      status: 'True',
+      reason: 'Global',
+      message: `one budget across every selected pod, kept in weftd's Redis; when it does not answer in time requests are ${l.failureMode === 'deny' ? 'denied (failureMode deny)' : 'allowed (failureMode allow)'}`,
+    };
   return {
     type: ENFORCED,
     status: 'True',
@@ -37,7 +46,7 @@ export function rateLimitCondition(rl: RateLimit): EnforcedCondition {
   };
 }
 
-export function memquotaCondition(mq: MemQuota): EnforcedCondition {
+export function memquotaCondition(mq: MemQuota, global = false): EnforcedCondition {
   const { warnings } = memquotaLimitsFor([mq], {
     pod: { namespace: '', labels: {} },
     rateLimits: [],
@@ -46,11 +55,19 @@ export function memquotaCondition(mq: MemQuota): EnforcedCondition {
   });
   if (warnings.length > 0)
     return { type: ENFORCED, status: 'False', reason: 'Invalid', message: warnings.join('; ') };
+  if (global)
+    return {
+      type: ENFORCED,
+      status: 'True',
+      reason: 'Global',
+      message:
+        "enforced mesh-wide as Mixer did: one budget per quota in weftd's Redis, shared by every destination pod",
+    };
   return {
     type: ENFORCED,
     status: 'True',
     reason: 'Local',
     message:
-      "enforced locally: weft has no global rate-limit backend, so each destination pod's sidecar enforces its own budget (Mixer's was mesh-wide)",
+      "enforced locally: this mesh runs no global rate-limit backend (weftd --ratelimit-redis), so each destination pod's sidecar enforces its own budget (Mixer's was mesh-wide)",
   };
 }

@@ -66,6 +66,8 @@ export interface StatusWriterOptions {
   burst?: number;
   /** Debounce of passes (default 100 ms quiet, 1 s at most). */
   debounce?: { afterMs: number; maxMs: number };
+  /** weftd runs the global rate-limit backend: RateLimit scope global is accepted and Enforced (Global). */
+  globalRateLimits?: boolean;
   /** Counts writes by result (ok|error); tests read `writes`. */
   onWrite?: (result: 'ok' | 'error') => void;
   /**
@@ -106,9 +108,9 @@ export function reachOf(obj: KubeObject, rootNamespace: string): (namespace: str
 }
 
 /** Conditions only some kinds have: what weft does with a rate limit (ratelimitstatus.ts). */
-function kindConditions(obj: KubeObject): FreshCondition[] {
-  if (obj.kind === 'RateLimit') return [rateLimitCondition(obj as unknown as RateLimit)];
-  if (obj.kind === 'memquota') return [memquotaCondition(obj as unknown as MemQuota)];
+function kindConditions(obj: KubeObject, global: boolean): FreshCondition[] {
+  if (obj.kind === 'RateLimit') return [rateLimitCondition(obj as unknown as RateLimit, global)];
+  if (obj.kind === 'memquota') return [memquotaCondition(obj as unknown as MemQuota, global)];
   return [];
 }
 
@@ -116,6 +118,7 @@ const keyOf = (o: KubeObject): string => `${o.kind}/${o.metadata.namespace ?? ''
 
 /** Validation results by uid and generation: a pass re-validates only what changed. */
 class ValidationCache {
+  constructor(private readonly globalRateLimits: boolean) {}
   private readonly byUid = new Map<string, { generation: number; result: ValidationResult }>();
 
   get(obj: KubeObject): ValidationResult {
@@ -123,7 +126,10 @@ class ValidationCache {
     const generation = obj.metadata.generation ?? 0;
     const hit = this.byUid.get(uid);
     if (hit?.generation === generation) return hit.result;
-    const result = validateObject(obj, { maxFindings: 20 });
+    const result = validateObject(obj, {
+      maxFindings: 20,
+      ...(this.globalRateLimits ? { globalRateLimits: true } : {}),
+    });
     this.byUid.set(uid, { generation, result });
     return result;
   }
@@ -137,7 +143,7 @@ class ValidationCache {
 export class StatusWriter {
   private readonly elector: LeaderElector;
   private readonly debouncer: Debouncer;
-  private readonly validations = new ValidationCache();
+  private readonly validations: ValidationCache;
   private readonly pending = new Map<string, Pending>();
   private leading = false;
   private draining = false;
@@ -148,6 +154,7 @@ export class StatusWriter {
   readonly counts = { passes: 0, writes: 0, errors: 0 };
 
   constructor(private readonly opts: StatusWriterOptions) {
+    this.validations = new ValidationCache(opts.globalRateLimits === true);
     this.tokens = opts.burst ?? 40;
     this.debouncer = new Debouncer(() => this.pass(), opts.debounce ?? { afterMs: 100, maxMs: 1000 });
     this.elector = new LeaderElector(
@@ -233,7 +240,7 @@ export class StatusWriter {
         validation: this.validations.get(obj),
         unresolved: mine.filter((f) => f.rule !== undefined && REFERENCE_RULES.has(f.rule)),
         notes: mine.filter((f) => f.rule === undefined || !REFERENCE_RULES.has(f.rule)),
-        extra: kindConditions(obj),
+        extra: kindConditions(obj, this.opts.globalRateLimits === true),
         ...(proxies ? { reconciled: this.reconciled(obj, proxies, floor, current) } : {}),
       });
     }

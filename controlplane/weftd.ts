@@ -28,13 +28,16 @@ import { createKubeRegistry, type KubeRegistry } from './registry.js';
 import { startRootCertPublisher } from './rootcert.js';
 import { StatusWriter, type StatusWriterOptions } from './statuswriter.js';
 import { splitPemCerts } from './ca/signer.js';
+import { RedisClient } from '../pkg/ratelimit/redis.js';
+import { GlobalBucketStore } from '../pkg/ratelimit/global.js';
+import { GlobalRateLimitService } from './globalratelimit.js';
 
 export interface StartOptions {
   flags: Pick<
     WeftdOptions,
     'host' | 'port' | 'monitoringPort' | 'domainSuffix' | 'caSecret' | 'pushDebounceMs' | 'pushDebounceMaxMs'
   > &
-    Partial<Pick<WeftdOptions, 'shadowHostSuffix'>>;
+    Partial<Pick<WeftdOptions, 'shadowHostSuffix' | 'rateLimitRedis'>>;
   mesh: MeshSettings;
   kube: KubeClient;
   tls: CertReloader;
@@ -176,6 +179,7 @@ export async function startWeftd(opts: StartOptions): Promise<Weftd> {
   );
   const generator = new ConfigGenerator({
     domainSuffix: flags.domainSuffix,
+    globalRateLimits: flags.rateLimitRedis !== undefined,
     shadowHostSuffix: flags.shadowHostSuffix === true,
     mesh: opts.mesh,
     log: log.child({ part: 'translate' }),
@@ -201,7 +205,16 @@ export async function startWeftd(opts: StartOptions): Promise<Weftd> {
     authority.onRootChange(setRootExpiry);
     setRootExpiry();
   }
+  // global rate limits (ADR 0017): a Redis client with a short deadline; the sidecars' own
+  // deadline (proxy/ratelimit/global.ts) is shorter still, and they apply the failure mode
+  const redis = flags.rateLimitRedis
+    ? new RedisClient({ ...flags.rateLimitRedis, timeoutMs: 200 })
+    : undefined;
+  const globalRateLimit = redis
+    ? new GlobalRateLimitService(new GlobalBucketStore(redis), log.child({ part: 'ratelimit' }))
+    : undefined;
   const discovery = new DiscoveryService({
+    ...(globalRateLimit ? { globalRateLimit } : {}),
     registry,
     generator,
     authenticate: cachedAuthenticator((token) => authenticate(kube, token)),
@@ -218,6 +231,7 @@ export async function startWeftd(opts: StartOptions): Promise<Weftd> {
         ...opts.status,
         kube,
         registry,
+        globalRateLimits: flags.rateLimitRedis !== undefined,
         log: log.child({ part: 'status' }),
         onWrite: (result) => metrics.statusWrites.inc({ result }),
         rootNamespace: opts.mesh.rootNamespace,
@@ -295,6 +309,7 @@ export async function startWeftd(opts: StartOptions): Promise<Weftd> {
       stopConfigWatch();
       await status?.stop();
       jwks.stop();
+      redis?.close();
       discovery.close();
       publisher?.stop();
       ca?.stop();

@@ -10,6 +10,8 @@ declare -A wanted=(
   [lua5.4]=lua5.4
   [wrk]=wrk
   [nginx]=nginx-light
+  # a real Redis: global rate limits (test/integration/ratelimit) and Argo CD's cache (test/e2e/argocd.test.ts)
+  [redis-server]=redis-server
   # the local node (hack/node): container runtime, image builder, static busybox for images
   [containerd]=containerd
   [runc]=runc
@@ -18,8 +20,6 @@ declare -A wanted=(
   [nft]=nftables
   # the proxy's native addon (hack/build-native.sh)
   [cc]=gcc
-  # Argo CD's cache in the e2e suite (test/e2e/argocd.test.ts), run on loopback by the test
-  [redis-server]=redis-server
 )
 missing=()
 for cmd in "${!wanted[@]}"; do
@@ -34,7 +34,7 @@ echo "ensure-deps: installing ${missing[*]}" >&2
 sudo_cmd=()
 [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo -n)
 export DEBIAN_FRONTEND=noninteractive
-# weft runs its own containerd and nginx (supervised, on loopback): a package's postinst must
+# weft runs its own containerd, nginx and redis-server (supervised or per test, on loopback): a package's postinst must
 # not start the system's copies. Hold a policy-rc.d that refuses starts while installing,
 # unless the machine already has one, and remove ours afterwards.
 policy=/usr/sbin/policy-rc.d

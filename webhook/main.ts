@@ -31,6 +31,8 @@ const HELP = `weft-webhook: validating webhook for mesh config, and sidecar inje
   --mesh-namespace NS      the mesh's own namespace, never injected (default weft-system, env WEFT_MESH_NAMESPACE)
   --cross-object MODE      deny (default): cross-object errors deny; warn: they only warn (migrations)
   --proxy-image IMAGE      proxy image when no Mesh sets one
+  --global-ratelimits      the mesh's weftd runs the global rate-limit backend (--ratelimit-redis):
+                           admit RateLimit scope: global (default off: refused, nothing would enforce it)
 Logs: JSON on stderr; WEFT_LOG_FORMAT=text, WEFT_LOG_LEVEL=debug|info|warn.`;
 
 function options() {
@@ -47,6 +49,7 @@ function options() {
       'mesh-namespace': { type: 'string', default: process.env.WEFT_MESH_NAMESPACE ?? 'weft-system' },
       'cross-object': { type: 'string', default: 'deny' },
       'proxy-image': { type: 'string' },
+      'global-ratelimits': { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     },
     strict: true,
@@ -107,7 +110,12 @@ async function main(): Promise<void> {
   const app = createWebhookApp({
     log,
     metrics: createMetrics(),
-    validate: { index, crossObject: opts.crossObject, pool },
+    validate: {
+      index,
+      crossObject: opts.crossObject,
+      pool,
+      ...(opts['global-ratelimits'] ? { globalRateLimits: true } : {}),
+    },
     inject: {
       namespace: async (name) => (cluster ? cluster.namespace(name) : undefined),
       settings: () => cluster?.settings() ?? base,

@@ -33,6 +33,8 @@ export interface ValidateDeps {
    * warnings either way. `warn`: every cross-object finding only warns (migrating a repo).
    */
   crossObject: 'warn' | 'deny';
+  /** RateLimit scope global is admitted (weftd runs the global backend, webhook --global-ratelimits). */
+  globalRateLimits?: boolean;
   /** Validates expensive objects on a worker thread; without it everything is validated inline. */
   pool?: ValidationPool;
   /** Bodies larger than this go to the pool whatever their cost (default 128 KiB; typical objects are 1-5 KiB). */
@@ -228,6 +230,7 @@ export async function handleValidate(
   const options: ValidateOptions = {
     ...(req.namespace ? { defaultNamespace: req.namespace } : {}),
     maxFindings: MAX_FINDINGS,
+    ...(deps.globalRateLimits ? { globalRateLimits: true } : {}),
   };
   const cost = estimateCost(obj);
   if (cost.shape) {

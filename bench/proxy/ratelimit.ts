@@ -7,9 +7,24 @@
  *  - flood: a new header key on every request (LRU at its 10,000 cap: a miss, an eviction, a new
  *    bucket each time), and the heap it leaves.
  * The budgets are large enough that every request is allowed, so each variant measures the same
- * path. Run: npx tsx bench/proxy/ratelimit.ts (or PROXY_BENCH=ratelimit bench/proxy/run.sh)
+ * path. Then, when `redis-server` is installed, the global limit (ADR 0017) in one run against a
+ * local limit and none, all through `checkAsync` (what admission awaits): a real redis-server on a
+ * loopback port, weftd's real check handler (controlplane/globalratelimit.ts) behind plain HTTP
+ * in this process, the sidecar's GlobalClient (keep-alive). Figures: the median of per-request
+ * latencies one at a time, and the throughput with 16 checks in flight. Both ends share this
+ * process and the machine's cores, so the global figure is an upper bound of the sidecar's cost.
+ * Run: npx tsx bench/proxy/ratelimit.ts (or PROXY_BENCH=ratelimit bench/proxy/run.sh)
  */
+import { spawn, spawnSync } from 'node:child_process';
+import http from 'node:http';
+import net, { type AddressInfo } from 'node:net';
 import { RateLimiter, type RateLimitRequest } from '../../proxy/ratelimit/limiter.js';
+import { GlobalClient } from '../../proxy/ratelimit/global.js';
+import { RedisClient } from '../../pkg/ratelimit/redis.js';
+import { GlobalBucketStore } from '../../pkg/ratelimit/global.js';
+import { GlobalRateLimitService } from '../../controlplane/globalratelimit.js';
+import { sendError } from '../../controlplane/discovery.js';
+import { createLogger } from '../../pkg/log/index.js';
 import { MetricsRegistry } from '../../proxy/telemetry/metrics.js';
 import type { RateLimitBlock } from '../../pkg/proxyconfig/ratelimit.js';
 
@@ -98,3 +113,103 @@ console.log(
 console.log(
   `at 1,000 req/s the per-caller limit costs ${((((results[2]![1] - baseline) * 1000) / 1e9) * 100).toFixed(4)} % of one core over no limit`,
 );
+
+// ---- global vs local vs none, through checkAsync ----
+async function globalBench(): Promise<void> {
+  if (spawnSync('redis-server', ['--version']).status !== 0) {
+    console.log('global: redis-server is not installed (hack/ensure-deps.sh); skipped');
+    return;
+  }
+  const port = await new Promise<number>((resolve) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const p = (s.address() as AddressInfo).port;
+      s.close(() => resolve(p));
+    });
+  });
+  const redisProc = spawn(
+    'redis-server',
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+    {
+      stdio: 'ignore',
+    },
+  );
+  const redis = new RedisClient({
+    host: '127.0.0.1',
+    port,
+    timeoutMs: 1000,
+    backoff: { baseMs: 20, maxMs: 50, jitter: 0 },
+  });
+  for (let i = 0; i < 100 && (await redis.command(['PING']).catch(() => null)) !== 'PONG'; i++)
+    await new Promise((r) => setTimeout(r, 50));
+  const svc = new GlobalRateLimitService(
+    new GlobalBucketStore(redis),
+    createLogger('bench', { silent: true }),
+  );
+  const server = http.createServer(
+    (req, res) =>
+      void svc
+        .handle(req, res, () => Promise.resolve({ namespace: 'bookinfo', serviceAccount: 'ratings' }))
+        .catch((err: unknown) => sendError(res, err)),
+  );
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const client = new GlobalClient({
+    host: '127.0.0.1',
+    port: (server.address() as AddressInfo).port,
+    plaintext: true,
+    token: () => 't',
+    timeoutMs: 1000,
+  });
+  const mk = (global: boolean): RateLimiter => {
+    const l = new RateLimiter(metrics(), { global: client });
+    l.update({
+      limits: [
+        { name: 'RateLimit bookinfo/ratings', budget: BIG, ...(global ? { scope: 'global' as const } : {}) },
+      ],
+    });
+    return l;
+  };
+  const three: [string, RateLimiter][] = [
+    ['none (checkAsync)', limiter(undefined)],
+    ['local shared bucket (checkAsync)', mk(false)],
+    ['global (weftd + Redis round trip)', mk(true)],
+  ];
+  const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  const M = 3000;
+  const out: string[] = [];
+  const medians: number[] = [];
+  for (const [name, l] of three) {
+    for (let i = 0; i < 300; i++) await l.checkAsync(base); // warm: sockets, script cache, JIT
+    const lat: number[] = [];
+    for (let i = 0; i < M; i++) {
+      const t0 = process.hrtime.bigint();
+      const v = await l.checkAsync(base);
+      lat.push(Number(process.hrtime.bigint() - t0));
+      if (v !== null && !v.allowed) throw new Error(`${name}: a request was limited`);
+    }
+    const t0 = performance.now();
+    let left = M;
+    await Promise.all(
+      Array.from({ length: 16 }, async () => {
+        while (left-- > 0) await l.checkAsync(base);
+      }),
+    );
+    const rps = M / ((performance.now() - t0) / 1000);
+    const med = median(lat);
+    medians.push(med);
+    out.push(
+      `${name.padEnd(40)} median ${(med / 1000).toFixed(2)} µs/request one at a time; ${Math.round(rps)} checks/s with 16 in flight${
+        l.backendErrors > 0 ? ` (${l.backendErrors} backend errors)` : ''
+      }`,
+    );
+  }
+  for (const line of out) console.log(line);
+  console.log(
+    `global median = ${(medians[2]! / medians[1]!).toFixed(0)}× local, +${((medians[2]! - medians[1]!) / 1000).toFixed(1)} µs per request (one weftd + Redis round trip on loopback)`,
+  );
+  client.close();
+  redis.close();
+  server.closeAllConnections();
+  server.close();
+  redisProc.kill('SIGKILL');
+}
+await globalBench();

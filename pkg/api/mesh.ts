@@ -114,6 +114,12 @@ export interface MeshSpec {
   pathNormalization?: MeshPathNormalization;
   /** Istio's `meshConfig.defaultConfig`: the proxies' defaults (weft implements `proxyHeaders`). */
   defaultConfig?: { proxyHeaders?: ProxyHeadersSetting };
+  /**
+   * Global rate limits (ADR 0017): the Redis (`host:port`) weftd keeps their buckets in. Set:
+   * weftd runs with `--ratelimit-redis`, the webhook with `--global-ratelimits` (RateLimit
+   * `scope: global` admitted, memquota global). Absent: global limits are off.
+   */
+  rateLimits?: { redisAddress?: string };
 }
 
 /** metav1.Condition. */
@@ -249,6 +255,7 @@ export const meshSpecSchema = (): JSONSchema =>
     defaultConfig: obj({
       proxyHeaders: obj(Object.fromEntries(PROXY_HEADERS_FIELDS.map((f) => [f, obj({ disabled: bool() })]))),
     }),
+    rateLimits: obj({ redisAddress: str({ maxLength: 261 }) }),
   });
 
 export const meshStatusSchema = (): JSONSchema =>

@@ -4,8 +4,9 @@
  * path prefixes and methods; gives them a default budget (`requests` per `unit` or `interval`,
  * with `burst`); and lists per-source overrides, first match wins. `scope: local` is a token
  * bucket in each destination sidecar (the budget is per pod). `scope: global` (one budget across
- * all pods) is refused by the webhook until a global backend exists: nothing is accepted and
- * silently not enforced (ADR 0013).
+ * all pods) keeps its buckets in weftd's Redis (ADR 0017); the webhook refuses it unless the mesh
+ * enables the global backend (weftd --ratelimit-redis, webhook --global-ratelimits): nothing is
+ * accepted and silently not enforced.
  */
 import type { JSONSchema, KindDefinition } from './kind.js';
 import type { Duration, KubeObject, WorkloadSelector } from './common.js';
@@ -91,6 +92,11 @@ export interface RateLimitSpec {
   overrides?: RateLimitOverrideSpec[];
   /** How `per: source` buckets tell callers apart; default the mTLS principal. */
   sourceKey?: { by: RateLimitKeyBy; name?: string };
+  /**
+   * scope global only: what a request gets when weftd or Redis does not answer within the
+   * sidecar's deadline. `allow` (default): fail open; `deny`: 429.
+   */
+  failureMode?: 'allow' | 'deny';
 }
 
 export type RateLimit = KubeObject<RateLimitSpec>;
@@ -141,6 +147,7 @@ export const rateLimitSpecSchema = (): JSONSchema =>
         { by: enumOf('principal', 'namespace', 'header', 'claim'), name: str({ maxLength: 256 }) },
         { required: ['by'] },
       ),
+      failureMode: enumOf('allow', 'deny'),
     },
     { required: ['limit'], oneOf: [['selector', 'targetHost']] },
   );

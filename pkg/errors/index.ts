@@ -41,6 +41,10 @@ export const ErrorCodes = {
   WEFT_DISCOVERY_REQUEST_INVALID: 'discovery request is missing or has an invalid parameter',
   WEFT_DISCOVERY_STREAM_INVALID: 'discovery stream carried something that is not a message',
   WEFT_DISCOVERY_ACK_INVALID: 'an ACK/NACK body is not JSON or misses a field',
+  // global rate limits (weftd's POST /v1/ratelimit/check, pkg/ratelimit)
+  WEFT_RATELIMIT_REQUEST_INVALID: 'a global rate-limit check body is not JSON or has an invalid field',
+  WEFT_RATELIMIT_BACKEND: 'the global rate-limit store (Redis) failed or did not answer in time',
+  WEFT_RATELIMIT_DISABLED: 'global rate limits are off: weftd has no --ratelimit-redis',
   // weftd (controlplane/)
   WEFT_WEFTD_CONFIG: 'weftd flags or mesh config file are invalid',
   WEFT_UNAUTHENTICATED: 'the bearer token is missing, invalid, expired or for another audience',

@@ -62,6 +62,13 @@ export interface LocalRateLimit {
   overrides?: RateLimitOverride[];
   /** Default: the peer's principal (plaintext callers share the key `anonymous`). */
   sourceKey?: SourceKey;
+  /**
+   * `global`: the bucket lives in weftd's Redis (one budget across every pod; ADR 0017) and the
+   * sidecar asks weftd per request; absent: a token bucket in this sidecar.
+   */
+  scope?: 'global';
+  /** Global only: what a request gets when weftd or Redis does not answer in time (default allow). */
+  failureMode?: 'allow' | 'deny';
 }
 
 export interface RateLimitBlock {
@@ -170,6 +177,10 @@ export function validateRateLimitBlock(block: unknown): Problem[] {
     if (l.defaultName !== undefined && (typeof l.defaultName !== 'string' || l.defaultName === ''))
       out.push({ path: `${p}.defaultName`, message: 'must be a non-empty string' });
     checkSourceKey(l.sourceKey, `${p}.sourceKey`, out);
+    if (l.scope !== undefined && l.scope !== 'global')
+      out.push({ path: `${p}.scope`, message: 'must be "global" or absent (local)' });
+    if (l.failureMode !== undefined && l.failureMode !== 'allow' && l.failureMode !== 'deny')
+      out.push({ path: `${p}.failureMode`, message: 'must be "allow" or "deny"' });
     if (l.overrides === undefined) return;
     if (!Array.isArray(l.overrides) || l.overrides.length > B.maxOverrides)
       return void out.push({

@@ -188,6 +188,7 @@ function controlPlane(mesh: string, spec: EffectiveSpec): KubeObject[] {
         '--tls-dir=/etc/weft/tls',
         // Where the workload CA reads its signing key; the Role weftd-ca grants exactly this Secret.
         `--ca-secret=${caSecretOf(spec).namespace}/${caSecretOf(spec).name}`,
+        ...(spec.rateLimitRedis ? [`--ratelimit-redis=${spec.rateLimitRedis}`] : []),
       ],
       ports: [
         { name: 'grpc-xds', containerPort: 15012 },
@@ -219,7 +220,14 @@ function webhook(mesh: string, spec: EffectiveSpec, opts: RenderOptions): KubeOb
       component: 'webhook',
       image: opts.webhookImage ?? DEFAULT_WEBHOOK_IMAGE,
       replicas,
-      args: ['webhook', '--port=9443', '--tls-dir=/etc/weft/tls', `--mesh-namespace=${MESH_NAMESPACE}`],
+      args: [
+        'webhook',
+        '--port=9443',
+        '--tls-dir=/etc/weft/tls',
+        `--mesh-namespace=${MESH_NAMESPACE}`,
+        // the webhook admits RateLimit scope global only when weftd runs the global backend
+        ...(spec.rateLimitRedis ? ['--global-ratelimits'] : []),
+      ],
       ports: [{ name: 'https-webhook', containerPort: 9443 }],
       resources: { requests: { cpu: '50m', memory: '64Mi' } },
       readiness: { path: '/readyz', port: 9443, scheme: 'HTTPS' },

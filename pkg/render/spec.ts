@@ -6,6 +6,7 @@
  * values mirror `pkg/api/mesh.ts`; a unit test pins them to the schema's `default`s).
  */
 import type { Finding } from '../validation/types.js';
+import { parseRedisAddress } from '../ratelimit/global.js';
 import type {
   MeshGateway,
   MeshGatewayPort,
@@ -45,6 +46,8 @@ export interface EffectiveSpec {
   pathNormalization: { normalization: Exclude<PathNormalizationType, 'DEFAULT'> };
   /** Istio's meshConfig.defaultConfig.proxyHeaders as given ({} = every header on). */
   proxyHeaders: ProxyHeadersSetting;
+  /** spec.rateLimits.redisAddress: global rate limits on (weftd --ratelimit-redis, webhook --global-ratelimits). */
+  rateLimitRedis?: string;
 }
 
 /** Default ports of a gateway that names none: Istio's ingress gateway ports. */
@@ -120,6 +123,7 @@ export function effectiveSpec(spec: MeshSpec | undefined): EffectiveSpec {
     },
     pathNormalization: { normalization: pathNormalizationOf(s.pathNormalization?.normalization) },
     proxyHeaders: s.defaultConfig?.proxyHeaders ?? {},
+    ...(s.rateLimits?.redisAddress ? { rateLimitRedis: s.rateLimits.redisAddress } : {}),
   };
 }
 
@@ -142,6 +146,12 @@ export function semanticFindings(spec: MeshSpec | undefined): Finding[] {
   const out: Finding[] = [];
   const seen = new Map<string, number>();
   const reserved = new Set(['weftd', 'weft-webhook', 'weft-operator']);
+  const redis = s.rateLimits?.redisAddress;
+  if (redis !== undefined && parseRedisAddress(redis) === null)
+    out.push({
+      path: 'spec.rateLimits.redisAddress',
+      message: `${JSON.stringify(redis)} is not HOST:PORT (e.g. redis.weft-system:6379)`,
+    });
   (s.gateways ?? []).forEach((gw, i) => {
     const ns = gw.namespace ?? MESH_NAMESPACE;
     if (!DNS_LABEL.test(gw.name) || gw.name.length > 63) {

@@ -4,8 +4,9 @@
  * by label selector or through a Service (`targetHost`); its overrides' service accounts and
  * workload labels become SPIFFE principal patterns (`*\/ns/<ns>/sa/<sa>`, trust-domain agnostic),
  * workload labels resolved through the pods weftd knows. memquota objects are translated by
- * memquota.ts into the same block. `scope: global` is refused by the webhook; one that got in
- * anyway (webhook down) is skipped with a warning, never enforced as if it were local.
+ * memquota.ts into the same block. `scope: global` becomes a limit the sidecar asks weftd about
+ * when the mesh runs the global backend (ADR 0017); without it one that got in anyway (webhook
+ * down) is skipped with a warning, never enforced as if it were local.
  */
 import type { RateLimit, RateLimitBudgetSpec, RateLimitSource, RateLimitSpec } from '../api/ratelimit.js';
 import { RATE_LIMIT_UNIT_MS } from '../api/ratelimit.js';
@@ -39,6 +40,12 @@ export interface RateLimitInput {
   domainSuffix: string;
   /** The mesh's root namespace: its memquotas (and istio-system's) apply mesh-wide. */
   rootNamespace?: string;
+  /**
+   * The mesh runs the global backend (weftd --ratelimit-redis, ADR 0017): `scope: global`
+   * RateLimits and every memquota become global limits (one budget in Redis, as Mixer's
+   * memquota was mesh-wide); else global RateLimits are skipped with a warning, memquota local.
+   */
+  globalRateLimits?: boolean;
 }
 
 /** A spec budget in milliseconds, or why it cannot be one (the webhook's message too). */
@@ -155,12 +162,17 @@ function sourceKey(k: RateLimitSpec['sourceKey']): SourceKey | undefined {
 }
 
 /** One RateLimit as a proxy limit, or a warning saying why it is skipped. */
-export function localLimitOf(rl: RateLimit, pods: readonly RateLimitPod[]): LocalRateLimit | string {
+export function localLimitOf(
+  rl: RateLimit,
+  pods: readonly RateLimitPod[],
+  globalRateLimits = false,
+): LocalRateLimit | string {
   const ns = rl.metadata.namespace ?? 'default';
   const name = `RateLimit ${ns}/${rl.metadata.name ?? ''}`;
   const spec = rl.spec;
-  if ((spec.scope ?? 'local') !== 'local')
-    return `${name}: scope ${spec.scope} is not implemented; not enforced`;
+  const global = spec.scope === 'global';
+  if (global && !globalRateLimits)
+    return `${name}: scope global needs the global rate-limit backend (weftd --ratelimit-redis); not enforced`;
   const budget = resolveBudget(spec.limit);
   if (typeof budget === 'string') return `${name}: spec.limit: ${budget}; not enforced`;
   const overrides: NonNullable<LocalRateLimit['overrides']> = [];
@@ -184,6 +196,9 @@ export function localLimitOf(rl: RateLimit, pods: readonly RateLimitPod[]): Loca
     budget,
     ...(overrides.length > 0 ? { overrides } : {}),
     ...(key !== undefined ? { sourceKey: key } : {}),
+    ...(global
+      ? { scope: 'global' as const, ...(spec.failureMode ? { failureMode: spec.failureMode } : {}) }
+      : {}),
   };
 }
 
@@ -213,12 +228,17 @@ export function rateLimitsFor(input: RateLimitInput): { block?: RateLimitBlock; 
     );
   const limits: LocalRateLimit[] = [];
   for (const rl of selected) {
-    const l = localLimitOf(rl, pods);
+    const l = localLimitOf(rl, pods, input.globalRateLimits === true);
     if (typeof l === 'string') warnings.push(l);
     else limits.push(l);
   }
   const mq = memquotaLimitsFor(input.memquotas ?? [], input);
-  limits.push(...mq.limits);
+  // Mixer's memquota was one budget for the mesh: with a global backend, so is weft's
+  limits.push(
+    ...(input.globalRateLimits === true
+      ? mq.limits.map((l) => ({ ...l, scope: 'global' as const }))
+      : mq.limits),
+  );
   warnings.push(...mq.warnings);
   // the proxy rejects a config past the bound: dropping the last limits keeps the others enforced
   const max = RATE_LIMIT_BOUNDS.maxLimits;

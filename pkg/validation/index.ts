@@ -40,6 +40,8 @@ export interface ValidateOptions {
    * bounds the memory a broken 100,000-route object costs.
    */
   maxFindings?: number;
+  /** The mesh runs the global rate-limit backend (ADR 0017): RateLimit `scope: global` is admitted. */
+  globalRateLimits?: boolean;
 }
 
 const TOP_LEVEL_KEYS = new Set(['apiVersion', 'kind', 'metadata', 'spec', 'status']);
@@ -62,6 +64,7 @@ export function validateObject(obj: unknown, options: ValidateOptions = {}): Val
     labels: stringMap(meta.labels),
     kind: def.kind,
     report,
+    ...(options.globalRateLimits ? { globalRateLimits: true } : {}),
   };
   semanticRules[def.kind]?.(isObject(obj.spec) ? obj.spec : {}, ctx);
   // Fields and kinds weft accepts but does not act on: warned about, never refused.

@@ -1,7 +1,8 @@
 /**
  * RateLimit (mesh.weft.dev) semantic rules, rule ids `ratelimit.*` (memquota: memquota.ts). Budgets go through the same `resolveBudget` the translator
- * uses, so a budget the webhook admits is one the proxy enforces. `scope: global` is refused:
- * weft has no global backend yet, and admitting it would be a limit that silently does nothing.
+ * uses, so a budget the webhook admits is one the proxy enforces. `scope: global` is refused
+ * unless the mesh runs the global backend (ADR 0017): admitting it without one would be a limit
+ * that silently does nothing.
  */
 import type { RateLimitBudgetSpec, RateLimitSource, RateLimitSpec } from '../api/ratelimit.js';
 import { resolveBudget } from '../translate/ratelimit.js';
@@ -125,11 +126,17 @@ function checkOverrides(spec: RateLimitSpec, r: Report): void {
 
 export function validateRateLimit(spec: RateLimitSpec, ctx: RuleContext): void {
   const r = ctx.report;
-  if (spec.scope === 'global')
+  if (spec.scope === 'global' && ctx.globalRateLimits !== true)
     r.error(
       ['spec', 'scope'],
-      'scope global (one budget across every pod of the destination) is not implemented yet: weft has no global rate-limit backend, and admitting it would be a limit that does nothing. Use scope local (a token bucket in each destination sidecar; the budget is per pod), see docs/rate-limits.md',
+      'scope global (one budget across every pod of the destination) needs the global rate-limit backend, which this mesh does not run: start weftd with --ratelimit-redis HOST:PORT and the webhook with --global-ratelimits (docs/rate-limits.md). Without it, admitting the limit would be a limit that does nothing; scope local is a token bucket in each destination sidecar (the budget is per pod)',
       'ratelimit.scope.global',
+    );
+  if (spec.failureMode !== undefined && spec.scope !== 'global')
+    r.warn(
+      ['spec', 'failureMode'],
+      'failureMode applies to scope global only (a local limit has no backend to fail)',
+      'ratelimit.failureMode.unused',
     );
   if (spec.selector === undefined && spec.targetHost === undefined)
     r.error(

@@ -40,6 +40,8 @@ export interface RuleContext {
   labels: Record<string, string>;
   kind: string;
   report: Report;
+  /** The mesh runs the global rate-limit backend (webhook --global-ratelimits): RateLimit scope global is admitted. */
+  globalRateLimits?: boolean;
 }
 
 /** `spec` has already passed the schema, so field types are as declared. */

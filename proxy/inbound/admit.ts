@@ -16,7 +16,7 @@ import type { AuthzDecision } from '../authz/engine.js';
 import { authorizeRequest, countAuthz, inboundAttributes, type AuthzOutcome } from '../authz/gate.js';
 import { jwtHook, type AuthnTarget, type RequestAuth } from '../authn/hook.js';
 import type { InboundPolicy } from './http.js';
-import type { RateLimitVerdict } from '../ratelimit/limiter.js';
+import type { RateLimitRequest, RateLimitVerdict } from '../ratelimit/limiter.js';
 import { policyName, rateLimitHeaders } from '../ratelimit/headers.js';
 
 /** A response the proxy gives instead of forwarding. */
@@ -62,14 +62,21 @@ export interface AdmitInput {
 function rateLimited(input: AdmitInput, a: Admission): Admission {
   const rl = input.policy.rateLimit;
   if (rl === null || a.refusal !== undefined) return a;
-  const v = rl.check({
+  return withVerdict(a, rl.check(rateLimitRequest(input, a)));
+}
+
+function rateLimitRequest(input: AdmitInput, a: Admission): RateLimitRequest {
+  return {
     port: input.port,
     target: a.target,
     method: input.req.method ?? 'GET',
     headers: input.headers,
     principal: input.peer,
     claims: a.auth?.claims ?? null,
-  });
+  };
+}
+
+function withVerdict(a: Admission, v: RateLimitVerdict | null): Admission {
   if (v === null) return a;
   if (v.allowed) return { ...a, rateLimit: v };
   const detail = policyName(v);
@@ -88,9 +95,23 @@ function rateLimited(input: AdmitInput, a: Admission): Admission {
   };
 }
 
+/**
+ * With a `scope: global` limit configured, the token comes from weftd (ADR 0017): the verdict
+ * is asynchronous. checkAsync applies the failure mode itself and does not reject; a throw
+ * anyway (a bug) admits the request rather than leaving it hanging.
+ */
+function finishRateLimited(input: AdmitInput, a: Admission, finish: (a: Admission) => void): void {
+  const rl = input.policy.rateLimit;
+  if (rl === null || a.refusal !== undefined || !rl.hasGlobal) return finish(rateLimited(input, a));
+  rl.checkAsync(rateLimitRequest(input, a)).then(
+    (v) => finish(withVerdict(a, v)),
+    () => finish(a),
+  );
+}
+
 /** Decides, then calls `done` once (synchronously unless an ext-authz provider is asked). */
 export function admit(input: AdmitInput, finish: (a: Admission) => void): void {
-  const done = (a: Admission): void => finish(rateLimited(input, a));
+  const done = (a: Admission): void => finishRateLimited(input, a, finish);
   const { req, headers, policy } = input;
   const v = requestView(req, input.port, policy.pathNormalization);
   if (isRejection(v))

@@ -37,6 +37,7 @@ import { splice } from '../tcp.js';
 import { DEFAULT_CONNECT_TIMEOUT_MS } from '../upstream/cluster.js';
 import { inspectClientHello, type HelloVerdict } from './clienthello.js';
 import { RateLimiter } from '../ratelimit/limiter.js';
+import type { GlobalBackend } from '../ratelimit/global.js';
 import { connectionFields, InboundHttp, type InboundConnection, type InboundPolicy } from './http.js';
 import { compileAuthz, tcpBlock } from '../authz/engine.js';
 import { authorizeConnection, connectionAttributes, countAuthz, type AuthzOutcome } from '../authz/gate.js';
@@ -70,6 +71,8 @@ export interface Refusal {
 export interface InboundOptions {
   log: Logger;
   metrics: MetricsRegistry;
+  /** weftd's global rate-limit check (the sidecar agent sets it); absent: global limits fail per their mode. */
+  globalRateLimit?: GlobalBackend;
   accessLog: AccessLog | null;
   /** Where the app listens (the pod IP); connections to it leave from 127.0.0.6 when IPv4. */
   appHost: string;
@@ -180,7 +183,10 @@ export class InboundListener {
 
   constructor(private readonly opts: InboundOptions) {
     this.plan = new InboundPlan('', undefined, emptyConfig(), opts.metrics);
-    this.rateLimiter = new RateLimiter(opts.metrics);
+    this.rateLimiter = new RateLimiter(opts.metrics, {
+      log: opts.log,
+      ...(opts.globalRateLimit ? { global: opts.globalRateLimit } : {}),
+    });
     this.sourceAddress = net.isIPv4(opts.appHost) ? INBOUND_PASSTHROUGH_SOURCE : undefined;
     this.http = new InboundHttp({
       log: opts.log,

@@ -21,6 +21,8 @@ import {
 } from '../../pkg/proxyconfig/ratelimit.js';
 import { labelText, type MetricsRegistry } from '../telemetry/metrics.js';
 import { TokenBucket, type BucketParams, type TakeResult } from './bucket.js';
+import { BACKEND_ERRORS_METRIC, ThrottledLog, type GlobalBackend } from './global.js';
+import type { Logger } from '../../pkg/log/index.js';
 
 export const RATELIMIT_METRIC = 'weft_proxy_ratelimit_requests_total';
 export const EVICTIONS_METRIC = 'weft_proxy_ratelimit_evictions_total';
@@ -258,12 +260,19 @@ export class RateLimiter {
   private limits: CompiledLimit[] = [];
   private counters: Map<string, number> | null = null;
   private readonly now: () => number;
+  /** weftd's check endpoint for `scope: global` limits (null: every global check is a backend error). */
+  private global: GlobalBackend | null;
+  private readonly backendLog: ThrottledLog;
+  /** Global checks that failed (the failure mode applied). */
+  backendErrors = 0;
 
   constructor(
     private readonly metrics: MetricsRegistry | null,
-    opts: { now?: () => number } = {},
+    opts: { now?: () => number; global?: GlobalBackend; log?: Logger } = {},
   ) {
     this.now = opts.now ?? (() => performance.now());
+    this.global = opts.global ?? null;
+    this.backendLog = new ThrottledLog(opts.log ?? null);
     if (metrics !== null) {
       metrics.gauge('weft_proxy_ratelimit_buckets', 'Token buckets kept per rate limit.', () =>
         this.limits.map((l) => [
@@ -342,7 +351,67 @@ export class RateLimiter {
     return null;
   }
 
-  /** null: no limit applies to this request. */
+  setGlobal(g: GlobalBackend | null): void {
+    this.global = g;
+  }
+
+  /** Does any limit need weftd (the caller must use checkAsync)? */
+  get hasGlobal(): boolean {
+    return this.limits.some((l) => l.rule.scope === 'global');
+  }
+
+  /**
+   * Like check, but a `scope: global` limit asks weftd for the token (ADR 0017); a failed ask
+   * applies the limit's failure mode (default allow), counted and logged (throttled).
+   */
+  async checkAsync(r: RateLimitRequest): Promise<RateLimitVerdict | null> {
+    const s = this.pick(r);
+    if (s === null) return null;
+    if (s.l.rule.scope !== 'global') return this.check(r);
+    const { l, chosen, key } = s;
+    const mode = l.rule.failureMode ?? 'allow';
+    let take: TakeResult;
+    try {
+      if (this.global === null)
+        throw new Error('this sidecar has no global rate-limit backend (weftd address)');
+      const a = await this.global.check({
+        limit: l.rule.name,
+        override: chosen.name,
+        // principals are not capped locally (bounded by the LRU); weftd takes keys up to 160 chars
+        key: capKey(key),
+        hits: 1,
+        budget: {
+          requests: chosen.budget.requests,
+          intervalMs: chosen.budget.intervalMs,
+          burst: chosen.budget.burst,
+        },
+      });
+      take = { allowed: a.allowed, remaining: a.remaining, retryAfterMs: a.retryAfterMs, resetMs: a.resetMs };
+    } catch (err) {
+      this.backendErrors++;
+      this.metrics?.inc(BACKEND_ERRORS_METRIC, 1);
+      this.backendLog.error(l.rule.name, mode, err);
+      const allowed = mode === 'allow';
+      const per = chosen.budget.intervalMs / chosen.budget.requests;
+      take = {
+        allowed,
+        remaining: 0,
+        retryAfterMs: allowed ? 0 : Math.max(1000, Math.ceil(per)),
+        resetMs: 0,
+      };
+    }
+    this.count(chosen, take.allowed, 0);
+    return {
+      allowed: take.allowed,
+      limit: l.rule.name,
+      override: chosen.name,
+      budget: chosen.budget,
+      key,
+      take,
+    };
+  }
+
+  /** null: no limit applies to this request. Global limits: use checkAsync. */
   check(r: RateLimitRequest): RateLimitVerdict | null {
     const s = this.pick(r);
     if (s === null) return null;

@@ -10,6 +10,7 @@
  * Flags override the environment the injector / operator set.
  */
 import net from 'node:net';
+import { readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ProxyKind } from '../../pkg/discovery/protocol.js';
 import { createLogger, type Logger } from '../../pkg/log/index.js';
@@ -20,6 +21,7 @@ import { DiscoveryClient, parseAddress } from '../discovery/client.js';
 import { loadAddon } from '../native/original_dst.js';
 import { onOutbound, type CaptureEnv } from './capture.js';
 import { InboundListener } from '../inbound/listener.js';
+import { DEFAULT_GLOBAL_TIMEOUT_MS, GlobalClient } from '../ratelimit/global.js';
 import { inboundAdminRoutes } from '../inbound/admin.js';
 import type { IdentitySource } from '../identity/types.js';
 import { APP_HEALTH_PREFIX, parseProbers, runProbe, type Probers } from './probes.js';
@@ -49,6 +51,8 @@ export interface AgentSettings {
   healthPort: number;
   drainMs: number;
   sniffTimeoutMs: number;
+  /** Deadline of a global rate-limit check to weftd (default 50 ms; ADR 0017). */
+  rateLimitTimeoutMs: number;
   probers: Probers;
   /** The workload key: ECDSA_P256 (default) or RSA_2048/3072/4096 (WEFT_KEY_ALGORITHM). */
   keyAlgorithm: WorkloadKeyAlgorithm;
@@ -59,7 +63,8 @@ export class AgentUsageError extends Error {}
 const USAGE = `usage: proxy sidecar|gateway [--discovery-address HOST:PORT] [--ca-root FILE] [--token FILE]
          [--namespace NS] [--pod NAME] [--app-host IP] [--bind ADDR]
          [--outbound-port N] [--inbound-port N] [--admin-port N] [--metrics-port N] [--health-port N]
-         [--drain-seconds N] [--sniff-timeout-ms N] [--key-algorithm ECDSA_P256|RSA_2048|...]
+         [--drain-seconds N] [--sniff-timeout-ms N] [--ratelimit-timeout-ms N]
+         [--key-algorithm ECDSA_P256|RSA_2048|...]
 Defaults come from the pod's env: WEFT_DISCOVERY_ADDRESS, WEFT_CA_ROOT_PATH, WEFT_TOKEN_PATH,
 POD_NAMESPACE, POD_NAME, INSTANCE_IP, ISTIO_KUBE_APP_PROBERS, WEFT_KEY_ALGORITHM.`;
 
@@ -99,6 +104,7 @@ export function agentSettings(kind: ProxyKind, argv: string[], env: NodeJS.Proce
     '--health-port',
     '--drain-seconds',
     '--sniff-timeout-ms',
+    '--ratelimit-timeout-ms',
     '--key-algorithm',
   ];
   for (const f of flags.keys())
@@ -122,6 +128,9 @@ export function agentSettings(kind: ProxyKind, argv: string[], env: NodeJS.Proce
   const sniff = Number(pick('--sniff-timeout-ms', null, '500'));
   if (!Number.isFinite(sniff) || sniff <= 0)
     throw new AgentUsageError('--sniff-timeout-ms needs a positive number');
+  const rlTimeout = Number(pick('--ratelimit-timeout-ms', null, String(DEFAULT_GLOBAL_TIMEOUT_MS)));
+  if (!Number.isInteger(rlTimeout) || rlTimeout < 1 || rlTimeout > 10_000)
+    throw new AgentUsageError('--ratelimit-timeout-ms needs an integer in 1..10000');
   let probers: Probers;
   let keyAlgorithm: WorkloadKeyAlgorithm;
   try {
@@ -146,6 +155,7 @@ export function agentSettings(kind: ProxyKind, argv: string[], env: NodeJS.Proce
     healthPort: portFlag(pick('--health-port', null, '15021')!, '--health-port'),
     drainMs: drain * 1000,
     sniffTimeoutMs: sniff,
+    rateLimitTimeoutMs: rlTimeout,
     probers,
     keyAlgorithm,
   };
@@ -280,6 +290,12 @@ export async function startAgent(
       identity: meshIdentity,
       sniffTimeoutMs: s.sniffTimeoutMs,
       capturePorts: () => env.capturePorts,
+      globalRateLimit: globalRateLimitClient(
+        s.discoveryAddress,
+        s.caRootPath,
+        s.tokenPath,
+        s.rateLimitTimeoutMs,
+      ),
     });
     const il = inboundListener;
     const outbound = net.createServer(
@@ -384,4 +400,33 @@ export async function runAgent(kind: ProxyKind, argv: string[]): Promise<number>
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));
   return 0;
+}
+
+/** weftd's global rate-limit check (ADR 0017) on the discovery address; CA and token re-read every 10 s (they rotate). */
+function globalRateLimitClient(
+  address: string,
+  caRootPath: string,
+  tokenPath: string,
+  timeoutMs: number,
+): GlobalClient {
+  const { host, port } = parseAddress(address);
+  const cached = (path: string): (() => string) => {
+    let value = '';
+    let at = -Infinity;
+    return () => {
+      if (Date.now() - at > 10_000) {
+        value = readFileSync(path, 'utf8').trim();
+        at = Date.now();
+      }
+      return value;
+    };
+  };
+  return new GlobalClient({
+    host,
+    port,
+    servername: net.isIP(host) === 0 ? host : undefined,
+    ca: cached(caRootPath),
+    token: cached(tokenPath),
+    timeoutMs,
+  });
 }

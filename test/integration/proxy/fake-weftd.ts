@@ -7,7 +7,7 @@
  * as a weftd without a CA does.
  */
 import https from 'node:https';
-import type { ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type net from 'node:net';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -55,6 +55,8 @@ export interface FakeWeftd {
   /** The mesh root (and its key: tests sign peers' certificates with it). */
   ca: KeyPairPem;
   trustDomain: string;
+  /** Extra POST endpoints by path (e.g. weftd's real global rate-limit handler). */
+  routes: Map<string, (req: IncomingMessage, res: ServerResponse) => void>;
 }
 
 const certs = new Map<string, { root: string; cert: string; key: string; ca: KeyPairPem }>();
@@ -86,6 +88,8 @@ export async function fakeWeftd(config: ProxyConfig | null, host = '127.0.0.1'):
   const server = https.createServer({ cert: c.cert, key: c.key }, (req, res) => {
     const url = new URL(req.url ?? '/', 'https://weftd');
     if (url.pathname === CERTIFICATES_PATH && req.method === 'POST') return void certificate(req, res);
+    const extra = f.routes.get(url.pathname);
+    if (extra !== undefined && req.method === 'POST') return void extra(req, res);
     if (url.pathname !== DISCOVERY_PATH) return void res.writeHead(404).end();
     let query: DiscoveryRequest;
     try {
@@ -161,6 +165,7 @@ export async function fakeWeftd(config: ProxyConfig | null, host = '127.0.0.1'):
     },
     openStreams: () => streams.size,
     identities: new Map([[GOOD_TOKEN, { namespace: 'default', serviceAccount: 'default' }]]),
+    routes: new Map(),
     certTtlMs: 3600_000,
     certsDown: false,
     issued: 0,

@@ -1,6 +1,6 @@
 /**
  * Rate-limit YAML through kubectl on a real API server with the real webhook: the seeds' memquota
- * applies as written (and is stored as written); `scope: global` and a limit of 0 are refused with
+ * applies as written (and is stored as written); `scope: global` (no global backend) and a limit of 0 are refused with
  * weft's messages; a shadowed memquota override is applied with a kubectl warning.
  */
 import { expect } from 'chai';
@@ -69,7 +69,7 @@ describe('rate limits on a real API server (kubectl, real webhook)', function ()
     expect(r.stderr).to.match(/Warning: spec\.quotas\[0\]\.overrides\[1\]: never applies: overrides\[0\]/);
   });
 
-  it('scope global is refused, saying it is not implemented yet', async () => {
+  it('scope global is refused without the global backend, naming the settings', async () => {
     const r = await applyYaml(`apiVersion: mesh.weft.dev/v1alpha1
 kind: RateLimit
 metadata: {name: ratings, namespace: ${ns}}
@@ -79,7 +79,10 @@ spec:
   limit: {requests: 100, unit: second}
 `);
     expect(r.code).to.not.equal(0);
-    expect(r.stderr).to.contain('spec.scope: scope global').and.contain('not implemented yet');
+    expect(r.stderr)
+      .to.contain('spec.scope: scope global')
+      .and.contain('--ratelimit-redis')
+      .and.contain('--global-ratelimits');
   });
 
   it('a limit of 0 is refused with weft message; a valid RateLimit is created', async () => {

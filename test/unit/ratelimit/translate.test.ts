@@ -290,7 +290,41 @@ describe('ratelimit: RateLimit translation', () => {
       input({ rateLimits: [rl('g', { targetHost: 'ratings', scope: 'global', limit: { requests: 1 } })] }),
     );
     expect(r.block).to.equal(undefined);
-    expect(r.warnings).to.deep.equal(['RateLimit bookinfo/g: scope global is not implemented; not enforced']);
+    expect(r.warnings).to.deep.equal([
+      'RateLimit bookinfo/g: scope global needs the global rate-limit backend (weftd --ratelimit-redis); not enforced',
+    ]);
+  });
+
+  it('with the global backend, scope global is a limit the sidecar asks weftd about, with its failure mode', () => {
+    const r = rateLimitsFor({
+      ...input({
+        rateLimits: [
+          rl('g', { targetHost: 'ratings', scope: 'global', failureMode: 'deny', limit: { requests: 7 } }),
+        ],
+      }),
+      globalRateLimits: true,
+    });
+    expect(r.warnings).to.deep.equal([]);
+    expect(r.block!.limits).to.deep.equal([
+      {
+        name: 'RateLimit bookinfo/g',
+        budget: { requests: 7, intervalMs: 1000 },
+        scope: 'global',
+        failureMode: 'deny',
+      },
+    ]);
+  });
+
+  it('with the global backend, memquota limits are global (Mixer enforced them mesh-wide); without, local', () => {
+    const global = rateLimitsFor({ ...input({ memquotas: [SEEDS] }), globalRateLimits: true });
+    expect(global.block!.limits.every((l) => l.scope === 'global' && l.failureMode === undefined)).to.equal(
+      true,
+    );
+    const local = rateLimitsFor(input({ memquotas: [SEEDS] }));
+    expect(local.block!.limits.every((l) => l.scope === undefined)).to.equal(true);
+    expect(global.block!.limits.map((l) => ({ ...l, scope: undefined }))).to.deep.equal(
+      local.block!.limits.map((l) => ({ ...l, scope: undefined })),
+    );
   });
 });
 
@@ -367,5 +401,22 @@ describe('ratelimit: status conditions', () => {
       status: 'False',
       reason: 'Invalid',
     });
+  });
+
+  it('no global backend: the message names the setting; with it: Enforced True Global (memquota too)', async () => {
+    const { rateLimitCondition, memquotaCondition } =
+      await import('../../../controlplane/ratelimitstatus.js');
+    const g = rl('g', { targetHost: 'ratings', scope: 'global', limit: { requests: 1 } });
+    expect(rateLimitCondition(g).message).to.match(/--ratelimit-redis/);
+    expect(rateLimitCondition(g, true)).to.include({ status: 'True', reason: 'Global' });
+    expect(rateLimitCondition(g, true).message).to.match(/failureMode allow/);
+    expect(rateLimitCondition({ ...g, spec: { ...g.spec, failureMode: 'deny' } }, true).message).to.match(
+      /failureMode deny/,
+    );
+    expect(rateLimitCondition(rl('a', { targetHost: 'ratings', limit: { requests: 1 } }), true)).to.include({
+      reason: 'Local',
+    });
+    expect(memquotaCondition(SEEDS, true)).to.include({ status: 'True', reason: 'Global' });
+    expect(memquotaCondition(SEEDS).message).to.match(/--ratelimit-redis/);
   });
 });

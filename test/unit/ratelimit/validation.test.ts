@@ -119,11 +119,30 @@ describe('ratelimit: validation', () => {
       expect(rules(o).errors).to.include(rule);
     });
 
-  it('says what scope global is and what to use instead', () => {
+  it('without the global backend, refuses scope global naming the settings and what to use instead', () => {
     const m = validateObject(rl({ ...good, scope: 'global' })).errors[0]!.message;
     expect(m)
-      .to.match(/not implemented yet/)
+      .to.match(/--ratelimit-redis/)
+      .and.match(/--global-ratelimits/)
       .and.match(/scope local/);
+  });
+
+  it('with the global backend, admits scope global and its failureMode', () => {
+    const r = validateObject(rl({ ...good, scope: 'global', failureMode: 'deny' }), {
+      globalRateLimits: true,
+    });
+    expect(r.errors).to.deep.equal([]);
+    expect(r.warnings).to.deep.equal([]);
+  });
+
+  it('warns that failureMode on a local limit is unused; refuses an unknown mode', () => {
+    expect(validateObject(rl({ ...good, failureMode: 'deny' })).warnings.map((w) => w.rule)).to.include(
+      'ratelimit.failureMode.unused',
+    );
+    expect(
+      validateObject(rl({ ...good, scope: 'global', failureMode: 'maybe' }), { globalRateLimits: true })
+        .errors,
+    ).to.have.length.greaterThan(0);
   });
 
   const warned: [string, Obj, string][] = [

@@ -37,7 +37,7 @@ describe('webhook POST /validate: RateLimit and memquota', () => {
     expect(r.json.response.warnings).to.equal(undefined);
   });
 
-  it('refuses scope global, saying it is not implemented and what to use', async () => {
+  it('refuses scope global without the global backend, naming the settings and what to use', async () => {
     const r = await srv.post(
       '/validate',
       reviewOf({
@@ -49,7 +49,7 @@ describe('webhook POST /validate: RateLimit and memquota', () => {
     );
     expect(r.json.response.allowed).to.equal(false);
     expect(r.json.response.status.message).to.match(
-      /^RateLimit bookinfo\/ratings: spec\.scope: scope global .* is not implemented yet.*Use scope local/,
+      /^RateLimit bookinfo\/ratings: spec\.scope: scope global .*--ratelimit-redis.*--global-ratelimits.*scope local/,
     );
   });
 

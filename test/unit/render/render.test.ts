@@ -234,10 +234,35 @@ describe('semanticFindings (what the CRD schema cannot express)', () => {
       ['spec.certificates'],
     ],
     ['CA secret alone is fine', { certificates: { caSecretRef: { name: 'ca' }, servingCertTTL: '2h' } }, []],
+    [
+      'a Redis address that is not HOST:PORT',
+      { rateLimits: { redisAddress: 'redis' } },
+      ['spec.rateLimits.redisAddress'],
+    ],
+    ['a Redis address', { rateLimits: { redisAddress: 'redis.weft-system:6379' } }, []],
   ];
   for (const [title, spec, paths] of table) {
     it(title, () => expect(semanticFindings(spec).map((f) => f.path)).to.deep.equal(paths));
   }
+});
+
+describe('render: global rate limits (spec.rateLimits.redisAddress)', () => {
+  const args = (objs: ReturnType<typeof render>, name: string): string[] => {
+    const d = objs.find((o) => o.kind === 'Deployment' && o.metadata.name === name) as unknown as {
+      spec: { template: { spec: { containers: { args: string[] }[] } } };
+    };
+    return d.spec.template.spec.containers[0]!.args;
+  };
+  it('off by default: neither weftd nor the webhook gets a flag', () => {
+    const out = render(mesh({}));
+    expect(args(out, 'weftd').join(' ')).to.not.contain('ratelimit');
+    expect(args(out, 'weft-webhook')).to.not.include('--global-ratelimits');
+  });
+  it('set: weftd keeps buckets in that Redis, the webhook admits scope global', () => {
+    const out = render(mesh({ rateLimits: { redisAddress: 'redis.weft-system:6379' } }));
+    expect(args(out, 'weftd')).to.include('--ratelimit-redis=redis.weft-system:6379');
+    expect(args(out, 'weft-webhook')).to.include('--global-ratelimits');
+  });
 });
 
 describe('parseDuration', () => {

@@ -1,0 +1,215 @@
+/**
+ * A small RESP2 client over node:net for weftd's global rate-limit store (ADR 0017). Only what
+ * the limiter needs: send a command, get its reply. Commands on one connection are pipelined
+ * (replies arrive in order, matched FIFO). Everything is bounded:
+ *
+ * - every command has a deadline (`timeoutMs`); a command past it fails, and the connection is
+ *   dropped, because a late reply would otherwise be matched to the next command;
+ * - at most `maxPending` commands wait for replies (past it a command fails at once);
+ * - a reply is parsed with size caps (bulk strings, arrays, unparsed input): a peer sending
+ *   garbage or an endless reply fails the pending commands and drops the connection, never a
+ *   crash or unbounded buffering;
+ * - reconnects are lazy with exponential backoff: while the backoff runs, commands fail at once
+ *   (the caller applies its failure mode) instead of queueing behind a dead server.
+ */
+import net from 'node:net';
+import { backoffDelay, type BackoffPolicy } from '../kube/backoff.js';
+
+export type RespValue = string | number | null | RespValue[] | RedisReplyError;
+
+/** A `-ERR ...` reply: the server answered, but with an error. */
+export class RedisReplyError extends Error {}
+
+export interface RedisOptions {
+  host: string;
+  port: number;
+  /** Per-command deadline, connect included (default 1 s). */
+  timeoutMs?: number;
+  /** Commands in flight on the connection (default 10,000). */
+  maxPending?: number;
+  backoff?: BackoffPolicy;
+}
+
+export const REDIS_BACKOFF: BackoffPolicy = { baseMs: 50, maxMs: 2_000, jitter: 0.3 };
+/** Replies larger than this are not ours (the limiter's replies are a few bytes). */
+export const MAX_REPLY_BYTES = 64 * 1024;
+const MAX_ARRAY = 1024;
+
+interface Pending {
+  resolve: (v: RespValue) => void;
+  reject: (e: Error) => void;
+  timer: NodeJS.Timeout;
+}
+
+const INCOMPLETE = Symbol('incomplete');
+type Parsed = { value: RespValue; end: number } | typeof INCOMPLETE;
+
+/** Parses one reply at `at`; throws on anything that is not RESP2 within the caps. */
+export function parseReply(buf: Buffer, at: number, depth = 0): Parsed {
+  if (at >= buf.length) return INCOMPLETE;
+  const eol = buf.indexOf('\r\n', at);
+  if (eol < 0) {
+    if (buf.length - at > MAX_REPLY_BYTES) throw new Error('reply line over the size cap');
+    return INCOMPLETE;
+  }
+  const type = String.fromCharCode(buf[at]!);
+  const line = buf.toString('latin1', at + 1, eol);
+  const next = eol + 2;
+  switch (type) {
+    case '+':
+      return { value: line, end: next };
+    case '-':
+      return { value: new RedisReplyError(line), end: next };
+    case ':': {
+      if (!/^-?\d{1,18}$/.test(line))
+        throw new Error(`bad integer reply ${JSON.stringify(line.slice(0, 40))}`);
+      return { value: Number(line), end: next };
+    }
+    case '$': {
+      const n = Number(line);
+      if (n === -1) return { value: null, end: next };
+      if (!Number.isInteger(n) || n < 0 || n > MAX_REPLY_BYTES)
+        throw new Error(`bad bulk length ${line.slice(0, 40)}`);
+      if (buf.length < next + n + 2) return INCOMPLETE;
+      if (buf[next + n] !== 13 || buf[next + n + 1] !== 10)
+        throw new Error('bulk string not CRLF-terminated');
+      return { value: buf.toString('utf8', next, next + n), end: next + n + 2 };
+    }
+    case '*': {
+      const n = Number(line);
+      if (n === -1) return { value: null, end: next };
+      if (!Number.isInteger(n) || n < 0 || n > MAX_ARRAY || depth > 4)
+        throw new Error(`bad array length ${line.slice(0, 40)}`);
+      const out: RespValue[] = [];
+      let pos = next;
+      for (let i = 0; i < n; i++) {
+        const r = parseReply(buf, pos, depth + 1);
+        if (r === INCOMPLETE) return INCOMPLETE;
+        out.push(r.value);
+        pos = r.end;
+      }
+      return { value: out, end: pos };
+    }
+    default:
+      throw new Error(`not a RESP reply (first byte 0x${buf[at]!.toString(16)})`);
+  }
+}
+
+export function encodeCommand(args: readonly (string | number)[]): Buffer {
+  const parts: Buffer[] = [Buffer.from(`*${args.length}\r\n`)];
+  for (const a of args) {
+    const b = Buffer.from(String(a), 'utf8');
+    parts.push(Buffer.from(`$${b.length}\r\n`), b, Buffer.from('\r\n'));
+  }
+  return Buffer.concat(parts);
+}
+
+export class RedisClient {
+  private socket: net.Socket | null = null;
+  private connected = false;
+  private readonly pending: Pending[] = [];
+  private buf: Buffer = Buffer.alloc(0);
+  private failures = 0;
+  private retryAt = 0;
+  private closed = false;
+  /** Connections opened / dropped (tests and /debug). */
+  connects = 0;
+  drops = 0;
+
+  constructor(private readonly o: RedisOptions) {}
+
+  get timeoutMs(): number {
+    return this.o.timeoutMs ?? 1_000;
+  }
+
+  command(args: readonly (string | number)[]): Promise<RespValue> {
+    if (this.closed) return Promise.reject(new Error('redis client closed'));
+    if (this.pending.length >= (this.o.maxPending ?? 10_000))
+      return Promise.reject(new Error('too many redis commands in flight'));
+    const sock = this.ensureSocket();
+    if (sock === null)
+      return Promise.reject(
+        new Error(
+          `redis ${this.o.host}:${this.o.port} unreachable; retrying in ${Math.max(0, this.retryAt - Date.now())}ms`,
+        ),
+      );
+    return new Promise<RespValue>((resolve, reject) => {
+      const p: Pending = {
+        resolve,
+        reject,
+        timer: setTimeout(
+          () => this.drop(new Error(`redis did not answer within ${this.timeoutMs}ms`)),
+          this.timeoutMs,
+        ),
+      };
+      this.pending.push(p);
+      sock.write(encodeCommand(args));
+    });
+  }
+
+  close(): void {
+    this.closed = true;
+    this.drop(new Error('redis client closed'));
+  }
+
+  private ensureSocket(): net.Socket | null {
+    if (this.socket !== null) return this.socket;
+    if (Date.now() < this.retryAt) return null;
+    const s = net.connect({ host: this.o.host, port: this.o.port });
+    s.setNoDelay(true);
+    this.connects++;
+    this.socket = s;
+    this.connected = false;
+    s.on('connect', () => {
+      this.connected = true;
+      this.failures = 0;
+    });
+    s.on('data', (chunk: Buffer) => this.onData(s, chunk));
+    s.on('error', (err) => this.drop(err, s));
+    s.on('close', () => this.drop(new Error('redis closed the connection'), s));
+    return s;
+  }
+
+  private onData(s: net.Socket, chunk: Buffer): void {
+    if (s !== this.socket) return;
+    this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
+    let at = 0;
+    try {
+      for (;;) {
+        const r = parseReply(this.buf, at);
+        if (r === INCOMPLETE) break;
+        at = r.end;
+        const p = this.pending.shift();
+        if (p === undefined) throw new Error('redis sent a reply nobody asked for');
+        clearTimeout(p.timer);
+        p.resolve(r.value);
+      }
+    } catch (err) {
+      this.drop(new Error(`redis protocol error: ${(err as Error).message}`));
+      return;
+    }
+    this.buf = at === this.buf.length ? Buffer.alloc(0) : this.buf.subarray(at);
+    if (this.buf.length > MAX_REPLY_BYTES + 64) this.drop(new Error('redis reply over the size cap'));
+  }
+
+  /** Fails every pending command and forgets the connection; the next command reconnects after backoff. */
+  private drop(err: Error, which?: net.Socket): void {
+    if (which !== undefined && which !== this.socket) return;
+    const s = this.socket;
+    if (s !== null) {
+      this.socket = null;
+      this.drops++;
+      s.destroy();
+      if (!this.connected || this.pending.length > 0) {
+        this.failures++;
+        this.retryAt = Date.now() + backoffDelay(this.failures, this.o.backoff ?? REDIS_BACKOFF);
+      }
+    }
+    this.connected = false;
+    this.buf = Buffer.alloc(0);
+    for (const p of this.pending.splice(0)) {
+      clearTimeout(p.timer);
+      p.reject(err);
+    }
+  }
+}
