@@ -95,6 +95,21 @@ function weftLeftovers(): string[] {
   return r.stdout.split('\n').filter((l) => l.trim() !== '');
 }
 
+/**
+ * What is left of weft once a delete has had time to finish: a CRD stays Terminating while the
+ * API server cleans up its objects (more so on a loaded machine), so this polls before it
+ * reports (up to 60 s).
+ */
+async function leftoversAfterDelete(): Promise<string[]> {
+  const deadline = Date.now() + 60_000;
+  let left = weftLeftovers();
+  while (left.length > 0 && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 1000));
+    left = weftLeftovers();
+  }
+  return left;
+}
+
 function weftctl(args: string[], input?: string): string {
   const r = spawnSync(join(repoRoot, 'bin', 'weftctl.js'), args, {
     input,
@@ -142,7 +157,9 @@ describe('e2e: each config/ overlay alone on a cluster without weft', function (
       ns?.cleanup();
       deleteOverlay('controlplane');
       await waitNamespaceGone('weft-system');
-      expect(weftLeftovers(), 'left after kubectl delete -k config/controlplane').to.deep.equal([]);
+      expect(await leftoversAfterDelete(), 'left after kubectl delete -k config/controlplane').to.deep.equal(
+        [],
+      );
     });
 
     it('applies alone: the certificates Job issues the root CA and weftd-tls, and weftd becomes Ready', () => {
@@ -187,7 +204,7 @@ describe('e2e: each config/ overlay alone on a cluster without weft', function (
       ns?.cleanup();
       deleteOverlay('webhook');
       await waitNamespaceGone('weft-system');
-      expect(weftLeftovers(), 'left after kubectl delete -k config/webhook').to.deep.equal([]);
+      expect(await leftoversAfterDelete(), 'left after kubectl delete -k config/webhook').to.deep.equal([]);
     });
 
     it('applies alone: the certificates Job writes the caBundle of both webhook configurations', () => {
