@@ -15,6 +15,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
+import { freePort } from '../../support/ports.js';
 import { join, resolve } from 'node:path';
 import type { ConnectionInfo } from '../../../controlplane/discovery.js';
 import type { Weftd } from '../../../controlplane/weftd.js';
@@ -28,16 +29,6 @@ import { pod, requestToken, startTestWeftd, weftdServingDir } from './fixtures.j
 const log = createLogger('test', { silent: true });
 const NET = 'networking.istio.io/v1';
 const ROOT = resolve(import.meta.dirname, '../../..');
-
-function freePort(): Promise<number> {
-  return new Promise((res) => {
-    const s = net.createServer();
-    s.listen(0, '0.0.0.0', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => res(port));
-    });
-  });
-}
 
 /** A GET on loopback; `host` sets the Host header (fetch would not let it be set). */
 function get(port: number, path: string, host?: string): Promise<{ status: number; body: string }> {

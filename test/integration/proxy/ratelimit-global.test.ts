@@ -9,14 +9,15 @@
  */
 import { expect } from 'chai';
 import { spawn, type ChildProcess } from 'node:child_process';
-import https from 'node:https';
 import type http from 'node:http';
-import net, { type AddressInfo } from 'node:net';
-import path from 'node:path';
 import { PROXY_CONFIG_API_VERSION, type ProxyConfig } from '../../../pkg/proxyconfig/types.js';
 import type { RateLimit } from '../../../pkg/api/ratelimit.js';
 import { rateLimitsFor } from '../../../pkg/translate/ratelimit.js';
 import { fakeWeftd, type FakeWeftd } from './fake-weftd.js';
+import { meshRequest, startSidecar, type Proc } from './ratelimit-sidecar.js';
+import { waitFor } from '../../support/wait.js';
+import { freePort } from '../../support/ports.js';
+
 import { request, sleep, upstream, type Upstream } from './helpers.js';
 import { workloadCert } from './mesh-identity.js';
 import type { KeyPairPem } from '../../../pkg/certs/index.js';
@@ -26,125 +27,9 @@ import { GlobalRateLimitService } from '../../../controlplane/globalratelimit.js
 import { sendError } from '../../../controlplane/discovery.js';
 import { createLogger } from '../../../pkg/log/index.js';
 
-const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../..');
-
-interface Proc {
-  child: ChildProcess;
-  log: () => string;
-  ports: Record<string, number>;
-}
-
-async function startSidecar(weftd: FakeWeftd): Promise<Proc> {
-  const ports = ['outbound', 'inbound', 'admin', 'metrics', 'health'].flatMap((p) => [`--${p}-port`, '0']);
-  const child = spawn(
-    process.execPath,
-    [
-      '--import',
-      'tsx',
-      'proxy/main.ts',
-      'sidecar',
-      '--bind',
-      '127.0.0.1',
-      ...ports,
-      '--sniff-timeout-ms',
-      '300',
-      // the budget test measures sharing, not latency: a loaded 2-core CI node misses 50 ms
-      // and fail-open would count timeouts as allowed (the failure-mode test below keeps it)
-      '--ratelimit-timeout-ms',
-      '2000',
-    ],
-    {
-      cwd: ROOT,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: {
-        ...process.env,
-        WEFT_LOG_SILENT: '0',
-        WEFT_DISCOVERY_ADDRESS: weftd.address,
-        WEFT_CA_ROOT_PATH: weftd.rootPath,
-        WEFT_TOKEN_PATH: weftd.tokenPath,
-        POD_NAME: 'ratings-1',
-        POD_NAMESPACE: 'bookinfo',
-        INSTANCE_IP: '127.0.0.1',
-      },
-    },
-  );
-  let log = '';
-  child.stderr!.on('data', (d: Buffer) => (log += d.toString()));
-  child.stdout!.on('data', (d: Buffer) => (log += d.toString()));
-  for (let i = 0; i < 1200; i++) {
-    const line = log.split('\n').find((l) => l.includes('"Proxy started; waiting for config from weftd"'));
-    if (line)
-      return { child, log: () => log, ports: (JSON.parse(line) as { ports: Record<string, number> }).ports };
-    if (child.exitCode !== null) break;
-    await sleep(50);
-  }
-  child.kill('SIGKILL');
-  throw new Error(`proxy sidecar did not start: ${log}`);
-}
-
-interface Reply {
-  status: number;
-  headers: http.IncomingHttpHeaders;
-  body: string;
-}
-
-/** A request over mesh mTLS as the peer `client` (a sidecar of another workload would send it). */
-function meshRequest(
-  port: number,
-  appPort: number,
-  client: KeyPairPem,
-  roots: string,
-  path = '/ratings/0',
-): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    const r = https.request(
-      {
-        host: '127.0.0.1',
-        port,
-        path,
-        headers: { host: `ratings:${appPort}` },
-        servername: `outbound_.${appPort}_._.ratings.bookinfo.svc.cluster.local`,
-        ALPNProtocols: ['istio-http/1.1', 'istio'],
-        key: client.keyPem,
-        cert: client.certPem,
-        ca: roots,
-        checkServerIdentity: () => undefined,
-        agent: false,
-      } as https.RequestOptions,
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () =>
-          resolve({
-            status: res.statusCode ?? 0,
-            headers: res.headers,
-            body: Buffer.concat(chunks).toString(),
-          }),
-        );
-        res.on('error', reject);
-      },
-    );
-    r.on('error', reject);
-    r.end();
-  });
-}
-
-async function until(what: string, check: () => Promise<boolean> | boolean, ms = 20_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await check()) return;
-    await sleep(100);
-  }
-  throw new Error(`timed out waiting for: ${what}`);
-}
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const { port } = s.address() as AddressInfo;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
+// the budget test measures sharing, not latency: a loaded 2-core CI node misses 50 ms and fail-open
+// would count timeouts as allowed (the failure-mode test below keeps it)
+const SIDECAR_ARGS = ['--ratelimit-timeout-ms', '2000'];
 
 const rl = (name: string, failureMode: 'allow' | 'deny'): RateLimit => ({
   apiVersion: 'mesh.weft.dev/v1alpha1',
@@ -208,7 +93,7 @@ describe('proxy sidecar: global rate limits across three replicas (real processe
       timeoutMs: 300,
       backoff: { baseMs: 20, maxMs: 50, jitter: 0 },
     });
-    await until(
+    await waitFor(
       'redis answers',
       async () => (await redisClient.command(['PING']).catch(() => null)) === 'PONG',
     );
@@ -226,13 +111,13 @@ describe('proxy sidecar: global rate limits across three replicas (real processe
     });
     productpage = workloadCert(weftd.ca, `spiffe://${weftd.trustDomain}/ns/bookinfo/sa/bookinfo-productpage`);
     weftd.push(config('v1', rl('ratings', 'allow')));
-    for (let i = 0; i < 3; i++) procs.push(await startSidecar(weftd));
+    for (let i = 0; i < 3; i++) procs.push(await startSidecar(weftd, SIDECAR_ARGS));
     for (const p of procs) {
-      await until(
+      await waitFor(
         'ready',
         async () => (await request(p.ports.health!, { path: '/healthz/ready' })).status === 200,
       );
-      await until('mesh mTLS terminates', async () =>
+      await waitFor('mesh mTLS terminates', async () =>
         meshRequest(p.ports.inbound!, app.port, productpage, weftd.ca.certPem).then(
           (r) => r.status === 200 || r.status === 429,
           () => false,

@@ -7,21 +7,18 @@
  * the same limits keeps the buckets.
  */
 import { expect } from 'chai';
-import { spawn, type ChildProcess } from 'node:child_process';
-import https from 'node:https';
-import type http from 'node:http';
-import path from 'node:path';
 import { PROXY_CONFIG_API_VERSION, type ProxyConfig } from '../../../pkg/proxyconfig/types.js';
 import type { MemQuota } from '../../../pkg/api/memquota.js';
 import { rateLimitsFor } from '../../../pkg/translate/ratelimit.js';
 import { fakeWeftd, type FakeWeftd } from './fake-weftd.js';
+import { meshRequest, startSidecar, type Proc, type Reply } from './ratelimit-sidecar.js';
+import { waitFor } from '../../support/wait.js';
+
 import { request, sleep, upstream, type Upstream } from './helpers.js';
 import { workloadCert } from './mesh-identity.js';
 import type { KeyPairPem } from '../../../pkg/certs/index.js';
 import type { AuthorizationPolicy } from '../../../pkg/api/authorizationpolicy.js';
 import { translateAuthz } from '../../../pkg/translate/authz.js';
-
-const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../..');
 
 const SEEDS: MemQuota = {
   apiVersion: 'config.istio.io/v1alpha2',
@@ -41,112 +38,6 @@ const SEEDS: MemQuota = {
     ],
   },
 };
-
-interface Proc {
-  child: ChildProcess;
-  log: () => string;
-  ports: Record<string, number>;
-}
-
-async function startSidecar(weftd: FakeWeftd): Promise<Proc> {
-  const ports = ['outbound', 'inbound', 'admin', 'metrics', 'health'].flatMap((p) => [`--${p}-port`, '0']);
-  const child = spawn(
-    process.execPath,
-    [
-      '--import',
-      'tsx',
-      'proxy/main.ts',
-      'sidecar',
-      '--bind',
-      '127.0.0.1',
-      ...ports,
-      '--sniff-timeout-ms',
-      '300',
-    ],
-    {
-      cwd: ROOT,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: {
-        ...process.env,
-        WEFT_LOG_SILENT: '0',
-        WEFT_DISCOVERY_ADDRESS: weftd.address,
-        WEFT_CA_ROOT_PATH: weftd.rootPath,
-        WEFT_TOKEN_PATH: weftd.tokenPath,
-        POD_NAME: 'ratings-1',
-        POD_NAMESPACE: 'bookinfo',
-        INSTANCE_IP: '127.0.0.1',
-      },
-    },
-  );
-  let log = '';
-  child.stderr!.on('data', (d: Buffer) => (log += d.toString()));
-  child.stdout!.on('data', (d: Buffer) => (log += d.toString()));
-  for (let i = 0; i < 1200; i++) {
-    const line = log.split('\n').find((l) => l.includes('"Proxy started; waiting for config from weftd"'));
-    if (line)
-      return { child, log: () => log, ports: (JSON.parse(line) as { ports: Record<string, number> }).ports };
-    if (child.exitCode !== null) break;
-    await sleep(50);
-  }
-  child.kill('SIGKILL');
-  throw new Error(`proxy sidecar did not start: ${log}`);
-}
-
-interface Reply {
-  status: number;
-  headers: http.IncomingHttpHeaders;
-  body: string;
-}
-
-/** A request over mesh mTLS as the peer `client` (a sidecar of another workload would send it). */
-function meshRequest(
-  port: number,
-  appPort: number,
-  client: KeyPairPem,
-  roots: string,
-  path = '/ratings/0',
-): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    const r = https.request(
-      {
-        host: '127.0.0.1',
-        port,
-        path,
-        headers: { host: `ratings:${appPort}` },
-        servername: `outbound_.${appPort}_._.ratings.bookinfo.svc.cluster.local`,
-        ALPNProtocols: ['istio-http/1.1', 'istio'],
-        key: client.keyPem,
-        cert: client.certPem,
-        ca: roots,
-        checkServerIdentity: () => undefined,
-        agent: false,
-      } as https.RequestOptions,
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () =>
-          resolve({
-            status: res.statusCode ?? 0,
-            headers: res.headers,
-            body: Buffer.concat(chunks).toString(),
-          }),
-        );
-        res.on('error', reject);
-      },
-    );
-    r.on('error', reject);
-    r.end();
-  });
-}
-
-async function until(what: string, check: () => Promise<boolean> | boolean, ms = 20_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await check()) return;
-    await sleep(100);
-  }
-  throw new Error(`timed out waiting for: ${what}`);
-}
 
 describe('proxy sidecar: local rate limits (real process, mesh mTLS)', function () {
   this.timeout(120_000);
@@ -196,12 +87,12 @@ describe('proxy sidecar: local rate limits (real process, mesh mTLS)', function 
     productpage = workloadCert(weftd.ca, `spiffe://${td}/ns/bookinfo/sa/bookinfo-productpage`);
     p = await startSidecar(weftd);
     weftd.push(config('v1'));
-    await until(
+    await waitFor(
       'ready',
       async () => (await request(p.ports.health!, { path: '/healthz/ready' })).status === 200,
     );
     // the workload certificate comes asynchronously after the config
-    await until('mesh mTLS terminates', async () =>
+    await waitFor('mesh mTLS terminates', async () =>
       meshRequest(p.ports.inbound!, app.port, productpage, weftd.ca.certPem).then(
         (r) => r.status === 200,
         () => false,
@@ -279,7 +170,7 @@ describe('proxy sidecar: local rate limits (real process, mesh mTLS)', function 
   it('a push of the same limits keeps the buckets (reviews stays limited)', async () => {
     await meshRequest(p.ports.inbound!, app.port, reviews, weftd.ca.certPem); // drain whatever refilled
     weftd.push(config('v2'));
-    await until('v2 applied', () => p.log().includes('v2'));
+    await waitFor('v2 applied', () => p.log().includes('v2'));
     expect((await meshRequest(p.ports.inbound!, app.port, reviews, weftd.ca.certPem)).status).to.equal(429);
   });
 
@@ -297,7 +188,7 @@ describe('proxy sidecar: local rate limits (real process, mesh mTLS)', function 
     weftd.push({ ...config('v3'), authz: { ...block!, listeners: [] } });
     const req = (path: string): Promise<Reply> =>
       meshRequest(p.ports.inbound!, app.port, reviews, weftd.ca.certPem, path);
-    await until('the DENY policy applies', async () => (await req('/deny')).status === 403);
+    await waitFor('the DENY policy applies', async () => (await req('/deny')).status === 403);
     await sleep(1100); // reviews' 1/s bucket is full again
     for (let i = 0; i < 3; i++) expect((await req('/deny')).status).to.equal(403);
     expect((await req('/ratings/0')).status, 'the token was not spent by the denied requests').to.equal(200);

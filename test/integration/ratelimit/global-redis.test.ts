@@ -11,6 +11,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import http from 'node:http';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
+import { freePort } from '../../support/ports.js';
 import { RedisClient } from '../../../pkg/ratelimit/redis.js';
 import { GlobalBucketStore, type GlobalCheckRequest } from '../../../pkg/ratelimit/global.js';
 import { GlobalRateLimitService } from '../../../controlplane/globalratelimit.js';
@@ -22,14 +23,6 @@ import { createLogger } from '../../../pkg/log/index.js';
 import { MetricsRegistry } from '../../../proxy/telemetry/metrics.js';
 
 const log = createLogger('global-rl-test', { silent: true });
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const { port } = s.address() as AddressInfo;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 async function startRedis(): Promise<{ child: ChildProcess; port: number }> {
   const port = await freePort();
