@@ -53,7 +53,7 @@ import type { Authenticator, Identity } from './auth.js';
 import { bearerToken } from './auth.js';
 import type { ConfigGenerator, GeneratedConfig } from './configgen.js';
 import { Debouncer } from './debounce.js';
-import { encodeDelta, planFor, ResumeCache, type Planned } from './delta.js';
+import { encodeDelta, planFor, ResumeCache, type DeltaSummary, type Planned } from './delta.js';
 import type { HeldState } from '../pkg/discovery/delta.js';
 import type { WeftdMetrics } from './metrics.js';
 import type { KubeRegistry } from './registry.js';
@@ -129,6 +129,9 @@ export interface PushRecord {
   /** Delta streams: whether this push was a delta, and the state hash it leaves the proxy in. */
   delta?: boolean;
   state?: string;
+  /** A delta's resources added or updated, and removed, by name (the first DEBUG_NAMES of each). */
+  changed?: string[];
+  removed?: string[];
   /** ISO time weftd wrote it (sent) or heard the answer (acked, nacked). */
   at: string;
 }
@@ -157,6 +160,9 @@ interface DeltaHeld {
 
 /** Resync NACKs in a row after which a stream gets full configs only (a proxy whose hashes never agree). */
 export const MAX_RESYNCS = 3;
+
+/** Resource names a push record lists (/debug/connections), per list. */
+const DEBUG_NAMES = 20;
 
 const STATUS: Partial<Record<ErrorCode, number>> = {
   WEFT_DISCOVERY_REQUEST_INVALID: 400,
@@ -536,6 +542,10 @@ export class DiscoveryService {
     if (conn.held) {
       info.sent.delta = push.delta;
       if (push.held) info.sent.state = push.held.state;
+      if (push.summary) {
+        info.sent.changed = push.summary.changed.slice(0, DEBUG_NAMES);
+        info.sent.removed = push.summary.removed.slice(0, DEBUG_NAMES);
+      }
       conn.held.sent = push.held;
       conn.held.announced = undefined;
       if (push.delta) info.delta.deltas++;
@@ -558,7 +568,7 @@ export class DiscoveryService {
     conn: Connection,
     generated: GeneratedConfig,
     nonce: string,
-  ): { line: string; delta: boolean; held: HeldState | null } {
+  ): { line: string; delta: boolean; held: HeldState | null; summary?: DeltaSummary } {
     const held = conn.held;
     if (held === undefined) return { line: withNonce(generated.encode(), nonce), delta: false, held: null };
     let next: Planned | null;
@@ -587,7 +597,7 @@ export class DiscoveryService {
           changed: d.summary.changed.length,
           removed: d.summary.removed.length,
         });
-        return { line: d.line, delta: true, held: next.held };
+        return { line: d.line, delta: true, held: next.held, summary: d.summary };
       }
       this.opts.metrics.deltaFallbacks.inc({ reason: 'too_large' });
     } else if (held.announced !== undefined) {
