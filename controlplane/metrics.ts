@@ -3,8 +3,9 @@
  * dashboards and alerts (pilot_xds, pilot_xds_pushes, pilot_proxy_convergence_time, ...) work:
  *
  * - `pilot_xds{type}`: connected proxies by type (sidecar|gateway).
- * - `pilot_xds_pushes{type}`: configs sent (`config`) and sends that failed (`config_senderr`);
- *   istiod's type is the xDS type (cds, lds...), weft has one state-of-the-world config.
+ * - `pilot_xds_pushes{type}`: configs sent (`config`), deltas sent (`delta`, ADR 0020) and sends
+ *   that failed (`config_senderr`, `delta_senderr`); istiod's type is the xDS type (cds, lds...),
+ *   weft has one config (whole or as a delta of its resources).
  * - `pilot_proxy_convergence_time`: seconds from the first change of a burst to the new config
  *   written to a proxy's stream (istiod's buckets).
  * - `pilot_push_triggers{type}`: changes that scheduled a push (service|endpoint|pod|config).

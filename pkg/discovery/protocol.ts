@@ -7,7 +7,7 @@
  * the token with a TokenReview (the token's namespace must be the one asked for) and answers
  * `200 application/x-ndjson`: a long-lived stream of `DiscoveryMessage` lines. The first line is
  * the full config for that proxy; every change pushes a new full config with a new version
- * (state of the world, like xDS SotW: no deltas to get out of step); a `ping` line keeps idle
+ * (state of the world, like xDS SotW; deltas below are opt-in); a `ping` line keeps idle
  * connections and their middleboxes honest. A proxy keeps its last good config when the stream
  * breaks and reconnects with backoff. TLS: weftd's serving certificate, verified against the
  * mesh root that weftd publishes in every namespace (ConfigMap `weft-ca-root-cert`).

@@ -14,7 +14,13 @@ import {
   splitCollections,
   type HeldState,
 } from '../../../pkg/discovery/delta.js';
-import { MessageDecoder, type DiscoveryMessage } from '../../../pkg/discovery/protocol.js';
+import {
+  MessageDecoder,
+  discoveryQuery,
+  parseAck,
+  parseDiscoveryQuery,
+  type DiscoveryMessage,
+} from '../../../pkg/discovery/protocol.js';
 import { isWeftError } from '../../../pkg/errors/index.js';
 import type { Cluster, HttpListener, ProxyConfig, VirtualHost } from '../../../pkg/proxyconfig/types.js';
 import { ResourceHolder } from '../../../proxy/discovery/held.js';
@@ -333,5 +339,56 @@ describe('delta pushes: the resume cache', () => {
     expect(cache.size.entries).to.be.at.most(3);
     now = 5000;
     expect(cache.take('p3', states[2]!.state), 'expired').to.equal(null);
+  });
+});
+
+describe('delta pushes: negotiation on the wire', () => {
+  const query = (q: string) => parseDiscoveryQuery(new URL(`https://w${q}`).searchParams);
+  it('delta=1 counts only with acks=1; state= rides along', () => {
+    const state = 'ab'.repeat(16);
+    const path = discoveryQuery({
+      kind: 'sidecar',
+      namespace: 'ns',
+      pod: 'p',
+      acks: true,
+      delta: true,
+      state,
+    });
+    expect(query(path)).to.deep.equal({
+      kind: 'sidecar',
+      namespace: 'ns',
+      pod: 'p',
+      acks: true,
+      delta: true,
+      state,
+    });
+    expect(query('/v1/discovery?kind=sidecar&namespace=ns&pod=p&delta=1').delta).to.equal(undefined);
+    expect(discoveryQuery({ kind: 'sidecar', namespace: 'ns', pod: 'p', delta: true })).not.to.include(
+      'delta',
+    );
+  });
+  for (const bad of ['', 'ABCD'.repeat(8), 'a'.repeat(31), 'a'.repeat(33), 'g'.repeat(32)])
+    it(`refuses state=${JSON.stringify(bad)} (400)`, () => {
+      try {
+        query(`/v1/discovery?kind=sidecar&namespace=ns&pod=p&acks=1&delta=1&state=${bad}`);
+      } catch (err) {
+        return expect(isWeftError(err, 'WEFT_DISCOVERY_REQUEST_INVALID')).to.equal(true);
+      }
+      throw new Error('accepted');
+    });
+  it('an ACK carries resync only with an error (a NACK)', () => {
+    const ack = { kind: 'sidecar', namespace: 'ns', pod: 'p', version: 'v', nonce: NONCE };
+    expect(parseAck({ ...ack, resync: true }).resync).to.equal(undefined);
+    expect(parseAck({ ...ack, error: 'x', resync: true }).resync).to.equal(true);
+    expect(parseAck({ ...ack, error: 'x', resync: 'yes' }).resync).to.equal(undefined);
+  });
+  it('the decoder refuses a delta whose resources are not {name, version, value}', () => {
+    const line = (resources: unknown): string =>
+      `${JSON.stringify({ type: 'delta', version: 'v', nonce: NONCE, base: 'b', state: 's', removed: [], resources })}\n`;
+    expect(new MessageDecoder().push(line([{ name: 'a', version: '1', value: 1 }]))).to.have.length(1);
+    for (const bad of [[{ name: 'a', version: '1' }], [{ name: 1, version: '1', value: 1 }], 'x', [null]])
+      expect(() => new MessageDecoder().push(line(bad)), JSON.stringify(bad)).to.throw(
+        /not a discovery message/,
+      );
   });
 });
