@@ -219,7 +219,7 @@ export class DiscoveryClient {
       return false;
     }
     let config: ProxyConfig;
-    let next: HeldResources | null = null;
+    let next: HeldResources | null;
     try {
       if (m.type === 'delta') ({ config, next } = this.held.applyDelta(m));
       else {

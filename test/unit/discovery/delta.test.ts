@@ -9,7 +9,9 @@ import { encodeDelta, planFor, ResumeCache, collectionsOf } from '../../../contr
 import {
   diffIndexes,
   heldStateOf,
+  indexDigest,
   joinConfig,
+  stateHash,
   resourceVersion,
   splitCollections,
   type HeldState,
@@ -291,15 +293,22 @@ describe('delta pushes: the proxy refuses what does not apply (resync), keeping 
 
   it('a removal of a resource another still references (a host the listener lists) is refused when joined', () => {
     const proxy = holding(wire(base));
-    const m = delta(base, to);
-    // a hand-made delta whose hashes agree but whose listener still names the removed host
-    const forged = heldStateOf(wire(base))!;
-    const values = new Map(forged.values);
-    values.delete('vhost/outbound/b');
-    expect(mismatch(() => joinConfig(values, 'v2'))).to.match(
-      /vhost\/outbound\/b is referenced but not held/,
-    );
-    expect(m.removed).to.deep.equal([]);
+    // a delta whose hashes all agree, but which removes a host the listener still names
+    const held = heldStateOf(wire(base))!.held;
+    const collections = new Map(held.collections.versions);
+    collections.delete('vhost/outbound/b');
+    const m: Extract<DiscoveryMessage, { type: 'delta' }> = {
+      type: 'delta',
+      version: 'v2',
+      nonce: NONCE,
+      base: held.state,
+      state: stateHash(indexDigest(collections), held.singletons),
+      resources: [],
+      removed: ['vhost/outbound/b'],
+    };
+    expect(mismatch(() => proxy.applyDelta(m))).to.match(/vhost\/outbound\/b is referenced but not held/);
+    expect(proxy.state).to.equal(held.state);
+    expect(mismatch(() => joinConfig(new Map(), 'v'))).to.match(/listeners is referenced/);
   });
 
   it('a delta to a proxy that holds nothing asks for the whole config', () => {
