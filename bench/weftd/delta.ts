@@ -14,6 +14,10 @@
  * The simulated proxies ACK a config as soon as its last byte arrived (they do not compile it:
  * a real proxy adds its compile time, the same in both modes, to each proxy's own ACK); the
  * fleet and weftd share this process and its CPU, so times include the fleet's TLS and parsing.
+ * Then the proxy's own cost for one change, on one config of the same mesh (medians of 5): decoding
+ * the whole config line (what every push cost it before), against decoding the delta line and
+ * applying it to its held resources (copy, verify, rebuild); and hashing a whole config's
+ * resources once (what a full config now costs it on top).
  * Writes bench/weftd/last-run-delta.json.
  *   npx tsx bench/weftd/delta.ts        SERVICES=1000 PROXIES=2000 REPS=3
  */
@@ -31,6 +35,9 @@ import { discoveryQuery } from '../../pkg/discovery/protocol.js';
 import { serverTimeoutOptions } from '../../pkg/http/timeouts.js';
 import { createLogger } from '../../pkg/log/index.js';
 import { AckSender } from '../../proxy/discovery/ack.js';
+import { ResourceHolder } from '../../proxy/discovery/held.js';
+import { encodeDelta, planFor } from '../../controlplane/delta.js';
+import { MessageDecoder } from '../../pkg/discovery/protocol.js';
 
 const SERVICES = Number(process.env.SERVICES ?? 1000);
 const PROXIES = Number(process.env.PROXIES ?? 2000);
@@ -140,13 +147,17 @@ async function setup(): Promise<Setup> {
   const discovery = new DiscoveryService({
     registry,
     generator: new ConfigGenerator({ domainSuffix: 'cluster.local', mesh: DEFAULT_MESH, log }),
-    authenticate: () => Promise.resolve({ identity: { namespace: 'ns', serviceAccount: 'sa' }, cached: true }),
+    authenticate: () =>
+      Promise.resolve({ identity: { namespace: 'ns', serviceAccount: 'sa' }, cached: true }),
     metrics,
     log,
     debounce: { afterMs: 0, maxMs: 0 },
     pingIntervalMs: 60_000,
   });
-  const server = createServer({ cert: leaf.certPem, key: leaf.keyPem, ...serverTimeoutOptions() }, discovery.handle);
+  const server = createServer(
+    { cert: leaf.certPem, key: leaf.keyPem, ...serverTimeoutOptions() },
+    discovery.handle,
+  );
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   return {
     registry,
@@ -177,7 +188,14 @@ function connect(mode: Mode, i: number): Promise<SimProxy> {
   const p: SimProxy = {
     pod,
     mode,
-    acks: new AckSender({ host: '127.0.0.1', port, servername: undefined, ca: () => ca.certPem, token: () => 'bench', log }),
+    acks: new AckSender({
+      host: '127.0.0.1',
+      port,
+      servername: undefined,
+      ca: () => ca.certPem,
+      token: () => 'bench',
+      log,
+    }),
   };
   return new Promise((resolve, reject) => {
     const req = request({
@@ -226,7 +244,11 @@ async function until(what: string, ok: () => boolean, ms = 300_000): Promise<voi
 const fleet: SimProxy[] = [];
 for (const mode of MODES)
   for (let i = 0; i < PROXIES; i += 50)
-    fleet.push(...(await Promise.all(Array.from({ length: Math.min(50, PROXIES - i) }, (_, j) => connect(mode, i + j)))));
+    fleet.push(
+      ...(await Promise.all(
+        Array.from({ length: Math.min(50, PROXIES - i) }, (_, j) => connect(mode, i + j)),
+      )),
+    );
 
 const inMode = (mode: Mode) => setups[mode].discovery.list();
 const allAcked = (mode: Mode, versionOf: (pod: string) => string): boolean =>
@@ -239,7 +261,9 @@ const currentVersions = (mode: Mode): Map<string, string> => {
   return out;
 };
 const bytes = async (mode: Mode): Promise<number> => {
-  const text = await setups[mode].metrics.registry.getSingleMetricAsString('weft_weftd_xds_pushed_bytes_total');
+  const text = await setups[mode].metrics.registry.getSingleMetricAsString(
+    'weft_weftd_xds_pushed_bytes_total',
+  );
   return Number(new RegExp(`kind="${mode}"\\} (\\d+)`).exec(text)?.[1] ?? 0);
 };
 
@@ -256,7 +280,8 @@ interface Sample {
   allMs: number;
 }
 const samples: Record<Mode, Sample[]> = { delta: [], full: [] };
-const quantile = (xs: number[], q: number): number => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(q * xs.length))]!;
+const quantile = (xs: number[], q: number): number =>
+  [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(q * xs.length))]!;
 
 /**
  * One VirtualService change on `mode`'s registry, until every proxy of that fleet ACKed it (the
@@ -273,7 +298,12 @@ async function change(mode: Mode): Promise<void> {
   await until(`change (${mode})`, () => {
     const t = performance.now();
     for (const c of inMode(mode))
-      if (pending.has(c.pod) && c.sent && c.sent.version === versions.get(c.pod) && c.acked?.nonce === c.sent.nonce) {
+      if (
+        pending.has(c.pod) &&
+        c.sent &&
+        c.sent.version === versions.get(c.pod) &&
+        c.acked?.nonce === c.sent.nonce
+      ) {
         pending.delete(c.pod);
         ackedAt.set(c.pod, t - t0);
       }
@@ -290,9 +320,49 @@ async function change(mode: Mode): Promise<void> {
 
 await change('delta'); // warm-up: the first delta splits and diffs the shared translation cold
 samples.delta.length = 0;
-for (let rep = 0; rep < REPS; rep++) for (const m of rep % 2 === 0 ? MODES : [...MODES].reverse()) await change(m);
+for (let rep = 0; rep < REPS; rep++)
+  for (const m of rep % 2 === 0 ? MODES : [...MODES].reverse()) await change(m);
 
 const med = (xs: number[]): number => quantile(xs, 0.5);
+
+/** The proxy's side, in isolation: one config of this mesh, one VirtualService change. */
+function proxyCost(): { decodeFullMs: number; fromFullMs: number; decodeAndApplyDeltaMs: number } {
+  const { registry, discovery } = setups.delta;
+  const before = discovery.configFor('sidecar', 'ns', 'delta-0')!;
+  registry.change();
+  const after = discovery.configFor('sidecar', 'ns', 'delta-0')!;
+  const fullLine = before.encode();
+  const from = planFor(before.config)!;
+  const delta = encodeDelta(
+    from.held,
+    planFor(after.config)!,
+    after.version,
+    '0'.repeat(32),
+    () => Infinity,
+  )!;
+  const time = (f: () => void): number => {
+    const xs = [];
+    for (let i = 0; i < 5; i++) {
+      const t = performance.now();
+      f();
+      xs.push(performance.now() - t);
+    }
+    return med(xs);
+  };
+  const holder = new ResourceHolder();
+  const decodedFull = new MessageDecoder().push(fullLine)[0] as { config: typeof before.config };
+  holder.commit(holder.fromFull(decodedFull.config, before.version));
+  return {
+    decodeFullMs: time(() => new MessageDecoder().push(fullLine)),
+    fromFullMs: time(() => holder.fromFull(decodedFull.config, before.version)),
+    decodeAndApplyDeltaMs: time(() => {
+      const [m] = new MessageDecoder().push(delta.line);
+      if (m?.type !== 'delta') throw new Error('not a delta');
+      holder.applyDelta(m);
+    }),
+  };
+}
+const proxy = proxyCost();
 const result = MODES.map((m) => ({
   mode: m,
   bytesPerProxy: med(samples[m].map((s) => s.bytesPerProxy)),
@@ -304,14 +374,17 @@ process.stdout.write(
   `| ${SERVICES} services, ${PROXIES} proxies per mode, one VirtualService change (median of ${REPS}) | bytes per proxy | apply → ACK median ms | p99 ms |\n|---|---|---|---|\n`,
 );
 for (const r of result)
-  process.stdout.write(`| ${r.mode} | ${r.bytesPerProxy.toFixed(0)} | ${r.medianMs.toFixed(0)} | ${r.p99Ms.toFixed(0)} |\n`);
+  process.stdout.write(
+    `| ${r.mode} | ${r.bytesPerProxy.toFixed(0)} | ${r.medianMs.toFixed(0)} | ${r.p99Ms.toFixed(0)} |\n`,
+  );
 process.stdout.write(
   `| delta / full | ${((100 * d.bytesPerProxy) / f.bytesPerProxy).toFixed(3)} % | ${(d.medianMs / f.medianMs).toFixed(2)}× | ${(d.p99Ms / f.p99Ms).toFixed(2)}× |\n` +
-    `(first config per proxy: ${firstFullBytes.toFixed(0)} bytes)\n`,
+    `(first config per proxy: ${firstFullBytes.toFixed(0)} bytes)\n` +
+    `proxy side, one change: decode the whole config ${proxy.decodeFullMs.toFixed(1)} ms; decode + apply the delta ${proxy.decodeAndApplyDeltaMs.toFixed(1)} ms; hash a whole config's resources (once per full config) ${proxy.fromFullMs.toFixed(1)} ms\n`,
 );
 writeFileSync(
   new URL('./last-run-delta.json', import.meta.url),
-  `${JSON.stringify({ at: new Date().toISOString(), services: SERVICES, proxies: PROXIES, reps: REPS, firstFullBytes, result, samples }, null, 2)}\n`,
+  `${JSON.stringify({ at: new Date().toISOString(), services: SERVICES, proxies: PROXIES, reps: REPS, firstFullBytes, result, proxy, samples }, null, 2)}\n`,
 );
 for (const p of fleet) p.acks.stop();
 for (const m of MODES) setups[m].close();
