@@ -222,12 +222,12 @@ function connect(mode: Mode, i: number): Promise<SimProxy> {
             const nonce = m[1] ?? m[4]!;
             const version = m[2] ?? m[3]!;
             void p.acks.send({ kind: 'sidecar', namespace: 'ns', pod, version, nonce });
+            resolve(p); // connected once the first config is in: a fleet is connected in batches, not 3 GB at once
           }
           head = '';
           from = nl + 1;
         }
       });
-      resolve(p);
     });
     req.end();
   });
