@@ -80,7 +80,7 @@ describe('weftd delta pushes with a real gateway process', function () {
       async () => {
         const i = await gwConn();
         const now = JSON.parse(
-          (await get(weftd.monitoringPort, `/debug/config?namespace=${ns}&pod=ingress-1`)).body,
+          (await get(weftd.monitoringPort, `/debug/config?namespace=${ns}&pod=ingress-1&kind=gateway`)).body,
         ) as { version?: string };
         return i?.sent && i.sent.version === now.version && i.acked?.nonce === i.sent.nonce ? i : null;
       },
@@ -92,7 +92,7 @@ describe('weftd delta pushes with a real gateway process', function () {
   const runsFullConfig = async (): Promise<void> => {
     const running = JSON.parse((await get(adminPort, '/config_dump')).body) as { config: unknown };
     const full = JSON.parse(
-      (await get(weftd.monitoringPort, `/debug/config?namespace=${ns}&pod=ingress-1`)).body,
+      (await get(weftd.monitoringPort, `/debug/config?namespace=${ns}&pod=ingress-1&kind=gateway`)).body,
     ) as { config: unknown };
     expect(running.config).to.deep.equal(full.config);
   };
