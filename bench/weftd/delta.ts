@@ -308,6 +308,14 @@ async function change(mode: Mode): Promise<void> {
         ackedAt.set(c.pod, t - t0);
       }
     return pending.size === 0;
+  }).catch((err: unknown) => {
+    const stuck = inMode(mode).filter((c) => pending.has(c.pod));
+    const sim = fleet.filter((p) => pending.has(p.pod));
+    const sample = stuck[0];
+    throw new Error(
+      `${String(err)}: ${stuck.length} proxies not ACKed; e.g. ${JSON.stringify({ sent: sample?.sent, acked: sample?.acked, want: versions.get(sample?.pod ?? '') })}; ` +
+        `their senders: ${JSON.stringify(sim.reduce((a, p) => ({ sent: a.sent + p.acks.sent, failed: a.failed + p.acks.failed }), { sent: 0, failed: 0 }))}`,
+    );
   });
   const times = [...ackedAt.values()];
   samples[mode].push({
