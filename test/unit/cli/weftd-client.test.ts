@@ -86,8 +86,8 @@ describe('weftctl: reaching weftd', () => {
     expect(() => loadKubeConfig(flags, { HOME: dir })).to.throw(/--weftd-address/);
     const file = join(dir, 'kc.yaml');
     writeFileSync(file, KUBECONFIG('bookinfo'));
-    expect(loadKubeConfig({ ...flags, kubeconfig: file }).getCurrentContext()).to.equal('one');
-    expect(loadKubeConfig({ ...flags, kubeconfig: file, context: 'two' }).getCurrentContext()).to.equal(
+    expect(loadKubeConfig({ ...flags, kubeconfig: file }).context).to.equal('one');
+    expect(loadKubeConfig({ ...flags, kubeconfig: file, context: 'two' }).context).to.equal(
       'two',
     );
     expect(() => loadKubeConfig({ ...flags, kubeconfig: file, context: 'three' })).to.throw(
@@ -102,14 +102,14 @@ describe('weftctl: reaching weftd', () => {
         .replace('- name: two', '- name: three'),
     );
     const merged = loadKubeConfig(flags, { KUBECONFIG: `${file}:${second}` });
-    expect(merged.getCurrentContext()).to.equal('one');
-    expect(merged.getContexts().map((c) => [c.name, c.namespace])).to.deep.equal([
+    expect(merged.context).to.equal('one');
+    expect([...merged.config.contexts].map(([name, c]) => [name, c.body.namespace])).to.deep.equal([
       ['one', 'bookinfo'],
       ['two', 'other'],
       ['three', 'other'],
     ]);
     expect(
-      loadKubeConfig({ ...flags, context: 'three' }, { KUBECONFIG: `${file}:${second}` }).getCurrentContext(),
+      loadKubeConfig({ ...flags, context: 'three' }, { KUBECONFIG: `${file}:${second}` }).context,
     ).to.equal('three');
     const broken = join(dir, 'broken.yaml');
     writeFileSync(broken, 'clusters: [');
