@@ -12,7 +12,12 @@
  */
 import { WeftError, errorMessage } from '../pkg/errors/index.js';
 import { ApiError, KubeClient } from '../pkg/kube/client.js';
-import { accessFromKubeconfig, kubeconfigPaths, readKubeconfig, type Kubeconfig } from '../pkg/kube/kubeconfig.js';
+import {
+  accessFromKubeconfig,
+  kubeconfigPaths,
+  readKubeconfig,
+  type Kubeconfig,
+} from '../pkg/kube/kubeconfig.js';
 import { clientNodePlugins } from './kube-plugins.js';
 import type { ProxyConfig } from '../pkg/proxyconfig/types.js';
 import type { Flag } from './args.js';

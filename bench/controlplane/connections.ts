@@ -34,7 +34,9 @@ async function main(): Promise<void> {
   const url = `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const kc = new KubeConfig();
   kc.loadFromOptions({
-    clusters: [{ name: 'c', server: url, caData: Buffer.from(ca.certPem).toString('base64'), skipTLSVerify: false }],
+    clusters: [
+      { name: 'c', server: url, caData: Buffer.from(ca.certPem).toString('base64'), skipTLSVerify: false },
+    ],
     users: [{ name: 'u', token: 'bench' }],
     contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
     currentContext: 'x',
@@ -72,16 +74,24 @@ async function main(): Promise<void> {
   server.close();
   const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
   const report = Object.fromEntries(
-    Object.entries(results).map(([m, r]) => [m, { connections: median(r.connections), msPerRequest: median(r.msPerRequest) }]),
+    Object.entries(results).map(([m, r]) => [
+      m,
+      { connections: median(r.connections), msPerRequest: median(r.msPerRequest) },
+    ]),
   );
   console.log(`${REQUESTS} sequential GETs, median of ${REPS} interleaved runs (node ${process.version})`);
   for (const [m, r] of Object.entries(report))
-    console.log(`  ${m.padEnd(9)} new TLS connections ${String(r.connections).padStart(4)}   ${r.msPerRequest.toFixed(3)} ms/request`);
+    console.log(
+      `  ${m.padEnd(9)} new TLS connections ${String(r.connections).padStart(4)}   ${r.msPerRequest.toFixed(3)} ms/request`,
+    );
   console.log(
     `  weft/baseline: ${(report.weft!.msPerRequest / report.baseline!.msPerRequest).toFixed(2)}x time per request, ` +
       `${report.weft!.connections} vs ${report.baseline!.connections} handshakes`,
   );
-  writeFileSync(join(import.meta.dirname, 'last-run-connections.json'), `${JSON.stringify(report, null, 2)}\n`);
+  writeFileSync(
+    join(import.meta.dirname, 'last-run-connections.json'),
+    `${JSON.stringify(report, null, 2)}\n`,
+  );
 }
 
 await main();

@@ -45,9 +45,13 @@ function median(xs: number[]): number {
 
 function main(): void {
   for (const e of ENTRIES)
-    if (!existsSync(join(DIST, e))) throw new Error(`${join(DIST, e)} missing: npx tsc -p tsconfig.build.json`);
+    if (!existsSync(join(DIST, e)))
+      throw new Error(`${join(DIST, e)} missing: npx tsc -p tsconfig.build.json`);
   const clientNode = '@kubernetes/client-node';
-  const cases: [string, string[]][] = [['bare node', []], ['client-node alone', [clientNode]]];
+  const cases: [string, string[]][] = [
+    ['bare node', []],
+    ['client-node alone', [clientNode]],
+  ];
   for (const e of ENTRIES) {
     const url = pathToFileURL(join(DIST, e)).href;
     cases.push([e, [url]], [`${e} + client-node (baseline)`, [url, clientNode]]);
@@ -60,7 +64,9 @@ function main(): void {
     report[name] = { rssMB: median(s.map((x) => x.rssMB)), heapMB: median(s.map((x) => x.heapMB)) };
   console.log(`import cost, median of ${REPS} (node ${process.version}, --max-semi-space-size=1)`);
   for (const [name, r] of Object.entries(report))
-    console.log(`  ${name.padEnd(44)} RSS ${r.rssMB.toFixed(1).padStart(6)} MB   heap ${r.heapMB.toFixed(1).padStart(5)} MB`);
+    console.log(
+      `  ${name.padEnd(44)} RSS ${r.rssMB.toFixed(1).padStart(6)} MB   heap ${r.heapMB.toFixed(1).padStart(5)} MB`,
+    );
   for (const e of ENTRIES) {
     const now = report[e]!;
     const before = report[`${e} + client-node (baseline)`]!;

@@ -231,7 +231,12 @@ export class KubeClient {
     };
     let response: IncomingMessage;
     try {
-      response = await this.send('GET', collectionPath(type, opts.namespace), { query, ...signalOpt(opts.signal) }, 0);
+      response = await this.send(
+        'GET',
+        collectionPath(type, opts.namespace),
+        { query, ...signalOpt(opts.signal) },
+        0,
+      );
     } catch (err) {
       if (opts.signal?.aborted) return;
       throw err;
@@ -376,7 +381,8 @@ function readBody(response: IncomingMessage, limit: number): Promise<string> {
     response.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
     response.on('error', reject);
     response.on('close', () => {
-      if (!response.complete) reject(Object.assign(new Error('the connection closed mid-answer'), { code: 'ECONNRESET' }));
+      if (!response.complete)
+        reject(Object.assign(new Error('the connection closed mid-answer'), { code: 'ECONNRESET' }));
     });
   });
 }

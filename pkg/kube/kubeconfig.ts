@@ -69,7 +69,10 @@ export const TOKEN_REREAD_MS = 60_000;
 const MAX_KUBECONFIG_BYTES = 4 * 1024 * 1024;
 
 /** The kubeconfig files kubectl would read, in its order (they need not exist). */
-export function kubeconfigPaths(explicit: string | undefined, env: NodeJS.ProcessEnv = process.env): string[] {
+export function kubeconfigPaths(
+  explicit: string | undefined,
+  env: NodeJS.ProcessEnv = process.env,
+): string[] {
   if (explicit !== undefined && explicit !== '') return [explicit];
   const fromEnv = (env.KUBECONFIG ?? '').split(delimiter).filter((p) => p !== '');
   if (fromEnv.length > 0) return fromEnv;
@@ -137,7 +140,10 @@ export function mergeKubeconfigs(configs: Kubeconfig[]): Kubeconfig {
  * Reads and merges the files kubectl would read (missing ones in a $KUBECONFIG list are skipped,
  * as kubectl skips them); a coded error when none exists or one is unreadable.
  */
-export function readKubeconfig(explicit: string | undefined, env: NodeJS.ProcessEnv = process.env): Kubeconfig {
+export function readKubeconfig(
+  explicit: string | undefined,
+  env: NodeJS.ProcessEnv = process.env,
+): Kubeconfig {
   const wanted = kubeconfigPaths(explicit, env);
   const files = wanted.filter((f) => existsSync(f));
   if (files.length === 0)
@@ -184,11 +190,15 @@ export function accessFromKubeconfig(kc: Kubeconfig, opts: AccessOptions = {}): 
   const clusterName = str(context.body, 'cluster');
   const cluster = clusterName === undefined ? undefined : kc.clusters.get(clusterName);
   if (!cluster)
-    throw invalid(`context ${contextName} in ${where} names cluster ${JSON.stringify(clusterName ?? '')}, which is not there`);
+    throw invalid(
+      `context ${contextName} in ${where} names cluster ${JSON.stringify(clusterName ?? '')}, which is not there`,
+    );
   const userName = str(context.body, 'user');
   const user = userName === undefined || userName === '' ? undefined : kc.users.get(userName);
   if (userName !== undefined && userName !== '' && !user)
-    throw invalid(`context ${contextName} in ${where} names user ${JSON.stringify(userName)}, which is not there`);
+    throw invalid(
+      `context ${contextName} in ${where} names user ${JSON.stringify(userName)}, which is not there`,
+    );
   const namespace = str(context.body, 'namespace');
   return {
     server: serverOf(cluster, clusterName!),
@@ -201,7 +211,8 @@ export function accessFromKubeconfig(kc: Kubeconfig, opts: AccessOptions = {}): 
 
 function serverOf(cluster: Entry, name: string): string {
   const server = str(cluster.body, 'server');
-  if (server === undefined || server === '') throw invalid(`cluster ${name} in ${cluster.file} has no server`);
+  if (server === undefined || server === '')
+    throw invalid(`cluster ${name} in ${cluster.file} has no server`);
   let url: URL;
   try {
     url = new URL(server);
@@ -230,7 +241,9 @@ function userTls(user: Entry | undefined, name: string): TlsAccess {
   const cert = dataOrFile(user, 'client-certificate', `user ${name}`);
   const key = dataOrFile(user, 'client-key', `user ${name}`);
   if ((cert === undefined) !== (key === undefined))
-    throw invalid(`user ${name} in ${user.file} has a client ${cert ? 'certificate without a key' : 'key without a certificate'}`);
+    throw invalid(
+      `user ${name} in ${user.file} has a client ${cert ? 'certificate without a key' : 'key without a certificate'}`,
+    );
   return cert && key ? { cert, key } : {};
 }
 
@@ -298,7 +311,10 @@ export function rotatingToken(file: string, now: () => number = Date.now): KubeA
         readAt = now();
       } catch (err) {
         if (token === undefined)
-          throw new WeftError('WEFT_KUBECONFIG_MISSING', `cannot read the token file ${file}: ${errorMessage(err)}`);
+          throw new WeftError(
+            'WEFT_KUBECONFIG_MISSING',
+            `cannot read the token file ${file}: ${errorMessage(err)}`,
+          );
       }
     }
     return { Authorization: `Bearer ${token}` };
@@ -321,7 +337,10 @@ export function inClusterAccess(env: NodeJS.ProcessEnv = process.env, dir = SERV
   try {
     ca = readFileSync(join(dir, 'ca.crt'));
   } catch (err) {
-    throw new WeftError('WEFT_KUBECONFIG_MISSING', `cannot read the service account's CA: ${errorMessage(err)}`);
+    throw new WeftError(
+      'WEFT_KUBECONFIG_MISSING',
+      `cannot read the service account's CA: ${errorMessage(err)}`,
+    );
   }
   let namespace: string | undefined;
   try {

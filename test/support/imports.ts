@@ -42,4 +42,3 @@ export function reachable(entry: string): { files: Set<string>; packages: Map<st
   }
   return { files, packages };
 }
-

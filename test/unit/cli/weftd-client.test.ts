@@ -88,9 +88,7 @@ describe('weftctl: reaching weftd', () => {
     const file = join(dir, 'kc.yaml');
     writeFileSync(file, KUBECONFIG('bookinfo'));
     expect(loadKubeConfig({ ...flags, kubeconfig: file }).context).to.equal('one');
-    expect(loadKubeConfig({ ...flags, kubeconfig: file, context: 'two' }).context).to.equal(
-      'two',
-    );
+    expect(loadKubeConfig({ ...flags, kubeconfig: file, context: 'two' }).context).to.equal('two');
     expect(() => loadKubeConfig({ ...flags, kubeconfig: file, context: 'three' })).to.throw(
       /"three" is not in .* \(it has: one, two\)/,
     );
@@ -137,7 +135,9 @@ describe('weftctl: reaching weftd', () => {
         JSON.stringify({
           apiVersion: 'v1',
           kind: 'Config',
-          clusters: [{ name: 'c', cluster: { server: `http://127.0.0.1:${(api.address() as AddressInfo).port}` } }],
+          clusters: [
+            { name: 'c', cluster: { server: `http://127.0.0.1:${(api.address() as AddressInfo).port}` } },
+          ],
           users: [
             {
               name: 'u',

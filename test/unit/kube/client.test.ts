@@ -46,7 +46,12 @@ describe('KubeClient transport', function () {
     const now = new Date();
     ca = createCA({ commonName: 'test-apiserver-ca', ttlMs: 3600_000, now });
     otherCa = createCA({ commonName: 'other-ca', ttlMs: 3600_000, now });
-    leaf = issueServing(ca, { commonName: 'kubernetes', dnsNames: ['kubernetes.default.svc', '127.0.0.1'], ttlMs: 3600_000, now });
+    leaf = issueServing(ca, {
+      commonName: 'kubernetes',
+      dnsNames: ['kubernetes.default.svc', '127.0.0.1'],
+      ttlMs: 3600_000,
+      now,
+    });
     clientCert = issueServing(ca, { commonName: 'system:admin', dnsNames: ['admin'], ttlMs: 3600_000, now });
     dir = mkdtempSync(join(tmpdir(), 'weft-kubeclient-'));
   });
@@ -56,7 +61,12 @@ describe('KubeClient transport', function () {
     connections = 0;
     seen = [];
     handler = (_req, res) => json(res, 200, { kind: 'Pod' });
-    server = createServer({ cert: leaf.certPem, key: leaf.keyPem, requestCert: true, rejectUnauthorized: false });
+    server = createServer({
+      cert: leaf.certPem,
+      key: leaf.keyPem,
+      requestCert: true,
+      rejectUnauthorized: false,
+    });
     server.on('secureConnection', () => connections++);
     server.on('request', (req: IncomingMessage, res: ServerResponse) => {
       let body = '';
@@ -87,7 +97,8 @@ describe('KubeClient transport', function () {
 
   it('20 sequential requests use one TLS connection (keep-alive pool per client)', async () => {
     const kube = new KubeClient(access());
-    for (let i = 0; i < 20; i++) await kube.get({ apiVersion: 'v1', kind: 'Pod', namespace: 'ns', name: `p${i}` });
+    for (let i = 0; i < 20; i++)
+      await kube.get({ apiVersion: 'v1', kind: 'Pod', namespace: 'ns', name: `p${i}` });
     expect(seen).to.have.length(20);
     expect(connections).to.equal(1);
     kube.close();
@@ -98,7 +109,9 @@ describe('KubeClient transport', function () {
     const b64 = (s: string): string => Buffer.from(s).toString('base64');
     kc.loadFromOptions({
       clusters: [{ name: 'c', server: `${url}/`, caData: b64(ca.certPem), skipTLSVerify: false }],
-      users: [{ name: 'u', token: 'cn-token', certData: b64(clientCert.certPem), keyData: b64(clientCert.keyPem) }],
+      users: [
+        { name: 'u', token: 'cn-token', certData: b64(clientCert.certPem), keyData: b64(clientCert.keyPem) },
+      ],
       contexts: [{ name: 'x', cluster: 'c', user: 'u', namespace: 'apps' }],
       currentContext: 'x',
     });
@@ -118,9 +131,14 @@ describe('KubeClient transport', function () {
     expect(err).to.be.instanceOf(ApiError);
     expect((err as ApiError).status).to.equal(0);
     expect((err as ApiError).reason).to.equal('NetworkError');
-    expect((err as ApiError).message).to.match(/GET \/api: (UNABLE_TO_VERIFY_LEAF_SIGNATURE|SELF_SIGNED|.*CERT)/);
+    expect((err as ApiError).message).to.match(
+      /GET \/api: (UNABLE_TO_VERIFY_LEAF_SIGNATURE|SELF_SIGNED|.*CERT)/,
+    );
     const byName = new KubeClient(
-      access({ server: url.replace('127.0.0.1', 'localhost'), tls: { ca: Buffer.from(ca.certPem), servername: 'kubernetes.default.svc' } }),
+      access({
+        server: url.replace('127.0.0.1', 'localhost'),
+        tls: { ca: Buffer.from(ca.certPem), servername: 'kubernetes.default.svc' },
+      }),
     );
     expect(await byName.request('GET', '/api')).to.deep.equal({ kind: 'Pod' });
     const insecure = new KubeClient(access({ tls: { insecure: true } }));
@@ -141,13 +159,18 @@ describe('KubeClient transport', function () {
     expect(seen).to.have.length(1); // the same token again would not help
     writeFileSync(tokenFile, 'new');
     expect(await kube.request('GET', '/api')).to.deep.equal({ ok: true });
-    expect(seen.map((s) => s.headers.authorization)).to.deep.equal(['Bearer old', 'Bearer old', 'Bearer new']);
+    expect(seen.map((s) => s.headers.authorization)).to.deep.equal([
+      'Bearer old',
+      'Bearer old',
+      'Bearer new',
+    ]);
     kube.close();
   });
 
   it('errors: the Status reason and message, raw text when not a Status, 404 as null, the socket code', async () => {
     handler = (req, res) => {
-      if (req.url.includes('/missing')) json(res, 404, { kind: 'Status', reason: 'NotFound', message: 'pods "missing" not found' });
+      if (req.url.includes('/missing'))
+        json(res, 404, { kind: 'Status', reason: 'NotFound', message: 'pods "missing" not found' });
       else if (req.url.includes('/conflict'))
         json(res, 409, { kind: 'Status', reason: 'Conflict', message: 'the object has been modified' });
       else {
@@ -156,7 +179,9 @@ describe('KubeClient transport', function () {
       }
     };
     const kube = new KubeClient(access());
-    expect(await kube.get({ apiVersion: 'v1', kind: 'Pod', namespace: 'ns', name: 'missing' })).to.equal(null);
+    expect(await kube.get({ apiVersion: 'v1', kind: 'Pod', namespace: 'ns', name: 'missing' })).to.equal(
+      null,
+    );
     const conflict = (await kube.request('GET', '/conflict').catch((e: unknown) => e)) as ApiError;
     expect([conflict.status, conflict.reason, conflict.retryable]).to.deep.equal([409, 'Conflict', true]);
     expect(conflict.message).to.equal('GET /conflict: 409 Conflict: the object has been modified');
@@ -173,19 +198,37 @@ describe('KubeClient transport', function () {
 
   it('content types and bodies: apply-patch+yaml with fieldManager and force, merge and JSON patch, delete options', async () => {
     const kube = new KubeClient(access());
-    const cm = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'c', namespace: 'ns' }, data: { a: '1' } };
+    const cm = {
+      apiVersion: 'v1',
+      kind: 'ConfigMap',
+      metadata: { name: 'c', namespace: 'ns' },
+      data: { a: '1' },
+    };
     await kube.apply(cm, 'weft');
-    await kube.mergePatch({ apiVersion: 'v1', kind: 'ConfigMap', namespace: 'ns', name: 'c' }, { data: { b: '2' } });
-    await kube.jsonPatch({ apiVersion: 'v1', kind: 'ConfigMap', namespace: 'ns', name: 'c' }, [{ op: 'remove', path: '/data/a' }]);
+    await kube.mergePatch(
+      { apiVersion: 'v1', kind: 'ConfigMap', namespace: 'ns', name: 'c' },
+      { data: { b: '2' } },
+    );
+    await kube.jsonPatch({ apiVersion: 'v1', kind: 'ConfigMap', namespace: 'ns', name: 'c' }, [
+      { op: 'remove', path: '/data/a' },
+    ]);
     await kube.delete({ apiVersion: 'v1', kind: 'ConfigMap', namespace: 'ns', name: 'c' });
     expect(seen.map((s) => [s.method, s.url, s.headers['content-type']])).to.deep.equal([
-      ['PATCH', '/api/v1/namespaces/ns/configmaps/c?fieldManager=weft&force=true', 'application/apply-patch+yaml'],
+      [
+        'PATCH',
+        '/api/v1/namespaces/ns/configmaps/c?fieldManager=weft&force=true',
+        'application/apply-patch+yaml',
+      ],
       ['PATCH', '/api/v1/namespaces/ns/configmaps/c', 'application/merge-patch+json'],
       ['PATCH', '/api/v1/namespaces/ns/configmaps/c', 'application/json-patch+json'],
       ['DELETE', '/api/v1/namespaces/ns/configmaps/c', 'application/json'],
     ]);
     expect(JSON.parse(seen[0]!.body)).to.deep.equal(cm);
-    expect(JSON.parse(seen[3]!.body)).to.deep.equal({ apiVersion: 'v1', kind: 'DeleteOptions', propagationPolicy: 'Background' });
+    expect(JSON.parse(seen[3]!.body)).to.deep.equal({
+      apiVersion: 'v1',
+      kind: 'DeleteOptions',
+      propagationPolicy: 'Background',
+    });
     expect(seen.every((s) => s.headers.accept === 'application/json')).to.equal(true);
     expect(connections).to.equal(1);
     kube.close();
@@ -195,7 +238,9 @@ describe('KubeClient transport', function () {
     handler = (req, res) => {
       res.writeHead(200, { 'Content-Type': 'application/json' });
       if (req.url.includes('resourceVersion=old')) {
-        res.end(`${JSON.stringify({ type: 'ERROR', object: { kind: 'Status', code: 410, reason: 'Expired', message: 'too old resource version' } })}\n`);
+        res.end(
+          `${JSON.stringify({ type: 'ERROR', object: { kind: 'Status', code: 410, reason: 'Expired', message: 'too old resource version' } })}\n`,
+        );
         return;
       }
       // split an event across writes: lines, not chunks, are events
@@ -210,7 +255,9 @@ describe('KubeClient transport', function () {
     expect(events).to.deep.equal([
       { type: 'ADDED', object: { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'a', namespace: 'ns' } } },
     ]);
-    expect(seen[0]!.url).to.equal('/api/v1/namespaces/ns/pods?watch=true&allowWatchBookmarks=true&timeoutSeconds=1');
+    expect(seen[0]!.url).to.equal(
+      '/api/v1/namespaces/ns/pods?watch=true&allowWatchBookmarks=true&timeoutSeconds=1',
+    );
     const gone = (await kube
       .watch('v1', 'Pod', { resourceVersion: 'old' }, () => undefined)
       .catch((e: unknown) => e)) as ApiError;

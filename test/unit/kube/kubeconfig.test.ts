@@ -82,9 +82,17 @@ describe('kubeconfig loader', () => {
   it('--context picks another context; an unknown or absent one is a coded error listing what exists', () => {
     const kc = parseKubeconfig(simple, 'k');
     expect(accessFromKubeconfig(kc, { context: 'other' }).namespace).to.equal(undefined);
-    throwsCode(() => accessFromKubeconfig(kc, { context: 'prod' }), 'WEFT_KUBECONFIG_MISSING', /"prod" is not in k \(it has: dev, other\)/);
+    throwsCode(
+      () => accessFromKubeconfig(kc, { context: 'prod' }),
+      'WEFT_KUBECONFIG_MISSING',
+      /"prod" is not in k \(it has: dev, other\)/,
+    );
     const noCurrent = parseKubeconfig(simple.replace('"current-context":"dev"', '"x":1'), 'k');
-    throwsCode(() => accessFromKubeconfig(noCurrent), 'WEFT_KUBECONFIG_MISSING', /no current-context; pass --context/);
+    throwsCode(
+      () => accessFromKubeconfig(noCurrent),
+      'WEFT_KUBECONFIG_MISSING',
+      /no current-context; pass --context/,
+    );
   });
 
   it("KUBECONFIG=a:b merges by kubectl's rules: the first file wins per name and current-context", async () => {
@@ -129,8 +137,13 @@ describe('kubeconfig loader', () => {
       file,
       kubeconfig({
         current: 'x',
-        clusters: { c: { server: 'https://s:1', 'certificate-authority': 'pki/ca.crt', 'tls-server-name': 'api.local' } },
-        users: { u: { 'client-certificate': 'pki/u.crt', 'client-key': 'pki/u.key' }, t: { tokenFile: 'token' } },
+        clusters: {
+          c: { server: 'https://s:1', 'certificate-authority': 'pki/ca.crt', 'tls-server-name': 'api.local' },
+        },
+        users: {
+          u: { 'client-certificate': 'pki/u.crt', 'client-key': 'pki/u.key' },
+          t: { tokenFile: 'token' },
+        },
         contexts: { x: { cluster: 'c', user: 'u' }, y: { cluster: 'c', user: 't' } },
       }),
     );
@@ -180,17 +193,104 @@ describe('kubeconfig loader', () => {
 
   it('missing or unsupported pieces are coded errors that name the file and the field', () => {
     const cases: [string, Parameters<typeof kubeconfig>[0], string, RegExp][] = [
-      ['no server', { current: 'x', clusters: { c: {} }, contexts: { x: { cluster: 'c' } } }, 'WEFT_KUBECONFIG_INVALID', /cluster c in .*k has no server/],
-      ['bad server', { current: 'x', clusters: { c: { server: 'not a url' } }, contexts: { x: { cluster: 'c' } } }, 'WEFT_KUBECONFIG_INVALID', /is not a URL/],
-      ['ftp server', { current: 'x', clusters: { c: { server: 'ftp://h' } }, contexts: { x: { cluster: 'c' } } }, 'WEFT_KUBECONFIG_INVALID', /not http\(s\)/],
-      ['unknown cluster', { current: 'x', contexts: { x: { cluster: 'gone' } } }, 'WEFT_KUBECONFIG_INVALID', /names cluster "gone", which is not there/],
-      ['unknown user', { current: 'x', clusters: { c: { server: 'https://s' } }, contexts: { x: { cluster: 'c', user: 'gone' } } }, 'WEFT_KUBECONFIG_INVALID', /names user "gone"/],
-      ['cert without key', { current: 'x', clusters: { c: { server: 'https://s' } }, users: { u: { 'client-certificate-data': b64('C') } }, contexts: { x: { cluster: 'c', user: 'u' } } }, 'WEFT_KUBECONFIG_INVALID', /certificate without a key/],
-      ['unreadable CA', { current: 'x', clusters: { c: { server: 'https://s', 'certificate-authority': 'nope.crt' } }, contexts: { x: { cluster: 'c' } } }, 'WEFT_KUBECONFIG_INVALID', /cannot read certificate-authority .*nope\.crt/],
-      ['proxy-url', { current: 'x', clusters: { c: { server: 'https://s', 'proxy-url': 'http://p' } }, contexts: { x: { cluster: 'c' } } }, 'WEFT_KUBECONFIG_INVALID', /proxy-url/],
-      ['impersonation', { current: 'x', clusters: { c: { server: 'https://s' } }, users: { u: { token: 't', as: 'bob' } }, contexts: { x: { cluster: 'c', user: 'u' } } }, 'WEFT_KUBECONFIG_INVALID', /impersonates \(as\)/],
-      ['exec', { current: 'x', clusters: { c: { server: 'https://s' } }, users: { u: { exec: { command: 'aws' } } }, contexts: { x: { cluster: 'c', user: 'u' } } }, 'WEFT_KUBE_AUTH_UNSUPPORTED', /user u in .* authenticates with exec, .*token, tokenFile or client certificate, or run them in-cluster/],
-      ['auth-provider', { current: 'x', clusters: { c: { server: 'https://s' } }, users: { u: { 'auth-provider': { name: 'oidc' } } }, contexts: { x: { cluster: 'c', user: 'u' } } }, 'WEFT_KUBE_AUTH_UNSUPPORTED', /authenticates with auth-provider/],
+      [
+        'no server',
+        { current: 'x', clusters: { c: {} }, contexts: { x: { cluster: 'c' } } },
+        'WEFT_KUBECONFIG_INVALID',
+        /cluster c in .*k has no server/,
+      ],
+      [
+        'bad server',
+        { current: 'x', clusters: { c: { server: 'not a url' } }, contexts: { x: { cluster: 'c' } } },
+        'WEFT_KUBECONFIG_INVALID',
+        /is not a URL/,
+      ],
+      [
+        'ftp server',
+        { current: 'x', clusters: { c: { server: 'ftp://h' } }, contexts: { x: { cluster: 'c' } } },
+        'WEFT_KUBECONFIG_INVALID',
+        /not http\(s\)/,
+      ],
+      [
+        'unknown cluster',
+        { current: 'x', contexts: { x: { cluster: 'gone' } } },
+        'WEFT_KUBECONFIG_INVALID',
+        /names cluster "gone", which is not there/,
+      ],
+      [
+        'unknown user',
+        {
+          current: 'x',
+          clusters: { c: { server: 'https://s' } },
+          contexts: { x: { cluster: 'c', user: 'gone' } },
+        },
+        'WEFT_KUBECONFIG_INVALID',
+        /names user "gone"/,
+      ],
+      [
+        'cert without key',
+        {
+          current: 'x',
+          clusters: { c: { server: 'https://s' } },
+          users: { u: { 'client-certificate-data': b64('C') } },
+          contexts: { x: { cluster: 'c', user: 'u' } },
+        },
+        'WEFT_KUBECONFIG_INVALID',
+        /certificate without a key/,
+      ],
+      [
+        'unreadable CA',
+        {
+          current: 'x',
+          clusters: { c: { server: 'https://s', 'certificate-authority': 'nope.crt' } },
+          contexts: { x: { cluster: 'c' } },
+        },
+        'WEFT_KUBECONFIG_INVALID',
+        /cannot read certificate-authority .*nope\.crt/,
+      ],
+      [
+        'proxy-url',
+        {
+          current: 'x',
+          clusters: { c: { server: 'https://s', 'proxy-url': 'http://p' } },
+          contexts: { x: { cluster: 'c' } },
+        },
+        'WEFT_KUBECONFIG_INVALID',
+        /proxy-url/,
+      ],
+      [
+        'impersonation',
+        {
+          current: 'x',
+          clusters: { c: { server: 'https://s' } },
+          users: { u: { token: 't', as: 'bob' } },
+          contexts: { x: { cluster: 'c', user: 'u' } },
+        },
+        'WEFT_KUBECONFIG_INVALID',
+        /impersonates \(as\)/,
+      ],
+      [
+        'exec',
+        {
+          current: 'x',
+          clusters: { c: { server: 'https://s' } },
+          users: { u: { exec: { command: 'aws' } } },
+          contexts: { x: { cluster: 'c', user: 'u' } },
+        },
+        'WEFT_KUBE_AUTH_UNSUPPORTED',
+        /user u in .* authenticates with exec, .*token, tokenFile or client certificate, or run them in-cluster/,
+      ],
+      [
+        'auth-provider',
+        {
+          current: 'x',
+          clusters: { c: { server: 'https://s' } },
+          users: { u: { 'auth-provider': { name: 'oidc' } } },
+          contexts: { x: { cluster: 'c', user: 'u' } },
+        },
+        'WEFT_KUBE_AUTH_UNSUPPORTED',
+        /authenticates with auth-provider/,
+      ],
     ];
     for (const [name, cfg, code, message] of cases) {
       const kc = parseKubeconfig(kubeconfig(cfg), join(dir, 'k'));
@@ -204,8 +304,16 @@ describe('kubeconfig loader', () => {
     }
     throwsCode(() => parseKubeconfig('clusters: [', 'k'), 'WEFT_KUBECONFIG_INVALID', /k is not YAML/);
     throwsCode(() => parseKubeconfig('- a', 'k'), 'WEFT_KUBECONFIG_INVALID', /not a map/);
-    throwsCode(() => parseKubeconfig('clusters: {a: 1}', 'k'), 'WEFT_KUBECONFIG_INVALID', /clusters is not a list/);
-    throwsCode(() => parseKubeconfig('users: [{user: {}}]', 'k'), 'WEFT_KUBECONFIG_INVALID', /users\[0\] has no name/);
+    throwsCode(
+      () => parseKubeconfig('clusters: {a: 1}', 'k'),
+      'WEFT_KUBECONFIG_INVALID',
+      /clusters is not a list/,
+    );
+    throwsCode(
+      () => parseKubeconfig('users: [{user: {}}]', 'k'),
+      'WEFT_KUBECONFIG_INVALID',
+      /users\[0\] has no name/,
+    );
     throwsCode(() => readKubeconfig(join(dir, 'absent')), 'WEFT_KUBECONFIG_MISSING', /absent does not exist/);
   });
 
@@ -246,7 +354,11 @@ describe('kubeconfig loader', () => {
     rmSync(file);
     now += TOKEN_REREAD_MS;
     expect(await auth()).to.deep.equal({ Authorization: 'Bearer three' });
-    throwsCode(() => rotatingToken(join(dir, 'none'))(), 'WEFT_KUBECONFIG_MISSING', /cannot read the token file/);
+    throwsCode(
+      () => rotatingToken(join(dir, 'none'))(),
+      'WEFT_KUBECONFIG_MISSING',
+      /cannot read the token file/,
+    );
   });
 
   it('in-cluster: the service account files and KUBERNETES_SERVICE_HOST/PORT (IPv6 in brackets)', async () => {
@@ -259,11 +371,15 @@ describe('kubeconfig loader', () => {
     expect(access.tls).to.deep.equal({ ca: Buffer.from('SA-CA') });
     expect(access.namespace).to.equal('weft-system');
     expect(await headers(access)).to.deep.equal({ Authorization: 'Bearer sa-token' });
-    expect(inClusterAccess({ KUBERNETES_SERVICE_HOST: 'fd00::1', KUBERNETES_SERVICE_PORT: '443' }, dir).server).to.equal(
-      'https://[fd00::1]:443',
-    );
+    expect(
+      inClusterAccess({ KUBERNETES_SERVICE_HOST: 'fd00::1', KUBERNETES_SERVICE_PORT: '443' }, dir).server,
+    ).to.equal('https://[fd00::1]:443');
     throwsCode(() => inClusterAccess({}, dir), 'WEFT_KUBECONFIG_MISSING', /not in a pod/);
-    throwsCode(() => inClusterAccess(env, join(dir, 'absent')), 'WEFT_KUBECONFIG_MISSING', /token file .*absent\/token/);
+    throwsCode(
+      () => inClusterAccess(env, join(dir, 'absent')),
+      'WEFT_KUBECONFIG_MISSING',
+      /token file .*absent\/token/,
+    );
     rmSync(join(dir, 'ca.crt'));
     throwsCode(() => inClusterAccess(env, dir), 'WEFT_KUBECONFIG_MISSING', /service account's CA/);
   });
@@ -285,15 +401,29 @@ describe('kubeconfig loader', () => {
     mkdirSync(join(dir, 'home', '.kube'), { recursive: true });
     writeFileSync(
       join(dir, 'home', '.kube', 'config'),
-      kubeconfig({ current: 'x', clusters: { c: { server: 'https://home:1' } }, contexts: { x: { cluster: 'c' } } }),
+      kubeconfig({
+        current: 'x',
+        clusters: { c: { server: 'https://home:1' } },
+        contexts: { x: { cluster: 'c' } },
+      }),
     );
-    const pod = { KUBERNETES_SERVICE_HOST: '10.96.0.1', KUBERNETES_SERVICE_PORT: '443', HOME: join(dir, 'home') };
+    const pod = {
+      KUBERNETES_SERVICE_HOST: '10.96.0.1',
+      KUBERNETES_SERVICE_PORT: '443',
+      HOME: join(dir, 'home'),
+    };
     const server = (opts: Parameters<typeof loadAccess>[0]): string =>
       loadAccess({ serviceAccountDir: dir, ...opts }).server;
     expect(server({ kubeconfig: flag, env: { ...pod, KUBECONFIG: env1 } })).to.equal('https://flag:1');
-    expect(server({ env: { ...pod, KUBECONFIG: `${join(dir, 'missing')}:${env2}:${env1}` } })).to.equal('https://env2:1');
+    expect(server({ env: { ...pod, KUBECONFIG: `${join(dir, 'missing')}:${env2}:${env1}` } })).to.equal(
+      'https://env2:1',
+    );
     expect(server({ env: pod })).to.equal('https://10.96.0.1:443');
     expect(server({ env: { HOME: join(dir, 'home') } })).to.equal('https://home:1');
-    throwsCode(() => server({ env: { HOME: join(dir, 'nohome') } }), 'WEFT_KUBECONFIG_MISSING', /nohome\/\.kube\/config does not exist/);
+    throwsCode(
+      () => server({ env: { HOME: join(dir, 'nohome') } }),
+      'WEFT_KUBECONFIG_MISSING',
+      /nohome\/\.kube\/config does not exist/,
+    );
   });
 });
