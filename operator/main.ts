@@ -151,7 +151,10 @@ export function parseFlags(argv: string[], env: NodeJS.ProcessEnv = process.env)
 
 function kubeClient(flags: OperatorFlags): KubeClient {
   try {
-    return new KubeClient(loadAccess(flags.kubeconfig ? { kubeconfig: flags.kubeconfig } : {}));
+    // parseFlags copies $KUBECONFIG into flags.kubeconfig; the loader reads it as kubectl does
+    // (a list, merged), so only a --kubeconfig that differs is passed as one file
+    const explicit = flags.kubeconfig !== process.env.KUBECONFIG ? flags.kubeconfig : undefined;
+    return new KubeClient(loadAccess(explicit ? { kubeconfig: explicit } : {}));
   } catch (err) {
     throw new WeftError(
       'WEFT_OPERATOR_CONFIG',
