@@ -6,22 +6,43 @@
 import net from 'node:net';
 import type { Logger } from '../pkg/log/index.js';
 import type { CompiledTcpListener } from './compile/compile.js';
+import type { TcpGroup } from './telemetry/metrics.js';
+import type { ClusterRuntime } from './upstream/cluster.js';
 import { MESH_ALPN_TCP, type OpenedConnection } from './upstream/tls.js';
 
 export function pipeTcp(client: net.Socket, l: CompiledTcpListener, log: Logger): void {
-  const cluster = l.cluster;
+  pipeToCluster(client, { name: l.name, clusterName: l.clusterName, cluster: l.cluster, metrics: l.metrics }, Buffer.alloc(0), log);
+}
+
+/** Where pipeToCluster sends a connection: a cluster and the istio_tcp_* counters of its destination. */
+export interface TcpTarget {
+  /** The listener or outbound service, for logs. */
+  name: string;
+  clusterName: string;
+  cluster: ClusterRuntime | null;
+  metrics: TcpGroup;
+}
+
+/**
+ * Pipes `client` (with `head`, bytes already read from it, first) to one endpoint of the
+ * target's cluster. Istio's byte counters: `received` is what the client sent (the request
+ * direction), `sent` what went back to it (the response direction).
+ */
+export function pipeToCluster(client: net.Socket, t: TcpTarget, head: Buffer, log: Logger): void {
+  const cluster = t.cluster;
   const ep = cluster?.pick(null, null) ?? null;
   if (cluster === null || ep === null) {
     log.warn('TCP connection refused', {
-      listener: l.name,
-      cluster: l.clusterName,
+      listener: t.name,
+      cluster: t.clusterName,
       flag: cluster === null ? 'NC' : 'UH',
     });
     client.destroy();
     return;
   }
-  const m = l.metrics;
+  const m = t.metrics;
   m.opened++;
+  m.received += head.length;
   ep.active++;
   // mesh mTLS (ALPN `istio`: the peer's inbound pipes it as TCP) or TLS origination, as for HTTP
   const opened = cluster.connectorFor(ep)?.(ep.address, ep.port, MESH_ALPN_TCP);
@@ -29,14 +50,14 @@ export function pipeTcp(client: net.Socket, l: CompiledTcpListener, log: Logger)
     client,
     opened ?? { host: ep.address, port: ep.port },
     cluster.limits.connectTimeoutMs,
-    Buffer.alloc(0),
+    head,
     ({ connected, error }) => {
       ep.active--;
       m.closed++;
       if (connected) return;
       cluster.record(ep, 0);
       log.warn('TCP upstream connect failed', {
-        listener: l.name,
+        listener: t.name,
         endpoint: ep.key,
         flag: 'UF',
         error: error?.message,
@@ -45,10 +66,10 @@ export function pipeTcp(client: net.Socket, l: CompiledTcpListener, log: Logger)
   );
   upstream.once(opened?.readyEvent ?? 'connect', () => cluster.record(ep, 200));
   upstream.on('data', (c: Buffer) => {
-    m.received += c.length;
+    m.sent += c.length;
   });
   client.on('data', (c: Buffer) => {
-    m.sent += c.length;
+    m.received += c.length;
   });
 }
 

@@ -269,6 +269,7 @@ export async function startAgent(
       metrics: proxy.metrics,
       outboundHttp: () => proxy.unboundHttp(),
       registryOnly: () => proxy.registryOnly(),
+      outboundTcp: () => proxy.outboundTcp(),
       handOff: (sock) => {
         captured.delete(sock); // the HTTP drain takes care of it from here
         return proxy.handOff(sock);

@@ -12,6 +12,9 @@
  * Inbound (15006) is proxy/inbound/listener.ts (mesh mTLS, PeerAuthentication, HTTP or TCP to the
  * app); it shares readHead and hostPort from here.
  *
+ * A connection to a declared TCP or TLS port of a known service (ProxyConfig.outboundTcp) is not
+ * sniffed: its VirtualService tcp/tls routes (or the service itself) take it (proxy/tcp-route.ts).
+ *
  * The original destination comes from the native addon (proxy/native). Without it, HTTP is still
  * routed by Host and other traffic cannot be passed through (the connection is closed and counted).
  */
@@ -25,6 +28,8 @@ import { rememberOriginalDst } from '../upstream/origdst.js';
 import { inspectClientHello } from '../inbound/clienthello.js';
 import { readFirstBytes } from '../inbound/listener.js';
 import type { RegistryOnly } from './registry-only.js';
+import type { OutboundTcpTable } from './outbound-tcp.js';
+import { routeL4 } from '../tcp-route.js';
 
 /** Bytes to look at before deciding; an HTTP request head larger than this is passed through. */
 const MAX_SNIFF_BYTES = 16 * 1024;
@@ -128,6 +133,8 @@ export interface CaptureEnv {
   outboundHttp: () => CompiledHttpListener | null;
   /** Serve the socket on the HTTP router. */
   handOff: (socket: net.Socket) => boolean;
+  /** Declared TCP/TLS service ports with their L4 routes (outbound-tcp.ts); null (or absent): none. */
+  outboundTcp?: () => OutboundTcpTable | null;
   /** REGISTRY_ONLY's known destinations in the config in force; null (or absent): ALLOW_ANY. */
   registryOnly?: () => RegistryOnly | null;
   /** The pod IP (INSTANCE_IP) the app listens on; 127.0.0.1 when unknown. */
@@ -171,9 +178,21 @@ async function tlsHead(socket: net.Socket, head: Buffer, timeoutMs: number): Pro
   return socket.destroyed ? null : r.head;
 }
 
+/**
+ * A declared TCP or TLS port of a known service: routed by its tcp/tls routes at once, never
+ * sniffed (a server-first protocol's client says nothing until the server's greeting).
+ */
+function routedAtL4(env: CaptureEnv, socket: net.Socket, dst: OriginalDst): boolean {
+  const svc = env.outboundTcp?.()?.find(dst.address, dst.port) ?? null;
+  if (svc === null) return false;
+  void routeL4(socket, svc.l4, svc.name, dst, { log: env.log, metrics: env.metrics });
+  return true;
+}
+
 export async function onOutbound(env: CaptureEnv, socket: net.Socket): Promise<void> {
   socket.on('error', () => socket.destroy());
   const dst = destination(env, socket);
+  if (dst !== null && !isSelf(env, dst) && routedAtL4(env, socket, dst)) return;
   const read = await readHead(socket, env.sniffTimeoutMs);
   const { verdict } = read;
   let head = read.head;
