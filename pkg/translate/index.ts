@@ -753,7 +753,7 @@ class Translator {
             return this.warnings.push(`${where}: ${l4Kind.refused}; server skipped`);
           if (l4Kind === null || byPort.has(port))
             return this.warnings.push(
-              `${where}: ${protocol} conflicts with the port's earlier ${l4Kind === null ? 'TCP/TLS passthrough' : 'HTTP'} server; server skipped`,
+              `${where}: ${protocol}${l4Kind === 'passthrough' ? ' PASSTHROUGH' : ''} conflicts with the port's earlier ${l4Kind === null ? 'TCP/TLS passthrough' : 'HTTP or terminated HTTPS'} server (one port is one or the other); server skipped`,
             );
           return l4.add(server, l4Kind, key, nsOf(gw), vss.filter((v) => bindsTo(v, key)));
         }

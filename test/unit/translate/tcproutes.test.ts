@@ -276,7 +276,7 @@ describe('translate: gateway TCP servers and TLS PASSTHROUGH', () => {
     [
       'HTTP then TCP on one port',
       [{ port: { number: 80, name: 'http', protocol: 'HTTP' }, hosts: ['*'] }, { ...tcpServer, port: { ...tcpServer.port, number: 80 } }],
-      /conflicts with the port's earlier HTTP server/,
+      /conflicts with the port's earlier HTTP or terminated HTTPS server/,
     ],
     [
       'TCP then HTTP on one port',
