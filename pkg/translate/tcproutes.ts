@@ -200,8 +200,11 @@ export function gatewayL4Kind(server: Server): 'tcp' | 'passthrough' | { refused
   const protocol = (server.port?.protocol ?? '').toUpperCase();
   const mode = server.tls?.mode;
   if (GATEWAY_TCP_PROTOCOLS.has(protocol)) return 'tcp';
-  if (protocol === 'TLS' || (protocol === 'HTTPS' && (mode === 'PASSTHROUGH' || mode === 'AUTO_PASSTHROUGH'))) {
-    const m = mode ?? 'PASSTHROUGH'; // Istio's enum default
+  const m = mode ?? 'PASSTHROUGH'; // Istio's enum default
+  // HTTPS needs a tls block (index.ts refuses one without); PASSTHROUGH on it is Istio's SNI example
+  const httpsPassthrough =
+    protocol === 'HTTPS' && server.tls !== undefined && (m === 'PASSTHROUGH' || m === 'AUTO_PASSTHROUGH');
+  if (protocol === 'TLS' || httpsPassthrough) {
     if (m === 'PASSTHROUGH') return 'passthrough';
     if (m === 'AUTO_PASSTHROUGH')
       return {

@@ -64,7 +64,10 @@ const vs = (name: string, spec: VirtualService['spec'], created = '2026-01-01T00
 const c = (port: number, subset = '', host = DB): string => `outbound|${port}|${subset}|${host}`;
 const DEFAULT: L4Route = { name: 'default', destinations: [{ cluster: c(5432), weight: 100 }] };
 
-function sidecar(vss: VirtualService[], proxy = { namespace: 'data', labels: { app: 'api' } }) {
+function sidecar(
+  vss: VirtualService[],
+  proxy: { namespace: string; labels: Record<string, string> } = { namespace: 'data', labels: { app: 'api' } },
+) {
   const r = translate({
     services: [db, secure, headless],
     virtualServices: vss,
@@ -94,7 +97,7 @@ describe('translate: sidecar outbound TCP services (VirtualService tcp:)', () =>
     { cluster: c(5432, 'v1'), weight: 80 },
     { cluster: c(5432, 'v2'), weight: 20 },
   ];
-  const table: [string, VirtualService['spec']['tcp'], Omit<L4Route, 'name' | 'source'>[]][] = [
+  const table: [string, NonNullable<VirtualService['spec']['tcp']>, Omit<L4Route, 'name' | 'source'>[]][] = [
     ['no match: every connection, weighted by subset', [weighted], [{ destinations: split }]],
     ['match on this port', [{ match: [{ port: 5432 }], ...weighted }], [{ match: [{}], destinations: split }]],
     ['match on another port: not here', [{ match: [{ port: 3306 }], ...weighted }], []],
@@ -173,7 +176,7 @@ describe('translate: sidecar outbound TLS services (VirtualService tls:)', () =>
   });
 });
 
-const gw = (servers: Gateway['spec']['servers'], name = 'edge'): Gateway => ({
+const gw = (servers: NonNullable<Gateway['spec']['servers']>, name = 'edge'): Gateway => ({
   apiVersion: 'networking.istio.io/v1',
   kind: 'Gateway',
   metadata: { name, namespace: 'data' },
@@ -270,7 +273,7 @@ describe('translate: gateway TCP servers and TLS PASSTHROUGH', () => {
     expect(tcpListener(r, 443)?.tlsRoutes?.length).to.equal(1);
   });
 
-  const refused: [string, Gateway['spec']['servers'], RegExp][] = [
+  const refused: [string, NonNullable<Gateway['spec']['servers']>, RegExp][] = [
     ['AUTO_PASSTHROUGH', [{ ...passthrough(['*']), tls: { mode: 'AUTO_PASSTHROUGH' } }], /AUTO_PASSTHROUGH .* is not served/],
     ['TLS SIMPLE (terminate then TCP)', [{ ...passthrough(['*']), tls: { mode: 'SIMPLE', credentialName: 'x' } }], /tls\.mode SIMPLE .* not served yet/],
     [
