@@ -471,7 +471,9 @@ export class ProxyServer {
     serveTcpListener(socket, live.compiled as CompiledTcpListener, {
       log: this.log,
       metrics: this.metrics,
-      ...(this.opts.gatewayTls?.helloTimeoutMs !== undefined ? { helloTimeoutMs: this.opts.gatewayTls.helloTimeoutMs } : {}),
+      ...(this.opts.gatewayTls?.helloTimeoutMs !== undefined
+        ? { helloTimeoutMs: this.opts.gatewayTls.helloTimeoutMs }
+        : {}),
       ...(this.opts.rand !== undefined ? { rand: this.opts.rand } : {}),
     });
   }

@@ -72,7 +72,8 @@ export interface L4Connection {
 function compileMatch(m: NonNullable<L4Route['match']>[number]): CompiledL4Match {
   return {
     port: m.port ?? null,
-    inSubnets: m.destinationSubnets && m.destinationSubnets.length > 0 ? addressSet(m.destinationSubnets) : null,
+    inSubnets:
+      m.destinationSubnets && m.destinationSubnets.length > 0 ? addressSet(m.destinationSubnets) : null,
     sniHosts: m.sniHosts ? m.sniHosts.map((h) => h.toLowerCase()) : null,
   };
 }
@@ -155,7 +156,13 @@ function normalizeSni(sni: string | null): string | null {
   return s === '' ? null : s;
 }
 
-function refuse(env: L4Env, client: net.Socket, where: string, reason: L4RefusedReason, detail: object = {}): void {
+function refuse(
+  env: L4Env,
+  client: net.Socket,
+  where: string,
+  reason: L4RefusedReason,
+  detail: object = {},
+): void {
   env.metrics.incLabelled(L4_REFUSED_METRIC, { listener: where, reason });
   env.log.warn('TCP connection refused', { listener: where, flag: 'NR', reason, ...detail });
   client.destroy();
@@ -179,7 +186,9 @@ export async function routeL4(
   if (l4.tls.length > 0) {
     if (pendingHellos >= MAX_PENDING_HELLOS) return refuse(env, client, where, 'hello_limit');
     pendingHellos++;
-    const read = await readFirstBytes(client, env.helloTimeoutMs ?? HELLO_TIMEOUT_MS).finally(() => pendingHellos--);
+    const read = await readFirstBytes(client, env.helloTimeoutMs ?? HELLO_TIMEOUT_MS).finally(
+      () => pendingHellos--,
+    );
     if (client.destroyed) return;
     head = read.head;
     const v = read.verdict;

@@ -11,7 +11,12 @@ import type { ClusterRuntime } from './upstream/cluster.js';
 import { MESH_ALPN_TCP, type OpenedConnection } from './upstream/tls.js';
 
 export function pipeTcp(client: net.Socket, l: CompiledTcpListener, log: Logger): void {
-  pipeToCluster(client, { name: l.name, clusterName: l.clusterName, cluster: l.cluster, metrics: l.metrics }, Buffer.alloc(0), log);
+  pipeToCluster(
+    client,
+    { name: l.name, clusterName: l.clusterName, cluster: l.cluster, metrics: l.metrics },
+    Buffer.alloc(0),
+    log,
+  );
 }
 
 /** Where pipeToCluster sends a connection: a cluster and the istio_tcp_* counters of its destination. */

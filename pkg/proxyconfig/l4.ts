@@ -38,7 +38,8 @@ export interface L4Checker {
   array(v: unknown, path: string): unknown[];
 }
 
-const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const isObj = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
 const isPort = (v: unknown): boolean => Number.isInteger(v) && (v as number) >= 1 && (v as number) <= 65535;
 
 /** Checks `routes` (a list of L4Route); `tls`: every match block must name sniHosts. */

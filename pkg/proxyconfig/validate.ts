@@ -263,7 +263,8 @@ function checkOutboundTcp(c: Checker, v: unknown): void {
     if (typeof s.name !== 'string' || s.name === '') c.fail(`${at}.name`, 'must be a non-empty string');
     if (!isPort(s.port) || s.port === 0) c.fail(`${at}.port`, 'must be a port number 1-65535');
     c.array(s.addresses, `${at}.addresses`).forEach((a, j) => {
-      if (typeof a !== 'string' || !isIpOrCidr(a)) c.fail(`${at}.addresses[${j}]`, 'must be an IP address or a CIDR');
+      if (typeof a !== 'string' || !isIpOrCidr(a))
+        c.fail(`${at}.addresses[${j}]`, 'must be an IP address or a CIDR');
     });
     if (s.cluster !== undefined) c.fail(`${at}.cluster`, 'is not a field here (use tcpRoutes)');
     checkTcpRouting(c, s, at);

@@ -755,7 +755,13 @@ class Translator {
             return this.warnings.push(
               `${where}: ${protocol}${l4Kind === 'passthrough' ? ' PASSTHROUGH' : ''} conflicts with the port's earlier ${l4Kind === null ? 'TCP/TLS passthrough' : 'HTTP or terminated HTTPS'} server (one port is one or the other); server skipped`,
             );
-          return l4.add(server, l4Kind, key, nsOf(gw), vss.filter((v) => bindsTo(v, key)));
+          return l4.add(
+            server,
+            l4Kind,
+            key,
+            nsOf(gw),
+            vss.filter((v) => bindsTo(v, key)),
+          );
         }
         if (!GATEWAY_HTTP_PROTOCOLS.has(protocol) && protocol !== 'HTTPS')
           return this.warnings.push(
@@ -807,9 +813,13 @@ class Translator {
       .listeners((port) => input.servicePorts?.[port] ?? [port])
       .filter((t) => {
         if (PROXY_OWN_PORTS.has(t.port))
-          this.warnings.push(`gateway port ${t.port} is one the proxy itself uses; its TCP/TLS servers are skipped`);
+          this.warnings.push(
+            `gateway port ${t.port} is one the proxy itself uses; its TCP/TLS servers are skipped`,
+          );
         else if (byBind.has(t.port))
-          this.warnings.push(`gateway port ${t.port} is bound by HTTP and TCP/TLS servers; the TCP/TLS ones are skipped`);
+          this.warnings.push(
+            `gateway port ${t.port} is bound by HTTP and TCP/TLS servers; the TCP/TLS ones are skipped`,
+          );
         else return true;
         return false;
       });

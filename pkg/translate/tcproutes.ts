@@ -181,7 +181,8 @@ export function outboundTcpService(
   const mesh: L4Scope = { kind: 'mesh' };
   const meshVss = vssForHost.filter((vs) => boundGateways(vs).includes('mesh'));
   const owner = byCreation(meshVss).find(
-    (vs) => l4Routes(ctx, [vs], 'tcp', mesh, sp.port).length + l4Routes(ctx, [vs], 'tls', mesh, sp.port).length > 0,
+    (vs) =>
+      l4Routes(ctx, [vs], 'tcp', mesh, sp.port).length + l4Routes(ctx, [vs], 'tls', mesh, sp.port).length > 0,
   );
   const tls = owner && L4_TLS_PROTOCOLS.has(sp.protocol) ? l4Routes(ctx, [owner], 'tls', mesh, sp.port) : [];
   const tcp = owner ? l4Routes(ctx, [owner], 'tcp', mesh, sp.port) : [];
@@ -211,7 +212,9 @@ export function gatewayL4Kind(server: Server): 'tcp' | 'passthrough' | { refused
         refused:
           'tls.mode AUTO_PASSTHROUGH (routing by SNI-encoded cluster names, for multi-network east-west gateways) is not served',
       };
-    return { refused: `${protocol} with tls.mode ${m} (terminate, then TCP) is not served yet; use PASSTHROUGH` };
+    return {
+      refused: `${protocol} with tls.mode ${m} (terminate, then TCP) is not served yet; use PASSTHROUGH`,
+    };
   }
   return null;
 }
@@ -223,7 +226,13 @@ export class GatewayL4Ports {
   constructor(private readonly ctx: L4Context) {}
 
   /** Adds a TCP or PASSTHROUGH server of gateway `key` with the VirtualServices bound to it. */
-  add(server: Server, kind: 'tcp' | 'passthrough', key: string, gatewayNs: string, bound: VirtualService[]): void {
+  add(
+    server: Server,
+    kind: 'tcp' | 'passthrough',
+    key: string,
+    gatewayNs: string,
+    bound: VirtualService[],
+  ): void {
     const port = server.port.number;
     const entry = this.byPort.get(port) ?? { tcp: [], tls: [] };
     this.byPort.set(port, entry);

@@ -32,7 +32,12 @@ import { compileRegexRewrite } from './regex.js';
 import { compileHeaderOps, type HeaderOpFn } from '../router/headers.js';
 import { compileRetry, NO_RETRY, type CompiledRetry } from '../router/retry.js';
 import { resolvePathNormalization, type PathNormalization } from '../router/path.js';
-import { TcpGroup, type MetricGroup, type MetricsRegistry, type DestinationLabels } from '../telemetry/metrics.js';
+import {
+  TcpGroup,
+  type MetricGroup,
+  type MetricsRegistry,
+  type DestinationLabels,
+} from '../telemetry/metrics.js';
 import { compileAuthz, type CompiledAuthz } from '../authz/engine.js';
 import { compileJwt, type CompiledJwt } from '../authn/jwt.js';
 import { compileRegistryOnly, type RegistryOnly } from '../sidecar/registry-only.js';

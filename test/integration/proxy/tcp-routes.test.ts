@@ -59,7 +59,11 @@ function exchange(port: number, data: string | Buffer): Promise<string> {
 }
 
 /** TLS through `port` with `servername`; resolves to the reply and the server certificate's CN, or an error. */
-function tlsThrough(port: number, servername: string, ca: string): Promise<{ reply: string; cn?: string } | Error> {
+function tlsThrough(
+  port: number,
+  servername: string,
+  ca: string,
+): Promise<{ reply: string; cn?: string } | Error> {
   return new Promise((resolve) => {
     const s = tls.connect({ host: '127.0.0.1', port, servername, ca });
     let reply = '';
@@ -74,7 +78,13 @@ function tlsThrough(port: number, servername: string, ca: string): Promise<{ rep
   });
 }
 
-const svc = (host: string, address: string, port: number, protocol: string, endpointPort: number): ServiceRecord => ({
+const svc = (
+  host: string,
+  address: string,
+  port: number,
+  protocol: string,
+  endpointPort: number,
+): ServiceRecord => ({
   host,
   namespace: 'data',
   addresses: address === '' ? [] : [address],
@@ -88,11 +98,19 @@ const vs = (name: string, spec: VirtualService['spec']): VirtualService => ({
   spec,
 });
 const metricLine = (text: string, name: string, service: string): number => {
-  const line = text.split('\n').find((l) => l.startsWith(name) && l.includes(`destination_service="${service}"`));
+  const line = text
+    .split('\n')
+    .find((l) => l.startsWith(name) && l.includes(`destination_service="${service}"`));
   return line === undefined ? 0 : Number(line.split(' ').at(-1));
 };
 const refused = (text: string, reason: string): number =>
-  Number(text.split('\n').find((l) => l.startsWith(L4_REFUSED_METRIC) && l.includes(`reason="${reason}"`))?.split(' ').at(-1) ?? 0);
+  Number(
+    text
+      .split('\n')
+      .find((l) => l.startsWith(L4_REFUSED_METRIC) && l.includes(`reason="${reason}"`))
+      ?.split(' ')
+      .at(-1) ?? 0,
+  );
 
 describe('gateway TCP and TLS PASSTHROUGH servers (VirtualService tcp/tls routes)', function () {
   this.timeout(30_000);
@@ -110,7 +128,12 @@ describe('gateway TCP and TLS PASSTHROUGH servers (VirtualService tcp/tls routes
     certB = makeServingCert(['b.example.com']);
     const ta = await tlsBackend('A', certA);
     const tb = await tlsBackend('B', certB);
-    closers.push(() => a.server.close(), () => b.server.close(), () => ta.server.close(), () => tb.server.close());
+    closers.push(
+      () => a.server.close(),
+      () => b.server.close(),
+      () => ta.server.close(),
+      () => tb.server.close(),
+    );
     tcpPort = await freePort();
     tlsPort = await freePort();
     const gw: Gateway = {
@@ -156,8 +179,14 @@ describe('gateway TCP and TLS PASSTHROUGH servers (VirtualService tcp/tls routes
           hosts: ['a.example.com', 'b.example.com'],
           gateways: ['edge'],
           tls: [
-            { match: [{ sniHosts: ['a.example.com'] }], route: [{ destination: { host: 'ta', port: { number: 443 } } }] },
-            { match: [{ sniHosts: ['b.example.com'] }], route: [{ destination: { host: 'tb', port: { number: 443 } } }] },
+            {
+              match: [{ sniHosts: ['a.example.com'] }],
+              route: [{ destination: { host: 'ta', port: { number: 443 } } }],
+            },
+            {
+              match: [{ sniHosts: ['b.example.com'] }],
+              route: [{ destination: { host: 'tb', port: { number: 443 } } }],
+            },
           ],
         }),
       ],
@@ -197,8 +226,14 @@ describe('gateway TCP and TLS PASSTHROUGH servers (VirtualService tcp/tls routes
   });
 
   it('passes TLS through by SNI: the backend terminates it with its own certificate', async () => {
-    expect(await tlsThrough(tlsPort, 'a.example.com', certA.caPem)).to.deep.equal({ reply: 'A', cn: 'a.example.com' });
-    expect(await tlsThrough(tlsPort, 'b.example.com', certB.caPem)).to.deep.equal({ reply: 'B', cn: 'b.example.com' });
+    expect(await tlsThrough(tlsPort, 'a.example.com', certA.caPem)).to.deep.equal({
+      reply: 'A',
+      cn: 'a.example.com',
+    });
+    expect(await tlsThrough(tlsPort, 'b.example.com', certB.caPem)).to.deep.equal({
+      reply: 'B',
+      cn: 'b.example.com',
+    });
   });
 
   it('closes and counts an SNI no route takes, a stalled ClientHello, garbage and plaintext; still serves after', async () => {
@@ -213,7 +248,10 @@ describe('gateway TCP and TLS PASSTHROUGH servers (VirtualService tcp/tls routes
     const after = proxy.proxy.metrics.render();
     for (const reason of ['no_route', 'hello_timeout', 'hello_malformed', 'not_tls'])
       expect(refused(after, reason) - refused(before, reason), reason).to.equal(1);
-    expect(await tlsThrough(tlsPort, 'a.example.com', certA.caPem)).to.deep.equal({ reply: 'A', cn: 'a.example.com' });
+    expect(await tlsThrough(tlsPort, 'a.example.com', certA.caPem)).to.deep.equal({
+      reply: 'A',
+      cn: 'a.example.com',
+    });
   });
 });
 
@@ -238,7 +276,11 @@ describe('sidecar outbound TCP and TLS services (capture, injected original dest
     certB = makeServingCert(['secure.example.com']);
     const ta = await tlsBackend('A', certA);
     const tb = await tlsBackend('B', certB);
-    closers.push(() => banner.close(), () => ta.server.close(), () => tb.server.close());
+    closers.push(
+      () => banner.close(),
+      () => ta.server.close(),
+      () => tb.server.close(),
+    );
     const { config } = translate({
       services: [
         svc('mysql.data.svc.cluster.local', '10.96.0.20', 3306, 'MYSQL', bannerPort),
@@ -288,18 +330,29 @@ describe('sidecar outbound TCP and TLS services (capture, injected original dest
     dst = { address: '10.96.0.20', port: 3306, family: 4 };
     const s = net.connect(capturePort, '127.0.0.1');
     // the test's own 20 s timeout is well under the sniff timeout: sniffing would fail it
-    const banner = await new Promise<string>((resolve) => s.once('data', (d: Buffer) => resolve(d.toString())));
+    const banner = await new Promise<string>((resolve) =>
+      s.once('data', (d: Buffer) => resolve(d.toString())),
+    );
     expect(banner).to.equal('220 banner\r\n');
     s.write('login');
     const rest = await new Promise<string>((resolve) => s.once('data', (d: Buffer) => resolve(d.toString())));
     expect(rest).to.equal('got:login');
     s.destroy();
-    expect(metricLine(proxy.proxy.metrics.render(), 'istio_tcp_connections_opened_total', 'mysql.data.svc.cluster.local')).to.equal(1);
+    expect(
+      metricLine(
+        proxy.proxy.metrics.render(),
+        'istio_tcp_connections_opened_total',
+        'mysql.data.svc.cluster.local',
+      ),
+    ).to.equal(1);
   });
 
   it('a TLS port: the SNI a tls rule names goes to its destination, any other to the service', async () => {
     dst = { address: '10.96.0.21', port: 443, family: 4 };
-    expect(await tlsThrough(capturePort, 'a.example.com', certA.caPem)).to.deep.equal({ reply: 'A', cn: 'a.example.com' });
+    expect(await tlsThrough(capturePort, 'a.example.com', certA.caPem)).to.deep.equal({
+      reply: 'A',
+      cn: 'a.example.com',
+    });
     expect(await tlsThrough(capturePort, 'secure.example.com', certB.caPem)).to.deep.equal({
       reply: 'B',
       cn: 'secure.example.com',
@@ -308,6 +361,8 @@ describe('sidecar outbound TCP and TLS services (capture, injected original dest
 
   it('an address that is no service is still sniffed (not taken by the L4 table)', () => {
     expect(proxy.proxy.outboundTcp()?.find('10.96.0.99', 3306) ?? null).to.equal(null);
-    expect(proxy.proxy.outboundTcp()?.find('10.96.0.20', 3306)?.name).to.equal('mysql.data.svc.cluster.local:3306');
+    expect(proxy.proxy.outboundTcp()?.find('10.96.0.20', 3306)?.name).to.equal(
+      'mysql.data.svc.cluster.local:3306',
+    );
   });
 });

@@ -18,7 +18,11 @@ describe('proxy/tcp-route: first matching L4 route', () => {
   const l4 = compile(
     [
       { name: 'pg', match: [{ port: 5432 }], destinations: to('pg') },
-      { name: 'subnet', match: [{ destinationSubnets: ['10.96.0.0/16', 'fd00::/8'] }], destinations: to('subnet') },
+      {
+        name: 'subnet',
+        match: [{ destinationSubnets: ['10.96.0.0/16', 'fd00::/8'] }],
+        destinations: to('subnet'),
+      },
       { name: 'both', match: [{ port: 3306, destinationSubnets: ['10.0.0.7'] }], destinations: to('both') },
     ],
     [
@@ -56,12 +60,20 @@ describe('proxy/tcp-route: first matching L4 route', () => {
       expect(firstL4Route(l4.tls, { port, address: '10.0.0.1', sni })?.name ?? null).to.equal(want));
 
   it('a route without match blocks takes every connection', () =>
-    expect(firstL4Route(compile([{ destinations: to('x') }]).tcp, { port: 1, address: '::1', sni: null })).to.not.equal(null));
+    expect(
+      firstL4Route(compile([{ destinations: to('x') }]).tcp, { port: 1, address: '::1', sni: null }),
+    ).to.not.equal(null));
 });
 
 describe('proxy/tcp-route: weighted destinations', () => {
   const route = compile([
-    { destinations: [{ cluster: 'a', weight: 80 }, { cluster: 'b', weight: 20 }, { cluster: 'z', weight: 0 }] },
+    {
+      destinations: [
+        { cluster: 'a', weight: 80 },
+        { cluster: 'b', weight: 20 },
+        { cluster: 'z', weight: 0 },
+      ],
+    },
   ]).tcp[0]!;
   const cases: [number, string][] = [
     [0, 'a'],
@@ -69,10 +81,18 @@ describe('proxy/tcp-route: weighted destinations', () => {
     [0.8, 'b'],
     [0.9999, 'b'],
   ];
-  for (const [r, want] of cases) it(`rand ${r} → ${want}`, () => expect(pickL4Target(route, () => r).clusterName).to.equal(want));
+  for (const [r, want] of cases)
+    it(`rand ${r} → ${want}`, () => expect(pickL4Target(route, () => r).clusterName).to.equal(want));
 
   it('all weights 0: the first destination', () => {
-    const zero = compile([{ destinations: [{ cluster: 'a', weight: 0 }, { cluster: 'b', weight: 0 }] }]).tcp[0]!;
+    const zero = compile([
+      {
+        destinations: [
+          { cluster: 'a', weight: 0 },
+          { cluster: 'b', weight: 0 },
+        ],
+      },
+    ]).tcp[0]!;
     expect(pickL4Target(zero, () => 0.7).clusterName).to.equal('a');
   });
 });
@@ -91,14 +111,36 @@ describe('proxy config check: L4 routes', () => {
     ['neither', {}, /must name a cluster/],
     ['a route with no destination', { tcpRoutes: [{ destinations: [] }] }, /at least one cluster/],
     ['a negative weight', { tcpRoutes: [{ destinations: [{ cluster: 'c', weight: -1 }] }] }, /non-negative/],
-    ['a bad subnet', { tcpRoutes: [{ match: [{ destinationSubnets: ['10.0.0.0/40'] }], destinations: [{ cluster: 'c', weight: 1 }] }] }, /IP address or a CIDR/],
-    ['a bad port', { tcpRoutes: [{ match: [{ port: 70000 }], destinations: [{ cluster: 'c', weight: 1 }] }] }, /port number/],
-    ['a TLS route without sniHosts', { tlsRoutes: [{ match: [{ port: 443 }], destinations: [{ cluster: 'c', weight: 1 }] }] }, /must match sniHosts/],
-    ['a TLS route without match', { tlsRoutes: [{ destinations: [{ cluster: 'c', weight: 1 }] }] }, /must match sniHosts/],
+    [
+      'a bad subnet',
+      {
+        tcpRoutes: [
+          { match: [{ destinationSubnets: ['10.0.0.0/40'] }], destinations: [{ cluster: 'c', weight: 1 }] },
+        ],
+      },
+      /IP address or a CIDR/,
+    ],
+    [
+      'a bad port',
+      { tcpRoutes: [{ match: [{ port: 70000 }], destinations: [{ cluster: 'c', weight: 1 }] }] },
+      /port number/,
+    ],
+    [
+      'a TLS route without sniHosts',
+      { tlsRoutes: [{ match: [{ port: 443 }], destinations: [{ cluster: 'c', weight: 1 }] }] },
+      /must match sniHosts/,
+    ],
+    [
+      'a TLS route without match',
+      { tlsRoutes: [{ destinations: [{ cluster: 'c', weight: 1 }] }] },
+      /must match sniHosts/,
+    ],
   ];
   for (const [what, l, want] of cases)
     it(what, () => {
-      const problems = validateProxyConfig(base(l)).map((p) => `${p.path}: ${p.message}`).join('\n');
+      const problems = validateProxyConfig(base(l))
+        .map((p) => `${p.path}: ${p.message}`)
+        .join('\n');
       if (want === null) expect(problems).to.equal('');
       else expect(problems).to.match(want);
     });
@@ -106,7 +148,14 @@ describe('proxy config check: L4 routes', () => {
   it('outboundTcp entries: addresses must be IPs or CIDRs', () => {
     const cfg = {
       ...base({ cluster: 'c' }),
-      outboundTcp: [{ name: 'db:5432', addresses: ['db.example.com'], port: 5432, tcpRoutes: [{ destinations: [{ cluster: 'c', weight: 1 }] }] }],
+      outboundTcp: [
+        {
+          name: 'db:5432',
+          addresses: ['db.example.com'],
+          port: 5432,
+          tcpRoutes: [{ destinations: [{ cluster: 'c', weight: 1 }] }],
+        },
+      ],
     };
     expect(validateProxyConfig(cfg).map((p) => p.path)).to.deep.equal(['outboundTcp[0].addresses[0]']);
   });

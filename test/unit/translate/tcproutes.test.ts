@@ -54,7 +54,11 @@ const subsets: DestinationRule = {
   },
 };
 
-const vs = (name: string, spec: VirtualService['spec'], created = '2026-01-01T00:00:00Z'): VirtualService => ({
+const vs = (
+  name: string,
+  spec: VirtualService['spec'],
+  created = '2026-01-01T00:00:00Z',
+): VirtualService => ({
   apiVersion: 'networking.istio.io/v1',
   kind: 'VirtualService',
   metadata: { name, namespace: 'data', creationTimestamp: created },
@@ -66,7 +70,10 @@ const DEFAULT: L4Route = { name: 'default', destinations: [{ cluster: c(5432), w
 
 function sidecar(
   vss: VirtualService[],
-  proxy: { namespace: string; labels: Record<string, string> } = { namespace: 'data', labels: { app: 'api' } },
+  proxy: { namespace: string; labels: Record<string, string> } = {
+    namespace: 'data',
+    labels: { app: 'api' },
+  },
 ) {
   const r = translate({
     services: [db, secure, headless],
@@ -86,31 +93,50 @@ describe('translate: sidecar outbound TCP services (VirtualService tcp:)', () =>
   it('a declared TCP port with an address goes to the service, never sniffed; HTTP ports and headless services do not', () => {
     const out = sidecar([]).config.outboundTcp ?? [];
     expect(out.map((s) => s.name)).to.deep.equal([`${DB}:5432`, 'secure.example.com:443']);
-    expect(out[0]).to.deep.equal({ name: `${DB}:5432`, addresses: ['10.96.0.11'], port: 5432, tcpRoutes: [DEFAULT] });
+    expect(out[0]).to.deep.equal({
+      name: `${DB}:5432`,
+      addresses: ['10.96.0.11'],
+      port: 5432,
+      tcpRoutes: [DEFAULT],
+    });
   });
 
-  const weighted = { route: [
-    { destination: { host: 'db', subset: 'v1' }, weight: 80 },
-    { destination: { host: 'db', subset: 'v2' }, weight: 20 },
-  ] };
+  const weighted = {
+    route: [
+      { destination: { host: 'db', subset: 'v1' }, weight: 80 },
+      { destination: { host: 'db', subset: 'v2' }, weight: 20 },
+    ],
+  };
   const split = [
     { cluster: c(5432, 'v1'), weight: 80 },
     { cluster: c(5432, 'v2'), weight: 20 },
   ];
   const table: [string, NonNullable<VirtualService['spec']['tcp']>, Omit<L4Route, 'name' | 'source'>[]][] = [
     ['no match: every connection, weighted by subset', [weighted], [{ destinations: split }]],
-    ['match on this port', [{ match: [{ port: 5432 }], ...weighted }], [{ match: [{}], destinations: split }]],
+    [
+      'match on this port',
+      [{ match: [{ port: 5432 }], ...weighted }],
+      [{ match: [{}], destinations: split }],
+    ],
     ['match on another port: not here', [{ match: [{ port: 3306 }], ...weighted }], []],
     [
       'destinationSubnets kept for the proxy',
       [{ match: [{ destinationSubnets: ['10.96.0.0/16', '10.96.0.11'] }], ...weighted }],
       [{ match: [{ destinationSubnets: ['10.96.0.0/16', '10.96.0.11'] }], destinations: split }],
     ],
-    ['sourceLabels this proxy has', [{ match: [{ sourceLabels: { app: 'api' } }], ...weighted }], [{ match: [{}], destinations: split }]],
+    [
+      'sourceLabels this proxy has',
+      [{ match: [{ sourceLabels: { app: 'api' } }], ...weighted }],
+      [{ match: [{}], destinations: split }],
+    ],
     ['sourceLabels it has not', [{ match: [{ sourceLabels: { app: 'web' } }], ...weighted }], []],
     ['sourceNamespace of another namespace', [{ match: [{ sourceNamespace: 'other' }], ...weighted }], []],
     ['gateways without mesh: a gateway rule', [{ match: [{ gateways: ['edge'] }], ...weighted }], []],
-    ['gateways with mesh', [{ match: [{ gateways: ['mesh'] }], ...weighted }], [{ match: [{}], destinations: split }]],
+    [
+      'gateways with mesh',
+      [{ match: [{ gateways: ['mesh'] }], ...weighted }],
+      [{ match: [{}], destinations: split }],
+    ],
     [
       'first rule wins: both kept in order',
       [{ match: [{ port: 5432 }], route: [{ destination: { host: 'db', subset: 'v2' } }] }, weighted],
@@ -118,7 +144,12 @@ describe('translate: sidecar outbound TCP services (VirtualService tcp:)', () =>
     ],
     [
       'only the blocks that apply stay',
-      [{ match: [{ port: 3306 }, { sourceLabels: { app: 'api' }, destinationSubnets: ['10.96.0.0/12'] }], ...weighted }],
+      [
+        {
+          match: [{ port: 3306 }, { sourceLabels: { app: 'api' }, destinationSubnets: ['10.96.0.0/12'] }],
+          ...weighted,
+        },
+      ],
       [{ match: [{ destinationSubnets: ['10.96.0.0/12'] }], destinations: split }],
     ],
     [
@@ -133,25 +164,40 @@ describe('translate: sidecar outbound TCP services (VirtualService tcp:)', () =>
       expect(bare(routes)).to.deep.equal([...want, { destinations: DEFAULT.destinations }]);
     });
 
-  it('a VirtualService bound to gateways only is not the sidecar\'s', () => {
+  it("a VirtualService bound to gateways only is not the sidecar's", () => {
     expect(bare(dbRoutes([vs('db', { hosts: ['db'], gateways: ['edge'], tcp: [weighted] })]))).to.deep.equal([
       { destinations: DEFAULT.destinations },
     ]);
   });
 
   it('the oldest VirtualService with rules for the port routes it', () => {
-    const older = vs('a', { hosts: ['db'], tcp: [{ route: [{ destination: { host: 'db', subset: 'v1' } }] }] }, '2026-01-01T00:00:00Z');
-    const newer = vs('b', { hosts: ['db'], tcp: [{ route: [{ destination: { host: 'db', subset: 'v2' } }] }] }, '2026-02-01T00:00:00Z');
+    const older = vs(
+      'a',
+      { hosts: ['db'], tcp: [{ route: [{ destination: { host: 'db', subset: 'v1' } }] }] },
+      '2026-01-01T00:00:00Z',
+    );
+    const newer = vs(
+      'b',
+      { hosts: ['db'], tcp: [{ route: [{ destination: { host: 'db', subset: 'v2' } }] }] },
+      '2026-02-01T00:00:00Z',
+    );
     expect(bare(dbRoutes([newer, older]))[0]!.destinations[0]!.cluster).to.equal(c(5432, 'v1'));
   });
 
   it('a destinationSubnets entry that is not an IP or CIDR is dropped with a warning', () => {
-    const r = sidecar([vs('db', { hosts: ['db'], tcp: [{ match: [{ destinationSubnets: ['10.0.0.0/33', 'db'] }], ...weighted }] })]);
+    const r = sidecar([
+      vs('db', {
+        hosts: ['db'],
+        tcp: [{ match: [{ destinationSubnets: ['10.0.0.0/33', 'db'] }], ...weighted }],
+      }),
+    ]);
     expect(r.warnings.join('\n')).to.match(/10\.0\.0\.0\/33 is not an IP or CIDR/);
   });
 
   it('sourceLabels in tcp rules are part of the translation scope key (weftd translates per key)', () => {
-    const scope = sourceScopeOf([vs('db', { hosts: ['db'], tcp: [{ match: [{ sourceLabels: { tier: 'x' } }], ...weighted }] })]);
+    const scope = sourceScopeOf([
+      vs('db', { hosts: ['db'], tcp: [{ match: [{ sourceLabels: { tier: 'x' } }], ...weighted }] }),
+    ]);
     expect(scope.labelKeys).to.deep.equal(['tier']);
   });
 });
@@ -170,9 +216,14 @@ describe('translate: sidecar outbound TLS services (VirtualService tls:)', () =>
   it('SNI routes for the port, then the service for anything else (no SNI, plaintext)', () => {
     const out = sidecar([tlsVs]).config.outboundTcp!.find((s) => s.port === 443)!;
     expect(bare(out.tlsRoutes)).to.deep.equal([
-      { match: [{ sniHosts: ['secure.example.com'] }], destinations: [{ cluster: c(443, '', 'secure.example.com'), weight: 100 }] },
+      {
+        match: [{ sniHosts: ['secure.example.com'] }],
+        destinations: [{ cluster: c(443, '', 'secure.example.com'), weight: 100 }],
+      },
     ]);
-    expect(bare(out.tcpRoutes)).to.deep.equal([{ destinations: [{ cluster: c(443, '', 'secure.example.com'), weight: 100 }] }]);
+    expect(bare(out.tcpRoutes)).to.deep.equal([
+      { destinations: [{ cluster: c(443, '', 'secure.example.com'), weight: 100 }] },
+    ]);
   });
 });
 
@@ -215,7 +266,10 @@ describe('translate: gateway TCP servers and TLS PASSTHROUGH', () => {
           hosts: ['*'],
           gateways: ['edge'],
           tcp: [
-            { match: [{ port: 31400 }], route: [{ destination: { host: 'db', port: { number: 5432 }, subset: 'v1' } }] },
+            {
+              match: [{ port: 31400 }],
+              route: [{ destination: { host: 'db', port: { number: 5432 }, subset: 'v1' } }],
+            },
             { match: [{ port: 9999 }], route: [{ destination: { host: 'db', port: { number: 5432 } } }] },
           ],
         }),
@@ -224,7 +278,9 @@ describe('translate: gateway TCP servers and TLS PASSTHROUGH', () => {
     );
     const l = tcpListener(r, 8400)!;
     expect(l).to.include({ protocol: 'TCP', address: '0.0.0.0', name: 'gateway-8400' });
-    expect(bare(l.tcpRoutes)).to.deep.equal([{ match: [{}], destinations: [{ cluster: c(5432, 'v1'), weight: 100 }] }]);
+    expect(bare(l.tcpRoutes)).to.deep.equal([
+      { match: [{}], destinations: [{ cluster: c(5432, 'v1'), weight: 100 }] },
+    ]);
     expect(l.tlsRoutes).to.equal(undefined);
   });
 
@@ -232,7 +288,13 @@ describe('translate: gateway TCP servers and TLS PASSTHROUGH', () => {
     for (const protocol of ['MONGO', 'MYSQL', 'REDIS']) {
       const r = gateway(
         [gw([{ port: { number: 7000, name: 'x', protocol }, hosts: ['*'] }])],
-        [vs('db', { hosts: ['*'], gateways: ['edge'], tcp: [{ route: [{ destination: { host: 'db', port: { number: 5432 } } }] }] })],
+        [
+          vs('db', {
+            hosts: ['*'],
+            gateways: ['edge'],
+            tcp: [{ route: [{ destination: { host: 'db', port: { number: 5432 } } }] }],
+          }),
+        ],
       );
       expect(tcpListener(r, 7000)?.tcpRoutes?.length, protocol).to.equal(1);
     }
@@ -265,20 +327,50 @@ describe('translate: gateway TCP servers and TLS PASSTHROUGH', () => {
     expect(l.tcpRoutes).to.deep.equal([]);
   });
 
-  it('HTTPS with tls.mode PASSTHROUGH is a passthrough server too (Istio\'s SNI passthrough example)', () => {
+  it("HTTPS with tls.mode PASSTHROUGH is a passthrough server too (Istio's SNI passthrough example)", () => {
     const r = gateway(
-      [gw([{ port: { number: 443, name: 'https', protocol: 'HTTPS' }, hosts: ['a.example.com'], tls: { mode: 'PASSTHROUGH' } }])],
-      [vs('sni', { hosts: ['a.example.com'], gateways: ['edge'], tls: [{ match: [{ sniHosts: ['a.example.com'] }], route: [{ destination: { host: 'secure.example.com' } }] }] })],
+      [
+        gw([
+          {
+            port: { number: 443, name: 'https', protocol: 'HTTPS' },
+            hosts: ['a.example.com'],
+            tls: { mode: 'PASSTHROUGH' },
+          },
+        ]),
+      ],
+      [
+        vs('sni', {
+          hosts: ['a.example.com'],
+          gateways: ['edge'],
+          tls: [
+            {
+              match: [{ sniHosts: ['a.example.com'] }],
+              route: [{ destination: { host: 'secure.example.com' } }],
+            },
+          ],
+        }),
+      ],
     );
     expect(tcpListener(r, 443)?.tlsRoutes?.length).to.equal(1);
   });
 
   const refused: [string, NonNullable<Gateway['spec']['servers']>, RegExp][] = [
-    ['AUTO_PASSTHROUGH', [{ ...passthrough(['*']), tls: { mode: 'AUTO_PASSTHROUGH' } }], /AUTO_PASSTHROUGH .* is not served/],
-    ['TLS SIMPLE (terminate then TCP)', [{ ...passthrough(['*']), tls: { mode: 'SIMPLE', credentialName: 'x' } }], /tls\.mode SIMPLE .* not served yet/],
+    [
+      'AUTO_PASSTHROUGH',
+      [{ ...passthrough(['*']), tls: { mode: 'AUTO_PASSTHROUGH' } }],
+      /AUTO_PASSTHROUGH .* is not served/,
+    ],
+    [
+      'TLS SIMPLE (terminate then TCP)',
+      [{ ...passthrough(['*']), tls: { mode: 'SIMPLE', credentialName: 'x' } }],
+      /tls\.mode SIMPLE .* not served yet/,
+    ],
     [
       'HTTP then TCP on one port',
-      [{ port: { number: 80, name: 'http', protocol: 'HTTP' }, hosts: ['*'] }, { ...tcpServer, port: { ...tcpServer.port, number: 80 } }],
+      [
+        { port: { number: 80, name: 'http', protocol: 'HTTP' }, hosts: ['*'] },
+        { ...tcpServer, port: { ...tcpServer.port, number: 80 } },
+      ],
       /conflicts with the port's earlier HTTP or terminated HTTPS server/,
     ],
     [
