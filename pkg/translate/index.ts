@@ -765,7 +765,7 @@ class Translator {
         }
         if (!GATEWAY_HTTP_PROTOCOLS.has(protocol) && protocol !== 'HTTPS')
           return this.warnings.push(
-            `${where}: ${protocol || 'no'} protocol is not served yet (HTTP and HTTPS only); server skipped`,
+            `${where}: ${protocol || 'no'} protocol is not served (HTTP, HTTPS, TCP, MONGO, MYSQL, REDIS, TLS PASSTHROUGH only); server skipped`,
           );
         const tls = protocol === 'HTTPS' ? gatewayTlsServer(server, `${key}[${index}]`, nsOf(gw)) : null;
         if (typeof tls === 'string') return this.warnings.push(`${where}: ${tls}; server skipped`);
