@@ -77,24 +77,27 @@ export function hostPort(host: string): number {
  * Reads until `sniff` can decide (or `timeoutMs` passes with no decision: a server-first
  * protocol). The bytes read are returned to be replayed.
  */
-export function readHead(socket: net.Socket, timeoutMs: number): Promise<{ head: Buffer; verdict: Sniffed }> {
+export function readHead(
+  socket: net.Socket,
+  timeoutMs: number,
+): Promise<{ head: Buffer; verdict: Sniffed; timedOut: boolean }> {
   return new Promise((resolve) => {
     let head = Buffer.alloc(0);
-    const done = (final: boolean): void => {
+    const done = (final: boolean, timedOut = false): void => {
       clearTimeout(timer);
       socket.off('data', onData);
       socket.off('end', onEnd);
       socket.off('close', onEnd);
       socket.pause();
       const verdict = sniff(head, final);
-      resolve({ head, verdict: verdict.kind === 'more' ? { kind: 'tcp' } : verdict });
+      resolve({ head, verdict: verdict.kind === 'more' ? { kind: 'tcp' } : verdict, timedOut });
     };
     const onData = (c: Buffer): void => {
       head = Buffer.concat([head, c]);
       if (sniff(head).kind !== 'more') done(false);
     };
     const onEnd = (): void => done(true);
-    const timer = setTimeout(() => done(true), timeoutMs);
+    const timer = setTimeout(() => done(true, true), timeoutMs);
     socket.on('data', onData);
     socket.once('end', onEnd);
     // A client that connects and resets (a TCP health check) never sends 'end'.
@@ -189,11 +192,28 @@ function routedAtL4(env: CaptureEnv, socket: net.Socket, dst: OriginalDst): bool
   return true;
 }
 
+/** The metric of protocol detection that ran out of time (a server-first protocol on an undeclared port). */
+export const DETECTION_TIMEOUT_METRIC = 'weft_proxy_protocol_detection_timeouts_total';
+
+/**
+ * Sniffing waited the whole timeout: usually a server-first protocol (MySQL, SMTP) on a port whose
+ * protocol is not declared, delayed on every connection. Counted, and logged at debug with the
+ * destination so the port can be found and declared (`tcp-*` name or appProtocol).
+ */
+function countDetectionTimeout(env: CaptureEnv, dst: OriginalDst | null): void {
+  env.metrics.incLabelled(DETECTION_TIMEOUT_METRIC, { side: 'outbound' });
+  env.log.debug('Protocol detection timed out; declare the port protocol to skip it', {
+    to: dst === null ? 'unknown' : `${dst.address}:${dst.port}`,
+    sniffTimeoutMs: env.sniffTimeoutMs,
+  });
+}
+
 export async function onOutbound(env: CaptureEnv, socket: net.Socket): Promise<void> {
   socket.on('error', () => socket.destroy());
   const dst = destination(env, socket);
   if (dst !== null && !isSelf(env, dst) && routedAtL4(env, socket, dst)) return;
   const read = await readHead(socket, env.sniffTimeoutMs);
+  if (read.timedOut) countDetectionTimeout(env, dst);
   const { verdict } = read;
   let head = read.head;
   const l = env.outboundHttp();
