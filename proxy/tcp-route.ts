@@ -177,7 +177,8 @@ export async function routeL4(
   client: net.Socket,
   l4: CompiledL4,
   where: string,
-  addressed: { port: number; address: string },
+  /** `originalDst`: the address is a captured connection's original destination (ORIGINAL_DST clusters use it). */
+  addressed: { port: number; address: string; originalDst?: boolean },
   env: L4Env,
 ): Promise<void> {
   client.on('error', () => client.destroy());
@@ -205,7 +206,7 @@ export async function routeL4(
   const route = (sni !== null ? firstL4Route(l4.tls, conn) : null) ?? firstL4Route(l4.tcp, conn);
   if (route === null) return refuse(env, client, where, 'no_route', { sni: sni ?? undefined });
   const target = pickL4Target(route, env.rand ?? Math.random);
-  pipeToCluster(client, { name: where, ...target }, head, env.log);
+  pipeToCluster(client, { name: where, ...target }, head, env.log, addressed.originalDst ? addressed : null);
 }
 
 /** A connection accepted by a TCP listener: its routes, or its one cluster. */

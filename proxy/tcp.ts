@@ -8,6 +8,7 @@ import type { Logger } from '../pkg/log/index.js';
 import type { CompiledTcpListener } from './compile/compile.js';
 import type { TcpGroup } from './telemetry/metrics.js';
 import type { ClusterRuntime } from './upstream/cluster.js';
+import type { HashInput } from './upstream/lb.js';
 import { MESH_ALPN_TCP, type OpenedConnection } from './upstream/tls.js';
 
 export function pipeTcp(client: net.Socket, l: CompiledTcpListener, log: Logger): void {
@@ -33,9 +34,15 @@ export interface TcpTarget {
  * target's cluster. Istio's byte counters: `received` is what the client sent (the request
  * direction), `sent` what went back to it (the response direction).
  */
-export function pipeToCluster(client: net.Socket, t: TcpTarget, head: Buffer, log: Logger): void {
+export function pipeToCluster(
+  client: net.Socket,
+  t: TcpTarget,
+  head: Buffer,
+  log: Logger,
+  originalDst: { address: string; port: number } | null = null,
+): void {
   const cluster = t.cluster;
-  const ep = cluster?.pick(null, null) ?? null;
+  const ep = cluster?.pick(connectionHashInput(client, originalDst), null) ?? null;
   if (cluster === null || ep === null) {
     log.warn('TCP connection refused', {
       listener: t.name,
@@ -76,6 +83,22 @@ export function pipeToCluster(client: net.Socket, t: TcpTarget, head: Buffer, lo
   client.on('data', (c: Buffer) => {
     m.received += c.length;
   });
+}
+
+/**
+ * What a TCP connection offers the balancers: its source IP (consistentHash `useSourceIp`) and
+ * where it was going (ORIGINAL_DST clusters: a sidecar's ServiceEntry with resolution NONE). A
+ * connection has no request: header, cookie and query hashes find nothing and pick at random.
+ */
+function connectionHashInput(
+  client: net.Socket,
+  originalDst: { address: string; port: number } | null,
+): HashInput {
+  return {
+    view: { method: '', path: '', query: '', target: '', authority: '', scheme: '', port: 0, headers: {} },
+    sourceIp: (client.remoteAddress ?? '').replace(/^::ffff:/, ''),
+    originalDst,
+  };
 }
 
 /** How a spliced connection ended: whether the upstream ever connected, and the first error. */

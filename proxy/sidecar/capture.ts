@@ -188,7 +188,8 @@ async function tlsHead(socket: net.Socket, head: Buffer, timeoutMs: number): Pro
 function routedAtL4(env: CaptureEnv, socket: net.Socket, dst: OriginalDst): boolean {
   const svc = env.outboundTcp?.()?.find(dst.address, dst.port) ?? null;
   if (svc === null) return false;
-  void routeL4(socket, svc.l4, svc.name, dst, { log: env.log, metrics: env.metrics });
+  const addressed = { address: dst.address, port: dst.port, originalDst: true };
+  void routeL4(socket, svc.l4, svc.name, addressed, { log: env.log, metrics: env.metrics });
   return true;
 }
 

@@ -264,6 +264,7 @@ describe('sidecar outbound TCP and TLS services (capture, injected original dest
   let dst: OriginalDst | null = null;
   let certA: ServingCert;
   let certB: ServingCert;
+  let directPort: number;
 
   before(async () => {
     const banner = net.createServer((c) => {
@@ -276,13 +277,22 @@ describe('sidecar outbound TCP and TLS services (capture, injected original dest
     certB = makeServingCert(['secure.example.com']);
     const ta = await tlsBackend('A', certA);
     const tb = await tlsBackend('B', certB);
+    const direct = await namedEcho('direct');
+    directPort = direct.port;
     closers.push(
       () => banner.close(),
       () => ta.server.close(),
       () => tb.server.close(),
+      () => direct.server.close(),
     );
     const { config } = translate({
       services: [
+        // resolution NONE (an ORIGINAL_DST cluster): the connection goes where it was going
+        {
+          ...svc('direct.example.com', '127.0.0.1', directPort, 'TCP', 0),
+          endpoints: [],
+          resolution: 'NONE',
+        },
         svc('mysql.data.svc.cluster.local', '10.96.0.20', 3306, 'MYSQL', bannerPort),
         svc('secure.example.com', '10.96.0.21', 443, 'TLS', tb.port),
         svc('a-backend.data.svc.cluster.local', '10.96.0.22', 443, 'TLS', ta.port),
@@ -357,6 +367,17 @@ describe('sidecar outbound TCP and TLS services (capture, injected original dest
       reply: 'B',
       cn: 'secure.example.com',
     });
+  });
+
+  it('a service resolved by its original destination (ServiceEntry resolution NONE) is routed there', async () => {
+    dst = { address: '127.0.0.1', port: directPort, family: 4 };
+    expect(await exchange(capturePort, 'ping')).to.equal('direct:ping');
+    const opened = metricLine(
+      proxy.proxy.metrics.render(),
+      'istio_tcp_connections_opened_total',
+      'direct.example.com',
+    );
+    expect(opened).to.equal(1);
   });
 
   it('an address that is no service is still sniffed (not taken by the L4 table)', () => {
