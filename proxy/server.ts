@@ -33,7 +33,7 @@ import {
   takesUpgrade,
   type UpgradeHook,
 } from './upgrade.js';
-import { serveTcpListener } from './tcp-route.js';
+import { serveTcpListener, type L4Env } from './tcp-route.js';
 import type { OutboundTcpTable } from './sidecar/outbound-tcp.js';
 import { resolverLookup, type DnsEnv } from './upstream/dns.js';
 import { resolveDnsSettings } from '../pkg/proxyconfig/dns.js';
@@ -468,14 +468,20 @@ export class ProxyServer {
 
   private onTcp(live: LiveListener, socket: net.Socket): void {
     // accepted during a drain too (docs/proxy.md): the drain period ends every connection
-    serveTcpListener(socket, live.compiled as CompiledTcpListener, {
+    serveTcpListener(socket, live.compiled as CompiledTcpListener, this.l4Env());
+  }
+
+  /** What L4 routing needs from the proxy (TCP listeners, the sidecar's outbound TCP services). */
+  l4Env(): L4Env {
+    return {
       log: this.log,
       metrics: this.metrics,
+      accessLog: this.current?.accessLog === true ? this.env.accessLog : null,
       ...(this.opts.gatewayTls?.helloTimeoutMs !== undefined
         ? { helloTimeoutMs: this.opts.gatewayTls.helloTimeoutMs }
         : {}),
       ...(this.opts.rand !== undefined ? { rand: this.opts.rand } : {}),
-    });
+    };
   }
 
   /**

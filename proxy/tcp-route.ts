@@ -22,7 +22,8 @@ import type { MetricsRegistry, TcpGroup } from './telemetry/metrics.js';
 import { addressSet, hostCovers } from './sidecar/registry-only.js';
 import { readFirstBytes } from './inbound/listener.js';
 import { HELLO_TIMEOUT_MS } from './gateway-tls.js';
-import { pipeTcp, pipeToCluster } from './tcp.js';
+import { l4LogEntry, pipeTcp, pipeToCluster } from './tcp.js';
+import type { AccessLog } from './telemetry/accesslog.js';
 import type { CompiledTcpListener } from './compile/compile.js';
 
 export const L4_REFUSED_METRIC = 'weft_proxy_l4_refused_total';
@@ -142,6 +143,8 @@ export function pickL4Target(route: CompiledL4Route, rand: () => number): L4Targ
 export interface L4Env {
   log: Logger;
   metrics: MetricsRegistry;
+  /** Set when access logging is on (one line per connection, refused ones with their flag). */
+  accessLog?: AccessLog | null;
   /** How long a TLS route waits for the whole ClientHello (default HELLO_TIMEOUT_MS). */
   helloTimeoutMs?: number;
   rand?: () => number;
@@ -161,10 +164,14 @@ function refuse(
   client: net.Socket,
   where: string,
   reason: L4RefusedReason,
-  detail: object = {},
+  detail: { sni?: string | undefined; detail?: string } = {},
 ): void {
   env.metrics.incLabelled(L4_REFUSED_METRIC, { listener: where, reason });
   env.log.warn('TCP connection refused', { listener: where, flag: 'NR', reason, ...detail });
+  const end = { start: Date.now(), flag: 'NR', received: 0, sent: 0, upstream: null };
+  env.accessLog?.write(
+    l4LogEntry(client, { name: where, clusterName: '' }, { sni: detail.sni ?? null }, end),
+  );
   client.destroy();
 }
 
@@ -206,12 +213,17 @@ export async function routeL4(
   const route = (sni !== null ? firstL4Route(l4.tls, conn) : null) ?? firstL4Route(l4.tcp, conn);
   if (route === null) return refuse(env, client, where, 'no_route', { sni: sni ?? undefined });
   const target = pickL4Target(route, env.rand ?? Math.random);
-  pipeToCluster(client, { name: where, ...target }, head, env.log, addressed.originalDst ? addressed : null);
+  pipeToCluster(client, { name: where, ...target }, head, env.log, {
+    originalDst: addressed.originalDst ? addressed : null,
+    accessLog: env.accessLog ?? null,
+    route: route.name,
+    sni,
+  });
 }
 
 /** A connection accepted by a TCP listener: its routes, or its one cluster. */
 export function serveTcpListener(socket: net.Socket, l: CompiledTcpListener, env: L4Env): void {
-  if (l.l4 === null) return pipeTcp(socket, l, env.log);
+  if (l.l4 === null) return pipeTcp(socket, l, env.log, env.accessLog ?? null);
   // the address the client reached (the gateway's own): what destinationSubnets compare
   void routeL4(socket, l.l4, l.name, { port: l.port, address: socket.localAddress ?? '' }, env);
 }

@@ -9,15 +9,17 @@ import type { CompiledTcpListener } from './compile/compile.js';
 import type { TcpGroup } from './telemetry/metrics.js';
 import type { ClusterRuntime } from './upstream/cluster.js';
 import type { HashInput } from './upstream/lb.js';
+import type { AccessLog } from './telemetry/accesslog.js';
 import { MESH_ALPN_TCP, type OpenedConnection } from './upstream/tls.js';
 
-export function pipeTcp(client: net.Socket, l: CompiledTcpListener, log: Logger): void {
-  pipeToCluster(
-    client,
-    { name: l.name, clusterName: l.clusterName, cluster: l.cluster, metrics: l.metrics },
-    Buffer.alloc(0),
-    log,
-  );
+export function pipeTcp(
+  client: net.Socket,
+  l: CompiledTcpListener,
+  log: Logger,
+  accessLog: AccessLog | null = null,
+): void {
+  const target = { name: l.name, clusterName: l.clusterName, cluster: l.cluster, metrics: l.metrics };
+  pipeToCluster(client, target, Buffer.alloc(0), log, { accessLog });
 }
 
 /** Where pipeToCluster sends a connection: a cluster and the istio_tcp_* counters of its destination. */
@@ -27,6 +29,18 @@ export interface TcpTarget {
   clusterName: string;
   cluster: ClusterRuntime | null;
   metrics: TcpGroup;
+}
+
+/** What else a connection carries: where it was going, and what its access log line says. */
+export interface PipeContext {
+  /** The captured original destination (ORIGINAL_DST clusters). */
+  originalDst?: { address: string; port: number } | null;
+  /** Set when access logging is on: one line per connection when it closes. */
+  accessLog?: AccessLog | null;
+  /** `outbound` (sidecar, gateway). */
+  direction?: string;
+  route?: string;
+  sni?: string | null;
 }
 
 /**
@@ -39,20 +53,21 @@ export function pipeToCluster(
   t: TcpTarget,
   head: Buffer,
   log: Logger,
-  originalDst: { address: string; port: number } | null = null,
+  ctx: PipeContext = {},
 ): void {
+  const start = Date.now();
   const cluster = t.cluster;
-  const ep = cluster?.pick(connectionHashInput(client, originalDst), null) ?? null;
+  const ep = cluster?.pick(connectionHashInput(client, ctx.originalDst ?? null), null) ?? null;
   if (cluster === null || ep === null) {
-    log.warn('TCP connection refused', {
-      listener: t.name,
-      cluster: t.clusterName,
-      flag: cluster === null ? 'NC' : 'UH',
-    });
+    const flag = cluster === null ? 'NC' : 'UH';
+    log.warn('TCP connection refused', { listener: t.name, cluster: t.clusterName, flag });
+    ctx.accessLog?.write(l4LogEntry(client, t, ctx, { start, flag, received: 0, sent: 0, upstream: null }));
     client.destroy();
     return;
   }
   const m = t.metrics;
+  let received = head.length;
+  let sent = 0;
   m.opened++;
   m.received += head.length;
   ep.active++;
@@ -66,6 +81,8 @@ export function pipeToCluster(
     ({ connected, error }) => {
       ep.active--;
       m.closed++;
+      const flag = connected ? '-' : 'UF';
+      ctx.accessLog?.write(l4LogEntry(client, t, ctx, { start, flag, received, sent, upstream: ep.key }));
       if (connected) return;
       cluster.record(ep, 0);
       log.warn('TCP upstream connect failed', {
@@ -78,11 +95,37 @@ export function pipeToCluster(
   );
   upstream.once(opened?.readyEvent ?? 'connect', () => cluster.record(ep, 200));
   upstream.on('data', (c: Buffer) => {
+    sent += c.length;
     m.sent += c.length;
   });
   client.on('data', (c: Buffer) => {
+    received += c.length;
     m.received += c.length;
   });
+}
+
+/** One access log line for an L4 connection, in the shape of the HTTP and inbound lines. */
+export function l4LogEntry(
+  client: net.Socket,
+  t: Pick<TcpTarget, 'name' | 'clusterName'> | null,
+  ctx: PipeContext,
+  end: { start: number; flag: string; received: number; sent: number; upstream: string | null },
+): Record<string, unknown> {
+  return {
+    start_time: new Date(end.start).toISOString(),
+    direction: ctx.direction ?? 'outbound',
+    protocol: 'TCP',
+    response_flags: end.flag,
+    bytes_received: end.received,
+    bytes_sent: end.sent,
+    duration: Date.now() - end.start,
+    upstream_host: end.upstream,
+    upstream_cluster: t?.clusterName ?? null,
+    listener: t?.name ?? null,
+    route_name: ctx.route ?? null,
+    requested_server_name: ctx.sni ?? null,
+    downstream_remote_address: `${(client.remoteAddress ?? '').replace(/^::ffff:/, '')}:${client.remotePort ?? 0}`,
+  };
 }
 
 /**

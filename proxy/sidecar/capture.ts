@@ -29,7 +29,7 @@ import { inspectClientHello } from '../inbound/clienthello.js';
 import { readFirstBytes } from '../inbound/listener.js';
 import type { RegistryOnly } from './registry-only.js';
 import type { OutboundTcpTable } from './outbound-tcp.js';
-import { routeL4 } from '../tcp-route.js';
+import { routeL4, type L4Env } from '../tcp-route.js';
 
 /** Bytes to look at before deciding; an HTTP request head larger than this is passed through. */
 const MAX_SNIFF_BYTES = 16 * 1024;
@@ -138,6 +138,8 @@ export interface CaptureEnv {
   handOff: (socket: net.Socket) => boolean;
   /** Declared TCP/TLS service ports with their L4 routes (outbound-tcp.ts); null (or absent): none. */
   outboundTcp?: () => OutboundTcpTable | null;
+  /** The proxy's L4 settings (access log, hello timeout); absent: `log` and `metrics` only. */
+  l4Env?: () => L4Env;
   /** REGISTRY_ONLY's known destinations in the config in force; null (or absent): ALLOW_ANY. */
   registryOnly?: () => RegistryOnly | null;
   /** The pod IP (INSTANCE_IP) the app listens on; 127.0.0.1 when unknown. */
@@ -189,7 +191,7 @@ function routedAtL4(env: CaptureEnv, socket: net.Socket, dst: OriginalDst): bool
   const svc = env.outboundTcp?.()?.find(dst.address, dst.port) ?? null;
   if (svc === null) return false;
   const addressed = { address: dst.address, port: dst.port, originalDst: true };
-  void routeL4(socket, svc.l4, svc.name, addressed, { log: env.log, metrics: env.metrics });
+  void routeL4(socket, svc.l4, svc.name, addressed, env.l4Env?.() ?? { log: env.log, metrics: env.metrics });
   return true;
 }
 

@@ -12,6 +12,7 @@
  */
 import { expect } from 'chai';
 import net from 'node:net';
+import { PassThrough } from 'node:stream';
 import tls from 'node:tls';
 import type { Gateway, VirtualService } from '../../../pkg/api/index.js';
 import type { ProxyConfig } from '../../../pkg/proxyconfig/types.js';
@@ -120,6 +121,7 @@ describe('gateway TCP and TLS PASSTHROUGH servers (VirtualService tcp/tls routes
   let tlsPort: number;
   let certA: ServingCert;
   let certB: ServingCert;
+  let accessLines: Record<string, unknown>[];
 
   before(async () => {
     const a = await namedEcho('a');
@@ -201,7 +203,23 @@ describe('gateway TCP and TLS PASSTHROUGH servers (VirtualService tcp/tls routes
     );
     // a fixed sequence instead of Math.random: 0, .25, .5, .75 → a, a, a, b, exactly 3:1
     let k = 0;
-    proxy = await startProxy(config, { rand: () => (k++ % 4) / 4, gatewayTls: { helloTimeoutMs: 300 } });
+    config.telemetry = { accessLog: true };
+    accessLines = [];
+    const sink = new PassThrough();
+    sink.on('data', (d: Buffer) =>
+      accessLines.push(
+        ...d
+          .toString()
+          .trim()
+          .split('\n')
+          .map((l) => JSON.parse(l) as Record<string, unknown>),
+      ),
+    );
+    proxy = await startProxy(config, {
+      rand: () => (k++ % 4) / 4,
+      gatewayTls: { helloTimeoutMs: 300 },
+      accessLogSink: sink,
+    });
   });
   after(async () => {
     await proxy?.stop();
@@ -223,6 +241,15 @@ describe('gateway TCP and TLS PASSTHROUGH servers (VirtualService tcp/tls routes
     expect(metricLine(text, 'istio_tcp_received_bytes_total', A)).to.equal(30 * 'ping'.length); // request direction
     expect(metricLine(text, 'istio_tcp_sent_bytes_total', A)).to.equal(30 * 'a:ping'.length); // response direction
     expect(metricLine(text, 'istio_tcp_connections_opened_total', 'b.data.svc.cluster.local')).to.equal(10);
+    // one access log line per connection, when it closed
+    const line = accessLines.find((l) => l.upstream_cluster === 'outbound|7000||a.data.svc.cluster.local');
+    expect(line).to.include({
+      protocol: 'TCP',
+      response_flags: '-',
+      bytes_received: 4,
+      bytes_sent: 6,
+      route_name: 'data/split.tcp[0]',
+    });
   });
 
   it('passes TLS through by SNI: the backend terminates it with its own certificate', async () => {
@@ -248,6 +275,9 @@ describe('gateway TCP and TLS PASSTHROUGH servers (VirtualService tcp/tls routes
     const after = proxy.proxy.metrics.render();
     for (const reason of ['no_route', 'hello_timeout', 'hello_malformed', 'not_tls'])
       expect(refused(after, reason) - refused(before, reason), reason).to.equal(1);
+    expect(accessLines.find((l) => l.requested_server_name === 'c.example.com')).to.include({
+      response_flags: 'NR',
+    });
     expect(await tlsThrough(tlsPort, 'a.example.com', certA.caPem)).to.deep.equal({
       reply: 'A',
       cn: 'a.example.com',
