@@ -2,7 +2,7 @@
  * A small REST client for the Kubernetes API: get, list, server-side apply, merge patch,
  * delete and streaming watch, over one keep-alive connection pool per client (ADR 0022).
  * Where the server is and how to authenticate come from weft's own loader (./kubeconfig.ts);
- * a `@kubernetes/client-node` KubeConfig is accepted too (tests, weftctl's exec users) and read
+ * a `@kubernetes/client-node` KubeConfig is accepted too (the integration tests build one) and read
  * structurally, so this module never loads that package (~60 MB RSS) into a daemon. Plain
  * node:https rather than fetch: the operator needs exact control over content types
  * (apply-patch+yaml, status subresource), status codes (404, 409, 410) and streaming, and
@@ -13,8 +13,7 @@ import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { createInterface } from 'node:readline';
 import { accessFromClientNode } from './client-node-access.js';
-import type { KubeAccess } from './kubeconfig.js';
-import { loadAccess } from './kubeconfig.js';
+import { loadAccess, type KubeAccess } from './kubeconfig.js';
 import { collectionPath, objectPath, resourceFor } from './resources.js';
 import { keyOf, type KubeObject, type ObjectKey } from './types.js';
 
