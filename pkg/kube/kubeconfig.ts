@@ -232,7 +232,14 @@ function clusterTls(cluster: Entry, name: string): TlsAccess {
   if (ca) tls.ca = ca;
   const servername = str(cluster.body, 'tls-server-name');
   if (servername) tls.servername = servername;
-  if (cluster.body['insecure-skip-tls-verify'] === true) tls.insecure = true;
+  if (cluster.body['insecure-skip-tls-verify'] === true) {
+    // kubectl's rule: trusting a CA and trusting anything cannot both be meant
+    if (ca)
+      throw invalid(
+        `cluster ${name} in ${cluster.file} sets both a certificate authority and insecure-skip-tls-verify; keep one`,
+      );
+    tls.insecure = true;
+  }
   return tls;
 }
 

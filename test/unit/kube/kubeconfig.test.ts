@@ -166,7 +166,6 @@ describe('kubeconfig loader', () => {
             server: 'https://s:1',
             'certificate-authority-data': b64('CA-DATA'),
             'certificate-authority': '/does/not/exist',
-            'insecure-skip-tls-verify': true,
           },
         },
         users: {
@@ -184,11 +183,19 @@ describe('kubeconfig loader', () => {
     const access = accessFromKubeconfig(kc);
     expect(access.tls).to.deep.equal({
       ca: Buffer.from('CA-DATA'),
-      insecure: true,
       cert: Buffer.from('CERT'),
       key: Buffer.from('KEY'),
     });
     expect(await headers(access)).to.deep.equal({ Authorization: `Basic ${b64('admin:secret')}` });
+    const insecure = parseKubeconfig(
+      kubeconfig({
+        current: 'x',
+        clusters: { c: { server: 'https://s:1', 'insecure-skip-tls-verify': true } },
+        contexts: { x: { cluster: 'c' } },
+      }),
+      'k',
+    );
+    expect(accessFromKubeconfig(insecure).tls).to.deep.equal({ insecure: true });
   });
 
   it('missing or unsupported pieces are coded errors that name the file and the field', () => {
@@ -247,6 +254,22 @@ describe('kubeconfig loader', () => {
         },
         'WEFT_KUBECONFIG_INVALID',
         /cannot read certificate-authority .*nope\.crt/,
+      ],
+      [
+        'CA and insecure',
+        {
+          current: 'x',
+          clusters: {
+            c: {
+              server: 'https://s',
+              'certificate-authority-data': b64('CA'),
+              'insecure-skip-tls-verify': true,
+            },
+          },
+          contexts: { x: { cluster: 'c' } },
+        },
+        'WEFT_KUBECONFIG_INVALID',
+        /both a certificate authority and insecure-skip-tls-verify/,
       ],
       [
         'proxy-url',
