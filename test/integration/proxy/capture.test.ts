@@ -4,7 +4,6 @@
  */
 import { expect } from 'chai';
 import net from 'node:net';
-import tls from 'node:tls';
 import { DETECTION_TIMEOUT_METRIC, onOutbound, type CaptureEnv } from '../../../proxy/sidecar/capture.js';
 import type { OriginalDst } from '../../../proxy/native/original_dst.js';
 import type { CompiledHttpListener } from '../../../proxy/compile/compile.js';

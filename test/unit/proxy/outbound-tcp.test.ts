@@ -27,7 +27,9 @@ const vip: OutboundTcpService = {
   name: 'secure.example.com:443',
   addresses: ['10.96.0.21'],
   port: 443,
-  tcpRoutes: [{ name: 'default', destinations: [{ cluster: 'outbound|443||secure.example.com', weight: 100 }] }],
+  tcpRoutes: [
+    { name: 'default', destinations: [{ cluster: 'outbound|443||secure.example.com', weight: 100 }] },
+  ],
 };
 
 describe('proxy/sidecar/outbound-tcp: VIP services before the catch-all', () => {
@@ -45,7 +47,8 @@ describe('proxy/sidecar/outbound-tcp: VIP services before the catch-all', () => 
   });
   it('its routes take the entry’s host only', () => {
     const l4 = table.catchAll(443)!.l4;
-    const route = (sni: string) => firstL4Route(l4.tls, { port: 443, address: '203.0.113.9', sni })?.name ?? null;
+    const route = (sni: string) =>
+      firstL4Route(l4.tls, { port: 443, address: '203.0.113.9', sni })?.name ?? null;
     expect(route('api.example.test')).to.equal('api.example.test:443');
     expect(route('evil.example.net')).to.equal(null);
     expect(route('x.api.example.test')).to.equal(null);

@@ -114,7 +114,10 @@ describe('translate: DNS ServiceEntries without addresses → the port’s SNI c
   const unchanged: [string, ServiceEntry][] = [
     ['with addresses (its VIP service)', entry('vip', { ...api.spec, addresses: ['240.0.0.10'] })],
     ['on a TCP port', entry('tcp', { ...api.spec, ports: [{ number: 443, name: 'tcp', protocol: 'TCP' }] })],
-    ['on an HTTP port', entry('http', { ...api.spec, ports: [{ number: 80, name: 'http', protocol: 'HTTP' }] })],
+    [
+      'on an HTTP port',
+      entry('http', { ...api.spec, ports: [{ number: 80, name: 'http', protocol: 'HTTP' }] }),
+    ],
     ['resolved by the original destination (NONE)', entry('none', { ...api.spec, resolution: 'NONE' })],
     [
       'STATIC (its endpoints are addresses)',
@@ -132,7 +135,9 @@ describe('translate: DNS ServiceEntries without addresses → the port’s SNI c
         name: 'api.example.test:443',
         addresses: ['240.0.0.10'],
         port: 443,
-        tcpRoutes: [{ name: 'default', destinations: [{ cluster: 'outbound|443||api.example.test', weight: 100 }] }],
+        tcpRoutes: [
+          { name: 'default', destinations: [{ cluster: 'outbound|443||api.example.test', weight: 100 }] },
+        ],
       },
     ]);
   });
@@ -183,7 +188,12 @@ describe('translate: DNS ServiceEntries without addresses → the port’s SNI c
       'port',
       {
         hosts: ['api.example.test'],
-        tls: [{ match: [{ sniHosts: ['api.example.test'], port: 8443 }], route: [{ destination: { host: 'x' } }] }],
+        tls: [
+          {
+            match: [{ sniHosts: ['api.example.test'], port: 8443 }],
+            route: [{ destination: { host: 'x' } }],
+          },
+        ],
       },
       '2026-01-02T00:00:00Z',
     );
