@@ -39,7 +39,13 @@ import {
   type EffectiveGateway,
   type EffectiveSpec,
 } from './spec.js';
-import { deployment, podDisruptionBudget, service, serviceAccount } from './workloads.js';
+import {
+  deployment,
+  podDisruptionBudget,
+  service,
+  serviceAccount,
+  type WorkloadParams,
+} from './workloads.js';
 import { WEFT_IMAGES } from '../api/images.js';
 
 export * from './labels.js';
@@ -189,7 +195,9 @@ function controlPlane(mesh: string, spec: EffectiveSpec): KubeObject[] {
         // Where the workload CA reads its signing key; the Role weftd-ca grants exactly this Secret.
         `--ca-secret=${caSecretOf(spec).namespace}/${caSecretOf(spec).name}`,
         ...(spec.rateLimitRedis ? [`--ratelimit-redis=${spec.rateLimitRedis}`] : []),
+        ...redisAuthArgs(spec),
       ],
+      ...redisAuthVolume(spec),
       ports: [
         { name: 'grpc-xds', containerPort: 15012 },
         { name: 'http-monitoring', containerPort: 15014 },
@@ -205,6 +213,36 @@ function controlPlane(mesh: string, spec: EffectiveSpec): KubeObject[] {
     ]),
     ...podDisruptionBudget(mesh, 'weftd', MESH_NAMESPACE, 'control-plane', cp.replicas),
   ];
+}
+
+const REDIS_AUTH_DIR = '/etc/weft/ratelimit-redis';
+
+/** weftd's Redis AUTH: the password file from the mounted Secret, and the ACL user. */
+function redisAuthArgs(spec: EffectiveSpec): string[] {
+  const a = spec.rateLimitRedisAuth;
+  if (a === undefined || spec.rateLimitRedis === undefined) return [];
+  return [
+    `--ratelimit-redis-password-file=${REDIS_AUTH_DIR}/password`,
+    ...(a.username !== undefined ? [`--ratelimit-redis-username=${a.username}`] : []),
+  ];
+}
+
+/**
+ * The Secret's `password` key as a file (a whole-volume mount, not subPath: the kubelet updates
+ * it when the Secret rotates, and weftd re-reads it per connection).
+ */
+function redisAuthVolume(spec: EffectiveSpec): Pick<WorkloadParams, 'extraVolumes' | 'extraMounts'> {
+  const a = spec.rateLimitRedisAuth;
+  if (a === undefined || spec.rateLimitRedis === undefined) return {};
+  return {
+    extraVolumes: [
+      {
+        name: 'ratelimit-redis-auth',
+        secret: { secretName: a.secret, items: [{ key: 'password', path: 'password' }], defaultMode: 0o440 },
+      },
+    ],
+    extraMounts: [{ name: 'ratelimit-redis-auth', mountPath: REDIS_AUTH_DIR, readOnly: true }],
+  };
 }
 
 function webhook(mesh: string, spec: EffectiveSpec, opts: RenderOptions): KubeObject[] {

@@ -240,6 +240,26 @@ describe('semanticFindings (what the CRD schema cannot express)', () => {
       ['spec.rateLimits.redisAddress'],
     ],
     ['a Redis address', { rateLimits: { redisAddress: 'redis.weft-system:6379' } }, []],
+    [
+      'AUTH without a Redis, a username without a password, a bad Secret name',
+      { rateLimits: { passwordSecret: 'Bad_Name', username: 'has space' } },
+      [
+        'spec.rateLimits.passwordSecret',
+        'spec.rateLimits.username',
+        'spec.rateLimits.passwordSecret',
+        'spec.rateLimits.username',
+      ],
+    ],
+    [
+      'a username without passwordSecret',
+      { rateLimits: { redisAddress: 'r:6379', username: 'weftd' } },
+      ['spec.rateLimits.username'],
+    ],
+    [
+      'AUTH with an ACL user',
+      { rateLimits: { redisAddress: 'r:6379', passwordSecret: 'redis-auth', username: 'weftd' } },
+      [],
+    ],
   ];
   for (const [title, spec, paths] of table) {
     it(title, () => expect(semanticFindings(spec).map((f) => f.path)).to.deep.equal(paths));
@@ -262,6 +282,34 @@ describe('render: global rate limits (spec.rateLimits.redisAddress)', () => {
     const out = render(mesh({ rateLimits: { redisAddress: 'redis.weft-system:6379' } }));
     expect(args(out, 'weftd')).to.include('--ratelimit-redis=redis.weft-system:6379');
     expect(args(out, 'weft-webhook')).to.include('--global-ratelimits');
+  });
+  it('passwordSecret: its password key mounted (no subPath: rotation reaches the file), weftd AUTHs with it', () => {
+    const out = render(
+      mesh({ rateLimits: { redisAddress: 'r:6379', passwordSecret: 'redis-auth', username: 'weftd' } }),
+    );
+    expect(args(out, 'weftd')).to.include.members([
+      '--ratelimit-redis-password-file=/etc/weft/ratelimit-redis/password',
+      '--ratelimit-redis-username=weftd',
+    ]);
+    const pod = (
+      out.find((o) => o.kind === 'Deployment' && o.metadata.name === 'weftd') as unknown as {
+        spec: { template: { spec: { volumes: unknown[]; containers: { volumeMounts: unknown[] }[] } } };
+      }
+    ).spec.template.spec;
+    expect(pod.volumes).to.deep.include({
+      name: 'ratelimit-redis-auth',
+      secret: {
+        secretName: 'redis-auth',
+        items: [{ key: 'password', path: 'password' }],
+        defaultMode: 0o440,
+      },
+    });
+    expect(pod.containers[0]!.volumeMounts).to.deep.include({
+      name: 'ratelimit-redis-auth',
+      mountPath: '/etc/weft/ratelimit-redis',
+      readOnly: true,
+    });
+    expect(JSON.stringify(out)).to.not.include('password":"'); // a reference, never a value
   });
 });
 
