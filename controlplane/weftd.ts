@@ -286,6 +286,9 @@ export async function startWeftd(opts: StartOptions): Promise<Weftd> {
     registry,
     log,
     ...(opts.timeouts ? { timeouts: opts.timeouts } : {}),
+    ...(flags.rateLimitRedis
+      ? { rateLimitRedis: formatAddress(flags.rateLimitRedis.host, flags.rateLimitRedis.port) }
+      : {}),
   });
   const discoveryPort = await listen(https, flags.port, flags.host);
   const monitoringPort = await listen(monitoring, flags.monitoringPort, flags.host).catch(
@@ -336,3 +339,7 @@ function redisAuthOf(a: WeftdOptions['rateLimitRedisAuth']): { auth?: () => Redi
   }
   return { auth };
 }
+
+/** `host:port`, `[v6]:port`. */
+const formatAddress = (host: string, port: number): string =>
+  host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
