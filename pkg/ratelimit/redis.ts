@@ -127,6 +127,8 @@ export class RedisClient {
   private failures = 0;
   private retryAt = 0;
   private closed = false;
+  /** Why the last connection went away: said while backing off (a refused AUTH stays visible). */
+  private lastError = 'not connected yet';
   /** Connections opened / dropped (tests and /debug). */
   connects = 0;
   drops = 0;
@@ -150,7 +152,7 @@ export class RedisClient {
     if (sock === null)
       return Promise.reject(
         new Error(
-          `redis ${this.o.host}:${this.o.port} unreachable; retrying in ${Math.max(0, this.retryAt - Date.now())}ms`,
+          `redis ${this.o.host}:${this.o.port} unreachable (${this.lastError}); retrying in ${Math.max(0, this.retryAt - Date.now())}ms`,
         ),
       );
     return new Promise<RespValue>((resolve, reject) => {
@@ -201,7 +203,8 @@ export class RedisClient {
     } catch (err) {
       this.failures++;
       this.retryAt = Date.now() + backoffDelay(this.failures, this.o.backoff ?? REDIS_BACKOFF);
-      throw new Error(`redis credentials unavailable: ${(err as Error).message}`, { cause: err });
+      this.lastError = `redis credentials unavailable: ${(err as Error).message}`;
+      throw new Error(this.lastError, { cause: err });
     }
   }
 
@@ -250,6 +253,7 @@ export class RedisClient {
   private drop(err: Error, which?: net.Socket): void {
     if (which !== undefined && which !== this.socket) return;
     const s = this.socket;
+    if (s !== null) this.lastError = err.message;
     if (s !== null) {
       this.socket = null;
       this.drops++;
