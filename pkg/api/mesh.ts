@@ -120,8 +120,16 @@ export interface MeshSpec {
    * `scope: global` admitted, memquota global). Absent: global limits are off.
    * `passwordSecret`: a Secret in the control-plane namespace whose `password` key weftd sends
    * in AUTH (mounted, re-read per connection); `username`: a Redis 6 ACL user for it.
+   * `redis.deploy`: the operator runs the Redis itself (`weft-redis` in the control-plane
+   * namespace, no persistence, `requirepass` from passwordSecret, which it then needs) and
+   * weftd uses it; `redis.image` replaces the locally built `weft.local/redis:1`.
    */
-  rateLimits?: { redisAddress?: string; passwordSecret?: string; username?: string };
+  rateLimits?: {
+    redisAddress?: string;
+    passwordSecret?: string;
+    username?: string;
+    redis?: { deploy?: boolean; image?: string };
+  };
 }
 
 /** metav1.Condition. */
@@ -261,6 +269,7 @@ export const meshSpecSchema = (): JSONSchema =>
       redisAddress: str({ maxLength: 261 }),
       passwordSecret: str({ maxLength: 253 }),
       username: str({ maxLength: 256 }),
+      redis: obj({ deploy: bool(), image: str({ maxLength: 512 }) }),
     }),
   });
 

@@ -33,6 +33,7 @@ import {
 } from './cluster.js';
 import { CA_SECRET, SERVING_SECRET, standardLabels } from './labels.js';
 import {
+  DEPLOYED_REDIS,
   effectiveSpec,
   MESH_NAMESPACE,
   semanticFindings,
@@ -212,6 +213,43 @@ function controlPlane(mesh: string, spec: EffectiveSpec): KubeObject[] {
       { name: 'http-monitoring', port: 15014, targetPort: 15014, protocol: 'TCP' },
     ]),
     ...podDisruptionBudget(mesh, 'weftd', MESH_NAMESPACE, 'control-plane', cp.replicas),
+    ...deployedRedis(mesh, spec),
+  ];
+}
+
+/**
+ * spec.rateLimits.redis.deploy: one Redis for global rate-limit buckets, without persistence
+ * (buckets refill: a restart forgets at most one window's spending), password from the same
+ * Secret weftd authenticates with (busybox sh reads the file: the password is in no manifest).
+ */
+function deployedRedis(mesh: string, spec: EffectiveSpec): KubeObject[] {
+  const d = spec.rateLimitRedisDeploy;
+  const auth = spec.rateLimitRedisAuth;
+  if (d === undefined || auth === undefined) return [];
+  const { name, port } = DEPLOYED_REDIS;
+  const serve = [
+    `exec /usr/bin/redis-server --port ${port} --bind 0.0.0.0 --protected-mode no`,
+    `--save '' --appendonly no --maxmemory 256mb --maxmemory-policy volatile-ttl`,
+    `--requirepass "$(cat ${REDIS_AUTH_DIR}/password)"`,
+  ].join(' ');
+  return [
+    serviceAccount(mesh, name, MESH_NAMESPACE, 'ratelimit-redis'),
+    deployment({
+      mesh,
+      name,
+      namespace: MESH_NAMESPACE,
+      component: 'ratelimit-redis',
+      image: d.image,
+      replicas: 1,
+      args: ['/bin/sh', '-c', serve],
+      ports: [{ name: 'tcp-redis', containerPort: port }],
+      resources: { requests: { cpu: '50m', memory: '64Mi' }, limits: { memory: '320Mi' } },
+      readiness: { tcpPort: port },
+      ...redisAuthVolume(spec),
+    }),
+    service(mesh, name, MESH_NAMESPACE, 'ratelimit-redis', [
+      { name: 'tcp-redis', port, targetPort: port, protocol: 'TCP' },
+    ]),
   ];
 }
 

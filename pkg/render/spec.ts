@@ -51,7 +51,13 @@ export interface EffectiveSpec {
   rateLimitRedis?: string;
   /** spec.rateLimits.passwordSecret / username: weftd's Redis AUTH. */
   rateLimitRedisAuth?: { secret: string; username?: string };
+  /** spec.rateLimits.redis.deploy: the operator renders `weft-redis` and weftd uses it. */
+  rateLimitRedisDeploy?: { image: string };
 }
+
+/** The operator-deployed Redis: its name (Deployment, Service, ServiceAccount), port and image. */
+export const DEPLOYED_REDIS = { name: 'weft-redis', port: 6379, image: 'weft.local/redis:1' } as const;
+export const DEPLOYED_REDIS_ADDRESS = `${DEPLOYED_REDIS.name}.${MESH_NAMESPACE}:${DEPLOYED_REDIS.port}`;
 
 /** Default ports of a gateway that names none: Istio's ingress gateway ports. */
 export const DEFAULT_GATEWAY_PORTS: MeshGatewayPort[] = [
@@ -127,6 +133,12 @@ export function effectiveSpec(spec: MeshSpec | undefined): EffectiveSpec {
     pathNormalization: { normalization: pathNormalizationOf(s.pathNormalization?.normalization) },
     proxyHeaders: s.defaultConfig?.proxyHeaders ?? {},
     ...(s.rateLimits?.redisAddress ? { rateLimitRedis: s.rateLimits.redisAddress } : {}),
+    ...(s.rateLimits?.redis?.deploy === true
+      ? {
+          rateLimitRedis: DEPLOYED_REDIS_ADDRESS,
+          rateLimitRedisDeploy: { image: s.rateLimits.redis.image ?? DEPLOYED_REDIS.image },
+        }
+      : {}),
     ...(s.rateLimits?.passwordSecret
       ? {
           rateLimitRedisAuth: {
@@ -241,8 +253,20 @@ export function semanticFindings(spec: MeshSpec | undefined): Finding[] {
 function redisAuthFindings(rl: MeshSpec['rateLimits']): Finding[] {
   const out: Finding[] = [];
   if (rl === undefined) return out;
+  const deploy = rl.redis?.deploy === true;
+  if (deploy && rl.redisAddress !== undefined)
+    out.push({
+      path: 'spec.rateLimits.redisAddress',
+      message: `redis.deploy runs the Redis at ${DEPLOYED_REDIS_ADDRESS}: leave redisAddress unset (or deploy false to use your own)`,
+    });
+  if (deploy && rl.passwordSecret === undefined)
+    out.push({
+      path: 'spec.rateLimits.passwordSecret',
+      message:
+        'redis.deploy needs passwordSecret (a Secret with a password key): without a password any pod that reaches the Redis could change every rate-limit bucket',
+    });
   for (const f of ['passwordSecret', 'username'] as const)
-    if (rl[f] !== undefined && rl.redisAddress === undefined)
+    if (rl[f] !== undefined && rl.redisAddress === undefined && !deploy)
       out.push({
         path: `spec.rateLimits.${f}`,
         message: 'applies to the global rate-limit Redis: set redisAddress too',

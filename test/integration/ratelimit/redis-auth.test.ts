@@ -15,6 +15,8 @@ import { GlobalBucketStore, RATELIMIT_CHECK_PATH } from '../../../pkg/ratelimit/
 import { GlobalRateLimitService } from '../../../controlplane/globalratelimit.js';
 import { sendError } from '../../../controlplane/discovery.js';
 import { parseFlags } from '../../../controlplane/flags.js';
+import { render } from '../../../pkg/render/index.js';
+import type { Mesh } from '../../../pkg/api/mesh.js';
 import { createLogger, type Logger } from '../../../pkg/log/index.js';
 import { GlobalClient } from '../../../proxy/ratelimit/global.js';
 import { RateLimiter } from '../../../proxy/ratelimit/limiter.js';
@@ -206,6 +208,50 @@ describe('weftd Redis AUTH (real redis-server --requirepass)', function () {
         expect(last).to.match(/refused AUTH: WRONGPASS/);
         expect(last).to.not.include(WRONG);
       });
+  });
+});
+
+describe('operator-deployed Redis: the rendered command line (real sh, real redis-server)', function () {
+  this.timeout(30_000);
+  it("starts a Redis that refuses unauthenticated commands and takes the Secret's password", async () => {
+    const out = render({
+      apiVersion: 'mesh.weft.dev/v1alpha1',
+      kind: 'Mesh',
+      metadata: { name: 'default' },
+      spec: { rateLimits: { passwordSecret: 'redis-auth', redis: { deploy: true } } },
+    } as Mesh);
+    const d = out.find((o) => o.kind === 'Deployment' && o.metadata.name === 'weft-redis') as unknown as {
+      spec: { template: { spec: { containers: { args: string[] }[] } } };
+    };
+    const [shell, flag, script] = d.spec.template.spec.containers[0]!.args as [string, string, string];
+    const dir = mkdtempSync(path.join(tmpdir(), 'weft-redis-deploy-'));
+    writeFileSync(path.join(dir, 'password'), `${PASSWORD}\n`); // as a Secret file may end
+    const port = await freePort();
+    const local = script
+      .replaceAll('/etc/weft/ratelimit-redis', dir)
+      .replace('--port 6379', `--port ${port}`)
+      .replace('--bind 0.0.0.0', '--bind 127.0.0.1');
+    const proc = spawn(shell, [flag, local], { stdio: 'ignore' });
+    const c = new RedisClient({
+      host: '127.0.0.1',
+      port,
+      timeoutMs: 500,
+      auth: authFromFile(path.join(dir, 'password')),
+    });
+    const anon = new RedisClient({ host: '127.0.0.1', port, timeoutMs: 500 });
+    try {
+      await waitFor(
+        'redis answers with the password',
+        async () => (await c.command(['PING']).catch(() => null)) === 'PONG',
+      );
+      expect(String(await anon.command(['PING']))).to.match(/NOAUTH/);
+      expect(await c.command(['CONFIG', 'GET', 'appendonly'])).to.deep.equal(['appendonly', 'no']);
+    } finally {
+      c.close();
+      anon.close();
+      proc.kill('SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
