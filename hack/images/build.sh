@@ -7,6 +7,7 @@
 #   hack/images/build.sh [infra|weft|IMAGE...]      prints "NAME<TAB>ARCHIVE" per image
 #
 # infra = pause, toolbox, node-base, echo (what the local node and e2e tests need);
+# redis = weft.local/redis:1 (Debian's redis-server) for Mesh spec.rateLimits.redis.deploy;
 # weft  = node-base + the weft image (needs `npm run build` output in dist/).
 # On a machine with Docker, `docker build -t ghcr.io/weft-mesh/weft:0.1.0 .` builds the same
 # Dockerfile against the public node:26-bookworm-slim instead (see docs/adr/0004-images.md).
