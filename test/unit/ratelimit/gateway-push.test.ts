@@ -11,6 +11,8 @@ import type { RateLimit } from '../../../pkg/api/ratelimit.js';
 import type { MemQuota } from '../../../pkg/api/memquota.js';
 import { PROXY_CONFIG_API_VERSION, type ProxyConfig } from '../../../pkg/proxyconfig/types.js';
 import { createLogger } from '../../../pkg/log/index.js';
+import { ConfigGenerator } from '../../../controlplane/configgen.js';
+import { DEFAULT_MESH } from '../../../controlplane/flags.js';
 
 const log = createLogger('test', { silent: true });
 const base: ProxyConfig = {
@@ -107,5 +109,17 @@ describe('weftd: rate limits for gateway pods', () => {
       log,
     );
     expect(sc.config.rateLimits!.limits).to.have.length(1);
+  });
+
+  it("weftd's generator: a gateway pod's config carries the RateLimit and the mesh's trusted proxies", () => {
+    const gen = new ConfigGenerator({
+      domainSuffix: 'cluster.local',
+      mesh: { ...DEFAULT_MESH, gatewayNumTrustedProxies: 1 },
+      log,
+    });
+    const g = gen.forProxy(snapshot([perClient]), 'gateway', gatewayPod);
+    expect(g.config.rateLimits?.numTrustedProxies).to.equal(1);
+    expect(g.config.rateLimits?.limits[0]?.sourceKey).to.deep.equal({ kind: 'clientIP' });
+    expect(JSON.parse(g.encode()).config.rateLimits.numTrustedProxies).to.equal(1);
   });
 });
