@@ -111,6 +111,19 @@ describe('translate: DNS ServiceEntries without addresses → the port’s SNI c
     ]);
   });
 
+  it('DYNAMIC_DNS (no dynamic forward proxy): SNI routes to its ORIGINAL_DST cluster, the address dialled', () => {
+    const dyn = entry('dyn', {
+      hosts: ['*.dyn.example.test'],
+      ports: [{ number: 443, name: 'tls', protocol: 'TLS' }],
+      resolution: 'DYNAMIC_DNS',
+    });
+    const { config } = build({ serviceEntries: [dyn] });
+    expect(catchAlls(config)[0]!.tlsRoutes).to.deep.equal([sniRoute('*.dyn.example.test')]);
+    expect(config.clusters.find((c) => c.name === 'outbound|443||*.dyn.example.test')?.type).to.equal(
+      'ORIGINAL_DST',
+    );
+  });
+
   const unchanged: [string, ServiceEntry][] = [
     ['with addresses (its VIP service)', entry('vip', { ...api.spec, addresses: ['240.0.0.10'] })],
     ['on a TCP port', entry('tcp', { ...api.spec, ports: [{ number: 443, name: 'tcp', protocol: 'TCP' }] })],
