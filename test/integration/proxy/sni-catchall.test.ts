@@ -6,8 +6,9 @@
  *
  * The attack: the workload sends SNI api.example.test to a decoy TLS server of its choosing
  * (127.0.0.1, same port). It must end at the entry's resolved address, never at the decoy,
- * under ALLOW_ANY and REGISTRY_ONLY alike. Another SNI: passed through to the address dialled
- * under ALLOW_ANY; refused and counted (BlackHoleCluster) under REGISTRY_ONLY.
+ * under ALLOW_ANY and REGISTRY_ONLY alike. A service with its own address on that port still
+ * takes its connections. Another SNI: passed through to the address dialled under ALLOW_ANY;
+ * refused and counted (BlackHoleCluster) under REGISTRY_ONLY.
  */
 import { expect } from 'chai';
 import net from 'node:net';
@@ -115,6 +116,16 @@ describe('sidecar: TLS to a DNS ServiceEntry without addresses goes to the entry
       before(async () => {
         const { config } = translate({
           serviceEntries: [entry(real.port)],
+          // a service with its own address on the same port: its listener, not the catch-all
+          services: [
+            {
+              host: 'vip.app.svc.cluster.local',
+              namespace: 'app',
+              addresses: ['10.96.0.30'],
+              ports: [{ number: real.port, name: 'tls', protocol: 'TLS' }],
+              endpoints: [{ address: '127.0.0.1', labels: {} }],
+            },
+          ],
           proxy: { namespace: 'app', labels: { app: 'client' } },
           ...(mode === 'REGISTRY_ONLY'
             ? { scope: proxyScope({ sidecar: registryOnly, via: 'namespace' }, 'app') }
@@ -163,6 +174,16 @@ describe('sidecar: TLS to a DNS ServiceEntry without addresses goes to the entry
         expect(queriesBefore + (dns.queries.get('api.example.test/A') ?? 0)).to.be.greaterThan(0);
         const metrics = proxy.proxy.metrics.render();
         expect(metrics).to.match(/istio_tcp_connections_opened_total\{[^}]*api\.example\.test[^}]*\} 2/);
+      });
+
+      it('a service’s own address wins over the catch-all, whatever the SNI', async () => {
+        dst = { address: '10.96.0.30', port: decoy.port, family: 4 };
+        try {
+          // the VIP's endpoint is the decoy's address: routed there by the VIP service
+          expect(await tlsThrough(capturePort, 'api.example.test')).to.equal('decoy');
+        } finally {
+          dst = { address: '127.0.0.1', port: decoy.port, family: 4 };
+        }
       });
 
       it(
