@@ -3,9 +3,9 @@
  * peerauth.ts) and, for each port a Service of the pod's namespace targets, the declared protocol
  * and the Service host its metrics carry as `destination_service`.
  *
- * Protocols, as Istio selects them (appProtocol, then the port-name prefix): HTTP, HTTP_PROXY and
- * GRPC-WEB are parsed as HTTP/1.1; every other declared protocol is piped as TCP (weft's inbound
- * parses HTTP/1.x only, so HTTP2 and gRPC pass through opaque to the app); an undeclared port is
+ * Protocols, as Istio selects them (appProtocol, then the port-name prefix): HTTP, HTTP_PROXY,
+ * GRPC-WEB, GRPC and HTTP2 go to the HTTP hop (HTTP/1.x or HTTP/2, whichever the client speaks:
+ * proxy/h2/downstream.ts); every other declared protocol is piped as TCP; an undeclared port is
  * sniffed. Services that disagree about one target port leave it sniffed.
  */
 import type { PeerAuthentication } from '../api/peerauthentication.js';
@@ -26,7 +26,7 @@ export interface InboundInput {
   serviceByHost?: (host: string) => ServiceRecord | undefined;
 }
 
-const HTTP_PROTOCOLS = new Set(['HTTP', 'HTTP_PROXY', 'GRPC-WEB']);
+const HTTP_PROTOCOLS = new Set(['HTTP', 'HTTP_PROXY', 'GRPC-WEB', 'GRPC', 'HTTP2']);
 
 function inboundProtocol(declared: string | undefined): 'HTTP' | 'TCP' | undefined | null {
   if (declared === undefined) return undefined;

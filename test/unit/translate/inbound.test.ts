@@ -44,8 +44,8 @@ describe('inbound block (protocols and port-level mTLS)', () => {
       { protocol: 'HTTP' },
     ],
     ['grpc-web is HTTP/1', { name: 'grpc-web', port: 80, targetPort: 9080 }, { protocol: 'HTTP' }],
-    ['grpc is piped (HTTP/2)', { name: 'grpc', port: 80, targetPort: 9080 }, { protocol: 'TCP' }],
-    ['http2 is piped', { name: 'http2', port: 80, targetPort: 9080 }, { protocol: 'TCP' }],
+    ['grpc is HTTP (served as HTTP/2)', { name: 'grpc', port: 80, targetPort: 9080 }, { protocol: 'HTTP' }],
+    ['http2 is HTTP (served as HTTP/2)', { name: 'http2', port: 80, targetPort: 9080 }, { protocol: 'HTTP' }],
     [
       'mysql is piped (server-first: no sniffing wait)',
       { name: 'mysql', port: 3306, targetPort: 9080 },
