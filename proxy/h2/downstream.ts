@@ -157,6 +157,7 @@ export function serveH2Too(
   let opening: net.Socket | null = null;
   h2.on('session', (session: Http2Session) => {
     if (opening !== null) sessionSockets.set(session, opening);
+    // a flood or a protocol error nghttp2 detected: this connection ends, no one else's
     session.on('error', () => session.destroy());
     if (limits.idleTimeoutMs > 0) session.setTimeout(limits.idleTimeoutMs, () => session.close());
   });
