@@ -365,7 +365,7 @@ class InboundExchange implements ResponseHandler {
       direction: 'inbound',
       method: this.req.method,
       path: this.req.url,
-      protocol: `HTTP/${this.req.httpVersion}`,
+      protocol: isH2(this.req) ? 'HTTP/2' : `HTTP/${this.req.httpVersion}`,
       response_code: this.status,
       response_flags: this.flags,
       bytes_received: this.reqBytes,

@@ -39,7 +39,7 @@ import { authzGate, authzLogFields, countAuthz, type AuthzOutcome } from '../aut
 import { guardsListener, type AuthzDecision } from '../authz/engine.js';
 import { jwtHook, type RequestAuth } from '../authn/hook.js';
 import { hostAllowed, tlsServerOf } from '../gateway-tls.js';
-import { connectionOf, endWithHead, hasUndeclaredBody } from '../h2/downstream.js';
+import { connectionOf, endWithHead, hasUndeclaredBody, isH2 } from '../h2/downstream.js';
 import { ReplayableBody } from '../h2/body.js';
 import { grpcReply, grpcStatusLabel, grpcTimeoutMs, type GrpcReply } from '../h2/router.js';
 import { encodeGrpcMessage, grpcStatusOfHttp } from '../h2/grpc.js';
@@ -826,7 +826,7 @@ export class Exchange {
       method: this.req.method,
       // Istio's %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%: the normalized target before any rewrite
       path: this.view?.target ?? this.req.url,
-      protocol: `HTTP/${this.req.httpVersion}`,
+      protocol: isH2(this.req) ? 'HTTP/2' : `HTTP/${this.req.httpVersion}`, // Envoy's %PROTOCOL%
       response_code: this.status,
       response_flags: this.flags,
       bytes_received: this.reqBytes,

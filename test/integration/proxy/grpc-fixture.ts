@@ -41,6 +41,9 @@ export interface GrpcUpstream {
   fail: (path: string) => grpc.ServiceError | null;
   /** Delay before answering a unary call. */
   delayMs: number;
+  /** Unary calls in progress now, and the most seen at once. */
+  inflight: number;
+  maxInflight: number;
   close(): Promise<void>;
 }
 
@@ -52,6 +55,8 @@ export async function grpcUpstream(name: string): Promise<GrpcUpstream> {
     calls: [],
     fail: () => null,
     delayMs: 0,
+    inflight: 0,
+    maxInflight: 0,
     close: () => new Promise((r) => server.tryShutdown(() => r())),
   };
   const unary =
@@ -63,7 +68,11 @@ export async function grpcUpstream(name: string): Promise<GrpcUpstream> {
       // the deadline the server was given (grpc-timeout), as a Date or epoch ms; -1: none
       const d = Number(call.getDeadline().valueOf());
       const deadlineMs = Number.isFinite(d) ? d - Date.now() : -1;
-      setTimeout(() => cb(null, { name: call.request.name, from: name, deadlineMs }), u.delayMs);
+      u.maxInflight = Math.max(u.maxInflight, ++u.inflight);
+      setTimeout(() => {
+        u.inflight--;
+        cb(null, { name: call.request.name, from: name, deadlineMs });
+      }, u.delayMs);
     };
   server.addService(GREETER, {
     Hello: unary('/weft.test.Greeter/Hello'),

@@ -17,7 +17,7 @@ import {
   type GrpcUpstream,
 } from './grpc-fixture.js';
 
-function greeterEntry(ups: GrpcUpstream[], dr = ''): string {
+function greeterEntry(ups: GrpcUpstream[], dr = '', protocol = 'GRPC'): string {
   return `apiVersion: networking.istio.io/v1
 kind: ServiceEntry
 metadata: {name: greeter, namespace: default}
@@ -25,7 +25,7 @@ spec:
   hosts: [greeter.default.svc.cluster.local]
   location: MESH_INTERNAL
   resolution: STATIC
-  ports: [{number: 50051, name: grpc, protocol: GRPC}]
+  ports: [{number: 50051, name: grpc, protocol: ${protocol}}]
   endpoints:
 ${ups.map((u) => `  - {address: 127.0.0.1, ports: {grpc: ${u.port}}, labels: {version: ${u.name}}}`).join('\n')}
 ---
@@ -82,6 +82,7 @@ describe('gRPC and HTTP/2 through the proxy', function () {
       u.calls.length = 0;
       u.fail = () => null;
       u.delayMs = 0;
+      u.maxInflight = 0;
     }
   });
   after(async () => {
@@ -147,6 +148,57 @@ describe('gRPC and HTTP/2 through the proxy', function () {
     const v2n = got.filter((g) => g.reply?.from === 'v2').length;
     expect(got.every((g) => g.reply !== undefined)).to.equal(true);
     expect(v2n).to.be.within(25, 75); // 50 expected; binomial sd ≈ 6
+  });
+
+  it('upstream stream limits: maxConcurrentStreams 1 on one connection serializes calls; unlimited runs them at once', async () => {
+    p = await startProxy(
+      greeterEntry(
+        [v1],
+        `  trafficPolicy:
+    connectionPool:
+      tcp: {maxConnections: 1}
+      http: {maxConcurrentStreams: 1}`,
+      ) + greeterVs(`  - route: [{destination: {host: greeter}}]`),
+    );
+    v1.delayMs = 50;
+    const c = greeter();
+    const got = await Promise.all(Array.from({ length: 6 }, () => unary(c, 'Hello', { name: 's' })));
+    expect(got.every((g) => g.reply !== undefined)).to.equal(true);
+    expect(v1.maxInflight).to.equal(1);
+    await p.stop();
+    p = await startProxy(greeterEntry([v1]) + greeterVs(`  - route: [{destination: {host: greeter}}]`));
+    v1.maxInflight = 0;
+    const c2 = greeter();
+    await Promise.all(Array.from({ length: 6 }, () => unary(c2, 'Hello', { name: 's' })));
+    expect(v1.maxInflight).to.be.above(1);
+  });
+
+  it('an HTTP port goes upstream as HTTP/2 only with h2UpgradePolicy UPGRADE', async () => {
+    const upgrade = `  trafficPolicy: {connectionPool: {http: {h2UpgradePolicy: UPGRADE}}}`;
+    p = await startProxy(
+      greeterEntry([v1], upgrade, 'HTTP') + greeterVs(`  - route: [{destination: {host: greeter}}]`),
+    );
+    expect((await unary(greeter(), 'Hello', { name: 'up' })).reply?.from).to.equal('v1');
+    await p.stop();
+    // without it the upstream hop is HTTP/1.1, which a gRPC server does not speak
+    p = await startProxy(
+      greeterEntry([v1], '', 'HTTP') + greeterVs(`  - route: [{destination: {host: greeter}}]`),
+    );
+    expect((await unary(greeter(), 'Hello', { name: 'h1' })).error).to.not.equal(undefined);
+  });
+
+  it('http2MaxRequests is the circuit breaker: calls past it are UNAVAILABLE with flag UO', async () => {
+    p = await startProxy(
+      greeterEntry([v1], `  trafficPolicy: {connectionPool: {http: {http2MaxRequests: 2}}}`) +
+        greeterVs(`  - route: [{destination: {host: greeter}}]`),
+    );
+    v1.delayMs = 300;
+    const c = greeter();
+    const got = await Promise.all(Array.from({ length: 5 }, () => unary(c, 'Hello', { name: 'cb' })));
+    const overflow = got.filter((g) => g.error?.code === grpc.status.UNAVAILABLE);
+    expect(got.filter((g) => g.reply !== undefined).length).to.equal(2);
+    expect(overflow.length).to.equal(3);
+    expect(await metricsText(p)).to.match(/response_flags="UO",grpc_response_status="14"\} 3/);
   });
 
   it('retries a call answered UNAVAILABLE (retryOn unavailable) on another endpoint', async () => {
