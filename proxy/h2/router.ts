@@ -2,8 +2,9 @@
  * What the router (router/exchange.ts) does differently for a gRPC request: the status it
  * records, and how long it waits.
  */
-import type { IncomingHttpHeaders } from 'node:http';
-import { isGrpcRequest, parseGrpcTimeout } from './grpc.js';
+import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
+import { encodeGrpcMessage, isGrpcRequest, parseGrpcTimeout } from './grpc.js';
+import { endWithHead } from './downstream.js';
 
 /** The gRPC state of one request: its status once known ('' until then). */
 export interface GrpcReply {
@@ -36,4 +37,28 @@ export function grpcTimeoutMs(g: GrpcReply | null, headers: IncomingHttpHeaders,
   const client = parseGrpcTimeout(headers['grpc-timeout']);
   if (client === null || client === 0) return routeMs;
   return routeMs > 0 ? Math.min(routeMs, client) : client;
+}
+
+/**
+ * Sends a gRPC error as a trailers-only response (HTTP 200, no body) with `grpc-status` and
+ * `grpc-message`; `extra` headers go along (the response flags, rate-limit headers). Nothing
+ * when the response already started.
+ */
+export function sendGrpcError(
+  res: ServerResponse,
+  status: string,
+  message: string,
+  extra: Readonly<Record<string, string | string[]>>,
+): void {
+  if (res.headersSent || res.destroyed) return;
+  const h: Record<string, string | string[]> = { ...extra };
+  delete h['content-length']; // the reply has no body, whatever a refusal's own headers said
+  Object.assign(h, {
+    'content-type': 'application/grpc',
+    'grpc-status': status,
+    'grpc-message': encodeGrpcMessage(message),
+  });
+  if (endWithHead(res, 200, h)) return;
+  res.writeHead(200, h);
+  res.end();
 }

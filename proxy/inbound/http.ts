@@ -47,7 +47,8 @@ import type { RateLimiter, RateLimitVerdict } from '../ratelimit/limiter.js';
 import { rateLimitHeaders } from '../ratelimit/headers.js';
 import { connectionOf, endWithHead, hasUndeclaredBody, isH2 } from '../h2/downstream.js';
 import { H2Pool } from '../h2/pool.js';
-import { grpcReply, grpcStatusLabel, type GrpcReply } from '../h2/router.js';
+import { grpcReply, grpcStatusLabel, sendGrpcError, type GrpcReply } from '../h2/router.js';
+import { grpcStatusOfHttp } from '../h2/grpc.js';
 
 export const XFCC = 'x-forwarded-client-cert';
 
@@ -325,6 +326,16 @@ class InboundExchange implements ResponseHandler {
     this.flags = addFlag(this.flags, flag);
     this.status = status;
     const text = custom?.body ?? `${FLAG_TEXT[flag] ?? 'local reply'}: ${detail} [flag ${this.flags}]\n`;
+    if (this.grpc !== null) {
+      // a gRPC client gets a gRPC error (HTTP 200, the status mapped), as from the outbound side
+      this.grpc.status = String(grpcStatusOfHttp(status));
+      this.status = 200;
+      sendGrpcError(this.res, this.grpc.status, text.toString().trim(), {
+        ...custom?.headers,
+        'x-weft-response-flags': this.flags,
+      });
+      return this.finish();
+    }
     if (!this.res.headersSent && !this.res.destroyed) {
       this.respBytes = Buffer.byteLength(text);
       this.res.writeHead(status, {

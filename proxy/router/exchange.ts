@@ -41,8 +41,8 @@ import { jwtHook, type RequestAuth } from '../authn/hook.js';
 import { hostAllowed, tlsServerOf } from '../gateway-tls.js';
 import { connectionOf, endWithHead, hasUndeclaredBody, isH2 } from '../h2/downstream.js';
 import { ReplayableBody } from '../h2/body.js';
-import { grpcReply, grpcStatusLabel, grpcTimeoutMs, type GrpcReply } from '../h2/router.js';
-import { encodeGrpcMessage, grpcStatusOfHttp } from '../h2/grpc.js';
+import { grpcReply, grpcStatusLabel, grpcTimeoutMs, sendGrpcError, type GrpcReply } from '../h2/router.js';
+import { grpcStatusOfHttp } from '../h2/grpc.js';
 
 type UpstreamHeaders = Record<string, string | string[] | undefined>;
 
@@ -241,6 +241,7 @@ export class Exchange {
     const d = o.denial;
     this.flags = addFlag(this.flags, d.flag === 'RBAC' ? Flags.RbacDenied : Flags.ExtAuthzDenied);
     this.status = d.status;
+    if (this.grpc !== null) return this.grpcLocalReply(d.status, d.body.toString().trim());
     if (!this.res.headersSent && !this.res.destroyed) {
       const h: Record<string, string> = {
         ...d.headers,
@@ -778,20 +779,9 @@ export class Exchange {
     const g = this.grpc!;
     g.status = g.forced ?? String(grpcStatusOfHttp(status));
     this.status = 200;
-    if (!this.res.headersSent && !this.res.destroyed) {
-      const h: Record<string, string> = {
-        'content-type': 'application/grpc',
-        'grpc-status': g.status,
-        'grpc-message': encodeGrpcMessage(text),
-        'x-weft-response-flags': this.flags,
-        ...extra,
-      };
-      this.explainHeader(h);
-      if (!endWithHead(this.res, 200, h)) {
-        this.res.writeHead(200, h);
-        this.res.end();
-      }
-    }
+    const h: Record<string, string | string[]> = { 'x-weft-response-flags': this.flags, ...extra };
+    this.explainHeader(h);
+    sendGrpcError(this.res, g.status, text, h);
     this.finish();
   }
 

@@ -11,6 +11,8 @@ import { PROXY_CONFIG_API_VERSION, type ProxyConfig } from '../../../pkg/proxyco
 import { InboundListener } from '../../../proxy/inbound/listener.js';
 import { MetricsRegistry } from '../../../proxy/telemetry/metrics.js';
 import { createLogger } from '../../../pkg/log/index.js';
+import type { AuthorizationPolicy } from '../../../pkg/api/authorizationpolicy.js';
+import { translateAuthz } from '../../../pkg/translate/authz.js';
 import { meshRoot, TestIdentity } from './mesh-identity.js';
 import { startProxy, type Started } from './helpers.js';
 import { clientVia, grpc, grpcUpstream, GreeterClient, unary, type GrpcUpstream } from './grpc-fixture.js';
@@ -63,6 +65,18 @@ describe('gRPC through two sidecars over mesh mTLS (HTTP/2 both hops)', function
   this.timeout(30_000);
   const root = meshRoot();
   let app: GrpcUpstream;
+  const inboundConfig = (version = 'v1'): ProxyConfig => ({
+    apiVersion: PROXY_CONFIG_API_VERSION,
+    kind: 'ProxyConfig',
+    version,
+    listeners: [],
+    clusters: [],
+    inbound: {
+      mtls: { mode: 'STRICT', policy: 'PeerAuthentication demo/strict' },
+      // a `grpc` Service port: the HTTP hop (pkg/translate/inbound.ts)
+      ports: [{ port: app.port, protocol: 'HTTP', service: 'greeter.demo.svc.cluster.local' }],
+    },
+  });
   let inbound: InboundListener;
   let capture: net.Server;
   let client: Started;
@@ -86,18 +100,7 @@ describe('gRPC through two sidecars over mesh mTLS (HTTP/2 both hops)', function
       capturePorts: () => [],
       dst: () => ({ address: '127.0.0.1', port: app.port, family: 4 }),
     });
-    inbound.apply({
-      apiVersion: PROXY_CONFIG_API_VERSION,
-      kind: 'ProxyConfig',
-      version: 'v1',
-      listeners: [],
-      clusters: [],
-      inbound: {
-        mtls: { mode: 'STRICT', policy: 'PeerAuthentication demo/strict' },
-        // a `grpc` Service port: the HTTP hop (pkg/translate/inbound.ts)
-        ports: [{ port: app.port, protocol: 'HTTP', service: 'greeter.demo.svc.cluster.local' }],
-      },
-    });
+    inbound.apply(inboundConfig());
     capture = net.createServer((s) => inbound.handle(s));
     await new Promise<void>((r) => capture.listen(0, '127.0.0.1', r));
     const inboundPort = (capture.address() as net.AddressInfo).port;
@@ -153,5 +156,29 @@ describe('gRPC through two sidecars over mesh mTLS (HTTP/2 both hops)', function
     expect(dest).to.match(/reporter="destination"[^}]*grpc_response_status="8"\} 1/);
     const src = await (await fetch(`http://127.0.0.1:${client.metrics}/stats/prometheus`)).text();
     expect(src).to.match(/reporter="source"[^}]*request_protocol="grpc"[^}]*grpc_response_status="0"\} 2/);
+  });
+
+  it('an AuthorizationPolicy denial at the inbound side is PERMISSION_DENIED to the gRPC client', async () => {
+    const deny = {
+      apiVersion: 'security.istio.io/v1',
+      kind: 'AuthorizationPolicy',
+      metadata: { name: 'no-count', namespace: 'demo' },
+      spec: { action: 'DENY', rules: [{ to: [{ operation: { paths: ['/weft.test.Greeter/Hello'] } }] }] },
+    } as AuthorizationPolicy;
+    const { block } = translateAuthz({ policies: [deny], pod: { namespace: 'demo', labels: {} } });
+    inbound.apply({ ...inboundConfig('deny'), authz: { ...block!, listeners: [] } });
+    const c = clientVia(GreeterClient, client.port, 'greeter:50051');
+    const calls = app.calls.length;
+    try {
+      const r = await unary(c, 'Hello', { name: 'no' });
+      expect(r.error?.code).to.equal(grpc.status.PERMISSION_DENIED);
+      expect(app.calls.length).to.equal(calls);
+      expect(metrics.render()).to.match(
+        /reporter="destination"[^}]*response_flags="RBAC",grpc_response_status="7"\} 1/,
+      );
+    } finally {
+      c.close();
+      inbound.apply(inboundConfig('v2'));
+    }
   });
 });
