@@ -4,7 +4,9 @@
  *   Accepted      False (Invalid) when the object fails weft's validation (it got past the
  *                 webhook: created before it ran, or with the webhook off); True otherwise, with
  *                 the accepted-but-not-enforced warnings and cross-object findings in the message.
- *   ResolvedRefs  False (RefNotFound) when a host, subset or gateway it names does not exist.
+ *   ResolvedRefs  False (RefNotFound) when a host, subset or gateway it names does not exist;
+ *                 False (InvalidCertificateRef) when a Gateway's TLS credential cannot be served
+ *                 (Secret missing, key not matching its certificate, no CA for MUTUAL).
  *   Reconciled    True when every connected proxy that ACKs runs a config that includes the
  *                 object's current generation; False (Pending) until they ACK it, False (Nacked)
  *                 naming the proxies that rejected it. Reconciling mirrors Pending.
@@ -43,6 +45,8 @@ export interface Verdict {
   unresolved: Finding[];
   /** Other cross-object findings (host conflicts, precedence): warnings in Accepted's message. */
   notes: Finding[];
+  /** Why a Gateway's TLS credentials cannot be served (gatewaycredentials.ts); absent: none. */
+  badCredentials?: string[];
   /** Kind-specific conditions (a RateLimit's `Enforced`); a False one also blocks Ready. */
   extra?: FreshCondition[];
   /** Whether the proxies run it (`reconciliation`); absent: no Reconciled condition. */
@@ -153,9 +157,27 @@ function accepted(v: Verdict): Fresh {
 }
 
 function resolvedRefs(v: Verdict): Fresh {
-  return v.unresolved.length > 0
-    ? { type: 'ResolvedRefs', status: 'False', reason: 'RefNotFound', message: listFindings(v.unresolved) }
-    : { type: 'ResolvedRefs', status: 'True', reason: 'ResolvedRefs', message: 'every reference resolves' };
+  const credentials = (v.badCredentials ?? []).map((message): Finding => ({ path: '', message }));
+  if (v.unresolved.length > 0)
+    return {
+      type: 'ResolvedRefs',
+      status: 'False',
+      reason: 'RefNotFound',
+      message: listFindings([...v.unresolved, ...credentials]),
+    };
+  if (credentials.length > 0)
+    return {
+      type: 'ResolvedRefs',
+      status: 'False',
+      reason: 'InvalidCertificateRef',
+      message: listFindings(credentials),
+    };
+  return {
+    type: 'ResolvedRefs',
+    status: 'True',
+    reason: 'ResolvedRefs',
+    message: 'every reference resolves',
+  };
 }
 
 function readiness(judged: Fresh[], tracksProxies: boolean): Fresh[] {

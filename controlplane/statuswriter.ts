@@ -20,8 +20,12 @@ import { errorMessage } from '../pkg/errors/index.js';
 import { analyze, REFERENCE_RULES } from '../pkg/validation/analyze.js';
 import { validateObject, type ObjectFinding, type ValidationResult } from '../pkg/validation/index.js';
 import { Debouncer } from './debounce.js';
-import type { KubeRegistry, WatchedKind } from './registry.js';
+import { podInfo, type KubeRegistry, type WatchedKind } from './registry.js';
 import { memquotaCondition, rateLimitCondition } from './ratelimitstatus.js';
+import type { CredentialSource } from './credentials.js';
+import { gatewayCredentialProblems } from './gatewaycredentials.js';
+import { gatewaySelects } from '../pkg/translate/gateway.js';
+import type { Gateway } from '../pkg/api/index.js';
 import { DEFAULT_ROOT_NAMESPACE } from '../pkg/translate/authz.js';
 import {
   objectStatus,
@@ -77,6 +81,11 @@ export interface StatusWriterOptions {
   proxies?: { list(): ProxyProgress[]; onProgress(fn: () => void): void };
   /** The mesh's root namespace (mesh-wide policies); default weft-system. */
   rootNamespace?: string;
+  /**
+   * Where gateways' `credentialName` Secrets are read (the config generator's source), to judge
+   * Gateways' TLS credentials; absent: not judged. Call `credentialsChanged` when they change.
+   */
+  credentials?: CredentialSource;
   /** Lease timings (tests shorten the retry period); default LEASE_DEFAULTS. */
   leaseTiming?: Partial<
     Pick<LeaderElectionConfig, 'leaseDurationSeconds' | 'renewDeadlineMs' | 'retryPeriodMs'>
@@ -186,6 +195,11 @@ export class StatusWriter {
     opts.proxies?.onProgress(() => this.debouncer.trigger());
   }
 
+  /** A credential Secret was listed, changed or removed: Gateways' ResolvedRefs may change. */
+  credentialsChanged(): void {
+    this.debouncer.trigger();
+  }
+
   get isLeader(): boolean {
     return this.leading;
   }
@@ -240,12 +254,29 @@ export class StatusWriter {
         validation: this.validations.get(obj),
         unresolved: mine.filter((f) => f.rule !== undefined && REFERENCE_RULES.has(f.rule)),
         notes: mine.filter((f) => f.rule === undefined || !REFERENCE_RULES.has(f.rule)),
+        ...(obj.kind === 'Gateway' ? this.gatewayCredentials(obj as unknown as Gateway) : {}),
         extra: kindConditions(obj, this.opts.globalRateLimits === true),
         ...(proxies ? { reconciled: this.reconciled(obj, proxies, floor, current) } : {}),
       });
     }
     this.validations.retain(new Set(objects.map((o) => o.metadata.uid ?? keyOf(o))));
     return out;
+  }
+
+  /** The Gateway's TLS credentials as the gateway pods it selects would read them. */
+  private gatewayCredentials(gw: Gateway): Pick<Verdict, 'badCredentials'> {
+    const source = this.opts.credentials;
+    const usesCredentials = (gw.spec.servers ?? []).some((s) => (s.tls?.credentialName ?? '') !== '');
+    if (source === undefined || !usesCredentials) return {};
+    const namespaces = new Set(
+      this.opts.registry
+        .list('Pod')
+        .map(podInfo)
+        .filter((pod) => gatewaySelects(gw, pod))
+        .map((pod) => pod.namespace),
+    );
+    const problems = gatewayCredentialProblems(gw, namespaces, source);
+    return problems.length > 0 ? { badCredentials: problems } : {};
   }
 
   private reconciled(

@@ -225,7 +225,10 @@ export async function startWeftd(opts: StartOptions): Promise<Weftd> {
     ...(opts.pingIntervalMs !== undefined ? { pingIntervalMs: opts.pingIntervalMs } : {}),
   });
 
-  onCredentialChange = () => discovery.refresh();
+  onCredentialChange = () => {
+    discovery.refresh();
+    status?.credentialsChanged();
+  };
   const status = opts.status
     ? new StatusWriter({
         ...opts.status,
@@ -235,6 +238,7 @@ export async function startWeftd(opts: StartOptions): Promise<Weftd> {
         log: log.child({ part: 'status' }),
         onWrite: (result) => metrics.statusWrites.inc({ result }),
         rootNamespace: opts.mesh.rootNamespace,
+        credentials,
         proxies: {
           list: () => {
             const now = Date.now();

@@ -33,7 +33,8 @@ import {
   takesUpgrade,
   type UpgradeHook,
 } from './upgrade.js';
-import { pipeTcp } from './tcp.js';
+import { serveTcpListener, type L4Env } from './tcp-route.js';
+import type { OutboundTcpTable } from './sidecar/outbound-tcp.js';
 import { resolverLookup, type DnsEnv } from './upstream/dns.js';
 import { resolveDnsSettings } from '../pkg/proxyconfig/dns.js';
 import { createDownstreamServer, downstreamErrorStatus } from './http1-limits.js';
@@ -467,7 +468,20 @@ export class ProxyServer {
 
   private onTcp(live: LiveListener, socket: net.Socket): void {
     // accepted during a drain too (docs/proxy.md): the drain period ends every connection
-    pipeTcp(socket, live.compiled as CompiledTcpListener, this.log);
+    serveTcpListener(socket, live.compiled as CompiledTcpListener, this.l4Env());
+  }
+
+  /** What L4 routing needs from the proxy (TCP listeners, the sidecar's outbound TCP services). */
+  l4Env(): L4Env {
+    return {
+      log: this.log,
+      metrics: this.metrics,
+      accessLog: this.current?.accessLog === true ? this.env.accessLog : null,
+      ...(this.opts.gatewayTls?.helloTimeoutMs !== undefined
+        ? { helloTimeoutMs: this.opts.gatewayTls.helloTimeoutMs }
+        : {}),
+      ...(this.opts.rand !== undefined ? { rand: this.opts.rand } : {}),
+    };
   }
 
   /**
@@ -489,6 +503,11 @@ export class ProxyServer {
   /** outboundTrafficPolicy REGISTRY_ONLY of the config in force; null: ALLOW_ANY (or no config yet). */
   registryOnly(): RegistryOnly | null {
     return this.current?.registryOnly ?? null;
+  }
+
+  /** The sidecar's outbound TCP/TLS services of the config in force (proxy/sidecar/outbound-tcp.ts). */
+  outboundTcp(): OutboundTcpTable | null {
+    return this.current?.outboundTcp ?? null;
   }
 
   /** Serves a connection accepted elsewhere on the unbound HTTP listener; false if there is none. */

@@ -7,9 +7,11 @@
 import { spawn, execFile, execFileSync, type ChildProcess } from 'node:child_process';
 import { promisify } from 'node:util';
 import { copyFileSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import type { ProxyConfig, VirtualHost } from '../../pkg/proxyconfig/types.js';
+import { freePort } from '../../test/support/ports.js';
+
+export { freePort };
 
 export const HERE = path.dirname(new URL(import.meta.url).pathname);
 export const ROOT = path.resolve(HERE, '../..');
@@ -52,17 +54,6 @@ export function rssMb(pids: readonly number[]): number {
     kb += Number(m?.[1] ?? 0);
   }
   return kb / 1024;
-}
-
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(p));
-    });
-  });
 }
 
 export interface WrkResult {

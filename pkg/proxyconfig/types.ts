@@ -11,6 +11,7 @@
 
 import type { JwtAuthn } from './jwt.js';
 import type { RateLimitBlock } from './ratelimit.js';
+import type { L4Route } from './l4.js';
 
 export const PROXY_CONFIG_API_VERSION = 'proxy.weft.dev/v1';
 
@@ -48,6 +49,12 @@ export interface ProxyConfig {
    * listed here is closed. Absent = ALLOW_ANY: both pass through to the original destination.
    */
   outboundTrafficPolicy?: OutboundTrafficPolicy;
+  /**
+   * The sidecar's outbound TCP and TLS services (declared non-HTTP ports of services with
+   * addresses): a captured connection to one of them is routed by its L4 routes, never sniffed
+   * (docs/proxy-config.md "TCP and TLS routes"). Absent: every connection is sniffed.
+   */
+  outboundTcp?: OutboundTcpService[];
   /** The Sidecar resource that scoped this config and how it was chosen (weftctl proxy-config shows it); absent: none. */
   scope?: { sidecar: string; via: 'workload' | 'namespace' | 'root' };
 }
@@ -253,8 +260,27 @@ export interface TcpListener {
   protocol: 'TCP';
   address?: string;
   port: number;
-  /** Every connection is piped to one endpoint of this cluster. */
-  cluster: string;
+  /** Every connection is piped to one endpoint of this cluster (when `tcpRoutes`/`tlsRoutes` are absent). */
+  cluster?: string;
+  /** VirtualService `tcp:` rules, first match wins (pkg/proxyconfig/l4.ts). */
+  tcpRoutes?: L4Route[];
+  /**
+   * VirtualService `tls:` rules: the ClientHello's SNI picks one (a gateway's PASSTHROUGH server);
+   * TLS passes through unterminated. A connection no route takes is closed (flag NR).
+   */
+  tlsRoutes?: L4Route[];
+}
+
+/** One outbound service port a sidecar routes at L4 (ProxyConfig.outboundTcp). */
+export interface OutboundTcpService {
+  /** `<host>:<port>`, for logs. */
+  name: string;
+  /** Its addresses (IPs or CIDRs: cluster IPs, ServiceEntry addresses) compared with the original destination. */
+  addresses: string[];
+  port: number;
+  /** As TcpListener: `tlsRoutes` first (by SNI; the ClientHello is read), then `tcpRoutes`. */
+  tcpRoutes?: L4Route[];
+  tlsRoutes?: L4Route[];
 }
 
 export interface VirtualHost {

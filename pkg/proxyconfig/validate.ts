@@ -15,6 +15,7 @@ import {
 } from './types.js';
 import { validateAuthzBlock } from './validate-authz.js';
 import { checkDnsServer, isDnsHostName } from './dns.js';
+import { checkL4Routes } from './l4.js';
 import { isIP } from 'node:net';
 
 export interface ConfigProblem {
@@ -169,10 +170,7 @@ function checkListener(c: Checker, l: unknown, path: string, ports: Set<number>)
   else if (l.port !== 0 && ports.has(l.port as number))
     c.fail(`${path}.port`, `port ${String(l.port)} is used twice`);
   else ports.add(l.port as number);
-  if (l.protocol === 'TCP') {
-    if (typeof l.cluster !== 'string') c.fail(`${path}.cluster`, 'must name a cluster');
-    return;
-  }
+  if (l.protocol === 'TCP') return checkTcpRouting(c, l, path);
   if (l.protocol !== 'HTTP') return c.fail(`${path}.protocol`, 'must be HTTP or TCP');
   if (l.edge !== undefined && typeof l.edge !== 'boolean') c.fail(`${path}.edge`, 'must be true or false');
   if (l.upgradeTypes !== undefined)
@@ -246,6 +244,31 @@ export function isIpOrCidr(a: string): boolean {
   const family = isIP(a.slice(0, slash));
   const bits = a.slice(slash + 1);
   return family !== 0 && /^\d{1,3}$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128);
+}
+
+/** A TCP listener or outbound TCP service: one cluster, or L4 routes (pkg/proxyconfig/l4.ts). */
+function checkTcpRouting(c: Checker, l: Obj, path: string): void {
+  if (l.tcpRoutes !== undefined) checkL4Routes(c, l.tcpRoutes, `${path}.tcpRoutes`, false, isIpOrCidr);
+  if (l.tlsRoutes !== undefined) checkL4Routes(c, l.tlsRoutes, `${path}.tlsRoutes`, true, isIpOrCidr);
+  const routed = l.tcpRoutes !== undefined || l.tlsRoutes !== undefined;
+  if (l.cluster !== undefined ? typeof l.cluster !== 'string' : !routed)
+    c.fail(`${path}.cluster`, 'must name a cluster (or give tcpRoutes / tlsRoutes)');
+}
+
+function checkOutboundTcp(c: Checker, v: unknown): void {
+  if (v === undefined) return;
+  c.array(v, 'outboundTcp').forEach((s, i) => {
+    const at = `outboundTcp[${i}]`;
+    if (!isObj(s)) return c.fail(at, 'must be an object like {name, addresses, port, tcpRoutes}');
+    if (typeof s.name !== 'string' || s.name === '') c.fail(`${at}.name`, 'must be a non-empty string');
+    if (!isPort(s.port) || s.port === 0) c.fail(`${at}.port`, 'must be a port number 1-65535');
+    c.array(s.addresses, `${at}.addresses`).forEach((a, j) => {
+      if (typeof a !== 'string' || !isIpOrCidr(a))
+        c.fail(`${at}.addresses[${j}]`, 'must be an IP address or a CIDR');
+    });
+    if (s.cluster !== undefined) c.fail(`${at}.cluster`, 'is not a field here (use tcpRoutes)');
+    checkTcpRouting(c, s, at);
+  });
 }
 
 function checkOutboundTrafficPolicy(c: Checker, v: unknown): void {
@@ -411,6 +434,7 @@ export function validateProxyConfig(cfg: unknown): ConfigProblem[] {
   checkCredentials(c, cfg.credentials);
   checkDns(c, cfg.dns);
   checkOutboundTrafficPolicy(c, cfg.outboundTrafficPolicy);
+  checkOutboundTcp(c, cfg.outboundTcp);
   return c.problems;
 }
 

@@ -46,6 +46,7 @@ import {
   type Mirror,
   type OutlierDetection,
   type OutboundTrafficPolicy,
+  type OutboundTcpService,
   type ProxyConfig,
   type RetryPolicy,
   type Route,
@@ -80,6 +81,14 @@ import {
   serverHostsFor,
 } from './gateway.js';
 import { ruleForSource, type ProxyIdentity } from './sourcematch.js';
+import {
+  GatewayL4Ports,
+  L4_TCP_PROTOCOLS,
+  L4_TLS_PROTOCOLS,
+  gatewayL4Kind,
+  outboundTcpService,
+  type L4Context,
+} from './tcproutes.js';
 import { DestinationRuleIndex, byCreation, meshVirtualServicesByHost } from './precedence.js';
 import {
   exportedTo,
@@ -279,6 +288,8 @@ class Translator {
   private readonly proxy: ProxyIdentity;
   /** The VirtualServices exported to the proxy's namespace (and imported by its Sidecar). */
   private virtualServices: VirtualService[];
+  /** The sidecar's outbound TCP/TLS services (build() only). */
+  private outboundTcp: OutboundTcpService[] = [];
 
   constructor(private readonly input: TranslateInput) {
     this.suffix = input.domainSuffix ?? DEFAULT_SUFFIX;
@@ -488,7 +499,7 @@ class Translator {
     }
   }
 
-  private destCluster(d: Destination, ns: string, vhostPort: number): { cluster: string; host: string } {
+  destCluster(d: Destination, ns: string, vhostPort: number): { cluster: string; host: string } {
     const host = fqdn(d.host, ns, this.suffix);
     const svc = this.services.get(host);
     const port = d.port?.number ?? (svc && svc.ports.length === 1 ? svc.ports[0]!.number : vhostPort);
@@ -646,6 +657,40 @@ class Translator {
       .filter((r): r is Route => r !== null);
   }
 
+  /** What tcproutes.ts borrows: this proxy, destination clusters, the warnings list. */
+  private l4Context(): L4Context {
+    return {
+      proxy: this.proxy,
+      clusterOf: (d, ns, port) => this.destCluster(d, ns, port).cluster,
+      warn: (m) => this.warnings.push(m),
+    };
+  }
+
+  /**
+   * The sidecar's declared TCP and TLS service ports (tcproutes.ts outboundTcpService): routed
+   * by their VirtualServices' tcp/tls rules, then to the service; never sniffed.
+   */
+  private outboundTcpServices(): OutboundTcpService[] {
+    const ctx = this.l4Context();
+    const out: OutboundTcpService[] = [];
+    for (const svc of this.services.values())
+      for (const p of svc.ports) {
+        if (!L4_TCP_PROTOCOLS.has(p.protocol) && !L4_TLS_PROTOCOLS.has(p.protocol)) continue;
+        if (!svc.addresses.some(isIpOrCidr)) continue;
+        const vss = this.virtualServices.filter((vs) =>
+          (vs.spec.hosts ?? []).some((h) => fqdn(h, nsOf(vs), this.suffix) === svc.host),
+        );
+        const cluster = this.ensureCluster(svc.host, p.number, undefined);
+        const entry = outboundTcpService(
+          ctx,
+          { host: svc.host, addresses: svc.addresses, port: p.number, protocol: p.protocol, cluster },
+          vss,
+        );
+        if (entry !== null) out.push(entry);
+      }
+    return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
+
   build(): TranslateResult {
     // oldest first; a VirtualService with no rule for this proxy does not claim its hosts here
     const { byHost: vsByHost, warnings } = meshVirtualServicesByHost(
@@ -676,6 +721,7 @@ class Translator {
       vhosts.push({ name: host, domains: [host, `${host}:80`], routes: this.meshRoutes(vs, 80) });
     }
     const l = this.input.listener ?? {};
+    this.outboundTcp = this.outboundTcpServices();
     return this.finish([
       {
         name: l.name ?? 'outbound',
@@ -701,15 +747,33 @@ class Translator {
     const vss = byCreation(this.virtualServices);
     const byPort = new Map<number, Map<string, VirtualHost>>();
     const tlsByPort = new Map<number, GatewayTlsServer[]>();
+    const l4 = new GatewayL4Ports(this.l4Context());
     for (const gw of gateways) {
       const key = `${nsOf(gw)}/${gw.metadata.name ?? ''}`;
       (gw.spec.servers ?? []).forEach((server, index) => {
         const port = server.port?.number;
         const protocol = (server.port?.protocol ?? '').toUpperCase();
         const where = `Gateway ${key} port ${port}`;
+        const l4Kind = gatewayL4Kind(server);
+        if (l4Kind !== null || l4.byPort.has(port)) {
+          // a port is either HTTP(S) or L4 (TCP, TLS passthrough), the first server's kind
+          if (typeof l4Kind === 'object' && l4Kind !== null)
+            return this.warnings.push(`${where}: ${l4Kind.refused}; server skipped`);
+          if (l4Kind === null || byPort.has(port))
+            return this.warnings.push(
+              `${where}: ${protocol}${l4Kind === 'passthrough' ? ' PASSTHROUGH' : ''} conflicts with the port's earlier ${l4Kind === null ? 'TCP/TLS passthrough' : 'HTTP or terminated HTTPS'} server (one port is one or the other); server skipped`,
+            );
+          return l4.add(
+            server,
+            l4Kind,
+            key,
+            nsOf(gw),
+            vss.filter((v) => bindsTo(v, key)),
+          );
+        }
         if (!GATEWAY_HTTP_PROTOCOLS.has(protocol) && protocol !== 'HTTPS')
           return this.warnings.push(
-            `${where}: ${protocol || 'no'} protocol is not served yet (HTTP and HTTPS only); server skipped`,
+            `${where}: ${protocol || 'no'} protocol is not served (HTTP, HTTPS, TCP, MONGO, MYSQL, REDIS, TLS PASSTHROUGH only); server skipped`,
           );
         const tls = protocol === 'HTTPS' ? gatewayTlsServer(server, `${key}[${index}]`, nsOf(gw)) : null;
         if (typeof tls === 'string') return this.warnings.push(`${where}: ${tls}; server skipped`);
@@ -753,7 +817,21 @@ class Translator {
           `gateway port ${port} is one the proxy itself uses (${[...PROXY_OWN_PORTS].join(', ')}); its servers are skipped`,
         );
       }
-    const listeners: Listener[] = [...byBind.entries()]
+    const l4Listeners = l4
+      .listeners((port) => input.servicePorts?.[port] ?? [port])
+      .filter((t) => {
+        if (PROXY_OWN_PORTS.has(t.port))
+          this.warnings.push(
+            `gateway port ${t.port} is one the proxy itself uses; its TCP/TLS servers are skipped`,
+          );
+        else if (byBind.has(t.port))
+          this.warnings.push(
+            `gateway port ${t.port} is bound by HTTP and TCP/TLS servers; the TCP/TLS ones are skipped`,
+          );
+        else return true;
+        return false;
+      });
+    const httpListeners: Listener[] = [...byBind.entries()]
       .sort(([a], [b]) => a - b)
       .map(([port, virtualHosts]) => ({
         name: `gateway-${port}`,
@@ -765,6 +843,7 @@ class Translator {
         virtualHosts,
         ...(tlsByBind.has(port) ? { tls: { servers: tlsByBind.get(port)! } } : {}),
       }));
+    const listeners = [...httpListeners, ...l4Listeners].sort((a, b) => a.port - b.port);
     return this.finish(listeners);
   }
 
@@ -859,6 +938,7 @@ class Translator {
     if (ph && Object.keys(ph).length > 0) config.proxyHeaders = ph;
     const sc = this.input.scope?.sidecar;
     if (sc) config.scope = { sidecar: sidecarRef(sc.sidecar), via: sc.via };
+    if (this.outboundTcp.length > 0) config.outboundTcp = this.outboundTcp;
     if (this.input.scope?.outboundMode === 'REGISTRY_ONLY')
       config.outboundTrafficPolicy = { mode: 'REGISTRY_ONLY', ...this.registryDestinations() };
     config.version = configVersion(config);

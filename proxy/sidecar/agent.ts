@@ -269,6 +269,8 @@ export async function startAgent(
       metrics: proxy.metrics,
       outboundHttp: () => proxy.unboundHttp(),
       registryOnly: () => proxy.registryOnly(),
+      outboundTcp: () => proxy.outboundTcp(),
+      l4Env: () => proxy.l4Env(),
       handOff: (sock) => {
         captured.delete(sock); // the HTTP drain takes care of it from here
         return proxy.handOff(sock);

@@ -12,6 +12,9 @@
  * Inbound (15006) is proxy/inbound/listener.ts (mesh mTLS, PeerAuthentication, HTTP or TCP to the
  * app); it shares readHead and hostPort from here.
  *
+ * A connection to a declared TCP or TLS port of a known service (ProxyConfig.outboundTcp) is not
+ * sniffed: its VirtualService tcp/tls routes (or the service itself) take it (proxy/tcp-route.ts).
+ *
  * The original destination comes from the native addon (proxy/native). Without it, HTTP is still
  * routed by Host and other traffic cannot be passed through (the connection is closed and counted).
  */
@@ -26,6 +29,8 @@ import { inspectClientHello } from '../inbound/clienthello.js';
 import { readFirstBytes } from '../inbound/listener.js';
 import type { RegistryOnly } from './registry-only.js';
 import { prefaceVerdict } from '../h2/downstream.js';
+import type { OutboundTcpTable } from './outbound-tcp.js';
+import { routeL4, type L4Env } from '../tcp-route.js';
 
 /** Bytes to look at before deciding; an HTTP request head larger than this is passed through. */
 const MAX_SNIFF_BYTES = 16 * 1024;
@@ -78,24 +83,27 @@ export function hostPort(host: string): number {
  * Reads until `sniff` can decide (or `timeoutMs` passes with no decision: a server-first
  * protocol). The bytes read are returned to be replayed.
  */
-export function readHead(socket: net.Socket, timeoutMs: number): Promise<{ head: Buffer; verdict: Sniffed }> {
+export function readHead(
+  socket: net.Socket,
+  timeoutMs: number,
+): Promise<{ head: Buffer; verdict: Sniffed; timedOut: boolean }> {
   return new Promise((resolve) => {
     let head = Buffer.alloc(0);
-    const done = (final: boolean): void => {
+    const done = (final: boolean, timedOut = false): void => {
       clearTimeout(timer);
       socket.off('data', onData);
       socket.off('end', onEnd);
       socket.off('close', onEnd);
       socket.pause();
       const verdict = sniff(head, final);
-      resolve({ head, verdict: verdict.kind === 'more' ? { kind: 'tcp' } : verdict });
+      resolve({ head, verdict: verdict.kind === 'more' ? { kind: 'tcp' } : verdict, timedOut });
     };
     const onData = (c: Buffer): void => {
       head = Buffer.concat([head, c]);
       if (sniff(head).kind !== 'more') done(false);
     };
     const onEnd = (): void => done(true);
-    const timer = setTimeout(() => done(true), timeoutMs);
+    const timer = setTimeout(() => done(true, true), timeoutMs);
     socket.on('data', onData);
     socket.once('end', onEnd);
     // A client that connects and resets (a TCP health check) never sends 'end'.
@@ -134,6 +142,10 @@ export interface CaptureEnv {
   outboundHttp: () => CompiledHttpListener | null;
   /** Serve the socket on the HTTP router. */
   handOff: (socket: net.Socket) => boolean;
+  /** Declared TCP/TLS service ports with their L4 routes (outbound-tcp.ts); null (or absent): none. */
+  outboundTcp?: () => OutboundTcpTable | null;
+  /** The proxy's L4 settings (access log, hello timeout); absent: `log` and `metrics` only. */
+  l4Env?: () => L4Env;
   /** REGISTRY_ONLY's known destinations in the config in force; null (or absent): ALLOW_ANY. */
   registryOnly?: () => RegistryOnly | null;
   /** The pod IP (INSTANCE_IP) the app listens on; 127.0.0.1 when unknown. */
@@ -187,10 +199,40 @@ function routesH2(l: CompiledHttpListener, dst: OriginalDst): boolean {
   return l.exact.has(key);
 }
 
+/**
+ * A declared TCP or TLS port of a known service: routed by its tcp/tls routes at once, never
+ * sniffed (a server-first protocol's client says nothing until the server's greeting).
+ */
+function routedAtL4(env: CaptureEnv, socket: net.Socket, dst: OriginalDst): boolean {
+  const svc = env.outboundTcp?.()?.find(dst.address, dst.port) ?? null;
+  if (svc === null) return false;
+  const addressed = { address: dst.address, port: dst.port, originalDst: true };
+  void routeL4(socket, svc.l4, svc.name, addressed, env.l4Env?.() ?? { log: env.log, metrics: env.metrics });
+  return true;
+}
+
+/** The metric of protocol detection that ran out of time (a server-first protocol on an undeclared port). */
+export const DETECTION_TIMEOUT_METRIC = 'weft_proxy_protocol_detection_timeouts_total';
+
+/**
+ * Sniffing waited the whole timeout: usually a server-first protocol (MySQL, SMTP) on a port whose
+ * protocol is not declared, delayed on every connection. Counted, and logged at debug with the
+ * destination so the port can be found and declared (`tcp-*` name or appProtocol).
+ */
+function countDetectionTimeout(env: CaptureEnv, dst: OriginalDst | null): void {
+  env.metrics.incLabelled(DETECTION_TIMEOUT_METRIC, { side: 'outbound' });
+  env.log.debug('Protocol detection timed out; declare the port protocol to skip it', {
+    to: dst === null ? 'unknown' : `${dst.address}:${dst.port}`,
+    sniffTimeoutMs: env.sniffTimeoutMs,
+  });
+}
+
 export async function onOutbound(env: CaptureEnv, socket: net.Socket): Promise<void> {
   socket.on('error', () => socket.destroy());
   const dst = destination(env, socket);
+  if (dst !== null && !isSelf(env, dst) && routedAtL4(env, socket, dst)) return;
   const read = await readHead(socket, env.sniffTimeoutMs);
+  if (read.timedOut) countDetectionTimeout(env, dst);
   const { verdict } = read;
   let head = read.head;
   const l = env.outboundHttp();

@@ -31,7 +31,6 @@ import {
   argoCdModuleDir,
   clusterSecret,
   ensureArgoCd,
-  freePort,
   GitRepo,
   type Proc,
   repoServerEnv,
@@ -41,6 +40,7 @@ import {
   tail,
   weftHealthData,
 } from './support/argocd.js';
+import { freePort } from '../support/ports.js';
 import {
   kubeconfig,
   kubectl,

@@ -19,7 +19,6 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -71,19 +70,6 @@ export function argoCdModuleDir(): string {
   });
   if (r.status !== 0) throw new Error(`go mod download ${ARGOCD_MODULE}: ${r.stderr}`);
   return (JSON.parse(r.stdout) as { Dir: string }).Dir;
-}
-
-/** A TCP port free on loopback right now (the process that takes it binds it moments later). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr !== null ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 /** A child process with its output in a log file (read back for diagnostics). */

@@ -15,6 +15,7 @@ import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { DEFAULT_MESH } from '../../../controlplane/flags.js';
 import type { Weftd } from '../../../controlplane/weftd.js';
+import type { Condition } from '../../../controlplane/status.js';
 import { createCA, issueServing, type KeyPairPem } from '../../../pkg/certs/index.js';
 import { TOKEN_AUDIENCE } from '../../../pkg/discovery/protocol.js';
 import { KubeClient } from '../../../pkg/kube/client.js';
@@ -151,6 +152,11 @@ describe('Gateway HTTPS credentialName: Secret → weftd → gateway (real API s
         mesh: structuredClone(DEFAULT_MESH),
         pingIntervalMs: 300,
         flags: { pushDebounceMs: 20, pushDebounceMaxMs: 200 },
+        status: {
+          lease: { namespace: ns, identity: 'weftd-gwtls' },
+          debounce: { afterMs: 20, maxMs: 200 },
+          leaseTiming: { retryPeriodMs: 200 },
+        },
       },
     );
     await weftd.registry.hasSynced;
@@ -234,5 +240,37 @@ describe('Gateway HTTPS credentialName: Secret → weftd → gateway (real API s
         gateway.metrics.render(),
       );
     expect(Number(refused?.[1] ?? 0), gateway.metrics.render()).to.be.at.least(1);
+  });
+
+  it('the Gateway says so: ResolvedRefs False (InvalidCertificateRef), Ready False, Stalled', async () => {
+    const conditionsOf = async (): Promise<Condition[]> => {
+      const gw = await kube.get({ apiVersion: NET, kind: 'Gateway', namespace: ns, name: 'public' });
+      return (gw?.status as { conditions?: Condition[] } | undefined)?.conditions ?? [];
+    };
+    const refs = await waitFor('ResolvedRefs False on the Gateway', async () =>
+      (await conditionsOf()).find((c) => c.type === 'ResolvedRefs' && c.status === 'False'),
+    );
+    expect(refs.reason).to.equal('InvalidCertificateRef');
+    expect(refs.message).to.match(
+      new RegExp(`server https \\(port 443\\): tls.key of Secret ${ns}/${CRED} does not match`),
+    );
+    const all = await conditionsOf();
+    expect(all.find((c) => c.type === 'Ready')).to.include({
+      status: 'False',
+      reason: 'InvalidCertificateRef',
+    });
+    expect(all.find((c) => c.type === 'Stalled')).to.include({ status: 'True' });
+    // the Gateway that names no credential is not judged on it
+    const other = await kube.get({ apiVersion: NET, kind: 'Gateway', namespace: ns, name: 'other' });
+    const otherRefs = ((other?.status as { conditions?: Condition[] } | undefined)?.conditions ?? []).find(
+      (c) => c.type === 'ResolvedRefs',
+    );
+    expect(otherRefs?.status).to.equal('True');
+
+    // mended: True again, without touching the Gateway
+    await kube.replace(secret(first));
+    await waitFor('ResolvedRefs True again', async () =>
+      (await conditionsOf()).find((c) => c.type === 'ResolvedRefs' && c.status === 'True'),
+    );
   });
 });

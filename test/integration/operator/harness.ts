@@ -8,7 +8,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createServer as createHttpsServer, type Server } from 'node:https';
-import { createServer as createNetServer } from 'node:net';
 import { dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createCA, issueServing } from '../../../pkg/certs/index.js';
@@ -17,17 +16,10 @@ import type { KubeObject } from '../../../pkg/kube/types.js';
 import { createLogger } from '../../../pkg/log/index.js';
 import { status as clusterStatus, up as clusterUp } from '../../../hack/cluster/cluster.js';
 import { waitFor } from '../../support/wait.js';
+import { freePort } from '../../support/ports.js';
 
 /** Suites import the one polling helper from here along with the rest of the harness. */
-export { waitFor };
-
-export async function freePort(): Promise<number> {
-  const srv = createNetServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const port = (srv.address() as { port: number }).port;
-  await new Promise((r) => srv.close(r));
-  return port;
-}
+export { waitFor, freePort };
 
 export interface OperatorOptions {
   kubeconfig: string;

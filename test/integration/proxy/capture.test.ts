@@ -5,7 +5,7 @@
 import { expect } from 'chai';
 import net from 'node:net';
 import tls from 'node:tls';
-import { onOutbound, type CaptureEnv } from '../../../proxy/sidecar/capture.js';
+import { DETECTION_TIMEOUT_METRIC, onOutbound, type CaptureEnv } from '../../../proxy/sidecar/capture.js';
 import type { OriginalDst } from '../../../proxy/native/original_dst.js';
 import type { CompiledHttpListener } from '../../../proxy/compile/compile.js';
 import { MetricsRegistry } from '../../../proxy/telemetry/metrics.js';
@@ -95,6 +95,9 @@ describe('sidecar capture dispatch (loopback, injected original destination)', f
     dst = { address: '127.0.0.1', port, family: 4 };
     try {
       expect(await raw(capturePort, '')).to.equal('220 greeting\r\n');
+      // counted: a server-first protocol on an undeclared port is delayed on every connection
+      const timeouts = metrics.labelledCounters.get(DETECTION_TIMEOUT_METRIC);
+      expect(timeouts?.get('side="outbound"')).to.be.greaterThan(0);
     } finally {
       greeter.close();
     }

@@ -9,6 +9,7 @@ import { expect } from 'chai';
 import { spawn, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
 import http2 from 'node:http2';
+import { freePort } from '../../support/ports.js';
 import path from 'node:path';
 import { PROXY_CONFIG_API_VERSION, type ProxyConfig } from '../../../pkg/proxyconfig/types.js';
 import { DiscoveryClient } from '../../../proxy/discovery/client.js';
@@ -133,16 +134,6 @@ async function until(what: string, check: () => Promise<boolean> | boolean, ms =
     await sleep(100);
   }
   throw new Error(`timed out waiting for: ${what}`);
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = net.createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 /** A gRPC health server (h2c): SERVING for every service but "down". */

@@ -69,6 +69,25 @@ describe('status conditions of mesh objects', () => {
       },
     ],
     [
+      'a Gateway whose TLS credential cannot be served',
+      { ...clean, badCredentials: ['server https (port 443): tls.key of Secret shop/cert does not match'] },
+      {
+        Accepted: ['True', 'Accepted'],
+        ResolvedRefs: ['False', 'InvalidCertificateRef'],
+        Ready: ['False', 'InvalidCertificateRef'],
+        Stalled: ['True', 'InvalidCertificateRef'],
+      },
+    ],
+    [
+      'a missing reference and a bad credential: RefNotFound, both named',
+      {
+        ...clean,
+        unresolved: [{ path: 'spec.x', message: 'no host' }],
+        badCredentials: ['server s (port 443): Secret shop/cert not found'],
+      },
+      { ResolvedRefs: ['False', 'RefNotFound'], Stalled: ['True', 'RefNotFound'] },
+    ],
+    [
       'an invalid object that also names a missing host: invalid comes first',
       {
         validation: { errors: [{ path: 'spec', message: 'bad' }], warnings: [] },
