@@ -71,6 +71,17 @@ export function h2ServerOptions(l: H2Limits): http2.ServerOptions {
   } as http2.ServerOptions;
 }
 
+/** The HTTP/2 sessions open on each listener's server (a drain sends them GOAWAY). */
+const serverSessions = new WeakMap<http.Server, Set<Http2Session>>();
+
+/**
+ * Drain: every HTTP/2 session of `server` gets a GOAWAY; streams in progress finish, then the
+ * connection closes (HTTP/1's `Connection: close` for a multiplexed connection).
+ */
+export function goAwayH2(server: http.Server): void {
+  for (const s of serverSessions.get(server) ?? []) if (!s.closed) s.close();
+}
+
 /** The real socket of each downstream h2 session (node gives requests a proxy object instead). */
 const sessionSockets = new WeakMap<Http2Session, net.Socket>();
 
@@ -155,8 +166,12 @@ export function serveH2Too(
       req.stream.session?.close();
   });
   let opening: net.Socket | null = null;
+  const sessions = new Set<Http2Session>();
+  serverSessions.set(server, sessions);
   h2.on('session', (session: Http2Session) => {
     if (opening !== null) sessionSockets.set(session, opening);
+    sessions.add(session);
+    session.once('close', () => sessions.delete(session));
     // a flood or a protocol error nghttp2 detected: this connection ends, no one else's
     session.on('error', () => session.destroy());
     if (limits.idleTimeoutMs > 0) session.setTimeout(limits.idleTimeoutMs, () => session.close());

@@ -322,4 +322,28 @@ describe('gRPC and HTTP/2 through the proxy', function () {
       session.close();
     }
   });
+
+  it('drain: an HTTP/2 connection gets GOAWAY, and the call in progress on it completes', async () => {
+    p = await startProxy(greeterEntry([v1]) + greeterVs(`  - route: [{destination: {host: greeter}}]`));
+    v1.delayMs = 400;
+    const c = greeter();
+    const call = unary(c, 'Hello', { name: 'draining' });
+    const session = http2.connect(`http://127.0.0.1:${p.port}`);
+    const goaway = new Promise<boolean>((r) => {
+      session.once('goaway', () => r(true));
+      setTimeout(() => r(false), 3000).unref();
+    });
+    // an idle HTTP/2 connection (one request done) and the gRPC call in flight
+    await new Promise<void>((resolve) => {
+      const s = session.request({ ':path': '/', ':authority': 'nowhere' });
+      s.resume();
+      s.on('close', () => resolve());
+      s.end();
+    });
+    await new Promise((r) => setTimeout(r, 100));
+    p.proxy.drain();
+    expect(await goaway).to.equal(true);
+    expect((await call).reply?.name).to.equal('draining');
+    session.destroy();
+  });
 });
