@@ -183,6 +183,12 @@ export interface InboundPort {
   port: number;
   /** Declared by the Services in front of it: HTTP is parsed, TCP piped; absent: sniffed. */
   protocol?: 'HTTP' | 'TCP';
+  /**
+   * HTTP declared as HTTP/2 (GRPC, HTTP2): an HTTP/2 request goes to the app as HTTP/2. Without
+   * it a declared HTTP port gets HTTP/1.1 whatever the client spoke (an h2UpgradePolicy between
+   * sidecars must not reach an HTTP/1.1 app as HTTP/2); a sniffed port gets the client's protocol.
+   */
+  http2?: boolean;
   /** `portLevelMtls`; absent: `inbound.mtls`. */
   mtls?: InboundMtls;
   /** `destination_service` of this port's metrics (a Service host). */

@@ -389,6 +389,7 @@ function checkInbound(c: Checker, v: unknown): void {
     if (p.mtls !== undefined) checkMtls(c, p.mtls, `${path}.mtls`);
     if (p.service !== undefined && typeof p.service !== 'string')
       c.fail(`${path}.service`, 'must be a string');
+    if (p.http2 !== undefined && typeof p.http2 !== 'boolean') c.fail(`${path}.http2`, 'must be a boolean');
   });
 }
 

@@ -27,6 +27,8 @@ export interface InboundInput {
 }
 
 const HTTP_PROTOCOLS = new Set(['HTTP', 'HTTP_PROXY', 'GRPC-WEB', 'GRPC', 'HTTP2']);
+/** Declared HTTP/2: the app is spoken to in HTTP/2 when the client spoke it. */
+const HTTP2_PROTOCOLS = new Set(['GRPC', 'HTTP2']);
 
 function inboundProtocol(declared: string | undefined): 'HTTP' | 'TCP' | undefined | null {
   if (declared === undefined) return undefined;
@@ -57,6 +59,8 @@ function targetPort(
 
 interface PortFacts {
   protocols: Set<'HTTP' | 'TCP' | undefined>;
+  /** Every Service declares it GRPC or HTTP2. */
+  http2?: boolean;
   service?: string;
 }
 
@@ -71,6 +75,8 @@ function declaredPorts(input: InboundInput): Map<number, PortFacts> {
       const port = targetPort(svc, p, host, input);
       if (protocol === null || port === undefined) continue;
       const facts = out.get(port) ?? { protocols: new Set() };
+      const h2 = HTTP2_PROTOCOLS.has(declaredProtocol(p) ?? '');
+      facts.http2 = facts.protocols.size === 0 ? h2 : facts.http2 === true && h2;
       facts.protocols.add(protocol);
       facts.service ??= host;
       out.set(port, facts);
@@ -89,6 +95,7 @@ export function inboundFor(input: InboundInput): Inbound {
     const declared = [...facts.protocols].filter((x) => x !== undefined);
     const entry: InboundPort = { port };
     if (declared.length > 0 && declared.every((x) => x === declared[0])) entry.protocol = declared[0]!;
+    if (entry.protocol === 'HTTP' && facts.http2 === true) entry.http2 = true;
     if (facts.service !== undefined) entry.service = facts.service;
     ports.set(port, entry);
   }

@@ -205,7 +205,7 @@ class InboundExchange implements ResponseHandler {
     };
     try {
       // the app gets the protocol the client spoke (Istio's inbound USE_DOWNSTREAM_PROTOCOL)
-      (isH2(this.req) ? this.hop.h2pool(this.port) : this.hop.pool(this.port)).dispatch(spec, this);
+      (this.appSpeaksH2() ? this.hop.h2pool(this.port) : this.hop.pool(this.port)).dispatch(spec, this);
     } catch (err) {
       // e.g. a connect option node refuses synchronously: this request fails, not the process
       this.localReply(
@@ -214,6 +214,15 @@ class InboundExchange implements ResponseHandler {
         `${(err as Error).message} (${this.hop.appHost}:${this.port})`,
       );
     }
+  }
+
+  /**
+   * HTTP/2 to the app: the client spoke it and the port is declared HTTP/2 (GRPC, HTTP2) or
+   * sniffed (Istio's USE_DOWNSTREAM_PROTOCOL); a declared HTTP port is HTTP/1.1.
+   */
+  private appSpeaksH2(): boolean {
+    const plan = this.conn.plan;
+    return isH2(this.req) && (plan.protocol === null || plan.http2);
   }
 
   onRequestStart(c: Controller): void {

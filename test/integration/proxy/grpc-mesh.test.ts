@@ -6,6 +6,8 @@
  * identity in XFCC; streaming and trailers survive both hops.
  */
 import { expect } from 'chai';
+import http from 'node:http';
+import http2 from 'node:http2';
 import net from 'node:net';
 import { PROXY_CONFIG_API_VERSION, type ProxyConfig } from '../../../pkg/proxyconfig/types.js';
 import { InboundListener } from '../../../proxy/inbound/listener.js';
@@ -73,8 +75,8 @@ describe('gRPC through two sidecars over mesh mTLS (HTTP/2 both hops)', function
     clusters: [],
     inbound: {
       mtls: { mode: 'STRICT', policy: 'PeerAuthentication demo/strict' },
-      // a `grpc` Service port: the HTTP hop (pkg/translate/inbound.ts)
-      ports: [{ port: app.port, protocol: 'HTTP', service: 'greeter.demo.svc.cluster.local' }],
+      // a `grpc` Service port: the HTTP hop, HTTP/2 to the app (pkg/translate/inbound.ts)
+      ports: [{ port: app.port, protocol: 'HTTP', http2: true, service: 'greeter.demo.svc.cluster.local' }],
     },
   });
   let inbound: InboundListener;
@@ -179,6 +181,55 @@ describe('gRPC through two sidecars over mesh mTLS (HTTP/2 both hops)', function
     } finally {
       c.close();
       inbound.apply(inboundConfig('v2'));
+    }
+  });
+
+  it('a declared HTTP port (not GRPC/HTTP2) gets HTTP/1.1 at the app even when the client hop is HTTP/2', async () => {
+    // an HTTP/1.1-only app behind the same inbound, on a port declared plain HTTP
+    const seen: string[] = [];
+    const h1app = http.createServer((req, res) => {
+      seen.push(req.httpVersion);
+      res.end('h1 app');
+    });
+    await new Promise<void>((r) => h1app.listen(0, '127.0.0.1', r));
+    const h1Port = (h1app.address() as net.AddressInfo).port;
+    const plain = new InboundListener({
+      log: createLogger('grpc-mesh', { silent: true }),
+      metrics,
+      accessLog: null,
+      appHost: '127.0.0.1',
+      identity: new TestIdentity(SERVER, root),
+      sniffTimeoutMs: 300,
+      handshakeTimeoutMs: 2000,
+      capturePorts: () => [],
+      dst: () => ({ address: '127.0.0.1', port: h1Port, family: 4 }),
+    });
+    plain.apply({
+      ...inboundConfig('h1'),
+      inbound: {
+        mtls: { mode: 'PERMISSIVE', policy: 'PeerAuthentication demo/default' },
+        ports: [{ port: h1Port, protocol: 'HTTP', service: 'web.demo.svc.cluster.local' }],
+      },
+    });
+    const front = net.createServer((s) => plain.handle(s));
+    await new Promise<void>((r) => front.listen(0, '127.0.0.1', r));
+    const session = http2.connect(`http://127.0.0.1:${(front.address() as net.AddressInfo).port}`);
+    try {
+      const body = await new Promise<string>((resolve, reject) => {
+        const st = session.request({ ':path': '/', ':authority': 'web:80' });
+        let b = '';
+        st.on('data', (d: Buffer) => (b += d.toString()));
+        st.on('end', () => resolve(b));
+        st.on('error', reject);
+        st.end();
+      });
+      expect(body).to.equal('h1 app');
+      expect(seen).to.deep.equal(['1.1']);
+    } finally {
+      session.destroy();
+      front.close();
+      await plain.close();
+      h1app.close();
     }
   });
 });
