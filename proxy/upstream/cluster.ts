@@ -332,7 +332,8 @@ export class ClusterRuntime {
           maxConnections: l.maxConnections >= UNLIMITED ? Infinity : l.maxConnections,
           connectTimeoutMs: l.connectTimeoutMs,
           idleTimeoutMs: l.idleTimeoutMs,
-          maxConcurrentStreams: this.def.connectionPool?.maxConcurrentStreams ?? Infinity,
+          // 0 or absent: as many as the server's SETTINGS allow (a limit of 0 would never send)
+          maxConcurrentStreams: this.def.connectionPool?.maxConcurrentStreams || Infinity,
           connect: this.connectorFor(ep),
         }));
       ep.pool = new H1Pool(ep.address, ep.port, {
