@@ -178,6 +178,8 @@ export interface DebugConfigAnswer {
   kind: 'sidecar' | 'gateway';
   version?: string;
   config?: ProxyConfig;
+  /** weftd's global rate-limit Redis (`host:port`), when it runs one. */
+  rateLimitRedis?: string;
 }
 
 /** A GET of a weftd debug path (`/debug/connections`, ...) that returns the parsed JSON. */

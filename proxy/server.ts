@@ -43,6 +43,8 @@ import { GatewayTlsTerminator } from './gateway-tls.js';
 import type { IdentitySource } from './identity/types.js';
 import type { RegistryOnly } from './sidecar/registry-only.js';
 import type { IdentitySummary } from './identity/workload.js';
+import { RateLimiter } from './ratelimit/limiter.js';
+import type { GlobalBackend } from './ratelimit/global.js';
 
 /** What the proxy needs of its identity: the contract plus a key-free summary for `/certs`. */
 export type ProxyIdentity = IdentitySource & { summary(): IdentitySummary };
@@ -93,6 +95,12 @@ export interface ProxyOptions {
   gatewayTls?: { helloTimeoutMs?: number; handshakeTimeoutMs?: number; maxHandshakes?: number };
   /** Extra admin-port routes (the sidecar's /inbound); returns false when not its path. */
   adminRoutes?: (req: IncomingMessage, res: ServerResponse) => boolean;
+  /**
+   * Enforce the config's `rateLimits` on the HTTP listeners (gateways, ADR 0021; a sidecar's
+   * block is for its inbound side and must not also limit its outbound calls). `global`: weftd's
+   * check endpoint for `scope: global` limits.
+   */
+  listenerRateLimits?: { global?: GlobalBackend };
 }
 
 export type AuxRole = 'admin' | 'metrics' | 'health';
@@ -190,7 +198,14 @@ export class ProxyServer {
       metrics: this.metrics,
       accessLog: new AccessLog((opts.accessLogSink ?? process.stdout) as never),
       rand: opts.rand ?? Math.random,
+      rateLimiter: this.listenerRateLimiter(),
     };
+  }
+
+  private listenerRateLimiter(): RateLimiter | null {
+    const o = this.opts.listenerRateLimits;
+    if (o === undefined) return null;
+    return new RateLimiter(this.metrics, { log: this.log, ...(o.global ? { global: o.global } : {}) });
   }
 
   /** Compiles and swaps in `cfg`; throws (leaving the current config in force) if it cannot. */
@@ -223,6 +238,7 @@ export class ProxyServer {
       throw err;
     }
     this.current = config;
+    this.env.rateLimiter?.update(cfg.rateLimits);
     for (const w of config.jwt?.warnings ?? []) this.log.warn('RequestAuthentication keys', { warning: w });
     this.metrics.inc('weft_proxy_config_applied_total');
     this.lastReload = { at: new Date().toISOString(), ok: true, version: config.version };

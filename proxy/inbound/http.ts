@@ -44,7 +44,7 @@ import type { CompiledJwt } from '../authn/jwt.js';
 import type { RequestAuth } from '../authn/hook.js';
 import { admit, type Admission, type Refusal } from './admit.js';
 import type { RateLimiter, RateLimitVerdict } from '../ratelimit/limiter.js';
-import { rateLimitHeaders } from '../ratelimit/headers.js';
+import { rateLimitHeaders, rateLimitLogFields } from '../ratelimit/headers.js';
 import { connectionOf, endWithHead, hasUndeclaredBody, isH2 } from '../h2/downstream.js';
 import { H2Pool } from '../h2/pool.js';
 import { grpcReply, grpcStatusLabel, sendGrpcError, type GrpcReply } from '../h2/router.js';
@@ -404,15 +404,6 @@ class InboundExchange implements ResponseHandler {
       ...connectionFields(c),
     };
   }
-}
-
-/** The limit and override that applied, and what it decided (access log). */
-export function rateLimitLogFields(v: RateLimitVerdict): Record<string, unknown> {
-  return {
-    ratelimit: v.limit,
-    ratelimit_override: v.override ?? 'default',
-    ratelimit_result: v.allowed ? 'allowed' : 'limited',
-  };
 }
 
 /** What the access log says about a connection's security (HTTP and TCP lines alike). */

@@ -39,6 +39,9 @@ import { authzGate, authzLogFields, countAuthz, type AuthzOutcome } from '../aut
 import { guardsListener, type AuthzDecision } from '../authz/engine.js';
 import { jwtHook, type RequestAuth } from '../authn/hook.js';
 import { hostAllowed, tlsServerOf } from '../gateway-tls.js';
+import type { RateLimiter, RateLimitVerdict } from '../ratelimit/limiter.js';
+import { checkRateLimit, gatewayRateLimitRequest } from '../ratelimit/gateway.js';
+import { limitedReply, rateLimitHeaders, rateLimitLogFields } from '../ratelimit/headers.js';
 import { connectionOf, endWithHead, hasUndeclaredBody, isH2 } from '../h2/downstream.js';
 import { ReplayableBody } from '../h2/body.js';
 import { grpcReply, grpcStatusLabel, grpcTimeoutMs, sendGrpcError, type GrpcReply } from '../h2/router.js';
@@ -52,6 +55,8 @@ export interface RouterEnv {
   metrics: MetricsRegistry;
   accessLog: AccessLog | null;
   rand: () => number;
+  /** A gateway's listener rate limits (ADR 0021); absent: none (a sidecar limits inbound only). */
+  rateLimiter?: RateLimiter | null;
 }
 
 /** Bodies up to this size are buffered so the request can be retried; larger ones stream, unretried. */
@@ -164,6 +169,8 @@ export class Exchange {
   auth: RequestAuth | null = null;
   /** Envoy's response code details for local replies that have them (jwt_authn_access_denied{…}). */
   details: string | undefined;
+  /** The listener rate limit that applied (allowed or limited); null: none. */
+  rateLimit: RateLimitVerdict | null = null;
   /** gRPC requests (content-type application/grpc): the status for metrics and the log. */
   grpc: GrpcReply | null = null;
   private readonly start = performance.now();
@@ -229,7 +236,21 @@ export class Exchange {
     const az = this.cfg.authz;
     if (guardsListener(az, this.listener.name))
       return authzGate(az, this.req, v, this.auth, (o) => this.afterAuthz(o));
-    this.routeRequest();
+    this.limitThenRoute();
+  }
+
+  /** Listener rate limits, after authn and authz (a refused request spends no token): 429 past them. */
+  private limitThenRoute(): void {
+    const rl = this.env.rateLimiter;
+    if (rl === undefined || rl === null || !rl.active) return this.routeRequest();
+    const r = gatewayRateLimitRequest(this.req, this.view, this.listener.port, this.auth?.claims ?? null);
+    checkRateLimit(rl, r, (v) => {
+      if (this.done) return; // the client left while weftd was asked
+      this.rateLimit = v;
+      if (v === null || v.allowed) return this.routeRequest();
+      const { detail, body, headers } = limitedReply(v);
+      this.localReply(429, Flags.RateLimited, detail, { body, headers });
+    });
   }
 
   /** The AuthorizationPolicy outcome: a denial answers here, an allow goes on to routing. */
@@ -237,7 +258,7 @@ export class Exchange {
     this.authz = o.decision;
     countAuthz(this.env.metrics, o);
     if (this.done) return;
-    if (o.denial === undefined) return this.routeRequest();
+    if (o.denial === undefined) return this.limitThenRoute();
     const d = o.denial;
     this.flags = addFlag(this.flags, d.flag === 'RBAC' ? Flags.RbacDenied : Flags.ExtAuthzDenied);
     this.status = d.status;
@@ -479,6 +500,7 @@ export class Exchange {
       out['x-envoy-upstream-service-time'] = String(Math.round(performance.now() - this.requestComplete));
     if (this.route!.respOps !== null) this.route!.respOps(out);
     if (this.dest!.respOps !== null) this.dest!.respOps(out);
+    if (this.rateLimit !== null) Object.assign(out, rateLimitHeaders(this.rateLimit));
     this.explainHeader(out);
     return out;
   }
@@ -753,7 +775,9 @@ export class Exchange {
     this.flags = addFlag(this.flags, flag);
     this.status = status;
     const text = custom?.body ?? `${FLAG_TEXT[flag] ?? 'local reply'}: ${detail} [flag ${this.flags}]\n`;
-    if (this.grpc !== null) return this.grpcLocalReply(status, text.trimEnd(), extra);
+    // a gRPC client: a gRPC error, with a refusal's own headers (rate-limit budget, JWT challenge)
+    if (this.grpc !== null)
+      return this.grpcLocalReply(status, text.trimEnd(), { ...custom?.headers, ...extra });
     if (!this.res.headersSent && !this.res.destroyed) {
       const h: Record<string, string> = {
         ...custom?.headers,
@@ -829,6 +853,7 @@ export class Exchange {
       upstream_cluster: this.dest?.clusterName,
       route_name: this.route?.name,
       ...(this.authz !== null ? authzLogFields(this.authz) : {}),
+      ...(this.rateLimit !== null ? rateLimitLogFields(this.rateLimit) : {}),
       ...(this.details !== undefined ? { response_code_details: this.details } : {}),
       ...(this.grpc !== null ? { grpc_status: grpcStatusLabel(this.grpc.status) } : {}),
       ...(this.auth !== null ? { request_principal: this.auth.principal } : {}),

@@ -247,6 +247,19 @@ export async function startAgent(
       () => inboundListener,
       meshIdentity,
     ),
+    // a gateway limits ingress on its listeners; a sidecar's limits are its inbound side's
+    ...(s.kind === 'gateway'
+      ? {
+          listenerRateLimits: {
+            global: globalRateLimitClient(
+              s.discoveryAddress,
+              s.caRootPath,
+              s.tokenPath,
+              s.rateLimitTimeoutMs,
+            ),
+          },
+        }
+      : {}),
   };
   const proxy = new ProxyServer(opts);
   identity.exportMetrics(proxy.metrics);
