@@ -158,7 +158,8 @@ export function listenerTable(cfg: ProxyConfig): string {
         s.addresses.join(','),
         String(s.port),
         'TCP',
-        l4Destination(s),
+        // a catch-all only takes the SNIs it names; the rest is passed through or blackholed
+        s.catchAll ? `${l4Destination(s)}, SNI catch-all` : l4Destination(s),
       ]),
     ],
   );

@@ -212,6 +212,19 @@ export async function routeL4(
   const conn: L4Connection = { ...addressed, sni };
   const route = (sni !== null ? firstL4Route(l4.tls, conn) : null) ?? firstL4Route(l4.tcp, conn);
   if (route === null) return refuse(env, client, where, 'no_route', { sni: sni ?? undefined });
+  pipeRoute(client, route, where, addressed, head, sni, env);
+}
+
+/** Pipes the connection (replaying `head`) to a weighted destination of `route`. */
+function pipeRoute(
+  client: net.Socket,
+  route: CompiledL4Route,
+  where: string,
+  addressed: { port: number; address: string; originalDst?: boolean },
+  head: Buffer,
+  sni: string | null,
+  env: L4Env,
+): void {
   const target = pickL4Target(route, env.rand ?? Math.random);
   pipeToCluster(client, { name: where, ...target }, head, env.log, {
     originalDst: addressed.originalDst ? addressed : null,
@@ -219,6 +232,27 @@ export async function routeL4(
     route: route.name,
     sni,
   });
+}
+
+/**
+ * A catch-all's TLS routes for a ClientHello already read (`head`, its SNI): pipes the connection
+ * to the first route's destination and returns true; false (nothing done) when none takes it.
+ */
+export function routeBySni(
+  client: net.Socket,
+  l4: CompiledL4,
+  where: string,
+  addressed: { port: number; address: string; originalDst?: boolean },
+  head: Buffer,
+  rawSni: string | null,
+  env: L4Env,
+): boolean {
+  const sni = normalizeSni(rawSni);
+  if (sni === null) return false;
+  const route = firstL4Route(l4.tls, { ...addressed, sni });
+  if (route === null) return false;
+  pipeRoute(client, route, where, addressed, head, sni, env);
+  return true;
 }
 
 /** A connection accepted by a TCP listener: its routes, or its one cluster. */

@@ -61,14 +61,12 @@ export interface ProxyConfig {
 
 export interface OutboundTrafficPolicy {
   mode: 'REGISTRY_ONLY';
-  /** The registry's TCP destinations the sidecar may pass through to: an IP or CIDR and its ports. */
-  destinations: { address: string; ports: number[] }[];
   /**
-   * DNS ServiceEntries without `addresses`: a connection to any address on the port passes only
-   * as TLS whose SNI names one of the hosts (`*.example.com` covers deeper names), as Istio's
-   * SNI filter chains on its 0.0.0.0:port listener. Anything else on the port is closed.
+   * The registry's TCP destinations the sidecar may pass through to: an IP or CIDR and its ports.
+   * DNS ServiceEntries without `addresses` are not here: TLS naming their hosts is routed to
+   * their clusters by the port's catch-all (OutboundTcpService.catchAll), never passed through.
    */
-  tlsHosts?: { port: number; hosts: string[] }[];
+  destinations: { address: string; ports: number[] }[];
 }
 
 /**
@@ -287,6 +285,15 @@ export interface OutboundTcpService {
   /** As TcpListener: `tlsRoutes` first (by SNI; the ClientHello is read), then `tcpRoutes`. */
   tcpRoutes?: L4Route[];
   tlsRoutes?: L4Route[];
+  /**
+   * The port's catch-all (Istio's `0.0.0.0:<port>` listener of services without addresses: DNS
+   * ServiceEntries on TLS/HTTPS ports): `addresses` are `0.0.0.0/0` and `::/0`, only
+   * `tlsRoutes`, and it is consulted after every other service (a service's own address wins).
+   * A connection none of its routes takes is not refused here: it goes on as any other captured
+   * connection (sniffed; passed through under ALLOW_ANY; under REGISTRY_ONLY passed only to a
+   * registry destination, else closed and counted as Istio's BlackHoleCluster).
+   */
+  catchAll?: true;
 }
 
 export interface VirtualHost {

@@ -269,6 +269,11 @@ function checkOutboundTcp(c: Checker, v: unknown): void {
     });
     if (s.cluster !== undefined) c.fail(`${at}.cluster`, 'is not a field here (use tcpRoutes)');
     checkTcpRouting(c, s, at);
+    if (s.catchAll === undefined) return;
+    if (s.catchAll !== true) c.fail(`${at}.catchAll`, 'must be true (or absent)');
+    // a catch-all routes TLS by SNI only: a TCP route would take every connection to the port
+    if (s.tcpRoutes !== undefined) c.fail(`${at}.tcpRoutes`, 'a catch-all service has tlsRoutes only');
+    if (s.tlsRoutes === undefined) c.fail(`${at}.tlsRoutes`, 'a catch-all service needs tlsRoutes');
   });
 }
 
@@ -285,16 +290,6 @@ function checkOutboundTrafficPolicy(c: Checker, v: unknown): void {
     c.array(d.ports, `${at}.ports`).forEach((p, j) => {
       if (!Number.isInteger(p) || (p as number) < 1 || (p as number) > 65535)
         c.fail(`${at}.ports[${j}]`, 'must be a port number 1-65535');
-    });
-  });
-  if (v.tlsHosts === undefined) return;
-  c.array(v.tlsHosts, `${path}.tlsHosts`).forEach((t, i) => {
-    const at = `${path}.tlsHosts[${i}]`;
-    if (!isObj(t)) return c.fail(at, 'must be an object like {port: 443, hosts: [api.example.com]}');
-    if (!Number.isInteger(t.port) || (t.port as number) < 1 || (t.port as number) > 65535)
-      c.fail(`${at}.port`, 'must be a port number 1-65535');
-    c.array(t.hosts, `${at}.hosts`).forEach((h, j) => {
-      if (typeof h !== 'string' || h === '') c.fail(`${at}.hosts[${j}]`, 'must be a host name');
     });
   });
 }

@@ -62,6 +62,7 @@ import { localityLbPolicy, type LocalityLbPolicy } from './locality.js';
 import {
   clusterTypeFor,
   endpointsForHost,
+  resolvedByName,
   visibleEntries,
   withSelectedEndpoints,
   type Resolution,
@@ -87,7 +88,9 @@ import {
   L4_TLS_PROTOCOLS,
   gatewayL4Kind,
   outboundTcpService,
+  sniCatchAll,
   type L4Context,
+  type L4SniService,
 } from './tcproutes.js';
 import { DestinationRuleIndex, byCreation, meshVirtualServicesByHost } from './precedence.js';
 import {
@@ -677,9 +680,7 @@ class Translator {
       for (const p of svc.ports) {
         if (!L4_TCP_PROTOCOLS.has(p.protocol) && !L4_TLS_PROTOCOLS.has(p.protocol)) continue;
         if (!svc.addresses.some(isIpOrCidr)) continue;
-        const vss = this.virtualServices.filter((vs) =>
-          (vs.spec.hosts ?? []).some((h) => fqdn(h, nsOf(vs), this.suffix) === svc.host),
-        );
+        const vss = this.virtualServicesFor(svc.host);
         const cluster = this.ensureCluster(svc.host, p.number, undefined);
         const entry = outboundTcpService(
           ctx,
@@ -688,7 +689,40 @@ class Translator {
         );
         if (entry !== null) out.push(entry);
       }
-    return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    return [...out, ...this.sniCatchAlls()];
+  }
+
+  /** The VirtualServices (visible here) with a host that is `host`. */
+  private virtualServicesFor(host: string): VirtualService[] {
+    return this.virtualServices.filter((vs) =>
+      (vs.spec.hosts ?? []).some((h) => fqdn(h, nsOf(vs), this.suffix) === host),
+    );
+  }
+
+  /**
+   * One catch-all per TLS/HTTPS port of the DNS ServiceEntries without addresses this proxy sees
+   * (exportTo, Sidecar egress: `this.services` is already that view): TLS naming one of their
+   * hosts goes to the host's cluster, whatever address the workload dialled (tcproutes.ts
+   * sniCatchAll). DYNAMIC_DNS (no dynamic forward proxy: an ORIGINAL_DST cluster) is routed the
+   * same way, to the address dialled, as before.
+   */
+  private sniCatchAlls(): OutboundTcpService[] {
+    const byPort = new Map<number, L4SniService[]>();
+    for (const svc of this.services.values()) {
+      if (!resolvedByName(svc) || svc.addresses.some(isIpOrCidr)) continue;
+      for (const p of svc.ports) {
+        if (!L4_TLS_PROTOCOLS.has(p.protocol)) continue;
+        const list = byPort.get(p.number) ?? [];
+        const cluster = this.ensureCluster(svc.host, p.number, undefined);
+        list.push({ host: svc.host, cluster, vss: this.virtualServicesFor(svc.host) });
+        byPort.set(p.number, list);
+      }
+    }
+    return [...byPort.entries()]
+      .sort(([a], [b]) => a - b)
+      .map(([port, list]) => sniCatchAll(this.l4Context(), port, list))
+      .filter((s): s is OutboundTcpService => s !== null);
   }
 
   build(): TranslateResult {
@@ -887,12 +921,12 @@ class Translator {
    * ServiceEntry addresses and CIDRs) on its ports, and for a service without addresses
    * (headless, or a ServiceEntry without `addresses`) its endpoints on their ports. A ServiceEntry
    * without addresses resolved by the original destination (NONE) allows any address on its ports
-   * (Istio's 0.0.0.0:port passthrough); one resolved by DNS only TLS naming its hosts (tlsHosts):
-   * any address on :443 for any protocol would let a workload reach any server on that port.
+   * (Istio's 0.0.0.0:port passthrough). One resolved by name (DNS) adds nothing: TLS naming its
+   * hosts is routed to its cluster by the port's catch-all (sniCatchAlls), never to the address
+   * the workload chose, and anything else to an unknown address is Istio's BlackHoleCluster.
    */
-  private registryDestinations(): Pick<OutboundTrafficPolicy, 'destinations' | 'tlsHosts'> {
+  private registryDestinations(): Pick<OutboundTrafficPolicy, 'destinations'> {
     const byAddress = new Map<string, Set<number>>();
-    const sniByPort = new Map<number, Set<string>>();
     const add = (address: string, port: number): void => {
       const set = byAddress.get(address) ?? new Set<number>();
       set.add(port);
@@ -906,11 +940,7 @@ class Translator {
         if (passthrough) {
           add('0.0.0.0/0', p.number);
           add('::/0', p.number);
-        } else if (noAddresses) {
-          const hosts = sniByPort.get(p.number) ?? new Set<string>();
-          hosts.add(svc.host);
-          sniByPort.set(p.number, hosts);
-        } else if (svc.addresses.length === 0)
+        } else if (svc.addresses.length === 0 && !noAddresses)
           for (const e of svc.endpoints)
             if (isIpOrCidr(e.address)) add(e.address, e.ports?.[p.name] ?? p.targetPort ?? p.number);
       }
@@ -918,10 +948,7 @@ class Translator {
     const destinations = [...byAddress.entries()]
       .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
       .map(([address, ports]) => ({ address, ports: [...ports].sort((a, b) => a - b) }));
-    const tlsHosts = [...sniByPort.entries()]
-      .sort(([a], [b]) => a - b)
-      .map(([port, hosts]) => ({ port, hosts: [...hosts].sort() }));
-    return { destinations, ...(tlsHosts.length > 0 ? { tlsHosts } : {}) };
+    return { destinations };
   }
 
   private finish(listeners: Listener[]): TranslateResult {

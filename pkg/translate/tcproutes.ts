@@ -196,6 +196,67 @@ export function outboundTcpService(
   };
 }
 
+/** A service without addresses on a TLS or HTTPS port: its SNI is routed on the port's catch-all. */
+export interface L4SniService {
+  /** Exact, or `*.suffix` (an entry with endpoints): as Envoy's filter chain `server_names`. */
+  host: string;
+  /** The service's own cluster on the port (STRICT_DNS: its resolved addresses or endpoints). */
+  cluster: string;
+  /** The VirtualServices naming the host. */
+  vss: readonly VirtualService[];
+}
+
+/** `*.suffix` patterns rank by length (longer: more specific); exact names rank above them all. */
+function sniRank(route: L4Route): number {
+  const names = (route.match ?? []).flatMap((m) => m.sniHosts ?? []);
+  return Math.max(...names.map((h) => (h.startsWith('*') ? h.length : Number.MAX_SAFE_INTEGER)), 0);
+}
+
+/**
+ * The catch-all of `port` (Istio's `0.0.0.0:<port>` listener with one SNI filter chain per
+ * service without a VIP): a host's mesh VirtualService `tls:` rules when one has rules for the
+ * port (Istio adds the default chain only when none matched), else SNI = the host → the host's
+ * cluster. SNI names are narrowed to the host a rule belongs to, so nothing but the registry's
+ * own names is taken. Envoy picks the most specific `server_names`; a first-match list gets that
+ * by ordering exact names first, then longer wildcards (stable: VirtualService rules before a
+ * default of the same rank). Null when no route is left.
+ */
+export function sniCatchAll(
+  ctx: L4Context,
+  port: number,
+  services: readonly L4SniService[],
+): OutboundTcpService | null {
+  const mesh: L4Scope = { kind: 'mesh' };
+  const routes: L4Route[] = [];
+  for (const s of [...services].sort((a, b) => (a.host < b.host ? -1 : a.host > b.host ? 1 : 0))) {
+    const narrow = (sni: string): string[] => {
+      const shared = intersectHosts(s.host, sni);
+      return shared === null ? [] : [shared];
+    };
+    const meshVss = s.vss.filter((vs) => boundGateways(vs).includes('mesh'));
+    const owner = byCreation(meshVss).find((vs) => l4Routes(ctx, [vs], 'tls', mesh, port, narrow).length > 0);
+    if (owner) routes.push(...l4Routes(ctx, [owner], 'tls', mesh, port, narrow));
+    else
+      routes.push({
+        name: `${s.host}:${port}`,
+        match: [{ sniHosts: [s.host] }],
+        destinations: [{ cluster: s.cluster, weight: 100 }],
+      });
+  }
+  if (routes.length === 0) return null;
+  const ordered = routes
+    .map((r, i) => ({ r, i, rank: sniRank(r) }))
+    .sort((a, b) => b.rank - a.rank || a.i - b.i)
+    .map((x) => x.r);
+  return {
+    name: `0.0.0.0:${port}`,
+    addresses: ['0.0.0.0/0', '::/0'],
+    port,
+    tlsRoutes: ordered,
+    catchAll: true,
+  };
+}
+
 /** How a gateway server is served at L4; null: not an L4 server (HTTP, HTTPS terminated). */
 export function gatewayL4Kind(server: Server): 'tcp' | 'passthrough' | { refused: string } | null {
   const protocol = (server.port?.protocol ?? '').toUpperCase();

@@ -14,6 +14,8 @@
  *
  * A connection to a declared TCP or TLS port of a known service (ProxyConfig.outboundTcp) is not
  * sniffed: its VirtualService tcp/tls routes (or the service itself) take it (proxy/tcp-route.ts).
+ * TLS to any other address on a port with a catch-all (DNS ServiceEntries without addresses) is
+ * routed by its SNI to the entry's cluster; what names no entry goes on as above.
  *
  * The original destination comes from the native addon (proxy/native). Without it, HTTP is still
  * routed by Host and other traffic cannot be passed through (the connection is closed and counted).
@@ -29,8 +31,8 @@ import { inspectClientHello } from '../inbound/clienthello.js';
 import { readFirstBytes } from '../inbound/listener.js';
 import type { RegistryOnly } from './registry-only.js';
 import { prefaceVerdict } from '../h2/downstream.js';
-import type { OutboundTcpTable } from './outbound-tcp.js';
-import { routeL4, type L4Env } from '../tcp-route.js';
+import type { OutboundTcpEntry, OutboundTcpTable } from './outbound-tcp.js';
+import { routeBySni, routeL4, type L4Env } from '../tcp-route.js';
 
 /** Bytes to look at before deciding; an HTTP request head larger than this is passed through. */
 const MAX_SNIFF_BYTES = 16 * 1024;
@@ -211,6 +213,23 @@ function routedAtL4(env: CaptureEnv, socket: net.Socket, dst: OriginalDst): bool
   return true;
 }
 
+/**
+ * TLS to an address that is no service's, on a port with a catch-all: a ClientHello naming a DNS
+ * ServiceEntry's host goes to that entry's cluster (its resolved addresses), never to the address
+ * the workload chose, so an allowed SNI cannot carry the connection anywhere else.
+ */
+function routedBySni(
+  env: CaptureEnv,
+  socket: net.Socket,
+  dst: OriginalDst,
+  catchAll: OutboundTcpEntry,
+  hello: Buffer,
+): boolean {
+  const addressed = { address: dst.address, port: dst.port, originalDst: true };
+  const l4Env = env.l4Env?.() ?? { log: env.log, metrics: env.metrics };
+  return routeBySni(socket, catchAll.l4, catchAll.name, addressed, hello, sniOf(hello), l4Env);
+}
+
 /** The metric of protocol detection that ran out of time (a server-first protocol on an undeclared port). */
 export const DETECTION_TIMEOUT_METRIC = 'weft_proxy_protocol_detection_timeouts_total';
 
@@ -247,6 +266,17 @@ export async function onOutbound(env: CaptureEnv, socket: net.Socket): Promise<v
       return;
     }
   }
+  const catchAll =
+    verdict.kind === 'tcp' && head.length > 0 && dst !== null && !isSelf(env, dst)
+      ? (env.outboundTcp?.()?.catchAll(dst.port) ?? null)
+      : null;
+  if (catchAll !== null) {
+    // TLS naming a DNS ServiceEntry's host goes to its cluster; anything else carries on below
+    const hello = await tlsHead(socket, head, env.sniffTimeoutMs);
+    if (hello === null) return;
+    head = hello;
+    if (routedBySni(env, socket, dst!, catchAll, head)) return;
+  }
   const registryOnly = env.registryOnly?.() ?? null;
   if (registryOnly !== null && dst !== null && !isSelf(env, dst)) {
     if ((verdict.kind === 'http' || verdict.kind === 'h2') && env.handOff(socket)) {
@@ -255,16 +285,7 @@ export async function onOutbound(env: CaptureEnv, socket: net.Socket): Promise<v
       socket.resume();
       return;
     }
-    let registered = registryOnly.allows(dst.address, dst.port);
-    if (!registered && registryOnly.sniPort(dst.port)) {
-      // a DNS ServiceEntry without addresses: TLS naming one of its hosts, to any address
-      const hello = await tlsHead(socket, head, env.sniffTimeoutMs);
-      if (hello !== null) {
-        head = hello;
-        registered = registryOnly.allowsSni(dst.port, sniOf(hello));
-      }
-    }
-    if (!registered) {
+    if (!registryOnly.allows(dst.address, dst.port)) {
       env.metrics.inc('weft_proxy_blackhole_connections_total');
       env.log.debug('Outbound connection outside the registry closed (REGISTRY_ONLY)', {
         to: `${dst.address}:${dst.port}`,

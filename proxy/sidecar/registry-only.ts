@@ -3,7 +3,8 @@
  * TCP destinations (the config's `outboundTrafficPolicy.destinations`, computed by weftd from the
  * hosts the proxy's Sidecar lets it see) compiled to one address set per port. A connection whose
  * original destination is not in it is closed (Istio's BlackHoleCluster); an HTTP request for an
- * unknown host gets 404 NR from the router.
+ * unknown host gets 404 NR from the router. TLS to a DNS ServiceEntry without addresses is not
+ * decided here: the port's catch-all routes it to the entry's cluster (outbound-tcp.ts).
  */
 import net from 'node:net';
 import type { OutboundTrafficPolicy } from '../../pkg/proxyconfig/types.js';
@@ -11,10 +12,6 @@ import type { OutboundTrafficPolicy } from '../../pkg/proxyconfig/types.js';
 export interface RegistryOnly {
   /** May TCP to this original destination pass through? */
   allows(address: string, port: number): boolean;
-  /** Does the port take TLS to any address when its SNI names a registry host (tlsHosts)? */
-  sniPort(port: number): boolean;
-  /** May TLS with this SNI pass on this port (to any address)? */
-  allowsSni(port: number, sni: string | null): boolean;
 }
 
 /** `*.example.com` covers `a.example.com` and deeper names, not `example.com`; names compare lowercased. */
@@ -41,15 +38,7 @@ export function compileRegistryOnly(policy: OutboundTrafficPolicy | undefined): 
       else list.addSubnet(ip, Number(d.address.slice(slash + 1)), family);
     }
   }
-  const sniHosts = new Map<number, string[]>(
-    (policy.tlsHosts ?? []).map((t) => [t.port, t.hosts.map((h) => h.toLowerCase())]),
-  );
   return {
-    sniPort: (port) => sniHosts.has(port),
-    allowsSni(port, sni) {
-      const name = (sni ?? '').toLowerCase().replace(/\.$/, '');
-      return name !== '' && (sniHosts.get(port) ?? []).some((h) => hostCovers(h, name));
-    },
     allows(address, port) {
       const a = unmapped(address);
       const kind = net.isIP(a);
