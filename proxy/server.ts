@@ -38,6 +38,7 @@ import type { OutboundTcpTable } from './sidecar/outbound-tcp.js';
 import { resolverLookup, type DnsEnv } from './upstream/dns.js';
 import { resolveDnsSettings } from '../pkg/proxyconfig/dns.js';
 import { createDownstreamServer, downstreamErrorStatus } from './http1-limits.js';
+import { goAwayH2 } from './h2/downstream.js';
 import { GatewayTlsTerminator } from './gateway-tls.js';
 import type { IdentitySource } from './identity/types.js';
 import type { RegistryOnly } from './sidecar/registry-only.js';
@@ -507,6 +508,7 @@ export class ProxyServer {
   private closeIdle(live: LiveListener): void {
     if (live.compiled.protocol !== 'HTTP') return;
     for (const sock of live.sockets) if (live.conns.idleAfterResponse(sock)) sock.destroy();
+    if (live.http !== null) goAwayH2(live.http); // HTTP/2: GOAWAY, streams in progress finish
   }
 
   /** The HTTP listener served through `handOff` (the sidecar's outbound), if the config has one. */

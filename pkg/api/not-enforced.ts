@@ -349,18 +349,6 @@ export const NOT_ENFORCED: readonly NotEnforcedEntry[] = [
     probe: [reviewsVs([{ match: [{ uri: { prefix: '/old' } }], redirect: { prefixRewrite: '/new' } }])],
   },
   {
-    id: 'vs.fault.abort.grpcStatus',
-    kind: 'VirtualService',
-    paths: ['spec.http[*].fault.abort.grpcStatus'],
-    reason: 'no abort is injected (HTTP/1.1 proxy, no gRPC); use fault.abort.httpStatus',
-    plan: 18,
-    probe: [
-      reviewsVs([
-        { fault: { abort: { grpcStatus: 'UNAVAILABLE', percentage: { value: 100 } } }, route: toReviews },
-      ]),
-    ],
-  },
-  {
     id: 'vs.retries.retryRemoteLocalities',
     kind: 'VirtualService',
     paths: ['spec.http[*].retries.retryRemoteLocalities'],
@@ -505,23 +493,14 @@ export const NOT_ENFORCED: readonly NotEnforcedEntry[] = [
     id: 'dr.connectionPool.http2',
     kind: 'DestinationRule',
     paths: [
-      ...policyPaths('connectionPool.http.h2UpgradePolicy'),
       ...policyPaths('connectionPool.http.useClientProtocol'),
-      ...policyPaths('connectionPool.http.maxConcurrentStreams'),
       ...policyPaths('connectionPool.http.http2KeepAlive'),
     ],
-    reason: 'upstream connections are HTTP/1.1 only',
+    reason:
+      "upstream HTTP/2 sessions send no keepalive PINGs, and the port's protocol (or h2UpgradePolicy) decides HTTP/1.1 or HTTP/2, not the client's",
     plan: 18,
     probe: drEverywhere(
-      {
-        connectionPool: {
-          http: {
-            h2UpgradePolicy: 'UPGRADE',
-            maxConcurrentStreams: 100,
-            http2KeepAlive: { interval: '30s', timeout: '10s' },
-          },
-        },
-      },
+      { connectionPool: { http: { http2KeepAlive: { interval: '30s', timeout: '10s' } } } },
       { connectionPool: { http: { useClientProtocol: true } } },
     ),
   },

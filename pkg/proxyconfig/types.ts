@@ -181,6 +181,12 @@ export interface InboundPort {
   port: number;
   /** Declared by the Services in front of it: HTTP is parsed, TCP piped; absent: sniffed. */
   protocol?: 'HTTP' | 'TCP';
+  /**
+   * HTTP declared as HTTP/2 (GRPC, HTTP2): an HTTP/2 request goes to the app as HTTP/2. Without
+   * it a declared HTTP port gets HTTP/1.1 whatever the client spoke (an h2UpgradePolicy between
+   * sidecars must not reach an HTTP/1.1 app as HTTP/2); a sniffed port gets the client's protocol.
+   */
+  http2?: boolean;
   /** `portLevelMtls`; absent: `inbound.mtls`. */
   mtls?: InboundMtls;
   /** `destination_service` of this port's metrics (a Service host). */
@@ -410,7 +416,8 @@ export interface RetryPolicy {
 
 export interface Fault {
   delay?: { fixedDelayMs: number; percentage: number };
-  abort?: { httpStatus: number; percentage: number };
+  /** `httpStatus` 0 with `grpcStatus`: a gRPC status abort (HTTP 200, `grpc-status`: the code). */
+  abort?: { httpStatus: number; percentage: number; grpcStatus?: number };
 }
 
 export interface Mirror {
@@ -440,6 +447,8 @@ export interface ConnectionPool {
   connectTimeoutMs?: number;
   http1MaxPendingRequests?: number;
   http2MaxRequests?: number;
+  /** Streams per upstream HTTP/2 connection at most (DestinationRule maxConcurrentStreams). */
+  maxConcurrentStreams?: number;
   /** 0 = unlimited. */
   maxRequestsPerConnection?: number;
   maxRetries?: number;
@@ -477,6 +486,12 @@ export interface Cluster {
   outlierDetection?: OutlierDetection;
   /** How connections to the endpoints are secured; absent = plaintext. */
   tls?: UpstreamTls;
+  /**
+   * Requests go upstream over HTTP/2 (proxy/h2/pool.ts): the port speaks gRPC or HTTP/2
+   * (Service port `grpc`/`http2`/`h2c` by appProtocol or name), or the DestinationRule's
+   * `h2UpgradePolicy` is UPGRADE. Absent: HTTP/1.1.
+   */
+  http2?: boolean;
 }
 
 export const CLUSTER_TYPES = ['STATIC', 'STRICT_DNS', 'LOGICAL_DNS', 'ORIGINAL_DST'] as const;

@@ -229,6 +229,7 @@ function checkCluster(c: Checker, cl: unknown, path: string, names: Set<string>)
       c.fail(`${p}.localityWeight`, 'must be a positive integer');
   });
   if (cl.tls !== undefined) checkUpstreamTls(c, cl.tls, `${path}.tls`);
+  if (cl.http2 !== undefined && typeof cl.http2 !== 'boolean') c.fail(`${path}.http2`, 'must be a boolean');
   for (const key of ['connectionPool', 'outlierDetection']) {
     const v = cl[key];
     if (v === undefined) continue;
@@ -384,6 +385,7 @@ function checkInbound(c: Checker, v: unknown): void {
     if (p.mtls !== undefined) checkMtls(c, p.mtls, `${path}.mtls`);
     if (p.service !== undefined && typeof p.service !== 'string')
       c.fail(`${path}.service`, 'must be a string');
+    if (p.http2 !== undefined && typeof p.http2 !== 'boolean') c.fail(`${path}.http2`, 'must be a boolean');
   });
 }
 

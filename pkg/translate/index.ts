@@ -69,6 +69,7 @@ import {
   type SelectablePod,
 } from './serviceentry.js';
 import type { WorkloadEntry } from '../api/workloadentry.js';
+import { GRPC_CODE_NAMES } from '../api/virtualservice.js';
 import {
   GATEWAY_HTTP_PROTOCOLS,
   addTlsServer,
@@ -412,6 +413,7 @@ class Translator {
     if (lb) cluster.loadBalancer = lb;
     const cp = convertPool(policy?.connectionPool);
     if (cp) cluster.connectionPool = cp;
+    if (speaksH2(sp?.protocol, policy?.connectionPool?.http?.h2UpgradePolicy)) cluster.http2 = true;
     const od = convertOutlier(policy?.outlierDetection);
     if (od) cluster.outlierDetection = od;
     const loc = localityLbPolicy(policy?.loadBalancer?.localityLbSetting, od !== undefined);
@@ -611,6 +613,12 @@ class Translator {
     if (f.abort?.httpStatus !== undefined) {
       route.fault.abort = {
         httpStatus: f.abort.httpStatus,
+        percentage: percent(f.abort.percentage, undefined, 0),
+      };
+    } else if (f.abort?.grpcStatus !== undefined && GRPC_CODE_NAMES.includes(f.abort.grpcStatus)) {
+      route.fault.abort = {
+        httpStatus: 0,
+        grpcStatus: GRPC_CODE_NAMES.indexOf(f.abort.grpcStatus),
         percentage: percent(f.abort.percentage, undefined, 0),
       };
     }
@@ -1059,6 +1067,18 @@ function ms(d: string | undefined): number | undefined {
   return parseDurationMs(d) ?? undefined;
 }
 
+/**
+ * Whether requests to a port go upstream over HTTP/2: a port that declares it (GRPC, HTTP2:
+ * appProtocol `grpc`, `http2`, `kubernetes.io/h2c`, or the port-name prefix), or an HTTP/1.1
+ * port the DestinationRule upgrades (`h2UpgradePolicy: UPGRADE`; DO_NOT_UPGRADE keeps HTTP/1.1,
+ * and never downgrades a declared HTTP/2 port, as in Istio).
+ */
+export function speaksH2(protocol: string | undefined, upgrade: string | undefined): boolean {
+  const p = (protocol ?? '').toUpperCase();
+  if (p === 'GRPC' || p === 'HTTP2') return true;
+  return upgrade === 'UPGRADE' && (p === 'HTTP' || p === '');
+}
+
 export function convertPool(cp: ConnectionPoolSettings | undefined): ConnectionPool | undefined {
   if (!cp) return undefined;
   const out: ConnectionPool = {};
@@ -1069,6 +1089,7 @@ export function convertPool(cp: ConnectionPoolSettings | undefined): ConnectionP
   set('connectTimeoutMs', ms(cp.tcp?.connectTimeout));
   set('http1MaxPendingRequests', cp.http?.http1MaxPendingRequests);
   set('http2MaxRequests', cp.http?.http2MaxRequests);
+  set('maxConcurrentStreams', cp.http?.maxConcurrentStreams);
   set('maxRequestsPerConnection', cp.http?.maxRequestsPerConnection);
   set('maxRetries', cp.http?.maxRetries);
   set('idleTimeoutMs', ms(cp.http?.idleTimeout) ?? ms(cp.tcp?.idleTimeout));

@@ -194,6 +194,8 @@ export interface CompiledFault {
   delayFraction: number;
   abortStatus: number;
   abortFraction: number;
+  /** A gRPC status abort (VirtualService `abort.grpcStatus`), answered as a gRPC error. */
+  abortGrpc: number | undefined;
 }
 
 export const enum ActionType {
@@ -403,6 +405,7 @@ class Compiler {
         delayFraction: (r.fault.delay?.percentage ?? 0) / 100,
         abortStatus: r.fault.abort?.httpStatus ?? 0,
         abortFraction: (r.fault.abort?.percentage ?? 0) / 100,
+        abortGrpc: r.fault.abort?.grpcStatus,
       };
       // Istio: a client-side fault turns off retries and timeouts on the route (vs.proto:458-462)
       out.retry = NO_RETRY;

@@ -458,7 +458,8 @@ export class InboundListener {
       socket.resume(); // paused after the first bytes: a 'data' listener alone does not restart it
       const sniffed = await reading;
       head = sniffed.head;
-      kind = sniffed.verdict.kind === 'http' ? 'HTTP' : 'TCP';
+      // HTTP/1 or the HTTP/2 preface: the HTTP hop serves both (proxy/h2/downstream.ts)
+      kind = sniffed.verdict.kind === 'http' || sniffed.verdict.kind === 'h2' ? 'HTTP' : 'TCP';
       if (socket.destroyed) return;
     }
     if (kind === 'TCP') return this.pipe(socket, head, a, conn);

@@ -30,6 +30,7 @@ import { rememberOriginalDst } from '../upstream/origdst.js';
 import { inspectClientHello } from '../inbound/clienthello.js';
 import { readFirstBytes } from '../inbound/listener.js';
 import type { RegistryOnly } from './registry-only.js';
+import { prefaceVerdict } from '../h2/downstream.js';
 import type { OutboundTcpEntry, OutboundTcpTable } from './outbound-tcp.js';
 import { routeBySni, routeL4, type L4Env } from '../tcp-route.js';
 
@@ -40,12 +41,17 @@ const HTTP_REQUEST_LINE = /^[A-Z]{3,12} \S+ HTTP\/1\.[01]\r?\n/;
 
 export type Sniffed =
   | { kind: 'http'; host: string | null }
+  /** The HTTP/2 connection preface (h2c with prior knowledge): its authority is in HPACK. */
+  | { kind: 'h2' }
   | { kind: 'tcp' }
   /** Not enough bytes yet to tell. */
   | { kind: 'more' };
 
 /** Classifies the first bytes of a connection (pure: unit-tested). */
 export function sniff(buf: Buffer, final = false): Sniffed {
+  const h2 = prefaceVerdict(buf);
+  if (h2 === 'h2') return { kind: 'h2' };
+  if (h2 === 'more' && !final) return { kind: 'more' };
   const text = buf.subarray(0, MAX_SNIFF_BYTES).toString('latin1');
   if (!HTTP_METHOD.test(text)) {
     if (text.length < 13 && /^[A-Z]*$/.test(text) && !final) return { kind: 'more' };
@@ -186,6 +192,16 @@ async function tlsHead(socket: net.Socket, head: Buffer, timeoutMs: number): Pro
 }
 
 /**
+ * h2c with prior knowledge goes to the HTTP router when the original destination is a service
+ * address and port the outbound config has a virtual host for (`10.96.0.7:50051`): the preface
+ * carries no authority to look up, as an HTTP/1 request's Host is. Anything else stays a pipe.
+ */
+function routesH2(l: CompiledHttpListener, dst: OriginalDst): boolean {
+  const key = dst.address.includes(':') ? `[${dst.address}]:${dst.port}` : `${dst.address}:${dst.port}`;
+  return l.exact.has(key);
+}
+
+/**
  * A declared TCP or TLS port of a known service: routed by its tcp/tls routes at once, never
  * sniffed (a server-first protocol's client says nothing until the server's greeting).
  */
@@ -239,7 +255,10 @@ export async function onOutbound(env: CaptureEnv, socket: net.Socket): Promise<v
   const { verdict } = read;
   let head = read.head;
   const l = env.outboundHttp();
-  if (verdict.kind === 'http' && l !== null && verdict.host !== null && findVHost(l, verdict.host) !== null) {
+  if (
+    (verdict.kind === 'http' && l !== null && verdict.host !== null && findVHost(l, verdict.host) !== null) ||
+    (verdict.kind === 'h2' && l !== null && dst !== null && routesH2(l, dst))
+  ) {
     if (dst !== null && !isSelf(env, dst)) rememberOriginalDst(socket, dst); // ORIGINAL_DST clusters
     socket.unshift(head);
     if (env.handOff(socket)) {
@@ -260,7 +279,7 @@ export async function onOutbound(env: CaptureEnv, socket: net.Socket): Promise<v
   }
   const registryOnly = env.registryOnly?.() ?? null;
   if (registryOnly !== null && dst !== null && !isSelf(env, dst)) {
-    if (verdict.kind === 'http' && env.handOff(socket)) {
+    if ((verdict.kind === 'http' || verdict.kind === 'h2') && env.handOff(socket)) {
       // REGISTRY_ONLY: an HTTP request for a host outside the registry is the router's 404 NR
       socket.unshift(head);
       socket.resume();
@@ -276,7 +295,7 @@ export async function onOutbound(env: CaptureEnv, socket: net.Socket): Promise<v
     }
   }
   if (dst === null || isSelf(env, dst)) {
-    if (verdict.kind === 'http' && env.handOff(socket)) {
+    if ((verdict.kind === 'http' || verdict.kind === 'h2') && env.handOff(socket)) {
       // no destination to pass through to: the router answers (404 NR for an unknown host)
       socket.unshift(head);
       socket.resume();
