@@ -25,6 +25,8 @@ import { selectRoute } from '../proxy/router/exchange.js';
 import { explainSynthetic, syntheticView, type SyntheticRequest } from '../proxy/router/explain.js';
 import { isRejection } from '../proxy/router/target.js';
 import { MetricsRegistry } from '../proxy/telemetry/metrics.js';
+import { explainRateLimit, type RateLimitExplanation } from '../proxy/ratelimit/explain.js';
+import { rateLimitLines } from './inboundexplain.js';
 import { loadBalancerText, matchBlockText, stringMatchText } from './proxyview.js';
 
 /** What the user typed: `[METHOD] URL`, `-H 'name: value'`, `--listener`. */
@@ -33,6 +35,15 @@ export interface ExplainInput {
   url: string;
   headers: [string, string][];
   listener?: string;
+  /**
+   * The config's `rateLimits` limit its listeners (a gateway's, or a standalone config's): the
+   * report names the limit that applies. A sidecar's block is for its inbound side (--inbound).
+   */
+  listenerRateLimits?: boolean;
+  /** The client's address (a `clientIP` key); absent: unknown. */
+  from?: string;
+  /** weftd's Redis address (its debug answer), for a global limit's words. */
+  rateLimitRedis?: string;
 }
 
 const METHOD = /^[A-Z]+$/;
@@ -179,6 +190,8 @@ export interface ExplainReport {
   nearestMiss?: RouteMiss;
   /** On a 404 NR for lack of a virtual host: hosts that look like the one asked for. */
   nearestHosts?: string[];
+  /** The listener rate limit the request falls under (gateways; checked before routing, no token taken). */
+  rateLimit?: RateLimitExplanation;
   routed: boolean;
 }
 
@@ -274,18 +287,46 @@ export function explainRequest(cfg: ProxyConfig, input: ExplainInput): ExplainRe
   // the proxy's own view of the request (head checks, path normalization)
   const v = syntheticView(req, config.pathNormalization, listener.port);
   if (isRejection(v)) return { explain, misses: [], routed: false };
+  // a gateway checks its listener limits before routing: a request to no host spends a token too
+  const rl = listenerRateLimit(cfg, input, v, listener.port, outcome);
+  const rateLimit = rl !== null ? { rateLimit: rl } : {};
   const vh = findVHost(listener, v.authority);
   if (vh === null)
     return {
       explain,
       misses: [],
       nearestHosts: nearestHosts(cfg, listener.name, req.authority ?? ''),
+      ...rateLimit,
       routed,
     };
   const matched = (explain.route as { index?: number } | undefined)?.index;
   const misses = missesBefore(vh, matched ?? vh.routes.length, v);
   const nearest = routed ? undefined : nearestOf(misses);
-  return { explain, misses, ...(nearest ? { nearestMiss: nearest } : {}), routed };
+  return { explain, misses, ...(nearest ? { nearestMiss: nearest } : {}), ...rateLimit, routed };
+}
+
+/** The gateway's listener limit for a request authorization let through (routing comes after it). */
+function listenerRateLimit(
+  cfg: ProxyConfig,
+  input: ExplainInput,
+  v: RequestView,
+  port: number,
+  outcome: string,
+): RateLimitExplanation | null {
+  if (input.listenerRateLimits !== true || outcome.startsWith('403 RBAC')) return null;
+  return explainRateLimit(
+    cfg.rateLimits,
+    {
+      port,
+      target: v.target,
+      method: v.method,
+      headers: Object.fromEntries(input.headers.map(([k, val]) => [k.toLowerCase(), val])),
+      principal: null,
+      claims: null,
+      peerIp: input.from,
+    },
+    input.rateLimitRedis,
+  );
 }
 
 // ---------------------------------------------------------------- text
@@ -354,6 +395,7 @@ export function explainText(report: ExplainReport): string {
     if (authz.custom !== undefined) out += line('', authz.custom);
     if (authz.audit !== undefined) out += line('', `audited by ${authz.audit}`);
   }
+  if (report.rateLimit !== undefined) out += rateLimitLines(report.rateLimit);
   if (typeof e.virtualHost === 'string') out += line('virtual host', e.virtualHost);
   if (report.misses.length > 0 && report.routed) {
     out += 'not matched:\n';

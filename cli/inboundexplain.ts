@@ -3,6 +3,7 @@
  * as a person reads it, one labelled line per decision.
  */
 import type { InboundExplanation } from '../proxy/inbound/explain.js';
+import type { RateLimitExplanation } from '../proxy/ratelimit/explain.js';
 
 const line = (label: string, text: string): string => `${label.padEnd(14)}${text}\n`;
 
@@ -24,12 +25,19 @@ export function inboundText(e: InboundExplanation): string {
       'authz',
       `${e.authz.decision}${e.authz.policy !== undefined ? ` by ${e.authz.policy}${e.authz.rule !== undefined ? ` rule ${e.authz.rule}` : ''}` : ''}: ${e.authz.reason}`,
     );
-  const rl = e.rateLimit;
-  if (rl !== undefined)
-    out += line(
-      'ratelimit',
-      `${rl.limit}, override ${rl.override}: ${rl.requests} per ${rl.intervalMs} ms, burst ${rl.burst}, bucket ${rl.bucket}`,
-    );
+  if (e.rateLimit !== undefined) out += rateLimitLines(e.rateLimit);
   out += line('outcome', e.outcome);
+  return out;
+}
+
+/** The `ratelimit` lines of explain (inbound and gateway): the limit, where it counts, the key. */
+export function rateLimitLines(rl: RateLimitExplanation): string {
+  let out = line(
+    'ratelimit',
+    `${rl.limit}, override ${rl.override}: ${rl.requests} per ${rl.intervalMs} ms, burst ${rl.burst}, bucket ${rl.bucket}, scope ${rl.scope}`,
+  );
+  if (rl.scope === 'global')
+    out += line('', `global: one budget in ${rl.backend}; failureMode ${rl.failureMode ?? 'allow'}`);
+  if (rl.key !== undefined) out += line('', `key: ${rl.key}`);
   return out;
 }

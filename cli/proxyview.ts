@@ -135,16 +135,33 @@ export function statusTable(entries: StatusEntry[]): string {
 export type ConfigSection = 'listeners' | 'routes' | 'clusters' | 'endpoints';
 export const CONFIG_SECTIONS: ConfigSection[] = ['listeners', 'routes', 'clusters', 'endpoints'];
 
+/** Where a TCP listener or outbound TCP service sends: its one cluster, or how many L4 routes it has. */
+function l4Destination(l: { cluster?: string; tcpRoutes?: unknown[]; tlsRoutes?: unknown[] }): string {
+  if (l.tcpRoutes === undefined && l.tlsRoutes === undefined) return `cluster ${l.cluster ?? ''}`;
+  return `${l.tlsRoutes?.length ?? 0} tls route(s), ${l.tcpRoutes?.length ?? 0} tcp route(s)`;
+}
+
 export function listenerTable(cfg: ProxyConfig): string {
   return table(
     ['NAME', 'ADDRESS', 'PORT', 'PROTOCOL', 'DESTINATION'],
-    cfg.listeners.map((l) => [
-      l.name,
-      l.address ?? '127.0.0.1',
-      String(l.port),
-      l.protocol,
-      l.protocol === 'TCP' ? `cluster ${l.cluster}` : `${l.virtualHosts.length} virtual host(s)`,
-    ]),
+    [
+      ...cfg.listeners.map((l) => [
+        l.name,
+        l.address ?? '127.0.0.1',
+        String(l.port),
+        l.protocol,
+        l.protocol === 'TCP' ? l4Destination(l) : `${l.virtualHosts.length} virtual host(s)`,
+      ]),
+      // the sidecar's outbound TCP/TLS services, served through the capture port
+      ...(cfg.outboundTcp ?? []).map((s) => [
+        s.name,
+        s.addresses.join(','),
+        String(s.port),
+        'TCP',
+        // a catch-all only takes the SNIs it names; the rest is passed through or blackholed
+        s.catchAll ? `${l4Destination(s)}, SNI catch-all` : l4Destination(s),
+      ]),
+    ],
   );
 }
 

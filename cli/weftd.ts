@@ -10,12 +10,15 @@
  * Every failure becomes one coded error that says what to do (install the mesh, which RBAC verb
  * is missing, weftd not ready), never a raw HTTP status.
  */
-import { existsSync } from 'node:fs';
-import { homedir } from 'node:os';
-import { delimiter, join } from 'node:path';
-import { KubeConfig } from '@kubernetes/client-node';
 import { WeftError, errorMessage } from '../pkg/errors/index.js';
 import { ApiError, KubeClient } from '../pkg/kube/client.js';
+import {
+  accessFromKubeconfig,
+  kubeconfigPaths,
+  readKubeconfig,
+  type Kubeconfig,
+} from '../pkg/kube/kubeconfig.js';
+import { clientNodePlugins } from './kube-plugins.js';
 import type { ProxyConfig } from '../pkg/proxyconfig/types.js';
 import type { Flag } from './args.js';
 
@@ -80,65 +83,49 @@ export function parseWeftdAddress(text: string): string {
 
 /** The kubeconfig files weftctl would read, in kubectl's order; empty when there are none. */
 export function kubeconfigFiles(flags: ClusterFlags, env: NodeJS.ProcessEnv = process.env): string[] {
-  if (flags.kubeconfig !== undefined) return [flags.kubeconfig];
-  const fromEnv = (env.KUBECONFIG ?? '').split(delimiter).filter((p) => p !== '');
-  if (fromEnv.length > 0) return fromEnv;
-  return [join(env.HOME ?? homedir(), '.kube', 'config')];
+  return kubeconfigPaths(flags.kubeconfig, env);
+}
+
+/** A kubeconfig and the context weftctl uses in it. */
+export interface LoadedKubeconfig {
+  config: Kubeconfig;
+  context: string;
 }
 
 /**
- * KUBECONFIG=a:b as kubectl merges it: the first file to set a name (cluster, user, context) or
- * the current context wins; later files only add what is new.
+ * Loads the kubeconfig (KUBECONFIG=a:b merged as kubectl merges it: the first file to set a
+ * name or the current context wins) and the context the flags name; a coded error when there is
+ * none, with what to do.
  */
-function mergeKubeConfig(into: KubeConfig, more: KubeConfig): void {
-  if (into.getCurrentContext() === '' && more.getCurrentContext() !== '')
-    into.setCurrentContext(more.getCurrentContext());
-  for (const c of more.clusters) if (into.getCluster(c.name) === null) into.addCluster(c);
-  for (const u of more.users) if (into.getUser(u.name) === null) into.addUser(u);
-  for (const c of more.contexts) if (into.getContextObject(c.name) === null) into.addContext(c);
-}
-
-/** Loads the kubeconfig (and context) the flags name; a coded error when there is none. */
-export function loadKubeConfig(flags: ClusterFlags, env: NodeJS.ProcessEnv = process.env): KubeConfig {
-  const files = kubeconfigFiles(flags, env).filter((f) => existsSync(f));
-  if (files.length === 0)
-    throw new WeftError(
-      'WEFT_KUBECONFIG_MISSING',
-      `no kubeconfig: ${kubeconfigFiles(flags, env).join(', ')} does not exist; pass --kubeconfig FILE, set KUBECONFIG, or use --weftd-address http://HOST:PORT`,
-    );
-  const kc = new KubeConfig();
+export function loadKubeConfig(flags: ClusterFlags, env: NodeJS.ProcessEnv = process.env): LoadedKubeconfig {
+  let config: Kubeconfig;
   try {
-    kc.loadFromFile(files[0]!);
-    for (const file of files.slice(1)) {
-      const more = new KubeConfig();
-      more.loadFromFile(file);
-      mergeKubeConfig(kc, more);
-    }
+    config = readKubeconfig(flags.kubeconfig, env);
   } catch (err) {
-    throw new WeftError(
-      'WEFT_KUBECONFIG_MISSING',
-      `cannot read kubeconfig ${files.join(', ')}: ${errorMessage(err)}`,
-    );
-  }
-  if (flags.context !== undefined) {
-    if (!kc.getContexts().some((c) => c.name === flags.context))
+    if (err instanceof WeftError && err.code === 'WEFT_KUBECONFIG_MISSING')
       throw new WeftError(
         'WEFT_KUBECONFIG_MISSING',
-        `context ${JSON.stringify(flags.context)} is not in ${files.join(', ')} (it has: ${
-          kc
-            .getContexts()
-            .map((c) => c.name)
-            .join(', ') || 'none'
-        })`,
+        `no kubeconfig: ${kubeconfigFiles(flags, env).join(', ')} does not exist; pass --kubeconfig FILE, set KUBECONFIG, or use --weftd-address http://HOST:PORT`,
       );
-    kc.setCurrentContext(flags.context);
+    throw new WeftError('WEFT_KUBECONFIG_MISSING', `cannot read kubeconfig: ${errorMessage(err)}`);
   }
-  if (!kc.getCurrentCluster())
+  const where = config.files.join(', ');
+  const context = flags.context ?? config.currentContext;
+  if (!config.contexts.has(context))
     throw new WeftError(
       'WEFT_KUBECONFIG_MISSING',
-      `kubeconfig ${files.join(', ')} has no current context with a cluster; pass --context NAME`,
+      flags.context !== undefined
+        ? `context ${JSON.stringify(flags.context)} is not in ${where} (it has: ${[...config.contexts.keys()].join(', ') || 'none'})`
+        : `kubeconfig ${where} has no current context with a cluster; pass --context NAME`,
     );
-  return kc;
+  return { config, context };
+}
+
+/** A client for the loaded context; exec / auth-provider users load client-node then, lazily. */
+function kubeClientFor(loaded: LoadedKubeconfig): KubeClient {
+  return new KubeClient(
+    accessFromKubeconfig(loaded.config, { context: loaded.context, plugins: clientNodePlugins }),
+  );
 }
 
 /** One proxy as weftd's `/debug/connections` lists it. */
@@ -178,6 +165,8 @@ export interface DebugConfigAnswer {
   kind: 'sidecar' | 'gateway';
   version?: string;
   config?: ProxyConfig;
+  /** weftd's global rate-limit Redis (`host:port`), when it runs one. */
+  rateLimitRedis?: string;
 }
 
 /** A GET of a weftd debug path (`/debug/connections`, ...) that returns the parsed JSON. */
@@ -195,7 +184,7 @@ export interface WeftdTarget {
 export function connectWeftd(flags: ClusterFlags, env: NodeJS.ProcessEnv = process.env): WeftdTarget {
   if (flags.weftdAddress !== undefined) return directTarget(flags.weftdAddress, flags, env);
   const kc = loadKubeConfig(flags, env);
-  const kube = new KubeClient(kc);
+  const kube = kubeClientFor(kc);
   const ns = flags.meshNamespace;
   const base = `/api/v1/namespaces/${encodeURIComponent(ns)}/services/http:${WEFTD_SERVICE}:${WEFTD_MONITORING_PORT}/proxy`;
   return {
@@ -211,9 +200,9 @@ export function connectWeftd(flags: ClusterFlags, env: NodeJS.ProcessEnv = proce
   };
 }
 
-function contextNamespace(kc: KubeConfig): string {
-  const ctx = kc.getContextObject(kc.getCurrentContext());
-  return ctx?.namespace ?? 'default';
+function contextNamespace(kc: LoadedKubeconfig): string {
+  const ns = kc.config.contexts.get(kc.context)?.body.namespace;
+  return typeof ns === 'string' && ns !== '' ? ns : 'default';
 }
 
 /** With --weftd-address, the namespace default still follows the kubeconfig when there is one. */
@@ -399,7 +388,7 @@ export async function fetchProxyCerts(
       `the proxy at ${proxyAddress} answered ${res.status}: ${text.slice(0, 300)}`,
     );
   }
-  const kube = new KubeClient(loadKubeConfig(flags));
+  const kube = kubeClientFor(loadKubeConfig(flags));
   const path = `/api/v1/namespaces/${encodeURIComponent(namespace)}/pods/${encodeURIComponent(pod)}:${PROXY_CERTS_PORT}/proxy/certs`;
   try {
     return await kube.request('GET', path);

@@ -178,6 +178,7 @@ export class ConfigGenerator {
     return withRateLimits(withTokens, kind, snapshot, pod, this.opts.domainSuffix, log, {
       rootNamespace: mesh.rootNamespace,
       globalRateLimits: this.opts.globalRateLimits === true,
+      gatewayNumTrustedProxies: mesh.gatewayNumTrustedProxies,
     });
   }
 

@@ -41,6 +41,8 @@ export const HELP = `weftd: weft's control plane (discovery, config push, worklo
   --status-lease NS/NAME   Lease electing the one replica that writes mesh objects' status
   --ratelimit-redis HOST:PORT  Redis keeping global rate-limit buckets (RateLimit scope: global, memquota
                            mesh-wide); default none: global limits are off
+  --ratelimit-redis-password-file FILE  AUTH with this password (a mounted Secret; re-read per connection)
+  --ratelimit-redis-username NAME       Redis 6 ACL user for AUTH (default: Redis's default user)
                            (default weft-system/weftd-status; none: write no status)
 Env: DISABLE_SHADOW_HOST_SUFFIX=false appends -shadow to mirrored requests' Host (istiod's
 switch; default true: the original Host, as Istio ≥ 1.28).
@@ -99,6 +101,8 @@ export interface WeftdOptions {
   statusLease?: { namespace: string; name: string };
   /** Redis of the global rate-limit service (ADR 0017); absent: global limits are off. */
   rateLimitRedis?: { host: string; port: number };
+  /** AUTH for that Redis: the password's file and an optional ACL user. */
+  rateLimitRedisAuth?: { passwordFile: string; username?: string };
 }
 
 /** `host:port` or `[v6]:port` of the global rate-limit Redis. */
@@ -155,6 +159,8 @@ export function parseFlags(argv: string[], env: NodeJS.ProcessEnv = process.env)
         'push-debounce-max': { type: 'string', default: '10s' },
         'status-lease': { type: 'string', default: 'weft-system/weftd-status' },
         'ratelimit-redis': { type: 'string' },
+        'ratelimit-redis-password-file': { type: 'string' },
+        'ratelimit-redis-username': { type: 'string' },
         help: { type: 'boolean', default: false },
       },
       strict: true,
@@ -186,6 +192,16 @@ export function parseFlags(argv: string[], env: NodeJS.ProcessEnv = process.env)
     opts.statusLease = { namespace: leaseNs!, name: leaseName! };
   }
   if (values['ratelimit-redis'] !== undefined) opts.rateLimitRedis = redisAddress(values['ratelimit-redis']);
+  const passwordFile = values['ratelimit-redis-password-file'];
+  const username = values['ratelimit-redis-username'];
+  if ((passwordFile !== undefined || username !== undefined) && opts.rateLimitRedis === undefined)
+    fail('--ratelimit-redis-password-file and --ratelimit-redis-username need --ratelimit-redis');
+  if (username !== undefined && passwordFile === undefined)
+    fail('--ratelimit-redis-username needs --ratelimit-redis-password-file (AUTH takes both)');
+  if (username !== undefined && !/^[\x21-\x7e]{1,256}$/.test(username))
+    fail('--ratelimit-redis-username: 1-256 printable characters without spaces');
+  if (passwordFile !== undefined)
+    opts.rateLimitRedisAuth = { passwordFile, ...(username !== undefined ? { username } : {}) };
   if (values.config !== undefined) opts.configFile = values.config;
   if (values.kubeconfig !== undefined) opts.kubeconfig = values.kubeconfig;
   if (opts.port !== 0 && opts.port === opts.monitoringPort) fail('--port and --monitoring-port must differ');

@@ -8,21 +8,17 @@ import { realpathSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { KubeConfig } from '@kubernetes/client-node';
 import { errorMessage } from '../pkg/errors/index.js';
 import { KubeClient } from '../pkg/kube/client.js';
+import { loadAccess } from '../pkg/kube/kubeconfig.js';
 import { createLogger } from '../pkg/log/index.js';
 import { CertReloader } from '../pkg/tls/index.js';
 import { HELP, loadMeshSettings, parseFlags } from './flags.js';
 import { startWeftd } from './weftd.js';
 
-/** In a pod: the service account; elsewhere: --kubeconfig, else $KUBECONFIG / ~/.kube/config. */
+/** --kubeconfig, else $KUBECONFIG, else the service account in a pod, else ~/.kube/config. */
 function kubeClient(kubeconfig: string | undefined): KubeClient {
-  if (kubeconfig) return KubeClient.fromFile(kubeconfig);
-  const kc = new KubeConfig();
-  if (process.env.KUBERNETES_SERVICE_HOST) kc.loadFromCluster();
-  else kc.loadFromDefault();
-  return new KubeClient(kc);
+  return new KubeClient(loadAccess(kubeconfig ? { kubeconfig } : {}));
 }
 
 export async function main(argv: string[]): Promise<void> {

@@ -36,6 +36,8 @@ export interface MonitoringOptions {
   log: Logger;
   /** Defaults: headers 10 s, whole request 15 s (Node's own are 60 s and 300 s), idle keep-alive 30 s. */
   timeouts?: Partial<ServerTimeouts>;
+  /** The global rate-limit Redis (`host:port`), named in /debug/config for weftctl explain. */
+  rateLimitRedis?: string;
 }
 
 const json = (res: ServerResponse, status: number, body: unknown): void => {
@@ -65,7 +67,12 @@ function debugConfig(opts: MonitoringOptions, url: URL, res: ServerResponse): vo
   const kind: ProxyKind = asked ?? (pod.labels[GATEWAY_POD_LABEL] !== undefined ? 'gateway' : 'sidecar');
   const generated = opts.discovery.configFor(kind, namespace, podName);
   // credentials' private keys are never shown (this port is not authenticated)
-  json(res, 200, { kind, version: generated?.version, config: redactCredentials(generated?.config) });
+  json(res, 200, {
+    kind,
+    version: generated?.version,
+    config: redactCredentials(generated?.config),
+    ...(opts.rateLimitRedis !== undefined ? { rateLimitRedis: opts.rateLimitRedis } : {}),
+  });
 }
 
 /**

@@ -1,9 +1,10 @@
 /**
- * Adds each sidecar's `rateLimits` block (RateLimit and memquota, pkg/translate/ratelimit.ts) to
+ * Adds each proxy's `rateLimits` block (RateLimit and memquota, pkg/translate/ratelimit.ts) to
  * the config the generator made for it, as jwtpush.ts does for tokens: a pod no limit selects
  * keeps its config (and version) untouched; a limited pod gets a new version (content hash of the
- * old one and the block). Gateways get none: the RateLimit API limits the destination sidecar's
- * inbound side (gateway listeners are not implemented, docs/rate-limits.md).
+ * old one and the block). A sidecar enforces its block on its inbound side; a gateway on its
+ * listeners (ingress), with the mesh's gatewayTopology.numTrustedProxies deciding whether a
+ * `clientIP` key may read x-forwarded-for (ADR 0021).
  */
 import { createHash } from 'node:crypto';
 import { encodeMessage, type ProxyKind } from '../pkg/discovery/protocol.js';
@@ -22,11 +23,12 @@ export function withRateLimits(
   pod: PodInfo,
   domainSuffix: string,
   log: Logger,
-  options: { rootNamespace?: string; globalRateLimits?: boolean } = {},
+  options: { rootNamespace?: string; globalRateLimits?: boolean; gatewayNumTrustedProxies?: number } = {},
 ): GeneratedConfig {
   const rateLimits = snapshot.rateLimits ?? [];
-  const memquotas = snapshot.memquotas ?? [];
-  if (kind !== 'sidecar' || (rateLimits.length === 0 && memquotas.length === 0)) return g;
+  // memquota is Mixer's destination-side quota: it names workloads, never a gateway's listeners
+  const memquotas = kind === 'sidecar' ? (snapshot.memquotas ?? []) : [];
+  if (rateLimits.length === 0 && memquotas.length === 0) return g;
   const { block, warnings } = rateLimitsFor({
     pod: {
       namespace: pod.namespace,
@@ -48,6 +50,8 @@ export function withRateLimits(
     log.warn('Rate limit not enforced', { warning: w });
   }
   if (block === undefined) return g;
+  const hops = options.gatewayNumTrustedProxies ?? 0;
+  if (kind === 'gateway' && hops > 0) block.numTrustedProxies = hops;
   const version = createHash('sha256')
     .update(`${g.version}\n${JSON.stringify(block)}`)
     .digest('hex')

@@ -42,7 +42,8 @@ export function rateLimitCondition(rl: RateLimit, global = false): EnforcedCondi
     type: ENFORCED,
     status: 'True',
     reason: 'Local',
-    message: "a token bucket in each selected pod's sidecar: the budget is per pod",
+    message:
+      "a token bucket in each selected pod's proxy (sidecar, or gateway listener): the budget is per pod",
   };
 }
 

@@ -7,7 +7,7 @@
 import { X509Certificate } from 'node:crypto';
 import { unwatchFile, watchFile } from 'node:fs';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
-import { errorMessage } from '../pkg/errors/index.js';
+import { errorMessage, WeftError } from '../pkg/errors/index.js';
 import type { RequestListener, Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { KubeClient } from '../pkg/kube/client.js';
@@ -28,7 +28,7 @@ import { createKubeRegistry, type KubeRegistry } from './registry.js';
 import { startRootCertPublisher } from './rootcert.js';
 import { StatusWriter, type StatusWriterOptions } from './statuswriter.js';
 import { splitPemCerts } from './ca/signer.js';
-import { RedisClient } from '../pkg/ratelimit/redis.js';
+import { authFromFile, RedisClient, type RedisAuth } from '../pkg/ratelimit/redis.js';
 import { GlobalBucketStore } from '../pkg/ratelimit/global.js';
 import { GlobalRateLimitService } from './globalratelimit.js';
 
@@ -37,7 +37,7 @@ export interface StartOptions {
     WeftdOptions,
     'host' | 'port' | 'monitoringPort' | 'domainSuffix' | 'caSecret' | 'pushDebounceMs' | 'pushDebounceMaxMs'
   > &
-    Partial<Pick<WeftdOptions, 'shadowHostSuffix' | 'rateLimitRedis'>>;
+    Partial<Pick<WeftdOptions, 'shadowHostSuffix' | 'rateLimitRedis' | 'rateLimitRedisAuth'>>;
   mesh: MeshSettings;
   kube: KubeClient;
   tls: CertReloader;
@@ -208,7 +208,7 @@ export async function startWeftd(opts: StartOptions): Promise<Weftd> {
   // global rate limits (ADR 0017): a Redis client with a short deadline; the sidecars' own
   // deadline (proxy/ratelimit/global.ts) is shorter still, and they apply the failure mode
   const redis = flags.rateLimitRedis
-    ? new RedisClient({ ...flags.rateLimitRedis, timeoutMs: 200 })
+    ? new RedisClient({ ...flags.rateLimitRedis, timeoutMs: 200, ...redisAuthOf(flags.rateLimitRedisAuth) })
     : undefined;
   const globalRateLimit = redis
     ? new GlobalRateLimitService(new GlobalBucketStore(redis), log.child({ part: 'ratelimit' }))
@@ -290,6 +290,9 @@ export async function startWeftd(opts: StartOptions): Promise<Weftd> {
     registry,
     log,
     ...(opts.timeouts ? { timeouts: opts.timeouts } : {}),
+    ...(flags.rateLimitRedis
+      ? { rateLimitRedis: formatAddress(flags.rateLimitRedis.host, flags.rateLimitRedis.port) }
+      : {}),
   });
   const discoveryPort = await listen(https, flags.port, flags.host);
   const monitoringPort = await listen(monitoring, flags.monitoringPort, flags.host).catch(
@@ -324,3 +327,23 @@ export async function startWeftd(opts: StartOptions): Promise<Weftd> {
     },
   };
 }
+
+/**
+ * AUTH credentials for weftd's Redis, read once now so a missing or empty password file stops
+ * weftd with a clear error instead of every check failing later (the file is re-read per
+ * connection after that: Secret rotation).
+ */
+function redisAuthOf(a: WeftdOptions['rateLimitRedisAuth']): { auth?: () => RedisAuth } {
+  if (a === undefined) return {};
+  const auth = authFromFile(a.passwordFile, a.username);
+  try {
+    auth();
+  } catch (err) {
+    throw new WeftError('WEFT_WEFTD_CONFIG', `--ratelimit-redis-password-file: ${errorMessage(err)}`);
+  }
+  return { auth };
+}
+
+/** `host:port`, `[v6]:port`. */
+const formatAddress = (host: string, port: number): string =>
+  host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;

@@ -11,9 +11,9 @@
  */
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { KubeConfig } from '@kubernetes/client-node';
 import { errorMessage, WeftError } from '../pkg/errors/index.js';
 import { KubeClient } from '../pkg/kube/client.js';
+import { loadAccess } from '../pkg/kube/kubeconfig.js';
 import { LeaderElector } from '../pkg/kube/leader.js';
 import { createLogger } from '../pkg/log/index.js';
 import { parseDuration } from '../pkg/render/index.js';
@@ -150,11 +150,11 @@ export function parseFlags(argv: string[], env: NodeJS.ProcessEnv = process.env)
 }
 
 function kubeClient(flags: OperatorFlags): KubeClient {
-  const kc = new KubeConfig();
   try {
-    if (flags.kubeconfig) kc.loadFromFile(flags.kubeconfig);
-    else kc.loadFromDefault();
-    return new KubeClient(kc);
+    // parseFlags copies $KUBECONFIG into flags.kubeconfig; the loader reads it as kubectl does
+    // (a list, merged), so only a --kubeconfig that differs is passed as one file
+    const explicit = flags.kubeconfig !== process.env.KUBECONFIG ? flags.kubeconfig : undefined;
+    return new KubeClient(loadAccess(explicit ? { kubeconfig: explicit } : {}));
   } catch (err) {
     throw new WeftError(
       'WEFT_OPERATOR_CONFIG',

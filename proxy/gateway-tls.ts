@@ -218,7 +218,8 @@ export class GatewayTlsTerminator {
       requestCert: s.mode === 'MUTUAL',
       rejectUnauthorized: s.mode === 'MUTUAL',
       handshakeTimeout: this.opts.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS,
-      ALPNProtocols: ['http/1.1'],
+      // h2 first (proxy/h2/downstream.ts serves it on the same listener), HTTP/1.1 for the rest
+      ALPNProtocols: ['h2', 'http/1.1'],
     });
     // the runtime is looked up per connection: a rotation replaces it but keeps this server
     const current = (): GatewayTlsServer => this.servers.find((r) => r.server === server)?.spec ?? s;

@@ -4,6 +4,7 @@
  * One number per limit, so a count one direction accepts is never refused by the other.
  */
 import http from 'node:http';
+import { serveH2Too } from './h2/downstream.js';
 
 /**
  * Header fields per message head (trailers included), requests and responses alike: Envoy's
@@ -65,6 +66,18 @@ export function createDownstreamServer(
   const server = http.createServer({ ...extra, ...downstreamServerOptions(o) }, onRequest);
   // over it: HPE_HEADER_OVERFLOW → 431 DPE (downstreamErrorStatus)
   server.maxHeadersCount = MAX_HEADERS_COUNT;
+  // h2c with prior knowledge and h2 after ALPN, on the same handler (proxy/h2/downstream.ts)
+  const opts = downstreamServerOptions(o);
+  serveH2Too(
+    server,
+    {
+      maxHeaderBytes: opts.maxHeaderSize,
+      maxHeaderFields: MAX_HEADERS_COUNT,
+      headersTimeoutMs: opts.headersTimeout,
+      idleTimeoutMs: opts.keepAliveTimeout,
+    },
+    onRequest,
+  );
   return server;
 }
 

@@ -150,7 +150,8 @@ export async function run(argv: string[]): Promise<number> {
     }
     throw err;
   }
-  const opts: ProxyOptions = { logger: log };
+  // a standalone config is a gateway's kind of config: its rateLimits limit its listeners
+  const opts: ProxyOptions = { logger: log, listenerRateLimits: {} };
   if (args.listen) opts.listen = args.listen;
   if (args.adminPort !== undefined) opts.adminPort = args.adminPort;
   if (args.metricsPort !== undefined) opts.metricsPort = args.metricsPort;

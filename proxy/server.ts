@@ -33,14 +33,18 @@ import {
   takesUpgrade,
   type UpgradeHook,
 } from './upgrade.js';
-import { pipeTcp } from './tcp.js';
+import { serveTcpListener, type L4Env } from './tcp-route.js';
+import type { OutboundTcpTable } from './sidecar/outbound-tcp.js';
 import { resolverLookup, type DnsEnv } from './upstream/dns.js';
 import { resolveDnsSettings } from '../pkg/proxyconfig/dns.js';
 import { createDownstreamServer, downstreamErrorStatus } from './http1-limits.js';
+import { goAwayH2 } from './h2/downstream.js';
 import { GatewayTlsTerminator } from './gateway-tls.js';
 import type { IdentitySource } from './identity/types.js';
 import type { RegistryOnly } from './sidecar/registry-only.js';
 import type { IdentitySummary } from './identity/workload.js';
+import { RateLimiter } from './ratelimit/limiter.js';
+import type { GlobalBackend } from './ratelimit/global.js';
 
 /** What the proxy needs of its identity: the contract plus a key-free summary for `/certs`. */
 export type ProxyIdentity = IdentitySource & { summary(): IdentitySummary };
@@ -91,6 +95,12 @@ export interface ProxyOptions {
   gatewayTls?: { helloTimeoutMs?: number; handshakeTimeoutMs?: number; maxHandshakes?: number };
   /** Extra admin-port routes (the sidecar's /inbound); returns false when not its path. */
   adminRoutes?: (req: IncomingMessage, res: ServerResponse) => boolean;
+  /**
+   * Enforce the config's `rateLimits` on the HTTP listeners (gateways, ADR 0021; a sidecar's
+   * block is for its inbound side and must not also limit its outbound calls). `global`: weftd's
+   * check endpoint for `scope: global` limits.
+   */
+  listenerRateLimits?: { global?: GlobalBackend };
 }
 
 export type AuxRole = 'admin' | 'metrics' | 'health';
@@ -188,7 +198,14 @@ export class ProxyServer {
       metrics: this.metrics,
       accessLog: new AccessLog((opts.accessLogSink ?? process.stdout) as never),
       rand: opts.rand ?? Math.random,
+      rateLimiter: this.listenerRateLimiter(),
     };
+  }
+
+  private listenerRateLimiter(): RateLimiter | null {
+    const o = this.opts.listenerRateLimits;
+    if (o === undefined) return null;
+    return new RateLimiter(this.metrics, { log: this.log, ...(o.global ? { global: o.global } : {}) });
   }
 
   /** Compiles and swaps in `cfg`; throws (leaving the current config in force) if it cannot. */
@@ -221,6 +238,7 @@ export class ProxyServer {
       throw err;
     }
     this.current = config;
+    this.env.rateLimiter?.update(cfg.rateLimits);
     for (const w of config.jwt?.warnings ?? []) this.log.warn('RequestAuthentication keys', { warning: w });
     this.metrics.inc('weft_proxy_config_applied_total');
     this.lastReload = { at: new Date().toISOString(), ok: true, version: config.version };
@@ -467,7 +485,20 @@ export class ProxyServer {
 
   private onTcp(live: LiveListener, socket: net.Socket): void {
     // accepted during a drain too (docs/proxy.md): the drain period ends every connection
-    pipeTcp(socket, live.compiled as CompiledTcpListener, this.log);
+    serveTcpListener(socket, live.compiled as CompiledTcpListener, this.l4Env());
+  }
+
+  /** What L4 routing needs from the proxy (TCP listeners, the sidecar's outbound TCP services). */
+  l4Env(): L4Env {
+    return {
+      log: this.log,
+      metrics: this.metrics,
+      accessLog: this.current?.accessLog === true ? this.env.accessLog : null,
+      ...(this.opts.gatewayTls?.helloTimeoutMs !== undefined
+        ? { helloTimeoutMs: this.opts.gatewayTls.helloTimeoutMs }
+        : {}),
+      ...(this.opts.rand !== undefined ? { rand: this.opts.rand } : {}),
+    };
   }
 
   /**
@@ -477,6 +508,7 @@ export class ProxyServer {
   private closeIdle(live: LiveListener): void {
     if (live.compiled.protocol !== 'HTTP') return;
     for (const sock of live.sockets) if (live.conns.idleAfterResponse(sock)) sock.destroy();
+    if (live.http !== null) goAwayH2(live.http); // HTTP/2: GOAWAY, streams in progress finish
   }
 
   /** The HTTP listener served through `handOff` (the sidecar's outbound), if the config has one. */
@@ -489,6 +521,11 @@ export class ProxyServer {
   /** outboundTrafficPolicy REGISTRY_ONLY of the config in force; null: ALLOW_ANY (or no config yet). */
   registryOnly(): RegistryOnly | null {
     return this.current?.registryOnly ?? null;
+  }
+
+  /** The sidecar's outbound TCP/TLS services of the config in force (proxy/sidecar/outbound-tcp.ts). */
+  outboundTcp(): OutboundTcpTable | null {
+    return this.current?.outboundTcp ?? null;
   }
 
   /** Serves a connection accepted elsewhere on the unbound HTTP listener; false if there is none. */

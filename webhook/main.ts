@@ -5,10 +5,10 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { parseAllDocuments } from 'yaml';
-import { KubeConfig } from '@kubernetes/client-node';
 import { DEFAULT_INJECTION_SETTINGS, type InjectionSettings } from '../pkg/inject/index.js';
 import { errorMessage } from '../pkg/errors/index.js';
 import { KubeClient } from '../pkg/kube/client.js';
+import { loadAccess } from '../pkg/kube/kubeconfig.js';
 import { createLogger } from '../pkg/log/index.js';
 import { ClusterState } from './cluster.js';
 import { MeshIndex } from './mesh-index.js';
@@ -84,11 +84,9 @@ function offlineIndex(preload: string | undefined): MeshIndex {
   return index;
 }
 
+/** --kubeconfig, else $KUBECONFIG, else the service account in a pod, else ~/.kube/config. */
 function clusterClient(kubeconfig: string | undefined): KubeClient {
-  if (kubeconfig) return KubeClient.fromFile(kubeconfig);
-  const kc = new KubeConfig();
-  kc.loadFromDefault();
-  return new KubeClient(kc);
+  return new KubeClient(loadAccess(kubeconfig ? { kubeconfig } : {}));
 }
 
 async function main(): Promise<void> {

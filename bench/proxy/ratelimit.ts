@@ -5,7 +5,10 @@
  *  - shared: one bucket (the seeds' "ratings 100/s"), the request matched through 2 overrides;
  *  - per-caller: a bucket per mTLS principal, 5,000 callers round-robin (LRU hit + refill);
  *  - flood: a new header key on every request (LRU at its 10,000 cap: a miss, an eviction, a new
- *    bucket each time), and the heap it leaves.
+ *    bucket each time), and the heap it leaves;
+ *  - gateway per client address (ADR 0021): 5,000 clients behind one trusted proxy, the key read
+ *    from x-forwarded-for; and the same with 1,000 forged entries in front of the proxy's (the
+ *    walk reads one entry from the right, so it should cost the same).
  * The budgets are large enough that every request is allowed, so each variant measures the same
  * path. Then, when `redis-server` is installed, the global limit (ADR 0017) in one run against a
  * local limit and none, all through `checkAsync` (what admission awaits): a real redis-server on a
@@ -60,6 +63,10 @@ const flood = limiter({
   ],
 });
 const none = limiter(undefined);
+const perClient = limiter({
+  numTrustedProxies: 1,
+  limits: [{ name: 'per-client', sourceKey: { kind: 'clientIP' }, budget: { ...KEPT, per: 'source' } }],
+});
 
 const CALLERS = 5_000;
 const principals = Array.from({ length: CALLERS }, (_, i) => `spiffe://cluster.local/ns/shop/sa/caller-${i}`);
@@ -94,6 +101,21 @@ const variants: [string, RateLimiter, (i: number) => RateLimitRequest][] = [
   [`per-caller (${CALLERS} callers)`, perCaller, (i) => reqs[i % CALLERS]!],
   ['eviction flood (new key each request, cap 10,000)', flood, (i) => floodReqs[i % FLOOD_KEYS]!],
 ];
+const clientAddrs = Array.from({ length: CALLERS }, (_, i) => `203.0.${i >> 8}.${i & 255}`);
+const viaLb = (xff: (addr: string) => string): RateLimitRequest[] =>
+  clientAddrs.map((a) => ({
+    ...base,
+    principal: null,
+    peerIp: '10.0.0.2',
+    headers: { 'x-forwarded-for': xff(a) },
+  }));
+const lbReqs = viaLb((a) => a);
+const FORGED = Array.from({ length: 1000 }, (_, i) => `10.9.${i >> 8}.${i & 255}`).join(', ');
+const forgedReqs = viaLb((a) => `${FORGED}, ${a}`);
+variants.push(
+  [`gateway per client address (${CALLERS}, 1 trusted proxy)`, perClient, (i) => lbReqs[i % CALLERS]!],
+  ['  same, x-forwarded-for with 1,000 forged entries', perClient, (i) => forgedReqs[i % CALLERS]!],
+);
 const N = FLOOD_KEYS;
 for (let round = 0; round < 2; round++) for (const [, l, pick] of variants) run(l, pick, 20_000);
 const RUNS = 5;

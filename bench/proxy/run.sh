@@ -6,6 +6,8 @@
 # listener alone (direct / plaintext / mTLS). PROXY_BENCH=authz: the proxy's CPU per request with
 # 20 AuthorizationPolicies and RequestAuthentication against none (authz-e2e.ts, issue 14).
 # PROXY_BENCH=ratelimit: the local rate limiter's cost per request against no limit (issue 17).
+# PROXY_BENCH=tcproutes: new TCP connections/s through 21 L4 routes against one cluster, and TLS
+# passthrough by SNI against the TLS server dialled directly (tcp-routes.ts, issue 18).
 # Knobs (env): PROXY_BENCH (standalone sidecar mesh; or inbound, authz), REPS (3), MAX_SECONDS (10; mesh 5),
 # FIXED_SECONDS (15 standalone / 10 sidecar / 8 mesh), SERVICES (1000), VARIANTS (sidecar's Node-flag variants).
 set -euo pipefail
@@ -18,6 +20,7 @@ for b in ${PROXY_BENCH:-standalone sidecar mesh}; do
     inbound) npx tsx bench/proxy/inbound.ts ;;
     authz) npx tsx bench/proxy/authz-e2e.ts ;;
     ratelimit) npx tsx bench/proxy/ratelimit.ts ;;
-    *) echo "bench/proxy: PROXY_BENCH names standalone, sidecar, mesh, inbound, authz or ratelimit, got $b" >&2; exit 2 ;;
+    tcproutes) npx tsx bench/proxy/tcp-routes.ts ;;
+    *) echo "bench/proxy: PROXY_BENCH names standalone, sidecar, mesh, inbound, authz, ratelimit or tcproutes, got $b" >&2; exit 2 ;;
   esac
 done

@@ -22,7 +22,8 @@ Evaluates a request against the config the pod's proxy gets from weftd (or a loc
 Istio YAML with --config), with the proxy's own router, without sending it. Prints the listener,
 virtual host and route that match and why the rules before it did not, the destinations with
 their weights, endpoints and load balancer, rewrites, timeout, retries, faults and mirrors in
-force; or 404 NR with the nearest miss.
+force; or 404 NR with the nearest miss. For a gateway, the rate limit its listener applies first
+(the limit, local or global with weftd's Redis and failureMode, and the bucket's key).
   URL                 http://HOST[:PORT]/PATH?QUERY (the scheme may be left out); the Host
                       header is HOST[:PORT] unless -H 'host: ...' says otherwise
   -H 'name: value'    a request header (repeatable)
@@ -34,7 +35,8 @@ force; or 404 NR with the nearest miss.
                       how it is served, or why it is refused; then the AuthorizationPolicies:
                       a TCP port's connection, or the request METHOD URL, allowed or denied
                       and by which policy and rule
-  --from IP           the client's address in that explanation
+  --from IP           the client's address (inbound: in that explanation; a gateway: the
+                      peer address a per-client-address rate limit is keyed by)
   --peer SPIFFE_ID    the client speaks mesh mTLS as this identity
 
 Exit status: 0 the request is routed (forwarded, redirect or direct response), 1 404 NR, 403
@@ -65,13 +67,14 @@ export async function runExplain(argv: string[], io: CommandIO): Promise<number>
     let listener: string | undefined;
     let kind: string | undefined;
     let inbound: InboundQuery | undefined;
+    let from: string | undefined;
     const inboundQuery = (): InboundQuery => (inbound ??= { port: null });
     const extra = (flag: Flag): boolean => {
       if (flag.name === '-H' || flag.name === '--header') headers.push(parseHeader(flag.value()));
       else if (flag.name === '--listener') listener = flag.value();
       else if (flag.name === '--kind') kind = flag.value();
       else if (flag.name === '--inbound') inboundQuery().port = portArg(flag.value());
-      else if (flag.name === '--from') inboundQuery().from = flag.value();
+      else if (flag.name === '--from') from = flag.value();
       else if (flag.name === '--peer') inboundQuery().peer = spiffeArg(flag.value());
       else return false;
       return true;
@@ -89,10 +92,14 @@ export async function runExplain(argv: string[], io: CommandIO): Promise<number>
     if (inbound !== undefined && inbound.port === null)
       throw new WeftError(
         'WEFT_INPUT_UNREADABLE',
-        '--from and --peer explain an inbound connection: add --inbound PORT',
+        '--peer explains an inbound connection: add --inbound PORT',
       );
+    if (inbound !== undefined && from !== undefined) inbound.from = from;
     let config: ProxyConfig;
     let request: string[];
+    // a standalone config limits its listeners as a gateway does (weft-proxy run)
+    let gatewayLike = true;
+    let rateLimitRedis: string | undefined;
     if (args.configFile !== undefined) {
       config = loadLocalConfig(args.configFile, io);
       request = args.positionals;
@@ -108,12 +115,15 @@ export async function runExplain(argv: string[], io: CommandIO): Promise<number>
       if (inbound === undefined || rest.length > 0) requestFromPositionals(request);
       const target = connectWeftd(args.cluster);
       const ref = podRef(pod, args.namespace, target.defaultNamespace);
-      config = (await fetchProxyConfig(target, ref.namespace, ref.pod, kind)).config!;
+      const answer = await fetchProxyConfig(target, ref.namespace, ref.pod, kind);
+      config = answer.config!;
+      gatewayLike = answer.kind === 'gateway';
+      rateLimitRedis = answer.rateLimitRedis;
     }
     if (inbound !== undefined) {
       if (request.length > 0)
         inbound.request = { ...requestFromPositionals(request), headers: Object.fromEntries(headers) };
-      const e = explainInbound(config, inbound);
+      const e = explainInbound(config, { ...inbound, ...(rateLimitRedis ? { rateLimitRedis } : {}) });
       io.stdout(args.output === 'json' ? `${JSON.stringify(e, null, 2)}\n` : inboundText(e));
       return e.accepted ? 0 : 1;
     }
@@ -123,6 +133,9 @@ export async function runExplain(argv: string[], io: CommandIO): Promise<number>
       url,
       headers,
       ...(listener !== undefined ? { listener } : {}),
+      listenerRateLimits: gatewayLike,
+      ...(from !== undefined ? { from } : {}),
+      ...(rateLimitRedis !== undefined ? { rateLimitRedis } : {}),
     });
     if (args.output === 'json') io.stdout(`${JSON.stringify(report, null, 2)}\n`);
     else io.stdout(explainText(report));

@@ -7,6 +7,7 @@
 #   hack/images/build.sh [infra|weft|IMAGE...]      prints "NAME<TAB>ARCHIVE" per image
 #
 # infra = pause, toolbox, node-base, echo (what the local node and e2e tests need);
+# redis = weft.local/redis:1 (Debian's redis-server) for Mesh spec.rateLimits.redis.deploy;
 # weft  = node-base + the weft image (needs `npm run build` output in dist/).
 # On a machine with Docker, `docker build -t ghcr.io/weft-mesh/weft:0.1.0 .` builds the same
 # Dockerfile against the public node:26-bookworm-slim instead (see docs/adr/0004-images.md).
@@ -29,6 +30,7 @@ declare -A NAME=(
   [toolbox]=weft.local/toolbox:1
   [node-base]=docker.io/library/node:26-bookworm-slim
   [echo]=weft.local/echo:1
+  [redis]=weft.local/redis:1
   [weft]=ghcr.io/weft-mesh/weft:0.1.0
 )
 # Extra names for the weft image: one image, one entry point per component (ADR 0004).
@@ -76,7 +78,10 @@ load_into_store() {
 build_rootfs_image() {
   local id=$1 kind=$2 img=${NAME[$1]} key archive rootfs ctr
   shift 2
-  key=$(input_key "$here/rootfs.sh" /bin/busybox /usr/sbin/xtables-nft-multi "$repo/node_modules/node/bin/node")
+  # redis-server counts for the redis image only: the others' archives stay valid when it changes
+  local extra=()
+  [ "$kind" = redis ] && extra=(/usr/bin/redis-server)
+  key=$(input_key "$here/rootfs.sh" /bin/busybox /usr/sbin/xtables-nft-multi "$repo/node_modules/node/bin/node" "${extra[@]}")
   archive=$(archive_for "$id" "$key")
   if [ ! -f "$archive" ]; then
     log "building $img from a local root file system ($kind)"
@@ -127,8 +132,10 @@ build_one() {
     node-base) build_rootfs_image node-base node-base --entrypoint '[]' --cmd '["node"]' \
       --env PATH=/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin --env NODE_VERSION=26 ;;
     echo) build_dockerfile_image echo "$repo/images/echo/Dockerfile" "$repo/images/echo" ;;
+    redis) build_rootfs_image redis redis --entrypoint '[]' --cmd '["/usr/bin/redis-server"]' \
+      --env PATH=/usr/bin:/bin --user 1337:1337 ;;
     weft) build_weft ;;
-    *) die "unknown image '$1' (pause, toolbox, node-base, echo, weft)" ;;
+    *) die "unknown image '$1' (pause, toolbox, node-base, echo, redis, weft)" ;;
   esac
 }
 

@@ -4,14 +4,14 @@
 # init containers), and for the Node base the project's pinned Node binary. Every dynamic
 # binary brings exactly the libraries `ldd` lists for it.
 #
-#   hack/images/rootfs.sh pause|toolbox|node-base <empty dir>
+#   hack/images/rootfs.sh pause|toolbox|node-base|redis <empty dir>
 set -euo pipefail
 
 kind=${1:-}; dest=${2:-}
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 die() { echo "rootfs.sh: $*" >&2; exit 1; }
-[ -n "$kind" ] && [ -n "$dest" ] || die "usage: rootfs.sh pause|toolbox|node-base DIR"
+[ -n "$kind" ] && [ -n "$dest" ] || die "usage: rootfs.sh pause|toolbox|node-base|redis DIR"
 [ -d "$dest" ] && [ -z "$(ls -A "$dest")" ] || die "$dest must be an existing empty directory"
 
 busybox=/bin/busybox
@@ -84,5 +84,13 @@ case "$kind" in
     if command -v strip >/dev/null; then strip --strip-debug "$dest/usr/local/bin/node"; fi
     "$dest/usr/local/bin/node" --version >/dev/null || die "the copied node binary does not run"
     ;;
-  *) die "unknown rootfs kind '$kind' (pause|toolbox|node-base)";;
+  redis)
+    # Debian's redis-server (what the tests run) for the operator-deployed global rate-limit
+    # store (spec.rateLimits.redis.deploy); busybox sh reads the password from the Secret.
+    skeleton; busybox_applets
+    [ -x /usr/bin/redis-server ] || die "/usr/bin/redis-server is missing (apt-get install redis-server)"
+    put_with_libs "$(readlink -f /usr/bin/redis-server)" /usr/bin/redis-server
+    "$dest/usr/bin/redis-server" --version >/dev/null || die "the copied redis-server does not run"
+    ;;
+  *) die "unknown rootfs kind '$kind' (pause|toolbox|node-base|redis)";;
 esac

@@ -118,8 +118,18 @@ export interface MeshSpec {
    * Global rate limits (ADR 0017): the Redis (`host:port`) weftd keeps their buckets in. Set:
    * weftd runs with `--ratelimit-redis`, the webhook with `--global-ratelimits` (RateLimit
    * `scope: global` admitted, memquota global). Absent: global limits are off.
+   * `passwordSecret`: a Secret in the control-plane namespace whose `password` key weftd sends
+   * in AUTH (mounted, re-read per connection); `username`: a Redis 6 ACL user for it.
+   * `redis.deploy`: the operator runs the Redis itself (`weft-redis` in the control-plane
+   * namespace, no persistence, `requirepass` from passwordSecret, which it then needs) and
+   * weftd uses it; `redis.image` replaces the locally built `weft.local/redis:1`.
    */
-  rateLimits?: { redisAddress?: string };
+  rateLimits?: {
+    redisAddress?: string;
+    passwordSecret?: string;
+    username?: string;
+    redis?: { deploy?: boolean; image?: string };
+  };
 }
 
 /** metav1.Condition. */
@@ -255,7 +265,12 @@ export const meshSpecSchema = (): JSONSchema =>
     defaultConfig: obj({
       proxyHeaders: obj(Object.fromEntries(PROXY_HEADERS_FIELDS.map((f) => [f, obj({ disabled: bool() })]))),
     }),
-    rateLimits: obj({ redisAddress: str({ maxLength: 261 }) }),
+    rateLimits: obj({
+      redisAddress: str({ maxLength: 261 }),
+      passwordSecret: str({ maxLength: 253 }),
+      username: str({ maxLength: 256 }),
+      redis: obj({ deploy: bool(), image: str({ maxLength: 512 }) }),
+    }),
   });
 
 export const meshStatusSchema = (): JSONSchema =>

@@ -316,15 +316,20 @@ export const NOT_ENFORCED: readonly NotEnforcedEntry[] = [
     ],
   },
   {
-    id: 'vs.tcp',
+    id: 'vs.tcp.sourceSubnet',
     kind: 'VirtualService',
-    paths: ['spec.tcp'],
-    reason: 'TCP routes are ignored: TCP traffic goes to its original destination',
-    plan: 18,
+    paths: ['spec.tcp[*].match[*].sourceSubnet'],
+    reason: 'the match block applies whatever the client address; use sourceLabels or destinationSubnets',
+    plan: 'unplanned',
     probe: [
       vs('db', {
         hosts: ['db'],
-        tcp: [{ route: [{ destination: { host: 'db-replica.example.com', port: { number: 5432 } } }] }],
+        tcp: [
+          {
+            match: [{ sourceSubnet: '10.1.0.0/16' }],
+            route: [{ destination: { host: 'db-replica.example.com', port: { number: 5432 } } }],
+          },
+        ],
       }),
       se('db-replica', {
         hosts: ['db-replica.example.com'],
@@ -336,48 +341,12 @@ export const NOT_ENFORCED: readonly NotEnforcedEntry[] = [
     ],
   },
   {
-    id: 'vs.tls',
-    kind: 'VirtualService',
-    paths: ['spec.tls'],
-    reason: 'TLS (SNI) routes are ignored: TLS traffic goes to its original destination',
-    plan: 18,
-    probe: [
-      vs('secure', {
-        hosts: ['secure.example.com'],
-        tls: [
-          {
-            match: [{ sniHosts: ['secure.example.com'] }],
-            route: [{ destination: { host: 'secure-backup.example.com' } }],
-          },
-        ],
-      }),
-      se('secure-backup', {
-        hosts: ['secure-backup.example.com'],
-        ports: [{ number: 443, name: 'tls', protocol: 'TLS' }],
-        resolution: 'STATIC',
-        endpoints: [{ address: '10.0.1.4' }],
-      }),
-    ],
-  },
-  {
     id: 'vs.redirect.prefixRewrite',
     kind: 'VirtualService',
     paths: ['spec.http[*].redirect.prefixRewrite'],
     reason: 'the redirect keeps the original path; use redirect.uri',
     plan: 15,
     probe: [reviewsVs([{ match: [{ uri: { prefix: '/old' } }], redirect: { prefixRewrite: '/new' } }])],
-  },
-  {
-    id: 'vs.fault.abort.grpcStatus',
-    kind: 'VirtualService',
-    paths: ['spec.http[*].fault.abort.grpcStatus'],
-    reason: 'no abort is injected (HTTP/1.1 proxy, no gRPC); use fault.abort.httpStatus',
-    plan: 18,
-    probe: [
-      reviewsVs([
-        { fault: { abort: { grpcStatus: 'UNAVAILABLE', percentage: { value: 100 } } }, route: toReviews },
-      ]),
-    ],
   },
   {
     id: 'vs.retries.retryRemoteLocalities',
@@ -524,23 +493,14 @@ export const NOT_ENFORCED: readonly NotEnforcedEntry[] = [
     id: 'dr.connectionPool.http2',
     kind: 'DestinationRule',
     paths: [
-      ...policyPaths('connectionPool.http.h2UpgradePolicy'),
       ...policyPaths('connectionPool.http.useClientProtocol'),
-      ...policyPaths('connectionPool.http.maxConcurrentStreams'),
       ...policyPaths('connectionPool.http.http2KeepAlive'),
     ],
-    reason: 'upstream connections are HTTP/1.1 only',
+    reason:
+      "upstream HTTP/2 sessions send no keepalive PINGs, and the port's protocol (or h2UpgradePolicy) decides HTTP/1.1 or HTTP/2, not the client's",
     plan: 18,
     probe: drEverywhere(
-      {
-        connectionPool: {
-          http: {
-            h2UpgradePolicy: 'UPGRADE',
-            maxConcurrentStreams: 100,
-            http2KeepAlive: { interval: '30s', timeout: '10s' },
-          },
-        },
-      },
+      { connectionPool: { http: { http2KeepAlive: { interval: '30s', timeout: '10s' } } } },
       { connectionPool: { http: { useClientProtocol: true } } },
     ),
   },
@@ -678,51 +638,43 @@ export const NOT_ENFORCED: readonly NotEnforcedEntry[] = [
     id: 'gw.protocol',
     kind: 'Gateway',
     paths: ['spec.servers[*].port.protocol'],
-    values: ['TLS', 'TCP', 'MONGO', 'MYSQL', 'REDIS', 'UDP', 'HTTP_PROXY'],
+    values: ['UDP', 'HTTP_PROXY'],
     reason:
-      'the gateway serves HTTP and HTTPS (SIMPLE, MUTUAL) servers only; this server is skipped and nothing listens on its port',
-    plan: 18,
+      'the gateway serves HTTP, HTTPS, TCP (MONGO, MYSQL, REDIS) and TLS PASSTHROUGH servers; this server is skipped and nothing listens on its port',
+    plan: 'unplanned',
     probe: [
-      gw('tls', {
+      gw('udp', {
         selector: { istio: 'ingressgateway' },
         servers: [
-          {
-            port: { number: 8443, name: 'tls', protocol: 'TLS' },
-            hosts: ['*'],
-            tls: { mode: 'PASSTHROUGH' },
-          },
-          { port: { number: 5432, name: 'tcp', protocol: 'TCP' }, hosts: ['*'] },
+          { port: { number: 80, name: 'http', protocol: 'HTTP' }, hosts: ['*'] },
+          { port: { number: 5353, name: 'udp', protocol: 'UDP' }, hosts: ['*'] },
         ],
       }),
-      vs('tls', {
-        hosts: ['reviews'],
-        gateways: ['tls'],
-        http: [{ route: toReviews }],
-        tcp: [{ route: [{ destination: { host: 'db' } }] }],
-      }),
+      vs('udp', { hosts: ['reviews'], gateways: ['udp'], http: [{ route: toReviews }] }),
     ],
   },
   {
     id: 'gw.tls.mode',
     kind: 'Gateway',
     paths: ['spec.servers[*].tls.mode'],
-    values: ['PASSTHROUGH', 'AUTO_PASSTHROUGH', 'ISTIO_MUTUAL', 'OPTIONAL_MUTUAL'],
+    values: ['AUTO_PASSTHROUGH', 'ISTIO_MUTUAL', 'OPTIONAL_MUTUAL'],
     reason:
-      'the gateway terminates SIMPLE and MUTUAL only; an HTTPS server with this mode is skipped (no SNI passthrough)',
+      'the gateway terminates SIMPLE and MUTUAL and passes PASSTHROUGH through by SNI; a server with this mode is skipped',
     plan: 18,
     probe: [
-      gw('passthrough', {
+      gw('istio-mutual', {
         selector: { istio: 'ingressgateway' },
         servers: [
           { port: { number: 80, name: 'http', protocol: 'HTTP' }, hosts: ['*'] },
+          // on the HTTP server's port: without the mode (PASSTHROUGH) it is skipped all the same
           {
-            port: { number: 443, name: 'https', protocol: 'HTTPS' },
+            port: { number: 80, name: 'https', protocol: 'HTTPS' },
             hosts: ['*'],
-            tls: { mode: 'PASSTHROUGH' },
+            tls: { mode: 'ISTIO_MUTUAL' },
           },
         ],
       }),
-      vs('passthrough', { hosts: ['reviews'], gateways: ['passthrough'], http: [{ route: toReviews }] }),
+      vs('istio-mutual', { hosts: ['reviews'], gateways: ['istio-mutual'], http: [{ route: toReviews }] }),
     ],
   },
   {

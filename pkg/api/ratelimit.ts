@@ -6,7 +6,9 @@
  * bucket in each destination sidecar (the budget is per pod). `scope: global` (one budget across
  * all pods) keeps its buckets in weftd's Redis (ADR 0017); the webhook refuses it unless the mesh
  * enables the global backend (weftd --ratelimit-redis, webhook --global-ratelimits): nothing is
- * accepted and silently not enforced.
+ * accepted and silently not enforced. A RateLimit whose selector (or targetHost) picks gateway
+ * pods limits ingress on the gateway's listeners (`ports` are listener ports), typically per
+ * client address (`sourceKey: {by: clientIP}`).
  */
 import type { JSONSchema, KindDefinition } from './kind.js';
 import type { Duration, KubeObject, WorkloadSelector } from './common.js';
@@ -74,7 +76,11 @@ export interface RateLimitOverrideSpec {
   limit: RateLimitBudgetSpec;
 }
 
-export type RateLimitKeyBy = 'principal' | 'namespace' | 'header' | 'claim';
+/**
+ * `clientIP`: the downstream peer's address; at a gateway whose mesh sets
+ * gatewayTopology.numTrustedProxies, the client address those proxies put in x-forwarded-for.
+ */
+export type RateLimitKeyBy = 'principal' | 'namespace' | 'clientIP' | 'header' | 'claim';
 
 export interface RateLimitSpec {
   /** Default local. */
@@ -144,7 +150,10 @@ export const rateLimitSpecSchema = (): JSONSchema =>
         ),
       ),
       sourceKey: obj(
-        { by: enumOf('principal', 'namespace', 'header', 'claim'), name: str({ maxLength: 256 }) },
+        {
+          by: enumOf('principal', 'namespace', 'clientIP', 'header', 'claim'),
+          name: str({ maxLength: 256 }),
+        },
         { required: ['by'] },
       ),
       failureMode: enumOf('allow', 'deny'),

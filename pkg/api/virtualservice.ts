@@ -114,6 +114,27 @@ export interface HTTPFaultInjectionDelay {
   percent?: number;
 }
 
+/** gRPC status names in code order (`UNAVAILABLE` is 14): what `abort.grpcStatus` accepts. */
+export const GRPC_CODE_NAMES: readonly string[] = [
+  'OK',
+  'CANCELLED',
+  'UNKNOWN',
+  'INVALID_ARGUMENT',
+  'DEADLINE_EXCEEDED',
+  'NOT_FOUND',
+  'ALREADY_EXISTS',
+  'PERMISSION_DENIED',
+  'RESOURCE_EXHAUSTED',
+  'FAILED_PRECONDITION',
+  'ABORTED',
+  'OUT_OF_RANGE',
+  'UNIMPLEMENTED',
+  'INTERNAL',
+  'UNAVAILABLE',
+  'DATA_LOSS',
+  'UNAUTHENTICATED',
+];
+
 export interface HTTPFaultInjectionAbort {
   httpStatus?: number;
   grpcStatus?: string;

@@ -58,6 +58,10 @@ export const ErrorCodes = {
   WEFT_CA_NOT_READY: 'the workload CA has no usable root CA yet',
   // weftctl talking to a running mesh (cli/weftd.ts)
   WEFT_KUBECONFIG_MISSING: 'no kubeconfig to reach the cluster (or the named context is not in it)',
+  // reaching the API server (pkg/kube/kubeconfig.ts)
+  WEFT_KUBECONFIG_INVALID: 'the kubeconfig is unreadable, incomplete or uses a field weft does not support',
+  WEFT_KUBE_AUTH_UNSUPPORTED:
+    "the kubeconfig user authenticates with exec or auth-provider, which weft's daemons do not run",
   WEFT_MESH_NOT_INSTALLED: 'the weftd Service is not in the mesh namespace',
   WEFT_RBAC_DENIED: 'the API server refused a request weftctl needs (RBAC)',
   WEFT_WEFTD_UNREACHABLE: 'weftd is not ready or cannot be reached',

@@ -2,9 +2,9 @@
  * Exponential backoff with jitter, shaped like client-go's per-item limiter (base doubling per
  * failure, capped) plus "full jitter" so many keys failing together do not retry in lockstep.
  */
-// Type-only: client.ts loads @kubernetes/client-node (~870 modules, ~16 MB of source), and the
-// proxy's discovery client uses this file's backoff; a runtime import would put all of that in
-// every sidecar (bench/proxy/sidecar.ts measured ~60 MB RSS).
+// Type-only: the proxy's discovery client uses this file's backoff, and client.ts brings
+// node:https, the kubeconfig loader and yaml, which a sidecar does not need (client.ts once
+// loaded @kubernetes/client-node: ~60 MB RSS per sidecar, bench/proxy/sidecar.ts).
 import type { ApiError } from './client.js';
 
 export interface BackoffPolicy {

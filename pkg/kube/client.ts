@@ -1,15 +1,19 @@
 /**
  * A small REST client for the Kubernetes API: get, list, server-side apply, merge patch,
- * delete and streaming watch. Authentication and TLS come from `@kubernetes/client-node`'s
- * KubeConfig (so every kubeconfig form it supports works here); the calls themselves are plain
- * fetches, because the operator needs exact control over content types (apply-patch+yaml,
- * status subresource), status codes (404, 409, 410) and streaming that the generated per-kind
- * client does not give in one place.
+ * delete and streaming watch, over one keep-alive connection pool per client (ADR 0022).
+ * Where the server is and how to authenticate come from weft's own loader (./kubeconfig.ts);
+ * a `@kubernetes/client-node` KubeConfig is accepted too (the integration tests build one) and read
+ * structurally, so this module never loads that package (~60 MB RSS) into a daemon. Plain
+ * node:https rather than fetch: the operator needs exact control over content types
+ * (apply-patch+yaml, status subresource), status codes (404, 409, 410) and streaming, and
+ * node:https keeps undici (~20 MB) out of the process.
  */
-import { HttpMethod, KubeConfig, RequestContext } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
+import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { createInterface } from 'node:readline';
-import { Readable } from 'node:stream';
-import type { ReadableStream as WebReadableStream } from 'node:stream/web';
+import { accessFromClientNode } from './client-node-access.js';
+import { loadAccess, type KubeAccess } from './kubeconfig.js';
 import { collectionPath, objectPath, resourceFor } from './resources.js';
 import { keyOf, type KubeObject, type ObjectKey } from './types.js';
 
@@ -69,29 +73,44 @@ interface RequestOptions {
 }
 
 const REQUEST_TIMEOUT_MS = 30_000;
+/** Error bodies are read this far for their Status message; a proxy's HTML page is cut here. */
+const ERROR_BODY_LIMIT = 64 * 1024;
 
 export class KubeClient {
-  readonly kubeConfig: KubeConfig;
+  readonly access: KubeAccess;
   readonly server: string;
+  /** One pool per client: sequential requests reuse a TLS connection instead of a handshake each. */
+  private readonly agent: HttpAgent;
 
-  constructor(kubeConfig: KubeConfig) {
-    const cluster = kubeConfig.getCurrentCluster();
-    if (!cluster) throw new ApiError(0, 'NoCluster', 'kubeconfig has no current cluster');
-    this.kubeConfig = kubeConfig;
-    this.server = cluster.server.replace(/\/$/, '');
+  /** From weft's loader (./kubeconfig.ts), or a client-node KubeConfig read structurally. */
+  constructor(access: KubeAccess | KubeConfig) {
+    this.access = isClientNodeConfig(access) ? accessFromClientNode(access) : access;
+    this.server = this.access.server.replace(/\/$/, '');
+    const tls = this.access.tls;
+    this.agent = this.server.startsWith('http:')
+      ? new HttpAgent({ keepAlive: true })
+      : new HttpsAgent({
+          keepAlive: true,
+          ...(tls.ca ? { ca: tls.ca } : {}),
+          ...(tls.cert ? { cert: tls.cert } : {}),
+          ...(tls.key ? { key: tls.key } : {}),
+          ...(tls.servername ? { servername: tls.servername } : {}),
+          ...(tls.insecure ? { rejectUnauthorized: false } : {}),
+        });
   }
 
-  /** From $KUBECONFIG / ~/.kube/config, or the in-cluster service account. */
+  /** --kubeconfig FILE, else $KUBECONFIG, else the in-cluster service account, else ~/.kube/config. */
   static fromDefault(): KubeClient {
-    const kc = new KubeConfig();
-    kc.loadFromDefault();
-    return new KubeClient(kc);
+    return new KubeClient(loadAccess());
   }
 
   static fromFile(path: string): KubeClient {
-    const kc = new KubeConfig();
-    kc.loadFromFile(path);
-    return new KubeClient(kc);
+    return new KubeClient(loadAccess({ kubeconfig: path }));
+  }
+
+  /** Closes the pooled connections (idle ones at once; busy ones when their request ends). */
+  close(): void {
+    this.agent.destroy();
   }
 
   async get<T extends KubeObject = KubeObject>(key: ObjectKey, subresource?: string): Promise<T | null> {
@@ -209,16 +228,19 @@ export class KubeClient {
       fieldSelector: opts.fieldSelector,
       timeoutSeconds: opts.timeoutSeconds ?? 300,
     };
-    const response = await this.fetch(
-      'GET',
-      collectionPath(type, opts.namespace),
-      { query, ...signalOpt(opts.signal) },
-      0,
-    );
-    if (!response.body) return;
-    const lines = createInterface({
-      input: Readable.fromWeb(response.body as WebReadableStream<Uint8Array>),
-    });
+    let response: IncomingMessage;
+    try {
+      response = await this.send(
+        'GET',
+        collectionPath(type, opts.namespace),
+        { query, ...signalOpt(opts.signal) },
+        0,
+      );
+    } catch (err) {
+      if (opts.signal?.aborted) return;
+      throw err;
+    }
+    const lines = createInterface({ input: response, crlfDelay: Infinity });
     try {
       for await (const line of lines) {
         if (line.trim() === '') continue;
@@ -247,69 +269,148 @@ export class KubeClient {
       });
     } finally {
       lines.close();
+      response.destroy();
     }
   }
 
   /** Any request; JSON in and out. Non-2xx answers become ApiError with the server's message. */
   async request(method: string, path: string, opts: RequestOptions = {}): Promise<unknown> {
-    const response = await this.fetch(method, path, opts, REQUEST_TIMEOUT_MS);
-    const text = await response.text();
+    const response = await this.send(method, path, opts, REQUEST_TIMEOUT_MS);
+    let text: string;
+    try {
+      text = await readBody(response, Infinity);
+    } catch (err) {
+      throw new ApiError(0, 'NetworkError', `${method} ${path}: ${networkMessage(err, opts.signal)}`, {
+        cause: err,
+      });
+    }
     return text === '' ? {} : (JSON.parse(text) as unknown);
   }
 
-  private async fetch(
+  /**
+   * Sends one request and resolves with a 2xx response whose body is still to be read. A 401
+   * re-reads rotating credentials and retries once; a pooled connection that the server had
+   * closed while idle (ECONNRESET before any answer) is retried once on a fresh one.
+   */
+  private async send(
     method: string,
     path: string,
     opts: RequestOptions,
     timeoutMs: number,
-  ): Promise<Response> {
+  ): Promise<IncomingMessage> {
     const url = new URL(this.server + path);
     for (const [k, v] of Object.entries(opts.query ?? {}))
       if (v !== undefined) url.searchParams.set(k, String(v));
-    const ctx = new RequestContext(url.toString(), method as HttpMethod);
-    await this.kubeConfig.applySecurityAuthentication(ctx);
-    const headers: Record<string, string> = { ...ctx.getHeaders(), Accept: 'application/json' };
-    if (opts.body !== undefined) headers['Content-Type'] = opts.contentType ?? 'application/json';
+    const body = opts.body === undefined ? undefined : JSON.stringify(opts.body);
     const signals = [opts.signal, timeoutMs > 0 ? AbortSignal.timeout(timeoutMs) : undefined].filter(
       (s): s is AbortSignal => s !== undefined,
     );
-    let response: Response;
-    try {
-      response = await fetch(url, {
-        method,
-        headers,
-        ...(opts.body === undefined ? {} : { body: JSON.stringify(opts.body) }),
-        ...(signals.length > 0 ? { signal: AbortSignal.any(signals) } : {}),
-        // The undici dispatcher carries the kubeconfig's CA and client certificate.
-        dispatcher: ctx.getDispatcher(),
-      } as unknown as RequestInit);
-    } catch (err) {
-      throw new ApiError(0, 'NetworkError', `${method} ${path}: ${networkMessage(err)}`, { cause: err });
+    const signal = signals.length > 0 ? AbortSignal.any(signals) : undefined;
+    let previousAuth: string | undefined;
+    let unauthorized: ApiError | undefined;
+    for (let attempt = 0; ; attempt++) {
+      const auth = await this.access.authHeaders(attempt > 0);
+      if (unauthorized && previousAuth === JSON.stringify(auth)) throw unauthorized;
+      previousAuth = JSON.stringify(auth);
+      const headers: Record<string, string> = { ...auth, Accept: 'application/json' };
+      if (body !== undefined) {
+        headers['Content-Type'] = opts.contentType ?? 'application/json';
+        headers['Content-Length'] = String(Buffer.byteLength(body));
+      }
+      let response: IncomingMessage;
+      try {
+        response = await this.exchange(method, url, headers, body, signal);
+      } catch (err) {
+        if (attempt === 0 && staleConnection(err) && method !== 'POST') continue;
+        throw new ApiError(0, 'NetworkError', `${method} ${path}: ${networkMessage(err, signal)}`, {
+          cause: err,
+        });
+      }
+      const status = response.statusCode ?? 0;
+      if (status >= 200 && status < 300) return response;
+      const error = await toApiError(method, path, response);
+      // a rotated token: read it again and retry once, unless the credentials did not change
+      if (status === 401 && attempt === 0) {
+        unauthorized = error;
+        continue;
+      }
+      throw error;
     }
-    if (response.status >= 200 && response.status < 300) return response;
-    throw await toApiError(method, path, response);
   }
+
+  private exchange(
+    method: string,
+    url: URL,
+    headers: Record<string, string>,
+    body: string | undefined,
+    signal: AbortSignal | undefined,
+  ): Promise<IncomingMessage> {
+    const send = url.protocol === 'http:' ? httpRequest : httpsRequest;
+    return new Promise((resolve, reject) => {
+      const req = send(url, { method, headers, agent: this.agent, ...(signal ? { signal } : {}) }, resolve);
+      req.on('error', (err: Error & { reusedSocket?: boolean }) => {
+        // Node's advice for keep-alive: a reused socket reset before any answer was closed idle.
+        if (req.reusedSocket) (err as { reusedSocket?: boolean }).reusedSocket = true;
+        reject(err);
+      });
+      req.end(body);
+    });
+  }
+}
+
+function isClientNodeConfig(x: KubeAccess | KubeConfig): x is KubeConfig {
+  return typeof (x as KubeConfig).getCurrentCluster === 'function';
+}
+
+function staleConnection(err: unknown): boolean {
+  const e = err as { code?: string; reusedSocket?: boolean };
+  return e.reusedSocket === true && (e.code === 'ECONNRESET' || e.code === 'EPIPE');
+}
+
+/** The body as text; past `limit` bytes the rest is dropped (error answers only). */
+function readBody(response: IncomingMessage, limit: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    response.on('data', (chunk: Buffer) => {
+      if (size >= limit) return;
+      chunks.push(chunk);
+      size += chunk.length;
+    });
+    response.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    response.on('error', reject);
+    response.on('close', () => {
+      if (!response.complete)
+        reject(Object.assign(new Error('the connection closed mid-answer'), { code: 'ECONNRESET' }));
+    });
+  });
 }
 
 function signalOpt(signal: AbortSignal | undefined): { signal?: AbortSignal } {
   return signal ? { signal } : {};
 }
 
-function networkMessage(err: unknown): string {
-  const e = err as { message?: string; cause?: { code?: string; message?: string } };
-  return e.cause?.code ?? e.cause?.message ?? e.message ?? String(err);
+/** The socket's code (ECONNREFUSED, CERT_HAS_EXPIRED, ...) or why the signal aborted. */
+function networkMessage(err: unknown, signal: AbortSignal | undefined): string {
+  const e = err as { code?: string; message?: string; cause?: { code?: string; message?: string } };
+  if (e.code === 'ABORT_ERR' && signal?.aborted) {
+    const reason = signal.reason as { name?: string; message?: string } | undefined;
+    return reason?.name === 'TimeoutError' ? `timed out after ${REQUEST_TIMEOUT_MS / 1000} s` : 'aborted';
+  }
+  return e.code ?? e.cause?.code ?? e.cause?.message ?? e.message ?? String(err);
 }
 
-async function toApiError(method: string, path: string, response: Response): Promise<ApiError> {
-  const text = await response.text().catch(() => '');
-  let reason = response.statusText || 'Error';
+async function toApiError(method: string, path: string, response: IncomingMessage): Promise<ApiError> {
+  const status = response.statusCode ?? 0;
+  const text = await readBody(response, ERROR_BODY_LIMIT).catch(() => '');
+  let reason = response.statusMessage || 'Error';
   let message = text.slice(0, 500);
   try {
-    const status = JSON.parse(text) as { reason?: string; message?: string };
-    reason = status.reason ?? reason;
-    message = status.message ?? message;
+    const body = JSON.parse(text) as { reason?: string; message?: string };
+    reason = body.reason ?? reason;
+    message = body.message ?? message;
   } catch {
     // not a Status object; keep the raw text
   }
-  return new ApiError(response.status, reason, `${method} ${path}: ${response.status} ${reason}: ${message}`);
+  return new ApiError(status, reason, `${method} ${path}: ${status} ${reason}: ${message}`);
 }

@@ -18,10 +18,15 @@ export interface RateBudget {
   per?: 'shared' | 'source';
 }
 
-/** How callers are told apart for `per: source` buckets. */
+/**
+ * How callers are told apart for `per: source` buckets. `clientIP`: the downstream peer's
+ * address, or at a gateway behind `numTrustedProxies` proxies the address they vouch for in
+ * x-forwarded-for (RateLimitBlock.numTrustedProxies).
+ */
 export type SourceKey =
   | { kind: 'principal' }
   | { kind: 'namespace' }
+  | { kind: 'clientIP' }
   | { kind: 'header'; name: string }
   | { kind: 'claim'; name: string };
 
@@ -76,6 +81,12 @@ export interface RateLimitBlock {
   limits: LocalRateLimit[];
   /** Per-source buckets kept per limit before the least recently used is evicted (default 10000). */
   maxKeysPerLimit?: number;
+  /**
+   * Gateways only (Istio's gatewayTopology.numTrustedProxies): proxies in front of this one, so
+   * the client address a `clientIP` key uses is the Nth entry from the right of
+   * x-forwarded-for; absent or 0: the peer address (any x-forwarded-for is the client's to forge).
+   */
+  numTrustedProxies?: number;
 }
 
 /** Bounds shared by the webhook and the proxy's own check (docs/limits.md). */
@@ -89,6 +100,8 @@ export const RATE_LIMIT_BOUNDS = {
   maxOverrides: 64,
   maxLimits: 256,
   maxKeysPerLimit: 1_000_000,
+  /** More hops than any real chain of load balancers; bounds the x-forwarded-for walk. */
+  maxTrustedProxies: 16,
 } as const;
 
 export const DEFAULT_MAX_KEYS_PER_LIMIT = 10_000;
@@ -121,13 +134,13 @@ function checkBudget(b: unknown, path: string, out: Problem[]): void {
 function checkSourceKey(k: unknown, path: string, out: Problem[]): void {
   if (k === undefined) return;
   if (!isObj(k)) return void out.push({ path, message: 'must be an object' });
-  if (k.kind === 'principal' || k.kind === 'namespace') return;
+  if (k.kind === 'principal' || k.kind === 'namespace' || k.kind === 'clientIP') return;
   if (k.kind === 'header' || k.kind === 'claim') {
     if (typeof k.name !== 'string' || k.name === '')
       out.push({ path: `${path}.name`, message: 'must be a non-empty string' });
     return;
   }
-  out.push({ path: `${path}.kind`, message: 'must be principal, namespace, header or claim' });
+  out.push({ path: `${path}.kind`, message: 'must be principal, namespace, clientIP, header or claim' });
 }
 
 function checkSelector(s: unknown, path: string, out: Problem[]): void {
@@ -155,6 +168,15 @@ export function validateRateLimitBlock(block: unknown): Problem[] {
     out.push({
       path: 'rateLimits.maxKeysPerLimit',
       message: `must be an integer in 1..${B.maxKeysPerLimit}`,
+    });
+  const hops = block.numTrustedProxies;
+  if (
+    hops !== undefined &&
+    (!Number.isInteger(hops) || (hops as number) < 0 || (hops as number) > B.maxTrustedProxies)
+  )
+    out.push({
+      path: 'rateLimits.numTrustedProxies',
+      message: `must be an integer in 0..${B.maxTrustedProxies}`,
     });
   const limits = block.limits;
   if (!Array.isArray(limits)) return [...out, { path: 'rateLimits.limits', message: 'must be a list' }];

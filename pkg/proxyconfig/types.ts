@@ -11,6 +11,7 @@
 
 import type { JwtAuthn } from './jwt.js';
 import type { RateLimitBlock } from './ratelimit.js';
+import type { L4Route } from './l4.js';
 
 export const PROXY_CONFIG_API_VERSION = 'proxy.weft.dev/v1';
 
@@ -48,20 +49,24 @@ export interface ProxyConfig {
    * listed here is closed. Absent = ALLOW_ANY: both pass through to the original destination.
    */
   outboundTrafficPolicy?: OutboundTrafficPolicy;
+  /**
+   * The sidecar's outbound TCP and TLS services (declared non-HTTP ports of services with
+   * addresses): a captured connection to one of them is routed by its L4 routes, never sniffed
+   * (docs/proxy-config.md "TCP and TLS routes"). Absent: every connection is sniffed.
+   */
+  outboundTcp?: OutboundTcpService[];
   /** The Sidecar resource that scoped this config and how it was chosen (weftctl proxy-config shows it); absent: none. */
   scope?: { sidecar: string; via: 'workload' | 'namespace' | 'root' };
 }
 
 export interface OutboundTrafficPolicy {
   mode: 'REGISTRY_ONLY';
-  /** The registry's TCP destinations the sidecar may pass through to: an IP or CIDR and its ports. */
-  destinations: { address: string; ports: number[] }[];
   /**
-   * DNS ServiceEntries without `addresses`: a connection to any address on the port passes only
-   * as TLS whose SNI names one of the hosts (`*.example.com` covers deeper names), as Istio's
-   * SNI filter chains on its 0.0.0.0:port listener. Anything else on the port is closed.
+   * The registry's TCP destinations the sidecar may pass through to: an IP or CIDR and its ports.
+   * DNS ServiceEntries without `addresses` are not here: TLS naming their hosts is routed to
+   * their clusters by the port's catch-all (OutboundTcpService.catchAll), never passed through.
    */
-  tlsHosts?: { port: number; hosts: string[] }[];
+  destinations: { address: string; ports: number[] }[];
 }
 
 /**
@@ -176,6 +181,12 @@ export interface InboundPort {
   port: number;
   /** Declared by the Services in front of it: HTTP is parsed, TCP piped; absent: sniffed. */
   protocol?: 'HTTP' | 'TCP';
+  /**
+   * HTTP declared as HTTP/2 (GRPC, HTTP2): an HTTP/2 request goes to the app as HTTP/2. Without
+   * it a declared HTTP port gets HTTP/1.1 whatever the client spoke (an h2UpgradePolicy between
+   * sidecars must not reach an HTTP/1.1 app as HTTP/2); a sniffed port gets the client's protocol.
+   */
+  http2?: boolean;
   /** `portLevelMtls`; absent: `inbound.mtls`. */
   mtls?: InboundMtls;
   /** `destination_service` of this port's metrics (a Service host). */
@@ -253,8 +264,36 @@ export interface TcpListener {
   protocol: 'TCP';
   address?: string;
   port: number;
-  /** Every connection is piped to one endpoint of this cluster. */
-  cluster: string;
+  /** Every connection is piped to one endpoint of this cluster (when `tcpRoutes`/`tlsRoutes` are absent). */
+  cluster?: string;
+  /** VirtualService `tcp:` rules, first match wins (pkg/proxyconfig/l4.ts). */
+  tcpRoutes?: L4Route[];
+  /**
+   * VirtualService `tls:` rules: the ClientHello's SNI picks one (a gateway's PASSTHROUGH server);
+   * TLS passes through unterminated. A connection no route takes is closed (flag NR).
+   */
+  tlsRoutes?: L4Route[];
+}
+
+/** One outbound service port a sidecar routes at L4 (ProxyConfig.outboundTcp). */
+export interface OutboundTcpService {
+  /** `<host>:<port>`, for logs. */
+  name: string;
+  /** Its addresses (IPs or CIDRs: cluster IPs, ServiceEntry addresses) compared with the original destination. */
+  addresses: string[];
+  port: number;
+  /** As TcpListener: `tlsRoutes` first (by SNI; the ClientHello is read), then `tcpRoutes`. */
+  tcpRoutes?: L4Route[];
+  tlsRoutes?: L4Route[];
+  /**
+   * The port's catch-all (Istio's `0.0.0.0:<port>` listener of services without addresses: DNS
+   * ServiceEntries on TLS/HTTPS ports): `addresses` are `0.0.0.0/0` and `::/0`, only
+   * `tlsRoutes`, and it is consulted after every other service (a service's own address wins).
+   * A connection none of its routes takes is not refused here: it goes on as any other captured
+   * connection (sniffed; passed through under ALLOW_ANY; under REGISTRY_ONLY passed only to a
+   * registry destination, else closed and counted as Istio's BlackHoleCluster).
+   */
+  catchAll?: true;
 }
 
 export interface VirtualHost {
@@ -377,7 +416,8 @@ export interface RetryPolicy {
 
 export interface Fault {
   delay?: { fixedDelayMs: number; percentage: number };
-  abort?: { httpStatus: number; percentage: number };
+  /** `httpStatus` 0 with `grpcStatus`: a gRPC status abort (HTTP 200, `grpc-status`: the code). */
+  abort?: { httpStatus: number; percentage: number; grpcStatus?: number };
 }
 
 export interface Mirror {
@@ -407,6 +447,8 @@ export interface ConnectionPool {
   connectTimeoutMs?: number;
   http1MaxPendingRequests?: number;
   http2MaxRequests?: number;
+  /** Streams per upstream HTTP/2 connection at most (DestinationRule maxConcurrentStreams). */
+  maxConcurrentStreams?: number;
   /** 0 = unlimited. */
   maxRequestsPerConnection?: number;
   maxRetries?: number;
@@ -444,6 +486,12 @@ export interface Cluster {
   outlierDetection?: OutlierDetection;
   /** How connections to the endpoints are secured; absent = plaintext. */
   tls?: UpstreamTls;
+  /**
+   * Requests go upstream over HTTP/2 (proxy/h2/pool.ts): the port speaks gRPC or HTTP/2
+   * (Service port `grpc`/`http2`/`h2c` by appProtocol or name), or the DestinationRule's
+   * `h2UpgradePolicy` is UPGRADE. Absent: HTTP/1.1.
+   */
+  http2?: boolean;
 }
 
 export const CLUSTER_TYPES = ['STATIC', 'STRICT_DNS', 'LOGICAL_DNS', 'ORIGINAL_DST'] as const;

@@ -15,6 +15,7 @@ import {
 } from './types.js';
 import { validateAuthzBlock } from './validate-authz.js';
 import { checkDnsServer, isDnsHostName } from './dns.js';
+import { checkL4Routes } from './l4.js';
 import { isIP } from 'node:net';
 
 export interface ConfigProblem {
@@ -169,10 +170,7 @@ function checkListener(c: Checker, l: unknown, path: string, ports: Set<number>)
   else if (l.port !== 0 && ports.has(l.port as number))
     c.fail(`${path}.port`, `port ${String(l.port)} is used twice`);
   else ports.add(l.port as number);
-  if (l.protocol === 'TCP') {
-    if (typeof l.cluster !== 'string') c.fail(`${path}.cluster`, 'must name a cluster');
-    return;
-  }
+  if (l.protocol === 'TCP') return checkTcpRouting(c, l, path);
   if (l.protocol !== 'HTTP') return c.fail(`${path}.protocol`, 'must be HTTP or TCP');
   if (l.edge !== undefined && typeof l.edge !== 'boolean') c.fail(`${path}.edge`, 'must be true or false');
   if (l.upgradeTypes !== undefined)
@@ -231,6 +229,7 @@ function checkCluster(c: Checker, cl: unknown, path: string, names: Set<string>)
       c.fail(`${p}.localityWeight`, 'must be a positive integer');
   });
   if (cl.tls !== undefined) checkUpstreamTls(c, cl.tls, `${path}.tls`);
+  if (cl.http2 !== undefined && typeof cl.http2 !== 'boolean') c.fail(`${path}.http2`, 'must be a boolean');
   for (const key of ['connectionPool', 'outlierDetection']) {
     const v = cl[key];
     if (v === undefined) continue;
@@ -248,6 +247,36 @@ export function isIpOrCidr(a: string): boolean {
   return family !== 0 && /^\d{1,3}$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128);
 }
 
+/** A TCP listener or outbound TCP service: one cluster, or L4 routes (pkg/proxyconfig/l4.ts). */
+function checkTcpRouting(c: Checker, l: Obj, path: string): void {
+  if (l.tcpRoutes !== undefined) checkL4Routes(c, l.tcpRoutes, `${path}.tcpRoutes`, false, isIpOrCidr);
+  if (l.tlsRoutes !== undefined) checkL4Routes(c, l.tlsRoutes, `${path}.tlsRoutes`, true, isIpOrCidr);
+  const routed = l.tcpRoutes !== undefined || l.tlsRoutes !== undefined;
+  if (l.cluster !== undefined ? typeof l.cluster !== 'string' : !routed)
+    c.fail(`${path}.cluster`, 'must name a cluster (or give tcpRoutes / tlsRoutes)');
+}
+
+function checkOutboundTcp(c: Checker, v: unknown): void {
+  if (v === undefined) return;
+  c.array(v, 'outboundTcp').forEach((s, i) => {
+    const at = `outboundTcp[${i}]`;
+    if (!isObj(s)) return c.fail(at, 'must be an object like {name, addresses, port, tcpRoutes}');
+    if (typeof s.name !== 'string' || s.name === '') c.fail(`${at}.name`, 'must be a non-empty string');
+    if (!isPort(s.port) || s.port === 0) c.fail(`${at}.port`, 'must be a port number 1-65535');
+    c.array(s.addresses, `${at}.addresses`).forEach((a, j) => {
+      if (typeof a !== 'string' || !isIpOrCidr(a))
+        c.fail(`${at}.addresses[${j}]`, 'must be an IP address or a CIDR');
+    });
+    if (s.cluster !== undefined) c.fail(`${at}.cluster`, 'is not a field here (use tcpRoutes)');
+    checkTcpRouting(c, s, at);
+    if (s.catchAll === undefined) return;
+    if (s.catchAll !== true) c.fail(`${at}.catchAll`, 'must be true (or absent)');
+    // a catch-all routes TLS by SNI only: a TCP route would take every connection to the port
+    if (s.tcpRoutes !== undefined) c.fail(`${at}.tcpRoutes`, 'a catch-all service has tlsRoutes only');
+    if (s.tlsRoutes === undefined) c.fail(`${at}.tlsRoutes`, 'a catch-all service needs tlsRoutes');
+  });
+}
+
 function checkOutboundTrafficPolicy(c: Checker, v: unknown): void {
   if (v === undefined) return;
   const path = 'outboundTrafficPolicy';
@@ -261,16 +290,6 @@ function checkOutboundTrafficPolicy(c: Checker, v: unknown): void {
     c.array(d.ports, `${at}.ports`).forEach((p, j) => {
       if (!Number.isInteger(p) || (p as number) < 1 || (p as number) > 65535)
         c.fail(`${at}.ports[${j}]`, 'must be a port number 1-65535');
-    });
-  });
-  if (v.tlsHosts === undefined) return;
-  c.array(v.tlsHosts, `${path}.tlsHosts`).forEach((t, i) => {
-    const at = `${path}.tlsHosts[${i}]`;
-    if (!isObj(t)) return c.fail(at, 'must be an object like {port: 443, hosts: [api.example.com]}');
-    if (!Number.isInteger(t.port) || (t.port as number) < 1 || (t.port as number) > 65535)
-      c.fail(`${at}.port`, 'must be a port number 1-65535');
-    c.array(t.hosts, `${at}.hosts`).forEach((h, j) => {
-      if (typeof h !== 'string' || h === '') c.fail(`${at}.hosts[${j}]`, 'must be a host name');
     });
   });
 }
@@ -366,6 +385,7 @@ function checkInbound(c: Checker, v: unknown): void {
     if (p.mtls !== undefined) checkMtls(c, p.mtls, `${path}.mtls`);
     if (p.service !== undefined && typeof p.service !== 'string')
       c.fail(`${path}.service`, 'must be a string');
+    if (p.http2 !== undefined && typeof p.http2 !== 'boolean') c.fail(`${path}.http2`, 'must be a boolean');
   });
 }
 
@@ -411,6 +431,7 @@ export function validateProxyConfig(cfg: unknown): ConfigProblem[] {
   checkCredentials(c, cfg.credentials);
   checkDns(c, cfg.dns);
   checkOutboundTrafficPolicy(c, cfg.outboundTrafficPolicy);
+  checkOutboundTcp(c, cfg.outboundTcp);
   return c.problems;
 }
 

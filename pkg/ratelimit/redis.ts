@@ -11,7 +11,14 @@
  *   crash or unbounded buffering;
  * - reconnects are lazy with exponential backoff: while the backoff runs, commands fail at once
  *   (the caller applies its failure mode) instead of queueing behind a dead server.
+ *
+ * With `auth`, every new connection sends `AUTH [username] password` first, pipelined ahead of
+ * the command that opened it; the credentials are read per connection (a rotated Secret is used
+ * on the next reconnect). A refused AUTH fails the commands behind it with Redis's own reason
+ * (WRONGPASS, or AUTH without a password configured) and drops the connection into backoff. The
+ * password never appears in an error or a log line.
  */
+import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import { backoffDelay, type BackoffPolicy } from '../kube/backoff.js';
 
@@ -28,6 +35,14 @@ export interface RedisOptions {
   /** Commands in flight on the connection (default 10,000). */
   maxPending?: number;
   backoff?: BackoffPolicy;
+  /** Credentials for AUTH on every new connection; a throw (an unreadable file) fails the command. */
+  auth?: () => RedisAuth;
+}
+
+/** Redis 6 ACL user (absent: `default`, as `requirepass` sets) and password. */
+export interface RedisAuth {
+  username?: string;
+  password: string;
 }
 
 export const REDIS_BACKOFF: BackoffPolicy = { baseMs: 50, maxMs: 2_000, jitter: 0.3 };
@@ -112,6 +127,8 @@ export class RedisClient {
   private failures = 0;
   private retryAt = 0;
   private closed = false;
+  /** Why the last connection went away: said while backing off (a refused AUTH stays visible). */
+  private lastError = 'not connected yet';
   /** Connections opened / dropped (tests and /debug). */
   connects = 0;
   drops = 0;
@@ -126,11 +143,16 @@ export class RedisClient {
     if (this.closed) return Promise.reject(new Error('redis client closed'));
     if (this.pending.length >= (this.o.maxPending ?? 10_000))
       return Promise.reject(new Error('too many redis commands in flight'));
-    const sock = this.ensureSocket();
+    let sock: net.Socket | null;
+    try {
+      sock = this.ensureSocket();
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
     if (sock === null)
       return Promise.reject(
         new Error(
-          `redis ${this.o.host}:${this.o.port} unreachable; retrying in ${Math.max(0, this.retryAt - Date.now())}ms`,
+          `redis ${this.o.host}:${this.o.port} unreachable (${this.lastError}); retrying in ${Math.max(0, this.retryAt - Date.now())}ms`,
         ),
       );
     return new Promise<RespValue>((resolve, reject) => {
@@ -155,6 +177,7 @@ export class RedisClient {
   private ensureSocket(): net.Socket | null {
     if (this.socket !== null) return this.socket;
     if (Date.now() < this.retryAt) return null;
+    const auth = this.credentials();
     const s = net.connect({ host: this.o.host, port: this.o.port });
     s.setNoDelay(true);
     this.connects++;
@@ -162,12 +185,46 @@ export class RedisClient {
     this.connected = false;
     s.on('connect', () => {
       this.connected = true;
-      this.failures = 0;
+      // with AUTH, a connection is good once Redis accepted it (a wrong password keeps backing off)
+      if (auth === null) this.failures = 0;
     });
     s.on('data', (chunk: Buffer) => this.onData(s, chunk));
     s.on('error', (err) => this.drop(err, s));
     s.on('close', () => this.drop(new Error('redis closed the connection'), s));
+    if (auth !== null) this.authenticate(s, auth);
     return s;
+  }
+
+  /** The credentials for a new connection; an unreadable source backs off like a dead server. */
+  private credentials(): RedisAuth | null {
+    if (this.o.auth === undefined) return null;
+    try {
+      return this.o.auth();
+    } catch (err) {
+      this.failures++;
+      this.retryAt = Date.now() + backoffDelay(this.failures, this.o.backoff ?? REDIS_BACKOFF);
+      this.lastError = `redis credentials unavailable: ${(err as Error).message}`;
+      throw new Error(this.lastError, { cause: err });
+    }
+  }
+
+  /** AUTH as the connection's first command: a refusal fails every command pipelined behind it. */
+  private authenticate(s: net.Socket, auth: RedisAuth): void {
+    const fail = (err: Error): void => this.drop(err, s);
+    this.pending.push({
+      resolve: (v) => {
+        if (v instanceof RedisReplyError) fail(new Error(`redis refused AUTH: ${v.message}`));
+        else this.failures = 0;
+      },
+      reject: () => {}, // the commands behind it carry the error
+      timer: setTimeout(
+        () => fail(new Error(`redis did not answer AUTH within ${this.timeoutMs}ms`)),
+        this.timeoutMs,
+      ),
+    });
+    const args =
+      auth.username !== undefined ? ['AUTH', auth.username, auth.password] : ['AUTH', auth.password];
+    s.write(encodeCommand(args));
   }
 
   private onData(s: net.Socket, chunk: Buffer): void {
@@ -196,6 +253,7 @@ export class RedisClient {
   private drop(err: Error, which?: net.Socket): void {
     if (which !== undefined && which !== this.socket) return;
     const s = this.socket;
+    if (s !== null) this.lastError = err.message;
     if (s !== null) {
       this.socket = null;
       this.drops++;
@@ -212,4 +270,31 @@ export class RedisClient {
       p.reject(err);
     }
   }
+}
+
+/** Longer is not a password someone typed or a Secret generator made; refused rather than sent. */
+export const MAX_PASSWORD_BYTES = 4096;
+
+/**
+ * Credentials from a mounted Secret's file, read at every call (a rotated Secret applies on the
+ * next connection). One trailing newline is not part of the password (`echo pw > file`). The
+ * errors name the file, never its content.
+ */
+export function authFromFile(passwordFile: string, username?: string): () => RedisAuth {
+  return () => {
+    let text: string;
+    try {
+      text = readFileSync(passwordFile, 'utf8');
+    } catch (err) {
+      throw new Error(
+        `cannot read the redis password file ${passwordFile}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`,
+        { cause: err },
+      );
+    }
+    const password = text.replace(/\r?\n$/, '');
+    if (password === '') throw new Error(`the redis password file ${passwordFile} is empty`);
+    if (Buffer.byteLength(password) > MAX_PASSWORD_BYTES)
+      throw new Error(`the redis password file ${passwordFile} is over ${MAX_PASSWORD_BYTES} bytes`);
+    return { password, ...(username !== undefined ? { username } : {}) };
+  };
 }

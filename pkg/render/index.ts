@@ -33,13 +33,20 @@ import {
 } from './cluster.js';
 import { CA_SECRET, SERVING_SECRET, standardLabels } from './labels.js';
 import {
+  DEPLOYED_REDIS,
   effectiveSpec,
   MESH_NAMESPACE,
   semanticFindings,
   type EffectiveGateway,
   type EffectiveSpec,
 } from './spec.js';
-import { deployment, podDisruptionBudget, service, serviceAccount } from './workloads.js';
+import {
+  deployment,
+  podDisruptionBudget,
+  service,
+  serviceAccount,
+  type WorkloadParams,
+} from './workloads.js';
 import { WEFT_IMAGES } from '../api/images.js';
 
 export * from './labels.js';
@@ -189,7 +196,9 @@ function controlPlane(mesh: string, spec: EffectiveSpec): KubeObject[] {
         // Where the workload CA reads its signing key; the Role weftd-ca grants exactly this Secret.
         `--ca-secret=${caSecretOf(spec).namespace}/${caSecretOf(spec).name}`,
         ...(spec.rateLimitRedis ? [`--ratelimit-redis=${spec.rateLimitRedis}`] : []),
+        ...redisAuthArgs(spec),
       ],
+      ...redisAuthVolume(spec),
       ports: [
         { name: 'grpc-xds', containerPort: 15012 },
         { name: 'http-monitoring', containerPort: 15014 },
@@ -204,7 +213,74 @@ function controlPlane(mesh: string, spec: EffectiveSpec): KubeObject[] {
       { name: 'http-monitoring', port: 15014, targetPort: 15014, protocol: 'TCP' },
     ]),
     ...podDisruptionBudget(mesh, 'weftd', MESH_NAMESPACE, 'control-plane', cp.replicas),
+    ...deployedRedis(mesh, spec),
   ];
+}
+
+/**
+ * spec.rateLimits.redis.deploy: one Redis for global rate-limit buckets, without persistence
+ * (buckets refill: a restart forgets at most one window's spending), password from the same
+ * Secret weftd authenticates with (busybox sh reads the file: the password is in no manifest).
+ */
+function deployedRedis(mesh: string, spec: EffectiveSpec): KubeObject[] {
+  const d = spec.rateLimitRedisDeploy;
+  const auth = spec.rateLimitRedisAuth;
+  if (d === undefined || auth === undefined) return [];
+  const { name, port } = DEPLOYED_REDIS;
+  const serve = [
+    `exec /usr/bin/redis-server --port ${port} --bind 0.0.0.0 --protected-mode no`,
+    `--save '' --appendonly no --maxmemory 256mb --maxmemory-policy volatile-ttl`,
+    `--requirepass "$(cat ${REDIS_AUTH_DIR}/password)"`,
+  ].join(' ');
+  return [
+    serviceAccount(mesh, name, MESH_NAMESPACE, 'ratelimit-redis'),
+    deployment({
+      mesh,
+      name,
+      namespace: MESH_NAMESPACE,
+      component: 'ratelimit-redis',
+      image: d.image,
+      replicas: 1,
+      args: ['/bin/sh', '-c', serve],
+      ports: [{ name: 'tcp-redis', containerPort: port }],
+      resources: { requests: { cpu: '50m', memory: '64Mi' }, limits: { memory: '320Mi' } },
+      readiness: { tcpPort: port },
+      ...redisAuthVolume(spec),
+    }),
+    service(mesh, name, MESH_NAMESPACE, 'ratelimit-redis', [
+      { name: 'tcp-redis', port, targetPort: port, protocol: 'TCP' },
+    ]),
+  ];
+}
+
+const REDIS_AUTH_DIR = '/etc/weft/ratelimit-redis';
+
+/** weftd's Redis AUTH: the password file from the mounted Secret, and the ACL user. */
+function redisAuthArgs(spec: EffectiveSpec): string[] {
+  const a = spec.rateLimitRedisAuth;
+  if (a === undefined || spec.rateLimitRedis === undefined) return [];
+  return [
+    `--ratelimit-redis-password-file=${REDIS_AUTH_DIR}/password`,
+    ...(a.username !== undefined ? [`--ratelimit-redis-username=${a.username}`] : []),
+  ];
+}
+
+/**
+ * The Secret's `password` key as a file (a whole-volume mount, not subPath: the kubelet updates
+ * it when the Secret rotates, and weftd re-reads it per connection).
+ */
+function redisAuthVolume(spec: EffectiveSpec): Pick<WorkloadParams, 'extraVolumes' | 'extraMounts'> {
+  const a = spec.rateLimitRedisAuth;
+  if (a === undefined || spec.rateLimitRedis === undefined) return {};
+  return {
+    extraVolumes: [
+      {
+        name: 'ratelimit-redis-auth',
+        secret: { secretName: a.secret, items: [{ key: 'password', path: 'password' }], defaultMode: 0o440 },
+      },
+    ],
+    extraMounts: [{ name: 'ratelimit-redis-auth', mountPath: REDIS_AUTH_DIR, readOnly: true }],
+  };
 }
 
 function webhook(mesh: string, spec: EffectiveSpec, opts: RenderOptions): KubeObject[] {

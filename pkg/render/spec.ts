@@ -7,6 +7,7 @@
  */
 import type { Finding } from '../validation/types.js';
 import { parseRedisAddress } from '../ratelimit/global.js';
+import { isDNS1123Subdomain } from '../validation/primitives.js';
 import type {
   MeshGateway,
   MeshGatewayPort,
@@ -48,7 +49,15 @@ export interface EffectiveSpec {
   proxyHeaders: ProxyHeadersSetting;
   /** spec.rateLimits.redisAddress: global rate limits on (weftd --ratelimit-redis, webhook --global-ratelimits). */
   rateLimitRedis?: string;
+  /** spec.rateLimits.passwordSecret / username: weftd's Redis AUTH. */
+  rateLimitRedisAuth?: { secret: string; username?: string };
+  /** spec.rateLimits.redis.deploy: the operator renders `weft-redis` and weftd uses it. */
+  rateLimitRedisDeploy?: { image: string };
 }
+
+/** The operator-deployed Redis: its name (Deployment, Service, ServiceAccount), port and image. */
+export const DEPLOYED_REDIS = { name: 'weft-redis', port: 6379, image: 'weft.local/redis:1' } as const;
+export const DEPLOYED_REDIS_ADDRESS = `${DEPLOYED_REDIS.name}.${MESH_NAMESPACE}:${DEPLOYED_REDIS.port}`;
 
 /** Default ports of a gateway that names none: Istio's ingress gateway ports. */
 export const DEFAULT_GATEWAY_PORTS: MeshGatewayPort[] = [
@@ -124,6 +133,20 @@ export function effectiveSpec(spec: MeshSpec | undefined): EffectiveSpec {
     pathNormalization: { normalization: pathNormalizationOf(s.pathNormalization?.normalization) },
     proxyHeaders: s.defaultConfig?.proxyHeaders ?? {},
     ...(s.rateLimits?.redisAddress ? { rateLimitRedis: s.rateLimits.redisAddress } : {}),
+    ...(s.rateLimits?.redis?.deploy === true
+      ? {
+          rateLimitRedis: DEPLOYED_REDIS_ADDRESS,
+          rateLimitRedisDeploy: { image: s.rateLimits.redis.image ?? DEPLOYED_REDIS.image },
+        }
+      : {}),
+    ...(s.rateLimits?.passwordSecret
+      ? {
+          rateLimitRedisAuth: {
+            secret: s.rateLimits.passwordSecret,
+            ...(s.rateLimits.username ? { username: s.rateLimits.username } : {}),
+          },
+        }
+      : {}),
   };
 }
 
@@ -152,6 +175,7 @@ export function semanticFindings(spec: MeshSpec | undefined): Finding[] {
       path: 'spec.rateLimits.redisAddress',
       message: `${JSON.stringify(redis)} is not HOST:PORT (e.g. redis.weft-system:6379)`,
     });
+  out.push(...redisAuthFindings(s.rateLimits));
   (s.gateways ?? []).forEach((gw, i) => {
     const ns = gw.namespace ?? MESH_NAMESPACE;
     if (!DNS_LABEL.test(gw.name) || gw.name.length > 63) {
@@ -222,5 +246,39 @@ export function semanticFindings(spec: MeshSpec | undefined): Finding[] {
   if (certs.selfSigned && certs.caSecretRef) {
     out.push({ path: 'spec.certificates', message: 'set either selfSigned or caSecretRef, not both' });
   }
+  return out;
+}
+
+/** AUTH settings need the Redis they are for, a Secret name, and a username only with a password. */
+function redisAuthFindings(rl: MeshSpec['rateLimits']): Finding[] {
+  const out: Finding[] = [];
+  if (rl === undefined) return out;
+  const deploy = rl.redis?.deploy === true;
+  if (deploy && rl.redisAddress !== undefined)
+    out.push({
+      path: 'spec.rateLimits.redisAddress',
+      message: `redis.deploy runs the Redis at ${DEPLOYED_REDIS_ADDRESS}: leave redisAddress unset (or deploy false to use your own)`,
+    });
+  if (deploy && rl.passwordSecret === undefined)
+    out.push({
+      path: 'spec.rateLimits.passwordSecret',
+      message:
+        'redis.deploy needs passwordSecret (a Secret with a password key): without a password any pod that reaches the Redis could change every rate-limit bucket',
+    });
+  for (const f of ['passwordSecret', 'username'] as const)
+    if (rl[f] !== undefined && rl.redisAddress === undefined && !deploy)
+      out.push({
+        path: `spec.rateLimits.${f}`,
+        message: 'applies to the global rate-limit Redis: set redisAddress too',
+      });
+  if (rl.passwordSecret !== undefined && !isDNS1123Subdomain(rl.passwordSecret))
+    out.push({
+      path: 'spec.rateLimits.passwordSecret',
+      message: `${JSON.stringify(rl.passwordSecret)} is not a Secret name`,
+    });
+  if (rl.username !== undefined && rl.passwordSecret === undefined)
+    out.push({ path: 'spec.rateLimits.username', message: 'AUTH with a username needs passwordSecret' });
+  if (rl.username !== undefined && !/^[\x21-\x7e]{1,256}$/.test(rl.username))
+    out.push({ path: 'spec.rateLimits.username', message: 'must be printable characters without spaces' });
   return out;
 }

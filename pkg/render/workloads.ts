@@ -18,7 +18,8 @@ export interface WorkloadParams {
   args: string[];
   ports: { name: string; containerPort: number; protocol?: 'TCP' | 'UDP' }[];
   resources: ResourceRequirements;
-  readiness: { path: string; port: number; scheme?: 'HTTP' | 'HTTPS' };
+  /** An HTTP GET, or a TCP connect for servers without HTTP (the operator-deployed Redis). */
+  readiness: { path: string; port: number; scheme?: 'HTTP' | 'HTTPS' } | { tcpPort: number };
   secretName?: string;
   configMapName?: string;
   extraPodLabels?: Record<string, string>;
@@ -72,7 +73,11 @@ function container(p: WorkloadParams, mounts: unknown[]): Record<string, unknown
     ],
     resources: p.resources,
     readinessProbe: {
-      httpGet: { path: p.readiness.path, port: p.readiness.port, scheme: p.readiness.scheme ?? 'HTTP' },
+      ...('tcpPort' in p.readiness
+        ? { tcpSocket: { port: p.readiness.tcpPort } }
+        : {
+            httpGet: { path: p.readiness.path, port: p.readiness.port, scheme: p.readiness.scheme ?? 'HTTP' },
+          }),
       periodSeconds: 5,
       failureThreshold: 3,
     },

@@ -3,9 +3,9 @@
  * peerauth.ts) and, for each port a Service of the pod's namespace targets, the declared protocol
  * and the Service host its metrics carry as `destination_service`.
  *
- * Protocols, as Istio selects them (appProtocol, then the port-name prefix): HTTP, HTTP_PROXY and
- * GRPC-WEB are parsed as HTTP/1.1; every other declared protocol is piped as TCP (weft's inbound
- * parses HTTP/1.x only, so HTTP2 and gRPC pass through opaque to the app); an undeclared port is
+ * Protocols, as Istio selects them (appProtocol, then the port-name prefix): HTTP, HTTP_PROXY,
+ * GRPC-WEB, GRPC and HTTP2 go to the HTTP hop (HTTP/1.x or HTTP/2, whichever the client speaks:
+ * proxy/h2/downstream.ts); every other declared protocol is piped as TCP; an undeclared port is
  * sniffed. Services that disagree about one target port leave it sniffed.
  */
 import type { PeerAuthentication } from '../api/peerauthentication.js';
@@ -26,7 +26,9 @@ export interface InboundInput {
   serviceByHost?: (host: string) => ServiceRecord | undefined;
 }
 
-const HTTP_PROTOCOLS = new Set(['HTTP', 'HTTP_PROXY', 'GRPC-WEB']);
+const HTTP_PROTOCOLS = new Set(['HTTP', 'HTTP_PROXY', 'GRPC-WEB', 'GRPC', 'HTTP2']);
+/** Declared HTTP/2: the app is spoken to in HTTP/2 when the client spoke it. */
+const HTTP2_PROTOCOLS = new Set(['GRPC', 'HTTP2']);
 
 function inboundProtocol(declared: string | undefined): 'HTTP' | 'TCP' | undefined | null {
   if (declared === undefined) return undefined;
@@ -57,6 +59,8 @@ function targetPort(
 
 interface PortFacts {
   protocols: Set<'HTTP' | 'TCP' | undefined>;
+  /** Every Service declares it GRPC or HTTP2. */
+  http2?: boolean;
   service?: string;
 }
 
@@ -71,6 +75,8 @@ function declaredPorts(input: InboundInput): Map<number, PortFacts> {
       const port = targetPort(svc, p, host, input);
       if (protocol === null || port === undefined) continue;
       const facts = out.get(port) ?? { protocols: new Set() };
+      const h2 = HTTP2_PROTOCOLS.has(declaredProtocol(p) ?? '');
+      facts.http2 = facts.protocols.size === 0 ? h2 : facts.http2 === true && h2;
       facts.protocols.add(protocol);
       facts.service ??= host;
       out.set(port, facts);
@@ -89,6 +95,7 @@ export function inboundFor(input: InboundInput): Inbound {
     const declared = [...facts.protocols].filter((x) => x !== undefined);
     const entry: InboundPort = { port };
     if (declared.length > 0 && declared.every((x) => x === declared[0])) entry.protocol = declared[0]!;
+    if (entry.protocol === 'HTTP' && facts.http2 === true) entry.http2 = true;
     if (facts.service !== undefined) entry.service = facts.service;
     ports.set(port, entry);
   }

@@ -46,6 +46,7 @@ import {
   type Mirror,
   type OutlierDetection,
   type OutboundTrafficPolicy,
+  type OutboundTcpService,
   type ProxyConfig,
   type RetryPolicy,
   type Route,
@@ -61,12 +62,14 @@ import { localityLbPolicy, type LocalityLbPolicy } from './locality.js';
 import {
   clusterTypeFor,
   endpointsForHost,
+  resolvedByName,
   visibleEntries,
   withSelectedEndpoints,
   type Resolution,
   type SelectablePod,
 } from './serviceentry.js';
 import type { WorkloadEntry } from '../api/workloadentry.js';
+import { GRPC_CODE_NAMES } from '../api/virtualservice.js';
 import {
   GATEWAY_HTTP_PROTOCOLS,
   addTlsServer,
@@ -79,6 +82,16 @@ import {
   serverHostsFor,
 } from './gateway.js';
 import { ruleForSource, type ProxyIdentity } from './sourcematch.js';
+import {
+  GatewayL4Ports,
+  L4_TCP_PROTOCOLS,
+  L4_TLS_PROTOCOLS,
+  gatewayL4Kind,
+  outboundTcpService,
+  sniCatchAll,
+  type L4Context,
+  type L4SniService,
+} from './tcproutes.js';
 import { DestinationRuleIndex, byCreation, meshVirtualServicesByHost } from './precedence.js';
 import {
   exportedTo,
@@ -278,6 +291,8 @@ class Translator {
   private readonly proxy: ProxyIdentity;
   /** The VirtualServices exported to the proxy's namespace (and imported by its Sidecar). */
   private virtualServices: VirtualService[];
+  /** The sidecar's outbound TCP/TLS services (build() only). */
+  private outboundTcp: OutboundTcpService[] = [];
 
   constructor(private readonly input: TranslateInput) {
     this.suffix = input.domainSuffix ?? DEFAULT_SUFFIX;
@@ -398,6 +413,7 @@ class Translator {
     if (lb) cluster.loadBalancer = lb;
     const cp = convertPool(policy?.connectionPool);
     if (cp) cluster.connectionPool = cp;
+    if (speaksH2(sp?.protocol, policy?.connectionPool?.http?.h2UpgradePolicy)) cluster.http2 = true;
     const od = convertOutlier(policy?.outlierDetection);
     if (od) cluster.outlierDetection = od;
     const loc = localityLbPolicy(policy?.loadBalancer?.localityLbSetting, od !== undefined);
@@ -486,7 +502,7 @@ class Translator {
     }
   }
 
-  private destCluster(d: Destination, ns: string, vhostPort: number): { cluster: string; host: string } {
+  destCluster(d: Destination, ns: string, vhostPort: number): { cluster: string; host: string } {
     const host = fqdn(d.host, ns, this.suffix);
     const svc = this.services.get(host);
     const port = d.port?.number ?? (svc && svc.ports.length === 1 ? svc.ports[0]!.number : vhostPort);
@@ -599,6 +615,12 @@ class Translator {
         httpStatus: f.abort.httpStatus,
         percentage: percent(f.abort.percentage, undefined, 0),
       };
+    } else if (f.abort?.grpcStatus !== undefined && GRPC_CODE_NAMES.includes(f.abort.grpcStatus)) {
+      route.fault.abort = {
+        httpStatus: 0,
+        grpcStatus: GRPC_CODE_NAMES.indexOf(f.abort.grpcStatus),
+        percentage: percent(f.abort.percentage, undefined, 0),
+      };
     }
   }
 
@@ -638,6 +660,71 @@ class Translator {
       .filter((r): r is Route => r !== null);
   }
 
+  /** What tcproutes.ts borrows: this proxy, destination clusters, the warnings list. */
+  private l4Context(): L4Context {
+    return {
+      proxy: this.proxy,
+      clusterOf: (d, ns, port) => this.destCluster(d, ns, port).cluster,
+      warn: (m) => this.warnings.push(m),
+    };
+  }
+
+  /**
+   * The sidecar's declared TCP and TLS service ports (tcproutes.ts outboundTcpService): routed
+   * by their VirtualServices' tcp/tls rules, then to the service; never sniffed.
+   */
+  private outboundTcpServices(): OutboundTcpService[] {
+    const ctx = this.l4Context();
+    const out: OutboundTcpService[] = [];
+    for (const svc of this.services.values())
+      for (const p of svc.ports) {
+        if (!L4_TCP_PROTOCOLS.has(p.protocol) && !L4_TLS_PROTOCOLS.has(p.protocol)) continue;
+        if (!svc.addresses.some(isIpOrCidr)) continue;
+        const vss = this.virtualServicesFor(svc.host);
+        const cluster = this.ensureCluster(svc.host, p.number, undefined);
+        const entry = outboundTcpService(
+          ctx,
+          { host: svc.host, addresses: svc.addresses, port: p.number, protocol: p.protocol, cluster },
+          vss,
+        );
+        if (entry !== null) out.push(entry);
+      }
+    out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    return [...out, ...this.sniCatchAlls()];
+  }
+
+  /** The VirtualServices (visible here) with a host that is `host`. */
+  private virtualServicesFor(host: string): VirtualService[] {
+    return this.virtualServices.filter((vs) =>
+      (vs.spec.hosts ?? []).some((h) => fqdn(h, nsOf(vs), this.suffix) === host),
+    );
+  }
+
+  /**
+   * One catch-all per TLS/HTTPS port of the DNS ServiceEntries without addresses this proxy sees
+   * (exportTo, Sidecar egress: `this.services` is already that view): TLS naming one of their
+   * hosts goes to the host's cluster, whatever address the workload dialled (tcproutes.ts
+   * sniCatchAll). DYNAMIC_DNS (no dynamic forward proxy: an ORIGINAL_DST cluster) is routed the
+   * same way, to the address dialled, as before.
+   */
+  private sniCatchAlls(): OutboundTcpService[] {
+    const byPort = new Map<number, L4SniService[]>();
+    for (const svc of this.services.values()) {
+      if (!resolvedByName(svc) || svc.addresses.some(isIpOrCidr)) continue;
+      for (const p of svc.ports) {
+        if (!L4_TLS_PROTOCOLS.has(p.protocol)) continue;
+        const list = byPort.get(p.number) ?? [];
+        const cluster = this.ensureCluster(svc.host, p.number, undefined);
+        list.push({ host: svc.host, cluster, vss: this.virtualServicesFor(svc.host) });
+        byPort.set(p.number, list);
+      }
+    }
+    return [...byPort.entries()]
+      .sort(([a], [b]) => a - b)
+      .map(([port, list]) => sniCatchAll(this.l4Context(), port, list))
+      .filter((s): s is OutboundTcpService => s !== null);
+  }
+
   build(): TranslateResult {
     // oldest first; a VirtualService with no rule for this proxy does not claim its hosts here
     const { byHost: vsByHost, warnings } = meshVirtualServicesByHost(
@@ -668,6 +755,7 @@ class Translator {
       vhosts.push({ name: host, domains: [host, `${host}:80`], routes: this.meshRoutes(vs, 80) });
     }
     const l = this.input.listener ?? {};
+    this.outboundTcp = this.outboundTcpServices();
     return this.finish([
       {
         name: l.name ?? 'outbound',
@@ -693,15 +781,33 @@ class Translator {
     const vss = byCreation(this.virtualServices);
     const byPort = new Map<number, Map<string, VirtualHost>>();
     const tlsByPort = new Map<number, GatewayTlsServer[]>();
+    const l4 = new GatewayL4Ports(this.l4Context());
     for (const gw of gateways) {
       const key = `${nsOf(gw)}/${gw.metadata.name ?? ''}`;
       (gw.spec.servers ?? []).forEach((server, index) => {
         const port = server.port?.number;
         const protocol = (server.port?.protocol ?? '').toUpperCase();
         const where = `Gateway ${key} port ${port}`;
+        const l4Kind = gatewayL4Kind(server);
+        if (l4Kind !== null || l4.byPort.has(port)) {
+          // a port is either HTTP(S) or L4 (TCP, TLS passthrough), the first server's kind
+          if (typeof l4Kind === 'object' && l4Kind !== null)
+            return this.warnings.push(`${where}: ${l4Kind.refused}; server skipped`);
+          if (l4Kind === null || byPort.has(port))
+            return this.warnings.push(
+              `${where}: ${protocol}${l4Kind === 'passthrough' ? ' PASSTHROUGH' : ''} conflicts with the port's earlier ${l4Kind === null ? 'TCP/TLS passthrough' : 'HTTP or terminated HTTPS'} server (one port is one or the other); server skipped`,
+            );
+          return l4.add(
+            server,
+            l4Kind,
+            key,
+            nsOf(gw),
+            vss.filter((v) => bindsTo(v, key)),
+          );
+        }
         if (!GATEWAY_HTTP_PROTOCOLS.has(protocol) && protocol !== 'HTTPS')
           return this.warnings.push(
-            `${where}: ${protocol || 'no'} protocol is not served yet (HTTP and HTTPS only); server skipped`,
+            `${where}: ${protocol || 'no'} protocol is not served (HTTP, HTTPS, TCP, MONGO, MYSQL, REDIS, TLS PASSTHROUGH only); server skipped`,
           );
         const tls = protocol === 'HTTPS' ? gatewayTlsServer(server, `${key}[${index}]`, nsOf(gw)) : null;
         if (typeof tls === 'string') return this.warnings.push(`${where}: ${tls}; server skipped`);
@@ -745,7 +851,21 @@ class Translator {
           `gateway port ${port} is one the proxy itself uses (${[...PROXY_OWN_PORTS].join(', ')}); its servers are skipped`,
         );
       }
-    const listeners: Listener[] = [...byBind.entries()]
+    const l4Listeners = l4
+      .listeners((port) => input.servicePorts?.[port] ?? [port])
+      .filter((t) => {
+        if (PROXY_OWN_PORTS.has(t.port))
+          this.warnings.push(
+            `gateway port ${t.port} is one the proxy itself uses; its TCP/TLS servers are skipped`,
+          );
+        else if (byBind.has(t.port))
+          this.warnings.push(
+            `gateway port ${t.port} is bound by HTTP and TCP/TLS servers; the TCP/TLS ones are skipped`,
+          );
+        else return true;
+        return false;
+      });
+    const httpListeners: Listener[] = [...byBind.entries()]
       .sort(([a], [b]) => a - b)
       .map(([port, virtualHosts]) => ({
         name: `gateway-${port}`,
@@ -757,6 +877,7 @@ class Translator {
         virtualHosts,
         ...(tlsByBind.has(port) ? { tls: { servers: tlsByBind.get(port)! } } : {}),
       }));
+    const listeners = [...httpListeners, ...l4Listeners].sort((a, b) => a.port - b.port);
     return this.finish(listeners);
   }
 
@@ -800,12 +921,12 @@ class Translator {
    * ServiceEntry addresses and CIDRs) on its ports, and for a service without addresses
    * (headless, or a ServiceEntry without `addresses`) its endpoints on their ports. A ServiceEntry
    * without addresses resolved by the original destination (NONE) allows any address on its ports
-   * (Istio's 0.0.0.0:port passthrough); one resolved by DNS only TLS naming its hosts (tlsHosts):
-   * any address on :443 for any protocol would let a workload reach any server on that port.
+   * (Istio's 0.0.0.0:port passthrough). One resolved by name (DNS) adds nothing: TLS naming its
+   * hosts is routed to its cluster by the port's catch-all (sniCatchAlls), never to the address
+   * the workload chose, and anything else to an unknown address is Istio's BlackHoleCluster.
    */
-  private registryDestinations(): Pick<OutboundTrafficPolicy, 'destinations' | 'tlsHosts'> {
+  private registryDestinations(): Pick<OutboundTrafficPolicy, 'destinations'> {
     const byAddress = new Map<string, Set<number>>();
-    const sniByPort = new Map<number, Set<string>>();
     const add = (address: string, port: number): void => {
       const set = byAddress.get(address) ?? new Set<number>();
       set.add(port);
@@ -819,11 +940,7 @@ class Translator {
         if (passthrough) {
           add('0.0.0.0/0', p.number);
           add('::/0', p.number);
-        } else if (noAddresses) {
-          const hosts = sniByPort.get(p.number) ?? new Set<string>();
-          hosts.add(svc.host);
-          sniByPort.set(p.number, hosts);
-        } else if (svc.addresses.length === 0)
+        } else if (svc.addresses.length === 0 && !noAddresses)
           for (const e of svc.endpoints)
             if (isIpOrCidr(e.address)) add(e.address, e.ports?.[p.name] ?? p.targetPort ?? p.number);
       }
@@ -831,10 +948,7 @@ class Translator {
     const destinations = [...byAddress.entries()]
       .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
       .map(([address, ports]) => ({ address, ports: [...ports].sort((a, b) => a - b) }));
-    const tlsHosts = [...sniByPort.entries()]
-      .sort(([a], [b]) => a - b)
-      .map(([port, hosts]) => ({ port, hosts: [...hosts].sort() }));
-    return { destinations, ...(tlsHosts.length > 0 ? { tlsHosts } : {}) };
+    return { destinations };
   }
 
   private finish(listeners: Listener[]): TranslateResult {
@@ -851,6 +965,7 @@ class Translator {
     if (ph && Object.keys(ph).length > 0) config.proxyHeaders = ph;
     const sc = this.input.scope?.sidecar;
     if (sc) config.scope = { sidecar: sidecarRef(sc.sidecar), via: sc.via };
+    if (this.outboundTcp.length > 0) config.outboundTcp = this.outboundTcp;
     if (this.input.scope?.outboundMode === 'REGISTRY_ONLY')
       config.outboundTrafficPolicy = { mode: 'REGISTRY_ONLY', ...this.registryDestinations() };
     config.version = configVersion(config);
@@ -952,6 +1067,18 @@ function ms(d: string | undefined): number | undefined {
   return parseDurationMs(d) ?? undefined;
 }
 
+/**
+ * Whether requests to a port go upstream over HTTP/2: a port that declares it (GRPC, HTTP2:
+ * appProtocol `grpc`, `http2`, `kubernetes.io/h2c`, or the port-name prefix), or an HTTP/1.1
+ * port the DestinationRule upgrades (`h2UpgradePolicy: UPGRADE`; DO_NOT_UPGRADE keeps HTTP/1.1,
+ * and never downgrades a declared HTTP/2 port, as in Istio).
+ */
+export function speaksH2(protocol: string | undefined, upgrade: string | undefined): boolean {
+  const p = (protocol ?? '').toUpperCase();
+  if (p === 'GRPC' || p === 'HTTP2') return true;
+  return upgrade === 'UPGRADE' && (p === 'HTTP' || p === '');
+}
+
 export function convertPool(cp: ConnectionPoolSettings | undefined): ConnectionPool | undefined {
   if (!cp) return undefined;
   const out: ConnectionPool = {};
@@ -962,6 +1089,7 @@ export function convertPool(cp: ConnectionPoolSettings | undefined): ConnectionP
   set('connectTimeoutMs', ms(cp.tcp?.connectTimeout));
   set('http1MaxPendingRequests', cp.http?.http1MaxPendingRequests);
   set('http2MaxRequests', cp.http?.http2MaxRequests);
+  set('maxConcurrentStreams', cp.http?.maxConcurrentStreams);
   set('maxRequestsPerConnection', cp.http?.maxRequestsPerConnection);
   set('maxRetries', cp.http?.maxRetries);
   set('idleTimeoutMs', ms(cp.http?.idleTimeout) ?? ms(cp.tcp?.idleTimeout));

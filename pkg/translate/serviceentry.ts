@@ -40,6 +40,15 @@ export function clusterTypeFor(svc: ResolutionFields): ClusterType | undefined {
 }
 
 /**
+ * Is the service's destination a name resolved elsewhere than in the workload (DNS,
+ * DNS_ROUND_ROBIN; DYNAMIC_DNS resolves per request in Istio)? Without addresses, such an entry
+ * is reached by TLS naming its host on the port's catch-all, not by an address.
+ */
+export function resolvedByName(svc: Pick<ResolutionFields, 'resolution'>): boolean {
+  return svc.resolution === 'DNS' || svc.resolution === 'DNS_ROUND_ROBIN' || svc.resolution === 'DYNAMIC_DNS';
+}
+
+/**
  * The endpoints of one host of an entry: DNS / DNS_ROUND_ROBIN without endpoints (and without a
  * workloadSelector) resolve the host itself; a wildcard host has nothing to resolve (Istio's
  * validation rejects it; such a host gets no endpoint, 503 UH). Otherwise the listed endpoints.

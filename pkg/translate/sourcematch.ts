@@ -34,8 +34,11 @@ export function labelsSubsetOf(
   return true;
 }
 
-/** Does this match block apply to the proxy (sourceMatchHTTP)? */
-export function sourceMatches(m: HTTPMatchRequest, proxy: ProxyIdentity): boolean {
+/** Does this match block (HTTP, or a tcp/tls rule's L4 block) apply to the proxy (sourceMatchHTTP)? */
+export function sourceMatches(
+  m: Pick<HTTPMatchRequest, 'gateways' | 'sourceLabels' | 'sourceNamespace'>,
+  proxy: ProxyIdentity,
+): boolean {
   if (m.gateways && m.gateways.length > 0) return true;
   if (!labelsSubsetOf(m.sourceLabels, proxy.labels)) return false;
   return m.sourceNamespace === undefined || m.sourceNamespace === '' || m.sourceNamespace === proxy.namespace;
@@ -64,10 +67,11 @@ export function sourceScopeOf(vss: readonly VirtualService[]): SourceScope {
   const keys = new Set<string>();
   const namespaces = new Set<string>();
   for (const vs of vss)
-    for (const rule of vs.spec.http ?? [])
+    for (const rule of [...(vs.spec.http ?? []), ...(vs.spec.tcp ?? []), ...(vs.spec.tls ?? [])])
       for (const m of rule.match ?? []) {
-        for (const k of Object.keys(m.sourceLabels ?? {})) keys.add(k);
-        if (m.sourceNamespace) namespaces.add(m.sourceNamespace);
+        // a null block (admitted, read as {}) names nothing
+        for (const k of Object.keys(m?.sourceLabels ?? {})) keys.add(k);
+        if (m?.sourceNamespace) namespaces.add(m.sourceNamespace);
       }
   return { labelKeys: [...keys].sort(), namespaces };
 }

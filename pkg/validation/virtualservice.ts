@@ -21,6 +21,7 @@ import type {
   TLSRoute,
   VirtualServiceSpec,
 } from '../api/virtualservice.js';
+import { GRPC_CODE_NAMES } from '../api/virtualservice.js';
 import type { StringMatch } from '../api/common.js';
 import type { PathSegment, Report } from './report.js';
 import type { RuleContext } from './rules.js';
@@ -639,25 +640,7 @@ function httpStatus(status: number, path: Path, r: Report, rule: string): void {
 
 // ---- fault, retries, timeouts, CORS --------------------------------------------------------
 
-const GRPC_CODES = new Set([
-  'OK',
-  'CANCELLED',
-  'UNKNOWN',
-  'INVALID_ARGUMENT',
-  'DEADLINE_EXCEEDED',
-  'NOT_FOUND',
-  'ALREADY_EXISTS',
-  'PERMISSION_DENIED',
-  'RESOURCE_EXHAUSTED',
-  'FAILED_PRECONDITION',
-  'ABORTED',
-  'OUT_OF_RANGE',
-  'UNIMPLEMENTED',
-  'INTERNAL',
-  'UNAVAILABLE',
-  'DATA_LOSS',
-  'UNAUTHENTICATED',
-]);
+const GRPC_CODES = new Set(GRPC_CODE_NAMES);
 
 function validateFault(f: HTTPFaultInjection, path: Path, r: Report): void {
   if (!f.abort && !f.delay) {

@@ -496,6 +496,8 @@ export function authorize(c: CompiledAuthz, a: AuthzAttributes): AuthzDecision {
 /**
  * Istio's `remote.ip`: with N trusted proxies in front, the Nth address from the right of
  * x-forwarded-for (Envoy xff_num_trusted_hops); with none, or too short a list, the peer.
+ * The list is the client's to fill: only its last N entries are looked at, so a header of
+ * thousands of entries costs no more than one of N.
  */
 export function remoteAddress(
   sourceIp: string,
@@ -503,10 +505,21 @@ export function remoteAddress(
   numTrustedProxies: number,
 ): string {
   if (numTrustedProxies <= 0 || xff === undefined) return plainIp(sourceIp);
-  const list = (Array.isArray(xff) ? xff.join(',') : xff)
-    .split(',')
-    .map((s) => s.trim())
-    .filter((s) => s !== '');
-  const candidate = list[list.length - numTrustedProxies];
+  const candidate = nthFromRight(Array.isArray(xff) ? xff.join(',') : xff, numTrustedProxies);
   return candidate !== undefined && (isIPv4(candidate) || isIPv6(candidate)) ? candidate : plainIp(sourceIp);
+}
+
+/** The nth comma-separated entry from the right (empty: undefined), walking back over at most n entries. */
+export function nthFromRight(list: string, n: number): string | undefined {
+  let end = list.length;
+  let seen = 0;
+  // an empty entry (`a,,b`) counts as an entry: skipping it would make the walk unbounded
+  while (end >= 0 && seen < n) {
+    const comma = list.lastIndexOf(',', end - 1);
+    seen++;
+    if (seen === n) return list.slice(comma + 1, end).trim() || undefined;
+    if (comma < 0) return undefined;
+    end = comma;
+  }
+  return undefined;
 }

@@ -32,10 +32,17 @@ import { compileRegexRewrite } from './regex.js';
 import { compileHeaderOps, type HeaderOpFn } from '../router/headers.js';
 import { compileRetry, NO_RETRY, type CompiledRetry } from '../router/retry.js';
 import { resolvePathNormalization, type PathNormalization } from '../router/path.js';
-import type { MetricGroup, MetricsRegistry, TcpGroup, DestinationLabels } from '../telemetry/metrics.js';
+import {
+  TcpGroup,
+  type MetricGroup,
+  type MetricsRegistry,
+  type DestinationLabels,
+} from '../telemetry/metrics.js';
 import { compileAuthz, type CompiledAuthz } from '../authz/engine.js';
 import { compileJwt, type CompiledJwt } from '../authn/jwt.js';
 import { compileRegistryOnly, type RegistryOnly } from '../sidecar/registry-only.js';
+import { bindL4, compileL4, type CompiledL4 } from '../tcp-route.js';
+import { compileOutboundTcp, type OutboundTcpTable } from '../sidecar/outbound-tcp.js';
 
 /** Istio allows WebSocket upgrades on every HTTP route; nothing else unless configured. */
 export const DEFAULT_UPGRADE_TYPES: readonly string[] = ['websocket'];
@@ -187,6 +194,8 @@ export interface CompiledFault {
   delayFraction: number;
   abortStatus: number;
   abortFraction: number;
+  /** A gRPC status abort (VirtualService `abort.grpcStatus`), answered as a gRPC error. */
+  abortGrpc: number | undefined;
 }
 
 export const enum ActionType {
@@ -252,6 +261,8 @@ export interface CompiledTcpListener {
   clusterName: string;
   cluster: ClusterRuntime | null;
   metrics: TcpGroup;
+  /** VirtualService tcp/tls routes (proxy/tcp-route.ts); null: every connection to `cluster`. */
+  l4: CompiledL4 | null;
 }
 
 export type CompiledListener = CompiledHttpListener | CompiledTcpListener;
@@ -277,6 +288,8 @@ export interface CompiledConfig {
   jwt: CompiledJwt | null;
   /** outboundTrafficPolicy REGISTRY_ONLY's known destinations; null: ALLOW_ANY. */
   registryOnly: RegistryOnly | null;
+  /** The sidecar's outbound TCP/TLS services (proxy/sidecar/outbound-tcp.ts); null: none. */
+  outboundTcp: OutboundTcpTable | null;
 }
 
 export interface CompileResult {
@@ -392,6 +405,7 @@ class Compiler {
         delayFraction: (r.fault.delay?.percentage ?? 0) / 100,
         abortStatus: r.fault.abort?.httpStatus ?? 0,
         abortFraction: (r.fault.abort?.percentage ?? 0) / 100,
+        abortGrpc: r.fault.abort?.grpcStatus,
       };
       // Istio: a client-side fault turns off retries and timeouts on the route (vs.proto:458-462)
       out.retry = NO_RETRY;
@@ -456,19 +470,28 @@ export function compileConfig(cfg: ProxyConfig, opts: CompileOptions): CompileRe
     fail('authz', (err as Error).message);
   }
   const listeners: CompiledListener[] = [];
+  const tcpMetricsFor = (name: string): TcpGroup => {
+    const def = c.table.defs.get(name);
+    return opts.metrics.tcpGroup(destLabels(def, name, def?.subset ?? ''));
+  };
+  const outboundTcp = compileOutboundTcp(cfg.outboundTcp, tcpMetricsFor);
   cfg.listeners.forEach((l, li) => {
     const address = l.address ?? opts.defaultAddress ?? '127.0.0.1';
     const path = `listeners[${li}]`;
     if (l.protocol === 'TCP') {
-      const def = c.table.defs.get(l.cluster);
+      const def = l.cluster === undefined ? undefined : c.table.defs.get(l.cluster);
       listeners.push({
         protocol: 'TCP',
         name: l.name,
         address,
         port: l.port,
-        clusterName: l.cluster,
+        clusterName: l.cluster ?? '',
         cluster: null, // bound after adoption below
-        metrics: opts.metrics.tcpGroup(destLabels(def, l.cluster, def?.subset ?? '')),
+        metrics:
+          l.cluster === undefined
+            ? new TcpGroup('') // routed: each destination counts for itself
+            : opts.metrics.tcpGroup(destLabels(def, l.cluster, def?.subset ?? '')),
+        l4: compileL4(l, tcpMetricsFor),
       });
       return;
     }
@@ -499,7 +522,12 @@ export function compileConfig(cfg: ProxyConfig, opts: CompileOptions): CompileRe
   });
   // compilation succeeded: only now touch the previous version's runtimes
   const retired = c.table.adopt(opts.previous);
-  for (const l of listeners) if (l.protocol === 'TCP') l.cluster = c.table.get(l.clusterName);
+  for (const l of listeners)
+    if (l.protocol === 'TCP') {
+      l.cluster = l.clusterName === '' ? null : c.table.get(l.clusterName);
+      bindL4(l.l4, (name) => c.table.get(name));
+    }
+  outboundTcp?.bind((name) => c.table.get(name));
   return {
     config: {
       version: cfg.version,
@@ -513,6 +541,7 @@ export function compileConfig(cfg: ProxyConfig, opts: CompileOptions): CompileRe
       pathNormalization: resolvePathNormalization(cfg.pathNormalization),
       jwt: cfg.jwt && cfg.jwt.providers.length > 0 ? compileJwt(cfg.jwt) : null,
       registryOnly: compileRegistryOnly(cfg.outboundTrafficPolicy),
+      outboundTcp,
       unknownMetrics: opts.metrics.group({
         destinationService: 'unknown',
         destinationServiceName: 'unknown',

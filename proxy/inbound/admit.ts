@@ -17,7 +17,7 @@ import { authorizeRequest, countAuthz, inboundAttributes, type AuthzOutcome } fr
 import { jwtHook, type AuthnTarget, type RequestAuth } from '../authn/hook.js';
 import type { InboundPolicy } from './http.js';
 import type { RateLimitRequest, RateLimitVerdict } from '../ratelimit/limiter.js';
-import { policyName, rateLimitHeaders } from '../ratelimit/headers.js';
+import { limitedReply } from '../ratelimit/headers.js';
 
 /** A response the proxy gives instead of forwarding. */
 export interface Refusal {
@@ -73,25 +73,18 @@ function rateLimitRequest(input: AdmitInput, a: Admission): RateLimitRequest {
     headers: input.headers,
     principal: input.peer,
     claims: a.auth?.claims ?? null,
+    peerIp: input.req.socket.remoteAddress,
   };
 }
 
 function withVerdict(a: Admission, v: RateLimitVerdict | null): Admission {
   if (v === null) return a;
   if (v.allowed) return { ...a, rateLimit: v };
-  const detail = policyName(v);
+  const { detail, body, headers } = limitedReply(v);
   return {
     ...a,
     rateLimit: v,
-    refusal: {
-      status: 429,
-      flag: Flags.RateLimited,
-      detail,
-      custom: {
-        body: `local_rate_limited: ${detail} [flag RL]\n`,
-        headers: { ...rateLimitHeaders(v), 'content-type': 'text/plain; charset=utf-8' },
-      },
-    },
+    refusal: { status: 429, flag: Flags.RateLimited, detail, custom: { body, headers } },
   };
 }
 

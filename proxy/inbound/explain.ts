@@ -16,8 +16,7 @@ import { isRejection } from '../router/target.js';
 import { resolvePathNormalization } from '../router/path.js';
 import { decide, refusalMessage } from './decide.js';
 import { InboundPlan } from './plan.js';
-import { RateLimiter } from '../ratelimit/limiter.js';
-import { policyName } from '../ratelimit/headers.js';
+import { explainRateLimit, rateLimitSentence, type RateLimitExplanation } from '../ratelimit/explain.js';
 
 export interface InboundQuery {
   /** The workload port (the connection's original destination); null: unknown. */
@@ -30,6 +29,8 @@ export interface InboundQuery {
   hasIdentity?: boolean;
   /** An HTTP request on the connection, for its AuthorizationPolicy decision. */
   request?: { method: string; url: string; headers?: Record<string, string> };
+  /** weftd's Redis address (its debug answer), to say where a global limit's budget is kept. */
+  rateLimitRedis?: string;
 }
 
 export interface InboundExplanation {
@@ -47,15 +48,8 @@ export interface InboundExplanation {
   sourcePrincipal?: string;
   /** The AuthorizationPolicy decision for the TCP connection or the request given. */
   authz?: AuthzDecision;
-  /** The local rate limit and override the request given falls under (no token is taken). */
-  rateLimit?: {
-    limit: string;
-    override: string;
-    requests: number;
-    intervalMs: number;
-    burst: number;
-    bucket: string;
-  };
+  /** The rate limit and override the request given falls under (no token is taken). */
+  rateLimit?: RateLimitExplanation;
 }
 
 export function explainInbound(cfg: ProxyConfig, q: InboundQuery): InboundExplanation {
@@ -65,34 +59,23 @@ export function explainInbound(cfg: ProxyConfig, q: InboundQuery): InboundExplan
 /** An admitted request's rate limit: which limit and override, and which bucket it draws from. */
 function withRateLimit(cfg: ProxyConfig, q: InboundQuery, e: InboundExplanation): InboundExplanation {
   if (!e.accepted || q.request === undefined || cfg.rateLimits === undefined) return e;
-  const limiter = new RateLimiter(null);
-  limiter.update(cfg.rateLimits);
   const r = q.request;
   const abs = /^https?:\/\//i.test(r.url) ? new URL(r.url) : null;
-  const s = limiter.select({
-    port: q.port ?? 0,
-    target: abs === null ? r.url : `${abs.pathname}${abs.search}`,
-    method: r.method.toUpperCase(),
-    headers: Object.fromEntries(Object.entries(r.headers ?? {}).map(([k, v]) => [k.toLowerCase(), v])),
-    principal: q.peer ?? null,
-    claims: null,
-  });
-  if (s === null) return { ...e, outcome: `${e.outcome}; no rate limit applies` };
-  const b = s.budget;
-  const bucket =
-    b.per === 'source' ? `the caller's own bucket (${s.key})` : 'one bucket shared by these callers';
-  return {
-    ...e,
-    rateLimit: {
-      limit: s.limit,
-      override: s.override ?? 'default',
-      requests: b.requests,
-      intervalMs: b.intervalMs,
-      burst: b.burst,
-      bucket: b.per === 'source' ? s.key : 'shared',
+  const x = explainRateLimit(
+    cfg.rateLimits,
+    {
+      port: q.port ?? 0,
+      target: abs === null ? r.url : `${abs.pathname}${abs.search}`,
+      method: r.method.toUpperCase(),
+      headers: Object.fromEntries(Object.entries(r.headers ?? {}).map(([k, v]) => [k.toLowerCase(), v])),
+      principal: q.peer ?? null,
+      claims: null,
+      peerIp: q.from,
     },
-    outcome: `${e.outcome}; rate limit ${policyName(s)} applies: ${b.requests} per ${b.intervalMs} ms (burst ${b.burst}) per pod, from ${bucket}; beyond it 429 (flag RL)`,
-  };
+    q.rateLimitRedis,
+  );
+  if (x === null) return { ...e, outcome: `${e.outcome}; no rate limit applies` };
+  return { ...e, rateLimit: x, outcome: `${e.outcome}; ${rateLimitSentence(x, 'per pod')}` };
 }
 
 function explainPolicies(cfg: ProxyConfig, q: InboundQuery): InboundExplanation {

@@ -44,7 +44,11 @@ import type { CompiledJwt } from '../authn/jwt.js';
 import type { RequestAuth } from '../authn/hook.js';
 import { admit, type Admission, type Refusal } from './admit.js';
 import type { RateLimiter, RateLimitVerdict } from '../ratelimit/limiter.js';
-import { rateLimitHeaders } from '../ratelimit/headers.js';
+import { rateLimitHeaders, rateLimitLogFields } from '../ratelimit/headers.js';
+import { connectionOf, endWithHead, hasUndeclaredBody, isH2 } from '../h2/downstream.js';
+import { H2Pool } from '../h2/pool.js';
+import { grpcReply, grpcStatusLabel, sendGrpcError, type GrpcReply } from '../h2/router.js';
+import { grpcStatusOfHttp } from '../h2/grpc.js';
 
 export const XFCC = 'x-forwarded-client-cert';
 
@@ -130,6 +134,10 @@ class InboundExchange implements ResponseHandler {
   private target = '/';
   private authz: AuthzDecision | null = null;
   private rateLimit: RateLimitVerdict | undefined;
+  /** gRPC requests: the status for metrics and the log. */
+  private readonly grpc: GrpcReply | null;
+  /** A gRPC trailers-only head, sent with the end of the stream (endWithHead). */
+  private heldHead: { status: number; headers: Record<string, string | string[]> } | null = null;
 
   constructor(
     private readonly hop: InboundHttp,
@@ -138,6 +146,7 @@ class InboundExchange implements ResponseHandler {
     private readonly res: ServerResponse,
   ) {
     this.port = conn.appPort ?? hostPort(req.headers.host ?? '');
+    this.grpc = grpcReply(req.headers);
     const h = (this.headers = forwardableHeaders(req.headers));
     h.host = req.headers.host;
     delete h[XFCC];
@@ -145,7 +154,9 @@ class InboundExchange implements ResponseHandler {
     h['x-forwarded-proto'] ??= conn.peer !== null ? 'https' : 'http';
     this.requestId = propagate(h);
     const hasBody =
-      req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
+      req.headers['transfer-encoding'] !== undefined ||
+      Number(req.headers['content-length'] ?? 0) > 0 ||
+      hasUndeclaredBody(req);
     this.body = hasBody ? req : null;
     if (hasBody) {
       req.on('data', (c: Buffer) => (this.reqBytes += c.length));
@@ -193,7 +204,8 @@ class InboundExchange implements ResponseHandler {
       body: this.body,
     };
     try {
-      this.hop.pool(this.port).dispatch(spec, this);
+      // the app gets the protocol the client spoke (Istio's inbound USE_DOWNSTREAM_PROTOCOL)
+      (this.appSpeaksH2() ? this.hop.h2pool(this.port) : this.hop.pool(this.port)).dispatch(spec, this);
     } catch (err) {
       // e.g. a connect option node refuses synchronously: this request fails, not the process
       this.localReply(
@@ -202,6 +214,15 @@ class InboundExchange implements ResponseHandler {
         `${(err as Error).message} (${this.hop.appHost}:${this.port})`,
       );
     }
+  }
+
+  /**
+   * HTTP/2 to the app: the client spoke it and the port is declared HTTP/2 (GRPC, HTTP2) or
+   * sniffed (Istio's USE_DOWNSTREAM_PROTOCOL); a declared HTTP port is HTTP/1.1.
+   */
+  private appSpeaksH2(): boolean {
+    const plan = this.conn.plan;
+    return isH2(this.req) && (plan.protocol === null || plan.http2);
   }
 
   onRequestStart(c: Controller): void {
@@ -219,6 +240,12 @@ class InboundExchange implements ResponseHandler {
     // the budget left, on the app's answers too (the IETF fields are meant for every response)
     if (this.rateLimit !== undefined) Object.assign(out, rateLimitHeaders(this.rateLimit));
     if (this.hop.draining) this.res.shouldKeepAlive = false;
+    const grpc = headers['grpc-status'];
+    if (this.grpc !== null && typeof grpc === 'string') {
+      this.grpc.status = grpc;
+      this.heldHead = { status, headers: out };
+      return;
+    }
     try {
       this.res.writeHead(status, out);
     } catch (err) {
@@ -227,6 +254,7 @@ class InboundExchange implements ResponseHandler {
   }
 
   onResponseData(c: Controller, chunk: Buffer): void {
+    this.releaseHead(c);
     this.respBytes += chunk.length;
     if (!this.res.write(chunk)) {
       // a slow client: stop reading the app until it drains
@@ -235,8 +263,38 @@ class InboundExchange implements ResponseHandler {
     }
   }
 
+  private releaseHead(c: Controller): void {
+    const h = this.heldHead;
+    if (h === null) return;
+    this.heldHead = null;
+    try {
+      this.res.writeHead(h.status, h.headers);
+    } catch (err) {
+      c.abort(err as Error);
+    }
+  }
+
+  /** The app's trailers (gRPC's status): passed on, read for metrics. */
+  onResponseTrailers(c: Controller, trailers: Record<string, string | string[] | undefined>): void {
+    this.releaseHead(c);
+    const grpc = trailers['grpc-status'];
+    if (this.grpc !== null && typeof grpc === 'string') this.grpc.status = grpc;
+    const out: Record<string, string | string[]> = {};
+    for (const k in trailers) if (trailers[k] !== undefined) out[k] = trailers[k]!;
+    try {
+      this.res.addTrailers(out);
+    } catch {
+      // a trailer this downstream cannot carry: the body still ends
+    }
+  }
+
   onResponseEnd(): void {
-    this.res.end();
+    const h = this.heldHead;
+    this.heldHead = null;
+    if (h === null || !endWithHead(this.res, h.status, h.headers)) {
+      if (h !== null) this.res.writeHead(h.status, h.headers);
+      this.res.end();
+    }
     this.finish();
   }
 
@@ -277,6 +335,16 @@ class InboundExchange implements ResponseHandler {
     this.flags = addFlag(this.flags, flag);
     this.status = status;
     const text = custom?.body ?? `${FLAG_TEXT[flag] ?? 'local reply'}: ${detail} [flag ${this.flags}]\n`;
+    if (this.grpc !== null) {
+      // a gRPC client gets a gRPC error (HTTP 200, the status mapped), as from the outbound side
+      this.grpc.status = String(grpcStatusOfHttp(status));
+      this.status = 200;
+      sendGrpcError(this.res, this.grpc.status, text.toString().trim(), {
+        ...custom?.headers,
+        'x-weft-response-flags': this.flags,
+      });
+      return this.finish();
+    }
     if (!this.res.headersSent && !this.res.destroyed) {
       this.respBytes = Buffer.byteLength(text);
       this.res.writeHead(status, {
@@ -303,7 +371,8 @@ class InboundExchange implements ResponseHandler {
     this.done = true;
     this.hop.inflight--;
     const ms = performance.now() - this.start;
-    this.conn.metrics.record(this.status, this.flags, ms, this.reqBytes, this.respBytes);
+    const grpc = this.grpc === null ? undefined : grpcStatusLabel(this.grpc.status);
+    this.conn.metrics.record(this.status, this.flags, ms, this.reqBytes, this.respBytes, grpc);
     if (this.hop.opts.accessLog !== null && this.hop.opts.accessLogOn())
       this.hop.opts.accessLog.write(this.logEntry(ms));
   }
@@ -316,7 +385,7 @@ class InboundExchange implements ResponseHandler {
       direction: 'inbound',
       method: this.req.method,
       path: this.req.url,
-      protocol: `HTTP/${this.req.httpVersion}`,
+      protocol: isH2(this.req) ? 'HTTP/2' : `HTTP/${this.req.httpVersion}`,
       response_code: this.status,
       response_flags: this.flags,
       bytes_received: this.reqBytes,
@@ -335,15 +404,6 @@ class InboundExchange implements ResponseHandler {
       ...connectionFields(c),
     };
   }
-}
-
-/** The limit and override that applied, and what it decided (access log). */
-export function rateLimitLogFields(v: RateLimitVerdict): Record<string, unknown> {
-  return {
-    ratelimit: v.limit,
-    ratelimit_override: v.override ?? 'default',
-    ratelimit_result: v.allowed ? 'allowed' : 'limited',
-  };
 }
 
 /** What the access log says about a connection's security (HTTP and TCP lines alike). */
@@ -365,6 +425,8 @@ export class InboundHttp {
   inflight = 0;
   private readonly conns = new WeakMap<Duplex, InboundConnection>();
   private readonly pools = new Map<number, H1Pool>();
+  /** HTTP/2 to the app, per port, for requests that came over HTTP/2. */
+  private readonly h2pools = new Map<number, H2Pool>();
   /** Open connections and how many requests each has in progress (idle ones close on drain). */
   private readonly sockets = new Map<Duplex, number>();
 
@@ -413,10 +475,32 @@ export class InboundHttp {
     return p;
   }
 
+  /** The HTTP/2 pool of an app port (bounded like the HTTP/1 pools). */
+  h2pool(port: number): H2Pool {
+    let p = this.h2pools.get(port);
+    if (p === undefined) {
+      if (this.h2pools.size >= MAX_APP_POOLS)
+        for (const [k, old] of this.h2pools)
+          if (old.connections === 0) {
+            void old.destroy();
+            this.h2pools.delete(k);
+          }
+      p = new H2Pool(this.opts.appHost, port, {
+        maxConnections: Infinity,
+        connectTimeoutMs: DEFAULT_CONNECT_TIMEOUT_MS,
+        idleTimeoutMs: DEFAULT_IDLE_MS,
+        maxConcurrentStreams: Infinity,
+        localAddress: this.opts.sourceAddress,
+      });
+      this.h2pools.set(port, p);
+    }
+    return p;
+  }
+
   private onRequest(req: IncomingMessage, res: ServerResponse): void {
-    const conn = this.conns.get(req.socket);
+    const sock = connectionOf(req);
+    const conn = this.conns.get(sock);
     if (conn === undefined) return void res.destroy(); // not handed in by the listener: cannot happen
-    const sock = req.socket;
     this.sockets.set(sock, (this.sockets.get(sock) ?? 0) + 1);
     res.once('close', () => {
       const n = (this.sockets.get(sock) ?? 1) - 1;
@@ -525,7 +609,7 @@ export class InboundHttp {
 
   async close(): Promise<void> {
     for (const sock of this.sockets.keys()) sock.destroy();
-    await Promise.all([...this.pools.values()].map((p) => p.destroy()));
+    await Promise.all([...this.pools.values(), ...this.h2pools.values()].map((p) => p.destroy()));
     this.pools.clear();
   }
 }

@@ -32,7 +32,7 @@ import type { MetricsRegistry } from '../telemetry/metrics.js';
 import type { AccessLog } from '../telemetry/accesslog.js';
 import { originalDst, type OriginalDst } from '../native/original_dst.js';
 import { INBOUND_PASSTHROUGH_SOURCE } from '../init/rules.js';
-import { readHead } from '../sidecar/capture.js';
+import { DETECTION_TIMEOUT_METRIC, readHead } from '../sidecar/capture.js';
 import { splice } from '../tcp.js';
 import { DEFAULT_CONNECT_TIMEOUT_MS } from '../upstream/cluster.js';
 import { inspectClientHello, type HelloVerdict } from './clienthello.js';
@@ -331,6 +331,9 @@ export class InboundListener {
         : this.opts.sniffTimeoutMs;
     const { head, verdict, ended } = await readFirstBytes(socket, timeout);
     if (socket.destroyed) return;
+    // PERMISSIVE waited the whole sniff timeout: a server-first client (see DETECTION_TIMEOUT_METRIC)
+    if (verdict.kind === 'more' && !ended && plan.mode === 'PERMISSIVE')
+      this.opts.metrics.incLabelled(DETECTION_TIMEOUT_METRIC, { side: 'inbound' });
     if (verdict.kind === 'hello') {
       a.sni = verdict.sni;
       a.alpn = verdict.alpn;
@@ -455,7 +458,8 @@ export class InboundListener {
       socket.resume(); // paused after the first bytes: a 'data' listener alone does not restart it
       const sniffed = await reading;
       head = sniffed.head;
-      kind = sniffed.verdict.kind === 'http' ? 'HTTP' : 'TCP';
+      // HTTP/1 or the HTTP/2 preface: the HTTP hop serves both (proxy/h2/downstream.ts)
+      kind = sniffed.verdict.kind === 'http' || sniffed.verdict.kind === 'h2' ? 'HTTP' : 'TCP';
       if (socket.destroyed) return;
     }
     if (kind === 'TCP') return this.pipe(socket, head, a, conn);

@@ -35,6 +35,8 @@ export class PortPlan {
     /** destination_* label text of this workload and Service. */
     private readonly destination: string,
     private readonly metrics: MetricsRegistry,
+    /** Declared GRPC/HTTP2: HTTP/2 requests go to the app as HTTP/2 (InboundPort.http2). */
+    readonly http2 = false,
   ) {}
 
   private labels(sec: SecurityView, protocol: 'http' | 'tcp', principal: string | null): string {
@@ -127,6 +129,7 @@ export class InboundPlan {
           service,
           destinationLabels(cfg, service),
           metrics,
+          p.http2 === true,
         ),
       );
     }

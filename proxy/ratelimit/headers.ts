@@ -31,3 +31,29 @@ export function rateLimitHeaders(v: RateLimitVerdict): Record<string, string> {
   if (!v.allowed) out['retry-after'] = String(Math.max(1, Math.ceil(v.take.retryAfterMs / 1000)));
   return out;
 }
+
+/**
+ * The limit and override that applied, and what it decided (access log). Not the bucket's key:
+ * a header key may be a credential (an API key), and logs are read by more people than tokens.
+ */
+export function rateLimitLogFields(v: RateLimitVerdict): Record<string, unknown> {
+  return {
+    ratelimit: v.limit,
+    ratelimit_override: v.override ?? 'default',
+    ratelimit_result: v.allowed ? 'allowed' : 'limited',
+  };
+}
+
+/** What a limited request gets, on a sidecar's inbound side and at a gateway alike. */
+export function limitedReply(v: RateLimitVerdict): {
+  detail: string;
+  body: string;
+  headers: Record<string, string>;
+} {
+  const detail = policyName(v);
+  return {
+    detail,
+    body: `local_rate_limited: ${detail} [flag RL]\n`,
+    headers: { ...rateLimitHeaders(v), 'content-type': 'text/plain; charset=utf-8' },
+  };
+}

@@ -23,6 +23,7 @@ import { labelText, type MetricsRegistry } from '../telemetry/metrics.js';
 import { TokenBucket, type BucketParams, type TakeResult } from './bucket.js';
 import { BACKEND_ERRORS_METRIC, ThrottledLog, type GlobalBackend } from './global.js';
 import type { Logger } from '../../pkg/log/index.js';
+import { remoteAddress } from '../authz/engine.js';
 
 export const RATELIMIT_METRIC = 'weft_proxy_ratelimit_requests_total';
 export const EVICTIONS_METRIC = 'weft_proxy_ratelimit_evictions_total';
@@ -41,6 +42,8 @@ export interface RateLimitRequest {
   principal: string | null;
   /** Verified JWT claims (RequestAuthentication); null without a token. */
   claims: Record<string, unknown> | null;
+  /** The downstream connection's peer address (`clientIP` keys); absent: unknown. */
+  peerIp?: string | undefined;
 }
 
 export interface RateLimitVerdict {
@@ -225,8 +228,21 @@ function capKey(k: string): string {
   return k.length <= MAX_KEY_CHARS ? k : `sha256:${createHash('sha256').update(k).digest('hex')}`;
 }
 
-function keyFn(k: SourceKey | undefined): (r: RateLimitRequest) => string {
+/**
+ * The client address a `clientIP` key uses: the peer, or behind `hops` trusted proxies the
+ * address they put in x-forwarded-for (only the last `hops` entries are read; with too few the
+ * peer). Without trusted proxies x-forwarded-for is ignored: it is the client's to forge, and a
+ * forged value per request would be a fresh bucket per request.
+ */
+export function clientAddress(r: RateLimitRequest, hops: number): string {
+  if (r.peerIp === undefined || r.peerIp === '') return 'unknown';
+  return remoteAddress(r.peerIp, hops > 0 ? r.headers['x-forwarded-for'] : undefined, hops);
+}
+
+function keyFn(k: SourceKey | undefined, hops: number): (r: RateLimitRequest) => string {
   switch (k?.kind) {
+    case 'clientIP':
+      return (r) => capKey(clientAddress(r, hops));
     case 'namespace':
       return (r) => principalNamespace(r.principal) ?? 'anonymous';
     case 'header': {
@@ -290,14 +306,15 @@ export class RateLimiter {
   /** A new config's block; limits whose compiled form is unchanged keep their buckets. */
   update(block: RateLimitBlock | undefined): void {
     const maxKeys = block?.maxKeysPerLimit ?? DEFAULT_MAX_KEYS_PER_LIMIT;
+    const hops = block?.numTrustedProxies ?? 0;
     const old = new Map(this.limits.map((l) => [l.signature, l]));
     this.limits = (block?.limits ?? []).map((rule) => {
-      const signature = `${maxKeys}|${JSON.stringify(rule)}`;
-      return old.get(signature) ?? this.compile(rule, signature, maxKeys);
+      const signature = `${maxKeys}|${hops}|${JSON.stringify(rule)}`;
+      return old.get(signature) ?? this.compile(rule, signature, maxKeys, hops);
     });
   }
 
-  private compile(rule: LocalRateLimit, signature: string, maxKeys: number): CompiledLimit {
+  private compile(rule: LocalRateLimit, signature: string, maxKeys: number, hops: number): CompiledLimit {
     // the key cap is per limit: its per-source budgets (overrides and default) share it, or a
     // limit with 64 per-source overrides would hold 65 times the keys it advertises
     const perSource = [...(rule.overrides ?? []).map((o) => o.budget), rule.budget].filter(
@@ -322,7 +339,7 @@ export class RateLimiter {
       signature,
       rule,
       applies: appliesFn(rule),
-      keyOf: keyFn(rule.sourceKey),
+      keyOf: keyFn(rule.sourceKey, hops),
       budgets: (rule.overrides ?? []).map((o) => mk(o.name, o.budget, selectorMatcher(o.source))),
       fallback: mk(rule.defaultName ?? null, rule.budget, null),
     };

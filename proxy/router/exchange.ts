@@ -39,6 +39,13 @@ import { authzGate, authzLogFields, countAuthz, type AuthzOutcome } from '../aut
 import { guardsListener, type AuthzDecision } from '../authz/engine.js';
 import { jwtHook, type RequestAuth } from '../authn/hook.js';
 import { hostAllowed, tlsServerOf } from '../gateway-tls.js';
+import type { RateLimiter, RateLimitVerdict } from '../ratelimit/limiter.js';
+import { checkRateLimit, gatewayRateLimitRequest } from '../ratelimit/gateway.js';
+import { limitedReply, rateLimitHeaders, rateLimitLogFields } from '../ratelimit/headers.js';
+import { connectionOf, endWithHead, hasUndeclaredBody, isH2 } from '../h2/downstream.js';
+import { ReplayableBody } from '../h2/body.js';
+import { grpcReply, grpcStatusLabel, grpcTimeoutMs, sendGrpcError, type GrpcReply } from '../h2/router.js';
+import { grpcStatusOfHttp } from '../h2/grpc.js';
 
 type UpstreamHeaders = Record<string, string | string[] | undefined>;
 
@@ -48,6 +55,8 @@ export interface RouterEnv {
   metrics: MetricsRegistry;
   accessLog: AccessLog | null;
   rand: () => number;
+  /** A gateway's listener rate limits (ADR 0021); absent: none (a sidecar limits inbound only). */
+  rateLimiter?: RateLimiter | null;
 }
 
 /** Bodies up to this size are buffered so the request can be retried; larger ones stream, unretried. */
@@ -129,6 +138,9 @@ class Attempt implements ResponseHandler {
   onResponseData(_c: Controller, chunk: Buffer): void {
     if (this.ex.current === this) this.ex.onData(chunk);
   }
+  onResponseTrailers(_c: Controller, trailers: UpstreamHeaders): void {
+    if (this.ex.current === this) this.ex.onTrailers(trailers);
+  }
   onResponseEnd(): void {
     if (this.ex.current === this) this.ex.onEnd();
   }
@@ -157,6 +169,10 @@ export class Exchange {
   auth: RequestAuth | null = null;
   /** Envoy's response code details for local replies that have them (jwt_authn_access_denied{…}). */
   details: string | undefined;
+  /** The listener rate limit that applied (allowed or limited); null: none. */
+  rateLimit: RateLimitVerdict | null = null;
+  /** gRPC requests (content-type application/grpc): the status for metrics and the log. */
+  grpc: GrpcReply | null = null;
   private readonly start = performance.now();
   /** When the downstream request was complete (body read or streaming): service time starts here. */
   private requestComplete = 0;
@@ -165,6 +181,10 @@ export class Exchange {
   private out: HeaderMap | null = null;
   private path = '/';
   private body: Buffer | IncomingMessage | null = null;
+  /** A body of unknown length (HTTP/2): streamed, and kept for retries while small. */
+  private tee: ReplayableBody | null = null;
+  /** A gRPC trailers-only response head, held to be sent as one frame with the end of stream. */
+  private heldHead: { status: number; headers: Record<string, string | string[]> } | null = null;
   private replayable = true;
   private staleRetryUsed = false;
   private discard = false;
@@ -192,7 +212,8 @@ export class Exchange {
     const v = requestView(this.req, this.listener.port, this.cfg.pathNormalization);
     if (isRejection(v)) return this.rejectHead(v);
     // gateway TLS: the scheme is the connection's, and the Host must be one the SNI's server has
-    const served = tlsServerOf(this.req.socket);
+    const served = tlsServerOf(connectionOf(this.req));
+    this.grpc = grpcReply(this.req.headers);
     const tlsServer = served?.server;
     if (served !== undefined) v.scheme = 'https';
     this.view = v;
@@ -215,7 +236,21 @@ export class Exchange {
     const az = this.cfg.authz;
     if (guardsListener(az, this.listener.name))
       return authzGate(az, this.req, v, this.auth, (o) => this.afterAuthz(o));
-    this.routeRequest();
+    this.limitThenRoute();
+  }
+
+  /** Listener rate limits, after authn and authz (a refused request spends no token): 429 past them. */
+  private limitThenRoute(): void {
+    const rl = this.env.rateLimiter;
+    if (rl === undefined || rl === null || !rl.active) return this.routeRequest();
+    const r = gatewayRateLimitRequest(this.req, this.view, this.listener.port, this.auth?.claims ?? null);
+    checkRateLimit(rl, r, (v) => {
+      if (this.done) return; // the client left while weftd was asked
+      this.rateLimit = v;
+      if (v === null || v.allowed) return this.routeRequest();
+      const { detail, body, headers } = limitedReply(v);
+      this.localReply(429, Flags.RateLimited, detail, { body, headers });
+    });
   }
 
   /** The AuthorizationPolicy outcome: a denial answers here, an allow goes on to routing. */
@@ -223,10 +258,11 @@ export class Exchange {
     this.authz = o.decision;
     countAuthz(this.env.metrics, o);
     if (this.done) return;
-    if (o.denial === undefined) return this.routeRequest();
+    if (o.denial === undefined) return this.limitThenRoute();
     const d = o.denial;
     this.flags = addFlag(this.flags, d.flag === 'RBAC' ? Flags.RbacDenied : Flags.ExtAuthzDenied);
     this.status = d.status;
+    if (this.grpc !== null) return this.grpcLocalReply(d.status, d.body.toString().trim());
     if (!this.res.headersSent && !this.res.destroyed) {
       const h: Record<string, string> = {
         ...d.headers,
@@ -280,8 +316,10 @@ export class Exchange {
   private afterDelay(): void {
     if (this.done) return;
     const fault = this.route!.fault!;
-    if (fault.abortStatus > 0 && this.env.rand() < fault.abortFraction) {
-      return this.localReply(fault.abortStatus, Flags.FaultAbort, 'fault injection abort');
+    if ((fault.abortStatus > 0 || fault.abortGrpc !== undefined) && this.env.rand() < fault.abortFraction) {
+      // a gRPC status abort answers every client with that status (HTTP 200), as Envoy does
+      if (fault.abortGrpc !== undefined) (this.grpc ??= { status: '' }).forced = String(fault.abortGrpc);
+      return this.localReply(fault.abortStatus || 200, Flags.FaultAbort, 'fault injection abort');
     }
     this.forward();
   }
@@ -305,7 +343,8 @@ export class Exchange {
     this.holdsSlot = true;
     this.prepareRequest(route, dest);
     if (this.upgrade !== null) this.upgrade.offer(this.out!);
-    if (route.timeoutMs > 0) this.routeTimer = setTimeout(() => this.onRouteTimeout(), route.timeoutMs);
+    const timeoutMs = grpcTimeoutMs(this.grpc, this.req.headers, route.timeoutMs);
+    if (timeoutMs > 0) this.routeTimer = setTimeout(() => this.onRouteTimeout(), timeoutMs);
     this.readBodyThen(() => {
       this.requestComplete = performance.now();
       // a mirror cannot take part in a tunnel: upgrade handshakes are not shadowed
@@ -350,6 +389,10 @@ export class Exchange {
     const h = this.req.headers;
     const cl = h['content-length'];
     if (cl === undefined && h['transfer-encoding'] === undefined) {
+      if (hasUndeclaredBody(this.req)) {
+        this.tee = new ReplayableBody(this.req, MAX_REPLAYABLE_BODY);
+        return next();
+      }
       this.req.resume();
       return next();
     }
@@ -376,10 +419,15 @@ export class Exchange {
     const ep = cluster.pick(
       {
         view: this.view,
-        sourceIp: this.req.socket.remoteAddress ?? '',
+        sourceIp: connectionOf(this.req).remoteAddress ?? '',
         originalDst:
           cluster.def.type === 'ORIGINAL_DST'
-            ? requestOriginalDst(this.req.socket, this.view.authority, cluster.def.port, !this.listener.edge)
+            ? requestOriginalDst(
+                connectionOf(this.req),
+                this.view.authority,
+                cluster.def.port,
+                !this.listener.edge,
+              )
             : null,
       },
       this.lastEndpoint,
@@ -395,7 +443,8 @@ export class Exchange {
     if (perTry > 0) this.tryTimer = setTimeout(() => this.onTryTimeout(a), perTry);
     // each attempt says which it is (Envoy's include_request_attempt_count, on in Istio)
     if (this.cfg.attemptCount) this.out!['x-envoy-attempt-count'] = String(this.attempts);
-    const spec = { path: this.path, method: this.view.method, headers: this.out!, body: this.body };
+    const body = this.tee !== null ? this.tee.forAttempt() : this.body;
+    const spec = { path: this.path, method: this.view.method, headers: this.out!, body };
     if (this.upgrade !== null)
       this.upgrade.dispatch(ep, cluster.limits.connectTimeoutMs, spec, a, cluster.connectorFor(ep));
     else cluster.poolFor(ep).dispatch(spec, a);
@@ -430,6 +479,12 @@ export class Exchange {
     if (this.lastOutcome !== null && isRetriable(this.route!.retry, outcome))
       this.flags = addFlag(this.flags, Flags.RetryLimitExceeded);
     this.status = status;
+    if (this.grpc !== null && typeof grpc === 'string') {
+      this.grpc.status = grpc;
+      // grpc-status in the head: trailers-only, whose head must end the stream (endWithHead)
+      this.heldHead = { status, headers: this.responseHeaders(headers) };
+      return;
+    }
     try {
       this.res.writeHead(status, this.responseHeaders(headers));
     } catch (err) {
@@ -445,6 +500,7 @@ export class Exchange {
       out['x-envoy-upstream-service-time'] = String(Math.round(performance.now() - this.requestComplete));
     if (this.route!.respOps !== null) this.route!.respOps(out);
     if (this.dest!.respOps !== null) this.dest!.respOps(out);
+    if (this.rateLimit !== null) Object.assign(out, rateLimitHeaders(this.rateLimit));
     this.explainHeader(out);
     return out;
   }
@@ -473,6 +529,7 @@ export class Exchange {
 
   onData(chunk: Buffer): void {
     if (this.discard) return;
+    if (this.heldHead !== null) this.releaseHead();
     this.respBytes += chunk.length;
     if (!this.res.write(chunk)) {
       // back-pressure from a slow client: stop reading the upstream until the client drains
@@ -484,9 +541,44 @@ export class Exchange {
     }
   }
 
+  /** The upstream's trailers (gRPC's status lives there): passed on, read for metrics. */
+  onTrailers(trailers: UpstreamHeaders): void {
+    if (this.discard) return;
+    if (this.heldHead !== null) this.releaseHead();
+    const grpc = trailers['grpc-status'];
+    if (this.grpc !== null && typeof grpc === 'string') this.grpc.status = grpc;
+    const out: Record<string, string | string[]> = {};
+    for (const k in trailers) if (k.charCodeAt(0) !== 58 && trailers[k] !== undefined) out[k] = trailers[k]!;
+    try {
+      this.res.addTrailers(out);
+    } catch {
+      // a trailer this downstream cannot carry: the body still ends
+    }
+  }
+
+  /** Writes a held head the usual way (a body or trailers followed it after all). */
+  private releaseHead(): void {
+    const h = this.heldHead!;
+    this.heldHead = null;
+    try {
+      this.res.writeHead(h.status, h.headers);
+    } catch (err) {
+      this.current?.controller?.abort(err as Error);
+    }
+  }
+
   onEnd(): void {
     this.endAttempt();
     if (this.discard) return this.retryLater();
+    const held = this.heldHead;
+    if (held !== null) {
+      this.heldHead = null;
+      if (!endWithHead(this.res, held.status, held.headers)) {
+        this.res.writeHead(held.status, held.headers);
+        this.res.end();
+      }
+      return this.finish();
+    }
     this.res.end();
     this.finish();
   }
@@ -519,7 +611,7 @@ export class Exchange {
       ue.reused === true &&
       ue.beforeResponse === true &&
       !this.staleRetryUsed &&
-      this.replayable &&
+      this.isReplayable() &&
       IDEMPOTENT[this.view.method] === true
     ) {
       this.staleRetryUsed = true;
@@ -547,13 +639,17 @@ export class Exchange {
 
   private canRetry(o: AttemptOutcome): boolean {
     const r = this.route!.retry;
-    if (this.attempts > r.attempts || !this.replayable || !isRetriable(r, o)) return false;
+    if (this.attempts > r.attempts || !this.isReplayable() || !isRetriable(r, o)) return false;
     const cluster = this.dest!.cluster!;
     if (cluster.activeRetries >= cluster.limits.maxRetries) {
       cluster.stats.rqRetryOverflow++;
       return false;
     }
     return true;
+  }
+
+  private isReplayable(): boolean {
+    return this.tee !== null ? this.tee.complete : this.replayable;
   }
 
   private retryLater(): void {
@@ -679,6 +775,9 @@ export class Exchange {
     this.flags = addFlag(this.flags, flag);
     this.status = status;
     const text = custom?.body ?? `${FLAG_TEXT[flag] ?? 'local reply'}: ${detail} [flag ${this.flags}]\n`;
+    // a gRPC client: a gRPC error, with a refusal's own headers (rate-limit budget, JWT challenge)
+    if (this.grpc !== null)
+      return this.grpcLocalReply(status, text.trimEnd(), { ...custom?.headers, ...extra });
     if (!this.res.headersSent && !this.res.destroyed) {
       const h: Record<string, string> = {
         ...custom?.headers,
@@ -692,6 +791,21 @@ export class Exchange {
       this.res.writeHead(status, h);
       this.res.end(text);
     }
+    this.finish();
+  }
+
+  /**
+   * A local reply to a gRPC client is a gRPC error (Envoy's): HTTP 200, no body, and the status
+   * in a trailers-only response: the HTTP status mapped (503 → 14 UNAVAILABLE...) unless a
+   * fault named the gRPC status itself. The metric and log keep response_code 200, as Envoy's.
+   */
+  private grpcLocalReply(status: number, text: string, extra?: Readonly<Record<string, string>>): void {
+    const g = this.grpc!;
+    g.status = g.forced ?? String(grpcStatusOfHttp(status));
+    this.status = 200;
+    const h: Record<string, string | string[]> = { 'x-weft-response-flags': this.flags, ...extra };
+    this.explainHeader(h);
+    sendGrpcError(this.res, g.status, text, h);
     this.finish();
   }
 
@@ -713,7 +827,9 @@ export class Exchange {
       this.dest === null
         ? this.cfg.unknownMetrics
         : (this.dest.metrics ?? metricsOf(this.dest, this.env.metrics));
-    group.record(this.status, this.flags, ms, this.reqBytes, this.respBytes);
+    if (this.tee !== null) this.reqBytes = this.tee.bytes;
+    const grpc = this.grpc === null ? undefined : grpcStatusLabel(this.grpc.status);
+    group.record(this.status, this.flags, ms, this.reqBytes, this.respBytes, grpc);
     if (this.env.accessLog !== null && this.cfg.accessLog) this.env.accessLog.write(this.logEntry(ms));
   }
 
@@ -724,7 +840,7 @@ export class Exchange {
       method: this.req.method,
       // Istio's %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%: the normalized target before any rewrite
       path: this.view?.target ?? this.req.url,
-      protocol: `HTTP/${this.req.httpVersion}`,
+      protocol: isH2(this.req) ? 'HTTP/2' : `HTTP/${this.req.httpVersion}`, // Envoy's %PROTOCOL%
       response_code: this.status,
       response_flags: this.flags,
       bytes_received: this.reqBytes,
@@ -737,7 +853,9 @@ export class Exchange {
       upstream_cluster: this.dest?.clusterName,
       route_name: this.route?.name,
       ...(this.authz !== null ? authzLogFields(this.authz) : {}),
+      ...(this.rateLimit !== null ? rateLimitLogFields(this.rateLimit) : {}),
       ...(this.details !== undefined ? { response_code_details: this.details } : {}),
+      ...(this.grpc !== null ? { grpc_status: grpcStatusLabel(this.grpc.status) } : {}),
       ...(this.auth !== null ? { request_principal: this.auth.principal } : {}),
       explain: buildExplain(this),
     };

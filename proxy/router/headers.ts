@@ -80,7 +80,8 @@ export function connectionOptions(value: string | string[] | undefined): string[
 function copyWithout(src: HeaderMap, hop: Readonly<Record<string, true>>, dropHost: boolean): HeaderMap {
   const out: HeaderMap = {};
   for (const k in src) {
-    if (hop[k] === true || (dropHost && k === 'host')) continue;
+    // an HTTP/2 request's pseudo-header fields (`:path`...) are that hop's framing, never fields
+    if (hop[k] === true || (dropHost && k === 'host') || k.charCodeAt(0) === 58) continue;
     out[k] = src[k];
   }
   // a proxy MUST remove the fields the Connection header names before forwarding (RFC 9110

@@ -247,6 +247,19 @@ export async function startAgent(
       () => inboundListener,
       meshIdentity,
     ),
+    // a gateway limits ingress on its listeners; a sidecar's limits are its inbound side's
+    ...(s.kind === 'gateway'
+      ? {
+          listenerRateLimits: {
+            global: globalRateLimitClient(
+              s.discoveryAddress,
+              s.caRootPath,
+              s.tokenPath,
+              s.rateLimitTimeoutMs,
+            ),
+          },
+        }
+      : {}),
   };
   const proxy = new ProxyServer(opts);
   identity.exportMetrics(proxy.metrics);
@@ -269,6 +282,8 @@ export async function startAgent(
       metrics: proxy.metrics,
       outboundHttp: () => proxy.unboundHttp(),
       registryOnly: () => proxy.registryOnly(),
+      outboundTcp: () => proxy.outboundTcp(),
+      l4Env: () => proxy.l4Env(),
       handOff: (sock) => {
         captured.delete(sock); // the HTTP drain takes care of it from here
         return proxy.handOff(sock);

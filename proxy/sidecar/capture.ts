@@ -12,6 +12,11 @@
  * Inbound (15006) is proxy/inbound/listener.ts (mesh mTLS, PeerAuthentication, HTTP or TCP to the
  * app); it shares readHead and hostPort from here.
  *
+ * A connection to a declared TCP or TLS port of a known service (ProxyConfig.outboundTcp) is not
+ * sniffed: its VirtualService tcp/tls routes (or the service itself) take it (proxy/tcp-route.ts).
+ * TLS to any other address on a port with a catch-all (DNS ServiceEntries without addresses) is
+ * routed by its SNI to the entry's cluster; what names no entry goes on as above.
+ *
  * The original destination comes from the native addon (proxy/native). Without it, HTTP is still
  * routed by Host and other traffic cannot be passed through (the connection is closed and counted).
  */
@@ -25,6 +30,9 @@ import { rememberOriginalDst } from '../upstream/origdst.js';
 import { inspectClientHello } from '../inbound/clienthello.js';
 import { readFirstBytes } from '../inbound/listener.js';
 import type { RegistryOnly } from './registry-only.js';
+import { prefaceVerdict } from '../h2/downstream.js';
+import type { OutboundTcpEntry, OutboundTcpTable } from './outbound-tcp.js';
+import { routeBySni, routeL4, type L4Env } from '../tcp-route.js';
 
 /** Bytes to look at before deciding; an HTTP request head larger than this is passed through. */
 const MAX_SNIFF_BYTES = 16 * 1024;
@@ -33,12 +41,17 @@ const HTTP_REQUEST_LINE = /^[A-Z]{3,12} \S+ HTTP\/1\.[01]\r?\n/;
 
 export type Sniffed =
   | { kind: 'http'; host: string | null }
+  /** The HTTP/2 connection preface (h2c with prior knowledge): its authority is in HPACK. */
+  | { kind: 'h2' }
   | { kind: 'tcp' }
   /** Not enough bytes yet to tell. */
   | { kind: 'more' };
 
 /** Classifies the first bytes of a connection (pure: unit-tested). */
 export function sniff(buf: Buffer, final = false): Sniffed {
+  const h2 = prefaceVerdict(buf);
+  if (h2 === 'h2') return { kind: 'h2' };
+  if (h2 === 'more' && !final) return { kind: 'more' };
   const text = buf.subarray(0, MAX_SNIFF_BYTES).toString('latin1');
   if (!HTTP_METHOD.test(text)) {
     if (text.length < 13 && /^[A-Z]*$/.test(text) && !final) return { kind: 'more' };
@@ -72,24 +85,27 @@ export function hostPort(host: string): number {
  * Reads until `sniff` can decide (or `timeoutMs` passes with no decision: a server-first
  * protocol). The bytes read are returned to be replayed.
  */
-export function readHead(socket: net.Socket, timeoutMs: number): Promise<{ head: Buffer; verdict: Sniffed }> {
+export function readHead(
+  socket: net.Socket,
+  timeoutMs: number,
+): Promise<{ head: Buffer; verdict: Sniffed; timedOut: boolean }> {
   return new Promise((resolve) => {
     let head = Buffer.alloc(0);
-    const done = (final: boolean): void => {
+    const done = (final: boolean, timedOut = false): void => {
       clearTimeout(timer);
       socket.off('data', onData);
       socket.off('end', onEnd);
       socket.off('close', onEnd);
       socket.pause();
       const verdict = sniff(head, final);
-      resolve({ head, verdict: verdict.kind === 'more' ? { kind: 'tcp' } : verdict });
+      resolve({ head, verdict: verdict.kind === 'more' ? { kind: 'tcp' } : verdict, timedOut });
     };
     const onData = (c: Buffer): void => {
       head = Buffer.concat([head, c]);
       if (sniff(head).kind !== 'more') done(false);
     };
     const onEnd = (): void => done(true);
-    const timer = setTimeout(() => done(true), timeoutMs);
+    const timer = setTimeout(() => done(true, true), timeoutMs);
     socket.on('data', onData);
     socket.once('end', onEnd);
     // A client that connects and resets (a TCP health check) never sends 'end'.
@@ -128,6 +144,10 @@ export interface CaptureEnv {
   outboundHttp: () => CompiledHttpListener | null;
   /** Serve the socket on the HTTP router. */
   handOff: (socket: net.Socket) => boolean;
+  /** Declared TCP/TLS service ports with their L4 routes (outbound-tcp.ts); null (or absent): none. */
+  outboundTcp?: () => OutboundTcpTable | null;
+  /** The proxy's L4 settings (access log, hello timeout); absent: `log` and `metrics` only. */
+  l4Env?: () => L4Env;
   /** REGISTRY_ONLY's known destinations in the config in force; null (or absent): ALLOW_ANY. */
   registryOnly?: () => RegistryOnly | null;
   /** The pod IP (INSTANCE_IP) the app listens on; 127.0.0.1 when unknown. */
@@ -171,14 +191,74 @@ async function tlsHead(socket: net.Socket, head: Buffer, timeoutMs: number): Pro
   return socket.destroyed ? null : r.head;
 }
 
+/**
+ * h2c with prior knowledge goes to the HTTP router when the original destination is a service
+ * address and port the outbound config has a virtual host for (`10.96.0.7:50051`): the preface
+ * carries no authority to look up, as an HTTP/1 request's Host is. Anything else stays a pipe.
+ */
+function routesH2(l: CompiledHttpListener, dst: OriginalDst): boolean {
+  const key = dst.address.includes(':') ? `[${dst.address}]:${dst.port}` : `${dst.address}:${dst.port}`;
+  return l.exact.has(key);
+}
+
+/**
+ * A declared TCP or TLS port of a known service: routed by its tcp/tls routes at once, never
+ * sniffed (a server-first protocol's client says nothing until the server's greeting).
+ */
+function routedAtL4(env: CaptureEnv, socket: net.Socket, dst: OriginalDst): boolean {
+  const svc = env.outboundTcp?.()?.find(dst.address, dst.port) ?? null;
+  if (svc === null) return false;
+  const addressed = { address: dst.address, port: dst.port, originalDst: true };
+  void routeL4(socket, svc.l4, svc.name, addressed, env.l4Env?.() ?? { log: env.log, metrics: env.metrics });
+  return true;
+}
+
+/**
+ * TLS to an address that is no service's, on a port with a catch-all: a ClientHello naming a DNS
+ * ServiceEntry's host goes to that entry's cluster (its resolved addresses), never to the address
+ * the workload chose, so an allowed SNI cannot carry the connection anywhere else.
+ */
+function routedBySni(
+  env: CaptureEnv,
+  socket: net.Socket,
+  dst: OriginalDst,
+  catchAll: OutboundTcpEntry,
+  hello: Buffer,
+): boolean {
+  const addressed = { address: dst.address, port: dst.port, originalDst: true };
+  const l4Env = env.l4Env?.() ?? { log: env.log, metrics: env.metrics };
+  return routeBySni(socket, catchAll.l4, catchAll.name, addressed, hello, sniOf(hello), l4Env);
+}
+
+/** The metric of protocol detection that ran out of time (a server-first protocol on an undeclared port). */
+export const DETECTION_TIMEOUT_METRIC = 'weft_proxy_protocol_detection_timeouts_total';
+
+/**
+ * Sniffing waited the whole timeout: usually a server-first protocol (MySQL, SMTP) on a port whose
+ * protocol is not declared, delayed on every connection. Counted, and logged at debug with the
+ * destination so the port can be found and declared (`tcp-*` name or appProtocol).
+ */
+function countDetectionTimeout(env: CaptureEnv, dst: OriginalDst | null): void {
+  env.metrics.incLabelled(DETECTION_TIMEOUT_METRIC, { side: 'outbound' });
+  env.log.debug('Protocol detection timed out; declare the port protocol to skip it', {
+    to: dst === null ? 'unknown' : `${dst.address}:${dst.port}`,
+    sniffTimeoutMs: env.sniffTimeoutMs,
+  });
+}
+
 export async function onOutbound(env: CaptureEnv, socket: net.Socket): Promise<void> {
   socket.on('error', () => socket.destroy());
   const dst = destination(env, socket);
+  if (dst !== null && !isSelf(env, dst) && routedAtL4(env, socket, dst)) return;
   const read = await readHead(socket, env.sniffTimeoutMs);
+  if (read.timedOut) countDetectionTimeout(env, dst);
   const { verdict } = read;
   let head = read.head;
   const l = env.outboundHttp();
-  if (verdict.kind === 'http' && l !== null && verdict.host !== null && findVHost(l, verdict.host) !== null) {
+  if (
+    (verdict.kind === 'http' && l !== null && verdict.host !== null && findVHost(l, verdict.host) !== null) ||
+    (verdict.kind === 'h2' && l !== null && dst !== null && routesH2(l, dst))
+  ) {
     if (dst !== null && !isSelf(env, dst)) rememberOriginalDst(socket, dst); // ORIGINAL_DST clusters
     socket.unshift(head);
     if (env.handOff(socket)) {
@@ -186,24 +266,26 @@ export async function onOutbound(env: CaptureEnv, socket: net.Socket): Promise<v
       return;
     }
   }
+  const catchAll =
+    verdict.kind === 'tcp' && head.length > 0 && dst !== null && !isSelf(env, dst)
+      ? (env.outboundTcp?.()?.catchAll(dst.port) ?? null)
+      : null;
+  if (catchAll !== null) {
+    // TLS naming a DNS ServiceEntry's host goes to its cluster; anything else carries on below
+    const hello = await tlsHead(socket, head, env.sniffTimeoutMs);
+    if (hello === null) return;
+    head = hello;
+    if (routedBySni(env, socket, dst!, catchAll, head)) return;
+  }
   const registryOnly = env.registryOnly?.() ?? null;
   if (registryOnly !== null && dst !== null && !isSelf(env, dst)) {
-    if (verdict.kind === 'http' && env.handOff(socket)) {
+    if ((verdict.kind === 'http' || verdict.kind === 'h2') && env.handOff(socket)) {
       // REGISTRY_ONLY: an HTTP request for a host outside the registry is the router's 404 NR
       socket.unshift(head);
       socket.resume();
       return;
     }
-    let registered = registryOnly.allows(dst.address, dst.port);
-    if (!registered && registryOnly.sniPort(dst.port)) {
-      // a DNS ServiceEntry without addresses: TLS naming one of its hosts, to any address
-      const hello = await tlsHead(socket, head, env.sniffTimeoutMs);
-      if (hello !== null) {
-        head = hello;
-        registered = registryOnly.allowsSni(dst.port, sniOf(hello));
-      }
-    }
-    if (!registered) {
+    if (!registryOnly.allows(dst.address, dst.port)) {
       env.metrics.inc('weft_proxy_blackhole_connections_total');
       env.log.debug('Outbound connection outside the registry closed (REGISTRY_ONLY)', {
         to: `${dst.address}:${dst.port}`,
@@ -213,7 +295,7 @@ export async function onOutbound(env: CaptureEnv, socket: net.Socket): Promise<v
     }
   }
   if (dst === null || isSelf(env, dst)) {
-    if (verdict.kind === 'http' && env.handOff(socket)) {
+    if ((verdict.kind === 'http' || verdict.kind === 'h2') && env.handOff(socket)) {
       // no destination to pass through to: the router answers (404 NR for an unknown host)
       socket.unshift(head);
       socket.resume();

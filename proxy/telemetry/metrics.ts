@@ -73,17 +73,32 @@ export const labelText = (labels: Record<string, string>): string =>
     .map(([k, v]) => `${k}="${esc(v)}"`)
     .join(',');
 
+const HTTP_PROTOCOL = 'request_protocol="http"';
+const GRPC_PROTOCOL = 'request_protocol="grpc"';
+
 /** All series for one (source, destination) pair. */
 export class MetricGroup {
   private readonly series = new Map<string, Series>();
   constructor(private readonly prefix: string) {}
 
-  record(code: number, flags: string, durationMs: number, reqBytes: number, respBytes: number): void {
-    const key = flags === '-' ? code : `${code}|${flags}`;
-    let s = this.series.get(key as string);
+  /** `grpc`: the gRPC status of a gRPC request (label `grpc_response_status`, only on gRPC series). */
+  record(
+    code: number,
+    flags: string,
+    durationMs: number,
+    reqBytes: number,
+    respBytes: number,
+    grpc?: string,
+  ): void {
+    let key = flags === '-' ? String(code) : `${code}|${flags}`;
+    if (grpc !== undefined) key += `|g${grpc}`;
+    let s = this.series.get(key);
     if (s === undefined) {
-      s = new Series(`${this.prefix},response_code="${code}",response_flags="${esc(flags)}"`);
-      this.series.set(key as string, s);
+      // Istio reports a gRPC request as request_protocol="grpc", with its status
+      const prefix = grpc === undefined ? this.prefix : this.prefix.replace(HTTP_PROTOCOL, GRPC_PROTOCOL);
+      const g = grpc === undefined ? '' : `,grpc_response_status="${esc(grpc)}"`;
+      s = new Series(`${prefix},response_code="${code}",response_flags="${esc(flags)}"${g}`);
+      this.series.set(key, s);
     }
     s.requests++;
     s.duration.observe(durationMs);

@@ -11,6 +11,7 @@
  * reload neither drops idle upstream connections nor resets ejections.
  */
 import { H1Pool } from './h1client.js';
+import { H2Pool } from '../h2/pool.js';
 import type { Cluster, ConnectionPool, Endpoint, UpstreamCredential } from '../../pkg/proxyconfig/types.js';
 import { DnsRefresher, type DnsEnv } from './dns.js';
 import {
@@ -51,7 +52,7 @@ export interface EndpointRuntime {
   readonly health: HostHealth;
   /** Requests in flight to this endpoint (LEAST_REQUEST reads it). */
   active: number;
-  pool: H1Pool | null;
+  pool: H1Pool | H2Pool | null;
 }
 
 export interface Limits {
@@ -323,9 +324,18 @@ export class ClusterRuntime {
     return `cluster ${this.name} has no healthy endpoint (${this.endpoints.length} total)`;
   }
 
-  poolFor(ep: EndpointRuntime): H1Pool {
+  poolFor(ep: EndpointRuntime): H1Pool | H2Pool {
     if (ep.pool === null) {
       const l = this.limits;
+      if (this.def.http2 === true)
+        return (ep.pool = new H2Pool(ep.address, ep.port, {
+          maxConnections: l.maxConnections >= UNLIMITED ? Infinity : l.maxConnections,
+          connectTimeoutMs: l.connectTimeoutMs,
+          idleTimeoutMs: l.idleTimeoutMs,
+          // 0 or absent: as many as the server's SETTINGS allow (a limit of 0 would never send)
+          maxConcurrentStreams: this.def.connectionPool?.maxConcurrentStreams || Infinity,
+          connect: this.connectorFor(ep),
+        }));
       ep.pool = new H1Pool(ep.address, ep.port, {
         maxConnections: l.maxConnections >= UNLIMITED ? Infinity : l.maxConnections,
         connectTimeoutMs: l.connectTimeoutMs,

@@ -252,7 +252,7 @@ describe('Gateway HTTPS credentialName: Secret → weftd → gateway (real API s
     );
     expect(refs.reason).to.equal('InvalidCertificateRef');
     expect(refs.message).to.match(
-      new RegExp(`server https \\(port 443\\): tls.key of Secret ${ns}/${CRED} does not match`),
+      new RegExp(`server servers\\[0\\] \\(port 443\\): tls.key of Secret ${ns}/${CRED} does not match`),
     );
     const all = await conditionsOf();
     expect(all.find((c) => c.type === 'Ready')).to.include({

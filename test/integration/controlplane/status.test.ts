@@ -33,12 +33,21 @@ describe('weftd: status conditions on mesh objects', function () {
     kube.get({ apiVersion: NET, kind, namespace: ns, name });
   const condition = (o: KubeObject | null, type: string): Condition | undefined =>
     ((o?.status as { conditions?: Condition[] } | undefined)?.conditions ?? []).find((c) => c.type === type);
-  const waitCondition = (kind: string, name: string, type: string, status: string): Promise<KubeObject> =>
+  /** `reason` too when a transient state with the same status comes first (Pending before Nacked). */
+  const waitCondition = (
+    kind: string,
+    name: string,
+    type: string,
+    status: string,
+    reason?: string,
+  ): Promise<KubeObject> =>
     waitFor(
-      `${kind} ${name} ${type}=${status}`,
+      `${kind} ${name} ${type}=${status}${reason ? ` (${reason})` : ''}`,
       async () => {
         const o = await get(kind, name);
-        return condition(o, type)?.status === status &&
+        const c = condition(o, type);
+        return c?.status === status &&
+          (reason === undefined || c.reason === reason) &&
           (o?.status as { observedGeneration?: number }).observedGeneration === o?.metadata.generation
           ? o
           : undefined;
@@ -237,7 +246,8 @@ describe('weftd: status conditions on mesh objects', function () {
         ],
       },
     });
-    const refused = await waitCondition('VirtualService', 'refused', 'Reconciled', 'False');
+    // Reconciled=False/Pending comes first when the status pass runs before the NACK arrives
+    const refused = await waitCondition('VirtualService', 'refused', 'Reconciled', 'False', 'Nacked');
     const r = condition(refused, 'Reconciled')!;
     expect(r.reason).to.equal('Nacked');
     expect(r.message).to.include(`${ns}/picky-1: cannot compile the route`).and.not.include('web-1');

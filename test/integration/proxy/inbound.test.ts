@@ -26,6 +26,7 @@ import {
 } from '../../../pkg/proxyconfig/types.js';
 import { InboundListener } from '../../../proxy/inbound/listener.js';
 import { MetricsRegistry } from '../../../proxy/telemetry/metrics.js';
+import { DETECTION_TIMEOUT_METRIC } from '../../../proxy/sidecar/capture.js';
 import { AccessLog } from '../../../proxy/telemetry/accesslog.js';
 import type { KeyPairPem } from '../../../pkg/certs/index.js';
 import { leafWithSans, meshRoot, TestIdentity, workloadCert } from './mesh-identity.js';
@@ -630,6 +631,10 @@ describe('sidecar inbound: mesh mTLS, PeerAuthentication, L7 (loopback, real TLS
       });
       greeter.close();
       expect(got).to.equal('220 greetings\r\n');
+      // the wait is counted (PERMISSIVE: mTLS or plaintext is told by the first bytes)
+      expect(metrics.labelledCounters.get(DETECTION_TIMEOUT_METRIC)?.get('side="inbound"')).to.be.greaterThan(
+        0,
+      );
     });
 
     it('a config that turns the port STRICT closes the plaintext keep-alive connections open on it', async () => {

@@ -138,7 +138,7 @@ describe('weftctl explain --inbound', () => {
       ['--inbound', '9080', '--peer', 'productpage'],
       /--peer needs a SPIFFE ID/,
     ],
-    ['--from without --inbound', ['--from', '10.0.0.1'], /add --inbound PORT/],
+    ['--peer without --inbound', ['--peer', 'spiffe://cluster.local/ns/a/sa/b'], /add --inbound PORT/],
   ];
   for (const [title, args, re] of bad)
     it(`refuses ${title} (exit 2)`, async () => {

@@ -288,6 +288,42 @@ describe('weftctl proxy views', () => {
     ],
   };
 
+  it('TCP listeners with L4 routes and the sidecar outbound TCP services show their routes', () => {
+    const routed = { destinations: [{ cluster: 'pg', weight: 100 }] };
+    const cfg: ProxyConfig = {
+      ...CFG,
+      listeners: [
+        {
+          name: 'gw-443',
+          protocol: 'TCP',
+          address: '0.0.0.0',
+          port: 443,
+          tcpRoutes: [],
+          tlsRoutes: [{ ...routed, match: [{ sniHosts: ['a.example.com'] }] }],
+        },
+      ],
+      outboundTcp: [
+        { name: 'db:5432', addresses: ['10.96.0.11'], port: 5432, tcpRoutes: [routed] },
+        {
+          name: '0.0.0.0:443',
+          addresses: ['0.0.0.0/0', '::/0'],
+          port: 443,
+          tlsRoutes: [{ ...routed, match: [{ sniHosts: ['api.example.com'] }] }],
+          catchAll: true,
+        },
+      ],
+    };
+    expect(listenerTable(cfg)).to.equal(
+      [
+        'NAME          ADDRESS          PORT   PROTOCOL   DESTINATION',
+        'gw-443        0.0.0.0          443    TCP        1 tls route(s), 0 tcp route(s)',
+        'db:5432       10.96.0.11       5432   TCP        0 tls route(s), 1 tcp route(s)',
+        '0.0.0.0:443   0.0.0.0/0,::/0   443    TCP        1 tls route(s), 0 tcp route(s), SNI catch-all',
+        '',
+      ].join('\n'),
+    );
+  });
+
   it('listener, route and endpoint tables of a ProxyConfig (IPv6 endpoints in brackets)', () => {
     expect(listenerTable(CFG)).to.equal(
       [

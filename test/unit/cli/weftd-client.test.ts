@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { main } from '../../../cli/main.js';
 import {
+  connectWeftd,
   kubeconfigFiles,
   loadKubeConfig,
   parseWeftdAddress,
@@ -86,10 +87,8 @@ describe('weftctl: reaching weftd', () => {
     expect(() => loadKubeConfig(flags, { HOME: dir })).to.throw(/--weftd-address/);
     const file = join(dir, 'kc.yaml');
     writeFileSync(file, KUBECONFIG('bookinfo'));
-    expect(loadKubeConfig({ ...flags, kubeconfig: file }).getCurrentContext()).to.equal('one');
-    expect(loadKubeConfig({ ...flags, kubeconfig: file, context: 'two' }).getCurrentContext()).to.equal(
-      'two',
-    );
+    expect(loadKubeConfig({ ...flags, kubeconfig: file }).context).to.equal('one');
+    expect(loadKubeConfig({ ...flags, kubeconfig: file, context: 'two' }).context).to.equal('two');
     expect(() => loadKubeConfig({ ...flags, kubeconfig: file, context: 'three' })).to.throw(
       /"three" is not in .* \(it has: one, two\)/,
     );
@@ -102,19 +101,72 @@ describe('weftctl: reaching weftd', () => {
         .replace('- name: two', '- name: three'),
     );
     const merged = loadKubeConfig(flags, { KUBECONFIG: `${file}:${second}` });
-    expect(merged.getCurrentContext()).to.equal('one');
-    expect(merged.getContexts().map((c) => [c.name, c.namespace])).to.deep.equal([
+    expect(merged.context).to.equal('one');
+    expect([...merged.config.contexts].map(([name, c]) => [name, c.body.namespace])).to.deep.equal([
       ['one', 'bookinfo'],
       ['two', 'other'],
       ['three', 'other'],
     ]);
     expect(
-      loadKubeConfig({ ...flags, context: 'three' }, { KUBECONFIG: `${file}:${second}` }).getCurrentContext(),
+      loadKubeConfig({ ...flags, context: 'three' }, { KUBECONFIG: `${file}:${second}` }).context,
     ).to.equal('three');
     const broken = join(dir, 'broken.yaml');
     writeFileSync(broken, 'clusters: [');
     expect(() => loadKubeConfig({ ...flags, kubeconfig: broken })).to.throw(/cannot read kubeconfig/);
   });
+
+  it('exec users: weftctl runs the plugin (client-node, loaded lazily) and sends its token through the service proxy', async () => {
+    const seen: { url?: string; auth?: string }[] = [];
+    const api = createServer((req, res) => {
+      seen.push({ url: req.url ?? '', auth: req.headers.authorization ?? '' });
+      res.writeHead(200, { 'Content-Type': 'application/json' });
+      res.end(JSON.stringify({ generation: 1, connections: [] }));
+    });
+    await new Promise<void>((r) => api.listen(0, '127.0.0.1', r));
+    try {
+      const credential = JSON.stringify({
+        apiVersion: 'client.authentication.k8s.io/v1',
+        kind: 'ExecCredential',
+        status: { token: 'from-exec' },
+      });
+      const file = join(dir, 'exec.yaml');
+      writeFileSync(
+        file,
+        JSON.stringify({
+          apiVersion: 'v1',
+          kind: 'Config',
+          clusters: [
+            { name: 'c', cluster: { server: `http://127.0.0.1:${(api.address() as AddressInfo).port}` } },
+          ],
+          users: [
+            {
+              name: 'u',
+              user: {
+                exec: {
+                  apiVersion: 'client.authentication.k8s.io/v1',
+                  command: 'sh',
+                  args: ['-c', `echo '${credential}'`],
+                  interactiveMode: 'Never',
+                },
+              },
+            },
+          ],
+          contexts: [{ name: 'x', context: { cluster: 'c', user: 'u' } }],
+          'current-context': 'x',
+        }),
+      );
+      const target = connectWeftd({ meshNamespace: 'weft-system', kubeconfig: file });
+      expect(await target.get('/debug/connections')).to.deep.equal({ generation: 1, connections: [] });
+      expect(seen).to.deep.equal([
+        {
+          url: '/api/v1/namespaces/weft-system/services/http:weftd:15014/proxy/debug/connections',
+          auth: 'Bearer from-exec',
+        },
+      ]);
+    } finally {
+      api.close();
+    }
+  }).timeout(30_000); // the first exec loads client-node (~4 s on a busy machine)
 
   it("the service proxy's answers become coded errors that say what to do", () => {
     const cases: [ApiError | Error, string, RegExp][] = [

@@ -313,7 +313,7 @@ describe('pkg/translate: translateGateway', () => {
     expect(ls[0]!.virtualHosts[0]!.domains).to.deep.equal(['www.example.com', 'www.example.com:80']);
   });
 
-  it('skips PASSTHROUGH/TLS/TCP servers with a warning; httpsRedirect answers 301', () => {
+  it('serves PASSTHROUGH and TCP servers as L4 listeners (warning when no rule is bound); httpsRedirect answers 301', () => {
     const r = translateGateway({
       pod,
       gateways: [
@@ -336,9 +336,14 @@ describe('pkg/translate: translateGateway', () => {
       ],
     });
     expect(r.warnings).to.have.length(2);
-    expect(r.warnings[0]).to.match(/Gateway edge\/g port 443: tls.mode PASSTHROUGH is not served yet/);
+    expect(r.warnings[0]).to.match(/Gateway edge\/g port 443: no VirtualService tls rule is bound/);
+    expect(r.warnings[1]).to.match(/Gateway edge\/g port 31400: no VirtualService tcp rule is bound/);
     const ls = listeners(r);
-    expect(ls.map((l) => l.port)).to.deep.equal([80]);
+    expect(ls.map((l) => [l.port, l.protocol])).to.deep.equal([
+      [80, 'HTTP'],
+      [443, 'TCP'],
+      [31400, 'TCP'],
+    ]);
     expect(ls[0]!.virtualHosts[0]!.routes[0]!.action).to.deep.equal({
       type: 'redirect',
       redirect: { scheme: 'https', code: 301 },

@@ -29,7 +29,16 @@ describe('sidecar capture: sniffing the first bytes', () => {
     ['a TLS ClientHello', '\x16\x03\x01\x02\x00\x01', false, { kind: 'tcp' }],
     ['a MySQL-ish binary greeting', '\x4a\x00\x00\x00\x0a8.0', false, { kind: 'tcp' }],
     ['a method-like word that is not HTTP', 'HELLO world\r\n', false, { kind: 'tcp' }],
-    ['HTTP/2 preface', 'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', false, { kind: 'tcp' }],
+    ['HTTP/2 preface (h2c with prior knowledge)', 'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', false, { kind: 'h2' }],
+    [
+      'the preface and a SETTINGS frame',
+      'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00',
+      false,
+      { kind: 'h2' },
+    ],
+    ['half a preface', 'PRI * HTTP/2', false, { kind: 'more' }],
+    ['half a preface, stream over', 'PRI * HTTP/2', true, { kind: 'tcp' }],
+    ['PRI as an HTTP/1.1 method', 'PRI * HTTP/1.1\r\n\r\n', false, { kind: 'http', host: null }],
     ['nothing at all, stream over', '', true, { kind: 'tcp' }],
     ['Redis inline command', 'PING\r\n', false, { kind: 'tcp' }],
   ];

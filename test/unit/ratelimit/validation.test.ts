@@ -44,6 +44,17 @@ const rules = (o: Obj): { errors: string[]; warnings: string[] } => {
 describe('ratelimit: validation', () => {
   const good = { targetHost: 'ratings', limit: { requests: 100, unit: 'second' } };
 
+  it('admits a per-client-address limit on a gateway, refuses an unknown sourceKey', () => {
+    const gw = {
+      selector: { matchLabels: { istio: 'ingressgateway' } },
+      ports: [8080],
+      limit: { requests: 10, unit: 'second', per: 'source' },
+      sourceKey: { by: 'clientIP' },
+    };
+    expect(validateObject(rl(gw))).to.deep.equal({ errors: [], warnings: [] });
+    expect(validateObject(rl({ ...gw, sourceKey: { by: 'ip' } })).errors).to.have.length(1);
+  });
+
   it('admits the seeds memquota as written, and a plain RateLimit', () => {
     expect(validateObject(SEEDS_MEMQUOTA)).to.deep.equal({ errors: [], warnings: [] });
     expect(validateObject(rl(good))).to.deep.equal({ errors: [], warnings: [] });

@@ -240,6 +240,36 @@ describe('semanticFindings (what the CRD schema cannot express)', () => {
       ['spec.rateLimits.redisAddress'],
     ],
     ['a Redis address', { rateLimits: { redisAddress: 'redis.weft-system:6379' } }, []],
+    [
+      'AUTH without a Redis, a username without a password, a bad Secret name',
+      { rateLimits: { passwordSecret: 'Bad_Name', username: 'has space' } },
+      [
+        'spec.rateLimits.passwordSecret',
+        'spec.rateLimits.username',
+        'spec.rateLimits.passwordSecret',
+        'spec.rateLimits.username',
+      ],
+    ],
+    [
+      'a username without passwordSecret',
+      { rateLimits: { redisAddress: 'r:6379', username: 'weftd' } },
+      ['spec.rateLimits.username'],
+    ],
+    [
+      'redis.deploy without a password Secret, and with a redisAddress of its own',
+      { rateLimits: { redisAddress: 'r:6379', redis: { deploy: true } } },
+      ['spec.rateLimits.redisAddress', 'spec.rateLimits.passwordSecret'],
+    ],
+    [
+      'redis.deploy with its password Secret',
+      { rateLimits: { passwordSecret: 'redis-auth', redis: { deploy: true } } },
+      [],
+    ],
+    [
+      'AUTH with an ACL user',
+      { rateLimits: { redisAddress: 'r:6379', passwordSecret: 'redis-auth', username: 'weftd' } },
+      [],
+    ],
   ];
   for (const [title, spec, paths] of table) {
     it(title, () => expect(semanticFindings(spec).map((f) => f.path)).to.deep.equal(paths));
@@ -262,6 +292,75 @@ describe('render: global rate limits (spec.rateLimits.redisAddress)', () => {
     const out = render(mesh({ rateLimits: { redisAddress: 'redis.weft-system:6379' } }));
     expect(args(out, 'weftd')).to.include('--ratelimit-redis=redis.weft-system:6379');
     expect(args(out, 'weft-webhook')).to.include('--global-ratelimits');
+  });
+  it('passwordSecret: its password key mounted (no subPath: rotation reaches the file), weftd AUTHs with it', () => {
+    const out = render(
+      mesh({ rateLimits: { redisAddress: 'r:6379', passwordSecret: 'redis-auth', username: 'weftd' } }),
+    );
+    expect(args(out, 'weftd')).to.include.members([
+      '--ratelimit-redis-password-file=/etc/weft/ratelimit-redis/password',
+      '--ratelimit-redis-username=weftd',
+    ]);
+    const pod = (
+      out.find((o) => o.kind === 'Deployment' && o.metadata.name === 'weftd') as unknown as {
+        spec: { template: { spec: { volumes: unknown[]; containers: { volumeMounts: unknown[] }[] } } };
+      }
+    ).spec.template.spec;
+    expect(pod.volumes).to.deep.include({
+      name: 'ratelimit-redis-auth',
+      secret: {
+        secretName: 'redis-auth',
+        items: [{ key: 'password', path: 'password' }],
+        defaultMode: 0o440,
+      },
+    });
+    expect(pod.containers[0]!.volumeMounts).to.deep.include({
+      name: 'ratelimit-redis-auth',
+      mountPath: '/etc/weft/ratelimit-redis',
+      readOnly: true,
+    });
+    expect(JSON.stringify(out)).to.not.include('password":"'); // a reference, never a value
+  });
+  it('redis.deploy: weft-redis (Deployment, Service, ServiceAccount) from the local image, requirepass from the Secret; weftd uses it', () => {
+    const out = render(mesh({ rateLimits: { passwordSecret: 'redis-auth', redis: { deploy: true } } }));
+    expect(args(out, 'weftd')).to.include.members([
+      '--ratelimit-redis=weft-redis.weft-system:6379',
+      '--ratelimit-redis-password-file=/etc/weft/ratelimit-redis/password',
+    ]);
+    expect(args(out, 'weft-webhook')).to.include('--global-ratelimits');
+    const names = out.filter((o) => o.metadata.name === 'weft-redis').map((o) => o.kind);
+    expect(names.sort()).to.deep.equal(['Deployment', 'Service', 'ServiceAccount']);
+    const pod = (
+      out.find((o) => o.kind === 'Deployment' && o.metadata.name === 'weft-redis') as unknown as {
+        spec: {
+          template: {
+            spec: {
+              volumes: unknown[];
+              containers: { image: string; args: string[]; readinessProbe: unknown }[];
+            };
+          };
+        };
+      }
+    ).spec.template.spec;
+    const c = pod.containers[0]!;
+    expect(c.image).to.equal('weft.local/redis:1');
+    expect(c.args.slice(0, 2)).to.deep.equal(['/bin/sh', '-c']);
+    expect(c.args[2]).to.include('--requirepass "$(cat /etc/weft/ratelimit-redis/password)"');
+    expect(c.args[2]).to.include("--save '' --appendonly no");
+    expect(c.readinessProbe).to.deep.include({ tcpSocket: { port: 6379 } });
+    expect(pod.volumes).to.deep.include({
+      name: 'ratelimit-redis-auth',
+      secret: {
+        secretName: 'redis-auth',
+        items: [{ key: 'password', path: 'password' }],
+        defaultMode: 0o440,
+      },
+    });
+  });
+  it('redis.deploy without a password Secret: the Mesh is refused, saying why', () => {
+    expect(() => render(mesh({ rateLimits: { redis: { deploy: true } } }))).to.throw(
+      /spec\.rateLimits\.passwordSecret: redis\.deploy needs passwordSecret/,
+    );
   });
 });
 

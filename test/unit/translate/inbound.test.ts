@@ -35,7 +35,7 @@ function input(kubeServices: KubeService[], extra: Partial<InboundInput> = {}): 
 const HOST = 'reviews.shop.svc.cluster.local';
 
 describe('inbound block (protocols and port-level mTLS)', () => {
-  const cases: [string, KubeServicePort, { protocol?: string }][] = [
+  const cases: [string, KubeServicePort, { protocol?: string; http2?: boolean }][] = [
     ['port name http', { name: 'http', port: 80, targetPort: 9080 }, { protocol: 'HTTP' }],
     ['port name http-web', { name: 'http-web', port: 80, targetPort: 9080 }, { protocol: 'HTTP' }],
     [
@@ -44,8 +44,21 @@ describe('inbound block (protocols and port-level mTLS)', () => {
       { protocol: 'HTTP' },
     ],
     ['grpc-web is HTTP/1', { name: 'grpc-web', port: 80, targetPort: 9080 }, { protocol: 'HTTP' }],
-    ['grpc is piped (HTTP/2)', { name: 'grpc', port: 80, targetPort: 9080 }, { protocol: 'TCP' }],
-    ['http2 is piped', { name: 'http2', port: 80, targetPort: 9080 }, { protocol: 'TCP' }],
+    [
+      'grpc is HTTP, HTTP/2 to the app',
+      { name: 'grpc', port: 80, targetPort: 9080 },
+      { protocol: 'HTTP', http2: true },
+    ],
+    [
+      'http2 is HTTP, HTTP/2 to the app',
+      { name: 'http2', port: 80, targetPort: 9080 },
+      { protocol: 'HTTP', http2: true },
+    ],
+    [
+      'appProtocol kubernetes.io/h2c too',
+      { name: 'web', appProtocol: 'kubernetes.io/h2c', port: 80, targetPort: 9080 },
+      { protocol: 'HTTP', http2: true },
+    ],
     [
       'mysql is piped (server-first: no sniffing wait)',
       { name: 'mysql', port: 3306, targetPort: 9080 },

@@ -431,7 +431,7 @@ describe('scope: what the translator gives a scoped proxy', () => {
   });
   it('ALLOW_ANY puts no policy in the config', () =>
     expect(scoped({ egress: [{ hosts: ['./*'] }] }).config.outboundTrafficPolicy).to.equal(undefined));
-  it('REGISTRY_ONLY: a headless service lists its endpoints, a DNS entry without addresses TLS naming it on its port', () => {
+  it('REGISTRY_ONLY: a headless service lists its endpoints; a DNS entry without addresses no address, its SNI routed to its cluster', () => {
     const headless = svc('hl', 'prod', {
       addresses: [],
       endpoints: [{ address: '10.1.2.3', labels: {}, ports: { http: 8080 } }],
@@ -454,12 +454,18 @@ describe('scope: what the translator gives a scoped proxy', () => {
         'prod',
       ),
     });
-    // not any address on :443 for any protocol: TLS naming the entry's host only
+    // not any address on :443: TLS naming the entry's host goes to its cluster (the catch-all)
     expect(r.config.outboundTrafficPolicy).to.deep.equal({
       mode: 'REGISTRY_ONLY',
       destinations: [{ address: '10.1.2.3', ports: [8080] }],
-      tlsHosts: [{ port: 443, hosts: ['ext.example.com'] }],
     });
+    expect(r.config.outboundTcp?.find((s) => s.catchAll)?.tlsRoutes).to.deep.equal([
+      {
+        name: 'ext.example.com:443',
+        match: [{ sniHosts: ['ext.example.com'] }],
+        destinations: [{ cluster: 'outbound|443||ext.example.com', weight: 100 }],
+      },
+    ]);
   });
   it('a malformed egress host is a warning, not a crash', () =>
     expect(scoped({ egress: [{ hosts: ['reviews', './*'] }] }).warnings.join('\n')).to.contain(

@@ -219,7 +219,7 @@ const cases: [string, Obj, string[]][] = [
     [],
   ],
   [
-    'Gateway HTTPS SIMPLE (served), HTTPS PASSTHROUGH and tcp (lower case) servers',
+    'Gateway HTTPS SIMPLE, HTTPS PASSTHROUGH and tcp (lower case) served; udp and AUTO_PASSTHROUGH not',
     gw([
       { port: { number: 80, name: 'http', protocol: 'HTTP' }, hosts: ['*'] },
       {
@@ -233,8 +233,14 @@ const cases: [string, Obj, string[]][] = [
         hosts: ['*'],
         tls: { mode: 'PASSTHROUGH' },
       },
+      { port: { number: 5353, name: 'dns', protocol: 'udp' }, hosts: ['*'] },
+      {
+        port: { number: 15443, name: 'tls-auto', protocol: 'TLS' },
+        hosts: ['*'],
+        tls: { mode: 'AUTO_PASSTHROUGH' },
+      },
     ]),
-    ['spec.servers[2].port.protocol (gw.protocol)', 'spec.servers[3].tls.mode (gw.tls.mode)'],
+    ['spec.servers[4].port.protocol (gw.protocol)', 'spec.servers[5].tls.mode (gw.tls.mode)'],
   ],
   // whole kinds
   [

@@ -68,7 +68,9 @@ async function answers(srv: TestServer): Promise<Record<string, unknown>> {
   return out;
 }
 
-describe('webhook: accepted-but-not-enforced warnings (golden)', () => {
+describe('webhook: accepted-but-not-enforced warnings (golden)', function () {
+  // two webhook servers, one with a worker pool: their start took 10-35 s on a loaded machine
+  this.timeout(60_000);
   let inline: TestServer;
   let worker: TestServer;
   before(async () => {

@@ -1,0 +1,229 @@
+/**
+ * HTTP/2 on the proxy's downstream listeners (outbound and gateway in server.ts, the sidecar's
+ * inbound hop in inbound/http.ts): every connection a listener's node:http server is given is
+ * first looked at; one that opens with the HTTP/2 connection preface (`PRI * HTTP/2.0...`: h2c
+ * with prior knowledge, or h2 after TLS ALPN, where the preface comes first too) is served by
+ * a node:http2 server instead, whose requests reach the same request handler through node's
+ * compatibility API (Http2ServerRequest/Response have the IncomingMessage/ServerResponse shape
+ * the router uses; `adaptRequest` fills in what differs).
+ *
+ * Limits, set explicitly because node:http2's own have had CVEs in exactly these places
+ * (docs/http2-grpc.md, test/unit/h2/floods.test.ts):
+ *  - streams at once per connection: 100 (SETTINGS_MAX_CONCURRENT_STREAMS; more are refused);
+ *  - header list: the HTTP/1 limits (60 KiB, 100 fields), so a request one protocol refuses the
+ *    other refuses too; a CONTINUATION flood is bounded by the same size (nghttp2 counts it);
+ *  - rapid reset (CVE-2023-44487): nghttp2's stream-reset rate limit, burst 200 then 50/s, past
+ *    which the session is closed with ENHANCE_YOUR_CALM;
+ *  - SETTINGS and PING floods: at most 32 settings per frame, 10 unanswered pings; nghttp2
+ *    closes a session that leaves over 1000 ACKs unread;
+ *  - session memory: 10 MB per connection (node counts header tables and buffered frames);
+ *  - invalid frames and refused streams: a session is closed after 100 of either;
+ *  - the first bytes: a connection that sends nothing that decides within the headers timeout
+ *    is handed to HTTP/1, whose header timeout then answers it.
+ */
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import http2, { type Http2ServerRequest, type Http2ServerResponse, type Http2Session } from 'node:http2';
+import net from 'node:net';
+
+/** The client connection preface (RFC 9113 §3.4). */
+export const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
+
+export const H2_MAX_CONCURRENT_STREAMS = 100;
+export const H2_MAX_SESSION_MEMORY_MB = 10;
+export const H2_RESET_BURST = 200;
+export const H2_RESET_RATE = 50;
+
+/** 'h2': the preface; 'h1': anything else; 'more': a prefix of the preface so far. */
+export function prefaceVerdict(buf: Buffer): 'h2' | 'h1' | 'more' {
+  const n = Math.min(buf.length, H2_PREFACE.length);
+  if (buf.subarray(0, n).compare(H2_PREFACE, 0, n) !== 0) return 'h1';
+  return n === H2_PREFACE.length ? 'h2' : 'more';
+}
+
+export interface H2Limits {
+  maxHeaderBytes: number;
+  maxHeaderFields: number;
+  headersTimeoutMs: number;
+  idleTimeoutMs: number;
+  /** Tests lower them to provoke each limit with few frames. */
+  maxConcurrentStreams?: number;
+  maxSessionMemoryMb?: number;
+  resetBurst?: number;
+  resetRate?: number;
+}
+
+export function h2ServerOptions(l: H2Limits): http2.ServerOptions {
+  return {
+    maxSessionMemory: l.maxSessionMemoryMb ?? H2_MAX_SESSION_MEMORY_MB,
+    // header fields plus the four request pseudo-headers
+    maxHeaderListPairs: l.maxHeaderFields + 4,
+    maxSettings: 32,
+    maxOutstandingPings: 10,
+    maxSessionInvalidFrames: 100,
+    maxSessionRejectedStreams: 100,
+    streamResetBurst: l.resetBurst ?? H2_RESET_BURST,
+    streamResetRate: l.resetRate ?? H2_RESET_RATE,
+    settings: {
+      maxConcurrentStreams: l.maxConcurrentStreams ?? H2_MAX_CONCURRENT_STREAMS,
+      maxHeaderListSize: l.maxHeaderBytes,
+      enablePush: false,
+    },
+  } as http2.ServerOptions;
+}
+
+/** The HTTP/2 sessions open on each listener's server (a drain sends them GOAWAY). */
+const serverSessions = new WeakMap<http.Server, Set<Http2Session>>();
+
+/**
+ * Drain: every HTTP/2 session of `server` gets a GOAWAY; streams in progress finish, then the
+ * connection closes (HTTP/1's `Connection: close` for a multiplexed connection).
+ */
+export function goAwayH2(server: http.Server): void {
+  for (const s of serverSessions.get(server) ?? []) if (!s.closed) s.close();
+}
+
+/** The real socket of each downstream h2 session (node gives requests a proxy object instead). */
+const sessionSockets = new WeakMap<Http2Session, net.Socket>();
+
+/**
+ * The connection a request came on: for HTTP/1 `req.socket`, for HTTP/2 the session's socket
+ * (the object the listeners keyed their per-connection state on: TLS server, peer, original
+ * destination). node's `req.socket` of an HTTP/2 request is a per-stream proxy.
+ */
+export function connectionOf(req: IncomingMessage): net.Socket {
+  const stream = (req as unknown as Partial<Http2ServerRequest>).stream;
+  if (stream === undefined) return req.socket;
+  return sessionSockets.get(stream.session!) ?? req.socket;
+}
+
+/**
+ * Answers with a head alone that ends the stream (HTTP/2 HEADERS with END_STREAM): a gRPC
+ * trailers-only response, which node's compatibility API cannot send (its end() adds an empty
+ * DATA frame, and gRPC clients then miss the status). False when `res` is not HTTP/2 or already
+ * answered: the caller writes the head and ends as for HTTP/1.
+ */
+export function endWithHead(
+  res: ServerResponse,
+  status: number,
+  headers: Record<string, string | string[]>,
+): boolean {
+  const stream = (res as unknown as Partial<Http2ServerResponse>).stream;
+  if (stream === undefined || res.headersSent || stream.headersSent || stream.destroyed) return false;
+  try {
+    stream.respond({ ...headers, ':status': status }, { endStream: true });
+  } catch {
+    stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+  }
+  return true;
+}
+
+/** True for a request that arrived over HTTP/2. */
+export function isH2(req: IncomingMessage): boolean {
+  return req.httpVersionMajor === 2;
+}
+
+/**
+ * True when the request has a body still to read although it declares no length: an HTTP/2
+ * request whose HEADERS did not end the stream (gRPC sends no content-length).
+ */
+export function hasUndeclaredBody(req: IncomingMessage): boolean {
+  const stream = (req as unknown as Partial<Http2ServerRequest>).stream;
+  return stream !== undefined && !stream.endAfterHeaders;
+}
+
+/**
+ * The compatibility request as the router reads it: `host` from `:authority` (RFC 9113 §8.3.1:
+ * it wins over a `host` field), also in rawHeaders where the router looks for Host values.
+ * Pseudo-header fields stay in `headers` (node reads method and path from them); the router's
+ * forwarding strips every `:` name.
+ */
+function adaptRequest(req: Http2ServerRequest): void {
+  const authority = req.headers[':authority'];
+  if (typeof authority !== 'string') return; // no Host at all: the router's 400, as for HTTP/1
+  req.headers.host = authority;
+  const raw = req.rawHeaders;
+  for (let i = raw.length - 2; i >= 0; i -= 2) if (raw[i]!.toLowerCase() === 'host') raw.splice(i, 2);
+  raw.push('host', authority);
+}
+
+/**
+ * Makes `server` (a listener's node:http server) serve HTTP/2 too: its 'connection' handling is
+ * wrapped so each connection's first bytes choose node:http (as before) or a node:http2 server
+ * calling the same `onRequest`. Returns the http2 server (for tests and drain).
+ */
+export function serveH2Too(
+  server: http.Server,
+  limits: H2Limits,
+  onRequest: (req: IncomingMessage, res: ServerResponse) => void,
+): http2.Http2Server {
+  const h2 = http2.createServer(h2ServerOptions(limits));
+  h2.on('request', (req, res) => {
+    adaptRequest(req);
+    onRequest(req as unknown as IncomingMessage, res as unknown as ServerResponse);
+    // what `shouldKeepAlive = false` means for HTTP/1 (draining, a framing error): for HTTP/2 a
+    // GOAWAY, the streams in progress finish
+    if ((res as unknown as { shouldKeepAlive?: boolean }).shouldKeepAlive === false)
+      req.stream.session?.close();
+  });
+  let opening: net.Socket | null = null;
+  const sessions = new Set<Http2Session>();
+  serverSessions.set(server, sessions);
+  h2.on('session', (session: Http2Session) => {
+    if (opening !== null) sessionSockets.set(session, opening);
+    sessions.add(session);
+    session.once('close', () => sessions.delete(session));
+    // a flood or a protocol error nghttp2 detected: this connection ends, no one else's
+    session.on('error', () => session.destroy());
+    if (limits.idleTimeoutMs > 0) session.setTimeout(limits.idleTimeoutMs, () => session.close());
+  });
+  h2.on('sessionError', () => undefined);
+  const h1 = server.listeners('connection') as ((s: net.Socket) => void)[];
+  server.removeAllListeners('connection');
+  const toH1 = (s: net.Socket): void => {
+    for (const fn of h1) fn.call(server, s);
+  };
+  const toH2 = (s: net.Socket): void => {
+    opening = s;
+    try {
+      h2.emit('connection', s);
+    } finally {
+      opening = null;
+    }
+  };
+  server.on('connection', (s: net.Socket) => choose(s, limits.headersTimeoutMs, toH1, toH2));
+  return h2;
+}
+
+/** Reads the first bytes of `s` (put back) until they decide between HTTP/1 and HTTP/2. */
+function choose(
+  s: net.Socket,
+  timeoutMs: number,
+  toH1: (s: net.Socket) => void,
+  toH2: (s: net.Socket) => void,
+): void {
+  let head: Buffer = Buffer.alloc(0);
+  let decided = false;
+  const decide = (to: (s: net.Socket) => void): void => {
+    if (decided) return;
+    decided = true;
+    clearTimeout(timer);
+    s.off('data', onData);
+    s.off('end', onEnd);
+    s.pause();
+    if (head.length > 0) s.unshift(head);
+    to(s);
+    // node:http reads in flowing mode; node:http2 consumes the handle (and the bytes put back)
+    if (to === toH1) s.resume();
+  };
+  const onData = (c: Buffer): void => {
+    head = head.length === 0 ? c : Buffer.concat([head, c]);
+    const v = prefaceVerdict(head);
+    if (v === 'h2') decide(toH2);
+    else if (v === 'h1') decide(toH1);
+  };
+  const onEnd = (): void => decide(toH1);
+  const timer = setTimeout(() => decide(toH1), timeoutMs);
+  s.on('data', onData);
+  s.once('end', onEnd);
+  s.on('error', () => s.destroy());
+}

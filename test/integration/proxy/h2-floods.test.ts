@@ -1,0 +1,162 @@
+/**
+ * HTTP/2 floods against the proxy's downstream listener, with frames written by hand
+ * (h2-frames.ts): rapid reset (CVE-2023-44487), a CONTINUATION flood (CVE-2024-27983 and
+ * kin), a SETTINGS flood, oversized header lists (bytes and field count), more streams than
+ * SETTINGS_MAX_CONCURRENT_STREAMS. Each must be bounded (the attacker's connection refused or
+ * closed, little reaching the upstream), and the proxy must keep serving everyone else.
+ */
+import { expect } from 'chai';
+import http2 from 'node:http2';
+import { request, reviewsEntry, startProxy, upstream, vs, type Started, type Upstream } from './helpers.js';
+import { blast, ERR, F, frame, literal, rawH2, requestBlock, T } from './h2-frames.js';
+import { H2_MAX_CONCURRENT_STREAMS } from '../../../proxy/h2/downstream.js';
+
+const AUTH = 'reviews:9080';
+
+/** An ordinary h2c client's GET through the proxy. */
+function h2ok(port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const session = http2.connect(`http://127.0.0.1:${port}`);
+    session.on('error', reject);
+    const s = session.request({ ':path': '/', ':authority': AUTH });
+    s.on('response', (h) => {
+      s.resume();
+      s.on('end', () => {
+        session.close();
+        resolve(Number(h[':status']));
+      });
+    });
+    s.on('error', reject);
+    s.end();
+  });
+}
+
+async function withTimeout<T>(p: Promise<T>, ms: number): Promise<T | 'timeout'> {
+  return Promise.race([p, new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), ms).unref())]);
+}
+
+describe('HTTP/2 floods are bounded and others are unaffected', function () {
+  this.timeout(60_000);
+  let app: Upstream;
+  let p: Started;
+  before(async () => {
+    app = await upstream('app');
+    p = await startProxy(reviewsEntry([app]) + vs(`  - route: [{destination: {host: reviews}}]`));
+  });
+  after(async () => {
+    await p.stop();
+    await app.close();
+  });
+  beforeEach(() => {
+    app.seen.length = 0;
+  });
+  afterEach(async () => {
+    // the proxy still serves: HTTP/2 and HTTP/1.1 clients alike
+    expect(await h2ok(p.port)).to.equal(200);
+    expect((await request(p.port)).status).to.equal(200);
+  });
+
+  it('rapid reset (HEADERS then RST_STREAM, 10 000 times): the session is closed (GOAWAY) after the reset burst', async () => {
+    const c = await rawH2(p.port);
+    const frames = function* (): Generator<Buffer> {
+      for (let i = 0; i < 10_000; i++) {
+        const id = 1 + 2 * i;
+        yield Buffer.concat([
+          frame(T.HEADERS, F.END_HEADERS | F.END_STREAM, id, requestBlock(AUTH, [], '/reset')),
+          frame(T.RST_STREAM, 0, id, Buffer.from([0, 0, 0, ERR.CANCEL])),
+        ]);
+      }
+    };
+    await blast(c.socket, frames());
+    expect(await withTimeout(c.closed, 10_000)).to.not.equal('timeout');
+    // nghttp2's stream-reset rate limit ends the session (GOAWAY INTERNAL_ERROR, as nghttp2 sends it)
+    expect(c.goaway()).to.equal(ERR.INTERNAL);
+    // the streams it let through before that are a small multiple of the burst (200)
+    await new Promise((r) => setTimeout(r, 300));
+    expect(app.seen.filter((r) => r.url === '/reset').length).to.be.below(1000);
+  });
+
+  it('CONTINUATION flood (a header block that never ends): refused before 1 MiB is read', async () => {
+    const c = await rawH2(p.port);
+    const chunk = literal('x-flood', 'a'.repeat(1000));
+    const frames = function* (): Generator<Buffer> {
+      yield frame(T.HEADERS, 0, 1, requestBlock(AUTH));
+      for (let i = 0; i < 2048; i++) yield frame(T.CONTINUATION, 0, 1, chunk);
+    };
+    await blast(c.socket, frames());
+    expect(await withTimeout(c.closed, 10_000)).to.not.equal('timeout');
+    // nghttp2 refuses a header block past its CONTINUATION limit (a connection error)
+    expect(c.goaway()).to.not.equal(null);
+    expect(app.seen.some((r) => r.headers['x-flood'] !== undefined)).to.equal(false);
+  });
+
+  it('SETTINGS flood (100 000 frames, their ACKs never read): the session is closed', async () => {
+    const c = await rawH2(p.port);
+    c.socket.pause(); // never read the ACKs
+    const one = frame(T.SETTINGS, 0, 0, Buffer.from([0, 4, 0, 0, 0xff, 0xff])); // INITIAL_WINDOW_SIZE
+    const frames = function* (): Generator<Buffer> {
+      for (let i = 0; i < 100_000; i += 100) yield Buffer.concat(Array.from({ length: 100 }, () => one));
+    };
+    await blast(c.socket, frames());
+    c.socket.resume();
+    expect(await withTimeout(c.closed, 10_000)).to.not.equal('timeout');
+    expect(c.goaway()).to.not.equal(null);
+  });
+
+  it('a header list over 60 KiB, or over 100 fields, is refused and reaches no upstream', async () => {
+    const big = await rawH2(p.port);
+    // 70 KiB in 1 KiB fields, sent as HEADERS + CONTINUATIONs of at most 16 KiB
+    const block = requestBlock(
+      AUTH,
+      Array.from({ length: 70 }, (_, i) => literal(`x-big-${i}`, 'b'.repeat(1000))),
+    );
+    const parts: Buffer[] = [];
+    for (let o = 0; o < block.length; o += 16_000) parts.push(block.subarray(o, o + 16_000));
+    await blast(
+      big.socket,
+      parts.map((b, i) =>
+        frame(
+          i === 0 ? T.HEADERS : T.CONTINUATION,
+          (i === parts.length - 1 ? F.END_HEADERS : 0) | (i === 0 ? F.END_STREAM : 0),
+          1,
+          b,
+        ),
+      ),
+    );
+    const many = await rawH2(p.port);
+    const fields = Array.from({ length: 120 }, (_, i) => literal(`x-f-${i}`, 'v'));
+    many.socket.write(frame(T.HEADERS, F.END_HEADERS | F.END_STREAM, 1, requestBlock(AUTH, fields)));
+    await new Promise((r) => setTimeout(r, 500));
+    for (const c of [big, many]) {
+      const refused = c.rsts().has(1) || c.goaway() !== null || c.socket.destroyed;
+      const answered = c.frames.some((f) => f.type === T.HEADERS && f.stream === 1);
+      expect(refused || answered, 'refused or answered').to.equal(true);
+      c.socket.destroy();
+    }
+    expect(
+      app.seen.some((r) => r.headers['x-big-0'] !== undefined || r.headers['x-f-0'] !== undefined),
+    ).to.equal(false);
+  });
+
+  it(`more than ${H2_MAX_CONCURRENT_STREAMS} streams at once: the connection is closed (PROTOCOL_ERROR), at most ${H2_MAX_CONCURRENT_STREAMS} reach the upstream`, async () => {
+    app.handler = (_req, res) => setTimeout(() => res.end('slow'), 1500);
+    const c = await rawH2(p.port);
+    // wait for the proxy's SETTINGS and ACK them, so its stream limit is in force
+    await new Promise((r) => setTimeout(r, 100));
+    c.socket.write(frame(T.SETTINGS, F.ACK, 0));
+    const n = H2_MAX_CONCURRENT_STREAMS + 20;
+    for (let i = 0; i < n; i++)
+      c.socket.write(
+        frame(T.HEADERS, F.END_HEADERS | F.END_STREAM, 1 + 2 * i, requestBlock(AUTH, [], '/many')),
+      );
+    await new Promise((r) => setTimeout(r, 700));
+    // past the limit the peer ACKed, nghttp2 treats a new stream as a connection error
+    expect(c.goaway()).to.equal(ERR.PROTOCOL);
+    expect(app.seen.filter((r) => r.url === '/many').length).to.be.at.most(H2_MAX_CONCURRENT_STREAMS);
+    c.socket.destroy();
+    app.handler = (_req, res) => {
+      res.writeHead(200, { 'x-upstream': 'app' });
+      res.end('app');
+    };
+  });
+});

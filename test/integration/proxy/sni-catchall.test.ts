@@ -1,0 +1,212 @@
+/**
+ * A DNS ServiceEntry without addresses on a TLS port, end to end on loopback: the ServiceEntry
+ * translated (tcproutes.ts sniCatchAll), a real proxy whose STRICT_DNS cluster resolves the host
+ * through a DNS server the test starts (test/support/dns-server.ts: api.example.test →
+ * 127.0.0.2), the sidecar's capture with an injected original destination, real TLS clients.
+ *
+ * The attack: the workload sends SNI api.example.test to a decoy TLS server of its choosing
+ * (127.0.0.1, same port). It must end at the entry's resolved address, never at the decoy,
+ * under ALLOW_ANY and REGISTRY_ONLY alike. A service with its own address on that port still
+ * takes its connections. Another SNI: passed through to the address dialled under ALLOW_ANY;
+ * refused and counted (BlackHoleCluster) under REGISTRY_ONLY.
+ */
+import { expect } from 'chai';
+import net from 'node:net';
+import tls from 'node:tls';
+import type { ServiceEntry } from '../../../pkg/api/index.js';
+import type { Sidecar } from '../../../pkg/api/sidecar.js';
+import type { ProxyConfig } from '../../../pkg/proxyconfig/types.js';
+import { translate } from '../../../pkg/translate/index.js';
+import { proxyScope } from '../../../pkg/translate/scope.js';
+import { createLogger } from '../../../pkg/log/index.js';
+import { onOutbound, type CaptureEnv } from '../../../proxy/sidecar/capture.js';
+import type { OriginalDst } from '../../../proxy/native/original_dst.js';
+import { makeServingCert } from '../../support/certs.js';
+import { startDnsServer, type TestDnsServer } from '../../support/dns-server.js';
+import { startProxy, type Started } from './helpers.js';
+
+const BLACKHOLE = 'weft_proxy_blackhole_connections_total';
+
+/** A TLS server on `host:port` that answers `<name>` to whatever it reads, and counts its connections. */
+async function tlsServer(
+  name: string,
+  host: string,
+  port: number,
+): Promise<{ server: tls.Server; port: number; accepted: () => number }> {
+  const cert = makeServingCert(['api.example.test', 'other.example.net']);
+  let accepted = 0;
+  const server = tls.createServer({ cert: cert.certPem, key: cert.keyPem }, (s) => {
+    s.on('error', () => s.destroy());
+    s.once('data', () => s.end(name));
+  });
+  server.on('connection', () => accepted++);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve());
+  });
+  return { server, port: (server.address() as net.AddressInfo).port, accepted: () => accepted };
+}
+
+/** TLS through the capture port with `servername`: the reply, or '' when the connection was closed first. */
+function tlsThrough(port: number, servername: string): Promise<string> {
+  return new Promise((resolve) => {
+    const s = tls.connect({ host: '127.0.0.1', port, servername, rejectUnauthorized: false });
+    let reply = '';
+    s.on('secureConnect', () => s.write('hi'));
+    s.on('data', (d: Buffer) => (reply += d.toString()));
+    s.on('error', () => undefined);
+    s.on('close', () => resolve(reply));
+  });
+}
+
+/** Plain bytes through the capture port: everything read until it is closed. */
+function plaintext(port: number, data: string): Promise<string> {
+  return new Promise((resolve) => {
+    const s = net.connect(port, '127.0.0.1', () => s.write(data));
+    let out = '';
+    s.on('data', (d: Buffer) => (out += d.toString()));
+    s.on('error', () => undefined);
+    s.on('close', () => resolve(out));
+  });
+}
+
+const entry = (port: number): ServiceEntry => ({
+  apiVersion: 'networking.istio.io/v1',
+  kind: 'ServiceEntry',
+  metadata: { name: 'api', namespace: 'ext' },
+  spec: {
+    hosts: ['api.example.test'],
+    ports: [{ number: port, name: 'tls', protocol: 'TLS' }],
+    resolution: 'DNS',
+  },
+});
+
+const registryOnly: Sidecar = {
+  apiVersion: 'networking.istio.io/v1',
+  kind: 'Sidecar',
+  metadata: { name: 'default', namespace: 'app' },
+  spec: { outboundTrafficPolicy: { mode: 'REGISTRY_ONLY' } },
+};
+
+describe('sidecar: TLS to a DNS ServiceEntry without addresses goes to the entry, not the address dialled', function () {
+  this.timeout(30_000);
+  let dns: TestDnsServer;
+  let real: Awaited<ReturnType<typeof tlsServer>>;
+  let decoy: Awaited<ReturnType<typeof tlsServer>>;
+
+  before(async () => {
+    // the entry's real server on 127.0.0.2, the decoy on 127.0.0.1, same port
+    real = await tlsServer('entry', '127.0.0.2', 0);
+    decoy = await tlsServer('decoy', '127.0.0.1', real.port);
+    dns = await startDnsServer({ 'api.example.test': { a: ['127.0.0.2'], ttl: 300 } });
+  });
+  after(async () => {
+    real?.server.close();
+    decoy?.server.close();
+    await dns?.close();
+  });
+
+  for (const mode of ['ALLOW_ANY', 'REGISTRY_ONLY'] as const)
+    describe(mode, () => {
+      let proxy: Started;
+      let capture: net.Server;
+      let capturePort: number;
+      let dst: OriginalDst;
+
+      before(async () => {
+        const { config } = translate({
+          serviceEntries: [entry(real.port)],
+          // a service with its own address on the same port: its listener, not the catch-all
+          services: [
+            {
+              host: 'vip.app.svc.cluster.local',
+              namespace: 'app',
+              addresses: ['10.96.0.30'],
+              ports: [{ number: real.port, name: 'tls', protocol: 'TLS' }],
+              endpoints: [{ address: '127.0.0.1', labels: {} }],
+            },
+          ],
+          proxy: { namespace: 'app', labels: { app: 'client' } },
+          ...(mode === 'REGISTRY_ONLY'
+            ? { scope: proxyScope({ sidecar: registryOnly, via: 'namespace' }, 'app') }
+            : {}),
+        });
+        proxy = await startProxy({
+          ...config,
+          dns: {
+            servers: [dns.address],
+            minRefreshMs: 10,
+            maxRefreshMs: 50,
+            refreshRateMs: 50,
+            timeoutMs: 500,
+          },
+        } as ProxyConfig);
+        const env: CaptureEnv = {
+          log: createLogger('test', { silent: true }),
+          metrics: proxy.proxy.metrics,
+          outboundHttp: () => null,
+          outboundTcp: () => proxy.proxy.outboundTcp(),
+          registryOnly: () => proxy.proxy.registryOnly(),
+          handOff: () => false,
+          appHost: '127.0.0.1',
+          capturePorts: [],
+          sniffTimeoutMs: 2000,
+          dst: () => dst,
+        };
+        capture = net.createServer((s) => void onOutbound(env, s));
+        await new Promise<void>((r) => capture.listen(0, '127.0.0.1', r));
+        capturePort = (capture.address() as net.AddressInfo).port;
+        env.capturePorts = [capturePort];
+        dst = { address: '127.0.0.1', port: decoy.port, family: 4 };
+      });
+      after(async () => {
+        capture?.close();
+        await proxy?.stop();
+      });
+
+      it('SNI api.example.test dialled at the decoy ends at the address DNS gave for the entry', async () => {
+        const decoyBefore = decoy.accepted();
+        const queriesBefore = dns.queries.get('api.example.test/A') ?? 0;
+        expect(await tlsThrough(capturePort, 'api.example.test')).to.equal('entry');
+        expect(await tlsThrough(capturePort, 'API.Example.TEST.')).to.equal('entry');
+        expect(decoy.accepted() - decoyBefore, 'connections the decoy saw').to.equal(0);
+        // resolved by the proxy's DNS cluster (its warm-up asked before the config was applied)
+        expect(queriesBefore + (dns.queries.get('api.example.test/A') ?? 0)).to.be.greaterThan(0);
+        const metrics = proxy.proxy.metrics.render();
+        expect(metrics).to.match(/istio_tcp_connections_opened_total\{[^}]*api\.example\.test[^}]*\} 2/);
+      });
+
+      it('a service’s own address wins over the catch-all, whatever the SNI', async () => {
+        dst = { address: '10.96.0.30', port: decoy.port, family: 4 };
+        try {
+          // the VIP's endpoint is the decoy's address: routed there by the VIP service
+          expect(await tlsThrough(capturePort, 'api.example.test')).to.equal('decoy');
+        } finally {
+          dst = { address: '127.0.0.1', port: decoy.port, family: 4 };
+        }
+      });
+
+      it(
+        mode === 'ALLOW_ANY'
+          ? 'another SNI passes through to the address dialled (PassthroughCluster)'
+          : 'another SNI, or plaintext, to an unknown address is refused and counted (BlackHoleCluster)',
+        async () => {
+          const decoyBefore = decoy.accepted();
+          const holesBefore = proxy.proxy.metrics.counters.get(BLACKHOLE) ?? 0;
+          const reply = await tlsThrough(capturePort, 'other.example.net');
+          if (mode === 'ALLOW_ANY') {
+            expect(reply).to.equal('decoy');
+            expect(decoy.accepted() - decoyBefore).to.equal(1);
+            expect(proxy.proxy.metrics.counters.get(BLACKHOLE) ?? 0).to.equal(holesBefore);
+            return;
+          }
+          expect(reply).to.equal('');
+          // a subdomain of the entry's host is not the host either
+          expect(await tlsThrough(capturePort, 'x.api.example.test')).to.equal('');
+          expect(await plaintext(capturePort, 'hello')).to.equal('');
+          expect(decoy.accepted() - decoyBefore, 'connections the decoy saw').to.equal(0);
+          expect(proxy.proxy.metrics.counters.get(BLACKHOLE)).to.equal(holesBefore + 3);
+        },
+      );
+    });
+});
