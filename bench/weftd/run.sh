@@ -10,7 +10,7 @@
 # Delta pushes (ADR 0020): one VirtualService change at 1,000 services to 2,000 proxies, delta vs
 # whole-config fleets (delta.ts; minutes: the whole-config fleet moves ~3 GB per change; not in
 # the default list):
-#   WEFTD_BENCH=delta SERVICES=1000 PROXIES=2000 REPS=3 bash bench/weftd/run.sh
+#   WEFTD_BENCH=delta SERVICES=1000 PROXIES=2000 REPS=1 bash bench/weftd/run.sh   (~15 GB RSS at peak)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export PATH="$PWD/node_modules/.bin:$PATH"
