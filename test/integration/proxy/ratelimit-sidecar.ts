@@ -30,8 +30,11 @@ export async function startSidecar(weftd: FakeWeftd, extraArgs: string[] = []): 
       '--bind',
       '127.0.0.1',
       ...ports,
+      // Generous: a client these suites open is never server-first, and under a 300-connection
+      // burst on a loaded machine a request could arrive after a short wait, be taken for TCP
+      // and, with no original destination on this loopback listener, be refused (socket hang up).
       '--sniff-timeout-ms',
-      '300',
+      '5000',
       ...extraArgs,
     ],
     {
