@@ -16,6 +16,14 @@
  * sent last, what was ACKed last and the last NACK with its error (/debug/connections,
  * `weftctl proxy-status`).
  *
+ * Delta streams (`acks=1&delta=1`, ADR 0020, controlplane/delta.ts): after the first full config,
+ * a push carries only the resources that changed since the state weftd believes the proxy holds
+ * (the newest push it sent; a NACK brings it back to the newest ACKed). A NACK with `resync` (the
+ * delta did not apply to what the proxy holds) is answered with the whole config; after
+ * MAX_RESYNCS of them in a row the stream gets full configs only. A reconnecting proxy that names
+ * a state this weftd sent to that same proxy, or the state of its current config, resumes with a
+ * delta; anything else gets the whole config.
+ *
  * `POST /v1/certificates`: authenticate the same way, then hand the CSR to the workload CA for
  * the token's identity.
  */
@@ -45,6 +53,8 @@ import type { Authenticator, Identity } from './auth.js';
 import { bearerToken } from './auth.js';
 import type { ConfigGenerator, GeneratedConfig } from './configgen.js';
 import { Debouncer } from './debounce.js';
+import { encodeDelta, planFor, ResumeCache, type DeltaSummary, type Planned } from './delta.js';
+import type { HeldState } from '../pkg/discovery/delta.js';
 import type { WeftdMetrics } from './metrics.js';
 import type { KubeRegistry } from './registry.js';
 import type { GlobalRateLimitService } from './globalratelimit.js';
@@ -92,6 +102,18 @@ export interface ConnectionInfo {
   acked: PushRecord | null;
   /** The newest push the proxy NACKed, with its reason (it kept its previous config). */
   nacked: (PushRecord & { error: string }) | null;
+  /**
+   * Delta pushes negotiated (`delta=1`; false: full configs, an older proxy or after repeated
+   * resyncs); `held`: the version and state hash of the newest config the proxy ACKed, which
+   * weftd can diff against; `deltas`/`fulls`: pushes of each kind on this stream.
+   */
+  delta: {
+    enabled: boolean;
+    held: { version: string; state: string } | null;
+    deltas: number;
+    fulls: number;
+    resyncs: number;
+  };
   /** The registry generation this stream's config (`version`) was last computed at. */
   evaluatedAt: number;
   /**
@@ -104,6 +126,12 @@ export interface ConnectionInfo {
 export interface PushRecord {
   version: string;
   nonce: string;
+  /** Delta streams: whether this push was a delta, and the state hash it leaves the proxy in. */
+  delta?: boolean;
+  state?: string;
+  /** A delta's resources added or updated, and removed, by name (the first DEBUG_NAMES of each). */
+  changed?: string[];
+  removed?: string[];
   /** ISO time weftd wrote it (sent) or heard the answer (acked, nacked). */
   at: string;
 }
@@ -115,7 +143,26 @@ interface Connection {
   blocked: boolean;
   /** The newest config line not yet written because the socket is backed up. */
   backlog: string | undefined;
+  /** Delta streams only: what weftd believes the proxy holds (no config values: versions). */
+  held?: DeltaHeld | undefined;
 }
+
+interface DeltaHeld {
+  /** After the newest push (null: unknown, the next push is the whole config). */
+  sent: HeldState | null;
+  /** After the newest ACKed push. */
+  acked: HeldState | null;
+  /** While a backlog line waits: the state it was computed from (a newer one replaces it, from the same base). */
+  backlogBase: HeldState | null;
+  /** The state the proxy announced when it connected, until the first push. */
+  announced: string | undefined;
+}
+
+/** Resync NACKs in a row after which a stream gets full configs only (a proxy whose hashes never agree). */
+export const MAX_RESYNCS = 3;
+
+/** Resource names a push record lists (/debug/connections), per list. */
+const DEBUG_NAMES = 20;
 
 const STATUS: Partial<Record<ErrorCode, number>> = {
   WEFT_DISCOVERY_REQUEST_INVALID: 400,
@@ -182,6 +229,8 @@ export class DiscoveryService {
   private readonly connections = new Map<number, Connection>();
   /** The newest nonce of each stream → its connection id (bounded by the connections). */
   private readonly nonces = new Map<string, number>();
+  /** What the delta streams of disconnected proxies held (bounded; controlplane/delta.ts). */
+  readonly resume = new ResumeCache();
   private nextId = 1;
   /** Debounced push cycles run so far (tests wait on it; /debug/connections shows it). */
   pushCycles = 0;
@@ -271,6 +320,7 @@ export class DiscoveryService {
       pushes: 0,
       state: 'waiting-for-sync',
       acks: request.acks === true,
+      delta: { enabled: request.delta === true, held: null, deltas: 0, fulls: 0, resyncs: 0 },
       sent: null,
       acked: null,
       nacked: null,
@@ -284,6 +334,10 @@ export class DiscoveryService {
       blocked: false,
       backlog: undefined,
     };
+    if (request.delta === true) {
+      const resumed = request.state === undefined ? null : this.resume.take(proxyKey(info), request.state);
+      conn.held = { sent: resumed, acked: resumed, backlogBase: null, announced: request.state };
+    }
     req.socket.setNoDelay(true);
     req.socket.setKeepAlive(true, 30_000);
     res.writeHead(200, { 'content-type': DISCOVERY_CONTENT_TYPE, 'cache-control': 'no-store' });
@@ -294,6 +348,7 @@ export class DiscoveryService {
     res.on('close', () => {
       this.connections.delete(info.id);
       if (info.sent) this.nonces.delete(info.sent.nonce);
+      if (conn.held) this.resume.remember(proxyKey(info), [conn.held.acked, conn.held.sent]);
       this.opts.metrics.xds.dec({ type: info.kind });
       conn.log.info('Proxy disconnected', { pushes: info.pushes, version: info.version });
       this.emitProgress();
@@ -341,17 +396,51 @@ export class DiscoveryService {
     const at = new Date().toISOString();
     this.emitProgress();
     if (ack.error === undefined) {
-      info.acked = { version: ack.version, nonce: ack.nonce, at };
+      info.acked = { ...info.sent, at };
+      if (conn.held) {
+        conn.held.acked = conn.held.sent;
+        // only an applied delta shows the hashes agree (an ACKed full config says nothing of them)
+        if (info.sent.delta === true) info.delta.resyncs = 0;
+        info.delta.held = conn.held.acked ? { version: ack.version, state: conn.held.acked.state } : null;
+      }
       info.runningAt = info.evaluatedAt; // the ACKed version is the stream's newest (checked above)
       conn.log.debug('Proxy ACKed', { version: ack.version });
       return 'ack';
     }
-    info.nacked = { version: ack.version, nonce: ack.nonce, at, error: ack.error };
+    info.nacked = { ...info.sent, at, error: ack.error };
     conn.log.warn('Proxy NACKed a config; it keeps its previous one', {
       version: ack.version,
       error: ack.error,
+      ...(ack.resync === true ? { resync: true } : {}),
     });
+    if (conn.held) this.deltaNacked(conn, ack.resync === true);
     return 'nack';
+  }
+
+  /**
+   * A delta stream's NACK: the proxy kept what it last ACKed. A resync NACK (the delta did not
+   * apply to what it holds) is answered at once with the whole config, at most MAX_RESYNCS times
+   * in a row; a refused config (it did not compile) is not resent, as on full streams.
+   */
+  private deltaNacked(conn: Connection, resync: boolean): void {
+    const held = conn.held!;
+    const { info } = conn;
+    if (!resync) {
+      held.sent = held.acked;
+      return;
+    }
+    held.sent = null;
+    held.acked = null;
+    info.delta.held = null;
+    this.opts.metrics.deltaFallbacks.inc({ reason: 'resync' });
+    if (++info.delta.resyncs >= MAX_RESYNCS) {
+      info.delta.enabled = false;
+      conn.held = undefined;
+      conn.log.warn('Proxy could not apply deltas repeatedly; it gets whole configs from now on', {
+        resyncs: info.delta.resyncs,
+      });
+    }
+    this.update(conn, undefined, true);
   }
 
   private async certificates(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -409,7 +498,7 @@ export class DiscoveryService {
   }
 
   /** Brings one stream up to date; `firstChangeAt` (performance.now()) feeds the convergence histogram. */
-  private update(conn: Connection, firstChangeAt?: number): void {
+  private update(conn: Connection, firstChangeAt?: number, resend = false): void {
     const { registry, metrics } = this.opts;
     if (!registry.synced()) return; // the sync itself triggers a push
     const { info } = conn;
@@ -433,7 +522,7 @@ export class DiscoveryService {
       }
       return;
     }
-    if (generated.version === info.version) {
+    if (generated.version === info.version && !resend) {
       // nothing new for this proxy up to this generation: if it runs this version, it is current
       info.evaluatedAt = evaluatedAt;
       if (info.acked?.version === info.version) info.runningAt = evaluatedAt;
@@ -441,12 +530,27 @@ export class DiscoveryService {
       return;
     }
     const nonce = newNonce();
-    const ok = this.writeLine(conn, withNonce(generated.encode(), nonce), false);
-    metrics.pushes.inc({ type: ok ? 'config' : 'config_senderr' });
+    const push = this.encodePush(conn, generated, nonce);
+    const ok = this.writeLine(conn, push.line, false);
+    const kind = push.delta ? 'delta' : 'config';
+    metrics.pushes.inc({ type: ok ? kind : `${kind}_senderr` });
     if (!ok) return;
+    metrics.pushedBytes.inc({ kind: push.delta ? 'delta' : 'full' }, Buffer.byteLength(push.line));
     if (info.sent) this.nonces.delete(info.sent.nonce);
     this.nonces.set(nonce, info.id);
     info.sent = { version: generated.version, nonce, at: new Date().toISOString() };
+    if (conn.held) {
+      info.sent.delta = push.delta;
+      if (push.held) info.sent.state = push.held.state;
+      if (push.summary) {
+        info.sent.changed = push.summary.changed.slice(0, DEBUG_NAMES);
+        info.sent.removed = push.summary.removed.slice(0, DEBUG_NAMES);
+      }
+      conn.held.sent = push.held;
+      conn.held.announced = undefined;
+      if (push.delta) info.delta.deltas++;
+      else info.delta.fulls++;
+    }
     info.version = generated.version;
     info.evaluatedAt = evaluatedAt;
     this.emitProgress();
@@ -454,6 +558,52 @@ export class DiscoveryService {
     info.state = 'configured';
     if (firstChangeAt !== undefined) metrics.convergence.observe((performance.now() - firstChangeAt) / 1000);
     conn.log.debug('Pushed config', { version: generated.version });
+  }
+
+  /**
+   * The line of one push: the whole config (with its state hash on a delta stream), or on a delta
+   * stream that weftd knows the state of, only what changed. `held`: the state the proxy will hold.
+   */
+  private encodePush(
+    conn: Connection,
+    generated: GeneratedConfig,
+    nonce: string,
+  ): { line: string; delta: boolean; held: HeldState | null; summary?: DeltaSummary } {
+    const held = conn.held;
+    if (held === undefined) return { line: withNonce(generated.encode(), nonce), delta: false, held: null };
+    let next: Planned | null;
+    try {
+      next = planFor(generated.config);
+    } catch (err) {
+      conn.log.error('Could not split a config into resources; pushing it whole', {
+        error: errorMessage(err),
+      });
+      next = null;
+    }
+    if (next === null) {
+      this.opts.metrics.deltaFallbacks.inc({ reason: 'unsplittable' });
+      return { line: withNonce(generated.encode(), nonce), delta: false, held: null };
+    }
+    // a newer line replacing a waiting backlog starts from where the backlog started: the
+    // proxy never sees the replaced one
+    const waiting = conn.blocked && conn.backlog !== undefined;
+    let from = waiting ? held.backlogBase : held.sent;
+    if (from === null && held.announced !== undefined && held.announced === next.held.state) from = next.held;
+    if (!waiting) held.backlogBase = from;
+    if (from !== null) {
+      const d = encodeDelta(from, next, generated.version, nonce, () => generated.encode().length);
+      if (d !== null) {
+        conn.log.debug('Delta push', {
+          changed: d.summary.changed.length,
+          removed: d.summary.removed.length,
+        });
+        return { line: d.line, delta: true, held: next.held, summary: d.summary };
+      }
+      this.opts.metrics.deltaFallbacks.inc({ reason: 'too_large' });
+    } else if (held.announced !== undefined) {
+      this.opts.metrics.deltaFallbacks.inc({ reason: 'resume_unknown' });
+    }
+    return { line: withNonce(generated.encode(), nonce, next.held.state), delta: false, held: next.held };
   }
 
   /** Writes a message, or keeps it as the backlog while the socket drains; false when the stream is gone. */
@@ -500,7 +650,7 @@ export class DiscoveryService {
   }
 
   list(): ConnectionInfo[] {
-    return [...this.connections.values()].map((c) => ({ ...c.info }));
+    return [...this.connections.values()].map((c) => ({ ...c.info, delta: { ...c.info.delta } }));
   }
 
   /** The connection a push's nonce was sent on (tests, debug). */
@@ -533,9 +683,15 @@ const CONFIG_PREFIX = '{"type":"config",';
  * Puts the push's nonce into a config line built by ConfigGenerator.encode() (shared by every
  * proxy of a version, so the nonce cannot be in it): one short splice, no re-serialization.
  */
-export function withNonce(line: string, nonce: string): string {
+export function withNonce(line: string, nonce: string, state?: string): string {
   if (!line.startsWith(CONFIG_PREFIX)) throw new Error('not a config line');
-  return `${CONFIG_PREFIX}"nonce":${JSON.stringify(nonce)},${line.slice(CONFIG_PREFIX.length)}`;
+  const s = state === undefined ? '' : `"state":${JSON.stringify(state)},`;
+  return `${CONFIG_PREFIX}"nonce":${JSON.stringify(nonce)},${s}${line.slice(CONFIG_PREFIX.length)}`;
+}
+
+/** The resume cache's key: a state is only ever resumed by the proxy it was sent to. */
+function proxyKey(info: Pick<ConnectionInfo, 'kind' | 'namespace' | 'pod'>): string {
+  return `${info.kind}/${info.namespace}/${info.pod}`;
 }
 
 async function readJson(req: IncomingMessage, limit: number, invalid: ErrorCode): Promise<unknown> {

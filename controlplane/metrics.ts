@@ -3,8 +3,9 @@
  * dashboards and alerts (pilot_xds, pilot_xds_pushes, pilot_proxy_convergence_time, ...) work:
  *
  * - `pilot_xds{type}`: connected proxies by type (sidecar|gateway).
- * - `pilot_xds_pushes{type}`: configs sent (`config`) and sends that failed (`config_senderr`);
- *   istiod's type is the xDS type (cds, lds...), weft has one state-of-the-world config.
+ * - `pilot_xds_pushes{type}`: configs sent (`config`), deltas sent (`delta`, ADR 0020) and sends
+ *   that failed (`config_senderr`, `delta_senderr`); istiod's type is the xDS type (cds, lds...),
+ *   weft has one config (whole or as a delta of its resources).
  * - `pilot_proxy_convergence_time`: seconds from the first change of a burst to the new config
  *   written to a proxy's stream (istiod's buckets).
  * - `pilot_push_triggers{type}`: changes that scheduled a push (service|endpoint|pod|config).
@@ -25,6 +26,12 @@
  *   one state-of-the-world config, as in pilot_xds_pushes).
  * - `weft_weftd_xds_acks_total{result}`: answers to pushes: ack, nack, or stale (a nonce that is not
  *   the newest push of the answering proxy's stream: late, forged or for a closed stream; ignored).
+ * - `weft_weftd_xds_pushed_bytes_total{kind}`: bytes of config pushed, `full` (whole configs) or
+ *   `delta` (ADR 0020: only what changed); pilot_xds_pushes counts delta pushes as `type="delta"`.
+ * - `weft_weftd_xds_delta_fallbacks_total{reason}`: pushes on a delta stream sent whole instead:
+ *   `resync` (the proxy NACKed a delta it could not apply), `resume_unknown` (a reconnecting
+ *   proxy named a state weftd cannot verify), `too_large` (the delta would be over half the
+ *   config), `unsplittable` (duplicate resource names).
  * - `weft_weftd_registry_events_total{kind,result}`: informer events by kind, `changed` (a new
  *   generation and a push cycle) or `ignored` (nothing a config reads changed: labels on a
  *   VirtualService, status, managedFields, resyncs).
@@ -49,6 +56,8 @@ export interface WeftdMetrics {
   statusWrites: Counter<'result'>;
   rejects: Counter<'type'>;
   acks: Counter<'result'>;
+  pushedBytes: Counter<'kind'>;
+  deltaFallbacks: Counter<'reason'>;
   registryEvents: Counter<'kind' | 'result'>;
 }
 
@@ -146,6 +155,18 @@ export function createWeftdMetrics(defaultMetrics = true): WeftdMetrics {
       name: 'weft_weftd_xds_acks_total',
       help: 'Answers of proxies to pushes, by result (ack|nack|stale: not the newest push of that stream, ignored).',
       labelNames: ['result'],
+      registers,
+    }),
+    pushedBytes: new Counter({
+      name: 'weft_weftd_xds_pushed_bytes_total',
+      help: 'Bytes of config pushed to proxies, by kind (full|delta).',
+      labelNames: ['kind'],
+      registers,
+    }),
+    deltaFallbacks: new Counter({
+      name: 'weft_weftd_xds_delta_fallbacks_total',
+      help: 'Pushes on delta streams sent as the whole config, by reason (resync|resume_unknown|too_large|unsplittable).',
+      labelNames: ['reason'],
       registers,
     }),
     registryEvents: new Counter({

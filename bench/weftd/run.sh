@@ -7,6 +7,10 @@
 #   SIZES=100,1000 REPS=5 bash bench/weftd/run.sh
 #   WEFTD_BENCH=acks PROXIES=1000 REPS=5 bash bench/weftd/run.sh   (only one of push|acks|status)
 #   WEFTD_BENCH=status OBJECTS=1000 PROXIES=2000 REPS=5 bash bench/weftd/run.sh
+# Delta pushes (ADR 0020): one VirtualService change at 1,000 services to 2,000 proxies, delta vs
+# whole-config fleets (delta.ts; minutes: the whole-config fleet moves ~3 GB per change; not in
+# the default list):
+#   WEFTD_BENCH=delta SERVICES=1000 PROXIES=2000 REPS=1 bash bench/weftd/run.sh   (~15 GB RSS at peak)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export PATH="$PWD/node_modules/.bin:$PATH"
@@ -15,6 +19,7 @@ for b in ${WEFTD_BENCH:-push acks status}; do
     push) tsx bench/weftd/bench.ts ;;
     acks) tsx bench/weftd/acks.ts ;;
     status) tsx bench/weftd/status.ts ;;
-    *) echo "bench/weftd: WEFTD_BENCH must be push, acks or status, got $b" >&2; exit 2 ;;
+    delta) tsx bench/weftd/delta.ts ;;
+    *) echo "bench/weftd: WEFTD_BENCH must be push, acks, status or delta, got $b" >&2; exit 2 ;;
   esac
 done

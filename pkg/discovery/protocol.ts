@@ -7,7 +7,7 @@
  * the token with a TokenReview (the token's namespace must be the one asked for) and answers
  * `200 application/x-ndjson`: a long-lived stream of `DiscoveryMessage` lines. The first line is
  * the full config for that proxy; every change pushes a new full config with a new version
- * (state of the world, like xDS SotW: no deltas to get out of step); a `ping` line keeps idle
+ * (state of the world, like xDS SotW; deltas below are opt-in); a `ping` line keeps idle
  * connections and their middleboxes honest. A proxy keeps its last good config when the stream
  * breaks and reconnects with backoff. TLS: weftd's serving certificate, verified against the
  * mesh root that weftd publishes in every namespace (ConfigMap `weft-ca-root-cert`).
@@ -19,6 +19,14 @@
  * with why it was refused (NACK; the proxy keeps its last good config). weftd answers 200 with an
  * `AckResponse`; a nonce it did not send to that proxy's stream, or not the newest it sent, is
  * `stale` (ignored and counted). A proxy without `acks=1` (older build) is never waited for.
+ *
+ * Delta pushes (ADR 0020, pkg/discovery/delta.ts): a proxy that asks with `acks=1&delta=1` gets a
+ * full `config` first (carrying `state`, the hash of its resources), then `delta` messages: the
+ * resources added or changed and the names removed since the state `base`, and the `state` the
+ * result must hash to. The proxy applies a delta only to the state named `base`, checks the
+ * result against `state`, compiles and swaps it like a full config; a delta it cannot apply is
+ * NACKed with `resync: true` and weftd sends the whole config. A reconnecting proxy names the
+ * state it holds (`state=`); weftd resumes with a delta when it knows that state for that proxy.
  *
  * Certificates: `POST https://<weftd>:15012/v1/certificates` with the same bearer token and a JSON
  * body `{ "csr": PEM }` → `{ "certChain": [leafPEM, ...intermediates], "rootCert": PEM }`; the leaf
@@ -59,11 +67,32 @@ export interface DiscoveryRequest {
   pod: string;
   /** The proxy answers every config with an ACK or NACK (query `acks=1`); absent: an older proxy. */
   acks?: boolean;
+  /** With `acks`: the proxy applies delta messages (query `delta=1`); absent: full configs only. */
+  delta?: boolean;
+  /** With `delta`: the state hash of the config the proxy holds (query `state=`), to resume from. */
+  state?: string;
+}
+
+/** One resource of a delta: added or updated, with its version (pkg/discovery/delta.ts). */
+export interface DeltaResource {
+  name: string;
+  version: string;
+  value: unknown;
 }
 
 export type DiscoveryMessage =
   /** `nonce`: unique per push, what the ACK names; absent from an older weftd (then no ACK). */
-  | { type: 'config'; version: string; nonce?: string; config: ProxyConfig }
+  | { type: 'config'; version: string; nonce?: string; state?: string; config: ProxyConfig }
+  /** Delta streams only: apply to the state `base`; the result must hash to `state`. */
+  | {
+      type: 'delta';
+      version: string;
+      nonce: string;
+      base: string;
+      state: string;
+      resources: DeltaResource[];
+      removed: string[];
+    }
   | { type: 'ping' }
   /** weftd cannot build a config for this proxy (e.g. its pod is unknown); the proxy logs it. */
   | { type: 'error'; code: ErrorCode; message: string };
@@ -77,6 +106,8 @@ export interface AckRequest {
   nonce: string;
   /** Present: a NACK with the proxy's reason; absent: an ACK. */
   error?: string;
+  /** A NACK of a delta the proxy could not apply to what it holds: send the whole config. */
+  resync?: boolean;
 }
 
 export type AckResult = 'ack' | 'nack' | 'stale';
@@ -97,6 +128,10 @@ export interface CertificateResponse {
 export function discoveryQuery(r: DiscoveryRequest): string {
   const q = new URLSearchParams({ kind: r.kind, namespace: r.namespace, pod: r.pod });
   if (r.acks === true) q.set('acks', '1');
+  if (r.acks === true && r.delta === true) {
+    q.set('delta', '1');
+    if (r.state !== undefined) q.set('state', r.state);
+  }
   return `${DISCOVERY_PATH}?${q.toString()}`;
 }
 
@@ -112,8 +147,22 @@ export function parseDiscoveryQuery(search: URLSearchParams): DiscoveryRequest {
   const pod = search.get('pod');
   if (!namespace) throw new WeftError('WEFT_DISCOVERY_REQUEST_INVALID', 'namespace is required');
   if (!pod) throw new WeftError('WEFT_DISCOVERY_REQUEST_INVALID', 'pod is required');
-  return { kind, namespace, pod, acks: search.get('acks') === '1' };
+  const acks = search.get('acks') === '1';
+  const request: DiscoveryRequest = { kind, namespace, pod, acks };
+  if (acks && search.get('delta') === '1') {
+    request.delta = true;
+    const state = search.get('state');
+    if (state !== null) {
+      if (!STATE.test(state))
+        throw new WeftError('WEFT_DISCOVERY_REQUEST_INVALID', 'state must be 32 lowercase hex digits');
+      request.state = state;
+    }
+  }
+  return request;
 }
+
+/** A state hash (pkg/discovery/delta.ts stateHash). */
+const STATE = /^[0-9a-f]{32}$/;
 
 const NONCE = /^[0-9a-f]{32}$/;
 
@@ -146,6 +195,7 @@ export function parseAck(body: unknown): AckRequest {
     nonce: b.nonce as string,
   };
   if (typeof b.error === 'string') out.error = truncateError(b.error);
+  if (b.resync === true && out.error !== undefined) out.resync = true;
   return out;
 }
 
@@ -216,9 +266,31 @@ function parseMessage(line: string): DiscoveryMessage {
     )
       return m as DiscoveryMessage;
   }
+  if (type === 'delta' && isDelta(m)) return m;
   if (type === 'error') {
     const e = m as { code?: unknown; message?: unknown };
     if (typeof e.code === 'string' && typeof e.message === 'string') return m as DiscoveryMessage;
   }
   throw new WeftError('WEFT_DISCOVERY_STREAM_INVALID', `not a discovery message: ${line.slice(0, 80)}`);
+}
+
+function isDelta(m: unknown): m is Extract<DiscoveryMessage, { type: 'delta' }> {
+  const d = m as Record<string, unknown>;
+  return (
+    typeof d.version === 'string' &&
+    typeof d.nonce === 'string' &&
+    typeof d.base === 'string' &&
+    typeof d.state === 'string' &&
+    Array.isArray(d.removed) &&
+    d.removed.every((n) => typeof n === 'string') &&
+    Array.isArray(d.resources) &&
+    d.resources.every(
+      (r: unknown) =>
+        typeof r === 'object' &&
+        r !== null &&
+        typeof (r as DeltaResource).name === 'string' &&
+        typeof (r as DeltaResource).version === 'string' &&
+        'value' in r,
+    )
+  );
 }

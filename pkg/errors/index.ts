@@ -41,6 +41,8 @@ export const ErrorCodes = {
   WEFT_DISCOVERY_REQUEST_INVALID: 'discovery request is missing or has an invalid parameter',
   WEFT_DISCOVERY_STREAM_INVALID: 'discovery stream carried something that is not a message',
   WEFT_DISCOVERY_ACK_INVALID: 'an ACK/NACK body is not JSON or misses a field',
+  WEFT_DISCOVERY_DELTA_MISMATCH:
+    'a delta push does not apply to the state the proxy holds (it asks for the whole config)',
   // global rate limits (weftd's POST /v1/ratelimit/check, pkg/ratelimit)
   WEFT_RATELIMIT_REQUEST_INVALID: 'a global rate-limit check body is not JSON or has an invalid field',
   WEFT_RATELIMIT_BACKEND: 'the global rate-limit store (Redis) failed or did not answer in time',

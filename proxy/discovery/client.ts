@@ -11,6 +11,13 @@
  * It asks with `acks=1` and answers every config that carries a nonce: an ACK once `onConfig`
  * has compiled and swapped it in, a NACK with the error when `onConfig` threw (proxy/discovery/
  * ack.ts sends them over its own keep-alive connection, so the stream is never blocked on it).
+ *
+ * With acks it also asks for deltas (`delta=1`, ADR 0020): it keeps the resources of the config it
+ * runs (proxy/discovery/held.ts) and, on reconnecting, names their state hash so weftd can resume
+ * with a delta. A delta is applied to a copy, checked against weftd's state hash, then goes
+ * through `onConfig` like a whole config; one that does not apply is NACKed with `resync` (weftd
+ * answers with the whole config), one that does not compile is NACKed as any config is. Either
+ * way the proxy keeps running, and holding, its last good config.
  */
 import https from 'node:https';
 import { readFileSync } from 'node:fs';
@@ -27,6 +34,8 @@ import { backoffDelay, sleep, type BackoffPolicy } from '../../pkg/kube/backoff.
 import { errorMessage } from '../../pkg/errors/index.js';
 import type { Logger } from '../../pkg/log/index.js';
 import { AckSender } from './ack.js';
+import { ResourceHolder, type HeldResources } from './held.js';
+import { isWeftError } from '../../pkg/errors/index.js';
 
 export interface DiscoveryClientOptions {
   /** host:port of weftd (WEFT_DISCOVERY_ADDRESS). */
@@ -42,6 +51,8 @@ export interface DiscoveryClientOptions {
   random?: () => number;
   /** Answer pushes with ACK/NACK (default true; false acts as a proxy from before the protocol had them). */
   acks?: boolean;
+  /** Ask for delta pushes (default true with acks; false acts as a proxy from before deltas). */
+  delta?: boolean;
 }
 
 /** Reconnect delays: 0.5 s doubling to 30 s, half of it random so a fleet does not reconnect in step. */
@@ -74,6 +85,10 @@ export class DiscoveryClient {
   private currentReq: ReturnType<typeof https.request> | null = null;
   /** Made with the first answer (the address has parsed by then); null while none was sent or acks are off. */
   acks: AckSender | null = null;
+  /** The resources of the running config (delta streams). */
+  readonly held = new ResourceHolder();
+  /** Pushes applied, by kind, and deltas that did not apply (resync NACKs). */
+  readonly applied = { full: 0, delta: 0, resyncs: 0 };
 
   constructor(private readonly o: DiscoveryClientOptions) {}
 
@@ -136,7 +151,7 @@ export class DiscoveryClient {
         port,
         servername: isIp(host) ? undefined : host,
         ca,
-        path: discoveryQuery({ ...this.o.request, acks: this.o.acks !== false }),
+        path: discoveryQuery(this.request()),
         method: 'GET',
         headers: { authorization: `Bearer ${token}`, accept: 'application/x-ndjson' },
         agent: false,
@@ -181,6 +196,21 @@ export class DiscoveryClient {
     });
   }
 
+  private deltas(): boolean {
+    return this.o.acks !== false && this.o.delta !== false;
+  }
+
+  /** The discovery query: acks, deltas, and the state held when there is one (a resume). */
+  private request(): DiscoveryRequest {
+    const acks = this.o.acks !== false;
+    const state = this.held.state;
+    return {
+      ...this.o.request,
+      acks,
+      ...(this.deltas() ? { delta: true, ...(state !== undefined ? { state } : {}) } : {}),
+    };
+  }
+
   /** Applies one message; true when a config was applied. */
   private async handle(m: DiscoveryMessage): Promise<boolean> {
     if (m.type === 'ping') return false;
@@ -188,14 +218,43 @@ export class DiscoveryClient {
       this.o.log.warn('weftd reports a problem with this proxy', { code: m.code, message: m.message });
       return false;
     }
+    let config: ProxyConfig;
+    let next: HeldResources | null;
     try {
-      await this.o.onConfig(m.config, m.version);
+      if (m.type === 'delta') ({ config, next } = this.held.applyDelta(m));
+      else {
+        config = m.config;
+        next = this.deltas() ? this.held.fromFull(config, m.version) : null;
+        if (m.state !== undefined && next?.held.state !== m.state)
+          this.o.log.warn(
+            'The resources of a whole config hash differently here than in weftd; deltas will resync',
+            {
+              version: m.version,
+              weftd: m.state,
+              proxy: next?.held.state,
+            },
+          );
+      }
+    } catch (err) {
+      const resync = isWeftError(err, 'WEFT_DISCOVERY_DELTA_MISMATCH');
+      if (resync) this.applied.resyncs++;
+      this.o.log.warn('A delta push does not apply; asking weftd for the whole config', {
+        version: m.version,
+        error: errorMessage(err),
+      });
+      this.answer(m.version, m.nonce, errorMessage(err), resync);
+      return false;
+    }
+    try {
+      await this.o.onConfig(config, m.version);
+      if (this.deltas()) this.held.commit(next);
+      this.applied[m.type === 'delta' ? 'delta' : 'full']++;
       this.versionsApplied.push(m.version);
       if (this.versionsApplied.length > 20) this.versionsApplied.shift();
       this.answer(m.version, m.nonce, undefined);
       return true;
     } catch (err) {
-      // onConfig logged and counted the rejection; weftd hears why
+      // onConfig logged and counted the rejection; weftd hears why (the held resources stay the last good ones)
       this.answer(m.version, m.nonce, errorMessage(err));
       return false;
     }
@@ -215,11 +274,24 @@ export class DiscoveryClient {
   }
 
   /** ACK (no error) or NACK one push; not awaited: the next config must not wait for weftd's answer. */
-  private answer(version: string, nonce: string | undefined, error: string | undefined): void {
+  private answer(
+    version: string,
+    nonce: string | undefined,
+    error: string | undefined,
+    resync = false,
+  ): void {
     if (this.o.acks === false || nonce === undefined || this.stopped) return; // an older weftd sends no nonce
     this.acks ??= this.newAckSender();
     const { kind, namespace, pod } = this.o.request;
-    void this.acks.send({ kind, namespace, pod, version, nonce, ...(error !== undefined ? { error } : {}) });
+    void this.acks.send({
+      kind,
+      namespace,
+      pod,
+      version,
+      nonce,
+      ...(error !== undefined ? { error } : {}),
+      ...(error !== undefined && resync ? { resync: true } : {}),
+    });
   }
 }
 
