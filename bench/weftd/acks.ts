@@ -22,7 +22,7 @@ import { ConfigGenerator } from '../../controlplane/configgen.js';
 import { DiscoveryService } from '../../controlplane/discovery.js';
 import { DEFAULT_MESH } from '../../controlplane/flags.js';
 import { createWeftdMetrics } from '../../controlplane/metrics.js';
-import type { KubeRegistry, Snapshot, TriggerType } from '../../controlplane/registry.js';
+import { SnapshotRegistry } from '../../test/support/snapshot-registry.js';
 import { createCA, issueServing } from '../../pkg/certs/index.js';
 import { MessageDecoder, discoveryQuery } from '../../pkg/discovery/protocol.js';
 import { serverTimeoutOptions } from '../../pkg/http/timeouts.js';
@@ -36,58 +36,22 @@ type Mode = (typeof MODES)[number];
 const log = createLogger('bench', { silent: true });
 
 /** A registry of 20 services whose endpoints move on every change (a new version for everyone). */
-class BenchRegistry implements KubeRegistry {
-  generation = 1;
-  readonly events = 0;
-  readonly ignoredEvents = 0;
-  readonly hasSynced = Promise.resolve();
-  private listeners: ((t: TriggerType) => void)[] = [];
-  private snap = this.make();
-  private make(): Snapshot {
-    const g = this.generation;
-    return {
-      generation: g,
-      services: Array.from({ length: 20 }, (_, i) => ({
-        host: `s${i}.ns.svc.cluster.local`,
-        namespace: 'ns',
-        addresses: [`10.0.0.${i}`],
-        ports: [{ number: 80, name: 'http', protocol: 'HTTP' }],
-        endpoints: [{ address: `10.1.${g & 255}.${i}`, labels: {}, ports: { http: 8080 } }],
-      })),
-      kubeServices: [],
-      virtualServices: [],
-      destinationRules: [],
-      serviceEntries: [],
-      gateways: [],
-      peerAuthentications: [],
-    } as unknown as Snapshot;
-  }
-  change(): void {
-    this.generation++;
-    this.snap = this.make();
-    for (const fn of this.listeners) fn('endpoint');
-  }
-  synced = (): boolean => true;
-  unsynced = (): never[] => [];
-  snapshot = (): Snapshot => this.snap;
-  pod = (namespace: string, name: string) => ({ namespace, name, labels: { app: 'client' } });
-  onChange(fn: (t: TriggerType) => void): void {
-    this.listeners.push(fn);
-  }
-  onEvent(): void {}
-  list(): never[] {
-    return [];
-  }
-  changedAt(): number {
-    return 0;
-  }
-  stop(): void {}
-}
 
 const now = new Date();
 const ca = createCA({ commonName: 'bench', ttlMs: 3600_000, now });
 const leaf = issueServing(ca, { commonName: 'weftd', dnsNames: ['127.0.0.1'], ttlMs: 3600_000, now });
-const registry = new BenchRegistry();
+const registry = new SnapshotRegistry(
+  (g) => ({
+    services: Array.from({ length: 20 }, (_, i) => ({
+      host: `s${i}.ns.svc.cluster.local`,
+      namespace: 'ns',
+      addresses: [`10.0.0.${i}`],
+      ports: [{ number: 80, name: 'http', protocol: 'HTTP' }],
+      endpoints: [{ address: `10.1.${g & 255}.${i}`, labels: {}, ports: { http: 8080 } }],
+    })),
+  }),
+  { trigger: 'endpoint', podLabels: () => ({ app: 'client' }) },
+);
 const discovery = new DiscoveryService({
   registry,
   generator: new ConfigGenerator({ domainSuffix: 'cluster.local', mesh: DEFAULT_MESH, log }),

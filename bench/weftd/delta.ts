@@ -29,7 +29,7 @@ import { ConfigGenerator } from '../../controlplane/configgen.js';
 import { DiscoveryService } from '../../controlplane/discovery.js';
 import { DEFAULT_MESH } from '../../controlplane/flags.js';
 import { createWeftdMetrics } from '../../controlplane/metrics.js';
-import type { KubeRegistry, Snapshot, TriggerType } from '../../controlplane/registry.js';
+import { SnapshotRegistry } from '../../test/support/snapshot-registry.js';
 import { createCA, issueServing } from '../../pkg/certs/index.js';
 import { discoveryQuery } from '../../pkg/discovery/protocol.js';
 import { serverTimeoutOptions } from '../../pkg/http/timeouts.js';
@@ -48,93 +48,60 @@ type Mode = (typeof MODES)[number];
 const log = createLogger('bench', { silent: true });
 
 /** SERVICES services in 20 namespaces; `change()` moves the timeout of the first VirtualService. */
-class MeshRegistry implements KubeRegistry {
-  generation = 1;
-  readonly events = 0;
-  readonly ignoredEvents = 0;
-  readonly hasSynced = Promise.resolve();
-  private timeoutS = 1;
-  private listeners: ((t: TriggerType) => void)[] = [];
-  private snap = this.make();
-  private make(): Snapshot {
-    const services = [];
-    const virtualServices = [];
-    for (let i = 0; i < SERVICES; i++) {
-      const ns = `ns${i % 20}`;
-      const host = `svc${i}.${ns}.svc.cluster.local`;
-      services.push({
-        host,
-        namespace: ns,
-        addresses: [`10.96.${i >> 8}.${i & 255}`],
-        ports: [
-          { number: 80, name: 'http', protocol: 'HTTP' },
-          { number: 9090, name: 'grpc', protocol: 'GRPC' },
-        ],
-        endpoints: [0, 1, 2].map((j) => ({
-          address: `10.${(i >> 8) & 255}.${i & 255}.${j + 1}`,
-          labels: { app: `svc${i}`, version: `v${j % 2}` },
-          ports: { http: 8080, grpc: 9090 },
-        })),
+/**
+ * The mesh: SERVICES services in 20 namespaces, a VirtualService on every fifth. A change
+ * (a new generation) moves svc0's first route timeout to `generation` seconds.
+ */
+function meshSnapshot(generation: number): Record<string, unknown> {
+  const services = [];
+  const virtualServices = [];
+  for (let i = 0; i < SERVICES; i++) {
+    const ns = `ns${i % 20}`;
+    const host = `svc${i}.${ns}.svc.cluster.local`;
+    services.push({
+      host,
+      namespace: ns,
+      addresses: [`10.96.${i >> 8}.${i & 255}`],
+      ports: [
+        { number: 80, name: 'http', protocol: 'HTTP' },
+        { number: 9090, name: 'grpc', protocol: 'GRPC' },
+      ],
+      endpoints: [0, 1, 2].map((j) => ({
+        address: `10.${(i >> 8) & 255}.${i & 255}.${j + 1}`,
+        labels: { app: `svc${i}`, version: `v${j % 2}` },
+        ports: { http: 8080, grpc: 9090 },
+      })),
+    });
+    if (i % 5 === 0)
+      virtualServices.push({
+        metadata: { name: `svc${i}`, namespace: ns },
+        spec: {
+          hosts: [host],
+          http: [
+            {
+              match: [{ headers: { 'x-canary': { exact: 'yes' } } }],
+              route: [{ destination: { host, port: { number: 80 } } }],
+              timeout: `${i === 0 ? generation : 1}s`,
+            },
+            { route: [{ destination: { host, port: { number: 80 } } }], retries: { attempts: 2 } },
+          ],
+        },
       });
-      if (i % 5 === 0)
-        virtualServices.push({
-          metadata: { name: `svc${i}`, namespace: ns },
-          spec: {
-            hosts: [host],
-            http: [
-              {
-                match: [{ headers: { 'x-canary': { exact: 'yes' } } }],
-                route: [{ destination: { host, port: { number: 80 } } }],
-                timeout: `${i === 0 ? this.timeoutS : 1}s`,
-              },
-              { route: [{ destination: { host, port: { number: 80 } } }], retries: { attempts: 2 } },
-            ],
-          },
-        });
-    }
-    return {
-      generation: this.generation,
-      services,
-      kubeServices: [],
-      virtualServices,
-      destinationRules: [],
-      serviceEntries: [],
-      gateways: [],
-      peerAuthentications: [],
-    } as unknown as Snapshot;
   }
-  change(): void {
-    this.timeoutS++;
-    this.generation++;
-    this.snap = this.make();
-    for (const fn of this.listeners) fn('config');
-  }
-  synced = (): boolean => true;
-  unsynced = (): never[] => [];
-  snapshot = (): Snapshot => this.snap;
-  pod = (namespace: string, name: string) => ({
-    namespace,
-    name,
-    labels: { app: `w${Number(name.slice(name.lastIndexOf('-') + 1)) % WORKLOADS}` },
+  return { services, virtualServices };
+}
+
+function meshRegistry(): SnapshotRegistry {
+  return new SnapshotRegistry(meshSnapshot, {
+    podLabels: (name) => ({ app: `w${Number(name.slice(name.lastIndexOf('-') + 1)) % WORKLOADS}` }),
   });
-  onChange(fn: (t: TriggerType) => void): void {
-    this.listeners.push(fn);
-  }
-  onEvent(): void {}
-  list(): never[] {
-    return [];
-  }
-  changedAt(): number {
-    return 0;
-  }
-  stop(): void {}
 }
 
 const now = new Date();
 const ca = createCA({ commonName: 'bench', ttlMs: 3600_000, now });
 const leaf = issueServing(ca, { commonName: 'weftd', dnsNames: ['127.0.0.1'], ttlMs: 3600_000, now });
 interface Setup {
-  registry: MeshRegistry;
+  registry: SnapshotRegistry;
   discovery: DiscoveryService;
   metrics: ReturnType<typeof createWeftdMetrics>;
   close(): void;
@@ -142,7 +109,7 @@ interface Setup {
 }
 
 async function setup(): Promise<Setup> {
-  const registry = new MeshRegistry();
+  const registry = meshRegistry();
   const metrics = createWeftdMetrics(false);
   const discovery = new DiscoveryService({
     registry,

@@ -17,7 +17,7 @@ import { ConfigGenerator } from '../../../controlplane/configgen.js';
 import { DiscoveryService, withNonce } from '../../../controlplane/discovery.js';
 import { DEFAULT_MESH } from '../../../controlplane/flags.js';
 import { createWeftdMetrics, type WeftdMetrics } from '../../../controlplane/metrics.js';
-import type { KubeRegistry, Snapshot, TriggerType } from '../../../controlplane/registry.js';
+import { SnapshotRegistry } from '../../support/snapshot-registry.js';
 import { createCA, issueServing } from '../../../pkg/certs/index.js';
 import { ACK_PATH, MAX_ACK_BYTES, encodeMessage, MessageDecoder } from '../../../pkg/discovery/protocol.js';
 import { WeftError } from '../../../pkg/errors/index.js';
@@ -28,55 +28,6 @@ import { DiscoveryClient } from '../../../proxy/discovery/client.js';
 import { waitFor } from '../../support/wait.js';
 
 const log = createLogger('test', { silent: true });
-
-class SmallRegistry implements KubeRegistry {
-  generation = 1;
-  readonly events = 0;
-  readonly ignoredEvents = 0;
-  private listeners: ((t: TriggerType) => void)[] = [];
-  readonly hasSynced = Promise.resolve();
-  private snap = this.make();
-  private make(): Snapshot {
-    return {
-      generation: this.generation,
-      services: [
-        {
-          host: `s${this.generation}.ns.svc.cluster.local`,
-          namespace: 'ns',
-          addresses: ['10.0.0.1'],
-          ports: [{ number: 80, name: 'http', protocol: 'HTTP' }],
-          endpoints: [{ address: '10.1.0.1', labels: {}, ports: { http: 8080 } }],
-        },
-      ],
-      kubeServices: [],
-      virtualServices: [],
-      destinationRules: [],
-      serviceEntries: [],
-      gateways: [],
-      peerAuthentications: [],
-    } as unknown as Snapshot;
-  }
-  change(): void {
-    this.generation++;
-    this.snap = this.make();
-    for (const fn of this.listeners) fn('service');
-  }
-  synced = (): boolean => true;
-  unsynced = (): never[] => [];
-  snapshot = (): Snapshot => this.snap;
-  pod = (namespace: string, name: string) => ({ namespace, name, labels: { app: name } });
-  onChange(fn: (t: TriggerType) => void): void {
-    this.listeners.push(fn);
-  }
-  onEvent(): void {}
-  list(): never[] {
-    return [];
-  }
-  changedAt(): number {
-    return 0;
-  }
-  stop(): void {}
-}
 
 /** token → identity; anything else is refused as the TokenReview would. */
 const IDENTITIES: Record<string, Identity> = {
@@ -89,7 +40,7 @@ describe('weftd ACK/NACK of pushes (real server and client on loopback)', functi
   this.timeout(60_000);
   let server: Server;
   let discovery: DiscoveryService;
-  let registry: SmallRegistry;
+  let registry: SnapshotRegistry;
   let metrics: WeftdMetrics;
   let dir: string;
   let handshakes = 0;
@@ -103,7 +54,20 @@ describe('weftd ACK/NACK of pushes (real server and client on loopback)', functi
     dir = mkdtempSync(join(tmpdir(), 'acks-'));
     writeFileSync(join(dir, 'ca.crt'), ca.certPem);
     for (const t of Object.keys(IDENTITIES)) writeFileSync(join(dir, t), t);
-    registry = new SmallRegistry();
+    registry = new SnapshotRegistry(
+      (g) => ({
+        services: [
+          {
+            host: `s${g}.ns.svc.cluster.local`,
+            namespace: 'ns',
+            addresses: ['10.0.0.1'],
+            ports: [{ number: 80, name: 'http', protocol: 'HTTP' }],
+            endpoints: [{ address: '10.1.0.1', labels: {}, ports: { http: 8080 } }],
+          },
+        ],
+      }),
+      { trigger: 'service' },
+    );
     metrics = createWeftdMetrics(false);
     discovery = new DiscoveryService({
       registry,

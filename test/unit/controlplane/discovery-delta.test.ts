@@ -18,7 +18,7 @@ import { ConfigGenerator } from '../../../controlplane/configgen.js';
 import { DiscoveryService } from '../../../controlplane/discovery.js';
 import { DEFAULT_MESH } from '../../../controlplane/flags.js';
 import { createWeftdMetrics, type WeftdMetrics } from '../../../controlplane/metrics.js';
-import type { KubeRegistry, Snapshot, TriggerType } from '../../../controlplane/registry.js';
+import { SnapshotRegistry } from '../../support/snapshot-registry.js';
 import { createCA, issueServing, type KeyPairPem } from '../../../pkg/certs/index.js';
 import {
   MessageDecoder,
@@ -35,64 +35,31 @@ const log = createLogger('test', { silent: true });
 const SERVICES = 20;
 
 /** SERVICES services in `ns`; a VirtualService on s0 whose timeout and s1's endpoint IP move on demand. */
-class MeshRegistry implements KubeRegistry {
-  generation = 1;
-  readonly events = 0;
-  readonly ignoredEvents = 0;
-  readonly hasSynced = Promise.resolve();
-  timeout = '1s';
-  endpointOctet = 1;
-  private listeners: ((t: TriggerType) => void)[] = [];
-  private snap = this.make();
-  private make(): Snapshot {
-    return {
-      generation: this.generation,
-      services: Array.from({ length: SERVICES }, (_, i) => ({
-        host: `s${i}.ns.svc.cluster.local`,
-        namespace: 'ns',
-        addresses: [`10.0.0.${i}`],
-        ports: [{ number: 80, name: 'http', protocol: 'HTTP' }],
-        endpoints: [
-          { address: `10.1.${i === 1 ? this.endpointOctet : 0}.${i}`, labels: {}, ports: { http: 8080 } },
-        ],
-      })),
-      kubeServices: [],
-      virtualServices: [
-        {
-          metadata: { name: 'vs0', namespace: 'ns' },
-          spec: {
-            hosts: ['s0.ns.svc.cluster.local'],
-            http: [{ timeout: this.timeout, route: [{ destination: { host: 's0.ns.svc.cluster.local' } }] }],
-          },
-        },
+/** The mesh the suite edits: `timeout` is s0's route timeout, `endpointOctet` moves s1's endpoint. */
+const mesh = { timeout: '1s', endpointOctet: 1 };
+
+function meshRegistry(): SnapshotRegistry {
+  Object.assign(mesh, { timeout: '1s', endpointOctet: 1 });
+  return new SnapshotRegistry(() => ({
+    services: Array.from({ length: SERVICES }, (_, i) => ({
+      host: `s${i}.ns.svc.cluster.local`,
+      namespace: 'ns',
+      addresses: [`10.0.0.${i}`],
+      ports: [{ number: 80, name: 'http', protocol: 'HTTP' }],
+      endpoints: [
+        { address: `10.1.${i === 1 ? mesh.endpointOctet : 0}.${i}`, labels: {}, ports: { http: 8080 } },
       ],
-      destinationRules: [],
-      serviceEntries: [],
-      gateways: [],
-      peerAuthentications: [],
-    } as unknown as Snapshot;
-  }
-  change(f: () => void): void {
-    f();
-    this.generation++;
-    this.snap = this.make();
-    for (const fn of this.listeners) fn('config');
-  }
-  synced = (): boolean => true;
-  unsynced = (): never[] => [];
-  snapshot = (): Snapshot => this.snap;
-  pod = (namespace: string, name: string) => ({ namespace, name, labels: { app: name } });
-  onChange(fn: (t: TriggerType) => void): void {
-    this.listeners.push(fn);
-  }
-  onEvent(): void {}
-  list(): never[] {
-    return [];
-  }
-  changedAt(): number {
-    return 0;
-  }
-  stop(): void {}
+    })),
+    virtualServices: [
+      {
+        metadata: { name: 'vs0', namespace: 'ns' },
+        spec: {
+          hosts: ['s0.ns.svc.cluster.local'],
+          http: [{ timeout: mesh.timeout, route: [{ destination: { host: 's0.ns.svc.cluster.local' } }] }],
+        },
+      },
+    ],
+  }));
 }
 
 type Delta = Extract<DiscoveryMessage, { type: 'delta' }>;
@@ -101,7 +68,7 @@ describe('weftd delta pushes (real server and client on loopback)', function () 
   this.timeout(60_000);
   let server: Server;
   let discovery: DiscoveryService;
-  let registry: MeshRegistry;
+  let registry: SnapshotRegistry;
   let metrics: WeftdMetrics;
   let dir: string;
   let ca: KeyPairPem;
@@ -116,7 +83,7 @@ describe('weftd delta pushes (real server and client on loopback)', function () 
     dir = mkdtempSync(join(tmpdir(), 'delta-'));
     writeFileSync(join(dir, 'ca.crt'), ca.certPem);
     writeFileSync(join(dir, 'tok'), 'tok');
-    registry = new MeshRegistry();
+    registry = meshRegistry();
     metrics = createWeftdMetrics(false);
     discovery = new DiscoveryService({
       registry,
@@ -212,7 +179,7 @@ describe('weftd delta pushes (real server and client on loopback)', function () 
     expect(first.state, 'a full config on a delta stream names its state').to.match(/^[0-9a-f]{32}$/);
     const fullBytes0 = await counter('weft_weftd_xds_pushed_bytes_total', 'kind="full"');
 
-    registry.change(() => (registry.timeout = '2s'));
+    registry.change(() => (mesh.timeout = '2s'));
     const d = (await waitFor('the delta', () => wire.find((m) => m.type === 'delta') ?? null)) as Delta;
     expect(d.resources.map((r) => r.name)).to.deep.equal(['vhost/outbound/s0.ns.svc.cluster.local:80']);
     expect(d.removed).to.deep.equal([]);
@@ -231,7 +198,7 @@ describe('weftd delta pushes (real server and client on loopback)', function () 
   it("one endpoint change sends only that cluster's endpoints", async () => {
     const wire = raw('p-ep');
     await waitFor('first config', () => (wire.length > 0 ? true : null));
-    registry.change(() => registry.endpointOctet++);
+    registry.change(() => mesh.endpointOctet++);
     const d = (await waitFor('the delta', () => wire.find((m) => m.type === 'delta') ?? null)) as Delta;
     expect(d.resources.map((r) => r.name)).to.deep.equal(['endpoints/outbound|80||s1.ns.svc.cluster.local']);
   });
@@ -239,7 +206,7 @@ describe('weftd delta pushes (real server and client on loopback)', function () 
   it('an older proxy (no delta=1) gets whole configs', async () => {
     const p = client('p-old', { delta: false });
     await acked('p-old');
-    registry.change(() => (registry.timeout = '3s'));
+    registry.change(() => (mesh.timeout = '3s'));
     await waitFor('the new config', () => (p.c.applied.full === 2 ? true : null));
     expect(p.c.applied.delta).to.equal(0);
     const info = await acked('p-old');
@@ -257,7 +224,7 @@ describe('weftd delta pushes (real server and client on loopback)', function () 
     const good = await acked('p-bad');
     const heldBefore = p.c.held.state;
     refuse = true;
-    registry.change(() => (registry.timeout = '4s'));
+    registry.change(() => (mesh.timeout = '4s'));
     const nacked = await waitFor('the NACK', () => {
       const i = conn('p-bad');
       return i?.nacked && i.nacked.nonce === i.sent?.nonce ? i : null;
@@ -267,7 +234,7 @@ describe('weftd delta pushes (real server and client on loopback)', function () 
     expect(nacked.delta.held).to.deep.equal({ version: good.sent!.version, state: heldBefore });
     // the next change is a delta from the last good state, and it applies
     refuse = false;
-    registry.change(() => (registry.timeout = '5s'));
+    registry.change(() => (mesh.timeout = '5s'));
     await waitFor('the next delta applied', () => (p.c.applied.delta >= 1 ? true : null));
     await acked('p-bad');
     expect(p.c.applied.resyncs).to.equal(0);
@@ -279,7 +246,7 @@ describe('weftd delta pushes (real server and client on loopback)', function () 
     await acked('p-resync');
     const before = await counter('weft_weftd_xds_delta_fallbacks_total', 'reason="resync"');
     p.c.held.commit(null); // the proxy lost track of its resources
-    registry.change(() => (registry.timeout = '6s'));
+    registry.change(() => (mesh.timeout = '6s'));
     await waitFor('the whole config after the resync', () => (p.c.applied.full === 2 ? true : null));
     expect(p.c.applied.resyncs).to.equal(1);
     const info = await acked('p-resync');
@@ -296,7 +263,7 @@ describe('weftd delta pushes (real server and client on loopback)', function () 
     // the stream breaks and the mesh changes before the proxy is back
     (p.c as unknown as { currentReq: { destroy(): void } }).currentReq.destroy();
     await waitFor('the old stream gone', () => (conn('p-resume')?.id === streamsBefore ? null : true));
-    registry.change(() => (registry.timeout = '7s'));
+    registry.change(() => (mesh.timeout = '7s'));
     const info = await waitFor('the new stream ACKed', () => {
       const i = conn('p-resume');
       const current = i?.sent?.version === fresh('p-resume').version;

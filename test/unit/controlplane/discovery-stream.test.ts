@@ -13,7 +13,7 @@ import { ConfigGenerator } from '../../../controlplane/configgen.js';
 import { DiscoveryService } from '../../../controlplane/discovery.js';
 import { DEFAULT_MESH } from '../../../controlplane/flags.js';
 import { createWeftdMetrics } from '../../../controlplane/metrics.js';
-import type { KubeRegistry, Snapshot, TriggerType } from '../../../controlplane/registry.js';
+import { SnapshotRegistry } from '../../support/snapshot-registry.js';
 import { createCA, issueServing } from '../../../pkg/certs/index.js';
 import { MessageDecoder, discoveryQuery, type DiscoveryMessage } from '../../../pkg/discovery/protocol.js';
 import { createLogger } from '../../../pkg/log/index.js';
@@ -36,48 +36,11 @@ function services(n: number, tag: number): ServiceRecord[] {
   }));
 }
 
-class FakeRegistry implements KubeRegistry {
-  generation = 1;
-  private listeners: ((t: TriggerType) => void)[] = [];
-  private snap: Snapshot = this.make();
-  readonly hasSynced = Promise.resolve();
-  private make(): Snapshot {
-    return {
-      generation: this.generation,
-      services: services(100, this.generation),
-      kubeServices: [],
-      virtualServices: [],
-      destinationRules: [],
-      serviceEntries: [],
-      gateways: [],
-      peerAuthentications: [],
-    };
-  }
-  change(): void {
-    this.generation++;
-    this.snap = this.make();
-    for (const fn of this.listeners) fn('endpoint');
-  }
-  synced = (): boolean => true;
-  unsynced = (): never[] => [];
-  snapshot = (): Snapshot => this.snap;
-  list = (): never[] => [];
-  changedAt = (): number => 0;
-  pod = (namespace: string, name: string) => ({ namespace, name, labels: { app: 'client' } });
-  onChange(fn: (t: TriggerType) => void): void {
-    this.listeners.push(fn);
-  }
-  readonly events = 0;
-  readonly ignoredEvents = 0;
-  onEvent(): void {}
-  stop(): void {}
-}
-
 describe('weftd discovery server without a cluster', function () {
   this.timeout(60_000);
   let server: Server;
   let discovery: DiscoveryService;
-  let registry: FakeRegistry;
+  let registry: SnapshotRegistry;
   let caPem: string;
 
   before(async () => {
@@ -85,7 +48,10 @@ describe('weftd discovery server without a cluster', function () {
     const ca = createCA({ commonName: 'test', ttlMs: 3600_000, now });
     const leaf = issueServing(ca, { commonName: 'weftd', dnsNames: ['weftd.test'], ttlMs: 3600_000, now });
     caPem = ca.certPem;
-    registry = new FakeRegistry();
+    registry = new SnapshotRegistry((g) => ({ services: services(100, g) }), {
+      trigger: 'endpoint',
+      podLabels: () => ({ app: 'client' }),
+    });
     const identity: Identity = { namespace: 'ns', serviceAccount: 'sa' };
     discovery = new DiscoveryService({
       registry,
