@@ -79,7 +79,12 @@ export function planFor(config: ProxyConfig): Planned | null {
 
 /** The `resources` and `removed` parts of a delta for the collections, shared by every proxy making the same move. */
 interface CollectionDelta {
-  next: CollectionIndex;
+  /**
+   * The index this delta leads to, weakly: a strong reference would chain every later index
+   * (and its delta) behind the oldest one still held, so one proxy that stops ACKing would keep
+   * every generation since in memory.
+   */
+  next: WeakRef<CollectionIndex>;
   diff: IndexDiff;
   /** The changed resources, each `{"name","version","value"}`, comma-joined. */
   resources: string;
@@ -89,12 +94,12 @@ const collectionDeltas = new WeakMap<CollectionIndex, CollectionDelta>();
 
 function collectionDelta(from: CollectionIndex, to: SplitCollections): CollectionDelta {
   const hit = collectionDeltas.get(from);
-  if (hit?.next === to.index) return hit;
+  if (hit?.next.deref() === to.index) return hit;
   const diff = diffIndexes(from.versions, to.index.versions);
   const resources = diff.changed
     .map((n) => encodeResource(n, to.index.versions.get(n)!, to.values.get(n)))
     .join(',');
-  const d: CollectionDelta = { next: to.index, diff, resources };
+  const d: CollectionDelta = { next: new WeakRef(to.index), diff, resources };
   collectionDeltas.set(from, d);
   return d;
 }

@@ -30,9 +30,13 @@ import type {
 } from '../proxyconfig/types.js';
 import { WeftError } from '../errors/index.js';
 
-/** A resource's version: the hash of its JSON (64 bits: weftd makes every value, nobody picks them). */
+/**
+ * A resource's version: the hash of its JSON. 128 bits: values carry tenant-written content
+ * (VirtualService fields), and at 64 bits a birthday search could make two versions of one
+ * resource share a version, so the change would never be pushed.
+ */
 export function resourceVersion(value: unknown): string {
-  return createHash('sha256').update(JSON.stringify(value)).digest('hex').slice(0, 16);
+  return createHash('sha256').update(JSON.stringify(value)).digest('hex').slice(0, 32);
 }
 
 /** Resource name → version. */
