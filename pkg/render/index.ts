@@ -227,10 +227,14 @@ function deployedRedis(mesh: string, spec: EffectiveSpec): KubeObject[] {
   const auth = spec.rateLimitRedisAuth;
   if (d === undefined || auth === undefined) return [];
   const { name, port } = DEPLOYED_REDIS;
+  // An empty `--requirepass` turns AUTH off: with the password file empty, only a newline or
+  // unreadable, Redis must not start at all (it would serve every pod without a password).
   const serve = [
+    `pw="$(cat ${REDIS_AUTH_DIR}/password)" && [ -n "$pw" ] ||`,
+    `{ echo 'weft-redis: the password file is empty or unreadable; not starting Redis without AUTH' >&2; exit 1; };`,
     `exec /usr/bin/redis-server --port ${port} --bind 0.0.0.0 --protected-mode no`,
     `--save '' --appendonly no --maxmemory 256mb --maxmemory-policy volatile-ttl`,
-    `--requirepass "$(cat ${REDIS_AUTH_DIR}/password)"`,
+    `--requirepass "$pw"`,
   ].join(' ');
   return [
     serviceAccount(mesh, name, MESH_NAMESPACE, 'ratelimit-redis'),

@@ -255,6 +255,54 @@ describe('operator-deployed Redis: the rendered command line (real sh, real redi
   });
 });
 
+describe('operator-deployed Redis: an empty password file (security review)', function () {
+  this.timeout(30_000);
+  for (const [what, content] of [
+    ['empty', ''],
+    ['only a newline', '\n'],
+    ['missing', null],
+  ] as const)
+    it(`${what}: the container exits 1 and no Redis serves`, async () => {
+      const out = render({
+        apiVersion: 'mesh.weft.dev/v1alpha1',
+        kind: 'Mesh',
+        metadata: { name: 'default' },
+        spec: { rateLimits: { passwordSecret: 'redis-auth', redis: { deploy: true } } },
+      } as Mesh);
+      const d = out.find((o) => o.kind === 'Deployment' && o.metadata.name === 'weft-redis') as unknown as {
+        spec: { template: { spec: { containers: { args: string[] }[] } } };
+      };
+      const [shell, flag, script] = d.spec.template.spec.containers[0]!.args as [string, string, string];
+      const dir = mkdtempSync(path.join(tmpdir(), 'weft-redis-empty-'));
+      if (content !== null) writeFileSync(path.join(dir, 'password'), content);
+      const port = await freePort();
+      const local = script
+        .replaceAll('/etc/weft/ratelimit-redis', dir)
+        .replace('--port 6379', `--port ${port}`)
+        .replace('--bind 0.0.0.0', '--bind 127.0.0.1');
+      const proc = spawn(shell, [flag, local], { stdio: ['ignore', 'ignore', 'pipe'] });
+      let stderr = '';
+      proc.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
+      try {
+        const code = await new Promise<number | null>((resolve) => proc.on('exit', resolve));
+        expect(code, stderr).to.equal(1);
+        expect(stderr).to.match(/not starting Redis without AUTH/);
+        const anon = new RedisClient({ host: '127.0.0.1', port, timeoutMs: 300 });
+        try {
+          await anon.command(['PING']).then(
+            (r) => expect.fail(`a Redis answered ${String(r)}`),
+            () => undefined,
+          );
+        } finally {
+          anon.close();
+        }
+      } finally {
+        proc.kill('SIGKILL');
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+});
+
 describe('weftd flags: Redis AUTH', () => {
   it('password file and username need --ratelimit-redis; a username needs the password file', () => {
     expect(() => parseFlags(['--ratelimit-redis-password-file', '/p'], {})).to.throw(

@@ -345,7 +345,8 @@ describe('render: global rate limits (spec.rateLimits.redisAddress)', () => {
     const c = pod.containers[0]!;
     expect(c.image).to.equal('weft.local/redis:1');
     expect(c.args.slice(0, 2)).to.deep.equal(['/bin/sh', '-c']);
-    expect(c.args[2]).to.include('--requirepass "$(cat /etc/weft/ratelimit-redis/password)"');
+    expect(c.args[2]).to.include('pw="$(cat /etc/weft/ratelimit-redis/password)" && [ -n "$pw" ] ||');
+    expect(c.args[2]).to.include('--requirepass "$pw"');
     expect(c.args[2]).to.include("--save '' --appendonly no");
     expect(c.readinessProbe).to.deep.include({ tcpSocket: { port: 6379 } });
     expect(pod.volumes).to.deep.include({
