@@ -211,6 +211,18 @@ export class SecretCredentials implements CredentialSource {
     return cred;
   }
 
+  /**
+   * The credential as `get` gives it, but only when a gateway's config already asked for it (its
+   * Secret is watched), else undefined. The status writer judges what gateways use with this: it
+   * starts no watch (a Gateway author cannot spend the watch budget) and answers nothing about
+   * Secrets no gateway reads (no oracle for Secrets in other namespaces).
+   */
+  peek(namespace: string, credentialName: string): UpstreamCredential | undefined {
+    const name = secretNameOf(credentialName);
+    if (typeof name === 'object' || !this.watched.has(`${namespace}/${name}`)) return undefined;
+    return this.read(namespace, credentialName);
+  }
+
   private read(namespace: string, credentialName: string): UpstreamCredential {
     const source = `${namespace}/${credentialName}`;
     const name = secretNameOf(credentialName);

@@ -5,12 +5,16 @@
  * refused the server), and only a counter on the gateway said so.
  *
  * A gateway pod reads `credentialName` Secrets in its own namespace (Istio's rule), so a Gateway
- * is judged in each namespace where a pod it selects runs. A Secret whose watch has not listed
- * yet is no verdict: the credential source calls back once it has, and the next pass judges it.
+ * is judged in each namespace where a pod it selects runs, and only on credentials a gateway's
+ * config already asked for (the lookup starts nothing and answers nothing else: a Gateway author
+ * learns nothing about Secrets no gateway uses). A Secret whose watch has not listed yet is no
+ * verdict: the credential source calls back once it has, and the next pass judges it.
  */
 import type { Gateway, Server } from '../pkg/api/index.js';
 import type { UpstreamCredential } from '../pkg/proxyconfig/types.js';
-import type { CredentialSource } from './credentials.js';
+
+/** A credential a gateway already reads (SecretCredentials.peek); undefined: none reads it. */
+export type CredentialLookup = (namespace: string, credentialName: string) => UpstreamCredential | undefined;
 
 const NOT_READ_YET = / not read yet$/;
 
@@ -35,7 +39,7 @@ function unusable(cred: UpstreamCredential, mode: 'SIMPLE' | 'MUTUAL'): string |
 export function gatewayCredentialProblems(
   gw: Gateway,
   podNamespaces: ReadonlySet<string>,
-  source: CredentialSource,
+  lookup: CredentialLookup,
 ): string[] {
   const problems = new Set<string>();
   for (const [i, server] of (gw.spec.servers ?? []).entries()) {
@@ -43,7 +47,8 @@ export function gatewayCredentialProblems(
     const name = server.tls?.credentialName;
     if ((mode !== 'SIMPLE' && mode !== 'MUTUAL') || name === undefined || name === '') continue;
     for (const ns of [...podNamespaces].sort()) {
-      const why = unusable(source.get(ns, name), mode);
+      const cred = lookup(ns, name);
+      const why = cred === undefined ? undefined : unusable(cred, mode);
       if (why !== undefined) problems.add(`server ${serverLabel(server, i)}: ${why}`);
       if (problems.size >= MAX_PROBLEMS) return [...problems];
     }

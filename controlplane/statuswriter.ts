@@ -22,7 +22,7 @@ import { validateObject, type ObjectFinding, type ValidationResult } from '../pk
 import { Debouncer } from './debounce.js';
 import { podInfo, type KubeRegistry, type WatchedKind } from './registry.js';
 import { memquotaCondition, rateLimitCondition } from './ratelimitstatus.js';
-import type { CredentialSource } from './credentials.js';
+import type { SecretCredentials } from './credentials.js';
 import { gatewayCredentialProblems } from './gatewaycredentials.js';
 import { gatewaySelects } from '../pkg/translate/gateway.js';
 import type { Gateway } from '../pkg/api/index.js';
@@ -85,7 +85,7 @@ export interface StatusWriterOptions {
    * Where gateways' `credentialName` Secrets are read (the config generator's source), to judge
    * Gateways' TLS credentials; absent: not judged. Call `credentialsChanged` when they change.
    */
-  credentials?: CredentialSource;
+  credentials?: Pick<SecretCredentials, 'peek'>;
   /** Lease timings (tests shorten the retry period); default LEASE_DEFAULTS. */
   leaseTiming?: Partial<
     Pick<LeaderElectionConfig, 'leaseDurationSeconds' | 'renewDeadlineMs' | 'retryPeriodMs'>
@@ -275,7 +275,7 @@ export class StatusWriter {
         .filter((pod) => gatewaySelects(gw, pod))
         .map((pod) => pod.namespace),
     );
-    const problems = gatewayCredentialProblems(gw, namespaces, source);
+    const problems = gatewayCredentialProblems(gw, namespaces, (ns, name) => source.peek(ns, name));
     return problems.length > 0 ? { badCredentials: problems } : {};
   }
 
