@@ -71,10 +71,20 @@ export function parseGrpcTimeout(value: string | string[] | undefined): number |
   if (m === null) return null;
   const ms = Number(m[1]) * TIMEOUT_UNIT_MS[m[2]!]!;
   if (ms === 0) return 0;
-  return Math.max(1, Math.ceil(ms));
+  // 99999999H is 11,400 years; node's timers fire at once past 2^31-1 ms (24.8 days)
+  return Math.min(MAX_TIMER_MS, Math.max(1, Math.ceil(ms)));
 }
 
-/** `grpc-timeout` for a number of milliseconds (what is left of the deadline, sent upstream). */
+/** The longest delay node's timers keep (a longer one fires after 1 ms, with a warning). */
+export const MAX_TIMER_MS = 2_147_483_647;
+
+/**
+ * `grpc-timeout` for a number of milliseconds (what is left of the deadline, sent upstream), in
+ * the largest unit that keeps the value exact, within the header's 8 digits.
+ */
 export function formatGrpcTimeout(ms: number): string {
-  return `${Math.max(0, Math.ceil(ms))}m`;
+  const whole = Math.max(0, Math.ceil(ms));
+  if (whole <= 99_999_999) return `${whole}m`;
+  const seconds = Math.ceil(whole / 1000);
+  return seconds <= 99_999_999 ? `${seconds}S` : `${Math.ceil(seconds / 60)}M`;
 }

@@ -37,7 +37,11 @@ describe('gRPC on the router path (proxy/h2)', () => {
     ['1500u', 2],
     ['1n', 1],
     ['0m', 0],
-    ['99999999S', 99_999_999_000],
+    // past node's timer limit (2^31-1 ms, 24.8 days) a timer fires at once: clamped to it
+    ['99999999S', 2_147_483_647],
+    ['2592000S', 2_147_483_647], // 30 days: a long watch's deadline
+    ['99999999H', 2_147_483_647],
+    ['2147483S', 2_147_483_000],
     ['123456789S', null], // 9 digits: malformed
     ['1s', null], // units are case-sensitive
     ['-1S', null],
@@ -58,6 +62,10 @@ describe('gRPC on the router path (proxy/h2)', () => {
     // not a gRPC request: the header means nothing
     expect(grpcTimeoutMs(null, { 'grpc-timeout': '100m' }, 5000)).to.equal(5000);
     expect(formatGrpcTimeout(99.2)).to.equal('100m');
+    // the header takes at most 8 digits: larger deadlines go up a unit
+    expect(formatGrpcTimeout(99_999_999)).to.equal('99999999m');
+    expect(formatGrpcTimeout(2_147_483_647)).to.equal('2147484S');
+    expect(parseGrpcTimeout(formatGrpcTimeout(2_147_483_647))).to.equal(2_147_483_647);
   });
 
   it('grpc-message is percent-encoded and bounded', () => {
