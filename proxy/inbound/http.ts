@@ -28,7 +28,7 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from '../../pkg/log/index.js';
 import { H1Pool, type Controller, type ResponseHandler, type UpstreamError } from '../upstream/h1client.js';
 import { DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_IDLE_MS } from '../upstream/cluster.js';
-import { forwardableHeaders, HOP_BY_HOP, type HeaderMap } from '../router/headers.js';
+import { forwardableHeaders, forwardableTrailers, HOP_BY_HOP, type HeaderMap } from '../router/headers.js';
 import { addFlag, FLAG_TEXT, Flags, type Flag } from '../router/flags.js';
 import { propagate } from '../telemetry/trace.js';
 import type { AccessLog } from '../telemetry/accesslog.js';
@@ -279,10 +279,8 @@ class InboundExchange implements ResponseHandler {
     this.releaseHead(c);
     const grpc = trailers['grpc-status'];
     if (this.grpc !== null && typeof grpc === 'string') this.grpc.status = grpc;
-    const out: Record<string, string | string[]> = {};
-    for (const k in trailers) if (trailers[k] !== undefined) out[k] = trailers[k]!;
     try {
-      this.res.addTrailers(out);
+      this.res.addTrailers(forwardableTrailers(trailers));
     } catch {
       // a trailer this downstream cannot carry: the body still ends
     }

@@ -27,7 +27,13 @@ import type { EndpointRuntime } from '../upstream/cluster.js';
 import type { MetricsRegistry } from '../telemetry/metrics.js';
 import type { AccessLog } from '../telemetry/accesslog.js';
 import { propagate } from '../telemetry/trace.js';
-import { forwardableHeaders, sanitizeExternal, withoutHopByHop, type HeaderMap } from './headers.js';
+import {
+  forwardableHeaders,
+  forwardableTrailers,
+  sanitizeExternal,
+  withoutHopByHop,
+  type HeaderMap,
+} from './headers.js';
 import { requestOriginalDst } from '../upstream/origdst.js';
 import { authorityPort, hostValues, isRejection, parseRequestHead, type HeadRejection } from './target.js';
 import type { PathNormalization } from './path.js';
@@ -547,10 +553,8 @@ export class Exchange {
     if (this.heldHead !== null) this.releaseHead();
     const grpc = trailers['grpc-status'];
     if (this.grpc !== null && typeof grpc === 'string') this.grpc.status = grpc;
-    const out: Record<string, string | string[]> = {};
-    for (const k in trailers) if (k.charCodeAt(0) !== 58 && trailers[k] !== undefined) out[k] = trailers[k]!;
     try {
-      this.res.addTrailers(out);
+      this.res.addTrailers(forwardableTrailers(trailers));
     } catch {
       // a trailer this downstream cannot carry: the body still ends
     }

@@ -103,6 +103,31 @@ export function withoutHopByHop(src: HeaderMap): HeaderMap {
   return copyWithout(src, RESPONSE_HOP_BY_HOP, false);
 }
 
+/**
+ * Fields a trailer section must not carry (RFC 9110 §6.5.1: framing, routing and connection
+ * fields), besides the hop-by-hop ones. Node's HTTP/2 server throws from inside the stream's end,
+ * past any try around addTrailers, on a connection-specific trailer: an upstream that sent one
+ * would take the whole proxy down.
+ */
+const NOT_A_TRAILER: Readonly<Record<string, true>> = {
+  ...HOP_BY_HOP,
+  'content-length': true,
+  'content-type': true,
+  'content-encoding': true,
+  host: true,
+};
+
+/** The upstream trailers to pass downstream: no pseudo-headers, no framing or hop-by-hop fields. */
+export function forwardableTrailers(src: HeaderMap): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  for (const k in src) {
+    const v = src[k];
+    if (v === undefined || k.charCodeAt(0) === 58 /* : */ || NOT_A_TRAILER[k.toLowerCase()]) continue;
+    out[k] = v;
+  }
+  return out;
+}
+
 /** Compiles one ops block; order is Envoy's: remove, then set, then add (appending). */
 export function compileHeaderOps(ops: HeaderOps | undefined): HeaderOpFn | null {
   if (!ops) return null;

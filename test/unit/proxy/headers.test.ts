@@ -1,5 +1,6 @@
 import { expect } from 'chai';
 import {
+  forwardableTrailers,
   chainOps,
   compileHeaderOps,
   connectionOptions,
@@ -82,4 +83,32 @@ describe('proxy header operations', () => {
       }),
     ).to.deep.equal({ 'content-type': 'text/plain', host: 'kept-on-responses' });
   });
+});
+
+describe('forwardableTrailers: what an upstream trailer section may pass downstream', () => {
+  it('keeps gRPC status and application trailers', () => {
+    expect(
+      forwardableTrailers({
+        'grpc-status': '0',
+        'grpc-message': 'ok',
+        'x-checksum': 'abc',
+        missing: undefined,
+      }),
+    ).to.deep.equal({ 'grpc-status': '0', 'grpc-message': 'ok', 'x-checksum': 'abc' });
+  });
+  // node's HTTP/2 server throws from the stream's end (uncaught) on a connection-specific trailer
+  for (const name of [
+    ':status',
+    'connection',
+    'keep-alive',
+    'transfer-encoding',
+    'te',
+    'upgrade',
+    'proxy-connection',
+    'Content-Length',
+    'host',
+  ])
+    it(`drops ${name}`, () => {
+      expect(forwardableTrailers({ [name]: 'x', 'grpc-status': '0' })).to.deep.equal({ 'grpc-status': '0' });
+    });
 });
