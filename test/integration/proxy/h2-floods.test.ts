@@ -229,3 +229,33 @@ describe('HTTP/2 header blocks must complete within the headers timeout', functi
     bystander.close();
   });
 });
+
+describe('HTTP/2 idle sessions: frames other than requests do not keep them open', function () {
+  this.timeout(30_000);
+  let app: Upstream;
+  let p: Started;
+  before(async () => {
+    app = await upstream('app');
+    p = await startProxy(reviewsEntry([app]) + vs(`  - route: [{destination: {host: reviews}}]`), {
+      idleTimeoutMs: 500,
+    });
+  });
+  after(async () => {
+    await p.stop();
+    await app.close();
+  });
+
+  it('a client that sends only PINGs (more often than the idle timeout) gets GOAWAY', async () => {
+    const c = await rawH2(p.port);
+    const ping = frame(T.PING, 0, 0, Buffer.alloc(8));
+    const pings = setInterval(() => c.socket.writable && c.socket.write(ping), 100);
+    try {
+      // a guard: node's session timer is not reset by received PINGs (were it, this would hang)
+      expect(await withTimeout(c.closed, 10_000)).to.not.equal('timeout');
+      expect(c.goaway()).to.equal(ERR.NO_ERROR);
+    } finally {
+      clearInterval(pings);
+    }
+    expect(await h2ok(p.port)).to.equal(200);
+  });
+});
