@@ -31,6 +31,13 @@ function h2ok(port: number): Promise<number> {
   });
 }
 
+/** weft_proxy_downstream_protocol_errors_total: HTTP/1's 431/408 and HTTP/2's alike. */
+async function protocolErrors(p: Started): Promise<number> {
+  const body = (await request(p.metrics, { path: '/stats/prometheus' })).body;
+  const m = /^weft_proxy_downstream_protocol_errors_total(?:\{[^}]*\})? (\d+)/m.exec(body);
+  return m === null ? 0 : Number(m[1]);
+}
+
 async function withTimeout<T>(p: Promise<T>, ms: number): Promise<T | 'timeout'> {
   return Promise.race([p, new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), ms).unref())]);
 }
@@ -141,6 +148,7 @@ describe('HTTP/2 floods are bounded and others are unaffected', function () {
 
   it('a header list of 4 fields × 50 KB (under the field count, over 60 KiB as RFC 7541 counts it): answered, never forwarded', async () => {
     const c = await rawH2(p.port);
+    const errorsBefore = await protocolErrors(p);
     // 200 KB decoded in 125 KB of HPACK: 8 frames, within nghttp2's CONTINUATION count
     const fields = Array.from({ length: 4 }, (_, i) => literalHuffmanA(`x-huge-${i}`, 50_000));
     const block = requestBlock(AUTH, fields, '/huge');
@@ -167,6 +175,7 @@ describe('HTTP/2 floods are bounded and others are unaffected', function () {
     // an ordinary request on another connection is served meanwhile (afterEach: once more)
     expect(await h2ok(p.port)).to.equal(200);
     expect(app.seen.some((r) => r.url === '/huge')).to.equal(false);
+    expect(await protocolErrors(p)).to.equal(errorsBefore + 1);
     c.socket.destroy();
   });
 
@@ -209,6 +218,7 @@ describe('HTTP/2 header blocks must complete within the headers timeout', functi
   });
 
   it('HEADERS without END_HEADERS, then nothing: that session is closed, an idle one beside it is not', async () => {
+    const errorsBefore = await protocolErrors(p);
     const bystander = http2.connect(`http://127.0.0.1:${p.port}`);
     const c = await rawH2(p.port);
     c.socket.write(frame(T.HEADERS, 0, 1, requestBlock(AUTH, [literal('x-slow', 's')], '/slow')));
@@ -216,6 +226,7 @@ describe('HTTP/2 header blocks must complete within the headers timeout', functi
     expect(await withTimeout(c.closed, 10_000)).to.not.equal('timeout');
     expect(c.goaway()).to.equal(ERR.NO_ERROR);
     expect(app.seen.some((r) => r.url === '/slow')).to.equal(false);
+    expect(await protocolErrors(p)).to.equal(errorsBefore + 1);
     // the session that began no header block is still open and served
     expect(bystander.closed || bystander.destroyed).to.equal(false);
     const status = await new Promise<number>((resolve, reject) => {
