@@ -413,7 +413,9 @@ export class DiscoveryService {
       error: ack.error,
       ...(ack.resync === true ? { resync: true } : {}),
     });
-    if (conn.held) this.deltaNacked(conn, ack.resync === true);
+    // resync asks for the whole config because a delta did not apply: a NACK of a whole config
+    // saying so is no reason to send it again (each would be an immediate full re-push)
+    if (conn.held) this.deltaNacked(conn, ack.resync === true && info.sent.delta === true);
     return 'nack';
   }
 

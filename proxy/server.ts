@@ -92,7 +92,13 @@ export interface ProxyOptions {
   /** Extra health-port routes (the sidecar's /app-health/...); returns false when not its path. */
   healthRoutes?: (req: IncomingMessage, res: ServerResponse) => boolean;
   /** Gateway TLS limits (proxy/gateway-tls.ts defaults: 5 s ClientHello, 10 s handshake, 1024 at once). */
-  gatewayTls?: { helloTimeoutMs?: number; handshakeTimeoutMs?: number; maxHandshakes?: number };
+  gatewayTls?: {
+    helloTimeoutMs?: number;
+    handshakeTimeoutMs?: number;
+    maxHandshakes?: number;
+    /** L4 TLS routes: ClientHellos read at once from one source (default 32). */
+    maxPendingHellosPerSource?: number;
+  };
   /** Extra admin-port routes (the sidecar's /inbound); returns false when not its path. */
   adminRoutes?: (req: IncomingMessage, res: ServerResponse) => boolean;
   /**
@@ -502,6 +508,9 @@ export class ProxyServer {
       accessLog: this.current?.accessLog === true ? this.env.accessLog : null,
       ...(this.opts.gatewayTls?.helloTimeoutMs !== undefined
         ? { helloTimeoutMs: this.opts.gatewayTls.helloTimeoutMs }
+        : {}),
+      ...(this.opts.gatewayTls?.maxPendingHellosPerSource !== undefined
+        ? { maxPendingHellosPerSource: this.opts.gatewayTls.maxPendingHellosPerSource }
         : {}),
       ...(this.opts.rand !== undefined ? { rand: this.opts.rand } : {}),
     };

@@ -29,6 +29,13 @@ import type { CompiledTcpListener } from './compile/compile.js';
 export const L4_REFUSED_METRIC = 'weft_proxy_l4_refused_total';
 /** ClientHellos being read at once, process-wide; more are refused (each holds ≤ 16 KB for ≤ the timeout). */
 export const MAX_PENDING_HELLOS = 1024;
+/**
+ * Of those, from one source address: without it, one client holding 1,024 silent connections
+ * (re-opened every hello timeout) had every TLS route of the proxy refuse everyone else.
+ */
+export const MAX_PENDING_HELLOS_PER_SOURCE = 32;
+/** A refused-for-the-limit connection is logged at most this often (the counter counts them all). */
+const HELLO_LIMIT_LOG_EVERY_MS = 1000;
 
 export type L4RefusedReason = 'no_route' | 'hello_timeout' | 'hello_malformed' | 'not_tls' | 'hello_limit';
 
@@ -147,10 +154,31 @@ export interface L4Env {
   accessLog?: AccessLog | null;
   /** How long a TLS route waits for the whole ClientHello (default HELLO_TIMEOUT_MS). */
   helloTimeoutMs?: number;
+  /** ClientHellos read at once from one source address (default MAX_PENDING_HELLOS_PER_SOURCE). */
+  maxPendingHellosPerSource?: number;
   rand?: () => number;
 }
 
 let pendingHellos = 0;
+/** Pending ClientHellos by source address (at most MAX_PENDING_HELLOS entries). */
+const pendingBySource = new Map<string, number>();
+let helloLimitLoggedAt = 0;
+
+/** Takes a slot to read a ClientHello from `source`, or says no (process-wide or per-source budget spent). */
+function takeHelloSlot(source: string, perSource: number): boolean {
+  const mine = pendingBySource.get(source) ?? 0;
+  if (pendingHellos >= MAX_PENDING_HELLOS || mine >= perSource) return false;
+  pendingHellos++;
+  pendingBySource.set(source, mine + 1);
+  return true;
+}
+
+function releaseHelloSlot(source: string): void {
+  pendingHellos--;
+  const left = (pendingBySource.get(source) ?? 1) - 1;
+  if (left <= 0) pendingBySource.delete(source);
+  else pendingBySource.set(source, left);
+}
 
 /** The SNI the way routes compare it: lowercase, without a trailing dot. */
 function normalizeSni(sni: string | null): string | null {
@@ -167,7 +195,12 @@ function refuse(
   detail: { sni?: string | undefined; detail?: string } = {},
 ): void {
   env.metrics.incLabelled(L4_REFUSED_METRIC, { listener: where, reason });
-  env.log.warn('TCP connection refused', { listener: where, flag: 'NR', reason, ...detail });
+  // a flood of connections over the hello budget must not become a flood of log lines
+  const now = Date.now();
+  if (reason !== 'hello_limit' || now - helloLimitLoggedAt >= HELLO_LIMIT_LOG_EVERY_MS) {
+    if (reason === 'hello_limit') helloLimitLoggedAt = now;
+    env.log.warn('TCP connection refused', { listener: where, flag: 'NR', reason, ...detail });
+  }
   const end = { start: Date.now(), flag: 'NR', received: 0, sent: 0, upstream: null };
   env.accessLog?.write(
     l4LogEntry(client, { name: where, clusterName: '' }, { sni: detail.sni ?? null }, end),
@@ -192,10 +225,11 @@ export async function routeL4(
   let head: Buffer = Buffer.alloc(0);
   let sni: string | null = null;
   if (l4.tls.length > 0) {
-    if (pendingHellos >= MAX_PENDING_HELLOS) return refuse(env, client, where, 'hello_limit');
-    pendingHellos++;
-    const read = await readFirstBytes(client, env.helloTimeoutMs ?? HELLO_TIMEOUT_MS).finally(
-      () => pendingHellos--,
+    const source = client.remoteAddress ?? '';
+    if (!takeHelloSlot(source, env.maxPendingHellosPerSource ?? MAX_PENDING_HELLOS_PER_SOURCE))
+      return refuse(env, client, where, 'hello_limit', { detail: `source ${source}` });
+    const read = await readFirstBytes(client, env.helloTimeoutMs ?? HELLO_TIMEOUT_MS).finally(() =>
+      releaseHelloSlot(source),
     );
     if (client.destroyed) return;
     head = read.head;

@@ -211,6 +211,7 @@ describe('proxy sidecar with a fake weftd', function () {
       namespace: 'bookinfo',
       pod: 'productpage-1',
       acks: true, // it answers every push with ACK/NACK
+      delta: true, // and takes delta pushes (ADR 0020)
     });
   });
 

@@ -23,6 +23,7 @@ import type { OriginalDst } from '../../../proxy/native/original_dst.js';
 import { L4_REFUSED_METRIC } from '../../../proxy/tcp-route.js';
 import { makeServingCert, type ServingCert } from '../../support/certs.js';
 import { freePort } from '../../support/ports.js';
+import { waitFor } from '../../support/wait.js';
 import { startProxy, type Started } from './helpers.js';
 
 async function listen(server: net.Server): Promise<number> {
@@ -217,7 +218,7 @@ describe('gateway TCP and TLS PASSTHROUGH servers (VirtualService tcp/tls routes
     );
     proxy = await startProxy(config, {
       rand: () => (k++ % 4) / 4,
-      gatewayTls: { helloTimeoutMs: 300 },
+      gatewayTls: { helloTimeoutMs: 300, maxPendingHellosPerSource: 4 },
       accessLogSink: sink,
     });
   });
@@ -282,6 +283,42 @@ describe('gateway TCP and TLS PASSTHROUGH servers (VirtualService tcp/tls routes
       reply: 'A',
       cn: 'a.example.com',
     });
+  });
+
+  it('one source holding silent connections spends only its own ClientHello budget (security review)', async () => {
+    const before = refused(proxy.proxy.metrics.render(), 'hello_limit');
+    // 10 connections from 127.0.0.1 that never say anything; the budget per source is 4 here
+    const silent = await Promise.all(
+      Array.from(
+        { length: 10 },
+        () =>
+          new Promise<net.Socket>((resolve) => {
+            const s = net.connect({ host: '127.0.0.1', port: tlsPort }, () => resolve(s));
+            s.on('error', () => undefined);
+          }),
+      ),
+    );
+    try {
+      // another source is still served while they hold their slots
+      const other = await new Promise<{ reply: string; cn?: string } | Error>((resolve) => {
+        const s = tls.connect({
+          socket: net.connect({ host: '127.0.0.1', port: tlsPort, localAddress: '127.0.0.2' }),
+          servername: 'b.example.com',
+          ca: certB.caPem,
+        });
+        let reply = '';
+        s.on('secureConnect', () => s.write('hi'));
+        s.on('data', (d: Buffer) => (reply += d.toString()));
+        s.on('error', (e) => resolve(e));
+        s.on('close', () => resolve({ reply }));
+      });
+      expect(other).to.deep.equal({ reply: 'B' });
+      await waitFor('hello_limit refusals', () =>
+        refused(proxy.proxy.metrics.render(), 'hello_limit') - before >= 1 ? true : undefined,
+      );
+    } finally {
+      for (const s of silent) s.destroy();
+    }
   });
 });
 

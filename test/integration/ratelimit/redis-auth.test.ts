@@ -211,19 +211,24 @@ describe('weftd Redis AUTH (real redis-server --requirepass)', function () {
   });
 });
 
+/** The operator-deployed Redis container's command (`sh`, `-c`, script), as the operator renders it. */
+function deployedRedisCommand(): [string, string, string] {
+  const out = render({
+    apiVersion: 'mesh.weft.dev/v1alpha1',
+    kind: 'Mesh',
+    metadata: { name: 'default' },
+    spec: { rateLimits: { passwordSecret: 'redis-auth', redis: { deploy: true } } },
+  } as Mesh);
+  const d = out.find((o) => o.kind === 'Deployment' && o.metadata.name === 'weft-redis') as unknown as {
+    spec: { template: { spec: { containers: { args: string[] }[] } } };
+  };
+  return d.spec.template.spec.containers[0]!.args as [string, string, string];
+}
+
 describe('operator-deployed Redis: the rendered command line (real sh, real redis-server)', function () {
   this.timeout(30_000);
   it("starts a Redis that refuses unauthenticated commands and takes the Secret's password", async () => {
-    const out = render({
-      apiVersion: 'mesh.weft.dev/v1alpha1',
-      kind: 'Mesh',
-      metadata: { name: 'default' },
-      spec: { rateLimits: { passwordSecret: 'redis-auth', redis: { deploy: true } } },
-    } as Mesh);
-    const d = out.find((o) => o.kind === 'Deployment' && o.metadata.name === 'weft-redis') as unknown as {
-      spec: { template: { spec: { containers: { args: string[] }[] } } };
-    };
-    const [shell, flag, script] = d.spec.template.spec.containers[0]!.args as [string, string, string];
+    const [shell, flag, script] = deployedRedisCommand();
     const dir = mkdtempSync(path.join(tmpdir(), 'weft-redis-deploy-'));
     writeFileSync(path.join(dir, 'password'), `${PASSWORD}\n`); // as a Secret file may end
     const port = await freePort();
@@ -263,16 +268,7 @@ describe('operator-deployed Redis: an empty password file (security review)', fu
     ['missing', null],
   ] as const)
     it(`${what}: the container exits 1 and no Redis serves`, async () => {
-      const out = render({
-        apiVersion: 'mesh.weft.dev/v1alpha1',
-        kind: 'Mesh',
-        metadata: { name: 'default' },
-        spec: { rateLimits: { passwordSecret: 'redis-auth', redis: { deploy: true } } },
-      } as Mesh);
-      const d = out.find((o) => o.kind === 'Deployment' && o.metadata.name === 'weft-redis') as unknown as {
-        spec: { template: { spec: { containers: { args: string[] }[] } } };
-      };
-      const [shell, flag, script] = d.spec.template.spec.containers[0]!.args as [string, string, string];
+      const [shell, flag, script] = deployedRedisCommand();
       const dir = mkdtempSync(path.join(tmpdir(), 'weft-redis-empty-'));
       if (content !== null) writeFileSync(path.join(dir, 'password'), content);
       const port = await freePort();

@@ -21,6 +21,7 @@ import { createWeftdMetrics, type WeftdMetrics } from '../../../controlplane/met
 import { SnapshotRegistry } from '../../support/snapshot-registry.js';
 import { createCA, issueServing, type KeyPairPem } from '../../../pkg/certs/index.js';
 import {
+  ACK_PATH,
   MessageDecoder,
   discoveryQuery,
   type DiscoveryMessage,
@@ -254,6 +255,51 @@ describe('weftd delta pushes (real server and client on loopback)', function () 
     expect(await counter('weft_weftd_xds_delta_fallbacks_total', 'reason="resync"')).to.equal(before + 1);
     expect(json(p.running())).to.deep.equal(json(fresh('p-resync')));
     expect(p.c.held.state).to.equal(info.delta.held!.state);
+  });
+
+  it('a NACK of a whole config that asks for resync is not answered with another whole config (security review)', async () => {
+    const wire = raw('p-fullnack');
+    const first = (await waitFor(
+      'the first (whole) config',
+      () => wire.find((m) => m.type === 'config') ?? null,
+    )) as {
+      version: string;
+      nonce: string;
+    };
+    const before = await counter('weft_weftd_xds_delta_fallbacks_total', 'reason="resync"');
+    const body = JSON.stringify({
+      kind: 'sidecar',
+      namespace: 'ns',
+      pod: 'p-fullnack',
+      version: first.version,
+      nonce: first.nonce,
+      error: 'pretend',
+      resync: true,
+    });
+    const answer = await new Promise<string>((resolve, reject) => {
+      const req = request(
+        {
+          host: '127.0.0.1',
+          port: port(),
+          ca: ca.certPem,
+          method: 'POST',
+          path: ACK_PATH,
+          headers: { authorization: 'Bearer tok', 'content-type': 'application/json' },
+          agent: false,
+        },
+        (res) => {
+          let text = '';
+          res.on('data', (c: Buffer) => (text += c.toString()));
+          res.on('end', () => resolve(text));
+        },
+      );
+      req.on('error', reject);
+      req.end(body);
+    });
+    expect(JSON.parse(answer)).to.deep.equal({ result: 'nack' });
+    // each such NACK used to cost an immediate whole push (4 per connection)
+    expect(conn('p-fullnack')!.delta.resyncs).to.equal(0);
+    expect(await counter('weft_weftd_xds_delta_fallbacks_total', 'reason="resync"')).to.equal(before);
   });
 
   it('a reconnecting proxy resumes with a delta from the state it holds', async () => {
