@@ -100,7 +100,7 @@ function refuseOversized(res: Http2ServerResponse): void {
 /**
  * HTTP/1's headers timeout for HTTP/2: a header block begun (nghttp2's last processed stream id
  * moved past the last stream whose headers completed) must complete within `timeoutMs`, else the
- * session is closed (GOAWAY, then destroyed). Checked every `min(timeoutMs, 1 s)`, as node:http
+ * session is closed (GOAWAY, destroyed `timeoutMs` later). Checked every `min(timeoutMs, 1 s)`, as node:http
  * checks its own (`connectionsCheckingInterval`); no frame extends it.
  */
 function enforceHeadersDeadline(session: Http2Session, timeoutMs: number, onTimeout: () => void): void {
@@ -120,8 +120,11 @@ function enforceHeadersDeadline(session: Http2Session, timeoutMs: number, onTime
     else if (now - pendingSince >= timeoutMs) {
       clearInterval(timer);
       onTimeout();
-      session.goaway(http2.constants.NGHTTP2_NO_ERROR);
-      session.destroy();
+      // GOAWAY, then as long again for streams in progress to finish (a block nghttp2 refused
+      // never completes either; its client's other streams should not die at once); nghttp2
+      // keeps the unfinished block open, so the end is a destroy
+      session.close();
+      setTimeout(() => session.destroy(), timeoutMs).unref();
     }
   };
   const timer = setInterval(check, Math.min(timeoutMs, 1000));
