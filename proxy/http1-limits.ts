@@ -4,7 +4,7 @@
  * One number per limit, so a count one direction accepts is never refused by the other.
  */
 import http from 'node:http';
-import { serveH2Too } from './h2/downstream.js';
+import { serveH2Too, type H2Refusal } from './h2/downstream.js';
 
 /**
  * Header fields per message head (trailers included), requests and responses alike: Envoy's
@@ -53,7 +53,8 @@ export function downstreamServerOptions(o: DownstreamLimits) {
 /**
  * The node:http server of a listener that parses requests from a client, with every downstream
  * limit applied: the options above (`extra` adds listener-specific ones) and the header-count
- * limit, which node:http takes as a property rather than an option. The outbound and gateway
+ * limit, which node:http takes as a property rather than an option. `onH2Refused` counts the
+ * HTTP/2 requests and sessions refused by the same limits (HTTP/1's go to 'clientError'). The outbound and gateway
  * listeners (server.ts) and the sidecar's inbound side (inbound/http.ts) are made here, so a
  * limit added for one is never missing from the other.
  */
@@ -61,6 +62,7 @@ export function createDownstreamServer(
   o: DownstreamLimits,
   extra: http.ServerOptions,
   onRequest: http.RequestListener,
+  onH2Refused?: H2Refusal,
 ): http.Server {
   // the limits last: a listener's own options cannot loosen them
   const server = http.createServer({ ...extra, ...downstreamServerOptions(o) }, onRequest);
@@ -77,6 +79,7 @@ export function createDownstreamServer(
       idleTimeoutMs: opts.keepAliveTimeout,
     },
     onRequest,
+    onH2Refused,
   );
   return server;
 }

@@ -436,6 +436,7 @@ export class ProxyServer {
         shouldUpgradeCallback: takesUpgrade,
       },
       (req, res) => this.onRequest(live, req, res),
+      (status) => this.countDownstreamError(status),
     );
     server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) =>
       this.onUpgrade(live, req, socket, head),
@@ -484,9 +485,14 @@ export class ProxyServer {
       socket.destroy();
       return;
     }
+    this.countDownstreamError(status);
+    rawReply(socket, status, 'DPE', `downstream protocol error: ${code || err.message}`);
+  }
+
+  /** A request refused before routing (HTTP/1's clientError, HTTP/2's same limits). */
+  private countDownstreamError(status: number): void {
     this.current?.unknownMetrics.record(status, 'DPE', 0, 0, 0);
     this.metrics.inc('weft_proxy_downstream_protocol_errors_total');
-    rawReply(socket, status, 'DPE', `downstream protocol error: ${code || err.message}`);
   }
 
   private onTcp(live: LiveListener, socket: net.Socket): void {

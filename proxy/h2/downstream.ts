@@ -11,7 +11,11 @@
  * (docs/http2-grpc.md, test/unit/h2/floods.test.ts):
  *  - streams at once per connection: 100 (SETTINGS_MAX_CONCURRENT_STREAMS; more are refused);
  *  - header list: the HTTP/1 limits (60 KiB, 100 fields), so a request one protocol refuses the
- *    other refuses too; a CONTINUATION flood is bounded by the same size (nghttp2 counts it);
+ *    other refuses too. The size is advertised (SETTINGS_MAX_HEADER_LIST_SIZE) but nghttp2 does
+ *    not enforce it, so each request's list is measured (RFC 7541 §4.1) and over it answered 431
+ *    before routing; a CONTINUATION flood is bounded by nghttp2's CONTINUATION count;
+ *  - a header block's deadline: HTTP/1's headers timeout, from the HEADERS frame that began it
+ *    (the session idle timer cannot bound it: any frame, a PING or a CONTINUATION, resets it);
  *  - rapid reset (CVE-2023-44487): nghttp2's stream-reset rate limit, burst 200 then 50/s, past
  *    which the session is closed with ENHANCE_YOUR_CALM;
  *  - SETTINGS and PING floods: at most 32 settings per frame, 10 unanswered pings; nghttp2
@@ -39,6 +43,9 @@ export function prefaceVerdict(buf: Buffer): 'h2' | 'h1' | 'more' {
   if (buf.subarray(0, n).compare(H2_PREFACE, 0, n) !== 0) return 'h1';
   return n === H2_PREFACE.length ? 'h2' : 'more';
 }
+
+/** Why a request or session was refused here; the listener counts it like HTTP/1's clientError. */
+export type H2Refusal = (status: 408 | 431, code: string, conn: net.Socket) => void;
 
 export interface H2Limits {
   maxHeaderBytes: number;
@@ -69,6 +76,60 @@ export function h2ServerOptions(l: H2Limits): http2.ServerOptions {
       enablePush: false,
     },
   } as http2.ServerOptions;
+}
+
+/**
+ * A header list's size as SETTINGS_MAX_HEADER_LIST_SIZE counts it (RFC 9113 §6.5.2, RFC 7541
+ * §4.1): each field's name and value octets plus 32, pseudo-header fields included. node gives
+ * HTTP/2 field values as latin1 strings: one character per octet.
+ */
+export function headerListBytes(rawHeaders: readonly string[]): number {
+  let n = 0;
+  for (let i = 0; i + 1 < rawHeaders.length; i += 2)
+    n += rawHeaders[i]!.length + rawHeaders[i + 1]!.length + 32;
+  return n;
+}
+
+/** 431 with flag DPE, as HTTP/1's oversized heads are answered (the upstream never sees it). */
+function refuseOversized(res: Http2ServerResponse): void {
+  const body = 'downstream protocol error: header list too large [flag DPE]\n';
+  res.writeHead(431, { 'content-type': 'text/plain', 'x-weft-response-flags': 'DPE' });
+  res.end(body);
+}
+
+/**
+ * HTTP/1's headers timeout for HTTP/2: a header block begun (nghttp2's last processed stream id
+ * moved past the last stream whose headers completed) must complete within `timeoutMs`, else the
+ * session is closed (GOAWAY, destroyed `timeoutMs` later). Checked every `min(timeoutMs, 1 s)`, as node:http
+ * checks its own (`connectionsCheckingInterval`); no frame extends it.
+ */
+function enforceHeadersDeadline(session: Http2Session, timeoutMs: number, onTimeout: () => void): void {
+  if (timeoutMs <= 0) return;
+  let completed = 0;
+  let pending = 0;
+  let pendingSince = 0;
+  session.on('stream', (stream: http2.ServerHttp2Stream) => {
+    completed = Math.max(completed, stream.id ?? 0);
+  });
+  const check = (): void => {
+    if (session.destroyed) return void clearInterval(timer);
+    const begun = session.state.lastProcStreamID ?? 0;
+    if (begun <= completed) return void (pending = 0);
+    const now = Date.now();
+    if (pending !== begun) [pending, pendingSince] = [begun, now];
+    else if (now - pendingSince >= timeoutMs) {
+      clearInterval(timer);
+      onTimeout();
+      // GOAWAY, then as long again for streams in progress to finish (a block nghttp2 refused
+      // never completes either; its client's other streams should not die at once); nghttp2
+      // keeps the unfinished block open, so the end is a destroy
+      session.close();
+      setTimeout(() => session.destroy(), timeoutMs).unref();
+    }
+  };
+  const timer = setInterval(check, Math.min(timeoutMs, 1000));
+  timer.unref();
+  session.once('close', () => clearInterval(timer));
 }
 
 /** The HTTP/2 sessions open on each listener's server (a drain sends them GOAWAY). */
@@ -155,9 +216,14 @@ export function serveH2Too(
   server: http.Server,
   limits: H2Limits,
   onRequest: (req: IncomingMessage, res: ServerResponse) => void,
+  onRefused: H2Refusal = () => undefined,
 ): http2.Http2Server {
   const h2 = http2.createServer(h2ServerOptions(limits));
   h2.on('request', (req, res) => {
+    if (headerListBytes(req.rawHeaders) > limits.maxHeaderBytes) {
+      onRefused(431, 'H2_HEADER_LIST_TOO_LARGE', connectionOf(req as unknown as IncomingMessage));
+      return refuseOversized(res);
+    }
     adaptRequest(req);
     onRequest(req as unknown as IncomingMessage, res as unknown as ServerResponse);
     // what `shouldKeepAlive = false` means for HTTP/1 (draining, a framing error): for HTTP/2 a
@@ -175,6 +241,10 @@ export function serveH2Too(
     // a flood or a protocol error nghttp2 detected: this connection ends, no one else's
     session.on('error', () => session.destroy());
     if (limits.idleTimeoutMs > 0) session.setTimeout(limits.idleTimeoutMs, () => session.close());
+    const conn = sessionSockets.get(session);
+    enforceHeadersDeadline(session, limits.headersTimeoutMs, () => {
+      if (conn !== undefined) onRefused(408, 'H2_HEADERS_TIMEOUT', conn);
+    });
   });
   h2.on('sessionError', () => undefined);
   const h1 = server.listeners('connection') as ((s: net.Socket) => void)[];

@@ -430,7 +430,13 @@ export class InboundHttp {
 
   constructor(readonly opts: InboundHttpOptions) {
     // the outbound side's limits (60 KiB and 100 header fields, 10 s to send them), from one place
-    this.server = createDownstreamServer(opts, {}, (req, res) => this.onRequest(req, res));
+    this.server = createDownstreamServer(
+      opts,
+      {},
+      (req, res) => this.onRequest(req, res),
+      (status, _code, conn) =>
+        this.conns.get(conn)?.metrics.record(status, Flags.DownstreamProtocolError, 0, 0, 0),
+    );
     this.server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) =>
       this.onClientError(err, socket),
     );

@@ -8,7 +8,7 @@
 import { expect } from 'chai';
 import http2 from 'node:http2';
 import { request, reviewsEntry, startProxy, upstream, vs, type Started, type Upstream } from './helpers.js';
-import { blast, ERR, F, frame, literal, rawH2, requestBlock, T } from './h2-frames.js';
+import { blast, ERR, F, frame, literal, literalHuffmanA, rawH2, requestBlock, T } from './h2-frames.js';
 import { H2_MAX_CONCURRENT_STREAMS } from '../../../proxy/h2/downstream.js';
 
 const AUTH = 'reviews:9080';
@@ -31,6 +31,13 @@ function h2ok(port: number): Promise<number> {
   });
 }
 
+/** weft_proxy_downstream_protocol_errors_total: HTTP/1's 431/408 and HTTP/2's alike. */
+async function protocolErrors(p: Started): Promise<number> {
+  const body = (await request(p.metrics, { path: '/stats/prometheus' })).body;
+  const m = /^weft_proxy_downstream_protocol_errors_total(?:\{[^}]*\})? (\d+)/m.exec(body);
+  return m === null ? 0 : Number(m[1]);
+}
+
 async function withTimeout<T>(p: Promise<T>, ms: number): Promise<T | 'timeout'> {
   return Promise.race([p, new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), ms).unref())]);
 }
@@ -40,7 +47,8 @@ describe('HTTP/2 floods are bounded and others are unaffected', function () {
   let app: Upstream;
   let p: Started;
   before(async () => {
-    app = await upstream('app');
+    // takes any header list the proxy forwards: what the proxy refuses must be the proxy's doing
+    app = await upstream('app', { maxHeaderSize: 1024 * 1024 });
     p = await startProxy(reviewsEntry([app]) + vs(`  - route: [{destination: {host: reviews}}]`));
   });
   after(async () => {
@@ -138,6 +146,39 @@ describe('HTTP/2 floods are bounded and others are unaffected', function () {
     ).to.equal(false);
   });
 
+  it('a header list of 4 fields × 50 KB (under the field count, over 60 KiB as RFC 7541 counts it): answered, never forwarded', async () => {
+    const c = await rawH2(p.port);
+    const errorsBefore = await protocolErrors(p);
+    // 200 KB decoded in 125 KB of HPACK: 8 frames, within nghttp2's CONTINUATION count
+    const fields = Array.from({ length: 4 }, (_, i) => literalHuffmanA(`x-huge-${i}`, 50_000));
+    const block = requestBlock(AUTH, fields, '/huge');
+    const parts: Buffer[] = [];
+    for (let o = 0; o < block.length; o += 16_384) parts.push(block.subarray(o, o + 16_384));
+    await blast(
+      c.socket,
+      parts.map((b, i) =>
+        frame(
+          i === 0 ? T.HEADERS : T.CONTINUATION,
+          (i === parts.length - 1 ? F.END_HEADERS : 0) | (i === 0 ? F.END_STREAM : 0),
+          1,
+          b,
+        ),
+      ),
+    );
+    const done = new Promise<void>((resolve) => {
+      const t = setInterval(() => {
+        const answered = c.frames.some((f) => f.type === T.HEADERS && f.stream === 1);
+        if (answered || c.rsts().has(1) || c.socket.destroyed) resolve(clearInterval(t));
+      }, 20);
+    });
+    expect(await withTimeout(done, 10_000)).to.not.equal('timeout');
+    // an ordinary request on another connection is served meanwhile (afterEach: once more)
+    expect(await h2ok(p.port)).to.equal(200);
+    expect(app.seen.some((r) => r.url === '/huge')).to.equal(false);
+    expect(await protocolErrors(p)).to.equal(errorsBefore + 1);
+    c.socket.destroy();
+  });
+
   it(`more than ${H2_MAX_CONCURRENT_STREAMS} streams at once: the connection is closed (PROTOCOL_ERROR), at most ${H2_MAX_CONCURRENT_STREAMS} reach the upstream`, async () => {
     app.handler = (_req, res) => setTimeout(() => res.end('slow'), 1500);
     const c = await rawH2(p.port);
@@ -158,5 +199,74 @@ describe('HTTP/2 floods are bounded and others are unaffected', function () {
       res.writeHead(200, { 'x-upstream': 'app' });
       res.end('app');
     };
+  });
+});
+
+describe('HTTP/2 header blocks must complete within the headers timeout', function () {
+  this.timeout(30_000);
+  let app: Upstream;
+  let p: Started;
+  before(async () => {
+    app = await upstream('app');
+    p = await startProxy(reviewsEntry([app]) + vs(`  - route: [{destination: {host: reviews}}]`), {
+      headersTimeoutMs: 300,
+    });
+  });
+  after(async () => {
+    await p.stop();
+    await app.close();
+  });
+
+  it('HEADERS without END_HEADERS, then nothing: that session is closed, an idle one beside it is not', async () => {
+    const errorsBefore = await protocolErrors(p);
+    const bystander = http2.connect(`http://127.0.0.1:${p.port}`);
+    const c = await rawH2(p.port);
+    c.socket.write(frame(T.HEADERS, 0, 1, requestBlock(AUTH, [literal('x-slow', 's')], '/slow')));
+    // the session idle timer (60 s) would keep it far longer than this
+    expect(await withTimeout(c.closed, 10_000)).to.not.equal('timeout');
+    expect(c.goaway()).to.equal(ERR.NO_ERROR);
+    expect(app.seen.some((r) => r.url === '/slow')).to.equal(false);
+    expect(await protocolErrors(p)).to.equal(errorsBefore + 1);
+    // the session that began no header block is still open and served
+    expect(bystander.closed || bystander.destroyed).to.equal(false);
+    const status = await new Promise<number>((resolve, reject) => {
+      const s = bystander.request({ ':path': '/', ':authority': AUTH });
+      s.on('response', (h) => resolve(Number(h[':status'])));
+      s.on('error', reject);
+      s.resume();
+      s.end();
+    });
+    expect(status).to.equal(200);
+    bystander.close();
+  });
+});
+
+describe('HTTP/2 idle sessions: frames other than requests do not keep them open', function () {
+  this.timeout(30_000);
+  let app: Upstream;
+  let p: Started;
+  before(async () => {
+    app = await upstream('app');
+    p = await startProxy(reviewsEntry([app]) + vs(`  - route: [{destination: {host: reviews}}]`), {
+      idleTimeoutMs: 500,
+    });
+  });
+  after(async () => {
+    await p.stop();
+    await app.close();
+  });
+
+  it('a client that sends only PINGs (more often than the idle timeout) gets GOAWAY', async () => {
+    const c = await rawH2(p.port);
+    const ping = frame(T.PING, 0, 0, Buffer.alloc(8));
+    const pings = setInterval(() => c.socket.writable && c.socket.write(ping), 100);
+    try {
+      // a guard: node's session timer is not reset by received PINGs (were it, this would hang)
+      expect(await withTimeout(c.closed, 10_000)).to.not.equal('timeout');
+      expect(c.goaway()).to.equal(ERR.NO_ERROR);
+    } finally {
+      clearInterval(pings);
+    }
+    expect(await h2ok(p.port)).to.equal(200);
   });
 });

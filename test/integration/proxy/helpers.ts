@@ -26,7 +26,10 @@ export interface Upstream {
  * A recording upstream. `upgrade: false` is an unmodified node:http server: it has no 'upgrade'
  * listener, so it answers an Upgrade request like any other (200), as most apps do.
  */
-export async function upstream(name: string, opts: { upgrade?: boolean } = {}): Promise<Upstream> {
+export async function upstream(
+  name: string,
+  opts: { upgrade?: boolean; maxHeaderSize?: number } = {},
+): Promise<Upstream> {
   const u: Upstream = {
     name,
     port: 0,
@@ -42,7 +45,7 @@ export async function upstream(name: string, opts: { upgrade?: boolean } = {}): 
         server.close(() => r());
       }),
   };
-  const server = http.createServer((req, res) => {
+  const server = http.createServer({ maxHeaderSize: opts.maxHeaderSize ?? 16 * 1024 }, (req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {

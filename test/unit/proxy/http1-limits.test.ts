@@ -10,6 +10,7 @@ import {
   downstreamServerOptions,
   MAX_HEADERS_COUNT,
 } from '../../../proxy/http1-limits.js';
+import { headerListBytes } from '../../../proxy/h2/downstream.js';
 
 describe('proxy/http1-limits: downstream servers', () => {
   it("Envoy's max_headers_count (100), and node's options from downstreamServerOptions", () => {
@@ -47,4 +48,19 @@ describe('proxy/http1-limits: downstream servers', () => {
   ];
   for (const [code, status] of table)
     it(`${code || '(no code)'} → ${status}`, () => expect(downstreamErrorStatus(code)).to.equal(status));
+});
+
+describe('proxy/h2/downstream: headerListBytes (SETTINGS_MAX_HEADER_LIST_SIZE accounting)', () => {
+  // RFC 7541 §4.1: name octets + value octets + 32, per field, pseudo-header fields included
+  const cases: [string, string[], number][] = [
+    ['no fields', [], 0],
+    ['one pseudo-header', [':method', 'GET'], 7 + 3 + 32],
+    ['an empty value still costs 32', ['x-e', ''], 3 + 32],
+    [
+      '4 fields of 50 KB: over 60 KiB',
+      ['a', 'b'.repeat(50_000)].concat(...Array(3).fill(['a', 'b'.repeat(50_000)])),
+      4 * 50_033,
+    ],
+  ];
+  for (const [name, raw, bytes] of cases) it(name, () => expect(headerListBytes(raw)).to.equal(bytes));
 });
