@@ -20,7 +20,7 @@ import { errorMessage } from '../pkg/errors/index.js';
 import { analyze, REFERENCE_RULES } from '../pkg/validation/analyze.js';
 import { validateObject, type ObjectFinding, type ValidationResult } from '../pkg/validation/index.js';
 import { Debouncer } from './debounce.js';
-import { podInfo, type KubeRegistry, type WatchedKind } from './registry.js';
+import { podInfo, type KubeRegistry, type PodInfo, type WatchedKind } from './registry.js';
 import { memquotaCondition, rateLimitCondition } from './ratelimitstatus.js';
 import type { SecretCredentials } from './credentials.js';
 import { gatewayCredentialProblems } from './gatewaycredentials.js';
@@ -232,6 +232,9 @@ export class StatusWriter {
 
   private verdicts(objects: KubeObject[]): Map<string, Verdict> {
     const snapshot = this.opts.registry.snapshot();
+    // the pods' labels, read once per pass for every Gateway that names a credential
+    let podInfos: PodInfo[] | undefined;
+    const pods = (): PodInfo[] => (podInfos ??= this.opts.registry.list('Pod').map(podInfo));
     const kubeHosts = new Set(snapshot.services.map((s) => s.host));
     const entryHosts = snapshot.serviceEntries.flatMap((se) => se.spec.hosts ?? []);
     const knownHost = (host: string): boolean =>
@@ -254,7 +257,7 @@ export class StatusWriter {
         validation: this.validations.get(obj),
         unresolved: mine.filter((f) => f.rule !== undefined && REFERENCE_RULES.has(f.rule)),
         notes: mine.filter((f) => f.rule === undefined || !REFERENCE_RULES.has(f.rule)),
-        ...(obj.kind === 'Gateway' ? this.gatewayCredentials(obj as unknown as Gateway) : {}),
+        ...(obj.kind === 'Gateway' ? this.gatewayCredentials(obj as unknown as Gateway, pods) : {}),
         extra: kindConditions(obj, this.opts.globalRateLimits === true),
         ...(proxies ? { reconciled: this.reconciled(obj, proxies, floor, current) } : {}),
       });
@@ -264,14 +267,12 @@ export class StatusWriter {
   }
 
   /** The Gateway's TLS credentials as the gateway pods it selects would read them. */
-  private gatewayCredentials(gw: Gateway): Pick<Verdict, 'badCredentials'> {
+  private gatewayCredentials(gw: Gateway, pods: () => PodInfo[]): Pick<Verdict, 'badCredentials'> {
     const source = this.opts.credentials;
     const usesCredentials = (gw.spec.servers ?? []).some((s) => (s.tls?.credentialName ?? '') !== '');
     if (source === undefined || !usesCredentials) return {};
     const namespaces = new Set(
-      this.opts.registry
-        .list('Pod')
-        .map(podInfo)
+      pods()
         .filter((pod) => gatewaySelects(gw, pod))
         .map((pod) => pod.namespace),
     );
