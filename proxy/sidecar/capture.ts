@@ -150,6 +150,11 @@ export interface CaptureEnv {
   l4Env?: () => L4Env;
   /** REGISTRY_ONLY's known destinations in the config in force; null (or absent): ALLOW_ANY. */
   registryOnly?: () => RegistryOnly | null;
+  /**
+   * On-demand hosts (ADR 0023, ondemand.ts): holds an HTTP request whose Host the config does not
+   * route until weftd sent it (true) or the hold ended (false); absent or null: off.
+   */
+  onDemand?: () => ((authority: string) => Promise<boolean>) | null;
   /** The pod IP (INSTANCE_IP) the app listens on; 127.0.0.1 when unknown. */
   appHost: string;
   /** The capture ports themselves: a connection "originally" to them is not passed through. */
@@ -254,7 +259,18 @@ export async function onOutbound(env: CaptureEnv, socket: net.Socket): Promise<v
   if (read.timedOut) countDetectionTimeout(env, dst);
   const { verdict } = read;
   let head = read.head;
-  const l = env.outboundHttp();
+  let l = env.outboundHttp();
+  const ask = verdict.kind === 'http' && verdict.host !== null ? (env.onDemand?.() ?? null) : null;
+  if (
+    ask !== null &&
+    verdict.kind === 'http' &&
+    verdict.host !== null &&
+    (l === null || findVHost(l, verdict.host) === null)
+  ) {
+    // a host this sidecar does not hold yet: weftd may send it (held at most the hold time)
+    if (await ask(verdict.host)) l = env.outboundHttp();
+    if (socket.destroyed) return;
+  }
   if (
     (verdict.kind === 'http' && l !== null && verdict.host !== null && findVHost(l, verdict.host) !== null) ||
     (verdict.kind === 'h2' && l !== null && dst !== null && routesH2(l, dst))
