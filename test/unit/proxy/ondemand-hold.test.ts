@@ -67,7 +67,11 @@ function harness(opts: Partial<ConstructorParameters<typeof OnDemandHolder>[0]> 
     },
     advance: async (ms) => {
       now += ms;
-      for (const t of timers) if (t.live && t.at <= now) ((t.live = false), t.fn());
+      for (const t of timers)
+        if (t.live && t.at <= now) {
+          t.live = false;
+          t.fn();
+        }
       await tick();
     },
   };
