@@ -59,7 +59,7 @@ import type { ConfigGenerator, GeneratedConfig } from './configgen.js';
 import { Debouncer } from './debounce.js';
 import { encodeDelta, planFor, ResumeCache, type DeltaSummary, type Planned } from './delta.js';
 import type { HeldState } from '../pkg/discovery/delta.js';
-import type { EgressHost } from '../pkg/translate/scope.js';
+import { egressRef, type EgressHost } from '../pkg/translate/scope.js';
 import { answerOf, ONDEMAND_LIMITS, OnDemandSubscriptions } from './ondemand.js';
 import type { WeftdMetrics } from './metrics.js';
 import type { KubeRegistry } from './registry.js';
@@ -122,6 +122,8 @@ export interface ConnectionInfo {
   };
   /** The registry generation this stream's config (`version`) was last computed at. */
   evaluatedAt: number;
+  /** On-demand hosts (ADR 0023): the entries this stream subscribed to (absent: it asked for none). */
+  onDemand?: string[];
   /**
    * The proxy runs every change up to this registry generation: it ACKed a config that was
    * still what weftd computed for it then (the status writer's Reconciled reads it).
@@ -742,7 +744,11 @@ export class DiscoveryService {
   }
 
   list(): ConnectionInfo[] {
-    return [...this.connections.values()].map((c) => ({ ...c.info, delta: { ...c.info.delta } }));
+    return [...this.connections.values()].map((c) => ({
+      ...c.info,
+      delta: { ...c.info.delta },
+      ...(c.onDemand ? { onDemand: c.onDemand.list().map(egressRef) } : {}),
+    }));
   }
 
   /** The connection a push's nonce was sent on (tests, debug). */
