@@ -258,8 +258,8 @@ export function onDemandScope(
 
 /** Where a requested name may point: the objects resolveOnDemand looks through. */
 export interface OnDemandCatalog {
-  /** Registry services (Kubernetes Services and ServiceEntry hosts) with their exportTo. */
-  services: readonly { host: string; namespace: string; exportTo?: string[] }[];
+  /** Registry services (Kubernetes Services and ServiceEntry hosts) with their exportTo and addresses. */
+  services: readonly { host: string; namespace: string; exportTo?: string[]; addresses?: string[] }[];
   virtualServices: readonly VirtualService[];
   /** `svc.<domain suffix>`, e.g. `svc.cluster.local`. */
   suffix: string;
@@ -278,7 +278,7 @@ export function onDemandCandidates(name: string, proxyNamespace: string, suffix:
 }
 
 /**
- * The egress entries that bring `name` to a proxy in `proxyNamespace` whose full scope is
+ * The egress entries that bring `name` (a host name, or a service's address) to a proxy in `proxyNamespace` whose full scope is
  * `full`: the services and VirtualServices with that host that are exported to the namespace and
  * imported by the Sidecar. Empty: unknown or not visible (the caller answers both `not_found`, so
  * a forbidden host is indistinguishable from a missing one).
@@ -296,9 +296,10 @@ export function resolveOnDemand(
   };
   for (const svc of catalog.services) {
     const host = svc.host.toLowerCase();
+    // an app may call a service by its cluster IP (the config accepts those as authorities too)
     const hit = host.startsWith('*')
       ? [...candidates].some((c) => hostsOverlap(host, c))
-      : candidates.has(host);
+      : candidates.has(host) || (svc.addresses ?? []).includes(name);
     if (!hit || !exportedTo(svc.exportTo, svc.namespace, proxyNamespace)) continue;
     if (scopeImports(full, svc.namespace, host)) add(svc.namespace, host);
   }

@@ -33,7 +33,7 @@ const svc = (name: string, namespace: string, exportTo?: string[]) => ({
 });
 const SERVICES = [
   svc('web', 'shop'),
-  svc('reviews', 'prod'),
+  { ...svc('reviews', 'prod'), addresses: ['10.96.0.7'] },
   svc('ratings', 'prod'),
   svc('secret', 'vault', ['.']),
   svc('billing', 'pay', ['shop', 'pay']),
@@ -82,6 +82,9 @@ describe('on-demand hosts: scope decisions', () => {
       // a VirtualService host
       ['front.example.org', scoped(null), ['edge/front.example.org']],
       ['nothing.prod', scoped(null), []],
+      // a cluster IP as the Host
+      ['10.96.0.7', scoped(null), [`prod/reviews.prod.${SUFFIX}`]],
+      ['10.96.0.8', scoped(null), []],
       // the Sidecar imports prod/* only: ratings yes, billing no
       ['ratings.prod', scoped(['prod/*']), [`prod/ratings.prod.${SUFFIX}`]],
       ['billing.pay', scoped(['prod/*']), []],
