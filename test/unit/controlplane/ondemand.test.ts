@@ -1,9 +1,22 @@
 /**
  * On-demand hosts in weftd (ADR 0023): the per-stream subscriptions and their bounds
  * (controlplane/ondemand.ts, with a fake clock), and what the config generator gives an
- * on-demand sidecar: its own namespace plus what it subscribed to, never a host its scope hides.
+ * on-demand sidecar: its own namespace plus what it subscribed to, never a host its scope hides;
+ * and the endpoint on a real HTTPS server: answers per name, the push, and every refusal.
  */
 import { expect } from 'chai';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, request, type Server } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DiscoveryService } from '../../../controlplane/discovery.js';
+import { createWeftdMetrics } from '../../../controlplane/metrics.js';
+import { createCA, issueServing } from '../../../pkg/certs/index.js';
+import { ONDEMAND_PATH } from '../../../pkg/discovery/protocol.js';
+import { DiscoveryClient } from '../../../proxy/discovery/client.js';
+import { SnapshotRegistry } from '../../support/snapshot-registry.js';
+import { waitFor } from '../../support/wait.js';
 import { ConfigGenerator } from '../../../controlplane/configgen.js';
 import { DEFAULT_MESH } from '../../../controlplane/flags.js';
 import { answerOf, OnDemandSubscriptions, type OnDemandLimits } from '../../../controlplane/ondemand.js';
@@ -170,4 +183,129 @@ describe('weftd config generation with on-demand hosts', () => {
     const c = gen(true).forProxy(SNAPSHOT, 'gateway', POD).config;
     expect(c.onDemand).to.equal(undefined);
   });
+});
+
+describe('weftd POST /v1/discovery/ondemand (real server on loopback)', function () {
+  this.timeout(30_000);
+  const log = createLogger('t', { silent: true });
+  const now = new Date();
+  const ca = createCA({ commonName: 'test', ttlMs: 3600_000, now });
+  const leaf = issueServing(ca, { commonName: 'weftd', dnsNames: ['127.0.0.1'], ttlMs: 3600_000, now });
+  let dir: string;
+  const servers: Server[] = [];
+  const clients: DiscoveryClient[] = [];
+
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'ondemand-unit-'));
+    writeFileSync(join(dir, 'ca.crt'), ca.certPem);
+    writeFileSync(join(dir, 'tok'), 'tok');
+  });
+  after(() => {
+    for (const c of clients) c.stop();
+    for (const s of servers) {
+      s.closeAllConnections();
+      s.close();
+    }
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  async function weftd(onDemandHosts: boolean): Promise<{ port: number; discovery: DiscoveryService }> {
+    const registry = new SnapshotRegistry(() => ({ services: SNAPSHOT.services }));
+    const discovery = new DiscoveryService({
+      registry,
+      generator: new ConfigGenerator({
+        domainSuffix: 'cluster.local',
+        mesh: { ...DEFAULT_MESH, onDemandHosts },
+        log,
+      }),
+      authenticate: () =>
+        Promise.resolve({ identity: { namespace: 'shop', serviceAccount: 'sa' }, cached: true }),
+      metrics: createWeftdMetrics(false),
+      log,
+      debounce: { afterMs: 0, maxMs: 0 },
+      pingIntervalMs: 60_000,
+    });
+    const server = createServer({ cert: leaf.certPem, key: leaf.keyPem }, discovery.handle);
+    servers.push(server);
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    return { port: (server.address() as AddressInfo).port, discovery };
+  }
+
+  function post(port: number, body: string): Promise<{ status: number; body: string }> {
+    return new Promise((resolve, reject) => {
+      const req = request(
+        {
+          host: '127.0.0.1',
+          port,
+          path: ONDEMAND_PATH,
+          method: 'POST',
+          ca: ca.certPem,
+          headers: { authorization: 'Bearer tok', 'content-type': 'application/json' },
+        },
+        (res) => {
+          let text = '';
+          res.on('data', (c: Buffer) => (text += c.toString()));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+        },
+      );
+      req.on('error', reject);
+      req.end(body);
+    });
+  }
+  const ask = (hosts: unknown, extra: Record<string, unknown> = {}) =>
+    JSON.stringify({ kind: 'sidecar', namespace: 'shop', pod: 'web-1', hosts, ...extra });
+
+  it('answers per name on an open stream and pushes the subscription to it', async () => {
+    const { port, discovery } = await weftd(true);
+    let latest: ProxyConfig | undefined;
+    const c = new DiscoveryClient({
+      address: `127.0.0.1:${port}`,
+      caRootPath: join(dir, 'ca.crt'),
+      tokenPath: join(dir, 'tok'),
+      request: { kind: 'sidecar', namespace: 'shop', pod: 'web-1' },
+      log,
+      onConfig: (cfg) => {
+        latest = cfg;
+        return Promise.resolve();
+      },
+    });
+    clients.push(c);
+    void c.run();
+    await waitFor('a first config', () => latest);
+    const r = await post(port, ask(['reviews.prod', 'secret.vault', 'nothing.prod']));
+    expect(r.status).to.equal(200);
+    expect(JSON.parse(r.body)).to.deep.equal({
+      hosts: { 'reviews.prod': 'found', 'secret.vault': 'not_found', 'nothing.prod': 'not_found' },
+    });
+    await waitFor(
+      'the subscription pushed',
+      () => latest && hosts(latest).includes('reviews.prod.svc.cluster.local'),
+    );
+    expect(hosts(latest!)).to.not.include('secret.vault.svc.cluster.local');
+    expect(discovery.list()[0]!.onDemand).to.deep.equal(['prod/reviews.prod.svc.cluster.local']);
+    // the same through the client's own call
+    expect(await c.askHosts(['ratings.prod'])).to.deep.equal({ 'ratings.prod': 'found' });
+  });
+
+  const refusals: [string, boolean, string, number, RegExp][] = [
+    ['a mesh with on-demand hosts off', false, ask(['reviews.prod']), 404, /on-demand hosts are off/],
+    ['no open stream', true, ask(['reviews.prod']), 409, /no open discovery stream/],
+    [
+      'another namespace than the token’s',
+      true,
+      ask(['reviews.prod'], { namespace: 'prod' }),
+      403,
+      /WEFT_FORBIDDEN/,
+    ],
+    ['a body that is not JSON', true, '{', 400, /WEFT_DISCOVERY_ONDEMAND_INVALID/],
+    ['a host that is no host name', true, ask(['Reviews:80']), 400, /WEFT_DISCOVERY_ONDEMAND_INVALID/],
+    ['a body over 16 KiB', true, ask(['a'.repeat(20_000)]), 413, /WEFT_INPUT_TOO_LARGE/],
+  ];
+  for (const [title, on, body, status, message] of refusals)
+    it(`refuses ${title}: ${status}`, async () => {
+      const { port } = await weftd(on);
+      const r = await post(port, body);
+      expect(r.status, r.body).to.equal(status);
+      expect(r.body).to.match(message);
+    });
 });
