@@ -280,7 +280,8 @@ export async function startAgent(
     },
     count: (result) => proxy.metrics.incLabelled(ONDEMAND_METRIC, { result }),
   });
-  const onDemandWait = (authority: string): Promise<boolean> => onDemand.wait(authority);
+  const onDemandWait = (authority: string, held?: () => boolean): Promise<boolean> =>
+    onDemand.wait(authority, held);
   if (s.kind === 'sidecar') {
     const addon = loadAddon();
     if (addon.addon === null)

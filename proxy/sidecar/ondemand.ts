@@ -1,8 +1,8 @@
 /**
  * On-demand hosts, the sidecar's side (ADR 0023). With `onDemand` in its config the sidecar holds
- * part of the mesh; a request whose Host it does not hold is held here while weftd is asked for
- * the name (POST /v1/discovery/ondemand), and goes on as soon as a config holding it is swapped
- * in. Everything is bounded, because the app chooses the names (a client can send random Host
+ * part of the mesh; a request whose Host it does not hold (or a TCP/h2c connection whose original
+ * IPv4 destination it does not know) is held here while weftd is asked for the name or address
+ * (POST /v1/discovery/ondemand), and goes on as soon as a config holding it is swapped in. Everything is bounded, because the app chooses the names (a client can send random Host
  * headers as fast as it likes):
  *
  *  - a request is held at most `holdMs` (then it takes the usual unknown-host path: ALLOW_ANY
@@ -61,6 +61,8 @@ export const ONDEMAND_HOLD_DEFAULTS = {
 
 interface Waiter {
   authority: string;
+  /** Is it routable now? (default: the options' isHeld of its authority) */
+  held: (() => boolean) | undefined;
   resolve: (held: boolean) => void;
 }
 
@@ -104,9 +106,11 @@ export class OnDemandHolder {
 
   /**
    * Holds a request for `authority` until a config routes it (true) or the hold ends without
-   * (false: the caller takes the unknown-host path). Never rejects.
+   * (false: the caller takes the unknown-host path). Never rejects. `held`: how to tell it is
+   * routable (a TCP connection's original destination asks by address, and is routed by the
+   * outbound TCP table, not by a virtual host).
    */
-  wait(authority: string): Promise<boolean> {
+  wait(authority: string, held?: () => boolean): Promise<boolean> {
     const name = onDemandHostName(authority);
     if (name === null) return this.done('invalid', false);
     const until = this.negative.get(name);
@@ -130,7 +134,7 @@ export class OnDemandHolder {
     }
     const waiting = p;
     this.held++;
-    return new Promise<boolean>((resolve) => waiting.waiters.push({ authority, resolve }));
+    return new Promise<boolean>((resolve) => waiting.waiters.push({ authority, held, resolve }));
   }
 
   /** A config was swapped in: releases the requests it routes. */
@@ -138,7 +142,7 @@ export class OnDemandHolder {
     for (const [name, p] of this.pending) {
       const still: Waiter[] = [];
       for (const w of p.waiters) {
-        if (this.o.isHeld(w.authority)) this.release(w, 'routed', true);
+        if (w.held ? w.held() : this.o.isHeld(w.authority)) this.release(w, 'routed', true);
         else still.push(w);
       }
       p.waiters = still;
