@@ -29,8 +29,9 @@
  * state it holds (`state=`); weftd resumes with a delta when it knows that state for that proxy.
  *
  * On-demand hosts (ADR 0023): a sidecar whose config carries `onDemand` holds only part of the
- * mesh; for an HTTP Host it does not hold it sends `POST /v1/discovery/ondemand` (same token, a
- * JSON `OnDemandRequest` of at most MAX_ONDEMAND_HOSTS names). weftd answers each name `found`
+ * mesh; for an HTTP Host it does not hold (or the IPv4 original destination of a TCP connection
+ * it does not know) it sends `POST /v1/discovery/ondemand` (same token, a JSON `OnDemandRequest`
+ * of at most MAX_ONDEMAND_HOSTS names or addresses). weftd answers each name `found`
  * (the proxy is subscribed: a push carrying it is already written on the proxy's stream),
  * `not_found` (unknown, or outside what the proxy's exportTo/Sidecar scope lets it see: the two
  * are not told apart) or `limited` (too many requests or subscriptions; try later).
