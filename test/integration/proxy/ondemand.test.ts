@@ -7,8 +7,8 @@
  *  - a host of the proxy's own namespace is there from the start (no ask);
  *  - the first request to another namespace's host is held, weftd subscribes the proxy and pushes,
  *    and the request is routed (200 from that service);
- *  - a host exportTo hides from the proxy's namespace is answered 404 NR and never reaches its
- *    config; an unknown one too;
+ *  - a host exportTo hides from the proxy's namespace, or one its Sidecar does not import, is
+ *    answered 404 NR and never reaches its config; an unknown one too;
  *  - a flood of random Host headers is answered (404) without weftd resolving more names than
  *    the proxy's ask bucket lets through, and the proxy keeps routing what it holds;
  *  - a cut stream: the proxy reconnects and re-declares its subscription, so the host stays.
@@ -78,6 +78,16 @@ describe('on-demand hosts: real weftd push server and a real proxy sidecar proce
         service('web', 'shop', web.port),
         service('reviews', 'prod', reviews.port),
         service('secret', 'vault', secret.port, ['.']),
+        service('billing', 'pay', secret.port),
+      ],
+      // the proxy's Sidecar lets it see its namespace and prod only: billing.pay is not its to ask for
+      sidecars: [
+        {
+          apiVersion: 'networking.istio.io/v1',
+          kind: 'Sidecar',
+          metadata: { name: 'default', namespace: 'shop', creationTimestamp: '2026-01-01T00:00:00Z' },
+          spec: { egress: [{ hosts: ['./*', 'prod/*'] }] },
+        },
       ],
     }));
     discovery = new DiscoveryService({
@@ -180,8 +190,8 @@ describe('on-demand hosts: real weftd push server and a real proxy sidecar proce
     expect(await counter(metrics, 'found')).to.equal(1);
   });
 
-  it('never reveals a host exportTo hides, and answers unknown ones alike', async () => {
-    for (const host of ['secret.vault', 'secret.vault.svc.cluster.local', 'nothing.prod']) {
+  it('never reveals a host exportTo or its Sidecar hides, and answers unknown ones alike', async () => {
+    for (const host of ['secret.vault', 'secret.vault.svc.cluster.local', 'billing.pay', 'nothing.prod']) {
       const r = await outbound(host);
       expect(r.status, host).to.equal(404);
       expect(String(r.headers['x-weft-response-flags']).toLowerCase()).to.equal('nr');
@@ -189,8 +199,9 @@ describe('on-demand hosts: real weftd push server and a real proxy sidecar proce
     expect(ups[2]!.seen).to.have.length(0);
     const cfg = await configDump();
     expect(JSON.stringify(cfg)).to.not.contain('secret.vault');
+    expect(JSON.stringify(cfg)).to.not.contain('billing.pay');
     expect(discovery.list()[0]!.onDemand).to.deep.equal(['prod/reviews.prod.svc.cluster.local']);
-    expect(await counter(metrics, 'not_found')).to.equal(3);
+    expect(await counter(metrics, 'not_found')).to.equal(4);
   });
 
   it('a flood of random Host headers stays bounded and the proxy keeps routing', async () => {
