@@ -325,6 +325,7 @@ export function protocolSteps(skipUnlessReady: (ctx: Mocha.Context) => void): vo
     };
 
     before(async function () {
+      skipUnlessReady(this);
       this.timeout(300_000);
       space = freshNamespace('e2e-proto');
       kubectl(['label', 'namespace', ns(), 'istio-injection=enabled']);
