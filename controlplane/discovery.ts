@@ -24,6 +24,10 @@
  * a state this weftd sent to that same proxy, or the state of its current config, resumes with a
  * delta; anything else gets the whole config.
  *
+ * `POST /v1/discovery/ondemand` (ADR 0023, controlplane/ondemand.ts): a sidecar of a mesh with
+ * on-demand hosts asks for names (or addresses) it does not hold; weftd subscribes its newest
+ * stream to what its scope can see and pushes.
+ *
  * `POST /v1/certificates`: authenticate the same way, then hand the CSR to the workload CA for
  * the token's identity.
  */
@@ -279,7 +283,7 @@ export class DiscoveryService {
                 : Promise.reject(
                     new WeftError(
                       'WEFT_DISCOVERY_REQUEST_INVALID',
-                      `no such endpoint: ${req.method} ${url.pathname} (GET ${DISCOVERY_PATH}, POST ${ACK_PATH}, POST ${CERTIFICATES_PATH})`,
+                      `no such endpoint: ${req.method} ${url.pathname} (GET ${DISCOVERY_PATH}, POST ${ACK_PATH}, POST ${ONDEMAND_PATH}, POST ${CERTIFICATES_PATH})`,
                       { details: { status: 404 } },
                     ),
                   );
@@ -421,7 +425,11 @@ export class DiscoveryService {
   }
 
   /** Decides the names of one request for a stream, and pushes when one was added. */
-  decideOnDemand(conn: Connection, names: string[], redeclare = false): Record<string, OnDemandResult> {
+  private decideOnDemand(
+    conn: Connection,
+    names: string[],
+    redeclare = false,
+  ): Record<string, OnDemandResult> {
     const { registry, generator, metrics } = this.opts;
     const subs = (conn.onDemand ??= new OnDemandSubscriptions());
     const pod = registry.pod(conn.info.namespace, conn.info.pod);

@@ -151,8 +151,9 @@ export interface CaptureEnv {
   /** REGISTRY_ONLY's known destinations in the config in force; null (or absent): ALLOW_ANY. */
   registryOnly?: () => RegistryOnly | null;
   /**
-   * On-demand hosts (ADR 0023, ondemand.ts): holds an HTTP request whose Host the config does not
-   * route until weftd sent it (true) or the hold ended (false); absent or null: off.
+   * On-demand hosts (ADR 0023, ondemand.ts): holds an HTTP request whose Host (or a TCP/h2c
+   * connection whose original destination address) the config does not know until weftd sent it
+   * (true) or the hold ended (false); `held` says when it is known. Absent or null: off.
    */
   onDemand?: () => ((authority: string, held?: () => boolean) => Promise<boolean>) | null;
   /** The pod IP (INSTANCE_IP) the app listens on; 127.0.0.1 when unknown. */
