@@ -57,6 +57,19 @@ export interface ProxyConfig {
   outboundTcp?: OutboundTcpService[];
   /** The Sidecar resource that scoped this config and how it was chosen (weftctl proxy-config shows it); absent: none. */
   scope?: { sidecar: string; via: 'workload' | 'namespace' | 'root' };
+  /**
+   * On-demand hosts (ADR 0023, the Mesh's `defaultConfig.onDemandHosts`): this sidecar holds its
+   * own namespace, what its Sidecar names exactly, and `subscribed`; for an HTTP Host it does not
+   * hold it asks weftd (POST /v1/discovery/ondemand) and holds the request briefly. Absent: off.
+   */
+  onDemand?: OnDemandBlock;
+}
+
+export interface OnDemandBlock {
+  /** The proxy's namespace (its hosts are present from the start). */
+  namespace: string;
+  /** Egress entries (`namespace/host`) the proxy is subscribed to, sorted. */
+  subscribed: string[];
 }
 
 export interface OutboundTrafficPolicy {
