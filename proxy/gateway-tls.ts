@@ -33,7 +33,7 @@ import { errorMessage } from '../pkg/errors/index.js';
 import type { GatewayTls, GatewayTlsServer, UpstreamCredential } from '../pkg/proxyconfig/types.js';
 import type { MetricsRegistry } from './telemetry/metrics.js';
 import { readFirstBytes } from './inbound/listener.js';
-import { MESH_ALPN, peerIdentity } from './inbound/peer.js';
+import { peerIdentity } from './inbound/peer.js';
 import type { IdentitySource } from './identity/types.js';
 
 export const REFUSED_METRIC = 'weft_proxy_gateway_tls_refused_total';
@@ -71,9 +71,18 @@ const HTTP_ALPN = ['h2', 'http/1.1'];
 /**
  * ISTIO_MUTUAL also offers the mesh values a sidecar sends (MESH_ALPN_HTTP11 / MESH_ALPN_H2 /
  * MESH_ALPN_TCP of the upstream side): Node fails a handshake with no ALPN in common, where
- * Envoy would go on without one. What follows is HTTP either way; the listener sniffs which.
+ * Envoy would go on without one. The server's order decides (OpenSSL picks the first of ours the
+ * client offers), so the protocol-specific values come before plain `istio`; what follows is
+ * HTTP either way, and the listener sniffs h2 or HTTP/1.1 from the first bytes.
  */
-const ISTIO_MUTUAL_ALPN = [...HTTP_ALPN, ...MESH_ALPN];
+export const ISTIO_MUTUAL_ALPN: readonly string[] = [
+  ...HTTP_ALPN,
+  'istio-h2',
+  'istio-http/1.1',
+  'istio-http/1.0',
+  'istio',
+  'istio-peer-exchange',
+];
 
 /** The `source` of the workload identity as an ISTIO_MUTUAL server's credential, in logs. */
 export const WORKLOAD_CREDENTIAL = 'workload certificate';
@@ -291,7 +300,7 @@ export class GatewayTlsTerminator {
       requestCert: s.mode !== 'SIMPLE',
       rejectUnauthorized: s.mode !== 'SIMPLE',
       handshakeTimeout: this.opts.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS,
-      ALPNProtocols: s.mode === 'ISTIO_MUTUAL' ? ISTIO_MUTUAL_ALPN : HTTP_ALPN,
+      ALPNProtocols: [...(s.mode === 'ISTIO_MUTUAL' ? ISTIO_MUTUAL_ALPN : HTTP_ALPN)],
     });
     // the runtime is looked up per connection: a rotation replaces it but keeps this server
     const current = (): GatewayTlsServer => this.servers.find((r) => r.server === server)?.spec ?? s;

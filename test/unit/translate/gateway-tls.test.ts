@@ -288,14 +288,14 @@ describe('pkg/translate: Gateway HTTPS servers', () => {
       ],
     } as never);
     const [l] = r.config.listeners as HttpListener[];
-    expect(l!.tls!.servers.map((s) => [s.mode, s.sniHosts, s.credentialName, s.subjectAltNames])).to.deep.equal(
-      [
-        ['SIMPLE', ['a.example.com'], 'a-cert', undefined],
-        ['ISTIO_MUTUAL', ['mesh.example.com'], undefined, ['spiffe://cluster.local/ns/shop/sa/web']],
-        ['ISTIO_MUTUAL', ['*.internal'], undefined, undefined],
-        ['SIMPLE', [], 'fallback', undefined],
-      ],
-    );
+    expect(
+      l!.tls!.servers.map((s) => [s.mode, s.sniHosts, s.credentialName, s.subjectAltNames]),
+    ).to.deep.equal([
+      ['SIMPLE', ['a.example.com'], 'a-cert', undefined],
+      ['ISTIO_MUTUAL', ['mesh.example.com'], undefined, ['spiffe://cluster.local/ns/shop/sa/web']],
+      ['ISTIO_MUTUAL', ['*.internal'], undefined, undefined],
+      ['SIMPLE', [], 'fallback', undefined],
+    ]);
     expect(r.warnings.join('\n')).not.to.match(/ISTIO_MUTUAL/);
     expect(validateProxyConfig(r.config)).to.deep.equal([]);
     expect(credentialNames(r.config)).to.deep.equal(['a-cert', 'fallback']);
