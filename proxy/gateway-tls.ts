@@ -166,7 +166,9 @@ export function secureOptions(s: GatewayTlsServer, cred: UpstreamCredential): tl
   if (cred.certChain === undefined || cred.privateKey === undefined)
     throw new Error(`credential ${cred.source} has no certificate and key (tls.crt, tls.key)`);
   if (s.mode !== 'SIMPLE' && cred.caCertificates === undefined)
-    throw new Error(`credential ${cred.source} has no CA: ${s.mode} cannot verify client certificates`);
+    throw new Error(
+      `credential ${cred.source} has no ${s.mode === 'MUTUAL' ? 'ca.crt' : 'mesh roots'}: ${s.mode} cannot verify client certificates`,
+    );
   const opts: tls.SecureContextOptions = {
     cert: cred.certChain,
     key: cred.privateKey,

@@ -223,7 +223,7 @@ export interface HttpListener {
    */
   upgradeTypes?: string[];
   /**
-   * Gateway TLS termination (Gateway servers with `tls.mode` SIMPLE or MUTUAL on this port): the
+   * Gateway TLS termination (Gateway servers with `tls.mode` SIMPLE, MUTUAL or ISTIO_MUTUAL on this port): the
    * ClientHello's SNI picks one of `servers` (proxy/gateway-tls.ts); absent = plaintext HTTP.
    */
   tls?: GatewayTls;
