@@ -674,7 +674,11 @@ export const NOT_ENFORCED: readonly NotEnforcedEntry[] = [
           },
         ],
       }),
-      vs('optional-mutual', { hosts: ['reviews'], gateways: ['optional-mutual'], http: [{ route: toReviews }] }),
+      vs('optional-mutual', {
+        hosts: ['reviews'],
+        gateways: ['optional-mutual'],
+        http: [{ route: toReviews }],
+      }),
     ],
   },
   {

@@ -15,7 +15,6 @@ import { expect } from 'chai';
 import { spawn, type ChildProcess } from 'node:child_process';
 import https from 'node:https';
 import http2 from 'node:http2';
-import net from 'node:net';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import tls from 'node:tls';
