@@ -212,12 +212,16 @@ export class DiscoveryClient {
   }
 
   /**
-   * A whole config with the version and the resource state hash (weftd's, so nothing is hashed
-   * here) of the config this proxy runs: the same content (ADR 0020).
+   * A push that leaves this proxy with the config it runs: a whole config, or an empty delta (a
+   * resumed stream's first push), with its version and resource state hash. weftd states the
+   * hash, so nothing is hashed here (ADR 0020).
    */
-  private alreadyRunning(m: Extract<DiscoveryMessage, { type: 'config' }>): boolean {
+  private alreadyRunning(m: Extract<DiscoveryMessage, { type: 'config' | 'delta' }>): boolean {
+    const held = this.held;
+    if (!this.deltas() || held.state === undefined) return false;
+    if (m.state !== held.state || m.version !== held.version) return false;
     return (
-      this.deltas() && m.state !== undefined && m.state === this.held.state && m.version === this.held.version
+      m.type === 'config' || (m.base === held.state && m.resources.length === 0 && m.removed.length === 0)
     );
   }
 
@@ -228,20 +232,21 @@ export class DiscoveryClient {
       this.o.log.warn('weftd reports a problem with this proxy', { code: m.code, message: m.message });
       return false;
     }
+    if (this.alreadyRunning(m)) {
+      // e.g. what a reconnect brings: recompiling it would stall every request for the
+      // compile (100-300 ms at 1,000 services) to change nothing
+      this.applied.unchanged++;
+      this.o.log.debug('The push from weftd leaves the running config as it is; not recompiled', {
+        version: m.version,
+      });
+      this.answer(m.version, m.nonce, undefined);
+      return true;
+    }
     let config: ProxyConfig;
     let next: HeldResources | null;
     try {
       if (m.type === 'delta') ({ config, next } = this.held.applyDelta(m));
-      else if (this.alreadyRunning(m)) {
-        // a reconnect's whole config that is the one running: recompiling it would stall every
-        // request for the compile (100-300 ms at 1,000 services) to change nothing
-        this.applied.unchanged++;
-        this.o.log.debug('The whole config from weftd is the one running; kept as it is', {
-          version: m.version,
-        });
-        this.answer(m.version, m.nonce, undefined);
-        return true;
-      } else {
+      else {
         config = m.config;
         next = this.deltas() ? this.held.fromFull(config, m.version) : null;
         if (m.state !== undefined && next?.held.state !== m.state)

@@ -468,7 +468,7 @@ describe('discovery client: a silent stream is dead', function () {
 
 describe('discovery client: a reconnect that brings back the running config', function () {
   this.timeout(30_000);
-  it('is ACKed without recompiling it (a weftd restart must not stall every proxy), and a change still applies', async () => {
+  it('is ACKed without recompiling it, whole or as an empty delta (a weftd restart must not stall every proxy), and a change still applies', async () => {
     const a = await upstream('a');
     const weftd = await fakeWeftd(null);
     const whole = (c: ProxyConfig, nonce: string): DiscoveryMessage => ({
@@ -500,6 +500,19 @@ describe('discovery client: a reconnect that brings back the running config', fu
       // ...and a weftd that cannot send a delta from it (a restarted one) sends the whole config
       weftd.send(whole(config('r1', a), 'n2'));
       await until('the same config seen', () => client.applied.unchanged === 1);
+      expect(compiled).to.deep.equal(['r1']);
+      // a weftd that resumes the stream sends an empty delta from that state: not compiled either
+      const state = heldStateOf(config('r1', a))!.held.state;
+      weftd.send({
+        type: 'delta',
+        version: 'r1',
+        nonce: 'n2b',
+        base: state,
+        state,
+        resources: [],
+        removed: [],
+      });
+      await until('the empty delta seen', () => client.applied.unchanged === 2);
       expect(compiled).to.deep.equal(['r1']);
       weftd.send(whole(config('r2', a, { address: '0.0.0.0', port: 15002 }), 'n3'));
       await until('a changed config', () => client.applied.full === 2);
