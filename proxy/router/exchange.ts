@@ -252,7 +252,13 @@ export class Exchange {
   private limitThenRoute(): void {
     const rl = this.env.rateLimiter;
     if (rl === undefined || rl === null || !rl.active) return this.routeRequest();
-    const r = gatewayRateLimitRequest(this.req, this.view, this.listener.port, this.auth?.claims ?? null);
+    const r = gatewayRateLimitRequest(
+      this.req,
+      this.view,
+      this.listener.port,
+      this.auth?.claims ?? null,
+      this.peer,
+    );
     checkRateLimit(rl, r, (v) => {
       if (this.done) return; // the client left while weftd was asked
       this.rateLimit = v;

@@ -427,6 +427,26 @@ describe('gateway ISTIO_MUTUAL: a `proxy gateway` process with its workload cert
     }
   });
 
+  it('rate limits per source: each mesh caller has its own bucket, keyed by its SPIFFE ID', async () => {
+    await push({
+      rateLimits: {
+        limits: [
+          {
+            name: 'RateLimit istio-system/per-caller',
+            budget: { requests: 1, intervalMs: 3_600_000, per: 'source' },
+          },
+        ],
+      },
+    });
+    try {
+      expect((await get(port, 'mesh.example.com', root, web)).status).to.equal(200);
+      expect((await get(port, 'mesh.example.com', root, web)).status).to.equal(429);
+      expect((await get(port, 'mesh.example.com', root, other)).status, 'another principal').to.equal(200);
+    } finally {
+      await push();
+    }
+  });
+
   it('the gateway certificate rotates (short-lived) and new handshakes get the new one, open h2 sessions keep working', async () => {
     const session = http2.connect('https://mesh.example.com', {
       host: '127.0.0.1',
