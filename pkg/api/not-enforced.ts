@@ -736,7 +736,7 @@ export const NOT_ENFORCED: readonly NotEnforcedEntry[] = [
     kind: 'Gateway',
     paths: ['spec.servers[*].tls.verifyCertificateSpki', 'spec.servers[*].tls.verifyCertificateHash'],
     reason:
-      'MUTUAL checks the client certificate against ca.crt and subjectAltNames only, not against these pins',
+      'MUTUAL and ISTIO_MUTUAL check the client certificate against their CA (ca.crt, the mesh roots) and subjectAltNames only, not against these pins',
     plan: 18,
     probe: [
       gw('pinned', {
