@@ -28,7 +28,7 @@ import type { AuthorizationPolicy } from '../../../pkg/api/authorizationpolicy.j
 import { translateAuthz } from '../../../pkg/translate/authz.js';
 import { createCA, issueCert, type CertPem } from '../../../hack/cluster/pki.js';
 import { fakeWeftd, GOOD_TOKEN, type FakeWeftd } from './fake-weftd.js';
-import { meshRoot, TestIdentity, workloadCert } from './mesh-identity.js';
+import { leafWithSans, meshRoot, TestIdentity, workloadCert } from './mesh-identity.js';
 import { request, startProxy, upstream, type Started, type Upstream } from './helpers.js';
 import { waitFor } from '../../support/wait.js';
 import { freePort } from '../../support/ports.js';
@@ -547,6 +547,30 @@ describe('gateway ISTIO_MUTUAL: identity arriving late and root rotation (in-pro
     identity.set(GATEWAY_ID, rootA, workloadCert(rootA, GATEWAY_ID));
     const r = await get(gw.port, 'mesh.example.com', rootA.certPem, client);
     expect(r).to.include({ status: 200, serverId: GATEWAY_ID });
+  });
+
+  it('a certificate of the mesh CA without exactly one SPIFFE ID is refused (counted), not given a principal', async () => {
+    identity.set(GATEWAY_ID, rootA, workloadCert(rootA, GATEWAY_ID));
+    const before = counter(
+      await metricsText(gw.metrics),
+      'weft_proxy_gateway_tls_refused_total',
+      'reason="peer_bad_identity"',
+    );
+    const dnsOnly = leafWithSans(rootA, [{ type: 2, value: 'web.shop.svc' }]);
+    const twoIds = leafWithSans(rootA, [
+      { type: 6, value: WEB },
+      { type: 6, value: OTHER },
+    ]);
+    for (const cert of [dnsOnly, twoIds])
+      expect(await failure(get(gw.port, 'mesh.example.com', rootA.certPem, cert))).to.match(
+        /ECONNRESET|hang up/i,
+      );
+    const after = counter(
+      await metricsText(gw.metrics),
+      'weft_proxy_gateway_tls_refused_total',
+      'reason="peer_bad_identity"',
+    );
+    expect(after - before).to.equal(2);
   });
 
   it('root rotation: old and new roots both trusted during it, then the old one no more', async () => {

@@ -12,7 +12,17 @@ import { validateProxyConfig } from '../../../pkg/proxyconfig/validate.js';
 import { addTlsServer, gatewayTlsServer, sniHostsOf } from '../../../pkg/translate/gateway.js';
 import { translateGateway, type ServiceRecord } from '../../../pkg/translate/index.js';
 import { credentialNames } from '../../../controlplane/credentials.js';
-import { hostAllowed, sanValues, selectServer } from '../../../proxy/gateway-tls.js';
+import {
+  hostAllowed,
+  ISTIO_MUTUAL_ALPN,
+  sanValues,
+  secureOptions,
+  selectServer,
+  workloadCredential,
+} from '../../../proxy/gateway-tls.js';
+import { MESH_ALPN_HTTP11, MESH_ALPN_TCP } from '../../../proxy/upstream/tls.js';
+import { MESH_ALPN_H2 } from '../../../proxy/h2/pool.js';
+import { MESH_ALPN } from '../../../proxy/inbound/peer.js';
 
 const srv = (name: string, sniHosts: string[]): GatewayTlsServer => ({
   name,
@@ -356,5 +366,27 @@ describe('pkg/translate: Gateway HTTPS servers', () => {
       'listeners[0].tls.servers[0].credentialName',
       'listeners[0].tls.servers[0].minProtocolVersion',
     ]);
+  });
+});
+
+describe('proxy/gateway-tls: ISTIO_MUTUAL material', () => {
+  const none = { current: () => null, secureContext: () => null, onChange: () => () => {} };
+
+  it('no identity, or none issued yet: an unusable credential with the reason', () => {
+    expect(workloadCredential(undefined).error).to.match(/no workload identity/);
+    expect(workloadCredential(none).error).to.match(/no workload certificate yet/);
+    const s: GatewayTlsServer = { name: 'm', sniHosts: [], mode: 'ISTIO_MUTUAL' };
+    expect(() => secureOptions(s, workloadCredential(none))).to.throw(/no workload certificate yet/);
+    expect(() =>
+      secureOptions(s, { source: 'workload certificate', certChain: 'x', privateKey: 'y' }),
+    ).to.throw(/no mesh roots: ISTIO_MUTUAL cannot verify client certificates/);
+  });
+
+  it('offers every ALPN value a weft sidecar sends, and every mesh value the inbound accepts', () => {
+    for (const p of [...MESH_ALPN_HTTP11, ...MESH_ALPN_TCP, ...MESH_ALPN_H2, ...MESH_ALPN, 'h2', 'http/1.1'])
+      expect(ISTIO_MUTUAL_ALPN).to.include(p);
+    // OpenSSL picks in the server's order: the protocol-specific values before plain `istio`
+    expect(ISTIO_MUTUAL_ALPN.indexOf('istio-h2')).to.be.lessThan(ISTIO_MUTUAL_ALPN.indexOf('istio'));
+    expect(ISTIO_MUTUAL_ALPN.indexOf('istio-http/1.1')).to.be.lessThan(ISTIO_MUTUAL_ALPN.indexOf('istio'));
   });
 });
