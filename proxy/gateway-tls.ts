@@ -21,8 +21,9 @@
  * Rotation: a new credential (or, for ISTIO_MUTUAL, a rotated workload certificate or trust
  * bundle: the identity's onChange) is applied with setSecureContext; open connections keep
  * theirs. A gateway with no workload certificate yet refuses ISTIO_MUTUAL handshakes with a
- * handshake_failure alert (counted `no_identity`). A credential weftd marks unusable, or whose key/certificate OpenSSL refuses, leaves the previous
- * context in force (counted in CREDENTIAL_REFUSED_METRIC, logged once per change). At most
+ * handshake_failure alert (counted `no_identity`). A credential weftd marks unusable, or whose
+ * key/certificate OpenSSL refuses, leaves the previous context in force (counted in
+ * CREDENTIAL_REFUSED_METRIC, logged once per change). At most
  * maxHandshakes connections are between accept and the end of their handshake; past it new ones
  * are closed. Every refusal is counted in REFUSED_METRIC{reason}.
  */
