@@ -236,7 +236,7 @@ export interface HttpListener {
    */
   upgradeTypes?: string[];
   /**
-   * Gateway TLS termination (Gateway servers with `tls.mode` SIMPLE or MUTUAL on this port): the
+   * Gateway TLS termination (Gateway servers with `tls.mode` SIMPLE, MUTUAL or ISTIO_MUTUAL on this port): the
    * ClientHello's SNI picks one of `servers` (proxy/gateway-tls.ts); absent = plaintext HTTP.
    */
   tls?: GatewayTls;
@@ -251,6 +251,9 @@ export interface GatewayTls {
 export const GATEWAY_TLS_VERSIONS = ['TLSv1', 'TLSv1.1', 'TLSv1.2', 'TLSv1.3'] as const;
 export type GatewayTlsVersion = (typeof GATEWAY_TLS_VERSIONS)[number];
 
+export const GATEWAY_TLS_MODES = ['SIMPLE', 'MUTUAL', 'ISTIO_MUTUAL'] as const;
+export type GatewayTlsMode = (typeof GATEWAY_TLS_MODES)[number];
+
 /**
  * One Gateway server that terminates TLS. `sniHosts`: lowercase SNI names it answers to (exact or
  * `*.suffix`); empty = every name, and connections without SNI (Istio's host `*`). Its Hosts
@@ -260,10 +263,18 @@ export interface GatewayTlsServer {
   /** `<namespace>/<gateway>[<server index>]`, for logs and metrics. */
   name: string;
   sniHosts: string[];
-  mode: 'SIMPLE' | 'MUTUAL';
-  /** Names an entry of ProxyConfig.credentials: `tls.crt`/`tls.key` (+ `ca.crt`, required for MUTUAL). */
-  credentialName: string;
-  /** MUTUAL: the client certificate must carry one of these SANs (DNS, URI, IP or email). */
+  /**
+   * SIMPLE / MUTUAL: the certificate of `credentialName`. ISTIO_MUTUAL: the gateway's own workload
+   * certificate, and a client certificate chained to the mesh roots (its SPIFFE ID is the
+   * request's source principal).
+   */
+  mode: GatewayTlsMode;
+  /**
+   * SIMPLE / MUTUAL (required): names an entry of ProxyConfig.credentials, `tls.crt`/`tls.key`
+   * (+ `ca.crt`, required for MUTUAL). ISTIO_MUTUAL: absent.
+   */
+  credentialName?: string;
+  /** MUTUAL, ISTIO_MUTUAL: the client certificate must carry one of these SANs (DNS, URI, IP or email). */
   subjectAltNames?: string[];
   /** Default TLSv1.2 / TLSv1.3 (Envoy's server defaults). */
   minProtocolVersion?: GatewayTlsVersion;

@@ -171,6 +171,8 @@ export class Exchange {
   requestId = '';
   /** The AuthorizationPolicy decision, when the config has policies. */
   authz: AuthzDecision | null = null;
+  /** The client's SPIFFE ID when an ISTIO_MUTUAL gateway server terminated the connection. */
+  peer: string | null = null;
   /** The verified JWT (RequestAuthentication); null: none. AuthorizationPolicy reads it. */
   auth: RequestAuth | null = null;
   /** Envoy's response code details for local replies that have them (jwt_authn_access_denied{…}). */
@@ -222,6 +224,7 @@ export class Exchange {
     this.grpc = grpcReply(this.req.headers);
     const tlsServer = served?.server;
     if (served !== undefined) v.scheme = 'https';
+    this.peer = served?.peer ?? null;
     this.view = v;
     if (
       served !== undefined &&
@@ -241,7 +244,7 @@ export class Exchange {
     // AuthorizationPolicy before routing (CUSTOM → DENY → ALLOW); sync unless ext-authz is called
     const az = this.cfg.authz;
     if (guardsListener(az, this.listener.name))
-      return authzGate(az, this.req, v, this.auth, (o) => this.afterAuthz(o));
+      return authzGate(az, this.req, v, this.auth, (o) => this.afterAuthz(o), this.peer);
     this.limitThenRoute();
   }
 
@@ -249,7 +252,13 @@ export class Exchange {
   private limitThenRoute(): void {
     const rl = this.env.rateLimiter;
     if (rl === undefined || rl === null || !rl.active) return this.routeRequest();
-    const r = gatewayRateLimitRequest(this.req, this.view, this.listener.port, this.auth?.claims ?? null);
+    const r = gatewayRateLimitRequest(
+      this.req,
+      this.view,
+      this.listener.port,
+      this.auth?.claims ?? null,
+      this.peer,
+    );
     checkRateLimit(rl, r, (v) => {
       if (this.done) return; // the client left while weftd was asked
       this.rateLimit = v;
@@ -861,6 +870,8 @@ export class Exchange {
       ...(this.details !== undefined ? { response_code_details: this.details } : {}),
       ...(this.grpc !== null ? { grpc_status: grpcStatusLabel(this.grpc.status) } : {}),
       ...(this.auth !== null ? { request_principal: this.auth.principal } : {}),
+      // Istio's %DOWNSTREAM_PEER_URI_SAN% (the sidecar inbound's source_principal)
+      ...(this.peer !== null ? { source_principal: this.peer } : {}),
       explain: buildExplain(this),
     };
   }
