@@ -1068,14 +1068,16 @@ function ms(d: string | undefined): number | undefined {
 }
 
 /**
- * Whether requests to a port go upstream over HTTP/2: a port that declares it (GRPC, HTTP2:
- * appProtocol `grpc`, `http2`, `kubernetes.io/h2c`, or the port-name prefix), or an HTTP/1.1
+ * Whether requests to a port go upstream over HTTP/2: a port that declares it (GRPC, HTTP2,
+ * GRPC-WEB, as Istio's IsHTTP2: appProtocol `grpc`, `http2`, `grpc-web`, `kubernetes.io/h2c`, or
+ * the port-name prefix), or an HTTP/1.1
  * port the DestinationRule upgrades (`h2UpgradePolicy: UPGRADE`; DO_NOT_UPGRADE keeps HTTP/1.1,
  * and never downgrades a declared HTTP/2 port, as in Istio).
  */
 export function speaksH2(protocol: string | undefined, upgrade: string | undefined): boolean {
   const p = (protocol ?? '').toUpperCase();
-  if (p === 'GRPC' || p === 'HTTP2') return true;
+  // GRPC-WEB too: the proxy bridges gRPC-Web to the gRPC server behind it (proxy/h2/grpc-web.ts)
+  if (p === 'GRPC' || p === 'HTTP2' || p === 'GRPC-WEB') return true;
   return upgrade === 'UPGRADE' && (p === 'HTTP' || p === '');
 }
 
