@@ -11,6 +11,7 @@ server.on('stream', (stream, headers) => {
   const grpc = String(headers['content-type'] ?? '').startsWith('application/grpc');
   stream.resume(); // the request body
   stream.on('end', () => {
+    if (stream.destroyed || stream.closed) return; // the client reset it (h2load stopping)
     if (!grpc) {
       stream.respond({ ':status': 200, 'content-type': 'text/plain', 'content-length': payload.length });
       stream.end(payload);

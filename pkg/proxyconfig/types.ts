@@ -492,6 +492,12 @@ export interface Cluster {
    * `h2UpgradePolicy` is UPGRADE. Absent: HTTP/1.1.
    */
   http2?: boolean;
+  /**
+   * DestinationRule `connectionPool.http.useClientProtocol`: each request goes upstream in the
+   * protocol its client spoke (HTTP/2 for an HTTP/2 client, HTTP/1.1 otherwise; Envoy's
+   * use_downstream_protocol_config), whatever `http2` says.
+   */
+  useClientProtocol?: boolean;
 }
 
 export const CLUSTER_TYPES = ['STATIC', 'STRICT_DNS', 'LOGICAL_DNS', 'ORIGINAL_DST'] as const;

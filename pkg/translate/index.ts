@@ -413,7 +413,9 @@ class Translator {
     if (lb) cluster.loadBalancer = lb;
     const cp = convertPool(policy?.connectionPool);
     if (cp) cluster.connectionPool = cp;
-    if (speaksH2(sp?.protocol, policy?.connectionPool?.http?.h2UpgradePolicy)) cluster.http2 = true;
+    // useClientProtocol: the client's protocol, whatever the port or h2UpgradePolicy say (as Istio)
+    if (policy?.connectionPool?.http?.useClientProtocol === true) cluster.useClientProtocol = true;
+    else if (speaksH2(sp?.protocol, policy?.connectionPool?.http?.h2UpgradePolicy)) cluster.http2 = true;
     const od = convertOutlier(policy?.outlierDetection);
     if (od) cluster.outlierDetection = od;
     const loc = localityLbPolicy(policy?.loadBalancer?.localityLbSetting, od !== undefined);

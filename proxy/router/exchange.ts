@@ -368,7 +368,7 @@ export class Exchange {
     cluster.stats.rqActive++;
     cluster.stats.rqTotal++;
     this.holdsSlot = true;
-    this.chooseGrpcWebBridge(cluster.def.http2 === true);
+    this.chooseGrpcWebBridge(cluster.speaksH2(isH2(this.req)));
     this.prepareRequest(route, dest);
     if (this.upgrade !== null) this.upgrade.offer(this.out!);
     const timeoutMs = grpcTimeoutMs(this.grpc, this.req.headers, route.timeoutMs);
@@ -528,7 +528,7 @@ export class Exchange {
     const spec = { path: this.path, method: this.view.method, headers: this.out!, body };
     if (this.upgrade !== null)
       this.upgrade.dispatch(ep, cluster.limits.connectTimeoutMs, spec, a, cluster.connectorFor(ep));
-    else cluster.poolFor(ep).dispatch(spec, a);
+    else cluster.poolFor(ep, isH2(this.req)).dispatch(spec, a);
   }
 
   /** Ends the current attempt's bookkeeping (endpoint in-flight count, per-try timer). */
@@ -836,7 +836,7 @@ export class Exchange {
       if (!cl || !ep) continue;
       const h = { ...this.out };
       if (m.shadowSuffix) h.host = shadowHost(String(h.host ?? ''));
-      cl.poolFor(ep).dispatch(
+      cl.poolFor(ep, isH2(this.req)).dispatch(
         { path: this.path, method: this.view.method, headers: h, body: this.replayable ? this.body : null },
         DISCARD,
       );
