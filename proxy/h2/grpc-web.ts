@@ -100,13 +100,22 @@ export function trailersFrame(trailers: Readonly<Record<string, string | string[
  * incomplete frame; a frame header announcing more than `maxFrame` bytes is an error (null).
  */
 export class TextFrameEncoder {
-  private pending: Buffer = Buffer.alloc(0);
+  /** Bytes of frames not complete yet, joined only once the first is (no copy per chunk). */
+  private parts: Buffer[] = [];
+  private size = 0;
 
   constructor(private readonly maxFrame = MAX_GRPC_WEB_REQUEST_BYTES * 4) {}
 
   /** The base64 of the frames `chunk` completes ('' if none), or null for an oversized frame. */
   push(chunk: Buffer): string | null {
-    let buf = this.pending.length === 0 ? chunk : Buffer.concat([this.pending, chunk]);
+    this.parts.push(chunk);
+    this.size += chunk.length;
+    if (this.size < 5) return '';
+    const head = this.parts[0]!.length >= 5 ? this.parts[0]! : Buffer.concat(this.parts, this.size);
+    const first = head.readUInt32BE(1);
+    if (first > this.maxFrame) return null;
+    if (this.size < 5 + first) return '';
+    let buf = Buffer.concat(this.parts, this.size);
     let out = '';
     while (buf.length >= 5) {
       const len = buf.readUInt32BE(1);
@@ -115,13 +124,14 @@ export class TextFrameEncoder {
       out += buf.subarray(0, 5 + len).toString('base64');
       buf = buf.subarray(5 + len);
     }
-    this.pending = buf.length === 0 ? Buffer.alloc(0) : Buffer.from(buf);
+    this.parts = buf.length === 0 ? [] : [buf];
+    this.size = buf.length;
     return out;
   }
 
   /** Bytes of an incomplete frame left at the end of the stream (a truncated response). */
   get leftover(): number {
-    return this.pending.length;
+    return this.size;
   }
 }
 

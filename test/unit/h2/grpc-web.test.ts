@@ -123,6 +123,15 @@ describe('gRPC-Web framing (Envoy grpc_web filter, gRPC PROTOCOL-WEB.md)', () =>
     expect(enc.leftover).to.equal(0);
   });
 
+  it('text response: a big frame in many small chunks is encoded once, whole', () => {
+    const enc = new TextFrameEncoder();
+    const big = frame(0, Buffer.alloc(1 << 20, 7));
+    let out = '';
+    for (let i = 0; i < big.length; i += 1000) out += enc.push(big.subarray(i, i + 1000));
+    expect(out).to.equal(big.toString('base64'));
+    expect(enc.leftover).to.equal(0);
+  });
+
   it('text response: a frame announcing more than the bound is refused, not buffered', () => {
     const enc = new TextFrameEncoder(1024);
     const h = Buffer.alloc(5);
