@@ -490,16 +490,6 @@ export const NOT_ENFORCED: readonly NotEnforcedEntry[] = [
     }),
   },
   {
-    id: 'dr.connectionPool.http2',
-    kind: 'DestinationRule',
-    paths: [...policyPaths('connectionPool.http.http2KeepAlive')],
-    reason: 'upstream HTTP/2 sessions send no keepalive PINGs',
-    plan: 18,
-    probe: drEverywhere({
-      connectionPool: { http: { http2KeepAlive: { interval: '30s', timeout: '10s' } } },
-    }),
-  },
-  {
     id: 'dr.outlierDetection.localOrigin',
     kind: 'DestinationRule',
     paths: [

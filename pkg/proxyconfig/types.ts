@@ -453,6 +453,12 @@ export interface ConnectionPool {
   maxRequestsPerConnection?: number;
   maxRetries?: number;
   idleTimeoutMs?: number;
+  /**
+   * `http2KeepAlive`: a PING on every upstream HTTP/2 session each interval; no answer within the
+   * timeout closes the session (its streams fail). Both or neither.
+   */
+  http2KeepAliveIntervalMs?: number;
+  http2KeepAliveTimeoutMs?: number;
 }
 
 export interface OutlierDetection {

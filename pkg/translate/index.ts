@@ -1097,6 +1097,13 @@ export function convertPool(cp: ConnectionPoolSettings | undefined): ConnectionP
   set('maxRequestsPerConnection', cp.http?.maxRequestsPerConnection);
   set('maxRetries', cp.http?.maxRetries);
   set('idleTimeoutMs', ms(cp.http?.idleTimeout) ?? ms(cp.tcp?.idleTimeout));
+  const interval = ms(cp.http?.http2KeepAlive?.interval);
+  const timeout = ms(cp.http?.http2KeepAlive?.timeout);
+  // Istio's validation wants both (the webhook refuses a half-set one): otherwise no PINGs
+  if (interval !== undefined && interval > 0 && timeout !== undefined && timeout > 0) {
+    set('http2KeepAliveIntervalMs', interval);
+    set('http2KeepAliveTimeoutMs', timeout);
+  }
   return Object.keys(out).length > 0 ? out : undefined;
 }
 

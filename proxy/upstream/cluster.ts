@@ -86,6 +86,15 @@ export function resolveLimits(cp: ConnectionPool | undefined): Limits {
  */
 export const MAX_ORIGINAL_DST_HOSTS = 1024;
 
+/** The HTTP/2 keepalive of a cluster's pool (DestinationRule http2KeepAlive), or none. */
+function keepAliveOf(cp: ConnectionPool | undefined): { intervalMs: number; timeoutMs: number } | null {
+  const intervalMs = cp?.http2KeepAliveIntervalMs;
+  const timeoutMs = cp?.http2KeepAliveTimeoutMs;
+  return intervalMs !== undefined && timeoutMs !== undefined && intervalMs > 0 && timeoutMs > 0
+    ? { intervalMs, timeoutMs }
+    : null;
+}
+
 /** Closes an endpoint's pools once their requests are done. */
 function closePools(ep: EndpointRuntime): Promise<unknown> {
   return Promise.all([ep.pool, ep.h2pool].map((p) => p?.close().catch(() => undefined)));
@@ -359,6 +368,7 @@ export class ClusterRuntime {
       // 0 or absent: as many as the server's SETTINGS allow (a limit of 0 would never send)
       maxConcurrentStreams: this.def.connectionPool?.maxConcurrentStreams || Infinity,
       connect: this.connectorFor(ep),
+      keepAlive: keepAliveOf(this.def.connectionPool),
     });
   }
 

@@ -4,6 +4,7 @@
  * use_downstream_protocol_config, whatever the port or h2UpgradePolicy say) and HTTP/2 towards a
  * cluster with TLS origination (SIMPLE/MUTUAL), where the session offers ALPN `h2` (Istio's
  * ALPNH2Only) so a server that insists on ALPN, as node's and gRPC's TLS servers do, accepts it.
+ * Also `http2KeepAlive` (PINGs on upstream sessions; a peer that stops answering is dropped).
  * Real sockets and TLS on loopback, Istio YAML through the translator.
  */
 import { expect } from 'chai';
@@ -16,6 +17,7 @@ import path from 'node:path';
 import { createCA, issueCert } from '../../../hack/cluster/pki.js';
 import { H2_PREFACE } from '../../../proxy/h2/downstream.js';
 import { startProxy, type Started } from './helpers.js';
+import { waitFor } from '../../support/wait.js';
 
 interface Seen {
   version: string;
@@ -204,3 +206,70 @@ describe('upstream protocol: useClientProtocol, and HTTP/2 over TLS origination 
       });
   });
 });
+
+describe('http2KeepAlive: PINGs on upstream HTTP/2 sessions', function () {
+  this.timeout(60_000);
+  let p: Started | null = null;
+  afterEach(async () => {
+    await p?.stop();
+    p = null;
+  });
+  const keepAlive = '{connectionPool: {http: {http2KeepAlive: {interval: 100ms, timeout: 300ms}}}}';
+
+  it('a session gets a PING each interval, none without the setting', async () => {
+    let pings = 0;
+    const server = http2.createServer((_req, res) => res.end('ok'));
+    server.on('session', (s) => s.on('ping', () => pings++));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as net.AddressInfo).port;
+    try {
+      p = await startProxy(entry(port, 'HTTP2', keepAlive));
+      expect((await h1get(p.port)).status).to.equal(200);
+      await new Promise((r) => setTimeout(r, 800));
+      expect(pings).to.be.at.least(3);
+      await p.stop();
+      p = await startProxy(entry(port, 'HTTP2', '{connectionPool: {http: {maxRetries: 3}}}'));
+      pings = 0;
+      expect((await h1get(p.port)).status).to.equal(200);
+      await new Promise((r) => setTimeout(r, 800));
+      expect(pings).to.equal(0);
+    } finally {
+      server.close();
+    }
+  });
+
+  it('a peer that stops answering: the session is closed after the timeout and its request fails (503 UC)', async () => {
+    // an HTTP/2 server by hand that completes the handshake, then answers nothing (not even PING)
+    const sockets: net.Socket[] = [];
+    const closed: number[] = [];
+    const server = net.createServer((s) => {
+      sockets.push(s);
+      s.once('data', () => s.write(Buffer.concat([h2frame(4, 0, 0), h2frame(4, 1, 0)])));
+      s.on('error', () => undefined);
+      s.once('close', () => closed.push(Date.now()));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as net.AddressInfo).port;
+    try {
+      p = await startProxy(entry(port, 'HTTP2', keepAlive));
+      const t0 = Date.now();
+      const r = await h1get(p.port);
+      expect(r.status).to.equal(503);
+      expect(r.body).to.include('UC');
+      expect(Date.now() - t0).to.be.below(5000);
+      await waitFor('the dead session was closed', () => closed.length >= 1);
+    } finally {
+      for (const s of sockets) s.destroy();
+      server.close();
+    }
+  });
+});
+
+/** One HTTP/2 frame header with an empty payload (SETTINGS, SETTINGS ACK). */
+function h2frame(type: number, flags: number, stream: number): Buffer {
+  const h = Buffer.alloc(9);
+  h[3] = type;
+  h[4] = flags;
+  h.writeUInt32BE(stream, 5);
+  return h;
+}
