@@ -490,21 +490,6 @@ export const NOT_ENFORCED: readonly NotEnforcedEntry[] = [
     }),
   },
   {
-    id: 'dr.connectionPool.http2',
-    kind: 'DestinationRule',
-    paths: [
-      ...policyPaths('connectionPool.http.useClientProtocol'),
-      ...policyPaths('connectionPool.http.http2KeepAlive'),
-    ],
-    reason:
-      "upstream HTTP/2 sessions send no keepalive PINGs, and the port's protocol (or h2UpgradePolicy) decides HTTP/1.1 or HTTP/2, not the client's",
-    plan: 18,
-    probe: drEverywhere(
-      { connectionPool: { http: { http2KeepAlive: { interval: '30s', timeout: '10s' } } } },
-      { connectionPool: { http: { useClientProtocol: true } } },
-    ),
-  },
-  {
     id: 'dr.outlierDetection.localOrigin',
     kind: 'DestinationRule',
     paths: [

@@ -477,6 +477,12 @@ export interface ConnectionPool {
   maxRequestsPerConnection?: number;
   maxRetries?: number;
   idleTimeoutMs?: number;
+  /**
+   * `http2KeepAlive`: a PING on every upstream HTTP/2 session each interval; no answer within the
+   * timeout closes the session (its streams fail). Both or neither.
+   */
+  http2KeepAliveIntervalMs?: number;
+  http2KeepAliveTimeoutMs?: number;
 }
 
 export interface OutlierDetection {
@@ -516,6 +522,12 @@ export interface Cluster {
    * `h2UpgradePolicy` is UPGRADE. Absent: HTTP/1.1.
    */
   http2?: boolean;
+  /**
+   * DestinationRule `connectionPool.http.useClientProtocol`: each request goes upstream in the
+   * protocol its client spoke (HTTP/2 for an HTTP/2 client, HTTP/1.1 otherwise; Envoy's
+   * use_downstream_protocol_config), whatever `http2` says.
+   */
+  useClientProtocol?: boolean;
 }
 
 export const CLUSTER_TYPES = ['STATIC', 'STRICT_DNS', 'LOGICAL_DNS', 'ORIGINAL_DST'] as const;

@@ -236,6 +236,8 @@ function checkCluster(c: Checker, cl: unknown, path: string, names: Set<string>)
   });
   if (cl.tls !== undefined) checkUpstreamTls(c, cl.tls, `${path}.tls`);
   if (cl.http2 !== undefined && typeof cl.http2 !== 'boolean') c.fail(`${path}.http2`, 'must be a boolean');
+  if (cl.useClientProtocol !== undefined && typeof cl.useClientProtocol !== 'boolean')
+    c.fail(`${path}.useClientProtocol`, 'must be a boolean');
   for (const key of ['connectionPool', 'outlierDetection']) {
     const v = cl[key];
     if (v === undefined) continue;
