@@ -34,7 +34,7 @@ import { errorMessage } from '../pkg/errors/index.js';
 import type { GatewayTls, GatewayTlsServer, UpstreamCredential } from '../pkg/proxyconfig/types.js';
 import type { MetricsRegistry } from './telemetry/metrics.js';
 import { readFirstBytes } from './inbound/listener.js';
-import { peerIdentity } from './inbound/peer.js';
+import { clientCertDetails, peerIdentity, type PeerIdentity } from './inbound/peer.js';
 import type { IdentitySource } from './identity/types.js';
 
 export const REFUSED_METRIC = 'weft_proxy_gateway_tls_refused_total';
@@ -152,6 +152,8 @@ export interface ServedBy {
   servers: readonly GatewayTlsServer[];
   /** ISTIO_MUTUAL: the client's SPIFFE ID (`spiffe://td/ns/x/sa/y`), verified against the mesh roots. */
   peer?: string;
+  /** MUTUAL and ISTIO_MUTUAL: the verified client certificate as `x-forwarded-client-cert` sets it. */
+  xfcc?: string;
 }
 
 const servedBy = new WeakMap<net.Socket, ServedBy>();
@@ -395,7 +397,11 @@ export class GatewayTlsTerminator {
     if (spec.mode === 'ISTIO_MUTUAL') {
       const peer = this.meshPeer(s);
       if (peer === null) return;
-      served.peer = peer;
+      served.peer = peer.principal;
+      served.xfcc = peer.xfcc;
+    } else if (spec.mode === 'MUTUAL') {
+      const cert = s.getPeerX509Certificate();
+      if (cert !== undefined) served.xfcc = clientCertDetails(cert, this.opts.identity?.current()?.spiffeId);
     }
     servedBy.set(s, served);
     this.opts.onSecure(s);
@@ -405,11 +411,11 @@ export class GatewayTlsTerminator {
    * The SPIFFE ID of an ISTIO_MUTUAL client (its chain was verified against the mesh roots by the
    * handshake), or null after refusing a certificate that does not carry exactly one.
    */
-  private meshPeer(s: tls.TLSSocket): string | null {
+  private meshPeer(s: tls.TLSSocket): PeerIdentity | null {
     const cert = s.getPeerX509Certificate();
     const local = this.opts.identity?.current()?.spiffeId ?? 'unknown';
     const peer = cert === undefined ? 'no client certificate' : peerIdentity(cert, local);
-    if (typeof peer !== 'string') return peer.principal;
+    if (typeof peer !== 'string') return peer;
     this.count('peer_bad_identity');
     this.opts.log.debug('Gateway TLS client refused', { error: peer });
     s.destroy();

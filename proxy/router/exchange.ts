@@ -184,6 +184,8 @@ export class Exchange {
   authz: AuthzDecision | null = null;
   /** The client's SPIFFE ID when an ISTIO_MUTUAL gateway server terminated the connection. */
   peer: string | null = null;
+  /** `x-forwarded-client-cert` for a gateway connection with a verified client certificate. */
+  private clientCert: string | null = null;
   /** The verified JWT (RequestAuthentication); null: none. AuthorizationPolicy reads it. */
   auth: RequestAuth | null = null;
   /** Envoy's response code details for local replies that have them (jwt_authn_access_denied{…}). */
@@ -246,6 +248,7 @@ export class Exchange {
     const tlsServer = served?.server;
     if (served !== undefined) v.scheme = 'https';
     this.peer = served?.peer ?? null;
+    this.clientCert = served?.xfcc ?? null;
     this.view = v;
     if (
       served !== undefined &&
@@ -405,6 +408,7 @@ export class Exchange {
     const h = (this.out = forwardableHeaders(this.req.headers));
     if (this.webBridged) toGrpcRequestHeaders(h);
     if (this.listener.edge) sanitizeExternal(h);
+    if (this.clientCert !== null) h['x-forwarded-client-cert'] = this.clientCert;
     h.host = route.rewriteAuthority ?? this.view.authority;
     h['x-forwarded-proto'] = this.view.scheme; // the real scheme (Envoy sets it from the connection)
     this.requestId = propagate(h);
