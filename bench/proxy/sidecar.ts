@@ -170,7 +170,11 @@ function trees(): Tree[] {
   if (rev !== undefined && rev !== '') {
     const src = path.join(work, 'baseline');
     mkdirSync(src);
-    const tar = execFileSync('git', ['archive', rev, 'proxy', 'pkg', 'images', 'Dockerfile'], { cwd: ROOT });
+    // the archive outgrew execFileSync's 1 MiB default buffer (ENOBUFS)
+    const tar = execFileSync('git', ['archive', rev, 'proxy', 'pkg', 'images', 'Dockerfile'], {
+      cwd: ROOT,
+      maxBuffer: 256 * 1024 * 1024,
+    });
     execFileSync('tar', ['-x', '-C', src], { input: tar });
     out.push({ name: `baseline ${rev}`, src, entry: buildImageLayout(src, 'baseline') });
   }
