@@ -45,7 +45,11 @@ export interface Combined {
 }
 
 /** Calls `down` once if `server` closes or errors before `stopping()` says we meant it. */
-function watchServer(server: Server | HttpsServer, stopping: () => boolean, down: (why: string) => void): void {
+function watchServer(
+  server: Server | HttpsServer,
+  stopping: () => boolean,
+  down: (why: string) => void,
+): void {
   server.once('close', () => {
     if (!stopping()) down('its server closed');
   });
@@ -60,7 +64,10 @@ export async function startCombined(opts: CombinedOptions): Promise<Combined> {
   const webhookReady = (): { ready: boolean; reason?: string } => {
     const r = webhook?.ownReadiness();
     if (r?.ready) return { ready: true };
-    return { ready: false, reason: r ? 'admission webhook: namespaces not listed yet' : 'admission webhook not started' };
+    return {
+      ready: false,
+      reason: r ? 'admission webhook: namespaces not listed yet' : 'admission webhook not started',
+    };
   };
   const weftd = await startWeftd({ ...opts, informers: informers.source, alsoReady: webhookReady });
   try {

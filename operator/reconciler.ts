@@ -320,8 +320,10 @@ export class MeshReconciler {
     const dep = (ns: string, n: string): KubeObject | undefined =>
       this.d.children.get('Deployment')?.get(n, ns);
     const cfg = (kind: string, n: string): KubeObject | undefined => this.d.children.get(kind)?.get(n);
+    // Combined (ADR 0023): weftd's pods serve admission too
+    const webhookDeployment = spec.controlPlane.mode === 'Combined' ? 'weftd' : WEBHOOK_SERVICE.name;
     const webhook: MeshComponentStatus[] = [
-      deploymentStatus('webhook', dep(WEBHOOK_SERVICE.namespace, WEBHOOK_SERVICE.name)),
+      deploymentStatus('webhook', dep(WEBHOOK_SERVICE.namespace, webhookDeployment)),
       webhookConfigStatus(
         'validating-webhook',
         cfg('ValidatingWebhookConfiguration', VALIDATING_WEBHOOK_NAME),

@@ -80,7 +80,11 @@ export async function startWebhook(opts: WebhookStartOptions): Promise<Webhook> 
   const ownReadiness = (): { ready: boolean; [detail: string]: unknown } => {
     const synced = cluster?.synced ?? { namespaces: true, mesh: true, index: false };
     // Injection needs namespace labels; validation works without the index (objects alone).
-    return { ready: tls.pair !== undefined && synced.namespaces, certificateNotAfter: tls.notAfter, ...synced };
+    return {
+      ready: tls.pair !== undefined && synced.namespaces,
+      certificateNotAfter: tls.notAfter,
+      ...synced,
+    };
   };
   const readiness = (): { ready: boolean; [detail: string]: unknown } => {
     const own = ownReadiness();

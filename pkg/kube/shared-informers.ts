@@ -14,7 +14,10 @@ import { Informer, type InformerOptions } from './informer.js';
 import type { KubeObject } from './types.js';
 
 /** Where a consumer gets its informers: `ownInformers` (one each) or a `SharedInformers`. */
-export type InformerSource = <T extends KubeObject = KubeObject>(opts: InformerOptions, log: Logger) => Informer<T>;
+export type InformerSource = <T extends KubeObject = KubeObject>(
+  opts: InformerOptions,
+  log: Logger,
+) => Informer<T>;
 
 /** Every call a new informer: the standalone daemons. */
 export function ownInformers(client: KubeClient): InformerSource {
