@@ -34,6 +34,8 @@ const BENCH = process.env.IDLE_BENCH ?? 'weftd';
 interface Sample {
   rssMB: number;
   apiConnections: number;
+  /** Each process's RSS, in the order the case starts them. */
+  partsMB: number[];
 }
 
 /** A case: the processes it starts (argv after node) and whose samples it adds up. */
@@ -56,7 +58,7 @@ function measure(pid: number, apiPort: string): Sample {
   const rssKB = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
   const ss = spawnSync('ss', ['-tnpH', 'state', 'established', `dport = :${apiPort}`], { encoding: 'utf8' });
   const apiConnections = ss.stdout.split('\n').filter((l) => l.includes(`pid=${pid},`)).length;
-  return { rssMB: rssKB / 1024, apiConnections };
+  return { rssMB: rssKB / 1024, apiConnections, partsMB: [rssKB / 1024] };
 }
 
 /** Starts every process of a case together, lets them idle, and sums what they hold. */
@@ -69,6 +71,7 @@ async function runOnce(processes: string[][], apiPort: string): Promise<Sample> 
     return {
       rssMB: each.reduce((a, s) => a + s.rssMB, 0),
       apiConnections: each.reduce((a, s) => a + s.apiConnections, 0),
+      partsMB: each.map((s) => s.rssMB),
     };
   } finally {
     for (const s of started) s.child.kill('SIGKILL');
@@ -160,12 +163,15 @@ async function main(): Promise<void> {
   console.log(`${BENCH} idle ${IDLE_S} s against ${kubeconfig}, median of ${REPS} (node ${process.version})`);
   const report: Record<string, Sample> = {};
   for (const [name, s] of samples) {
+    const parts = s[0]!.partsMB.map((_, i) => median(s.map((x) => x.partsMB[i]!)));
     report[name] = {
       rssMB: median(s.map((x) => x.rssMB)),
       apiConnections: median(s.map((x) => x.apiConnections)),
+      partsMB: parts,
     };
+    const split = parts.length > 1 ? `   per process ${parts.map((p) => p.toFixed(1)).join(' + ')} MB` : '';
     console.log(
-      `  ${name.padEnd(32)} RSS ${report[name].rssMB.toFixed(1)} MB   API server connections ${report[name].apiConnections}   (RSS samples ${s.map((x) => x.rssMB.toFixed(0)).join(', ')})`,
+      `  ${name.padEnd(32)} RSS ${report[name].rssMB.toFixed(1)} MB   API server connections ${report[name].apiConnections}${split}   (RSS samples ${s.map((x) => x.rssMB.toFixed(0)).join(', ')})`,
     );
   }
   if (BENCH === 'split') {
