@@ -31,7 +31,7 @@ import {
   WEBHOOK_SERVICE,
   type CaSecretRef,
 } from './cluster.js';
-import { CA_SECRET, SERVING_SECRET, standardLabels } from './labels.js';
+import { ADMISSION_POD_LABEL, CA_SECRET, SERVING_SECRET, selectorLabels, standardLabels } from './labels.js';
 import {
   DEPLOYED_REDIS,
   effectiveSpec,
@@ -231,6 +231,7 @@ function controlPlane(mesh: string, spec: EffectiveSpec): KubeObject[] {
       resources: cp.resources,
       // Combined: /ready is weftd's and the webhook's readiness together (the pod backs both Services)
       readiness: { path: '/ready', port: 15014 },
+      ...(combined ? { extraPodLabels: { [ADMISSION_POD_LABEL]: 'true' } } : {}),
       secretName: SERVING_SECRET.weftd,
       configMapName: MESH_CONFIGMAP,
     }),
@@ -329,7 +330,8 @@ function webhook(mesh: string, spec: EffectiveSpec, opts: RenderOptions): KubeOb
       'webhook',
       [{ name: 'https-webhook', port: WEBHOOK_SERVICE.port, targetPort: WEBHOOK_PORT, protocol: 'TCP' }],
       'ClusterIP',
-      combined ? 'weftd' : WEBHOOK_SERVICE.name,
+      // Separate: as before (an upgrade changes no endpoints); Combined: whoever serves admission
+      combined ? { [ADMISSION_POD_LABEL]: 'true' } : selectorLabels(WEBHOOK_SERVICE.name),
     ),
     validatingWebhook(mesh, { caBundle: opts.caBundle, url: opts.webhookUrl }),
     mutatingWebhook(mesh, { caBundle: opts.caBundle, url: opts.webhookUrl }),

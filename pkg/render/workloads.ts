@@ -144,14 +144,14 @@ export function service(
   component: string,
   ports: ServicePort[],
   type: 'ClusterIP' | 'NodePort' | 'LoadBalancer' = 'ClusterIP',
-  /** The Deployment whose pods it selects, when not its namesake (Combined: weft-webhook → weftd). */
-  backend = name,
+  /** Default: the pods of its namesake Deployment. */
+  selector: Record<string, string> = selectorLabels(name),
 ): KubeObject {
   return {
     apiVersion: 'v1',
     kind: 'Service',
     metadata: { name, namespace, labels: standardLabels(mesh, name, component) },
-    spec: { type, selector: selectorLabels(backend), ports },
+    spec: { type, selector, ports },
   };
 }
 

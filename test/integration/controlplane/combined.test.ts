@@ -180,7 +180,7 @@ describe('combined control plane: weftd and the webhook in one process (real API
       apiVersion: 'networking.istio.io/v1',
       kind: 'VirtualService',
       metadata: { name: 'bad', namespace: ns },
-      spec: { hosts: ['reviews'], http: [{ route: [{ destination: { host: 'reviews' }, weight: 150 }] }] },
+      spec: { hosts: ['reviews'], http: [{ route: [{ destination: { host: '' } }] }] },
     };
     const denied = await tlsRequest(
       c.webhook.port,
@@ -193,6 +193,7 @@ describe('combined control plane: weftd and the webhook in one process (real API
     const a = JSON.parse(denied.body) as Answer;
     expect(a.response.uid).to.equal('u-1');
     expect(a.response.allowed).to.equal(false);
+    expect(a.response.status?.message).to.include('empty domain name not allowed');
 
     const podKind = { group: '', version: 'v1', kind: 'Pod' };
     const p = pod(ns, 'web-1', { app: 'web' });

@@ -314,9 +314,12 @@ describe('operator (real API server)', function () {
           subjects?: { name: string }[];
         } | null
       )?.subjects?.[0]?.name;
-    const webhookSelector = async (): Promise<string | undefined> =>
-      ((await get('Service', 'weft-webhook')) as { spec?: { selector?: { app?: string } } } | null)?.spec
-        ?.selector?.app;
+    const webhookSelector = async (): Promise<string | undefined> => {
+      const sel = (
+        (await get('Service', 'weft-webhook')) as { spec?: { selector?: Record<string, string> } } | null
+      )?.spec?.selector;
+      return sel?.['weft.dev/admission-webhook'] === 'true' ? 'weftd' : sel?.app;
+    };
 
     await apply(withMode('Separate'));
     await waitFor(

@@ -585,7 +585,17 @@ describe('render: control-plane mode (ADR 0023)', () => {
     ]);
     // one pod backs both Services: its /ready is weftd's and the webhook's together
     expect(c.readinessProbe.httpGet).to.deep.include({ path: '/ready', port: 15014 });
-    expect(selectorOf(out, 'weft-webhook')).to.deep.equal(selectorOf(out, 'weftd'));
+    // the webhook Service reaches weftd's pods that serve the webhook port, never others
+    expect(selectorOf(out, 'weft-webhook')).to.deep.equal({ 'weft.dev/admission-webhook': 'true' });
+    const template = find(out, 'Deployment', 'weftd') as unknown as {
+      spec: { template: { metadata: { labels: Record<string, string> } } };
+    };
+    expect(template.spec.template.metadata.labels).to.include({ 'weft.dev/admission-webhook': 'true' });
+    const separate = render(mesh({ controlPlane: { mode: 'Separate' } }));
+    expect(selectorOf(separate, 'weft-webhook'), 'Separate: as before').to.deep.equal({
+      app: 'weft-webhook',
+      'app.kubernetes.io/name': 'weft-webhook',
+    });
     const svc = find(out, 'Service', 'weft-webhook') as unknown as { spec: { ports: unknown[] } };
     expect(svc.spec.ports).to.deep.equal([
       { name: 'https-webhook', port: 443, targetPort: 9443, protocol: 'TCP' },
