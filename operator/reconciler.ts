@@ -313,7 +313,10 @@ export class MeshReconciler {
       const id = idOf(keyOf(obj));
       if (want.has(id)) continue;
       const what = describeKey(keyOf(obj));
-      if (admissionPending && servesAdmission(obj)) {
+      if (
+        admissionPending &&
+        (servesAdmission(obj) || obj.metadata.labels?.[COMPONENT_LABEL] === 'webhook')
+      ) {
         log.info('Keeping the old admission webhook until its successor is available', { object: what });
         continue;
       }
@@ -336,17 +339,20 @@ export class MeshReconciler {
    * admission (weftd's in Combined, the webhook's in Separate) is available and some other one
    * still serves it (the one being replaced): the webhook Service keeps its live selector, a
    * Deployment that serves admission now but will not is left as it is (Combined → Separate:
-   * weftd keeps its webhook port), and prune keeps the old webhook Deployment. The next reconcile
+   * weftd keeps its webhook port), the webhook's ClusterRoleBinding names both ServiceAccounts,
+   * and prune keeps the old webhook's Deployment, ServiceAccount and PDB. The next reconcile
    * after the rollout (a child's status change wakes it) finishes the switch.
    */
   private admissionHandover(desired: KubeObject[], log: Logger): { apply: KubeObject[]; pending: boolean } {
     const deployments = this.d.children.get('Deployment');
     const live = (o: KubeObject): KubeObject | undefined =>
       deployments?.get(o.metadata.name, o.metadata.namespace);
-    const successor = desired.find(
-      (o) =>
-        o.kind === 'Deployment' && servesAdmission(o) && !deploymentStatus(o.metadata.name, live(o)).ready,
-    );
+    // ready only once the cache shows the new template (our own apply may not be in it yet) rolled out
+    const successor = desired.find((o) => {
+      if (o.kind !== 'Deployment' || !servesAdmission(o)) return false;
+      const l = live(o);
+      return !(l && servesAdmission(l) && deploymentStatus(o.metadata.name, l).ready);
+    });
     const current = (deployments?.list() ?? []).filter(
       (d) =>
         d.metadata.namespace === WEBHOOK_SERVICE.namespace &&
@@ -360,7 +366,18 @@ export class MeshReconciler {
       serving: current.map((d) => d.metadata.name),
     });
     const liveService = this.d.children.get('Service')?.get(WEBHOOK_SERVICE.name, WEBHOOK_SERVICE.namespace);
+    const liveBinding = this.d.children.get('ClusterRoleBinding')?.get(WEBHOOK_SERVICE.name);
     const apply = desired.flatMap((o): KubeObject[] => {
+      if (o.kind === 'ClusterRoleBinding' && o.metadata.name === WEBHOOK_SERVICE.name && liveBinding) {
+        // both ServiceAccounts keep the webhook's reads while both serve
+        const subjects = (b: KubeObject): { name: string; namespace?: string }[] =>
+          (b as unknown as { subjects?: { name: string; namespace?: string }[] }).subjects ?? [];
+        const all = [...subjects(liveBinding), ...subjects(o)];
+        const unique = all.filter(
+          (x, i) => all.findIndex((y) => y.name === x.name && y.namespace === x.namespace) === i,
+        );
+        return [{ ...o, subjects: unique } as KubeObject];
+      }
       if (o.kind === 'Service' && o.metadata.name === WEBHOOK_SERVICE.name && liveService) {
         const selector = (liveService as { spec?: { selector?: unknown } }).spec?.selector;
         return [{ ...o, spec: { ...(o as unknown as { spec: object }).spec, selector } } as KubeObject];

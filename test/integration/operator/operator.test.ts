@@ -321,10 +321,25 @@ describe('operator (real API server)', function () {
       return sel?.['weft.dev/admission-webhook'] === 'true' ? 'weftd' : sel?.app;
     };
 
+    const weftdArgs = async (): Promise<string[]> =>
+      (
+        (await get('Deployment', 'weftd', 'apps/v1')) as unknown as {
+          spec: { template: { spec: { containers: { args: string[] }[] } } };
+        }
+      ).spec.template.spec.containers[0]!.args;
+
     await apply(withMode('Separate'));
+    // Handover: until the new webhook pods are Ready (the test plays kubelet below), admission
+    // stays on weftd's pods, which keep their webhook port
+    await waitFor('Separate: the webhook Deployment created', async () =>
+      (await deploymentNames()).includes('weft-system/weft-webhook'),
+    );
+    expect(await webhookSelector(), 'Service still on the serving pods').to.equal('weftd');
+    expect(await weftdArgs(), 'weftd keeps serving admission meanwhile').to.include('--webhook-port=9443');
     await waitFor(
       'Separate: a webhook Deployment and ServiceAccount of its own',
       async () =>
+        (await makeMeshReady(client, 'default')) === undefined &&
         (await deploymentNames()).includes('weft-system/weft-webhook') &&
         (await get('ServiceAccount', 'weft-webhook')) !== null &&
         (await webhookSubject()) === 'weft-webhook' &&
@@ -334,10 +349,20 @@ describe('operator (real API server)', function () {
     const sepPdbs = await client.list('policy/v1', 'PodDisruptionBudget', { namespace: 'weft-system' });
     expect(sepPdbs.items.map((p) => p.metadata.name).sort()).to.deep.equal(['weft-webhook', 'weftd']);
 
+    expect(await weftdArgs()).to.not.include('--webhook-port=9443');
+
     await apply(withMode('Combined'));
+    await waitFor('Combined: weftd updated with the webhook port', async () =>
+      (await weftdArgs()).includes('--webhook-port=9443'),
+    );
+    expect(await webhookSelector(), 'Service on the old webhook pods until weftd rolls out').to.equal(
+      'weft-webhook',
+    );
+    expect(await deploymentNames(), 'old webhook kept meanwhile').to.include('weft-system/weft-webhook');
     await waitFor(
       'Combined: the webhook Deployment, ServiceAccount and PDB pruned, weftd serves both',
       async () => {
+        await makeMeshReady(client, 'default');
         const pdbs = await client.list('policy/v1', 'PodDisruptionBudget', { namespace: 'weft-system' });
         return (
           !(await deploymentNames()).includes('weft-system/weft-webhook') &&
