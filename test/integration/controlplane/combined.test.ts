@@ -229,7 +229,7 @@ describe('combined control plane: weftd and the webhook in one process (real API
     proxy.client.stop();
   });
 
-  it('one /metrics carries both halves, process metrics once', async () => {
+  it("one registry: both halves' metrics on either /metrics", async () => {
     const c = combined!;
     const m = (await get(c.weftd.monitoringPort, '/metrics')).body;
     expect(m).to.include('pilot_xds');
