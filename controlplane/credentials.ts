@@ -62,6 +62,13 @@ export function credentialNames(
   return [...names].sort();
 }
 
+function hasCertAndKey(secret: KubeObject): boolean {
+  return (
+    (field(secret, 'cert') !== undefined && field(secret, 'key') !== undefined) ||
+    (field(secret, 'tls.crt') !== undefined && field(secret, 'tls.key') !== undefined)
+  );
+}
+
 function keysOf(secret: KubeObject): string[] {
   return Object.keys((secret as { data?: Record<string, string> }).data ?? {}).sort();
 }
@@ -236,10 +243,16 @@ export class SecretCredentials implements CredentialSource {
     // no CA in the Secret (or no Secret): the CA may be in <name>-cacert, watched only then
     const caName = `${name}${CA_SECRET_SUFFIX}`;
     const ca = this.watch(namespace, caName);
-    if (ca.problem !== undefined)
-      return secret === undefined
-        ? { source, error: `Secret ${source} not found` }
+    if (ca.problem !== undefined) {
+      if (secret === undefined) return { source, error: `Secret ${source} not found` };
+      // The CA is optional: a gateway's SIMPLE server needs only the certificate and key, and RBAC
+      // may grant weftd exactly the named Secret. A -cacert it may not read leaves the credential
+      // without a CA (MUTUAL serving and origination then refuse it for that reason: fail closed)
+      // instead of taking the certificate and key down with it.
+      return hasCertAndKey(secret)
+        ? this.parse(namespace, name, secret, undefined)
         : { source, error: ca.problem };
+    }
     if (!ca.informer.isSynced) return { source, error: `Secret ${namespace}/${caName} not read yet` };
     return this.parse(namespace, name, secret, ca.informer.get(caName, namespace));
   }

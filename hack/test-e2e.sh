@@ -37,6 +37,9 @@ finish() {
 }
 trap finish EXIT
 
+# One node per machine: another checkout's test run still on the node goes first (bounded).
+tsx test/e2e/support/wait-node-free.ts
+
 if hack/local-cluster status >/dev/null 2>&1; then
   echo "test-e2e: using the running cluster (left running; no lifecycle test)" >&2
 else

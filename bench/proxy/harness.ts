@@ -199,6 +199,7 @@ export async function startSidecar(
   flags: string[],
   weftd: { address: string; rootPath: string; tokenPath: string },
   extraEnv: Record<string, string> = {},
+  stdoutFd?: number,
 ): Promise<RunningSidecar> {
   const args = [...flags, entry, 'proxy', 'sidecar', '--bind', '127.0.0.1', '--drain-seconds', '0'];
   for (const p of ['--outbound-port', '--inbound-port', '--admin-port', '--metrics-port', '--health-port'])
@@ -206,7 +207,7 @@ export async function startSidecar(
   const child = track(
     spawn(process.execPath, args, {
       cwd: path.dirname(entry),
-      stdio: ['ignore', 'ignore', 'pipe'],
+      stdio: ['ignore', stdoutFd ?? 'ignore', 'pipe'],
       env: {
         PATH: process.env.PATH,
         NODE_ENV: 'production',

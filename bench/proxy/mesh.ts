@@ -29,11 +29,14 @@
  * too) during the fixed-rate runs. B's istio_requests_total is read at the end to prove the hop
  * was mTLS from the client's identity. Bounded: the whole run is killed after DEADLINE_SECONDS.
  * PROFILE=1: both sidecars of the pair run with --cpu-prof (profiles kept, path printed).
+ * TRACE_GC=1: every sidecar runs with --trace-gc; the run prints, per sidecar, the GC pauses that
+ * fell inside its scenario's fixed-rate windows (count, total, longest, ≥5 ms, ≥10 ms, by kind),
+ * to tell a collector's pause from other stalls in the p99 (logs kept, path printed).
  *
  *   PROXY_BENCH=mesh npm run bench -- proxy        (or: npx tsx bench/proxy/mesh.ts)
  */
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import {
@@ -73,6 +76,7 @@ const FIXED_SECONDS = Number(process.env.FIXED_SECONDS ?? 8);
 const SERVICES = Number(process.env.SERVICES ?? 1000);
 const DEADLINE_SECONDS = Number(process.env.DEADLINE_SECONDS ?? 240);
 const PROFILE = process.env.PROFILE === '1';
+const TRACE_GC = process.env.TRACE_GC === '1';
 const NS = 'bench';
 const HOST = `bench.${NS}.svc.cluster.local`;
 const CLIENT_SA = 'client';
@@ -169,8 +173,17 @@ async function main(): Promise<void> {
   const t0 = Date.now();
   const entry = buildImageLayout(ROOT, 'current');
   const flags = [...imageNodeOptions(ROOT)];
-  const prof = (tag: string): string[] =>
-    PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${path.join(work, 'profiles', tag)}`] : [];
+  const prof = (tag: string): string[] => [
+    ...(PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${path.join(work, 'profiles', tag)}`] : []),
+    ...(TRACE_GC ? ['--trace-gc'] : []),
+  ];
+  const gcTraces = new Map<string, GcTrace>();
+  const gcOut = (tag: string): number | undefined => {
+    if (!TRACE_GC) return undefined;
+    const file = path.join(work, `gc-${tag}.log`);
+    gcTraces.set(tag, { file, startedAt: Date.now() });
+    return openSync(file, 'w');
+  };
   const app = await startUpstream();
   const host = `${HOST}:${app.port}`;
   const serverId = spiffeId('cluster.local', NS, SERVER_SA);
@@ -189,7 +202,13 @@ async function main(): Promise<void> {
     ),
     SERVER_SA,
   );
-  const b = await startSidecar(entry, [...flags, ...prof('server')], weftdB, { POD_NAME: 'app-1' });
+  const b = await startSidecar(
+    entry,
+    [...flags, ...prof('server')],
+    weftdB,
+    { POD_NAME: 'app-1' },
+    gcOut('server'),
+  );
   // sidecar A (client side): auto-mTLS to B's inbound capture, as weftd's translation gives it
   const weftdA = await weftdFor(
     config('client', host, {
@@ -200,10 +219,22 @@ async function main(): Promise<void> {
     }),
     CLIENT_SA,
   );
-  const a = await startSidecar(entry, [...flags, ...prof('client')], weftdA, { POD_NAME: 'client-1' });
+  const a = await startSidecar(
+    entry,
+    [...flags, ...prof('client')],
+    weftdA,
+    { POD_NAME: 'client-1' },
+    gcOut('client'),
+  );
   // one plaintext sidecar, straight to the app
   const weftdP = await weftdFor(config('plain', host, { address: '127.0.0.1', port: app.port }), CLIENT_SA);
-  const p = await startSidecar(entry, flags, weftdP, { POD_NAME: 'plain-1' });
+  const p = await startSidecar(
+    entry,
+    [...flags, ...(TRACE_GC ? ['--trace-gc'] : [])],
+    weftdP,
+    { POD_NAME: 'plain-1' },
+    gcOut('plain'),
+  );
 
   // nginx with TLS on the same hop, certificates for the same identities from the same CA code
   const certDir = path.join(work, 'certs');
@@ -298,6 +329,7 @@ async function main(): Promise<void> {
 
   const maxRuns = new Map<string, WrkResult[]>();
   const fixedRuns = new Map<string, FixedSample[]>();
+  const fixedWindows = new Map<string, Array<[number, number]>>();
   for (let i = 0; i < REPS; i++) {
     for (const s of scenarios.filter((x) => x.max)) {
       const r = await wrk(s.url, ['-t1', '-c64', `-d${MAX_SECONDS}s`, ...hostArgs]);
@@ -312,8 +344,10 @@ async function main(): Promise<void> {
         for (const [k, v] of Object.entries(groups)) peak[k] = Math.max(peak[k]!, rssMb(v));
       };
       const started = performance.now();
+      const wallStart = Date.now();
       const sampler = setInterval(sample, 500);
       const r = await fixedRate(s.url, host, FIXED_SECONDS);
+      (fixedWindows.get(s.name) ?? fixedWindows.set(s.name, []).get(s.name)!).push([wallStart, Date.now()]);
       clearInterval(sampler);
       sample();
       const secs = (performance.now() - started) / 1000;
@@ -460,11 +494,57 @@ async function main(): Promise<void> {
   }
   for (const w of [weftdA, weftdB, weftdP]) await w.close();
   if (PROFILE) process.stderr.write(`CPU profiles: ${path.join(work, 'profiles')} (kept)\n`);
+  if (TRACE_GC) {
+    const windowsOf: Record<string, string> = { client: PAIR, server: PAIR, plain: ONE };
+    for (const [tag, trace] of gcTraces) {
+      const s = summariseGc(trace, fixedWindows.get(windowsOf[tag]!) ?? []);
+      process.stdout.write(
+        `GC ${tag} (during "${windowsOf[tag]}" fixed-rate windows): ${s.count} pauses, ${s.totalMs.toFixed(1)} ms in all, ` +
+          `longest ${s.maxMs.toFixed(1)} ms, ${s.over5} ≥ 5 ms, ${s.over10} ≥ 10 ms; by kind ${JSON.stringify(s.byKind)}\n`,
+      );
+    }
+    process.stderr.write(`GC traces: ${work} (kept)\n`);
+  }
+}
+
+interface GcTrace {
+  file: string;
+  /** wall clock at spawn: --trace-gc stamps ms since the isolate started, a few ms later */
+  startedAt: number;
+}
+
+/** GC pauses from a --trace-gc log that fall inside the given wall-clock windows. */
+function summariseGc(
+  trace: GcTrace,
+  windows: Array<[number, number]>,
+): {
+  count: number;
+  totalMs: number;
+  maxMs: number;
+  over5: number;
+  over10: number;
+  byKind: Record<string, number>;
+} {
+  const out = { count: 0, totalMs: 0, maxMs: 0, over5: 0, over10: 0, byKind: {} as Record<string, number> };
+  for (const line of readFileSync(trace.file, 'utf8').split('\n')) {
+    const m = /\s(\d+) ms: ([A-Za-z][A-Za-z -]*?)(?: \(|\s[\d.]+ \().*?, ([\d.]+) \/ [\d.]+ ms/.exec(line);
+    if (m === null) continue;
+    const at = trace.startedAt + Number(m[1]);
+    if (!windows.some(([from, to]) => at >= from && at <= to)) continue;
+    const pause = Number(m[3]);
+    out.count++;
+    out.totalMs += pause;
+    out.maxMs = Math.max(out.maxMs, pause);
+    if (pause >= 5) out.over5++;
+    if (pause >= 10) out.over10++;
+    out.byKind[m[2]!] = (out.byKind[m[2]!] ?? 0) + 1;
+  }
+  return out;
 }
 
 function cleanup(): void {
   killChildren();
-  if (!PROFILE) rmSync(work, { recursive: true, force: true });
+  if (!PROFILE && !TRACE_GC) rmSync(work, { recursive: true, force: true });
 }
 
 const watchdog = setTimeout(() => {

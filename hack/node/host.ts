@@ -214,6 +214,47 @@ export function otherOwner(stateDir: string): string | undefined {
   }
 }
 
+/**
+ * The state dir of another checkout whose node is running on this machine now (a stale claim
+ * left by a crash does not count: `claimNode` takes it over).
+ */
+export function runningOtherOwner(stateDir: string): string | undefined {
+  const other = otherOwner(stateDir);
+  return other !== undefined && ownerAlive(other) ? other : undefined;
+}
+
+export interface NodeWait {
+  /** the other checkout's state dir while its node runs, undefined once the machine is free */
+  busyWith: () => string | undefined;
+  sleep: (ms: number) => Promise<void>;
+  now: () => number;
+  say: (line: string) => void;
+  timeoutMs: number;
+  pollMs: number;
+}
+
+/**
+ * Waits, bounded, until no other checkout's node runs on this machine: two test runs on one
+ * CI machine (a developer's run still in its e2e stage when CI starts) must take turns instead
+ * of the second failing on the first one's bridge and chains. Returns false on timeout.
+ */
+export async function waitForNodeFree(w: NodeWait): Promise<boolean> {
+  const start = w.now();
+  let lastSaid = -Infinity;
+  for (let owner = w.busyWith(); owner !== undefined; owner = w.busyWith()) {
+    const waited = w.now() - start;
+    if (waited >= w.timeoutMs) return false;
+    if (waited - lastSaid >= 60_000) {
+      w.say(
+        `another weft node runs on this machine (state ${owner}); waiting for it to go down (${Math.round(waited / 1000)} s of ${Math.round(w.timeoutMs / 1000)} s)`,
+      );
+      lastSaid = waited;
+    }
+    await w.sleep(Math.min(w.pollMs, w.timeoutMs - waited));
+  }
+  return true;
+}
+
 export function releaseNode(stateDir: string): void {
   try {
     if (readFileSync(OWNER_FILE, 'utf8').trim() === stateDir) rmSync(OWNER_FILE, { force: true });

@@ -20,6 +20,7 @@ import {
   DISCOVERY_CONTENT_TYPE,
   DISCOVERY_PATH,
   encodeMessage,
+  PING_INTERVAL_MS,
   parseDiscoveryQuery,
   type DiscoveryMessage,
   type DiscoveryRequest,
@@ -144,6 +145,9 @@ export async function fakeWeftd(config: ProxyConfig | null, host = '127.0.0.1'):
   });
   await new Promise<void>((r) => server.listen(0, host, r));
   const port = (server.address() as net.AddressInfo).port;
+  // weftd pings every stream; without it a proxy takes a quiet stream for dead after three
+  // intervals and reconnects (benchmarks that run longer than 45 s measured that, not weft)
+  const pinger = setInterval(() => f.send({ type: 'ping' }), PING_INTERVAL_MS).unref();
   const f: FakeWeftd = {
     port,
     address: `${host === '127.0.0.1' ? 'localhost' : host}:${port}`,
@@ -173,6 +177,7 @@ export async function fakeWeftd(config: ProxyConfig | null, host = '127.0.0.1'):
     trustDomain: 'cluster.local',
     close: () =>
       new Promise((r) => {
+        clearInterval(pinger);
         f.cut();
         server.close(() => r());
         rmSync(dir, { recursive: true, force: true });

@@ -13,6 +13,8 @@ import { freePort } from '../../support/ports.js';
 import path from 'node:path';
 import { PROXY_CONFIG_API_VERSION, type ProxyConfig } from '../../../pkg/proxyconfig/types.js';
 import { DiscoveryClient } from '../../../proxy/discovery/client.js';
+import { heldStateOf } from '../../../pkg/discovery/delta.js';
+import type { DiscoveryMessage } from '../../../pkg/discovery/protocol.js';
 import { createLogger } from '../../../pkg/log/index.js';
 import { fakeWeftd, type FakeWeftd } from './fake-weftd.js';
 import { request, sleep, upstream, type Upstream } from './helpers.js';
@@ -455,6 +457,66 @@ describe('discovery client: a silent stream is dead', function () {
       await until('second connection', () => weftd.requests.length >= 2);
       expect(applied[0]).to.equal('s1');
       expect(client.lastProblem ?? '').to.satisfy((s: string) => s === '' || s.includes('dead stream'));
+    } finally {
+      client.stop();
+      await running;
+      await weftd.close();
+      await a.close();
+    }
+  });
+});
+
+describe('discovery client: a reconnect that brings back the running config', function () {
+  this.timeout(30_000);
+  it('is ACKed without recompiling it, whole or as an empty delta (a weftd restart must not stall every proxy), and a change still applies', async () => {
+    const a = await upstream('a');
+    const weftd = await fakeWeftd(null);
+    const whole = (c: ProxyConfig, nonce: string): DiscoveryMessage => ({
+      type: 'config',
+      version: c.version,
+      nonce,
+      state: heldStateOf(c)!.held.state,
+      config: c,
+    });
+    const compiled: string[] = [];
+    const client = new DiscoveryClient({
+      address: weftd.address,
+      caRootPath: weftd.rootPath,
+      tokenPath: weftd.tokenPath,
+      request: { kind: 'sidecar', namespace: 'ns', pod: 'p' },
+      log: createLogger('test', { silent: true }),
+      onConfig: async (_c, v) => void compiled.push(v),
+      backoff: { baseMs: 10, maxMs: 50, jitter: 0 },
+    });
+    const running = client.run();
+    try {
+      await until('connected', () => weftd.openStreams() === 1);
+      weftd.send(whole(config('r1', a), 'n1'));
+      await until('first config', () => client.applied.full === 1);
+      weftd.cut();
+      await until('reconnected', () => weftd.requests.length === 2 && weftd.openStreams() === 1);
+      // the proxy resumes from the state it holds...
+      expect(weftd.requests[1]!.query.state).to.equal(heldStateOf(config('r1', a))!.held.state);
+      // ...and a weftd that cannot send a delta from it (a restarted one) sends the whole config
+      weftd.send(whole(config('r1', a), 'n2'));
+      await until('the same config seen', () => client.applied.unchanged === 1);
+      expect(compiled).to.deep.equal(['r1']);
+      // a weftd that resumes the stream sends an empty delta from that state: not compiled either
+      const state = heldStateOf(config('r1', a))!.held.state;
+      weftd.send({
+        type: 'delta',
+        version: 'r1',
+        nonce: 'n2b',
+        base: state,
+        state,
+        resources: [],
+        removed: [],
+      });
+      await until('the empty delta seen', () => client.applied.unchanged === 2);
+      expect(compiled).to.deep.equal(['r1']);
+      weftd.send(whole(config('r2', a, { address: '0.0.0.0', port: 15002 }), 'n3'));
+      await until('a changed config', () => client.applied.full === 2);
+      expect(compiled).to.deep.equal(['r1', 'r2']);
     } finally {
       client.stop();
       await running;

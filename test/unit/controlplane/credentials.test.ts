@@ -34,6 +34,8 @@ import { DEFAULT_MESH } from '../../../controlplane/flags.js';
 import type { PodInfo, Snapshot } from '../../../controlplane/registry.js';
 import { credentialSummaries, originationContext } from '../../../proxy/upstream/tls.js';
 import { ClusterTable } from '../../../proxy/compile/compile.js';
+import { secureOptions } from '../../../proxy/gateway-tls.js';
+import type { GatewayTlsServer } from '../../../pkg/proxyconfig/types.js';
 import type { DestinationRule, Gateway, ServiceEntry, VirtualService } from '../../../pkg/api/index.js';
 
 const HOUR = 3600_000;
@@ -58,6 +60,13 @@ const good: UpstreamCredential = {
 };
 
 const b64 = (s: string): string => Buffer.from(s).toString('base64');
+const gatewayServer = (mode: 'SIMPLE' | 'MUTUAL'): GatewayTlsServer => ({
+  name: 'edge/gw[0]',
+  sniHosts: ['a.example.com'],
+  mode,
+  credentialName: 'c',
+});
+
 function secret(name: string, data: Record<string, string>, ns = 'edge'): KubeObject {
   return {
     apiVersion: 'v1',
@@ -475,14 +484,32 @@ describe('SecretCredentials: states while reading (fake API client)', () => {
     store.stop();
   });
 
-  it('no CA in the Secret: <name>-cacert is watched too; a forbidden -cacert is the reason', async () => {
-    const secrets = new Map([['c', secret('c', { cert: leaf.certPem, key: leaf.keyPem })]]);
+  it('no CA in the Secret: <name>-cacert is watched too; a forbidden -cacert leaves cert and key usable, without a CA', async () => {
+    // RBAC granting exactly the named Secret (docs/controlplane.md) must serve a gateway SIMPLE
+    // server, as in Istio, which reads <name>-cacert only for MUTUAL
+    const secrets = new Map([['c', secret('c', { 'tls.crt': leaf.certPem, 'tls.key': leaf.keyPem })]]);
     const store = new SecretCredentials(fakeKube(secrets, new Set(['c-cacert'])), quiet, () => undefined);
     store.get('edge', 'c');
     await settle();
     store.get('edge', 'c');
     await settle();
     expect(store.watching()).to.deep.equal(['edge/c', 'edge/c-cacert']);
+    const cred = store.get('edge', 'c');
+    expect(cred.error).to.equal(undefined);
+    expect(cred).to.deep.include({ certChain: leaf.certPem, privateKey: leaf.keyPem });
+    expect(cred.caCertificates, 'no CA: MUTUAL and origination refuse it').to.equal(undefined);
+    expect(() => secureOptions(gatewayServer('SIMPLE'), cred)).to.not.throw();
+    expect(() => secureOptions(gatewayServer('MUTUAL'), cred)).to.throw(/no ca\.crt/);
+    store.stop();
+  });
+
+  it('a forbidden -cacert is the reason when the Secret has no certificate and key to fall back on', async () => {
+    const secrets = new Map([['c', secret('c', { other: 'x' })]]);
+    const store = new SecretCredentials(fakeKube(secrets, new Set(['c-cacert'])), quiet, () => undefined);
+    store.get('edge', 'c');
+    await settle();
+    store.get('edge', 'c');
+    await settle();
     expect(store.get('edge', 'c').error).to.match(/may not read Secret edge\/c-cacert \(403\)/);
     store.stop();
   });

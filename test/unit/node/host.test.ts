@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { nftTableEmpty } from '../../../hack/node/host.js';
+import { nftTableEmpty, waitForNodeFree, type NodeWait } from '../../../hack/node/host.js';
 
 const EMPTY_FILTER = `table ip filter {
 	chain OUTPUT {
@@ -38,4 +38,45 @@ describe('node host: nftTableEmpty', () => {
   for (const [what, listing, empty] of cases) {
     it(`${what} → ${empty ? 'empty' : 'in use'}`, () => expect(nftTableEmpty(listing)).to.equal(empty));
   }
+});
+
+describe('node host: waitForNodeFree (two test runs on one machine take turns)', () => {
+  /** A fake clock: the other node goes down at `freeAt` ms (never if undefined). */
+  function fake(freeAt: number | undefined, timeoutMs: number): NodeWait & { said: string[]; clock: number } {
+    const w = {
+      clock: 0,
+      said: [] as string[],
+      busyWith: () => (freeAt === undefined || w.clock < freeAt ? '/other/.local/cluster' : undefined),
+      sleep: async (ms: number) => {
+        w.clock += ms;
+      },
+      now: () => w.clock,
+      say: (line: string) => w.said.push(line),
+      timeoutMs,
+      pollMs: 5000,
+    };
+    return w;
+  }
+
+  it('returns at once when no other node runs, saying nothing', async () => {
+    const w = fake(0, 60_000);
+    expect(await waitForNodeFree(w)).to.equal(true);
+    expect(w.clock).to.equal(0);
+    expect(w.said).to.deep.equal([]);
+  });
+
+  it('waits while the other node runs and goes on when it is down', async () => {
+    const w = fake(125_000, 1_500_000);
+    expect(await waitForNodeFree(w)).to.equal(true);
+    expect(w.clock).to.equal(125_000);
+    // said when it began and once a minute after, naming the owner
+    expect(w.said).to.have.length(3);
+    expect(w.said[0]).to.include('/other/.local/cluster');
+  });
+
+  it('gives up at the bound instead of waiting forever', async () => {
+    const w = fake(undefined, 30_000);
+    expect(await waitForNodeFree(w)).to.equal(false);
+    expect(w.clock).to.equal(30_000);
+  });
 });
