@@ -16,7 +16,6 @@ import { loadAccess } from '../pkg/kube/kubeconfig.js';
 import { createLogger, type Logger } from '../pkg/log/index.js';
 import { CertReloader } from '../pkg/tls/index.js';
 import { HELP, loadMeshSettings, parseFlags } from './flags.js';
-import { startCombined } from './combined.js';
 import { startWeftd } from './weftd.js';
 
 /** --kubeconfig, else $KUBECONFIG, else the service account in a pod, else ~/.kube/config. */
@@ -58,22 +57,25 @@ export async function main(argv: string[]): Promise<void> {
     // the pod's name is its hostname: the Lease says which replica writes status
     ...(flags.statusLease ? { status: { lease: { ...flags.statusLease, identity: hostname() } } } : {}),
   };
-  const running = flags.webhook
-    ? await startCombined({
-        ...startOptions,
-        webhook: {
-          host: flags.host,
-          port: flags.webhook.port,
-          tls: loadedCert(flags.webhook.tlsDir, log),
-          meshNamespace: mesh.rootNamespace,
-        },
-        onHalfDown: (half, why) => {
-          // never a pod that answers for one half only: the kubelet restarts it whole
-          log.error('A half of the combined control plane stopped; exiting', { half, why });
-          process.exit(1);
-        },
-      })
-    : undefined;
+  // Loaded only when asked for: weftd alone does not pay for the webhook's modules and schemas.
+  const startCombined = flags.webhook ? (await import('./combined.js')).startCombined : undefined;
+  const running =
+    flags.webhook && startCombined
+      ? await startCombined({
+          ...startOptions,
+          webhook: {
+            host: flags.host,
+            port: flags.webhook.port,
+            tls: loadedCert(flags.webhook.tlsDir, log),
+            meshNamespace: mesh.rootNamespace,
+          },
+          onHalfDown: (half, why) => {
+            // never a pod that answers for one half only: the kubelet restarts it whole
+            log.error('A half of the combined control plane stopped; exiting', { half, why });
+            process.exit(1);
+          },
+        })
+      : undefined;
   const weftd = running?.weftd ?? (await startWeftd(startOptions));
   // Machine-readable line for scripts and tests that start weftd with --port 0 (the webhook's
   // port third, in the combined control plane).

@@ -58,7 +58,7 @@ export interface RenderOptions {
   caBundle?: string;
   /** Emit the weft-system Namespace too (`weftctl render`; the operator's install owns it). */
   includeNamespace?: boolean;
-  /** Image of the admission webhook (not part of the Mesh spec). */
+  /** Image of the admission webhook in Separate mode (not part of the Mesh spec; Combined runs weftd's). */
   webhookImage?: string;
   /** Call the webhook at this base URL instead of its Service (a webhook run outside the cluster). */
   webhookUrl?: string;
