@@ -66,7 +66,9 @@ export async function startCombined(opts: CombinedOptions): Promise<Combined> {
     if (r?.ready) return { ready: true };
     return {
       ready: false,
-      reason: r ? 'admission webhook: namespaces not listed yet' : 'admission webhook not started',
+      reason: r
+        ? 'admission webhook: namespaces not listed or certificate not loaded yet'
+        : 'admission webhook not started',
     };
   };
   const weftd = await startWeftd({ ...opts, informers: informers.source, alsoReady: webhookReady });
