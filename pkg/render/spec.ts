@@ -8,7 +8,7 @@
 import type { Finding } from '../validation/types.js';
 import { parseRedisAddress } from '../ratelimit/global.js';
 import { isDNS1123Subdomain } from '../validation/primitives.js';
-import { DEFAULT_CONTROL_PLANE_MODE, type ControlPlaneMode } from '../api/mesh.js';
+import { CONTROL_PLANE_MODES, DEFAULT_CONTROL_PLANE_MODE, type ControlPlaneMode } from '../api/mesh.js';
 import type {
   MeshGateway,
   MeshGatewayPort,
@@ -198,6 +198,14 @@ export function semanticFindings(spec: MeshSpec | undefined): Finding[] {
       message: `${JSON.stringify(redis)} is not HOST:PORT (e.g. redis.weft-system:6379)`,
     });
   out.push(...redisAuthFindings(s.rateLimits));
+  // Checked here too, not only by the webhook's schema: the Mesh that deploys the webhook is applied
+  // before it runs, and `weftctl render -f` reads files; a misspelt mode must not pick one silently.
+  const mode: unknown = s.controlPlane?.mode;
+  if (mode !== undefined && !(CONTROL_PLANE_MODES as readonly unknown[]).includes(mode))
+    out.push({
+      path: 'spec.controlPlane.mode',
+      message: `${JSON.stringify(mode)} is not ${CONTROL_PLANE_MODES.join(' or ')}`,
+    });
   (s.gateways ?? []).forEach((gw, i) => {
     const ns = gw.namespace ?? MESH_NAMESPACE;
     if (!DNS_LABEL.test(gw.name) || gw.name.length > 63) {

@@ -699,6 +699,16 @@ describe('render: control-plane mode (ADR 0023)', () => {
     ]);
   });
 
+  for (const bad of ['combined', 'Both', ''])
+    it(`refuses mode ${JSON.stringify(bad)}, naming the field, instead of picking one`, () => {
+      const spec = { controlPlane: { mode: bad } } as unknown as MeshSpec;
+      expect(semanticFindings(spec)).to.deep.include({
+        path: 'spec.controlPlane.mode',
+        message: `${JSON.stringify(bad)} is not Combined or Separate`,
+      });
+      expect(() => render(mesh(spec))).to.throw(/spec\.controlPlane\.mode/);
+    });
+
   it('refuses an unknown mode through the schema (the webhook validates Mesh objects with it)', () => {
     const modeSchema = (
       meshKind.specSchema.properties as Record<string, { properties: Record<string, { enum?: unknown[] }> }>
