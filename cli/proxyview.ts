@@ -243,16 +243,50 @@ function sourceText(route: Route): string {
   return `${s.kind === 'VirtualService' ? 'vs' : s.kind} ${s.namespace ? `${s.namespace}/` : ''}${s.name}${s.rule !== undefined ? `[${s.rule}]` : ''}`;
 }
 
+/**
+ * Why an on-demand sidecar holds a host (ADR 0023): `namespace` (its own, there from the start),
+ * `on demand` (a subscription it asked for), `Sidecar ns/name` (named exactly by its Sidecar), or
+ * `VirtualService destination` (a service an imported VirtualService routes to). Null when
+ * on-demand hosts are off (every host the scope allows is there: docs/scoping.md).
+ */
+export function hostReason(cfg: ProxyConfig, host: string | undefined): string | null {
+  const od = cfg.onDemand;
+  if (od === undefined) return null;
+  if (host === undefined) return '-';
+  const h = host.replace(/:\d+$/, '').toLowerCase();
+  const labels = h.split('.');
+  if (labels[1] === od.namespace && labels[2] === 'svc') return 'namespace';
+  const subscribed = od.subscribed.find((e) => {
+    const pattern = e.slice(e.indexOf('/') + 1);
+    return pattern === h || (pattern.startsWith('*') && h.endsWith(pattern.slice(1)));
+  });
+  if (subscribed !== undefined) return `on demand (${subscribed})`;
+  return cfg.scope ? `Sidecar ${cfg.scope.sidecar}` : 'VirtualService destination';
+}
+
+/** The WHY column's header and cells, only on an on-demand config (other tables stay as they were). */
+function whyColumn<T>(
+  cfg: ProxyConfig,
+  items: T[],
+  hostOf: (t: T) => string | undefined,
+): { head: string[]; cells: string[][] } {
+  if (cfg.onDemand === undefined) return { head: [], cells: items.map(() => []) };
+  return { head: ['WHY'], cells: items.map((t) => [hostReason(cfg, hostOf(t)) ?? '-']) };
+}
+
 export function routeTable(cfg: ProxyConfig): string {
+  const lines = routeLines(cfg);
+  const why = whyColumn(cfg, lines, (r) => r.virtualHost);
   return table(
-    ['LISTENER', 'VIRTUAL HOST', 'DOMAINS', 'MATCH', 'DESTINATIONS', 'SOURCE'],
-    routeLines(cfg).map((r) => [
+    ['LISTENER', 'VIRTUAL HOST', 'DOMAINS', 'MATCH', 'DESTINATIONS', 'SOURCE', ...why.head],
+    lines.map((r, i) => [
       r.listener,
       r.virtualHost,
       domainsSummary(r.domains),
       matchSummary(r.route.match),
       actionSummary(r.route),
       sourceText(r.route),
+      ...why.cells[i]!,
     ]),
   );
 }
@@ -293,9 +327,10 @@ export function outlierText(o: OutlierDetection | undefined): string {
 }
 
 export function clusterTable(cfg: ProxyConfig): string {
+  const why = whyColumn(cfg, cfg.clusters, (c) => c.service);
   return table(
-    ['NAME', 'SERVICE', 'PORT', 'SUBSET', 'LB', 'POOL', 'OUTLIER', 'ENDPOINTS'],
-    cfg.clusters.map((c: Cluster) => [
+    ['NAME', 'SERVICE', 'PORT', 'SUBSET', 'LB', 'POOL', 'OUTLIER', 'ENDPOINTS', ...why.head],
+    cfg.clusters.map((c: Cluster, i) => [
       c.name,
       c.service ?? '-',
       c.port === undefined ? '-' : String(c.port),
@@ -304,6 +339,7 @@ export function clusterTable(cfg: ProxyConfig): string {
       poolText(c.connectionPool),
       outlierText(c.outlierDetection),
       String(c.endpoints.length),
+      ...why.cells[i]!,
     ]),
   );
 }
@@ -343,7 +379,13 @@ export function scopeText(cfg: ProxyConfig): string {
   const mode = p
     ? `outbound REGISTRY_ONLY (${p.destinations.length} known destination address(es); unknown HTTP hosts 404 NR, other TCP closed)`
     : 'outbound ALLOW_ANY';
-  return `${who}; ${mode}\n`;
+  const od = cfg.onDemand;
+  const onDemand = od
+    ? `on-demand hosts: namespace ${od.namespace} from the start, ${od.subscribed.length} subscribed${
+        od.subscribed.length > 0 ? ` (${od.subscribed.join(', ')})` : ''
+      }; other hosts are asked for when the app calls them\n`
+    : '';
+  return `${who}; ${mode}\n${onDemand}`;
 }
 
 /** The raw part of the config that `-o json|yaml` prints for a section. */

@@ -30,7 +30,7 @@ import {
 import { createHash } from 'node:crypto';
 import { encodeMessage, type ProxyKind } from '../pkg/discovery/protocol.js';
 import type { Logger } from '../pkg/log/index.js';
-import type { AuthzBlock, Inbound, ProxyConfig, Telemetry } from '../pkg/proxyconfig/types.js';
+import type { AuthzBlock, Inbound, OnDemandBlock, ProxyConfig, Telemetry } from '../pkg/proxyconfig/types.js';
 import {
   configVersion,
   fqdn,
@@ -44,11 +44,16 @@ import { hiddenEntriesKey } from '../pkg/translate/serviceentry.js';
 import { localityKey, localizeClusters } from '../pkg/translate/locality.js';
 import { translationScopeKeyer } from '../pkg/translate/precedence.js';
 import {
+  egressRef,
   exportedTo,
+  onDemandScope,
   proxyScope,
+  resolveOnDemand,
   ruleExportedTo,
+  scopeImports,
   scopeKey,
   selectSidecar,
+  type EgressHost,
   type ProxyScope,
 } from '../pkg/translate/scope.js';
 import type { ProxyIdentity } from '../pkg/translate/sourcematch.js';
@@ -100,7 +105,8 @@ interface SharedView {
 }
 
 function sharedBody(config: ProxyConfig): string {
-  const { listeners, clusters, pathNormalization, proxyHeaders, outboundTrafficPolicy, scope } = config;
+  const { listeners, clusters, pathNormalization, proxyHeaders, outboundTrafficPolicy, scope, onDemand } =
+    config;
   return JSON.stringify({
     listeners,
     clusters,
@@ -108,7 +114,17 @@ function sharedBody(config: ProxyConfig): string {
     proxyHeaders,
     outboundTrafficPolicy,
     scope,
+    onDemand,
   }).slice(1, -1);
+}
+
+/** The translation with its on-demand block; the version covers the subscriptions (a VirtualService-only one adds no host). */
+function withOnDemand(result: TranslateResult, onDemand: OnDemandBlock): TranslateResult {
+  const version = createHash('sha256')
+    .update(`${result.config.version}\n${JSON.stringify(onDemand)}`)
+    .digest('hex')
+    .slice(0, 12);
+  return { ...result, config: { ...result.config, onDemand, version } };
 }
 
 /** A config whose locality-LB clusters are resolved for `proxy`, with its own version. */
@@ -171,8 +187,17 @@ export class ConfigGenerator {
     this.authzCache = new Map();
   }
 
-  forProxy(snapshot: Snapshot, kind: ProxyKind, pod: PodInfo): GeneratedConfig {
-    const g = kind === 'gateway' ? this.gateway(snapshot, pod) : this.sidecar(snapshot, pod);
+  /**
+   * `subscribed`: the on-demand entries the proxy's stream holds (ADR 0023); only read for
+   * sidecars when the mesh has `onDemandHosts` (gateways always get their whole config).
+   */
+  forProxy(
+    snapshot: Snapshot,
+    kind: ProxyKind,
+    pod: PodInfo,
+    subscribed: readonly EgressHost[] = [],
+  ): GeneratedConfig {
+    const g = kind === 'gateway' ? this.gateway(snapshot, pod) : this.sidecar(snapshot, pod, subscribed);
     const { jwks, mesh, log } = this.opts;
     const withTokens = jwks ? withJwt(g, kind, snapshot, pod, mesh.rootNamespace, jwks, log) : g;
     return withRateLimits(withTokens, kind, snapshot, pod, this.opts.domainSuffix, log, {
@@ -182,7 +207,34 @@ export class ConfigGenerator {
     });
   }
 
-  private sidecar(snapshot: Snapshot, pod: PodInfo): GeneratedConfig {
+  /** The mesh's `defaultConfig.onDemandHosts`: sidecars start narrow and ask for hosts. */
+  get onDemandHosts(): boolean {
+    return this.opts.mesh.onDemandHosts;
+  }
+
+  /**
+   * The entries that bring `name` to this sidecar, checked against its full scope (exportTo and
+   * its Sidecar); [] when unknown or not visible to it (pkg/translate/scope.ts resolveOnDemand).
+   */
+  resolveOnDemand(
+    snapshot: Snapshot,
+    pod: Pick<PodInfo, 'namespace' | 'labels'>,
+    name: string,
+  ): EgressHost[] {
+    const services: { host: string; namespace: string; exportTo?: string[] }[] = [...snapshot.services];
+    for (const se of snapshot.serviceEntries) {
+      const namespace = se.metadata.namespace ?? 'default';
+      for (const host of se.spec.hosts ?? [])
+        services.push({ host, namespace, ...(se.spec.exportTo ? { exportTo: se.spec.exportTo } : {}) });
+    }
+    return resolveOnDemand(name, pod.namespace, this.scopeOf(snapshot, pod), {
+      services,
+      virtualServices: snapshot.virtualServices,
+      suffix: `svc.${this.opts.domainSuffix}`,
+    });
+  }
+
+  private sidecar(snapshot: Snapshot, pod: PodInfo, subscribed: readonly EgressHost[]): GeneratedConfig {
     if (this.sidecarBases?.generation !== snapshot.generation) {
       this.sidecarBases = {
         generation: snapshot.generation,
@@ -198,24 +250,35 @@ export class ConfigGenerator {
     // pods that see the same ServiceEntries (exportTo), the same rules and the same Sidecar
     // scope share one translation
     const view = hiddenEntriesKey(snapshot.serviceEntries, pod.namespace);
-    const sidecarScope = this.scopeOf(snapshot, pod);
+    const fullScope = this.scopeOf(snapshot, pod);
+    // a subscription the proxy's Sidecar no longer imports (it changed since) is not honoured
+    const visible = subscribed.filter((e) => scopeImports(fullScope, e.namespace, e.host));
+    const onDemand = this.opts.mesh.onDemandHosts
+      ? { namespace: pod.namespace, subscribed: visible.map(egressRef).sort() }
+      : undefined;
+    const sidecarScope = onDemand ? onDemandScope(fullScope, pod.namespace, visible) : fullScope;
     const scope = [
       view,
       this.sidecarBases.keyOf(proxy),
       this.exportViewKey(snapshot, pod.namespace),
-      scopeKey(sidecarScope, pod.namespace),
+      scopeKey(fullScope, pod.namespace),
+      // on demand, the subscriptions tell proxies apart (the own namespace is always in the scope)
+      ...(onDemand ? [`ondemand:${pod.namespace}:${onDemand.subscribed.join(',')}`] : []),
     ].join('\n');
     let shared = this.sidecarBases.byScope.get(scope);
     if (shared === undefined) {
-      const result = translate({
+      let result = translate({
         ...this.inputs(snapshot),
         ...(view !== '' ? { proxyNamespace: pod.namespace } : {}),
         listener: { ...SIDECAR_OUTBOUND },
         proxy,
-        ...(sidecarScope.sidecar !== undefined || sidecarScope.outboundMode !== 'ALLOW_ANY'
+        ...(onDemand !== undefined ||
+        sidecarScope.sidecar !== undefined ||
+        sidecarScope.outboundMode !== 'ALLOW_ANY'
           ? { scope: sidecarScope }
           : {}),
       });
+      if (onDemand) result = withOnDemand(result, onDemand);
       shared = { result, body: sharedBody(result.config), localized: new Map() };
       this.sidecarBases.byScope.set(scope, shared);
       this.logWarnings('sidecar', result);

@@ -56,9 +56,11 @@ export function credentialNames(
     const n = c.tls?.credentialName;
     if (n !== undefined && n !== '' && (c.tls!.mode === 'SIMPLE' || c.tls!.mode === 'MUTUAL')) names.add(n);
   }
-  // the server certificates of the gateway's own TLS listeners (Gateway SIMPLE/MUTUAL servers)
+  // the server certificates of the gateway's own TLS listeners (Gateway SIMPLE/MUTUAL servers;
+  // ISTIO_MUTUAL serves the workload certificate and names none)
   for (const l of config.listeners ?? [])
-    if (l.protocol === 'HTTP') for (const s of l.tls?.servers ?? []) names.add(s.credentialName);
+    if (l.protocol === 'HTTP')
+      for (const s of l.tls?.servers ?? []) if (s.credentialName !== undefined) names.add(s.credentialName);
   return [...names].sort();
 }
 

@@ -24,6 +24,10 @@
  * a state this weftd sent to that same proxy, or the state of its current config, resumes with a
  * delta; anything else gets the whole config.
  *
+ * `POST /v1/discovery/ondemand` (ADR 0023, controlplane/ondemand.ts): a sidecar of a mesh with
+ * on-demand hosts asks for names (or addresses) it does not hold; weftd subscribes its newest
+ * stream to what its scope can see and pushes.
+ *
  * `POST /v1/certificates`: authenticate the same way, then hand the CSR to the workload CA for
  * the token's identity.
  */
@@ -32,6 +36,10 @@ import {
   ACK_PATH,
   CERTIFICATES_PATH,
   MAX_ACK_BYTES,
+  ONDEMAND_PATH,
+  parseOnDemand,
+  type OnDemandRequest,
+  type OnDemandResult,
   newNonce,
   parseAck,
   type AckRequest,
@@ -55,6 +63,8 @@ import type { ConfigGenerator, GeneratedConfig } from './configgen.js';
 import { Debouncer } from './debounce.js';
 import { encodeDelta, planFor, ResumeCache, type DeltaSummary, type Planned } from './delta.js';
 import type { HeldState } from '../pkg/discovery/delta.js';
+import { egressRef, type EgressHost } from '../pkg/translate/scope.js';
+import { answerOf, ONDEMAND_LIMITS, OnDemandSubscriptions } from './ondemand.js';
 import type { WeftdMetrics } from './metrics.js';
 import type { KubeRegistry } from './registry.js';
 import type { GlobalRateLimitService } from './globalratelimit.js';
@@ -116,6 +126,8 @@ export interface ConnectionInfo {
   };
   /** The registry generation this stream's config (`version`) was last computed at. */
   evaluatedAt: number;
+  /** On-demand hosts (ADR 0023): the entries this stream subscribed to (absent: it asked for none). */
+  onDemand?: string[];
   /**
    * The proxy runs every change up to this registry generation: it ACKed a config that was
    * still what weftd computed for it then (the status writer's Reconciled reads it).
@@ -145,6 +157,10 @@ interface Connection {
   backlog: string | undefined;
   /** Delta streams only: what weftd believes the proxy holds (no config values: versions). */
   held?: DeltaHeld | undefined;
+  /** On-demand hosts (ADR 0023): what this stream asked for and got; created on its first ask. */
+  onDemand?: OnDemandSubscriptions;
+  /** Names re-declared after a reconnect, which skip the rate bucket up to the subscription cap. */
+  redeclared: number;
 }
 
 interface DeltaHeld {
@@ -167,6 +183,7 @@ const DEBUG_NAMES = 20;
 const STATUS: Partial<Record<ErrorCode, number>> = {
   WEFT_DISCOVERY_REQUEST_INVALID: 400,
   WEFT_DISCOVERY_ACK_INVALID: 400,
+  WEFT_DISCOVERY_ONDEMAND_INVALID: 400,
   WEFT_CSR_INVALID: 400,
   WEFT_INPUT_TOO_LARGE: 413,
   WEFT_UNAUTHENTICATED: 401,
@@ -257,17 +274,19 @@ export class DiscoveryService {
         ? this.discovery(req, res, url)
         : url.pathname === ACK_PATH && req.method === 'POST'
           ? this.ack(req, res)
-          : url.pathname === CERTIFICATES_PATH && req.method === 'POST'
-            ? this.certificates(req, res)
-            : url.pathname === RATELIMIT_CHECK_PATH && req.method === 'POST'
-              ? this.rateLimitCheck(req, res)
-              : Promise.reject(
-                  new WeftError(
-                    'WEFT_DISCOVERY_REQUEST_INVALID',
-                    `no such endpoint: ${req.method} ${url.pathname} (GET ${DISCOVERY_PATH}, POST ${ACK_PATH}, POST ${CERTIFICATES_PATH})`,
-                    { details: { status: 404 } },
-                  ),
-                );
+          : url.pathname === ONDEMAND_PATH && req.method === 'POST'
+            ? this.onDemand(req, res)
+            : url.pathname === CERTIFICATES_PATH && req.method === 'POST'
+              ? this.certificates(req, res)
+              : url.pathname === RATELIMIT_CHECK_PATH && req.method === 'POST'
+                ? this.rateLimitCheck(req, res)
+                : Promise.reject(
+                    new WeftError(
+                      'WEFT_DISCOVERY_REQUEST_INVALID',
+                      `no such endpoint: ${req.method} ${url.pathname} (GET ${DISCOVERY_PATH}, POST ${ACK_PATH}, POST ${ONDEMAND_PATH}, POST ${CERTIFICATES_PATH})`,
+                      { details: { status: 404 } },
+                    ),
+                  );
     route.catch((err: unknown) => {
       if (!isWeftError(err) || ((STATUS[err.code] ?? 500) >= 500 && !LOGGED_ELSEWHERE.has(err.code)))
         this.opts.log.warn('Request failed', { path: url.pathname, error: errorMessage(err) });
@@ -333,6 +352,7 @@ export class DiscoveryService {
       log: this.opts.log.child({ conn: info.id, proxy: `${info.kind}/${info.namespace}/${info.pod}` }),
       blocked: false,
       backlog: undefined,
+      redeclared: 0,
     };
     if (request.delta === true) {
       const resumed = request.state === undefined ? null : this.resume.take(proxyKey(info), request.state);
@@ -372,6 +392,81 @@ export class DiscoveryService {
     this.opts.metrics.acks.inc({ result });
     if (result === 'nack') this.opts.metrics.rejects.inc({ type: 'config' });
     res.writeHead(200, { 'content-type': 'application/json' }).end(`${JSON.stringify({ result })}\n`);
+  }
+
+  /**
+   * On-demand hosts (ADR 0023): authenticated like an ACK, for the caller's own newest stream.
+   * Every name is decided by the stream's OnDemandSubscriptions (bounded: rate, cap, negative
+   * cache); when one was added, the stream's push is written before the answer, so a proxy that
+   * reads `found` has the config on its way. A mesh without onDemandHosts answers 404.
+   */
+  private async onDemand(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const declared = Number(req.headers['content-length']);
+    if (Number.isFinite(declared) && declared > MAX_ACK_BYTES)
+      throw new WeftError('WEFT_INPUT_TOO_LARGE', `an on-demand request is at most ${MAX_ACK_BYTES} bytes`);
+    const identity = await this.identify(req);
+    const body = parseOnDemand(await readJson(req, MAX_ACK_BYTES, 'WEFT_DISCOVERY_ONDEMAND_INVALID'));
+    authorize(identity, body);
+    if (!this.opts.generator.onDemandHosts || body.kind !== 'sidecar')
+      throw new WeftError(
+        'WEFT_DISCOVERY_ONDEMAND_INVALID',
+        'on-demand hosts are off in this mesh (sidecars only)',
+        {
+          details: { status: 404 },
+        },
+      );
+    const conn = this.newestStream(body, identity.serviceAccount);
+    if (conn === undefined)
+      throw new WeftError('WEFT_DISCOVERY_ONDEMAND_INVALID', 'no open discovery stream for this proxy', {
+        details: { status: 409 },
+      });
+    const hosts = this.decideOnDemand(conn, body.hosts, body.redeclare === true);
+    res.writeHead(200, { 'content-type': 'application/json' }).end(`${JSON.stringify({ hosts })}\n`);
+  }
+
+  /** Decides the names of one request for a stream, and pushes when one was added. */
+  private decideOnDemand(
+    conn: Connection,
+    names: string[],
+    redeclare = false,
+  ): Record<string, OnDemandResult> {
+    const { registry, generator, metrics } = this.opts;
+    const subs = (conn.onDemand ??= new OnDemandSubscriptions());
+    const pod = registry.pod(conn.info.namespace, conn.info.pod);
+    const snapshot = registry.snapshot();
+    const out: Record<string, OnDemandResult> = {};
+    let added = false;
+    for (const name of names) {
+      const outcome =
+        pod === undefined || pod === null
+          ? 'not_found'
+          : subs.ask(name, snapshot.generation, (n) => generator.resolveOnDemand(snapshot, pod, n), {
+              skipRate: redeclare && conn.redeclared++ < ONDEMAND_LIMITS.maxSubscriptions,
+            });
+      metrics.onDemand.inc({ result: outcome });
+      if (outcome === 'found') added = true;
+      out[name] = answerOf(outcome);
+    }
+    if (added) this.update(conn);
+    return out;
+  }
+
+  /** The newest stream of this proxy opened with this service account. */
+  private newestStream(
+    r: Pick<OnDemandRequest, 'kind' | 'namespace' | 'pod'>,
+    serviceAccount: string,
+  ): Connection | undefined {
+    let newest: Connection | undefined;
+    for (const c of this.connections.values())
+      if (
+        c.info.kind === r.kind &&
+        c.info.namespace === r.namespace &&
+        c.info.pod === r.pod &&
+        c.info.serviceAccount === serviceAccount &&
+        (newest === undefined || c.info.id > newest.info.id)
+      )
+        newest = c;
+    return newest;
   }
 
   /** Records an authenticated answer on the stream its nonce was sent on; `stale` when it names no current push. */
@@ -493,10 +588,15 @@ export class DiscoveryService {
   }
 
   /** What `kind` proxy of pod ns/name would get now; null when the pod is unknown. */
-  configFor(kind: ProxyKind, namespace: string, pod: string): GeneratedConfig | null {
+  configFor(
+    kind: ProxyKind,
+    namespace: string,
+    pod: string,
+    subscribed?: readonly EgressHost[],
+  ): GeneratedConfig | null {
     const info = this.opts.registry.pod(namespace, pod);
     if (!info) return null;
-    return this.opts.generator.forProxy(this.opts.registry.snapshot(), kind, info);
+    return this.opts.generator.forProxy(this.opts.registry.snapshot(), kind, info, subscribed);
   }
 
   /** Brings one stream up to date; `firstChangeAt` (performance.now()) feeds the convergence histogram. */
@@ -507,7 +607,7 @@ export class DiscoveryService {
     const evaluatedAt = registry.generation;
     let generated: GeneratedConfig | null;
     try {
-      generated = this.configFor(info.kind, info.namespace, info.pod);
+      generated = this.configFor(info.kind, info.namespace, info.pod, conn.onDemand?.list());
     } catch (err) {
       conn.log.error('Could not build a config', { error: errorMessage(err) });
       return;
@@ -652,7 +752,11 @@ export class DiscoveryService {
   }
 
   list(): ConnectionInfo[] {
-    return [...this.connections.values()].map((c) => ({ ...c.info, delta: { ...c.info.delta } }));
+    return [...this.connections.values()].map((c) => ({
+      ...c.info,
+      delta: { ...c.info.delta },
+      ...(c.onDemand ? { onDemand: c.onDemand.list().map(egressRef) } : {}),
+    }));
   }
 
   /** The connection a push's nonce was sent on (tests, debug). */

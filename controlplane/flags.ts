@@ -26,7 +26,8 @@ export const HELP = `weftd: weft's control plane (discovery, config push, worklo
 
   --config FILE            mesh config (mesh.yaml: trustDomain, rootNamespace, mtls.mode, workloadCertTTL, telemetry,
                            pathNormalization.normalization, extensionProviders,
-                           defaultConfig.gatewayTopology.numTrustedProxies, defaultConfig.proxyHeaders);
+                           defaultConfig.gatewayTopology.numTrustedProxies, defaultConfig.proxyHeaders,
+                           defaultConfig.onDemandHosts);
                            default: built-in defaults (trust domain cluster.local, 24h certificates)
   --tls-dir DIR            serving certificate DIR/tls.crt and key DIR/tls.key (default /etc/weft/tls);
                            reloaded when the files change
@@ -72,6 +73,12 @@ export interface MeshSettings {
   gatewayNumTrustedProxies: number;
   /** Pushed to every proxy (Istio's meshConfig.defaultConfig.proxyHeaders); {} = every header on. */
   proxyHeaders: ProxyHeadersSetting;
+  /**
+   * On-demand hosts (ADR 0023, `defaultConfig.onDemandHosts`): a sidecar starts with its own
+   * namespace and the hosts its Sidecar names exactly, and asks weftd for the others when the app
+   * calls them. Off by default.
+   */
+  onDemandHosts: boolean;
 }
 
 export const DEFAULT_MESH: MeshSettings = {
@@ -84,6 +91,7 @@ export const DEFAULT_MESH: MeshSettings = {
   extensionProviders: [],
   gatewayNumTrustedProxies: 0,
   proxyHeaders: {},
+  onDemandHosts: false,
 };
 
 export interface WeftdOptions {
@@ -243,7 +251,11 @@ export function parseMeshSettings(text: string, source = 'mesh config'): MeshSet
     telemetry?: Record<string, unknown>;
     pathNormalization?: { normalization?: unknown };
     extensionProviders?: unknown;
-    defaultConfig?: { gatewayTopology?: { numTrustedProxies?: unknown }; proxyHeaders?: unknown };
+    defaultConfig?: {
+      gatewayTopology?: { numTrustedProxies?: unknown };
+      proxyHeaders?: unknown;
+      onDemandHosts?: unknown;
+    };
   };
   const out = structuredClone(DEFAULT_MESH);
   const ext = parseExtensionProviders(m.extensionProviders);
@@ -300,8 +312,15 @@ export function parseMeshSettings(text: string, source = 'mesh config'): MeshSet
     if (m.defaultConfig === null || typeof m.defaultConfig !== 'object' || Array.isArray(m.defaultConfig))
       fail(`${source}: defaultConfig must be a mapping`);
     for (const k of Object.keys(m.defaultConfig))
-      if (k !== 'proxyHeaders' && k !== 'gatewayTopology')
-        fail(`${source}: defaultConfig.${k} is not supported (only proxyHeaders and gatewayTopology)`);
+      if (k !== 'proxyHeaders' && k !== 'gatewayTopology' && k !== 'onDemandHosts')
+        fail(
+          `${source}: defaultConfig.${k} is not supported (only proxyHeaders, gatewayTopology and onDemandHosts)`,
+        );
+    const onDemand = m.defaultConfig.onDemandHosts;
+    if (onDemand !== undefined) {
+      if (typeof onDemand !== 'boolean') fail(`${source}: defaultConfig.onDemandHosts must be true or false`);
+      out.onDemandHosts = onDemand as boolean;
+    }
     if (m.defaultConfig.proxyHeaders !== undefined)
       out.proxyHeaders = proxyHeadersOf(
         m.defaultConfig.proxyHeaders,

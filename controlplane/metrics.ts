@@ -59,6 +59,7 @@ export interface WeftdMetrics {
   pushedBytes: Counter<'kind'>;
   deltaFallbacks: Counter<'reason'>;
   registryEvents: Counter<'kind' | 'result'>;
+  onDemand: Counter<'result'>;
 }
 
 export function createWeftdMetrics(defaultMetrics = true): WeftdMetrics {
@@ -167,6 +168,12 @@ export function createWeftdMetrics(defaultMetrics = true): WeftdMetrics {
       name: 'weft_weftd_xds_delta_fallbacks_total',
       help: 'Pushes on delta streams sent as the whole config, by reason (resync|resume_unknown|too_large|unsplittable).',
       labelNames: ['reason'],
+      registers,
+    }),
+    onDemand: new Counter({
+      name: 'weft_weftd_ondemand_hosts_total',
+      help: 'On-demand host names asked for by sidecars, by result (found|held: already subscribed|not_found|negative: a cached not_found|rate_limited|too_many: the subscription cap).',
+      labelNames: ['result'],
       registers,
     }),
     registryEvents: new Counter({

@@ -10,6 +10,8 @@ declare -A wanted=(
   [lua5.4]=lua5.4
   [wrk]=wrk
   [nginx]=nginx-light
+  # HTTP/2 and gRPC load (bench/proxy/h2.ts)
+  [h2load]=nghttp2-client
   # a real Redis: global rate limits (test/integration/ratelimit) and Argo CD's cache (test/e2e/argocd.test.ts)
   [redis-server]=redis-server
   # the local node (hack/node): container runtime, image builder, static busybox for images

@@ -167,6 +167,27 @@ step_memory() {
   printf 'pods (%s running): %d MB\n' "$("$kubectl" get pods -A --field-selector=status.phase=Running --no-headers 2>/dev/null | wc -l)" $((pods / 1024))
   printf 'containerd shims (%d): %d MB\n' "$nshims" $((shims / 1024))
   printf 'total RSS: %d MB\n' $(((comp + pods + shims) / 1024))
+  step_memory_control_plane
+}
+
+# weft's control plane by pod (issue #19's target: operator + weftd + webhook ≤ 250 MB in all):
+# the RSS of every process in each weft-system pod's cgroup (all its containers).
+step_memory_control_plane() {
+  local ns=weft-system uid name kb pid dir total=0
+  while read -r uid name; do
+    [ -n "$uid" ] || continue
+    kb=0
+    dir=$(find /sys/fs/cgroup/memory/kubepods -maxdepth 3 -type d -name "pod${uid}" 2>/dev/null | head -n 1)
+    if [ -n "$dir" ]; then
+      for pid in $(find "$dir" -name cgroup.procs -exec cat {} + 2>/dev/null); do
+        kb=$((kb + $(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)))
+      done
+    fi
+    printf '  %s/%s: %d MB\n' "$ns" "$name" $((kb / 1024))
+    case "$name" in weft-operator-* | weftd-* | weft-webhook-*) total=$((total + kb)) ;; esac
+  done < <("$kubectl" -n "$ns" get pods --field-selector=status.phase=Running \
+    -o jsonpath='{range .items[*]}{.metadata.uid}{" "}{.metadata.name}{"\n"}{end}' 2>/dev/null)
+  printf 'weft control plane (operator + weftd + webhook pods): %d MB\n' $((total / 1024))
 }
 
 total_start=$SECONDS

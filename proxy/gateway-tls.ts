@@ -1,5 +1,5 @@
 /**
- * Gateway TLS termination (Gateway servers with `tls.mode` SIMPLE or MUTUAL, ADR 0014).
+ * Gateway TLS termination (Gateway servers with `tls.mode` SIMPLE, MUTUAL or ISTIO_MUTUAL, ADR 0014).
  *
  * Per connection of a TLS listener:
  *  1. the ClientHello is read before any handshake (inbound/clienthello.ts, at most
@@ -10,12 +10,20 @@
  *     credential weftd delivered) takes the handshake, bounded by handshakeTimeout; MUTUAL
  *     requires a client certificate chained to the Secret's `ca.crt`, and one of
  *     `subjectAltNames` when set;
+ *     ISTIO_MUTUAL (Istio's mesh mTLS at a gateway) serves the gateway's own workload
+ *     certificate (the IdentitySource the proxy originates mesh mTLS with) and requires a client
+ *     certificate chained to the mesh roots (old and new during a root rotation) with exactly one
+ *     SPIFFE ID, which becomes the request's source principal; it also accepts the mesh ALPN a
+ *     sidecar offers (`istio-h2`, `istio-http/1.1`, `istio`: the HTTP server sniffs h2 or 1.1);
  *  3. the TLS socket goes to the listener's HTTP server; the request's Host must match the server
  *     the SNI chose (hostAllowed, checked by the router: 404 NR otherwise).
  *
- * Rotation: a new credential is applied with setSecureContext; open connections keep theirs. A
- * credential weftd marks unusable, or whose key/certificate OpenSSL refuses, leaves the previous
- * context in force (counted in CREDENTIAL_REFUSED_METRIC, logged once per change). At most
+ * Rotation: a new credential (or, for ISTIO_MUTUAL, a rotated workload certificate or trust
+ * bundle: the identity's onChange) is applied with setSecureContext; open connections keep
+ * theirs. A gateway with no workload certificate yet refuses ISTIO_MUTUAL handshakes with a
+ * handshake_failure alert (counted `no_identity`). A credential weftd marks unusable, or whose
+ * key/certificate OpenSSL refuses, leaves the previous context in force (counted in
+ * CREDENTIAL_REFUSED_METRIC, logged once per change). At most
  * maxHandshakes connections are between accept and the end of their handshake; past it new ones
  * are closed. Every refusal is counted in REFUSED_METRIC{reason}.
  */
@@ -26,6 +34,8 @@ import { errorMessage } from '../pkg/errors/index.js';
 import type { GatewayTls, GatewayTlsServer, UpstreamCredential } from '../pkg/proxyconfig/types.js';
 import type { MetricsRegistry } from './telemetry/metrics.js';
 import { readFirstBytes } from './inbound/listener.js';
+import { clientCertDetails, peerIdentity, type PeerIdentity } from './inbound/peer.js';
+import type { IdentitySource } from './identity/types.js';
 
 export const REFUSED_METRIC = 'weft_proxy_gateway_tls_refused_total';
 export const CREDENTIAL_REFUSED_METRIC = 'weft_proxy_gateway_tls_credential_refused_total';
@@ -42,6 +52,8 @@ export type RefusedReason =
   | 'not_tls'
   | 'no_sni_match'
   | 'no_credential'
+  | 'no_identity'
+  | 'peer_bad_identity'
   | 'handshake_timeout'
   | 'handshake_failed'
   | 'san_mismatch';
@@ -54,6 +66,27 @@ const ALERT_UNRECOGNIZED_NAME = 112;
 function alertRecord(description: number): Buffer {
   return Buffer.from([0x15, 0x03, 0x03, 0x00, 0x02, 0x02, description]);
 }
+
+/** What a server offers in ALPN: h2 first (proxy/h2/downstream.ts serves it on the same listener). */
+const HTTP_ALPN = ['h2', 'http/1.1'];
+/**
+ * ISTIO_MUTUAL also offers the mesh values a sidecar sends (MESH_ALPN_HTTP11 / MESH_ALPN_H2 /
+ * MESH_ALPN_TCP of the upstream side): Node fails a handshake with no ALPN in common, where
+ * Envoy would go on without one. The server's order decides (OpenSSL picks the first of ours the
+ * client offers), so the protocol-specific values come before plain `istio`; what follows is
+ * HTTP either way, and the listener sniffs h2 or HTTP/1.1 from the first bytes.
+ */
+export const ISTIO_MUTUAL_ALPN: readonly string[] = [
+  ...HTTP_ALPN,
+  'istio-h2',
+  'istio-http/1.1',
+  'istio-http/1.0',
+  'istio',
+  'istio-peer-exchange',
+];
+
+/** The `source` of the workload identity as an ISTIO_MUTUAL server's credential, in logs. */
+export const WORKLOAD_CREDENTIAL = 'workload certificate';
 
 const isWildcard = (h: string): boolean => h.startsWith('*.');
 
@@ -117,6 +150,10 @@ export function sanValues(subjectAltName: string | undefined): string[] {
 export interface ServedBy {
   server: GatewayTlsServer;
   servers: readonly GatewayTlsServer[];
+  /** ISTIO_MUTUAL: the client's SPIFFE ID (`spiffe://td/ns/x/sa/y`), verified against the mesh roots. */
+  peer?: string;
+  /** MUTUAL and ISTIO_MUTUAL: the verified client certificate as `x-forwarded-client-cert` sets it. */
+  xfcc?: string;
 }
 
 const servedBy = new WeakMap<net.Socket, ServedBy>();
@@ -131,19 +168,43 @@ export function secureOptions(s: GatewayTlsServer, cred: UpstreamCredential): tl
   if (cred.error !== undefined) throw new Error(cred.error);
   if (cred.certChain === undefined || cred.privateKey === undefined)
     throw new Error(`credential ${cred.source} has no certificate and key (tls.crt, tls.key)`);
-  if (s.mode === 'MUTUAL' && cred.caCertificates === undefined)
-    throw new Error(`credential ${cred.source} has no ca.crt: MUTUAL cannot verify client certificates`);
+  if (s.mode !== 'SIMPLE' && cred.caCertificates === undefined)
+    throw new Error(
+      `credential ${cred.source} has no ${s.mode === 'MUTUAL' ? 'ca.crt' : 'mesh roots'}: ${s.mode} cannot verify client certificates`,
+    );
   const opts: tls.SecureContextOptions = {
     cert: cred.certChain,
     key: cred.privateKey,
     minVersion: s.minProtocolVersion ?? 'TLSv1.2',
     maxVersion: s.maxProtocolVersion ?? 'TLSv1.3',
   };
-  if (s.mode === 'MUTUAL') opts.ca = cred.caCertificates;
+  if (s.mode !== 'SIMPLE') opts.ca = cred.caCertificates;
   if (s.cipherSuites !== undefined) opts.ciphers = s.cipherSuites.join(':');
   // building the context here is what checks the key against the certificate
   tls.createSecureContext(opts);
   return opts;
+}
+
+/**
+ * The workload identity as an ISTIO_MUTUAL server's credential: its key and chain, and the mesh
+ * roots (every root trusted now) as the client CA.
+ */
+export function workloadCredential(identity: IdentitySource | null | undefined): UpstreamCredential {
+  const c = identity?.current() ?? null;
+  if (c === null)
+    return {
+      source: WORKLOAD_CREDENTIAL,
+      error:
+        identity == null
+          ? 'this proxy has no workload identity (ISTIO_MUTUAL needs the mesh CA)'
+          : 'no workload certificate yet',
+    };
+  return {
+    source: WORKLOAD_CREDENTIAL,
+    certChain: c.certChainPem,
+    privateKey: c.keyPem,
+    caCertificates: c.rootsPem,
+  };
 }
 
 interface ServerRuntime {
@@ -162,6 +223,8 @@ export interface GatewayTlsOptions {
   helloTimeoutMs?: number;
   handshakeTimeoutMs?: number;
   maxHandshakes?: number;
+  /** The proxy's workload identity, for ISTIO_MUTUAL servers (absent: they refuse every handshake). */
+  identity?: IdentitySource | null;
 }
 
 /** The TLS side of one gateway listener. */
@@ -169,17 +232,41 @@ export class GatewayTlsTerminator {
   private servers: ServerRuntime[] = [];
   /** Raw sockets between accept and the end of their handshake. */
   private readonly handshaking = new Set<net.Socket>();
+  /** What was last applied, so an identity change re-applies it. */
+  private last: { spec: GatewayTls; credentials: Record<string, UpstreamCredential> | undefined } | null =
+    null;
+  private readonly unsubscribe: () => void;
 
-  constructor(private readonly opts: GatewayTlsOptions) {}
+  constructor(private readonly opts: GatewayTlsOptions) {
+    // a rotated workload certificate or trust bundle: ISTIO_MUTUAL servers take it (the others'
+    // material is unchanged, so they are left alone)
+    this.unsubscribe =
+      opts.identity?.onChange(() => {
+        if (this.last !== null) this.apply(this.last.spec, this.last.credentials);
+      }) ?? (() => {});
+  }
+
+  /** Stops following the identity (the listener closed). */
+  close(): void {
+    this.unsubscribe();
+  }
+
+  /** The credential a server presents: the delivered Secret, or for ISTIO_MUTUAL the workload identity. */
+  private credentialOf(
+    s: GatewayTlsServer,
+    credentials: Record<string, UpstreamCredential> | undefined,
+  ): UpstreamCredential {
+    if (s.mode === 'ISTIO_MUTUAL') return workloadCredential(this.opts.identity);
+    const name = s.credentialName ?? '';
+    return credentials?.[name] ?? { source: name, error: `credential ${name} was not delivered` };
+  }
 
   /** The listener's servers and the credentials weftd delivered (a config push). */
   apply(spec: GatewayTls, credentials: Record<string, UpstreamCredential> | undefined): void {
+    this.last = { spec, credentials };
     const previous = new Map(this.servers.map((r) => [r.spec.name, r]));
     this.servers = spec.servers.map((s) => {
-      const cred = credentials?.[s.credentialName] ?? {
-        source: s.credentialName,
-        error: `credential ${s.credentialName} was not delivered`,
-      };
+      const cred = this.credentialOf(s, credentials);
       const material = JSON.stringify([s, cred]);
       const old = previous.get(s.name);
       if (old !== undefined && old.material === material) return { ...old, spec: s };
@@ -203,23 +290,22 @@ export class GatewayTlsTerminator {
         kept === null
           ? 'Gateway TLS credential refused: the server refuses connections until a usable one arrives'
           : 'Gateway TLS credential refused: the previous certificate stays in use',
-        { server: s.name, credential: s.credentialName, error: errorMessage(err) },
+        { server: s.name, credential: cred.source, error: errorMessage(err) },
       );
       return { spec: s, server: kept, material };
     }
     // same mode: the running server takes the new context (open connections keep theirs)
     if (old?.server != null && old.spec.mode === s.mode) {
       old.server.setSecureContext(options);
-      this.opts.log.info('Gateway TLS credential applied', { server: s.name, credential: s.credentialName });
+      this.opts.log.info('Gateway TLS credential applied', { server: s.name, credential: cred.source });
       return { spec: s, server: old.server, material };
     }
     const server = tls.createServer({
       ...options,
-      requestCert: s.mode === 'MUTUAL',
-      rejectUnauthorized: s.mode === 'MUTUAL',
+      requestCert: s.mode !== 'SIMPLE',
+      rejectUnauthorized: s.mode !== 'SIMPLE',
       handshakeTimeout: this.opts.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS,
-      // h2 first (proxy/h2/downstream.ts serves it on the same listener), HTTP/1.1 for the rest
-      ALPNProtocols: ['h2', 'http/1.1'],
+      ALPNProtocols: [...(s.mode === 'ISTIO_MUTUAL' ? ISTIO_MUTUAL_ALPN : HTTP_ALPN)],
     });
     // the runtime is looked up per connection: a rotation replaces it but keeps this server
     const current = (): GatewayTlsServer => this.servers.find((r) => r.server === server)?.spec ?? s;
@@ -235,7 +321,7 @@ export class GatewayTlsTerminator {
         error: err.code ?? err.message,
       });
     });
-    this.opts.log.info('Gateway TLS credential applied', { server: s.name, credential: s.credentialName });
+    this.opts.log.info('Gateway TLS credential applied', { server: s.name, credential: cred.source });
     return { spec: s, server, material };
   }
 
@@ -274,7 +360,12 @@ export class GatewayTlsTerminator {
         );
         const rt = this.servers.find((r) => r.spec === spec) ?? null;
         if (rt === null) return this.alert(socket, 'no_sni_match', ALERT_UNRECOGNIZED_NAME);
-        if (rt.server === null) return this.alert(socket, 'no_credential', ALERT_HANDSHAKE_FAILURE);
+        if (rt.server === null)
+          return this.alert(
+            socket,
+            rt.spec.mode === 'ISTIO_MUTUAL' ? 'no_identity' : 'no_credential',
+            ALERT_HANDSHAKE_FAILURE,
+          );
         socket.unshift(head);
         rt.server.emit('connection', socket);
       })
@@ -302,7 +393,32 @@ export class GatewayTlsTerminator {
         return void s.destroy();
       }
     }
-    servedBy.set(s, { server: spec, servers: this.servers.map((r) => r.spec) });
+    const served: ServedBy = { server: spec, servers: this.servers.map((r) => r.spec) };
+    if (spec.mode === 'ISTIO_MUTUAL') {
+      const peer = this.meshPeer(s);
+      if (peer === null) return;
+      served.peer = peer.principal;
+      served.xfcc = peer.xfcc;
+    } else if (spec.mode === 'MUTUAL') {
+      const cert = s.getPeerX509Certificate();
+      if (cert !== undefined) served.xfcc = clientCertDetails(cert, this.opts.identity?.current()?.spiffeId);
+    }
+    servedBy.set(s, served);
     this.opts.onSecure(s);
+  }
+
+  /**
+   * The SPIFFE ID of an ISTIO_MUTUAL client (its chain was verified against the mesh roots by the
+   * handshake), or null after refusing a certificate that does not carry exactly one.
+   */
+  private meshPeer(s: tls.TLSSocket): PeerIdentity | null {
+    const cert = s.getPeerX509Certificate();
+    const local = this.opts.identity?.current()?.spiffeId ?? 'unknown';
+    const peer = cert === undefined ? 'no client certificate' : peerIdentity(cert, local);
+    if (typeof peer !== 'string') return peer;
+    this.count('peer_bad_identity');
+    this.opts.log.debug('Gateway TLS client refused', { error: peer });
+    s.destroy();
+    return null;
   }
 }

@@ -308,7 +308,10 @@ export class ProxyServer {
         if (!live) opened.push(await this.open(key, l, cfg.source.credentials));
       }
     } catch (err) {
-      for (const o of opened) o.server.close();
+      for (const o of opened) {
+        o.server.close();
+        o.tls?.close();
+      }
       await this.restore(released);
       throw err;
     }
@@ -415,6 +418,8 @@ export class ProxyServer {
       ...this.opts.gatewayTls,
       log: this.log.child({ listener: live.name }),
       metrics: this.metrics,
+      // ISTIO_MUTUAL servers present the workload certificate and trust the mesh roots
+      identity: this.opts.identity ?? null,
       onSecure: (s) => {
         // tracked like raw connections: the drain closes it once idle after a response
         live.sockets.add(s);
@@ -555,6 +560,7 @@ export class ProxyServer {
 
   private closeListener(live: LiveListener): void {
     if (live.bound) live.server.close();
+    live.tls?.close();
     live.http?.closeIdleConnections();
   }
 
@@ -643,6 +649,7 @@ export class ProxyServer {
     }
     for (const l of this.listeners.values()) {
       if (l.bound) l.server.close();
+      l.tls?.close();
       l.http?.closeAllConnections();
       for (const sock of l.sockets) sock.destroy();
     }

@@ -314,3 +314,40 @@ http {
 }
 `;
 }
+
+export interface Nginx {
+  /** The master and its workers (CPU and RSS count all). */
+  pids: number[];
+  port: number;
+}
+
+/** nginx from /usr/sbin (hack/ensure-deps.sh) with `conf(dir, port)` under `work/name`, started and tracked. */
+export async function startNginx(
+  work: string,
+  name: string,
+  conf: (dir: string, port: number) => string,
+): Promise<Nginx> {
+  const dir = path.join(work, name);
+  mkdirSync(dir);
+  const port = await freePort();
+  writeFileSync(path.join(dir, 'nginx.conf'), conf(dir, port));
+  const ng = track(
+    spawn('/usr/sbin/nginx', ['-p', dir, '-c', path.join(dir, 'nginx.conf')], { stdio: 'ignore' }),
+  );
+  let master = 0;
+  for (let i = 0; i < 100 && master === 0; i++) {
+    await new Promise((r) => setTimeout(r, 50));
+    try {
+      master = Number(readFileSync(path.join(dir, 'nginx.pid'), 'utf8').trim());
+    } catch {
+      if (ng.exitCode !== null)
+        throw new Error(`nginx ${name} exited: ${readFileSync(path.join(dir, 'error.log'), 'utf8')}`);
+    }
+  }
+  await new Promise((r) => setTimeout(r, 200));
+  const workers = execFileSync('ps', ['--ppid', String(master), '-o', 'pid='], { encoding: 'utf8' })
+    .trim()
+    .split(/\s+/)
+    .map(Number);
+  return { pids: [master, ...workers], port };
+}

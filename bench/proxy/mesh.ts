@@ -35,7 +35,6 @@
  *
  *   PROXY_BENCH=mesh npm run bench -- proxy        (or: npx tsx bench/proxy/mesh.ts)
  */
-import { spawn, execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
@@ -53,7 +52,6 @@ import {
   buildImageLayout,
   cpuSeconds,
   fixedRate,
-  freePort,
   HERE,
   imageNodeOptions,
   killChildren,
@@ -62,9 +60,9 @@ import {
   ROOT,
   rssMb,
   serviceCatalogue,
+  startNginx,
   startSidecar,
   startUpstream,
-  track,
   wrk,
   type RunningSidecar,
   type WrkResult,
@@ -121,37 +119,6 @@ async function weftdFor(cfg: ProxyConfig, sa: string): Promise<FakeWeftd> {
   const w = await fakeWeftd(cfg);
   w.identities.set(GOOD_TOKEN, { namespace: NS, serviceAccount: sa });
   return w;
-}
-
-interface Nginx {
-  pids: number[];
-  port: number;
-}
-
-async function startNginx(name: string, conf: (dir: string, port: number) => string): Promise<Nginx> {
-  const dir = path.join(work, name);
-  mkdirSync(dir);
-  const port = await freePort();
-  writeFileSync(path.join(dir, 'nginx.conf'), conf(dir, port));
-  const ng = track(
-    spawn('/usr/sbin/nginx', ['-p', dir, '-c', path.join(dir, 'nginx.conf')], { stdio: 'ignore' }),
-  );
-  let master = 0;
-  for (let i = 0; i < 100 && master === 0; i++) {
-    await new Promise((r) => setTimeout(r, 50));
-    try {
-      master = Number(readFileSync(path.join(dir, 'nginx.pid'), 'utf8').trim());
-    } catch {
-      if (ng.exitCode !== null)
-        throw new Error(`nginx ${name} exited: ${readFileSync(path.join(dir, 'error.log'), 'utf8')}`);
-    }
-  }
-  await new Promise((r) => setTimeout(r, 200));
-  const workers = execFileSync('ps', ['--ppid', String(master), '-o', 'pid='], { encoding: 'utf8' })
-    .trim()
-    .split(/\s+/)
-    .map(Number);
-  return { pids: [master, ...workers], port };
 }
 
 interface Scenario {
@@ -252,7 +219,7 @@ async function main(): Promise<void> {
     write('client.pem', cc.certPem),
     write('client.key', cc.keyPem),
   ];
-  const ngB = await startNginx('nginx-b', (dir, port) =>
+  const ngB = await startNginx(work, 'nginx-b', (dir, port) =>
     nginxConf(
       dir,
       `keepalive_requests 100000;
@@ -271,7 +238,7 @@ async function main(): Promise<void> {
     }`,
     ),
   );
-  const ngA = await startNginx('nginx-a', (dir, port) =>
+  const ngA = await startNginx(work, 'nginx-a', (dir, port) =>
     nginxConf(
       dir,
       `keepalive_requests 100000;

@@ -8,6 +8,7 @@
 # PROXY_BENCH=ratelimit: the local rate limiter's cost per request against no limit (issue 17).
 # PROXY_BENCH=tcproutes: new TCP connections/s through 21 L4 routes against one cluster, and TLS
 # passthrough by SNI against the TLS server dialled directly (tcp-routes.ts, issue 18).
+# PROXY_BENCH=h2: h2c and gRPC unary through one sidecar against nginx grpc_pass (h2.ts, issue 18).
 # Knobs (env): PROXY_BENCH (standalone sidecar mesh; or inbound, authz), REPS (3), MAX_SECONDS (10; mesh 5),
 # FIXED_SECONDS (15 standalone / 10 sidecar / 8 mesh), SERVICES (1000), VARIANTS (sidecar's Node-flag variants).
 set -euo pipefail
@@ -21,6 +22,7 @@ for b in ${PROXY_BENCH:-standalone sidecar mesh}; do
     authz) npx tsx bench/proxy/authz-e2e.ts ;;
     ratelimit) npx tsx bench/proxy/ratelimit.ts ;;
     tcproutes) npx tsx bench/proxy/tcp-routes.ts ;;
-    *) echo "bench/proxy: PROXY_BENCH names standalone, sidecar, mesh, inbound, authz, ratelimit or tcproutes, got $b" >&2; exit 2 ;;
+    h2) npx tsx bench/proxy/h2.ts ;;
+    *) echo "bench/proxy: PROXY_BENCH names standalone, sidecar, mesh, inbound, authz, ratelimit, tcproutes or h2, got $b" >&2; exit 2 ;;
   esac
 done

@@ -11,6 +11,9 @@
 # whole-config fleets (delta.ts; minutes: the whole-config fleet moves ~3 GB per change; not in
 # the default list):
 #   WEFTD_BENCH=delta SERVICES=1000 PROXIES=2000 REPS=1 bash bench/weftd/run.sh   (~15 GB RSS at peak)
+# On-demand hosts (ADR 0023): config held by a sidecar calling 5 of 1,000 services, on vs off, and
+# the first request's added latency through a real `proxy sidecar` process (ondemand.ts):
+#   WEFTD_BENCH=ondemand SERVICES=1000 CALLS=5 REPS=3 HOSTS=20 bash bench/weftd/run.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export PATH="$PWD/node_modules/.bin:$PATH"
@@ -20,6 +23,7 @@ for b in ${WEFTD_BENCH:-push acks status}; do
     acks) tsx bench/weftd/acks.ts ;;
     status) tsx bench/weftd/status.ts ;;
     delta) tsx bench/weftd/delta.ts ;;
-    *) echo "bench/weftd: WEFTD_BENCH must be push, acks, status or delta, got $b" >&2; exit 2 ;;
+    ondemand) tsx bench/weftd/ondemand.ts ;;
+    *) echo "bench/weftd: WEFTD_BENCH must be push, acks, status, delta or ondemand, got $b" >&2; exit 2 ;;
   esac
 done

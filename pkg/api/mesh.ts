@@ -124,8 +124,12 @@ export interface MeshSpec {
   telemetry?: MeshTelemetry;
   /** Request path normalization in every proxy. Default BASE (RFC 3986, Envoy normalize_path). */
   pathNormalization?: MeshPathNormalization;
-  /** Istio's `meshConfig.defaultConfig`: the proxies' defaults (weft implements `proxyHeaders`). */
-  defaultConfig?: { proxyHeaders?: ProxyHeadersSetting };
+  /**
+   * Istio's `meshConfig.defaultConfig`: the proxies' defaults (weft implements `proxyHeaders`).
+   * `onDemandHosts` (weft's, ADR 0023): sidecars start with their own namespace and the hosts
+   * their Sidecar names exactly, and get others from weftd when the app calls them. Default false.
+   */
+  defaultConfig?: { proxyHeaders?: ProxyHeadersSetting; onDemandHosts?: boolean };
   /**
    * Global rate limits (ADR 0017): the Redis (`host:port`) weftd keeps their buckets in. Set:
    * weftd runs with `--ratelimit-redis`, the webhook with `--global-ratelimits` (RateLimit
@@ -277,6 +281,7 @@ export const meshSpecSchema = (): JSONSchema =>
     ),
     defaultConfig: obj({
       proxyHeaders: obj(Object.fromEntries(PROXY_HEADERS_FIELDS.map((f) => [f, obj({ disabled: bool() })]))),
+      onDemandHosts: bool(),
     }),
     rateLimits: obj({
       redisAddress: str({ maxLength: 261 }),

@@ -490,21 +490,6 @@ export const NOT_ENFORCED: readonly NotEnforcedEntry[] = [
     }),
   },
   {
-    id: 'dr.connectionPool.http2',
-    kind: 'DestinationRule',
-    paths: [
-      ...policyPaths('connectionPool.http.useClientProtocol'),
-      ...policyPaths('connectionPool.http.http2KeepAlive'),
-    ],
-    reason:
-      "upstream HTTP/2 sessions send no keepalive PINGs, and the port's protocol (or h2UpgradePolicy) decides HTTP/1.1 or HTTP/2, not the client's",
-    plan: 18,
-    probe: drEverywhere(
-      { connectionPool: { http: { http2KeepAlive: { interval: '30s', timeout: '10s' } } } },
-      { connectionPool: { http: { useClientProtocol: true } } },
-    ),
-  },
-  {
     id: 'dr.outlierDetection.localOrigin',
     kind: 'DestinationRule',
     paths: [
@@ -657,12 +642,12 @@ export const NOT_ENFORCED: readonly NotEnforcedEntry[] = [
     id: 'gw.tls.mode',
     kind: 'Gateway',
     paths: ['spec.servers[*].tls.mode'],
-    values: ['AUTO_PASSTHROUGH', 'ISTIO_MUTUAL', 'OPTIONAL_MUTUAL'],
+    values: ['AUTO_PASSTHROUGH', 'OPTIONAL_MUTUAL'],
     reason:
-      'the gateway terminates SIMPLE and MUTUAL and passes PASSTHROUGH through by SNI; a server with this mode is skipped',
+      'the gateway terminates SIMPLE, MUTUAL and ISTIO_MUTUAL and passes PASSTHROUGH through by SNI; a server with this mode is skipped',
     plan: 18,
     probe: [
-      gw('istio-mutual', {
+      gw('optional-mutual', {
         selector: { istio: 'ingressgateway' },
         servers: [
           { port: { number: 80, name: 'http', protocol: 'HTTP' }, hosts: ['*'] },
@@ -670,11 +655,15 @@ export const NOT_ENFORCED: readonly NotEnforcedEntry[] = [
           {
             port: { number: 80, name: 'https', protocol: 'HTTPS' },
             hosts: ['*'],
-            tls: { mode: 'ISTIO_MUTUAL' },
+            tls: { mode: 'OPTIONAL_MUTUAL', credentialName: 'edge-cert' },
           },
         ],
       }),
-      vs('istio-mutual', { hosts: ['reviews'], gateways: ['istio-mutual'], http: [{ route: toReviews }] }),
+      vs('optional-mutual', {
+        hosts: ['reviews'],
+        gateways: ['optional-mutual'],
+        http: [{ route: toReviews }],
+      }),
     ],
   },
   {
@@ -732,7 +721,7 @@ export const NOT_ENFORCED: readonly NotEnforcedEntry[] = [
     kind: 'Gateway',
     paths: ['spec.servers[*].tls.verifyCertificateSpki', 'spec.servers[*].tls.verifyCertificateHash'],
     reason:
-      'MUTUAL checks the client certificate against ca.crt and subjectAltNames only, not against these pins',
+      'MUTUAL and ISTIO_MUTUAL check the client certificate against their CA (ca.crt, the mesh roots) and subjectAltNames only, not against these pins',
     plan: 18,
     probe: [
       gw('pinned', {

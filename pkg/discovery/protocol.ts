@@ -28,6 +28,14 @@
  * NACKed with `resync: true` and weftd sends the whole config. A reconnecting proxy names the
  * state it holds (`state=`); weftd resumes with a delta when it knows that state for that proxy.
  *
+ * On-demand hosts (ADR 0023): a sidecar whose config carries `onDemand` holds only part of the
+ * mesh; for an HTTP Host it does not hold (or the IPv4 original destination of a TCP connection
+ * it does not know) it sends `POST /v1/discovery/ondemand` (same token, a JSON `OnDemandRequest`
+ * of at most MAX_ONDEMAND_HOSTS names or addresses). weftd answers each name `found`
+ * (the proxy is subscribed: a push carrying it is already written on the proxy's stream),
+ * `not_found` (unknown, or outside what the proxy's exportTo/Sidecar scope lets it see: the two
+ * are not told apart) or `limited` (too many requests or subscriptions; try later).
+ *
  * Certificates: `POST https://<weftd>:15012/v1/certificates` with the same bearer token and a JSON
  * body `{ "csr": PEM }` → `{ "certChain": [leafPEM, ...intermediates], "rootCert": PEM }`; the leaf
  * carries the SPIFFE identity `spiffe://<trust domain>/ns/<ns>/sa/<service account>` of the token.
@@ -46,6 +54,9 @@ export const ACK_PATH = '/v1/discovery/ack';
 export const MAX_ACK_BYTES = 16 * 1024;
 /** The part of a NACK's error that weftd keeps (and a proxy sends). */
 export const MAX_ACK_ERROR_CHARS = 4096;
+export const ONDEMAND_PATH = '/v1/discovery/ondemand';
+/** Host names one on-demand request may carry. */
+export const MAX_ONDEMAND_HOSTS = 16;
 export const CERTIFICATES_PATH = '/v1/certificates';
 export const DISCOVERY_CONTENT_TYPE = 'application/x-ndjson';
 /** The audience of the projected token proxies present (the injector mounts it). */
@@ -197,6 +208,63 @@ export function parseAck(body: unknown): AckRequest {
   if (typeof b.error === 'string') out.error = truncateError(b.error);
   if (b.resync === true && out.error !== undefined) out.resync = true;
   return out;
+}
+
+/** A sidecar asks for hosts it does not hold (on-demand hosts, ADR 0023). */
+export interface OnDemandRequest {
+  kind: ProxyKind;
+  namespace: string;
+  pod: string;
+  /** Host names as the app sent them, without port, lower-cased (`reviews`, `reviews.prod.svc.cluster.local`). */
+  hosts: string[];
+  /** The names were subscribed on an earlier stream (a reconnect): weftd does not rate them. */
+  redeclare?: boolean;
+}
+
+export type OnDemandResult = 'found' | 'not_found' | 'limited';
+
+export interface OnDemandResponse {
+  hosts: Record<string, OnDemandResult>;
+}
+
+/** A DNS name, or an IP literal the app put in Host; anything else is not a host weftd could know. */
+const HOST_NAME = /^[a-z0-9]([a-z0-9_-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9_-]*[a-z0-9])?)*$/;
+
+/** The host part of a Host header, lower-cased, without port or trailing dot; null when it is no host name. */
+export function onDemandHostName(authority: string): string | null {
+  let h = authority.trim().toLowerCase();
+  if (h.startsWith('[')) return null; // an IPv6 literal names no service
+  const colon = h.lastIndexOf(':');
+  if (colon >= 0) h = h.slice(0, colon);
+  if (h.endsWith('.')) h = h.slice(0, -1);
+  return h.length > 0 && h.length <= 253 && HOST_NAME.test(h) ? h : null;
+}
+
+export function parseOnDemand(body: unknown): OnDemandRequest {
+  const bad = (why: string): WeftError => new WeftError('WEFT_DISCOVERY_ONDEMAND_INVALID', why);
+  if (typeof body !== 'object' || body === null || Array.isArray(body))
+    throw bad('the body must be a JSON object');
+  const b = body as Record<string, unknown>;
+  if (b.kind !== 'sidecar' && b.kind !== 'gateway')
+    throw bad(`kind must be sidecar or gateway, got ${JSON.stringify(b.kind)?.slice(0, 40)}`);
+  for (const f of ['namespace', 'pod'] as const)
+    if (typeof b[f] !== 'string' || b[f] === '' || b[f].length > 253)
+      throw bad(`${f} must be a non-empty string of at most 253 characters`);
+  if (!Array.isArray(b.hosts) || b.hosts.length === 0 || b.hosts.length > MAX_ONDEMAND_HOSTS)
+    throw bad(`hosts must be a list of 1-${MAX_ONDEMAND_HOSTS} host names`);
+  const hosts = b.hosts.map((h: unknown) => {
+    const name = typeof h === 'string' ? onDemandHostName(h) : null;
+    if (name === null || name !== h)
+      throw bad(`${JSON.stringify(h)?.slice(0, 80)} is not a lower-case host name`);
+    return name;
+  });
+  return {
+    kind: b.kind,
+    namespace: b.namespace as string,
+    pod: b.pod as string,
+    hosts: [...new Set(hosts)],
+    ...(b.redeclare === true ? { redeclare: true } : {}),
+  };
 }
 
 /** A NACK's reason, cut to MAX_ACK_ERROR_CHARS (a proxy's error can quote a whole config). */

@@ -41,6 +41,7 @@ export const ErrorCodes = {
   WEFT_DISCOVERY_REQUEST_INVALID: 'discovery request is missing or has an invalid parameter',
   WEFT_DISCOVERY_STREAM_INVALID: 'discovery stream carried something that is not a message',
   WEFT_DISCOVERY_ACK_INVALID: 'an ACK/NACK body is not JSON or misses a field',
+  WEFT_DISCOVERY_ONDEMAND_INVALID: 'an on-demand host request is not JSON, misses a field or names no host',
   WEFT_DISCOVERY_DELTA_MISMATCH:
     'a delta push does not apply to the state the proxy holds (it asks for the whole config)',
   // global rate limits (weftd's POST /v1/ratelimit/check, pkg/ratelimit)

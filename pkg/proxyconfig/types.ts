@@ -57,6 +57,19 @@ export interface ProxyConfig {
   outboundTcp?: OutboundTcpService[];
   /** The Sidecar resource that scoped this config and how it was chosen (weftctl proxy-config shows it); absent: none. */
   scope?: { sidecar: string; via: 'workload' | 'namespace' | 'root' };
+  /**
+   * On-demand hosts (ADR 0023, the Mesh's `defaultConfig.onDemandHosts`): this sidecar holds its
+   * own namespace, what its Sidecar names exactly, and `subscribed`; for an HTTP Host it does not
+   * hold it asks weftd (POST /v1/discovery/ondemand) and holds the request briefly. Absent: off.
+   */
+  onDemand?: OnDemandBlock;
+}
+
+export interface OnDemandBlock {
+  /** The proxy's namespace (its hosts are present from the start). */
+  namespace: string;
+  /** Egress entries (`namespace/host`) the proxy is subscribed to, sorted. */
+  subscribed: string[];
 }
 
 export interface OutboundTrafficPolicy {
@@ -223,7 +236,7 @@ export interface HttpListener {
    */
   upgradeTypes?: string[];
   /**
-   * Gateway TLS termination (Gateway servers with `tls.mode` SIMPLE or MUTUAL on this port): the
+   * Gateway TLS termination (Gateway servers with `tls.mode` SIMPLE, MUTUAL or ISTIO_MUTUAL on this port): the
    * ClientHello's SNI picks one of `servers` (proxy/gateway-tls.ts); absent = plaintext HTTP.
    */
   tls?: GatewayTls;
@@ -238,6 +251,9 @@ export interface GatewayTls {
 export const GATEWAY_TLS_VERSIONS = ['TLSv1', 'TLSv1.1', 'TLSv1.2', 'TLSv1.3'] as const;
 export type GatewayTlsVersion = (typeof GATEWAY_TLS_VERSIONS)[number];
 
+export const GATEWAY_TLS_MODES = ['SIMPLE', 'MUTUAL', 'ISTIO_MUTUAL'] as const;
+export type GatewayTlsMode = (typeof GATEWAY_TLS_MODES)[number];
+
 /**
  * One Gateway server that terminates TLS. `sniHosts`: lowercase SNI names it answers to (exact or
  * `*.suffix`); empty = every name, and connections without SNI (Istio's host `*`). Its Hosts
@@ -247,10 +263,18 @@ export interface GatewayTlsServer {
   /** `<namespace>/<gateway>[<server index>]`, for logs and metrics. */
   name: string;
   sniHosts: string[];
-  mode: 'SIMPLE' | 'MUTUAL';
-  /** Names an entry of ProxyConfig.credentials: `tls.crt`/`tls.key` (+ `ca.crt`, required for MUTUAL). */
-  credentialName: string;
-  /** MUTUAL: the client certificate must carry one of these SANs (DNS, URI, IP or email). */
+  /**
+   * SIMPLE / MUTUAL: the certificate of `credentialName`. ISTIO_MUTUAL: the gateway's own workload
+   * certificate, and a client certificate chained to the mesh roots (its SPIFFE ID is the
+   * request's source principal).
+   */
+  mode: GatewayTlsMode;
+  /**
+   * SIMPLE / MUTUAL (required): names an entry of ProxyConfig.credentials, `tls.crt`/`tls.key`
+   * (+ `ca.crt`, required for MUTUAL). ISTIO_MUTUAL: absent.
+   */
+  credentialName?: string;
+  /** MUTUAL, ISTIO_MUTUAL: the client certificate must carry one of these SANs (DNS, URI, IP or email). */
   subjectAltNames?: string[];
   /** Default TLSv1.2 / TLSv1.3 (Envoy's server defaults). */
   minProtocolVersion?: GatewayTlsVersion;
@@ -453,6 +477,12 @@ export interface ConnectionPool {
   maxRequestsPerConnection?: number;
   maxRetries?: number;
   idleTimeoutMs?: number;
+  /**
+   * `http2KeepAlive`: a PING on every upstream HTTP/2 session each interval; no answer within the
+   * timeout closes the session (its streams fail). Both or neither.
+   */
+  http2KeepAliveIntervalMs?: number;
+  http2KeepAliveTimeoutMs?: number;
 }
 
 export interface OutlierDetection {
@@ -492,6 +522,12 @@ export interface Cluster {
    * `h2UpgradePolicy` is UPGRADE. Absent: HTTP/1.1.
    */
   http2?: boolean;
+  /**
+   * DestinationRule `connectionPool.http.useClientProtocol`: each request goes upstream in the
+   * protocol its client spoke (HTTP/2 for an HTTP/2 client, HTTP/1.1 otherwise; Envoy's
+   * use_downstream_protocol_config), whatever `http2` says.
+   */
+  useClientProtocol?: boolean;
 }
 
 export const CLUSTER_TYPES = ['STATIC', 'STRICT_DNS', 'LOGICAL_DNS', 'ORIGINAL_DST'] as const;

@@ -7,6 +7,7 @@ import { validateJwtBlock } from './jwt.js';
 import { validateRateLimitBlock } from './ratelimit.js';
 import {
   CLUSTER_TYPES,
+  GATEWAY_TLS_MODES,
   GATEWAY_TLS_VERSIONS,
   PATH_NORMALIZATION_TYPES,
   PROXY_CONFIG_API_VERSION,
@@ -151,8 +152,13 @@ function checkGatewayTls(c: Checker, t: unknown, path: string): void {
     const p = `${path}.servers[${i}]`;
     if (!isObj(s)) return c.fail(p, 'must be an object');
     if (typeof s.name !== 'string' || s.name === '') c.fail(`${p}.name`, 'must be a non-empty string');
-    if (s.mode !== 'SIMPLE' && s.mode !== 'MUTUAL') c.fail(`${p}.mode`, 'must be SIMPLE or MUTUAL');
-    if (typeof s.credentialName !== 'string' || s.credentialName === '')
+    if (!(GATEWAY_TLS_MODES as readonly unknown[]).includes(s.mode))
+      c.fail(`${p}.mode`, `must be one of ${GATEWAY_TLS_MODES.join(', ')}`);
+    // ISTIO_MUTUAL serves the gateway's workload certificate: a credential would be ignored
+    if (s.mode === 'ISTIO_MUTUAL') {
+      if (s.credentialName !== undefined)
+        c.fail(`${p}.credentialName`, 'must be absent for ISTIO_MUTUAL (the workload certificate is served)');
+    } else if (typeof s.credentialName !== 'string' || s.credentialName === '')
       c.fail(`${p}.credentialName`, 'must be a non-empty string');
     strList(c, s.sniHosts, `${p}.sniHosts`);
     strList(c, s.subjectAltNames, `${p}.subjectAltNames`);
@@ -230,6 +236,8 @@ function checkCluster(c: Checker, cl: unknown, path: string, names: Set<string>)
   });
   if (cl.tls !== undefined) checkUpstreamTls(c, cl.tls, `${path}.tls`);
   if (cl.http2 !== undefined && typeof cl.http2 !== 'boolean') c.fail(`${path}.http2`, 'must be a boolean');
+  if (cl.useClientProtocol !== undefined && typeof cl.useClientProtocol !== 'boolean')
+    c.fail(`${path}.useClientProtocol`, 'must be a boolean');
   for (const key of ['connectionPool', 'outlierDetection']) {
     const v = cl[key];
     if (v === undefined) continue;

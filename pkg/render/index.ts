@@ -160,8 +160,13 @@ function meshConfig(mesh: string, spec: EffectiveSpec): KubeObject {
     telemetry: spec.telemetry,
     pathNormalization: spec.pathNormalization,
     // Istio's meshConfig shape; written only when set, so meshes without it render as before
-    ...(Object.keys(spec.proxyHeaders).length > 0
-      ? { defaultConfig: { proxyHeaders: spec.proxyHeaders } }
+    ...(Object.keys(spec.proxyHeaders).length > 0 || spec.onDemandHosts
+      ? {
+          defaultConfig: {
+            ...(Object.keys(spec.proxyHeaders).length > 0 ? { proxyHeaders: spec.proxyHeaders } : {}),
+            ...(spec.onDemandHosts ? { onDemandHosts: true } : {}),
+          },
+        }
       : {}),
   };
   return {

@@ -148,8 +148,10 @@ export function sniHostsOf(server: Server, gatewayNamespace: string): string[] {
 
 /**
  * An HTTPS server as the gateway terminates it, or why it cannot be: SIMPLE and MUTUAL with a
- * `credentialName` are served; the other modes and file-based certificates are not (their
- * not-enforced entries warn at apply time, pkg/api/not-enforced.ts).
+ * `credentialName`, and ISTIO_MUTUAL with the gateway's own workload certificate (validation
+ * refuses certificates on it); the other modes and file-based certificates are not served (their
+ * not-enforced entries warn at apply time, pkg/api/not-enforced.ts). `subjectAltNames` restrict
+ * the client certificates of MUTUAL and ISTIO_MUTUAL (Istio's validation context for both).
  */
 export function gatewayTlsServer(
   server: Server,
@@ -159,17 +161,15 @@ export function gatewayTlsServer(
   const t = server.tls;
   if (t === undefined) return 'HTTPS without tls settings';
   const mode = t.mode ?? 'PASSTHROUGH'; // Istio's enum default
-  if (mode !== 'SIMPLE' && mode !== 'MUTUAL')
-    return `tls.mode ${mode} is not served yet (SIMPLE and MUTUAL only)`;
-  if (t.credentialName === undefined || t.credentialName === '')
-    return 'tls.credentialName is required (certificates from files are not supported)';
-  const out: GatewayTlsServer = {
-    name,
-    sniHosts: sniHostsOf(server, gatewayNamespace),
-    mode,
-    credentialName: t.credentialName,
-  };
-  if (mode === 'MUTUAL' && t.subjectAltNames && t.subjectAltNames.length > 0)
+  if (mode !== 'SIMPLE' && mode !== 'MUTUAL' && mode !== 'ISTIO_MUTUAL')
+    return `tls.mode ${mode} is not served yet (SIMPLE, MUTUAL and ISTIO_MUTUAL only)`;
+  const out: GatewayTlsServer = { name, sniHosts: sniHostsOf(server, gatewayNamespace), mode };
+  if (mode !== 'ISTIO_MUTUAL') {
+    if (t.credentialName === undefined || t.credentialName === '')
+      return 'tls.credentialName is required (certificates from files are not supported)';
+    out.credentialName = t.credentialName;
+  }
+  if (mode !== 'SIMPLE' && t.subjectAltNames && t.subjectAltNames.length > 0)
     out.subjectAltNames = [...t.subjectAltNames];
   const min = TLS_VERSIONS[t.minProtocolVersion ?? ''];
   const max = TLS_VERSIONS[t.maxProtocolVersion ?? ''];

@@ -28,7 +28,7 @@ export interface InboundInput {
 
 const HTTP_PROTOCOLS = new Set(['HTTP', 'HTTP_PROXY', 'GRPC-WEB', 'GRPC', 'HTTP2']);
 /** Declared HTTP/2: the app is spoken to in HTTP/2 when the client spoke it. */
-const HTTP2_PROTOCOLS = new Set(['GRPC', 'HTTP2']);
+const HTTP2_PROTOCOLS = new Set(['GRPC', 'HTTP2', 'GRPC-WEB']);
 
 function inboundProtocol(declared: string | undefined): 'HTTP' | 'TCP' | undefined | null {
   if (declared === undefined) return undefined;
@@ -59,7 +59,7 @@ function targetPort(
 
 interface PortFacts {
   protocols: Set<'HTTP' | 'TCP' | undefined>;
-  /** Every Service declares it GRPC or HTTP2. */
+  /** Every Service declares it GRPC, HTTP2 or GRPC-WEB (a gRPC server behind the gRPC-Web bridge). */
   http2?: boolean;
   service?: string;
 }

@@ -413,7 +413,9 @@ class Translator {
     if (lb) cluster.loadBalancer = lb;
     const cp = convertPool(policy?.connectionPool);
     if (cp) cluster.connectionPool = cp;
-    if (speaksH2(sp?.protocol, policy?.connectionPool?.http?.h2UpgradePolicy)) cluster.http2 = true;
+    // useClientProtocol: the client's protocol, whatever the port or h2UpgradePolicy say (as Istio)
+    if (policy?.connectionPool?.http?.useClientProtocol === true) cluster.useClientProtocol = true;
+    else if (speaksH2(sp?.protocol, policy?.connectionPool?.http?.h2UpgradePolicy)) cluster.http2 = true;
     const od = convertOutlier(policy?.outlierDetection);
     if (od) cluster.outlierDetection = od;
     const loc = localityLbPolicy(policy?.loadBalancer?.localityLbSetting, od !== undefined);
@@ -1068,14 +1070,16 @@ function ms(d: string | undefined): number | undefined {
 }
 
 /**
- * Whether requests to a port go upstream over HTTP/2: a port that declares it (GRPC, HTTP2:
- * appProtocol `grpc`, `http2`, `kubernetes.io/h2c`, or the port-name prefix), or an HTTP/1.1
+ * Whether requests to a port go upstream over HTTP/2: a port that declares it (GRPC, HTTP2,
+ * GRPC-WEB, as Istio's IsHTTP2: appProtocol `grpc`, `http2`, `grpc-web`, `kubernetes.io/h2c`, or
+ * the port-name prefix), or an HTTP/1.1
  * port the DestinationRule upgrades (`h2UpgradePolicy: UPGRADE`; DO_NOT_UPGRADE keeps HTTP/1.1,
  * and never downgrades a declared HTTP/2 port, as in Istio).
  */
 export function speaksH2(protocol: string | undefined, upgrade: string | undefined): boolean {
   const p = (protocol ?? '').toUpperCase();
-  if (p === 'GRPC' || p === 'HTTP2') return true;
+  // GRPC-WEB too: the proxy bridges gRPC-Web to the gRPC server behind it (proxy/h2/grpc-web.ts)
+  if (p === 'GRPC' || p === 'HTTP2' || p === 'GRPC-WEB') return true;
   return upgrade === 'UPGRADE' && (p === 'HTTP' || p === '');
 }
 
@@ -1093,6 +1097,13 @@ export function convertPool(cp: ConnectionPoolSettings | undefined): ConnectionP
   set('maxRequestsPerConnection', cp.http?.maxRequestsPerConnection);
   set('maxRetries', cp.http?.maxRetries);
   set('idleTimeoutMs', ms(cp.http?.idleTimeout) ?? ms(cp.tcp?.idleTimeout));
+  const interval = ms(cp.http?.http2KeepAlive?.interval);
+  const timeout = ms(cp.http?.http2KeepAlive?.timeout);
+  // Istio's validation wants both (the webhook refuses a half-set one): otherwise no PINGs
+  if (interval !== undefined && interval > 0 && timeout !== undefined && timeout > 0) {
+    set('http2KeepAliveIntervalMs', interval);
+    set('http2KeepAliveTimeoutMs', timeout);
+  }
   return Object.keys(out).length > 0 ? out : undefined;
 }
 

@@ -231,3 +231,90 @@ export function virtualServiceDestinations(vs: VirtualService): string[] {
     for (const rd of r.route ?? []) add(rd.destination);
   return [...out];
 }
+
+// ---- on-demand hosts (ADR 0023) ------------------------------------------------------------------
+
+/**
+ * The scope an on-demand sidecar starts from, narrowed from what its Sidecar (or the mesh) lets
+ * it see, `full`: FQDN entries stay (the Sidecar names them); a wildcard entry (`*`, `*.x`) stays
+ * only for the proxy's own namespace (`*` narrowed to it, another namespace's dropped: those
+ * hosts come on demand); no Sidecar egress means the own namespace. Then the subscribed entries
+ * (already checked against `full` by resolveOnDemand). Never wider than `full`.
+ */
+export function onDemandScope(
+  full: ProxyScope,
+  proxyNamespace: string,
+  subscribed: readonly EgressHost[],
+): ProxyScope {
+  const base: EgressHost[] = [];
+  for (const e of full.egress ?? [{ namespace: '*', host: '*' }]) {
+    if (e.namespace === '~') continue;
+    if (!e.host.startsWith('*')) base.push(e);
+    else if (e.namespace === proxyNamespace || e.namespace === '*')
+      base.push({ namespace: proxyNamespace, host: e.host });
+  }
+  return { ...full, egress: [...base, ...subscribed] };
+}
+
+/** Where a requested name may point: the objects resolveOnDemand looks through. */
+export interface OnDemandCatalog {
+  /** Registry services (Kubernetes Services and ServiceEntry hosts) with their exportTo and addresses. */
+  services: readonly { host: string; namespace: string; exportTo?: string[]; addresses?: string[] }[];
+  virtualServices: readonly VirtualService[];
+  /** `svc.<domain suffix>`, e.g. `svc.cluster.local`. */
+  suffix: string;
+}
+
+/** The FQDNs a name the app sent may mean from `proxyNamespace` (Kubernetes DNS search order). */
+export function onDemandCandidates(name: string, proxyNamespace: string, suffix: string): string[] {
+  const h = name.toLowerCase();
+  const domain = suffix.replace(/^svc\./, '');
+  const out = [h];
+  const dots = h.split('.').length - 1;
+  if (dots === 0) out.push(`${h}.${proxyNamespace}.${suffix}`);
+  if (dots === 1) out.push(`${h}.${suffix}`);
+  if (dots === 2 && h.endsWith('.svc')) out.push(`${h}.${domain}`);
+  return out;
+}
+
+/**
+ * The egress entries that bring `name` (a host name, or a service's address) to a proxy in `proxyNamespace` whose full scope is
+ * `full`: the services and VirtualServices with that host that are exported to the namespace and
+ * imported by the Sidecar. Empty: unknown or not visible (the caller answers both `not_found`, so
+ * a forbidden host is indistinguishable from a missing one).
+ */
+export function resolveOnDemand(
+  name: string,
+  proxyNamespace: string,
+  full: ProxyScope,
+  catalog: OnDemandCatalog,
+): EgressHost[] {
+  const candidates = new Set(onDemandCandidates(name, proxyNamespace, catalog.suffix));
+  const out = new Map<string, EgressHost>();
+  const add = (namespace: string, host: string): void => {
+    out.set(`${namespace}/${host}`, { namespace, host });
+  };
+  for (const svc of catalog.services) {
+    const host = svc.host.toLowerCase();
+    // an app may call a service by its cluster IP (the config accepts those as authorities too)
+    const hit = host.startsWith('*')
+      ? [...candidates].some((c) => hostsOverlap(host, c))
+      : candidates.has(host) || (svc.addresses ?? []).includes(name);
+    if (!hit || !exportedTo(svc.exportTo, svc.namespace, proxyNamespace)) continue;
+    if (scopeImports(full, svc.namespace, host)) add(svc.namespace, host);
+  }
+  for (const vs of catalog.virtualServices) {
+    const ns = nsOf(vs);
+    const hosts = (vs.spec.hosts ?? []).map((h) =>
+      h.includes('.') || h.includes('*') ? h.toLowerCase() : `${h.toLowerCase()}.${ns}.${catalog.suffix}`,
+    );
+    for (const host of hosts) {
+      if (!candidates.has(host) || !exportedTo(vs.spec.exportTo, ns, proxyNamespace)) continue;
+      if (scopeImportsVirtualService(full, ns, [host])) add(ns, host);
+    }
+  }
+  return [...out.values()];
+}
+
+/** `namespace/host`: how a subscribed entry is named in configs and keys. */
+export const egressRef = (e: EgressHost): string => `${e.namespace}/${e.host}`;

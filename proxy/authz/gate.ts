@@ -126,12 +126,16 @@ export function authorizeRequest(
   });
 }
 
-/** Attributes of a request on a plaintext gateway listener (no peer identity; the JWT if verified). */
+/**
+ * Attributes of a request on a gateway listener: the JWT if verified, and the peer's SPIFFE ID
+ * when an ISTIO_MUTUAL server terminated the connection (none on plaintext, SIMPLE and MUTUAL).
+ */
 export function gatewayAttributes(
   c: CompiledAuthz,
   req: IncomingMessage,
   view: { method: string; authority: string; path: string },
   auth: AuthzAttributes['auth'] | null = null,
+  peer: string | null = null,
 ): AuthzAttributes {
   const sock = req.socket;
   const sourceIp = plainIp(sock.remoteAddress ?? '');
@@ -145,6 +149,7 @@ export function gatewayAttributes(
     sourceIp,
     remoteIp: remoteAddress(sourceIp, req.headers['x-forwarded-for'], c.numTrustedProxies),
     ...(auth !== null ? { auth } : {}),
+    ...(peer !== null ? { peer: peerAttributes(peer) } : {}),
   };
 }
 
@@ -243,8 +248,9 @@ export function authzGate(
   view: { method: string; authority: string; path: string; target: string },
   auth: AuthzAttributes['auth'] | null,
   done: (o: AuthzOutcome) => void,
+  peer: string | null = null,
 ): void {
-  const attrs = gatewayAttributes(c, req, view, auth);
+  const attrs = gatewayAttributes(c, req, view, auth, peer);
   const r = authorizeRequest(c, attrs, { method: view.method, target: view.target, headers: req.headers });
   if (r instanceof Promise) void r.then(done);
   else done(r);

@@ -26,6 +26,9 @@ import {
   MessageDecoder,
   PING_INTERVAL_MS,
   discoveryQuery,
+  ONDEMAND_PATH,
+  type OnDemandResponse,
+  type OnDemandResult,
   type DiscoveryMessage,
   type DiscoveryRequest,
 } from '../../pkg/discovery/protocol.js';
@@ -53,7 +56,12 @@ export interface DiscoveryClientOptions {
   acks?: boolean;
   /** Ask for delta pushes (default true with acks; false acts as a proxy from before deltas). */
   delta?: boolean;
+  /** Called when a stream opened (on-demand hosts re-declare their subscriptions then). */
+  onOpen?: () => void;
 }
+
+/** An on-demand request that weftd does not answer in this long has failed (the hold is shorter anyway). */
+const ONDEMAND_TIMEOUT_MS = 5_000;
 
 /** Reconnect delays: 0.5 s doubling to 30 s, half of it random so a fleet does not reconnect in step. */
 export const DISCOVERY_BACKOFF: BackoffPolicy = { baseMs: 500, maxMs: 30_000, jitter: 0.5 };
@@ -83,6 +91,7 @@ export class DiscoveryClient {
   private stopped = false;
   private readonly abort = new AbortController();
   private currentReq: ReturnType<typeof https.request> | null = null;
+  private onDemandAgent: https.Agent | undefined;
   /** Made with the first answer (the address has parsed by then); null while none was sent or acks are off. */
   acks: AckSender | null = null;
   /** The resources of the running config (delta streams). */
@@ -123,6 +132,7 @@ export class DiscoveryClient {
     this.abort.abort();
     this.currentReq?.destroy();
     this.acks?.stop();
+    this.onDemandAgent?.destroy();
   }
 
   // async: a missing token or CA file (read below) must reject into run()'s retry loop, not throw past it.
@@ -173,6 +183,7 @@ export class DiscoveryClient {
         this.connected = true;
         this.lastProblem = null;
         this.o.log.info('Discovery stream open', { address: this.o.address });
+        this.o.onOpen?.();
         const decoder = new MessageDecoder();
         // messages are applied one at a time, in order: a slow compile never reorders versions
         let chain = Promise.resolve();
@@ -282,6 +293,58 @@ export class DiscoveryClient {
       this.answer(m.version, m.nonce, errorMessage(err));
       return false;
     }
+  }
+
+  /**
+   * Asks weftd for on-demand hosts (ADR 0023) over a keep-alive connection of its own; rejects on
+   * a transport failure or an HTTP error (the caller stops holding).
+   */
+  askHosts(names: string[], redeclare = false): Promise<Record<string, OnDemandResult>> {
+    const { host, port } = parseAddress(this.o.address);
+    const { kind, namespace, pod } = this.o.request;
+    const body = JSON.stringify({
+      kind,
+      namespace,
+      pod,
+      hosts: names,
+      ...(redeclare ? { redeclare: true } : {}),
+    });
+    this.onDemandAgent ??= new https.Agent({ keepAlive: true, maxSockets: 2, maxFreeSockets: 2 });
+    return new Promise((resolve, reject) => {
+      const req = https.request({
+        host,
+        port,
+        servername: isIp(host) ? undefined : host,
+        ca: readFileSync(this.o.caRootPath, 'utf8'),
+        path: ONDEMAND_PATH,
+        method: 'POST',
+        agent: this.onDemandAgent,
+        timeout: ONDEMAND_TIMEOUT_MS,
+        headers: {
+          authorization: `Bearer ${readFileSync(this.o.tokenPath, 'utf8').trim()}`,
+          'content-type': 'application/json',
+          'content-length': Buffer.byteLength(body),
+        },
+      });
+      req.on('timeout', () => req.destroy(new Error('no answer from weftd in time')));
+      req.on('error', reject);
+      req.on('response', (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (text.length < 64 * 1024 ? (text += c) : undefined));
+        res.on('error', reject);
+        res.on('end', () => {
+          if (res.statusCode !== 200)
+            return reject(new Error(`weftd answered HTTP ${res.statusCode}: ${text.trim().slice(0, 300)}`));
+          try {
+            resolve((JSON.parse(text) as OnDemandResponse).hosts ?? {});
+          } catch (err) {
+            reject(err instanceof Error ? err : new Error(String(err)));
+          }
+        });
+      });
+      req.end(body);
+    });
   }
 
   private newAckSender(): AckSender {

@@ -38,6 +38,8 @@ export interface H2PoolOptions {
   localAddress?: string | undefined;
   /** Response header list bytes accepted from the upstream (the HTTP/1 response head limit). */
   maxHeaderListSize?: number;
+  /** DestinationRule http2KeepAlive: a PING each interval, the session closed without an answer. */
+  keepAlive?: { intervalMs: number; timeoutMs: number } | null;
 }
 
 /** Envoy's stream idle timeout: no frame of a stream for this long fails it. */
@@ -78,6 +80,7 @@ class Session {
   ready = false;
   closing = false;
   idleTimer: NodeJS.Timeout | null = null;
+  pingTimer: NodeJS.Timeout | null = null;
   constructor(readonly s: ClientHttp2Session) {}
   limit(own: number): number {
     const remote = this.s.remoteSettings?.maxConcurrentStreams ?? 100;
@@ -153,6 +156,7 @@ export class H2Pool {
     const ready = (): void => {
       clearTimeout(timer);
       s.ready = true;
+      this.keepAlive(s);
       this.drainQueue();
     };
     // the session is usable once the server's SETTINGS arrived (its stream limit is known)
@@ -171,11 +175,38 @@ export class H2Pool {
     session.once('close', () => {
       clearTimeout(timer);
       if (s.idleTimer !== null) clearTimeout(s.idleTimer);
+      if (s.pingTimer !== null) clearInterval(s.pingTimer);
       if (!s.ready) return failOpen(new UpstreamError('connection closed before SETTINGS', 'ECONNRESET'));
       this.sessions.delete(s);
       this.settle();
       if (this.queue.length > 0 && this.closing === null) this.place(this.queue.shift()!);
     });
+  }
+
+  /**
+   * http2KeepAlive (Envoy's connection_keepalive): a PING each interval while none is
+   * outstanding; an answer missing after the timeout means a dead peer or path (a NAT that
+   * dropped the flow): the session is destroyed, its streams fail, new requests open another.
+   */
+  private keepAlive(s: Session): void {
+    const ka = this.opts.keepAlive;
+    if (ka === null || ka === undefined) return;
+    let waiting = false;
+    s.pingTimer = setInterval(() => {
+      if (waiting || s.s.destroyed) return;
+      waiting = true;
+      const deadline = setTimeout(() => s.s.destroy(new Error('HTTP/2 keepalive timeout')), ka.timeoutMs);
+      const sent = s.s.ping((err) => {
+        clearTimeout(deadline);
+        waiting = false;
+        if (err) s.s.destroy(err);
+      });
+      if (!sent) {
+        clearTimeout(deadline);
+        waiting = false;
+      }
+    }, ka.intervalMs);
+    s.pingTimer.unref();
   }
 
   private drainQueue(): void {

@@ -41,20 +41,21 @@ export function grpcTimeoutMs(g: GrpcReply | null, headers: IncomingHttpHeaders,
 
 /**
  * Sends a gRPC error as a trailers-only response (HTTP 200, no body) with `grpc-status` and
- * `grpc-message`; `extra` headers go along (the response flags, rate-limit headers). Nothing
- * when the response already started.
+ * `grpc-message`; `extra` headers go along (the response flags, rate-limit headers); `contentType`:
+ * a gRPC-Web client's (h2/grpc-web.ts). Nothing when the response already started.
  */
 export function sendGrpcError(
   res: ServerResponse,
   status: string,
   message: string,
   extra: Readonly<Record<string, string | string[]>>,
+  contentType = 'application/grpc',
 ): void {
   if (res.headersSent || res.destroyed) return;
   const h: Record<string, string | string[]> = { ...extra };
   delete h['content-length']; // the reply has no body, whatever a refusal's own headers said
   Object.assign(h, {
-    'content-type': 'application/grpc',
+    'content-type': contentType,
     'grpc-status': status,
     'grpc-message': encodeGrpcMessage(message),
   });

@@ -28,12 +28,22 @@ export interface PeerIdentity {
   xfcc: string;
 }
 
-/** The URI SANs of a certificate (Node lists SANs as `URI:..., DNS:...`; odd values come quoted). */
-function uriSans(cert: X509Certificate): string[] {
+/**
+ * The SANs of one kind (`URI:`, `DNS:`) of a certificate, in order. Node lists them as
+ * `URI:..., DNS:...` and gives a value with odd characters as a JSON string, decoded here.
+ */
+function sans(cert: X509Certificate, prefix: 'URI:' | 'DNS:'): string[] {
   const out: string[] = [];
   for (const part of (cert.subjectAltName ?? '').split(', '))
-    if (part.startsWith('URI:')) out.push(part.slice(4));
+    if (part.startsWith(prefix)) {
+      const v = part.slice(prefix.length);
+      out.push(v.startsWith('"') && v.endsWith('"') ? (JSON.parse(v) as string) : v);
+    }
   return out;
+}
+
+function uriSans(cert: X509Certificate): string[] {
+  return sans(cert, 'URI:');
 }
 
 /** RFC 2253 order (last RDN first), as Envoy prints the subject. */
@@ -58,10 +68,26 @@ export function peerIdentity(cert: X509Certificate, localPrincipal: string): Pee
   if (!SPIFFE_ID.test(principal) || principal.length > 2048)
     return `URI SAN ${JSON.stringify(principal.slice(0, 120))} is not a SPIFFE ID`;
   const ns = /\/ns\/([^/]+)\//.exec(principal)?.[1] ?? null;
-  const hash = createHash('sha256').update(cert.raw).digest('hex');
-  return {
-    principal,
-    namespace: ns,
-    xfcc: `By=${localPrincipal};Hash=${hash};Subject=${quoted(rfc2253(cert.subject))};URI=${principal}`,
-  };
+  return { principal, namespace: ns, xfcc: clientCertDetails(cert, localPrincipal) };
+}
+
+/** An XFCC value as it is, or quoted when it holds a character that would end or split the element. */
+function xfccValue(v: string): string {
+  return /[,;="\\\s]/.test(v) ? quoted(v) : v;
+}
+
+/**
+ * Envoy's `x-forwarded-client-cert` element for a verified client certificate (what Istio sets:
+ * By, Hash, Subject, URI, DNS). `By` is this proxy's own identity when it has one. A value that
+ * could split the element (a user CA's DNS SAN `a;By=spiffe://...`) is quoted, never passed raw.
+ */
+export function clientCertDetails(cert: X509Certificate, by: string | undefined): string {
+  const parts: string[] = [];
+  if (by !== undefined) parts.push(`By=${xfccValue(by)}`);
+  parts.push(`Hash=${createHash('sha256').update(cert.raw).digest('hex')}`);
+  parts.push(`Subject=${quoted(rfc2253(cert.subject))}`);
+  const uri = uriSans(cert)[0];
+  if (uri !== undefined) parts.push(`URI=${xfccValue(uri)}`);
+  for (const dns of sans(cert, 'DNS:')) parts.push(`DNS=${xfccValue(dns)}`);
+  return parts.join(';');
 }

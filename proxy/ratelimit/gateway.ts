@@ -3,8 +3,8 @@
  * enforces on its inbound side, checked by the router after RequestAuthentication and
  * AuthorizationPolicy (a refused request spends no token) and before routing. The request is
  * described by what the gateway knows: the listener port, the normalized target, the headers,
- * the verified token's claims and the downstream peer's address (no mesh principal: ingress
- * clients are outside the mesh).
+ * the verified token's claims, the downstream peer's address, and its SPIFFE ID when an
+ * ISTIO_MUTUAL server terminated the connection (other ingress clients have no mesh principal).
  */
 import type { IncomingMessage } from 'node:http';
 import type { RequestView } from '../compile/match.js';
@@ -15,13 +15,14 @@ export function gatewayRateLimitRequest(
   v: RequestView,
   listenerPort: number,
   claims: Record<string, unknown> | null,
+  principal: string | null = null,
 ): RateLimitRequest {
   return {
     port: listenerPort,
     target: v.target,
     method: v.method,
     headers: req.headers,
-    principal: null,
+    principal,
     claims,
     peerIp: req.socket.remoteAddress,
   };

@@ -51,7 +51,18 @@ import { limitedReply, rateLimitHeaders, rateLimitLogFields } from '../ratelimit
 import { connectionOf, endWithHead, hasUndeclaredBody, isH2 } from '../h2/downstream.js';
 import { ReplayableBody } from '../h2/body.js';
 import { grpcReply, grpcStatusLabel, grpcTimeoutMs, sendGrpcError, type GrpcReply } from '../h2/router.js';
-import { grpcStatusOfHttp } from '../h2/grpc.js';
+import { encodeGrpcMessage, grpcStatusOfHttp } from '../h2/grpc.js';
+import {
+  decodeGrpcWebText,
+  grpcWebMode,
+  grpcWebResponseType,
+  isGrpcResponse,
+  MAX_GRPC_WEB_REQUEST_BYTES,
+  TextFrameEncoder,
+  toGrpcRequestHeaders,
+  trailersFrame,
+  type GrpcWebMode,
+} from '../h2/grpc-web.js';
 
 type UpstreamHeaders = Record<string, string | string[] | undefined>;
 
@@ -171,6 +182,10 @@ export class Exchange {
   requestId = '';
   /** The AuthorizationPolicy decision, when the config has policies. */
   authz: AuthzDecision | null = null;
+  /** The client's SPIFFE ID when an ISTIO_MUTUAL gateway server terminated the connection. */
+  peer: string | null = null;
+  /** `x-forwarded-client-cert` for a gateway connection with a verified client certificate. */
+  private clientCert: string | null = null;
   /** The verified JWT (RequestAuthentication); null: none. AuthorizationPolicy reads it. */
   auth: RequestAuth | null = null;
   /** Envoy's response code details for local replies that have them (jwt_authn_access_denied{…}). */
@@ -179,6 +194,14 @@ export class Exchange {
   rateLimit: RateLimitVerdict | null = null;
   /** gRPC requests (content-type application/grpc): the status for metrics and the log. */
   grpc: GrpcReply | null = null;
+  /** A gRPC-Web request (h2/grpc-web.ts): its local replies are gRPC-Web errors. */
+  private web: GrpcWebMode | null = null;
+  /** The request is bridged to gRPC over HTTP/2 (an HTTP/2 cluster); the response is re-encoded. */
+  private webBridged = false;
+  /** Base64 of the response, frame by frame (`-text` clients). */
+  private webText: TextFrameEncoder | null = null;
+  /** The bridged upstream answered without gRPC: its body is dropped, its status mapped. */
+  private webNotGrpc = false;
   private readonly start = performance.now();
   /** When the downstream request was complete (body read or streaming): service time starts here. */
   private requestComplete = 0;
@@ -220,8 +243,12 @@ export class Exchange {
     // gateway TLS: the scheme is the connection's, and the Host must be one the SNI's server has
     const served = tlsServerOf(connectionOf(this.req));
     this.grpc = grpcReply(this.req.headers);
+    this.web = grpcWebMode(this.req.headers);
+    if (this.web !== null) this.grpc = { status: '' };
     const tlsServer = served?.server;
     if (served !== undefined) v.scheme = 'https';
+    this.peer = served?.peer ?? null;
+    this.clientCert = served?.xfcc ?? null;
     this.view = v;
     if (
       served !== undefined &&
@@ -241,7 +268,7 @@ export class Exchange {
     // AuthorizationPolicy before routing (CUSTOM → DENY → ALLOW); sync unless ext-authz is called
     const az = this.cfg.authz;
     if (guardsListener(az, this.listener.name))
-      return authzGate(az, this.req, v, this.auth, (o) => this.afterAuthz(o));
+      return authzGate(az, this.req, v, this.auth, (o) => this.afterAuthz(o), this.peer);
     this.limitThenRoute();
   }
 
@@ -249,7 +276,13 @@ export class Exchange {
   private limitThenRoute(): void {
     const rl = this.env.rateLimiter;
     if (rl === undefined || rl === null || !rl.active) return this.routeRequest();
-    const r = gatewayRateLimitRequest(this.req, this.view, this.listener.port, this.auth?.claims ?? null);
+    const r = gatewayRateLimitRequest(
+      this.req,
+      this.view,
+      this.listener.port,
+      this.auth?.claims ?? null,
+      this.peer,
+    );
     checkRateLimit(rl, r, (v) => {
       if (this.done) return; // the client left while weftd was asked
       this.rateLimit = v;
@@ -347,6 +380,7 @@ export class Exchange {
     cluster.stats.rqActive++;
     cluster.stats.rqTotal++;
     this.holdsSlot = true;
+    this.chooseGrpcWebBridge(cluster.speaksH2(isH2(this.req)));
     this.prepareRequest(route, dest);
     if (this.upgrade !== null) this.upgrade.offer(this.out!);
     const timeoutMs = grpcTimeoutMs(this.grpc, this.req.headers, route.timeoutMs);
@@ -359,9 +393,22 @@ export class Exchange {
     });
   }
 
+  /**
+   * gRPC-Web is bridged towards an HTTP/2 cluster (a gRPC server: Istio's `grpc-web` ports are
+   * HTTP/2 upstream). Towards an HTTP/1.1 cluster it passes unchanged (an app that serves
+   * gRPC-Web itself), and is then plain HTTP in the metrics: its status is in the body.
+   */
+  private chooseGrpcWebBridge(http2Cluster: boolean): void {
+    if (this.web === null) return;
+    if (http2Cluster && this.upgrade === null) this.webBridged = true;
+    else this.grpc = null;
+  }
+
   private prepareRequest(route: CompiledRoute, dest: CompiledDest): void {
     const h = (this.out = forwardableHeaders(this.req.headers));
+    if (this.webBridged) toGrpcRequestHeaders(h);
     if (this.listener.edge) sanitizeExternal(h);
+    if (this.clientCert !== null) h['x-forwarded-client-cert'] = this.clientCert;
     h.host = route.rewriteAuthority ?? this.view.authority;
     h['x-forwarded-proto'] = this.view.scheme; // the real scheme (Envoy sets it from the connection)
     this.requestId = propagate(h);
@@ -392,6 +439,7 @@ export class Exchange {
 
   /** Small bodies are buffered (retriable); big or chunked ones stream and disable retries. */
   private readBodyThen(next: () => void): void {
+    if (this.webBridged) return this.readGrpcWebBody(next);
     const h = this.req.headers;
     const cl = h['content-length'];
     if (cl === undefined && h['transfer-encoding'] === undefined) {
@@ -417,6 +465,46 @@ export class Exchange {
       this.reqBytes = this.body.length;
       if (!this.done) next();
     });
+  }
+
+  /**
+   * A gRPC-Web request body is one message (no client streaming): read whole, bounded, and
+   * base64-decoded for `-text`. Too big: RESOURCE_EXHAUSTED; bad base64: 400, so INTERNAL (as
+   * Envoy's "Bad gRPC-web request, invalid base64 data.").
+   */
+  private readGrpcWebBody(next: () => void): void {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (c: Buffer): void => {
+      size += c.length;
+      if (size <= MAX_GRPC_WEB_REQUEST_BYTES) return void chunks.push(c);
+      this.req.removeListener('data', onData);
+      this.req.removeListener('end', onEnd);
+      chunks.length = 0;
+      this.res.shouldKeepAlive = false; // the rest of the body is not read for a next request
+      this.grpc!.forced = '8'; // RESOURCE_EXHAUSTED, as a gRPC server refuses a message too large
+      this.localReply(
+        413,
+        Flags.DownstreamProtocolError,
+        `gRPC-Web request body over ${MAX_GRPC_WEB_REQUEST_BYTES} bytes`,
+      );
+      this.req.resume();
+    };
+    const onEnd = (): void => {
+      this.reqBytes = size;
+      const raw = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+      const body = this.web!.textRequest ? decodeGrpcWebText(raw) : raw;
+      if (body === null)
+        return this.localReply(
+          400,
+          Flags.DownstreamProtocolError,
+          'Bad gRPC-web request, invalid base64 data.',
+        );
+      this.body = body.length === 0 ? null : body;
+      if (!this.done) next();
+    };
+    this.req.on('data', onData);
+    this.req.once('end', onEnd);
   }
 
   private attempt(): void {
@@ -453,7 +541,7 @@ export class Exchange {
     const spec = { path: this.path, method: this.view.method, headers: this.out!, body };
     if (this.upgrade !== null)
       this.upgrade.dispatch(ep, cluster.limits.connectTimeoutMs, spec, a, cluster.connectorFor(ep));
-    else cluster.poolFor(ep).dispatch(spec, a);
+    else cluster.poolFor(ep, isH2(this.req)).dispatch(spec, a);
   }
 
   /** Ends the current attempt's bookkeeping (endpoint in-flight count, per-try timer). */
@@ -485,17 +573,42 @@ export class Exchange {
     if (this.lastOutcome !== null && isRetriable(this.route!.retry, outcome))
       this.flags = addFlag(this.flags, Flags.RetryLimitExceeded);
     this.status = status;
+    const out = this.responseHeaders(headers);
+    if (this.webBridged && this.toGrpcWebHead(status, headers, out)) return;
     if (this.grpc !== null && typeof grpc === 'string') {
       this.grpc.status = grpc;
       // grpc-status in the head: trailers-only, whose head must end the stream (endWithHead)
-      this.heldHead = { status, headers: this.responseHeaders(headers) };
+      this.heldHead = { status, headers: out };
       return;
     }
     try {
-      this.res.writeHead(status, this.responseHeaders(headers));
+      this.res.writeHead(status, out);
     } catch (err) {
       controller.abort(err as Error);
     }
+  }
+
+  /**
+   * A bridged response head for the gRPC-Web client (in place): its content type, no length
+   * (the trailers join the body). An upstream that did not answer gRPC gets Envoy's treatment:
+   * the status mapped into `grpc-status`, the body dropped, the head held until the end (true).
+   */
+  private toGrpcWebHead(
+    status: number,
+    upstream: UpstreamHeaders,
+    out: Record<string, string | string[]>,
+  ): boolean {
+    const web = this.web!;
+    delete out['content-length'];
+    out['content-type'] = grpcWebResponseType(web);
+    if (web.textResponse) this.webText = new TextFrameEncoder();
+    if (isGrpcResponse(status, upstream) || typeof upstream['grpc-status'] === 'string') return false;
+    this.webNotGrpc = true;
+    this.grpc!.status = String(grpcStatusOfHttp(status));
+    out['grpc-status'] = this.grpc!.status;
+    out['grpc-message'] = encodeGrpcMessage(`upstream answered HTTP ${status}, not gRPC`);
+    this.heldHead = { status, headers: out };
+    return true;
   }
 
   /** The upstream's headers as the client gets them: hop-by-hop removed, header ops applied. */
@@ -533,8 +646,15 @@ export class Exchange {
     }
   }
 
-  onData(chunk: Buffer): void {
-    if (this.discard) return;
+  onData(data: Buffer): void {
+    if (this.discard || this.webNotGrpc) return;
+    let chunk = data;
+    if (this.webText !== null) {
+      const text = this.webText.push(data);
+      if (text === null) return this.current?.controller?.abort(new Error('gRPC frame over the size limit'));
+      if (text === '') return;
+      chunk = Buffer.from(text, 'latin1');
+    }
     if (this.heldHead !== null) this.releaseHead();
     this.respBytes += chunk.length;
     if (!this.res.write(chunk)) {
@@ -549,10 +669,18 @@ export class Exchange {
 
   /** The upstream's trailers (gRPC's status lives there): passed on, read for metrics. */
   onTrailers(trailers: UpstreamHeaders): void {
-    if (this.discard) return;
+    if (this.discard || this.webNotGrpc) return;
     if (this.heldHead !== null) this.releaseHead();
     const grpc = trailers['grpc-status'];
     if (this.grpc !== null && typeof grpc === 'string') this.grpc.status = grpc;
+    if (this.webBridged) {
+      // gRPC-Web: the trailers are the body's last frame
+      const frame = trailersFrame(forwardableTrailers(trailers));
+      const out = this.webText !== null ? Buffer.from(frame.toString('base64'), 'latin1') : frame;
+      this.respBytes += out.length;
+      this.res.write(out);
+      return;
+    }
     try {
       this.res.addTrailers(forwardableTrailers(trailers));
     } catch {
@@ -721,7 +849,7 @@ export class Exchange {
       if (!cl || !ep) continue;
       const h = { ...this.out };
       if (m.shadowSuffix) h.host = shadowHost(String(h.host ?? ''));
-      cl.poolFor(ep).dispatch(
+      cl.poolFor(ep, isH2(this.req)).dispatch(
         { path: this.path, method: this.view.method, headers: h, body: this.replayable ? this.body : null },
         DISCARD,
       );
@@ -809,7 +937,7 @@ export class Exchange {
     this.status = 200;
     const h: Record<string, string | string[]> = { 'x-weft-response-flags': this.flags, ...extra };
     this.explainHeader(h);
-    sendGrpcError(this.res, g.status, text, h);
+    sendGrpcError(this.res, g.status, text, h, this.web !== null ? grpcWebResponseType(this.web) : undefined);
     this.finish();
   }
 
@@ -861,6 +989,8 @@ export class Exchange {
       ...(this.details !== undefined ? { response_code_details: this.details } : {}),
       ...(this.grpc !== null ? { grpc_status: grpcStatusLabel(this.grpc.status) } : {}),
       ...(this.auth !== null ? { request_principal: this.auth.principal } : {}),
+      // Istio's %DOWNSTREAM_PEER_URI_SAN% (the sidecar inbound's source_principal)
+      ...(this.peer !== null ? { source_principal: this.peer } : {}),
       explain: buildExplain(this),
     };
   }

@@ -45,6 +45,10 @@ export const EXTERNAL_UNTRUSTED: readonly string[] = [
   'x-envoy-ip-tags',
   'x-envoy-original-url',
   'x-envoy-hedge-on-per-try-timeout',
+  // Istio's gateways: forwardClientCertDetails SANITIZE_SET. A client's own value is never
+  // forwarded (an app would take it for the gateway's word); the gateway sets it from a verified
+  // client certificate (MUTUAL, ISTIO_MUTUAL)
+  'x-forwarded-client-cert',
 ];
 
 /** Removes EXTERNAL_UNTRUSTED from forwarded request headers (already lowercase keys). */

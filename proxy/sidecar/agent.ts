@@ -20,6 +20,8 @@ import { ProxyServer, type ProxyOptions } from '../server.js';
 import { DiscoveryClient, parseAddress } from '../discovery/client.js';
 import { loadAddon } from '../native/original_dst.js';
 import { onOutbound, type CaptureEnv } from './capture.js';
+import { findVHost } from '../compile/compile.js';
+import { OnDemandHolder, ONDEMAND_METRIC } from './ondemand.js';
 import { InboundListener } from '../inbound/listener.js';
 import { DEFAULT_GLOBAL_TIMEOUT_MS, GlobalClient } from '../ratelimit/global.js';
 import { inboundAdminRoutes } from '../inbound/admin.js';
@@ -268,6 +270,18 @@ export async function startAgent(
   const captures: net.Server[] = [];
   /** Connections accepted by the captures (pass-through and inbound pipes), for the drain. */
   const captured = new Set<net.Socket>();
+  // on-demand hosts (ADR 0023): asks go through the discovery client, made below
+  const onDemand = new OnDemandHolder({
+    ask: (names, redeclare) =>
+      link.client ? link.client.askHosts(names, redeclare) : Promise.reject(new Error('no discovery client')),
+    isHeld: (authority) => {
+      const l = proxy.unboundHttp();
+      return l !== null && findVHost(l, authority) !== null;
+    },
+    count: (result) => proxy.metrics.incLabelled(ONDEMAND_METRIC, { result }),
+  });
+  const onDemandWait = (authority: string, held?: () => boolean): Promise<boolean> =>
+    onDemand.wait(authority, held);
   if (s.kind === 'sidecar') {
     const addon = loadAddon();
     if (addon.addon === null)
@@ -282,6 +296,7 @@ export async function startAgent(
       metrics: proxy.metrics,
       outboundHttp: () => proxy.unboundHttp(),
       registryOnly: () => proxy.registryOnly(),
+      onDemand: () => (proxy.current?.source.onDemand !== undefined ? onDemandWait : null),
       outboundTcp: () => proxy.outboundTcp(),
       l4Env: () => proxy.l4Env(),
       handOff: (sock) => {
@@ -334,6 +349,7 @@ export async function startAgent(
     tokenPath: s.tokenPath,
     request: { kind: s.kind, namespace: s.namespace, pod: s.pod },
     log,
+    onOpen: () => void onDemand.redeclare(),
     onConfig: async (config, version) => {
       try {
         // the decoder checked only the message's shape; the config gets the same checks as a file
@@ -348,6 +364,7 @@ export async function startAgent(
           );
         await proxy.apply(config);
         inboundListener?.apply(config, proxy.current ?? undefined);
+        onDemand.configApplied();
       } catch (err) {
         proxy.rejected(err);
         throw err;

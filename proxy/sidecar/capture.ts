@@ -150,6 +150,12 @@ export interface CaptureEnv {
   l4Env?: () => L4Env;
   /** REGISTRY_ONLY's known destinations in the config in force; null (or absent): ALLOW_ANY. */
   registryOnly?: () => RegistryOnly | null;
+  /**
+   * On-demand hosts (ADR 0023, ondemand.ts): holds an HTTP request whose Host (or a TCP/h2c
+   * connection whose original destination address) the config does not know until weftd sent it
+   * (true) or the hold ended (false); `held` says when it is known. Absent or null: off.
+   */
+  onDemand?: () => ((authority: string, held?: () => boolean) => Promise<boolean>) | null;
   /** The pod IP (INSTANCE_IP) the app listens on; 127.0.0.1 when unknown. */
   appHost: string;
   /** The capture ports themselves: a connection "originally" to them is not passed through. */
@@ -246,6 +252,43 @@ function countDetectionTimeout(env: CaptureEnv, dst: OriginalDst | null): void {
   });
 }
 
+/** Does the config in force route this original destination (TCP table, or h2c to a service address)? */
+function knowsDestination(env: CaptureEnv, dst: OriginalDst, h2: boolean): boolean {
+  if (env.outboundTcp?.()?.find(dst.address, dst.port)) return true;
+  const l = env.outboundHttp();
+  return h2 && l !== null && routesH2(l, dst);
+}
+
+/**
+ * On-demand hosts by address (ADR 0023): TCP or h2c to an original destination this sidecar does
+ * not know is held while weftd is asked for the address; when a config that knows it arrives,
+ * the connection is routed as if it had been there from the start (true). False: not on demand,
+ * not found, or the hold ended; the caller carries on with `head` unread.
+ */
+async function routedOnDemand(
+  env: CaptureEnv,
+  socket: net.Socket,
+  dst: OriginalDst,
+  verdict: Sniffed,
+  head: Buffer,
+): Promise<boolean> {
+  const h2 = verdict.kind === 'h2';
+  const wait = env.onDemand?.() ?? null;
+  if (wait === null || knowsDestination(env, dst, h2)) return false;
+  if (!(await wait(dst.address, () => knowsDestination(env, dst, h2))) || socket.destroyed) return false;
+  const l = env.outboundHttp();
+  if (h2 && l !== null && routesH2(l, dst)) {
+    rememberOriginalDst(socket, dst);
+    socket.unshift(head);
+    if (env.handOff(socket)) socket.resume();
+    else socket.destroy(); // the router is closing (shutdown): nothing else would take it
+    return true;
+  }
+  if (env.outboundTcp?.()?.find(dst.address, dst.port) == null) return false;
+  socket.unshift(head);
+  return routedAtL4(env, socket, dst);
+}
+
 export async function onOutbound(env: CaptureEnv, socket: net.Socket): Promise<void> {
   socket.on('error', () => socket.destroy());
   const dst = destination(env, socket);
@@ -254,7 +297,18 @@ export async function onOutbound(env: CaptureEnv, socket: net.Socket): Promise<v
   if (read.timedOut) countDetectionTimeout(env, dst);
   const { verdict } = read;
   let head = read.head;
-  const l = env.outboundHttp();
+  let l = env.outboundHttp();
+  const ask = verdict.kind === 'http' && verdict.host !== null ? (env.onDemand?.() ?? null) : null;
+  if (
+    ask !== null &&
+    verdict.kind === 'http' &&
+    verdict.host !== null &&
+    (l === null || findVHost(l, verdict.host) === null)
+  ) {
+    // a host this sidecar does not hold yet: weftd may send it (held at most the hold time)
+    if (await ask(verdict.host)) l = env.outboundHttp();
+    if (socket.destroyed) return;
+  }
   if (
     (verdict.kind === 'http' && l !== null && verdict.host !== null && findVHost(l, verdict.host) !== null) ||
     (verdict.kind === 'h2' && l !== null && dst !== null && routesH2(l, dst))
@@ -266,6 +320,14 @@ export async function onOutbound(env: CaptureEnv, socket: net.Socket): Promise<v
       return;
     }
   }
+  if (
+    dst !== null &&
+    !isSelf(env, dst) &&
+    verdict.kind !== 'http' &&
+    (await routedOnDemand(env, socket, dst, verdict, head))
+  )
+    return;
+  if (socket.destroyed) return;
   const catchAll =
     verdict.kind === 'tcp' && head.length > 0 && dst !== null && !isSelf(env, dst)
       ? (env.outboundTcp?.()?.catchAll(dst.port) ?? null)

@@ -52,7 +52,10 @@ export interface EndpointRuntime {
   readonly health: HostHealth;
   /** Requests in flight to this endpoint (LEAST_REQUEST reads it). */
   active: number;
+  /** The endpoint's pool in the cluster's protocol (HTTP/1.1 or HTTP/2). */
   pool: H1Pool | H2Pool | null;
+  /** useClientProtocol: the HTTP/2 pool for HTTP/2 clients (`pool` is then the HTTP/1.1 one). */
+  h2pool: H2Pool | null;
 }
 
 export interface Limits {
@@ -83,6 +86,20 @@ export function resolveLimits(cp: ConnectionPool | undefined): Limits {
  */
 export const MAX_ORIGINAL_DST_HOSTS = 1024;
 
+/** The HTTP/2 keepalive of a cluster's pool (DestinationRule http2KeepAlive), or none. */
+function keepAliveOf(cp: ConnectionPool | undefined): { intervalMs: number; timeoutMs: number } | null {
+  const intervalMs = cp?.http2KeepAliveIntervalMs;
+  const timeoutMs = cp?.http2KeepAliveTimeoutMs;
+  return intervalMs !== undefined && timeoutMs !== undefined && intervalMs > 0 && timeoutMs > 0
+    ? { intervalMs, timeoutMs }
+    : null;
+}
+
+/** Closes an endpoint's pools once their requests are done. */
+function closePools(ep: EndpointRuntime): Promise<unknown> {
+  return Promise.all([ep.pool, ep.h2pool].map((p) => p?.close().catch(() => undefined)));
+}
+
 function endpointRuntime(e: Endpoint): EndpointRuntime {
   return {
     address: e.address,
@@ -96,6 +113,7 @@ function endpointRuntime(e: Endpoint): EndpointRuntime {
     health: newHostHealth(),
     active: 0,
     pool: null,
+    h2pool: null,
   };
 }
 
@@ -285,7 +303,7 @@ export class ClusterRuntime {
         for (const [k, old] of map)
           if (old.active === 0) {
             map.delete(k);
-            void old.pool?.close().catch(() => undefined);
+            void closePools(old);
             break;
           }
       }
@@ -308,7 +326,7 @@ export class ClusterRuntime {
       if (kept !== undefined) old.delete(key);
       next.push(kept ?? endpointRuntime(e));
     }
-    for (const gone of old.values()) void gone.pool?.close().catch(() => undefined);
+    for (const gone of old.values()) void closePools(gone);
     this.endpoints.length = 0;
     this.endpoints.push(...next);
     this.ejected = next.filter((e) => e.health.ejected).length;
@@ -324,27 +342,45 @@ export class ClusterRuntime {
     return `cluster ${this.name} has no healthy endpoint (${this.endpoints.length} total)`;
   }
 
-  poolFor(ep: EndpointRuntime): H1Pool | H2Pool {
-    if (ep.pool === null) {
-      const l = this.limits;
-      if (this.def.http2 === true)
-        return (ep.pool = new H2Pool(ep.address, ep.port, {
-          maxConnections: l.maxConnections >= UNLIMITED ? Infinity : l.maxConnections,
-          connectTimeoutMs: l.connectTimeoutMs,
-          idleTimeoutMs: l.idleTimeoutMs,
-          // 0 or absent: as many as the server's SETTINGS allow (a limit of 0 would never send)
-          maxConcurrentStreams: this.def.connectionPool?.maxConcurrentStreams || Infinity,
-          connect: this.connectorFor(ep),
-        }));
-      ep.pool = new H1Pool(ep.address, ep.port, {
-        maxConnections: l.maxConnections >= UNLIMITED ? Infinity : l.maxConnections,
-        connectTimeoutMs: l.connectTimeoutMs,
-        idleTimeoutMs: l.idleTimeoutMs,
-        maxRequestsPerConnection: l.maxRequestsPerConnection,
-        connect: this.connectorFor(ep),
-      });
-    }
+  /**
+   * The pool a request to `ep` goes through: HTTP/2 for an HTTP/2 cluster, HTTP/1.1 otherwise;
+   * with useClientProtocol (Envoy's use_downstream_protocol_config) the client's protocol
+   * decides, `clientH2` (the other pool is kept alongside, in `h2pool`).
+   */
+  poolFor(ep: EndpointRuntime, clientH2 = false): H1Pool | H2Pool {
+    if (this.def.useClientProtocol === true)
+      return clientH2 ? (ep.h2pool ??= this.newH2Pool(ep)) : (ep.pool ??= this.newH1Pool(ep));
+    if (ep.pool === null) ep.pool = this.def.http2 === true ? this.newH2Pool(ep) : this.newH1Pool(ep);
     return ep.pool;
+  }
+
+  /** Whether a request from a client speaking HTTP/2 (`clientH2`) or not goes upstream over HTTP/2. */
+  speaksH2(clientH2: boolean): boolean {
+    return this.def.useClientProtocol === true ? clientH2 : this.def.http2 === true;
+  }
+
+  private newH2Pool(ep: EndpointRuntime): H2Pool {
+    const l = this.limits;
+    return new H2Pool(ep.address, ep.port, {
+      maxConnections: l.maxConnections >= UNLIMITED ? Infinity : l.maxConnections,
+      connectTimeoutMs: l.connectTimeoutMs,
+      idleTimeoutMs: l.idleTimeoutMs,
+      // 0 or absent: as many as the server's SETTINGS allow (a limit of 0 would never send)
+      maxConcurrentStreams: this.def.connectionPool?.maxConcurrentStreams || Infinity,
+      connect: this.connectorFor(ep),
+      keepAlive: keepAliveOf(this.def.connectionPool),
+    });
+  }
+
+  private newH1Pool(ep: EndpointRuntime): H1Pool {
+    const l = this.limits;
+    return new H1Pool(ep.address, ep.port, {
+      maxConnections: l.maxConnections >= UNLIMITED ? Infinity : l.maxConnections,
+      connectTimeoutMs: l.connectTimeoutMs,
+      idleTimeoutMs: l.idleTimeoutMs,
+      maxRequestsPerConnection: l.maxRequestsPerConnection,
+      connect: this.connectorFor(ep),
+    });
   }
 
   /** How connections to `ep` are opened: TLS per the cluster's `tls` (tls.ts), or null for plain TCP. */
@@ -410,7 +446,7 @@ export class ClusterRuntime {
   async close(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.dns?.stop();
-    await Promise.all(this.allEndpoints().map((e) => e.pool?.close().catch(() => undefined)));
+    await Promise.all(this.allEndpoints().map((e) => closePools(e)));
   }
 
   private allEndpoints(): EndpointRuntime[] {
@@ -421,7 +457,9 @@ export class ClusterRuntime {
   async destroy(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.dns?.stop();
-    await Promise.all(this.allEndpoints().map((e) => e.pool?.destroy().catch(() => undefined)));
+    await Promise.all(
+      this.allEndpoints().flatMap((e) => [e.pool, e.h2pool].map((p) => p?.destroy().catch(() => undefined))),
+    );
   }
 
   /** For /clusters and /explain. */

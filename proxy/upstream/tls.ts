@@ -151,7 +151,7 @@ export function endpointConnect(
         }),
       );
     };
-  return (host, port) => {
+  return (host, port, alpn) => {
     let context: SecureContext;
     try {
       context = env.simpleContext();
@@ -167,7 +167,7 @@ export function endpointConnect(
         port,
         secureContext: context,
         ...(sni !== undefined ? { servername: sni } : {}),
-        ...(cfg.alpn ? { ALPNProtocols: cfg.alpn } : {}),
+        ...originationAlpn(cfg, alpn),
         rejectUnauthorized: cfg.insecureSkipVerify !== true,
         checkServerIdentity: (_name, cert) =>
           cfg.insecureSkipVerify === true
@@ -178,6 +178,19 @@ export function endpointConnect(
       }),
     );
   };
+}
+
+/**
+ * ALPN of TLS origination (SIMPLE/MUTUAL): the config's, else `h2` alone when the HTTP/2 pool
+ * connects (it asks for the mesh's `istio-h2`; Istio's ALPNH2Only for an HTTP/2 cluster, so a
+ * server that insists on ALPN, as gRPC servers do, accepts the session), else none (HTTP/1.1).
+ */
+function originationAlpn(
+  cfg: UpstreamTls,
+  asked: readonly string[] | undefined,
+): { ALPNProtocols?: string[] } {
+  if (cfg.alpn) return { ALPNProtocols: cfg.alpn };
+  return asked?.includes('istio-h2') === true ? { ALPNProtocols: ['h2'] } : {};
 }
 
 /**

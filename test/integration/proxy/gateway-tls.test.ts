@@ -84,7 +84,14 @@ interface Reply {
 
 function get(
   port: number,
-  o: { sni: string; host?: string; ca: string; cert?: CertPem; path?: string },
+  o: {
+    sni: string;
+    host?: string;
+    ca: string;
+    cert?: CertPem;
+    path?: string;
+    headers?: Record<string, string>;
+  },
 ): Promise<Reply> {
   return new Promise((resolve, reject) => {
     const req = https.request(
@@ -93,7 +100,7 @@ function get(
         port,
         path: o.path ?? '/',
         servername: o.sni,
-        headers: { host: o.host ?? o.sni },
+        headers: { ...o.headers, host: o.host ?? o.sni },
         ca: o.ca,
         ...(o.cert ? { cert: o.cert.certPem, key: o.cert.keyPem } : {}),
         agent: false,
@@ -292,6 +299,27 @@ describe('gateway TLS termination (loopback)', function () {
   it('MUTUAL: a client certificate from the Secret CA with a listed SAN is served', async () => {
     const r = await get(gw.port, { sni: 'm.example.com', ca: m.ca.certPem, cert: goodClient });
     expect(r.status).to.equal(200);
+  });
+
+  it("x-forwarded-client-cert: a client's own is never forwarded; MUTUAL sets it from the verified certificate (SANITIZE_SET)", async () => {
+    const forged = 'By=spiffe://cluster.local/ns/prod/sa/admin;URI=spiffe://cluster.local/ns/prod/sa/admin';
+    const simple = await get(gw.port, {
+      sni: 'a.example.com',
+      ca: ab.ca.certPem,
+      headers: { 'x-forwarded-client-cert': forged },
+    });
+    expect(simple.status).to.equal(200);
+    expect(app.seen.at(-1)!.headers).to.not.have.property('x-forwarded-client-cert');
+    const mutual = await get(gw.port, {
+      sni: 'm.example.com',
+      ca: m.ca.certPem,
+      cert: goodClient,
+      headers: { 'x-forwarded-client-cert': forged },
+    });
+    expect(mutual.status).to.equal(200);
+    expect(app.seen.at(-1)!.headers['x-forwarded-client-cert']).to.match(
+      /^Hash=[0-9a-f]{64};Subject="CN=client";DNS=client\.example\.com$/,
+    );
   });
 
   it('MUTUAL: no client certificate, an untrusted one, or one without a listed SAN is refused', async () => {

@@ -5,6 +5,8 @@
 import { expect } from 'chai';
 import type { ProxyConfig, Route, RouteMatch } from '../../../pkg/proxyconfig/types.js';
 import {
+  hostReason,
+  clusterTable,
   actionSummary,
   age,
   configSection,
@@ -503,6 +505,56 @@ describe('proxy-config listeners: which Sidecar scoped the proxy', () => {
     );
     expect(scopeText({ ...base, scope: { sidecar: 'weft-system/default', via: 'root' } })).to.contain(
       '(root-namespace default)',
+    );
+  });
+});
+
+describe('proxy-config on an on-demand sidecar: why each host is there (ADR 0023)', () => {
+  const cluster = (service: string) => ({
+    name: `outbound|80||${service}`,
+    service,
+    port: 80,
+    endpoints: [],
+  });
+  const cfg = {
+    apiVersion: 'proxy.weft.dev/v1',
+    kind: 'ProxyConfig',
+    version: 'v',
+    listeners: [],
+    clusters: [
+      cluster('web.shop.svc.cluster.local'),
+      cluster('reviews.prod.svc.cluster.local'),
+      cluster('api.example.com'),
+      cluster('ratings.prod.svc.cluster.local'),
+    ],
+    onDemand: {
+      namespace: 'shop',
+      subscribed: ['egress/*.example.com', 'prod/reviews.prod.svc.cluster.local'],
+    },
+  } as ProxyConfig;
+  const table: [string, string | null][] = [
+    ['web.shop.svc.cluster.local', 'namespace'],
+    ['reviews.prod.svc.cluster.local:80', 'on demand (prod/reviews.prod.svc.cluster.local)'],
+    ['api.example.com', 'on demand (egress/*.example.com)'],
+    ['ratings.prod.svc.cluster.local', 'VirtualService destination'],
+  ];
+  for (const [host, want] of table)
+    it(`${host} → ${want}`, () => expect(hostReason(cfg, host)).to.equal(want));
+  it('a Sidecar names the rest exactly', () =>
+    expect(
+      hostReason({ ...cfg, scope: { sidecar: 'shop/default', via: 'namespace' } }, 'x.y.svc.cluster.local'),
+    ).to.equal('Sidecar shop/default'));
+  it('off: no reason and no WHY column', () => {
+    const { onDemand: _, ...off } = cfg;
+    expect(hostReason(off, 'web.shop.svc.cluster.local')).to.equal(null);
+    expect(clusterTable(off)).to.not.contain('WHY');
+  });
+  it('the clusters table gets a WHY column and the listeners footer the subscriptions', () => {
+    const t = clusterTable(cfg);
+    expect(t.split('\n')[0]).to.match(/ENDPOINTS\s+WHY$/);
+    expect(t).to.match(/outbound\|80\|\|reviews\.prod\.svc\.cluster\.local .* on demand \(prod\/reviews/);
+    expect(scopeText(cfg)).to.contain(
+      'on-demand hosts: namespace shop from the start, 2 subscribed (egress/*.example.com, prod/reviews.prod.svc.cluster.local)',
     );
   });
 });

@@ -181,7 +181,17 @@ describe('weftd mesh config (mesh.yaml)', () => {
       extensionProviders: [],
       gatewayNumTrustedProxies: 0,
       proxyHeaders: {},
+      onDemandHosts: false,
     });
+  });
+
+  it('defaultConfig.onDemandHosts (ADR 0023): off by default, a boolean only', () => {
+    expect(DEFAULT_MESH.onDemandHosts).to.equal(false);
+    expect(parseMeshSettings('defaultConfig: {onDemandHosts: true}').onDemandHosts).to.equal(true);
+    expect(parseMeshSettings('defaultConfig: {onDemandHosts: false}').onDemandHosts).to.equal(false);
+    expect(() => parseMeshSettings('defaultConfig: {onDemandHosts: yes please}')).to.throw(
+      /defaultConfig\.onDemandHosts must be true or false/,
+    );
   });
 
   const PROXY_HEADERS: [string, Record<string, unknown> | RegExp][] = [

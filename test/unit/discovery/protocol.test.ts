@@ -6,6 +6,8 @@ import {
   discoveryQuery,
   newNonce,
   parseAck,
+  parseOnDemand,
+  onDemandHostName,
   encodeMessage,
   parseDiscoveryQuery,
   type DiscoveryMessage,
@@ -135,6 +137,51 @@ describe('discovery protocol', () => {
         expect(isWeftError(err, 'WEFT_DISCOVERY_ACK_INVALID'), String(err)).to.equal(true);
         expect((err as Error).message).to.match(message);
       });
+    describe('on-demand requests (parseOnDemand, ADR 0023)', () => {
+      const od = { kind: 'sidecar', namespace: 'ns', pod: 'p', hosts: ['reviews.prod'] };
+      it('keeps host names once each, and redeclare only when true', () => {
+        expect(parseOnDemand({ ...od, hosts: ['a.b', 'a.b', '10.96.0.1'] }).hosts).to.deep.equal([
+          'a.b',
+          '10.96.0.1',
+        ]);
+        expect(parseOnDemand({ ...od, redeclare: true }).redeclare).to.equal(true);
+        expect(parseOnDemand({ ...od, redeclare: 'yes' })).to.not.have.property('redeclare');
+      });
+      const badOd: [string, unknown, RegExp][] = [
+        ['null', null, /JSON object/],
+        ['no hosts', { ...od, hosts: [] }, /1-16 host names/],
+        ['17 hosts', { ...od, hosts: Array.from({ length: 17 }, (_, i) => `h${i}.x`) }, /1-16 host names/],
+        ['a host with a port', { ...od, hosts: ['reviews:80'] }, /not a lower-case host name/],
+        ['a host in capitals', { ...od, hosts: ['Reviews'] }, /not a lower-case host name/],
+        ['a host with a space', { ...od, hosts: ['a b'] }, /not a lower-case host name/],
+        ['a number', { ...od, hosts: [7] }, /not a lower-case host name/],
+        ['a host past 253 characters', { ...od, hosts: ['a'.repeat(254)] }, /not a lower-case host name/],
+        ['an unknown kind', { ...od, kind: 'waypoint' }, /kind must be sidecar or gateway/],
+      ];
+      for (const [title, body, message] of badOd)
+        it(`refuses ${title} with WEFT_DISCOVERY_ONDEMAND_INVALID`, () => {
+          let err: unknown;
+          try {
+            parseOnDemand(body);
+          } catch (e) {
+            err = e;
+          }
+          expect(isWeftError(err, 'WEFT_DISCOVERY_ONDEMAND_INVALID'), String(err)).to.equal(true);
+          expect((err as Error).message).to.match(message);
+        });
+      const names: [string, string | null][] = [
+        ['Reviews.Prod:9080', 'reviews.prod'],
+        ['api.example.com.', 'api.example.com'],
+        ['10.96.0.1:80', '10.96.0.1'],
+        ['[::1]:80', null],
+        ['', null],
+        ['a/b', null],
+      ];
+      for (const [authority, want] of names)
+        it(`the Host ${JSON.stringify(authority)} asks for ${JSON.stringify(want)}`, () =>
+          expect(onDemandHostName(authority)).to.equal(want));
+    });
+
     it('nonces are 128 random bits in hex, never repeated', () => {
       const seen = new Set(Array.from({ length: 1000 }, () => newNonce()));
       expect(seen.size).to.equal(1000);

@@ -103,7 +103,7 @@ describe('gRPC on the router path (proxy/h2)', () => {
     expect(speaksH2('HTTP', 'UPGRADE')).to.equal(true);
     expect(speaksH2('HTTP', 'DEFAULT')).to.equal(false);
     expect(speaksH2('HTTP', undefined)).to.equal(false);
-    expect(speaksH2('GRPC-WEB', 'UPGRADE')).to.equal(false);
+    expect(speaksH2('GRPC-WEB', undefined)).to.equal(true); // Istio's IsHTTP2; bridged by the proxy
     expect(speaksH2('TCP', 'UPGRADE')).to.equal(false);
   });
 });

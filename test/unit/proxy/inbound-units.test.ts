@@ -5,7 +5,7 @@
  */
 import { expect } from 'chai';
 import { createHash, X509Certificate } from 'node:crypto';
-import { peerIdentity } from '../../../proxy/inbound/peer.js';
+import { clientCertDetails, peerIdentity } from '../../../proxy/inbound/peer.js';
 import { InboundPlan, MAX_PEER_SERIES, NO_INBOUND_POLICY } from '../../../proxy/inbound/plan.js';
 import { decide, type Arrival } from '../../../proxy/inbound/decide.js';
 import { MetricsRegistry } from '../../../proxy/telemetry/metrics.js';
@@ -62,6 +62,57 @@ describe('inbound: peer identity and XFCC', () => {
     it(`refuses ${title}`, () => {
       const id = peerIdentity(new X509Certificate(leafWithSans(root, sans).certPem), SELF);
       expect(id).to.be.a('string').that.matches(re);
+    });
+});
+
+describe('gateway: XFCC of a verified client certificate (SANITIZE_SET)', () => {
+  const root = meshRoot();
+  const details = (sans: { type: number; value: string }[], by?: string): string => {
+    const cert = new X509Certificate(leafWithSans(root, sans).certPem);
+    const hash = createHash('sha256').update(cert.raw).digest('hex');
+    return clientCertDetails(cert, by).replace(hash, 'H');
+  };
+  const cases: [string, { type: number; value: string }[], string | undefined, string][] = [
+    [
+      'DNS SANs, no own identity (a MUTUAL gateway without one): no By',
+      [
+        { type: 2, value: 'client.example.com' },
+        { type: 2, value: 'b.example.com' },
+      ],
+      undefined,
+      'Hash=H;Subject="";DNS=client.example.com;DNS=b.example.com',
+    ],
+    [
+      'a SPIFFE client at an ISTIO_MUTUAL gateway',
+      [{ type: 6, value: PEER }],
+      SELF,
+      `By=${SELF};Hash=H;Subject="";URI=${PEER}`,
+    ],
+    [
+      'only the first URI SAN, as Envoy',
+      [
+        { type: 6, value: 'urn:a' },
+        { type: 6, value: 'urn:b' },
+      ],
+      undefined,
+      'Hash=H;Subject="";URI=urn:a',
+    ],
+    [
+      "a user CA's DNS SAN that would forge another element is quoted, never raw",
+      [{ type: 2, value: 'a.example;By=spiffe://td/ns/admin' }],
+      undefined,
+      'Hash=H;Subject="";DNS="a.example;By=spiffe://td/ns/admin"',
+    ],
+    [
+      'a URI SAN with a comma or a quote is quoted and escaped',
+      [{ type: 6, value: 'urn:x,"y' }],
+      undefined,
+      'Hash=H;Subject="";URI="urn:x,\\"y"',
+    ],
+  ];
+  for (const [title, sans, by, want] of cases)
+    it(title, () => {
+      expect(details(sans, by)).to.equal(want);
     });
 });
 

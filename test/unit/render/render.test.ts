@@ -445,6 +445,18 @@ describe('effectiveSpec defaults match the CRD schema defaults', () => {
     const text = meshYaml({ defaultConfig: { proxyHeaders: ph } });
     expect(parseMeshSettings(text).proxyHeaders).to.deep.equal(ph);
   });
+  it('defaultConfig.onDemandHosts reaches mesh.yaml only when on, and weftd reads it back', () => {
+    const meshYaml = (spec: MeshSpec): string => {
+      const cm = render(mesh(spec)).find(
+        (o) => o.kind === 'ConfigMap' && o.metadata.name === 'weft-mesh-config',
+      )!;
+      return (cm as unknown as { data: Record<string, string> }).data['mesh.yaml']!;
+    };
+    expect(meshYaml({ defaultConfig: { onDemandHosts: false } })).to.not.include('defaultConfig');
+    const on = meshYaml({ defaultConfig: { onDemandHosts: true } });
+    expect(parseMeshSettings(on).onDemandHosts).to.equal(true);
+    expect(parseMeshSettings(on).proxyHeaders).to.deep.equal({});
+  });
 });
 
 describe('weftctl render: bad input is a clear error, never a stack trace', () => {

@@ -12,7 +12,17 @@ import { validateProxyConfig } from '../../../pkg/proxyconfig/validate.js';
 import { addTlsServer, gatewayTlsServer, sniHostsOf } from '../../../pkg/translate/gateway.js';
 import { translateGateway, type ServiceRecord } from '../../../pkg/translate/index.js';
 import { credentialNames } from '../../../controlplane/credentials.js';
-import { hostAllowed, sanValues, selectServer } from '../../../proxy/gateway-tls.js';
+import {
+  hostAllowed,
+  ISTIO_MUTUAL_ALPN,
+  sanValues,
+  secureOptions,
+  selectServer,
+  workloadCredential,
+} from '../../../proxy/gateway-tls.js';
+import { MESH_ALPN_HTTP11, MESH_ALPN_TCP } from '../../../proxy/upstream/tls.js';
+import { MESH_ALPN_H2 } from '../../../proxy/h2/pool.js';
+import { MESH_ALPN } from '../../../proxy/inbound/peer.js';
 
 const srv = (name: string, sniHosts: string[]): GatewayTlsServer => ({
   name,
@@ -146,7 +156,20 @@ describe('pkg/translate: Gateway HTTPS servers', () => {
     [{ mode: 'PASSTHROUGH' }, /tls.mode PASSTHROUGH is not served yet/.source],
     [{ credentialName: 'c' }, /tls.mode PASSTHROUGH/.source], // the enum's default
     [{ mode: 'AUTO_PASSTHROUGH' }, /AUTO_PASSTHROUGH is not served/.source],
-    [{ mode: 'ISTIO_MUTUAL' }, /ISTIO_MUTUAL is not served/.source],
+    // the gateway's workload certificate: no credential, every client with a mesh certificate
+    [{ mode: 'ISTIO_MUTUAL' }, { mode: 'ISTIO_MUTUAL' }],
+    // subjectAltNames restrict the client identities (Istio's validation context, as for MUTUAL)
+    [
+      { mode: 'ISTIO_MUTUAL', subjectAltNames: ['spiffe://cluster.local/ns/shop/sa/web'] },
+      { mode: 'ISTIO_MUTUAL', subjectAltNames: ['spiffe://cluster.local/ns/shop/sa/web'] },
+    ],
+    [
+      { mode: 'ISTIO_MUTUAL', minProtocolVersion: 'TLSV1_3' },
+      { mode: 'ISTIO_MUTUAL', minProtocolVersion: 'TLSv1.3' },
+    ],
+    // SIMPLE asks for no client certificate: subjectAltNames have nothing to check
+    [{ mode: 'SIMPLE', credentialName: 'c', subjectAltNames: ['x'] }, { mode: 'SIMPLE' }],
+    [{ mode: 'OPTIONAL_MUTUAL', credentialName: 'c' }, /OPTIONAL_MUTUAL is not served/.source],
     [
       { mode: 'SIMPLE', serverCertificate: '/etc/cert.pem', privateKey: '/etc/key.pem' },
       /credentialName is required/.source,
@@ -158,6 +181,10 @@ describe('pkg/translate: Gateway HTTPS servers', () => {
       const got = gatewayTlsServer(https(['a.example.com'], tls), 'edge/gw[0]', 'edge');
       if (typeof want === 'string') expect(got).to.be.a('string').and.match(new RegExp(want));
       else expect(got).to.deep.include({ name: 'edge/gw[0]', sniHosts: ['a.example.com'], ...want });
+      if (typeof got !== 'string') {
+        if (got.mode === 'ISTIO_MUTUAL') expect(got).not.to.have.property('credentialName');
+        if (got.mode === 'SIMPLE') expect(got).not.to.have.property('subjectAltNames');
+      }
     });
 
   it('a duplicate SNI name stays with the first server; a server with none left is skipped', () => {
@@ -238,6 +265,76 @@ describe('pkg/translate: Gateway HTTPS servers', () => {
     expect(credentialNames(r.config)).to.deep.equal(['a-cert', 'm-cert']);
   });
 
+  it('ISTIO_MUTUAL among SIMPLE servers by SNI: one listener, no credential asked for the mesh server', () => {
+    const r = translateGateway({
+      pod,
+      services: [productpage],
+      gateways: [
+        gateway({
+          selector: { istio: 'ingressgateway' },
+          servers: [
+            https(['a.example.com'], { mode: 'SIMPLE', credentialName: 'a-cert' }),
+            https(['mesh.example.com'], {
+              mode: 'ISTIO_MUTUAL',
+              subjectAltNames: ['spiffe://cluster.local/ns/shop/sa/web'],
+            }),
+            // a duplicate name stays with the first server, whatever its mode
+            https(['a.example.com', '*.internal'], { mode: 'ISTIO_MUTUAL' }),
+            https(['*'], { mode: 'SIMPLE', credentialName: 'fallback' }),
+          ],
+        }),
+      ],
+      virtualServices: [
+        {
+          apiVersion: 'networking.istio.io/v1',
+          kind: 'VirtualService',
+          metadata: { name: 'pp', namespace: 'shop', creationTimestamp: '2026-01-01T00:00:00Z' },
+          spec: {
+            hosts: ['a.example.com', 'mesh.example.com', 'x.internal'],
+            gateways: ['edge/gw'],
+            http: [{ route: [{ destination: { host: 'productpage' } }] }],
+          },
+        },
+      ],
+    } as never);
+    const [l] = r.config.listeners as HttpListener[];
+    expect(
+      l!.tls!.servers.map((s) => [s.mode, s.sniHosts, s.credentialName, s.subjectAltNames]),
+    ).to.deep.equal([
+      ['SIMPLE', ['a.example.com'], 'a-cert', undefined],
+      ['ISTIO_MUTUAL', ['mesh.example.com'], undefined, ['spiffe://cluster.local/ns/shop/sa/web']],
+      ['ISTIO_MUTUAL', ['*.internal'], undefined, undefined],
+      ['SIMPLE', [], 'fallback', undefined],
+    ]);
+    expect(r.warnings.join('\n')).not.to.match(/ISTIO_MUTUAL/);
+    expect(validateProxyConfig(r.config)).to.deep.equal([]);
+    expect(credentialNames(r.config)).to.deep.equal(['a-cert', 'fallback']);
+    const servers = l!.tls!.servers;
+    expect(selectServer(servers, 'mesh.example.com')?.mode).to.equal('ISTIO_MUTUAL');
+    expect(selectServer(servers, 'a.internal')?.mode).to.equal('ISTIO_MUTUAL');
+    expect(selectServer(servers, 'a.example.com')?.credentialName).to.equal('a-cert');
+    expect(selectServer(servers, null)?.credentialName).to.equal('fallback');
+  });
+
+  it('the proxy config check: ISTIO_MUTUAL takes no credentialName, SIMPLE/MUTUAL need one', () => {
+    const cfg = (servers: unknown[]) => ({
+      apiVersion: 'proxy.weft.dev/v1',
+      kind: 'ProxyConfig',
+      version: 'v',
+      listeners: [{ name: 'l', protocol: 'HTTP', port: 443, virtualHosts: [], tls: { servers } }],
+      clusters: [],
+    });
+    expect(validateProxyConfig(cfg([{ name: 's', sniHosts: [], mode: 'ISTIO_MUTUAL' }]))).to.deep.equal([]);
+    expect(
+      validateProxyConfig(cfg([{ name: 's', sniHosts: [], mode: 'ISTIO_MUTUAL', credentialName: 'c' }])).map(
+        (p) => p.path,
+      ),
+    ).to.deep.equal(['listeners[0].tls.servers[0].credentialName']);
+    expect(
+      validateProxyConfig(cfg([{ name: 's', sniHosts: [], mode: 'MUTUAL' }])).map((p) => p.path),
+    ).to.deep.equal(['listeners[0].tls.servers[0].credentialName']);
+  });
+
   it('the proxy config check refuses a malformed tls block', () => {
     const bad = {
       apiVersion: 'proxy.weft.dev/v1',
@@ -269,5 +366,27 @@ describe('pkg/translate: Gateway HTTPS servers', () => {
       'listeners[0].tls.servers[0].credentialName',
       'listeners[0].tls.servers[0].minProtocolVersion',
     ]);
+  });
+});
+
+describe('proxy/gateway-tls: ISTIO_MUTUAL material', () => {
+  const none = { current: () => null, secureContext: () => null, onChange: () => () => {} };
+
+  it('no identity, or none issued yet: an unusable credential with the reason', () => {
+    expect(workloadCredential(undefined).error).to.match(/no workload identity/);
+    expect(workloadCredential(none).error).to.match(/no workload certificate yet/);
+    const s: GatewayTlsServer = { name: 'm', sniHosts: [], mode: 'ISTIO_MUTUAL' };
+    expect(() => secureOptions(s, workloadCredential(none))).to.throw(/no workload certificate yet/);
+    expect(() =>
+      secureOptions(s, { source: 'workload certificate', certChain: 'x', privateKey: 'y' }),
+    ).to.throw(/no mesh roots: ISTIO_MUTUAL cannot verify client certificates/);
+  });
+
+  it('offers every ALPN value a weft sidecar sends, and every mesh value the inbound accepts', () => {
+    for (const p of [...MESH_ALPN_HTTP11, ...MESH_ALPN_TCP, ...MESH_ALPN_H2, ...MESH_ALPN, 'h2', 'http/1.1'])
+      expect(ISTIO_MUTUAL_ALPN).to.include(p);
+    // OpenSSL picks in the server's order: the protocol-specific values before plain `istio`
+    expect(ISTIO_MUTUAL_ALPN.indexOf('istio-h2')).to.be.lessThan(ISTIO_MUTUAL_ALPN.indexOf('istio'));
+    expect(ISTIO_MUTUAL_ALPN.indexOf('istio-http/1.1')).to.be.lessThan(ISTIO_MUTUAL_ALPN.indexOf('istio'));
   });
 });

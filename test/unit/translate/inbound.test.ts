@@ -43,7 +43,11 @@ describe('inbound block (protocols and port-level mTLS)', () => {
       { name: 'tcp', appProtocol: 'http', port: 80, targetPort: 9080 },
       { protocol: 'HTTP' },
     ],
-    ['grpc-web is HTTP/1', { name: 'grpc-web', port: 80, targetPort: 9080 }, { protocol: 'HTTP' }],
+    [
+      'grpc-web is HTTP, HTTP/2 to the app (a gRPC server behind the bridge)',
+      { name: 'grpc-web', port: 80, targetPort: 9080 },
+      { protocol: 'HTTP', http2: true },
+    ],
     [
       'grpc is HTTP, HTTP/2 to the app',
       { name: 'grpc', port: 80, targetPort: 9080 },

@@ -315,6 +315,12 @@ spec:
       maxRetries: 3,
       idleTimeoutMs: 30_000,
     });
+    expect(convertPool({ http: { http2KeepAlive: { interval: '30s', timeout: '5s' } } })).to.deep.equal({
+      http2KeepAliveIntervalMs: 30_000,
+      http2KeepAliveTimeoutMs: 5_000,
+    });
+    // half-set (Istio's validation, and the webhook, refuse it): no PINGs
+    expect(convertPool({ http: { http2KeepAlive: { interval: '30s' } } })).to.equal(undefined);
     expect(convertOutlier({ consecutiveErrors: 4 })).to.deep.equal({ consecutiveGatewayErrors: 4 });
     expect(convertOutlier({ consecutive5xxErrors: 0 })).to.deep.equal({ consecutive5xxErrors: 0 });
     expect(convertMatch({ uri: {}, queryParams: { a: {} } })).to.deep.equal({

@@ -1,0 +1,354 @@
+/**
+ * On-demand hosts (ADR 0023), on against off in the same run, no cluster: SERVICES services
+ * (default 1,000) in 20 namespaces (2 ports, 3 endpoints each, a VirtualService on every fifth),
+ * weftd's real DiscoveryService and ConfigGenerator on a real HTTPS server, one sidecar in ns0
+ * that calls CALLS (default 5) services of other namespaces.
+ *
+ * 1. Bytes: the config that sidecar holds (JSON bytes of what its real DiscoveryClient applied)
+ *    and the bytes weftd wrote to its stream, with on-demand off (every host) and on (ns0's
+ *    services, then one ask per called service), medians over REPS.
+ * 2. First-request latency: a real `proxy sidecar` process against an on-demand weftd; for each
+ *    of HOSTS services of other namespaces (all served by one local HTTP upstream), the first
+ *    request (held while weftd subscribes the proxy and pushes, then routed) against the second
+ *    one to the same host (already held: the baseline), through the sidecar's outbound capture;
+ *    medians.
+ * 3. weftd's translation per change for that sidecar (a new registry generation, then its config),
+ *    off (shared by every proxy of a namespace without a Sidecar) against on (its own namespace
+ *    plus its CALLS subscriptions: shared only by proxies with the same subscriptions), medians
+ *    over REPS × 5.
+ * Writes bench/weftd/last-run-ondemand.json.
+ *   npx tsx bench/weftd/ondemand.ts        SERVICES=1000 CALLS=5 REPS=3 HOSTS=20
+ *   WEFTD_BENCH=ondemand bash bench/weftd/run.sh
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import { createServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { ConfigGenerator } from '../../controlplane/configgen.js';
+import { DiscoveryService } from '../../controlplane/discovery.js';
+import { DEFAULT_MESH } from '../../controlplane/flags.js';
+import { createWeftdMetrics } from '../../controlplane/metrics.js';
+import { createCA, issueServing } from '../../pkg/certs/index.js';
+import { createLogger } from '../../pkg/log/index.js';
+import type { ProxyConfig } from '../../pkg/proxyconfig/types.js';
+import { DiscoveryClient } from '../../proxy/discovery/client.js';
+import { SnapshotRegistry } from '../../test/support/snapshot-registry.js';
+
+const SERVICES = Number(process.env.SERVICES ?? 1000);
+const CALLS = Number(process.env.CALLS ?? 5);
+const REPS = Number(process.env.REPS ?? 3);
+const HOSTS = Number(process.env.HOSTS ?? 20);
+const NAMESPACES = 20;
+const log = createLogger('bench', { silent: true });
+const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length === 0
+    ? NaN
+    : s.length % 2
+      ? s[(s.length - 1) / 2]!
+      : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** The mesh; `upstreamPort`: every endpoint is this local server (the latency part routes to it). */
+function meshSnapshot(upstreamPort: number | null): Record<string, unknown> {
+  const services = [];
+  const virtualServices = [];
+  for (let i = 0; i < SERVICES; i++) {
+    const ns = `ns${i % NAMESPACES}`;
+    const host = `svc${i}.${ns}.svc.cluster.local`;
+    services.push({
+      host,
+      namespace: ns,
+      addresses: [`10.96.${i >> 8}.${i & 255}`],
+      ports: [
+        { number: 80, name: 'http', protocol: 'HTTP' },
+        { number: 9090, name: 'grpc', protocol: 'GRPC' },
+      ],
+      endpoints: [0, 1, 2].map((j) =>
+        upstreamPort === null
+          ? {
+              address: `10.${(i >> 8) & 255}.${i & 255}.${j + 1}`,
+              labels: { app: `svc${i}` },
+              ports: { http: 8080, grpc: 9090 },
+            }
+          : {
+              address: '127.0.0.1',
+              labels: { app: `svc${i}`, j: String(j) },
+              ports: { http: upstreamPort, grpc: upstreamPort },
+            },
+      ),
+    });
+    if (i % 5 === 0)
+      virtualServices.push({
+        metadata: { name: `svc${i}`, namespace: ns },
+        spec: {
+          hosts: [host],
+          http: [{ route: [{ destination: { host, port: { number: 80 } } }], retries: { attempts: 2 } }],
+        },
+      });
+  }
+  return { services, virtualServices };
+}
+
+const now = new Date();
+const ca = createCA({ commonName: 'bench', ttlMs: 3600_000, now });
+const leaf = issueServing(ca, { commonName: 'weftd', dnsNames: ['127.0.0.1'], ttlMs: 3600_000, now });
+const dir = mkdtempSync(path.join(tmpdir(), 'bench-ondemand-'));
+writeFileSync(path.join(dir, 'ca.crt'), ca.certPem);
+writeFileSync(path.join(dir, 'tok'), 'tok');
+
+async function weftd(onDemandHosts: boolean, upstreamPort: number | null) {
+  const registry = new SnapshotRegistry(() => meshSnapshot(upstreamPort));
+  const metrics = createWeftdMetrics(false);
+  const discovery = new DiscoveryService({
+    registry,
+    generator: new ConfigGenerator({
+      domainSuffix: 'cluster.local',
+      mesh: { ...structuredClone(DEFAULT_MESH), mtlsMode: 'DISABLE', onDemandHosts },
+      log,
+    }),
+    authenticate: () =>
+      Promise.resolve({ identity: { namespace: 'ns0', serviceAccount: 'sa' }, cached: true }),
+    metrics,
+    log,
+    debounce: { afterMs: 0, maxMs: 0 },
+    pingIntervalMs: 60_000,
+  });
+  const server = createServer({ cert: leaf.certPem, key: leaf.keyPem }, discovery.handle);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const pushed = async (): Promise<number> =>
+    (await metrics.pushedBytes.get()).values.reduce((a, v) => a + v.value, 0);
+  return {
+    discovery,
+    metrics,
+    pushed,
+    address: `127.0.0.1:${(server.address() as AddressInfo).port}`,
+    close: () => {
+      discovery.close();
+      server.closeAllConnections();
+      server.close();
+    },
+  };
+}
+
+const vhostNames = (c: ProxyConfig): Set<string> =>
+  new Set(c.listeners.flatMap((l) => (l.protocol === 'HTTP' ? l.virtualHosts.map((v) => v.name) : [])));
+
+/** One sidecar in ns0 with the real discovery client; on demand it asks for CALLS services of other namespaces. */
+async function heldBytes(onDemand: boolean): Promise<{ held: number; pushed: number; hosts: number }> {
+  const w = await weftd(onDemand, null);
+  let latest: ProxyConfig | null = null;
+  const client = new DiscoveryClient({
+    address: w.address,
+    caRootPath: path.join(dir, 'ca.crt'),
+    tokenPath: path.join(dir, 'tok'),
+    request: { kind: 'sidecar', namespace: 'ns0', pod: 'web-0' },
+    log,
+    onConfig: (c) => {
+      latest = c;
+      return Promise.resolve();
+    },
+  });
+  void client.run();
+  const until = async (ok: (c: ProxyConfig) => boolean): Promise<ProxyConfig> => {
+    for (let i = 0; i < 600; i++) {
+      if (latest !== null && ok(latest)) return latest;
+      await sleep(50);
+    }
+    throw new Error('no config in time');
+  };
+  await until(() => true);
+  // services of other namespaces: svc1 (ns1), svc2 (ns2), ...
+  const called = Array.from(
+    { length: CALLS },
+    (_, k) => `svc${k + 1}.ns${(k + 1) % NAMESPACES}.svc.cluster.local`,
+  );
+  if (onDemand)
+    for (const name of called) {
+      const answer = await client.askHosts([name]);
+      if (answer[name] !== 'found') throw new Error(`${name}: ${answer[name]}`);
+    }
+  const cfg = await until((c) => called.every((h) => vhostNames(c).has(`${h}:80`)));
+  const out = {
+    held: Buffer.byteLength(JSON.stringify(cfg)),
+    pushed: await w.pushed(),
+    hosts: vhostNames(cfg).size,
+  };
+  client.stop();
+  w.close();
+  return out;
+}
+
+function get(port: number, host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const t = performance.now();
+    const req = http.request(
+      { host: '127.0.0.1', port, path: '/', headers: { host, connection: 'close' }, agent: false },
+      (res) => {
+        res.resume();
+        res.on('end', () =>
+          res.statusCode === 200
+            ? resolve(performance.now() - t)
+            : reject(new Error(`${host}: ${res.statusCode}`)),
+        );
+      },
+    );
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** A real `proxy sidecar` process against an on-demand weftd: first (held) and second request per host. */
+async function firstRequestLatency(): Promise<{ first: number[]; second: number[] }> {
+  const upstream = http.createServer((_req, res) => res.end('ok'));
+  await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
+  const w = await weftd(true, (upstream.address() as AddressInfo).port);
+  let out = '';
+  const child = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      'proxy/main.ts',
+      'sidecar',
+      '--bind',
+      '127.0.0.1',
+      '--outbound-port',
+      '0',
+      '--inbound-port',
+      '0',
+      '--admin-port',
+      '0',
+      '--metrics-port',
+      '0',
+      '--health-port',
+      '0',
+    ],
+    {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: {
+        ...process.env,
+        WEFT_LOG_SILENT: '0',
+        WEFT_LOG_LEVEL: 'info',
+        WEFT_DISCOVERY_ADDRESS: w.address,
+        WEFT_CA_ROOT_PATH: path.join(dir, 'ca.crt'),
+        WEFT_TOKEN_PATH: path.join(dir, 'tok'),
+        POD_NAME: 'web-0',
+        POD_NAMESPACE: 'ns0',
+        INSTANCE_IP: '127.0.0.1',
+      },
+    },
+  );
+  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  try {
+    let port = 0;
+    for (let i = 0; i < 1200 && port === 0; i++) {
+      const line = out.split('\n').find((l) => l.includes('"Proxy started; waiting for config from weftd"'));
+      if (line) port = (JSON.parse(line) as { ports: Record<string, number> }).ports.outbound!;
+      else await sleep(50);
+    }
+    if (port === 0) throw new Error(`the sidecar did not start: ${out.slice(-2000)}`);
+    while (!w.discovery.list().some((c) => c.version !== null)) await sleep(50);
+    await sleep(500);
+    // warm the path with a host of its own namespace
+    for (let i = 0; i < 5; i++) await get(port, 'svc0.ns0.svc.cluster.local');
+    const first: number[] = [];
+    const second: number[] = [];
+    for (let k = 0; k < HOSTS; k++) {
+      const i = k + 1 + Math.floor(k / (NAMESPACES - 1)); // never ns0
+      const host = `svc${i}.ns${i % NAMESPACES}.svc.cluster.local`;
+      first.push(await get(port, host));
+      second.push(await get(port, host));
+      await sleep(150); // under the proxy's ask rate (10/s)
+    }
+    return { first, second };
+  } finally {
+    child.kill('SIGKILL');
+    w.close();
+    upstream.close();
+  }
+}
+
+/** ms for weftd to give the ns0 sidecar its config after a registry change, on demand or not. */
+function translationMs(onDemand: boolean): number[] {
+  const registry = new SnapshotRegistry(() => meshSnapshot(null));
+  const gen = new ConfigGenerator({
+    domainSuffix: 'cluster.local',
+    mesh: { ...structuredClone(DEFAULT_MESH), onDemandHosts: onDemand },
+    log,
+  });
+  const pod = { namespace: 'ns0', name: 'web-0', labels: { app: 'web' } };
+  const subscribed = onDemand
+    ? Array.from(
+        { length: CALLS },
+        (_, k) => `svc${k + 1}.ns${(k + 1) % NAMESPACES}.svc.cluster.local`,
+      ).flatMap((name) => gen.resolveOnDemand(registry.snapshot(), pod, name))
+    : [];
+  const out: number[] = [];
+  for (let i = 0; i < REPS * 5 + 1; i++) {
+    registry.change();
+    const t = performance.now();
+    gen.forProxy(registry.snapshot(), 'sidecar', pod, subscribed).encode();
+    if (i > 0) out.push(performance.now() - t); // the first warms the JIT
+  }
+  return out;
+}
+
+async function main(): Promise<void> {
+  const bytes: Record<'off' | 'on', { held: number[]; pushed: number[]; hosts: number }> = {
+    off: { held: [], pushed: [], hosts: 0 },
+    on: { held: [], pushed: [], hosts: 0 },
+  };
+  for (let r = 0; r < REPS; r++)
+    for (const mode of ['off', 'on'] as const) {
+      const m = await heldBytes(mode === 'on');
+      bytes[mode].held.push(m.held);
+      bytes[mode].pushed.push(m.pushed);
+      bytes[mode].hosts = m.hosts;
+    }
+  const translation = { off: [] as number[], on: [] as number[] };
+  for (let r = 0; r < 2; r++)
+    for (const mode of ['off', 'on'] as const) translation[mode].push(...translationMs(mode === 'on'));
+  const lat = await firstRequestLatency();
+  const result = {
+    services: SERVICES,
+    calls: CALLS,
+    reps: REPS,
+    bytes: Object.fromEntries(
+      (['off', 'on'] as const).map((m) => [
+        m,
+        {
+          heldBytes: median(bytes[m].held),
+          pushedBytes: median(bytes[m].pushed),
+          virtualHosts: bytes[m].hosts,
+        },
+      ]),
+    ),
+    heldRatio: median(bytes.on.held) / median(bytes.off.held),
+    translationMsPerChange: { off: median(translation.off), on: median(translation.on) },
+    latencyMs: {
+      hosts: HOSTS,
+      firstMedian: median(lat.first),
+      secondMedian: median(lat.second),
+      addedMedian: median(lat.first.map((f, i) => f - lat.second[i]!)),
+      firstMax: Math.max(...lat.first),
+    },
+  };
+  console.log(JSON.stringify(result, null, 2));
+  writeFileSync(
+    path.join(ROOT, 'bench/weftd/last-run-ondemand.json'),
+    `${JSON.stringify(result, null, 2)}\n`,
+  );
+  rmSync(dir, { recursive: true, force: true });
+}
+
+await main();

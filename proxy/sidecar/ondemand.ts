@@ -1,0 +1,211 @@
+/**
+ * On-demand hosts, the sidecar's side (ADR 0023). With `onDemand` in its config the sidecar holds
+ * part of the mesh; a request whose Host it does not hold (or a TCP/h2c connection whose original
+ * IPv4 destination it does not know) is held here while weftd is asked for the name or address
+ * (POST /v1/discovery/ondemand), and goes on as soon as a config holding it is swapped in. Everything is bounded, because the app chooses the names (a client can send random Host
+ * headers as fast as it likes):
+ *
+ *  - a request is held at most `holdMs` (then it takes the usual unknown-host path: ALLOW_ANY
+ *    passes it through, REGISTRY_ONLY answers 404 NR);
+ *  - at most `maxPendingHosts` names are being asked for and `maxHeldRequests` requests held;
+ *  - names are asked at most `asksPerSecond` (a bucket of `burst`);
+ *  - a name weftd answered `not_found` is not asked again for `negativeTtlMs` (an external host
+ *    under ALLOW_ANY is then passed through without a hold; at most `maxNegative` names kept).
+ *
+ * Past any bound the request is not held: it is an unknown host at once. Pure apart from the
+ * injected clock and timers (unit-tested with fakes).
+ */
+import { onDemandHostName, type OnDemandResult } from '../../pkg/discovery/protocol.js';
+
+export interface OnDemandHoldOptions {
+  /** Asks weftd for names; rejects on a transport failure. */
+  ask: (names: string[], redeclare?: boolean) => Promise<Record<string, OnDemandResult>>;
+  /** Does the config in force route this authority (Host header as sent)? */
+  isHeld: (authority: string) => boolean;
+  now?: () => number;
+  setTimer?: (fn: () => void, ms: number) => { cancel(): void };
+  /** Counts one outcome per held-or-not request (weft_proxy_ondemand_requests_total{result}). */
+  count?: (outcome: OnDemandOutcome) => void;
+  holdMs?: number;
+  maxPendingHosts?: number;
+  maxHeldRequests?: number;
+  asksPerSecond?: number;
+  burst?: number;
+  negativeTtlMs?: number;
+  maxNegative?: number;
+}
+
+export type OnDemandOutcome =
+  | 'routed'
+  | 'timeout'
+  | 'not_found'
+  | 'negative'
+  | 'limited'
+  | 'rate_limited'
+  | 'overflow'
+  | 'error'
+  | 'invalid';
+
+/** Requests that met an unknown host with on-demand hosts on, by result. */
+export const ONDEMAND_METRIC = 'weft_proxy_ondemand_requests_total';
+
+export const ONDEMAND_HOLD_DEFAULTS = {
+  holdMs: 1000,
+  maxPendingHosts: 32,
+  maxHeldRequests: 256,
+  asksPerSecond: 10,
+  burst: 20,
+  negativeTtlMs: 30_000,
+  maxNegative: 1024,
+} as const;
+
+interface Waiter {
+  authority: string;
+  /** Is it routable now? (default: the options' isHeld of its authority) */
+  held: (() => boolean) | undefined;
+  resolve: (held: boolean) => void;
+}
+
+interface Pending {
+  waiters: Waiter[];
+  timer: { cancel(): void };
+}
+
+const realTimer = (fn: () => void, ms: number): { cancel(): void } => {
+  const t = setTimeout(fn, ms);
+  t.unref();
+  return { cancel: () => clearTimeout(t) };
+};
+
+export class OnDemandHolder {
+  private readonly pending = new Map<string, Pending>();
+  private readonly negative = new Map<string, number>();
+  /** Names weftd answered `found`: re-declared on a new stream. */
+  private readonly found = new Set<string>();
+  private held = 0;
+  private tokens: number;
+  private refilledAt: number;
+  private readonly o: Required<Omit<OnDemandHoldOptions, 'count'>> & Pick<OnDemandHoldOptions, 'count'>;
+
+  constructor(opts: OnDemandHoldOptions) {
+    this.o = { now: Date.now, setTimer: realTimer, ...ONDEMAND_HOLD_DEFAULTS, ...opts };
+    this.tokens = this.o.burst;
+    this.refilledAt = this.o.now();
+  }
+
+  /** Requests held now, and names being asked for (admin/debug, tests). */
+  get heldRequests(): number {
+    return this.held;
+  }
+  get pendingHosts(): number {
+    return this.pending.size;
+  }
+  subscribedNames(): string[] {
+    return [...this.found];
+  }
+
+  /**
+   * Holds a request for `authority` until a config routes it (true) or the hold ends without
+   * (false: the caller takes the unknown-host path). Never rejects. `held`: how to tell it is
+   * routable (a TCP connection's original destination asks by address, and is routed by the
+   * outbound TCP table, not by a virtual host).
+   */
+  wait(authority: string, held?: () => boolean): Promise<boolean> {
+    const name = onDemandHostName(authority);
+    if (name === null) return this.done('invalid', false);
+    const until = this.negative.get(name);
+    if (until !== undefined) {
+      if (until > this.o.now()) return this.done('negative', false);
+      this.negative.delete(name);
+    }
+    if (this.held >= this.o.maxHeldRequests) return this.done('overflow', false);
+    let p = this.pending.get(name);
+    if (p === undefined) {
+      if (this.pending.size >= this.o.maxPendingHosts) return this.done('overflow', false);
+      if (!this.takeToken()) return this.done('rate_limited', false);
+      const entry: Pending = { waiters: [], timer: { cancel: () => undefined } };
+      entry.timer = this.o.setTimer(() => this.settle(name, 'timeout'), this.o.holdMs);
+      this.pending.set(name, entry);
+      p = entry;
+      this.o.ask([name]).then(
+        (answers) => this.answered(name, answers[name] ?? 'not_found'),
+        () => this.settle(name, 'error'),
+      );
+    }
+    const waiting = p;
+    this.held++;
+    return new Promise<boolean>((resolve) => waiting.waiters.push({ authority, held, resolve }));
+  }
+
+  /** A config was swapped in: releases the requests it routes. */
+  configApplied(): void {
+    for (const [name, p] of this.pending) {
+      const still: Waiter[] = [];
+      for (const w of p.waiters) {
+        if (w.held ? w.held() : this.o.isHeld(w.authority)) this.release(w, 'routed', true);
+        else still.push(w);
+      }
+      p.waiters = still;
+      if (still.length === 0) {
+        p.timer.cancel();
+        this.pending.delete(name);
+      }
+    }
+  }
+
+  /** A new stream: asks again for what the last one held, in batches weftd accepts (not rated there). */
+  async redeclare(batch = 16): Promise<void> {
+    const names = [...this.found];
+    for (let i = 0; i < names.length; i += batch)
+      await this.o.ask(names.slice(i, i + batch), true).then(
+        (answers) => {
+          for (const [n, r] of Object.entries(answers)) if (r !== 'found') this.found.delete(n);
+        },
+        () => undefined,
+      );
+  }
+
+  private answered(name: string, result: OnDemandResult): void {
+    if (result === 'found') {
+      this.found.add(name);
+      // weftd wrote the push before answering: it may be in force already
+      this.configApplied();
+      return;
+    }
+    if (result === 'not_found') {
+      if (this.negative.size >= this.o.maxNegative) this.negative.delete(this.negative.keys().next().value!);
+      this.negative.set(name, this.o.now() + this.o.negativeTtlMs);
+      this.found.delete(name);
+    }
+    this.settle(name, result === 'not_found' ? 'not_found' : 'limited');
+  }
+
+  /** Ends the hold of every request waiting for `name` without a route. */
+  private settle(name: string, outcome: OnDemandOutcome): void {
+    const p = this.pending.get(name);
+    if (p === undefined) return;
+    this.pending.delete(name);
+    p.timer.cancel();
+    for (const w of p.waiters) this.release(w, outcome, false);
+  }
+
+  private release(w: Waiter, outcome: OnDemandOutcome, held: boolean): void {
+    this.held--;
+    this.o.count?.(outcome);
+    w.resolve(held);
+  }
+
+  private done(outcome: OnDemandOutcome, held: boolean): Promise<boolean> {
+    this.o.count?.(outcome);
+    return Promise.resolve(held);
+  }
+
+  private takeToken(): boolean {
+    const t = this.o.now();
+    this.tokens = Math.min(this.o.burst, this.tokens + ((t - this.refilledAt) / 1000) * this.o.asksPerSecond);
+    this.refilledAt = t;
+    if (this.tokens < 1) return false;
+    this.tokens -= 1;
+    return true;
+  }
+}

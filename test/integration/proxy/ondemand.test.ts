@@ -1,0 +1,248 @@
+/**
+ * On-demand hosts end to end on loopback (ADR 0023), no cluster: weftd's real DiscoveryService
+ * and ConfigGenerator (mesh `onDemandHosts: true`) on a real HTTPS server over a hand-built
+ * registry, and a real `proxy sidecar` process connected to it. Its outbound capture is reached
+ * directly (routing by Host; no original destination, so an unknown host is the router's 404 NR).
+ *
+ *  - a host of the proxy's own namespace is there from the start (no ask);
+ *  - the first request to another namespace's host is held, weftd subscribes the proxy and pushes,
+ *    and the request is routed (200 from that service);
+ *  - a host exportTo hides from the proxy's namespace, or one its Sidecar does not import, is
+ *    answered 404 NR and never reaches its config; an unknown one too;
+ *  - a flood of random Host headers is answered (404) without weftd resolving more names than
+ *    the proxy's ask bucket lets through, and the proxy keeps routing what it holds;
+ *  - a cut stream: the proxy reconnects and re-declares its subscription, so the host stays.
+ */
+import { expect } from 'chai';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { ConfigGenerator } from '../../../controlplane/configgen.js';
+import { DiscoveryService } from '../../../controlplane/discovery.js';
+import { DEFAULT_MESH } from '../../../controlplane/flags.js';
+import { createWeftdMetrics, type WeftdMetrics } from '../../../controlplane/metrics.js';
+import { createCA, issueServing } from '../../../pkg/certs/index.js';
+import { createLogger } from '../../../pkg/log/index.js';
+import type { ProxyConfig } from '../../../pkg/proxyconfig/types.js';
+import { SnapshotRegistry } from '../../support/snapshot-registry.js';
+import { waitFor } from '../../support/wait.js';
+import { raw, request, sleep, upstream, type Upstream } from './helpers.js';
+
+const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../..');
+const log = createLogger('test', { silent: true });
+
+const service = (name: string, namespace: string, port: number, exportTo?: string[]) => ({
+  host: `${name}.${namespace}.svc.cluster.local`,
+  namespace,
+  addresses: [],
+  ports: [{ number: 80, name: 'http', protocol: 'HTTP' }],
+  endpoints: [{ address: '127.0.0.1', labels: {}, ports: { http: port } }],
+  ...(exportTo ? { exportTo } : {}),
+});
+
+async function counter(metrics: WeftdMetrics, result: string): Promise<number> {
+  const m = await metrics.onDemand.get();
+  return m.values.find((v) => v.labels.result === result)?.value ?? 0;
+}
+
+describe('on-demand hosts: real weftd push server and a real proxy sidecar process', function () {
+  this.timeout(90_000);
+  let server: Server;
+  let discovery: DiscoveryService;
+  let metrics: WeftdMetrics;
+  let dir: string;
+  let child: ChildProcess | undefined;
+  let procLog = '';
+  let ports: Record<string, number> = {};
+  const ups: Upstream[] = [];
+
+  before(async () => {
+    const [web, reviews, secret] = await Promise.all([
+      upstream('web'),
+      upstream('reviews'),
+      upstream('secret'),
+    ]);
+    ups.push(web, reviews, secret);
+    const now = new Date();
+    const ca = createCA({ commonName: 'test', ttlMs: 3600_000, now });
+    const leaf = issueServing(ca, { commonName: 'weftd', dnsNames: ['127.0.0.1'], ttlMs: 3600_000, now });
+    dir = mkdtempSync(path.join(tmpdir(), 'ondemand-'));
+    writeFileSync(path.join(dir, 'ca.crt'), ca.certPem);
+    writeFileSync(path.join(dir, 'tok'), 'tok');
+    metrics = createWeftdMetrics(false);
+    const registry = new SnapshotRegistry(() => ({
+      services: [
+        service('web', 'shop', web.port),
+        service('reviews', 'prod', reviews.port),
+        service('secret', 'vault', secret.port, ['.']),
+        service('billing', 'pay', secret.port),
+      ],
+      // the proxy's Sidecar lets it see its namespace and prod only: billing.pay is not its to ask for
+      sidecars: [
+        {
+          apiVersion: 'networking.istio.io/v1',
+          kind: 'Sidecar',
+          metadata: { name: 'default', namespace: 'shop', creationTimestamp: '2026-01-01T00:00:00Z' },
+          spec: { egress: [{ hosts: ['./*', 'prod/*'] }] },
+        },
+      ],
+    }));
+    discovery = new DiscoveryService({
+      registry,
+      generator: new ConfigGenerator({
+        domainSuffix: 'cluster.local',
+        mesh: { ...structuredClone(DEFAULT_MESH), mtlsMode: 'DISABLE', onDemandHosts: true },
+        log,
+      }),
+      authenticate: () =>
+        Promise.resolve({ identity: { namespace: 'shop', serviceAccount: 'sa' }, cached: true }),
+      metrics,
+      log,
+      debounce: { afterMs: 0, maxMs: 0 },
+      pingIntervalMs: 60_000,
+    });
+    server = createServer({ cert: leaf.certPem, key: leaf.keyPem }, discovery.handle);
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    child = spawn(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        'proxy/main.ts',
+        'sidecar',
+        '--bind',
+        '127.0.0.1',
+        ...['--outbound-port', '0', '--inbound-port', '0', '--admin-port', '0'],
+        ...['--metrics-port', '0', '--health-port', '0', '--sniff-timeout-ms', '300'],
+      ],
+      {
+        cwd: ROOT,
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: {
+          ...process.env,
+          WEFT_LOG_SILENT: '0',
+          WEFT_DISCOVERY_ADDRESS: `127.0.0.1:${(server.address() as AddressInfo).port}`,
+          WEFT_CA_ROOT_PATH: path.join(dir, 'ca.crt'),
+          WEFT_TOKEN_PATH: path.join(dir, 'tok'),
+          POD_NAME: 'web-1',
+          POD_NAMESPACE: 'shop',
+          INSTANCE_IP: '127.0.0.1',
+        },
+      },
+    );
+    child.stderr!.on('data', (d: Buffer) => (procLog += d.toString()));
+    child.stdout!.on('data', (d: Buffer) => (procLog += d.toString()));
+    await waitFor(
+      'the proxy started',
+      () => procLog.includes('"Proxy started; waiting for config from weftd"'),
+      60_000,
+    );
+    const line = procLog
+      .split('\n')
+      .find((l) => l.includes('"Proxy started; waiting for config from weftd"'))!;
+    ports = (JSON.parse(line) as { ports: Record<string, number> }).ports;
+    await waitFor('the first config', () => discovery.list().some((c) => c.version !== null), 30_000);
+  });
+
+  after(async () => {
+    child?.kill('SIGKILL');
+    discovery?.close();
+    server?.closeAllConnections();
+    await new Promise<void>((r) => (server ? server.close(() => r()) : r()));
+    for (const u of ups) await u.close();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  const outbound = (host: string) =>
+    request(ports.outbound!, { host, agent: false, headers: { connection: 'close' } });
+  const configDump = async (): Promise<ProxyConfig> =>
+    (
+      JSON.parse((await request(ports.admin!, { path: '/config_dump', agent: false })).body) as {
+        config: ProxyConfig;
+      }
+    ).config;
+  const hosts = (c: ProxyConfig): string[] =>
+    c.listeners.flatMap((l) => (l.protocol === 'HTTP' ? l.virtualHosts.map((v) => v.name) : []));
+
+  it('starts with its own namespace only, routed without asking', async () => {
+    const cfg = await configDump();
+    expect(hosts(cfg)).to.deep.equal(['web.shop.svc.cluster.local:80']);
+    expect(cfg.onDemand).to.deep.equal({ namespace: 'shop', subscribed: [] });
+    const r = await outbound('web.shop.svc.cluster.local');
+    expect(r.status).to.equal(200);
+    expect(r.body).to.equal('web');
+    expect(await counter(metrics, 'found')).to.equal(0);
+  });
+
+  it('holds the first request to another namespace’s host, then routes it', async () => {
+    const r = await outbound('reviews.prod');
+    expect(r.status, r.body).to.equal(200);
+    expect(r.body).to.equal('reviews');
+    expect(await counter(metrics, 'found')).to.equal(1);
+    const cfg = await configDump();
+    expect(cfg.onDemand!.subscribed).to.deep.equal(['prod/reviews.prod.svc.cluster.local']);
+    expect(hosts(cfg)).to.include('reviews.prod.svc.cluster.local:80');
+    // the next one needs no ask
+    expect((await outbound('reviews.prod.svc.cluster.local')).body).to.equal('reviews');
+    expect(await counter(metrics, 'found')).to.equal(1);
+  });
+
+  it('never reveals a host exportTo or its Sidecar hides, and answers unknown ones alike', async () => {
+    for (const host of ['secret.vault', 'secret.vault.svc.cluster.local', 'billing.pay', 'nothing.prod']) {
+      const r = await outbound(host);
+      expect(r.status, host).to.equal(404);
+      expect(String(r.headers['x-weft-response-flags']).toLowerCase()).to.equal('nr');
+    }
+    expect(ups[2]!.seen).to.have.length(0);
+    const cfg = await configDump();
+    expect(JSON.stringify(cfg)).to.not.contain('secret.vault');
+    expect(JSON.stringify(cfg)).to.not.contain('billing.pay');
+    expect(discovery.list()[0]!.onDemand).to.deep.equal(['prod/reviews.prod.svc.cluster.local']);
+    expect(await counter(metrics, 'not_found')).to.equal(4);
+  });
+
+  it('a flood of random Host headers stays bounded and the proxy keeps routing', async () => {
+    const before = await Promise.all(
+      ['found', 'held', 'not_found', 'negative', 'rate_limited', 'too_many'].map((r) => counter(metrics, r)),
+    );
+    const started = Date.now();
+    const flood = Array.from({ length: 300 }, (_, i) =>
+      raw(
+        ports.outbound!,
+        `GET / HTTP/1.1\r\nHost: r${i}-${Math.random().toString(36).slice(2)}.example.com\r\nConnection: close\r\n\r\n`,
+        5000,
+      ),
+    );
+    const answers = await Promise.all(flood);
+    const seconds = (Date.now() - started) / 1000;
+    expect(
+      answers.every((a) => a.startsWith('HTTP/1.1 404')),
+      answers.find((a) => !a.startsWith('HTTP/1.1 404')),
+    ).to.equal(true);
+    const after = await Promise.all(
+      ['found', 'held', 'not_found', 'negative', 'rate_limited', 'too_many'].map((r) => counter(metrics, r)),
+    );
+    const asked = after.reduce((a, b) => a + b, 0) - before.reduce((a, b) => a + b, 0);
+    // the proxy's bucket: 20 at once, then 10 per second
+    expect(asked).to.be.at.most(20 + Math.ceil(seconds * 10) + 1);
+    expect(discovery.list()[0]!.onDemand).to.have.length(1);
+    expect((await outbound('reviews.prod')).body).to.equal('reviews');
+    const stats = (await request(ports.admin!, { path: '/stats/prometheus', agent: false })).body;
+    expect(stats).to.match(/weft_proxy_ondemand_requests_total\{result="(rate_limited|overflow)"\} \d+/);
+  });
+
+  it('a cut stream: the proxy reconnects and re-declares its subscription', async () => {
+    const first = discovery.list()[0]!.id;
+    server.closeAllConnections();
+    await waitFor(
+      'a new stream holding the subscription again',
+      () => discovery.list().some((c) => c.id !== first && (c.onDemand ?? []).length === 1),
+      30_000,
+    );
+    await sleep(200);
+    expect((await outbound('reviews.prod')).body).to.equal('reviews');
+  });
+});

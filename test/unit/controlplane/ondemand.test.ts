@@ -1,0 +1,311 @@
+/**
+ * On-demand hosts in weftd (ADR 0023): the per-stream subscriptions and their bounds
+ * (controlplane/ondemand.ts, with a fake clock), and what the config generator gives an
+ * on-demand sidecar: its own namespace plus what it subscribed to, never a host its scope hides;
+ * and the endpoint on a real HTTPS server: answers per name, the push, and every refusal.
+ */
+import { expect } from 'chai';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, request, type Server } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DiscoveryService } from '../../../controlplane/discovery.js';
+import { createWeftdMetrics } from '../../../controlplane/metrics.js';
+import { createCA, issueServing } from '../../../pkg/certs/index.js';
+import { ONDEMAND_PATH } from '../../../pkg/discovery/protocol.js';
+import { DiscoveryClient } from '../../../proxy/discovery/client.js';
+import { SnapshotRegistry } from '../../support/snapshot-registry.js';
+import { waitFor } from '../../support/wait.js';
+import { ConfigGenerator } from '../../../controlplane/configgen.js';
+import { DEFAULT_MESH } from '../../../controlplane/flags.js';
+import { answerOf, OnDemandSubscriptions, type OnDemandLimits } from '../../../controlplane/ondemand.js';
+import type { PodInfo, Snapshot } from '../../../controlplane/registry.js';
+import { createLogger } from '../../../pkg/log/index.js';
+import type { HttpListener, ProxyConfig } from '../../../pkg/proxyconfig/types.js';
+import type { ServiceRecord } from '../../../pkg/translate/index.js';
+import type { EgressHost } from '../../../pkg/translate/scope.js';
+
+const LIMITS: OnDemandLimits = { ratePerSecond: 2, burst: 3, maxSubscriptions: 4, maxNegative: 2 };
+const entry = (name: string): EgressHost[] => [{ namespace: 'prod', host: `${name}.prod.svc.cluster.local` }];
+
+describe('weftd on-demand subscriptions (bounds, fake clock)', () => {
+  const fresh = () => {
+    let t = 0;
+    const subs = new OnDemandSubscriptions(() => t, LIMITS);
+    let resolved = 0;
+    const resolve = (n: string): EgressHost[] => {
+      resolved++;
+      return n.startsWith('x') ? [] : entry(n);
+    };
+    return { subs, resolve, advance: (ms: number) => (t += ms), resolvedCount: () => resolved };
+  };
+
+  it('subscribes a visible name once, then answers it held', () => {
+    const { subs, resolve } = fresh();
+    expect(subs.ask('a', 1, resolve)).to.equal('found');
+    expect(subs.ask('a', 1, resolve)).to.equal('held');
+    expect(subs.list()).to.deep.equal(entry('a'));
+  });
+
+  it('remembers unknown names per generation without resolving them again', () => {
+    const { subs, resolve, resolvedCount } = fresh();
+    expect(subs.ask('x1', 1, resolve)).to.equal('not_found');
+    expect(subs.ask('x1', 1, resolve)).to.equal('negative');
+    expect(resolvedCount()).to.equal(1);
+    // a new registry generation may know it
+    expect(subs.ask('x1', 2, resolve)).to.equal('not_found');
+    expect(resolvedCount()).to.equal(2);
+  });
+
+  it('rates names per second with a burst (a flood of random names stays bounded)', () => {
+    const { subs, resolve, advance, resolvedCount } = fresh();
+    const outcomes = Array.from({ length: 100 }, (_, i) => subs.ask(`x${i}`, 1, resolve));
+    expect(outcomes.filter((o) => o === 'not_found')).to.have.length(3);
+    expect(outcomes.filter((o) => o === 'rate_limited')).to.have.length(97);
+    expect(resolvedCount()).to.equal(3);
+    advance(1000);
+    expect(subs.ask('x-late-1', 1, resolve)).to.equal('not_found');
+    expect(subs.ask('x-late-2', 1, resolve)).to.equal('not_found');
+    expect(subs.ask('x-late-3', 1, resolve)).to.equal('rate_limited');
+  });
+
+  it('bounds the negative cache', () => {
+    const { subs, resolve, advance } = fresh();
+    for (const n of ['x1', 'x2', 'x3']) {
+      advance(1000);
+      expect(subs.ask(n, 1, resolve)).to.equal('not_found');
+    }
+    // x1 and x2 filled it; x3 cleared it and stays
+    expect(subs.ask('x3', 1, resolve)).to.equal('negative');
+    advance(1000);
+    expect(subs.ask('x1', 1, resolve)).to.equal('not_found');
+  });
+
+  it('caps the subscriptions of a stream', () => {
+    const { subs, resolve, advance } = fresh();
+    for (const n of ['a', 'b', 'c', 'd']) {
+      advance(1000);
+      expect(subs.ask(n, 1, resolve)).to.equal('found');
+    }
+    advance(1000);
+    expect(subs.ask('e', 1, resolve)).to.equal('too_many');
+    expect(subs.size).to.equal(4);
+  });
+
+  it('re-declared names skip the rate bucket', () => {
+    const { subs, resolve } = fresh();
+    const outcomes = ['a', 'b', 'c', 'd'].map((n) => subs.ask(n, 1, resolve, { skipRate: true }));
+    expect(outcomes).to.deep.equal(['found', 'found', 'found', 'found']);
+  });
+
+  it('answers forbidden and unknown alike', () => {
+    expect(answerOf('not_found')).to.equal(answerOf('negative'));
+    expect(answerOf('found')).to.equal('found');
+    expect(answerOf('rate_limited')).to.equal('limited');
+    expect(answerOf('too_many')).to.equal('limited');
+  });
+});
+
+const svc = (name: string, namespace: string, extra: Partial<ServiceRecord> = {}): ServiceRecord => ({
+  host: `${name}.${namespace}.svc.cluster.local`,
+  namespace,
+  addresses: [],
+  ports: [{ number: 80, name: 'http', protocol: 'HTTP' }],
+  endpoints: [{ address: '10.0.0.1', labels: {} }],
+  ...extra,
+});
+const SNAPSHOT: Snapshot = {
+  generation: 1,
+  services: [
+    svc('web', 'shop'),
+    svc('reviews', 'prod'),
+    svc('ratings', 'prod'),
+    svc('secret', 'vault', { exportTo: ['.'] }),
+  ],
+  peerAuthentications: [],
+  kubeServices: [],
+  virtualServices: [],
+  destinationRules: [],
+  serviceEntries: [],
+  gateways: [],
+};
+const POD: PodInfo = { name: 'web-1', namespace: 'shop', labels: { app: 'web' } };
+const hosts = (c: ProxyConfig): string[] =>
+  (c.listeners[0] as HttpListener).virtualHosts.map((v) => v.name.replace(/:\d+$/, '')).sort();
+
+describe('weftd config generation with on-demand hosts', () => {
+  const gen = (onDemandHosts: boolean): ConfigGenerator =>
+    new ConfigGenerator({
+      domainSuffix: 'cluster.local',
+      mesh: { ...DEFAULT_MESH, onDemandHosts },
+      log: createLogger('t', { silent: true }),
+    });
+
+  it('off (the default): every exported host, no onDemand block', () => {
+    const c = gen(false).forProxy(SNAPSHOT, 'sidecar', POD).config;
+    expect(hosts(c)).to.deep.equal([
+      'ratings.prod.svc.cluster.local',
+      'reviews.prod.svc.cluster.local',
+      'web.shop.svc.cluster.local',
+    ]);
+    expect(c.onDemand).to.equal(undefined);
+  });
+
+  it('on: the own namespace, then each subscription, with a new version', () => {
+    const g = gen(true);
+    const first = g.forProxy(SNAPSHOT, 'sidecar', POD);
+    expect(hosts(first.config)).to.deep.equal(['web.shop.svc.cluster.local']);
+    expect(first.config.onDemand).to.deep.equal({ namespace: 'shop', subscribed: [] });
+    const sub = g.resolveOnDemand(SNAPSHOT, POD, 'reviews.prod');
+    const next = g.forProxy(SNAPSHOT, 'sidecar', POD, sub);
+    expect(hosts(next.config)).to.deep.equal([
+      'reviews.prod.svc.cluster.local',
+      'web.shop.svc.cluster.local',
+    ]);
+    expect(next.config.onDemand!.subscribed).to.deep.equal(['prod/reviews.prod.svc.cluster.local']);
+    expect(next.version).to.not.equal(first.version);
+    expect(JSON.parse(next.encode()).config.onDemand.subscribed).to.deep.equal([
+      'prod/reviews.prod.svc.cluster.local',
+    ]);
+  });
+
+  it('a host exportTo hides never resolves, and a forged subscription to it adds nothing', () => {
+    const g = gen(true);
+    expect(g.resolveOnDemand(SNAPSHOT, POD, 'secret.vault')).to.deep.equal([]);
+    const forged = [{ namespace: 'vault', host: 'secret.vault.svc.cluster.local' }];
+    expect(hosts(g.forProxy(SNAPSHOT, 'sidecar', POD, forged).config)).to.deep.equal([
+      'web.shop.svc.cluster.local',
+    ]);
+  });
+
+  it('gateways are not on demand', () => {
+    const c = gen(true).forProxy(SNAPSHOT, 'gateway', POD).config;
+    expect(c.onDemand).to.equal(undefined);
+  });
+});
+
+describe('weftd POST /v1/discovery/ondemand (real server on loopback)', function () {
+  this.timeout(30_000);
+  const log = createLogger('t', { silent: true });
+  const now = new Date();
+  const ca = createCA({ commonName: 'test', ttlMs: 3600_000, now });
+  const leaf = issueServing(ca, { commonName: 'weftd', dnsNames: ['127.0.0.1'], ttlMs: 3600_000, now });
+  let dir: string;
+  const servers: Server[] = [];
+  const clients: DiscoveryClient[] = [];
+
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'ondemand-unit-'));
+    writeFileSync(join(dir, 'ca.crt'), ca.certPem);
+    writeFileSync(join(dir, 'tok'), 'tok');
+  });
+  after(() => {
+    for (const c of clients) c.stop();
+    for (const s of servers) {
+      s.closeAllConnections();
+      s.close();
+    }
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  async function weftd(onDemandHosts: boolean): Promise<{ port: number; discovery: DiscoveryService }> {
+    const registry = new SnapshotRegistry(() => ({ services: SNAPSHOT.services }));
+    const discovery = new DiscoveryService({
+      registry,
+      generator: new ConfigGenerator({
+        domainSuffix: 'cluster.local',
+        mesh: { ...DEFAULT_MESH, onDemandHosts },
+        log,
+      }),
+      authenticate: () =>
+        Promise.resolve({ identity: { namespace: 'shop', serviceAccount: 'sa' }, cached: true }),
+      metrics: createWeftdMetrics(false),
+      log,
+      debounce: { afterMs: 0, maxMs: 0 },
+      pingIntervalMs: 60_000,
+    });
+    const server = createServer({ cert: leaf.certPem, key: leaf.keyPem }, discovery.handle);
+    servers.push(server);
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    return { port: (server.address() as AddressInfo).port, discovery };
+  }
+
+  function post(port: number, body: string): Promise<{ status: number; body: string }> {
+    return new Promise((resolve, reject) => {
+      const req = request(
+        {
+          host: '127.0.0.1',
+          port,
+          path: ONDEMAND_PATH,
+          method: 'POST',
+          ca: ca.certPem,
+          headers: { authorization: 'Bearer tok', 'content-type': 'application/json' },
+        },
+        (res) => {
+          let text = '';
+          res.on('data', (c: Buffer) => (text += c.toString()));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+        },
+      );
+      req.on('error', reject);
+      req.end(body);
+    });
+  }
+  const ask = (hosts: unknown, extra: Record<string, unknown> = {}) =>
+    JSON.stringify({ kind: 'sidecar', namespace: 'shop', pod: 'web-1', hosts, ...extra });
+
+  it('answers per name on an open stream and pushes the subscription to it', async () => {
+    const { port, discovery } = await weftd(true);
+    let latest: ProxyConfig | undefined;
+    const c = new DiscoveryClient({
+      address: `127.0.0.1:${port}`,
+      caRootPath: join(dir, 'ca.crt'),
+      tokenPath: join(dir, 'tok'),
+      request: { kind: 'sidecar', namespace: 'shop', pod: 'web-1' },
+      log,
+      onConfig: (cfg) => {
+        latest = cfg;
+        return Promise.resolve();
+      },
+    });
+    clients.push(c);
+    void c.run();
+    await waitFor('a first config', () => latest);
+    const r = await post(port, ask(['reviews.prod', 'secret.vault', 'nothing.prod']));
+    expect(r.status).to.equal(200);
+    expect(JSON.parse(r.body)).to.deep.equal({
+      hosts: { 'reviews.prod': 'found', 'secret.vault': 'not_found', 'nothing.prod': 'not_found' },
+    });
+    await waitFor(
+      'the subscription pushed',
+      () => latest && hosts(latest).includes('reviews.prod.svc.cluster.local'),
+    );
+    expect(hosts(latest!)).to.not.include('secret.vault.svc.cluster.local');
+    expect(discovery.list()[0]!.onDemand).to.deep.equal(['prod/reviews.prod.svc.cluster.local']);
+    // the same through the client's own call
+    expect(await c.askHosts(['ratings.prod'])).to.deep.equal({ 'ratings.prod': 'found' });
+  });
+
+  const refusals: [string, boolean, string, number, RegExp][] = [
+    ['a mesh with on-demand hosts off', false, ask(['reviews.prod']), 404, /on-demand hosts are off/],
+    ['no open stream', true, ask(['reviews.prod']), 409, /no open discovery stream/],
+    [
+      'another namespace than the token’s',
+      true,
+      ask(['reviews.prod'], { namespace: 'prod' }),
+      403,
+      /WEFT_FORBIDDEN/,
+    ],
+    ['a body that is not JSON', true, '{', 400, /WEFT_DISCOVERY_ONDEMAND_INVALID/],
+    ['a host that is no host name', true, ask(['Reviews:80']), 400, /WEFT_DISCOVERY_ONDEMAND_INVALID/],
+    ['a body over 16 KiB', true, ask(['a'.repeat(20_000)]), 413, /WEFT_INPUT_TOO_LARGE/],
+  ];
+  for (const [title, on, body, status, message] of refusals)
+    it(`refuses ${title}: ${status}`, async () => {
+      const { port } = await weftd(on);
+      const r = await post(port, body);
+      expect(r.status, r.body).to.equal(status);
+      expect(r.body).to.match(message);
+    });
+});
