@@ -1,5 +1,5 @@
 /**
- * The combined control plane (ADR 0023): weftd and the admission webhook in one process, as
+ * The combined control plane (ADR 0024): weftd and the admission webhook in one process, as
  * istiod runs its config server and webhooks. What the two halves share: the kube client and its
  * connections, the informers of the kinds both watch (Namespaces and the Istio kinds: one
  * LIST/WATCH and one cache each, pkg/kube/shared-informers.ts), the logger, and one metrics

@@ -46,7 +46,7 @@ export const HELP = `weftd: weft's control plane (discovery, config push, worklo
   --ratelimit-redis-username NAME       Redis 6 ACL user for AUTH (default: Redis's default user)
                            (default weft-system/weftd-status; none: write no status)
   --webhook-port N         also serve the admission webhooks (validate, inject) on this HTTPS port, in
-                           this process (the combined control plane, ADR 0023; default: off)
+                           this process (the combined control plane, ADR 0024; default: off)
   --webhook-tls-dir DIR    their serving certificate DIR/tls.crt, DIR/tls.key (default /etc/weft/webhook-tls)
 Env: DISABLE_SHADOW_HOST_SUFFIX=false appends -shadow to mirrored requests' Host (istiod's
 switch; default true: the original Host, as Istio ≥ 1.28).

@@ -4,7 +4,7 @@
  * controlplane/main.ts ...`. `--help` lists the flags (controlplane/flags.ts). Exits 1 with a
  * coded message on bad flags or unreadable files; SIGTERM ends the proxies' streams and exits 0.
  * With `--webhook-port` the admission webhook runs in this process too (controlplane/combined.ts,
- * ADR 0023); `weft webhook` still runs it alone.
+ * ADR 0024); `weft webhook` still runs it alone.
  */
 import { realpathSync } from 'node:fs';
 import { hostname } from 'node:os';

@@ -42,7 +42,7 @@ export function generatedConfig(): Map<string, string> {
     kind: 'Mesh',
     metadata: { name: 'default' },
     // The two overlays are each deployable alone: weftd and the webhook as separate Deployments
-    // (the operator's default, Combined, is one process serving both: ADR 0023).
+    // (the operator's default, Combined, is one process serving both: ADR 0024).
     spec: { controlPlane: { mode: 'Separate' } },
   };
   const rendered = render(mesh, { includeNamespace: true });

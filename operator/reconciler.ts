@@ -334,7 +334,7 @@ export class MeshReconciler {
   }
 
   /**
-   * A switch of control-plane mode (ADR 0023) without a moment in which admission has no pod to
+   * A switch of control-plane mode (ADR 0024) without a moment in which admission has no pod to
    * call (both webhook configurations fail closed). Until the desired Deployment whose pods serve
    * admission (weftd's in Combined, the webhook's in Separate) is available and some other one
    * still serves it (the one being replaced): the webhook Service keeps its live selector, a
@@ -403,7 +403,7 @@ export class MeshReconciler {
     const dep = (ns: string, n: string): KubeObject | undefined =>
       this.d.children.get('Deployment')?.get(n, ns);
     const cfg = (kind: string, n: string): KubeObject | undefined => this.d.children.get(kind)?.get(n);
-    // Combined (ADR 0023): weftd's pods serve admission too
+    // Combined (ADR 0024): weftd's pods serve admission too
     const webhookDeployment = spec.controlPlane.mode === 'Combined' ? 'weftd' : WEBHOOK_SERVICE.name;
     const webhook: MeshComponentStatus[] = [
       deploymentStatus('webhook', dep(WEBHOOK_SERVICE.namespace, webhookDeployment)),

@@ -2,7 +2,7 @@
  * The admission webhook assembled: cluster caches (or a fixed offline index), the validation
  * worker pool, the Express app and its HTTPS server. `startWebhook` is what webhook/main.ts runs
  * as its own process, and what weftd runs in-process in the combined control plane
- * (controlplane/combined.ts, ADR 0023), there with weftd's kube client, informers, logger and
+ * (controlplane/combined.ts, ADR 0024), there with weftd's kube client, informers, logger and
  * metrics registry instead of its own.
  */
 import { readFileSync } from 'node:fs';

@@ -1,13 +1,13 @@
 /**
  * Running control-plane processes' idle RSS against a real API server (issue #19, ADR 0022 and
- * ADR 0023), and how many TCP connections they hold to the API server once their informers are
+ * ADR 0024), and how many TCP connections they hold to the API server once their informers are
  * up. Two comparisons, interleaved, medians of REPS:
  *
  * - IDLE_BENCH=weftd (default): the compiled `DIST/controlplane/main.js` and, with BASELINE_DIST,
  *   the same file of another build (the baseline).
  * - IDLE_BENCH=split: the control plane as two processes, weftd and the webhook
  *   (`DIST/webhook/main.js`), summed, against one combined process (`weftd --webhook-port`,
- *   ADR 0023). Same flags, same certificates, same cluster; each process is read after IDLE_S.
+ *   ADR 0024). Same flags, same certificates, same cluster; each process is read after IDLE_S.
  *
  * Every process runs with the image's NODE_OPTIONS (--max-semi-space-size=1); RSS is VmRSS from
  * /proc, connections are the established ones to the API server's port (`ss`). Without KUBECONFIG

@@ -24,17 +24,17 @@ export interface ResourceRequirements {
 }
 
 /**
- * How the control plane runs (ADR 0023). Combined: weftd and the admission webhook in one
+ * How the control plane runs (ADR 0024). Combined: weftd and the admission webhook in one
  * process (one Deployment `weftd` behind both Services `weftd` and `weft-webhook`), as istiod
  * does. Separate: two Deployments, `weftd` and `weft-webhook`.
  */
 export type ControlPlaneMode = 'Combined' | 'Separate';
 export const CONTROL_PLANE_MODES = ['Combined', 'Separate'] as const satisfies readonly ControlPlaneMode[];
-/** See ADR 0023 for the measurement behind it. */
+/** See ADR 0024 for the measurement behind it. */
 export const DEFAULT_CONTROL_PLANE_MODE: ControlPlaneMode = 'Combined';
 
 export interface MeshControlPlane {
-  /** Default Combined (ADR 0023). */
+  /** Default Combined (ADR 0024). */
   mode?: ControlPlaneMode;
   /** Default 1. */
   replicas?: number;

@@ -1,6 +1,6 @@
 /**
  * One informer per watched kind for every consumer in a process. weftd and the admission
- * webhook run in one process in the combined control plane (ADR 0023); both watch Namespaces
+ * webhook run in one process in the combined control plane (ADR 0024); both watch Namespaces
  * and the Istio kinds, and sharing the informer means one LIST/WATCH and one cached copy of
  * each object instead of two. An informer is keyed by everything that decides what it lists
  * (kind, namespace, selectors), so two consumers asking for different slices get two.

@@ -159,7 +159,7 @@ function caSecretReader(mesh: string, caSecret: CaSecretRef): KubeObject[] {
 
 /**
  * The webhook's permissions, bound to its own ServiceAccount, or in the Combined control plane
- * (ADR 0023) to weftd's: the one process then holds the union of both roles, each role still
+ * (ADR 0024) to weftd's: the one process then holds the union of both roles, each role still
  * saying what its half needs (today the webhook's reads are a subset of weftd's; binding the role
  * instead of relying on that keeps the union true when either changes).
  */

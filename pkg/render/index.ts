@@ -186,7 +186,7 @@ const WEBHOOK_TLS_DIR = '/etc/weft/webhook-tls';
 const WEBHOOK_PORT = 9443;
 
 /**
- * weftd, and in Combined mode (ADR 0023) the webhook in the same pods: one more port, the
+ * weftd, and in Combined mode (ADR 0024) the webhook in the same pods: one more port, the
  * webhook's own serving Secret mounted beside weftd's, the webhook's ClusterRole bound to weftd's
  * ServiceAccount, and at least one replica (admission must answer even when a Mesh scales weftd
  * to zero, as the separate webhook Deployment always keeps one).

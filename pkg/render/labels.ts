@@ -13,7 +13,7 @@ export const FIELD_MANAGER = 'weft-operator';
 export const FINALIZER = 'mesh.weft.dev/cleanup';
 
 /**
- * On weftd's pods in Combined mode (ADR 0023), which answer admission: the webhook Service selects
+ * On weftd's pods in Combined mode (ADR 0024), which answer admission: the webhook Service selects
  * it, so it never reaches weftd pods without the webhook port (those of a rollout from Separate).
  * The operator moves the Service and prunes the webhook Deployment only once weftd's is available
  * (operator/reconciler.ts, admissionHandover).

@@ -96,7 +96,7 @@ export function parseDuration(text: string): number | null {
 /**
  * Requests when the Mesh names none: weftd's, and in Combined mode what weftd and the webhook
  * asked for apart (100m + 50m CPU, 128Mi + 64Mi): the one process does both jobs, and the
- * measured saving (ADR 0023) is memory the node keeps free, not a smaller reservation.
+ * measured saving (ADR 0024) is memory the node keeps free, not a smaller reservation.
  */
 export const DEFAULT_CONTROL_PLANE_REQUESTS: Record<ControlPlaneMode, ResourceRequirements> = {
   Separate: { requests: { cpu: '100m', memory: '128Mi' } },

@@ -191,7 +191,7 @@ function installWeft(): void {
   kubectl(['apply', '-f', join(repoRoot, 'config/samples/mesh.yaml')]);
 }
 
-/** The sample Mesh runs the Combined control plane (ADR 0023): weftd's pods serve admission too. */
+/** The sample Mesh runs the Combined control plane (ADR 0024): weftd's pods serve admission too. */
 const SERVING_DEPLOYMENTS = ['weftd'];
 
 async function waitWeftServing(): Promise<void> {

@@ -231,7 +231,7 @@ describe('e2e: weft as pods — install, Mesh, injection, traffic, delete', func
 
     it('the sample Mesh: the operator renders weftd, the webhook and the gateway, with certificates', async () => {
       kubectl(['apply', '-f', join(repoRoot, 'config/samples/mesh.yaml')]);
-      // Combined control plane (ADR 0023): the webhook runs in weftd's pods
+      // Combined control plane (ADR 0024): the webhook runs in weftd's pods
       const want = ['weftd', 'ingressgateway'];
       await waitFor('weft-system Deployments weftd, ingressgateway', () => {
         const names = kubectlJson<{ items: { metadata: { name: string } }[] }>([

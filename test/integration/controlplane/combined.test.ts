@@ -1,5 +1,5 @@
 /**
- * The combined control plane (ADR 0023) against the real API server: weftd and the admission
+ * The combined control plane (ADR 0024) against the real API server: weftd and the admission
  * webhook in one process (controlplane/combined.ts), each on its own port with its own serving
  * certificate.
  *

@@ -197,7 +197,7 @@ describe('operator (real API server)', function () {
         expect(o.metadata.labels?.['app.kubernetes.io/part-of']).to.equal('weft');
       }
     }
-    // Combined control plane (ADR 0023): 2 SA, 1 CM, 3 Secrets, 3 Services, 2 Deployments, 2+2 RBAC,
+    // Combined control plane (ADR 0024): 2 SA, 1 CM, 3 Secrets, 3 Services, 2 Deployments, 2+2 RBAC,
     // 2 webhook configurations; weftd's pods serve the webhook Service
     expect(total).to.equal(17);
     expect(await deploymentNames()).to.deep.equal(['weft-system/ingressgateway', 'weft-system/weftd']);

@@ -130,7 +130,7 @@ describe('weftd flags', () => {
       /--webhook-tls-dir needs --webhook-port/,
     ],
   ];
-  it('--webhook-port runs the webhook in-process (combined control plane, ADR 0023); absent: weftd alone', () => {
+  it('--webhook-port runs the webhook in-process (combined control plane, ADR 0024); absent: weftd alone', () => {
     expect(parseFlags([], {})).not.to.have.property('webhook');
     expect(parseFlags(['--webhook-port=9443'], {}).webhook).to.deep.equal({
       port: 9443,

@@ -1,6 +1,6 @@
 /**
  * One informer per watched slice for every consumer in a process (the combined control plane,
- * ADR 0023): the same kind asked twice is listed and watched once; a consumer that subscribes
+ * ADR 0024): the same kind asked twice is listed and watched once; a consumer that subscribes
  * after the first LIST hears the cached objects as adds (client-go's AddEventHandler); start()
  * is idempotent; a different selector is a different informer.
  */

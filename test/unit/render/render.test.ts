@@ -539,7 +539,7 @@ describe('render with a webhook outside the cluster (--webhook-url)', () => {
   });
 });
 
-describe('render: control-plane mode (ADR 0023)', () => {
+describe('render: control-plane mode (ADR 0024)', () => {
   type Obj = ReturnType<typeof render>[number];
   interface PodSpec {
     serviceAccountName: string;
