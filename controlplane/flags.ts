@@ -45,6 +45,9 @@ export const HELP = `weftd: weft's control plane (discovery, config push, worklo
   --ratelimit-redis-password-file FILE  AUTH with this password (a mounted Secret; re-read per connection)
   --ratelimit-redis-username NAME       Redis 6 ACL user for AUTH (default: Redis's default user)
                            (default weft-system/weftd-status; none: write no status)
+  --webhook-port N         also serve the admission webhooks (validate, inject) on this HTTPS port, in
+                           this process (the combined control plane, ADR 0024; default: off)
+  --webhook-tls-dir DIR    their serving certificate DIR/tls.crt, DIR/tls.key (default /etc/weft/webhook-tls)
 Env: DISABLE_SHADOW_HOST_SUFFIX=false appends -shadow to mirrored requests' Host (istiod's
 switch; default true: the original Host, as Istio ≥ 1.28).
 Logs: JSON on stderr; WEFT_LOG_FORMAT=text, WEFT_LOG_LEVEL=debug|info|warn.`;
@@ -111,6 +114,8 @@ export interface WeftdOptions {
   rateLimitRedis?: { host: string; port: number };
   /** AUTH for that Redis: the password's file and an optional ACL user. */
   rateLimitRedisAuth?: { passwordFile: string; username?: string };
+  /** The admission webhook in this process (controlplane/combined.ts); absent: weftd alone. */
+  webhook?: { port: number; tlsDir: string };
 }
 
 /** `host:port` or `[v6]:port` of the global rate-limit Redis. */
@@ -169,6 +174,8 @@ export function parseFlags(argv: string[], env: NodeJS.ProcessEnv = process.env)
         'ratelimit-redis': { type: 'string' },
         'ratelimit-redis-password-file': { type: 'string' },
         'ratelimit-redis-username': { type: 'string' },
+        'webhook-port': { type: 'string' },
+        'webhook-tls-dir': { type: 'string' },
         help: { type: 'boolean', default: false },
       },
       strict: true,
@@ -213,6 +220,16 @@ export function parseFlags(argv: string[], env: NodeJS.ProcessEnv = process.env)
   if (values.config !== undefined) opts.configFile = values.config;
   if (values.kubeconfig !== undefined) opts.kubeconfig = values.kubeconfig;
   if (opts.port !== 0 && opts.port === opts.monitoringPort) fail('--port and --monitoring-port must differ');
+  const webhookPort = values['webhook-port'];
+  if (webhookPort === undefined && values['webhook-tls-dir'] !== undefined)
+    fail('--webhook-tls-dir needs --webhook-port');
+  if (webhookPort !== undefined) {
+    const p = port('webhook-port', webhookPort);
+    if (p !== 0 && (p === opts.port || p === opts.monitoringPort))
+      fail('--webhook-port must differ from --port and --monitoring-port');
+    const dir = (values['webhook-tls-dir'] ?? '/etc/weft/webhook-tls').replace(/\/+$/, '') || '/';
+    opts.webhook = { port: p, tlsDir: dir };
+  }
   return opts;
 }
 

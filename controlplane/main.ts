@@ -3,6 +3,8 @@
  * (the operator's Deployment), `node dist/controlplane/main.js ...`, or `npx tsx
  * controlplane/main.ts ...`. `--help` lists the flags (controlplane/flags.ts). Exits 1 with a
  * coded message on bad flags or unreadable files; SIGTERM ends the proxies' streams and exits 0.
+ * With `--webhook-port` the admission webhook runs in this process too (controlplane/combined.ts,
+ * ADR 0024); `weft webhook` still runs it alone.
  */
 import { realpathSync } from 'node:fs';
 import { hostname } from 'node:os';
@@ -11,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { errorMessage } from '../pkg/errors/index.js';
 import { KubeClient } from '../pkg/kube/client.js';
 import { loadAccess } from '../pkg/kube/kubeconfig.js';
-import { createLogger } from '../pkg/log/index.js';
+import { createLogger, type Logger } from '../pkg/log/index.js';
 import { CertReloader } from '../pkg/tls/index.js';
 import { HELP, loadMeshSettings, parseFlags } from './flags.js';
 import { startWeftd } from './weftd.js';
@@ -19,6 +21,13 @@ import { startWeftd } from './weftd.js';
 /** --kubeconfig, else $KUBECONFIG, else the service account in a pod, else ~/.kube/config. */
 function kubeClient(kubeconfig: string | undefined): KubeClient {
   return new KubeClient(loadAccess(kubeconfig ? { kubeconfig } : {}));
+}
+
+/** DIR/tls.crt and DIR/tls.key, read now (a missing file stops start-up) and reloaded on change. */
+function loadedCert(dir: string, log: Logger): CertReloader {
+  const tls = new CertReloader(`${dir}/tls.crt`, `${dir}/tls.key`, log);
+  tls.load();
+  return tls;
 }
 
 export async function main(argv: string[]): Promise<void> {
@@ -29,16 +38,16 @@ export async function main(argv: string[]): Promise<void> {
   }
   const log = createLogger('weftd');
   const mesh = loadMeshSettings(flags.configFile);
-  const tls = new CertReloader(`${flags.tlsDir}/tls.crt`, `${flags.tlsDir}/tls.key`, log);
-  tls.load();
+  const tls = loadedCert(flags.tlsDir, log);
   const kube = kubeClient(flags.kubeconfig);
   log.info('Starting weftd', {
     apiServer: kube.server,
     trustDomain: mesh.trustDomain,
     caSecret: `${flags.caSecret.namespace}/${flags.caSecret.name}`,
     pushDebounceMs: flags.pushDebounceMs,
+    webhookPort: flags.webhook?.port,
   });
-  const weftd = await startWeftd({
+  const startOptions = {
     flags,
     mesh,
     kube,
@@ -47,13 +56,36 @@ export async function main(argv: string[]): Promise<void> {
     ...(flags.configFile !== undefined ? { configFile: flags.configFile } : {}),
     // the pod's name is its hostname: the Lease says which replica writes status
     ...(flags.statusLease ? { status: { lease: { ...flags.statusLease, identity: hostname() } } } : {}),
-  });
-  // Machine-readable line for scripts and tests that start weftd with --port 0.
-  process.stdout.write(`listening ${weftd.discoveryPort} ${weftd.monitoringPort}\n`);
+  };
+  // Loaded only when asked for: weftd alone does not pay for the webhook's modules and schemas.
+  const startCombined = flags.webhook ? (await import('./combined.js')).startCombined : undefined;
+  const running =
+    flags.webhook && startCombined
+      ? await startCombined({
+          ...startOptions,
+          webhook: {
+            host: flags.host,
+            port: flags.webhook.port,
+            tls: loadedCert(flags.webhook.tlsDir, log),
+            meshNamespace: mesh.rootNamespace,
+          },
+          onHalfDown: (half, why) => {
+            // never a pod that answers for one half only: the kubelet restarts it whole
+            log.error('A half of the combined control plane stopped; exiting', { half, why });
+            process.exit(1);
+          },
+        })
+      : undefined;
+  const weftd = running?.weftd ?? (await startWeftd(startOptions));
+  // Machine-readable line for scripts and tests that start weftd with --port 0 (the webhook's
+  // port third, in the combined control plane).
+  process.stdout.write(
+    `listening ${weftd.discoveryPort} ${weftd.monitoringPort}${running ? ` ${running.webhook.port}` : ''}\n`,
+  );
   const shutdown = (signal: string): void => {
     log.info('Shutting down', { signal });
     setTimeout(() => process.exit(0), 5000).unref();
-    void weftd.stop().then(() => process.exit(0));
+    void (running ?? weftd).stop().then(() => process.exit(0));
   };
   process.once('SIGTERM', () => shutdown('SIGTERM'));
   process.once('SIGINT', () => shutdown('SIGINT'));

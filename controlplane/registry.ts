@@ -33,7 +33,8 @@ import type { Sidecar } from '../pkg/api/sidecar.js';
 import type { RateLimit } from '../pkg/api/ratelimit.js';
 import type { MemQuota } from '../pkg/api/memquota.js';
 import type { KubeClient } from '../pkg/kube/client.js';
-import { Informer, type InformerEventType } from '../pkg/kube/informer.js';
+import type { Informer, InformerEventType } from '../pkg/kube/informer.js';
+import { ownInformers, type InformerSource } from '../pkg/kube/shared-informers.js';
 import type { KubeObject } from '../pkg/kube/types.js';
 import type { Logger } from '../pkg/log/index.js';
 import type { ServiceRecord } from '../pkg/translate/index.js';
@@ -216,7 +217,12 @@ export function podInfo(o: KubeObject): PodInfo {
   };
 }
 
-export function createKubeRegistry(kube: KubeClient, log: Logger, domainSuffix: string): KubeRegistry {
+export function createKubeRegistry(
+  kube: KubeClient,
+  log: Logger,
+  domainSuffix: string,
+  informerOf: InformerSource = ownInformers(kube),
+): KubeRegistry {
   const informers = new Map<WatchedKind, Informer<KubeObject>>();
   const listeners: ((t: TriggerType) => void)[] = [];
   const eventListeners: ((kind: WatchedKind, result: 'changed' | 'ignored') => void)[] = [];
@@ -228,8 +234,7 @@ export function createKubeRegistry(kube: KubeClient, log: Logger, domainSuffix: 
   let cached: Snapshot | undefined;
 
   for (const w of WATCHED) {
-    const inf = new Informer<KubeObject>(
-      kube,
+    const inf = informerOf<KubeObject>(
       { apiVersion: w.apiVersion, kind: w.kind },
       log.child({ informer: w.kind }),
     );

@@ -25,6 +25,7 @@ import { loadMeshSettings, type MeshSettings, type WeftdOptions } from './flags.
 import { createWeftdMetrics, type WeftdMetrics } from './metrics.js';
 import { createMonitoringServer, type Readiness } from './monitoring.js';
 import { createKubeRegistry, type KubeRegistry } from './registry.js';
+import type { InformerSource } from '../pkg/kube/shared-informers.js';
 import { startRootCertPublisher } from './rootcert.js';
 import { StatusWriter, type StatusWriterOptions } from './statuswriter.js';
 import { splitPemCerts } from './ca/signer.js';
@@ -61,6 +62,10 @@ export interface StartOptions {
   status?: Omit<StatusWriterOptions, 'kube' | 'registry' | 'log'>;
   /** JWKS fetching for RequestAuthentication jwksUri (tests shorten the refresh). */
   jwks?: Partial<Omit<JwksResolverOptions, 'log' | 'onChange'>>;
+  /** Informers shared with the in-process webhook (controlplane/combined.ts); default: weftd's own. */
+  informers?: InformerSource;
+  /** Also required for /ready (combined: the pod backs the webhook's Service as well). */
+  alsoReady?: () => { ready: boolean; reason?: string };
 }
 
 export interface Weftd {
@@ -72,6 +77,8 @@ export interface Weftd {
   jwks: JwksResolver;
   status?: StatusWriter;
   readiness(): Readiness;
+  /** The discovery (HTTPS) and monitoring servers: the combined process watches them close. */
+  servers: (Server | HttpsServer)[];
   stop(): Promise<void>;
 }
 
@@ -164,7 +171,12 @@ function proxyProgress(c: ConnectionInfo, now: number): ProxyProgress {
 export async function startWeftd(opts: StartOptions): Promise<Weftd> {
   const { flags, kube, log, tls } = opts;
   const metrics = createWeftdMetrics(opts.defaultMetrics ?? true);
-  const registry = createKubeRegistry(kube, log.child({ part: 'registry' }), flags.domainSuffix);
+  const registry = createKubeRegistry(
+    kube,
+    log.child({ part: 'registry' }),
+    flags.domainSuffix,
+    opts.informers,
+  );
   const jwks = new JwksResolver({ ...opts.jwks, log: log.child({ part: 'jwks' }) });
   // gateways' DestinationRule tls.credentialName Secrets; a change re-pushes (refresh, set below)
   let onCredentialChange = (): void => undefined;
@@ -253,11 +265,14 @@ export async function startWeftd(opts: StartOptions): Promise<Weftd> {
   const readiness = (): Readiness => {
     const unsynced = registry.unsynced();
     const tlsLoaded = tls.pair !== undefined;
+    const also = opts.alsoReady?.() ?? { ready: true };
     const reason = !tlsLoaded
       ? 'serving certificate not loaded'
       : unsynced.length > 0
         ? `still listing ${unsynced.join(', ')}`
-        : undefined;
+        : !also.ready
+          ? (also.reason ?? 'not ready')
+          : undefined;
     return {
       ready: reason === undefined,
       ...(reason ? { reason } : {}),
@@ -312,6 +327,7 @@ export async function startWeftd(opts: StartOptions): Promise<Weftd> {
     jwks,
     ...(status ? { status } : {}),
     readiness,
+    servers: [https, monitoring],
     async stop() {
       stopConfigWatch();
       await status?.stop();

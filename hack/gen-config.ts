@@ -41,7 +41,9 @@ export function generatedConfig(): Map<string, string> {
     apiVersion: 'mesh.weft.dev/v1alpha1',
     kind: 'Mesh',
     metadata: { name: 'default' },
-    spec: {},
+    // The two overlays are each deployable alone: weftd and the webhook as separate Deployments
+    // (the operator's default, Combined, is one process serving both: ADR 0024).
+    spec: { controlPlane: { mode: 'Separate' } },
   };
   const rendered = render(mesh, { includeNamespace: true });
   const component = (o: KubeObject): string | undefined => o.metadata.labels?.['app.kubernetes.io/component'];

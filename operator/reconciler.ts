@@ -19,6 +19,8 @@ import {
   effectiveSpec,
   FIELD_MANAGER,
   FINALIZER,
+  ADMISSION_POD_LABEL,
+  COMPONENT_LABEL,
   INVENTORY_LABEL,
   render,
   semanticFindings,
@@ -36,6 +38,18 @@ import {
   type Outcome,
 } from './conditions.js';
 import { deploymentStatus, webhookConfigStatus } from './readiness.js';
+
+/**
+ * A Deployment whose pods answer admission: the webhook's own (component webhook, as every weft
+ * version rendered it), or one whose pod template carries the admission label (Combined: weftd).
+ */
+function servesAdmission(obj: KubeObject): boolean {
+  if (obj.kind !== 'Deployment') return false;
+  if (obj.metadata.labels?.[COMPONENT_LABEL] === 'webhook') return true;
+  const labels = (obj as { spec?: { template?: { metadata?: { labels?: Record<string, string> } } } }).spec
+    ?.template?.metadata?.labels;
+  return labels?.[ADMISSION_POD_LABEL] === 'true';
+}
 
 export const MESH_API_VERSION = 'mesh.weft.dev/v1alpha1';
 /** A Mesh being deleted gets this long to clean up before its finalizer is dropped anyway. */
@@ -189,8 +203,9 @@ export class MeshReconciler {
       const nSecrets = certs.plan.secrets.length;
       await this.applyAll(mesh, desired.slice(0, nSecrets), log);
       certsInForce = certs.plan.planned;
-      await this.applyAll(mesh, desired.slice(nSecrets), log);
-      await this.prune(mesh, desired, log);
+      const handover = this.admissionHandover(desired.slice(nSecrets), log);
+      await this.applyAll(mesh, handover.apply, log);
+      await this.prune(mesh, desired, log, handover.pending);
     } catch (err) {
       const certificates = (reason: string, message: string) =>
         certificatesReadiness(certsInForce, this.now(), { reason, message });
@@ -287,12 +302,24 @@ export class MeshReconciler {
   }
 
   /** Deletes children this Mesh applied earlier (inventory label) that are no longer desired. */
-  private async prune(mesh: Mesh & KubeObject, desired: KubeObject[], log: Logger): Promise<void> {
+  private async prune(
+    mesh: Mesh & KubeObject,
+    desired: KubeObject[],
+    log: Logger,
+    admissionPending = false,
+  ): Promise<void> {
     const want = new Set(desired.map((o) => idOf(keyOf(o))));
     for (const obj of this.inventory(mesh.metadata.name!)) {
       const id = idOf(keyOf(obj));
       if (want.has(id)) continue;
       const what = describeKey(keyOf(obj));
+      if (
+        admissionPending &&
+        (servesAdmission(obj) || obj.metadata.labels?.[COMPONENT_LABEL] === 'webhook')
+      ) {
+        log.info('Keeping the old admission webhook until its successor is available', { object: what });
+        continue;
+      }
       if (await this.d.client.delete(keyOf(obj))) {
         log.info('Pruned child', { object: what });
         void this.d.events.record(
@@ -304,6 +331,62 @@ export class MeshReconciler {
       }
       this.applied.delete(id);
     }
+  }
+
+  /**
+   * A switch of control-plane mode (ADR 0024) without a moment in which admission has no pod to
+   * call (both webhook configurations fail closed). Until the desired Deployment whose pods serve
+   * admission (weftd's in Combined, the webhook's in Separate) is available and some other one
+   * still serves it (the one being replaced): the webhook Service keeps its live selector, a
+   * Deployment that serves admission now but will not is left as it is (Combined → Separate:
+   * weftd keeps its webhook port), the webhook's ClusterRoleBinding names both ServiceAccounts,
+   * and prune keeps the old webhook's Deployment, ServiceAccount and PDB. The next reconcile
+   * after the rollout (a child's status change wakes it) finishes the switch.
+   */
+  private admissionHandover(desired: KubeObject[], log: Logger): { apply: KubeObject[]; pending: boolean } {
+    const deployments = this.d.children.get('Deployment');
+    const live = (o: KubeObject): KubeObject | undefined =>
+      deployments?.get(o.metadata.name, o.metadata.namespace);
+    // ready only once the cache shows the new template (our own apply may not be in it yet) rolled out
+    const successor = desired.find((o) => {
+      if (o.kind !== 'Deployment' || !servesAdmission(o)) return false;
+      const l = live(o);
+      return !(l && servesAdmission(l) && deploymentStatus(o.metadata.name, l).ready);
+    });
+    const current = (deployments?.list() ?? []).filter(
+      (d) =>
+        d.metadata.namespace === WEBHOOK_SERVICE.namespace &&
+        servesAdmission(d) &&
+        !d.metadata.deletionTimestamp,
+    );
+    if (successor === undefined || current.every((d) => d.metadata.name === successor.metadata.name))
+      return { apply: desired, pending: false };
+    log.info('Switching the admission webhook: waiting for its new pods before moving traffic', {
+      successor: successor.metadata.name,
+      serving: current.map((d) => d.metadata.name),
+    });
+    const liveService = this.d.children.get('Service')?.get(WEBHOOK_SERVICE.name, WEBHOOK_SERVICE.namespace);
+    const liveBinding = this.d.children.get('ClusterRoleBinding')?.get(WEBHOOK_SERVICE.name);
+    const apply = desired.flatMap((o): KubeObject[] => {
+      if (o.kind === 'ClusterRoleBinding' && o.metadata.name === WEBHOOK_SERVICE.name && liveBinding) {
+        // both ServiceAccounts keep the webhook's reads while both serve
+        const subjects = (b: KubeObject): { name: string; namespace?: string }[] =>
+          (b as unknown as { subjects?: { name: string; namespace?: string }[] }).subjects ?? [];
+        const all = [...subjects(liveBinding), ...subjects(o)];
+        const unique = all.filter(
+          (x, i) => all.findIndex((y) => y.name === x.name && y.namespace === x.namespace) === i,
+        );
+        return [{ ...o, subjects: unique } as KubeObject];
+      }
+      if (o.kind === 'Service' && o.metadata.name === WEBHOOK_SERVICE.name && liveService) {
+        const selector = (liveService as { spec?: { selector?: unknown } }).spec?.selector;
+        return [{ ...o, spec: { ...(o as unknown as { spec: object }).spec, selector } } as KubeObject];
+      }
+      const l = o.kind === 'Deployment' ? live(o) : undefined;
+      if (l && servesAdmission(l) && !servesAdmission(o)) return [];
+      return [o];
+    });
+    return { apply, pending: true };
   }
 
   /** Every cached child carrying this Mesh's inventory label. */
@@ -320,8 +403,10 @@ export class MeshReconciler {
     const dep = (ns: string, n: string): KubeObject | undefined =>
       this.d.children.get('Deployment')?.get(n, ns);
     const cfg = (kind: string, n: string): KubeObject | undefined => this.d.children.get(kind)?.get(n);
+    // Combined (ADR 0024): weftd's pods serve admission too
+    const webhookDeployment = spec.controlPlane.mode === 'Combined' ? 'weftd' : WEBHOOK_SERVICE.name;
     const webhook: MeshComponentStatus[] = [
-      deploymentStatus('webhook', dep(WEBHOOK_SERVICE.namespace, WEBHOOK_SERVICE.name)),
+      deploymentStatus('webhook', dep(WEBHOOK_SERVICE.namespace, webhookDeployment)),
       webhookConfigStatus(
         'validating-webhook',
         cfg('ValidatingWebhookConfiguration', VALIDATING_WEBHOOK_NAME),

@@ -9,7 +9,8 @@ import { meshKinds } from '../pkg/api/registry.js';
 import { errorMessage } from '../pkg/errors/index.js';
 import { settingsFromMesh, type InjectionSettings } from '../pkg/inject/index.js';
 import type { KubeClient } from '../pkg/kube/client.js';
-import { Informer } from '../pkg/kube/informer.js';
+import type { Informer } from '../pkg/kube/informer.js';
+import { ownInformers, type InformerSource } from '../pkg/kube/shared-informers.js';
 import type { KubeObject } from '../pkg/kube/types.js';
 import type { Logger } from '../pkg/log/index.js';
 import { MeshIndex } from './mesh-index.js';
@@ -27,16 +28,14 @@ export class ClusterState {
     private readonly client: KubeClient,
     private readonly base: InjectionSettings,
     private readonly log: Logger,
+    /** Shared with weftd's registry in the combined control plane (pkg/kube/shared-informers.ts). */
+    informerOf: InformerSource = ownInformers(client),
   ) {
-    this.namespaces = new Informer(client, { apiVersion: 'v1', kind: 'Namespace' }, log);
-    this.meshes = new Informer(client, { apiVersion: 'mesh.weft.dev/v1alpha1', kind: 'Mesh' }, log);
+    this.namespaces = informerOf({ apiVersion: 'v1', kind: 'Namespace' }, log);
+    this.meshes = informerOf({ apiVersion: 'mesh.weft.dev/v1alpha1', kind: 'Mesh' }, log);
     this.index = new MeshIndex(meshKinds.length);
     this.kinds = meshKinds.map((def) => {
-      const inf = new Informer(
-        client,
-        { apiVersion: `${def.group}/${def.storageVersion}`, kind: def.kind },
-        log,
-      );
+      const inf = informerOf({ apiVersion: `${def.group}/${def.storageVersion}`, kind: def.kind }, log);
       inf.on((type, obj) => (type === 'delete' ? this.index.remove(obj) : this.index.upsert(obj)));
       void inf.hasSynced.then(() => this.index.markSynced());
       return inf;

@@ -2,21 +2,13 @@
  * weft-webhook: the validating webhook for mesh config and the sidecar injector, one HTTPS
  * server. `npm run webhook -- --help` lists the flags.
  */
-import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { parseAllDocuments } from 'yaml';
-import { DEFAULT_INJECTION_SETTINGS, type InjectionSettings } from '../pkg/inject/index.js';
 import { errorMessage } from '../pkg/errors/index.js';
 import { KubeClient } from '../pkg/kube/client.js';
 import { loadAccess } from '../pkg/kube/kubeconfig.js';
 import { createLogger } from '../pkg/log/index.js';
-import { ClusterState } from './cluster.js';
-import { MeshIndex } from './mesh-index.js';
-import { createMetrics } from './metrics.js';
-import { createWebhookApp, listenHttps } from './server.js';
 import { CertReloader } from '../pkg/tls/index.js';
-import { warmUpValidation } from './warmup.js';
-import { ValidationPool } from './validate-pool.js';
+import { startWebhook } from './serve.js';
 
 const HELP = `weft-webhook: validating webhook for mesh config, and sidecar injector
 
@@ -65,25 +57,6 @@ function options() {
   return { ...values, port, certFile, keyFile, crossObject: values['cross-object'] as 'warn' | 'deny' };
 }
 
-function baseSettings(meshNamespace: string, proxyImage: string | undefined): InjectionSettings {
-  const s: InjectionSettings = structuredClone(DEFAULT_INJECTION_SETTINGS) as InjectionSettings;
-  s.meshNamespace = meshNamespace;
-  s.discoveryAddress = `weftd.${meshNamespace}.svc:15012`;
-  if (proxyImage) s.proxyImage = proxyImage;
-  return s;
-}
-
-/** Without a cluster the index is never "synced", unless seeded from a file (a fixed mesh). */
-function offlineIndex(preload: string | undefined): MeshIndex {
-  if (!preload) return new MeshIndex(1);
-  const index = new MeshIndex(0);
-  for (const doc of parseAllDocuments(readFileSync(preload, 'utf8'))) {
-    const obj: unknown = doc.toJS({ maxAliasCount: 100 });
-    if (obj !== null && typeof obj === 'object') index.upsert(obj);
-  }
-  return index;
-}
-
 /** --kubeconfig, else $KUBECONFIG, else the service account in a pod, else ~/.kube/config. */
 function clusterClient(kubeconfig: string | undefined): KubeClient {
   return new KubeClient(loadAccess(kubeconfig ? { kubeconfig } : {}));
@@ -96,56 +69,28 @@ async function main(): Promise<void> {
     return;
   }
   const log = createLogger('webhook');
-  const base = baseSettings(opts['mesh-namespace'], opts['proxy-image']);
   const tls = new CertReloader(opts.certFile, opts.keyFile, log);
   tls.load();
-  const cluster = opts['no-cluster']
-    ? undefined
-    : new ClusterState(clusterClient(opts.kubeconfig), base, log);
-  cluster?.start();
-  const index = cluster?.index ?? offlineIndex(opts.preload);
-  const pool = new ValidationPool();
-  const app = createWebhookApp({
+  const webhook = await startWebhook({
     log,
-    metrics: createMetrics(),
-    validate: {
-      index,
-      crossObject: opts.crossObject,
-      pool,
-      ...(opts['global-ratelimits'] ? { globalRateLimits: true } : {}),
-    },
-    inject: {
-      namespace: async (name) => (cluster ? cluster.namespace(name) : undefined),
-      settings: () => cluster?.settings() ?? base,
-    },
-    readiness: () => {
-      const synced = cluster?.synced ?? { namespaces: true, mesh: true, index: false };
-      // Injection needs namespace labels; validation works without the index (objects alone).
-      return {
-        ready: tls.pair !== undefined && synced.namespaces,
-        certificateNotAfter: tls.notAfter,
-        ...synced,
-      };
-    },
+    tls,
+    host: opts.host,
+    port: opts.port,
+    meshNamespace: opts['mesh-namespace'],
+    ...(opts['no-cluster'] ? {} : { kube: clusterClient(opts.kubeconfig) }),
+    ...(opts.preload !== undefined ? { preload: opts.preload } : {}),
+    crossObject: opts.crossObject,
+    ...(opts['proxy-image'] !== undefined ? { proxyImage: opts['proxy-image'] } : {}),
+    globalRateLimits: opts['global-ratelimits'],
   });
-  log.info('Compiled validation schemas', { ms: warmUpValidation() });
-  await pool.ready;
-  const { server, port } = await listenHttps(app, { host: opts.host, port: opts.port, tls });
-  log.info('Serving admission webhooks', {
-    address: `https://${opts.host}:${port}`,
-    meshNamespace: base.meshNamespace,
-    cluster: cluster !== undefined,
-  });
+  const port = webhook.port;
   // Machine-readable line for scripts and tests that start us with --port 0.
   process.stdout.write(`listening ${port}\n`);
   const shutdown = (signal: string): void => {
     log.info('Shutting down', { signal });
-    cluster?.stop();
     tls.stop();
-    void pool.close();
-    server.close(() => process.exit(0));
-    server.closeIdleConnections();
     setTimeout(() => process.exit(0), 5000).unref();
+    void webhook.stop().then(() => process.exit(0));
   };
   process.once('SIGTERM', () => shutdown('SIGTERM'));
   process.once('SIGINT', () => shutdown('SIGINT'));

@@ -13,8 +13,11 @@ export interface WebhookMetrics {
   validations: Counter<'placement'>;
 }
 
-export function createMetrics(defaultMetrics = true): WebhookMetrics {
-  const registry = new Registry();
+/**
+ * `registry`: weftd's, in the combined control plane (one /metrics and one set of process
+ * metrics per process; the names do not collide: weft_webhook_* vs pilot_*, weft_weftd_*).
+ */
+export function createMetrics(defaultMetrics = true, registry = new Registry()): WebhookMetrics {
   if (defaultMetrics) collectDefaultMetrics({ register: registry });
   return {
     registry,

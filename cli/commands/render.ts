@@ -26,7 +26,9 @@ const MAX_INPUT = 4 * 1024 * 1024;
 export const renderUsage = `Usage: weftctl render -f FILE [--include-namespace=false] [--webhook-image IMAGE]
 
 Prints every object the operator would create for the Mesh in FILE ('-' for stdin) as YAML.
-The webhook configurations carry no caBundle: the operator injects it at run time.`;
+The webhook configurations carry no caBundle: the operator injects it at run time.
+--webhook-image applies to spec.controlPlane.mode Separate; Combined runs the webhook in weftd's
+image (spec.controlPlane.image).`;
 
 interface RenderArgs {
   file: string;

@@ -23,7 +23,19 @@ export interface ResourceRequirements {
   limits?: Record<string, Quantity>;
 }
 
+/**
+ * How the control plane runs (ADR 0024). Combined: weftd and the admission webhook in one
+ * process (one Deployment `weftd` behind both Services `weftd` and `weft-webhook`), as istiod
+ * does. Separate: two Deployments, `weftd` and `weft-webhook`.
+ */
+export type ControlPlaneMode = 'Combined' | 'Separate';
+export const CONTROL_PLANE_MODES = ['Combined', 'Separate'] as const satisfies readonly ControlPlaneMode[];
+/** See ADR 0024 for the measurement behind it. */
+export const DEFAULT_CONTROL_PLANE_MODE: ControlPlaneMode = 'Combined';
+
 export interface MeshControlPlane {
+  /** Default Combined (ADR 0024). */
+  mode?: ControlPlaneMode;
   /** Default 1. */
   replicas?: number;
   resources?: ResourceRequirements;
@@ -218,6 +230,7 @@ export const meshSpecSchema = (): JSONSchema =>
     trustDomain: str({ default: 'cluster.local', minLength: 1, maxLength: 255 }),
     controlPlane: obj(
       {
+        mode: { ...enumOf(...CONTROL_PLANE_MODES), default: DEFAULT_CONTROL_PLANE_MODE },
         replicas: int32({ default: 1, minimum: 0 }),
         resources: resourcesSchema(),
         image: str({ default: WEFT_IMAGES.weftd, minLength: 1 }),

@@ -42,8 +42,14 @@ export class Informer<T extends KubeObject = KubeObject> {
     private readonly log: Logger,
   ) {}
 
+  /**
+   * A handler added after the informer has listed first hears the cached objects as adds (as
+   * client-go's AddEventHandler does), so a second consumer of a shared informer
+   * (pkg/kube/shared-informers.ts) starts from the same state as the first.
+   */
   on(handler: InformerHandler<T>): void {
     this.handlers.push(handler);
+    for (const obj of this.cache.values()) this.deliver(handler, 'add', obj);
   }
 
   get isSynced(): boolean {
@@ -58,7 +64,12 @@ export class Informer<T extends KubeObject = KubeObject> {
     return this.cache.get(`${namespace ?? ''}/${name}`);
   }
 
+  private started = false;
+
+  /** Idempotent: a shared informer is started by each of its consumers and runs once. */
   start(): void {
+    if (this.started) return;
+    this.started = true;
     void this.run();
   }
 
@@ -162,12 +173,14 @@ export class Informer<T extends KubeObject = KubeObject> {
   }
 
   private emit(type: InformerEventType, obj: T, old?: T): void {
-    for (const h of this.handlers) {
-      try {
-        h(type, obj, old);
-      } catch (err) {
-        this.log.error('Informer handler threw', { kind: this.opts.kind, error: (err as Error).message });
-      }
+    for (const h of this.handlers) this.deliver(h, type, obj, old);
+  }
+
+  private deliver(h: InformerHandler<T>, type: InformerEventType, obj: T, old?: T): void {
+    try {
+      h(type, obj, old);
+    } catch (err) {
+      this.log.error('Informer handler threw', { kind: this.opts.kind, error: (err as Error).message });
     }
   }
 }

@@ -40,13 +40,19 @@ function clusterRole(mesh: string, name: string, component: string, rules: unkno
   };
 }
 
-function clusterRoleBinding(mesh: string, name: string, component: string, saNamespace: string): KubeObject {
+function clusterRoleBinding(
+  mesh: string,
+  name: string,
+  component: string,
+  saNamespace: string,
+  serviceAccount = name,
+): KubeObject {
   return {
     apiVersion: 'rbac.authorization.k8s.io/v1',
     kind: 'ClusterRoleBinding',
     metadata: { name, labels: standardLabels(mesh, name, component) },
     roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name },
-    subjects: [{ kind: 'ServiceAccount', name, namespace: saNamespace }],
+    subjects: [{ kind: 'ServiceAccount', name: serviceAccount, namespace: saNamespace }],
   };
 }
 
@@ -151,7 +157,13 @@ function caSecretReader(mesh: string, caSecret: CaSecretRef): KubeObject[] {
   ];
 }
 
-export function webhookRbac(mesh: string): KubeObject[] {
+/**
+ * The webhook's permissions, bound to its own ServiceAccount, or in the Combined control plane
+ * (ADR 0024) to weftd's: the one process then holds the union of both roles, each role still
+ * saying what its half needs (today the webhook's reads are a subset of weftd's; binding the role
+ * instead of relying on that keeps the union true when either changes).
+ */
+export function webhookRbac(mesh: string, serviceAccount: string = WEBHOOK_SERVICE.name): KubeObject[] {
   const rules = [
     { apiGroups: [''], resources: ['namespaces', 'services', 'configmaps'], verbs: READ },
     ...Object.entries(ISTIO_KINDS).map(([group, resources]) => ({
@@ -163,7 +175,7 @@ export function webhookRbac(mesh: string): KubeObject[] {
   ];
   return [
     clusterRole(mesh, 'weft-webhook', 'webhook', rules),
-    clusterRoleBinding(mesh, 'weft-webhook', 'webhook', MESH_NAMESPACE),
+    clusterRoleBinding(mesh, 'weft-webhook', 'webhook', MESH_NAMESPACE, serviceAccount),
   ];
 }
 

@@ -31,7 +31,7 @@ import {
   WEBHOOK_SERVICE,
   type CaSecretRef,
 } from './cluster.js';
-import { CA_SECRET, SERVING_SECRET, standardLabels } from './labels.js';
+import { ADMISSION_POD_LABEL, CA_SECRET, SERVING_SECRET, selectorLabels, standardLabels } from './labels.js';
 import {
   DEPLOYED_REDIS,
   effectiveSpec,
@@ -58,7 +58,7 @@ export interface RenderOptions {
   caBundle?: string;
   /** Emit the weft-system Namespace too (`weftctl render`; the operator's install owns it). */
   includeNamespace?: boolean;
-  /** Image of the admission webhook (not part of the Mesh spec). */
+  /** Image of the admission webhook in Separate mode (not part of the Mesh spec; Combined runs weftd's). */
   webhookImage?: string;
   /** Call the webhook at this base URL instead of its Service (a webhook run outside the cluster). */
   webhookUrl?: string;
@@ -181,11 +181,25 @@ function meshConfig(mesh: string, spec: EffectiveSpec): KubeObject {
   };
 }
 
+/** Where the combined process reads the webhook's serving certificate (Secret weft-webhook-tls). */
+const WEBHOOK_TLS_DIR = '/etc/weft/webhook-tls';
+const WEBHOOK_PORT = 9443;
+
+/**
+ * weftd, and in Combined mode (ADR 0024) the webhook in the same pods: one more port, the
+ * webhook's own serving Secret mounted beside weftd's, the webhook's ClusterRole bound to weftd's
+ * ServiceAccount, and at least one replica (admission must answer even when a Mesh scales weftd
+ * to zero, as the separate webhook Deployment always keeps one).
+ */
 function controlPlane(mesh: string, spec: EffectiveSpec): KubeObject[] {
   const cp = spec.controlPlane;
+  const combined = cp.mode === 'Combined';
+  const replicas = combined ? Math.max(1, cp.replicas) : cp.replicas;
+  const redisVolume = redisAuthVolume(spec);
   return [
     serviceAccount(mesh, 'weftd', MESH_NAMESPACE, 'control-plane'),
     ...weftdRbac(mesh, caSecretOf(spec)),
+    ...(combined ? webhookRbac(mesh, 'weftd') : []),
     meshConfig(mesh, spec),
     deployment({
       mesh,
@@ -193,7 +207,7 @@ function controlPlane(mesh: string, spec: EffectiveSpec): KubeObject[] {
       namespace: MESH_NAMESPACE,
       component: 'control-plane',
       image: cp.image,
-      replicas: cp.replicas,
+      replicas,
       args: [
         'weftd',
         '--config=/etc/weft/config/mesh.yaml',
@@ -202,14 +216,27 @@ function controlPlane(mesh: string, spec: EffectiveSpec): KubeObject[] {
         `--ca-secret=${caSecretOf(spec).namespace}/${caSecretOf(spec).name}`,
         ...(spec.rateLimitRedis ? [`--ratelimit-redis=${spec.rateLimitRedis}`] : []),
         ...redisAuthArgs(spec),
+        ...(combined ? [`--webhook-port=${WEBHOOK_PORT}`, `--webhook-tls-dir=${WEBHOOK_TLS_DIR}`] : []),
       ],
-      ...redisAuthVolume(spec),
+      extraVolumes: [
+        ...(redisVolume.extraVolumes ?? []),
+        ...(combined
+          ? [{ name: 'webhook-tls', secret: { secretName: SERVING_SECRET.webhook, defaultMode: 0o440 } }]
+          : []),
+      ],
+      extraMounts: [
+        ...(redisVolume.extraMounts ?? []),
+        ...(combined ? [{ name: 'webhook-tls', mountPath: WEBHOOK_TLS_DIR, readOnly: true }] : []),
+      ],
       ports: [
         { name: 'grpc-xds', containerPort: 15012 },
         { name: 'http-monitoring', containerPort: 15014 },
+        ...(combined ? [{ name: 'https-webhook', containerPort: WEBHOOK_PORT }] : []),
       ],
       resources: cp.resources,
+      // Combined: /ready is weftd's and the webhook's readiness together (the pod backs both Services)
       readiness: { path: '/ready', port: 15014 },
+      ...(combined ? { extraPodLabels: { [ADMISSION_POD_LABEL]: 'true' } } : {}),
       secretName: SERVING_SECRET.weftd,
       configMapName: MESH_CONFIGMAP,
     }),
@@ -217,7 +244,7 @@ function controlPlane(mesh: string, spec: EffectiveSpec): KubeObject[] {
       { name: 'grpc-xds', port: 15012, targetPort: 15012, protocol: 'TCP' },
       { name: 'http-monitoring', port: 15014, targetPort: 15014, protocol: 'TCP' },
     ]),
-    ...podDisruptionBudget(mesh, 'weftd', MESH_NAMESPACE, 'control-plane', cp.replicas),
+    ...podDisruptionBudget(mesh, 'weftd', MESH_NAMESPACE, 'control-plane', replicas),
     ...deployedRedis(mesh, spec),
   ];
 }
@@ -292,7 +319,31 @@ function redisAuthVolume(spec: EffectiveSpec): Pick<WorkloadParams, 'extraVolume
   };
 }
 
+/**
+ * The webhook's Service and configurations, and in Separate mode its own Deployment. The Service
+ * keeps its name and port in both modes (Combined: it selects weftd's pods), so the webhook
+ * configurations, their caBundle and the serving certificate's names do not change with the mode.
+ */
 function webhook(mesh: string, spec: EffectiveSpec, opts: RenderOptions): KubeObject[] {
+  const combined = spec.controlPlane.mode === 'Combined';
+  return [
+    ...(combined ? [] : webhookDeployment(mesh, spec, opts)),
+    service(
+      mesh,
+      WEBHOOK_SERVICE.name,
+      MESH_NAMESPACE,
+      'webhook',
+      [{ name: 'https-webhook', port: WEBHOOK_SERVICE.port, targetPort: WEBHOOK_PORT, protocol: 'TCP' }],
+      'ClusterIP',
+      // Separate: as before (an upgrade changes no endpoints); Combined: whoever serves admission
+      combined ? { [ADMISSION_POD_LABEL]: 'true' } : selectorLabels(WEBHOOK_SERVICE.name),
+    ),
+    validatingWebhook(mesh, { caBundle: opts.caBundle, url: opts.webhookUrl }),
+    mutatingWebhook(mesh, { caBundle: opts.caBundle, url: opts.webhookUrl }),
+  ];
+}
+
+function webhookDeployment(mesh: string, spec: EffectiveSpec, opts: RenderOptions): KubeObject[] {
   // Admission must stay up through a rolling update once the mesh runs more than one weftd.
   const replicas = Math.max(1, Math.min(spec.controlPlane.replicas, 3));
   return [
@@ -307,24 +358,19 @@ function webhook(mesh: string, spec: EffectiveSpec, opts: RenderOptions): KubeOb
       replicas,
       args: [
         'webhook',
-        '--port=9443',
+        `--port=${WEBHOOK_PORT}`,
         '--tls-dir=/etc/weft/tls',
         `--mesh-namespace=${MESH_NAMESPACE}`,
         // the webhook admits RateLimit scope global only when weftd runs the global backend
         ...(spec.rateLimitRedis ? ['--global-ratelimits'] : []),
       ],
-      ports: [{ name: 'https-webhook', containerPort: 9443 }],
+      ports: [{ name: 'https-webhook', containerPort: WEBHOOK_PORT }],
       resources: { requests: { cpu: '50m', memory: '64Mi' } },
-      readiness: { path: '/readyz', port: 9443, scheme: 'HTTPS' },
+      readiness: { path: '/readyz', port: WEBHOOK_PORT, scheme: 'HTTPS' },
       secretName: SERVING_SECRET.webhook,
       configMapName: MESH_CONFIGMAP,
     }),
-    service(mesh, WEBHOOK_SERVICE.name, MESH_NAMESPACE, 'webhook', [
-      { name: 'https-webhook', port: WEBHOOK_SERVICE.port, targetPort: 9443, protocol: 'TCP' },
-    ]),
     ...podDisruptionBudget(mesh, WEBHOOK_SERVICE.name, MESH_NAMESPACE, 'webhook', replicas),
-    validatingWebhook(mesh, { caBundle: opts.caBundle, url: opts.webhookUrl }),
-    mutatingWebhook(mesh, { caBundle: opts.caBundle, url: opts.webhookUrl }),
   ];
 }
 

@@ -12,6 +12,14 @@ export const COMPONENT_LABEL = 'app.kubernetes.io/component';
 export const FIELD_MANAGER = 'weft-operator';
 export const FINALIZER = 'mesh.weft.dev/cleanup';
 
+/**
+ * On weftd's pods in Combined mode (ADR 0024), which answer admission: the webhook Service selects
+ * it, so it never reaches weftd pods without the webhook port (those of a rollout from Separate).
+ * The operator moves the Service and prunes the webhook Deployment only once weftd's is available
+ * (operator/reconciler.ts, admissionHandover).
+ */
+export const ADMISSION_POD_LABEL = 'weft.dev/admission-webhook';
+
 export const SERVING_SECRET = { weftd: 'weftd-tls', webhook: 'weft-webhook-tls' } as const;
 export const CA_SECRET = 'weft-root-ca';
 

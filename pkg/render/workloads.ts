@@ -144,12 +144,14 @@ export function service(
   component: string,
   ports: ServicePort[],
   type: 'ClusterIP' | 'NodePort' | 'LoadBalancer' = 'ClusterIP',
+  /** Default: the pods of its namesake Deployment. */
+  selector: Record<string, string> = selectorLabels(name),
 ): KubeObject {
   return {
     apiVersion: 'v1',
     kind: 'Service',
     metadata: { name, namespace, labels: standardLabels(mesh, name, component) },
-    spec: { type, selector: selectorLabels(name), ports },
+    spec: { type, selector, ports },
   };
 }
 

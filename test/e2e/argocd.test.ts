@@ -191,15 +191,18 @@ function installWeft(): void {
   kubectl(['apply', '-f', join(repoRoot, 'config/samples/mesh.yaml')]);
 }
 
+/** The sample Mesh runs the Combined control plane (ADR 0024): weftd's pods serve admission too. */
+const SERVING_DEPLOYMENTS = ['weftd'];
+
 async function waitWeftServing(): Promise<void> {
-  for (const d of ['weft-webhook', 'weftd'])
+  for (const d of SERVING_DEPLOYMENTS)
     await waitFor(
       `deployment weft-system/${d}`,
       () => (kubectlRun(['get', 'deployment', '-n', 'weft-system', d]).status === 0 ? true : undefined),
       120_000,
       1000,
     );
-  for (const d of ['weft-webhook', 'weftd'])
+  for (const d of SERVING_DEPLOYMENTS)
     kubectl(
       ['-n', 'weft-system', 'rollout', 'status', `deployment/${d}`, '--timeout=180s'],
       undefined,

@@ -231,8 +231,9 @@ describe('e2e: weft as pods — install, Mesh, injection, traffic, delete', func
 
     it('the sample Mesh: the operator renders weftd, the webhook and the gateway, with certificates', async () => {
       kubectl(['apply', '-f', join(repoRoot, 'config/samples/mesh.yaml')]);
-      const want = ['weftd', 'weft-webhook', 'ingressgateway'];
-      await waitFor('weft-system Deployments weftd, weft-webhook, ingressgateway', () => {
+      // Combined control plane (ADR 0024): the webhook runs in weftd's pods
+      const want = ['weftd', 'ingressgateway'];
+      await waitFor('weft-system Deployments weftd, ingressgateway', () => {
         const names = kubectlJson<{ items: { metadata: { name: string } }[] }>([
           'get',
           'deployments',
@@ -254,7 +255,7 @@ describe('e2e: weft as pods — install, Mesh, injection, traffic, delete', func
 
     it('the webhook runs in a pod and the API server reaches it through its Service (a bad VirtualService is denied)', async () => {
       const r = kubectlRun(
-        ['-n', 'weft-system', 'rollout', 'status', 'deployment/weft-webhook', '--timeout=120s'],
+        ['-n', 'weft-system', 'rollout', 'status', 'deployment/weftd', '--timeout=120s'],
         undefined,
         150_000,
       );

@@ -197,12 +197,10 @@ describe('operator (real API server)', function () {
         expect(o.metadata.labels?.['app.kubernetes.io/part-of']).to.equal('weft');
       }
     }
-    expect(total).to.equal(19); // 3 SA, 1 CM, 3 Secrets, 3 Services, 3 Deployments, 2+2 RBAC, 2 webhook configurations
-    expect(await deploymentNames()).to.deep.equal([
-      'weft-system/ingressgateway',
-      'weft-system/weft-webhook',
-      'weft-system/weftd',
-    ]);
+    // Combined control plane (ADR 0024): 2 SA, 1 CM, 3 Secrets, 3 Services, 2 Deployments, 2+2 RBAC,
+    // 2 webhook configurations; weftd's pods serve the webhook Service
+    expect(total).to.equal(17);
+    expect(await deploymentNames()).to.deep.equal(['weft-system/ingressgateway', 'weft-system/weftd']);
     const st = (mesh as unknown as { status: { certificates: Record<string, string> } }).status;
     expect(Date.parse(st.certificates.servingCertExpiresAt!)).to.be.greaterThan(Date.now() + 300 * 86400_000);
     for (const t of ['ControlPlaneReady', 'GatewaysReady', 'WebhooksReady', 'CertificatesReady'])
@@ -261,7 +259,7 @@ describe('operator (real API server)', function () {
         name: 'weftd',
       });
       return (
-        names.join() === 'weft-system/egressgateway,weft-system/weft-webhook,weft-system/weftd' &&
+        names.join() === 'weft-system/egressgateway,weft-system/weftd' &&
         (weftd as { spec?: { replicas?: number } } | null)?.spec?.replicas === 2
       );
     });
@@ -282,7 +280,7 @@ describe('operator (real API server)', function () {
       }),
     ).to.equal(null);
     const pdbs = await client.list('policy/v1', 'PodDisruptionBudget', { namespace: 'weft-system' });
-    expect(pdbs.items.map((p) => p.metadata.name).sort()).to.deep.equal(['weft-webhook', 'weftd']);
+    expect(pdbs.items.map((p) => p.metadata.name).sort()).to.deep.equal(['weftd']);
     await convergeReady('Ready=True at the new generation');
     const events = await kubectl([
       'get',
@@ -294,6 +292,92 @@ describe('operator (real API server)', function () {
       'jsonpath={.items[*].reason}',
     ]);
     expect(events.stdout).to.include('Pruned');
+  });
+
+  it("switches controlPlane.mode both ways level-based: the other mode's objects pruned, Ready again", async () => {
+    const current = (await getMesh()) as unknown as { spec: Record<string, unknown> };
+    const withMode = (mode: string): Record<string, unknown> => {
+      const m = sample();
+      m.spec = { ...current.spec, controlPlane: { ...(current.spec.controlPlane as object), mode } };
+      return m;
+    };
+    const get = (kind: string, name: string, apiVersion = 'v1') =>
+      client.get({
+        apiVersion,
+        kind,
+        name,
+        ...(kind.startsWith('Cluster') ? {} : { namespace: 'weft-system' }),
+      });
+    const webhookSubject = async (): Promise<string | undefined> =>
+      (
+        (await get('ClusterRoleBinding', 'weft-webhook', 'rbac.authorization.k8s.io/v1')) as {
+          subjects?: { name: string }[];
+        } | null
+      )?.subjects?.[0]?.name;
+    const webhookSelector = async (): Promise<string | undefined> => {
+      const sel = (
+        (await get('Service', 'weft-webhook')) as { spec?: { selector?: Record<string, string> } } | null
+      )?.spec?.selector;
+      return sel?.['weft.dev/admission-webhook'] === 'true' ? 'weftd' : sel?.app;
+    };
+
+    const weftdArgs = async (): Promise<string[]> =>
+      (
+        (await get('Deployment', 'weftd', 'apps/v1')) as unknown as {
+          spec: { template: { spec: { containers: { args: string[] }[] } } };
+        }
+      ).spec.template.spec.containers[0]!.args;
+
+    await apply(withMode('Separate'));
+    // Handover: until the new webhook pods are Ready (the test plays kubelet below), admission
+    // stays on weftd's pods, which keep their webhook port
+    await waitFor('Separate: the webhook Deployment created', async () =>
+      (await deploymentNames()).includes('weft-system/weft-webhook'),
+    );
+    expect(await webhookSelector(), 'Service still on the serving pods').to.equal('weftd');
+    expect(await weftdArgs(), 'weftd keeps serving admission meanwhile').to.include('--webhook-port=9443');
+    await waitFor(
+      'Separate: a webhook Deployment and ServiceAccount of its own',
+      async () =>
+        (await makeMeshReady(client, 'default')) === undefined &&
+        (await deploymentNames()).includes('weft-system/weft-webhook') &&
+        (await get('ServiceAccount', 'weft-webhook')) !== null &&
+        (await webhookSubject()) === 'weft-webhook' &&
+        (await webhookSelector()) === 'weft-webhook',
+    );
+    await convergeReady('Ready=True in Separate mode');
+    const sepPdbs = await client.list('policy/v1', 'PodDisruptionBudget', { namespace: 'weft-system' });
+    expect(sepPdbs.items.map((p) => p.metadata.name).sort()).to.deep.equal(['weft-webhook', 'weftd']);
+
+    expect(await weftdArgs()).to.not.include('--webhook-port=9443');
+
+    await apply(withMode('Combined'));
+    await waitFor('Combined: weftd updated with the webhook port', async () =>
+      (await weftdArgs()).includes('--webhook-port=9443'),
+    );
+    expect(await webhookSelector(), 'Service on the old webhook pods until weftd rolls out').to.equal(
+      'weft-webhook',
+    );
+    expect(await deploymentNames(), 'old webhook kept meanwhile').to.include('weft-system/weft-webhook');
+    await waitFor(
+      'Combined: the webhook Deployment, ServiceAccount and PDB pruned, weftd serves both',
+      async () => {
+        await makeMeshReady(client, 'default');
+        const pdbs = await client.list('policy/v1', 'PodDisruptionBudget', { namespace: 'weft-system' });
+        return (
+          !(await deploymentNames()).includes('weft-system/weft-webhook') &&
+          (await get('ServiceAccount', 'weft-webhook')) === null &&
+          pdbs.items.map((p) => p.metadata.name).join() === 'weftd' &&
+          (await webhookSubject()) === 'weftd' &&
+          (await webhookSelector()) === 'weftd'
+        );
+      },
+    );
+    const weftd = (await get('Deployment', 'weftd', 'apps/v1')) as unknown as {
+      spec: { template: { spec: { containers: { args: string[] }[] } } };
+    };
+    expect(weftd.spec.template.spec.containers[0]!.args).to.include('--webhook-port=9443');
+    await convergeReady('Ready=True in Combined mode');
   });
 
   it('restores a deleted child and corrects a hand-edited one, with Events', async () => {

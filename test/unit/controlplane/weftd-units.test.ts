@@ -121,7 +121,26 @@ describe('weftd flags', () => {
       ['--status-lease=weft-system'],
       /--status-lease: .* NAMESPACE\/NAME or none/,
     ],
+    ['a webhook port that is not a number', ['--webhook-port=x'], /--webhook-port: x is not a port number/],
+    ['the webhook on the discovery port', ['--webhook-port=15012'], /--webhook-port must differ/],
+    ['the webhook on the monitoring port', ['--webhook-port=15014'], /--webhook-port must differ/],
+    [
+      'a webhook certificate without the webhook',
+      ['--webhook-tls-dir=/x'],
+      /--webhook-tls-dir needs --webhook-port/,
+    ],
   ];
+  it('--webhook-port runs the webhook in-process (combined control plane, ADR 0024); absent: weftd alone', () => {
+    expect(parseFlags([], {})).not.to.have.property('webhook');
+    expect(parseFlags(['--webhook-port=9443'], {}).webhook).to.deep.equal({
+      port: 9443,
+      tlsDir: '/etc/weft/webhook-tls',
+    });
+    expect(parseFlags(['--webhook-port=0', '--webhook-tls-dir=/w/'], {}).webhook).to.deep.equal({
+      port: 0,
+      tlsDir: '/w',
+    });
+  });
   it('--status-lease=none turns status writes off; NS/NAME names the Lease', () => {
     expect(parseFlags(['--status-lease=none'], {})).not.to.have.property('statusLease');
     expect(parseFlags(['--status-lease=mesh/writer'], {}).statusLease).to.deep.equal({

@@ -22,8 +22,8 @@ const names = (objs: { kind: string; metadata: { name: string; namespace?: strin
   objs.map((o) => `${o.kind}/${o.metadata.namespace ?? ''}/${o.metadata.name}`);
 
 describe('render', () => {
-  it('renders the control plane, webhook and configurations for an empty spec', () => {
-    const out = names(render(mesh({})));
+  it('renders the control plane, webhook and configurations (Separate)', () => {
+    const out = names(render(mesh({ controlPlane: { mode: 'Separate' } })));
     for (const want of [
       'ServiceAccount/weft-system/weftd',
       'ClusterRole//weftd',
@@ -50,7 +50,13 @@ describe('render', () => {
   const pdbTable: Array<[string, MeshSpec, string[]]> = [
     ['1 replica: no PDB', { controlPlane: { replicas: 1 } }, []],
     ['0 replicas: no PDB', { controlPlane: { replicas: 0 } }, []],
-    ['2 replicas: weftd and webhook PDBs', { controlPlane: { replicas: 2 } }, ['weft-webhook', 'weftd']],
+    [
+      '2 replicas, Separate: weftd and webhook PDBs',
+      { controlPlane: { mode: 'Separate', replicas: 2 } },
+      ['weft-webhook', 'weftd'],
+    ],
+    ['2 replicas, Combined: one PDB, on the pods serving both', { controlPlane: { replicas: 2 } }, ['weftd']],
+    ['0 replicas, Combined: one pod still runs (admission), no PDB', { controlPlane: { replicas: 0 } }, []],
     ['gateway with 3 replicas', { gateways: [{ name: 'gw', replicas: 3 }] }, ['gw']],
     ['gateway with 1 replica', { gateways: [{ name: 'gw', replicas: 1 }] }, []],
   ];
@@ -283,15 +289,22 @@ describe('render: global rate limits (spec.rateLimits.redisAddress)', () => {
     };
     return d.spec.template.spec.containers[0]!.args;
   };
+  const separate = { controlPlane: { mode: 'Separate' as const } };
   it('off by default: neither weftd nor the webhook gets a flag', () => {
-    const out = render(mesh({}));
+    const out = render(mesh(separate));
     expect(args(out, 'weftd').join(' ')).to.not.contain('ratelimit');
     expect(args(out, 'weft-webhook')).to.not.include('--global-ratelimits');
   });
   it('set: weftd keeps buckets in that Redis, the webhook admits scope global', () => {
-    const out = render(mesh({ rateLimits: { redisAddress: 'redis.weft-system:6379' } }));
+    const out = render(mesh({ ...separate, rateLimits: { redisAddress: 'redis.weft-system:6379' } }));
     expect(args(out, 'weftd')).to.include('--ratelimit-redis=redis.weft-system:6379');
     expect(args(out, 'weft-webhook')).to.include('--global-ratelimits');
+    // Combined: the in-process webhook admits scope global exactly when weftd has --ratelimit-redis
+    const combined = render(mesh({ rateLimits: { redisAddress: 'redis.weft-system:6379' } }));
+    expect(args(combined, 'weftd')).to.include.members([
+      '--ratelimit-redis=redis.weft-system:6379',
+      '--webhook-port=9443',
+    ]);
   });
   it('passwordSecret: its password key mounted (no subPath: rotation reaches the file), weftd AUTHs with it', () => {
     const out = render(
@@ -322,7 +335,9 @@ describe('render: global rate limits (spec.rateLimits.redisAddress)', () => {
     expect(JSON.stringify(out)).to.not.include('password":"'); // a reference, never a value
   });
   it('redis.deploy: weft-redis (Deployment, Service, ServiceAccount) from the local image, requirepass from the Secret; weftd uses it', () => {
-    const out = render(mesh({ rateLimits: { passwordSecret: 'redis-auth', redis: { deploy: true } } }));
+    const out = render(
+      mesh({ ...separate, rateLimits: { passwordSecret: 'redis-auth', redis: { deploy: true } } }),
+    );
     expect(args(out, 'weftd')).to.include.members([
       '--ratelimit-redis=weft-redis.weft-system:6379',
       '--ratelimit-redis-password-file=/etc/weft/ratelimit-redis/password',
@@ -394,6 +409,7 @@ describe('effectiveSpec defaults match the CRD schema defaults', () => {
     expect(eff.trustDomain).to.equal(props.trustDomain!.default);
     expect(eff.controlPlane.replicas).to.equal(props.controlPlane!.properties!.replicas!.default);
     expect(eff.controlPlane.image).to.equal(props.controlPlane!.properties!.image!.default);
+    expect(eff.controlPlane.mode).to.equal(props.controlPlane!.properties!.mode!.default);
     expect(eff.mtlsMode).to.equal(props.mtls!.properties!.mode!.default);
     expect(eff.certificates.workloadCertTTL).to.equal(
       props.certificates!.properties!.workloadCertTTL!.default,
@@ -520,5 +536,195 @@ describe('render with a webhook outside the cluster (--webhook-url)', () => {
         .flatMap((h) => h.webhooks)
         .every((w) => w.clientConfig.service === undefined && w.clientConfig.caBundle === 'Q0E='),
     ).to.equal(true);
+  });
+});
+
+describe('render: control-plane mode (ADR 0024)', () => {
+  type Obj = ReturnType<typeof render>[number];
+  interface PodSpec {
+    serviceAccountName: string;
+    containers: {
+      args: string[];
+      ports: { name: string; containerPort: number }[];
+      resources: unknown;
+      readinessProbe: { httpGet: { path: string; port: number } };
+      volumeMounts: { name: string; mountPath: string }[];
+    }[];
+    volumes: { name: string; secret?: { secretName: string } }[];
+  }
+  const find = (objs: Obj[], kind: string, name: string): Obj | undefined =>
+    objs.find((o) => o.kind === kind && o.metadata.name === name);
+  const podSpec = (objs: Obj[], name: string): PodSpec =>
+    (find(objs, 'Deployment', name) as unknown as { spec: { template: { spec: PodSpec } } }).spec.template
+      .spec;
+  const replicasOf = (objs: Obj[], name: string): number =>
+    (find(objs, 'Deployment', name) as unknown as { spec: { replicas: number } }).spec.replicas;
+  const selectorOf = (objs: Obj[], name: string): unknown =>
+    (find(objs, 'Service', name) as unknown as { spec: { selector: unknown } }).spec.selector;
+
+  const modeTable: [string, MeshSpec, 'Combined' | 'Separate'][] = [
+    ['no controlPlane: Combined (the default)', {}, 'Combined'],
+    ['controlPlane without mode: Combined', { controlPlane: { replicas: 2 } }, 'Combined'],
+    ['mode Combined', { controlPlane: { mode: 'Combined' } }, 'Combined'],
+    ['mode Separate', { controlPlane: { mode: 'Separate' } }, 'Separate'],
+  ];
+  for (const [title, spec, want] of modeTable)
+    it(`mode: ${title}`, () => {
+      expect(effectiveSpec(spec).controlPlane.mode).to.equal(want);
+      const out = render(mesh(spec));
+      expect(!!find(out, 'Deployment', 'weft-webhook'), 'a webhook Deployment').to.equal(want === 'Separate');
+      expect(!!find(out, 'ServiceAccount', 'weft-webhook')).to.equal(want === 'Separate');
+      expect(podSpec(out, 'weftd').containers[0]!.args.includes('--webhook-port=9443')).to.equal(
+        want === 'Combined',
+      );
+    });
+
+  it('Combined: weftd serves the webhook port with the webhook Secret, and the Service keeps its name and port', () => {
+    const out = render(mesh({}));
+    const pod = podSpec(out, 'weftd');
+    const c = pod.containers[0]!;
+    expect(c.args).to.include.members(['--webhook-port=9443', '--webhook-tls-dir=/etc/weft/webhook-tls']);
+    expect(c.ports).to.deep.include({ name: 'https-webhook', containerPort: 9443, protocol: 'TCP' });
+    expect(c.volumeMounts).to.deep.include({
+      name: 'webhook-tls',
+      mountPath: '/etc/weft/webhook-tls',
+      readOnly: true,
+    });
+    expect(c.volumeMounts).to.deep.include({ name: 'tls', mountPath: '/etc/weft/tls', readOnly: true });
+    expect(pod.volumes.map((v) => v.secret?.secretName).filter(Boolean)).to.deep.equal([
+      'weftd-tls',
+      'weft-webhook-tls',
+    ]);
+    // one pod backs both Services: its /ready is weftd's and the webhook's together
+    expect(c.readinessProbe.httpGet).to.deep.include({ path: '/ready', port: 15014 });
+    // the webhook Service reaches weftd's pods that serve the webhook port, never others
+    expect(selectorOf(out, 'weft-webhook')).to.deep.equal({ 'weft.dev/admission-webhook': 'true' });
+    const template = find(out, 'Deployment', 'weftd') as unknown as {
+      spec: { template: { metadata: { labels: Record<string, string> } } };
+    };
+    expect(template.spec.template.metadata.labels).to.include({ 'weft.dev/admission-webhook': 'true' });
+    const separate = render(mesh({ controlPlane: { mode: 'Separate' } }));
+    expect(selectorOf(separate, 'weft-webhook'), 'Separate: as before').to.deep.equal({
+      app: 'weft-webhook',
+      'app.kubernetes.io/name': 'weft-webhook',
+    });
+    const svc = find(out, 'Service', 'weft-webhook') as unknown as { spec: { ports: unknown[] } };
+    expect(svc.spec.ports).to.deep.equal([
+      { name: 'https-webhook', port: 443, targetPort: 9443, protocol: 'TCP' },
+    ]);
+    // the webhook configurations are the same objects in both modes (same Service, same caBundle)
+    const sep = render(mesh({ controlPlane: { mode: 'Separate' } }), { caBundle: 'Q0E=' });
+    const comb = render(mesh({}), { caBundle: 'Q0E=' });
+    for (const kind of ['ValidatingWebhookConfiguration', 'MutatingWebhookConfiguration'])
+      expect(comb.filter((o) => o.kind === kind)).to.deep.equal(sep.filter((o) => o.kind === kind));
+  });
+
+  const replicaTable: [number, number, number][] = [
+    // [spec replicas, Separate weftd / webhook → Combined]
+    [0, 0, 1],
+    [1, 1, 1],
+    [2, 2, 2],
+    [5, 5, 5],
+  ];
+  for (const [spec, sepWeftd, comb] of replicaTable)
+    it(`replicas ${spec}: Separate weftd ${sepWeftd} and webhook ${Math.max(1, Math.min(spec, 3))}, Combined ${comb} (never fewer admission pods)`, () => {
+      const sep = render(mesh({ controlPlane: { mode: 'Separate', replicas: spec } }));
+      expect(replicasOf(sep, 'weftd')).to.equal(sepWeftd);
+      const sepWebhook = replicasOf(sep, 'weft-webhook');
+      const combined = render(mesh({ controlPlane: { replicas: spec } }));
+      expect(replicasOf(combined, 'weftd')).to.equal(comb);
+      expect(comb).to.be.at.least(sepWebhook);
+    });
+
+  it('Combined requests what the two Deployments requested together, unless the Mesh sets resources', () => {
+    expect(podSpec(render(mesh({})), 'weftd').containers[0]!.resources).to.deep.equal({
+      requests: { cpu: '150m', memory: '192Mi' },
+    });
+    const set = { requests: { cpu: '1', memory: '1Gi' } };
+    expect(
+      podSpec(render(mesh({ controlPlane: { resources: set } })), 'weftd').containers[0]!.resources,
+    ).to.deep.equal(set);
+  });
+
+  /** Every (apiGroup, resource, verb, resourceName) a ServiceAccount is granted by the ClusterRoles bound to it. */
+  function grants(objs: Obj[], sa: string): Set<string> {
+    const out = new Set<string>();
+    const bindings = objs.filter(
+      (o) =>
+        o.kind === 'ClusterRoleBinding' &&
+        (o as unknown as { subjects: { name: string }[] }).subjects.some((s) => s.name === sa),
+    );
+    for (const b of bindings) {
+      const role = find(
+        objs,
+        'ClusterRole',
+        (b as unknown as { roleRef: { name: string } }).roleRef.name,
+      ) as unknown as {
+        rules: { apiGroups: string[]; resources: string[]; verbs: string[]; resourceNames?: string[] }[];
+      };
+      for (const r of role.rules)
+        for (const g of r.apiGroups)
+          for (const res of r.resources)
+            for (const v of r.verbs)
+              for (const n of r.resourceNames ?? ['*']) out.add(`${g}/${res}/${v}/${n}`);
+    }
+    return out;
+  }
+
+  it("RBAC: Combined binds the union of weftd's and the webhook's ClusterRoles to weftd's ServiceAccount", () => {
+    const sep = render(mesh({ controlPlane: { mode: 'Separate' } }));
+    const comb = render(mesh({}));
+    const union = new Set([...grants(sep, 'weftd'), ...grants(sep, 'weft-webhook')]);
+    expect([...grants(comb, 'weftd')].sort()).to.deep.equal([...union].sort());
+    expect(grants(comb, 'weft-webhook').size, 'no ServiceAccount weft-webhook is bound').to.equal(0);
+    // the roles themselves are the same objects in both modes: each says what its half needs
+    for (const name of ['weftd', 'weft-webhook'])
+      expect(find(comb, 'ClusterRole', name)).to.deep.equal(find(sep, 'ClusterRole', name));
+    // namespaced grants (the CA Secret, the status Lease) are weftd's in both modes
+    const roleBindingSubjects = (objs: Obj[]): string[] =>
+      objs
+        .filter((o) => o.kind === 'RoleBinding')
+        .flatMap((o) => (o as unknown as { subjects: { name: string }[] }).subjects.map((s) => s.name));
+    expect(roleBindingSubjects(comb)).to.deep.equal(roleBindingSubjects(sep));
+  });
+
+  it('switching modes changes only what the mode decides (the rest of the render is the same objects)', () => {
+    const key = (o: Obj): string => `${o.kind}/${o.metadata.namespace ?? ''}/${o.metadata.name}`;
+    const sep = new Map(render(mesh({ controlPlane: { mode: 'Separate' } })).map((o) => [key(o), o]));
+    const comb = new Map(render(mesh({})).map((o) => [key(o), o]));
+    const onlySeparate = [...sep.keys()].filter((k) => !comb.has(k)).sort();
+    expect(onlySeparate, 'pruned when switching to Combined').to.deep.equal([
+      'Deployment/weft-system/weft-webhook',
+      'ServiceAccount/weft-system/weft-webhook',
+    ]);
+    expect(
+      [...comb.keys()].filter((k) => !sep.has(k)),
+      'nothing new in Combined',
+    ).to.deep.equal([]);
+    const changed = [...comb.keys()]
+      .filter((k) => JSON.stringify(comb.get(k)) !== JSON.stringify(sep.get(k)))
+      .sort();
+    expect(changed).to.deep.equal([
+      'ClusterRoleBinding//weft-webhook',
+      'Deployment/weft-system/weftd',
+      'Service/weft-system/weft-webhook',
+    ]);
+  });
+
+  for (const bad of ['combined', 'Both', ''])
+    it(`refuses mode ${JSON.stringify(bad)}, naming the field, instead of picking one`, () => {
+      const spec = { controlPlane: { mode: bad } } as unknown as MeshSpec;
+      expect(semanticFindings(spec)).to.deep.include({
+        path: 'spec.controlPlane.mode',
+        message: `${JSON.stringify(bad)} is not Combined or Separate`,
+      });
+      expect(() => render(mesh(spec))).to.throw(/spec\.controlPlane\.mode/);
+    });
+
+  it('refuses an unknown mode through the schema (the webhook validates Mesh objects with it)', () => {
+    const modeSchema = (
+      meshKind.specSchema.properties as Record<string, { properties: Record<string, { enum?: unknown[] }> }>
+    ).controlPlane!.properties.mode!;
+    expect(modeSchema.enum).to.deep.equal(['Combined', 'Separate']);
   });
 });
