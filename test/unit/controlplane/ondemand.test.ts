@@ -19,7 +19,8 @@ import { SnapshotRegistry } from '../../support/snapshot-registry.js';
 import { waitFor } from '../../support/wait.js';
 import { ConfigGenerator } from '../../../controlplane/configgen.js';
 import { DEFAULT_MESH } from '../../../controlplane/flags.js';
-import { answerOf, OnDemandSubscriptions, type OnDemandLimits } from '../../../controlplane/ondemand.js';
+import { answerOf, OnDemandBudget, OnDemandSubscriptions, type OnDemandLimits } from '../../../controlplane/ondemand.js';
+import type { Identity } from '../../../controlplane/auth.js';
 import type { PodInfo, Snapshot } from '../../../controlplane/registry.js';
 import { createLogger } from '../../../pkg/log/index.js';
 import type { HttpListener, ProxyConfig } from '../../../pkg/proxyconfig/types.js';
@@ -32,7 +33,7 @@ const entry = (name: string): EgressHost[] => [{ namespace: 'prod', host: `${nam
 describe('weftd on-demand subscriptions (bounds, fake clock)', () => {
   const fresh = () => {
     let t = 0;
-    const subs = new OnDemandSubscriptions(() => t, LIMITS);
+    const subs = new OnDemandSubscriptions(new OnDemandBudget(() => t, LIMITS), LIMITS);
     let resolved = 0;
     const resolve = (n: string): EgressHost[] => {
       resolved++;
@@ -209,7 +210,14 @@ describe('weftd POST /v1/discovery/ondemand (real server on loopback)', function
     rmSync(dir, { recursive: true, force: true });
   });
 
-  async function weftd(onDemandHosts: boolean): Promise<{ port: number; discovery: DiscoveryService }> {
+  /** A projected (pod-bound) token of web-1, as kubelet mounts it; UNBOUND: a legacy Secret token. */
+  const BOUND: Identity = { namespace: 'shop', serviceAccount: 'sa', podName: 'web-1' };
+  const UNBOUND: Identity = { namespace: 'shop', serviceAccount: 'sa' };
+
+  async function weftd(
+    onDemandHosts: boolean,
+    identity: Identity = BOUND,
+  ): Promise<{ port: number; discovery: DiscoveryService }> {
     const registry = new SnapshotRegistry(() => ({ services: SNAPSHOT.services }));
     const discovery = new DiscoveryService({
       registry,
@@ -219,7 +227,7 @@ describe('weftd POST /v1/discovery/ondemand (real server on loopback)', function
         log,
       }),
       authenticate: () =>
-        Promise.resolve({ identity: { namespace: 'shop', serviceAccount: 'sa' }, cached: true }),
+        Promise.resolve({ identity, cached: true }),
       metrics: createWeftdMetrics(false),
       log,
       debounce: { afterMs: 0, maxMs: 0 },
@@ -287,7 +295,23 @@ describe('weftd POST /v1/discovery/ondemand (real server on loopback)', function
     expect(await c.askHosts(['ratings.prod'])).to.deep.equal({ 'ratings.prod': 'found' });
   });
 
-  const refusals: [string, boolean, string, number, RegExp][] = [
+  const refusals: [string, boolean, string, number, RegExp, Identity?][] = [
+    [
+      'a token bound to no pod (a legacy Secret token)',
+      true,
+      ask(['reviews.prod']),
+      403,
+      /WEFT_FORBIDDEN.*need a pod-bound token/,
+      UNBOUND,
+    ],
+    [
+      'a token bound to another pod',
+      true,
+      ask(['reviews.prod']),
+      403,
+      /bound to pod shop\/web-2/,
+      { ...BOUND, podName: 'web-2' },
+    ],
     ['a mesh with on-demand hosts off', false, ask(['reviews.prod']), 404, /on-demand hosts are off/],
     ['no open stream', true, ask(['reviews.prod']), 409, /no open discovery stream/],
     [
@@ -301,9 +325,9 @@ describe('weftd POST /v1/discovery/ondemand (real server on loopback)', function
     ['a host that is no host name', true, ask(['Reviews:80']), 400, /WEFT_DISCOVERY_ONDEMAND_INVALID/],
     ['a body over 16 KiB', true, ask(['a'.repeat(20_000)]), 413, /WEFT_INPUT_TOO_LARGE/],
   ];
-  for (const [title, on, body, status, message] of refusals)
+  for (const [title, on, body, status, message, identity] of refusals)
     it(`refuses ${title}: ${status}`, async () => {
-      const { port } = await weftd(on);
+      const { port } = await weftd(on, identity);
       const r = await post(port, body);
       expect(r.status, r.body).to.equal(status);
       expect(r.body).to.match(message);
