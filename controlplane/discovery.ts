@@ -26,7 +26,8 @@
  *
  * `POST /v1/discovery/ondemand` (ADR 0023, controlplane/ondemand.ts): a sidecar of a mesh with
  * on-demand hosts asks for names (or addresses) it does not hold; weftd subscribes its newest
- * stream to what its scope can see and pushes.
+ * stream to what its scope can see and pushes (pod-bound tokens only; a pod's rate budget
+ * outlives its streams; a stream's finds are coalesced into one push).
  *
  * `POST /v1/certificates`: authenticate the same way, then hand the CSR to the workload CA for
  * the token's identity.

@@ -160,8 +160,7 @@ export class OnDemandHolder {
         if (w.held ? w.held() : this.o.isHeld(w.authority)) {
           this.release(w, 'routed', true);
           if (this.found.delete(`name:${name}`)) this.remember(name); // now under its entry
-        }
-        else still.push(w);
+        } else still.push(w);
       }
       p.waiters = still;
       if (still.length === 0) {
