@@ -48,12 +48,14 @@ import {
   exportedTo,
   onDemandScope,
   proxyScope,
+  indexOnDemandCatalog,
   resolveOnDemand,
   ruleExportedTo,
   scopeImports,
   scopeKey,
   selectSidecar,
   type EgressHost,
+  type OnDemandIndex,
   type ProxyScope,
 } from '../pkg/translate/scope.js';
 import type { ProxyIdentity } from '../pkg/translate/sourcematch.js';
@@ -68,6 +70,15 @@ import { withRateLimits } from './ratelimitpush.js';
 
 /** The sidecar's outbound listener: all ports, the proxy's iptables redirect lands here. */
 export const SIDECAR_OUTBOUND = { name: 'outbound', address: '0.0.0.0', port: 15001 } as const;
+
+/**
+ * Subscribed entries as one set: deduplicated and sorted by `namespace/host`, so the same
+ * entries asked for in another order (or twice) key one translation and render one config.
+ */
+function canonical(entries: readonly EgressHost[]): EgressHost[] {
+  const byRef = new Map(entries.map((e) => [egressRef(e), e]));
+  return [...byRef.keys()].sort().map((k) => byRef.get(k)!);
+}
 
 /** The workload a pod belongs to: its Deployment's name for ReplicaSet pods, else the generateName stem. */
 export function workloadName(pod: Pick<PodInfo, 'name' | 'labels' | 'generateName'>): string {
@@ -93,6 +104,14 @@ export function telemetryFor(pod: PodInfo, mesh: MeshSettings): Telemetry {
 }
 
 const MAX_LOCALIZED = 1024;
+
+/**
+ * Shared sidecar translations kept per registry generation (least recently used dropped past
+ * it; docs/limits.md). On demand the subscriptions are part of the key and the app behind a
+ * sidecar chooses them (Host headers), so without a bound one generation's cache would grow with
+ * every distinct subscription set asked for.
+ */
+export const MAX_SHARED_TRANSLATIONS = 1024;
 
 /** The listeners + clusters part of a sidecar's config line, serialized once and shared. */
 /** One ServiceEntry view's translation (namespaces that see the same entries share it). */
@@ -159,6 +178,8 @@ export class ConfigGenerator {
     | undefined;
   /** Per generation and namespace: what exportTo hides from it (exportViewKey). */
   private exportViews: { generation: number; byNamespace: Map<string, string> } | undefined;
+  /** Per generation: what on-demand names resolve against, indexed by host and address. */
+  private onDemandCatalog: { generation: number; index: OnDemandIndex } | undefined;
   private gatewayCache = new Map<string, TranslateResult>();
   private gatewayCacheGeneration = -1;
   private readonly loggedVersions = new Set<string>();
@@ -176,6 +197,8 @@ export class ConfigGenerator {
       shadowHostSuffix?: boolean;
       /** Where gateways' `tls.credentialName` Secrets are read (absent: none delivered; those clusters fail). */
       credentials?: CredentialSource;
+      /** Bound on the shared sidecar translations of a generation (default MAX_SHARED_TRANSLATIONS). */
+      maxSharedTranslations?: number;
     },
   ) {}
 
@@ -221,17 +244,42 @@ export class ConfigGenerator {
     pod: Pick<PodInfo, 'namespace' | 'labels'>,
     name: string,
   ): EgressHost[] {
-    const services: { host: string; namespace: string; exportTo?: string[] }[] = [...snapshot.services];
+    return resolveOnDemand(name, pod.namespace, this.scopeOf(snapshot, pod), this.onDemandIndex(snapshot));
+  }
+
+  /** Shared sidecar translations held for the current generation (tests, debug). */
+  get sharedTranslations(): number {
+    return this.sidecarBases?.byScope.size ?? 0;
+  }
+
+  /**
+   * The catalogue on-demand names resolve against, built once per registry generation: the
+   * registry's services and every ServiceEntry host with the entry's addresses (VIPs and CIDRs,
+   * so a TCP connection to an entry's address finds it), and the VirtualServices.
+   */
+  private onDemandIndex(snapshot: Snapshot): OnDemandIndex {
+    if (this.onDemandCatalog?.generation === snapshot.generation) return this.onDemandCatalog.index;
+    const services: { host: string; namespace: string; exportTo?: string[]; addresses?: string[] }[] = [
+      ...snapshot.services,
+    ];
     for (const se of snapshot.serviceEntries) {
       const namespace = se.metadata.namespace ?? 'default';
+      const { exportTo, addresses } = se.spec;
       for (const host of se.spec.hosts ?? [])
-        services.push({ host, namespace, ...(se.spec.exportTo ? { exportTo: se.spec.exportTo } : {}) });
+        services.push({
+          host,
+          namespace,
+          ...(exportTo ? { exportTo } : {}),
+          ...(addresses ? { addresses } : {}),
+        });
     }
-    return resolveOnDemand(name, pod.namespace, this.scopeOf(snapshot, pod), {
+    const index = indexOnDemandCatalog({
       services,
       virtualServices: snapshot.virtualServices,
       suffix: `svc.${this.opts.domainSuffix}`,
     });
+    this.onDemandCatalog = { generation: snapshot.generation, index };
+    return index;
   }
 
   private sidecar(snapshot: Snapshot, pod: PodInfo, subscribed: readonly EgressHost[]): GeneratedConfig {
@@ -252,9 +300,9 @@ export class ConfigGenerator {
     const view = hiddenEntriesKey(snapshot.serviceEntries, pod.namespace);
     const fullScope = this.scopeOf(snapshot, pod);
     // a subscription the proxy's Sidecar no longer imports (it changed since) is not honoured
-    const visible = subscribed.filter((e) => scopeImports(fullScope, e.namespace, e.host));
+    const visible = canonical(subscribed.filter((e) => scopeImports(fullScope, e.namespace, e.host)));
     const onDemand = this.opts.mesh.onDemandHosts
-      ? { namespace: pod.namespace, subscribed: visible.map(egressRef).sort() }
+      ? { namespace: pod.namespace, subscribed: visible.map(egressRef) }
       : undefined;
     const sidecarScope = onDemand ? onDemandScope(fullScope, pod.namespace, visible) : fullScope;
     const scope = [
@@ -265,8 +313,13 @@ export class ConfigGenerator {
       // on demand, the subscriptions tell proxies apart (the own namespace is always in the scope)
       ...(onDemand ? [`ondemand:${pod.namespace}:${onDemand.subscribed.join(',')}`] : []),
     ].join('\n');
-    let shared = this.sidecarBases.byScope.get(scope);
-    if (shared === undefined) {
+    const { byScope } = this.sidecarBases;
+    let shared = byScope.get(scope);
+    if (shared !== undefined) {
+      // least recently used first: a hit moves to the end
+      byScope.delete(scope);
+      byScope.set(scope, shared);
+    } else {
       let result = translate({
         ...this.inputs(snapshot),
         ...(view !== '' ? { proxyNamespace: pod.namespace } : {}),
@@ -280,7 +333,9 @@ export class ConfigGenerator {
       });
       if (onDemand) result = withOnDemand(result, onDemand);
       shared = { result, body: sharedBody(result.config), localized: new Map() };
-      this.sidecarBases.byScope.set(scope, shared);
+      const cap = this.opts.maxSharedTranslations ?? MAX_SHARED_TRANSLATIONS;
+      if (byScope.size >= cap) byScope.delete(byScope.keys().next().value!);
+      byScope.set(scope, shared);
       this.logWarnings('sidecar', result);
     }
     const { config: base, body } = this.localizedBase(shared, pod);

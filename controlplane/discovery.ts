@@ -26,7 +26,8 @@
  *
  * `POST /v1/discovery/ondemand` (ADR 0023, controlplane/ondemand.ts): a sidecar of a mesh with
  * on-demand hosts asks for names (or addresses) it does not hold; weftd subscribes its newest
- * stream to what its scope can see and pushes.
+ * stream to what its scope can see and pushes (pod-bound tokens only; a pod's rate budget
+ * outlives its streams; a stream's finds are coalesced into one push).
  *
  * `POST /v1/certificates`: authenticate the same way, then hand the CSR to the workload CA for
  * the token's identity.
@@ -37,6 +38,7 @@ import {
   CERTIFICATES_PATH,
   MAX_ACK_BYTES,
   ONDEMAND_PATH,
+  TOKEN_AUDIENCE,
   parseOnDemand,
   type OnDemandRequest,
   type OnDemandResult,
@@ -64,7 +66,7 @@ import { Debouncer } from './debounce.js';
 import { encodeDelta, planFor, ResumeCache, type DeltaSummary, type Planned } from './delta.js';
 import type { HeldState } from '../pkg/discovery/delta.js';
 import { egressRef, type EgressHost } from '../pkg/translate/scope.js';
-import { answerOf, ONDEMAND_LIMITS, OnDemandSubscriptions } from './ondemand.js';
+import { answerOf, OnDemandBudget, OnDemandSubscriptions } from './ondemand.js';
 import type { WeftdMetrics } from './metrics.js';
 import type { KubeRegistry } from './registry.js';
 import type { GlobalRateLimitService } from './globalratelimit.js';
@@ -159,9 +161,18 @@ interface Connection {
   held?: DeltaHeld | undefined;
   /** On-demand hosts (ADR 0023): what this stream asked for and got; created on its first ask. */
   onDemand?: OnDemandSubscriptions;
-  /** Names re-declared after a reconnect, which skip the rate bucket up to the subscription cap. */
-  redeclared: number;
+  /** The coalesced push of this stream's new subscriptions, while it waits (ONDEMAND_PUSH_MS). */
+  onDemandPush?: { timer: NodeJS.Timeout; written: Promise<void>; fire: () => void } | undefined;
 }
+
+/**
+ * On-demand finds of one stream within this window share one push (and one translation): an app
+ * asking for names one by one does not make a config, and a cache entry, per name.
+ */
+export const ONDEMAND_PUSH_MS = 50;
+
+/** Pods whose on-demand budgets are kept (least recently asking dropped past it; docs/limits.md). */
+export const MAX_ONDEMAND_BUDGETS = 16_384;
 
 interface DeltaHeld {
   /** After the newest push (null: unknown, the next push is the whole config). */
@@ -242,10 +253,25 @@ export function authorize(id: Identity, r: Pick<DiscoveryRequest, 'namespace' | 
     );
 }
 
+/**
+ * On-demand asks need a pod-bound token (TokenReview's pod-name extra, as projected tokens have):
+ * with a legacy Secret token any pod of the service account could subscribe hosts for another
+ * pod's stream, and spend that pod's budget.
+ */
+export function requirePodBound(id: Identity, r: Pick<DiscoveryRequest, 'namespace' | 'pod'>): void {
+  if (id.podName === undefined)
+    throw new WeftError(
+      'WEFT_FORBIDDEN',
+      `on-demand hosts need a pod-bound token: service account ${id.namespace}/${id.serviceAccount}'s token names no pod, so it may not ask for ${r.namespace}/${r.pod}; mount the projected service account token (audience ${TOKEN_AUDIENCE})`,
+    );
+}
+
 export class DiscoveryService {
   private readonly connections = new Map<number, Connection>();
   /** The newest nonce of each stream → its connection id (bounded by the connections). */
   private readonly nonces = new Map<string, number>();
+  /** On-demand rate buckets and re-declare allowances by pod (bounded: MAX_ONDEMAND_BUDGETS). */
+  private readonly onDemandBudgets = new Map<string, OnDemandBudget>();
   /** What the delta streams of disconnected proxies held (bounded; controlplane/delta.ts). */
   readonly resume = new ResumeCache();
   private nextId = 1;
@@ -352,7 +378,6 @@ export class DiscoveryService {
       log: this.opts.log.child({ conn: info.id, proxy: `${info.kind}/${info.namespace}/${info.pod}` }),
       blocked: false,
       backlog: undefined,
-      redeclared: 0,
     };
     if (request.delta === true) {
       const resumed = request.state === undefined ? null : this.resume.take(proxyKey(info), request.state);
@@ -367,6 +392,8 @@ export class DiscoveryService {
     conn.log.info('Proxy connected', { remote: info.remote, serviceAccount: info.serviceAccount });
     res.on('close', () => {
       this.connections.delete(info.id);
+      conn.onDemandPush?.fire();
+      if (conn.onDemand) conn.onDemand.budget.streamClosed(conn.onDemand.size);
       if (info.sent) this.nonces.delete(info.sent.nonce);
       if (conn.held) this.resume.remember(proxyKey(info), [conn.held.acked, conn.held.sent]);
       this.opts.metrics.xds.dec({ type: info.kind });
@@ -407,6 +434,7 @@ export class DiscoveryService {
     const identity = await this.identify(req);
     const body = parseOnDemand(await readJson(req, MAX_ACK_BYTES, 'WEFT_DISCOVERY_ONDEMAND_INVALID'));
     authorize(identity, body);
+    requirePodBound(identity, body);
     if (!this.opts.generator.onDemandHosts || body.kind !== 'sidecar')
       throw new WeftError(
         'WEFT_DISCOVERY_ONDEMAND_INVALID',
@@ -420,35 +448,74 @@ export class DiscoveryService {
       throw new WeftError('WEFT_DISCOVERY_ONDEMAND_INVALID', 'no open discovery stream for this proxy', {
         details: { status: 409 },
       });
-    const hosts = this.decideOnDemand(conn, body.hosts, body.redeclare === true);
+    const { hosts, added } = this.decideOnDemand(conn, body.hosts, body.redeclare === true);
+    // the push is written before the answer, so a proxy that reads `found` has it on its way
+    if (added) await this.pushOnDemand(conn);
     res.writeHead(200, { 'content-type': 'application/json' }).end(`${JSON.stringify({ hosts })}\n`);
   }
 
-  /** Decides the names of one request for a stream, and pushes when one was added. */
+  /** Decides the names of one request for a stream; `added`: a subscription was added (push it). */
   private decideOnDemand(
     conn: Connection,
     names: string[],
     redeclare = false,
-  ): Record<string, OnDemandResult> {
+  ): { hosts: Record<string, OnDemandResult>; added: boolean } {
     const { registry, generator, metrics } = this.opts;
-    const subs = (conn.onDemand ??= new OnDemandSubscriptions());
+    const subs = (conn.onDemand ??= new OnDemandSubscriptions(this.onDemandBudget(conn.info)));
     const pod = registry.pod(conn.info.namespace, conn.info.pod);
     const snapshot = registry.snapshot();
-    const out: Record<string, OnDemandResult> = {};
+    const hosts: Record<string, OnDemandResult> = {};
     let added = false;
     for (const name of names) {
       const outcome =
         pod === undefined || pod === null
           ? 'not_found'
           : subs.ask(name, snapshot.generation, (n) => generator.resolveOnDemand(snapshot, pod, n), {
-              skipRate: redeclare && conn.redeclared++ < ONDEMAND_LIMITS.maxSubscriptions,
+              skipRate: redeclare && subs.budget.takeRedeclare(),
             });
       metrics.onDemand.inc({ result: outcome });
       if (outcome === 'found') added = true;
-      out[name] = answerOf(outcome);
+      hosts[name] = answerOf(outcome);
     }
-    if (added) this.update(conn);
-    return out;
+    return { hosts, added };
+  }
+
+  /**
+   * The pod's on-demand budget, shared by its streams so a reconnect does not refill the rate
+   * bucket (the token is pod-bound: the pod name is the caller's own).
+   */
+  private onDemandBudget(info: Pick<ConnectionInfo, 'namespace' | 'pod'>): OnDemandBudget {
+    const key = `${info.namespace}/${info.pod}`;
+    let budget = this.onDemandBudgets.get(key);
+    if (budget !== undefined) this.onDemandBudgets.delete(key);
+    else {
+      budget = new OnDemandBudget();
+      if (this.onDemandBudgets.size >= MAX_ONDEMAND_BUDGETS)
+        this.onDemandBudgets.delete(this.onDemandBudgets.keys().next().value!);
+    }
+    this.onDemandBudgets.set(key, budget); // most recent last
+    return budget;
+  }
+
+  /**
+   * Pushes a stream's new subscriptions, coalescing the finds of ONDEMAND_PUSH_MS into one push;
+   * resolves once it is written (or the stream closed). One timer per stream at most.
+   */
+  private pushOnDemand(conn: Connection): Promise<void> {
+    if (conn.onDemandPush) return conn.onDemandPush.written;
+    let done!: () => void;
+    const written = new Promise<void>((resolve) => (done = resolve));
+    const fire = (): void => {
+      if (conn.onDemandPush?.written !== written) return;
+      clearTimeout(conn.onDemandPush.timer);
+      conn.onDemandPush = undefined;
+      if (this.connections.get(conn.info.id) === conn) this.update(conn);
+      done();
+    };
+    const timer = setTimeout(fire, ONDEMAND_PUSH_MS);
+    timer.unref();
+    conn.onDemandPush = { timer, written, fire };
+    return written;
   }
 
   /** The newest stream of this proxy opened with this service account. */

@@ -115,7 +115,11 @@ async function weftd(onDemandHosts: boolean, upstreamPort: number | null) {
       log,
     }),
     authenticate: () =>
-      Promise.resolve({ identity: { namespace: 'ns0', serviceAccount: 'sa' }, cached: true }),
+      // a projected token names its pod: on-demand asks need one
+      Promise.resolve({
+        identity: { namespace: 'ns0', serviceAccount: 'sa', podName: 'web-0' },
+        cached: true,
+      }),
     metrics,
     log,
     debounce: { afterMs: 0, maxMs: 0 },

@@ -22,8 +22,10 @@
  * Pure functions over plain objects: the translator filters with them, weftd keys its shared
  * translations with them, weftctl explains with them.
  */
+import { BlockList, isIP } from 'node:net';
 import type { Sidecar } from '../api/sidecar.js';
 import type { VirtualService } from '../api/virtualservice.js';
+import { parseCIDR } from '../validation/primitives.js';
 import { byCreation } from './precedence.js';
 import { labelsSubsetOf } from './sourcematch.js';
 
@@ -277,42 +279,113 @@ export function onDemandCandidates(name: string, proxyNamespace: string, suffix:
   return out;
 }
 
+type CatalogService = OnDemandCatalog['services'][number];
+
+/**
+ * A catalogue indexed for resolveOnDemand: built once per registry generation (weftd's
+ * configgen), so a name costs a few map lookups rather than a scan of every service.
+ */
+export interface OnDemandIndex {
+  byHost: Map<string, CatalogService[]>;
+  /** Exact addresses (an IP as written, e.g. a cluster IP or a ServiceEntry VIP). */
+  byAddress: Map<string, CatalogService[]>;
+  /** Services with CIDR addresses (ServiceEntry `addresses: [10.1.0.0/16]`), checked in turn. */
+  cidrs: { blocks: BlockList; svc: CatalogService }[];
+  /** Wildcard hosts (`*.example.com`), checked in turn. */
+  wildcards: CatalogService[];
+  /** VirtualServices by each of their FQDN hosts. */
+  virtualServices: Map<string, VirtualService[]>;
+  suffix: string;
+}
+
+const push = <K, V>(m: Map<K, V[]>, k: K, v: V): void => {
+  const list = m.get(k);
+  if (list) list.push(v);
+  else m.set(k, [v]);
+};
+
+/** Indexes a catalogue by host, address and VirtualService host (see OnDemandIndex). */
+export function indexOnDemandCatalog(catalog: OnDemandCatalog): OnDemandIndex {
+  const index: OnDemandIndex = {
+    byHost: new Map(),
+    byAddress: new Map(),
+    cidrs: [],
+    wildcards: [],
+    virtualServices: new Map(),
+    suffix: catalog.suffix,
+  };
+  for (const svc of catalog.services) {
+    const host = svc.host.toLowerCase();
+    if (host.startsWith('*')) index.wildcards.push(svc);
+    else push(index.byHost, host, svc);
+    for (const address of svc.addresses ?? []) {
+      const cidr = parseCIDR(address);
+      if (cidr === null) continue;
+      const whole = cidr.prefixLen === (cidr.family === 4 ? 32 : 128);
+      if (whole) push(index.byAddress, address.replace(/\/\d+$/, ''), svc);
+      else {
+        const blocks = new BlockList();
+        blocks.addSubnet(cidr.address, cidr.prefixLen, cidr.family === 4 ? 'ipv4' : 'ipv6');
+        index.cidrs.push({ blocks, svc });
+      }
+    }
+  }
+  for (const vs of catalog.virtualServices) {
+    const ns = nsOf(vs);
+    for (const h of vs.spec.hosts ?? []) {
+      const host =
+        h.includes('.') || h.includes('*') ? h.toLowerCase() : `${h.toLowerCase()}.${ns}.${catalog.suffix}`;
+      push(index.virtualServices, host, vs);
+    }
+  }
+  return index;
+}
+
+/** The catalogue's services a name (or address) may mean: exact hosts, addresses, CIDRs, wildcards. */
+function servicesNamed(name: string, candidates: readonly string[], index: OnDemandIndex): CatalogService[] {
+  const out = new Set<CatalogService>();
+  for (const c of candidates) for (const svc of index.byHost.get(c) ?? []) out.add(svc);
+  // an app may call a service by its cluster IP or VIP (the config accepts those as authorities too)
+  for (const svc of index.byAddress.get(name) ?? []) out.add(svc);
+  const family = isIP(name);
+  if (family !== 0)
+    for (const { blocks, svc } of index.cidrs)
+      if (blocks.check(name, family === 4 ? 'ipv4' : 'ipv6')) out.add(svc);
+  for (const svc of index.wildcards)
+    if (candidates.some((c) => hostsOverlap(svc.host.toLowerCase(), c))) out.add(svc);
+  return [...out];
+}
+
 /**
  * The egress entries that bring `name` (a host name, or a service's address) to a proxy in `proxyNamespace` whose full scope is
  * `full`: the services and VirtualServices with that host that are exported to the namespace and
  * imported by the Sidecar. Empty: unknown or not visible (the caller answers both `not_found`, so
- * a forbidden host is indistinguishable from a missing one).
+ * a forbidden host is indistinguishable from a missing one). Pass an index (indexOnDemandCatalog)
+ * when resolving many names against one catalogue.
  */
 export function resolveOnDemand(
   name: string,
   proxyNamespace: string,
   full: ProxyScope,
-  catalog: OnDemandCatalog,
+  catalog: OnDemandCatalog | OnDemandIndex,
 ): EgressHost[] {
-  const candidates = new Set(onDemandCandidates(name, proxyNamespace, catalog.suffix));
+  const index = 'byHost' in catalog ? catalog : indexOnDemandCatalog(catalog);
+  const candidates = onDemandCandidates(name, proxyNamespace, index.suffix);
   const out = new Map<string, EgressHost>();
   const add = (namespace: string, host: string): void => {
     out.set(`${namespace}/${host}`, { namespace, host });
   };
-  for (const svc of catalog.services) {
+  for (const svc of servicesNamed(name, candidates, index)) {
     const host = svc.host.toLowerCase();
-    // an app may call a service by its cluster IP (the config accepts those as authorities too)
-    const hit = host.startsWith('*')
-      ? [...candidates].some((c) => hostsOverlap(host, c))
-      : candidates.has(host) || (svc.addresses ?? []).includes(name);
-    if (!hit || !exportedTo(svc.exportTo, svc.namespace, proxyNamespace)) continue;
+    if (!exportedTo(svc.exportTo, svc.namespace, proxyNamespace)) continue;
     if (scopeImports(full, svc.namespace, host)) add(svc.namespace, host);
   }
-  for (const vs of catalog.virtualServices) {
-    const ns = nsOf(vs);
-    const hosts = (vs.spec.hosts ?? []).map((h) =>
-      h.includes('.') || h.includes('*') ? h.toLowerCase() : `${h.toLowerCase()}.${ns}.${catalog.suffix}`,
-    );
-    for (const host of hosts) {
-      if (!candidates.has(host) || !exportedTo(vs.spec.exportTo, ns, proxyNamespace)) continue;
+  for (const host of candidates)
+    for (const vs of index.virtualServices.get(host) ?? []) {
+      const ns = nsOf(vs);
+      if (!exportedTo(vs.spec.exportTo, ns, proxyNamespace)) continue;
       if (scopeImportsVirtualService(full, ns, [host])) add(ns, host);
     }
-  }
   return [...out.values()];
 }
 

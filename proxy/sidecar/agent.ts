@@ -278,6 +278,11 @@ export async function startAgent(
       const l = proxy.unboundHttp();
       return l !== null && findVHost(l, authority) !== null;
     },
+    // names one virtual host routes (a wildcard ServiceEntry's subdomains) are re-declared once
+    entryOf: (name) => {
+      const l = proxy.unboundHttp();
+      return (l === null ? null : findVHost(l, name)?.name) ?? null;
+    },
     count: (result) => proxy.metrics.incLabelled(ONDEMAND_METRIC, { result }),
   });
   const onDemandWait = (authority: string, held?: () => boolean): Promise<boolean> =>

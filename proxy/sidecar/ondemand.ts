@@ -10,7 +10,10 @@
  *  - at most `maxPendingHosts` names are being asked for and `maxHeldRequests` requests held;
  *  - names are asked at most `asksPerSecond` (a bucket of `burst`);
  *  - a name weftd answered `not_found` is not asked again for `negativeTtlMs` (an external host
- *    under ALLOW_ANY is then passed through without a hold; at most `maxNegative` names kept).
+ *    under ALLOW_ANY is then passed through without a hold; at most `maxNegative` names kept);
+ *  - what is re-declared on a new stream is at most `maxFound` names (weftd's subscription cap),
+ *    one per config entry routing them (`entryOf`: the subdomains of one wildcard ServiceEntry
+ *    count once), the least recently found dropped past it.
  *
  * Past any bound the request is not held: it is an unknown host at once. Pure apart from the
  * injected clock and timers (unit-tested with fakes).
@@ -22,6 +25,11 @@ export interface OnDemandHoldOptions {
   ask: (names: string[], redeclare?: boolean) => Promise<Record<string, OnDemandResult>>;
   /** Does the config in force route this authority (Host header as sent)? */
   isHeld: (authority: string) => boolean;
+  /**
+   * The config entry routing a name now (e.g. its virtual host's name), null if none: names
+   * routed by one entry are remembered as one.
+   */
+  entryOf?: (name: string) => string | null;
   now?: () => number;
   setTimer?: (fn: () => void, ms: number) => { cancel(): void };
   /** Counts one outcome per held-or-not request (weft_proxy_ondemand_requests_total{result}). */
@@ -33,6 +41,7 @@ export interface OnDemandHoldOptions {
   burst?: number;
   negativeTtlMs?: number;
   maxNegative?: number;
+  maxFound?: number;
 }
 
 export type OnDemandOutcome =
@@ -57,6 +66,8 @@ export const ONDEMAND_HOLD_DEFAULTS = {
   burst: 20,
   negativeTtlMs: 30_000,
   maxNegative: 1024,
+  /** weftd's subscriptions per stream (controlplane/ondemand.ts ONDEMAND_LIMITS.maxSubscriptions). */
+  maxFound: 512,
 } as const;
 
 interface Waiter {
@@ -80,12 +91,16 @@ const realTimer = (fn: () => void, ms: number): { cancel(): void } => {
 export class OnDemandHolder {
   private readonly pending = new Map<string, Pending>();
   private readonly negative = new Map<string, number>();
-  /** Names weftd answered `found`: re-declared on a new stream. */
-  private readonly found = new Set<string>();
+  /**
+   * Names weftd answered `found`, re-declared on a new stream: by the config entry routing them
+   * (`name:<name>` until one does), least recently found first.
+   */
+  private readonly found = new Map<string, string>();
   private held = 0;
   private tokens: number;
   private refilledAt: number;
-  private readonly o: Required<Omit<OnDemandHoldOptions, 'count'>> & Pick<OnDemandHoldOptions, 'count'>;
+  private readonly o: Required<Omit<OnDemandHoldOptions, 'count' | 'entryOf'>> &
+    Pick<OnDemandHoldOptions, 'count' | 'entryOf'>;
 
   constructor(opts: OnDemandHoldOptions) {
     this.o = { now: Date.now, setTimer: realTimer, ...ONDEMAND_HOLD_DEFAULTS, ...opts };
@@ -101,7 +116,7 @@ export class OnDemandHolder {
     return this.pending.size;
   }
   subscribedNames(): string[] {
-    return [...this.found];
+    return [...this.found.values()];
   }
 
   /**
@@ -142,8 +157,10 @@ export class OnDemandHolder {
     for (const [name, p] of this.pending) {
       const still: Waiter[] = [];
       for (const w of p.waiters) {
-        if (w.held ? w.held() : this.o.isHeld(w.authority)) this.release(w, 'routed', true);
-        else still.push(w);
+        if (w.held ? w.held() : this.o.isHeld(w.authority)) {
+          this.release(w, 'routed', true);
+          if (this.found.delete(`name:${name}`)) this.remember(name); // now under its entry
+        } else still.push(w);
       }
       p.waiters = still;
       if (still.length === 0) {
@@ -155,11 +172,11 @@ export class OnDemandHolder {
 
   /** A new stream: asks again for what the last one held, in batches weftd accepts (not rated there). */
   async redeclare(batch = 16): Promise<void> {
-    const names = [...this.found];
+    const names = this.subscribedNames();
     for (let i = 0; i < names.length; i += batch)
       await this.o.ask(names.slice(i, i + batch), true).then(
         (answers) => {
-          for (const [n, r] of Object.entries(answers)) if (r !== 'found') this.found.delete(n);
+          for (const [n, r] of Object.entries(answers)) if (r !== 'found') this.forget(n);
         },
         () => undefined,
       );
@@ -167,7 +184,7 @@ export class OnDemandHolder {
 
   private answered(name: string, result: OnDemandResult): void {
     if (result === 'found') {
-      this.found.add(name);
+      this.remember(name);
       // weftd wrote the push before answering: it may be in force already
       this.configApplied();
       return;
@@ -175,9 +192,27 @@ export class OnDemandHolder {
     if (result === 'not_found') {
       if (this.negative.size >= this.o.maxNegative) this.negative.delete(this.negative.keys().next().value!);
       this.negative.set(name, this.o.now() + this.o.negativeTtlMs);
-      this.found.delete(name);
+      this.forget(name);
     }
     this.settle(name, result === 'not_found' ? 'not_found' : 'limited');
+  }
+
+  /** Remembers a found name under the entry routing it (once per entry), within maxFound. */
+  private remember(name: string): void {
+    const key = this.keyOf(name);
+    const kept = this.found.get(key) ?? name;
+    this.found.delete(key); // re-added last: the most recently found
+    this.found.set(key, kept);
+    if (this.found.size > this.o.maxFound) this.found.delete(this.found.keys().next().value!);
+  }
+
+  private forget(name: string): void {
+    for (const [key, n] of this.found) if (n === name) this.found.delete(key);
+  }
+
+  private keyOf(name: string): string {
+    const entry = this.o.entryOf?.(name) ?? null;
+    return entry === null ? `name:${name}` : `entry:${entry}`;
   }
 
   /** Ends the hold of every request waiting for `name` without a route. */

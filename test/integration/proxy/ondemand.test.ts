@@ -98,7 +98,11 @@ describe('on-demand hosts: real weftd push server and a real proxy sidecar proce
         log,
       }),
       authenticate: () =>
-        Promise.resolve({ identity: { namespace: 'shop', serviceAccount: 'sa' }, cached: true }),
+        // a projected token names its pod: on-demand asks need one
+        Promise.resolve({
+          identity: { namespace: 'shop', serviceAccount: 'sa', podName: 'web-1' },
+          cached: true,
+        }),
       metrics,
       log,
       debounce: { afterMs: 0, maxMs: 0 },

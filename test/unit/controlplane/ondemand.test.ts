@@ -13,14 +13,22 @@ import { join } from 'node:path';
 import { DiscoveryService } from '../../../controlplane/discovery.js';
 import { createWeftdMetrics } from '../../../controlplane/metrics.js';
 import { createCA, issueServing } from '../../../pkg/certs/index.js';
-import { ONDEMAND_PATH } from '../../../pkg/discovery/protocol.js';
+import { ONDEMAND_PATH, type OnDemandResult } from '../../../pkg/discovery/protocol.js';
 import { DiscoveryClient } from '../../../proxy/discovery/client.js';
 import { SnapshotRegistry } from '../../support/snapshot-registry.js';
 import { waitFor } from '../../support/wait.js';
-import { ConfigGenerator } from '../../../controlplane/configgen.js';
+import { ConfigGenerator, MAX_SHARED_TRANSLATIONS } from '../../../controlplane/configgen.js';
 import { DEFAULT_MESH } from '../../../controlplane/flags.js';
-import { answerOf, OnDemandSubscriptions, type OnDemandLimits } from '../../../controlplane/ondemand.js';
+import {
+  answerOf,
+  ONDEMAND_LIMITS,
+  OnDemandBudget,
+  OnDemandSubscriptions,
+  type OnDemandLimits,
+} from '../../../controlplane/ondemand.js';
+import type { Identity } from '../../../controlplane/auth.js';
 import type { PodInfo, Snapshot } from '../../../controlplane/registry.js';
+import type { ServiceEntry } from '../../../pkg/api/index.js';
 import { createLogger } from '../../../pkg/log/index.js';
 import type { HttpListener, ProxyConfig } from '../../../pkg/proxyconfig/types.js';
 import type { ServiceRecord } from '../../../pkg/translate/index.js';
@@ -32,7 +40,7 @@ const entry = (name: string): EgressHost[] => [{ namespace: 'prod', host: `${nam
 describe('weftd on-demand subscriptions (bounds, fake clock)', () => {
   const fresh = () => {
     let t = 0;
-    const subs = new OnDemandSubscriptions(() => t, LIMITS);
+    const subs = new OnDemandSubscriptions(new OnDemandBudget(() => t, LIMITS), LIMITS);
     let resolved = 0;
     const resolve = (n: string): EgressHost[] => {
       resolved++;
@@ -179,6 +187,61 @@ describe('weftd config generation with on-demand hosts', () => {
     ]);
   });
 
+  it('a ServiceEntry VIP or CIDR from another namespace resolves (TCP asks by address)', () => {
+    const se = (name: string, addresses: string[], exportTo?: string[]): ServiceEntry => ({
+      apiVersion: 'networking.istio.io/v1',
+      kind: 'ServiceEntry',
+      metadata: { name, namespace: 'ext' },
+      spec: {
+        hosts: [`${name}.example.com`],
+        addresses,
+        ports: [{ number: 5432, name: 'tcp', protocol: 'TCP' }],
+        resolution: 'STATIC',
+        endpoints: [{ address: '192.0.2.1' }],
+        ...(exportTo ? { exportTo } : {}),
+      },
+    });
+    const snapshot: Snapshot = {
+      ...SNAPSHOT,
+      serviceEntries: [
+        se('db', ['240.240.0.10']),
+        se('range', ['240.241.0.0/16']),
+        se('hidden', ['240.242.0.10'], ['.']),
+      ],
+    };
+    const g = gen(true);
+    expect(g.resolveOnDemand(snapshot, POD, '240.240.0.10')).to.deep.equal([
+      { namespace: 'ext', host: 'db.example.com' },
+    ]);
+    expect(g.resolveOnDemand(snapshot, POD, '240.241.7.9')).to.deep.equal([
+      { namespace: 'ext', host: 'range.example.com' },
+    ]);
+    expect(g.resolveOnDemand(snapshot, POD, '240.242.0.10')).to.deep.equal([]); // exportTo hides it
+    expect(g.resolveOnDemand(snapshot, POD, '240.240.0.11')).to.deep.equal([]);
+  });
+
+  it('bounds the translations of one generation however many subscription sets are asked for', () => {
+    const g = gen(true);
+    for (let i = 0; i < 2000; i++)
+      g.forProxy(SNAPSHOT, 'sidecar', POD, [{ namespace: 'prod', host: `h${i}.prod.svc.cluster.local` }]);
+    expect(g.sharedTranslations).to.be.at.most(MAX_SHARED_TRANSLATIONS);
+    expect(g.sharedTranslations).to.be.greaterThan(0);
+  });
+
+  it('the same entries in another order (or twice) share one translation and one version', () => {
+    const g = gen(true);
+    const [a, b] = [...entry('reviews'), ...entry('ratings')];
+    const first = g.forProxy(SNAPSHOT, 'sidecar', POD, [a!, b!]);
+    const size = g.sharedTranslations;
+    const again = g.forProxy(SNAPSHOT, 'sidecar', POD, [b!, a!, b!]);
+    expect(g.sharedTranslations).to.equal(size);
+    expect(again.version).to.equal(first.version);
+    expect(again.config.onDemand!.subscribed).to.deep.equal([
+      'prod/ratings.prod.svc.cluster.local',
+      'prod/reviews.prod.svc.cluster.local',
+    ]);
+  });
+
   it('gateways are not on demand', () => {
     const c = gen(true).forProxy(SNAPSHOT, 'gateway', POD).config;
     expect(c.onDemand).to.equal(undefined);
@@ -209,7 +272,14 @@ describe('weftd POST /v1/discovery/ondemand (real server on loopback)', function
     rmSync(dir, { recursive: true, force: true });
   });
 
-  async function weftd(onDemandHosts: boolean): Promise<{ port: number; discovery: DiscoveryService }> {
+  /** A projected (pod-bound) token of web-1, as kubelet mounts it; UNBOUND: a legacy Secret token. */
+  const BOUND: Identity = { namespace: 'shop', serviceAccount: 'sa', podName: 'web-1' };
+  const UNBOUND: Identity = { namespace: 'shop', serviceAccount: 'sa' };
+
+  async function weftd(
+    onDemandHosts: boolean,
+    identity: Identity = BOUND,
+  ): Promise<{ port: number; discovery: DiscoveryService }> {
     const registry = new SnapshotRegistry(() => ({ services: SNAPSHOT.services }));
     const discovery = new DiscoveryService({
       registry,
@@ -218,8 +288,7 @@ describe('weftd POST /v1/discovery/ondemand (real server on loopback)', function
         mesh: { ...DEFAULT_MESH, onDemandHosts },
         log,
       }),
-      authenticate: () =>
-        Promise.resolve({ identity: { namespace: 'shop', serviceAccount: 'sa' }, cached: true }),
+      authenticate: () => Promise.resolve({ identity, cached: true }),
       metrics: createWeftdMetrics(false),
       log,
       debounce: { afterMs: 0, maxMs: 0 },
@@ -287,7 +356,83 @@ describe('weftd POST /v1/discovery/ondemand (real server on loopback)', function
     expect(await c.askHosts(['ratings.prod'])).to.deep.equal({ 'ratings.prod': 'found' });
   });
 
-  const refusals: [string, boolean, string, number, RegExp][] = [
+  function stream(port: number): { client: DiscoveryClient; configs: () => number } {
+    let configs = 0;
+    const client = new DiscoveryClient({
+      address: `127.0.0.1:${port}`,
+      caRootPath: join(dir, 'ca.crt'),
+      tokenPath: join(dir, 'tok'),
+      request: { kind: 'sidecar', namespace: 'shop', pod: 'web-1' },
+      log,
+      onConfig: () => {
+        configs++;
+        return Promise.resolve();
+      },
+    });
+    clients.push(client);
+    void client.run();
+    return { client, configs: () => configs };
+  }
+  const answers = async (port: number, body: string): Promise<OnDemandResult[]> => {
+    const r = await post(port, body);
+    expect(r.status, r.body).to.equal(200);
+    return Object.values((JSON.parse(r.body) as { hosts: Record<string, OnDemandResult> }).hosts);
+  };
+
+  /** Asks in requests of 16 names (the most one request takes). */
+  const askAll = async (port: number, names: string[], extra: Record<string, unknown> = {}) => {
+    const out: OnDemandResult[] = [];
+    for (let i = 0; i < names.length; i += 16)
+      out.push(...(await answers(port, ask(names.slice(i, i + 16), extra))));
+    return out;
+  };
+
+  it('a reconnect refills neither the rate bucket nor the free re-declares (they are the pod’s)', async () => {
+    const { port, discovery } = await weftd(true);
+    const first = stream(port);
+    await waitFor('a first config', () => first.configs() > 0);
+    const names = (tag: string) => Array.from({ length: 60 }, (_, i) => `${tag}${i}.prod`);
+    const spent = await askAll(port, names('a'));
+    expect(spent.filter((a) => a === 'limited')).to.have.length.greaterThan(0); // the bucket ran dry
+    const dryAt = Date.now();
+    first.client.stop();
+    await waitFor('the stream closed', () => discovery.list().length === 0 || undefined);
+    const second = stream(port);
+    await waitFor('the new stream', () => second.configs() > 0);
+    // unknown names each cost a token; a fresh bucket would resolve 40 of them, re-declared or not
+    const after = await askAll(port, names('b'), { redeclare: true });
+    const refilled = Math.ceil(((Date.now() - dryAt) / 1000) * ONDEMAND_LIMITS.ratePerSecond) + 1;
+    const resolved = after.filter((a) => a !== 'limited').length;
+    expect(resolved).to.be.at.most(Math.min(refilled, ONDEMAND_LIMITS.burst - 1));
+  });
+
+  it('finds of one window share one push, written before the answers', async () => {
+    const { port, discovery } = await weftd(true);
+    const s = stream(port);
+    await waitFor('a first config', () => s.configs() > 0);
+    const before = discovery.list()[0]!.pushes;
+    const found = await Promise.all(['reviews.prod', 'ratings.prod'].map((n) => answers(port, ask([n]))));
+    expect(found.flat()).to.deep.equal(['found', 'found']);
+    expect(discovery.list()[0]!.pushes).to.equal(before + 1);
+  });
+
+  const refusals: [string, boolean, string, number, RegExp, Identity?][] = [
+    [
+      'a token bound to no pod (a legacy Secret token)',
+      true,
+      ask(['reviews.prod']),
+      403,
+      /WEFT_FORBIDDEN.*need a pod-bound token/,
+      UNBOUND,
+    ],
+    [
+      'a token bound to another pod',
+      true,
+      ask(['reviews.prod']),
+      403,
+      /bound to pod shop\/web-2/,
+      { ...BOUND, podName: 'web-2' },
+    ],
     ['a mesh with on-demand hosts off', false, ask(['reviews.prod']), 404, /on-demand hosts are off/],
     ['no open stream', true, ask(['reviews.prod']), 409, /no open discovery stream/],
     [
@@ -301,9 +446,9 @@ describe('weftd POST /v1/discovery/ondemand (real server on loopback)', function
     ['a host that is no host name', true, ask(['Reviews:80']), 400, /WEFT_DISCOVERY_ONDEMAND_INVALID/],
     ['a body over 16 KiB', true, ask(['a'.repeat(20_000)]), 413, /WEFT_INPUT_TOO_LARGE/],
   ];
-  for (const [title, on, body, status, message] of refusals)
+  for (const [title, on, body, status, message, identity] of refusals)
     it(`refuses ${title}: ${status}`, async () => {
-      const { port } = await weftd(on);
+      const { port } = await weftd(on, identity);
       const r = await post(port, body);
       expect(r.status, r.body).to.equal(status);
       expect(r.body).to.match(message);

@@ -6,7 +6,11 @@
  */
 import { expect } from 'chai';
 import type { OnDemandResult } from '../../../pkg/discovery/protocol.js';
-import { OnDemandHolder, type OnDemandOutcome } from '../../../proxy/sidecar/ondemand.js';
+import {
+  ONDEMAND_HOLD_DEFAULTS,
+  OnDemandHolder,
+  type OnDemandOutcome,
+} from '../../../proxy/sidecar/ondemand.js';
 
 interface Harness {
   holder: OnDemandHolder;
@@ -226,5 +230,38 @@ describe('sidecar on-demand hold (fake clock)', () => {
       [['c.p'], true],
     ]);
     expect(h.holder.subscribedNames()).to.deep.equal(['a.p', 'c.p']);
+  });
+
+  describe('what is re-declared stays within weftd’s subscription cap', () => {
+    /** A holder whose weftd finds every name and whose config then routes it (a wildcard ServiceEntry). */
+    const wildcard = (entryOf?: (name: string) => string | null): OnDemandHolder => {
+      const routed = new Set<string>();
+      return new OnDemandHolder({
+        ask: (names) => {
+          for (const n of names) routed.add(n);
+          return Promise.resolve(Object.fromEntries(names.map((n) => [n, 'found' as const])));
+        },
+        isHeld: (authority) => routed.has(authority),
+        ...(entryOf ? { entryOf } : {}),
+        asksPerSecond: 1e9,
+        burst: 1e9,
+        setTimer: () => ({ cancel: () => undefined }),
+      });
+    };
+    const subdomains = Array.from({ length: 2000 }, (_, i) => `n${i}.example.com`);
+
+    it('2,000 names found one by one: at most 512, the most recent kept', async () => {
+      const holder = wildcard();
+      for (const n of subdomains) expect(await holder.wait(n)).to.equal(true);
+      const kept = holder.subscribedNames();
+      expect(kept).to.have.length(ONDEMAND_HOLD_DEFAULTS.maxFound);
+      expect(kept.at(-1)).to.equal('n1999.example.com');
+    });
+
+    it('names one config entry routes (a wildcard’s subdomains) are re-declared once', async () => {
+      const holder = wildcard((n) => (n.endsWith('.example.com') ? '*.example.com:80' : null));
+      for (const n of subdomains) await holder.wait(n);
+      expect(holder.subscribedNames()).to.deep.equal(['n0.example.com']);
+    });
   });
 });
