@@ -253,6 +253,19 @@ describe('gateway TCP and TLS PASSTHROUGH servers (VirtualService tcp/tls routes
     });
   });
 
+  it('a client that half-closes (writes, then FIN) still gets the whole answer: the FIN is passed on, not taken for a close', async () => {
+    for (let i = 0; i < 8; i++) {
+      const out = await new Promise<string>((resolve) => {
+        const c = net.connect(tcpPort, '127.0.0.1', () => c.end('ping')); // shutdown(SHUT_WR) after the request
+        let got = '';
+        c.on('data', (d: Buffer) => (got += d.toString()));
+        c.on('error', () => undefined);
+        c.on('close', () => resolve(got));
+      });
+      expect(out, `connection ${i}`).to.match(/^[ab]:ping$/);
+    }
+  });
+
   it('passes TLS through by SNI: the backend terminates it with its own certificate', async () => {
     expect(await tlsThrough(tlsPort, 'a.example.com', certA.caPem)).to.deep.equal({
       reply: 'A',
