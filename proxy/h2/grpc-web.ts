@@ -138,7 +138,8 @@ export class GrpcWebTextDecoder {
     this.acc = acc;
     this.held = held;
     this.pads = pads;
-    if (o > 0) this.parts.push(out.subarray(0, o));
+    // mostly padding (`AA==` gives a byte for four): keep a copy, not the 3-for-4 allocation
+    if (o > 0) this.parts.push(o * 2 < out.length ? Buffer.from(out.subarray(0, o)) : out.subarray(0, o));
     this.size += o;
     return true;
   }

@@ -200,6 +200,8 @@ export class Exchange {
   private webBridged = false;
   /** Base64 of the response, frame by frame (`-text` clients). */
   private webText: TextFrameEncoder | null = null;
+  /** The upstream is paused until the client drains what was written (writeBody). */
+  private awaitingDrain = false;
   /** The bridged upstream answered without gRPC: its body is dropped, its status mapped. */
   private webNotGrpc = false;
   private readonly start = performance.now();
@@ -666,12 +668,17 @@ export class Exchange {
   private writeBody(chunk: Buffer): void {
     if (this.heldHead !== null) this.releaseHead();
     this.respBytes += chunk.length;
-    if (!this.res.write(chunk)) {
+    if (!this.res.write(chunk) && !this.awaitingDrain) {
       // back-pressure from a slow client: stop reading the upstream until the client drains
+      // (once: chunks already on their way when it paused add no listener of their own)
       const c = this.current?.controller;
       if (c) {
+        this.awaitingDrain = true;
         c.pause();
-        this.res.once('drain', () => c.resume());
+        this.res.once('drain', () => {
+          this.awaitingDrain = false;
+          c.resume();
+        });
       }
     }
   }
