@@ -312,6 +312,17 @@ function fail(path: string, message: string): never {
   throw new WeftError('WEFT_PROXY_CONFIG_INVALID', `${path}: ${message}`);
 }
 
+function headerOps(
+  ops: Parameters<typeof compileHeaderOps>[0],
+  path: string,
+): ReturnType<typeof compileHeaderOps> {
+  try {
+    return compileHeaderOps(ops);
+  } catch (err) {
+    return fail(path, (err as Error).message);
+  }
+}
+
 function destLabels(cluster: Cluster | undefined, clusterName: string, subset: string): DestinationLabels {
   const service = cluster?.service ?? clusterName;
   const parts = service.split('.');
@@ -351,8 +362,8 @@ class Compiler {
       weight,
       subset: def?.subset ?? clusterName.split('|')[2] ?? '',
       host: host ?? def?.service ?? null,
-      reqOps: compileHeaderOps(ops?.request),
-      respOps: compileHeaderOps(ops?.response),
+      reqOps: headerOps(ops?.request, `destination ${clusterName}.headers.request`),
+      respOps: headerOps(ops?.response, `destination ${clusterName}.headers.response`),
       metrics: null,
     };
   }
@@ -384,8 +395,8 @@ class Compiler {
       rewriteUri: r.rewrite?.uri ?? null,
       rewriteRegex: null,
       rewriteAuthority: r.rewrite?.authority ?? null,
-      reqOps: compileHeaderOps(r.headers?.request),
-      respOps: compileHeaderOps(r.headers?.response),
+      reqOps: headerOps(r.headers?.request, `${path}.headers.request`),
+      respOps: headerOps(r.headers?.response, `${path}.headers.response`),
       timeoutMs: r.timeoutMs ?? 0,
       retry: compileRetry(r.retries, r.timeoutMs ?? 0),
       fault: null,

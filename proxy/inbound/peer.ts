@@ -52,9 +52,19 @@ function rfc2253(subject: string | undefined): string {
   return subject === undefined || subject === '' ? '' : subject.split('\n').reverse().join(',');
 }
 
-/** Envoy quotes a value; `"` and `\` are escaped. */
+/**
+ * Envoy quotes a value; `"` and `\` are escaped. A character outside printable ASCII (a CR or LF,
+ * or a Unicode one from a UTF-8 subject or a JSON-decoded SAN) is written `\xNN` / `\uNNNN`: the
+ * value goes into an HTTP header, where it must never end the line or change bytes.
+ */
 function quoted(v: string): string {
-  return `"${v.replace(/[\\"]/g, (c) => `\\${c}`)}"`;
+  return `"${v.replace(/[\\"]|[^\x20-\x7e]/g, (c) => {
+    if (c === '\\' || c === '"') return `\\${c}`;
+    const code = c.charCodeAt(0);
+    return code <= 0xff
+      ? `\\x${code.toString(16).padStart(2, '0')}`
+      : `\\u${code.toString(16).padStart(4, '0')}`;
+  })}"`;
 }
 
 /**
@@ -73,7 +83,7 @@ export function peerIdentity(cert: X509Certificate, localPrincipal: string): Pee
 
 /** An XFCC value as it is, or quoted when it holds a character that would end or split the element. */
 function xfccValue(v: string): string {
-  return /[,;="\\\s]/.test(v) ? quoted(v) : v;
+  return /[,;="\\\s]|[^\x20-\x7e]/.test(v) ? quoted(v) : v;
 }
 
 /**

@@ -136,8 +136,9 @@ export function forwardableTrailers(src: HeaderMap): Record<string, string | str
 export function compileHeaderOps(ops: HeaderOps | undefined): HeaderOpFn | null {
   if (!ops) return null;
   const remove = (ops.remove ?? []).map((n) => n.toLowerCase());
-  const set = Object.entries(ops.set ?? {}).map(([k, v]) => [k.toLowerCase(), v] as const);
-  const add = Object.entries(ops.add ?? {}).map(([k, v]) => [k.toLowerCase(), v] as const);
+  const entry = ([k, v]: [string, string]): readonly [string, string] => [fieldName(k), fieldValue(k, v)];
+  const set = Object.entries(ops.set ?? {}).map(entry);
+  const add = Object.entries(ops.add ?? {}).map(entry);
   if (remove.length === 0 && set.length === 0 && add.length === 0) return null;
   return (h) => {
     for (const k of remove) delete h[k];
@@ -149,6 +150,33 @@ export function compileHeaderOps(ops: HeaderOps | undefined): HeaderOpFn | null 
       else h[k] = [cur, v];
     }
   };
+}
+
+const FIELD_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+/** A header name a config sets or adds, lowercased; throws when HTTP does not allow it. */
+function fieldName(name: string): string {
+  if (!FIELD_NAME.test(name))
+    throw new Error(`header name ${JSON.stringify(name.slice(0, 64))} is not an HTTP token`);
+  return name.toLowerCase();
+}
+
+/**
+ * A configured header value as the bytes go on the wire. Headers here are byte strings (one char
+ * per byte, as node:http parses them), so text beyond ASCII is sent as its UTF-8 bytes, as Envoy
+ * sends it. A CR, LF, NUL or other control character would end the field and inject another (or
+ * make node:http throw while writing a response): the config is refused instead (it got past
+ * validation: created before the webhook ran, or with it off).
+ */
+function fieldValue(name: string, value: string): string {
+  let ascii = true;
+  for (let i = 0; i < value.length; i++) {
+    const c = value.charCodeAt(i);
+    if ((c < 0x20 && c !== 0x09) || c === 0x7f)
+      throw new Error(`header ${name}: the value has a control character (CR, LF, NUL...) HTTP forbids`);
+    if (c > 0x7f) ascii = false;
+  }
+  return ascii ? value : Buffer.from(value, 'utf8').toString('latin1');
 }
 
 /** Chains non-null op functions (route level first, then destination level). */

@@ -432,6 +432,25 @@ class Conn {
 }
 
 /** Keep-alive pool to one endpoint. */
+/** What HTTP/1.1 allows in a field value (RFC 9110 §5.5, as node:http checks it) and in a request target. */
+const BAD_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
+const BAD_TARGET = /[^\x21-\x7e\x80-\xff]/;
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
+/** Why a request cannot be written as HTTP/1.1 without changing its meaning; null: it can. */
+export function unsendable(spec: Pick<RequestSpec, 'method' | 'path' | 'headers'>): string | null {
+  if (!TOKEN.test(spec.method)) return 'the request method is not an HTTP token';
+  if (BAD_TARGET.test(spec.path)) return 'the request target has a character HTTP forbids';
+  for (const k in spec.headers) {
+    const v = spec.headers[k];
+    if (v === undefined) continue;
+    if (!TOKEN.test(k)) return `header name ${JSON.stringify(k.slice(0, 64))} is not an HTTP token`;
+    for (const x of typeof v === 'string' ? [v] : v)
+      if (BAD_VALUE.test(x)) return `header ${k} has a character HTTP forbids (CR, LF, NUL or above U+00FF)`;
+  }
+  return null;
+}
+
 export class H1Pool {
   private readonly idle: Conn[] = [];
   private readonly all = new Set<Conn>();
@@ -456,6 +475,13 @@ export class H1Pool {
 
   dispatch(spec: RequestSpec, handler: ResponseHandler): void {
     const job = new Job(spec, handler);
+    const bad = unsendable(spec);
+    if (bad !== null) {
+      // the head is written as latin1: a CR or LF (or a char above U+00FF, whose low byte may be
+      // one) in a value would end the header and smuggle another; node:http refuses them too
+      process.nextTick(() => handler.onResponseError(job, new UpstreamError(bad, 'EINVALIDHEADER')));
+      return;
+    }
     const now = Date.now();
     while (this.idle.length > 0) {
       const c = this.idle.pop()!;

@@ -144,6 +144,28 @@ describe('proxy upstream HTTP/1.1 client', function () {
     });
   }
 
+  it('a request that cannot be written as HTTP/1.1 (CR/LF or a char above U+00FF in a header) fails before any byte is sent', async () => {
+    const s = await rawServer(['HTTP/1.1 200 OK\r\ncontent-length: 1\r\n\r\na']);
+    const pool = new H1Pool('127.0.0.1', s.port, opts);
+    // U+010A's low byte is LF once the head is written as latin1: a smuggled header and request
+    const smuggle = 'a\u010d\u010ax-injected: 1\u010d\u010a\u010d\u010aGET /admin HTTP/1.1';
+    for (const headers of [
+      { host: 'x', 'x-forwarded-client-cert': smuggle },
+      { host: 'x', 'x-a': 'ok\r\nx-b: injected' },
+      { host: 'x', 'bad name': 'v' },
+      { host: 'x', 'x-list': ['fine', 'no\nway'] },
+    ] as Headers[]) {
+      const r = await call(pool, 'GET', null, headers);
+      expect(r.error?.code, JSON.stringify(headers)).to.equal('EINVALIDHEADER');
+    }
+    expect(s.requests).to.deep.equal([]);
+    expect(s.conns()).to.equal(0);
+    // Latin-1 text (obs-text) and tabs stay allowed, as node:http allows them
+    expect((await call(pool, 'GET', null, { host: 'x', 'x-name': 'caf\u00e9\tok' })).body).to.equal('a');
+    await pool.destroy();
+    s.close();
+  });
+
   it('body until close (no length, no chunking)', async () => {
     const s = await rawServer([(sock) => sock.end('HTTP/1.1 200 OK\r\n\r\nstreamed until close')]);
     const pool = new H1Pool('127.0.0.1', s.port, opts);

@@ -83,7 +83,12 @@ export class TestIdentity implements IdentitySource {
 }
 
 /** A client certificate signed by `ca` with arbitrary SANs (for identities the CA would never issue). */
-export function leafWithSans(ca: KeyPairPem, altNames: { type: number; value: string }[]): KeyPairPem {
+export function leafWithSans(
+  ca: KeyPairPem,
+  altNames: { type: number; value: string }[],
+  /** A subject CN, encoded as a UTF8String (any Unicode, as a user CA may issue it). */
+  commonName?: string,
+): KeyPairPem {
   const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
   const keyPem = privateKey.export({ type: 'pkcs1', format: 'pem' }).toString();
   const key = forge.pki.privateKeyFromPem(keyPem) as forge.pki.rsa.PrivateKey;
@@ -93,7 +98,17 @@ export function leafWithSans(ca: KeyPairPem, altNames: { type: number; value: st
   cert.serialNumber = '01';
   cert.validity.notBefore = new Date(Date.now() - 300_000);
   cert.validity.notAfter = new Date(Date.now() + HOUR);
-  cert.setSubject([]);
+  cert.setSubject(
+    commonName === undefined
+      ? []
+      : [
+          {
+            shortName: 'CN',
+            value: forge.util.encodeUtf8(commonName),
+            valueTagClass: forge.asn1.Type.UTF8 as never,
+          },
+        ],
+  );
   cert.setIssuer(caCert.subject.attributes);
   cert.setExtensions([
     { name: 'basicConstraints', cA: false, critical: true },

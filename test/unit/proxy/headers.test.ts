@@ -35,6 +35,32 @@ describe('proxy header operations', () => {
       expect(h).to.deep.equal(want);
     });
   }
+  it('a value beyond ASCII goes out as its UTF-8 bytes (one char per byte, as Envoy sends it)', () => {
+    const h: Record<string, string> = {};
+    compileHeaderOps({ set: { 'x-city': 'Zürich 東京' } })!(h);
+    expect(Buffer.from(h['x-city']!, 'latin1').toString('utf8')).to.equal('Zürich 東京');
+    expect(h['x-city']).to.match(/^[\x20-\xff]*$/);
+  });
+  const refused: [string, Parameters<typeof compileHeaderOps>[0], RegExp][] = [
+    [
+      'CR LF in a set value (a response header injection)',
+      { set: { 'x-a': 'a\r\nset-cookie: evil=1' } },
+      /control character/,
+    ],
+    ['a lone LF in an added value', { add: { 'x-a': 'a\nb' } }, /control character/],
+    ['NUL', { set: { 'x-a': 'a\u0000' } }, /control character/],
+    ['a name that is not a token', { set: { 'bad name': 'v' } }, /not an HTTP token/],
+    ['a name with a colon', { add: { 'x:y': 'v' } }, /not an HTTP token/],
+  ];
+  for (const [name, ops, re] of refused)
+    it(`refuses ${name} when the config compiles`, () => {
+      expect(() => compileHeaderOps(ops)).to.throw(re);
+    });
+  it('a tab in a value is allowed (HTTP field whitespace)', () => {
+    const h: Record<string, string> = {};
+    compileHeaderOps({ set: { 'x-a': 'a\tb' } })!(h);
+    expect(h['x-a']).to.equal('a\tb');
+  });
   it('empty ops compile to null (skipped on the hot path)', () => {
     expect(compileHeaderOps(undefined)).to.equal(null);
     expect(compileHeaderOps({})).to.equal(null);

@@ -114,6 +114,24 @@ describe('gateway: XFCC of a verified client certificate (SANITIZE_SET)', () => 
     it(title, () => {
       expect(details(sans, by)).to.equal(want);
     });
+
+  it('a subject or SAN with CR/LF or Unicode (U+010A is LF once written as latin1) comes out printable ASCII, escaped', () => {
+    const cn = 'a\u010d\u010ax-injected: 1\u010d\u010a\u010d\u010aGET /admin HTTP/1.1';
+    const cert = new X509Certificate(
+      leafWithSans(root, [{ type: 2, value: 'client.example.com' }], cn).certPem,
+    );
+    // whatever node makes of the subject's bytes (UTF-8 decoded or latin1), none reaches the header raw
+    expect(cert.subject).to.match(/[^\x20-\x7e]/);
+    const xfcc = clientCertDetails(cert, undefined);
+    expect(xfcc).to.match(/^[\x20-\x7e]*$/);
+    expect(xfcc).to.match(/Subject="CN=a(\\x[0-9a-f]{2}|\\u[0-9a-f]{4})+x-injected: 1/);
+    const raw = new X509Certificate(
+      leafWithSans(root, [{ type: 2, value: 'a.example\r\nx-evil: 1' }]).certPem,
+    );
+    expect(clientCertDetails(raw, undefined))
+      .to.match(/^[\x20-\x7e]*$/)
+      .and.to.include('DNS="a.example\\x0d\\x0ax-evil: 1"');
+  });
 });
 
 describe('inbound: plan and metric groups', () => {
