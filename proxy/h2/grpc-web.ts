@@ -69,7 +69,7 @@ const SEXTET: Uint8Array = (() => {
 
 /**
  * A `-text` request body decoded as it streams in, in one linear pass over a lookup table (no
- * regular expression, no per-group copies: a body of a million `AA==` groups costs what a
+ * regular expression, no per-group copies: a body of a million `AA==` groups costs about what a
  * million `AAAA` groups do). The text is groups of four base64 characters, padding mandatory
  * (as Envoy: a length not a multiple of four is refused); a padded group may be followed by
  * more groups (a client that encodes each frame on its own), and a group may be split across
