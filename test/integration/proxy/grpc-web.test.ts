@@ -356,7 +356,13 @@ describe('proxy gateway: gRPC-Web bridged to a gRPC server (real process, real g
       expect(r.messages).to.deep.equal([]);
       expect(r.trailers).to.include({ 'grpc-status': '8' });
       // the gateway still serves the next call
-      const next = await call(port, 'grpc.example.com', HELLO, frame({ name: 'after' }), TEXT);
+      const next = await call(
+        port,
+        'grpc.example.com',
+        HELLO,
+        frame({ name: 'after' }).toString('base64'),
+        TEXT,
+      );
       expect(next.messages[0]).to.include({ name: 'after' });
     });
 
