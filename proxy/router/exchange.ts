@@ -53,7 +53,7 @@ import { ReplayableBody } from '../h2/body.js';
 import { grpcReply, grpcStatusLabel, grpcTimeoutMs, sendGrpcError, type GrpcReply } from '../h2/router.js';
 import { encodeGrpcMessage, grpcStatusOfHttp } from '../h2/grpc.js';
 import {
-  decodeGrpcWebText,
+  GrpcWebTextDecoder,
   grpcWebMode,
   grpcWebResponseType,
   isGrpcResponse,
@@ -200,6 +200,8 @@ export class Exchange {
   private webBridged = false;
   /** Base64 of the response, frame by frame (`-text` clients). */
   private webText: TextFrameEncoder | null = null;
+  /** The upstream is paused until the client drains what was written (writeBody). */
+  private awaitingDrain = false;
   /** The bridged upstream answered without gRPC: its body is dropped, its status mapped. */
   private webNotGrpc = false;
   private readonly start = performance.now();
@@ -469,42 +471,51 @@ export class Exchange {
 
   /**
    * A gRPC-Web request body is one message (no client streaming): read whole, bounded, and
-   * base64-decoded for `-text`. Too big: RESOURCE_EXHAUSTED; bad base64: 400, so INTERNAL (as
-   * Envoy's "Bad gRPC-web request, invalid base64 data.").
+   * base64-decoded for `-text` as it streams in (GrpcWebTextDecoder: linear, the bound applies
+   * to the decoded bytes). Too big: RESOURCE_EXHAUSTED; bad base64: 400, so INTERNAL (as
+   * Envoy's "Bad gRPC-web request, invalid base64 data."), refused at the first bad byte.
    */
   private readGrpcWebBody(next: () => void): void {
     const chunks: Buffer[] = [];
+    const text = this.web!.textRequest ? new GrpcWebTextDecoder() : null;
     let size = 0;
-    const onData = (c: Buffer): void => {
-      size += c.length;
-      if (size <= MAX_GRPC_WEB_REQUEST_BYTES) return void chunks.push(c);
+    const stopReading = (): void => {
       this.req.removeListener('data', onData);
       this.req.removeListener('end', onEnd);
       chunks.length = 0;
       this.res.shouldKeepAlive = false; // the rest of the body is not read for a next request
-      this.grpc!.forced = '8'; // RESOURCE_EXHAUSTED, as a gRPC server refuses a message too large
-      this.localReply(
-        413,
-        Flags.DownstreamProtocolError,
-        `gRPC-Web request body over ${MAX_GRPC_WEB_REQUEST_BYTES} bytes`,
-      );
       this.req.resume();
     };
-    const onEnd = (): void => {
-      this.reqBytes = size;
-      const raw = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
-      const body = this.web!.textRequest ? decodeGrpcWebText(raw) : raw;
-      if (body === null)
+    const onData = (c: Buffer): void => {
+      this.reqBytes += c.length;
+      if (text !== null && !text.push(c)) {
+        stopReading();
+        return this.refuseBase64();
+      }
+      size = text !== null ? text.size : size + c.length;
+      if (size > MAX_GRPC_WEB_REQUEST_BYTES) {
+        stopReading();
+        this.grpc!.forced = '8'; // RESOURCE_EXHAUSTED, as a gRPC server refuses a message too large
         return this.localReply(
-          400,
+          413,
           Flags.DownstreamProtocolError,
-          'Bad gRPC-web request, invalid base64 data.',
+          `gRPC-Web request body over ${MAX_GRPC_WEB_REQUEST_BYTES} bytes`,
         );
+      }
+      if (text === null) chunks.push(c);
+    };
+    const onEnd = (): void => {
+      const body = text !== null ? text.end() : chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+      if (body === null) return this.refuseBase64();
       this.body = body.length === 0 ? null : body;
       if (!this.done) next();
     };
     this.req.on('data', onData);
     this.req.once('end', onEnd);
+  }
+
+  private refuseBase64(): void {
+    this.localReply(400, Flags.DownstreamProtocolError, 'Bad gRPC-web request, invalid base64 data.');
   }
 
   private attempt(): void {
@@ -648,23 +659,49 @@ export class Exchange {
 
   onData(data: Buffer): void {
     if (this.discard || this.webNotGrpc) return;
-    let chunk = data;
-    if (this.webText !== null) {
-      const text = this.webText.push(data);
-      if (text === null) return this.current?.controller?.abort(new Error('gRPC frame over the size limit'));
-      if (text === '') return;
-      chunk = Buffer.from(text, 'latin1');
-    }
+    if (this.webText === null) return this.writeBody(data);
+    const text = this.webText.push(data);
+    if (text !== '') this.writeBody(Buffer.from(text, 'latin1'));
+    if (this.webText.oversized) this.refuseOversizedFrame();
+  }
+
+  private writeBody(chunk: Buffer): void {
     if (this.heldHead !== null) this.releaseHead();
     this.respBytes += chunk.length;
-    if (!this.res.write(chunk)) {
+    if (!this.res.write(chunk) && !this.awaitingDrain) {
       // back-pressure from a slow client: stop reading the upstream until the client drains
+      // (once: chunks already on their way when it paused add no listener of their own)
       const c = this.current?.controller;
       if (c) {
+        this.awaitingDrain = true;
         c.pause();
-        this.res.once('drain', () => c.resume());
+        this.res.once('drain', () => {
+          this.awaitingDrain = false;
+          c.resume();
+        });
       }
     }
+  }
+
+  /**
+   * A response frame over the gRPC-Web bound (TextFrameEncoder): the call ends here with
+   * RESOURCE_EXHAUSTED in a trailers frame (the frames before it were delivered whole), and
+   * the upstream stream is cancelled rather than read further.
+   */
+  private refuseOversizedFrame(): void {
+    const a = this.current;
+    this.endAttempt();
+    this.current = null; // what the upstream still delivers is ignored
+    this.grpc!.status = '8';
+    this.flags = addFlag(this.flags, Flags.UpstreamProtocolError);
+    const message = `gRPC-Web response frame over ${MAX_GRPC_WEB_REQUEST_BYTES} bytes`;
+    const frame = trailersFrame({ 'grpc-status': '8', 'grpc-message': encodeGrpcMessage(message) });
+    const out = Buffer.from(frame.toString('base64'), 'latin1');
+    if (this.heldHead !== null) this.releaseHead();
+    this.respBytes += out.length;
+    this.res.end(out);
+    this.finish();
+    a?.controller?.abort(new Error(message));
   }
 
   /** The upstream's trailers (gRPC's status lives there): passed on, read for metrics. */

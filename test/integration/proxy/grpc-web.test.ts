@@ -323,6 +323,49 @@ describe('proxy gateway: gRPC-Web bridged to a gRPC server (real process, real g
     expect(server.calls.length).to.equal(before);
   });
 
+  it('-text: the bound is on the decoded message (base64 over 4 MiB of a 3 MiB message passes)', async () => {
+    const name = 'n'.repeat(3 * 1024 * 1024);
+    const body = frame({ name }).toString('base64');
+    expect(body.length).to.be.above(MAX_GRPC_WEB_REQUEST_BYTES);
+    const r = await web1(port, 'grpc.example.com', HELLO, body, TEXT);
+    expect(r.trailers).to.include({ 'grpc-status': '0' });
+    expect(r.messages[0]!.name).to.equal(name);
+  });
+
+  it('-text: a decoded message over the bound is RESOURCE_EXHAUSTED, the server not called', async () => {
+    const before = server.calls.length;
+    const body = Buffer.alloc(MAX_GRPC_WEB_REQUEST_BYTES + 1, 1).toString('base64');
+    const r = await web1(port, 'grpc.example.com', HELLO, body, TEXT);
+    expect(r.status).to.equal(200);
+    expect(r.headers['grpc-status']).to.equal('8');
+    expect(r.headers['x-weft-response-flags']).to.equal('DPE');
+    expect(server.calls.length).to.equal(before);
+  });
+
+  for (const [name, call] of [
+    ['HTTP/1.1', web1],
+    ['h2c', web2],
+  ] as const)
+    it(`${name}, -text response: a frame over 4 MiB ends the call with RESOURCE_EXHAUSTED`, async () => {
+      // the largest request the server takes; its echo (with `from`) is a few bytes over 4 MiB
+      const big = frame({ name: 'x'.repeat(MAX_GRPC_WEB_REQUEST_BYTES - 16) });
+      expect(big.length).to.equal(MAX_GRPC_WEB_REQUEST_BYTES);
+      const headers = { 'content-type': 'application/grpc-web+proto', accept: 'application/grpc-web-text' };
+      const r = await call(port, 'grpc.example.com', HELLO, big, headers);
+      expect(r.status).to.equal(200);
+      expect(r.messages).to.deep.equal([]);
+      expect(r.trailers).to.include({ 'grpc-status': '8' });
+      // the gateway still serves the next call
+      const next = await call(
+        port,
+        'grpc.example.com',
+        HELLO,
+        frame({ name: 'after' }).toString('base64'),
+        TEXT,
+      );
+      expect(next.messages[0]).to.include({ name: 'after' });
+    });
+
   it('no route: UNIMPLEMENTED as a gRPC-Web error', async () => {
     const r = await web1(port, 'grpc.example.com', '/weft.test.Nope/Call', frame({}), BINARY);
     expect(r.status).to.equal(200);
