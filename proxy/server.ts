@@ -388,7 +388,10 @@ export class ProxyServer {
       const terminator = (live.tls = this.gatewayTls(live));
       terminator.apply(l.tls, credentials); // before the first connection can arrive
       live.server = net.createServer((s) => terminator.handle(s));
-    } else live.server = live.http ?? net.createServer((s) => this.onTcp(live, s));
+    } else
+      live.server =
+        // allowHalfOpen: a TCP client that half-closes (request, then FIN) still gets the answer
+        live.http ?? net.createServer({ allowHalfOpen: true }, (s) => this.onTcp(live, s));
     live.server.on('connection', (s: net.Socket) => {
       if (live.sockets.has(s)) return; // handed back after an upgrade request (upgrade.ts)
       this.lastActivity = Date.now();

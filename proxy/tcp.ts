@@ -188,6 +188,10 @@ export function splice(
 export function join(client: net.Socket, upstream: net.Socket, onEnd: (error?: Error) => void): void {
   client.pipe(upstream);
   upstream.pipe(client);
+  // a side that already sent its FIN (while its first bytes were sniffed) never emits 'end' again,
+  // so pipe() would never pass it on: pass it on here. The other direction stays open (half-close)
+  if (client.readableEnded) upstream.end();
+  if (upstream.readableEnded) client.end();
   let ended = false;
   const end = (error?: Error): void => {
     if (ended) return;

@@ -198,6 +198,8 @@ export class InboundListener {
       sourceAddress: this.sourceAddress,
     });
     this.tlsServer = tls.createServer({
+      // a mesh peer's FIN (its client half-closed) is passed on to the app, not taken for a close
+      allowHalfOpen: true,
       requestCert: true,
       // verified below, so a refusal is counted with its reason (rejectUnauthorized closes silently)
       rejectUnauthorized: false,

@@ -333,12 +333,14 @@ export async function startAgent(
       ),
     });
     const il = inboundListener;
+    // allowHalfOpen: a client's FIN is passed on (TCP pipes), not taken for the end of both
+    // directions; node:http and node:http2 handle a half-closed socket themselves
     const outbound = net.createServer(
-      { noDelay: true },
+      { noDelay: true, allowHalfOpen: true },
       tracked((sock) => void onOutbound(env, sock)),
     );
     const inbound = net.createServer(
-      { noDelay: true },
+      { noDelay: true, allowHalfOpen: true },
       tracked((sock) => il.handle(sock)),
     );
     env.capturePorts = [
