@@ -431,7 +431,6 @@ class Conn {
   }
 }
 
-/** Keep-alive pool to one endpoint. */
 /** What HTTP/1.1 allows in a field value (RFC 9110 §5.5, as node:http checks it) and in a request target. */
 const BAD_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
 const BAD_TARGET = /[^\x21-\x7e\x80-\xff]/;
@@ -445,12 +444,13 @@ export function unsendable(spec: Pick<RequestSpec, 'method' | 'path' | 'headers'
     const v = spec.headers[k];
     if (v === undefined) continue;
     if (!TOKEN.test(k)) return `header name ${JSON.stringify(k.slice(0, 64))} is not an HTTP token`;
-    for (const x of typeof v === 'string' ? [v] : v)
-      if (BAD_VALUE.test(x)) return `header ${k} has a character HTTP forbids (CR, LF, NUL or above U+00FF)`;
+    const bad = typeof v === 'string' ? BAD_VALUE.test(v) : v.some((x) => BAD_VALUE.test(x));
+    if (bad) return `header ${k} has a character HTTP forbids (CR, LF, NUL or above U+00FF)`;
   }
   return null;
 }
 
+/** Keep-alive pool to one endpoint. */
 export class H1Pool {
   private readonly idle: Conn[] = [];
   private readonly all = new Set<Conn>();
