@@ -192,6 +192,13 @@ export class StatusWriter {
     opts.registry.onEvent((kind) => {
       if (JUDGED_FROM.has(kind)) this.debouncer.trigger();
     });
+    // A pass before the registry has synced does nothing; the kinds that sync last (Pods,
+    // EndpointSlices, Nodes) judge nothing, so without this a writer that leads early would
+    // write no status until some judged object changes (seen in CI: a Lease won before the sync)
+    opts.registry.hasSynced.then(
+      () => this.debouncer.trigger(),
+      () => undefined, // the registry reports its own failures
+    );
     opts.proxies?.onProgress(() => this.debouncer.trigger());
   }
 
