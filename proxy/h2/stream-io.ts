@@ -66,6 +66,9 @@ export function streamRequest(
 
 type HeaderValue = string | number | string[] | undefined;
 
+/** respond() only reads its options: one object for every response. */
+const WAIT_FOR_TRAILERS: http2.ServerStreamResponseOptions = Object.freeze({ waitForTrailers: true });
+
 /** The ServerResponse the router writes to, on one HTTP/2 stream. */
 export class H2StreamResponse {
   /** node:http's flag; false asks the listener for a GOAWAY (downstream.ts). */
@@ -99,7 +102,7 @@ export class H2StreamResponse {
   writeHead(status: number, headers?: Readonly<Record<string, HeaderValue>>): this {
     const s = this.stream;
     if (s.destroyed || s.closed) return this;
-    s.respond(responseHead(status, headers), { waitForTrailers: true });
+    s.respond(responseHead(status, headers) as unknown as http2.OutgoingHttpHeaders, WAIT_FOR_TRAILERS);
     return this;
   }
 
@@ -156,15 +159,17 @@ function dumpUnread(this: ServerHttp2Stream): void {
 }
 
 /**
- * The HEADERS frame's fields: `:status` and each field validated as node:http's setHeader does
- * (ERR_INVALID_HTTP_TOKEN, ERR_HTTP_INVALID_HEADER_VALUE, ERR_INVALID_CHAR), names lower-cased,
- * `connection` dropped. Pseudo-header fields other than `:status` are not the caller's to set.
+ * The HEADERS frame's fields as node's flat raw list (`[name, value, ...]`, which respond() takes
+ * as is: no null-prototype copy of an object per response): `:status` first, then each field
+ * validated as node:http's setHeader does (ERR_INVALID_HTTP_TOKEN, ERR_HTTP_INVALID_HEADER_VALUE,
+ * ERR_INVALID_CHAR), names lower-cased, a list value one field per element, `connection`
+ * dropped. Pseudo-header fields other than `:status` are not the caller's to set.
  */
 export function responseHead(
   status: number,
   headers: Readonly<Record<string, HeaderValue>> | undefined,
-): Record<string, HeaderValue> {
-  const out: Record<string, HeaderValue> = { ':status': status };
+): string[] {
+  const out: string[] = [':status', String(status)];
   if (headers === undefined) return out;
   for (const k in headers) {
     const name = k.toLowerCase();
@@ -173,7 +178,8 @@ export function responseHead(
     http.validateHeaderName(name);
     http.validateHeaderValue(name, v as string);
     if (name === 'connection') continue;
-    out[name] = v;
+    if (Array.isArray(v)) for (const one of v) out.push(name, String(one));
+    else out.push(name, String(v));
   }
   return out;
 }
