@@ -261,6 +261,10 @@ export class H2Pool {
     });
     stream.on('end', () => {
       if (job.done || !job.gotResponse) return;
+      // node ends the readable side of a reset stream too: a reset other than NO_ERROR is a cut
+      // response, which 'close' reports as one (the client must not see a clean end)
+      const rst = stream.rstCode;
+      if (rst !== undefined && rst !== http2.constants.NGHTTP2_NO_ERROR) return;
       job.done = true;
       job.handler.onResponseEnd(job);
     });

@@ -24,6 +24,8 @@
  *    its 100 first, as node's compatibility server does;
  *  - `req.socket` is the session's socket stand-in (one per connection, node's own), so the
  *    listener's per-connection bookkeeping sees one key per HTTP/2 connection;
+ *  - a stream the client reset is not a finished response (the router then cancels upstream);
+ *  - a response the router cuts (`destroy()`) is reset with INTERNAL_ERROR, not node's NO_ERROR;
  *  - errors on the stream are swallowed (the 'close' that follows tells the router);
  *  - a request body still unread when the response is complete is read and dropped.
  */
@@ -94,8 +96,14 @@ export class H2StreamResponse {
     return this.stream.destroyed;
   }
 
+  /**
+   * The response was written whole. node ends the writable side of a stream the client reset
+   * too, so its writableFinished alone would tell the router a cancelled response had finished,
+   * and the upstream stream would never be cancelled (the compatibility API had that flaw).
+   */
   get writableFinished(): boolean {
-    return this.stream.writableFinished;
+    const s = this.stream;
+    return s.writableFinished && (s.rstCode === undefined || s.rstCode === http2.constants.NGHTTP2_NO_ERROR);
   }
 
   /** node:http's shape; throws on a field HTTP/2 cannot carry, as the compatibility API. */
@@ -133,8 +141,17 @@ export class H2StreamResponse {
     }
   }
 
+  /**
+   * The router cuts a response it cannot finish (the upstream reset or timed out after the head):
+   * RST_STREAM INTERNAL_ERROR, so the client cannot take the truncated body for a whole one
+   * (node's destroy() without an error resets with NO_ERROR, which RFC 9113 §8.1 keeps for a
+   * complete response).
+   */
   destroy(err?: Error): void {
-    this.stream.destroy(err);
+    const s = this.stream;
+    if (err === undefined && !s.destroyed && !s.writableFinished)
+      s.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+    else s.destroy(err);
   }
 
   once(event: string, fn: (...args: unknown[]) => void): this {
