@@ -3,9 +3,10 @@
  * inbound hop in inbound/http.ts): every connection a listener's node:http server is given is
  * first looked at; one that opens with the HTTP/2 connection preface (`PRI * HTTP/2.0...`: h2c
  * with prior knowledge, or h2 after TLS ALPN, where the preface comes first too) is served by
- * a node:http2 server instead, whose requests reach the same request handler through node's
- * compatibility API (Http2ServerRequest/Response have the IncomingMessage/ServerResponse shape
- * the router uses; `adaptRequest` fills in what differs).
+ * a node:http2 server instead, whose streams reach the same request handler on node's raw
+ * stream API: the stream itself is the request, a small object writing to it the response
+ * (h2/stream-io.ts; node's compatibility API, an Http2ServerRequest/Response pair per request,
+ * cost more than the router itself); `adaptRequest` fills in what differs from HTTP/1.
  *
  * Limits, set explicitly because node:http2's own have had CVEs in exactly these places
  * (docs/http2-grpc.md, test/unit/h2/floods.test.ts):
@@ -212,7 +213,8 @@ function adaptRequest(req: H2StreamRequest): void {
   if (typeof authority !== 'string') return; // no Host at all: the router's 400, as for HTTP/1
   req.headers.host = authority;
   const raw = req.rawHeaders;
-  for (let i = raw.length - 2; i >= 0; i -= 2) if (raw[i]!.toLowerCase() === 'host') raw.splice(i, 2);
+  // HTTP/2 field names arrive lower-case (nghttp2 refuses others, RFC 9113 §8.2.1)
+  for (let i = raw.length - 2; i >= 0; i -= 2) if (raw[i] === 'host') raw.splice(i, 2);
   raw.push('host', authority);
 }
 
