@@ -29,7 +29,16 @@ import { translateAuthz } from '../../../pkg/translate/authz.js';
 import { createCA, issueCert, type CertPem } from '../../../hack/cluster/pki.js';
 import { fakeWeftd, GOOD_TOKEN, type FakeWeftd } from './fake-weftd.js';
 import { leafWithSans, meshRoot, TestIdentity, workloadCert } from './mesh-identity.js';
-import { request, startProxy, upstream, type Started, type Upstream } from './helpers.js';
+import {
+  failure,
+  metricsText,
+  metricValue,
+  request,
+  startProxy,
+  upstream,
+  type Started,
+  type Upstream,
+} from './helpers.js';
 import { waitFor } from '../../support/wait.js';
 import { freePort } from '../../support/ports.js';
 
@@ -208,25 +217,6 @@ function rawWithAlpn(
   });
 }
 
-async function failure(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-  } catch (err) {
-    return `${(err as NodeJS.ErrnoException).code ?? ''} ${(err as Error).message}`;
-  }
-  throw new Error('expected the connection to fail');
-}
-
-async function metricsText(port: number): Promise<string> {
-  const r = await fetch(`http://127.0.0.1:${port}/stats/prometheus`);
-  return r.text();
-}
-
-function counter(text: string, name: string, labels: string): number {
-  const line = text.split('\n').find((l) => l.startsWith(`${name}{${labels}}`));
-  return line === undefined ? 0 : Number(line.split(' ').pop());
-}
-
 /** A sidecar's outbound config: HTTP to `gateway.example` → ISTIO_MUTUAL to the gateway's port. */
 function sidecarConfig(gatewayPort: number, h2: boolean): ProxyConfig {
   return {
@@ -389,7 +379,7 @@ describe('gateway ISTIO_MUTUAL: a `proxy gateway` process with its workload cert
     expect(await failure(get(port, 'only.example.com', root, other))).to.match(/ECONNRESET|socket hang up/i);
     const after = await metricsText(metricsPort);
     const refused = (t: string, reason: string): number =>
-      counter(t, 'weft_proxy_gateway_tls_refused_total', `reason="${reason}"`);
+      metricValue(t, 'weft_proxy_gateway_tls_refused_total', `reason="${reason}"`);
     expect(refused(after, 'handshake_failed') - refused(before, 'handshake_failed')).to.equal(2);
     expect(refused(after, 'san_mismatch') - refused(before, 'san_mismatch')).to.equal(1);
   });
@@ -544,7 +534,11 @@ describe('gateway ISTIO_MUTUAL: identity arriving late and root rotation (in-pro
       /handshake failure|alert|ECONNRESET|hang up/i,
     );
     expect(
-      counter(await metricsText(gw.metrics), 'weft_proxy_gateway_tls_refused_total', 'reason="no_identity"'),
+      metricValue(
+        await metricsText(gw.metrics),
+        'weft_proxy_gateway_tls_refused_total',
+        'reason="no_identity"',
+      ),
     ).to.equal(1);
     // the SIMPLE server on the port does not depend on it
     expect((await get(gw.port, 'simple.example.com', simplePki.certPem)).status).to.equal(200);
@@ -555,7 +549,7 @@ describe('gateway ISTIO_MUTUAL: identity arriving late and root rotation (in-pro
 
   it('a certificate of the mesh CA without exactly one SPIFFE ID is refused (counted), not given a principal', async () => {
     identity.set(GATEWAY_ID, rootA, workloadCert(rootA, GATEWAY_ID));
-    const before = counter(
+    const before = metricValue(
       await metricsText(gw.metrics),
       'weft_proxy_gateway_tls_refused_total',
       'reason="peer_bad_identity"',
@@ -569,7 +563,7 @@ describe('gateway ISTIO_MUTUAL: identity arriving late and root rotation (in-pro
       expect(await failure(get(gw.port, 'mesh.example.com', rootA.certPem, cert))).to.match(
         /ECONNRESET|hang up/i,
       );
-    const after = counter(
+    const after = metricValue(
       await metricsText(gw.metrics),
       'weft_proxy_gateway_tls_refused_total',
       'reason="peer_bad_identity"',
