@@ -12,10 +12,8 @@
  *    new handshakes without a restart.
  */
 import { expect } from 'chai';
-import { spawn, type ChildProcess } from 'node:child_process';
 import https from 'node:https';
 import http2 from 'node:http2';
-import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import tls from 'node:tls';
 import type { KeyPairPem } from '../../../pkg/certs/index.js';
@@ -41,8 +39,8 @@ import {
 } from './helpers.js';
 import { waitFor } from '../../support/wait.js';
 import { freePort } from '../../support/ports.js';
+import { startGatewayProcess, type ProxyProcess } from '../../support/proxy-process.js';
 
-const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../..');
 const GATEWAY_ID = 'spiffe://cluster.local/ns/istio-system/sa/ingressgateway';
 const WEB = 'spiffe://cluster.local/ns/shop/sa/web';
 const OTHER = 'spiffe://cluster.local/ns/shop/sa/other';
@@ -258,8 +256,7 @@ function sidecarConfig(gatewayPort: number, h2: boolean): ProxyConfig {
 describe('gateway ISTIO_MUTUAL: a `proxy gateway` process with its workload certificate from weftd', function () {
   this.timeout(60_000);
   let weftd: FakeWeftd;
-  let gateway: ChildProcess;
-  let gatewayLog = '';
+  let gateway: ProxyProcess;
   let app: Upstream;
   let port: number;
   let metricsPort: number;
@@ -277,13 +274,14 @@ describe('gateway ISTIO_MUTUAL: a `proxy gateway` process with its workload cert
   const push = async (extra: Partial<ProxyConfig> = {}): Promise<void> => {
     const cfg = gatewayConfig(port, app.port, simple, extra);
     weftd.push(cfg);
-    await waitFor('the gateway applied the config', () => gatewayLog.includes(`"version":"${cfg.version}"`));
+    await waitFor('the gateway applied the config', () =>
+      gateway.log().includes(`"version":"${cfg.version}"`),
+    );
   };
 
   before(async () => {
     app = await upstream('shop');
     port = await freePort();
-    metricsPort = await freePort();
     weftd = await fakeWeftd(null);
     // the gateway's service account; a short life, so the certificate rotates during the suite
     weftd.identities.set(GOOD_TOKEN, { namespace: 'istio-system', serviceAccount: 'ingressgateway' });
@@ -291,43 +289,14 @@ describe('gateway ISTIO_MUTUAL: a `proxy gateway` process with its workload cert
     root = weftd.ca.certPem;
     web = workloadCert(weftd.ca, WEB);
     other = workloadCert(weftd.ca, OTHER);
-    const ports = ['outbound', 'inbound', 'admin', 'health'].flatMap((p) => [`--${p}-port`, '0']);
-    gateway = spawn(
-      process.execPath,
-      [
-        '--import',
-        'tsx',
-        'proxy/main.ts',
-        'gateway',
-        '--bind',
-        '127.0.0.1',
-        ...ports,
-        '--metrics-port',
-        String(metricsPort),
-      ],
-      {
-        cwd: ROOT,
-        stdio: ['ignore', 'pipe', 'pipe'],
-        env: {
-          ...process.env,
-          WEFT_LOG_SILENT: '0',
-          WEFT_DISCOVERY_ADDRESS: weftd.address,
-          WEFT_CA_ROOT_PATH: weftd.rootPath,
-          WEFT_TOKEN_PATH: weftd.tokenPath,
-          POD_NAME: 'gw-1',
-          POD_NAMESPACE: 'istio-system',
-          INSTANCE_IP: '127.0.0.1',
-        },
-      },
-    );
-    gateway.stdout!.on('data', (d: Buffer) => (gatewayLog += d.toString()));
-    gateway.stderr!.on('data', (d: Buffer) => (gatewayLog += d.toString()));
+    gateway = await startGatewayProcess(weftd);
+    metricsPort = gateway.ports.metrics!;
     await push();
     await waitFor('the gateway holds its certificate', () => weftd.issued > 0);
   });
 
   after(async () => {
-    gateway?.kill('SIGKILL');
+    gateway?.child.kill('SIGKILL');
     await weftd?.close();
     await app?.close();
   });
@@ -412,7 +381,8 @@ describe('gateway ISTIO_MUTUAL: a `proxy gateway` process with its workload cert
       // the SIMPLE server has no peer identity: no principal matches
       expect((await get(port, 'simple.example.com', simplePki.certPem)).status).to.equal(403);
       await waitFor('the access log names the principal', () =>
-        gatewayLog
+        gateway
+          .log()
           .split('\n')
           .some((l) => l.includes('/denied-path') && l.includes(`"source_principal":"${OTHER}"`)),
       );
@@ -489,7 +459,8 @@ describe('gateway ISTIO_MUTUAL: a `proxy gateway` process with its workload cert
         expect(r.body).to.equal('shop');
         expect(app.seen.slice(seen).map((s) => s.url)).to.deep.equal(['/via-sidecar']);
         await waitFor('the gateway logged the sidecar as the principal', () =>
-          gatewayLog
+          gateway
+            .log()
             .split('\n')
             .some((l) => l.includes('/via-sidecar') && l.includes(`"source_principal":"${WEB}"`)),
         );
