@@ -271,6 +271,13 @@ describe('gateway ISTIO_MUTUAL: a `proxy gateway` process with its workload cert
     validDays: 30,
   });
 
+  /** The gateway's access log has a line for `path` whose source principal is `principal`. */
+  const accessLogged = (path: string, principal: string): boolean =>
+    gateway
+      .log()
+      .split('\n')
+      .some((l) => l.includes(path) && l.includes(`"source_principal":"${principal}"`));
+
   const push = async (extra: Partial<ProxyConfig> = {}): Promise<void> => {
     const cfg = gatewayConfig(port, app.port, simple, extra);
     weftd.push(cfg);
@@ -380,12 +387,7 @@ describe('gateway ISTIO_MUTUAL: a `proxy gateway` process with its workload cert
       expect(denied.status).to.equal(403);
       // the SIMPLE server has no peer identity: no principal matches
       expect((await get(port, 'simple.example.com', simplePki.certPem)).status).to.equal(403);
-      await waitFor('the access log names the principal', () =>
-        gateway
-          .log()
-          .split('\n')
-          .some((l) => l.includes('/denied-path') && l.includes(`"source_principal":"${OTHER}"`)),
-      );
+      await waitFor('the access log names the principal', () => accessLogged('/denied-path', OTHER));
     } finally {
       await push();
     }
@@ -459,10 +461,7 @@ describe('gateway ISTIO_MUTUAL: a `proxy gateway` process with its workload cert
         expect(r.body).to.equal('shop');
         expect(app.seen.slice(seen).map((s) => s.url)).to.deep.equal(['/via-sidecar']);
         await waitFor('the gateway logged the sidecar as the principal', () =>
-          gateway
-            .log()
-            .split('\n')
-            .some((l) => l.includes('/via-sidecar') && l.includes(`"source_principal":"${WEB}"`)),
+          accessLogged('/via-sidecar', WEB),
         );
       } finally {
         await sidecar.stop();

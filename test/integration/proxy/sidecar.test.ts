@@ -12,7 +12,7 @@ import http2 from 'node:http2';
 import { freePort } from '../../support/ports.js';
 import path from 'node:path';
 import { PROXY_CONFIG_API_VERSION, type ProxyConfig } from '../../../pkg/proxyconfig/types.js';
-import { DiscoveryClient } from '../../../proxy/discovery/client.js';
+import { DiscoveryClient, type DiscoveryClientOptions } from '../../../proxy/discovery/client.js';
 import { heldStateOf } from '../../../pkg/discovery/delta.js';
 import type { DiscoveryMessage } from '../../../pkg/discovery/protocol.js';
 import { createLogger } from '../../../pkg/log/index.js';
@@ -377,22 +377,31 @@ describe('proxy gateway with a fake weftd', function () {
   });
 });
 
+/** A sidecar's DiscoveryClient against `weftd` (quick reconnects) that notes each version it applies in `applied`. */
+function clientOf(
+  weftd: FakeWeftd,
+  applied: string[],
+  opts: Partial<DiscoveryClientOptions> = {},
+): DiscoveryClient {
+  return new DiscoveryClient({
+    address: weftd.address,
+    caRootPath: weftd.rootPath,
+    tokenPath: weftd.tokenPath,
+    request: { kind: 'sidecar', namespace: 'ns', pod: 'p' },
+    log: createLogger('test', { silent: true }),
+    onConfig: async (_c, v) => void applied.push(v),
+    backoff: { baseMs: 10, maxMs: 50, jitter: 0 },
+    ...opts,
+  });
+}
+
 describe('discovery client: a silent stream is dead', function () {
   this.timeout(30_000);
   it('reconnects after 3 ping intervals without a message', async () => {
     const a = await upstream('a');
     const weftd = await fakeWeftd(config('s1', a));
     const applied: string[] = [];
-    const client = new DiscoveryClient({
-      address: weftd.address,
-      caRootPath: weftd.rootPath,
-      tokenPath: weftd.tokenPath,
-      request: { kind: 'sidecar', namespace: 'ns', pod: 'p' },
-      log: createLogger('test', { silent: true }),
-      onConfig: async (_c, v) => void applied.push(v),
-      pingIntervalMs: 100,
-      backoff: { baseMs: 10, maxMs: 50, jitter: 0 },
-    });
+    const client = clientOf(weftd, applied, { pingIntervalMs: 100 });
     const running = client.run();
     try {
       await until('second connection', () => weftd.requests.length >= 2);
@@ -420,15 +429,7 @@ describe('discovery client: a reconnect that brings back the running config', fu
       config: c,
     });
     const compiled: string[] = [];
-    const client = new DiscoveryClient({
-      address: weftd.address,
-      caRootPath: weftd.rootPath,
-      tokenPath: weftd.tokenPath,
-      request: { kind: 'sidecar', namespace: 'ns', pod: 'p' },
-      log: createLogger('test', { silent: true }),
-      onConfig: async (_c, v) => void compiled.push(v),
-      backoff: { baseMs: 10, maxMs: 50, jitter: 0 },
-    });
+    const client = clientOf(weftd, compiled);
     const running = client.run();
     try {
       await until('connected', () => weftd.openStreams() === 1);
