@@ -33,6 +33,7 @@ import { DiscoveryClient } from '../../proxy/discovery/client.js';
 import { startDiscoveryServer } from '../../test/support/discovery-server.js';
 import { startProxyProcess } from '../../test/support/proxy-process.js';
 import { SnapshotRegistry } from '../../test/support/snapshot-registry.js';
+import { sleep } from '../../test/support/wait.js';
 
 const SERVICES = Number(process.env.SERVICES ?? 1000);
 const CALLS = Number(process.env.CALLS ?? 5);
@@ -50,7 +51,6 @@ const median = (xs: number[]): number => {
       ? s[(s.length - 1) / 2]!
       : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 };
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** The mesh; `upstreamPort`: every endpoint is this local server (the latency part routes to it). */
 function meshSnapshot(upstreamPort: number | null): Record<string, unknown> {
