@@ -15,9 +15,10 @@
  */
 import { writeFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
-import type { KubeRegistry, Snapshot, WatchedKind } from '../../controlplane/registry.js';
+import type { KubeRegistry, RegistryEventResult, Snapshot, WatchedKind } from '../../controlplane/registry.js';
 import type { ProxyProgress } from '../../controlplane/status.js';
 import { StatusWriter } from '../../controlplane/statuswriter.js';
+import { ObjectValidity } from '../../controlplane/validity.js';
 import type { KubeClient } from '../../pkg/kube/client.js';
 import type { KubeObject } from '../../pkg/kube/types.js';
 import { createLogger } from '../../pkg/log/index.js';
@@ -35,7 +36,9 @@ class World {
   generation = 1;
   readonly objects = new Map<WatchedKind, Map<string, KubeObject>>();
   readonly changed = new Map<string, number>();
-  readonly listeners: ((kind: WatchedKind, result: 'changed' | 'ignored') => void)[] = [];
+  readonly listeners: ((kind: WatchedKind, result: RegistryEventResult) => void)[] = [];
+  /** The registry's verdicts, as weftd's (validation once per object version). */
+  readonly validity = new ObjectValidity({ log });
   writes = 0;
   writesByObject = new Map<string, number>();
 
@@ -90,6 +93,7 @@ class World {
       onEvent: (fn) => void this.listeners.push(fn),
       list: (kind) => [...(this.objects.get(kind)?.values() ?? [])],
       changedAt: (kind, ns, name) => this.changed.get(`${kind}/${ns}/${name}`) ?? 1,
+      validation: (o) => this.validity.validation(o),
       events: 0,
       ignoredEvents: 0,
       hasSynced: Promise.resolve(),
