@@ -312,7 +312,9 @@ export function createKubeRegistry(
   const listed = (kind: WatchedKind): KubeObject[] => informers.get(kind)!.list();
   /** What configs are built from: the mesh objects weft applies, never one that fails validation. */
   const items = <T>(kind: WatchedKind): T[] =>
-    (ObjectValidity.judges(kind) ? listed(kind).filter((o) => validity.applies(o)) : listed(kind)) as unknown as T[];
+    (ObjectValidity.judges(kind)
+      ? listed(kind).filter((o) => validity.applies(o))
+      : listed(kind)) as unknown as T[];
   const nodeLabels = (): Map<string, Record<string, string>> =>
     new Map(
       informers

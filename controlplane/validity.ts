@@ -63,9 +63,7 @@ const keyOf = (o: KubeObject): string => `${o.kind}/${o.metadata.namespace ?? ''
 
 /** The spec's version: generation moves on every spec edit (resourceVersion where there is none). */
 const versionOf = (o: KubeObject): string =>
-  o.metadata.generation !== undefined
-    ? `g${o.metadata.generation}`
-    : `rv${o.metadata.resourceVersion ?? ''}`;
+  o.metadata.generation !== undefined ? `g${o.metadata.generation}` : `rv${o.metadata.resourceVersion ?? ''}`;
 
 function sameStrings(a: Record<string, string> | undefined, b: Record<string, string> | undefined): boolean {
   if (a === b) return true;
@@ -82,9 +80,7 @@ export class ObjectValidity {
   /** Versions validated (not reused), for tests and benches. */
   validations = 0;
 
-  constructor(
-    private readonly opts: { log: Logger; globalRateLimits?: boolean },
-  ) {}
+  constructor(private readonly opts: { log: Logger; globalRateLimits?: boolean }) {}
 
   /** Whether weftd validates objects of this kind (Services, Pods... are not mesh objects). */
   static judges(kind: string): boolean {

@@ -15,7 +15,12 @@
  */
 import { writeFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
-import type { KubeRegistry, RegistryEventResult, Snapshot, WatchedKind } from '../../controlplane/registry.js';
+import type {
+  KubeRegistry,
+  RegistryEventResult,
+  Snapshot,
+  WatchedKind,
+} from '../../controlplane/registry.js';
 import type { ProxyProgress } from '../../controlplane/status.js';
 import { StatusWriter } from '../../controlplane/statuswriter.js';
 import { ObjectValidity } from '../../controlplane/validity.js';

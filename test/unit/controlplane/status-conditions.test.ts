@@ -131,7 +131,11 @@ describe('status conditions of mesh objects', () => {
         validation: { errors: [], warnings: [{ path: 'spec.x', message: 'not enforced' }] },
         reconciled: { type: 'Reconciled', status: 'True', reason: 'Reconciled', message: 'runs' },
       },
-      { Accepted: ['True', 'AcceptedWithWarnings'], Reconciled: ['True', 'Reconciled'], Ready: ['True', 'Ready'] },
+      {
+        Accepted: ['True', 'AcceptedWithWarnings'],
+        Reconciled: ['True', 'Reconciled'],
+        Ready: ['True', 'Ready'],
+      },
     ],
   ];
   for (const [title, verdict, want] of table) {
