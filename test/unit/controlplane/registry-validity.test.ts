@@ -110,7 +110,8 @@ const CRLF = vs({ headers: { response: { set: { 'x-a': 'a\r\nset-cookie: x=1' } 
 /** An unknown field: a warning (the API server drops it), never an error. */
 const WARNING_ONLY = vs({ notAField: 1 });
 
-const applied = (w: World): string[] => w.registry.snapshot().virtualServices.map((v) => v.metadata.name);
+const applied = (w: World): string[] =>
+  w.registry.snapshot().virtualServices.map((v) => v.metadata.name ?? '');
 
 describe('registry: objects that fail validation are in no config', () => {
   const table: [string, KubeObject, boolean][] = [
