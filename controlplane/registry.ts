@@ -18,6 +18,8 @@
  * AuthorizationPolicy and RequestAuthentication (each proxy's jwt block) are watched, and so are
  * Sidecars (which hosts each sidecar is given, pkg/translate/scope.ts) and the rate limits
  * (RateLimit and Istio's memquota: each sidecar's rateLimits block).
+ * A mesh object that fails validation (the webhook's `validateObject`, judged once per version
+ * in validity.ts) is in no snapshot, so in no config; its status says why (statuswriter.ts).
  */
 import type {
   DestinationRule,
