@@ -74,6 +74,23 @@ function sameStrings(a: Record<string, string> | undefined, b: Record<string, st
 
 export const isValid = (r: ValidationResult): boolean => r.errors.length === 0;
 
+/** The first error as one line (`path: message`), what logs and `weftctl explain` show. */
+export function firstError(r: ValidationResult): string {
+  const first = r.errors[0];
+  if (first === undefined) return '';
+  return first.path ? `${first.path}: ${first.message}` : first.message;
+}
+
+/** An object weftd leaves out, as `/debug/config` lists it for `weftctl explain`. */
+export interface NotApplied {
+  kind: string;
+  namespace: string;
+  name: string;
+  /** The first error (`path: message`) and how many there are. */
+  error: string;
+  errors: number;
+}
+
 export class ObjectValidity {
   /** By kind/namespace/name: a recreated object replaces its predecessor's entry. */
   private readonly entries = new Map<string, Entry>();
@@ -155,11 +172,11 @@ export class ObjectValidity {
       log.info('Object passes validation again; it is applied', { generation });
       return;
     }
-    const first = result.errors[0]!;
+    const rule = result.errors[0]?.rule;
     log.warn('Object fails validation; left out of every proxy config (its status says why)', {
       generation,
-      error: first.path ? `${first.path}: ${first.message}` : first.message,
-      ...(first.rule ? { rule: first.rule } : {}),
+      error: firstError(result),
+      ...(rule ? { rule } : {}),
       errors: result.errors.length,
     });
   }

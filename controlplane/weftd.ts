@@ -305,6 +305,7 @@ export async function startWeftd(opts: StartOptions): Promise<Weftd> {
     discovery,
     registry,
     log,
+    rootNamespace: opts.mesh.rootNamespace,
     ...(opts.timeouts ? { timeouts: opts.timeouts } : {}),
     ...(flags.rateLimitRedis
       ? { rateLimitRedis: formatAddress(flags.rateLimitRedis.host, flags.rateLimitRedis.port) }

@@ -304,6 +304,13 @@ describe('weftd: status conditions on mesh objects', function () {
     expect(condition(o, 'Ready')).to.include({ status: 'False', reason: 'Invalid' });
     const events = await weftd.metrics.registry.getSingleMetricAsString('weft_weftd_registry_events_total');
     expect(events).to.match(/kind="VirtualService",result="invalid"} [1-9]/);
+    // what weftctl explain reads: the config without it, and it named as not applied
+    const debug = (await (
+      await fetch(`http://127.0.0.1:${weftd.monitoringPort}/debug/config?namespace=${ns}&pod=honest-1`)
+    ).json()) as { config: unknown; notApplied?: { kind: string; name: string; error: string }[] };
+    expect(JSON.stringify(debug.config)).not.to.include('honest-marker');
+    expect(debug.notApplied?.find((n) => n.name === 'crlf')).to.include({ kind: 'VirtualService' });
+    expect(debug.notApplied?.find((n) => n.name === 'crlf')?.error).to.include('invalid character 0x0d');
 
     // fixed in place: applied again, and its status says so
     await kube.mergePatch(
