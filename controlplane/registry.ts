@@ -131,8 +131,8 @@ export interface KubeRegistry {
   onChange(fn: (trigger: TriggerType) => void): void;
   /**
    * Every informer event of a kind that can trigger: `changed` moved the generation, `ignored`
-   * did not, `invalid` carried a new version of a mesh object that fails validation (left out
-   * of every config; it moves the generation only if the object was applied before).
+   * did not, `invalid` carried a new version of a mesh object that fails validation (counted
+   * once per version; the object is left out of every config).
    */
   onEvent(fn: (kind: WatchedKind, result: RegistryEventResult) => void): void;
   /**
