@@ -235,6 +235,12 @@ export function podInfo(o: KubeObject): PodInfo {
 export interface RegistryOptions {
   /** weftd runs the global rate-limit backend: RateLimit `scope: global` is valid (ADR 0017). */
   globalRateLimits?: boolean;
+  /**
+   * Keep objects that fail validation in snapshots. Never in weftd: only for the not-enforced
+   * probe (test/unit/api/not-enforced-probe.ts), whose objects without a field can be invalid
+   * (a DestinationRule `trafficPolicy: {}`) and must still be compared on their translation.
+   */
+  keepInvalid?: boolean;
 }
 
 /**
@@ -314,7 +320,7 @@ export function createKubeRegistry(
   const listed = (kind: WatchedKind): KubeObject[] => informers.get(kind)!.list();
   /** What configs are built from: the mesh objects weft applies, never one that fails validation. */
   const items = <T>(kind: WatchedKind): T[] =>
-    (ObjectValidity.judges(kind)
+    (ObjectValidity.judges(kind) && options.keepInvalid !== true
       ? listed(kind).filter((o) => validity.applies(o))
       : listed(kind)) as unknown as T[];
   const nodeLabels = (): Map<string, Record<string, string>> =>
