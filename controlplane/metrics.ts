@@ -101,7 +101,7 @@ export function createWeftdMetrics(defaultMetrics = true): WeftdMetrics {
     }),
     virtualServices: new Gauge({
       name: 'pilot_virt_services',
-      help: 'VirtualServices known to weftd.',
+      help: 'VirtualServices weftd applies (those failing validation are left out of configs and not counted).',
       registers,
     }),
     tokenReviews: new Counter({
