@@ -198,6 +198,22 @@ describe('registry: objects that fail validation are in no config', () => {
     expect(w.registry.validation(w.vs.get('reviews', 'demo')!).errors).to.deep.equal([]);
   });
 
+  it('every mesh kind, not only routes: an invalid AuthorizationPolicy is left out too', () => {
+    const w = world();
+    const ap = (name: string, when: unknown): KubeObject => ({
+      apiVersion: 'security.istio.io/v1',
+      kind: 'AuthorizationPolicy',
+      metadata: { name, namespace: 'demo', uid: name, generation: 1 },
+      spec: { action: 'DENY', rules: [{ when: [when] }] },
+    });
+    w.informers
+      .get('AuthorizationPolicy')!
+      .emit('add', ap('good', { key: 'request.headers[x]', values: ['1'] }));
+    w.informers.get('AuthorizationPolicy')!.emit('add', ap('bad', { key: 'request.headers[x]', values: [] }));
+    expect(w.registry.snapshot().authorizationPolicies!.map((p) => p.metadata.name)).to.deep.equal(['good']);
+    expect(w.warnings.map((l) => l.kind)).to.deep.equal(['AuthorizationPolicy']);
+  });
+
   it('the generated config holds the valid object and not the invalid one', () => {
     const w = world();
     w.informers.get('Service')!.emit('add', {
