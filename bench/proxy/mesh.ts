@@ -28,7 +28,8 @@
  * corrected, FIXED_SECONDS), vCPU per 1,000 req/s and RSS (all processes of the pair; per side
  * too) during the fixed-rate runs. B's istio_requests_total is read at the end to prove the hop
  * was mTLS from the client's identity. Bounded: the whole run is killed after DEADLINE_SECONDS.
- * PROFILE=1: both sidecars of the pair run with --cpu-prof (profiles kept, path printed).
+ * PROFILE=1: both sidecars of the pair and the plaintext one run with --cpu-prof (profiles kept,
+ * path printed), to compare the pair's self time with the yardstick's.
  * TRACE_GC=1: every sidecar runs with --trace-gc; the run prints, per sidecar, the GC pauses that
  * fell inside its scenario's fixed-rate windows (count, total, longest, ≥5 ms, ≥10 ms, by kind),
  * to tell a collector's pause from other stalls in the p99 (logs kept, path printed).
@@ -197,7 +198,7 @@ async function main(): Promise<void> {
   const weftdP = await weftdFor(config('plain', host, { address: '127.0.0.1', port: app.port }), CLIENT_SA);
   const p = await startSidecar(
     entry,
-    [...flags, ...(TRACE_GC ? ['--trace-gc'] : [])],
+    [...flags, ...prof('plain')],
     weftdP,
     { POD_NAME: 'plain-1' },
     gcOut('plain'),
