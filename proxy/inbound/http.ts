@@ -28,7 +28,12 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from '../../pkg/log/index.js';
 import { H1Pool, type Controller, type ResponseHandler, type UpstreamError } from '../upstream/h1client.js';
 import { DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_IDLE_MS } from '../upstream/cluster.js';
-import { forwardableHeaders, forwardableTrailers, HOP_BY_HOP, type HeaderMap } from '../router/headers.js';
+import {
+  forwardableHeaders,
+  forwardableTrailers,
+  withoutHopByHop,
+  type HeaderMap,
+} from '../router/headers.js';
 import { addFlag, FLAG_TEXT, Flags, type Flag } from '../router/flags.js';
 import { propagate } from '../telemetry/trace.js';
 import type { AccessLog } from '../telemetry/accesslog.js';
@@ -235,8 +240,8 @@ class InboundExchange implements ResponseHandler {
     headers: Record<string, string | string[] | undefined>,
   ): void {
     this.status = status;
-    const out: Record<string, string | string[]> = {};
-    for (const k in headers) if (HOP_BY_HOP[k] !== true && headers[k] !== undefined) out[k] = headers[k]!;
+    // the outbound side's filter: the app's Connection-named fields stay on the loopback hop
+    const out = withoutHopByHop(headers);
     // the budget left, on the app's answers too (the IETF fields are meant for every response)
     if (this.rateLimit !== undefined) Object.assign(out, rateLimitHeaders(this.rateLimit));
     if (this.hop.draining) this.res.shouldKeepAlive = false;
