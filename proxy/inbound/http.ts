@@ -409,6 +409,24 @@ class InboundExchange implements ResponseHandler {
   }
 }
 
+/**
+ * The head replayed to the app for an upgrade: the client's hop-by-hop fields and the ones its
+ * Connection names stay on the client hop (RFC 9110 §7.6.1), as on every other path; put back is
+ * what the tunnel needs: the upgrade itself (with h2c's settings) and the framing of the body
+ * bytes that follow the head as they came.
+ */
+function upgradeHeaders(req: IncomingMessage): HeaderMap {
+  const h = forwardableHeaders(req.headers);
+  const settings = req.headers['http2-settings'];
+  h.host = req.headers.host;
+  h.connection = settings === undefined ? 'upgrade' : 'upgrade, http2-settings';
+  h.upgrade = req.headers.upgrade;
+  h['http2-settings'] = settings;
+  h['content-length'] = req.headers['content-length'];
+  h['transfer-encoding'] = req.headers['transfer-encoding'];
+  return h;
+}
+
 /** What the access log says about a connection's security (HTTP and TCP lines alike). */
 export function connectionFields(c: InboundConnection): Record<string, unknown> {
   return {
@@ -543,7 +561,7 @@ export class InboundHttp {
     socket.on('error', () => socket.destroy());
     if (conn === undefined) return void socket.destroy();
     const port = conn.appPort ?? hostPort(req.headers.host ?? '');
-    const headers: HeaderMap = { ...req.headers };
+    const headers = upgradeHeaders(req);
     delete headers[XFCC];
     if (conn.peer !== null) headers[XFCC] = conn.peer.xfcc;
     admit(

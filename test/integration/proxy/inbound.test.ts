@@ -1248,6 +1248,27 @@ describe('sidecar inbound: mesh mTLS, PeerAuthentication, L7 (loopback, real TLS
       expect(await upgrade('/chat')).to.match(/^HTTP\/1\.1 101/);
       expect(seen.at(-1)!.url).to.equal('/chat');
     });
+
+    it("an upgrade's Connection-named fields stay on the client hop; the upgrade reaches the app, a client's XFCC never does", async () => {
+      inbound.apply(config(permissive(), 'ws-named'));
+      const answer = await rawExchange(
+        port,
+        'GET /chat-named HTTP/1.1\r\nhost: reviews\r\nconnection: Upgrade, x-secret, x-forwarded-client-cert\r\n' +
+          'upgrade: websocket\r\nx-secret: 1\r\nx-forwarded-client-cert: URI=spiffe://forged\r\nkeep-alive: timeout=5\r\n\r\n',
+        12,
+      );
+      expect(answer).to.match(/^HTTP\/1\.1 101/);
+      const got = seen.at(-1)!;
+      expect(got.url).to.equal('/chat-named');
+      expect(got.headers['x-secret']).to.equal(undefined);
+      expect(got.headers['keep-alive']).to.equal(undefined);
+      expect(got.headers['x-forwarded-client-cert'], "plaintext: no XFCC, and never the client's").to.equal(
+        undefined,
+      );
+      expect(got.headers.upgrade).to.equal('websocket');
+      expect(got.headers.connection).to.equal('upgrade');
+      expect(got.headers.host).to.equal('reviews');
+    });
   });
 
   describe('RequestAuthentication on the inbound side, and its principal in AuthorizationPolicy', () => {
