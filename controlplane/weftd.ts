@@ -176,6 +176,7 @@ export async function startWeftd(opts: StartOptions): Promise<Weftd> {
     log.child({ part: 'registry' }),
     flags.domainSuffix,
     opts.informers,
+    { globalRateLimits: flags.rateLimitRedis !== undefined },
   );
   const jwks = new JwksResolver({ ...opts.jwks, log: log.child({ part: 'jwks' }) });
   // gateways' DestinationRule tls.credentialName Secrets; a change re-pushes (refresh, set below)
@@ -304,6 +305,7 @@ export async function startWeftd(opts: StartOptions): Promise<Weftd> {
     discovery,
     registry,
     log,
+    rootNamespace: opts.mesh.rootNamespace,
     ...(opts.timeouts ? { timeouts: opts.timeouts } : {}),
     ...(flags.rateLimitRedis
       ? { rateLimitRedis: formatAddress(flags.rateLimitRedis.host, flags.rateLimitRedis.port) }
