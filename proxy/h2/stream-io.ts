@@ -4,7 +4,7 @@
  * exchange.ts, inbound/http.ts) is written against node:http's IncomingMessage/ServerResponse;
  * node's Http2ServerRequest/Response gave it that shape at a price paid on every request: two
  * more stream objects (the request a Readable fed chunk by chunk from the HTTP/2 stream, the
- * response a Stream), nine listeners on the HTTP/2 stream, a proxy socket per stream and a
+ * response a Stream), eleven listeners on the HTTP/2 stream, a proxy socket per stream and a
  * header object rebuilt through setHeader. With node's 1 MB young generation (the image's
  * `--max-semi-space-size=1`, ADR 0009) what a request keeps alive is what the scavenger copies
  * and promotes, so those objects cost more in the collector than in the code that makes them.
