@@ -317,6 +317,7 @@ export function globalLimitSteps(skipUnlessReady: (ctx: Mocha.Context) => void):
         skipped = `namespace ${NS} is missing (run (b))`;
         return;
       }
+      const started = Date.now();
       // the destination starts while the operator restarts weftd
       apply(NS, destination());
       kubectl([
@@ -355,6 +356,9 @@ export function globalLimitSteps(skipUnlessReady: (ctx: Mocha.Context) => void):
       await waitPodsReady(NS, `app=${DEST}`, REPLICAS, 180_000);
       await applyAdmitted(WARM_LIMIT);
       await enforcedGlobally('ratelimit', WARM_LIMIT.metadata.name);
+      process.stdout.write(
+        `      global backend on, weftd restarted, ${REPLICAS} replicas ready in ${((Date.now() - started) / 1000).toFixed(1)} s\n`,
+      );
     });
 
     after(async function () {
@@ -381,6 +385,7 @@ export function globalLimitSteps(skipUnlessReady: (ctx: Mocha.Context) => void):
         '--wait=false',
       ]);
       if (!enabled) return;
+      const started = Date.now();
       // back to the default Mesh for the tests after this one: no Redis, weftd without the flag
       kubectlRun([
         'patch',
@@ -402,6 +407,9 @@ export function globalLimitSteps(skipUnlessReady: (ctx: Mocha.Context) => void):
       );
       kubectlRun(['delete', 'secret', AUTH_SECRET, '-n', 'weft-system', '--ignore-not-found']);
       kubectl(['wait', '--for=condition=Ready', 'mesh/default', '--timeout=180s'], undefined, 200_000);
+      process.stdout.write(
+        `      Mesh restored (no Redis) in ${((Date.now() - started) / 1000).toFixed(1)} s\n`,
+      );
     });
 
     const ready = (ctx: Mocha.Context): void => {
