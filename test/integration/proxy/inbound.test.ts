@@ -13,6 +13,7 @@
 import { expect } from 'chai';
 import { createHash, X509Certificate } from 'node:crypto';
 import http from 'node:http';
+import http2 from 'node:http2';
 import https from 'node:https';
 import net from 'node:net';
 import tls from 'node:tls';
@@ -234,6 +235,18 @@ describe('sidecar inbound: mesh mTLS, PeerAuthentication, L7 (loopback, real TLS
     identity = new TestIdentity(SELF, root);
     app = http.createServer((req, res) => {
       seen.push({ url: req.url ?? '', headers: req.headers, from: req.socket.remoteAddress });
+      if (req.url === '/hop-by-hop') {
+        // an app naming a field as hop-by-hop, and request-only fields HTTP/2 forbids in a response
+        res.writeHead(200, {
+          connection: 'x-secret, keep-alive',
+          'x-secret': '1',
+          'proxy-connection': 'keep-alive',
+          te: 'gzip',
+          'http2-settings': 'AAMAAABkAAQAoAAAAAIAAAAA',
+          'x-kept': 'yes',
+        });
+        return void res.end('app');
+      }
       let bytes = 0;
       const hash = createHash('sha256');
       req.on('data', (c: Buffer) => {
@@ -320,6 +333,63 @@ describe('sidecar inbound: mesh mTLS, PeerAuthentication, L7 (loopback, real TLS
       expect(got.headers.traceparent).to.match(/^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
       expect(got.headers['x-forwarded-proto']).to.equal('https');
       expect(got.headers.host).to.equal('reviews.demo.svc.cluster.local:9080');
+    });
+
+    it('answers each keep-alive request on the mesh hop in one TLS record (head and body in one write)', async () => {
+      // a relay between the peer and the listener counts the TLS records coming back: each record
+      // is an encryption, a write and a wake-up of the peer, the per-request cost of the mesh hop
+      // that the CPU target of issue 13 is about (docs/identity-mtls.md)
+      let records = 0;
+      let pending = Buffer.alloc(0);
+      const countRecords = (d: Buffer): void => {
+        pending = Buffer.concat([pending, d]);
+        while (pending.length >= 5 && pending.length >= 5 + pending.readUInt16BE(3)) {
+          records++;
+          pending = pending.subarray(5 + pending.readUInt16BE(3));
+        }
+      };
+      const relay = net.createServer((down) => {
+        const up = net.connect(port, '127.0.0.1');
+        down.pipe(up);
+        up.on('data', (d: Buffer) => {
+          countRecords(d);
+          down.write(d);
+        });
+        const close = (): void => void (down.destroy(), up.destroy());
+        down.on('error', close).on('close', close);
+        up.on('error', close).on('close', close);
+      });
+      const relayPort = await listen(relay);
+      const s = tls.connect({
+        host: '127.0.0.1',
+        port: relayPort,
+        servername: 'outbound_.9080_._.reviews.demo.svc.cluster.local',
+        ALPNProtocols: ['istio-http/1.1', 'istio'],
+        key: peerCert.keyPem,
+        cert: peerCert.certPem,
+        ca: root.certPem,
+        checkServerIdentity: () => undefined,
+      });
+      let got = '';
+      s.on('data', (d: Buffer) => (got += d.toString('latin1')));
+      const exchange = async (i: number): Promise<void> => {
+        got = '';
+        s.write(`GET /r/${i} HTTP/1.1\r\nhost: reviews.demo.svc.cluster.local:9080\r\n\r\n`);
+        for (let t = 0; t < 200 && !got.endsWith('\r\n\r\napp'); t++) await sleep(10);
+        expect(got, `response ${i}`).to.match(/^HTTP\/1\.1 200 [^]*\r\n\r\napp$/);
+      };
+      try {
+        await new Promise<void>((r, j) => s.once('secureConnect', r).once('error', j));
+        // the first answer shares the wire with TLS 1.3's post-handshake session tickets
+        await exchange(0);
+        await sleep(50);
+        const before = records;
+        for (let i = 1; i <= 10; i++) await exchange(i);
+        expect(records - before).to.equal(10);
+      } finally {
+        s.destroy();
+        relay.close();
+      }
     });
 
     it('reports the request with reporter="destination", both principals and connection_security_policy="mutual_tls"', async () => {
@@ -428,6 +498,76 @@ describe('sidecar inbound: mesh mTLS, PeerAuthentication, L7 (loopback, real TLS
       expect(seen.at(-1)!.headers['x-forwarded-client-cert']).to.match(
         new RegExp(`^By=${SELF};Hash=[0-9a-f]{64};Subject="";URI=${PEER}$`),
       );
+    });
+  });
+
+  describe('hop-by-hop fields (RFC 9110 §7.6.1): the same filter as the outbound side', () => {
+    it("the app's Connection-named field never reaches the mesh client (HTTP/1.1)", async () => {
+      const r = await meshRequest(port, peerCert, root.certPem, { path: '/hop-by-hop' });
+      expect(r.status).to.equal(200);
+      expect(r.body).to.equal('app');
+      expect(r.headers['x-secret'], "named in the app's Connection header").to.equal(undefined);
+      expect(r.headers['proxy-connection']).to.equal(undefined);
+      expect(r.headers.te).to.equal(undefined);
+      expect(r.headers['http2-settings']).to.equal(undefined);
+      expect(r.headers['x-kept']).to.equal('yes');
+    });
+
+    it('an HTTP/2 mesh client gets the answer whole: no Connection-named or connection-specific field, no stream error', async () => {
+      const session = http2.connect('https://reviews.demo.svc.cluster.local:9080', {
+        createConnection: () =>
+          tls.connect({
+            host: '127.0.0.1',
+            port,
+            servername: 'outbound_.9080_._.reviews.demo.svc.cluster.local',
+            ALPNProtocols: ['istio-h2'],
+            key: peerCert.keyPem,
+            cert: peerCert.certPem,
+            ca: root.certPem,
+            checkServerIdentity: () => undefined,
+          }),
+      });
+      session.on('error', () => undefined);
+      try {
+        const got = await new Promise<{ head: http2.IncomingHttpHeaders; body: string }>(
+          (resolve, reject) => {
+            const s = session.request({ ':path': '/hop-by-hop' });
+            let head: http2.IncomingHttpHeaders = {};
+            let body = '';
+            s.on('response', (h) => (head = h));
+            s.on('data', (d: Buffer) => (body += d.toString()));
+            s.on('end', () => resolve({ head, body }));
+            s.on('error', reject);
+          },
+        );
+        expect(got.head[':status']).to.equal(200);
+        expect(got.body).to.equal('app');
+        expect(got.head['x-secret']).to.equal(undefined);
+        expect(got.head['x-kept']).to.equal('yes');
+      } finally {
+        session.destroy();
+      }
+    });
+
+    it("a client naming XFCC, x-forwarded-proto or x-request-id in Connection drops only its own copies: the sidecar's are added after", async () => {
+      await meshRequest(port, peerCert, root.certPem, {
+        path: '/named',
+        headers: {
+          connection: 'x-forwarded-client-cert, X-Forwarded-Proto, x-request-id, x-client-only',
+          'x-forwarded-client-cert': 'URI=spiffe://cluster.local/ns/admin/sa/root',
+          'x-forwarded-proto': 'http',
+          'x-request-id': 'forged',
+          'x-client-only': '1',
+        },
+      });
+      const got = seen.at(-1)!;
+      expect(got.url).to.equal('/named');
+      expect(got.headers['x-client-only']).to.equal(undefined);
+      expect(got.headers['x-forwarded-client-cert']).to.match(
+        new RegExp(`^By=${SELF};Hash=[0-9a-f]{64};Subject="";URI=${PEER}$`),
+      );
+      expect(got.headers['x-forwarded-proto']).to.equal('https');
+      expect(got.headers['x-request-id']).to.match(/^[0-9a-f-]{36}$/);
     });
   });
 
@@ -1107,6 +1247,27 @@ describe('sidecar inbound: mesh mTLS, PeerAuthentication, L7 (loopback, real TLS
       expect(seen.length, 'the app saw no upgrade').to.equal(before);
       expect(await upgrade('/chat')).to.match(/^HTTP\/1\.1 101/);
       expect(seen.at(-1)!.url).to.equal('/chat');
+    });
+
+    it("an upgrade's Connection-named fields stay on the client hop; the upgrade reaches the app, a client's XFCC never does", async () => {
+      inbound.apply(config(permissive(), 'ws-named'));
+      const answer = await rawExchange(
+        port,
+        'GET /chat-named HTTP/1.1\r\nhost: reviews\r\nconnection: Upgrade, x-secret, x-forwarded-client-cert\r\n' +
+          'upgrade: websocket\r\nx-secret: 1\r\nx-forwarded-client-cert: URI=spiffe://forged\r\nkeep-alive: timeout=5\r\n\r\n',
+        12,
+      );
+      expect(answer).to.match(/^HTTP\/1\.1 101/);
+      const got = seen.at(-1)!;
+      expect(got.url).to.equal('/chat-named');
+      expect(got.headers['x-secret']).to.equal(undefined);
+      expect(got.headers['keep-alive']).to.equal(undefined);
+      expect(got.headers['x-forwarded-client-cert'], "plaintext: no XFCC, and never the client's").to.equal(
+        undefined,
+      );
+      expect(got.headers.upgrade).to.equal('websocket');
+      expect(got.headers.connection).to.equal('upgrade');
+      expect(got.headers.host).to.equal('reviews');
     });
   });
 
