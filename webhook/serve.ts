@@ -112,7 +112,7 @@ export async function startWebhook(opts: WebhookStartOptions): Promise<Webhook> 
     await pool.close();
   };
   try {
-    await pool.ready;
+    // No worker waits here: the pool starts one for the first expensive object (ADR 0025).
     const { server, port } = await listenHttps(app, { host: opts.host, port: opts.port, tls });
     log.info('Serving admission webhooks', {
       address: `https://${opts.host}:${port}`,
