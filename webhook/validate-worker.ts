@@ -9,6 +9,7 @@ import { parentPort } from 'node:worker_threads';
 import { validateObject } from '../pkg/validation/index.js';
 import type { ValidationJob } from './validate-pool.js';
 import { crossObjectFindings } from './validate.js';
+import { warmUpValidation } from './warmup.js';
 
 function run(job: ValidationJob): unknown {
   return {
@@ -45,7 +46,6 @@ try {
   // not permitted here: the same priority as the main thread, as before
 }
 
-// Loaded: say so, and the pool starts handing out jobs (and their timers). The schemas compile
-// on first use, only the kinds this worker is given: it starts on demand for an object that is
-// already waiting (ADR 0025), so compiling every kind first (~300 ms) would only delay that one.
+// Compile the schemas before taking jobs, then say so: the pool starts job timers only on ready workers.
+warmUpValidation();
 parentPort?.postMessage({ ready: true });
