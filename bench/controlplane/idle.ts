@@ -184,6 +184,12 @@ async function main(): Promise<void> {
       `  ${name.padEnd(32)} RSS ${report[name].rssMB.toFixed(1)} MB   API server connections ${report[name].apiConnections}${split}   (RSS samples ${s.map((x) => x.rssMB.toFixed(0)).join(', ')})`,
     );
   }
+  if (BENCH === 'combined' && all.length > 1) {
+    const [now, base] = all.map(([n]) => report[n]!);
+    console.log(
+      `  combined / baseline RSS ${(now!.rssMB / base!.rssMB).toFixed(2)}x (${(base!.rssMB - now!.rssMB).toFixed(1)} MB less)`,
+    );
+  }
   if (BENCH === 'split') {
     const [sep, comb] = all.map(([n]) => report[n]!);
     console.log(
