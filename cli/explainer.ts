@@ -461,3 +461,38 @@ export function explainText(report: ExplainReport): string {
     out += line('nearest', `virtual hosts: ${report.nearestHosts.join(', ')}`);
   return out;
 }
+
+/** A mesh object weftd leaves out of this config because it fails validation (/debug/config). */
+export interface NotAppliedObject {
+  kind: string;
+  namespace: string;
+  name: string;
+  /** The first error, `path: message`. */
+  error: string;
+  errors: number;
+}
+
+const NOT_APPLIED_LISTED = 5;
+
+/** Cluster text for a terminal: control characters shown escaped, never interpreted. */
+const printable = (text: string): string =>
+  // eslint-disable-next-line no-control-regex
+  text.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+
+/**
+ * The objects weftd leaves out of the explained config: a route or policy the user expected may
+ * be missing because its object fails validation, and its status says so (Accepted=False).
+ */
+export function notAppliedText(objects: readonly NotAppliedObject[]): string {
+  if (objects.length === 0) return '';
+  let out = line(
+    'not applied',
+    `${objects.length} object${objects.length === 1 ? '' : 's'} that could reach this proxy fail${objects.length === 1 ? 's' : ''} validation; weft leaves ${objects.length === 1 ? 'it' : 'them'} out of this config:`,
+  );
+  for (const o of objects.slice(0, NOT_APPLIED_LISTED)) {
+    const more = o.errors > 1 ? ` (and ${o.errors - 1} more error${o.errors > 2 ? 's' : ''})` : '';
+    out += `  ${printable(`${o.kind} ${o.namespace}/${o.name}: ${o.error}`)}${more}\n`;
+  }
+  if (objects.length > NOT_APPLIED_LISTED) out += `  (and ${objects.length - NOT_APPLIED_LISTED} more)\n`;
+  return `${out}  (each one's status says why: kubectl get KIND NAME -n NAMESPACE -o yaml, condition Accepted)\n`;
+}

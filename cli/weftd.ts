@@ -20,6 +20,7 @@ import {
 } from '../pkg/kube/kubeconfig.js';
 import { clientNodePlugins } from './kube-plugins.js';
 import type { ProxyConfig } from '../pkg/proxyconfig/types.js';
+import type { NotAppliedObject } from './explainer.js';
 import type { Flag } from './args.js';
 
 export const DEFAULT_MESH_NAMESPACE = 'weft-system';
@@ -167,6 +168,8 @@ export interface DebugConfigAnswer {
   config?: ProxyConfig;
   /** weftd's global rate-limit Redis (`host:port`), when it runs one. */
   rateLimitRedis?: string;
+  /** Mesh objects that could reach this proxy but fail validation: not in its config. */
+  notApplied?: NotAppliedObject[];
 }
 
 /** A GET of a weftd debug path (`/debug/connections`, ...) that returns the parsed JSON. */

@@ -33,8 +33,10 @@
  *   proxy named a state weftd cannot verify), `too_large` (the delta would be over half the
  *   config), `unsplittable` (duplicate resource names).
  * - `weft_weftd_registry_events_total{kind,result}`: informer events by kind, `changed` (a new
- *   generation and a push cycle) or `ignored` (nothing a config reads changed: labels on a
- *   VirtualService, status, managedFields, resyncs).
+ *   generation and a push cycle), `ignored` (nothing a config reads changed: labels on a
+ *   VirtualService, status, managedFields, resyncs) or `invalid` (a new version of a mesh object
+ *   that fails validation, counted once per version: weftd leaves it out of every config,
+ *   controlplane/validity.ts).
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
@@ -99,7 +101,7 @@ export function createWeftdMetrics(defaultMetrics = true): WeftdMetrics {
     }),
     virtualServices: new Gauge({
       name: 'pilot_virt_services',
-      help: 'VirtualServices known to weftd.',
+      help: 'VirtualServices weftd applies (those failing validation are left out of configs and not counted).',
       registers,
     }),
     tokenReviews: new Counter({
@@ -178,7 +180,7 @@ export function createWeftdMetrics(defaultMetrics = true): WeftdMetrics {
     }),
     registryEvents: new Counter({
       name: 'weft_weftd_registry_events_total',
-      help: 'Informer events by kind and result (changed: a push cycle; ignored: nothing a proxy config reads changed).',
+      help: 'Informer events by kind and result (changed: a push cycle; ignored: nothing a proxy config reads changed; invalid: a new object version that fails validation, left out of every config).',
       labelNames: ['kind', 'result'],
       registers,
     }),

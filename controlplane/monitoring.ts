@@ -5,7 +5,8 @@
  *   503 with the reason otherwise (which kinds are still listing, or the TLS problem).
  * - `GET /metrics`: Prometheus text (controlplane/metrics.ts).
  * - `GET /debug/config?namespace=NS&pod=NAME[&kind=sidecar|gateway]`: the config that proxy
- *   would get now, as JSON (kind defaults to gateway for pods with a `weft.dev/gateway` label).
+ *   would get now, as JSON (kind defaults to gateway for pods with a `weft.dev/gateway` label),
+ *   and `notApplied`: the mesh objects that could reach it but fail validation, so are not in it.
  * - `GET /debug/connections`: the connected proxies, their versions (sent and current), push
  *   counts and ACK state (sent/acked/nacked with nonce and time), and the registry's event counts
  *   (events, ignoredEvents: no-op changes that produced no push).
@@ -21,6 +22,9 @@ import type { ConnectionInfo, DiscoveryService } from './discovery.js';
 import { badRequestTarget, requestUrl } from './discovery.js';
 import type { WeftdMetrics } from './metrics.js';
 import type { KubeRegistry } from './registry.js';
+import { reachOf } from './statuswriter.js';
+import { firstError, VALIDATED_KINDS, type NotApplied } from './validity.js';
+import { DEFAULT_ROOT_NAMESPACE } from '../pkg/translate/authz.js';
 
 export interface Readiness {
   ready: boolean;
@@ -38,6 +42,8 @@ export interface MonitoringOptions {
   timeouts?: Partial<ServerTimeouts>;
   /** The global rate-limit Redis (`host:port`), named in /debug/config for weftctl explain. */
   rateLimitRedis?: string;
+  /** The mesh's root namespace (mesh-wide policies); default weft-system. */
+  rootNamespace?: string;
 }
 
 const json = (res: ServerResponse, status: number, body: unknown): void => {
@@ -66,13 +72,42 @@ function debugConfig(opts: MonitoringOptions, url: URL, res: ServerResponse): vo
   }
   const kind: ProxyKind = asked ?? (pod.labels[GATEWAY_POD_LABEL] !== undefined ? 'gateway' : 'sidecar');
   const generated = opts.discovery.configFor(kind, namespace, podName);
+  const leftOut = notApplied(opts, namespace);
   // credentials' private keys are never shown (this port is not authenticated)
   json(res, 200, {
     kind,
     version: generated?.version,
     config: redactCredentials(generated?.config),
+    ...(leftOut.length > 0 ? { notApplied: leftOut } : {}),
     ...(opts.rateLimitRedis !== undefined ? { rateLimitRedis: opts.rateLimitRedis } : {}),
   });
+}
+
+/** Objects listed in one answer at most (the rest are in `weft_weftd_registry_events_total`). */
+const MAX_NOT_APPLIED = 50;
+
+/**
+ * The mesh objects that could reach proxies of `namespace` but fail validation, so are in none
+ * of their configs (validity.ts): `weftctl explain` names them. Verdicts are memoised: no
+ * validation runs here.
+ */
+function notApplied(opts: MonitoringOptions, namespace: string): NotApplied[] {
+  const root = opts.rootNamespace ?? DEFAULT_ROOT_NAMESPACE;
+  const out: NotApplied[] = [];
+  for (const kind of VALIDATED_KINDS)
+    for (const obj of opts.registry.list(kind)) {
+      const result = opts.registry.validation(obj);
+      if (result.errors.length === 0 || !reachOf(obj, root)(namespace)) continue;
+      out.push({
+        kind,
+        namespace: obj.metadata.namespace ?? '',
+        name: obj.metadata.name,
+        error: firstError(result),
+        errors: result.errors.length,
+      });
+      if (out.length >= MAX_NOT_APPLIED) return out;
+    }
+  return out;
 }
 
 /**

@@ -18,6 +18,8 @@
  * AuthorizationPolicy and RequestAuthentication (each proxy's jwt block) are watched, and so are
  * Sidecars (which hosts each sidecar is given, pkg/translate/scope.ts) and the rate limits
  * (RateLimit and Istio's memquota: each sidecar's rateLimits block).
+ * A mesh object that fails validation (the webhook's `validateObject`, judged once per version
+ * in validity.ts) is in no snapshot, so in no config; its status says why (statuswriter.ts).
  */
 import type {
   DestinationRule,
@@ -41,6 +43,8 @@ import type { ServiceRecord } from '../pkg/translate/index.js';
 import { DRY_RUN_ANNOTATION } from '../pkg/translate/authz.js';
 import { EXPORT_TO_ANNOTATION } from '../pkg/translate/scope.js';
 import { REGION_LABEL, SUBZONE_LABEL, ZONE_LABEL, localityOf } from '../pkg/translate/locality.js';
+import type { ValidationResult } from '../pkg/validation/index.js';
+import { ObjectValidity } from './validity.js';
 import {
   servicesFromKube,
   type KubeEndpointSlice,
@@ -115,6 +119,8 @@ export interface Snapshot {
   memquotas?: MemQuota[];
 }
 
+export type RegistryEventResult = 'changed' | 'ignored' | 'invalid';
+
 export interface KubeRegistry {
   readonly generation: number;
   synced(): boolean;
@@ -123,8 +129,17 @@ export interface KubeRegistry {
   snapshot(): Snapshot;
   pod(namespace: string, name: string): PodInfo | undefined;
   onChange(fn: (trigger: TriggerType) => void): void;
-  /** Every informer event of a kind that can trigger: `changed` moved the generation, `ignored` did not. */
-  onEvent(fn: (kind: WatchedKind, result: 'changed' | 'ignored') => void): void;
+  /**
+   * Every informer event of a kind that can trigger: `changed` moved the generation, `ignored`
+   * did not, `invalid` carried a new version of a mesh object that fails validation (counted
+   * once per version; the object is left out of every config).
+   */
+  onEvent(fn: (kind: WatchedKind, result: RegistryEventResult) => void): void;
+  /**
+   * weft's validation of this version of a mesh object (validity.ts, memoised per version):
+   * an object with errors is in no snapshot; the status writer reports the same verdict.
+   */
+  validation(obj: KubeObject): ValidationResult;
   /** The objects of one kind as listed, status included (the status writer). */
   list(kind: WatchedKind): KubeObject[];
   /**
@@ -217,15 +232,56 @@ export function podInfo(o: KubeObject): PodInfo {
   };
 }
 
+export interface RegistryOptions {
+  /** weftd runs the global rate-limit backend: RateLimit `scope: global` is valid (ADR 0017). */
+  globalRateLimits?: boolean;
+  /**
+   * Keep objects that fail validation in snapshots. Never in weftd: only for the not-enforced
+   * probe (test/unit/api/not-enforced-probe.ts), whose objects without a field can be invalid
+   * (a DestinationRule `trafficPolicy: {}`) and must still be compared on their translation.
+   */
+  keepInvalid?: boolean;
+}
+
+/**
+ * What an informer event does: whether it can change some config, and the verdict on the new
+ * version of a mesh object. An object that fails validation is in no config, so an event that
+ * turns an applied object invalid (or back) changes configs even if `changeMatters` says not
+ * (an annotation such as `istio.io/dry-run` makes a VirtualService invalid).
+ */
+export function judgeEvent(
+  validity: ObjectValidity,
+  kind: WatchedKind,
+  type: InformerEventType,
+  obj: KubeObject,
+  old?: KubeObject,
+): { matters: boolean; result: RegistryEventResult } {
+  const matters = changeMatters(kind, type, obj, old);
+  if (!ObjectValidity.judges(kind)) return { matters, result: matters ? 'changed' : 'ignored' };
+  if (type === 'delete') {
+    validity.forget(obj);
+    return { matters, result: 'changed' };
+  }
+  const j = validity.judge(obj);
+  const flipped = j.wasValid !== undefined && j.wasValid !== j.valid;
+  const result = j.fresh && !j.valid ? 'invalid' : matters || flipped ? 'changed' : 'ignored';
+  return { matters: matters || flipped, result };
+}
+
 export function createKubeRegistry(
   kube: KubeClient,
   log: Logger,
   domainSuffix: string,
   informerOf: InformerSource = ownInformers(kube),
+  options: RegistryOptions = {},
 ): KubeRegistry {
   const informers = new Map<WatchedKind, Informer<KubeObject>>();
   const listeners: ((t: TriggerType) => void)[] = [];
-  const eventListeners: ((kind: WatchedKind, result: 'changed' | 'ignored') => void)[] = [];
+  const eventListeners: ((kind: WatchedKind, result: RegistryEventResult) => void)[] = [];
+  const validity = new ObjectValidity({
+    log: log.child({ part: 'validation' }),
+    ...(options.globalRateLimits ? { globalRateLimits: true } : {}),
+  });
   let generation = 0;
   /** kind/namespace/name → the generation its current content was first seen at (changedAt). */
   const changed = new Map<string, number>();
@@ -241,9 +297,9 @@ export function createKubeRegistry(
     inf.on((type, obj, old) => {
       if (w.trigger === null) return;
       events++;
-      const matters = changeMatters(w.kind, type, obj, old);
+      const { matters, result } = judgeEvent(validity, w.kind, type, obj, old);
       if (!matters) ignoredEvents++;
-      for (const fn of eventListeners) fn(w.kind, matters ? 'changed' : 'ignored');
+      for (const fn of eventListeners) fn(w.kind, result);
       if (!matters) return;
       generation++;
       const key = `${w.kind}/${obj.metadata.namespace ?? ''}/${obj.metadata.name}`;
@@ -261,7 +317,12 @@ export function createKubeRegistry(
   });
   for (const inf of all) inf.start();
 
-  const items = <T>(kind: WatchedKind): T[] => informers.get(kind)!.list() as unknown as T[];
+  const listed = (kind: WatchedKind): KubeObject[] => informers.get(kind)!.list();
+  /** What configs are built from: the mesh objects weft applies, never one that fails validation. */
+  const items = <T>(kind: WatchedKind): T[] =>
+    (ObjectValidity.judges(kind) && options.keepInvalid !== true
+      ? listed(kind).filter((o) => validity.applies(o))
+      : listed(kind)) as unknown as T[];
   const nodeLabels = (): Map<string, Record<string, string>> =>
     new Map(
       informers
@@ -329,7 +390,8 @@ export function createKubeRegistry(
       return locality === undefined ? info : { ...info, locality };
     },
     onChange: (fn) => void listeners.push(fn),
-    list: (kind) => informers.get(kind)!.list(),
+    list: listed,
+    validation: (obj) => validity.validation(obj),
     changedAt: (kind, namespace, name) => changed.get(`${kind}/${namespace ?? ''}/${name}`) ?? 0,
     stop: () => all.forEach((i) => i.stop()),
   };

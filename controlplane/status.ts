@@ -9,7 +9,9 @@
  *                 (Secret missing, key not matching its certificate, no CA for MUTUAL).
  *   Reconciled    True when every connected proxy that ACKs runs a config that includes the
  *                 object's current generation; False (Pending) until they ACK it, False (Nacked)
- *                 naming the proxies that rejected it. Reconciling mirrors Pending.
+ *                 naming the proxies that rejected it; False (Invalid) when Accepted is False:
+ *                 weftd leaves such an object out of every config (registry.ts, validity.ts).
+ *                 Reconciling mirrors Pending.
  *   Ready         all of the above (what Flux and `kubectl wait --for=condition=Ready` read).
  *   Stalled       True when not Ready for a reason waiting will not fix (Invalid, RefNotFound,
  *                 Nacked): kstatus reads it as Failed, Argo CD as Degraded. Pending is
@@ -156,6 +158,15 @@ function accepted(v: Verdict): Fresh {
   };
 }
 
+/** A condition of an object that fails validation: weftd leaves it out of every config. */
+const notApplied = (type: string): Fresh => ({
+  type,
+  status: 'False',
+  reason: 'Invalid',
+  message: 'in no proxy config: weft leaves out objects that fail validation (Accepted says why)',
+});
+const NOT_APPLIED = notApplied('Reconciled');
+
 function resolvedRefs(v: Verdict): Fresh {
   const credentials = (v.badCredentials ?? []).map((message): Finding => ({ path: '', message }));
   if (v.unresolved.length > 0)
@@ -224,7 +235,12 @@ export function objectStatus(obj: KubeObject, verdict: Verdict, now: Date): Obje
   const before = previousConditions(obj);
   const acc = accepted(verdict);
   const refs = resolvedRefs(verdict);
-  const judged = [acc, refs, ...(verdict.extra ?? []), ...(verdict.reconciled ? [verdict.reconciled] : [])];
+  // an object weftd leaves out is in no proxy's config, whatever the proxies ACKed, and a
+  // kind's own condition (a RateLimit's Enforced) must not say otherwise
+  const left = acc.reason === 'Invalid';
+  const reconciled = verdict.reconciled && left ? NOT_APPLIED : verdict.reconciled;
+  const extra = (verdict.extra ?? []).map((c) => (left && c.status === 'True' ? notApplied(c.type) : c));
+  const judged = [acc, refs, ...extra, ...(reconciled ? [reconciled] : [])];
   const conditions = [...judged, ...readiness(judged, verdict.reconciled !== undefined)].map(
     (c): Condition => {
       const old = before.find((b) => b?.type === c.type);

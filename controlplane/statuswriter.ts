@@ -18,7 +18,8 @@ import type { KubeObject } from '../pkg/kube/types.js';
 import type { Logger } from '../pkg/log/index.js';
 import { errorMessage } from '../pkg/errors/index.js';
 import { analyze, REFERENCE_RULES } from '../pkg/validation/analyze.js';
-import { validateObject, type ObjectFinding, type ValidationResult } from '../pkg/validation/index.js';
+import type { ObjectFinding } from '../pkg/validation/index.js';
+import { VALIDATED_KINDS } from './validity.js';
 import { Debouncer } from './debounce.js';
 import { podInfo, type KubeRegistry, type PodInfo, type WatchedKind } from './registry.js';
 import { memquotaCondition, rateLimitCondition } from './ratelimitstatus.js';
@@ -40,19 +41,7 @@ import type { MemQuota } from '../pkg/api/memquota.js';
 import type { RateLimit } from '../pkg/api/ratelimit.js';
 
 /** The mesh kinds weftd watches that get a status (every Istio kind it translates from). */
-export const STATUS_KINDS: readonly WatchedKind[] = [
-  'VirtualService',
-  'DestinationRule',
-  'Gateway',
-  'ServiceEntry',
-  'WorkloadEntry',
-  'PeerAuthentication',
-  'AuthorizationPolicy',
-  'RequestAuthentication',
-  'Sidecar',
-  'RateLimit',
-  'memquota',
-];
+export const STATUS_KINDS: readonly WatchedKind[] = VALIDATED_KINDS;
 
 export const FIELD_MANAGER = 'weftd';
 
@@ -125,34 +114,9 @@ function kindConditions(obj: KubeObject, global: boolean): FreshCondition[] {
 
 const keyOf = (o: KubeObject): string => `${o.kind}/${o.metadata.namespace ?? ''}/${o.metadata.name}`;
 
-/** Validation results by uid and generation: a pass re-validates only what changed. */
-class ValidationCache {
-  constructor(private readonly globalRateLimits: boolean) {}
-  private readonly byUid = new Map<string, { generation: number; result: ValidationResult }>();
-
-  get(obj: KubeObject): ValidationResult {
-    const uid = obj.metadata.uid ?? keyOf(obj);
-    const generation = obj.metadata.generation ?? 0;
-    const hit = this.byUid.get(uid);
-    if (hit?.generation === generation) return hit.result;
-    const result = validateObject(obj, {
-      maxFindings: 20,
-      ...(this.globalRateLimits ? { globalRateLimits: true } : {}),
-    });
-    this.byUid.set(uid, { generation, result });
-    return result;
-  }
-
-  /** Forgets objects that no longer exist. */
-  retain(uids: Set<string>): void {
-    for (const uid of this.byUid.keys()) if (!uids.has(uid)) this.byUid.delete(uid);
-  }
-}
-
 export class StatusWriter {
   private readonly elector: LeaderElector;
   private readonly debouncer: Debouncer;
-  private readonly validations: ValidationCache;
   private readonly pending = new Map<string, Pending>();
   private leading = false;
   private draining = false;
@@ -163,7 +127,6 @@ export class StatusWriter {
   readonly counts = { passes: 0, writes: 0, errors: 0 };
 
   constructor(private readonly opts: StatusWriterOptions) {
-    this.validations = new ValidationCache(opts.globalRateLimits === true);
     this.tokens = opts.burst ?? 40;
     this.debouncer = new Debouncer(() => this.pass(), opts.debounce ?? { afterMs: 100, maxMs: 1000 });
     this.elector = new LeaderElector(
@@ -247,7 +210,9 @@ export class StatusWriter {
     const knownHost = (host: string): boolean =>
       kubeHosts.has(host) ||
       entryHosts.some((h) => h === host || (h.startsWith('*') && host.endsWith(h.slice(1))));
-    const findings = analyze(objects, 'default', { knownHost, wholeCluster: true });
+    // across the objects weft applies: one it leaves out wins no host and conflicts with none
+    const applied = objects.filter((o) => this.opts.registry.validation(o).errors.length === 0);
+    const findings = analyze(applied, 'default', { knownHost, wholeCluster: true });
     const byObject = new Map<string, ObjectFinding[]>();
     for (const f of findings) {
       const key = `${f.object.kind}/${f.object.namespace ?? ''}/${f.object.name}`;
@@ -261,7 +226,7 @@ export class StatusWriter {
     for (const obj of objects) {
       const mine = byObject.get(keyOf(obj)) ?? [];
       out.set(keyOf(obj), {
-        validation: this.validations.get(obj),
+        validation: this.opts.registry.validation(obj),
         unresolved: mine.filter((f) => f.rule !== undefined && REFERENCE_RULES.has(f.rule)),
         notes: mine.filter((f) => f.rule === undefined || !REFERENCE_RULES.has(f.rule)),
         ...(obj.kind === 'Gateway' ? this.gatewayCredentials(obj as unknown as Gateway, pods) : {}),
@@ -269,7 +234,6 @@ export class StatusWriter {
         ...(proxies ? { reconciled: this.reconciled(obj, proxies, floor, current) } : {}),
       });
     }
-    this.validations.retain(new Set(objects.map((o) => o.metadata.uid ?? keyOf(o))));
     return out;
   }
 

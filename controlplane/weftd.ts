@@ -176,6 +176,7 @@ export async function startWeftd(opts: StartOptions): Promise<Weftd> {
     log.child({ part: 'registry' }),
     flags.domainSuffix,
     opts.informers,
+    { globalRateLimits: flags.rateLimitRedis !== undefined },
   );
   const jwks = new JwksResolver({ ...opts.jwks, log: log.child({ part: 'jwks' }) });
   // gateways' DestinationRule tls.credentialName Secrets; a change re-pushes (refresh, set below)
@@ -188,6 +189,8 @@ export async function startWeftd(opts: StartOptions): Promise<Weftd> {
       metrics.credentials.set({ state: 'usable' }, n.usable);
       metrics.credentials.set({ state: 'unusable' }, n.unusable);
     },
+    undefined,
+    new Set([`${flags.caSecret.namespace}/${flags.caSecret.name}`]),
   );
   const generator = new ConfigGenerator({
     domainSuffix: flags.domainSuffix,
@@ -304,6 +307,7 @@ export async function startWeftd(opts: StartOptions): Promise<Weftd> {
     discovery,
     registry,
     log,
+    rootNamespace: opts.mesh.rootNamespace,
     ...(opts.timeouts ? { timeouts: opts.timeouts } : {}),
     ...(flags.rateLimitRedis
       ? { rateLimitRedis: formatAddress(flags.rateLimitRedis.host, flags.rateLimitRedis.port) }

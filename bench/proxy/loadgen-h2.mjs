@@ -1,4 +1,4 @@
-/* global process, Buffer, performance, setTimeout, URL */
+/* global process, Buffer, performance, URL */
 // Fixed-rate (open-loop) HTTP/2 load generator, loadgen.mjs's counterpart for h2c and gRPC
 // unary. Requests are scheduled at exact intervals over S h2c sessions (round robin) and sent at
 // their slot whatever is still in flight (HTTP/2 multiplexes; the sessions allow 100 streams
@@ -11,6 +11,7 @@
 // h2c: GET; grpc: POST /bench.Echo/Unary with one 256-byte message, content-type
 // application/grpc, te: trailers; a response without grpc-status 0 counts as an error.
 import http2 from 'node:http2';
+import { openLoop, report } from './latency.mjs';
 
 const [url, authority, rateArg, sessionsArg, secsArg, mode] = process.argv.slice(2);
 const rate = Number(rateArg);
@@ -57,40 +58,10 @@ function send(scheduled, session) {
 }
 
 process.stderr.write('sending\n');
-const start = performance.now();
-const interval = 1000 / rate;
-const total = Math.floor(rate * seconds);
-let sent = 0;
-await new Promise((resolve) => {
-  const tick = () => {
-    const now = performance.now();
-    while (sent < total && start + sent * interval <= now) {
-      send(start + sent * interval, sessions[sent % sessions.length]);
-      sent++;
-    }
-    if (sent >= total) return resolve();
-    setTimeout(tick, 1);
-  };
-  tick();
-});
-const deadline = performance.now() + 2000;
-while (latencies.length + errors < total && performance.now() < deadline)
-  await new Promise((r) => setTimeout(r, 10));
-const elapsed = (performance.now() - start) / 1000;
-latencies.sort((a, b) => a - b);
-const pct = (p) => latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))] ?? NaN;
-process.stdout.write(
-  JSON.stringify({
-    sent: total,
-    completed: latencies.length,
-    rps: latencies.length / elapsed,
-    p50: pct(50),
-    p90: pct(90),
-    p99: pct(99),
-    p999: pct(99.9),
-    max: latencies.at(-1),
-    errors,
-    non2xx,
-  }) + '\n',
+const { total, elapsed } = await openLoop(
+  rate,
+  seconds,
+  (scheduled, n) => send(scheduled, sessions[n % sessions.length]),
+  () => latencies.length + errors,
 );
-process.exit(0);
+report({ sent: total, elapsed, latencies, errors, non2xx });

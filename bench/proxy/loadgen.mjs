@@ -10,6 +10,7 @@
 // (e.g. a pool of bearer tokens).
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
+import { openLoop, report } from './latency.mjs';
 
 const [url, host, rateArg, connsArg, secsArg, headersFile] = process.argv.slice(2);
 const { hostname, port, pathname } = new URL(url);
@@ -84,45 +85,15 @@ let stopped = false;
 for (let i = 0; i < conns; i++) connect();
 await new Promise((r) => setTimeout(r, 300));
 process.stderr.write('sending\n'); // the measured window starts (bench/proxy/harness.ts fixedRate)
-const start = performance.now();
-const interval = 1000 / rate;
-let sent = 0;
-const total = Math.floor(rate * seconds);
-await new Promise((resolve) => {
-  const tick = () => {
-    const now = performance.now();
-    while (sent < total && start + sent * interval <= now) {
-      const scheduled = start + sent * interval;
-      sent++;
-      const c = idle.pop();
-      if (c) send(c, scheduled);
-      else backlog.push(scheduled);
-    }
-    if (sent >= total) return resolve();
-    setTimeout(tick, 1);
-  };
-  tick();
-});
-// let the last responses arrive
-const deadline = performance.now() + 2000;
-while (latencies.length + errors < total && performance.now() < deadline)
-  await new Promise((r) => setTimeout(r, 10));
-stopped = true;
-const elapsed = (performance.now() - start) / 1000;
-latencies.sort((a, b) => a - b);
-const pct = (p) => latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))] ?? NaN;
-process.stdout.write(
-  JSON.stringify({
-    sent: total,
-    completed: latencies.length,
-    rps: latencies.length / elapsed,
-    p50: pct(50),
-    p90: pct(90),
-    p99: pct(99),
-    p999: pct(99.9),
-    max: latencies.at(-1),
-    errors,
-    non2xx,
-  }) + '\n',
+const { total, elapsed } = await openLoop(
+  rate,
+  seconds,
+  (scheduled) => {
+    const c = idle.pop();
+    if (c) send(c, scheduled);
+    else backlog.push(scheduled);
+  },
+  () => latencies.length + errors,
 );
-process.exit(0);
+stopped = true;
+report({ sent: total, elapsed, latencies, errors, non2xx });

@@ -28,7 +28,8 @@
  * corrected, FIXED_SECONDS), vCPU per 1,000 req/s and RSS (all processes of the pair; per side
  * too) during the fixed-rate runs. B's istio_requests_total is read at the end to prove the hop
  * was mTLS from the client's identity. Bounded: the whole run is killed after DEADLINE_SECONDS.
- * PROFILE=1: both sidecars of the pair run with --cpu-prof (profiles kept, path printed).
+ * PROFILE=1: both sidecars of the pair and the plaintext one run with --cpu-prof (profiles kept,
+ * path printed), to compare the pair's self time with the yardstick's.
  * TRACE_GC=1: every sidecar runs with --trace-gc; the run prints, per sidecar, the GC pauses that
  * fell inside its scenario's fixed-rate windows (count, total, longest, ≥5 ms, ≥10 ms, by kind),
  * to tell a collector's pause from other stalls in the p99 (logs kept, path printed).
@@ -197,7 +198,7 @@ async function main(): Promise<void> {
   const weftdP = await weftdFor(config('plain', host, { address: '127.0.0.1', port: app.port }), CLIENT_SA);
   const p = await startSidecar(
     entry,
-    [...flags, ...(TRACE_GC ? ['--trace-gc'] : [])],
+    [...flags, ...prof('plain')],
     weftdP,
     { POD_NAME: 'plain-1' },
     gcOut('plain'),
@@ -297,6 +298,8 @@ async function main(): Promise<void> {
   const maxRuns = new Map<string, WrkResult[]>();
   const fixedRuns = new Map<string, FixedSample[]>();
   const fixedWindows = new Map<string, Array<[number, number]>>();
+  /** PROFILE: the fixed-rate windows on the profiles' clock (µs, monotonic) with the requests served. */
+  const profileWindows: ProfileWindow[] = [];
   for (let i = 0; i < REPS; i++) {
     for (const s of scenarios.filter((x) => x.max)) {
       const r = await wrk(s.url, ['-t1', '-c64', `-d${MAX_SECONDS}s`, ...hostArgs]);
@@ -313,7 +316,14 @@ async function main(): Promise<void> {
       const started = performance.now();
       const wallStart = Date.now();
       const sampler = setInterval(sample, 500);
+      const monoStart = monotonicUs();
       const r = await fixedRate(s.url, host, FIXED_SECONDS);
+      profileWindows.push({
+        scenario: s.name,
+        startUs: monoStart,
+        endUs: monotonicUs(),
+        requests: r.completed,
+      });
       (fixedWindows.get(s.name) ?? fixedWindows.set(s.name, []).get(s.name)!).push([wallStart, Date.now()]);
       clearInterval(sampler);
       sample();
@@ -460,7 +470,16 @@ async function main(): Promise<void> {
     await exited;
   }
   for (const w of [weftdA, weftdB, weftdP]) await w.close();
-  if (PROFILE) process.stderr.write(`CPU profiles: ${path.join(work, 'profiles')} (kept)\n`);
+  if (PROFILE) {
+    const dir = path.join(work, 'profiles');
+    writeFileSync(
+      path.join(dir, 'windows.json'),
+      JSON.stringify({ tags: { client: PAIR, server: PAIR, plain: ONE }, windows: profileWindows }, null, 2),
+    );
+    process.stderr.write(
+      `CPU profiles: ${dir} (kept); per request, pair against plaintext: npx tsx bench/proxy/profile-compare.ts ${dir}\n`,
+    );
+  }
   if (TRACE_GC) {
     const windowsOf: Record<string, string> = { client: PAIR, server: PAIR, plain: ONE };
     for (const [tag, trace] of gcTraces) {
@@ -472,6 +491,22 @@ async function main(): Promise<void> {
     }
     process.stderr.write(`GC traces: ${work} (kept)\n`);
   }
+}
+
+/** A fixed-rate window as profile-compare.ts reads it (profiles/windows.json). */
+export interface ProfileWindow {
+  scenario: string;
+  startUs: number;
+  endUs: number;
+  requests: number;
+}
+
+/**
+ * Now on the clock of V8's CPU profiles (their startTime and timeDeltas): CLOCK_MONOTONIC in µs,
+ * which process.hrtime reads too, so windows taken here line up with samples taken in the sidecars.
+ */
+function monotonicUs(): number {
+  return Number(process.hrtime.bigint() / 1000n);
 }
 
 interface GcTrace {

@@ -20,23 +20,20 @@
  *   npx tsx bench/weftd/ondemand.ts        SERVICES=1000 CALLS=5 REPS=3 HOSTS=20
  *   WEFTD_BENCH=ondemand bash bench/weftd/run.sh
  */
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import http from 'node:http';
-import { createServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { ConfigGenerator } from '../../controlplane/configgen.js';
-import { DiscoveryService } from '../../controlplane/discovery.js';
 import { DEFAULT_MESH } from '../../controlplane/flags.js';
-import { createWeftdMetrics } from '../../controlplane/metrics.js';
-import { createCA, issueServing } from '../../pkg/certs/index.js';
 import { createLogger } from '../../pkg/log/index.js';
 import type { ProxyConfig } from '../../pkg/proxyconfig/types.js';
 import { DiscoveryClient } from '../../proxy/discovery/client.js';
+import { startDiscoveryServer } from '../../test/support/discovery-server.js';
+import { startProxyProcess } from '../../test/support/proxy-process.js';
 import { SnapshotRegistry } from '../../test/support/snapshot-registry.js';
+import { sleep } from '../../test/support/wait.js';
 
 const SERVICES = Number(process.env.SERVICES ?? 1000);
 const CALLS = Number(process.env.CALLS ?? 5);
@@ -54,7 +51,6 @@ const median = (xs: number[]): number => {
       ? s[(s.length - 1) / 2]!
       : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 };
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** The mesh; `upstreamPort`: every endpoint is this local server (the latency part routes to it). */
 function meshSnapshot(upstreamPort: number | null): Record<string, unknown> {
@@ -97,49 +93,16 @@ function meshSnapshot(upstreamPort: number | null): Record<string, unknown> {
   return { services, virtualServices };
 }
 
-const now = new Date();
-const ca = createCA({ commonName: 'bench', ttlMs: 3600_000, now });
-const leaf = issueServing(ca, { commonName: 'weftd', dnsNames: ['127.0.0.1'], ttlMs: 3600_000, now });
-const dir = mkdtempSync(path.join(tmpdir(), 'bench-ondemand-'));
-writeFileSync(path.join(dir, 'ca.crt'), ca.certPem);
-writeFileSync(path.join(dir, 'tok'), 'tok');
-
 async function weftd(onDemandHosts: boolean, upstreamPort: number | null) {
-  const registry = new SnapshotRegistry(() => meshSnapshot(upstreamPort));
-  const metrics = createWeftdMetrics(false);
-  const discovery = new DiscoveryService({
-    registry,
-    generator: new ConfigGenerator({
-      domainSuffix: 'cluster.local',
-      mesh: { ...structuredClone(DEFAULT_MESH), mtlsMode: 'DISABLE', onDemandHosts },
-      log,
-    }),
-    authenticate: () =>
-      // a projected token names its pod: on-demand asks need one
-      Promise.resolve({
-        identity: { namespace: 'ns0', serviceAccount: 'sa', podName: 'web-0' },
-        cached: true,
-      }),
-    metrics,
+  const w = await startDiscoveryServer({
+    registry: new SnapshotRegistry(() => meshSnapshot(upstreamPort)),
+    onDemandHosts,
+    identity: { namespace: 'ns0', serviceAccount: 'sa', podName: 'web-0' },
     log,
-    debounce: { afterMs: 0, maxMs: 0 },
-    pingIntervalMs: 60_000,
   });
-  const server = createServer({ cert: leaf.certPem, key: leaf.keyPem }, discovery.handle);
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const pushed = async (): Promise<number> =>
-    (await metrics.pushedBytes.get()).values.reduce((a, v) => a + v.value, 0);
-  return {
-    discovery,
-    metrics,
-    pushed,
-    address: `127.0.0.1:${(server.address() as AddressInfo).port}`,
-    close: () => {
-      discovery.close();
-      server.closeAllConnections();
-      server.close();
-    },
-  };
+    (await w.metrics.pushedBytes.get()).values.reduce((a, v) => a + v.value, 0);
+  return { ...w, pushed };
 }
 
 const vhostNames = (c: ProxyConfig): Set<string> =>
@@ -151,8 +114,8 @@ async function heldBytes(onDemand: boolean): Promise<{ held: number; pushed: num
   let latest: ProxyConfig | null = null;
   const client = new DiscoveryClient({
     address: w.address,
-    caRootPath: path.join(dir, 'ca.crt'),
-    tokenPath: path.join(dir, 'tok'),
+    caRootPath: w.rootPath,
+    tokenPath: w.tokenPath,
     request: { kind: 'sidecar', namespace: 'ns0', pod: 'web-0' },
     log,
     onConfig: (c) => {
@@ -186,7 +149,7 @@ async function heldBytes(onDemand: boolean): Promise<{ held: number; pushed: num
     hosts: vhostNames(cfg).size,
   };
   client.stop();
-  w.close();
+  await w.close();
   return out;
 }
 
@@ -214,53 +177,13 @@ async function firstRequestLatency(): Promise<{ first: number[]; second: number[
   const upstream = http.createServer((_req, res) => res.end('ok'));
   await new Promise<void>((r) => upstream.listen(0, '127.0.0.1', r));
   const w = await weftd(true, (upstream.address() as AddressInfo).port);
-  let out = '';
-  const child = spawn(
-    process.execPath,
-    [
-      '--import',
-      'tsx',
-      'proxy/main.ts',
-      'sidecar',
-      '--bind',
-      '127.0.0.1',
-      '--outbound-port',
-      '0',
-      '--inbound-port',
-      '0',
-      '--admin-port',
-      '0',
-      '--metrics-port',
-      '0',
-      '--health-port',
-      '0',
-    ],
-    {
-      cwd: ROOT,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: {
-        ...process.env,
-        WEFT_LOG_SILENT: '0',
-        WEFT_LOG_LEVEL: 'info',
-        WEFT_DISCOVERY_ADDRESS: w.address,
-        WEFT_CA_ROOT_PATH: path.join(dir, 'ca.crt'),
-        WEFT_TOKEN_PATH: path.join(dir, 'tok'),
-        POD_NAME: 'web-0',
-        POD_NAMESPACE: 'ns0',
-        INSTANCE_IP: '127.0.0.1',
-      },
-    },
-  );
-  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  const proxy = await startProxyProcess('sidecar', w, {
+    POD_NAME: 'web-0',
+    POD_NAMESPACE: 'ns0',
+    WEFT_LOG_LEVEL: 'info',
+  });
   try {
-    let port = 0;
-    for (let i = 0; i < 1200 && port === 0; i++) {
-      const line = out.split('\n').find((l) => l.includes('"Proxy started; waiting for config from weftd"'));
-      if (line) port = (JSON.parse(line) as { ports: Record<string, number> }).ports.outbound!;
-      else await sleep(50);
-    }
-    if (port === 0) throw new Error(`the sidecar did not start: ${out.slice(-2000)}`);
+    const port = proxy.ports.outbound!;
     while (!w.discovery.list().some((c) => c.version !== null)) await sleep(50);
     await sleep(500);
     // warm the path with a host of its own namespace
@@ -276,8 +199,8 @@ async function firstRequestLatency(): Promise<{ first: number[]; second: number[
     }
     return { first, second };
   } finally {
-    child.kill('SIGKILL');
-    w.close();
+    proxy.child.kill('SIGKILL');
+    await w.close();
     upstream.close();
   }
 }
@@ -352,7 +275,6 @@ async function main(): Promise<void> {
     path.join(ROOT, 'bench/weftd/last-run-ondemand.json'),
     `${JSON.stringify(result, null, 2)}\n`,
   );
-  rmSync(dir, { recursive: true, force: true });
 }
 
 await main();

@@ -8,16 +8,24 @@
  *     ACKing, against the baseline a writer without the up-to-date check would make (every object,
  *     every pass);
  *   - the time from the change to its Reconciled=True written, once the proxies run it (the
- *     writer's own latency: debounce and pass; the push and ACK round trip are bench/weftd/acks.ts).
+ *     writer's own latency: debounce and pass; the push and ACK round trip are bench/weftd/acks.ts);
+ *   - validations per change: the registry's memoised verdict (controlplane/validity.ts) is read
+ *     by every pass and status write, so one edit is validated once (target: 1).
  * The API server is a map: applyStatus stores the status and fires the informer event, as the
  * real one would. Writes bench/weftd/last-run-status.json.
  *   npx tsx bench/weftd/status.ts        OBJECTS=1000 PROXIES=2000 REPS=5
  */
 import { writeFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
-import type { KubeRegistry, Snapshot, WatchedKind } from '../../controlplane/registry.js';
+import type {
+  KubeRegistry,
+  RegistryEventResult,
+  Snapshot,
+  WatchedKind,
+} from '../../controlplane/registry.js';
 import type { ProxyProgress } from '../../controlplane/status.js';
 import { StatusWriter } from '../../controlplane/statuswriter.js';
+import { ObjectValidity } from '../../controlplane/validity.js';
 import type { KubeClient } from '../../pkg/kube/client.js';
 import type { KubeObject } from '../../pkg/kube/types.js';
 import { createLogger } from '../../pkg/log/index.js';
@@ -35,7 +43,9 @@ class World {
   generation = 1;
   readonly objects = new Map<WatchedKind, Map<string, KubeObject>>();
   readonly changed = new Map<string, number>();
-  readonly listeners: ((kind: WatchedKind, result: 'changed' | 'ignored') => void)[] = [];
+  readonly listeners: ((kind: WatchedKind, result: RegistryEventResult) => void)[] = [];
+  /** The registry's verdicts, as weftd's (validation once per object version). */
+  readonly validity = new ObjectValidity({ log });
   writes = 0;
   writesByObject = new Map<string, number>();
 
@@ -90,6 +100,7 @@ class World {
       onEvent: (fn) => void this.listeners.push(fn),
       list: (kind) => [...(this.objects.get(kind)?.values() ?? [])],
       changedAt: (kind, ns, name) => this.changed.get(`${kind}/${ns}/${name}`) ?? 1,
+      validation: (o) => this.validity.validation(o),
       events: 0,
       ignoredEvents: 0,
       hasSynced: Promise.resolve(),
@@ -164,10 +175,12 @@ async function main(): Promise<void> {
   const writesPerChange: number[] = [];
   const otherWrites: number[] = [];
   const toReconciledMs: number[] = [];
+  const validationsPerChange: number[] = [];
   for (let r = 0; r < REPS; r++) {
     const name = `ns${r % 20}/vs${r}`;
     const before = new Map(w.writesByObject);
     const total = w.writes;
+    const validated = w.validity.validations;
     passMs.length = 0;
     w.edit(name);
     await quiet(w, writer); // the rollout is pending: the proxies have not ACKed
@@ -189,6 +202,8 @@ async function main(): Promise<void> {
     const mine = (w.writesByObject.get(key) ?? 0) - (before.get(key) ?? 0);
     writesPerChange.push(mine);
     otherWrites.push(w.writes - total - mine);
+    // every pass and status write of the rollout reuses the verdict: one validation per version
+    validationsPerChange.push(w.validity.validations - validated);
   }
   await writer.stop();
 
@@ -203,6 +218,7 @@ async function main(): Promise<void> {
     writesPerChangeOfTheObject: median(writesPerChange),
     writesPerChangeOfOthers: median(otherWrites),
     naiveWritesPerPass: OBJECTS * 2,
+    validationsPerChange: median(validationsPerChange),
     changeToReconciledWrittenMs: Number(median(toReconciledMs).toFixed(1)),
     rssMB: Math.round(process.memoryUsage().rss / 1e6),
   };

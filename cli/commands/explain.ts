@@ -8,7 +8,14 @@ import { errorMessage, WeftError } from '../../pkg/errors/index.js';
 import type { ProxyConfig } from '../../pkg/proxyconfig/types.js';
 import type { Flag } from '../args.js';
 import type { CommandIO } from '../command.js';
-import { explainRequest, explainText, parseHeader, requestFromPositionals } from '../explainer.js';
+import {
+  explainRequest,
+  explainText,
+  notAppliedText,
+  parseHeader,
+  requestFromPositionals,
+  type NotAppliedObject,
+} from '../explainer.js';
 import { inboundText } from '../inboundexplain.js';
 import { explainInbound, type InboundQuery } from '../../proxy/inbound/explain.js';
 import { loadLocalConfig, parseMeshArgs } from '../meshargs.js';
@@ -100,6 +107,8 @@ export async function runExplain(argv: string[], io: CommandIO): Promise<number>
     // a standalone config limits its listeners as a gateway does (weft-proxy run)
     let gatewayLike = true;
     let rateLimitRedis: string | undefined;
+    // objects weftd leaves out of this config (they fail validation): named under the answer
+    let notApplied: NotAppliedObject[] = [];
     if (args.configFile !== undefined) {
       config = loadLocalConfig(args.configFile, io);
       request = args.positionals;
@@ -119,12 +128,19 @@ export async function runExplain(argv: string[], io: CommandIO): Promise<number>
       config = answer.config!;
       gatewayLike = answer.kind === 'gateway';
       rateLimitRedis = answer.rateLimitRedis;
+      notApplied = Array.isArray(answer.notApplied) ? answer.notApplied : [];
     }
+    const withNotApplied = <T extends object>(report: T): T | (T & { notApplied: NotAppliedObject[] }) =>
+      notApplied.length > 0 ? { ...report, notApplied } : report;
     if (inbound !== undefined) {
       if (request.length > 0)
         inbound.request = { ...requestFromPositionals(request), headers: Object.fromEntries(headers) };
       const e = explainInbound(config, { ...inbound, ...(rateLimitRedis ? { rateLimitRedis } : {}) });
-      io.stdout(args.output === 'json' ? `${JSON.stringify(e, null, 2)}\n` : inboundText(e));
+      io.stdout(
+        args.output === 'json'
+          ? `${JSON.stringify(withNotApplied(e), null, 2)}\n`
+          : inboundText(e) + notAppliedText(notApplied),
+      );
       return e.accepted ? 0 : 1;
     }
     const { method, url } = requestFromPositionals(request);
@@ -137,8 +153,8 @@ export async function runExplain(argv: string[], io: CommandIO): Promise<number>
       ...(from !== undefined ? { from } : {}),
       ...(rateLimitRedis !== undefined ? { rateLimitRedis } : {}),
     });
-    if (args.output === 'json') io.stdout(`${JSON.stringify(report, null, 2)}\n`);
-    else io.stdout(explainText(report));
+    if (args.output === 'json') io.stdout(`${JSON.stringify(withNotApplied(report), null, 2)}\n`);
+    else io.stdout(explainText(report) + notAppliedText(notApplied));
     return report.routed ? 0 : 1;
   } catch (err) {
     io.stderr(`${errorMessage(err)}\n`);

@@ -5,6 +5,7 @@
  * interface is added here once.
  */
 import type { KubeRegistry, PodInfo, Snapshot, TriggerType } from '../../controlplane/registry.js';
+import type { ValidationResult } from '../../pkg/validation/index.js';
 
 export interface SnapshotRegistryOptions {
   /** What `change()` reports to onChange subscribers (default `config`). */
@@ -69,6 +70,10 @@ export class SnapshotRegistry implements KubeRegistry {
   }
   changedAt(): number {
     return 0;
+  }
+  /** Hand-built snapshots hold what the test means to apply: valid by construction. */
+  validation(): ValidationResult {
+    return { errors: [], warnings: [] };
   }
   stop(): void {}
 }

@@ -246,6 +246,29 @@ describe('weftctl against weftd (in-process, real API server)', function () {
     ]);
   });
 
+  it('explain names a VirtualService weftd leaves out (it fails validation), and why', async () => {
+    // past the webhook (this cluster runs none): a redirect with nothing to redirect to
+    await kube.create({
+      apiVersion: NET,
+      kind: 'VirtualService',
+      metadata: { name: 'broken', namespace: ns },
+      spec: { hosts: ['broken.example'], http: [{ redirect: {} }] },
+    });
+    const args = ['explain', `app-1.${ns}`, 'http://broken.example/x', '--weftd-address', address];
+    const r = await waitFor('weftd names it', async () => {
+      const out = await weftctl(args);
+      return out.stdout.includes('not applied') ? out : null;
+    });
+    expect(r.code, 'no route: 404 NR').to.equal(1);
+    expect(r.stdout).to.match(/^not applied +1 object that could reach this proxy fails validation/m);
+    expect(r.stdout).to.contain(`VirtualService ${ns}/broken: spec.http[0].redirect: redirect must specify`);
+    const json = JSON.parse((await weftctl([...args, '-o', 'json'])).stdout) as {
+      notApplied: { name: string }[];
+    };
+    expect(json.notApplied.map((n) => n.name)).to.deep.equal(['broken']);
+    await kube.delete({ apiVersion: NET, kind: 'VirtualService', name: 'broken', namespace: ns });
+  });
+
   it('explain --inbound: a STRICT PeerAuthentication refuses plaintext, naming the policy; an mTLS peer is accepted', async () => {
     await kube.create({
       apiVersion: 'security.istio.io/v1',

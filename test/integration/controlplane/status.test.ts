@@ -268,6 +268,69 @@ describe('weftd: status conditions on mesh objects', function () {
     expect(kstatus([fixed])[0]).to.include({ status: 'Current' });
   });
 
+  it('leaves an invalid VirtualService out of the pushed config while its status says it is not applied', async () => {
+    await kube.create(pod(ns, 'honest-1', { app: 'honest-1' }));
+    const token = await requestToken(kube, ns, 'default', { audiences: [TOKEN_AUDIENCE] });
+    const proxy = new FakeProxy(`127.0.0.1:${weftd.discoveryPort}`, dir, token, 'sidecar', ns, 'honest-1');
+    await proxy.until('honest-1 configured', () => true);
+    const vsWithHeader = (name: string, host: string, value: string): KubeObject => ({
+      apiVersion: NET,
+      kind: 'VirtualService',
+      metadata: { name, namespace: ns },
+      spec: {
+        hosts: [host],
+        http: [
+          {
+            headers: { response: { set: { 'x-honest': value } } },
+            route: [{ destination: { host: 'reviews' } }],
+          },
+        ],
+      },
+    });
+    const invalid = (): Promise<KubeObject | null> => get('VirtualService', 'crlf');
+    // a CR/LF header value (response splitting): the webhook refuses it; this cluster runs none
+    await kube.create(vsWithHeader('crlf', 'crlf.example', 'honest-marker\r\nset-cookie: stolen=1'));
+    // created after it: once the proxy runs this one, weftd has seen the invalid one too
+    await kube.create(vsWithHeader('after', 'after.example', 'honest-sync'));
+    const pushed = await proxy.until('the config with the later VirtualService', (c) =>
+      JSON.stringify(c).includes('honest-sync'),
+    );
+    expect(JSON.stringify(pushed)).not.to.include('honest-marker').and.not.to.include('crlf.example');
+    const o = await waitCondition('VirtualService', 'crlf', 'Accepted', 'False');
+    expect(condition(o, 'Accepted')!.message)
+      .to.include('weft does not apply this object')
+      .and.include('invalid character 0x0d');
+    expect(condition(o, 'Reconciled')).to.include({ status: 'False', reason: 'Invalid' });
+    expect(condition(o, 'Ready')).to.include({ status: 'False', reason: 'Invalid' });
+    const events = await weftd.metrics.registry.getSingleMetricAsString('weft_weftd_registry_events_total');
+    expect(events).to.match(/kind="VirtualService",result="invalid"} [1-9]/);
+    // what weftctl explain reads: the config without it, and it named as not applied
+    const debug = (await (
+      await fetch(`http://127.0.0.1:${weftd.monitoringPort}/debug/config?namespace=${ns}&pod=honest-1`)
+    ).json()) as { config: unknown; notApplied?: { kind: string; name: string; error: string }[] };
+    expect(JSON.stringify(debug.config)).not.to.include('honest-marker');
+    expect(debug.notApplied?.find((n) => n.name === 'crlf')).to.include({ kind: 'VirtualService' });
+    expect(debug.notApplied?.find((n) => n.name === 'crlf')?.error).to.include('invalid character 0x0d');
+
+    // fixed in place: applied again, and its status says so
+    await kube.mergePatch(
+      { apiVersion: NET, kind: 'VirtualService', namespace: ns, name: 'crlf' },
+      {
+        spec: {
+          http: [
+            {
+              headers: { response: { set: { 'x-honest': 'honest-fixed' } } },
+              route: [{ destination: { host: 'reviews' } }],
+            },
+          ],
+        },
+      },
+    );
+    await proxy.until('the fixed VirtualService pushed', (c) => JSON.stringify(c).includes('honest-fixed'));
+    await waitCondition('VirtualService', 'crlf', 'Accepted', 'True');
+    expect((await invalid())?.metadata.generation).to.equal(2);
+  });
+
   it('a standby replica does not write while the leader holds the Lease, and takes over when it stops', async () => {
     standby = await startTestWeftd(
       { kube, ns, tlsDir: dir, log },

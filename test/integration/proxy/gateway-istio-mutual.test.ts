@@ -12,10 +12,8 @@
  *    new handshakes without a restart.
  */
 import { expect } from 'chai';
-import { spawn, type ChildProcess } from 'node:child_process';
 import https from 'node:https';
 import http2 from 'node:http2';
-import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import tls from 'node:tls';
 import type { KeyPairPem } from '../../../pkg/certs/index.js';
@@ -29,11 +27,20 @@ import { translateAuthz } from '../../../pkg/translate/authz.js';
 import { createCA, issueCert, type CertPem } from '../../../hack/cluster/pki.js';
 import { fakeWeftd, GOOD_TOKEN, type FakeWeftd } from './fake-weftd.js';
 import { leafWithSans, meshRoot, TestIdentity, workloadCert } from './mesh-identity.js';
-import { request, startProxy, upstream, type Started, type Upstream } from './helpers.js';
+import {
+  failure,
+  metricsText,
+  metricValue,
+  request,
+  startProxy,
+  upstream,
+  type Started,
+  type Upstream,
+} from './helpers.js';
 import { waitFor } from '../../support/wait.js';
 import { freePort } from '../../support/ports.js';
+import { startGatewayProcess, type ProxyProcess } from '../../support/proxy-process.js';
 
-const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../..');
 const GATEWAY_ID = 'spiffe://cluster.local/ns/istio-system/sa/ingressgateway';
 const WEB = 'spiffe://cluster.local/ns/shop/sa/web';
 const OTHER = 'spiffe://cluster.local/ns/shop/sa/other';
@@ -208,25 +215,6 @@ function rawWithAlpn(
   });
 }
 
-async function failure(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-  } catch (err) {
-    return `${(err as NodeJS.ErrnoException).code ?? ''} ${(err as Error).message}`;
-  }
-  throw new Error('expected the connection to fail');
-}
-
-async function metricsText(port: number): Promise<string> {
-  const r = await fetch(`http://127.0.0.1:${port}/stats/prometheus`);
-  return r.text();
-}
-
-function counter(text: string, name: string, labels: string): number {
-  const line = text.split('\n').find((l) => l.startsWith(`${name}{${labels}}`));
-  return line === undefined ? 0 : Number(line.split(' ').pop());
-}
-
 /** A sidecar's outbound config: HTTP to `gateway.example` → ISTIO_MUTUAL to the gateway's port. */
 function sidecarConfig(gatewayPort: number, h2: boolean): ProxyConfig {
   return {
@@ -268,8 +256,7 @@ function sidecarConfig(gatewayPort: number, h2: boolean): ProxyConfig {
 describe('gateway ISTIO_MUTUAL: a `proxy gateway` process with its workload certificate from weftd', function () {
   this.timeout(60_000);
   let weftd: FakeWeftd;
-  let gateway: ChildProcess;
-  let gatewayLog = '';
+  let gateway: ProxyProcess;
   let app: Upstream;
   let port: number;
   let metricsPort: number;
@@ -284,16 +271,24 @@ describe('gateway ISTIO_MUTUAL: a `proxy gateway` process with its workload cert
     validDays: 30,
   });
 
+  /** The gateway's access log has a line for `path` whose source principal is `principal`. */
+  const accessLogged = (path: string, principal: string): boolean =>
+    gateway
+      .log()
+      .split('\n')
+      .some((l) => l.includes(path) && l.includes(`"source_principal":"${principal}"`));
+
   const push = async (extra: Partial<ProxyConfig> = {}): Promise<void> => {
     const cfg = gatewayConfig(port, app.port, simple, extra);
     weftd.push(cfg);
-    await waitFor('the gateway applied the config', () => gatewayLog.includes(`"version":"${cfg.version}"`));
+    await waitFor('the gateway applied the config', () =>
+      gateway.log().includes(`"version":"${cfg.version}"`),
+    );
   };
 
   before(async () => {
     app = await upstream('shop');
     port = await freePort();
-    metricsPort = await freePort();
     weftd = await fakeWeftd(null);
     // the gateway's service account; a short life, so the certificate rotates during the suite
     weftd.identities.set(GOOD_TOKEN, { namespace: 'istio-system', serviceAccount: 'ingressgateway' });
@@ -301,43 +296,14 @@ describe('gateway ISTIO_MUTUAL: a `proxy gateway` process with its workload cert
     root = weftd.ca.certPem;
     web = workloadCert(weftd.ca, WEB);
     other = workloadCert(weftd.ca, OTHER);
-    const ports = ['outbound', 'inbound', 'admin', 'health'].flatMap((p) => [`--${p}-port`, '0']);
-    gateway = spawn(
-      process.execPath,
-      [
-        '--import',
-        'tsx',
-        'proxy/main.ts',
-        'gateway',
-        '--bind',
-        '127.0.0.1',
-        ...ports,
-        '--metrics-port',
-        String(metricsPort),
-      ],
-      {
-        cwd: ROOT,
-        stdio: ['ignore', 'pipe', 'pipe'],
-        env: {
-          ...process.env,
-          WEFT_LOG_SILENT: '0',
-          WEFT_DISCOVERY_ADDRESS: weftd.address,
-          WEFT_CA_ROOT_PATH: weftd.rootPath,
-          WEFT_TOKEN_PATH: weftd.tokenPath,
-          POD_NAME: 'gw-1',
-          POD_NAMESPACE: 'istio-system',
-          INSTANCE_IP: '127.0.0.1',
-        },
-      },
-    );
-    gateway.stdout!.on('data', (d: Buffer) => (gatewayLog += d.toString()));
-    gateway.stderr!.on('data', (d: Buffer) => (gatewayLog += d.toString()));
+    gateway = await startGatewayProcess(weftd);
+    metricsPort = gateway.ports.metrics!;
     await push();
     await waitFor('the gateway holds its certificate', () => weftd.issued > 0);
   });
 
   after(async () => {
-    gateway?.kill('SIGKILL');
+    gateway?.child.kill('SIGKILL');
     await weftd?.close();
     await app?.close();
   });
@@ -389,7 +355,7 @@ describe('gateway ISTIO_MUTUAL: a `proxy gateway` process with its workload cert
     expect(await failure(get(port, 'only.example.com', root, other))).to.match(/ECONNRESET|socket hang up/i);
     const after = await metricsText(metricsPort);
     const refused = (t: string, reason: string): number =>
-      counter(t, 'weft_proxy_gateway_tls_refused_total', `reason="${reason}"`);
+      metricValue(t, 'weft_proxy_gateway_tls_refused_total', `reason="${reason}"`);
     expect(refused(after, 'handshake_failed') - refused(before, 'handshake_failed')).to.equal(2);
     expect(refused(after, 'san_mismatch') - refused(before, 'san_mismatch')).to.equal(1);
   });
@@ -421,11 +387,7 @@ describe('gateway ISTIO_MUTUAL: a `proxy gateway` process with its workload cert
       expect(denied.status).to.equal(403);
       // the SIMPLE server has no peer identity: no principal matches
       expect((await get(port, 'simple.example.com', simplePki.certPem)).status).to.equal(403);
-      await waitFor('the access log names the principal', () =>
-        gatewayLog
-          .split('\n')
-          .some((l) => l.includes('/denied-path') && l.includes(`"source_principal":"${OTHER}"`)),
-      );
+      await waitFor('the access log names the principal', () => accessLogged('/denied-path', OTHER));
     } finally {
       await push();
     }
@@ -499,9 +461,7 @@ describe('gateway ISTIO_MUTUAL: a `proxy gateway` process with its workload cert
         expect(r.body).to.equal('shop');
         expect(app.seen.slice(seen).map((s) => s.url)).to.deep.equal(['/via-sidecar']);
         await waitFor('the gateway logged the sidecar as the principal', () =>
-          gatewayLog
-            .split('\n')
-            .some((l) => l.includes('/via-sidecar') && l.includes(`"source_principal":"${WEB}"`)),
+          accessLogged('/via-sidecar', WEB),
         );
       } finally {
         await sidecar.stop();
@@ -544,7 +504,11 @@ describe('gateway ISTIO_MUTUAL: identity arriving late and root rotation (in-pro
       /handshake failure|alert|ECONNRESET|hang up/i,
     );
     expect(
-      counter(await metricsText(gw.metrics), 'weft_proxy_gateway_tls_refused_total', 'reason="no_identity"'),
+      metricValue(
+        await metricsText(gw.metrics),
+        'weft_proxy_gateway_tls_refused_total',
+        'reason="no_identity"',
+      ),
     ).to.equal(1);
     // the SIMPLE server on the port does not depend on it
     expect((await get(gw.port, 'simple.example.com', simplePki.certPem)).status).to.equal(200);
@@ -555,7 +519,7 @@ describe('gateway ISTIO_MUTUAL: identity arriving late and root rotation (in-pro
 
   it('a certificate of the mesh CA without exactly one SPIFFE ID is refused (counted), not given a principal', async () => {
     identity.set(GATEWAY_ID, rootA, workloadCert(rootA, GATEWAY_ID));
-    const before = counter(
+    const before = metricValue(
       await metricsText(gw.metrics),
       'weft_proxy_gateway_tls_refused_total',
       'reason="peer_bad_identity"',
@@ -569,7 +533,7 @@ describe('gateway ISTIO_MUTUAL: identity arriving late and root rotation (in-pro
       expect(await failure(get(gw.port, 'mesh.example.com', rootA.certPem, cert))).to.match(
         /ECONNRESET|hang up/i,
       );
-    const after = counter(
+    const after = metricValue(
       await metricsText(gw.metrics),
       'weft_proxy_gateway_tls_refused_total',
       'reason="peer_bad_identity"',

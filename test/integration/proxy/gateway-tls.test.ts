@@ -18,7 +18,17 @@ import type {
   UpstreamCredential,
 } from '../../../pkg/proxyconfig/types.js';
 import { ProxyServer } from '../../../proxy/server.js';
-import { request, startProxy, upstream, sleep, type Started, type Upstream } from './helpers.js';
+import {
+  failure,
+  metricsText,
+  metricValue,
+  request,
+  sleep,
+  startProxy,
+  upstream,
+  type Started,
+  type Upstream,
+} from './helpers.js';
 
 const quiet = createLogger('gateway-tls-test', { silent: true });
 
@@ -123,26 +133,6 @@ function get(
     req.on('timeout', () => req.destroy(new Error('timeout')));
     req.end();
   });
-}
-
-/** A handshake's failure: the client's error code. */
-async function failure(p: Promise<unknown>): Promise<string> {
-  try {
-    await p;
-  } catch (err) {
-    return `${(err as NodeJS.ErrnoException).code ?? ''} ${(err as Error).message}`;
-  }
-  throw new Error('expected the connection to fail');
-}
-
-async function metricsText(port: number): Promise<string> {
-  const r = await fetch(`http://127.0.0.1:${port}/stats/prometheus`);
-  return r.text();
-}
-
-function counter(text: string, name: string, labels: string): number {
-  const line = text.split('\n').find((l) => l.startsWith(`${name}{${labels}}`));
-  return line === undefined ? 0 : Number(line.split(' ').pop());
 }
 
 /** Resolves when `socket` closes, with how long it took. */
@@ -251,7 +241,7 @@ describe('gateway TLS termination (loopback)', function () {
   });
 
   it('an SNI no server has gets an unrecognized_name alert, counted', async () => {
-    const before = counter(
+    const before = metricValue(
       await metricsText(gw.metrics),
       'weft_proxy_gateway_tls_refused_total',
       'reason="no_sni_match"',
@@ -272,7 +262,7 @@ describe('gateway TLS termination (loopback)', function () {
       }),
     );
     expect(noSni).to.match(/unrecognized.name/i);
-    const after = counter(
+    const after = metricValue(
       await metricsText(gw.metrics),
       'weft_proxy_gateway_tls_refused_total',
       'reason="no_sni_match"',
@@ -292,8 +282,8 @@ describe('gateway TLS termination (loopback)', function () {
     expect(await closedWithin(plain)).to.be.below(1000);
     expect(got).to.equal('');
     const text = await metricsText(gw.metrics);
-    expect(counter(text, 'weft_proxy_gateway_tls_refused_total', 'reason="no_credential"')).to.equal(1);
-    expect(counter(text, 'weft_proxy_gateway_tls_refused_total', 'reason="not_tls"')).to.equal(1);
+    expect(metricValue(text, 'weft_proxy_gateway_tls_refused_total', 'reason="no_credential"')).to.equal(1);
+    expect(metricValue(text, 'weft_proxy_gateway_tls_refused_total', 'reason="not_tls"')).to.equal(1);
   });
 
   it('MUTUAL: a client certificate from the Secret CA with a listed SAN is served', async () => {
@@ -329,8 +319,8 @@ describe('gateway TLS termination (loopback)', function () {
     await failure(get(gw.port, { sni: 'm.example.com', ca: m.ca.certPem, cert: wrongSan }));
     const text1 = await metricsText(gw.metrics);
     const d = (reason: string): number =>
-      counter(text1, 'weft_proxy_gateway_tls_refused_total', `reason="${reason}"`) -
-      counter(text0, 'weft_proxy_gateway_tls_refused_total', `reason="${reason}"`);
+      metricValue(text1, 'weft_proxy_gateway_tls_refused_total', `reason="${reason}"`) -
+      metricValue(text0, 'weft_proxy_gateway_tls_refused_total', `reason="${reason}"`);
     expect(d('handshake_failed')).to.equal(2);
     expect(d('san_mismatch')).to.equal(1);
   });
@@ -384,7 +374,7 @@ describe('gateway TLS termination (loopback)', function () {
     expect((await get(gw.port, { sni: 'b.example.com', ca: ab.ca.certPem })).status).to.equal(200);
     const text1 = await metricsText(gw.metrics);
     const refused = (t: string): number =>
-      counter(t, 'weft_proxy_gateway_tls_credential_refused_total', 'server="istio-system/gw[0]"');
+      metricValue(t, 'weft_proxy_gateway_tls_credential_refused_total', 'server="istio-system/gw[0]"');
     expect(refused(text1) - refused(text0)).to.equal(2);
     await gw.proxy.apply(config(app.port, servers, creds()));
   });
@@ -398,9 +388,11 @@ describe('gateway TLS termination (loopback)', function () {
     stalled.on('error', () => undefined);
     expect(await closedWithin(stalled)).to.be.below(3000);
     const text = await metricsText(gw.metrics);
-    expect(counter(text, 'weft_proxy_gateway_tls_refused_total', 'reason="hello_timeout"')).to.be.at.least(1);
     expect(
-      counter(text, 'weft_proxy_gateway_tls_refused_total', 'reason="handshake_timeout"'),
+      metricValue(text, 'weft_proxy_gateway_tls_refused_total', 'reason="hello_timeout"'),
+    ).to.be.at.least(1);
+    expect(
+      metricValue(text, 'weft_proxy_gateway_tls_refused_total', 'reason="handshake_timeout"'),
     ).to.be.at.least(1);
   });
 
@@ -412,9 +404,9 @@ describe('gateway TLS termination (loopback)', function () {
     extra.on('error', () => undefined);
     expect(await closedWithin(extra)).to.be.below(300);
     const text = await metricsText(gw.metrics);
-    expect(counter(text, 'weft_proxy_gateway_tls_refused_total', 'reason="handshake_limit"')).to.be.at.least(
-      1,
-    );
+    expect(
+      metricValue(text, 'weft_proxy_gateway_tls_refused_total', 'reason="handshake_limit"'),
+    ).to.be.at.least(1);
     for (const s of idle) s.destroy();
     await sleep(50);
     expect((await get(gw.port, { sni: 'a.example.com', ca: ab.ca.certPem })).status).to.equal(200);

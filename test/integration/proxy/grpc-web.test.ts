@@ -7,19 +7,17 @@
  * an HTTP/1.1 cluster passed unchanged.
  */
 import { expect } from 'chai';
-import { spawn, type ChildProcess } from 'node:child_process';
 import http from 'node:http';
 import http2 from 'node:http2';
-import path from 'node:path';
 import { PROXY_CONFIG_API_VERSION, type ProxyConfig } from '../../../pkg/proxyconfig/types.js';
 import { fakeWeftd, type FakeWeftd } from './fake-weftd.js';
 import { grpc, grpcUpstream, type GrpcUpstream } from './grpc-fixture.js';
 import { upstream, type Upstream } from './helpers.js';
 import { waitFor } from '../../support/wait.js';
 import { freePort } from '../../support/ports.js';
+import { startGatewayProcess, type ProxyProcess } from '../../support/proxy-process.js';
 import { MAX_GRPC_WEB_REQUEST_BYTES } from '../../../proxy/h2/grpc-web.js';
 
-const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../..');
 const HELLO = '/weft.test.Greeter/Hello';
 const COUNT = '/weft.test.Greeter/Count';
 
@@ -173,8 +171,7 @@ describe('proxy gateway: gRPC-Web bridged to a gRPC server (real process, real g
   let server: GrpcUpstream;
   let app: Upstream;
   let weftd: FakeWeftd;
-  let gateway: ChildProcess;
-  let log = '';
+  let gateway: ProxyProcess;
   let port: number;
 
   before(async () => {
@@ -219,32 +216,16 @@ describe('proxy gateway: gRPC-Web bridged to a gRPC server (real process, real g
       telemetry: { accessLog: true, workload: { name: 'ingressgateway', namespace: 'istio-system' } },
     };
     weftd = await fakeWeftd(config);
-    const ports = ['outbound', 'inbound', 'admin', 'metrics', 'health'].flatMap((p) => [`--${p}-port`, '0']);
-    gateway = spawn(
-      process.execPath,
-      ['--import', 'tsx', 'proxy/main.ts', 'gateway', '--bind', '127.0.0.1', ...ports],
-      {
-        cwd: ROOT,
-        stdio: ['ignore', 'pipe', 'pipe'],
-        env: {
-          ...process.env,
-          WEFT_LOG_SILENT: '0',
-          WEFT_DISCOVERY_ADDRESS: weftd.address,
-          WEFT_CA_ROOT_PATH: weftd.rootPath,
-          WEFT_TOKEN_PATH: weftd.tokenPath,
-          POD_NAME: 'gw-1',
-          POD_NAMESPACE: 'istio-system',
-          INSTANCE_IP: '127.0.0.1',
-        },
-      },
+    gateway = await startGatewayProcess(weftd);
+    await waitFor(
+      'the gateway applied its config',
+      () => gateway.log().includes('"version":"web-1"'),
+      60_000,
     );
-    gateway.stdout!.on('data', (d: Buffer) => (log += d.toString()));
-    gateway.stderr!.on('data', (d: Buffer) => (log += d.toString()));
-    await waitFor('the gateway applied its config', () => log.includes('"version":"web-1"'), 60_000);
   });
 
   after(async () => {
-    gateway?.kill('SIGKILL');
+    gateway?.child.kill('SIGKILL');
     await weftd?.close();
     await server?.close();
     await app?.close();
@@ -401,7 +382,8 @@ describe('proxy gateway: gRPC-Web bridged to a gRPC server (real process, real g
 
   it('the access log has the gRPC status of bridged calls, protocol as the client spoke it', async () => {
     await waitFor('access log lines', () =>
-      log
+      gateway
+        .log()
         .split('\n')
         .some(
           (l) =>
@@ -410,7 +392,10 @@ describe('proxy gateway: gRPC-Web bridged to a gRPC server (real process, real g
             l.includes('"upstream_cluster":"greeter"'),
         ),
     );
-    const counts = log.split('\n').filter((l) => l.includes(`"path":"${COUNT}"`));
+    const counts = gateway
+      .log()
+      .split('\n')
+      .filter((l) => l.includes(`"path":"${COUNT}"`));
     expect(counts.some((l) => l.includes('"protocol":"HTTP/1.1"'))).to.equal(true);
     expect(counts.some((l) => l.includes('"protocol":"HTTP/2"'))).to.equal(true);
   });

@@ -258,6 +258,34 @@ export function bounded<T>(p: Promise<T>, ms = 5000): Promise<T> {
   });
 }
 
+/** A connection or handshake that must fail: its error code and message (throws if it succeeded). */
+export async function failure(p: Promise<unknown>): Promise<string> {
+  try {
+    await p;
+  } catch (err) {
+    return `${(err as NodeJS.ErrnoException).code ?? ''} ${(err as Error).message}`;
+  }
+  throw new Error('expected the connection to fail');
+}
+
+/** The proxy's Prometheus text from its metrics port. */
+export async function metricsText(port: number): Promise<string> {
+  const r = await fetch(`http://127.0.0.1:${port}/stats/prometheus`);
+  return r.text();
+}
+
+/**
+ * The value of the first sample of `name` in Prometheus text whose labels include every one of
+ * `labels` (`reason="no_sni_match"`); 0 when there is none (a counter never incremented is not
+ * rendered).
+ */
+export function metricValue(text: string, name: string, ...labels: string[]): number {
+  const line = text
+    .split('\n')
+    .find((l) => l.startsWith(`${name}{`) && labels.every((label) => l.includes(label)));
+  return line === undefined ? 0 : Number(line.split(' ').at(-1));
+}
+
 export interface RawResponse {
   status: number;
   /** Lowercased names; repeated headers joined with ", ". */

@@ -322,6 +322,63 @@ describe('sidecar inbound: mesh mTLS, PeerAuthentication, L7 (loopback, real TLS
       expect(got.headers.host).to.equal('reviews.demo.svc.cluster.local:9080');
     });
 
+    it('answers each keep-alive request on the mesh hop in one TLS record (head and body in one write)', async () => {
+      // a relay between the peer and the listener counts the TLS records coming back: each record
+      // is an encryption, a write and a wake-up of the peer, the per-request cost of the mesh hop
+      // that the CPU target of issue 13 is about (docs/identity-mtls.md)
+      let records = 0;
+      let pending = Buffer.alloc(0);
+      const countRecords = (d: Buffer): void => {
+        pending = Buffer.concat([pending, d]);
+        while (pending.length >= 5 && pending.length >= 5 + pending.readUInt16BE(3)) {
+          records++;
+          pending = pending.subarray(5 + pending.readUInt16BE(3));
+        }
+      };
+      const relay = net.createServer((down) => {
+        const up = net.connect(port, '127.0.0.1');
+        down.pipe(up);
+        up.on('data', (d: Buffer) => {
+          countRecords(d);
+          down.write(d);
+        });
+        const close = (): void => void (down.destroy(), up.destroy());
+        down.on('error', close).on('close', close);
+        up.on('error', close).on('close', close);
+      });
+      const relayPort = await listen(relay);
+      const s = tls.connect({
+        host: '127.0.0.1',
+        port: relayPort,
+        servername: 'outbound_.9080_._.reviews.demo.svc.cluster.local',
+        ALPNProtocols: ['istio-http/1.1', 'istio'],
+        key: peerCert.keyPem,
+        cert: peerCert.certPem,
+        ca: root.certPem,
+        checkServerIdentity: () => undefined,
+      });
+      let got = '';
+      s.on('data', (d: Buffer) => (got += d.toString('latin1')));
+      const exchange = async (i: number): Promise<void> => {
+        got = '';
+        s.write(`GET /r/${i} HTTP/1.1\r\nhost: reviews.demo.svc.cluster.local:9080\r\n\r\n`);
+        for (let t = 0; t < 200 && !got.endsWith('\r\n\r\napp'); t++) await sleep(10);
+        expect(got, `response ${i}`).to.match(/^HTTP\/1\.1 200 [^]*\r\n\r\napp$/);
+      };
+      try {
+        await new Promise<void>((r, j) => s.once('secureConnect', r).once('error', j));
+        // the first answer shares the wire with TLS 1.3's post-handshake session tickets
+        await exchange(0);
+        await sleep(50);
+        const before = records;
+        for (let i = 1; i <= 10; i++) await exchange(i);
+        expect(records - before).to.equal(10);
+      } finally {
+        s.destroy();
+        relay.close();
+      }
+    });
+
     it('reports the request with reporter="destination", both principals and connection_security_policy="mutual_tls"', async () => {
       await meshRequest(port, peerCert, root.certPem);
       const line = metrics

@@ -14,24 +14,16 @@
  *  - a cut stream: the proxy reconnects and re-declares its subscription, so the host stays.
  */
 import { expect } from 'chai';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:https';
-import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { ConfigGenerator } from '../../../controlplane/configgen.js';
-import { DiscoveryService } from '../../../controlplane/discovery.js';
-import { DEFAULT_MESH } from '../../../controlplane/flags.js';
-import { createWeftdMetrics, type WeftdMetrics } from '../../../controlplane/metrics.js';
-import { createCA, issueServing } from '../../../pkg/certs/index.js';
+import type { DiscoveryService } from '../../../controlplane/discovery.js';
+import type { WeftdMetrics } from '../../../controlplane/metrics.js';
 import { createLogger } from '../../../pkg/log/index.js';
 import type { ProxyConfig } from '../../../pkg/proxyconfig/types.js';
+import { startDiscoveryServer, type DiscoveryServer } from '../../support/discovery-server.js';
+import { startProxyProcess, type ProxyProcess } from '../../support/proxy-process.js';
 import { SnapshotRegistry } from '../../support/snapshot-registry.js';
 import { waitFor } from '../../support/wait.js';
 import { raw, request, sleep, upstream, type Upstream } from './helpers.js';
 
-const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../..');
 const log = createLogger('test', { silent: true });
 
 const service = (name: string, namespace: string, port: number, exportTo?: string[]) => ({
@@ -50,12 +42,10 @@ async function counter(metrics: WeftdMetrics, result: string): Promise<number> {
 
 describe('on-demand hosts: real weftd push server and a real proxy sidecar process', function () {
   this.timeout(90_000);
-  let server: Server;
+  let weftd: DiscoveryServer;
   let discovery: DiscoveryService;
   let metrics: WeftdMetrics;
-  let dir: string;
-  let child: ChildProcess | undefined;
-  let procLog = '';
+  let proxy: ProxyProcess | undefined;
   let ports: Record<string, number> = {};
   const ups: Upstream[] = [];
 
@@ -66,13 +56,6 @@ describe('on-demand hosts: real weftd push server and a real proxy sidecar proce
       upstream('secret'),
     ]);
     ups.push(web, reviews, secret);
-    const now = new Date();
-    const ca = createCA({ commonName: 'test', ttlMs: 3600_000, now });
-    const leaf = issueServing(ca, { commonName: 'weftd', dnsNames: ['127.0.0.1'], ttlMs: 3600_000, now });
-    dir = mkdtempSync(path.join(tmpdir(), 'ondemand-'));
-    writeFileSync(path.join(dir, 'ca.crt'), ca.certPem);
-    writeFileSync(path.join(dir, 'tok'), 'tok');
-    metrics = createWeftdMetrics(false);
     const registry = new SnapshotRegistry(() => ({
       services: [
         service('web', 'shop', web.port),
@@ -90,74 +73,25 @@ describe('on-demand hosts: real weftd push server and a real proxy sidecar proce
         },
       ],
     }));
-    discovery = new DiscoveryService({
+    weftd = await startDiscoveryServer({
       registry,
-      generator: new ConfigGenerator({
-        domainSuffix: 'cluster.local',
-        mesh: { ...structuredClone(DEFAULT_MESH), mtlsMode: 'DISABLE', onDemandHosts: true },
-        log,
-      }),
-      authenticate: () =>
-        // a projected token names its pod: on-demand asks need one
-        Promise.resolve({
-          identity: { namespace: 'shop', serviceAccount: 'sa', podName: 'web-1' },
-          cached: true,
-        }),
-      metrics,
+      onDemandHosts: true,
+      identity: { namespace: 'shop', serviceAccount: 'sa', podName: 'web-1' },
       log,
-      debounce: { afterMs: 0, maxMs: 0 },
-      pingIntervalMs: 60_000,
     });
-    server = createServer({ cert: leaf.certPem, key: leaf.keyPem }, discovery.handle);
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    child = spawn(
-      process.execPath,
-      [
-        '--import',
-        'tsx',
-        'proxy/main.ts',
-        'sidecar',
-        '--bind',
-        '127.0.0.1',
-        ...['--outbound-port', '0', '--inbound-port', '0', '--admin-port', '0'],
-        ...['--metrics-port', '0', '--health-port', '0', '--sniff-timeout-ms', '300'],
-      ],
-      {
-        cwd: ROOT,
-        stdio: ['ignore', 'pipe', 'pipe'],
-        env: {
-          ...process.env,
-          WEFT_LOG_SILENT: '0',
-          WEFT_DISCOVERY_ADDRESS: `127.0.0.1:${(server.address() as AddressInfo).port}`,
-          WEFT_CA_ROOT_PATH: path.join(dir, 'ca.crt'),
-          WEFT_TOKEN_PATH: path.join(dir, 'tok'),
-          POD_NAME: 'web-1',
-          POD_NAMESPACE: 'shop',
-          INSTANCE_IP: '127.0.0.1',
-        },
-      },
-    );
-    child.stderr!.on('data', (d: Buffer) => (procLog += d.toString()));
-    child.stdout!.on('data', (d: Buffer) => (procLog += d.toString()));
-    await waitFor(
-      'the proxy started',
-      () => procLog.includes('"Proxy started; waiting for config from weftd"'),
-      60_000,
-    );
-    const line = procLog
-      .split('\n')
-      .find((l) => l.includes('"Proxy started; waiting for config from weftd"'))!;
-    ports = (JSON.parse(line) as { ports: Record<string, number> }).ports;
+    ({ discovery, metrics } = weftd);
+    proxy = await startProxyProcess('sidecar', weftd, { POD_NAME: 'web-1', POD_NAMESPACE: 'shop' }, [
+      '--sniff-timeout-ms',
+      '300',
+    ]);
+    ports = proxy.ports;
     await waitFor('the first config', () => discovery.list().some((c) => c.version !== null), 30_000);
   });
 
   after(async () => {
-    child?.kill('SIGKILL');
-    discovery?.close();
-    server?.closeAllConnections();
-    await new Promise<void>((r) => (server ? server.close(() => r()) : r()));
+    proxy?.child.kill('SIGKILL');
+    await weftd?.close();
     for (const u of ups) await u.close();
-    if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
   const outbound = (host: string) =>
@@ -240,7 +174,7 @@ describe('on-demand hosts: real weftd push server and a real proxy sidecar proce
 
   it('a cut stream: the proxy reconnects and re-declares its subscription', async () => {
     const first = discovery.list()[0]!.id;
-    server.closeAllConnections();
+    weftd.server.closeAllConnections();
     await waitFor(
       'a new stream holding the subscription again',
       () => discovery.list().some((c) => c.id !== first && (c.onDemand ?? []).length === 1),

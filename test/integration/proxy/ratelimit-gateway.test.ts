@@ -11,7 +11,6 @@
 import { expect } from 'chai';
 import { spawn, type ChildProcess } from 'node:child_process';
 import http from 'node:http';
-import path from 'node:path';
 import { PROXY_CONFIG_API_VERSION, type ProxyConfig } from '../../../pkg/proxyconfig/types.js';
 import type { RateLimit, RateLimitSpec } from '../../../pkg/api/ratelimit.js';
 import { withRateLimits } from '../../../controlplane/ratelimitpush.js';
@@ -20,13 +19,13 @@ import { fakeWeftd, type FakeWeftd } from './fake-weftd.js';
 import { sleep, upstream, type Upstream } from './helpers.js';
 import { waitFor } from '../../support/wait.js';
 import { freePort } from '../../support/ports.js';
+import { startGatewayProcess, type ProxyProcess } from '../../support/proxy-process.js';
 import { RedisClient } from '../../../pkg/ratelimit/redis.js';
 import { GlobalBucketStore, RATELIMIT_CHECK_PATH } from '../../../pkg/ratelimit/global.js';
 import { GlobalRateLimitService } from '../../../controlplane/globalratelimit.js';
 import { sendError } from '../../../controlplane/discovery.js';
 import { createLogger } from '../../../pkg/log/index.js';
 
-const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../..');
 const log = createLogger('test', { silent: true });
 
 interface Reply {
@@ -63,8 +62,7 @@ describe('proxy gateway: rate limits on a listener (real process, real redis-ser
   this.timeout(180_000);
   let app: Upstream;
   let weftd: FakeWeftd;
-  let gateway: ChildProcess;
-  let gatewayLog = '';
+  let gateway: ProxyProcess;
   let redis: ChildProcess;
   let redisClient: RedisClient;
   let port: number;
@@ -135,7 +133,7 @@ describe('proxy gateway: rate limits on a listener (real process, real redis-ser
     );
     expect(g.config.rateLimits, 'weftd gave the gateway a block').to.not.equal(undefined);
     weftd.push(g.config);
-    await waitFor('the gateway applied it', () => gatewayLog.includes(`"version":"${g.version}"`));
+    await waitFor('the gateway applied it', () => gateway.log().includes(`"version":"${g.version}"`));
   };
 
   before(async () => {
@@ -167,41 +165,11 @@ describe('proxy gateway: rate limits on a listener (real process, real redis-ser
         .handle(req, res, () => (id ? Promise.resolve(id) : Promise.reject(new Error('bad token'))))
         .catch((err: unknown) => sendError(res, err));
     });
-    const ports = ['outbound', 'inbound', 'admin', 'metrics', 'health'].flatMap((p) => [`--${p}-port`, '0']);
-    gateway = spawn(
-      process.execPath,
-      [
-        '--import',
-        'tsx',
-        'proxy/main.ts',
-        'gateway',
-        '--bind',
-        '127.0.0.1',
-        ...ports,
-        '--ratelimit-timeout-ms',
-        '2000',
-      ],
-      {
-        cwd: ROOT,
-        stdio: ['ignore', 'pipe', 'pipe'],
-        env: {
-          ...process.env,
-          WEFT_LOG_SILENT: '0',
-          WEFT_DISCOVERY_ADDRESS: weftd.address,
-          WEFT_CA_ROOT_PATH: weftd.rootPath,
-          WEFT_TOKEN_PATH: weftd.tokenPath,
-          POD_NAME: 'gw-1',
-          POD_NAMESPACE: 'istio-system',
-          INSTANCE_IP: '127.0.0.1',
-        },
-      },
-    );
-    gateway.stdout!.on('data', (d: Buffer) => (gatewayLog += d.toString()));
-    gateway.stderr!.on('data', (d: Buffer) => (gatewayLog += d.toString()));
+    gateway = await startGatewayProcess(weftd, {}, ['--ratelimit-timeout-ms', '2000']);
   });
 
   after(async () => {
-    gateway?.kill('SIGKILL');
+    gateway?.child.kill('SIGKILL');
     redisClient?.close();
     if (redis?.exitCode === null && redis.signalCode === null) redis.kill('SIGKILL');
     await weftd?.close();
@@ -223,7 +191,8 @@ describe('proxy gateway: rate limits on a listener (real process, real redis-ser
     expect(limited.body).to.equal('local_rate_limited: RateLimit istio-system/per-client [flag RL]\n');
     expect((await from('127.0.0.3', port)).status).to.equal(200);
     await waitFor('access log names the limit', () =>
-      gatewayLog
+      gateway
+        .log()
         .split('\n')
         .some((l) => l.includes('"ratelimit_result":"limited"') && l.includes('"response_code":429')),
     );

@@ -2,68 +2,25 @@
  * A real `proxy sidecar` process for a ratings pod, configured by a fake weftd, and requests to
  * it over mesh mTLS: what the local and the global rate-limit suites both drive.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import https from 'node:https';
 import type http from 'node:http';
-import path from 'node:path';
 import type { KeyPairPem } from '../../../pkg/certs/index.js';
 import type { FakeWeftd } from './fake-weftd.js';
-import { sleep } from './helpers.js';
+import { startProxyProcess, type ProxyProcess } from '../../support/proxy-process.js';
 
-const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../..');
+/** A ProxyProcess under the name these suites use. */
+export type Proc = ProxyProcess;
 
-export interface Proc {
-  child: ChildProcess;
-  log: () => string;
-  ports: Record<string, number>;
-}
-
-export async function startSidecar(weftd: FakeWeftd, extraArgs: string[] = []): Promise<Proc> {
-  const ports = ['outbound', 'inbound', 'admin', 'metrics', 'health'].flatMap((p) => [`--${p}-port`, '0']);
-  const child = spawn(
-    process.execPath,
-    [
-      '--import',
-      'tsx',
-      'proxy/main.ts',
-      'sidecar',
-      '--bind',
-      '127.0.0.1',
-      ...ports,
-      // Generous: a client these suites open is never server-first, and under a 300-connection
-      // burst on a loaded machine a request could arrive after a short wait, be taken for TCP
-      // and, with no original destination on this loopback listener, be refused (socket hang up).
-      '--sniff-timeout-ms',
-      '5000',
-      ...extraArgs,
-    ],
-    {
-      cwd: ROOT,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: {
-        ...process.env,
-        WEFT_LOG_SILENT: '0',
-        WEFT_DISCOVERY_ADDRESS: weftd.address,
-        WEFT_CA_ROOT_PATH: weftd.rootPath,
-        WEFT_TOKEN_PATH: weftd.tokenPath,
-        POD_NAME: 'ratings-1',
-        POD_NAMESPACE: 'bookinfo',
-        INSTANCE_IP: '127.0.0.1',
-      },
-    },
-  );
-  let log = '';
-  child.stderr!.on('data', (d: Buffer) => (log += d.toString()));
-  child.stdout!.on('data', (d: Buffer) => (log += d.toString()));
-  for (let i = 0; i < 1200; i++) {
-    const line = log.split('\n').find((l) => l.includes('"Proxy started; waiting for config from weftd"'));
-    if (line)
-      return { child, log: () => log, ports: (JSON.parse(line) as { ports: Record<string, number> }).ports };
-    if (child.exitCode !== null) break;
-    await sleep(50);
-  }
-  child.kill('SIGKILL');
-  throw new Error(`proxy sidecar did not start: ${log}`);
+/** `proxy sidecar` as the pod bookinfo/ratings-1; `extraArgs` after its own flags. */
+export function startSidecar(weftd: FakeWeftd, extraArgs: string[] = []): Promise<Proc> {
+  return startProxyProcess('sidecar', weftd, { POD_NAME: 'ratings-1', POD_NAMESPACE: 'bookinfo' }, [
+    // Generous: a client these suites open is never server-first, and under a 300-connection
+    // burst on a loaded machine a request could arrive after a short wait, be taken for TCP
+    // and, with no original destination on this loopback listener, be refused (socket hang up).
+    '--sniff-timeout-ms',
+    '5000',
+    ...extraArgs,
+  ]);
 }
 
 export interface Reply {

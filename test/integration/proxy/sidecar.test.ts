@@ -6,17 +6,18 @@
  * is by Host; the netns test covers original destinations).
  */
 import { expect } from 'chai';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import net from 'node:net';
 import http2 from 'node:http2';
 import { freePort } from '../../support/ports.js';
 import path from 'node:path';
 import { PROXY_CONFIG_API_VERSION, type ProxyConfig } from '../../../pkg/proxyconfig/types.js';
-import { DiscoveryClient } from '../../../proxy/discovery/client.js';
+import { DiscoveryClient, type DiscoveryClientOptions } from '../../../proxy/discovery/client.js';
 import { heldStateOf } from '../../../pkg/discovery/delta.js';
 import type { DiscoveryMessage } from '../../../pkg/discovery/protocol.js';
 import { createLogger } from '../../../pkg/log/index.js';
 import { fakeWeftd, type FakeWeftd } from './fake-weftd.js';
+import { startProxyProcess, type ProxyProcess } from '../../support/proxy-process.js';
 import { request, sleep, upstream, type Upstream } from './helpers.js';
 
 const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../..');
@@ -49,81 +50,21 @@ function config(
   };
 }
 
-interface Proc {
-  child: ChildProcess;
-  log: () => string;
-  ports: Record<string, number>;
-  exited: Promise<number>;
-}
-
-async function startProc(
+/** The suite's pod, bookinfo/productpage-1 (`extraEnv` overrides), draining 5 s, sniffing 300 ms. */
+function startProc(
   kind: 'sidecar' | 'gateway',
   weftd: FakeWeftd,
   extraEnv: Record<string, string> = {},
-): Promise<Proc> {
-  const child = spawn(
-    process.execPath,
-    [
-      '--import',
-      'tsx',
-      'proxy/main.ts',
-      kind,
-      '--bind',
-      '127.0.0.1',
-      ...[
-        '--outbound-port',
-        '0',
-        '--inbound-port',
-        '0',
-        '--admin-port',
-        '0',
-        '--metrics-port',
-        '0',
-        '--health-port',
-        '0',
-      ],
-      '--drain-seconds',
-      '5',
-      '--sniff-timeout-ms',
-      '300',
-    ],
-    {
-      cwd: ROOT,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: {
-        ...process.env,
-        WEFT_LOG_SILENT: '0',
-        WEFT_DISCOVERY_ADDRESS: weftd.address,
-        WEFT_CA_ROOT_PATH: weftd.rootPath,
-        WEFT_TOKEN_PATH: weftd.tokenPath,
-        POD_NAME: 'productpage-1',
-        POD_NAMESPACE: 'bookinfo',
-        INSTANCE_IP: '127.0.0.1',
-        ...extraEnv,
-      },
-    },
+): Promise<ProxyProcess> {
+  return startProxyProcess(
+    kind,
+    weftd,
+    { POD_NAME: 'productpage-1', POD_NAMESPACE: 'bookinfo', ...extraEnv },
+    ['--drain-seconds', '5', '--sniff-timeout-ms', '300'],
   );
-  let log = '';
-  child.stderr!.on('data', (d: Buffer) => (log += d.toString()));
-  child.stdout!.on('data', (d: Buffer) => (log += d.toString()));
-  const exited = new Promise<number>((r) => child.once('exit', (code) => r(code ?? -1)));
-  for (let i = 0; i < 1200; i++) {
-    const line = log.split('\n').find((l) => l.includes('"Proxy started; waiting for config from weftd"'));
-    if (line)
-      return {
-        child,
-        log: () => log,
-        ports: (JSON.parse(line) as { ports: Record<string, number> }).ports,
-        exited,
-      };
-    if (child.exitCode !== null) break;
-    await sleep(50);
-  }
-  child.kill('SIGKILL');
-  throw new Error(`proxy ${kind} did not start: ${log}`);
 }
 
-async function ready(p: Proc): Promise<{ status: number; body: string }> {
+async function ready(p: ProxyProcess): Promise<{ status: number; body: string }> {
   const r = await request(p.ports.health!, { path: '/healthz/ready' });
   return { status: r.status, body: r.body };
 }
@@ -174,7 +115,7 @@ describe('proxy sidecar with a fake weftd', function () {
   let a: Upstream;
   let b: Upstream;
   let weftd: FakeWeftd;
-  let p: Proc;
+  let p: ProxyProcess;
   let closedPort: number;
   let grpc: http2.Http2Server;
 
@@ -387,7 +328,7 @@ describe('proxy sidecar with a fake weftd', function () {
 describe('proxy sidecar with a bad token', function () {
   this.timeout(120_000);
   let weftd: FakeWeftd;
-  let p: Proc;
+  let p: ProxyProcess;
   before(async () => {
     const a = await upstream('a');
     weftd = await fakeWeftd(config('v1', a));
@@ -412,7 +353,7 @@ describe('proxy sidecar with a bad token', function () {
 describe('proxy gateway with a fake weftd', function () {
   this.timeout(120_000);
   let weftd: FakeWeftd;
-  let p: Proc;
+  let p: ProxyProcess;
   let a: Upstream;
   let port: number;
   before(async () => {
@@ -436,22 +377,31 @@ describe('proxy gateway with a fake weftd', function () {
   });
 });
 
+/** A sidecar's DiscoveryClient against `weftd` (quick reconnects) that notes each version it applies in `applied`. */
+function clientOf(
+  weftd: FakeWeftd,
+  applied: string[],
+  opts: Partial<DiscoveryClientOptions> = {},
+): DiscoveryClient {
+  return new DiscoveryClient({
+    address: weftd.address,
+    caRootPath: weftd.rootPath,
+    tokenPath: weftd.tokenPath,
+    request: { kind: 'sidecar', namespace: 'ns', pod: 'p' },
+    log: createLogger('test', { silent: true }),
+    onConfig: async (_c, v) => void applied.push(v),
+    backoff: { baseMs: 10, maxMs: 50, jitter: 0 },
+    ...opts,
+  });
+}
+
 describe('discovery client: a silent stream is dead', function () {
   this.timeout(30_000);
   it('reconnects after 3 ping intervals without a message', async () => {
     const a = await upstream('a');
     const weftd = await fakeWeftd(config('s1', a));
     const applied: string[] = [];
-    const client = new DiscoveryClient({
-      address: weftd.address,
-      caRootPath: weftd.rootPath,
-      tokenPath: weftd.tokenPath,
-      request: { kind: 'sidecar', namespace: 'ns', pod: 'p' },
-      log: createLogger('test', { silent: true }),
-      onConfig: async (_c, v) => void applied.push(v),
-      pingIntervalMs: 100,
-      backoff: { baseMs: 10, maxMs: 50, jitter: 0 },
-    });
+    const client = clientOf(weftd, applied, { pingIntervalMs: 100 });
     const running = client.run();
     try {
       await until('second connection', () => weftd.requests.length >= 2);
@@ -479,15 +429,7 @@ describe('discovery client: a reconnect that brings back the running config', fu
       config: c,
     });
     const compiled: string[] = [];
-    const client = new DiscoveryClient({
-      address: weftd.address,
-      caRootPath: weftd.rootPath,
-      tokenPath: weftd.tokenPath,
-      request: { kind: 'sidecar', namespace: 'ns', pod: 'p' },
-      log: createLogger('test', { silent: true }),
-      onConfig: async (_c, v) => void compiled.push(v),
-      backoff: { baseMs: 10, maxMs: 50, jitter: 0 },
-    });
+    const client = clientOf(weftd, compiled);
     const running = client.run();
     try {
       await until('connected', () => weftd.openStreams() === 1);

@@ -24,7 +24,7 @@ import { L4_REFUSED_METRIC } from '../../../proxy/tcp-route.js';
 import { makeServingCert, type ServingCert } from '../../support/certs.js';
 import { freePort } from '../../support/ports.js';
 import { waitFor } from '../../support/wait.js';
-import { startProxy, type Started } from './helpers.js';
+import { metricValue, startProxy, type Started } from './helpers.js';
 
 async function listen(server: net.Server): Promise<number> {
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
@@ -99,20 +99,10 @@ const vs = (name: string, spec: VirtualService['spec']): VirtualService => ({
   metadata: { name, namespace: 'data' },
   spec,
 });
-const metricLine = (text: string, name: string, service: string): number => {
-  const line = text
-    .split('\n')
-    .find((l) => l.startsWith(name) && l.includes(`destination_service="${service}"`));
-  return line === undefined ? 0 : Number(line.split(' ').at(-1));
-};
+const metricLine = (text: string, name: string, service: string): number =>
+  metricValue(text, name, `destination_service="${service}"`);
 const refused = (text: string, reason: string): number =>
-  Number(
-    text
-      .split('\n')
-      .find((l) => l.startsWith(L4_REFUSED_METRIC) && l.includes(`reason="${reason}"`))
-      ?.split(' ')
-      .at(-1) ?? 0,
-  );
+  metricValue(text, L4_REFUSED_METRIC, `reason="${reason}"`);
 
 describe('gateway TCP and TLS PASSTHROUGH servers (VirtualService tcp/tls routes)', function () {
   this.timeout(30_000);

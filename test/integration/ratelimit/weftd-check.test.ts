@@ -36,6 +36,7 @@ const registry = {
   onEvent: () => undefined,
   list: () => [],
   changedAt: () => 0,
+  validation: () => ({ errors: [], warnings: [] }),
   stop: () => undefined,
 } as unknown as KubeRegistry;
 

@@ -164,7 +164,11 @@ const ISTIO_GROUPS = /\.istio\.io\/|^mesh\.weft\.dev\//;
 
 async function weftd(objects: Obj[]): Promise<unknown> {
   const world = [...PROBE_WORLD, ...objects, podObject(CLIENT_POD), podObject(GATEWAY_POD)];
-  const registry = createKubeRegistry(fakeClient(world), log, 'cluster.local');
+  // a probe object without its field can be invalid (trafficPolicy: {}), which weftd would leave
+  // out: the probe compares what translation makes of the field, so both variants are kept
+  const registry = createKubeRegistry(fakeClient(world), log, 'cluster.local', undefined, {
+    keepInvalid: true,
+  });
   try {
     await registry.hasSynced;
     const snapshot = registry.snapshot();

@@ -11,6 +11,7 @@ import {
   editDistance,
   explainRequest,
   explainText,
+  notAppliedText,
   parseHeader,
   requestFromPositionals,
   syntheticRequest,
@@ -347,5 +348,39 @@ describe('weftctl explain', () => {
         ([c, e]: [number, string]) => c === 2 && want.test(e),
       );
     }
+  });
+});
+
+describe('weftctl explain: objects weftd leaves out of the config', () => {
+  const crlf = {
+    kind: 'VirtualService',
+    namespace: 'demo',
+    name: 'crlf',
+    error:
+      'spec.http[0].headers.response.set.x-a: header value configuration: invalid character 0x0d in header value',
+    errors: 1,
+  };
+
+  it('names each one with its first error, and where its status says why', () => {
+    const text = notAppliedText([crlf, { ...crlf, kind: 'AuthorizationPolicy', name: 'deny', errors: 3 }]);
+    expect(text).to.match(/^not applied\s+2 objects that could reach this proxy fail validation/);
+    expect(text).to.include('VirtualService demo/crlf: spec.http[0].headers.response.set.x-a:');
+    expect(text).to.include('AuthorizationPolicy demo/deny: ').and.include('(and 2 more errors)');
+    expect(text).to.include('condition Accepted');
+  });
+
+  it('says nothing when every object applies', () => expect(notAppliedText([])).to.equal(''));
+
+  it('lists five, counts the rest', () => {
+    const many = Array.from({ length: 8 }, (_, i) => ({ ...crlf, name: `vs${i}` }));
+    const text = notAppliedText(many);
+    expect(text).to.include('vs4').and.include('(and 3 more)');
+    expect(text).not.to.include('vs5');
+  });
+
+  it('shows control characters from the cluster escaped, never sent to the terminal', () => {
+    const text = notAppliedText([{ ...crlf, error: 'spec.x: bad \u001b[2J\r\nvalue' }]);
+    expect(text).to.include('bad \\u001b[2J\\u000d\\u000avalue');
+    expect(text).not.to.include('\u001b');
   });
 });

@@ -100,6 +100,43 @@ describe('status conditions of mesh objects', () => {
         Stalled: ['True', 'Invalid'],
       },
     ],
+    [
+      'an invalid object every proxy ACKed past: not Reconciled (weftd left it out)',
+      {
+        ...clean,
+        validation: { errors: [{ path: 'spec', message: 'bad' }], warnings: [] },
+        reconciled: { type: 'Reconciled', status: 'True', reason: 'Reconciled', message: 'runs' },
+      },
+      {
+        Accepted: ['False', 'Invalid'],
+        Reconciled: ['False', 'Invalid'],
+        Reconciling: ['False', 'Done'],
+        Ready: ['False', 'Invalid'],
+        Stalled: ['True', 'Invalid'],
+      },
+    ],
+    [
+      'an invalid RateLimit: its Enforced cannot say True',
+      {
+        ...clean,
+        validation: { errors: [{ path: 'spec', message: 'bad' }], warnings: [] },
+        extra: [{ type: 'Enforced', status: 'True', reason: 'Local', message: 'enforced' }],
+      },
+      { Accepted: ['False', 'Invalid'], Enforced: ['False', 'Invalid'] },
+    ],
+    [
+      'a warning-only object stays Reconciled (warnings do not leave it out)',
+      {
+        ...clean,
+        validation: { errors: [], warnings: [{ path: 'spec.x', message: 'not enforced' }] },
+        reconciled: { type: 'Reconciled', status: 'True', reason: 'Reconciled', message: 'runs' },
+      },
+      {
+        Accepted: ['True', 'AcceptedWithWarnings'],
+        Reconciled: ['True', 'Reconciled'],
+        Ready: ['True', 'Ready'],
+      },
+    ],
   ];
   for (const [title, verdict, want] of table) {
     it(title, () => {

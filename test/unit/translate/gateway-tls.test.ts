@@ -128,6 +128,26 @@ const productpage: ServiceRecord = {
 describe('pkg/translate: Gateway HTTPS servers', () => {
   const pod = { namespace: 'edge', labels: { istio: 'ingressgateway' } };
 
+  /** The gateway edge/gw with `servers` on the ingress pod, and a VirtualService for `hosts` bound to it. */
+  const translateHttps = (servers: Server[], hosts: string[]) =>
+    translateGateway({
+      pod,
+      services: [productpage],
+      gateways: [gateway({ selector: { istio: 'ingressgateway' }, servers })],
+      virtualServices: [
+        {
+          apiVersion: 'networking.istio.io/v1',
+          kind: 'VirtualService',
+          metadata: { name: 'pp', namespace: 'shop', creationTimestamp: '2026-01-01T00:00:00Z' },
+          spec: {
+            hosts,
+            gateways: ['edge/gw'],
+            http: [{ route: [{ destination: { host: 'productpage' } }] }],
+          },
+        },
+      ],
+    } as never);
+
   it('sniHostsOf: namespace part dropped, lowercased; a `*` host is a catch-all', () => {
     expect(sniHostsOf(https(['shop/A.example.com', './b.example.com'], undefined), 'edge')).to.deep.equal([
       'a.example.com',
@@ -211,41 +231,23 @@ describe('pkg/translate: Gateway HTTPS servers', () => {
   });
 
   it('translates SIMPLE and MUTUAL servers into one TLS listener; weftd delivers their credentials', () => {
-    const r = translateGateway({
-      pod,
-      services: [productpage],
-      gateways: [
-        gateway({
-          selector: { istio: 'ingressgateway' },
-          servers: [
-            https(['a.example.com'], { mode: 'SIMPLE', credentialName: 'a-cert' }),
-            https(['m.example.com'], { mode: 'MUTUAL', credentialName: 'm-cert' }),
-            https(['p.example.com'], { mode: 'PASSTHROUGH' }),
-            {
-              port: { number: 443, name: 'plain', protocol: 'HTTP' },
-              hosts: ['z.example.com'],
-            },
-            {
-              port: { number: 80, name: 'http', protocol: 'HTTP' },
-              hosts: ['a.example.com'],
-              tls: { httpsRedirect: true },
-            },
-          ],
-        }),
-      ],
-      virtualServices: [
+    const r = translateHttps(
+      [
+        https(['a.example.com'], { mode: 'SIMPLE', credentialName: 'a-cert' }),
+        https(['m.example.com'], { mode: 'MUTUAL', credentialName: 'm-cert' }),
+        https(['p.example.com'], { mode: 'PASSTHROUGH' }),
         {
-          apiVersion: 'networking.istio.io/v1',
-          kind: 'VirtualService',
-          metadata: { name: 'pp', namespace: 'shop', creationTimestamp: '2026-01-01T00:00:00Z' },
-          spec: {
-            hosts: ['a.example.com', 'm.example.com'],
-            gateways: ['edge/gw'],
-            http: [{ route: [{ destination: { host: 'productpage' } }] }],
-          },
+          port: { number: 443, name: 'plain', protocol: 'HTTP' },
+          hosts: ['z.example.com'],
+        },
+        {
+          port: { number: 80, name: 'http', protocol: 'HTTP' },
+          hosts: ['a.example.com'],
+          tls: { httpsRedirect: true },
         },
       ],
-    } as never);
+      ['a.example.com', 'm.example.com'],
+    );
     const ls = r.config.listeners as HttpListener[];
     expect(ls.map((l) => [l.port, l.tls === undefined])).to.deep.equal([
       [80, true],
@@ -266,37 +268,19 @@ describe('pkg/translate: Gateway HTTPS servers', () => {
   });
 
   it('ISTIO_MUTUAL among SIMPLE servers by SNI: one listener, no credential asked for the mesh server', () => {
-    const r = translateGateway({
-      pod,
-      services: [productpage],
-      gateways: [
-        gateway({
-          selector: { istio: 'ingressgateway' },
-          servers: [
-            https(['a.example.com'], { mode: 'SIMPLE', credentialName: 'a-cert' }),
-            https(['mesh.example.com'], {
-              mode: 'ISTIO_MUTUAL',
-              subjectAltNames: ['spiffe://cluster.local/ns/shop/sa/web'],
-            }),
-            // a duplicate name stays with the first server, whatever its mode
-            https(['a.example.com', '*.internal'], { mode: 'ISTIO_MUTUAL' }),
-            https(['*'], { mode: 'SIMPLE', credentialName: 'fallback' }),
-          ],
+    const r = translateHttps(
+      [
+        https(['a.example.com'], { mode: 'SIMPLE', credentialName: 'a-cert' }),
+        https(['mesh.example.com'], {
+          mode: 'ISTIO_MUTUAL',
+          subjectAltNames: ['spiffe://cluster.local/ns/shop/sa/web'],
         }),
+        // a duplicate name stays with the first server, whatever its mode
+        https(['a.example.com', '*.internal'], { mode: 'ISTIO_MUTUAL' }),
+        https(['*'], { mode: 'SIMPLE', credentialName: 'fallback' }),
       ],
-      virtualServices: [
-        {
-          apiVersion: 'networking.istio.io/v1',
-          kind: 'VirtualService',
-          metadata: { name: 'pp', namespace: 'shop', creationTimestamp: '2026-01-01T00:00:00Z' },
-          spec: {
-            hosts: ['a.example.com', 'mesh.example.com', 'x.internal'],
-            gateways: ['edge/gw'],
-            http: [{ route: [{ destination: { host: 'productpage' } }] }],
-          },
-        },
-      ],
-    } as never);
+      ['a.example.com', 'mesh.example.com', 'x.internal'],
+    );
     const [l] = r.config.listeners as HttpListener[];
     expect(
       l!.tls!.servers.map((s) => [s.mode, s.sniHosts, s.credentialName, s.subjectAltNames]),
