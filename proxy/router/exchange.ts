@@ -625,7 +625,7 @@ export class Exchange {
 
   /** The upstream's headers as the client gets them: hop-by-hop removed, header ops applied. */
   private responseHeaders(headers: UpstreamHeaders): Record<string, string | string[]> {
-    const out = withoutHopByHop(headers) as Record<string, string | string[]>;
+    const out = withoutHopByHop(headers);
     // Envoy's upstream service time: from the complete request to the upstream's response head
     if (this.cfg.debugHeaders)
       out['x-envoy-upstream-service-time'] = String(Math.round(performance.now() - this.requestComplete));
