@@ -3,6 +3,7 @@
  * §6.1), and Istio's `headers.request/response.{set,add,remove}` compiled into one function per
  * route/destination (null when there is nothing to do, so the hot path skips it).
  */
+import { PROXY_OWNED_FIELDS } from '../../pkg/http/fields.js';
 import type { HeaderOps } from '../../pkg/proxyconfig/types.js';
 
 export type HeaderMap = Record<string, string | string[] | undefined>;
@@ -156,8 +157,14 @@ export function compileHeaderOps(ops: HeaderOps | undefined): HeaderOpFn | null 
   if (!ops) return null;
   const remove = (ops.remove ?? []).map((n) => n.toLowerCase());
   const entry = ([k, v]: [string, string]): readonly [string, string] => [fieldName(k), fieldValue(k, v)];
-  const set = Object.entries(ops.set ?? {}).map(entry);
-  const add = Object.entries(ops.add ?? {}).map(entry);
+  // a field the proxy frames itself: ignored, as Envoy's connection manager drops it (fields.ts)
+  const settable = ([k]: readonly [string, string]): boolean => !PROXY_OWNED_FIELDS.has(k);
+  const set = Object.entries(ops.set ?? {})
+    .map(entry)
+    .filter(settable);
+  const add = Object.entries(ops.add ?? {})
+    .map(entry)
+    .filter(settable);
   if (remove.length === 0 && set.length === 0 && add.length === 0) return null;
   return (h) => {
     for (const k of remove) delete h[k];

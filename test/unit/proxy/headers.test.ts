@@ -35,6 +35,28 @@ describe('proxy header operations', () => {
       expect(h).to.deep.equal(want);
     });
   }
+  // the proxy frames each hop itself: a set/add of a connection or framing field would smuggle
+  // (transfer-encoding next to the proxy's content-length) or fail an HTTP/2 stream, so it is
+  // ignored, as Envoy's connection manager drops it; removing one is harmless
+  for (const field of [
+    'transfer-encoding',
+    'Content-Length',
+    'connection',
+    'keep-alive',
+    'proxy-connection',
+    'upgrade',
+    'te',
+    'trailer',
+    'http2-settings',
+  ])
+    it(`ignores a set and an add of ${field} (the proxy writes it)`, () => {
+      const h: Record<string, string> = { 'x-a': '1' };
+      compileHeaderOps({ set: { [field]: 'chunked' }, add: { [field]: 'x' }, remove: ['x-a'] })!(h);
+      expect(h).to.deep.equal({});
+    });
+  it('an ops block of proxy-owned fields only compiles to nothing', () => {
+    expect(compileHeaderOps({ set: { 'transfer-encoding': 'chunked' } })).to.equal(null);
+  });
   it('a value beyond ASCII goes out as its UTF-8 bytes (one char per byte, as Envoy sends it)', () => {
     const h: Record<string, string> = {};
     compileHeaderOps({ set: { 'x-city': 'Zürich 東京' } })!(h);
