@@ -470,6 +470,8 @@ export interface NotAppliedObject {
   /** The first error, `path: message`. */
   error: string;
   errors: number;
+  /** A security object weft fails closed for: what it enforces instead. */
+  instead?: string;
 }
 
 const NOT_APPLIED_LISTED = 5;
@@ -492,6 +494,7 @@ export function notAppliedText(objects: readonly NotAppliedObject[]): string {
   for (const o of objects.slice(0, NOT_APPLIED_LISTED)) {
     const more = o.errors > 1 ? ` (and ${o.errors - 1} more error${o.errors > 2 ? 's' : ''})` : '';
     out += `  ${printable(`${o.kind} ${o.namespace}/${o.name}: ${o.error}`)}${more}\n`;
+    if (typeof o.instead === 'string') out += `    instead: ${printable(o.instead)}\n`;
   }
   if (objects.length > NOT_APPLIED_LISTED) out += `  (and ${objects.length - NOT_APPLIED_LISTED} more)\n`;
   return `${out}  (each one's status says why: kubectl get KIND NAME -n NAMESPACE -o yaml, condition Accepted)\n`;
