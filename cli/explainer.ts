@@ -487,9 +487,14 @@ const printable = (text: string): string =>
  */
 export function notAppliedText(objects: readonly NotAppliedObject[]): string {
   if (objects.length === 0) return '';
+  const them = objects.length === 1 ? 'it' : 'them';
+  // a security object is not left out: weftd enforces a fail-closed stand-in for it (`instead`)
+  const fate = objects.some((o) => typeof o.instead === 'string')
+    ? `weft does not apply ${them} as written`
+    : `weft leaves ${them} out of this config`;
   let out = line(
     'not applied',
-    `${objects.length} object${objects.length === 1 ? '' : 's'} that could reach this proxy fail${objects.length === 1 ? 's' : ''} validation; weft leaves ${objects.length === 1 ? 'it' : 'them'} out of this config:`,
+    `${objects.length} object${objects.length === 1 ? '' : 's'} that could reach this proxy fail${objects.length === 1 ? 's' : ''} validation; ${fate}:`,
   );
   for (const o of objects.slice(0, NOT_APPLIED_LISTED)) {
     const more = o.errors > 1 ? ` (and ${o.errors - 1} more error${o.errors > 2 ? 's' : ''})` : '';

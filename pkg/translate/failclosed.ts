@@ -160,17 +160,22 @@ export function failClosed(obj: KubeObject, errors: readonly Finding[]): FailClo
  */
 export function failClosedText(obj: KubeObject, fc: FailClosed, rootNamespace: string): string {
   const ns = obj.metadata.namespace ?? 'default';
+  const root = ns === rootNamespace;
   const where = fc.scoped
     ? 'the workloads it selects'
-    : ns === rootNamespace
-      ? `every workload in the mesh (its selector cannot be read and ${ns} is the root namespace)`
-      : `every workload in namespace ${ns} (its selector cannot be read)`;
+    : root
+      ? 'every workload in the mesh'
+      : `every workload in namespace ${ns}`;
+  const why = fc.scoped
+    ? ''
+    : `: its selector cannot be read${root ? `, and ${ns} is the root namespace` : ''}`;
+  const closed = `(fail closed${why})`;
   switch (fc.effect) {
     case 'deny-all':
-      return `weft denies every request to ${where} (fail closed)`;
+      return `weft denies every request to ${where} ${closed}`;
     case 'allow-nothing':
-      return `weft applies it as an ALLOW policy that matches nothing on ${where}: only other ALLOW policies let requests in (fail closed)`;
+      return `weft applies it as an ALLOW policy that matches nothing on ${where}: only other ALLOW policies let requests in ${closed}`;
     case 'strict-mtls':
-      return `weft requires mutual TLS (STRICT) on every port of ${where} (fail closed)`;
+      return `weft requires mutual TLS (STRICT) on every port of ${where} ${closed}`;
   }
 }
