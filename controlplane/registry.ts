@@ -20,8 +20,9 @@
  * (RateLimit and Istio's memquota: each sidecar's rateLimits block).
  * A mesh object that fails validation (the webhook's `validateObject`, judged once per version
  * in validity.ts) is in no snapshot, so in no config; its status says why (statuswriter.ts).
- * AuthorizationPolicies and PeerAuthentications fail closed instead: the snapshot holds the
- * stand-in pkg/translate/failclosed.ts builds (deny all, allow nothing, STRICT) in their place.
+ * AuthorizationPolicies, PeerAuthentications and RequestAuthentications fail closed instead: the
+ * snapshot holds the stand-in pkg/translate/failclosed.ts builds (deny all, allow nothing,
+ * STRICT, refuse tokens) in their place.
  */
 import type {
   DestinationRule,

@@ -14,7 +14,9 @@
  * - `DENY`, `CUSTOM`, or an action that cannot be read → DENY every request (Istio's builder
  *   widens a DENY rule it cannot build, and turns a CUSTOM it cannot build into deny rules);
  * - `AUDIT` → nothing (it never decides a request): left out as before;
- * - PeerAuthentication → `STRICT` on every port of the scope it selects.
+ * - PeerAuthentication → `STRICT` on every port of the scope it selects;
+ * - RequestAuthentication → its issuers with no keys: their tokens are refused with 401, as Istio
+ *   does for an issuer whose JWKS it cannot fetch (see `requestAuthentication` below).
  *
  * The stand-in keeps the object's name, namespace and creation time (access logs, `weftctl
  * explain` and PeerAuthentication precedence name and order it like the object) and its
@@ -31,7 +33,7 @@ import type { Finding } from '../validation/index.js';
 import { DRY_RUN_ANNOTATION } from './authz.js';
 
 /** What a stand-in enforces, in the words a status and `weftctl explain` use. */
-export type FailClosedEffect = 'allow-nothing' | 'deny-all' | 'strict-mtls';
+export type FailClosedEffect = 'allow-nothing' | 'deny-all' | 'strict-mtls' | 'reject-tokens';
 
 export interface FailClosed {
   standIn: KubeObject;
@@ -143,6 +145,63 @@ function peerAuthentication(obj: KubeObject, errors: readonly Finding[]): FailCl
   return { standIn, effect: 'strict-mtls', scoped: scope !== null };
 }
 
+/** The issuer of a stand-in whose rules cannot be read: no token carries it (and none could verify). */
+export const FAIL_CLOSED_ISSUER = 'weft.invalid/fails-validation';
+const EMPTY_JWKS = '{"keys":[]}';
+
+/** One jwtRule's issuer and token locations, as far as they can be read; null when the issuer cannot. */
+function readableJwtRule(
+  rule: unknown,
+  at: string,
+  errors: readonly Finding[],
+): Record<string, unknown> | null {
+  if (!isRecord(rule) || typeof rule.issuer !== 'string' || rule.issuer === '') return null;
+  if (errors.some((e) => touches(e.path, `${at}.issuer`))) return null;
+  const out: Record<string, unknown> = { issuer: rule.issuer, jwks: EMPTY_JWKS };
+  const clean = (field: string): boolean => !errors.some((e) => touches(e.path, `${at}.${field}`));
+  const { fromHeaders, fromParams, fromCookies } = rule;
+  if (
+    Array.isArray(fromHeaders) &&
+    fromHeaders.every(
+      (h) =>
+        isRecord(h) && typeof h.name === 'string' && (h.prefix === undefined || typeof h.prefix === 'string'),
+    ) &&
+    clean('fromHeaders')
+  )
+    out.fromHeaders = fromHeaders;
+  for (const [field, v] of [
+    ['fromParams', fromParams],
+    ['fromCookies', fromCookies],
+  ] as const)
+    if (Array.isArray(v) && v.every((x) => typeof x === 'string') && clean(field)) out[field] = v;
+  return out;
+}
+
+/**
+ * RequestAuthentication → the same providers with no keys, where its tokens are looked for: every
+ * token of its issuers is refused with 401, as Istio does when it cannot fetch an issuer's JWKS.
+ * Rules whose issuer cannot be read become one provider of an issuer no token has, so a token of
+ * an issuer no valid policy names is refused (`Jwt issuer is not configured`) in the default
+ * locations. Requests without a token still pass, as with a valid RequestAuthentication.
+ */
+function requestAuthentication(obj: KubeObject, errors: readonly Finding[]): FailClosed {
+  const spec = isRecord(obj.spec) ? obj.spec : {};
+  const scope = isRecord(obj.spec) ? readableScope(spec, errors) : null;
+  const rules = Array.isArray(spec.jwtRules) ? spec.jwtRules : [];
+  const readable = rules.flatMap((r, i) => readableJwtRule(r, `spec.jwtRules[${i}]`, errors) ?? []);
+  const jwtRules =
+    readable.length === rules.length && readable.length > 0
+      ? readable
+      : [...readable, { issuer: FAIL_CLOSED_ISSUER, jwks: EMPTY_JWKS }];
+  const standIn: KubeObject = {
+    apiVersion: obj.apiVersion,
+    kind: obj.kind,
+    metadata: standInMetadata(obj),
+    spec: { ...(scope ?? {}), jwtRules },
+  };
+  return { standIn, effect: 'reject-tokens', scoped: scope !== null };
+}
+
 /**
  * The stand-in weftd enforces for `obj`, an object whose validation found `errors`; null when
  * the object is simply left out (not a security kind weft fails closed for, or an AUDIT policy).
@@ -151,6 +210,7 @@ export function failClosed(obj: KubeObject, errors: readonly Finding[]): FailClo
   if (errors.length === 0) return null;
   if (obj.kind === 'AuthorizationPolicy') return authorizationPolicy(obj, errors);
   if (obj.kind === 'PeerAuthentication') return peerAuthentication(obj, errors);
+  if (obj.kind === 'RequestAuthentication') return requestAuthentication(obj, errors);
   return null;
 }
 
@@ -177,5 +237,7 @@ export function failClosedText(obj: KubeObject, fc: FailClosed, rootNamespace: s
       return `weft applies it as an ALLOW policy that matches nothing on ${where}: only other ALLOW policies let requests in ${closed}`;
     case 'strict-mtls':
       return `weft requires mutual TLS (STRICT) on every port of ${where} ${closed}`;
+    case 'reject-tokens':
+      return `weft refuses (401) every request to ${where} that carries a token of its issuers, or of an issuer no valid RequestAuthentication names ${closed}`;
   }
 }
