@@ -23,6 +23,8 @@ import type { InformerSource } from '../../../pkg/kube/shared-informers.js';
 import type { KubeObject } from '../../../pkg/kube/types.js';
 import type { Logger } from '../../../pkg/log/index.js';
 import { authorize, compileAuthz } from '../../../proxy/authz/engine.js';
+import { requestAuthnFor } from '../../../pkg/translate/requestauthn.js';
+import { FAIL_CLOSED_ISSUER } from '../../../pkg/translate/failclosed.js';
 
 /** An informer the test drives: `emit` updates the cache and tells the handlers. */
 class FakeInformer {
@@ -430,4 +432,46 @@ describe('registry: invalid security objects fail closed', () => {
   ];
   for (const [title, objects, want] of paTable)
     it(`PeerAuthentication: ${title}`, () => expect(inboundMode(objects)).to.deep.equal(want));
+});
+
+describe('registry: an invalid RequestAuthentication refuses tokens (fail closed)', () => {
+  const ra = (name: string, spec: Record<string, unknown>): KubeObject => ({
+    apiVersion: 'security.istio.io/v1',
+    kind: 'RequestAuthentication',
+    metadata: { name, namespace: 'demo', uid: `ra-${name}`, generation: 1 },
+    spec,
+  });
+  const providers = (obj: KubeObject): unknown[] => {
+    const w = world();
+    w.informers.get('RequestAuthentication')!.emit('add', obj);
+    const { jwt } = requestAuthnFor({
+      policies: w.registry.snapshot().requestAuthentications!,
+      workload: { namespace: 'demo', labels: { app: 'reviews' } },
+      rootNamespace: 'weft-system',
+      jwks: { keys: () => ({ jwks: '{"keys":[]}', error: 'not fetched in this test' }) },
+    });
+    return (jwt?.providers ?? []).map((p) => ({
+      issuer: p.issuer,
+      jwks: p.jwks,
+      fromHeaders: p.fromHeaders,
+    }));
+  };
+
+  it('a valid one is applied as written', () =>
+    expect(providers(ra('ok', { jwtRules: [{ issuer: 'https://idp', jwks: '{"keys":[]}' }] }))).to.deep.equal(
+      [{ issuer: 'https://idp', jwks: '{"keys":[]}', fromHeaders: undefined }],
+    ));
+  it('an invalid jwksUri: its issuer with no keys, where its tokens are looked for', () =>
+    expect(
+      providers(
+        ra('bad-uri', {
+          selector: { matchLabels: { app: 'reviews' } },
+          jwtRules: [{ issuer: 'https://idp', jwksUri: 'not a uri', fromHeaders: [{ name: 'x-jwt' }] }],
+        }),
+      ),
+    ).to.deep.equal([{ issuer: 'https://idp', jwks: '{"keys":[]}', fromHeaders: [{ name: 'x-jwt' }] }]));
+  it('an issuer that cannot be read: an issuer no token has, so unknown issuers are refused', () =>
+    expect(providers(ra('no-issuer', { jwtRules: [{ issuer: '', jwks: '{"keys":[]}' }] }))).to.deep.equal([
+      { issuer: FAIL_CLOSED_ISSUER, jwks: '{"keys":[]}', fromHeaders: undefined },
+    ]));
 });
