@@ -199,6 +199,14 @@ describe('status conditions of mesh objects', () => {
     expect(
       text(obj('PeerAuthentication', 'demo', { mtls: { mode: 'DISABLE' } }), 'spec.portLevelMtls'),
     ).to.equal('weft requires mutual TLS (STRICT) on every port of the workloads it selects (fail closed)');
+    expect(
+      text(
+        obj('RequestAuthentication', 'demo', { jwtRules: [{ issuer: 'https://idp' }] }),
+        'spec.jwtRules[0].jwksUri',
+      ),
+    ).to.equal(
+      'weft refuses (401) every request to the workloads it selects that carries a token of its issuers, or of an issuer no valid RequestAuthentication names (fail closed)',
+    );
     const wildcard = { selector: { matchLabels: { app: 'a*' } }, action: 'DENY', rules: [{}] };
     expect(text(obj('AuthorizationPolicy', 'demo', wildcard), 'spec.selector.matchLabels.app')).to.equal(
       'weft denies every request to every workload in namespace demo (fail closed: its selector cannot be read)',
