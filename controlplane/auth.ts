@@ -79,7 +79,15 @@ export function bearerToken(header: string | undefined): string {
 
 export type Authenticator = (token: string) => Promise<{ identity: Identity; cached: boolean }>;
 
-/** `authenticate` behind a small TTL cache keyed by the token's hash (successes only). */
+/**
+ * `authenticate` behind a small TTL cache keyed by the token's hash (successes only).
+ *
+ * Global rate-limit checks (ADR 0017) authenticate per request, with the sidecar's deadline of
+ * 50 ms: callers must not wait for the API server once a token is known. So concurrent misses
+ * for one token share one review (a burst of checks used to start a TokenReview each), and in
+ * the last third of an entry's life it is served while one review renews it in the background.
+ * A background review that fails changes nothing: the entry still ends at its TTL, as before.
+ */
 export function cachedAuthenticator(
   review: (token: string) => Promise<Identity>,
   opts: { ttlMs?: number; maxEntries?: number; now?: () => number } = {},
@@ -87,17 +95,37 @@ export function cachedAuthenticator(
   const ttl = opts.ttlMs ?? 30_000;
   const max = opts.maxEntries ?? 10_000;
   const now = opts.now ?? Date.now;
-  const cache = new Map<string, { identity: Identity; expires: number }>();
+  const cache = new Map<string, { identity: Identity; expires: number; refreshAt: number }>();
+  const reviewing = new Map<string, Promise<Identity>>();
+  const reviewOnce = (key: string, token: string): Promise<Identity> => {
+    const running = reviewing.get(key);
+    if (running) return running;
+    const p = review(token)
+      .then((identity) => {
+        if (cache.size >= max && !cache.has(key)) cache.clear(); // crude but bounded; a refill costs one review per proxy
+        const at = now();
+        // never trust a cached review past the token's own expiry
+        cache.set(key, {
+          identity,
+          expires: Math.min(at + ttl, tokenExpiryMs(token) ?? Infinity),
+          refreshAt: at + Math.floor((ttl * 2) / 3),
+        });
+        return identity;
+      })
+      .finally(() => reviewing.delete(key));
+    reviewing.set(key, p);
+    return p;
+  };
   return async (token) => {
     const key = createHash('sha256').update(token).digest('hex');
     const hit = cache.get(key);
-    if (hit && hit.expires > now()) return { identity: hit.identity, cached: true };
+    const at = now();
+    if (hit && hit.expires > at) {
+      if (hit.refreshAt <= at && hit.refreshAt < hit.expires) reviewOnce(key, token).catch(() => undefined);
+      return { identity: hit.identity, cached: true };
+    }
     cache.delete(key);
-    const identity = await review(token);
-    if (cache.size >= max) cache.clear(); // crude but bounded; a refill costs one review per proxy
-    // never trust a cached review past the token's own expiry
-    cache.set(key, { identity, expires: Math.min(now() + ttl, tokenExpiryMs(token) ?? Infinity) });
-    return { identity, cached: false };
+    return { identity: await reviewOnce(key, token), cached: false };
   };
 }
 

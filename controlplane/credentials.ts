@@ -30,6 +30,7 @@ import { Informer } from '../pkg/kube/informer.js';
 import type { KubeObject } from '../pkg/kube/types.js';
 import type { Logger } from '../pkg/log/index.js';
 import type { ProxyConfig, UpstreamCredential } from '../pkg/proxyconfig/types.js';
+import { MANAGED_BY } from '../pkg/render/labels.js';
 import { isDNS1123Subdomain } from '../pkg/validation/primitives.js';
 import { field, splitPemCerts } from './ca/signer.js';
 
@@ -109,6 +110,25 @@ function checkCerts(pem: string, what: string): string | undefined {
   return undefined;
 }
 
+/** The label the operator puts on everything it renders or issues. */
+const WEFT_MANAGED = { label: 'app.kubernetes.io/managed-by', value: MANAGED_BY } as const;
+
+/**
+ * Why a Secret is never a credential, or undefined. weftd may read every Secret of a gateway's
+ * namespace (the rendered Role, docs/controlplane.md), and a gateway may run in weft-system:
+ * whoever writes a Gateway must not get weft's own keys served or pushed to a gateway that way
+ * (the operator's root CA and serving certificates carry its managed-by label), nor a
+ * service-account token (Istio's credentials controller skips that type too).
+ */
+export function notACredential(secret: KubeObject): string | undefined {
+  const where = `Secret ${secret.metadata.namespace ?? ''}/${secret.metadata.name}`;
+  if (secret.metadata.labels?.[WEFT_MANAGED.label] === WEFT_MANAGED.value)
+    return `${where} is weft's own (${WEFT_MANAGED.label}=${WEFT_MANAGED.value}); weft never delivers it as a credential`;
+  if ((secret as { type?: string }).type === 'kubernetes.io/service-account-token')
+    return `${where} is a service-account token, never a credential`;
+  return undefined;
+}
+
 /**
  * The credential in `secret` (and the CA in `caSecret`, `<name>-cacert`), or why it is unusable.
  * `undefined` Secrets are missing. Never includes key material in an error.
@@ -125,6 +145,10 @@ export function credentialFromSecrets(
     .filter((s) => s !== undefined)
     .join(', ');
   const fail = (error: string): UpstreamCredential => ({ source: sources, error });
+  const refused = [secret, caSecret]
+    .map((x) => (x === undefined ? undefined : notACredential(x)))
+    .find(Boolean);
+  if (refused !== undefined) return fail(refused);
   let certChain: string | undefined;
   let privateKey: string | undefined;
   let ca: string | undefined;
@@ -211,6 +235,8 @@ export class SecretCredentials implements CredentialSource {
     private readonly onChange: () => void,
     private readonly onState?: (counts: { usable: number; unusable: number }) => void,
     private readonly maxWatched = MAX_WATCHED_SECRETS,
+    /** `namespace/name` of Secrets never read as credentials: weftd's CA (`--ca-secret`). */
+    private readonly reserved: ReadonlySet<string> = new Set(),
   ) {}
 
   get(namespace: string, name: string): UpstreamCredential {
@@ -236,6 +262,12 @@ export class SecretCredentials implements CredentialSource {
     const source = `${namespace}/${credentialName}`;
     const name = secretNameOf(credentialName);
     if (typeof name === 'object') return { source, error: name.error };
+    // weftd's CA (a user's caSecretRef has no weft label): refused before it is even watched
+    if (this.reserved.has(`${namespace}/${name}`))
+      return {
+        source,
+        error: `Secret ${namespace}/${name} is weftd's CA; weft never delivers it as a credential`,
+      };
     const main = this.watch(namespace, name);
     if (main.problem !== undefined) return { source, error: main.problem };
     if (!main.informer.isSynced) return { source, error: `Secret ${source} not read yet` };

@@ -189,6 +189,8 @@ export async function startWeftd(opts: StartOptions): Promise<Weftd> {
       metrics.credentials.set({ state: 'usable' }, n.usable);
       metrics.credentials.set({ state: 'unusable' }, n.unusable);
     },
+    undefined,
+    new Set([`${flags.caSecret.namespace}/${flags.caSecret.name}`]),
   );
   const generator = new ConfigGenerator({
     domainSuffix: flags.domainSuffix,

@@ -28,10 +28,11 @@ step_deps() { bash hack/ensure-deps.sh; }
 step_cluster() { hack/local-cluster up; }
 
 # The weft image from this checkout's code (npm run build: tsc + the proxy's native addon),
-# and the demo's images, into the node's containerd. Nothing is pulled (docs/adr/0004-images.md).
+# the demo's images, and the Redis the operator runs when a Mesh sets rateLimits.redis.deploy
+# (docs/rate-limits.md), into the node's containerd. Nothing is pulled (docs/adr/0004-images.md).
 step_images() {
   npm run -s build
-  bash hack/images/load.sh weft echo toolbox
+  bash hack/images/load.sh weft echo toolbox redis
 }
 
 step_crds() {

@@ -50,10 +50,11 @@ else
 fi
 
 # weft's image from this checkout (test/e2e/mesh.test.ts runs weft as pods): tsc + the proxy's
-# native addon, then an import into the node (a warm rebuild with unchanged inputs is a copy).
-echo "test-e2e: building and loading the weft image" >&2
+# native addon, then an import into the node (a warm rebuild with unchanged inputs is a copy);
+# and the Redis image the operator deploys for the Mesh's global rate limits (mesh.test.ts (c7)).
+echo "test-e2e: building and loading the weft and redis images" >&2
 npm run -s build
-bash hack/images/load.sh weft
+bash hack/images/load.sh weft redis
 
 # Argo CD's controller and repo server for test/e2e/argocd.test.ts, built here (outside mocha's
 # time budget) when the cache is cold: 8-15 min on two cores, once per hack/argocd/go.sum.

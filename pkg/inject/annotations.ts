@@ -6,6 +6,7 @@
  */
 import { WeftError } from '../errors/index.js';
 import { parseQuantity } from './quantity.js';
+import { parseDurationMs } from '../translate/duration.js';
 
 export const ANNOTATION = {
   inject: 'sidecar.istio.io/inject',
@@ -25,6 +26,11 @@ export const ANNOTATION = {
   excludeOutboundPorts: 'traffic.sidecar.istio.io/excludeOutboundPorts',
   defaultContainer: 'kubectl.kubernetes.io/default-container',
   defaultLogsContainer: 'kubectl.kubernetes.io/default-logs-container',
+  /**
+   * weft's own: how long the sidecar waits for weftd's answer to a global rate-limit check before
+   * applying the limit's failure mode (a Go duration, 1ms-10s; default 50ms, ADR 0017).
+   */
+  rateLimitCheckTimeout: 'ratelimit.weft.dev/check-timeout',
 } as const;
 
 export const NAMESPACE_LABELS = ['istio-injection', 'weft.dev/inject'] as const;
@@ -124,6 +130,8 @@ export interface PodOverrides {
   includeInboundPorts?: string;
   excludeInboundPorts?: string;
   excludeOutboundPorts?: string;
+  /** `--ratelimit-timeout-ms` of the sidecar. */
+  rateLimitCheckTimeoutMs?: number;
 }
 
 /** `proxy.istio.io/config` is a ProxyConfig in YAML or JSON; we honour holdApplicationUntilProxyStarts from it. */
@@ -136,6 +144,19 @@ function holdFromProxyConfig(ann: Annotations): boolean | undefined {
   if (b === undefined)
     throw invalid(ANNOTATION.proxyConfig, raw, 'sets holdApplicationUntilProxyStarts to a non-boolean');
   return b;
+}
+
+/** The sidecar's bound on the deadline (proxy/sidecar/agent.ts: 1..10000 ms). */
+const MAX_CHECK_TIMEOUT_MS = 10_000;
+
+function checkTimeoutAnnotation(ann: Annotations): number | undefined {
+  const key = ANNOTATION.rateLimitCheckTimeout;
+  const raw = ann[key];
+  if (raw === undefined) return undefined;
+  const ms = parseDurationMs(raw.trim());
+  if (ms === null || ms < 1 || ms > MAX_CHECK_TIMEOUT_MS)
+    throw invalid(key, raw, 'is not a duration from 1ms to 10s (e.g. 50ms, 2s)');
+  return ms;
 }
 
 function setIfDefined<T extends object, K extends keyof T>(target: T, key: K, value: T[K] | undefined): void {
@@ -163,6 +184,7 @@ export function readOverrides(ann: Annotations): PodOverrides {
   setIfDefined(o, 'includeInboundPorts', parsePortList(ann, ANNOTATION.includeInboundPorts, true));
   setIfDefined(o, 'excludeInboundPorts', parsePortList(ann, ANNOTATION.excludeInboundPorts, false));
   setIfDefined(o, 'excludeOutboundPorts', parsePortList(ann, ANNOTATION.excludeOutboundPorts, false));
+  setIfDefined(o, 'rateLimitCheckTimeoutMs', checkTimeoutAnnotation(ann));
   return o;
 }
 

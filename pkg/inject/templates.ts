@@ -161,7 +161,13 @@ export function proxyContainer(opts: ProxyContainerOptions): V1Container {
     name: PROXY_CONTAINER,
     image: overrides.proxyImage ?? settings.proxyImage,
     imagePullPolicy: settings.imagePullPolicy,
-    args: ['proxy', 'sidecar'],
+    args: [
+      'proxy',
+      'sidecar',
+      ...(overrides.rateLimitCheckTimeoutMs !== undefined
+        ? [`--ratelimit-timeout-ms=${overrides.rateLimitCheckTimeoutMs}`]
+        : []),
+    ],
     ports: [
       { name: 'tcp-outbound', containerPort: PORT_OUTBOUND, protocol: 'TCP' },
       { name: 'tcp-inbound', containerPort: PORT_INBOUND, protocol: 'TCP' },

@@ -157,6 +157,44 @@ function caSecretReader(mesh: string, caSecret: CaSecretRef): KubeObject[] {
   ];
 }
 
+export const WEFTD_GATEWAY_CREDENTIALS_ROLE = 'weftd-gateway-credentials';
+
+/**
+ * Gateway `tls.credentialName` (and DestinationRule `credentialName` at a gateway) Secrets: weftd
+ * reads them in the gateway pod's own namespace only (controlplane/credentials.ts; Istio: "the
+ * namespace of the proxy using the certificates"), so it may read Secrets in each namespace where
+ * this Mesh runs a gateway, and nowhere else: one Role and RoleBinding per such namespace, so
+ * `credentialName` works as in Istio without a hand-made Role, and pruned with the last gateway
+ * there. No resourceNames: which Secrets Gateways name is not known at render time. weftd still
+ * watches only the Secrets named (one field-selected informer each) and never delivers weft's own
+ * (its CA, operator-issued certificates) or a service-account token.
+ */
+export function gatewayCredentialReaders(mesh: string, gatewayNamespaces: readonly string[]): KubeObject[] {
+  const labels = standardLabels(mesh, WEFTD_GATEWAY_CREDENTIALS_ROLE, 'control-plane');
+  return [...new Set(gatewayNamespaces)].sort().flatMap((namespace) => {
+    const meta = { name: WEFTD_GATEWAY_CREDENTIALS_ROLE, namespace };
+    return [
+      {
+        apiVersion: 'rbac.authorization.k8s.io/v1',
+        kind: 'Role',
+        metadata: { ...meta, labels },
+        rules: [{ apiGroups: [''], resources: ['secrets'], verbs: READ }],
+      },
+      {
+        apiVersion: 'rbac.authorization.k8s.io/v1',
+        kind: 'RoleBinding',
+        metadata: { ...meta, labels },
+        roleRef: {
+          apiGroup: 'rbac.authorization.k8s.io',
+          kind: 'Role',
+          name: WEFTD_GATEWAY_CREDENTIALS_ROLE,
+        },
+        subjects: [{ kind: 'ServiceAccount', name: 'weftd', namespace: MESH_NAMESPACE }],
+      },
+    ];
+  });
+}
+
 /**
  * The webhook's permissions, bound to its own ServiceAccount, or in the Combined control plane
  * (ADR 0024) to weftd's: the one process then holds the union of both roles, each role still

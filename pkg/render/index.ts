@@ -24,6 +24,7 @@ import {
 import type { KubeObject, OwnerReference } from '../kube/types.js';
 import { formatFinding } from '../validation/types.js';
 import {
+  gatewayCredentialReaders,
   mutatingWebhook,
   validatingWebhook,
   webhookRbac,
@@ -199,6 +200,10 @@ function controlPlane(mesh: string, spec: EffectiveSpec): KubeObject[] {
   return [
     serviceAccount(mesh, 'weftd', MESH_NAMESPACE, 'control-plane'),
     ...weftdRbac(mesh, caSecretOf(spec)),
+    ...gatewayCredentialReaders(
+      mesh,
+      spec.gateways.map((gw) => gw.namespace),
+    ),
     ...(combined ? webhookRbac(mesh, 'weftd') : []),
     meshConfig(mesh, spec),
     deployment({

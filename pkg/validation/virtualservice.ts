@@ -23,6 +23,7 @@ import type {
 } from '../api/virtualservice.js';
 import { GRPC_CODE_NAMES } from '../api/virtualservice.js';
 import type { StringMatch } from '../api/common.js';
+import { isProxyOwnedField } from '../http/fields.js';
 import type { PathSegment, Report } from './report.js';
 import type { RuleContext } from './rules.js';
 import {
@@ -483,12 +484,14 @@ function checkHeaders(headers: Headers | undefined, path: Path, r: Report): void
             ? `invalid header ${JSON.stringify(name)}: header cannot have ":" prefix`
             : undefined;
       if (err) r.error(at, err, 'vs.headers.name');
+      else proxyOwned(name, at, r);
       headerValue(value, at, r);
     }
     for (const [name, value] of Object.entries(res[op] ?? {})) {
       const at = [...path, 'response', op, name];
       const err = checkHeaderOperationName(name);
       if (err) r.error(at, err, 'vs.headers.name');
+      else proxyOwned(name, at, r);
       headerValue(value, at, r);
     }
   }
@@ -501,6 +504,16 @@ function checkHeaders(headers: Headers | undefined, path: Path, r: Report): void
       if (err) r.error([...path, dir, 'remove', i], err, 'vs.headers.name');
     });
   }
+}
+
+/** A set/add of a connection or framing field: Istio accepts it, weft's proxy ignores it (fields.ts). */
+function proxyOwned(name: string, path: Path, r: Report): void {
+  if (!isProxyOwnedField(name)) return;
+  r.warn(
+    path,
+    `header ${JSON.stringify(name)} is written by the proxy itself (connection management and message framing); weft ignores this operation, as Envoy's connection manager drops the field`,
+    'vs.headers.proxyOwned',
+  );
 }
 
 function headerValue(value: string, path: Path, r: Report): void {

@@ -28,7 +28,12 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from '../../pkg/log/index.js';
 import { H1Pool, type Controller, type ResponseHandler, type UpstreamError } from '../upstream/h1client.js';
 import { DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_IDLE_MS } from '../upstream/cluster.js';
-import { forwardableHeaders, forwardableTrailers, HOP_BY_HOP, type HeaderMap } from '../router/headers.js';
+import {
+  forwardableHeaders,
+  forwardableTrailers,
+  withoutHopByHop,
+  type HeaderMap,
+} from '../router/headers.js';
 import { addFlag, FLAG_TEXT, Flags, type Flag } from '../router/flags.js';
 import { propagate } from '../telemetry/trace.js';
 import type { AccessLog } from '../telemetry/accesslog.js';
@@ -235,8 +240,8 @@ class InboundExchange implements ResponseHandler {
     headers: Record<string, string | string[] | undefined>,
   ): void {
     this.status = status;
-    const out: Record<string, string | string[]> = {};
-    for (const k in headers) if (HOP_BY_HOP[k] !== true && headers[k] !== undefined) out[k] = headers[k]!;
+    // the outbound side's filter: the app's Connection-named fields stay on the loopback hop
+    const out = withoutHopByHop(headers);
     // the budget left, on the app's answers too (the IETF fields are meant for every response)
     if (this.rateLimit !== undefined) Object.assign(out, rateLimitHeaders(this.rateLimit));
     if (this.hop.draining) this.res.shouldKeepAlive = false;
@@ -404,6 +409,24 @@ class InboundExchange implements ResponseHandler {
   }
 }
 
+/**
+ * The head replayed to the app for an upgrade: the client's hop-by-hop fields and the ones its
+ * Connection names stay on the client hop (RFC 9110 §7.6.1), as on every other path; put back is
+ * what the tunnel needs: the upgrade itself (with h2c's settings) and the framing of the body
+ * bytes that follow the head as they came.
+ */
+function upgradeHeaders(req: IncomingMessage): HeaderMap {
+  const h = forwardableHeaders(req.headers);
+  const settings = req.headers['http2-settings'];
+  h.host = req.headers.host;
+  h.connection = settings === undefined ? 'upgrade' : 'upgrade, http2-settings';
+  h.upgrade = req.headers.upgrade;
+  h['http2-settings'] = settings;
+  h['content-length'] = req.headers['content-length'];
+  h['transfer-encoding'] = req.headers['transfer-encoding'];
+  return h;
+}
+
 /** What the access log says about a connection's security (HTTP and TCP lines alike). */
 export function connectionFields(c: InboundConnection): Record<string, unknown> {
   return {
@@ -538,7 +561,7 @@ export class InboundHttp {
     socket.on('error', () => socket.destroy());
     if (conn === undefined) return void socket.destroy();
     const port = conn.appPort ?? hostPort(req.headers.host ?? '');
-    const headers: HeaderMap = { ...req.headers };
+    const headers = upgradeHeaders(req);
     delete headers[XFCC];
     if (conn.peer !== null) headers[XFCC] = conn.peer.xfcc;
     admit(

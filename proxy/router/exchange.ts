@@ -41,6 +41,7 @@ import { addFlag, FLAG_TEXT, Flags, type Flag } from './flags.js';
 import { backoffMs, isRetriable, type AttemptOutcome } from './retry.js';
 import { buildExplain } from './explain.js';
 import type { UpgradeHook } from '../upgrade.js';
+import { WeftError } from '../../pkg/errors/index.js';
 import { authzGate, authzLogFields, countAuthz, type AuthzOutcome } from '../authz/gate.js';
 import { guardsListener, type AuthzDecision } from '../authz/engine.js';
 import { jwtHook, type RequestAuth } from '../authn/hook.js';
@@ -624,7 +625,7 @@ export class Exchange {
 
   /** The upstream's headers as the client gets them: hop-by-hop removed, header ops applied. */
   private responseHeaders(headers: UpstreamHeaders): Record<string, string | string[]> {
-    const out = withoutHopByHop(headers) as Record<string, string | string[]>;
+    const out = withoutHopByHop(headers);
     // Envoy's upstream service time: from the complete request to the upstream's response head
     if (this.cfg.debugHeaders)
       out['x-envoy-upstream-service-time'] = String(Math.round(performance.now() - this.requestComplete));
@@ -769,6 +770,7 @@ export class Exchange {
       cluster.record(ep, 0);
       return this.timeoutReply();
     }
+    if (code === 'EINVALIDHEADER') return this.unsendableReply(err.message);
     const connectFailure = CONNECT_FAILURE_CODES[code] === true;
     if (connectFailure) cluster.stats.cxConnectFail++;
     cluster.record(ep, 0);
@@ -804,6 +806,20 @@ export class Exchange {
       flag,
       `${FLAG_TEXT[flag]!} (${protocol ? err.message : code || err.message}) from ${ep.key}`,
     );
+  }
+
+  /**
+   * The HTTP/1.1 client refused to write the request (`unsendable()`: CR, LF, NUL or a character
+   * above U+00FF in a header, a method or target HTTP/1.1 cannot carry). No byte left the proxy
+   * and every endpoint would be refused the same way, so this is not the endpoint's failure:
+   * Envoy's upstream codec answers it locally (503, DPE,
+   * `filter_removed_required_request_headers{...}`), with no retry and no outlier-detection
+   * record. The reason names the header, never its value (which may be a credential).
+   */
+  private unsendableReply(reason: string): void {
+    const refused = new WeftError('WEFT_PROXY_REQUEST_UNSENDABLE', reason).toString();
+    this.details = `filter_removed_required_request_headers{${refused.replace(/\s+/g, '_')}}`;
+    this.localReply(503, Flags.DownstreamProtocolError, refused);
   }
 
   private canRetry(o: AttemptOutcome): boolean {

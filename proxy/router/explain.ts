@@ -31,6 +31,8 @@ export interface ExplainSource {
   flags: string;
   status: number;
   endpointKey: string | undefined;
+  /** Envoy's response code details, when the reply has them. */
+  details?: string | undefined;
 }
 
 function routeRef(r: CompiledRoute, block: number): Record<string, unknown> {
@@ -67,6 +69,7 @@ export function buildExplain(ex: ExplainSource): Record<string, unknown> {
     retries: ex.attempts > 1 ? ex.attempts - 1 : 0,
     status: ex.status,
     flags: ex.flags,
+    ...(ex.details !== undefined ? { details: ex.details } : {}),
   };
 }
 

@@ -3,6 +3,7 @@
  * §6.1), and Istio's `headers.request/response.{set,add,remove}` compiled into one function per
  * route/destination (null when there is nothing to do, so the hot path skips it).
  */
+import { PROXY_OWNED_FIELDS } from '../../pkg/http/fields.js';
 import type { HeaderOps } from '../../pkg/proxyconfig/types.js';
 
 export type HeaderMap = Record<string, string | string[] | undefined>;
@@ -56,7 +57,13 @@ export function sanitizeExternal(h: HeaderMap): void {
   for (const k of EXTERNAL_UNTRUSTED) delete h[k];
 }
 
-/** Connection-scoped response headers never forwarded downstream. */
+/**
+ * Connection-scoped response headers never forwarded downstream: Envoy's set for responses
+ * (Connection, Upgrade, Keep-Alive, Proxy-Connection, Transfer-Encoding), plus TE and
+ * HTTP2-Settings, request fields an app has no business answering with that node:http2 refuses to
+ * send (RFC 9113 §8.2.2): one would fail the stream of an HTTP/2 client. Proxy-Authenticate passes,
+ * as in Envoy (its challenge is for whoever chose the proxy, RFC 9110 §11.7.1).
+ */
 const RESPONSE_HOP_BY_HOP: Readonly<Record<string, true>> = {
   connection: true,
   'keep-alive': true,
@@ -64,6 +71,8 @@ const RESPONSE_HOP_BY_HOP: Readonly<Record<string, true>> = {
   'transfer-encoding': true,
   upgrade: true,
   trailer: true,
+  te: true,
+  'http2-settings': true,
 };
 
 /**
@@ -81,15 +90,22 @@ export function connectionOptions(value: string | string[] | undefined): string[
   return out;
 }
 
-function copyWithout(src: HeaderMap, hop: Readonly<Record<string, true>>, dropHost: boolean): HeaderMap {
-  const out: HeaderMap = {};
+function copyWithout(
+  src: HeaderMap,
+  hop: Readonly<Record<string, true>>,
+  dropHost: boolean,
+): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
   for (const k in src) {
+    const v = src[k];
     // an HTTP/2 request's pseudo-header fields (`:path`...) are that hop's framing, never fields
-    if (hop[k] === true || (dropHost && k === 'host') || k.charCodeAt(0) === 58) continue;
-    out[k] = src[k];
+    if (v === undefined || hop[k] === true || (dropHost && k === 'host') || k.charCodeAt(0) === 58) continue;
+    out[k] = v;
   }
   // a proxy MUST remove the fields the Connection header names before forwarding (RFC 9110
-  // §7.6.1): `Connection: x-secret` keeps X-Secret on this hop
+  // §7.6.1): `Connection: x-secret` keeps X-Secret on this hop. Only what the peer sent is
+  // removed: the callers add their own headers (XFCC, x-forwarded-proto, trace context, header
+  // ops, rate-limit fields) afterwards, so a client or app cannot name those away
   for (const name of connectionOptions(src.connection)) delete out[name];
   return out;
 }
@@ -102,8 +118,12 @@ export function forwardableHeaders(src: HeaderMap): HeaderMap {
   return copyWithout(src, HOP_BY_HOP, true);
 }
 
-/** The response headers to pass downstream: the same rules for a response. */
-export function withoutHopByHop(src: HeaderMap): HeaderMap {
+/**
+ * The response headers to pass downstream, on every response path (outbound, gateway, the
+ * sidecar's inbound hop): the same rules for a response. Connection-nominated fields go too,
+ * as RFC 9110 §7.6.1 asks (Envoy removes them from requests only).
+ */
+export function withoutHopByHop(src: HeaderMap): Record<string, string | string[]> {
   return copyWithout(src, RESPONSE_HOP_BY_HOP, false);
 }
 
@@ -137,8 +157,14 @@ export function compileHeaderOps(ops: HeaderOps | undefined): HeaderOpFn | null 
   if (!ops) return null;
   const remove = (ops.remove ?? []).map((n) => n.toLowerCase());
   const entry = ([k, v]: [string, string]): readonly [string, string] => [fieldName(k), fieldValue(k, v)];
-  const set = Object.entries(ops.set ?? {}).map(entry);
-  const add = Object.entries(ops.add ?? {}).map(entry);
+  // a field the proxy frames itself: ignored, as Envoy's connection manager drops it (fields.ts)
+  const settable = ([k]: readonly [string, string]): boolean => !PROXY_OWNED_FIELDS.has(k);
+  const set = Object.entries(ops.set ?? {})
+    .map(entry)
+    .filter(settable);
+  const add = Object.entries(ops.add ?? {})
+    .map(entry)
+    .filter(settable);
   if (remove.length === 0 && set.length === 0 && add.length === 0) return null;
   return (h) => {
     for (const k of remove) delete h[k];

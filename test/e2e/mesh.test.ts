@@ -20,6 +20,10 @@
  *   (c5) the seeds' rate limits (issue #17): Istio's memquota YAML applied as written; ratings
  *       held to ~100 req/s while echo is not limited, reviews → ratings to ~1 req/s, and a
  *       limited answer carries 429, RL and the RateLimit headers;
+ *   (c7) global rate limits (issue #17; test/e2e/support/globallimits.ts): the Mesh's
+ *       `rateLimits.redis.deploy` runs the operator's weft-redis and restarts weftd with
+ *       `--ratelimit-redis`; a memquota (Enforced: Global) and a RateLimit `scope: global` each
+ *       hold one budget across three replicas within ±10 %; the Mesh is restored after;
  *   (c3) with the Mesh's workloadCertTTL at 1m, a meshed load pod at 200 req/s across ≥ 3
  *       certificate rotations of its sidecar and of both echo sidecars loses no request
  *       (issue #13; docs/identity-rotation.md);
@@ -44,6 +48,7 @@ import {
   apply,
   clientPod,
   freshNamespace,
+  IMAGES,
   kubeconfig,
   kubectl,
   kubectlJson,
@@ -58,6 +63,7 @@ import {
 import { loadPod, loadResult, renewals, type LoadResult } from './support/rotation.js';
 import { jwks, makeKey, signJwt } from '../support/jwt.js';
 import { protocolSteps } from './support/protocols.js';
+import { globalLimitSteps } from './support/globallimits.js';
 
 /** The staged build context of the image hack/images/load.sh last built (what the node runs). */
 const imageContext = join(repoRoot, '.local', 'images', 'weft-context');
@@ -885,6 +891,32 @@ describe('e2e: weft as pods — install, Mesh, injection, traffic, delete', func
           metadata: { name: 'ratings', labels: { app: 'ratings' } },
           spec: { selector: { app: 'ratings' }, ports: [{ name: 'http', port: 80, targetPort: 8080 }] },
         },
+        // A pod labelled app: reviews from the start, so ratings' sidecar already holds the
+        // override for reviews' service account when the reviews load pod starts sending: else
+        // its first requests race weftd's push (the source resolves once such a pod exists) and
+        // get ratings' 100/s (seen: 18 allowed of 60 where ~6 were due).
+        {
+          apiVersion: 'v1',
+          kind: 'Pod',
+          metadata: {
+            name: 'reviews-identity',
+            labels: { app: 'reviews' },
+            annotations: { 'sidecar.istio.io/inject': 'false' },
+          },
+          spec: {
+            serviceAccountName: 'reviews',
+            automountServiceAccountToken: false,
+            terminationGracePeriodSeconds: 1,
+            containers: [
+              {
+                name: 'sleep',
+                image: IMAGES.toolbox,
+                imagePullPolicy: 'IfNotPresent',
+                command: ['/bin/sleep', '3600'],
+              },
+            ],
+          },
+        },
         {
           apiVersion: 'apps/v1',
           kind: 'Deployment',
@@ -932,6 +964,7 @@ describe('e2e: weft as pods — install, Mesh, injection, traffic, delete', func
     after(() => {
       for (const name of callers)
         kubectlRun(['delete', 'pod', name, '-n', 'demo', '--ignore-not-found', '--wait=false']);
+      kubectlRun(['delete', 'pod', 'reviews-identity', '-n', 'demo', '--ignore-not-found', '--wait=false']);
       kubectlRun(['delete', 'memquota', 'handler', '-n', 'istio-system', '--ignore-not-found']);
       kubectlRun(['delete', 'deployment,service', 'ratings', '-n', 'demo', '--ignore-not-found']);
       kubectlRun(['delete', 'serviceaccount', 'ratings', ...callers, '-n', 'demo', '--ignore-not-found']);
@@ -1020,6 +1053,8 @@ describe('e2e: weft as pods — install, Mesh, injection, traffic, delete', func
       expect(answer.headers['ratelimit-policy'], out).to.match(/;q=1;w=1$/);
     });
   });
+
+  globalLimitSteps((ctx) => pending(ctx, missing));
 
   describe('(c3) workload certificate rotation under load (issue #13)', () => {
     const LOAD = 'rotation-load';

@@ -124,11 +124,16 @@ export async function waitForServiceAccount(ns: string): Promise<void> {
 export const WEFT_IMAGE = 'ghcr.io/weft-mesh/weft:0.1.0';
 
 export function weftImageLoaded(): boolean {
+  return imageLoaded(WEFT_IMAGE);
+}
+
+/** Whether the node's containerd holds IMAGE (hack/images/load.sh imported it). */
+export function imageLoaded(image: string): boolean {
   const socket = join(demoStateDir, 'containerd', 'containerd.sock');
   const r = spawnSync('ctr', ['--address', socket, '--namespace', 'k8s.io', 'images', 'ls', '-q'], {
     encoding: 'utf8',
   });
-  return (r.stdout ?? '').split('\n').includes(WEFT_IMAGE);
+  return (r.stdout ?? '').split('\n').includes(image);
 }
 
 /** Images the node imports locally (hack/images); tests use nothing else. */

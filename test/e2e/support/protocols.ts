@@ -6,7 +6,7 @@
  *     `fault.abort.grpcStatus` answers with that status; both sidecars count the calls
  *     (`istio_requests_total{request_protocol="grpc", grpc_response_status}`).
  *   - the ingress gateway terminating HTTPS (SIMPLE, `credentialName` → a kubernetes.io/tls
- *     Secret in weft-system) for curl on the host, HTTP/1.1 and HTTP/2; a wrong SNI is refused;
+ *     Secret in weft-system, read through the Role the Mesh renders) for curl on the host, HTTP/1.1 and HTTP/2; a wrong SNI is refused;
  *   - TLS PASSTHROUGH by SNI to a pod that terminates TLS itself (curl verifies its certificate);
  *   - a Gateway TCP server routed by a VirtualService `tcp:` rule to a TCP echo.
  *
@@ -45,7 +45,6 @@ const HTTPS_PORT = 443;
 const PASS_PORT = 9443;
 const TCP_PORT = 9000;
 const CREDENTIAL = 'e2e-proto-cert';
-const CREDENTIAL_READER = 'e2e-proto-credential-reader';
 
 /** The gRPC server (node:http2, h2c): `/weft.e2e.Echo/Say` answers `{reply, from}`, or the status `{fail}` asks for. */
 const GRPC_SERVER = `
@@ -175,32 +174,6 @@ export function protocolApps(backendCert: ServingCert): object[] {
     nodePod('tls-backend', TLS_BACKEND, { TLS_CERT: backendCert.certPem, TLS_KEY: backendCert.keyPem }),
     service('tcp-echo', { name: 'tcp', port: 9000, targetPort: 9000 }),
     nodePod('tcp-echo', TCP_ECHO),
-  ];
-}
-
-/** Lets weftd read the gateway's credential Secret, and nothing more (resourceNames). */
-function credentialReader(): object[] {
-  return [
-    {
-      apiVersion: 'rbac.authorization.k8s.io/v1',
-      kind: 'Role',
-      metadata: { name: CREDENTIAL_READER },
-      rules: [
-        {
-          apiGroups: [''],
-          resources: ['secrets'],
-          resourceNames: [CREDENTIAL],
-          verbs: ['get', 'list', 'watch'],
-        },
-      ],
-    },
-    {
-      apiVersion: 'rbac.authorization.k8s.io/v1',
-      kind: 'RoleBinding',
-      metadata: { name: CREDENTIAL_READER },
-      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: CREDENTIAL_READER },
-      subjects: [{ kind: 'ServiceAccount', name: 'weftd', namespace: GATEWAY_NS }],
-    },
   ];
 }
 
@@ -344,7 +317,6 @@ export function protocolSteps(skipUnlessReady: (ctx: Mocha.Context) => void): vo
 
     after(() => {
       kubectlRun(['delete', 'secret', CREDENTIAL, '-n', GATEWAY_NS, '--ignore-not-found']);
-      kubectlRun(['delete', 'role,rolebinding', CREDENTIAL_READER, '-n', GATEWAY_NS, '--ignore-not-found']);
       space?.cleanup();
       if (tmp !== '') rmSync(tmp, { recursive: true, force: true });
     });
@@ -447,8 +419,8 @@ export function protocolSteps(skipUnlessReady: (ctx: Mocha.Context) => void): vo
 
     it('the ingress gateway terminates HTTPS with the certificate of a kubernetes.io/tls Secret: curl on the host, HTTP/1.1 and HTTP/2, 200 from the backend', async function () {
       skipUnlessReady(this);
-      // weftd reads no Secret but its CA until granted (docs/controlplane.md): exactly this one
-      apply(GATEWAY_NS, credentialReader());
+      // no hand-made Role: the sample Mesh runs this gateway in weft-system, and renders weftd's
+      // read of that namespace's Secrets (Role weftd-gateway-credentials, docs/controlplane.md)
       kubectl([
         'create',
         'secret',

@@ -28,8 +28,18 @@ function one() {
   req.setTimeout(10000, () => req.destroy(new Error('no answer in 10 s')));
   req.on('error', (e) => end('request ' + (e.code || '') + ' ' + e.message));
 }
-const start = Date.now();
-const timer = setInterval(() => {
+// optional warm-up (not counted): WARMUP requests to WARMUP_URL, 24 in flight, then the load
+const warmUrl = process.env.WARMUP_URL, warmN = Number(process.env.WARMUP || 0);
+const warmOne = () => new Promise((resolve) => {
+  const req = http.get(warmUrl, { agent }, (res) => { res.resume(); res.on('end', resolve); res.on('error', resolve); });
+  req.setTimeout(10000, () => req.destroy(new Error('timeout')));
+  req.on('error', resolve);
+});
+let warmLeft = warmN;
+const warm = Promise.all(Array.from({ length: Math.min(24, warmN) }, async () => { while (warmLeft-- > 0) await warmOne(); }));
+let start = 0;
+warm.then(() => { start = Date.now(); load(); });
+const load = () => { const timer = setInterval(() => {
   const due = Math.min(rate * secs, Math.floor(((Date.now() - start) * rate) / 1000)) - sent;
   for (let i = 0; i < Math.min(due, 50); i++) { sent++; one(); }
   if (sent >= rate * secs) {
@@ -41,7 +51,7 @@ const timer = setInterval(() => {
       setInterval(() => undefined, 1 << 30);
     }, 100);
   }
-}, 5);
+}, 5); };
 `;
 
 export interface LoadResult {
@@ -52,8 +62,18 @@ export interface LoadResult {
   seconds: number;
 }
 
-/** The load pod (meshed by its namespace's injection label). */
-export function loadPod(name: string, image: string, url: string, rate: number, seconds: number): object {
+/**
+ * The load pod (meshed by its namespace's injection label). `warmup`: requests sent first to
+ * another URL and not counted (connections set up before the measured load).
+ */
+export function loadPod(
+  name: string,
+  image: string,
+  url: string,
+  rate: number,
+  seconds: number,
+  warmup?: { url: string; requests: number },
+): object {
   return {
     apiVersion: 'v1',
     kind: 'Pod',
@@ -71,6 +91,12 @@ export function loadPod(name: string, image: string, url: string, rate: number, 
             { name: 'URL', value: url },
             { name: 'RATE', value: String(rate) },
             { name: 'SECONDS', value: String(seconds) },
+            ...(warmup
+              ? [
+                  { name: 'WARMUP_URL', value: warmup.url },
+                  { name: 'WARMUP', value: String(warmup.requests) },
+                ]
+              : []),
           ],
         },
       ],

@@ -2,7 +2,8 @@
  * The RBAC render() gives weftd, enforced by a real API server for a real service-account token:
  * the CA can read its one Secret (field-selected list/watch under a resourceNames Role) and no
  * other, the root-cert publisher can write ConfigMaps in any namespace, and the status writer
- * can take its Lease and write mesh objects' status. Cluster-scoped names
+ * can take its Lease and write mesh objects' status, and gateways' credentialName Secrets are
+ * readable in a gateway's namespace and no other. Cluster-scoped names
  * get a per-test suffix so this never collides with a Mesh another test file renders.
  */
 import { expect } from 'chai';
@@ -14,7 +15,8 @@ import { ROOT_CERT_CONFIGMAP } from '../../../pkg/discovery/protocol.js';
 import { isApiError, KubeClient } from '../../../pkg/kube/client.js';
 import type { KubeObject } from '../../../pkg/kube/types.js';
 import { createLogger } from '../../../pkg/log/index.js';
-import { weftdRbac } from '../../../pkg/render/cluster.js';
+import { gatewayCredentialReaders, weftdRbac } from '../../../pkg/render/cluster.js';
+import { SecretCredentials } from '../../../controlplane/credentials.js';
 import { MESH_NAMESPACE } from '../../../pkg/render/spec.js';
 import { createKubeRegistry } from '../../../controlplane/registry.js';
 import { StatusWriter } from '../../../controlplane/statuswriter.js';
@@ -144,6 +146,62 @@ describe("weftd's rendered RBAC on a real API server", function () {
       await forbidden(() => weftd.apply({ ...coredns, data: { Corefile: 'hijacked' } }, 'weftd', true)),
       "another ConfigMap's content",
     ).to.equal(true);
+  });
+
+  it("lets weftd read credential Secrets in a gateway's namespace (the rendered Role), and in no other", async () => {
+    const admin = KubeClient.fromFile(testCluster().kubeconfigPath);
+    const ns = await freshNamespace('gw-rbac-weftd');
+    const gatewayNs = await freshNamespace('gw-rbac-edge');
+    const otherNs = await freshNamespace('gw-rbac-other');
+    const root = createCA({ commonName: 'site', ttlMs: 3600_000, now: new Date() });
+    await admin.create({
+      apiVersion: 'v1',
+      kind: 'ServiceAccount',
+      metadata: { name: 'weftd', namespace: ns },
+    });
+    for (const namespace of [gatewayNs, otherNs])
+      await admin.create({
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: { name: 'site-cert', namespace },
+        type: 'kubernetes.io/tls',
+        data: { 'tls.crt': b64(root.certPem), 'tls.key': b64(root.keyPem) },
+      });
+    // render()'s objects for a gateway in gatewayNs, bound to ns/weftd instead of weft-system/weftd
+    for (const o of gatewayCredentialReaders('test', [gatewayNs])) {
+      const obj = structuredClone(o) as KubeObject & { subjects?: { namespace: string }[] };
+      for (const sub of obj.subjects ?? []) sub.namespace = ns;
+      await admin.apply(obj, 'test', true);
+    }
+    const weftd = await clientAs(admin, ns, 'weftd');
+    const secretKey = { apiVersion: 'v1', kind: 'Secret', name: 'site-cert' };
+    await waitFor(
+      'weftd to read the Secret in the gateway namespace',
+      async () => (await weftd.get({ ...secretKey, namespace: gatewayNs })) !== null,
+    );
+    const forbidden = async (fn: () => Promise<unknown>): Promise<boolean> =>
+      fn().then(
+        () => false,
+        (err: unknown) => isApiError(err, 403),
+      );
+    expect(
+      await forbidden(() => weftd.get({ ...secretKey, namespace: otherNs })),
+      'another namespace',
+    ).to.equal(true);
+    expect(await forbidden(() => weftd.list('v1', 'Secret', {})), 'Secrets cluster-wide').to.equal(true);
+
+    const store = new SecretCredentials(weftd, log, () => undefined);
+    onCleanup(async () => store.stop());
+    const usable = await waitFor('the gateway credential through the rendered Role', () => {
+      const c = store.get(gatewayNs, 'site-cert');
+      return c.error === undefined ? c : null;
+    });
+    expect(usable.certChain).to.equal(root.certPem);
+    const refused = await waitFor('the other namespace refused', () => {
+      const e = store.get(otherNs, 'site-cert').error ?? '';
+      return e.includes('(403)') ? e : null;
+    });
+    expect(refused).to.contain(`weftd may not read Secret ${otherNs}/site-cert (403)`);
   });
 
   it('lets the status writer take its Lease and write a VirtualService status', async () => {

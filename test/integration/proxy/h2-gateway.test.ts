@@ -118,6 +118,43 @@ describe('HTTP/2 through gateway TLS (ALPN h2)', function () {
     expect(Object.keys(seen.headers).some((k) => k.startsWith(':'))).to.equal(false);
   });
 
+  it("the app's Connection-named and HTTP/2-forbidden response fields are dropped (RFC 9110 §7.6.1, RFC 9113 §8.2.2): the stream still answers", async () => {
+    const plain = app.handler;
+    app.handler = (_req, res) => {
+      res.writeHead(200, {
+        connection: 'x-secret',
+        'x-secret': '1',
+        te: 'gzip',
+        'http2-settings': 'AAMAAABkAAQAoAAAAAIAAAAA',
+        'x-kept': 'yes',
+      });
+      res.end('app');
+    };
+    const session = http2.connect(`https://127.0.0.1:${gw.port}`, {
+      ca: ca.certPem,
+      servername: 'a.example.com',
+    });
+    session.on('error', () => undefined);
+    try {
+      const got = await new Promise<{ head: http2.IncomingHttpHeaders; body: string }>((resolve, reject) => {
+        const s = session.request({ ':path': '/hop', ':authority': 'a.example.com' });
+        let head: http2.IncomingHttpHeaders = {};
+        let body = '';
+        s.on('response', (h) => (head = h));
+        s.on('data', (d: Buffer) => (body += d.toString()));
+        s.on('end', () => resolve({ head, body }));
+        s.on('error', reject);
+      });
+      expect(got.head[':status']).to.equal(200);
+      expect(got.body).to.equal('app');
+      expect(got.head['x-secret']).to.equal(undefined);
+      expect(got.head['x-kept']).to.equal('yes');
+    } finally {
+      app.handler = plain;
+      session.destroy();
+    }
+  });
+
   it('the SNI/Host rule holds for :authority (a host of no server the SNI chose is 404 NR)', async () => {
     const r = await h2get(gw.port, 'b.example.com');
     expect(r).to.include({ status: 404, flags: 'NR' });

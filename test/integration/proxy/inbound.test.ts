@@ -13,6 +13,7 @@
 import { expect } from 'chai';
 import { createHash, X509Certificate } from 'node:crypto';
 import http from 'node:http';
+import http2 from 'node:http2';
 import https from 'node:https';
 import net from 'node:net';
 import tls from 'node:tls';
@@ -234,6 +235,18 @@ describe('sidecar inbound: mesh mTLS, PeerAuthentication, L7 (loopback, real TLS
     identity = new TestIdentity(SELF, root);
     app = http.createServer((req, res) => {
       seen.push({ url: req.url ?? '', headers: req.headers, from: req.socket.remoteAddress });
+      if (req.url === '/hop-by-hop') {
+        // an app naming a field as hop-by-hop, and request-only fields HTTP/2 forbids in a response
+        res.writeHead(200, {
+          connection: 'x-secret, keep-alive',
+          'x-secret': '1',
+          'proxy-connection': 'keep-alive',
+          te: 'gzip',
+          'http2-settings': 'AAMAAABkAAQAoAAAAAIAAAAA',
+          'x-kept': 'yes',
+        });
+        return void res.end('app');
+      }
       let bytes = 0;
       const hash = createHash('sha256');
       req.on('data', (c: Buffer) => {
@@ -485,6 +498,76 @@ describe('sidecar inbound: mesh mTLS, PeerAuthentication, L7 (loopback, real TLS
       expect(seen.at(-1)!.headers['x-forwarded-client-cert']).to.match(
         new RegExp(`^By=${SELF};Hash=[0-9a-f]{64};Subject="";URI=${PEER}$`),
       );
+    });
+  });
+
+  describe('hop-by-hop fields (RFC 9110 §7.6.1): the same filter as the outbound side', () => {
+    it("the app's Connection-named field never reaches the mesh client (HTTP/1.1)", async () => {
+      const r = await meshRequest(port, peerCert, root.certPem, { path: '/hop-by-hop' });
+      expect(r.status).to.equal(200);
+      expect(r.body).to.equal('app');
+      expect(r.headers['x-secret'], "named in the app's Connection header").to.equal(undefined);
+      expect(r.headers['proxy-connection']).to.equal(undefined);
+      expect(r.headers.te).to.equal(undefined);
+      expect(r.headers['http2-settings']).to.equal(undefined);
+      expect(r.headers['x-kept']).to.equal('yes');
+    });
+
+    it('an HTTP/2 mesh client gets the answer whole: no Connection-named or connection-specific field, no stream error', async () => {
+      const session = http2.connect('https://reviews.demo.svc.cluster.local:9080', {
+        createConnection: () =>
+          tls.connect({
+            host: '127.0.0.1',
+            port,
+            servername: 'outbound_.9080_._.reviews.demo.svc.cluster.local',
+            ALPNProtocols: ['istio-h2'],
+            key: peerCert.keyPem,
+            cert: peerCert.certPem,
+            ca: root.certPem,
+            checkServerIdentity: () => undefined,
+          }),
+      });
+      session.on('error', () => undefined);
+      try {
+        const got = await new Promise<{ head: http2.IncomingHttpHeaders; body: string }>(
+          (resolve, reject) => {
+            const s = session.request({ ':path': '/hop-by-hop' });
+            let head: http2.IncomingHttpHeaders = {};
+            let body = '';
+            s.on('response', (h) => (head = h));
+            s.on('data', (d: Buffer) => (body += d.toString()));
+            s.on('end', () => resolve({ head, body }));
+            s.on('error', reject);
+          },
+        );
+        expect(got.head[':status']).to.equal(200);
+        expect(got.body).to.equal('app');
+        expect(got.head['x-secret']).to.equal(undefined);
+        expect(got.head['x-kept']).to.equal('yes');
+      } finally {
+        session.destroy();
+      }
+    });
+
+    it("a client naming XFCC, x-forwarded-proto or x-request-id in Connection drops only its own copies: the sidecar's are added after", async () => {
+      await meshRequest(port, peerCert, root.certPem, {
+        path: '/named',
+        headers: {
+          connection: 'x-forwarded-client-cert, X-Forwarded-Proto, x-request-id, x-client-only',
+          'x-forwarded-client-cert': 'URI=spiffe://cluster.local/ns/admin/sa/root',
+          'x-forwarded-proto': 'http',
+          'x-request-id': 'forged',
+          'x-client-only': '1',
+        },
+      });
+      const got = seen.at(-1)!;
+      expect(got.url).to.equal('/named');
+      expect(got.headers['x-client-only']).to.equal(undefined);
+      expect(got.headers['x-forwarded-client-cert']).to.match(
+        new RegExp(`^By=${SELF};Hash=[0-9a-f]{64};Subject="";URI=${PEER}$`),
+      );
+      expect(got.headers['x-forwarded-proto']).to.equal('https');
+      expect(got.headers['x-request-id']).to.match(/^[0-9a-f-]{36}$/);
     });
   });
 
@@ -1164,6 +1247,27 @@ describe('sidecar inbound: mesh mTLS, PeerAuthentication, L7 (loopback, real TLS
       expect(seen.length, 'the app saw no upgrade').to.equal(before);
       expect(await upgrade('/chat')).to.match(/^HTTP\/1\.1 101/);
       expect(seen.at(-1)!.url).to.equal('/chat');
+    });
+
+    it("an upgrade's Connection-named fields stay on the client hop; the upgrade reaches the app, a client's XFCC never does", async () => {
+      inbound.apply(config(permissive(), 'ws-named'));
+      const answer = await rawExchange(
+        port,
+        'GET /chat-named HTTP/1.1\r\nhost: reviews\r\nconnection: Upgrade, x-secret, x-forwarded-client-cert\r\n' +
+          'upgrade: websocket\r\nx-secret: 1\r\nx-forwarded-client-cert: URI=spiffe://forged\r\nkeep-alive: timeout=5\r\n\r\n',
+        12,
+      );
+      expect(answer).to.match(/^HTTP\/1\.1 101/);
+      const got = seen.at(-1)!;
+      expect(got.url).to.equal('/chat-named');
+      expect(got.headers['x-secret']).to.equal(undefined);
+      expect(got.headers['keep-alive']).to.equal(undefined);
+      expect(got.headers['x-forwarded-client-cert'], "plaintext: no XFCC, and never the client's").to.equal(
+        undefined,
+      );
+      expect(got.headers.upgrade).to.equal('websocket');
+      expect(got.headers.connection).to.equal('upgrade');
+      expect(got.headers.host).to.equal('reviews');
     });
   });
 

@@ -514,6 +514,51 @@ describe('SecretCredentials: states while reading (fake API client)', () => {
     store.stop();
   });
 
+  it("never weft's own Secrets (weftd may read a gateway namespace's Secrets, weft-system included): its CA by name, unwatched; operator-issued ones; service-account tokens", async () => {
+    const material = { 'tls.crt': leaf.certPem, 'tls.key': leaf.keyPem, 'ca.crt': ca.certPem };
+    const inWeftSystem = (name: string, extra: Partial<KubeObject> & { type?: string } = {}): KubeObject => {
+      const o = secret(name, material, 'weft-system');
+      return { ...o, ...extra, metadata: { ...o.metadata, ...extra.metadata } };
+    };
+    const secrets = new Map([
+      ['user-ca', inWeftSystem('user-ca')],
+      [
+        'weftd-tls',
+        inWeftSystem('weftd-tls', {
+          metadata: { name: 'weftd-tls', labels: { 'app.kubernetes.io/managed-by': 'weft-operator' } },
+        }),
+      ],
+      ['sa-token', inWeftSystem('sa-token', { type: 'kubernetes.io/service-account-token' })],
+      ['site', inWeftSystem('site')],
+    ]);
+    const store = new SecretCredentials(
+      fakeKube(secrets, new Set()),
+      quiet,
+      () => undefined,
+      undefined,
+      undefined,
+      new Set(['weft-system/user-ca']),
+    );
+    for (const n of ['user-ca', 'weftd-tls', 'sa-token', 'site']) store.get('weft-system', n);
+    await settle();
+    expect(store.get('weft-system', 'user-ca').error).to.equal(
+      "Secret weft-system/user-ca is weftd's CA; weft never delivers it as a credential",
+    );
+    expect(store.watching(), 'the CA is not even watched').to.not.include('weft-system/user-ca');
+    const own = store.get('weft-system', 'weftd-tls');
+    expect(own.error).to.equal(
+      "Secret weft-system/weftd-tls is weft's own (app.kubernetes.io/managed-by=weft-operator); weft never delivers it as a credential",
+    );
+    expect(own.privateKey).to.equal(undefined);
+    expect(store.get('weft-system', 'sa-token').error).to.match(
+      /is a service-account token, never a credential$/,
+    );
+    expect(store.get('weft-system', 'site').error, "the user's own Secret there is served").to.equal(
+      undefined,
+    );
+    store.stop();
+  });
+
   it('watches at most maxWatched Secrets: past it a credential is an error, not another API watch', async () => {
     const secrets = new Map([
       ['a', secret('a', { cert: leaf.certPem, key: leaf.keyPem, cacert: ca.certPem })],

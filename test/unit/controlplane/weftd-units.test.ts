@@ -362,6 +362,79 @@ describe('weftd auth: review cache', () => {
     expect((await auth('t')).cached, 'still cached while within the TTL').to.equal(true);
   });
 
+  it('concurrent misses for one token share one review (a burst of rate-limit checks)', async () => {
+    let calls = 0;
+    let answer: (id: Identity) => void = () => undefined;
+    const auth = cachedAuthenticator(() => {
+      calls++;
+      return new Promise<Identity>((resolve) => (answer = resolve));
+    });
+    const burst = Array.from({ length: 20 }, () => auth('t'));
+    answer(id);
+    const results = await Promise.all(burst);
+    expect(calls).to.equal(1);
+    expect(results.every((r) => r.identity === id)).to.equal(true);
+    expect((await auth('t')).cached).to.equal(true);
+    expect(calls).to.equal(1);
+    // a refused review is shared too, and not cached
+    let refuse: (e: Error) => void = () => undefined;
+    const refusing = cachedAuthenticator(() => {
+      calls++;
+      return new Promise<Identity>((_, reject) => (refuse = reject));
+    });
+    const denied = Array.from({ length: 5 }, () =>
+      refusing('x').then(
+        () => 'ok',
+        (e: Error) => e.message,
+      ),
+    );
+    refuse(new Error('denied'));
+    expect(await Promise.all(denied)).to.deep.equal(Array(5).fill('denied'));
+    expect(calls).to.equal(2);
+    void refusing('x').catch(() => undefined);
+    expect(calls).to.equal(3);
+  });
+
+  it('renews an entry in the background in its last third: callers never wait once a token is known', async () => {
+    let now = 0;
+    let calls = 0;
+    let refuse = false;
+    const auth = cachedAuthenticator(
+      async () => {
+        calls++;
+        if (refuse) throw new Error('denied');
+        return id;
+      },
+      { ttlMs: 900, now: () => now },
+    );
+    await auth('t');
+    now = 500; // before two thirds: no review
+    expect((await auth('t')).cached).to.equal(true);
+    expect(calls).to.equal(1);
+    now = 700; // last third: served from the cache, one review renews it
+    expect((await auth('t')).cached).to.equal(true);
+    expect((await auth('t')).cached).to.equal(true);
+    await new Promise((r) => setImmediate(r));
+    expect(calls).to.equal(2);
+    now = 1300; // past the first entry's TTL, within the renewed one's (700 + 900)
+    expect((await auth('t')).cached).to.equal(true);
+    await new Promise((r) => setImmediate(r));
+    expect(calls, 'renewed at 1300 (past 700 + 600)').to.equal(3);
+    // a background refusal leaves the entry to end at its TTL (as without the renewal)
+    refuse = true;
+    now = 2000; // last third of the entry renewed at 1300 (ends 2200)
+    expect((await auth('t')).cached).to.equal(true);
+    await new Promise((r) => setImmediate(r));
+    expect(calls).to.equal(4);
+    now = 2200;
+    expect(
+      await auth('t').then(
+        () => 'ok',
+        (e: Error) => e.message,
+      ),
+    ).to.equal('denied');
+  });
+
   it('never keeps a review past the token expiry', async () => {
     let now = 1_000_000;
     let calls = 0;

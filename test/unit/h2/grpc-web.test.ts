@@ -192,8 +192,10 @@ describe('gRPC-Web framing (Envoy grpc_web filter, gRPC PROTOCOL-WEB.md)', () =>
     const plainBody = plain;
     expect(decodeGrpcWebText(plainBody)!.length).to.equal((n / 4) * 3);
     expect(decodeGrpcWebText(padded)!.length).to.equal(n / 4);
-    expect(plainMs / baseline, `AAAA: ${plainMs} ms against ${baseline} ms`).to.be.below(20);
-    expect(paddedMs / baseline, `AA==: ${paddedMs} ms against ${baseline} ms`).to.be.below(20);
+    // a decoder quadratic in the body would take ~10^6 times the baseline here; 100× leaves a
+    // loaded CI machine its noise (21.7× was seen at load 18) and still catches one
+    expect(plainMs / baseline, `AAAA: ${plainMs} ms against ${baseline} ms`).to.be.below(100);
+    expect(paddedMs / baseline, `AA==: ${paddedMs} ms against ${baseline} ms`).to.be.below(100);
   });
 
   it('trailers frame: flag 0x80, big-endian length, name:value CRLF lines', () => {

@@ -73,6 +73,16 @@ describe('injection annotations', () => {
       { holdApplicationUntilProxyStarts: false },
     ],
     ['unrelated proxy config', { 'proxy.istio.io/config': 'concurrency: 2' }, {}],
+    [
+      'global rate-limit check deadline',
+      { 'ratelimit.weft.dev/check-timeout': '2s' },
+      { rateLimitCheckTimeoutMs: 2000 },
+    ],
+    [
+      'check deadline in ms',
+      { 'ratelimit.weft.dev/check-timeout': ' 150ms ' },
+      { rateLimitCheckTimeoutMs: 150 },
+    ],
   ];
   for (const [title, ann, expected] of valid) {
     it(`accepts ${title}`, () => {
@@ -96,6 +106,13 @@ describe('injection annotations', () => {
     [{ 'sidecar.istio.io/nativeSidecar': 'maybe' }, /nativeSidecar\]: "maybe" is not a boolean/],
     [{ 'sidecar.istio.io/rewriteAppHTTPProbers': '' }, /rewriteAppHTTPProbers/],
     [{ 'proxy.istio.io/config': 'holdApplicationUntilProxyStarts: sometimes' }, /non-boolean/],
+    [
+      { 'ratelimit.weft.dev/check-timeout': '2000' },
+      /check-timeout\]: "2000" is not a duration from 1ms to 10s/,
+    ],
+    [{ 'ratelimit.weft.dev/check-timeout': '0s' }, /not a duration from 1ms to 10s/],
+    [{ 'ratelimit.weft.dev/check-timeout': '11s' }, /not a duration from 1ms to 10s/],
+    [{ 'ratelimit.weft.dev/check-timeout': '' }, /not a duration/],
   ];
   for (const [ann, message] of invalid) {
     it(`rejects ${JSON.stringify(ann)}`, () => {

@@ -9,6 +9,13 @@ import {
   type InjectionSettings,
 } from '../../../pkg/inject/index.js';
 import { isWeftError } from '../../../pkg/errors/index.js';
+import { agentSettings } from '../../../proxy/sidecar/agent.js';
+
+const SIDECAR_ENV = {
+  WEFT_DISCOVERY_ADDRESS: 'weftd.weft-system.svc:15012',
+  POD_NAMESPACE: 'app',
+  POD_NAME: 'web',
+};
 
 const enabledNs = { metadata: { name: 'app', labels: { 'istio-injection': 'enabled' } } };
 
@@ -187,6 +194,17 @@ describe('injector', () => {
       settings({ nativeSidecar: false }),
     );
     expect(out.spec!.initContainers!.map((c) => c.name)).to.deep.equal(['weft-init', 'weft-proxy']);
+  });
+
+  it("ratelimit.weft.dev/check-timeout becomes the sidecar's --ratelimit-timeout-ms (absent: no flag)", () => {
+    const proxyOf = (p: V1Pod): V1Container =>
+      byName([...(p.spec!.initContainers ?? []), ...p.spec!.containers], 'weft-proxy');
+    const out = injected(pod({ 'ratelimit.weft.dev/check-timeout': '1.5s' }), settings());
+    expect(proxyOf(out).args).to.deep.equal(['proxy', 'sidecar', '--ratelimit-timeout-ms=1500']);
+    expect(proxyOf(injected(pod(), settings())).args).to.deep.equal(['proxy', 'sidecar']);
+    expect(agentSettings('sidecar', proxyOf(out).args!.slice(2), SIDECAR_ENV).rateLimitTimeoutMs).to.equal(
+      1500,
+    );
   });
 
   it('maps the iptables annotations onto proxy init flags', () => {

@@ -35,6 +35,28 @@ describe('proxy header operations', () => {
       expect(h).to.deep.equal(want);
     });
   }
+  // the proxy frames each hop itself: a set/add of a connection or framing field would smuggle
+  // (transfer-encoding next to the proxy's content-length) or fail an HTTP/2 stream, so it is
+  // ignored, as Envoy's connection manager drops it; removing one is harmless
+  for (const field of [
+    'transfer-encoding',
+    'Content-Length',
+    'connection',
+    'keep-alive',
+    'proxy-connection',
+    'upgrade',
+    'te',
+    'trailer',
+    'http2-settings',
+  ])
+    it(`ignores a set and an add of ${field} (the proxy writes it)`, () => {
+      const h: Record<string, string> = { 'x-a': '1' };
+      compileHeaderOps({ set: { [field]: 'chunked' }, add: { [field]: 'x' }, remove: ['x-a'] })!(h);
+      expect(h).to.deep.equal({});
+    });
+  it('an ops block of proxy-owned fields only compiles to nothing', () => {
+    expect(compileHeaderOps({ set: { 'transfer-encoding': 'chunked' } })).to.equal(null);
+  });
   it('a value beyond ASCII goes out as its UTF-8 bytes (one char per byte, as Envoy sends it)', () => {
     const h: Record<string, string> = {};
     compileHeaderOps({ set: { 'x-city': 'Zürich 東京' } })!(h);
@@ -108,6 +130,108 @@ describe('proxy header operations', () => {
         host: 'kept-on-responses',
       }),
     ).to.deep.equal({ 'content-type': 'text/plain', host: 'kept-on-responses' });
+  });
+});
+
+/**
+ * The one hop-by-hop filter of every response path (outbound, gateway, inbound) and its request
+ * twin: RFC 9110 §7.6.1's Connection-named fields, the standard set, and what HTTP/2 forbids.
+ */
+describe('withoutHopByHop / forwardableHeaders: the Connection header and the hop-by-hop set', () => {
+  type Row = [string, Record<string, string | string[]>, Record<string, string | string[]>];
+  const RESPONSES: Row[] = [
+    ['a named field goes', { connection: 'x-secret', 'x-secret': '1', 'x-keep': 'k' }, { 'x-keep': 'k' }],
+    [
+      'a list with spaces and empty elements',
+      { connection: ' x-a ,  ,x-b,x-c ', 'x-a': '1', 'x-b': '2', 'x-c': '3', 'x-d': '4' },
+      { 'x-d': '4' },
+    ],
+    ['any case, in the list', { connection: 'X-Secret', 'x-secret': '1' }, {}],
+    [
+      'every Connection line (node joins repeated lines, h1client keeps them as a list)',
+      { connection: ['close', 'x-a', 'X-B, x-c'], 'x-a': '1', 'x-b': '2', 'x-c': '3', 'x-keep': 'k' },
+      { 'x-keep': 'k' },
+    ],
+    [
+      'close and keep-alive tokens name no field that stays',
+      { connection: 'close, keep-alive', 'keep-alive': 'timeout=5', close: 'odd but named', 'x-keep': 'k' },
+      { 'x-keep': 'k' },
+    ],
+    [
+      'a Connection naming itself',
+      { connection: 'connection, x-a', 'x-a': '1', 'x-keep': 'k' },
+      { 'x-keep': 'k' },
+    ],
+    [
+      'the standard set, named or not (TE and HTTP2-Settings would fail an HTTP/2 stream)',
+      {
+        'keep-alive': 'timeout=5',
+        'proxy-connection': 'keep-alive',
+        'transfer-encoding': 'chunked',
+        upgrade: 'h2c',
+        trailer: 'x-checksum',
+        te: 'gzip',
+        'http2-settings': 'AAMAAABkAAQAoAAAAAIAAAAA',
+        'content-type': 'text/plain',
+      },
+      { 'content-type': 'text/plain' },
+    ],
+    [
+      'Proxy-Authenticate passes on a response (Envoy forwards it)',
+      { 'proxy-authenticate': 'Basic realm="corp"', 'x-keep': 'k' },
+      { 'proxy-authenticate': 'Basic realm="corp"', 'x-keep': 'k' },
+    ],
+    [
+      'an undefined value is left out (writeHead would throw on it)',
+      { 'x-a': undefined as never, 'x-b': '2' },
+      { 'x-b': '2' },
+    ],
+    [
+      "naming a field the proxy adds removes only the app's own copy (the proxy adds after)",
+      { connection: 'x-ratelimit-remaining, x-envoy-upstream-service-time', 'x-ratelimit-remaining': '999' },
+      {},
+    ],
+  ];
+  for (const [name, input, want] of RESPONSES)
+    it(`response: ${name}`, () => {
+      expect(withoutHopByHop(input)).to.deep.equal(want);
+    });
+
+  const REQUESTS: Row[] = [
+    [
+      'a client naming the XFCC, x-forwarded-* and trace fields loses only its own values',
+      {
+        host: 'a',
+        connection: 'x-forwarded-client-cert, X-Forwarded-Proto, x-request-id, authorization',
+        'x-forwarded-client-cert': 'URI=spiffe://forged',
+        'x-forwarded-proto': 'http',
+        'x-request-id': 'mine',
+        authorization: 'Bearer t',
+        'x-keep': 'k',
+      },
+      { 'x-keep': 'k' },
+    ],
+    [
+      'Proxy-Authorization and TE stay on the client hop',
+      { 'proxy-authorization': 'Basic eDp5', te: 'trailers', 'x-keep': 'k' },
+      { 'x-keep': 'k' },
+    ],
+    [
+      'pseudo-header fields of an HTTP/2 request never pass',
+      { ':path': '/', ':method': 'GET', 'x-keep': 'k' },
+      { 'x-keep': 'k' },
+    ],
+  ];
+  for (const [name, input, want] of REQUESTS)
+    it(`request: ${name}`, () => {
+      expect(forwardableHeaders(input)).to.deep.equal(want);
+    });
+
+  it('the input is not changed (the access log and policies read the original)', () => {
+    const input = { connection: 'x-a', 'x-a': '1' };
+    withoutHopByHop(input);
+    forwardableHeaders(input);
+    expect(input).to.deep.equal({ connection: 'x-a', 'x-a': '1' });
   });
 });
 

@@ -84,6 +84,70 @@ describe('render: weftd CA permissions and the proxies that use the CA', () => {
     ]);
   });
 
+  describe("gateways' credentialName Secrets", () => {
+    const ofKind = (o: KubeObject[], kind: string): KubeObject[] =>
+      o.filter((x) => x.kind === kind && x.metadata.name === 'weftd-gateway-credentials');
+    const two = render(
+      mesh({
+        gateways: [
+          { name: 'ingress' },
+          { name: 'edge-in', namespace: 'edge' },
+          { name: 'edge-out', namespace: 'edge' },
+        ],
+      }),
+    );
+
+    it('weftd reads Secrets in each namespace with a gateway: one Role and RoleBinding per namespace, nothing wider', () => {
+      const roles = ofKind(two, 'Role');
+      expect(roles.map((r) => r.metadata.namespace)).to.deep.equal(['edge', 'weft-system']);
+      for (const r of roles)
+        expect(rulesOf(r)).to.deep.equal([
+          { apiGroups: [''], resources: ['secrets'], verbs: ['get', 'list', 'watch'] },
+        ]);
+      const bindings = ofKind(two, 'RoleBinding') as unknown as {
+        metadata: KubeObject['metadata'];
+        roleRef: unknown;
+        subjects: unknown[];
+      }[];
+      expect(bindings.map((b) => b.metadata.namespace)).to.deep.equal(['edge', 'weft-system']);
+      for (const b of bindings) {
+        expect(b.roleRef).to.deep.equal({
+          apiGroup: 'rbac.authorization.k8s.io',
+          kind: 'Role',
+          name: 'weftd-gateway-credentials',
+        });
+        expect(b.subjects).to.deep.equal([
+          { kind: 'ServiceAccount', name: 'weftd', namespace: 'weft-system' },
+        ]);
+        // the inventory label: the operator prunes them with the last gateway of their namespace
+        expect(b.metadata.labels).to.include({
+          'mesh.weft.dev/mesh': 'default',
+          'app.kubernetes.io/managed-by': 'weft-operator',
+        });
+      }
+      const secretRules = two
+        .filter((o) => o.kind === 'ClusterRole')
+        .flatMap(rulesOf)
+        .filter((r) => r.resources.includes('secrets'));
+      expect(secretRules, 'no cluster-wide Secret access').to.deep.equal([]);
+    });
+
+    it('a Mesh without gateways (or after the last one in a namespace goes) renders none there', () => {
+      expect(ofKind(render(mesh({})), 'Role')).to.deep.equal([]);
+      const one = render(mesh({ gateways: [{ name: 'edge-in', namespace: 'edge' }] }));
+      expect(ofKind(one, 'Role').map((r) => r.metadata.namespace)).to.deep.equal(['edge']);
+    });
+
+    it('owned by the Mesh like every rendered object', () => {
+      const owned = render({
+        ...mesh({ gateways: [{ name: 'edge-in', namespace: 'edge' }] }),
+        metadata: { name: 'default', uid: 'u-1' },
+      });
+      for (const o of [...ofKind(owned, 'Role'), ...ofKind(owned, 'RoleBinding')])
+        expect(o.metadata.ownerReferences?.[0]).to.include({ kind: 'Mesh', uid: 'u-1', controller: true });
+    });
+  });
+
   const weftdArgs = (o: KubeObject[]): string[] =>
     podSpec(find(o, 'Deployment', 'weftd')).containers[0]!.args ?? [];
 

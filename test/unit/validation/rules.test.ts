@@ -745,6 +745,31 @@ const httpRoutes: Case[] = [
     obj: http({ route: [{ destination: { host: 'r' }, headers: { response: { set: { Host: 'x' } } } }] }),
     errors: [`${R}.route[0].headers.response.set.Host: cannot set Host header`],
   },
+  // Istio accepts a set/add of a connection or framing field; weft's proxy ignores it (it would
+  // desync or break the hop), so the webhook says so: a warning, never an error
+  {
+    name: 'headers: request set transfer-encoding is accepted with a warning',
+    obj: http({ headers: { request: { set: { 'Transfer-Encoding': 'chunked' } } } }),
+    warnings: [`${R}.headers.request.set.Transfer-Encoding: weft ignores this operation`],
+  },
+  {
+    name: 'headers: response add content-length is accepted with a warning',
+    obj: http({ headers: { response: { add: { 'content-length': '5' } } } }),
+    warnings: [
+      `${R}.headers.response.add.content-length: header "content-length" is written by the proxy itself`,
+    ],
+  },
+  {
+    name: 'headers: per-destination response set keep-alive is accepted with a warning',
+    obj: http({
+      route: [{ destination: { host: 'r' }, headers: { response: { set: { 'keep-alive': 'x' } } } }],
+    }),
+    warnings: [`${R}.route[0].headers.response.set.keep-alive: weft ignores this operation`],
+  },
+  {
+    name: 'headers: removing connection is fine',
+    obj: http({ headers: { response: { remove: ['connection'] } } }),
+  },
   {
     name: 'header value: control character',
     obj: http({ headers: { request: { set: { x: 'a\u0001b' } } } }),

@@ -1,0 +1,66 @@
+/**
+ * `unsendable()`, the HTTP/1.1 client's last check before it writes a request head: what it
+ * refuses (RFC 9110 §5.5 field values, tokens, the request target) and that the reason, which the
+ * proxy's local reply and access log carry (WEFT_PROXY_REQUEST_UNSENDABLE), names the header and
+ * never echoes its value (a value may be a credential).
+ */
+import { expect } from 'chai';
+import { unsendable } from '../../../proxy/upstream/h1client.js';
+import { buildExplain, type ExplainSource } from '../../../proxy/router/explain.js';
+
+const head = (headers: Record<string, string | string[]>, method = 'GET', path = '/') => ({
+  method,
+  path,
+  headers,
+});
+
+describe('unsendable(): a request head HTTP/1.1 cannot carry', () => {
+  const refused: [string, ReturnType<typeof head>, string][] = [
+    ['CR LF in a value (header injection)', head({ 'x-a': 'v\r\nx-b: smuggled' }), 'header x-a has'],
+    ['a lone LF', head({ 'x-a': 'v\nw' }), 'header x-a has'],
+    ['NUL', head({ 'x-a': 'v\0' }), 'header x-a has'],
+    [
+      'a character above U+00FF (its low byte could be a CR)',
+      head({ host: 'caf\u20ac.example' }),
+      'header host has',
+    ],
+    ['U+010D, whose low byte is CR', head({ 'x-a': '\u010d' }), 'header x-a has'],
+    ['one bad value of several', head({ 'set-cookie': ['a=1', 'b=\r2'] }), 'header set-cookie has'],
+    ['a name that is no token', head({ 'x a': 'v' }), 'header name "x a" is not an HTTP token'],
+    ['a method that is no token', head({}, 'GE T'), 'the request method is not an HTTP token'],
+    ['a space in the target', head({}, 'GET', '/a b'), 'the request target has a character HTTP forbids'],
+  ];
+  for (const [what, spec, reason] of refused)
+    it(`refuses ${what}`, () => {
+      const why = unsendable(spec);
+      expect(why).to.contain(reason);
+      for (const v of Object.values(spec.headers).flat())
+        if (v.length > 1) expect(why, 'the value is not echoed').to.not.contain(v);
+    });
+
+  it('sends tabs, obs-text (U+0080..U+00FF, a UTF-8 byte string) and ordinary heads', () => {
+    expect(unsendable(head({ 'x-a': 'a\tb', 'x-b': 'caf\u00c3\u00a9', host: 'reviews:9080' }))).to.equal(
+      null,
+    );
+  });
+});
+
+describe('explain: response code details', () => {
+  const src: ExplainSource = {
+    cfg: { version: 'v1' } as ExplainSource['cfg'],
+    vhost: null,
+    route: null,
+    block: -1,
+    dest: null,
+    attempts: 1,
+    flags: 'DPE',
+    status: 503,
+    endpointKey: undefined,
+  };
+  it('are shown when the reply has them, and absent otherwise', () => {
+    expect(buildExplain({ ...src, details: 'filter_removed_required_request_headers{x}' })).to.include({
+      details: 'filter_removed_required_request_headers{x}',
+    });
+    expect(buildExplain(src)).to.not.have.property('details');
+  });
+});
