@@ -30,7 +30,7 @@ import type { AuthorizationPolicySpec } from '../api/authorizationpolicy.js';
 import type { PeerAuthenticationSpec } from '../api/peerauthentication.js';
 import type { KubeObject } from '../kube/types.js';
 import type { Finding } from '../validation/index.js';
-import { DRY_RUN_ANNOTATION } from './authz.js';
+import { DRY_RUN_ANNOTATION, dryRunOn } from './authz.js';
 
 /** What a stand-in enforces, in the words a status and `weftctl explain` use. */
 export type FailClosedEffect = 'allow-nothing' | 'deny-all' | 'strict-mtls' | 'reject-tokens';
@@ -230,11 +230,15 @@ export function failClosedText(obj: KubeObject, fc: FailClosed, rootNamespace: s
     ? ''
     : `: its selector cannot be read${root ? `, and ${ns} is the root namespace` : ''}`;
   const closed = `(fail closed${why})`;
+  // a dry-run policy's stand-in is dry-run too: the proxies log its decision, never enforce it
+  const dry = dryRunOn(obj.metadata.annotations?.[DRY_RUN_ANNOTATION])
+    ? `in dry run (${DRY_RUN_ANNOTATION}) only logged, not enforced: `
+    : '';
   switch (fc.effect) {
     case 'deny-all':
-      return `weft denies every request to ${where} ${closed}`;
+      return `${dry}weft denies every request to ${where} ${closed}`;
     case 'allow-nothing':
-      return `weft applies it as an ALLOW policy that matches nothing on ${where}: only other ALLOW policies let requests in ${closed}`;
+      return `${dry}weft applies it as an ALLOW policy that matches nothing on ${where}: only other ALLOW policies let requests in ${closed}`;
     case 'strict-mtls':
       return `weft requires mutual TLS (STRICT) on every port of ${where} ${closed}`;
     case 'reject-tokens':

@@ -264,6 +264,10 @@ describe('registry: invalid security objects fail closed', () => {
     spec,
   });
   const REVIEWS = { matchLabels: { app: 'reviews' } };
+  const dryRun = (o: KubeObject): KubeObject => ({
+    ...o,
+    metadata: { ...o.metadata, annotations: { 'istio.io/dry-run': 'true' } },
+  });
   /** A wildcard: refused by Istio's webhook; which workloads it meant cannot be known. */
   const BAD_SELECTOR = { matchLabels: { app: 'review*' } };
 
@@ -332,6 +336,11 @@ describe('registry: invalid security objects fail closed', () => {
       'an action that cannot be read: treated as DENY',
       [ap('odd', { selector: REVIEWS, action: 'allow', rules: [FROM_X] })],
       { x: 'deny', y: 'deny' },
+    ],
+    [
+      'an invalid DENY in dry run (istio.io/dry-run): its deny-all is logged, not enforced',
+      [dryRun(ap('deny-dry', { selector: REVIEWS, action: 'DENY', rules: [{ ...BROKEN }] }))],
+      { x: 'allow', y: 'allow' },
     ],
     [
       'an invalid AUDIT: no effect (it never decides)',

@@ -207,6 +207,11 @@ describe('status conditions of mesh objects', () => {
     ).to.equal(
       'weft refuses (401) every request to the workloads it selects that carries a token of its issuers, or of an issuer no valid RequestAuthentication names (fail closed)',
     );
+    const dryRun = { ...obj('AuthorizationPolicy', 'demo', { action: 'DENY', rules: [{}] }) };
+    dryRun.metadata = { ...dryRun.metadata, annotations: { 'istio.io/dry-run': 'true' } };
+    expect(text(dryRun)).to.equal(
+      'in dry run (istio.io/dry-run) only logged, not enforced: weft denies every request to the workloads it selects (fail closed)',
+    );
     const wildcard = { selector: { matchLabels: { app: 'a*' } }, action: 'DENY', rules: [{}] };
     expect(text(obj('AuthorizationPolicy', 'demo', wildcard), 'spec.selector.matchLabels.app')).to.equal(
       'weft denies every request to every workload in namespace demo (fail closed: its selector cannot be read)',
