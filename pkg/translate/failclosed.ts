@@ -48,7 +48,8 @@ const isRecord = (v: unknown): v is Record<string, unknown> =>
 /** Whether an error's path is `field`, lies under it, or above it (the whole spec, the document). */
 function touches(errorPath: string, field: string): boolean {
   if (errorPath === '' || errorPath.startsWith('(')) return true; // `(document)`: findings cut short
-  if (field === errorPath || field.startsWith(`${errorPath}.`)) return true;
+  if (field === errorPath || field.startsWith(`${errorPath}.`) || field.startsWith(`${errorPath}[`))
+    return true;
   return errorPath.startsWith(`${field}.`) || errorPath.startsWith(`${field}[`);
 }
 
