@@ -470,6 +470,8 @@ export interface NotAppliedObject {
   /** The first error, `path: message`. */
   error: string;
   errors: number;
+  /** A security object weft fails closed for: what it enforces instead. */
+  instead?: string;
 }
 
 const NOT_APPLIED_LISTED = 5;
@@ -485,13 +487,19 @@ const printable = (text: string): string =>
  */
 export function notAppliedText(objects: readonly NotAppliedObject[]): string {
   if (objects.length === 0) return '';
+  const them = objects.length === 1 ? 'it' : 'them';
+  // a security object is not left out: weftd enforces a fail-closed stand-in for it (`instead`)
+  const fate = objects.some((o) => typeof o.instead === 'string')
+    ? `weft does not apply ${them} as written`
+    : `weft leaves ${them} out of this config`;
   let out = line(
     'not applied',
-    `${objects.length} object${objects.length === 1 ? '' : 's'} that could reach this proxy fail${objects.length === 1 ? 's' : ''} validation; weft leaves ${objects.length === 1 ? 'it' : 'them'} out of this config:`,
+    `${objects.length} object${objects.length === 1 ? '' : 's'} that could reach this proxy fail${objects.length === 1 ? 's' : ''} validation; ${fate}:`,
   );
   for (const o of objects.slice(0, NOT_APPLIED_LISTED)) {
     const more = o.errors > 1 ? ` (and ${o.errors - 1} more error${o.errors > 2 ? 's' : ''})` : '';
     out += `  ${printable(`${o.kind} ${o.namespace}/${o.name}: ${o.error}`)}${more}\n`;
+    if (typeof o.instead === 'string') out += `    instead: ${printable(o.instead)}\n`;
   }
   if (objects.length > NOT_APPLIED_LISTED) out += `  (and ${objects.length - NOT_APPLIED_LISTED} more)\n`;
   return `${out}  (each one's status says why: kubectl get KIND NAME -n NAMESPACE -o yaml, condition Accepted)\n`;

@@ -6,7 +6,8 @@
  * - `GET /metrics`: Prometheus text (controlplane/metrics.ts).
  * - `GET /debug/config?namespace=NS&pod=NAME[&kind=sidecar|gateway]`: the config that proxy
  *   would get now, as JSON (kind defaults to gateway for pods with a `weft.dev/gateway` label),
- *   and `notApplied`: the mesh objects that could reach it but fail validation, so are not in it.
+ *   and `notApplied`: the mesh objects that could reach it but fail validation, so are not in it
+ *   as written (`instead`: the fail-closed stand-in enforced for a security object).
  * - `GET /debug/connections`: the connected proxies, their versions (sent and current), push
  *   counts and ACK state (sent/acked/nacked with nonce and time), and the registry's event counts
  *   (events, ignoredEvents: no-op changes that produced no push).
@@ -25,6 +26,7 @@ import type { KubeRegistry } from './registry.js';
 import { reachOf } from './statuswriter.js';
 import { firstError, VALIDATED_KINDS, type NotApplied } from './validity.js';
 import { DEFAULT_ROOT_NAMESPACE } from '../pkg/translate/authz.js';
+import { failClosed, failClosedText } from '../pkg/translate/failclosed.js';
 
 export interface Readiness {
   ready: boolean;
@@ -98,12 +100,14 @@ function notApplied(opts: MonitoringOptions, namespace: string): NotApplied[] {
     for (const obj of opts.registry.list(kind)) {
       const result = opts.registry.validation(obj);
       if (result.errors.length === 0 || !reachOf(obj, root)(namespace)) continue;
+      const closed = failClosed(obj, result.errors);
       out.push({
         kind,
         namespace: obj.metadata.namespace ?? '',
         name: obj.metadata.name,
         error: firstError(result),
         errors: result.errors.length,
+        ...(closed !== null ? { instead: failClosedText(obj, closed, root) } : {}),
       });
       if (out.length >= MAX_NOT_APPLIED) return out;
     }

@@ -20,6 +20,9 @@
  * (RateLimit and Istio's memquota: each sidecar's rateLimits block).
  * A mesh object that fails validation (the webhook's `validateObject`, judged once per version
  * in validity.ts) is in no snapshot, so in no config; its status says why (statuswriter.ts).
+ * AuthorizationPolicies, PeerAuthentications and RequestAuthentications fail closed instead: the
+ * snapshot holds the stand-in pkg/translate/failclosed.ts builds (deny all, allow nothing,
+ * STRICT, refuse tokens) in their place.
  */
 import type {
   DestinationRule,
@@ -45,6 +48,7 @@ import { EXPORT_TO_ANNOTATION } from '../pkg/translate/scope.js';
 import { REGION_LABEL, SUBZONE_LABEL, ZONE_LABEL, localityOf } from '../pkg/translate/locality.js';
 import type { ValidationResult } from '../pkg/validation/index.js';
 import { ObjectValidity } from './validity.js';
+import { failClosed } from '../pkg/translate/failclosed.js';
 import {
   servicesFromKube,
   type KubeEndpointSlice,
@@ -318,10 +322,17 @@ export function createKubeRegistry(
   for (const inf of all) inf.start();
 
   const listed = (kind: WatchedKind): KubeObject[] => informers.get(kind)!.list();
-  /** What configs are built from: the mesh objects weft applies, never one that fails validation. */
+  /**
+   * What configs are built from: the mesh objects weft applies, never one that fails validation;
+   * a security object that fails it is replaced by its fail-closed stand-in (failclosed.ts).
+   */
   const items = <T>(kind: WatchedKind): T[] =>
     (ObjectValidity.judges(kind) && options.keepInvalid !== true
-      ? listed(kind).filter((o) => validity.applies(o))
+      ? listed(kind).flatMap((o) => {
+          if (validity.applies(o)) return [o];
+          const closed = failClosed(o, validity.validation(o).errors);
+          return closed === null ? [] : [closed.standIn];
+        })
       : listed(kind)) as unknown as T[];
   const nodeLabels = (): Map<string, Record<string, string>> =>
     new Map(

@@ -10,7 +10,9 @@
  *   Reconciled    True when every connected proxy that ACKs runs a config that includes the
  *                 object's current generation; False (Pending) until they ACK it, False (Nacked)
  *                 naming the proxies that rejected it; False (Invalid) when Accepted is False:
- *                 weftd leaves such an object out of every config (registry.ts, validity.ts).
+ *                 weftd leaves such an object out of every config (registry.ts, validity.ts),
+ *                 or, for AuthorizationPolicy and PeerAuthentication, enforces a fail-closed
+ *                 stand-in for it (pkg/translate/failclosed.ts; Accepted's message says what).
  *                 Reconciling mirrors Pending.
  *   Ready         all of the above (what Flux and `kubectl wait --for=condition=Ready` read).
  *   Stalled       True when not Ready for a reason waiting will not fix (Invalid, RefNotFound,
@@ -53,6 +55,11 @@ export interface Verdict {
   extra?: FreshCondition[];
   /** Whether the proxies run it (`reconciliation`); absent: no Reconciled condition. */
   reconciled?: FreshCondition;
+  /**
+   * An invalid security object: what weft enforces in its place (pkg/translate/failclosed.ts,
+   * `failClosedText`); absent: an invalid object is simply left out.
+   */
+  failClosed?: string;
 }
 
 /** What the status writer needs to know of one proxy stream (discovery.ts ConnectionInfo). */
@@ -147,7 +154,10 @@ function accepted(v: Verdict): Fresh {
       type: 'Accepted',
       status: 'False',
       reason: 'Invalid',
-      message: `weft does not apply this object: ${listFindings(v.validation.errors)}`,
+      message:
+        v.failClosed === undefined
+          ? `weft does not apply this object: ${listFindings(v.validation.errors)}`
+          : `weft does not apply this object as written: it fails validation (${listFindings(v.validation.errors)}); until it is fixed, ${v.failClosed}`,
     };
   const warnings = [...v.validation.warnings, ...v.notes];
   return {
@@ -166,6 +176,13 @@ const notApplied = (type: string): Fresh => ({
   message: 'in no proxy config: weft leaves out objects that fail validation (Accepted says why)',
 });
 const NOT_APPLIED = notApplied('Reconciled');
+/** The Reconciled condition of an invalid security object: proxies run its stand-in, not it. */
+const STAND_IN: Fresh = {
+  type: 'Reconciled',
+  status: 'False',
+  reason: 'Invalid',
+  message: "not as written: proxies enforce weft's fail-closed stand-in for it (Accepted says what)",
+};
 
 function resolvedRefs(v: Verdict): Fresh {
   const credentials = (v.badCredentials ?? []).map((message): Finding => ({ path: '', message }));
@@ -238,7 +255,12 @@ export function objectStatus(obj: KubeObject, verdict: Verdict, now: Date): Obje
   // an object weftd leaves out is in no proxy's config, whatever the proxies ACKed, and a
   // kind's own condition (a RateLimit's Enforced) must not say otherwise
   const left = acc.reason === 'Invalid';
-  const reconciled = verdict.reconciled && left ? NOT_APPLIED : verdict.reconciled;
+  const reconciled =
+    verdict.reconciled && left
+      ? verdict.failClosed === undefined
+        ? NOT_APPLIED
+        : STAND_IN
+      : verdict.reconciled;
   const extra = (verdict.extra ?? []).map((c) => (left && c.status === 'True' ? notApplied(c.type) : c));
   const judged = [acc, refs, ...extra, ...(reconciled ? [reconciled] : [])];
   const conditions = [...judged, ...readiness(judged, verdict.reconciled !== undefined)].map(

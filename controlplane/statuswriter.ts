@@ -28,6 +28,7 @@ import { gatewayCredentialProblems } from './gatewaycredentials.js';
 import { gatewaySelects } from '../pkg/translate/gateway.js';
 import type { Gateway } from '../pkg/api/index.js';
 import { DEFAULT_ROOT_NAMESPACE } from '../pkg/translate/authz.js';
+import { failClosed, failClosedText } from '../pkg/translate/failclosed.js';
 import {
   objectStatus,
   reconciliation,
@@ -223,10 +224,14 @@ export class StatusWriter {
     // most objects changed before every proxy's newest ACK: one comparison, not a scan of proxies
     const floor = proxies?.reduce((m, p) => (p.acks ? Math.min(m, p.runningAt) : m), Infinity) ?? 0;
     const current = reconciliation(0, []);
+    const root = this.opts.rootNamespace ?? DEFAULT_ROOT_NAMESPACE;
     for (const obj of objects) {
       const mine = byObject.get(keyOf(obj)) ?? [];
+      const validation = this.opts.registry.validation(obj);
+      const closed = failClosed(obj, validation.errors);
       out.set(keyOf(obj), {
-        validation: this.opts.registry.validation(obj),
+        validation,
+        ...(closed !== null ? { failClosed: failClosedText(obj, closed, root) } : {}),
         unresolved: mine.filter((f) => f.rule !== undefined && REFERENCE_RULES.has(f.rule)),
         notes: mine.filter((f) => f.rule === undefined || !REFERENCE_RULES.has(f.rule)),
         ...(obj.kind === 'Gateway' ? this.gatewayCredentials(obj as unknown as Gateway, pods) : {}),

@@ -1,7 +1,9 @@
 /**
  * One validation verdict per mesh object version, shared by everything in weftd that must agree
  * on it: the registry leaves objects with errors out of every snapshot (so out of every proxy
- * config), and the status writer reports the same errors in `Accepted=False (Invalid)`. The
+ * config; AuthorizationPolicies and PeerAuthentications fail closed instead, through the stand-in
+ * of pkg/translate/failclosed.ts), and the status writer reports the same errors in
+ * `Accepted=False (Invalid)`. The
  * verdict comes from `validateObject`, the function the admission webhook runs, so an object
  * that got past the webhook (webhook down, failurePolicy Ignore, created before weft was
  * installed) is judged as the webhook would have judged it. Warnings (accepted but not
@@ -20,6 +22,7 @@
 import type { KubeObject } from '../pkg/kube/types.js';
 import type { Logger } from '../pkg/log/index.js';
 import { validateObject, type ValidationResult } from '../pkg/validation/index.js';
+import { failClosed } from '../pkg/translate/failclosed.js';
 import type { WatchedKind } from './registry.js';
 
 /** The mesh kinds weftd validates (every Istio and weft kind it translates from). */
@@ -89,6 +92,8 @@ export interface NotApplied {
   /** The first error (`path: message`) and how many there are. */
   error: string;
   errors: number;
+  /** A security object that fails closed: what weft enforces instead (failclosed.ts). */
+  instead?: string;
 }
 
 export class ObjectValidity {
@@ -173,7 +178,11 @@ export class ObjectValidity {
       return;
     }
     const rule = result.errors[0]?.rule;
-    log.warn('Object fails validation; left out of every proxy config (its status says why)', {
+    const closed = failClosed(obj, result.errors) !== null;
+    const what = closed
+      ? 'weft enforces a fail-closed stand-in in its place (its status says what)'
+      : 'left out of every proxy config (its status says why)';
+    log.warn(`Object fails validation; ${what}`, {
       generation,
       error: firstError(result),
       ...(rule ? { rule } : {}),

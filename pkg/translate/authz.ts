@@ -287,6 +287,10 @@ export function compileRule(rule: Rule, policyNs: string): AuthzRule {
   return out;
 }
 
+/** Whether an `istio.io/dry-run` value turns dry run on (Go's strconv.ParseBool, as Istio reads it). */
+export const dryRunOn = (value: string | undefined): boolean =>
+  value !== undefined && ['true', 'True', 'TRUE', '1', 't', 'T'].includes(value);
+
 /** One applying policy → its compiled form (plus warnings for what had to be changed). */
 export function compilePolicy(
   p: AuthorizationPolicy,
@@ -310,8 +314,7 @@ export function compilePolicy(
   }
   const dry = p.metadata.annotations?.[DRY_RUN_ANNOTATION];
   if (dry !== undefined) {
-    if (dry === 'true' || dry === 'True' || dry === '1' || dry === 't' || dry === 'T' || dry === 'TRUE')
-      out.dryRun = true;
+    if (dryRunOn(dry)) out.dryRun = true;
     else if (!['false', 'False', 'FALSE', '0', 'f', 'F'].includes(dry))
       warnings.push(
         `AuthorizationPolicy ${name}: ${DRY_RUN_ANNOTATION}=${JSON.stringify(dry)} is not a boolean; enforced`,

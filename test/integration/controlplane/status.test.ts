@@ -18,6 +18,7 @@ import { TOKEN_AUDIENCE } from '../../../pkg/discovery/protocol.js';
 
 const log = createLogger('test', { silent: true });
 const NET = 'networking.istio.io/v1';
+const SECURITY = 'security.istio.io/v1';
 const FAST = { debounce: { afterMs: 20, maxMs: 200 }, leaseTiming: { retryPeriodMs: 200 } };
 
 describe('weftd: status conditions on mesh objects', function () {
@@ -329,6 +330,57 @@ describe('weftd: status conditions on mesh objects', function () {
     await proxy.until('the fixed VirtualService pushed', (c) => JSON.stringify(c).includes('honest-fixed'));
     await waitCondition('VirtualService', 'crlf', 'Accepted', 'True');
     expect((await invalid())?.metadata.generation).to.equal(2);
+  });
+
+  it('fails closed for an invalid DENY AuthorizationPolicy: the pushed config denies all, its status says so', async () => {
+    await kube.create(pod(ns, 'closed-1', { app: 'closed-1' }));
+    const token = await requestToken(kube, ns, 'default', { audiences: [TOKEN_AUDIENCE] });
+    const proxy = new FakeProxy(`127.0.0.1:${weftd.discoveryPort}`, dir, token, 'sidecar', ns, 'closed-1');
+    await proxy.until('closed-1 configured', () => true);
+    // a `when` without values: the webhook refuses it; this cluster runs none. Left out, this
+    // DENY of one caller would deny nobody: weft must deny everyone instead
+    await kube.create({
+      apiVersion: SECURITY,
+      kind: 'AuthorizationPolicy',
+      metadata: { name: 'deny-broken', namespace: ns },
+      spec: {
+        selector: { matchLabels: { app: 'closed-1' } },
+        action: 'DENY',
+        rules: [
+          {
+            from: [{ source: { principals: ['cluster.local/ns/x/sa/attacker'] } }],
+            when: [{ key: 'request.headers[x-a]', values: [] }],
+          },
+        ],
+      },
+    });
+    const pushed = (await proxy.until('the fail-closed deny-all', (c) =>
+      JSON.stringify(c).includes('deny-broken'),
+    )) as { authz?: unknown };
+    expect(pushed.authz).to.deep.include({
+      policies: [{ name: `${ns}/deny-broken`, action: 'DENY', rules: [{}] }],
+    });
+    const o = await waitFor(
+      'deny-broken Accepted=False',
+      async () => {
+        const got = await kube.get({
+          apiVersion: SECURITY,
+          kind: 'AuthorizationPolicy',
+          namespace: ns,
+          name: 'deny-broken',
+        });
+        return condition(got, 'Accepted')?.status === 'False' ? got : undefined;
+      },
+      20_000,
+    );
+    expect(condition(o, 'Accepted')).to.include({ reason: 'Invalid' });
+    expect(condition(o, 'Accepted')!.message)
+      .to.include('weft does not apply this object as written: it fails validation (spec.rules[0].when[0]')
+      .and.include('until it is fixed, weft denies every request to the workloads it selects (fail closed)');
+    const debug = (await (
+      await fetch(`http://127.0.0.1:${weftd.monitoringPort}/debug/config?namespace=${ns}&pod=closed-1`)
+    ).json()) as { notApplied?: { name: string; instead?: string }[] };
+    expect(debug.notApplied?.find((n) => n.name === 'deny-broken')?.instead).to.include('fail closed');
   });
 
   it('a standby replica does not write while the leader holds the Lease, and takes over when it stops', async () => {

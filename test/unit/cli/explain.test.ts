@@ -369,6 +369,13 @@ describe('weftctl explain: objects weftd leaves out of the config', () => {
     expect(text).to.include('condition Accepted');
   });
 
+  it('says what weft enforces instead of a security object that fails closed', () => {
+    const instead = 'weft denies every request to the workloads it selects (fail closed)';
+    const text = notAppliedText([{ ...crlf, kind: 'AuthorizationPolicy', name: 'deny', instead }]);
+    expect(text).to.include('weft does not apply it as written:');
+    expect(text).to.include(`AuthorizationPolicy demo/deny: `).and.include(`\n    instead: ${instead}\n`);
+  });
+
   it('says nothing when every object applies', () => expect(notAppliedText([])).to.equal(''));
 
   it('lists five, counts the rest', () => {

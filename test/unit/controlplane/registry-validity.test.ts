@@ -22,6 +22,9 @@ import type { InformerEventType, InformerHandler } from '../../../pkg/kube/infor
 import type { InformerSource } from '../../../pkg/kube/shared-informers.js';
 import type { KubeObject } from '../../../pkg/kube/types.js';
 import type { Logger } from '../../../pkg/log/index.js';
+import { authorize, compileAuthz } from '../../../proxy/authz/engine.js';
+import { requestAuthnFor } from '../../../pkg/translate/requestauthn.js';
+import { FAIL_CLOSED_ISSUER } from '../../../pkg/translate/failclosed.js';
 
 /** An informer the test drives: `emit` updates the cache and tells the handlers. */
 class FakeInformer {
@@ -198,7 +201,7 @@ describe('registry: objects that fail validation are in no config', () => {
     expect(w.registry.validation(w.vs.get('reviews', 'demo')!).errors).to.deep.equal([]);
   });
 
-  it('every mesh kind, not only routes: an invalid AuthorizationPolicy is left out too', () => {
+  it('every mesh kind, not only routes: an invalid DENY AuthorizationPolicy is replaced by a deny-all', () => {
     const w = world();
     const ap = (name: string, when: unknown): KubeObject => ({
       apiVersion: 'security.istio.io/v1',
@@ -210,8 +213,10 @@ describe('registry: objects that fail validation are in no config', () => {
       .get('AuthorizationPolicy')!
       .emit('add', ap('good', { key: 'request.headers[x]', values: ['1'] }));
     w.informers.get('AuthorizationPolicy')!.emit('add', ap('bad', { key: 'request.headers[x]', values: [] }));
-    expect(w.registry.snapshot().authorizationPolicies!.map((p) => p.metadata.name)).to.deep.equal(['good']);
+    const bad = w.registry.snapshot().authorizationPolicies!.find((p) => p.metadata.name === 'bad');
+    expect(bad?.spec).to.deep.equal({ action: 'DENY', rules: [{}] });
     expect(w.warnings.map((l) => l.kind)).to.deep.equal(['AuthorizationPolicy']);
+    expect(String(w.warnings[0]!.message)).to.include('fail-closed stand-in');
   });
 
   it('the generated config holds the valid object and not the invalid one', () => {
@@ -238,4 +243,244 @@ describe('registry: objects that fail validation are in no config', () => {
     expect(config()).not.to.include('set-cookie');
     expect(config()).not.to.include('marker-valid');
   });
+});
+
+/**
+ * Security objects fail CLOSED (pkg/translate/failclosed.ts): an AuthorizationPolicy or
+ * PeerAuthentication that fails validation is not simply left out (that would stop a DENY from
+ * denying, or turn "allow only X" into "allow all"); weftd enforces a stand-in in its place.
+ * Each row is decided by the proxy's own engine over the config weftd generates.
+ */
+describe('registry: invalid security objects fail closed', () => {
+  const X = 'cluster.local/ns/demo/sa/x';
+  const Y = 'cluster.local/ns/demo/sa/y';
+  /** A `when` with no values: refused by the webhook (and by validateObject). */
+  const BROKEN = { when: [{ key: 'request.headers[x-a]', values: [] }] };
+  const FROM_X = { from: [{ source: { principals: [X] } }] };
+  const ap = (name: string, spec: Record<string, unknown>, namespace = 'demo'): KubeObject => ({
+    apiVersion: 'security.istio.io/v1',
+    kind: 'AuthorizationPolicy',
+    metadata: { name, namespace, uid: `ap-${namespace}-${name}`, generation: 1 },
+    spec,
+  });
+  const REVIEWS = { matchLabels: { app: 'reviews' } };
+  const dryRun = (o: KubeObject): KubeObject => ({
+    ...o,
+    metadata: { ...o.metadata, annotations: { 'istio.io/dry-run': 'true' } },
+  });
+  /** A wildcard: refused by Istio's webhook; which workloads it meant cannot be known. */
+  const BAD_SELECTOR = { matchLabels: { app: 'review*' } };
+
+  function decide(policies: KubeObject[], caller: string): 'allow' | 'deny' {
+    const w = world();
+    for (const p of policies) w.informers.get('AuthorizationPolicy')!.emit('add', p);
+    const generator = new ConfigGenerator({
+      domainSuffix: 'cluster.local',
+      mesh: DEFAULT_MESH,
+      log: winston.createLogger({ silent: true }),
+    });
+    const pod = { name: 'reviews-1', namespace: 'demo', labels: { app: 'reviews' } };
+    const block = generator.forProxy(w.registry.snapshot(), 'sidecar', pod).config.authz;
+    if (block === undefined) return 'allow';
+    const [namespace, , , , sa] = caller.split('/').slice(1);
+    return authorize(compileAuthz(block), {
+      method: 'GET',
+      host: 'reviews',
+      path: '/',
+      headers: { 'x-a': '1' },
+      port: 9080,
+      destinationIp: '10.0.0.2',
+      sourceIp: '10.0.0.3',
+      remoteIp: '10.0.0.3',
+      peer: { principal: caller, namespace: namespace!, serviceAccount: sa! },
+    }).decision;
+  }
+
+  const table: [string, KubeObject[], { x: 'allow' | 'deny'; y: 'allow' | 'deny' }][] = [
+    ['no policy', [], { x: 'allow', y: 'allow' }],
+    [
+      'a valid ALLOW for X only',
+      [ap('allow-x', { selector: REVIEWS, rules: [FROM_X] })],
+      { x: 'allow', y: 'deny' },
+    ],
+    [
+      'an invalid ALLOW, the only one: matches nothing, so every request is denied',
+      [ap('allow-x', { selector: REVIEWS, rules: [{ ...FROM_X, ...BROKEN }] })],
+      { x: 'deny', y: 'deny' },
+    ],
+    [
+      'an invalid ALLOW beside a valid ALLOW for X: only X',
+      [
+        ap('allow-x', { selector: REVIEWS, rules: [FROM_X] }),
+        ap('allow-broken', { selector: REVIEWS, rules: [{ ...BROKEN }] }),
+      ],
+      { x: 'allow', y: 'deny' },
+    ],
+    [
+      'an invalid DENY of Y: denies every request',
+      [
+        ap('deny-y', {
+          selector: REVIEWS,
+          action: 'DENY',
+          rules: [{ from: [{ source: { principals: [Y] } }], ...BROKEN }],
+        }),
+      ],
+      { x: 'deny', y: 'deny' },
+    ],
+    [
+      'an invalid CUSTOM: denies every request',
+      [ap('ext', { selector: REVIEWS, action: 'CUSTOM', rules: [{}] })], // no provider: invalid
+      { x: 'deny', y: 'deny' },
+    ],
+    [
+      'an action that cannot be read: treated as DENY',
+      [ap('odd', { selector: REVIEWS, action: 'allow', rules: [FROM_X] })],
+      { x: 'deny', y: 'deny' },
+    ],
+    [
+      'an invalid DENY in dry run (istio.io/dry-run): its deny-all is logged, not enforced',
+      [dryRun(ap('deny-dry', { selector: REVIEWS, action: 'DENY', rules: [{ ...BROKEN }] }))],
+      { x: 'allow', y: 'allow' },
+    ],
+    [
+      'an invalid AUDIT: no effect (it never decides)',
+      [ap('audit', { selector: REVIEWS, action: 'AUDIT', rules: [{ ...BROKEN }] })],
+      { x: 'allow', y: 'allow' },
+    ],
+    [
+      'an invalid DENY selecting other workloads: no effect here',
+      [
+        ap('deny-other', {
+          selector: { matchLabels: { app: 'other' } },
+          action: 'DENY',
+          rules: [{ ...BROKEN }],
+        }),
+      ],
+      { x: 'allow', y: 'allow' },
+    ],
+    [
+      'an invalid DENY whose selector cannot be read: the whole namespace',
+      [ap('deny-ns', { selector: BAD_SELECTOR, action: 'DENY', rules: [{}] })],
+      { x: 'deny', y: 'deny' },
+    ],
+    [
+      'the same in another namespace: not this one',
+      [ap('deny-ns', { selector: BAD_SELECTOR, action: 'DENY', rules: [{}] }, 'elsewhere')],
+      { x: 'allow', y: 'allow' },
+    ],
+    [
+      'the same in the root namespace: mesh-wide',
+      [ap('deny-mesh', { selector: BAD_SELECTOR, action: 'DENY', rules: [{}] }, 'weft-system')],
+      { x: 'deny', y: 'deny' },
+    ],
+    [
+      'valid DENY of Y beside a valid ALLOW for X: unchanged',
+      [
+        ap('allow-x', { selector: REVIEWS, rules: [FROM_X] }),
+        ap('deny-y', {
+          selector: REVIEWS,
+          action: 'DENY',
+          rules: [{ from: [{ source: { principals: [Y] } }] }],
+        }),
+      ],
+      { x: 'allow', y: 'deny' },
+    ],
+  ];
+  for (const [title, policies, want] of table)
+    it(`${title}: X ${want.x}, Y ${want.y}`, () => {
+      expect({ x: decide(policies, X), y: decide(policies, Y) }).to.deep.equal(want);
+    });
+
+  const pa = (name: string, spec: Record<string, unknown>, namespace = 'demo'): KubeObject => ({
+    apiVersion: 'security.istio.io/v1',
+    kind: 'PeerAuthentication',
+    metadata: { name, namespace, uid: `pa-${namespace}-${name}`, generation: 1 },
+    spec,
+  });
+  function inboundMode(objects: KubeObject[]): { mode: string; ports: Record<number, string> } {
+    const w = world();
+    for (const o of objects) w.informers.get('PeerAuthentication')!.emit('add', o);
+    const generator = new ConfigGenerator({
+      domainSuffix: 'cluster.local',
+      mesh: DEFAULT_MESH,
+      log: winston.createLogger({ silent: true }),
+    });
+    const pod = { name: 'reviews-1', namespace: 'demo', labels: { app: 'reviews' } };
+    const inbound = generator.forProxy(w.registry.snapshot(), 'sidecar', pod).config.inbound!;
+    const ports: Record<number, string> = {};
+    for (const p of inbound.ports ?? []) if (p.mtls) ports[p.port] = p.mtls.mode;
+    return { mode: inbound.mtls.mode, ports };
+  }
+  const paTable: [string, KubeObject[], { mode: string; ports: Record<number, string> }][] = [
+    [
+      'a valid DISABLE: unchanged',
+      [pa('off', { selector: REVIEWS, mtls: { mode: 'DISABLE' } })],
+      { mode: 'DISABLE', ports: {} },
+    ],
+    [
+      'an invalid DISABLE (port-level mTLS without a selector): STRICT',
+      [pa('off', { mtls: { mode: 'DISABLE' }, portLevelMtls: { '9080': { mode: 'DISABLE' } } })],
+      { mode: 'STRICT', ports: {} },
+    ],
+    [
+      'an invalid PERMISSIVE whose selector cannot be read: STRICT for the namespace',
+      [pa('loose', { selector: BAD_SELECTOR, mtls: { mode: 'PERMISSIVE' } })],
+      { mode: 'STRICT', ports: {} },
+    ],
+    [
+      'an invalid port-level DISABLE on a workload policy: STRICT on every port',
+      [
+        pa('ports', {
+          selector: REVIEWS,
+          mtls: { mode: 'STRICT' },
+          portLevelMtls: { '0': { mode: 'DISABLE' } },
+        }),
+      ],
+      { mode: 'STRICT', ports: {} },
+    ],
+  ];
+  for (const [title, objects, want] of paTable)
+    it(`PeerAuthentication: ${title}`, () => expect(inboundMode(objects)).to.deep.equal(want));
+});
+
+describe('registry: an invalid RequestAuthentication refuses tokens (fail closed)', () => {
+  const ra = (name: string, spec: Record<string, unknown>): KubeObject => ({
+    apiVersion: 'security.istio.io/v1',
+    kind: 'RequestAuthentication',
+    metadata: { name, namespace: 'demo', uid: `ra-${name}`, generation: 1 },
+    spec,
+  });
+  const providers = (obj: KubeObject): unknown[] => {
+    const w = world();
+    w.informers.get('RequestAuthentication')!.emit('add', obj);
+    const { jwt } = requestAuthnFor({
+      policies: w.registry.snapshot().requestAuthentications!,
+      workload: { namespace: 'demo', labels: { app: 'reviews' } },
+      rootNamespace: 'weft-system',
+      jwks: { keys: () => ({ jwks: '{"keys":[]}', error: 'not fetched in this test' }) },
+    });
+    return (jwt?.providers ?? []).map((p) => ({
+      issuer: p.issuer,
+      jwks: p.jwks,
+      fromHeaders: p.fromHeaders,
+    }));
+  };
+
+  it('a valid one is applied as written', () =>
+    expect(providers(ra('ok', { jwtRules: [{ issuer: 'https://idp', jwks: '{"keys":[]}' }] }))).to.deep.equal(
+      [{ issuer: 'https://idp', jwks: '{"keys":[]}', fromHeaders: undefined }],
+    ));
+  it('an invalid jwksUri: its issuer with no keys, where its tokens are looked for', () =>
+    expect(
+      providers(
+        ra('bad-uri', {
+          selector: { matchLabels: { app: 'reviews' } },
+          jwtRules: [{ issuer: 'https://idp', jwksUri: 'not a uri', fromHeaders: [{ name: 'x-jwt' }] }],
+        }),
+      ),
+    ).to.deep.equal([{ issuer: 'https://idp', jwks: '{"keys":[]}', fromHeaders: [{ name: 'x-jwt' }] }]));
+  it('an issuer that cannot be read: an issuer no token has, so unknown issuers are refused', () =>
+    expect(providers(ra('no-issuer', { jwtRules: [{ issuer: '', jwks: '{"keys":[]}' }] }))).to.deep.equal([
+      { issuer: FAIL_CLOSED_ISSUER, jwks: '{"keys":[]}', fromHeaders: undefined },
+    ]));
 });

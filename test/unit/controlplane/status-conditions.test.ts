@@ -15,6 +15,7 @@ import { changeMatters } from '../../../controlplane/registry.js';
 import { reachOf } from '../../../controlplane/statuswriter.js';
 import type { KubeObject } from '../../../pkg/kube/types.js';
 import { analyze, REFERENCE_RULES } from '../../../pkg/validation/analyze.js';
+import { failClosed, failClosedText } from '../../../pkg/translate/failclosed.js';
 
 const NOW = new Date('2026-12-06T12:00:00.000Z');
 const LATER = new Date('2026-12-06T13:00:00.000Z');
@@ -145,6 +146,82 @@ describe('status conditions of mesh objects', () => {
         expect(got[type], type).to.deep.equal({ status, reason });
     });
   }
+
+  it('an invalid security object says what weft enforces instead (fail closed), Reconciled too', () => {
+    const ap: KubeObject = {
+      apiVersion: 'security.istio.io/v1',
+      kind: 'AuthorizationPolicy',
+      metadata: { name: 'deny-y', namespace: 'demo', generation: 2 },
+      spec: {
+        action: 'DENY',
+        selector: { matchLabels: { app: 'reviews' } },
+        rules: [{ when: [{ key: 'request.headers[x]', values: [] }] }],
+      },
+    };
+    const errors = [{ path: 'spec.rules[0].when[0]', message: 'values or notValues must be set' }];
+    const closed = failClosed(ap, errors)!;
+    const status = objectStatus(
+      ap,
+      {
+        ...clean,
+        validation: { errors, warnings: [] },
+        failClosed: failClosedText(ap, closed, 'weft-system'),
+        reconciled: { type: 'Reconciled', status: 'True', reason: 'Reconciled', message: 'runs' },
+      },
+      NOW,
+    );
+    const accepted = status.conditions.find((c) => c.type === 'Accepted')!;
+    expect(accepted).to.include({ status: 'False', reason: 'Invalid' });
+    expect(accepted.message).to.equal(
+      'weft does not apply this object as written: it fails validation (spec.rules[0].when[0]: values or notValues must be set); until it is fixed, weft denies every request to the workloads it selects (fail closed)',
+    );
+    const reconciled = status.conditions.find((c) => c.type === 'Reconciled')!;
+    expect(reconciled).to.include({ status: 'False', reason: 'Invalid' });
+    expect(reconciled.message).to.include('fail-closed stand-in');
+  });
+
+  it('what each stand-in enforces, in words: ALLOW, PeerAuthentication, an unreadable selector, the root namespace', () => {
+    const obj = (kind: string, namespace: string, spec: Record<string, unknown>): KubeObject => ({
+      apiVersion: 'security.istio.io/v1',
+      kind,
+      metadata: { name: 'p', namespace },
+      spec,
+    });
+    const text = (o: KubeObject, path = 'spec.rules[0]'): string | null => {
+      const closed = failClosed(o, [{ path, message: 'bad' }]);
+      return closed === null ? null : failClosedText(o, closed, 'weft-system');
+    };
+    expect(text(obj('AuthorizationPolicy', 'demo', { rules: [{}] }))).to.equal(
+      'weft applies it as an ALLOW policy that matches nothing on the workloads it selects: only other ALLOW policies let requests in (fail closed)',
+    );
+    expect(text(obj('AuthorizationPolicy', 'demo', { action: 'AUDIT', rules: [{}] }))).to.equal(null);
+    expect(text(obj('VirtualService', 'demo', {}))).to.equal(null);
+    expect(
+      text(obj('PeerAuthentication', 'demo', { mtls: { mode: 'DISABLE' } }), 'spec.portLevelMtls'),
+    ).to.equal('weft requires mutual TLS (STRICT) on every port of the workloads it selects (fail closed)');
+    expect(
+      text(
+        obj('RequestAuthentication', 'demo', { jwtRules: [{ issuer: 'https://idp' }] }),
+        'spec.jwtRules[0].jwksUri',
+      ),
+    ).to.equal(
+      'weft refuses (401) every request to the workloads it selects that carries a token of its issuers, or of an issuer no valid RequestAuthentication names (fail closed)',
+    );
+    const dryRun = { ...obj('AuthorizationPolicy', 'demo', { action: 'DENY', rules: [{}] }) };
+    dryRun.metadata = { ...dryRun.metadata, annotations: { 'istio.io/dry-run': 'true' } };
+    expect(text(dryRun)).to.equal(
+      'in dry run (istio.io/dry-run) only logged, not enforced: weft denies every request to the workloads it selects (fail closed)',
+    );
+    const wildcard = { selector: { matchLabels: { app: 'a*' } }, action: 'DENY', rules: [{}] };
+    expect(text(obj('AuthorizationPolicy', 'demo', wildcard), 'spec.selector.matchLabels.app')).to.equal(
+      'weft denies every request to every workload in namespace demo (fail closed: its selector cannot be read)',
+    );
+    expect(
+      text(obj('AuthorizationPolicy', 'weft-system', wildcard), 'spec.selector.matchLabels.app'),
+    ).to.equal(
+      'weft denies every request to every workload in the mesh (fail closed: its selector cannot be read, and weft-system is the root namespace)',
+    );
+  });
 
   it('every condition and the status carry the generation (kstatus compares them)', () => {
     const s = objectStatus(vs({}, 7), clean, NOW);
