@@ -34,12 +34,12 @@ import { startDiscoveryServer } from '../../test/support/discovery-server.js';
 import { startProxyProcess } from '../../test/support/proxy-process.js';
 import { SnapshotRegistry } from '../../test/support/snapshot-registry.js';
 import { sleep } from '../../test/support/wait.js';
+import { meshSnapshot, NAMESPACES } from './ondemand-mesh.js';
 
 const SERVICES = Number(process.env.SERVICES ?? 1000);
 const CALLS = Number(process.env.CALLS ?? 5);
 const REPS = Number(process.env.REPS ?? 3);
 const HOSTS = Number(process.env.HOSTS ?? 20);
-const NAMESPACES = 20;
 const log = createLogger('bench', { silent: true });
 const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');
 
@@ -52,50 +52,9 @@ const median = (xs: number[]): number => {
       : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 };
 
-/** The mesh; `upstreamPort`: every endpoint is this local server (the latency part routes to it). */
-function meshSnapshot(upstreamPort: number | null): Record<string, unknown> {
-  const services = [];
-  const virtualServices = [];
-  for (let i = 0; i < SERVICES; i++) {
-    const ns = `ns${i % NAMESPACES}`;
-    const host = `svc${i}.${ns}.svc.cluster.local`;
-    services.push({
-      host,
-      namespace: ns,
-      addresses: [`10.96.${i >> 8}.${i & 255}`],
-      ports: [
-        { number: 80, name: 'http', protocol: 'HTTP' },
-        { number: 9090, name: 'grpc', protocol: 'GRPC' },
-      ],
-      endpoints: [0, 1, 2].map((j) =>
-        upstreamPort === null
-          ? {
-              address: `10.${(i >> 8) & 255}.${i & 255}.${j + 1}`,
-              labels: { app: `svc${i}` },
-              ports: { http: 8080, grpc: 9090 },
-            }
-          : {
-              address: '127.0.0.1',
-              labels: { app: `svc${i}`, j: String(j) },
-              ports: { http: upstreamPort, grpc: upstreamPort },
-            },
-      ),
-    });
-    if (i % 5 === 0)
-      virtualServices.push({
-        metadata: { name: `svc${i}`, namespace: ns },
-        spec: {
-          hosts: [host],
-          http: [{ route: [{ destination: { host, port: { number: 80 } } }], retries: { attempts: 2 } }],
-        },
-      });
-  }
-  return { services, virtualServices };
-}
-
 async function weftd(onDemandHosts: boolean, upstreamPort: number | null) {
   const w = await startDiscoveryServer({
-    registry: new SnapshotRegistry(() => meshSnapshot(upstreamPort)),
+    registry: new SnapshotRegistry(() => meshSnapshot(SERVICES, upstreamPort)),
     onDemandHosts,
     identity: { namespace: 'ns0', serviceAccount: 'sa', podName: 'web-0' },
     log,
@@ -207,7 +166,7 @@ async function firstRequestLatency(): Promise<{ first: number[]; second: number[
 
 /** ms for weftd to give the ns0 sidecar its config after a registry change, on demand or not. */
 function translationMs(onDemand: boolean): number[] {
-  const registry = new SnapshotRegistry(() => meshSnapshot(null));
+  const registry = new SnapshotRegistry(() => meshSnapshot(SERVICES, null));
   const gen = new ConfigGenerator({
     domainSuffix: 'cluster.local',
     mesh: { ...structuredClone(DEFAULT_MESH), onDemandHosts: onDemand },

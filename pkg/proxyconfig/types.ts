@@ -438,6 +438,34 @@ export interface RetryPolicy {
   backoffBaseMs?: number;
 }
 
+/**
+ * What a route without `retries` gets (the proxy's compileRetry): Istio's default policy, 2
+ * retries on DEFAULT_RETRY_ON with a 25 ms backoff base and the route timeout per try.
+ */
+export const DEFAULT_RETRY_POLICY: RetryPolicy = {
+  attempts: 2,
+  retryOn: [...DEFAULT_RETRY_ON],
+  retriableStatusCodes: [],
+  backoffBaseMs: 25,
+};
+
+/**
+ * Whether `p` retries exactly as DEFAULT_RETRY_POLICY does, so a route can leave `retries` out
+ * (issue #19: a VirtualService spelling out the default repeated it on every route it made).
+ */
+export function isDefaultRetryPolicy(p: RetryPolicy): boolean {
+  const d = DEFAULT_RETRY_POLICY;
+  const on = new Set(p.retryOn);
+  return (
+    p.attempts === d.attempts &&
+    p.perTryTimeoutMs === undefined &&
+    (p.backoffBaseMs ?? d.backoffBaseMs) === d.backoffBaseMs &&
+    p.retriableStatusCodes.length === 0 &&
+    on.size === d.retryOn.length &&
+    d.retryOn.every((t) => on.has(t))
+  );
+}
+
 export interface Fault {
   delay?: { fixedDelayMs: number; percentage: number };
   /** `httpStatus` 0 with `grpcStatus`: a gRPC status abort (HTTP 200, `grpc-status`: the code). */

@@ -34,6 +34,7 @@ import type {
 } from '../api/index.js';
 import {
   DEFAULT_RETRY_ON,
+  isDefaultRetryPolicy,
   PROXY_CONFIG_API_VERSION,
   TLS_MODE_LABEL,
   type UpstreamTls,
@@ -553,7 +554,8 @@ class Translator {
       else route.timeoutMs = t;
     }
     const retries = convertRetries(rule.retries);
-    if (retries) route.retries = retries;
+    // the proxy's default when absent: spelling it out costs ~130 bytes on every route
+    if (retries && !isDefaultRetryPolicy(retries)) route.retries = retries;
     this.fault(rule, route);
     const mirrors = this.mirrors(rule, ns, vhostPort);
     if (mirrors.length > 0) route.mirrors = mirrors;

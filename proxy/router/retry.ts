@@ -10,14 +10,9 @@
  * token list as Istio writes it, with an empty code list, so it matches nothing.
  * Status codes match only real upstream responses: a reset is `reset`, never "503".
  */
-import { DEFAULT_RETRY_ON, type RetryPolicy } from '../../pkg/proxyconfig/types.js';
+import { DEFAULT_RETRY_POLICY, type RetryPolicy } from '../../pkg/proxyconfig/types.js';
 
-export const DEFAULT_RETRY_POLICY: RetryPolicy = {
-  attempts: 2,
-  retryOn: [...DEFAULT_RETRY_ON],
-  retriableStatusCodes: [],
-  backoffBaseMs: 25,
-};
+export { DEFAULT_RETRY_POLICY };
 
 /** What one upstream attempt ended with. */
 export type AttemptOutcome =

@@ -7,7 +7,9 @@ import {
   convertOutlier,
   convertLb,
   convertMatch,
+  convertRetries,
 } from '../../../pkg/translate/index.js';
+import { compileRetry } from '../../../proxy/router/retry.js';
 import { parseDurationMs } from '../../../pkg/translate/duration.js';
 import { validateProxyConfig } from '../../../pkg/proxyconfig/validate.js';
 import type { DestinationRule, HTTPRoute, ServiceEntry, VirtualService } from '../../../pkg/api/index.js';
@@ -169,6 +171,42 @@ describe('translate: Istio objects → proxy config', () => {
       },
     ]);
     expect(vh.routes[0]!.fault).to.deep.equal({ delay: { fixedDelayMs: 7000, percentage: 100 } });
+  });
+  it('retries equal to the default policy are left out; the proxy compiles the same policy (issue #19)', () => {
+    const retriesOf = (retries: Record<string, unknown>) => {
+      const vs = parse(`
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews, namespace: default}
+spec:
+  hosts: [reviews.default.svc.cluster.local]
+  http: [{route: [{destination: {host: reviews}}]}]
+`) as VirtualService;
+      Object.assign(vs.spec.http![0]!, { retries });
+      const cfg = translate({ serviceEntries: [SE], destinationRules: [], virtualServices: [vs] }).config;
+      const l = cfg.listeners[0] as HttpListener;
+      return l.virtualHosts.find((v) => v.name === 'reviews.default.svc.cluster.local:9080')!.routes[0]!
+        .retries;
+    };
+    const same = [
+      { attempts: 2 },
+      { attempts: 2, retryOn: 'cancelled,unavailable,refused-stream,connect-failure,retriable-status-codes' },
+      { attempts: 2, backoff: '25ms' },
+    ];
+    for (const r of same) {
+      expect(retriesOf(r), JSON.stringify(r)).to.equal(undefined);
+      expect(compileRetry(convertRetries(r), 0)).to.deep.equal(compileRetry(undefined, 0));
+    }
+    const different = [
+      { attempts: 3 },
+      { attempts: 2, perTryTimeout: '1s' },
+      { attempts: 2, backoff: '50ms' },
+      { attempts: 2, retryOn: 'connect-failure' },
+      { attempts: 2, retryOn: '503' },
+      { attempts: 2, retryOn: 'connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes,reset' },
+      { attempts: 0 },
+    ];
+    for (const r of different) expect(retriesOf(r), JSON.stringify(r)).to.deep.equal(convertRetries(r));
   });
   it('no VirtualService → Istio default route (all traffic, default retries)', () => {
     const r = translate({ serviceEntries: [SE] }).config;
