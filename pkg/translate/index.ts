@@ -956,6 +956,7 @@ class Translator {
   }
 
   private finish(listeners: Listener[]): TranslateResult {
+    omitDerivedHosts(listeners, this.clusters);
     const config: ProxyConfig = {
       apiVersion: PROXY_CONFIG_API_VERSION,
       kind: 'ProxyConfig',
@@ -975,6 +976,25 @@ class Translator {
     config.version = configVersion(config);
     const withLocality = Object.keys(this.localityLb).length > 0 ? { localityLb: this.localityLb } : {};
     return { config, warnings: this.warnings, ...withLocality };
+  }
+}
+
+/**
+ * Drops a destination's or mirror's `host` where it is its cluster's `service`, which the proxy
+ * falls back to (compile.ts `dest`); without a cluster the route answers 503 NC either way. The
+ * name repeated on every route of every virtual host (issue #19).
+ */
+function omitDerivedHosts(listeners: Listener[], clusters: Map<string, Cluster>): void {
+  const omit = (d: { cluster: string; host?: string }): void => {
+    if (d.host !== undefined && d.host === clusters.get(d.cluster)?.service) delete d.host;
+  };
+  for (const l of listeners) {
+    if (l.protocol !== 'HTTP') continue;
+    for (const vh of l.virtualHosts)
+      for (const r of vh.routes) {
+        if (r.action.type === 'route') r.action.destinations.forEach(omit);
+        r.mirrors?.forEach(omit);
+      }
   }
 }
 

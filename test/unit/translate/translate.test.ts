@@ -10,6 +10,8 @@ import {
   convertRetries,
 } from '../../../pkg/translate/index.js';
 import { compileRetry } from '../../../proxy/router/retry.js';
+import { compileConfig, findVHost, type CompiledHttpListener } from '../../../proxy/compile/compile.js';
+import { MetricsRegistry } from '../../../proxy/telemetry/metrics.js';
 import { parseDurationMs } from '../../../pkg/translate/duration.js';
 import { validateProxyConfig } from '../../../pkg/proxyconfig/validate.js';
 import type { DestinationRule, HTTPRoute, ServiceEntry, VirtualService } from '../../../pkg/api/index.js';
@@ -163,14 +165,44 @@ describe('translate: Istio objects → proxy config', () => {
       retriableStatusCodes: [],
       perTryTimeoutMs: 5000,
     });
+    // host: the cluster's service, left to the proxy (see below)
     expect(last.mirrors).to.deep.equal([
-      {
-        cluster: 'outbound|9080|v1|reviews.default.svc.cluster.local',
-        host: 'reviews.default.svc.cluster.local',
-        percentage: 100,
-      },
+      { cluster: 'outbound|9080|v1|reviews.default.svc.cluster.local', percentage: 100 },
     ]);
     expect(vh.routes[0]!.fault).to.deep.equal({ delay: { fixedDelayMs: 7000, percentage: 100 } });
+  });
+  it("a destination's host equal to its cluster's service is left out; the proxy compiles the same host (issue #19)", () => {
+    const vs = parse(`
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews, namespace: default}
+spec:
+  hosts: [reviews.default.svc.cluster.local]
+  http:
+  - match: [{uri: {prefix: /gone}}]
+    route: [{destination: {host: gone.default.svc.cluster.local}}]
+  - route: [{destination: {host: reviews, subset: v1}, weight: 90}, {destination: {host: reviews}, weight: 10}]
+    mirror: {host: reviews}
+`) as VirtualService;
+    const cfg = translate({ serviceEntries: [SE], destinationRules: [DR], virtualServices: [vs] }).config;
+    expect(validateProxyConfig(cfg)).to.deep.equal([]);
+    const routes = (cfg.listeners[0] as HttpListener).virtualHosts.find(
+      (v) => v.name === 'reviews.default.svc.cluster.local:9080',
+    )!.routes;
+    const dests = (i: number) => (routes[i]!.action as { destinations: { host?: string }[] }).destinations;
+    // no cluster for an unknown host: kept (503 NC either way)
+    expect(dests(0).map((d) => d.host)).to.deep.equal(['gone.default.svc.cluster.local']);
+    expect(dests(1).map((d) => d.host)).to.deep.equal([undefined, undefined]);
+    expect(routes[1]!.mirrors!.map((m) => m.host)).to.deep.equal([undefined]);
+    const { config } = compileConfig(cfg, {
+      metrics: new MetricsRegistry({ workload: 'w', namespace: 'n', app: 'a', version: 'v' }),
+    });
+    const compiled = findVHost(config.listeners[0] as CompiledHttpListener, 'reviews.default.svc.cluster.local:9080')!;
+    expect(compiled.routes[1]!.dests.map((d) => d.host)).to.deep.equal([
+      'reviews.default.svc.cluster.local',
+      'reviews.default.svc.cluster.local',
+    ]);
+    expect(compiled.routes[1]!.mirrors!.map((m) => m.dest.host)).to.deep.equal(['reviews.default.svc.cluster.local']);
   });
   it('retries equal to the default policy are left out; the proxy compiles the same policy (issue #19)', () => {
     const retriesOf = (retries: Record<string, unknown>) => {
