@@ -63,4 +63,10 @@ const generated = gen.forProxy(registry.snapshot(), 'sidecar', pod, subscribed);
 const encoded = generated.encode();
 const cfg = generated.config;
 if (process.env.DUMP) writeFileSync(process.env.DUMP, JSON.stringify(cfg, null, 2));
-console.log(JSON.stringify({ services: SERVICES, calls: CALLS, encoded: Buffer.byteLength(encoded), ...breakdown(cfg) }, null, 2));
+console.log(
+  JSON.stringify(
+    { services: SERVICES, calls: CALLS, encoded: Buffer.byteLength(encoded), ...breakdown(cfg) },
+    null,
+    2,
+  ),
+);

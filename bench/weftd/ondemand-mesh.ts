@@ -44,4 +44,3 @@ export function meshSnapshot(SERVICES: number, upstreamPort: number | null): Rec
   }
   return { services, virtualServices };
 }
-

@@ -197,12 +197,17 @@ spec:
     const { config } = compileConfig(cfg, {
       metrics: new MetricsRegistry({ workload: 'w', namespace: 'n', app: 'a', version: 'v' }),
     });
-    const compiled = findVHost(config.listeners[0] as CompiledHttpListener, 'reviews.default.svc.cluster.local:9080')!;
+    const compiled = findVHost(
+      config.listeners[0] as CompiledHttpListener,
+      'reviews.default.svc.cluster.local:9080',
+    )!;
     expect(compiled.routes[1]!.dests.map((d) => d.host)).to.deep.equal([
       'reviews.default.svc.cluster.local',
       'reviews.default.svc.cluster.local',
     ]);
-    expect(compiled.routes[1]!.mirrors!.map((m) => m.dest.host)).to.deep.equal(['reviews.default.svc.cluster.local']);
+    expect(compiled.routes[1]!.mirrors!.map((m) => m.dest.host)).to.deep.equal([
+      'reviews.default.svc.cluster.local',
+    ]);
   });
   it('retries equal to the default policy are left out; the proxy compiles the same policy (issue #19)', () => {
     const retriesOf = (retries: Record<string, unknown>) => {
@@ -235,7 +240,10 @@ spec:
       { attempts: 2, backoff: '50ms' },
       { attempts: 2, retryOn: 'connect-failure' },
       { attempts: 2, retryOn: '503' },
-      { attempts: 2, retryOn: 'connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes,reset' },
+      {
+        attempts: 2,
+        retryOn: 'connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes,reset',
+      },
       { attempts: 0 },
     ];
     for (const r of different) expect(retriesOf(r), JSON.stringify(r)).to.deep.equal(convertRetries(r));
