@@ -2,7 +2,7 @@
  * The webhook's Prometheus metrics. One registry per server instance (tests start several in
  * one process). prom-client's cost is fine here: a few hundred admissions a second at most.
  */
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 export interface WebhookMetrics {
   registry: Registry;
@@ -53,4 +53,20 @@ export function createMetrics(defaultMetrics = true, registry = new Registry()):
       registers: [registry],
     }),
   };
+}
+
+/**
+ * `weft_webhook_validation_workers`: the validation worker threads running now, read at scrape
+ * time. 0 at idle: the pool starts one for the first costly object and stops it after 5 min
+ * without one (ADR 0025).
+ */
+export function observeValidationWorkers(registry: Registry, workers: () => number): void {
+  new Gauge({
+    name: 'weft_webhook_validation_workers',
+    help: 'Validation worker threads running (started by the first costly object, stopped after 5 min without one).',
+    registers: [registry],
+    collect() {
+      this.set(workers());
+    },
+  });
 }

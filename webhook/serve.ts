@@ -15,7 +15,7 @@ import type { Logger } from '../pkg/log/index.js';
 import type { CertReloader } from '../pkg/tls/index.js';
 import { ClusterState } from './cluster.js';
 import { MeshIndex } from './mesh-index.js';
-import { createMetrics, type WebhookMetrics } from './metrics.js';
+import { createMetrics, observeValidationWorkers, type WebhookMetrics } from './metrics.js';
 import { createWebhookApp, listenHttps } from './server.js';
 import { ValidationPool } from './validate-pool.js';
 import { warmUpValidation } from './warmup.js';
@@ -77,6 +77,8 @@ export async function startWebhook(opts: WebhookStartOptions): Promise<Webhook> 
   cluster?.start();
   const index = cluster?.index ?? offlineIndex(opts.preload);
   const pool = new ValidationPool();
+  const metrics = opts.metrics ?? createMetrics();
+  observeValidationWorkers(metrics.registry, () => pool.workers);
   const ownReadiness = (): { ready: boolean; [detail: string]: unknown } => {
     const synced = cluster?.synced ?? { namespaces: true, mesh: true, index: false };
     // Injection needs namespace labels; validation works without the index (objects alone).
@@ -93,7 +95,7 @@ export async function startWebhook(opts: WebhookStartOptions): Promise<Webhook> 
   };
   const app = createWebhookApp({
     log,
-    metrics: opts.metrics ?? createMetrics(),
+    metrics,
     validate: {
       index,
       crossObject: opts.crossObject,
@@ -112,7 +114,7 @@ export async function startWebhook(opts: WebhookStartOptions): Promise<Webhook> 
     await pool.close();
   };
   try {
-    await pool.ready;
+    // No worker waits here: the pool starts one for the first expensive object (ADR 0025).
     const { server, port } = await listenHttps(app, { host: opts.host, port: opts.port, tls });
     log.info('Serving admission webhooks', {
       address: `https://${opts.host}:${port}`,

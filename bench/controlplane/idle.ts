@@ -5,6 +5,8 @@
  *
  * - IDLE_BENCH=weftd (default): the compiled `DIST/controlplane/main.js` and, with BASELINE_DIST,
  *   the same file of another build (the baseline).
+ * - IDLE_BENCH=combined: the combined control plane (`weftd --webhook-port`, the default install)
+ *   of DIST and, with BASELINE_DIST, of another build (ADR 0025: the validation worker on demand).
  * - IDLE_BENCH=split: the control plane as two processes, weftd and the webhook
  *   (`DIST/webhook/main.js`), summed, against one combined process (`weftd --webhook-port`,
  *   ADR 0024). Same flags, same certificates, same cluster; each process is read after IDLE_S.
@@ -15,6 +17,7 @@
  * test, weft's CRDs applied) and removed at the end.
  *   KUBECONFIG=.local/kubeconfig BASELINE_DIST=/tmp/before/dist npx tsx bench/controlplane/idle.ts
  *   npx tsc -p tsconfig.build.json && IDLE_BENCH=split REPS=5 npx tsx bench/controlplane/idle.ts
+ *   IDLE_BENCH=combined BASELINE_DIST=/tmp/main/dist REPS=3 npx tsx bench/controlplane/idle.ts
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -103,7 +106,17 @@ function cases(kubeconfig: string, tlsDir: string): Case[] {
     if (process.env.BASELINE_DIST) out.push(['baseline', [weftdArgs(process.env.BASELINE_DIST)]]);
     return out;
   }
-  if (BENCH !== 'split') throw new Error(`IDLE_BENCH must be weftd or split, got ${BENCH}`);
+  const combined = (d: string): string[] => [
+    ...weftdArgs(d),
+    '--webhook-port=0',
+    `--webhook-tls-dir=${tlsDir}`,
+  ];
+  if (BENCH === 'combined') {
+    const out: Case[] = [['combined', [combined(dist)]]];
+    if (process.env.BASELINE_DIST) out.push(['combined (baseline)', [combined(process.env.BASELINE_DIST)]]);
+    return out;
+  }
+  if (BENCH !== 'split') throw new Error(`IDLE_BENCH must be weftd, combined or split, got ${BENCH}`);
   const webhook = [
     join(dist, 'webhook/main.js'),
     `--kubeconfig=${kubeconfig}`,
@@ -113,10 +126,7 @@ function cases(kubeconfig: string, tlsDir: string): Case[] {
   ];
   return [
     ['separate (weftd + webhook)', [weftdArgs(dist), webhook]],
-    [
-      'combined (weftd --webhook-port)',
-      [[...weftdArgs(dist), '--webhook-port=0', `--webhook-tls-dir=${tlsDir}`]],
-    ],
+    ['combined (weftd --webhook-port)', [combined(dist)]],
   ];
 }
 
@@ -172,6 +182,12 @@ async function main(): Promise<void> {
     const split = parts.length > 1 ? `   per process ${parts.map((p) => p.toFixed(1)).join(' + ')} MB` : '';
     console.log(
       `  ${name.padEnd(32)} RSS ${report[name].rssMB.toFixed(1)} MB   API server connections ${report[name].apiConnections}${split}   (RSS samples ${s.map((x) => x.rssMB.toFixed(0)).join(', ')})`,
+    );
+  }
+  if (BENCH === 'combined' && all.length > 1) {
+    const [now, base] = all.map(([n]) => report[n]!);
+    console.log(
+      `  combined / baseline RSS ${(now!.rssMB / base!.rssMB).toFixed(2)}x (${(base!.rssMB - now!.rssMB).toFixed(1)} MB less)`,
     );
   }
   if (BENCH === 'split') {

@@ -21,12 +21,18 @@
  * Reports requests per second and the ratios h2/h1 and h2/h2-direct (client, proxy and upstreams
  * share the machine and the proxy shares the client's event loop, as in tcp-routes.ts).
  *
+ * `alloc`: JS heap allocated per request through an in-process proxy (V8's total_allocated_bytes
+ * around ALLOC_REQUESTS h2load requests): load-independent, to compare versions on a busy machine.
+ *
  *   PROXY_BENCH=h2 npm run bench -- proxy      (or: npx tsx bench/proxy/h2.ts)
+ *   PROFILE=1 npx tsx bench/proxy/h2.ts        # + the sidecar's CPU profile in bench/results/h2-profiles
  *   H2_BENCH=inprocess npx tsx bench/proxy/h2.ts   # DURATION_S (3) per phase, CONCURRENCY (32)
+ *   H2_BENCH=alloc npx node --max-semi-space-size=1 --import tsx bench/proxy/h2.ts
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
+import v8 from 'node:v8';
 import path from 'node:path';
 import http from 'node:http';
 import http2 from 'node:http2';
@@ -293,7 +299,10 @@ async function againstNginx(): Promise<void> {
     const entry = buildImageLayout(ROOT, 'current');
     const flags = imageNodeOptions(ROOT);
     const weftd = await fakeWeftd(sidecarConfig(up.port));
-    const sidecar = await startSidecar(entry, flags, weftd, { POD_NAME: 'h2-bench-1' });
+    // PROFILE=1: the sidecar writes a V8 CPU profile when it stops (bench/results/, gitignored)
+    const profileDir = path.join(ROOT, 'bench', 'results', 'h2-profiles');
+    const profile = process.env.PROFILE === '1' ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
+    const sidecar = await startSidecar(entry, [...flags, ...profile], weftd, { POD_NAME: 'h2-bench-1' });
     const ng = await startNginx(work, 'nginx', (dir, port) => nginxGrpcConf(dir, port, up.port));
     const scenarios: H2Scenario[] = [
       { name: 'direct', url: `http://127.0.0.1:${up.port}`, pids: [up.pid], max: false },
@@ -418,12 +427,64 @@ async function againstNginx(): Promise<void> {
   }
 }
 
+/**
+ * What one request costs the proxy in the JS heap, in process: h2load sends ALLOC_REQUESTS through
+ * a ProxyServer (the sidecar bench's route, an HTTP/2 cluster to upstream-h2.mjs) and V8's
+ * total_allocated_bytes is read around it. Unlike req/s or vCPU it does not move with the
+ * machine's load, so it compares two versions on a shared machine; what is allocated is what the
+ * 1 MB young generation (ADR 0009) must scavenge. Run under the image's flags to match.
+ */
+async function allocations(): Promise<void> {
+  const n = Number(process.env.ALLOC_REQUESTS ?? 20_000);
+  const up = await startH2Upstream();
+  const proxy = new ProxyServer({
+    adminPort: null,
+    metricsPort: null,
+    healthPort: null,
+    logger: createLogger('bench', { silent: true }),
+    accessLogSink: { write: () => true } as unknown as NodeJS.WritableStream,
+    onExit: () => undefined,
+  });
+  const cfg = sidecarConfig(up.port);
+  cfg.listeners[0] = { ...cfg.listeners[0]!, address: '127.0.0.1', port: 0 };
+  await proxy.apply(cfg);
+  const url = `http://127.0.0.1:${Object.values(proxy.ports())[0]!}`;
+  const work = mkdtempSync(path.join(tmpdir(), 'weft-bench-h2-'));
+  const bodyFile = path.join(work, 'grpc-request.bin');
+  writeFileSync(bodyFile, Buffer.concat([Buffer.from([0, 0, 0, 1, 0]), Buffer.alloc(256, 'y')]));
+  const out: Record<string, { kib_per_request: number; ok: number }> = {};
+  try {
+    for (const w of WORKLOADS) {
+      const args = ['-c4', '-m16', '-H', `:authority: ${GRPC_HOST}`];
+      if (w === 'grpc')
+        args.push('-d', bodyFile, '-H', 'content-type: application/grpc', '-H', 'te: trailers');
+      const target = w === 'grpc' ? `${url}${GRPC_PATH}` : `${url}/`;
+      await execFileP('h2load', [...args, '-n', '5000', target]); // warm-up: JIT, upstream session
+      const before = v8.getHeapStatistics().total_allocated_bytes;
+      const { stdout } = await execFileP('h2load', [...args, '-n', String(n), target], { encoding: 'utf8' });
+      const after = v8.getHeapStatistics().total_allocated_bytes;
+      const ok = Number(/(\d+) succeeded/.exec(stdout)?.[1] ?? 0);
+      out[w] = { kib_per_request: Number(((after - before) / n / 1024).toFixed(2)), ok };
+    }
+    console.log(JSON.stringify({ requests: n, nodeFlags: process.execArgv, ...out }, null, 2));
+  } finally {
+    await proxy.shutdown(Date.now());
+    killChildren();
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
 const mode = process.env.H2_BENCH ?? 'nginx';
-if (mode !== 'nginx' && mode !== 'inprocess') {
-  process.stderr.write(`bench/proxy/h2: H2_BENCH is nginx or inprocess, got ${mode}\n`);
+const MODES: Record<string, () => Promise<void>> = {
+  nginx: againstNginx,
+  inprocess: inProcess,
+  alloc: allocations,
+};
+if (MODES[mode] === undefined) {
+  process.stderr.write(`bench/proxy/h2: H2_BENCH is nginx, inprocess or alloc, got ${mode}\n`);
   process.exit(2);
 }
-(mode === 'nginx' ? againstNginx() : inProcess()).catch((err: unknown) => {
+MODES[mode]!().catch((err: unknown) => {
   process.stderr.write(`bench failed: ${(err as Error).stack ?? String(err)}\n`);
   killChildren();
   process.exit(1); // the fake weftd's server would keep the process alive

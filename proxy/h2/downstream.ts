@@ -3,9 +3,10 @@
  * inbound hop in inbound/http.ts): every connection a listener's node:http server is given is
  * first looked at; one that opens with the HTTP/2 connection preface (`PRI * HTTP/2.0...`: h2c
  * with prior knowledge, or h2 after TLS ALPN, where the preface comes first too) is served by
- * a node:http2 server instead, whose requests reach the same request handler through node's
- * compatibility API (Http2ServerRequest/Response have the IncomingMessage/ServerResponse shape
- * the router uses; `adaptRequest` fills in what differs).
+ * a node:http2 server instead, whose streams reach the same request handler on node's raw
+ * stream API: the stream itself is the request, a small object writing to it the response
+ * (h2/stream-io.ts; node's compatibility API, an Http2ServerRequest/Response pair per request,
+ * cost more than the router itself); `adaptRequest` fills in what differs from HTTP/1.
  *
  * Limits, set explicitly because node:http2's own have had CVEs in exactly these places
  * (docs/http2-grpc.md, test/unit/h2/floods.test.ts):
@@ -26,8 +27,17 @@
  *    is handed to HTTP/1, whose header timeout then answers it.
  */
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
-import http2, { type Http2ServerRequest, type Http2ServerResponse, type Http2Session } from 'node:http2';
+import http2, {
+  type Http2ServerRequest,
+  type Http2ServerResponse,
+  type Http2Session,
+  type IncomingHttpHeaders,
+  type ServerHttp2Stream,
+} from 'node:http2';
 import net from 'node:net';
+import { answeredBeforeRouting, H2StreamResponse, streamRequest, type H2StreamRequest } from './stream-io.js';
+
+const noop = (): void => undefined;
 
 /** The client connection preface (RFC 9113 §3.4). */
 export const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
@@ -91,7 +101,7 @@ export function headerListBytes(rawHeaders: readonly string[]): number {
 }
 
 /** 431 with flag DPE, as HTTP/1's oversized heads are answered (the upstream never sees it). */
-function refuseOversized(res: Http2ServerResponse): void {
+function refuseOversized(res: H2StreamResponse): void {
   const body = 'downstream protocol error: header list too large [flag DPE]\n';
   res.writeHead(431, { 'content-type': 'text/plain', 'x-weft-response-flags': 'DPE' });
   res.end(body);
@@ -198,12 +208,13 @@ export function hasUndeclaredBody(req: IncomingMessage): boolean {
  * Pseudo-header fields stay in `headers` (node reads method and path from them); the router's
  * forwarding strips every `:` name.
  */
-function adaptRequest(req: Http2ServerRequest): void {
+function adaptRequest(req: H2StreamRequest): void {
   const authority = req.headers[':authority'];
   if (typeof authority !== 'string') return; // no Host at all: the router's 400, as for HTTP/1
   req.headers.host = authority;
   const raw = req.rawHeaders;
-  for (let i = raw.length - 2; i >= 0; i -= 2) if (raw[i]!.toLowerCase() === 'host') raw.splice(i, 2);
+  // HTTP/2 field names arrive lower-case (nghttp2 refuses others, RFC 9113 §8.2.1)
+  for (let i = raw.length - 2; i >= 0; i -= 2) if (raw[i] === 'host') raw.splice(i, 2);
   raw.push('host', authority);
 }
 
@@ -219,18 +230,32 @@ export function serveH2Too(
   onRefused: H2Refusal = () => undefined,
 ): http2.Http2Server {
   const h2 = http2.createServer(h2ServerOptions(limits));
-  h2.on('request', (req, res) => {
-    if (headerListBytes(req.rawHeaders) > limits.maxHeaderBytes) {
-      onRefused(431, 'H2_HEADER_LIST_TOO_LARGE', connectionOf(req as unknown as IncomingMessage));
-      return refuseOversized(res);
-    }
-    adaptRequest(req);
-    onRequest(req as unknown as IncomingMessage, res as unknown as ServerResponse);
-    // what `shouldKeepAlive = false` means for HTTP/1 (draining, a framing error): for HTTP/2 a
-    // GOAWAY, the streams in progress finish
-    if ((res as unknown as { shouldKeepAlive?: boolean }).shouldKeepAlive === false)
-      req.stream.session?.close();
-  });
+  // the raw stream API (h2/stream-io.ts), not node's compatibility 'request': no
+  // Http2ServerRequest/Response pair per request
+  h2.on(
+    'stream',
+    (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, _flags: number, raw: string[]) => {
+      stream.on('error', noop); // its 'close' tells the router (rstCode), as the compatibility API
+      // reset, or its session closed (a flood's GOAWAY), before it got here: nothing to answer
+      if (stream.destroyed || stream.session === undefined) return;
+      if (headerListBytes(raw) > limits.maxHeaderBytes) {
+        onRefused(
+          431,
+          'H2_HEADER_LIST_TOO_LARGE',
+          sessionSockets.get(stream.session!) ?? (stream.session!.socket as net.Socket),
+        );
+        return refuseOversized(new H2StreamResponse(stream));
+      }
+      if (answeredBeforeRouting(stream, headers)) return;
+      const req = streamRequest(stream, headers, raw);
+      const res = new H2StreamResponse(stream);
+      adaptRequest(req);
+      onRequest(req as unknown as IncomingMessage, res as unknown as ServerResponse);
+      // what `shouldKeepAlive = false` means for HTTP/1 (draining, a framing error): for HTTP/2 a
+      // GOAWAY, the streams in progress finish
+      if (res.shouldKeepAlive === false) stream.session?.close();
+    },
+  );
   let opening: net.Socket | null = null;
   const sessions = new Set<Http2Session>();
   serverSessions.set(server, sessions);

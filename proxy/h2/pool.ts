@@ -230,20 +230,14 @@ export class H2Pool {
       s.idleTimer = null;
     }
     const spec = job.spec;
-    const headers: OutgoingHttpHeaders = {};
-    for (const k in spec.headers) {
-      const v = spec.headers[k];
-      if (v !== undefined && k !== 'host') headers[k] = v;
-    }
-    headers[':method'] = spec.method;
-    headers[':path'] = spec.path;
-    headers[':authority'] = String(spec.headers.host ?? `${this.host}:${this.port}`);
-    // gRPC servers want `te: trailers` (a hop-by-hop field the router removed)
-    if (isGrpcRequest(spec.headers as never)) headers.te = 'trailers';
+    const headers = requestHead(spec, `${this.host}:${this.port}`);
     const body = spec.body;
     let stream: ClientHttp2Stream;
     try {
-      stream = s.s.request(headers, { endStream: body === null });
+      stream = s.s.request(
+        headers as unknown as OutgoingHttpHeaders,
+        body === null ? END_STREAM : OPEN_STREAM,
+      );
     } catch (err) {
       return job.fail(new UpstreamError((err as Error).message, 'EPROTO_UPSTREAM'));
     }
@@ -267,6 +261,10 @@ export class H2Pool {
     });
     stream.on('end', () => {
       if (job.done || !job.gotResponse) return;
+      // node ends the readable side of a reset stream too: a reset other than NO_ERROR is a cut
+      // response, which 'close' reports as one (the client must not see a clean end)
+      const rst = stream.rstCode;
+      if (rst !== undefined && rst !== http2.constants.NGHTTP2_NO_ERROR) return;
       job.done = true;
       job.handler.onResponseEnd(job);
     });
@@ -316,6 +314,30 @@ export class H2Pool {
     for (const s of [...this.sessions]) s.s.destroy();
     return done;
   }
+}
+
+/** request() only reads its options. */
+const END_STREAM: http2.ClientSessionRequestOptions = Object.freeze({ endStream: true });
+const OPEN_STREAM: http2.ClientSessionRequestOptions = Object.freeze({ endStream: false });
+
+/**
+ * The request's HEADERS as node's flat raw list (`[name, value, ...]`, which request() takes as
+ * is, without the null-prototype copy it makes of a header object): the pseudo-header fields,
+ * then every field but `host` (it became `:authority`), a list value one field per element.
+ * gRPC servers want `te: trailers` (a hop-by-hop field the router removed).
+ */
+export function requestHead(spec: RequestSpec, fallbackAuthority: string): string[] {
+  const h = spec.headers;
+  const grpc = isGrpcRequest(h as never);
+  const out = [':method', spec.method, ':path', spec.path, ':authority', String(h.host ?? fallbackAuthority)];
+  for (const k in h) {
+    const v = h[k];
+    if (v === undefined || k === 'host' || k.charCodeAt(0) === 58 /* : */ || (grpc && k === 'te')) continue;
+    if (Array.isArray(v)) for (const one of v) out.push(k, String(one));
+    else out.push(k, String(v));
+  }
+  if (grpc) out.push('te', 'trailers');
+  return out;
 }
 
 function withoutPseudo(h: http2.IncomingHttpHeaders): Headers {

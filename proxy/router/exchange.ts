@@ -973,8 +973,15 @@ export class Exchange {
       };
       this.explainHeader(h);
       this.respBytes = Buffer.byteLength(text);
-      this.res.writeHead(status, h);
-      this.res.end(text);
+      try {
+        this.res.writeHead(status, h);
+        this.res.end(text);
+      } catch {
+        // the downstream refused this head (a field its protocol cannot carry): the last answer
+        // this request can get is a cut connection, not a throw that takes the whole proxy down
+        this.flags = addFlag(this.flags, Flags.DownstreamProtocolError);
+        this.res.destroy();
+      }
     }
     this.finish();
   }

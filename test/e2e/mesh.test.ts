@@ -216,7 +216,7 @@ describe('e2e: weft as pods — install, Mesh, injection, traffic, delete', func
   });
 
   describe('(a) install and the sample Mesh', () => {
-    it('kubectl apply --server-side -k config/default rolls the operator out (2 replicas, one leader)', () => {
+    it('kubectl apply --server-side -k config/default rolls the operator out (1 replica, leading)', () => {
       installed = true;
       kubectl(['apply', '--server-side', '-k', join(repoRoot, 'config/default')], undefined, 120_000);
       const r = kubectlRun(
@@ -1173,7 +1173,7 @@ describe('e2e: weft as pods — install, Mesh, injection, traffic, delete', func
         'weft-system',
         'weft-operator',
       ]);
-      expect(op.status.readyReplicas).to.equal(2);
+      expect(op.status.readyReplicas).to.equal(1); // one replica by default (ADR 0025)
     });
   });
 });

@@ -238,6 +238,52 @@ describe('combined control plane: weftd and the webhook in one process (real API
     expect((await tlsRequest(c.webhook.port, ca, 'GET', '/metrics')).body).to.include('pilot_xds');
   });
 
+  it('holds no validation worker at idle, and starts one for a costly object (ADR 0025)', async () => {
+    const c = combined!;
+    const scrape = async (): Promise<string> => (await get(c.weftd.monitoringPort, '/metrics')).body;
+    expect(await scrape()).to.match(/^weft_webhook_validation_workers 0$/m);
+    const ca = readFileSync(join(webhookDir, 'ca.crt'), 'utf8');
+    const vsKind = { group: 'networking.istio.io', version: 'v1', kind: 'VirtualService' };
+    // 40 regexes: ~4 KB, but over the 2,000 cost units validated inline (test/unit/webhook/abuse.test.ts)
+    const costly = {
+      apiVersion: 'networking.istio.io/v1',
+      kind: 'VirtualService',
+      metadata: { name: 'costly', namespace: ns },
+      spec: {
+        hosts: ['reviews'],
+        http: [
+          {
+            match: Array.from({ length: 40 }, (_, i) => ({
+              uri: { regex: `/api/v${i}/(a|b|c)/[a-z0-9]{8,64}` },
+            })),
+            route: [{ destination: { host: 'reviews' } }],
+          },
+        ],
+      },
+    };
+    // The worker loads while the request waits; on a saturated machine (a worker loading from
+    // source under tsx) that can exceed the 4 s budget once, as the API server would see: retry.
+    const answer = await waitFor(
+      'the costly VirtualService validated',
+      async () => {
+        const r = await tlsRequest(
+          c.webhook.port,
+          ca,
+          'POST',
+          '/validate',
+          review('u-3', vsKind, 'virtualservices', costly, ns),
+        );
+        return r.status === 200 ? (JSON.parse(r.body) as Answer) : null;
+      },
+      60_000,
+      500,
+    );
+    expect(answer.response.allowed).to.equal(true);
+    const after = await scrape();
+    expect(after).to.match(/^weft_webhook_validation_workers 1$/m);
+    expect(after).to.match(/^weft_webhook_validations_total\{placement="worker"\} [1-9]/m);
+  });
+
   it("reports the process down when either half's server closes outside a shutdown", async () => {
     const c = combined!;
     expect(down).to.deep.equal([]);

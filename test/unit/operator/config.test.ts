@@ -22,15 +22,32 @@ describe('config/ tree', () => {
       ).to.equal(true);
     });
   }
-  it('the operator Deployment runs two replicas with leader election and kubebuilder probe flags', () => {
+  it('the operator Deployment runs one replica with leader election and kubebuilder probe flags (ADR 0025)', () => {
     const dep = parse(readFileSync('config/operator/deployment.yaml', 'utf8')) as {
       spec: { replicas: number; template: { spec: { containers: { args: string[] }[] } } };
     };
-    expect(dep.spec.replicas).to.equal(2);
+    expect(dep.spec.replicas).to.equal(1);
     expect(dep.spec.template.spec.containers[0]!.args).to.include.members([
       '--leader-elect',
       '--health-probe-bind-address=:8081',
     ]);
+  });
+  it('config/operator-ha adds a standby replica and a PodDisruptionBudget to the default install', () => {
+    const kustomization = parse(readFileSync('config/operator-ha/kustomization.yaml', 'utf8')) as {
+      resources: string[];
+      patches: { target: { kind: string; name: string }; patch: string }[];
+    };
+    expect(kustomization.resources).to.deep.equal(['../default', 'pdb.yaml']);
+    const [replicas] = kustomization.patches;
+    expect(replicas!.target).to.include({ kind: 'Deployment', name: 'weft-operator' });
+    expect(parse(replicas!.patch)).to.deep.equal([{ op: 'replace', path: '/spec/replicas', value: 2 }]);
+    const pdb = parse(readFileSync('config/operator-ha/pdb.yaml', 'utf8')) as {
+      kind: string;
+      spec: { minAvailable: number; selector: { matchLabels: Record<string, string> } };
+    };
+    expect(pdb.kind).to.equal('PodDisruptionBudget');
+    expect(pdb.spec.minAvailable).to.equal(1);
+    expect(pdb.spec.selector.matchLabels).to.deep.equal({ 'app.kubernetes.io/name': 'weft-operator' });
   });
   it('the Argo CD Application uses server-side apply', () => {
     const app = parse(readFileSync('config/argocd/application.yaml', 'utf8')) as {

@@ -210,7 +210,7 @@ describe('validation pool under hostile input', function () {
 
   it('refuses at once (503 code) beyond its queue, and serves again after', async () => {
     pool = new ValidationPool({ jobTimeoutMs: 500, maxQueued: 1 });
-    await pool.ready;
+    await pool.warm();
     const running = pool.validate(heavy, { waitMs: 30_000 }).catch((e: Error) => e);
     const queued = pool.validate(cheap, { waitMs: 30_000 });
     const refused = await pool.validate(cheap, { waitMs: 30_000 }).catch((e: { code?: string }) => e);
@@ -221,7 +221,7 @@ describe('validation pool under hostile input', function () {
 
   it('drops a queued job whose caller stopped waiting, unrun', async () => {
     pool = new ValidationPool({ jobTimeoutMs: 1_000 });
-    await pool.ready;
+    await pool.warm();
     const running = pool.validate(heavy).catch((e: Error) => e);
     const gaveUp = await pool.validate(cheap, { waitMs: 50 }).catch((e: Error) => e);
     expect(gaveUp).to.have.property(
@@ -234,7 +234,7 @@ describe('validation pool under hostile input', function () {
 
   it('fails a job it cannot hand to the worker alone, and serves the next at once', async () => {
     pool = new ValidationPool({ jobTimeoutMs: 60_000 });
-    await pool.ready;
+    await pool.warm();
     let deep: unknown = 1;
     for (let i = 0; i < 100_000; i++) deep = [deep];
     const err = await pool
@@ -248,7 +248,7 @@ describe('validation pool under hostile input', function () {
 
   it("fails a job that needs more than the worker's heap alone, and replaces the worker", async () => {
     pool = new ValidationPool({ jobTimeoutMs: 60_000, maxHeapMb: 64 });
-    await pool.ready;
+    await pool.warm();
     const huge = {
       obj: vs({ hosts: ['r'], http: Array.from({ length: 190_000 }, () => ({})) }),
       options: {},

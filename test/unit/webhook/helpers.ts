@@ -73,7 +73,7 @@ export async function startTestServer(
   const tls = new CertReloader(join(dir, 'tls.crt'), join(dir, 'tls.key'), log, 50);
   const index = new MeshIndex(opts.indexSources ?? 0);
   const pool = new ValidationPool({ jobTimeoutMs: opts.poolJobTimeoutMs ?? 7000, ...opts.pool });
-  await pool.ready;
+  await pool.warm();
   const metrics = createMetrics(false);
   const namespaces = new Map<string, Record<string, string>>();
   const settings: InjectionSettings = { ...structuredClone(DEFAULT_INJECTION_SETTINGS), ...opts.settings };
