@@ -55,6 +55,8 @@ export interface RateLimitVerdict {
   /** The bucket's key: the limit's sharedKey (default `shared`), or the caller's key (per-source budgets). */
   key: string;
   take: TakeResult;
+  /** Decided by the global backend (or its failure mode): a `scope: global` limit. */
+  global?: true;
 }
 
 /** An LRU entry: doubly linked, most recent at `head`. */
@@ -425,6 +427,7 @@ export class RateLimiter {
       budget: chosen.budget,
       key,
       take,
+      global: true,
     };
   }
 

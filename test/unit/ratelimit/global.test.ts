@@ -184,4 +184,17 @@ describe('global rate limits: the sidecar side without weftd', () => {
     expect(v!.take.retryAfterMs).to.equal(1000);
     expect(l.backendErrors).to.equal(1);
   });
+
+  it("a 429 from a global limit says so (Envoy's request_rate_limited), a local one local_rate_limited", async () => {
+    const { RateLimiter } = await import('../../../proxy/ratelimit/limiter.js');
+    const { limitedReply } = await import('../../../proxy/ratelimit/headers.js');
+    const l = new RateLimiter(null);
+    const budget = { requests: 1, intervalMs: 1000 };
+    const r = { port: 1, target: '/', method: 'GET', headers: {}, principal: null, claims: null };
+    l.update({ limits: [{ name: 'g', scope: 'global', failureMode: 'deny', budget }] });
+    expect(limitedReply((await l.checkAsync(r))!).body).to.equal('request_rate_limited: g [flag RL]\n');
+    l.update({ limits: [{ name: 'l', budget }] });
+    l.check(r);
+    expect(limitedReply(l.check(r)!).body).to.equal('local_rate_limited: l [flag RL]\n');
+  });
 });
