@@ -68,6 +68,13 @@ export interface LocalRateLimit {
   /** Default: the peer's principal (plaintext callers share the key `anonymous`). */
   sourceKey?: SourceKey;
   /**
+   * The key of the limit's shared (`per: shared`) buckets; absent: `shared`. A memquota sets its
+   * destination dimension's value (`ratings`): with `scope: global` the one name of a memquota
+   * covers many destinations, and each keeps its own budget in weftd's Redis as Mixer's counters
+   * per dimension set did. In a local limit each pod has its own buckets anyway.
+   */
+  sharedKey?: string;
+  /**
    * `global`: the bucket lives in weftd's Redis (one budget across every pod; ADR 0017) and the
    * sidecar asks weftd per request; absent: a token bucket in this sidecar.
    */
@@ -102,6 +109,8 @@ export const RATE_LIMIT_BOUNDS = {
   maxKeysPerLimit: 1_000_000,
   /** More hops than any real chain of load balancers; bounds the x-forwarded-for walk. */
   maxTrustedProxies: 16,
+  /** A Service name or label value is at most 63; weftd takes check keys up to 160. */
+  maxSharedKeyChars: 128,
 } as const;
 
 export const DEFAULT_MAX_KEYS_PER_LIMIT = 10_000;
@@ -199,6 +208,14 @@ export function validateRateLimitBlock(block: unknown): Problem[] {
     if (l.defaultName !== undefined && (typeof l.defaultName !== 'string' || l.defaultName === ''))
       out.push({ path: `${p}.defaultName`, message: 'must be a non-empty string' });
     checkSourceKey(l.sourceKey, `${p}.sourceKey`, out);
+    if (
+      l.sharedKey !== undefined &&
+      (typeof l.sharedKey !== 'string' || l.sharedKey === '' || l.sharedKey.length > B.maxSharedKeyChars)
+    )
+      out.push({
+        path: `${p}.sharedKey`,
+        message: `must be a string of 1..${B.maxSharedKeyChars} characters`,
+      });
     if (l.scope !== undefined && l.scope !== 'global')
       out.push({ path: `${p}.scope`, message: 'must be "global" or absent (local)' });
     if (l.failureMode !== undefined && l.failureMode !== 'allow' && l.failureMode !== 'deny')

@@ -7,7 +7,10 @@
  * of that source's pods; the first one without a `source` matches every caller, so it becomes the
  * pod's default budget and every later override is unreachable (the webhook warns). With no such
  * override the quota's own `maxAmount`/`validDuration` is the default. Every budget is one shared
- * bucket per destination pod: "ratings 100/s" is 100/s at each ratings pod.
+ * bucket per destination pod: "ratings 100/s" is 100/s at each ratings pod. With the global
+ * backend it is one budget per destination across its pods (the limit's `sharedKey` is the pod's
+ * destination value), as Mixer counted per dimension set: ratings and productpage under one
+ * quota do not draw from each other's 5000/s.
  *
  * A dimension value names a workload as Istio's quota instances did (`source.labels["app"]`,
  * `destination.labels["app"] | destination.service.name`): pods whose `app` label is that
@@ -45,6 +48,22 @@ export function namesPod(
     (s) =>
       s.metadata.name === name && (s.metadata.namespace ?? 'default') === namespace && serviceSelects(s, pod),
   );
+}
+
+/**
+ * The pod's `destination` dimension as Istio's quota instance computed it
+ * (`destination.labels["app"] | destination.service.name | "unknown"`): its app label, else the
+ * first by name of the Services in its namespace that select it, else `unknown`.
+ */
+export function destinationValue(pod: RateLimitPod, services: readonly KubeService[]): string {
+  const app = pod.labels.app;
+  if (app !== undefined && app !== '') return app;
+  const names = services
+    .filter((s) => serviceSelects(s, pod))
+    .map((s) => s.metadata.name ?? '')
+    .filter((n) => n !== '')
+    .sort();
+  return names[0] ?? 'unknown';
 }
 
 /** The principal patterns of the workload a `source` names. */
@@ -85,6 +104,11 @@ function quotaLimit(
   const ns = mq.metadata.namespace ?? 'default';
   if (!appliesTo(mq, input)) return {};
   const name = `memquota ${ns}/${mq.metadata.name ?? ''} ${q.name}`;
+  // one name for every destination the quota covers: the key keeps their budgets apart
+  const sharedKey = destinationValue(input.pod, input.kubeServices).slice(
+    0,
+    RATE_LIMIT_BOUNDS.maxSharedKeyChars,
+  );
   let budget = memquotaBudget(q.maxAmount, q.validDuration);
   if (typeof budget === 'string') return { warning: `${name}: ${budget}; not enforced` };
   const overrides: RateLimitOverride[] = [];
@@ -109,6 +133,7 @@ function quotaLimit(
           budget,
           ...(overrides.length > 0 ? { overrides } : {}),
           defaultName: `overrides[${i}]`,
+          sharedKey,
         },
       };
     }
@@ -118,7 +143,7 @@ function quotaLimit(
       budget: b,
     });
   }
-  return { limit: { name, budget, ...(overrides.length > 0 ? { overrides } : {}) } };
+  return { limit: { name, budget, ...(overrides.length > 0 ? { overrides } : {}), sharedKey } };
 }
 
 export function memquotaLimitsFor(

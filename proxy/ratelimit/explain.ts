@@ -17,7 +17,7 @@ export interface RateLimitExplanation {
   requests: number;
   intervalMs: number;
   burst: number;
-  /** `shared`, or the caller's key (per-source budgets). */
+  /** The limit's sharedKey (`shared` unless set: a memquota's destination), or the caller's key (per-source budgets). */
   bucket: string;
   /** Per-source budgets: what the key is and where it came from. */
   key?: string;
@@ -72,7 +72,7 @@ export function explainRateLimit(
     requests: b.requests,
     intervalMs: b.intervalMs,
     burst: b.burst,
-    bucket: b.per === 'source' ? s.key : 'shared',
+    bucket: s.key,
     ...(b.per === 'source' ? { key: keyText(rule, s.key, block.numTrustedProxies ?? 0) } : {}),
     ...(global ? { failureMode: rule.failureMode ?? 'allow', backend: backendText(redis) } : {}),
   };
@@ -86,7 +86,10 @@ export function rateLimitSentence(x: RateLimitExplanation, where: 'per pod' | 'p
     x.scope === 'global'
       ? `one budget across every pod, kept in ${x.backend}; if it does not answer in time: ${x.failureMode === 'deny' ? '429 (failureMode deny)' : 'allowed (failureMode allow)'}`
       : where;
-  const bucket =
-    x.key !== undefined ? `the caller's own bucket, keyed by ${x.key}` : 'one bucket shared by these callers';
+  const shared =
+    x.bucket === 'shared'
+      ? 'one bucket shared by these callers'
+      : `one bucket shared by these callers, keyed ${x.bucket}`;
+  const bucket = x.key !== undefined ? `the caller's own bucket, keyed by ${x.key}` : shared;
   return `rate limit ${name} applies: ${budget} ${scope}, from ${bucket}; beyond it 429 (flag RL)`;
 }

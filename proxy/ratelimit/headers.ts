@@ -44,7 +44,11 @@ export function rateLimitLogFields(v: RateLimitVerdict): Record<string, unknown>
   };
 }
 
-/** What a limited request gets, on a sidecar's inbound side and at a gateway alike. */
+/**
+ * What a limited request gets, on a sidecar's inbound side and at a gateway alike. The body
+ * starts with Envoy's response detail for the filter that would have refused it: its local rate
+ * limit's `local_rate_limited`, its global rate-limit service's `request_rate_limited`.
+ */
 export function limitedReply(v: RateLimitVerdict): {
   detail: string;
   body: string;
@@ -53,7 +57,7 @@ export function limitedReply(v: RateLimitVerdict): {
   const detail = policyName(v);
   return {
     detail,
-    body: `local_rate_limited: ${detail} [flag RL]\n`,
+    body: `${v.global ? 'request_rate_limited' : 'local_rate_limited'}: ${detail} [flag RL]\n`,
     headers: { ...rateLimitHeaders(v), 'content-type': 'text/plain; charset=utf-8' },
   };
 }

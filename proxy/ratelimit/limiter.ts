@@ -52,9 +52,11 @@ export interface RateLimitVerdict {
   /** The override that applied; null: the default budget. */
   override: string | null;
   budget: Required<RateBudget>;
-  /** The bucket's key (`shared`, or the caller's key for per-source budgets). */
+  /** The bucket's key: the limit's sharedKey (default `shared`), or the caller's key (per-source budgets). */
   key: string;
   take: TakeResult;
+  /** Decided by the global backend (or its failure mode): a `scope: global` limit. */
+  global?: true;
 }
 
 /** An LRU entry: doubly linked, most recent at `head`. */
@@ -363,7 +365,7 @@ export class RateLimiter {
           chosen = b;
           break;
         }
-      return { l, chosen, key: chosen.budget.per === 'source' ? l.keyOf(r) : 'shared' };
+      return { l, chosen, key: chosen.budget.per === 'source' ? l.keyOf(r) : (l.rule.sharedKey ?? 'shared') };
     }
     return null;
   }
@@ -425,6 +427,7 @@ export class RateLimiter {
       budget: chosen.budget,
       key,
       take,
+      global: true,
     };
   }
 

@@ -5,13 +5,17 @@
  * globalRateLimits), and weftd's real check handler (controlplane/globalratelimit.ts) on the fake
  * weftd's HTTPS port, backed by a real `redis-server` on a free loopback port (killed by PID).
  * Callers on mesh mTLS. Checks that the three share one budget under concurrent load, the 429
- * headers, and the failure mode when Redis is killed (fail open counts backend errors).
+ * headers, that two destinations under one memquota (a fourth sidecar, for productpage, behind a
+ * second fake weftd on the same Redis) keep their own budgets, and the failure mode when Redis is
+ * killed (fail open counts backend errors).
  */
 import { expect } from 'chai';
 import { spawn, type ChildProcess } from 'node:child_process';
 import type http from 'node:http';
 import { PROXY_CONFIG_API_VERSION, type ProxyConfig } from '../../../pkg/proxyconfig/types.js';
 import type { RateLimit } from '../../../pkg/api/ratelimit.js';
+import type { MemQuota } from '../../../pkg/api/memquota.js';
+import type { RateLimitBlock } from '../../../pkg/proxyconfig/ratelimit.js';
 import { rateLimitsFor } from '../../../pkg/translate/ratelimit.js';
 import { fakeWeftd, type FakeWeftd } from './fake-weftd.js';
 import { meshRequest, startSidecar, type Proc } from './ratelimit-sidecar.js';
@@ -53,30 +57,37 @@ describe('proxy sidecar: global rate limits across three replicas (real processe
   const procs: Proc[] = [];
   let productpage: KeyPairPem;
 
-  const config = (version: string, rateLimit: RateLimit): ProxyConfig => {
+  const globalBlock = (app: string, rest: { rateLimits?: RateLimit[]; memquotas?: MemQuota[] }) => {
     const { block, warnings } = rateLimitsFor({
-      pod: { namespace: 'bookinfo', labels: { app: 'ratings' }, serviceAccount: 'bookinfo-ratings' },
-      rateLimits: [rateLimit],
+      pod: { namespace: 'bookinfo', labels: { app }, serviceAccount: `bookinfo-${app}` },
+      rateLimits: rest.rateLimits ?? [],
+      memquotas: rest.memquotas ?? [],
       kubeServices: [],
       domainSuffix: 'cluster.local',
       globalRateLimits: true,
     });
     expect(warnings).to.deep.equal([]);
     expect(block!.limits[0]!.scope).to.equal('global');
-    return {
-      apiVersion: PROXY_CONFIG_API_VERSION,
-      kind: 'ProxyConfig',
-      version,
-      listeners: [],
-      clusters: [],
-      telemetry: { accessLog: true, workload: { name: 'ratings-v1', namespace: 'bookinfo', app: 'ratings' } },
-      inbound: {
-        mtls: { mode: 'PERMISSIVE', policy: 'test' },
-        ports: [{ port: app.port, protocol: 'HTTP' }],
-      },
-      rateLimits: block!,
-    };
+    return block!;
   };
+  const config = (version: string, rateLimit: RateLimit): ProxyConfig =>
+    configWith(version, globalBlock('ratings', { rateLimits: [rateLimit] }));
+  const configWith = (version: string, block: RateLimitBlock, workload = 'ratings'): ProxyConfig => ({
+    apiVersion: PROXY_CONFIG_API_VERSION,
+    kind: 'ProxyConfig',
+    version,
+    listeners: [],
+    clusters: [],
+    telemetry: {
+      accessLog: true,
+      workload: { name: `${workload}-v1`, namespace: 'bookinfo', app: workload },
+    },
+    inbound: {
+      mtls: { mode: 'PERMISSIVE', policy: 'test' },
+      ports: [{ port: app.port, protocol: 'HTTP' }],
+    },
+    rateLimits: block,
+  });
 
   before(async () => {
     const port = await freePort();
@@ -170,6 +181,48 @@ describe('proxy sidecar: global rate limits across three replicas (real processe
     for (const p of procs) {
       const m = await request(p.ports.metrics!, { path: '/stats/prometheus' });
       expect(m.body).to.match(/weft_proxy_ratelimit_requests_total\{[^}]*result="limited"[^}]*\} \d+/);
+    }
+  });
+
+  it('two destinations under one memquota keep their own budgets (Mixer counted per destination)', async () => {
+    // the seeds' shape: one quota for every service, 5 per hour (nothing refills during the test)
+    const quota: MemQuota = {
+      apiVersion: 'config.istio.io/v1alpha2',
+      kind: 'memquota',
+      metadata: { name: 'handler', namespace: 'istio-system' },
+      spec: { quotas: [{ name: 'requestcount', maxAmount: 5, validDuration: '1h' }] },
+    };
+    // productpage's sidecar, from a second fake weftd answering checks with the same Redis; both
+    // tokens are namespace default, as two pods of one namespace share weftd's key namespace
+    const weftd2 = await fakeWeftd(null);
+    weftd2.routes.set(RATELIMIT_CHECK_PATH, weftd.routes.get(RATELIMIT_CHECK_PATH)!);
+    weftd2.push(configWith('pp1', globalBlock('productpage', { memquotas: [quota] }), 'productpage'));
+    weftd.push(configWith('mq1', globalBlock('ratings', { memquotas: [quota] })));
+    const pp = await startSidecar(weftd2, SIDECAR_ARGS);
+    try {
+      await waitFor(
+        'ready',
+        async () => (await request(pp.ports.health!, { path: '/healthz/ready' })).status === 200,
+      );
+      await sleep(1000);
+      const send = async (p: Proc, n: number): Promise<number[]> => {
+        const out: number[] = [];
+        for (let i = 0; i < n; i++)
+          out.push((await meshRequest(p.ports.inbound!, app.port, productpage, weftd.ca.certPem)).status);
+        return out;
+      };
+      // ratings spends its 5 (across its replicas) and is limited ...
+      expect(await send(procs[0]!, 3)).to.deep.equal([200, 200, 200]);
+      expect(await send(procs[1]!, 3)).to.deep.equal([200, 200, 429]);
+      // ... productpage, under the same quota name, still has all of its own
+      expect(await send(pp, 6)).to.deep.equal([200, 200, 200, 200, 200, 429]);
+      const m = await request(pp.ports.metrics!, { path: '/stats/prometheus' });
+      expect(m.body, 'the metric label is the quota, not the key').to.match(
+        /weft_proxy_ratelimit_requests_total\{[^}]*limit="memquota istio-system\/handler requestcount"[^}]*result="limited"[^}]*\} 1/,
+      );
+    } finally {
+      pp.child.kill('SIGKILL');
+      await weftd2.close();
     }
   });
 

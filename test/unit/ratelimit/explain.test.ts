@@ -63,6 +63,25 @@ describe('ratelimit: explain', () => {
     expect(explainInbound(cfg, { port: 9080 }).rateLimit).to.equal(undefined);
   });
 
+  it("a memquota's shared bucket is named by its destination (sharedKey), the limit by the quota", () => {
+    const mqCfg: ProxyConfig = {
+      ...cfg,
+      rateLimits: {
+        limits: [
+          {
+            name: 'memquota istio-system/handler q',
+            scope: 'global',
+            sharedKey: 'ratings',
+            budget: { requests: 100, intervalMs: 1000 },
+          },
+        ],
+      },
+    };
+    const e = explainInbound(mqCfg, { port: 9080, peer: REVIEWS, request: { method: 'GET', url: '/' } });
+    expect(e.rateLimit).to.include({ limit: 'memquota istio-system/handler q', bucket: 'ratings' });
+    expect(e.outcome).to.match(/from one bucket shared by these callers, keyed ratings;/);
+  });
+
   it('weftctl explain --config prints a ratelimit line', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'weft-rl-'));
     const file = join(dir, 'config.yaml');

@@ -94,6 +94,76 @@ describe('global rate limits: the sidecar side without weftd', () => {
     expect(sent[0]).to.match(/^sha256:[0-9a-f]{64}$/);
   });
 
+  it("a limit's shared buckets are asked for by its sharedKey (a memquota's destination), else 'shared'", async () => {
+    const { RateLimiter } = await import('../../../proxy/ratelimit/limiter.js');
+    const sent: [string, string | null][] = [];
+    const backend = {
+      check: (r: { key: string; override: string | null }) => {
+        sent.push([r.key, r.override]);
+        return Promise.resolve({ allowed: true, remaining: 0, retryAfterMs: 0, resetMs: 0 });
+      },
+    };
+    const REVIEWS = 'spiffe://cluster.local/ns/demo/sa/reviews';
+    const limiterFor = (sharedKey?: string) => {
+      const l = new RateLimiter(null, { global: backend });
+      l.update({
+        limits: [
+          {
+            name: 'memquota istio-system/handler q',
+            scope: 'global',
+            budget: { requests: 100, intervalMs: 1000 },
+            overrides: [
+              {
+                name: 'overrides[0]',
+                source: { principals: [REVIEWS] },
+                budget: { requests: 1, intervalMs: 1000 },
+              },
+            ],
+            ...(sharedKey !== undefined ? { sharedKey } : {}),
+          },
+        ],
+      });
+      return l;
+    };
+    const req = (principal: string | null) => ({
+      port: 1,
+      target: '/',
+      method: 'GET',
+      headers: {},
+      principal,
+      claims: null,
+    });
+    for (const l of [limiterFor('ratings'), limiterFor('productpage'), limiterFor()]) {
+      const v = (await l.checkAsync(req(null)))!;
+      await l.checkAsync(req(REVIEWS));
+      expect(v.limit).to.equal('memquota istio-system/handler q'); // metrics and the log keep the name
+    }
+    expect(sent).to.deep.equal([
+      ['ratings', null],
+      ['ratings', 'overrides[0]'],
+      ['productpage', null],
+      ['productpage', 'overrides[0]'],
+      ['shared', null],
+      ['shared', 'overrides[0]'],
+    ]);
+  });
+
+  it('sharedKey is bounded: empty or longer than 128 characters is refused', () =>
+    expect(
+      validateRateLimitBlock({
+        limits: [
+          { name: 'a', sharedKey: '', budget: { requests: 1, intervalMs: 1000 } },
+          { name: 'b', sharedKey: 'k'.repeat(129), budget: { requests: 1, intervalMs: 1000 } },
+          { name: 'c', sharedKey: 7, budget: { requests: 1, intervalMs: 1000 } },
+          { name: 'd', sharedKey: 'k'.repeat(128), budget: { requests: 1, intervalMs: 1000 } },
+        ],
+      }).map((x) => x.path),
+    ).to.deep.equal([
+      'rateLimits.limits[0].sharedKey',
+      'rateLimits.limits[1].sharedKey',
+      'rateLimits.limits[2].sharedKey',
+    ]));
+
   it('no backend configured: the failure mode applies and the error is counted', async () => {
     const { RateLimiter } = await import('../../../proxy/ratelimit/limiter.js');
     const l = new RateLimiter(null);
@@ -113,5 +183,18 @@ describe('global rate limits: the sidecar side without weftd', () => {
     expect(v!.allowed).to.equal(false);
     expect(v!.take.retryAfterMs).to.equal(1000);
     expect(l.backendErrors).to.equal(1);
+  });
+
+  it("a 429 from a global limit says so (Envoy's request_rate_limited), a local one local_rate_limited", async () => {
+    const { RateLimiter } = await import('../../../proxy/ratelimit/limiter.js');
+    const { limitedReply } = await import('../../../proxy/ratelimit/headers.js');
+    const l = new RateLimiter(null);
+    const budget = { requests: 1, intervalMs: 1000 };
+    const r = { port: 1, target: '/', method: 'GET', headers: {}, principal: null, claims: null };
+    l.update({ limits: [{ name: 'g', scope: 'global', failureMode: 'deny', budget }] });
+    expect(limitedReply((await l.checkAsync(r))!).body).to.equal('request_rate_limited: g [flag RL]\n');
+    l.update({ limits: [{ name: 'l', budget }] });
+    l.check(r);
+    expect(limitedReply(l.check(r)!).body).to.equal('local_rate_limited: l [flag RL]\n');
   });
 });

@@ -104,6 +104,7 @@ describe('ratelimit: memquota translation', () => {
                 budget: { requests: 1, intervalMs: 1000 },
               },
             ],
+            sharedKey: 'ratings',
           },
         ],
       },
@@ -116,6 +117,7 @@ describe('ratelimit: memquota translation', () => {
     expect(r.block!.limits[0]).to.deep.equal({
       name: 'memquota istio-system/handler requestcount.instance.istio-system',
       budget: { requests: 5000, intervalMs: 1000 },
+      sharedKey: 'productpage',
     });
   });
 
@@ -166,7 +168,32 @@ describe('ratelimit: memquota translation', () => {
       name: 'memquota istio-system/handler q',
       budget: { requests: 100, intervalMs: 1000 },
       defaultName: 'overrides[0]',
+      sharedKey: 'ratings',
     });
+  });
+
+  it("two destinations under one memquota: same limit name, each its own shared key (Mixer's destination dimension)", () => {
+    const global = (pod: RateLimitInput['pod']) =>
+      rateLimitsFor({ ...input({ memquotas: [SEEDS], pod }), globalRateLimits: true }).block!.limits[0]!;
+    const ratings = global(ratingsPod);
+    const productpage = global(pods[2]!);
+    expect(ratings.name).to.equal(productpage.name); // the metric label stays the quota's name
+    expect([ratings.scope, productpage.scope]).to.deep.equal(['global', 'global']);
+    expect([ratings.sharedKey, productpage.sharedKey]).to.deep.equal(['ratings', 'productpage']);
+  });
+
+  it("the destination value: app label, else a selecting Service's name (first by name), else unknown", () => {
+    const keyOf = (pod: RateLimitInput['pod'], kubeServices: KubeService[]): string | undefined =>
+      rateLimitsFor(input({ memquotas: [SEEDS], pod, kubeServices })).block!.limits[0]!.sharedKey;
+    const unlabelled = { namespace: 'bookinfo', labels: { tier: 'db' }, serviceAccount: 'db' };
+    const svc = (name: string, namespace = 'bookinfo'): KubeService => ({
+      metadata: { name, namespace },
+      spec: { selector: { tier: 'db' } },
+    });
+    expect(keyOf(ratingsPod, [svc('zzz')]), 'the app label first').to.equal('ratings');
+    expect(keyOf(unlabelled, [svc('mysql-b'), svc('mysql-a')])).to.equal('mysql-a');
+    expect(keyOf(unlabelled, [svc('mysql', 'other')]), "another namespace's Service").to.equal('unknown');
+    expect(keyOf(unlabelled, [])).to.equal('unknown');
   });
 
   it('unknown dimensions or no validDuration: skipped with a warning, not enforced as something else', () => {
