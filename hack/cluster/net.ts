@@ -1,5 +1,5 @@
 /** Loopback ports and health probes for the local cluster. Nothing here leaves 127.0.0.1. */
-import { createServer } from 'node:net';
+import { createServer, type Server } from 'node:net';
 import http from 'node:http';
 import https from 'node:https';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -23,6 +23,32 @@ export async function freePort(preferred = 0): Promise<number> {
   const any = await tryListen(0);
   if (any === undefined) throw new Error('no free port on 127.0.0.1');
   return any;
+}
+
+/**
+ * `n` distinct free ports on 127.0.0.1. All are held at once while they are chosen: `n` calls of
+ * freePort() can be handed the same port twice (each closes before the next binds), and two
+ * daemons told the same port fail at start (Argo CD's repo-server: "bind: address already in
+ * use", seen in CI).
+ */
+export async function freePorts(n: number): Promise<number[]> {
+  const held = await Promise.all(
+    Array.from(
+      { length: n },
+      () =>
+        new Promise<Server>((resolve, reject) => {
+          const srv = createServer();
+          srv.once('error', reject);
+          srv.listen({ port: 0, host: '127.0.0.1', exclusive: true }, () => resolve(srv));
+        }),
+    ),
+  );
+  const ports = held.map((srv) => {
+    const addr = srv.address();
+    return typeof addr === 'object' && addr !== null ? addr.port : 0;
+  });
+  await Promise.all(held.map((srv) => new Promise<void>((resolve) => srv.close(() => resolve()))));
+  return ports;
 }
 
 export async function portInUse(port: number): Promise<boolean> {

@@ -38,9 +38,10 @@ import {
   startProc,
   stopProc,
   tail,
+  untilListening,
   weftHealthData,
 } from './support/argocd.js';
-import { freePort } from '../support/ports.js';
+import { freePorts } from '../support/ports.js';
 import {
   kubeconfig,
   kubectl,
@@ -315,71 +316,91 @@ describe('e2e: Argo CD v3.6.2 syncs Istio objects through weft (issue #16)', fun
       [...argoCdConfig(weftHealthData()), cluster.secret].map((o) => stringify(o)).join('---\n'),
     );
 
-    const [redisPort, repoPort, repoMetrics, ctrlMetrics] = [
-      await freePort(),
-      await freePort(),
-      await freePort(),
-      await freePort(),
-    ];
-    procs.push(
-      startProc(
-        'redis',
-        'redis-server',
-        ['--port', `${redisPort}`, '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
-        work,
-      ),
-    );
-    const redis = `127.0.0.1:${redisPort}`;
-    procs.push(
-      startProc(
-        'repo-server',
-        join(bin, '..', 'argocd-repo-server'),
-        [
-          '--redis',
-          redis,
-          '--address',
-          '127.0.0.1',
-          '--port',
-          `${repoPort}`,
-          '--metrics-address',
-          '127.0.0.1',
-          '--metrics-port',
-          `${repoMetrics}`,
-          '--disable-tls',
-          '--client-ca-path',
-          '',
-        ],
-        work,
-        repoServerEnv(moduleDir, work),
-      ),
-    );
-    procs.push(
-      startProc(
-        'application-controller',
-        join(bin, '..', 'argocd-application-controller'),
-        [
-          '--kubeconfig',
-          kubeconfig,
-          '-n',
-          'argocd',
-          '--redis',
-          redis,
-          '--repo-server',
-          `127.0.0.1:${repoPort}`,
-          '--repo-server-plaintext',
-          '--repo-server-client-cert-path',
-          '',
-          '--repo-server-client-cert-key-path',
-          '',
-          '--metrics-port',
-          `${ctrlMetrics}`,
-          // Argo CD v3 keeps resources' health out of the Application by default (only the
-          // aggregate); the suite reads each Istio object's verdict there.
-          '--persist-resource-health',
-        ],
-        work,
-      ),
-    );
+    // Argo CD's three daemons on loopback ports; a daemon that finds its port taken at start (by
+    // a process outside this suite between the choice and the bind) is started again on new ports
+    const startArgoCd = async (): Promise<{ started: Proc[]; repoPort: number }> => {
+      const [redisPort, repoPort, repoMetrics, ctrlMetrics] = (await freePorts(4)) as [
+        number,
+        number,
+        number,
+        number,
+      ];
+      const started: Proc[] = [];
+      started.push(
+        startProc(
+          'redis',
+          'redis-server',
+          ['--port', `${redisPort}`, '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+          work,
+        ),
+      );
+      const redis = `127.0.0.1:${redisPort}`;
+      started.push(
+        startProc(
+          'repo-server',
+          join(bin, '..', 'argocd-repo-server'),
+          [
+            '--redis',
+            redis,
+            '--address',
+            '127.0.0.1',
+            '--port',
+            `${repoPort}`,
+            '--metrics-address',
+            '127.0.0.1',
+            '--metrics-port',
+            `${repoMetrics}`,
+            '--disable-tls',
+            '--client-ca-path',
+            '',
+          ],
+          work,
+          repoServerEnv(moduleDir, work),
+        ),
+      );
+      started.push(
+        startProc(
+          'application-controller',
+          join(bin, '..', 'argocd-application-controller'),
+          [
+            '--kubeconfig',
+            kubeconfig,
+            '-n',
+            'argocd',
+            '--redis',
+            redis,
+            '--repo-server',
+            `127.0.0.1:${repoPort}`,
+            '--repo-server-plaintext',
+            '--repo-server-client-cert-path',
+            '',
+            '--repo-server-client-cert-key-path',
+            '',
+            '--metrics-port',
+            `${ctrlMetrics}`,
+            // Argo CD v3 keeps resources' health out of the Application by default (only the
+            // aggregate); the suite reads each Istio object's verdict there.
+            '--persist-resource-health',
+          ],
+          work,
+        ),
+      );
+      return { started, repoPort };
+    };
+    for (let attempt = 1; ; attempt++) {
+      const { started, repoPort } = await startArgoCd();
+      procs.push(...started);
+      const failed = await untilListening(repoPort, started);
+      if (failed === undefined) break;
+      const why = tail(failed, 3);
+      if (attempt === 3 || !/address already in use/i.test(why))
+        throw new Error(`Argo CD's ${failed.name} exited at start:\n${why}`);
+      process.stdout.write(
+        `      ${failed.name} found its port taken; starting Argo CD again on new ports\n`,
+      );
+      for (const p of started) await stopProc(p);
+      procs.splice(procs.length - started.length);
+    }
 
     // The namespace comes from git, created by Argo CD's sync.
     ns = `e2e-argocd-${randomBytes(3).toString('hex')}`;

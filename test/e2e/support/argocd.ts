@@ -19,6 +19,7 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -91,6 +92,33 @@ export function startProc(
   const child = spawn(cmd, args, { stdio: ['ignore', fd, fd], env });
   child.on('error', () => undefined); // reported through exitCode/logs; never an unhandled event
   return { name, child, log };
+}
+
+/**
+ * Waits until something accepts connections on 127.0.0.1:`port` (the repo-server's gRPC port:
+ * the last of the daemons to bind). Resolves undefined then, or with the first of `procs` that
+ * exited meanwhile (a daemon that could not bind exits at once); throws after `timeoutMs`.
+ */
+export async function untilListening(
+  port: number,
+  procs: Proc[],
+  timeoutMs = 60_000,
+): Promise<Proc | undefined> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const dead = procs.find((p) => p.child.exitCode !== null || p.child.signalCode !== null);
+    if (dead !== undefined) return dead;
+    const open = await new Promise<boolean>((resolve) => {
+      const s = connect({ host: '127.0.0.1', port }, () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.on('error', () => resolve(false));
+    });
+    if (open) return undefined;
+    if (Date.now() > deadline) throw new Error(`nothing listens on 127.0.0.1:${port} after ${timeoutMs} ms`);
+    await sleep(200);
+  }
 }
 
 /** The last lines of a process's log. */

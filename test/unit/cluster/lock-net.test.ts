@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { withLock } from '../../../hack/cluster/lock.js';
-import { waitUntil } from '../../../hack/cluster/net.js';
+import { freePorts, portInUse, waitUntil } from '../../../hack/cluster/net.js';
 
 describe('hack/cluster: lock and wait helpers', () => {
   let dir: string;
@@ -62,6 +62,18 @@ describe('hack/cluster: lock and wait helpers', () => {
         throw new Error('boom');
       }).catch(() => undefined);
       expect(existsSync(path)).to.equal(false);
+    });
+  });
+
+  describe('freePorts', () => {
+    it('hands out distinct ports, each free once chosen (several daemons started side by side)', async () => {
+      for (let round = 0; round < 20; round++) {
+        const ports = await freePorts(8);
+        expect(new Set(ports).size, ports.join(',')).to.equal(8);
+        for (const p of ports) expect(p).to.be.within(1, 65535);
+      }
+      const [p] = await freePorts(1);
+      expect(await portInUse(p!)).to.equal(false);
     });
   });
 
