@@ -127,13 +127,13 @@ function onStreamResponse(this: JobStream, h: http2.IncomingHttpHeaders): void {
   const status = Number(h[':status']);
   if (status >= 100 && status < 200) return; // informational: the final head follows
   job.gotResponse = true;
-  job.handler.onResponseStart(job, status, withoutPseudo(h));
+  job.handler.onResponseStart(job, status, asHeaders(h));
 }
 
 function onStreamTrailers(this: JobStream, t: http2.IncomingHttpHeaders): void {
   const job = this[JOB];
   job.idleTicks = 0;
-  if (!job.done) job.handler.onResponseTrailers?.(job, withoutPseudo(t));
+  if (!job.done) job.handler.onResponseTrailers?.(job, asHeaders(t));
 }
 
 function onStreamData(this: JobStream, d: Buffer): void {
@@ -428,10 +428,13 @@ export function requestHead(spec: H2RequestSpec, fallbackAuthority: string): str
   return out;
 }
 
-function withoutPseudo(h: http2.IncomingHttpHeaders): Headers {
-  const out: Headers = {};
-  for (const k in h) if (k.charCodeAt(0) !== 58) out[k] = h[k] as string | string[];
-  return out;
+/**
+ * node's header object as the handler's, not copied: its pseudo-header fields (`:status`) stay
+ * in it, and every consumer already drops `:` names when it forwards (withoutHopByHop,
+ * forwardableTrailers), so a copy without them per head and per trailer section bought nothing.
+ */
+function asHeaders(h: http2.IncomingHttpHeaders): Headers {
+  return h as Headers;
 }
 
 /** Streams the request body with back-pressure; an error in it cancels the stream. */

@@ -238,7 +238,8 @@ export class Exchange {
   ) {}
 
   run(): void {
-    this.res.once('close', () => {
+    // 'close' comes once: on() spares once()'s wrapper objects on every request
+    this.res.on('close', () => {
       this.env.onClosed();
       this.onDownstreamClose();
     });
