@@ -292,9 +292,12 @@ export class H2Pool {
   private sweepIdleStreams(s: Session): void {
     const idleMs = this.opts.streamIdleMs ?? STREAM_IDLE_MS;
     s.sweepTimer = setInterval(() => {
-      for (const job of s.jobs)
-        if (++job.idleTicks > STREAM_IDLE_TICKS)
-          job.fail(new UpstreamError('stream idle timeout', 'ETIMEDOUT_STREAM', false, !job.gotResponse));
+      for (const job of s.jobs) {
+        if (++job.idleTicks <= STREAM_IDLE_TICKS) continue;
+        job.fail(new UpstreamError('stream idle timeout', 'ETIMEDOUT_STREAM', false, !job.gotResponse));
+        // and the stream is cancelled, so it stops counting against the session's limit
+        job.stream?.close(http2.constants.NGHTTP2_CANCEL);
+      }
     }, idleMs / STREAM_IDLE_TICKS);
     s.sweepTimer.unref();
   }

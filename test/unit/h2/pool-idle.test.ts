@@ -36,11 +36,15 @@ function outcome(
 describe('H2Pool stream idle timeout (one sweep per session)', () => {
   let server: http2.Http2Server;
   let pool: H2Pool;
+  let silentClosed: number | null = null;
   before(async () => {
     server = http2.createServer();
     server.on('stream', (stream: http2.ServerHttp2Stream, headers) => {
       stream.on('error', () => undefined);
-      if (headers[':path'] === '/silent') return; // never answers
+      if (headers[':path'] === '/silent') {
+        stream.on('close', () => (silentClosed = stream.rstCode ?? -1));
+        return; // never answers
+      }
       // a frame every IDLE_MS / 3, for 3 × IDLE_MS in all: never idle for the timeout
       stream.respond({ ':status': 200 });
       let n = 0;
@@ -73,6 +77,9 @@ describe('H2Pool stream idle timeout (one sweep per session)', () => {
     expect(r.error).to.equal('ETIMEDOUT_STREAM');
     // between one timeout and one timeout plus a sweep interval (IDLE_MS / 5), with slack
     expect(r.ms).to.be.within(IDLE_MS, IDLE_MS * 3);
+    // the upstream stream is cancelled, not left open on the session
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(silentClosed).to.equal(http2.constants.NGHTTP2_CANCEL);
   });
 
   it('a stream whose frames keep coming outlives the timeout', async () => {
