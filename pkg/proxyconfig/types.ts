@@ -564,6 +564,9 @@ export type ClusterType = (typeof CLUSTER_TYPES)[number];
 /** The label an injected pod carries when it runs a weft (or Istio) sidecar: auto-mTLS targets it. */
 export const TLS_MODE_LABEL = 'security.istio.io/tlsMode';
 
+/** The endpoint label a proxy's metrics report as `destination_version` (when all a cluster's endpoints agree). */
+export const VERSION_LABEL = 'version';
+
 /**
  * Client-side TLS towards a cluster (DestinationRule `trafficPolicy.tls`, or auto-mTLS).
  *
@@ -597,6 +600,11 @@ export interface UpstreamTls {
 export interface Endpoint {
   address: string;
   port: number;
+  /**
+   * The pod's labels that the proxy reads, not all of them (weftd trims the rest:
+   * pkg/translate proxyReadLabelKeys): TLS_MODE_LABEL, VERSION_LABEL and the labels the
+   * cluster's failoverPriority names. Absent = none.
+   */
   labels?: Record<string, string>;
   /** Relative weight for load balancing; default 1. */
   weight?: number;

@@ -21,6 +21,7 @@ import type {
   UpstreamCredential,
   VirtualHost,
 } from '../../pkg/proxyconfig/types.js';
+import { VERSION_LABEL } from '../../pkg/proxyconfig/types.js';
 import { WeftError } from '../../pkg/errors/index.js';
 import { ClusterRuntime } from '../upstream/cluster.js';
 import type { DnsEnv } from '../upstream/dns.js';
@@ -326,7 +327,7 @@ function headerOps(
 function destLabels(cluster: Cluster | undefined, clusterName: string, subset: string): DestinationLabels {
   const service = cluster?.service ?? clusterName;
   const parts = service.split('.');
-  const versions = new Set((cluster?.endpoints ?? []).map((e) => e.labels?.version));
+  const versions = new Set((cluster?.endpoints ?? []).map((e) => e.labels?.[VERSION_LABEL]));
   const only = versions.size === 1 ? [...versions][0] : undefined;
   return {
     destinationService: service,
