@@ -29,6 +29,7 @@ import {
 } from '../pkg/translate/peerauth.js';
 import { createHash } from 'node:crypto';
 import { encodeMessage, type ProxyKind } from '../pkg/discovery/protocol.js';
+import { withExplicitDomains } from '../pkg/proxyconfig/domains.js';
 import type { Logger } from '../pkg/log/index.js';
 import type { AuthzBlock, Inbound, OnDemandBlock, ProxyConfig, Telemetry } from '../pkg/proxyconfig/types.js';
 import {
@@ -162,6 +163,20 @@ export interface GeneratedConfig {
   version: string;
   /** The `config` discovery message as one NDJSON line (encodeMessage's output, built cheaply). */
   encode(): string;
+}
+
+/**
+ * `g` with its short service domains spelled out, for a proxy that did not ask for them (an older
+ * build; issue #19). Same version: it is the same config. `g` itself when it has none (gateways).
+ */
+export function spelledOut(g: GeneratedConfig): GeneratedConfig {
+  const config = withExplicitDomains(g.config);
+  if (config === g.config) return g;
+  return {
+    config,
+    version: g.version,
+    encode: () => encodeMessage({ type: 'config', version: g.version, config }),
+  };
 }
 
 export class ConfigGenerator {

@@ -61,7 +61,7 @@ import { WeftError, errorMessage, isWeftError, type ErrorCode } from '../pkg/err
 import type { Logger } from '../pkg/log/index.js';
 import type { Authenticator, Identity } from './auth.js';
 import { bearerToken } from './auth.js';
-import type { ConfigGenerator, GeneratedConfig } from './configgen.js';
+import { spelledOut, type ConfigGenerator, type GeneratedConfig } from './configgen.js';
 import { Debouncer } from './debounce.js';
 import { encodeDelta, planFor, ResumeCache, type DeltaSummary, type Planned } from './delta.js';
 import type { HeldState } from '../pkg/discovery/delta.js';
@@ -108,6 +108,8 @@ export interface ConnectionInfo {
   state: 'waiting-for-sync' | 'pod-unknown' | 'configured';
   /** The proxy asked with `acks=1`: it answers every push (false: an older proxy, status unknown). */
   acks: boolean;
+  /** The proxy reads short service domains (`serviceDomains=1`); false: weftd spells them out. */
+  serviceDomains: boolean;
   /** The newest push on this stream. */
   sent: PushRecord | null;
   /** The newest push the proxy ACKed (compiled and swapped in). */
@@ -365,6 +367,7 @@ export class DiscoveryService {
       pushes: 0,
       state: 'waiting-for-sync',
       acks: request.acks === true,
+      serviceDomains: request.serviceDomains === true,
       delta: { enabled: request.delta === true, held: null, deltas: 0, fulls: 0, resyncs: 0 },
       sent: null,
       acked: null,
@@ -675,6 +678,7 @@ export class DiscoveryService {
     let generated: GeneratedConfig | null;
     try {
       generated = this.configFor(info.kind, info.namespace, info.pod, conn.onDemand?.list());
+      if (generated !== null && !info.serviceDomains) generated = spelledOut(generated);
     } catch (err) {
       conn.log.error('Could not build a config', { error: errorMessage(err) });
       return;

@@ -36,6 +36,10 @@
  * `not_found` (unknown, or outside what the proxy's exportTo/Sidecar scope lets it see: the two
  * are not told apart) or `limited` (too many requests or subscriptions; try later).
  *
+ * Short service domains (issue #19): a proxy that asks with `serviceDomains=1` gets each service
+ * port's authorities as a virtual host's `serviceDomains` and spells them out itself
+ * (pkg/proxyconfig/domains.ts); weftd spells them out as `domains` for a proxy that does not.
+ *
  * Certificates: `POST https://<weftd>:15012/v1/certificates` with the same bearer token and a JSON
  * body `{ "csr": PEM }` → `{ "certChain": [leafPEM, ...intermediates], "rootCert": PEM }`; the leaf
  * carries the SPIFFE identity `spiffe://<trust domain>/ns/<ns>/sa/<service account>` of the token.
@@ -82,6 +86,11 @@ export interface DiscoveryRequest {
   delta?: boolean;
   /** With `delta`: the state hash of the config the proxy holds (query `state=`), to resume from. */
   state?: string;
+  /**
+   * The proxy reads a virtual host's `serviceDomains` (query `serviceDomains=1`, issue #19);
+   * absent: an older proxy, weftd spells them out as `domains` (pkg/proxyconfig/domains.ts).
+   */
+  serviceDomains?: boolean;
 }
 
 /** One resource of a delta: added or updated, with its version (pkg/discovery/delta.ts). */
@@ -143,6 +152,7 @@ export function discoveryQuery(r: DiscoveryRequest): string {
     q.set('delta', '1');
     if (r.state !== undefined) q.set('state', r.state);
   }
+  if (r.serviceDomains === true) q.set('serviceDomains', '1');
   return `${DISCOVERY_PATH}?${q.toString()}`;
 }
 
@@ -160,6 +170,7 @@ export function parseDiscoveryQuery(search: URLSearchParams): DiscoveryRequest {
   if (!pod) throw new WeftError('WEFT_DISCOVERY_REQUEST_INVALID', 'pod is required');
   const acks = search.get('acks') === '1';
   const request: DiscoveryRequest = { kind, namespace, pod, acks };
+  if (search.get('serviceDomains') === '1') request.serviceDomains = true;
   if (acks && search.get('delta') === '1') {
     request.delta = true;
     const state = search.get('state');

@@ -323,8 +323,26 @@ export interface OutboundTcpService {
 export interface VirtualHost {
   name: string;
   /** Lowercase authorities this host answers to: `reviews`, `reviews.default.svc.cluster.local:9080`, `*`. */
-  domains: string[];
+  domains?: string[];
+  /**
+   * A service port's authorities in short (issue #19), answered besides `domains`; the name is
+   * then `<host>:<port>`. Spelled out by domainsOf (pkg/proxyconfig/domains.ts). weftd sends it
+   * only to proxies that ask for it (discovery query `serviceDomains=1`), `domains` to others.
+   */
+  serviceDomains?: ServiceDomains;
   routes: Route[];
+}
+
+/**
+ * What a service port answers to, on `<host>:<port>` (the virtual host's name): the host and
+ * `addresses`, plus for `short` (the host is `<short>.<ns>.<more>`) `<short>`, `<short>.<ns>` and
+ * `<short>.<ns>.svc`; each as `name:port`, and also `name` when `bare` (the service's default
+ * HTTP port: 80, else its first).
+ */
+export interface ServiceDomains {
+  addresses?: string[];
+  short?: string;
+  bare?: true;
 }
 
 /** Where a route came from, for Explain records and access logs. */

@@ -57,7 +57,9 @@ import {
   type StringMatch,
   type VirtualHost,
   type GatewayTlsServer,
+  type ServiceDomains,
 } from '../proxyconfig/types.js';
+import { expandServiceDomains, hostPortOf, shortNamespaceOf } from '../proxyconfig/domains.js';
 import { parseDurationMs } from './duration.js';
 import { isIpOrCidr } from '../proxyconfig/validate.js';
 import { localityLbPolicy, type LocalityLbPolicy } from './locality.js';
@@ -281,22 +283,29 @@ function readLabels(
   return out;
 }
 
-/** Authorities a service port answers to. */
-function domainsFor(svc: ServiceRecord, port: number, bare: boolean, suffix: string): string[] {
-  const names = new Set<string>([svc.host, ...svc.addresses]);
+/**
+ * What a service port answers to (its host and addresses; for a Kubernetes-style host its short
+ * name, `name.ns` and `name.ns.svc`; each with the port, and without it on the default HTTP port),
+ * in the short form the proxy spells out (pkg/proxyconfig/domains.ts, issue #19). A host the short
+ * form cannot say exactly gets the list spelled out.
+ */
+function domainsFor(
+  svc: ServiceRecord,
+  port: number,
+  bare: boolean,
+  suffix: string,
+): Pick<VirtualHost, 'domains' | 'serviceDomains'> {
+  const sd: ServiceDomains = {};
+  if (svc.addresses.length > 0) sd.addresses = [...svc.addresses];
   const k8sSuffix = `.${svc.namespace}.${suffix}`;
-  if (svc.host.endsWith(k8sSuffix)) {
-    const short = svc.host.slice(0, -k8sSuffix.length);
-    names.add(short);
-    names.add(`${short}.${svc.namespace}`);
-    names.add(`${short}.${svc.namespace}.svc`);
-  }
-  const out: string[] = [];
-  for (const n of names) {
-    out.push(`${n}:${port}`);
-    if (bare) out.push(n);
-  }
-  return out;
+  if (svc.host.endsWith(k8sSuffix)) sd.short = svc.host.slice(0, -k8sSuffix.length);
+  if (bare) sd.bare = true;
+  const exact =
+    hostPortOf(`${svc.host}:${port}`)?.host === svc.host &&
+    (sd.short === undefined || shortNamespaceOf(svc.host, sd.short) === svc.namespace);
+  return exact
+    ? { serviceDomains: sd }
+    : { domains: expandServiceDomains(svc.host, port, sd, svc.namespace) };
 }
 
 function percent(p: Percent | undefined, deprecatedInt: number | undefined, absent: number): number {
@@ -775,7 +784,7 @@ class Translator {
         const routes = vs ? this.meshRoutes(vs, p.number) : [this.defaultRoute(svc, p.number)];
         vhosts.push({
           name: `${svc.host}:${p.number}`,
-          domains: domainsFor(svc, p.number, p === bareDefault, this.suffix),
+          ...domainsFor(svc, p.number, p === bareDefault, this.suffix),
           routes,
         });
       }

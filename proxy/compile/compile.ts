@@ -22,6 +22,7 @@ import type {
   VirtualHost,
 } from '../../pkg/proxyconfig/types.js';
 import { VERSION_LABEL } from '../../pkg/proxyconfig/types.js';
+import { domainsOf } from '../../pkg/proxyconfig/domains.js';
 import { WeftError } from '../../pkg/errors/index.js';
 import { ClusterRuntime } from '../upstream/cluster.js';
 import type { DnsEnv } from '../upstream/dns.js';
@@ -466,7 +467,7 @@ class Compiler {
   vhost(vh: VirtualHost, path: string): CompiledVHost {
     return {
       name: vh.name,
-      domains: vh.domains,
+      domains: domainsOf(vh),
       routes: vh.routes.map((r, i) => this.route(r, i, `${path}.routes[${i}]`)),
     };
   }
@@ -521,7 +522,7 @@ export function compileConfig(cfg: ProxyConfig, opts: CompileOptions): CompileRe
     };
     l.virtualHosts.forEach((vh, vi) => {
       const cv = c.vhost(vh, `${path}.virtualHosts[${vi}]`);
-      for (const d of vh.domains) {
+      for (const d of cv.domains) {
         const dom = d.toLowerCase();
         if (dom === '*') out.wildcard ??= cv;
         else if (dom.startsWith('*')) out.suffixes.push([dom.slice(1), cv]);
