@@ -304,7 +304,7 @@ describe('weftd (in-process, real API server)', function () {
     ).to.deep.equal(['10.9.0.1']);
     expect(config.clusters.find((c) => c.service === 'api.example.com')).to.deep.include({
       type: 'STRICT_DNS',
-      endpoints: [{ address: 'api.example.com', port: 80, labels: {} }],
+      endpoints: [{ address: 'api.example.com', port: 80 }],
     });
     expect(config.clusters.some((c) => c.service === 'private.example.com')).to.equal(false);
     s.end();
