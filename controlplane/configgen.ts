@@ -228,14 +228,19 @@ export class ConfigGenerator {
   /**
    * `subscribed`: the on-demand entries the proxy's stream holds (ADR 0023); only read for
    * sidecars when the mesh has `onDemandHosts` (gateways always get their whole config).
+   * `proxy.onDemand: false`: the proxy does not ask for hosts (an older build): its whole scope.
    */
   forProxy(
     snapshot: Snapshot,
     kind: ProxyKind,
     pod: PodInfo,
     subscribed: readonly EgressHost[] = [],
+    proxy: { onDemand?: boolean } = {},
   ): GeneratedConfig {
-    const g = kind === 'gateway' ? this.gateway(snapshot, pod) : this.sidecar(snapshot, pod, subscribed);
+    const g =
+      kind === 'gateway'
+        ? this.gateway(snapshot, pod)
+        : this.sidecar(snapshot, pod, subscribed, proxy.onDemand !== false);
     const { jwks, mesh, log } = this.opts;
     const withTokens = jwks ? withJwt(g, kind, snapshot, pod, mesh.rootNamespace, jwks, log) : g;
     return withRateLimits(withTokens, kind, snapshot, pod, this.opts.domainSuffix, log, {
@@ -297,7 +302,12 @@ export class ConfigGenerator {
     return index;
   }
 
-  private sidecar(snapshot: Snapshot, pod: PodInfo, subscribed: readonly EgressHost[]): GeneratedConfig {
+  private sidecar(
+    snapshot: Snapshot,
+    pod: PodInfo,
+    subscribed: readonly EgressHost[],
+    asksOnDemand: boolean,
+  ): GeneratedConfig {
     if (this.sidecarBases?.generation !== snapshot.generation) {
       this.sidecarBases = {
         generation: snapshot.generation,
@@ -316,9 +326,11 @@ export class ConfigGenerator {
     const fullScope = this.scopeOf(snapshot, pod);
     // a subscription the proxy's Sidecar no longer imports (it changed since) is not honoured
     const visible = canonical(subscribed.filter((e) => scopeImports(fullScope, e.namespace, e.host)));
-    const onDemand = this.opts.mesh.onDemandHosts
-      ? { namespace: pod.namespace, subscribed: visible.map(egressRef) }
-      : undefined;
+    // a proxy that never asks (an older build) keeps its whole scope
+    const onDemand =
+      this.opts.mesh.onDemandHosts && asksOnDemand
+        ? { namespace: pod.namespace, subscribed: visible.map(egressRef) }
+        : undefined;
     const sidecarScope = onDemand ? onDemandScope(fullScope, pod.namespace, visible) : fullScope;
     const scope = [
       view,

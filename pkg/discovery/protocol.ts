@@ -28,8 +28,8 @@
  * NACKed with `resync: true` and weftd sends the whole config. A reconnecting proxy names the
  * state it holds (`state=`); weftd resumes with a delta when it knows that state for that proxy.
  *
- * On-demand hosts (ADR 0023): a sidecar whose config carries `onDemand` holds only part of the
- * mesh; for an HTTP Host it does not hold (or the IPv4 original destination of a TCP connection
+ * On-demand hosts (ADR 0023): a sidecar that asks with `onDemand=1` (an older one is given its
+ * whole scope) and whose config carries `onDemand` holds only part of the mesh; for an HTTP Host it does not hold (or the IPv4 original destination of a TCP connection
  * it does not know) it sends `POST /v1/discovery/ondemand` (same token, a JSON `OnDemandRequest`
  * of at most MAX_ONDEMAND_HOSTS names or addresses). weftd answers each name `found`
  * (the proxy is subscribed: a push carrying it is already written on the proxy's stream),
@@ -91,6 +91,11 @@ export interface DiscoveryRequest {
    * absent: an older proxy, weftd spells them out as `domains` (pkg/proxyconfig/domains.ts).
    */
   serviceDomains?: boolean;
+  /**
+   * The proxy holds and asks for hosts (query `onDemand=1`, ADR 0023); absent: an older proxy,
+   * which never asks, so weftd gives it its whole scope even in a mesh with onDemandHosts.
+   */
+  onDemand?: boolean;
 }
 
 /** One resource of a delta: added or updated, with its version (pkg/discovery/delta.ts). */
@@ -153,6 +158,7 @@ export function discoveryQuery(r: DiscoveryRequest): string {
     if (r.state !== undefined) q.set('state', r.state);
   }
   if (r.serviceDomains === true) q.set('serviceDomains', '1');
+  if (r.onDemand === true) q.set('onDemand', '1');
   return `${DISCOVERY_PATH}?${q.toString()}`;
 }
 
@@ -171,6 +177,7 @@ export function parseDiscoveryQuery(search: URLSearchParams): DiscoveryRequest {
   const acks = search.get('acks') === '1';
   const request: DiscoveryRequest = { kind, namespace, pod, acks };
   if (search.get('serviceDomains') === '1') request.serviceDomains = true;
+  if (search.get('onDemand') === '1') request.onDemand = true;
   if (acks && search.get('delta') === '1') {
     request.delta = true;
     const state = search.get('state');

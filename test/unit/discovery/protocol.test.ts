@@ -92,6 +92,9 @@ describe('discovery protocol', () => {
       const short = discoveryQuery({ kind: 'sidecar', namespace: 'a', pod: 'b', serviceDomains: true });
       expect(short).to.contain('serviceDomains=1');
       expect(parseDiscoveryQuery(new URL(short, 'https://weftd').searchParams).serviceDomains).to.equal(true);
+      const asks = discoveryQuery({ kind: 'sidecar', namespace: 'a', pod: 'b', onDemand: true });
+      expect(asks).to.contain('onDemand=1');
+      expect(parseDiscoveryQuery(new URL(asks, 'https://weftd').searchParams).onDemand).to.equal(true);
     });
 
     const bad: [string, string, RegExp][] = [
