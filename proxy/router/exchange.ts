@@ -809,8 +809,9 @@ export class Exchange {
   }
 
   /**
-   * The HTTP/1.1 client refused to write the request (`unsendable()`: CR, LF, NUL or a character
-   * above U+00FF in a header, a method or target HTTP/1.1 cannot carry). No byte left the proxy
+   * The upstream client refused to write the request (`unsendable()`: CR, LF, NUL or a character
+   * above U+00FF in a header, a Host that is no authority, a method or target HTTP/1.1 cannot
+   * carry; the HTTP/2 pool's `unsendableOverH2` adds connection-specific fields). No byte left the proxy
    * and every endpoint would be refused the same way, so this is not the endpoint's failure:
    * Envoy's upstream codec answers it locally (503, DPE,
    * `filter_removed_required_request_headers{...}`), with no retry and no outlier-detection
