@@ -24,6 +24,7 @@ import type {
 import { GRPC_CODE_NAMES } from '../api/virtualservice.js';
 import type { StringMatch } from '../api/common.js';
 import { isProxyOwnedField } from '../http/fields.js';
+import { validAuthority } from '../http/authority.js';
 import type { PathSegment, Report } from './report.js';
 import type { RuleContext } from './rules.js';
 import {
@@ -521,6 +522,24 @@ function headerValue(value: string, path: Path, r: Report): void {
   if (err) r.error(path, err, 'vs.headers.value');
 }
 
+/**
+ * A rewritten authority no upstream can be sent (a space, userinfo, CR/LF, NUL, a character an
+ * authority forbids): Istio accepts any `rewrite.authority` and any Host/:authority header value
+ * without control characters, so this is a warning, not an error; weft's proxies never send it
+ * (503 flag DPE, WEFT_PROXY_REQUEST_UNSENDABLE), where Envoy would refuse the whole route table.
+ * A header value with `%` may be an Envoy substitution, known only per request: not judged.
+ */
+function authorityValue(value: unknown, path: Path, r: Report, header: boolean): void {
+  if (typeof value !== 'string' || value === '' || validAuthority(value)) return;
+  if (header && (value.includes('%') || checkHeaderValue(value))) return; // a substitution, or already an error
+  r.warn(
+    path,
+    () =>
+      `authority ${JSON.stringify(value)} is not uri-host[:port] (no space, userinfo or control character): it can never be sent, so weft answers requests on this route 503 (flag DPE) instead of forwarding them`,
+    'vs.rewrite.authorityUnsendable',
+  );
+}
+
 /** The authority may be rewritten in one place only (rewrite.authority, or one Host/:authority header). */
 function checkAuthorityOnce(
   rewrite: HTTPRewrite | undefined,
@@ -528,6 +547,10 @@ function checkAuthorityOnce(
   path: Path,
   r: Report,
 ): void {
+  authorityValue(rewrite?.authority, [...path, 'rewrite', 'authority'], r, false);
+  for (const op of ['set', 'add'] as const)
+    for (const [k, v] of Object.entries(headers?.request?.[op] ?? {}))
+      if (isAuthorityHeader(k)) authorityValue(v, [...path, 'headers', 'request', op, k], r, true);
   let current = rewrite?.authority ?? '';
   for (const op of ['set', 'add'] as const) {
     for (const [k, v] of Object.entries(headers?.request?.[op] ?? {})) {

@@ -1957,3 +1957,55 @@ for (const [title, cases] of [
     for (const c of cases) it(c.name, () => check(c));
   });
 }
+
+/**
+ * `rewrite.authority` (and a Host/:authority header op) that no upstream can be sent: Istio
+ * checks no value there (validateHTTPRewrite, validateAuthorityRewrite; its CRD says `string`),
+ * so weft accepts it too, with a warning; its proxies answer 503 DPE instead of sending it
+ * (proxy/upstream/h1client.ts `unsendable`). Header-op values with control characters stay
+ * errors (Istio's ValidateHTTPHeaderValue) and get no second finding.
+ */
+describe('rewritten authority that can never be sent: accepted (Istio) with a warning', () => {
+  const RULE = 'vs.rewrite.authorityUnsendable';
+  const table: [string, Obj, string | null][] = [
+    ['a host name', { rewrite: { authority: 'a.example' } }, null],
+    ['a host and port', { rewrite: { authority: 'a.example:8080' } }, null],
+    ['an IPv6 literal and port', { rewrite: { authority: '[::1]:80' } }, null],
+    ['a space', { rewrite: { authority: 'bad host.example' } }, `${R}.rewrite.authority`],
+    ['CR LF', { rewrite: { authority: 'a.example\r\nx-injected: 1' } }, `${R}.rewrite.authority`],
+    ['NUL', { rewrite: { authority: 'a\u0000b' } }, `${R}.rewrite.authority`],
+    ['userinfo', { rewrite: { authority: 'user@a.example' } }, `${R}.rewrite.authority`],
+    ['a character above U+007E', { rewrite: { authority: 'caf\u20ac.example' } }, `${R}.rewrite.authority`],
+    ['a quote', { rewrite: { authority: 'a"b' } }, `${R}.rewrite.authority`],
+    ['a port out of range', { rewrite: { authority: 'a:70000' } }, `${R}.rewrite.authority`],
+    [
+      'a Host header op with a space',
+      { headers: { request: { set: { host: 'a b' } } } },
+      `${R}.headers.request.set.host`,
+    ],
+    [
+      'an :authority header op with an Envoy substitution (known per request only)',
+      { headers: { request: { set: { ':authority': '%REQ(x-host)%' } } } },
+      null,
+    ],
+  ];
+  for (const [what, patch, warnedAt] of table)
+    it(`${what}: ${warnedAt === null ? 'no warning' : 'a warning'}, no error`, () => {
+      const result = validateObject(http(patch), { defaultNamespace: NS });
+      expect(result.errors, JSON.stringify(result.errors)).to.deep.equal([]);
+      const warned = result.warnings.filter((f) => f.rule === RULE);
+      expect(warned.map((f) => f.path)).to.deep.equal(warnedAt === null ? [] : [warnedAt]);
+      for (const f of warned) {
+        expect(f.message).to.include('can never be sent').and.include('503 (flag DPE)');
+        expect(f.message, 'control characters are escaped').to.not.match(/[\r\n\0]/);
+      }
+    });
+
+  it('a Host header op with CR LF: the header-value error only', () => {
+    const result = validateObject(http({ headers: { request: { set: { host: 'a\r\nb' } } } }), {
+      defaultNamespace: NS,
+    });
+    expect(result.errors.map((f) => f.rule)).to.deep.equal(['vs.headers.value']);
+    expect(result.warnings.filter((f) => f.rule === RULE)).to.deep.equal([]);
+  });
+});
