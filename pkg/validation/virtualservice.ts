@@ -23,7 +23,7 @@ import type {
 } from '../api/virtualservice.js';
 import { GRPC_CODE_NAMES } from '../api/virtualservice.js';
 import type { StringMatch } from '../api/common.js';
-import { isProxyOwnedField } from '../http/fields.js';
+import { isProxyOwnedField, sendableFieldValue } from '../http/fields.js';
 import { validAuthority } from '../http/authority.js';
 import type { PathSegment, Report } from './report.js';
 import type { RuleContext } from './rules.js';
@@ -598,8 +598,35 @@ function validateRewrite(rw: HTTPRewrite, path: Path, r: Report): void {
   }
 }
 
+/**
+ * `redirect.authority` / `redirect.uri` values Istio does not check (and Envoy refuses in its
+ * route table): accepted, with a warning. One that makes a Location node cannot write (CR, LF,
+ * NUL, above U+00FF) is answered 503 DPE by weft's proxies (WEFT_PROXY_REDIRECT_UNSENDABLE); an
+ * authority that is merely not uri-host[:port] goes out, and no client can follow it.
+ */
+function redirectValues(rd: HTTPRedirect, path: Path, r: Report): void {
+  const unsendable =
+    ': it can never be sent in a Location header, so weft answers requests on this route 503 (flag DPE)';
+  const authority = rd.authority;
+  if (typeof authority === 'string' && authority !== '' && !validAuthority(authority))
+    r.warn(
+      [...path, 'authority'],
+      () =>
+        `redirect authority ${JSON.stringify(authority)} is not uri-host[:port]${sendableFieldValue(authority) ? ': no client can follow the redirect' : unsendable}`,
+      'vs.redirect.unsendable',
+    );
+  const uri = rd.uri; // (prefixRewrite is not enforced: never sent)
+  if (typeof uri === 'string' && !sendableFieldValue(uri))
+    r.warn(
+      [...path, 'uri'],
+      () => `redirect uri ${JSON.stringify(uri)} has a character HTTP forbids${unsendable}`,
+      'vs.redirect.unsendable',
+    );
+}
+
 /** Istio reports only the first redirect problem. */
 function validateRedirect(rd: HTTPRedirect, matches: HTTPMatchRequest[], path: Path, r: Report): void {
+  redirectValues(rd, path, r);
   const hasUri = (rd.uri ?? '') !== '';
   const hasPrefix = (rd.prefixRewrite ?? '') !== '';
   if (hasUri && hasPrefix) {

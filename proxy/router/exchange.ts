@@ -10,6 +10,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Controller, ResponseHandler, UpstreamError } from '../upstream/h1client.js';
+import { sendableFieldValue } from '../../pkg/http/fields.js';
 import {
   ActionType,
   findVHost,
@@ -937,12 +938,28 @@ export class Exchange {
       host += `:${port}`;
     const path = r.uri ?? v.path;
     const location = `${scheme}://${host}${path}${v.query === '' ? '' : `?${v.query}`}`;
+    if (!sendableFieldValue(location)) return this.unsendableRedirect();
     this.status = r.code ?? 301;
     const h: Record<string, string | string[]> = { location, 'content-length': '0' };
     this.explainHeader(h);
     this.res.writeHead(this.status, h);
     this.res.end();
     this.finish();
+  }
+
+  /**
+   * A redirect whose Location node would refuse to write (CR, LF, NUL or a character above U+00FF
+   * in `redirect.authority` / `redirect.uri`, which Istio does not check; Envoy refuses such a
+   * route table): writing it would throw out of the request handler, taking the proxy down with
+   * every request that matches. A local 503 DPE instead; the body names the field, not the value.
+   */
+  private unsendableRedirect(): void {
+    const refused = new WeftError(
+      'WEFT_PROXY_REDIRECT_UNSENDABLE',
+      "the route's redirect makes a Location header HTTP cannot carry",
+    ).toString();
+    this.details = `redirect_location_unsendable{${refused.replace(/\s+/g, '_')}}`;
+    this.localReply(503, Flags.DownstreamProtocolError, refused);
   }
 
   /**

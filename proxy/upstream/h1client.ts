@@ -30,6 +30,7 @@ import {
 } from './h1parse.js';
 import type { Connect } from './tls.js';
 import { validAuthority } from '../../pkg/http/authority.js';
+import { FIELD_VALUE_FORBIDDEN } from '../../pkg/http/fields.js';
 
 export type { Headers } from './h1parse.js';
 
@@ -432,8 +433,8 @@ class Conn {
   }
 }
 
-/** What HTTP/1.1 allows in a field value (RFC 9110 §5.5, as node:http checks it) and in a request target. */
-const BAD_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
+/** What HTTP/1.1 forbids in a field value (pkg/http/fields.ts) and in a request target. */
+const BAD_VALUE = FIELD_VALUE_FORBIDDEN;
 const BAD_TARGET = /[^\x21-\x7e\x80-\xff]/;
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 

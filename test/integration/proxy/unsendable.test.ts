@@ -125,4 +125,31 @@ describe('proxy: a request HTTP/1.1 cannot carry is answered locally', function 
       await proxy.stop();
     }
   });
+
+  it('a redirect whose Location HTTP cannot carry (CR/LF in redirect.authority or uri): 503 DPE, no header injected, the proxy lives on', async () => {
+    // node refuses to write such a Location: the throw used to escape the request handler
+    // (an uncaught exception: the proxy process down for every request on the route)
+    const yaml =
+      reviewsEntry([v1]) +
+      vs(`
+  - match: [{headers: {x-case: {exact: authority}}}]
+    redirect: {authority: "evil.example\\r\\nset-cookie: stolen=1"}
+  - match: [{headers: {x-case: {exact: uri}}}]
+    redirect: {uri: "/moved\\r\\nset-cookie: stolen=1"}
+  - route: [{destination: {host: reviews}}]`);
+    const proxy = await startProxy(yaml);
+    try {
+      for (const c of ['authority', 'uri']) {
+        const r = await request(proxy.port, { headers: { 'x-case': c } });
+        expect(r.status, `${c}: ${r.body}`).to.equal(503);
+        expect(r.headers['x-weft-response-flags'], c).to.equal('DPE');
+        expect(r.headers['set-cookie'], c).to.equal(undefined);
+        expect(r.headers.location, c).to.equal(undefined);
+        expect(r.body, c).to.contain('WEFT_PROXY_REDIRECT_UNSENDABLE').and.not.contain('stolen');
+      }
+      expect((await request(proxy.port)).body, 'still serving').to.equal('v1');
+    } finally {
+      await proxy.stop();
+    }
+  });
 });

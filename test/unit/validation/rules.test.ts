@@ -2009,3 +2009,38 @@ describe('rewritten authority that can never be sent: accepted (Istio) with a wa
     expect(result.warnings.filter((f) => f.rule === RULE)).to.deep.equal([]);
   });
 });
+
+/**
+ * `redirect.authority` / `uri`: Istio checks no value (validateHTTPRedirect), so
+ * weft accepts them, warning about one that can never be sent (its proxies answer 503 DPE,
+ * WEFT_PROXY_REDIRECT_UNSENDABLE) or that no client can follow.
+ */
+describe('redirect values that can never be sent or followed: accepted (Istio) with a warning', () => {
+  const RULE = 'vs.redirect.unsendable';
+  const redirect = (rd: Obj): Obj => http({ route: undefined, redirect: rd });
+  const table: [string, Obj, [string, string][]][] = [
+    ['a host name and a path', { authority: 'a.example', uri: '/moved' }, []],
+    ['an authority with a port', { authority: 'a.example:8443' }, []],
+    [
+      'CR LF in the authority',
+      { authority: 'a.example\r\nset-cookie: x=1' },
+      [[`${R}.redirect.authority`, 'can never be sent']],
+    ],
+    ['CR LF in the uri', { uri: '/x\r\nset-cookie: x=1' }, [[`${R}.redirect.uri`, 'can never be sent']]],
+    ['a character above U+00FF in the uri', { uri: '/caf\u20ac' }, [[`${R}.redirect.uri`, '503 (flag DPE)']]],
+    [
+      'a space in the authority (sent, but not a URL)',
+      { authority: 'a b' },
+      [[`${R}.redirect.authority`, 'no client can follow the redirect']],
+    ],
+  ];
+  for (const [what, rd, want] of table)
+    it(`${what}: ${want.length === 0 ? 'no warning' : 'a warning'}, no error`, () => {
+      const result = validateObject(redirect(rd), { defaultNamespace: NS });
+      expect(result.errors, JSON.stringify(result.errors)).to.deep.equal([]);
+      const warned = result.warnings.filter((f) => f.rule === RULE);
+      expect(warned.map((f) => f.path)).to.deep.equal(want.map(([p]) => p));
+      want.forEach(([, fragment], i) => expect(warned[i]!.message).to.include(fragment));
+      for (const f of warned) expect(f.message).to.not.match(/[\r\n]/);
+    });
+});
