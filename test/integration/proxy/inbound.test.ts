@@ -36,6 +36,7 @@ import { translateAuthz } from '../../../pkg/translate/authz.js';
 import type { RequestAuthentication } from '../../../pkg/api/requestauthentication.js';
 import { requestAuthnFor } from '../../../pkg/translate/requestauthn.js';
 import { jwks, makeKey, signJwt } from '../../support/jwt.js';
+import { h2Exchange } from '../../support/h2.js';
 import { sleep } from './helpers.js';
 import { MAX_HEADERS_COUNT } from '../../../proxy/http1-limits.js';
 
@@ -537,17 +538,7 @@ describe('sidecar inbound: mesh mTLS, PeerAuthentication, L7 (loopback, real TLS
       });
       session.on('error', () => undefined);
       try {
-        const got = await new Promise<{ head: http2.IncomingHttpHeaders; body: string }>(
-          (resolve, reject) => {
-            const s = session.request({ ':path': '/hop-by-hop' });
-            let head: http2.IncomingHttpHeaders = {};
-            let body = '';
-            s.on('response', (h) => (head = h));
-            s.on('data', (d: Buffer) => (body += d.toString()));
-            s.on('end', () => resolve({ head, body }));
-            s.on('error', reject);
-          },
-        );
+        const got = await h2Exchange(session, { ':path': '/hop-by-hop' });
         expect(got.head[':status']).to.equal(200);
         expect(got.body).to.equal('app');
         expect(got.head['x-secret']).to.equal(undefined);
