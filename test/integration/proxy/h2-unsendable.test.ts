@@ -131,4 +131,34 @@ describe('proxy: a request an HTTP/2 upstream cannot carry is answered locally',
       expect(ok.status).to.equal(200);
       expect(ok.body).to.equal('h2-ok');
     });
+
+  it('a gRPC call over HTTP/2 gets a gRPC error (UNAVAILABLE, flag DPE) at once, nothing sent upstream', async () => {
+    const before = up.streams;
+    const session = http2.connect(`http://127.0.0.1:${p.port}`);
+    session.on('error', () => undefined);
+    try {
+      const head = await new Promise<http2.IncomingHttpHeaders>((resolve, reject) => {
+        const st = session.request({
+          ':method': 'POST',
+          ':path': '/pkg.Svc/Call',
+          ':authority': 'reviews',
+          'content-type': 'application/grpc',
+          'x-case': 'space',
+        });
+        let got: http2.IncomingHttpHeaders = {};
+        st.on('response', (h) => (got = h));
+        st.on('trailers', (t) => (got = { ...got, ...t }));
+        st.on('data', () => undefined);
+        st.on('end', () => resolve(got));
+        st.on('error', reject);
+        st.end();
+      });
+      expect(head[':status']).to.equal(200);
+      expect(head['grpc-status']).to.equal('14');
+      expect(head['x-weft-response-flags']).to.equal('DPE');
+    } finally {
+      session.destroy();
+    }
+    expect(up.streams - before).to.equal(0);
+  });
 });
