@@ -32,6 +32,7 @@ import {
   forwardableHeaders,
   forwardableTrailers,
   sanitizeExternal,
+  dropNominatedFields,
   withoutHopByHop,
   type HeaderMap,
 } from './headers.js';
@@ -279,12 +280,15 @@ export class Exchange {
 
   /**
    * What the proxy vouches for is settled before any filter reads the headers, as in Envoy's
-   * connection manager: on an edge listener the client's x-envoy-* controls and its own
+   * connection manager: the fields the client's Connection header nominates are dropped (a
+   * policy decides on what the app gets; the proxy's own headers added later cannot be named
+   * away), on an edge listener the client's x-envoy-* controls and its own
    * x-forwarded-client-cert are dropped and the gateway's XFCC set, so RequestAuthentication,
    * AuthorizationPolicy (`request.headers[…]`), ext-authz and the app all see the same headers.
    */
   private sanitizeDownstreamHeaders(): void {
     const h = this.req.headers;
+    dropNominatedFields(h);
     if (this.listener.edge) sanitizeExternal(h);
     if (this.clientCert !== null) h['x-forwarded-client-cert'] = this.clientCert;
   }

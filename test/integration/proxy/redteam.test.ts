@@ -120,4 +120,33 @@ describe('proxy: adversarial requests on a gateway listener', function () {
     expect(r.status).to.equal(403);
     expect(up.seen).to.have.length(0);
   });
+
+  it('Connection: <name> cannot strip a header the proxy set (JWT claim output)', async () => {
+    // RFC 9110 §7.6.1 options are the client's own fields on this hop; the claim header is the
+    // proxy's word about the caller and must reach the app whatever the client nominates
+    p = await startProxy(
+      gateway(up, { jwt: { outputClaimToHeaders: [{ header: 'x-user', claim: 'sub' }] } }),
+    );
+    const now = Math.floor(Date.now() / 1000);
+    const token = signJwt('RS256', key.privateKey, { iss: ISS, sub: 'alice', exp: now + 600 }, { kid: 'k1' });
+    const r = await request(p.port, {
+      headers: { authorization: `Bearer ${token}`, connection: 'keep-alive, x-user', 'x-user': 'mallory' },
+    });
+    expect(r.status).to.equal(200);
+    expect(up.seen[0]!.headers['x-user']).to.equal('alice');
+  });
+
+  it('a field the Connection header nominates is gone for the policy too, as for the app', async () => {
+    // an ALLOW on a header the proxy then drops would authorize on something the app never sees
+    const allowTenant: AuthzPolicy = {
+      name: 'istio-ingress/tenant-a',
+      action: 'ALLOW',
+      rules: [{ when: [{ key: 'request.headers', header: 'x-tenant', values: [{ exact: 'a' }] }] }],
+    };
+    p = await startProxy(gateway(up, { policies: [allowTenant] }));
+    expect((await request(p.port, { headers: { 'x-tenant': 'a' } })).status).to.equal(200);
+    const r = await request(p.port, { headers: { 'x-tenant': 'a', connection: 'x-tenant' } });
+    expect(r.status).to.equal(403);
+    expect(up.seen).to.have.length(1);
+  });
 });
