@@ -32,6 +32,7 @@ import {
   forwardableHeaders,
   forwardableTrailers,
   sanitizeExternal,
+  dropNominatedFields,
   withoutHopByHop,
   type HeaderMap,
 } from './headers.js';
@@ -264,6 +265,7 @@ export class Exchange {
         Flags.NoRoute,
         `authority "${v.authority}" is not a host of the TLS server the SNI selected (${tlsServer.name})`,
       );
+    this.sanitizeDownstreamHeaders();
     if (
       this.cfg.jwt !== null &&
       !jwtHook(this, this.cfg.jwt, this.req.headers, v, this.env.metrics, this.listener.name)
@@ -274,6 +276,21 @@ export class Exchange {
     if (guardsListener(az, this.listener.name))
       return authzGate(az, this.req, v, this.auth, (o) => this.afterAuthz(o), this.peer);
     this.limitThenRoute();
+  }
+
+  /**
+   * What the proxy vouches for is settled before any filter reads the headers, as in Envoy's
+   * connection manager: the fields the client's Connection header nominates are dropped (a
+   * policy decides on what the app gets; the proxy's own headers added later cannot be named
+   * away), on an edge listener the client's x-envoy-* controls and its own
+   * x-forwarded-client-cert are dropped and the gateway's XFCC set, so RequestAuthentication,
+   * AuthorizationPolicy (`request.headers[…]`), ext-authz and the app all see the same headers.
+   */
+  private sanitizeDownstreamHeaders(): void {
+    const h = this.req.headers;
+    dropNominatedFields(h);
+    if (this.listener.edge) sanitizeExternal(h);
+    if (this.clientCert !== null) h['x-forwarded-client-cert'] = this.clientCert;
   }
 
   /** Listener rate limits, after authn and authz (a refused request spends no token): 429 past them. */
