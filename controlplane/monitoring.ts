@@ -100,7 +100,7 @@ function notApplied(opts: MonitoringOptions, namespace: string): NotApplied[] {
     for (const obj of opts.registry.list(kind)) {
       const result = opts.registry.validation(obj);
       if (result.errors.length === 0 || !reachOf(obj, root)(namespace)) continue;
-      const closed = failClosed(obj, result.errors);
+      const closed = failClosed(obj, result.errors, root);
       out.push({
         kind,
         namespace: obj.metadata.namespace ?? '',
@@ -122,7 +122,8 @@ function connections(opts: MonitoringOptions): (ConnectionInfo & { currentVersio
   return opts.discovery.list().map((c) => {
     let currentVersion: string | null = null;
     try {
-      currentVersion = opts.discovery.configFor(c.kind, c.namespace, c.pod)?.version ?? null;
+      currentVersion =
+        opts.discovery.configFor(c.kind, c.namespace, c.pod, undefined, c.asksOnDemand)?.version ?? null;
     } catch {
       // a config that cannot be built is never sent either: the proxy is stale against nothing
     }

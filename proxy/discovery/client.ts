@@ -56,6 +56,10 @@ export interface DiscoveryClientOptions {
   acks?: boolean;
   /** Ask for delta pushes (default true with acks; false acts as a proxy from before deltas). */
   delta?: boolean;
+  /** Say it holds and asks for hosts (default true; false acts as a proxy from before ADR 0023). */
+  onDemand?: boolean;
+  /** Ask for short service domains (default true; false acts as a proxy from before them, issue #19). */
+  serviceDomains?: boolean;
   /** Called when a stream opened (on-demand hosts re-declare their subscriptions then). */
   onOpen?: () => void;
 }
@@ -218,6 +222,8 @@ export class DiscoveryClient {
     return {
       ...this.o.request,
       acks,
+      ...(this.o.serviceDomains !== false ? { serviceDomains: true } : {}),
+      ...(this.o.onDemand !== false ? { onDemand: true } : {}),
       ...(this.deltas() ? { delta: true, ...(state !== undefined ? { state } : {}) } : {}),
     };
   }

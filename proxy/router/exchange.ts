@@ -10,6 +10,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Controller, ResponseHandler, UpstreamError } from '../upstream/h1client.js';
+import { sendableFieldValue } from '../../pkg/http/fields.js';
 import {
   ActionType,
   findVHost,
@@ -31,6 +32,7 @@ import {
   forwardableHeaders,
   forwardableTrailers,
   sanitizeExternal,
+  dropNominatedFields,
   withoutHopByHop,
   type HeaderMap,
 } from './headers.js';
@@ -265,6 +267,7 @@ export class Exchange {
         Flags.NoRoute,
         `authority "${v.authority}" is not a host of the TLS server the SNI selected (${tlsServer.name})`,
       );
+    this.sanitizeDownstreamHeaders();
     if (
       this.cfg.jwt !== null &&
       !jwtHook(this, this.cfg.jwt, this.req.headers, v, this.env.metrics, this.listener.name)
@@ -275,6 +278,21 @@ export class Exchange {
     if (guardsListener(az, this.listener.name))
       return authzGate(az, this.req, v, this.auth, (o) => this.afterAuthz(o), this.peer);
     this.limitThenRoute();
+  }
+
+  /**
+   * What the proxy vouches for is settled before any filter reads the headers, as in Envoy's
+   * connection manager: the fields the client's Connection header nominates are dropped (a
+   * policy decides on what the app gets; the proxy's own headers added later cannot be named
+   * away), on an edge listener the client's x-envoy-* controls and its own
+   * x-forwarded-client-cert are dropped and the gateway's XFCC set, so RequestAuthentication,
+   * AuthorizationPolicy (`request.headers[…]`), ext-authz and the app all see the same headers.
+   */
+  private sanitizeDownstreamHeaders(): void {
+    const h = this.req.headers;
+    dropNominatedFields(h);
+    if (this.listener.edge) sanitizeExternal(h);
+    if (this.clientCert !== null) h['x-forwarded-client-cert'] = this.clientCert;
   }
 
   /** Listener rate limits, after authn and authz (a refused request spends no token): 429 past them. */
@@ -816,8 +834,9 @@ export class Exchange {
   }
 
   /**
-   * The HTTP/1.1 client refused to write the request (`unsendable()`: CR, LF, NUL or a character
-   * above U+00FF in a header, a method or target HTTP/1.1 cannot carry). No byte left the proxy
+   * The upstream client refused to write the request (`unsendable()`: CR, LF, NUL or a character
+   * above U+00FF in a header, a Host that is no authority, a method or target HTTP/1.1 cannot
+   * carry; the HTTP/2 pool's `unsendableOverH2` adds connection-specific fields). No byte left the proxy
    * and every endpoint would be refused the same way, so this is not the endpoint's failure:
    * Envoy's upstream codec answers it locally (503, DPE,
    * `filter_removed_required_request_headers{...}`), with no retry and no outlier-detection
@@ -943,12 +962,28 @@ export class Exchange {
       host += `:${port}`;
     const path = r.uri ?? v.path;
     const location = `${scheme}://${host}${path}${v.query === '' ? '' : `?${v.query}`}`;
+    if (!sendableFieldValue(location)) return this.unsendableRedirect();
     this.status = r.code ?? 301;
     const h: Record<string, string | string[]> = { location, 'content-length': '0' };
     this.explainHeader(h);
     this.res.writeHead(this.status, h);
     this.res.end();
     this.finish();
+  }
+
+  /**
+   * A redirect whose Location node would refuse to write (CR, LF, NUL or a character above U+00FF
+   * in `redirect.authority` / `redirect.uri`, which Istio does not check; Envoy refuses such a
+   * route table): writing it would throw out of the request handler, taking the proxy down with
+   * every request that matches. A local 503 DPE instead; the body names the field, not the value.
+   */
+  private unsendableRedirect(): void {
+    const refused = new WeftError(
+      'WEFT_PROXY_REDIRECT_UNSENDABLE',
+      "the route's redirect makes a Location header HTTP cannot carry",
+    ).toString();
+    this.details = `redirect_location_unsendable{${refused.replace(/\s+/g, '_')}}`;
+    this.localReply(503, Flags.DownstreamProtocolError, refused);
   }
 
   /**
