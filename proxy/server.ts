@@ -142,7 +142,7 @@ class ConnRequests {
   begin(socket: net.Socket, res: ServerResponse): void {
     this.busy.set(socket, (this.busy.get(socket) ?? 0) + 1);
     this.served.add(socket);
-    res.once('close', () => this.end(socket));
+    res.on('close', () => this.end(socket)); // 'close' comes once: no once() wrapper per request
   }
 
   /** Runs `fn` once no request is in progress on `socket`. */

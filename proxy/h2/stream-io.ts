@@ -78,14 +78,16 @@ export class H2StreamResponse {
   private trailers: Record<string, HeaderValue> | null = null;
 
   constructor(readonly stream: ServerHttp2Stream) {
-    stream.once('finish', dumpUnread);
-    stream.once('wantTrailers', () => {
-      try {
-        stream.sendTrailers(this.trailers ?? {});
-      } catch {
-        stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
-      }
-    });
+    // 'finish' and 'wantTrailers' come once per stream: shared functions added with on(), not a
+    // closure and once()'s wrapper per response
+    (stream as ResponseStream)[RESPONSE] = this;
+    stream.on('finish', dumpUnread);
+    stream.on('wantTrailers', sendTrailers);
+  }
+
+  /** The trailers added so far (none: the stream ends with an empty trailing HEADERS frame). */
+  get pendingTrailers(): Record<string, HeaderValue> {
+    return this.trailers ?? NO_TRAILERS;
   }
 
   get headersSent(): boolean {
@@ -162,6 +164,19 @@ export class H2StreamResponse {
   on(event: string, fn: (...args: unknown[]) => void): this {
     this.stream.on(event, fn);
     return this;
+  }
+}
+
+const RESPONSE = Symbol('weft.h2.response');
+type ResponseStream = ServerHttp2Stream & { [RESPONSE]: H2StreamResponse };
+const NO_TRAILERS: Readonly<Record<string, HeaderValue>> = Object.freeze({});
+
+/** node asks for the trailers once the body is written (`waitForTrailers`). */
+function sendTrailers(this: ResponseStream): void {
+  try {
+    this.sendTrailers(this[RESPONSE].pendingTrailers);
+  } catch {
+    this.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
   }
 }
 

@@ -53,6 +53,7 @@ import { checkRateLimit, gatewayRateLimitRequest } from '../ratelimit/gateway.js
 import { limitedReply, rateLimitHeaders, rateLimitLogFields } from '../ratelimit/headers.js';
 import { connectionOf, endWithHead, hasUndeclaredBody, isH2 } from '../h2/downstream.js';
 import { ReplayableBody } from '../h2/body.js';
+import { H2Pool } from '../h2/pool.js';
 import { grpcReply, grpcStatusLabel, grpcTimeoutMs, sendGrpcError, type GrpcReply } from '../h2/router.js';
 import { encodeGrpcMessage, grpcStatusOfHttp } from '../h2/grpc.js';
 import {
@@ -239,7 +240,8 @@ export class Exchange {
   ) {}
 
   run(): void {
-    this.res.once('close', () => {
+    // 'close' comes once: on() spares once()'s wrapper objects on every request
+    this.res.on('close', () => {
       this.env.onClosed();
       this.onDownstreamClose();
     });
@@ -567,11 +569,16 @@ export class Exchange {
     if (perTry > 0) this.tryTimer = setTimeout(() => this.onTryTimeout(a), perTry);
     // each attempt says which it is (Envoy's include_request_attempt_count, on in Istio)
     if (this.cfg.attemptCount) this.out!['x-envoy-attempt-count'] = String(this.attempts);
+    const pool = this.upgrade === null ? cluster.poolFor(ep, isH2(this.req)) : null;
+    if (pool instanceof H2Pool) {
+      // an HTTP/2 stream takes a replayable body as it is (written directly, no PassThrough)
+      const body = this.tee ?? this.body;
+      return pool.dispatch({ path: this.path, method: this.view.method, headers: this.out!, body }, a);
+    }
     const body = this.tee !== null ? this.tee.forAttempt() : this.body;
     const spec = { path: this.path, method: this.view.method, headers: this.out!, body };
-    if (this.upgrade !== null)
-      this.upgrade.dispatch(ep, cluster.limits.connectTimeoutMs, spec, a, cluster.connectorFor(ep));
-    else cluster.poolFor(ep, isH2(this.req)).dispatch(spec, a);
+    if (pool !== null) pool.dispatch(spec, a);
+    else this.upgrade!.dispatch(ep, cluster.limits.connectTimeoutMs, spec, a, cluster.connectorFor(ep));
   }
 
   /** Ends the current attempt's bookkeeping (endpoint in-flight count, per-try timer). */
