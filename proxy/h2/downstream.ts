@@ -26,7 +26,7 @@
  *  - the first bytes: a connection that sends nothing that decides within the headers timeout
  *    is handed to HTTP/1, whose header timeout then answers it.
  */
-import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse, Server as HttpServer } from 'node:http';
 import http2, {
   type Http2ServerRequest,
   type Http2ServerResponse,
@@ -143,13 +143,13 @@ function enforceHeadersDeadline(session: Http2Session, timeoutMs: number, onTime
 }
 
 /** The HTTP/2 sessions open on each listener's server (a drain sends them GOAWAY). */
-const serverSessions = new WeakMap<http.Server, Set<Http2Session>>();
+const serverSessions = new WeakMap<HttpServer, Set<Http2Session>>();
 
 /**
  * Drain: every HTTP/2 session of `server` gets a GOAWAY; streams in progress finish, then the
  * connection closes (HTTP/1's `Connection: close` for a multiplexed connection).
  */
-export function goAwayH2(server: http.Server): void {
+export function goAwayH2(server: HttpServer): void {
   for (const s of serverSessions.get(server) ?? []) if (!s.closed) s.close();
 }
 
@@ -224,7 +224,7 @@ function adaptRequest(req: H2StreamRequest): void {
  * calling the same `onRequest`. Returns the http2 server (for tests and drain).
  */
 export function serveH2Too(
-  server: http.Server,
+  server: HttpServer,
   limits: H2Limits,
   onRequest: (req: IncomingMessage, res: ServerResponse) => void,
   onRefused: H2Refusal = () => undefined,

@@ -29,7 +29,7 @@
  *  - errors on the stream are swallowed (the 'close' that follows tells the router);
  *  - a request body still unread when the response is complete is read and dropped.
  */
-import http from 'node:http';
+import { http } from '../../pkg/builtins/index.js';
 import http2, { type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 

@@ -8,7 +8,7 @@
  * Success is what the kubelet counts as success (HTTP 200-399, TCP connect, gRPC SERVING);
  * a failure answers 503 (or the app's own 4xx/5xx) with the reason in the body.
  */
-import http from 'node:http';
+import { http } from '../../pkg/builtins/index.js';
 import http2 from 'node:http2';
 import https from 'node:https';
 import net from 'node:net';
