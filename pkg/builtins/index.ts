@@ -9,8 +9,20 @@
 import { createRequire } from 'node:module';
 import type * as Fs from 'node:fs';
 import type * as Http from 'node:http';
+import type * as Http2 from 'node:http2';
 
 const require = createRequire(import.meta.url);
 
 export const http = require('node:http') as typeof Http;
 export const fs = require('node:fs') as typeof Fs;
+
+let http2Module: typeof Http2 | undefined;
+
+/**
+ * `node:http2`, loaded on first use (+5 MB RSS over node:http and node:tls: nghttp2 and its
+ * modules): a sidecar whose app and upstreams speak HTTP/1 never loads it. Synchronous, so the
+ * first HTTP/2 connection or upstream session is set up in the same tick as before.
+ */
+export function http2(): typeof Http2 {
+  return (http2Module ??= require('node:http2') as typeof Http2);
+}

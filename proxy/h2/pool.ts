@@ -16,7 +16,9 @@
  * - Mesh mTLS: the connection comes from the cluster's connector (upstream/tls.ts) offering
  *   `istio-h2` first; the inbound side of a weft sidecar reads the HTTP/2 preface either way.
  */
-import http2, { type ClientHttp2Session, type ClientHttp2Stream, type OutgoingHttpHeaders } from 'node:http2';
+import type * as Http2 from 'node:http2';
+import type { ClientHttp2Session, ClientHttp2Stream, OutgoingHttpHeaders } from 'node:http2';
+import { http2 } from '../../pkg/builtins/index.js';
 import net from 'node:net';
 import type { Readable } from 'node:stream';
 import type { Controller, Headers, RequestSpec, ResponseHandler } from '../upstream/h1client.js';
@@ -59,7 +61,7 @@ class Job implements Controller {
   abort(err: Error): void {
     if (this.done) return;
     this.done = true;
-    this.stream?.close(http2.constants.NGHTTP2_CANCEL);
+    this.stream?.close(http2().constants.NGHTTP2_CANCEL);
     void err;
   }
   pause(): void {
@@ -133,11 +135,11 @@ export class H2Pool {
             };
       return opened.socket;
     };
-    const session = http2.connect(authority, {
+    const session = http2().connect(authority, {
       createConnection,
       settings: { enablePush: false, maxHeaderListSize: this.opts.maxHeaderListSize ?? 64 * 1024 },
       maxSessionMemory: 10,
-    } as http2.SecureClientSessionOptions);
+    } as Http2.SecureClientSessionOptions);
     const s = new Session(session);
     this.sessions.add(s);
     const timer = setTimeout(
@@ -264,7 +266,7 @@ export class H2Pool {
       // node ends the readable side of a reset stream too: a reset other than NO_ERROR is a cut
       // response, which 'close' reports as one (the client must not see a clean end)
       const rst = stream.rstCode;
-      if (rst !== undefined && rst !== http2.constants.NGHTTP2_NO_ERROR) return;
+      if (rst !== undefined && rst !== http2().constants.NGHTTP2_NO_ERROR) return;
       job.done = true;
       job.handler.onResponseEnd(job);
     });
@@ -274,7 +276,7 @@ export class H2Pool {
       this.idleCheck(s);
       this.drainQueue();
       if (job.done) return;
-      const refused = stream.rstCode === http2.constants.NGHTTP2_REFUSED_STREAM;
+      const refused = stream.rstCode === http2().constants.NGHTTP2_REFUSED_STREAM;
       const code = refused ? 'EREFUSED_STREAM' : 'ECONNRESET';
       job.fail(
         new UpstreamError(`upstream stream closed (code ${stream.rstCode})`, code, false, !job.gotResponse),
@@ -317,8 +319,8 @@ export class H2Pool {
 }
 
 /** request() only reads its options. */
-const END_STREAM: http2.ClientSessionRequestOptions = Object.freeze({ endStream: true });
-const OPEN_STREAM: http2.ClientSessionRequestOptions = Object.freeze({ endStream: false });
+const END_STREAM: Http2.ClientSessionRequestOptions = Object.freeze({ endStream: true });
+const OPEN_STREAM: Http2.ClientSessionRequestOptions = Object.freeze({ endStream: false });
 
 /**
  * The request's HEADERS as node's flat raw list (`[name, value, ...]`, which request() takes as
@@ -340,7 +342,7 @@ export function requestHead(spec: RequestSpec, fallbackAuthority: string): strin
   return out;
 }
 
-function withoutPseudo(h: http2.IncomingHttpHeaders): Headers {
+function withoutPseudo(h: Http2.IncomingHttpHeaders): Headers {
   const out: Headers = {};
   for (const k in h) if (k.charCodeAt(0) !== 58) out[k] = h[k] as string | string[];
   return out;
