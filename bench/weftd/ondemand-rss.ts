@@ -4,7 +4,8 @@
  * bench/weftd/ondemand-mesh.ts's mesh (SERVICES services), against weftd's real discovery server
  * with on-demand hosts on; every endpoint is the bench upstream. RSS (VmRSS) idle once its config
  * is applied, idle again after it called CALLS services of other namespaces (each subscribed on
- * demand), and sampled every 250 ms under SECONDS of open-loop RATE req/s to one of them.
+ * demand), and sampled every 250 ms under SECONDS of open-loop RATE req/s to one of them, with
+ * the sidecar's CPU seconds per 1,000 requests over that load.
  * No certificate is issued (mTLS off), so the proxy is never Ready: config applied is the start.
  * Writes bench/weftd/last-run-ondemand-rss.json. SRC=<checkout> measures another tree with this
  * harness (before/after in one session); NODE_FLAGS adds Node flags after the image's.
@@ -20,6 +21,7 @@ import { SnapshotRegistry } from '../../test/support/snapshot-registry.js';
 import { sleep } from '../../test/support/wait.js';
 import {
   buildImageLayout,
+  cpuSeconds,
   fixedRate,
   imageNodeOptions,
   killChildren,
@@ -140,7 +142,9 @@ async function main(): Promise<void> {
         await sleep(250);
       }
     })();
+    const cpuBefore = cpuSeconds([child.pid!]);
     const load = await fixedRate(`http://127.0.0.1:${ports.outbound}/`, called[0]!, SECONDS, RATE);
+    const cpu = cpuSeconds([child.pid!]) - cpuBefore;
     sampling = false;
     await sampler;
     const result = {
@@ -162,6 +166,8 @@ async function main(): Promise<void> {
         errors: load.errors,
         p50: load.p50,
         p99: load.p99,
+        // the sidecar's CPU time over the load, per 1,000 requests (vCPU at 1,000 req/s)
+        cpuSecondsPer1000: (cpu / load.completed) * 1000,
       },
     };
     console.log(JSON.stringify(result, null, 2));
