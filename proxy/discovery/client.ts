@@ -20,7 +20,7 @@
  * way the proxy keeps running, and holding, its last good config.
  */
 import https from 'node:https';
-import { readFileSync } from 'node:fs';
+import { fs } from '../../pkg/builtins/index.js';
 import type { IncomingMessage } from 'node:http';
 import {
   MessageDecoder,
@@ -142,8 +142,8 @@ export class DiscoveryClient {
   // async: a missing token or CA file (read below) must reject into run()'s retry loop, not throw past it.
   private async connectOnce(): Promise<StreamEnd> {
     const { host, port } = parseAddress(this.o.address);
-    const token = readFileSync(this.o.tokenPath, 'utf8').trim();
-    const ca = readFileSync(this.o.caRootPath, 'utf8');
+    const token = fs.readFileSync(this.o.tokenPath, 'utf8').trim();
+    const ca = fs.readFileSync(this.o.caRootPath, 'utf8');
     return new Promise<StreamEnd>((resolve) => {
       let settled = false;
       const finish = (e: StreamEnd): void => {
@@ -321,13 +321,13 @@ export class DiscoveryClient {
         host,
         port,
         servername: isIp(host) ? undefined : host,
-        ca: readFileSync(this.o.caRootPath, 'utf8'),
+        ca: fs.readFileSync(this.o.caRootPath, 'utf8'),
         path: ONDEMAND_PATH,
         method: 'POST',
         agent: this.onDemandAgent,
         timeout: ONDEMAND_TIMEOUT_MS,
         headers: {
-          authorization: `Bearer ${readFileSync(this.o.tokenPath, 'utf8').trim()}`,
+          authorization: `Bearer ${fs.readFileSync(this.o.tokenPath, 'utf8').trim()}`,
           'content-type': 'application/json',
           'content-length': Buffer.byteLength(body),
         },
@@ -360,8 +360,8 @@ export class DiscoveryClient {
       host,
       port,
       servername: isIp(host) ? undefined : host,
-      ca: () => readFileSync(caRootPath, 'utf8'),
-      token: () => readFileSync(tokenPath, 'utf8').trim(),
+      ca: () => fs.readFileSync(caRootPath, 'utf8'),
+      token: () => fs.readFileSync(tokenPath, 'utf8').trim(),
       log,
     });
   }

@@ -16,7 +16,9 @@
  * - Mesh mTLS: the connection comes from the cluster's connector (upstream/tls.ts) offering
  *   `istio-h2` first; the inbound side of a weft sidecar reads the HTTP/2 preface either way.
  */
-import http2, { type ClientHttp2Session, type ClientHttp2Stream, type OutgoingHttpHeaders } from 'node:http2';
+import type * as Http2 from 'node:http2';
+import type { ClientHttp2Session, ClientHttp2Stream, OutgoingHttpHeaders } from 'node:http2';
+import { http2 } from '../../pkg/builtins/index.js';
 import net from 'node:net';
 import type { Readable } from 'node:stream';
 import type { Controller, Headers, RequestSpec, ResponseHandler } from '../upstream/h1client.js';
@@ -79,7 +81,7 @@ class Job implements Controller {
   abort(err: Error): void {
     if (this.done) return;
     this.done = true;
-    this.stream?.close(http2.constants.NGHTTP2_CANCEL);
+    this.stream?.close(http2().constants.NGHTTP2_CANCEL);
     void err;
   }
   pause(): void {
@@ -120,7 +122,7 @@ class Session {
 const JOB = Symbol('weft.h2.job');
 type JobStream = ClientHttp2Stream & { [JOB]: Job };
 
-function onStreamResponse(this: JobStream, h: http2.IncomingHttpHeaders): void {
+function onStreamResponse(this: JobStream, h: Http2.IncomingHttpHeaders): void {
   const job = this[JOB];
   job.idleTicks = 0;
   if (job.done) return;
@@ -130,7 +132,7 @@ function onStreamResponse(this: JobStream, h: http2.IncomingHttpHeaders): void {
   job.handler.onResponseStart(job, status, asHeaders(h));
 }
 
-function onStreamTrailers(this: JobStream, t: http2.IncomingHttpHeaders): void {
+function onStreamTrailers(this: JobStream, t: Http2.IncomingHttpHeaders): void {
   const job = this[JOB];
   job.idleTicks = 0;
   if (!job.done) job.handler.onResponseTrailers?.(job, asHeaders(t));
@@ -148,7 +150,7 @@ function onStreamEnd(this: JobStream): void {
   // node ends the readable side of a reset stream too: a reset other than NO_ERROR is a cut
   // response, which 'close' reports as one (the client must not see a clean end)
   const rst = this.rstCode;
-  if (rst !== undefined && rst !== http2.constants.NGHTTP2_NO_ERROR) return;
+  if (rst !== undefined && rst !== http2().constants.NGHTTP2_NO_ERROR) return;
   job.done = true;
   job.handler.onResponseEnd(job);
 }
@@ -214,11 +216,11 @@ export class H2Pool {
             };
       return opened.socket;
     };
-    const session = http2.connect(authority, {
+    const session = http2().connect(authority, {
       createConnection,
       settings: { enablePush: false, maxHeaderListSize: this.opts.maxHeaderListSize ?? 64 * 1024 },
       maxSessionMemory: 10,
-    } as http2.SecureClientSessionOptions);
+    } as Http2.SecureClientSessionOptions);
     const s = new Session(session);
     this.sessions.add(s);
     const timer = setTimeout(
@@ -243,7 +245,7 @@ export class H2Pool {
     };
     // the session is usable once the server's SETTINGS arrived (its stream limit is known)
     session.once('remoteSettings', ready);
-    session.on('remoteSettings', (settings: http2.Settings) => {
+    session.on('remoteSettings', (settings: Http2.Settings) => {
       s.remoteLimit = settings.maxConcurrentStreams ?? 100;
     });
     session.on('error', (err: NodeJS.ErrnoException) => {
@@ -303,7 +305,7 @@ export class H2Pool {
         if (++job.idleTicks <= STREAM_IDLE_TICKS) continue;
         job.fail(new UpstreamError('stream idle timeout', 'ETIMEDOUT_STREAM', false, !job.gotResponse));
         // and the stream is cancelled, so it stops counting against the session's limit
-        job.stream?.close(http2.constants.NGHTTP2_CANCEL);
+        job.stream?.close(http2().constants.NGHTTP2_CANCEL);
       }
     }, idleMs / STREAM_IDLE_TICKS);
     s.sweepTimer.unref();
@@ -363,7 +365,7 @@ export class H2Pool {
     this.idleCheck(s);
     this.drainQueue();
     if (job.done) return;
-    const refused = stream.rstCode === http2.constants.NGHTTP2_REFUSED_STREAM;
+    const refused = stream.rstCode === http2().constants.NGHTTP2_REFUSED_STREAM;
     const code = refused ? 'EREFUSED_STREAM' : 'ECONNRESET';
     job.fail(
       new UpstreamError(`upstream stream closed (code ${stream.rstCode})`, code, false, !job.gotResponse),
@@ -404,8 +406,8 @@ export class H2Pool {
 }
 
 /** request() only reads its options. */
-const END_STREAM: http2.ClientSessionRequestOptions = Object.freeze({ endStream: true });
-const OPEN_STREAM: http2.ClientSessionRequestOptions = Object.freeze({ endStream: false });
+const END_STREAM: Http2.ClientSessionRequestOptions = Object.freeze({ endStream: true });
+const OPEN_STREAM: Http2.ClientSessionRequestOptions = Object.freeze({ endStream: false });
 
 /**
  * The request's HEADERS as node's flat raw list (`[name, value, ...]`, which request() takes as
@@ -496,7 +498,7 @@ function requestRefused(err: unknown): UpstreamError {
  * in it, and every consumer already drops `:` names when it forwards (withoutHopByHop,
  * forwardableTrailers), so a copy without them per head and per trailer section bought nothing.
  */
-function asHeaders(h: http2.IncomingHttpHeaders): Headers {
+function asHeaders(h: Http2.IncomingHttpHeaders): Headers {
   return h as Headers;
 }
 

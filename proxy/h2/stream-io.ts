@@ -29,8 +29,9 @@
  *  - errors on the stream are swallowed (the 'close' that follows tells the router);
  *  - a request body still unread when the response is complete is read and dropped.
  */
-import http from 'node:http';
-import http2, { type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
+import { http, http2 } from '../../pkg/builtins/index.js';
+import type * as Http2 from 'node:http2';
+import type { IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 
 /** The IncomingMessage fields the router reads, set on the stream itself. */
@@ -69,7 +70,7 @@ export function streamRequest(
 type HeaderValue = string | number | string[] | undefined;
 
 /** respond() only reads its options: one object for every response. */
-const WAIT_FOR_TRAILERS: http2.ServerStreamResponseOptions = Object.freeze({ waitForTrailers: true });
+const WAIT_FOR_TRAILERS: Http2.ServerStreamResponseOptions = Object.freeze({ waitForTrailers: true });
 
 /** The ServerResponse the router writes to, on one HTTP/2 stream. */
 export class H2StreamResponse {
@@ -105,14 +106,16 @@ export class H2StreamResponse {
    */
   get writableFinished(): boolean {
     const s = this.stream;
-    return s.writableFinished && (s.rstCode === undefined || s.rstCode === http2.constants.NGHTTP2_NO_ERROR);
+    return (
+      s.writableFinished && (s.rstCode === undefined || s.rstCode === http2().constants.NGHTTP2_NO_ERROR)
+    );
   }
 
   /** node:http's shape; throws on a field HTTP/2 cannot carry, as the compatibility API. */
   writeHead(status: number, headers?: Readonly<Record<string, HeaderValue>>): this {
     const s = this.stream;
     if (s.destroyed || s.closed) return this;
-    s.respond(responseHead(status, headers) as unknown as http2.OutgoingHttpHeaders, WAIT_FOR_TRAILERS);
+    s.respond(responseHead(status, headers) as unknown as Http2.OutgoingHttpHeaders, WAIT_FOR_TRAILERS);
     return this;
   }
 
@@ -152,7 +155,7 @@ export class H2StreamResponse {
   destroy(err?: Error): void {
     const s = this.stream;
     if (err === undefined && !s.destroyed && !s.writableFinished)
-      s.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+      s.close(http2().constants.NGHTTP2_INTERNAL_ERROR);
     else s.destroy(err);
   }
 
@@ -176,7 +179,7 @@ function sendTrailers(this: ResponseStream): void {
   try {
     this.sendTrailers(this[RESPONSE].pendingTrailers);
   } catch {
-    this.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+    this.close(http2().constants.NGHTTP2_INTERNAL_ERROR);
   }
 }
 
@@ -244,7 +247,7 @@ function respondBare(stream: ServerHttp2Stream, status: number): void {
   try {
     stream.respond({ ':status': status }, { endStream: true });
   } catch {
-    stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+    stream.close(http2().constants.NGHTTP2_INTERNAL_ERROR);
   }
 }
 
