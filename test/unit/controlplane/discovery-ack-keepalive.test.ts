@@ -14,7 +14,12 @@ import { DEFAULT_MESH } from '../../../controlplane/flags.js';
 import { createWeftdMetrics } from '../../../controlplane/metrics.js';
 import { SnapshotRegistry } from '../../support/snapshot-registry.js';
 import { createCA, issueServing } from '../../../pkg/certs/index.js';
-import { ACK_PATH, MessageDecoder, discoveryQuery, type AckRequest } from '../../../pkg/discovery/protocol.js';
+import {
+  ACK_PATH,
+  MessageDecoder,
+  discoveryQuery,
+  type AckRequest,
+} from '../../../pkg/discovery/protocol.js';
 import { serverTimeoutOptions } from '../../../pkg/http/timeouts.js';
 import { createLogger } from '../../../pkg/log/index.js';
 import { AckSender } from '../../../proxy/discovery/ack.js';
@@ -106,7 +111,8 @@ describe('weftd keeps a proxy’s ACK connection open between pushes', function 
       const decoder = new MessageDecoder();
       res.on('data', (chunk: Buffer) => {
         for (const m of decoder.push(chunk))
-          if (m.type === 'config' && m.nonce !== undefined) pushes.push({ nonce: m.nonce, version: m.version });
+          if (m.type === 'config' && m.nonce !== undefined)
+            pushes.push({ nonce: m.nonce, version: m.version });
       });
     });
     req.end();
@@ -211,7 +217,7 @@ function keepAliveHeader(port: number, ack: AckRequest): Promise<string | undefi
       },
       (res) => {
         res.resume();
-        res.on('end', () => resolve(res.headers['keep-alive']));
+        res.on('end', () => resolve(res.headers['keep-alive'] as string | undefined));
       },
     );
     req.on('error', reject);
