@@ -13,6 +13,8 @@
  *   - delta: weftd as it is, proxies asking for deltas;
  *   - delta-before: the same, but weftd closes an idle ACK connection after its 30 s keep-alive
  *     timeout, as before the ADR 0020 amendment (the baseline of that change);
+ *   - baseline: the weftd of another checkout (BASELINE_ROOT, e.g. a worktree of main with this
+ *     bench's delta-*.ts and profile.ts copied in), proxies asking for deltas: weft before;
  *   - full: proxies asking as an older proxy (whole configs), FULL_PROXIES of them (default
  *     PROXIES; the whole-config fleet moves ~1.6 MB per proxy per change, so a smaller one keeps
  *     memory bounded: bytes per proxy do not depend on it, times do).
@@ -41,6 +43,9 @@ const BURST = Number(process.env.BURST ?? 100);
 const GAP_MS = Number(process.env.GAP_MS ?? 10);
 const MODES = (process.env.MODES ?? 'delta,delta-before,full').split(',');
 const PROF = process.env.PROF ?? '';
+const BASELINE_ROOT = process.env.BASELINE_ROOT ?? '';
+/** Modes with a burst (default: the delta modes). */
+const BURST_MODES = (process.env.BURST_MODES ?? 'delta,delta-before,baseline').split(',');
 
 interface Child {
   ask<T>(msg: Record<string, unknown>): Promise<T>;
@@ -49,7 +54,8 @@ interface Child {
 
 /** A bench child over IPC: resolves once it reported ready (message 0), with that message. */
 async function child(file: string, env: Record<string, string>): Promise<{ c: Child; hello: unknown }> {
-  const proc = fork(fileURLToPath(new URL(file, import.meta.url)), [], {
+  const path = file.startsWith('/') ? file : fileURLToPath(new URL(file, import.meta.url));
+  const proc = fork(path, [], {
     execArgv: ['--import', 'tsx'],
     env: { ...process.env, ...env },
   });
@@ -127,7 +133,9 @@ let proxySide: Record<string, number> | undefined;
 
 for (const mode of MODES) {
   const proxies = mode === 'full' ? FULL_PROXIES : PROXIES;
-  const weftd = await child('./delta-weftd.ts', { MODE: mode, SERVICES: String(SERVICES) });
+  if (mode === 'baseline' && BASELINE_ROOT === '') throw new Error('mode baseline needs BASELINE_ROOT');
+  const weftdFile = mode === 'baseline' ? `${BASELINE_ROOT}/bench/weftd/delta-weftd.ts` : './delta-weftd.ts';
+  const weftd = await child(weftdFile, { MODE: mode, SERVICES: String(SERVICES) });
   const { port, ca } = weftd.hello as { port: number; ca: string };
   const fleet = (await child('./delta-fleet.ts', {})).c;
   await fleet.ask({ cmd: 'connect', port, ca, delta: mode !== 'full', proxies, mode });
@@ -173,7 +181,7 @@ for (const mode of MODES) {
     });
     process.stderr.write(`${mode} change ${rep + 1}/${REPS}: ${JSON.stringify(entry.samples.at(-1))}\n`);
   }
-  if (mode !== 'full' && BURST > 0) {
+  if (mode !== 'full' && BURST > 0 && BURST_MODES.includes(mode)) {
     const { r } = await measure(BURST, IDLE_MS, 'burst');
     const wallMs = r.end - r.t0;
     entry.burst = {
@@ -233,6 +241,8 @@ for (const s of summary)
 const byMode = Object.fromEntries(summary.map((s) => [s.mode, s]));
 if (byMode.delta && byMode.full)
   text += `delta / full bytes per proxy: ${((100 * byMode.delta.bytesPerProxy) / byMode.full.bytesPerProxy).toFixed(3)} %\n`;
+if (byMode.delta && byMode.baseline)
+  text += `delta / baseline ACK p99: ${(byMode.delta.ackP99Ms / byMode.baseline.ackP99Ms).toFixed(2)}×, weftd CPU: ${(byMode.delta.weftdCpuMs / byMode.baseline.weftdCpuMs).toFixed(2)}×\n`;
 if (byMode.delta && byMode['delta-before'])
   text += `delta / delta-before ACK p99: ${(byMode.delta.ackP99Ms / byMode['delta-before'].ackP99Ms).toFixed(2)}×\n`;
 for (const s of summary)
