@@ -621,7 +621,8 @@ export class DiscoveryService {
         info.delta.held = conn.held.acked ? { version: ack.version, state: conn.held.acked.state } : null;
       }
       info.runningAt = info.evaluatedAt; // the ACKed version is the stream's newest (checked above)
-      conn.log.debug('Proxy ACKed', { version: ack.version });
+      // checked first: a filtered-out debug line still costs winston's stream pipeline, per proxy per push
+      if (conn.log.isDebugEnabled()) conn.log.debug('Proxy ACKed', { version: ack.version });
       return 'ack';
     }
     info.nacked = { ...info.sent, at, error: ack.error };
@@ -799,7 +800,7 @@ export class DiscoveryService {
     info.pushes++;
     info.state = 'configured';
     if (firstChangeAt !== undefined) metrics.convergence.observe((performance.now() - firstChangeAt) / 1000);
-    conn.log.debug('Pushed config', { version: generated.version });
+    if (conn.log.isDebugEnabled()) conn.log.debug('Pushed config', { version: generated.version });
   }
 
   /**
@@ -835,10 +836,11 @@ export class DiscoveryService {
     if (from !== null) {
       const d = encodeDelta(from, next, generated.version, nonce, () => generated.encode().length);
       if (d !== null) {
-        conn.log.debug('Delta push', {
-          changed: d.summary.changed.length,
-          removed: d.summary.removed.length,
-        });
+        if (conn.log.isDebugEnabled())
+          conn.log.debug('Delta push', {
+            changed: d.summary.changed.length,
+            removed: d.summary.removed.length,
+          });
         return { line: d.line, delta: true, held: next.held, summary: d.summary };
       }
       this.opts.metrics.deltaFallbacks.inc({ reason: 'too_large' });
