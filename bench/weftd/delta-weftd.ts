@@ -73,9 +73,19 @@ function meshSnapshot(generation: number): Record<string, unknown> {
   return { services, virtualServices };
 }
 
-const registry = new SnapshotRegistry(meshSnapshot, {
-  podLabels: (name) => ({ app: `w${Number(name.slice(name.lastIndexOf('-') + 1)) % WORKLOADS}` }),
-});
+const registry = new SnapshotRegistry(meshSnapshot);
+/**
+ * Pod `<mode>-<i>` is a replica of Deployment `w<i % WORKLOADS>` (generateName and
+ * pod-template-hash as a ReplicaSet sets them), so the replicas of a workload get one config, as
+ * in a cluster. PODS=unique: every pod its own workload (its name in its telemetry: a config per
+ * pod), what this bench simulated before.
+ */
+registry.pod = (namespace, name) => {
+  const app = `w${Number(name.slice(name.lastIndexOf('-') + 1)) % WORKLOADS}`;
+  if (process.env.PODS === 'unique') return { namespace, name, labels: { app } };
+  const hash = '5d8f9c7b4';
+  return { namespace, name, generateName: `${app}-${hash}-`, labels: { app, 'pod-template-hash': hash } };
+};
 const metrics = createWeftdMetrics(false);
 const discovery = new DiscoveryService({
   registry,
