@@ -196,6 +196,13 @@ async function ready(proxies: number): Promise<Record<string, unknown>> {
   }
 }
 
+/** weftd's memory after a full collection (the child runs with --expose-gc), in MB. */
+function memory(): Record<string, number> {
+  (globalThis as { gc?: () => void }).gc?.();
+  const m = process.memoryUsage();
+  return { rssMb: m.rss / 1e6, heapUsedMb: m.heapUsed / 1e6, externalMb: m.external / 1e6 };
+}
+
 /** The proxy's side, in isolation: one config of this mesh, one VirtualService change. */
 function proxyCost(): Record<string, number> {
   const pod = discovery.list()[0]!.pod;
@@ -236,7 +243,7 @@ function proxyCost(): Record<string, number> {
 
 interface Command {
   id: number;
-  cmd: 'ready' | 'changes' | 'proxyCost' | 'profile' | 'stop';
+  cmd: 'ready' | 'changes' | 'proxyCost' | 'profile' | 'memory' | 'stop';
   name?: string;
   proxies?: number;
   count?: number;
@@ -251,6 +258,8 @@ process.on('message', (m: Command) => {
         return changes(m.count!, m.gapMs ?? 0);
       case 'proxyCost':
         return proxyCost();
+      case 'memory':
+        return memory();
       case 'profile':
         return profile(m.name!);
       case 'stop':

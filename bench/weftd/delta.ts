@@ -56,7 +56,7 @@ interface Child {
 async function child(file: string, env: Record<string, string>): Promise<{ c: Child; hello: unknown }> {
   const path = file.startsWith('/') ? file : fileURLToPath(new URL(file, import.meta.url));
   const proc = fork(path, [], {
-    execArgv: ['--import', 'tsx'],
+    execArgv: ['--import', 'tsx', '--expose-gc'],
     env: { ...process.env, ...env },
   });
   const waiting = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
@@ -181,6 +181,10 @@ for (const mode of MODES) {
     });
     process.stderr.write(`${mode} change ${rep + 1}/${REPS}: ${JSON.stringify(entry.samples.at(-1))}\n`);
   }
+  entry.memory = await weftd.c.ask<Record<string, number>>({ cmd: 'memory' });
+  process.stderr.write(
+    `${mode} weftd memory after the changes, after a full GC: ${JSON.stringify(entry.memory)}\n`,
+  );
   if (mode !== 'full' && BURST > 0 && BURST_MODES.includes(mode)) {
     const { r } = await measure(BURST, IDLE_MS, 'burst');
     const wallMs = r.end - r.t0;
@@ -212,6 +216,7 @@ const summary = Object.entries(out).map(([mode, e]) => ({
   weftdCpuMs: med(e.samples.map((s) => s.weftdCpuMs)),
   fleetCpuMs: med(e.samples.map((s) => s.fleetCpuMs)),
   burst: e.burst,
+  memory: e.memory,
 }));
 const row = (cells: (string | number)[]) => `| ${cells.join(' | ')} |\n`;
 let text =
@@ -251,7 +256,7 @@ for (const s of summary)
       `${s.mode}: burst of ${s.burst.changes} changes ${GAP_MS} ms apart: weftd ${s.burst.weftdCpuMs.toFixed(0)} ms CPU over ` +
       `${s.burst.wallMs.toFixed(0)} ms (${s.burst.vcpu.toFixed(2)} vCPU), RSS ${s.burst.rssBeforeMb.toFixed(0)} MB before, ` +
       `${s.burst.peakRssMb.toFixed(0)} MB peak; last change → all ACKed ${s.burst.lastChangeToAllAckedMs.toFixed(0)} ms; ` +
-      `${s.burst.newConnections} new TLS connections\n`;
+      `${s.burst.newConnections} new TLS connections; before it, after a full GC: ${JSON.stringify(s.memory)}\n`;
 if (proxySide)
   text += `proxy side, one change: decode the whole config ${proxySide.decodeFullMs!.toFixed(1)} ms; decode + apply the delta ${proxySide.decodeAndApplyDeltaMs!.toFixed(1)} ms; hash a whole config's resources (once per full config) ${proxySide.fromFullMs!.toFixed(1)} ms\n`;
 process.stdout.write(text);
