@@ -127,8 +127,14 @@ interface Burst {
   lastChangeToAllAckedMs: number;
   newConnections: number;
 }
-const out: Record<string, { proxies: number; firstConfigBytes: number; samples: Sample[]; burst?: Burst }> =
-  {};
+interface ModeResult {
+  proxies: number;
+  firstConfigBytes: number;
+  samples: Sample[];
+  burst?: Burst;
+  memory?: Record<string, number>;
+}
+const out: Record<string, ModeResult> = {};
 let proxySide: Record<string, number> | undefined;
 
 for (const mode of MODES) {
