@@ -100,7 +100,7 @@ function notApplied(opts: MonitoringOptions, namespace: string): NotApplied[] {
     for (const obj of opts.registry.list(kind)) {
       const result = opts.registry.validation(obj);
       if (result.errors.length === 0 || !reachOf(obj, root)(namespace)) continue;
-      const closed = failClosed(obj, result.errors);
+      const closed = failClosed(obj, result.errors, root);
       out.push({
         kind,
         namespace: obj.metadata.namespace ?? '',

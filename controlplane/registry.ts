@@ -20,9 +20,9 @@
  * (RateLimit and Istio's memquota: each sidecar's rateLimits block).
  * A mesh object that fails validation (the webhook's `validateObject`, judged once per version
  * in validity.ts) is in no snapshot, so in no config; its status says why (statuswriter.ts).
- * AuthorizationPolicies, PeerAuthentications and RequestAuthentications fail closed instead: the
- * snapshot holds the stand-in pkg/translate/failclosed.ts builds (deny all, allow nothing,
- * STRICT, refuse tokens) in their place.
+ * AuthorizationPolicies, PeerAuthentications, RequestAuthentications and Sidecars fail closed
+ * instead: the snapshot holds the stand-in pkg/translate/failclosed.ts builds (deny all, allow
+ * nothing, STRICT, refuse tokens, REGISTRY_ONLY egress) in their place.
  */
 import type {
   DestinationRule,
@@ -245,6 +245,8 @@ export interface RegistryOptions {
    * (a DestinationRule `trafficPolicy: {}`) and must still be compared on their translation.
    */
   keepInvalid?: boolean;
+  /** The mesh's root namespace: an invalid Sidecar's fail-closed egress imports its hosts. */
+  rootNamespace?: string;
 }
 
 /**
@@ -330,7 +332,7 @@ export function createKubeRegistry(
     (ObjectValidity.judges(kind) && options.keepInvalid !== true
       ? listed(kind).flatMap((o) => {
           if (validity.applies(o)) return [o];
-          const closed = failClosed(o, validity.validation(o).errors);
+          const closed = failClosed(o, validity.validation(o).errors, options.rootNamespace);
           return closed === null ? [] : [closed.standIn];
         })
       : listed(kind)) as unknown as T[];

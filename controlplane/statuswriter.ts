@@ -228,7 +228,7 @@ export class StatusWriter {
     for (const obj of objects) {
       const mine = byObject.get(keyOf(obj)) ?? [];
       const validation = this.opts.registry.validation(obj);
-      const closed = failClosed(obj, validation.errors);
+      const closed = failClosed(obj, validation.errors, root);
       out.set(keyOf(obj), {
         validation,
         ...(closed !== null ? { failClosed: failClosedText(obj, closed, root) } : {}),

@@ -1,8 +1,8 @@
 /**
  * One validation verdict per mesh object version, shared by everything in weftd that must agree
  * on it: the registry leaves objects with errors out of every snapshot (so out of every proxy
- * config; AuthorizationPolicies and PeerAuthentications fail closed instead, through the stand-in
- * of pkg/translate/failclosed.ts), and the status writer reports the same errors in
+ * config; security objects and Sidecars fail closed instead, through the stand-in of
+ * pkg/translate/failclosed.ts), and the status writer reports the same errors in
  * `Accepted=False (Invalid)`. The
  * verdict comes from `validateObject`, the function the admission webhook runs, so an object
  * that got past the webhook (webhook down, failurePolicy Ignore, created before weft was

@@ -176,7 +176,7 @@ export async function startWeftd(opts: StartOptions): Promise<Weftd> {
     log.child({ part: 'registry' }),
     flags.domainSuffix,
     opts.informers,
-    { globalRateLimits: flags.rateLimitRedis !== undefined },
+    { globalRateLimits: flags.rateLimitRedis !== undefined, rootNamespace: opts.mesh.rootNamespace },
   );
   const jwks = new JwksResolver({ ...opts.jwks, log: log.child({ part: 'jwks' }) });
   // gateways' DestinationRule tls.credentialName Secrets; a change re-pushes (refresh, set below)

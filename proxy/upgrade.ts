@@ -27,6 +27,7 @@ import type { CompiledHttpListener } from './compile/compile.js';
 import type { EndpointRuntime } from './upstream/cluster.js';
 import {
   UpstreamError,
+  unsendable,
   type Controller,
   type Headers,
   type RequestSpec,
@@ -215,6 +216,10 @@ class Handshake implements Controller {
   start(ep: EndpointRuntime, connectTimeoutMs: number, spec: RequestSpec, connect: Connect | null): void {
     this.handler.onRequestStart(this);
     if (this.done) return; // aborted in onRequestStart
+    // a head no upstream may be sent (a rewrite made it): the proxy's own fault, 503 DPE as for
+    // any request (exchange.ts unsendableReply), not the endpoint's
+    const bad = unsendable(spec);
+    if (bad !== null) return this.fail(new UpstreamError(bad, 'EINVALIDHEADER'));
     let req: http.ClientRequest;
     // the upgrade is encrypted like any request to this endpoint (mesh mTLS, SAN check → UF)
     const opened = connect?.(ep.address, ep.port) ?? null;

@@ -15,7 +15,7 @@
  *
  * `inprocess`: HTTP/2 against HTTP/1.1 through one in-process proxy, in the same run:
  *   - `h1`: keep-alive HTTP/1.1 clients → proxy → an HTTP/1.1 upstream (the baseline),
- *   - `h2`: one h2c session with CONCURRENCY streams → proxy (compatibility API, the same router)
+ *   - `h2`: one h2c session with CONCURRENCY streams → proxy (the raw stream API, the same router)
  *     → an HTTP/2 upstream session pool,
  *   - `h2-direct`: the same h2c client straight to the HTTP/2 upstream (what the hop costs).
  * Reports requests per second and the ratios h2/h1 and h2/h2-direct (client, proxy and upstreams
@@ -62,6 +62,18 @@ import {
 const DURATION_S = Number(process.env.DURATION_S ?? 3);
 const CONCURRENCY = Number(process.env.CONCURRENCY ?? 32);
 const BODY = Buffer.alloc(256, 'x');
+
+/** A ProxyServer in this process with no admin, metrics or health port, silent, access log dropped. */
+function inProcessProxy(): ProxyServer {
+  return new ProxyServer({
+    adminPort: null,
+    metricsPort: null,
+    healthPort: null,
+    logger: createLogger('bench', { silent: true }),
+    accessLogSink: { write: () => true } as unknown as NodeJS.WritableStream,
+    onExit: () => undefined,
+  });
+}
 
 async function listen(s: net.Server): Promise<number> {
   await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
@@ -152,14 +164,7 @@ async function inProcess(): Promise<void> {
   const h2 = http2.createServer((_req, res) => res.end(BODY));
   const h1Port = await listen(h1);
   const h2Port = await listen(h2);
-  const proxy = new ProxyServer({
-    adminPort: null,
-    metricsPort: null,
-    healthPort: null,
-    logger: createLogger('bench', { silent: true }),
-    accessLogSink: { write: () => true } as unknown as NodeJS.WritableStream,
-    onExit: () => undefined,
-  });
+  const proxy = inProcessProxy();
   await proxy.apply(config(h1Port, h2Port));
   const port = proxy.ports().http!;
   // warm-up (JIT, pools)
@@ -437,14 +442,7 @@ async function againstNginx(): Promise<void> {
 async function allocations(): Promise<void> {
   const n = Number(process.env.ALLOC_REQUESTS ?? 20_000);
   const up = await startH2Upstream();
-  const proxy = new ProxyServer({
-    adminPort: null,
-    metricsPort: null,
-    healthPort: null,
-    logger: createLogger('bench', { silent: true }),
-    accessLogSink: { write: () => true } as unknown as NodeJS.WritableStream,
-    onExit: () => undefined,
-  });
+  const proxy = inProcessProxy();
   const cfg = sidecarConfig(up.port);
   cfg.listeners[0] = { ...cfg.listeners[0]!, address: '127.0.0.1', port: 0 };
   await proxy.apply(cfg);

@@ -22,6 +22,7 @@ import { serverTimeoutOptions } from '../../pkg/http/timeouts.js';
 import { createLogger } from '../../pkg/log/index.js';
 import { ResourceHolder } from '../../proxy/discovery/held.js';
 import { SnapshotRegistry } from '../../test/support/snapshot-registry.js';
+import { meshService, meshVirtualService, podAddress, type MeshService } from './ondemand-mesh.js';
 import { profile } from './profile.js';
 
 const SERVICES = Number(process.env.SERVICES ?? 1000);
@@ -31,44 +32,27 @@ const log = createLogger('bench', { silent: true });
 const absNow = (): number => performance.timeOrigin + performance.now();
 
 /**
- * The mesh: SERVICES services in 20 namespaces, a VirtualService on every fifth. A change
- * (a new generation) moves svc0's first route timeout to `generation` seconds.
+ * The mesh: SERVICES services in 20 namespaces, a VirtualService on every fifth (ondemand-mesh.ts).
+ * A change (a new generation) moves svc0's first route timeout to `generation` seconds.
  */
 function meshSnapshot(generation: number): Record<string, unknown> {
-  const services = [];
-  const virtualServices = [];
+  const services: MeshService[] = [];
+  const virtualServices: Record<string, unknown>[] = [];
   for (let i = 0; i < SERVICES; i++) {
-    const ns = `ns${i % 20}`;
-    const host = `svc${i}.${ns}.svc.cluster.local`;
-    services.push({
-      host,
-      namespace: ns,
-      addresses: [`10.96.${i >> 8}.${i & 255}`],
-      ports: [
-        { number: 80, name: 'http', protocol: 'HTTP' },
-        { number: 9090, name: 'grpc', protocol: 'GRPC' },
-      ],
-      endpoints: [0, 1, 2].map((j) => ({
-        address: `10.${(i >> 8) & 255}.${i & 255}.${j + 1}`,
-        labels: { app: `svc${i}`, version: `v${j % 2}` },
-        ports: { http: 8080, grpc: 9090 },
-      })),
-    });
-    if (i % 5 === 0)
-      virtualServices.push({
-        metadata: { name: `svc${i}`, namespace: ns },
-        spec: {
-          hosts: [host],
-          http: [
-            {
-              match: [{ headers: { 'x-canary': { exact: 'yes' } } }],
-              route: [{ destination: { host, port: { number: 80 } } }],
-              timeout: `${i === 0 ? generation : 1}s`,
-            },
-            { route: [{ destination: { host, port: { number: 80 } } }], retries: { attempts: 2 } },
-          ],
-        },
-      });
+    const svc = meshService(i, (j) => ({
+      address: podAddress(i, j),
+      labels: { app: `svc${i}`, version: `v${j % 2}` },
+      ports: { http: 8080, grpc: 9090 },
+    }));
+    services.push(svc);
+    if (i % 5 === 0) {
+      const canary = {
+        match: [{ headers: { 'x-canary': { exact: 'yes' } } }],
+        route: [{ destination: { host: svc.host, port: { number: 80 } } }],
+        timeout: `${i === 0 ? generation : 1}s`,
+      };
+      virtualServices.push(meshVirtualService(i, svc, [canary]));
+    }
   }
   return { services, virtualServices };
 }

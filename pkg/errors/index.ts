@@ -38,7 +38,9 @@ export const ErrorCodes = {
   // proxy
   WEFT_PROXY_CONFIG_INVALID: 'proxy configuration is invalid',
   WEFT_PROXY_REQUEST_UNSENDABLE:
-    'the request cannot be written as HTTP/1.1 (a header with CR, LF, NUL or a character above U+00FF, or a bad method or target): the proxy answers it locally',
+    'the request cannot be written upstream (a header with CR, LF, NUL or a character above U+00FF, a Host that is no authority, a field HTTP/2 forbids, or a bad method or target): the proxy answers it locally',
+  WEFT_PROXY_REDIRECT_UNSENDABLE:
+    "the redirect Location has a character HTTP forbids (CR, LF, NUL or above U+00FF, from the route's redirect.authority or redirect.uri): the proxy answers 503 instead",
   // discovery (weftd <-> proxies, pkg/discovery)
   WEFT_DISCOVERY_REQUEST_INVALID: 'discovery request is missing or has an invalid parameter',
   WEFT_DISCOVERY_STREAM_INVALID: 'discovery stream carried something that is not a message',

@@ -24,3 +24,9 @@ export const PROXY_OWNED_FIELDS: ReadonlySet<string> = new Set([
 export function isProxyOwnedField(name: string): boolean {
   return PROXY_OWNED_FIELDS.has(name.toLowerCase());
 }
+
+/** What HTTP/1.1 forbids in a field value (RFC 9110 §5.5, as node:http checks it): all but HTAB, visible ASCII, obs-text. */
+export const FIELD_VALUE_FORBIDDEN = /[^\t\x20-\x7e\x80-\xff]/;
+
+/** Whether a field value can be written at all: node:http throws on CR, LF, NUL or a character above U+00FF. */
+export const sendableFieldValue = (v: string): boolean => !FIELD_VALUE_FORBIDDEN.test(v);

@@ -16,7 +16,10 @@
  * - `AUDIT` → nothing (it never decides a request): left out as before;
  * - PeerAuthentication → `STRICT` on every port of the scope it selects;
  * - RequestAuthentication → its issuers with no keys: their tokens are refused with 401, as Istio
- *   does for an issuer whose JWKS it cannot fetch (see `requestAuthentication` below).
+ *   does for an issuer whose JWKS it cannot fetch (see `requestAuthentication` below);
+ * - Sidecar → `outboundTrafficPolicy: REGISTRY_ONLY` with the egress hosts that can be read (see
+ *   `sidecar` below): left out, its workloads would see the whole mesh and, worse, a REGISTRY_ONLY
+ *   lockdown would silently become ALLOW_ANY.
  *
  * The stand-in keeps the object's name, namespace and creation time (access logs, `weftctl
  * explain` and PeerAuthentication precedence name and order it like the object) and its
@@ -28,18 +31,26 @@
  */
 import type { AuthorizationPolicySpec } from '../api/authorizationpolicy.js';
 import type { PeerAuthenticationSpec } from '../api/peerauthentication.js';
+import type { SidecarSpec } from '../api/sidecar.js';
 import type { KubeObject } from '../kube/types.js';
 import type { Finding } from '../validation/index.js';
-import { DRY_RUN_ANNOTATION, dryRunOn } from './authz.js';
+import { DEFAULT_ROOT_NAMESPACE, DRY_RUN_ANNOTATION, dryRunOn } from './authz.js';
+import { parseEgressHost } from './scope.js';
 
 /** What a stand-in enforces, in the words a status and `weftctl explain` use. */
-export type FailClosedEffect = 'allow-nothing' | 'deny-all' | 'strict-mtls' | 'reject-tokens';
+export type FailClosedEffect =
+  'allow-nothing' | 'deny-all' | 'strict-mtls' | 'reject-tokens' | 'registry-only';
 
 export interface FailClosed {
   standIn: KubeObject;
   effect: FailClosedEffect;
   /** False: the object's selector/targetRefs could not be read; the stand-in is namespace-wide. */
   scoped: boolean;
+  /**
+   * A Sidecar's stand-in: the egress hosts it imports (absent: every host, the Sidecar had no
+   * egress listener) and whether they are the fallback because its own could not be read.
+   */
+  egress?: { hosts?: string[]; fallback: boolean };
 }
 
 const isRecord = (v: unknown): v is Record<string, unknown> =>
@@ -203,15 +214,95 @@ function requestAuthentication(obj: KubeObject, errors: readonly Finding[]): Fai
   return { standIn, effect: 'reject-tokens', scoped: scope !== null };
 }
 
+/** A Sidecar's workloadSelector when it can be read; undefined when absent, null when it cannot. */
+function readableWorkloadSelector(
+  spec: Record<string, unknown>,
+  errors: readonly Finding[],
+): SidecarSpec['workloadSelector'] | null | undefined {
+  if (errors.some((e) => touches(e.path, 'spec.workloadSelector'))) return null;
+  const ws = spec.workloadSelector;
+  if (ws === undefined) return undefined;
+  if (!isRecord(ws) || (ws.labels !== undefined && !stringMap(ws.labels))) return null;
+  return ws.labels === undefined ? {} : { labels: ws.labels };
+}
+
+/**
+ * A Sidecar's egress hosts that can be read: strings of the `namespace/dnsName` form no error
+ * touches (an error on the listener, the egress list or the whole spec touches them all). Ports,
+ * binds and captureModes are dropped: weft imports the union of the listeners' hosts on every
+ * port anyway (not-enforced `sidecar.egress.port`). Undefined when the Sidecar has no egress
+ * listener and none was meant (Istio's default egress, every host).
+ */
+function readableEgressHosts(
+  spec: Record<string, unknown>,
+  errors: readonly Finding[],
+): string[] | undefined {
+  if (spec.egress === undefined && !errors.some((e) => touches(e.path, 'spec.egress'))) return undefined;
+  const listeners = Array.isArray(spec.egress) ? spec.egress : [];
+  const out: string[] = [];
+  listeners.forEach((l, i) => {
+    const hosts = isRecord(l) && Array.isArray(l.hosts) ? l.hosts : [];
+    hosts.forEach((h, j) => {
+      if (typeof h !== 'string' || parseEgressHost(h, 'x') === null) return;
+      if (!errors.some((e) => touches(e.path, `spec.egress[${i}].hosts[${j}]`))) out.push(h);
+    });
+  });
+  return out;
+}
+
+/**
+ * Sidecar → a Sidecar that keeps what can be read of its scope and locks egress down:
+ *
+ * - its workloadSelector when it can be read, else none (the namespace's default Sidecar; in the
+ *   root namespace, the mesh's), as the security kinds widen an unreadable selector;
+ * - `outboundTrafficPolicy: REGISTRY_ONLY` whatever it said: traffic to a host outside the
+ *   registry is refused (502 / connection closed), never passed through. A readable ALLOW_ANY is
+ *   tightened too: which of its fields are wrong cannot tell whether the lockdown was meant;
+ * - the egress hosts that can be read; when none can, `./*` and `<root namespace>/*` (the
+ *   workload's own namespace and the mesh-wide ServiceEntries of the root namespace), the default
+ *   Sidecar Istio recommends; no egress listener written and none in error → every registry host;
+ * - nothing of `ingress`, `inboundConnectionPool` or `egressProxy` (weft enforces none of them).
+ */
+function sidecar(obj: KubeObject, errors: readonly Finding[], rootNamespace: string): FailClosed {
+  const spec = isRecord(obj.spec) ? obj.spec : {};
+  const selector = isRecord(obj.spec) ? readableWorkloadSelector(spec, errors) : null;
+  const readable = isRecord(obj.spec) ? readableEgressHosts(spec, errors) : [];
+  const fallback = readable !== undefined && readable.length === 0;
+  const hosts = fallback ? ['./*', `${rootNamespace}/*`] : readable;
+  const standInSpec: SidecarSpec = {
+    ...(selector ? { workloadSelector: selector } : {}),
+    ...(hosts !== undefined ? { egress: [{ hosts }] } : {}),
+    outboundTrafficPolicy: { mode: 'REGISTRY_ONLY' },
+  };
+  const standIn: KubeObject = {
+    apiVersion: obj.apiVersion,
+    kind: obj.kind,
+    metadata: standInMetadata(obj),
+    spec: standInSpec,
+  };
+  return {
+    standIn,
+    effect: 'registry-only',
+    scoped: selector !== null,
+    egress: { ...(hosts !== undefined ? { hosts } : {}), fallback },
+  };
+}
+
 /**
  * The stand-in weftd enforces for `obj`, an object whose validation found `errors`; null when
- * the object is simply left out (not a security kind weft fails closed for, or an AUDIT policy).
+ * the object is simply left out (not a kind weft fails closed for, or an AUDIT policy).
+ * `rootNamespace` is the mesh's (a Sidecar's fallback egress imports its hosts).
  */
-export function failClosed(obj: KubeObject, errors: readonly Finding[]): FailClosed | null {
+export function failClosed(
+  obj: KubeObject,
+  errors: readonly Finding[],
+  rootNamespace: string = DEFAULT_ROOT_NAMESPACE,
+): FailClosed | null {
   if (errors.length === 0) return null;
   if (obj.kind === 'AuthorizationPolicy') return authorizationPolicy(obj, errors);
   if (obj.kind === 'PeerAuthentication') return peerAuthentication(obj, errors);
   if (obj.kind === 'RequestAuthentication') return requestAuthentication(obj, errors);
+  if (obj.kind === 'Sidecar') return sidecar(obj, errors, rootNamespace);
   return null;
 }
 
@@ -222,11 +313,18 @@ export function failClosed(obj: KubeObject, errors: readonly Finding[]): FailClo
 export function failClosedText(obj: KubeObject, fc: FailClosed, rootNamespace: string): string {
   const ns = obj.metadata.namespace ?? 'default';
   const root = ns === rootNamespace;
-  const where = fc.scoped
-    ? 'the workloads it selects'
+  const sidecar = fc.effect === 'registry-only';
+  // a Sidecar without a selector is a default: a workload's own (selecting) Sidecar comes first
+  const unlessOwn = !sidecar
+    ? ''
     : root
-      ? 'every workload in the mesh'
-      : `every workload in namespace ${ns}`;
+      ? ' that no Sidecar of its own namespace scopes'
+      : ' that no Sidecar with a workloadSelector selects';
+  const where = fc.scoped
+    ? `the workloads it ${sidecar ? 'scopes' : 'selects'}`
+    : root
+      ? `every workload in the mesh${unlessOwn}`
+      : `every workload in namespace ${ns}${unlessOwn}`;
   const why = fc.scoped
     ? ''
     : `: its selector cannot be read${root ? `, and ${ns} is the root namespace` : ''}`;
@@ -244,5 +342,21 @@ export function failClosedText(obj: KubeObject, fc: FailClosed, rootNamespace: s
       return `weft requires mutual TLS (STRICT) on every port of ${where} ${closed}`;
     case 'reject-tokens':
       return `weft refuses (401) every request to ${where} that carries a token of its issuers, or of an issuer no valid RequestAuthentication names ${closed}`;
+    case 'registry-only':
+      return `weft applies outboundTrafficPolicy REGISTRY_ONLY to ${where}, importing ${importedText(fc)}: traffic to any other host is refused ${closed}`;
   }
+}
+
+/** Egress hosts named in a status (the rest counted): a message stays short. */
+const HOSTS_LISTED = 5;
+
+/** What a Sidecar stand-in imports, in words. */
+function importedText(fc: FailClosed): string {
+  const hosts = fc.egress?.hosts;
+  if (hosts === undefined) return 'every host in the registry';
+  const listed = hosts.slice(0, HOSTS_LISTED).join(', ');
+  const more = hosts.length > HOSTS_LISTED ? ` and ${hosts.length - HOSTS_LISTED} more` : '';
+  return fc.egress?.fallback
+    ? `only ${listed} (its own namespace and the root namespace: its egress hosts cannot be read)`
+    : `only the egress hosts that can be read (${listed}${more})`;
 }

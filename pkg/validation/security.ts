@@ -219,6 +219,8 @@ function checkOperation(o: Operation | undefined, path: Path, r: Report): void {
     });
   }
   portList([...(o.ports ?? []), ...(o.notPorts ?? [])], [...path, 'ports'], r);
+  for (const f of ['methods', 'notMethods'] as const)
+    (o[f] ?? []).forEach((m, i) => methodValue(m, f, [...path, f, i], r));
   for (const f of ['paths', 'notPaths'] as const) {
     (o[f] ?? []).forEach((p, i) => {
       if (!validPathPattern(p))
@@ -229,6 +231,29 @@ function checkOperation(o: Operation | undefined, path: Path, r: Report): void {
         );
     });
   }
+}
+
+/** RFC 9110 token characters: what a request method is made of (`*` among them). */
+const METHOD_CHARS = /^[!#$%&'*+.^_`|~0-9A-Za-z-]*$/;
+
+/**
+ * A `methods` / `notMethods` value no request can have ("GET\r\n", "GE T"): Istio checks only
+ * that it is not empty, so it is accepted, with a warning. It matches as `*`, a `*` prefix or
+ * suffix wildcard, or exactly (translate/authz.ts `stringForm`); what is left once the wildcard
+ * is taken off must be token characters, as every request method is (RFC 9110 §9.1; HTTP/1.1
+ * and HTTP/2 parsers refuse others). In `methods` the value matches nothing; in `notMethods` it
+ * excludes nothing.
+ */
+function methodValue(m: string, field: 'methods' | 'notMethods', path: Path, r: Report): void {
+  if (m === '' || m === '*') return;
+  const core = m.startsWith('*') ? m.slice(1) : m.endsWith('*') ? m.slice(0, -1) : m;
+  if (METHOD_CHARS.test(core)) return;
+  r.warn(
+    path,
+    () =>
+      `method ${JSON.stringify(m)} can never match: a request method is an HTTP token (no space, control or other separator character); ${field === 'methods' ? 'this value matches no request' : 'as a notMethods value it excludes no request'}`,
+    'ap.operation.methodNeverMatches',
+  );
 }
 
 /** `*` may be the whole value, a prefix or a suffix; `{*}` / `{**}` segments form a path template. */

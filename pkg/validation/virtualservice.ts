@@ -23,7 +23,8 @@ import type {
 } from '../api/virtualservice.js';
 import { GRPC_CODE_NAMES } from '../api/virtualservice.js';
 import type { StringMatch } from '../api/common.js';
-import { isProxyOwnedField } from '../http/fields.js';
+import { isProxyOwnedField, sendableFieldValue } from '../http/fields.js';
+import { validAuthority } from '../http/authority.js';
 import type { PathSegment, Report } from './report.js';
 import type { RuleContext } from './rules.js';
 import {
@@ -521,6 +522,24 @@ function headerValue(value: string, path: Path, r: Report): void {
   if (err) r.error(path, err, 'vs.headers.value');
 }
 
+/**
+ * A rewritten authority no upstream can be sent (a space, userinfo, CR/LF, NUL, a character an
+ * authority forbids): Istio accepts any `rewrite.authority` and any Host/:authority header value
+ * without control characters, so this is a warning, not an error; weft's proxies never send it
+ * (503 flag DPE, WEFT_PROXY_REQUEST_UNSENDABLE), where Envoy would refuse the whole route table.
+ * A header value with `%` may be an Envoy substitution, known only per request: not judged.
+ */
+function authorityValue(value: unknown, path: Path, r: Report, header: boolean): void {
+  if (typeof value !== 'string' || value === '' || validAuthority(value)) return;
+  if (header && (value.includes('%') || checkHeaderValue(value))) return; // a substitution, or already an error
+  r.warn(
+    path,
+    () =>
+      `authority ${JSON.stringify(value)} is not uri-host[:port] (no space, userinfo or control character): it can never be sent, so weft answers requests on this route 503 (flag DPE) instead of forwarding them`,
+    'vs.rewrite.authorityUnsendable',
+  );
+}
+
 /** The authority may be rewritten in one place only (rewrite.authority, or one Host/:authority header). */
 function checkAuthorityOnce(
   rewrite: HTTPRewrite | undefined,
@@ -528,6 +547,10 @@ function checkAuthorityOnce(
   path: Path,
   r: Report,
 ): void {
+  authorityValue(rewrite?.authority, [...path, 'rewrite', 'authority'], r, false);
+  for (const op of ['set', 'add'] as const)
+    for (const [k, v] of Object.entries(headers?.request?.[op] ?? {}))
+      if (isAuthorityHeader(k)) authorityValue(v, [...path, 'headers', 'request', op, k], r, true);
   let current = rewrite?.authority ?? '';
   for (const op of ['set', 'add'] as const) {
     for (const [k, v] of Object.entries(headers?.request?.[op] ?? {})) {
@@ -575,8 +598,35 @@ function validateRewrite(rw: HTTPRewrite, path: Path, r: Report): void {
   }
 }
 
+/**
+ * `redirect.authority` / `redirect.uri` values Istio does not check (and Envoy refuses in its
+ * route table): accepted, with a warning. One that makes a Location node cannot write (CR, LF,
+ * NUL, above U+00FF) is answered 503 DPE by weft's proxies (WEFT_PROXY_REDIRECT_UNSENDABLE); an
+ * authority that is merely not uri-host[:port] goes out, and no client can follow it.
+ */
+function redirectValues(rd: HTTPRedirect, path: Path, r: Report): void {
+  const unsendable =
+    ': it can never be sent in a Location header, so weft answers requests on this route 503 (flag DPE)';
+  const authority = rd.authority;
+  if (typeof authority === 'string' && authority !== '' && !validAuthority(authority))
+    r.warn(
+      [...path, 'authority'],
+      () =>
+        `redirect authority ${JSON.stringify(authority)} is not uri-host[:port]${sendableFieldValue(authority) ? ': no client can follow the redirect' : unsendable}`,
+      'vs.redirect.unsendable',
+    );
+  const uri = rd.uri; // (prefixRewrite is not enforced: never sent)
+  if (typeof uri === 'string' && !sendableFieldValue(uri))
+    r.warn(
+      [...path, 'uri'],
+      () => `redirect uri ${JSON.stringify(uri)} has a character HTTP forbids${unsendable}`,
+      'vs.redirect.unsendable',
+    );
+}
+
 /** Istio reports only the first redirect problem. */
 function validateRedirect(rd: HTTPRedirect, matches: HTTPMatchRequest[], path: Path, r: Report): void {
+  redirectValues(rd, path, r);
   const hasUri = (rd.uri ?? '') !== '';
   const hasPrefix = (rd.prefixRewrite ?? '') !== '';
   if (hasUri && hasPrefix) {

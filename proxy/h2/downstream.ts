@@ -27,13 +27,7 @@
  *    is handed to HTTP/1, whose header timeout then answers it.
  */
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
-import http2, {
-  type Http2ServerRequest,
-  type Http2ServerResponse,
-  type Http2Session,
-  type IncomingHttpHeaders,
-  type ServerHttp2Stream,
-} from 'node:http2';
+import http2, { type Http2Session, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
 import net from 'node:net';
 import { answeredBeforeRouting, H2StreamResponse, streamRequest, type H2StreamRequest } from './stream-io.js';
 
@@ -156,30 +150,44 @@ export function goAwayH2(server: http.Server): void {
 /** The real socket of each downstream h2 session (node gives requests a proxy object instead). */
 const sessionSockets = new WeakMap<Http2Session, net.Socket>();
 
+/** What the router's HTTP/2 request and response (h2/stream-io.ts) carry that node:http's do not. */
+interface OnH2Stream {
+  readonly stream: ServerHttp2Stream;
+}
+
+/**
+ * True for the router's request or response of an HTTP/2 stream: typed as node:http's (the shape
+ * the router reads, see serveH2Too), they are the stream and an H2StreamResponse (h2/stream-io.ts).
+ */
+function onH2Stream<T extends IncomingMessage | ServerResponse>(m: T): m is T & OnH2Stream {
+  return 'stream' in m && m.stream !== undefined;
+}
+
 /**
  * The connection a request came on: for HTTP/1 `req.socket`, for HTTP/2 the session's socket
  * (the object the listeners keyed their per-connection state on: TLS server, peer, original
- * destination). node's `req.socket` of an HTTP/2 request is a per-stream proxy.
+ * destination). An HTTP/2 request's `req.socket` is node's stand-in for the session's socket.
  */
 export function connectionOf(req: IncomingMessage): net.Socket {
-  const stream = (req as unknown as Partial<Http2ServerRequest>).stream;
-  if (stream === undefined) return req.socket;
-  return sessionSockets.get(stream.session!) ?? req.socket;
+  if (!onH2Stream(req)) return req.socket;
+  return sessionSockets.get(req.stream.session!) ?? req.socket;
 }
 
 /**
  * Answers with a head alone that ends the stream (HTTP/2 HEADERS with END_STREAM): a gRPC
- * trailers-only response, which node's compatibility API cannot send (its end() adds an empty
- * DATA frame, and gRPC clients then miss the status). False when `res` is not HTTP/2 or already
- * answered: the caller writes the head and ends as for HTTP/1.
+ * trailers-only response, which writeHead and end() cannot send (every HTTP/2 response waits for
+ * trailers, so end() without them adds an empty DATA frame, and gRPC clients then miss the
+ * status). False when `res` is not HTTP/2 or already answered: the caller writes the head and
+ * ends as for HTTP/1.
  */
 export function endWithHead(
   res: ServerResponse,
   status: number,
   headers: Record<string, string | string[]>,
 ): boolean {
-  const stream = (res as unknown as Partial<Http2ServerResponse>).stream;
-  if (stream === undefined || res.headersSent || stream.headersSent || stream.destroyed) return false;
+  if (!onH2Stream(res)) return false;
+  const stream = res.stream;
+  if (res.headersSent || stream.headersSent || stream.destroyed) return false;
   try {
     stream.respond({ ...headers, ':status': status }, { endStream: true });
   } catch {
@@ -198,8 +206,7 @@ export function isH2(req: IncomingMessage): boolean {
  * request whose HEADERS did not end the stream (gRPC sends no content-length).
  */
 export function hasUndeclaredBody(req: IncomingMessage): boolean {
-  const stream = (req as unknown as Partial<Http2ServerRequest>).stream;
-  return stream !== undefined && !stream.endAfterHeaders;
+  return onH2Stream(req) && !req.stream.endAfterHeaders;
 }
 
 /**

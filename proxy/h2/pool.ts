@@ -20,7 +20,7 @@ import http2, { type ClientHttp2Session, type ClientHttp2Stream, type OutgoingHt
 import net from 'node:net';
 import type { Readable } from 'node:stream';
 import type { Controller, Headers, RequestSpec, ResponseHandler } from '../upstream/h1client.js';
-import { UpstreamError } from '../upstream/h1client.js';
+import { UpstreamError, unsendable } from '../upstream/h1client.js';
 import type { Connect, OpenedConnection } from '../upstream/tls.js';
 import { isGrpcRequest } from './grpc.js';
 
@@ -105,6 +105,13 @@ export class H2Pool {
 
   dispatch(spec: RequestSpec, handler: ResponseHandler): void {
     const job = new Job(spec, handler);
+    const bad = unsendableOverH2(spec);
+    if (bad !== null) {
+      // the proxy's own fault, the same for every endpoint: the router answers 503 DPE, no
+      // retry, no outlier record (exchange.ts unsendableReply), as for HTTP/1.1
+      process.nextTick(() => job.fail(new UpstreamError(bad, 'EINVALIDHEADER')));
+      return;
+    }
     handler.onRequestStart(job);
     if (job.done) return;
     this.place(job);
@@ -239,7 +246,7 @@ export class H2Pool {
         body === null ? END_STREAM : OPEN_STREAM,
       );
     } catch (err) {
-      return job.fail(new UpstreamError((err as Error).message, 'EPROTO_UPSTREAM'));
+      return job.fail(requestRefused(err));
     }
     job.stream = stream;
     s.active++;
@@ -338,6 +345,59 @@ export function requestHead(spec: RequestSpec, fallbackAuthority: string): strin
   }
   if (grpc) out.push('te', 'trailers');
   return out;
+}
+
+/** Fields RFC 9113 §8.2.2 forbids in HTTP/2 (`te` but for `trailers`): node refuses to send them. */
+const CONNECTION_SPECIFIC: ReadonlySet<string> = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'transfer-encoding',
+  'upgrade',
+]);
+
+/**
+ * Why a request cannot be sent on an HTTP/2 stream; null: it can. What HTTP/1.1 cannot carry
+ * (`unsendable`: CR, LF, NUL, characters above U+00FF, a name or method that is no token, an
+ * invalid Host, which becomes `:authority`), and the connection-specific fields HTTP/2 forbids
+ * (the router strips them; only a header op can add one). Node would send some of these and the
+ * server reset the stream (PROTOCOL_ERROR) or drop the field; that is no fault of the endpoint.
+ */
+export function unsendableOverH2(spec: Pick<RequestSpec, 'method' | 'path' | 'headers'>): string | null {
+  const h1 = unsendable(spec);
+  if (h1 !== null) return h1;
+  const grpc = isGrpcRequest(spec.headers as never);
+  for (const k in spec.headers) {
+    const v = spec.headers[k];
+    if (v === undefined) continue;
+    const name = k.toLowerCase();
+    const te = name === 'te' && !grpc && !(typeof v === 'string' && v.toLowerCase() === 'trailers');
+    if (CONNECTION_SPECIFIC.has(name) || te)
+      return `header ${name} is connection-specific: HTTP/2 forbids it (RFC 9113 §8.2.2)`;
+  }
+  return null;
+}
+
+/** node's own checks of a request head throw these: a head it will not send, not a broken peer. */
+const REFUSED_HEAD_CODES: ReadonlySet<string> = new Set([
+  'ERR_INVALID_HTTP_TOKEN',
+  'ERR_INVALID_CHAR',
+  'ERR_HTTP2_INVALID_CONNECTION_HEADERS',
+  'ERR_HTTP2_INVALID_HEADER_VALUE',
+  'ERR_HTTP2_INVALID_PSEUDOHEADER',
+  'ERR_HTTP2_HEADER_SINGLE_VALUE',
+]);
+
+/**
+ * What a throw of `session.request()` means: a head node refuses (EINVALIDHEADER, named by its
+ * code: node's messages can quote the value, which may be a credential), or a session that
+ * cannot take a stream (the endpoint's side: EPROTO_UPSTREAM, as before).
+ */
+function requestRefused(err: unknown): UpstreamError {
+  const code = (err as { code?: string }).code ?? '';
+  if (REFUSED_HEAD_CODES.has(code))
+    return new UpstreamError(`the HTTP/2 request head cannot be sent (${code})`, 'EINVALIDHEADER');
+  return new UpstreamError((err as Error).message, 'EPROTO_UPSTREAM');
 }
 
 function withoutPseudo(h: http2.IncomingHttpHeaders): Headers {

@@ -10,6 +10,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Controller, ResponseHandler, UpstreamError } from '../upstream/h1client.js';
+import { sendableFieldValue } from '../../pkg/http/fields.js';
 import {
   ActionType,
   findVHost,
@@ -809,8 +810,9 @@ export class Exchange {
   }
 
   /**
-   * The HTTP/1.1 client refused to write the request (`unsendable()`: CR, LF, NUL or a character
-   * above U+00FF in a header, a method or target HTTP/1.1 cannot carry). No byte left the proxy
+   * The upstream client refused to write the request (`unsendable()`: CR, LF, NUL or a character
+   * above U+00FF in a header, a Host that is no authority, a method or target HTTP/1.1 cannot
+   * carry; the HTTP/2 pool's `unsendableOverH2` adds connection-specific fields). No byte left the proxy
    * and every endpoint would be refused the same way, so this is not the endpoint's failure:
    * Envoy's upstream codec answers it locally (503, DPE,
    * `filter_removed_required_request_headers{...}`), with no retry and no outlier-detection
@@ -936,12 +938,28 @@ export class Exchange {
       host += `:${port}`;
     const path = r.uri ?? v.path;
     const location = `${scheme}://${host}${path}${v.query === '' ? '' : `?${v.query}`}`;
+    if (!sendableFieldValue(location)) return this.unsendableRedirect();
     this.status = r.code ?? 301;
     const h: Record<string, string | string[]> = { location, 'content-length': '0' };
     this.explainHeader(h);
     this.res.writeHead(this.status, h);
     this.res.end();
     this.finish();
+  }
+
+  /**
+   * A redirect whose Location node would refuse to write (CR, LF, NUL or a character above U+00FF
+   * in `redirect.authority` / `redirect.uri`, which Istio does not check; Envoy refuses such a
+   * route table): writing it would throw out of the request handler, taking the proxy down with
+   * every request that matches. A local 503 DPE instead; the body names the field, not the value.
+   */
+  private unsendableRedirect(): void {
+    const refused = new WeftError(
+      'WEFT_PROXY_REDIRECT_UNSENDABLE',
+      "the route's redirect makes a Location header HTTP cannot carry",
+    ).toString();
+    this.details = `redirect_location_unsendable{${refused.replace(/\s+/g, '_')}}`;
+    this.localReply(503, Flags.DownstreamProtocolError, refused);
   }
 
   /**

@@ -13,7 +13,10 @@
  * Host field only, no userinfo, reg-name / IPv4 or a bracketed IPv6 literal, a port of 1-65535.
  * A request without Host is refused unless its target names the authority. Pure: no I/O.
  */
+import { validAuthority } from '../../pkg/http/authority.js';
 import { normalizePath, type PathNormalization } from './path.js';
+
+export { validAuthority };
 
 export interface RequestHead {
   form: 'origin' | 'absolute';
@@ -41,31 +44,6 @@ export function isRejection<T extends object>(h: T | HeadRejection): h is HeadRe
 }
 
 const bad = (detail: string): HeadRejection => ({ status: 400, flag: 'DPE', detail });
-
-// RFC 3986 reg-name: unreserved / pct-encoded / sub-delims
-const REG_NAME = /^[A-Za-z0-9\-._~%!$&'()*+,;=]+$/;
-const IPV6_BODY = /^[0-9A-Fa-f:.]+$/;
-const PORT = /^[0-9]{1,5}$/;
-
-/** `uri-host [":" port]` as Envoy's header validator accepts it; userinfo never. */
-export function validAuthority(value: string): boolean {
-  if (value === '' || value.indexOf('@') >= 0) return false;
-  let rest: string;
-  if (value.charCodeAt(0) === 0x5b /* [ */) {
-    const close = value.lastIndexOf(']');
-    if (close < 2 || !IPV6_BODY.test(value.slice(1, close))) return false;
-    rest = value.slice(close + 1);
-  } else {
-    const colon = value.indexOf(':');
-    const host = colon < 0 ? value : value.slice(0, colon);
-    if (!REG_NAME.test(host)) return false;
-    rest = colon < 0 ? '' : value.slice(colon);
-  }
-  if (rest === '') return true;
-  if (rest.charCodeAt(0) !== 0x3a /* : */ || !PORT.test(rest.slice(1))) return false;
-  const port = Number(rest.slice(1));
-  return port >= 1 && port <= 65535;
-}
 
 /** The one Host value, or a rejection (several Host fields, or an invalid one). undefined = none. */
 function hostOf(values: readonly string[]): string | undefined | HeadRejection {

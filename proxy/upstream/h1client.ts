@@ -29,6 +29,8 @@ import {
   type Headers,
 } from './h1parse.js';
 import type { Connect } from './tls.js';
+import { validAuthority } from '../../pkg/http/authority.js';
+import { FIELD_VALUE_FORBIDDEN } from '../../pkg/http/fields.js';
 
 export type { Headers } from './h1parse.js';
 
@@ -431,12 +433,17 @@ class Conn {
   }
 }
 
-/** What HTTP/1.1 allows in a field value (RFC 9110 §5.5, as node:http checks it) and in a request target. */
-const BAD_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
+/** What HTTP/1.1 forbids in a field value (pkg/http/fields.ts) and in a request target. */
+const BAD_VALUE = FIELD_VALUE_FORBIDDEN;
 const BAD_TARGET = /[^\x21-\x7e\x80-\xff]/;
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
-/** Why a request cannot be written as HTTP/1.1 without changing its meaning; null: it can. */
+/**
+ * Why a request cannot be written as HTTP/1.1 without changing its meaning; null: it can. The
+ * HTTP/2 pool runs it too (h2/pool.ts `unsendableOverH2`): HPACK would carry these bytes, but
+ * the peer refuses them (a stream reset the router would blame on the endpoint) or reads them as
+ * something else.
+ */
 export function unsendable(spec: Pick<RequestSpec, 'method' | 'path' | 'headers'>): string | null {
   if (!TOKEN.test(spec.method)) return 'the request method is not an HTTP token';
   if (BAD_TARGET.test(spec.path)) return 'the request target has a character HTTP forbids';
@@ -446,6 +453,10 @@ export function unsendable(spec: Pick<RequestSpec, 'method' | 'path' | 'headers'
     if (!TOKEN.test(k)) return `header name ${JSON.stringify(k.slice(0, 64))} is not an HTTP token`;
     const bad = typeof v === 'string' ? BAD_VALUE.test(v) : v.some((x) => BAD_VALUE.test(x));
     if (bad) return `header ${k} has a character HTTP forbids (CR, LF, NUL or above U+00FF)`;
+    // the door refuses such a Host (target.ts); only a rewrite or a header op can make one, and
+    // the upstream would take it for another host or refuse it: never sent, whatever the protocol
+    if (k === 'host' && (typeof v !== 'string' || !validAuthority(v)))
+      return 'header host is not uri-host[:port] (a space, userinfo or another character an authority forbids)';
   }
   return null;
 }

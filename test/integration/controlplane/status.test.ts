@@ -383,6 +383,48 @@ describe('weftd: status conditions on mesh objects', function () {
     expect(debug.notApplied?.find((n) => n.name === 'deny-broken')?.instead).to.include('fail closed');
   });
 
+  it('fails closed for an invalid REGISTRY_ONLY Sidecar: the pushed config keeps the lockdown, its status says so', async () => {
+    await kube.create(pod(ns, 'locked-1', { app: 'locked-1' }));
+    const token = await requestToken(kube, ns, 'default', { audiences: [TOKEN_AUDIENCE] });
+    const proxy = new FakeProxy(`127.0.0.1:${weftd.discoveryPort}`, dir, token, 'sidecar', ns, 'locked-1');
+    await proxy.until('locked-1 configured', () => true);
+    // a host that is not `namespace/dnsName`: the webhook refuses it; this cluster runs none.
+    // Left out, this Sidecar's lockdown would become ALLOW_ANY with every host of the mesh
+    await kube.create({
+      apiVersion: NET,
+      kind: 'Sidecar',
+      metadata: { name: 'lock-broken', namespace: ns },
+      spec: {
+        workloadSelector: { labels: { app: 'locked-1' } },
+        egress: [{ hosts: ['./*', 'no slash here'] }],
+        outboundTrafficPolicy: { mode: 'REGISTRY_ONLY' },
+      },
+    });
+    const pushed = (await proxy.until('the fail-closed Sidecar', (c) =>
+      JSON.stringify(c).includes('lock-broken'),
+    )) as { scope?: unknown; outboundTrafficPolicy?: { mode?: string } };
+    expect(pushed.scope).to.deep.equal({ sidecar: `${ns}/lock-broken`, via: 'workload' });
+    expect(pushed.outboundTrafficPolicy?.mode).to.equal('REGISTRY_ONLY');
+    const o = await waitFor(
+      'lock-broken Accepted=False',
+      async () => {
+        const got = await get('Sidecar', 'lock-broken');
+        return condition(got, 'Accepted')?.status === 'False' ? got : undefined;
+      },
+      20_000,
+    );
+    expect(condition(o, 'Accepted')).to.include({ reason: 'Invalid' });
+    expect(condition(o, 'Accepted')!.message)
+      .to.include('weft does not apply this object as written: it fails validation (spec.egress[0].hosts[1]')
+      .and.include(
+        'until it is fixed, weft applies outboundTrafficPolicy REGISTRY_ONLY to the workloads it scopes, importing only the egress hosts that can be read (./*)',
+      );
+    const debug = (await (
+      await fetch(`http://127.0.0.1:${weftd.monitoringPort}/debug/config?namespace=${ns}&pod=locked-1`)
+    ).json()) as { notApplied?: { name: string; instead?: string }[] };
+    expect(debug.notApplied?.find((n) => n.name === 'lock-broken')?.instead).to.include('REGISTRY_ONLY');
+  });
+
   it('a standby replica does not write while the leader holds the Lease, and takes over when it stops', async () => {
     standby = await startTestWeftd(
       { kube, ns, tlsDir: dir, log },

@@ -10,6 +10,8 @@ import https from 'node:https';
 import { createCA, issueCert } from '../../../hack/cluster/pki.js';
 import type { ProxyConfig } from '../../../pkg/proxyconfig/types.js';
 import { startProxy, upstream, type Started, type Upstream } from './helpers.js';
+import { gatewayTlsConfig } from '../../support/gateway-tls.js';
+import { h2Exchange } from '../../support/h2.js';
 import { grpc, grpcUpstream, GreeterClient, unary, type GrpcUpstream } from './grpc-fixture.js';
 
 const ca = createCA('h2-gw-ca', 30);
@@ -27,69 +29,47 @@ function config(appPort: number, grpcPort: number): ProxyConfig {
       retries: { attempts: 0, retryOn: [], retriableStatusCodes: [] },
     },
   ];
-  return {
-    apiVersion: 'proxy.weft.dev/v1',
-    kind: 'ProxyConfig',
-    version: 'v1',
-    listeners: [
-      {
-        name: 'gateway-443',
-        protocol: 'HTTP',
-        port: 0,
-        edge: true,
-        tls: {
-          servers: [
-            { name: 'istio-system/gw[0]', sniHosts: ['a.example.com'], mode: 'SIMPLE', credentialName: 'a' },
-            {
-              name: 'istio-system/gw[1]',
-              sniHosts: ['grpc.a.example.com'],
-              mode: 'SIMPLE',
-              credentialName: 'a',
-            },
-          ],
-        },
-        virtualHosts: [
-          { name: 'a', domains: ['a.example.com', 'a.example.com:443'], routes: route('app') },
-          { name: 'b', domains: ['b.example.com', 'b.example.com:443'], routes: route('app') },
-          { name: 'grpc', domains: ['grpc.a.example.com'], routes: route('grpc') },
-        ],
-      },
+  return gatewayTlsConfig({
+    servers: [
+      { name: 'istio-system/gw[0]', sniHosts: ['a.example.com'], mode: 'SIMPLE', credentialName: 'a' },
+      { name: 'istio-system/gw[1]', sniHosts: ['grpc.a.example.com'], mode: 'SIMPLE', credentialName: 'a' },
+    ],
+    virtualHosts: [
+      { name: 'a', domains: ['a.example.com', 'a.example.com:443'], routes: route('app') },
+      { name: 'b', domains: ['b.example.com', 'b.example.com:443'], routes: route('app') },
+      { name: 'grpc', domains: ['grpc.a.example.com'], routes: route('grpc') },
     ],
     clusters: [
       { name: 'app', type: 'STATIC', endpoints: [{ address: '127.0.0.1', port: appPort }] },
       { name: 'grpc', type: 'STATIC', http2: true, endpoints: [{ address: '127.0.0.1', port: grpcPort }] },
     ],
-    credentials: { a: { source: 'istio-system/a', certChain: cert.certPem, privateKey: cert.keyPem } },
-  };
+    certs: { a: cert },
+  });
 }
 
-function h2get(
+/** An h2 session to the gateway over TLS, SNI a.example.com; its failure fails its streams. */
+function connect(port: number): http2.ClientHttp2Session {
+  const session = http2.connect(`https://127.0.0.1:${port}`, { ca: ca.certPem, servername: 'a.example.com' });
+  session.on('error', () => undefined);
+  return session;
+}
+
+async function h2get(
   port: number,
   authority: string,
 ): Promise<{ status: number; alpn: string; body: string; flags: string }> {
-  return new Promise((resolve, reject) => {
-    const session = http2.connect(`https://127.0.0.1:${port}`, {
-      ca: ca.certPem,
-      servername: 'a.example.com',
-    });
-    session.on('error', reject);
-    const s = session.request({ ':path': '/h2', ':authority': authority });
-    let body = '';
-    let status = 0;
-    let flags = '';
-    s.on('response', (h) => {
-      status = Number(h[':status']);
-      flags = String(h['x-weft-response-flags'] ?? '');
-    });
-    s.on('data', (d: Buffer) => (body += d.toString()));
-    s.on('end', () => {
-      const alpn = String(session.alpnProtocol);
-      session.close();
-      resolve({ status, alpn, body, flags });
-    });
-    s.on('error', reject);
-    s.end();
-  });
+  const session = connect(port);
+  try {
+    const { head, body } = await h2Exchange(session, { ':path': '/h2', ':authority': authority });
+    return {
+      status: Number(head[':status']),
+      alpn: String(session.alpnProtocol),
+      body,
+      flags: String(head['x-weft-response-flags'] ?? ''),
+    };
+  } finally {
+    session.close();
+  }
 }
 
 describe('HTTP/2 through gateway TLS (ALPN h2)', function () {
@@ -130,21 +110,9 @@ describe('HTTP/2 through gateway TLS (ALPN h2)', function () {
       });
       res.end('app');
     };
-    const session = http2.connect(`https://127.0.0.1:${gw.port}`, {
-      ca: ca.certPem,
-      servername: 'a.example.com',
-    });
-    session.on('error', () => undefined);
+    const session = connect(gw.port);
     try {
-      const got = await new Promise<{ head: http2.IncomingHttpHeaders; body: string }>((resolve, reject) => {
-        const s = session.request({ ':path': '/hop', ':authority': 'a.example.com' });
-        let head: http2.IncomingHttpHeaders = {};
-        let body = '';
-        s.on('response', (h) => (head = h));
-        s.on('data', (d: Buffer) => (body += d.toString()));
-        s.on('end', () => resolve({ head, body }));
-        s.on('error', reject);
-      });
+      const got = await h2Exchange(session, { ':path': '/hop', ':authority': 'a.example.com' });
       expect(got.head[':status']).to.equal(200);
       expect(got.body).to.equal('app');
       expect(got.head['x-secret']).to.equal(undefined);

@@ -13,6 +13,8 @@ import https from 'node:https';
 import { createCA, issueCert } from '../../../hack/cluster/pki.js';
 import type { ProxyConfig } from '../../../pkg/proxyconfig/types.js';
 import { startProxy, upstream, type Started, type Upstream } from './helpers.js';
+import { gatewayTlsConfig } from '../../support/gateway-tls.js';
+import { h2Exchange } from '../../support/h2.js';
 
 const ca = createCA('framing-ca', 30);
 const cert = issueCert(ca, {
@@ -33,37 +35,24 @@ const OWNED = [
 
 function config(appPort: number): ProxyConfig {
   const set = Object.fromEntries(OWNED.map((f) => [f, f === 'content-length' ? '1' : 'chunked']));
-  return {
-    apiVersion: 'proxy.weft.dev/v1',
-    kind: 'ProxyConfig',
-    version: 'v1',
-    listeners: [
+  return gatewayTlsConfig({
+    servers: [{ name: 'x/gw[0]', sniHosts: ['a.example.com'], mode: 'SIMPLE', credentialName: 'a' }],
+    virtualHosts: [
       {
-        name: 'gateway-443',
-        protocol: 'HTTP',
-        port: 0,
-        edge: true,
-        tls: {
-          servers: [{ name: 'x/gw[0]', sniHosts: ['a.example.com'], mode: 'SIMPLE', credentialName: 'a' }],
-        },
-        virtualHosts: [
+        name: 'a',
+        domains: ['a.example.com'],
+        routes: [
           {
-            name: 'a',
-            domains: ['a.example.com'],
-            routes: [
-              {
-                action: { type: 'route', destinations: [{ cluster: 'app', weight: 100 }] },
-                retries: { attempts: 0, retryOn: [], retriableStatusCodes: [] },
-                headers: { request: { set }, response: { set: { ...set, 'x-kept': 'yes' } } },
-              },
-            ],
+            action: { type: 'route', destinations: [{ cluster: 'app', weight: 100 }] },
+            retries: { attempts: 0, retryOn: [], retriableStatusCodes: [] },
+            headers: { request: { set }, response: { set: { ...set, 'x-kept': 'yes' } } },
           },
         ],
       },
     ],
     clusters: [{ name: 'app', type: 'STATIC', endpoints: [{ address: '127.0.0.1', port: appPort }] }],
-    credentials: { a: { source: 'x/a', certChain: cert.certPem, privateKey: cert.keyPem } },
-  };
+    certs: { a: cert },
+  });
 }
 
 describe('header operations on connection and framing fields are ignored (the proxy frames each hop)', function () {
@@ -126,18 +115,7 @@ describe('header operations on connection and framing fields are ignored (the pr
       });
       session.on('error', () => undefined);
       try {
-        const got = await new Promise<{ head: http2.IncomingHttpHeaders; body: string }>(
-          (resolve, reject) => {
-            const s = session.request({ ':path': '/h2', ':authority': 'a.example.com' });
-            let head: http2.IncomingHttpHeaders = {};
-            let body = '';
-            s.on('response', (h) => (head = h));
-            s.on('data', (d: Buffer) => (body += d.toString()));
-            s.on('end', () => resolve({ head, body }));
-            s.on('error', reject);
-            s.end();
-          },
-        );
+        const got = await h2Exchange(session, { ':path': '/h2', ':authority': 'a.example.com' });
         expect(got.head[':status']).to.equal(200);
         expect(got.body).to.equal('app');
         expect(got.head['x-kept']).to.equal('yes');

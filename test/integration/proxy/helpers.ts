@@ -210,7 +210,8 @@ ${http}
 `;
 }
 
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+// the one sleep of the test tree, re-exported for the files that import it from here
+export { sleep } from '../../support/wait.js';
 
 /** Counts responses by `x-upstream` over n sequential-ish requests (16 at a time). */
 export async function distribution(

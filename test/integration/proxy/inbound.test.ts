@@ -36,6 +36,7 @@ import { translateAuthz } from '../../../pkg/translate/authz.js';
 import type { RequestAuthentication } from '../../../pkg/api/requestauthentication.js';
 import { requestAuthnFor } from '../../../pkg/translate/requestauthn.js';
 import { jwks, makeKey, signJwt } from '../../support/jwt.js';
+import { h2Exchange } from '../../support/h2.js';
 import { sleep } from './helpers.js';
 import { MAX_HEADERS_COUNT } from '../../../proxy/http1-limits.js';
 
@@ -235,6 +236,14 @@ describe('sidecar inbound: mesh mTLS, PeerAuthentication, L7 (loopback, real TLS
     identity = new TestIdentity(SELF, root);
     app = http.createServer((req, res) => {
       seen.push({ url: req.url ?? '', headers: req.headers, from: req.socket.remoteAddress });
+      if (req.url === '/cut-after-head' || req.url === '/cut-chunked') {
+        // the app dies mid-response: its head and part of the body are out, the rest never comes
+        const length = req.url === '/cut-after-head' ? { 'content-length': '100' } : {};
+        res.writeHead(200, { 'content-type': 'text/plain', ...length });
+        res.write('partial');
+        setTimeout(() => res.socket?.destroy(), 30);
+        return;
+      }
       if (req.url === '/hop-by-hop') {
         // an app naming a field as hop-by-hop, and request-only fields HTTP/2 forbids in a response
         res.writeHead(200, {
@@ -529,17 +538,7 @@ describe('sidecar inbound: mesh mTLS, PeerAuthentication, L7 (loopback, real TLS
       });
       session.on('error', () => undefined);
       try {
-        const got = await new Promise<{ head: http2.IncomingHttpHeaders; body: string }>(
-          (resolve, reject) => {
-            const s = session.request({ ':path': '/hop-by-hop' });
-            let head: http2.IncomingHttpHeaders = {};
-            let body = '';
-            s.on('response', (h) => (head = h));
-            s.on('data', (d: Buffer) => (body += d.toString()));
-            s.on('end', () => resolve({ head, body }));
-            s.on('error', reject);
-          },
-        );
+        const got = await h2Exchange(session, { ':path': '/hop-by-hop' });
         expect(got.head[':status']).to.equal(200);
         expect(got.body).to.equal('app');
         expect(got.head['x-secret']).to.equal(undefined);
@@ -568,6 +567,97 @@ describe('sidecar inbound: mesh mTLS, PeerAuthentication, L7 (loopback, real TLS
       );
       expect(got.headers['x-forwarded-proto']).to.equal('https');
       expect(got.headers['x-request-id']).to.match(/^[0-9a-f-]{36}$/);
+    });
+  });
+
+  describe('an app response cut after its head (onResponseError once the head is sent)', () => {
+    /** What an HTTP/1.1 mesh client sees: the body so far and how the response ended. */
+    const h1Cut = (path: string): Promise<{ status: number; body: string; ended: 'end' | 'aborted' }> =>
+      new Promise((resolve, reject) => {
+        const r = https.request(
+          {
+            host: '127.0.0.1',
+            port,
+            path,
+            headers: { host: 'reviews.demo.svc.cluster.local:9080' },
+            servername: 'outbound_.9080_._.reviews.demo.svc.cluster.local',
+            ALPNProtocols: ['istio-http/1.1', 'istio'],
+            key: peerCert.keyPem,
+            cert: peerCert.certPem,
+            ca: root.certPem,
+            checkServerIdentity: () => undefined,
+            agent: false,
+          } as https.RequestOptions,
+          (res) => {
+            let body = '';
+            let settled = false;
+            const done = (ended: 'end' | 'aborted'): void => {
+              if (settled) return;
+              settled = true;
+              resolve({ status: res.statusCode ?? 0, body, ended });
+            };
+            res.on('data', (d: Buffer) => (body += d.toString()));
+            res.on('end', () => done(res.complete ? 'end' : 'aborted'));
+            res.on('aborted', () => done('aborted'));
+            res.on('error', () => done('aborted'));
+            res.on('close', () => done(res.complete ? 'end' : 'aborted'));
+          },
+        );
+        r.on('error', reject);
+        r.setTimeout(5000, () => r.destroy(new Error('the client hangs')));
+        r.end();
+      });
+
+    const urLines = (path: string): Record<string, unknown>[] =>
+      accessLines.filter((l) => l.path === path && String(l.response_flags).includes('UR'));
+
+    for (const path of ['/cut-after-head', '/cut-chunked'])
+      it(`HTTP/1.1 client, ${path === '/cut-chunked' ? 'chunked' : 'content-length'} body: the connection is cut, never presented as complete, and counted (UR)`, async () => {
+        const before = urLines(path).length;
+        const got = await h1Cut(path);
+        expect(got.status).to.equal(200);
+        expect(got.body).to.equal('partial');
+        expect(got.ended, 'a truncated response is not complete').to.equal('aborted');
+        await sleep(50);
+        expect(urLines(path).length - before, 'access-logged with flag UR').to.equal(1);
+      });
+
+    it('HTTP/2 client: the stream is reset with an error code (not NO_ERROR, which reads as a clean end), and counted (UR)', async () => {
+      const before = urLines('/cut-chunked').length;
+      const session = http2.connect('https://reviews.demo.svc.cluster.local:9080', {
+        createConnection: () =>
+          tls.connect({
+            host: '127.0.0.1',
+            port,
+            servername: 'outbound_.9080_._.reviews.demo.svc.cluster.local',
+            ALPNProtocols: ['istio-h2'],
+            key: peerCert.keyPem,
+            cert: peerCert.certPem,
+            ca: root.certPem,
+            checkServerIdentity: () => undefined,
+          }),
+      });
+      session.on('error', () => undefined);
+      try {
+        const got = await new Promise<{ body: string; rst: number | undefined; ended: boolean }>(
+          (resolve) => {
+            const st = session.request({ ':path': '/cut-chunked' });
+            let body = '';
+            let ended = false;
+            st.on('data', (d: Buffer) => (body += d.toString()));
+            st.on('end', () => (ended = true));
+            st.on('error', () => undefined);
+            st.on('close', () => resolve({ body, rst: st.rstCode, ended }));
+            st.setTimeout(5000, () => st.close(http2.constants.NGHTTP2_CANCEL));
+          },
+        );
+        expect(got.body).to.equal('partial');
+        expect(got.rst, 'reset with an error code').to.equal(http2.constants.NGHTTP2_INTERNAL_ERROR);
+      } finally {
+        session.destroy();
+      }
+      await sleep(50);
+      expect(urLines('/cut-chunked').length - before, 'access-logged with flag UR').to.equal(1);
     });
   });
 

@@ -93,4 +93,63 @@ describe('proxy: a request HTTP/1.1 cannot carry is answered locally', function 
     expect(entry).to.deep.include({ response_code: 503, response_flags: 'DPE', upstream_cluster: CLUSTER });
     expect(String(entry.response_code_details)).to.contain('header_host_has_a_character_HTTP_forbids');
   });
+
+  it('a rewrite.authority Istio accepts but no upstream may be sent (space, CR/LF, userinfo): 503 DPE, never sent', async () => {
+    const route = (c: string, authority: string): string => `
+  - match: [{headers: {x-case: {exact: ${c}}}}]
+    rewrite: {authority: ${JSON.stringify(authority)}}
+    retries: {attempts: 3, retryOn: "5xx,reset,connect-failure,gateway-error"}
+    route: [{destination: {host: reviews}}]`;
+    const yaml =
+      reviewsEntry([v1]) +
+      vs(
+        route('space', 'bad host.example') +
+          route('crlf', 'reviews\r\nx-injected: 1') +
+          route('userinfo', 'user@reviews') +
+          `
+  - route: [{destination: {host: reviews}}]`,
+      );
+    const proxy = await startProxy(yaml);
+    try {
+      const before = v1.seen.length;
+      for (const c of ['space', 'crlf', 'userinfo']) {
+        const r = await request(proxy.port, { headers: { 'x-case': c } });
+        expect(r.status, `${c}: ${r.body}`).to.equal(503);
+        expect(r.headers['x-weft-response-flags'], c).to.equal('DPE');
+        expect(r.body, c).to.contain('WEFT_PROXY_REQUEST_UNSENDABLE').and.contain('header host');
+        expect(r.body, 'the value is never echoed').to.not.match(/bad host|injected|user@/);
+      }
+      expect(v1.seen.length - before, 'nothing reached the endpoint').to.equal(0);
+      expect((await request(proxy.port)).body).to.equal('v1');
+    } finally {
+      await proxy.stop();
+    }
+  });
+
+  it('a redirect whose Location HTTP cannot carry (CR/LF in redirect.authority or uri): 503 DPE, no header injected, the proxy lives on', async () => {
+    // node refuses to write such a Location: the throw used to escape the request handler
+    // (an uncaught exception: the proxy process down for every request on the route)
+    const yaml =
+      reviewsEntry([v1]) +
+      vs(`
+  - match: [{headers: {x-case: {exact: authority}}}]
+    redirect: {authority: "evil.example\\r\\nset-cookie: stolen=1"}
+  - match: [{headers: {x-case: {exact: uri}}}]
+    redirect: {uri: "/moved\\r\\nset-cookie: stolen=1"}
+  - route: [{destination: {host: reviews}}]`);
+    const proxy = await startProxy(yaml);
+    try {
+      for (const c of ['authority', 'uri']) {
+        const r = await request(proxy.port, { headers: { 'x-case': c } });
+        expect(r.status, `${c}: ${r.body}`).to.equal(503);
+        expect(r.headers['x-weft-response-flags'], c).to.equal('DPE');
+        expect(r.headers['set-cookie'], c).to.equal(undefined);
+        expect(r.headers.location, c).to.equal(undefined);
+        expect(r.body, c).to.contain('WEFT_PROXY_REDIRECT_UNSENDABLE').and.not.contain('stolen');
+      }
+      expect((await request(proxy.port)).body, 'still serving').to.equal('v1');
+    } finally {
+      await proxy.stop();
+    }
+  });
 });

@@ -141,6 +141,27 @@ describe('proxy HTTP/1.1 upgrades: tunnel only after a 101 to an allowed upgrade
     expect(text).to.match(/istio_requests_total\{[^}]*response_code="101",response_flags="-"[^}]*\} 1/);
   });
 
+  it('an upgrade whose rewritten Host no upstream may be sent (a space): 503 DPE, nothing sent, no tunnel', async () => {
+    const v1 = await up(true);
+    p = await startProxy(
+      reviewsEntry([v1]) +
+        vs(`
+  - match: [{uri: {prefix: /bad-authority}}]
+    rewrite: {authority: "bad host.example"}
+    retries: {attempts: 3, retryOn: "5xx,reset,connect-failure"}
+    route: [{destination: {host: reviews, subset: v1}}]
+  - route: [{destination: {host: reviews, subset: v1}}]`),
+    );
+    conn = await RawConn.open(p.port);
+    conn.write(head('GET', '/bad-authority', WEBSOCKET));
+    const r = await conn.response();
+    expect(r?.status).to.equal(503);
+    expect(r?.headers['x-weft-response-flags']).to.equal('DPE');
+    expect(r?.body).to.contain('WEFT_PROXY_REQUEST_UNSENDABLE');
+    expect(v1.seen, 'nothing reached the upstream').to.have.length(0);
+    expect(v1.accepted, 'not even a connection').to.equal(0);
+  });
+
   it('other upgrade tokens tunnel only where the listener allows them (upgradeTypes)', async () => {
     const v1 = await up(true);
     const cfg = configFromText(reviewsEntry([v1]) + ROUTES, 'test.yaml').config;

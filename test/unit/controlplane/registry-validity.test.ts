@@ -484,3 +484,140 @@ describe('registry: an invalid RequestAuthentication refuses tokens (fail closed
       { issuer: FAIL_CLOSED_ISSUER, jwks: '{"keys":[]}', fromHeaders: undefined },
     ]));
 });
+
+/**
+ * An invalid Sidecar fails closed too (failclosed.ts `sidecar`): left out, its workloads would see
+ * the whole mesh and a REGISTRY_ONLY lockdown would silently become ALLOW_ANY. Each row is the
+ * config weftd generates for demo/reviews-1: its outbound policy and the services it imports.
+ */
+describe('registry: an invalid Sidecar fails closed (REGISTRY_ONLY, the egress hosts it can read)', () => {
+  const sidecar = (name: string, spec: Record<string, unknown>, namespace = 'demo'): KubeObject => ({
+    apiVersion: 'networking.istio.io/v1',
+    kind: 'Sidecar',
+    metadata: { name, namespace, uid: `sc-${namespace}-${name}`, generation: 1 },
+    spec,
+  });
+  const service = (name: string, namespace: string, ip: string): KubeObject => ({
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: { name, namespace },
+    spec: { clusterIP: ip, ports: [{ name: 'http', port: 9080 }], selector: { app: name } },
+  });
+  const LOCKED = { outboundTrafficPolicy: { mode: 'REGISTRY_ONLY' } };
+  /** Not `namespace/dnsName`: refused by Istio's webhook. */
+  const BAD_HOST = 'reviews no slash';
+  /** A label value with a space: refused; which workloads it meant cannot be known. */
+  const BAD_SELECTOR = { workloadSelector: { labels: { app: 'rev iews' } } };
+
+  function outbound(sidecars: KubeObject[]): { mode: string; sees: string[] } {
+    const w = world();
+    const services = w.informers.get('Service')!;
+    services.emit('add', service('reviews', 'demo', '10.0.0.1'));
+    services.emit('add', service('ratings', 'other', '10.0.0.2'));
+    services.emit('add', service('shared', 'weft-system', '10.0.0.3'));
+    for (const s of sidecars) w.informers.get('Sidecar')!.emit('add', s);
+    const generator = new ConfigGenerator({
+      domainSuffix: 'cluster.local',
+      mesh: DEFAULT_MESH,
+      log: winston.createLogger({ silent: true }),
+    });
+    const pod = { name: 'reviews-1', namespace: 'demo', labels: { app: 'reviews' } };
+    const { config } = generator.forProxy(w.registry.snapshot(), 'sidecar', pod);
+    const services_ = new Set(config.clusters.map((c) => c.service));
+    return {
+      mode: config.outboundTrafficPolicy?.mode ?? 'ALLOW_ANY',
+      sees: ['reviews.demo', 'ratings.other', 'shared.weft-system'].filter((h) =>
+        services_.has(`${h}.svc.cluster.local`),
+      ),
+    };
+  }
+  const ALL = ['reviews.demo', 'ratings.other', 'shared.weft-system'];
+
+  const table: [string, KubeObject[], { mode: string; sees: string[] }][] = [
+    ['no Sidecar', [], { mode: 'ALLOW_ANY', sees: ALL }],
+    [
+      'a valid REGISTRY_ONLY Sidecar importing ./*',
+      [sidecar('lock', { ...LOCKED, egress: [{ hosts: ['./*'] }] })],
+      { mode: 'REGISTRY_ONLY', sees: ['reviews.demo'] },
+    ],
+    [
+      'the same with one bad host beside ./*: REGISTRY_ONLY kept, the hosts it can read',
+      [sidecar('lock', { ...LOCKED, egress: [{ hosts: ['./*', BAD_HOST] }] })],
+      { mode: 'REGISTRY_ONLY', sees: ['reviews.demo'] },
+    ],
+    [
+      'no egress host can be read: its own namespace and the root namespace',
+      [sidecar('lock', { ...LOCKED, egress: [{ hosts: [BAD_HOST] }] })],
+      { mode: 'REGISTRY_ONLY', sees: ['reviews.demo', 'shared.weft-system'] },
+    ],
+    [
+      'an egress list out of order (an error on the whole list): the fallback, not */*',
+      [
+        sidecar('lock', {
+          ...LOCKED,
+          egress: [
+            { hosts: ['*/*'] },
+            { port: { number: 9080, protocol: 'HTTP', name: 'h' }, hosts: ['*/*'] },
+          ],
+        }),
+      ],
+      { mode: 'REGISTRY_ONLY', sees: ['reviews.demo', 'shared.weft-system'] },
+    ],
+    [
+      'a readable ALLOW_ANY with an invalid ingress port: tightened to REGISTRY_ONLY, */* kept',
+      [
+        sidecar('open', {
+          outboundTrafficPolicy: { mode: 'ALLOW_ANY' },
+          egress: [{ hosts: ['*/*'] }],
+          ingress: [{ port: { number: 0, protocol: 'HTTP', name: 'h' } }],
+        }),
+      ],
+      { mode: 'REGISTRY_ONLY', sees: ALL },
+    ],
+    [
+      'no egress written, a selector that cannot be read: the namespace, every registry host',
+      [sidecar('lock', { ...LOCKED, ...BAD_SELECTOR })],
+      { mode: 'REGISTRY_ONLY', sees: ALL },
+    ],
+    [
+      'an invalid Sidecar selecting other workloads: no effect here',
+      [
+        sidecar('lock', {
+          ...LOCKED,
+          workloadSelector: { labels: { app: 'other' } },
+          egress: [{ hosts: [BAD_HOST] }],
+        }),
+      ],
+      { mode: 'ALLOW_ANY', sees: ALL },
+    ],
+    [
+      'a selector that cannot be read in another namespace: not this one',
+      [sidecar('lock', { ...LOCKED, ...BAD_SELECTOR, egress: [{ hosts: ['./*'] }] }, 'other')],
+      { mode: 'ALLOW_ANY', sees: ALL },
+    ],
+    [
+      'the same in the root namespace: the mesh default',
+      [sidecar('lock', { ...LOCKED, ...BAD_SELECTOR, egress: [{ hosts: ['./*'] }] }, 'weft-system')],
+      { mode: 'REGISTRY_ONLY', sees: ['reviews.demo'] },
+    ],
+  ];
+  for (const [title, sidecars, want] of table)
+    it(`${title}: ${want.mode}, sees ${want.sees.join(' ')}`, () =>
+      expect(outbound(sidecars)).to.deep.equal(want));
+
+  it('the stand-in keeps its name (the config names the Sidecar in force)', () => {
+    const w = world();
+    w.informers.get('Sidecar')!.emit('add', sidecar('lock', { ...LOCKED, egress: [{ hosts: [BAD_HOST] }] }));
+    expect(w.registry.snapshot().sidecars).to.deep.equal([
+      {
+        apiVersion: 'networking.istio.io/v1',
+        kind: 'Sidecar',
+        metadata: { name: 'lock', namespace: 'demo', uid: 'sc-demo-lock', generation: 1 },
+        spec: {
+          egress: [{ hosts: ['./*', 'weft-system/*'] }],
+          outboundTrafficPolicy: { mode: 'REGISTRY_ONLY' },
+        },
+      },
+    ]);
+  });
+});

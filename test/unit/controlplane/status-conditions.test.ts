@@ -223,6 +223,31 @@ describe('status conditions of mesh objects', () => {
     );
   });
 
+  it('an invalid Sidecar says what weft enforces instead: REGISTRY_ONLY and the hosts it imports', () => {
+    const sc = (namespace: string, spec: Record<string, unknown>): KubeObject => ({
+      apiVersion: 'networking.istio.io/v1',
+      kind: 'Sidecar',
+      metadata: { name: 's', namespace },
+      spec,
+    });
+    const text = (o: KubeObject, path: string): string =>
+      failClosedText(o, failClosed(o, [{ path, message: 'bad' }], 'weft-system')!, 'weft-system');
+    expect(text(sc('demo', { egress: [{ hosts: ['./*', 'bad'] }] }), 'spec.egress[0].hosts[1]')).to.equal(
+      'weft applies outboundTrafficPolicy REGISTRY_ONLY to the workloads it scopes, importing only the egress hosts that can be read (./*): traffic to any other host is refused (fail closed)',
+    );
+    expect(text(sc('demo', { egress: [{ hosts: ['bad'] }] }), 'spec.egress[0].hosts[0]')).to.equal(
+      'weft applies outboundTrafficPolicy REGISTRY_ONLY to the workloads it scopes, importing only ./*, weft-system/* (its own namespace and the root namespace: its egress hosts cannot be read): traffic to any other host is refused (fail closed)',
+    );
+    expect(
+      text(
+        sc('weft-system', { workloadSelector: { labels: { app: 'a b' } } }),
+        'spec.workloadSelector.labels',
+      ),
+    ).to.equal(
+      'weft applies outboundTrafficPolicy REGISTRY_ONLY to every workload in the mesh that no Sidecar of its own namespace scopes, importing every host in the registry: traffic to any other host is refused (fail closed: its selector cannot be read, and weft-system is the root namespace)',
+    );
+  });
+
   it('every condition and the status carry the generation (kstatus compares them)', () => {
     const s = objectStatus(vs({}, 7), clean, NOW);
     expect(s.observedGeneration).to.equal(7);

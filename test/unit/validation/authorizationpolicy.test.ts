@@ -156,3 +156,42 @@ describe('AuthorizationPolicy admission (current Istio rules)', () => {
   it('v1beta1 refuses the same', () =>
     expect(errors({ action: 'DENY' }, 'security.istio.io/v1beta1').join()).to.include('meaningless'));
 });
+
+/**
+ * `methods` / `notMethods` values no request method can equal: Istio checks only that a value is
+ * not empty (ValidateAuthorizationPolicy, security.CheckEmptyValues), so they are accepted, with
+ * a warning that they can never match (in notMethods: exclude nothing).
+ */
+describe('AuthorizationPolicy methods that can never match: accepted (Istio) with a warning', () => {
+  const RULE = 'ap.operation.methodNeverMatches';
+  const op = (operation: Record<string, unknown>) => ({ rules: [{ to: [{ operation }] }] });
+  const AT = 'spec.rules[0].to[0].operation';
+  const table: [string, Record<string, unknown>, string[]][] = [
+    ['GET', op({ methods: ['GET'] }), []],
+    ['a prefix wildcard and a suffix wildcard', op({ methods: ['*T', 'PO*'] }), []],
+    ['* alone', op({ methods: ['*'] }), []],
+    ['an extension method (a token)', op({ methods: ['PURGE', 'M-SEARCH'] }), []],
+    ['GET followed by CR LF', op({ methods: ['GET\r\n'] }), [`${AT}.methods[0]`]],
+    ['a space inside', op({ methods: ['GE T'] }), [`${AT}.methods[0]`]],
+    ['a trailing space', op({ methods: ['GET '] }), [`${AT}.methods[0]`]],
+    ['NUL', op({ methods: ['GET\u0000'] }), [`${AT}.methods[0]`]],
+    ['a separator in a wildcard value', op({ methods: ['G/*'] }), [`${AT}.methods[0]`]],
+    ['notMethods with a space', op({ notMethods: ['DELETE', 'P UT'] }), [`${AT}.notMethods[1]`]],
+  ];
+  for (const [what, spec, warnedAt] of table)
+    it(`${what}: ${warnedAt.length === 0 ? 'no warning' : 'a warning'}, no error`, () => {
+      const result = validateObject(ap(spec));
+      expect(result.errors, JSON.stringify(result.errors)).to.deep.equal([]);
+      const warned = result.warnings.filter((f) => f.rule === RULE);
+      expect(warned.map((f) => f.path)).to.deep.equal(warnedAt);
+      for (const f of warned) {
+        expect(f.message).to.include('can never match');
+        expect(f.message, 'control characters are escaped').to.not.match(/[\r\n\0]/);
+      }
+    });
+
+  it('says what a notMethods value does: excludes no request', () => {
+    const [w] = validateObject(ap(op({ notMethods: ['P UT'] }))).warnings.filter((f) => f.rule === RULE);
+    expect(w?.message).to.include('as a notMethods value it excludes no request');
+  });
+});

@@ -1957,3 +1957,90 @@ for (const [title, cases] of [
     for (const c of cases) it(c.name, () => check(c));
   });
 }
+
+/**
+ * `rewrite.authority` (and a Host/:authority header op) that no upstream can be sent: Istio
+ * checks no value there (validateHTTPRewrite, validateAuthorityRewrite; its CRD says `string`),
+ * so weft accepts it too, with a warning; its proxies answer 503 DPE instead of sending it
+ * (proxy/upstream/h1client.ts `unsendable`). Header-op values with control characters stay
+ * errors (Istio's ValidateHTTPHeaderValue) and get no second finding.
+ */
+describe('rewritten authority that can never be sent: accepted (Istio) with a warning', () => {
+  const RULE = 'vs.rewrite.authorityUnsendable';
+  const table: [string, Obj, string | null][] = [
+    ['a host name', { rewrite: { authority: 'a.example' } }, null],
+    ['a host and port', { rewrite: { authority: 'a.example:8080' } }, null],
+    ['an IPv6 literal and port', { rewrite: { authority: '[::1]:80' } }, null],
+    ['a space', { rewrite: { authority: 'bad host.example' } }, `${R}.rewrite.authority`],
+    ['CR LF', { rewrite: { authority: 'a.example\r\nx-injected: 1' } }, `${R}.rewrite.authority`],
+    ['NUL', { rewrite: { authority: 'a\u0000b' } }, `${R}.rewrite.authority`],
+    ['userinfo', { rewrite: { authority: 'user@a.example' } }, `${R}.rewrite.authority`],
+    ['a character above U+007E', { rewrite: { authority: 'caf\u20ac.example' } }, `${R}.rewrite.authority`],
+    ['a quote', { rewrite: { authority: 'a"b' } }, `${R}.rewrite.authority`],
+    ['a port out of range', { rewrite: { authority: 'a:70000' } }, `${R}.rewrite.authority`],
+    [
+      'a Host header op with a space',
+      { headers: { request: { set: { host: 'a b' } } } },
+      `${R}.headers.request.set.host`,
+    ],
+    [
+      'an :authority header op with an Envoy substitution (known per request only)',
+      { headers: { request: { set: { ':authority': '%REQ(x-host)%' } } } },
+      null,
+    ],
+  ];
+  for (const [what, patch, warnedAt] of table)
+    it(`${what}: ${warnedAt === null ? 'no warning' : 'a warning'}, no error`, () => {
+      const result = validateObject(http(patch), { defaultNamespace: NS });
+      expect(result.errors, JSON.stringify(result.errors)).to.deep.equal([]);
+      const warned = result.warnings.filter((f) => f.rule === RULE);
+      expect(warned.map((f) => f.path)).to.deep.equal(warnedAt === null ? [] : [warnedAt]);
+      for (const f of warned) {
+        expect(f.message).to.include('can never be sent').and.include('503 (flag DPE)');
+        expect(f.message, 'control characters are escaped').to.not.match(/[\r\n\0]/);
+      }
+    });
+
+  it('a Host header op with CR LF: the header-value error only', () => {
+    const result = validateObject(http({ headers: { request: { set: { host: 'a\r\nb' } } } }), {
+      defaultNamespace: NS,
+    });
+    expect(result.errors.map((f) => f.rule)).to.deep.equal(['vs.headers.value']);
+    expect(result.warnings.filter((f) => f.rule === RULE)).to.deep.equal([]);
+  });
+});
+
+/**
+ * `redirect.authority` / `uri`: Istio checks no value (validateHTTPRedirect), so
+ * weft accepts them, warning about one that can never be sent (its proxies answer 503 DPE,
+ * WEFT_PROXY_REDIRECT_UNSENDABLE) or that no client can follow.
+ */
+describe('redirect values that can never be sent or followed: accepted (Istio) with a warning', () => {
+  const RULE = 'vs.redirect.unsendable';
+  const redirect = (rd: Obj): Obj => http({ route: undefined, redirect: rd });
+  const table: [string, Obj, [string, string][]][] = [
+    ['a host name and a path', { authority: 'a.example', uri: '/moved' }, []],
+    ['an authority with a port', { authority: 'a.example:8443' }, []],
+    [
+      'CR LF in the authority',
+      { authority: 'a.example\r\nset-cookie: x=1' },
+      [[`${R}.redirect.authority`, 'can never be sent']],
+    ],
+    ['CR LF in the uri', { uri: '/x\r\nset-cookie: x=1' }, [[`${R}.redirect.uri`, 'can never be sent']]],
+    ['a character above U+00FF in the uri', { uri: '/caf\u20ac' }, [[`${R}.redirect.uri`, '503 (flag DPE)']]],
+    [
+      'a space in the authority (sent, but not a URL)',
+      { authority: 'a b' },
+      [[`${R}.redirect.authority`, 'no client can follow the redirect']],
+    ],
+  ];
+  for (const [what, rd, want] of table)
+    it(`${what}: ${want.length === 0 ? 'no warning' : 'a warning'}, no error`, () => {
+      const result = validateObject(redirect(rd), { defaultNamespace: NS });
+      expect(result.errors, JSON.stringify(result.errors)).to.deep.equal([]);
+      const warned = result.warnings.filter((f) => f.rule === RULE);
+      expect(warned.map((f) => f.path)).to.deep.equal(want.map(([p]) => p));
+      want.forEach(([, fragment], i) => expect(warned[i]!.message).to.include(fragment));
+      for (const f of warned) expect(f.message).to.not.match(/[\r\n]/);
+    });
+});
