@@ -7,6 +7,7 @@
  * (the rule block that failed the fewest conditions, or virtual hosts close to the authority).
  */
 import { WeftError } from '../pkg/errors/index.js';
+import { domainsOf } from '../pkg/proxyconfig/domains.js';
 import type {
   HeaderMatch,
   LoadBalancer,
@@ -239,7 +240,7 @@ function nearestHosts(cfg: ProxyConfig, listener: string, authority: string): st
   const l = cfg.listeners.find((x) => x.name === listener);
   if (!l || l.protocol !== 'HTTP') return [];
   const hits = l.virtualHosts.filter((vh) =>
-    vh.domains.some((d) => {
+    domainsOf(vh).some((d) => {
       const dh = d.replace(/:\d+$/, '');
       return dh === host || editDistance(dh.split('.')[0] ?? dh, first) <= 2;
     }),

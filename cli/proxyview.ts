@@ -16,6 +16,7 @@ import type {
   StringMatch,
 } from '../pkg/proxyconfig/types.js';
 import type { ProxyConnection } from './weftd.js';
+import { domainsOf } from '../pkg/proxyconfig/domains.js';
 
 export type Row = string[];
 
@@ -179,7 +180,7 @@ export function routeLines(cfg: ProxyConfig): RouteLine[] {
     if (l.protocol !== 'HTTP') continue;
     for (const vh of l.virtualHosts)
       for (const route of vh.routes)
-        out.push({ listener: l.name, virtualHost: vh.name, domains: vh.domains, route });
+        out.push({ listener: l.name, virtualHost: vh.name, domains: domainsOf(vh), route });
   }
   return out;
 }

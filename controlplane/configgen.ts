@@ -29,6 +29,7 @@ import {
 } from '../pkg/translate/peerauth.js';
 import { createHash } from 'node:crypto';
 import { encodeMessage, type ProxyKind } from '../pkg/discovery/protocol.js';
+import { withExplicitDomains } from '../pkg/proxyconfig/domains.js';
 import type { Logger } from '../pkg/log/index.js';
 import type { AuthzBlock, Inbound, OnDemandBlock, ProxyConfig, Telemetry } from '../pkg/proxyconfig/types.js';
 import {
@@ -164,6 +165,20 @@ export interface GeneratedConfig {
   encode(): string;
 }
 
+/**
+ * `g` with its short service domains spelled out, for a proxy that did not ask for them (an older
+ * build; issue #19). Same version: it is the same config. `g` itself when it has none (gateways).
+ */
+export function spelledOut(g: GeneratedConfig): GeneratedConfig {
+  const config = withExplicitDomains(g.config);
+  if (config === g.config) return g;
+  return {
+    config,
+    version: g.version,
+    encode: () => encodeMessage({ type: 'config', version: g.version, config }),
+  };
+}
+
 export class ConfigGenerator {
   /**
    * The shared translations of this generation by ServiceEntry view and scope key, each with its
@@ -213,14 +228,19 @@ export class ConfigGenerator {
   /**
    * `subscribed`: the on-demand entries the proxy's stream holds (ADR 0023); only read for
    * sidecars when the mesh has `onDemandHosts` (gateways always get their whole config).
+   * `proxy.onDemand: false`: the proxy does not ask for hosts (an older build): its whole scope.
    */
   forProxy(
     snapshot: Snapshot,
     kind: ProxyKind,
     pod: PodInfo,
     subscribed: readonly EgressHost[] = [],
+    proxy: { onDemand?: boolean } = {},
   ): GeneratedConfig {
-    const g = kind === 'gateway' ? this.gateway(snapshot, pod) : this.sidecar(snapshot, pod, subscribed);
+    const g =
+      kind === 'gateway'
+        ? this.gateway(snapshot, pod)
+        : this.sidecar(snapshot, pod, subscribed, proxy.onDemand !== false);
     const { jwks, mesh, log } = this.opts;
     const withTokens = jwks ? withJwt(g, kind, snapshot, pod, mesh.rootNamespace, jwks, log) : g;
     return withRateLimits(withTokens, kind, snapshot, pod, this.opts.domainSuffix, log, {
@@ -282,7 +302,12 @@ export class ConfigGenerator {
     return index;
   }
 
-  private sidecar(snapshot: Snapshot, pod: PodInfo, subscribed: readonly EgressHost[]): GeneratedConfig {
+  private sidecar(
+    snapshot: Snapshot,
+    pod: PodInfo,
+    subscribed: readonly EgressHost[],
+    asksOnDemand: boolean,
+  ): GeneratedConfig {
     if (this.sidecarBases?.generation !== snapshot.generation) {
       this.sidecarBases = {
         generation: snapshot.generation,
@@ -301,9 +326,11 @@ export class ConfigGenerator {
     const fullScope = this.scopeOf(snapshot, pod);
     // a subscription the proxy's Sidecar no longer imports (it changed since) is not honoured
     const visible = canonical(subscribed.filter((e) => scopeImports(fullScope, e.namespace, e.host)));
-    const onDemand = this.opts.mesh.onDemandHosts
-      ? { namespace: pod.namespace, subscribed: visible.map(egressRef) }
-      : undefined;
+    // a proxy that never asks (an older build) keeps its whole scope
+    const onDemand =
+      this.opts.mesh.onDemandHosts && asksOnDemand
+        ? { namespace: pod.namespace, subscribed: visible.map(egressRef) }
+        : undefined;
     const sidecarScope = onDemand ? onDemandScope(fullScope, pod.namespace, visible) : fullScope;
     const scope = [
       view,

@@ -63,7 +63,7 @@ import { WeftError, errorMessage, isWeftError, type ErrorCode } from '../pkg/err
 import type { Logger } from '../pkg/log/index.js';
 import type { Authenticator, Identity } from './auth.js';
 import { bearerToken } from './auth.js';
-import type { ConfigGenerator, GeneratedConfig } from './configgen.js';
+import { spelledOut, type ConfigGenerator, type GeneratedConfig } from './configgen.js';
 import { Debouncer } from './debounce.js';
 import { encodeDelta, planFor, ResumeCache, type DeltaSummary, type Planned } from './delta.js';
 import type { HeldState } from '../pkg/discovery/delta.js';
@@ -117,6 +117,13 @@ export interface ConnectionInfo {
   state: 'waiting-for-sync' | 'pod-unknown' | 'configured';
   /** The proxy asked with `acks=1`: it answers every push (false: an older proxy, status unknown). */
   acks: boolean;
+  /** The proxy reads short service domains (`serviceDomains=1`); false: weftd spells them out. */
+  serviceDomains: boolean;
+  /**
+   * The proxy holds and asks for hosts (`onDemand=1`, ADR 0023); false: an older proxy, given its
+   * whole scope whatever the mesh's onDemandHosts says (it would never ask for the rest).
+   */
+  asksOnDemand: boolean;
   /** The newest push on this stream. */
   sent: PushRecord | null;
   /** The newest push the proxy ACKed (compiled and swapped in). */
@@ -389,6 +396,8 @@ export class DiscoveryService {
       pushes: 0,
       state: 'waiting-for-sync',
       acks: request.acks === true,
+      serviceDomains: request.serviceDomains === true,
+      asksOnDemand: request.onDemand === true,
       delta: { enabled: request.delta === true, held: null, deltas: 0, fulls: 0, resyncs: 0 },
       sent: null,
       acked: null,
@@ -514,6 +523,12 @@ export class DiscoveryService {
       throw new WeftError('WEFT_DISCOVERY_ONDEMAND_INVALID', 'no open discovery stream for this proxy', {
         details: { status: 409 },
       });
+    if (!conn.info.asksOnDemand)
+      throw new WeftError(
+        'WEFT_DISCOVERY_ONDEMAND_INVALID',
+        'the open discovery stream did not ask for on-demand hosts (onDemand=1): it holds its whole scope',
+        { details: { status: 409 } },
+      );
     const { hosts, added } = this.decideOnDemand(conn, body.hosts, body.redeclare === true);
     // the push is written before the answer, so a proxy that reads `found` has it on its way
     if (added) await this.pushOnDemand(conn);
@@ -728,16 +743,20 @@ export class DiscoveryService {
     this.debouncer.trigger();
   }
 
-  /** What `kind` proxy of pod ns/name would get now; null when the pod is unknown. */
+  /**
+   * What `kind` proxy of pod ns/name would get now; null when the pod is unknown. `onDemand`:
+   * the proxy asks for hosts (an older one does not, and gets its whole scope).
+   */
   configFor(
     kind: ProxyKind,
     namespace: string,
     pod: string,
     subscribed?: readonly EgressHost[],
+    onDemand = true,
   ): GeneratedConfig | null {
     const info = this.opts.registry.pod(namespace, pod);
     if (!info) return null;
-    return this.opts.generator.forProxy(this.opts.registry.snapshot(), kind, info, subscribed);
+    return this.opts.generator.forProxy(this.opts.registry.snapshot(), kind, info, subscribed, { onDemand });
   }
 
   /** Brings one stream up to date; `firstChangeAt` (performance.now()) feeds the convergence histogram. */
@@ -748,7 +767,14 @@ export class DiscoveryService {
     const evaluatedAt = registry.generation;
     let generated: GeneratedConfig | null;
     try {
-      generated = this.configFor(info.kind, info.namespace, info.pod, conn.onDemand?.list());
+      generated = this.configFor(
+        info.kind,
+        info.namespace,
+        info.pod,
+        conn.onDemand?.list(),
+        info.asksOnDemand,
+      );
+      if (generated !== null && !info.serviceDomains) generated = spelledOut(generated);
     } catch (err) {
       conn.log.error('Could not build a config', { error: errorMessage(err) });
       return;

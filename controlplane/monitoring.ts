@@ -122,7 +122,8 @@ function connections(opts: MonitoringOptions): (ConnectionInfo & { currentVersio
   return opts.discovery.list().map((c) => {
     let currentVersion: string | null = null;
     try {
-      currentVersion = opts.discovery.configFor(c.kind, c.namespace, c.pod)?.version ?? null;
+      currentVersion =
+        opts.discovery.configFor(c.kind, c.namespace, c.pod, undefined, c.asksOnDemand)?.version ?? null;
     } catch {
       // a config that cannot be built is never sent either: the proxy is stale against nothing
     }

@@ -3,7 +3,12 @@
  * (server.ts, inbound/http.ts) and the upstream client's own for responses (upstream/h1parse.ts).
  * One number per limit, so a count one direction accepts is never refused by the other.
  */
-import http from 'node:http';
+import type {
+  RequestListener as HttpRequestListener,
+  Server as HttpServer,
+  ServerOptions as HttpServerOptions,
+} from 'node:http';
+import { http } from '../pkg/builtins/index.js';
 import { serveH2Too, type H2Refusal } from './h2/downstream.js';
 
 /**
@@ -60,10 +65,10 @@ export function downstreamServerOptions(o: DownstreamLimits) {
  */
 export function createDownstreamServer(
   o: DownstreamLimits,
-  extra: http.ServerOptions,
-  onRequest: http.RequestListener,
+  extra: HttpServerOptions,
+  onRequest: HttpRequestListener,
   onH2Refused?: H2Refusal,
-): http.Server {
+): HttpServer {
   // the limits last: a listener's own options cannot loosen them
   const server = http.createServer({ ...extra, ...downstreamServerOptions(o) }, onRequest);
   // over it: HPE_HEADER_OVERFLOW → 431 DPE (downstreamErrorStatus)

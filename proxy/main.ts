@@ -9,14 +9,12 @@
  */
 import { createLogger } from '../pkg/log/index.js';
 import { errorMessage } from '../pkg/errors/index.js';
-import { ProxyServer, type ProxyOptions } from './server.js';
-import { childMain, LOAD_SUBCOMMAND, loadConfigInChild } from './config/child.js';
-import { watchFile } from './config/watch.js';
+import type { ProxyOptions } from './server.js';
 import type { ProxyConfig } from '../pkg/proxyconfig/types.js';
-import { runInit } from './init/run.js';
-import { runAgent } from './sidecar/agent.js';
-import { runWait } from './wait.js';
 import { WEFT_VERSION } from '../pkg/api/images.js';
+import { LOAD_SUBCOMMAND } from './config/subcommand.js';
+// Each mode's modules are imported when that mode runs (ADR 0009): a sidecar never loads the
+// standalone mode's config child (node:child_process) and file watcher, `init` or `wait`.
 
 const USAGE = `usage: weft-proxy init|sidecar|gateway|wait ... (docs/proxy-modes.md), or
        weft-proxy run --config FILE [--listen HOST:PORT] [--admin-port N] [--metrics-port N]
@@ -125,12 +123,13 @@ const entry = process.argv[1] ?? '';
 
 export async function run(argv: string[]): Promise<number> {
   if (argv[0] === LOAD_SUBCOMMAND && argv[1] !== undefined) {
-    await childMain(argv[1]);
+    await (await import('./config/child.js')).childMain(argv[1]);
     return 0;
   }
-  if (argv[0] === 'init') return runInit(argv.slice(1));
-  if (argv[0] === 'sidecar' || argv[0] === 'gateway') return runAgent(argv[0], argv.slice(1));
-  if (argv[0] === 'wait') return runWait(argv.slice(1));
+  if (argv[0] === 'init') return (await import('./init/run.js')).runInit(argv.slice(1));
+  if (argv[0] === 'sidecar' || argv[0] === 'gateway')
+    return (await import('./sidecar/agent.js')).runAgent(argv[0], argv.slice(1));
+  if (argv[0] === 'wait') return (await import('./wait.js')).runWait(argv.slice(1));
   if (argv[0] === '--help' || argv[0] === '-h' || argv[0] === 'help') {
     process.stdout.write(`${USAGE}\n`);
     return 0;
@@ -158,6 +157,11 @@ export async function run(argv: string[]): Promise<number> {
   if (args.healthPort !== undefined) opts.healthPort = args.healthPort;
   if (args.adminAddress !== undefined) opts.adminAddress = args.adminAddress;
   if (args.drainMs !== undefined) opts.drainMs = args.drainMs;
+  const [{ ProxyServer }, { loadConfigInChild }, { watchFile }] = await Promise.all([
+    import('./server.js'),
+    import('./config/child.js'),
+    import('./config/watch.js'),
+  ]);
   const proxy = new ProxyServer(opts);
   try {
     const loaded = await loadConfigInChild(args.config, entry);

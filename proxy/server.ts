@@ -8,7 +8,8 @@
  * did not change keep their sockets (and so their idle keep-alive connections); clusters whose
  * definition did not change keep their pools.
  */
-import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse, Server as HttpServer } from 'node:http';
+import { http } from '../pkg/builtins/index.js';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { ProxyConfig } from '../pkg/proxyconfig/types.js';
@@ -117,7 +118,7 @@ interface LiveListener {
   /** The bound server: the HTTP server itself, or for gateway TLS a net.Server in front of it. */
   server: net.Server;
   /** The HTTP server (HTTP listeners): fed by `server`, or by `tls` once a handshake is done. */
-  http: http.Server | null;
+  http: HttpServer | null;
   /** Gateway TLS termination (listeners with `tls`). */
   tls: GatewayTlsTerminator | null;
   compiled: CompiledListener;
@@ -142,7 +143,7 @@ class ConnRequests {
   begin(socket: net.Socket, res: ServerResponse): void {
     this.busy.set(socket, (this.busy.get(socket) ?? 0) + 1);
     this.served.add(socket);
-    res.once('close', () => this.end(socket));
+    res.on('close', () => this.end(socket)); // 'close' comes once: no once() wrapper per request
   }
 
   /** Runs `fn` once no request is in progress on `socket`. */
@@ -181,7 +182,7 @@ export class ProxyServer {
   draining = false;
   lastReload: { at: string; ok: boolean; version?: string; error?: string } | null = null;
   private readonly listeners = new Map<string, LiveListener>();
-  private readonly aux: http.Server[] = [];
+  private readonly aux: HttpServer[] = [];
   private dns: { key: string; env: DnsEnv } | undefined;
   private readonly auxPorts: Record<string, number> = {};
   private inflight = 0;
@@ -432,7 +433,7 @@ export class ProxyServer {
     });
   }
 
-  private httpServer(live: LiveListener): http.Server {
+  private httpServer(live: LiveListener): HttpServer {
     const o = this.opts;
     const server = createDownstreamServer(
       o,

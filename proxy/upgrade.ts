@@ -20,7 +20,13 @@
  * becomes the tunnel), through node:http's client: its llhttp parser reads the 101 or the refusal
  * with strict framing, and the pooled client (upstream/h1client.ts) rejects 101 by design.
  */
-import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import type {
+  IncomingMessage,
+  ServerResponse,
+  ClientRequest as HttpClientRequest,
+  Server as HttpServer,
+} from 'node:http';
+import { http } from '../pkg/builtins/index.js';
 import type net from 'node:net';
 import type { Readable } from 'node:stream';
 import type { CompiledHttpListener } from './compile/compile.js';
@@ -108,7 +114,7 @@ export class DetachedUpgrade implements UpgradeHook {
   private readonly onError = (): void => void this.socket.destroy();
 
   constructor(
-    private readonly server: http.Server,
+    private readonly server: HttpServer,
     req: IncomingMessage,
     private readonly socket: net.Socket,
     private readonly held: Buffer,
@@ -202,7 +208,7 @@ function switchingHead(headers: Record<string, string | string[]>, upgrade: stri
 class Handshake implements Controller {
   /** Set on a valid 101: the upstream connection and the bytes it sent after the head. */
   switched: { socket: net.Socket; head: Buffer; upgrade: string; taken: boolean } | null = null;
-  private req: http.ClientRequest | null = null;
+  private req: HttpClientRequest | null = null;
   private res: IncomingMessage | null = null;
   private done = false;
   /** The connection is ready (TCP, or the TLS handshake when the cluster originates TLS). */
@@ -220,7 +226,7 @@ class Handshake implements Controller {
     // any request (exchange.ts unsendableReply), not the endpoint's
     const bad = unsendable(spec);
     if (bad !== null) return this.fail(new UpstreamError(bad, 'EINVALIDHEADER'));
-    let req: http.ClientRequest;
+    let req: HttpClientRequest;
     // the upgrade is encrypted like any request to this endpoint (mesh mTLS, SAN check → UF)
     const opened = connect?.(ep.address, ep.port) ?? null;
     try {

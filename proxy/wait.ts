@@ -3,7 +3,7 @@
  * as the proxy container's postStart hook, so the app starts only once the proxy can route, like
  * `pilot-agent wait`). Exit 0 when ready, 1 with the last answer after --timeout, 2 on bad usage.
  */
-import http from 'node:http';
+import { http } from '../pkg/builtins/index.js';
 
 const USAGE =
   'usage: proxy wait [--timeout SECONDS (60)] [--url URL (http://127.0.0.1:15021/healthz/ready)] [--period-ms N (200)]';

@@ -28,9 +28,11 @@
  *   PROFILE=1 npx tsx bench/proxy/h2.ts        # + the sidecar's CPU profile in bench/results/h2-profiles
  *   H2_BENCH=inprocess npx tsx bench/proxy/h2.ts   # DURATION_S (3) per phase, CONCURRENCY (32)
  *   H2_BENCH=alloc npx node --max-semi-space-size=1 --import tsx bench/proxy/h2.ts
+ *     # ALLOC_LOAD=fixed, ALLOC_PROFILE=1: see allocations()
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { constants, PerformanceObserver } from 'node:perf_hooks';
 import { loadavg, tmpdir } from 'node:os';
 import v8 from 'node:v8';
 import path from 'node:path';
@@ -433,14 +435,24 @@ async function againstNginx(): Promise<void> {
 }
 
 /**
- * What one request costs the proxy in the JS heap, in process: h2load sends ALLOC_REQUESTS through
- * a ProxyServer (the sidecar bench's route, an HTTP/2 cluster to upstream-h2.mjs) and V8's
- * total_allocated_bytes is read around it. Unlike req/s or vCPU it does not move with the
- * machine's load, so it compares two versions on a shared machine; what is allocated is what the
- * 1 MB young generation (ADR 0009) must scavenge. Run under the image's flags to match.
+ * What one request costs the proxy, in process: ProxyServer with the sidecar bench's route (an
+ * HTTP/2 cluster to upstream-h2.mjs), the load from another process, and around the measured
+ * phase V8's total_allocated_bytes, the scavenges (perf_hooks 'gc' entries, minor) and the
+ * process's CPU time. Unlike req/s or vCPU these do not move much with the machine's load, so
+ * they compare two versions on a shared machine; what is allocated is what the 1 MB young
+ * generation (ADR 0009) must scavenge. Run under the image's flags to match.
+ *
+ *   ALLOC_LOAD=max (default): h2load -c4 -m16 -n ALLOC_REQUESTS (closed loop);
+ *   ALLOC_LOAD=fixed: loadgen-h2.mjs at 1,000 req/s over 4 sessions for ALLOC_SECONDS (the nginx
+ *     bench's fixed-rate phase);
+ *   ALLOC_PROFILE=1: a second pass of the same load under the inspector's CPU profiler and
+ *     allocation sampler; prints the top functions by self time and by bytes allocated, per
+ *     request, and writes both profiles to bench/results/h2-alloc/.
  */
 async function allocations(): Promise<void> {
   const n = Number(process.env.ALLOC_REQUESTS ?? 20_000);
+  const fixed = process.env.ALLOC_LOAD === 'fixed';
+  const seconds = Number(process.env.ALLOC_SECONDS ?? 10);
   const up = await startH2Upstream();
   const proxy = inProcessProxy();
   const cfg = sidecarConfig(up.port);
@@ -450,26 +462,144 @@ async function allocations(): Promise<void> {
   const work = mkdtempSync(path.join(tmpdir(), 'weft-bench-h2-'));
   const bodyFile = path.join(work, 'grpc-request.bin');
   writeFileSync(bodyFile, Buffer.concat([Buffer.from([0, 0, 0, 1, 0]), Buffer.alloc(256, 'y')]));
-  const out: Record<string, { kib_per_request: number; ok: number }> = {};
+  let scavenges = 0;
+  let gcMs = 0;
+  const gcs = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) {
+      if ((e as { detail?: { kind?: number } }).detail?.kind === constants.NODE_PERFORMANCE_GC_MINOR)
+        scavenges++;
+      gcMs += e.duration;
+    }
+  });
+  gcs.observe({ entryTypes: ['gc'] });
+  const load = async (w: Workload, count: number): Promise<number> => {
+    if (fixed) {
+      const f = await h2FixedRate(url, w, seconds);
+      return Math.round(f.rps * seconds) - f.errors;
+    }
+    const args = ['-c4', '-m16', '-H', `:authority: ${GRPC_HOST}`];
+    if (w === 'grpc') args.push('-d', bodyFile, '-H', 'content-type: application/grpc', '-H', 'te: trailers');
+    const target = w === 'grpc' ? `${url}${GRPC_PATH}` : `${url}/`;
+    const { stdout } = await execFileP('h2load', [...args, '-n', String(count), target], {
+      encoding: 'utf8',
+    });
+    return Number(/(\d+) succeeded/.exec(stdout)?.[1] ?? 0);
+  };
+  const out: Record<string, Record<string, number>> = {};
+  const profiles: Record<string, string> = {};
   try {
     for (const w of WORKLOADS) {
-      const args = ['-c4', '-m16', '-H', `:authority: ${GRPC_HOST}`];
-      if (w === 'grpc')
-        args.push('-d', bodyFile, '-H', 'content-type: application/grpc', '-H', 'te: trailers');
-      const target = w === 'grpc' ? `${url}${GRPC_PATH}` : `${url}/`;
-      await execFileP('h2load', [...args, '-n', '5000', target]); // warm-up: JIT, upstream session
+      await load(w, 5000); // warm-up: JIT, upstream session
+      const settle = (): Promise<void> => new Promise((r) => setTimeout(r, 50)); // gc entries arrive async
+      await settle();
+      const [s0, g0] = [scavenges, gcMs];
       const before = v8.getHeapStatistics().total_allocated_bytes;
-      const { stdout } = await execFileP('h2load', [...args, '-n', String(n), target], { encoding: 'utf8' });
+      const cpu0 = process.cpuUsage();
+      const ok = await load(w, n);
+      const cpu = process.cpuUsage(cpu0);
       const after = v8.getHeapStatistics().total_allocated_bytes;
-      const ok = Number(/(\d+) succeeded/.exec(stdout)?.[1] ?? 0);
-      out[w] = { kib_per_request: Number(((after - before) / n / 1024).toFixed(2)), ok };
+      await settle();
+      out[w] = {
+        ok,
+        kib_per_request: Number(((after - before) / ok / 1024).toFixed(2)),
+        scavenges_per_1000: Number((((scavenges - s0) * 1000) / ok).toFixed(2)),
+        gc_us_per_request: Number((((gcMs - g0) * 1000) / ok).toFixed(1)),
+        cpu_us_per_request: Number(((cpu.user + cpu.system) / ok).toFixed(1)),
+      };
+      if (process.env.ALLOC_PROFILE === '1') profiles[w] = await profiled(w, () => load(w, n));
     }
-    console.log(JSON.stringify({ requests: n, nodeFlags: process.execArgv, ...out }, null, 2));
+    gcs.disconnect();
+    console.log(
+      JSON.stringify(
+        {
+          load: fixed ? `fixed 1000 req/s ${seconds} s` : `h2load -n ${n}`,
+          nodeFlags: process.execArgv,
+          ...out,
+        },
+        null,
+        2,
+      ),
+    );
+    for (const [w, text] of Object.entries(profiles)) process.stdout.write(`\n== ${w} ==\n${text}`);
   } finally {
     await proxy.shutdown(Date.now());
     killChildren();
     rmSync(work, { recursive: true, force: true });
   }
+}
+
+interface ProfileNode {
+  id: number;
+  callFrame: { functionName: string; url: string; lineNumber: number };
+  selfSize?: number;
+  children?: (ProfileNode | number)[];
+}
+
+function frameName(cf: ProfileNode['callFrame']): string {
+  const where = cf.url.replace(/^.*\/(proxy|pkg)\//, '$1/').replace(/^node:/, '');
+  return `${cf.functionName || '(anonymous)'} ${where}${where ? `:${cf.lineNumber + 1}` : ''}`;
+}
+
+function top(rows: Map<string, number>, scale: number, unit: string, count = 25): string {
+  return [...rows]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, count)
+    .map(([k, v]) => `${(v / scale).toFixed(unit === 'B' ? 0 : 2).padStart(8)} ${unit}  ${k}`)
+    .join('\n');
+}
+
+/** One more pass of `run` under the CPU profiler and the allocation sampler; the two top lists. */
+async function profiled(w: Workload, run: () => Promise<number>): Promise<string> {
+  const inspector = await import('node:inspector/promises');
+  const session = new inspector.Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.setSamplingInterval', { interval: 100 });
+  await session.post('HeapProfiler.enable');
+  // every object, also those the next scavenge frees (the default keeps only the live ones)
+  await session.post('HeapProfiler.startSampling', {
+    samplingInterval: 1024,
+    includeObjectsCollectedByMajorGC: true,
+    includeObjectsCollectedByMinorGC: true,
+  });
+  await session.post('Profiler.start');
+  const ok = await run();
+  const { profile } = (await session.post('Profiler.stop')) as unknown as {
+    profile: { nodes: ProfileNode[]; samples: number[]; timeDeltas: number[] };
+  };
+  const { profile: heap } = (await session.post('HeapProfiler.stopSampling')) as unknown as {
+    profile: { head: ProfileNode };
+  };
+  session.disconnect();
+  const dir = path.join(ROOT, 'bench', 'results', 'h2-alloc');
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(path.join(dir, `${w}.cpuprofile`), JSON.stringify(profile));
+  writeFileSync(path.join(dir, `${w}.heapprofile`), JSON.stringify(heap));
+  const self = new Map<string, number>();
+  const byId = new Map(profile.nodes.map((x) => [x.id, frameName(x.callFrame)]));
+  let busy = 0;
+  profile.samples.forEach((id, i) => {
+    const k = byId.get(id)!;
+    const us = profile.timeDeltas[i + 1] ?? 0;
+    if (k.startsWith('(idle)') || k.startsWith('(program)')) return;
+    busy += us;
+    self.set(k, (self.get(k) ?? 0) + us);
+  });
+  const bytes = new Map<string, number>();
+  let total = 0;
+  const walk = (node: ProfileNode): void => {
+    const k = frameName(node.callFrame);
+    total += node.selfSize ?? 0;
+    bytes.set(k, (bytes.get(k) ?? 0) + (node.selfSize ?? 0));
+    for (const c of node.children ?? []) walk(c as ProfileNode);
+  };
+  walk(heap.head);
+  return (
+    `profiled pass: ${ok} requests, JS busy ${(busy / ok).toFixed(1)} µs/request (sampled), ` +
+    `allocated ${(total / ok).toFixed(0)} B/request (sampled)\n` +
+    `self time, µs per request:\n${top(self, ok, 'µs')}\n` +
+    `allocated, bytes per request (allocation site):\n${top(bytes, ok, 'B')}\n`
+  );
 }
 
 const mode = process.env.H2_BENCH ?? 'nginx';

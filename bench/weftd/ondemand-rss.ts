@@ -4,9 +4,11 @@
  * bench/weftd/ondemand-mesh.ts's mesh (SERVICES services), against weftd's real discovery server
  * with on-demand hosts on; every endpoint is the bench upstream. RSS (VmRSS) idle once its config
  * is applied, idle again after it called CALLS services of other namespaces (each subscribed on
- * demand), and sampled every 250 ms under SECONDS of open-loop RATE req/s to one of them.
+ * demand), and sampled every 250 ms under SECONDS of open-loop RATE req/s to one of them, with
+ * the sidecar's CPU seconds per 1,000 requests over that load.
  * No certificate is issued (mTLS off), so the proxy is never Ready: config applied is the start.
- * Writes bench/weftd/last-run-ondemand-rss.json.
+ * Writes bench/weftd/last-run-ondemand-rss.json. SRC=<checkout> measures another tree with this
+ * harness (before/after in one session); NODE_FLAGS adds Node flags after the image's.
  *   npx tsx bench/weftd/ondemand-rss.ts        SERVICES=1000 CALLS=5 RATE=1000 SECONDS=10
  */
 import { spawn } from 'node:child_process';
@@ -19,6 +21,7 @@ import { SnapshotRegistry } from '../../test/support/snapshot-registry.js';
 import { sleep } from '../../test/support/wait.js';
 import {
   buildImageLayout,
+  cpuSeconds,
   fixedRate,
   imageNodeOptions,
   killChildren,
@@ -35,6 +38,10 @@ const CALLS = Number(process.env.CALLS ?? 5);
 const RATE = Number(process.env.RATE ?? 1000);
 const SECONDS = Number(process.env.SECONDS ?? 10);
 const log = createLogger('bench', { silent: true });
+/** Another checkout to measure instead of this one (a worktree of main: before/after in one session). */
+const SRC = process.env.SRC ?? ROOT;
+/** Node flags added after the image's (trials of V8 flags). */
+const NODE_FLAGS = (process.env.NODE_FLAGS ?? '').split(' ').filter((f) => f !== '');
 
 function get(port: number, host: string): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -68,9 +75,10 @@ async function main(): Promise<void> {
     identity: { namespace: 'ns0', serviceAccount: 'sa', podName: 'web-0' },
     log,
   });
-  const entry = buildImageLayout(ROOT, 'ondemand-rss');
+  const entry = buildImageLayout(SRC, 'ondemand-rss');
   const args = [
-    ...imageNodeOptions(ROOT),
+    ...imageNodeOptions(SRC),
+    ...NODE_FLAGS,
     entry,
     'proxy',
     'sidecar',
@@ -134,10 +142,14 @@ async function main(): Promise<void> {
         await sleep(250);
       }
     })();
+    const cpuBefore = cpuSeconds([child.pid!]);
     const load = await fixedRate(`http://127.0.0.1:${ports.outbound}/`, called[0]!, SECONDS, RATE);
+    const cpu = cpuSeconds([child.pid!]) - cpuBefore;
     sampling = false;
     await sampler;
     const result = {
+      src: SRC,
+      nodeFlags: [...imageNodeOptions(SRC), ...NODE_FLAGS],
       services: SERVICES,
       calls: CALLS,
       rssMb: {
@@ -154,6 +166,8 @@ async function main(): Promise<void> {
         errors: load.errors,
         p50: load.p50,
         p99: load.p99,
+        // the sidecar's CPU time over the load, per 1,000 requests (vCPU at 1,000 req/s)
+        cpuSecondsPer1000: (cpu / load.completed) * 1000,
       },
     };
     console.log(JSON.stringify(result, null, 2));

@@ -35,7 +35,8 @@ Prints one part of the config a pod's proxy gets from weftd now:
   routes      listener, virtual host, domains, match (| between ORed blocks), destinations
               with weights, the Istio object and http[] rule it came from
   clusters    name, service, port, subset, load balancer, connection pool, outlier detection
-  endpoints   address:port, cluster, weight, pod labels
+  endpoints   address:port, cluster, weight, the pod labels the proxy reads (tlsMode, version,
+              failoverPriority ones; weftd trims the others)
   secret      the proxy's workload certificate and trusted roots as the proxy holds them now
               (istioctl's columns), read from the pod's port 15090 /certs through the API
               server (RBAC: get pods/proxy), or --proxy-address http://HOST:PORT directly

@@ -28,13 +28,17 @@
  * NACKed with `resync: true` and weftd sends the whole config. A reconnecting proxy names the
  * state it holds (`state=`); weftd resumes with a delta when it knows that state for that proxy.
  *
- * On-demand hosts (ADR 0023): a sidecar whose config carries `onDemand` holds only part of the
- * mesh; for an HTTP Host it does not hold (or the IPv4 original destination of a TCP connection
+ * On-demand hosts (ADR 0023): a sidecar that asks with `onDemand=1` (an older one is given its
+ * whole scope) and whose config carries `onDemand` holds only part of the mesh; for an HTTP Host it does not hold (or the IPv4 original destination of a TCP connection
  * it does not know) it sends `POST /v1/discovery/ondemand` (same token, a JSON `OnDemandRequest`
  * of at most MAX_ONDEMAND_HOSTS names or addresses). weftd answers each name `found`
  * (the proxy is subscribed: a push carrying it is already written on the proxy's stream),
  * `not_found` (unknown, or outside what the proxy's exportTo/Sidecar scope lets it see: the two
  * are not told apart) or `limited` (too many requests or subscriptions; try later).
+ *
+ * Short service domains (issue #19): a proxy that asks with `serviceDomains=1` gets each service
+ * port's authorities as a virtual host's `serviceDomains` and spells them out itself
+ * (pkg/proxyconfig/domains.ts); weftd spells them out as `domains` for a proxy that does not.
  *
  * Certificates: `POST https://<weftd>:15012/v1/certificates` with the same bearer token and a JSON
  * body `{ "csr": PEM }` → `{ "certChain": [leafPEM, ...intermediates], "rootCert": PEM }`; the leaf
@@ -82,6 +86,16 @@ export interface DiscoveryRequest {
   delta?: boolean;
   /** With `delta`: the state hash of the config the proxy holds (query `state=`), to resume from. */
   state?: string;
+  /**
+   * The proxy reads a virtual host's `serviceDomains` (query `serviceDomains=1`, issue #19);
+   * absent: an older proxy, weftd spells them out as `domains` (pkg/proxyconfig/domains.ts).
+   */
+  serviceDomains?: boolean;
+  /**
+   * The proxy holds and asks for hosts (query `onDemand=1`, ADR 0023); absent: an older proxy,
+   * which never asks, so weftd gives it its whole scope even in a mesh with onDemandHosts.
+   */
+  onDemand?: boolean;
 }
 
 /** One resource of a delta: added or updated, with its version (pkg/discovery/delta.ts). */
@@ -143,6 +157,8 @@ export function discoveryQuery(r: DiscoveryRequest): string {
     q.set('delta', '1');
     if (r.state !== undefined) q.set('state', r.state);
   }
+  if (r.serviceDomains === true) q.set('serviceDomains', '1');
+  if (r.onDemand === true) q.set('onDemand', '1');
   return `${DISCOVERY_PATH}?${q.toString()}`;
 }
 
@@ -160,6 +176,8 @@ export function parseDiscoveryQuery(search: URLSearchParams): DiscoveryRequest {
   if (!pod) throw new WeftError('WEFT_DISCOVERY_REQUEST_INVALID', 'pod is required');
   const acks = search.get('acks') === '1';
   const request: DiscoveryRequest = { kind, namespace, pod, acks };
+  if (search.get('serviceDomains') === '1') request.serviceDomains = true;
+  if (search.get('onDemand') === '1') request.onDemand = true;
   if (acks && search.get('delta') === '1') {
     request.delta = true;
     const state = search.get('state');

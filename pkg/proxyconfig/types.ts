@@ -323,8 +323,26 @@ export interface OutboundTcpService {
 export interface VirtualHost {
   name: string;
   /** Lowercase authorities this host answers to: `reviews`, `reviews.default.svc.cluster.local:9080`, `*`. */
-  domains: string[];
+  domains?: string[];
+  /**
+   * A service port's authorities in short (issue #19), answered besides `domains`; the name is
+   * then `<host>:<port>`. Spelled out by domainsOf (pkg/proxyconfig/domains.ts). weftd sends it
+   * only to proxies that ask for it (discovery query `serviceDomains=1`), `domains` to others.
+   */
+  serviceDomains?: ServiceDomains;
   routes: Route[];
+}
+
+/**
+ * What a service port answers to, on `<host>:<port>` (the virtual host's name): the host and
+ * `addresses`, plus for `short` (the host is `<short>.<ns>.<more>`) `<short>`, `<short>.<ns>` and
+ * `<short>.<ns>.svc`; each as `name:port`, and also `name` when `bare` (the service's default
+ * HTTP port: 80, else its first).
+ */
+export interface ServiceDomains {
+  addresses?: string[];
+  short?: string;
+  bare?: true;
 }
 
 /** Where a route came from, for Explain records and access logs. */
@@ -564,6 +582,9 @@ export type ClusterType = (typeof CLUSTER_TYPES)[number];
 /** The label an injected pod carries when it runs a weft (or Istio) sidecar: auto-mTLS targets it. */
 export const TLS_MODE_LABEL = 'security.istio.io/tlsMode';
 
+/** The endpoint label a proxy's metrics report as `destination_version` (when all a cluster's endpoints agree). */
+export const VERSION_LABEL = 'version';
+
 /**
  * Client-side TLS towards a cluster (DestinationRule `trafficPolicy.tls`, or auto-mTLS).
  *
@@ -597,6 +618,11 @@ export interface UpstreamTls {
 export interface Endpoint {
   address: string;
   port: number;
+  /**
+   * The pod's labels that the proxy reads, not all of them (weftd trims the rest:
+   * pkg/translate proxyReadLabelKeys): TLS_MODE_LABEL, VERSION_LABEL and the labels the
+   * cluster's failoverPriority names. Absent = none.
+   */
   labels?: Record<string, string>;
   /** Relative weight for load balancing; default 1. */
   weight?: number;

@@ -18,6 +18,7 @@ import { validateAuthzBlock } from './validate-authz.js';
 import { checkDnsServer, isDnsHostName } from './dns.js';
 import { checkL4Routes } from './l4.js';
 import { isIP } from 'node:net';
+import { hostPortOf, shortNamespaceOf } from './domains.js';
 
 export interface ConfigProblem {
   path: string;
@@ -188,11 +189,37 @@ function checkListener(c: Checker, l: unknown, path: string, ports: Set<number>)
   c.array(l.virtualHosts, `${path}.virtualHosts`).forEach((vh, i) => {
     const p = `${path}.virtualHosts[${i}]`;
     if (!isObj(vh)) return c.fail(p, 'must be an object');
-    c.array(vh.domains, `${p}.domains`).forEach((d, j) => {
-      if (typeof d !== 'string' || d === '') c.fail(`${p}.domains[${j}]`, 'must be a non-empty string');
-    });
+    if (vh.domains === undefined && vh.serviceDomains === undefined)
+      c.fail(`${p}.domains`, 'must be a list (or serviceDomains given)');
+    if (vh.domains !== undefined)
+      c.array(vh.domains, `${p}.domains`).forEach((d, j) => {
+        if (typeof d !== 'string' || d === '') c.fail(`${p}.domains[${j}]`, 'must be a non-empty string');
+      });
+    if (vh.serviceDomains !== undefined)
+      checkServiceDomains(c, vh.name, vh.serviceDomains, `${p}.serviceDomains`);
     c.array(vh.routes, `${p}.routes`).forEach((r, j) => checkRoute(c, r, `${p}.routes[${j}]`));
   });
+}
+
+/** A virtual host's short form (pkg/proxyconfig/domains.ts): every part must expand to what it says. */
+function checkServiceDomains(c: Checker, name: unknown, sd: unknown, path: string): void {
+  if (!isObj(sd)) return c.fail(path, 'must be an object');
+  const hp = typeof name === 'string' ? hostPortOf(name) : null;
+  if (hp === null) c.fail(path, 'needs the virtual host name to be <host>:<port>');
+  if (sd.addresses !== undefined)
+    c.array(sd.addresses, `${path}.addresses`).forEach((a, i) => {
+      if (typeof a !== 'string' || a === '') c.fail(`${path}.addresses[${i}]`, 'must be a non-empty string');
+    });
+  if (sd.short !== undefined) {
+    if (typeof sd.short !== 'string' || sd.short === '')
+      c.fail(`${path}.short`, 'must be a non-empty string');
+    else if (hp !== null && shortNamespaceOf(hp.host, sd.short) === null)
+      c.fail(`${path}.short`, `${hp.host} is not ${sd.short}.<namespace>.<domain>`);
+  }
+  if (sd.bare !== undefined && sd.bare !== true) c.fail(`${path}.bare`, 'must be true when present');
+  for (const k of Object.keys(sd))
+    if (!['addresses', 'short', 'bare'].includes(k))
+      c.fail(`${path}.${k}`, 'is not a field of serviceDomains');
 }
 
 function checkCluster(c: Checker, cl: unknown, path: string, names: Set<string>): void {

@@ -18,7 +18,7 @@
  * (WRONGPASS, or AUTH without a password configured) and drops the connection into backoff. The
  * password never appears in an error or a log line.
  */
-import { readFileSync } from 'node:fs';
+import { fs } from '../builtins/index.js';
 import net from 'node:net';
 import { backoffDelay, type BackoffPolicy } from '../kube/backoff.js';
 
@@ -284,7 +284,7 @@ export function authFromFile(passwordFile: string, username?: string): () => Red
   return () => {
     let text: string;
     try {
-      text = readFileSync(passwordFile, 'utf8');
+      text = fs.readFileSync(passwordFile, 'utf8');
     } catch (err) {
       throw new Error(
         `cannot read the redis password file ${passwordFile}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`,

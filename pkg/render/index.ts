@@ -185,6 +185,12 @@ function meshConfig(mesh: string, spec: EffectiveSpec): KubeObject {
 /** Where the combined process reads the webhook's serving certificate (Secret weft-webhook-tls). */
 const WEBHOOK_TLS_DIR = '/etc/weft/webhook-tls';
 const WEBHOOK_PORT = 9443;
+/**
+ * weftd and the webhook serve on through the first seconds of their deletion (a preStop sleep):
+ * the API server calls the webhook through its Service, and a rolling update must not fail an
+ * apply; Istio's proxies drain 5 s (terminationDrainDuration) for the same reason.
+ */
+const SERVER_DRAIN_SECONDS = 5;
 
 /**
  * weftd, and in Combined mode (ADR 0024) the webhook in the same pods: one more port, the
@@ -244,6 +250,7 @@ function controlPlane(mesh: string, spec: EffectiveSpec): KubeObject[] {
       ...(combined ? { extraPodLabels: { [ADMISSION_POD_LABEL]: 'true' } } : {}),
       secretName: SERVING_SECRET.weftd,
       configMapName: MESH_CONFIGMAP,
+      drainSeconds: SERVER_DRAIN_SECONDS,
     }),
     service(mesh, 'weftd', MESH_NAMESPACE, 'control-plane', [
       { name: 'grpc-xds', port: 15012, targetPort: 15012, protocol: 'TCP' },
@@ -374,6 +381,7 @@ function webhookDeployment(mesh: string, spec: EffectiveSpec, opts: RenderOption
       readiness: { path: '/readyz', port: WEBHOOK_PORT, scheme: 'HTTPS' },
       secretName: SERVING_SECRET.webhook,
       configMapName: MESH_CONFIGMAP,
+      drainSeconds: SERVER_DRAIN_SECONDS,
     }),
     ...podDisruptionBudget(mesh, WEBHOOK_SERVICE.name, MESH_NAMESPACE, 'webhook', replicas),
   ];

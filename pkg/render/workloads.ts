@@ -31,6 +31,14 @@ export interface WorkloadParams {
   /** Volumes beyond the TLS Secret and the mesh config, with their mounts in the one container. */
   extraVolumes?: V1Volume[];
   extraMounts?: V1VolumeMount[];
+  /**
+   * Seconds the pod keeps serving after its deletion starts, before SIGTERM (a kubelet `sleep`
+   * preStop hook, Kubernetes ≥ 1.30): kube-proxy and the API server's endpoint cache drop a
+   * terminating pod a moment later, and a server that exits at once leaves callers connecting to
+   * an address nothing answers (for the webhook: `kubectl apply` fails with "context deadline
+   * exceeded" during a rolling update).
+   */
+  drainSeconds?: number;
 }
 
 export function serviceAccount(mesh: string, name: string, namespace: string, component: string): KubeObject {
@@ -89,6 +97,7 @@ function container(p: WorkloadParams, mounts: unknown[]): Record<string, unknown
       capabilities: { drop: ['ALL'] },
     },
     volumeMounts: mounts,
+    ...(p.drainSeconds ? { lifecycle: { preStop: { sleep: { seconds: p.drainSeconds } } } } : {}),
   };
 }
 

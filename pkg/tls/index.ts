@@ -9,7 +9,7 @@
  * the next change completes it.
  */
 import { X509Certificate, createHash } from 'node:crypto';
-import { readFileSync, unwatchFile, watchFile } from 'node:fs';
+import { fs } from '../builtins/index.js';
 import { createSecureContext } from 'node:tls';
 import { WeftError, errorMessage } from '../errors/index.js';
 import type { Logger } from '../log/index.js';
@@ -41,7 +41,7 @@ export class CertReloader {
   load(): KeyPair {
     let pair: KeyPair;
     try {
-      pair = { cert: readFileSync(this.certFile), key: readFileSync(this.keyFile) };
+      pair = { cert: fs.readFileSync(this.certFile), key: fs.readFileSync(this.keyFile) };
       createSecureContext(pair);
       this.notAfter = new X509Certificate(pair.cert).validTo;
     } catch (err) {
@@ -74,13 +74,13 @@ export class CertReloader {
         });
       }
     };
-    watchFile(this.certFile, { interval: this.intervalMs, persistent: false }, reload);
-    watchFile(this.keyFile, { interval: this.intervalMs, persistent: false }, reload);
+    fs.watchFile(this.certFile, { interval: this.intervalMs, persistent: false }, reload);
+    fs.watchFile(this.keyFile, { interval: this.intervalMs, persistent: false }, reload);
   }
 
   stop(): void {
-    unwatchFile(this.certFile);
-    unwatchFile(this.keyFile);
+    fs.unwatchFile(this.certFile);
+    fs.unwatchFile(this.keyFile);
     this.watching = false;
   }
 }

@@ -37,6 +37,7 @@ import {
   isDefaultRetryPolicy,
   PROXY_CONFIG_API_VERSION,
   TLS_MODE_LABEL,
+  VERSION_LABEL,
   type UpstreamTls,
   type Cluster,
   type ConnectionPool,
@@ -56,7 +57,9 @@ import {
   type StringMatch,
   type VirtualHost,
   type GatewayTlsServer,
+  type ServiceDomains,
 } from '../proxyconfig/types.js';
+import { expandServiceDomains, hostPortOf, shortNamespaceOf } from '../proxyconfig/domains.js';
 import { parseDurationMs } from './duration.js';
 import { isIpOrCidr } from '../proxyconfig/validate.js';
 import { localityLbPolicy, type LocalityLbPolicy } from './locality.js';
@@ -256,22 +259,53 @@ export function servicesFromServiceEntries(ses: ServiceEntry[], suffix = DEFAULT
   return out;
 }
 
-/** Authorities a service port answers to. */
-function domainsFor(svc: ServiceRecord, port: number, bare: boolean, suffix: string): string[] {
-  const names = new Set<string>([svc.host, ...svc.addresses]);
-  const k8sSuffix = `.${svc.namespace}.${suffix}`;
-  if (svc.host.endsWith(k8sSuffix)) {
-    const short = svc.host.slice(0, -k8sSuffix.length);
-    names.add(short);
-    names.add(`${short}.${svc.namespace}`);
-    names.add(`${short}.${svc.namespace}.svc`);
-  }
-  const out: string[] = [];
-  for (const n of names) {
-    out.push(`${n}:${port}`);
-    if (bare) out.push(n);
-  }
+/**
+ * The endpoint labels a proxy reads (issue #19: a pod's labels were a fifth of an on-demand
+ * sidecar's config, and most are never read): the auto-mTLS mark (proxy/upstream/tls.ts),
+ * `version` (the destination_version of its metrics, proxy/compile destLabels) and the labels
+ * the cluster's failoverPriority compares (weftd's localizeClusters, after translation). Subset
+ * selection reads the full labels before this (ensureCluster); the topology labels are never
+ * read (failoverPriority takes them from the endpoint's locality).
+ */
+function proxyReadLabelKeys(loc: LocalityLbPolicy | undefined): ReadonlySet<string> {
+  const keys = new Set([TLS_MODE_LABEL, VERSION_LABEL]);
+  for (const s of loc?.failoverPriority ?? []) keys.add(s.split('=')[0]!);
+  return keys;
+}
+
+/** `labels` cut to `keys`; undefined when none is left (the proxy reads absent as `{}`). */
+function readLabels(
+  labels: Record<string, string>,
+  keys: ReadonlySet<string>,
+): Record<string, string> | undefined {
+  let out: Record<string, string> | undefined;
+  for (const [k, v] of Object.entries(labels)) if (keys.has(k)) (out ??= {})[k] = v;
   return out;
+}
+
+/**
+ * What a service port answers to (its host and addresses; for a Kubernetes-style host its short
+ * name, `name.ns` and `name.ns.svc`; each with the port, and without it on the default HTTP port),
+ * in the short form the proxy spells out (pkg/proxyconfig/domains.ts, issue #19). A host the short
+ * form cannot say exactly gets the list spelled out.
+ */
+function domainsFor(
+  svc: ServiceRecord,
+  port: number,
+  bare: boolean,
+  suffix: string,
+): Pick<VirtualHost, 'domains' | 'serviceDomains'> {
+  const sd: ServiceDomains = {};
+  if (svc.addresses.length > 0) sd.addresses = [...svc.addresses];
+  const k8sSuffix = `.${svc.namespace}.${suffix}`;
+  if (svc.host.endsWith(k8sSuffix)) sd.short = svc.host.slice(0, -k8sSuffix.length);
+  if (bare) sd.bare = true;
+  const exact =
+    hostPortOf(`${svc.host}:${port}`)?.host === svc.host &&
+    (sd.short === undefined || shortNamespaceOf(svc.host, sd.short) === svc.namespace);
+  return exact
+    ? { serviceDomains: sd }
+    : { domains: expandServiceDomains(svc.host, port, sd, svc.namespace) };
 }
 
 function percent(p: Percent | undefined, deprecatedInt: number | undefined, absent: number): number {
@@ -395,12 +429,16 @@ class Translator {
       Object.entries(selector).every(([k, v]) => e.labels[k] === v),
     );
     const policy = this.mergedPolicy(host, port, subset);
+    const od = convertOutlier(policy?.outlierDetection);
+    const loc = localityLbPolicy(policy?.loadBalancer?.localityLbSetting, od !== undefined);
+    const readKeys = proxyReadLabelKeys(loc);
     const endpoints: Endpoint[] = selected.map((e) => {
       const epPort = (sp && e.ports?.[sp.name]) ?? sp?.targetPort ?? port;
+      const labels = readLabels(this.autoMtlsLabels(policy?.tls, svc.namespace, e.labels, epPort), readKeys);
       return {
         address: e.address,
         port: epPort,
-        labels: this.autoMtlsLabels(policy?.tls, svc.namespace, e.labels, epPort),
+        ...(labels !== undefined ? { labels } : {}),
         ...(e.weight !== undefined ? { weight: e.weight } : {}),
         ...(e.locality ? { locality: e.locality } : {}),
       };
@@ -417,9 +455,7 @@ class Translator {
     // useClientProtocol: the client's protocol, whatever the port or h2UpgradePolicy say (as Istio)
     if (policy?.connectionPool?.http?.useClientProtocol === true) cluster.useClientProtocol = true;
     else if (speaksH2(sp?.protocol, policy?.connectionPool?.http?.h2UpgradePolicy)) cluster.http2 = true;
-    const od = convertOutlier(policy?.outlierDetection);
     if (od) cluster.outlierDetection = od;
-    const loc = localityLbPolicy(policy?.loadBalancer?.localityLbSetting, od !== undefined);
     if (loc && endpoints.length > 0) this.localityLb[name] = loc;
     const tls = this.upstreamTls(policy?.tls, svc, port, subset, selected);
     // auto-mTLS with every meshed endpoint's port DISABLE: nothing to originate
@@ -748,7 +784,7 @@ class Translator {
         const routes = vs ? this.meshRoutes(vs, p.number) : [this.defaultRoute(svc, p.number)];
         vhosts.push({
           name: `${svc.host}:${p.number}`,
-          domains: domainsFor(svc, p.number, p === bareDefault, this.suffix),
+          ...domainsFor(svc, p.number, p === bareDefault, this.suffix),
           routes,
         });
       }

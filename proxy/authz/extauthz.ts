@@ -11,7 +11,8 @@
  * (`timeout`, default 600 s as Istio), or sends more than MAX_BODY: `failOpen` allows,
  * otherwise `statusOnError` (default 403) denies.
  */
-import http from 'node:http';
+import type { IncomingHttpHeaders as HttpIncomingHttpHeaders } from 'node:http';
+import { http } from '../../pkg/builtins/index.js';
 import type { AuthzString, ExtAuthzHttpProvider } from '../../pkg/proxyconfig/types.js';
 
 /** The largest provider response body kept for a denial. */
@@ -63,7 +64,7 @@ export function prepareProvider(p: ExtAuthzHttpProvider): PreparedProvider {
   };
 }
 
-function pick(res: http.IncomingHttpHeaders, want: (n: string) => boolean): Record<string, string> {
+function pick(res: HttpIncomingHttpHeaders, want: (n: string) => boolean): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(res)) {
     if (v === undefined || !want(k)) continue;

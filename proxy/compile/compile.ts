@@ -21,6 +21,8 @@ import type {
   UpstreamCredential,
   VirtualHost,
 } from '../../pkg/proxyconfig/types.js';
+import { VERSION_LABEL } from '../../pkg/proxyconfig/types.js';
+import { domainsOf } from '../../pkg/proxyconfig/domains.js';
 import { WeftError } from '../../pkg/errors/index.js';
 import { ClusterRuntime } from '../upstream/cluster.js';
 import type { DnsEnv } from '../upstream/dns.js';
@@ -326,7 +328,7 @@ function headerOps(
 function destLabels(cluster: Cluster | undefined, clusterName: string, subset: string): DestinationLabels {
   const service = cluster?.service ?? clusterName;
   const parts = service.split('.');
-  const versions = new Set((cluster?.endpoints ?? []).map((e) => e.labels?.version));
+  const versions = new Set((cluster?.endpoints ?? []).map((e) => e.labels?.[VERSION_LABEL]));
   const only = versions.size === 1 ? [...versions][0] : undefined;
   return {
     destinationService: service,
@@ -465,7 +467,7 @@ class Compiler {
   vhost(vh: VirtualHost, path: string): CompiledVHost {
     return {
       name: vh.name,
-      domains: vh.domains,
+      domains: domainsOf(vh),
       routes: vh.routes.map((r, i) => this.route(r, i, `${path}.routes[${i}]`)),
     };
   }
@@ -520,7 +522,7 @@ export function compileConfig(cfg: ProxyConfig, opts: CompileOptions): CompileRe
     };
     l.virtualHosts.forEach((vh, vi) => {
       const cv = c.vhost(vh, `${path}.virtualHosts[${vi}]`);
-      for (const d of vh.domains) {
+      for (const d of cv.domains) {
         const dom = d.toLowerCase();
         if (dom === '*') out.wildcard ??= cv;
         else if (dom.startsWith('*')) out.suffixes.push([dom.slice(1), cv]);

@@ -10,8 +10,8 @@
 import { spawn } from 'node:child_process';
 import { WeftError } from '../../pkg/errors/index.js';
 import type { ProxyConfig } from '../../pkg/proxyconfig/types.js';
+import { LOAD_SUBCOMMAND } from './subcommand.js';
 
-export const LOAD_SUBCOMMAND = '__load-config';
 const LOAD_TIMEOUT_MS = 30_000;
 const CHILD_HEAP_MB = 512;
 

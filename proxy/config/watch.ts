@@ -3,7 +3,8 @@
  * files by rename, so the directory is watched (not the inode) and events are debounced; a
  * reload happens only when the file's content actually changed.
  */
-import { watch, type FSWatcher } from 'node:fs';
+import type { FSWatcher } from 'node:fs';
+import { fs } from '../../pkg/builtins/index.js';
 import { readFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import path from 'node:path';
@@ -30,7 +31,7 @@ export function watchFile(file: string, onChange: () => void, debounceMs = 100):
     });
   };
   // ConfigMap volumes swap a `..data` symlink, so any event in the directory is a candidate
-  const w: FSWatcher = watch(dir, (_event, name) => {
+  const w: FSWatcher = fs.watch(dir, (_event, name) => {
     if (name !== null && name !== base && !name.startsWith('..')) return;
     if (timer) clearTimeout(timer);
     timer = setTimeout(fire, debounceMs);

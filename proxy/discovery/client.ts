@@ -20,7 +20,7 @@
  * way the proxy keeps running, and holding, its last good config.
  */
 import https from 'node:https';
-import { readFileSync } from 'node:fs';
+import { fs } from '../../pkg/builtins/index.js';
 import type { IncomingMessage } from 'node:http';
 import {
   MessageDecoder,
@@ -56,6 +56,10 @@ export interface DiscoveryClientOptions {
   acks?: boolean;
   /** Ask for delta pushes (default true with acks; false acts as a proxy from before deltas). */
   delta?: boolean;
+  /** Say it holds and asks for hosts (default true; false acts as a proxy from before ADR 0023). */
+  onDemand?: boolean;
+  /** Ask for short service domains (default true; false acts as a proxy from before them, issue #19). */
+  serviceDomains?: boolean;
   /** Called when a stream opened (on-demand hosts re-declare their subscriptions then). */
   onOpen?: () => void;
 }
@@ -138,8 +142,8 @@ export class DiscoveryClient {
   // async: a missing token or CA file (read below) must reject into run()'s retry loop, not throw past it.
   private async connectOnce(): Promise<StreamEnd> {
     const { host, port } = parseAddress(this.o.address);
-    const token = readFileSync(this.o.tokenPath, 'utf8').trim();
-    const ca = readFileSync(this.o.caRootPath, 'utf8');
+    const token = fs.readFileSync(this.o.tokenPath, 'utf8').trim();
+    const ca = fs.readFileSync(this.o.caRootPath, 'utf8');
     return new Promise<StreamEnd>((resolve) => {
       let settled = false;
       const finish = (e: StreamEnd): void => {
@@ -218,6 +222,8 @@ export class DiscoveryClient {
     return {
       ...this.o.request,
       acks,
+      ...(this.o.serviceDomains !== false ? { serviceDomains: true } : {}),
+      ...(this.o.onDemand !== false ? { onDemand: true } : {}),
       ...(this.deltas() ? { delta: true, ...(state !== undefined ? { state } : {}) } : {}),
     };
   }
@@ -315,13 +321,13 @@ export class DiscoveryClient {
         host,
         port,
         servername: isIp(host) ? undefined : host,
-        ca: readFileSync(this.o.caRootPath, 'utf8'),
+        ca: fs.readFileSync(this.o.caRootPath, 'utf8'),
         path: ONDEMAND_PATH,
         method: 'POST',
         agent: this.onDemandAgent,
         timeout: ONDEMAND_TIMEOUT_MS,
         headers: {
-          authorization: `Bearer ${readFileSync(this.o.tokenPath, 'utf8').trim()}`,
+          authorization: `Bearer ${fs.readFileSync(this.o.tokenPath, 'utf8').trim()}`,
           'content-type': 'application/json',
           'content-length': Buffer.byteLength(body),
         },
@@ -354,8 +360,8 @@ export class DiscoveryClient {
       host,
       port,
       servername: isIp(host) ? undefined : host,
-      ca: () => readFileSync(caRootPath, 'utf8'),
-      token: () => readFileSync(tokenPath, 'utf8').trim(),
+      ca: () => fs.readFileSync(caRootPath, 'utf8'),
+      token: () => fs.readFileSync(tokenPath, 'utf8').trim(),
       log,
     });
   }

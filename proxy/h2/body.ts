@@ -5,7 +5,15 @@
  * bidirectional gRPC stream is not held back until the client half-closes, and a unary call
  * answered `unavailable` can still be retried with its whole body.
  */
-import { PassThrough, type Readable } from 'node:stream';
+import { PassThrough, type Readable, type Writable } from 'node:stream';
+
+/** The attempt a body streams to (the upstream pool's job): told of each chunk and of a failure. */
+export interface BodySink {
+  /** A chunk went out (the stream idle timeout counts both directions). */
+  touch(): void;
+  /** The client's body failed: the attempt is cancelled. */
+  abort(err: Error): void;
+}
 
 export class ReplayableBody {
   private readonly chunks: Buffer[] = [];
@@ -13,6 +21,10 @@ export class ReplayableBody {
   private overflowed = false;
   private ended = false;
   private reader: PassThrough | null = null;
+  /** The attempt's upstream stream written directly (streamTo), instead of a reader. */
+  private sink: Writable | null = null;
+  private sinkOwner: BodySink | null = null;
+  private readonly resumeSrc = (): void => void this.src.resume();
 
   constructor(
     private readonly src: Readable,
@@ -22,8 +34,13 @@ export class ReplayableBody {
     src.once('end', () => {
       this.ended = true;
       this.reader?.end();
+      const w = this.sink;
+      if (w !== null && !w.destroyed && !w.writableEnded) w.end();
     });
-    src.once('error', (err) => this.reader?.destroy(err));
+    src.once('error', (err) => {
+      this.reader?.destroy(err);
+      this.sinkOwner?.abort(new Error('request body failed'));
+    });
     // held until the first attempt reads it (the upstream pool resumes it)
     src.pause();
   }
@@ -43,8 +60,9 @@ export class ReplayableBody {
    * kept followed by what is still to come (a new attempt's stream replaces the previous one).
    */
   forAttempt(): Buffer | Readable {
-    if (this.complete) return this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks);
+    if (this.complete) return this.whole();
     this.reader?.destroy();
+    this.sink = this.sinkOwner = null;
     const r = new PassThrough();
     this.reader = r;
     for (const c of this.chunks) r.write(c);
@@ -55,6 +73,27 @@ export class ReplayableBody {
     if (this.ended) r.end();
     else this.src.resume();
     return r;
+  }
+
+  /**
+   * The body for one attempt on an HTTP/2 upstream stream, written to `w` directly: the whole
+   * buffer once complete, otherwise what was kept and then each chunk as it comes, with
+   * back-pressure (the client is paused while `w` is full). No PassThrough and pipe per request
+   * (with their listeners and state), which a unary gRPC call paid for a few hundred bytes.
+   */
+  streamTo(w: Writable, owner: BodySink): void {
+    if (this.complete) return void w.end(this.whole());
+    this.reader?.destroy();
+    this.reader = null;
+    this.sink = w;
+    this.sinkOwner = owner;
+    for (const c of this.chunks) w.write(c);
+    if (this.ended) w.end();
+    else this.src.resume();
+  }
+
+  private whole(): Buffer {
+    return this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks);
   }
 
   private onData(c: Buffer): void {
@@ -68,5 +107,14 @@ export class ReplayableBody {
     }
     const r = this.reader;
     if (r !== null && !r.destroyed && !r.write(c)) this.src.pause();
+    const w = this.sink;
+    // a dropped attempt's stream (destroyed) takes nothing, and the client is not held for it
+    if (w === null || w.destroyed || w.writableEnded) return;
+    this.sinkOwner!.touch();
+    if (!w.write(c)) {
+      this.src.pause();
+      w.once('drain', this.resumeSrc);
+      w.once('close', this.resumeSrc);
+    }
   }
 }

@@ -26,8 +26,10 @@
  *  - the first bytes: a connection that sends nothing that decides within the headers timeout
  *    is handed to HTTP/1, whose header timeout then answers it.
  */
-import http, { type IncomingMessage, type ServerResponse } from 'node:http';
-import http2, { type Http2Session, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
+import type { IncomingMessage, ServerResponse, Server as HttpServer } from 'node:http';
+import type * as Http2 from 'node:http2';
+import type { Http2Session, IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
+import { http2 } from '../../pkg/builtins/index.js';
 import net from 'node:net';
 import { answeredBeforeRouting, H2StreamResponse, streamRequest, type H2StreamRequest } from './stream-io.js';
 
@@ -63,7 +65,7 @@ export interface H2Limits {
   resetRate?: number;
 }
 
-export function h2ServerOptions(l: H2Limits): http2.ServerOptions {
+export function h2ServerOptions(l: H2Limits): Http2.ServerOptions {
   return {
     maxSessionMemory: l.maxSessionMemoryMb ?? H2_MAX_SESSION_MEMORY_MB,
     // header fields plus the four request pseudo-headers
@@ -79,7 +81,7 @@ export function h2ServerOptions(l: H2Limits): http2.ServerOptions {
       maxHeaderListSize: l.maxHeaderBytes,
       enablePush: false,
     },
-  } as http2.ServerOptions;
+  } as Http2.ServerOptions;
 }
 
 /**
@@ -112,7 +114,7 @@ function enforceHeadersDeadline(session: Http2Session, timeoutMs: number, onTime
   let completed = 0;
   let pending = 0;
   let pendingSince = 0;
-  session.on('stream', (stream: http2.ServerHttp2Stream) => {
+  session.on('stream', (stream: Http2.ServerHttp2Stream) => {
     completed = Math.max(completed, stream.id ?? 0);
   });
   const check = (): void => {
@@ -137,13 +139,13 @@ function enforceHeadersDeadline(session: Http2Session, timeoutMs: number, onTime
 }
 
 /** The HTTP/2 sessions open on each listener's server (a drain sends them GOAWAY). */
-const serverSessions = new WeakMap<http.Server, Set<Http2Session>>();
+const serverSessions = new WeakMap<HttpServer, Set<Http2Session>>();
 
 /**
  * Drain: every HTTP/2 session of `server` gets a GOAWAY; streams in progress finish, then the
  * connection closes (HTTP/1's `Connection: close` for a multiplexed connection).
  */
-export function goAwayH2(server: http.Server): void {
+export function goAwayH2(server: HttpServer): void {
   for (const s of serverSessions.get(server) ?? []) if (!s.closed) s.close();
 }
 
@@ -191,7 +193,7 @@ export function endWithHead(
   try {
     stream.respond({ ...headers, ':status': status }, { endStream: true });
   } catch {
-    stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+    stream.close(http2().constants.NGHTTP2_INTERNAL_ERROR);
   }
   return true;
 }
@@ -228,15 +230,45 @@ function adaptRequest(req: H2StreamRequest): void {
 /**
  * Makes `server` (a listener's node:http server) serve HTTP/2 too: its 'connection' handling is
  * wrapped so each connection's first bytes choose node:http (as before) or a node:http2 server
- * calling the same `onRequest`. Returns the http2 server (for tests and drain).
+ * calling the same `onRequest`. The http2 server (and node:http2 itself) is made on the first
+ * HTTP/2 connection: a listener that only ever sees HTTP/1 never loads it (ADR 0009).
  */
 export function serveH2Too(
-  server: http.Server,
+  server: HttpServer,
   limits: H2Limits,
   onRequest: (req: IncomingMessage, res: ServerResponse) => void,
   onRefused: H2Refusal = () => undefined,
-): http2.Http2Server {
-  const h2 = http2.createServer(h2ServerOptions(limits));
+): void {
+  const sessions = new Set<Http2Session>();
+  serverSessions.set(server, sessions);
+  const opening: { socket: net.Socket | null } = { socket: null };
+  let h2: Http2.Http2Server | null = null;
+  const h1 = server.listeners('connection') as ((s: net.Socket) => void)[];
+  server.removeAllListeners('connection');
+  const toH1 = (s: net.Socket): void => {
+    for (const fn of h1) fn.call(server, s);
+  };
+  const toH2 = (s: net.Socket): void => {
+    h2 ??= createH2Server(limits, onRequest, onRefused, sessions, opening);
+    opening.socket = s;
+    try {
+      h2.emit('connection', s);
+    } finally {
+      opening.socket = null;
+    }
+  };
+  server.on('connection', (s: net.Socket) => choose(s, limits.headersTimeoutMs, toH1, toH2));
+}
+
+/** The node:http2 server behind a listener: streams to `onRequest`, sessions into `sessions`. */
+function createH2Server(
+  limits: H2Limits,
+  onRequest: (req: IncomingMessage, res: ServerResponse) => void,
+  onRefused: H2Refusal,
+  sessions: Set<Http2Session>,
+  opening: { socket: net.Socket | null },
+): Http2.Http2Server {
+  const h2 = http2().createServer(h2ServerOptions(limits));
   // the raw stream API (h2/stream-io.ts), not node's compatibility 'request': no
   // Http2ServerRequest/Response pair per request
   h2.on(
@@ -263,11 +295,8 @@ export function serveH2Too(
       if (res.shouldKeepAlive === false) stream.session?.close();
     },
   );
-  let opening: net.Socket | null = null;
-  const sessions = new Set<Http2Session>();
-  serverSessions.set(server, sessions);
   h2.on('session', (session: Http2Session) => {
-    if (opening !== null) sessionSockets.set(session, opening);
+    if (opening.socket !== null) sessionSockets.set(session, opening.socket);
     sessions.add(session);
     session.once('close', () => sessions.delete(session));
     // a flood or a protocol error nghttp2 detected: this connection ends, no one else's
@@ -279,20 +308,6 @@ export function serveH2Too(
     });
   });
   h2.on('sessionError', () => undefined);
-  const h1 = server.listeners('connection') as ((s: net.Socket) => void)[];
-  server.removeAllListeners('connection');
-  const toH1 = (s: net.Socket): void => {
-    for (const fn of h1) fn.call(server, s);
-  };
-  const toH2 = (s: net.Socket): void => {
-    opening = s;
-    try {
-      h2.emit('connection', s);
-    } finally {
-      opening = null;
-    }
-  };
-  server.on('connection', (s: net.Socket) => choose(s, limits.headersTimeoutMs, toH1, toH2));
   return h2;
 }
 

@@ -16,13 +16,20 @@
  * - Mesh mTLS: the connection comes from the cluster's connector (upstream/tls.ts) offering
  *   `istio-h2` first; the inbound side of a weft sidecar reads the HTTP/2 preface either way.
  */
-import http2, { type ClientHttp2Session, type ClientHttp2Stream, type OutgoingHttpHeaders } from 'node:http2';
+import type * as Http2 from 'node:http2';
+import type { ClientHttp2Session, ClientHttp2Stream, OutgoingHttpHeaders } from 'node:http2';
+import { http2 } from '../../pkg/builtins/index.js';
 import net from 'node:net';
 import type { Readable } from 'node:stream';
 import type { Controller, Headers, RequestSpec, ResponseHandler } from '../upstream/h1client.js';
 import { UpstreamError, unsendable } from '../upstream/h1client.js';
 import type { Connect, OpenedConnection } from '../upstream/tls.js';
 import { isGrpcRequest } from './grpc.js';
+import { ReplayableBody } from './body.js';
+
+/** A request body an HTTP/2 stream takes: besides HTTP/1's, a replayable body written directly. */
+export type H2Body = Buffer | Readable | ReplayableBody | null;
+export type H2RequestSpec = Omit<RequestSpec, 'body'> & { body: H2Body };
 
 /** In-mesh ALPN for HTTP/2 (Istio's `istio-h2`), then plain `istio` for older peers. */
 export const MESH_ALPN_H2 = ['istio-h2', 'istio'];
@@ -40,18 +47,33 @@ export interface H2PoolOptions {
   maxHeaderListSize?: number;
   /** DestinationRule http2KeepAlive: a PING each interval, the session closed without an answer. */
   keepAlive?: { intervalMs: number; timeoutMs: number } | null;
+  /** Envoy's stream idle timeout (5 min); tests shorten it. */
+  streamIdleMs?: number;
 }
+
+const noop = (): void => undefined;
 
 /** Envoy's stream idle timeout: no frame of a stream for this long fails it. */
 const STREAM_IDLE_MS = 300_000;
+/**
+ * The idle timeout is checked by one sweep per session, STREAM_IDLE_TICKS times per timeout, not
+ * by a timer per stream (node's stream.setTimeout: a Timeout, a bound function and a listener per
+ * stream, refreshed on every frame). A stream fails at the first sweep finding it silent for more
+ * than STREAM_IDLE_TICKS sweeps: after one timeout to one timeout plus a sweep interval of silence.
+ */
+const STREAM_IDLE_TICKS = 5;
 
 /** One request on one stream; it is also the handler's Controller while it runs. */
 class Job implements Controller {
   stream: ClientHttp2Stream | null = null;
+  session: Session | null = null;
   done = false;
   gotResponse = false;
+  /** Idle sweeps since the stream's last frame (either way); reset by every frame. */
+  idleTicks = 0;
   constructor(
-    readonly spec: RequestSpec,
+    readonly pool: H2Pool,
+    readonly spec: H2RequestSpec,
     readonly handler: ResponseHandler & {
       onResponseTrailers?: (c: Controller, t: Headers) => void;
     },
@@ -59,7 +81,7 @@ class Job implements Controller {
   abort(err: Error): void {
     if (this.done) return;
     this.done = true;
-    this.stream?.close(http2.constants.NGHTTP2_CANCEL);
+    this.stream?.close(http2().constants.NGHTTP2_CANCEL);
     void err;
   }
   pause(): void {
@@ -73,6 +95,10 @@ class Job implements Controller {
     this.done = true;
     this.handler.onResponseError(this, err);
   }
+  /** A frame of this stream went either way (the idle sweep's clock). */
+  touch(): void {
+    this.idleTicks = 0;
+  }
 }
 
 class Session {
@@ -81,30 +107,80 @@ class Session {
   closing = false;
   idleTimer: NodeJS.Timeout | null = null;
   pingTimer: NodeJS.Timeout | null = null;
+  sweepTimer: NodeJS.Timeout | null = null;
+  /** The server's SETTINGS_MAX_CONCURRENT_STREAMS, read once per SETTINGS frame (not per request). */
+  remoteLimit = 100;
+  /** The streams in progress (the idle sweep's). */
+  readonly jobs = new Set<Job>();
   constructor(readonly s: ClientHttp2Session) {}
   limit(own: number): number {
-    const remote = this.s.remoteSettings?.maxConcurrentStreams ?? 100;
-    return Math.min(own, remote);
+    return Math.min(own, this.remoteLimit);
   }
+}
+
+/** The Job a pool stream carries (one set of handlers for every stream, not six closures each). */
+const JOB = Symbol('weft.h2.job');
+type JobStream = ClientHttp2Stream & { [JOB]: Job };
+
+function onStreamResponse(this: JobStream, h: Http2.IncomingHttpHeaders): void {
+  const job = this[JOB];
+  job.idleTicks = 0;
+  if (job.done) return;
+  const status = Number(h[':status']);
+  if (status >= 100 && status < 200) return; // informational: the final head follows
+  job.gotResponse = true;
+  job.handler.onResponseStart(job, status, asHeaders(h));
+}
+
+function onStreamTrailers(this: JobStream, t: Http2.IncomingHttpHeaders): void {
+  const job = this[JOB];
+  job.idleTicks = 0;
+  if (!job.done) job.handler.onResponseTrailers?.(job, asHeaders(t));
+}
+
+function onStreamData(this: JobStream, d: Buffer): void {
+  const job = this[JOB];
+  job.idleTicks = 0;
+  if (!job.done) job.handler.onResponseData(job, d);
+}
+
+function onStreamEnd(this: JobStream): void {
+  const job = this[JOB];
+  if (job.done || !job.gotResponse) return;
+  // node ends the readable side of a reset stream too: a reset other than NO_ERROR is a cut
+  // response, which 'close' reports as one (the client must not see a clean end)
+  const rst = this.rstCode;
+  if (rst !== undefined && rst !== http2().constants.NGHTTP2_NO_ERROR) return;
+  job.done = true;
+  job.handler.onResponseEnd(job);
+}
+
+function onStreamClose(this: JobStream): void {
+  const job = this[JOB];
+  job.pool.streamClosed(job, this);
 }
 
 export class H2Pool {
   private readonly sessions = new Set<Session>();
   private readonly queue: Job[] = [];
   private closing: (() => void) | null = null;
+  /** `:authority` for a request without Host. */
+  private readonly authority: string;
 
   constructor(
     readonly host: string,
     readonly port: number,
     readonly opts: H2PoolOptions,
-  ) {}
+  ) {
+    this.authority = `${host}:${port}`;
+  }
 
   get connections(): number {
     return this.sessions.size;
   }
 
-  dispatch(spec: RequestSpec, handler: ResponseHandler): void {
-    const job = new Job(spec, handler);
+  dispatch(spec: H2RequestSpec, handler: ResponseHandler): void {
+    const job = new Job(this, spec, handler);
     const bad = unsendableOverH2(spec);
     if (bad !== null) {
       // the proxy's own fault, the same for every endpoint: the router answers 503 DPE, no
@@ -140,11 +216,11 @@ export class H2Pool {
             };
       return opened.socket;
     };
-    const session = http2.connect(authority, {
+    const session = http2().connect(authority, {
       createConnection,
       settings: { enablePush: false, maxHeaderListSize: this.opts.maxHeaderListSize ?? 64 * 1024 },
       maxSessionMemory: 10,
-    } as http2.SecureClientSessionOptions);
+    } as Http2.SecureClientSessionOptions);
     const s = new Session(session);
     this.sessions.add(s);
     const timer = setTimeout(
@@ -164,10 +240,14 @@ export class H2Pool {
       clearTimeout(timer);
       s.ready = true;
       this.keepAlive(s);
+      this.sweepIdleStreams(s);
       this.drainQueue();
     };
     // the session is usable once the server's SETTINGS arrived (its stream limit is known)
     session.once('remoteSettings', ready);
+    session.on('remoteSettings', (settings: Http2.Settings) => {
+      s.remoteLimit = settings.maxConcurrentStreams ?? 100;
+    });
     session.on('error', (err: NodeJS.ErrnoException) => {
       const o = opened as OpenedConnection | null;
       const code = !s.ready
@@ -183,6 +263,7 @@ export class H2Pool {
       clearTimeout(timer);
       if (s.idleTimer !== null) clearTimeout(s.idleTimer);
       if (s.pingTimer !== null) clearInterval(s.pingTimer);
+      if (s.sweepTimer !== null) clearInterval(s.sweepTimer);
       if (!s.ready) return failOpen(new UpstreamError('connection closed before SETTINGS', 'ECONNRESET'));
       this.sessions.delete(s);
       this.settle();
@@ -216,6 +297,20 @@ export class H2Pool {
     s.pingTimer.unref();
   }
 
+  /** The stream idle timeout of every stream of `s` (STREAM_IDLE_TICKS). */
+  private sweepIdleStreams(s: Session): void {
+    const idleMs = this.opts.streamIdleMs ?? STREAM_IDLE_MS;
+    s.sweepTimer = setInterval(() => {
+      for (const job of s.jobs) {
+        if (++job.idleTicks <= STREAM_IDLE_TICKS) continue;
+        job.fail(new UpstreamError('stream idle timeout', 'ETIMEDOUT_STREAM', false, !job.gotResponse));
+        // and the stream is cancelled, so it stops counting against the session's limit
+        job.stream?.close(http2().constants.NGHTTP2_CANCEL);
+      }
+    }, idleMs / STREAM_IDLE_TICKS);
+    s.sweepTimer.unref();
+  }
+
   private drainQueue(): void {
     while (this.queue.length > 0) {
       const s = [...this.sessions].find(
@@ -237,7 +332,7 @@ export class H2Pool {
       s.idleTimer = null;
     }
     const spec = job.spec;
-    const headers = requestHead(spec, `${this.host}:${this.port}`);
+    const headers = requestHead(spec, this.authority);
     const body = spec.body;
     let stream: ClientHttp2Stream;
     try {
@@ -249,45 +344,32 @@ export class H2Pool {
       return job.fail(requestRefused(err));
     }
     job.stream = stream;
+    job.session = s;
+    (stream as JobStream)[JOB] = job;
     s.active++;
-    stream.setTimeout(STREAM_IDLE_MS, () =>
-      job.fail(new UpstreamError('stream idle timeout', 'ETIMEDOUT_STREAM', false, !job.gotResponse)),
-    );
-    stream.on('response', (h) => {
-      if (job.done) return;
-      const status = Number(h[':status']);
-      if (status >= 100 && status < 200) return; // informational: the final head follows
-      job.gotResponse = true;
-      job.handler.onResponseStart(job, status, withoutPseudo(h));
-    });
-    stream.on('trailers', (t) => {
-      if (!job.done) job.handler.onResponseTrailers?.(job, withoutPseudo(t));
-    });
-    stream.on('data', (d: Buffer) => {
-      if (!job.done) job.handler.onResponseData(job, d);
-    });
-    stream.on('end', () => {
-      if (job.done || !job.gotResponse) return;
-      // node ends the readable side of a reset stream too: a reset other than NO_ERROR is a cut
-      // response, which 'close' reports as one (the client must not see a clean end)
-      const rst = stream.rstCode;
-      if (rst !== undefined && rst !== http2.constants.NGHTTP2_NO_ERROR) return;
-      job.done = true;
-      job.handler.onResponseEnd(job);
-    });
-    stream.on('error', () => undefined); // reported by 'close' with its code
-    stream.once('close', () => {
-      s.active--;
-      this.idleCheck(s);
-      this.drainQueue();
-      if (job.done) return;
-      const refused = stream.rstCode === http2.constants.NGHTTP2_REFUSED_STREAM;
-      const code = refused ? 'EREFUSED_STREAM' : 'ECONNRESET';
-      job.fail(
-        new UpstreamError(`upstream stream closed (code ${stream.rstCode})`, code, false, !job.gotResponse),
-      );
-    });
+    s.jobs.add(job);
+    stream.on('response', onStreamResponse);
+    stream.on('trailers', onStreamTrailers);
+    stream.on('data', onStreamData);
+    stream.on('end', onStreamEnd);
+    stream.on('error', noop); // reported by 'close' with its code
+    stream.once('close', onStreamClose);
     if (body !== null) sendBody(stream, body, job);
+  }
+
+  /** A stream of this pool closed: its session's count, the queue, and the job's outcome. */
+  streamClosed(job: Job, stream: ClientHttp2Stream): void {
+    const s = job.session!;
+    s.active--;
+    s.jobs.delete(job);
+    this.idleCheck(s);
+    this.drainQueue();
+    if (job.done) return;
+    const refused = stream.rstCode === http2().constants.NGHTTP2_REFUSED_STREAM;
+    const code = refused ? 'EREFUSED_STREAM' : 'ECONNRESET';
+    job.fail(
+      new UpstreamError(`upstream stream closed (code ${stream.rstCode})`, code, false, !job.gotResponse),
+    );
   }
 
   private idleCheck(s: Session): void {
@@ -324,8 +406,8 @@ export class H2Pool {
 }
 
 /** request() only reads its options. */
-const END_STREAM: http2.ClientSessionRequestOptions = Object.freeze({ endStream: true });
-const OPEN_STREAM: http2.ClientSessionRequestOptions = Object.freeze({ endStream: false });
+const END_STREAM: Http2.ClientSessionRequestOptions = Object.freeze({ endStream: true });
+const OPEN_STREAM: Http2.ClientSessionRequestOptions = Object.freeze({ endStream: false });
 
 /**
  * The request's HEADERS as node's flat raw list (`[name, value, ...]`, which request() takes as
@@ -333,10 +415,21 @@ const OPEN_STREAM: http2.ClientSessionRequestOptions = Object.freeze({ endStream
  * then every field but `host` (it became `:authority`), a list value one field per element.
  * gRPC servers want `te: trailers` (a hop-by-hop field the router removed).
  */
-export function requestHead(spec: RequestSpec, fallbackAuthority: string): string[] {
+export function requestHead(spec: H2RequestSpec, fallbackAuthority: string): string[] {
   const h = spec.headers;
   const grpc = isGrpcRequest(h as never);
-  const out = [':method', spec.method, ':path', spec.path, ':authority', String(h.host ?? fallbackAuthority)];
+  // `:scheme` given (what node would add: the session's URL is http:), so node takes this list
+  // as is instead of copying it into a new one with the missing pseudo-header in front
+  const out = [
+    ':method',
+    spec.method,
+    ':scheme',
+    'http',
+    ':path',
+    spec.path,
+    ':authority',
+    String(h.host ?? fallbackAuthority),
+  ];
   for (const k in h) {
     const v = h[k];
     if (v === undefined || k === 'host' || k.charCodeAt(0) === 58 /* : */ || (grpc && k === 'te')) continue;
@@ -400,19 +493,24 @@ function requestRefused(err: unknown): UpstreamError {
   return new UpstreamError((err as Error).message, 'EPROTO_UPSTREAM');
 }
 
-function withoutPseudo(h: http2.IncomingHttpHeaders): Headers {
-  const out: Headers = {};
-  for (const k in h) if (k.charCodeAt(0) !== 58) out[k] = h[k] as string | string[];
-  return out;
+/**
+ * node's header object as the handler's, not copied: its pseudo-header fields (`:status`) stay
+ * in it, and every consumer already drops `:` names when it forwards (withoutHopByHop,
+ * forwardableTrailers), so a copy without them per head and per trailer section bought nothing.
+ */
+function asHeaders(h: Http2.IncomingHttpHeaders): Headers {
+  return h as Headers;
 }
 
 /** Streams the request body with back-pressure; an error in it cancels the stream. */
-function sendBody(stream: ClientHttp2Stream, body: Buffer | Readable, job: Job): void {
+function sendBody(stream: ClientHttp2Stream, body: NonNullable<H2Body>, job: Job): void {
   if (Buffer.isBuffer(body)) {
     stream.end(body);
     return;
   }
+  if (body instanceof ReplayableBody) return body.streamTo(stream, job);
   body.on('error', () => job.abort(new Error('request body failed')));
+  body.on('data', () => job.touch()); // the idle timeout counts what the client sends, too
   body.pipe(stream);
   if (body.isPaused()) body.resume();
 }

@@ -29,8 +29,9 @@
  *  - errors on the stream are swallowed (the 'close' that follows tells the router);
  *  - a request body still unread when the response is complete is read and dropped.
  */
-import http from 'node:http';
-import http2, { type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
+import { http, http2 } from '../../pkg/builtins/index.js';
+import type * as Http2 from 'node:http2';
+import type { IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 
 /** The IncomingMessage fields the router reads, set on the stream itself. */
@@ -69,7 +70,7 @@ export function streamRequest(
 type HeaderValue = string | number | string[] | undefined;
 
 /** respond() only reads its options: one object for every response. */
-const WAIT_FOR_TRAILERS: http2.ServerStreamResponseOptions = Object.freeze({ waitForTrailers: true });
+const WAIT_FOR_TRAILERS: Http2.ServerStreamResponseOptions = Object.freeze({ waitForTrailers: true });
 
 /** The ServerResponse the router writes to, on one HTTP/2 stream. */
 export class H2StreamResponse {
@@ -78,14 +79,16 @@ export class H2StreamResponse {
   private trailers: Record<string, HeaderValue> | null = null;
 
   constructor(readonly stream: ServerHttp2Stream) {
-    stream.once('finish', dumpUnread);
-    stream.once('wantTrailers', () => {
-      try {
-        stream.sendTrailers(this.trailers ?? {});
-      } catch {
-        stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
-      }
-    });
+    // 'finish' and 'wantTrailers' come once per stream: shared functions added with on(), not a
+    // closure and once()'s wrapper per response
+    (stream as ResponseStream)[RESPONSE] = this;
+    stream.on('finish', dumpUnread);
+    stream.on('wantTrailers', sendTrailers);
+  }
+
+  /** The trailers added so far (none: the stream ends with an empty trailing HEADERS frame). */
+  get pendingTrailers(): Record<string, HeaderValue> {
+    return this.trailers ?? NO_TRAILERS;
   }
 
   get headersSent(): boolean {
@@ -103,14 +106,16 @@ export class H2StreamResponse {
    */
   get writableFinished(): boolean {
     const s = this.stream;
-    return s.writableFinished && (s.rstCode === undefined || s.rstCode === http2.constants.NGHTTP2_NO_ERROR);
+    return (
+      s.writableFinished && (s.rstCode === undefined || s.rstCode === http2().constants.NGHTTP2_NO_ERROR)
+    );
   }
 
   /** node:http's shape; throws on a field HTTP/2 cannot carry, as the compatibility API. */
   writeHead(status: number, headers?: Readonly<Record<string, HeaderValue>>): this {
     const s = this.stream;
     if (s.destroyed || s.closed) return this;
-    s.respond(responseHead(status, headers) as unknown as http2.OutgoingHttpHeaders, WAIT_FOR_TRAILERS);
+    s.respond(responseHead(status, headers) as unknown as Http2.OutgoingHttpHeaders, WAIT_FOR_TRAILERS);
     return this;
   }
 
@@ -150,7 +155,7 @@ export class H2StreamResponse {
   destroy(err?: Error): void {
     const s = this.stream;
     if (err === undefined && !s.destroyed && !s.writableFinished)
-      s.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+      s.close(http2().constants.NGHTTP2_INTERNAL_ERROR);
     else s.destroy(err);
   }
 
@@ -162,6 +167,19 @@ export class H2StreamResponse {
   on(event: string, fn: (...args: unknown[]) => void): this {
     this.stream.on(event, fn);
     return this;
+  }
+}
+
+const RESPONSE = Symbol('weft.h2.response');
+type ResponseStream = ServerHttp2Stream & { [RESPONSE]: H2StreamResponse };
+const NO_TRAILERS: Readonly<Record<string, HeaderValue>> = Object.freeze({});
+
+/** node asks for the trailers once the body is written (`waitForTrailers`). */
+function sendTrailers(this: ResponseStream): void {
+  try {
+    this.sendTrailers(this[RESPONSE].pendingTrailers);
+  } catch {
+    this.close(http2().constants.NGHTTP2_INTERNAL_ERROR);
   }
 }
 
@@ -229,7 +247,7 @@ function respondBare(stream: ServerHttp2Stream, status: number): void {
   try {
     stream.respond({ ':status': status }, { endStream: true });
   } catch {
-    stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+    stream.close(http2().constants.NGHTTP2_INTERNAL_ERROR);
   }
 }
 

@@ -21,7 +21,7 @@
  * Never logs or exports the key: summaries carry serials, SPIFFE IDs, dates and fingerprints.
  */
 import { X509Certificate, type KeyObject } from 'node:crypto';
-import { readFileSync, unwatchFile, watchFile } from 'node:fs';
+import { fs } from '../../pkg/builtins/index.js';
 import https from 'node:https';
 import type { IncomingMessage } from 'node:http';
 import { createSecureContext, type SecureContext } from 'node:tls';
@@ -243,14 +243,18 @@ export class WorkloadIdentity implements IdentitySource {
 
   /** Starts fetching (resolves after the first attempt, successful or not) and watching the root file. */
   async start(): Promise<void> {
-    watchFile(this.o.caRootPath, { interval: this.o.rootPollMs ?? 2000, persistent: false }, this.onRootFile);
+    fs.watchFile(
+      this.o.caRootPath,
+      { interval: this.o.rootPollMs ?? 2000, persistent: false },
+      this.onRootFile,
+    );
     await this.renew();
   }
 
   stop(): void {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
-    unwatchFile(this.o.caRootPath, this.onRootFile);
+    fs.unwatchFile(this.o.caRootPath, this.onRootFile);
   }
 
   /** Renews now (tests, and an operator's `POST /certs/rotate` if ever wanted); one at a time. */
@@ -392,7 +396,7 @@ export class WorkloadIdentity implements IdentitySource {
 
   private readRootFile(): string {
     try {
-      return readFileSync(this.o.caRootPath, 'utf8');
+      return fs.readFileSync(this.o.caRootPath, 'utf8');
     } catch {
       return '';
     }
@@ -421,8 +425,8 @@ export class WorkloadIdentity implements IdentitySource {
 
   private async post(csr: string): Promise<CertificateResponse> {
     const { host, port } = parseAddress(this.o.address);
-    const token = readFileSync(this.o.tokenPath, 'utf8').trim();
-    const ca = readFileSync(this.o.caRootPath, 'utf8');
+    const token = fs.readFileSync(this.o.tokenPath, 'utf8').trim();
+    const ca = fs.readFileSync(this.o.caRootPath, 'utf8');
     const body = JSON.stringify({ csr });
     return new Promise((resolve, reject) => {
       const req = https.request({

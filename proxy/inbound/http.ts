@@ -22,7 +22,8 @@
  * keep-alive connection the app had closed fails before any response byte (a bodyless idempotent
  * request the app never saw: Istio 1.24's inbound retry policy).
  */
-import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse, Server as HttpServer } from 'node:http';
+import { http } from '../../pkg/builtins/index.js';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../../pkg/log/index.js';
@@ -441,7 +442,7 @@ export function connectionFields(c: InboundConnection): Record<string, unknown> 
 }
 
 export class InboundHttp {
-  readonly server: http.Server;
+  readonly server: HttpServer;
   draining = false;
   inflight = 0;
   private readonly conns = new WeakMap<Duplex, InboundConnection>();

@@ -5,7 +5,7 @@
  * non-HTTP outbound traffic cannot be passed through (one warning says so at start).
  */
 import { createRequire } from 'node:module';
-import { existsSync } from 'node:fs';
+import { fs } from '../../pkg/builtins/index.js';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type net from 'node:net';
@@ -40,7 +40,7 @@ export function loadAddon(): { addon: Addon | null; reason: string } {
   const require = createRequire(import.meta.url);
   const tried: string[] = [];
   for (const file of addonCandidates()) {
-    if (!existsSync(file)) {
+    if (!fs.existsSync(file)) {
       tried.push(`${file} (missing)`);
       continue;
     }

@@ -8,7 +8,8 @@
  * limit's failure mode, the error is counted (`weft_proxy_ratelimit_backend_errors_total`) and
  * logged at most once per LOG_EVERY_MS.
  */
-import http from 'node:http';
+import type { Agent as HttpAgent } from 'node:http';
+import { http } from '../../pkg/builtins/index.js';
 import https from 'node:https';
 import {
   RATELIMIT_CHECK_PATH,
@@ -52,7 +53,7 @@ export interface GlobalClientOptions {
 }
 
 export class GlobalClient implements GlobalBackend {
-  private readonly agent: http.Agent;
+  private readonly agent: HttpAgent;
 
   constructor(private readonly o: GlobalClientOptions) {
     const opts = { keepAlive: true, maxSockets: MAX_SOCKETS, maxFreeSockets: MAX_SOCKETS };

@@ -32,6 +32,7 @@ import {
   forwardableHeaders,
   forwardableTrailers,
   sanitizeExternal,
+  dropNominatedFields,
   withoutHopByHop,
   type HeaderMap,
 } from './headers.js';
@@ -52,6 +53,7 @@ import { checkRateLimit, gatewayRateLimitRequest } from '../ratelimit/gateway.js
 import { limitedReply, rateLimitHeaders, rateLimitLogFields } from '../ratelimit/headers.js';
 import { connectionOf, endWithHead, hasUndeclaredBody, isH2 } from '../h2/downstream.js';
 import { ReplayableBody } from '../h2/body.js';
+import { H2Pool } from '../h2/pool.js';
 import { grpcReply, grpcStatusLabel, grpcTimeoutMs, sendGrpcError, type GrpcReply } from '../h2/router.js';
 import { encodeGrpcMessage, grpcStatusOfHttp } from '../h2/grpc.js';
 import {
@@ -238,7 +240,8 @@ export class Exchange {
   ) {}
 
   run(): void {
-    this.res.once('close', () => {
+    // 'close' comes once: on() spares once()'s wrapper objects on every request
+    this.res.on('close', () => {
       this.env.onClosed();
       this.onDownstreamClose();
     });
@@ -264,6 +267,7 @@ export class Exchange {
         Flags.NoRoute,
         `authority "${v.authority}" is not a host of the TLS server the SNI selected (${tlsServer.name})`,
       );
+    this.sanitizeDownstreamHeaders();
     if (
       this.cfg.jwt !== null &&
       !jwtHook(this, this.cfg.jwt, this.req.headers, v, this.env.metrics, this.listener.name)
@@ -274,6 +278,21 @@ export class Exchange {
     if (guardsListener(az, this.listener.name))
       return authzGate(az, this.req, v, this.auth, (o) => this.afterAuthz(o), this.peer);
     this.limitThenRoute();
+  }
+
+  /**
+   * What the proxy vouches for is settled before any filter reads the headers, as in Envoy's
+   * connection manager: the fields the client's Connection header nominates are dropped (a
+   * policy decides on what the app gets; the proxy's own headers added later cannot be named
+   * away), on an edge listener the client's x-envoy-* controls and its own
+   * x-forwarded-client-cert are dropped and the gateway's XFCC set, so RequestAuthentication,
+   * AuthorizationPolicy (`request.headers[…]`), ext-authz and the app all see the same headers.
+   */
+  private sanitizeDownstreamHeaders(): void {
+    const h = this.req.headers;
+    dropNominatedFields(h);
+    if (this.listener.edge) sanitizeExternal(h);
+    if (this.clientCert !== null) h['x-forwarded-client-cert'] = this.clientCert;
   }
 
   /** Listener rate limits, after authn and authz (a refused request spends no token): 429 past them. */
@@ -550,11 +569,16 @@ export class Exchange {
     if (perTry > 0) this.tryTimer = setTimeout(() => this.onTryTimeout(a), perTry);
     // each attempt says which it is (Envoy's include_request_attempt_count, on in Istio)
     if (this.cfg.attemptCount) this.out!['x-envoy-attempt-count'] = String(this.attempts);
+    const pool = this.upgrade === null ? cluster.poolFor(ep, isH2(this.req)) : null;
+    if (pool instanceof H2Pool) {
+      // an HTTP/2 stream takes a replayable body as it is (written directly, no PassThrough)
+      const body = this.tee ?? this.body;
+      return pool.dispatch({ path: this.path, method: this.view.method, headers: this.out!, body }, a);
+    }
     const body = this.tee !== null ? this.tee.forAttempt() : this.body;
     const spec = { path: this.path, method: this.view.method, headers: this.out!, body };
-    if (this.upgrade !== null)
-      this.upgrade.dispatch(ep, cluster.limits.connectTimeoutMs, spec, a, cluster.connectorFor(ep));
-    else cluster.poolFor(ep, isH2(this.req)).dispatch(spec, a);
+    if (pool !== null) pool.dispatch(spec, a);
+    else this.upgrade!.dispatch(ep, cluster.limits.connectTimeoutMs, spec, a, cluster.connectorFor(ep));
   }
 
   /** Ends the current attempt's bookkeeping (endpoint in-flight count, per-try timer). */

@@ -90,6 +90,32 @@ export function connectionOptions(value: string | string[] | undefined): string[
   return out;
 }
 
+/** Nominated fields kept on the request object: the proxy reads them itself (framing, Host, upgrades). */
+const KEPT_WHEN_NOMINATED: Readonly<Record<string, true>> = {
+  ...HOP_BY_HOP,
+  host: true,
+  'content-length': true,
+};
+
+/**
+ * Removes, in place, the client's fields its `Connection` header nominates (RFC 9110 §7.6.1),
+ * before authentication and authorization read the request: a policy must decide on the headers
+ * the app will get, and the headers the proxy adds afterwards (JWT claim outputs, ext-authz
+ * headers) must not be nameable away. Hop-by-hop, framing and Host fields stay for the proxy's own
+ * use; they are never forwarded as they are.
+ */
+export function dropNominatedFields(h: HeaderMap): void {
+  if (h.connection === undefined) return;
+  const kept: string[] = [];
+  for (const name of connectionOptions(h.connection)) {
+    if (KEPT_WHEN_NOMINATED[name] === true || name === 'close') kept.push(name);
+    else delete h[name];
+  }
+  // the options are spent: forwarding must not remove what the proxy sets under those names
+  if (kept.length > 0) h.connection = kept.join(', ');
+  else delete h.connection;
+}
+
 function copyWithout(
   src: HeaderMap,
   hop: Readonly<Record<string, true>>,

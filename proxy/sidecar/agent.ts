@@ -10,7 +10,7 @@
  * Flags override the environment the injector / operator set.
  */
 import net from 'node:net';
-import { readFileSync } from 'node:fs';
+import { fs } from '../../pkg/builtins/index.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ProxyKind } from '../../pkg/discovery/protocol.js';
 import { createLogger, type Logger } from '../../pkg/log/index.js';
@@ -454,7 +454,7 @@ function globalRateLimitClient(
     let at = -Infinity;
     return () => {
       if (Date.now() - at > 10_000) {
-        value = readFileSync(path, 'utf8').trim();
+        value = fs.readFileSync(path, 'utf8').trim();
         at = Date.now();
       }
       return value;

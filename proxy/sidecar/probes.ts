@@ -8,8 +8,8 @@
  * Success is what the kubelet counts as success (HTTP 200-399, TCP connect, gRPC SERVING);
  * a failure answers 503 (or the app's own 4xx/5xx) with the reason in the body.
  */
-import http from 'node:http';
-import http2 from 'node:http2';
+import { http, http2 } from '../../pkg/builtins/index.js';
+import type * as Http2 from 'node:http2';
 import https from 'node:https';
 import net from 'node:net';
 import type { AppProber } from '../../pkg/inject/probes.js';
@@ -151,9 +151,9 @@ function grpcProbe(host: string, port: number, service: string, ms: number): Pro
       session.destroy();
       resolve(r);
     };
-    const session = http2.connect(`http://${net.isIPv6(host) ? `[${host}]` : host}:${port}`, {
+    const session = http2().connect(`http://${net.isIPv6(host) ? `[${host}]` : host}:${port}`, {
       localAddress: sourceFor(host),
-    } as http2.SecureClientSessionOptions);
+    } as Http2.SecureClientSessionOptions);
     const timer = setTimeout(
       () => done({ ok: false, status: 503, detail: `gRPC health: no answer within ${ms} ms` }),
       ms,

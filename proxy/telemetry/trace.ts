@@ -12,20 +12,59 @@ import type { HeaderMap } from '../router/headers.js';
 const pool = Buffer.allocUnsafe(4096);
 let offset = pool.length;
 
-function randomHex(bytes: number): string {
+/** The offset in `pool` of `bytes` fresh random bytes. */
+function take(bytes: number): number {
   if (offset + bytes > pool.length) {
     randomFillSync(pool);
     offset = 0;
   }
-  const s = pool.toString('hex', offset, offset + bytes);
+  const at = offset;
   offset += bytes;
-  return s;
+  return at;
+}
+
+const HEX_DIGITS = Buffer.from('0123456789abcdef', 'latin1');
+/**
+ * The text of an id is written into one reused buffer and read out as one string: no hex string
+ * cut into slices and joined again (half a dozen short-lived strings per request otherwise).
+ */
+const scratch = Buffer.alloc(64);
+
+function hexInto(at: number, from: number, bytes: number): number {
+  for (let i = 0; i < bytes; i++) {
+    const b = pool[from + i]!;
+    scratch[at++] = HEX_DIGITS[b >> 4]!;
+    scratch[at++] = HEX_DIGITS[b & 15]!;
+  }
+  return at;
 }
 
 /** A v4-shaped UUID (variant/version bits set) from the pooled random bytes. */
 export function requestId(): string {
-  const h = randomHex(16);
-  return `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-${((parseInt(h[16]!, 16) & 3) | 8).toString(16)}${h.slice(17, 20)}-${h.slice(20, 32)}`;
+  const from = take(16);
+  pool[from + 6] = (pool[from + 6]! & 0x0f) | 0x40; // version 4
+  pool[from + 8] = (pool[from + 8]! & 0x3f) | 0x80; // variant 10xx
+  let at = hexInto(0, from, 4);
+  scratch[at++] = 0x2d; // -
+  at = hexInto(at, from + 4, 2);
+  scratch[at++] = 0x2d;
+  at = hexInto(at, from + 6, 2);
+  scratch[at++] = 0x2d;
+  at = hexInto(at, from + 8, 2);
+  scratch[at++] = 0x2d;
+  at = hexInto(at, from + 10, 6);
+  return scratch.toString('latin1', 0, at);
+}
+
+/** A new W3C traceparent (`00-<trace id>-<span id>-01`, sampled) from the pooled random bytes. */
+function newTraceparent(): string {
+  const from = take(24);
+  scratch.write('00-', 0, 'latin1');
+  let at = hexInto(3, from, 16);
+  scratch[at++] = 0x2d;
+  at = hexInto(at, from + 16, 8);
+  scratch.write('-01', at, 'latin1');
+  return scratch.toString('latin1', 0, at + 3);
 }
 
 const HEX32 = /^[0-9a-f]{32}$/;
@@ -62,7 +101,7 @@ export function propagate(h: HeaderMap): string {
     h['x-request-id'] = id;
   }
   if (h.traceparent === undefined) {
-    h.traceparent = fromB3(h) ?? `00-${randomHex(16)}-${randomHex(8)}-01`;
+    h.traceparent = fromB3(h) ?? newTraceparent();
   }
   return id;
 }

@@ -17,7 +17,7 @@
  * (`ssl.connection_error`, `ssl.fail_verify_san`).
  */
 import { X509Certificate } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { fs } from '../../pkg/builtins/index.js';
 import net from 'node:net';
 import tls, { type PeerCertificate, type SecureContext } from 'node:tls';
 import { TLS_MODE_LABEL, type UpstreamCredential, type UpstreamTls } from '../../pkg/proxyconfig/types.js';
@@ -202,7 +202,7 @@ function originationAlpn(
 export function originationContext(cfg: UpstreamTls, credential?: UpstreamCredential): SecureContext {
   if (cfg.credentialName !== undefined) return credentialContext(cfg, cfg.credentialName, credential);
   const read = (file: string | undefined): string | undefined =>
-    file === undefined ? undefined : readFileSync(file, 'utf8');
+    file === undefined ? undefined : fs.readFileSync(file, 'utf8');
   const ca = read(cfg.caCertificates);
   const cert = cfg.mode === 'MUTUAL' ? read(cfg.clientCertificate) : undefined;
   const key = cfg.mode === 'MUTUAL' ? read(cfg.privateKey) : undefined;

@@ -25,20 +25,31 @@ export function runtimeImports(source: string): string[] {
   return out;
 }
 
-/** Files reached from `entry` (relative to the repo) and the npm packages they import (with the first importer). */
-export function reachable(entry: string): { files: Set<string>; packages: Map<string, string> } {
+/**
+ * Files reached from `entry` (relative to the repo), the npm packages and the `node:` built-ins
+ * they import (each with its first importer).
+ */
+export function reachable(entry: string): {
+  files: Set<string>;
+  packages: Map<string, string>;
+  builtins: Map<string, string>;
+} {
   const files = new Set<string>();
   const packages = new Map<string, string>(); // package -> first importer
+  const builtins = new Map<string, string>(); // node:x -> first importer
   const todo = [path.join(ROOT, entry)];
   while (todo.length > 0) {
     const file = todo.pop()!;
     if (files.has(file)) continue;
     files.add(file);
     for (const spec of runtimeImports(readFileSync(file, 'utf8'))) {
-      if (spec.startsWith('node:')) continue;
+      if (spec.startsWith('node:')) {
+        if (!builtins.has(spec)) builtins.set(spec, path.relative(ROOT, file));
+        continue;
+      }
       if (spec.startsWith('.')) todo.push(path.resolve(path.dirname(file), spec.replace(/\.js$/, '.ts')));
       else if (!packages.has(spec)) packages.set(spec, path.relative(ROOT, file));
     }
   }
-  return { files, packages };
+  return { files, packages, builtins };
 }

@@ -197,7 +197,7 @@ describe('weftd (in-process, real API server)', function () {
     expect(JSON.parse(r.body)).to.include({ ready: true });
   });
 
-  it('streams the route over TLS: VirtualService → DestinationRule subset → ready endpoint with pod labels', async () => {
+  it('streams the route over TLS: VirtualService → DestinationRule subset → ready endpoint with the pod labels a proxy reads', async () => {
     const s = await Stream.open(weftd.discoveryPort, caPem, appToken, 'sidecar', ns, 'app-1');
     expect(s.status).to.equal(200);
     const { version, config } = await s.nextConfig();
@@ -211,7 +211,7 @@ describe('weftd (in-process, real API server)', function () {
     const cluster = action.type === 'route' ? action.destinations[0]!.cluster : '';
     expect(cluster).to.equal(`outbound|9080|v2|${host()}`);
     expect(config.clusters.find((c) => c.name === cluster)?.endpoints).to.deep.equal([
-      { address: '10.244.0.12', port: 8080, labels: { app: 'reviews', version: 'v2' } },
+      { address: '10.244.0.12', port: 8080, labels: { version: 'v2' } }, // app: no proxy reads it
     ]);
     expect(config.telemetry?.workload).to.deep.include({ namespace: ns, app: 'client' });
     s.end();
@@ -304,7 +304,7 @@ describe('weftd (in-process, real API server)', function () {
     ).to.deep.equal(['10.9.0.1']);
     expect(config.clusters.find((c) => c.service === 'api.example.com')).to.deep.include({
       type: 'STRICT_DNS',
-      endpoints: [{ address: 'api.example.com', port: 80, labels: {} }],
+      endpoints: [{ address: 'api.example.com', port: 80 }],
     });
     expect(config.clusters.some((c) => c.service === 'private.example.com')).to.equal(false);
     s.end();

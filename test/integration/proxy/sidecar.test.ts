@@ -155,6 +155,8 @@ describe('proxy sidecar with a fake weftd', function () {
       pod: 'productpage-1',
       acks: true, // it answers every push with ACK/NACK
       delta: true, // and takes delta pushes (ADR 0020)
+      serviceDomains: true, // and spells out short service domains (issue #19)
+      onDemand: true, // and asks for hosts it does not hold (ADR 0023)
     });
   });
 

@@ -231,7 +231,7 @@ spec:
   hosts: [a.default.svc.cluster.local]
   resolution: STATIC
   ports: [{number: 80, name: http, protocol: HTTP}]
-  endpoints: [{address: 10.0.0.5, labels: {app: a}}]
+  endpoints: [{address: 10.0.0.5, labels: {app: a, version: v1}}]
 `,
     ).config;
     const asked: string[] = [];
@@ -339,7 +339,9 @@ spec:
       ]);
       expect(r.code, r.err).to.equal(0);
       expect(asked).to.deep.equal(['/debug/config?namespace=ns1&pod=app-1&kind=sidecar']);
-      expect(r.out).to.match(/^10\.0\.0\.5:80 +outbound\|80\|\|a\.default\.svc\.cluster\.local +1 +app=a$/m);
+      expect(r.out).to.match(
+        /^10\.0\.0\.5:80 +outbound\|80\|\|a\.default\.svc\.cluster\.local +1 +version=v1$/m,
+      ); // app is trimmed: no proxy reads it
       // without -n or .NS, the kubeconfig context's namespace (here bookinfo), as kubectl does
       const file = join(dir, 'ctx.yaml');
       writeFileSync(file, KUBECONFIG('bookinfo'));

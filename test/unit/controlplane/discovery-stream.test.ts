@@ -19,6 +19,9 @@ import { MessageDecoder, discoveryQuery, type DiscoveryMessage } from '../../../
 import { createLogger } from '../../../pkg/log/index.js';
 import { waitFor } from '../../support/wait.js';
 import type { ServiceRecord } from '../../../pkg/translate/index.js';
+import type { IncomingMessage } from 'node:http';
+import { domainsOf } from '../../../pkg/proxyconfig/domains.js';
+import type { HttpListener, ProxyConfig } from '../../../pkg/proxyconfig/types.js';
 
 const log = createLogger('test', { silent: true });
 
@@ -31,7 +34,8 @@ function services(n: number, tag: number): ServiceRecord[] {
     ports: [{ number: 80, name: 'http', protocol: 'HTTP' }],
     endpoints: Array.from({ length: 100 }, (_, j) => ({
       address: `10.${tag & 255}.${i & 255}.${j}`,
-      labels: { app: `s${i}` },
+      // version: a label the proxy reads, so weftd keeps it (it trims the others, issue #19)
+      labels: { app: `s${i}`, version: `v${j}` },
     })),
   }));
 }
@@ -100,6 +104,32 @@ describe('weftd discovery server without a cluster', function () {
     });
   }
 
+  it('short service domains only to a proxy that asks (serviceDomains=1); an older one gets them spelled out', async () => {
+    const port = (server.address() as AddressInfo).port;
+    const firstConfig = async (serviceDomains: boolean): Promise<ProxyConfig> => {
+      const path = discoveryQuery({ kind: 'sidecar', namespace: 'ns', pod: 'client-1', serviceDomains });
+      const received: DiscoveryMessage[] = [];
+      const decoder = new MessageDecoder();
+      const res = await openStream(port, caPem, path);
+      res.on('data', (chunk: Buffer) => received.push(...decoder.push(chunk)));
+      await waitFor('the first config', () => received.length > 0, 30_000, 5);
+      res.destroy();
+      const m = received[0]!;
+      if (m.type !== 'config') throw new Error(`got ${m.type}`);
+      expect(m.version).to.equal(m.config.version);
+      return m.config;
+    };
+    const short = await firstConfig(true);
+    const older = await firstConfig(false);
+    const vh = (c: ProxyConfig) => (c.listeners[0] as HttpListener).virtualHosts[0]!;
+    expect(vh(short).domains).to.equal(undefined);
+    expect(vh(short).serviceDomains).to.deep.include({ short: 's0', bare: true });
+    expect(vh(older).serviceDomains).to.equal(undefined);
+    expect(vh(older).domains).to.deep.equal(domainsOf(vh(short)));
+    expect(vh(older).domains).to.include.members(['s0', 's0.ns:80', 's0.ns.svc', '10.0.0.0:80']);
+    expect(older.version).to.equal(short.version);
+  });
+
   it('keeps only the newest config while the socket is backed up, and delivers it once the proxy reads', async () => {
     const received: DiscoveryMessage[] = [];
     const decoder = new MessageDecoder();
@@ -159,6 +189,24 @@ describe('weftd discovery server without a cluster', function () {
     res.destroy();
   });
 });
+
+function openStream(port: number, caPem: string, path: string): Promise<IncomingMessage> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      {
+        host: '127.0.0.1',
+        servername: 'weftd.test',
+        port,
+        path,
+        ca: caPem,
+        headers: { authorization: 'Bearer x' },
+      },
+      resolve,
+    );
+    req.on('error', reject);
+    req.end();
+  });
+}
 
 function getStatus(
   port: number,

@@ -5,6 +5,7 @@
 import { expect } from 'chai';
 import type { Gateway, HTTPRoute, VirtualService } from '../../../pkg/api/index.js';
 import type { HttpListener } from '../../../pkg/proxyconfig/types.js';
+import { domainsOf } from '../../../pkg/proxyconfig/domains.js';
 import {
   bindsTo,
   gatewaySelects,
@@ -202,7 +203,7 @@ describe('pkg/translate: translateGateway', () => {
             }),
           ],
         }),
-      )[0]!.virtualHosts.map((v) => v.domains);
+      )[0]!.virtualHosts.map((v) => domainsOf(v));
     expect(hostsFor(['edge'])).to.deep.equal([['www.example.com', 'www.example.com:8080']]);
     expect(hostsFor(['*'])).to.have.length(1);
     expect(hostsFor(['.'])).to.deep.equal([]);

@@ -356,6 +356,39 @@ describe('weftd POST /v1/discovery/ondemand (real server on loopback)', function
     expect(await c.askHosts(['ratings.prod'])).to.deep.equal({ 'ratings.prod': 'found' });
   });
 
+  it('an older proxy (no onDemand=1) keeps its whole scope, and its ask is refused: 409', async () => {
+    const { port, discovery } = await weftd(true);
+    let latest: ProxyConfig | undefined;
+    const c = new DiscoveryClient({
+      address: `127.0.0.1:${port}`,
+      caRootPath: join(dir, 'ca.crt'),
+      tokenPath: join(dir, 'tok'),
+      request: { kind: 'sidecar', namespace: 'shop', pod: 'web-1' },
+      log,
+      onDemand: false, // as a proxy from before ADR 0023: it would never ask
+      onConfig: (cfg) => {
+        latest = cfg;
+        return Promise.resolve();
+      },
+    });
+    clients.push(c);
+    void c.run();
+    await waitFor('a first config', () => latest);
+    expect(latest!.onDemand).to.equal(undefined);
+    expect(hosts(latest!)).to.deep.equal([
+      'ratings.prod.svc.cluster.local',
+      'reviews.prod.svc.cluster.local',
+      'web.shop.svc.cluster.local',
+    ]);
+    const r = await post(port, ask(['reviews.prod']));
+    expect(r.status, r.body).to.equal(409);
+    expect(r.body).to.match(/did not ask for on-demand hosts/);
+    // what weftctl proxy-status compares it with is that whole scope too (SYNCED, not STALE)
+    expect(discovery.configFor('sidecar', 'shop', 'web-1', undefined, false)!.version).to.equal(
+      latest!.version,
+    );
+  });
+
   function stream(port: number): { client: DiscoveryClient; configs: () => number } {
     let configs = 0;
     const client = new DiscoveryClient({

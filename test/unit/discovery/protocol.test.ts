@@ -89,6 +89,12 @@ describe('discovery protocol', () => {
       const withAcks = discoveryQuery({ kind: 'sidecar', namespace: 'a', pod: 'b', acks: true });
       expect(withAcks).to.contain('acks=1');
       expect(parseDiscoveryQuery(new URL(withAcks, 'https://weftd').searchParams).acks).to.equal(true);
+      const short = discoveryQuery({ kind: 'sidecar', namespace: 'a', pod: 'b', serviceDomains: true });
+      expect(short).to.contain('serviceDomains=1');
+      expect(parseDiscoveryQuery(new URL(short, 'https://weftd').searchParams).serviceDomains).to.equal(true);
+      const asks = discoveryQuery({ kind: 'sidecar', namespace: 'a', pod: 'b', onDemand: true });
+      expect(asks).to.contain('onDemand=1');
+      expect(parseDiscoveryQuery(new URL(asks, 'https://weftd').searchParams).onDemand).to.equal(true);
     });
 
     const bad: [string, string, RegExp][] = [

@@ -144,6 +144,63 @@ describe('ReplayableBody (a body of unknown length: streamed, kept for retries w
     expect(await got).to.equal('abcdef');
   });
 
+  const owner = () => {
+    const o = { touched: 0, aborted: null as Error | null };
+    return Object.assign(o, { touch: () => void o.touched++, abort: (e: Error) => void (o.aborted = e) });
+  };
+
+  it('streamTo (an HTTP/2 stream) writes what was kept, then each chunk, then the end', async () => {
+    const src = new PassThrough();
+    const body = new ReplayableBody(src, 64);
+    src.write('abc');
+    await new Promise((r) => setImmediate(r));
+    const sink = new PassThrough();
+    const o = owner();
+    const got = read(sink);
+    body.streamTo(sink, o);
+    src.write('def');
+    src.end('ghi');
+    expect(await got).to.equal('abcdefghi');
+    expect(o.touched).to.be.greaterThan(0);
+    // complete: a retry's stream gets the whole buffer
+    const again = new PassThrough();
+    const got2 = read(again);
+    body.streamTo(again, owner());
+    expect(await got2).to.equal('abcdefghi');
+  });
+
+  it('streamTo: the client is paused while the stream is full, and resumed when it drains or closes', async () => {
+    const src = new PassThrough();
+    const body = new ReplayableBody(src, 1 << 20);
+    const sink = new PassThrough({ highWaterMark: 4 });
+    body.streamTo(sink, owner());
+    src.write(Buffer.alloc(64, 'x'));
+    await new Promise((r) => setImmediate(r));
+    expect(src.isPaused()).to.equal(true);
+    sink.resume(); // drains
+    await new Promise((r) => setImmediate(r));
+    expect(src.isPaused()).to.equal(false);
+    // a dropped attempt's stream: the client is not held for it
+    const stuck = new PassThrough({ highWaterMark: 4 });
+    body.streamTo(stuck, owner());
+    src.write(Buffer.alloc(64, 'y'));
+    await new Promise((r) => setImmediate(r));
+    expect(src.isPaused()).to.equal(true);
+    stuck.destroy();
+    await new Promise((r) => setImmediate(r));
+    expect(src.isPaused()).to.equal(false);
+  });
+
+  it('streamTo: a failing client body cancels the attempt', async () => {
+    const src = new PassThrough();
+    const body = new ReplayableBody(src, 64);
+    const o = owner();
+    body.streamTo(new PassThrough(), o);
+    src.destroy(new Error('client reset'));
+    await new Promise((r) => setImmediate(r));
+    expect(o.aborted?.message).to.equal('request body failed');
+  });
+
   it('past the limit it is not kept: never complete, so never retried', async () => {
     const src = new PassThrough();
     const body = new ReplayableBody(src, 8);

@@ -50,6 +50,8 @@ describe('HTTP/2 heads as raw lists (proxy/h2)', () => {
     ).to.deep.equal([
       ':method',
       'POST',
+      ':scheme',
+      'http',
       ':path',
       '/pkg.Svc/Call',
       ':authority',
@@ -59,7 +61,7 @@ describe('HTTP/2 heads as raw lists (proxy/h2)', () => {
       'accept',
       'b',
     ]);
-    expect(requestHead(spec({}), '10.0.0.1:8080').slice(4, 6)).to.deep.equal([':authority', '10.0.0.1:8080']);
+    expect(requestHead(spec({}), '10.0.0.1:8080').slice(6, 8)).to.deep.equal([':authority', '10.0.0.1:8080']);
   });
 
   it('request: te: trailers for gRPC only, never another te value', () => {

@@ -67,6 +67,26 @@ describe('render', () => {
     });
   }
 
+  it('weftd and the webhook serve 5 s into their deletion (preStop sleep); a rollout must not fail an apply', () => {
+    type Container = { name: string; lifecycle?: { preStop?: { sleep?: { seconds: number } } } };
+    const preStop = (objs: ReturnType<typeof render>, name: string): unknown => {
+      const d = objs.find((o) => o.kind === 'Deployment' && o.metadata.name === name) as
+        { spec: { template: { spec: { containers: Container[] } } } } | undefined;
+      expect(d, name).to.not.equal(undefined);
+      return d!.spec.template.spec.containers[0]!.lifecycle?.preStop;
+    };
+    const separate = render(mesh({ controlPlane: { mode: 'Separate' } }));
+    expect(preStop(separate, 'weftd')).to.deep.equal({ sleep: { seconds: 5 } });
+    expect(preStop(separate, 'weft-webhook')).to.deep.equal({ sleep: { seconds: 5 } });
+    // Combined: weftd alone answers the API server's admission calls
+    expect(preStop(render(mesh({ controlPlane: { mode: 'Combined' } })), 'weftd')).to.deep.equal({
+      sleep: { seconds: 5 },
+    });
+    // gateways drain themselves on SIGTERM (readiness fails at once, 5 s of in-flight requests)
+    const gw = render(mesh({ gateways: [{ name: 'ingress', namespace: 'istio-ingress' }] }));
+    expect(preStop(gw, 'ingress')).to.equal(undefined);
+  });
+
   it('puts every gateway in its namespace with the spec replicas, ports and service type', () => {
     const objs = render(
       mesh({

@@ -14,6 +14,7 @@ import { compileConfig, findVHost, type CompiledHttpListener } from '../../../pr
 import { MetricsRegistry } from '../../../proxy/telemetry/metrics.js';
 import { parseDurationMs } from '../../../pkg/translate/duration.js';
 import { validateProxyConfig } from '../../../pkg/proxyconfig/validate.js';
+import { domainsOf } from '../../../pkg/proxyconfig/domains.js';
 import type { DestinationRule, HTTPRoute, ServiceEntry, VirtualService } from '../../../pkg/api/index.js';
 import { ruleForGateway, ruleForMesh } from '../../../pkg/translate/gateway.js';
 import { compileRouteMatch, type RequestView } from '../../../proxy/compile/match.js';
@@ -101,7 +102,7 @@ describe('translate: Istio objects → proxy config', () => {
     ]);
   });
   it('domains: FQDN, short name, name.namespace, with and without port on the default port', () => {
-    expect(vh.domains).to.include.members([
+    expect(domainsOf(vh)).to.include.members([
       'reviews',
       'reviews:9080',
       'reviews.default',
@@ -109,7 +110,7 @@ describe('translate: Istio objects → proxy config', () => {
       'reviews.default.svc.cluster.local:9080',
     ]);
     const other = listener.virtualHosts.find((v) => v.name.endsWith(':9090'))!;
-    expect(other.domains).to.include('reviews:9090').and.not.include('reviews');
+    expect(domainsOf(other)).to.include('reviews:9090').and.not.include('reviews');
   });
   it('rules keep list order and their source for Explain', () => {
     expect(vh.routes.map((r) => r.source?.rule)).to.deep.equal([0, 1, 2, 3]);
