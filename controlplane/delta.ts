@@ -59,8 +59,30 @@ export function collectionsOf(config: ProxyConfig): SplitCollections | null {
   return split;
 }
 
+/**
+ * Plans of the configs built on one shared translation, by config version (a content hash of the
+ * whole config: equal versions are equal configs), held weakly by the translation's listeners:
+ * the pods of one workload get one plan (one hashing of their singletons, one delta line per
+ * move), not one each.
+ */
+const plans = new WeakMap<Listener[], Map<string, Planned | null>>();
+
+/** Distinct config versions whose plans are kept per shared translation (oldest dropped past it). */
+export const MAX_PLANS_PER_TRANSLATION = 1024;
+
 /** What a proxy holding `config` holds; null when the config cannot be split (duplicate names). */
 export function planFor(config: ProxyConfig): Planned | null {
+  let byVersion = plans.get(config.listeners);
+  const hit = byVersion?.get(config.version);
+  if (hit !== undefined && (hit === null || hit.collections === collectionsOf(config))) return hit;
+  const planned = computePlan(config);
+  if (byVersion === undefined) plans.set(config.listeners, (byVersion = new Map()));
+  if (byVersion.size >= MAX_PLANS_PER_TRANSLATION) byVersion.delete(byVersion.keys().next().value!);
+  byVersion.set(config.version, planned);
+  return planned;
+}
+
+function computePlan(config: ProxyConfig): Planned | null {
   const collections = collectionsOf(config);
   const singletons = splitSingletons(config);
   if (collections === null || singletons === null) return null;
@@ -115,6 +137,22 @@ export interface DeltaSummary {
 }
 
 /**
+ * A delta line from one state to a plan, without its nonce (the only per-push part): every proxy
+ * making the same move (the pods of a workload, after one change) gets it spliced, not built.
+ */
+interface EncodedMove {
+  /** `{"type":"delta","version":…,"nonce":` */
+  head: string;
+  /** `,"base":…}\n` */
+  tail: string;
+  summary: DeltaSummary;
+}
+
+/** Moves to each plan by the state they start from and the version, weakly by the plan (bounded per plan). */
+const moves = new WeakMap<Planned, Map<string, EncodedMove | null>>();
+const MAX_MOVES_PER_PLAN = 16;
+
+/**
  * The delta line from `from` to `to` (one NDJSON line), or null when it would not be worth it
  * (more than DELTA_MAX_SHARE of `fullLength`).
  */
@@ -125,6 +163,26 @@ export function encodeDelta(
   nonce: string,
   fullLength: () => number,
 ): { line: string; summary: DeltaSummary } | null {
+  // a state hash names its collections and singletons: with the version, the whole line but the nonce
+  const key = `${from.state}\n${version}`;
+  let byBase = moves.get(to);
+  let move = byBase?.get(key);
+  if (move === undefined) {
+    move = encodeMove(from, to, version, fullLength);
+    if (byBase === undefined) moves.set(to, (byBase = new Map()));
+    if (byBase.size >= MAX_MOVES_PER_PLAN) byBase.delete(byBase.keys().next().value!);
+    byBase.set(key, move);
+  }
+  if (move === null) return null;
+  return { line: `${move.head}${JSON.stringify(nonce)}${move.tail}`, summary: move.summary };
+}
+
+function encodeMove(
+  from: HeldState,
+  to: Planned,
+  version: string,
+  fullLength: () => number,
+): EncodedMove | null {
   const shared = collectionDelta(from.collections, to.collections);
   const own = diffIndexes(from.singletons, to.held.singletons);
   const ownResources = own.changed.map((n) =>
@@ -133,11 +191,13 @@ export function encodeDelta(
   const resources = [shared.resources, ...ownResources].filter((r) => r !== '').join(',');
   const removed = [...shared.diff.removed, ...own.removed];
   if (resources.length > 64 * 1024 && resources.length > DELTA_MAX_SHARE * fullLength()) return null;
-  const line =
-    `{"type":"delta","version":${JSON.stringify(version)},"nonce":${JSON.stringify(nonce)},` +
-    `"base":${JSON.stringify(from.state)},"state":${JSON.stringify(to.held.state)},` +
-    `"removed":${JSON.stringify(removed)},"resources":[${resources}]}\n`;
-  return { line, summary: { changed: [...shared.diff.changed, ...own.changed], removed } };
+  return {
+    head: `{"type":"delta","version":${JSON.stringify(version)},"nonce":`,
+    tail:
+      `,"base":${JSON.stringify(from.state)},"state":${JSON.stringify(to.held.state)},` +
+      `"removed":${JSON.stringify(removed)},"resources":[${resources}]}\n`,
+    summary: { changed: [...shared.diff.changed, ...own.changed], removed },
+  };
 }
 
 /** Entries of the resume cache, and how many distinct shared indexes they may pin. */

@@ -33,6 +33,8 @@
  * the token's identity.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import { DEFAULT_SERVER_TIMEOUTS } from '../pkg/http/timeouts.js';
 import {
   ACK_PATH,
   CERTIFICATES_PATH,
@@ -93,6 +95,13 @@ export interface DiscoveryOptions {
   pingIntervalMs?: number;
   /** The global rate-limit service (weftd --ratelimit-redis); absent: checks answer 503 disabled. */
   globalRateLimit?: GlobalRateLimitService;
+  /**
+   * How long a proxy's ACK connection is kept open while idle (default ACK_KEEPALIVE_MS; 0: the
+   * server's keep-alive timeout, as before ADR 0020's amendment), and that server timeout, which
+   * the connection returns to when its stream closes (default 30 s, pkg/http/timeouts.ts).
+   */
+  ackKeepAliveMs?: number;
+  keepAliveMs?: number;
 }
 
 export interface ConnectionInfo {
@@ -170,7 +179,20 @@ interface Connection {
   onDemand?: OnDemandSubscriptions;
   /** The coalesced push of this stream's new subscriptions, while it waits (ONDEMAND_PUSH_MS). */
   onDemandPush?: { timer: NodeJS.Timeout; written: Promise<void>; fire: () => void } | undefined;
+  /** The connection this stream's proxy ACKs on, kept open for ACK_KEEPALIVE_MS (one per stream). */
+  ackSocket?: Socket | undefined;
 }
+
+/**
+ * An idle ACK connection of a proxy with an open stream stays open this long (the server's
+ * keep-alive timeout, 30 s, is far shorter than the time between pushes in a quiet mesh): the
+ * next push's ACKs then reuse it instead of a fleet reconnecting, and weftd doing a TLS handshake
+ * per proxy, at once. The proxy's agent reads it from the `Keep-Alive: timeout=` header.
+ */
+export const ACK_KEEPALIVE_MS = 3600_000;
+
+/** weftd's side outlives the proxy's (which closes at the header's timeout): no reuse races a close. */
+const ACK_KEEPALIVE_SLACK_MS = 5_000;
 
 /**
  * On-demand finds of one stream within this window share one push (and one translation): an app
@@ -279,6 +301,8 @@ export class DiscoveryService {
   private readonly nonces = new Map<string, number>();
   /** On-demand rate buckets and re-declare allowances by pod (bounded: MAX_ONDEMAND_BUDGETS). */
   private readonly onDemandBudgets = new Map<string, OnDemandBudget>();
+  /** The stream each kept ACK connection answers for, newest (weak: gone with the socket). */
+  private readonly ackSocketOwners = new WeakMap<Socket, Connection>();
   /** What the delta streams of disconnected proxies held (bounded; controlplane/delta.ts). */
   readonly resume = new ResumeCache();
   private nextId = 1;
@@ -405,6 +429,7 @@ export class DiscoveryService {
       if (conn.onDemand) conn.onDemand.budget.streamClosed(conn.onDemand.size);
       if (info.sent) this.nonces.delete(info.sent.nonce);
       if (conn.held) this.resume.remember(proxyKey(info), [conn.held.acked, conn.held.sent]);
+      this.releaseAckSocket(conn);
       this.opts.metrics.xds.dec({ type: info.kind });
       conn.log.info('Proxy disconnected', { pushes: info.pushes, version: info.version });
       this.emitProgress();
@@ -424,10 +449,51 @@ export class DiscoveryService {
     const identity = await this.identify(req);
     const body = parseAck(await readJson(req, MAX_ACK_BYTES, 'WEFT_DISCOVERY_ACK_INVALID'));
     authorize(identity, body);
+    const stream = this.answeredStream(body, identity); // before recording: a resync NACK pushes anew
     const result = this.recordAck(body, identity);
     this.opts.metrics.acks.inc({ result });
     if (result === 'nack') this.opts.metrics.rejects.inc({ type: 'config' });
+    if (stream !== undefined) this.keepAckSocket(stream, req, res);
     res.writeHead(200, { 'content-type': 'application/json' }).end(`${JSON.stringify({ result })}\n`);
+  }
+
+  /**
+   * Keeps the connection an answer came on open for ACK_KEEPALIVE_MS while idle, for as long as
+   * the stream it answered is open: only a connection that carried an authenticated answer to a
+   * stream's newest push, one per stream (a newer one takes over, the older goes back to the
+   * server's timeout), so the open connections stay bounded by the streams.
+   */
+  private keepAckSocket(conn: Connection, req: IncomingMessage, res: ServerResponse): void {
+    const ms = this.opts.ackKeepAliveMs ?? ACK_KEEPALIVE_MS;
+    if (ms <= 0) return;
+    const socket = req.socket;
+    if (conn.ackSocket !== socket) {
+      this.releaseAckSocket(conn);
+      conn.ackSocket = socket;
+      // a proxy that vanished without a FIN is found by TCP, as on the stream
+      socket.setKeepAlive(true, 30_000);
+      // one 'close' listener per socket, however often streams take it over
+      if (!this.ackSocketOwners.has(socket))
+        socket.once('close', () => {
+          const owner = this.ackSocketOwners.get(socket);
+          if (owner?.ackSocket === socket) owner.ackSocket = undefined;
+        });
+      this.ackSocketOwners.set(socket, conn);
+    }
+    res.setHeader('keep-alive', `timeout=${Math.floor(ms / 1000)}`);
+    // Node sets the server's keep-alive timeout on the socket when a response finishes, in a
+    // 'finish' listener added before this handler ran: this one runs after it and wins
+    res.once('finish', () => {
+      if (conn.ackSocket === socket && !socket.destroyed) socket.setTimeout(ms + ACK_KEEPALIVE_SLACK_MS);
+    });
+  }
+
+  /** The stream is gone (or another connection took over): its ACK connection gets the server's timeout back. */
+  private releaseAckSocket(conn: Connection): void {
+    const socket = conn.ackSocket;
+    conn.ackSocket = undefined;
+    if (socket !== undefined && !socket.destroyed)
+      socket.setTimeout(this.opts.keepAliveMs ?? DEFAULT_SERVER_TIMEOUTS.keepAliveMs);
   }
 
   /**
@@ -553,23 +619,12 @@ export class DiscoveryService {
 
   /** Records an authenticated answer on the stream its nonce was sent on; `stale` when it names no current push. */
   recordAck(ack: AckRequest, identity: Pick<Identity, 'serviceAccount'>): AckResult {
-    const id = this.nonces.get(ack.nonce);
-    const conn = id === undefined ? undefined : this.connections.get(id);
-    const info = conn?.info;
-    if (
-      !conn ||
-      !info?.sent ||
-      info.sent.nonce !== ack.nonce ||
-      info.sent.version !== ack.version ||
-      info.kind !== ack.kind ||
-      info.namespace !== ack.namespace ||
-      info.pod !== ack.pod ||
-      info.serviceAccount !== identity.serviceAccount
-    ) {
-      // a late answer for a push the stream has moved past, for a stream that is gone, or a
-      // nonce of another proxy's stream: changes nothing (weft_weftd_xds_acks_total{result="stale"})
-      return 'stale';
-    }
+    const conn = this.answeredStream(ack, identity);
+    // a late answer for a push the stream has moved past, for a stream that is gone, or a
+    // nonce of another proxy's stream: changes nothing (weft_weftd_xds_acks_total{result="stale"})
+    if (conn === undefined) return 'stale';
+    const info = conn.info;
+    if (!info.sent) return 'stale';
     const at = new Date().toISOString();
     this.emitProgress();
     if (ack.error === undefined) {
@@ -581,7 +636,8 @@ export class DiscoveryService {
         info.delta.held = conn.held.acked ? { version: ack.version, state: conn.held.acked.state } : null;
       }
       info.runningAt = info.evaluatedAt; // the ACKed version is the stream's newest (checked above)
-      conn.log.debug('Proxy ACKed', { version: ack.version });
+      // checked first: a filtered-out debug line still costs winston's stream pipeline, per proxy per push
+      if (conn.log.isDebugEnabled()) conn.log.debug('Proxy ACKed', { version: ack.version });
       return 'ack';
     }
     info.nacked = { ...info.sent, at, error: ack.error };
@@ -594,6 +650,24 @@ export class DiscoveryService {
     // saying so is no reason to send it again (each would be an immediate full re-push)
     if (conn.held) this.deltaNacked(conn, ack.resync === true && info.sent.delta === true);
     return 'nack';
+  }
+
+  /** The open stream whose newest push `ack` answers, from that stream's identity; undefined: stale. */
+  private answeredStream(
+    ack: AckRequest,
+    identity: Pick<Identity, 'serviceAccount'>,
+  ): Connection | undefined {
+    const id = this.nonces.get(ack.nonce);
+    const conn = id === undefined ? undefined : this.connections.get(id);
+    const info = conn?.info;
+    const matches =
+      info?.sent?.nonce === ack.nonce &&
+      info.sent.version === ack.version &&
+      info.kind === ack.kind &&
+      info.namespace === ack.namespace &&
+      info.pod === ack.pod &&
+      info.serviceAccount === identity.serviceAccount;
+    return matches ? conn : undefined;
   }
 
   /**
@@ -752,7 +826,7 @@ export class DiscoveryService {
     info.pushes++;
     info.state = 'configured';
     if (firstChangeAt !== undefined) metrics.convergence.observe((performance.now() - firstChangeAt) / 1000);
-    conn.log.debug('Pushed config', { version: generated.version });
+    if (conn.log.isDebugEnabled()) conn.log.debug('Pushed config', { version: generated.version });
   }
 
   /**
@@ -788,10 +862,11 @@ export class DiscoveryService {
     if (from !== null) {
       const d = encodeDelta(from, next, generated.version, nonce, () => generated.encode().length);
       if (d !== null) {
-        conn.log.debug('Delta push', {
-          changed: d.summary.changed.length,
-          removed: d.summary.removed.length,
-        });
+        if (conn.log.isDebugEnabled())
+          conn.log.debug('Delta push', {
+            changed: d.summary.changed.length,
+            removed: d.summary.removed.length,
+          });
         return { line: d.line, delta: true, held: next.held, summary: d.summary };
       }
       this.opts.metrics.deltaFallbacks.inc({ reason: 'too_large' });

@@ -238,6 +238,7 @@ export async function startWeftd(opts: StartOptions): Promise<Weftd> {
     log: log.child({ part: 'discovery' }),
     debounce: { afterMs: flags.pushDebounceMs, maxMs: flags.pushDebounceMaxMs },
     ...(opts.pingIntervalMs !== undefined ? { pingIntervalMs: opts.pingIntervalMs } : {}),
+    ...(opts.timeouts?.keepAliveMs !== undefined ? { keepAliveMs: opts.timeouts.keepAliveMs } : {}),
   });
 
   onCredentialChange = () => {

@@ -8,9 +8,10 @@
 #   WEFTD_BENCH=acks PROXIES=1000 REPS=5 bash bench/weftd/run.sh   (only one of push|acks|status)
 #   WEFTD_BENCH=status OBJECTS=1000 PROXIES=2000 REPS=5 bash bench/weftd/run.sh
 # Delta pushes (ADR 0020): one VirtualService change at 1,000 services to 2,000 proxies, delta vs
-# whole-config fleets (delta.ts; minutes: the whole-config fleet moves ~3 GB per change; not in
-# the default list):
-#   WEFTD_BENCH=delta SERVICES=1000 PROXIES=2000 REPS=1 bash bench/weftd/run.sh   (~15 GB RSS at peak)
+# whole-config fleets, weftd and the fleet in processes of their own, and weftd during a burst of
+# 100 changes (delta.ts; minutes: 35 s idle before each change, and the whole-config fleet moves
+# ~1.5 MB per proxy per change, so keep FULL_PROXIES small; not in the default list):
+#   WEFTD_BENCH=delta SERVICES=1000 PROXIES=2000 FULL_PROXIES=500 REPS=3 bash bench/weftd/run.sh
 # On-demand hosts (ADR 0023): config held by a sidecar calling 5 of 1,000 services, on vs off, and
 # the first request's added latency through a real `proxy sidecar` process (ondemand.ts):
 #   WEFTD_BENCH=ondemand SERVICES=1000 CALLS=5 REPS=3 HOSTS=20 bash bench/weftd/run.sh

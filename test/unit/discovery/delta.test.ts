@@ -220,10 +220,39 @@ describe('delta pushes: resources and diffs', () => {
 
   it('weftd splits a shared translation once (cached by its listeners array)', () => {
     const shared = config([vhost('a')], [cluster('c-a')]);
-    const podA = { ...shared, telemetry: { workload: { name: 'a' } } };
-    const podB = { ...shared, telemetry: { workload: { name: 'b' } } };
+    // versions are content hashes (ConfigGenerator): pods with other telemetry have other versions
+    const podA = { ...shared, version: 'va', telemetry: { workload: { name: 'a' } } };
+    const podB = { ...shared, version: 'vb', telemetry: { workload: { name: 'b' } } };
     expect(collectionsOf(podA)).to.equal(collectionsOf(podB));
     expect(planFor(podA)!.held.state).not.to.equal(planFor(podB)!.held.state);
+  });
+
+  it('pods with one config version share one plan, and one delta line per move (only the nonce differs)', () => {
+    const from = config([vhost('a')], [cluster('c-a')], { version: 'v1' });
+    const shared = config([vhost('a', 'c-b')], [cluster('c-b')]);
+    // two pods of one workload: their configs are built apart, equal, of one version
+    const podA = { ...shared, version: 'v2', telemetry: { workload: { name: 'w', namespace: 'ns' } } };
+    const podB = { ...shared, version: 'v2', telemetry: { workload: { name: 'w', namespace: 'ns' } } };
+    const plan = planFor(podA)!;
+    expect(planFor(podB)).to.equal(plan);
+    const f = planFor(from)!.held;
+    const one = encodeDelta(f, plan, 'v2', '1'.repeat(32), () => Infinity)!;
+    const two = encodeDelta(f, planFor(podB)!, 'v2', '2'.repeat(32), () => Infinity)!;
+    expect(two.line).to.equal(one.line.replace('1'.repeat(32), '2'.repeat(32)));
+    expect(two.summary).to.equal(one.summary);
+    // the line is the one built from scratch: what the proxy applies to reach podB
+    const [m] = new MessageDecoder().push(two.line);
+    if (m?.type !== 'delta') throw new Error('not a delta');
+    expect(m.nonce).to.equal('2'.repeat(32));
+    expect(wire(holding(from).applyDelta(m).config)).to.deep.equal(wire(podB));
+  });
+
+  it('a plan is per version: another version on the same translation is planned anew', () => {
+    const shared = config([vhost('a')], [cluster('c-a')]);
+    const v1 = { ...shared, version: 'x1', telemetry: { workload: { name: 'one' } } };
+    const v2 = { ...shared, version: 'x2', telemetry: { workload: { name: 'two' } } };
+    expect(planFor(v1)!.held.state).to.equal(heldStateOf(wire(v1))!.held.state);
+    expect(planFor(v2)!.held.state).to.equal(heldStateOf(wire(v2))!.held.state);
   });
 
   it('a delta over half the config is not worth sending (null: push whole)', () => {

@@ -1,0 +1,123 @@
+/**
+ * The simulated fleet of bench/weftd/delta.ts, a child process of its own (weftd's CPU and RSS
+ * are then weftd's alone): PROXIES sidecars holding real discovery streams (TLS, NDJSON) to the
+ * weftd child, each answering every push with the proxy's own AckSender as soon as the line's
+ * last byte arrived (they do not compile it: a real proxy adds its compile time, the same in
+ * every mode, to its own ACK). Only the head of a line is parsed (version and nonce come first).
+ * Driven over IPC by the orchestrator.
+ */
+import { request } from 'node:https';
+import { performance } from 'node:perf_hooks';
+import { discoveryQuery } from '../../pkg/discovery/protocol.js';
+import { createLogger } from '../../pkg/log/index.js';
+import { AckSender } from '../../proxy/discovery/ack.js';
+import { profile } from './profile.js';
+
+const log = createLogger('bench', { silent: true });
+const absNow = (): number => performance.timeOrigin + performance.now();
+const HEAD = /"nonce":"([0-9a-f]{32})".*?"version":"([^"]+)"|"version":"([^"]+)","nonce":"([0-9a-f]{32})"/;
+
+interface SimProxy {
+  acks: AckSender;
+  /** When the newest line was complete (ms since the epoch, fractional). */
+  lineAt: number;
+}
+const fleet: SimProxy[] = [];
+
+function connect(port: number, ca: string, delta: boolean, pod: string): Promise<SimProxy> {
+  const p: SimProxy = {
+    lineAt: 0,
+    // the proxy's own sender and defaults, but more attempts: the fleet shares one event loop,
+    // and when its ACK connections reconnect at once their handshakes queue behind each other
+    acks: new AckSender({
+      attempts: 10,
+      timeoutMs: 60_000,
+      host: '127.0.0.1',
+      port,
+      servername: undefined,
+      ca: () => ca,
+      token: () => 'bench',
+      log,
+    }),
+  };
+  return new Promise((resolve, reject) => {
+    const req = request({
+      host: '127.0.0.1',
+      port,
+      ca,
+      path: discoveryQuery({ kind: 'sidecar', namespace: 'ns', pod, acks: true, delta }),
+      headers: { authorization: 'Bearer bench' },
+      agent: false,
+    });
+    req.on('error', reject);
+    req.on('response', (res) => {
+      if (res.statusCode !== 200) return reject(new Error(`stream ${pod}: HTTP ${res.statusCode}`));
+      let head = '';
+      res.on('data', (chunk: Buffer) => {
+        let from = 0;
+        for (;;) {
+          const nl = chunk.indexOf(10, from);
+          const part = chunk.subarray(from, nl < 0 ? chunk.length : nl);
+          if (head.length < 400) head += part.subarray(0, 400 - head.length).toString('latin1');
+          if (nl < 0) break;
+          const m = HEAD.exec(head);
+          if (m) {
+            p.lineAt = absNow(); // a push (pings carry no nonce)
+            const nonce = m[1] ?? m[4]!;
+            const version = m[2] ?? m[3]!;
+            void p.acks.send({ kind: 'sidecar', namespace: 'ns', pod, version, nonce });
+            resolve(p); // connected once the first config is in: a fleet connects in batches
+          }
+          head = '';
+          from = nl + 1;
+        }
+      });
+    });
+    req.end();
+  });
+}
+
+interface Command {
+  id: number;
+  cmd: 'connect' | 'received' | 'profile' | 'stop';
+  port?: number;
+  ca?: string;
+  delta?: boolean;
+  proxies?: number;
+  mode?: string;
+}
+process.on('message', (m: Command) => {
+  const run = async (): Promise<unknown> => {
+    switch (m.cmd) {
+      case 'connect':
+        for (let i = 0; i < m.proxies!; i += 50)
+          fleet.push(
+            ...(await Promise.all(
+              Array.from({ length: Math.min(50, m.proxies! - i) }, (_, j) =>
+                connect(m.port!, m.ca!, m.delta!, `${m.mode}-${i + j}`),
+              ),
+            )),
+          );
+        return {};
+      case 'received': {
+        const cpu = process.cpuUsage();
+        return {
+          lineAt: fleet.map((p) => p.lineAt),
+          failed: fleet.reduce((n, p) => n + p.acks.failed, 0),
+          cpuMs: (cpu.user + cpu.system) / 1000,
+        };
+      }
+      case 'profile':
+        return profile(m.mode!);
+      case 'stop':
+        for (const p of fleet) p.acks.stop();
+        setImmediate(() => process.exit(0));
+        return {};
+    }
+  };
+  run().then(
+    (value) => process.send!({ id: m.id, value }),
+    (err: unknown) => process.send!({ id: m.id, error: String(err) }),
+  );
+});
+process.send!({ id: 0, value: {} });
