@@ -32,7 +32,6 @@
 import { http, http2 } from '../../pkg/builtins/index.js';
 import type * as Http2 from 'node:http2';
 import type { IncomingHttpHeaders, ServerHttp2Stream } from 'node:http2';
-import type { IncomingMessage, ServerResponse } from 'node:http';
 
 /** The IncomingMessage fields the router reads, set on the stream itself. */
 export interface H2StreamRequest extends ServerHttp2Stream {
@@ -249,16 +248,4 @@ function respondBare(stream: ServerHttp2Stream, status: number): void {
   } catch {
     stream.close(http2().constants.NGHTTP2_INTERNAL_ERROR);
   }
-}
-
-/** The pair the router takes (typed as node:http's, which is the shape it reads). */
-export function routerPair(
-  stream: ServerHttp2Stream,
-  headers: IncomingHttpHeaders,
-  rawHeaders: string[],
-): { req: IncomingMessage; res: ServerResponse } {
-  return {
-    req: streamRequest(stream, headers, rawHeaders) as unknown as IncomingMessage,
-    res: new H2StreamResponse(stream) as unknown as ServerResponse,
-  };
 }
