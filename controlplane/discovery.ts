@@ -7,7 +7,10 @@
  * version, and a ping every PING_INTERVAL_MS. A pod weftd does not know yet (it can connect
  * before the informer sees it) gets one `error` message and its config as soon as the pod shows
  * up. A slow reader never makes weftd buffer a queue of configs: while its socket is backed up
- * only the newest pending config is kept (state of the world: older ones are worthless).
+ * only the newest pending config is kept (state of the world: older ones are worthless). A large
+ * line (a whole config) is written in slices under a global byte budget (controlplane/pushwrite.ts):
+ * weftd's memory does not grow with how many proxies connect at once, nor stay behind per
+ * connection; a stream waiting its turn keeps only its newest line, as a backed-up one does.
  *
  * `POST /v1/discovery/ack`: a proxy's ACK or NACK of one push, named by its nonce. It must come
  * with a token of the same identity as the stream the nonce was sent on (one proxy cannot ACK
@@ -73,6 +76,7 @@ import type { WeftdMetrics } from './metrics.js';
 import type { KubeRegistry } from './registry.js';
 import type { GlobalRateLimitService } from './globalratelimit.js';
 import { RATELIMIT_CHECK_PATH } from '../pkg/ratelimit/global.js';
+import { DEFAULT_WRITE_BUDGET_BYTES, SLICED_LINE_CHARS, WriteBudget, sliceWrite } from './pushwrite.js';
 
 /** A CSR is a few KiB; anything much larger is not one. */
 const MAX_CERT_REQUEST_BYTES = 64 * 1024;
@@ -102,6 +106,11 @@ export interface DiscoveryOptions {
    */
   ackKeepAliveMs?: number;
   keepAliveMs?: number;
+  /**
+   * Bytes of large lines (whole configs) written but not yet flushed, across every stream
+   * (default DEFAULT_WRITE_BUDGET_BYTES); a stream past it waits its turn (controlplane/pushwrite.ts).
+   */
+  writeBudgetBytes?: number;
 }
 
 export interface ConnectionInfo {
@@ -170,9 +179,12 @@ interface Connection {
   info: ConnectionInfo;
   res: ServerResponse;
   log: Logger;
+  /** The socket is backed up, a large line is being written, or one waits for the write budget. */
   blocked: boolean;
-  /** The newest config line not yet written because the socket is backed up. */
+  /** The newest config line not yet written because the stream is blocked. */
   backlog: string | undefined;
+  /** While the backlog waits for the write budget: gives up its place (the stream closed). */
+  budgetTurn?: { cancel: () => void } | undefined;
   /** Delta streams only: what weftd believes the proxy holds (no config values: versions). */
   held?: DeltaHeld | undefined;
   /** On-demand hosts (ADR 0023): what this stream asked for and got; created on its first ask. */
@@ -310,8 +322,16 @@ export class DiscoveryService {
   pushCycles = 0;
   private readonly debouncer: Debouncer;
   private readonly pinger: NodeJS.Timeout;
+  /** Whole configs being written at once, across streams (issue #19: weftd's RSS with a fleet connecting). */
+  readonly writeBudget: WriteBudget;
 
   constructor(private readonly opts: DiscoveryOptions) {
+    this.writeBudget = new WriteBudget(opts.writeBudgetBytes ?? DEFAULT_WRITE_BUDGET_BYTES, {
+      changed: (inFlight, waiting) => {
+        opts.metrics.writeInFlightBytes.set(inFlight);
+        opts.metrics.writeWaitingStreams.set(waiting);
+      },
+    });
     this.debouncer = new Debouncer((first) => this.pushAll(first), opts.debounce);
     opts.registry.onChange((trigger) => {
       opts.metrics.triggers.inc({ type: trigger });
@@ -425,6 +445,9 @@ export class DiscoveryService {
     conn.log.info('Proxy connected', { remote: info.remote, serviceAccount: info.serviceAccount });
     res.on('close', () => {
       this.connections.delete(info.id);
+      conn.budgetTurn?.cancel();
+      conn.budgetTurn = undefined;
+      conn.backlog = undefined;
       conn.onDemandPush?.fire();
       if (conn.onDemand) conn.onDemand.budget.streamClosed(conn.onDemand.size);
       if (info.sent) this.nonces.delete(info.sent.nonce);
@@ -888,14 +911,56 @@ export class DiscoveryService {
       if (!isPing) conn.backlog = line;
       return true;
     }
-    if (!res.write(line)) this.waitForDrain(conn);
+    this.send(conn, line);
     return true;
   }
 
   /**
-   * Marks the stream blocked until the socket drains, then writes the newest backlog. That write
-   * can back up again (config lines are far larger than the socket buffer), so every flush that
-   * fills the buffer waits for its own drain: one missed re-arm would stall the stream for good.
+   * Writes a line on a stream that is not blocked: a short one at once; a large one (a whole
+   * config) waits for the write budget as the stream's backlog (a newer push replaces it, and
+   * encodePush diffs from where it started), then goes out in slices (controlplane/pushwrite.ts).
+   */
+  private send(conn: Connection, line: string): void {
+    if (line.length < SLICED_LINE_CHARS) {
+      if (!conn.res.write(line)) this.waitForDrain(conn);
+      return;
+    }
+    conn.blocked = true;
+    conn.backlog = line;
+    const turn = this.writeBudget.acquire(
+      () => Buffer.byteLength(conn.backlog ?? ''),
+      (bytes, waitedMs) => this.writeSliced(conn, bytes, waitedMs),
+    );
+    if (!turn.queued) return;
+    conn.budgetTurn = turn;
+    if (conn.log.isDebugEnabled())
+      conn.log.debug('Config waits for the write budget', {
+        inFlightBytes: this.writeBudget.inFlightBytes,
+        waiting: this.writeBudget.waiting,
+      });
+  }
+
+  /** The stream's turn: writes its newest backlog in slices, then whatever was pushed meanwhile. */
+  private writeSliced(conn: Connection, bytes: number, waitedMs: number): void {
+    conn.budgetTurn = undefined;
+    const line = conn.backlog;
+    conn.backlog = undefined;
+    if (line === undefined || conn.res.destroyed) return this.writeBudget.release(bytes);
+    if (waitedMs > 0 && conn.log.isDebugEnabled())
+      conn.log.debug('Config written after waiting for the write budget', { waitedMs: Math.round(waitedMs), bytes });
+    sliceWrite(conn.res, line, (flushed) => {
+      conn.blocked = false;
+      this.writeBudget.release(bytes);
+      const pending = conn.backlog;
+      conn.backlog = undefined;
+      if (flushed && pending !== undefined && !conn.res.destroyed) this.send(conn, pending);
+    });
+  }
+
+  /**
+   * Marks the stream blocked until the socket drains, then sends the newest backlog. That write
+   * can back up again, so every flush that fills the buffer waits for its own drain: one missed
+   * re-arm would stall the stream for good.
    */
   private waitForDrain(conn: Connection): void {
     conn.blocked = true;
@@ -903,7 +968,7 @@ export class DiscoveryService {
       conn.blocked = false;
       const pending = conn.backlog;
       conn.backlog = undefined;
-      if (pending !== undefined && !conn.res.destroyed && !conn.res.write(pending)) this.waitForDrain(conn);
+      if (pending !== undefined && !conn.res.destroyed) this.send(conn, pending);
     });
   }
 
