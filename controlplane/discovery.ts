@@ -947,7 +947,10 @@ export class DiscoveryService {
     conn.backlog = undefined;
     if (line === undefined || conn.res.destroyed) return this.writeBudget.release(bytes);
     if (waitedMs > 0 && conn.log.isDebugEnabled())
-      conn.log.debug('Config written after waiting for the write budget', { waitedMs: Math.round(waitedMs), bytes });
+      conn.log.debug('Config written after waiting for the write budget', {
+        waitedMs: Math.round(waitedMs),
+        bytes,
+      });
     sliceWrite(conn.res, line, (flushed) => {
       conn.blocked = false;
       this.writeBudget.release(bytes);

@@ -52,6 +52,7 @@ interface Waiter {
 /** A FIFO byte semaphore over lines written but not yet flushed. */
 export class WriteBudget {
   private inFlight = 0;
+  private pumping = false;
   /** Insertion order is the order of the turns; a closed stream's waiter is deleted. */
   private readonly queue = new Set<Waiter>();
 
@@ -103,14 +104,24 @@ export class WriteBudget {
     this.report();
   }
 
-  /** Starts waiters from the head while they fit; the head that does not fit holds the rest (no overtaking). */
+  /**
+   * Starts waiters from the head while they fit; the head that does not fit holds the rest (no
+   * overtaking). A start that releases at once (its stream closed) re-enters here: the running
+   * loop carries on with what it freed.
+   */
   private pump(): void {
-    for (const w of this.queue) {
-      const bytes = w.size();
-      if (this.inFlight > 0 && this.inFlight + bytes > this.limitBytes) return;
-      this.queue.delete(w);
-      this.inFlight += bytes;
-      w.start(bytes, w.queued ? performance.now() - w.since : 0);
+    if (this.pumping) return;
+    this.pumping = true;
+    try {
+      for (const w of this.queue) {
+        const bytes = w.size();
+        if (this.inFlight > 0 && this.inFlight + bytes > this.limitBytes) return;
+        this.queue.delete(w);
+        this.inFlight += bytes;
+        w.start(bytes, w.queued ? performance.now() - w.since : 0);
+      }
+    } finally {
+      this.pumping = false;
     }
   }
 

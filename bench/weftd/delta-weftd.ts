@@ -178,7 +178,10 @@ let connectPeakRss = 0;
 let connectSampler: NodeJS.Timeout | undefined;
 function connecting(): Record<string, unknown> {
   connectPeakRss = process.memoryUsage.rss();
-  connectSampler = setInterval(() => (connectPeakRss = Math.max(connectPeakRss, process.memoryUsage.rss())), 20);
+  connectSampler = setInterval(
+    () => (connectPeakRss = Math.max(connectPeakRss, process.memoryUsage.rss())),
+    20,
+  );
   return {};
 }
 
