@@ -6,10 +6,12 @@
  *
  * - In slices, each written after the previous one flushed (sliceWrite). Node's TLS socket keeps,
  *   for as long as the connection lives, an output buffer as large as the largest single write
- *   it encrypted (a write of 16 KiB or more sizes it to the whole write; buffered writes are
- *   joined into one). One 1.5 MB write per stream left ~1.75 MB per connection resident
- *   for good: 3.4 GB at 2,000 proxies, however few were written at once. Slices under 16 KiB,
- *   one at a time, leave it at its 16 KiB chunks.
+ *   it encrypted: a write of 16 KiB or more sizes the next ciphertext buffer to the whole write
+ *   (node src/crypto/crypto_bio.h, NodeBIO::set_allocate_tls_hint), writes queued behind a
+ *   pending one are joined into one, and the buffer at the write head is never freed. One
+ *   1.5 MB write per stream left ~1.75 MB per connection resident for good: 3.4 GB at 2,000
+ *   proxies, however few were written at once (allocator settings do not help: the memory is
+ *   live). Slices under 16 KiB, one at a time, keep it at 16 KiB chunks, freed once sent.
  *
  * - A global byte budget over the lines being written (WriteBudget): a line being sliced out is
  *   held whole on weftd's heap until its last slice flushed, so 2,000 proxies connecting at once
