@@ -24,9 +24,26 @@ describe('proxy process imports', () => {
     expect(runtimeImports(src)).to.deep.equal(['a', 'e', 'g', 'side-effect', 'multi']);
   });
 
-  it('proxy/main.ts reaches no npm package but the logger', () => {
-    const { files, packages } = reachable('proxy/main.ts');
-    expect(files.size).to.be.greaterThan(20); // the walk did follow the proxy's modules
-    expect(Object.fromEntries(packages)).to.deep.equal({ winston: 'pkg/log/index.ts' });
+  // proxy/main.ts imports each mode's modules only when that mode runs (sidecar-imports.test.ts):
+  // the walk starts from every mode's entry as well, or it would stop at main.ts's few files
+  for (const entry of ['proxy/main.ts', 'proxy/sidecar/agent.ts', 'proxy/server.ts', 'proxy/init/run.ts']) {
+    it(`${entry} reaches no npm package but the logger`, () => {
+      const { files, packages } = reachable(entry);
+      expect(files.size).to.be.greaterThan(1); // the walk did follow the imports
+      for (const [pkg, importer] of packages) expect(pkg, `imported by ${importer}`).to.equal('winston');
+    });
+  }
+
+  it('the sidecar agent reaches the router, the upstream pool and the discovery client', () => {
+    const files = [...reachable('proxy/sidecar/agent.ts').files].map((f) => f.replace(/\\/g, '/'));
+    for (const want of [
+      'proxy/router/exchange.ts',
+      'proxy/upstream/h1client.ts',
+      'proxy/discovery/client.ts',
+    ])
+      expect(
+        files.some((f) => f.endsWith(want)),
+        want,
+      ).to.equal(true);
   });
 });
