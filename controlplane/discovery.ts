@@ -76,7 +76,13 @@ import type { WeftdMetrics } from './metrics.js';
 import type { KubeRegistry } from './registry.js';
 import type { GlobalRateLimitService } from './globalratelimit.js';
 import { RATELIMIT_CHECK_PATH } from '../pkg/ratelimit/global.js';
-import { DEFAULT_WRITE_BUDGET_BYTES, SLICED_LINE_CHARS, WriteBudget, sliceWrite } from './pushwrite.js';
+import {
+  DEFAULT_WRITE_BUDGET_BYTES,
+  SLICED_LINE_CHARS,
+  WRITE_STALL_MS,
+  WriteBudget,
+  sliceWrite,
+} from './pushwrite.js';
 
 /** A CSR is a few KiB; anything much larger is not one. */
 const MAX_CERT_REQUEST_BYTES = 64 * 1024;
@@ -111,6 +117,8 @@ export interface DiscoveryOptions {
    * (default DEFAULT_WRITE_BUDGET_BYTES); a stream past it waits its turn (controlplane/pushwrite.ts).
    */
   writeBudgetBytes?: number;
+  /** A whole config none of whose slices flushed for this long leaves the budget (default WRITE_STALL_MS). */
+  writeStallMs?: number;
 }
 
 export interface ConnectionInfo {
@@ -972,13 +980,33 @@ export class DiscoveryService {
         waitedMs: Math.round(waitedMs),
         bytes,
       });
-    sliceWrite(conn.res, line, (flushed) => {
-      conn.blocked = false;
-      this.writeBudget.release(bytes);
-      const pending = conn.backlog;
-      conn.backlog = undefined;
-      if (flushed && pending !== undefined && !conn.res.destroyed) this.send(conn, pending);
-    });
+    let counted = true;
+    const giveBack = (): void => {
+      if (counted) this.writeBudget.release(bytes);
+      counted = false;
+    };
+    const stall = {
+      ms: this.opts.writeStallMs ?? WRITE_STALL_MS,
+      onStall: () => {
+        conn.log.info('Proxy reads its config too slowly; it no longer holds the write budget', {
+          bytes,
+          stalledMs: stall.ms,
+        });
+        giveBack();
+      },
+    };
+    sliceWrite(
+      conn.res,
+      line,
+      (flushed) => {
+        conn.blocked = false;
+        giveBack();
+        const pending = conn.backlog;
+        conn.backlog = undefined;
+        if (flushed && pending !== undefined && !conn.res.destroyed) this.send(conn, pending);
+      },
+      stall,
+    );
   }
 
   /**

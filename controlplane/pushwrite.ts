@@ -33,6 +33,13 @@ const TLS_HINT_BYTES = 16 * 1024;
 /** The framing HTTP/1.1 adds to a chunk (size line and CRLFs), with room to spare. */
 const CHUNK_FRAMING_BYTES = 32;
 
+/**
+ * A line none of whose slices flushed for this long leaves the budget (its bytes released; it goes
+ * on at its reader's pace, holding its own line as a backed-up stream does): a proxy that stops
+ * reading, or a client that never reads, must not hold the other streams' turns.
+ */
+export const WRITE_STALL_MS = 5_000;
+
 /** weftd's default: whole configs being written at once, in bytes (~20 of 1.5 MB). */
 export const DEFAULT_WRITE_BUDGET_BYTES = 32 * 1024 * 1024;
 
@@ -135,14 +142,34 @@ export class WriteBudget {
 /**
  * Writes `line` to `res` in slices of under 16 KiB, each once the previous one flushed (its write
  * callback: handed to the kernel). `done(true)` after the last one flushed, `done(false)` when
- * the stream closed first; exactly once. A slice never splits a surrogate pair.
+ * the stream closed first; exactly once. A slice never splits a surrogate pair. `stall`: called
+ * once when no slice flushed for `ms`.
  */
-export function sliceWrite(res: ServerResponse, line: string, done: (flushed: boolean) => void): void {
+export function sliceWrite(
+  res: ServerResponse,
+  line: string,
+  done: (flushed: boolean) => void,
+  stall?: { ms: number; onStall: () => void },
+): void {
   let offset = 0;
   let finished = false;
+  let stallTimer: NodeJS.Timeout | undefined;
+  let stalled = false;
+  const watch = (): void => {
+    if (stall === undefined || stalled) return;
+    if (stallTimer === undefined) {
+      const { ms, onStall } = stall;
+      stallTimer = setTimeout(() => {
+        stalled = true; // once
+        onStall();
+      }, ms);
+      stallTimer.unref();
+    } else stallTimer.refresh();
+  };
   const finish = (flushed: boolean): void => {
     if (finished) return;
     finished = true;
+    clearTimeout(stallTimer);
     res.off('close', onClose);
     done(flushed);
   };
@@ -154,6 +181,7 @@ export function sliceWrite(res: ServerResponse, line: string, done: (flushed: bo
     const end = sliceEnd(line, offset);
     const piece = line.slice(offset, end);
     offset = end;
+    watch();
     res.write(piece, next);
   };
   res.on('close', onClose);

@@ -14,7 +14,7 @@ import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { Identity } from '../../../controlplane/auth.js';
 import { ConfigGenerator } from '../../../controlplane/configgen.js';
-import { DiscoveryService } from '../../../controlplane/discovery.js';
+import { DiscoveryService, type DiscoveryOptions } from '../../../controlplane/discovery.js';
 import { DEFAULT_MESH } from '../../../controlplane/flags.js';
 import { createWeftdMetrics } from '../../../controlplane/metrics.js';
 import { createCA, issueServing } from '../../../pkg/certs/index.js';
@@ -55,6 +55,8 @@ describe('weftd whole configs under the write budget (real server and clients on
   const gauge = { inFlightMax: 0, waitingMax: 0 };
   /** The largest single write of any chunk to a TLS socket of the server. */
   let largestSocketWrite = 0;
+  /** The service's options: a test shortens writeStallMs (read at each write). */
+  let options: DiscoveryOptions;
 
   before(async () => {
     const now = new Date();
@@ -83,7 +85,7 @@ describe('weftd whole configs under the write budget (real server and clients on
       setWaiting(v);
     }) as typeof metrics.writeWaitingStreams.set;
     const identity: Identity = { namespace: 'ns', serviceAccount: 'sa' };
-    discovery = new DiscoveryService({
+    options = {
       registry,
       generator,
       authenticate: async () => ({ identity, cached: false }),
@@ -92,7 +94,9 @@ describe('weftd whole configs under the write budget (real server and clients on
       debounce: { afterMs: 0, maxMs: 0 },
       pingIntervalMs: 60_000,
       writeBudgetBytes: budgetBytes,
-    });
+      writeStallMs: 60_000,
+    };
+    discovery = new DiscoveryService(options);
     server = createServer({ cert: leaf.certPem, key: leaf.keyPem }, discovery.handle);
     server.on('secureConnection', (socket: TLSSocket) => {
       const write = socket.write.bind(socket) as (...args: unknown[]) => boolean;
@@ -143,10 +147,12 @@ describe('weftd whole configs under the write budget (real server and clients on
     await waitFor('a push cycle', () => discovery.pushCycles > before, 30_000, 5);
   };
 
-  it('streams wait their turn behind a slow reader, coalesce, give up their place on close, then all get their whole config', async () => {
-    // a proxy that stops reading after its first config: pushes fill its socket buffers until a
-    // config's slices stop flushing, and that config holds its bytes of the budget
-    const slow = await open('slow', true);
+  /**
+   * A proxy that stops reading after its first config: pushes fill its socket buffers until a
+   * config's slices stop flushing, and that config holds its bytes of the budget.
+   */
+  const stalledReader = async (pod: string): Promise<Stream> => {
+    const slow = await open(pod, true);
     await waitFor('the first config', () => pushes(slow).length > 0, 30_000, 5);
     slow.res.pause();
     let stuckSince = 0;
@@ -159,6 +165,11 @@ describe('weftd whole configs under the write budget (real server and clients on
       } else stuckSince = 0;
     }
     expect(discovery.writeBudget.inFlightBytes, 'the slow proxy holds its turn').to.be.greaterThan(0);
+    return slow;
+  };
+
+  it('streams wait their turn behind a slow reader, coalesce, give up their place on close, then all get their whole config', async () => {
+    const slow = await stalledReader('slow');
 
     // streams connecting now wait (a second config never fits next to the first)
     const waiting = await Promise.all(['w-0', 'w-1', 'w-2', 'w-3'].map((pod, i) => open(pod, i % 2 === 0)));
@@ -222,5 +233,27 @@ describe('weftd whole configs under the write budget (real server and clients on
     expect(gauge.waitingMax, 'streams waited their turn').to.be.greaterThan(0);
     expect(largestSocketWrite).to.be.below(16 * 1024);
     for (const s of fleet) s.res.destroy();
+  });
+
+  it('a reader that stalls gives its turn back after writeStallMs: the others get their configs while it stays stalled', async () => {
+    options.writeStallMs = 1_000; // stalledReader sees it stuck for 300 ms first
+    const stalled = await stalledReader('stalled');
+    const next = await open('after-stall', true);
+    await waitFor('it waits behind the stalled reader', () => discovery.writeBudget.waiting === 1, 30_000, 5);
+    await waitFor('its first config', () => pushes(next)[0]?.version === newest('after-stall'), 30_000, 5);
+    expect(pushes(next)[0]!.type).to.equal('config');
+    // the stalled one still has not read its config, and holds no budget
+    expect(discovery.writeBudget.inFlightBytes).to.equal(0);
+    expect(discovery.writeBudget.waiting).to.equal(0);
+    stalled.res.resume();
+    await waitFor(
+      'the stalled reader catches up',
+      () => pushes(stalled).at(-1)?.version === newest('stalled'),
+      60_000,
+      5,
+    );
+    options.writeStallMs = 60_000;
+    stalled.res.destroy();
+    next.res.destroy();
   });
 });
