@@ -7,7 +7,10 @@
  * version, and a ping every PING_INTERVAL_MS. A pod weftd does not know yet (it can connect
  * before the informer sees it) gets one `error` message and its config as soon as the pod shows
  * up. A slow reader never makes weftd buffer a queue of configs: while its socket is backed up
- * only the newest pending config is kept (state of the world: older ones are worthless).
+ * only the newest pending config is kept (state of the world: older ones are worthless). A large
+ * line (a whole config) is written in slices under a global byte budget (controlplane/pushwrite.ts):
+ * weftd's memory does not grow with how many proxies connect at once, nor stay behind per
+ * connection; a stream waiting its turn keeps only its newest line, as a backed-up one does.
  *
  * `POST /v1/discovery/ack`: a proxy's ACK or NACK of one push, named by its nonce. It must come
  * with a token of the same identity as the stream the nonce was sent on (one proxy cannot ACK
@@ -73,6 +76,13 @@ import type { WeftdMetrics } from './metrics.js';
 import type { KubeRegistry } from './registry.js';
 import type { GlobalRateLimitService } from './globalratelimit.js';
 import { RATELIMIT_CHECK_PATH } from '../pkg/ratelimit/global.js';
+import {
+  DEFAULT_WRITE_BUDGET_BYTES,
+  SLICED_LINE_CHARS,
+  WRITE_STALL_MS,
+  WriteBudget,
+  sliceWrite,
+} from './pushwrite.js';
 
 /** A CSR is a few KiB; anything much larger is not one. */
 const MAX_CERT_REQUEST_BYTES = 64 * 1024;
@@ -102,6 +112,13 @@ export interface DiscoveryOptions {
    */
   ackKeepAliveMs?: number;
   keepAliveMs?: number;
+  /**
+   * Bytes of large lines (whole configs) written but not yet flushed, across every stream
+   * (default DEFAULT_WRITE_BUDGET_BYTES); a stream past it waits its turn (controlplane/pushwrite.ts).
+   */
+  writeBudgetBytes?: number;
+  /** A whole config none of whose slices flushed for this long leaves the budget (default WRITE_STALL_MS). */
+  writeStallMs?: number;
 }
 
 export interface ConnectionInfo {
@@ -170,9 +187,12 @@ interface Connection {
   info: ConnectionInfo;
   res: ServerResponse;
   log: Logger;
+  /** The socket is backed up, a large line is being written, or one waits for the write budget. */
   blocked: boolean;
-  /** The newest config line not yet written because the socket is backed up. */
-  backlog: string | undefined;
+  /** The newest config line not yet written because the stream is blocked (a whole config: made at its turn). */
+  backlog: Line | undefined;
+  /** While the backlog waits for the write budget: gives up its place (the stream closed). */
+  budgetTurn?: { cancel: () => void } | undefined;
   /** Delta streams only: what weftd believes the proxy holds (no config values: versions). */
   held?: DeltaHeld | undefined;
   /** On-demand hosts (ADR 0023): what this stream asked for and got; created on its first ask. */
@@ -202,6 +222,18 @@ export const ONDEMAND_PUSH_MS = 50;
 
 /** Pods whose on-demand budgets are kept (least recently asking dropped past it; docs/limits.md). */
 export const MAX_ONDEMAND_BUDGETS = 16_384;
+
+/**
+ * A line to write: a string, or a whole config made when its turn comes (WholeLine). A stream
+ * waiting for the write budget then holds a closure over its config, which shares its bulk with
+ * the other proxies of its translation, not a 1.5 MB string of its own: 2,000 proxies connecting
+ * at once held 2.8 GB of waiting lines.
+ */
+type Line = string | WholeLine;
+interface WholeLine {
+  /** The line, made on the first call and kept. */
+  make(): string;
+}
 
 interface DeltaHeld {
   /** After the newest push (null: unknown, the next push is the whole config). */
@@ -310,8 +342,16 @@ export class DiscoveryService {
   pushCycles = 0;
   private readonly debouncer: Debouncer;
   private readonly pinger: NodeJS.Timeout;
+  /** Whole configs being written at once, across streams (issue #19: weftd's RSS with a fleet connecting). */
+  readonly writeBudget: WriteBudget;
 
   constructor(private readonly opts: DiscoveryOptions) {
+    this.writeBudget = new WriteBudget(opts.writeBudgetBytes ?? DEFAULT_WRITE_BUDGET_BYTES, {
+      changed: (inFlight, waiting) => {
+        opts.metrics.writeInFlightBytes.set(inFlight);
+        opts.metrics.writeWaitingStreams.set(waiting);
+      },
+    });
     this.debouncer = new Debouncer((first) => this.pushAll(first), opts.debounce);
     opts.registry.onChange((trigger) => {
       opts.metrics.triggers.inc({ type: trigger });
@@ -425,6 +465,9 @@ export class DiscoveryService {
     conn.log.info('Proxy connected', { remote: info.remote, serviceAccount: info.serviceAccount });
     res.on('close', () => {
       this.connections.delete(info.id);
+      conn.budgetTurn?.cancel();
+      conn.budgetTurn = undefined;
+      conn.backlog = undefined;
       conn.onDemandPush?.fire();
       if (conn.onDemand) conn.onDemand.budget.streamClosed(conn.onDemand.size);
       if (info.sent) this.nonces.delete(info.sent.nonce);
@@ -804,7 +847,9 @@ export class DiscoveryService {
     const kind = push.delta ? 'delta' : 'config';
     metrics.pushes.inc({ type: ok ? kind : `${kind}_senderr` });
     if (!ok) return;
-    metrics.pushedBytes.inc({ kind: push.delta ? 'delta' : 'full' }, Buffer.byteLength(push.line));
+    // a whole config's bytes are counted when it is made, at its turn (writeSliced)
+    if (typeof push.line === 'string')
+      metrics.pushedBytes.inc({ kind: 'delta' }, Buffer.byteLength(push.line));
     if (info.sent) this.nonces.delete(info.sent.nonce);
     this.nonces.set(nonce, info.id);
     info.sent = { version: generated.version, nonce, at: new Date().toISOString() };
@@ -837,9 +882,13 @@ export class DiscoveryService {
     conn: Connection,
     generated: GeneratedConfig,
     nonce: string,
-  ): { line: string; delta: boolean; held: HeldState | null; summary?: DeltaSummary } {
+  ): { line: Line; delta: boolean; held: HeldState | null; summary?: DeltaSummary } {
     const held = conn.held;
-    if (held === undefined) return { line: withNonce(generated.encode(), nonce), delta: false, held: null };
+    const whole = (state?: string): WholeLine => {
+      let text: string | undefined;
+      return { make: () => (text ??= withNonce(generated.encode(), nonce, state)) };
+    };
+    if (held === undefined) return { line: whole(), delta: false, held: null };
     let next: Planned | null;
     try {
       next = planFor(generated.config);
@@ -851,7 +900,7 @@ export class DiscoveryService {
     }
     if (next === null) {
       this.opts.metrics.deltaFallbacks.inc({ reason: 'unsplittable' });
-      return { line: withNonce(generated.encode(), nonce), delta: false, held: null };
+      return { line: whole(), delta: false, held: null };
     }
     // a newer line replacing a waiting backlog starts from where the backlog started: the
     // proxy never sees the replaced one
@@ -873,7 +922,7 @@ export class DiscoveryService {
     } else if (held.announced !== undefined) {
       this.opts.metrics.deltaFallbacks.inc({ reason: 'resume_unknown' });
     }
-    return { line: withNonce(generated.encode(), nonce, next.held.state), delta: false, held: next.held };
+    return { line: whole(next.held.state), delta: false, held: next.held };
   }
 
   /** Writes a message, or keeps it as the backlog while the socket drains; false when the stream is gone. */
@@ -881,21 +930,89 @@ export class DiscoveryService {
     return this.writeLine(conn, encodeMessage(msg), msg.type === 'ping');
   }
 
-  private writeLine(conn: Connection, line: string, isPing: boolean): boolean {
+  private writeLine(conn: Connection, line: Line, isPing: boolean): boolean {
     const { res } = conn;
     if (res.destroyed || res.writableEnded) return false;
     if (conn.blocked) {
       if (!isPing) conn.backlog = line;
       return true;
     }
-    if (!res.write(line)) this.waitForDrain(conn);
+    this.send(conn, line);
     return true;
   }
 
   /**
-   * Marks the stream blocked until the socket drains, then writes the newest backlog. That write
-   * can back up again (config lines are far larger than the socket buffer), so every flush that
-   * fills the buffer waits for its own drain: one missed re-arm would stall the stream for good.
+   * Writes a line on a stream that is not blocked: a short one at once; a large one (a whole
+   * config) waits for the write budget as the stream's backlog (a newer push replaces it, and
+   * encodePush diffs from where it started), then goes out in slices (controlplane/pushwrite.ts).
+   */
+  private send(conn: Connection, line: Line): void {
+    if (typeof line === 'string' && line.length < SLICED_LINE_CHARS) {
+      if (!conn.res.write(line)) this.waitForDrain(conn);
+      return;
+    }
+    conn.blocked = true;
+    conn.backlog = line;
+    const turn = this.writeBudget.acquire(
+      // asked of the head of the queue only: its line is made then (it starts next)
+      () => Buffer.byteLength(madeLine(conn.backlog) ?? ''),
+      (bytes, waitedMs) => this.writeSliced(conn, bytes, waitedMs),
+    );
+    if (!turn.queued) return;
+    conn.budgetTurn = turn;
+    if (conn.log.isDebugEnabled())
+      conn.log.debug('Config waits for the write budget', {
+        inFlightBytes: this.writeBudget.inFlightBytes,
+        waiting: this.writeBudget.waiting,
+      });
+  }
+
+  /** The stream's turn: writes its newest backlog in slices, then whatever was pushed meanwhile. */
+  private writeSliced(conn: Connection, bytes: number, waitedMs: number): void {
+    conn.budgetTurn = undefined;
+    const line = madeLine(conn.backlog);
+    const whole = typeof conn.backlog === 'object';
+    conn.backlog = undefined;
+    if (line === undefined || conn.res.destroyed) return this.writeBudget.release(bytes);
+    if (whole) this.opts.metrics.pushedBytes.inc({ kind: 'full' }, bytes);
+    if (waitedMs > 0 && conn.log.isDebugEnabled())
+      conn.log.debug('Config written after waiting for the write budget', {
+        waitedMs: Math.round(waitedMs),
+        bytes,
+      });
+    let counted = true;
+    const giveBack = (): void => {
+      if (counted) this.writeBudget.release(bytes);
+      counted = false;
+    };
+    const stall = {
+      ms: this.opts.writeStallMs ?? WRITE_STALL_MS,
+      onStall: () => {
+        conn.log.info('Proxy reads its config too slowly; it no longer holds the write budget', {
+          bytes,
+          stalledMs: stall.ms,
+        });
+        giveBack();
+      },
+    };
+    sliceWrite(
+      conn.res,
+      line,
+      (flushed) => {
+        conn.blocked = false;
+        giveBack();
+        const pending = conn.backlog;
+        conn.backlog = undefined;
+        if (flushed && pending !== undefined && !conn.res.destroyed) this.send(conn, pending);
+      },
+      stall,
+    );
+  }
+
+  /**
+   * Marks the stream blocked until the socket drains, then sends the newest backlog. That write
+   * can back up again, so every flush that fills the buffer waits for its own drain: one missed
+   * re-arm would stall the stream for good.
    */
   private waitForDrain(conn: Connection): void {
     conn.blocked = true;
@@ -903,7 +1020,7 @@ export class DiscoveryService {
       conn.blocked = false;
       const pending = conn.backlog;
       conn.backlog = undefined;
-      if (pending !== undefined && !conn.res.destroyed && !conn.res.write(pending)) this.waitForDrain(conn);
+      if (pending !== undefined && !conn.res.destroyed) this.send(conn, pending);
     });
   }
 
@@ -961,6 +1078,11 @@ export function withNonce(line: string, nonce: string, state?: string): string {
   if (!line.startsWith(CONFIG_PREFIX)) throw new Error('not a config line');
   const s = state === undefined ? '' : `"state":${JSON.stringify(state)},`;
   return `${CONFIG_PREFIX}"nonce":${JSON.stringify(nonce)},${s}${line.slice(CONFIG_PREFIX.length)}`;
+}
+
+/** A line's text (a whole config is made on the first call). */
+function madeLine(line: Line | undefined): string | undefined {
+  return typeof line === 'object' ? line.make() : line;
 }
 
 /** The resume cache's key: a state is only ever resumed by the proxy it was sent to. */

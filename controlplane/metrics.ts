@@ -32,6 +32,9 @@
  *   `resync` (the proxy NACKed a delta it could not apply), `resume_unknown` (a reconnecting
  *   proxy named a state weftd cannot verify), `too_large` (the delta would be over half the
  *   config), `unsplittable` (duplicate resource names).
+ * - `weft_weftd_xds_write_inflight_bytes`, `weft_weftd_xds_write_waiting_streams`: whole configs
+ *   being written and not yet flushed, and the streams whose whole config waits for that to drop
+ *   under the write budget (controlplane/pushwrite.ts).
  * - `weft_weftd_registry_events_total{kind,result}`: informer events by kind, `changed` (a new
  *   generation and a push cycle), `ignored` (nothing a config reads changed: labels on a
  *   VirtualService, status, managedFields, resyncs) or `invalid` (a new version of a mesh object
@@ -59,6 +62,8 @@ export interface WeftdMetrics {
   rejects: Counter<'type'>;
   acks: Counter<'result'>;
   pushedBytes: Counter<'kind'>;
+  writeInFlightBytes: Gauge<string>;
+  writeWaitingStreams: Gauge<string>;
   deltaFallbacks: Counter<'reason'>;
   registryEvents: Counter<'kind' | 'result'>;
   onDemand: Counter<'result'>;
@@ -164,6 +169,16 @@ export function createWeftdMetrics(defaultMetrics = true): WeftdMetrics {
       name: 'weft_weftd_xds_pushed_bytes_total',
       help: 'Bytes of config pushed to proxies, by kind (full|delta).',
       labelNames: ['kind'],
+      registers,
+    }),
+    writeInFlightBytes: new Gauge({
+      name: 'weft_weftd_xds_write_inflight_bytes',
+      help: 'Bytes of whole configs being written to proxies and not yet flushed (bounded by the write budget).',
+      registers,
+    }),
+    writeWaitingStreams: new Gauge({
+      name: 'weft_weftd_xds_write_waiting_streams',
+      help: 'Discovery streams whose whole config waits for the write budget (earlier ones are still being written).',
       registers,
     }),
     deltaFallbacks: new Counter({

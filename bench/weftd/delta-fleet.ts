@@ -14,6 +14,8 @@ import { AckSender } from '../../proxy/discovery/ack.js';
 import { profile } from './profile.js';
 
 const log = createLogger('bench', { silent: true });
+/** Proxies connecting at once; the next batch once each got its first config (CONNECT_BATCH=2000: a whole fleet at once). */
+const CONNECT_BATCH = Number(process.env.CONNECT_BATCH ?? 50);
 const absNow = (): number => performance.timeOrigin + performance.now();
 const HEAD = /"nonce":"([0-9a-f]{32})".*?"version":"([^"]+)"|"version":"([^"]+)","nonce":"([0-9a-f]{32})"/;
 
@@ -90,10 +92,10 @@ process.on('message', (m: Command) => {
   const run = async (): Promise<unknown> => {
     switch (m.cmd) {
       case 'connect':
-        for (let i = 0; i < m.proxies!; i += 50)
+        for (let i = 0; i < m.proxies!; i += CONNECT_BATCH)
           fleet.push(
             ...(await Promise.all(
-              Array.from({ length: Math.min(50, m.proxies! - i) }, (_, j) =>
+              Array.from({ length: Math.min(CONNECT_BATCH, m.proxies! - i) }, (_, j) =>
                 connect(m.port!, m.ca!, m.delta!, `${m.mode}-${i + j}`),
               ),
             )),

@@ -170,12 +170,35 @@ async function changes(count: number, gapMs: number): Promise<Record<string, unk
   };
 }
 
-/** All `proxies` streams connected and their first configs ACKed. */
+/**
+ * weftd's peak RSS while the fleet connects (sampled from the first 'connecting' command: the
+ * orchestrator sends it before the fleet connects), until `ready`.
+ */
+let connectPeakRss = 0;
+let connectSampler: NodeJS.Timeout | undefined;
+function connecting(): Record<string, unknown> {
+  connectPeakRss = process.memoryUsage.rss();
+  connectSampler = setInterval(
+    () => (connectPeakRss = Math.max(connectPeakRss, process.memoryUsage.rss())),
+    20,
+  );
+  return {};
+}
+
+/** All `proxies` streams connected and their first configs ACKed; weftd's RSS then, and its peak since `connecting`. */
 async function ready(proxies: number): Promise<Record<string, unknown>> {
   for (;;) {
     const list = discovery.list();
-    if (list.length === proxies && list.every((c) => c.sent && c.acked?.nonce === c.sent.nonce))
-      return { bytesPerProxy: (await pushedBytes()) / proxies };
+    if (list.length === proxies && list.every((c) => c.sent && c.acked?.nonce === c.sent.nonce)) {
+      clearInterval(connectSampler);
+      const rss = process.memoryUsage.rss();
+      return {
+        bytesPerProxy: (await pushedBytes()) / proxies,
+        readyAt: absNow(),
+        rssReadyMb: rss / 1e6,
+        connectPeakRssMb: Math.max(connectPeakRss, rss) / 1e6,
+      };
+    }
     await new Promise((r) => setTimeout(r, 50));
   }
 }
@@ -227,7 +250,7 @@ function proxyCost(): Record<string, number> {
 
 interface Command {
   id: number;
-  cmd: 'ready' | 'changes' | 'proxyCost' | 'profile' | 'memory' | 'stop';
+  cmd: 'connecting' | 'ready' | 'changes' | 'proxyCost' | 'profile' | 'memory' | 'stop';
   name?: string;
   proxies?: number;
   count?: number;
@@ -236,6 +259,8 @@ interface Command {
 process.on('message', (m: Command) => {
   const run = async (): Promise<unknown> => {
     switch (m.cmd) {
+      case 'connecting':
+        return connecting();
       case 'ready':
         return ready(m.proxies!);
       case 'changes':

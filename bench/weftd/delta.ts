@@ -26,12 +26,16 @@
  * (default 10 ms) after an idle spell: weftd's peak RSS, and its CPU time over the wall time
  * from the first change until every proxy ACKed the last one (vCPU). Then the proxy's own cost of
  * one change (decode the whole config vs decode and apply the delta; hashing a whole config).
+ * Before all that, per mode: the fleet's first connect, CONNECT_BATCH proxies at once (default 50;
+ * the next batch once each got its first config), the time until every first config was ACKed and
+ * weftd's RSS then and at its peak meanwhile (whole configs: the memory weftd's writes leave).
  * PROF=<dir> writes CPU profiles of weftd and of the fleet around each measured change
  * (summarize with bench/weftd/profile-top.ts). Writes bench/weftd/last-run-delta.json.
  *   npx tsx bench/weftd/delta.ts      SERVICES=1000 PROXIES=2000 FULL_PROXIES=500 REPS=3
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 
 const SERVICES = Number(process.env.SERVICES ?? 1000);
@@ -127,9 +131,18 @@ interface Burst {
   lastChangeToAllAckedMs: number;
   newConnections: number;
 }
+/** weftd's side of the fleet's first connect (delta-weftd.ts `ready`). */
+interface FirstConfigs {
+  bytesPerProxy: number;
+  readyAt: number;
+  rssReadyMb: number;
+  connectPeakRssMb: number;
+}
 interface ModeResult {
   proxies: number;
   firstConfigBytes: number;
+  /** From the fleet's first connect to every first config ACKed; weftd's RSS then and its peak meanwhile. */
+  firstConfigs: { ms: number; rssReadyMb: number; connectPeakRssMb: number };
   samples: Sample[];
   burst?: Burst;
   memory?: Record<string, number>;
@@ -144,12 +157,22 @@ for (const mode of MODES) {
   const weftd = await child(weftdFile, { MODE: mode, SERVICES: String(SERVICES) });
   const { port, ca } = weftd.hello as { port: number; ca: string };
   const fleet = (await child('./delta-fleet.ts', {})).c;
+  await weftd.c.ask({ cmd: 'connecting' });
+  const connectAt = performance.timeOrigin + performance.now();
   await fleet.ask({ cmd: 'connect', port, ca, delta: mode !== 'full', proxies, mode });
-  const { bytesPerProxy: firstConfigBytes } = await weftd.c.ask<{ bytesPerProxy: number }>({
-    cmd: 'ready',
+  const first = await weftd.c.ask<FirstConfigs>({ cmd: 'ready', proxies });
+  const firstConfigs = {
+    ms: first.readyAt - connectAt,
+    rssReadyMb: first.rssReadyMb,
+    connectPeakRssMb: first.connectPeakRssMb,
+  };
+  process.stderr.write(`${mode} first configs: ${JSON.stringify(firstConfigs)}\n`);
+  const entry: (typeof out)[string] = {
     proxies,
-  });
-  const entry: (typeof out)[string] = { proxies, firstConfigBytes, samples: [] };
+    firstConfigBytes: first.bytesPerProxy,
+    firstConfigs,
+    samples: [],
+  };
   out[mode] = entry;
   let fleetCpu = (await fleet.ask<Received>({ cmd: 'received' })).cpuMs;
 
@@ -223,6 +246,7 @@ const summary = Object.entries(out).map(([mode, e]) => ({
   fleetCpuMs: med(e.samples.map((s) => s.fleetCpuMs)),
   burst: e.burst,
   memory: e.memory,
+  firstConfigs: e.firstConfigs,
 }));
 const row = (cells: (string | number)[]) => `| ${cells.join(' | ')} |\n`;
 let text =
@@ -256,6 +280,11 @@ if (byMode.delta && byMode.baseline)
   text += `delta / baseline ACK p99: ${(byMode.delta.ackP99Ms / byMode.baseline.ackP99Ms).toFixed(2)}×, weftd CPU: ${(byMode.delta.weftdCpuMs / byMode.baseline.weftdCpuMs).toFixed(2)}×\n`;
 if (byMode.delta && byMode['delta-before'])
   text += `delta / delta-before ACK p99: ${(byMode.delta.ackP99Ms / byMode['delta-before'].ackP99Ms).toFixed(2)}×\n`;
+for (const s of summary)
+  text +=
+    `${s.mode}: the fleet's first configs (${s.proxies} proxies, batches of ${process.env.CONNECT_BATCH ?? 50}): ` +
+    `${(s.firstConfigs.ms / 1000).toFixed(1)} s from the first connect to every first config ACKed; weftd RSS ` +
+    `${s.firstConfigs.rssReadyMb.toFixed(0)} MB then, ${s.firstConfigs.connectPeakRssMb.toFixed(0)} MB peak meanwhile\n`;
 for (const s of summary)
   if (s.burst)
     text +=
