@@ -5,6 +5,7 @@
  * interface is added here once.
  */
 import type { KubeRegistry, PodInfo, Snapshot, TriggerType } from '../../controlplane/registry.js';
+import type { ServiceRecord } from '../../pkg/translate/index.js';
 import type { ValidationResult } from '../../pkg/validation/index.js';
 
 export interface SnapshotRegistryOptions {
@@ -76,4 +77,35 @@ export class SnapshotRegistry implements KubeRegistry {
     return { errors: [], warnings: [] };
   }
   stop(): void {}
+}
+
+/** One HTTP service whose host names generation `g`: each change() is a new config. */
+export function oneServiceAt(g: number): ServiceRecord[] {
+  return [
+    {
+      host: `s${g}.ns.svc.cluster.local`,
+      namespace: 'ns',
+      addresses: ['10.0.0.1'],
+      ports: [{ number: 80, name: 'http', protocol: 'HTTP' }],
+      endpoints: [{ address: '10.1.0.1', labels: {}, ports: { http: 8080 } }],
+    },
+  ];
+}
+
+/**
+ * `n` services of 100 endpoints each (a whole config of ~600 KB at 100), the endpoint addresses
+ * marked with `tag` (a generation: each change() is a new config).
+ */
+export function manyServices(n: number, tag: number): ServiceRecord[] {
+  return Array.from({ length: n }, (_, i) => ({
+    host: `s${i}.ns.svc.cluster.local`,
+    namespace: 'ns',
+    addresses: [`10.0.${i >> 8}.${i & 255}`],
+    ports: [{ number: 80, name: 'http', protocol: 'HTTP' }],
+    endpoints: Array.from({ length: 100 }, (_, j) => ({
+      address: `10.${tag & 255}.${i & 255}.${j}`,
+      // version: a label the proxy reads, so weftd keeps it (it trims the others, issue #19)
+      labels: { app: `s${i}`, version: `v${j}` },
+    })),
+  }));
 }

@@ -17,7 +17,7 @@ import { ConfigGenerator } from '../../../controlplane/configgen.js';
 import { DiscoveryService, withNonce } from '../../../controlplane/discovery.js';
 import { DEFAULT_MESH } from '../../../controlplane/flags.js';
 import { createWeftdMetrics, type WeftdMetrics } from '../../../controlplane/metrics.js';
-import { SnapshotRegistry } from '../../support/snapshot-registry.js';
+import { oneServiceAt, SnapshotRegistry } from '../../support/snapshot-registry.js';
 import { createCA, issueServing } from '../../../pkg/certs/index.js';
 import { ACK_PATH, MAX_ACK_BYTES, encodeMessage, MessageDecoder } from '../../../pkg/discovery/protocol.js';
 import { WeftError } from '../../../pkg/errors/index.js';
@@ -54,20 +54,7 @@ describe('weftd ACK/NACK of pushes (real server and client on loopback)', functi
     dir = mkdtempSync(join(tmpdir(), 'acks-'));
     writeFileSync(join(dir, 'ca.crt'), ca.certPem);
     for (const t of Object.keys(IDENTITIES)) writeFileSync(join(dir, t), t);
-    registry = new SnapshotRegistry(
-      (g) => ({
-        services: [
-          {
-            host: `s${g}.ns.svc.cluster.local`,
-            namespace: 'ns',
-            addresses: ['10.0.0.1'],
-            ports: [{ number: 80, name: 'http', protocol: 'HTTP' }],
-            endpoints: [{ address: '10.1.0.1', labels: {}, ports: { http: 8080 } }],
-          },
-        ],
-      }),
-      { trigger: 'service' },
-    );
+    registry = new SnapshotRegistry((g) => ({ services: oneServiceAt(g) }), { trigger: 'service' });
     metrics = createWeftdMetrics(false);
     discovery = new DiscoveryService({
       registry,

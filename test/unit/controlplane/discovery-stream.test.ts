@@ -13,32 +13,16 @@ import { ConfigGenerator } from '../../../controlplane/configgen.js';
 import { DiscoveryService } from '../../../controlplane/discovery.js';
 import { DEFAULT_MESH } from '../../../controlplane/flags.js';
 import { createWeftdMetrics } from '../../../controlplane/metrics.js';
-import { SnapshotRegistry } from '../../support/snapshot-registry.js';
+import { manyServices, SnapshotRegistry } from '../../support/snapshot-registry.js';
 import { createCA, issueServing } from '../../../pkg/certs/index.js';
 import { MessageDecoder, discoveryQuery, type DiscoveryMessage } from '../../../pkg/discovery/protocol.js';
 import { createLogger } from '../../../pkg/log/index.js';
 import { waitFor } from '../../support/wait.js';
-import type { ServiceRecord } from '../../../pkg/translate/index.js';
 import type { IncomingMessage } from 'node:http';
 import { domainsOf } from '../../../pkg/proxyconfig/domains.js';
 import type { HttpListener, ProxyConfig } from '../../../pkg/proxyconfig/types.js';
 
 const log = createLogger('test', { silent: true });
-
-/** `n` services, each with enough endpoints that a config is a few hundred KB. */
-function services(n: number, tag: number): ServiceRecord[] {
-  return Array.from({ length: n }, (_, i) => ({
-    host: `s${i}.ns.svc.cluster.local`,
-    namespace: 'ns',
-    addresses: [`10.0.${i >> 8}.${i & 255}`],
-    ports: [{ number: 80, name: 'http', protocol: 'HTTP' }],
-    endpoints: Array.from({ length: 100 }, (_, j) => ({
-      address: `10.${tag & 255}.${i & 255}.${j}`,
-      // version: a label the proxy reads, so weftd keeps it (it trims the others, issue #19)
-      labels: { app: `s${i}`, version: `v${j}` },
-    })),
-  }));
-}
 
 describe('weftd discovery server without a cluster', function () {
   this.timeout(60_000);
@@ -52,7 +36,7 @@ describe('weftd discovery server without a cluster', function () {
     const ca = createCA({ commonName: 'test', ttlMs: 3600_000, now });
     const leaf = issueServing(ca, { commonName: 'weftd', dnsNames: ['weftd.test'], ttlMs: 3600_000, now });
     caPem = ca.certPem;
-    registry = new SnapshotRegistry((g) => ({ services: services(100, g) }), {
+    registry = new SnapshotRegistry((g) => ({ services: manyServices(100, g) }), {
       trigger: 'endpoint',
       podLabels: () => ({ app: 'client' }),
     });

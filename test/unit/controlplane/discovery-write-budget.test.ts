@@ -20,25 +20,10 @@ import { createWeftdMetrics } from '../../../controlplane/metrics.js';
 import { createCA, issueServing } from '../../../pkg/certs/index.js';
 import { MessageDecoder, discoveryQuery, type DiscoveryMessage } from '../../../pkg/discovery/protocol.js';
 import { createLogger } from '../../../pkg/log/index.js';
-import type { ServiceRecord } from '../../../pkg/translate/index.js';
-import { SnapshotRegistry } from '../../support/snapshot-registry.js';
+import { manyServices, SnapshotRegistry } from '../../support/snapshot-registry.js';
 import { waitFor } from '../../support/wait.js';
 
 const log = createLogger('test', { silent: true });
-
-/** `n` services of 100 endpoints each: a config of ~600 KB at 100. */
-function services(n: number, tag: number): ServiceRecord[] {
-  return Array.from({ length: n }, (_, i) => ({
-    host: `s${i}.ns.svc.cluster.local`,
-    namespace: 'ns',
-    addresses: [`10.0.${i >> 8}.${i & 255}`],
-    ports: [{ number: 80, name: 'http', protocol: 'HTTP' }],
-    endpoints: Array.from({ length: 100 }, (_, j) => ({
-      address: `10.${tag & 255}.${i & 255}.${j}`,
-      labels: { app: `s${i}`, version: `v${j}` },
-    })),
-  }));
-}
 
 interface Stream {
   res: IncomingMessage;
@@ -63,7 +48,7 @@ describe('weftd whole configs under the write budget (real server and clients on
     const ca = createCA({ commonName: 'test', ttlMs: 3600_000, now });
     const leaf = issueServing(ca, { commonName: 'weftd', dnsNames: ['weftd.test'], ttlMs: 3600_000, now });
     caPem = ca.certPem;
-    registry = new SnapshotRegistry((g) => ({ services: services(100, g) }), {
+    registry = new SnapshotRegistry((g) => ({ services: manyServices(100, g) }), {
       trigger: 'endpoint',
       podLabels: () => ({ app: 'client' }),
     });

@@ -326,21 +326,8 @@ describe('weftd POST /v1/discovery/ondemand (real server on loopback)', function
 
   it('answers per name on an open stream and pushes the subscription to it', async () => {
     const { port, discovery } = await weftd(true);
-    let latest: ProxyConfig | undefined;
-    const c = new DiscoveryClient({
-      address: `127.0.0.1:${port}`,
-      caRootPath: join(dir, 'ca.crt'),
-      tokenPath: join(dir, 'tok'),
-      request: { kind: 'sidecar', namespace: 'shop', pod: 'web-1' },
-      log,
-      onConfig: (cfg) => {
-        latest = cfg;
-        return Promise.resolve();
-      },
-    });
-    clients.push(c);
-    void c.run();
-    await waitFor('a first config', () => latest);
+    const s = stream(port);
+    await waitFor('a first config', s.latest);
     const r = await post(port, ask(['reviews.prod', 'secret.vault', 'nothing.prod']));
     expect(r.status).to.equal(200);
     expect(JSON.parse(r.body)).to.deep.equal({
@@ -348,32 +335,19 @@ describe('weftd POST /v1/discovery/ondemand (real server on loopback)', function
     });
     await waitFor(
       'the subscription pushed',
-      () => latest && hosts(latest).includes('reviews.prod.svc.cluster.local'),
+      () => s.latest() && hosts(s.latest()!).includes('reviews.prod.svc.cluster.local'),
     );
-    expect(hosts(latest!)).to.not.include('secret.vault.svc.cluster.local');
+    expect(hosts(s.latest()!)).to.not.include('secret.vault.svc.cluster.local');
     expect(discovery.list()[0]!.onDemand).to.deep.equal(['prod/reviews.prod.svc.cluster.local']);
     // the same through the client's own call
-    expect(await c.askHosts(['ratings.prod'])).to.deep.equal({ 'ratings.prod': 'found' });
+    expect(await s.client.askHosts(['ratings.prod'])).to.deep.equal({ 'ratings.prod': 'found' });
   });
 
   it('an older proxy (no onDemand=1) keeps its whole scope, and its ask is refused: 409', async () => {
     const { port, discovery } = await weftd(true);
-    let latest: ProxyConfig | undefined;
-    const c = new DiscoveryClient({
-      address: `127.0.0.1:${port}`,
-      caRootPath: join(dir, 'ca.crt'),
-      tokenPath: join(dir, 'tok'),
-      request: { kind: 'sidecar', namespace: 'shop', pod: 'web-1' },
-      log,
-      onDemand: false, // as a proxy from before ADR 0023: it would never ask
-      onConfig: (cfg) => {
-        latest = cfg;
-        return Promise.resolve();
-      },
-    });
-    clients.push(c);
-    void c.run();
-    await waitFor('a first config', () => latest);
+    const s = stream(port, false); // as a proxy from before ADR 0023: it would never ask
+    await waitFor('a first config', s.latest);
+    const latest = s.latest();
     expect(latest!.onDemand).to.equal(undefined);
     expect(hosts(latest!)).to.deep.equal([
       'ratings.prod.svc.cluster.local',
@@ -389,22 +363,29 @@ describe('weftd POST /v1/discovery/ondemand (real server on loopback)', function
     );
   });
 
-  function stream(port: number): { client: DiscoveryClient; configs: () => number } {
+  /** A proxy's stream from shop/web-1; `onDemand: false` is a proxy from before ADR 0023. */
+  function stream(
+    port: number,
+    onDemand = true,
+  ): { client: DiscoveryClient; configs: () => number; latest: () => ProxyConfig | undefined } {
     let configs = 0;
+    let latest: ProxyConfig | undefined;
     const client = new DiscoveryClient({
       address: `127.0.0.1:${port}`,
       caRootPath: join(dir, 'ca.crt'),
       tokenPath: join(dir, 'tok'),
       request: { kind: 'sidecar', namespace: 'shop', pod: 'web-1' },
       log,
-      onConfig: () => {
+      onDemand,
+      onConfig: (cfg) => {
         configs++;
+        latest = cfg;
         return Promise.resolve();
       },
     });
     clients.push(client);
     void client.run();
-    return { client, configs: () => configs };
+    return { client, configs: () => configs, latest: () => latest };
   }
   const answers = async (port: number, body: string): Promise<OnDemandResult[]> => {
     const r = await post(port, body);
