@@ -272,6 +272,16 @@ function pipeRoute(
  * A catch-all's TLS routes for a ClientHello already read (`head`, its SNI): pipes the connection
  * to the first route's destination and returns true; false (nothing done) when none takes it.
  */
+/** Would routeBySni route this SNI (without routing anything)? The on-demand hold's test. */
+export function sniRouted(
+  l4: CompiledL4,
+  addressed: { port: number; address: string },
+  rawSni: string,
+): boolean {
+  const sni = normalizeSni(rawSni);
+  return sni !== null && firstL4Route(l4.tls, { ...addressed, sni }) !== null;
+}
+
 export function routeBySni(
   client: net.Socket,
   l4: CompiledL4,

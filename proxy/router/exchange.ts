@@ -37,6 +37,7 @@ import {
   type HeaderMap,
 } from './headers.js';
 import { requestOriginalDst } from '../upstream/origdst.js';
+import { unresolvedDetail } from './unresolved.js';
 import { authorityPort, hostValues, isRejection, parseRequestHead, type HeadRejection } from './target.js';
 import type { PathNormalization } from './path.js';
 import { addFlag, FLAG_TEXT, Flags, type Flag } from './flags.js';
@@ -343,6 +344,8 @@ export class Exchange {
     const v = this.view;
     const vh = (this.vhost = findVHost(this.listener, v.authority));
     const sel = vh === null ? null : selectRoute(vh, v);
+    const unresolved = vh === null ? unresolvedDetail(connectionOf(this.req), v.authority) : null;
+    if (unresolved !== null) return this.localReply(503, Flags.NoCluster, unresolved);
     if (sel === null)
       return this.localReply(
         404,

@@ -21,7 +21,7 @@ import { DiscoveryClient, parseAddress } from '../discovery/client.js';
 import { loadAddon } from '../native/original_dst.js';
 import { onOutbound, type CaptureEnv } from './capture.js';
 import { findVHost } from '../compile/compile.js';
-import { OnDemandHolder, ONDEMAND_METRIC } from './ondemand.js';
+import { OnDemandHolder, ONDEMAND_METRIC, type OnDemandVerdict } from './ondemand.js';
 import { InboundListener } from '../inbound/listener.js';
 import { DEFAULT_GLOBAL_TIMEOUT_MS, GlobalClient } from '../ratelimit/global.js';
 import { inboundAdminRoutes } from '../inbound/admin.js';
@@ -285,7 +285,7 @@ export async function startAgent(
     },
     count: (result) => proxy.metrics.incLabelled(ONDEMAND_METRIC, { result }),
   });
-  const onDemandWait = (authority: string, held?: () => boolean): Promise<boolean> =>
+  const onDemandWait = (authority: string, held?: () => boolean): Promise<OnDemandVerdict> =>
     onDemand.wait(authority, held);
   if (s.kind === 'sidecar') {
     const addon = loadAddon();

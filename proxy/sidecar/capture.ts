@@ -32,7 +32,10 @@ import { readFirstBytes } from '../inbound/listener.js';
 import type { RegistryOnly } from './registry-only.js';
 import { prefaceVerdict } from '../h2/downstream.js';
 import type { OutboundTcpEntry, OutboundTcpTable } from './outbound-tcp.js';
-import { routeBySni, routeL4, type L4Env } from '../tcp-route.js';
+import { routeBySni, routeL4, sniRouted, type L4Env } from '../tcp-route.js';
+import { markUnresolved } from '../router/unresolved.js';
+import { onDemandHostName } from '../../pkg/discovery/protocol.js';
+import type { OnDemandVerdict } from './ondemand.js';
 
 /** Bytes to look at before deciding; an HTTP request head larger than this is passed through. */
 const MAX_SNIFF_BYTES = 16 * 1024;
@@ -152,10 +155,11 @@ export interface CaptureEnv {
   registryOnly?: () => RegistryOnly | null;
   /**
    * On-demand hosts (ADR 0023, ondemand.ts): holds an HTTP request whose Host (or a TCP/h2c
-   * connection whose original destination address) the config does not know until weftd sent it
-   * (true) or the hold ended (false); `held` says when it is known. Absent or null: off.
+   * connection whose original destination address, or a TLS connection whose SNI) the config
+   * does not know until weftd sent it or the hold ended; `held` says when it is known. Absent or
+   * null: off.
    */
-  onDemand?: () => ((authority: string, held?: () => boolean) => Promise<boolean>) | null;
+  onDemand?: () => ((authority: string, held?: () => boolean) => Promise<OnDemandVerdict>) | null;
   /** The pod IP (INSTANCE_IP) the app listens on; 127.0.0.1 when unknown. */
   appHost: string;
   /** The capture ports themselves: a connection "originally" to them is not passed through. */
@@ -259,11 +263,40 @@ function knowsDestination(env: CaptureEnv, dst: OriginalDst, h2: boolean): boole
   return h2 && l !== null && routesH2(l, dst);
 }
 
+/** What the on-demand step did with a connection: `continue` leaves it to the usual path. */
+type OnDemandStep = 'routed' | 'refused' | 'continue';
+
+let lastRefusalWarnAt = 0;
+
+/**
+ * A connection whose destination nobody could resolve in time (ADR 0023, `unresolved`): closed,
+ * never passed through, since it may be for a mesh service that must get its routes and mTLS.
+ * Counted each time; logged at warn at most every 10 s (the app chooses how many), else debug.
+ */
+function refuseUnresolved(
+  env: CaptureEnv,
+  socket: net.Socket,
+  dst: OriginalDst,
+  asked: string,
+): OnDemandStep {
+  env.metrics.inc('weft_proxy_passthrough_refused_total');
+  const now = Date.now();
+  const level = now - lastRefusalWarnAt >= 10_000 ? 'warn' : 'debug';
+  if (level === 'warn') lastRefusalWarnAt = now;
+  env.log[level]('Outbound connection closed: its destination was not resolved on demand in time', {
+    to: `${dst.address}:${dst.port}`,
+    asked,
+    see: 'weft_proxy_ondemand_requests_total, weftd',
+  });
+  socket.destroy();
+  return 'refused';
+}
+
 /**
  * On-demand hosts by address (ADR 0023): TCP or h2c to an original destination this sidecar does
  * not know is held while weftd is asked for the address; when a config that knows it arrives,
- * the connection is routed as if it had been there from the start (true). False: not on demand,
- * not found, or the hold ended; the caller carries on with `head` unread.
+ * the connection is routed as if it had been there from the start. `continue`: not on demand,
+ * or weftd does not know the address; the caller carries on with `head` unread.
  */
 async function routedOnDemand(
   env: CaptureEnv,
@@ -271,22 +304,65 @@ async function routedOnDemand(
   dst: OriginalDst,
   verdict: Sniffed,
   head: Buffer,
-): Promise<boolean> {
+): Promise<OnDemandStep> {
   const h2 = verdict.kind === 'h2';
   const wait = env.onDemand?.() ?? null;
-  if (wait === null || knowsDestination(env, dst, h2)) return false;
-  if (!(await wait(dst.address, () => knowsDestination(env, dst, h2))) || socket.destroyed) return false;
+  if (wait === null || knowsDestination(env, dst, h2)) return 'continue';
+  const v = await wait(dst.address, () => knowsDestination(env, dst, h2));
+  if (socket.destroyed) return 'refused';
+  if (v === 'unresolved') return refuseUnresolved(env, socket, dst, dst.address);
+  if (v === 'unknown') return 'continue';
   const l = env.outboundHttp();
   if (h2 && l !== null && routesH2(l, dst)) {
     rememberOriginalDst(socket, dst);
     socket.unshift(head);
     if (env.handOff(socket)) socket.resume();
     else socket.destroy(); // the router is closing (shutdown): nothing else would take it
-    return true;
+    return 'routed';
   }
-  if (env.outboundTcp?.()?.find(dst.address, dst.port) == null) return false;
+  if (env.outboundTcp?.()?.find(dst.address, dst.port) == null) return 'continue';
   socket.unshift(head);
-  return routedAtL4(env, socket, dst);
+  return routedAtL4(env, socket, dst) ? 'routed' : 'continue';
+}
+
+/** Does a port's catch-all in the config in force route this SNI (a DNS ServiceEntry's host)? */
+function routesSni(env: CaptureEnv, dst: OriginalDst, sni: string): boolean {
+  const catchAll = env.outboundTcp?.()?.catchAll(dst.port) ?? null;
+  return catchAll !== null && sniRouted(catchAll.l4, { address: dst.address, port: dst.port }, sni);
+}
+
+/**
+ * TLS to an address no service has (ADR 0023): the ClientHello's SNI is asked for, as an HTTP
+ * request's Host is, so a DNS ServiceEntry without addresses (an external API) gets its routes
+ * (an egress gateway, its DestinationRule) on demand too, instead of a passthrough that would
+ * skip them. `continue`: not on demand, no SNI, or weftd does not know the name.
+ */
+async function routedBySniOnDemand(
+  env: CaptureEnv,
+  socket: net.Socket,
+  dst: OriginalDst,
+  hello: Buffer,
+): Promise<OnDemandStep> {
+  const wait = env.onDemand?.() ?? null;
+  const sni = sniOf(hello);
+  if (wait === null || sni === null || routesSni(env, dst, sni)) return 'continue';
+  const v = await wait(sni, () => routesSni(env, dst, sni));
+  if (socket.destroyed) return 'refused';
+  if (v === 'unresolved') return refuseUnresolved(env, socket, dst, sni);
+  const catchAll = env.outboundTcp?.()?.catchAll(dst.port) ?? null;
+  if (v === 'routed' && catchAll !== null && routedBySni(env, socket, dst, catchAll, hello)) return 'routed';
+  return 'continue';
+}
+
+/**
+ * An HTTP request whose Host was not resolved on demand in time (ADR 0023): the router answers
+ * it 503 NC saying why (router/unresolved.ts), rather than a passthrough without the mesh.
+ */
+function refuseUnresolvedHttp(env: CaptureEnv, socket: net.Socket, head: Buffer, host: string): void {
+  markUnresolved(socket, onDemandHostName(host) ?? host);
+  socket.unshift(head);
+  if (env.handOff(socket)) socket.resume();
+  else socket.destroy(); // the router is closing (shutdown)
 }
 
 export async function onOutbound(env: CaptureEnv, socket: net.Socket): Promise<void> {
@@ -306,8 +382,10 @@ export async function onOutbound(env: CaptureEnv, socket: net.Socket): Promise<v
     (l === null || findVHost(l, verdict.host) === null)
   ) {
     // a host this sidecar does not hold yet: weftd may send it (held at most the hold time)
-    if (await ask(verdict.host)) l = env.outboundHttp();
+    const v = await ask(verdict.host);
     if (socket.destroyed) return;
+    if (v === 'unresolved') return refuseUnresolvedHttp(env, socket, head, verdict.host);
+    if (v === 'routed') l = env.outboundHttp();
   }
   if (
     (verdict.kind === 'http' && l !== null && verdict.host !== null && findVHost(l, verdict.host) !== null) ||
@@ -324,20 +402,19 @@ export async function onOutbound(env: CaptureEnv, socket: net.Socket): Promise<v
     dst !== null &&
     !isSelf(env, dst) &&
     verdict.kind !== 'http' &&
-    (await routedOnDemand(env, socket, dst, verdict, head))
+    (await routedOnDemand(env, socket, dst, verdict, head)) !== 'continue'
   )
     return;
   if (socket.destroyed) return;
-  const catchAll =
-    verdict.kind === 'tcp' && head.length > 0 && dst !== null && !isSelf(env, dst)
-      ? (env.outboundTcp?.()?.catchAll(dst.port) ?? null)
-      : null;
-  if (catchAll !== null) {
+  const tlsCandidate = verdict.kind === 'tcp' && head.length > 0 && dst !== null && !isSelf(env, dst);
+  const catchAll = tlsCandidate ? (env.outboundTcp?.()?.catchAll(dst.port) ?? null) : null;
+  if (tlsCandidate && (catchAll !== null || (env.onDemand?.() ?? null) !== null)) {
     // TLS naming a DNS ServiceEntry's host goes to its cluster; anything else carries on below
     const hello = await tlsHead(socket, head, env.sniffTimeoutMs);
     if (hello === null) return;
     head = hello;
-    if (routedBySni(env, socket, dst!, catchAll, head)) return;
+    if (catchAll !== null && routedBySni(env, socket, dst, catchAll, head)) return;
+    if ((await routedBySniOnDemand(env, socket, dst, head)) !== 'continue') return;
   }
   const registryOnly = env.registryOnly?.() ?? null;
   if (registryOnly !== null && dst !== null && !isSelf(env, dst)) {

@@ -2,20 +2,33 @@
  * On-demand hosts, the sidecar's side (ADR 0023). With `onDemand` in its config the sidecar holds
  * part of the mesh; a request whose Host it does not hold (or a TCP/h2c connection whose original
  * IPv4 destination it does not know) is held here while weftd is asked for the name or address
- * (POST /v1/discovery/ondemand), and goes on as soon as a config holding it is swapped in. Everything is bounded, because the app chooses the names (a client can send random Host
+ * (POST /v1/discovery/ondemand), and goes on as soon as a config holding it is swapped in.
+ *
+ * A hold ends in one of three verdicts (`OnDemandVerdict`):
+ *  - `routed`: a config that routes it is in force;
+ *  - `unknown`: weftd answered `not_found` (or remembered so), or the Host is no host name: the
+ *    usual unknown-host path (ALLOW_ANY passes it through, REGISTRY_ONLY answers 404 NR), as a
+ *    proxy holding the whole mesh would do;
+ *  - `unresolved`: nobody knows (no answer within `holdMs`, weftd down or limiting, or past a
+ *    bound here). The caller refuses it (503 NC, or the connection closed): passed through, a
+ *    request to a mesh service would leave without its routing rules and without mTLS, and a
+ *    user must be able to trust that a slow control plane never downgrades traffic.
+ *
+ * Everything is bounded, because the app chooses the names (a client can send random Host
  * headers as fast as it likes):
  *
- *  - a request is held at most `holdMs` (then it takes the usual unknown-host path: ALLOW_ANY
- *    passes it through, REGISTRY_ONLY answers 404 NR);
+ *  - a request is held at most `holdMs`;
  *  - at most `maxPendingHosts` names are being asked for and `maxHeldRequests` requests held;
- *  - names are asked at most `asksPerSecond` (a bucket of `burst`);
+ *  - names are asked at most `asksPerSecond` (a bucket of `burst`); a name past the bucket waits
+ *    for its token when that comes within half the hold (an app's start-up burst), else it is
+ *    `rate_limited` at once;
  *  - a name weftd answered `not_found` is not asked again for `negativeTtlMs` (an external host
  *    under ALLOW_ANY is then passed through without a hold; at most `maxNegative` names kept);
  *  - what is re-declared on a new stream is at most `maxFound` names (weftd's subscription cap),
  *    one per config entry routing them (`entryOf`: the subdomains of one wildcard ServiceEntry
  *    count once), the least recently found dropped past it.
  *
- * Past any bound the request is not held: it is an unknown host at once. Pure apart from the
+ * Past any bound the request is not held: it is `unresolved` at once. Pure apart from the
  * injected clock and timers (unit-tested with fakes).
  */
 import { onDemandHostName, type OnDemandResult } from '../../pkg/discovery/protocol.js';
@@ -55,11 +68,31 @@ export type OnDemandOutcome =
   | 'error'
   | 'invalid';
 
+/** How a hold ended, for the caller (see the module comment). */
+export type OnDemandVerdict = 'routed' | 'unknown' | 'unresolved';
+
+/** The verdict of each outcome: only weftd's `not_found` (or no host name at all) is `unknown`. */
+export const VERDICT_OF: Record<OnDemandOutcome, OnDemandVerdict> = {
+  routed: 'routed',
+  not_found: 'unknown',
+  negative: 'unknown',
+  invalid: 'unknown',
+  timeout: 'unresolved',
+  limited: 'unresolved',
+  rate_limited: 'unresolved',
+  overflow: 'unresolved',
+  error: 'unresolved',
+};
+
 /** Requests that met an unknown host with on-demand hosts on, by result. */
 export const ONDEMAND_METRIC = 'weft_proxy_ondemand_requests_total';
 
 export const ONDEMAND_HOLD_DEFAULTS = {
-  holdMs: 1000,
+  /**
+   * Long enough for a loaded node (the first request's worst case measured at 0.5 s, ADR 0023),
+   * since running out of it refuses the request; weftd down answers at once (a refused connect).
+   */
+  holdMs: 5000,
   maxPendingHosts: 32,
   maxHeldRequests: 256,
   asksPerSecond: 10,
@@ -74,7 +107,7 @@ interface Waiter {
   authority: string;
   /** Is it routable now? (default: the options' isHeld of its authority) */
   held: (() => boolean) | undefined;
-  resolve: (held: boolean) => void;
+  resolve: (verdict: OnDemandVerdict) => void;
 }
 
 interface Pending {
@@ -120,36 +153,47 @@ export class OnDemandHolder {
   }
 
   /**
-   * Holds a request for `authority` until a config routes it (true) or the hold ends without
-   * (false: the caller takes the unknown-host path). Never rejects. `held`: how to tell it is
-   * routable (a TCP connection's original destination asks by address, and is routed by the
-   * outbound TCP table, not by a virtual host).
+   * Holds a request for `authority` until a config routes it or the hold ends (the verdict says
+   * how). Never rejects. `held`: how to tell it is routable (a TCP connection's original
+   * destination asks by address, and is routed by the outbound TCP table, not by a virtual host;
+   * a TLS connection asks by SNI and is routed by a port's catch-all).
    */
-  wait(authority: string, held?: () => boolean): Promise<boolean> {
+  wait(authority: string, held?: () => boolean): Promise<OnDemandVerdict> {
     const name = onDemandHostName(authority);
-    if (name === null) return this.done('invalid', false);
+    if (name === null) return this.done('invalid');
     const until = this.negative.get(name);
     if (until !== undefined) {
-      if (until > this.o.now()) return this.done('negative', false);
+      if (until > this.o.now()) return this.done('negative');
       this.negative.delete(name);
     }
-    if (this.held >= this.o.maxHeldRequests) return this.done('overflow', false);
+    if (this.held >= this.o.maxHeldRequests) return this.done('overflow');
     let p = this.pending.get(name);
     if (p === undefined) {
-      if (this.pending.size >= this.o.maxPendingHosts) return this.done('overflow', false);
-      if (!this.takeToken()) return this.done('rate_limited', false);
-      const entry: Pending = { waiters: [], timer: { cancel: () => undefined } };
-      entry.timer = this.o.setTimer(() => this.settle(name, 'timeout'), this.o.holdMs);
-      this.pending.set(name, entry);
-      p = entry;
+      if (this.pending.size >= this.o.maxPendingHosts) return this.done('overflow');
+      const delay = this.reserveAsk();
+      if (delay === null) return this.done('rate_limited');
+      p = this.startAsk(name, delay);
+    }
+    const waiting = p;
+    this.held++;
+    return new Promise<OnDemandVerdict>((resolve) => waiting.waiters.push({ authority, held, resolve }));
+  }
+
+  /** A pending name, asked now or once its token comes (`delay` ms); its hold starts now. */
+  private startAsk(name: string, delay: number): Pending {
+    const entry: Pending = { waiters: [], timer: { cancel: () => undefined } };
+    entry.timer = this.o.setTimer(() => this.settle(name, 'timeout'), this.o.holdMs);
+    this.pending.set(name, entry);
+    const ask = (): void => {
+      if (this.pending.get(name) !== entry) return; // released meanwhile (another push routed it)
       this.o.ask([name]).then(
         (answers) => this.answered(name, answers[name] ?? 'not_found'),
         () => this.settle(name, 'error'),
       );
-    }
-    const waiting = p;
-    this.held++;
-    return new Promise<boolean>((resolve) => waiting.waiters.push({ authority, held, resolve }));
+    };
+    if (delay === 0) ask();
+    else this.o.setTimer(ask, delay);
+    return entry;
   }
 
   /** A config was swapped in: releases the requests it routes. */
@@ -158,7 +202,7 @@ export class OnDemandHolder {
       const still: Waiter[] = [];
       for (const w of p.waiters) {
         if (w.held ? w.held() : this.o.isHeld(w.authority)) {
-          this.release(w, 'routed', true);
+          this.release(w, 'routed');
           if (this.found.delete(`name:${name}`)) this.remember(name); // now under its entry
         } else still.push(w);
       }
@@ -221,26 +265,35 @@ export class OnDemandHolder {
     if (p === undefined) return;
     this.pending.delete(name);
     p.timer.cancel();
-    for (const w of p.waiters) this.release(w, outcome, false);
+    for (const w of p.waiters) this.release(w, outcome);
   }
 
-  private release(w: Waiter, outcome: OnDemandOutcome, held: boolean): void {
+  private release(w: Waiter, outcome: OnDemandOutcome): void {
     this.held--;
     this.o.count?.(outcome);
-    w.resolve(held);
+    w.resolve(VERDICT_OF[outcome]);
   }
 
-  private done(outcome: OnDemandOutcome, held: boolean): Promise<boolean> {
+  private done(outcome: OnDemandOutcome): Promise<OnDemandVerdict> {
     this.o.count?.(outcome);
-    return Promise.resolve(held);
+    return Promise.resolve(VERDICT_OF[outcome]);
   }
 
-  private takeToken(): boolean {
+  /**
+   * Takes a token for one ask: 0 when one is there, else the wait (ms) until it comes if that
+   * is within half the hold (the token is taken ahead: the bucket goes below zero), else null.
+   */
+  private reserveAsk(): number | null {
     const t = this.o.now();
     this.tokens = Math.min(this.o.burst, this.tokens + ((t - this.refilledAt) / 1000) * this.o.asksPerSecond);
     this.refilledAt = t;
-    if (this.tokens < 1) return false;
+    if (this.tokens >= 1) {
+      this.tokens -= 1;
+      return 0;
+    }
+    const delay = Math.ceil(((1 - this.tokens) / this.o.asksPerSecond) * 1000);
+    if (delay > this.o.holdMs / 2) return null;
     this.tokens -= 1;
-    return true;
+    return delay;
   }
 }

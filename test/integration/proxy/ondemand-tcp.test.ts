@@ -5,7 +5,9 @@
  * (as a subscription's push does) and answers `found`. A client-first TCP connection to the
  * service's address is held, then routed by the service's L4 route (to its endpoint, not to the
  * address dialled); an address weftd does not know is not held past its answer and goes on as
- * before (ALLOW_ANY: passed through to the original destination).
+ * before (ALLOW_ANY: passed through to the original destination). When nobody can say (weftd
+ * down, or silent past the hold), the connection or HTTP request is refused (closed, or 503 NC),
+ * never passed through: it may be for a mesh service that must get its routes and mTLS.
  */
 import { expect } from 'chai';
 import net from 'node:net';
@@ -16,6 +18,7 @@ import { createLogger } from '../../../pkg/log/index.js';
 import { onOutbound, type CaptureEnv } from '../../../proxy/sidecar/capture.js';
 import { OnDemandHolder } from '../../../proxy/sidecar/ondemand.js';
 import type { OriginalDst } from '../../../proxy/native/original_dst.js';
+import { findVHost } from '../../../proxy/compile/compile.js';
 import { startProxy, type Started } from './helpers.js';
 
 async function listen(server: net.Server): Promise<number> {
@@ -47,7 +50,11 @@ describe('on-demand hosts by original destination (TCP, real capture path)', fun
   let proxy: Started;
   let capturePort: number;
   let dst: OriginalDst;
+  /** The server a passthrough reaches: it answers `direct:<what it read>`. */
+  let directPort: number;
   const asked: string[] = [];
+  /** weftd's state as the proxy sees it: answering, refusing connections, or never answering. */
+  let weftd: 'up' | 'down' | 'silent' = 'up';
   const closers: (() => void)[] = [];
   let withService: ProxyConfig;
 
@@ -55,7 +62,7 @@ describe('on-demand hosts by original destination (TCP, real capture path)', fun
     const backend = net.createServer((c) => c.once('data', (d: Buffer) => c.end(`backend:${d.toString()}`)));
     const direct = net.createServer((c) => c.once('data', (d: Buffer) => c.end(`direct:${d.toString()}`)));
     const backendPort = await listen(backend);
-    const directPort = await listen(direct);
+    directPort = await listen(direct);
     closers.push(
       () => backend.close(),
       () => direct.close(),
@@ -72,17 +79,24 @@ describe('on-demand hosts by original destination (TCP, real capture path)', fun
       }).config,
       onDemand: { ...onDemand, subscribed: ['data/db.data.svc.cluster.local'] },
     } as ProxyConfig;
-    proxy = await startProxy(empty as ProxyConfig);
+    // the outbound listener served through handOff only, as in the sidecar
+    proxy = await startProxy(empty as ProxyConfig, { unbound: (l) => l.name === 'outbound' });
     // weftd's part: the address of a known service is found and its config pushed; others not
     const holder = new OnDemandHolder({
       ask: async (names): Promise<Record<string, OnDemandResult>> => {
         asked.push(...names);
+        if (weftd === 'down') throw new Error('connect ECONNREFUSED');
+        if (weftd === 'silent') return new Promise<never>(() => undefined);
         if (names[0] !== '10.96.0.50') return { [names[0]!]: 'not_found' };
         await proxy.proxy.apply(withService);
         setImmediate(() => holder.configApplied());
         return { [names[0]]: 'found' };
       },
-      isHeld: () => false,
+      isHeld: (authority) => {
+        const l = proxy.proxy.unboundHttp();
+        return l !== null && findVHost(l, authority) !== null;
+      },
+      holdMs: 400,
     });
     const env: CaptureEnv = {
       log: createLogger('test', { silent: true }),
@@ -127,5 +141,41 @@ describe('on-demand hosts by original destination (TCP, real capture path)', fun
     const before = asked.length;
     expect(await exchange(capturePort, 'next')).to.equal('backend:next');
     expect(asked).to.have.length(before);
+  });
+
+  describe('nobody can say (weftd down or silent): refused, never passed through', () => {
+    const PASSTHROUGH_REFUSED = 'weft_proxy_passthrough_refused_total';
+    afterEach(() => {
+      weftd = 'up';
+      dst = { address: '127.0.0.1', port: directPort, family: 4 };
+    });
+
+    for (const state of ['down', 'silent'] as const) {
+      it(`weftd ${state}: TCP to an address it may know is closed and counted`, async () => {
+        weftd = state;
+        dst = { address: state === 'down' ? '10.96.0.61' : '10.96.0.62', port: directPort, family: 4 };
+        const before = proxy.proxy.metrics.counters.get(PASSTHROUGH_REFUSED) ?? 0;
+        // passed through, the direct server would answer `direct:ping`
+        expect(await exchange(capturePort, 'ping')).to.equal('');
+        expect(proxy.proxy.metrics.counters.get(PASSTHROUGH_REFUSED)).to.equal(before + 1);
+      });
+
+      it(`weftd ${state}: an HTTP request for a Host it does not hold is answered 503 NC, saying why`, async () => {
+        weftd = state;
+        const reply = await exchange(
+          capturePort,
+          `GET / HTTP/1.1\r\nHost: ratings-${state}.prod:9080\r\nConnection: close\r\n\r\n`,
+        );
+        expect(reply).to.match(/^HTTP\/1\.1 503 /);
+        expect(reply.toLowerCase()).to.contain('x-weft-response-flags: nc');
+        expect(reply).to.contain(`host "ratings-${state}.prod" is not in this sidecar's config`);
+        expect(reply).to.not.contain('direct:');
+      });
+    }
+
+    it('weftd back: the same Host weftd does not know takes the unknown-host path (ALLOW_ANY: passed through)', async () => {
+      const reply = await exchange(capturePort, 'GET / HTTP/1.1\r\nHost: ratings-down.prod\r\n\r\n');
+      expect(reply.startsWith('direct:GET / HTTP/1.1')).to.equal(true);
+    });
   });
 });

@@ -20,6 +20,8 @@ import { translate } from '../../../pkg/translate/index.js';
 import { proxyScope } from '../../../pkg/translate/scope.js';
 import { createLogger } from '../../../pkg/log/index.js';
 import { onOutbound, type CaptureEnv } from '../../../proxy/sidecar/capture.js';
+import { OnDemandHolder } from '../../../proxy/sidecar/ondemand.js';
+import type { OnDemandResult } from '../../../pkg/discovery/protocol.js';
 import type { OriginalDst } from '../../../proxy/native/original_dst.js';
 import { makeServingCert } from '../../support/certs.js';
 import { startDnsServer, type TestDnsServer } from '../../support/dns-server.js';
@@ -209,4 +211,103 @@ describe('sidecar: TLS to a DNS ServiceEntry without addresses goes to the entry
         },
       );
     });
+
+  /**
+   * On demand (ADR 0023): the sidecar starts without the entry. The address dialled is no
+   * service's, so the ClientHello's SNI is asked for as a Host would be; weftd's part (an `ask`
+   * that pushes the entry's config) is played here. Before, the address was asked, weftd knew it
+   * not, and the connection was passed through to the decoy, skipping the entry and its routes.
+   */
+  describe('on demand: the SNI is asked for when the address is no service’s', () => {
+    let proxy: Started;
+    let capture: net.Server;
+    let capturePort: number;
+    let weftdDown = false;
+    const asked: string[] = [];
+    const dst: OriginalDst = { address: '127.0.0.1', port: 0, family: 4 };
+
+    before(async () => {
+      dst.port = decoy.port;
+      const onDemand = { namespace: 'app', subscribed: [] as string[] };
+      const dnsSettings = {
+        servers: [dns.address],
+        minRefreshMs: 10,
+        maxRefreshMs: 50,
+        refreshRateMs: 50,
+        timeoutMs: 500,
+      };
+      const proxyOf = (input: Parameters<typeof translate>[0], subscribed: string[]): ProxyConfig =>
+        ({
+          ...translate(input).config,
+          dns: dnsSettings,
+          onDemand: { ...onDemand, subscribed },
+        }) as ProxyConfig;
+      const app = { namespace: 'app', labels: { app: 'client' } };
+      proxy = await startProxy(proxyOf({ proxy: app }, []));
+      const withEntry = proxyOf({ serviceEntries: [entry(real.port)], proxy: app }, ['ext/api.example.test']);
+      const holder = new OnDemandHolder({
+        ask: async (names): Promise<Record<string, OnDemandResult>> => {
+          asked.push(...names);
+          if (weftdDown) throw new Error('connect ECONNREFUSED');
+          if (names[0] !== 'api.example.test') return { [names[0]!]: 'not_found' };
+          await proxy.proxy.apply(withEntry);
+          setImmediate(() => holder.configApplied());
+          return { [names[0]]: 'found' };
+        },
+        isHeld: () => false,
+      });
+      const env: CaptureEnv = {
+        log: createLogger('test', { silent: true }),
+        metrics: proxy.proxy.metrics,
+        outboundHttp: () => null,
+        outboundTcp: () => proxy.proxy.outboundTcp(),
+        onDemand: () =>
+          proxy.proxy.current?.source.onDemand !== undefined ? (a, held) => holder.wait(a, held) : null,
+        handOff: () => false,
+        appHost: '127.0.0.1',
+        capturePorts: [],
+        sniffTimeoutMs: 2000,
+        dst: () => dst,
+      };
+      capture = net.createServer((s) => void onOutbound(env, s));
+      await new Promise<void>((r) => capture.listen(0, '127.0.0.1', r));
+      capturePort = (capture.address() as net.AddressInfo).port;
+    });
+    after(async () => {
+      capture?.close();
+      await proxy?.stop();
+    });
+
+    it('the first connection with SNI api.example.test is held and ends at the entry, not the decoy', async () => {
+      expect(proxy.proxy.outboundTcp()).to.equal(null);
+      const decoyBefore = decoy.accepted();
+      expect(await tlsThrough(capturePort, 'api.example.test')).to.equal('entry');
+      expect(asked).to.deep.equal(['127.0.0.1', 'api.example.test']);
+      expect(decoy.accepted() - decoyBefore, 'connections the decoy saw').to.equal(0);
+      // held from now on: no new ask
+      expect(await tlsThrough(capturePort, 'api.example.test')).to.equal('entry');
+      expect(asked).to.have.length(2);
+    });
+
+    it('an SNI weftd does not know passes through as before (ALLOW_ANY), asked once', async () => {
+      expect(await tlsThrough(capturePort, 'other.example.net')).to.equal('decoy');
+      expect(asked.slice(2)).to.deep.equal(['other.example.net']);
+      expect(await tlsThrough(capturePort, 'other.example.net')).to.equal('decoy');
+      expect(asked).to.have.length(3);
+    });
+
+    it('weftd down: a name nobody could resolve is refused and counted, never passed through', async () => {
+      weftdDown = true;
+      const decoyBefore = decoy.accepted();
+      const refusedBefore = proxy.proxy.metrics.counters.get('weft_proxy_passthrough_refused_total') ?? 0;
+      expect(await tlsThrough(capturePort, 'new.example.net')).to.equal('');
+      expect(decoy.accepted() - decoyBefore, 'connections the decoy saw').to.equal(0);
+      expect(proxy.proxy.metrics.counters.get('weft_proxy_passthrough_refused_total')).to.equal(
+        refusedBefore + 1,
+      );
+      // what it holds keeps working, and what weftd said it does not know still passes through
+      expect(await tlsThrough(capturePort, 'api.example.test')).to.equal('entry');
+      expect(await tlsThrough(capturePort, 'other.example.net')).to.equal('decoy');
+    });
+  });
 });

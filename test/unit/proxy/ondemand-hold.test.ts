@@ -1,8 +1,9 @@
 /**
  * The sidecar's on-demand hold (proxy/sidecar/ondemand.ts, ADR 0023) with a fake clock and fake
- * timers: a request for a host the config lacks is held until a config routes it, weftd says it
- * is unknown, or the hold time passes; every bound (held requests, pending names, ask rate,
- * negative cache) turns the request into an unknown host at once instead of holding it.
+ * timers: a request for a host the config lacks is held until a config routes it (`routed`),
+ * weftd says it is unknown (`unknown`: the unknown-host path follows), or the hold time passes
+ * (`unresolved`: the caller refuses it); every bound (held requests, pending names, ask rate)
+ * makes the request `unresolved` at once instead of holding it.
  */
 import { expect } from 'chai';
 import type { OnDemandResult } from '../../../pkg/discovery/protocol.js';
@@ -92,7 +93,7 @@ describe('sidecar on-demand hold (fake clock)', () => {
     expect(h.holder.heldRequests).to.equal(1);
     h.routed.add('Reviews.Prod:9080');
     h.holder.configApplied();
-    expect(await p).to.equal(true);
+    expect(await p).to.equal('routed');
     expect(h.outcomes).to.deep.equal(['routed']);
     expect(h.holder.subscribedNames()).to.deep.equal(['reviews.prod']);
   });
@@ -102,7 +103,7 @@ describe('sidecar on-demand hold (fake clock)', () => {
     const p = h.holder.wait('reviews.prod');
     h.routed.add('reviews.prod');
     await h.answer('reviews.prod', 'found');
-    expect(await p).to.equal(true);
+    expect(await p).to.equal('routed');
   });
 
   it('asks once for many requests to one host, and releases them together', async () => {
@@ -111,15 +112,15 @@ describe('sidecar on-demand hold (fake clock)', () => {
     expect(h.asked).to.have.length(1);
     h.routed.add('a.prod').add('a.prod:80').add('A.PROD');
     await h.answer('a.prod', 'found');
-    expect(await Promise.all(ps)).to.deep.equal([true, true, true]);
+    expect(await Promise.all(ps)).to.deep.equal(['routed', 'routed', 'routed']);
   });
 
-  it('not_found ends the hold and is remembered (no second ask) until its TTL', async () => {
+  it('not_found ends the hold as unknown (the unknown-host path) and is remembered until its TTL', async () => {
     const h = harness();
     const p = h.holder.wait('nope.example.com');
     await h.answer('nope.example.com', 'not_found');
-    expect(await p).to.equal(false);
-    expect(await h.holder.wait('nope.example.com')).to.equal(false);
+    expect(await p).to.equal('unknown');
+    expect(await h.holder.wait('nope.example.com')).to.equal('unknown');
     expect(h.asked).to.have.length(1);
     expect(h.outcomes).to.deep.equal(['not_found', 'negative']);
     await h.advance(10_001);
@@ -127,32 +128,32 @@ describe('sidecar on-demand hold (fake clock)', () => {
     expect(h.asked).to.have.length(2);
   });
 
-  it('the hold ends after holdMs without an answer (the unknown-host path follows)', async () => {
+  it('the hold ends after holdMs without an answer: unresolved (refused, never passed through)', async () => {
     const h = harness();
     const p = h.holder.wait('slow.prod');
     await h.advance(999);
     expect(h.holder.heldRequests).to.equal(1);
     await h.advance(1);
-    expect(await p).to.equal(false);
+    expect(await p).to.equal('unresolved');
     expect(h.outcomes).to.deep.equal(['timeout']);
     expect(h.holder.heldRequests).to.equal(0);
     expect(h.holder.pendingHosts).to.equal(0);
   });
 
-  it('weftd unreachable or limiting: not held, not remembered', async () => {
+  it('weftd unreachable or limiting: unresolved, not remembered', async () => {
     const h = harness();
     const a = h.holder.wait('a.prod');
     await h.fail('a.prod');
-    expect(await a).to.equal(false);
+    expect(await a).to.equal('unresolved');
     const b = h.holder.wait('b.prod');
     await h.answer('b.prod', 'limited');
-    expect(await b).to.equal(false);
+    expect(await b).to.equal('unresolved');
     expect(h.outcomes).to.deep.equal(['error', 'limited']);
     void h.holder.wait('b.prod');
     expect(h.asked).to.have.length(3);
   });
 
-  it('a flood of random hosts: at most maxPendingHosts asked, the rest not held', async () => {
+  it('a flood of random hosts: at most maxPendingHosts asked, the rest unresolved at once', async () => {
     const h = harness();
     const ps = Array.from({ length: 50 }, (_, i) => h.holder.wait(`r${i}.example.com`));
     expect(h.asked).to.have.length(3);
@@ -160,29 +161,55 @@ describe('sidecar on-demand hold (fake clock)', () => {
     expect(h.holder.heldRequests).to.equal(3);
     await h.advance(1000);
     const results = await Promise.all(ps);
-    expect(results.every((r) => r === false)).to.equal(true);
+    expect(results.every((r) => r === 'unresolved')).to.equal(true);
     expect(h.outcomes.filter((o) => o === 'overflow')).to.have.length(47);
     expect(h.outcomes.filter((o) => o === 'timeout')).to.have.length(3);
   });
 
-  it('asks at most `burst` names at once, then `asksPerSecond`', async () => {
+  it('asks at most `burst` names at once, then `asksPerSecond`; a name whose token comes within half the hold waits for it', async () => {
     const h = harness({ maxPendingHosts: 100, maxHeldRequests: 100 });
     const ps = Array.from({ length: 20 }, (_, i) => h.holder.wait(`r${i}.example.com`));
+    // 3 from the bucket; the 4th's token comes in 500 ms (half the hold): reserved; the rest refused
     expect(h.asked).to.have.length(3);
-    expect(h.outcomes.filter((o) => o === 'rate_limited')).to.have.length(17);
-    await h.advance(500);
+    expect(h.holder.pendingHosts).to.equal(4);
+    expect(h.outcomes.filter((o) => o === 'rate_limited')).to.have.length(16);
+    await h.advance(499);
+    expect(h.asked).to.have.length(3);
+    await h.advance(1);
+    expect(h.asked.map((a) => a[0])).to.deep.equal([
+      'r0.example.com',
+      'r1.example.com',
+      'r2.example.com',
+      'r3.example.com',
+    ]);
+    // the bucket is empty again: the next token is 500 ms away
     void h.holder.wait('later.example.com');
     void h.holder.wait('later2.example.com');
-    expect(h.asked).to.have.length(4);
+    expect(h.outcomes.filter((o) => o === 'rate_limited')).to.have.length(17);
+    await h.advance(500);
+    expect(h.asked).to.have.length(5);
     await h.advance(1000);
-    await Promise.all(ps);
+    const verdicts = await Promise.all(ps);
+    expect(verdicts.filter((v) => v === 'unresolved')).to.have.length(20); // no answers: all timed out or refused
+  });
+
+  it('a reserved ask is not made when a push routed the name meanwhile', async () => {
+    const h = harness({ burst: 1 });
+    void h.holder.wait('a.prod');
+    const b = h.holder.wait('b.prod'); // its token is 500 ms away
+    expect(h.asked).to.have.length(1);
+    h.routed.add('b.prod');
+    h.holder.configApplied();
+    expect(await b).to.equal('routed');
+    await h.advance(500);
+    expect(h.asked.map((a) => a[0])).to.deep.equal(['a.prod']);
   });
 
   it('caps held requests across hosts', async () => {
     const h = harness({ maxPendingHosts: 10, burst: 10 });
     const ps = Array.from({ length: 8 }, () => h.holder.wait('busy.prod'));
     expect(h.holder.heldRequests).to.equal(5);
-    expect((await Promise.all(ps.slice(5))).every((r) => r === false)).to.equal(true);
+    expect((await Promise.all(ps.slice(5))).every((r) => r === 'unresolved')).to.equal(true);
     expect(h.outcomes).to.deep.equal(['overflow', 'overflow', 'overflow']);
   });
 
@@ -197,10 +224,10 @@ describe('sidecar on-demand hold (fake clock)', () => {
     expect(h.asked.map((a) => a[0])).to.deep.equal(['n1.x', 'n2.x', 'n3.x', 'n1.x']);
   });
 
-  it('a Host that is no host name is not asked for', async () => {
+  it('a Host that is no host name is not asked for: unknown (no mesh service has such a name)', async () => {
     const h = harness();
     for (const a of ['[::1]:80', 'a b', '', 'x'.repeat(300), 'évil.com'])
-      expect(await h.holder.wait(a)).to.equal(false);
+      expect(await h.holder.wait(a)).to.equal('unknown');
     expect(h.asked).to.deep.equal([]);
     expect(new Set(h.outcomes)).to.deep.equal(new Set(['invalid']));
   });
@@ -252,7 +279,7 @@ describe('sidecar on-demand hold (fake clock)', () => {
 
     it('2,000 names found one by one: at most 512, the most recent kept', async () => {
       const holder = wildcard();
-      for (const n of subdomains) expect(await holder.wait(n)).to.equal(true);
+      for (const n of subdomains) expect(await holder.wait(n)).to.equal('routed');
       const kept = holder.subscribedNames();
       expect(kept).to.have.length(ONDEMAND_HOLD_DEFAULTS.maxFound);
       expect(kept.at(-1)).to.equal('n1999.example.com');
