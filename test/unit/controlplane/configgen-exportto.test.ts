@@ -6,6 +6,7 @@
 import { expect } from 'chai';
 import { ConfigGenerator } from '../../../controlplane/configgen.js';
 import { DEFAULT_MESH } from '../../../controlplane/flags.js';
+import { WHOLE_SCOPE_MESH } from '../../support/mesh.js';
 import type { PodInfo, Snapshot } from '../../../controlplane/registry.js';
 import type { ServiceEntry } from '../../../pkg/api/index.js';
 import { createLogger } from '../../../pkg/log/index.js';
@@ -79,7 +80,7 @@ describe('ServiceEntry exportTo', () => {
   it('weftd: each sidecar gets the entries exported to its namespace, in the config and the encoded line', () => {
     const g = new ConfigGenerator({
       domainSuffix: 'cluster.local',
-      mesh: DEFAULT_MESH,
+      mesh: WHOLE_SCOPE_MESH,
       log: createLogger('t', { silent: true }),
     });
     const snap = snapshot([entry('public', 'a'), entry('private', 'a', ['.']), entry('tob', 'a', ['b'])]);

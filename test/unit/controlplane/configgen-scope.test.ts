@@ -7,6 +7,7 @@
 import { expect } from 'chai';
 import { ConfigGenerator } from '../../../controlplane/configgen.js';
 import { DEFAULT_MESH } from '../../../controlplane/flags.js';
+import { WHOLE_SCOPE_MESH } from '../../support/mesh.js';
 import type { PodInfo, Snapshot } from '../../../controlplane/registry.js';
 import type { DestinationRule, VirtualService } from '../../../pkg/api/index.js';
 import { encodeMessage } from '../../../pkg/discovery/protocol.js';
@@ -73,7 +74,7 @@ describe('weftd config generation: translation per client scope', () => {
   const gen = (): ConfigGenerator =>
     new ConfigGenerator({
       domainSuffix: 'cluster.local',
-      mesh: DEFAULT_MESH,
+      mesh: WHOLE_SCOPE_MESH,
       log: createLogger('t', { silent: true }),
     });
 

@@ -7,6 +7,7 @@
 import { expect } from 'chai';
 import { ConfigGenerator } from '../../../controlplane/configgen.js';
 import { DEFAULT_MESH } from '../../../controlplane/flags.js';
+import { WHOLE_SCOPE_MESH } from '../../support/mesh.js';
 import type { PodInfo, Snapshot } from '../../../controlplane/registry.js';
 import type { DestinationRule, Sidecar, SidecarSpec, VirtualService } from '../../../pkg/api/index.js';
 import { createLogger } from '../../../pkg/log/index.js';
@@ -56,7 +57,7 @@ const pod = (namespace: string, name: string, labels: Record<string, string> = {
 const gen = () =>
   new ConfigGenerator({
     domainSuffix: 'cluster.local',
-    mesh: DEFAULT_MESH,
+    mesh: WHOLE_SCOPE_MESH,
     log: createLogger('t', { silent: true }),
   });
 

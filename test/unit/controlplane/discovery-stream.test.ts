@@ -12,6 +12,7 @@ import type { Identity } from '../../../controlplane/auth.js';
 import { ConfigGenerator } from '../../../controlplane/configgen.js';
 import { DiscoveryService } from '../../../controlplane/discovery.js';
 import { DEFAULT_MESH } from '../../../controlplane/flags.js';
+import { WHOLE_SCOPE_MESH } from '../../support/mesh.js';
 import { createWeftdMetrics } from '../../../controlplane/metrics.js';
 import { manyServices, SnapshotRegistry } from '../../support/snapshot-registry.js';
 import { createCA, issueServing } from '../../../pkg/certs/index.js';
@@ -43,7 +44,7 @@ describe('weftd discovery server without a cluster', function () {
     const identity: Identity = { namespace: 'ns', serviceAccount: 'sa' };
     discovery = new DiscoveryService({
       registry,
-      generator: new ConfigGenerator({ domainSuffix: 'cluster.local', mesh: DEFAULT_MESH, log }),
+      generator: new ConfigGenerator({ domainSuffix: 'cluster.local', mesh: WHOLE_SCOPE_MESH, log }),
       authenticate: async () => ({ identity, cached: false }),
       metrics: createWeftdMetrics(false),
       log,

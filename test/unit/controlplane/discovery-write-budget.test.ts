@@ -16,6 +16,7 @@ import type { Identity } from '../../../controlplane/auth.js';
 import { ConfigGenerator } from '../../../controlplane/configgen.js';
 import { DiscoveryService, type DiscoveryOptions } from '../../../controlplane/discovery.js';
 import { DEFAULT_MESH } from '../../../controlplane/flags.js';
+import { WHOLE_SCOPE_MESH } from '../../support/mesh.js';
 import { createWeftdMetrics } from '../../../controlplane/metrics.js';
 import { createCA, issueServing } from '../../../pkg/certs/index.js';
 import { MessageDecoder, discoveryQuery, type DiscoveryMessage } from '../../../pkg/discovery/protocol.js';
@@ -52,7 +53,7 @@ describe('weftd whole configs under the write budget (real server and clients on
       trigger: 'endpoint',
       podLabels: () => ({ app: 'client' }),
     });
-    const generator = new ConfigGenerator({ domainSuffix: 'cluster.local', mesh: DEFAULT_MESH, log });
+    const generator = new ConfigGenerator({ domainSuffix: 'cluster.local', mesh: WHOLE_SCOPE_MESH, log });
     const line = generator.forProxy(registry.snapshot(), 'sidecar', registry.pod('ns', 'p'), undefined, {
       onDemand: true,
     });

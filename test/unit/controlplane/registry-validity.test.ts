@@ -16,6 +16,7 @@ import {
 } from '../../../controlplane/registry.js';
 import { ConfigGenerator } from '../../../controlplane/configgen.js';
 import { DEFAULT_MESH } from '../../../controlplane/flags.js';
+import { WHOLE_SCOPE_MESH } from '../../support/mesh.js';
 import { ObjectValidity } from '../../../controlplane/validity.js';
 import type { KubeClient } from '../../../pkg/kube/client.js';
 import type { InformerEventType, InformerHandler } from '../../../pkg/kube/informer.js';
@@ -229,7 +230,7 @@ describe('registry: objects that fail validation are in no config', () => {
     });
     const generator = new ConfigGenerator({
       domainSuffix: 'cluster.local',
-      mesh: DEFAULT_MESH,
+      mesh: WHOLE_SCOPE_MESH,
       log: winston.createLogger({ silent: true }),
     });
     const config = (): string =>
@@ -276,7 +277,7 @@ describe('registry: invalid security objects fail closed', () => {
     for (const p of policies) w.informers.get('AuthorizationPolicy')!.emit('add', p);
     const generator = new ConfigGenerator({
       domainSuffix: 'cluster.local',
-      mesh: DEFAULT_MESH,
+      mesh: WHOLE_SCOPE_MESH,
       log: winston.createLogger({ silent: true }),
     });
     const pod = { name: 'reviews-1', namespace: 'demo', labels: { app: 'reviews' } };
@@ -402,7 +403,7 @@ describe('registry: invalid security objects fail closed', () => {
     for (const o of objects) w.informers.get('PeerAuthentication')!.emit('add', o);
     const generator = new ConfigGenerator({
       domainSuffix: 'cluster.local',
-      mesh: DEFAULT_MESH,
+      mesh: WHOLE_SCOPE_MESH,
       log: winston.createLogger({ silent: true }),
     });
     const pod = { name: 'reviews-1', namespace: 'demo', labels: { app: 'reviews' } };
@@ -518,7 +519,7 @@ describe('registry: an invalid Sidecar fails closed (REGISTRY_ONLY, the egress h
     for (const s of sidecars) w.informers.get('Sidecar')!.emit('add', s);
     const generator = new ConfigGenerator({
       domainSuffix: 'cluster.local',
-      mesh: DEFAULT_MESH,
+      mesh: WHOLE_SCOPE_MESH,
       log: winston.createLogger({ silent: true }),
     });
     const pod = { name: 'reviews-1', namespace: 'demo', labels: { app: 'reviews' } };

@@ -13,6 +13,7 @@ import {
 import { ConfigGenerator, telemetryFor, workloadName } from '../../../controlplane/configgen.js';
 import { Debouncer, type DebounceClock } from '../../../controlplane/debounce.js';
 import { authorize } from '../../../controlplane/discovery.js';
+import { WHOLE_SCOPE_MESH } from '../../support/mesh.js';
 import { DEFAULT_MESH, parseFlags, parseMeshSettings } from '../../../controlplane/flags.js';
 import { podChangeMatters, type PodInfo, type Snapshot } from '../../../controlplane/registry.js';
 import { encodeMessage } from '../../../pkg/discovery/protocol.js';
@@ -181,12 +182,12 @@ describe('weftd mesh config (mesh.yaml)', () => {
       extensionProviders: [],
       gatewayNumTrustedProxies: 0,
       proxyHeaders: {},
-      onDemandHosts: false,
+      onDemandHosts: true,
     });
   });
 
-  it('defaultConfig.onDemandHosts (ADR 0023): off by default, a boolean only', () => {
-    expect(DEFAULT_MESH.onDemandHosts).to.equal(false);
+  it('defaultConfig.onDemandHosts (ADR 0023): on by default, a boolean only', () => {
+    expect(DEFAULT_MESH.onDemandHosts).to.equal(true);
     expect(parseMeshSettings('defaultConfig: {onDemandHosts: true}').onDemandHosts).to.equal(true);
     expect(parseMeshSettings('defaultConfig: {onDemandHosts: false}').onDemandHosts).to.equal(false);
     expect(() => parseMeshSettings('defaultConfig: {onDemandHosts: yes please}')).to.throw(
@@ -622,7 +623,7 @@ describe('weftd config generation', () => {
   const gen = (): ConfigGenerator =>
     new ConfigGenerator({
       domainSuffix: 'cluster.local',
-      mesh: DEFAULT_MESH,
+      mesh: WHOLE_SCOPE_MESH, // the sidecars here look at other namespaces' services
       log: createLogger('t', { silent: true }),
     });
   const pod = (name: string, labels: Record<string, string> = { app: 'a' }): PodInfo => ({
