@@ -17,6 +17,7 @@ import { createLogger, type Logger } from '../pkg/log/index.js';
 import { errorMessage } from '../pkg/errors/index.js';
 import {
   compileConfig,
+  findVHost,
   type CompiledConfig,
   type CompiledHttpListener,
   type CompiledListener,
@@ -43,6 +44,9 @@ import { goAwayH2 } from './h2/downstream.js';
 import { GatewayTlsTerminator } from './gateway-tls.js';
 import type { IdentitySource } from './identity/types.js';
 import type { RegistryOnly } from './sidecar/registry-only.js';
+import type { OnDemandVerdict } from './sidecar/ondemand.js';
+import { markUnresolved } from './router/unresolved.js';
+import { onDemandHostName } from '../pkg/discovery/protocol.js';
 import type { IdentitySummary } from './identity/workload.js';
 import { RateLimiter } from './ratelimit/limiter.js';
 import type { GlobalBackend } from './ratelimit/global.js';
@@ -83,6 +87,13 @@ export interface ProxyOptions {
    * by a capture listener (the sidecar's 15001) through `handOff`.
    */
   unbound?: (l: CompiledListener) => boolean;
+  /**
+   * On-demand hosts (ADR 0023) for requests on an unbound HTTP listener (a connection the capture
+   * handed in): the hold of a Host the config in force does not route, or null when on demand is
+   * off. The capture asks for a connection's first request; this covers the next ones (a client
+   * that sends another Host on the same keep-alive connection).
+   */
+  onDemandHost?: (authority: string) => Promise<OnDemandVerdict> | null;
   /** Extra readiness condition: a reason while not ready, null when ready. */
   readinessGate?: () => string | null;
   /**
@@ -482,7 +493,38 @@ export class ProxyServer {
   ): void {
     live.conns.begin(req.socket, res);
     this.inflight++; // decremented by the Exchange when the response closes
+    const held = this.heldOnDemand(live, req);
+    if (held === null) return this.route(live, req, res, upgrade);
+    void held.then(() => {
+      // the client left during the hold: no Exchange will see the response close
+      if (res.destroyed) return this.env.onClosed();
+      this.route(live, req, res, upgrade);
+    });
+  }
+
+  private route(
+    live: LiveListener,
+    req: IncomingMessage,
+    res: ServerResponse,
+    upgrade: UpgradeHook | null,
+  ): void {
     new Exchange(this.env, this.current!, live.compiled as CompiledHttpListener, req, res, upgrade).run();
+  }
+
+  /**
+   * A request on a handed-in connection whose Host the config does not route, on demand: held
+   * until weftd sent it (then routed with the new config) or nobody could say (then marked, and
+   * the router answers 503 NC; router/unresolved.ts). Null: not held.
+   */
+  private heldOnDemand(live: LiveListener, req: IncomingMessage): Promise<void> | null {
+    const host = req.headers.host;
+    if (live.bound || this.opts.onDemandHost === undefined || host === undefined) return null;
+    if (findVHost(live.compiled as CompiledHttpListener, host) !== null) return null;
+    const wait = this.opts.onDemandHost(host);
+    if (wait === null) return null;
+    return wait.then((verdict) => {
+      if (verdict === 'unresolved') markUnresolved(req.socket, onDemandHostName(host) ?? host);
+    });
   }
 
   /** Malformed request, oversized headers, CL/TE conflicts, header timeout: a status and a flag. */

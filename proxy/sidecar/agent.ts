@@ -235,6 +235,9 @@ export async function startAgent(
     auxAddresses: { metrics: s.bind, health: s.bind },
     drainMs: s.drainMs,
     unbound: (l) => s.kind === 'sidecar' && l.protocol === 'HTTP' && l.port === CONFIG_OUTBOUND_PORT,
+    // a new Host on a keep-alive connection the capture handed in (its first request was asked there)
+    onDemandHost: (authority) =>
+      proxy.current?.source.onDemand !== undefined ? onDemand.wait(authority) : null,
     readinessGate: () => {
       if (!capturesBound) return 'capture listeners are not bound yet';
       const noCert = identity.notReadyReason();

@@ -6,7 +6,8 @@
  *
  *  - a host of the proxy's own namespace is there from the start (no ask);
  *  - the first request to another namespace's host is held, weftd subscribes the proxy and pushes,
- *    and the request is routed (200 from that service);
+ *    and the request is routed (200 from that service); so is a new Host on a keep-alive
+ *    connection the proxy already serves;
  *  - a host exportTo hides from the proxy's namespace, or one its Sidecar does not import, is
  *    answered 404 NR and never reaches its config; an unknown one too;
  *  - a flood of random Host headers is answered (404 NR, or 503 NC past the proxy's bounds)
@@ -51,16 +52,18 @@ describe('on-demand hosts: real weftd push server and a real proxy sidecar proce
   const ups: Upstream[] = [];
 
   before(async () => {
-    const [web, reviews, secret] = await Promise.all([
+    const [web, reviews, secret, ratings] = await Promise.all([
       upstream('web'),
       upstream('reviews'),
       upstream('secret'),
+      upstream('ratings'),
     ]);
-    ups.push(web, reviews, secret);
+    ups.push(web, reviews, secret, ratings);
     const registry = new SnapshotRegistry(() => ({
       services: [
         service('web', 'shop', web.port),
         service('reviews', 'prod', reviews.port),
+        service('ratings', 'prod', ratings.port),
         service('secret', 'vault', secret.port, ['.']),
         service('billing', 'pay', secret.port),
       ],
@@ -129,6 +132,20 @@ describe('on-demand hosts: real weftd push server and a real proxy sidecar proce
     expect(await counter(metrics, 'found')).to.equal(1);
   });
 
+  it('a new Host on a keep-alive connection it already serves is held and routed too', async () => {
+    // the capture asks for a connection's first Host; the second one here comes to the router
+    const reply = await raw(
+      ports.outbound!,
+      'GET / HTTP/1.1\r\nHost: web.shop.svc.cluster.local\r\n\r\n' +
+        'GET / HTTP/1.1\r\nHost: ratings.prod\r\nConnection: close\r\n\r\n',
+      10_000,
+    );
+    const statuses = reply.match(/^HTTP\/1\.1 \d{3}/gm);
+    expect(statuses, reply).to.deep.equal(['HTTP/1.1 200', 'HTTP/1.1 200']);
+    expect(reply).to.contain('ratings');
+    expect(discovery.list()[0]!.onDemand).to.include('prod/ratings.prod.svc.cluster.local');
+  });
+
   it('never reveals a host exportTo or its Sidecar hides, and answers unknown ones alike', async () => {
     for (const host of ['secret.vault', 'secret.vault.svc.cluster.local', 'billing.pay', 'nothing.prod']) {
       const r = await outbound(host);
@@ -139,7 +156,10 @@ describe('on-demand hosts: real weftd push server and a real proxy sidecar proce
     const cfg = await configDump();
     expect(JSON.stringify(cfg)).to.not.contain('secret.vault');
     expect(JSON.stringify(cfg)).to.not.contain('billing.pay');
-    expect(discovery.list()[0]!.onDemand).to.deep.equal(['prod/reviews.prod.svc.cluster.local']);
+    expect(discovery.list()[0]!.onDemand).to.have.members([
+      'prod/ratings.prod.svc.cluster.local',
+      'prod/reviews.prod.svc.cluster.local',
+    ]);
     expect(await counter(metrics, 'not_found')).to.equal(4);
   });
 
@@ -170,7 +190,7 @@ describe('on-demand hosts: real weftd push server and a real proxy sidecar proce
     const asked = after.reduce((a, b) => a + b, 0) - before.reduce((a, b) => a + b, 0);
     // the proxy's bucket: 20 at once, then 10 per second
     expect(asked).to.be.at.most(20 + Math.ceil(seconds * 10) + 1);
-    expect(discovery.list()[0]!.onDemand).to.have.length(1);
+    expect(discovery.list()[0]!.onDemand).to.have.length(2);
     expect((await outbound('reviews.prod')).body).to.equal('reviews');
     const stats = (await request(ports.admin!, { path: '/stats/prometheus', agent: false })).body;
     expect(stats).to.match(/weft_proxy_ondemand_requests_total\{result="(rate_limited|overflow)"\} \d+/);
@@ -181,7 +201,7 @@ describe('on-demand hosts: real weftd push server and a real proxy sidecar proce
     weftd.server.closeAllConnections();
     await waitFor(
       'a new stream holding the subscription again',
-      () => discovery.list().some((c) => c.id !== first && (c.onDemand ?? []).length === 1),
+      () => discovery.list().some((c) => c.id !== first && (c.onDemand ?? []).length === 2),
       30_000,
     );
     await sleep(200);
