@@ -6,7 +6,7 @@
  */
 import { expect } from 'chai';
 import { rmSync } from 'node:fs';
-import { DEFAULT_MESH } from '../../../controlplane/flags.js';
+import { WHOLE_SCOPE_MESH } from '../../support/mesh.js';
 import type { Weftd } from '../../../controlplane/weftd.js';
 import { TOKEN_AUDIENCE } from '../../../pkg/discovery/protocol.js';
 import { KubeClient } from '../../../pkg/kube/client.js';
@@ -103,7 +103,7 @@ describe('weftd: routes and DestinationRules per client (sourceLabels, DR preced
     });
     weftd = await startTestWeftd(
       { kube, ns: svc, tlsDir: dir, log },
-      { mesh: { ...structuredClone(DEFAULT_MESH), rootNamespace: root }, pingIntervalMs: 300 },
+      { mesh: { ...structuredClone(WHOLE_SCOPE_MESH), rootNamespace: root }, pingIntervalMs: 300 },
     );
   });
 

@@ -9,7 +9,7 @@
 import { expect } from 'chai';
 import net from 'node:net';
 import { rmSync } from 'node:fs';
-import { DEFAULT_MESH } from '../../../controlplane/flags.js';
+import { WHOLE_SCOPE_MESH } from '../../support/mesh.js';
 import type { Weftd } from '../../../controlplane/weftd.js';
 import { TOKEN_AUDIENCE } from '../../../pkg/discovery/protocol.js';
 import { KubeClient } from '../../../pkg/kube/client.js';
@@ -86,7 +86,7 @@ describe('weftd: Sidecar scoping and REGISTRY_ONLY (real weftd)', function () {
     });
     weftd = await startTestWeftd(
       { kube, ns: a, tlsDir: dir, log },
-      { mesh: { ...structuredClone(DEFAULT_MESH), rootNamespace: root }, pingIntervalMs: 300 },
+      { mesh: { ...structuredClone(WHOLE_SCOPE_MESH), rootNamespace: root }, pingIntervalMs: 300 },
     );
   });
 
