@@ -16,8 +16,13 @@
  *    off (shared by every proxy of a namespace without a Sidecar) against on (its own namespace
  *    plus its CALLS subscriptions: shared only by proxies with the same subscriptions), medians
  *    over REPS × 5.
+ * 4. weftd's translation per change for a fleet: WORKLOADS Deployments per namespace (default 5,
+ *    so 100), each calling CALLS services of other namespaces of its own (a distinct subscription
+ *    set per Deployment, its replicas share it). Off, the Deployments of a namespace share one
+ *    translation; on, each set is translated (ADR 0023: no incremental translation). All the
+ *    configs one change costs weftd, medians over REPS × 2 changes.
  * Writes bench/weftd/last-run-ondemand.json.
- *   npx tsx bench/weftd/ondemand.ts        SERVICES=1000 CALLS=5 REPS=3 HOSTS=20
+ *   npx tsx bench/weftd/ondemand.ts        SERVICES=1000 CALLS=5 REPS=3 HOSTS=20 WORKLOADS=5
  *   WEFTD_BENCH=ondemand bash bench/weftd/run.sh
  */
 import { writeFileSync } from 'node:fs';
@@ -40,6 +45,7 @@ const SERVICES = Number(process.env.SERVICES ?? 1000);
 const CALLS = Number(process.env.CALLS ?? 5);
 const REPS = Number(process.env.REPS ?? 3);
 const HOSTS = Number(process.env.HOSTS ?? 20);
+const WORKLOADS = Number(process.env.WORKLOADS ?? 5);
 const log = createLogger('bench', { silent: true });
 const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');
 
@@ -189,6 +195,39 @@ function translationMs(onDemand: boolean): number[] {
   return out;
 }
 
+/**
+ * ms for weftd to bring a fleet up to date after one registry change: one config per Deployment
+ * (its replicas share the translation), WORKLOADS per namespace, each subscribed on demand to
+ * CALLS services of other namespaces picked for it; off, every Deployment has its whole scope.
+ */
+function fleetTranslationMs(onDemand: boolean): number[] {
+  const registry = new SnapshotRegistry(() => meshSnapshot(SERVICES, null));
+  const gen = new ConfigGenerator({
+    domainSuffix: 'cluster.local',
+    mesh: { ...structuredClone(DEFAULT_MESH), onDemandHosts: onDemand },
+    log,
+  });
+  const fleet = Array.from({ length: NAMESPACES * WORKLOADS }, (_, w) => {
+    const pod = { namespace: `ns${w % NAMESPACES}`, name: `w${w}-0`, labels: { app: `w${w}` } };
+    // service i lives in ns<i % NAMESPACES>: a stride that is no multiple of it leaves the namespace
+    const called = Array.from({ length: CALLS }, (_, k) => (w * 7919 + k * 21 + 1) % SERVICES).map(
+      (i) => `svc${i}.ns${i % NAMESPACES}.svc.cluster.local`,
+    );
+    const subscribed = onDemand
+      ? called.flatMap((name) => gen.resolveOnDemand(registry.snapshot(), pod, name))
+      : [];
+    return { pod, subscribed };
+  });
+  const out: number[] = [];
+  for (let i = 0; i < REPS * 2 + 1; i++) {
+    registry.change();
+    const t = performance.now();
+    for (const f of fleet) gen.forProxy(registry.snapshot(), 'sidecar', f.pod, f.subscribed).encode();
+    if (i > 0) out.push(performance.now() - t); // the first warms the JIT
+  }
+  return out;
+}
+
 async function main(): Promise<void> {
   const bytes: Record<'off' | 'on', { held: number[]; pushed: number[]; hosts: number }> = {
     off: { held: [], pushed: [], hosts: 0 },
@@ -204,6 +243,8 @@ async function main(): Promise<void> {
   const translation = { off: [] as number[], on: [] as number[] };
   for (let r = 0; r < 2; r++)
     for (const mode of ['off', 'on'] as const) translation[mode].push(...translationMs(mode === 'on'));
+  const fleet = { off: [] as number[], on: [] as number[] };
+  for (const mode of ['off', 'on'] as const) fleet[mode].push(...fleetTranslationMs(mode === 'on'));
   const lat = await firstRequestLatency();
   const result = {
     services: SERVICES,
@@ -221,6 +262,12 @@ async function main(): Promise<void> {
     ),
     heldRatio: median(bytes.on.held) / median(bytes.off.held),
     translationMsPerChange: { off: median(translation.off), on: median(translation.on) },
+    fleetTranslationMsPerChange: {
+      deployments: NAMESPACES * WORKLOADS,
+      off: median(fleet.off),
+      on: median(fleet.on),
+      ratio: median(fleet.on) / median(fleet.off),
+    },
     latencyMs: {
       hosts: HOSTS,
       firstMedian: median(lat.first),

@@ -1,7 +1,8 @@
 /**
  * weftd's mesh settings for tests of a sidecar's whole scope (exportTo, Sidecar egress, ADR 0015):
- * on-demand hosts (ADR 0023) are on by default, and with them a sidecar starts with its own
- * namespace only, so a test of what the full scope holds turns them off.
+ * with on-demand hosts (ADR 0023) a sidecar starts with its own namespace only, so a test of what
+ * the full scope holds says they are off, whatever the default (off today; ADR 0023 decision 1
+ * says what turning it on waits for).
  */
 import { DEFAULT_MESH, type MeshSettings } from '../../controlplane/flags.js';
 
