@@ -89,11 +89,12 @@ export interface ProxyOptions {
   unbound?: (l: CompiledListener) => boolean;
   /**
    * On-demand hosts (ADR 0023) for requests on an unbound HTTP listener (a connection the capture
-   * handed in): the hold of a Host the config in force does not route, or null when on demand is
-   * off. The capture asks for a connection's first request; this covers the next ones (a client
-   * that sends another Host on the same keep-alive connection).
+   * handed in): how to hold a Host the config in force does not route, or null when on demand is
+   * off (checked first, so a proxy without it does no per-request work). The capture asks for a
+   * connection's first request; this covers the next ones (a client that sends another Host on
+   * the same keep-alive connection).
    */
-  onDemandHost?: (authority: string) => Promise<OnDemandVerdict> | null;
+  onDemandHost?: () => ((authority: string) => Promise<OnDemandVerdict>) | null;
   /** Extra readiness condition: a reason while not ready, null when ready. */
   readinessGate?: () => string | null;
   /**
@@ -517,12 +518,12 @@ export class ProxyServer {
    * the router answers 503 NC; router/unresolved.ts). Null: not held.
    */
   private heldOnDemand(live: LiveListener, req: IncomingMessage): Promise<void> | null {
-    const host = req.headers.host;
-    if (live.bound || this.opts.onDemandHost === undefined || host === undefined) return null;
-    if (findVHost(live.compiled as CompiledHttpListener, host) !== null) return null;
-    const wait = this.opts.onDemandHost(host);
+    if (live.bound) return null;
+    const wait = this.opts.onDemandHost?.() ?? null;
     if (wait === null) return null;
-    return wait.then((verdict) => {
+    const host = req.headers.host;
+    if (host === undefined || findVHost(live.compiled as CompiledHttpListener, host) !== null) return null;
+    return wait(host).then((verdict) => {
       if (verdict === 'unresolved') markUnresolved(req.socket, onDemandHostName(host) ?? host);
     });
   }

@@ -170,14 +170,18 @@ async function firstRequestLatency(): Promise<{ first: number[]; second: number[
   }
 }
 
-/** ms for weftd to give the ns0 sidecar its config after a registry change, on demand or not. */
-function translationMs(onDemand: boolean): number[] {
-  const registry = new SnapshotRegistry(() => meshSnapshot(SERVICES, null));
-  const gen = new ConfigGenerator({
+/** weftd's config generator, with on-demand hosts on or off. */
+const generator = (onDemand: boolean): ConfigGenerator =>
+  new ConfigGenerator({
     domainSuffix: 'cluster.local',
     mesh: { ...structuredClone(DEFAULT_MESH), onDemandHosts: onDemand },
     log,
   });
+
+/** ms for weftd to give the ns0 sidecar its config after a registry change, on demand or not. */
+function translationMs(onDemand: boolean): number[] {
+  const registry = new SnapshotRegistry(() => meshSnapshot(SERVICES, null));
+  const gen = generator(onDemand);
   const pod = { namespace: 'ns0', name: 'web-0', labels: { app: 'web' } };
   const subscribed = onDemand
     ? Array.from(
@@ -202,11 +206,7 @@ function translationMs(onDemand: boolean): number[] {
  */
 function fleetTranslationMs(onDemand: boolean): number[] {
   const registry = new SnapshotRegistry(() => meshSnapshot(SERVICES, null));
-  const gen = new ConfigGenerator({
-    domainSuffix: 'cluster.local',
-    mesh: { ...structuredClone(DEFAULT_MESH), onDemandHosts: onDemand },
-    log,
-  });
+  const gen = generator(onDemand);
   const fleet = Array.from({ length: NAMESPACES * WORKLOADS }, (_, w) => {
     const pod = { namespace: `ns${w % NAMESPACES}`, name: `w${w}-0`, labels: { app: `w${w}` } };
     // service i lives in ns<i % NAMESPACES>: a stride that is no multiple of it leaves the namespace

@@ -236,8 +236,7 @@ export async function startAgent(
     drainMs: s.drainMs,
     unbound: (l) => s.kind === 'sidecar' && l.protocol === 'HTTP' && l.port === CONFIG_OUTBOUND_PORT,
     // a new Host on a keep-alive connection the capture handed in (its first request was asked there)
-    onDemandHost: (authority) =>
-      proxy.current?.source.onDemand !== undefined ? onDemand.wait(authority) : null,
+    onDemandHost: () => onDemandIfOn(),
     readinessGate: () => {
       if (!capturesBound) return 'capture listeners are not bound yet';
       const noCert = identity.notReadyReason();
@@ -290,6 +289,10 @@ export async function startAgent(
   });
   const onDemandWait = (authority: string, held?: () => boolean): Promise<OnDemandVerdict> =>
     onDemand.wait(authority, held);
+  /** The hold when the config in force is on demand (ADR 0023); null otherwise. */
+  function onDemandIfOn(): typeof onDemandWait | null {
+    return proxy.current?.source.onDemand !== undefined ? onDemandWait : null;
+  }
   if (s.kind === 'sidecar') {
     const addon = loadAddon();
     if (addon.addon === null)
@@ -304,7 +307,7 @@ export async function startAgent(
       metrics: proxy.metrics,
       outboundHttp: () => proxy.unboundHttp(),
       registryOnly: () => proxy.registryOnly(),
-      onDemand: () => (proxy.current?.source.onDemand !== undefined ? onDemandWait : null),
+      onDemand: onDemandIfOn,
       outboundTcp: () => proxy.outboundTcp(),
       l4Env: () => proxy.l4Env(),
       handOff: (sock) => {

@@ -83,6 +83,43 @@ const entry = (port: number): ServiceEntry => ({
   },
 });
 
+/**
+ * The sidecar's outbound capture in front of `proxy`, with an injected original destination;
+ * `extra` adds what a case needs (REGISTRY_ONLY, on-demand hosts).
+ */
+async function startCapture(
+  proxy: Started,
+  dst: () => OriginalDst,
+  extra: Partial<CaptureEnv> = {},
+): Promise<{ server: net.Server; port: number }> {
+  const env: CaptureEnv = {
+    log: createLogger('test', { silent: true }),
+    metrics: proxy.proxy.metrics,
+    outboundHttp: () => null,
+    outboundTcp: () => proxy.proxy.outboundTcp(),
+    handOff: () => false,
+    appHost: '127.0.0.1',
+    capturePorts: [],
+    sniffTimeoutMs: 2000,
+    dst,
+    ...extra,
+  };
+  const server = net.createServer((s) => void onOutbound(env, s));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as net.AddressInfo).port;
+  env.capturePorts = [port];
+  return { server, port };
+}
+
+/** The proxy's DNS settings for the test's DNS server (fast refreshes). */
+const dnsSettings = (server: TestDnsServer) => ({
+  servers: [server.address],
+  minRefreshMs: 10,
+  maxRefreshMs: 50,
+  refreshRateMs: 50,
+  timeoutMs: 500,
+});
+
 const registryOnly: Sidecar = {
   apiVersion: 'networking.istio.io/v1',
   kind: 'Sidecar',
@@ -133,32 +170,10 @@ describe('sidecar: TLS to a DNS ServiceEntry without addresses goes to the entry
             ? { scope: proxyScope({ sidecar: registryOnly, via: 'namespace' }, 'app') }
             : {}),
         });
-        proxy = await startProxy({
-          ...config,
-          dns: {
-            servers: [dns.address],
-            minRefreshMs: 10,
-            maxRefreshMs: 50,
-            refreshRateMs: 50,
-            timeoutMs: 500,
-          },
-        } as ProxyConfig);
-        const env: CaptureEnv = {
-          log: createLogger('test', { silent: true }),
-          metrics: proxy.proxy.metrics,
-          outboundHttp: () => null,
-          outboundTcp: () => proxy.proxy.outboundTcp(),
+        proxy = await startProxy({ ...config, dns: dnsSettings(dns) } as ProxyConfig);
+        ({ server: capture, port: capturePort } = await startCapture(proxy, () => dst, {
           registryOnly: () => proxy.proxy.registryOnly(),
-          handOff: () => false,
-          appHost: '127.0.0.1',
-          capturePorts: [],
-          sniffTimeoutMs: 2000,
-          dst: () => dst,
-        };
-        capture = net.createServer((s) => void onOutbound(env, s));
-        await new Promise<void>((r) => capture.listen(0, '127.0.0.1', r));
-        capturePort = (capture.address() as net.AddressInfo).port;
-        env.capturePorts = [capturePort];
+        }));
         dst = { address: '127.0.0.1', port: decoy.port, family: 4 };
       });
       after(async () => {
@@ -229,17 +244,10 @@ describe('sidecar: TLS to a DNS ServiceEntry without addresses goes to the entry
     before(async () => {
       dst.port = decoy.port;
       const onDemand = { namespace: 'app', subscribed: [] as string[] };
-      const dnsSettings = {
-        servers: [dns.address],
-        minRefreshMs: 10,
-        maxRefreshMs: 50,
-        refreshRateMs: 50,
-        timeoutMs: 500,
-      };
       const proxyOf = (input: Parameters<typeof translate>[0], subscribed: string[]): ProxyConfig =>
         ({
           ...translate(input).config,
-          dns: dnsSettings,
+          dns: dnsSettings(dns),
           onDemand: { ...onDemand, subscribed },
         }) as ProxyConfig;
       const app = { namespace: 'app', labels: { app: 'client' } };
@@ -256,22 +264,10 @@ describe('sidecar: TLS to a DNS ServiceEntry without addresses goes to the entry
         },
         isHeld: () => false,
       });
-      const env: CaptureEnv = {
-        log: createLogger('test', { silent: true }),
-        metrics: proxy.proxy.metrics,
-        outboundHttp: () => null,
-        outboundTcp: () => proxy.proxy.outboundTcp(),
+      ({ server: capture, port: capturePort } = await startCapture(proxy, () => dst, {
         onDemand: () =>
           proxy.proxy.current?.source.onDemand !== undefined ? (a, held) => holder.wait(a, held) : null,
-        handOff: () => false,
-        appHost: '127.0.0.1',
-        capturePorts: [],
-        sniffTimeoutMs: 2000,
-        dst: () => dst,
-      };
-      capture = net.createServer((s) => void onOutbound(env, s));
-      await new Promise<void>((r) => capture.listen(0, '127.0.0.1', r));
-      capturePort = (capture.address() as net.AddressInfo).port;
+      }));
     });
     after(async () => {
       capture?.close();
