@@ -35,8 +35,19 @@ function applyOverlay(name: string): void {
   expect(r.status, `kubectl apply -k config/${name}: ${r.stderr}`).to.equal(0);
 }
 
+/**
+ * Sends every delete of the overlay without kubectl's own wait (bounded by its --timeout, and
+ * silent on what it left). The callers wait (waitNamespaceGone, leftoversAfterDelete) and name
+ * what is left and why: a CRD left once after a CI run, and the log could not say whether its
+ * delete had arrived.
+ */
 function deleteOverlay(name: string): void {
-  kubectlRun(['delete', '-k', overlay(name), '--ignore-not-found', '--timeout=120s'], undefined, 150_000);
+  const r = kubectlRun(
+    ['delete', '-k', overlay(name), '--ignore-not-found', '--wait=false'],
+    undefined,
+    120_000,
+  );
+  expect(r.status, `kubectl delete -k config/${name}: ${r.stderr}`).to.equal(0);
 }
 
 async function waitNamespaceGone(ns: string, timeoutMs = 150_000): Promise<void> {
@@ -98,16 +109,26 @@ function weftLeftovers(): string[] {
 /**
  * What is left of weft once a delete has had time to finish: a CRD stays Terminating while the
  * API server cleans up its objects (more so on a loaded machine), so this polls before it
- * reports (up to 60 s).
+ * reports (up to 120 s).
  */
 async function leftoversAfterDelete(): Promise<string[]> {
-  const deadline = Date.now() + 60_000;
+  const deadline = Date.now() + 120_000;
   let left = weftLeftovers();
   while (left.length > 0 && Date.now() < deadline) {
     await new Promise((r) => setTimeout(r, 1000));
     left = weftLeftovers();
   }
-  return left;
+  return left.map(describeLeftover);
+}
+
+/** A leftover with what explains it: whether its delete arrived, and what finalizers hold it. */
+function describeLeftover(name: string): string {
+  const r = kubectlRun(['get', name, '-o', 'jsonpath={.metadata.deletionTimestamp} {.metadata.finalizers}']);
+  const [deleting = '', ...finalizers] = r.stdout.trim().split(' ');
+  if (r.status !== 0) return name;
+  return deleting === ''
+    ? `${name} (never deleted)`
+    : `${name} (Terminating since ${deleting}, finalizers ${finalizers.join(' ')})`;
 }
 
 function weftctl(args: string[], input?: string): string {
