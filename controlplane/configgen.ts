@@ -41,6 +41,13 @@ import {
   type TranslateResult,
 } from '../pkg/translate/index.js';
 import { inboundFor } from '../pkg/translate/inbound.js';
+import {
+  configObjectsUnchanged,
+  dependenciesHold,
+  dependenciesOf,
+  ServiceFingerprints,
+  type TranslationDeps,
+} from './carryover.js';
 import { hiddenEntriesKey } from '../pkg/translate/serviceentry.js';
 import { localityKey, localizeClusters } from '../pkg/translate/locality.js';
 import { translationScopeKeyer } from '../pkg/translate/precedence.js';
@@ -118,6 +125,8 @@ export const MAX_SHARED_TRANSLATIONS = 1024;
 /** One ServiceEntry view's translation (namespaces that see the same entries share it). */
 interface SharedView {
   result: TranslateResult;
+  /** What it read, when it may be carried into a later generation (carryover.ts). */
+  deps?: TranslationDeps;
   /** Its listeners + clusters already serialized (the bulk of every line). */
   body: string;
   /** The base localized per locality key (only when some cluster has locality LB). */
@@ -185,7 +194,16 @@ export class ConfigGenerator {
    * listeners + clusters already serialized (the bulk of every line).
    */
   private sidecarBases:
-    | { generation: number; keyOf: (proxy: ProxyIdentity) => string; byScope: Map<string, SharedView> }
+    | {
+        generation: number;
+        /** What the next generation compares its config objects with (carryover.ts). */
+        snapshot: Snapshot;
+        keyOf: (proxy: ProxyIdentity) => string;
+        byScope: Map<string, SharedView>;
+        services: ServiceFingerprints;
+        /** The previous generation's translations, when its config objects are this one's. */
+        carried: Map<string, SharedView> | undefined;
+      }
     | undefined;
   /** Per generation: Services by namespace and records by host, for every pod's inbound block. */
   private inboundIndex:
@@ -214,6 +232,8 @@ export class ConfigGenerator {
       credentials?: CredentialSource;
       /** Bound on the shared sidecar translations of a generation (default MAX_SHARED_TRANSLATIONS). */
       maxSharedTranslations?: number;
+      /** Each sidecar translation a generation needed: made anew or carried from the previous one. */
+      onTranslation?: (result: 'translated' | 'carried') => void;
     },
   ) {}
 
@@ -309,14 +329,23 @@ export class ConfigGenerator {
     asksOnDemand: boolean,
   ): GeneratedConfig {
     if (this.sidecarBases?.generation !== snapshot.generation) {
+      const before = this.sidecarBases;
       this.sidecarBases = {
         generation: snapshot.generation,
+        snapshot,
         keyOf: translationScopeKeyer({
           ...snapshot,
           rootNamespace: this.opts.mesh.rootNamespace,
           fqdnOf: (h, ns) => fqdn(h, ns, `svc.${this.opts.domainSuffix}`),
         }),
         byScope: new Map(),
+        services: new ServiceFingerprints(snapshot.services),
+        carried:
+          before !== undefined &&
+          before.generation < snapshot.generation &&
+          configObjectsUnchanged(before.snapshot, snapshot)
+            ? before.byScope
+            : undefined,
       };
     }
     const proxy: ProxyIdentity = { namespace: pod.namespace, labels: pod.labels };
@@ -346,6 +375,9 @@ export class ConfigGenerator {
       // least recently used first: a hit moves to the end
       byScope.delete(scope);
       byScope.set(scope, shared);
+    } else if ((shared = this.carriedOver(scope)) !== undefined) {
+      this.keepShared(scope, shared);
+      this.opts.onTranslation?.('carried');
     } else {
       let result = translate({
         ...this.inputs(snapshot),
@@ -359,10 +391,10 @@ export class ConfigGenerator {
           : {}),
       });
       if (onDemand) result = withOnDemand(result, onDemand);
-      shared = { result, body: sharedBody(result.config), localized: new Map() };
-      const cap = this.opts.maxSharedTranslations ?? MAX_SHARED_TRANSLATIONS;
-      if (byScope.size >= cap) byScope.delete(byScope.keys().next().value!);
-      byScope.set(scope, shared);
+      const deps = dependenciesOf(sidecarScope, result.scopeHosts, this.sidecarBases.services);
+      shared = { result, body: sharedBody(result.config), localized: new Map(), ...(deps ? { deps } : {}) };
+      this.keepShared(scope, shared);
+      this.opts.onTranslation?.('translated');
       this.logWarnings('sidecar', result);
     }
     const { config: base, body } = this.localizedBase(shared, pod);
@@ -384,6 +416,23 @@ export class ConfigGenerator {
     };
     const config = { ...base, version, telemetry, inbound, ...(authz !== undefined ? { authz } : {}) };
     return { config, version, encode };
+  }
+
+  /** Adds a translation to this generation's, the least recently used dropped past the bound. */
+  private keepShared(scope: string, shared: SharedView): void {
+    const { byScope } = this.sidecarBases!;
+    const cap = this.opts.maxSharedTranslations ?? MAX_SHARED_TRANSLATIONS;
+    if (byScope.size >= cap) byScope.delete(byScope.keys().next().value!);
+    byScope.set(scope, shared);
+  }
+
+  /** The previous generation's translation of `scope`, if nothing it read has changed since. */
+  private carriedOver(scope: string): SharedView | undefined {
+    const { carried, services } = this.sidecarBases!;
+    const before = carried?.get(scope);
+    if (before?.deps === undefined) return undefined;
+    carried!.delete(scope); // taken once: this generation keeps it from now on
+    return dependenciesHold(before.deps, services) ? before : undefined;
   }
 
   /** The Sidecar resource scoping a pod, and what it lets the pod see (pkg/translate/scope.ts). */

@@ -40,6 +40,9 @@
  *   VirtualService, status, managedFields, resyncs) or `invalid` (a new version of a mesh object
  *   that fails validation, counted once per version: weftd leaves it out of every config,
  *   controlplane/validity.ts).
+ * - `weft_weftd_sidecar_translations_total{result}`: sidecar translations made for a generation
+ *   (`translated`) and scoped ones reused from the previous generation (`carried`: nothing they
+ *   read changed, controlplane/carryover.ts). Proxies sharing a translation count once.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
@@ -67,6 +70,7 @@ export interface WeftdMetrics {
   deltaFallbacks: Counter<'reason'>;
   registryEvents: Counter<'kind' | 'result'>;
   onDemand: Counter<'result'>;
+  translations: Counter<'result'>;
 }
 
 export function createWeftdMetrics(defaultMetrics = true): WeftdMetrics {
@@ -190,6 +194,12 @@ export function createWeftdMetrics(defaultMetrics = true): WeftdMetrics {
     onDemand: new Counter({
       name: 'weft_weftd_ondemand_hosts_total',
       help: 'On-demand host names asked for by sidecars, by result (found|held: already subscribed|not_found|negative: a cached not_found|rate_limited|too_many: the subscription cap).',
+      labelNames: ['result'],
+      registers,
+    }),
+    translations: new Counter({
+      name: 'weft_weftd_sidecar_translations_total',
+      help: 'Sidecar translations a registry generation needed, by result (translated; carried: a scoped translation reused from the previous generation because nothing it reads changed).',
       labelNames: ['result'],
       registers,
     }),

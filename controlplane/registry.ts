@@ -121,6 +121,12 @@ export interface Snapshot {
   /** Absent in hand-built snapshots: none (ADR 0013). */
   rateLimits?: RateLimit[];
   memquotas?: MemQuota[];
+  /**
+   * The generation at which an object of each kind last changed (added, updated in what a config
+   * reads, deleted); absent in hand-built snapshots. Equal in two snapshots: that kind's objects
+   * are the same in both (configgen carries translations across generations with it).
+   */
+  kindGenerations?: Partial<Record<WatchedKind, number>>;
 }
 
 export type RegistryEventResult = 'changed' | 'ignored' | 'invalid';
@@ -291,6 +297,8 @@ export function createKubeRegistry(
   let generation = 0;
   /** kind/namespace/name → the generation its current content was first seen at (changedAt). */
   const changed = new Map<string, number>();
+  /** kind → the generation at which one of its objects last changed (Snapshot.kindGenerations). */
+  const kindChanged: Partial<Record<WatchedKind, number>> = {};
   let events = 0;
   let ignoredEvents = 0;
   let cached: Snapshot | undefined;
@@ -308,6 +316,7 @@ export function createKubeRegistry(
       for (const fn of eventListeners) fn(w.kind, result);
       if (!matters) return;
       generation++;
+      kindChanged[w.kind] = generation;
       const key = `${w.kind}/${obj.metadata.namespace ?? ''}/${obj.metadata.name}`;
       if (type === 'delete') changed.delete(key);
       else changed.set(key, generation);
@@ -391,6 +400,7 @@ export function createKubeRegistry(
         sidecars: items<Sidecar>('Sidecar'),
         rateLimits,
         memquotas,
+        kindGenerations: { ...kindChanged },
       };
       return cached;
     },

@@ -200,6 +200,7 @@ export async function startWeftd(opts: StartOptions): Promise<Weftd> {
     log: log.child({ part: 'translate' }),
     jwks,
     credentials,
+    onTranslation: (result) => metrics.translations.inc({ result }),
   });
   let ca: CertificateAuthority | undefined;
   let publisher: { stop(): void } | undefined;

@@ -19,8 +19,10 @@
  * 4. weftd's translation per change for a fleet: WORKLOADS Deployments per namespace (default 5,
  *    so 100), each calling CALLS services of other namespaces of its own (a distinct subscription
  *    set per Deployment, its replicas share it). Off, the Deployments of a namespace share one
- *    translation; on, each set is translated (ADR 0023: no incremental translation). All the
- *    configs one change costs weftd, medians over REPS × 2 changes.
+ *    translation; on, each set is its own. Two kinds of change: one service's endpoints move
+ *    (the sets that did not read it are carried over, ADR 0023 decision 8), and one
+ *    VirtualService is edited (every set is translated). All the configs one change costs weftd,
+ *    medians over REPS × 2 changes.
  * Writes bench/weftd/last-run-ondemand.json.
  *   npx tsx bench/weftd/ondemand.ts        SERVICES=1000 CALLS=5 REPS=3 HOSTS=20 WORKLOADS=5
  *   WEFTD_BENCH=ondemand bash bench/weftd/run.sh
@@ -200,12 +202,40 @@ function translationMs(onDemand: boolean): number[] {
 }
 
 /**
- * ms for weftd to bring a fleet up to date after one registry change: one config per Deployment
- * (its replicas share the translation), WORKLOADS per namespace, each subscribed on demand to
- * CALLS services of other namespaces picked for it; off, every Deployment has its whole scope.
+ * A mesh whose changes are what a cluster sees: `endpoints` moves one service's endpoints (as an
+ * EndpointSlice update does: every service record is rebuilt, the config objects are kept, as
+ * weftd's registry does), `config` edits one VirtualService (a new object).
  */
-function fleetTranslationMs(onDemand: boolean): number[] {
-  const registry = new SnapshotRegistry(() => meshSnapshot(SERVICES, null));
+function changingMesh(kind: 'endpoints' | 'config'): SnapshotRegistry {
+  const base = meshSnapshot(SERVICES, null) as {
+    services: { endpoints: { address: string }[] }[];
+    virtualServices: Record<string, unknown>[];
+  };
+  let virtualServices = base.virtualServices;
+  return new SnapshotRegistry((g) => {
+    if (kind === 'endpoints' && g > 1) {
+      // the endpoints stay where they moved: each generation changes one service
+      const moved = base.services[(g * 37) % SERVICES]!;
+      moved.endpoints = moved.endpoints.map((e, j) => ({ ...e, address: `10.250.${g & 255}.${j}` }));
+    }
+    const services = base.services.map((svc) => structuredClone(svc));
+    if (kind === 'config' && g > 1) {
+      const k = (g * 7) % virtualServices.length;
+      virtualServices = virtualServices.map((vs, i) => (i === k ? structuredClone(vs) : vs));
+    }
+    return { services, virtualServices };
+  });
+}
+
+/**
+ * ms for weftd to bring a fleet up to date after one registry change of `kind`: one config per
+ * Deployment (its replicas share the translation), WORKLOADS per namespace, each subscribed on
+ * demand to CALLS services of other namespaces picked for it; off, every Deployment has its
+ * whole scope. On demand, an endpoint change translates only the sets that read that service
+ * (the others are carried, controlplane/carryover.ts); a config edit translates every set.
+ */
+function fleetTranslationMs(onDemand: boolean, kind: 'endpoints' | 'config'): number[] {
+  const registry = changingMesh(kind);
   const gen = generator(onDemand);
   const fleet = Array.from({ length: NAMESPACES * WORKLOADS }, (_, w) => {
     const pod = { namespace: `ns${w % NAMESPACES}`, name: `w${w}-0`, labels: { app: `w${w}` } };
@@ -243,8 +273,13 @@ async function main(): Promise<void> {
   const translation = { off: [] as number[], on: [] as number[] };
   for (let r = 0; r < 2; r++)
     for (const mode of ['off', 'on'] as const) translation[mode].push(...translationMs(mode === 'on'));
-  const fleet = { off: [] as number[], on: [] as number[] };
-  for (const mode of ['off', 'on'] as const) fleet[mode].push(...fleetTranslationMs(mode === 'on'));
+  const fleet = {
+    endpoints: { off: [] as number[], on: [] as number[] },
+    config: { off: [] as number[], on: [] as number[] },
+  };
+  for (const kind of ['endpoints', 'config'] as const)
+    for (const mode of ['off', 'on'] as const)
+      fleet[kind][mode].push(...fleetTranslationMs(mode === 'on', kind));
   const lat = await firstRequestLatency();
   const result = {
     services: SERVICES,
@@ -264,9 +299,16 @@ async function main(): Promise<void> {
     translationMsPerChange: { off: median(translation.off), on: median(translation.on) },
     fleetTranslationMsPerChange: {
       deployments: NAMESPACES * WORKLOADS,
-      off: median(fleet.off),
-      on: median(fleet.on),
-      ratio: median(fleet.on) / median(fleet.off),
+      ...Object.fromEntries(
+        (['endpoints', 'config'] as const).map((k) => [
+          k,
+          {
+            off: median(fleet[k].off),
+            on: median(fleet[k].on),
+            ratio: median(fleet[k].on) / median(fleet[k].off),
+          },
+        ]),
+      ),
     },
     latencyMs: {
       hosts: HOSTS,

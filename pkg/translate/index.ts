@@ -201,6 +201,13 @@ export interface TranslateResult {
   warnings: string[];
   /** Clusters with locality load balancing, by name: weftd resolves them per proxy (locality.ts). */
   localityLb?: Record<string, LocalityLbPolicy>;
+  /**
+   * A scoped translation (a Sidecar's or on-demand egress) only: every registry host it read or
+   * would have read had it existed: the services its scope kept, the hosts its VirtualServices
+   * route to, and those VirtualServices' own hosts. weftd reuses the translation in a later
+   * registry generation while none of these (and none of its namespaces' members) changed.
+   */
+  scopeHosts?: string[];
 }
 
 const DEFAULT_SUFFIX = 'svc.cluster.local';
@@ -328,6 +335,8 @@ class Translator {
   private virtualServices: VirtualService[];
   /** The sidecar's outbound TCP/TLS services (build() only). */
   private outboundTcp: OutboundTcpService[] = [];
+  /** What applyScope kept and looked for (TranslateResult.scopeHosts); absent: unscoped. */
+  scopeHosts: Set<string> | undefined;
 
   constructor(private readonly input: TranslateInput) {
     this.suffix = input.domainSuffix ?? DEFAULT_SUFFIX;
@@ -372,18 +381,21 @@ class Translator {
         `Sidecar ${scope.sidecar ? sidecarRef(scope.sidecar.sidecar) : ''}: egress host ${JSON.stringify(h)} is not namespace/dnsName; skipped`,
       );
     if (scope.egress === undefined) return;
-    this.virtualServices = this.virtualServices.filter((vs) =>
-      scopeImportsVirtualService(
-        scope,
-        nsOf(vs),
-        (vs.spec.hosts ?? []).map((h) => fqdn(h, nsOf(vs), this.suffix)),
-      ),
-    );
+    const looked = new Set<string>();
+    this.virtualServices = this.virtualServices.filter((vs) => {
+      const hosts = (vs.spec.hosts ?? []).map((h) => fqdn(h, nsOf(vs), this.suffix));
+      if (!scopeImportsVirtualService(scope, nsOf(vs), hosts)) return false;
+      for (const h of hosts) looked.add(h);
+      return true;
+    });
     const wanted = new Set<string>();
     for (const vs of this.virtualServices)
       for (const d of virtualServiceDestinations(vs)) wanted.add(fqdn(d, nsOf(vs), this.suffix));
     for (const [host, svc] of this.services)
       if (!wanted.has(host) && !scopeImports(scope, svc.namespace, host)) this.services.delete(host);
+    for (const h of wanted) looked.add(h);
+    for (const h of this.services.keys()) looked.add(h);
+    this.scopeHosts = looked;
   }
 
   /** The DestinationRule this proxy uses for a registry host (precedence.ts). */
@@ -1183,7 +1195,10 @@ export function convertOutlier(od: IstioOutlier | undefined): OutlierDetection |
 }
 
 export function translate(input: TranslateInput): TranslateResult {
-  return new Translator(input).build();
+  const t = new Translator(input);
+  const result = t.build();
+  if (t.scopeHosts !== undefined) result.scopeHosts = [...t.scopeHosts];
+  return result;
 }
 
 /** The config of a gateway pod (see Translator.buildGateway). */
