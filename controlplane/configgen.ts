@@ -42,10 +42,11 @@ import {
 } from '../pkg/translate/index.js';
 import { inboundFor } from '../pkg/translate/inbound.js';
 import {
-  configObjectsUnchanged,
+  configChanges,
   dependenciesHold,
   dependenciesOf,
   ServiceFingerprints,
+  type RuleChanges,
   type TranslationDeps,
 } from './carryover.js';
 import { hiddenEntriesKey } from '../pkg/translate/serviceentry.js';
@@ -201,8 +202,8 @@ export class ConfigGenerator {
         keyOf: (proxy: ProxyIdentity) => string;
         byScope: Map<string, SharedView>;
         services: ServiceFingerprints;
-        /** The previous generation's translations, when its config objects are this one's. */
-        carried: Map<string, SharedView> | undefined;
+        /** The previous generation's translations, and what changed since (carryover.ts). */
+        carried: { byScope: Map<string, SharedView>; changes: RuleChanges } | undefined;
       }
     | undefined;
   /** Per generation: Services by namespace and records by host, for every pod's inbound block. */
@@ -330,22 +331,18 @@ export class ConfigGenerator {
   ): GeneratedConfig {
     if (this.sidecarBases?.generation !== snapshot.generation) {
       const before = this.sidecarBases;
+      const fqdnOf = (h: string, ns: string): string => fqdn(h, ns, `svc.${this.opts.domainSuffix}`);
+      const changes =
+        before !== undefined && before.generation < snapshot.generation
+          ? configChanges(before.snapshot, snapshot, { fqdnOf, rootNamespace: this.opts.mesh.rootNamespace })
+          : null;
       this.sidecarBases = {
         generation: snapshot.generation,
         snapshot,
-        keyOf: translationScopeKeyer({
-          ...snapshot,
-          rootNamespace: this.opts.mesh.rootNamespace,
-          fqdnOf: (h, ns) => fqdn(h, ns, `svc.${this.opts.domainSuffix}`),
-        }),
+        keyOf: translationScopeKeyer({ ...snapshot, rootNamespace: this.opts.mesh.rootNamespace, fqdnOf }),
         byScope: new Map(),
         services: new ServiceFingerprints(snapshot.services),
-        carried:
-          before !== undefined &&
-          before.generation < snapshot.generation &&
-          configObjectsUnchanged(before.snapshot, snapshot)
-            ? before.byScope
-            : undefined,
+        carried: changes !== null ? { byScope: before!.byScope, changes } : undefined,
       };
     }
     const proxy: ProxyIdentity = { namespace: pod.namespace, labels: pod.labels };
@@ -391,7 +388,7 @@ export class ConfigGenerator {
           : {}),
       });
       if (onDemand) result = withOnDemand(result, onDemand);
-      const deps = dependenciesOf(sidecarScope, result.scopeHosts, this.sidecarBases.services);
+      const deps = dependenciesOf(sidecarScope, result.scopeReads, this.sidecarBases.services);
       shared = { result, body: sharedBody(result.config), localized: new Map(), ...(deps ? { deps } : {}) };
       this.keepShared(scope, shared);
       this.opts.onTranslation?.('translated');
@@ -429,10 +426,10 @@ export class ConfigGenerator {
   /** The previous generation's translation of `scope`, if nothing it read has changed since. */
   private carriedOver(scope: string): SharedView | undefined {
     const { carried, services } = this.sidecarBases!;
-    const before = carried?.get(scope);
+    const before = carried?.byScope.get(scope);
     if (before?.deps === undefined) return undefined;
-    carried!.delete(scope); // taken once: this generation keeps it from now on
-    return dependenciesHold(before.deps, services) ? before : undefined;
+    carried!.byScope.delete(scope); // taken once: this generation keeps it from now on
+    return dependenciesHold(before.deps, services, carried!.changes) ? before : undefined;
   }
 
   /** The Sidecar resource scoping a pod, and what it lets the pod see (pkg/translate/scope.ts). */

@@ -202,12 +202,14 @@ export interface TranslateResult {
   /** Clusters with locality load balancing, by name: weftd resolves them per proxy (locality.ts). */
   localityLb?: Record<string, LocalityLbPolicy>;
   /**
-   * A scoped translation (a Sidecar's or on-demand egress) only: every registry host it read or
-   * would have read had it existed: the services its scope kept, the hosts its VirtualServices
-   * route to, and those VirtualServices' own hosts. weftd reuses the translation in a later
-   * registry generation while none of these (and none of its namespaces' members) changed.
+   * A scoped translation (a Sidecar's or on-demand egress) only: what it read of the registry.
+   * `hosts`: every host it read or would have read had it existed (the services its scope kept,
+   * the hosts its VirtualServices route to, and those VirtualServices' own hosts);
+   * `serviceNamespaces`: the namespaces of the services it kept (their endpoints' mTLS modes come
+   * from those namespaces' PeerAuthentications). weftd reuses the translation in a later registry
+   * generation while none of these changed (controlplane/carryover.ts).
    */
-  scopeHosts?: string[];
+  scopeReads?: { hosts: string[]; serviceNamespaces: string[] };
 }
 
 const DEFAULT_SUFFIX = 'svc.cluster.local';
@@ -335,8 +337,8 @@ class Translator {
   private virtualServices: VirtualService[];
   /** The sidecar's outbound TCP/TLS services (build() only). */
   private outboundTcp: OutboundTcpService[] = [];
-  /** What applyScope kept and looked for (TranslateResult.scopeHosts); absent: unscoped. */
-  scopeHosts: Set<string> | undefined;
+  /** What applyScope kept and looked for (TranslateResult.scopeReads); absent: unscoped. */
+  scopeReads: TranslateResult['scopeReads'];
 
   constructor(private readonly input: TranslateInput) {
     this.suffix = input.domainSuffix ?? DEFAULT_SUFFIX;
@@ -395,7 +397,8 @@ class Translator {
       if (!wanted.has(host) && !scopeImports(scope, svc.namespace, host)) this.services.delete(host);
     for (const h of wanted) looked.add(h);
     for (const h of this.services.keys()) looked.add(h);
-    this.scopeHosts = looked;
+    const namespaces = new Set([...this.services.values()].map((svc) => svc.namespace));
+    this.scopeReads = { hosts: [...looked], serviceNamespaces: [...namespaces] };
   }
 
   /** The DestinationRule this proxy uses for a registry host (precedence.ts). */
@@ -1197,7 +1200,7 @@ export function convertOutlier(od: IstioOutlier | undefined): OutlierDetection |
 export function translate(input: TranslateInput): TranslateResult {
   const t = new Translator(input);
   const result = t.build();
-  if (t.scopeHosts !== undefined) result.scopeHosts = [...t.scopeHosts];
+  if (t.scopeReads !== undefined) result.scopeReads = t.scopeReads;
   return result;
 }
 

@@ -4,11 +4,17 @@
  * in every case the same config a generator with no history gives for that snapshot.
  */
 import { expect } from 'chai';
-import { configObjectsUnchanged } from '../../../controlplane/carryover.js';
+import { configChanges, MAX_CHANGED_RULES } from '../../../controlplane/carryover.js';
 import { ConfigGenerator } from '../../../controlplane/configgen.js';
 import { DEFAULT_MESH } from '../../../controlplane/flags.js';
 import type { PodInfo, Snapshot } from '../../../controlplane/registry.js';
-import type { DestinationRule, Sidecar, VirtualService } from '../../../pkg/api/index.js';
+import type {
+  DestinationRule,
+  PeerAuthentication,
+  ServiceEntry,
+  Sidecar,
+  VirtualService,
+} from '../../../pkg/api/index.js';
 import { createLogger } from '../../../pkg/log/index.js';
 import type { ServiceRecord } from '../../../pkg/translate/index.js';
 import type { EgressHost } from '../../../pkg/translate/scope.js';
@@ -24,7 +30,13 @@ function service(name: string, ns: string, tag = 0): ServiceRecord {
     addresses: [],
     ports: [{ number: 80, name: 'http', protocol: 'HTTP' }],
     endpoints: [
-      { address: `10.${tag & 255}.0.1`, labels: { app: name, version: 'v1' }, ports: { http: 8080 } },
+      {
+        address: `10.${tag & 255}.0.1`,
+        // a meshed pod: auto-mTLS reads its namespace's PeerAuthentications
+        labels: { app: name, version: 'v1', 'security.istio.io/tlsMode': 'istio' },
+        ports: { http: 8080 },
+        serviceAccount: name,
+      },
     ],
   };
 }
@@ -39,6 +51,8 @@ class Mesh {
   virtualServices: VirtualService[] = [];
   destinationRules: DestinationRule[] = [];
   sidecars: Sidecar[] = [];
+  serviceEntries: ServiceEntry[] = [];
+  peerAuthentications: PeerAuthentication[] = [];
 
   constructor() {
     for (const ns of NAMESPACES) for (const n of ['a', 'b']) this.add(service(n, ns));
@@ -55,9 +69,9 @@ class Mesh {
       kubeServices: [],
       virtualServices: this.virtualServices,
       destinationRules: this.destinationRules,
-      serviceEntries: [],
+      serviceEntries: this.serviceEntries,
       gateways: [],
-      peerAuthentications: [],
+      peerAuthentications: this.peerAuthentications,
       sidecars: this.sidecars,
     };
   }
@@ -85,6 +99,35 @@ const sidecarOf = (ns: string, egress: string[]): Sidecar =>
     metadata: { name: 'narrow', namespace: ns },
     spec: { workloadSelector: { labels: { app: 'narrow' } }, egress: [{ hosts: egress }] },
   }) as Sidecar;
+
+const dr = (ns: string, h: string, simple = 'RANDOM'): DestinationRule =>
+  ({
+    apiVersion: 'networking.istio.io/v1',
+    kind: 'DestinationRule',
+    metadata: { name: 'r', namespace: ns },
+    spec: { host: h, trafficPolicy: { loadBalancer: { simple } } },
+  }) as DestinationRule;
+
+const peerAuth = (ns: string, mode: string): PeerAuthentication =>
+  ({
+    apiVersion: 'security.istio.io/v1',
+    kind: 'PeerAuthentication',
+    metadata: { name: 'p', namespace: ns },
+    spec: { mtls: { mode } },
+  }) as PeerAuthentication;
+
+const entry = (ns: string, h: string, address: string): ServiceEntry =>
+  ({
+    apiVersion: 'networking.istio.io/v1',
+    kind: 'ServiceEntry',
+    metadata: { name: 'e', namespace: ns },
+    spec: {
+      hosts: [h],
+      ports: [{ number: 80, name: 'http', protocol: 'HTTP' }],
+      resolution: 'STATIC',
+      endpoints: [{ address }],
+    },
+  }) as ServiceEntry;
 
 interface Proxy {
   pod: PodInfo;
@@ -199,18 +242,87 @@ describe('weftd carries scoped sidecar translations across registry generations 
     }
   });
 
-  it('an edited config object translates everything again', () => {
+  it('an edited VirtualService, DestinationRule, ServiceEntry, PeerAuthentication or Sidecar translates again only the scopes it concerns', () => {
+    // [what, the edit, the proxies whose config changed, how many scoped translations were reused]
+    const cases: [string, (m: Mesh) => void, number[], number][] = [
+      // imported by ns0's proxies (ns0/*): both translate again
+      [
+        "ns0's VirtualService routes elsewhere",
+        (m) => (m.virtualServices = [vs('to-b', 'ns0', [host('a', 'ns1')], host('a', 'ns2'))]),
+        [0, 1, 4],
+        2,
+      ],
+      // a VirtualService of ns3 for ns3/a: the whole mesh only (p3's egress names ns3/b alone)
+      [
+        'a VirtualService in ns3',
+        (m) =>
+          (m.virtualServices = [...m.virtualServices, vs('x', 'ns3', [host('a', 'ns3')], host('b', 'ns3'))]),
+        [4],
+        4,
+      ],
+      ['a DestinationRule for ns2/a', (m) => (m.destinationRules = [dr('ns2', 'a')]), [0, 3, 4], 2],
+      ['a DestinationRule for ns3/b', (m) => (m.destinationRules = [dr('ns3', 'b')]), [3, 4], 3],
+      // a wildcard host concerns every scope that read a host under it (ns0's read ns1/a, which
+      // their VirtualService routes elsewhere: translated again, the same config)
+      [
+        'a DestinationRule for *.ns1',
+        (m) => (m.destinationRules = [dr('ns1', '*.ns1.svc.cluster.local')]),
+        [2, 4],
+        1,
+      ],
+      // ns3's services are meshed: p3 (ns3/b) and the whole mesh stop originating mTLS there
+      [
+        'a PeerAuthentication of ns3',
+        (m) => (m.peerAuthentications = [peerAuth('ns3', 'DISABLE')]),
+        [3, 4],
+        3,
+      ],
+      // p0 kept ns1/a (no cluster: its VirtualService routes elsewhere), p1 did not
+      [
+        'a PeerAuthentication of ns1',
+        (m) => (m.peerAuthentications = [peerAuth('ns1', 'DISABLE')]),
+        [2, 4],
+        2,
+      ],
+      [
+        'a ServiceEntry of ns0',
+        (m) => (m.serviceEntries = [entry('ns0', 'ext.example.com', '192.0.2.1')]),
+        [0, 1, 4],
+        2,
+      ],
+      // its host is a registry host others read (ns0's VirtualService routes to it, ns2 owns it):
+      // the entry, defined first, takes it over
+      [
+        'a ServiceEntry of ns3 for ns2/b',
+        (m) => (m.serviceEntries = [entry('ns3', host('b', 'ns2'), '192.0.2.1')]),
+        [0, 1, 3, 4],
+        1,
+      ],
+      // the whole mesh is translated again too (not selected: the same config)
+      ['the Sidecar edited', (m) => (m.sidecars = [sidecarOf('ns2', ['./*'])]), [3], 3],
+    ];
+    for (const [what, edit, changed, carried] of cases) {
+      const mesh = meshWithSidecar();
+      const { n, g } = counted();
+      const first = lines(g, mesh.snapshot());
+      const snap = mesh.change(() => edit(mesh));
+      const second = lines(g, snap);
+      const differ = second.flatMap((l, i) => (l === first[i] ? [] : [i]));
+      expect(differ, what).to.deep.equal(changed);
+      expect(n.carried, what).to.equal(carried);
+      expect(second, what).to.deep.equal(lines(generator(), snap));
+    }
+  });
+
+  it('more edited rules than MAX_CHANGED_RULES, or a root-namespace PeerAuthentication, translates everything again', () => {
     for (const edit of [
-      (m: Mesh) => (m.virtualServices = [vs('to-b', 'ns0', [host('a', 'ns1')], host('a', 'ns2'))]),
-      (m: Mesh) => (m.sidecars = [sidecarOf('ns2', ['./*'])]),
+      (m: Mesh) => (m.peerAuthentications = [peerAuth(DEFAULT_MESH.rootNamespace, 'PERMISSIVE')]),
       (m: Mesh) =>
-        (m.destinationRules = [
-          {
-            apiVersion: 'networking.istio.io/v1',
-            kind: 'DestinationRule',
-            metadata: { name: 'x', namespace: 'ns3' },
-            spec: { host: host('a', 'ns3'), trafficPolicy: { loadBalancer: { simple: 'RANDOM' } } },
-          } as DestinationRule,
+        (m.virtualServices = [
+          ...m.virtualServices,
+          ...Array.from({ length: MAX_CHANGED_RULES + 1 }, (_, i) =>
+            vs(`v${i}`, 'ns3', [host(`v${i}`, 'ns3')], host('a', 'ns3')),
+          ),
         ]),
     ]) {
       const mesh = meshWithSidecar();
@@ -236,7 +348,7 @@ describe('weftd carries scoped sidecar translations across registry generations 
     for (let step = 0; step < 200; step++) {
       const ns = NAMESPACES[rand(NAMESPACES.length)]!;
       const name = names[rand(names.length)]!;
-      const op = rand(10);
+      const op = rand(14);
       const snap = mesh.change(() => {
         if (op < 5) mesh.add(service(name, ns, step));
         else if (op < 7) mesh.services.delete(host(name, ns));
@@ -244,7 +356,16 @@ describe('weftd carries scoped sidecar translations across registry generations 
           const s = mesh.services.get(host(name, ns));
           if (s) mesh.add({ ...s, exportTo: rand(2) === 0 ? ['.'] : ['*'] });
         } else if (op < 9) mesh.virtualServices = [vs('to-b', 'ns0', [host('a', 'ns1')], host(name, ns))];
-        // else: a generation in which no service changed (a pod's label, say)
+        else if (op < 10) mesh.destinationRules = [dr(ns, name, rand(2) ? 'RANDOM' : 'LEAST_REQUEST')];
+        else if (op < 11)
+          mesh.peerAuthentications = [peerAuth(ns, ['STRICT', 'PERMISSIVE', 'DISABLE'][rand(3)]!)];
+        else if (op < 12)
+          mesh.serviceEntries = [
+            entry(ns, rand(2) ? 'ext.example.com' : host(name, ns), `192.0.2.${rand(9)}`),
+          ];
+        else if (op < 13)
+          mesh.sidecars = [sidecarOf('ns2', rand(2) ? ['./*'] : ['./*', `*/${host(name, ns)}`])];
+        // else: a generation in which nothing a sidecar reads changed (a pod's label, say)
       });
       expect(lines(g, snap), `step ${step}`).to.deep.equal(lines(generator(), snap));
     }
@@ -253,18 +374,56 @@ describe('weftd carries scoped sidecar translations across registry generations 
     expect(n.translated).to.be.greaterThan(200);
   });
 
-  it("compares the registry's per-kind generations when the snapshots carry them, object identity when not", () => {
+  it("finds the edited rules by the registry's per-kind generations, else by object identity", () => {
+    const fqdnOf = (h: string, ns: string): string => (h.includes('.') ? h : host(h, ns));
+    const opts = { fqdnOf, rootNamespace: 'istio-system' };
     const base = new Mesh().snapshot();
-    const rebuilt = { ...base, virtualServices: [vs('v', 'ns0', ['x'], 'x')] };
-    const same = { ...base, virtualServices: [...rebuilt.virtualServices] };
-    expect(configObjectsUnchanged(rebuilt, same)).to.equal(true);
-    expect(
-      configObjectsUnchanged(rebuilt, { ...same, virtualServices: [vs('v', 'ns0', ['x'], 'x')] }),
-    ).to.equal(false);
-    // the registry's record decides over identity: new objects, same generation of the kind
+    const kept = vs('kept', 'ns0', ['k'], 'k');
+    const before = { ...base, virtualServices: [kept, vs('v', 'ns0', ['x'], 'x')] };
+    // one kept, one replaced by a new object: both versions of the edited one count
+    const after = { ...before, virtualServices: [kept, vs('v', 'ns0', ['y'], 'y')] };
+    expect(configChanges(before, after, opts)).to.deep.equal({
+      virtualServices: [
+        { namespace: 'ns0', hosts: [host('x', 'ns0')] },
+        { namespace: 'ns0', hosts: [host('y', 'ns0')] },
+      ],
+      destinationRuleHosts: [],
+      serviceEntries: [],
+      peerAuthenticationNamespaces: new Set(),
+      sidecars: new Set(),
+    });
+    expect(configChanges(before, { ...before }, opts)).to.deep.equal({
+      virtualServices: [],
+      destinationRuleHosts: [],
+      serviceEntries: [],
+      peerAuthenticationNamespaces: new Set(),
+      sidecars: new Set(),
+    });
+    // the registry's record decides: new objects, same generation of the kind, nothing changed
     const at = (g: number, s: Snapshot): Snapshot => ({ ...s, kindGenerations: { VirtualService: g } });
-    const copy = { ...same, virtualServices: [vs('v', 'ns0', ['x'], 'x')] };
-    expect(configObjectsUnchanged(at(3, rebuilt), at(3, copy))).to.equal(true);
-    expect(configObjectsUnchanged(at(3, rebuilt), at(4, same))).to.equal(false);
+    expect(configChanges(at(3, before), at(3, after), opts)?.virtualServices).to.deep.equal([]);
+    expect(configChanges(at(3, before), at(4, after), opts)?.virtualServices).to.have.length(2);
+    // pods are read as the endpoints of entries that select workloads, and only then
+    const pods = (ip: string): PodInfo[] => [
+      { namespace: 'ns0', name: 'w', labels: { app: 'w' }, ip },
+    ];
+    const podsBefore = { ...before, pods: pods('10.9.0.1') };
+    expect(configChanges(podsBefore, { ...before, pods: pods('10.9.0.2') }, opts)).to.not.equal(null);
+    const selecting = {
+      ...entry('ns0', 'w.example.com', '192.0.2.1'),
+      spec: { hosts: ['w.example.com'], workloadSelector: { labels: { app: 'w' } } },
+    } as ServiceEntry;
+    const withEntry = { ...podsBefore, serviceEntries: [selecting] };
+    expect(configChanges(withEntry, { ...withEntry, pods: pods('10.9.0.2') }, opts)).to.equal(null);
+    // a root-namespace PeerAuthentication: null, everything is translated again
+    const root = { ...before, peerAuthentications: [peerAuth('istio-system', 'STRICT')] };
+    expect(configChanges(before, root, opts)).to.equal(null);
+    // a namespace's: the translations that read its services
+    const nsPeer = configChanges(
+      before,
+      { ...before, peerAuthentications: [peerAuth('ns1', 'STRICT')] },
+      opts,
+    );
+    expect([...nsPeer!.peerAuthenticationNamespaces]).to.deep.equal(['ns1']);
   });
 });
