@@ -41,14 +41,6 @@ import {
   type TranslateResult,
 } from '../pkg/translate/index.js';
 import { inboundFor } from '../pkg/translate/inbound.js';
-import {
-  configChanges,
-  dependenciesHold,
-  dependenciesOf,
-  ServiceFingerprints,
-  type RuleChanges,
-  type TranslationDeps,
-} from './carryover.js';
 import { hiddenEntriesKey } from '../pkg/translate/serviceentry.js';
 import { localityKey, localizeClusters } from '../pkg/translate/locality.js';
 import { translationScopeKeyer } from '../pkg/translate/precedence.js';
@@ -70,6 +62,14 @@ import {
 import type { ProxyIdentity } from '../pkg/translate/sourcematch.js';
 import { gatewayTargetPorts, type KubeService } from '../pkg/translate/kube.js';
 import { podServiceNames, translateAuthz } from '../pkg/translate/authz.js';
+import {
+  configChanges,
+  dependenciesHold,
+  dependenciesOf,
+  ServiceFingerprints,
+  type RuleChanges,
+  type TranslationDeps,
+} from './carryover.js';
 import { credentialNames, type CredentialSource } from './credentials.js';
 import type { MeshSettings } from './flags.js';
 import type { PodInfo, Snapshot } from './registry.js';
@@ -122,7 +122,6 @@ const MAX_LOCALIZED = 1024;
  */
 export const MAX_SHARED_TRANSLATIONS = 1024;
 
-/** The listeners + clusters part of a sidecar's config line, serialized once and shared. */
 /** One ServiceEntry view's translation (namespaces that see the same entries share it). */
 interface SharedView {
   result: TranslateResult;
@@ -134,18 +133,12 @@ interface SharedView {
   localized: Map<string, { config: ProxyConfig; body: string }>;
 }
 
+/** The shared part of a sidecar's config line (listeners, clusters, ...), serialized once. */
 function sharedBody(config: ProxyConfig): string {
-  const { listeners, clusters, pathNormalization, proxyHeaders, outboundTrafficPolicy, scope, onDemand } =
-    config;
-  return JSON.stringify({
-    listeners,
-    clusters,
-    pathNormalization,
-    proxyHeaders,
-    outboundTrafficPolicy,
-    scope,
-    onDemand,
-  }).slice(1, -1);
+  // everything but the head and what each pod adds, so a field the translation gains reaches the
+  // line without a list to keep here (one such list left `outboundTcp` out)
+  const { apiVersion: _a, kind: _k, version: _v, telemetry: _t, inbound: _i, authz: _z, ...shared } = config;
+  return JSON.stringify(shared).slice(1, -1);
 }
 
 /** The translation with its on-demand block; the version covers the subscriptions (a VirtualService-only one adds no host). */

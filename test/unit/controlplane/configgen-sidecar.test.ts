@@ -164,6 +164,39 @@ describe('weftd: Sidecar scoping', () => {
     );
   });
 
+  it('the line a sidecar is sent is its whole config, field for field (a TCP port, REGISTRY_ONLY, on demand)', () => {
+    const db: KubeService = {
+      metadata: { name: 'pg', namespace: 'prod' },
+      spec: { clusterIP: '10.96.9.9', ports: [{ name: 'tcp-pg', port: 5432 }] },
+    };
+    const snap = snapshot({
+      kubeServices: [...KUBE, db],
+      services: servicesFromKube([...KUBE, db], [], []),
+      sidecars: [
+        sidecar('default', 'prod', {
+          egress: [{ hosts: ['./*'] }],
+          outboundTrafficPolicy: { mode: 'REGISTRY_ONLY' },
+        }),
+      ],
+    });
+    for (const onDemandHosts of [false, true]) {
+      const g = new ConfigGenerator({
+        domainSuffix: 'cluster.local',
+        mesh: { ...WHOLE_SCOPE_MESH, onDemandHosts },
+        log: createLogger('t', { silent: true }),
+      });
+      const gc = g.forProxy(snap, 'sidecar', pod('prod', 'a'));
+      // the declared TCP port is routed at L4 (ProxyConfig.outboundTcp): it must reach the proxy
+      expect(
+        gc.config.outboundTcp?.map((t) => t.name),
+        `onDemand ${onDemandHosts}`,
+      ).to.have.length(1);
+      const line = JSON.parse(gc.encode()) as { version: string; config: ProxyConfig };
+      expect(line.version).to.equal(gc.version);
+      expect(line.config, `onDemand ${onDemandHosts}`).to.deep.equal(JSON.parse(JSON.stringify(gc.config)));
+    }
+  });
+
   it('VirtualService exportTo: only namespaces it is exported to get its routes', () => {
     const g = gen();
     const vs: VirtualService = {
