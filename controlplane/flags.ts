@@ -76,7 +76,7 @@ export interface MeshSettings {
   /**
    * On-demand hosts (ADR 0023, `defaultConfig.onDemandHosts`): a sidecar starts with its own
    * namespace and the hosts its Sidecar names exactly, and asks weftd for the others when the app
-   * calls them. Off by default.
+   * calls them. On by default (ADR 0023, amended 2026-12-07).
    */
   onDemandHosts: boolean;
 }
@@ -91,7 +91,7 @@ export const DEFAULT_MESH: MeshSettings = {
   extensionProviders: [],
   gatewayNumTrustedProxies: 0,
   proxyHeaders: {},
-  onDemandHosts: false,
+  onDemandHosts: true,
 };
 
 export interface WeftdOptions {

@@ -30,8 +30,8 @@ import {
 import { csrPem } from '../../test/integration/controlplane/fixtures.js';
 
 /**
- * What this bench measures is a proxy's whole scope (the full push and what a Sidecar saves),
- * whatever the default; on-demand hosts have their own bench (ondemand.ts).
+ * What this bench measures is a proxy's whole scope (the full push and what a Sidecar saves);
+ * on-demand hosts, on by default since ADR 0023's amendment, have their own bench (ondemand.ts).
  */
 const WHOLE_SCOPE = { ...DEFAULT_MESH, onDemandHosts: false };
 

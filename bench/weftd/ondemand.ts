@@ -21,7 +21,8 @@
  *    set per Deployment, its replicas share it). Off, the Deployments of a namespace share one
  *    translation; on, each set is its own. Two kinds of change: one service's endpoints move
  *    (the sets that did not read it are carried over, ADR 0023 decision 8), and one
- *    VirtualService is edited (every set is translated). All the configs one change costs weftd,
+ *    VirtualService is edited (the sets that import it are translated). All the configs one
+ *    change costs weftd, and how many Deployments' configs changed (weftd pushes to those),
  *    medians over REPS × 2 changes.
  * Writes bench/weftd/last-run-ondemand.json.
  *   npx tsx bench/weftd/ondemand.ts        SERVICES=1000 CALLS=5 REPS=3 HOSTS=20 WORKLOADS=5
@@ -221,7 +222,13 @@ function changingMesh(kind: 'endpoints' | 'config'): SnapshotRegistry {
     const services = base.services.map((svc) => structuredClone(svc));
     if (kind === 'config' && g > 1) {
       const k = (g * 7) % virtualServices.length;
-      virtualServices = virtualServices.map((vs, i) => (i === k ? structuredClone(vs) : vs));
+      // a new object with a new retry count: its proxies get a new config
+      const edited = (vs: Record<string, unknown>): Record<string, unknown> => {
+        const copy = structuredClone(vs) as { spec: { http: { retries?: { attempts: number } }[] } };
+        for (const r of copy.spec.http) if (r.retries) r.retries.attempts = 1 + (g % 3);
+        return copy;
+      };
+      virtualServices = virtualServices.map((vs, i) => (i === k ? edited(vs) : vs));
     }
     return { services, virtualServices };
   });
@@ -232,9 +239,12 @@ function changingMesh(kind: 'endpoints' | 'config'): SnapshotRegistry {
  * Deployment (its replicas share the translation), WORKLOADS per namespace, each subscribed on
  * demand to CALLS services of other namespaces picked for it; off, every Deployment has its
  * whole scope. On demand, an endpoint change translates only the sets that read that service
- * (the others are carried, controlplane/carryover.ts); a config edit translates every set.
+ * (the others are carried, controlplane/carryover.ts); a VirtualService edit, the sets that import it.
  */
-function fleetTranslationMs(onDemand: boolean, kind: 'endpoints' | 'config'): number[] {
+function fleetTranslationMs(
+  onDemand: boolean,
+  kind: 'endpoints' | 'config',
+): { ms: number[]; changed: number[] } {
   const registry = changingMesh(kind);
   const gen = generator(onDemand);
   const fleet = Array.from({ length: NAMESPACES * WORKLOADS }, (_, w) => {
@@ -248,12 +258,23 @@ function fleetTranslationMs(onDemand: boolean, kind: 'endpoints' | 'config'): nu
       : [];
     return { pod, subscribed };
   });
-  const out: number[] = [];
+  const out = { ms: [] as number[], changed: [] as number[] };
+  let versions = new Map<string, string>();
   for (let i = 0; i < REPS * 2 + 1; i++) {
     registry.change();
     const t = performance.now();
-    for (const f of fleet) gen.forProxy(registry.snapshot(), 'sidecar', f.pod, f.subscribed).encode();
-    if (i > 0) out.push(performance.now() - t); // the first warms the JIT
+    const now = new Map<string, string>();
+    for (const f of fleet) {
+      const g = gen.forProxy(registry.snapshot(), 'sidecar', f.pod, f.subscribed);
+      g.encode();
+      now.set(f.pod.name, g.version);
+    }
+    if (i > 0) {
+      out.ms.push(performance.now() - t); // the first warms the JIT
+      // the Deployments whose config changed: weftd pushes to their proxies only
+      out.changed.push([...now].filter(([name, v]) => versions.get(name) !== v).length);
+    }
+    versions = now;
   }
   return out;
 }
@@ -274,12 +295,25 @@ async function main(): Promise<void> {
   for (let r = 0; r < 2; r++)
     for (const mode of ['off', 'on'] as const) translation[mode].push(...translationMs(mode === 'on'));
   const fleet = {
-    endpoints: { off: [] as number[], on: [] as number[] },
-    config: { off: [] as number[], on: [] as number[] },
+    endpoints: {
+      off: [] as number[],
+      on: [] as number[],
+      offChanged: [] as number[],
+      onChanged: [] as number[],
+    },
+    config: {
+      off: [] as number[],
+      on: [] as number[],
+      offChanged: [] as number[],
+      onChanged: [] as number[],
+    },
   };
   for (const kind of ['endpoints', 'config'] as const)
-    for (const mode of ['off', 'on'] as const)
-      fleet[kind][mode].push(...fleetTranslationMs(mode === 'on', kind));
+    for (const mode of ['off', 'on'] as const) {
+      const { ms, changed } = fleetTranslationMs(mode === 'on', kind);
+      fleet[kind][mode].push(...ms);
+      fleet[kind][`${mode}Changed`].push(...changed);
+    }
   const lat = await firstRequestLatency();
   const result = {
     services: SERVICES,
@@ -306,6 +340,7 @@ async function main(): Promise<void> {
             off: median(fleet[k].off),
             on: median(fleet[k].on),
             ratio: median(fleet[k].on) / median(fleet[k].off),
+            deploymentsPushed: { off: median(fleet[k].offChanged), on: median(fleet[k].onChanged) },
           },
         ]),
       ),

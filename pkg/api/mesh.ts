@@ -127,7 +127,8 @@ export interface MeshSpec {
   /**
    * Istio's `meshConfig.defaultConfig`: the proxies' defaults (weft implements `proxyHeaders`).
    * `onDemandHosts` (weft's, ADR 0023): sidecars start with their own namespace and the hosts
-   * their Sidecar names exactly, and get others from weftd when the app calls them. Default false.
+   * their Sidecar names exactly, and get others from weftd when the app calls them. Default true
+   * (false: every sidecar gets its whole scope, as Istio).
    */
   defaultConfig?: { proxyHeaders?: ProxyHeadersSetting; onDemandHosts?: boolean };
   /**

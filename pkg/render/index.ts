@@ -160,12 +160,13 @@ function meshConfig(mesh: string, spec: EffectiveSpec): KubeObject {
     workloadCertTTL: spec.certificates.workloadCertTTL,
     telemetry: spec.telemetry,
     pathNormalization: spec.pathNormalization,
-    // Istio's meshConfig shape; written only when set, so meshes without it render as before
-    ...(Object.keys(spec.proxyHeaders).length > 0 || spec.onDemandHosts
+    // Istio's meshConfig shape; written only when not weftd's default, so meshes without it
+    // render as before (on-demand hosts are on unless the Mesh turns them off, ADR 0023)
+    ...(Object.keys(spec.proxyHeaders).length > 0 || !spec.onDemandHosts
       ? {
           defaultConfig: {
             ...(Object.keys(spec.proxyHeaders).length > 0 ? { proxyHeaders: spec.proxyHeaders } : {}),
-            ...(spec.onDemandHosts ? { onDemandHosts: true } : {}),
+            ...(spec.onDemandHosts ? {} : { onDemandHosts: false }),
           },
         }
       : {}),

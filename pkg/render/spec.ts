@@ -53,7 +53,7 @@ export interface EffectiveSpec {
   pathNormalization: { normalization: Exclude<PathNormalizationType, 'DEFAULT'> };
   /** Istio's meshConfig.defaultConfig.proxyHeaders as given ({} = every header on). */
   proxyHeaders: ProxyHeadersSetting;
-  /** defaultConfig.onDemandHosts (ADR 0023); default false. */
+  /** defaultConfig.onDemandHosts (ADR 0023); default true. */
   onDemandHosts: boolean;
   /** spec.rateLimits.redisAddress: global rate limits on (weftd --ratelimit-redis, webhook --global-ratelimits). */
   rateLimitRedis?: string;
@@ -156,7 +156,7 @@ export function effectiveSpec(spec: MeshSpec | undefined): EffectiveSpec {
     },
     pathNormalization: { normalization: pathNormalizationOf(s.pathNormalization?.normalization) },
     proxyHeaders: s.defaultConfig?.proxyHeaders ?? {},
-    onDemandHosts: s.defaultConfig?.onDemandHosts ?? false,
+    onDemandHosts: s.defaultConfig?.onDemandHosts ?? true,
     ...(s.rateLimits?.redisAddress ? { rateLimitRedis: s.rateLimits.redisAddress } : {}),
     ...(s.rateLimits?.redis?.deploy === true
       ? {

@@ -182,12 +182,12 @@ describe('weftd mesh config (mesh.yaml)', () => {
       extensionProviders: [],
       gatewayNumTrustedProxies: 0,
       proxyHeaders: {},
-      onDemandHosts: false,
+      onDemandHosts: true,
     });
   });
 
-  it('defaultConfig.onDemandHosts (ADR 0023): off by default, a boolean only', () => {
-    expect(DEFAULT_MESH.onDemandHosts).to.equal(false);
+  it('defaultConfig.onDemandHosts (ADR 0023): on by default, a boolean only', () => {
+    expect(DEFAULT_MESH.onDemandHosts).to.equal(true);
     expect(parseMeshSettings('defaultConfig: {onDemandHosts: true}').onDemandHosts).to.equal(true);
     expect(parseMeshSettings('defaultConfig: {onDemandHosts: false}').onDemandHosts).to.equal(false);
     expect(() => parseMeshSettings('defaultConfig: {onDemandHosts: yes please}')).to.throw(

@@ -465,17 +465,20 @@ describe('effectiveSpec defaults match the CRD schema defaults', () => {
     const text = meshYaml({ defaultConfig: { proxyHeaders: ph } });
     expect(parseMeshSettings(text).proxyHeaders).to.deep.equal(ph);
   });
-  it('defaultConfig.onDemandHosts reaches mesh.yaml only when on, and weftd reads it back', () => {
+  it('defaultConfig.onDemandHosts: on by default, reaches mesh.yaml only when off, and weftd reads it back', () => {
     const meshYaml = (spec: MeshSpec): string => {
       const cm = render(mesh(spec)).find(
         (o) => o.kind === 'ConfigMap' && o.metadata.name === 'weft-mesh-config',
       )!;
       return (cm as unknown as { data: Record<string, string> }).data['mesh.yaml']!;
     };
-    expect(meshYaml({ defaultConfig: { onDemandHosts: false } })).to.not.include('defaultConfig');
-    const on = meshYaml({ defaultConfig: { onDemandHosts: true } });
-    expect(parseMeshSettings(on).onDemandHosts).to.equal(true);
-    expect(parseMeshSettings(on).proxyHeaders).to.deep.equal({});
+    for (const on of [meshYaml({}), meshYaml({ defaultConfig: { onDemandHosts: true } })]) {
+      expect(on).to.not.include('defaultConfig');
+      expect(parseMeshSettings(on).onDemandHosts).to.equal(true);
+    }
+    const off = meshYaml({ defaultConfig: { onDemandHosts: false } });
+    expect(parseMeshSettings(off).onDemandHosts).to.equal(false);
+    expect(parseMeshSettings(off).proxyHeaders).to.deep.equal({});
   });
 });
 
