@@ -54,8 +54,9 @@ export interface TranslationDeps {
 }
 
 /**
- * The VirtualServices and DestinationRules that changed between two generations (both versions
- * of an edited one), their hosts as FQDNs.
+ * The mesh objects that changed between two generations (both versions of an edited one), as far
+ * as the checks read them: hosts as FQDNs, PeerAuthentications by namespace, Sidecars by
+ * `namespace/name`.
  */
 export interface RuleChanges {
   virtualServices: { namespace: string; hosts: string[] }[];
