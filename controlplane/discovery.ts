@@ -802,6 +802,38 @@ export class DiscoveryService {
     return this.opts.generator.forProxy(this.opts.registry.snapshot(), kind, info, subscribed, { onDemand });
   }
 
+  /**
+   * What stream `id` would be sent now, its on-demand subscriptions included; null when the
+   * stream is gone or its pod unknown (`weftctl proxy-status` compares it with what was ACKed).
+   */
+  configOfStream(id: number): GeneratedConfig | null {
+    const c = this.connections.get(id);
+    return c === undefined ? null : this.configOf(c);
+  }
+
+  /** What a stream is sent now: its pod's config with the stream's subscriptions. */
+  private configOf(conn: Connection): GeneratedConfig | null {
+    const { kind, namespace, pod, asksOnDemand } = conn.info;
+    return this.configFor(kind, namespace, pod, conn.onDemand?.list(), asksOnDemand);
+  }
+
+  /**
+   * What the proxy of pod ns/name is sent now: its newest stream's config, subscriptions
+   * included; with no stream, what a new proxy of it would get.
+   */
+  configOfPod(kind: ProxyKind, namespace: string, pod: string): GeneratedConfig | null {
+    let newest: Connection | undefined;
+    for (const c of this.connections.values())
+      if (
+        c.info.kind === kind &&
+        c.info.namespace === namespace &&
+        c.info.pod === pod &&
+        (newest === undefined || c.info.id > newest.info.id)
+      )
+        newest = c;
+    return newest !== undefined ? this.configOfStream(newest.info.id) : this.configFor(kind, namespace, pod);
+  }
+
   /** Brings one stream up to date; `firstChangeAt` (performance.now()) feeds the convergence histogram. */
   private update(conn: Connection, firstChangeAt?: number, resend = false): void {
     const { registry, metrics } = this.opts;
@@ -810,13 +842,7 @@ export class DiscoveryService {
     const evaluatedAt = registry.generation;
     let generated: GeneratedConfig | null;
     try {
-      generated = this.configFor(
-        info.kind,
-        info.namespace,
-        info.pod,
-        conn.onDemand?.list(),
-        info.asksOnDemand,
-      );
+      generated = this.configOf(conn);
       if (generated !== null && !info.serviceDomains) generated = spelledOut(generated);
     } catch (err) {
       conn.log.error('Could not build a config', { error: errorMessage(err) });

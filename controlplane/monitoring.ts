@@ -73,7 +73,8 @@ function debugConfig(opts: MonitoringOptions, url: URL, res: ServerResponse): vo
     return;
   }
   const kind: ProxyKind = asked ?? (pod.labels[GATEWAY_POD_LABEL] !== undefined ? 'gateway' : 'sidecar');
-  const generated = opts.discovery.configFor(kind, namespace, podName);
+  // the connected proxy's config, with what it subscribed to on demand
+  const generated = opts.discovery.configOfPod(kind, namespace, podName);
   const leftOut = notApplied(opts, namespace);
   // credentials' private keys are never shown (this port is not authenticated)
   json(res, 200, {
@@ -122,8 +123,7 @@ function connections(opts: MonitoringOptions): (ConnectionInfo & { currentVersio
   return opts.discovery.list().map((c) => {
     let currentVersion: string | null = null;
     try {
-      currentVersion =
-        opts.discovery.configFor(c.kind, c.namespace, c.pod, undefined, c.asksOnDemand)?.version ?? null;
+      currentVersion = opts.discovery.configOfStream(c.id)?.version ?? null;
     } catch {
       // a config that cannot be built is never sent either: the proxy is stale against nothing
     }

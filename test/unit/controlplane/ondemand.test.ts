@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DiscoveryService } from '../../../controlplane/discovery.js';
 import { createWeftdMetrics } from '../../../controlplane/metrics.js';
+import { createMonitoringServer } from '../../../controlplane/monitoring.js';
 import { createCA, issueServing } from '../../../pkg/certs/index.js';
 import { ONDEMAND_PATH, type OnDemandResult } from '../../../pkg/discovery/protocol.js';
 import { DiscoveryClient } from '../../../proxy/discovery/client.js';
@@ -150,7 +151,7 @@ describe('weftd config generation with on-demand hosts', () => {
       log: createLogger('t', { silent: true }),
     });
 
-  it('off (the default): every exported host, no onDemand block', () => {
+  it('off: every exported host, no onDemand block', () => {
     const c = gen(false).forProxy(SNAPSHOT, 'sidecar', POD).config;
     expect(hosts(c)).to.deep.equal([
       'ratings.prod.svc.cluster.local',
@@ -341,6 +342,40 @@ describe('weftd POST /v1/discovery/ondemand (real server on loopback)', function
     expect(discovery.list()[0]!.onDemand).to.deep.equal(['prod/reviews.prod.svc.cluster.local']);
     // the same through the client's own call
     expect(await s.client.askHosts(['ratings.prod'])).to.deep.equal({ 'ratings.prod': 'found' });
+  });
+
+  it("weftd's debug port shows the stream's config with its subscriptions: proxy-status SYNCED, proxy-config the held host", async () => {
+    const { port, discovery } = await weftd(true);
+    const monitoring = createMonitoringServer({
+      readiness: () => ({ ready: true }),
+      metrics: createWeftdMetrics(false),
+      discovery,
+      registry: new SnapshotRegistry(() => ({ services: SNAPSHOT.services })),
+      log,
+    });
+    servers.push(monitoring as unknown as Server);
+    await new Promise<void>((r) => monitoring.listen(0, '127.0.0.1', r));
+    const get = async (path: string): Promise<unknown> =>
+      (await fetch(`http://127.0.0.1:${(monitoring.address() as AddressInfo).port}${path}`)).json();
+    const s = stream(port);
+    await waitFor('a first config', s.latest);
+    await s.client.askHosts(['reviews.prod']);
+    await waitFor('the subscription applied and ACKed', () => {
+      const c = discovery.list()[0];
+      return c?.acked?.version !== undefined && c.acked.version === s.latest()?.version
+        ? hosts(s.latest()!).includes('reviews.prod.svc.cluster.local')
+        : undefined;
+    });
+    const {
+      connections: [conn],
+    } = (await get('/debug/connections')) as { connections: { currentVersion: string }[] };
+    expect(conn!.currentVersion).to.equal(s.latest()!.version);
+    const dump = (await get('/debug/config?namespace=shop&pod=web-1')) as {
+      version: string;
+      config: ProxyConfig;
+    };
+    expect(dump.version).to.equal(s.latest()!.version);
+    expect(hosts(dump.config)).to.include('reviews.prod.svc.cluster.local');
   });
 
   it('an older proxy (no onDemand=1) keeps its whole scope, and its ask is refused: 409', async () => {
