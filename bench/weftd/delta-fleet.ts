@@ -4,11 +4,12 @@
  * weftd child, each answering every push with the proxy's own AckSender as soon as the line's
  * last byte arrived (they do not compile it: a real proxy adds its compile time, the same in
  * every mode, to its own ACK). Only the head of a line is parsed (version and nonce come first).
- * Driven over IPC by the orchestrator.
+ * Driven over IPC by the orchestrator. Mode `ondemand`: each proxy asks for on-demand hosts
+ * (ADR 0023) and, once connected, for the hosts its workload calls (`calledHosts`).
  */
 import { request } from 'node:https';
 import { performance } from 'node:perf_hooks';
-import { discoveryQuery } from '../../pkg/discovery/protocol.js';
+import { discoveryQuery, ONDEMAND_PATH } from '../../pkg/discovery/protocol.js';
 import { createLogger } from '../../pkg/log/index.js';
 import { AckSender } from '../../proxy/discovery/ack.js';
 import { profile } from './profile.js';
@@ -26,7 +27,47 @@ interface SimProxy {
 }
 const fleet: SimProxy[] = [];
 
-function connect(port: number, ca: string, delta: boolean, pod: string): Promise<SimProxy> {
+/**
+ * The services the proxies of workload `w` call on demand: svc0, whose VirtualService the measured
+ * change edits (so every proxy is affected, as in the other modes), and 4 of its own.
+ */
+function calledHosts(w: number, services: number): string[] {
+  const svc = (i: number): string => `svc${i}.ns${i % 20}.svc.cluster.local`;
+  return [svc(0), ...Array.from({ length: 4 }, (_, k) => svc((w * 7919 + k * 21 + 1) % services))];
+}
+
+/** POSTs an on-demand ask for `pod`; resolves when weftd answered (after it wrote the push). */
+function ask(port: number, ca: string, pod: string, hosts: string[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      {
+        host: '127.0.0.1',
+        port,
+        ca,
+        method: 'POST',
+        path: ONDEMAND_PATH,
+        headers: { authorization: `Bearer ${pod}`, 'content-type': 'application/json' },
+        agent: false,
+      },
+      (res) => {
+        res.resume();
+        res.on('end', () =>
+          res.statusCode === 200 ? resolve() : reject(new Error(`ask ${pod}: HTTP ${res.statusCode}`)),
+        );
+      },
+    );
+    req.on('error', reject);
+    req.end(JSON.stringify({ kind: 'sidecar', namespace: 'ns', pod, hosts }));
+  });
+}
+
+function connect(
+  port: number,
+  ca: string,
+  delta: boolean,
+  pod: string,
+  onDemand: boolean,
+): Promise<SimProxy> {
   const p: SimProxy = {
     lineAt: 0,
     // the proxy's own sender and defaults, but more attempts: the fleet shares one event loop,
@@ -38,7 +79,7 @@ function connect(port: number, ca: string, delta: boolean, pod: string): Promise
       port,
       servername: undefined,
       ca: () => ca,
-      token: () => 'bench',
+      token: () => (onDemand ? pod : 'bench'),
       log,
     }),
   };
@@ -47,8 +88,15 @@ function connect(port: number, ca: string, delta: boolean, pod: string): Promise
       host: '127.0.0.1',
       port,
       ca,
-      path: discoveryQuery({ kind: 'sidecar', namespace: 'ns', pod, acks: true, delta }),
-      headers: { authorization: 'Bearer bench' },
+      path: discoveryQuery({
+        kind: 'sidecar',
+        namespace: 'ns',
+        pod,
+        acks: true,
+        delta,
+        ...(onDemand ? { onDemand: true } : {}),
+      }),
+      headers: { authorization: `Bearer ${onDemand ? pod : 'bench'}` },
       agent: false,
     });
     req.on('error', reject);
@@ -87,20 +135,28 @@ interface Command {
   delta?: boolean;
   proxies?: number;
   mode?: string;
+  services?: number;
 }
 process.on('message', (m: Command) => {
   const run = async (): Promise<unknown> => {
     switch (m.cmd) {
-      case 'connect':
-        for (let i = 0; i < m.proxies!; i += CONNECT_BATCH)
+      case 'connect': {
+        const onDemand = m.mode === 'ondemand';
+        for (let i = 0; i < m.proxies!; i += CONNECT_BATCH) {
+          const batch = Array.from({ length: Math.min(CONNECT_BATCH, m.proxies! - i) }, (_, j) => i + j);
           fleet.push(
             ...(await Promise.all(
-              Array.from({ length: Math.min(CONNECT_BATCH, m.proxies! - i) }, (_, j) =>
-                connect(m.port!, m.ca!, m.delta!, `${m.mode}-${i + j}`),
-              ),
+              batch.map((n) => connect(m.port!, m.ca!, m.delta!, `${m.mode}-${n}`, onDemand)),
             )),
           );
+          // pod <mode>-<n> is a replica of workload w<n % 100> (delta-weftd.ts): its calls
+          if (onDemand)
+            await Promise.all(
+              batch.map((n) => ask(m.port!, m.ca!, `${m.mode}-${n}`, calledHosts(n % 100, m.services!))),
+            );
+        }
         return {};
+      }
       case 'received': {
         const cpu = process.cpuUsage();
         return {

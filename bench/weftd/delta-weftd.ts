@@ -6,7 +6,9 @@
  *
  * MODE: `delta` (weftd as it is), `delta-before` (ACK connections not kept past the server's
  * keep-alive timeout: weftd before the ADR 0020 amendment), `full` (the same weftd; the fleet
- * asks as an older proxy).
+ * asks as an older proxy), `ondemand` (on-demand hosts, ADR 0023: the fleet's proxies ask for
+ * the hosts they call; each token names its pod, as a projected token does). The other modes
+ * measure the whole scope, whatever weftd's default.
  */
 import { createServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -73,8 +75,17 @@ registry.pod = (namespace, name) => {
 const metrics = createWeftdMetrics(false);
 const discovery = new DiscoveryService({
   registry,
-  generator: new ConfigGenerator({ domainSuffix: 'cluster.local', mesh: DEFAULT_MESH, log }),
-  authenticate: () => Promise.resolve({ identity: { namespace: 'ns', serviceAccount: 'sa' }, cached: true }),
+  generator: new ConfigGenerator({
+    domainSuffix: 'cluster.local',
+    mesh: { ...DEFAULT_MESH, onDemandHosts: MODE === 'ondemand' },
+    log,
+  }),
+  // on demand the fleet's token is its pod's name (asks need a pod-bound token)
+  authenticate: (token) =>
+    Promise.resolve({
+      identity: { namespace: 'ns', serviceAccount: 'sa', ...(MODE === 'ondemand' ? { podName: token } : {}) },
+      cached: true,
+    }),
   metrics,
   log,
   debounce: { afterMs: 0, maxMs: 0 },
@@ -154,7 +165,7 @@ async function changes(count: number, gapMs: number): Promise<Record<string, unk
   const cpu = process.cpuUsage(cpu0);
   // checked after the clock stopped: every proxy ACKed the version weftd computes for it now
   for (const c of discovery.list())
-    if (c.acked?.version !== discovery.configFor('sidecar', 'ns', c.pod)!.version)
+    if (c.acked?.version !== discovery.configOfStream(c.id)!.version)
       throw new Error(`proxy ${c.pod} ACKed ${c.acked?.version}, not its current version`);
   return {
     t0,
@@ -212,10 +223,10 @@ function memory(): Record<string, number> {
 
 /** The proxy's side, in isolation: one config of this mesh, one VirtualService change. */
 function proxyCost(): Record<string, number> {
-  const pod = discovery.list()[0]!.pod;
-  const before = discovery.configFor('sidecar', 'ns', pod)!;
+  const id = discovery.list()[0]!.id;
+  const before = discovery.configOfStream(id)!;
   registry.change();
-  const after = discovery.configFor('sidecar', 'ns', pod)!;
+  const after = discovery.configOfStream(id)!;
   const fullLine = before.encode();
   const from = planFor(before.config)!;
   const delta = encodeDelta(

@@ -17,7 +17,11 @@
  *     bench's delta-*.ts and profile.ts copied in), proxies asking for deltas: weft before;
  *   - full: proxies asking as an older proxy (whole configs), FULL_PROXIES of them (default
  *     PROXIES; the whole-config fleet moves ~1.6 MB per proxy per change, so a smaller one keeps
- *     memory bounded: bytes per proxy do not depend on it, times do).
+ *     memory bounded: bytes per proxy do not depend on it, times do);
+ *   - ondemand: on-demand hosts (ADR 0023, weft's default): the proxies, in a namespace with no
+ *     service, each ask for 5 hosts after their first config (svc0, whose VirtualService the
+ *     change edits, and 4 of their workload's own), deltas as in `delta`.
+ * The modes other than `ondemand` give every proxy its whole scope, whatever weftd's default.
  * Before each measured change the mesh is idle for IDLE_MS (default 35 s: longer than weftd's
  * keep-alive timeout, as between two changes of a quiet mesh). Per change: bytes written per
  * proxy (weft_weftd_xds_pushed_bytes_total), apply → line received and apply → ACK recorded,
@@ -49,7 +53,7 @@ const MODES = (process.env.MODES ?? 'delta,delta-before,full').split(',');
 const PROF = process.env.PROF ?? '';
 const BASELINE_ROOT = process.env.BASELINE_ROOT ?? '';
 /** Modes with a burst (default: the delta modes). */
-const BURST_MODES = (process.env.BURST_MODES ?? 'delta,delta-before,baseline').split(',');
+const BURST_MODES = (process.env.BURST_MODES ?? 'delta,delta-before,baseline,ondemand').split(',');
 
 interface Child {
   ask<T>(msg: Record<string, unknown>): Promise<T>;
@@ -159,7 +163,7 @@ for (const mode of MODES) {
   const fleet = (await child('./delta-fleet.ts', {})).c;
   await weftd.c.ask({ cmd: 'connecting' });
   const connectAt = performance.timeOrigin + performance.now();
-  await fleet.ask({ cmd: 'connect', port, ca, delta: mode !== 'full', proxies, mode });
+  await fleet.ask({ cmd: 'connect', port, ca, delta: mode !== 'full', proxies, mode, services: SERVICES });
   const first = await weftd.c.ask<FirstConfigs>({ cmd: 'ready', proxies });
   const firstConfigs = {
     ms: first.readyAt - connectAt,
