@@ -622,3 +622,30 @@ describe('registry: an invalid Sidecar fails closed (REGISTRY_ONLY, the egress h
     ]);
   });
 });
+
+describe('registry: per-kind generations (configgen carries translations across generations with them)', () => {
+  const dr: KubeObject = {
+    apiVersion: 'networking.istio.io/v1',
+    kind: 'DestinationRule',
+    metadata: { name: 'reviews', namespace: 'demo', uid: 'u2', generation: 1 },
+    spec: { host: 'reviews' },
+  };
+
+  it('move for a change a config reads, per kind, and not for a status write', () => {
+    const w = world();
+    w.vs.emit('add', VALID);
+    const first = w.registry.snapshot().kindGenerations!;
+    expect(first.VirtualService).to.be.a('number');
+    // a status write replaces the informer's object (a new identity) but changes nothing read
+    w.vs.emit('update', { ...VALID, status: { conditions: [] } } as KubeObject);
+    expect(w.registry.snapshot().kindGenerations!.VirtualService).to.equal(first.VirtualService);
+    w.informers.get('DestinationRule')!.emit('add', dr);
+    const second = w.registry.snapshot().kindGenerations!;
+    expect(second.VirtualService).to.equal(first.VirtualService);
+    expect(second.DestinationRule).to.be.greaterThan(first.VirtualService!);
+    w.vs.emit('update', vs({ timeout: '3s' }, 2));
+    expect(w.registry.snapshot().kindGenerations!.VirtualService).to.be.greaterThan(second.DestinationRule!);
+    w.vs.emit('delete', vs({ timeout: '3s' }, 2));
+    expect(w.registry.snapshot().kindGenerations!.VirtualService).to.equal(w.registry.generation);
+  });
+});
