@@ -78,7 +78,8 @@ const SELECTED_ENDPOINTS = [
   ['Pod', 'pods'],
 ] as const satisfies readonly (readonly [string, keyof Snapshot])[];
 
-const selects = (s: Snapshot): boolean => s.serviceEntries.some((se) => se.spec.workloadSelector !== undefined);
+const selects = (s: Snapshot): boolean =>
+  s.serviceEntries.some((se) => se.spec.workloadSelector !== undefined);
 
 type Kind = keyof NonNullable<Snapshot['kindGenerations']>;
 
@@ -155,8 +156,7 @@ export function configChanges(
 
 /** One generation's services, as the dependency checks read them (each computed once, on first use). */
 export class ServiceFingerprints {
-  private byHost: Map<string, ServiceRecord[]> | undefined;
-  private byNamespace: Map<string, string[]> | undefined;
+  private grouped: { byHost: Map<string, ServiceRecord[]>; byNamespace: Map<string, string[]> } | undefined;
   private readonly fingerprints = new Map<string, string>();
   private readonly members = new Map<string, string>();
 
@@ -166,15 +166,7 @@ export class ServiceFingerprints {
   fingerprint(host: string): string {
     let fp = this.fingerprints.get(host);
     if (fp === undefined) {
-      if (this.byHost === undefined) {
-        this.byHost = new Map();
-        for (const s of this.services) {
-          const list = this.byHost.get(s.host);
-          if (list) list.push(s);
-          else this.byHost.set(s.host, [s]);
-        }
-      }
-      const records = this.byHost.get(host);
+      const records = this.group().byHost.get(host);
       fp = records === undefined ? '' : JSON.stringify(records);
       this.fingerprints.set(host, fp);
     }
@@ -185,18 +177,28 @@ export class ServiceFingerprints {
   membersOf(namespace: string): string {
     let m = this.members.get(namespace);
     if (m === undefined) {
-      if (this.byNamespace === undefined) {
-        this.byNamespace = new Map();
-        for (const s of this.services) {
-          const list = this.byNamespace.get(s.namespace);
-          if (list) list.push(s.host);
-          else this.byNamespace.set(s.namespace, [s.host]);
-        }
-      }
-      m = [...(this.byNamespace.get(namespace) ?? [])].sort().join('\n');
+      m = [...(this.group().byNamespace.get(namespace) ?? [])].sort().join('\n');
       this.members.set(namespace, m);
     }
     return m;
+  }
+
+  /** The services by host and the hosts by namespace, in one pass over the generation's services. */
+  private group(): NonNullable<ServiceFingerprints['grouped']> {
+    if (this.grouped === undefined) {
+      const byHost = new Map<string, ServiceRecord[]>();
+      const byNamespace = new Map<string, string[]>();
+      for (const s of this.services) {
+        const records = byHost.get(s.host);
+        if (records) records.push(s);
+        else byHost.set(s.host, [s]);
+        const hosts = byNamespace.get(s.namespace);
+        if (hosts) hosts.push(s.host);
+        else byNamespace.set(s.namespace, [s.host]);
+      }
+      this.grouped = { byHost, byNamespace };
+    }
+    return this.grouped;
   }
 }
 

@@ -642,10 +642,10 @@ export class DiscoveryService {
     return written;
   }
 
-  /** The newest stream of this proxy opened with this service account. */
+  /** The newest stream of this proxy (opened with this service account, when one is given). */
   private newestStream(
     r: Pick<OnDemandRequest, 'kind' | 'namespace' | 'pod'>,
-    serviceAccount: string,
+    serviceAccount?: string,
   ): Connection | undefined {
     let newest: Connection | undefined;
     for (const c of this.connections.values())
@@ -653,7 +653,7 @@ export class DiscoveryService {
         c.info.kind === r.kind &&
         c.info.namespace === r.namespace &&
         c.info.pod === r.pod &&
-        c.info.serviceAccount === serviceAccount &&
+        (serviceAccount === undefined || c.info.serviceAccount === serviceAccount) &&
         (newest === undefined || c.info.id > newest.info.id)
       )
         newest = c;
@@ -822,16 +822,8 @@ export class DiscoveryService {
    * included; with no stream, what a new proxy of it would get.
    */
   configOfPod(kind: ProxyKind, namespace: string, pod: string): GeneratedConfig | null {
-    let newest: Connection | undefined;
-    for (const c of this.connections.values())
-      if (
-        c.info.kind === kind &&
-        c.info.namespace === namespace &&
-        c.info.pod === pod &&
-        (newest === undefined || c.info.id > newest.info.id)
-      )
-        newest = c;
-    return newest !== undefined ? this.configOfStream(newest.info.id) : this.configFor(kind, namespace, pod);
+    const newest = this.newestStream({ kind, namespace, pod });
+    return newest !== undefined ? this.configOf(newest) : this.configFor(kind, namespace, pod);
   }
 
   /** Brings one stream up to date; `firstChangeAt` (performance.now()) feeds the convergence histogram. */

@@ -68,6 +68,8 @@ function connect(
   pod: string,
   onDemand: boolean,
 ): Promise<SimProxy> {
+  // on demand a token names its pod (asks need a pod-bound token, delta-weftd.ts)
+  const token = onDemand ? pod : 'bench';
   const p: SimProxy = {
     lineAt: 0,
     // the proxy's own sender and defaults, but more attempts: the fleet shares one event loop,
@@ -79,7 +81,7 @@ function connect(
       port,
       servername: undefined,
       ca: () => ca,
-      token: () => (onDemand ? pod : 'bench'),
+      token: () => token,
       log,
     }),
   };
@@ -96,7 +98,7 @@ function connect(
         delta,
         ...(onDemand ? { onDemand: true } : {}),
       }),
-      headers: { authorization: `Bearer ${onDemand ? pod : 'bench'}` },
+      headers: { authorization: `Bearer ${token}` },
       agent: false,
     });
     req.on('error', reject);

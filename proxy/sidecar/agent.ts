@@ -236,7 +236,7 @@ export async function startAgent(
     drainMs: s.drainMs,
     unbound: (l) => s.kind === 'sidecar' && l.protocol === 'HTTP' && l.port === CONFIG_OUTBOUND_PORT,
     // a new Host on a keep-alive connection the capture handed in (its first request was asked there)
-    onDemandHost: () => onDemandIfOn(),
+    onDemandHost: onDemandIfOn,
     readinessGate: () => {
       if (!capturesBound) return 'capture listeners are not bound yet';
       const noCert = identity.notReadyReason();

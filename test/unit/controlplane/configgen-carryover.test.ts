@@ -179,12 +179,31 @@ function meshWithSidecar(): Mesh {
   return mesh;
 }
 
-describe('weftd carries scoped sidecar translations across registry generations (ADR 0023 decision 8)', () => {
-  const counted = () => {
-    const n = { translated: 0, carried: 0 };
-    return { n, g: generator((r) => n[r]++) };
-  };
+/** A generator that counts what it translated and what it carried over. */
+const counted = () => {
+  const n = { translated: 0, carried: 0 };
+  return { n, g: generator((r) => n[r]++) };
+};
 
+/** [what, the edit, the proxies whose config changed, how many scoped translations were reused] */
+type Edit = [string, (m: Mesh) => void, number[], number];
+
+/** Each edit on a fresh mesh: which configs changed, what was reused, and the same lines as a generator with no history. */
+function checkEdits(edits: Edit[]): void {
+  for (const [what, edit, changed, carried] of edits) {
+    const mesh = meshWithSidecar();
+    const { n, g } = counted();
+    const first = lines(g, mesh.snapshot());
+    const snap = mesh.change(() => edit(mesh));
+    const second = lines(g, snap);
+    const differ = second.flatMap((l, i) => (l === first[i] ? [] : [i]));
+    expect(differ, what).to.deep.equal(changed);
+    expect(n.carried, what).to.equal(carried);
+    expect(second, what).to.deep.equal(lines(generator(), snap));
+  }
+}
+
+describe('weftd carries scoped sidecar translations across registry generations (ADR 0023 decision 8)', () => {
   it('an endpoint change reuses every scoped translation that did not read that service', () => {
     const mesh = meshWithSidecar();
     const { n, g } = counted();
@@ -200,8 +219,7 @@ describe('weftd carries scoped sidecar translations across registry generations 
   });
 
   it('a subscribed service, a VirtualService destination and an own-namespace service each make it translate again', () => {
-    // [what, the edit, the proxies whose config changed, how many scoped translations were reused]
-    const cases: [string, (m: Mesh) => void, number[], number][] = [
+    const cases: Edit[] = [
       ['subscribed ns2/a', (m) => m.add(service('a', 'ns2', 7)), [0, 3, 4], 2],
       // both ns0 proxies import ns0's VirtualService, which routes to ns2/b
       ['VirtualService destination ns2/b', (m) => m.add(service('b', 'ns2', 7)), [0, 1, 3, 4], 1],
@@ -213,17 +231,7 @@ describe('weftd carries scoped sidecar translations across registry generations 
       // the whole mesh translate again to the same config; only ns1's own proxy sees the change
       ['subscribed ns1/a', (m) => m.add(service('a', 'ns1', 7)), [2], 1],
     ];
-    for (const [what, edit, changed, carried] of cases) {
-      const mesh = meshWithSidecar();
-      const { n, g } = counted();
-      const first = lines(g, mesh.snapshot());
-      const snap = mesh.change(() => edit(mesh));
-      const second = lines(g, snap);
-      const differ = second.flatMap((l, i) => (l === first[i] ? [] : [i]));
-      expect(differ, what).to.deep.equal(changed);
-      expect(n.carried, what).to.equal(carried);
-      expect(second, what).to.deep.equal(lines(generator(), snap));
-    }
+    checkEdits(cases);
   });
 
   it('a host a VirtualService names, created after the translation, makes it translate again', () => {
@@ -243,8 +251,7 @@ describe('weftd carries scoped sidecar translations across registry generations 
   });
 
   it('an edited VirtualService, DestinationRule, ServiceEntry, PeerAuthentication or Sidecar translates again only the scopes it concerns', () => {
-    // [what, the edit, the proxies whose config changed, how many scoped translations were reused]
-    const cases: [string, (m: Mesh) => void, number[], number][] = [
+    const cases: Edit[] = [
       // imported by ns0's proxies (ns0/*): both translate again
       [
         "ns0's VirtualService routes elsewhere",
@@ -301,17 +308,7 @@ describe('weftd carries scoped sidecar translations across registry generations 
       // the whole mesh is translated again too (not selected: the same config)
       ['the Sidecar edited', (m) => (m.sidecars = [sidecarOf('ns2', ['./*'])]), [3], 3],
     ];
-    for (const [what, edit, changed, carried] of cases) {
-      const mesh = meshWithSidecar();
-      const { n, g } = counted();
-      const first = lines(g, mesh.snapshot());
-      const snap = mesh.change(() => edit(mesh));
-      const second = lines(g, snap);
-      const differ = second.flatMap((l, i) => (l === first[i] ? [] : [i]));
-      expect(differ, what).to.deep.equal(changed);
-      expect(n.carried, what).to.equal(carried);
-      expect(second, what).to.deep.equal(lines(generator(), snap));
-    }
+    checkEdits(cases);
   });
 
   it('more edited rules than MAX_CHANGED_RULES, or a root-namespace PeerAuthentication, translates everything again', () => {
@@ -404,9 +401,7 @@ describe('weftd carries scoped sidecar translations across registry generations 
     expect(configChanges(at(3, before), at(3, after), opts)?.virtualServices).to.deep.equal([]);
     expect(configChanges(at(3, before), at(4, after), opts)?.virtualServices).to.have.length(2);
     // pods are read as the endpoints of entries that select workloads, and only then
-    const pods = (ip: string): PodInfo[] => [
-      { namespace: 'ns0', name: 'w', labels: { app: 'w' }, ip },
-    ];
+    const pods = (ip: string): PodInfo[] => [{ namespace: 'ns0', name: 'w', labels: { app: 'w' }, ip }];
     const podsBefore = { ...before, pods: pods('10.9.0.1') };
     expect(configChanges(podsBefore, { ...before, pods: pods('10.9.0.2') }, opts)).to.not.equal(null);
     const selecting = {
