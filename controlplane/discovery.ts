@@ -35,8 +35,9 @@
  * `POST /v1/certificates`: authenticate the same way, then hand the CSR to the workload CA for
  * the token's identity.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { DEFAULT_SERVER_TIMEOUTS } from '../pkg/http/timeouts.js';
 import {
   ACK_PATH,
@@ -53,6 +54,9 @@ import {
   type AckResult,
   DISCOVERY_CONTENT_TYPE,
   DISCOVERY_PATH,
+  DISCOVERY_UPGRADE,
+  ProxyMessageDecoder,
+  type ProxyMessage,
   PING_INTERVAL_MS,
   encodeMessage,
   parseDiscoveryQuery,
@@ -82,6 +86,7 @@ import {
   WRITE_STALL_MS,
   WriteBudget,
   sliceWrite,
+  type LineSink,
 } from './pushwrite.js';
 
 /** A CSR is a few KiB; anything much larger is not one. */
@@ -134,6 +139,11 @@ export interface ConnectionInfo {
   state: 'waiting-for-sync' | 'pod-unknown' | 'configured';
   /** The proxy asked with `acks=1`: it answers every push (false: an older proxy, status unknown). */
   acks: boolean;
+  /**
+   * The stream was upgraded (DISCOVERY_UPGRADE): the proxy's answers come on its own connection;
+   * false: they are POSTed on another connection (a proxy from before, or a plain stream).
+   */
+  acksOnStream: boolean;
   /** The proxy reads short service domains (`serviceDomains=1`); false: weftd spells them out. */
   serviceDomains: boolean;
   /**
@@ -185,7 +195,8 @@ export interface PushRecord {
 
 interface Connection {
   info: ConnectionInfo;
-  res: ServerResponse;
+  /** The response of a plain stream, or the socket of an upgraded one. */
+  out: LineSink;
   log: Logger;
   /** The socket is backed up, a large line is being written, or one waits for the write budget. */
   blocked: boolean;
@@ -202,6 +213,9 @@ interface Connection {
   /** The connection this stream's proxy ACKs on, kept open for ACK_KEEPALIVE_MS (one per stream). */
   ackSocket?: Socket | undefined;
 }
+
+/** How a stream reaches its proxy: a plain HTTP response, or an upgraded socket and the bytes read past the request. */
+type StreamVia = { res: ServerResponse } | { socket: Duplex; head: Buffer };
 
 /**
  * An idle ACK connection of a proxy with an open stream stays open this long (the server's
@@ -270,14 +284,37 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
 /** Failures logged where they happen, throttled (a Redis outage would be a line per request here). */
 const LOGGED_ELSEWHERE = new Set<ErrorCode>(['WEFT_RATELIMIT_BACKEND', 'WEFT_RATELIMIT_DISABLED']);
 
-export function sendError(res: ServerResponse, err: unknown): void {
+/** An error's HTTP answer: status, headers and the coded JSON body. */
+function errorAnswer(err: unknown): { status: number; headers: Record<string, string>; body: string } {
   const code: ErrorCode = isWeftError(err) ? err.code : 'WEFT_DISCOVERY_REQUEST_INVALID';
   const explicit = isWeftError(err) ? err.details?.status : undefined;
   const status = typeof explicit === 'number' ? explicit : isWeftError(err) ? (STATUS[err.code] ?? 500) : 500;
   const message = isWeftError(err) ? err.message : errorMessage(err);
   const headers: Record<string, string> = { 'content-type': 'application/json' };
   if (status === 401) headers['www-authenticate'] = 'Bearer';
-  res.writeHead(status, headers).end(`${JSON.stringify({ code, message: `${code}: ${message}` })}\n`);
+  return { status, headers, body: `${JSON.stringify({ code, message: `${code}: ${message}` })}\n` };
+}
+
+export function sendError(res: ServerResponse, err: unknown): void {
+  const { status, headers, body } = errorAnswer(err);
+  res.writeHead(status, headers).end(body);
+}
+
+/**
+ * The same answer on a socket the HTTP server let go of (an upgrade request weftd refuses), then
+ * the connection closed: a client that asked to upgrade reads an ordinary HTTP error.
+ */
+export function sendErrorOnSocket(socket: Duplex, err: unknown): void {
+  if (socket.destroyed || socket.writableEnded) return;
+  const { status, headers, body } = errorAnswer(err);
+  const head = [`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}`];
+  for (const [k, v] of Object.entries({
+    ...headers,
+    'content-length': String(Buffer.byteLength(body)),
+    connection: 'close',
+  }))
+    head.push(`${k}: ${v}`);
+  socket.end(`${head.join('\r\n')}\r\n\r\n${body}`);
 }
 
 /**
@@ -335,6 +372,8 @@ export class DiscoveryService {
   private readonly onDemandBudgets = new Map<string, OnDemandBudget>();
   /** The stream each kept ACK connection answers for, newest (weak: gone with the socket). */
   private readonly ackSocketOwners = new WeakMap<Socket, Connection>();
+  /** Upgraded sockets whose stream is open (weak: gone with the socket). */
+  private readonly streamOf = new WeakMap<Duplex, Connection>();
   /** What the delta streams of disconnected proxies held (bounded; controlplane/delta.ts). */
   readonly resume = new ResumeCache();
   private nextId = 1;
@@ -368,7 +407,7 @@ export class DiscoveryService {
     if (url === null) return sendError(res, badRequestTarget(req));
     const route =
       url.pathname === DISCOVERY_PATH && req.method === 'GET'
-        ? this.discovery(req, res, url)
+        ? this.discovery(req, { res }, url)
         : url.pathname === ACK_PATH && req.method === 'POST'
           ? this.ack(req, res)
           : url.pathname === ONDEMAND_PATH && req.method === 'POST'
@@ -391,6 +430,41 @@ export class DiscoveryService {
       if (isWeftError(err, 'WEFT_INPUT_TOO_LARGE') && !res.headersSent) res.setHeader('connection', 'close');
       if (!res.headersSent) sendError(res, err);
       else res.end();
+    });
+  };
+
+  /**
+   * The HTTPS server's `upgrade` listener: a discovery stream whose proxy answers on the same
+   * connection (DISCOVERY_UPGRADE; one TLS connection per proxy instead of two). Anything else
+   * that asks to upgrade gets the HTTP error the request handler would give, and the connection
+   * closed.
+   */
+  readonly upgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    // the HTTP server let go of the socket: a reset on it must not take weftd down
+    socket.on('error', (err) =>
+      this.opts.log.debug('Upgraded connection failed', { error: errorMessage(err) }),
+    );
+    const url = requestUrl(req, 'https://weftd');
+    const upgrade = String(req.headers.upgrade ?? '').trim();
+    const route =
+      url === null
+        ? Promise.reject(badRequestTarget(req))
+        : url.pathname === DISCOVERY_PATH &&
+            req.method === 'GET' &&
+            upgrade.toLowerCase() === DISCOVERY_UPGRADE
+          ? this.discovery(req, { socket, head }, url)
+          : Promise.reject(
+              new WeftError(
+                'WEFT_DISCOVERY_REQUEST_INVALID',
+                `only GET ${DISCOVERY_PATH} upgrades, to ${DISCOVERY_UPGRADE}; got ${req.method} ${url.pathname} to ${JSON.stringify(upgrade.slice(0, 60))}`,
+                { details: { status: 400 } },
+              ),
+            );
+    route.catch((err: unknown) => {
+      if (!isWeftError(err) || (STATUS[err.code] ?? 500) >= 500)
+        this.opts.log.warn('Request failed', { path: url?.pathname, error: errorMessage(err) });
+      if (this.streamOf.has(socket)) socket.destroy();
+      else sendErrorOnSocket(socket, err);
     });
   };
 
@@ -419,11 +493,12 @@ export class DiscoveryService {
     }
   }
 
-  private async discovery(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+  private async discovery(req: IncomingMessage, via: StreamVia, url: URL): Promise<void> {
     const request = parseDiscoveryQuery(url.searchParams);
     const identity = await this.identify(req);
     authorize(identity, request);
-    if (res.destroyed) return; // the proxy gave up while the review ran
+    const out: LineSink = 'res' in via ? via.res : via.socket;
+    if (out.destroyed) return; // the proxy gave up while the review ran
     const info: ConnectionInfo = {
       id: this.nextId++,
       kind: request.kind,
@@ -436,6 +511,7 @@ export class DiscoveryService {
       pushes: 0,
       state: 'waiting-for-sync',
       acks: request.acks === true,
+      acksOnStream: 'socket' in via,
       serviceDomains: request.serviceDomains === true,
       asksOnDemand: request.onDemand === true,
       delta: { enabled: request.delta === true, held: null, deltas: 0, fulls: 0, resyncs: 0 },
@@ -447,7 +523,7 @@ export class DiscoveryService {
     };
     const conn: Connection = {
       info,
-      res,
+      out,
       log: this.opts.log.child({ conn: info.id, proxy: `${info.kind}/${info.namespace}/${info.pod}` }),
       blocked: false,
       backlog: undefined,
@@ -458,12 +534,24 @@ export class DiscoveryService {
     }
     req.socket.setNoDelay(true);
     req.socket.setKeepAlive(true, 30_000);
-    res.writeHead(200, { 'content-type': DISCOVERY_CONTENT_TYPE, 'cache-control': 'no-store' });
-    res.flushHeaders();
+    if ('res' in via) {
+      via.res.writeHead(200, { 'content-type': DISCOVERY_CONTENT_TYPE, 'cache-control': 'no-store' });
+      via.res.flushHeaders();
+    } else {
+      via.socket.write(
+        `HTTP/1.1 101 Switching Protocols\r\nconnection: Upgrade\r\nupgrade: ${DISCOVERY_UPGRADE}\r\ncontent-type: ${DISCOVERY_CONTENT_TYPE}\r\n\r\n`,
+      );
+      this.streamOf.set(via.socket, conn);
+      this.readAnswers(conn, identity, via.socket, via.head);
+    }
     this.connections.set(info.id, conn);
     this.opts.metrics.xds.inc({ type: info.kind });
-    conn.log.info('Proxy connected', { remote: info.remote, serviceAccount: info.serviceAccount });
-    res.on('close', () => {
+    conn.log.info('Proxy connected', {
+      remote: info.remote,
+      serviceAccount: info.serviceAccount,
+      acksOnStream: info.acksOnStream,
+    });
+    out.on('close', () => {
       this.connections.delete(info.id);
       conn.budgetTurn?.cancel();
       conn.budgetTurn = undefined;
@@ -478,6 +566,48 @@ export class DiscoveryService {
       this.emitProgress();
     });
     this.update(conn);
+  }
+
+  /**
+   * An upgraded stream's answers: lines of ProxyMessage, each for this stream's proxy, recorded as
+   * a POSTed answer would be (the stream's token stands for them). A line weftd cannot read is
+   * counted (`result="invalid"`), answered with an `error` message, and ends the stream: the
+   * proxy reconnects, and its resume makes up for what the line said.
+   */
+  private readAnswers(conn: Connection, identity: Identity, socket: Duplex, head: Buffer): void {
+    const decoder = new ProxyMessageDecoder();
+    const onData = (chunk: Buffer): void => {
+      try {
+        for (const m of decoder.push(chunk)) this.streamAnswer(conn, identity, m);
+      } catch (err) {
+        socket.off('data', onData);
+        this.refuseAnswer(conn, err);
+      }
+    };
+    socket.on('data', onData);
+    if (head.length > 0) onData(head);
+  }
+
+  private streamAnswer(conn: Connection, identity: Identity, m: ProxyMessage): void {
+    const { info } = conn;
+    if (m.kind !== info.kind || m.namespace !== info.namespace || m.pod !== info.pod)
+      throw new WeftError(
+        'WEFT_DISCOVERY_ACK_INVALID',
+        `an answer on the stream of ${proxyKey(info)} named ${proxyKey(m)}: a stream carries its own proxy's answers only`,
+      );
+    const result = this.recordAck(m, identity);
+    this.opts.metrics.acks.inc({ result });
+    if (result === 'nack') this.opts.metrics.rejects.inc({ type: 'config' });
+  }
+
+  private refuseAnswer(conn: Connection, err: unknown): void {
+    this.opts.metrics.acks.inc({ result: 'invalid' });
+    const code: ErrorCode = isWeftError(err) ? err.code : 'WEFT_DISCOVERY_ACK_INVALID';
+    const message = errorMessage(err);
+    conn.log.warn('Proxy sent a line weftd cannot read; closing its stream', { code, error: message });
+    // a line being sliced out would be cut mid-way by another: close without a word then
+    if (conn.blocked) conn.out.destroy();
+    else conn.out.end(encodeMessage({ type: 'error', code, message }));
   }
 
   /**
@@ -949,8 +1079,8 @@ export class DiscoveryService {
   }
 
   private writeLine(conn: Connection, line: Line, isPing: boolean): boolean {
-    const { res } = conn;
-    if (res.destroyed || res.writableEnded) return false;
+    const { out } = conn;
+    if (out.destroyed || out.writableEnded) return false;
     if (conn.blocked) {
       if (!isPing) conn.backlog = line;
       return true;
@@ -966,7 +1096,7 @@ export class DiscoveryService {
    */
   private send(conn: Connection, line: Line): void {
     if (typeof line === 'string' && line.length < SLICED_LINE_CHARS) {
-      if (!conn.res.write(line)) this.waitForDrain(conn);
+      if (!conn.out.write(line)) this.waitForDrain(conn);
       return;
     }
     conn.blocked = true;
@@ -991,7 +1121,7 @@ export class DiscoveryService {
     const line = madeLine(conn.backlog);
     const whole = typeof conn.backlog === 'object';
     conn.backlog = undefined;
-    if (line === undefined || conn.res.destroyed) return this.writeBudget.release(bytes);
+    if (line === undefined || conn.out.destroyed) return this.writeBudget.release(bytes);
     if (whole) this.opts.metrics.pushedBytes.inc({ kind: 'full' }, bytes);
     if (waitedMs > 0 && conn.log.isDebugEnabled())
       conn.log.debug('Config written after waiting for the write budget', {
@@ -1014,14 +1144,14 @@ export class DiscoveryService {
       },
     };
     sliceWrite(
-      conn.res,
+      conn.out,
       line,
       (flushed) => {
         conn.blocked = false;
         giveBack();
         const pending = conn.backlog;
         conn.backlog = undefined;
-        if (flushed && pending !== undefined && !conn.res.destroyed) this.send(conn, pending);
+        if (flushed && pending !== undefined && !conn.out.destroyed) this.send(conn, pending);
       },
       stall,
     );
@@ -1034,11 +1164,11 @@ export class DiscoveryService {
    */
   private waitForDrain(conn: Connection): void {
     conn.blocked = true;
-    conn.res.once('drain', () => {
+    conn.out.once('drain', () => {
       conn.blocked = false;
       const pending = conn.backlog;
       conn.backlog = undefined;
-      if (pending !== undefined && !conn.res.destroyed) this.send(conn, pending);
+      if (pending !== undefined && !conn.out.destroyed) this.send(conn, pending);
     });
   }
 
@@ -1069,11 +1199,18 @@ export class DiscoveryService {
     return c ? { ...c.info } : undefined;
   }
 
-  /** Ends every stream (proxies reconnect elsewhere) and stops pushing. */
+  /**
+   * Ends every stream (proxies reconnect elsewhere) and stops pushing. An upgraded stream's socket
+   * is closed here too: the HTTP server no longer counts it (closeAllConnections would miss it,
+   * and close() would wait for its proxy).
+   */
   close(): void {
     this.debouncer.stop();
     clearInterval(this.pinger);
-    for (const c of this.connections.values()) c.res.end();
+    for (const c of this.connections.values()) {
+      c.out.end();
+      if (c.info.acksOnStream) c.out.destroy();
+    }
   }
 }
 

@@ -165,7 +165,7 @@ export function createWeftdMetrics(defaultMetrics = true): WeftdMetrics {
     }),
     acks: new Counter({
       name: 'weft_weftd_xds_acks_total',
-      help: 'Answers of proxies to pushes, by result (ack|nack|stale: not the newest push of that stream, ignored).',
+      help: 'Answers of proxies to pushes, by result (ack|nack|stale: not the newest push of that stream, ignored|invalid: a line on an upgraded stream weftd could not read, which ends that stream).',
       labelNames: ['result'],
       registers,
     }),

@@ -20,7 +20,20 @@
  *   stream that closes leaves the queue. A line larger than the whole budget is written when
  *   nothing else is in flight.
  */
-import type { ServerResponse } from 'node:http';
+/**
+ * Where a stream's lines go: the HTTP response of a plain discovery stream, or the socket of an
+ * upgraded one (its ACKs ride the same connection; pkg/discovery/protocol.ts).
+ */
+export interface LineSink {
+  write(chunk: string, cb?: (err?: Error | null) => void): boolean;
+  end(chunk?: string): unknown;
+  destroy(): unknown;
+  readonly destroyed: boolean;
+  readonly writableEnded: boolean;
+  on(event: 'close' | 'drain', listener: () => void): unknown;
+  once(event: 'close' | 'drain', listener: () => void): unknown;
+  off(event: 'close' | 'drain', listener: () => void): unknown;
+}
 
 /** Lines at least this long (UTF-16 units) are written in slices, under the budget; shorter ones at once. */
 export const SLICED_LINE_CHARS = 16_000;
@@ -30,7 +43,7 @@ export const SLICED_LINE_CHARS = 16_000;
  * (crypto_bio.h set_allocate_tls_hint's threshold): every slice, with its chunk framing, stays under it.
  */
 const TLS_HINT_BYTES = 16 * 1024;
-/** The framing HTTP/1.1 adds to a chunk (size line and CRLFs), with room to spare. */
+/** The framing HTTP/1.1 adds to a chunk (size line and CRLFs; none on an upgraded stream), with room to spare. */
 const CHUNK_FRAMING_BYTES = 32;
 
 /**
@@ -140,13 +153,13 @@ export class WriteBudget {
 }
 
 /**
- * Writes `line` to `res` in slices of under 16 KiB, each once the previous one flushed (its write
+ * Writes `line` to `res` (a response or an upgraded socket) in slices of under 16 KiB, each once the previous one flushed (its write
  * callback: handed to the kernel). `done(true)` after the last one flushed, `done(false)` when
  * the stream closed first; exactly once. A slice never splits a surrogate pair. `stall`: called
  * once when no slice flushed for `ms`.
  */
 export function sliceWrite(
-  res: ServerResponse,
+  res: LineSink,
   line: string,
   done: (flushed: boolean) => void,
   stall?: { ms: number; onStall: () => void },

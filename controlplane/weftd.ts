@@ -8,7 +8,7 @@ import { X509Certificate } from 'node:crypto';
 import { unwatchFile, watchFile } from 'node:fs';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import { errorMessage, WeftError } from '../pkg/errors/index.js';
-import type { RequestListener, Server } from 'node:http';
+import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { KubeClient } from '../pkg/kube/client.js';
 import type { Logger } from '../pkg/log/index.js';
@@ -92,10 +92,17 @@ const tlsOptions = (pair: KeyPair) => ({ ...pair, minVersion: 'TLSv1.2' as const
  */
 export function createDiscoveryServer(
   pair: KeyPair,
-  handler: RequestListener,
+  discovery: Pick<DiscoveryService, 'handle' | 'upgrade'>,
   timeouts: Partial<ServerTimeouts> = {},
 ): HttpsServer {
-  return createHttpsServer({ ...tlsOptions(pair), ...serverTimeoutOptions(timeouts) }, handler);
+  const server = createHttpsServer(
+    { ...tlsOptions(pair), ...serverTimeoutOptions(timeouts) },
+    discovery.handle,
+  );
+  // an upgraded stream (its ACKs on the same connection) leaves the HTTP server's timeouts: a
+  // stream lives for hours; weftd's pings and TCP keep-alive find a dead peer
+  server.on('upgrade', discovery.upgrade);
+  return server;
 }
 
 function listen(server: Server | HttpsServer, port: number, host: string): Promise<number> {
@@ -301,7 +308,7 @@ export async function startWeftd(opts: StartOptions): Promise<Weftd> {
         log.child({ part: 'config' }),
       )
     : (): void => undefined;
-  const https = createDiscoveryServer(tls.pair ?? tls.load(), discovery.handle, opts.timeouts);
+  const https = createDiscoveryServer(tls.pair ?? tls.load(), discovery, opts.timeouts);
   tls.watch((next) => https.setSecureContext(tlsOptions(next)));
   const monitoring = createMonitoringServer({
     readiness,

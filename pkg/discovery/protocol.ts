@@ -20,6 +20,16 @@
  * `AckResponse`; a nonce it did not send to that proxy's stream, or not the newest it sent, is
  * `stale` (ignored and counted). A proxy without `acks=1` (older build) is never waited for.
  *
+ * ACKs on the stream's own connection (issue #19: weftd's memory is mostly per TLS connection, and
+ * a POSTing proxy holds two): a proxy asks for its stream with `Connection: Upgrade` and `Upgrade:
+ * weft-discovery/1` (DISCOVERY_UPGRADE). weftd answers `101 Switching Protocols` and the
+ * connection then carries NDJSON both ways: weftd's `DiscoveryMessage` lines as above, the
+ * proxy's answers as `ProxyMessage` lines (`{"type":"ack", ...AckRequest}`, each at most
+ * MAX_ACK_BYTES). Nothing answers them; a line weftd cannot read gets an `error` message and the
+ * connection closed. A weftd that predates this answers the same request 200 with the stream
+ * (HTTP ignores an upgrade the server does not speak), and the proxy POSTs its answers as above.
+ * Errors before the stream opens are HTTP answers in both cases.
+ *
  * Delta pushes (ADR 0020, pkg/discovery/delta.ts): a proxy that asks with `acks=1&delta=1` gets a
  * full `config` first (carrying `state`, the hash of its resources), then `delta` messages: the
  * resources added or changed and the names removed since the state `base`, and the `state` the
@@ -63,6 +73,8 @@ export const ONDEMAND_PATH = '/v1/discovery/ondemand';
 export const MAX_ONDEMAND_HOSTS = 16;
 export const CERTIFICATES_PATH = '/v1/certificates';
 export const DISCOVERY_CONTENT_TYPE = 'application/x-ndjson';
+/** The `Upgrade` token of a discovery stream that carries the proxy's answers too. */
+export const DISCOVERY_UPGRADE = 'weft-discovery/1';
 /** The audience of the projected token proxies present (the injector mounts it). */
 export const TOKEN_AUDIENCE = 'weft-ca';
 /** Published by weftd in every namespace; proxies mount it to verify weftd. */
@@ -136,6 +148,9 @@ export interface AckRequest {
 }
 
 export type AckResult = 'ack' | 'nack' | 'stale';
+
+/** A line a proxy writes on an upgraded discovery stream (DISCOVERY_UPGRADE). */
+export type ProxyMessage = { type: 'ack' } & AckRequest;
 
 export interface AckResponse {
   result: AckResult;
@@ -296,19 +311,24 @@ export function encodeMessage(m: DiscoveryMessage): string {
 }
 
 /**
- * Splits a byte stream into messages. Keeps partial lines across chunks; a line that is not a
- * message, or one that grows past `maxBytes`, is a WeftError (the caller drops the connection).
+ * Splits a byte stream into lines and parses each with `parse`. Keeps partial lines across chunks;
+ * a line `parse` refuses, or one that grows past `maxBytes`, is a WeftError (the caller drops the
+ * connection).
  */
-export class MessageDecoder {
+export class LineDecoder<T> {
   /** Holds a multi-byte character split across chunks (TLS records split anywhere). */
   private readonly utf8 = new StringDecoder('utf8');
   private pending = '';
 
-  constructor(private readonly maxBytes = MAX_MESSAGE_BYTES) {}
+  constructor(
+    private readonly parse: (line: string) => T,
+    private readonly maxBytes: number,
+    private readonly tooLong: ErrorCode,
+  ) {}
 
-  push(chunk: string | Buffer): DiscoveryMessage[] {
+  push(chunk: string | Buffer): T[] {
     const text = typeof chunk === 'string' ? chunk : this.utf8.write(chunk);
-    const out: DiscoveryMessage[] = [];
+    const out: T[] = [];
     // Only the new text can hold a newline: a multi-MB config arriving in 16 KB records must not
     // rescan (and copy) everything before it on every chunk.
     let nl = text.indexOf('\n');
@@ -317,7 +337,8 @@ export class MessageDecoder {
     } else {
       let line = this.pending + text.slice(0, nl);
       for (;;) {
-        if (line.trim() !== '') out.push(parseMessage(line));
+        if (line.length > this.maxBytes) throw this.tooLongError();
+        if (line.trim() !== '') out.push(this.parse(line));
         const next = text.indexOf('\n', nl + 1);
         if (next < 0) break;
         line = text.slice(nl + 1, next);
@@ -325,10 +346,50 @@ export class MessageDecoder {
       }
       this.pending = text.slice(nl + 1);
     }
-    if (this.pending.length > this.maxBytes)
-      throw new WeftError('WEFT_DISCOVERY_STREAM_INVALID', `a message exceeds ${this.maxBytes} bytes`);
+    if (this.pending.length > this.maxBytes) throw this.tooLongError();
     return out;
   }
+
+  private tooLongError(): WeftError {
+    return new WeftError(this.tooLong, `a message exceeds ${this.maxBytes} bytes`);
+  }
+}
+
+/** weftd's messages to a proxy, line by line. */
+export class MessageDecoder extends LineDecoder<DiscoveryMessage> {
+  constructor(maxBytes = MAX_MESSAGE_BYTES) {
+    super(parseMessage, maxBytes, 'WEFT_DISCOVERY_STREAM_INVALID');
+  }
+}
+
+/** A proxy's answers on an upgraded stream, line by line (weftd's side). */
+export class ProxyMessageDecoder extends LineDecoder<ProxyMessage> {
+  constructor() {
+    super(parseProxyMessage, MAX_ACK_BYTES, 'WEFT_DISCOVERY_ACK_INVALID');
+  }
+}
+
+export function encodeProxyMessage(m: ProxyMessage): string {
+  return `${JSON.stringify(m)}\n`;
+}
+
+/** One line of a proxy's answers: JSON, `type: ack`, and an AckRequest parseAck accepts. */
+export function parseProxyMessage(line: string): ProxyMessage {
+  let m: unknown;
+  try {
+    m = JSON.parse(line);
+  } catch (err) {
+    throw new WeftError('WEFT_DISCOVERY_ACK_INVALID', `a line is not JSON: ${line.slice(0, 80)}`, {
+      cause: err,
+    });
+  }
+  const type = (m as { type?: unknown } | null)?.type;
+  if (type !== 'ack')
+    throw new WeftError(
+      'WEFT_DISCOVERY_ACK_INVALID',
+      `a proxy's line must have type "ack", got ${JSON.stringify(type)?.slice(0, 40)}`,
+    );
+  return { type, ...parseAck(m) };
 }
 
 function parseMessage(line: string): DiscoveryMessage {

@@ -9,8 +9,11 @@
  * (pkg/kube/backoff.ts), reset once a connection delivered a config.
  *
  * It asks with `acks=1` and answers every config that carries a nonce: an ACK once `onConfig`
- * has compiled and swapped it in, a NACK with the error when `onConfig` threw (proxy/discovery/
- * ack.ts sends them over its own keep-alive connection, so the stream is never blocked on it).
+ * has compiled and swapped it in, a NACK with the error when `onConfig` threw. The answers ride
+ * the stream's own connection: the stream is asked for as an upgrade (DISCOVERY_UPGRADE), so a
+ * proxy holds one TLS connection to weftd, not two (issue #19: most of weftd's memory is per
+ * connection). A weftd from before upgrades answers 200 with a plain stream; then proxy/discovery/
+ * ack.ts POSTs the answers over a keep-alive connection of its own.
  *
  * With acks it also asks for deltas (`delta=1`, ADR 0020): it keeps the resources of the config it
  * runs (proxy/discovery/held.ts) and, on reconnecting, names their state hash so weftd can resume
@@ -22,9 +25,13 @@
 import https from 'node:https';
 import { fs } from '../../pkg/builtins/index.js';
 import type { IncomingMessage } from 'node:http';
+import type { Duplex, Readable } from 'node:stream';
 import {
+  DISCOVERY_UPGRADE,
   MessageDecoder,
   PING_INTERVAL_MS,
+  encodeProxyMessage,
+  type AckRequest,
   discoveryQuery,
   ONDEMAND_PATH,
   type OnDemandResponse,
@@ -56,6 +63,11 @@ export interface DiscoveryClientOptions {
   acks?: boolean;
   /** Ask for delta pushes (default true with acks; false acts as a proxy from before deltas). */
   delta?: boolean;
+  /**
+   * Answer on the stream's own connection (default true with acks; false acts as a proxy from
+   * before, which POSTs its answers on a second connection).
+   */
+  acksOnStream?: boolean;
   /** Say it holds and asks for hosts (default true; false acts as a proxy from before ADR 0023). */
   onDemand?: boolean;
   /** Ask for short service domains (default true; false acts as a proxy from before them, issue #19). */
@@ -95,9 +107,16 @@ export class DiscoveryClient {
   private stopped = false;
   private readonly abort = new AbortController();
   private currentReq: ReturnType<typeof https.request> | null = null;
+  /** The upgraded connection of the current stream (null: none, or a plain stream). */
+  private currentSocket: Duplex | null = null;
   private onDemandAgent: https.Agent | undefined;
-  /** Made with the first answer (the address has parsed by then); null while none was sent or acks are off. */
+  /**
+   * Made with the first answer POSTed (a weftd from before upgrades; the address has parsed by
+   * then); null while none was.
+   */
   acks: AckSender | null = null;
+  /** Answers written on upgraded streams. */
+  answersOnStream = 0;
   /** The resources of the running config (delta streams). */
   readonly held = new ResourceHolder();
   /** Pushes applied, by kind, and deltas that did not apply (resync NACKs). */
@@ -135,6 +154,7 @@ export class DiscoveryClient {
     this.stopped = true;
     this.abort.abort();
     this.currentReq?.destroy();
+    this.currentSocket?.destroy();
     this.acks?.stop();
     this.onDemandAgent?.destroy();
   }
@@ -151,6 +171,7 @@ export class DiscoveryClient {
         settled = true;
         clearTimeout(silence);
         req.destroy();
+        this.currentSocket?.destroy();
         resolve(e);
       };
       const silentMs = 3 * (this.o.pingIntervalMs ?? PING_INTERVAL_MS);
@@ -160,6 +181,35 @@ export class DiscoveryClient {
         silence = setTimeout(() => finish({ kind: 'silent', ms: silentMs }), silentMs);
       };
       let gotConfig = false;
+      /** Reads the stream's messages and applies them, one at a time, in order. */
+      const stream = (from: Readable, reply: Reply): void => {
+        this.connected = true;
+        this.lastProblem = null;
+        this.o.log.info('Discovery stream open', {
+          address: this.o.address,
+          acksOnStream: reply !== this.post,
+        });
+        this.o.onOpen?.();
+        const decoder = new MessageDecoder();
+        // a slow compile never reorders versions
+        let chain = Promise.resolve();
+        from.on('data', (chunk: Buffer) => {
+          heard();
+          let messages: DiscoveryMessage[];
+          try {
+            messages = decoder.push(chunk);
+          } catch (err) {
+            return finish({ kind: 'error', message: errorMessage(err), gotConfig });
+          }
+          for (const m of messages)
+            chain = chain.then(async () => {
+              if (await this.handle(m, reply)) gotConfig = true;
+            });
+        });
+        from.on('end', () => finish({ kind: 'closed', gotConfig }));
+        from.on('error', (err) => finish({ kind: 'error', message: errorMessage(err), gotConfig }));
+      };
+      const upgrade = this.acksOnStream();
       const req = https.request({
         host,
         port,
@@ -167,11 +217,35 @@ export class DiscoveryClient {
         ca,
         path: discoveryQuery(this.request()),
         method: 'GET',
-        headers: { authorization: `Bearer ${token}`, accept: 'application/x-ndjson' },
+        headers: {
+          authorization: `Bearer ${token}`,
+          accept: 'application/x-ndjson',
+          ...(upgrade ? { connection: 'Upgrade', upgrade: DISCOVERY_UPGRADE } : {}),
+        },
         agent: false,
       });
       this.currentReq = req;
+      this.currentSocket = null;
       req.on('error', (err) => finish({ kind: 'error', message: errorMessage(err), gotConfig }));
+      req.on('upgrade', (res: IncomingMessage, socket: Duplex, head: Buffer) => {
+        heard();
+        this.currentSocket = socket;
+        socket.on('error', (err) => finish({ kind: 'error', message: errorMessage(err), gotConfig }));
+        const to = String(res.headers.upgrade ?? '').toLowerCase();
+        if (to !== DISCOVERY_UPGRADE)
+          return finish({
+            kind: 'error',
+            message: `weftd switched the stream to ${JSON.stringify(to.slice(0, 60))}, not ${DISCOVERY_UPGRADE}`,
+            gotConfig,
+          });
+        if (head.length > 0) socket.unshift(head);
+        stream(socket, (ack) => {
+          // a closed stream's answer is lost with it: the next stream resumes from the held state
+          if (socket.destroyed || !socket.writable) return;
+          this.answersOnStream++;
+          socket.write(encodeProxyMessage({ type: 'ack', ...ack }));
+        });
+      });
       req.on('response', (res: IncomingMessage) => {
         heard();
         if (res.statusCode !== 200) {
@@ -184,31 +258,21 @@ export class DiscoveryClient {
           );
           return;
         }
-        this.connected = true;
-        this.lastProblem = null;
-        this.o.log.info('Discovery stream open', { address: this.o.address });
-        this.o.onOpen?.();
-        const decoder = new MessageDecoder();
-        // messages are applied one at a time, in order: a slow compile never reorders versions
-        let chain = Promise.resolve();
-        res.on('data', (chunk: Buffer) => {
-          heard();
-          let messages: DiscoveryMessage[];
-          try {
-            messages = decoder.push(chunk);
-          } catch (err) {
-            return finish({ kind: 'error', message: errorMessage(err), gotConfig });
-          }
-          for (const m of messages)
-            chain = chain.then(async () => {
-              if (await this.handle(m)) gotConfig = true;
-            });
-        });
-        res.on('end', () => finish({ kind: 'closed', gotConfig }));
-        res.on('error', (err) => finish({ kind: 'error', message: errorMessage(err), gotConfig }));
+        // a plain stream: weftd predates upgrades (or was not asked); answers are POSTed
+        stream(res, this.post);
       });
       req.end();
     });
+  }
+
+  /** Answers over a POST connection of their own (a plain stream). */
+  private readonly post: Reply = (ack) => {
+    this.acks ??= this.newAckSender();
+    void this.acks.send(ack);
+  };
+
+  private acksOnStream(): boolean {
+    return this.o.acks !== false && this.o.acksOnStream !== false;
   }
 
   private deltas(): boolean {
@@ -242,8 +306,8 @@ export class DiscoveryClient {
     );
   }
 
-  /** Applies one message; true when a config was applied. */
-  private async handle(m: DiscoveryMessage): Promise<boolean> {
+  /** Applies one message, answering through `reply`; true when a config was applied. */
+  private async handle(m: DiscoveryMessage, reply: Reply): Promise<boolean> {
     if (m.type === 'ping') return false;
     if (m.type === 'error') {
       this.o.log.warn('weftd reports a problem with this proxy', { code: m.code, message: m.message });
@@ -256,7 +320,7 @@ export class DiscoveryClient {
       this.o.log.debug('The push from weftd leaves the running config as it is; not recompiled', {
         version: m.version,
       });
-      this.answer(m.version, m.nonce, undefined);
+      this.answer(reply, m.version, m.nonce, undefined);
       return true;
     }
     let config: ProxyConfig;
@@ -283,7 +347,7 @@ export class DiscoveryClient {
         version: m.version,
         error: errorMessage(err),
       });
-      this.answer(m.version, m.nonce, errorMessage(err), resync);
+      this.answer(reply, m.version, m.nonce, errorMessage(err), resync);
       return false;
     }
     try {
@@ -292,11 +356,11 @@ export class DiscoveryClient {
       this.applied[m.type === 'delta' ? 'delta' : 'full']++;
       this.versionsApplied.push(m.version);
       if (this.versionsApplied.length > 20) this.versionsApplied.shift();
-      this.answer(m.version, m.nonce, undefined);
+      this.answer(reply, m.version, m.nonce, undefined);
       return true;
     } catch (err) {
       // onConfig logged and counted the rejection; weftd hears why (the held resources stay the last good ones)
-      this.answer(m.version, m.nonce, errorMessage(err));
+      this.answer(reply, m.version, m.nonce, errorMessage(err));
       return false;
     }
   }
@@ -368,15 +432,15 @@ export class DiscoveryClient {
 
   /** ACK (no error) or NACK one push; not awaited: the next config must not wait for weftd's answer. */
   private answer(
+    reply: Reply,
     version: string,
     nonce: string | undefined,
     error: string | undefined,
     resync = false,
   ): void {
     if (this.o.acks === false || nonce === undefined || this.stopped) return; // an older weftd sends no nonce
-    this.acks ??= this.newAckSender();
     const { kind, namespace, pod } = this.o.request;
-    void this.acks.send({
+    reply({
       kind,
       namespace,
       pod,
@@ -387,6 +451,9 @@ export class DiscoveryClient {
     });
   }
 }
+
+/** How a stream's answers reach weftd: on its own connection, or POSTed. */
+type Reply = (ack: AckRequest) => void;
 
 function isIp(host: string): boolean {
   return /^[\d.]+$/.test(host) || host.includes(':');

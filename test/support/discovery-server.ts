@@ -57,6 +57,7 @@ export async function startDiscoveryServer(opts: {
     pingIntervalMs: 60_000,
   });
   const server = createServer({ cert: leaf.certPem, key: leaf.keyPem }, discovery.handle);
+  server.on('upgrade', discovery.upgrade);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   return {
     discovery,

@@ -8,6 +8,7 @@
 import { expect } from 'chai';
 import { request } from 'node:https';
 import { connect as tcpConnect, type AddressInfo, type Server, type Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { connect as tlsConnect } from 'node:tls';
 import type { Identity } from '../../../controlplane/auth.js';
 import { ConfigGenerator } from '../../../controlplane/configgen.js';
@@ -21,6 +22,7 @@ import { createCA, issueServing } from '../../../pkg/certs/index.js';
 import { WeftError } from '../../../pkg/errors/index.js';
 import {
   CERTIFICATES_PATH,
+  DISCOVERY_UPGRADE,
   MessageDecoder,
   discoveryQuery,
   type DiscoveryMessage,
@@ -103,7 +105,7 @@ describe('weftd request timeouts', function () {
   });
   const https = createDiscoveryServer(
     { cert: Buffer.from(leaf.certPem), key: Buffer.from(leaf.keyPem) },
-    discovery.handle,
+    discovery,
     TIMEOUTS,
   );
   const monitoring = createMonitoringServer({
@@ -188,5 +190,35 @@ describe('weftd request timeouts', function () {
       res.once('close', () => reject(new Error(`stream closed after ${messages.length} messages`)));
     });
     req.destroy();
+  });
+
+  it('keeps an upgraded discovery stream (ACKs on its connection) open well past the request timeout', async () => {
+    const messages: DiscoveryMessage[] = [];
+    const decoder = new MessageDecoder();
+    const req = request({
+      host: '127.0.0.1',
+      servername: 'weftd.test',
+      port: httpsPort,
+      ca: ca.certPem,
+      path: discoveryQuery({ kind: 'sidecar', namespace: 'ns', pod: 'client-2', acks: true }),
+      headers: { authorization: 'Bearer good', connection: 'Upgrade', upgrade: DISCOVERY_UPGRADE },
+    });
+    const socket = await new Promise<Duplex>((resolve, reject) => {
+      req.once('upgrade', (_res, s: Duplex, head: Buffer) => {
+        if (head.length > 0) s.unshift(head);
+        resolve(s);
+      });
+      req.once('response', (res) => reject(new Error(`not upgraded: HTTP ${res.statusCode}`)));
+      req.once('error', reject).end();
+    });
+    // the HTTP server let go of an upgraded socket: its request and keep-alive timeouts no longer apply
+    await new Promise<void>((resolve, reject) => {
+      socket.on('data', (chunk: Buffer) => {
+        messages.push(...decoder.push(chunk));
+        if (messages.filter((m) => m.type === 'ping').length >= 10) resolve();
+      });
+      socket.once('close', () => reject(new Error(`stream closed after ${messages.length} messages`)));
+    });
+    socket.destroy();
   });
 });

@@ -2,8 +2,11 @@
 import { expect } from 'chai';
 import {
   MAX_ACK_ERROR_CHARS,
+  MAX_ACK_BYTES,
   MessageDecoder,
+  ProxyMessageDecoder,
   discoveryQuery,
+  encodeProxyMessage,
   newNonce,
   parseAck,
   parseOnDemand,
@@ -75,6 +78,46 @@ describe('discovery protocol', () => {
       d.push('{"type":"config",');
       expect(() => d.push(`"version":"${'x'.repeat(200)}`)).to.throw(/exceeds 100 bytes/);
     });
+
+    it('refuses a whole line past the limit that arrives in one chunk', () => {
+      expect(() => new MessageDecoder(100).push(`{"type":"ping","x":"${'x'.repeat(200)}"}\n`)).to.throw(
+        /exceeds 100 bytes/,
+      );
+    });
+  });
+
+  describe('a proxy’s answers on an upgraded stream (ProxyMessageDecoder)', () => {
+    const ack = {
+      type: 'ack',
+      kind: 'sidecar',
+      namespace: 'ns',
+      pod: 'p',
+      version: 'v1',
+      nonce: 'a'.repeat(32),
+    } as const;
+    it('round-trips an ACK and a NACK, split anywhere, several per chunk', () => {
+      const text = encodeProxyMessage(ack) + encodeProxyMessage({ ...ack, error: 'bad', resync: true });
+      for (const size of [1, 7, text.length]) {
+        const d = new ProxyMessageDecoder();
+        const out = [];
+        for (let i = 0; i < text.length; i += size) out.push(...d.push(Buffer.from(text.slice(i, i + size))));
+        expect(out, `${size}-byte chunks`).to.deep.equal([ack, { ...ack, error: 'bad', resync: true }]);
+      }
+    });
+    const bad: [string, string][] = [
+      ['not JSON', '{\n'],
+      ['another type', `${JSON.stringify({ ...ack, type: 'config' })}\n`],
+      ['no type', `${JSON.stringify({ ...ack, type: undefined })}\n`],
+      ['a bad nonce', `${JSON.stringify({ ...ack, nonce: 'x' })}\n`],
+      ['a line past MAX_ACK_BYTES', `${JSON.stringify({ ...ack, error: 'x'.repeat(MAX_ACK_BYTES) })}\n`],
+      ['a partial line past MAX_ACK_BYTES', `{"type":"ack","error":"${'x'.repeat(MAX_ACK_BYTES)}`],
+    ];
+    for (const [title, input] of bad)
+      it(`refuses ${title} with WEFT_DISCOVERY_ACK_INVALID`, () => {
+        expect(() => new ProxyMessageDecoder().push(input))
+          .to.throw()
+          .that.satisfies((e: unknown) => isWeftError(e, 'WEFT_DISCOVERY_ACK_INVALID'));
+      });
   });
 
   describe('discovery query', () => {

@@ -1,0 +1,330 @@
+/**
+ * ACKs on the stream's own connection (issue #19: weftd's memory is mostly per TLS connection):
+ * weftd's real DiscoveryService on the server weftd runs (createDiscoveryServer, with its upgrade
+ * listener) on loopback, the proxy's real DiscoveryClient. A proxy holds one TLS connection and
+ * answers on it; a proxy from before still POSTs; a line weftd cannot read ends that stream with
+ * an `error` message and is counted; refusals before the stream opens are HTTP answers; closing
+ * weftd closes upgraded streams too.
+ */
+import { expect } from 'chai';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import type { IncomingMessage } from 'node:http';
+import { request, type Server } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Duplex } from 'node:stream';
+import type { Identity } from '../../../controlplane/auth.js';
+import { ConfigGenerator } from '../../../controlplane/configgen.js';
+import { DiscoveryService } from '../../../controlplane/discovery.js';
+import { DEFAULT_MESH } from '../../../controlplane/flags.js';
+import { createWeftdMetrics, type WeftdMetrics } from '../../../controlplane/metrics.js';
+import { createDiscoveryServer } from '../../../controlplane/weftd.js';
+import { createCA, issueServing } from '../../../pkg/certs/index.js';
+import {
+  ACK_PATH,
+  DISCOVERY_UPGRADE,
+  MAX_ACK_BYTES,
+  MessageDecoder,
+  discoveryQuery,
+  encodeProxyMessage,
+  type DiscoveryMessage,
+} from '../../../pkg/discovery/protocol.js';
+import { WeftError } from '../../../pkg/errors/index.js';
+import { createLogger } from '../../../pkg/log/index.js';
+import { DiscoveryClient } from '../../../proxy/discovery/client.js';
+import { oneServiceAt, SnapshotRegistry } from '../../support/snapshot-registry.js';
+import { waitFor } from '../../support/wait.js';
+
+const log = createLogger('test', { silent: true });
+
+const IDENTITIES: Record<string, Identity> = {
+  'tok-a': { namespace: 'ns', serviceAccount: 'sa-a' },
+};
+
+/** An upgraded stream opened by hand: what weftd wrote on it, and the socket to write answers on. */
+interface RawStream {
+  socket: Duplex;
+  messages: DiscoveryMessage[];
+  closed: Promise<void>;
+}
+
+describe('weftd discovery streams carry their ACKs (upgrade, one connection per proxy)', function () {
+  this.timeout(60_000);
+  let server: Server;
+  let discovery: DiscoveryService;
+  let registry: SnapshotRegistry;
+  let metrics: WeftdMetrics;
+  let dir: string;
+  let caPem: string;
+  let handshakes = 0;
+  let ackPosts = 0;
+  const clients: DiscoveryClient[] = [];
+  const port = (): number => (server.address() as AddressInfo).port;
+
+  function weftd(): DiscoveryService {
+    return new DiscoveryService({
+      registry,
+      generator: new ConfigGenerator({ domainSuffix: 'cluster.local', mesh: DEFAULT_MESH, log }),
+      authenticate: async (token) => {
+        const identity = IDENTITIES[token];
+        if (!identity) throw new WeftError('WEFT_UNAUTHENTICATED', 'token rejected');
+        return { identity, cached: true };
+      },
+      metrics,
+      log,
+      debounce: { afterMs: 0, maxMs: 0 },
+      pingIntervalMs: 60_000,
+    });
+  }
+
+  before(async () => {
+    const now = new Date();
+    const ca = createCA({ commonName: 'test', ttlMs: 3600_000, now });
+    const leaf = issueServing(ca, { commonName: 'weftd', dnsNames: ['127.0.0.1'], ttlMs: 3600_000, now });
+    caPem = ca.certPem;
+    dir = mkdtempSync(join(tmpdir(), 'acks-stream-'));
+    writeFileSync(join(dir, 'ca.crt'), ca.certPem);
+    for (const t of Object.keys(IDENTITIES)) writeFileSync(join(dir, t), t);
+    registry = new SnapshotRegistry((g) => ({ services: oneServiceAt(g) }), { trigger: 'service' });
+    metrics = createWeftdMetrics(false);
+    discovery = weftd();
+    server = createDiscoveryServer(
+      { cert: Buffer.from(leaf.certPem), key: Buffer.from(leaf.keyPem) },
+      discovery,
+    );
+    server.on('secureConnection', () => handshakes++);
+    server.on('request', (req: IncomingMessage) => (req.url === ACK_PATH ? ackPosts++ : undefined));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  });
+
+  after(async () => {
+    for (const c of clients) c.stop();
+    discovery.close();
+    server.closeAllConnections();
+    await new Promise((r) => server.close(r));
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  function client(pod: string, opts: { acksOnStream?: boolean; fail?: () => boolean } = {}): DiscoveryClient {
+    const c = new DiscoveryClient({
+      address: `127.0.0.1:${port()}`,
+      caRootPath: join(dir, 'ca.crt'),
+      tokenPath: join(dir, 'tok-a'),
+      request: { kind: 'sidecar', namespace: 'ns', pod },
+      log,
+      onConfig: () => (opts.fail?.() ? Promise.reject(new Error('port 8080 is taken')) : Promise.resolve()),
+      ...(opts.acksOnStream !== undefined ? { acksOnStream: opts.acksOnStream } : {}),
+    });
+    clients.push(c);
+    void c.run();
+    return c;
+  }
+
+  const conn = (pod: string) => discovery.list().find((c) => c.pod === pod);
+  const answered = (pod: string) =>
+    waitFor(`${pod}'s answer to the newest push`, () => {
+      const i = conn(pod);
+      return i?.sent && (i.acked?.nonce === i.sent.nonce || i.nacked?.nonce === i.sent.nonce) ? i : null;
+    });
+  const counter = async (name: string, labels: string): Promise<number> => {
+    const text = await metrics.registry.getSingleMetricAsString(name);
+    const m = new RegExp(`^${name}\\{${labels}\\} (\\d+)$`, 'm').exec(text);
+    return m ? Number(m[1]) : 0;
+  };
+
+  /** Opens an upgraded stream by hand; rejects with the HTTP status when weftd refuses it. */
+  function rawStream(pod: string, token = 'tok-a', upgrade = DISCOVERY_UPGRADE): Promise<RawStream> {
+    return new Promise((resolve, reject) => {
+      const req = request({
+        host: '127.0.0.1',
+        port: port(),
+        ca: caPem,
+        path: discoveryQuery({ kind: 'sidecar', namespace: 'ns', pod, acks: true }),
+        headers: { authorization: `Bearer ${token}`, connection: 'Upgrade', upgrade },
+        agent: false,
+      });
+      req.on('error', reject);
+      req.on('response', (res) => {
+        let body = '';
+        res.on('data', (c: Buffer) => (body += c.toString()));
+        res.on('end', () =>
+          reject(new Error(`HTTP ${res.statusCode} ${res.headers.connection}: ${body.trim()}`)),
+        );
+      });
+      req.on('upgrade', (_res, socket: Duplex, head: Buffer) => {
+        const decoder = new MessageDecoder();
+        const messages: DiscoveryMessage[] = [];
+        const closed = new Promise<void>((r) => socket.once('close', () => r()));
+        socket.on('error', () => undefined);
+        socket.on('data', (c: Buffer) => messages.push(...decoder.push(c)));
+        if (head.length > 0) socket.unshift(head);
+        resolve({ socket, messages, closed });
+      });
+      req.end();
+    });
+  }
+
+  const firstPush = async (s: RawStream) =>
+    waitFor('the first push', () => {
+      const m = s.messages.find((x) => x.type === 'config');
+      return m?.type === 'config' ? m : null;
+    });
+
+  it('a proxy answers every push on its stream: one TLS connection, no ACK POST', async () => {
+    const before = { handshakes, ackPosts };
+    const c = client('p-one');
+    await answered('p-one');
+    for (let n = 0; n < 3; n++) {
+      const prev = conn('p-one')!.sent!.nonce;
+      registry.change();
+      await waitFor('the next push ACKed', () => {
+        const i = conn('p-one');
+        return i?.sent?.nonce !== prev && i?.acked?.nonce === i?.sent?.nonce ? i : null;
+      });
+    }
+    const i = conn('p-one')!;
+    expect([i.acksOnStream, i.nacked]).to.deep.equal([true, null]);
+    expect(handshakes - before.handshakes, 'TLS connections').to.equal(1);
+    expect(ackPosts - before.ackPosts, 'ACK POSTs').to.equal(0);
+    expect(c.acks, 'the POST sender').to.equal(null);
+    expect(c.answersOnStream).to.be.at.least(4);
+  });
+
+  it('a NACK on the stream is recorded with its error and counted as a reject', async () => {
+    const rejects = await counter('pilot_total_xds_rejects', 'type="config"');
+    let fail = false;
+    client('p-nack', { fail: () => fail });
+    await answered('p-nack');
+    fail = true;
+    registry.change();
+    const i = await waitFor('the NACK', () => {
+      const x = conn('p-nack');
+      return x?.nacked && x.nacked.nonce === x.sent?.nonce ? x : null;
+    });
+    expect(i.nacked!.error).to.equal('port 8080 is taken');
+    expect(await counter('pilot_total_xds_rejects', 'type="config"')).to.equal(rejects + 1);
+  });
+
+  it('a proxy from before (answers POSTed) still works against this weftd', async () => {
+    const before = { handshakes, ackPosts };
+    const c = client('p-old', { acksOnStream: false });
+    const i = await answered('p-old');
+    expect([i.acksOnStream, i.acked?.nonce]).to.deep.equal([false, i.sent!.nonce]);
+    expect(ackPosts - before.ackPosts).to.be.at.least(1);
+    expect(handshakes - before.handshakes, 'stream + answers').to.equal(2);
+    expect(c.answersOnStream).to.equal(0);
+  });
+
+  it('a stale answer on the stream changes nothing and keeps the stream open', async () => {
+    const s = await rawStream('p-raw-stale');
+    const push = await firstPush(s);
+    const stale = await counter('weft_weftd_xds_acks_total', 'result="stale"');
+    const ack = {
+      type: 'ack',
+      kind: 'sidecar',
+      namespace: 'ns',
+      pod: 'p-raw-stale',
+      version: push.version,
+    } as const;
+    s.socket.write(encodeProxyMessage({ ...ack, nonce: 'f'.repeat(32), error: 'forged' }));
+    await waitFor('the stale count', async () =>
+      (await counter('weft_weftd_xds_acks_total', 'result="stale"')) === stale + 1 ? true : null,
+    );
+    // an ACK split across writes, and two in one write: lines, not packets
+    const line = encodeProxyMessage({ ...ack, nonce: push.nonce! });
+    s.socket.write(line.slice(0, 10));
+    s.socket.write(line.slice(10) + line);
+    await waitFor('the ACK', () => (conn('p-raw-stale')?.acked?.nonce === push.nonce ? true : null));
+    expect(conn('p-raw-stale')!.nacked).to.equal(null);
+    expect(s.socket.destroyed).to.equal(false);
+    s.socket.destroy();
+  });
+
+  const badLines: [string, (nonce: string, version: string) => string][] = [
+    ['not JSON', () => '{\n'],
+    ['not an answer', () => '{"type":"ping"}\n'],
+    [
+      'a nonce weftd never makes',
+      (_n, v) =>
+        encodeProxyMessage({
+          type: 'ack',
+          kind: 'sidecar',
+          namespace: 'ns',
+          pod: 'p-bad',
+          version: v,
+          nonce: 'xyz',
+        }),
+    ],
+    [
+      "another pod's answer",
+      (n, v) =>
+        encodeProxyMessage({
+          type: 'ack',
+          kind: 'sidecar',
+          namespace: 'ns',
+          pod: 'p-other',
+          version: v,
+          nonce: n,
+        }),
+    ],
+    ['a line past 16 KiB', () => `{"type":"ack","error":"${'x'.repeat(MAX_ACK_BYTES)}`],
+  ];
+  for (const [what, line] of badLines)
+    it(`a line weftd cannot read ends that stream with an error message, counted: ${what}`, async () => {
+      const invalid = await counter('weft_weftd_xds_acks_total', 'result="invalid"');
+      const s = await rawStream('p-bad');
+      const push = await firstPush(s);
+      s.socket.write(line(push.nonce!, push.version));
+      await s.closed;
+      const error = s.messages.find((m) => m.type === 'error');
+      expect(error, 'the error message').to.include({ type: 'error', code: 'WEFT_DISCOVERY_ACK_INVALID' });
+      await waitFor('weftd to drop the stream', () => (conn('p-bad') === undefined ? true : null));
+      expect(await counter('weft_weftd_xds_acks_total', 'result="invalid"')).to.equal(invalid + 1);
+    });
+
+  it('refusals before the stream opens are HTTP answers: 401 bad token, 400 another protocol', async () => {
+    const failed = async (p: Promise<RawStream>) =>
+      await p.then(
+        () => 'upgraded',
+        (e: Error) => e.message,
+      );
+    expect(await failed(rawStream('p-x', 'nope'))).to.match(/^HTTP 401 close: .*WEFT_UNAUTHENTICATED/);
+    expect(await failed(rawStream('p-x', 'tok-a', 'websocket'))).to.match(
+      /^HTTP 400 close: .*WEFT_DISCOVERY_REQUEST_INVALID.*only GET \/v1\/discovery upgrades/,
+    );
+    expect(conn('p-x')).to.equal(undefined);
+  });
+
+  it('closing weftd closes its upgraded streams (the HTTP server no longer counts them)', async () => {
+    const other = weftd();
+    const now = new Date();
+    const ca = createCA({ commonName: 'test2', ttlMs: 3600_000, now });
+    const leaf = issueServing(ca, { commonName: 'weftd', dnsNames: ['127.0.0.1'], ttlMs: 3600_000, now });
+    const srv = createDiscoveryServer(
+      { cert: Buffer.from(leaf.certPem), key: Buffer.from(leaf.keyPem) },
+      other,
+    );
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+    const socket = await new Promise<Duplex>((resolve, reject) => {
+      const req = request({
+        host: '127.0.0.1',
+        port: (srv.address() as AddressInfo).port,
+        ca: ca.certPem,
+        path: discoveryQuery({ kind: 'sidecar', namespace: 'ns', pod: 'p-close', acks: true }),
+        headers: { authorization: 'Bearer tok-a', connection: 'Upgrade', upgrade: DISCOVERY_UPGRADE },
+        agent: false,
+      });
+      req
+        .on('error', reject)
+        .on('upgrade', (_r, s: Duplex) => resolve(s))
+        .end();
+    });
+    socket.on('error', () => undefined);
+    socket.resume(); // a proxy that never closes its side
+    const closed = new Promise<void>((r) => socket.once('close', () => r()));
+    other.close();
+    await new Promise((r) => srv.close(r)); // no closeAllConnections: close() alone must finish
+    await closed;
+  });
+});
