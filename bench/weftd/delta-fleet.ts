@@ -1,15 +1,25 @@
 /**
  * The simulated fleet of bench/weftd/delta.ts, a child process of its own (weftd's CPU and RSS
  * are then weftd's alone): PROXIES sidecars holding real discovery streams (TLS, NDJSON) to the
- * weftd child, each answering every push with the proxy's own AckSender as soon as the line's
- * last byte arrived (they do not compile it: a real proxy adds its compile time, the same in
- * every mode, to its own ACK). Only the head of a line is parsed (version and nonce come first).
- * Driven over IPC by the orchestrator. Mode `ondemand`: each proxy asks for on-demand hosts
- * (ADR 0023) and, once connected, for the hosts its workload calls (`calledHosts`).
+ * weftd child, each answering every push as soon as the line's last byte arrived (they do not
+ * compile it: a real proxy adds its compile time, the same in every mode, to its own ACK): on the
+ * stream's own connection, as the proxy does (an upgraded stream, weft-discovery/1), or, in the
+ * `-post` modes, POSTed by the proxy's own AckSender as a proxy from before did. Only the head of
+ * a line is parsed (version and nonce come first). Driven over IPC by the orchestrator. Modes
+ * `ondemand*`: each proxy asks for on-demand hosts (ADR 0023) and, once connected, for the hosts
+ * its workload calls (`calledHosts`).
  */
+import type { IncomingMessage } from 'node:http';
 import { request } from 'node:https';
 import { performance } from 'node:perf_hooks';
-import { discoveryQuery, ONDEMAND_PATH } from '../../pkg/discovery/protocol.js';
+import type { Duplex, Readable } from 'node:stream';
+import {
+  DISCOVERY_UPGRADE,
+  discoveryQuery,
+  encodeProxyMessage,
+  ONDEMAND_PATH,
+  type AckRequest,
+} from '../../pkg/discovery/protocol.js';
 import { createLogger } from '../../pkg/log/index.js';
 import { AckSender } from '../../proxy/discovery/ack.js';
 import { profile } from './profile.js';
@@ -21,7 +31,10 @@ const absNow = (): number => performance.timeOrigin + performance.now();
 const HEAD = /"nonce":"([0-9a-f]{32})".*?"version":"([^"]+)"|"version":"([^"]+)","nonce":"([0-9a-f]{32})"/;
 
 interface SimProxy {
-  acks: AckSender;
+  /** The `-post` modes' sender (null: answers on the stream). */
+  acks: AckSender | null;
+  /** The upgraded stream's connection (null: a plain stream). */
+  socket: Duplex | null;
   /** When the newest line was complete (ms since the epoch, fractional). */
   lineAt: number;
 }
@@ -67,23 +80,31 @@ function connect(
   delta: boolean,
   pod: string,
   onDemand: boolean,
+  acksOnStream: boolean,
 ): Promise<SimProxy> {
   // on demand a token names its pod (asks need a pod-bound token, delta-weftd.ts)
   const token = onDemand ? pod : 'bench';
   const p: SimProxy = {
     lineAt: 0,
+    socket: null,
     // the proxy's own sender and defaults, but more attempts: the fleet shares one event loop,
     // and when its ACK connections reconnect at once their handshakes queue behind each other
-    acks: new AckSender({
-      attempts: 10,
-      timeoutMs: 60_000,
-      host: '127.0.0.1',
-      port,
-      servername: undefined,
-      ca: () => ca,
-      token: () => token,
-      log,
-    }),
+    acks: acksOnStream
+      ? null
+      : new AckSender({
+          attempts: 10,
+          timeoutMs: 60_000,
+          host: '127.0.0.1',
+          port,
+          servername: undefined,
+          ca: () => ca,
+          token: () => token,
+          log,
+        }),
+  };
+  const answer = (ack: AckRequest): void => {
+    if (p.acks) void p.acks.send(ack);
+    else if (p.socket && !p.socket.destroyed) p.socket.write(encodeProxyMessage({ type: 'ack', ...ack }));
   };
   return new Promise((resolve, reject) => {
     const req = request({
@@ -98,14 +119,27 @@ function connect(
         delta,
         ...(onDemand ? { onDemand: true } : {}),
       }),
-      headers: { authorization: `Bearer ${token}` },
+      headers: {
+        authorization: `Bearer ${token}`,
+        ...(acksOnStream ? { connection: 'Upgrade', upgrade: DISCOVERY_UPGRADE } : {}),
+      },
       agent: false,
     });
     req.on('error', reject);
-    req.on('response', (res) => {
-      if (res.statusCode !== 200) return reject(new Error(`stream ${pod}: HTTP ${res.statusCode}`));
+    req.on('response', (res: IncomingMessage) => {
+      if (res.statusCode !== 200 || acksOnStream)
+        return reject(new Error(`stream ${pod}: HTTP ${res.statusCode} (not upgraded)`));
+      read(res);
+    });
+    req.on('upgrade', (_res: IncomingMessage, socket: Duplex, head: Buffer) => {
+      p.socket = socket;
+      socket.on('error', (err) => reject(err));
+      if (head.length > 0) socket.unshift(head);
+      read(socket);
+    });
+    const read = (stream: Readable): void => {
       let head = '';
-      res.on('data', (chunk: Buffer) => {
+      stream.on('data', (chunk: Buffer) => {
         let from = 0;
         for (;;) {
           const nl = chunk.indexOf(10, from);
@@ -117,14 +151,14 @@ function connect(
             p.lineAt = absNow(); // a push (pings carry no nonce)
             const nonce = m[1] ?? m[4]!;
             const version = m[2] ?? m[3]!;
-            void p.acks.send({ kind: 'sidecar', namespace: 'ns', pod, version, nonce });
+            answer({ kind: 'sidecar', namespace: 'ns', pod, version, nonce });
             resolve(p); // connected once the first config is in: a fleet connects in batches
           }
           head = '';
           from = nl + 1;
         }
       });
-    });
+    };
     req.end();
   });
 }
@@ -143,12 +177,13 @@ process.on('message', (m: Command) => {
   const run = async (): Promise<unknown> => {
     switch (m.cmd) {
       case 'connect': {
-        const onDemand = m.mode === 'ondemand';
+        const onDemand = m.mode!.startsWith('ondemand');
+        const acksOnStream = !m.mode!.endsWith('-post');
         for (let i = 0; i < m.proxies!; i += CONNECT_BATCH) {
           const batch = Array.from({ length: Math.min(CONNECT_BATCH, m.proxies! - i) }, (_, j) => i + j);
           fleet.push(
             ...(await Promise.all(
-              batch.map((n) => connect(m.port!, m.ca!, m.delta!, `${m.mode}-${n}`, onDemand)),
+              batch.map((n) => connect(m.port!, m.ca!, m.delta!, `${m.mode}-${n}`, onDemand, acksOnStream)),
             )),
           );
           // pod <mode>-<n> is a replica of workload w<n % 100> (delta-weftd.ts): its calls
@@ -163,14 +198,17 @@ process.on('message', (m: Command) => {
         const cpu = process.cpuUsage();
         return {
           lineAt: fleet.map((p) => p.lineAt),
-          failed: fleet.reduce((n, p) => n + p.acks.failed, 0),
+          failed: fleet.reduce((n, p) => n + (p.acks?.failed ?? 0), 0),
           cpuMs: (cpu.user + cpu.system) / 1000,
         };
       }
       case 'profile':
         return profile(m.mode!);
       case 'stop':
-        for (const p of fleet) p.acks.stop();
+        for (const p of fleet) {
+          p.acks?.stop();
+          p.socket?.destroy();
+        }
         setImmediate(() => process.exit(0));
         return {};
     }

@@ -8,7 +8,9 @@
  * keep-alive timeout: weftd before the ADR 0020 amendment), `full` (the same weftd; the fleet
  * asks as an older proxy), `ondemand` (on-demand hosts, ADR 0023: the fleet's proxies ask for
  * the hosts they call; each token names its pod, as a projected token does). The other modes
- * measure the whole scope, whatever weftd's default.
+ * measure the whole scope, whatever weftd's default. A `-post` suffix (`delta-post`,
+ * `ondemand-post`) is the same weftd; its fleet POSTs its ACKs as a proxy from before
+ * weft-discovery/1 upgrades did (two TLS connections per proxy).
  */
 import { createServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -77,13 +79,17 @@ const discovery = new DiscoveryService({
   registry,
   generator: new ConfigGenerator({
     domainSuffix: 'cluster.local',
-    mesh: { ...DEFAULT_MESH, onDemandHosts: MODE === 'ondemand' },
+    mesh: { ...DEFAULT_MESH, onDemandHosts: MODE.startsWith('ondemand') },
     log,
   }),
   // on demand the fleet's token is its pod's name (asks need a pod-bound token)
   authenticate: (token) =>
     Promise.resolve({
-      identity: { namespace: 'ns', serviceAccount: 'sa', ...(MODE === 'ondemand' ? { podName: token } : {}) },
+      identity: {
+        namespace: 'ns',
+        serviceAccount: 'sa',
+        ...(MODE.startsWith('ondemand') ? { podName: token } : {}),
+      },
       cached: true,
     }),
   metrics,
@@ -99,6 +105,9 @@ const server = createServer(
   { cert: leaf.certPem, key: leaf.keyPem, ...serverTimeoutOptions() },
   discovery.handle,
 );
+// ACKs on the stream (weft-discovery/1 upgrades); a BASELINE_ROOT checkout from before has no listener
+const upgrade = (discovery as Partial<Pick<DiscoveryService, 'upgrade'>>).upgrade;
+if (upgrade) server.on('upgrade', upgrade);
 let handshakes = 0;
 server.on('secureConnection', () => handshakes++);
 await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));

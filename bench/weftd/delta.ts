@@ -8,7 +8,7 @@
  *
  * Three processes per mode: this orchestrator, weftd (delta-weftd.ts: the DiscoveryService and
  * its HTTPS server, nothing else, so its CPU time and RSS are weftd's) and the fleet
- * (delta-fleet.ts: the simulated proxies with the proxy's own AckSender). Modes run one after the
+ * (delta-fleet.ts: the simulated proxies, answering as the proxy does). Modes run one after the
  * other, each with fresh processes:
  *   - delta: weftd as it is, proxies asking for deltas;
  *   - delta-before: the same, but weftd closes an idle ACK connection after its 30 s keep-alive
@@ -20,7 +20,10 @@
  *     memory bounded: bytes per proxy do not depend on it, times do);
  *   - ondemand: on-demand hosts (ADR 0023, weft's default): the proxies, in a namespace with no
  *     service, each ask for 5 hosts after their first config (svc0, whose VirtualService the
- *     change edits, and 4 of their workload's own), deltas as in `delta`.
+ *     change edits, and 4 of their workload's own), deltas as in `delta`;
+ *   - delta-post, ondemand-post: as delta and ondemand, but the proxies POST their ACKs on a
+ *     second connection, as before weft-discovery/1 upgrades (the baseline of that change); in
+ *     the other modes they answer on the stream's own connection, as the proxy does.
  * The modes other than `ondemand` give every proxy its whole scope, whatever weftd's default.
  * Before each measured change the mesh is idle for IDLE_MS (default 35 s: longer than weftd's
  * keep-alive timeout, as between two changes of a quiet mesh). Per change: bytes written per
@@ -53,7 +56,9 @@ const MODES = (process.env.MODES ?? 'delta,delta-before,full').split(',');
 const PROF = process.env.PROF ?? '';
 const BASELINE_ROOT = process.env.BASELINE_ROOT ?? '';
 /** Modes with a burst (default: the delta modes). */
-const BURST_MODES = (process.env.BURST_MODES ?? 'delta,delta-before,baseline,ondemand').split(',');
+const BURST_MODES = (
+  process.env.BURST_MODES ?? 'delta,delta-before,delta-post,baseline,ondemand,ondemand-post'
+).split(',');
 
 interface Child {
   ask<T>(msg: Record<string, unknown>): Promise<T>;
@@ -282,6 +287,12 @@ if (byMode.delta && byMode.full)
   text += `delta / full bytes per proxy: ${((100 * byMode.delta.bytesPerProxy) / byMode.full.bytesPerProxy).toFixed(3)} %\n`;
 if (byMode.delta && byMode.baseline)
   text += `delta / baseline ACK p99: ${(byMode.delta.ackP99Ms / byMode.baseline.ackP99Ms).toFixed(2)}×, weftd CPU: ${(byMode.delta.weftdCpuMs / byMode.baseline.weftdCpuMs).toFixed(2)}×\n`;
+for (const m of ['delta', 'ondemand']) {
+  const now = byMode[m];
+  const post = byMode[`${m}-post`];
+  if (now?.burst && post?.burst)
+    text += `${m} / ${m}-post (ACKs on the stream / POSTed): weftd RSS before the burst ${(now.burst.rssBeforeMb / post.burst.rssBeforeMb).toFixed(2)}×, peak ${(now.burst.peakRssMb / post.burst.peakRssMb).toFixed(2)}×; one change ACK p99 ${(now.ackP99Ms / post.ackP99Ms).toFixed(2)}×, weftd CPU ${(now.weftdCpuMs / post.weftdCpuMs).toFixed(2)}×\n`;
+}
 if (byMode.delta && byMode['delta-before'])
   text += `delta / delta-before ACK p99: ${(byMode.delta.ackP99Ms / byMode['delta-before'].ackP99Ms).toFixed(2)}×\n`;
 for (const s of summary)
