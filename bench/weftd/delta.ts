@@ -36,14 +36,21 @@
  * Before all that, per mode: the fleet's first connect, CONNECT_BATCH proxies at once (default 50;
  * the next batch once each got its first config), the time until every first config was ACKed and
  * weftd's RSS then and at its peak meanwhile (whole configs: the memory weftd's writes leave).
+ * weftd's child runs as the image runs weftd: plain node with the Dockerfile's NODE_OPTIONS over
+ * compiled JavaScript (delta-weftd.ts bundled by esbuild, tsx's own compiler, its packages left to
+ * node_modules), not through tsx, whose loader thread and caches add ~40 MB of RSS a deployed
+ * weftd does not have. WEFTD_RUNTIME=tsx runs it through tsx, as this bench did before 2026-12-07.
  * PROF=<dir> writes CPU profiles of weftd and of the fleet around each measured change
  * (summarize with bench/weftd/profile-top.ts). Writes bench/weftd/last-run-delta.json.
  *   npx tsx bench/weftd/delta.ts      SERVICES=1000 PROXIES=2000 FULL_PROXIES=500 REPS=3
  */
 import { fork, type ChildProcess } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
+import { build } from 'esbuild';
+import { imageNodeOptions } from '../proxy/harness.js';
 
 const SERVICES = Number(process.env.SERVICES ?? 1000);
 const PROXIES = Number(process.env.PROXIES ?? 2000);
@@ -66,12 +73,44 @@ interface Child {
 }
 
 /** A bench child over IPC: resolves once it reported ready (message 0), with that message. */
-async function child(file: string, env: Record<string, string>): Promise<{ c: Child; hello: unknown }> {
-  const path = file.startsWith('/') ? file : fileURLToPath(new URL(file, import.meta.url));
-  const proc = fork(path, [], {
-    execArgv: ['--import', 'tsx', '--expose-gc'],
-    env: { ...process.env, ...env },
+const WEFTD_RUNTIME = process.env.WEFTD_RUNTIME ?? 'node';
+
+/**
+ * delta-weftd.ts of the checkout at `root`, bundled into one ES module under that checkout's
+ * node_modules (so its packages resolve there), for plain node.
+ */
+async function bundledWeftd(root: string): Promise<string> {
+  const outfile = join(root, 'node_modules/.cache/weft-bench/delta-weftd.mjs');
+  mkdirSync(dirname(outfile), { recursive: true });
+  await build({
+    entryPoints: [join(root, 'bench/weftd/delta-weftd.ts')],
+    outfile,
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node24',
+    packages: 'external',
+    logLevel: 'warning',
   });
+  return outfile;
+}
+
+/** weftd's child: the bundle under the image's Node flags, or (WEFTD_RUNTIME=tsx) the source through tsx. */
+async function weftdChild(root: string, env: Record<string, string>) {
+  if (WEFTD_RUNTIME === 'tsx') return child(join(root, 'bench/weftd/delta-weftd.ts'), env);
+  const flags = imageNodeOptions(REPO);
+  return child(await bundledWeftd(root), env, ['--expose-gc', ...flags]);
+}
+
+const REPO = resolve(fileURLToPath(new URL('../..', import.meta.url)));
+
+async function child(
+  file: string,
+  env: Record<string, string>,
+  execArgv = ['--import', 'tsx', '--expose-gc'],
+): Promise<{ c: Child; hello: unknown }> {
+  const path = file.startsWith('/') ? file : fileURLToPath(new URL(file, import.meta.url));
+  const proc = fork(path, [], { execArgv, env: { ...process.env, ...env } });
   const waiting = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
   let next = 1;
   const hello = new Promise<unknown>((resolve, reject) => waiting.set(0, { resolve, reject }));
@@ -162,8 +201,10 @@ let proxySide: Record<string, number> | undefined;
 for (const mode of MODES) {
   const proxies = mode === 'full' ? FULL_PROXIES : PROXIES;
   if (mode === 'baseline' && BASELINE_ROOT === '') throw new Error('mode baseline needs BASELINE_ROOT');
-  const weftdFile = mode === 'baseline' ? `${BASELINE_ROOT}/bench/weftd/delta-weftd.ts` : './delta-weftd.ts';
-  const weftd = await child(weftdFile, { MODE: mode, SERVICES: String(SERVICES) });
+  const weftd = await weftdChild(mode === 'baseline' ? BASELINE_ROOT : REPO, {
+    MODE: mode,
+    SERVICES: String(SERVICES),
+  });
   const { port, ca } = weftd.hello as { port: number; ca: string };
   const fleet = (await child('./delta-fleet.ts', {})).c;
   await weftd.c.ask({ cmd: 'connecting' });

@@ -4,7 +4,9 @@
  * DiscoveryClient and AckSender. An ACK is recorded on the stream it names; a NACK with its
  * error; a nonce that is unknown, old or another proxy's is stale and changes nothing; bodies
  * past 16 KiB are 413; an older proxy (no acks=1) is never waited for; answers reuse one TLS
- * connection.
+ * connection. The server has no upgrade listener, as a weftd from before ADR 0026: the proxy asks
+ * to upgrade, gets a plain stream, and POSTs its answers (discovery-acks-stream.test.ts: on the
+ * stream).
  */
 import { expect } from 'chai';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -146,6 +148,7 @@ describe('weftd ACK/NACK of pushes (real server and client on loopback)', functi
       return i?.acked && i.acked.nonce === i.sent?.nonce ? i : null;
     });
     expect(c.acks).to.equal(true);
+    expect(c.acksOnStream, 'a plain stream: answers POSTed').to.equal(false);
     expect(c.acked!.version).to.equal(c.sent!.version);
     expect(c.sent!.nonce).to.match(/^[0-9a-f]{32}$/);
     expect(c.nacked).to.equal(null);
