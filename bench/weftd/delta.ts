@@ -39,7 +39,8 @@
  * weftd's child runs as the image runs weftd: plain node with the Dockerfile's NODE_OPTIONS over
  * compiled JavaScript (delta-weftd.ts bundled by esbuild, tsx's own compiler, its packages left to
  * node_modules), not through tsx, whose loader thread and caches add ~40 MB of RSS a deployed
- * weftd does not have. WEFTD_RUNTIME=tsx runs it through tsx, as this bench did before 2026-12-07.
+ * weftd does not have. WEFTD_RUNTIME=tsx runs it through tsx, as this bench did before 2026-12-07;
+ * WEFTD_NODE_FLAGS="..." replaces the image's flags (trials of V8 settings).
  * PROF=<dir> writes CPU profiles of weftd and of the fleet around each measured change
  * (summarize with bench/weftd/profile-top.ts). Writes bench/weftd/last-run-delta.json.
  *   npx tsx bench/weftd/delta.ts      SERVICES=1000 PROXIES=2000 FULL_PROXIES=500 REPS=3
@@ -98,7 +99,7 @@ async function bundledWeftd(root: string): Promise<string> {
 /** weftd's child: the bundle under the image's Node flags, or (WEFTD_RUNTIME=tsx) the source through tsx. */
 async function weftdChild(root: string, env: Record<string, string>) {
   if (WEFTD_RUNTIME === 'tsx') return child(join(root, 'bench/weftd/delta-weftd.ts'), env);
-  const flags = imageNodeOptions(REPO);
+  const flags = process.env.WEFTD_NODE_FLAGS?.split(' ').filter((f) => f !== '') ?? imageNodeOptions(REPO);
   return child(await bundledWeftd(root), env, ['--expose-gc', ...flags]);
 }
 
