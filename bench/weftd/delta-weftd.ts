@@ -18,7 +18,7 @@ import { performance } from 'node:perf_hooks';
 import { ConfigGenerator } from '../../controlplane/configgen.js';
 import { encodeDelta, planFor } from '../../controlplane/delta.js';
 import { DiscoveryService } from '../../controlplane/discovery.js';
-import { DEFAULT_MESH } from '../../controlplane/flags.js';
+import { DEFAULT_MESH, parseFlags } from '../../controlplane/flags.js';
 import { createWeftdMetrics } from '../../controlplane/metrics.js';
 import { createCA, issueServing } from '../../pkg/certs/index.js';
 import { MessageDecoder } from '../../pkg/discovery/protocol.js';
@@ -31,6 +31,7 @@ import { profile } from './profile.js';
 
 const SERVICES = Number(process.env.SERVICES ?? 1000);
 const MODE = process.env.MODE ?? 'delta';
+const weftdDefaults = parseFlags([], {});
 const WORKLOADS = 100;
 const log = createLogger('bench', { silent: true });
 const absNow = (): number => performance.timeOrigin + performance.now();
@@ -94,7 +95,11 @@ const discovery = new DiscoveryService({
     }),
   metrics,
   log,
-  debounce: { afterMs: 0, maxMs: 0 },
+  // DEBOUNCE=weftd: weftd's own defaults (as deployed); else none, each change its own push (the worst case)
+  debounce:
+    process.env.DEBOUNCE === 'weftd'
+      ? { afterMs: weftdDefaults.pushDebounceMs, maxMs: weftdDefaults.pushDebounceMaxMs }
+      : { afterMs: 0, maxMs: 0 },
   pingIntervalMs: 60_000,
   ...(MODE === 'delta-before' ? { ackKeepAliveMs: 0 } : {}),
 });

@@ -40,7 +40,9 @@
  * compiled JavaScript (delta-weftd.ts bundled by esbuild, tsx's own compiler, its packages left to
  * node_modules), not through tsx, whose loader thread and caches add ~40 MB of RSS a deployed
  * weftd does not have. WEFTD_RUNTIME=tsx runs it through tsx, as this bench did before 2026-12-07;
- * WEFTD_NODE_FLAGS="..." replaces the image's flags (trials of V8 settings).
+ * WEFTD_NODE_FLAGS="..." replaces the image's flags (trials of V8 settings). Changes are pushed
+ * without debounce, each its own push cycle (the worst case); DEBOUNCE=weftd gives weftd its own
+ * defaults (--push-debounce 100ms, --push-debounce-max 10s), as deployed.
  * PROF=<dir> writes CPU profiles of weftd and of the fleet around each measured change
  * (summarize with bench/weftd/profile-top.ts). Writes bench/weftd/last-run-delta.json.
  *   npx tsx bench/weftd/delta.ts      SERVICES=1000 PROXIES=2000 FULL_PROXIES=500 REPS=3
