@@ -38,28 +38,38 @@ const absNow = (): number => performance.timeOrigin + performance.now();
 
 /**
  * The mesh: SERVICES services in 20 namespaces, a VirtualService on every fifth (ondemand-mesh.ts).
- * A change (a new generation) moves svc0's first route timeout to `generation` seconds.
+ * A change (a new generation) moves svc0's first route timeout to `generation` seconds. Built
+ * once and kept, as weftd's informer cache keeps every object until it is updated: a change
+ * replaces svc0's VirtualService only (until 2026-12-07 every change rebuilt the whole mesh, which
+ * cost weftd's heap ~1 MB of new objects per change and made it translate everything again: its
+ * carry-over tells edits apart by object identity, ADR 0023 decision 8).
  */
+const services: MeshService[] = [];
+const virtualServices: Record<string, unknown>[] = [];
+for (let i = 0; i < SERVICES; i++) {
+  const svc = meshService(i, (j) => ({
+    address: podAddress(i, j),
+    labels: { app: `svc${i}`, version: `v${j % 2}` },
+    ports: { http: 8080, grpc: 9090 },
+  }));
+  services.push(svc);
+  if (i % 5 === 0) virtualServices.push(canaryRoute(i, svc, 1));
+}
+
+function canaryRoute(i: number, svc: MeshService, timeoutS: number): Record<string, unknown> {
+  const canary = {
+    match: [{ headers: { 'x-canary': { exact: 'yes' } } }],
+    route: [{ destination: { host: svc.host, port: { number: 80 } } }],
+    timeout: `${timeoutS}s`,
+  };
+  return meshVirtualService(i, svc, [canary]);
+}
+
 function meshSnapshot(generation: number): Record<string, unknown> {
-  const services: MeshService[] = [];
-  const virtualServices: Record<string, unknown>[] = [];
-  for (let i = 0; i < SERVICES; i++) {
-    const svc = meshService(i, (j) => ({
-      address: podAddress(i, j),
-      labels: { app: `svc${i}`, version: `v${j % 2}` },
-      ports: { http: 8080, grpc: 9090 },
-    }));
-    services.push(svc);
-    if (i % 5 === 0) {
-      const canary = {
-        match: [{ headers: { 'x-canary': { exact: 'yes' } } }],
-        route: [{ destination: { host: svc.host, port: { number: 80 } } }],
-        timeout: `${i === 0 ? generation : 1}s`,
-      };
-      virtualServices.push(meshVirtualService(i, svc, [canary]));
-    }
-  }
-  return { services, virtualServices };
+  return {
+    services,
+    virtualServices: [canaryRoute(0, services[0]!, generation), ...virtualServices.slice(1)],
+  };
 }
 
 const registry = new SnapshotRegistry(meshSnapshot);
