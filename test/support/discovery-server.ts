@@ -6,7 +6,7 @@
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { ConfigGenerator } from '../../controlplane/configgen.js';
@@ -21,8 +21,13 @@ import type { WeftdEndpoint } from './proxy-process.js';
 export interface DiscoveryServer extends WeftdEndpoint {
   discovery: DiscoveryService;
   metrics: WeftdMetrics;
-  /** The HTTPS server (closeAllConnections() cuts every stream). */
+  /** The HTTPS server. */
   server: Server;
+  /**
+   * Cuts every connection, upgraded discovery streams included (ADR 0026: the HTTP server lets go
+   * of an upgraded socket, so its closeAllConnections() does not reach one).
+   */
+  cutConnections(): void;
   close(): Promise<void>;
 }
 
@@ -58,6 +63,11 @@ export async function startDiscoveryServer(opts: {
   });
   const server = createServer({ cert: leaf.certPem, key: leaf.keyPem }, discovery.handle);
   server.on('upgrade', discovery.upgrade);
+  const sockets = new Set<Socket>();
+  server.on('secureConnection', (socket: Socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   return {
     discovery,
@@ -66,6 +76,9 @@ export async function startDiscoveryServer(opts: {
     address: `127.0.0.1:${(server.address() as AddressInfo).port}`,
     rootPath,
     tokenPath,
+    cutConnections: () => {
+      for (const socket of sockets) socket.destroy();
+    },
     close: async () => {
       discovery.close();
       server.closeAllConnections();

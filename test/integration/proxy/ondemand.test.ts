@@ -198,7 +198,7 @@ describe('on-demand hosts: real weftd push server and a real proxy sidecar proce
 
   it('a cut stream: the proxy reconnects and re-declares its subscription', async () => {
     const first = discovery.list()[0]!.id;
-    weftd.server.closeAllConnections();
+    weftd.cutConnections();
     await waitFor(
       'a new stream holding the subscription again',
       () => discovery.list().some((c) => c.id !== first && (c.onDemand ?? []).length === 2),
