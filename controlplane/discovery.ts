@@ -124,6 +124,8 @@ export interface DiscoveryOptions {
   writeBudgetBytes?: number;
   /** A whole config none of whose slices flushed for this long leaves the budget (default WRITE_STALL_MS). */
   writeStallMs?: number;
+  /** An upgrade request's stream must open within this (default UPGRADE_OPEN_MS). */
+  upgradeOpenMs?: number;
 }
 
 export interface ConnectionInfo {
@@ -215,7 +217,7 @@ interface Connection {
 }
 
 /** How a stream reaches its proxy: a plain HTTP response, or an upgraded socket and the bytes read past the request. */
-type StreamVia = { res: ServerResponse } | { socket: Duplex; head: Buffer };
+type StreamVia = { res: ServerResponse } | { socket: Duplex; head: Buffer; opened: () => void };
 
 /**
  * An idle ACK connection of a proxy with an open stream stays open this long (the server's
@@ -227,6 +229,16 @@ export const ACK_KEEPALIVE_MS = 3600_000;
 
 /** weftd's side outlives the proxy's (which closes at the header's timeout): no reuse races a close. */
 const ACK_KEEPALIVE_SLACK_MS = 5_000;
+
+/**
+ * An upgrade request must have its stream open (token reviewed, 101 written) within this long, as
+ * a plain request must arrive within the server's request timeout: the HTTP server let go of the
+ * socket, so its timeouts no longer guard it.
+ */
+export const UPGRADE_OPEN_MS = DEFAULT_SERVER_TIMEOUTS.requestMs;
+
+/** A refused upgrade's connection is closed this long after its error answer, whatever the client does. */
+const REFUSED_LINGER_MS = 1_000;
 
 /**
  * On-demand finds of one stream within this window share one push (and one translation): an app
@@ -315,6 +327,11 @@ export function sendErrorOnSocket(socket: Duplex, err: unknown): void {
   }))
     head.push(`${k}: ${v}`);
   socket.end(`${head.join('\r\n')}\r\n\r\n${body}`);
+  // unread bytes would hold back 'end', and a client that never closes would hold the socket
+  socket.resume();
+  const linger = setTimeout(() => socket.destroy(), REFUSED_LINGER_MS);
+  linger.unref();
+  socket.once('close', () => clearTimeout(linger));
 }
 
 /**
@@ -374,6 +391,9 @@ export class DiscoveryService {
   private readonly ackSocketOwners = new WeakMap<Socket, Connection>();
   /** Upgraded sockets whose stream is open (weak: gone with the socket). */
   private readonly streamOf = new WeakMap<Duplex, Connection>();
+  /** Every upgraded socket not yet closed, streams or not yet (close() ends them: the HTTP server does not). */
+  private readonly upgraded = new Set<Duplex>();
+  private closed = false;
   /** What the delta streams of disconnected proxies held (bounded; controlplane/delta.ts). */
   readonly resume = new ResumeCache();
   private nextId = 1;
@@ -440,10 +460,21 @@ export class DiscoveryService {
    * closed.
    */
   readonly upgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
-    // the HTTP server let go of the socket: a reset on it must not take weftd down
+    // the HTTP server let go of the socket: its errors, its timeouts and closing it are ours now
     socket.on('error', (err) =>
       this.opts.log.debug('Upgraded connection failed', { error: errorMessage(err) }),
     );
+    if (this.closed) {
+      socket.destroy();
+      return;
+    }
+    this.upgraded.add(socket);
+    const opening = setTimeout(() => socket.destroy(), this.opts.upgradeOpenMs ?? UPGRADE_OPEN_MS);
+    opening.unref();
+    socket.once('close', () => {
+      clearTimeout(opening);
+      this.upgraded.delete(socket);
+    });
     const url = requestUrl(req, 'https://weftd');
     const upgrade = String(req.headers.upgrade ?? '').trim();
     const route =
@@ -452,7 +483,7 @@ export class DiscoveryService {
         : url.pathname === DISCOVERY_PATH &&
             req.method === 'GET' &&
             upgrade.toLowerCase() === DISCOVERY_UPGRADE
-          ? this.discovery(req, { socket, head }, url)
+          ? this.discovery(req, { socket, head, opened: () => clearTimeout(opening) }, url)
           : Promise.reject(
               new WeftError(
                 'WEFT_DISCOVERY_REQUEST_INVALID',
@@ -499,6 +530,10 @@ export class DiscoveryService {
     authorize(identity, request);
     const out: LineSink = 'res' in via ? via.res : via.socket;
     if (out.destroyed) return; // the proxy gave up while the review ran
+    if (this.closed) {
+      out.destroy(); // weftd stopped while the review ran
+      return;
+    }
     const info: ConnectionInfo = {
       id: this.nextId++,
       kind: request.kind,
@@ -541,6 +576,7 @@ export class DiscoveryService {
       via.socket.write(
         `HTTP/1.1 101 Switching Protocols\r\nconnection: Upgrade\r\nupgrade: ${DISCOVERY_UPGRADE}\r\ncontent-type: ${DISCOVERY_CONTENT_TYPE}\r\n\r\n`,
       );
+      via.opened();
       this.streamOf.set(via.socket, conn);
       this.readAnswers(conn, identity, via.socket, via.head);
     }
@@ -577,25 +613,36 @@ export class DiscoveryService {
   private readAnswers(conn: Connection, identity: Identity, socket: Duplex, head: Buffer): void {
     const decoder = new ProxyMessageDecoder();
     const onData = (chunk: Buffer): void => {
+      let answers: ProxyMessage[];
       try {
-        for (const m of decoder.push(chunk)) this.streamAnswer(conn, identity, m);
+        answers = decoder.push(chunk);
+        for (const m of answers) ownAnswer(conn.info, m);
       } catch (err) {
         socket.off('data', onData);
-        this.refuseAnswer(conn, err);
+        return this.refuseAnswer(conn, err);
       }
+      for (const m of answers) this.streamAnswer(conn, identity, m);
     };
     socket.on('data', onData);
     if (head.length > 0) onData(head);
   }
 
+  /**
+   * Records one answer of an upgraded stream. Only the first answer to this stream's newest push
+   * counts: anything else is stale (an answer on the stream costs the proxy nothing, so a repeated
+   * NACK must not be a warn line and a progress event each).
+   */
   private streamAnswer(conn: Connection, identity: Identity, m: ProxyMessage): void {
     const { info } = conn;
-    if (m.kind !== info.kind || m.namespace !== info.namespace || m.pod !== info.pod)
-      throw new WeftError(
-        'WEFT_DISCOVERY_ACK_INVALID',
-        `an answer on the stream of ${proxyKey(info)} named ${proxyKey(m)}: a stream carries its own proxy's answers only`,
-      );
-    const result = this.recordAck(m, identity);
+    const answered = info.acked?.nonce === m.nonce || info.nacked?.nonce === m.nonce;
+    let result: AckResult = 'stale';
+    try {
+      if (this.nonces.get(m.nonce) === info.id && !answered) result = this.recordAck(m, identity);
+    } catch (err) {
+      // weftd's own failure (recording, the resync push): logged, never blamed on the proxy
+      conn.log.error('Could not record an answer', { error: errorMessage(err) });
+      return;
+    }
     this.opts.metrics.acks.inc({ result });
     if (result === 'nack') this.opts.metrics.rejects.inc({ type: 'config' });
   }
@@ -1200,17 +1247,17 @@ export class DiscoveryService {
   }
 
   /**
-   * Ends every stream (proxies reconnect elsewhere) and stops pushing. An upgraded stream's socket
-   * is closed here too: the HTTP server no longer counts it (closeAllConnections would miss it,
-   * and close() would wait for its proxy).
+   * Ends every stream (proxies reconnect elsewhere) and stops pushing. Every upgraded socket is
+   * closed here too, streams and those still opening or refused: the HTTP server no longer counts
+   * them (closeAllConnections would miss them, and its close() would wait for their clients); an
+   * upgrade arriving, or a review ending, after this is closed at once.
    */
   close(): void {
+    this.closed = true;
     this.debouncer.stop();
     clearInterval(this.pinger);
-    for (const c of this.connections.values()) {
-      c.out.end();
-      if (c.info.acksOnStream) c.out.destroy();
-    }
+    for (const c of this.connections.values()) c.out.end();
+    for (const socket of this.upgraded) socket.destroy();
   }
 }
 
@@ -1238,6 +1285,15 @@ export function withNonce(line: string, nonce: string, state?: string): string {
 /** A line's text (a whole config is made on the first call). */
 function madeLine(line: Line | undefined): string | undefined {
   return typeof line === 'object' ? line.make() : line;
+}
+
+/** An answer on an upgraded stream must name that stream's own proxy. */
+function ownAnswer(info: ConnectionInfo, m: ProxyMessage): void {
+  if (m.kind !== info.kind || m.namespace !== info.namespace || m.pod !== info.pod)
+    throw new WeftError(
+      'WEFT_DISCOVERY_ACK_INVALID',
+      `an answer on the stream of ${proxyKey(info)} named ${proxyKey(m)}: a stream carries its own proxy's answers only`,
+    );
 }
 
 /** The resume cache's key: a state is only ever resumed by the proxy it was sent to. */

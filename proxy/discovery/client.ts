@@ -31,6 +31,7 @@ import {
   MessageDecoder,
   PING_INTERVAL_MS,
   encodeProxyMessage,
+  truncateError,
   type AckRequest,
   discoveryQuery,
   ONDEMAND_PATH,
@@ -117,6 +118,8 @@ export class DiscoveryClient {
   acks: AckSender | null = null;
   /** Answers written on upgraded streams. */
   answersOnStream = 0;
+  /** An upgrade came back as another protocol: streams are asked for plainly (answers POSTed). */
+  private plainStreams = false;
   /** The resources of the running config (delta streams). */
   readonly held = new ResourceHolder();
   /** Pushes applied, by kind, and deltas that did not apply (resync NACKs). */
@@ -232,12 +235,15 @@ export class DiscoveryClient {
         this.currentSocket = socket;
         socket.on('error', (err) => finish({ kind: 'error', message: errorMessage(err), gotConfig }));
         const to = String(res.headers.upgrade ?? '').toLowerCase();
-        if (to !== DISCOVERY_UPGRADE)
+        if (to !== DISCOVERY_UPGRADE) {
+          // something between us (or a weftd that speaks another protocol): ask plainly from now on
+          this.plainStreams = true;
           return finish({
             kind: 'error',
-            message: `weftd switched the stream to ${JSON.stringify(to.slice(0, 60))}, not ${DISCOVERY_UPGRADE}`,
+            message: `the stream was switched to ${JSON.stringify(to.slice(0, 60))}, not ${DISCOVERY_UPGRADE}; asking for plain streams from now on`,
             gotConfig,
           });
+        }
         if (head.length > 0) socket.unshift(head);
         stream(socket, (ack) => {
           // a closed stream's answer is lost with it: the next stream resumes from the held state
@@ -272,7 +278,7 @@ export class DiscoveryClient {
   };
 
   private acksOnStream(): boolean {
-    return this.o.acks !== false && this.o.acksOnStream !== false;
+    return this.o.acks !== false && this.o.acksOnStream !== false && !this.plainStreams;
   }
 
   private deltas(): boolean {
@@ -446,7 +452,8 @@ export class DiscoveryClient {
       pod,
       version,
       nonce,
-      ...(error !== undefined ? { error } : {}),
+      // cut here for both ways: on the stream an over-long line would end it (MAX_ACK_BYTES)
+      ...(error !== undefined ? { error: truncateError(error) } : {}),
       ...(error !== undefined && resync ? { resync: true } : {}),
     });
   }

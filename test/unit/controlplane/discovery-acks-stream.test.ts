@@ -10,7 +10,9 @@ import { expect } from 'chai';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import { request, type Server } from 'node:https';
-import type { AddressInfo } from 'node:net';
+import { connect as netConnect, type AddressInfo } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
@@ -25,6 +27,7 @@ import {
   ACK_PATH,
   DISCOVERY_UPGRADE,
   MAX_ACK_BYTES,
+  MAX_ACK_ERROR_CHARS,
   MessageDecoder,
   discoveryQuery,
   encodeProxyMessage,
@@ -41,6 +44,21 @@ const log = createLogger('test', { silent: true });
 const IDENTITIES: Record<string, Identity> = {
   'tok-a': { namespace: 'ns', serviceAccount: 'sa-a' },
 };
+/** A token whose review never ends (a stuck TokenReview). */
+const SLOW_TOKEN = 'tok-slow';
+const UPGRADE_OPEN_MS = 2_000;
+
+/**
+ * A TLS client that never ends its side by itself (half-open allowed): only the server can close
+ * the connection, and the client sees that as 'end'.
+ */
+function halfOpen(port: number, ca: string): TLSSocket {
+  return tlsConnect({
+    socket: netConnect({ port, host: '127.0.0.1', allowHalfOpen: true }),
+    ca,
+    host: '127.0.0.1',
+  });
+}
 
 /** An upgraded stream opened by hand: what weftd wrote on it, and the socket to write answers on. */
 interface RawStream {
@@ -62,11 +80,12 @@ describe('weftd discovery streams carry their ACKs (upgrade, one connection per 
   const clients: DiscoveryClient[] = [];
   const port = (): number => (server.address() as AddressInfo).port;
 
-  function weftd(): DiscoveryService {
+  function weftd(upgradeOpenMs = UPGRADE_OPEN_MS): DiscoveryService {
     return new DiscoveryService({
       registry,
       generator: new ConfigGenerator({ domainSuffix: 'cluster.local', mesh: DEFAULT_MESH, log }),
       authenticate: async (token) => {
+        if (token === SLOW_TOKEN) return new Promise<never>(() => undefined);
         const identity = IDENTITIES[token];
         if (!identity) throw new WeftError('WEFT_UNAUTHENTICATED', 'token rejected');
         return { identity, cached: true };
@@ -75,6 +94,7 @@ describe('weftd discovery streams carry their ACKs (upgrade, one connection per 
       log,
       debounce: { afterMs: 0, maxMs: 0 },
       pingIntervalMs: 60_000,
+      upgradeOpenMs,
     });
   }
 
@@ -106,14 +126,18 @@ describe('weftd discovery streams carry their ACKs (upgrade, one connection per 
     rmSync(dir, { recursive: true, force: true });
   });
 
-  function client(pod: string, opts: { acksOnStream?: boolean; fail?: () => boolean } = {}): DiscoveryClient {
+  function client(
+    pod: string,
+    opts: { acksOnStream?: boolean; fail?: () => boolean; error?: string } = {},
+  ): DiscoveryClient {
     const c = new DiscoveryClient({
       address: `127.0.0.1:${port()}`,
       caRootPath: join(dir, 'ca.crt'),
       tokenPath: join(dir, 'tok-a'),
       request: { kind: 'sidecar', namespace: 'ns', pod },
       log,
-      onConfig: () => (opts.fail?.() ? Promise.reject(new Error('port 8080 is taken')) : Promise.resolve()),
+      onConfig: () =>
+        opts.fail?.() ? Promise.reject(new Error(opts.error ?? 'port 8080 is taken')) : Promise.resolve(),
       ...(opts.acksOnStream !== undefined ? { acksOnStream: opts.acksOnStream } : {}),
     });
     clients.push(c);
@@ -283,6 +307,70 @@ describe('weftd discovery streams carry their ACKs (upgrade, one connection per 
       expect(await counter('weft_weftd_xds_acks_total', 'result="invalid"')).to.equal(invalid + 1);
     });
 
+  it('a NACK whose error is longer than an answer line may be is cut, recorded, and the stream stays', async () => {
+    const invalid = await counter('weft_weftd_xds_acks_total', 'result="invalid"');
+    let fail = false;
+    client('p-long', { fail: () => fail, error: `compile failed: ${'x'.repeat(20 * 1024)}` });
+    const first = await answered('p-long');
+    fail = true;
+    registry.change();
+    const i = await waitFor('the NACK', () => {
+      const x = conn('p-long');
+      return x?.nacked && x.nacked.nonce === x.sent?.nonce ? x : null;
+    });
+    expect(i.id, 'the same stream').to.equal(first.id);
+    expect(i.nacked!.error).to.have.length(MAX_ACK_ERROR_CHARS);
+    expect(await counter('weft_weftd_xds_acks_total', 'result="invalid"')).to.equal(invalid);
+  });
+
+  it("an answer naming another stream's push of the same pod, or a repeated one, is stale", async () => {
+    const a = await rawStream('p-two');
+    const pushA = await firstPush(a);
+    const b = await rawStream('p-two');
+    const pushB = await firstPush(b);
+    const streamA = () => discovery.connectionOf(pushA.nonce!);
+    const stale = await counter('weft_weftd_xds_acks_total', 'result="stale"');
+    const ack = { type: 'ack', kind: 'sidecar', namespace: 'ns', pod: 'p-two' } as const;
+    b.socket.write(encodeProxyMessage({ ...ack, version: pushA.version, nonce: pushA.nonce! }));
+    await waitFor('the stale count', async () =>
+      (await counter('weft_weftd_xds_acks_total', 'result="stale"')) === stale + 1 ? true : null,
+    );
+    expect(streamA()!.acked, "stream A's push stays unanswered").to.equal(null);
+    // a NACK repeated on its own stream counts once
+    const nack = { ...ack, version: pushB.version, nonce: pushB.nonce!, error: 'no' };
+    b.socket.write(encodeProxyMessage(nack) + encodeProxyMessage(nack) + encodeProxyMessage(nack));
+    await waitFor('the repeats counted stale', async () =>
+      (await counter('weft_weftd_xds_acks_total', 'result="stale"')) === stale + 3 ? true : null,
+    );
+    expect(discovery.connectionOf(pushB.nonce!)!.nacked!.nonce).to.equal(pushB.nonce);
+    a.socket.destroy();
+    b.socket.destroy();
+  });
+
+  it('closes an upgrade whose review does not end in time, and a refused one whose client never closes', async () => {
+    /** Sends an upgrade request and never ends its side; resolves with how long weftd kept its side open. */
+    const open = async (token: string, extra = '') => {
+      const accepted = new Promise<TLSSocket>((r) => server.once('secureConnection', r));
+      const socket = halfOpen(port(), caPem);
+      socket.on('error', () => undefined);
+      const ours = await accepted;
+      const t0 = performance.now();
+      socket.write(
+        `GET ${discoveryQuery({ kind: 'sidecar', namespace: 'ns', pod: 'p-hold', acks: true })} HTTP/1.1\r\n` +
+          `Host: weftd\r\nAuthorization: Bearer ${token}\r\nConnection: Upgrade\r\nUpgrade: ${DISCOVERY_UPGRADE}\r\n\r\n${extra}`,
+      );
+      // weftd's socket closing (not the client's 'end': a half-closed socket still counts)
+      await new Promise((r) => ours.once('close', r));
+      socket.destroy();
+      return performance.now() - t0;
+    };
+    // a stuck review: the stream is never opened, the socket is closed after upgradeOpenMs
+    expect(await open(SLOW_TOKEN)).to.be.within(UPGRADE_OPEN_MS - 50, UPGRADE_OPEN_MS + 2_000);
+    // refused (bad token), bytes left unread and the client's side never ended: closed after its answer
+    expect(await open('nope', 'some bytes weftd never reads')).to.be.below(UPGRADE_OPEN_MS);
+    expect(conn('p-hold')).to.equal(undefined);
+  });
+
   it('refusals before the stream opens are HTTP answers: 401 bad token, 400 another protocol', async () => {
     const failed = async (p: Promise<RawStream>) =>
       await p.then(
@@ -296,8 +384,8 @@ describe('weftd discovery streams carry their ACKs (upgrade, one connection per 
     expect(conn('p-x')).to.equal(undefined);
   });
 
-  it('closing weftd closes its upgraded streams (the HTTP server no longer counts them)', async () => {
-    const other = weftd();
+  it('closing weftd closes its upgraded streams and the ones still opening (the HTTP server no longer counts them)', async () => {
+    const other = weftd(60_000); // a review in flight is closed by close(), not by this timer
     const now = new Date();
     const ca = createCA({ commonName: 'test2', ttlMs: 3600_000, now });
     const leaf = issueServing(ca, { commonName: 'weftd', dnsNames: ['127.0.0.1'], ttlMs: 3600_000, now });
@@ -306,25 +394,28 @@ describe('weftd discovery streams carry their ACKs (upgrade, one connection per 
       other,
     );
     await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-    const socket = await new Promise<Duplex>((resolve, reject) => {
-      const req = request({
-        host: '127.0.0.1',
-        port: (srv.address() as AddressInfo).port,
-        ca: ca.certPem,
-        path: discoveryQuery({ kind: 'sidecar', namespace: 'ns', pod: 'p-close', acks: true }),
-        headers: { authorization: 'Bearer tok-a', connection: 'Upgrade', upgrade: DISCOVERY_UPGRADE },
-        agent: false,
-      });
-      req
-        .on('error', reject)
-        .on('upgrade', (_r, s: Duplex) => resolve(s))
-        .end();
-    });
-    socket.on('error', () => undefined);
-    socket.resume(); // a proxy that never closes its side
-    const closed = new Promise<void>((r) => socket.once('close', () => r()));
+    // clients that never end their side (half-open allowed): only weftd can close these
+    const connect = async (token: string) => {
+      const socket = halfOpen((srv.address() as AddressInfo).port, ca.certPem);
+      socket.on('error', () => undefined);
+      let got = '';
+      socket.on('data', (c: Buffer) => (got += c.toString()));
+      await new Promise((r) => socket.once('secureConnect', r));
+      socket.write(
+        `GET ${discoveryQuery({ kind: 'sidecar', namespace: 'ns', pod: `p-close-${token}`, acks: true })} HTTP/1.1\r\n` +
+          `Host: weftd\r\nAuthorization: Bearer ${token}\r\nConnection: Upgrade\r\nUpgrade: ${DISCOVERY_UPGRADE}\r\n\r\n`,
+      );
+      const closed = new Promise<void>((r) => socket.once('end', r).once('close', r));
+      return { closed, got: () => got };
+    };
+    const streaming = await connect('tok-a');
+    await waitFor('the stream open', () => (streaming.got().includes('"type":"config"') ? true : null));
+    const reviewing = await connect(SLOW_TOKEN);
+    await new Promise((r) => setTimeout(r, 50));
     other.close();
+    const t0 = performance.now();
     await new Promise((r) => srv.close(r)); // no closeAllConnections: close() alone must finish
-    await closed;
+    await Promise.all([streaming.closed, reviewing.closed]);
+    expect(performance.now() - t0).to.be.below(5_000);
   });
 });
