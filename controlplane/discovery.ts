@@ -316,7 +316,7 @@ export function sendError(res: ServerResponse, err: unknown): void {
  * The same answer on a socket the HTTP server let go of (an upgrade request weftd refuses), then
  * the connection closed: a client that asked to upgrade reads an ordinary HTTP error.
  */
-export function sendErrorOnSocket(socket: Duplex, err: unknown): void {
+function sendErrorOnSocket(socket: Duplex, err: unknown): void {
   if (socket.destroyed || socket.writableEnded) return;
   const { status, headers, body } = errorAnswer(err);
   const head = [`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}`];
@@ -389,8 +389,6 @@ export class DiscoveryService {
   private readonly onDemandBudgets = new Map<string, OnDemandBudget>();
   /** The stream each kept ACK connection answers for, newest (weak: gone with the socket). */
   private readonly ackSocketOwners = new WeakMap<Socket, Connection>();
-  /** Upgraded sockets whose stream is open (weak: gone with the socket). */
-  private readonly streamOf = new WeakMap<Duplex, Connection>();
   /** Every upgraded socket not yet closed, streams or not yet (close() ends them: the HTTP server does not). */
   private readonly upgraded = new Set<Duplex>();
   private closed = false;
@@ -471,6 +469,7 @@ export class DiscoveryService {
     this.upgraded.add(socket);
     const opening = setTimeout(() => socket.destroy(), this.opts.upgradeOpenMs ?? UPGRADE_OPEN_MS);
     opening.unref();
+    let opened = false; // the 101 is written: past it, a failure closes the stream, no HTTP answer
     socket.once('close', () => {
       clearTimeout(opening);
       this.upgraded.delete(socket);
@@ -483,7 +482,18 @@ export class DiscoveryService {
         : url.pathname === DISCOVERY_PATH &&
             req.method === 'GET' &&
             upgrade.toLowerCase() === DISCOVERY_UPGRADE
-          ? this.discovery(req, { socket, head, opened: () => clearTimeout(opening) }, url)
+          ? this.discovery(
+              req,
+              {
+                socket,
+                head,
+                opened: () => {
+                  opened = true;
+                  clearTimeout(opening);
+                },
+              },
+              url,
+            )
           : Promise.reject(
               new WeftError(
                 'WEFT_DISCOVERY_REQUEST_INVALID',
@@ -494,7 +504,7 @@ export class DiscoveryService {
     route.catch((err: unknown) => {
       if (!isWeftError(err) || (STATUS[err.code] ?? 500) >= 500)
         this.opts.log.warn('Request failed', { path: url?.pathname, error: errorMessage(err) });
-      if (this.streamOf.has(socket)) socket.destroy();
+      if (opened) socket.destroy();
       else sendErrorOnSocket(socket, err);
     });
   };
@@ -577,7 +587,6 @@ export class DiscoveryService {
         `HTTP/1.1 101 Switching Protocols\r\nconnection: Upgrade\r\nupgrade: ${DISCOVERY_UPGRADE}\r\ncontent-type: ${DISCOVERY_CONTENT_TYPE}\r\n\r\n`,
       );
       via.opened();
-      this.streamOf.set(via.socket, conn);
       this.readAnswers(conn, identity, via.socket, via.head);
     }
     this.connections.set(info.id, conn);

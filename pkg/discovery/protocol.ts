@@ -375,14 +375,7 @@ export function encodeProxyMessage(m: ProxyMessage): string {
 
 /** One line of a proxy's answers: JSON, `type: ack`, and an AckRequest parseAck accepts. */
 export function parseProxyMessage(line: string): ProxyMessage {
-  let m: unknown;
-  try {
-    m = JSON.parse(line);
-  } catch (err) {
-    throw new WeftError('WEFT_DISCOVERY_ACK_INVALID', `a line is not JSON: ${line.slice(0, 80)}`, {
-      cause: err,
-    });
-  }
+  const m = jsonLine(line, 'WEFT_DISCOVERY_ACK_INVALID');
   const type = (m as { type?: unknown } | null)?.type;
   if (type !== 'ack')
     throw new WeftError(
@@ -392,15 +385,17 @@ export function parseProxyMessage(line: string): ProxyMessage {
   return { type, ...parseAck(m) };
 }
 
-function parseMessage(line: string): DiscoveryMessage {
-  let m: unknown;
+/** One NDJSON line parsed; not JSON is a WeftError with `code`. */
+function jsonLine(line: string, code: ErrorCode): unknown {
   try {
-    m = JSON.parse(line);
+    return JSON.parse(line) as unknown;
   } catch (err) {
-    throw new WeftError('WEFT_DISCOVERY_STREAM_INVALID', `a line is not JSON: ${line.slice(0, 80)}`, {
-      cause: err,
-    });
+    throw new WeftError(code, `a line is not JSON: ${line.slice(0, 80)}`, { cause: err });
   }
+}
+
+function parseMessage(line: string): DiscoveryMessage {
+  const m = jsonLine(line, 'WEFT_DISCOVERY_STREAM_INVALID');
   const type = (m as { type?: unknown } | null)?.type;
   if (type === 'ping') return { type: 'ping' };
   if (type === 'config') {

@@ -5,7 +5,7 @@
  * stream is authenticated as `identity`.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:https';
+import type { Server } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -13,6 +13,7 @@ import { ConfigGenerator } from '../../controlplane/configgen.js';
 import { DiscoveryService } from '../../controlplane/discovery.js';
 import { DEFAULT_MESH } from '../../controlplane/flags.js';
 import { createWeftdMetrics, type WeftdMetrics } from '../../controlplane/metrics.js';
+import { createDiscoveryServer } from '../../controlplane/weftd.js';
 import type { KubeRegistry } from '../../controlplane/registry.js';
 import { createCA, issueServing } from '../../pkg/certs/index.js';
 import type { Logger } from '../../pkg/log/index.js';
@@ -61,8 +62,11 @@ export async function startDiscoveryServer(opts: {
     debounce: { afterMs: 0, maxMs: 0 },
     pingIntervalMs: 60_000,
   });
-  const server = createServer({ cert: leaf.certPem, key: leaf.keyPem }, discovery.handle);
-  server.on('upgrade', discovery.upgrade);
+  // the server weftd runs (its upgrade listener and timeouts)
+  const server = createDiscoveryServer(
+    { cert: Buffer.from(leaf.certPem), key: Buffer.from(leaf.keyPem) },
+    discovery,
+  );
   const sockets = new Set<Socket>();
   server.on('secureConnection', (socket: Socket) => {
     sockets.add(socket);

@@ -37,6 +37,7 @@ import { WeftError } from '../../../pkg/errors/index.js';
 import { createLogger } from '../../../pkg/log/index.js';
 import { DiscoveryClient } from '../../../proxy/discovery/client.js';
 import { oneServiceAt, SnapshotRegistry } from '../../support/snapshot-registry.js';
+import { metricValue } from '../../support/metrics.js';
 import { waitFor } from '../../support/wait.js';
 
 const log = createLogger('test', { silent: true });
@@ -151,11 +152,7 @@ describe('weftd discovery streams carry their ACKs (upgrade, one connection per 
       const i = conn(pod);
       return i?.sent && (i.acked?.nonce === i.sent.nonce || i.nacked?.nonce === i.sent.nonce) ? i : null;
     });
-  const counter = async (name: string, labels: string): Promise<number> => {
-    const text = await metrics.registry.getSingleMetricAsString(name);
-    const m = new RegExp(`^${name}\\{${labels}\\} (\\d+)$`, 'm').exec(text);
-    return m ? Number(m[1]) : 0;
-  };
+  const counter = (name: string, labels: string): Promise<number> => metricValue(metrics, name, labels);
 
   /** Opens an upgraded stream by hand; rejects with the HTTP status when weftd refuses it. */
   function rawStream(pod: string, token = 'tok-a', upgrade = DISCOVERY_UPGRADE): Promise<RawStream> {

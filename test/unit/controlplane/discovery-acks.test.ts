@@ -27,6 +27,7 @@ import { createLogger } from '../../../pkg/log/index.js';
 import type { ProxyConfig } from '../../../pkg/proxyconfig/types.js';
 import { AckSender, attemptOf } from '../../../proxy/discovery/ack.js';
 import { DiscoveryClient } from '../../../proxy/discovery/client.js';
+import { metricValue } from '../../support/metrics.js';
 import { waitFor } from '../../support/wait.js';
 
 const log = createLogger('test', { silent: true });
@@ -105,11 +106,7 @@ describe('weftd ACK/NACK of pushes (real server and client on loopback)', functi
   }
 
   const conn = (pod: string) => discovery.list().find((c) => c.pod === pod);
-  const counter = async (name: string, labels: string): Promise<number> => {
-    const text = await metrics.registry.getSingleMetricAsString(name);
-    const m = new RegExp(`^${name}\\{${labels}\\} (\\d+)$`, 'm').exec(text);
-    return m ? Number(m[1]) : 0;
-  };
+  const counter = (name: string, labels: string): Promise<number> => metricValue(metrics, name, labels);
 
   function post(
     body: string | Buffer,

@@ -30,6 +30,7 @@ import {
 import { createLogger } from '../../../pkg/log/index.js';
 import type { ProxyConfig } from '../../../pkg/proxyconfig/types.js';
 import { DiscoveryClient } from '../../../proxy/discovery/client.js';
+import { metricValue } from '../../support/metrics.js';
 import { waitFor } from '../../support/wait.js';
 
 const log = createLogger('test', { silent: true });
@@ -164,11 +165,7 @@ describe('weftd delta pushes (real server and client on loopback)', function () 
       const current = i?.sent?.version === fresh(pod).version;
       return current && i?.acked && i.acked.nonce === i.sent?.nonce ? i : null;
     });
-  const counter = async (name: string, labels: string): Promise<number> => {
-    const text = await metrics.registry.getSingleMetricAsString(name);
-    const m = new RegExp(`^${name}\\{${labels}\\} (\\d+)$`, 'm').exec(text);
-    return m ? Number(m[1]) : 0;
-  };
+  const counter = (name: string, labels: string): Promise<number> => metricValue(metrics, name, labels);
 
   it('one VirtualService change sends one virtual host; the proxy then runs exactly the full config', async () => {
     const wire = raw('p-wire');

@@ -8,7 +8,7 @@
 import { expect } from 'chai';
 import { request } from 'node:https';
 import { connect as tcpConnect, type AddressInfo, type Server, type Socket } from 'node:net';
-import type { Duplex } from 'node:stream';
+import type { Duplex, Readable } from 'node:stream';
 import { connect as tlsConnect } from 'node:tls';
 import type { Identity } from '../../../controlplane/auth.js';
 import { ConfigGenerator } from '../../../controlplane/configgen.js';
@@ -166,43 +166,41 @@ describe('weftd request timeouts', function () {
     expect(got).to.match(/^HTTP\/1\.1 408 Request Timeout/);
   });
 
-  it('keeps a discovery stream open well past the request timeout', async () => {
-    const messages: DiscoveryMessage[] = [];
-    const decoder = new MessageDecoder();
-    const req = request({
+  const streamRequest = (pod: string, headers: Record<string, string> = {}) =>
+    request({
       host: '127.0.0.1',
       servername: 'weftd.test',
       port: httpsPort,
       ca: ca.certPem,
-      path: discoveryQuery({ kind: 'sidecar', namespace: 'ns', pod: 'client-1' }),
-      headers: { authorization: 'Bearer good' },
+      path: discoveryQuery({ kind: 'sidecar', namespace: 'ns', pod, acks: true }),
+      headers: { authorization: 'Bearer good', ...headers },
     });
+
+  /** Pings every 100 ms: ten of them span 2.5 request timeouts; rejects if the stream closes first. */
+  const tenPings = (stream: Readable): Promise<void> => {
+    const messages: DiscoveryMessage[] = [];
+    const decoder = new MessageDecoder();
+    return new Promise<void>((resolve, reject) => {
+      stream.on('data', (chunk: Buffer) => {
+        messages.push(...decoder.push(chunk));
+        if (messages.filter((m) => m.type === 'ping').length >= 10) resolve();
+      });
+      stream.once('close', () => reject(new Error(`stream closed after ${messages.length} messages`)));
+    });
+  };
+
+  it('keeps a discovery stream open well past the request timeout', async () => {
+    const req = streamRequest('client-1');
     const res = await new Promise<import('node:http').IncomingMessage>((resolve, reject) => {
       req.once('response', resolve).once('error', reject).end();
     });
     expect(res.statusCode).to.equal(200);
-    // Pings every 100 ms: ten of them span 2.5 request timeouts.
-    await new Promise<void>((resolve, reject) => {
-      res.on('data', (chunk: Buffer) => {
-        messages.push(...decoder.push(chunk));
-        if (messages.filter((m) => m.type === 'ping').length >= 10) resolve();
-      });
-      res.once('close', () => reject(new Error(`stream closed after ${messages.length} messages`)));
-    });
+    await tenPings(res);
     req.destroy();
   });
 
   it('keeps an upgraded discovery stream (ACKs on its connection) open well past the request timeout', async () => {
-    const messages: DiscoveryMessage[] = [];
-    const decoder = new MessageDecoder();
-    const req = request({
-      host: '127.0.0.1',
-      servername: 'weftd.test',
-      port: httpsPort,
-      ca: ca.certPem,
-      path: discoveryQuery({ kind: 'sidecar', namespace: 'ns', pod: 'client-2', acks: true }),
-      headers: { authorization: 'Bearer good', connection: 'Upgrade', upgrade: DISCOVERY_UPGRADE },
-    });
+    const req = streamRequest('client-2', { connection: 'Upgrade', upgrade: DISCOVERY_UPGRADE });
     const socket = await new Promise<Duplex>((resolve, reject) => {
       req.once('upgrade', (_res, s: Duplex, head: Buffer) => {
         if (head.length > 0) s.unshift(head);
@@ -212,13 +210,7 @@ describe('weftd request timeouts', function () {
       req.once('error', reject).end();
     });
     // the HTTP server let go of an upgraded socket: its request and keep-alive timeouts no longer apply
-    await new Promise<void>((resolve, reject) => {
-      socket.on('data', (chunk: Buffer) => {
-        messages.push(...decoder.push(chunk));
-        if (messages.filter((m) => m.type === 'ping').length >= 10) resolve();
-      });
-      socket.once('close', () => reject(new Error(`stream closed after ${messages.length} messages`)));
-    });
+    await tenPings(socket);
     socket.destroy();
   });
 });
